@@ -1,0 +1,198 @@
+//! The workload spec, `paved.yaml`: parsing and validation.
+//!
+//! Validation happens while deserialising: every field has a type whose
+//! `Deserialize` checks it, so an error carries the line and column where the
+//! bad value stands, and unknown fields are rejected the same way. The few
+//! rules that relate two fields are checked afterwards and pointed at the
+//! second field's line.
+//!
+//! ```yaml
+//! name: hello                  # DNS label: a-z, 0-9, '-', at most 63
+//! command: ["hello", "--x"]    # or artifact: ./bin/hello (exactly one)
+//! port: 8080                   # the port it listens on; the local runtime
+//!                              # assigns its own and passes it in $PORT
+//! health:
+//!   path: /healthz             # HTTP GET, 2xx means healthy
+//!   period: 1s
+//!   timeout: 1s
+//!   failure_threshold: 3
+//!   startup_timeout: 30s
+//! env:
+//!   HELLO_VERSION: v1
+//! replicas: 1
+//! ```
+
+mod types;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::{collections::BTreeMap, time::Duration};
+
+pub use types::{EnvName, Name};
+use types::{Command, DurationStr, HttpPath, Port, Replicas, Threshold};
+
+/// A validated workload spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadSpec {
+    pub name: String,
+    pub run: Run,
+    pub port: u16,
+    pub health: HealthCheck,
+    pub env: BTreeMap<String, String>,
+    pub replicas: u32,
+}
+
+/// What the runtime starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Run {
+    /// Program and arguments; a bare program name is looked up on `PATH`.
+    Command(Vec<String>),
+    /// Path of an executable, relative to the spec's directory.
+    Artifact(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(with = "millis")]
+    pub period: Duration,
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+    #[serde(with = "millis")]
+    pub startup_timeout: Duration,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            path: "/healthz".into(),
+            period: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            failure_threshold: 3,
+            startup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+mod millis {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+/// A spec error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending field, e.g. `health.path`; empty for the document.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: Name,
+    command: Option<Command>,
+    artifact: Option<String>,
+    port: Option<Port>,
+    health: Option<RawHealth>,
+    #[serde(default)]
+    env: BTreeMap<EnvName, String>,
+    replicas: Option<Replicas>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    path: Option<HttpPath>,
+    period: Option<DurationStr>,
+    timeout: Option<DurationStr>,
+    failure_threshold: Option<Threshold>,
+    startup_timeout: Option<DurationStr>,
+}
+
+/// Parses and validates `text`, the content of `file`.
+pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
+    if text.trim().is_empty() {
+        return Err(error(file, 1, 1, "", "the spec is empty: it needs at least `name` and `command` or `artifact`"));
+    }
+    let raw: RawSpec = yaml_serde::from_str(text).map_err(|e| from_yaml(file, &e))?;
+    let run = match (raw.command, raw.artifact) {
+        (Some(command), None) => Run::Command(command.0),
+        (None, Some(artifact)) if !artifact.trim().is_empty() => Run::Artifact(artifact),
+        (None, Some(_)) => return Err(at_key(text, file, "artifact", "`artifact` must be a path")),
+        (None, None) => return Err(error(file, 1, 1, "command", "set `command` (program and arguments) or `artifact` (an executable)")),
+        (Some(_), Some(_)) => return Err(at_key(text, file, "artifact", "set either `command` or `artifact`, not both")),
+    };
+    let defaults = HealthCheck::default();
+    let health = match raw.health {
+        None => defaults,
+        Some(h) => HealthCheck {
+            path: h.path.map_or(defaults.path, |p| p.0),
+            period: h.period.map_or(defaults.period, |d| d.0),
+            timeout: h.timeout.map_or(defaults.timeout, |d| d.0),
+            failure_threshold: h.failure_threshold.map_or(defaults.failure_threshold, |t| t.0),
+            startup_timeout: h.startup_timeout.map_or(defaults.startup_timeout, |d| d.0),
+        },
+    };
+    if health.timeout > health.period {
+        return Err(at_key(text, file, "timeout", "`health.timeout` must not exceed `health.period`"));
+    }
+    Ok(WorkloadSpec {
+        name: raw.name.0,
+        run,
+        port: raw.port.map_or(8080, |p| p.0),
+        health,
+        env: raw.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
+        replicas: raw.replicas.map_or(1, |r| r.0),
+    })
+}
+
+impl WorkloadSpec {
+    /// `sha256:<hex>` of the spec's canonical JSON form: the same spec gives
+    /// the same digest whatever its YAML formatting.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+}
+
+fn error(file: &str, line: usize, column: usize, field: &str, message: impl Into<String>) -> SpecError {
+    SpecError { file: file.to_string(), line, column, field: field.to_string(), message: message.into() }
+}
+
+/// Points an error at the first line that sets `key` (at any depth).
+fn at_key(text: &str, file: &str, key: &str, message: &str) -> SpecError {
+    let needle = format!("{key}:");
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(&needle) {
+            return error(file, n + 1, line.len() - trimmed.len() + 1, key, message);
+        }
+    }
+    error(file, 1, 1, key, message)
+}
+
+fn from_yaml(file: &str, e: &yaml_serde::Error) -> SpecError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    // The message reads "<path>: <what> at line L column C"; keep the path as
+    // the field and drop the location, which we print in front.
+    let mut message = e.to_string();
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    let (field, message) = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (path.to_string(), rest.to_string()),
+        _ => (String::new(), message),
+    };
+    error(file, line, column, &field, message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+use super::*;
+
+const GOOD: &str = "name: hello
+command: [\"hello\", \"--flag\"]
+port: 8080
+health:
+  path: /healthz
+  period: 500ms
+  timeout: 200ms
+env:
+  HELLO_VERSION: v1
+replicas: 2
+";
+
+#[test]
+fn parses_a_full_spec() {
+    let spec = parse(GOOD, "paved.yaml").expect("valid spec");
+    assert_eq!(spec.name, "hello");
+    assert_eq!(spec.run, Run::Command(vec!["hello".into(), "--flag".into()]));
+    assert_eq!(spec.health.period, Duration::from_millis(500));
+    assert_eq!(spec.health.failure_threshold, 3);
+    assert_eq!(spec.env["HELLO_VERSION"], "v1");
+    assert_eq!(spec.replicas, 2);
+}
+
+#[test]
+fn digest_ignores_formatting_but_not_content() {
+    let a = parse(GOOD, "a").expect("valid").digest();
+    let reformatted = GOOD.replace("[\"hello\", \"--flag\"]", "\n  - hello\n  - --flag");
+    assert_eq!(parse(&reformatted, "b").expect("valid").digest(), a);
+    let changed = GOOD.replace("v1", "v2");
+    assert_ne!(parse(&changed, "c").expect("valid").digest(), a);
+    assert!(a.starts_with("sha256:") && a.len() == 71);
+}
+
+fn err(text: &str) -> SpecError {
+    parse(text, "dir/paved.yaml").expect_err("spec should be rejected")
+}
+
+#[test]
+fn unknown_field_is_located() {
+    let e = err("name: hello\ncommand: [x]\nhealth:\n  pth: /x\n");
+    assert_eq!((e.line, e.column), (4, 3), "{e}");
+    assert!(e.message.contains("unknown field `pth`"), "{e}");
+    assert_eq!(e.field, "health");
+    assert!(e.to_string().starts_with("dir/paved.yaml:4:3: "), "{e}");
+}
+
+#[test]
+fn bad_values_are_located() {
+    let e = err("name: Hello_World\ncommand: [x]\n");
+    assert_eq!((e.line, e.column, e.field.as_str()), (1, 7, "name"), "{e}");
+    let e = err("name: a\ncommand: [x]\nport: 70000\n");
+    assert_eq!(e.line, 3, "{e}");
+    let e = err("name: a\ncommand: [x]\nport: 0\n");
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.message.contains("between 1 and 65535"), "{e}");
+    let e = err("name: a\ncommand: [x]\nhealth:\n  period: 10parsecs\n");
+    assert_eq!((e.line, e.field.as_str()), (4, "health.period"), "{e}");
+    let e = err("name: a\ncommand: [x]\nenv:\n  PORT: \"1\"\n");
+    assert_eq!(e.line, 4, "{e}");
+    let e = err("name: a\ncommand: []\n");
+    assert_eq!(e.line, 2, "{e}");
+    let e = err("name: a\ncommand: [x]\nreplicas: 0\n");
+    assert_eq!(e.line, 3, "{e}");
+}
+
+#[test]
+fn cross_field_rules() {
+    let e = err("name: a\ncommand: [x]\nartifact: ./x\n");
+    assert_eq!((e.line, e.column), (3, 1), "{e}");
+    let e = err("name: a\n");
+    assert!(e.message.contains("`command`"), "{e}");
+    let e = err("name: a\ncommand: [x]\nhealth:\n  period: 1s\n  timeout: 2s\n");
+    assert_eq!(e.line, 5, "{e}");
+}
+
+#[test]
+fn malformed_yaml_is_located() {
+    let e = err("name: a\ncommand: [x\n");
+    assert!(e.line >= 2, "{e}");
+    let e = err("");
+    assert!(e.message.contains("empty"), "{e}");
+    let e = err("- just\n- a list\n");
+    assert_eq!(e.line, 1, "{e}");
+}

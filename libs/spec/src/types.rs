@@ -1,0 +1,152 @@
+//! Field types that validate themselves while being deserialised. The check
+//! runs inside the visitor, so the YAML deserialiser attaches the line and
+//! column of the offending value to the error.
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{Error, SeqAccess, Visitor},
+};
+use std::{fmt, time::Duration};
+
+/// Visits a string and checks it.
+struct Str<F>(F, &'static str);
+
+impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Str<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_str<E: Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
+/// Visits a non-negative integer and checks it.
+struct Uint<F>(F, &'static str);
+
+impl<'de, T, F: FnOnce(u64) -> Result<T, String>> Visitor<'de> for Uint<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_u64<E: Error>(self, v: u64) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+    fn visit_i64<E: Error>(self, v: i64) -> Result<T, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!("{} must not be negative, got {v}", self.1))),
+        }
+    }
+}
+
+macro_rules! string_type {
+    ($name:ident, $expecting:literal, $check:expr) => {
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+        pub struct $name(pub String);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                d.deserialize_str(Str(|s: &str| check(s).map(|()| Self(s.to_string())), $expecting))
+            }
+        }
+    };
+}
+
+macro_rules! range_type {
+    ($name:ident, $inner:ty, $what:literal, $min:expr, $max:expr) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub $inner);
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_u64(Uint(
+                    |v: u64| match <$inner>::try_from(v) {
+                        Ok(v) if ($min..=$max).contains(&v) => Ok(Self(v)),
+                        _ => Err(format!("{} must be between {} and {}, got {v}", $what, $min, $max)),
+                    },
+                    $what,
+                ))
+            }
+        }
+    };
+}
+
+string_type!(Name, "a workload name", |s| {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok { Ok(()) } else { Err(format!("invalid name {s:?}: use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'")) }
+});
+
+string_type!(EnvName, "an environment variable name", |s| {
+    let ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Err(format!("invalid environment variable name {s:?}: use letters, digits and '_', not starting with a digit"));
+    }
+    if s == "PORT" {
+        return Err("PORT is set by the runtime and cannot be overridden".to_string());
+    }
+    Ok(())
+});
+
+string_type!(HttpPath, "an HTTP path", |p| if p.starts_with('/') { Ok(()) } else { Err(format!("health path {p:?} must start with '/'")) });
+
+range_type!(Port, u16, "port", 1, 65535);
+range_type!(Replicas, u32, "replicas", 1, 64);
+range_type!(Threshold, u32, "failure_threshold", 1, 100);
+
+/// Program and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Command;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list: program, then arguments")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
+                let mut out = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    out.push(arg);
+                }
+                match out.first() {
+                    Some(p) if !p.trim().is_empty() => Ok(Command(out)),
+                    _ => Err(A::Error::custom("`command` must name a program")),
+                }
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A duration written as `500ms`, `2s` or `1m`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationStr(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(Str(|s: &str| parse_duration(s).map(DurationStr), "a duration such as 500ms, 2s or 1m"))
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 2s or 1m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("invalid duration {s:?}: the unit must be ms, s or m")),
+    };
+    if d.is_zero() || d > Duration::from_secs(3600) {
+        return Err(format!("duration {s:?} must be more than 0 and at most 1h"));
+    }
+    Ok(d)
+}

@@ -1,0 +1,95 @@
+//! The event stream: how Paved's services publish facts and consume each
+//! other's, with at-least-once delivery.
+//!
+//! # Layout
+//! - [`EventStream`] is the contract: publish, consumer groups, read, explicit
+//!   ack, and claiming the pending entries of a consumer that died. Two backends
+//!   implement it: [`redis::RedisStream`] (Redis Streams, production) and
+//!   [`embedded::EmbeddedStream`] (a SQLite file, for `paved up`). The contract
+//!   tests in `tests/contract.rs` run against both.
+//! - [`outbox`] is the transactional outbox: a service writes its events in the
+//!   same database transaction as its state change, and a [`outbox::Relay`]
+//!   publishes them afterwards, so a crash can delay an event but never lose it.
+//! - [`consumer`] runs a consumer group loop and hands decoded envelopes to a
+//!   handler; handlers must be idempotent by event id because delivery is
+//!   at-least-once.
+//! - [`event`] builds envelopes.
+
+pub mod consumer;
+pub mod embedded;
+pub mod event;
+pub mod outbox;
+pub mod redis;
+
+use async_trait::async_trait;
+use std::{sync::Arc, time::Duration};
+
+pub use paved_proto::events::v1::Envelope;
+
+/// One stream per producing service: `paved.events.<service>`.
+pub fn stream_name(service: &str) -> String {
+    format!("paved.events.{service}")
+}
+
+/// The services that publish events, in the order their streams are listed.
+pub const PRODUCERS: &[&str] = &["provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
+
+/// An entry handed to a consumer. It stays pending for the group until acked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Backend-specific id, ordered within a stream.
+    pub id: String,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("embedded stream database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("malformed stream entry {id}: {reason}")]
+    Malformed { id: String, reason: String },
+}
+
+/// The contract both backends keep:
+/// - entries of a stream are delivered to a group in publish order;
+/// - every entry is delivered to one consumer of each group at least once;
+/// - an entry stays pending until [`EventStream::ack`]; pending entries idle
+///   longer than `min_idle` can be taken over with [`EventStream::claim_stale`];
+/// - a stream keeps about `max_len` entries (older ones are trimmed).
+#[async_trait]
+pub trait EventStream: Send + Sync + 'static {
+    /// Appends an entry and returns its id.
+    async fn publish(&self, stream: &str, payload: &[u8]) -> Result<String, StreamError>;
+    /// Creates the group if missing; a new group starts at the beginning of the stream.
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError>;
+    /// Delivers up to `count` entries never delivered to the group, waiting up
+    /// to `block` for the first one.
+    async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, StreamError>;
+    async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), StreamError>;
+    /// Transfers to `consumer` up to `count` entries pending in the group for
+    /// at least `min_idle`, as a crashed consumer leaves them, and returns them.
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, StreamError>;
+    /// Ids of the group's entries delivered but not yet acked.
+    async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError>;
+}
+
+pub type SharedStream = Arc<dyn EventStream>;
+
+/// Default retention: entries kept per stream.
+pub const DEFAULT_MAX_LEN: u64 = 100_000;

@@ -1,0 +1,131 @@
+//! The transactional outbox. A service calls [`enqueue`] inside the database
+//! transaction that changes its state; once that commits, the [`Relay`]
+//! publishes the rows in order and deletes them. A crash before the publish
+//! delays the event; a crash after the publish but before the delete publishes
+//! it again, which consumers absorb by deduplicating on the event id.
+
+use crate::{Envelope, SharedStream, StreamError, event};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table}};
+use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const TABLE: &str = "outbox";
+const BATCH: u64 = 256;
+
+/// The outbox table, included in the migrator of every service that publishes.
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261123_000000_create_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new(TABLE))
+                    .if_not_exists()
+                    .col(ColumnDef::new(Alias::new("id")).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Alias::new("stream")).string().not_null())
+                    .col(ColumnDef::new(Alias::new("payload")).blob().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(Alias::new(TABLE)).to_owned()).await
+    }
+}
+
+/// Writes `envelope` for `stream` through `conn`, which should be the
+/// transaction of the state change the event describes.
+pub async fn enqueue<C: ConnectionTrait>(conn: &C, stream: &str, envelope: &Envelope) -> Result<(), DbErr> {
+    let insert = Query::insert()
+        .into_table(Alias::new(TABLE))
+        .columns([Alias::new("stream"), Alias::new("payload")])
+        .values_panic([stream.into(), event::encode(envelope).into()])
+        .to_owned();
+    conn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Publishes committed outbox rows to the event stream.
+#[derive(Clone)]
+pub struct Relay {
+    db: DatabaseConnection,
+    stream: SharedStream,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(db: DatabaseConnection, stream: SharedStream) -> Self {
+        Self { db, stream, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Call after committing a transaction that enqueued events, so they go
+    /// out now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publishes up to one batch, oldest first; returns how many rows went out.
+    pub async fn relay_once(&self) -> Result<usize, StreamError> {
+        let select = Query::select()
+            .columns([Alias::new("id"), Alias::new("stream"), Alias::new("payload")])
+            .from(Alias::new(TABLE))
+            .order_by(Alias::new("id"), Order::Asc)
+            .limit(BATCH)
+            .to_owned();
+        let rows = self.db.query_all(&select).await?;
+        let mut last = None;
+        for row in &rows {
+            let id: i64 = row.try_get("", "id")?;
+            let stream: String = row.try_get("", "stream")?;
+            let payload: Vec<u8> = row.try_get("", "payload")?;
+            self.stream.publish(&stream, &payload).await?;
+            last = Some(id);
+        }
+        if let Some(last) = last {
+            let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).lte(last)).to_owned();
+            self.db.execute(&delete).await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Relays until `shutdown`, retrying with backoff when the database or the
+    /// stream is unreachable and reporting that through `healthy`.
+    pub async fn run(self, healthy: crate::consumer::StatusFn, shutdown: CancellationToken) {
+        let mut backoff = crate::consumer::Backoff::default();
+        loop {
+            match self.relay_once().await {
+                Ok(n) => {
+                    healthy(true);
+                    backoff.reset();
+                    if n as u64 == BATCH {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(e) => {
+                    healthy(false);
+                    tracing::warn!(error = %e, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = backoff.wait() => {}
+                    }
+                }
+            }
+        }
+    }
+}

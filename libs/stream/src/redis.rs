@@ -1,0 +1,203 @@
+//! Redis Streams backend: XADD with approximate MAXLEN, XREADGROUP, XACK and
+//! XAUTOCLAIM.
+
+use crate::{Delivery, EventStream, StreamError};
+use async_trait::async_trait;
+use redis::{AsyncConnectionConfig, Client, Value, aio::ConnectionManager, aio::MultiplexedConnection};
+use std::{collections::HashMap, time::Duration};
+use tokio::sync::Mutex;
+
+/// Field under which an entry's payload is stored.
+const FIELD: &str = "e";
+
+pub struct RedisStream {
+    client: Client,
+    /// Shared, reconnecting connection for non-blocking commands.
+    conn: ConnectionManager,
+    /// Blocking reads get a connection of their own per (stream, consumer):
+    /// Redis serves one connection's commands in order, so an XREADGROUP BLOCK
+    /// on the shared connection would stall every publish behind it.
+    readers: Mutex<HashMap<(String, String), MultiplexedConnection>>,
+    max_len: u64,
+}
+
+impl RedisStream {
+    pub async fn connect(url: &str, max_len: u64) -> Result<Self, StreamError> {
+        let client = Client::open(url)?;
+        let conn = ConnectionManager::new(client.clone()).await?;
+        Ok(Self { client, conn, readers: Mutex::new(HashMap::new()), max_len })
+    }
+
+    async fn reader(&self, stream: &str, consumer: &str, block: Duration) -> Result<MultiplexedConnection, StreamError> {
+        let key = (stream.to_string(), consumer.to_string());
+        let mut readers = self.readers.lock().await;
+        if let Some(conn) = readers.get(&key) {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(block + Duration::from_secs(5)));
+        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        readers.insert(key, conn.clone());
+        Ok(conn)
+    }
+
+    async fn forget_reader(&self, stream: &str, consumer: &str) {
+        self.readers.lock().await.remove(&(stream.to_string(), consumer.to_string()));
+    }
+}
+
+#[async_trait]
+impl EventStream for RedisStream {
+    async fn publish(&self, stream: &str, payload: &[u8]) -> Result<String, StreamError> {
+        let mut conn = self.conn.clone();
+        let id: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg(FIELD)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await?;
+        Ok(id)
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError> {
+        let mut conn = self.conn.clone();
+        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    async fn read(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, StreamError> {
+        let mut conn = self.reader(stream, consumer, block).await?;
+        let reply: Result<Value, _> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await;
+        let reply = match reply {
+            Ok(v) => v,
+            Err(e) => {
+                // A broken dedicated connection is not retried by redis-rs; drop it.
+                self.forget_reader(stream, consumer).await;
+                return Err(e.into());
+            }
+        };
+        // Nil on timeout; else [[stream, [[id, [field, value, ...]], ...]]].
+        let Value::Array(streams) = reply else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for s in streams {
+            let Value::Array(mut parts) = s else { continue };
+            if parts.len() == 2 {
+                out.extend(parse_entries(parts.remove(1))?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), StreamError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(ids).query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, StreamError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("XAUTOCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        // [next-start, [[id, fields], ...], [deleted ids]]
+        let Value::Array(mut parts) = reply else { return Ok(Vec::new()) };
+        if parts.len() < 2 {
+            return Ok(Vec::new());
+        }
+        parse_entries(parts.remove(1))
+    }
+
+    async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.into_iter().map(|(id, ..)| id).collect())
+    }
+}
+
+/// Parses `[[id, [field, value, ...]], ...]`. Entries trimmed while pending come
+/// back with nil fields; they carry no payload and are skipped.
+fn parse_entries(value: Value) -> Result<Vec<Delivery>, StreamError> {
+    let Value::Array(entries) = value else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(mut pair) = entry else { continue };
+        if pair.len() != 2 {
+            continue;
+        }
+        let fields = pair.pop();
+        let id = match pair.pop() {
+            Some(Value::BulkString(id)) => String::from_utf8_lossy(&id).into_owned(),
+            Some(Value::SimpleString(id)) => id,
+            other => return Err(StreamError::Malformed { id: format!("{other:?}"), reason: "entry id is not a string".into() }),
+        };
+        let Some(Value::Array(fields)) = fields else { continue };
+        let mut payload = None;
+        for kv in fields.chunks(2) {
+            if let [Value::BulkString(k), Value::BulkString(v)] = kv
+                && k.as_slice() == FIELD.as_bytes()
+            {
+                payload = Some(v.clone());
+            }
+        }
+        // An entry without our field was not written by Paved: hand it on
+        // empty so the consumer dead-letters it instead of stalling on it.
+        out.push(Delivery { id, payload: payload.unwrap_or_default() });
+    }
+    Ok(out)
+}

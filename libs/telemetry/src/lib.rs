@@ -1,0 +1,101 @@
+//! Telemetry for every Paved process: tracing (pretty or JSON), OTLP trace
+//! export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, W3C trace-context
+//! propagation, and one Prometheus registry served on `/metrics`.
+//!
+//! The registry is process-wide (like a logger): in the embedded mode all five
+//! services share one process and one `/metrics`, and their series are told
+//! apart by labels.
+
+use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use std::sync::{LazyLock, Mutex};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+pub mod propagation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?}: expected pretty or json")),
+        }
+    }
+}
+
+/// Flushes buffered spans when dropped.
+pub struct Guard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("telemetry: flushing spans failed: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber. Filter from `RUST_LOG` (default `info`).
+/// Call once per process, before anything logs.
+pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Guard> {
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![Box::new(TraceContextPropagator::new())]));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn"));
+
+    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
+            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+        }
+        _ => None,
+    };
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string())));
+
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    match format {
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()?,
+        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true)).try_init()?,
+    }
+    Ok(Guard { provider })
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::with_prefix("paved")));
+
+/// Registers a metric in the process-wide registry.
+pub fn register(name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, metric);
+}
+
+/// The registry in the Prometheus text exposition format.
+pub fn encode_metrics() -> String {
+    let registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+/// Serves `GET /metrics` until `shutdown`.
+pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], encode_metrics())
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
