@@ -95,6 +95,12 @@ impl Health {
         !state.shut_down && state.services.get(service).is_some_and(|checks| checks.values().all(|ok| *ok))
     }
 
+    /// Whether every registered service is serving now.
+    pub fn all_serving(&self) -> bool {
+        let state = self.lock();
+        !state.shut_down && state.services.values().all(|checks| checks.values().all(|ok| *ok))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

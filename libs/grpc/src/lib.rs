@@ -78,7 +78,23 @@ pub async fn serve(
         routes = (component.mount)(routes);
         tasks.push(component.tasks);
     }
-    let routes = routes.add_service(health.service()).add_service(reflection_v1).add_service(reflection_v1alpha);
+    let mut routes = routes.add_service(health.service()).add_service(reflection_v1).add_service(reflection_v1alpha);
+    // Plain HTTP beside gRPC on the same port: `/healthz` for HTTP health
+    // checks (the local runtime's, when the platform deploys itself) and
+    // `/metrics` for Prometheus.
+    let router = routes.axum_router_mut();
+    let probe = health.clone();
+    *router = std::mem::take(router)
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let ok = probe.all_serving();
+                async move {
+                    if ok { (http::StatusCode::OK, "serving\n") } else { (http::StatusCode::SERVICE_UNAVAILABLE, "not serving\n") }
+                }
+            }),
+        )
+        .route("/metrics", axum::routing::get(|| async { paved_telemetry::encode_metrics() }));
 
     // Order matters, outermost first: `observe` sees every request, including
     // those the limit makes wait and those that time out, so the metrics and
@@ -99,6 +115,7 @@ pub async fn serve(
         }
     };
     let server = tonic::transport::Server::builder()
+        .accept_http1(true)
         .timeout(options.request_timeout)
         .layer(layers)
         .add_routes(routes)

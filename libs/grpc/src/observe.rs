@@ -94,6 +94,10 @@ where
                     Err(_) => "transport".to_string(),
                 };
                 tracing::Span::current().record("rpc.grpc.status_code", code.as_str());
+                if method.is_empty() {
+                    // Plain HTTP (/healthz, /metrics), not a gRPC call.
+                    return result;
+                }
                 let metrics = &*METRICS;
                 metrics.requests.get_or_create(&CallLabels { service: service.clone(), method: method.clone(), code }).inc();
                 metrics.duration.get_or_create(&MethodLabels { service, method }).observe(start.elapsed().as_secs_f64());

@@ -40,3 +40,30 @@ pub mod audit {
         tonic::include_proto!("paved.audit.v1");
     }
 }
+
+/// Milliseconds since the Unix epoch (how the services store time) as a
+/// protobuf timestamp.
+pub fn timestamp_from_millis(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+/// A protobuf timestamp as milliseconds since the Unix epoch.
+pub fn millis_from_timestamp(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+impl provisioner::v1::RevisionState {
+    /// The lower-case name users see: `healthy`, `failed`, …
+    pub fn short_name(self) -> &'static str {
+        use provisioner::v1::RevisionState as S;
+        match self {
+            S::Unspecified => "unspecified",
+            S::Pending => "pending",
+            S::Starting => "starting",
+            S::Healthy => "healthy",
+            S::Unhealthy => "unhealthy",
+            S::Failed => "failed",
+            S::Stopped => "stopped",
+        }
+    }
+}

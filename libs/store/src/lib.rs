@@ -7,7 +7,6 @@
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use std::{path::Path, time::Duration};
-use tokio_util::sync::CancellationToken;
 
 pub use sea_orm;
 
@@ -21,8 +20,6 @@ pub enum StoreError {
     Connect { url: String, source: DbErr },
     #[error("migrate: {0}")]
     Migrate(DbErr),
-    #[error("interrupted by shutdown")]
-    Shutdown,
 }
 
 /// The SQLite URL of a file, created if missing.
@@ -39,6 +36,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     if sqlite && let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf)) {
         std::fs::create_dir_all(&parent).map_err(|source| StoreError::Directory { path: parent.display().to_string(), source })?;
     }
+    if !sqlite {
+        ensure_database(url).await?;
+    }
     let mut options = ConnectOptions::new(url);
     options
         .connect_timeout(Duration::from_secs(5))
@@ -54,26 +54,51 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     Ok(db)
 }
 
-/// Connects, retrying with backoff while the server is unreachable (a database
-/// that is still starting must not crash the service), then runs migrations.
-pub async fn connect_and_migrate<M: MigratorTrait>(url: &str, shutdown: &CancellationToken) -> Result<DatabaseConnection, StoreError> {
-    let mut delay = Duration::from_millis(100);
-    let db = loop {
-        match connect(url).await {
-            Ok(db) => break db,
-            Err(e @ (StoreError::Scheme(_) | StoreError::Directory { .. })) => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "database unreachable");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(StoreError::Shutdown),
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
+/// Connects and brings the schema up to date with `M`'s migrations.
+pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, StoreError> {
+    let db = connect(url).await?;
     M::up(&db, None).await.map_err(StoreError::Migrate)?;
     Ok(db)
+}
+
+/// Creates the PostgreSQL database a URL names if it does not exist yet, so a
+/// service can start on a fresh server. Connects to the server's `postgres`
+/// database to do so.
+async fn ensure_database(url: &str) -> Result<(), StoreError> {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let Some(slash) = base.rfind('/').filter(|i| *i > base.find("://").map_or(0, |s| s + 2)) else { return Ok(()) };
+    let name = &base[slash + 1..];
+    if name.is_empty() || name == "postgres" {
+        return Ok(());
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(StoreError::Scheme(format!("database name {name:?} in {}", redact(url))));
+    }
+    let maintenance = if query.is_empty() { format!("{}/postgres", &base[..slash]) } else { format!("{}/postgres?{query}", &base[..slash]) };
+    let mut options = ConnectOptions::new(maintenance);
+    options.max_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    let connect_err = |source| StoreError::Connect { url: redact(url), source };
+    let admin = Database::connect(options).await.map_err(connect_err)?;
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [name.into()],
+        ))
+        .await
+        .map_err(connect_err)?
+        .is_some();
+    if !exists {
+        // Another process may create it at the same moment; that is fine.
+        if let Err(e) = admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await
+            && !e.to_string().contains("already exists")
+        {
+            return Err(connect_err(e));
+        }
+        tracing::info!(database = name, "created database");
+    }
+    admin.close().await.map_err(connect_err)?;
+    Ok(())
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
@@ -115,4 +140,41 @@ mod tests {
         let err = connect("mysql://root@localhost/test").await.unwrap_err();
         assert!(matches!(err, StoreError::Scheme(_)), "{err}");
     }
+}
+
+/// A migration that creates one table (and drops it on the way down): most
+/// of Paved's migrations are this, so they are written as data.
+pub struct CreateTable {
+    /// The migration's name; once published, never change it.
+    pub name: &'static str,
+    pub table: fn() -> sea_orm_migration::prelude::TableCreateStatement,
+    pub indexes: fn() -> Vec<sea_orm_migration::prelude::IndexCreateStatement>,
+}
+
+impl sea_orm_migration::MigrationName for CreateTable {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for CreateTable {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        manager.create_table((self.table)()).await?;
+        for index in (self.indexes)() {
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        let table = (self.table)();
+        let name = table.get_table_name().cloned().ok_or_else(|| DbErr::Migration(format!("{}: no table name", self.name)))?;
+        manager.drop_table(sea_orm_migration::prelude::Table::drop().table(name).to_owned()).await
+    }
+}
+
+/// No indexes.
+pub fn no_indexes() -> Vec<sea_orm_migration::prelude::IndexCreateStatement> {
+    Vec::new()
 }

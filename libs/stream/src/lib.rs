@@ -18,6 +18,7 @@
 pub mod consumer;
 pub mod embedded;
 pub mod event;
+pub mod inbox;
 pub mod outbox;
 pub mod redis;
 
@@ -48,7 +49,7 @@ pub enum StreamError {
     Redis(#[from] ::redis::RedisError),
     #[error("embedded stream database: {0}")]
     Database(#[from] sea_orm::DbErr),
-    #[error("malformed stream entry {id}: {reason}")]
+    #[error("malformed stream entry or URL {id}: {reason}")]
     Malformed { id: String, reason: String },
 }
 
@@ -93,3 +94,20 @@ pub type SharedStream = Arc<dyn EventStream>;
 
 /// Default retention: entries kept per stream.
 pub const DEFAULT_MAX_LEN: u64 = 100_000;
+
+/// Opens the backend a URL names: `redis://…` for Redis Streams, or
+/// `sqlite://…` for the embedded backend (a SQLite file of its own).
+pub async fn open(url: &str, max_len: u64) -> Result<SharedStream, StreamError> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(Arc::new(redis::RedisStream::connect(url, max_len).await?))
+    } else if url.starts_with("sqlite:") {
+        let mut options = sea_orm::ConnectOptions::new(url);
+        // One writer at a time anyway (see `embedded`); a small pool suffices.
+        options.max_connections(4).sqlx_logging(false);
+        let db = sea_orm::Database::connect(options).await?;
+        sea_orm::ConnectionTrait::execute_unprepared(&db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").await?;
+        Ok(Arc::new(embedded::EmbeddedStream::open(db, max_len).await?))
+    } else {
+        Err(StreamError::Malformed { id: url.to_string(), reason: "stream URL must start with redis:// or sqlite:".into() })
+    }
+}

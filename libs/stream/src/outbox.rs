@@ -6,7 +6,6 @@
 
 use crate::{Envelope, SharedStream, StreamError, event};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table}};
-use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -15,34 +14,19 @@ const TABLE: &str = "outbox";
 const BATCH: u64 = 256;
 
 /// The outbox table, included in the migrator of every service that publishes.
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261123_000000_create_outbox"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Alias::new(TABLE))
-                    .if_not_exists()
-                    .col(ColumnDef::new(Alias::new("id")).big_integer().not_null().auto_increment().primary_key())
-                    .col(ColumnDef::new(Alias::new("stream")).string().not_null())
-                    .col(ColumnDef::new(Alias::new("payload")).blob().not_null())
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Alias::new(TABLE)).to_owned()).await
-    }
-}
+pub const MIGRATION: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000000_create_outbox",
+    table: || {
+        Table::create()
+            .table(Alias::new(TABLE))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).big_integer().not_null().auto_increment().primary_key())
+            .col(ColumnDef::new(Alias::new("stream")).string().not_null())
+            .col(ColumnDef::new(Alias::new("payload")).blob().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
 
 /// Writes `envelope` for `stream` through `conn`, which should be the
 /// transaction of the state change the event describes.

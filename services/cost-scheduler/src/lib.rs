@@ -1,1 +1,87 @@
-//! paved-cost-scheduler
+//! The cost scheduler. It will put environments to sleep, enforce budgets and
+//! expire previews; today it attributes running time to workloads: the time
+//! each revision spent healthy, from the provisioner's state-change events.
+//!
+//! # Layout
+//! - [`migration`]: the `revision_usage` table (and the inbox that makes the
+//!   handler idempotent: adding time twice would be wrong).
+//! - [`UsageRecorder`]: the consumer-group handler.
+//! - [`api`]: `paved.cost_scheduler.v1.CostSchedulerService`.
+
+pub mod api;
+pub mod migration;
+
+use async_trait::async_trait;
+use paved_grpc::{Component, Health};
+use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
+use paved_stream::{Envelope, SharedStream, consumer::Handler, inbox};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SERVICE: &str = "cost-scheduler";
+pub const GRPC_NAME: &str = "paved.cost_scheduler.v1.CostSchedulerService";
+
+pub const DEFAULTS: &str = "
+listen: 127.0.0.1:7404
+database_url: postgres://postgres@127.0.0.1:5432/paved_cost_scheduler
+stream_url: redis://127.0.0.1:6379
+";
+
+pub type Config = paved_service::BasicConfig;
+
+/// Runs the cost scheduler on its own (production mode).
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    paved_service::run_basic::<migration::Migrator>(config, listener, shutdown, component).await
+}
+
+pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
+    let api = api::server(db.clone());
+    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(UsageRecorder { db }), stream, health, shutdown)
+}
+
+/// Opens a running interval when a revision turns healthy and closes it when
+/// it leaves that state.
+pub struct UsageRecorder {
+    pub db: DatabaseConnection,
+}
+
+#[async_trait]
+impl Handler for UsageRecorder {
+    async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
+        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else { return Ok(()) };
+        let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
+        let txn = self.db.begin().await?;
+        if !inbox::first_delivery(&txn, &event.id).await? {
+            return Ok(());
+        }
+        let table = Alias::new("revision_usage");
+        let insert = Query::insert()
+            .into_table(table.clone())
+            .columns(["revision_id", "workload", "environment", "running_ms"].map(Alias::new))
+            .values_panic([changed.revision_id.clone().into(), changed.workload.clone().into(), changed.environment.clone().into(), 0i64.into()])
+            .on_conflict(OnConflict::column(Alias::new("revision_id")).do_nothing().to_owned())
+            .to_owned();
+        txn.execute(&insert).await?;
+        let this = Expr::col(Alias::new("revision_id")).eq(changed.revision_id.clone());
+        let since = Alias::new("running_since_ms");
+        let update = if RevisionState::try_from(changed.to) == Ok(RevisionState::Healthy) {
+            Query::update().table(table).value(since.clone(), at).and_where(this).and_where(Expr::col(since).is_null()).to_owned()
+        } else {
+            Query::update()
+                .table(table)
+                .value(Alias::new("running_ms"), Expr::col(Alias::new("running_ms")).add(Expr::val(at).sub(Expr::col(since.clone()))))
+                .value(since.clone(), Option::<i64>::None)
+                .and_where(this)
+                .and_where(Expr::col(since).is_not_null())
+                .to_owned()
+        };
+        txn.execute(&update).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

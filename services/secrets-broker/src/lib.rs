@@ -1,1 +1,75 @@
-//! paved-secrets-broker
+//! The secrets broker. It will own identities, tokens, leases and secrets;
+//! today it derives one identity (`spiffe://paved/<env>/<workload>`) for every
+//! workload the provisioner registers, and serves them.
+//!
+//! # Layout
+//! - [`migration`]: the `identities` table.
+//! - [`IdentityRecorder`]: the consumer-group handler.
+//! - [`api`]: `paved.secrets_broker.v1.SecretsBrokerService`.
+
+pub mod api;
+pub mod migration;
+
+use async_trait::async_trait;
+use paved_grpc::{Component, Health};
+use paved_proto::events::v1::envelope::Payload;
+use paved_stream::{Envelope, SharedStream, consumer::Handler};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection,
+    sea_query::{Alias, OnConflict, Query},
+};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SERVICE: &str = "secrets-broker";
+pub const GRPC_NAME: &str = "paved.secrets_broker.v1.SecretsBrokerService";
+
+pub const DEFAULTS: &str = "
+listen: 127.0.0.1:7402
+database_url: postgres://postgres@127.0.0.1:5432/paved_secrets_broker
+stream_url: redis://127.0.0.1:6379
+";
+
+pub type Config = paved_service::BasicConfig;
+
+/// Runs the secrets broker on its own (production mode).
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    paved_service::run_basic::<migration::Migrator>(config, listener, shutdown, component).await
+}
+
+pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
+    let api = api::server(db.clone());
+    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db }), stream, health, shutdown)
+}
+
+pub fn spiffe_id(environment: &str, workload: &str) -> String {
+    format!("spiffe://paved/{environment}/{workload}")
+}
+
+/// Creates the identity of each registered workload; naturally idempotent
+/// (the SPIFFE id is the key).
+pub struct IdentityRecorder {
+    pub db: DatabaseConnection,
+}
+
+#[async_trait]
+impl Handler for IdentityRecorder {
+    async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
+        let Some(Payload::WorkloadRegistered(registered)) = &event.payload else { return Ok(()) };
+        let created = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
+        let insert = Query::insert()
+            .into_table(Alias::new("identities"))
+            .columns(["spiffe_id", "workload", "environment", "create_time_ms"].map(Alias::new))
+            .values_panic([
+                spiffe_id(&registered.environment, &registered.workload).into(),
+                registered.workload.clone().into(),
+                registered.environment.clone().into(),
+                created.into(),
+            ])
+            .on_conflict(OnConflict::column(Alias::new("spiffe_id")).do_nothing().to_owned())
+            .to_owned();
+        self.db.execute(&insert).await?;
+        Ok(())
+    }
+}

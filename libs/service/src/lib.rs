@@ -1,0 +1,258 @@
+//! The process shell of a standalone Paved service: layered configuration
+//! (defaults, then an optional YAML/TOML file, then `PAVED_*` environment
+//! variables), telemetry, binding, connecting to the database and the event
+//! stream with retries, serving, and draining on SIGTERM or Ctrl-C.
+//!
+//! A service crate provides its `Config` and a `component` builder; its
+//! `main.rs` is one call to [`main`]. The embedded mode (`paved up`) skips this
+//! crate's process handling and assembles the same components itself.
+
+use anyhow::Context;
+use paved_grpc::{Component, Health, ServerOptions};
+use paved_stream::{SharedStream, consumer::Backoff};
+use sea_orm_migration::{MigratorTrait, sea_orm::DatabaseConnection};
+use serde::{Deserialize, de::DeserializeOwned};
+use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Settings every service has. Environment variables override the file:
+/// `PAVED_LISTEN`, `PAVED_DATABASE_URL`, `PAVED_STREAM_URL`, `PAVED_LOG_FORMAT`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Common {
+    /// gRPC (and `/healthz`, `/metrics`) address.
+    pub listen: SocketAddr,
+    /// `postgres://…` or `sqlite://…`: this service's own database.
+    pub database_url: String,
+    /// `redis://…` (production) or `sqlite://…` (embedded stream file).
+    pub stream_url: String,
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// Entries kept per stream.
+    #[serde(default = "default_max_len")]
+    pub stream_max_len: u64,
+}
+
+fn default_log_format() -> String {
+    "pretty".into()
+}
+
+fn default_max_len() -> u64 {
+    paved_stream::DEFAULT_MAX_LEN
+}
+
+/// A service's configuration type.
+pub trait ServiceConfig: DeserializeOwned + Send + 'static {
+    fn common(&self) -> &Common;
+}
+
+/// Loads `T` from `defaults` (a YAML document), then `file`, then `PAVED_*`
+/// environment variables (`PAVED_DATABASE_URL` sets `database_url`).
+pub fn load_config<T: DeserializeOwned>(defaults: &str, file: Option<&std::path::Path>) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Yaml));
+    if let Some(file) = file {
+        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+        builder = builder.add_source(config::File::from(file));
+    }
+    builder = builder.add_source(config::Environment::with_prefix("PAVED").try_parsing(true));
+    let config = builder.build().context("read configuration")?;
+    config.try_deserialize().context("invalid configuration")
+}
+
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// Configuration file (YAML or TOML); `PAVED_*` environment variables override it.
+    #[arg(long, short, env = "PAVED_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The whole `main` of a standalone service binary.
+pub fn main<C, F, Fut>(service: &'static str, defaults: &str, run: F) -> ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let args = <Args as clap::Parser>::parse();
+    let config: C = match load_config(defaults, args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("paved-{service}: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("paved-{service}: start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let format = config.common().log_format.parse().unwrap_or_default();
+        let _telemetry = match paved_telemetry::init(&format!("paved-{service}"), format) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("paved-{service}: telemetry: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = config.common().listen;
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot bind");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(service, %addr, "listening");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        match run(config, listener, shutdown).await {
+            Ok(()) => {
+                tracing::info!(service, "stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(service, error = format!("{e:#}"), "failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: draining requests and stopping workloads");
+    token.cancel();
+}
+
+/// Retries `attempt` with backoff until it succeeds or `shutdown`: a database
+/// or Redis that is still starting must delay a service, not crash it.
+pub async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: impl FnMut() -> Fut,
+) -> anyhow::Result<T> {
+    let mut backoff = Backoff::default();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("{what}: interrupted by shutdown (last error: {e})"),
+                    _ = backoff.wait() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Connects to the service's database (retrying) and runs its migrations.
+pub async fn database<M: MigratorTrait>(url: &str, shutdown: &CancellationToken) -> anyhow::Result<DatabaseConnection> {
+    retry("connect to database", shutdown, || paved_store::connect_and_migrate::<M>(url)).await
+}
+
+/// Opens the event stream (retrying).
+pub async fn stream(common: &Common, shutdown: &CancellationToken) -> anyhow::Result<SharedStream> {
+    retry("connect to event stream", shutdown, || paved_stream::open(&common.stream_url, common.stream_max_len)).await
+}
+
+/// The standalone `run` shared by every service: connect the stream, build
+/// the component, serve until `shutdown`.
+pub async fn serve_standalone<Build, Fut>(common: &Common, listener: TcpListener, shutdown: CancellationToken, build: Build) -> anyhow::Result<()>
+where
+    Build: FnOnce(SharedStream, Health) -> Fut,
+    Fut: Future<Output = anyhow::Result<Component>>,
+{
+    let health = Health::new();
+    let stream = stream(common, &shutdown).await?;
+    let component = build(stream, health.clone()).await?;
+    paved_grpc::serve(listener, vec![component], health, ServerOptions::default(), shutdown).await
+}
+
+/// Starts the consumer group `group` on every producer's stream, feeding
+/// `handler`, and reports its health as check `stream` of `service`.
+pub fn spawn_consumer(
+    component: &mut Component,
+    stream: SharedStream,
+    group: &str,
+    handler: std::sync::Arc<dyn paved_stream::consumer::Handler>,
+    health: &Health,
+    shutdown: CancellationToken,
+) {
+    let config = paved_stream::consumer::ConsumerConfig::for_service(group, consumer_name(group));
+    let healthy = health.reporter(component.name, "stream");
+    component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));
+}
+
+/// A consumer name unique to this process: `PAVED_CONSUMER_NAME` if set, else
+/// `<group>-<hostname>-<pid>`. A restarted process gets a new name; what the
+/// old one left pending is claimed after the claim interval.
+fn consumer_name(group: &str) -> String {
+    if let Ok(name) = std::env::var("PAVED_CONSUMER_NAME") {
+        return format!("{group}-{name}");
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!("{group}-{host}-{}", std::process::id())
+}
+
+/// The configuration of a service that needs only the [`Common`] settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BasicConfig {
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl ServiceConfig for BasicConfig {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+/// Builds a service's component from its migrated database and the stream.
+pub type BuildComponent = fn(DatabaseConnection, SharedStream, &Health, CancellationToken) -> Component;
+
+/// The standalone `run` of a service made of a database, a consumer and an API.
+pub async fn run_basic<M: MigratorTrait>(config: BasicConfig, listener: TcpListener, shutdown: CancellationToken, build: BuildComponent) -> anyhow::Result<()> {
+    let db = database::<M>(&config.common.database_url, &shutdown).await?;
+    let token = shutdown.clone();
+    serve_standalone(&config.common, listener, shutdown, move |stream, health| async move { Ok(build(db, stream, &health, token)) }).await
+}
+
+/// A component made of gRPC routes and one consumer group (named `group`)
+/// feeding `handler`.
+pub fn consumer_component(
+    name: &'static str,
+    group: &str,
+    mount: Box<dyn FnOnce(tonic_routes::Routes) -> tonic_routes::Routes + Send>,
+    handler: std::sync::Arc<dyn paved_stream::consumer::Handler>,
+    stream: SharedStream,
+    health: &Health,
+    shutdown: CancellationToken,
+) -> Component {
+    let mut component = Component { name, mount, tasks: Default::default() };
+    spawn_consumer(&mut component, stream, group, handler, health, shutdown);
+    component
+}
+
+mod tonic_routes {
+    pub use tonic::service::Routes;
+}
