@@ -117,6 +117,11 @@ struct RawHealth {
     startup_timeout: Option<DurationStr>,
 }
 
+/// Checks a name (of a workload or an environment): a DNS label.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    types::check_name(name)
+}
+
 /// Parses and validates `text`, the content of `file`.
 pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
     if text.trim().is_empty() {

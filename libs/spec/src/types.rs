@@ -71,14 +71,16 @@ macro_rules! range_type {
     };
 }
 
-string_type!(Name, "a workload name", |s| {
+string_type!(Name, "a workload name", check_name);
+
+pub fn check_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok { Ok(()) } else { Err(format!("invalid name {s:?}: use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'")) }
-});
+}
 
 string_type!(EnvName, "an environment variable name", |s| {
     let ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');

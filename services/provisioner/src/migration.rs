@@ -1,0 +1,63 @@
+//! The provisioner's schema. Published migrations are never edited: add one.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(paved_stream::outbox::MIGRATION), Box::new(CREATE_WORKLOADS), Box::new(CREATE_REVISIONS)]
+    }
+}
+
+const CREATE_WORKLOADS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000001_create_workloads",
+    table: || {
+        Table::create()
+            .table(Alias::new("workloads"))
+            .if_not_exists()
+            // "<environment>/<name>"
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("name")).string().not_null())
+            .col(ColumnDef::new(Alias::new("environment")).string().not_null())
+            .col(ColumnDef::new(Alias::new("current_revision")).string())
+            // The workload's proxy listens here; kept so the endpoint survives restarts.
+            .col(ColumnDef::new(Alias::new("proxy_port")).integer().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_REVISIONS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000002_create_revisions",
+    table: || {
+        Table::create()
+            .table(Alias::new("revisions"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("workload_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("number")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("state")).string().not_null())
+            .col(ColumnDef::new(Alias::new("message")).text().not_null())
+            .col(ColumnDef::new(Alias::new("spec_yaml")).text().not_null())
+            .col(ColumnDef::new(Alias::new("spec_digest")).string().not_null())
+            .col(ColumnDef::new(Alias::new("spec_path")).text().not_null())
+            .col(ColumnDef::new(Alias::new("request_id")).string().unique_key())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("update_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: || {
+        vec![
+            Index::create()
+                .name("revisions_by_workload")
+                .table(Alias::new("revisions"))
+                .col(Alias::new("workload_id"))
+                .col(Alias::new("number"))
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        ]
+    },
+};

@@ -1,0 +1,488 @@
+//! The local runtime driver: runs each revision as real OS processes (one per
+//! replica), injects its environment and `PORT`, checks health over HTTP,
+//! restarts with backoff, and stops with SIGTERM then SIGKILL.
+//!
+//! It persists nothing: it reports every change of a revision's state (and
+//! the addresses of its healthy instances) on a channel, and the provisioner
+//! records them.
+
+use crate::model::State;
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use paved_spec::{HealthCheck, Run, WorkloadSpec};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Start-up attempts before a revision is declared failed.
+const START_ATTEMPTS: u32 = 3;
+/// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
+const MAX_CRASHES: usize = 5;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// stderr lines kept for the failure message.
+const STDERR_LINES: usize = 10;
+/// How long a stopped process gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the runtime needs to start a revision.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub revision_id: String,
+    pub workload: String,
+    pub environment: String,
+    pub spec: WorkloadSpec,
+    /// Working directory: the spec's directory.
+    pub workdir: PathBuf,
+}
+
+/// A change of a revision's state, as the runtime sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub revision_id: String,
+    pub state: State,
+    pub message: String,
+    /// Addresses of the revision's healthy instances.
+    pub backends: Vec<SocketAddr>,
+}
+
+pub struct LocalRuntime {
+    bin_dirs: Vec<PathBuf>,
+    log_dir: PathBuf,
+    reports: mpsc::UnboundedSender<Report>,
+    running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
+    probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+}
+
+impl LocalRuntime {
+    /// `bin_dirs` come first on the workloads' `PATH` (the directory of the
+    /// Paved binaries, so `command: [hello]` finds the example); process
+    /// output goes to `log_dir/<revision>.log`.
+    pub fn new(bin_dirs: Vec<PathBuf>, log_dir: PathBuf, reports: mpsc::UnboundedSender<Report>) -> Self {
+        let probe = Client::builder(TokioExecutor::new()).build_http();
+        Self { bin_dirs, log_dir, reports, running: Mutex::new(HashMap::new()), probe }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a revision unless it is already running.
+    pub fn start(self: &Arc<Self>, launch: Launch) {
+        let mut running = self.running();
+        if running.get(&launch.revision_id).is_some_and(|(_, task)| !task.is_finished()) {
+            return;
+        }
+        let cancel = CancellationToken::new();
+        let id = launch.revision_id.clone();
+        let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()));
+        running.insert(id, (cancel, task));
+    }
+
+    /// Stops a revision and waits until its processes are gone.
+    pub async fn stop(&self, revision_id: &str) {
+        let entry = self.running().remove(revision_id);
+        if let Some((cancel, task)) = entry {
+            cancel.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Stops every revision (platform shutdown).
+    pub async fn stop_all(&self) {
+        let all: Vec<_> = self.running().drain().collect();
+        for (_, (cancel, _)) in &all {
+            cancel.cancel();
+        }
+        for (_, (_, task)) in all {
+            let _ = task.await;
+        }
+    }
+
+    fn report(&self, revision_id: &str, state: State, message: String, backends: Vec<SocketAddr>) {
+        // The receiver lives as long as the provisioner; after it is gone
+        // there is no one left to tell.
+        let _ = self.reports.send(Report { revision_id: revision_id.to_string(), state, message, backends });
+    }
+
+    /// Runs the replicas of a revision and folds their states into the
+    /// revision's: healthy when all are, failed when any is.
+    async fn supervise_revision(self: Arc<Self>, launch: Launch, cancel: CancellationToken) {
+        let replicas = launch.spec.replicas as usize;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let instances = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..replicas {
+            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, tx.clone(), instances.clone()));
+        }
+        drop(tx);
+        let mut states: Vec<Instance> = vec![Instance::starting(); replicas];
+        let mut last: Option<(State, String, Vec<SocketAddr>)> = None;
+        self.report(&launch.revision_id, State::Starting, String::new(), Vec::new());
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                update = rx.recv() => {
+                    let Some((index, instance)) = update else { break };
+                    states[index] = instance;
+                    let folded = fold(&states);
+                    if last.as_ref() != Some(&folded) {
+                        self.report(&launch.revision_id, folded.0, folded.1.clone(), folded.2.clone());
+                        if folded.0 == State::Failed {
+                            instances.cancel();
+                            while tasks.join_next().await.is_some() {}
+                            return;
+                        }
+                        last = Some(folded);
+                    }
+                }
+            }
+        }
+        instances.cancel();
+        while tasks.join_next().await.is_some() {}
+        self.report(&launch.revision_id, State::Stopped, String::new(), Vec::new());
+    }
+
+    async fn supervise_instance(self: Arc<Self>, launch: Launch, index: usize, tx: mpsc::UnboundedSender<(usize, Instance)>, cancel: CancellationToken) {
+        let send = |instance: Instance| {
+            let _ = tx.send((index, instance));
+        };
+        let health = &launch.spec.health;
+        let mut attempts = 0u32;
+        let mut crashes: VecDeque<tokio::time::Instant> = VecDeque::new();
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let (mut child, addr, stderr) = match self.spawn(&launch, index).await {
+                Ok(spawned) => spawned,
+                // Not found, not executable: trying again will not help.
+                Err(message) => return send(Instance::failed(message)),
+            };
+            let started = tokio::select! {
+                _ = cancel.cancelled() => return stop(&mut child).await,
+                status = child.wait() => Err(exit_message(status, &stderr)),
+                ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&stderr))),
+            };
+            match started {
+                Ok(()) => {
+                    attempts = 0;
+                    backoff = Duration::from_millis(250);
+                    send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
+                }
+                Err(message) => {
+                    stop(&mut child).await;
+                    attempts += 1;
+                    if attempts >= START_ATTEMPTS {
+                        return send(Instance::failed(format!("did not become healthy in {attempts} attempts: {message}")));
+                    }
+                    send(Instance { state: State::Starting, addr: None, message });
+                    if sleep_or_cancel(&mut backoff, &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            // Healthy: watch it.
+            let message = self.monitor(&mut child, addr, health, &stderr, &send, &cancel).await;
+            let Some(message) = message else { return stop(&mut child).await };
+            stop(&mut child).await;
+            let now = tokio::time::Instant::now();
+            crashes.push_back(now);
+            while crashes.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
+                crashes.pop_front();
+            }
+            if crashes.len() >= MAX_CRASHES {
+                return send(Instance::failed(format!("crashed {} times within {:?}: {message}", crashes.len(), CRASH_WINDOW)));
+            }
+            send(Instance { state: State::Unhealthy, addr: None, message });
+            if sleep_or_cancel(&mut backoff, &cancel).await {
+                return;
+            }
+        }
+    }
+
+    /// Watches a healthy process. Returns why it must be restarted, or None
+    /// when cancelled.
+    async fn monitor(
+        &self,
+        child: &mut Child,
+        addr: SocketAddr,
+        health: &HealthCheck,
+        stderr: &Tail,
+        send: &impl Fn(Instance),
+        cancel: &CancellationToken,
+    ) -> Option<String> {
+        let mut failures = 0u32;
+        let mut ticker = tokio::time::interval(health.period);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                status = child.wait() => return Some(exit_message(status, stderr)),
+                _ = ticker.tick() => {
+                    match probe(&self.probe, addr, health).await {
+                        Ok(()) => {
+                            if failures >= health.failure_threshold {
+                                send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
+                            }
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            if failures == health.failure_threshold {
+                                send(Instance { state: State::Unhealthy, addr: None, message: format!("health check failing: {e}") });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Child, SocketAddr, Tail), String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let path_var = self.path_var();
+        let (program, args) = match &launch.spec.run {
+            Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
+            Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .current_dir(&launch.workdir)
+            // A clean environment: the platform's own settings (database
+            // URLs, tokens) must not leak into workloads.
+            .env_clear()
+            .env("PATH", &path_var)
+            .envs(["HOME", "LANG", "TZ", "TMPDIR", "RUST_LOG"].into_iter().filter_map(|k| std::env::var_os(k).map(|v| (k, v))))
+            .envs(&launch.spec.env)
+            .env("PORT", port.to_string())
+            .env("PAVED_WORKLOAD", &launch.workload)
+            .env("PAVED_ENVIRONMENT", &launch.environment)
+            .env("PAVED_REVISION", &launch.revision_id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so stopping it also stops what it spawned.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let log = self.log_dir.join(format!("{}-{index}.log", launch.revision_id));
+        let tail = Tail::default();
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            tokio::spawn(pump(out, err, log, tail.clone()));
+        }
+        Ok((child, addr, tail))
+    }
+
+    fn path_var(&self) -> std::ffi::OsString {
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = self.bin_dirs.iter().cloned().chain(std::env::split_paths(&system));
+        std::env::join_paths(dirs).unwrap_or(system)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instance {
+    state: State,
+    addr: Option<SocketAddr>,
+    message: String,
+}
+
+impl Instance {
+    fn starting() -> Self {
+        Self { state: State::Starting, addr: None, message: String::new() }
+    }
+    fn failed(message: String) -> Self {
+        Self { state: State::Failed, addr: None, message }
+    }
+}
+
+/// The revision's state from its instances'.
+fn fold(instances: &[Instance]) -> (State, String, Vec<SocketAddr>) {
+    let backends: Vec<SocketAddr> = instances.iter().filter(|i| i.state == State::Healthy).filter_map(|i| i.addr).collect();
+    let message = instances.iter().find(|i| !i.message.is_empty()).map(|i| i.message.clone()).unwrap_or_default();
+    let state = if instances.iter().any(|i| i.state == State::Failed) {
+        State::Failed
+    } else if instances.iter().all(|i| i.state == State::Healthy) {
+        State::Healthy
+    } else if instances.iter().any(|i| i.state == State::Unhealthy) {
+        State::Unhealthy
+    } else {
+        State::Starting
+    };
+    (state, message, backends)
+}
+
+/// The last lines of a process's stderr.
+#[derive(Debug, Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == STDERR_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+    fn text(&self) -> String {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn tail(stderr: &Tail) -> String {
+    let text = stderr.text();
+    if text.is_empty() { String::new() } else { format!("; stderr:\n{text}") }
+}
+
+fn exit_message(status: std::io::Result<std::process::ExitStatus>, stderr: &Tail) -> String {
+    let what = match status {
+        Ok(s) => match s.code() {
+            Some(code) => format!("exited with code {code}"),
+            None => format!("was killed ({s})"),
+        },
+        Err(e) => format!("could not be waited for: {e}"),
+    };
+    format!("process {what}{}", tail(stderr))
+}
+
+/// Copies stdout and stderr to the log file, keeping stderr's last lines.
+async fn pump(out: tokio::process::ChildStdout, err: tokio::process::ChildStderr, log: PathBuf, tail: Tail) {
+    let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await;
+    let mut file = match file {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(log = %log.display(), error = %e, "cannot open workload log");
+            None
+        }
+    };
+    let mut out = BufReader::new(out).lines();
+    let mut err = BufReader::new(err).lines();
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        let line = tokio::select! {
+            l = out.next_line(), if out_open => match l { Ok(Some(l)) => l, _ => { out_open = false; continue } },
+            l = err.next_line(), if err_open => match l { Ok(Some(l)) => { tail.push(l.clone()); l }, _ => { err_open = false; continue } },
+        };
+        if let Some(f) = file.as_mut()
+            && f.write_all(format!("{line}\n").as_bytes()).await.is_err()
+        {
+            file = None;
+        }
+    }
+}
+
+async fn wait_healthy(client: &ProbeClient, addr: SocketAddr, health: &HealthCheck) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + health.startup_timeout;
+    let mut last = String::from("no answer yet");
+    // Probe often during start-up: becoming healthy fast is what users wait for.
+    while tokio::time::Instant::now() < deadline {
+        match probe(client, addr, health).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(format!("not healthy after {:?}: {last}", health.startup_timeout))
+}
+
+type ProbeClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+async fn probe(client: &ProbeClient, addr: SocketAddr, health: &HealthCheck) -> Result<(), String> {
+    let uri: http::Uri = format!("http://{addr}{}", health.path).parse().map_err(|e| format!("bad health URI: {e}"))?;
+    match tokio::time::timeout(health.timeout, client.get(uri)).await {
+        Err(_) => Err(format!("GET {} timed out after {:?}", health.path, health.timeout)),
+        Ok(Err(e)) => Err(format!("GET {}: {e}", health.path)),
+        Ok(Ok(response)) if response.status().is_success() => Ok(()),
+        Ok(Ok(response)) => Err(format!("GET {} answered {}", health.path, response.status())),
+    }
+}
+
+/// SIGTERM to the process group, then SIGKILL after the grace period.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let group = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            return;
+        }
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = child.kill().await;
+}
+
+/// Sleeps for the backoff (doubling it, up to 10 s); true if cancelled meanwhile.
+async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(Duration::from_secs(10));
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
+
+/// A port the OS considers free right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Finds a program: a path with '/' relative to `workdir`, else on `path_var`.
+fn resolve(program: &str, workdir: &Path, path_var: &std::ffi::OsStr) -> Result<PathBuf, String> {
+    if program.contains('/') {
+        return resolve_file(&workdir.join(program));
+    }
+    std::env::split_paths(path_var)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| format!("program {program:?} not found on PATH ({})", path_var.to_string_lossy()))
+}
+
+fn resolve_file(path: &Path) -> Result<PathBuf, String> {
+    if is_executable(path) { Ok(path.to_path_buf()) } else { Err(format!("{} is not an executable file", path.display())) }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: State) -> Instance {
+        Instance { state, addr: Some(SocketAddr::from(([127, 0, 0, 1], 1))), message: String::new() }
+    }
+
+    #[test]
+    fn folds_instance_states() {
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Healthy)]).0, State::Healthy);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).0, State::Starting);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Unhealthy)]).0, State::Unhealthy);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Failed)]).0, State::Failed);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).2.len(), 1);
+    }
+
+    #[test]
+    fn resolves_programs() {
+        let path = std::ffi::OsString::from("/usr/bin:/bin");
+        assert!(resolve("sh", Path::new("/"), &path).is_ok());
+        let err = resolve("no-such-program-paved", Path::new("/"), &path).unwrap_err();
+        assert!(err.contains("not found on PATH"), "{err}");
+        assert!(resolve("./missing", Path::new("/tmp"), &path).unwrap_err().contains("not an executable"));
+    }
+}

@@ -1,0 +1,216 @@
+//! The provisioner's reads and writes. Every state change enqueues its event
+//! in the same transaction (the outbox), so the stream never misses one.
+
+use crate::model::{Revision, State, Workload, workload_id};
+use paved_proto::events::v1::envelope::Payload;
+use paved_proto::provisioner::v1 as pb;
+use paved_stream::{event, outbox};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Alias, Expr, ExprTrait, Func, Order, Query, SelectStatement},
+};
+
+pub const SOURCE: &str = "provisioner";
+
+fn stream() -> String {
+    paved_stream::stream_name(SOURCE)
+}
+
+fn a(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+const WORKLOAD_COLUMNS: [&str; 5] = ["name", "environment", "current_revision", "proxy_port", "create_time_ms"];
+const REVISION_COLUMNS: [&str; 10] =
+    ["id", "workload_id", "number", "state", "message", "spec_yaml", "spec_digest", "spec_path", "create_time_ms", "update_time_ms"];
+
+fn select_workloads() -> SelectStatement {
+    Query::select().columns(WORKLOAD_COLUMNS.map(a)).from(a("workloads")).to_owned()
+}
+
+fn select_revisions() -> SelectStatement {
+    Query::select().columns(REVISION_COLUMNS.map(a)).from(a("revisions")).to_owned()
+}
+
+pub async fn get_workload<C: ConnectionTrait>(db: &C, environment: &str, name: &str) -> Result<Option<Workload>, DbErr> {
+    let query = select_workloads().and_where(Expr::col(a("id")).eq(workload_id(environment, name))).to_owned();
+    db.query_one(&query).await?.as_ref().map(Workload::from_row).transpose()
+}
+
+pub async fn list_workloads<C: ConnectionTrait>(db: &C, environment: &str, limit: u64, offset: u64) -> Result<Vec<Workload>, DbErr> {
+    let mut query = select_workloads().order_by(a("id"), Order::Asc).limit(limit).offset(offset).to_owned();
+    if !environment.is_empty() {
+        query.and_where(Expr::col(a("environment")).eq(environment));
+    }
+    db.query_all(&query).await?.iter().map(Workload::from_row).collect()
+}
+
+pub async fn get_revision<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Revision>, DbErr> {
+    let query = select_revisions().and_where(Expr::col(a("id")).eq(id)).to_owned();
+    db.query_one(&query).await?.as_ref().map(Revision::from_row).transpose()
+}
+
+pub async fn revision_by_request<C: ConnectionTrait>(db: &C, request_id: &str) -> Result<Option<Revision>, DbErr> {
+    let query = select_revisions().and_where(Expr::col(a("request_id")).eq(request_id)).to_owned();
+    db.query_one(&query).await?.as_ref().map(Revision::from_row).transpose()
+}
+
+/// Revisions of a workload, newest first.
+pub async fn list_revisions<C: ConnectionTrait>(db: &C, environment: &str, name: &str, limit: u64, offset: u64) -> Result<Vec<Revision>, DbErr> {
+    let query = select_revisions()
+        .and_where(Expr::col(a("workload_id")).eq(workload_id(environment, name)))
+        .order_by(a("number"), Order::Desc)
+        .limit(limit)
+        .offset(offset)
+        .to_owned();
+    db.query_all(&query).await?.iter().map(Revision::from_row).collect()
+}
+
+/// Revisions a runtime was (or should be) running.
+pub async fn active_revisions<C: ConnectionTrait>(db: &C) -> Result<Vec<Revision>, DbErr> {
+    let query = select_revisions()
+        .and_where(Expr::col(a("state")).is_in(State::ACTIVE.map(State::as_str)))
+        .order_by(a("create_time_ms"), Order::Asc)
+        .to_owned();
+    db.query_all(&query).await?.iter().map(Revision::from_row).collect()
+}
+
+pub async fn all_workloads<C: ConnectionTrait>(db: &C) -> Result<Vec<Workload>, DbErr> {
+    db.query_all(&select_workloads()).await?.iter().map(Workload::from_row).collect()
+}
+
+/// Inserts a workload and enqueues `workload.registered`.
+pub async fn insert_workload<C: ConnectionTrait>(txn: &C, environment: &str, name: &str, proxy_port: u16) -> Result<Workload, DbErr> {
+    let workload = Workload {
+        name: name.to_string(),
+        environment: environment.to_string(),
+        current_revision: None,
+        proxy_port,
+        create_time_ms: now_ms(),
+    };
+    let insert = Query::insert()
+        .into_table(a("workloads"))
+        .columns(["id", "name", "environment", "proxy_port", "create_time_ms"].map(a))
+        .values_panic([workload.id().into(), name.into(), environment.into(), i32::from(proxy_port).into(), workload.create_time_ms.into()])
+        .to_owned();
+    txn.execute(&insert).await?;
+    let payload = Payload::WorkloadRegistered(pb::WorkloadRegistered { workload: name.into(), environment: environment.into() });
+    emit(txn, "paved.provisioner.v1.workload.registered", environment, name, payload).await?;
+    Ok(workload)
+}
+
+pub async fn set_proxy_port<C: ConnectionTrait>(db: &C, workload: &Workload, port: u16) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(a("workloads"))
+        .value(a("proxy_port"), i32::from(port))
+        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .to_owned();
+    db.execute(&update).await?;
+    Ok(())
+}
+
+pub struct NewRevision<'a> {
+    pub spec_yaml: &'a str,
+    pub spec_digest: &'a str,
+    pub spec_path: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Inserts the next revision of `workload` as its current one and enqueues
+/// `revision.deployed`.
+pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, new: NewRevision<'_>) -> Result<Revision, DbErr> {
+    let max = Query::select()
+        .expr_as(Func::coalesce([Expr::col(a("number")).max(), Expr::val(0i64)]), a("n"))
+        .from(a("revisions"))
+        .and_where(Expr::col(a("workload_id")).eq(workload.id()))
+        .to_owned();
+    let number: i64 = txn.query_one(&max).await?.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0) + 1;
+    let now = now_ms();
+    let revision = Revision {
+        id: uuid::Uuid::now_v7().to_string(),
+        workload_id: workload.id(),
+        number,
+        state: State::Pending,
+        message: String::new(),
+        spec_yaml: new.spec_yaml.to_string(),
+        spec_digest: new.spec_digest.to_string(),
+        spec_path: new.spec_path.to_string(),
+        create_time_ms: now,
+        update_time_ms: now,
+    };
+    let request_id: Option<String> = (!new.request_id.is_empty()).then(|| new.request_id.to_string());
+    let insert = Query::insert()
+        .into_table(a("revisions"))
+        .columns(REVISION_COLUMNS.iter().copied().chain(["request_id"]).map(a))
+        .values_panic([
+            revision.id.clone().into(),
+            revision.workload_id.clone().into(),
+            number.into(),
+            revision.state.as_str().into(),
+            "".into(),
+            revision.spec_yaml.clone().into(),
+            revision.spec_digest.clone().into(),
+            revision.spec_path.clone().into(),
+            now.into(),
+            now.into(),
+            request_id.into(),
+        ])
+        .to_owned();
+    txn.execute(&insert).await?;
+    let update = Query::update()
+        .table(a("workloads"))
+        .value(a("current_revision"), revision.id.clone())
+        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .to_owned();
+    txn.execute(&update).await?;
+    let payload = Payload::RevisionDeployed(pb::RevisionDeployed {
+        workload: workload.name.clone(),
+        environment: workload.environment.clone(),
+        revision_id: revision.id.clone(),
+        number,
+        spec_digest: revision.spec_digest.clone(),
+    });
+    emit(txn, "paved.provisioner.v1.revision.deployed", &workload.environment, &workload.name, payload).await?;
+    Ok(revision)
+}
+
+/// Moves a revision to `to` and enqueues `revision.state_changed`; returns the
+/// previous state, or None when the revision is unknown or already there with
+/// the same message (nothing to record).
+pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State, message: &str) -> Result<Option<State>, DbErr> {
+    let Some(revision) = get_revision(txn, revision_id).await? else { return Ok(None) };
+    if revision.state == to && revision.message == message {
+        return Ok(None);
+    }
+    let update = Query::update()
+        .table(a("revisions"))
+        .value(a("state"), to.as_str())
+        .value(a("message"), message)
+        .value(a("update_time_ms"), now_ms())
+        .and_where(Expr::col(a("id")).eq(revision_id))
+        .to_owned();
+    txn.execute(&update).await?;
+    if revision.state != to {
+        let (environment, name) = revision.workload();
+        let payload = Payload::RevisionStateChanged(pb::RevisionStateChanged {
+            workload: name.to_string(),
+            environment: environment.to_string(),
+            revision_id: revision_id.to_string(),
+            from: revision.state.to_proto() as i32,
+            to: to.to_proto() as i32,
+            message: message.to_string(),
+        });
+        emit(txn, "paved.provisioner.v1.revision.state_changed", environment, name, payload).await?;
+    }
+    Ok(Some(revision.state))
+}
+
+async fn emit<C: ConnectionTrait>(txn: &C, kind: &str, environment: &str, name: &str, payload: Payload) -> Result<(), DbErr> {
+    let mut envelope = event::envelope(SOURCE, kind, format!("environments/{environment}/workloads/{name}"), payload);
+    envelope.traceparent = paved_telemetry::propagation::current_traceparent();
+    outbox::enqueue(txn, &stream(), &envelope).await
+}
