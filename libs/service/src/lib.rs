@@ -97,7 +97,7 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        let addr = config.common().listen;
+        let addr = listen_addr(config.common());
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -119,6 +119,15 @@ where
             }
         }
     })
+}
+
+/// The configured address, unless `PORT` is set: a process started by the
+/// local runtime (the platform deploying itself) listens where it is told.
+fn listen_addr(common: &Common) -> SocketAddr {
+    match std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()) {
+        Some(port) => SocketAddr::new(common.listen.ip(), port),
+        None => common.listen,
+    }
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

@@ -1,0 +1,177 @@
+//! `paved status` and `paved deploy`: gRPC clients of a running platform.
+
+use crate::{SERVICES, output};
+use anyhow::Context;
+use paved_proto::provisioner::v1::{
+    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState, provisioner_service_client::ProvisionerServiceClient,
+};
+use serde::Serialize;
+use std::{path::Path, time::Duration};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_types::StatusExt;
+
+pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
+    let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
+    Channel::from_shared(url.clone())
+        .with_context(|| format!("invalid endpoint {endpoint:?}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach Paved at {endpoint} (is `paved up` running?)"))
+}
+
+/// A gRPC error as a person should read it: the message, then each field violation.
+pub fn explain(status: &tonic::Status) -> String {
+    let mut out = status.message().to_string();
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            if !out.contains(&v.description) {
+                out.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub services: Vec<ServiceStatus>,
+    pub workloads: Vec<WorkloadStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadStatus {
+    pub name: String,
+    pub environment: String,
+    pub revision: i64,
+    pub revision_id: String,
+    pub state: String,
+    pub endpoint: String,
+}
+
+pub async fn status(channel: Channel) -> anyhow::Result<Status> {
+    let mut health = HealthClient::new(channel.clone());
+    let mut services = Vec::new();
+    for (name, grpc) in SERVICES {
+        let state = match health.check(HealthCheckRequest { service: grpc.to_string() }).await {
+            Ok(r) => match r.into_inner().status() {
+                ServingStatus::Serving => "serving",
+                ServingStatus::NotServing => "not_serving",
+                _ => "unknown",
+            },
+            Err(s) if s.code() == tonic::Code::NotFound => "absent",
+            Err(_) => "unreachable",
+        };
+        services.push(ServiceStatus { name: name.to_string(), state: state.to_string() });
+    }
+    let mut client = ProvisionerServiceClient::new(channel.clone());
+    let mut workloads = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_workloads(ListWorkloadsRequest { environment: String::new(), page_size: 500, page_token })
+            .await
+            .map_err(|s| anyhow::anyhow!("list workloads: {}", explain(&s)))?
+            .into_inner();
+        for w in page.workloads {
+            let revision = match w.current_revision.as_str() {
+                "" => None,
+                id => client.get_revision(GetRevisionRequest { id: id.to_string() }).await.ok().and_then(|r| r.into_inner().revision),
+            };
+            workloads.push(WorkloadStatus {
+                name: w.name,
+                environment: w.environment,
+                revision: revision.as_ref().map_or(0, |r| r.number),
+                revision_id: w.current_revision,
+                state: RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string(),
+                endpoint: w.endpoint,
+            });
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(Status { services, workloads })
+}
+
+pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<()> {
+    match format {
+        output::Format::Json => println!("{}", serde_json::to_string_pretty(status)?),
+        output::Format::Table => {
+            let rows: Vec<Vec<String>> = status.services.iter().map(|s| vec![s.name.clone(), s.state.clone()]).collect();
+            print!("{}", output::table(&["SERVICE", "STATE"], &rows));
+            println!();
+            let rows: Vec<Vec<String>> = status
+                .workloads
+                .iter()
+                .map(|w| vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), w.state.clone(), format!("http://{}", w.endpoint)])
+                .collect();
+            print!("{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and validates `<dir>/paved.yaml` locally (so a bad spec fails with
+/// its file, line and column before anything is sent), then applies it.
+pub async fn deploy(channel: Channel, dir: &Path, environment: &str, follow: bool, mut progress: impl FnMut(&str)) -> anyhow::Result<Revision> {
+    let file = if dir.is_file() { dir.to_path_buf() } else { dir.join("paved.yaml") };
+    let file = std::path::absolute(&file).unwrap_or(file);
+    let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+    let spec = paved_spec::parse(&text, &file.display().to_string())?;
+    let mut client = ProvisionerServiceClient::new(channel);
+    let applied = client
+        .apply_workload(ApplyWorkloadRequest {
+            environment: environment.to_string(),
+            spec_yaml: text,
+            spec_path: file.display().to_string(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", explain(&s)))?
+        .into_inner();
+    let mut revision = applied.revision.context("the server returned no revision")?;
+    if !applied.changed {
+        progress(&format!("{} in {} already runs this spec (revision {}); nothing to do", spec.name, environment, revision.number));
+        return Ok(revision);
+    }
+    progress(&format!("deploying {} revision {} to {}", spec.name, revision.number, environment));
+    if !follow {
+        return Ok(revision);
+    }
+    // Long enough for every start-up attempt with backoff.
+    let deadline = tokio::time::Instant::now() + spec.health.startup_timeout * 3 + Duration::from_secs(15);
+    let mut last = revision.state;
+    loop {
+        let state = RevisionState::try_from(revision.state).unwrap_or_default();
+        if revision.state != last {
+            progress(&format!("  revision {}: {}", revision.number, state.short_name()));
+            last = revision.state;
+        }
+        match state {
+            RevisionState::Healthy => return Ok(revision),
+            RevisionState::Failed | RevisionState::Stopped => {
+                anyhow::bail!("revision {} of {} {}: {}", revision.number, spec.name, state.short_name(), revision.message)
+            }
+            _ if tokio::time::Instant::now() > deadline => anyhow::bail!("revision {} of {} is still {}", revision.number, spec.name, state.short_name()),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        revision = client
+            .get_revision(GetRevisionRequest { id: revision.id.clone() })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", explain(&s)))?
+            .into_inner()
+            .revision
+            .context("the server returned no revision")?;
+    }
+}

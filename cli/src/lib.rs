@@ -1,0 +1,27 @@
+//! The `paved` command: the human front door to the platform, and the
+//! embedded platform itself (`paved up`).
+//!
+//! # Layout
+//! - [`up`]: assembles all five services in one process (embedded mode) or
+//!   the provisioner deploying the other four (self-hosted mode).
+//! - [`selfhost`]: forwards the deployed services' gRPC calls, so clients
+//!   still need only the one address `paved up` prints.
+//! - [`commands`]: `status` and `deploy`, as gRPC clients.
+//! - [`output`]: tables for people, JSON for scripts.
+
+pub mod commands;
+pub mod output;
+pub mod selfhost;
+pub mod up;
+
+/// The five services: (short name, gRPC service name).
+pub const SERVICES: [(&str, &str); 5] = [
+    ("provisioner", paved_provisioner::GRPC_NAME),
+    ("secrets-broker", paved_secrets_broker::GRPC_NAME),
+    ("canary-analyzer", paved_canary_analyzer::GRPC_NAME),
+    ("cost-scheduler", paved_cost_scheduler::GRPC_NAME),
+    ("audit", paved_audit::GRPC_NAME),
+];
+
+/// The default address of `paved up`.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7400";

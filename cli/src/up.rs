@@ -1,0 +1,179 @@
+//! `paved up`: the whole platform in one process.
+//!
+//! Embedded mode: the five services share one gRPC server, SQLite files under
+//! the data directory (one per service, plus the event stream's), and the
+//! local runtime. Self-hosted mode: the provisioner runs here on PostgreSQL
+//! and Redis and deploys the other four services as workloads of environment
+//! `platform` from `deploy/platform/`; their calls are forwarded.
+
+use crate::{SERVICES, selfhost};
+use anyhow::Context;
+use paved_grpc::{Component, Health, ServerOptions};
+use paved_provisioner::{Provisioner, model::State};
+use paved_service::database;
+use paved_store::sqlite_url;
+use paved_stream::SharedStream;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// The demo workload `paved up` deploys on first start.
+pub const HELLO_SPEC: &str = include_str!("../../examples/hello/paved.yaml");
+
+/// The specs of the platform's own services, as `deploy/platform/` has them.
+pub const PLATFORM_SPECS: [(&str, &str); 4] = [
+    ("secrets-broker", include_str!("../../deploy/platform/secrets-broker.yaml")),
+    ("canary-analyzer", include_str!("../../deploy/platform/canary-analyzer.yaml")),
+    ("cost-scheduler", include_str!("../../deploy/platform/cost-scheduler.yaml")),
+    ("audit", include_str!("../../deploy/platform/audit.yaml")),
+];
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub example: bool,
+    pub self_hosted: Option<SelfHosted>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SelfHosted {
+    /// Server URL without a database: `postgres://user@host:port`.
+    pub postgres_url: String,
+    pub redis_url: String,
+}
+
+pub struct Platform {
+    pub addr: SocketAddr,
+    pub health: Health,
+    pub provisioner: Provisioner,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Platform {
+    pub async fn start(options: &UpOptions) -> anyhow::Result<Platform> {
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another `paved up` running? choose another with --listen)", options.listen))?;
+        let addr = listener.local_addr()?;
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
+        let health = Health::new();
+        let shutdown = CancellationToken::new();
+        let provisioner_options = paved_provisioner::Options {
+            data_dir: dir.join("provisioner"),
+            bin_dirs: Vec::new(),
+            proxy_host: options.listen.ip(),
+        };
+
+        let (provisioner, components) = match &options.self_hosted {
+            None => {
+                let stream = paved_stream::open(&sqlite_url(&dir.join("stream.db")), paved_stream::DEFAULT_MAX_LEN)
+                    .await
+                    .context("open the embedded event stream")?;
+                let db = database::<paved_provisioner::migration::Migrator>(&sqlite_url(&dir.join("provisioner.db")), &shutdown).await?;
+                let (provisioner, component) = Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
+                let mut components = vec![component];
+                components.extend(embedded_services(dir, &stream, &health, &shutdown).await?);
+                (provisioner, components)
+            }
+            Some(hosted) => {
+                let stream = paved_stream::open(&hosted.redis_url, paved_stream::DEFAULT_MAX_LEN)
+                    .await
+                    .with_context(|| format!("connect to Redis at {}", hosted.redis_url))?;
+                let url = format!("{}/paved_provisioner", hosted.postgres_url.trim_end_matches('/'));
+                let db = database::<paved_provisioner::migration::Migrator>(&url, &shutdown).await?;
+                let (provisioner, component) = Provisioner::start(db, stream, provisioner_options, &health, shutdown.clone()).await?;
+                let mut components = vec![component];
+                components.extend(selfhost::forwarders(&provisioner, &health, &shutdown));
+                (provisioner, components)
+            }
+        };
+
+        let server = tokio::spawn(paved_grpc::serve(listener, components, health.clone(), ServerOptions::default(), shutdown.clone()));
+        let platform = Platform { addr, health, provisioner, shutdown, server };
+
+        if let Some(hosted) = &options.self_hosted {
+            for (name, spec) in PLATFORM_SPECS {
+                let spec = spec.replace("${PAVED_POSTGRES_URL}", hosted.postgres_url.trim_end_matches('/')).replace("${PAVED_REDIS_URL}", &hosted.redis_url);
+                platform
+                    .provisioner
+                    .apply("platform", &spec, &format!("deploy/platform/{name}.yaml"), "")
+                    .await
+                    .with_context(|| format!("deploy platform service {name}"))?;
+            }
+        }
+        if options.example && platform.provisioner.workload("dev", "hello").await?.is_none() {
+            platform.provisioner.apply("dev", HELLO_SPEC, "examples/hello/paved.yaml", "").await.context("deploy examples/hello")?;
+        }
+        Ok(platform)
+    }
+
+    /// Waits until every service is serving and every workload is healthy,
+    /// calling `progress` with what is still pending.
+    pub async fn wait_ready(&self, timeout: Duration, mut progress: impl FnMut(&[String])) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = Vec::new();
+        loop {
+            let mut pending: Vec<String> = SERVICES.iter().filter(|(_, grpc)| !self.health.is_serving(grpc)).map(|(n, _)| n.to_string()).collect();
+            for view in self.provisioner.workloads("", 1000, 0).await? {
+                match view.state {
+                    Some(State::Healthy) => {}
+                    Some(State::Failed) => anyhow::bail!(
+                        "workload {} ({}) failed: {}",
+                        view.workload.name,
+                        view.workload.environment,
+                        self.revision_message(&view).await
+                    ),
+                    _ => pending.push(format!("{} ({})", view.workload.name, view.workload.environment)),
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if pending != last {
+                progress(&pending);
+                last = pending.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("not ready after {timeout:?}: waiting for {}", pending.join(", "));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn revision_message(&self, view: &paved_provisioner::WorkloadView) -> String {
+        let Some(id) = &view.workload.current_revision else { return String::new() };
+        match paved_provisioner::store::get_revision(self.provisioner.db(), id).await {
+            Ok(Some(r)) => r.message,
+            _ => String::new(),
+        }
+    }
+
+    /// Drains requests, stops every workload and waits for the services.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("server task")?
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// The four services besides the provisioner, each on its own SQLite file.
+async fn embedded_services(dir: &Path, stream: &SharedStream, health: &Health, shutdown: &CancellationToken) -> anyhow::Result<Vec<Component>> {
+    let url = |name: &str| sqlite_url(&dir.join(format!("{name}.db")));
+    let (s, h, t) = (stream.clone(), health, shutdown.clone());
+    Ok(vec![
+        paved_secrets_broker::component(database::<paved_secrets_broker::migration::Migrator>(&url("secrets-broker"), shutdown).await?, s.clone(), h, t.clone()),
+        paved_canary_analyzer::component(database::<paved_canary_analyzer::migration::Migrator>(&url("canary-analyzer"), shutdown).await?, s.clone(), h, t.clone()),
+        paved_cost_scheduler::component(database::<paved_cost_scheduler::migration::Migrator>(&url("cost-scheduler"), shutdown).await?, s.clone(), h, t.clone()),
+        paved_audit::component(database::<paved_audit::migration::Migrator>(&url("audit"), shutdown).await?, s, h, t),
+    ])
+}
