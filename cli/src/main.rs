@@ -34,6 +34,9 @@ enum Command {
         /// Redis for --self-hosted.
         #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_REDIS_URL")]
         redis_url: String,
+        /// Prefix of the services' PostgreSQL database names for --self-hosted.
+        #[arg(long, default_value = "paved_", env = "PAVED_DATABASE_PREFIX")]
+        database_prefix: String,
     },
     /// Show the services and workloads of a running platform.
     Status {
@@ -78,9 +81,9 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url } => {
-            let self_hosted = self_hosted.then(|| up::SelfHosted { postgres_url, redis_url });
-            up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted }).await
+        Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix } => {
+            let self_hosted = self_hosted.then(|| up::SelfHosted { postgres_url, redis_url, database_prefix });
+            up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new() }).await
         }
         Command::Status { endpoint, output } => {
             let status = commands::status(commands::connect(&endpoint).await?).await?;

@@ -38,6 +38,9 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     pub example: bool,
     pub self_hosted: Option<SelfHosted>,
+    /// Extra directories for workloads' `PATH` (the directory of the running
+    /// executable is always there).
+    pub bin_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,21 @@ pub struct SelfHosted {
     /// Server URL without a database: `postgres://user@host:port`.
     pub postgres_url: String,
     pub redis_url: String,
+    /// Prefix of the services' database names (default `paved_`).
+    pub database_prefix: String,
+}
+
+impl SelfHosted {
+    fn database_url(&self, service: &str) -> String {
+        format!("{}/{}{}", self.postgres_url.trim_end_matches('/'), self.database_prefix, service.replace('-', "_"))
+    }
+
+    /// A platform spec with this deployment's settings filled in.
+    fn render(&self, spec: &str) -> String {
+        spec.replace("${PAVED_POSTGRES_URL}", self.postgres_url.trim_end_matches('/'))
+            .replace("${PAVED_DATABASE_PREFIX}", &self.database_prefix)
+            .replace("${PAVED_REDIS_URL}", &self.redis_url)
+    }
 }
 
 pub struct Platform {
@@ -67,7 +85,7 @@ impl Platform {
         let shutdown = CancellationToken::new();
         let provisioner_options = paved_provisioner::Options {
             data_dir: dir.join("provisioner"),
-            bin_dirs: Vec::new(),
+            bin_dirs: options.bin_dirs.clone(),
             proxy_host: options.listen.ip(),
         };
 
@@ -86,8 +104,7 @@ impl Platform {
                 let stream = paved_stream::open(&hosted.redis_url, paved_stream::DEFAULT_MAX_LEN)
                     .await
                     .with_context(|| format!("connect to Redis at {}", hosted.redis_url))?;
-                let url = format!("{}/paved_provisioner", hosted.postgres_url.trim_end_matches('/'));
-                let db = database::<paved_provisioner::migration::Migrator>(&url, &shutdown).await?;
+                let db = database::<paved_provisioner::migration::Migrator>(&hosted.database_url("provisioner"), &shutdown).await?;
                 let (provisioner, component) = Provisioner::start(db, stream, provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
                 components.extend(selfhost::forwarders(&provisioner, &health, &shutdown));
@@ -100,7 +117,7 @@ impl Platform {
 
         if let Some(hosted) = &options.self_hosted {
             for (name, spec) in PLATFORM_SPECS {
-                let spec = spec.replace("${PAVED_POSTGRES_URL}", hosted.postgres_url.trim_end_matches('/')).replace("${PAVED_REDIS_URL}", &hosted.redis_url);
+                let spec = hosted.render(spec);
                 platform
                     .provisioner
                     .apply("platform", &spec, &format!("deploy/platform/{name}.yaml"), "")

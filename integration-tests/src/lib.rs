@@ -1,1 +1,69 @@
-//! paved-integration-tests
+//! Helpers for Paved's integration tests (`tests/it/`): the real PostgreSQL
+//! and Redis of this machine (a missing server fails the test loudly, never
+//! skips it), fresh databases and stream namespaces per test, the workspace's
+//! built binaries, and a bounded `eventually`.
+
+use std::{future::Future, path::PathBuf, time::Duration};
+
+/// PostgreSQL server URL without a database (`PAVED_TEST_POSTGRES_URL`).
+pub fn postgres_server() -> String {
+    std::env::var("PAVED_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Redis URL (`PAVED_TEST_REDIS_URL`).
+pub fn redis_server() -> String {
+    std::env::var("PAVED_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A short unique name for databases and namespaces of one test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A fresh PostgreSQL database URL (created on first connect by the store).
+/// Panics with instructions when PostgreSQL is not reachable.
+pub async fn postgres_database(prefix: &str) -> String {
+    let url = format!("{}/{}", postgres_server(), unique(prefix));
+    if let Err(e) = paved_store::connect(&url).await {
+        panic!("this test needs PostgreSQL at {} (set PAVED_TEST_POSTGRES_URL): {e}", postgres_server());
+    }
+    url
+}
+
+/// A Redis URL whose streams live in a fresh namespace. Panics with
+/// instructions when Redis is not reachable.
+pub async fn redis_namespace(prefix: &str) -> String {
+    let url = format!("{}/?paved_namespace={}", redis_server().trim_end_matches('/'), unique(prefix));
+    if let Err(e) = paved_stream::open(&url, 1000).await {
+        panic!("this test needs Redis at {} (set PAVED_TEST_REDIS_URL): {e}", redis_server());
+    }
+    url
+}
+
+/// The directory of the workspace's built binaries (`target/debug`). The test
+/// command builds them first (`cargo build --workspace --bins`); a missing one
+/// fails the test with that advice.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();
+    for bin in ["hello", "paved", "paved-audit", "paved-secrets-broker", "paved-canary-analyzer", "paved-cost-scheduler", "paved-provisioner"] {
+        assert!(dir.join(bin).is_file(), "{} is missing: run `cargo build --workspace --bins` before the tests", dir.join(bin).display());
+    }
+    dir
+}
+
+/// Polls `check` until it returns Some, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

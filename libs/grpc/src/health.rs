@@ -66,13 +66,10 @@ impl Health {
     pub fn check(&self, service: &str, check: &str, ok: bool) {
         self.update(|s| {
             let checks = s.services.entry(service.to_string()).or_default();
-            if checks.insert(check.to_string(), ok) == Some(ok) {
-                return;
-            }
-            if !ok {
-                tracing::warn!(service, check, "health check failing");
-            } else {
-                tracing::info!(service, check, "health check ok");
+            match (checks.insert(check.to_string(), ok), ok) {
+                (Some(false), true) => tracing::info!(service, check, "health check recovered"),
+                (Some(true) | None, false) => tracing::warn!(service, check, "health check failing"),
+                _ => {}
             }
         });
     }

@@ -85,6 +85,9 @@ async fn consume_one(
             }
             Err(e) => {
                 healthy(false);
+                // The server may have lost the group with its data (a Redis
+                // restarted without persistence): create it again next time.
+                grouped = false;
                 tracing::warn!(stream = %name, group = %config.group, error = %e, "consumer step failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

@@ -19,13 +19,22 @@ pub struct RedisStream {
     /// on the shared connection would stall every publish behind it.
     readers: Mutex<HashMap<(String, String), MultiplexedConnection>>,
     max_len: u64,
+    /// Prefix of every key, so several platforms (or test runs) can share one Redis.
+    namespace: String,
 }
 
 impl RedisStream {
+    /// `url` may carry `?paved_namespace=<ns>`: every stream key is then
+    /// prefixed with `<ns>:`.
     pub async fn connect(url: &str, max_len: u64) -> Result<Self, StreamError> {
-        let client = Client::open(url)?;
+        let (url, namespace) = split_namespace(url);
+        let client = Client::open(url.as_str())?;
         let conn = ConnectionManager::new(client.clone()).await?;
-        Ok(Self { client, conn, readers: Mutex::new(HashMap::new()), max_len })
+        Ok(Self { client, conn, readers: Mutex::new(HashMap::new()), max_len, namespace })
+    }
+
+    fn key(&self, stream: &str) -> String {
+        if self.namespace.is_empty() { stream.to_string() } else { format!("{}:{stream}", self.namespace) }
     }
 
     async fn reader(&self, stream: &str, consumer: &str, block: Duration) -> Result<MultiplexedConnection, StreamError> {
@@ -50,7 +59,7 @@ impl EventStream for RedisStream {
     async fn publish(&self, stream: &str, payload: &[u8]) -> Result<String, StreamError> {
         let mut conn = self.conn.clone();
         let id: String = redis::cmd("XADD")
-            .arg(stream)
+            .arg(self.key(stream))
             .arg("MAXLEN")
             .arg("~")
             .arg(self.max_len)
@@ -66,7 +75,7 @@ impl EventStream for RedisStream {
         let mut conn = self.conn.clone();
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(stream)
+            .arg(self.key(stream))
             .arg(group)
             .arg("0")
             .arg("MKSTREAM")
@@ -96,7 +105,7 @@ impl EventStream for RedisStream {
             .arg("BLOCK")
             .arg(block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(stream)
+            .arg(self.key(stream))
             .arg(">")
             .query_async(&mut conn)
             .await;
@@ -125,7 +134,7 @@ impl EventStream for RedisStream {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("XACK").arg(stream).arg(group).arg(ids).query_async(&mut conn).await?;
+        let _: i64 = redis::cmd("XACK").arg(self.key(stream)).arg(group).arg(ids).query_async(&mut conn).await?;
         Ok(())
     }
 
@@ -139,7 +148,7 @@ impl EventStream for RedisStream {
     ) -> Result<Vec<Delivery>, StreamError> {
         let mut conn = self.conn.clone();
         let reply: Value = redis::cmd("XAUTOCLAIM")
-            .arg(stream)
+            .arg(self.key(stream))
             .arg(group)
             .arg(consumer)
             .arg(min_idle.as_millis() as u64)
@@ -159,7 +168,7 @@ impl EventStream for RedisStream {
     async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError> {
         let mut conn = self.conn.clone();
         let reply: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(stream)
+            .arg(self.key(stream))
             .arg(group)
             .arg("-")
             .arg("+")
@@ -168,6 +177,24 @@ impl EventStream for RedisStream {
             .await?;
         Ok(reply.into_iter().map(|(id, ..)| id).collect())
     }
+}
+
+/// Splits `?paved_namespace=<ns>` off a Redis URL.
+fn split_namespace(url: &str) -> (String, String) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), String::new()) };
+    let mut namespace = String::new();
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("paved_namespace=") {
+            Some(ns) => {
+                namespace = ns.to_string();
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    (url, namespace)
 }
 
 /// Parses `[[id, [field, value, ...]], ...]`. Entries trimmed while pending come
@@ -200,4 +227,14 @@ fn parse_entries(value: Value) -> Result<Vec<Delivery>, StreamError> {
         out.push(Delivery { id, payload: payload.unwrap_or_default() });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splits_namespace() {
+        assert_eq!(super::split_namespace("redis://h:1/?paved_namespace=t1"), ("redis://h:1/".into(), "t1".into()));
+        assert_eq!(super::split_namespace("redis://h:1/0?a=b&paved_namespace=x"), ("redis://h:1/0?a=b".into(), "x".into()));
+        assert_eq!(super::split_namespace("redis://h:1"), ("redis://h:1".into(), String::new()));
+    }
 }

@@ -1,0 +1,6 @@
+//! Paved's integration tests: one binary, one module per area.
+
+mod outbox;
+mod platform;
+mod services;
+mod stream_contract;

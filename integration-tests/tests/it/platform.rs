@@ -1,0 +1,85 @@
+//! `paved up`: the embedded platform on an empty data directory, its restart,
+//! and the self-hosted mode where the platform deploys its own services.
+
+use crate::services::http_get;
+use paved::up::{Platform, SelfHosted, UpOptions};
+use paved_integration_tests::{bin_dir, postgres_server, redis_namespace, unique};
+use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use std::time::Duration;
+
+fn options(data_dir: &std::path::Path) -> UpOptions {
+    UpOptions { data_dir: data_dir.to_path_buf(), listen: "127.0.0.1:0".parse().expect("addr"), example: true, self_hosted: None, bin_dirs: vec![bin_dir()] }
+}
+
+#[tokio::test]
+async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = Platform::start(&options(dir.path())).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("all five services and hello healthy");
+
+    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    assert_eq!(status.services.len(), 5);
+    assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
+    assert_eq!(status.workloads.len(), 1);
+    let hello = &status.workloads[0];
+    assert_eq!((hello.name.as_str(), hello.environment.as_str(), hello.state.as_str(), hello.revision), ("hello", "dev", "healthy", 1));
+    assert_eq!(http_get(&hello.endpoint, "/").await, "hello from v1\n");
+    let endpoint = hello.endpoint.clone();
+
+    platform.stop().await.expect("stop");
+    assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "Ctrl-C stops every process it started");
+
+    // Same data directory: same workloads, same revision, same endpoint.
+    let platform = Platform::start(&options(dir.path())).await.expect("paved up again");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("healthy again");
+    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    assert_eq!(status.workloads.len(), 1, "hello is not deployed twice");
+    let hello = &status.workloads[0];
+    assert_eq!((hello.revision, hello.state.as_str(), hello.endpoint.as_str()), (1, "healthy", endpoint.as_str()));
+    assert_eq!(http_get(&hello.endpoint, "/").await, "hello from v1\n");
+    platform.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn self_hosted_platform_deploys_its_own_services() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = options(dir.path());
+    options.example = false;
+    options.self_hosted = Some(SelfHosted {
+        postgres_url: postgres_server(),
+        redis_url: redis_namespace("it_selfhosted").await,
+        database_prefix: format!("{}_", unique("it_sh")),
+    });
+    let platform = Platform::start(&options).await.expect("paved up --self-hosted");
+    platform.wait_ready(Duration::from_secs(90), |_| {}).await.expect("the four deployed services healthy");
+
+    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
+    let mut deployed: Vec<(&str, &str, &str)> = status.workloads.iter().map(|w| (w.name.as_str(), w.environment.as_str(), w.state.as_str())).collect();
+    deployed.sort();
+    assert_eq!(
+        deployed,
+        [
+            ("audit", "platform", "healthy"),
+            ("canary-analyzer", "platform", "healthy"),
+            ("cost-scheduler", "platform", "healthy"),
+            ("secrets-broker", "platform", "healthy"),
+        ]
+    );
+
+    // Through the one address: the deployed audit service answers, and it has
+    // recorded the provisioner's events about deploying it.
+    let mut audit = AuditServiceClient::new(paved::commands::connect(&platform.addr.to_string()).await.expect("connect"));
+    let entries = paved_integration_tests::eventually("audit entries through the forwarder", Duration::from_secs(30), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
+            entries.iter().any(|e| e.subject == "environments/platform/workloads/audit").then_some(entries)
+        }
+    })
+    .await;
+    assert!(entries.iter().any(|e| e.r#type == "paved.provisioner.v1.workload.registered"));
+    let status = audit.list_entries(ListEntriesRequest { page_size: -1, page_token: String::new() }).await.expect_err("bad page size");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "errors pass through the forwarder");
+    platform.stop().await.expect("stop");
+}

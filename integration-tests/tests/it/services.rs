@@ -1,0 +1,308 @@
+//! The services in production mode: each started with its own `run` on
+//! 127.0.0.1:0, on the real PostgreSQL (a fresh database each) and the real
+//! Redis (a fresh namespace), talking over gRPC and the event stream.
+
+use paved_integration_tests::{bin_dir, eventually, postgres_database, redis_namespace};
+use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::provisioner::v1::{
+    ApplyWorkloadRequest, GetRevisionRequest, GetWorkloadRequest, ListWorkloadsRequest, RevisionState, provisioner_service_client::ProvisionerServiceClient,
+};
+use paved_proto::secrets_broker::v1::{ListIdentitiesRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
+use paved_service::Common;
+use std::{net::SocketAddr, time::Duration};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_types::StatusExt;
+
+const HELLO: &str = "name: hello\ncommand: [\"hello\"]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v7\n";
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    eventually("the service to accept connections", Duration::from_secs(30), || async {
+        Channel::from_shared(format!("http://{addr}")).ok()?.connect().await.ok()
+    })
+    .await
+}
+
+fn common(listen: SocketAddr, database_url: String, stream_url: &str) -> Common {
+    Common { listen, database_url, stream_url: stream_url.to_string(), log_format: "pretty".into(), stream_max_len: 10_000 }
+}
+
+async fn serving(channel: Channel, service: &str) -> bool {
+    let mut health = HealthClient::new(channel);
+    matches!(health.check(HealthCheckRequest { service: service.into() }).await, Ok(r) if r.get_ref().status() == ServingStatus::Serving)
+}
+
+struct Stack {
+    provisioner: SocketAddr,
+    audit: SocketAddr,
+    broker: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data: tempfile::TempDir,
+}
+
+async fn start_stack() -> Stack {
+    let stream = redis_namespace("it_services").await;
+    let shutdown = CancellationToken::new();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut tasks = Vec::new();
+
+    let (l, provisioner) = listener().await;
+    let config = paved_provisioner::Config {
+        common: common(provisioner, postgres_database("it_prov").await, &stream),
+        options: paved_provisioner::Options { data_dir: data.path().to_path_buf(), bin_dirs: vec![bin_dir()], proxy_host: [127, 0, 0, 1].into() },
+    };
+    tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
+
+    let (l, audit) = listener().await;
+    let config = paved_audit::Config { common: common(audit, postgres_database("it_audit").await, &stream) };
+    tasks.push(tokio::spawn(paved_audit::run(config, l, shutdown.clone())));
+
+    let (l, broker) = listener().await;
+    let config = paved_secrets_broker::Config { common: common(broker, postgres_database("it_broker").await, &stream) };
+    tasks.push(tokio::spawn(paved_secrets_broker::run(config, l, shutdown.clone())));
+
+    Stack { provisioner, audit, broker, shutdown, tasks, _data: data }
+}
+
+impl Stack {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.expect("service task").expect("service ended cleanly");
+        }
+    }
+}
+
+#[tokio::test]
+async fn deploy_on_postgres_and_redis_reaches_every_service() {
+    let stack = start_stack().await;
+    let ch = channel(stack.provisioner).await;
+    assert!(eventually("provisioner serving", Duration::from_secs(10), || async { serving(ch.clone(), "paved.provisioner.v1.ProvisionerService").await.then_some(true) }).await);
+    let mut client = ProvisionerServiceClient::new(ch.clone());
+
+    let applied = client
+        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: HELLO.into(), spec_path: "hello/paved.yaml".into(), request_id: "req-1".into() })
+        .await
+        .expect("apply")
+        .into_inner();
+    assert!(applied.changed);
+    let revision = applied.revision.expect("revision");
+    assert_eq!(revision.number, 1);
+
+    // A retry with the same request id returns the same revision.
+    let retry = client
+        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: HELLO.into(), spec_path: "hello/paved.yaml".into(), request_id: "req-1".into() })
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retry.revision.expect("revision").id, revision.id);
+    assert!(!retry.changed);
+
+    let healthy = eventually("hello healthy", Duration::from_secs(30), || {
+        let mut client = client.clone();
+        async move {
+            let w = client.get_workload(GetWorkloadRequest { environment: "dev".into(), name: "hello".into() }).await.ok()?.into_inner().workload?;
+            (w.state == RevisionState::Healthy as i32).then_some(w)
+        }
+    })
+    .await;
+    let body = http_get(&healthy.endpoint, "/").await;
+    assert!(body.contains("hello from v7"), "the proxy reaches the workload with its env: {body:?}");
+
+    // Every event reaches the audit log, exactly once.
+    let mut audit = AuditServiceClient::new(channel(stack.audit).await);
+    let types = eventually("events in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
+            let types: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
+            (types.len() >= 4).then_some(types)
+        }
+    })
+    .await;
+    assert_eq!(
+        types,
+        [
+            "paved.provisioner.v1.workload.registered",
+            "paved.provisioner.v1.revision.deployed",
+            "paved.provisioner.v1.revision.state_changed",
+            "paved.provisioner.v1.revision.state_changed",
+        ]
+    );
+    let entries = audit.list_entries(ListEntriesRequest { page_size: 2, page_token: String::new() }).await.expect("page").into_inner();
+    assert_eq!(entries.entries.len(), 2);
+    assert_eq!(entries.next_page_token, "2");
+
+    // The broker derived the workload's identity from the same stream.
+    let broker = SecretsBrokerServiceClient::new(channel(stack.broker).await);
+    let ids = eventually("an identity", Duration::from_secs(20), || {
+        let mut broker = broker.clone();
+        async move {
+            let ids = broker.list_identities(ListIdentitiesRequest::default()).await.ok()?.into_inner().identities;
+            (!ids.is_empty()).then_some(ids)
+        }
+    })
+    .await;
+    assert_eq!(ids[0].spiffe_id, "spiffe://paved/dev/hello");
+
+    let endpoint = healthy.endpoint.clone();
+    stack.stop().await;
+    // Shutdown stopped the workload's process.
+    assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "the proxy is closed after shutdown");
+}
+
+#[tokio::test]
+async fn bad_input_gets_precise_errors() {
+    let stack = start_stack().await;
+    let ch = channel(stack.provisioner).await;
+    let mut client = ProvisionerServiceClient::new(ch.clone());
+
+    let bad = "name: hello\ncommand: [hello]\nhealth:\n  pth: /x\n";
+    let status = client
+        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: bad.into(), spec_path: "svc/paved.yaml".into(), request_id: String::new() })
+        .await
+        .expect_err("invalid spec");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().starts_with("svc/paved.yaml:4:3: unknown field `pth`"), "{}", status.message());
+    let violations = status.get_details_bad_request().expect("field violations").field_violations;
+    assert_eq!(violations[0].field, "spec_yaml.health");
+    assert_eq!(status.get_details_error_info().expect("error info").reason, "INVALID_SPEC");
+
+    let status = client
+        .apply_workload(ApplyWorkloadRequest { environment: "Prod!".into(), spec_yaml: HELLO.into(), spec_path: String::new(), request_id: String::new() })
+        .await
+        .expect_err("invalid environment");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(status.get_details_bad_request().expect("violations").field_violations[0].field, "environment");
+
+    let status = client.list_workloads(ListWorkloadsRequest { environment: String::new(), page_size: -5, page_token: String::new() }).await.expect_err("bad page");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let status = client.get_revision(GetRevisionRequest { id: "nope".into() }).await.expect_err("unknown revision");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let none = client.list_workloads(ListWorkloadsRequest::default()).await.expect("list").into_inner();
+    assert!(none.workloads.is_empty(), "nothing was deployed by bad requests");
+
+    // A process that exits at once: its revision fails with its stderr; the
+    // platform keeps running.
+    let crash = "name: crash\ncommand: [\"sh\", \"-c\", \"echo cannot-open-config >&2; exit 3\"]\n";
+    let applied = client
+        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: crash.into(), spec_path: String::new(), request_id: String::new() })
+        .await
+        .expect("apply")
+        .into_inner();
+    let id = applied.revision.expect("revision").id;
+    let failed = eventually("the crash revision to fail", Duration::from_secs(20), || {
+        let (mut client, id) = (client.clone(), id.clone());
+        async move {
+            let r = client.get_revision(GetRevisionRequest { id }).await.ok()?.into_inner().revision?;
+            (r.state == RevisionState::Failed as i32).then_some(r)
+        }
+    })
+    .await;
+    assert!(failed.message.contains("exited with code 3") && failed.message.contains("cannot-open-config"), "{}", failed.message);
+    assert!(serving(ch, "").await, "the platform is still serving");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let stack = start_stack().await;
+    let ch = channel(stack.audit).await;
+    assert!(eventually("audit serving", Duration::from_secs(10), || async { serving(ch.clone(), "paved.audit.v1.AuditService").await.then_some(true) }).await);
+    for version in ["v1", "v1alpha"] {
+        let services = list_services(ch.clone(), version).await;
+        assert!(services.contains(&"paved.audit.v1.AuditService".to_string()), "{version}: {services:?}");
+        assert!(services.contains(&"grpc.health.v1.Health".to_string()), "{version}: {services:?}");
+    }
+    let metrics = http_get(&stack.audit.to_string(), "/metrics").await;
+    assert!(metrics.contains("paved_grpc_server_requests_total"), "{metrics}");
+    stack.stop().await;
+}
+
+async fn list_services(ch: Channel, version: &str) -> Vec<String> {
+    use futures::StreamExt;
+    match version {
+        "v1" => {
+            use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+            let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+            let mut stream = ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+            match stream.next().await.expect("a response").expect("ok").message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        _ => {
+            use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+            let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+            let mut stream = ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+            match stream.next().await.expect("a response").expect("ok").message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket; returns the body.
+pub async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out.split_once("\r\n\r\n").map_or(out.clone(), |(_, b)| b.to_string())
+}
+
+/// A Redis of the test's own, on a free port, so it can be killed.
+struct OwnRedis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("this test needs redis-server on PATH");
+        eventually("redis-server to listen", Duration::from_secs(10), || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok() }).await;
+        Self { child, port }
+    }
+
+    async fn kill(mut self) {
+        self.child.kill().await.expect("kill redis");
+    }
+}
+
+#[tokio::test]
+async fn lost_redis_is_retried_and_reported_in_health() {
+    let port = { std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port() };
+    let redis = OwnRedis::start(port).await;
+    let shutdown = CancellationToken::new();
+    let (l, addr) = listener().await;
+    let config = paved_audit::Config { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
+    let task = tokio::spawn(paved_audit::run(config, l, shutdown.clone()));
+    let ch = channel(addr).await;
+    let audit = "paved.audit.v1.AuditService";
+    eventually("serving", Duration::from_secs(10), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+
+    redis.kill().await;
+    eventually("NOT_SERVING while Redis is gone", Duration::from_secs(15), || async { (!serving(ch.clone(), audit).await).then_some(()) }).await;
+    assert!(!task.is_finished(), "the service keeps running without Redis");
+
+    let _redis = OwnRedis::start(port).await;
+    eventually("SERVING again once Redis is back", Duration::from_secs(30), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+    shutdown.cancel();
+    task.await.expect("task").expect("clean stop");
+}
