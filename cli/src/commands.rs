@@ -3,7 +3,8 @@
 use crate::{SERVICES, output};
 use anyhow::Context;
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState, provisioner_service_client::ProvisionerServiceClient,
+    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState,
+    provisioner_service_client::ProvisionerServiceClient,
 };
 use serde::Serialize;
 use std::{path::Path, time::Duration};
@@ -113,7 +114,9 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
             let rows: Vec<Vec<String>> = status
                 .workloads
                 .iter()
-                .map(|w| vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), w.state.clone(), format!("http://{}", w.endpoint)])
+                .map(|w| {
+                    vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), w.state.clone(), format!("http://{}", w.endpoint)]
+                })
                 .collect();
             print!("{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows));
         }
@@ -123,7 +126,13 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
 
 /// Reads and validates `<dir>/paved.yaml` locally (so a bad spec fails with
 /// its file, line and column before anything is sent), then applies it.
-pub async fn deploy(channel: Channel, dir: &Path, environment: &str, follow: bool, mut progress: impl FnMut(&str)) -> anyhow::Result<Revision> {
+pub async fn deploy(
+    channel: Channel,
+    dir: &Path,
+    environment: &str,
+    follow: bool,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Revision> {
     let file = if dir.is_file() { dir.to_path_buf() } else { dir.join("paved.yaml") };
     let file = std::path::absolute(&file).unwrap_or(file);
     let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
@@ -162,7 +171,9 @@ pub async fn deploy(channel: Channel, dir: &Path, environment: &str, follow: boo
             RevisionState::Failed | RevisionState::Stopped => {
                 anyhow::bail!("revision {} of {} {}: {}", revision.number, spec.name, state.short_name(), revision.message)
             }
-            _ if tokio::time::Instant::now() > deadline => anyhow::bail!("revision {} of {} is still {}", revision.number, spec.name, state.short_name()),
+            _ if tokio::time::Instant::now() > deadline => {
+                anyhow::bail!("revision {} of {} is still {}", revision.number, spec.name, state.short_name())
+            }
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -2,12 +2,12 @@
 //! embedded platform itself (`paved up`).
 //!
 //! # Layout
-//! - [`up`]: assembles all five services in one process (embedded mode) or
+//! - [`up`] — assembles all five services in one process (embedded mode) or
 //!   the provisioner deploying the other four (self-hosted mode).
-//! - [`selfhost`]: forwards the deployed services' gRPC calls, so clients
+//! - [`selfhost`] — forwards the deployed services' gRPC calls, so clients
 //!   still need only the one address `paved up` prints.
-//! - [`commands`]: `status` and `deploy`, as gRPC clients.
-//! - [`output`]: tables for people, JSON for scripts.
+//! - [`commands`] — `status` and `deploy`, as gRPC clients.
+//! - [`output`] — tables for people, JSON for scripts.
 
 pub mod commands;
 pub mod output;

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix } => {
-            let self_hosted = self_hosted.then(|| up::SelfHosted { postgres_url, redis_url, database_prefix });
+            let self_hosted = self_hosted.then_some(up::SelfHosted { postgres_url, redis_url, database_prefix });
             up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new() }).await
         }
         Command::Status { endpoint, output } => {
@@ -103,7 +103,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let state = paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name();
                 println!("{}", serde_json::json!({ "revision_id": revision.id, "revision": revision.number, "state": state }));
             } else {
-                println!("revision {} of {} is {}", revision.number, revision.workload, paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name());
+                println!(
+                    "revision {} of {} is {}",
+                    revision.number,
+                    revision.workload,
+                    paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -38,10 +38,17 @@ pub fn forwarders(provisioner: &Provisioner, health: &Health, shutdown: &Cancell
         .collect()
 }
 
-async fn forward(provisioner: Provisioner, client: Client<HttpConnector, Body>, workload: &'static str, mut req: http::Request<Body>) -> http::Response<Body> {
+async fn forward(
+    provisioner: Provisioner,
+    client: Client<HttpConnector, Body>,
+    workload: &'static str,
+    mut req: http::Request<Body>,
+) -> http::Response<Body> {
     let endpoint = match provisioner.workload("platform", workload).await {
         Ok(Some(view)) if view.state == Some(State::Healthy) => view.endpoint,
-        _ => return grpc_error(tonic::Code::Unavailable, &format!("platform service {workload} is not healthy yet")),
+        _ => {
+            return grpc_error(tonic::Code::Unavailable, &format!("platform service {workload} is not healthy yet"));
+        }
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     match format!("http://{endpoint}{path}").parse() {
@@ -60,7 +67,13 @@ fn grpc_error(code: tonic::Code, message: &str) -> http::Response<Body> {
 }
 
 /// SERVING while the workload is healthy.
-async fn watch_health(provisioner: Provisioner, workload: &'static str, grpc_name: &'static str, health: Health, shutdown: CancellationToken) {
+async fn watch_health(
+    provisioner: Provisioner,
+    workload: &'static str,
+    grpc_name: &'static str,
+    health: Health,
+    shutdown: CancellationToken,
+) {
     loop {
         let healthy = matches!(provisioner.workload("platform", workload).await, Ok(Some(view)) if view.state == Some(State::Healthy));
         health.check(grpc_name, "workload", healthy);

@@ -75,9 +75,9 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start(options: &UpOptions) -> anyhow::Result<Platform> {
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (is another `paved up` running? choose another with --listen)", options.listen))?;
+        let listener = TcpListener::bind(options.listen).await.with_context(|| {
+            format!("cannot listen on {} (is another `paved up` running? choose another with --listen)", options.listen)
+        })?;
         let addr = listener.local_addr()?;
         let dir = &options.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
@@ -95,7 +95,8 @@ impl Platform {
                     .await
                     .context("open the embedded event stream")?;
                 let db = database::<paved_provisioner::migration::Migrator>(&sqlite_url(&dir.join("provisioner.db")), &shutdown).await?;
-                let (provisioner, component) = Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
+                let (provisioner, component) =
+                    Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
                 components.extend(embedded_services(dir, &stream, &health, &shutdown).await?);
                 (provisioner, components)
@@ -137,7 +138,8 @@ impl Platform {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = Vec::new();
         loop {
-            let mut pending: Vec<String> = SERVICES.iter().filter(|(_, grpc)| !self.health.is_serving(grpc)).map(|(n, _)| n.to_string()).collect();
+            let mut pending: Vec<String> =
+                SERVICES.iter().filter(|(_, grpc)| !self.health.is_serving(grpc)).map(|(n, _)| n.to_string()).collect();
             for view in self.provisioner.workloads("", 1000, 0).await? {
                 match view.state {
                     Some(State::Healthy) => {}
@@ -165,7 +167,9 @@ impl Platform {
     }
 
     async fn revision_message(&self, view: &paved_provisioner::WorkloadView) -> String {
-        let Some(id) = &view.workload.current_revision else { return String::new() };
+        let Some(id) = &view.workload.current_revision else {
+            return String::new();
+        };
         match paved_provisioner::store::get_revision(self.provisioner.db(), id).await {
             Ok(Some(r)) => r.message,
             _ => String::new(),
@@ -184,13 +188,33 @@ impl Platform {
 }
 
 /// The four services besides the provisioner, each on its own SQLite file.
-async fn embedded_services(dir: &Path, stream: &SharedStream, health: &Health, shutdown: &CancellationToken) -> anyhow::Result<Vec<Component>> {
+async fn embedded_services(
+    dir: &Path,
+    stream: &SharedStream,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<Component>> {
     let url = |name: &str| sqlite_url(&dir.join(format!("{name}.db")));
     let (s, h, t) = (stream.clone(), health, shutdown.clone());
     Ok(vec![
-        paved_secrets_broker::component(database::<paved_secrets_broker::migration::Migrator>(&url("secrets-broker"), shutdown).await?, s.clone(), h, t.clone()),
-        paved_canary_analyzer::component(database::<paved_canary_analyzer::migration::Migrator>(&url("canary-analyzer"), shutdown).await?, s.clone(), h, t.clone()),
-        paved_cost_scheduler::component(database::<paved_cost_scheduler::migration::Migrator>(&url("cost-scheduler"), shutdown).await?, s.clone(), h, t.clone()),
+        paved_secrets_broker::component(
+            database::<paved_secrets_broker::migration::Migrator>(&url("secrets-broker"), shutdown).await?,
+            s.clone(),
+            h,
+            t.clone(),
+        ),
+        paved_canary_analyzer::component(
+            database::<paved_canary_analyzer::migration::Migrator>(&url("canary-analyzer"), shutdown).await?,
+            s.clone(),
+            h,
+            t.clone(),
+        ),
+        paved_cost_scheduler::component(
+            database::<paved_cost_scheduler::migration::Migrator>(&url("cost-scheduler"), shutdown).await?,
+            s.clone(),
+            h,
+            t.clone(),
+        ),
         paved_audit::component(database::<paved_audit::migration::Migrator>(&url("audit"), shutdown).await?, s, h, t),
     ])
 }

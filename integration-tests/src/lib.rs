@@ -46,7 +46,9 @@ pub async fn redis_namespace(prefix: &str) -> String {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();
-    for bin in ["hello", "paved", "paved-audit", "paved-secrets-broker", "paved-canary-analyzer", "paved-cost-scheduler", "paved-provisioner"] {
+    for bin in
+        ["hello", "paved", "paved-audit", "paved-secrets-broker", "paved-canary-analyzer", "paved-cost-scheduler", "paved-provisioner"]
+    {
         assert!(dir.join(bin).is_file(), "{} is missing: run `cargo build --workspace --bins` before the tests", dir.join(bin).display());
     }
     dir

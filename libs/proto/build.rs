@@ -14,10 +14,7 @@ fn main() -> io::Result<()> {
     let fds = protox::compile(&files, [&root]).map_err(|e| io::Error::other(e.to_string()))?;
     let out = PathBuf::from(env::var("OUT_DIR").map_err(io::Error::other)?);
     fs::write(out.join("paved_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(fds)
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)
 }
 
 fn collect(dir: &PathBuf, files: &mut Vec<PathBuf>) -> io::Result<()> {

@@ -1,1 +1,112 @@
-fn main() {}
+//! Project chores, in Rust rather than shell scripts:
+//!
+//! - `cargo xtask up [ARGS]`: build the binaries and run `paved up [ARGS]`;
+//! - `cargo xtask test`: make sure PostgreSQL and Redis run, build the
+//!   binaries the tests start, run the whole test suite;
+//! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`).
+
+mod bench;
+
+use anyhow::{Context, bail};
+use std::{
+    net::TcpStream,
+    path::PathBuf,
+    process::{Command, ExitCode},
+    time::Duration,
+};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("up") => up(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// The directory cargo puts binaries in for `profile`.
+pub fn target_dir(profile: &str) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    base.join(profile)
+}
+
+pub fn build_bins(release: bool) -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--workspace", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd)?;
+    Ok(target_dir(if release { "release" } else { "debug" }))
+}
+
+fn up(args: &[String]) -> anyhow::Result<()> {
+    let bin = build_bins(false)?;
+    run(Command::new(bin.join("paved")).arg("up").args(args))
+}
+
+/// The servers the tests need, with the command that starts each when it is
+/// down (the machine's own service commands).
+const SERVERS: [(&str, u16, &str); 2] = [
+    ("PostgreSQL", 5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    (
+        "Redis",
+        6379,
+        "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+    ),
+];
+
+fn ensure_servers() -> anyhow::Result<()> {
+    for (name, port, start) in SERVERS {
+        if reachable(port) {
+            continue;
+        }
+        eprintln!("xtask: {name} is not running on 127.0.0.1:{port}; starting it");
+        run(Command::new("sh").args(["-c", start]))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !reachable(port) {
+            if std::time::Instant::now() > deadline {
+                bail!("{name} did not start on 127.0.0.1:{port}; the tests need it");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+fn reachable(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
+}
+
+fn test(args: &[String]) -> anyhow::Result<()> {
+    ensure_servers()?;
+    // The integration tests start the real binaries (hello, the services).
+    build_bins(false)?;
+    run(cargo().args(["test", "--workspace"]).args(args))
+}

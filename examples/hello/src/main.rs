@@ -28,7 +28,9 @@ fn settings() -> Result<Settings, String> {
     let error_rate = match var("HELLO_ERROR_RATE") {
         Some(r) => match r.parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => v,
-            _ => return Err(format!("HELLO_ERROR_RATE={r:?} must be a number between 0 and 1")),
+            _ => {
+                return Err(format!("HELLO_ERROR_RATE={r:?} must be a number between 0 and 1"));
+            }
         },
         None => 0.0,
     };

@@ -23,7 +23,12 @@ async fn outbox_db(url: &str) -> DatabaseConnection {
 }
 
 fn registered(n: usize) -> paved_stream::Envelope {
-    event::envelope("provisioner", "test.registered", format!("w{n}"), Payload::WorkloadRegistered(WorkloadRegistered { workload: format!("w{n}"), environment: "dev".into() }))
+    event::envelope(
+        "provisioner",
+        "test.registered",
+        format!("w{n}"),
+        Payload::WorkloadRegistered(WorkloadRegistered { workload: format!("w{n}"), environment: "dev".into() }),
+    )
 }
 
 /// A stream that fails every publish after the first `ok` ones: a relay that
@@ -98,7 +103,11 @@ async fn nothing_lost(db_url: &str) {
     for d in &got {
         paved_stream::consumer::Handler::handle(&recorder, &name, &event::decode(&d.payload).expect("envelope")).await.expect("record");
     }
-    let count = audit.query_one_raw(sea_orm::Statement::from_string(audit.get_database_backend(), "SELECT COUNT(*) AS n FROM audit_entries")).await.expect("count").expect("row");
+    let count = audit
+        .query_one_raw(sea_orm::Statement::from_string(audit.get_database_backend(), "SELECT COUNT(*) AS n FROM audit_entries"))
+        .await
+        .expect("count")
+        .expect("row");
     assert_eq!(count.try_get::<i64>("", "n").expect("n"), 3);
 }
 

@@ -8,7 +8,13 @@ use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServ
 use std::time::Duration;
 
 fn options(data_dir: &std::path::Path) -> UpOptions {
-    UpOptions { data_dir: data_dir.to_path_buf(), listen: "127.0.0.1:0".parse().expect("addr"), example: true, self_hosted: None, bin_dirs: vec![bin_dir()] }
+    UpOptions {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        example: true,
+        self_hosted: None,
+        bin_dirs: vec![bin_dir()],
+    }
 }
 
 #[tokio::test]
@@ -17,7 +23,8 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let platform = Platform::start(&options(dir.path())).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("all five services and hello healthy");
 
-    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    let status =
+        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
     assert_eq!(status.services.len(), 5);
     assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
     assert_eq!(status.workloads.len(), 1);
@@ -32,7 +39,8 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     // Same data directory: same workloads, same revision, same endpoint.
     let platform = Platform::start(&options(dir.path())).await.expect("paved up again");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("healthy again");
-    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    let status =
+        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
     assert_eq!(status.workloads.len(), 1, "hello is not deployed twice");
     let hello = &status.workloads[0];
     assert_eq!((hello.revision, hello.state.as_str(), hello.endpoint.as_str()), (1, "healthy", endpoint.as_str()));
@@ -53,9 +61,11 @@ async fn self_hosted_platform_deploys_its_own_services() {
     let platform = Platform::start(&options).await.expect("paved up --self-hosted");
     platform.wait_ready(Duration::from_secs(90), |_| {}).await.expect("the four deployed services healthy");
 
-    let status = paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+    let status =
+        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
     assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
-    let mut deployed: Vec<(&str, &str, &str)> = status.workloads.iter().map(|w| (w.name.as_str(), w.environment.as_str(), w.state.as_str())).collect();
+    let mut deployed: Vec<(&str, &str, &str)> =
+        status.workloads.iter().map(|w| (w.name.as_str(), w.environment.as_str(), w.state.as_str())).collect();
     deployed.sort();
     assert_eq!(
         deployed,
@@ -73,7 +83,8 @@ async fn self_hosted_platform_deploys_its_own_services() {
     let entries = paved_integration_tests::eventually("audit entries through the forwarder", Duration::from_secs(30), || {
         let mut audit = audit.clone();
         async move {
-            let entries = audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
+            let entries =
+                audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
             entries.iter().any(|e| e.subject == "environments/platform/workloads/audit").then_some(entries)
         }
     })

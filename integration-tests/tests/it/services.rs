@@ -5,7 +5,8 @@
 use paved_integration_tests::{bin_dir, eventually, postgres_database, redis_namespace};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRevisionRequest, GetWorkloadRequest, ListWorkloadsRequest, RevisionState, provisioner_service_client::ProvisionerServiceClient,
+    ApplyWorkloadRequest, GetRevisionRequest, GetWorkloadRequest, ListWorkloadsRequest, RevisionState,
+    provisioner_service_client::ProvisionerServiceClient,
 };
 use paved_proto::secrets_broker::v1::{ListIdentitiesRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
 use paved_service::Common;
@@ -58,7 +59,11 @@ async fn start_stack() -> Stack {
     let (l, provisioner) = listener().await;
     let config = paved_provisioner::Config {
         common: common(provisioner, postgres_database("it_prov").await, &stream),
-        options: paved_provisioner::Options { data_dir: data.path().to_path_buf(), bin_dirs: vec![bin_dir()], proxy_host: [127, 0, 0, 1].into() },
+        options: paved_provisioner::Options {
+            data_dir: data.path().to_path_buf(),
+            bin_dirs: vec![bin_dir()],
+            proxy_host: [127, 0, 0, 1].into(),
+        },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
 
@@ -86,11 +91,21 @@ impl Stack {
 async fn deploy_on_postgres_and_redis_reaches_every_service() {
     let stack = start_stack().await;
     let ch = channel(stack.provisioner).await;
-    assert!(eventually("provisioner serving", Duration::from_secs(10), || async { serving(ch.clone(), "paved.provisioner.v1.ProvisionerService").await.then_some(true) }).await);
+    assert!(
+        eventually("provisioner serving", Duration::from_secs(10), || async {
+            serving(ch.clone(), "paved.provisioner.v1.ProvisionerService").await.then_some(true)
+        })
+        .await
+    );
     let mut client = ProvisionerServiceClient::new(ch.clone());
 
     let applied = client
-        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: HELLO.into(), spec_path: "hello/paved.yaml".into(), request_id: "req-1".into() })
+        .apply_workload(ApplyWorkloadRequest {
+            environment: "dev".into(),
+            spec_yaml: HELLO.into(),
+            spec_path: "hello/paved.yaml".into(),
+            request_id: "req-1".into(),
+        })
         .await
         .expect("apply")
         .into_inner();
@@ -100,7 +115,12 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
 
     // A retry with the same request id returns the same revision.
     let retry = client
-        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: HELLO.into(), spec_path: "hello/paved.yaml".into(), request_id: "req-1".into() })
+        .apply_workload(ApplyWorkloadRequest {
+            environment: "dev".into(),
+            spec_yaml: HELLO.into(),
+            spec_path: "hello/paved.yaml".into(),
+            request_id: "req-1".into(),
+        })
         .await
         .expect("retry")
         .into_inner();
@@ -110,7 +130,12 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
     let healthy = eventually("hello healthy", Duration::from_secs(30), || {
         let mut client = client.clone();
         async move {
-            let w = client.get_workload(GetWorkloadRequest { environment: "dev".into(), name: "hello".into() }).await.ok()?.into_inner().workload?;
+            let w = client
+                .get_workload(GetWorkloadRequest { environment: "dev".into(), name: "hello".into() })
+                .await
+                .ok()?
+                .into_inner()
+                .workload?;
             (w.state == RevisionState::Healthy as i32).then_some(w)
         }
     })
@@ -123,7 +148,8 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
     let types = eventually("events in the audit log", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {
-            let entries = audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
+            let entries =
+                audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
             let types: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
             (types.len() >= 4).then_some(types)
         }
@@ -168,7 +194,12 @@ async fn bad_input_gets_precise_errors() {
 
     let bad = "name: hello\ncommand: [hello]\nhealth:\n  pth: /x\n";
     let status = client
-        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: bad.into(), spec_path: "svc/paved.yaml".into(), request_id: String::new() })
+        .apply_workload(ApplyWorkloadRequest {
+            environment: "dev".into(),
+            spec_yaml: bad.into(),
+            spec_path: "svc/paved.yaml".into(),
+            request_id: String::new(),
+        })
         .await
         .expect_err("invalid spec");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -178,13 +209,21 @@ async fn bad_input_gets_precise_errors() {
     assert_eq!(status.get_details_error_info().expect("error info").reason, "INVALID_SPEC");
 
     let status = client
-        .apply_workload(ApplyWorkloadRequest { environment: "Prod!".into(), spec_yaml: HELLO.into(), spec_path: String::new(), request_id: String::new() })
+        .apply_workload(ApplyWorkloadRequest {
+            environment: "Prod!".into(),
+            spec_yaml: HELLO.into(),
+            spec_path: String::new(),
+            request_id: String::new(),
+        })
         .await
         .expect_err("invalid environment");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert_eq!(status.get_details_bad_request().expect("violations").field_violations[0].field, "environment");
 
-    let status = client.list_workloads(ListWorkloadsRequest { environment: String::new(), page_size: -5, page_token: String::new() }).await.expect_err("bad page");
+    let status = client
+        .list_workloads(ListWorkloadsRequest { environment: String::new(), page_size: -5, page_token: String::new() })
+        .await
+        .expect_err("bad page");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let status = client.get_revision(GetRevisionRequest { id: "nope".into() }).await.expect_err("unknown revision");
     assert_eq!(status.code(), tonic::Code::NotFound);
@@ -195,7 +234,12 @@ async fn bad_input_gets_precise_errors() {
     // platform keeps running.
     let crash = "name: crash\ncommand: [\"sh\", \"-c\", \"echo cannot-open-config >&2; exit 3\"]\n";
     let applied = client
-        .apply_workload(ApplyWorkloadRequest { environment: "dev".into(), spec_yaml: crash.into(), spec_path: String::new(), request_id: String::new() })
+        .apply_workload(ApplyWorkloadRequest {
+            environment: "dev".into(),
+            spec_yaml: crash.into(),
+            spec_path: String::new(),
+            request_id: String::new(),
+        })
         .await
         .expect("apply")
         .into_inner();
@@ -217,7 +261,12 @@ async fn bad_input_gets_precise_errors() {
 async fn health_and_reflection_are_served() {
     let stack = start_stack().await;
     let ch = channel(stack.audit).await;
-    assert!(eventually("audit serving", Duration::from_secs(10), || async { serving(ch.clone(), "paved.audit.v1.AuditService").await.then_some(true) }).await);
+    assert!(
+        eventually("audit serving", Duration::from_secs(10), || async {
+            serving(ch.clone(), "paved.audit.v1.AuditService").await.then_some(true)
+        })
+        .await
+    );
     for version in ["v1", "v1alpha"] {
         let services = list_services(ch.clone(), version).await;
         assert!(services.contains(&"paved.audit.v1.AuditService".to_string()), "{version}: {services:?}");
@@ -232,18 +281,26 @@ async fn list_services(ch: Channel, version: &str) -> Vec<String> {
     use futures::StreamExt;
     match version {
         "v1" => {
-            use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+            use tonic_reflection::pb::v1::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse,
+            };
             let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-            let mut stream = ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+            let mut stream =
+                ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
             match stream.next().await.expect("a response").expect("ok").message_response {
                 Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
                 other => panic!("unexpected {other:?}"),
             }
         }
         _ => {
-            use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+            use tonic_reflection::pb::v1alpha::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse,
+            };
             let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-            let mut stream = ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+            let mut stream =
+                ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
             match stream.next().await.expect("a response").expect("ok").message_response {
                 Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
                 other => panic!("unexpected {other:?}"),
@@ -276,7 +333,10 @@ impl OwnRedis {
             .kill_on_drop(true)
             .spawn()
             .expect("this test needs redis-server on PATH");
-        eventually("redis-server to listen", Duration::from_secs(10), || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok() }).await;
+        eventually("redis-server to listen", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
+        })
+        .await;
         Self { child, port }
     }
 
@@ -291,18 +351,21 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     let redis = OwnRedis::start(port).await;
     let shutdown = CancellationToken::new();
     let (l, addr) = listener().await;
-    let config = paved_audit::Config { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
+    let config =
+        paved_audit::Config { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
     let task = tokio::spawn(paved_audit::run(config, l, shutdown.clone()));
     let ch = channel(addr).await;
     let audit = "paved.audit.v1.AuditService";
     eventually("serving", Duration::from_secs(10), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
 
     redis.kill().await;
-    eventually("NOT_SERVING while Redis is gone", Duration::from_secs(15), || async { (!serving(ch.clone(), audit).await).then_some(()) }).await;
+    eventually("NOT_SERVING while Redis is gone", Duration::from_secs(15), || async { (!serving(ch.clone(), audit).await).then_some(()) })
+        .await;
     assert!(!task.is_finished(), "the service keeps running without Redis");
 
     let _redis = OwnRedis::start(port).await;
-    eventually("SERVING again once Redis is back", Duration::from_secs(30), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+    eventually("SERVING again once Redis is back", Duration::from_secs(30), || async { serving(ch.clone(), audit).await.then_some(()) })
+        .await;
     shutdown.cancel();
     task.await.expect("task").expect("clean stop");
 }

@@ -68,7 +68,9 @@ impl Health {
             let checks = s.services.entry(service.to_string()).or_default();
             match (checks.insert(check.to_string(), ok), ok) {
                 (Some(false), true) => tracing::info!(service, check, "health check recovered"),
-                (Some(true) | None, false) => tracing::warn!(service, check, "health check failing"),
+                (Some(true) | None, false) => {
+                    tracing::warn!(service, check, "health check failing")
+                }
                 _ => {}
             }
         });

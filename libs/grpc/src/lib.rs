@@ -4,12 +4,12 @@
 //! errors with rich details.
 //!
 //! # Layout
-//! - [`health`]: per-service health derived from named checks (database,
+//! - [`health`] — per-service health derived from named checks (database,
 //!   stream consumer, relay) that background loops report.
-//! - [`observe`]: the tower layer that records per-method metrics and joins the
+//! - [`observe`] — the tower layer that records per-method metrics and joins the
 //!   caller's trace.
-//! - [`status`]: constructors for `tonic::Status` with `google.rpc` details.
-//! - [`serve`]: assembles the server.
+//! - [`status`] — constructors for `tonic::Status` with `google.rpc` details.
+//! - [`serve`] — assembles the server.
 
 pub mod health;
 pub mod observe;
@@ -84,17 +84,18 @@ pub async fn serve(
     // `/metrics` for Prometheus.
     let router = routes.axum_router_mut();
     let probe = health.clone();
-    *router = std::mem::take(router)
-        .route(
-            "/healthz",
-            axum::routing::get(move || {
-                let ok = probe.all_serving();
-                async move {
-                    if ok { (http::StatusCode::OK, "serving\n") } else { (http::StatusCode::SERVICE_UNAVAILABLE, "not serving\n") }
-                }
-            }),
-        )
-        .route("/metrics", axum::routing::get(|| async { paved_telemetry::encode_metrics() }));
+    *router =
+        std::mem::take(router)
+            .route(
+                "/healthz",
+                axum::routing::get(move || {
+                    let ok = probe.all_serving();
+                    async move {
+                        if ok { (http::StatusCode::OK, "serving\n") } else { (http::StatusCode::SERVICE_UNAVAILABLE, "not serving\n") }
+                    }
+                }),
+            )
+            .route("/metrics", axum::routing::get(|| async { paved_telemetry::encode_metrics() }));
 
     // Order matters, outermost first: `observe` sees every request, including
     // those the limit makes wait and those that time out, so the metrics and

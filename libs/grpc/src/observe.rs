@@ -120,6 +120,9 @@ fn split_path(path: &str) -> (String, String) {
 mod tests {
     #[test]
     fn splits_grpc_path() {
-        assert_eq!(super::split_path("/paved.audit.v1.AuditService/ListEntries"), ("paved.audit.v1.AuditService".into(), "ListEntries".into()));
+        assert_eq!(
+            super::split_path("/paved.audit.v1.AuditService/ListEntries"),
+            ("paved.audit.v1.AuditService".into(), "ListEntries".into())
+        );
     }
 }

@@ -15,7 +15,8 @@ fn with_reason(code: Code, reason: &str, message: impl Into<String>, mut details
 
 /// INVALID_ARGUMENT with one violation per `(field, description)`.
 pub fn invalid_argument(reason: &str, message: impl Into<String>, violations: impl IntoIterator<Item = (String, String)>) -> Status {
-    let violations: Vec<FieldViolation> = violations.into_iter().map(|(field, description)| FieldViolation::new(field, description)).collect();
+    let violations: Vec<FieldViolation> =
+        violations.into_iter().map(|(field, description)| FieldViolation::new(field, description)).collect();
     with_reason(Code::InvalidArgument, reason, message, ErrorDetails::with_bad_request(violations))
 }
 
@@ -43,7 +44,11 @@ pub fn internal(error: &dyn std::fmt::Display) -> Status {
 pub fn page(page_size: i32, page_token: &str) -> Result<(u64, u64), Status> {
     let size = match page_size {
         n if n < 0 => {
-            return Err(invalid_argument("INVALID_PAGE_SIZE", "page_size must not be negative", [("page_size".into(), "must be ≥ 0".into())]));
+            return Err(invalid_argument(
+                "INVALID_PAGE_SIZE",
+                "page_size must not be negative",
+                [("page_size".into(), "must be ≥ 0".into())],
+            ));
         }
         0 => 100,
         n => (n as u64).min(1000),
@@ -51,9 +56,13 @@ pub fn page(page_size: i32, page_token: &str) -> Result<(u64, u64), Status> {
     let offset = if page_token.is_empty() {
         0
     } else {
-        page_token
-            .parse::<u64>()
-            .map_err(|_| invalid_argument("INVALID_PAGE_TOKEN", "page_token is not one this server issued", [("page_token".into(), "unrecognised".into())]))?
+        page_token.parse::<u64>().map_err(|_| {
+            invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token is not one this server issued",
+                [("page_token".into(), "unrecognised".into())],
+            )
+        })?
     };
     Ok((size, offset))
 }

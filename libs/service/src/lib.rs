@@ -186,7 +186,12 @@ pub async fn stream(common: &Common, shutdown: &CancellationToken) -> anyhow::Re
 
 /// The standalone `run` shared by every service: connect the stream, build
 /// the component, serve until `shutdown`.
-pub async fn serve_standalone<Build, Fut>(common: &Common, listener: TcpListener, shutdown: CancellationToken, build: Build) -> anyhow::Result<()>
+pub async fn serve_standalone<Build, Fut>(
+    common: &Common,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    build: Build,
+) -> anyhow::Result<()>
 where
     Build: FnOnce(SharedStream, Health) -> Fut,
     Fut: Future<Output = anyhow::Result<Component>>,
@@ -240,7 +245,12 @@ impl ServiceConfig for BasicConfig {
 pub type BuildComponent = fn(DatabaseConnection, SharedStream, &Health, CancellationToken) -> Component;
 
 /// The standalone `run` of a service made of a database, a consumer and an API.
-pub async fn run_basic<M: MigratorTrait>(config: BasicConfig, listener: TcpListener, shutdown: CancellationToken, build: BuildComponent) -> anyhow::Result<()> {
+pub async fn run_basic<M: MigratorTrait>(
+    config: BasicConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    build: BuildComponent,
+) -> anyhow::Result<()> {
     let db = database::<M>(&config.common.database_url, &shutdown).await?;
     let token = shutdown.clone();
     serve_standalone(&config.common, listener, shutdown, move |stream, health| async move { Ok(build(db, stream, &health, token)) }).await

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
-pub use types::{EnvName, Name};
 use types::{Command, DurationStr, HttpPath, Port, Replicas, Threshold};
+pub use types::{EnvName, Name};
 
 /// A validated workload spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,8 +132,12 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         (Some(command), None) => Run::Command(command.0),
         (None, Some(artifact)) if !artifact.trim().is_empty() => Run::Artifact(artifact),
         (None, Some(_)) => return Err(at_key(text, file, "artifact", "`artifact` must be a path")),
-        (None, None) => return Err(error(file, 1, 1, "command", "set `command` (program and arguments) or `artifact` (an executable)")),
-        (Some(_), Some(_)) => return Err(at_key(text, file, "artifact", "set either `command` or `artifact`, not both")),
+        (None, None) => {
+            return Err(error(file, 1, 1, "command", "set `command` (program and arguments) or `artifact` (an executable)"));
+        }
+        (Some(_), Some(_)) => {
+            return Err(at_key(text, file, "artifact", "set either `command` or `artifact`, not both"));
+        }
     };
     let defaults = HealthCheck::default();
     let health = match raw.health {

@@ -83,7 +83,8 @@ pub fn check_name(s: &str) -> Result<(), String> {
 }
 
 string_type!(EnvName, "an environment variable name", |s| {
-    let ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let ok =
+        s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
         return Err(format!("invalid environment variable name {s:?}: use letters, digits and '_', not starting with a digit"));
     }
@@ -145,7 +146,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("invalid duration {s:?}: the unit must be ms, s or m")),
+        _ => {
+            return Err(format!("invalid duration {s:?}: the unit must be ms, s or m"));
+        }
     };
     if d.is_zero() || d > Duration::from_secs(3600) {
         return Err(format!("duration {s:?} must be more than 0 and at most 1h"));

@@ -106,14 +106,17 @@ enum StepError {
     Handler { id: String, source: anyhow::Error },
 }
 
-async fn process(stream: &SharedStream, name: &str, group: &str, deliveries: Vec<Delivery>, handler: &dyn Handler) -> Result<(), StepError> {
+async fn process(
+    stream: &SharedStream,
+    name: &str,
+    group: &str,
+    deliveries: Vec<Delivery>,
+    handler: &dyn Handler,
+) -> Result<(), StepError> {
     for delivery in deliveries {
         match event::decode(&delivery.payload) {
             Ok(envelope) if !envelope.id.is_empty() => {
-                handler
-                    .handle(name, &envelope)
-                    .await
-                    .map_err(|source| StepError::Handler { id: envelope.id.clone(), source })?;
+                handler.handle(name, &envelope).await.map_err(|source| StepError::Handler { id: envelope.id.clone(), source })?;
             }
             // Not an envelope: keep it for inspection on a dead-letter stream
             // rather than retrying it forever or dropping it.

@@ -131,14 +131,7 @@ impl EventStream for EmbeddedStream {
         Ok(())
     }
 
-    async fn read(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, StreamError> {
+    async fn read(&self, stream: &str, group: &str, consumer: &str, count: usize, block: Duration) -> Result<Vec<Delivery>, StreamError> {
         let deadline = tokio::time::Instant::now() + block;
         loop {
             // Register for the wake-up before looking, so a publish between the

@@ -12,10 +12,7 @@ pub fn envelope(source: &str, kind: &str, subject: String, payload: Payload) -> 
         source: format!("paved.{source}"),
         r#type: kind.to_string(),
         subject,
-        time: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: now.timestamp_subsec_nanos() as i32,
-        }),
+        time: Some(prost_types::Timestamp { seconds: now.timestamp(), nanos: now.timestamp_subsec_nanos() as i32 }),
         traceparent: String::new(),
         tracestate: String::new(),
         payload: Some(payload),

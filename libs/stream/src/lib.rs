@@ -67,14 +67,7 @@ pub trait EventStream: Send + Sync + 'static {
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError>;
     /// Delivers up to `count` entries never delivered to the group, waiting up
     /// to `block` for the first one.
-    async fn read(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, StreamError>;
+    async fn read(&self, stream: &str, group: &str, consumer: &str, count: usize, block: Duration) -> Result<Vec<Delivery>, StreamError>;
     async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), StreamError>;
     /// Transfers to `consumer` up to `count` entries pending in the group for
     /// at least `min_idle`, as a crashed consumer leaves them, and returns them.

@@ -5,7 +5,10 @@
 //! it again, which consumers absorb by deduplicating on the event id.
 
 use crate::{Envelope, SharedStream, StreamError, event};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table}};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr,
+    sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table},
+};
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

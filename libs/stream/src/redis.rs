@@ -73,28 +73,15 @@ impl EventStream for RedisStream {
 
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError> {
         let mut conn = self.conn.clone();
-        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.key(stream))
-            .arg(group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
+        let created: Result<(), redis::RedisError> =
+            redis::cmd("XGROUP").arg("CREATE").arg(self.key(stream)).arg(group).arg("0").arg("MKSTREAM").query_async(&mut conn).await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             other => Ok(other?),
         }
     }
 
-    async fn read(
-        &self,
-        stream: &str,
-        group: &str,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, StreamError> {
+    async fn read(&self, stream: &str, group: &str, consumer: &str, count: usize, block: Duration) -> Result<Vec<Delivery>, StreamError> {
         let mut conn = self.reader(stream, consumer, block).await?;
         let reply: Result<Value, _> = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -118,7 +105,9 @@ impl EventStream for RedisStream {
             }
         };
         // Nil on timeout; else [[stream, [[id, [field, value, ...]], ...]]].
-        let Value::Array(streams) = reply else { return Ok(Vec::new()) };
+        let Value::Array(streams) = reply else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for s in streams {
             let Value::Array(mut parts) = s else { continue };
@@ -158,7 +147,9 @@ impl EventStream for RedisStream {
             .query_async(&mut conn)
             .await?;
         // [next-start, [[id, fields], ...], [deleted ids]]
-        let Value::Array(mut parts) = reply else { return Ok(Vec::new()) };
+        let Value::Array(mut parts) = reply else {
+            return Ok(Vec::new());
+        };
         if parts.len() < 2 {
             return Ok(Vec::new());
         }
@@ -167,21 +158,17 @@ impl EventStream for RedisStream {
 
     async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(self.key(stream))
-            .arg(group)
-            .arg("-")
-            .arg("+")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await?;
+        let reply: Vec<(String, String, u64, u64)> =
+            redis::cmd("XPENDING").arg(self.key(stream)).arg(group).arg("-").arg("+").arg(10_000).query_async(&mut conn).await?;
         Ok(reply.into_iter().map(|(id, ..)| id).collect())
     }
 }
 
 /// Splits `?paved_namespace=<ns>` off a Redis URL.
 fn split_namespace(url: &str) -> (String, String) {
-    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), String::new()) };
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), String::new());
+    };
     let mut namespace = String::new();
     let rest: Vec<&str> = query
         .split('&')
@@ -200,10 +187,14 @@ fn split_namespace(url: &str) -> (String, String) {
 /// Parses `[[id, [field, value, ...]], ...]`. Entries trimmed while pending come
 /// back with nil fields; they carry no payload and are skipped.
 fn parse_entries(value: Value) -> Result<Vec<Delivery>, StreamError> {
-    let Value::Array(entries) = value else { return Ok(Vec::new()) };
+    let Value::Array(entries) = value else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        let Value::Array(mut pair) = entry else { continue };
+        let Value::Array(mut pair) = entry else {
+            continue;
+        };
         if pair.len() != 2 {
             continue;
         }
@@ -211,9 +202,13 @@ fn parse_entries(value: Value) -> Result<Vec<Delivery>, StreamError> {
         let id = match pair.pop() {
             Some(Value::BulkString(id)) => String::from_utf8_lossy(&id).into_owned(),
             Some(Value::SimpleString(id)) => id,
-            other => return Err(StreamError::Malformed { id: format!("{other:?}"), reason: "entry id is not a string".into() }),
+            other => {
+                return Err(StreamError::Malformed { id: format!("{other:?}"), reason: "entry id is not a string".into() });
+            }
         };
-        let Some(Value::Array(fields)) = fields else { continue };
+        let Some(Value::Array(fields)) = fields else {
+            continue;
+        };
         let mut payload = None;
         for kv in fields.chunks(2) {
             if let [Value::BulkString(k), Value::BulkString(v)] = kv

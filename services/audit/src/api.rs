@@ -1,8 +1,11 @@
 //! `paved.audit.v1.AuditService`.
 
 use paved_grpc::status;
+use paved_proto::audit::v1::{
+    Entry, ListEntriesRequest, ListEntriesResponse,
+    audit_service_server::{AuditService, AuditServiceServer},
+};
 use paved_proto::timestamp_from_millis;
-use paved_proto::audit::v1::{Entry, ListEntriesRequest, ListEntriesResponse, audit_service_server::{AuditService, AuditServiceServer}};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, QueryResult,
     sea_query::{Alias, Order, Query},
@@ -23,7 +26,9 @@ impl AuditService for Api {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let query = Query::select()
-            .columns(["sequence", "event_id", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new))
+            .columns(
+                ["sequence", "event_id", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new),
+            )
             .from(Alias::new("audit_entries"))
             .order_by(Alias::new("sequence"), Order::Asc)
             .limit(size)

@@ -2,11 +2,11 @@
 //! order of arrival, and serves them back.
 //!
 //! # Layout
-//! - [`migration`]: the `audit_entries` table (append-only for now; the
+//! - [`migration`] — the `audit_entries` table (append-only for now; the
 //!   Merkle log of a later issue builds on it).
-//! - [`Recorder`]: the consumer-group handler that appends events,
+//! - [`Recorder`] — the consumer-group handler that appends events,
 //!   deduplicating by event id.
-//! - [`api`]: `paved.audit.v1.AuditService`.
+//! - [`api`] — `paved.audit.v1.AuditService`.
 
 pub mod api;
 pub mod migration;
@@ -41,7 +41,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 /// The audit service's routes and consumer, on a migrated database.
 pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
     let api = api::server(db.clone());
-    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db }), stream, health, shutdown)
+    paved_service::consumer_component(
+        GRPC_NAME,
+        SERVICE,
+        Box::new(move |r| r.add_service(api)),
+        Arc::new(Recorder { db }),
+        stream,
+        health,
+        shutdown,
+    )
 }
 
 /// Appends each event once: a redelivered event (same id) is ignored.
@@ -55,7 +63,9 @@ impl Handler for Recorder {
         let event_time = event.time.as_ref().map(paved_proto::millis_from_timestamp);
         let insert = Query::insert()
             .into_table(Alias::new("audit_entries"))
-            .columns(["event_id", "stream", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new))
+            .columns(
+                ["event_id", "stream", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new),
+            )
             .values_panic([
                 event.id.clone().into(),
                 stream.into(),

@@ -35,7 +35,8 @@ impl CanaryAnalyzerService for Api {
         if !req.revision_id.is_empty() {
             query.and_where(Expr::col(Alias::new("revision_id")).eq(req.revision_id));
         }
-        let rows = self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("observations unavailable: {e}")))?;
+        let rows =
+            self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("observations unavailable: {e}")))?;
         let observations = rows
             .iter()
             .map(|row| {

@@ -3,9 +3,9 @@
 //! `revision.state_changed` events), the first input its judges will use.
 //!
 //! # Layout
-//! - [`migration`]: the `observations` table.
-//! - [`ObservationRecorder`]: the consumer-group handler.
-//! - [`api`]: `paved.canary_analyzer.v1.CanaryAnalyzerService`.
+//! - [`migration`] — the `observations` table.
+//! - [`ObservationRecorder`] — the consumer-group handler.
+//! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`.
 
 pub mod api;
 pub mod migration;
@@ -40,7 +40,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
     let api = api::server(db.clone());
-    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db }), stream, health, shutdown)
+    paved_service::consumer_component(
+        GRPC_NAME,
+        SERVICE,
+        Box::new(move |r| r.add_service(api)),
+        Arc::new(ObservationRecorder { db }),
+        stream,
+        health,
+        shutdown,
+    )
 }
 
 /// Records each revision state change once (keyed by event id).
@@ -51,7 +59,9 @@ pub struct ObservationRecorder {
 #[async_trait]
 impl Handler for ObservationRecorder {
     async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else { return Ok(()) };
+        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else {
+            return Ok(());
+        };
         let state = RevisionState::try_from(changed.to).unwrap_or_default().short_name();
         let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
         let insert = Query::insert()

@@ -26,5 +26,14 @@ const CREATE_OBSERVATIONS: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("observe_time_ms")).big_integer().not_null())
             .to_owned()
     },
-    indexes: || vec![Index::create().name("observations_by_revision").table(Alias::new("observations")).col(Alias::new("revision_id")).if_not_exists().to_owned()],
+    indexes: || {
+        vec![
+            Index::create()
+                .name("observations_by_revision")
+                .table(Alias::new("observations"))
+                .col(Alias::new("revision_id"))
+                .if_not_exists()
+                .to_owned(),
+        ]
+    },
 };

@@ -3,10 +3,10 @@
 //! each revision spent healthy, from the provisioner's state-change events.
 //!
 //! # Layout
-//! - [`migration`]: the `revision_usage` table (and the inbox that makes the
+//! - [`migration`] — the `revision_usage` table (and the inbox that makes the
 //!   handler idempotent: adding time twice would be wrong).
-//! - [`UsageRecorder`]: the consumer-group handler.
-//! - [`api`]: `paved.cost_scheduler.v1.CostSchedulerService`.
+//! - [`UsageRecorder`] — the consumer-group handler.
+//! - [`api`] — `paved.cost_scheduler.v1.CostSchedulerService`.
 
 pub mod api;
 pub mod migration;
@@ -41,7 +41,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
     let api = api::server(db.clone());
-    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(UsageRecorder { db }), stream, health, shutdown)
+    paved_service::consumer_component(
+        GRPC_NAME,
+        SERVICE,
+        Box::new(move |r| r.add_service(api)),
+        Arc::new(UsageRecorder { db }),
+        stream,
+        health,
+        shutdown,
+    )
 }
 
 /// Opens a running interval when a revision turns healthy and closes it when
@@ -53,7 +61,9 @@ pub struct UsageRecorder {
 #[async_trait]
 impl Handler for UsageRecorder {
     async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else { return Ok(()) };
+        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else {
+            return Ok(());
+        };
         let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
         let txn = self.db.begin().await?;
         if !inbox::first_delivery(&txn, &event.id).await? {
@@ -63,7 +73,12 @@ impl Handler for UsageRecorder {
         let insert = Query::insert()
             .into_table(table.clone())
             .columns(["revision_id", "workload", "environment", "running_ms"].map(Alias::new))
-            .values_panic([changed.revision_id.clone().into(), changed.workload.clone().into(), changed.environment.clone().into(), 0i64.into()])
+            .values_panic([
+                changed.revision_id.clone().into(),
+                changed.workload.clone().into(),
+                changed.environment.clone().into(),
+                0i64.into(),
+            ])
             .on_conflict(OnConflict::column(Alias::new("revision_id")).do_nothing().to_owned())
             .to_owned();
         txn.execute(&insert).await?;

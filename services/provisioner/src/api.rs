@@ -27,7 +27,9 @@ impl From<ApplyError> for Status {
                 let field = if spec.field.is_empty() { "spec_yaml".to_string() } else { format!("spec_yaml.{}", spec.field) };
                 status::invalid_argument("INVALID_SPEC", spec.to_string(), [(field, spec.to_string())])
             }
-            ApplyError::Environment(message) => status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)]),
+            ApplyError::Environment(message) => {
+                status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
+            }
             ApplyError::Database(e) => database(e),
             ApplyError::Proxy(e) => status::unavailable("PROXY_PORT", format!("cannot open the workload's proxy: {e}")),
         }
@@ -41,7 +43,11 @@ fn database(e: DbErr) -> Status {
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
-        return Err(status::invalid_argument("MISSING_FIELD", format!("{field} is required"), [(field.to_string(), "required".to_string())]));
+        return Err(status::invalid_argument(
+            "MISSING_FIELD",
+            format!("{field} is required"),
+            [(field.to_string(), "required".to_string())],
+        ));
     }
     Ok(())
 }
@@ -75,7 +81,9 @@ impl ProvisionerService for Api {
         required("environment", &req.environment)?;
         required("name", &req.name)?;
         let view = self.provisioner.workload(&req.environment, &req.name).await.map_err(database)?;
-        let view = view.ok_or_else(|| status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.name, req.environment)))?;
+        let view = view.ok_or_else(|| {
+            status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.name, req.environment))
+        })?;
         Ok(Response::new(GetWorkloadResponse { workload: Some(to_proto(view)) }))
     }
 
@@ -100,7 +108,8 @@ impl ProvisionerService for Api {
         required("environment", &req.environment)?;
         required("workload", &req.workload)?;
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
-        let revisions = store::list_revisions(self.provisioner.db(), &req.environment, &req.workload, size, offset).await.map_err(database)?;
+        let revisions =
+            store::list_revisions(self.provisioner.db(), &req.environment, &req.workload, size, offset).await.map_err(database)?;
         let next_page_token = status::next_page_token(offset, size, revisions.len());
         Ok(Response::new(ListRevisionsResponse { revisions: revisions.iter().map(|r| r.to_proto()).collect(), next_page_token }))
     }

@@ -2,15 +2,15 @@
 //! a runtime driver.
 //!
 //! # Layout
-//! - [`migration`], [`model`], [`store`]: the schema, the domain types and the
+//! - [`migration`], [`model`], [`store`] — the schema, the domain types and the
 //!   queries; every state change enqueues its event in the same transaction.
-//! - [`runtime`]: the local runtime driver (real processes, health checks,
+//! - [`runtime`] — the local runtime driver (real processes, health checks,
 //!   restarts); it reports state changes on a channel and persists nothing.
-//! - [`proxy`]: the per-workload proxy, the stable endpoint in front of a
+//! - [`proxy`] — the per-workload proxy, the stable endpoint in front of a
 //!   workload's healthy instances.
 //! - [`Provisioner`] (here): applies specs, records the runtime's reports,
 //!   routes proxies to the serving revision, and reconciles after a restart.
-//! - [`api`]: `paved.provisioner.v1.ProvisionerService`.
+//! - [`api`] — `paved.provisioner.v1.ProvisionerService`.
 
 pub mod api;
 pub mod migration;
@@ -136,7 +136,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Provisioner {
     /// Starts the relay, the runtime and its report loop, brings back what
     /// was running before a restart, and returns the gRPC component.
-    pub async fn start(db: DatabaseConnection, stream: SharedStream, mut options: Options, health: &Health, shutdown: CancellationToken) -> anyhow::Result<(Self, Component)> {
+    pub async fn start(
+        db: DatabaseConnection,
+        stream: SharedStream,
+        mut options: Options,
+        health: &Health,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<(Self, Component)> {
         if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
             options.bin_dirs.push(dir);
         }
@@ -223,12 +229,8 @@ impl Provisioner {
             txn.commit().await?;
             return Ok(Applied { workload: self.view(workload).await?, revision, changed: false });
         }
-        let revision = store::insert_revision(
-            &txn,
-            &workload,
-            store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id },
-        )
-        .await?;
+        let revision =
+            store::insert_revision(&txn, &workload, store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id }).await?;
         txn.commit().await?;
         self.inner.relay.wake();
 
@@ -320,8 +322,12 @@ impl Provisioner {
         }
         for workload in workloads {
             self.ensure_proxy(&workload).await?;
-            let Some(id) = &workload.current_revision else { continue };
-            let Some(revision) = store::get_revision(db, id).await? else { continue };
+            let Some(id) = &workload.current_revision else {
+                continue;
+            };
+            let Some(revision) = store::get_revision(db, id).await? else {
+                continue;
+            };
             if revision.state == State::Failed {
                 continue;
             }
@@ -382,7 +388,9 @@ impl Provisioner {
         let Some(revision) = revision else { return };
         tracing::info!(workload = %revision.workload_id, revision = revision.number, state = report.state.as_str(), message = %report.message, "revision state");
         let (environment, name) = revision.workload();
-        let Ok(Some(workload)) = store::get_workload(&self.inner.db, environment, name).await else { return };
+        let Ok(Some(workload)) = store::get_workload(&self.inner.db, environment, name).await else {
+            return;
+        };
         let wid = workload.id();
         let is_current = workload.current_revision.as_deref() == Some(revision.id.as_str());
         let is_serving = lock(&self.inner.serving).get(&wid) == Some(&revision.id);

@@ -33,7 +33,9 @@ impl State {
     }
 
     pub fn parse(s: &str) -> Option<State> {
-        [State::Pending, State::Starting, State::Healthy, State::Unhealthy, State::Failed, State::Stopped].into_iter().find(|st| st.as_str() == s)
+        [State::Pending, State::Starting, State::Healthy, State::Unhealthy, State::Failed, State::Stopped]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 

@@ -155,7 +155,13 @@ impl LocalRuntime {
         self.report(&launch.revision_id, State::Stopped, String::new(), Vec::new());
     }
 
-    async fn supervise_instance(self: Arc<Self>, launch: Launch, index: usize, tx: mpsc::UnboundedSender<(usize, Instance)>, cancel: CancellationToken) {
+    async fn supervise_instance(
+        self: Arc<Self>,
+        launch: Launch,
+        index: usize,
+        tx: mpsc::UnboundedSender<(usize, Instance)>,
+        cancel: CancellationToken,
+    ) {
         let send = |instance: Instance| {
             let _ = tx.send((index, instance));
         };
@@ -195,7 +201,9 @@ impl LocalRuntime {
             }
             // Healthy: watch it.
             let message = self.monitor(&mut child, addr, health, &stderr, &send, &cancel).await;
-            let Some(message) = message else { return stop(&mut child).await };
+            let Some(message) = message else {
+                return stop(&mut child).await;
+            };
             stop(&mut child).await;
             let now = tokio::time::Instant::now();
             crashes.push_back(now);
@@ -481,8 +489,8 @@ mod tests {
     fn resolves_programs() {
         let path = std::ffi::OsString::from("/usr/bin:/bin");
         assert!(resolve("sh", Path::new("/"), &path).is_ok());
-        let err = resolve("no-such-program-paved", Path::new("/"), &path).unwrap_err();
+        let err = resolve("no-such-program-paved", Path::new("/"), &path).expect_err("unknown program");
         assert!(err.contains("not found on PATH"), "{err}");
-        assert!(resolve("./missing", Path::new("/tmp"), &path).unwrap_err().contains("not an executable"));
+        assert!(resolve("./missing", Path::new("/tmp"), &path).expect_err("missing file").contains("not an executable"));
     }
 }

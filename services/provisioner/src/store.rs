@@ -60,7 +60,13 @@ pub async fn revision_by_request<C: ConnectionTrait>(db: &C, request_id: &str) -
 }
 
 /// Revisions of a workload, newest first.
-pub async fn list_revisions<C: ConnectionTrait>(db: &C, environment: &str, name: &str, limit: u64, offset: u64) -> Result<Vec<Revision>, DbErr> {
+pub async fn list_revisions<C: ConnectionTrait>(
+    db: &C,
+    environment: &str,
+    name: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Revision>, DbErr> {
     let query = select_revisions()
         .and_where(Expr::col(a("workload_id")).eq(workload_id(environment, name)))
         .order_by(a("number"), Order::Desc)
@@ -182,7 +188,9 @@ pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, n
 /// previous state, or None when the revision is unknown or already there with
 /// the same message (nothing to record).
 pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State, message: &str) -> Result<Option<State>, DbErr> {
-    let Some(revision) = get_revision(txn, revision_id).await? else { return Ok(None) };
+    let Some(revision) = get_revision(txn, revision_id).await? else {
+        return Ok(None);
+    };
     if revision.state == to && revision.message == message {
         return Ok(None);
     }

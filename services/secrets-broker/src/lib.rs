@@ -3,9 +3,9 @@
 //! workload the provisioner registers, and serves them.
 //!
 //! # Layout
-//! - [`migration`]: the `identities` table.
-//! - [`IdentityRecorder`]: the consumer-group handler.
-//! - [`api`]: `paved.secrets_broker.v1.SecretsBrokerService`.
+//! - [`migration`] — the `identities` table.
+//! - [`IdentityRecorder`] — the consumer-group handler.
+//! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
 
 pub mod api;
 pub mod migration;
@@ -40,7 +40,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
     let api = api::server(db.clone());
-    paved_service::consumer_component(GRPC_NAME, SERVICE, Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db }), stream, health, shutdown)
+    paved_service::consumer_component(
+        GRPC_NAME,
+        SERVICE,
+        Box::new(move |r| r.add_service(api)),
+        Arc::new(IdentityRecorder { db }),
+        stream,
+        health,
+        shutdown,
+    )
 }
 
 pub fn spiffe_id(environment: &str, workload: &str) -> String {
@@ -56,7 +64,9 @@ pub struct IdentityRecorder {
 #[async_trait]
 impl Handler for IdentityRecorder {
     async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Payload::WorkloadRegistered(registered)) = &event.payload else { return Ok(()) };
+        let Some(Payload::WorkloadRegistered(registered)) = &event.payload else {
+            return Ok(());
+        };
         let created = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
         let insert = Query::insert()
             .into_table(Alias::new("identities"))
