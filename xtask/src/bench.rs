@@ -57,7 +57,11 @@ fn up() -> anyhow::Result<()> {
     let max = platform.iter().max().copied().unwrap_or_default();
     println!("bench up: paved up on an empty data directory → 5 services + hello healthy");
     println!("  median {:.0} ms, max {:.0} ms over {RUNS} runs (target < 3000 ms)", p.as_secs_f64() * 1000.0, max.as_secs_f64() * 1000.0);
-    println!("  baseline: hello alone, spawn → healthy: median {:.1} ms; ratio {:.1}×", b.as_secs_f64() * 1000.0, p.as_secs_f64() / b.as_secs_f64());
+    println!(
+        "  baseline: hello alone, spawn → healthy: median {:.1} ms; ratio {:.1}×",
+        b.as_secs_f64() * 1000.0,
+        p.as_secs_f64() / b.as_secs_f64()
+    );
     if max >= Duration::from_secs(3) {
         bail!("paved up took {max:?}, over the 3 s target");
     }
@@ -175,7 +179,9 @@ async fn stream() -> anyhow::Result<()> {
     let (p50, p99, max, n) = latency(stream.clone(), 5_000, Duration::from_secs(5)).await?;
     println!("bench stream: publish → consume latency at 5,000 events/s for 5 s ({n} events)");
     println!("  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 5 ms)", ms(p50), ms(p99), ms(max));
-    let _ = Command::new("redis-cli").args(["-h", &host, "-p", &port, "DEL", &key, &format!("{namespace}:{name}"), &format!("{namespace}:latency")]).output();
+    let _ = Command::new("redis-cli")
+        .args(["-h", &host, "-p", &port, "DEL", &key, &format!("{namespace}:{name}"), &format!("{namespace}:latency")])
+        .output();
     if ours < baseline * 0.5 || p99 >= Duration::from_millis(5) {
         bail!("a stream target was missed");
     }

@@ -1,0 +1,62 @@
+//! The `paved` binary as a user runs it, against a platform started in-process.
+
+use paved::up::{Platform, UpOptions};
+use paved_integration_tests::bin_dir;
+use std::{process::Output, time::Duration};
+
+async fn paved(args: &[&str]) -> Output {
+    tokio::process::Command::new(bin_dir().join("paved")).args(args).output().await.expect("run paved")
+}
+
+#[tokio::test]
+async fn status_deploy_and_bad_specs_through_the_cli() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = UpOptions {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        example: true,
+        self_hosted: None,
+        bin_dirs: vec![bin_dir()],
+    };
+    let platform = Platform::start(&options).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let endpoint = platform.addr.to_string();
+
+    let out = paved(&["status", "--output", "json", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(status["services"].as_array().map(Vec::len), Some(5));
+    assert_eq!(status["services"][0]["name"], "provisioner");
+    assert_eq!(status["services"][0]["state"], "serving");
+    let hello = &status["workloads"][0];
+    assert_eq!(
+        (hello["name"].as_str(), hello["environment"].as_str(), hello["state"].as_str()),
+        (Some("hello"), Some("dev"), Some("healthy"))
+    );
+    assert_eq!(hello["revision"], 1);
+    assert!(hello["endpoint"].as_str().is_some_and(|e| e.starts_with("127.0.0.1:")));
+
+    // A malformed spec: file, line and column, non-zero exit, nothing deployed.
+    let svc = dir.path().join("svc");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nreplicas: 0\n").expect("write");
+    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "dev", "--endpoint", &endpoint]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paved.yaml:3:11: replicas must be between 1 and 64, got 0"), "{stderr}");
+
+    // A good one: followed until healthy, then visible in the table.
+    std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: svc-1\n").expect("write");
+    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "staging", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "revision 1 of svc is healthy\n");
+    let out = paved(&["status", "--endpoint", &endpoint]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with("svc ") && l.contains("staging") && l.contains("healthy")), "{table}");
+
+    // Unreachable platform: a clear message, non-zero exit.
+    let out = paved(&["status", "--endpoint", "127.0.0.1:1"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Paved at 127.0.0.1:1"));
+    platform.stop().await.expect("stop");
+}
