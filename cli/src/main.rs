@@ -126,11 +126,18 @@ async fn up_command(options: up::UpOptions) -> anyhow::Result<ExitCode> {
     let timeout = if options.self_hosted.is_some() { Duration::from_secs(120) } else { Duration::from_secs(60) };
     let ready = tokio::select! {
         r = platform.wait_ready(timeout, |pending| eprintln!("paved: waiting for {}", pending.join(", "))) => r,
-        _ = shutdown.cancelled() => Ok(()),
+        _ = shutdown.cancelled() => Ok(Vec::new()),
     };
-    if let Err(e) = ready {
-        eprintln!("paved: {e:#}");
-        eprintln!("paved: the platform keeps running; see `paved status`");
+    match ready {
+        Ok(failed) => {
+            for line in failed {
+                eprintln!("paved: workload {line}");
+            }
+        }
+        Err(e) => {
+            eprintln!("paved: {e:#}");
+            eprintln!("paved: the platform keeps running; see `paved status`");
+        }
     }
     let status = commands::status(commands::connect(&platform.addr.to_string()).await?).await?;
     println!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());

@@ -57,11 +57,18 @@ impl SelfHosted {
         format!("{}/{}{}", self.postgres_url.trim_end_matches('/'), self.database_prefix, service.replace('-', "_"))
     }
 
-    /// A platform spec with this deployment's settings filled in.
-    fn render(&self, spec: &str) -> String {
-        spec.replace("${PAVED_POSTGRES_URL}", self.postgres_url.trim_end_matches('/'))
-            .replace("${PAVED_DATABASE_PREFIX}", &self.database_prefix)
-            .replace("${PAVED_REDIS_URL}", &self.redis_url)
+    /// What the platform's own services are told about the servers (through
+    /// the runtime, not their specs: the API serves specs back, and these
+    /// URLs may carry passwords).
+    fn platform_env(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("PAVED_POSTGRES_URL", self.postgres_url.trim_end_matches('/').to_string()),
+            ("PAVED_DATABASE_PREFIX", self.database_prefix.clone()),
+            ("PAVED_REDIS_URL", self.redis_url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 }
 
@@ -83,10 +90,13 @@ impl Platform {
         std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
         let health = Health::new();
         let shutdown = CancellationToken::new();
+        // Whatever fails from here on stops what was already started.
+        let guard = shutdown.clone().drop_guard();
         let provisioner_options = paved_provisioner::Options {
             data_dir: dir.join("provisioner"),
             bin_dirs: options.bin_dirs.clone(),
             proxy_host: options.listen.ip(),
+            platform_env: options.self_hosted.as_ref().map(SelfHosted::platform_env).unwrap_or_default(),
         };
 
         let (provisioner, components) = match &options.self_hosted {
@@ -114,14 +124,25 @@ impl Platform {
         };
 
         let server = tokio::spawn(paved_grpc::serve(listener, components, health.clone(), ServerOptions::default(), shutdown.clone()));
+        guard.disarm();
         let platform = Platform { addr, health, provisioner, shutdown, server };
+        if let Err(e) = platform.deploy_initial(options).await {
+            // Stop what started (the result of stopping matters less than why).
+            let _ = platform.stop().await;
+            return Err(e);
+        }
+        Ok(platform)
+    }
 
-        if let Some(hosted) = &options.self_hosted {
+    /// The platform's own services (self-hosted) and, on first start, the example.
+    async fn deploy_initial(&self, options: &UpOptions) -> anyhow::Result<()> {
+        let platform = self;
+
+        if options.self_hosted.is_some() {
             for (name, spec) in PLATFORM_SPECS {
-                let spec = hosted.render(spec);
                 platform
                     .provisioner
-                    .apply("platform", &spec, &format!("deploy/platform/{name}.yaml"), "")
+                    .apply(paved_provisioner::PLATFORM_ENVIRONMENT, spec, &format!("deploy/platform/{name}.yaml"), "")
                     .await
                     .with_context(|| format!("deploy platform service {name}"))?;
             }
@@ -129,31 +150,30 @@ impl Platform {
         if options.example && platform.provisioner.workload("dev", "hello").await?.is_none() {
             platform.provisioner.apply("dev", HELLO_SPEC, "examples/hello/paved.yaml", "").await.context("deploy examples/hello")?;
         }
-        Ok(platform)
+        Ok(())
     }
 
-    /// Waits until every service is serving and every workload is healthy,
-    /// calling `progress` with what is still pending.
-    pub async fn wait_ready(&self, timeout: Duration, mut progress: impl FnMut(&[String])) -> anyhow::Result<()> {
+    /// Waits until every service is serving and every workload is healthy or
+    /// failed, calling `progress` with what is still pending; returns the
+    /// failed workloads with why (they stay failed until redeployed, and must
+    /// not keep the platform from coming up).
+    pub async fn wait_ready(&self, timeout: Duration, mut progress: impl FnMut(&[String])) -> anyhow::Result<Vec<String>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = Vec::new();
         loop {
             let mut pending: Vec<String> =
                 SERVICES.iter().filter(|(_, grpc)| !self.health.is_serving(grpc)).map(|(n, _)| n.to_string()).collect();
+            let mut failed = Vec::new();
             for view in self.provisioner.workloads("", 1000, 0).await? {
+                let name = format!("{} ({})", view.workload.name, view.workload.environment);
                 match view.state {
                     Some(State::Healthy) => {}
-                    Some(State::Failed) => anyhow::bail!(
-                        "workload {} ({}) failed: {}",
-                        view.workload.name,
-                        view.workload.environment,
-                        self.revision_message(&view).await
-                    ),
-                    _ => pending.push(format!("{} ({})", view.workload.name, view.workload.environment)),
+                    Some(State::Failed) => failed.push(format!("{name} failed: {}", self.revision_message(&view).await)),
+                    _ => pending.push(name),
                 }
             }
             if pending.is_empty() {
-                return Ok(());
+                return Ok(failed);
             }
             if pending != last {
                 progress(&pending);

@@ -5,6 +5,7 @@ use crate::services::http_get;
 use paved::up::{Platform, SelfHosted, UpOptions};
 use paved_integration_tests::{bin_dir, postgres_server, redis_namespace, unique};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::provisioner::v1::{ListRevisionsRequest, provisioner_service_client::ProvisionerServiceClient};
 use std::time::Duration;
 
 fn options(data_dir: &std::path::Path) -> UpOptions {
@@ -92,5 +93,21 @@ async fn self_hosted_platform_deploys_its_own_services() {
     assert!(entries.iter().any(|e| e.r#type == "paved.provisioner.v1.workload.registered"));
     let status = audit.list_entries(ListEntriesRequest { page_size: -1, page_token: String::new() }).await.expect_err("bad page size");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "errors pass through the forwarder");
+    // The servers' URLs reach the services through the runtime, never
+    // through their specs, which the API serves back.
+    let mut provisioner = ProvisionerServiceClient::new(paved::commands::connect(&platform.addr.to_string()).await.expect("connect"));
+    let revisions = provisioner
+        .list_revisions(ListRevisionsRequest {
+            environment: "platform".into(),
+            workload: "audit".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("revisions")
+        .into_inner()
+        .revisions;
+    assert!(!revisions.is_empty());
+    assert!(revisions.iter().all(|r| !r.spec_yaml.contains("postgres://") && !r.spec_yaml.contains("redis://")), "{revisions:?}");
     platform.stop().await.expect("stop");
 }

@@ -63,6 +63,7 @@ async fn start_stack() -> Stack {
             data_dir: data.path().to_path_buf(),
             bin_dirs: vec![bin_dir()],
             proxy_host: [127, 0, 0, 1].into(),
+            platform_env: Default::default(),
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));

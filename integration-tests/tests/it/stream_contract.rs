@@ -153,3 +153,61 @@ async fn embedded_stream_survives_restart() {
     let rest = stream.read("s", "g", "c", 10, Duration::from_millis(50)).await.expect("read");
     assert_eq!(payloads(&rest), vec![b"event-1".to_vec(), b"event-2".to_vec()], "the group resumes where it stopped");
 }
+
+/// A handler that fails on chosen events a number of times, recording what it handled.
+struct Flaky {
+    fail: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    handled: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl paved_stream::consumer::Handler for Flaky {
+    async fn handle(&self, _stream: &str, event: &paved_stream::Envelope) -> anyhow::Result<()> {
+        let mut fail = self.fail.lock().expect("lock");
+        if let Some(left) = fail.get_mut(&event.subject).filter(|n| **n > 0) {
+            *left -= 1;
+            anyhow::bail!("injected failure");
+        }
+        self.handled.lock().expect("lock").push(event.subject.clone());
+        Ok(())
+    }
+}
+
+/// A handler failure is retried at once, before newer events and in order; an
+/// event that keeps failing goes to the dead-letter stream, and the rest flow.
+async fn consumer_retries_in_order(stream: SharedStream) {
+    use paved_proto::events::v1::envelope::Payload;
+    use paved_proto::provisioner::v1::WorkloadRegistered;
+    let name = unique("s");
+    for subject in ["a", "b", "poison", "c"] {
+        let envelope =
+            paved_stream::event::envelope("test", "t", subject.into(), Payload::WorkloadRegistered(WorkloadRegistered::default()));
+        stream.publish(&name, &paved_stream::event::encode(&envelope)).await.expect("publish");
+    }
+    let flaky = std::sync::Arc::new(Flaky {
+        fail: std::sync::Mutex::new([("b".to_string(), 2), ("poison".to_string(), u32::MAX)].into_iter().collect()),
+        handled: Default::default(),
+    });
+    let mut config = paved_stream::consumer::ConsumerConfig::for_service("g", "c".into());
+    config.streams = vec![name.clone()];
+    config.block = Duration::from_millis(100);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task =
+        tokio::spawn(paved_stream::consumer::run(stream.clone(), config, flaky.clone(), std::sync::Arc::new(|_| {}), shutdown.clone()));
+    eventually("a, b and c handled", Duration::from_secs(20), || async { (flaky.handled.lock().expect("lock").len() == 3).then_some(()) })
+        .await;
+    assert_eq!(*flaky.handled.lock().expect("lock"), ["a", "b", "c"], "retried in order, poison skipped");
+    let dead = eventually("the poison event dead-lettered", Duration::from_secs(5), || async {
+        stream.ensure_group(&format!("{name}.dead"), "inspect").await.ok()?;
+        let got = stream.read(&format!("{name}.dead"), "inspect", "i", 10, Duration::from_millis(50)).await.ok()?;
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(paved_stream::event::decode(&dead[0].payload).expect("envelope").subject, "poison");
+    eventually("nothing pending", Duration::from_secs(5), || async { stream.pending(&name, "g").await.ok()?.is_empty().then_some(()) })
+        .await;
+    shutdown.cancel();
+    task.await.expect("consumer task");
+}
+
+contract!(consumer_retries_failures_in_order, 1000, consumer_retries_in_order);

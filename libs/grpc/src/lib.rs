@@ -34,6 +34,9 @@ pub struct Component {
     pub tasks: JoinSet<()>,
 }
 
+/// How long background tasks get to stop after the server stopped.
+const TASKS_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Upper bound for one request when the client sets no shorter deadline.
@@ -122,14 +125,23 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, drain);
     tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result?,
+    let outcome = tokio::select! {
+        result = &mut server => result.map_err(anyhow::Error::from),
         _ = async { shutdown.cancelled().await; tokio::time::sleep(options.drain_timeout).await } => {
             tracing::warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining requests");
+            Ok(())
         }
+    };
+    // Also when the server failed by itself: the background tasks (workload
+    // processes among them) must stop, not be dropped.
+    shutdown.cancel();
+    let join = async {
+        for mut set in tasks {
+            while set.join_next().await.is_some() {}
+        }
+    };
+    if tokio::time::timeout(TASKS_TIMEOUT, join).await.is_err() {
+        tracing::warn!(timeout = ?TASKS_TIMEOUT, "background tasks did not stop in time");
     }
-    for mut set in tasks {
-        while set.join_next().await.is_some() {}
-    }
-    Ok(())
+    outcome
 }

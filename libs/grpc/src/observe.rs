@@ -98,6 +98,9 @@ where
                     // Plain HTTP (/healthz, /metrics), not a gRPC call.
                     return result;
                 }
+                // Paths of methods that do not exist come from callers: one
+                // series for all of them, or anyone could grow the registry.
+                let (service, method) = if code == "12" { ("unknown".to_string(), "unknown".to_string()) } else { (service, method) };
                 let metrics = &*METRICS;
                 metrics.requests.get_or_create(&CallLabels { service: service.clone(), method: method.clone(), code }).inc();
                 metrics.duration.get_or_create(&MethodLabels { service, method }).observe(start.elapsed().as_secs_f64());

@@ -56,7 +56,8 @@ pub fn page(page_size: i32, page_token: &str) -> Result<(u64, u64), Status> {
     let offset = if page_token.is_empty() {
         0
     } else {
-        page_token.parse::<u64>().map_err(|_| {
+        // Offsets are bound as signed 64-bit integers by the database layer.
+        page_token.parse::<u64>().ok().filter(|offset| i64::try_from(*offset).is_ok()).ok_or(()).map_err(|()| {
             invalid_argument(
                 "INVALID_PAGE_TOKEN",
                 "page_token is not one this server issued",
@@ -92,6 +93,7 @@ mod tests {
         assert_eq!(page(5000, "200").ok(), Some((1000, 200)));
         assert_eq!(page(-1, "").err().map(|s| s.code()), Some(Code::InvalidArgument));
         assert_eq!(page(10, "x").err().map(|s| s.code()), Some(Code::InvalidArgument));
+        assert_eq!(page(10, "18446744073709551615").err().map(|s| s.code()), Some(Code::InvalidArgument));
         assert_eq!(next_page_token(0, 10, 10), "10");
         assert_eq!(next_page_token(0, 10, 3), "");
     }

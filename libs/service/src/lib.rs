@@ -48,13 +48,27 @@ pub trait ServiceConfig: DeserializeOwned + Send + 'static {
 
 /// Loads `T` from `defaults` (a YAML document), then `file`, then `PAVED_*`
 /// environment variables (`PAVED_DATABASE_URL` sets `database_url`).
-pub fn load_config<T: DeserializeOwned>(defaults: &str, file: Option<&std::path::Path>) -> anyhow::Result<T> {
+///
+/// A service the platform deploys itself gets the servers instead
+/// (`PAVED_POSTGRES_URL`, `PAVED_DATABASE_PREFIX`, `PAVED_REDIS_URL`) and
+/// derives its own database (`<postgres>/<prefix><service>`) and stream URLs,
+/// unless `PAVED_DATABASE_URL` / `PAVED_STREAM_URL` say otherwise.
+pub fn load_config<T: DeserializeOwned>(service: &str, defaults: &str, file: Option<&std::path::Path>) -> anyhow::Result<T> {
     let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Yaml));
     if let Some(file) = file {
         anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
         builder = builder.add_source(config::File::from(file));
     }
     builder = builder.add_source(config::Environment::with_prefix("PAVED").try_parsing(true));
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let (Some(server), None) = (var("PAVED_POSTGRES_URL"), var("PAVED_DATABASE_URL")) {
+        let prefix = var("PAVED_DATABASE_PREFIX").unwrap_or_else(|| "paved_".into());
+        builder =
+            builder.set_override("database_url", format!("{}/{prefix}{}", server.trim_end_matches('/'), service.replace('-', "_")))?;
+    }
+    if let (Some(redis), None) = (var("PAVED_REDIS_URL"), var("PAVED_STREAM_URL")) {
+        builder = builder.set_override("stream_url", redis)?;
+    }
     let config = builder.build().context("read configuration")?;
     config.try_deserialize().context("invalid configuration")
 }
@@ -74,7 +88,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let args = <Args as clap::Parser>::parse();
-    let config: C = match load_config(defaults, args.config.as_deref()) {
+    let config: C = match load_config(service, defaults, args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("paved-{service}: {e:#}");

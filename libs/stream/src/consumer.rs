@@ -5,7 +5,7 @@
 
 use crate::{Delivery, Envelope, SharedStream, StreamError, event};
 use async_trait::async_trait;
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 /// Reports whether a background loop currently reaches its dependencies.
@@ -54,6 +54,9 @@ pub async fn run(stream: SharedStream, config: ConsumerConfig, handler: Arc<dyn 
     while tasks.join_next().await.is_some() {}
 }
 
+/// Handler failures on one entry before it is moved to the dead-letter stream.
+const MAX_ATTEMPTS: u32 = 5;
+
 async fn consume_one(
     stream: SharedStream,
     name: String,
@@ -64,19 +67,27 @@ async fn consume_one(
 ) {
     let mut backoff = Backoff::default();
     let mut grouped = false;
+    // Entries this consumer holds but has not handled yet (after a handler
+    // failure): retried first, in order, before anything newer is read.
+    let mut held: VecDeque<Delivery> = VecDeque::new();
+    let mut attempts = 0u32;
+    let consumer = Consumer { stream: &stream, name: &name, group: &config.group, handler: handler.as_ref() };
     while !shutdown.is_cancelled() {
         let step = async {
             if !grouped {
                 stream.ensure_group(&name, &config.group).await?;
                 grouped = true;
             }
-            let stale = stream.claim_stale(&name, &config.group, &config.consumer, config.claim_idle, config.batch).await?;
-            process(&stream, &name, &config.group, stale, handler.as_ref()).await?;
-            let fresh = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                r = stream.read(&name, &config.group, &config.consumer, config.batch, config.block) => r?,
-            };
-            process(&stream, &name, &config.group, fresh, handler.as_ref()).await
+            if held.is_empty() {
+                held.extend(stream.claim_stale(&name, &config.group, &config.consumer, config.claim_idle, config.batch).await?);
+            }
+            if held.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    r = stream.read(&name, &config.group, &config.consumer, config.batch, config.block) => held.extend(r?),
+                }
+            }
+            consumer.process(&mut held, &mut attempts).await
         };
         match step.await {
             Ok(()) => {
@@ -84,10 +95,14 @@ async fn consume_one(
                 backoff.reset();
             }
             Err(e) => {
+                // A failing handler is the handler's problem (its database,
+                // say), reported the same way as a failing stream.
                 healthy(false);
-                // The server may have lost the group with its data (a Redis
-                // restarted without persistence): create it again next time.
-                grouped = false;
+                if matches!(e, StepError::Stream(_)) {
+                    // The server may have lost the group with its data (a Redis
+                    // restarted without persistence): create it again next time.
+                    grouped = false;
+                }
                 tracing::warn!(stream = %name, group = %config.group, error = %e, "consumer step failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -102,33 +117,53 @@ async fn consume_one(
 enum StepError {
     #[error(transparent)]
     Stream(#[from] StreamError),
-    #[error("handler failed for event {id}: {source:#}")]
-    Handler { id: String, source: anyhow::Error },
+    #[error("handler failed for event {id} (attempt {attempt}): {source:#}")]
+    Handler { id: String, attempt: u32, source: anyhow::Error },
 }
 
-async fn process(
-    stream: &SharedStream,
-    name: &str,
-    group: &str,
-    deliveries: Vec<Delivery>,
-    handler: &dyn Handler,
-) -> Result<(), StepError> {
-    for delivery in deliveries {
-        match event::decode(&delivery.payload) {
-            Ok(envelope) if !envelope.id.is_empty() => {
-                handler.handle(name, &envelope).await.map_err(|source| StepError::Handler { id: envelope.id.clone(), source })?;
+struct Consumer<'a> {
+    stream: &'a SharedStream,
+    name: &'a str,
+    group: &'a str,
+    handler: &'a dyn Handler,
+}
+
+impl Consumer<'_> {
+    /// Handles and acks `held` front to back; stops at the first failure,
+    /// leaving that entry first in `held`.
+    async fn process(&self, held: &mut VecDeque<Delivery>, attempts: &mut u32) -> Result<(), StepError> {
+        while let Some(delivery) = held.front() {
+            match event::decode(&delivery.payload) {
+                Ok(envelope) if !envelope.id.is_empty() => match self.handler.handle(self.name, &envelope).await {
+                    Ok(()) => *attempts = 0,
+                    Err(source) => {
+                        *attempts += 1;
+                        if *attempts < MAX_ATTEMPTS {
+                            return Err(StepError::Handler { id: envelope.id.clone(), attempt: *attempts, source });
+                        }
+                        *attempts = 0;
+                        self.dead_letter(delivery, &format!("handler failed {MAX_ATTEMPTS} times: {source:#}")).await?;
+                    }
+                },
+                // Not an envelope: keep it for inspection rather than retrying
+                // it forever or dropping it.
+                bad => {
+                    let reason = bad.err().map_or_else(|| "envelope without id".to_string(), |e| e.to_string());
+                    self.dead_letter(delivery, &reason).await?;
+                }
             }
-            // Not an envelope: keep it for inspection on a dead-letter stream
-            // rather than retrying it forever or dropping it.
-            bad => {
-                let reason = bad.err().map_or_else(|| "envelope without id".to_string(), |e| e.to_string());
-                tracing::error!(stream = %name, entry = %delivery.id, %reason, "malformed event moved to dead-letter stream");
-                stream.publish(&format!("{name}.dead"), &delivery.payload).await?;
-            }
+            self.stream.ack(self.name, self.group, std::slice::from_ref(&delivery.id)).await?;
+            held.pop_front();
         }
-        stream.ack(name, group, std::slice::from_ref(&delivery.id)).await?;
+        Ok(())
     }
-    Ok(())
+
+    /// Copies an entry to `<stream>.dead`.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), StreamError> {
+        tracing::error!(stream = %self.name, group = %self.group, entry = %delivery.id, %reason, "event moved to the dead-letter stream");
+        self.stream.publish(&format!("{}.dead", self.name), &delivery.payload).await?;
+        Ok(())
+    }
 }
 
 /// Exponential backoff with jitter, 100 ms to 5 s.

@@ -111,11 +111,16 @@ impl EventStream for EmbeddedStream {
                 .db
                 .execute_raw(stmt("INSERT INTO stream_entries (stream, payload) VALUES (?1, ?2)", [stream.into(), payload.to_vec().into()]))
                 .await?;
+            // Trimming is housekeeping: the entry is stored, so a failed trim
+            // must not turn this publish into an error (the caller would
+            // publish it again).
+            if self.publishes.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1
+                && let Err(e) = self.trim(stream).await
+            {
+                tracing::warn!(stream, error = %e, "trimming the embedded stream failed");
+            }
             result.last_insert_id()
         };
-        if self.publishes.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
-            self.trim(stream).await?;
-        }
         self.published.notify_waiters();
         Ok(id.to_string())
     }

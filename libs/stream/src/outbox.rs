@@ -71,16 +71,19 @@ impl Relay {
             .limit(BATCH)
             .to_owned();
         let rows = self.db.query_all(&select).await?;
-        let mut last = None;
+        let mut published = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: i64 = row.try_get("", "id")?;
             let stream: String = row.try_get("", "stream")?;
             let payload: Vec<u8> = row.try_get("", "payload")?;
             self.stream.publish(&stream, &payload).await?;
-            last = Some(id);
+            published.push(id);
         }
-        if let Some(last) = last {
-            let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).lte(last)).to_owned();
+        if !published.is_empty() {
+            // Exactly the rows published: on PostgreSQL ids are taken at
+            // insert, not at commit, so a smaller id may commit after a larger
+            // one was read, and a range delete would drop it unpublished.
+            let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).is_in(published)).to_owned();
             self.db.execute(&delete).await?;
         }
         Ok(rows.len())

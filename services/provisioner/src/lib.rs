@@ -37,6 +37,9 @@ use tokio_util::sync::CancellationToken;
 pub const SERVICE: &str = "provisioner";
 pub const GRPC_NAME: &str = "paved.provisioner.v1.ProvisionerService";
 
+/// The environment of the platform's own services (self-hosted mode).
+pub const PLATFORM_ENVIRONMENT: &str = "platform";
+
 pub const DEFAULTS: &str = "
 listen: 127.0.0.1:7401
 database_url: postgres://postgres@127.0.0.1:5432/paved_provisioner
@@ -69,6 +72,11 @@ pub struct Options {
     pub bin_dirs: Vec<PathBuf>,
     /// Where workload proxies listen.
     pub proxy_host: IpAddr,
+    /// Extra environment for workloads of environment `platform` (the
+    /// platform's own services): how they reach PostgreSQL and Redis. Kept
+    /// out of the specs, which the API serves back.
+    #[serde(default)]
+    pub platform_env: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs the provisioner on its own (production mode).
@@ -224,6 +232,8 @@ impl Provisioner {
         if let Some(current) = &workload.current_revision
             && let Some(revision) = store::get_revision(&txn, current).await?
             && revision.spec_digest == digest
+            // Relative commands resolve against the spec's directory.
+            && revision.spec_path == spec_path
             && !matches!(revision.state, State::Failed | State::Stopped)
         {
             txn.commit().await?;
@@ -234,11 +244,31 @@ impl Provisioner {
         txn.commit().await?;
         self.inner.relay.wake();
 
-        match listener {
-            Some(listener) => self.open_proxy(&workload, listener).map_err(ApplyError::Proxy)?,
-            None => self.ensure_proxy(&workload).await.map_err(ApplyError::Proxy)?,
+        // The revision is committed: start it in a task of its own, so a
+        // client that disconnects now cannot leave it recorded but never run.
+        let launch = self.launch(&revision, spec);
+        let this = self.clone();
+        let started = tokio::spawn({
+            let workload = workload.clone();
+            async move {
+                let proxy = match listener {
+                    Some(listener) => this.open_proxy(&workload, listener),
+                    None => this.ensure_proxy(&workload).await,
+                };
+                match proxy {
+                    Ok(()) => this.inner.runtime.start(launch),
+                    Err(e) => {
+                        let message = format!("cannot open the workload's proxy: {e}");
+                        if let Err(e) = this.record_state(&launch.revision_id, State::Failed, &message).await {
+                            tracing::error!(revision = %launch.revision_id, error = %e, "cannot record a failed start");
+                        }
+                    }
+                }
+            }
+        });
+        if let Err(e) = started.await {
+            tracing::error!(error = %e, "starting a revision panicked");
         }
-        self.inner.runtime.start(self.launch(&revision, spec));
         let workload = store::get_workload(db, environment, &workload.name).await?.unwrap_or(workload);
         Ok(Applied { workload: self.view(workload).await?, revision, changed: true })
     }
@@ -277,7 +307,15 @@ impl Provisioner {
             .parent()
             .filter(|d| d.is_absolute() && d.is_dir())
             .map_or_else(|| self.inner.options.data_dir.clone(), Path::to_path_buf);
-        Launch { revision_id: revision.id.clone(), workload: workload.to_string(), environment: environment.to_string(), spec, workdir }
+        let extra_env = if environment == PLATFORM_ENVIRONMENT { self.inner.options.platform_env.clone() } else { Default::default() };
+        Launch {
+            revision_id: revision.id.clone(),
+            workload: workload.to_string(),
+            environment: environment.to_string(),
+            spec,
+            workdir,
+            extra_env,
+        }
     }
 
     fn open_proxy(&self, workload: &Workload, listener: TcpListener) -> std::io::Result<()> {
@@ -321,19 +359,26 @@ impl Provisioner {
             }
         }
         for workload in workloads {
-            self.ensure_proxy(&workload).await?;
-            let Some(id) = &workload.current_revision else {
-                continue;
-            };
-            let Some(revision) = store::get_revision(db, id).await? else {
-                continue;
-            };
+            let Some(id) = &workload.current_revision else { continue };
+            let Some(revision) = store::get_revision(db, id).await? else { continue };
             if revision.state == State::Failed {
                 continue;
             }
-            let spec = paved_spec::parse(&revision.spec_yaml, &revision.spec_path)?;
-            tracing::info!(workload = %workload.id(), revision = revision.number, "restarting workload");
-            self.inner.runtime.start(self.launch(&revision, spec));
+            // One workload that cannot come back must not keep the others down.
+            let restart = async {
+                self.ensure_proxy(&workload).await.map_err(|e| format!("cannot open the workload's proxy: {e}"))?;
+                paved_spec::parse(&revision.spec_yaml, &revision.spec_path).map_err(|e| format!("stored spec no longer valid: {e}"))
+            };
+            match restart.await {
+                Ok(spec) => {
+                    tracing::info!(workload = %workload.id(), revision = revision.number, "restarting workload");
+                    self.inner.runtime.start(self.launch(&revision, spec));
+                }
+                Err(message) => {
+                    tracing::error!(workload = %workload.id(), revision = revision.number, %message, "cannot restart workload");
+                    self.record_state(&revision.id, State::Failed, &message).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -381,7 +426,15 @@ impl Provisioner {
                 Err(e) => {
                     healthy(false);
                     tracing::warn!(revision = %report.revision_id, error = %e, "cannot record revision state; retrying");
-                    backoff.wait().await;
+                    tokio::select! {
+                        _ = backoff.wait() => {}
+                        // Shutting down with the database away: the next start
+                        // reconciles from what was recorded.
+                        _ = self.inner.shutdown.cancelled() => {
+                            tracing::error!(revision = %report.revision_id, state = report.state.as_str(), "database unreachable at shutdown; state not recorded");
+                            return;
+                        }
+                    }
                 }
             }
         };

@@ -92,9 +92,11 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
-                _ = conn.as_mut() => {}
+                _ = conn.as_mut() => return,
                 _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
             }
+            // Let requests in flight finish, within bounds.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), conn).await;
         });
     }
 }

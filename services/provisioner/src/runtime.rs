@@ -46,6 +46,8 @@ pub struct Launch {
     pub spec: WorkloadSpec,
     /// Working directory: the spec's directory.
     pub workdir: PathBuf,
+    /// Environment beyond the spec's (see `Options::platform_env`).
+    pub extra_env: std::collections::BTreeMap<String, String>,
 }
 
 /// A change of a revision's state, as the runtime sees it.
@@ -63,6 +65,8 @@ pub struct LocalRuntime {
     log_dir: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
+    /// Set by `stop_all`: nothing starts after shutdown began.
+    closed: std::sync::atomic::AtomicBool,
     probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
 }
 
@@ -72,7 +76,7 @@ impl LocalRuntime {
     /// output goes to `log_dir/<revision>.log`.
     pub fn new(bin_dirs: Vec<PathBuf>, log_dir: PathBuf, reports: mpsc::UnboundedSender<Report>) -> Self {
         let probe = Client::builder(TokioExecutor::new()).build_http();
-        Self { bin_dirs, log_dir, reports, running: Mutex::new(HashMap::new()), probe }
+        Self { bin_dirs, log_dir, reports, running: Mutex::new(HashMap::new()), closed: Default::default(), probe }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
@@ -82,6 +86,10 @@ impl LocalRuntime {
     /// Starts a revision unless it is already running.
     pub fn start(self: &Arc<Self>, launch: Launch) {
         let mut running = self.running();
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!(revision = %launch.revision_id, "not started: the platform is shutting down");
+            return;
+        }
         if running.get(&launch.revision_id).is_some_and(|(_, task)| !task.is_finished()) {
             return;
         }
@@ -102,7 +110,11 @@ impl LocalRuntime {
 
     /// Stops every revision (platform shutdown).
     pub async fn stop_all(&self) {
-        let all: Vec<_> = self.running().drain().collect();
+        let all: Vec<_> = {
+            let mut running = self.running();
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            running.drain().collect()
+        };
         for (_, (cancel, _)) in &all {
             cancel.cancel();
         }
@@ -170,13 +182,13 @@ impl LocalRuntime {
         let mut crashes: VecDeque<tokio::time::Instant> = VecDeque::new();
         let mut backoff = Duration::from_millis(250);
         loop {
-            let (mut child, addr, stderr) = match self.spawn(&launch, index).await {
+            let (mut child, addr, stderr, group) = match self.spawn(&launch, index).await {
                 Ok(spawned) => spawned,
                 // Not found, not executable: trying again will not help.
                 Err(message) => return send(Instance::failed(message)),
             };
             let started = tokio::select! {
-                _ = cancel.cancelled() => return stop(&mut child).await,
+                _ = cancel.cancelled() => return stop(&mut child, group).await,
                 status = child.wait() => Err(exit_message(status, &stderr)),
                 ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&stderr))),
             };
@@ -187,7 +199,7 @@ impl LocalRuntime {
                     send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
                 }
                 Err(message) => {
-                    stop(&mut child).await;
+                    stop(&mut child, group).await;
                     attempts += 1;
                     if attempts >= START_ATTEMPTS {
                         return send(Instance::failed(format!("did not become healthy in {attempts} attempts: {message}")));
@@ -202,9 +214,9 @@ impl LocalRuntime {
             // Healthy: watch it.
             let message = self.monitor(&mut child, addr, health, &stderr, &send, &cancel).await;
             let Some(message) = message else {
-                return stop(&mut child).await;
+                return stop(&mut child, group).await;
             };
-            stop(&mut child).await;
+            stop(&mut child, group).await;
             let now = tokio::time::Instant::now();
             crashes.push_back(now);
             while crashes.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
@@ -251,6 +263,11 @@ impl LocalRuntime {
                             if failures == health.failure_threshold {
                                 send(Instance { state: State::Unhealthy, addr: None, message: format!("health check failing: {e}") });
                             }
+                            // Still failing after twice the threshold: a hung
+                            // process does not heal by itself; restart it.
+                            if failures >= health.failure_threshold * 2 {
+                                return Some(format!("restarted after {failures} failed health checks: {e}"));
+                            }
                         }
                     }
                 }
@@ -258,7 +275,10 @@ impl LocalRuntime {
         }
     }
 
-    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Child, SocketAddr, Tail), String> {
+    /// Starts one process; returns it with its address, its stderr tail and
+    /// its process group (kept apart: once the process is reaped its id is
+    /// gone, but what it spawned may still be running in the group).
+    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Child, SocketAddr, Tail, Group), String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let path_var = self.path_var();
@@ -274,6 +294,7 @@ impl LocalRuntime {
             .env_clear()
             .env("PATH", &path_var)
             .envs(["HOME", "LANG", "TZ", "TMPDIR", "RUST_LOG"].into_iter().filter_map(|k| std::env::var_os(k).map(|v| (k, v))))
+            .envs(&launch.extra_env)
             .envs(&launch.spec.env)
             .env("PORT", port.to_string())
             .env("PAVED_WORKLOAD", &launch.workload)
@@ -286,12 +307,13 @@ impl LocalRuntime {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let group = Group(child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw));
         let log = self.log_dir.join(format!("{}-{index}.log", launch.revision_id));
         let tail = Tail::default();
         if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
             tokio::spawn(pump(out, err, log, tail.clone()));
         }
-        Ok((child, addr, tail))
+        Ok((child, addr, tail, group))
     }
 
     fn path_var(&self) -> std::ffi::OsString {
@@ -419,18 +441,27 @@ async fn probe(client: &ProbeClient, addr: SocketAddr, health: &HealthCheck) -> 
     }
 }
 
-/// SIGTERM to the process group, then SIGKILL after the grace period.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let group = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            return;
+/// The process group of a workload process (its own: `process_group(0)`).
+#[derive(Debug, Clone, Copy)]
+struct Group(Option<nix::unistd::Pid>);
+
+impl Group {
+    fn signal(self, signal: nix::sys::signal::Signal) {
+        if let Some(group) = self.0 {
+            // ESRCH (nothing left in the group) is the expected end.
+            let _ = nix::sys::signal::killpg(group, signal);
         }
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
-    let _ = child.kill().await;
+}
+
+/// SIGTERM to the process group, SIGKILL after the grace period; and SIGKILL
+/// to whatever is left of the group in any case.
+async fn stop(child: &mut Child, group: Group) {
+    group.signal(nix::sys::signal::Signal::SIGTERM);
+    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+    group.signal(nix::sys::signal::Signal::SIGKILL);
 }
 
 /// Sleeps for the backoff (doubling it, up to 10 s); true if cancelled meanwhile.
