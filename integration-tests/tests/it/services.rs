@@ -370,3 +370,55 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     shutdown.cancel();
     task.await.expect("task").expect("clean stop");
 }
+
+/// PostgreSQL goes away while events arrive: the audit service reports
+/// NOT_SERVING, keeps running, and records the event once the database is back.
+#[tokio::test]
+async fn lost_postgres_is_retried_and_nothing_is_lost() {
+    use paved_proto::events::v1::envelope::Payload;
+    use paved_proto::provisioner::v1::WorkloadRegistered;
+    let database = postgres_database("it_lost_pg").await;
+    let server: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+    let mut pg = paved_integration_tests::Cuttable::start(server).await;
+    let via_cut = database.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port), 1);
+    assert_ne!(via_cut, database, "the test database URL points at 127.0.0.1:5432");
+    let stream_url = redis_namespace("it_lost_pg").await;
+    let stream = paved_stream::open(&stream_url, 1000).await.expect("stream");
+
+    let shutdown = CancellationToken::new();
+    let (l, addr) = listener().await;
+    let task = tokio::spawn(paved_audit::run(paved_audit::Config { common: common(addr, via_cut, &stream_url) }, l, shutdown.clone()));
+    let ch = channel(addr).await;
+    let audit = "paved.audit.v1.AuditService";
+    eventually("serving", Duration::from_secs(10), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+
+    pg.cut();
+    let event =
+        paved_stream::event::envelope("provisioner", "t", "while-down".into(), Payload::WorkloadRegistered(WorkloadRegistered::default()));
+    stream.publish(&paved_stream::stream_name("provisioner"), &paved_stream::event::encode(&event)).await.expect("publish");
+    eventually("NOT_SERVING while PostgreSQL is gone", Duration::from_secs(20), || async {
+        (!serving(ch.clone(), audit).await).then_some(())
+    })
+    .await;
+    assert!(!task.is_finished(), "the service keeps running without its database");
+
+    pg.restore().await;
+    eventually("SERVING again once PostgreSQL is back", Duration::from_secs(30), || async {
+        serving(ch.clone(), audit).await.then_some(())
+    })
+    .await;
+    let mut client = AuditServiceClient::new(ch.clone());
+    let entries = eventually("the event recorded", Duration::from_secs(20), || {
+        let mut client = client.clone();
+        async move {
+            let entries = client.list_entries(ListEntriesRequest::default()).await.ok()?.into_inner().entries;
+            (!entries.is_empty()).then_some(entries)
+        }
+    })
+    .await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].subject, "while-down");
+    let _ = client.list_entries(ListEntriesRequest::default()).await.expect("the API works again");
+    shutdown.cancel();
+    task.await.expect("task").expect("clean stop");
+}

@@ -43,7 +43,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
-        .max_connections(if sqlite { 4 } else { 10 })
+        // SQLite: one connection, so transactions run one after another. With
+        // more, a transaction that reads and then writes fails at once
+        // (SQLITE_BUSY_SNAPSHOT) whenever another connection committed in
+        // between, which waiting cannot fix. Code holding a transaction must
+        // therefore not use the pool until it commits.
+        .max_connections(if sqlite { 1 } else { 10 })
         .sqlx_logging(false);
     let db = Database::connect(options).await.map_err(|source| StoreError::Connect { url: redact(url), source })?;
     if sqlite {

@@ -372,6 +372,9 @@ impl Provisioner {
             match restart.await {
                 Ok(spec) => {
                     tracing::info!(workload = %workload.id(), revision = revision.number, "restarting workload");
+                    // After a crash the record may still say healthy: it is
+                    // not, until the new process passes its health check.
+                    self.record_state(&revision.id, State::Starting, "platform restarted").await?;
                     self.inner.runtime.start(self.launch(&revision, spec));
                 }
                 Err(message) => {
