@@ -17,11 +17,15 @@ pub mod up;
 /// The five services: (short name, gRPC service name).
 pub const SERVICES: [(&str, &str); 5] = [
     ("provisioner", paved_provisioner::GRPC_NAME),
-    ("secrets-broker", paved_secrets_broker::GRPC_NAME),
-    ("canary-analyzer", paved_canary_analyzer::GRPC_NAME),
-    ("cost-scheduler", paved_cost_scheduler::GRPC_NAME),
-    ("audit", paved_audit::GRPC_NAME),
+    service::<paved_secrets_broker::SecretsBroker>(),
+    service::<paved_canary_analyzer::CanaryAnalyzer>(),
+    service::<paved_cost_scheduler::CostScheduler>(),
+    service::<paved_audit::Audit>(),
 ];
+
+const fn service<S: paved_service::ConsumerService>() -> (&'static str, &'static str) {
+    (S::NAME, S::GRPC_NAME)
+}
 
 /// The default address of `paved up`.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7400";

@@ -10,7 +10,7 @@ use crate::{SERVICES, selfhost};
 use anyhow::Context;
 use paved_grpc::{Component, Health, ServerOptions};
 use paved_provisioner::{Provisioner, model::State};
-use paved_service::database;
+use paved_service::{ConsumerService, database};
 use paved_store::sqlite_url;
 use paved_stream::SharedStream;
 use std::{
@@ -214,27 +214,20 @@ async fn embedded_services(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Component>> {
-    let url = |name: &str| sqlite_url(&dir.join(format!("{name}.db")));
-    let (s, h, t) = (stream.clone(), health, shutdown.clone());
     Ok(vec![
-        paved_secrets_broker::component(
-            database::<paved_secrets_broker::migration::Migrator>(&url("secrets-broker"), shutdown).await?,
-            s.clone(),
-            h,
-            t.clone(),
-        ),
-        paved_canary_analyzer::component(
-            database::<paved_canary_analyzer::migration::Migrator>(&url("canary-analyzer"), shutdown).await?,
-            s.clone(),
-            h,
-            t.clone(),
-        ),
-        paved_cost_scheduler::component(
-            database::<paved_cost_scheduler::migration::Migrator>(&url("cost-scheduler"), shutdown).await?,
-            s.clone(),
-            h,
-            t.clone(),
-        ),
-        paved_audit::component(database::<paved_audit::migration::Migrator>(&url("audit"), shutdown).await?, s, h, t),
+        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, health, shutdown).await?,
+        embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, health, shutdown).await?,
+        embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, health, shutdown).await?,
+        embedded::<paved_audit::Audit>(dir, stream, health, shutdown).await?,
     ])
+}
+
+async fn embedded<S: ConsumerService>(
+    dir: &Path,
+    stream: &SharedStream,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Component> {
+    let db = database::<S::Migrator>(&sqlite_url(&dir.join(format!("{}.db", S::NAME))), shutdown).await?;
+    Ok(paved_service::consumer_component::<S>(db, stream.clone(), health, shutdown.clone()))
 }

@@ -9,7 +9,7 @@ use paved_proto::provisioner::v1::{
     provisioner_service_client::ProvisionerServiceClient,
 };
 use paved_proto::secrets_broker::v1::{ListIdentitiesRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
-use paved_service::Common;
+use paved_service::{BasicConfig, Common, run_consumer};
 use std::{net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,12 @@ async fn channel(addr: SocketAddr) -> Channel {
 
 fn common(listen: SocketAddr, database_url: String, stream_url: &str) -> Common {
     Common { listen, database_url, stream_url: stream_url.to_string(), log_format: "pretty".into(), stream_max_len: 10_000 }
+}
+
+/// Waits (bounded) until `service` reports SERVING, or NOT_SERVING when `serving` is false.
+async fn wait_for_health(ch: &Channel, service: &str, want: bool) {
+    let what = format!("{service} to be {}", if want { "SERVING" } else { "NOT_SERVING" });
+    eventually(&what, Duration::from_secs(30), || async { (serving(ch.clone(), service).await == want).then_some(()) }).await;
 }
 
 async fn serving(channel: Channel, service: &str) -> bool {
@@ -69,12 +75,12 @@ async fn start_stack() -> Stack {
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
 
     let (l, audit) = listener().await;
-    let config = paved_audit::Config { common: common(audit, postgres_database("it_audit").await, &stream) };
-    tasks.push(tokio::spawn(paved_audit::run(config, l, shutdown.clone())));
+    let config = BasicConfig { common: common(audit, postgres_database("it_audit").await, &stream) };
+    tasks.push(tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone())));
 
     let (l, broker) = listener().await;
-    let config = paved_secrets_broker::Config { common: common(broker, postgres_database("it_broker").await, &stream) };
-    tasks.push(tokio::spawn(paved_secrets_broker::run(config, l, shutdown.clone())));
+    let config = BasicConfig { common: common(broker, postgres_database("it_broker").await, &stream) };
+    tasks.push(tokio::spawn(run_consumer::<paved_secrets_broker::SecretsBroker>(config, l, shutdown.clone())));
 
     Stack { provisioner, audit, broker, shutdown, tasks, _data: data }
 }
@@ -92,12 +98,7 @@ impl Stack {
 async fn deploy_on_postgres_and_redis_reaches_every_service() {
     let stack = start_stack().await;
     let ch = channel(stack.provisioner).await;
-    assert!(
-        eventually("provisioner serving", Duration::from_secs(10), || async {
-            serving(ch.clone(), "paved.provisioner.v1.ProvisionerService").await.then_some(true)
-        })
-        .await
-    );
+    wait_for_health(&ch, "paved.provisioner.v1.ProvisionerService", true).await;
     let mut client = ProvisionerServiceClient::new(ch.clone());
 
     let applied = client
@@ -262,12 +263,7 @@ async fn bad_input_gets_precise_errors() {
 async fn health_and_reflection_are_served() {
     let stack = start_stack().await;
     let ch = channel(stack.audit).await;
-    assert!(
-        eventually("audit serving", Duration::from_secs(10), || async {
-            serving(ch.clone(), "paved.audit.v1.AuditService").await.then_some(true)
-        })
-        .await
-    );
+    wait_for_health(&ch, "paved.audit.v1.AuditService", true).await;
     for version in ["v1", "v1alpha"] {
         let services = list_services(ch.clone(), version).await;
         assert!(services.contains(&"paved.audit.v1.AuditService".to_string()), "{version}: {services:?}");
@@ -352,21 +348,18 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     let redis = OwnRedis::start(port).await;
     let shutdown = CancellationToken::new();
     let (l, addr) = listener().await;
-    let config =
-        paved_audit::Config { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
-    let task = tokio::spawn(paved_audit::run(config, l, shutdown.clone()));
+    let config = BasicConfig { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
+    let task = tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone()));
     let ch = channel(addr).await;
     let audit = "paved.audit.v1.AuditService";
-    eventually("serving", Duration::from_secs(10), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+    wait_for_health(&ch, audit, true).await;
 
     redis.kill().await;
-    eventually("NOT_SERVING while Redis is gone", Duration::from_secs(15), || async { (!serving(ch.clone(), audit).await).then_some(()) })
-        .await;
+    wait_for_health(&ch, audit, false).await;
     assert!(!task.is_finished(), "the service keeps running without Redis");
 
     let _redis = OwnRedis::start(port).await;
-    eventually("SERVING again once Redis is back", Duration::from_secs(30), || async { serving(ch.clone(), audit).await.then_some(()) })
-        .await;
+    wait_for_health(&ch, audit, true).await;
     shutdown.cancel();
     task.await.expect("task").expect("clean stop");
 }
@@ -387,26 +380,21 @@ async fn lost_postgres_is_retried_and_nothing_is_lost() {
 
     let shutdown = CancellationToken::new();
     let (l, addr) = listener().await;
-    let task = tokio::spawn(paved_audit::run(paved_audit::Config { common: common(addr, via_cut, &stream_url) }, l, shutdown.clone()));
+    let task =
+        tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common: common(addr, via_cut, &stream_url) }, l, shutdown.clone()));
     let ch = channel(addr).await;
     let audit = "paved.audit.v1.AuditService";
-    eventually("serving", Duration::from_secs(10), || async { serving(ch.clone(), audit).await.then_some(()) }).await;
+    wait_for_health(&ch, audit, true).await;
 
     pg.cut();
     let event =
         paved_stream::event::envelope("provisioner", "t", "while-down".into(), Payload::WorkloadRegistered(WorkloadRegistered::default()));
     stream.publish(&paved_stream::stream_name("provisioner"), &paved_stream::event::encode(&event)).await.expect("publish");
-    eventually("NOT_SERVING while PostgreSQL is gone", Duration::from_secs(20), || async {
-        (!serving(ch.clone(), audit).await).then_some(())
-    })
-    .await;
+    wait_for_health(&ch, audit, false).await;
     assert!(!task.is_finished(), "the service keeps running without its database");
 
     pg.restore().await;
-    eventually("SERVING again once PostgreSQL is back", Duration::from_secs(30), || async {
-        serving(ch.clone(), audit).await.then_some(())
-    })
-    .await;
+    wait_for_health(&ch, audit, true).await;
     let mut client = AuditServiceClient::new(ch.clone());
     let entries = eventually("the event recorded", Duration::from_secs(20), || {
         let mut client = client.clone();

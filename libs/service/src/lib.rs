@@ -80,15 +80,24 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// A service's built-in defaults: it listens on `port` and finds its
+/// database (`paved_<service>`) and the stream on this machine.
+pub fn defaults(service: &str, port: u16) -> String {
+    format!(
+        "listen: 127.0.0.1:{port}\ndatabase_url: postgres://postgres@127.0.0.1:5432/paved_{}\nstream_url: redis://127.0.0.1:6379\n",
+        service.replace('-', "_")
+    )
+}
+
 /// The whole `main` of a standalone service binary.
-pub fn main<C, F, Fut>(service: &'static str, defaults: &str, run: F) -> ExitCode
+pub fn main<C, F, Fut>(service: &'static str, port: u16, run: F) -> ExitCode
 where
     C: ServiceConfig,
     F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let args = <Args as clap::Parser>::parse();
-    let config: C = match load_config(service, defaults, args.config.as_deref()) {
+    let config: C = match load_config(service, &defaults(service, port), args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("paved-{service}: {e:#}");
@@ -216,21 +225,6 @@ where
     paved_grpc::serve(listener, vec![component], health, ServerOptions::default(), shutdown).await
 }
 
-/// Starts the consumer group `group` on every producer's stream, feeding
-/// `handler`, and reports its health as check `stream` of `service`.
-pub fn spawn_consumer(
-    component: &mut Component,
-    stream: SharedStream,
-    group: &str,
-    handler: std::sync::Arc<dyn paved_stream::consumer::Handler>,
-    health: &Health,
-    shutdown: CancellationToken,
-) {
-    let config = paved_stream::consumer::ConsumerConfig::for_service(group, consumer_name(group));
-    let healthy = health.reporter(component.name, "stream");
-    component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));
-}
-
 /// A consumer name unique to this process: `PAVED_CONSUMER_NAME` if set, else
 /// `<group>-<hostname>-<pid>`. A restarted process gets a new name; what the
 /// old one left pending is claimed after the claim interval.
@@ -255,37 +249,55 @@ impl ServiceConfig for BasicConfig {
     }
 }
 
-/// Builds a service's component from its migrated database and the stream.
-pub type BuildComponent = fn(DatabaseConnection, SharedStream, &Health, CancellationToken) -> Component;
+/// Adds a service's routes to a server's.
+pub type Mount = Box<dyn FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send>;
 
-/// The standalone `run` of a service made of a database, a consumer and an API.
-pub async fn run_basic<M: MigratorTrait>(
-    config: BasicConfig,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    build: BuildComponent,
-) -> anyhow::Result<()> {
-    let db = database::<M>(&config.common.database_url, &shutdown).await?;
-    let token = shutdown.clone();
-    serve_standalone(&config.common, listener, shutdown, move |stream, health| async move { Ok(build(db, stream, &health, token)) }).await
+/// A service made of its database, one consumer group on every producer's
+/// stream, and a gRPC API: what the four services besides the provisioner
+/// are today. The shell (config, run, component) is written once, here.
+pub trait ConsumerService: 'static {
+    /// Short name: the consumer group, the binary (`paved-<NAME>`), the default database.
+    const NAME: &'static str;
+    /// Full gRPC service name; health is reported under it.
+    const GRPC_NAME: &'static str;
+    /// Default port in production mode.
+    const PORT: u16;
+    type Migrator: MigratorTrait;
+    /// The routes and the event handler, on the service's migrated database.
+    fn parts(db: DatabaseConnection) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
 }
 
-/// A component made of gRPC routes and one consumer group (named `group`)
-/// feeding `handler`.
-pub fn consumer_component(
-    name: &'static str,
-    group: &str,
-    mount: Box<dyn FnOnce(tonic_routes::Routes) -> tonic_routes::Routes + Send>,
-    handler: std::sync::Arc<dyn paved_stream::consumer::Handler>,
+/// The service's component: its routes, and its consumer group reporting
+/// health as check `stream`.
+pub fn consumer_component<S: ConsumerService>(
+    db: DatabaseConnection,
     stream: SharedStream,
     health: &Health,
     shutdown: CancellationToken,
 ) -> Component {
-    let mut component = Component { name, mount, tasks: Default::default() };
-    spawn_consumer(&mut component, stream, group, handler, health, shutdown);
+    let (mount, handler) = S::parts(db);
+    let mut component = Component { name: S::GRPC_NAME, mount, tasks: Default::default() };
+    let config = paved_stream::consumer::ConsumerConfig::for_service(S::NAME, consumer_name(S::NAME));
+    let healthy = health.reporter(S::GRPC_NAME, "stream");
+    component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));
     component
 }
 
-mod tonic_routes {
-    pub use tonic::service::Routes;
+/// Runs a consumer service on its own (production mode).
+pub async fn run_consumer<S: ConsumerService>(
+    config: BasicConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let db = database::<S::Migrator>(&config.common.database_url, &shutdown).await?;
+    let token = shutdown.clone();
+    serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
+        Ok(consumer_component::<S>(db, stream, &health, token))
+    })
+    .await
+}
+
+/// The whole `main` of a consumer service's binary.
+pub fn main_consumer<S: ConsumerService>() -> ExitCode {
+    main(S::NAME, S::PORT, run_consumer::<S>)
 }

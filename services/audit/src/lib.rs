@@ -12,44 +12,26 @@ pub mod api;
 pub mod migration;
 
 use async_trait::async_trait;
-use paved_grpc::{Component, Health};
-use paved_stream::{Envelope, SharedStream, consumer::Handler};
+use paved_stream::{Envelope, consumer::Handler};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection,
     sea_query::{Alias, OnConflict, Query},
 };
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub const SERVICE: &str = "audit";
-pub const GRPC_NAME: &str = "paved.audit.v1.AuditService";
+/// The service, as the shell in `paved-service` runs it.
+pub struct Audit;
 
-pub const DEFAULTS: &str = "
-listen: 127.0.0.1:7405
-database_url: postgres://postgres@127.0.0.1:5432/paved_audit
-stream_url: redis://127.0.0.1:6379
-";
+impl paved_service::ConsumerService for Audit {
+    const NAME: &'static str = "audit";
+    const GRPC_NAME: &'static str = "paved.audit.v1.AuditService";
+    const PORT: u16 = 7405;
+    type Migrator = migration::Migrator;
 
-pub type Config = paved_service::BasicConfig;
-
-/// Runs the audit service on its own (production mode).
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    paved_service::run_basic::<migration::Migrator>(config, listener, shutdown, component).await
-}
-
-/// The audit service's routes and consumer, on a migrated database.
-pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
-    let api = api::server(db.clone());
-    paved_service::consumer_component(
-        GRPC_NAME,
-        SERVICE,
-        Box::new(move |r| r.add_service(api)),
-        Arc::new(Recorder { db }),
-        stream,
-        health,
-        shutdown,
-    )
+    fn parts(db: DatabaseConnection) -> (paved_service::Mount, Arc<dyn Handler>) {
+        let api = api::server(db.clone());
+        (Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db }))
+    }
 }
 
 /// Appends each event once: a redelivered event (same id) is ignored.

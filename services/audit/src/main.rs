@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    paved_service::main("audit", paved_audit::DEFAULTS, paved_audit::run)
+    paved_service::main_consumer::<paved_audit::Audit>()
 }

@@ -11,44 +11,27 @@ pub mod api;
 pub mod migration;
 
 use async_trait::async_trait;
-use paved_grpc::{Component, Health};
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
-use paved_stream::{Envelope, SharedStream, consumer::Handler};
+use paved_stream::{Envelope, consumer::Handler};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection,
     sea_query::{Alias, OnConflict, Query},
 };
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub const SERVICE: &str = "canary-analyzer";
-pub const GRPC_NAME: &str = "paved.canary_analyzer.v1.CanaryAnalyzerService";
+/// The service, as the shell in `paved-service` runs it.
+pub struct CanaryAnalyzer;
 
-pub const DEFAULTS: &str = "
-listen: 127.0.0.1:7403
-database_url: postgres://postgres@127.0.0.1:5432/paved_canary_analyzer
-stream_url: redis://127.0.0.1:6379
-";
+impl paved_service::ConsumerService for CanaryAnalyzer {
+    const NAME: &'static str = "canary-analyzer";
+    const GRPC_NAME: &'static str = "paved.canary_analyzer.v1.CanaryAnalyzerService";
+    const PORT: u16 = 7403;
+    type Migrator = migration::Migrator;
 
-pub type Config = paved_service::BasicConfig;
-
-/// Runs the canary analyzer on its own (production mode).
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    paved_service::run_basic::<migration::Migrator>(config, listener, shutdown, component).await
-}
-
-pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
-    let api = api::server(db.clone());
-    paved_service::consumer_component(
-        GRPC_NAME,
-        SERVICE,
-        Box::new(move |r| r.add_service(api)),
-        Arc::new(ObservationRecorder { db }),
-        stream,
-        health,
-        shutdown,
-    )
+    fn parts(db: DatabaseConnection) -> (paved_service::Mount, Arc<dyn Handler>) {
+        let api = api::server(db.clone());
+        (Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db }))
+    }
 }
 
 /// Records each revision state change once (keyed by event id).

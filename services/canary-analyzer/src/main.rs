@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    paved_service::main("canary-analyzer", paved_canary_analyzer::DEFAULTS, paved_canary_analyzer::run)
+    paved_service::main_consumer::<paved_canary_analyzer::CanaryAnalyzer>()
 }

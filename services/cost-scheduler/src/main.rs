@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    paved_service::main("cost-scheduler", paved_cost_scheduler::DEFAULTS, paved_cost_scheduler::run)
+    paved_service::main_consumer::<paved_cost_scheduler::CostScheduler>()
 }

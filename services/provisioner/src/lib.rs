@@ -40,14 +40,6 @@ pub const GRPC_NAME: &str = "paved.provisioner.v1.ProvisionerService";
 /// The environment of the platform's own services (self-hosted mode).
 pub const PLATFORM_ENVIRONMENT: &str = "platform";
 
-pub const DEFAULTS: &str = "
-listen: 127.0.0.1:7401
-database_url: postgres://postgres@127.0.0.1:5432/paved_provisioner
-stream_url: redis://127.0.0.1:6379
-data_dir: .paved/provisioner
-proxy_host: 127.0.0.1
-";
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     #[serde(flatten)]
@@ -65,12 +57,14 @@ impl paved_service::ServiceConfig for Config {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Options {
     /// Workload logs and working files.
+    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Directories put first on workloads' `PATH`; the directory of the
     /// running executable is always added.
     #[serde(default)]
     pub bin_dirs: Vec<PathBuf>,
     /// Where workload proxies listen.
+    #[serde(default = "default_proxy_host")]
     pub proxy_host: IpAddr,
     /// Extra environment for workloads of environment `platform` (the
     /// platform's own services): how they reach PostgreSQL and Redis. Kept
@@ -78,6 +72,17 @@ pub struct Options {
     #[serde(default)]
     pub platform_env: std::collections::BTreeMap<String, String>,
 }
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".paved/provisioner")
+}
+
+fn default_proxy_host() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
+/// Default port in production mode.
+pub const PORT: u16 = 7401;
 
 /// Runs the provisioner on its own (production mode).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {

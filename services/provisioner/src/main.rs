@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    paved_service::main("provisioner", paved_provisioner::DEFAULTS, paved_provisioner::run)
+    paved_service::main("provisioner", paved_provisioner::PORT, paved_provisioner::run)
 }

@@ -11,46 +11,30 @@ pub mod api;
 pub mod migration;
 
 use async_trait::async_trait;
-use paved_grpc::{Component, Health};
 use paved_proto::events::v1::envelope::Payload;
-use paved_stream::{Envelope, SharedStream, consumer::Handler};
+use paved_stream::{Envelope, consumer::Handler};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection,
     sea_query::{Alias, OnConflict, Query},
 };
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub const SERVICE: &str = "secrets-broker";
-pub const GRPC_NAME: &str = "paved.secrets_broker.v1.SecretsBrokerService";
+/// The service, as the shell in `paved-service` runs it.
+pub struct SecretsBroker;
 
-pub const DEFAULTS: &str = "
-listen: 127.0.0.1:7402
-database_url: postgres://postgres@127.0.0.1:5432/paved_secrets_broker
-stream_url: redis://127.0.0.1:6379
-";
+impl paved_service::ConsumerService for SecretsBroker {
+    const NAME: &'static str = "secrets-broker";
+    const GRPC_NAME: &'static str = "paved.secrets_broker.v1.SecretsBrokerService";
+    const PORT: u16 = 7402;
+    type Migrator = migration::Migrator;
 
-pub type Config = paved_service::BasicConfig;
-
-/// Runs the secrets broker on its own (production mode).
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    paved_service::run_basic::<migration::Migrator>(config, listener, shutdown, component).await
+    fn parts(db: DatabaseConnection) -> (paved_service::Mount, Arc<dyn Handler>) {
+        let api = api::server(db.clone());
+        (Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db }))
+    }
 }
 
-pub fn component(db: DatabaseConnection, stream: SharedStream, health: &Health, shutdown: CancellationToken) -> Component {
-    let api = api::server(db.clone());
-    paved_service::consumer_component(
-        GRPC_NAME,
-        SERVICE,
-        Box::new(move |r| r.add_service(api)),
-        Arc::new(IdentityRecorder { db }),
-        stream,
-        health,
-        shutdown,
-    )
-}
-
+/// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn spiffe_id(environment: &str, workload: &str) -> String {
     format!("spiffe://paved/{environment}/{workload}")
 }

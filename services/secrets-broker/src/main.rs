@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    paved_service::main("secrets-broker", paved_secrets_broker::DEFAULTS, paved_secrets_broker::run)
+    paved_service::main_consumer::<paved_secrets_broker::SecretsBroker>()
 }
