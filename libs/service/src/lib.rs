@@ -3,9 +3,10 @@
 //! variables), telemetry, binding, connecting to the database and the event
 //! stream with retries, serving, and draining on SIGTERM or Ctrl-C.
 //!
-//! A service crate provides its `Config` and a `component` builder; its
-//! `main.rs` is one call to [`main`]. The embedded mode (`paved up`) skips this
-//! crate's process handling and assembles the same components itself.
+//! A service crate provides its `Config` and `run`, or implements
+//! [`ConsumerService`]; its `main.rs` is one call to [`main`] or
+//! [`main_consumer`]. The embedded mode (`paved up`) skips this crate's
+//! process handling and assembles the same components itself.
 
 use anyhow::Context;
 use paved_grpc::{Component, Health, ServerOptions};

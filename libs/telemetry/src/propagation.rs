@@ -44,3 +44,30 @@ pub fn current_traceparent() -> String {
     inject_current(&mut headers);
     headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// A caller's trace context becomes the parent of our span, and what we
+    /// send on (gRPC metadata, event envelopes) continues that trace.
+    #[test]
+    fn trace_context_round_trips() {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let span = tracing::info_span!("server");
+            set_parent_from(&span, &headers);
+            let _entered = span.enter();
+            let out = current_traceparent();
+            assert!(out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "same trace: {out}");
+            assert!(!out.contains("00f067aa0ba902b7"), "a span of our own: {out}");
+        });
+        assert_eq!(current_traceparent(), "", "outside a trace there is nothing to send");
+    }
+}
