@@ -60,3 +60,50 @@ async fn status_deploy_and_bad_specs_through_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Paved at 127.0.0.1:1"));
     platform.stop().await.expect("stop");
 }
+
+/// A service binary with a bad configuration says what is wrong and exits 2;
+/// a config file is read, and `PAVED_*` variables override it.
+#[tokio::test]
+async fn service_binaries_read_layered_config() {
+    let bin = bin_dir().join("paved-audit");
+    let out = tokio::process::Command::new(&bin).args(["--config", "/nonexistent/audit.yaml"]).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config file /nonexistent/audit.yaml does not exist"), "{out:?}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("audit.yaml");
+    std::fs::write(&file, "listen: not-an-address\n").expect("write");
+    let out = tokio::process::Command::new(&bin).arg("--config").arg(&file).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration"), "{out:?}");
+
+    // The file's bad listen address is overridden by the environment; the
+    // database URL comes from the file.
+    let database = paved_integration_tests::postgres_database("it_cfg").await;
+    std::fs::write(&file, format!("listen: not-an-address\ndatabase_url: {database}\n")).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let stream = paved_integration_tests::redis_namespace("it_cfg").await;
+    let mut child = tokio::process::Command::new(&bin)
+        .arg("--config")
+        .arg(&file)
+        .env("PAVED_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PAVED_STREAM_URL", &stream)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start paved-audit");
+    let body = paved_integration_tests::eventually("paved-audit to serve /healthz", Duration::from_secs(30), || async {
+        let body = crate::services::try_http_get(&format!("127.0.0.1:{port}"), "/healthz").await?;
+        (body == "serving\n").then_some(body)
+    })
+    .await;
+    assert_eq!(body, "serving\n");
+    nix_term(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("stops on SIGTERM").expect("wait");
+    assert!(status.success(), "a drained shutdown exits 0: {status}");
+}
+
+fn nix_term(child: &tokio::process::Child) {
+    let pid = child.id().expect("running");
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(status.success());
+}

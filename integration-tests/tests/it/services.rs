@@ -308,12 +308,17 @@ async fn list_services(ch: Channel, version: &str) -> Vec<String> {
 
 /// A plain HTTP/1.1 GET over a TCP socket; returns the body.
 pub async fn http_get(addr: &str, path: &str) -> String {
+    try_http_get(addr, path).await.unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
+}
+
+/// [`http_get`], or None when the server is not reachable (yet).
+pub async fn try_http_get(addr: &str, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes()).await.ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out.split_once("\r\n\r\n").map_or(out.clone(), |(_, b)| b.to_string())
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out.split_once("\r\n\r\n").map_or(out.clone(), |(_, b)| b.to_string()))
 }
 
 /// A Redis of the test's own, on a free port, so it can be killed.

@@ -189,7 +189,7 @@ impl LocalRuntime {
             };
             let started = tokio::select! {
                 _ = cancel.cancelled() => return stop(&mut child, group).await,
-                status = child.wait() => Err(exit_message(status, &stderr)),
+                status = child.wait() => Err(exit_message(status, &stderr).await),
                 ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&stderr))),
             };
             match started {
@@ -249,7 +249,7 @@ impl LocalRuntime {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return None,
-                status = child.wait() => return Some(exit_message(status, stderr)),
+                status = child.wait() => return Some(exit_message(status, stderr).await),
                 _ = ticker.tick() => {
                     match probe(&self.probe, addr, health).await {
                         Ok(()) => {
@@ -355,20 +355,37 @@ fn fold(instances: &[Instance]) -> (State, String, Vec<SocketAddr>) {
     (state, message, backends)
 }
 
-/// The last lines of a process's stderr.
+/// The last lines of a process's stderr, and whether its pipes are closed.
 #[derive(Debug, Clone, Default)]
-struct Tail(Arc<Mutex<VecDeque<String>>>);
+struct Tail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    closed: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
+}
 
 impl Tail {
+    fn close(&self) {
+        self.closed.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closed.1.notify_waiters();
+    }
+
+    /// Waits (at most `limit`) until everything the process wrote has been
+    /// read: a process that exits at once is usually still being read.
+    async fn settled(&self, limit: Duration) {
+        let notified = self.closed.1.notified();
+        if !self.closed.0.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = tokio::time::timeout(limit, notified).await;
+        }
+    }
+
     fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() == STDERR_LINES {
             lines.pop_front();
         }
         lines.push_back(line);
     }
     fn text(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         lines.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 }
@@ -378,7 +395,9 @@ fn tail(stderr: &Tail) -> String {
     if text.is_empty() { String::new() } else { format!("; stderr:\n{text}") }
 }
 
-fn exit_message(status: std::io::Result<std::process::ExitStatus>, stderr: &Tail) -> String {
+async fn exit_message(status: std::io::Result<std::process::ExitStatus>, stderr: &Tail) -> String {
+    // Its children may hold the pipes open; do not wait for them long.
+    stderr.settled(Duration::from_millis(500)).await;
     let what = match status {
         Ok(s) => match s.code() {
             Some(code) => format!("exited with code {code}"),
@@ -413,6 +432,7 @@ async fn pump(out: tokio::process::ChildStdout, err: tokio::process::ChildStderr
             file = None;
         }
     }
+    tail.close();
 }
 
 async fn wait_healthy(client: &ProbeClient, addr: SocketAddr, health: &HealthCheck) -> Result<(), String> {
