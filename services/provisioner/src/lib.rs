@@ -183,11 +183,15 @@ impl Provisioner {
         // the last reports and end.
         let drained = CancellationToken::new();
         tasks.spawn({
-            let (shutdown, drained, runtime) = (shutdown.clone(), drained.clone(), runtime.clone());
+            let (shutdown, drained, provisioner) = (shutdown.clone(), drained.clone(), provisioner.clone());
             async move {
                 shutdown.cancelled().await;
-                runtime.stop_all().await;
+                provisioner.inner.runtime.stop_all().await;
                 drained.cancel();
+                let proxies: Vec<proxy::Proxy> = lock(&provisioner.inner.proxies).drain().map(|(_, p)| p).collect();
+                for proxy in proxies {
+                    proxy.shut().await;
+                }
             }
         });
         tasks.spawn(provisioner.clone().report_loop(rx, drained));

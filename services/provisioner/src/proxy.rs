@@ -26,6 +26,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     backends: Arc<Backends>,
     stop: CancellationToken,
+    accepting: tokio::task::JoinHandle<()>,
 }
 
 struct Backends {
@@ -58,16 +59,23 @@ impl Proxy {
             http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
         });
         let stop = shutdown.child_token();
-        tokio::spawn(accept(listener, backends.clone(), stop.clone()));
-        Ok(Self { addr, backends, stop })
+        let accepting = tokio::spawn(accept(listener, backends.clone(), stop.clone()));
+        Ok(Self { addr, backends, stop, accepting })
     }
 
     pub fn set_backends(&self, addrs: Vec<SocketAddr>) {
         *self.backends.addrs.write().unwrap_or_else(|p| p.into_inner()) = addrs;
     }
 
+    /// Stops accepting; connections in flight get a grace period.
     pub fn close(&self) {
         self.stop.cancel();
+    }
+
+    /// Closes and waits until the port is released.
+    pub async fn shut(self) {
+        self.stop.cancel();
+        let _ = self.accepting.await;
     }
 }
 
