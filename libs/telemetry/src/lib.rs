@@ -67,8 +67,12 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Guard> {
 
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     match format {
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()?,
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true)).try_init()?,
+        // Logs go to stderr: stdout is for what a command prints for its user
+        // (tables, JSON) and must stay clean for pipes.
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).try_init()?,
+        LogFormat::Json => {
+            registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).try_init()?
+        }
     }
     Ok(Guard { provider })
 }
