@@ -34,6 +34,13 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     assert_eq!(http_get(&hello.endpoint, "/").await, "hello from v1\n");
     let endpoint = hello.endpoint.clone();
 
+    // The proxy counted that request against hello's revision.
+    let metrics = http_get(&platform.addr.to_string(), "/metrics").await;
+    let series = format!("paved_proxy_requests_total{{workload=\"dev/hello\",revision=\"{}\",class=\"2xx\"}} ", hello.revision_id);
+    let count: u64 = metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    assert!(count >= 1, "no {series} in:\n{metrics}");
+    assert!(metrics.contains(&format!("paved_proxy_request_duration_seconds_count{{workload=\"dev/hello\",revision=\"{}\"}}", hello.revision_id)));
+
     platform.stop().await.expect("stop");
     assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "Ctrl-C stops every process it started");
 

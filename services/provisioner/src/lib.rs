@@ -462,7 +462,7 @@ impl Provisioner {
         if report.state == State::Healthy && is_current && !is_serving {
             // The new revision takes the traffic; the others are stopped.
             lock(&self.inner.serving).insert(wid.clone(), revision.id.clone());
-            self.route(&wid, report.backends);
+            self.route(&wid, &revision.id, report.backends);
             if let Ok(active) = store::active_revisions(&self.inner.db).await {
                 for old in active.into_iter().filter(|r| r.workload_id == wid && r.id != revision.id) {
                     let runtime = self.inner.runtime.clone();
@@ -470,13 +470,14 @@ impl Provisioner {
                 }
             }
         } else if is_serving || (is_current && lock(&self.inner.serving).get(&wid).is_none()) {
-            self.route(&wid, report.backends);
+            self.route(&wid, &revision.id, report.backends);
         }
     }
 
-    fn route(&self, workload_id: &str, backends: Vec<SocketAddr>) {
+    /// All of a workload's traffic to one revision's healthy instances.
+    fn route(&self, workload_id: &str, revision_id: &str, backends: Vec<SocketAddr>) {
         if let Some(proxy) = lock(&self.inner.proxies).get(workload_id) {
-            proxy.set_backends(backends);
+            proxy.set_routes(vec![proxy::Route { revision: revision_id.to_string(), weight: 100, addrs: backends }]);
         }
     }
 }
