@@ -124,8 +124,27 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
     Ok(())
 }
 
-/// Reads and validates `<dir>/paved.yaml` locally (so a bad spec fails with
-/// its file, line and column before anything is sent), then applies it.
+/// `<dir>/paved.yaml` (or the spec file `dir` names) resolved for
+/// `environment`: with `paved.<environment>.yaml` beside it when there is one
+/// (`paved.preview.yaml` for `pr-<n>`). Returns the rendered spec and the base
+/// file's absolute path.
+pub fn render(dir: &Path, environment: &str) -> anyhow::Result<(paved_spec::Rendered, std::path::PathBuf)> {
+    paved_spec::validate_name(environment).map_err(|e| anyhow::anyhow!("invalid environment: {e}"))?;
+    let base = if dir.is_file() { dir.to_path_buf() } else { dir.join("paved.yaml") };
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()));
+    let text = read(&base)?;
+    let folder = base.parent().unwrap_or(Path::new("."));
+    let overlay = match paved_spec::overlay_files(environment).into_iter().map(|f| folder.join(f)).find(|p| p.is_file()) {
+        Some(path) => Some((read(&path)?, path.display().to_string())),
+        None => None,
+    };
+    let rendered = paved_spec::render(&text, &base.display().to_string(), overlay.as_ref().map(|(t, f)| (t.as_str(), f.as_str())))?;
+    Ok((rendered, base))
+}
+
+/// Resolves and validates the spec locally (so a bad spec fails with its
+/// file, line and column before anything is sent), then applies it.
 pub async fn deploy(
     channel: Channel,
     dir: &Path,
@@ -133,10 +152,8 @@ pub async fn deploy(
     follow: bool,
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Revision> {
-    let file = if dir.is_file() { dir.to_path_buf() } else { dir.join("paved.yaml") };
-    let file = std::path::absolute(&file).unwrap_or(file);
-    let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-    let spec = paved_spec::parse(&text, &file.display().to_string())?;
+    let (rendered, file) = render(dir, environment)?;
+    let (text, spec) = (rendered.text, rendered.spec);
     let mut client = ProvisionerServiceClient::new(channel);
     let applied = client
         .apply_workload(ApplyWorkloadRequest {

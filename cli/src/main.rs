@@ -45,6 +45,13 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Print <dir>/paved.yaml resolved for an environment (with its overlay).
+    Render {
+        /// A directory with a paved.yaml, or the spec file itself.
+        dir: PathBuf,
+        #[arg(long)]
+        env: String,
+    },
     /// Deploy <dir>/paved.yaml to an environment and follow it until healthy.
     Deploy {
         /// A directory with a paved.yaml, or the spec file itself.
@@ -84,6 +91,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix } => {
             let self_hosted = self_hosted.then_some(up::SelfHosted { postgres_url, redis_url, database_prefix });
             up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new() }).await
+        }
+        Command::Render { dir, env } => {
+            print!("{}", commands::render(&dir, &env)?.0.text);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { endpoint, output } => {
             let status = commands::status(commands::connect(&endpoint).await?).await?;

@@ -107,3 +107,48 @@ fn nix_term(child: &tokio::process::Child) {
     let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
     assert!(status.success());
 }
+
+/// Overlays: `paved render` shows the spec an environment gets; a deploy to
+/// that environment runs it; an overlay that changes structure is refused
+/// with its file, line and column.
+#[tokio::test]
+async fn environments_are_overlays_of_the_base_spec() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svc = dir.path().join("svc");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: base\n").expect("write");
+    std::fs::write(svc.join("paved.staging.yaml"), "env:\n  HELLO_VERSION: staging\n").expect("write");
+    std::fs::write(svc.join("paved.preview.yaml"), "env:\n  HELLO_VERSION: preview\n").expect("write");
+    let path = svc.to_str().expect("path");
+
+    let rendered = |env: &'static str| async move { paved(&["render", path, "--env", env]).await };
+    let out = rendered("staging").await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO_VERSION: staging"));
+    assert!(String::from_utf8_lossy(&rendered("pr-42").await.stdout).contains("HELLO_VERSION: preview"));
+    assert!(String::from_utf8_lossy(&rendered("dev").await.stdout).contains("HELLO_VERSION: base"));
+
+    let options = UpOptions {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        example: false,
+        self_hosted: None,
+        bin_dirs: vec![bin_dir()],
+    };
+    let platform = Platform::start(&options).await.expect("paved up");
+    let endpoint = platform.addr.to_string();
+    let out = paved(&["deploy", path, "--env", "staging", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let svc_endpoint = &status.workloads.iter().find(|w| w.environment == "staging").expect("staging workload").endpoint;
+    assert_eq!(crate::services::http_get(svc_endpoint, "/").await, "hello from staging\n");
+
+    std::fs::write(svc.join("paved.prod.yaml"), "env:\n  HELLO_VERSION: prod\nreplicas: 3\n").expect("write");
+    let out = paved(&["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paved.prod.yaml:3:1: `replicas` is not in the base spec"), "{stderr}");
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    assert!(status.workloads.iter().all(|w| w.environment != "prod"), "nothing deployed to prod");
+    platform.stop().await.expect("stop");
+}

@@ -39,7 +39,10 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let series = format!("paved_proxy_requests_total{{workload=\"dev/hello\",revision=\"{}\",class=\"2xx\"}} ", hello.revision_id);
     let count: u64 = metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     assert!(count >= 1, "no {series} in:\n{metrics}");
-    assert!(metrics.contains(&format!("paved_proxy_request_duration_seconds_count{{workload=\"dev/hello\",revision=\"{}\"}}", hello.revision_id)));
+    assert!(
+        metrics
+            .contains(&format!("paved_proxy_request_duration_seconds_count{{workload=\"dev/hello\",revision=\"{}\"}}", hello.revision_id))
+    );
 
     platform.stop().await.expect("stop");
     assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "Ctrl-C stops every process it started");

@@ -22,12 +22,14 @@
 //! replicas: 1
 //! ```
 
+mod overlay;
 mod types;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
+pub use overlay::{Rendered, overlay_files, render};
 use types::{Command, DurationStr, HttpPath, Port, Replicas, Threshold};
 pub use types::{EnvName, Name};
 
@@ -172,7 +174,7 @@ impl WorkloadSpec {
     }
 }
 
-fn error(file: &str, line: usize, column: usize, field: &str, message: impl Into<String>) -> SpecError {
+pub(crate) fn error(file: &str, line: usize, column: usize, field: &str, message: impl Into<String>) -> SpecError {
     SpecError { file: file.to_string(), line, column, field: field.to_string(), message: message.into() }
 }
 
@@ -188,7 +190,7 @@ fn at_key(text: &str, file: &str, key: &str, message: &str) -> SpecError {
     error(file, 1, 1, key, message)
 }
 
-fn from_yaml(file: &str, e: &yaml_serde::Error) -> SpecError {
+pub(crate) fn from_yaml(file: &str, e: &yaml_serde::Error) -> SpecError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
     // The message reads "<path>: <what> at line L column C"; keep the path as
     // the field and drop the location, which we print in front.
