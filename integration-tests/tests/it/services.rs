@@ -259,51 +259,37 @@ async fn bad_input_gets_precise_errors() {
     stack.stop().await;
 }
 
+/// The services a reflection endpoint lists; `$version` is `v1` or
+/// `v1alpha` (the generated types differ only by module).
+macro_rules! list_services {
+    ($version:ident, $ch:expr) => {{
+        use futures::StreamExt;
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+            server_reflection_response::MessageResponse,
+        };
+        let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let mut stream =
+            ServerReflectionClient::new($ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+        match stream.next().await.expect("a response").expect("ok").message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect::<Vec<String>>(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }};
+}
+
 #[tokio::test]
 async fn health_and_reflection_are_served() {
     let stack = start_stack().await;
     let ch = channel(stack.audit).await;
     wait_for_health(&ch, "paved.audit.v1.AuditService", true).await;
-    for version in ["v1", "v1alpha"] {
-        let services = list_services(ch.clone(), version).await;
+    for (version, services) in [("v1", list_services!(v1, ch.clone())), ("v1alpha", list_services!(v1alpha, ch.clone()))] {
         assert!(services.contains(&"paved.audit.v1.AuditService".to_string()), "{version}: {services:?}");
         assert!(services.contains(&"grpc.health.v1.Health".to_string()), "{version}: {services:?}");
     }
     let metrics = http_get(&stack.audit.to_string(), "/metrics").await;
     assert!(metrics.contains("paved_grpc_server_requests_total"), "{metrics}");
     stack.stop().await;
-}
-
-async fn list_services(ch: Channel, version: &str) -> Vec<String> {
-    use futures::StreamExt;
-    match version {
-        "v1" => {
-            use tonic_reflection::pb::v1::{
-                ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-                server_reflection_response::MessageResponse,
-            };
-            let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-            let mut stream =
-                ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
-            match stream.next().await.expect("a response").expect("ok").message_response {
-                Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        _ => {
-            use tonic_reflection::pb::v1alpha::{
-                ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-                server_reflection_response::MessageResponse,
-            };
-            let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-            let mut stream =
-                ServerReflectionClient::new(ch).server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
-            match stream.next().await.expect("a response").expect("ok").message_response {
-                Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
 }
 
 /// A plain HTTP/1.1 GET over a TCP socket; returns the body.
