@@ -110,16 +110,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             })
             .await?;
+            let state = paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name();
             if json {
-                let state = paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name();
                 println!("{}", serde_json::json!({ "revision_id": revision.id, "revision": revision.number, "state": state }));
             } else {
-                println!(
-                    "revision {} of {} is {}",
-                    revision.number,
-                    revision.workload,
-                    paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name()
-                );
+                println!("revision {} of {} is {state}", revision.number, revision.workload);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -136,19 +136,16 @@ impl Platform {
 
     /// The platform's own services (self-hosted) and, on first start, the example.
     async fn deploy_initial(&self, options: &UpOptions) -> anyhow::Result<()> {
-        let platform = self;
-
         if options.self_hosted.is_some() {
             for (name, spec) in PLATFORM_SPECS {
-                platform
-                    .provisioner
+                self.provisioner
                     .apply(paved_provisioner::PLATFORM_ENVIRONMENT, spec, &format!("deploy/platform/{name}.yaml"), "")
                     .await
                     .with_context(|| format!("deploy platform service {name}"))?;
             }
         }
-        if options.example && platform.provisioner.workload("dev", "hello").await?.is_none() {
-            platform.provisioner.apply("dev", HELLO_SPEC, "examples/hello/paved.yaml", "").await.context("deploy examples/hello")?;
+        if options.example && self.provisioner.workload("dev", "hello").await?.is_none() {
+            self.provisioner.apply("dev", HELLO_SPEC, "examples/hello/paved.yaml", "").await.context("deploy examples/hello")?;
         }
         Ok(())
     }

@@ -395,12 +395,13 @@ impl Provisioner {
         Ok(())
     }
 
-    async fn record_state(&self, revision_id: &str, state: State, message: &str) -> Result<(), DbErr> {
+    /// Records a state (with its event); returns the revision as recorded.
+    async fn record_state(&self, revision_id: &str, state: State, message: &str) -> Result<Option<Revision>, DbErr> {
         let txn = self.inner.db.begin().await?;
-        store::set_state(&txn, revision_id, state, message).await?;
+        let revision = store::set_state(&txn, revision_id, state, message).await?;
         txn.commit().await?;
         self.inner.relay.wake();
-        Ok(())
+        Ok(revision)
     }
 
     async fn report_loop(self, mut reports: mpsc::UnboundedReceiver<Report>, drained: CancellationToken) {
@@ -426,11 +427,7 @@ impl Provisioner {
         let mut backoff = Backoff::default();
         let healthy = self.inner.health.reporter(GRPC_NAME, "database");
         let revision = loop {
-            let attempt = async {
-                self.record_state(&report.revision_id, report.state, &report.message).await?;
-                store::get_revision(&self.inner.db, &report.revision_id).await
-            };
-            match attempt.await {
+            match self.record_state(&report.revision_id, report.state, &report.message).await {
                 Ok(r) => {
                     healthy(true);
                     break r;

@@ -184,21 +184,22 @@ pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, n
     Ok(revision)
 }
 
-/// Moves a revision to `to` and enqueues `revision.state_changed`; returns the
-/// previous state, or None when the revision is unknown or already there with
-/// the same message (nothing to record).
-pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State, message: &str) -> Result<Option<State>, DbErr> {
-    let Some(revision) = get_revision(txn, revision_id).await? else {
+/// Moves a revision to `to` and enqueues `revision.state_changed` (when the
+/// state changes); returns the revision as now recorded, or None when it is
+/// unknown.
+pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State, message: &str) -> Result<Option<Revision>, DbErr> {
+    let Some(mut revision) = get_revision(txn, revision_id).await? else {
         return Ok(None);
     };
     if revision.state == to && revision.message == message {
-        return Ok(None);
+        return Ok(Some(revision));
     }
+    let now = now_ms();
     let update = Query::update()
         .table(a("revisions"))
         .value(a("state"), to.as_str())
         .value(a("message"), message)
-        .value(a("update_time_ms"), now_ms())
+        .value(a("update_time_ms"), now)
         .and_where(Expr::col(a("id")).eq(revision_id))
         .to_owned();
     txn.execute(&update).await?;
@@ -214,7 +215,10 @@ pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State
         });
         emit(txn, "paved.provisioner.v1.revision.state_changed", environment, name, payload).await?;
     }
-    Ok(Some(revision.state))
+    revision.state = to;
+    revision.message = message.to_string();
+    revision.update_time_ms = now;
+    Ok(Some(revision))
 }
 
 async fn emit<C: ConnectionTrait>(txn: &C, kind: &str, environment: &str, name: &str, payload: Payload) -> Result<(), DbErr> {
