@@ -12,6 +12,7 @@ use hyper_util::{
 use paved_grpc::{Component, Health};
 use paved_provisioner::{Provisioner, model::State};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// One forwarding component per deployed service.
@@ -21,14 +22,17 @@ pub fn forwarders(provisioner: &Provisioner, health: &Health, shutdown: &Cancell
         .iter()
         .filter(|(name, _)| *name != "provisioner")
         .map(|&(workload, grpc_name)| {
+            // The watcher keeps the healthy endpoint at hand, so a forwarded
+            // call costs no database query.
+            let (endpoint_tx, endpoint) = watch::channel(None);
             let mut tasks = tokio::task::JoinSet::new();
-            tasks.spawn(watch_health(provisioner.clone(), workload, grpc_name, health.clone(), shutdown.clone()));
-            let (provisioner, client) = (provisioner.clone(), client.clone());
+            tasks.spawn(watch_workload(provisioner.clone(), workload, grpc_name, endpoint_tx, health.clone(), shutdown.clone()));
+            let client = client.clone();
             Component {
                 name: grpc_name,
                 mount: Box::new(move |mut routes| {
                     let router = routes.axum_router_mut();
-                    let handler = move |req: http::Request<Body>| forward(provisioner.clone(), client.clone(), workload, req);
+                    let handler = move |req: http::Request<Body>| forward(endpoint.borrow().clone(), client.clone(), workload, req);
                     *router = std::mem::take(router).route(&format!("/{grpc_name}/{{*method}}"), axum::routing::any(handler));
                     routes
                 }),
@@ -38,17 +42,15 @@ pub fn forwarders(provisioner: &Provisioner, health: &Health, shutdown: &Cancell
         .collect()
 }
 
+/// Forwards to `endpoint`, the workload's proxy while it is healthy.
 async fn forward(
-    provisioner: Provisioner,
+    endpoint: Option<String>,
     client: Client<HttpConnector, Body>,
     workload: &'static str,
     mut req: http::Request<Body>,
 ) -> http::Response<Body> {
-    let endpoint = match provisioner.workload("platform", workload).await {
-        Ok(Some(view)) if view.state == Some(State::Healthy) => view.endpoint,
-        _ => {
-            return grpc_error(tonic::Code::Unavailable, &format!("platform service {workload} is not healthy yet"));
-        }
+    let Some(endpoint) = endpoint else {
+        return grpc_error(tonic::Code::Unavailable, &format!("platform service {workload} is not healthy yet"));
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     match format!("http://{endpoint}{path}").parse() {
@@ -66,17 +68,23 @@ fn grpc_error(code: tonic::Code, message: &str) -> http::Response<Body> {
     tonic::Status::new(code, message).into_http()
 }
 
-/// SERVING while the workload is healthy.
-async fn watch_health(
+/// Follows the workload: SERVING and its endpoint published while it is
+/// healthy, NOT_SERVING and no endpoint otherwise.
+async fn watch_workload(
     provisioner: Provisioner,
     workload: &'static str,
     grpc_name: &'static str,
+    endpoint: watch::Sender<Option<String>>,
     health: Health,
     shutdown: CancellationToken,
 ) {
     loop {
-        let healthy = matches!(provisioner.workload("platform", workload).await, Ok(Some(view)) if view.state == Some(State::Healthy));
-        health.check(grpc_name, "workload", healthy);
+        let healthy = match provisioner.workload("platform", workload).await {
+            Ok(Some(view)) if view.state == Some(State::Healthy) => Some(view.endpoint),
+            _ => None,
+        };
+        health.check(grpc_name, "workload", healthy.is_some());
+        endpoint.send_replace(healthy);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
