@@ -1,9 +1,9 @@
-//! `paved status` and `paved deploy`: gRPC clients of a running platform.
+//! `paved status`, `render` and `deploy`: gRPC clients of a running platform.
 
 use crate::{SERVICES, output};
 use anyhow::Context;
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState,
+    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState, Rollout,
     provisioner_service_client::ProvisionerServiceClient,
 };
 use serde::Serialize;
@@ -143,18 +143,28 @@ pub fn render(dir: &Path, environment: &str) -> anyhow::Result<(paved_spec::Rend
     Ok((rendered, base))
 }
 
+/// What a deploy did: the revision, and the rollout it started (as it ended
+/// when followed).
+#[derive(Debug)]
+pub struct Deployed {
+    pub revision: Revision,
+    pub rollout: Option<Rollout>,
+    pub changed: bool,
+}
+
 /// Resolves and validates the spec locally (so a bad spec fails with its
-/// file, line and column before anything is sent), then applies it.
+/// file, line and column before anything is sent), applies it, and, when
+/// `follow`, follows its rollout until it ends.
 pub async fn deploy(
     channel: Channel,
     dir: &Path,
     environment: &str,
     follow: bool,
     mut progress: impl FnMut(&str),
-) -> anyhow::Result<Revision> {
+) -> anyhow::Result<Deployed> {
     let (rendered, file) = render(dir, environment)?;
     let (text, spec) = (rendered.text, rendered.spec);
-    let mut client = ProvisionerServiceClient::new(channel);
+    let mut client = ProvisionerServiceClient::new(channel.clone());
     let applied = client
         .apply_workload(ApplyWorkloadRequest {
             environment: environment.to_string(),
@@ -165,41 +175,34 @@ pub async fn deploy(
         .await
         .map_err(|s| anyhow::anyhow!("{}", explain(&s)))?
         .into_inner();
-    let mut revision = applied.revision.context("the server returned no revision")?;
-    if !applied.changed {
-        progress(&format!("{} in {} already runs this spec (revision {}); nothing to do", spec.name, environment, revision.number));
-        return Ok(revision);
+    let revision = applied.revision.context("the server returned no revision")?;
+    let mut deployed = Deployed { revision, rollout: applied.rollout, changed: applied.changed };
+    let number = deployed.revision.number;
+    match (&deployed.rollout, applied.changed) {
+        (None, _) => {
+            progress(&format!("{} in {environment} already runs this spec (revision {number}); nothing to do", spec.name));
+            return Ok(deployed);
+        }
+        (Some(r), false) => {
+            progress(&format!("{} in {environment}: revision {number} is already rolling out (rollout {})", spec.name, r.id))
+        }
+        (Some(r), true) => progress(&format!("deploying {} revision {number} to {environment} (rollout {})", spec.name, r.id)),
     }
-    progress(&format!("deploying {} revision {} to {}", spec.name, revision.number, environment));
     if !follow {
-        return Ok(revision);
+        return Ok(deployed);
     }
-    // Long enough for every start-up attempt with backoff.
-    let deadline = tokio::time::Instant::now() + spec.health.startup_timeout * 3 + Duration::from_secs(15);
-    let mut last = revision.state;
-    loop {
-        let state = RevisionState::try_from(revision.state).unwrap_or_default();
-        if revision.state != last {
-            progress(&format!("  revision {}: {}", revision.number, state.short_name()));
-            last = revision.state;
-        }
-        match state {
-            RevisionState::Healthy => return Ok(revision),
-            RevisionState::Failed | RevisionState::Stopped => {
-                anyhow::bail!("revision {} of {} {}: {}", revision.number, spec.name, state.short_name(), revision.message)
-            }
-            _ if tokio::time::Instant::now() > deadline => {
-                anyhow::bail!("revision {} of {} is still {}", revision.number, spec.name, state.short_name())
-            }
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        revision = client
-            .get_revision(GetRevisionRequest { id: revision.id.clone() })
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", explain(&s)))?
-            .into_inner()
-            .revision
-            .context("the server returned no revision")?;
+    let id = deployed.rollout.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    let ended = crate::rollouts::follow(channel, &id, progress).await?;
+    let state = crate::rollouts::state(&ended);
+    deployed.rollout = Some(ended.clone());
+    if state != paved_proto::provisioner::v1::RolloutState::Promoted {
+        anyhow::bail!(
+            "revision {number} of {} was not promoted: rollout {} {}: {}",
+            spec.name,
+            ended.id,
+            state.short_name(),
+            ended.message
+        );
     }
+    Ok(deployed)
 }

@@ -1,7 +1,7 @@
 //! `paved`: see the crate documentation of the `paved` library.
 
 use clap::{Parser, Subcommand};
-use paved::{DEFAULT_ENDPOINT, commands, output::Format, up};
+use paved::{DEFAULT_ENDPOINT, commands, output::Format, rollouts, up};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(Parser)]
@@ -52,7 +52,8 @@ enum Command {
         #[arg(long)]
         env: String,
     },
-    /// Deploy <dir>/paved.yaml to an environment and follow it until healthy.
+    /// Deploy <dir>/paved.yaml to an environment and follow its rollout:
+    /// exits 0 when promoted, 1 when rolled back.
     Deploy {
         /// A directory with a paved.yaml, or the spec file itself.
         dir: PathBuf,
@@ -60,12 +61,57 @@ enum Command {
         env: String,
         #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
-        /// Return once the revision is created instead of waiting for it.
+        /// Return at once with the rollout's id instead of following it.
         #[arg(long)]
         detach: bool,
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Inspect and steer rollouts.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
+    /// Return all of a workload's traffic to its last known-good revision.
+    Rollback {
+        workload: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
+    /// Requests per revision through a workload's proxy.
+    Traffic {
+        workload: String,
+        #[arg(long)]
+        env: String,
+        #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// A rollout's state and transitions.
+    Get { id: String },
+    /// Follow a rollout until it ends; exits 0 when promoted.
+    Watch { id: String },
+    /// A workload's rollouts, newest first.
+    List {
+        workload: String,
+        #[arg(long)]
+        env: String,
+    },
+    /// Hold the current traffic step.
+    Pause { id: String },
+    /// Continue a paused rollout.
+    Resume { id: String },
+    /// Stop the rollout; all traffic back to the stable revision.
+    Abort { id: String },
+    /// Skip the remaining steps: the new revision takes all traffic now.
+    Promote { id: String },
 }
 
 fn main() -> ExitCode {
@@ -104,21 +150,77 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy { dir, env, endpoint, detach, output } => {
             let channel = commands::connect(&endpoint).await?;
             let json = output == Format::Json;
-            let revision = commands::deploy(channel, &dir, &env, !detach, |line| {
+            let deployed = commands::deploy(channel, &dir, &env, !detach, |line| {
                 if !json {
                     eprintln!("{line}");
                 }
             })
             .await?;
-            let state = paved_proto::provisioner::v1::RevisionState::try_from(revision.state).unwrap_or_default().short_name();
+            let revision = &deployed.revision;
+            let (rollout_id, state) = match &deployed.rollout {
+                Some(r) => (r.id.clone(), rollouts::state(r).short_name()),
+                None => (String::new(), "unchanged"),
+            };
             if json {
-                println!("{}", serde_json::json!({ "revision_id": revision.id, "revision": revision.number, "state": state }));
+                let out = serde_json::json!({ "revision_id": revision.id, "revision": revision.number, "rollout_id": rollout_id, "state": state });
+                println!("{out}");
+            } else if detach && deployed.changed {
+                println!("{rollout_id}");
             } else {
-                println!("revision {} of {} is {state}", revision.number, revision.workload);
+                println!("revision {} of {}: {state}", revision.number, revision.workload);
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rollout { command, endpoint } => {
+            let channel = commands::connect(&endpoint).await?;
+            match command {
+                RolloutCommand::Get { id } => print!("{}", rollouts::describe(&rollouts::get(channel, &id).await?)),
+                RolloutCommand::Watch { id } => {
+                    let ended = rollouts::follow(channel, &id, |line| eprintln!("{line}")).await?;
+                    let state = rollouts::state(&ended).short_name();
+                    println!("rollout {id}: {state}");
+                    if state != "promoted" {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                RolloutCommand::List { workload, env } => {
+                    let rows: Vec<Vec<String>> = rollouts::list(channel, &workload, &env)
+                        .await?
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.clone(),
+                                r.revision_id.clone(),
+                                rollouts::state(r).short_name().to_string(),
+                                format!("{}%", r.weight),
+                                r.message.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", paved::output::table(&["ROLLOUT", "REVISION", "STATE", "WEIGHT", "MESSAGE"], &rows));
+                }
+                RolloutCommand::Pause { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Pause).await?),
+                RolloutCommand::Resume { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Resume).await?),
+                RolloutCommand::Abort { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Abort).await?),
+                RolloutCommand::Promote { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Promote).await?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rollback { workload, env, endpoint } => {
+            let started = std::time::Instant::now();
+            let done = rollouts::rollback(commands::connect(&endpoint).await?, &workload, &env).await?;
+            println!("{workload} in {env}: all traffic on revision {} ({} ms)", done.revision_id, started.elapsed().as_millis());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Traffic { workload, env, endpoint } => {
+            print!("{}", rollouts::traffic(commands::connect(&endpoint).await?, &workload, &env).await?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn print_state(rollout: paved_proto::provisioner::v1::Rollout) {
+    println!("rollout {}: {} ({})", rollout.id, rollouts::state(&rollout).short_name(), rollout.message);
 }
 
 async fn up_command(options: up::UpOptions) -> anyhow::Result<ExitCode> {

@@ -49,7 +49,7 @@ async fn status_deploy_and_bad_specs_through_the_cli() {
     std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: svc-1\n").expect("write");
     let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "staging", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "revision 1 of svc is healthy\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "revision 1 of svc: promoted\n");
     let out = paved(&["status", "--endpoint", &endpoint]).await;
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with("svc ") && l.contains("staging") && l.contains("healthy")), "{table}");

@@ -3,5 +3,6 @@
 mod cli;
 mod outbox;
 mod platform;
+mod rollouts;
 mod services;
 mod stream_contract;

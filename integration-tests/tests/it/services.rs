@@ -153,12 +153,15 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             let entries =
                 audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
             let types: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
-            (types.len() >= 4).then_some(types)
+            (types.len() >= 10).then_some(types)
         }
     })
     .await;
+    // The revision's facts in order; the rollout's six transitions (created,
+    // policy, identity, start, promote, promoted) interleave with them.
+    let (rollout, revision): (Vec<&String>, Vec<&String>) = types.iter().partition(|t| t.ends_with("rollout.transitioned"));
     assert_eq!(
-        types,
+        revision,
         [
             "paved.provisioner.v1.workload.registered",
             "paved.provisioner.v1.revision.deployed",
@@ -166,6 +169,7 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             "paved.provisioner.v1.revision.state_changed",
         ]
     );
+    assert_eq!(rollout.len(), 6, "{types:?}");
     let entries = audit.list_entries(ListEntriesRequest { page_size: 2, page_token: String::new() }).await.expect("page").into_inner();
     assert_eq!(entries.entries.len(), 2);
     assert_eq!(entries.next_page_token, "2");

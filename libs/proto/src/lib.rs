@@ -67,3 +67,34 @@ impl provisioner::v1::RevisionState {
         }
     }
 }
+
+impl provisioner::v1::RolloutStage {
+    pub fn short_name(self) -> &'static str {
+        use provisioner::v1::RolloutStage as S;
+        match self {
+            S::Unspecified => "unspecified",
+            S::Validate => "validate",
+            S::Policy => "policy",
+            S::Identity => "identity",
+            S::Start => "start",
+            S::Step => "step",
+            S::Promote => "promote",
+            S::Done => "done",
+        }
+    }
+}
+
+impl provisioner::v1::RolloutState {
+    pub fn short_name(self) -> &'static str {
+        use provisioner::v1::RolloutState as S;
+        match self {
+            S::Unspecified => "unspecified",
+            S::Running => "running",
+            S::Paused => "paused",
+            S::Promoted => "promoted",
+            S::RolledBack => "rolled_back",
+            S::Aborted => "aborted",
+            S::Superseded => "superseded",
+        }
+    }
+}

@@ -20,6 +20,11 @@
 //! env:
 //!   HELLO_VERSION: v1
 //! replicas: 1
+//! rollout:                     # how a new revision takes over (all optional)
+//!   steps: [1, 5, 25, 50, 100] # canary traffic weights in percent
+//!   interval: 30s              # each step is held this long, then checked
+//!   max_error_rate: 0.01       # share of 5xx answers the canary may give
+//!   max_p99_latency: 500ms     # the canary's p99 latency limit
 //! ```
 
 mod overlay;
@@ -30,7 +35,7 @@ use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
 pub use overlay::{Rendered, overlay_files, render};
-use types::{Command, DurationStr, HttpPath, Port, Replicas, Threshold};
+use types::{Command, DurationStr, HttpPath, Port, Ratio, Replicas, Steps, Threshold};
 pub use types::{EnvName, Name};
 
 /// A validated workload spec.
@@ -42,6 +47,31 @@ pub struct WorkloadSpec {
     pub health: HealthCheck,
     pub env: BTreeMap<String, String>,
     pub replicas: u32,
+    pub rollout: RolloutPolicy,
+}
+
+/// How a new revision takes over from the stable one: the canary's traffic
+/// steps, how long each is held, and the limits its gate checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutPolicy {
+    pub steps: Vec<u32>,
+    #[serde(with = "millis")]
+    pub interval: Duration,
+    /// Parts per million of the canary's answers that may be 5xx.
+    pub max_error_ppm: u32,
+    #[serde(with = "millis")]
+    pub max_p99_latency: Duration,
+}
+
+impl Default for RolloutPolicy {
+    fn default() -> Self {
+        Self {
+            steps: vec![1, 5, 25, 50, 100],
+            interval: Duration::from_secs(30),
+            max_error_ppm: 10_000,
+            max_p99_latency: Duration::from_millis(500),
+        }
+    }
 }
 
 /// What the runtime starts.
@@ -107,6 +137,16 @@ struct RawSpec {
     #[serde(default)]
     env: BTreeMap<EnvName, String>,
     replicas: Option<Replicas>,
+    rollout: Option<RawRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    steps: Option<Steps>,
+    interval: Option<DurationStr>,
+    max_error_rate: Option<Ratio>,
+    max_p99_latency: Option<DurationStr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +202,15 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         health,
         env: raw.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
         replicas: raw.replicas.map_or(1, |r| r.0),
+        rollout: raw.rollout.map_or_else(RolloutPolicy::default, |r| {
+            let d = RolloutPolicy::default();
+            RolloutPolicy {
+                steps: r.steps.map_or(d.steps, |s| s.0),
+                interval: r.interval.map_or(d.interval, |i| i.0),
+                max_error_ppm: r.max_error_rate.map_or(d.max_error_ppm, |e| e.0),
+                max_p99_latency: r.max_p99_latency.map_or(d.max_p99_latency, |l| l.0),
+            }
+        }),
     })
 }
 

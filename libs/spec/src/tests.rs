@@ -84,3 +84,29 @@ fn malformed_yaml_is_located() {
     let e = err("- just\n- a list\n");
     assert_eq!(e.line, 1, "{e}");
 }
+
+#[test]
+fn rollout_policy_defaults_and_overrides() {
+    let spec = parse(GOOD, "paved.yaml").expect("valid");
+    assert_eq!(spec.rollout, RolloutPolicy::default());
+    assert_eq!(spec.rollout.steps, [1, 5, 25, 50, 100]);
+    let text = format!("{GOOD}rollout:\n  steps: [50, 100]\n  interval: 2s\n  max_error_rate: 0.05\n");
+    let spec = parse(&text, "paved.yaml").expect("valid");
+    assert_eq!(spec.rollout.steps, [50, 100]);
+    assert_eq!(spec.rollout.interval, Duration::from_secs(2));
+    assert_eq!(spec.rollout.max_error_ppm, 50_000);
+    assert_eq!(spec.rollout.max_p99_latency, Duration::from_millis(500));
+}
+
+#[test]
+fn bad_rollout_steps_are_located() {
+    let e = err(&format!("{GOOD}rollout:\n  steps: [5, 1, 100]\n"));
+    assert_eq!((e.line, e.column), (12, 10), "{e}");
+    assert!(e.message.contains("steps must increase: 1 comes after 5"), "{e}");
+    let e = err(&format!("{GOOD}rollout:\n  steps: [5, 50]\n"));
+    assert!(e.message.contains("the last step must be 100"), "{e}");
+    let e = err(&format!("{GOOD}rollout:\n  steps: [0, 100]\n"));
+    assert!(e.message.contains("between 1 and 100"), "{e}");
+    let e = err(&format!("{GOOD}rollout:\n  max_error_rate: 2\n"));
+    assert!(e.message.contains("between 0 and 1"), "{e}");
+}

@@ -99,6 +99,68 @@ string_type!(HttpPath, "an HTTP path", |p| if p.starts_with('/') { Ok(()) } else
 range_type!(Port, u16, "port", 1, 65535);
 range_type!(Replicas, u32, "replicas", 1, 64);
 range_type!(Threshold, u32, "failure_threshold", 1, 100);
+range_type!(Percent, u32, "a traffic weight in percent", 1, 100);
+
+/// Canary traffic weights in percent: increasing, ending at 100.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steps(pub Vec<u32>);
+
+impl<'de> Deserialize<'de> for Steps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Steps;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of traffic weights in percent, e.g. [1, 5, 25, 50, 100]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Steps, A::Error> {
+                let mut out: Vec<u32> = Vec::new();
+                while let Some(Percent(w)) = seq.next_element()? {
+                    if out.last().is_some_and(|last| *last >= w) {
+                        return Err(A::Error::custom(format!("steps must increase: {w} comes after {}", out.last().copied().unwrap_or(0))));
+                    }
+                    out.push(w);
+                }
+                if out.last() != Some(&100) {
+                    return Err(A::Error::custom("the last step must be 100: a rollout ends with all traffic on the new revision"));
+                }
+                Ok(Steps(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A share between 0 and 1 (e.g. `0.01` for 1%), kept in parts per million
+/// so that specs stay comparable with `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ratio(pub u32);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ratio;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a share between 0 and 1, e.g. 0.01 for 1%")
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Ratio, E> {
+                if (0.0..=1.0).contains(&v) {
+                    Ok(Ratio((v * 1_000_000.0).round() as u32))
+                } else {
+                    Err(E::custom(format!("must be between 0 and 1 (e.g. 0.01 for 1%), got {v}")))
+                }
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Ratio, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Ratio, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 /// Program and arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -159,6 +159,46 @@ impl sea_orm_migration::MigrationTrait for CreateTable {
     }
 }
 
+/// A migration that adds nullable columns to a table, one `ALTER TABLE` each
+/// (SQLite adds one column per statement), then runs `backfill` statements.
+pub struct AddColumns {
+    /// The migration's name; once published, never change it.
+    pub name: &'static str,
+    pub table: &'static str,
+    pub columns: fn() -> Vec<sea_orm_migration::prelude::ColumnDef>,
+    /// Raw SQL run after the columns exist (portable across PostgreSQL and SQLite).
+    pub backfill: &'static [&'static str],
+}
+
+impl sea_orm_migration::MigrationName for AddColumns {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for AddColumns {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::prelude::{Alias, Table};
+        for mut column in (self.columns)() {
+            manager.alter_table(Table::alter().table(Alias::new(self.table)).add_column(&mut column).to_owned()).await?;
+        }
+        for sql in self.backfill {
+            manager.get_connection().execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::prelude::{Alias, Table};
+        for column in (self.columns)() {
+            let name = Alias::new(column.get_column_name());
+            manager.alter_table(Table::alter().table(Alias::new(self.table)).drop_column(name).to_owned()).await?;
+        }
+        Ok(())
+    }
+}
+
 /// No indexes.
 pub fn no_indexes() -> Vec<sea_orm_migration::prelude::IndexCreateStatement> {
     Vec::new()

@@ -1,15 +1,21 @@
 //! `paved.provisioner.v1.ProvisionerService`: validation at the edge, errors
 //! as canonical codes with field violations.
 
-use crate::{ApplyError, Provisioner, WorkloadView, store};
+use crate::{ApplyError, Provisioner, WorkloadView, model, rollout::RolloutError, store};
 use paved_grpc::status;
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, ApplyWorkloadResponse, GetRevisionRequest, GetRevisionResponse, GetWorkloadRequest, GetWorkloadResponse,
-    ListRevisionsRequest, ListRevisionsResponse, ListWorkloadsRequest, ListWorkloadsResponse, RevisionState, Workload,
+    AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, GetRevisionRequest, GetRevisionResponse,
+    GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse, GetWorkloadRequest, GetWorkloadResponse,
+    LatencyBucket, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest,
+    ListWorkloadsResponse, PauseRolloutRequest, PauseRolloutResponse, PromoteRolloutRequest, PromoteRolloutResponse, ResumeRolloutRequest,
+    ResumeRolloutResponse, RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, WatchRolloutRequest,
+    WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
 use sea_orm::DbErr;
+use std::pin::Pin;
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 pub fn server(provisioner: Provisioner) -> ProvisionerServiceServer<Api> {
@@ -32,6 +38,16 @@ impl From<ApplyError> for Status {
             }
             ApplyError::Database(e) => database(e),
             ApplyError::Proxy(e) => status::unavailable("PROXY_PORT", format!("cannot open the workload's proxy: {e}")),
+        }
+    }
+}
+
+impl From<RolloutError> for Status {
+    fn from(e: RolloutError) -> Status {
+        match e {
+            RolloutError::NotFound(message) => status::not_found("NOT_FOUND", message),
+            RolloutError::Precondition(message) => status::failed_precondition("ROLLOUT_STATE", message),
+            RolloutError::Database(e) => database(e),
         }
     }
 }
@@ -60,8 +76,20 @@ fn to_proto(view: WorkloadView) -> Workload {
         state: view.state.map_or(RevisionState::Unspecified, |s| s.to_proto()) as i32,
         endpoint: view.endpoint,
         create_time: Some(timestamp_from_millis(view.workload.create_time_ms)),
+        stable_revision: view.workload.stable_revision.unwrap_or_default(),
+        standby_revision: view.workload.standby_revision.unwrap_or_default(),
+        rollout_id: view.rollout_id.unwrap_or_default(),
     }
 }
+
+impl Api {
+    async fn rollout_proto(&self, rollout: &model::Rollout) -> Result<Rollout, Status> {
+        let steps = self.provisioner.rollout_steps(rollout).await.map_err(database)?;
+        Ok(rollout.to_proto(&steps))
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRolloutResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ProvisionerService for Api {
@@ -69,10 +97,15 @@ impl ProvisionerService for Api {
         let req = request.into_inner();
         required("environment", &req.environment)?;
         let applied = self.provisioner.apply(&req.environment, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
+        let rollout = match &applied.rollout {
+            Some(r) => Some(self.rollout_proto(r).await?),
+            None => None,
+        };
         Ok(Response::new(ApplyWorkloadResponse {
             workload: Some(to_proto(applied.workload)),
             revision: Some(applied.revision.to_proto()),
             changed: applied.changed,
+            rollout,
         }))
     }
 
@@ -112,5 +145,142 @@ impl ProvisionerService for Api {
             store::list_revisions(self.provisioner.db(), &req.environment, &req.workload, size, offset).await.map_err(database)?;
         let next_page_token = status::next_page_token(offset, size, revisions.len());
         Ok(Response::new(ListRevisionsResponse { revisions: revisions.iter().map(|r| r.to_proto()).collect(), next_page_token }))
+    }
+
+    async fn get_rollout(&self, request: Request<GetRolloutRequest>) -> Result<Response<GetRolloutResponse>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let rollout = self.provisioner.rollout(&req.id).await?;
+        Ok(Response::new(GetRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
+    }
+
+    async fn list_rollouts(&self, request: Request<ListRolloutsRequest>) -> Result<Response<ListRolloutsResponse>, Status> {
+        let req = request.into_inner();
+        required("environment", &req.environment)?;
+        required("workload", &req.workload)?;
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let workload_id = model::workload_id(&req.environment, &req.workload);
+        let rollouts = store::list_rollouts(self.provisioner.db(), &workload_id, size, offset).await.map_err(database)?;
+        let next_page_token = status::next_page_token(offset, size, rollouts.len());
+        let mut out = Vec::with_capacity(rollouts.len());
+        for r in &rollouts {
+            out.push(self.rollout_proto(r).await?);
+        }
+        Ok(Response::new(ListRolloutsResponse { rollouts: out, next_page_token }))
+    }
+
+    type WatchRolloutStream = WatchStream;
+
+    async fn watch_rollout(&self, request: Request<WatchRolloutRequest>) -> Result<Response<WatchStream>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let first = self.provisioner.rollout(&req.id).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let provisioner = self.provisioner.clone();
+        let api = Api { provisioner: provisioner.clone() };
+        let mut changes = provisioner.subscribe();
+        tokio::spawn(async move {
+            let mut last_version = 0;
+            let mut current = Ok(first);
+            loop {
+                match current {
+                    Ok(rollout) => {
+                        if rollout.version != last_version {
+                            last_version = rollout.version;
+                            let message = api.rollout_proto(&rollout).await.map(|r| WatchRolloutResponse { rollout: Some(r) });
+                            if tx.send(message).await.is_err() {
+                                return;
+                            }
+                        }
+                        if !rollout.state.is_active() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                }
+                changes.borrow_and_update();
+                // Changes made by another process reach us through the poll.
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = tx.closed() => return,
+                }
+                current = provisioner.rollout(&req.id).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn pause_rollout(&self, request: Request<PauseRolloutRequest>) -> Result<Response<PauseRolloutResponse>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let rollout = self.provisioner.pause(&req.id).await?;
+        Ok(Response::new(PauseRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
+    }
+
+    async fn resume_rollout(&self, request: Request<ResumeRolloutRequest>) -> Result<Response<ResumeRolloutResponse>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let rollout = self.provisioner.resume(&req.id).await?;
+        Ok(Response::new(ResumeRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
+    }
+
+    async fn abort_rollout(&self, request: Request<AbortRolloutRequest>) -> Result<Response<AbortRolloutResponse>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let rollout = self.provisioner.abort(&req.id).await?;
+        Ok(Response::new(AbortRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
+    }
+
+    async fn promote_rollout(&self, request: Request<PromoteRolloutRequest>) -> Result<Response<PromoteRolloutResponse>, Status> {
+        let req = request.into_inner();
+        required("id", &req.id)?;
+        let rollout = self.provisioner.promote_now(&req.id).await?;
+        Ok(Response::new(PromoteRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
+    }
+
+    async fn rollback_workload(&self, request: Request<RollbackWorkloadRequest>) -> Result<Response<RollbackWorkloadResponse>, Status> {
+        let req = request.into_inner();
+        required("environment", &req.environment)?;
+        required("workload", &req.workload)?;
+        let revision_id = self.provisioner.rollback(&req.environment, &req.workload).await?;
+        let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
+        Ok(Response::new(RollbackWorkloadResponse { workload: view.map(to_proto), revision_id }))
+    }
+
+    async fn get_traffic_metrics(&self, request: Request<GetTrafficMetricsRequest>) -> Result<Response<GetTrafficMetricsResponse>, Status> {
+        let req = request.into_inner();
+        required("environment", &req.environment)?;
+        required("workload", &req.workload)?;
+        let workload_id = model::workload_id(&req.environment, &req.workload);
+        let (weights, traffic) = self.provisioner.traffic_metrics(&workload_id).ok_or_else(|| {
+            status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {} runs here", req.workload, req.environment))
+        })?;
+        let weight_of = |revision: &str| weights.iter().find(|(r, _)| r == revision).map_or(0, |(_, w)| i32::try_from(*w).unwrap_or(0));
+        let mut revisions: Vec<RevisionTraffic> = traffic
+            .iter()
+            .map(|(revision, t)| RevisionTraffic {
+                revision_id: revision.clone(),
+                weight: weight_of(revision),
+                requests: t.by_class().filter(|(_, n)| *n > 0).collect(),
+                latency: t.buckets().map(|(upper_bound_seconds, count)| LatencyBucket { upper_bound_seconds, count }).collect(),
+                p50_seconds: t.quantile(0.5).map_or(0.0, |d| d.as_secs_f64()),
+                p99_seconds: t.quantile(0.99).map_or(0.0, |d| d.as_secs_f64()),
+            })
+            .collect();
+        // Routed revisions that have not served a request yet are listed too.
+        for (revision, weight) in &weights {
+            if !revisions.iter().any(|r| &r.revision_id == revision) {
+                revisions.push(RevisionTraffic {
+                    revision_id: revision.clone(),
+                    weight: i32::try_from(*weight).unwrap_or(0),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(Response::new(GetTrafficMetricsResponse { revisions }))
     }
 }

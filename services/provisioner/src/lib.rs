@@ -9,29 +9,36 @@
 //! - [`proxy`] — the per-workload proxy, the stable endpoint in front of a
 //!   workload's healthy instances.
 //! - [`Provisioner`] (here): applies specs, records the runtime's reports,
-//!   routes proxies to the serving revision, and reconciles after a restart.
+//!   routes each proxy from the persisted routing (stable, standby, the
+//!   active rollout's canary and weight), and reconciles after a restart.
+//! - [`rollout`] — the rollout state machine: its driver and the operations
+//!   on it (pause, resume, abort, promote, rollback).
 //! - [`api`] — `paved.provisioner.v1.ProvisionerService`.
 
 pub mod api;
 pub mod migration;
 pub mod model;
 pub mod proxy;
+pub mod rollout;
 pub mod runtime;
 pub mod store;
 
-use model::{Revision, State, Workload};
+use model::{Revision, Rollout, RolloutState, State, Workload};
 use paved_grpc::{Component, Health};
 use paved_stream::{SharedStream, consumer::Backoff, outbox::Relay};
 use runtime::{Launch, LocalRuntime, Report};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use serde::Deserialize;
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, watch},
+};
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "provisioner";
@@ -112,14 +119,17 @@ pub struct Applied {
     pub workload: WorkloadView,
     pub revision: Revision,
     pub changed: bool,
+    /// The rollout the apply started, or the one already under way for the same spec.
+    pub rollout: Option<Rollout>,
 }
 
-/// A workload with its current revision's state and its endpoint.
+/// A workload with its current revision's state, its endpoint and its newest rollout.
 #[derive(Debug, Clone)]
 pub struct WorkloadView {
     pub workload: Workload,
     pub state: Option<State>,
     pub endpoint: String,
+    pub rollout_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -134,8 +144,12 @@ struct Inner {
     options: Options,
     /// workload id → its proxy
     proxies: Mutex<HashMap<String, proxy::Proxy>>,
-    /// workload id → the revision its proxy routes to
-    serving: Mutex<HashMap<String, String>>,
+    /// revision id → its healthy instances, as the runtime last reported
+    backends: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    /// Rollouts with a driver in this process.
+    drivers: Mutex<HashSet<String>>,
+    /// Bumped on every recorded change: rollout drivers and watchers wake on it.
+    changes: watch::Sender<u64>,
     /// Applies are serialised: revision numbers are allocated max+1.
     apply_lock: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
@@ -162,7 +176,10 @@ impl Provisioner {
         let log_dir = options.data_dir.join("logs");
         std::fs::create_dir_all(&log_dir).map_err(|e| anyhow::anyhow!("create {}: {e}", log_dir.display()))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let runtime = Arc::new(LocalRuntime::new(options.bin_dirs.clone(), log_dir, tx));
+        let run_dir = options.data_dir.join("run");
+        let runtime = LocalRuntime::new(options.bin_dirs.clone(), log_dir, run_dir.clone(), tx)
+            .map_err(|e| anyhow::anyhow!("create {}: {e}", run_dir.display()))?;
+        let runtime = Arc::new(runtime);
         let relay = Relay::new(db.clone(), stream);
         let provisioner = Self {
             inner: Arc::new(Inner {
@@ -171,7 +188,9 @@ impl Provisioner {
                 runtime: runtime.clone(),
                 options,
                 proxies: Mutex::new(HashMap::new()),
-                serving: Mutex::new(HashMap::new()),
+                backends: Mutex::new(HashMap::new()),
+                drivers: Mutex::new(HashSet::new()),
+                changes: watch::channel(0).0,
                 apply_lock: tokio::sync::Mutex::new(()),
                 shutdown: shutdown.clone(),
                 health: health.clone(),
@@ -220,7 +239,8 @@ impl Provisioner {
         {
             let (env, name) = revision.workload();
             let workload = store::get_workload(db, env, name).await?.ok_or_else(|| DbErr::RecordNotFound(revision.workload_id.clone()))?;
-            return Ok(Applied { workload: self.view(workload).await?, revision, changed: false });
+            let rollout = store::list_rollouts(db, &workload.id(), 1, 0).await?.into_iter().find(|r| r.revision_id == revision.id);
+            return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout });
         }
 
         let existing = store::get_workload(db, environment, &spec.name).await?;
@@ -230,56 +250,84 @@ impl Provisioner {
             Some(_) => None,
             None => Some(TcpListener::bind(SocketAddr::new(self.inner.options.proxy_host, 0)).await.map_err(ApplyError::Proxy)?),
         };
-        let txn = db.begin().await?;
-        let workload = match existing {
-            Some(w) => w,
-            None => {
-                let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
-                store::insert_workload(&txn, environment, &spec.name, port).await?
+        // A driver may move a rollout of this workload while we write (a
+        // step, a pause): then nothing is committed and we read again.
+        let mut attempt = 0;
+        let (workload, revision, rollout, superseded) = loop {
+            attempt += 1;
+            let txn = db.begin().await?;
+            let workload = match store::get_workload(&txn, environment, &spec.name).await? {
+                Some(w) => w,
+                None => {
+                    let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
+                    store::insert_workload(&txn, environment, &spec.name, port).await?
+                }
+            };
+            let active = store::active_rollouts(&txn, Some(&workload.id())).await?;
+            if let Some(current) = &workload.current_revision
+                && let Some(revision) = store::get_revision(&txn, current).await?
+                && revision.spec_digest == digest
+                // Relative commands resolve against the spec's directory.
+                && revision.spec_path == spec_path
+                && !matches!(revision.state, State::Failed | State::Stopped)
+            {
+                txn.commit().await?;
+                let rollout = active.into_iter().find(|r| r.revision_id == revision.id);
+                return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout });
             }
-        };
-        if let Some(current) = &workload.current_revision
-            && let Some(revision) = store::get_revision(&txn, current).await?
-            && revision.spec_digest == digest
-            // Relative commands resolve against the spec's directory.
-            && revision.spec_path == spec_path
-            && !matches!(revision.state, State::Failed | State::Stopped)
-        {
+            let revision =
+                store::insert_revision(&txn, &workload, store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id })
+                    .await?;
+            // A rollout under way gives way to the newer revision; its canary stops.
+            let mut superseded = Vec::new();
+            for old in &active {
+                let change = store::Change {
+                    stage: model::Stage::Done,
+                    state: RolloutState::Superseded,
+                    weight: 0,
+                    ..store::Change::from(old, format!("superseded by revision {}", revision.number))
+                };
+                if store::update_rollout(&txn, old, change).await?.is_none() {
+                    break;
+                }
+                superseded.push(old.revision_id.clone());
+            }
+            if superseded.len() < active.len() {
+                if attempt < 20 {
+                    continue;
+                }
+                return Err(ApplyError::Database(DbErr::Custom("a rollout of this workload keeps changing; retry".into())));
+            }
+            let rollout = store::insert_rollout(&txn, &workload, &revision.id, workload.stable_revision.as_deref()).await?;
             txn.commit().await?;
-            return Ok(Applied { workload: self.view(workload).await?, revision, changed: false });
-        }
-        let revision =
-            store::insert_revision(&txn, &workload, store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id }).await?;
-        txn.commit().await?;
+            break (workload, revision, rollout, superseded);
+        };
         self.inner.relay.wake();
+        self.changed();
 
-        // The revision is committed: start it in a task of its own, so a
-        // client that disconnects now cannot leave it recorded but never run.
-        let launch = self.launch(&revision, spec);
+        // Committed: the rest runs in a task of its own, so a client that
+        // disconnects now cannot leave the rollout recorded but never driven.
         let this = self.clone();
         let started = tokio::spawn({
-            let workload = workload.clone();
+            let (workload, rollout_id) = (workload.clone(), rollout.id.clone());
             async move {
-                let proxy = match listener {
-                    Some(listener) => this.open_proxy(&workload, listener),
-                    None => this.ensure_proxy(&workload).await,
-                };
-                match proxy {
-                    Ok(()) => this.inner.runtime.start(launch),
-                    Err(e) => {
-                        let message = format!("cannot open the workload's proxy: {e}");
-                        if let Err(e) = this.record_state(&launch.revision_id, State::Failed, &message).await {
-                            tracing::error!(revision = %launch.revision_id, error = %e, "cannot record a failed start");
-                        }
-                    }
+                if let Some(listener) = listener
+                    && let Err(e) = this.open_proxy(&workload, listener)
+                {
+                    tracing::warn!(workload = %workload.id(), error = %e, "cannot open the new workload's proxy; the rollout retries");
                 }
+                let keep = [&workload.stable_revision, &workload.standby_revision];
+                for old in superseded.into_iter().filter(|id| !keep.iter().any(|k| k.as_ref() == Some(id))) {
+                    this.inner.runtime.stop(&old).await;
+                }
+                this.drive(rollout_id);
             }
         });
         if let Err(e) = started.await {
-            tracing::error!(error = %e, "starting a revision panicked");
+            tracing::error!(error = %e, "starting a rollout panicked");
         }
         let workload = store::get_workload(db, environment, &workload.name).await?.unwrap_or(workload);
-        Ok(Applied { workload: self.view(workload).await?, revision, changed: true })
+        Ok(Applied { workload: self.view(workload).await?, revision, changed: true, rollout: Some(rollout) })
     }
 
     pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {
@@ -305,7 +353,8 @@ impl Provisioner {
         let endpoint = lock(&self.inner.proxies)
             .get(&workload.id())
             .map_or_else(|| SocketAddr::new(self.inner.options.proxy_host, workload.proxy_port).to_string(), |p| p.addr.to_string());
-        Ok(WorkloadView { workload, state, endpoint })
+        let rollout_id = store::list_rollouts(&self.inner.db, &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
+        Ok(WorkloadView { workload, state, endpoint, rollout_id })
     }
 
     fn launch(&self, revision: &Revision, spec: paved_spec::WorkloadSpec) -> Launch {
@@ -355,42 +404,59 @@ impl Provisioner {
         self.open_proxy(workload, listener)
     }
 
-    /// After a restart: revisions that were running but are no longer
-    /// current are recorded as stopped; every workload gets its proxy back
-    /// and its current revision started again, unless it had failed.
+    /// After a restart: every workload gets its proxy back; the revisions
+    /// it routes to (stable, standby, an active rollout's canary) are started
+    /// again unless they had failed, and the others that were running are
+    /// recorded as stopped; rollouts under way are driven on from their last
+    /// committed transition.
     async fn reconcile(&self) -> anyhow::Result<()> {
         let db = &self.inner.db;
         let workloads = store::all_workloads(db).await?;
-        let current: std::collections::HashSet<String> = workloads.iter().filter_map(|w| w.current_revision.clone()).collect();
+        let rollouts = store::active_rollouts(db, None).await?;
+        let mut keep: HashSet<String> = rollouts.iter().map(|r| r.revision_id.clone()).collect();
+        for w in &workloads {
+            keep.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
+        }
         for revision in store::active_revisions(db).await? {
-            if !current.contains(&revision.id) {
+            if !keep.contains(&revision.id) {
                 self.record_state(&revision.id, State::Stopped, "superseded while the platform was down").await?;
             }
         }
-        for workload in workloads {
-            let Some(id) = &workload.current_revision else { continue };
-            let Some(revision) = store::get_revision(db, id).await? else { continue };
+        let by_id: HashMap<String, &Workload> = workloads.iter().map(|w| (w.id(), w)).collect();
+        let mut revisions: Vec<Revision> = Vec::new();
+        for id in &keep {
+            if let Some(revision) = store::get_revision(db, id).await? {
+                revisions.push(revision);
+            }
+        }
+        revisions.sort_by_key(|r| r.create_time_ms);
+        for revision in revisions {
+            let Some(workload) = by_id.get(&revision.workload_id) else { continue };
             if revision.state == State::Failed {
                 continue;
             }
             // One workload that cannot come back must not keep the others down.
             let restart = async {
-                self.ensure_proxy(&workload).await.map_err(|e| format!("cannot open the workload's proxy: {e}"))?;
+                self.ensure_proxy(workload).await.map_err(|e| format!("cannot open the workload's proxy: {e}"))?;
                 paved_spec::parse(&revision.spec_yaml, &revision.spec_path).map_err(|e| format!("stored spec no longer valid: {e}"))
             };
             match restart.await {
                 Ok(spec) => {
-                    tracing::info!(workload = %workload.id(), revision = revision.number, "restarting workload");
+                    tracing::info!(workload = %workload.id(), revision = revision.number, "restarting revision");
                     // After a crash the record may still say healthy: it is
                     // not, until the new process passes its health check.
                     self.record_state(&revision.id, State::Starting, "platform restarted").await?;
                     self.inner.runtime.start(self.launch(&revision, spec));
                 }
                 Err(message) => {
-                    tracing::error!(workload = %workload.id(), revision = revision.number, %message, "cannot restart workload");
+                    tracing::error!(workload = %workload.id(), revision = revision.number, %message, "cannot restart revision");
                     self.record_state(&revision.id, State::Failed, &message).await?;
                 }
             }
+        }
+        for rollout in rollouts {
+            tracing::info!(rollout = %rollout.id, workload = %rollout.workload_id, stage = rollout.stage.as_str(), "resuming rollout");
+            self.drive(rollout.id);
         }
         Ok(())
     }
@@ -449,32 +515,49 @@ impl Provisioner {
         };
         let Some(revision) = revision else { return };
         tracing::info!(workload = %revision.workload_id, revision = revision.number, state = report.state.as_str(), message = %report.message, "revision state");
-        let (environment, name) = revision.workload();
-        let Ok(Some(workload)) = store::get_workload(&self.inner.db, environment, name).await else {
-            return;
-        };
-        let wid = workload.id();
-        let is_current = workload.current_revision.as_deref() == Some(revision.id.as_str());
-        let is_serving = lock(&self.inner.serving).get(&wid) == Some(&revision.id);
-        if report.state == State::Healthy && is_current && !is_serving {
-            // The new revision takes the traffic; the others are stopped.
-            lock(&self.inner.serving).insert(wid.clone(), revision.id.clone());
-            self.route(&wid, &revision.id, report.backends);
-            if let Ok(active) = store::active_revisions(&self.inner.db).await {
-                for old in active.into_iter().filter(|r| r.workload_id == wid && r.id != revision.id) {
-                    let runtime = self.inner.runtime.clone();
-                    tokio::spawn(async move { runtime.stop(&old.id).await });
-                }
-            }
-        } else if is_serving || (is_current && lock(&self.inner.serving).get(&wid).is_none()) {
-            self.route(&wid, &revision.id, report.backends);
+        if matches!(report.state, State::Stopped | State::Failed) {
+            lock(&self.inner.backends).remove(&revision.id);
+        } else {
+            lock(&self.inner.backends).insert(revision.id.clone(), report.backends);
         }
+        if let Err(e) = self.route(&revision.workload_id).await {
+            tracing::warn!(workload = %revision.workload_id, error = %e, "cannot route the workload's proxy");
+        }
+        self.changed();
     }
 
-    /// All of a workload's traffic to one revision's healthy instances.
-    fn route(&self, workload_id: &str, revision_id: &str, backends: Vec<SocketAddr>) {
-        if let Some(proxy) = lock(&self.inner.proxies).get(workload_id) {
-            proxy.set_routes(vec![proxy::Route { revision: revision_id.to_string(), weight: 100, addrs: backends }]);
+    /// Wakes rollout drivers and watchers.
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Routes a workload's proxy from its persisted routing: the stable
+    /// revision and, while a rollout is under way, its canary at the
+    /// rollout's weight (all traffic, for a workload's first revision).
+    async fn route(&self, workload_id: &str) -> Result<(), DbErr> {
+        let (environment, name) = workload_id.split_once('/').unwrap_or(("", workload_id));
+        let Some(workload) = store::get_workload(&self.inner.db, environment, name).await? else { return Ok(()) };
+        let active = store::active_rollouts(&self.inner.db, Some(workload_id)).await?.pop();
+        let mut shares: Vec<(String, u32)> = Vec::new();
+        match (&active, &workload.stable_revision) {
+            (Some(r), Some(stable)) => {
+                shares.push((stable.clone(), 100 - r.weight.min(100)));
+                shares.push((r.revision_id.clone(), r.weight));
+            }
+            (Some(r), None) => shares.push((r.revision_id.clone(), 100)),
+            (None, Some(stable)) => shares.push((stable.clone(), 100)),
+            (None, None) => {}
         }
+        let routes: Vec<proxy::Route> = {
+            let backends = lock(&self.inner.backends);
+            shares
+                .into_iter()
+                .map(|(revision, weight)| proxy::Route { addrs: backends.get(&revision).cloned().unwrap_or_default(), revision, weight })
+                .collect()
+        };
+        if let Some(proxy) = lock(&self.inner.proxies).get(workload_id) {
+            proxy.set_routes(routes);
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,13 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(paved_stream::outbox::MIGRATION), Box::new(CREATE_WORKLOADS), Box::new(CREATE_REVISIONS)]
+        vec![
+            Box::new(paved_stream::outbox::MIGRATION),
+            Box::new(CREATE_WORKLOADS),
+            Box::new(CREATE_REVISIONS),
+            Box::new(CREATE_ROLLOUTS),
+            Box::new(WORKLOAD_ROUTING),
+        ]
     }
 }
 
@@ -60,4 +66,58 @@ const CREATE_REVISIONS: paved_store::CreateTable = paved_store::CreateTable {
                 .to_owned(),
         ]
     },
+};
+
+const CREATE_ROLLOUTS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000003_create_rollouts",
+    table: || {
+        Table::create()
+            .table(Alias::new("rollouts"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("workload_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("revision_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("stable_revision")).string())
+            .col(ColumnDef::new(Alias::new("stage")).string().not_null())
+            .col(ColumnDef::new(Alias::new("state")).string().not_null())
+            .col(ColumnDef::new(Alias::new("step")).integer().not_null())
+            .col(ColumnDef::new(Alias::new("weight")).integer().not_null())
+            .col(ColumnDef::new(Alias::new("message")).text().not_null())
+            // JSON list of transitions, oldest first.
+            .col(ColumnDef::new(Alias::new("history")).text().not_null())
+            // Optimistic concurrency: the driver and the API both update a
+            // rollout; each update names the version it read.
+            .col(ColumnDef::new(Alias::new("version")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("step_start_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("update_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: || {
+        vec![
+            Index::create()
+                .name("rollouts_by_workload")
+                .table(Alias::new("rollouts"))
+                .col(Alias::new("workload_id"))
+                .col(Alias::new("create_time_ms"))
+                .if_not_exists()
+                .to_owned(),
+            Index::create().name("rollouts_by_state").table(Alias::new("rollouts")).col(Alias::new("state")).if_not_exists().to_owned(),
+        ]
+    },
+};
+
+/// Which revisions take traffic: the stable one, and the known-good one
+/// before it, kept running so that a rollback is a traffic switch.
+const WORKLOAD_ROUTING: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261123_000004_workload_routing",
+    table: "workloads",
+    columns: || {
+        vec![
+            ColumnDef::new(Alias::new("stable_revision")).string().to_owned(),
+            ColumnDef::new(Alias::new("standby_revision")).string().to_owned(),
+        ]
+    },
+    // Before rollouts, the current revision was the one serving.
+    backfill: &["UPDATE workloads SET stable_revision = current_revision"],
 };

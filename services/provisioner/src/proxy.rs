@@ -4,7 +4,9 @@
 //! round-robin over each revision's healthy instances. Every request is
 //! counted per revision, by status class, with its latency (to the response
 //! headers): `paved_proxy_requests_total{workload,revision,class}` and
-//! `paved_proxy_request_duration_seconds{workload,revision}`.
+//! `paved_proxy_request_duration_seconds{workload,revision}`. The same counts
+//! are kept per revision in-process ([`Traffic`]), with finer latency buckets,
+//! for the rollout gate and the API.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -23,11 +25,13 @@ use prometheus_client::{
     },
 };
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{
         Arc, LazyLock, RwLock,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +58,7 @@ pub struct Route {
 struct Backends {
     name: String,
     routes: RwLock<Vec<Route>>,
+    stats: RwLock<HashMap<String, Arc<RevisionStats>>>,
     next: AtomicUsize,
     http1: Client<HttpConnector, Incoming>,
     http2: Client<HttpConnector, Incoming>,
@@ -78,6 +83,126 @@ impl Backends {
             x -= u64::from(route.weight);
         }
         None
+    }
+
+    /// Counts a request in the Prometheus families and in the revision's stats.
+    fn record(&self, revision: &str, status: StatusCode, elapsed: Duration) {
+        record(&self.name, revision, status, elapsed);
+        let stats = self.stats.read().unwrap_or_else(|p| p.into_inner()).get(revision).cloned();
+        let stats = match stats {
+            Some(s) => s,
+            None => self.stats.write().unwrap_or_else(|p| p.into_inner()).entry(revision.to_string()).or_default().clone(),
+        };
+        stats.record(status, elapsed);
+    }
+}
+
+/// Latency buckets of the in-process stats: 0.1 ms × 1.25^k, so a percentile
+/// is known within 25% (the Prometheus buckets double: too coarse to gate on).
+/// The last bucket is unbounded.
+const LATENCY_BUCKETS: usize = 64;
+
+fn bucket_bound(index: usize) -> f64 {
+    if index + 1 >= LATENCY_BUCKETS { f64::INFINITY } else { 0.000_1 * 1.25f64.powi(index as i32) }
+}
+
+fn bucket_of(seconds: f64) -> usize {
+    (0..LATENCY_BUCKETS).find(|&i| seconds <= bucket_bound(i)).unwrap_or(LATENCY_BUCKETS - 1)
+}
+
+/// One revision's requests through a proxy, counted lock-free.
+struct RevisionStats {
+    /// 1xx … 5xx
+    classes: [AtomicU64; 5],
+    latency: [AtomicU64; LATENCY_BUCKETS],
+}
+
+impl Default for RevisionStats {
+    fn default() -> Self {
+        Self { classes: std::array::from_fn(|_| AtomicU64::new(0)), latency: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}
+
+impl RevisionStats {
+    fn record(&self, status: StatusCode, elapsed: Duration) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+        self.latency[bucket_of(elapsed.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Traffic {
+        Traffic {
+            classes: std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)),
+            latency: self.latency.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+        }
+    }
+}
+
+/// A revision's requests: counts by status class and a latency histogram.
+/// Counters only grow, so the traffic of an interval is `later.since(&earlier)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traffic {
+    /// Requests answered 1xx … 5xx.
+    pub classes: [u64; 5],
+    /// Counts per latency bucket (see [`Traffic::buckets`]).
+    pub latency: Vec<u64>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Self { classes: [0; 5], latency: vec![0; LATENCY_BUCKETS] }
+    }
+}
+
+impl Traffic {
+    pub fn since(&self, earlier: &Traffic) -> Traffic {
+        Traffic {
+            classes: std::array::from_fn(|i| self.classes[i].saturating_sub(earlier.classes[i])),
+            latency: self
+                .latency
+                .iter()
+                .zip(earlier.latency.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.classes.iter().sum()
+    }
+
+    /// Requests answered 5xx (including the proxy's own 502s).
+    pub fn errors(&self) -> u64 {
+        self.classes[4]
+    }
+
+    /// The upper bound of the bucket holding the `q` quantile; None without requests.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, count) in self.latency.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                // The unbounded bucket is reported at the last finite bound.
+                let bound = bucket_bound(i.min(LATENCY_BUCKETS - 2));
+                return Some(Duration::from_secs_f64(bound));
+            }
+        }
+        None
+    }
+
+    /// (inclusive upper bound in seconds, count) per bucket.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.latency.iter().enumerate().map(|(i, c)| (bucket_bound(i), *c))
+    }
+
+    /// Counts by class name: `2xx`, `5xx`, …
+    pub fn by_class(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        self.classes.iter().enumerate().map(|(i, c)| (format!("{}xx", i + 1), *c))
     }
 }
 
@@ -108,7 +233,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics { requests, duration }
 });
 
-fn record(workload: &str, revision: &str, status: StatusCode, elapsed: std::time::Duration) {
+fn record(workload: &str, revision: &str, status: StatusCode, elapsed: Duration) {
     let class = format!("{}xx", status.as_u16() / 100);
     let metrics = &*METRICS;
     metrics.requests.get_or_create(&RequestLabels { workload: workload.into(), revision: revision.into(), class }).inc();
@@ -122,6 +247,7 @@ impl Proxy {
         let backends = Arc::new(Backends {
             name,
             routes: RwLock::new(Vec::new()),
+            stats: RwLock::default(),
             next: AtomicUsize::new(0),
             http1: Client::builder(TokioExecutor::new()).build_http(),
             http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
@@ -133,6 +259,23 @@ impl Proxy {
 
     pub fn set_routes(&self, routes: Vec<Route>) {
         *self.backends.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    pub fn routes(&self) -> Vec<Route> {
+        self.backends.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A revision's requests through this proxy since it opened.
+    pub fn traffic(&self, revision: &str) -> Traffic {
+        self.backends.stats.read().unwrap_or_else(|p| p.into_inner()).get(revision).map(|s| s.snapshot()).unwrap_or_default()
+    }
+
+    /// Every revision's requests through this proxy since it opened.
+    pub fn traffic_all(&self) -> Vec<(String, Traffic)> {
+        let stats = self.backends.stats.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<(String, Traffic)> = stats.iter().map(|(r, s)| (r.clone(), s.snapshot())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Stops accepting; connections in flight get a grace period.
@@ -155,7 +298,7 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(workload = %backends.name, error = %e, "proxy accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -172,7 +315,7 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
                 _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
             }
             // Let requests in flight finish, within bounds.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), conn).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
         });
     }
 }
@@ -180,7 +323,7 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
 async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
     let start = std::time::Instant::now();
     let Some((revision, backend)) = backends.pick() else {
-        record(&backends.name, "none", StatusCode::SERVICE_UNAVAILABLE, start.elapsed());
+        backends.record("none", StatusCode::SERVICE_UNAVAILABLE, start.elapsed());
         return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, format!("no healthy instance of {}\n", backends.name)));
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -197,7 +340,7 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
             plain(StatusCode::BAD_GATEWAY, format!("upstream {backend} failed\n"))
         }
     };
-    record(&backends.name, &revision, response.status(), start.elapsed());
+    backends.record(&revision, response.status(), start.elapsed());
     Ok(response)
 }
 
@@ -215,6 +358,7 @@ mod tests {
         Backends {
             name: "dev/w".into(),
             routes: RwLock::new(routes),
+            stats: RwLock::default(),
             next: AtomicUsize::new(0),
             http1: Client::builder(TokioExecutor::new()).build_http(),
             http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
@@ -235,6 +379,29 @@ mod tests {
         assert!((0.08..0.12).contains(&share), "canary share {share}");
         let stable: Vec<u16> = (0..4).filter_map(|_| b.pick()).filter(|(r, _)| r == "stable").map(|(_, a)| a.port()).collect();
         assert!(stable.iter().all(|p| [1, 2].contains(p)));
+    }
+
+    #[test]
+    fn traffic_counts_classes_and_latency_percentiles() {
+        let b = backends(vec![]);
+        for ms in 1..=100u64 {
+            b.record("r1", StatusCode::OK, Duration::from_millis(ms));
+        }
+        b.record("r1", StatusCode::BAD_GATEWAY, Duration::from_millis(2));
+        let stats = b.stats.read().expect("stats").get("r1").expect("r1 counted").snapshot();
+        assert_eq!((stats.total(), stats.errors()), (101, 1));
+        let p99 = stats.quantile(0.99).expect("p99");
+        // 99 ms or 100 ms, reported as its bucket's upper bound (within 25%).
+        assert!(p99 >= Duration::from_millis(99) && p99 <= Duration::from_millis(125), "{p99:?}");
+        let p50 = stats.quantile(0.5).expect("p50");
+        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(63), "{p50:?}");
+        let earlier = stats.clone();
+        b.record("r1", StatusCode::INTERNAL_SERVER_ERROR, Duration::from_secs(120));
+        let later = b.stats.read().expect("stats").get("r1").expect("r1").snapshot().since(&earlier);
+        assert_eq!((later.total(), later.errors()), (1, 1));
+        assert_eq!(later.quantile(0.99), Some(Duration::from_secs_f64(bucket_bound(LATENCY_BUCKETS - 2))));
+        assert_eq!(Traffic::default().quantile(0.99), None);
+        assert_eq!(later.by_class().find(|(c, _)| c == "5xx").map(|(_, n)| n), Some(1));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Report {
 pub struct LocalRuntime {
     bin_dirs: Vec<PathBuf>,
     log_dir: PathBuf,
+    /// One file per running process with its process group id, so that
+    /// processes a killed platform left behind are stopped at the next start.
+    run_dir: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
     /// Set by `stop_all`: nothing starts after shutdown began.
@@ -73,10 +76,19 @@ pub struct LocalRuntime {
 impl LocalRuntime {
     /// `bin_dirs` come first on the workloads' `PATH` (the directory of the
     /// Paved binaries, so `command: [hello]` finds the example); process
-    /// output goes to `log_dir/<revision>.log`.
-    pub fn new(bin_dirs: Vec<PathBuf>, log_dir: PathBuf, reports: mpsc::UnboundedSender<Report>) -> Self {
+    /// output goes to `log_dir/<revision>.log`. Processes left behind by a
+    /// platform that was killed (their groups are recorded in `run_dir`) are
+    /// stopped first: the revisions they ran are started afresh.
+    pub fn new(
+        bin_dirs: Vec<PathBuf>,
+        log_dir: PathBuf,
+        run_dir: PathBuf,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&run_dir)?;
+        reap_orphans(&run_dir);
         let probe = Client::builder(TokioExecutor::new()).build_http();
-        Self { bin_dirs, log_dir, reports, running: Mutex::new(HashMap::new()), closed: Default::default(), probe }
+        Ok(Self { bin_dirs, log_dir, run_dir, reports, running: Mutex::new(HashMap::new()), closed: Default::default(), probe })
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
@@ -307,7 +319,18 @@ impl LocalRuntime {
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let group = Group(child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw));
+        let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+        let file = self.run_dir.join(format!("{}-{index}.pgid", launch.revision_id));
+        let group = match pid {
+            Some(pid) => match std::fs::write(&file, pid.to_string()) {
+                Ok(()) => Group { pid: Some(pid), file: Some(file) },
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot record a workload's process group");
+                    Group { pid: Some(pid), file: None }
+                }
+            },
+            None => Group { pid: None, file: None },
+        };
         let log = self.log_dir.join(format!("{}-{index}.log", launch.revision_id));
         let tail = Tail::default();
         if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
@@ -461,13 +484,17 @@ async fn probe(client: &ProbeClient, addr: SocketAddr, health: &HealthCheck) -> 
     }
 }
 
-/// The process group of a workload process (its own: `process_group(0)`).
-#[derive(Debug, Clone, Copy)]
-struct Group(Option<nix::unistd::Pid>);
+/// The process group of a workload process (its own: `process_group(0)`),
+/// and the file that records it while it runs.
+#[derive(Debug)]
+struct Group {
+    pid: Option<nix::unistd::Pid>,
+    file: Option<PathBuf>,
+}
 
 impl Group {
-    fn signal(self, signal: nix::sys::signal::Signal) {
-        if let Some(group) = self.0 {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(group) = self.pid {
             // ESRCH (nothing left in the group) is the expected end.
             let _ = nix::sys::signal::killpg(group, signal);
         }
@@ -482,6 +509,34 @@ async fn stop(child: &mut Child, group: Group) {
         let _ = child.kill().await;
     }
     group.signal(nix::sys::signal::Signal::SIGKILL);
+    if let Some(file) = group.file {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Kills the process groups recorded in `run_dir` that are still workload
+/// processes. A recorded id the OS has since given to another process is
+/// left alone: only a process whose environment names a Paved revision is
+/// one of ours.
+fn reap_orphans(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok()) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let revision = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.rsplit_once('-')).map(|(r, _)| r.to_string());
+        let ours = std::fs::read(format!("/proc/{pid}/environ"))
+            .ok()
+            .zip(revision)
+            .is_some_and(|(env, revision)| env.split(|b| *b == 0).any(|kv| kv == format!("PAVED_REVISION={revision}").as_bytes()));
+        if ours {
+            tracing::warn!(pid, file = %path.display(), "stopping a workload process left behind by a platform that was killed");
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 /// Sleeps for the backoff (doubling it, up to 10 s); true if cancelled meanwhile.

@@ -1,7 +1,7 @@
 //! The provisioner's reads and writes. Every state change enqueues its event
 //! in the same transaction (the outbox), so the stream never misses one.
 
-use crate::model::{Revision, State, Workload, workload_id};
+use crate::model::{Revision, Rollout, RolloutState, Stage, State, Transition, Workload, workload_id};
 use paved_proto::events::v1::envelope::Payload;
 use paved_proto::provisioner::v1 as pb;
 use paved_stream::{event, outbox};
@@ -24,7 +24,24 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-const WORKLOAD_COLUMNS: [&str; 5] = ["name", "environment", "current_revision", "proxy_port", "create_time_ms"];
+const WORKLOAD_COLUMNS: [&str; 7] =
+    ["name", "environment", "current_revision", "stable_revision", "standby_revision", "proxy_port", "create_time_ms"];
+const ROLLOUT_COLUMNS: [&str; 14] = [
+    "id",
+    "workload_id",
+    "revision_id",
+    "stable_revision",
+    "stage",
+    "state",
+    "step",
+    "weight",
+    "message",
+    "history",
+    "version",
+    "step_start_ms",
+    "create_time_ms",
+    "update_time_ms",
+];
 const REVISION_COLUMNS: [&str; 10] =
     ["id", "workload_id", "number", "state", "message", "spec_yaml", "spec_digest", "spec_path", "create_time_ms", "update_time_ms"];
 
@@ -95,6 +112,8 @@ pub async fn insert_workload<C: ConnectionTrait>(txn: &C, environment: &str, nam
         name: name.to_string(),
         environment: environment.to_string(),
         current_revision: None,
+        stable_revision: None,
+        standby_revision: None,
         proxy_port,
         create_time_ms: now_ms(),
     };
@@ -219,6 +238,209 @@ pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State
     revision.message = message.to_string();
     revision.update_time_ms = now;
     Ok(Some(revision))
+}
+
+/// Records which revisions a workload runs and routes to, and enqueues
+/// `workload.rolled_back` when `rolled_back` says why.
+pub async fn set_routing<C: ConnectionTrait>(
+    txn: &C,
+    workload: &Workload,
+    current: Option<&str>,
+    stable: Option<&str>,
+    standby: Option<&str>,
+    rolled_back: Option<(&str, &str)>,
+) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(a("workloads"))
+        .value(a("current_revision"), current.map(str::to_string))
+        .value(a("stable_revision"), stable.map(str::to_string))
+        .value(a("standby_revision"), standby.map(str::to_string))
+        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .to_owned();
+    txn.execute(&update).await?;
+    if let Some((from, reason)) = rolled_back {
+        let payload = Payload::WorkloadRolledBack(pb::WorkloadRolledBack {
+            workload: workload.name.clone(),
+            environment: workload.environment.clone(),
+            from_revision_id: from.to_string(),
+            to_revision_id: stable.unwrap_or_default().to_string(),
+            reason: reason.to_string(),
+        });
+        emit(txn, "paved.provisioner.v1.workload.rolled_back", &workload.environment, &workload.name, payload).await?;
+    }
+    Ok(())
+}
+
+fn select_rollouts() -> SelectStatement {
+    Query::select().columns(ROLLOUT_COLUMNS.map(a)).from(a("rollouts")).to_owned()
+}
+
+pub async fn get_rollout<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Rollout>, DbErr> {
+    let query = select_rollouts().and_where(Expr::col(a("id")).eq(id)).to_owned();
+    db.query_one(&query).await?.as_ref().map(Rollout::from_row).transpose()
+}
+
+/// Rollouts of a workload, newest first.
+pub async fn list_rollouts<C: ConnectionTrait>(db: &C, workload_id: &str, limit: u64, offset: u64) -> Result<Vec<Rollout>, DbErr> {
+    let query = select_rollouts()
+        .and_where(Expr::col(a("workload_id")).eq(workload_id))
+        .order_by(a("create_time_ms"), Order::Desc)
+        .order_by(a("id"), Order::Desc)
+        .limit(limit)
+        .offset(offset)
+        .to_owned();
+    db.query_all(&query).await?.iter().map(Rollout::from_row).collect()
+}
+
+/// Running and paused rollouts, of one workload or of all.
+pub async fn active_rollouts<C: ConnectionTrait>(db: &C, workload_id: Option<&str>) -> Result<Vec<Rollout>, DbErr> {
+    let mut query = select_rollouts()
+        .and_where(Expr::col(a("state")).is_in(RolloutState::ACTIVE.map(RolloutState::as_str)))
+        .order_by(a("create_time_ms"), Order::Asc)
+        .to_owned();
+    if let Some(id) = workload_id {
+        query.and_where(Expr::col(a("workload_id")).eq(id));
+    }
+    db.query_all(&query).await?.iter().map(Rollout::from_row).collect()
+}
+
+/// Creates a rollout of `revision_id` at its first stage and enqueues its first transition.
+pub async fn insert_rollout<C: ConnectionTrait>(
+    txn: &C,
+    workload: &Workload,
+    revision_id: &str,
+    stable: Option<&str>,
+) -> Result<Rollout, DbErr> {
+    let now = now_ms();
+    let message = "rollout created".to_string();
+    let first = Transition { time_ms: now, stage: Stage::Validate, state: RolloutState::Running, weight: 0, message: message.clone() };
+    let rollout = Rollout {
+        id: uuid::Uuid::now_v7().to_string(),
+        workload_id: workload.id(),
+        revision_id: revision_id.to_string(),
+        stable_revision: stable.map(str::to_string),
+        stage: first.stage,
+        state: first.state,
+        step: 0,
+        weight: 0,
+        message,
+        history: vec![first],
+        version: 1,
+        step_start_ms: now,
+        create_time_ms: now,
+        update_time_ms: now,
+    };
+    let history = serde_json::to_string(&rollout.history).map_err(|e| DbErr::Custom(format!("rollout history: {e}")))?;
+    let insert = Query::insert()
+        .into_table(a("rollouts"))
+        .columns(ROLLOUT_COLUMNS.map(a))
+        .values_panic([
+            rollout.id.clone().into(),
+            rollout.workload_id.clone().into(),
+            rollout.revision_id.clone().into(),
+            rollout.stable_revision.clone().into(),
+            rollout.stage.as_str().into(),
+            rollout.state.as_str().into(),
+            0i32.into(),
+            0i32.into(),
+            rollout.message.clone().into(),
+            history.into(),
+            rollout.version.into(),
+            now.into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned();
+    txn.execute(&insert).await?;
+    emit_transition(txn, &rollout).await?;
+    Ok(rollout)
+}
+
+/// The next stage, state, step and weight of a rollout, and why.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub stage: Stage,
+    pub state: RolloutState,
+    pub step: u32,
+    pub weight: u32,
+    pub message: String,
+    /// Restart the step's clock.
+    pub restart_step: bool,
+}
+
+impl Change {
+    /// The rollout as it is, to be modified.
+    pub fn from(rollout: &Rollout, message: impl Into<String>) -> Self {
+        Self {
+            stage: rollout.stage,
+            state: rollout.state,
+            step: rollout.step,
+            weight: rollout.weight,
+            message: message.into(),
+            restart_step: false,
+        }
+    }
+}
+
+/// Applies `change` to the rollout as `read` (its version) saw it, appends
+/// the transition and enqueues its event. None when another writer updated
+/// the rollout since it was read: the caller reads it again and decides anew.
+pub async fn update_rollout<C: ConnectionTrait>(txn: &C, read: &Rollout, change: Change) -> Result<Option<Rollout>, DbErr> {
+    let now = now_ms();
+    let mut rollout = read.clone();
+    rollout.stage = change.stage;
+    rollout.state = change.state;
+    rollout.step = change.step;
+    rollout.weight = change.weight;
+    rollout.message = change.message.clone();
+    rollout.version += 1;
+    rollout.update_time_ms = now;
+    if change.restart_step {
+        rollout.step_start_ms = now;
+    }
+    rollout.history.push(Transition {
+        time_ms: now,
+        stage: change.stage,
+        state: change.state,
+        weight: change.weight,
+        message: change.message,
+    });
+    let history = serde_json::to_string(&rollout.history).map_err(|e| DbErr::Custom(format!("rollout history: {e}")))?;
+    let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let update = Query::update()
+        .table(a("rollouts"))
+        .value(a("stage"), rollout.stage.as_str())
+        .value(a("state"), rollout.state.as_str())
+        .value(a("step"), int(rollout.step))
+        .value(a("weight"), int(rollout.weight))
+        .value(a("message"), rollout.message.clone())
+        .value(a("history"), history)
+        .value(a("version"), rollout.version)
+        .value(a("step_start_ms"), rollout.step_start_ms)
+        .value(a("update_time_ms"), now)
+        .and_where(Expr::col(a("id")).eq(read.id.clone()))
+        .and_where(Expr::col(a("version")).eq(read.version))
+        .to_owned();
+    if txn.execute(&update).await?.rows_affected() == 0 {
+        return Ok(None);
+    }
+    emit_transition(txn, &rollout).await?;
+    Ok(Some(rollout))
+}
+
+async fn emit_transition<C: ConnectionTrait>(txn: &C, rollout: &Rollout) -> Result<(), DbErr> {
+    let (environment, name) = rollout.workload();
+    let payload = Payload::RolloutTransitioned(pb::RolloutTransitioned {
+        rollout_id: rollout.id.clone(),
+        workload: name.to_string(),
+        environment: environment.to_string(),
+        revision_id: rollout.revision_id.clone(),
+        stage: rollout.stage.to_proto() as i32,
+        state: rollout.state.to_proto() as i32,
+        weight: i32::try_from(rollout.weight).unwrap_or(i32::MAX),
+        message: rollout.message.clone(),
+    });
+    emit(txn, "paved.provisioner.v1.rollout.transitioned", environment, name, payload).await
 }
 
 async fn emit<C: ConnectionTrait>(txn: &C, kind: &str, environment: &str, name: &str, payload: Payload) -> Result<(), DbErr> {

@@ -1,0 +1,332 @@
+//! Rollouts end to end: through `paved` against the embedded platform
+//! (SQLite, embedded stream), and the provisioner binary on PostgreSQL and
+//! Redis, SIGKILLed mid-rollout.
+
+use crate::services::try_http_get;
+use paved::up::{Platform, UpOptions};
+use paved_integration_tests::{bin_dir, eventually, postgres_database, redis_namespace};
+use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::provisioner::v1::{
+    ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, RolloutState, provisioner_service_client::ProvisionerServiceClient,
+};
+use std::{
+    path::Path,
+    process::Output,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// `web`: hello with fast health checks and a short rollout.
+fn spec(version: &str, error_rate: &str) -> String {
+    format!(
+        "name: web\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [20, 50, 100]\n  interval: 1s\n  max_error_rate: 0.05\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\n"
+    )
+}
+
+fn paved(args: &[&str]) -> impl Future<Output = Output> + use<> {
+    let mut command = tokio::process::Command::new(bin_dir().join("paved"));
+    command.args(args);
+    async move { command.output().await.expect("run paved") }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The embedded platform in a temporary directory, and a folder for `web`'s spec.
+async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = UpOptions {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        example: false,
+        self_hosted: None,
+        bin_dirs: vec![bin_dir()],
+    };
+    let platform = Platform::start(&options).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let svc = dir.path().join("web");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    (dir, platform, svc)
+}
+
+/// Requests to `endpoint` in a loop until cancelled; the bodies it saw.
+struct Load {
+    bodies: Arc<Mutex<Vec<String>>>,
+    stop: CancellationToken,
+}
+
+impl Load {
+    fn start(endpoint: String) -> Self {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let (b, s) = (bodies.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !s.is_cancelled() {
+                if let Some(body) = try_http_get(&endpoint, "/").await {
+                    b.lock().expect("bodies").push(body);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        Self { bodies, stop }
+    }
+
+    fn seen(&self, needle: &str) -> usize {
+        self.bodies.lock().expect("bodies").iter().filter(|b| b.contains(needle)).count()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// `n` requests in a row, all answered by `version`.
+async fn all_traffic_on(endpoint: &str, version: &str) {
+    for _ in 0..20 {
+        let body = try_http_get(endpoint, "/").await.unwrap_or_default();
+        assert!(body.contains(&format!("hello from {version}")), "expected {version}, got {body:?}");
+    }
+}
+
+async fn endpoint_of(endpoint: &str, workload: &str) -> String {
+    let out = paved(&["status", "--output", "json", "--endpoint", endpoint]).await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let w = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == workload).expect("the workload").clone();
+    w["endpoint"].as_str().expect("endpoint").to_string()
+}
+
+#[tokio::test]
+async fn rollouts_step_through_weights_roll_back_on_errors_and_on_command() {
+    let (_dir, platform, svc) = embedded().await;
+    let endpoint = platform.addr.to_string();
+    let svc_dir = svc.to_str().expect("path");
+    let deploy = |version: &'static str, error_rate: &'static str| {
+        std::fs::write(svc.join("paved.yaml"), spec(version, error_rate)).expect("write spec");
+        paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint])
+    };
+
+    // v1, a first revision: promoted as soon as it is healthy.
+    let out = deploy("v1", "0").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "revision 1 of web: promoted\n");
+    let web = endpoint_of(&endpoint, "web").await;
+    let load = Load::start(web.clone());
+
+    // v2 steps through 20%, 50%, 100% under load, then is promoted.
+    let out = deploy("v2", "0").await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(text(&out.stdout), "revision 2 of web: promoted\n");
+    for expected in ["step 1 of 3: 20% of traffic", "step 2 of 3: 50% of traffic", "step 3 of 3: 100% of traffic", "promoted: all traffic"]
+    {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("step 1 passed: healthy;") && stderr.contains("error rate 0.00%"), "the gate judged traffic:\n{stderr}");
+    assert!(load.seen("hello from v1") > 0 && load.seen("hello from v2") > 0, "both revisions served during the rollout");
+    all_traffic_on(&web, "v2").await;
+
+    // Per-revision metrics through the API.
+    let channel = Channel::from_shared(format!("http://{endpoint}")).expect("url").connect().await.expect("connect");
+    let mut client = ProvisionerServiceClient::new(channel.clone());
+    let metrics = client
+        .get_traffic_metrics(GetTrafficMetricsRequest { environment: "dev".into(), workload: "web".into() })
+        .await
+        .expect("traffic metrics")
+        .into_inner();
+    let v2 = metrics.revisions.iter().find(|r| r.weight == 100).expect("a revision with all traffic");
+    assert!(v2.requests.get("2xx").copied().unwrap_or(0) > 0 && v2.p99_seconds > 0.0, "{v2:?}");
+    assert!(metrics.revisions.len() >= 2, "the stable revision's traffic is kept too: {metrics:?}");
+    let out = paved(&["traffic", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    assert!(text(&out.stdout).starts_with("REVISION") && text(&out.stdout).contains("100%"), "{}", text(&out.stdout));
+
+    // v3 answers half its requests with 500: rolled back at its first step.
+    let out = deploy("v3", "0.5").await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a rolled-back deploy fails:\n{stderr}");
+    assert!(stderr.contains("revision 3 of web was not promoted") && stderr.contains("rolled_back"), "{stderr}");
+    assert!(stderr.contains("step 1 (20% of traffic) failed: error rate"), "{stderr}");
+    all_traffic_on(&web, "v2").await;
+    drop(load);
+
+    // Rollback on command: the standby (v1, kept running) takes all traffic.
+    let out = paved(&["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("web in dev: all traffic on revision "), "{}", text(&out.stdout));
+    all_traffic_on(&web, "v1").await;
+    // And back again: the revision it replaced became the standby.
+    let out = paved(&["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    all_traffic_on(&web, "v2").await;
+
+    let out = paved(&["rollout", "list", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    let table = text(&out.stdout);
+    assert_eq!(table.lines().count(), 4, "three rollouts:\n{table}");
+    assert!(table.contains("rolled_back") && table.contains("promoted"), "{table}");
+
+    // Every transition and the rollbacks are facts in the audit log.
+    let audit = AuditServiceClient::new(channel);
+    let types = eventually("rollout events in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
+            let types: Vec<String> = entries.entries.into_iter().map(|e| e.r#type).collect();
+            (types.iter().filter(|t| t.ends_with("workload.rolled_back")).count() >= 3).then_some(types)
+        }
+    })
+    .await;
+    assert!(types.iter().filter(|t| t.ends_with("rollout.transitioned")).count() >= 15, "{types:?}");
+    platform.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn rollouts_pause_resume_promote_and_abort_on_command() {
+    let (_dir, platform, svc) = embedded().await;
+    let endpoint = platform.addr.to_string();
+    let svc_dir = svc.to_str().expect("path");
+    let slow = |version: &str| spec(version, "0").replace("interval: 1s", "interval: 3s");
+
+    std::fs::write(svc.join("paved.yaml"), slow("v1")).expect("write");
+    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+    let web = endpoint_of(&endpoint, "web").await;
+
+    std::fs::write(svc.join("paved.yaml"), slow("v2")).expect("write");
+    let out = paved(&["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+    assert_eq!(id.len(), 36, "--detach prints the rollout id: {id:?}");
+    let client =
+        ProvisionerServiceClient::new(Channel::from_shared(format!("http://{endpoint}")).expect("url").connect().await.expect("connect"));
+    let get = |client: &ProvisionerServiceClient<Channel>| {
+        let id = id.clone();
+        let mut client = client.clone();
+        async move { client.get_rollout(GetRolloutRequest { id }).await.expect("get rollout").into_inner().rollout.expect("rollout") }
+    };
+    eventually("the canary at its first step", Duration::from_secs(30), || async { (get(&client).await.weight == 20).then_some(()) }).await;
+
+    // Paused: the step is held past its interval.
+    let out = paved(&["rollout", "pause", &id, "--endpoint", &endpoint]).await;
+    assert!(out.status.success() && text(&out.stdout).contains(": paused"), "{out:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let paused = get(&client).await;
+    assert_eq!((paused.state, paused.weight), (RolloutState::Paused as i32, 20));
+    let out = paved(&["rollout", "get", &id, "--endpoint", &endpoint]).await;
+    assert!(text(&out.stdout).contains("paused at stage step, 20% of traffic"), "{}", text(&out.stdout));
+
+    // Resumed, then promoted at once.
+    assert!(paved(&["rollout", "resume", &id, "--endpoint", &endpoint]).await.status.success());
+    let out = paved(&["rollout", "promote", &id, "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = paved(&["rollout", "watch", &id, "--endpoint", &endpoint]).await;
+    assert!(out.status.success() && text(&out.stdout).contains("promoted"), "{out:?}");
+    all_traffic_on(&web, "v2").await;
+    // An ended rollout cannot be paused: a precise error.
+    let out = paved(&["rollout", "pause", &id, "--endpoint", &endpoint]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("has ended (promoted): it cannot be paused"), "{out:?}");
+
+    // v3 aborted mid-rollout: all traffic back on v2.
+    std::fs::write(svc.join("paved.yaml"), slow("v3")).expect("write");
+    let out = paved(&["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
+    let id3 = text(&out.stdout).trim().to_string();
+    eventually("v3 at its first step", Duration::from_secs(30), || {
+        let mut client = client.clone();
+        let id = id3.clone();
+        async move { (client.get_rollout(GetRolloutRequest { id }).await.ok()?.into_inner().rollout?.weight == 20).then_some(()) }
+    })
+    .await;
+    let out = paved(&["rollout", "abort", &id3, "--endpoint", &endpoint]).await;
+    assert!(out.status.success() && text(&out.stdout).contains(": aborted"), "{out:?}");
+    all_traffic_on(&web, "v2").await;
+    // Unknown rollouts: NOT_FOUND, said plainly.
+    let out = paved(&["rollout", "get", "no-such-rollout", "--endpoint", &endpoint]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("no rollout no-such-rollout"), "{out:?}");
+    platform.stop().await.expect("stop");
+}
+
+fn provisioner(listen: &str, database: &str, stream: &str, data: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(bin_dir().join("paved-provisioner"))
+        .env("PAVED_LISTEN", listen)
+        .env("PAVED_DATABASE_URL", database)
+        .env("PAVED_STREAM_URL", stream)
+        .env("PAVED_DATA_DIR", data)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start paved-provisioner")
+}
+
+/// The provisioner killed with SIGKILL mid-rollout (on PostgreSQL and
+/// Redis): restarted, it stops what the dead one left running, starts the
+/// rollout's revisions again, holds the interrupted step again, and promotes.
+#[tokio::test]
+async fn a_rollout_survives_sigkill_of_the_provisioner() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = postgres_database("it_rollout").await;
+    let stream = redis_namespace("it_rollout").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().join("provisioner");
+    let mut child = provisioner(&listen, &database, &stream, &data);
+    let connect = || async {
+        eventually("the provisioner to accept connections", Duration::from_secs(30), || async {
+            Channel::from_shared(format!("http://{listen}")).ok()?.connect().await.ok()
+        })
+        .await
+    };
+    let mut client = ProvisionerServiceClient::new(connect().await);
+    let apply = |client: &mut ProvisionerServiceClient<Channel>, version: &str| {
+        let request = ApplyWorkloadRequest {
+            environment: "prod".into(),
+            spec_yaml: spec(version, "0").replace("interval: 1s", "interval: 3s"),
+            spec_path: String::new(),
+            request_id: String::new(),
+        };
+        let mut client = client.clone();
+        async move { client.apply_workload(request).await.expect("apply").into_inner().rollout.expect("a rollout").id }
+    };
+    let rollout = |client: &ProvisionerServiceClient<Channel>, id: String| {
+        let mut client = client.clone();
+        async move { client.get_rollout(GetRolloutRequest { id }).await.ok()?.into_inner().rollout }
+    };
+    let first = apply(&mut client, "v1").await;
+    eventually("v1 promoted", Duration::from_secs(30), || async {
+        rollout(&client, first.clone()).await.filter(|r| r.state == RolloutState::Promoted as i32)
+    })
+    .await;
+    let id = apply(&mut client, "v2").await;
+    eventually("v2 at its second step", Duration::from_secs(30), || async {
+        rollout(&client, id.clone()).await.filter(|r| r.weight == 50)
+    })
+    .await;
+    // Killed well into the step, so that part of its interval is lost.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let left: Vec<i32> = std::fs::read_dir(data.join("run"))
+        .expect("run dir")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    assert_eq!(left.len(), 2, "v1 and v2 run: {left:?}");
+
+    let pid = child.id().expect("running");
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());
+    let _ = child.wait().await;
+    assert!(left.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "the workloads outlive a SIGKILLed provisioner");
+
+    let _child = provisioner(&listen, &database, &stream, &data);
+    let client = ProvisionerServiceClient::new(connect().await);
+    let done = eventually("the rollout to finish after the restart", Duration::from_secs(60), || async {
+        rollout(&client, id.clone()).await.filter(|r| r.state != RolloutState::Running as i32)
+    })
+    .await;
+    assert_eq!(done.state, RolloutState::Promoted as i32, "{done:?}");
+    let messages: Vec<&str> = done.history.iter().map(|t| t.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("held again from now")), "{messages:?}");
+    // Each weight was committed once before the kill and not repeated after it.
+    let weights: Vec<i32> = done.history.iter().map(|t| t.weight).collect();
+    assert!(weights.windows(2).all(|w| w[0] <= w[1]), "weights only grow: {weights:?}");
+    assert!(left.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()), "the orphans were stopped");
+}

@@ -1,0 +1,539 @@
+//! The rollout state machine, its driver, and the operations on it.
+//!
+//! `validate → policy → identity → start → step (once per weight) → promote
+//! → done`, or from any stage straight to `done` as rolled back, aborted or
+//! superseded. Every transition is committed, with its event, before the
+//! stage acts, and every action is idempotent (start a revision that may
+//! already run, route a proxy to the recorded weights). So a driver that dies
+//! anywhere — the provisioner SIGKILLed — is replaced at the next start by
+//! one that reads the last committed transition and carries on.
+//!
+//! The driver and the API (pause, abort, …) both update rollouts; each
+//! update names the version it read ([`store::update_rollout`]) and, when
+//! another writer came first, reads again and decides anew. Transitions that
+//! change a workload's routing (promote, roll back) also hold the apply lock,
+//! so they never interleave with an apply of the same workload.
+
+use crate::{
+    Provisioner, lock,
+    model::{Revision, Rollout, RolloutState, Stage, State},
+    proxy::Traffic,
+    store::{self, Change},
+};
+use paved_spec::RolloutPolicy;
+use paved_stream::consumer::Backoff;
+use sea_orm::{DbErr, TransactionTrait};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation does not apply in the rollout's or workload's state.
+    #[error("{0}")]
+    Precondition(String),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+/// (revision, share of traffic in percent) per route, and (revision, its
+/// traffic) per revision that served requests.
+pub type TrafficMetrics = (Vec<(String, u32)>, Vec<(String, Traffic)>);
+
+/// What the driver does after a pass.
+enum Next {
+    /// A transition was committed (or lost to another writer): look again.
+    Again,
+    /// Nothing to do until something changes, or until the instant.
+    Wait(Option<tokio::time::Instant>),
+    Done,
+}
+
+/// The measurement window of the traffic step being held.
+struct Window {
+    step: u32,
+    step_start_ms: i64,
+    /// The canary's counters when the window opened.
+    baseline: Traffic,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Provisioner {
+    /// Drives a rollout to its end in a task of its own (once per process).
+    pub(crate) fn drive(&self, id: String) {
+        if !lock(&self.inner.drivers).insert(id.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.drive_loop(&id).await;
+            lock(&this.inner.drivers).remove(&id);
+        });
+    }
+
+    async fn drive_loop(&self, id: &str) {
+        let mut changes = self.inner.changes.subscribe();
+        let mut window = None;
+        let mut backoff = Backoff::default();
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            // Anything recorded from here on wakes the wait below.
+            changes.borrow_and_update();
+            let next = tokio::select! {
+                next = self.advance_rollout(id, &mut window) => next,
+                _ = shutdown.cancelled() => return,
+            };
+            match next {
+                Ok(Next::Done) => return,
+                Ok(Next::Again) => backoff.reset(),
+                Ok(Next::Wait(until)) => {
+                    backoff.reset();
+                    let deadline = async {
+                        match until {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = changes.changed() => {}
+                        _ = deadline => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(rollout = %id, error = %e, "rollout driver: cannot proceed; retrying");
+                    tokio::select! {
+                        _ = backoff.wait() => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass: reads the rollout and acts on its committed stage.
+    async fn advance_rollout(&self, id: &str, window: &mut Option<Window>) -> Result<Next, DbErr> {
+        let db = &self.inner.db;
+        let Some(r) = store::get_rollout(db, id).await? else { return Ok(Next::Done) };
+        if !r.state.is_active() {
+            return Ok(Next::Done);
+        }
+        if r.state == RolloutState::Paused {
+            return Ok(Next::Wait(None));
+        }
+        let Some(revision) = store::get_revision(db, &r.revision_id).await? else {
+            return self.finish(&r, RolloutState::RolledBack, "its revision no longer exists").await.map(|_| Next::Again);
+        };
+        let spec = match paved_spec::parse(&revision.spec_yaml, &revision.spec_path) {
+            Ok(spec) => spec,
+            Err(e) => return self.finish(&r, RolloutState::RolledBack, &format!("spec invalid: {e}")).await.map(|_| Next::Again),
+        };
+        let (environment, name) = r.workload();
+        let steps = &spec.rollout.steps;
+        let transition = |stage, message: String| Change { stage, ..Change::from(&r, message) };
+        match r.stage {
+            Stage::Validate => self.commit(&r, transition(Stage::Policy, format!("spec valid ({})", revision.spec_digest))).await,
+            // The policy gate is not built yet: nothing to evaluate.
+            Stage::Policy => self.commit(&r, transition(Stage::Identity, "no policy bundle configured".into())).await,
+            Stage::Identity => {
+                let message = format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it");
+                self.commit(&r, transition(Stage::Start, message)).await
+            }
+            Stage::Start | Stage::Step => {
+                let Some(workload) = store::get_workload(db, environment, name).await? else { return Ok(Next::Done) };
+                // Judged before anything is started: a failed revision is not
+                // started again by its own rollout.
+                if revision.state == State::Failed {
+                    let reason = format!("revision {} failed: {}", revision.number, revision.message);
+                    return self.finish(&r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
+                }
+                self.ensure_proxy(&workload).await.map_err(|e| DbErr::Custom(format!("cannot open the workload's proxy: {e}")))?;
+                // Idempotent: a no-op while the revision runs.
+                self.inner.runtime.start(self.launch(&revision, spec.clone()));
+                if r.stage == Stage::Start {
+                    if revision.state != State::Healthy {
+                        return Ok(Next::Wait(None));
+                    }
+                    if r.stable_revision.is_none() {
+                        return self.commit(&r, transition(Stage::Promote, "healthy; a first revision takes all traffic".into())).await;
+                    }
+                    let weight = steps.first().copied().unwrap_or(100);
+                    let message = step_message(0, steps, spec.rollout.interval, "canary healthy");
+                    return self
+                        .commit_step(&r, Change { step: 0, weight, restart_step: true, ..transition(Stage::Step, message) }, window)
+                        .await;
+                }
+                self.route(&r.workload_id).await?;
+                self.hold_step(&r, &revision, &spec.rollout, window).await
+            }
+            Stage::Promote => self.promote(&r).await,
+            Stage::Done => Ok(Next::Done),
+        }
+    }
+
+    /// Holds the current step for its interval, then gates it: the next
+    /// step, promotion, or a rollback with the reason.
+    async fn hold_step(
+        &self,
+        r: &Rollout,
+        revision: &Revision,
+        policy: &RolloutPolicy,
+        window: &mut Option<Window>,
+    ) -> Result<Next, DbErr> {
+        let now = now_ms();
+        let traffic = self.traffic(&r.workload_id, &r.revision_id);
+        let opened = match window {
+            Some(w) if w.step == r.step && w.step_start_ms == r.step_start_ms => w,
+            _ => {
+                // A step this driver did not start: resumed through the API a
+                // moment ago, or begun before a restart, when its traffic was
+                // counted by a process that is gone. Then it is held again in
+                // full rather than judged on part of its interval.
+                if now - r.step_start_ms > 250 {
+                    let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
+                    return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
+                }
+                window.insert(Window { step: r.step, step_start_ms: r.step_start_ms, baseline: traffic.clone() })
+            }
+        };
+        let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
+        let due = r.step_start_ms.saturating_add(interval_ms);
+        if now < due {
+            let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+            return Ok(Next::Wait(Some(tokio::time::Instant::now() + wait)));
+        }
+        let seen = traffic.since(&opened.baseline);
+        match gate(revision.state, &revision.message, &seen, policy) {
+            Ok(summary) => {
+                let next = r.step as usize + 1;
+                match policy.steps.get(next) {
+                    Some(&weight) => {
+                        let message = step_message(next, &policy.steps, policy.interval, &format!("step {} passed: {summary}", r.step + 1));
+                        let step = u32::try_from(next).unwrap_or(u32::MAX);
+                        self.commit_step(r, Change { step, weight, restart_step: true, ..Change::from(r, message) }, window).await
+                    }
+                    None => {
+                        let message = format!("step {} passed: {summary}", r.step + 1);
+                        self.commit(r, Change { stage: Stage::Promote, ..Change::from(r, message) }).await
+                    }
+                }
+            }
+            Err(reason) => {
+                let reason = format!("step {} ({}% of traffic) failed: {reason}", r.step + 1, r.weight);
+                self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again)
+            }
+        }
+    }
+
+    async fn commit(&self, r: &Rollout, change: Change) -> Result<Next, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        if store::update_rollout(&txn, r, change).await?.is_some() {
+            txn.commit().await?;
+            self.committed();
+        }
+        Ok(Next::Again)
+    }
+
+    /// Commits the start of a step and opens its measurement window at once,
+    /// so the step's traffic is counted from its first moment.
+    async fn commit_step(&self, r: &Rollout, change: Change, window: &mut Option<Window>) -> Result<Next, DbErr> {
+        let txn = self.inner.db.begin().await?;
+        if let Some(started) = store::update_rollout(&txn, r, change).await? {
+            let baseline = self.traffic(&started.workload_id, &started.revision_id);
+            txn.commit().await?;
+            *window = Some(Window { step: started.step, step_start_ms: started.step_start_ms, baseline });
+            self.committed();
+        }
+        Ok(Next::Again)
+    }
+
+    fn committed(&self) {
+        self.inner.relay.wake();
+        self.changed();
+    }
+
+    /// The new revision becomes the stable one and takes all traffic; the
+    /// stable one before it stays running as the standby for a rollback; any
+    /// other revision of the workload stops.
+    async fn promote(&self, r: &Rollout) -> Result<Next, DbErr> {
+        let _apply = self.inner.apply_lock.lock().await;
+        let txn = self.inner.db.begin().await?;
+        let (environment, name) = r.workload();
+        let Some(workload) = store::get_workload(&txn, environment, name).await? else { return Ok(Next::Done) };
+        let change = Change { stage: Stage::Done, state: RolloutState::Promoted, weight: 100, ..Change::from(r, "promoted: all traffic") };
+        if store::update_rollout(&txn, r, change).await?.is_none() {
+            return Ok(Next::Again);
+        }
+        let standby = r.stable_revision.clone().or(workload.standby_revision.clone());
+        store::set_routing(&txn, &workload, Some(&r.revision_id), Some(&r.revision_id), standby.as_deref(), None).await?;
+        txn.commit().await?;
+        self.committed();
+        self.route(&r.workload_id).await?;
+        let keep = [Some(r.revision_id.clone()), standby];
+        self.stop_revisions_except(&r.workload_id, &keep).await?;
+        Ok(Next::Done)
+    }
+
+    /// Ends a rollout without promotion: all traffic back on its stable
+    /// revision, the canary stopped. None when another writer came first.
+    async fn finish(&self, r: &Rollout, state: RolloutState, reason: &str) -> Result<Option<Rollout>, DbErr> {
+        let _apply = self.inner.apply_lock.lock().await;
+        let txn = self.inner.db.begin().await?;
+        let (environment, name) = r.workload();
+        let change = Change { stage: Stage::Done, state, weight: 0, ..Change::from(r, reason) };
+        let Some(done) = store::update_rollout(&txn, r, change).await? else { return Ok(None) };
+        let workload = store::get_workload(&txn, environment, name).await?;
+        if let (Some(workload), Some(stable)) = (workload.as_ref(), r.stable_revision.as_deref()) {
+            let standby = workload.standby_revision.as_deref();
+            store::set_routing(&txn, workload, Some(stable), Some(stable), standby, Some((&r.revision_id, reason))).await?;
+        }
+        txn.commit().await?;
+        self.committed();
+        tracing::warn!(rollout = %r.id, workload = %r.workload_id, state = state.as_str(), %reason, "rollout ended without promotion");
+        self.route(&r.workload_id).await?;
+        let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
+        self.stop_revisions_except(&r.workload_id, &keep).await?;
+        Ok(Some(done))
+    }
+
+    /// Stops, in the background, the workload's running revisions not in `keep`.
+    async fn stop_revisions_except(&self, workload_id: &str, keep: &[Option<String>]) -> Result<(), DbErr> {
+        for old in store::active_revisions(&self.inner.db).await? {
+            if old.workload_id == workload_id && !keep.iter().flatten().any(|k| *k == old.id) {
+                let runtime = self.inner.runtime.clone();
+                tokio::spawn(async move { runtime.stop(&old.id).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// The canary's traffic through the workload's proxy since it opened.
+    fn traffic(&self, workload_id: &str, revision_id: &str) -> Traffic {
+        lock(&self.inner.proxies).get(workload_id).map(|p| p.traffic(revision_id)).unwrap_or_default()
+    }
+
+    /// Each routed revision's weight, and every revision's traffic, through
+    /// the workload's proxy; None when it has no proxy here.
+    pub fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
+        let proxies = lock(&self.inner.proxies);
+        let proxy = proxies.get(workload_id)?;
+        let total: u32 = proxy.routes().iter().filter(|r| !r.addrs.is_empty()).map(|r| r.weight).sum();
+        let weights = proxy
+            .routes()
+            .into_iter()
+            .map(|r| {
+                let share = if r.addrs.is_empty() || total == 0 { 0 } else { r.weight * 100 / total };
+                (r.revision, share)
+            })
+            .collect();
+        Some((weights, proxy.traffic_all()))
+    }
+
+    pub async fn rollout(&self, id: &str) -> Result<Rollout, RolloutError> {
+        store::get_rollout(&self.inner.db, id).await?.ok_or_else(|| RolloutError::NotFound(format!("no rollout {id}")))
+    }
+
+    /// The traffic steps of a rollout's revision (for the API's view).
+    pub async fn rollout_steps(&self, rollout: &Rollout) -> Result<Vec<u32>, DbErr> {
+        let revision = store::get_revision(&self.inner.db, &rollout.revision_id).await?;
+        Ok(revision.and_then(|r| paved_spec::parse(&r.spec_yaml, &r.spec_path).ok()).map(|s| s.rollout.steps).unwrap_or_default())
+    }
+
+    /// Wakes on every recorded change (for watchers).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Applies the change `decide` returns for the rollout as read (None:
+    /// already so), rereading when another writer came first.
+    async fn modify(&self, id: &str, decide: impl Fn(&Rollout) -> Result<Option<Change>, RolloutError>) -> Result<Rollout, RolloutError> {
+        for _ in 0..20 {
+            let r = self.rollout(id).await?;
+            let Some(change) = decide(&r)? else { return Ok(r) };
+            let txn = self.inner.db.begin().await?;
+            if let Some(updated) = store::update_rollout(&txn, &r, change).await? {
+                txn.commit().await?;
+                self.committed();
+                return Ok(updated);
+            }
+        }
+        Err(RolloutError::Precondition(format!("rollout {id} keeps changing; retry")))
+    }
+
+    pub async fn pause(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.modify(id, |r| match r.state {
+            RolloutState::Running => Ok(Some(Change { state: RolloutState::Paused, ..Change::from(r, "paused") })),
+            RolloutState::Paused => Ok(None),
+            _ => Err(ended(r, "paused")),
+        })
+        .await
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.modify(id, |r| match r.state {
+            RolloutState::Paused => {
+                let message = format!("resumed; step {} is held again in full", r.step + 1);
+                Ok(Some(Change { state: RolloutState::Running, restart_step: true, ..Change::from(r, message) }))
+            }
+            RolloutState::Running => Ok(None),
+            _ => Err(ended(r, "resumed")),
+        })
+        .await
+    }
+
+    /// Skips the remaining steps. Only once the canary has passed its start
+    /// (it is healthy and holds traffic): promoting a revision that never
+    /// became healthy would send all traffic nowhere.
+    pub async fn promote_now(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.modify(id, |r| match (r.state.is_active(), r.stage) {
+            (false, _) => Err(ended(r, "promoted")),
+            (true, Stage::Promote) => Ok(None),
+            (true, Stage::Step) => Ok(Some(Change {
+                stage: Stage::Promote,
+                state: RolloutState::Running,
+                ..Change::from(r, "promoted now: the remaining steps are skipped")
+            })),
+            (true, stage) => Err(RolloutError::Precondition(format!(
+                "rollout {} is at stage {}: it can be promoted once its canary is healthy and taking traffic",
+                r.id,
+                stage.as_str()
+            ))),
+        })
+        .await
+    }
+
+    pub async fn abort(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.end(id, RolloutState::Aborted, "aborted: all traffic back on the stable revision").await
+    }
+
+    async fn end(&self, id: &str, state: RolloutState, reason: &str) -> Result<Rollout, RolloutError> {
+        for _ in 0..20 {
+            let r = self.rollout(id).await?;
+            if !r.state.is_active() {
+                return Err(ended(&r, "stopped"));
+            }
+            if let Some(done) = self.finish(&r, state, reason).await? {
+                return Ok(done);
+            }
+        }
+        Err(RolloutError::Precondition(format!("rollout {id} keeps changing; retry")))
+    }
+
+    /// All of the workload's traffic back on its last known-good revision:
+    /// a rollout under way is rolled back to its stable revision; otherwise
+    /// the standby (the stable revision before the current one, kept
+    /// running) takes over, and the current stable one becomes the standby.
+    /// Returns the revision that now takes the traffic.
+    pub async fn rollback(&self, environment: &str, name: &str) -> Result<String, RolloutError> {
+        let db = &self.inner.db;
+        let missing = || RolloutError::NotFound(format!("no workload {name} in environment {environment}"));
+        let workload = store::get_workload(db, environment, name).await?.ok_or_else(missing)?;
+        if let Some(r) = store::active_rollouts(db, Some(&workload.id())).await?.pop() {
+            let Some(stable) = r.stable_revision.clone() else {
+                return Err(RolloutError::Precondition(format!("{name} has no earlier revision: its first one is still rolling out")));
+            };
+            self.end(&r.id, RolloutState::RolledBack, "rolled back on command").await?;
+            return Ok(stable);
+        }
+        let _apply = self.inner.apply_lock.lock().await;
+        let txn = db.begin().await?;
+        let workload = store::get_workload(&txn, environment, name).await?.ok_or_else(missing)?;
+        let (Some(target), Some(stable)) = (workload.standby_revision.clone(), workload.stable_revision.clone()) else {
+            return Err(RolloutError::Precondition(format!("{name} in {environment} has no earlier known-good revision to roll back to")));
+        };
+        let Some(revision) = store::get_revision(&txn, &target).await? else {
+            return Err(RolloutError::Precondition(format!("the standby revision {target} no longer exists")));
+        };
+        if revision.state == State::Failed {
+            return Err(RolloutError::Precondition(format!("the standby revision {} has failed: {}", revision.number, revision.message)));
+        }
+        store::set_routing(&txn, &workload, Some(&target), Some(&target), Some(&stable), Some((&stable, "rolled back on command"))).await?;
+        txn.commit().await?;
+        self.committed();
+        self.route(&workload.id()).await?;
+        // Normally running already; after a failure it is started again and
+        // takes the traffic once healthy.
+        if let Ok(spec) = paved_spec::parse(&revision.spec_yaml, &revision.spec_path) {
+            self.ensure_proxy(&workload).await.map_err(|e| DbErr::Custom(format!("cannot open the workload's proxy: {e}")))?;
+            self.inner.runtime.start(self.launch(&revision, spec));
+        }
+        tracing::info!(workload = %workload.id(), to = revision.number, "rolled back on command");
+        Ok(target)
+    }
+}
+
+fn ended(r: &Rollout, verb: &str) -> RolloutError {
+    RolloutError::Precondition(format!("rollout {} has ended ({}): it cannot be {verb}", r.id, r.state.as_str()))
+}
+
+fn step_message(index: usize, steps: &[u32], interval: Duration, before: &str) -> String {
+    let weight = steps.get(index).copied().unwrap_or(100);
+    format!("{before}; step {} of {}: {weight}% of traffic for {interval:?}", index + 1, steps.len())
+}
+
+/// The step gate until the canary analyzer owns it: the canary must be
+/// healthy, and, when it served requests during the step, its share of 5xx
+/// answers and its p99 latency must be within the spec's limits. Returns a
+/// summary of the evidence, or why the step failed.
+pub fn gate(state: State, message: &str, traffic: &Traffic, policy: &RolloutPolicy) -> Result<String, String> {
+    if state != State::Healthy {
+        let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+        return Err(format!("the canary is {}{why}", state.as_str()));
+    }
+    let total = traffic.total();
+    if total == 0 {
+        return Ok("healthy; no requests during the step, so only health was checked".into());
+    }
+    let errors = traffic.errors();
+    let percent = |ppm: f64| ppm / 10_000.0;
+    let error_ppm = errors as f64 * 1_000_000.0 / total as f64;
+    if error_ppm > f64::from(policy.max_error_ppm) {
+        return Err(format!(
+            "error rate {:.2}% ({errors} of {total} requests answered 5xx) is above the limit of {:.2}%",
+            percent(error_ppm),
+            percent(f64::from(policy.max_error_ppm))
+        ));
+    }
+    let p99 = traffic.quantile(0.99).unwrap_or_default();
+    if p99 > policy.max_p99_latency {
+        return Err(format!("p99 latency {p99:.1?} over {total} requests is above the limit of {:?}", policy.max_p99_latency));
+    }
+    Ok(format!("healthy; {total} requests, error rate {:.2}%, p99 latency ≤ {p99:.1?}", percent(error_ppm)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traffic(ok: u64, errors: u64, latency_ms: u64) -> Traffic {
+        let mut t = Traffic::default();
+        t.classes[1] = ok;
+        t.classes[4] = errors;
+        let bucket = (0..t.latency.len()).find(|&i| 0.000_1 * 1.25f64.powi(i as i32) >= latency_ms as f64 / 1000.0).unwrap_or(0);
+        t.latency[bucket] = ok + errors;
+        t
+    }
+
+    #[test]
+    fn gate_passes_a_healthy_canary_within_limits() {
+        let policy = RolloutPolicy::default();
+        let summary = gate(State::Healthy, "", &traffic(1000, 5, 20), &policy).expect("passes");
+        assert!(summary.contains("1005 requests") && summary.contains("error rate 0.50%"), "{summary}");
+        let idle = gate(State::Healthy, "", &Traffic::default(), &policy).expect("no traffic: health only");
+        assert!(idle.contains("only health"), "{idle}");
+    }
+
+    #[test]
+    fn gate_fails_on_errors_latency_or_health() {
+        let policy = RolloutPolicy::default();
+        let e = gate(State::Healthy, "", &traffic(95, 5, 20), &policy).expect_err("5% errors");
+        assert!(e.contains("error rate 5.00% (5 of 100 requests answered 5xx) is above the limit of 1.00%"), "{e}");
+        let e = gate(State::Healthy, "", &traffic(100, 0, 900), &policy).expect_err("slow");
+        assert!(e.contains("p99 latency") && e.contains("above the limit of 500ms"), "{e}");
+        let e = gate(State::Unhealthy, "health check failing: 503", &traffic(100, 0, 1), &policy).expect_err("unhealthy");
+        assert_eq!(e, "the canary is unhealthy: health check failing: 503");
+    }
+}
