@@ -3,8 +3,8 @@
 use crate::{SERVICES, output};
 use anyhow::Context;
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, Revision, RevisionState, Rollout,
-    provisioner_service_client::ProvisionerServiceClient,
+    ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, Revision,
+    RevisionState, Rollout, provisioner_service_client::ProvisionerServiceClient,
 };
 use serde::Serialize;
 use std::{path::Path, time::Duration};
@@ -205,4 +205,47 @@ pub async fn deploy(
         );
     }
     Ok(deployed)
+}
+
+/// What `paved deploy` would change: the spec resolved and validated
+/// locally, then compared by the provisioner with what runs.
+pub async fn plan(channel: Channel, dir: &Path, environment: &str) -> anyhow::Result<(String, PlanWorkloadResponse)> {
+    let (rendered, file) = render(dir, environment)?;
+    let request =
+        PlanWorkloadRequest { environment: environment.to_string(), spec_yaml: rendered.text, spec_path: file.display().to_string() };
+    let plan =
+        ProvisionerServiceClient::new(channel).plan_workload(request).await.map_err(|s| anyhow::anyhow!("{}", explain(&s)))?.into_inner();
+    Ok((rendered.spec.name, plan))
+}
+
+/// A plan for people: what changes, field by field, then any drift.
+pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse) -> String {
+    let action = PlanAction::try_from(plan.action).unwrap_or_default();
+    let mut out = match action {
+        PlanAction::Create => format!("{name} in {environment}: create\n"),
+        PlanAction::Update => format!("{name} in {environment}: update (a new revision, rolled out)\n"),
+        _ => format!("{name} in {environment}: no changes\n"),
+    };
+    if action != PlanAction::None {
+        for c in &plan.changes {
+            let line = match (c.before.is_empty(), c.after.is_empty()) {
+                (true, _) => format!("  + {}: {}\n", c.path, c.after),
+                (_, true) => format!("  - {}: {}\n", c.path, c.before),
+                _ => format!("  ~ {}: {} -> {}\n", c.path, c.before, c.after),
+            };
+            out.push_str(&line);
+        }
+        if action == PlanAction::Update && plan.changes.is_empty() {
+            out.push_str("  (the same spec: the current revision has failed or stopped, so it is deployed again)\n");
+        }
+    }
+    for d in &plan.drift {
+        out.push_str(&format!("  ! drift: {d}\n"));
+    }
+    out
+}
+
+/// 0 when nothing would change and nothing drifted, else 2.
+pub fn plan_exit_code(plan: &PlanWorkloadResponse) -> u8 {
+    if plan.action == PlanAction::None as i32 && plan.drift.is_empty() { 0 } else { 2 }
 }

@@ -67,6 +67,18 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Show what `paved deploy` would change: exit 0 nothing, 2 changes or
+    /// drift, 1 an error.
+    Plan {
+        /// A directory with a paved.yaml, or the spec file itself.
+        dir: PathBuf,
+        #[arg(long)]
+        env: String,
+        #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Format,
+    },
     /// Inspect and steer rollouts.
     Rollout {
         #[command(subcommand)]
@@ -170,6 +182,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("revision {} of {}: {state}", revision.number, revision.workload);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { dir, env, endpoint, output } => {
+            let (name, plan) = commands::plan(commands::connect(&endpoint).await?, &dir, &env).await?;
+            match output {
+                Format::Json => {
+                    let action = paved_proto::provisioner::v1::PlanAction::try_from(plan.action).unwrap_or_default();
+                    let changes: Vec<_> =
+                        plan.changes.iter().map(|c| serde_json::json!({"path": c.path, "before": c.before, "after": c.after})).collect();
+                    let out = serde_json::json!({
+                        "workload": name, "environment": env, "action": action.as_str_name().trim_start_matches("PLAN_ACTION_").to_lowercase(),
+                        "current_revision": plan.current_revision, "changes": changes, "drift": plan.drift,
+                    });
+                    println!("{out}");
+                }
+                Format::Table => print!("{}", commands::describe_plan(&name, &env, &plan)),
+            }
+            Ok(ExitCode::from(commands::plan_exit_code(&plan)))
         }
         Command::Rollout { command, endpoint } => {
             let channel = commands::connect(&endpoint).await?;

@@ -330,3 +330,65 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     assert!(weights.windows(2).all(|w| w[0] <= w[1]), "weights only grow: {weights:?}");
     assert!(left.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()), "the orphans were stopped");
 }
+
+/// `paved plan`: exit 0 when nothing would change, 2 with the changes (or
+/// drift), 1 on an error; nothing is applied. A workload process that hangs
+/// outside the platform's control shows as drift and is replaced.
+#[tokio::test]
+async fn plan_exit_codes_and_drift_correction() {
+    let (_dir, platform, svc) = embedded().await;
+    let endpoint = platform.addr.to_string();
+    let svc_dir = svc.to_str().expect("path");
+    let plan = || paved(&["plan", svc_dir, "--env", "dev", "--endpoint", &endpoint]);
+
+    std::fs::write(svc.join("paved.yaml"), spec("v1", "0")).expect("write");
+    let out = plan().await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stdout).starts_with("web in dev: create\n") && text(&out.stdout).contains("  + name: \"web\"\n"), "{out:?}");
+    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+    let out = plan().await;
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "web in dev: no changes\n".to_string()), "{out:?}");
+
+    std::fs::write(svc.join("paved.yaml"), spec("v2", "0")).expect("write");
+    let out = plan().await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(text(&out.stdout), "web in dev: update (a new revision, rolled out)\n  ~ env.HELLO_VERSION: \"v1\" -> \"v2\"\n");
+    let out = paved(&["plan", svc_dir, "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    assert_eq!((json["action"].as_str(), json["changes"][0]["path"].as_str()), (Some("update"), Some("env.HELLO_VERSION")));
+    let web = endpoint_of(&endpoint, "web").await;
+    all_traffic_on(&web, "v1").await;
+
+    std::fs::write(svc.join("paved.yaml"), "name: web\ncommand: [hello]\nreplicas: many\n").expect("write");
+    let out = plan().await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("paved.yaml:3:11: "), "{}", text(&out.stderr));
+    let out = paved(&["plan", svc_dir, "--env", "Prod!", "--endpoint", &endpoint]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid environment"), "{}", text(&out.stderr));
+
+    // Drift: the workload's process hangs (SIGSTOP, outside the platform).
+    std::fs::write(svc.join("paved.yaml"), spec("v1", "0")).expect("write");
+    let pids = || -> Vec<i32> {
+        std::fs::read_dir(_dir.path().join("data/provisioner/run"))
+            .expect("run dir")
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .collect()
+    };
+    let hung = pids();
+    assert_eq!(hung.len(), 1, "{hung:?}");
+    assert!(std::process::Command::new("kill").args(["-STOP", &hung[0].to_string()]).status().expect("kill").success());
+    let out = eventually("plan to show the drift", Duration::from_secs(20), || async {
+        let out = plan().await;
+        (out.status.code() == Some(2)).then_some(out)
+    })
+    .await;
+    assert!(text(&out.stdout).contains("! drift: revision 1 should be healthy but is unhealthy: health check failing"), "{out:?}");
+    eventually("the hung process replaced and plan clean", Duration::from_secs(30), || async {
+        (plan().await.status.code() == Some(0) && pids().first().is_some_and(|p| *p != hung[0])).then_some(())
+    })
+    .await;
+    all_traffic_on(&web, "v1").await;
+    platform.stop().await.expect("stop");
+}

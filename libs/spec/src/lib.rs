@@ -27,6 +27,7 @@
 //!   max_p99_latency: 500ms     # the canary's p99 latency limit
 //! ```
 
+mod diff;
 mod overlay;
 mod types;
 
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
+pub use diff::{FieldChange, diff};
 pub use overlay::{Rendered, overlay_files, render};
 use types::{Command, DurationStr, HttpPath, Port, Ratio, Replicas, Steps, Threshold};
 pub use types::{EnvName, Name};

@@ -7,9 +7,9 @@ use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, GetRevisionRequest, GetRevisionResponse,
     GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse, GetWorkloadRequest, GetWorkloadResponse,
     LatencyBucket, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest,
-    ListWorkloadsResponse, PauseRolloutRequest, PauseRolloutResponse, PromoteRolloutRequest, PromoteRolloutResponse, ResumeRolloutRequest,
-    ResumeRolloutResponse, RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, WatchRolloutRequest,
-    WatchRolloutResponse, Workload,
+    ListWorkloadsResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse,
+    PromoteRolloutRequest, PromoteRolloutResponse, ResumeRolloutRequest, ResumeRolloutResponse, RevisionState, RevisionTraffic,
+    RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SpecFieldChange, WatchRolloutRequest, WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -106,6 +106,27 @@ impl ProvisionerService for Api {
             revision: Some(applied.revision.to_proto()),
             changed: applied.changed,
             rollout,
+        }))
+    }
+
+    async fn plan_workload(&self, request: Request<PlanWorkloadRequest>) -> Result<Response<PlanWorkloadResponse>, Status> {
+        let req = request.into_inner();
+        required("environment", &req.environment)?;
+        let plan = self.provisioner.plan(&req.environment, &req.spec_yaml, &req.spec_path).await?;
+        let action = match plan.action {
+            crate::PlanAction::None => PlanAction::None,
+            crate::PlanAction::Create => PlanAction::Create,
+            crate::PlanAction::Update => PlanAction::Update,
+        };
+        Ok(Response::new(PlanWorkloadResponse {
+            action: action as i32,
+            current_revision: plan.current_revision.unwrap_or_default(),
+            changes: plan
+                .changes
+                .into_iter()
+                .map(|c| SpecFieldChange { path: c.path, before: c.before.unwrap_or_default(), after: c.after.unwrap_or_default() })
+                .collect(),
+            drift: plan.drift,
         }))
     }
 

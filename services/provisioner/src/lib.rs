@@ -88,6 +88,9 @@ fn default_proxy_host() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
 }
 
+/// How often desired and running revisions are compared.
+const DRIFT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Default port in production mode.
 pub const PORT: u16 = 7401;
 
@@ -111,6 +114,29 @@ pub enum ApplyError {
     Database(#[from] DbErr),
     #[error("cannot open the workload's proxy port: {0}")]
     Proxy(std::io::Error),
+}
+
+/// Whether `revision` is a live run of the spec with `digest` from `spec_path`
+/// (relative commands resolve against the spec's directory, so it counts).
+fn runs_spec(revision: &Revision, digest: &str, spec_path: &str) -> bool {
+    revision.spec_digest == digest && revision.spec_path == spec_path && !matches!(revision.state, State::Failed | State::Stopped)
+}
+
+/// What an apply would do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub action: PlanAction,
+    pub current_revision: Option<String>,
+    pub changes: Vec<paved_spec::FieldChange>,
+    /// Differences between what was applied and what runs.
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanAction {
+    None,
+    Create,
+    Update,
 }
 
 /// The result of an apply.
@@ -215,6 +241,7 @@ impl Provisioner {
         });
         tasks.spawn(provisioner.clone().report_loop(rx, drained));
         provisioner.reconcile().await?;
+        tasks.spawn(provisioner.clone().correct_drift(shutdown.clone()));
         let api = api::server(provisioner.clone());
         let component = Component { name: GRPC_NAME, mount: Box::new(move |r| r.add_service(api)), tasks };
         Ok((provisioner, component))
@@ -266,10 +293,7 @@ impl Provisioner {
             let active = store::active_rollouts(&txn, Some(&workload.id())).await?;
             if let Some(current) = &workload.current_revision
                 && let Some(revision) = store::get_revision(&txn, current).await?
-                && revision.spec_digest == digest
-                // Relative commands resolve against the spec's directory.
-                && revision.spec_path == spec_path
-                && !matches!(revision.state, State::Failed | State::Stopped)
+                && runs_spec(&revision, &digest, spec_path)
             {
                 txn.commit().await?;
                 let rollout = active.into_iter().find(|r| r.revision_id == revision.id);
@@ -328,6 +352,40 @@ impl Provisioner {
         }
         let workload = store::get_workload(db, environment, &workload.name).await?.unwrap_or(workload);
         Ok(Applied { workload: self.view(workload).await?, revision, changed: true, rollout: Some(rollout) })
+    }
+
+    /// What `apply` would change for this spec, and the drift of what runs.
+    pub async fn plan(&self, environment: &str, spec_yaml: &str, spec_path: &str) -> Result<Plan, ApplyError> {
+        paved_spec::validate_name(environment).map_err(ApplyError::Environment)?;
+        let file = if spec_path.is_empty() { "paved.yaml" } else { spec_path };
+        let spec = paved_spec::parse(spec_yaml, file)?;
+        let db = &self.inner.db;
+        let Some(workload) = store::get_workload(db, environment, &spec.name).await? else {
+            let changes = paved_spec::diff(None, &spec);
+            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new() });
+        };
+        let current = match &workload.current_revision {
+            Some(id) => store::get_revision(db, id).await?,
+            None => None,
+        };
+        let before = current.as_ref().and_then(|r| paved_spec::parse(&r.spec_yaml, &r.spec_path).ok());
+        let changes = paved_spec::diff(before.as_ref(), &spec);
+        let action = match &current {
+            Some(r) if runs_spec(r, &spec.digest(), spec_path) => PlanAction::None,
+            _ => PlanAction::Update,
+        };
+        let mut drift = Vec::new();
+        let rollouts = store::active_rollouts(db, Some(&workload.id())).await?;
+        let desired = workload.stable_revision.iter().chain(&workload.standby_revision).chain(rollouts.iter().map(|r| &r.revision_id));
+        for id in desired {
+            if let Some(r) = store::get_revision(db, id).await?
+                && r.state != State::Healthy
+            {
+                let why = if r.message.is_empty() { String::new() } else { format!(": {}", r.message) };
+                drift.push(format!("revision {} should be healthy but is {}{why}", r.number, r.state.as_str()));
+            }
+        }
+        Ok(Plan { action, current_revision: workload.current_revision, changes, drift })
     }
 
     pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {
@@ -457,6 +515,50 @@ impl Provisioner {
         for rollout in rollouts {
             tracing::info!(rollout = %rollout.id, workload = %rollout.workload_id, stage = rollout.stage.as_str(), "resuming rollout");
             self.drive(rollout.id);
+        }
+        Ok(())
+    }
+
+    /// Every few seconds: a revision that should run (a workload's stable or
+    /// standby revision, an active rollout's canary) but has no supervisor
+    /// is started again. The runtime restarts processes that die or hang;
+    /// this catches what falls outside it.
+    async fn correct_drift(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(DRIFT_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.correct_drift_once().await {
+                tracing::warn!(error = %e, "drift check failed; retrying at the next tick");
+            }
+        }
+    }
+
+    async fn correct_drift_once(&self) -> Result<(), DbErr> {
+        let db = &self.inner.db;
+        let mut desired: Vec<String> = store::active_rollouts(db, None).await?.into_iter().map(|r| r.revision_id).collect();
+        let workloads = store::all_workloads(db).await?;
+        for w in &workloads {
+            desired.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
+        }
+        for id in desired {
+            if self.inner.runtime.is_running(&id) || self.inner.shutdown.is_cancelled() {
+                continue;
+            }
+            let Some(revision) = store::get_revision(db, &id).await? else { continue };
+            if revision.state == State::Failed {
+                continue;
+            }
+            let Ok(spec) = paved_spec::parse(&revision.spec_yaml, &revision.spec_path) else { continue };
+            let Some(workload) = workloads.iter().find(|w| w.id() == revision.workload_id) else { continue };
+            tracing::warn!(workload = %revision.workload_id, revision = revision.number, "drift: revision should run but does not; starting it");
+            if self.ensure_proxy(workload).await.is_ok() {
+                self.record_state(&id, State::Starting, "drift corrected: it was not running").await?;
+                self.inner.runtime.start(self.launch(&revision, spec));
+            }
         }
         Ok(())
     }

@@ -111,6 +111,11 @@ impl LocalRuntime {
         running.insert(id, (cancel, task));
     }
 
+    /// Whether a revision is being supervised (starting, running or restarting).
+    pub fn is_running(&self, revision_id: &str) -> bool {
+        self.running().get(revision_id).is_some_and(|(_, task)| !task.is_finished())
+    }
+
     /// Stops a revision and waits until its processes are gone.
     pub async fn stop(&self, revision_id: &str) {
         let entry = self.running().remove(revision_id);
