@@ -176,6 +176,9 @@ pub async fn deploy(
         .map_err(|s| anyhow::anyhow!("{}", explain(&s)))?
         .into_inner();
     let revision = applied.revision.context("the server returned no revision")?;
+    for warning in &applied.policy_warnings {
+        progress(&format!("policy warns: {warning}"));
+    }
     let mut deployed = Deployed { revision, rollout: applied.rollout, changed: applied.changed };
     let number = deployed.revision.number;
     match (&deployed.rollout, applied.changed) {
@@ -242,10 +245,44 @@ pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse)
     for d in &plan.drift {
         out.push_str(&format!("  ! drift: {d}\n"));
     }
+    for w in &plan.policy_warnings {
+        out.push_str(&format!("  ? policy warns: {w}\n"));
+    }
+    for d in &plan.policy_denials {
+        out.push_str(&format!("  ! policy: {d}\n"));
+    }
+    if !plan.policy_denials.is_empty() {
+        out.push_str(&format!("a deploy would be denied by policy bundle {}\n", plan.policy_bundle_digest));
+    }
     out
 }
 
-/// 0 when nothing would change and nothing drifted, else 2.
+/// 0 when nothing would change and nothing drifted, 2 when something would,
+/// 1 when the policy gate would deny the deploy.
 pub fn plan_exit_code(plan: &PlanWorkloadResponse) -> u8 {
-    if plan.action == PlanAction::None as i32 && plan.drift.is_empty() { 0 } else { 2 }
+    if !plan.policy_denials.is_empty() {
+        1
+    } else if plan.action == PlanAction::None as i32 && plan.drift.is_empty() {
+        0
+    } else {
+        2
+    }
+}
+
+/// `paved policy test <dir>`: runs the bundle's `test_*` rules; one line per
+/// test, then a summary. True when all passed.
+pub fn policy_test(dir: &Path) -> anyhow::Result<(String, bool)> {
+    let bundle = paved_policy::Bundle::load(dir)?;
+    let results = bundle.test()?;
+    let mut out = String::new();
+    for r in &results {
+        match &r.failure {
+            None => out.push_str(&format!("PASS {}\n", r.name)),
+            Some(why) => out.push_str(&format!("FAIL {} ({}): {why}\n", r.name, r.file)),
+        }
+    }
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    let verdict = if failed == 0 { "PASS" } else { "FAIL" };
+    out.push_str(&format!("{verdict}: {} passed, {failed} failed\n", results.len() - failed));
+    Ok((out, failed == 0 && !results.is_empty()))
 }

@@ -79,6 +79,11 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Policy bundles (Rego).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Inspect and steer rollouts.
     Rollout {
         #[command(subcommand)]
@@ -101,6 +106,15 @@ enum Command {
         env: String,
         #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run a bundle's unit tests (`test_*` rules in `*_test.rego`), as `opa test` does.
+    Test {
+        /// A directory of .rego files, e.g. deploy/policies.
+        dir: PathBuf,
     },
 }
 
@@ -199,6 +213,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Format::Table => print!("{}", commands::describe_plan(&name, &env, &plan)),
             }
             Ok(ExitCode::from(commands::plan_exit_code(&plan)))
+        }
+        Command::Policy { command: PolicyCommand::Test { dir } } => {
+            let (report, passed) = commands::policy_test(&dir)?;
+            print!("{report}");
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Rollout { command, endpoint } => {
             let channel = commands::connect(&endpoint).await?;

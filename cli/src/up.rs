@@ -97,6 +97,9 @@ impl Platform {
             bin_dirs: options.bin_dirs.clone(),
             proxy_host: options.listen.ip(),
             platform_env: options.self_hosted.as_ref().map(SelfHosted::platform_env).unwrap_or_default(),
+            // The built-in bundle (deploy/policies/); production mode reads
+            // `policy_dir` from its config instead.
+            policy_dir: None,
         };
 
         let (provisioner, components) = match &options.self_hosted {

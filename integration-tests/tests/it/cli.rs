@@ -47,12 +47,12 @@ async fn status_deploy_and_bad_specs_through_the_cli() {
 
     // A good one: followed until healthy, then visible in the table.
     std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: svc-1\n").expect("write");
-    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "staging", "--endpoint", &endpoint]).await;
+    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "revision 1 of svc: promoted\n");
     let out = paved(&["status", "--endpoint", &endpoint]).await;
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.lines().any(|l| l.starts_with("svc ") && l.contains("staging") && l.contains("healthy")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("svc ") && l.contains("qa") && l.contains("healthy")), "{table}");
 
     // Unreachable platform: a clear message, non-zero exit.
     let out = paved(&["status", "--endpoint", "127.0.0.1:1"]).await;
@@ -118,6 +118,7 @@ async fn environments_are_overlays_of_the_base_spec() {
     std::fs::create_dir_all(&svc).expect("mkdir");
     std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: base\n").expect("write");
     std::fs::write(svc.join("paved.staging.yaml"), "env:\n  HELLO_VERSION: staging\n").expect("write");
+    std::fs::write(svc.join("paved.qa.yaml"), "env:\n  HELLO_VERSION: qa\n").expect("write");
     std::fs::write(svc.join("paved.preview.yaml"), "env:\n  HELLO_VERSION: preview\n").expect("write");
     let path = svc.to_str().expect("path");
 
@@ -137,11 +138,11 @@ async fn environments_are_overlays_of_the_base_spec() {
     };
     let platform = Platform::start(&options).await.expect("paved up");
     let endpoint = platform.addr.to_string();
-    let out = paved(&["deploy", path, "--env", "staging", "--endpoint", &endpoint]).await;
+    let out = paved(&["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
-    let svc_endpoint = &status.workloads.iter().find(|w| w.environment == "staging").expect("staging workload").endpoint;
-    assert_eq!(crate::services::http_get(svc_endpoint, "/").await, "hello from staging\n");
+    let svc_endpoint = &status.workloads.iter().find(|w| w.environment == "qa").expect("qa workload").endpoint;
+    assert_eq!(crate::services::http_get(svc_endpoint, "/").await, "hello from qa\n");
 
     std::fs::write(svc.join("paved.prod.yaml"), "env:\n  HELLO_VERSION: prod\nreplicas: 3\n").expect("write");
     let out = paved(&["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
@@ -150,5 +151,53 @@ async fn environments_are_overlays_of_the_base_spec() {
     assert!(stderr.contains("paved.prod.yaml:3:1: `replicas` is not in the base spec"), "{stderr}");
     let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "prod"), "nothing deployed to prod");
+
+    // A valid overlay, but the policy gate blocks prod: with every rule's
+    // message and the bundle's digest; still nothing in prod.
+    std::fs::write(svc.join("paved.prod.yaml"), "env:\n  HELLO_VERSION: prod\n").expect("write");
+    let out = paved(&["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "denied by policy (bundle sha256:",
+        "the artifact is not pinned by digest",
+        "resources.limits.cpu is not set",
+        "prod requires a signed SBOM",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?}:\n{stderr}");
+    }
+    let out = paved(&["plan", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    assert_eq!(out.status.code(), Some(1), "a plan the gate would deny fails: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("  ! policy: prod requires a signed SBOM"), "{out:?}");
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    assert!(status.workloads.iter().all(|w| w.environment != "prod"), "a denied deploy records nothing");
     platform.stop().await.expect("stop");
+}
+
+/// `paved policy test`: the shipped bundle passes its own tests; a failing
+/// test and a syntax error are reported, with a non-zero exit.
+#[tokio::test]
+async fn policy_bundles_are_tested_like_code() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies");
+    let out = paved(&["policy", "test", shipped.to_str().expect("path")]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("PASS data.paved.deploy_test.test_a_good_prod_deploy_passes_clean"), "{stdout}");
+    assert!(stdout.lines().last().is_some_and(|l| l.starts_with("PASS: ") && l.ends_with(" passed, 0 failed")), "{stdout}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("p.rego"), "package paved.deploy\n\ndeny contains \"no\" if { true }\n").expect("write");
+    std::fs::write(
+        dir.path().join("p_test.rego"),
+        "package p_test\n\nimport data.paved.deploy\n\ntest_allows if {\n\tcount(deploy.deny) == 0\n}\n",
+    )
+    .expect("write");
+    let out = paved(&["policy", "test", dir.path().to_str().expect("path")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL data.p_test.test_allows"), "{out:?}");
+
+    std::fs::write(dir.path().join("p.rego"), "package paved.deploy\n\ndeny contains msg if {\n\tmsg := \n}\n").expect("write");
+    let out = paved(&["policy", "test", dir.path().to_str().expect("path")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("p.rego:4:9"), "a syntax error is located: {out:?}");
 }

@@ -70,6 +70,8 @@ async fn start_stack() -> Stack {
             bin_dirs: vec![bin_dir()],
             proxy_host: [127, 0, 0, 1].into(),
             platform_env: Default::default(),
+            // The bundle as a directory, as production mode configures it.
+            policy_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies")),
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
@@ -153,13 +155,15 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             let entries =
                 audit.list_entries(ListEntriesRequest { page_size: 100, page_token: String::new() }).await.ok()?.into_inner().entries;
             let types: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
-            (types.len() >= 10).then_some(types)
+            (types.len() >= 11).then_some(types)
         }
     })
     .await;
     // The revision's facts in order; the rollout's six transitions (created,
-    // policy, identity, start, promote, promoted) interleave with them.
-    let (rollout, revision): (Vec<&String>, Vec<&String>) = types.iter().partition(|t| t.ends_with("rollout.transitioned"));
+    // policy, identity, start, promote, promoted) and the policy decision
+    // interleave with them.
+    let (rollout, revision): (Vec<&String>, Vec<&String>) =
+        types.iter().partition(|t| t.ends_with("rollout.transitioned") || t.ends_with("policy.decided"));
     assert_eq!(
         revision,
         [
@@ -169,7 +173,8 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             "paved.provisioner.v1.revision.state_changed",
         ]
     );
-    assert_eq!(rollout.len(), 6, "{types:?}");
+    assert_eq!(rollout.len(), 7, "{types:?}");
+    assert_eq!(rollout.iter().filter(|t| t.ends_with("policy.decided")).count(), 1, "{types:?}");
     let entries = audit.list_entries(ListEntriesRequest { page_size: 2, page_token: String::new() }).await.expect("page").into_inner();
     assert_eq!(entries.entries.len(), 2);
     assert_eq!(entries.next_page_token, "2");

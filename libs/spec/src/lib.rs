@@ -20,6 +20,13 @@
 //! env:
 //!   HELLO_VERSION: v1
 //! replicas: 1
+//! resources:                   # what the policy gate and Kubernetes expect
+//!   requests: {cpu: 100m, memory: 64Mi}
+//!   limits: {cpu: 500m, memory: 128Mi}
+//! security:
+//!   run_as_root: false         # the default; true is denied by policy
+//!   privileged: false
+//! secrets: [db-password]       # declared references; env uses ${secret:db-password}
 //! rollout:                     # how a new revision takes over (all optional)
 //!   steps: [1, 5, 25, 50, 100] # canary traffic weights in percent
 //!   interval: 30s              # each step is held this long, then checked
@@ -37,7 +44,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 pub use diff::{FieldChange, diff};
 pub use overlay::{Rendered, overlay_files, render};
-use types::{Command, DurationStr, HttpPath, Port, Ratio, Replicas, Steps, Threshold};
+use types::{Command, Cpu, DurationStr, HttpPath, Memory, Port, Ratio, Replicas, Steps, Threshold};
 pub use types::{EnvName, Name};
 
 /// A validated workload spec.
@@ -49,7 +56,32 @@ pub struct WorkloadSpec {
     pub health: HealthCheck,
     pub env: BTreeMap<String, String>,
     pub replicas: u32,
+    pub resources: Resources,
+    pub security: Security,
+    /// Names of the secrets the workload may read (`${secret:<name>}` in env).
+    pub secrets: Vec<String>,
     pub rollout: RolloutPolicy,
+}
+
+/// CPU and memory, as Kubernetes quantities.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Quantities {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Security {
+    pub run_as_root: bool,
+    pub privileged: bool,
 }
 
 /// How a new revision takes over from the stable one: the canary's traffic
@@ -139,7 +171,41 @@ struct RawSpec {
     #[serde(default)]
     env: BTreeMap<EnvName, String>,
     replicas: Option<Replicas>,
+    resources: Option<RawResources>,
+    security: Option<RawSecurity>,
+    #[serde(default)]
+    secrets: Vec<Name>,
     rollout: Option<RawRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResources {
+    requests: Option<RawQuantities>,
+    limits: Option<RawQuantities>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuantities {
+    cpu: Option<Cpu>,
+    memory: Option<Memory>,
+}
+
+impl From<Option<RawQuantities>> for Quantities {
+    fn from(raw: Option<RawQuantities>) -> Self {
+        let raw = raw.unwrap_or(RawQuantities { cpu: None, memory: None });
+        Self { cpu: raw.cpu.map(|c| c.0), memory: raw.memory.map(|m| m.0) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    #[serde(default)]
+    run_as_root: bool,
+    #[serde(default)]
+    privileged: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +270,9 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         health,
         env: raw.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
         replicas: raw.replicas.map_or(1, |r| r.0),
+        resources: raw.resources.map_or_else(Resources::default, |r| Resources { requests: r.requests.into(), limits: r.limits.into() }),
+        security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
+        secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
         rollout: raw.rollout.map_or_else(RolloutPolicy::default, |r| {
             let d = RolloutPolicy::default();
             RolloutPolicy {

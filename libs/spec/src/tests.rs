@@ -110,3 +110,20 @@ fn bad_rollout_steps_are_located() {
     let e = err(&format!("{GOOD}rollout:\n  max_error_rate: 2\n"));
     assert!(e.message.contains("between 0 and 1"), "{e}");
 }
+
+#[test]
+fn resources_security_and_secrets() {
+    let text = format!(
+        "{GOOD}resources:\n  requests: {{cpu: 250m, memory: 64Mi}}\n  limits: {{cpu: '1', memory: 1Gi}}\nsecurity:\n  privileged: true\nsecrets: [db-password]\n"
+    );
+    let spec = parse(&text, "paved.yaml").expect("valid");
+    assert_eq!(spec.resources.requests.cpu.as_deref(), Some("250m"));
+    assert_eq!(spec.resources.limits.memory.as_deref(), Some("1Gi"));
+    assert!(spec.security.privileged && !spec.security.run_as_root);
+    assert_eq!(spec.secrets, ["db-password"]);
+    let e = err(&format!("{GOOD}resources:\n  requests: {{cpu: lots}}\n"));
+    assert!(e.message.contains("invalid CPU quantity \"lots\""), "{e}");
+    assert_eq!(e.line, 12, "{e}");
+    let e = err(&format!("{GOOD}resources:\n  limits: {{memory: 12XB}}\n"));
+    assert!(e.message.contains("invalid memory quantity"), "{e}");
+}

@@ -94,6 +94,23 @@ string_type!(EnvName, "an environment variable name", |s| {
     Ok(())
 });
 
+string_type!(Cpu, "a CPU quantity such as 250m or 1", |s| {
+    let digits = s.strip_suffix('m').unwrap_or(s);
+    let ok = !digits.is_empty()
+        && digits.split('.').count() <= 2
+        && digits.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok { Ok(()) } else { Err(format!("invalid CPU quantity {s:?}: use cores (0.5, 2) or millicores (250m)")) }
+});
+
+string_type!(Memory, "a memory quantity such as 128Mi or 1Gi", |s| {
+    let digits = ["Ki", "Mi", "Gi", "Ti", "K", "M", "G", "T"].iter().find_map(|u| s.strip_suffix(u)).unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("invalid memory quantity {s:?}: use bytes with a unit such as 128Mi or 1Gi"))
+    }
+});
+
 string_type!(HttpPath, "an HTTP path", |p| if p.starts_with('/') { Ok(()) } else { Err(format!("health path {p:?} must start with '/'")) });
 
 range_type!(Port, u16, "port", 1, 65535);

@@ -38,6 +38,11 @@ impl From<ApplyError> for Status {
             }
             ApplyError::Database(e) => database(e),
             ApplyError::Proxy(e) => status::unavailable("PROXY_PORT", format!("cannot open the workload's proxy: {e}")),
+            ApplyError::Denied(decision) => status::failed_precondition(
+                "POLICY_DENIED",
+                format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
+            ),
+            ApplyError::Policy(e) => status::internal(&e),
         }
     }
 }
@@ -106,6 +111,7 @@ impl ProvisionerService for Api {
             revision: Some(applied.revision.to_proto()),
             changed: applied.changed,
             rollout,
+            policy_warnings: applied.warnings,
         }))
     }
 
@@ -127,6 +133,9 @@ impl ProvisionerService for Api {
                 .map(|c| SpecFieldChange { path: c.path, before: c.before.unwrap_or_default(), after: c.after.unwrap_or_default() })
                 .collect(),
             drift: plan.drift,
+            policy_denials: plan.decision.denials,
+            policy_warnings: plan.decision.warnings,
+            policy_bundle_digest: plan.decision.bundle_digest,
         }))
     }
 

@@ -78,6 +78,10 @@ pub struct Options {
     /// out of the specs, which the API serves back.
     #[serde(default)]
     pub platform_env: std::collections::BTreeMap<String, String>,
+    /// A directory of `.rego` files replacing the default policy bundle
+    /// (`deploy/policies/`, built in).
+    #[serde(default)]
+    pub policy_dir: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -114,6 +118,10 @@ pub enum ApplyError {
     Database(#[from] DbErr),
     #[error("cannot open the workload's proxy port: {0}")]
     Proxy(std::io::Error),
+    #[error("denied by policy (bundle {}): {}", .0.bundle_digest, .0.denials.join("; "))]
+    Denied(paved_policy::Decision),
+    #[error(transparent)]
+    Policy(#[from] paved_policy::PolicyError),
 }
 
 /// Whether `revision` is a live run of the spec with `digest` from `spec_path`
@@ -130,6 +138,7 @@ pub struct Plan {
     pub changes: Vec<paved_spec::FieldChange>,
     /// Differences between what was applied and what runs.
     pub drift: Vec<String>,
+    pub decision: paved_policy::Decision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +156,8 @@ pub struct Applied {
     pub changed: bool,
     /// The rollout the apply started, or the one already under way for the same spec.
     pub rollout: Option<Rollout>,
+    /// What the policy gate let pass with a warning.
+    pub warnings: Vec<String>,
 }
 
 /// A workload with its current revision's state, its endpoint and its newest rollout.
@@ -180,6 +191,7 @@ struct Inner {
     apply_lock: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
     health: Health,
+    policy: paved_policy::Bundle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -207,6 +219,12 @@ impl Provisioner {
             .map_err(|e| anyhow::anyhow!("create {}: {e}", run_dir.display()))?;
         let runtime = Arc::new(runtime);
         let relay = Relay::new(db.clone(), stream);
+        let policy = match &options.policy_dir {
+            Some(dir) => paved_policy::Bundle::load(dir),
+            None => paved_policy::Bundle::default_bundle(),
+        }
+        .map_err(|e| anyhow::anyhow!("policy bundle: {e}"))?;
+        tracing::info!(bundle = policy.digest(), "policy bundle loaded");
         let provisioner = Self {
             inner: Arc::new(Inner {
                 db,
@@ -220,6 +238,7 @@ impl Provisioner {
                 apply_lock: tokio::sync::Mutex::new(()),
                 shutdown: shutdown.clone(),
                 health: health.clone(),
+                policy,
             }),
         };
         let mut tasks = tokio::task::JoinSet::new();
@@ -258,6 +277,12 @@ impl Provisioner {
         let file = if spec_path.is_empty() { "paved.yaml" } else { spec_path };
         let spec = paved_spec::parse(spec_yaml, file)?;
         let digest = spec.digest();
+        // The cheapest decisive check first: a denied spec records nothing.
+        let decision = self.decide(environment, &spec)?;
+        if !decision.allowed() {
+            return Err(ApplyError::Denied(decision));
+        }
+        let warnings = decision.warnings;
         let db = &self.inner.db;
         let _guard = self.inner.apply_lock.lock().await;
 
@@ -267,7 +292,7 @@ impl Provisioner {
             let (env, name) = revision.workload();
             let workload = store::get_workload(db, env, name).await?.ok_or_else(|| DbErr::RecordNotFound(revision.workload_id.clone()))?;
             let rollout = store::list_rollouts(db, &workload.id(), 1, 0).await?.into_iter().find(|r| r.revision_id == revision.id);
-            return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout });
+            return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout, warnings });
         }
 
         let existing = store::get_workload(db, environment, &spec.name).await?;
@@ -297,7 +322,7 @@ impl Provisioner {
             {
                 txn.commit().await?;
                 let rollout = active.into_iter().find(|r| r.revision_id == revision.id);
-                return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout });
+                return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout, warnings });
             }
             let revision =
                 store::insert_revision(&txn, &workload, store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id })
@@ -351,7 +376,7 @@ impl Provisioner {
             tracing::error!(error = %e, "starting a rollout panicked");
         }
         let workload = store::get_workload(db, environment, &workload.name).await?.unwrap_or(workload);
-        Ok(Applied { workload: self.view(workload).await?, revision, changed: true, rollout: Some(rollout) })
+        Ok(Applied { workload: self.view(workload).await?, revision, changed: true, rollout: Some(rollout), warnings })
     }
 
     /// What `apply` would change for this spec, and the drift of what runs.
@@ -359,10 +384,11 @@ impl Provisioner {
         paved_spec::validate_name(environment).map_err(ApplyError::Environment)?;
         let file = if spec_path.is_empty() { "paved.yaml" } else { spec_path };
         let spec = paved_spec::parse(spec_yaml, file)?;
+        let decision = self.decide(environment, &spec)?;
         let db = &self.inner.db;
         let Some(workload) = store::get_workload(db, environment, &spec.name).await? else {
             let changes = paved_spec::diff(None, &spec);
-            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new() });
+            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new(), decision });
         };
         let current = match &workload.current_revision {
             Some(id) => store::get_revision(db, id).await?,
@@ -385,7 +411,18 @@ impl Provisioner {
                 drift.push(format!("revision {} should be healthy but is {}{why}", r.number, r.state.as_str()));
             }
         }
-        Ok(Plan { action, current_revision: workload.current_revision, changes, drift })
+        Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision })
+    }
+
+    /// The policy gate's decision on deploying `spec` to `environment`.
+    pub fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, paved_policy::PolicyError> {
+        let input = serde_json::json!({
+            "environment": environment,
+            "workload": spec,
+            // Artifacts and their attestations are not known here yet.
+            "artifact": serde_json::Value::Null,
+        });
+        self.inner.policy.decide(&input)
     }
 
     pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {

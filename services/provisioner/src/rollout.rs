@@ -136,8 +136,9 @@ impl Provisioner {
         let transition = |stage, message: String| Change { stage, ..Change::from(&r, message) };
         match r.stage {
             Stage::Validate => self.commit(&r, transition(Stage::Policy, format!("spec valid ({})", revision.spec_digest))).await,
-            // The policy gate is not built yet: nothing to evaluate.
-            Stage::Policy => self.commit(&r, transition(Stage::Identity, "no policy bundle configured".into())).await,
+            // Decided again (the apply checked too): after a restart the
+            // bundle may be another, and the decision recorded is this one.
+            Stage::Policy => self.policy_stage(&r, &spec).await,
             Stage::Identity => {
                 let message = format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it");
                 self.commit(&r, transition(Stage::Start, message)).await
@@ -172,6 +173,36 @@ impl Provisioner {
             Stage::Promote => self.promote(&r).await,
             Stage::Done => Ok(Next::Done),
         }
+    }
+
+    /// Evaluates the policy gate and records its decision with the rollout's
+    /// transition: on to identity, or rolled back with the denials.
+    async fn policy_stage(&self, r: &Rollout, spec: &paved_spec::WorkloadSpec) -> Result<Next, DbErr> {
+        let (environment, _) = r.workload();
+        let decision = match self.decide(environment, spec) {
+            Ok(d) => d,
+            Err(e) => {
+                return self.finish(r, RolloutState::RolledBack, &format!("policy evaluation failed: {e}")).await.map(|_| Next::Again);
+            }
+        };
+        let txn = self.inner.db.begin().await?;
+        let recorded = if decision.allowed() {
+            let warnings =
+                if decision.warnings.is_empty() { String::new() } else { format!("; warnings: {}", decision.warnings.join("; ")) };
+            let message = format!("allowed by policy bundle {}{warnings}", decision.bundle_digest);
+            store::update_rollout(&txn, r, Change { stage: Stage::Identity, ..Change::from(r, message) }).await?
+        } else {
+            Some(r.clone())
+        };
+        let Some(recorded) = recorded else { return Ok(Next::Again) };
+        store::emit_policy_decision(&txn, &recorded, &decision).await?;
+        txn.commit().await?;
+        self.committed();
+        if !decision.allowed() {
+            let reason = format!("denied by policy bundle {}: {}", decision.bundle_digest, decision.denials.join("; "));
+            self.finish(r, RolloutState::RolledBack, &reason).await?;
+        }
+        Ok(Next::Again)
     }
 
     /// Holds the current step for its interval, then gates it: the next

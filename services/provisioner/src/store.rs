@@ -428,6 +428,22 @@ pub async fn update_rollout<C: ConnectionTrait>(txn: &C, read: &Rollout, change:
     Ok(Some(rollout))
 }
 
+/// Enqueues `policy.decided` for a rollout's revision.
+pub async fn emit_policy_decision<C: ConnectionTrait>(txn: &C, rollout: &Rollout, decision: &paved_policy::Decision) -> Result<(), DbErr> {
+    let (environment, name) = rollout.workload();
+    let payload = Payload::PolicyDecided(pb::PolicyDecided {
+        rollout_id: rollout.id.clone(),
+        workload: name.to_string(),
+        environment: environment.to_string(),
+        revision_id: rollout.revision_id.clone(),
+        bundle_digest: decision.bundle_digest.clone(),
+        allowed: decision.allowed(),
+        denials: decision.denials.clone(),
+        warnings: decision.warnings.clone(),
+    });
+    emit(txn, "paved.provisioner.v1.policy.decided", environment, name, payload).await
+}
+
 async fn emit_transition<C: ConnectionTrait>(txn: &C, rollout: &Rollout) -> Result<(), DbErr> {
     let (environment, name) = rollout.workload();
     let payload = Payload::RolloutTransitioned(pb::RolloutTransitioned {

@@ -1,0 +1,90 @@
+# The default deploy policy. `deny` blocks a deploy with its message; `warn`
+# lets it pass with its message. Input (built by the provisioner):
+#   environment  the target environment, e.g. "dev", "prod", "pr-42"
+#   workload     the rendered spec: name, run ({command} or {artifact}),
+#                env, replicas, resources, security, secrets
+#   artifact     null, or {digest, attestations: {sbom, vulnerabilities,
+#                coverage}}, each attestation with `verified` (its Ed25519
+#                signature checked against a trusted key)
+package paved.deploy
+
+# Where hygiene findings block; elsewhere (dev, previews) they warn.
+strict_environments := {"staging", "prod"}
+
+strict if input.environment in strict_environments
+
+hygiene contains "the artifact is not pinned by digest: deploy `artifact: sha256:<digest>` (from `paved artifact push`), not a command" if {
+	not input.workload.run.artifact
+}
+
+hygiene contains "the artifact is not pinned by digest: `artifact` must be a sha256 digest" if {
+	artifact := input.workload.run.artifact
+	not startswith(artifact, "sha256:")
+}
+
+hygiene contains msg if {
+	some kind in ["requests", "limits"]
+	some resource in ["cpu", "memory"]
+	not input.workload.resources[kind][resource]
+	msg := sprintf("resources.%s.%s is not set", [kind, resource])
+}
+
+deny contains msg if {
+	strict
+	some msg in hygiene
+}
+
+warn contains msg if {
+	not strict
+	some msg in hygiene
+}
+
+deny contains "the workload runs as root: set security.run_as_root to false" if {
+	input.workload.security.run_as_root == true
+}
+
+deny contains "privileged execution is not allowed: set security.privileged to false" if {
+	input.workload.security.privileged == true
+}
+
+secret_like(key) if regex.match(`password|passwd|secret|token|api_?key|private_?key|credential`, lower(key))
+
+secret_ref(value) if startswith(value, "${secret:")
+
+deny contains msg if {
+	some key, value in input.workload.env
+	secret_like(key)
+	not secret_ref(value)
+	msg := sprintf("env %s looks like a secret but holds a literal value: declare it under `secrets` and use ${secret:<name>}", [key])
+}
+
+deny contains msg if {
+	some key, value in input.workload.env
+	secret_ref(value)
+	name := trim_suffix(trim_prefix(value, "${secret:"), "}")
+	not name in {s | some s in input.workload.secrets}
+	msg := sprintf("env %s refers to secret %s, which is not declared under `secrets`", [key, name])
+}
+
+deny contains "prod requires a signed SBOM attestation of the artifact" if {
+	input.environment == "prod"
+	not input.artifact.attestations.sbom.verified
+}
+
+deny contains "prod requires a signed vulnerability report of the artifact" if {
+	input.environment == "prod"
+	not input.artifact.attestations.vulnerabilities.verified
+}
+
+deny contains msg if {
+	input.environment == "prod"
+	some finding in input.artifact.attestations.vulnerabilities.findings
+	finding.cvss >= 7.0
+	msg := sprintf("prod forbids known vulnerabilities with CVSS >= 7.0: %s has %v", [finding.id, finding.cvss])
+}
+
+deny contains msg if {
+	ratio := input.artifact.attestations.coverage.ratio
+	ratio < 0.8
+	msg := sprintf("test coverage %v%% is below 80%%", [round(ratio * 1000) / 10])
+}
