@@ -6,10 +6,12 @@
 //!   the provisioner deploying the other four (self-hosted mode).
 //! - [`selfhost`] — forwards the deployed services' gRPC calls, so clients
 //!   still need only the one address `paved up` prints.
+//! - [`artifacts`] — `artifact push|get|keygen|sign|verify`.
 //! - [`commands`] — `status`, `render` and `deploy`, as gRPC clients.
 //! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
 //! - [`output`] — tables for people, JSON for scripts.
 
+pub mod artifacts;
 pub mod commands;
 pub mod output;
 pub mod rollouts;

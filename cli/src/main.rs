@@ -1,7 +1,7 @@
 //! `paved`: see the crate documentation of the `paved` library.
 
 use clap::{Parser, Subcommand};
-use paved::{DEFAULT_ENDPOINT, commands, output::Format, rollouts, up};
+use paved::{DEFAULT_ENDPOINT, artifacts, commands, output::Format, rollouts, up};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(Parser)]
@@ -37,6 +37,16 @@ enum Command {
         /// Prefix of the services' PostgreSQL database names for --self-hosted.
         #[arg(long, default_value = "paved_", env = "PAVED_DATABASE_PREFIX")]
         database_prefix: String,
+        /// A trusted attestation signer: NAME=<hex Ed25519 public key> (repeatable).
+        #[arg(long = "trusted-key", value_parser = parse_trusted_key)]
+        trusted_keys: Vec<(String, String)>,
+    },
+    /// Content-addressed artifacts and their signed attestations.
+    Artifact {
+        #[command(subcommand)]
+        command: ArtifactCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
     },
     /// Show the services and workloads of a running platform.
     Status {
@@ -110,6 +120,47 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ArtifactCommand {
+    /// Stream a file to the store; prints its sha256 digest.
+    Push { path: PathBuf },
+    /// An artifact's size and attestations.
+    Get { digest: String },
+    /// Write a new Ed25519 private key to FILE; prints the public key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a JSON payload as an attestation of DIGEST and attach it.
+    Sign {
+        digest: String,
+        /// sbom, vulnerabilities ({"findings": [{"id", "cvss"}]}) or coverage ({"ratio"}).
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        payload: PathBuf,
+        /// The private key file (from `paved artifact keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Verify DIGEST's attestations against public keys: exit 0 when all verify.
+    Verify {
+        digest: String,
+        /// A public key (hex) or a file holding it (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
+}
+
+fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
+    let (name, key) = s.split_once('=').ok_or_else(|| format!("expected NAME=<hex public key>, got {s:?}"))?;
+    let bytes = hex::decode(key.trim()).map_err(|e| format!("{name}: the key is not hex: {e}"))?;
+    if bytes.len() != 32 {
+        return Err(format!("{name}: an Ed25519 public key is 32 bytes, got {}", bytes.len()));
+    }
+    Ok((name.to_string(), key.trim().to_lowercase()))
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Run a bundle's unit tests (`test_*` rules in `*_test.rego`), as `opa test` does.
     Test {
@@ -160,10 +211,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix } => {
+        Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix, trusted_keys } => {
             let self_hosted = self_hosted.then_some(up::SelfHosted { postgres_url, redis_url, database_prefix });
-            up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new() }).await
+            let trusted_keys = trusted_keys.into_iter().collect();
+            up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys }).await
         }
+        Command::Artifact { command, endpoint } => artifact_command(command, &endpoint).await,
         Command::Render { dir, env } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
@@ -265,6 +318,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn artifact_command(command: ArtifactCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    match command {
+        ArtifactCommand::Keygen { out } => {
+            let (private, public) = paved_attest::generate();
+            write_private(&out, &private)?;
+            println!("{public}");
+            eprintln!("private key written to {}; trust the public key with `paved up --trusted-key NAME={public}`", out.display());
+        }
+        ArtifactCommand::Push { path } => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let pushed = artifacts::push(commands::connect(endpoint).await?, &path, move |sent, total| {
+                if terminal {
+                    eprint!("\rpushing {} / {} KiB", sent / 1024, total / 1024);
+                }
+            })
+            .await?;
+            if terminal {
+                eprintln!();
+            }
+            eprintln!("{} bytes{}", pushed.size, if pushed.existed { ", already in the store" } else { "" });
+            println!("{}", pushed.digest);
+        }
+        ArtifactCommand::Get { digest } => print!("{}", artifacts::describe(commands::connect(endpoint).await?, &digest).await?),
+        ArtifactCommand::Sign { digest, kind, payload, key } => {
+            let signer = artifacts::sign(commands::connect(endpoint).await?, &digest, &kind, &payload, &key).await?;
+            println!("attached {kind} to {digest}, signed by {signer}");
+        }
+        ArtifactCommand::Verify { digest, keys } => {
+            let keys = keys.iter().map(|k| artifacts::read_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
+            let (report, ok) = artifacts::verify(commands::connect(endpoint).await?, &digest, &keys).await?;
+            print!("{report}");
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &std::path::Path, key: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("create {}: {e} (an existing key is never overwritten)", path.display()))?;
+    file.write_all(key.as_bytes())?;
+    Ok(())
 }
 
 fn print_state(rollout: paved_proto::provisioner::v1::Rollout) {

@@ -41,6 +41,8 @@ pub struct UpOptions {
     /// Extra directories for workloads' `PATH` (the directory of the running
     /// executable is always there).
     pub bin_dirs: Vec<PathBuf>,
+    /// Ed25519 public keys (hex) whose attestations the policy gate trusts, by name.
+    pub trusted_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,7 @@ impl Platform {
             // The built-in bundle (deploy/policies/); production mode reads
             // `policy_dir` from its config instead.
             policy_dir: None,
+            trusted_keys: options.trusted_keys.clone(),
         };
 
         let (provisioner, components) = match &options.self_hosted {

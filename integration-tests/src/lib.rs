@@ -114,3 +114,28 @@ impl Drop for Cuttable {
         self.cut();
     }
 }
+
+/// Runs the `paved` binary as a user would; the future owns its arguments.
+pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
+    let mut command = tokio::process::Command::new(bin_dir().join("paved"));
+    command.args(args);
+    async move { command.output().await.expect("run paved") }
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Options of an embedded platform under `data_dir`, on a free port, with
+/// the workloads' binaries of this build and no example.
+pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
+    paved::up::UpOptions {
+        data_dir,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        example: false,
+        self_hosted: None,
+        bin_dirs: vec![bin_dir()],
+        trusted_keys: Default::default(),
+    }
+}

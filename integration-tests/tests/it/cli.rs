@@ -1,23 +1,13 @@
 //! The `paved` binary as a user runs it, against a platform started in-process.
 
 use paved::up::{Platform, UpOptions};
-use paved_integration_tests::bin_dir;
-use std::{process::Output, time::Duration};
-
-async fn paved(args: &[&str]) -> Output {
-    tokio::process::Command::new(bin_dir().join("paved")).args(args).output().await.expect("run paved")
-}
+use paved_integration_tests::{bin_dir, paved, up_options};
+use std::time::Duration;
 
 #[tokio::test]
 async fn status_deploy_and_bad_specs_through_the_cli() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = UpOptions {
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        example: true,
-        self_hosted: None,
-        bin_dirs: vec![bin_dir()],
-    };
+    let options = UpOptions { example: true, ..up_options(dir.path().join("data")) };
     let platform = Platform::start(&options).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
     let endpoint = platform.addr.to_string();
@@ -129,13 +119,7 @@ async fn environments_are_overlays_of_the_base_spec() {
     assert!(String::from_utf8_lossy(&rendered("pr-42").await.stdout).contains("HELLO_VERSION: preview"));
     assert!(String::from_utf8_lossy(&rendered("dev").await.stdout).contains("HELLO_VERSION: base"));
 
-    let options = UpOptions {
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        example: false,
-        self_hosted: None,
-        bin_dirs: vec![bin_dir()],
-    };
+    let options = up_options(dir.path().join("data"));
     let platform = Platform::start(&options).await.expect("paved up");
     let endpoint = platform.addr.to_string();
     let out = paved(&["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;

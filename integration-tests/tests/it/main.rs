@@ -1,5 +1,6 @@
 //! Paved's integration tests: one binary, one module per area.
 
+mod artifacts;
 mod cli;
 mod outbox;
 mod platform;

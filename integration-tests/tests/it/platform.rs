@@ -15,6 +15,7 @@ fn options(data_dir: &std::path::Path) -> UpOptions {
         example: true,
         self_hosted: None,
         bin_dirs: vec![bin_dir()],
+        trusted_keys: Default::default(),
     }
 }
 

@@ -3,15 +3,14 @@
 //! Redis, SIGKILLed mid-rollout.
 
 use crate::services::try_http_get;
-use paved::up::{Platform, UpOptions};
-use paved_integration_tests::{bin_dir, eventually, postgres_database, redis_namespace};
+use paved::up::Platform;
+use paved_integration_tests::{bin_dir, eventually, paved, postgres_database, redis_namespace, text, up_options};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, RolloutState, provisioner_service_client::ProvisionerServiceClient,
 };
 use std::{
     path::Path,
-    process::Output,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -25,27 +24,10 @@ fn spec(version: &str, error_rate: &str) -> String {
     )
 }
 
-fn paved(args: &[&str]) -> impl Future<Output = Output> + use<> {
-    let mut command = tokio::process::Command::new(bin_dir().join("paved"));
-    command.args(args);
-    async move { command.output().await.expect("run paved") }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// The embedded platform in a temporary directory, and a folder for `web`'s spec.
 async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = UpOptions {
-        data_dir: dir.path().join("data"),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        example: false,
-        self_hosted: None,
-        bin_dirs: vec![bin_dir()],
-    };
-    let platform = Platform::start(&options).await.expect("paved up");
+    let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
     let svc = dir.path().join("web");
     std::fs::create_dir_all(&svc).expect("mkdir");

@@ -72,6 +72,7 @@ async fn start_stack() -> Stack {
             platform_env: Default::default(),
             // The bundle as a directory, as production mode configures it.
             policy_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies")),
+            trusted_keys: Default::default(),
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));

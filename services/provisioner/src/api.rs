@@ -1,15 +1,17 @@
 //! `paved.provisioner.v1.ProvisionerService`: validation at the edge, errors
 //! as canonical codes with field violations.
 
-use crate::{ApplyError, Provisioner, WorkloadView, model, rollout::RolloutError, store};
+use crate::{ApplyError, Provisioner, WorkloadView, artifacts::ArtifactError, model, rollout::RolloutError, store};
 use paved_grpc::status;
 use paved_proto::provisioner::v1::{
-    AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, GetRevisionRequest, GetRevisionResponse,
+    AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
+    AttachAttestationResponse, Attestation, GetArtifactRequest, GetArtifactResponse, GetRevisionRequest, GetRevisionResponse,
     GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse, GetWorkloadRequest, GetWorkloadResponse,
     LatencyBucket, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest,
     ListWorkloadsResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse,
-    PromoteRolloutRequest, PromoteRolloutResponse, ResumeRolloutRequest, ResumeRolloutResponse, RevisionState, RevisionTraffic,
-    RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SpecFieldChange, WatchRolloutRequest, WatchRolloutResponse, Workload,
+    PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest, ResumeRolloutResponse,
+    RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SpecFieldChange, WatchRolloutRequest,
+    WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -43,6 +45,11 @@ impl From<ApplyError> for Status {
                 format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
             ),
             ApplyError::Policy(e) => status::internal(&e),
+            ApplyError::Artifact(ArtifactError::Unknown(digest)) => {
+                let message = format!("no artifact {digest}: push it with `paved artifact push`");
+                status::invalid_argument("UNKNOWN_ARTIFACT", message.clone(), [("spec_yaml.artifact".into(), message)])
+            }
+            ApplyError::Artifact(e) => Status::from(e),
         }
     }
 }
@@ -54,6 +61,46 @@ impl From<RolloutError> for Status {
             RolloutError::Precondition(message) => status::failed_precondition("ROLLOUT_STATE", message),
             RolloutError::Database(e) => database(e),
         }
+    }
+}
+
+impl From<ArtifactError> for Status {
+    fn from(e: ArtifactError) -> Status {
+        match e {
+            ArtifactError::Mismatch { .. } => {
+                status::invalid_argument("DIGEST_MISMATCH", e.to_string(), [("expected_digest".into(), e.to_string())])
+            }
+            ArtifactError::Unknown(_) => status::not_found("ARTIFACT_NOT_FOUND", e.to_string()),
+            ArtifactError::Invalid(inner) => {
+                let field = match inner {
+                    paved_attest::AttestError::Digest(_) => "digest",
+                    paved_attest::AttestError::Kind(_) => "kind",
+                    paved_attest::AttestError::Key(_) => "public_key",
+                    paved_attest::AttestError::Signature(_) => "signature",
+                };
+                status::invalid_argument("INVALID_ATTESTATION", inner.to_string(), [(field.to_string(), inner.to_string())])
+            }
+            ArtifactError::Payload(_) => {
+                status::invalid_argument("INVALID_PAYLOAD", e.to_string(), [("payload_json".into(), e.to_string())])
+            }
+            ArtifactError::Untrusted(_) => Status::permission_denied(e.to_string()),
+            ArtifactError::Io(io) => {
+                tracing::error!(error = %io, "artifact store");
+                status::unavailable("ARTIFACT_STORE", "the artifact store cannot be written; retry")
+            }
+            ArtifactError::Database(db) => database(db),
+        }
+    }
+}
+
+fn attestation_proto(a: crate::artifacts::Attestation) -> Attestation {
+    Attestation {
+        kind: a.kind,
+        payload_json: a.payload,
+        signature: a.signature,
+        public_key: a.public_key,
+        signer: a.signer,
+        create_time: Some(timestamp_from_millis(a.create_time_ms)),
     }
 }
 
@@ -312,5 +359,74 @@ impl ProvisionerService for Api {
             }
         }
         Ok(Response::new(GetTrafficMetricsResponse { revisions }))
+    }
+
+    async fn push_artifact(
+        &self,
+        request: Request<tonic::Streaming<PushArtifactRequest>>,
+    ) -> Result<Response<PushArtifactResponse>, Status> {
+        let mut stream = request.into_inner();
+        let store = self.provisioner.artifacts();
+        let mut upload = store.begin().await?;
+        let mut expected = String::new();
+        let mut first = true;
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    // The client went away mid-upload: nothing is stored.
+                    upload.abandon().await;
+                    return Err(e);
+                }
+            };
+            if first {
+                expected = message.expected_digest.clone();
+                first = false;
+                if !expected.is_empty()
+                    && let Err(e) = paved_attest::check_digest(&expected)
+                {
+                    upload.abandon().await;
+                    return Err(status::invalid_argument("INVALID_DIGEST", e.to_string(), [("expected_digest".into(), e.to_string())]));
+                }
+            }
+            if let Err(e) = upload.write(&message.chunk).await {
+                upload.abandon().await;
+                return Err(e.into());
+            }
+        }
+        let (artifact, existed) = store.finish(self.provisioner.db(), upload, &expected).await?;
+        tracing::info!(digest = %artifact.digest, size = artifact.size, existed, "artifact pushed");
+        Ok(Response::new(PushArtifactResponse { digest: artifact.digest, size: artifact.size, existed }))
+    }
+
+    async fn get_artifact(&self, request: Request<GetArtifactRequest>) -> Result<Response<GetArtifactResponse>, Status> {
+        let req = request.into_inner();
+        required("digest", &req.digest)?;
+        let db = self.provisioner.db();
+        let artifact = crate::artifacts::get(db, &req.digest).await.map_err(database)?;
+        let artifact = artifact.ok_or_else(|| Status::from(ArtifactError::Unknown(req.digest.clone())))?;
+        let attestations = crate::artifacts::attestations_of(db, &req.digest).await.map_err(database)?;
+        Ok(Response::new(GetArtifactResponse {
+            artifact: Some(paved_proto::provisioner::v1::Artifact {
+                digest: artifact.digest,
+                size: artifact.size,
+                create_time: Some(timestamp_from_millis(artifact.create_time_ms)),
+                attestations: attestations.into_iter().map(attestation_proto).collect(),
+            }),
+        }))
+    }
+
+    async fn attach_attestation(&self, request: Request<AttachAttestationRequest>) -> Result<Response<AttachAttestationResponse>, Status> {
+        let req = request.into_inner();
+        for (field, value) in [("digest", &req.digest), ("kind", &req.kind), ("signature", &req.signature), ("public_key", &req.public_key)]
+        {
+            required(field, value)?;
+        }
+        let store = self.provisioner.artifacts();
+        let attestation =
+            store.attach(self.provisioner.db(), &req.digest, &req.kind, &req.payload_json, &req.signature, &req.public_key).await?;
+        tracing::info!(digest = %req.digest, kind = %req.kind, signer = %attestation.signer, "attestation attached");
+        Ok(Response::new(AttachAttestationResponse { attestation: Some(attestation_proto(attestation)) }))
     }
 }

@@ -13,9 +13,12 @@
 //!   active rollout's canary and weight), and reconciles after a restart.
 //! - [`rollout`] — the rollout state machine: its driver and the operations
 //!   on it (pause, resume, abort, promote, rollback).
+//! - [`artifacts`] — the content-addressed artifact store and its signed
+//!   attestations, which the policy gate reads.
 //! - [`api`] — `paved.provisioner.v1.ProvisionerService`.
 
 pub mod api;
+pub mod artifacts;
 pub mod migration;
 pub mod model;
 pub mod proxy;
@@ -82,6 +85,9 @@ pub struct Options {
     /// (`deploy/policies/`, built in).
     #[serde(default)]
     pub policy_dir: Option<PathBuf>,
+    /// Ed25519 public keys (hex) whose attestations count, by signer name.
+    #[serde(default)]
+    pub trusted_keys: std::collections::BTreeMap<String, String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -122,6 +128,8 @@ pub enum ApplyError {
     Denied(paved_policy::Decision),
     #[error(transparent)]
     Policy(#[from] paved_policy::PolicyError),
+    #[error(transparent)]
+    Artifact(#[from] artifacts::ArtifactError),
 }
 
 /// Whether `revision` is a live run of the spec with `digest` from `spec_path`
@@ -192,6 +200,7 @@ struct Inner {
     shutdown: CancellationToken,
     health: Health,
     policy: paved_policy::Bundle,
+    artifacts: artifacts::Store,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -225,6 +234,9 @@ impl Provisioner {
         }
         .map_err(|e| anyhow::anyhow!("policy bundle: {e}"))?;
         tracing::info!(bundle = policy.digest(), "policy bundle loaded");
+        let artifact_dir = options.data_dir.join("artifacts");
+        let artifacts = artifacts::Store::new(artifact_dir.clone(), options.trusted_keys.clone())
+            .map_err(|e| anyhow::anyhow!("create {}: {e}", artifact_dir.display()))?;
         let provisioner = Self {
             inner: Arc::new(Inner {
                 db,
@@ -239,6 +251,7 @@ impl Provisioner {
                 shutdown: shutdown.clone(),
                 health: health.clone(),
                 policy,
+                artifacts,
             }),
         };
         let mut tasks = tokio::task::JoinSet::new();
@@ -278,7 +291,7 @@ impl Provisioner {
         let spec = paved_spec::parse(spec_yaml, file)?;
         let digest = spec.digest();
         // The cheapest decisive check first: a denied spec records nothing.
-        let decision = self.decide(environment, &spec)?;
+        let decision = self.decide(environment, &spec).await?;
         if !decision.allowed() {
             return Err(ApplyError::Denied(decision));
         }
@@ -384,7 +397,7 @@ impl Provisioner {
         paved_spec::validate_name(environment).map_err(ApplyError::Environment)?;
         let file = if spec_path.is_empty() { "paved.yaml" } else { spec_path };
         let spec = paved_spec::parse(spec_yaml, file)?;
-        let decision = self.decide(environment, &spec)?;
+        let decision = self.decide(environment, &spec).await?;
         let db = &self.inner.db;
         let Some(workload) = store::get_workload(db, environment, &spec.name).await? else {
             let changes = paved_spec::diff(None, &spec);
@@ -414,15 +427,21 @@ impl Provisioner {
         Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision })
     }
 
-    /// The policy gate's decision on deploying `spec` to `environment`.
-    pub fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, paved_policy::PolicyError> {
-        let input = serde_json::json!({
-            "environment": environment,
-            "workload": spec,
-            // Artifacts and their attestations are not known here yet.
-            "artifact": serde_json::Value::Null,
-        });
-        self.inner.policy.decide(&input)
+    /// The policy gate's decision on deploying `spec` to `environment`; an
+    /// artifact named by digest must exist, and its attestations are input.
+    pub async fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, ApplyError> {
+        let artifact = match &spec.run {
+            paved_spec::Run::Artifact(digest) if digest.starts_with("sha256:") => {
+                self.inner.artifacts.policy_input(&self.inner.db, digest).await?
+            }
+            _ => serde_json::Value::Null,
+        };
+        let input = serde_json::json!({ "environment": environment, "workload": spec, "artifact": artifact });
+        Ok(self.inner.policy.decide(&input)?)
+    }
+
+    pub fn artifacts(&self) -> &artifacts::Store {
+        &self.inner.artifacts
     }
 
     pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {
@@ -461,6 +480,14 @@ impl Provisioner {
             .filter(|d| d.is_absolute() && d.is_dir())
             .map_or_else(|| self.inner.options.data_dir.clone(), Path::to_path_buf);
         let extra_env = if environment == PLATFORM_ENVIRONMENT { self.inner.options.platform_env.clone() } else { Default::default() };
+        // An artifact named by digest runs from the store.
+        let mut spec = spec;
+        if let paved_spec::Run::Artifact(digest) = &spec.run
+            && digest.starts_with("sha256:")
+            && let Ok(path) = self.inner.artifacts.path(digest)
+        {
+            spec.run = paved_spec::Run::Artifact(path.display().to_string());
+        }
         Launch {
             revision_id: revision.id.clone(),
             workload: workload.to_string(),

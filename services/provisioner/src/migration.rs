@@ -12,6 +12,8 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_REVISIONS),
             Box::new(CREATE_ROLLOUTS),
             Box::new(WORKLOAD_ROUTING),
+            Box::new(CREATE_ARTIFACTS),
+            Box::new(CREATE_ATTESTATIONS),
         ]
     }
 }
@@ -120,4 +122,48 @@ const WORKLOAD_ROUTING: paved_store::AddColumns = paved_store::AddColumns {
     },
     // Before rollouts, the current revision was the one serving.
     backfill: &["UPDATE workloads SET stable_revision = current_revision"],
+};
+
+const CREATE_ARTIFACTS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000005_create_artifacts",
+    table: || {
+        Table::create()
+            .table(Alias::new("artifacts"))
+            .if_not_exists()
+            // "sha256:<hex>"; the bytes are in <data>/artifacts/sha256/<hex>.
+            .col(ColumnDef::new(Alias::new("digest")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("size")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_ATTESTATIONS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000006_create_attestations",
+    table: || {
+        Table::create()
+            .table(Alias::new("attestations"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("digest")).string().not_null())
+            .col(ColumnDef::new(Alias::new("kind")).string().not_null())
+            .col(ColumnDef::new(Alias::new("payload")).text().not_null())
+            .col(ColumnDef::new(Alias::new("signature")).string().not_null())
+            .col(ColumnDef::new(Alias::new("public_key")).string().not_null())
+            .col(ColumnDef::new(Alias::new("signer")).string().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: || {
+        vec![
+            Index::create()
+                .name("attestations_by_digest")
+                .table(Alias::new("attestations"))
+                .col(Alias::new("digest"))
+                .col(Alias::new("create_time_ms"))
+                .if_not_exists()
+                .to_owned(),
+        ]
+    },
 };

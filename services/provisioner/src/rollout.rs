@@ -179,7 +179,7 @@ impl Provisioner {
     /// transition: on to identity, or rolled back with the denials.
     async fn policy_stage(&self, r: &Rollout, spec: &paved_spec::WorkloadSpec) -> Result<Next, DbErr> {
         let (environment, _) = r.workload();
-        let decision = match self.decide(environment, spec) {
+        let decision = match self.decide(environment, spec).await {
             Ok(d) => d,
             Err(e) => {
                 return self.finish(r, RolloutState::RolledBack, &format!("policy evaluation failed: {e}")).await.map(|_| Next::Again);

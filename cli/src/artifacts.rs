@@ -1,0 +1,135 @@
+//! `paved artifact …`: push to the content-addressed store, keys, signed
+//! attestations and their verification.
+
+use crate::commands::explain;
+use anyhow::Context;
+use paved_proto::provisioner::v1::{
+    Artifact, AttachAttestationRequest, GetArtifactRequest, PushArtifactRequest, PushArtifactResponse,
+    provisioner_service_client::ProvisionerServiceClient,
+};
+use sha2::{Digest, Sha256};
+use std::{io::Read, path::Path};
+use tonic::transport::Channel;
+
+const CHUNK: usize = 256 * 1024;
+
+fn failed(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", explain(&s))
+}
+
+/// The sha256 digest of a file, read in chunks.
+pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let (mut hasher, mut buf, mut size) = (Sha256::new(), vec![0u8; CHUNK], 0u64);
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
+}
+
+/// Streams `path` to the store; the server checks the digest computed here.
+/// `progress` gets the bytes sent so far and the total.
+pub async fn push(
+    channel: Channel,
+    path: &Path,
+    mut progress: impl FnMut(u64, u64) + Send + 'static,
+) -> anyhow::Result<PushArtifactResponse> {
+    let (digest, size) = file_digest(path)?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sent = 0u64;
+        let mut first = true;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = file.read(&mut buf)?;
+            if n == 0 && !first {
+                return Ok(());
+            }
+            buf.truncate(n);
+            sent += n as u64;
+            let expected_digest = if first { digest.clone() } else { String::new() };
+            first = false;
+            if tx.blocking_send(PushArtifactRequest { expected_digest, chunk: buf }).is_err() {
+                return Ok(());
+            }
+            progress(sent, size);
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    });
+    let response = ProvisionerServiceClient::new(channel)
+        .push_artifact(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(failed)?
+        .into_inner();
+    reader.await.context("reading the artifact")??;
+    Ok(response)
+}
+
+/// Signs `payload` as an attestation of `kind` for `digest` with the private
+/// key in `key_file` and attaches it. Returns the signer's name as the
+/// platform knows it.
+pub async fn sign(channel: Channel, digest: &str, kind: &str, payload_file: &Path, key_file: &Path) -> anyhow::Result<String> {
+    let payload = std::fs::read_to_string(payload_file).with_context(|| format!("read {}", payload_file.display()))?;
+    serde_json::from_str::<serde_json::Value>(&payload).with_context(|| format!("{} is not JSON", payload_file.display()))?;
+    let private = std::fs::read_to_string(key_file).with_context(|| format!("read {}", key_file.display()))?;
+    let signature = paved_attest::sign(&private, digest, kind, payload.as_bytes())?;
+    let public_key = paved_attest::public_key(&private)?;
+    let request = AttachAttestationRequest { digest: digest.into(), kind: kind.into(), payload_json: payload, signature, public_key };
+    let attached = ProvisionerServiceClient::new(channel).attach_attestation(request).await.map_err(failed)?.into_inner();
+    Ok(attached.attestation.map(|a| a.signer).unwrap_or_default())
+}
+
+async fn get(channel: Channel, digest: &str) -> anyhow::Result<Artifact> {
+    ProvisionerServiceClient::new(channel)
+        .get_artifact(GetArtifactRequest { digest: digest.into() })
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .artifact
+        .context("the server returned no artifact")
+}
+
+/// An artifact for people: size, then each attestation's kind, signer and payload.
+pub async fn describe(channel: Channel, digest: &str) -> anyhow::Result<String> {
+    let artifact = get(channel, digest).await?;
+    let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
+    for a in &artifact.attestations {
+        out.push_str(&format!("  {:<16} signed by {}: {}\n", a.kind, a.signer, a.payload_json.trim()));
+    }
+    Ok(out)
+}
+
+/// Checks every attestation of `digest` against `public_keys` (hex): one
+/// line per attestation; true when each verifies with one of the keys.
+pub async fn verify(channel: Channel, digest: &str, public_keys: &[String]) -> anyhow::Result<(String, bool)> {
+    let artifact = get(channel, digest).await?;
+    let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
+    let mut all = !artifact.attestations.is_empty();
+    for a in &artifact.attestations {
+        let ok = public_keys.iter().any(|k| paved_attest::verify(k, digest, &a.kind, a.payload_json.as_bytes(), &a.signature).is_ok());
+        all &= ok;
+        let verdict = if ok { "OK  " } else { "FAIL" };
+        out.push_str(&format!("  {verdict} {:<16} signed by {} ({})\n", a.kind, a.signer, a.public_key));
+    }
+    if artifact.attestations.is_empty() {
+        out.push_str("  no attestations\n");
+    }
+    Ok((out, all))
+}
+
+/// A public key given as hex, or as a file holding it.
+pub fn read_key(text: &str) -> anyhow::Result<String> {
+    let path = Path::new(text);
+    if path.is_file() {
+        return Ok(std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?.trim().to_string());
+    }
+    Ok(text.trim().to_string())
+}
