@@ -89,6 +89,13 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
+    /// Preview environments pr-<n>: open, close, list.
+    Preview {
+        #[command(subcommand)]
+        command: PreviewCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Policy bundles (Rego).
     Policy {
         #[command(subcommand)]
@@ -158,6 +165,26 @@ fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
         return Err(format!("{name}: an Ed25519 public key is 32 bytes, got {}", bytes.len()));
     }
     Ok((name.to_string(), key.trim().to_lowercase()))
+}
+
+#[derive(Subcommand)]
+enum PreviewCommand {
+    /// Deploy <dir>/paved.yaml to pr-<n> and follow its rollout.
+    Open {
+        dir: PathBuf,
+        #[arg(long)]
+        pr: u32,
+        /// Time to live: the preview closes itself after it (e.g. 48h, 30m, 2d).
+        #[arg(long, default_value = "48h", value_parser = commands::parse_ttl)]
+        ttl: Duration,
+    },
+    /// Destroy everything pr-<n> created.
+    Close {
+        #[arg(long)]
+        pr: u32,
+    },
+    /// Open previews, their workloads and when they expire.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -267,6 +294,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(commands::plan_exit_code(&plan)))
         }
+        Command::Preview { command, endpoint } => preview_command(command, &endpoint).await,
         Command::Policy { command: PolicyCommand::Test { dir } } => {
             let (report, passed) = commands::policy_test(&dir)?;
             print!("{report}");
@@ -318,6 +346,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn preview_command(command: PreviewCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    use paved_proto::provisioner::v1::{ClosePreviewRequest, ListPreviewsRequest, provisioner_service_client::ProvisionerServiceClient};
+    let channel = commands::connect(endpoint).await?;
+    let failed = |s: tonic::Status| anyhow::anyhow!("{}", commands::explain(&s));
+    let expires = |p: &paved_proto::provisioner::v1::Preview| {
+        let ms = p.expire_time.as_ref().map(paved_proto::millis_from_timestamp).unwrap_or_default();
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+    };
+    match command {
+        PreviewCommand::Open { dir, pr, ttl } => {
+            let opened = commands::open_preview(channel.clone(), &dir, pr, ttl).await?;
+            let preview = opened.preview.ok_or_else(|| anyhow::anyhow!("the server returned no preview"))?;
+            eprintln!("preview {} open until {}", preview.environment, expires(&preview));
+            if let Some(rollout) = opened.applied.and_then(|a| a.rollout) {
+                let ended = rollouts::follow(channel, &rollout.id, |line| eprintln!("{line}")).await?;
+                if rollouts::state(&ended).short_name() != "promoted" {
+                    anyhow::bail!("the preview's rollout was not promoted: {}", ended.message);
+                }
+            }
+            let status = commands::status(commands::connect(endpoint).await?).await?;
+            for w in status.workloads.iter().filter(|w| w.environment == preview.environment) {
+                println!("{} in {}: http://{}", w.name, w.environment, w.endpoint);
+            }
+        }
+        PreviewCommand::Close { pr } => {
+            let closed =
+                ProvisionerServiceClient::new(channel).close_preview(ClosePreviewRequest { pr: pr as i32 }).await.map_err(failed)?;
+            println!("closed pr-{pr}: destroyed {}", closed.into_inner().workloads.join(", "));
+        }
+        PreviewCommand::List => {
+            let previews = ProvisionerServiceClient::new(channel).list_previews(ListPreviewsRequest {}).await.map_err(failed)?.into_inner();
+            let rows: Vec<Vec<String>> =
+                previews.previews.iter().map(|p| vec![p.environment.clone(), p.workloads.join(","), expires(p)]).collect();
+            print!("{}", paved::output::table(&["PREVIEW", "WORKLOADS", "EXPIRES"], &rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn artifact_command(command: ArtifactCommand, endpoint: &str) -> anyhow::Result<ExitCode> {

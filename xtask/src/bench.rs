@@ -7,7 +7,10 @@
 //!   `redis-benchmark` running the same XADD (target ≥ 50%), and
 //!   publish → consume latency at a steady 5,000 events/s (target p99 < 5 ms).
 //!
-//! `cargo xtask bench [up|stream]` (both by default). Needs Redis on
+//! - `deploy`, `rollback`, `proxy`, `policy`: the deployment pipeline; see
+//!   `pipeline.rs`. They run release binaries (`PAVED_BENCH_DEBUG=1` for debug).
+//!
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use anyhow::{Context, bail};
@@ -21,18 +24,28 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let which: Vec<&str> = if args.is_empty() { vec!["up", "stream"] } else { args.iter().map(String::as_str).collect() };
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy"];
+    let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
+    let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     for bench in which {
         match bench {
             "up" => up()?,
             "stream" => tokio::runtime::Runtime::new()?.block_on(stream())?,
-            other => bail!("unknown benchmark {other:?}: expected up or stream"),
+            "deploy" => crate::pipeline::deploy(&super::build_bins(release)?)?,
+            "rollback" => crate::pipeline::rollback(&super::build_bins(release)?)?,
+            "proxy" => crate::pipeline::proxy(&super::build_bins(release)?)?,
+            // In-process: measured in an optimised build of this very tool.
+            "policy" if cfg!(debug_assertions) && release => {
+                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "policy"]))?
+            }
+            "policy" => crate::pipeline::policy()?,
+            other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }
     }
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -6,6 +6,7 @@
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`).
 
 mod bench;
+mod pipeline;
 
 use anyhow::{Context, bail};
 use std::{
@@ -35,11 +36,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd.status().with_context(|| format!("start {cmd:?}"))?;
     if !status.success() {

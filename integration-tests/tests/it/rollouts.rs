@@ -379,3 +379,52 @@ async fn plan_exit_codes_and_drift_correction() {
     all_traffic_on(&web, "v1").await;
     platform.stop().await.expect("stop");
 }
+
+/// `paved preview open/close/list`: pr-42 from the base spec (with
+/// `paved.preview.yaml`), and after close nothing of it is left: no
+/// workload, no process, no proxy.
+#[tokio::test]
+async fn previews_open_and_close_leaving_nothing_behind() {
+    let (dir, platform, svc) = embedded().await;
+    let endpoint = platform.addr.to_string();
+    let svc_dir = svc.to_str().expect("path");
+    std::fs::write(svc.join("paved.yaml"), spec("base", "0")).expect("write");
+    std::fs::write(svc.join("paved.preview.yaml"), "env:\n  HELLO_VERSION: preview\n").expect("write");
+    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+
+    let out = paved(&["preview", "open", svc_dir, "--pr", "42", "--ttl", "2h", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let url = text(&out.stdout);
+    assert!(url.starts_with("web in pr-42: http://"), "{url}");
+    let preview_endpoint = url.trim().rsplit_once("http://").expect("url").1.to_string();
+    all_traffic_on(&preview_endpoint, "preview").await;
+    let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("pr-42") && l.contains("web")), "{}", text(&out.stdout));
+    let running = |root: &Path| std::fs::read_dir(root.join("data/provisioner/run")).expect("run dir").count();
+    assert_eq!(running(dir.path()), 2, "dev and pr-42 each run one process");
+
+    let out = paved(&["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "closed pr-42: destroyed web\n");
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    assert!(status.workloads.iter().all(|w| w.environment != "pr-42"), "{:?}", status.workloads);
+    assert_eq!(running(dir.path()), 1, "only dev's process is left");
+    assert!(tokio::net::TcpStream::connect(&preview_endpoint).await.is_err(), "the preview's proxy is closed");
+    let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+    assert_eq!(text(&out.stdout), "PREVIEW  WORKLOADS  EXPIRES\n");
+    let out = paved(&["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("no preview pr-42"), "{out:?}");
+    let out = paved(&["preview", "open", svc_dir, "--pr", "7", "--ttl", "90d", "--endpoint", &endpoint]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("at most 30d"), "{out:?}");
+
+    // A preview whose time to live passes closes by itself.
+    let out = paved(&["preview", "open", svc_dir, "--pr", "43", "--ttl", "3s", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eventually("pr-43 to expire", Duration::from_secs(20), || async {
+        let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+        (!text(&out.stdout).contains("pr-43")).then_some(())
+    })
+    .await;
+    assert_eq!(running(dir.path()), 1, "the expired preview's process is gone");
+    platform.stop().await.expect("stop");
+}

@@ -5,10 +5,11 @@ use crate::{ApplyError, Provisioner, WorkloadView, artifacts::ArtifactError, mod
 use paved_grpc::status;
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
-    AttachAttestationResponse, Attestation, GetArtifactRequest, GetArtifactResponse, GetRevisionRequest, GetRevisionResponse,
-    GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse, GetWorkloadRequest, GetWorkloadResponse,
-    LatencyBucket, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest,
-    ListWorkloadsResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse,
+    AttachAttestationResponse, Attestation, ClosePreviewRequest, ClosePreviewResponse, GetArtifactRequest, GetArtifactResponse,
+    GetRevisionRequest, GetRevisionResponse, GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse,
+    GetWorkloadRequest, GetWorkloadResponse, LatencyBucket, ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest,
+    ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest,
+    OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, Preview,
     PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest, ResumeRolloutResponse,
     RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SpecFieldChange, WatchRolloutRequest,
     WatchRolloutResponse, Workload,
@@ -104,6 +105,26 @@ fn attestation_proto(a: crate::artifacts::Attestation) -> Attestation {
     }
 }
 
+fn preview_proto(p: crate::preview::Preview) -> Preview {
+    Preview {
+        pr: i32::try_from(p.pr).unwrap_or(i32::MAX),
+        environment: p.environment,
+        expire_time: Some(timestamp_from_millis(p.expire_time_ms)),
+        create_time: Some(timestamp_from_millis(p.create_time_ms)),
+        workloads: p.workloads,
+    }
+}
+
+fn pr_number(pr: i32) -> Result<u32, Status> {
+    u32::try_from(pr).ok().filter(|n| *n > 0).ok_or_else(|| {
+        status::invalid_argument(
+            "INVALID_PR",
+            format!("pr must be a positive pull request number, got {pr}"),
+            [("pr".into(), "must be positive".into())],
+        )
+    })
+}
+
 fn database(e: DbErr) -> Status {
     tracing::warn!(error = %e, "provisioner database error");
     status::unavailable("DATABASE", "the provisioner's database is unavailable; retry")
@@ -135,6 +156,20 @@ fn to_proto(view: WorkloadView) -> Workload {
 }
 
 impl Api {
+    async fn applied_proto(&self, applied: crate::Applied) -> Result<ApplyWorkloadResponse, Status> {
+        let rollout = match &applied.rollout {
+            Some(r) => Some(self.rollout_proto(r).await?),
+            None => None,
+        };
+        Ok(ApplyWorkloadResponse {
+            workload: Some(to_proto(applied.workload)),
+            revision: Some(applied.revision.to_proto()),
+            changed: applied.changed,
+            rollout,
+            policy_warnings: applied.warnings,
+        })
+    }
+
     async fn rollout_proto(&self, rollout: &model::Rollout) -> Result<Rollout, Status> {
         let steps = self.provisioner.rollout_steps(rollout).await.map_err(database)?;
         Ok(rollout.to_proto(&steps))
@@ -149,17 +184,7 @@ impl ProvisionerService for Api {
         let req = request.into_inner();
         required("environment", &req.environment)?;
         let applied = self.provisioner.apply(&req.environment, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
-        let rollout = match &applied.rollout {
-            Some(r) => Some(self.rollout_proto(r).await?),
-            None => None,
-        };
-        Ok(Response::new(ApplyWorkloadResponse {
-            workload: Some(to_proto(applied.workload)),
-            revision: Some(applied.revision.to_proto()),
-            changed: applied.changed,
-            rollout,
-            policy_warnings: applied.warnings,
-        }))
+        Ok(Response::new(self.applied_proto(applied).await?))
     }
 
     async fn plan_workload(&self, request: Request<PlanWorkloadRequest>) -> Result<Response<PlanWorkloadResponse>, Status> {
@@ -428,5 +453,32 @@ impl ProvisionerService for Api {
             store.attach(self.provisioner.db(), &req.digest, &req.kind, &req.payload_json, &req.signature, &req.public_key).await?;
         tracing::info!(digest = %req.digest, kind = %req.kind, signer = %attestation.signer, "attestation attached");
         Ok(Response::new(AttachAttestationResponse { attestation: Some(attestation_proto(attestation)) }))
+    }
+
+    async fn open_preview(&self, request: Request<OpenPreviewRequest>) -> Result<Response<OpenPreviewResponse>, Status> {
+        let req = request.into_inner();
+        let pr = pr_number(req.pr)?;
+        let ttl = match req.ttl_seconds {
+            0 => crate::preview::DEFAULT_TTL,
+            s if s > 0 && (s as u64) <= crate::preview::MAX_TTL.as_secs() => std::time::Duration::from_secs(s as u64),
+            s => {
+                let message = format!("ttl_seconds must be between 1 and {} (30 days), got {s}", crate::preview::MAX_TTL.as_secs());
+                return Err(status::invalid_argument("INVALID_TTL", message.clone(), [("ttl_seconds".into(), message)]));
+            }
+        };
+        let (preview, applied) = self.provisioner.open_preview(pr, ttl, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
+        Ok(Response::new(OpenPreviewResponse { preview: Some(preview_proto(preview)), applied: Some(self.applied_proto(applied).await?) }))
+    }
+
+    async fn close_preview(&self, request: Request<ClosePreviewRequest>) -> Result<Response<ClosePreviewResponse>, Status> {
+        let pr = pr_number(request.into_inner().pr)?;
+        let workloads = self.provisioner.close_preview(pr, "closed").await.map_err(database)?;
+        let workloads = workloads.ok_or_else(|| status::not_found("PREVIEW_NOT_FOUND", format!("no preview pr-{pr}")))?;
+        Ok(Response::new(ClosePreviewResponse { workloads }))
+    }
+
+    async fn list_previews(&self, _request: Request<ListPreviewsRequest>) -> Result<Response<ListPreviewsResponse>, Status> {
+        let previews = self.provisioner.previews().await.map_err(database)?;
+        Ok(Response::new(ListPreviewsResponse { previews: previews.into_iter().map(preview_proto).collect() }))
     }
 }

@@ -13,6 +13,8 @@
 //!   active rollout's canary and weight), and reconciles after a restart.
 //! - [`rollout`] — the rollout state machine: its driver and the operations
 //!   on it (pause, resume, abort, promote, rollback).
+//! - [`preview`] — preview environments `pr-<n>`: open with a time to live,
+//!   close (destroying everything they created), expire.
 //! - [`artifacts`] — the content-addressed artifact store and its signed
 //!   attestations, which the policy gate reads.
 //! - [`api`] — `paved.provisioner.v1.ProvisionerService`.
@@ -21,6 +23,7 @@ pub mod api;
 pub mod artifacts;
 pub mod migration;
 pub mod model;
+pub mod preview;
 pub mod proxy;
 pub mod rollout;
 pub mod runtime;
@@ -597,6 +600,9 @@ impl Provisioner {
             }
             if let Err(e) = self.correct_drift_once().await {
                 tracing::warn!(error = %e, "drift check failed; retrying at the next tick");
+            }
+            if let Err(e) = self.expire_previews().await {
+                tracing::warn!(error = %e, "closing expired previews failed; retrying at the next tick");
             }
         }
     }

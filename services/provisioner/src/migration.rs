@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(WORKLOAD_ROUTING),
             Box::new(CREATE_ARTIFACTS),
             Box::new(CREATE_ATTESTATIONS),
+            Box::new(CREATE_PREVIEWS),
         ]
     }
 }
@@ -166,4 +167,20 @@ const CREATE_ATTESTATIONS: paved_store::CreateTable = paved_store::CreateTable {
                 .to_owned(),
         ]
     },
+};
+
+const CREATE_PREVIEWS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261123_000007_create_previews",
+    table: || {
+        Table::create()
+            .table(Alias::new("previews"))
+            .if_not_exists()
+            // "pr-<n>"
+            .col(ColumnDef::new(Alias::new("environment")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("pr")).integer().not_null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
 };

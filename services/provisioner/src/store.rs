@@ -459,8 +459,12 @@ async fn emit_transition<C: ConnectionTrait>(txn: &C, rollout: &Rollout) -> Resu
     emit(txn, "paved.provisioner.v1.rollout.transitioned", environment, name, payload).await
 }
 
-async fn emit<C: ConnectionTrait>(txn: &C, kind: &str, environment: &str, name: &str, payload: Payload) -> Result<(), DbErr> {
-    let mut envelope = event::envelope(SOURCE, kind, format!("environments/{environment}/workloads/{name}"), payload);
+/// Enqueues an event about workload `name` of `environment` (the
+/// environment itself when `name` is empty).
+pub async fn emit<C: ConnectionTrait>(txn: &C, kind: &str, environment: &str, name: &str, payload: Payload) -> Result<(), DbErr> {
+    let subject =
+        if name.is_empty() { format!("environments/{environment}") } else { format!("environments/{environment}/workloads/{name}") };
+    let mut envelope = event::envelope(SOURCE, kind, subject, payload);
     envelope.traceparent = paved_telemetry::propagation::current_traceparent();
     outbox::enqueue(txn, &stream(), &envelope).await
 }
