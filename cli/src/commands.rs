@@ -124,18 +124,23 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
     Ok(())
 }
 
-/// `<dir>/paved.yaml` (or the spec file `dir` names) resolved for
-/// `environment`: with `paved.<environment>.yaml` beside it when there is one
-/// (`paved.preview.yaml` for `pr-<n>`). Returns the rendered spec and the base
-/// file's absolute path.
+/// `<dir>/paved.yaml` (else `<dir>/score.yaml`, or the spec file `dir`
+/// names) resolved for `environment`: with `paved.<environment>.yaml` beside
+/// it when there is one (`paved.preview.yaml` for `pr-<n>`; `score.…` for a
+/// Score file). Returns the rendered spec and the base file's absolute path.
 pub fn render(dir: &Path, environment: &str) -> anyhow::Result<(paved_spec::Rendered, std::path::PathBuf)> {
     paved_spec::validate_name(environment).map_err(|e| anyhow::anyhow!("invalid environment: {e}"))?;
-    let base = if dir.is_file() { dir.to_path_buf() } else { dir.join("paved.yaml") };
+    let base = match dir {
+        d if d.is_file() => d.to_path_buf(),
+        d if !d.join("paved.yaml").exists() && d.join("score.yaml").is_file() => d.join("score.yaml"),
+        d => d.join("paved.yaml"),
+    };
     let base = std::path::absolute(&base).unwrap_or(base);
     let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()));
     let text = read(&base)?;
     let folder = base.parent().unwrap_or(Path::new("."));
-    let overlay = match paved_spec::overlay_files(environment).into_iter().map(|f| folder.join(f)).find(|p| p.is_file()) {
+    let stem = base.file_stem().map_or_else(|| "paved".into(), |s| s.to_string_lossy());
+    let overlay = match paved_spec::overlay_files(&stem, environment).into_iter().map(|f| folder.join(f)).find(|p| p.is_file()) {
         Some(path) => Some((read(&path)?, path.display().to_string())),
         None => None,
     };

@@ -1,8 +1,19 @@
 //! `paved`: see the crate documentation of the `paved` library.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paved::{DEFAULT_ENDPOINT, artifacts, commands, output::Format, rollouts, up};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+/// What `paved render` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum RenderTarget {
+    /// The resolved spec (the local runtime's input).
+    #[default]
+    Paved,
+    /// Kubernetes manifests.
+    Kubernetes,
+}
 
 #[derive(Parser)]
 #[command(name = "paved", version, about = "Deployment-driven development: one paved road to production")]
@@ -55,12 +66,31 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t)]
         output: Format,
     },
-    /// Print <dir>/paved.yaml resolved for an environment (with its overlay).
+    /// Print <dir>/paved.yaml (or score.yaml) resolved for an environment
+    /// (with its overlay), or as Kubernetes manifests.
     Render {
-        /// A directory with a paved.yaml, or the spec file itself.
+        /// A directory with a paved.yaml or score.yaml, or the spec file itself.
         dir: PathBuf,
         #[arg(long)]
         env: String,
+        #[arg(long, value_enum, default_value_t)]
+        target: RenderTarget,
+        /// Kubernetes: render the spec as a canary taking this percentage of
+        /// traffic (its own Deployment and Service, and a weighted HTTPRoute).
+        #[arg(long, value_name = "PERCENT")]
+        canary_weight: Option<u32>,
+        /// Kubernetes: the image repository prefix (`<registry>/<workload>@sha256:…`).
+        #[arg(long, default_value = "registry.paved.local")]
+        registry: String,
+        /// Kubernetes: the Gateway API gateway a canary's HTTPRoute attaches to.
+        #[arg(long, default_value = "paved")]
+        gateway: String,
+        /// Kubernetes: apply the manifests with server-side apply to the
+        /// cluster of the kubeconfig ($KUBECONFIG, else ~/.kube/config).
+        #[arg(long)]
+        apply: bool,
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Deploy <dir>/paved.yaml to an environment and follow its rollout:
     /// exits 0 when promoted, 1 when rolled back.
@@ -244,8 +274,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys }).await
         }
         Command::Artifact { command, endpoint } => artifact_command(command, &endpoint).await,
-        Command::Render { dir, env } => {
+        Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render { target: RenderTarget::Paved, .. } => {
+            anyhow::bail!("--canary-weight and --apply are for --target kubernetes")
+        }
+        Command::Render { dir, env, target: RenderTarget::Kubernetes, canary_weight, registry, gateway, apply, kubeconfig } => {
+            let spec = commands::render(&dir, &env)?.0.spec;
+            let manifests = paved_k8s::manifests(&spec, &env, &paved_k8s::Target { registry, gateway, canary_weight })?;
+            if !apply {
+                print!("{}", paved_k8s::to_yaml(&manifests));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let kubeconfig = kubeconfig
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")))
+                .filter(|p| p.is_file())
+                .context("no kubeconfig: set KUBECONFIG or --kubeconfig, or create ~/.kube/config")?;
+            for a in paved_k8s::apply(&kubeconfig, &manifests).await? {
+                println!("{}/{} applied (resourceVersion {})", a.kind, a.name, a.resource_version);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { endpoint, output } => {

@@ -27,13 +27,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let all = ["up", "stream", "deploy", "rollback", "proxy", "policy"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
+    // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
+    let bins = |release| match std::env::var_os("PAVED_BENCH_BIN_DIR") {
+        Some(dir) => Ok(std::path::PathBuf::from(dir)),
+        None => super::build_bins(release),
+    };
     for bench in which {
         match bench {
             "up" => up()?,
             "stream" => tokio::runtime::Runtime::new()?.block_on(stream())?,
-            "deploy" => crate::pipeline::deploy(&super::build_bins(release)?)?,
-            "rollback" => crate::pipeline::rollback(&super::build_bins(release)?)?,
-            "proxy" => crate::pipeline::proxy(&super::build_bins(release)?)?,
+            "deploy" => crate::pipeline::deploy(&bins(release)?)?,
+            "rollback" => crate::pipeline::rollback(&bins(release)?)?,
+            "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             // In-process: measured in an optimised build of this very tool.
             "policy" if cfg!(debug_assertions) && release => {
                 super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "policy"]))?

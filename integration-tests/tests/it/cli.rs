@@ -1,7 +1,7 @@
 //! The `paved` binary as a user runs it, against a platform started in-process.
 
 use paved::up::{Platform, UpOptions};
-use paved_integration_tests::{bin_dir, paved, up_options};
+use paved_integration_tests::{bin_dir, paved, text, up_options};
 use std::time::Duration;
 
 #[tokio::test]
@@ -184,4 +184,78 @@ async fn policy_bundles_are_tested_like_code() {
     let out = paved(&["policy", "test", dir.path().to_str().expect("path")]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("p.rego:4:9"), "a syntax error is located: {out:?}");
+}
+
+/// A Score file is a workload like a `paved.yaml`: rendered with its
+/// environment's values and placeholders resolved, deployed, served; a field
+/// Paved cannot honour is refused at its line and column, nothing deployed.
+#[tokio::test]
+async fn score_files_deploy_like_native_specs() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-score");
+    let path = example.to_str().expect("path");
+    let out = paved(&["render", path, "--env", "qa"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("HELLO_VERSION: ${metadata.name}-qa"), "{}", text(&out.stdout));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
+    let endpoint = platform.addr.to_string();
+    let out = paved(&["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "revision 1 of hello-score: promoted\n");
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let w = status.workloads.iter().find(|w| w.name == "hello-score").expect("the Score workload");
+    assert_eq!(crate::services::http_get(&w.endpoint, "/").await, "hello from hello-score-qa\n", "placeholders resolved");
+
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    let score = std::fs::read_to_string(example.join("score.yaml")).expect("read");
+    std::fs::write(bad.join("score.yaml"), score.replace("image: .            # no image: run `command` on the host", "image: nginx:1.27"))
+        .expect("write");
+    let out = paved(&["deploy", bad.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("score.yaml:10:5: container image \"nginx:1.27\" cannot run here"), "{stderr}");
+    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    assert_eq!(status.workloads.len(), 1, "the bad Score file deployed nothing");
+    platform.stop().await.expect("stop");
+}
+
+/// `paved render --target kubernetes`: manifests for a workload pinned by
+/// digest, a weighted route for a canary, a clear refusal otherwise.
+#[tokio::test]
+async fn kubernetes_manifests_render_from_the_spec() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let digest = format!("sha256:{}", "5e".repeat(32));
+    std::fs::write(dir.path().join("paved.yaml"), format!("name: api\nartifact: {digest}\nport: 9000\nreplicas: 2\n")).expect("write");
+    std::fs::write(dir.path().join("paved.prod.yaml"), "replicas: 4\n").expect("write");
+    let path = dir.path().to_str().expect("path");
+    let out = paved(&["render", path, "--env", "prod", "--target", "kubernetes"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    for expected in [
+        "kind: Deployment",
+        "replicas: 4",
+        &format!("image: registry.paved.local/api@{digest}"),
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+        "kind: NetworkPolicy",
+        "kind: PodDisruptionBudget",
+        "namespace: prod",
+    ] {
+        assert!(yaml.contains(expected), "missing {expected:?} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("HTTPRoute"), "no route without a canary");
+    let out = paved(&["render", path, "--env", "prod", "--target", "kubernetes", "--canary-weight", "10"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("kind: HTTPRoute") && yaml.contains("name: api-canary") && yaml.contains("weight: 90"), "{yaml}");
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-score");
+    let out = paved(&["render", example.to_str().expect("path"), "--env", "dev", "--target", "kubernetes"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("runs artifacts pinned by digest"), "{}", text(&out.stderr));
+    let out = paved(&["render", path, "--env", "prod", "--target", "kubernetes", "--apply", "--kubeconfig", "/nonexistent"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no kubeconfig"), "{}", text(&out.stderr));
 }

@@ -36,6 +36,7 @@
 
 mod diff;
 mod overlay;
+mod score;
 mod types;
 
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,9 @@ use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
 pub use diff::{FieldChange, diff};
+use overlay::locate;
 pub use overlay::{Rendered, overlay_files, render};
+pub use score::API_VERSION as SCORE_API_VERSION;
 use types::{Command, Cpu, DurationStr, HttpPath, Memory, Port, Ratio, Replicas, Steps, Threshold};
 pub use types::{EnvName, Name};
 
@@ -232,10 +235,14 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     types::check_name(name)
 }
 
-/// Parses and validates `text`, the content of `file`.
+/// Parses and validates `text`, the content of `file`: a `paved.yaml`, or a
+/// Score file (`apiVersion: score.dev/v1b1`).
 pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
     if text.trim().is_empty() {
         return Err(error(file, 1, 1, "", "the spec is empty: it needs at least `name` and `command` or `artifact`"));
+    }
+    if score::is_score(text) {
+        return score::parse(text, file);
     }
     let raw: RawSpec = yaml_serde::from_str(text).map_err(|e| from_yaml(file, &e))?;
     let run = match (raw.command, raw.artifact) {

@@ -1,5 +1,6 @@
-//! Environments as overlays: a base `paved.yaml` plus, per environment, a
-//! `paved.<env>.yaml` (previews `pr-<n>` fall back to `paved.preview.yaml`)
+//! Environments as overlays: a base `paved.yaml` (or `score.yaml`) plus, per
+//! environment, a `paved.<env>.yaml` (`score.<env>.yaml`; previews `pr-<n>`
+//! fall back to `paved.preview.yaml`)
 //! that changes values and never structure: every key it sets must exist in
 //! the base with the same kind (mapping, list or scalar). The merged spec is
 //! validated like any spec; errors point into the file that holds the value.
@@ -15,11 +16,12 @@ pub struct Rendered {
     pub spec: WorkloadSpec,
 }
 
-/// The overlay files an environment may use, in order of preference.
-pub fn overlay_files(environment: &str) -> Vec<String> {
-    let mut files = vec![format!("paved.{environment}.yaml")];
+/// The overlay files an environment may use beside the base file `stem`.yaml
+/// (`paved` or `score`), in order of preference.
+pub fn overlay_files(stem: &str, environment: &str) -> Vec<String> {
+    let mut files = vec![format!("{stem}.{environment}.yaml")];
     if environment.strip_prefix("pr-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
-        files.push("paved.preview.yaml".to_string());
+        files.push(format!("{stem}.preview.yaml"));
     }
     files
 }
@@ -101,10 +103,12 @@ fn located(text: &str, file: &str, path: &[String], message: String) -> SpecErro
 }
 
 /// Line and column of the key at `path` in block-style YAML: each key is
-/// searched below (and indented deeper than) its parent's line.
-fn locate(text: &str, path: &[String]) -> Option<(usize, usize)> {
+/// searched among its parent's direct children (the lines below it at the
+/// first child's indentation), so a deeper key of the same name is skipped.
+pub(crate) fn locate(text: &str, path: &[String]) -> Option<(usize, usize)> {
     let mut depth = 0;
     let mut parent_indent: Option<usize> = None;
+    let mut level: Option<usize> = None;
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -114,12 +118,16 @@ fn locate(text: &str, path: &[String]) -> Option<(usize, usize)> {
         if parent_indent.is_some_and(|p| indent <= p) {
             return None;
         }
+        if *level.get_or_insert(indent) != indent {
+            continue;
+        }
         let key = trimmed.trim_start_matches("- ");
         if key.strip_prefix(path.get(depth)?.as_str()).is_some_and(|rest| rest.starts_with(':')) {
             if depth + 1 == path.len() {
                 return Some((n + 1, indent + 1));
             }
             parent_indent = Some(indent);
+            level = None;
             depth += 1;
         }
     }
@@ -183,8 +191,9 @@ mod tests {
 
     #[test]
     fn preview_environments_fall_back_to_the_preview_overlay() {
-        assert_eq!(overlay_files("prod"), ["paved.prod.yaml"]);
-        assert_eq!(overlay_files("pr-42"), ["paved.pr-42.yaml", "paved.preview.yaml"]);
-        assert_eq!(overlay_files("pr-x"), ["paved.pr-x.yaml"]);
+        assert_eq!(overlay_files("paved", "prod"), ["paved.prod.yaml"]);
+        assert_eq!(overlay_files("paved", "pr-42"), ["paved.pr-42.yaml", "paved.preview.yaml"]);
+        assert_eq!(overlay_files("score", "pr-42"), ["score.pr-42.yaml", "score.preview.yaml"]);
+        assert_eq!(overlay_files("paved", "pr-x"), ["paved.pr-x.yaml"]);
     }
 }

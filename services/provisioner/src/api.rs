@@ -280,7 +280,7 @@ impl ProvisionerService for Api {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let provisioner = self.provisioner.clone();
         let api = Api { provisioner: provisioner.clone() };
-        let mut changes = provisioner.subscribe();
+        let mut changes = provisioner.subscribe(&first.workload_id);
         tokio::spawn(async move {
             let mut last_version = 0;
             let mut current = Ok(first);

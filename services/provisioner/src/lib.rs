@@ -197,7 +197,7 @@ struct Inner {
     /// Rollouts with a driver in this process.
     drivers: Mutex<HashSet<String>>,
     /// Bumped on every recorded change: rollout drivers and watchers wake on it.
-    changes: watch::Sender<u64>,
+    changes: Changes,
     /// Applies are serialised: revision numbers are allocated max+1.
     apply_lock: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
@@ -208,6 +208,27 @@ struct Inner {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Change notifications per workload: whoever waits on a workload (its
+/// rollout's driver, a watch) wakes when something about it is recorded.
+#[derive(Default)]
+struct Changes(Mutex<HashMap<String, watch::Sender<u64>>>);
+
+impl Changes {
+    fn subscribe(&self, workload_id: &str) -> watch::Receiver<u64> {
+        lock(&self.0).entry(workload_id.to_string()).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    fn notify(&self, workload_id: &str) {
+        let mut channels = lock(&self.0);
+        if let Some(tx) = channels.get(workload_id) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+            if tx.receiver_count() == 0 {
+                channels.remove(workload_id);
+            }
+        }
+    }
 }
 
 impl Provisioner {
@@ -249,7 +270,7 @@ impl Provisioner {
                 proxies: Mutex::new(HashMap::new()),
                 backends: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashSet::new()),
-                changes: watch::channel(0).0,
+                changes: Changes::default(),
                 apply_lock: tokio::sync::Mutex::new(()),
                 shutdown: shutdown.clone(),
                 health: health.clone(),
@@ -368,7 +389,7 @@ impl Provisioner {
             break (workload, revision, rollout, superseded);
         };
         self.inner.relay.wake();
-        self.changed();
+        self.changed(&workload.id());
 
         // Committed: the rest runs in a task of its own, so a client that
         // disconnects now cannot leave the rollout recorded but never driven.
@@ -385,7 +406,7 @@ impl Provisioner {
                 for old in superseded.into_iter().filter(|id| !keep.iter().any(|k| k.as_ref() == Some(id))) {
                     this.inner.runtime.stop(&old).await;
                 }
-                this.drive(rollout_id);
+                this.drive(rollout_id, &workload.id());
             }
         });
         if let Err(e) = started.await {
@@ -581,7 +602,7 @@ impl Provisioner {
         }
         for rollout in rollouts {
             tracing::info!(rollout = %rollout.id, workload = %rollout.workload_id, stage = rollout.stage.as_str(), "resuming rollout");
-            self.drive(rollout.id);
+            self.drive(rollout.id, &rollout.workload_id);
         }
         Ok(())
     }
@@ -695,12 +716,12 @@ impl Provisioner {
         if let Err(e) = self.route(&revision.workload_id).await {
             tracing::warn!(workload = %revision.workload_id, error = %e, "cannot route the workload's proxy");
         }
-        self.changed();
+        self.changed(&revision.workload_id);
     }
 
-    /// Wakes rollout drivers and watchers.
-    fn changed(&self) {
-        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// Wakes the workload's rollout drivers and watchers.
+    fn changed(&self, workload_id: &str) {
+        self.inner.changes.notify(workload_id);
     }
 
     /// Routes a workload's proxy from its persisted routing: the stable

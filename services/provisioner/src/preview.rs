@@ -142,7 +142,9 @@ impl Provisioner {
         store::emit(&txn, "paved.provisioner.v1.preview.closed", &env, "", payload).await?;
         txn.commit().await?;
         self.inner.relay.wake();
-        self.changed();
+        for w in &workloads {
+            self.changed(&w.id());
+        }
         // A driver may be between reading its rollout and starting a
         // process: wait (bounded) until each has seen its rollout is gone.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

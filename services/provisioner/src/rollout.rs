@@ -63,19 +63,22 @@ fn now_ms() -> i64 {
 
 impl Provisioner {
     /// Drives a rollout to its end in a task of its own (once per process).
-    pub(crate) fn drive(&self, id: String) {
+    pub(crate) fn drive(&self, id: String, workload_id: &str) {
         if !lock(&self.inner.drivers).insert(id.clone()) {
             return;
         }
         let this = self.clone();
+        // Woken by changes to this workload only: a burst of applies to
+        // other workloads must not wake every driver (a thousand rollouts
+        // would each reread their state a thousand times).
+        let changes = self.inner.changes.subscribe(workload_id);
         tokio::spawn(async move {
-            this.drive_loop(&id).await;
+            this.drive_loop(&id, changes).await;
             lock(&this.inner.drivers).remove(&id);
         });
     }
 
-    async fn drive_loop(&self, id: &str) {
-        let mut changes = self.inner.changes.subscribe();
+    async fn drive_loop(&self, id: &str, mut changes: tokio::sync::watch::Receiver<u64>) {
         let mut window = None;
         let mut backoff = Backoff::default();
         let shutdown = self.inner.shutdown.clone();
@@ -197,7 +200,7 @@ impl Provisioner {
         let Some(recorded) = recorded else { return Ok(Next::Again) };
         store::emit_policy_decision(&txn, &recorded, &decision).await?;
         txn.commit().await?;
-        self.committed();
+        self.committed(&r.workload_id);
         if !decision.allowed() {
             let reason = format!("denied by policy bundle {}: {}", decision.bundle_digest, decision.denials.join("; "));
             self.finish(r, RolloutState::RolledBack, &reason).await?;
@@ -263,7 +266,7 @@ impl Provisioner {
         let txn = self.inner.db.begin().await?;
         if store::update_rollout(&txn, r, change).await?.is_some() {
             txn.commit().await?;
-            self.committed();
+            self.committed(&r.workload_id);
         }
         Ok(Next::Again)
     }
@@ -276,14 +279,14 @@ impl Provisioner {
             let baseline = self.traffic(&started.workload_id, &started.revision_id);
             txn.commit().await?;
             *window = Some(Window { step: started.step, step_start_ms: started.step_start_ms, baseline });
-            self.committed();
+            self.committed(&r.workload_id);
         }
         Ok(Next::Again)
     }
 
-    fn committed(&self) {
+    fn committed(&self, workload_id: &str) {
         self.inner.relay.wake();
-        self.changed();
+        self.changed(workload_id);
     }
 
     /// The new revision becomes the stable one and takes all traffic; the
@@ -301,7 +304,7 @@ impl Provisioner {
         let standby = r.stable_revision.clone().or(workload.standby_revision.clone());
         store::set_routing(&txn, &workload, Some(&r.revision_id), Some(&r.revision_id), standby.as_deref(), None).await?;
         txn.commit().await?;
-        self.committed();
+        self.committed(&r.workload_id);
         self.route(&r.workload_id).await?;
         let keep = [Some(r.revision_id.clone()), standby];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
@@ -322,7 +325,7 @@ impl Provisioner {
             store::set_routing(&txn, workload, Some(stable), Some(stable), standby, Some((&r.revision_id, reason))).await?;
         }
         txn.commit().await?;
-        self.committed();
+        self.committed(&r.workload_id);
         tracing::warn!(rollout = %r.id, workload = %r.workload_id, state = state.as_str(), %reason, "rollout ended without promotion");
         self.route(&r.workload_id).await?;
         let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
@@ -373,9 +376,9 @@ impl Provisioner {
         Ok(revision.and_then(|r| paved_spec::parse(&r.spec_yaml, &r.spec_path).ok()).map(|s| s.rollout.steps).unwrap_or_default())
     }
 
-    /// Wakes on every recorded change (for watchers).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.changes.subscribe()
+    /// Wakes on every change recorded for the workload (for watchers).
+    pub fn subscribe(&self, workload_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe(workload_id)
     }
 
     /// Applies the change `decide` returns for the rollout as read (None:
@@ -387,7 +390,7 @@ impl Provisioner {
             let txn = self.inner.db.begin().await?;
             if let Some(updated) = store::update_rollout(&txn, &r, change).await? {
                 txn.commit().await?;
-                self.committed();
+                self.committed(&r.workload_id);
                 return Ok(updated);
             }
         }
@@ -483,7 +486,7 @@ impl Provisioner {
         }
         store::set_routing(&txn, &workload, Some(&target), Some(&target), Some(&stable), Some((&stable, "rolled back on command"))).await?;
         txn.commit().await?;
-        self.committed();
+        self.committed(&workload.id());
         self.route(&workload.id()).await?;
         // Normally running already; after a failure it is started again and
         // takes the traffic once healthy.

@@ -1,0 +1,78 @@
+//! The Kubernetes target against golden files (`tests/golden/*.yaml`):
+//! regenerate them with `PAVED_UPDATE_GOLDEN=1 cargo test -p paved-k8s` and
+//! review the diff like code.
+
+use paved_k8s::{RenderError, Target, manifests, to_yaml};
+use std::path::PathBuf;
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+}
+
+fn spec() -> paved_spec::WorkloadSpec {
+    let text = std::fs::read_to_string(golden("web.paved.yaml")).expect("read the golden spec");
+    paved_spec::parse(&text, "web.paved.yaml").expect("a valid spec")
+}
+
+fn check(name: &str, actual: &str) {
+    let path = golden(name);
+    if std::env::var_os("PAVED_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden file");
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (create it with PAVED_UPDATE_GOLDEN=1)", path.display()));
+    assert!(
+        expected == actual,
+        "{name} differs from what renders now:\n{actual}\n(regenerate with PAVED_UPDATE_GOLDEN=1 and review the diff)"
+    );
+}
+
+#[test]
+fn stable_manifests_match_the_golden_file() {
+    let m = manifests(&spec(), "prod", &Target::default()).expect("render");
+    let kinds: Vec<String> = m.iter().map(|m| format!("{}/{}", m.kind, m.name)).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount/web",
+            "Role/web",
+            "RoleBinding/web",
+            "NetworkPolicy/default-deny",
+            "NetworkPolicy/web",
+            "PodDisruptionBudget/web",
+            "Deployment/web",
+            "Service/web"
+        ]
+    );
+    assert!(m.iter().all(|m| m.namespace == "prod" && m.body["metadata"]["namespace"] == "prod"));
+    check("web.stable.yaml", &to_yaml(&m));
+}
+
+#[test]
+fn a_canary_gets_its_own_deployment_and_a_weighted_route() {
+    let target = Target { canary_weight: Some(25), ..Target::default() };
+    let m = manifests(&spec(), "prod", &target).expect("render");
+    let route = m.iter().find(|m| m.kind == "HTTPRoute").expect("a route");
+    assert_eq!(route.api_version, "gateway.networking.k8s.io/v1");
+    let weights: Vec<_> = route.body["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap_or_default().to_string(), b["weight"].as_u64()))
+        .collect();
+    assert_eq!(weights, [("web".to_string(), Some(75)), ("web-canary".to_string(), Some(25))]);
+    check("web.canary.yaml", &to_yaml(&m));
+}
+
+#[test]
+fn only_artifacts_pinned_by_digest_render() {
+    let mut spec = spec();
+    spec.run = paved_spec::Run::Command(vec!["hello".into()]);
+    let e = manifests(&spec, "prod", &Target::default()).expect_err("a command is not an image");
+    assert!(matches!(e, RenderError::NotPinned(_)), "{e}");
+    assert!(e.to_string().contains("paved artifact push"), "{e}");
+    spec.run = paved_spec::Run::Artifact("./bin/web".into());
+    assert!(matches!(manifests(&spec, "prod", &Target::default()), Err(RenderError::NotPinned(_))));
+    let e = manifests(&self::spec(), "prod", &Target { canary_weight: Some(100), ..Target::default() }).expect_err("weight");
+    assert!(matches!(e, RenderError::CanaryWeight(100)), "{e}");
+}
