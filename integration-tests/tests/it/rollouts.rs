@@ -1,10 +1,11 @@
-//! Rollouts end to end: through `paved` against the embedded platform
-//! (SQLite, embedded stream), and the provisioner binary on PostgreSQL and
-//! Redis, SIGKILLed mid-rollout.
+//! Rollouts end to end: through `paved` against the platform in both modes
+//! (embedded: SQLite and the embedded stream; self-hosted: PostgreSQL and
+//! Redis), and the provisioner binary on PostgreSQL and Redis, SIGKILLed
+//! mid-rollout.
 
 use crate::services::try_http_get;
-use paved::up::Platform;
-use paved_integration_tests::{bin_dir, eventually, paved, postgres_database, redis_namespace, text, up_options};
+use paved::up::{Platform, SelfHosted, UpOptions};
+use paved_integration_tests::{bin_dir, eventually, paved, postgres_database, postgres_server, redis_namespace, text, unique, up_options};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, RolloutState, provisioner_service_client::ProvisionerServiceClient,
@@ -85,6 +86,30 @@ async fn endpoint_of(endpoint: &str, workload: &str) -> String {
 #[tokio::test]
 async fn rollouts_step_through_weights_roll_back_on_errors_and_on_command() {
     let (_dir, platform, svc) = embedded().await;
+    steps_and_rollbacks(platform, svc).await;
+}
+
+/// The same, with the provisioner on PostgreSQL and Redis and the other
+/// services deployed by the platform itself (production's shape).
+#[tokio::test]
+async fn rollouts_step_and_roll_back_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = UpOptions {
+        self_hosted: Some(SelfHosted {
+            postgres_url: postgres_server(),
+            redis_url: redis_namespace("it_rollouts").await,
+            database_prefix: format!("{}_", unique("it_ro")),
+        }),
+        ..up_options(dir.path().join("data"))
+    };
+    let platform = Platform::start(&options).await.expect("paved up --self-hosted");
+    platform.wait_ready(Duration::from_secs(90), |_| {}).await.expect("ready");
+    let svc = dir.path().join("web");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    steps_and_rollbacks(platform, svc).await;
+}
+
+async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let endpoint = platform.addr.to_string();
     let svc_dir = svc.to_str().expect("path");
     let deploy = |version: &'static str, error_rate: &'static str| {
