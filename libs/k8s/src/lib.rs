@@ -77,6 +77,8 @@ pub enum RenderError {
     NotPinned(String),
     #[error("a canary weight is a percentage between 1 and 99, got {0}")]
     CanaryWeight(u32),
+    #[error("workload name {0:?} cannot name Kubernetes services: it must start with a letter and have at most 56 characters")]
+    Name(String),
     #[error("cannot encode {0}: {1}")]
     Encode(String, serde_json::Error),
 }
@@ -95,6 +97,10 @@ pub fn manifests(spec: &WorkloadSpec, environment: &str, target: &Target) -> Res
         && !(1..=99).contains(&w)
     {
         return Err(RenderError::CanaryWeight(w));
+    }
+    // Service names are DNS-1035 labels, and `<name>-canary` must fit 63.
+    if !spec.name.starts_with(|c: char| c.is_ascii_lowercase()) || spec.name.len() > 56 {
+        return Err(RenderError::Name(spec.name.clone()));
     }
     let k = Builder { spec, namespace: environment };
     let mut out = Vec::new();
@@ -356,13 +362,18 @@ impl Builder<'_> {
         let mut embedded: Vec<&str> = Vec::new();
         let mut vars = Vec::new();
         for (key, value) in &self.spec.env {
-            if let Some(secret) = value.strip_prefix("${secret:").and_then(|s| s.strip_suffix('}')).filter(|s| !s.contains('}')) {
+            let whole = value.strip_prefix("${secret:").and_then(|s| s.strip_suffix('}'));
+            if let Some(secret) = whole.filter(|s| self.spec.secrets.iter().any(|d| d == s)) {
                 vars.push(from_secret(key.clone(), secret));
                 continue;
             }
-            let mut expanded = value.clone();
+            // Kubernetes expands `$(VAR)` and turns `$$` into `$` in every
+            // value: escape each `$` so the workload sees the value as written
+            // (as the local runtime passes it), then expand only the declared
+            // secrets. An undeclared reference stays text: never a Secret read.
+            let mut expanded = value.replace('$', "$$");
             for secret in &self.spec.secrets {
-                let reference = format!("${{secret:{secret}}}");
+                let reference = format!("$${{secret:{secret}}}");
                 if expanded.contains(&reference) {
                     expanded = expanded.replace(&reference, &format!("$({})", secret_var(secret)));
                     if !embedded.contains(&secret.as_str()) {

@@ -75,4 +75,20 @@ fn only_artifacts_pinned_by_digest_render() {
     assert!(matches!(manifests(&spec, "prod", &Target::default()), Err(RenderError::NotPinned(_))));
     let e = manifests(&self::spec(), "prod", &Target { canary_weight: Some(100), ..Target::default() }).expect_err("weight");
     assert!(matches!(e, RenderError::CanaryWeight(100)), "{e}");
+    let mut spec = self::spec();
+    spec.name = "9lives".into();
+    assert!(matches!(manifests(&spec, "prod", &Target::default()), Err(RenderError::Name(_))));
+}
+
+#[test]
+fn only_declared_secrets_are_read_and_dollars_stay_as_written() {
+    let mut spec = spec();
+    spec.env.insert("OTHER".into(), "${secret:not-declared}".into());
+    spec.env.insert("PRICE".into(), "$5 or $$ or $(PORT)".into());
+    let m = manifests(&spec, "prod", &Target::default()).expect("render");
+    let env = &m.iter().find(|m| m.kind == "Deployment").expect("deployment").body["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |name: &str| env.as_array().expect("env").iter().find(|v| v["name"] == name).cloned().expect("variable");
+    assert_eq!(var("OTHER")["value"], "$${secret:not-declared}", "an undeclared reference is text, never a Secret read");
+    assert_eq!(var("PRICE")["value"], "$$5 or $$$$ or $$(PORT)");
+    assert_eq!(var("DATABASE_URL")["value"], "postgres://app:$(PAVED_SECRET_DB_PASSWORD)@db:5432/app");
 }

@@ -181,6 +181,9 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         }
     }
     let run = match (c.image.as_str(), &c.command) {
+        (".", Some(_)) if argv.first().is_none_or(|p| p.trim().is_empty()) => {
+            return Err(cat(&["command"], "`command` must name a program".into()));
+        }
         (".", Some(_)) => Run::Command(argv),
         (".", None) => return Err(cat(&["image"], "`image: .` runs the container's `command` on the host: set `command`".into())),
         (image, None) if c.args.is_none() && is_artifact(image) => Run::Artifact(image.to_string()),
@@ -292,6 +295,11 @@ impl Resolver<'_> {
             out.push_str(&rest[..i]);
             rest = &rest[i..];
             if let Some(after) = rest.strip_prefix("$${") {
+                // Paved reads `${secret:…}` in a value as a reference: an
+                // escape must not smuggle one past the declared resources.
+                if after.starts_with("secret:") {
+                    return Err(format!("`$${{secret:` in {text:?} would be read as a secret reference: declare a `secret` resource"));
+                }
                 out.push_str("${");
                 rest = after;
                 continue;
@@ -459,6 +467,11 @@ resources:
         assert!(message.contains("unknown placeholder"), "{message}");
         let (_, _, _, message) = err(&with("${metadata.name} of", "${metadata.name of"));
         assert!(message.contains("unclosed"), "{message}");
+        let (_, _, _, message) = err(&with("$${literal}", "$${secret:db}"));
+        assert!(message.contains("declare a `secret` resource"), "{message}");
+        let (_, _, field, message) = err(&with("command: [\"hello\", \"--name\", \"${metadata.name}\"]", "command: []"));
+        assert_eq!(field, "containers.main.command");
+        assert!(message.contains("must name a program"), "{message}");
     }
 
     #[test]
