@@ -89,7 +89,9 @@ const NON_ROOT_UID: i64 = 65532;
 /// The manifests for `spec` in `environment`, in the order they apply.
 pub fn manifests(spec: &WorkloadSpec, environment: &str, target: &Target) -> Result<Vec<Manifest>, RenderError> {
     let image = match &spec.run {
-        Run::Artifact(digest) if is_digest(digest) => format!("{}/{}@{digest}", target.registry.trim_end_matches('/'), spec.name),
+        Run::Artifact(digest) if paved_spec::is_digest(digest) => {
+            format!("{}/{}@{digest}", target.registry.trim_end_matches('/'), spec.name)
+        }
         Run::Artifact(path) => return Err(RenderError::NotPinned(format!("the file {path}"))),
         Run::Command(argv) => return Err(RenderError::NotPinned(format!("the command {:?}", argv.join(" ")))),
     };
@@ -139,10 +141,6 @@ pub fn to_yaml(manifests: &[Manifest]) -> String {
         .map(|m| yaml_serde::to_string(&m.body).unwrap_or_else(|e| format!("# cannot write {}/{}: {e}\n", m.kind, m.name)))
         .collect::<Vec<_>>()
         .join("---\n")
-}
-
-fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Lets `manifests` push every typed object through one function.

@@ -46,7 +46,6 @@ use std::{collections::BTreeMap, time::Duration};
 pub use diff::{FieldChange, diff};
 use overlay::locate;
 pub use overlay::{Rendered, overlay_files, render};
-pub use score::API_VERSION as SCORE_API_VERSION;
 use types::{Command, Cpu, DurationStr, HttpPath, Memory, Port, Ratio, Replicas, Steps, Threshold};
 pub use types::{EnvName, Name};
 
@@ -195,6 +194,12 @@ struct RawQuantities {
     memory: Option<Memory>,
 }
 
+impl From<RawResources> for Resources {
+    fn from(raw: RawResources) -> Self {
+        Self { requests: raw.requests.into(), limits: raw.limits.into() }
+    }
+}
+
 impl From<Option<RawQuantities>> for Quantities {
     fn from(raw: Option<RawQuantities>) -> Self {
         let raw = raw.unwrap_or(RawQuantities { cpu: None, memory: None });
@@ -228,6 +233,11 @@ struct RawHealth {
     timeout: Option<DurationStr>,
     failure_threshold: Option<Threshold>,
     startup_timeout: Option<DurationStr>,
+}
+
+/// Whether `s` names content by digest: `sha256:` and 64 hex digits.
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Checks a name (of a workload or an environment): a DNS label.
@@ -277,7 +287,7 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         health,
         env: raw.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
         replicas: raw.replicas.map_or(1, |r| r.0),
-        resources: raw.resources.map_or_else(Resources::default, |r| Resources { requests: r.requests.into(), limits: r.limits.into() }),
+        resources: raw.resources.map(Resources::from).unwrap_or_default(),
         security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
         secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
         rollout: raw.rollout.map_or_else(RolloutPolicy::default, |r| {

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use yaml_serde::Value;
 
-pub const API_VERSION: &str = "score.dev/v1b1";
+const API_VERSION: &str = "score.dev/v1b1";
 
 /// Whether `text` is a Score file: it sets `apiVersion` at the top level.
 pub(crate) fn is_score(text: &str) -> bool {
@@ -247,7 +247,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         health,
         env,
         replicas: 1,
-        resources: c.resources.map_or_else(Resources::default, |r| Resources { requests: r.requests.into(), limits: r.limits.into() }),
+        resources: c.resources.map(Resources::from).unwrap_or_default(),
         security: Security::default(),
         secrets,
         rollout: RolloutPolicy::default(),
@@ -256,8 +256,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
 
 /// An artifact in the store (`sha256:<64 hex>`) or an executable's path.
 fn is_artifact(image: &str) -> bool {
-    let digest = image.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    digest || image.starts_with("./") || image.starts_with("../") || image.starts_with('/')
+    crate::is_digest(image) || image.starts_with("./") || image.starts_with("../") || image.starts_with('/')
 }
 
 /// The path of an HTTP probe; an error names the sub-field it is about.
