@@ -38,6 +38,7 @@ contract!(ack_clears_pending, 1000, ack_clears_pending_check);
 contract!(dead_consumer_is_taken_over, 1000, dead_consumer_check);
 contract!(blocking_read_wakes_on_publish, 1000, blocking_read_check);
 contract!(retention_is_bounded, 50, retention_check);
+contract!(batches_keep_order_across_streams, 1000, batch_check);
 
 fn payloads(deliveries: &[Delivery]) -> Vec<Vec<u8>> {
     deliveries.iter().map(|d| d.payload.clone()).collect()
@@ -102,24 +103,54 @@ async fn dead_consumer_check(stream: SharedStream) {
     assert!(stream.pending(&name, "g").await.expect("pending").is_empty());
 }
 
+/// A reader of group `g` blocked on `name` (for up to 5 s); it returns what
+/// it got and how long it waited.
+async fn blocked_reader(stream: &SharedStream, name: &str) -> tokio::task::JoinHandle<(Vec<Delivery>, Duration)> {
+    let (stream, name) = (stream.clone(), name.to_string());
+    let reader = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        let got = stream.read(&name, "g", "c", 1000, Duration::from_secs(5)).await.expect("read");
+        (got, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reader
+}
+
 async fn blocking_read_check(stream: SharedStream) {
     let name = unique("s");
     stream.ensure_group(&name, "g").await.expect("group");
-    let reader = {
-        let (stream, name) = (stream.clone(), name.clone());
-        tokio::spawn(async move {
-            let start = tokio::time::Instant::now();
-            let got = stream.read(&name, "g", "c", 10, Duration::from_secs(5)).await.expect("read");
-            (got, start.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reader = blocked_reader(&stream, &name).await;
     stream.publish(&name, b"wake").await.expect("publish");
     let (got, waited) = reader.await.expect("reader");
     assert_eq!(payloads(&got), vec![b"wake".to_vec()]);
     assert!(waited < Duration::from_secs(2), "the read returned {waited:?} after it began, not at its timeout");
     let empty = stream.read(&name, "g", "c", 10, Duration::from_millis(100)).await.expect("read");
     assert!(empty.is_empty(), "a read with nothing new waits out its block time and returns empty");
+}
+
+/// A batch spanning two streams (larger than one statement's worth of rows
+/// on the embedded backend) lands in order on each, wakes a blocked
+/// reader, and its entries are acked in one call.
+async fn batch_check(stream: SharedStream) {
+    let (a, b) = (unique("s"), unique("s"));
+    for name in [&a, &b] {
+        stream.ensure_group(name, "g").await.expect("group");
+    }
+    let reader = blocked_reader(&stream, &b).await;
+    let entries: Vec<(String, Vec<u8>)> =
+        (0..450).map(|i| (if i % 3 == 0 { b.clone() } else { a.clone() }, format!("event-{i}").into_bytes())).collect();
+    stream.publish_batch(&entries).await.expect("publish a batch");
+    let sent = |name: &str| entries.iter().filter(|(s, _)| s == name).map(|(_, p)| p.clone()).collect::<Vec<_>>();
+    let (mut got_b, waited) = reader.await.expect("reader");
+    assert!(!got_b.is_empty() && waited < Duration::from_secs(2), "the blocked reader of {b} woke after {waited:?}");
+    got_b.extend(stream.read(&b, "g", "c", 1000, Duration::from_millis(100)).await.expect("read the rest of b"));
+    assert_eq!(payloads(&got_b), sent(&b), "stream b has its share of the batch, in order");
+    let got_a = stream.read(&a, "g", "c", 1000, Duration::from_millis(100)).await.expect("read a");
+    assert_eq!(payloads(&got_a), sent(&a), "stream a has its share of the batch, in order");
+    let ids: Vec<String> = got_a.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(stream.pending(&a, "g").await.expect("pending").len(), 300);
+    stream.ack(&a, "g", &ids).await.expect("ack 300 entries at once");
+    assert!(stream.pending(&a, "g").await.expect("pending").is_empty());
 }
 
 async fn retention_check(stream: SharedStream) {

@@ -14,7 +14,11 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 /// The default bundle, as `deploy/policies/` has it: (file name, Rego).
 pub const DEFAULT_BUNDLE: [(&str, &str); 2] = [
@@ -41,7 +45,18 @@ pub struct Bundle {
     engine: regorus::Engine,
     files: Vec<(String, String)>,
     digest: String,
+    /// Decisions by input (JSON), so that a plan, its apply and the
+    /// rollout's policy stage decide once. None when a rule may read the
+    /// clock, the network or randomness: then a decision is a function of
+    /// more than the bundle and the input. Bounded: emptied when full.
+    decided: Option<Arc<Mutex<HashMap<String, Decision>>>>,
 }
+
+/// Built-ins whose result is not a function of the input.
+const NONDETERMINISTIC: [&str; 5] = ["time.now_ns", "http.send", "rand.", "uuid.", "opa.runtime"];
+
+/// Decisions kept by [`Bundle::decide`].
+const DECIDED_MAX: usize = 4096;
 
 /// A deploy decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +130,8 @@ impl Bundle {
         for (name, text) in files.iter().filter(|(n, _)| is_test(n)) {
             all.add_policy(name.clone(), text.clone()).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         }
-        Ok(Self { engine, files, digest })
+        let pure = !files.iter().any(|(_, text)| NONDETERMINISTIC.iter().any(|b| text.contains(b)));
+        Ok(Self { engine, files, digest, decided: pure.then(Arc::default) })
     }
 
     pub fn digest(&self) -> &str {
@@ -124,8 +140,24 @@ impl Bundle {
 
     /// Evaluates `data.paved.deploy.deny` and `.warn` for `input`.
     pub fn decide(&self, input: &Value) -> Result<Decision, PolicyError> {
+        let json = input.to_string();
+        let Some(decided) = &self.decided else { return self.evaluate(&json) };
+        let lock = || decided.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(decision) = lock().get(&json) {
+            return Ok(decision.clone());
+        }
+        let decision = self.evaluate(&json)?;
+        let mut decided = lock();
+        if decided.len() >= DECIDED_MAX {
+            decided.clear();
+        }
+        decided.insert(json, decision.clone());
+        Ok(decision)
+    }
+
+    fn evaluate(&self, json: &str) -> Result<Decision, PolicyError> {
         let mut engine = self.engine.clone();
-        let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+        let input = regorus::Value::from_json_str(json).map_err(|e| PolicyError::Evaluation(e.to_string()))?;
         engine.set_input(input);
         let mut set = |rule: &str| -> Result<Vec<String>, PolicyError> {
             let value = engine.eval_rule(format!("data.paved.deploy.{rule}")).map_err(|e| PolicyError::Evaluation(e.to_string()))?;

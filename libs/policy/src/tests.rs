@@ -53,3 +53,19 @@ fn a_failing_test_and_a_syntax_error_are_reported() {
     changed[0].1.push('\n');
     assert_ne!(a.digest(), Bundle::from_files(changed).expect("compiles").digest());
 }
+
+#[test]
+fn decisions_are_kept_by_input_unless_a_rule_reads_the_clock() {
+    let pure = Bundle::default_bundle().expect("compiles");
+    let input = |name: &str| json!({"environment": "dev", "workload": {"name": name, "run": {"command": ["hello"]}}, "artifact": null});
+    let first = pure.decide(&input("a")).expect("decides");
+    assert_eq!(pure.decide(&input("a")).expect("decides again"), first);
+    pure.decide(&input("b")).expect("decides");
+    let kept = pure.decided.as_ref().expect("the default bundle is pure").lock().expect("lock").len();
+    assert_eq!(kept, 2, "one decision per distinct input");
+
+    let clock = "package paved.deploy\n\ndeny contains \"never\" if { false }\n\nwarn contains \"late\" if { time.now_ns() > 0 }\n";
+    let timed = Bundle::from_files(vec![("t.rego".into(), clock.into())]).expect("compiles");
+    assert!(timed.decided.is_none(), "a bundle reading the clock is evaluated every time");
+    assert_eq!(timed.decide(&input("a")).expect("decides").warnings, ["late"]);
+}

@@ -50,13 +50,19 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
         // therefore not use the pool until it commits.
         .max_connections(if sqlite { 1 } else { 10 })
         .sqlx_logging(false);
-    let db = Database::connect(options).await.map_err(|source| StoreError::Connect { url: redact(url), source })?;
     if sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .await
-            .map_err(|source| StoreError::Connect { url: redact(url), source })?;
+        sqlite_wal(&mut options);
     }
-    Ok(db)
+    Database::connect(options).await.map_err(|source| StoreError::Connect { url: redact(url), source })
+}
+
+/// WAL journaling, synced at checkpoints rather than at every commit (a
+/// crash of the machine may lose the last commits, never corrupt the file).
+/// Set on every connection the pool opens: `synchronous` is per connection,
+/// so a pragma run once would be lost when the pool replaces its connection.
+pub fn sqlite_wal(options: &mut ConnectOptions) {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    options.map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal));
 }
 
 /// Connects and brings the schema up to date with `M`'s migrations.

@@ -129,9 +129,17 @@ struct Consumer<'a> {
 }
 
 impl Consumer<'_> {
-    /// Handles and acks `held` front to back; stops at the first failure,
-    /// leaving that entry first in `held`.
+    /// Handles `held` front to back and acks what was handled, in one call;
+    /// stops at the first failure, leaving that entry first in `held`.
     async fn process(&self, held: &mut VecDeque<Delivery>, attempts: &mut u32) -> Result<(), StepError> {
+        let mut handled = Vec::new();
+        let result = self.handle_held(held, attempts, &mut handled).await;
+        // Acked even when a later entry failed: the handled ones are done.
+        self.stream.ack(self.name, self.group, &handled).await?;
+        result
+    }
+
+    async fn handle_held(&self, held: &mut VecDeque<Delivery>, attempts: &mut u32, handled: &mut Vec<String>) -> Result<(), StepError> {
         while let Some(delivery) = held.front() {
             match event::decode(&delivery.payload) {
                 Ok(envelope) if !envelope.id.is_empty() => match self.handler.handle(self.name, &envelope).await {
@@ -152,8 +160,9 @@ impl Consumer<'_> {
                     self.dead_letter(delivery, &reason).await?;
                 }
             }
-            self.stream.ack(self.name, self.group, std::slice::from_ref(&delivery.id)).await?;
-            held.pop_front();
+            if let Some(done) = held.pop_front() {
+                handled.push(done.id);
+            }
         }
         Ok(())
     }

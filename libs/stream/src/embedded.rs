@@ -1,12 +1,18 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
 //! restarts, for `paved up`. One process owns the file; writers are serialised
-//! by a mutex and readers are woken by a [`Notify`] instead of polling.
+//! by a mutex and readers are woken by a [`Notify`] per stream instead of
+//! polling. Batches (publish, deliver, ack) are one statement each: every
+//! statement is a round trip to SQLite's worker thread.
 
 use crate::{Delivery, EventStream, StreamError};
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 use tokio::sync::{Mutex, Notify};
@@ -35,10 +41,14 @@ const SCHEMA: &[&str] = &[
 /// Trim a stream every this many publishes.
 const TRIM_EVERY: u64 = 256;
 
+/// Rows per multi-row statement, well under SQLite's limit of bound parameters.
+const CHUNK: usize = 200;
+
 pub struct EmbeddedStream {
     db: DatabaseConnection,
     write: Mutex<()>,
-    published: Notify,
+    /// Per stream: a publish wakes only the readers of its stream.
+    published: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
     max_len: u64,
     publishes: AtomicU64,
 }
@@ -49,7 +59,28 @@ impl EmbeddedStream {
         for sql in SCHEMA {
             db.execute_unprepared(sql).await?;
         }
-        Ok(Self { db, write: Mutex::new(()), published: Notify::new(), max_len, publishes: AtomicU64::new(0) })
+        Ok(Self { db, write: Mutex::new(()), published: Default::default(), max_len, publishes: AtomicU64::new(0) })
+    }
+
+    fn published(&self, stream: &str) -> Arc<Notify> {
+        let mut map = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(stream.to_string()).or_default().clone()
+    }
+
+    /// Counts `n` publishes to `streams` and trims them every
+    /// [`TRIM_EVERY`]. Trimming is housekeeping: the entries are stored, so a
+    /// failed trim must not turn the publish into an error (the caller would
+    /// publish again).
+    async fn count_and_trim(&self, streams: &[&str], n: u64) {
+        let before = self.publishes.fetch_add(n, Ordering::Relaxed);
+        if before % TRIM_EVERY + n < TRIM_EVERY {
+            return;
+        }
+        for stream in streams {
+            if let Err(e) = self.trim(stream).await {
+                tracing::warn!(stream, error = %e, "trimming the embedded stream failed");
+            }
+        }
     }
 
     async fn trim(&self, stream: &str) -> Result<(), StreamError> {
@@ -79,16 +110,18 @@ impl EmbeddedStream {
             ))
             .await?;
         let mut out = Vec::with_capacity(rows.len());
-        let now = now_ms();
         for row in rows {
             let id: i64 = row.try_get("", "id")?;
-            let payload: Vec<u8> = row.try_get("", "payload")?;
-            txn.execute_raw(stmt(
-                "INSERT OR REPLACE INTO stream_pending (stream, grp, id, consumer, delivered_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                [stream.into(), group.into(), id.into(), consumer.into(), now.into()],
-            ))
-            .await?;
-            out.push(Delivery { id: id.to_string(), payload });
+            out.push(Delivery { id: id.to_string(), payload: row.try_get("", "payload")? });
+        }
+        let now = now_ms();
+        let ids = out.iter().map(|d| parse_id(&d.id)).collect::<Result<Vec<_>, _>>()?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut values: Vec<Value> = vec![stream.into(), group.into(), consumer.into(), now.into()];
+            values.extend(chunk.iter().map(|&id| Value::from(id)));
+            let rows = (0..chunk.len()).map(|i| format!("(?1, ?2, ?{}, ?3, ?4)", i + 5)).collect::<Vec<_>>().join(", ");
+            let sql = format!("INSERT OR REPLACE INTO stream_pending (stream, grp, id, consumer, delivered_ms) VALUES {rows}");
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
         }
         if let Some(last) = out.last() {
             txn.execute_raw(stmt(
@@ -111,18 +144,36 @@ impl EventStream for EmbeddedStream {
                 .db
                 .execute_raw(stmt("INSERT INTO stream_entries (stream, payload) VALUES (?1, ?2)", [stream.into(), payload.to_vec().into()]))
                 .await?;
-            // Trimming is housekeeping: the entry is stored, so a failed trim
-            // must not turn this publish into an error (the caller would
-            // publish it again).
-            if self.publishes.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1
-                && let Err(e) = self.trim(stream).await
-            {
-                tracing::warn!(stream, error = %e, "trimming the embedded stream failed");
-            }
+            self.count_and_trim(&[stream], 1).await;
             result.last_insert_id()
         };
-        self.published.notify_waiters();
+        self.published(stream).notify_waiters();
         Ok(id.to_string())
+    }
+
+    async fn publish_batch(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StreamError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut streams: Vec<&str> = entries.iter().map(|(s, _)| s.as_str()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        {
+            let _guard = self.write.lock().await;
+            let txn = self.db.begin().await?;
+            for chunk in entries.chunks(CHUNK) {
+                let rows = (0..chunk.len()).map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ");
+                let values = chunk.iter().flat_map(|(s, p)| [Value::from(s.as_str()), Value::from(p.clone())]).collect::<Vec<_>>();
+                let sql = format!("INSERT INTO stream_entries (stream, payload) VALUES {rows}");
+                txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
+            }
+            txn.commit().await?;
+            self.count_and_trim(&streams, entries.len() as u64).await;
+        }
+        for stream in streams {
+            self.published(stream).notify_waiters();
+        }
+        Ok(())
     }
 
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError> {
@@ -141,7 +192,8 @@ impl EventStream for EmbeddedStream {
         loop {
             // Register for the wake-up before looking, so a publish between the
             // look and the wait is not missed.
-            let woken = self.published.notified();
+            let published = self.published(stream);
+            let woken = published.notified();
             let out = self.deliver_new(stream, group, consumer, count).await?;
             if !out.is_empty() {
                 return Ok(out);
@@ -153,14 +205,18 @@ impl EventStream for EmbeddedStream {
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), StreamError> {
+        let ids = ids.iter().map(|id| parse_id(id)).collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
         let _guard = self.write.lock().await;
         let txn = self.db.begin().await?;
-        for id in ids {
-            txn.execute_raw(stmt(
-                "DELETE FROM stream_pending WHERE stream = ?1 AND grp = ?2 AND id = ?3",
-                [stream.into(), group.into(), parse_id(id)?.into()],
-            ))
-            .await?;
+        for chunk in ids.chunks(CHUNK) {
+            let mut values: Vec<Value> = vec![stream.into(), group.into()];
+            values.extend(chunk.iter().map(|&id| Value::from(id)));
+            let list = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
+            let sql = format!("DELETE FROM stream_pending WHERE stream = ?1 AND grp = ?2 AND id IN ({list})");
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
         }
         txn.commit().await?;
         Ok(())

@@ -63,6 +63,14 @@ pub enum StreamError {
 pub trait EventStream: Send + Sync + 'static {
     /// Appends an entry and returns its id.
     async fn publish(&self, stream: &str, payload: &[u8]) -> Result<String, StreamError>;
+    /// Appends entries in order, possibly to several streams, in fewer round
+    /// trips than one publish each. All or some may be stored when it fails.
+    async fn publish_batch(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StreamError> {
+        for (stream, payload) in entries {
+            self.publish(stream, payload).await?;
+        }
+        Ok(())
+    }
     /// Creates the group if missing; a new group starts at the beginning of the stream.
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError>;
     /// Delivers up to `count` entries never delivered to the group, waiting up
@@ -97,8 +105,8 @@ pub async fn open(url: &str, max_len: u64) -> Result<SharedStream, StreamError> 
         let mut options = sea_orm::ConnectOptions::new(url);
         // One writer at a time anyway (see `embedded`); a small pool suffices.
         options.max_connections(4).sqlx_logging(false);
+        paved_store::sqlite_wal(&mut options);
         let db = sea_orm::Database::connect(options).await?;
-        sea_orm::ConnectionTrait::execute_unprepared(&db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").await?;
         Ok(Arc::new(embedded::EmbeddedStream::open(db, max_len).await?))
     } else {
         Err(StreamError::Malformed { id: url.to_string(), reason: "stream URL must start with redis:// or sqlite:".into() })

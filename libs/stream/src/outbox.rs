@@ -72,20 +72,22 @@ impl Relay {
             .to_owned();
         let rows = self.db.query_all(&select).await?;
         let mut published = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: i64 = row.try_get("", "id")?;
-            let stream: String = row.try_get("", "stream")?;
-            let payload: Vec<u8> = row.try_get("", "payload")?;
-            self.stream.publish(&stream, &payload).await?;
-            published.push(id);
+            published.push(row.try_get::<i64>("", "id")?);
+            entries.push((row.try_get::<String>("", "stream")?, row.try_get::<Vec<u8>>("", "payload")?));
         }
-        if !published.is_empty() {
-            // Exactly the rows published: on PostgreSQL ids are taken at
-            // insert, not at commit, so a smaller id may commit after a larger
-            // one was read, and a range delete would drop it unpublished.
-            let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).is_in(published)).to_owned();
-            self.db.execute(&delete).await?;
+        if entries.is_empty() {
+            return Ok(0);
         }
+        // In order, in one batch: a failure part way publishes the stored
+        // part again next time, which consumers deduplicate.
+        self.stream.publish_batch(&entries).await?;
+        // Exactly the rows published: on PostgreSQL ids are taken at insert,
+        // not at commit, so a smaller id may commit after a larger one was
+        // read, and a range delete would drop it unpublished.
+        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).is_in(published)).to_owned();
+        self.db.execute(&delete).await?;
         Ok(rows.len())
     }
 

@@ -71,6 +71,20 @@ impl EventStream for RedisStream {
         Ok(id)
     }
 
+    async fn publish_batch(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StreamError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One round trip; a pipeline (not a transaction) keeps the order.
+        let mut pipe = redis::pipe();
+        for (stream, payload) in entries {
+            pipe.cmd("XADD").arg(self.key(stream)).arg("MAXLEN").arg("~").arg(self.max_len).arg("*").arg(FIELD).arg(payload).ignore();
+        }
+        let mut conn = self.conn.clone();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError> {
         let mut conn = self.conn.clone();
         let created: Result<(), redis::RedisError> =

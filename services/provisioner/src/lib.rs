@@ -104,6 +104,13 @@ fn default_proxy_host() -> IpAddr {
 /// How often desired and running revisions are compared.
 const DRIFT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Rollout drivers advancing at once; the others wait their turn. A burst of
+/// a thousand applies starts a thousand drivers, and unbounded they would
+/// queue a thousand transactions ahead of every API request on the
+/// database (one connection on SQLite). Waiting — for health, for a step's
+/// interval — takes no turn.
+const DRIVING: usize = 4;
+
 /// Default port in production mode.
 pub const PORT: u16 = 7401;
 
@@ -196,6 +203,8 @@ struct Inner {
     backends: Mutex<HashMap<String, Vec<SocketAddr>>>,
     /// Rollouts with a driver in this process.
     drivers: Mutex<HashSet<String>>,
+    /// Drivers advancing at once (see [`DRIVING`]).
+    driving: tokio::sync::Semaphore,
     /// Bumped on every recorded change: rollout drivers and watchers wake on it.
     changes: Changes,
     /// Applies are serialised: revision numbers are allocated max+1.
@@ -270,6 +279,7 @@ impl Provisioner {
                 proxies: Mutex::new(HashMap::new()),
                 backends: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashSet::new()),
+                driving: tokio::sync::Semaphore::new(DRIVING),
                 changes: Changes::default(),
                 apply_lock: tokio::sync::Mutex::new(()),
                 shutdown: shutdown.clone(),
@@ -332,27 +342,28 @@ impl Provisioner {
             return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout, warnings });
         }
 
-        let existing = store::get_workload(db, environment, &spec.name).await?;
         // A new workload's proxy port is taken before the workload is recorded
         // with it, so the recorded endpoint is one we hold.
-        let listener = match existing {
-            Some(_) => None,
-            None => Some(TcpListener::bind(SocketAddr::new(self.inner.options.proxy_host, 0)).await.map_err(ApplyError::Proxy)?),
-        };
+        let mut listener = None;
         // A driver may move a rollout of this workload while we write (a
         // step, a pause): then nothing is committed and we read again.
         let mut attempt = 0;
-        let (workload, revision, rollout, superseded) = loop {
+        let (mut workload, revision, rollout, superseded) = loop {
             attempt += 1;
             let txn = db.begin().await?;
-            let workload = match store::get_workload(&txn, environment, &spec.name).await? {
-                Some(w) => w,
+            let (workload, new) = match store::get_workload(&txn, environment, &spec.name).await? {
+                Some(w) => (w, false),
                 None => {
+                    if listener.is_none() {
+                        let proxy =
+                            TcpListener::bind(SocketAddr::new(self.inner.options.proxy_host, 0)).await.map_err(ApplyError::Proxy)?;
+                        listener = Some(proxy);
+                    }
                     let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
-                    store::insert_workload(&txn, environment, &spec.name, port).await?
+                    (store::insert_workload(&txn, environment, &spec.name, port).await?, true)
                 }
             };
-            let active = store::active_rollouts(&txn, Some(&workload.id())).await?;
+            let active = if new { Vec::new() } else { store::active_rollouts(&txn, Some(&workload.id())).await? };
             if let Some(current) = &workload.current_revision
                 && let Some(revision) = store::get_revision(&txn, current).await?
                 && runs_spec(&revision, &digest, spec_path)
@@ -412,8 +423,10 @@ impl Provisioner {
         if let Err(e) = started.await {
             tracing::error!(error = %e, "starting a rollout panicked");
         }
-        let workload = store::get_workload(db, environment, &workload.name).await?.unwrap_or(workload);
-        Ok(Applied { workload: self.view(workload).await?, revision, changed: true, rollout: Some(rollout), warnings })
+        // As committed: no need to read it back.
+        workload.current_revision = Some(revision.id.clone());
+        let view = self.view_of(workload, Some(revision.state), Some(rollout.id.clone()));
+        Ok(Applied { workload: view, revision, changed: true, rollout: Some(rollout), warnings })
     }
 
     /// What `apply` would change for this spec, and the drift of what runs.
@@ -488,11 +501,15 @@ impl Provisioner {
             Some(id) => store::get_revision(&self.inner.db, id).await?.map(|r| r.state),
             None => None,
         };
+        let rollout_id = store::list_rollouts(&self.inner.db, &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
+        Ok(self.view_of(workload, state, rollout_id))
+    }
+
+    fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>) -> WorkloadView {
         let endpoint = lock(&self.inner.proxies)
             .get(&workload.id())
             .map_or_else(|| SocketAddr::new(self.inner.options.proxy_host, workload.proxy_port).to_string(), |p| p.addr.to_string());
-        let rollout_id = store::list_rollouts(&self.inner.db, &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
-        Ok(WorkloadView { workload, state, endpoint, rollout_id })
+        WorkloadView { workload, state, endpoint, rollout_id }
     }
 
     fn launch(&self, revision: &Revision, spec: paved_spec::WorkloadSpec) -> Launch {
@@ -563,7 +580,7 @@ impl Provisioner {
         for w in &workloads {
             keep.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
         }
-        for revision in store::active_revisions(db).await? {
+        for revision in store::active_revisions(db, None).await? {
             if !keep.contains(&revision.id) {
                 self.record_state(&revision.id, State::Stopped, "superseded while the platform was down").await?;
             }
@@ -724,21 +741,27 @@ impl Provisioner {
         self.inner.changes.notify(workload_id);
     }
 
-    /// Routes a workload's proxy from its persisted routing: the stable
-    /// revision and, while a rollout is under way, its canary at the
-    /// rollout's weight (all traffic, for a workload's first revision).
+    /// Routes a workload's proxy from its persisted routing.
     async fn route(&self, workload_id: &str) -> Result<(), DbErr> {
         let (environment, name) = workload_id.split_once('/').unwrap_or(("", workload_id));
         let Some(workload) = store::get_workload(&self.inner.db, environment, name).await? else { return Ok(()) };
         let active = store::active_rollouts(&self.inner.db, Some(workload_id)).await?.pop();
+        self.route_to(workload_id, active.as_ref(), workload.stable_revision.as_deref());
+        Ok(())
+    }
+
+    /// Routes a workload's proxy: to its stable revision and, while a
+    /// rollout is under way, its canary at the rollout's weight (all
+    /// traffic, for a workload's first revision).
+    fn route_to(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
         let mut shares: Vec<(String, u32)> = Vec::new();
-        match (&active, &workload.stable_revision) {
+        match (active, stable) {
             (Some(r), Some(stable)) => {
-                shares.push((stable.clone(), 100 - r.weight.min(100)));
+                shares.push((stable.to_string(), 100 - r.weight.min(100)));
                 shares.push((r.revision_id.clone(), r.weight));
             }
             (Some(r), None) => shares.push((r.revision_id.clone(), 100)),
-            (None, Some(stable)) => shares.push((stable.clone(), 100)),
+            (None, Some(stable)) => shares.push((stable.to_string(), 100)),
             (None, None) => {}
         }
         let routes: Vec<proxy::Route> = {
@@ -751,6 +774,5 @@ impl Provisioner {
         if let Some(proxy) = lock(&self.inner.proxies).get(workload_id) {
             proxy.set_routes(routes);
         }
-        Ok(())
     }
 }

@@ -126,7 +126,7 @@ impl Provisioner {
             all
         };
         let revisions: Vec<String> =
-            store::active_revisions(&txn).await?.into_iter().filter(|r| ids.contains(&r.workload_id)).map(|r| r.id).collect();
+            store::active_revisions(&txn, None).await?.into_iter().filter(|r| ids.contains(&r.workload_id)).map(|r| r.id).collect();
         for table in ["rollouts", "revisions"] {
             txn.execute(&Query::delete().from_table(a(table)).and_where(Expr::col(a("workload_id")).is_in(ids.clone())).to_owned()).await?;
         }

@@ -65,6 +65,22 @@ struct Backends {
 }
 
 impl Backends {
+    fn new(name: String, routes: Vec<Route>) -> Self {
+        let connector = || {
+            let mut c = HttpConnector::new();
+            c.set_nodelay(true);
+            c
+        };
+        Self {
+            name,
+            routes: RwLock::new(routes),
+            stats: RwLock::default(),
+            next: AtomicUsize::new(0),
+            http1: Client::builder(TokioExecutor::new()).build(connector()),
+            http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector()),
+        }
+    }
+
     /// A revision by weight (among those with healthy instances), then one of
     /// its instances in turn.
     fn pick(&self) -> Option<(String, SocketAddr)> {
@@ -244,14 +260,7 @@ impl Proxy {
     /// Serves on `listener` until `shutdown` or [`Proxy::close`].
     pub fn start(name: String, listener: TcpListener, shutdown: &CancellationToken) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let backends = Arc::new(Backends {
-            name,
-            routes: RwLock::new(Vec::new()),
-            stats: RwLock::default(),
-            next: AtomicUsize::new(0),
-            http1: Client::builder(TokioExecutor::new()).build_http(),
-            http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
-        });
+        let backends = Arc::new(Backends::new(name, Vec::new()));
         let stop = shutdown.child_token();
         let accepting = tokio::spawn(accept(listener, backends.clone(), stop.clone()));
         Ok(Self { addr, backends, stop, accepting })
@@ -303,6 +312,9 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
                 }
             },
         };
+        // Small responses go out at once rather than waiting on Nagle's
+        // algorithm for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let backends = backends.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -355,14 +367,7 @@ mod tests {
     use super::*;
 
     fn backends(routes: Vec<Route>) -> Backends {
-        Backends {
-            name: "dev/w".into(),
-            routes: RwLock::new(routes),
-            stats: RwLock::default(),
-            next: AtomicUsize::new(0),
-            http1: Client::builder(TokioExecutor::new()).build_http(),
-            http2: Client::builder(TokioExecutor::new()).http2_only(true).build_http(),
-        }
+        Backends::new("dev/w".into(), routes)
     }
 
     fn route(revision: &str, weight: u32, ports: &[u16]) -> Route {

@@ -85,8 +85,12 @@ impl Provisioner {
         loop {
             // Anything recorded from here on wakes the wait below.
             changes.borrow_and_update();
+            let pass = async {
+                let _turn = self.inner.driving.acquire().await;
+                self.advance_rollout(id, &mut window).await
+            };
             let next = tokio::select! {
-                next = self.advance_rollout(id, &mut window) => next,
+                next = pass => next,
                 _ = shutdown.cancelled() => return,
             };
             match next {
@@ -138,14 +142,7 @@ impl Provisioner {
         let steps = &spec.rollout.steps;
         let transition = |stage, message: String| Change { stage, ..Change::from(&r, message) };
         match r.stage {
-            Stage::Validate => self.commit(&r, transition(Stage::Policy, format!("spec valid ({})", revision.spec_digest))).await,
-            // Decided again (the apply checked too): after a restart the
-            // bundle may be another, and the decision recorded is this one.
-            Stage::Policy => self.policy_stage(&r, &spec).await,
-            Stage::Identity => {
-                let message = format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it");
-                self.commit(&r, transition(Stage::Start, message)).await
-            }
+            Stage::Validate | Stage::Policy | Stage::Identity => self.admit(&r, &revision, &spec).await,
             Stage::Start | Stage::Step => {
                 let Some(workload) = store::get_workload(db, environment, name).await? else { return Ok(Next::Done) };
                 // Judged before anything is started: a failed revision is not
@@ -162,7 +159,9 @@ impl Provisioner {
                         return Ok(Next::Wait(None));
                     }
                     if r.stable_revision.is_none() {
-                        return self.commit(&r, transition(Stage::Promote, "healthy; a first revision takes all traffic".into())).await;
+                        return self
+                            .promote(&r, Some(transition(Stage::Promote, "healthy; a first revision takes all traffic".into())))
+                            .await;
                     }
                     let weight = steps.first().copied().unwrap_or(100);
                     let message = step_message(0, steps, spec.rollout.interval, "canary healthy");
@@ -170,18 +169,23 @@ impl Provisioner {
                         .commit_step(&r, Change { step: 0, weight, restart_step: true, ..transition(Stage::Step, message) }, window)
                         .await;
                 }
-                self.route(&r.workload_id).await?;
+                self.route_to(&r.workload_id, Some(&r), workload.stable_revision.as_deref());
                 self.hold_step(&r, &revision, &spec.rollout, window).await
             }
-            Stage::Promote => self.promote(&r).await,
+            Stage::Promote => self.promote(&r, None).await,
             Stage::Done => Ok(Next::Done),
         }
     }
 
-    /// Evaluates the policy gate and records its decision with the rollout's
-    /// transition: on to identity, or rolled back with the denials.
-    async fn policy_stage(&self, r: &Rollout, spec: &paved_spec::WorkloadSpec) -> Result<Next, DbErr> {
-        let (environment, _) = r.workload();
+    /// The stages before anything runs — validate, policy, identity — are
+    /// decisions without side effects, so their transitions (and the policy
+    /// decision) are committed together, from whichever of them the rollout
+    /// is at, in one transaction: on to start, or rolled back with the
+    /// denials.
+    async fn admit(&self, r: &Rollout, revision: &Revision, spec: &paved_spec::WorkloadSpec) -> Result<Next, DbErr> {
+        let (environment, name) = r.workload();
+        // Decided again (the apply checked too): after a restart the bundle
+        // may be another, and the decision recorded is this one.
         let decision = match self.decide(environment, spec).await {
             Ok(d) => d,
             Err(e) => {
@@ -189,21 +193,37 @@ impl Provisioner {
             }
         };
         let txn = self.inner.db.begin().await?;
-        let recorded = if decision.allowed() {
-            let warnings =
-                if decision.warnings.is_empty() { String::new() } else { format!("; warnings: {}", decision.warnings.join("; ")) };
-            let message = format!("allowed by policy bundle {}{warnings}", decision.bundle_digest);
-            store::update_rollout(&txn, r, Change { stage: Stage::Identity, ..Change::from(r, message) }).await?
-        } else {
-            Some(r.clone())
-        };
-        let Some(recorded) = recorded else { return Ok(Next::Again) };
-        store::emit_policy_decision(&txn, &recorded, &decision).await?;
+        let mut at = r.clone();
+        if at.stage == Stage::Validate {
+            let message = format!("spec valid ({})", revision.spec_digest);
+            let Some(next) = store::update_rollout(&txn, &at, Change { stage: Stage::Policy, ..Change::from(&at, message) }).await? else {
+                return Ok(Next::Again);
+            };
+            at = next;
+        }
+        if at.stage == Stage::Policy {
+            if decision.allowed() {
+                let warnings =
+                    if decision.warnings.is_empty() { String::new() } else { format!("; warnings: {}", decision.warnings.join("; ")) };
+                let message = format!("allowed by policy bundle {}{warnings}", decision.bundle_digest);
+                let change = Change { stage: Stage::Identity, ..Change::from(&at, message) };
+                let Some(next) = store::update_rollout(&txn, &at, change).await? else { return Ok(Next::Again) };
+                at = next;
+            }
+            store::emit_policy_decision(&txn, &at, &decision).await?;
+        }
+        if at.stage == Stage::Identity {
+            let message = format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it");
+            let Some(next) = store::update_rollout(&txn, &at, Change { stage: Stage::Start, ..Change::from(&at, message) }).await? else {
+                return Ok(Next::Again);
+            };
+            at = next;
+        }
         txn.commit().await?;
         self.committed(&r.workload_id);
-        if !decision.allowed() {
+        if at.stage == Stage::Policy {
             let reason = format!("denied by policy bundle {}: {}", decision.bundle_digest, decision.denials.join("; "));
-            self.finish(r, RolloutState::RolledBack, &reason).await?;
+            self.finish(&at, RolloutState::RolledBack, &reason).await?;
         }
         Ok(Next::Again)
     }
@@ -292,20 +312,28 @@ impl Provisioner {
     /// The new revision becomes the stable one and takes all traffic; the
     /// stable one before it stays running as the standby for a rollback; any
     /// other revision of the workload stops.
-    async fn promote(&self, r: &Rollout) -> Result<Next, DbErr> {
+    /// `via`: the transition to the promote stage, committed with it.
+    async fn promote(&self, r: &Rollout, via: Option<Change>) -> Result<Next, DbErr> {
         let _apply = self.inner.apply_lock.lock().await;
         let txn = self.inner.db.begin().await?;
         let (environment, name) = r.workload();
         let Some(workload) = store::get_workload(&txn, environment, name).await? else { return Ok(Next::Done) };
-        let change = Change { stage: Stage::Done, state: RolloutState::Promoted, weight: 100, ..Change::from(r, "promoted: all traffic") };
-        if store::update_rollout(&txn, r, change).await?.is_none() {
+        let mut at = r.clone();
+        if let Some(via) = via {
+            let Some(next) = store::update_rollout(&txn, &at, via).await? else { return Ok(Next::Again) };
+            at = next;
+        }
+        let change =
+            Change { stage: Stage::Done, state: RolloutState::Promoted, weight: 100, ..Change::from(&at, "promoted: all traffic") };
+        if store::update_rollout(&txn, &at, change).await?.is_none() {
             return Ok(Next::Again);
         }
         let standby = r.stable_revision.clone().or(workload.standby_revision.clone());
         store::set_routing(&txn, &workload, Some(&r.revision_id), Some(&r.revision_id), standby.as_deref(), None).await?;
         txn.commit().await?;
         self.committed(&r.workload_id);
-        self.route(&r.workload_id).await?;
+        // Still under the apply lock: no apply can route in between.
+        self.route_to(&r.workload_id, None, Some(&r.revision_id));
         let keep = [Some(r.revision_id.clone()), standby];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Next::Done)
@@ -327,7 +355,8 @@ impl Provisioner {
         txn.commit().await?;
         self.committed(&r.workload_id);
         tracing::warn!(rollout = %r.id, workload = %r.workload_id, state = state.as_str(), %reason, "rollout ended without promotion");
-        self.route(&r.workload_id).await?;
+        let stable = r.stable_revision.as_deref().or(workload.as_ref().and_then(|w| w.stable_revision.as_deref()));
+        self.route_to(&r.workload_id, None, stable);
         let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Some(done))
@@ -335,8 +364,8 @@ impl Provisioner {
 
     /// Stops, in the background, the workload's running revisions not in `keep`.
     async fn stop_revisions_except(&self, workload_id: &str, keep: &[Option<String>]) -> Result<(), DbErr> {
-        for old in store::active_revisions(&self.inner.db).await? {
-            if old.workload_id == workload_id && !keep.iter().flatten().any(|k| *k == old.id) {
+        for old in store::active_revisions(&self.inner.db, Some(workload_id)).await? {
+            if !keep.iter().flatten().any(|k| *k == old.id) {
                 let runtime = self.inner.runtime.clone();
                 tokio::spawn(async move { runtime.stop(&old.id).await });
             }

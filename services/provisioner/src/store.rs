@@ -93,12 +93,15 @@ pub async fn list_revisions<C: ConnectionTrait>(
     db.query_all(&query).await?.iter().map(Revision::from_row).collect()
 }
 
-/// Revisions a runtime was (or should be) running.
-pub async fn active_revisions<C: ConnectionTrait>(db: &C) -> Result<Vec<Revision>, DbErr> {
-    let query = select_revisions()
+/// Revisions a runtime was (or should be) running, of one workload or of all, oldest first.
+pub async fn active_revisions<C: ConnectionTrait>(db: &C, workload_id: Option<&str>) -> Result<Vec<Revision>, DbErr> {
+    let mut query = select_revisions()
         .and_where(Expr::col(a("state")).is_in(State::ACTIVE.map(State::as_str)))
         .order_by(a("create_time_ms"), Order::Asc)
         .to_owned();
+    if let Some(id) = workload_id {
+        query.and_where(Expr::col(a("workload_id")).eq(id));
+    }
     db.query_all(&query).await?.iter().map(Revision::from_row).collect()
 }
 
