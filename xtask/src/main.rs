@@ -107,7 +107,24 @@ fn reachable(port: u16) -> bool {
 
 fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_servers()?;
+    let validator = ensure_kubernetes_validate()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
-    run(cargo().args(["test", "--workspace"]).args(args))
+    run(cargo().args(["test", "--workspace"]).args(args).env("PAVED_KUBERNETES_VALIDATE", validator))
+}
+
+/// `kubernetes-validate` (PyPI), which checks rendered manifests against
+/// the Kubernetes OpenAPI schemas, in a virtualenv of its own.
+fn ensure_kubernetes_validate() -> anyhow::Result<PathBuf> {
+    const VERSION: &str = "1.37.0";
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let venv = PathBuf::from(home).join(".cache/paved-tools/kubernetes-validate");
+    let bin = venv.join("bin/kubernetes-validate");
+    let installed = Command::new(&bin).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION));
+    if !installed {
+        eprintln!("xtask: installing kubernetes-validate {VERSION} into {}", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", &format!("kubernetes-validate=={VERSION}")]))?;
+    }
+    Ok(bin)
 }
