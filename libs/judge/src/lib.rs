@@ -9,6 +9,9 @@
 //! - [`kayenta`] — that judge: per-metric classification (direction,
 //!   allowed change, critical, NaN strategy, minimum samples) and the
 //!   weighted group score with pass and marginal thresholds.
+//! - [`sequential`] — the request-level test of bad-event proportions
+//!   (errors, requests over a latency threshold), valid at every look, with
+//!   the smallest ratio the traffic so far can detect.
 //!
 //! Reference values in `tests/reference.rs` come from SciPy
 //! (`tests/reference.py` regenerates them).
@@ -16,6 +19,7 @@
 pub mod kayenta;
 pub mod normal;
 pub mod rank;
+pub mod sequential;
 
 pub use rank::{RankSum, Shift, hodges_lehmann, rank_sum};
 

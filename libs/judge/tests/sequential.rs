@@ -1,0 +1,69 @@
+//! The sequential proportion test on seeded simulations: it keeps its error
+//! rate however often it is looked at, and finds real regressions.
+
+use paved_judge::sequential::{Counts, proportions};
+
+/// splitmix64: a small seeded generator, enough for Bernoulli draws.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn bad(&mut self, requests: u64, rate: f64) -> u64 {
+        (0..requests).filter(|_| self.uniform() < rate).count() as u64
+    }
+}
+
+/// Seconds until the test calls a regression, looking every 10 s for up to
+/// `horizon` seconds; None if it never does. 10 requests/s on each side.
+fn time_to_regression(rng: &mut Rng, baseline_rate: f64, canary_rate: f64, horizon: u64) -> Option<u64> {
+    let mut c = Counts::default();
+    for t in (10..=horizon).step_by(10) {
+        c.canary_requests += 100;
+        c.baseline_requests += 100;
+        c.canary_bad += rng.bad(100, canary_rate);
+        c.baseline_bad += rng.bad(100, baseline_rate);
+        if proportions(c, 0.01).regressed {
+            return Some(t);
+        }
+    }
+    None
+}
+
+#[test]
+fn identical_canaries_fail_at_most_alpha_though_looked_at_every_10_seconds() {
+    let mut rng = Rng(7);
+    // 500 rollouts, each judged 90 times over 15 minutes.
+    let false_fails = (0..500).filter(|_| time_to_regression(&mut rng, 0.005, 0.005, 900).is_some()).count();
+    assert!(false_fails <= 5, "{false_fails} of 500 identical canaries failed (α = 1%)");
+}
+
+#[test]
+fn doubled_errors_are_detected() {
+    let mut rng = Rng(11);
+    let times: Vec<Option<u64>> = (0..200).map(|_| time_to_regression(&mut rng, 0.005, 0.01, 3600)).collect();
+    let detected = times.iter().flatten().count();
+    assert!(detected >= 190, "{detected} of 200 detected within an hour");
+    let tenfold = (0..50).filter(|_| time_to_regression(&mut rng, 0.005, 0.05, 300).is_some()).count();
+    assert_eq!(tenfold, 50, "5% errors against 0.5% are caught within 5 minutes");
+}
+
+#[test]
+fn the_detectable_ratio_shrinks_with_traffic_and_is_unknown_without() {
+    let none = proportions(Counts::default(), 0.01);
+    assert_eq!((none.regressed, none.detectable_ratio), (false, None));
+    let at = |n: u64| {
+        let c = Counts { canary_requests: n, canary_bad: n / 200, baseline_requests: n, baseline_bad: n / 200 };
+        proportions(c, 0.01).detectable_ratio.expect("traffic on both sides")
+    };
+    let (small, large) = (at(1_000), at(100_000));
+    assert!(small > 2.0 && large < 1.5 && large < small, "1,000 requests: {small:.2}; 100,000: {large:.2}");
+    let even = proportions(Counts { canary_requests: 10_000, canary_bad: 50, baseline_requests: 10_000, baseline_bad: 50 }, 0.01);
+    assert!(!even.regressed && even.log_ratio < 0.0, "{even:?}");
+}
