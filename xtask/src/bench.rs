@@ -24,7 +24,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
@@ -44,6 +44,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "policy"]))?
             }
             "policy" => crate::pipeline::policy()?,
+            "canary" if cfg!(debug_assertions) && release => {
+                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "canary"]))?
+            }
+            "canary" => crate::canary::run()?,
             other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }
     }

@@ -6,6 +6,7 @@
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`).
 
 mod bench;
+mod canary;
 mod pipeline;
 
 use anyhow::{Context, bail};

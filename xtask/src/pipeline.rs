@@ -163,7 +163,8 @@ async fn promoted(mut client: ProvisionerServiceClient<Channel>, n: usize) -> an
         if start.elapsed() > Duration::from_secs(300) {
             bail!("only {done} of {n} rollouts promoted after 5 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Each poll reads every workload: not so often that it slows them.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

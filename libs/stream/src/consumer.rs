@@ -1,6 +1,6 @@
 //! A consumer-group loop: claims entries a dead consumer left pending, reads
-//! new ones, hands each decoded envelope to a [`Handler`] and acks it once the
-//! handler succeeded. A handler error leaves the entry pending, so it comes
+//! new ones, hands each decoded envelope to a [`Handler`] and acks, in one
+//! call per batch, those the handler succeeded with. A handler error leaves the entry pending, so it comes
 //! back (to this or another consumer) after `claim_idle`.
 
 use crate::{Delivery, Envelope, SharedStream, StreamError, event};

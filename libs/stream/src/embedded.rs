@@ -1,7 +1,8 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
 //! restarts, for `paved up`. One process owns the file; writers are serialised
 //! by a mutex and readers are woken by a [`Notify`] per stream instead of
-//! polling. Batches (publish, deliver, ack) are one statement each: every
+//! polling. A batch (publish, deliver, ack) is one transaction with one
+//! multi-row statement per 200 rows, not a statement per row: every
 //! statement is a round trip to SQLite's worker thread.
 
 use crate::{Delivery, EventStream, StreamError};

@@ -205,6 +205,9 @@ struct Inner {
     drivers: Mutex<HashSet<String>>,
     /// Drivers advancing at once (see [`DRIVING`]).
     driving: tokio::sync::Semaphore,
+    /// When this process started (ms): a rollout step begun earlier had its
+    /// traffic counted by another process.
+    started_ms: i64,
     /// Bumped on every recorded change: rollout drivers and watchers wake on it.
     changes: Changes,
     /// Applies are serialised: revision numbers are allocated max+1.
@@ -280,6 +283,7 @@ impl Provisioner {
                 backends: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashSet::new()),
                 driving: tokio::sync::Semaphore::new(DRIVING),
+                started_ms: chrono::Utc::now().timestamp_millis(),
                 changes: Changes::default(),
                 apply_lock: tokio::sync::Mutex::new(()),
                 shutdown: shutdown.clone(),
@@ -413,10 +417,16 @@ impl Provisioner {
                 {
                     tracing::warn!(workload = %workload.id(), error = %e, "cannot open the new workload's proxy; the rollout retries");
                 }
+                // Stopped in the background: a stop may wait out a grace
+                // period, and the apply lock is held until this task ends.
                 let keep = [&workload.stable_revision, &workload.standby_revision];
-                for old in superseded.into_iter().filter(|id| !keep.iter().any(|k| k.as_ref() == Some(id))) {
-                    this.inner.runtime.stop(&old).await;
-                }
+                let stop: Vec<String> = superseded.into_iter().filter(|id| !keep.iter().any(|k| k.as_ref() == Some(id))).collect();
+                let runtime = this.inner.runtime.clone();
+                tokio::spawn(async move {
+                    for old in stop {
+                        runtime.stop(&old).await;
+                    }
+                });
                 this.drive(rollout_id, &workload.id());
             }
         });

@@ -169,7 +169,9 @@ impl Provisioner {
                         .commit_step(&r, Change { step: 0, weight, restart_step: true, ..transition(Stage::Step, message) }, window)
                         .await;
                 }
-                self.route_to(&r.workload_id, Some(&r), workload.stable_revision.as_deref());
+                // Read again rather than from `r`: an abort or a newer apply
+                // may have committed since this pass began.
+                self.route(&r.workload_id).await?;
                 self.hold_step(&r, &revision, &spec.rollout, window).await
             }
             Stage::Promote => self.promote(&r, None).await,
@@ -242,11 +244,12 @@ impl Provisioner {
         let opened = match window {
             Some(w) if w.step == r.step && w.step_start_ms == r.step_start_ms => w,
             _ => {
-                // A step this driver did not start: resumed through the API a
-                // moment ago, or begun before a restart, when its traffic was
-                // counted by a process that is gone. Then it is held again in
-                // full rather than judged on part of its interval.
-                if now - r.step_start_ms > 250 {
+                // A step this driver did not start: resumed through the API
+                // (its traffic is counted from now), or begun before this
+                // process started, when its traffic was counted by a process
+                // that is gone. Then it is held again in full rather than
+                // judged on part of its interval.
+                if r.step_start_ms < self.inner.started_ms {
                     let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
                     return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
                 }
@@ -332,7 +335,7 @@ impl Provisioner {
         store::set_routing(&txn, &workload, Some(&r.revision_id), Some(&r.revision_id), standby.as_deref(), None).await?;
         txn.commit().await?;
         self.committed(&r.workload_id);
-        // Still under the apply lock: no apply can route in between.
+        // As just committed (the rollout is done; the revision is stable).
         self.route_to(&r.workload_id, None, Some(&r.revision_id));
         let keep = [Some(r.revision_id.clone()), standby];
         self.stop_revisions_except(&r.workload_id, &keep).await?;

@@ -1,0 +1,193 @@
+//! The canary judges' quality benchmark (issue #4): seeded simulations of
+//! request traffic, judged by the sequential test and by the
+//! Kayenta-equivalent judge side by side.
+//!
+//! Traffic: 1,000 requests/s; the canary and a baseline instance of the
+//! stable revision each get the step's weight. Errors are Bernoulli
+//! (0.5% by default); latencies log-normal (median 100 ms, σ 0.5), so p99
+//! is about 320 ms.
+//!
+//! - A/A: 500 rollouts of 5 steps (1, 5, 10, 25, 50%) of 2 minutes, canary
+//!   identical to baseline. The sequential test looks every 10 s; the
+//!   Kayenta judge at the end of every step, over the step's twelve 10 s
+//!   intervals (error rate and p99 per interval), as Kayenta does.
+//! - Detection, at 1% weight (10 requests/s each): a canary with +0.5
+//!   percentage points of errors, and one with +5% latency (p99 +5%),
+//!   held for up to an hour; detection rate and median time to detection.
+//!
+//! Targets: A/A false-fail ≤ 1%; detection ≥ 95%.
+
+use paved_judge::{
+    kayenta::{Direction, MetricConfig, classify},
+    sequential::{Counts, proportions},
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::time::Instant;
+
+const TOTAL_RPS: f64 = 1000.0;
+const LOOK_S: u64 = 10;
+const STEP_S: u64 = 120;
+const BASE_ERRORS: f64 = 0.005;
+/// ln-latency: median 100 ms, σ 0.5.
+const MU: f64 = 4.605_170_185_988_091;
+const SIGMA: f64 = 0.5;
+/// Each sequential test gets half the rollout's α of 1%.
+const ALPHA: f64 = 0.005;
+
+/// A revision's behaviour: error rate and latency scale.
+#[derive(Clone, Copy)]
+struct Revision {
+    errors: f64,
+    latency: f64,
+}
+
+const BASELINE: Revision = Revision { errors: BASE_ERRORS, latency: 1.0 };
+
+/// The baseline's latency quantiles the sequential test counts requests
+/// over: a shift of the body shows at p50 long before it shows at p99.
+const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// One 10 s look's worth of one side's requests.
+struct Interval {
+    requests: u64,
+    errors: u64,
+    /// Requests slower than each of the baseline's [`QUANTILES`].
+    slow: [u64; QUANTILES.len()],
+    p99: f64,
+}
+
+fn serve(rng: &mut StdRng, revision: Revision, rps: f64) -> Interval {
+    let requests = (rps * LOOK_S as f64).round() as u64;
+    let thresholds = QUANTILES.map(|q| (MU + SIGMA * paved_judge::normal::quantile(q)).exp());
+    let mut latencies: Vec<f64> = Vec::with_capacity(requests as usize);
+    let mut errors = 0;
+    for _ in 0..requests {
+        errors += u64::from(rng.random::<f64>() < revision.errors);
+        // Box-Muller: one normal draw per request.
+        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        latencies.push((MU + SIGMA * z).exp() * revision.latency);
+    }
+    let slow = thresholds.map(|t| latencies.iter().filter(|&&l| l > t).count() as u64);
+    latencies.sort_unstable_by(f64::total_cmp);
+    let p99 = latencies.get(((latencies.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
+    Interval { requests, errors, slow, p99 }
+}
+
+/// The sequential judge's state over a rollout: errors, then requests over
+/// each latency threshold.
+#[derive(Default)]
+struct Sequential {
+    counts: [Counts; 1 + QUANTILES.len()],
+}
+
+impl Sequential {
+    fn look(&mut self, canary: &Interval, baseline: &Interval) -> bool {
+        let bad = |i: &Interval| [i.errors].into_iter().chain(i.slow).collect::<Vec<_>>();
+        for ((counts, c), b) in self.counts.iter_mut().zip(bad(canary)).zip(bad(baseline)) {
+            counts.canary_requests += canary.requests;
+            counts.baseline_requests += baseline.requests;
+            counts.canary_bad += c;
+            counts.baseline_bad += b;
+        }
+        // Errors get half the α; the latency thresholds share the other half.
+        let (errors, latency) = self.counts.split_at(1);
+        proportions(errors[0], ALPHA).regressed || latency.iter().any(|c| proportions(*c, ALPHA / QUANTILES.len() as f64).regressed)
+    }
+}
+
+/// Kayenta over one step's intervals: error rate and p99 per interval,
+/// either one High fails.
+fn kayenta(canary: &[Interval], baseline: &[Interval]) -> bool {
+    let series = |s: &[Interval], f: fn(&Interval) -> f64| s.iter().map(f).collect::<Vec<_>>();
+    let rate = |i: &Interval| i.errors as f64 / i.requests as f64;
+    let p99 = |i: &Interval| i.p99;
+    let errors = MetricConfig { critical: true, ..MetricConfig::new("error rate", "errors", Direction::Increase) };
+    let latency = MetricConfig { critical: true, ..MetricConfig::new("p99", "latency", Direction::Increase) };
+    classify(&errors, &series(canary, rate), &series(baseline, rate)).failed
+        || classify(&latency, &series(canary, p99), &series(baseline, p99)).failed
+}
+
+/// (sequential failed, Kayenta failed) for an A/A rollout.
+fn aa_rollout(rng: &mut StdRng) -> (bool, bool) {
+    let (mut sequential, mut seq_failed, mut kay_failed) = (Sequential::default(), false, false);
+    for weight in [0.01, 0.05, 0.10, 0.25, 0.50] {
+        let (mut canary, mut baseline) = (Vec::new(), Vec::new());
+        for _ in 0..STEP_S / LOOK_S {
+            let (c, b) = (serve(rng, BASELINE, TOTAL_RPS * weight), serve(rng, BASELINE, TOTAL_RPS * weight));
+            seq_failed |= sequential.look(&c, &b);
+            canary.push(c);
+            baseline.push(b);
+        }
+        kay_failed |= kayenta(&canary, &baseline);
+    }
+    (seq_failed, kay_failed)
+}
+
+/// Seconds to detection at 1% weight, by each judge, within `horizon_s`.
+fn detect(rng: &mut StdRng, canary_rev: Revision, horizon_s: u64) -> (Option<u64>, Option<u64>) {
+    let (mut sequential, mut seq, mut kay) = (Sequential::default(), None, None);
+    let (mut canary, mut baseline) = (Vec::new(), Vec::new());
+    let rps = TOTAL_RPS * 0.01;
+    for t in (LOOK_S..=horizon_s).step_by(LOOK_S as usize) {
+        let (c, b) = (serve(rng, canary_rev, rps), serve(rng, BASELINE, rps));
+        if seq.is_none() && sequential.look(&c, &b) {
+            seq = Some(t);
+        }
+        canary.push(c);
+        baseline.push(b);
+        if t % STEP_S == 0 {
+            if kay.is_none() && kayenta(&canary, &baseline) {
+                kay = Some(t);
+            }
+            canary.clear();
+            baseline.clear();
+        }
+        if seq.is_some() && kay.is_some() {
+            break;
+        }
+    }
+    (seq, kay)
+}
+
+fn summary(times: &[Option<u64>]) -> String {
+    let mut found: Vec<u64> = times.iter().flatten().copied().collect();
+    found.sort_unstable();
+    let median = found.get(found.len() / 2).map_or_else(|| "—".to_string(), |t| format!("{:.1} min", *t as f64 / 60.0));
+    format!("{:5.1}% detected, median {median}", found.len() as f64 * 100.0 / times.len() as f64)
+}
+
+pub fn run() -> anyhow::Result<()> {
+    const ROLLOUTS: usize = 500;
+    const RUNS: usize = 200;
+    const HORIZON_S: u64 = 3600;
+    let start = Instant::now();
+    let mut rng = StdRng::seed_from_u64(20261127);
+    let (mut seq_ff, mut kay_ff) = (0, 0);
+    for _ in 0..ROLLOUTS {
+        let (s, k) = aa_rollout(&mut rng);
+        seq_ff += usize::from(s);
+        kay_ff += usize::from(k);
+    }
+    println!("bench canary: seeded simulations (seed 20261127), 1,000 requests/s, canary and baseline at the step's weight");
+    println!("  A/A, {ROLLOUTS} rollouts of 5 steps (target false-fail ≤ 1%):");
+    println!("    sequential test: {:.1}% false-fail", seq_ff as f64 * 100.0 / ROLLOUTS as f64);
+    println!("    Kayenta judge:   {:.1}% false-fail", kay_ff as f64 * 100.0 / ROLLOUTS as f64);
+    let scenarios = [
+        ("+0.5 pp errors (0.5% → 1.0%)", Revision { errors: BASE_ERRORS + 0.005, latency: 1.0 }),
+        ("+5% latency (p99 +5%)", Revision { errors: BASE_ERRORS, latency: 1.05 }),
+    ];
+    let mut met = seq_ff * 100 <= ROLLOUTS;
+    for (name, revision) in scenarios {
+        let (seq, kay): (Vec<_>, Vec<_>) = (0..RUNS).map(|_| detect(&mut rng, revision, HORIZON_S)).unzip();
+        println!("  {name} at 1% weight, {RUNS} runs, up to {} min (target ≥ 95% detected):", HORIZON_S / 60);
+        println!("    sequential test: {}", summary(&seq));
+        println!("    Kayenta judge:   {}", summary(&kay));
+        met &= seq.iter().flatten().count() * 100 >= RUNS * 95;
+    }
+    println!("  ({:.1} s)", start.elapsed().as_secs_f64());
+    if !met {
+        anyhow::bail!("the sequential test misses a target (see above)");
+    }
+    Ok(())
+}
