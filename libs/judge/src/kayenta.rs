@@ -11,7 +11,7 @@
 //! either on one that must not move are failures. Too few samples is
 //! NoData — a failure for critical metrics, never a silent pass.
 
-use crate::{NanStrategy, clean, hodges_lehmann, mean_ratio, rank_sum};
+use crate::{NanStrategy, OutlierStrategy, clean, hodges_lehmann, mean_ratio, rank_sum, remove_outliers};
 
 /// Which way a metric may move without harm being done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub struct MetricConfig {
     /// Confidence of the shift's interval (Kayenta: 0.98).
     pub confidence: f64,
     pub nan: NanStrategy,
+    pub outliers: OutlierStrategy,
     /// Fewer samples (after NaN handling) on either side: no data.
     pub min_samples: usize,
 }
@@ -51,6 +52,7 @@ impl MetricConfig {
             allowed_change: 0.0,
             confidence: 0.98,
             nan: NanStrategy::Remove,
+            outliers: OutlierStrategy::Keep,
             min_samples: 3,
         }
     }
@@ -82,7 +84,8 @@ pub struct MetricResult {
 
 /// Classifies one metric's canary series against its baseline series.
 pub fn classify(config: &MetricConfig, canary: &[f64], baseline: &[f64]) -> MetricResult {
-    let (c, b) = (clean(canary, config.nan), clean(baseline, config.nan));
+    let prepare = |s: &[f64]| remove_outliers(&clean(s, config.nan), config.outliers);
+    let (c, b) = (prepare(canary), prepare(baseline));
     let mut result = MetricResult {
         name: config.name.clone(),
         classification: Classification::NoData,

@@ -12,6 +12,7 @@
 //! - [`sequential`] — the request-level test of bad-event proportions
 //!   (errors, requests over a latency threshold), valid at every look, with
 //!   the smallest ratio the traffic so far can detect.
+//! - [`slo`] — the multi-window burn-rate guard on the canary alone.
 //!
 //! Reference values in `tests/reference.rs` come from SciPy
 //! (`tests/reference.py` regenerates them).
@@ -20,6 +21,7 @@ pub mod kayenta;
 pub mod normal;
 pub mod rank;
 pub mod sequential;
+pub mod slo;
 
 pub use rank::{RankSum, Shift, hodges_lehmann, rank_sum};
 
@@ -40,6 +42,36 @@ pub fn clean(series: &[f64], nan: NanStrategy) -> Vec<f64> {
         NanStrategy::Remove => series.iter().copied().filter(|v| v.is_finite()).collect(),
         NanStrategy::Replace(with) => series.iter().map(|&v| if v.is_finite() { v } else { with }).collect(),
     }
+}
+
+/// What to do with outliers, as Kayenta's `outliers.strategy`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutlierStrategy {
+    Keep,
+    /// Drop values more than `factor` interquartile ranges outside the
+    /// quartiles (Kayenta's IQR detector; 3.0 is its usual factor).
+    Remove {
+        factor: f64,
+    },
+}
+
+/// The series without its outliers (see [`OutlierStrategy`]); quartiles by
+/// linear interpolation, as NumPy's default.
+pub fn remove_outliers(series: &[f64], strategy: OutlierStrategy) -> Vec<f64> {
+    let OutlierStrategy::Remove { factor } = strategy else { return series.to_vec() };
+    if series.len() < 4 {
+        return series.to_vec();
+    }
+    let mut sorted = series.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let h = q * (sorted.len() - 1) as f64;
+        let (i, frac) = (h.floor() as usize, h - h.floor());
+        sorted[i] + frac * (sorted[(i + 1).min(sorted.len() - 1)] - sorted[i])
+    };
+    let (q1, q3) = (quantile(0.25), quantile(0.75));
+    let (low, high) = (q1 - factor * (q3 - q1), q3 + factor * (q3 - q1));
+    series.iter().copied().filter(|v| (low..=high).contains(v)).collect()
 }
 
 /// Kayenta's effect size: mean(canary) / mean(baseline). None when the

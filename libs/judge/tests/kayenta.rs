@@ -1,7 +1,7 @@
 //! The Kayenta-equivalent judge: classification and scoring.
 
 use paved_judge::{
-    NanStrategy,
+    NanStrategy, OutlierStrategy,
     kayenta::{Classification, Direction, MetricConfig, Thresholds, Verdict, classify, score},
 };
 
@@ -77,4 +77,19 @@ fn groups_are_weighted_and_thresholds_decide() {
     assert!((s.score - 75.0).abs() < 1e-9 && s.verdict == Verdict::Marginal, "{s:?}");
     let s = score(&results, &[], Thresholds { pass: 70.0, marginal: 50.0 });
     assert_eq!(s.verdict, Verdict::Pass);
+}
+
+#[test]
+fn outliers_are_removed_when_asked() {
+    // Identical bodies; the canary has three scrapes of 50× the usual value.
+    let mut canary = latencies(1.0, 3);
+    canary[..3].fill(5000.0);
+    let keep = MetricConfig { allowed_change: 0.1, ..MetricConfig::new("p99", "latency", Direction::Increase) };
+    let kept = classify(&keep, &canary, &latencies(1.0, 9));
+    assert!(kept.ratio.is_some_and(|r| r > 1.1), "the spikes move the mean: {kept:?}");
+    let remove = MetricConfig { outliers: OutlierStrategy::Remove { factor: 3.0 }, ..keep };
+    let removed = classify(&remove, &canary, &latencies(1.0, 9));
+    assert_eq!(removed.classification, Classification::Pass, "{}", removed.reason);
+    assert!(removed.ratio.is_some_and(|r| (r - 1.0).abs() < 0.05), "{removed:?}");
+    assert_eq!(paved_judge::remove_outliers(&[1.0, 2.0, 3.0], remove.outliers), [1.0, 2.0, 3.0], "too few to judge");
 }

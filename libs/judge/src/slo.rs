@@ -1,0 +1,78 @@
+//! The multi-window burn-rate guard on the canary alone: it catches a canary
+//! that burns its error budget fast — whatever the baseline does — without
+//! waiting for a comparison to gather evidence, and, needing a long and a
+//! short window both over the limit, neither fires on a brief blip nor
+//! keeps firing after recovery (the SRE workbook's alerting rule).
+
+use std::time::Duration;
+
+/// One look's counts of the canary: its time since the judgement began.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at: Duration,
+    pub requests: u64,
+    pub bad: u64,
+}
+
+/// Trips when the burn rate over both windows is at least `max_burn`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurnWindow {
+    pub long: Duration,
+    pub short: Duration,
+    pub max_burn: f64,
+}
+
+/// Windows for a canary step (minutes, not the workbook's hours): a budget
+/// burnt 14.4× over 5 minutes and the last 30 s, or 6× over 30 minutes
+/// and the last 2.5.
+pub const CANARY_WINDOWS: [BurnWindow; 2] = [
+    BurnWindow { long: Duration::from_secs(300), short: Duration::from_secs(30), max_burn: 14.4 },
+    BurnWindow { long: Duration::from_secs(1800), short: Duration::from_secs(150), max_burn: 6.0 },
+];
+
+/// Why the guard trips, or None. `budget` is the share of bad events the
+/// SLO allows (0.01 for 99%); `samples` are in time order. A window with no
+/// requests burns nothing.
+pub fn burn_rate_guard(samples: &[Sample], budget: f64, windows: &[BurnWindow]) -> Option<String> {
+    let now = samples.last()?.at;
+    let burn = |window: Duration| {
+        let (requests, bad) =
+            samples.iter().filter(|s| now.saturating_sub(s.at) < window).fold((0u64, 0u64), |(r, b), s| (r + s.requests, b + s.bad));
+        if requests == 0 || budget <= 0.0 { 0.0 } else { bad as f64 / requests as f64 / budget }
+    };
+    windows.iter().find_map(|w| {
+        let (long, short) = (burn(w.long), burn(w.short));
+        (long >= w.max_burn && short >= w.max_burn).then(|| {
+            format!(
+                "error budget ({:.2}% bad allowed) burnt {long:.1}× over the last {:?} and {short:.1}× over the last {:?} (limit {}×)",
+                budget * 100.0,
+                w.long,
+                w.short,
+                w.max_burn
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(bad_per_10s: impl Fn(u64) -> u64, seconds: u64) -> Vec<Sample> {
+        (1..=seconds / 10).map(|i| Sample { at: Duration::from_secs(i * 10), requests: 100, bad: bad_per_10s(i) }).collect()
+    }
+
+    #[test]
+    fn a_fast_burn_trips_and_a_blip_or_a_recovery_does_not() {
+        // 20% errors against a 1% budget: 20× in every window.
+        let broken = burn_rate_guard(&series(|_| 20, 120), 0.01, &CANARY_WINDOWS).expect("trips");
+        assert!(broken.contains("burnt 20.0× over the last 300s and 20.0× over the last 30s"), "{broken}");
+        // One bad interval in five minutes: the short window burns, the long one does not.
+        assert_eq!(burn_rate_guard(&series(|i| if i == 30 { 100 } else { 0 }, 300), 0.01, &CANARY_WINDOWS), None);
+        // Broken for two minutes, then healthy for three: both short windows have recovered.
+        assert_eq!(burn_rate_guard(&series(|i| if i <= 12 { 30 } else { 0 }, 300), 0.01, &CANARY_WINDOWS), None);
+        // Within budget, and no traffic at all.
+        assert_eq!(burn_rate_guard(&series(|_| 1, 600), 0.01, &CANARY_WINDOWS), None);
+        assert_eq!(burn_rate_guard(&[], 0.01, &CANARY_WINDOWS), None);
+    }
+}
