@@ -32,8 +32,10 @@
 //!   interval: 30s              # each step is held this long, then checked
 //!   max_error_rate: 0.01       # share of 5xx answers the canary may give
 //!   max_p99_latency: 500ms     # the canary's p99 latency limit
+//! analysis: …                  # how each step is judged (see `analysis`)
 //! ```
 
+mod analysis;
 mod diff;
 mod overlay;
 mod score;
@@ -43,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
+pub use analysis::{Analysis, Direction, Metric, Slo, Source};
 pub use diff::{FieldChange, diff};
 use overlay::locate;
 pub use overlay::{Rendered, overlay_files, render};
@@ -63,6 +66,11 @@ pub struct WorkloadSpec {
     /// Names of the secrets the workload may read (`${secret:<name>}` in env).
     pub secrets: Vec<String>,
     pub rollout: RolloutPolicy,
+    /// As written; [`WorkloadSpec::analysis`] gives the defaults when absent.
+    /// Absent, it is left out of the canonical form, so a spec written
+    /// before analyses existed keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
 }
 
 /// CPU and memory, as Kubernetes quantities.
@@ -178,6 +186,7 @@ struct RawSpec {
     #[serde(default)]
     secrets: Vec<Name>,
     rollout: Option<RawRollout>,
+    analysis: Option<analysis::RawAnalysis>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +289,16 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
     if health.timeout > health.period {
         return Err(at_key(text, file, "timeout", "`health.timeout` must not exceed `health.period`"));
     }
+    let rollout = raw.rollout.map_or_else(RolloutPolicy::default, |r| {
+        let d = RolloutPolicy::default();
+        RolloutPolicy {
+            steps: r.steps.map_or(d.steps, |s| s.0),
+            interval: r.interval.map_or(d.interval, |i| i.0),
+            max_error_ppm: r.max_error_rate.map_or(d.max_error_ppm, |e| e.0),
+            max_p99_latency: r.max_p99_latency.map_or(d.max_p99_latency, |l| l.0),
+        }
+    });
+    let analysis = raw.analysis.map(|a| a.build(&rollout, text, file)).transpose()?;
     Ok(WorkloadSpec {
         name: raw.name.0,
         run,
@@ -290,19 +309,19 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         resources: raw.resources.map(Resources::from).unwrap_or_default(),
         security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
         secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
-        rollout: raw.rollout.map_or_else(RolloutPolicy::default, |r| {
-            let d = RolloutPolicy::default();
-            RolloutPolicy {
-                steps: r.steps.map_or(d.steps, |s| s.0),
-                interval: r.interval.map_or(d.interval, |i| i.0),
-                max_error_ppm: r.max_error_rate.map_or(d.max_error_ppm, |e| e.0),
-                max_p99_latency: r.max_p99_latency.map_or(d.max_p99_latency, |l| l.0),
-            }
-        }),
+        rollout,
+        analysis,
     })
 }
 
 impl WorkloadSpec {
+    /// How the canary analyzer judges this workload's rollout steps: as
+    /// written, or the defaults (error rate and p99 against the rollout's
+    /// limits).
+    pub fn analysis(&self) -> Analysis {
+        self.analysis.clone().unwrap_or_else(|| Analysis::defaults(&self.rollout))
+    }
+
     /// `sha256:<hex>` of the spec's canonical JSON form: the same spec gives
     /// the same digest whatever its YAML formatting.
     pub fn digest(&self) -> String {

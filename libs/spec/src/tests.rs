@@ -127,3 +127,87 @@ fn resources_security_and_secrets() {
     let e = err(&format!("{GOOD}resources:\n  limits: {{memory: 12XB}}\n"));
     assert!(e.message.contains("invalid memory quantity"), "{e}");
 }
+
+const ANALYSED: &str = "name: hello
+command: [hello]
+analysis:
+  alpha: 0.005
+  pass_score: 90
+  metrics:
+    errors:
+      kind: error-rate
+      slo: 0.02
+      max_change: 0.5
+      critical: true
+    p90:
+      kind: latency
+      quantile: 0.9
+      slo: 250ms
+    queue:
+      kind: prometheus
+      query: sum(queue_depth{revision=\"$REVISION\"})
+      direction: either
+      slo: 120.5
+      weight: 3
+      min_samples: 10
+";
+
+#[test]
+fn analysis_parses_with_its_defaults() {
+    let spec = parse(ANALYSED, "paved.yaml").expect("valid");
+    let a = spec.analysis();
+    assert_eq!((a.alpha_ppm, a.pass_score, a.marginal_score), (5_000, 90, 75));
+    let errors = &a.metrics["errors"];
+    assert_eq!(
+        (&errors.source, &errors.slo, errors.max_change_ppm, errors.critical),
+        (&Source::ErrorRate, &Some(Slo::ErrorRatePpm(20_000)), 500_000, true)
+    );
+    let p90 = &a.metrics["p90"];
+    assert_eq!(
+        (&p90.source, &p90.slo, p90.direction),
+        (&Source::Latency { quantile_ppm: 900_000 }, &Some(Slo::LatencyMs(250)), Direction::Increase)
+    );
+    assert_eq!((p90.max_change_ppm, p90.weight, p90.min_samples, p90.critical), (100_000, 1, 50, false), "defaults");
+    let queue = &a.metrics["queue"];
+    assert_eq!(queue.source, Source::Prometheus { query: "sum(queue_depth{revision=\"$REVISION\"})".into() });
+    assert_eq!(
+        (&queue.slo, queue.direction, queue.weight, queue.min_samples),
+        (&Some(Slo::ValueMicros(120_500_000)), Direction::Either, 3, 10)
+    );
+    assert_ne!(spec.digest(), parse("name: hello\ncommand: [hello]\n", "p").expect("valid").digest(), "the analysis is part of the spec");
+
+    // Without a section: error rate and p99 against the rollout's limits,
+    // and nothing added to the canonical form (old digests stay valid).
+    let plain = parse("name: hello\ncommand: [hello]\nrollout:\n  max_error_rate: 0.05\n", "p").expect("valid");
+    let d = plain.analysis();
+    assert_eq!(d.metrics.keys().collect::<Vec<_>>(), ["errors", "p99"]);
+    assert_eq!(d.metrics["errors"].slo, Some(Slo::ErrorRatePpm(50_000)));
+    assert_eq!(d.metrics["p99"].slo, Some(Slo::LatencyMs(500)));
+    assert!(!serde_json::to_string(&plain).expect("json").contains("analysis"));
+}
+
+#[test]
+fn impossible_analyses_are_located() {
+    let cases: [(&str, &str, usize, &str); 10] = [
+        ("alpha: 0.005", "alpha: 0.7", 4, "alpha must be more than 0 and at most 0.5, got 0.7"),
+        ("alpha: 0.005", "alpha: 0", 4, "alpha must be more than 0 and at most 0.5, got 0"),
+        ("pass_score: 90", "pass_score: 60", 3, "marginal_score (75) must not exceed pass_score (60)"),
+        ("quantile: 0.9", "quantile: 1", 14, "quantile must be between 0 and 1 exclusive (0.99 for p99), got 1"),
+        ("slo: 250ms", "slo: 0.25", 15, "a latency SLO is a duration, e.g. 500ms"),
+        ("slo: 0.02", "slo: 2", 9, "an error-rate SLO is a share between 0 and 1, e.g. 0.01"),
+        ("max_change: 0.5", "max_change: -1", 10, "max_change is a relative change between 0 and 100, e.g. 0.1 for 10%"),
+        ("min_samples: 10", "min_samples: 0", 22, "min_samples must be between 1 and 1000000, got 0"),
+        ("kind: error-rate", "kind: error-rate\n      quantile: 0.5", 9, "`quantile` applies to latency metrics, not error-rate"),
+        ("kind: latency", "kind: histogram", 13, "unknown variant `histogram`"),
+    ];
+    for (from, to, line, message) in cases {
+        let text = ANALYSED.replacen(from, to, 1);
+        let e = err(&text);
+        assert!(e.message.starts_with(message) && e.line == line, "{to:?}: {e}");
+    }
+    let no_query = ANALYSED.replace("      query: sum(queue_depth{revision=\"$REVISION\"})\n", "");
+    let e = err(&no_query);
+    assert_eq!((e.field.as_str(), e.message.as_str()), ("analysis.metrics.queue.kind", "a prometheus metric needs a `query`"));
+    let none = err("name: hello\ncommand: [hello]\nanalysis:\n  metrics: {}\n");
+    assert!(none.message.contains("at least one metric") && none.line == 4, "{none}");
+}
