@@ -9,11 +9,13 @@
 //!
 //! - A/A: 500 rollouts of 5 steps (1, 5, 10, 25, 50%) of 2 minutes, canary
 //!   identical to baseline. The sequential test looks every 10 s; the
-//!   Kayenta judge at the end of every step, over the step's twelve 10 s
-//!   intervals (error rate and p99 per interval), as Kayenta does.
+//!   Kayenta judge (Kayenta's defaults: 98% interval, tolerance 0.25, IQR
+//!   outlier removal) at the end of every step, over the step's twelve 10 s
+//!   intervals (error rate and p50, p90, p99 per interval).
 //! - Detection, at 1% weight (10 requests/s each): a canary with +0.5
 //!   percentage points of errors, and one with +5% latency (p99 +5%),
-//!   held for up to an hour; detection rate and median time to detection.
+//!   held for up to an hour; detection rate and median time to detection
+//!   (Kayenta judging everything since the start every 2 minutes).
 //!
 //! - Speed: judging 1,000,000 latency samples.
 //!
@@ -21,7 +23,7 @@
 
 use paved_judge::{
     kayenta::{Direction, MetricConfig, classify},
-    sequential::{Counts, proportions},
+    sequential::{Counts, Sequential},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::time::Instant;
@@ -55,7 +57,8 @@ struct Interval {
     errors: u64,
     /// Requests slower than each of the baseline's [`QUANTILES`].
     slow: [u64; QUANTILES.len()],
-    p99: f64,
+    /// The interval's latency at each of [`QUANTILES`].
+    latency: [f64; QUANTILES.len()],
 }
 
 fn serve(rng: &mut StdRng, revision: Revision, rps: f64) -> Interval {
@@ -72,47 +75,46 @@ fn serve(rng: &mut StdRng, revision: Revision, rps: f64) -> Interval {
     }
     let slow = thresholds.map(|t| latencies.iter().filter(|&&l| l > t).count() as u64);
     latencies.sort_unstable_by(f64::total_cmp);
-    let p99 = latencies.get(((latencies.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
-    Interval { requests, errors, slow, p99 }
+    let at = |q: f64| latencies.get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
+    Interval { requests, errors, slow, latency: QUANTILES.map(at) }
 }
 
 /// The sequential judge's state over a rollout: errors, then requests over
 /// each latency threshold.
 #[derive(Default)]
-struct Sequential {
-    counts: [Counts; 1 + QUANTILES.len()],
+struct Judge {
+    tests: [Sequential; 1 + QUANTILES.len()],
 }
 
-impl Sequential {
+impl Judge {
     fn look(&mut self, canary: &Interval, baseline: &Interval) -> bool {
         let bad = |i: &Interval| [i.errors].into_iter().chain(i.slow).collect::<Vec<_>>();
-        for ((counts, c), b) in self.counts.iter_mut().zip(bad(canary)).zip(bad(baseline)) {
-            counts.canary_requests += canary.requests;
-            counts.baseline_requests += baseline.requests;
-            counts.canary_bad += c;
-            counts.baseline_bad += b;
+        for ((test, c), b) in self.tests.iter_mut().zip(bad(canary)).zip(bad(baseline)) {
+            test.observe(Counts { canary_requests: canary.requests, canary_bad: c, baseline_requests: baseline.requests, baseline_bad: b });
         }
         // Errors get half the α; the latency thresholds share the other half.
-        let (errors, latency) = self.counts.split_at(1);
-        proportions(errors[0], ALPHA).regressed || latency.iter().any(|c| proportions(*c, ALPHA / QUANTILES.len() as f64).regressed)
+        let (errors, latency) = self.tests.split_at(1);
+        errors[0].evidence(ALPHA).regressed || latency.iter().any(|t| t.evidence(ALPHA / QUANTILES.len() as f64).regressed)
     }
 }
 
-/// Kayenta over one step's intervals: error rate and p99 per interval,
-/// either one High fails.
+/// Kayenta over a window of intervals: error rate and latency at each of
+/// [`QUANTILES`] per interval — the same quantiles the sequential test
+/// counts over — with Kayenta's defaults; any metric High fails.
 fn kayenta(canary: &[Interval], baseline: &[Interval]) -> bool {
-    let series = |s: &[Interval], f: fn(&Interval) -> f64| s.iter().map(f).collect::<Vec<_>>();
-    let rate = |i: &Interval| i.errors as f64 / i.requests as f64;
-    let p99 = |i: &Interval| i.p99;
     let errors = MetricConfig { critical: true, ..MetricConfig::new("error rate", "errors", Direction::Increase) };
-    let latency = MetricConfig { critical: true, ..MetricConfig::new("p99", "latency", Direction::Increase) };
-    classify(&errors, &series(canary, rate), &series(baseline, rate)).failed
-        || classify(&latency, &series(canary, p99), &series(baseline, p99)).failed
+    let rate = |s: &[Interval]| s.iter().map(|i| i.errors as f64 / i.requests as f64).collect::<Vec<_>>();
+    classify(&errors, &rate(canary), &rate(baseline)).failed
+        || (0..QUANTILES.len()).any(|q| {
+            let latency = MetricConfig { critical: true, ..MetricConfig::new("latency", "latency", Direction::Increase) };
+            let at = |s: &[Interval]| s.iter().map(|i| i.latency[q]).collect::<Vec<_>>();
+            classify(&latency, &at(canary), &at(baseline)).failed
+        })
 }
 
 /// (sequential failed, Kayenta failed) for an A/A rollout.
 fn aa_rollout(rng: &mut StdRng) -> (bool, bool) {
-    let (mut sequential, mut seq_failed, mut kay_failed) = (Sequential::default(), false, false);
+    let (mut sequential, mut seq_failed, mut kay_failed) = (Judge::default(), false, false);
     for weight in [0.01, 0.05, 0.10, 0.25, 0.50] {
         let (mut canary, mut baseline) = (Vec::new(), Vec::new());
         for _ in 0..STEP_S / LOOK_S {
@@ -127,8 +129,10 @@ fn aa_rollout(rng: &mut StdRng) -> (bool, bool) {
 }
 
 /// Seconds to detection at 1% weight, by each judge, within `horizon_s`.
+/// Kayenta judges every 2 minutes over everything since the start (a
+/// growing window, as Spinnaker does without a lookback).
 fn detect(rng: &mut StdRng, canary_rev: Revision, horizon_s: u64) -> (Option<u64>, Option<u64>) {
-    let (mut sequential, mut seq, mut kay) = (Sequential::default(), None, None);
+    let (mut sequential, mut seq, mut kay) = (Judge::default(), None, None);
     let (mut canary, mut baseline) = (Vec::new(), Vec::new());
     let rps = TOTAL_RPS * 0.01;
     for t in (LOOK_S..=horizon_s).step_by(LOOK_S as usize) {
@@ -138,12 +142,8 @@ fn detect(rng: &mut StdRng, canary_rev: Revision, horizon_s: u64) -> (Option<u64
         }
         canary.push(c);
         baseline.push(b);
-        if t % STEP_S == 0 {
-            if kay.is_none() && kayenta(&canary, &baseline) {
-                kay = Some(t);
-            }
-            canary.clear();
-            baseline.clear();
+        if t % STEP_S == 0 && kay.is_none() && kayenta(&canary, &baseline) {
+            kay = Some(t);
         }
         if seq.is_some() && kay.is_some() {
             break;
@@ -180,9 +180,14 @@ fn speed(rng: &mut StdRng) -> bool {
     let t = Instant::now();
     let regressed = thresholds.iter().any(|&th| {
         let over = |s: &[f64]| s.iter().filter(|&&l| l > th).count() as u64;
-        let counts =
-            Counts { canary_requests: N as u64, canary_bad: over(&canary), baseline_requests: N as u64, baseline_bad: over(&baseline) };
-        proportions(counts, ALPHA / QUANTILES.len() as f64).regressed
+        let mut test = Sequential::default();
+        test.observe(Counts {
+            canary_requests: N as u64,
+            canary_bad: over(&canary),
+            baseline_requests: N as u64,
+            baseline_bad: over(&baseline),
+        });
+        test.evidence(ALPHA / QUANTILES.len() as f64).regressed
     });
     let sequential = t.elapsed();
 

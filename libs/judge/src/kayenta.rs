@@ -5,8 +5,10 @@
 //! same data.
 //!
 //! A metric is classified High (Low) when the shift's confidence interval
-//! lies wholly above (below) zero *and* the means differ by more than the
-//! allowed relative change; otherwise Pass. A High on a metric that may
+//! lies above (below) zero by more than a quarter of the shift (Kayenta's
+//! tolerance) *and* the means differ by more than the allowed relative
+//! change; otherwise Pass. As in Kayenta, outliers beyond 3 interquartile
+//! ranges are removed by default. A High on a metric that may
 //! only decrease without harm, a Low on one that may only increase, and
 //! either on one that must not move are failures. Too few samples is
 //! NoData — a failure for critical metrics, never a silent pass.
@@ -34,6 +36,10 @@ pub struct MetricConfig {
     /// Allowed relative change of the mean before a significant shift
     /// counts: 0.1 lets the canary's mean be up to 10% off the baseline's.
     pub allowed_change: f64,
+    /// The shift's interval must clear zero by this fraction of the shift
+    /// itself (Kayenta's `fraction`, 0.25): a bound that barely excludes
+    /// zero is noise more often than the confidence suggests.
+    pub tolerance: f64,
     /// Confidence of the shift's interval (Kayenta: 0.98).
     pub confidence: f64,
     pub nan: NanStrategy,
@@ -50,10 +56,12 @@ impl MetricConfig {
             direction,
             critical: false,
             allowed_change: 0.0,
+            tolerance: 0.25,
             confidence: 0.98,
             nan: NanStrategy::Remove,
-            outliers: OutlierStrategy::Keep,
-            min_samples: 3,
+            outliers: OutlierStrategy::Remove { factor: 3.0 },
+            // Fewer than 5 a side cannot bound a 98% interval.
+            min_samples: 5,
         }
     }
 }
@@ -126,9 +134,10 @@ pub fn classify(config: &MetricConfig, canary: &[f64], baseline: &[f64]) -> Metr
         // A baseline mean of 0: any significant shift is beyond it.
         None => true,
     };
-    result.classification = if low > 0.0 && beyond(true) {
+    let margin = config.tolerance * shift.estimate.abs();
+    result.classification = if low > margin && beyond(true) {
         Classification::High
-    } else if high < 0.0 && beyond(false) {
+    } else if high < -margin && beyond(false) {
         Classification::Low
     } else {
         Classification::Pass

@@ -40,6 +40,8 @@ pub enum NanStrategy {
 pub fn clean(series: &[f64], nan: NanStrategy) -> Vec<f64> {
     match nan {
         NanStrategy::Remove => series.iter().copied().filter(|v| v.is_finite()).collect(),
+        // A replacement that is itself not a number is no replacement.
+        NanStrategy::Replace(with) if !with.is_finite() => clean(series, NanStrategy::Remove),
         NanStrategy::Replace(with) => series.iter().map(|&v| if v.is_finite() { v } else { with }).collect(),
     }
 }

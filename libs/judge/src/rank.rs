@@ -70,7 +70,8 @@ pub struct Shift {
 /// None when either sample is empty. The interval is Moses' distribution-
 /// free one: the k-th smallest and k-th largest pairwise differences, with
 /// k from the normal approximation of the rank-sum statistic's null
-/// distribution. Runs in O((n + m) log(n + m)): differences are counted,
+/// distribution (no tie correction; for small samples one order statistic
+/// more conservative than R's exact choice). Runs in O((n + m) log(n + m)): differences are counted,
 /// never listed, so a million samples are judged without a million squared.
 pub fn hodges_lehmann(canary: &[f64], baseline: &[f64], confidence: f64) -> Option<Shift> {
     if canary.is_empty() || baseline.is_empty() {
@@ -123,7 +124,8 @@ fn kth_difference(x: &[f64], y: &[f64], k: u128) -> f64 {
             lo = mid + 1;
         }
     }
-    value(lo)
+    // A difference of zero reads as +0, not the -0 that orders first.
+    value(lo) + 0.0
 }
 
 /// f64 → u64 preserving order (negative values flipped), and back.

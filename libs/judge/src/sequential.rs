@@ -13,13 +13,22 @@
 /// against any of them (and what lies between).
 const RATIOS: [f64; 8] = [1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
 
-/// Counts since the judgement began (the rollout's first step).
+/// Counts of one look, or of all looks together.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Counts {
     pub canary_requests: u64,
     pub canary_bad: u64,
     pub baseline_requests: u64,
     pub baseline_bad: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.canary_requests += other.canary_requests;
+        self.canary_bad += other.canary_bad;
+        self.baseline_requests += other.baseline_requests;
+        self.baseline_bad += other.baseline_bad;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,26 +46,50 @@ pub struct Evidence {
     pub detectable_ratio: Option<f64>,
 }
 
-/// Judges the counts at level `alpha` (the chance, over the whole
-/// rollout, of failing a canary that is no worse than its baseline).
-pub fn proportions(counts: Counts, alpha: f64) -> Evidence {
-    let log_threshold = (1.0 / alpha).ln();
-    let (nc, nb) = (counts.canary_requests as f64, counts.baseline_requests as f64);
-    if nc == 0.0 || nb == 0.0 {
-        return Evidence { log_ratio: 0.0, log_threshold, regressed: false, detectable_ratio: None };
-    }
-    let pi = nc / (nc + nb);
-    let (ec, eb) = (counts.canary_bad as f64, counts.baseline_bad as f64);
-    let terms: Vec<f64> = RATIOS
-        .iter()
-        .map(|&r| {
+/// The test's state over a rollout. Each look's events are weighed with
+/// that look's own share π: shares change between steps (and between a
+/// canary and a stable revision they differ), and a share computed over
+/// all looks would credit early events with a later share.
+#[derive(Debug, Clone, Default)]
+pub struct Sequential {
+    /// Per ratio of the grid: Σ over looks of the log-likelihood ratio.
+    log_ratios: [f64; RATIOS.len()],
+    total: Counts,
+}
+
+impl Sequential {
+    /// Adds one look's counts (since the previous look).
+    pub fn observe(&mut self, look: Counts) {
+        self.total.add(look);
+        let (nc, nb) = (look.canary_requests as f64, look.baseline_requests as f64);
+        // With one side idle every bad event is the other's by necessity:
+        // no evidence either way.
+        if nc == 0.0 || nb == 0.0 {
+            return;
+        }
+        let pi = nc / (nc + nb);
+        let (ec, eb) = (look.canary_bad as f64, look.baseline_bad as f64);
+        for (sum, &r) in self.log_ratios.iter_mut().zip(&RATIOS) {
             let p = alternative(pi, r);
-            ec * (p / pi).ln() + eb * ((1.0 - p) / (1.0 - pi)).ln()
-        })
-        .collect();
-    let log_ratio = log_mean_exp(&terms);
-    let regressed = log_ratio >= log_threshold;
-    Evidence { log_ratio, log_threshold, regressed, detectable_ratio: Some(detectable(nc, nb, eb, pi, log_threshold)) }
+            *sum += ec * (p / pi).ln() + eb * ((1.0 - p) / (1.0 - pi)).ln();
+        }
+    }
+
+    /// Judges the looks so far at level `alpha` (the chance, over the whole
+    /// rollout, of failing a canary that is no worse than its baseline).
+    pub fn evidence(&self, alpha: f64) -> Evidence {
+        let log_threshold = (1.0 / alpha).ln();
+        let log_ratio = log_mean_exp(&self.log_ratios);
+        let t = self.total;
+        let (nc, nb) = (t.canary_requests as f64, t.baseline_requests as f64);
+        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold));
+        Evidence { log_ratio, log_threshold, regressed: log_ratio >= log_threshold, detectable_ratio }
+    }
+
+    /// All looks' counts together.
+    pub fn total(&self) -> Counts {
+        self.total
+    }
 }
 
 /// The probability that a bad event is the canary's when its events are
@@ -75,20 +108,34 @@ fn log_mean_exp(terms: &[f64]) -> f64 {
 
 /// The smallest ratio r whose expected evidence at this traffic reaches the
 /// threshold: bad events expected under r (baseline's rate, estimated with
-/// half an event added so that none seen is not a rate of 0) times the
-/// information each carries, KL(p_r ‖ π), plus the mixture's cost ln |grid|.
-fn detectable(nc: f64, nb: f64, eb: f64, pi: f64, log_threshold: f64) -> f64 {
+/// half an event added so that none seen is not a rate of 0) times what
+/// each tells the best-placed ratio g of the grid, E_r[ln LR_g], against
+/// ln(1/α) plus the mixture's cost ln |grid|. Never below the grid's
+/// smallest ratio: nothing smaller is tested for. π is the share over all
+/// looks, an estimate good enough for planning.
+fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64) -> f64 {
+    let pi = nc / (nc + nb);
     let rate = (eb + 0.5) / nb;
     let need = log_threshold + (RATIOS.len() as f64).ln();
     let evidence = |r: f64| {
         let events = rate * nb + r * rate * nc;
         let p = alternative(pi, r);
-        events * (p * (p / pi).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - pi)).ln())
+        let per_event = RATIOS
+            .iter()
+            .map(|&g| {
+                let q = alternative(pi, g);
+                p * (q / pi).ln() + (1.0 - p) * ((1.0 - q) / (1.0 - pi)).ln()
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        events * per_event
     };
     // Evidence grows with r; bisect on ln r up to a ratio of 1e6.
-    let (mut lo, mut hi) = (0.0f64, 1e6f64.ln());
+    let (mut lo, mut hi) = (RATIOS[0].ln(), 1e6f64.ln());
     if evidence(hi.exp()) < need {
         return f64::INFINITY;
+    }
+    if evidence(lo.exp()) >= need {
+        return RATIOS[0];
     }
     for _ in 0..60 {
         let mid = (lo + hi) / 2.0;

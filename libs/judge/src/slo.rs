@@ -30,19 +30,24 @@ pub const CANARY_WINDOWS: [BurnWindow; 2] = [
     BurnWindow { long: Duration::from_secs(1800), short: Duration::from_secs(150), max_burn: 6.0 },
 ];
 
+/// Bad events a long window must hold before it can trip: at low traffic
+/// one error in three requests is a 33× burn, and proves nothing.
+pub const MIN_BAD: u64 = 10;
+
 /// Why the guard trips, or None. `budget` is the share of bad events the
-/// SLO allows (0.01 for 99%); `samples` are in time order. A window with no
-/// requests burns nothing.
+/// SLO allows (0.01 for 99%); `samples` are in time order. A window counts
+/// once the judgement has run for its short span (a long window not yet
+/// full covers what there is) and holds [`MIN_BAD`] bad events.
 pub fn burn_rate_guard(samples: &[Sample], budget: f64, windows: &[BurnWindow]) -> Option<String> {
     let now = samples.last()?.at;
-    let burn = |window: Duration| {
-        let (requests, bad) =
-            samples.iter().filter(|s| now.saturating_sub(s.at) < window).fold((0u64, 0u64), |(r, b), s| (r + s.requests, b + s.bad));
-        if requests == 0 || budget <= 0.0 { 0.0 } else { bad as f64 / requests as f64 / budget }
+    let totals = |window: Duration| {
+        samples.iter().filter(|s| now.saturating_sub(s.at) < window).fold((0u64, 0u64), |(r, b), s| (r + s.requests, b + s.bad))
     };
-    windows.iter().find_map(|w| {
-        let (long, short) = (burn(w.long), burn(w.short));
-        (long >= w.max_burn && short >= w.max_burn).then(|| {
+    let burn = |(requests, bad): (u64, u64)| if requests == 0 || budget <= 0.0 { 0.0 } else { bad as f64 / requests as f64 / budget };
+    windows.iter().filter(|w| now >= w.short).find_map(|w| {
+        let long_totals = totals(w.long);
+        let (long, short) = (burn(long_totals), burn(totals(w.short)));
+        (long_totals.1 >= MIN_BAD && long >= w.max_burn && short >= w.max_burn).then(|| {
             format!(
                 "error budget ({:.2}% bad allowed) burnt {long:.1}× over the last {:?} and {short:.1}× over the last {:?} (limit {}×)",
                 budget * 100.0,
@@ -71,6 +76,12 @@ mod tests {
         assert_eq!(burn_rate_guard(&series(|i| if i == 30 { 100 } else { 0 }, 300), 0.01, &CANARY_WINDOWS), None);
         // Broken for two minutes, then healthy for three: both short windows have recovered.
         assert_eq!(burn_rate_guard(&series(|i| if i <= 12 { 30 } else { 0 }, 300), 0.01, &CANARY_WINDOWS), None);
+        // Three requests, one error: a 33× burn of nothing much.
+        let sparse: Vec<Sample> =
+            (1..=30).map(|i| Sample { at: Duration::from_secs(i * 10), requests: 3, bad: u64::from(i == 30) }).collect();
+        assert_eq!(burn_rate_guard(&sparse, 0.01, &CANARY_WINDOWS), None);
+        // A broken first 20 s: not yet a short window's worth.
+        assert_eq!(burn_rate_guard(&series(|_| 50, 20), 0.01, &CANARY_WINDOWS), None);
         // Within budget, and no traffic at all.
         assert_eq!(burn_rate_guard(&series(|_| 1, 600), 0.01, &CANARY_WINDOWS), None);
         assert_eq!(burn_rate_guard(&[], 0.01, &CANARY_WINDOWS), None);

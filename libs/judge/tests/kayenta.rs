@@ -34,7 +34,7 @@ fn an_identical_canary_passes_and_a_negligible_shift_is_allowed() {
     // 2% slower: significant with 100 samples each, but within 5%.
     let slight = classify(&config, &latencies(1.02, 3), &latencies(1.0, 9));
     assert_eq!(slight.classification, Classification::Pass, "{}", slight.reason);
-    let strict = MetricConfig { allowed_change: 0.0, ..config };
+    let strict = MetricConfig { allowed_change: 0.0, tolerance: 0.0, ..config };
     assert_eq!(classify(&strict, &latencies(1.02, 3), &latencies(1.0, 9)).classification, Classification::High);
 }
 
@@ -80,11 +80,12 @@ fn groups_are_weighted_and_thresholds_decide() {
 }
 
 #[test]
-fn outliers_are_removed_when_asked() {
+fn outliers_are_removed_unless_kept() {
     // Identical bodies; the canary has three scrapes of 50× the usual value.
     let mut canary = latencies(1.0, 3);
     canary[..3].fill(5000.0);
-    let keep = MetricConfig { allowed_change: 0.1, ..MetricConfig::new("p99", "latency", Direction::Increase) };
+    let keep =
+        MetricConfig { allowed_change: 0.1, outliers: OutlierStrategy::Keep, ..MetricConfig::new("p99", "latency", Direction::Increase) };
     let kept = classify(&keep, &canary, &latencies(1.0, 9));
     assert!(kept.ratio.is_some_and(|r| r > 1.1), "the spikes move the mean: {kept:?}");
     let remove = MetricConfig { outliers: OutlierStrategy::Remove { factor: 3.0 }, ..keep };

@@ -1,7 +1,7 @@
 //! The sequential proportion test on seeded simulations: it keeps its error
 //! rate however often it is looked at, and finds real regressions.
 
-use paved_judge::sequential::{Counts, proportions};
+use paved_judge::sequential::{Counts, Sequential};
 
 /// splitmix64: a small seeded generator, enough for Bernoulli draws.
 struct Rng(u64);
@@ -23,17 +23,47 @@ impl Rng {
 /// Seconds until the test calls a regression, looking every 10 s for up to
 /// `horizon` seconds; None if it never does. 10 requests/s on each side.
 fn time_to_regression(rng: &mut Rng, baseline_rate: f64, canary_rate: f64, horizon: u64) -> Option<u64> {
-    let mut c = Counts::default();
+    let mut test = Sequential::default();
     for t in (10..=horizon).step_by(10) {
-        c.canary_requests += 100;
-        c.baseline_requests += 100;
-        c.canary_bad += rng.bad(100, canary_rate);
-        c.baseline_bad += rng.bad(100, baseline_rate);
-        if proportions(c, 0.01).regressed {
+        let look = Counts {
+            canary_requests: 100,
+            canary_bad: rng.bad(100, canary_rate),
+            baseline_requests: 100,
+            baseline_bad: rng.bad(100, baseline_rate),
+        };
+        test.observe(look);
+        if test.evidence(0.01).regressed {
             return Some(t);
         }
     }
     None
+}
+
+#[test]
+fn a_changing_share_keeps_the_error_rate() {
+    // Ten minutes at a 1% share (10 against 990 requests/s) and 0.1%
+    // errors, then two at 50/50 and 0.5%: the canary is never worse. A
+    // share computed over all looks would credit the early errors with the
+    // late share and fail it every time.
+    let mut rng = Rng(3);
+    let false_fails = (0..100)
+        .filter(|_| {
+            let mut test = Sequential::default();
+            let phases = [(60, 100, 9_900, 0.001), (12, 5_000, 5_000, 0.005)];
+            phases.iter().any(|&(looks, nc, nb, rate)| {
+                (0..looks).any(|_| {
+                    test.observe(Counts {
+                        canary_requests: nc,
+                        canary_bad: rng.bad(nc, rate),
+                        baseline_requests: nb,
+                        baseline_bad: rng.bad(nb, rate),
+                    });
+                    test.evidence(0.01).regressed
+                })
+            })
+        })
+        .count();
+    assert!(false_fails <= 2, "{false_fails} of 100 failed");
 }
 
 #[test]
@@ -56,14 +86,17 @@ fn doubled_errors_are_detected() {
 
 #[test]
 fn the_detectable_ratio_shrinks_with_traffic_and_is_unknown_without() {
-    let none = proportions(Counts::default(), 0.01);
+    let none = Sequential::default().evidence(0.01);
     assert_eq!((none.regressed, none.detectable_ratio), (false, None));
     let at = |n: u64| {
-        let c = Counts { canary_requests: n, canary_bad: n / 200, baseline_requests: n, baseline_bad: n / 200 };
-        proportions(c, 0.01).detectable_ratio.expect("traffic on both sides")
+        let mut test = Sequential::default();
+        test.observe(Counts { canary_requests: n, canary_bad: n / 200, baseline_requests: n, baseline_bad: n / 200 });
+        test.evidence(0.01)
     };
-    let (small, large) = (at(1_000), at(100_000));
+    let ratio = |n| at(n).detectable_ratio.expect("traffic on both sides");
+    let (small, large) = (ratio(1_000), ratio(100_000));
     assert!(small > 2.0 && large < 1.5 && large < small, "1,000 requests: {small:.2}; 100,000: {large:.2}");
-    let even = proportions(Counts { canary_requests: 10_000, canary_bad: 50, baseline_requests: 10_000, baseline_bad: 50 }, 0.01);
+    assert_eq!(ratio(100_000_000), 1.1, "never below the smallest ratio tested");
+    let even = at(10_000);
     assert!(!even.regressed && even.log_ratio < 0.0, "{even:?}");
 }
