@@ -109,9 +109,22 @@ fn reachable(port: u16) -> bool {
 fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_servers()?;
     let validator = ensure_kubernetes_validate()?;
+    ensure_prometheus()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     run(cargo().args(["test", "--workspace"]).args(args).env("PAVED_KUBERNETES_VALIDATE", validator))
+}
+
+/// Prometheus (Debian's), which the metric provider's tests run against.
+fn ensure_prometheus() -> anyhow::Result<()> {
+    if Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing prometheus (apt-get)");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", "prometheus"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// `kubernetes-validate` (PyPI), which checks rendered manifests against

@@ -4,6 +4,7 @@ mod artifacts;
 mod cli;
 mod outbox;
 mod platform;
+mod prometheus;
 mod rollouts;
 mod services;
 mod stream_contract;

@@ -6,9 +6,11 @@
 //! - [`migration`] — the `observations` table.
 //! - [`ObservationRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`.
+//! - [`prometheus`] — the Prometheus metric provider (range queries).
 
 pub mod api;
 pub mod migration;
+pub mod prometheus;
 
 use async_trait::async_trait;
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};

@@ -707,9 +707,17 @@ impl Provisioner {
         }
     }
 
-    /// Persists a runtime report (retrying while the database is down: a
-    /// state change must not be lost) and routes the proxy.
+    /// Routes the proxy to what the runtime reports, then persists the
+    /// report (retrying while the database is down: a state change must not
+    /// be lost). In that order: once a state is visible through the API,
+    /// the proxy already agrees with it.
     async fn record(&self, report: Report) {
+        if matches!(report.state, State::Stopped | State::Failed) {
+            lock(&self.inner.backends).remove(&report.revision_id);
+        } else {
+            lock(&self.inner.backends).insert(report.revision_id.clone(), report.backends.clone());
+        }
+        let routed = self.route(&report.workload_id).await;
         let mut backoff = Backoff::default();
         let healthy = self.inner.health.reporter(GRPC_NAME, "database");
         let revision = loop {
@@ -733,14 +741,16 @@ impl Provisioner {
                 }
             }
         };
-        let Some(revision) = revision else { return };
+        let Some(revision) = revision else {
+            // Gone from the records (its preview closed): nothing to route to.
+            lock(&self.inner.backends).remove(&report.revision_id);
+            return;
+        };
         tracing::info!(workload = %revision.workload_id, revision = revision.number, state = report.state.as_str(), message = %report.message, "revision state");
-        if matches!(report.state, State::Stopped | State::Failed) {
-            lock(&self.inner.backends).remove(&revision.id);
-        } else {
-            lock(&self.inner.backends).insert(revision.id.clone(), report.backends);
-        }
-        if let Err(e) = self.route(&revision.workload_id).await {
+        // Routing read the database too: when that failed, try again now.
+        if routed.is_err()
+            && let Err(e) = self.route(&revision.workload_id).await
+        {
             tracing::warn!(workload = %revision.workload_id, error = %e, "cannot route the workload's proxy");
         }
         self.changed(&revision.workload_id);

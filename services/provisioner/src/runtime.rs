@@ -54,6 +54,8 @@ pub struct Launch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub revision_id: String,
+    /// `<environment>/<workload>`.
+    pub workload_id: String,
     pub state: State,
     pub message: String,
     /// Addresses of the revision's healthy instances.
@@ -140,10 +142,12 @@ impl LocalRuntime {
         }
     }
 
-    fn report(&self, revision_id: &str, state: State, message: String, backends: Vec<SocketAddr>) {
+    fn report(&self, launch: &Launch, state: State, message: String, backends: Vec<SocketAddr>) {
+        let revision_id = launch.revision_id.clone();
+        let workload_id = format!("{}/{}", launch.environment, launch.workload);
         // The receiver lives as long as the provisioner; after it is gone
         // there is no one left to tell.
-        let _ = self.reports.send(Report { revision_id: revision_id.to_string(), state, message, backends });
+        let _ = self.reports.send(Report { revision_id, workload_id, state, message, backends });
     }
 
     /// Runs the replicas of a revision and folds their states into the
@@ -159,7 +163,7 @@ impl LocalRuntime {
         drop(tx);
         let mut states: Vec<Instance> = vec![Instance::starting(); replicas];
         let mut last: Option<(State, String, Vec<SocketAddr>)> = None;
-        self.report(&launch.revision_id, State::Starting, String::new(), Vec::new());
+        self.report(&launch, State::Starting, String::new(), Vec::new());
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -168,7 +172,7 @@ impl LocalRuntime {
                     states[index] = instance;
                     let folded = fold(&states);
                     if last.as_ref() != Some(&folded) {
-                        self.report(&launch.revision_id, folded.0, folded.1.clone(), folded.2.clone());
+                        self.report(&launch, folded.0, folded.1.clone(), folded.2.clone());
                         if folded.0 == State::Failed {
                             instances.cancel();
                             while tasks.join_next().await.is_some() {}
@@ -181,7 +185,7 @@ impl LocalRuntime {
         }
         instances.cancel();
         while tasks.join_next().await.is_some() {}
-        self.report(&launch.revision_id, State::Stopped, String::new(), Vec::new());
+        self.report(&launch, State::Stopped, String::new(), Vec::new());
     }
 
     async fn supervise_instance(
