@@ -13,6 +13,9 @@
 //!   (errors, requests over a latency threshold), valid at every look, with
 //!   the smallest ratio the traffic so far can detect.
 //! - [`slo`] — the multi-window burn-rate guard on the canary alone.
+//! - [`verdict`] — a step's verdict from that evidence: fail at once, pass
+//!   only when the traffic could have shown what matters, else
+//!   inconclusive (extend the step).
 //!
 //! Reference values in `tests/reference.rs` come from SciPy
 //! (`tests/reference.py` regenerates them).
@@ -22,6 +25,7 @@ pub mod normal;
 pub mod rank;
 pub mod sequential;
 pub mod slo;
+pub mod verdict;
 
 pub use rank::{RankSum, Shift, hodges_lehmann, rank_sum};
 

@@ -1,0 +1,149 @@
+//! A rollout step's verdict from the request-level evidence: fail as soon as
+//! the evidence says so (a sequential test or the burn-rate guard), pass
+//! only when the step's interval is over *and* the traffic so far was
+//! enough to expose the smallest regression that matters; otherwise the
+//! step is inconclusive and should be extended, with how large a
+//! regression the traffic could have shown.
+
+use crate::sequential::Sequential;
+
+/// The evidence of one step so far.
+#[derive(Debug, Clone, Copy)]
+pub struct StepEvidence<'a> {
+    /// Bad events by kind ("errors", "latency over p90", …), each its own test.
+    pub tests: &'a [(&'a str, &'a Sequential)],
+    /// Why the burn-rate guard tripped, if it did.
+    pub burn: Option<&'a str>,
+    /// The rollout's α, shared equally by the tests.
+    pub alpha: f64,
+    /// The largest ratio of bad-event rates (canary / baseline) that is
+    /// not a regression: 1 + the metric's allowed change.
+    pub tolerated_ratio: f64,
+    /// The step has been held for its whole interval.
+    pub interval_over: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepVerdict {
+    /// Keep holding the step: its interval is not over.
+    Continue,
+    Pass(String),
+    Fail(String),
+    /// The interval is over but the traffic could not have shown a
+    /// regression of `tolerated_ratio`: hold the step longer.
+    Inconclusive {
+        reason: String,
+        detectable_ratio: Option<f64>,
+    },
+}
+
+pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
+    if let Some(why) = e.burn {
+        return StepVerdict::Fail(why.to_string());
+    }
+    let alpha = e.alpha / e.tests.len().max(1) as f64;
+    for (kind, test) in e.tests {
+        let evidence = test.evidence(alpha);
+        if evidence.regressed {
+            let t = test.total();
+            return StepVerdict::Fail(format!(
+                "{kind}: {} of {} canary requests against {} of {} baseline requests; likelihood ratio {:.0} ≥ {:.0} (α {alpha})",
+                t.canary_bad,
+                t.canary_requests,
+                t.baseline_bad,
+                t.baseline_requests,
+                evidence.log_ratio.exp(),
+                evidence.log_threshold.exp()
+            ));
+        }
+    }
+    if !e.interval_over {
+        return StepVerdict::Continue;
+    }
+    // The least sensitive test decides whether the step showed enough.
+    let mut worst: Option<(&str, Option<f64>)> = None;
+    for (kind, test) in e.tests {
+        let detectable = test.evidence(alpha).detectable_ratio;
+        let blind = detectable.is_none_or(|r| r > e.tolerated_ratio);
+        let worse = match (worst, detectable) {
+            (None, _) => true,
+            (Some((_, None)), _) => false,
+            (Some((_, Some(_))), None) => true,
+            (Some((_, Some(w))), Some(r)) => r > w,
+        };
+        if blind && worse {
+            worst = Some((kind, detectable));
+        }
+    }
+    match worst {
+        None => StepVerdict::Pass(format!(
+            "no regression: the traffic could have shown a {:.2}× rate of bad events in every test",
+            e.tolerated_ratio
+        )),
+        Some((kind, detectable_ratio)) => {
+            let reason = match detectable_ratio {
+                Some(r) if r.is_finite() => format!(
+                    "{kind}: the traffic so far could only show a {r:.2}× rate of bad events, not the {:.2}× that matters; extend the step",
+                    e.tolerated_ratio
+                ),
+                _ => format!("{kind}: too little traffic on one side to show anything; extend the step"),
+            };
+            StepVerdict::Inconclusive { reason, detectable_ratio }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{sequential::Counts, slo};
+
+    fn test(nc: u64, bc: u64, nb: u64, bb: u64) -> Sequential {
+        let mut s = Sequential::default();
+        s.observe(Counts { canary_requests: nc, canary_bad: bc, baseline_requests: nb, baseline_bad: bb });
+        s
+    }
+
+    fn evidence<'a>(tests: &'a [(&'a str, &'a Sequential)], interval_over: bool) -> StepEvidence<'a> {
+        StepEvidence { tests, burn: None, alpha: 0.01, tolerated_ratio: 1.5, interval_over }
+    }
+
+    #[test]
+    fn a_step_fails_at_once_passes_when_enough_was_seen_and_is_extended_otherwise() {
+        // 5% errors against 0.5%: fails before the interval ends.
+        let bad = test(2_000, 100, 2_000, 10);
+        match judge_step(evidence(&[("errors", &bad)], false)) {
+            StepVerdict::Fail(why) => assert!(why.starts_with("errors: 100 of 2000 canary requests against 10 of 2000"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Equal rates, too little traffic: not over yet, then inconclusive.
+        let thin = test(500, 3, 500, 3);
+        assert_eq!(judge_step(evidence(&[("errors", &thin)], false)), StepVerdict::Continue);
+        match judge_step(evidence(&[("errors", &thin)], true)) {
+            StepVerdict::Inconclusive { reason, detectable_ratio } => {
+                assert!(detectable_ratio.is_some_and(|r| r > 1.5) && reason.contains("extend the step"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Equal rates over plenty of traffic: a pass.
+        let ample = test(200_000, 1_000, 200_000, 1_000);
+        assert!(matches!(judge_step(evidence(&[("errors", &ample)], true)), StepVerdict::Pass(_)));
+        // The least sensitive test decides: plenty of errors data, thin latency data.
+        let mixed = judge_step(evidence(&[("errors", &ample), ("latency over p99", &thin)], true));
+        assert!(matches!(&mixed, StepVerdict::Inconclusive { reason, .. } if reason.starts_with("latency over p99")), "{mixed:?}");
+        // No baseline traffic at all: inconclusive, never a pass.
+        let alone = test(1_000, 0, 0, 0);
+        assert!(matches!(judge_step(evidence(&[("errors", &alone)], true)), StepVerdict::Inconclusive { detectable_ratio: None, .. }));
+    }
+
+    #[test]
+    fn the_burn_rate_guard_fails_a_step_on_its_own() {
+        let samples: Vec<slo::Sample> =
+            (1..=12).map(|i| slo::Sample { at: std::time::Duration::from_secs(i * 10), requests: 100, bad: 30 }).collect();
+        let why = slo::burn_rate_guard(&samples, 0.01, &slo::CANARY_WINDOWS).expect("trips");
+        let quiet = test(1_200, 360, 0, 0);
+        let tests = [("errors", &quiet)];
+        let e = StepEvidence { burn: Some(&why), ..evidence(&tests, false) };
+        assert_eq!(judge_step(e), StepVerdict::Fail(why.clone()));
+    }
+}
