@@ -203,6 +203,8 @@ struct Inner {
     backends: Mutex<HashMap<String, Vec<SocketAddr>>>,
     /// Rollouts with a driver in this process.
     drivers: Mutex<HashSet<String>>,
+    /// Per workload: held while its proxy is routed (see `route`).
+    routing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Drivers advancing at once (see [`DRIVING`]).
     driving: tokio::sync::Semaphore,
     /// When this process started (ms): a rollout step begun earlier had its
@@ -282,6 +284,7 @@ impl Provisioner {
                 proxies: Mutex::new(HashMap::new()),
                 backends: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashSet::new()),
+                routing: Mutex::new(HashMap::new()),
                 driving: tokio::sync::Semaphore::new(DRIVING),
                 started_ms: chrono::Utc::now().timestamp_millis(),
                 changes: Changes::default(),
@@ -761,13 +764,29 @@ impl Provisioner {
         self.inner.changes.notify(workload_id);
     }
 
-    /// Routes a workload's proxy from its persisted routing.
+    /// Routes a workload's proxy from its persisted routing. One routing
+    /// of a workload at a time: two that interleaved (one reading before a
+    /// promotion commits and setting after the other) would leave the
+    /// older reading in place.
     async fn route(&self, workload_id: &str) -> Result<(), DbErr> {
+        let _routing = self.routing(workload_id).await;
         let (environment, name) = workload_id.split_once('/').unwrap_or(("", workload_id));
         let Some(workload) = store::get_workload(&self.inner.db, environment, name).await? else { return Ok(()) };
         let active = store::active_rollouts(&self.inner.db, Some(workload_id)).await?.pop();
         self.route_to(workload_id, active.as_ref(), workload.stable_revision.as_deref());
         Ok(())
+    }
+
+    /// Routes a workload's proxy from routing its caller has just
+    /// committed, without reading it back (see `route` for the lock).
+    async fn route_committed(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
+        let _routing = self.routing(workload_id).await;
+        self.route_to(workload_id, active, stable);
+    }
+
+    async fn routing(&self, workload_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let one = lock(&self.inner.routing).entry(workload_id.to_string()).or_default().clone();
+        one.lock_owned().await
     }
 
     /// Routes a workload's proxy: to its stable revision and, while a

@@ -335,8 +335,9 @@ impl Provisioner {
         store::set_routing(&txn, &workload, Some(&r.revision_id), Some(&r.revision_id), standby.as_deref(), None).await?;
         txn.commit().await?;
         self.committed(&r.workload_id);
-        // As just committed (the rollout is done; the revision is stable).
-        self.route_to(&r.workload_id, None, Some(&r.revision_id));
+        // As just committed: under the apply lock nothing else can have
+        // changed the routing since.
+        self.route_committed(&r.workload_id, None, Some(&r.revision_id)).await;
         let keep = [Some(r.revision_id.clone()), standby];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Next::Done)
@@ -359,7 +360,7 @@ impl Provisioner {
         self.committed(&r.workload_id);
         tracing::warn!(rollout = %r.id, workload = %r.workload_id, state = state.as_str(), %reason, "rollout ended without promotion");
         let stable = r.stable_revision.as_deref().or(workload.as_ref().and_then(|w| w.stable_revision.as_deref()));
-        self.route_to(&r.workload_id, None, stable);
+        self.route_committed(&r.workload_id, None, stable).await;
         let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Some(done))
