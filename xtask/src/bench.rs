@@ -40,13 +40,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "rollback" => crate::pipeline::rollback(&bins(release)?)?,
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             // In-process: measured in an optimised build of this very tool.
-            "policy" if cfg!(debug_assertions) && release => {
-                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "policy"]))?
+            name @ ("policy" | "canary") if cfg!(debug_assertions) && release => {
+                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", name]))?
             }
             "policy" => crate::pipeline::policy()?,
-            "canary" if cfg!(debug_assertions) && release => {
-                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "canary"]))?
-            }
             "canary" => crate::canary::run()?,
             other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }

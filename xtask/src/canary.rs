@@ -61,19 +61,28 @@ struct Interval {
     latency: [f64; QUANTILES.len()],
 }
 
+/// The baseline's latency at each of [`QUANTILES`].
+fn thresholds() -> [f64; QUANTILES.len()] {
+    QUANTILES.map(|q| (MU + SIGMA * paved_judge::normal::quantile(q)).exp())
+}
+
+/// One request's latency, the baseline's distribution times `scale`
+/// (Box-Muller: one normal draw).
+fn latency(rng: &mut StdRng, scale: f64) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (MU + SIGMA * z).exp() * scale
+}
+
 fn serve(rng: &mut StdRng, revision: Revision, rps: f64) -> Interval {
     let requests = (rps * LOOK_S as f64).round() as u64;
-    let thresholds = QUANTILES.map(|q| (MU + SIGMA * paved_judge::normal::quantile(q)).exp());
     let mut latencies: Vec<f64> = Vec::with_capacity(requests as usize);
     let mut errors = 0;
     for _ in 0..requests {
         errors += u64::from(rng.random::<f64>() < revision.errors);
-        // Box-Muller: one normal draw per request.
-        let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
-        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-        latencies.push((MU + SIGMA * z).exp() * revision.latency);
+        latencies.push(latency(rng, revision.latency));
     }
-    let slow = thresholds.map(|t| latencies.iter().filter(|&&l| l > t).count() as u64);
+    let slow = thresholds().map(|t| latencies.iter().filter(|&&l| l > t).count() as u64);
     latencies.sort_unstable_by(f64::total_cmp);
     let at = |q: f64| latencies.get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
     Interval { requests, errors, slow, latency: QUANTILES.map(at) }
@@ -166,19 +175,11 @@ fn summary(times: &[Option<u64>]) -> String {
 /// as the baseline. Whether the target is met.
 fn speed(rng: &mut StdRng) -> bool {
     const N: usize = 500_000;
-    let sample = |rng: &mut StdRng, scale: f64| -> Vec<f64> {
-        (0..N)
-            .map(|_| {
-                let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
-                (MU + SIGMA * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()).exp() * scale
-            })
-            .collect()
-    };
+    let sample = |rng: &mut StdRng, scale: f64| -> Vec<f64> { (0..N).map(|_| latency(rng, scale)).collect() };
     let (canary, baseline) = (sample(rng, 1.05), sample(rng, 1.0));
-    let thresholds = QUANTILES.map(|q| (MU + SIGMA * paved_judge::normal::quantile(q)).exp());
 
     let t = Instant::now();
-    let regressed = thresholds.iter().any(|&th| {
+    let regressed = thresholds().iter().any(|&th| {
         let over = |s: &[f64]| s.iter().filter(|&&l| l > th).count() as u64;
         let mut test = Sequential::default();
         test.observe(Counts {

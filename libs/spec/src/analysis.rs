@@ -29,7 +29,11 @@
 //! Numbers are kept in integer units (parts per million, milliseconds) so
 //! that a spec stays comparable and hashable.
 
-use crate::{RolloutPolicy, SpecError, error, overlay::locate, types::parse_duration};
+use crate::{
+    RolloutPolicy, SpecError, error,
+    overlay::locate,
+    types::{Ratio, Score, parse_duration, ppm},
+};
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{self, Visitor},
@@ -115,7 +119,7 @@ fn default_metrics(rollout: &RolloutPolicy) -> BTreeMap<String, Metric> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAnalysis {
-    alpha: Option<Fraction>,
+    alpha: Option<Ratio>,
     pass_score: Option<Score>,
     marginal_score: Option<Score>,
     metrics: Option<BTreeMap<crate::types::Name, RawMetric>>,
@@ -125,7 +129,7 @@ pub(crate) struct RawAnalysis {
 #[serde(deny_unknown_fields)]
 struct RawMetric {
     kind: Kind,
-    quantile: Option<Fraction>,
+    quantile: Option<Ratio>,
     query: Option<String>,
     direction: Option<Direction>,
     slo: Option<Number>,
@@ -164,10 +168,11 @@ impl RawAnalysis {
             ));
         }
         let alpha_ppm = match self.alpha {
-            Some(a) if a.0 == 0.0 || a.0 > 0.5 => {
-                return Err(at(&["analysis", "alpha"], format!("alpha must be more than 0 and at most 0.5, got {}", a.0)));
+            Some(a) if a.0 == 0 || a.0 > 500_000 => {
+                let got = f64::from(a.0) / 1e6;
+                return Err(at(&["analysis", "alpha"], format!("alpha must be more than 0 and at most 0.5, got {got}")));
             }
-            Some(a) => ppm(a.0),
+            Some(a) => a.0,
             None => defaults.alpha_ppm,
         };
         let metrics = match self.metrics {
@@ -204,10 +209,11 @@ impl RawMetric {
         let source = match self.kind {
             Kind::ErrorRate => Source::ErrorRate,
             Kind::Latency => match self.quantile {
-                Some(q) if q.0 == 0.0 || q.0 == 1.0 => {
-                    return Err(at("quantile", format!("quantile must be between 0 and 1 exclusive (0.99 for p99), got {}", q.0)));
+                Some(q) if q.0 == 0 || q.0 == 1_000_000 => {
+                    let got = f64::from(q.0) / 1e6;
+                    return Err(at("quantile", format!("quantile must be between 0 and 1 exclusive (0.99 for p99), got {got}")));
                 }
-                q => Source::Latency { quantile_ppm: q.map_or(990_000, |q| ppm(q.0)) },
+                q => Source::Latency { quantile_ppm: q.map_or(990_000, |q| q.0) },
             },
             Kind::Prometheus => match self.query {
                 Some(q) if !q.trim().is_empty() => Source::Prometheus { query: q },
@@ -238,35 +244,6 @@ impl RawMetric {
         }
         let direction = self.direction.unwrap_or(Direction::Increase);
         Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples })
-    }
-}
-
-fn ppm(v: f64) -> u32 {
-    (v * 1_000_000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
-}
-
-/// A number between 0 and 1 inclusive.
-#[derive(Debug, Clone, Copy)]
-struct Fraction(f64);
-
-impl<'de> Deserialize<'de> for Fraction {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Number::deserialize(d)? {
-            Number::Value(v) if (0.0..=1.0).contains(&v) => Ok(Fraction(v)),
-            Number::Value(v) => Err(de::Error::custom(format!("must be between 0 and 1, got {v}"))),
-            Number::Duration(_) => Err(de::Error::custom("must be a number between 0 and 1, not a duration")),
-        }
-    }
-}
-
-/// A score from 0 to 100.
-#[derive(Debug, Clone, Copy)]
-struct Score(u32);
-
-impl<'de> Deserialize<'de> for Score {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = u32::deserialize(d)?;
-        if v <= 100 { Ok(Score(v)) } else { Err(de::Error::custom(format!("a score is between 0 and 100, got {v}"))) }
     }
 }
 

@@ -117,6 +117,12 @@ range_type!(Port, u16, "port", 1, 65535);
 range_type!(Replicas, u32, "replicas", 1, 64);
 range_type!(Threshold, u32, "failure_threshold", 1, 100);
 range_type!(Percent, u32, "a traffic weight in percent", 1, 100);
+range_type!(Score, u32, "a score", 0, 100);
+
+/// Parts per million of `v` (saturating).
+pub fn ppm(v: f64) -> u32 {
+    (v * 1_000_000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
+}
 
 /// Canary traffic weights in percent: increasing, ending at 100.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +169,7 @@ impl<'de> Deserialize<'de> for Ratio {
             }
             fn visit_f64<E: Error>(self, v: f64) -> Result<Ratio, E> {
                 if (0.0..=1.0).contains(&v) {
-                    Ok(Ratio((v * 1_000_000.0).round() as u32))
+                    Ok(Ratio(ppm(v)))
                 } else {
                     Err(E::custom(format!("must be between 0 and 1 (e.g. 0.01 for 1%), got {v}")))
                 }

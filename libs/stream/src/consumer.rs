@@ -1,7 +1,8 @@
 //! A consumer-group loop: claims entries a dead consumer left pending, reads
 //! new ones, hands each decoded envelope to a [`Handler`] and acks, in one
-//! call per batch, those the handler succeeded with. A handler error leaves the entry pending, so it comes
-//! back (to this or another consumer) after `claim_idle`.
+//! call per batch, those the handler succeeded with. A handler error leaves
+//! the entry pending, so it comes back (to this or another consumer) after
+//! `claim_idle`.
 
 use crate::{Delivery, Envelope, SharedStream, StreamError, event};
 use async_trait::async_trait;

@@ -777,11 +777,12 @@ impl Provisioner {
         Ok(())
     }
 
-    /// Routes a workload's proxy from routing its caller has just
-    /// committed, without reading it back (see `route` for the lock).
-    async fn route_committed(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
+    /// Routes a workload's proxy after its rollout ended, from the stable
+    /// revision its caller has just committed, without reading it back (see
+    /// `route` for the lock).
+    async fn route_committed(&self, workload_id: &str, stable: Option<&str>) {
         let _routing = self.routing(workload_id).await;
-        self.route_to(workload_id, active, stable);
+        self.route_to(workload_id, None, stable);
     }
 
     async fn routing(&self, workload_id: &str) -> tokio::sync::OwnedMutexGuard<()> {

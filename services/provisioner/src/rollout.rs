@@ -196,30 +196,29 @@ impl Provisioner {
         };
         let txn = self.inner.db.begin().await?;
         let mut at = r.clone();
+        let to = |at: &Rollout, stage, message: String| Change { stage, ..Change::from(at, message) };
         if at.stage == Stage::Validate {
-            let message = format!("spec valid ({})", revision.spec_digest);
-            let Some(next) = store::update_rollout(&txn, &at, Change { stage: Stage::Policy, ..Change::from(&at, message) }).await? else {
+            let change = to(&at, Stage::Policy, format!("spec valid ({})", revision.spec_digest));
+            if !store::advance_rollout(&txn, &mut at, change).await? {
                 return Ok(Next::Again);
-            };
-            at = next;
+            }
         }
         if at.stage == Stage::Policy {
             if decision.allowed() {
                 let warnings =
                     if decision.warnings.is_empty() { String::new() } else { format!("; warnings: {}", decision.warnings.join("; ")) };
-                let message = format!("allowed by policy bundle {}{warnings}", decision.bundle_digest);
-                let change = Change { stage: Stage::Identity, ..Change::from(&at, message) };
-                let Some(next) = store::update_rollout(&txn, &at, change).await? else { return Ok(Next::Again) };
-                at = next;
+                let change = to(&at, Stage::Identity, format!("allowed by policy bundle {}{warnings}", decision.bundle_digest));
+                if !store::advance_rollout(&txn, &mut at, change).await? {
+                    return Ok(Next::Again);
+                }
             }
             store::emit_policy_decision(&txn, &at, &decision).await?;
         }
         if at.stage == Stage::Identity {
-            let message = format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it");
-            let Some(next) = store::update_rollout(&txn, &at, Change { stage: Stage::Start, ..Change::from(&at, message) }).await? else {
+            let change = to(&at, Stage::Start, format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it"));
+            if !store::advance_rollout(&txn, &mut at, change).await? {
                 return Ok(Next::Again);
-            };
-            at = next;
+            }
         }
         txn.commit().await?;
         self.committed(&r.workload_id);
@@ -322,9 +321,10 @@ impl Provisioner {
         let (environment, name) = r.workload();
         let Some(workload) = store::get_workload(&txn, environment, name).await? else { return Ok(Next::Done) };
         let mut at = r.clone();
-        if let Some(via) = via {
-            let Some(next) = store::update_rollout(&txn, &at, via).await? else { return Ok(Next::Again) };
-            at = next;
+        if let Some(via) = via
+            && !store::advance_rollout(&txn, &mut at, via).await?
+        {
+            return Ok(Next::Again);
         }
         let change =
             Change { stage: Stage::Done, state: RolloutState::Promoted, weight: 100, ..Change::from(&at, "promoted: all traffic") };
@@ -337,7 +337,7 @@ impl Provisioner {
         self.committed(&r.workload_id);
         // As just committed: under the apply lock nothing else can have
         // changed the routing since.
-        self.route_committed(&r.workload_id, None, Some(&r.revision_id)).await;
+        self.route_committed(&r.workload_id, Some(&r.revision_id)).await;
         let keep = [Some(r.revision_id.clone()), standby];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Next::Done)
@@ -360,7 +360,7 @@ impl Provisioner {
         self.committed(&r.workload_id);
         tracing::warn!(rollout = %r.id, workload = %r.workload_id, state = state.as_str(), %reason, "rollout ended without promotion");
         let stable = r.stable_revision.as_deref().or(workload.as_ref().and_then(|w| w.stable_revision.as_deref()));
-        self.route_committed(&r.workload_id, None, stable).await;
+        self.route_committed(&r.workload_id, stable).await;
         let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Some(done))

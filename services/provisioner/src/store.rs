@@ -431,6 +431,18 @@ pub async fn update_rollout<C: ConnectionTrait>(txn: &C, read: &Rollout, change:
     Ok(Some(rollout))
 }
 
+/// [`update_rollout`] in place: `at` becomes the rollout as updated. False,
+/// with `at` untouched, when another writer came first.
+pub async fn advance_rollout<C: ConnectionTrait>(txn: &C, at: &mut Rollout, change: Change) -> Result<bool, DbErr> {
+    match update_rollout(txn, at, change).await? {
+        Some(next) => {
+            *at = next;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// Enqueues `policy.decided` for a rollout's revision.
 pub async fn emit_policy_decision<C: ConnectionTrait>(txn: &C, rollout: &Rollout, decision: &paved_policy::Decision) -> Result<(), DbErr> {
     let (environment, name) = rollout.workload();
