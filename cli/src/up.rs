@@ -103,6 +103,9 @@ impl Platform {
             // `policy_dir` from its config instead.
             policy_dir: None,
             trusted_keys: options.trusted_keys.clone(),
+            // This server: the analyzer runs in it (embedded) or is reached
+            // through its forwarder (self-hosted).
+            analyzer_url: Some(format!("http://{addr}")),
         };
 
         let (provisioner, components) = match &options.self_hosted {

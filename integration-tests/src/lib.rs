@@ -139,3 +139,49 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
         trusted_keys: Default::default(),
     }
 }
+
+/// Load on a workload's endpoint: `workers` loops of GET / over kept-alive
+/// connections, counting answers by body, until dropped.
+pub struct Load {
+    bodies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Load {
+    pub fn start(endpoint: &str, workers: usize) -> Self {
+        use http_body_util::{BodyExt, Empty};
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+        let uri: http::Uri = format!("http://{endpoint}/").parse().expect("endpoint URI");
+        for _ in 0..workers {
+            let (client, uri, bodies, stop) = (client.clone(), uri.clone(), bodies.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let answer = async {
+                        let response = client.get(uri.clone()).await.ok()?;
+                        let body = response.into_body().collect().await.ok()?.to_bytes();
+                        Some(String::from_utf8_lossy(&body).into_owned())
+                    };
+                    match answer.await {
+                        Some(body) => *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1,
+                        // Between instances (a restart, a port not open yet).
+                        None => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            });
+        }
+        Self { bodies, stop }
+    }
+
+    /// Answers whose body contains `needle`.
+    pub fn seen(&self, needle: &str) -> usize {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|(b, _)| b.contains(needle)).map(|(_, n)| n).sum()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -5,23 +5,20 @@
 
 use crate::services::try_http_get;
 use paved::up::{Platform, SelfHosted, UpOptions};
-use paved_integration_tests::{bin_dir, eventually, paved, postgres_database, postgres_server, redis_namespace, text, unique, up_options};
+use paved_integration_tests::{
+    Load, bin_dir, eventually, paved, postgres_database, postgres_server, redis_namespace, text, unique, up_options,
+};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, RolloutState, provisioner_service_client::ProvisionerServiceClient,
 };
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
-use tokio_util::sync::CancellationToken;
+use std::{path::Path, time::Duration};
 use tonic::transport::Channel;
 
 /// `web`: hello with fast health checks and a short rollout.
 fn spec(version: &str, error_rate: &str) -> String {
     format!(
-        "name: web\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [20, 50, 100]\n  interval: 1s\n  max_error_rate: 0.05\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\n"
+        "name: web\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [20, 50, 100]\n  interval: 2s\n  max_error_rate: 0.05\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\n"
     )
 }
 
@@ -33,39 +30,6 @@ async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
     let svc = dir.path().join("web");
     std::fs::create_dir_all(&svc).expect("mkdir");
     (dir, platform, svc)
-}
-
-/// Requests to `endpoint` in a loop until cancelled; the bodies it saw.
-struct Load {
-    bodies: Arc<Mutex<Vec<String>>>,
-    stop: CancellationToken,
-}
-
-impl Load {
-    fn start(endpoint: String) -> Self {
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        let (b, s) = (bodies.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !s.is_cancelled() {
-                if let Some(body) = try_http_get(&endpoint, "/").await {
-                    b.lock().expect("bodies").push(body);
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-        Self { bodies, stop }
-    }
-
-    fn seen(&self, needle: &str) -> usize {
-        self.bodies.lock().expect("bodies").iter().filter(|b| b.contains(needle)).count()
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 /// `n` requests in a row, all answered by `version`.
@@ -122,7 +86,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "revision 1 of web: promoted\n");
     let web = endpoint_of(&endpoint, "web").await;
-    let load = Load::start(web.clone());
+    let load = Load::start(&web, 8);
 
     // v2 steps through 20%, 50%, 100% under load, then is promoted.
     let out = deploy("v2", "0").await;
@@ -133,7 +97,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
     }
-    assert!(stderr.contains("step 1 passed: healthy;") && stderr.contains("error rate 0.00%"), "the gate judged traffic:\n{stderr}");
+    assert!(stderr.contains("step 1 passed: ") && stderr.contains("5xx answers: 0 of "), "the analyzer judged traffic:\n{stderr}");
     assert!(load.seen("hello from v1") > 0 && load.seen("hello from v2") > 0, "both revisions served during the rollout");
     all_traffic_on(&web, "v2").await;
 
@@ -156,7 +120,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a rolled-back deploy fails:\n{stderr}");
     assert!(stderr.contains("revision 3 of web was not promoted") && stderr.contains("rolled_back"), "{stderr}");
-    assert!(stderr.contains("step 1 (20% of traffic) failed: error rate"), "{stderr}");
+    assert!(stderr.contains("step 1 (20% of traffic) failed: errors (5xx answers): "), "{stderr}");
     all_traffic_on(&web, "v2").await;
     drop(load);
 
@@ -195,7 +159,7 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     let (_dir, platform, svc) = embedded().await;
     let endpoint = platform.addr.to_string();
     let svc_dir = svc.to_str().expect("path");
-    let slow = |version: &str| spec(version, "0").replace("interval: 1s", "interval: 3s");
+    let slow = |version: &str| spec(version, "0").replace("interval: 2s", "interval: 3s");
 
     std::fs::write(svc.join("paved.yaml"), slow("v1")).expect("write");
     assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
@@ -288,7 +252,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let apply = |client: &mut ProvisionerServiceClient<Channel>, version: &str| {
         let request = ApplyWorkloadRequest {
             environment: "qa".into(),
-            spec_yaml: spec(version, "0").replace("interval: 1s", "interval: 3s"),
+            spec_yaml: spec(version, "0").replace("interval: 2s", "interval: 3s"),
             spec_path: String::new(),
             request_id: String::new(),
         };
@@ -316,7 +280,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
         .collect();
-    assert_eq!(left.len(), 2, "v1 and v2 run: {left:?}");
+    assert_eq!(left.len(), 2, "v1 and v2 run (no baseline without an analyzer): {left:?}");
 
     let pid = child.id().expect("running");
     assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());

@@ -73,6 +73,8 @@ async fn start_stack() -> Stack {
             // The bundle as a directory, as production mode configures it.
             policy_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies")),
             trusted_keys: Default::default(),
+            // Only first revisions here: nothing to judge.
+            analyzer_url: None,
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));

@@ -3,6 +3,8 @@
 //! inputs (`paved canary replay`).
 //!
 //! # Layout
+//! - [`histogram`] — latency histograms with fixed buckets (10% apart),
+//!   their quantiles and the quantiles' confidence intervals.
 //! - [`normal`] — the standard normal distribution (CDF, survival, quantile).
 //! - [`rank`] — Mann-Whitney U and the Hodges-Lehmann shift with its
 //!   confidence interval: the Kayenta-equivalent judge's statistics.
@@ -20,6 +22,7 @@
 //! Reference values in `tests/reference.rs` come from SciPy
 //! (`tests/reference.py` regenerates them).
 
+pub mod histogram;
 pub mod kayenta;
 pub mod normal;
 pub mod rank;

@@ -59,9 +59,42 @@ pub fn burn_rate_guard(samples: &[Sample], budget: f64, windows: &[BurnWindow]) 
     })
 }
 
+/// Whether `bad` of `requests` shows, at level `alpha`, that the canary's
+/// share of bad events is below `budget`: the chance of seeing so few at
+/// exactly the budget (exact binomial) is at most `alpha`. With none bad,
+/// 459 requests show a 1% budget kept at α = 0.01. A single test at the
+/// time a step ends, not a guard re-run at every look.
+pub fn within_budget(requests: u64, bad: u64, budget: f64, alpha: f64) -> bool {
+    if requests == 0 || !(0.0..1.0).contains(&budget) || bad as f64 >= budget * requests as f64 {
+        return false;
+    }
+    if budget == 0.0 {
+        return false;
+    }
+    let n = requests as f64;
+    let ln_choose = |k: f64| libm::lgamma(n + 1.0) - libm::lgamma(k + 1.0) - libm::lgamma(n - k + 1.0);
+    let ln_term = |k: f64| ln_choose(k) + k * budget.ln() + (n - k) * (1.0 - budget).ln();
+    // P(X ≤ bad), summed from the largest term down for accuracy.
+    let terms: Vec<f64> = (0..=bad).map(|k| ln_term(k as f64)).collect();
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let cdf = max.exp() * terms.iter().map(|t| (t - max).exp()).sum::<f64>();
+    cdf <= alpha
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_is_shown_kept_by_enough_requests_with_few_bad() {
+        // 0.99^459 = 0.0099; 0.99^458 = 0.0100.
+        assert!(within_budget(459, 0, 0.01, 0.01));
+        assert!(!within_budget(450, 0, 0.01, 0.01));
+        // SciPy: binom.cdf(5, 1500, 0.01) = 0.0027; binom.cdf(10, 1500, 0.01) = 0.117.
+        assert!(within_budget(1_500, 5, 0.01, 0.01));
+        assert!(!within_budget(1_500, 10, 0.01, 0.01));
+        assert!(!within_budget(0, 0, 0.01, 0.01) && !within_budget(1_000, 20, 0.01, 0.5));
+    }
 
     fn series(bad_per_10s: impl Fn(u64) -> u64, seconds: u64) -> Vec<Sample> {
         (1..=seconds / 10).map(|i| Sample { at: Duration::from_secs(i * 10), requests: 100, bad: bad_per_10s(i) }).collect()

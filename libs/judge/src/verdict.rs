@@ -7,18 +7,26 @@
 
 use crate::sequential::Sequential;
 
+/// One kind of bad event ("errors", "latency over p90", …) and its test.
+#[derive(Debug, Clone, Copy)]
+pub struct Test<'a> {
+    pub kind: &'a str,
+    pub test: &'a Sequential,
+    /// The largest ratio of bad-event rates (canary / baseline) that is
+    /// not a regression: 1 + the metric's allowed change, or more where
+    /// an SLO allows more.
+    pub tolerated_ratio: f64,
+}
+
 /// The evidence of one step so far.
 #[derive(Debug, Clone, Copy)]
 pub struct StepEvidence<'a> {
-    /// Bad events by kind ("errors", "latency over p90", …), each its own test.
-    pub tests: &'a [(&'a str, &'a Sequential)],
+    /// Each its own test.
+    pub tests: &'a [Test<'a>],
     /// Why the burn-rate guard tripped, if it did.
     pub burn: Option<&'a str>,
     /// The rollout's α, shared equally by the tests.
     pub alpha: f64,
-    /// The largest ratio of bad-event rates (canary / baseline) that is
-    /// not a regression: 1 + the metric's allowed change.
-    pub tolerated_ratio: f64,
     /// The step has been held for its whole interval.
     pub interval_over: bool,
 }
@@ -30,7 +38,7 @@ pub enum StepVerdict {
     Pass(String),
     Fail(String),
     /// The interval is over but the traffic could not have shown a
-    /// regression of `tolerated_ratio`: hold the step longer.
+    /// regression of a test's tolerated ratio: hold the step longer.
     Inconclusive {
         reason: String,
         detectable_ratio: Option<f64>,
@@ -42,7 +50,7 @@ pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
         return StepVerdict::Fail(why.to_string());
     }
     let alpha = e.alpha / e.tests.len().max(1) as f64;
-    for (kind, test) in e.tests {
+    for Test { kind, test, .. } in e.tests {
         let evidence = test.evidence(alpha);
         if evidence.regressed {
             let t = test.total();
@@ -61,30 +69,23 @@ pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
         return StepVerdict::Continue;
     }
     // The least sensitive test decides whether the step showed enough.
-    let mut worst: Option<(&str, Option<f64>)> = None;
-    for (kind, test) in e.tests {
+    // The test furthest from seeing what matters decides.
+    let mut worst: Option<(&str, Option<f64>, f64)> = None;
+    for Test { kind, test, tolerated_ratio } in e.tests {
         let detectable = test.evidence(alpha).detectable_ratio;
-        let blind = detectable.is_none_or(|r| r > e.tolerated_ratio);
-        let worse = match (worst, detectable) {
-            (None, _) => true,
-            (Some((_, None)), _) => false,
-            (Some((_, Some(_))), None) => true,
-            (Some((_, Some(w))), Some(r)) => r > w,
-        };
+        let blind = detectable.is_none_or(|r| r > *tolerated_ratio);
+        let shortfall = |d: Option<f64>, t: f64| d.map_or(f64::INFINITY, |d| d / t);
+        let worse = worst.is_none_or(|(_, d, t)| shortfall(detectable, *tolerated_ratio) > shortfall(d, t));
         if blind && worse {
-            worst = Some((kind, detectable));
+            worst = Some((kind, detectable, *tolerated_ratio));
         }
     }
     match worst {
-        None => StepVerdict::Pass(format!(
-            "no regression: the traffic could have shown a {:.2}× rate of bad events in every test",
-            e.tolerated_ratio
-        )),
-        Some((kind, detectable_ratio)) => {
+        None => StepVerdict::Pass("no regression: the traffic could have shown one that matters in every test".into()),
+        Some((kind, detectable_ratio, tolerated)) => {
             let reason = match detectable_ratio {
                 Some(r) if r.is_finite() => format!(
-                    "{kind}: the traffic so far could only show a {r:.2}× rate of bad events, not the {:.2}× that matters; extend the step",
-                    e.tolerated_ratio
+                    "{kind}: the traffic so far could only show a {r:.2}× rate of bad events, not the {tolerated:.2}× that matters; extend the step"
                 ),
                 _ => format!("{kind}: too little traffic on one side to show anything; extend the step"),
             };
@@ -104,22 +105,26 @@ mod tests {
         s
     }
 
-    fn evidence<'a>(tests: &'a [(&'a str, &'a Sequential)], interval_over: bool) -> StepEvidence<'a> {
-        StepEvidence { tests, burn: None, alpha: 0.01, tolerated_ratio: 1.5, interval_over }
+    fn evidence<'a>(tests: &'a [Test<'a>], interval_over: bool) -> StepEvidence<'a> {
+        StepEvidence { tests, burn: None, alpha: 0.01, interval_over }
+    }
+
+    fn t<'a>(kind: &'a str, test: &'a Sequential) -> Test<'a> {
+        Test { kind, test, tolerated_ratio: 1.5 }
     }
 
     #[test]
     fn a_step_fails_at_once_passes_when_enough_was_seen_and_is_extended_otherwise() {
         // 5% errors against 0.5%: fails before the interval ends.
         let bad = test(2_000, 100, 2_000, 10);
-        match judge_step(evidence(&[("errors", &bad)], false)) {
+        match judge_step(evidence(&[t("errors", &bad)], false)) {
             StepVerdict::Fail(why) => assert!(why.starts_with("errors: 100 of 2000 canary requests against 10 of 2000"), "{why}"),
             other => panic!("{other:?}"),
         }
         // Equal rates, too little traffic: not over yet, then inconclusive.
         let thin = test(500, 3, 500, 3);
-        assert_eq!(judge_step(evidence(&[("errors", &thin)], false)), StepVerdict::Continue);
-        match judge_step(evidence(&[("errors", &thin)], true)) {
+        assert_eq!(judge_step(evidence(&[t("errors", &thin)], false)), StepVerdict::Continue);
+        match judge_step(evidence(&[t("errors", &thin)], true)) {
             StepVerdict::Inconclusive { reason, detectable_ratio } => {
                 assert!(detectable_ratio.is_some_and(|r| r > 1.5) && reason.contains("extend the step"), "{reason}")
             }
@@ -127,13 +132,13 @@ mod tests {
         }
         // Equal rates over plenty of traffic: a pass.
         let ample = test(200_000, 1_000, 200_000, 1_000);
-        assert!(matches!(judge_step(evidence(&[("errors", &ample)], true)), StepVerdict::Pass(_)));
+        assert!(matches!(judge_step(evidence(&[t("errors", &ample)], true)), StepVerdict::Pass(_)));
         // The least sensitive test decides: plenty of errors data, thin latency data.
-        let mixed = judge_step(evidence(&[("errors", &ample), ("latency over p99", &thin)], true));
+        let mixed = judge_step(evidence(&[t("errors", &ample), t("latency over p99", &thin)], true));
         assert!(matches!(&mixed, StepVerdict::Inconclusive { reason, .. } if reason.starts_with("latency over p99")), "{mixed:?}");
         // No baseline traffic at all: inconclusive, never a pass.
         let alone = test(1_000, 0, 0, 0);
-        assert!(matches!(judge_step(evidence(&[("errors", &alone)], true)), StepVerdict::Inconclusive { detectable_ratio: None, .. }));
+        assert!(matches!(judge_step(evidence(&[t("errors", &alone)], true)), StepVerdict::Inconclusive { detectable_ratio: None, .. }));
     }
 
     #[test]
@@ -142,7 +147,7 @@ mod tests {
             (1..=12).map(|i| slo::Sample { at: std::time::Duration::from_secs(i * 10), requests: 100, bad: 30 }).collect();
         let why = slo::burn_rate_guard(&samples, 0.01, &slo::CANARY_WINDOWS).expect("trips");
         let quiet = test(1_200, 360, 0, 0);
-        let tests = [("errors", &quiet)];
+        let tests = [t("errors", &quiet)];
         let e = StepEvidence { burn: Some(&why), ..evidence(&tests, false) };
         assert_eq!(judge_step(e), StepVerdict::Fail(why.clone()));
     }

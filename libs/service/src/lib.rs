@@ -264,8 +264,12 @@ pub trait ConsumerService: 'static {
     /// Default port in production mode.
     const PORT: u16;
     type Migrator: MigratorTrait;
-    /// The routes and the event handler, on the service's migrated database.
-    fn parts(db: DatabaseConnection) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
+    /// Whether the service publishes events: then its migrator has the
+    /// outbox table and the shell runs its relay.
+    const PUBLISHES: bool = false;
+    /// The routes and the event handler, on the service's migrated
+    /// database; `relay` is to be woken after committing events.
+    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
 }
 
 /// The service's component: its routes, and its consumer group reporting
@@ -276,8 +280,12 @@ pub fn consumer_component<S: ConsumerService>(
     health: &Health,
     shutdown: CancellationToken,
 ) -> Component {
-    let (mount, handler) = S::parts(db);
+    let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
+    let (mount, handler) = S::parts(db, relay.clone());
     let mut component = Component { name: S::GRPC_NAME, mount, tasks: Default::default() };
+    if S::PUBLISHES {
+        component.tasks.spawn(relay.run(health.reporter(S::GRPC_NAME, "outbox"), shutdown.clone()));
+    }
     let config = paved_stream::consumer::ConsumerConfig::for_service(S::NAME, consumer_name(S::NAME));
     let healthy = health.reporter(S::GRPC_NAME, "stream");
     component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));

@@ -6,12 +6,19 @@
 //!                                # that is no worse than its baseline
 //!   pass_score: 95               # the Kayenta judge's score thresholds
 //!   marginal_score: 75
+//!   max_extensions: 3            # an inconclusive step is held this many
+//!                                # more intervals, then rolled back
+//!   require_traffic: false       # true: a step without requests is
+//!                                # inconclusive (default: judged on health)
 //!   metrics:                     # by name
 //!     errors:
 //!       kind: error-rate         # error-rate | latency | prometheus
 //!       slo: 0.01                # absolute limit on the canary alone
 //!       max_change: 0.5          # allowed relative change against the baseline
 //!       critical: true           # a failure fails the step whatever the rest
+//!       judges: [sequential, slo] # any of sequential, kayenta, slo; default
+//!                                # sequential + slo (prometheus: kayenta,
+//!                                # and slo when it has one)
 //!     p99:
 //!       kind: latency
 //!       quantile: 0.99
@@ -46,6 +53,8 @@ pub struct Analysis {
     pub alpha_ppm: u32,
     pub pass_score: u32,
     pub marginal_score: u32,
+    pub max_extensions: u32,
+    pub require_traffic: bool,
     pub metrics: BTreeMap<String, Metric>,
 }
 
@@ -60,6 +69,22 @@ pub struct Metric {
     pub critical: bool,
     pub weight: u32,
     pub min_samples: u32,
+    pub judges: Vec<Judge>,
+}
+
+/// The judges a metric is judged by; they combine (any failure fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judge {
+    /// Request-level test of canary against baseline, valid at every look
+    /// (proxy metrics only: it counts requests).
+    Sequential,
+    /// Mann-Whitney U and the Hodges-Lehmann shift on the metric's values
+    /// (per look for proxy metrics, per sample for Prometheus).
+    Kayenta,
+    /// The metric's absolute limit on the canary alone (burn rate for
+    /// proxy metrics, the mean for Prometheus).
+    Slo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +120,14 @@ impl Analysis {
     /// What a spec without an `analysis` section gets: the error rate and
     /// p99 latency, with the rollout's limits as their SLOs.
     pub fn defaults(rollout: &RolloutPolicy) -> Self {
-        Self { alpha_ppm: 10_000, pass_score: 95, marginal_score: 75, metrics: default_metrics(rollout) }
+        Self {
+            alpha_ppm: 10_000,
+            pass_score: 95,
+            marginal_score: 75,
+            max_extensions: 3,
+            require_traffic: false,
+            metrics: default_metrics(rollout),
+        }
     }
 }
 
@@ -108,6 +140,7 @@ fn default_metrics(rollout: &RolloutPolicy) -> BTreeMap<String, Metric> {
         critical,
         weight: 1,
         min_samples: 50,
+        judges: vec![Judge::Sequential, Judge::Slo],
     };
     let p99 = u64::try_from(rollout.max_p99_latency.as_millis()).unwrap_or(u64::MAX);
     BTreeMap::from([
@@ -122,6 +155,8 @@ pub(crate) struct RawAnalysis {
     alpha: Option<Ratio>,
     pass_score: Option<Score>,
     marginal_score: Option<Score>,
+    max_extensions: Option<u32>,
+    require_traffic: Option<bool>,
     metrics: Option<BTreeMap<crate::types::Name, RawMetric>>,
 }
 
@@ -138,6 +173,7 @@ struct RawMetric {
     critical: bool,
     weight: Option<u32>,
     min_samples: Option<u32>,
+    judges: Option<Vec<Judge>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -189,7 +225,12 @@ impl RawAnalysis {
                 metrics
             }
         };
-        Ok(Analysis { alpha_ppm, pass_score, marginal_score, metrics })
+        let max_extensions = self.max_extensions.unwrap_or(defaults.max_extensions);
+        if max_extensions > 100 {
+            return Err(at(&["analysis", "max_extensions"], format!("max_extensions must be at most 100, got {max_extensions}")));
+        }
+        let require_traffic = self.require_traffic.unwrap_or(defaults.require_traffic);
+        Ok(Analysis { alpha_ppm, pass_score, marginal_score, max_extensions, require_traffic, metrics })
     }
 }
 
@@ -243,7 +284,29 @@ impl RawMetric {
             return Err(at("min_samples", format!("min_samples must be between 1 and 1000000, got {min_samples}")));
         }
         let direction = self.direction.unwrap_or(Direction::Increase);
-        Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples })
+        let judges = match self.judges {
+            Some(j) if j.is_empty() => return Err(at("judges", "name at least one judge, or leave `judges` out for the defaults".into())),
+            Some(mut j) => {
+                j.sort_unstable();
+                j.dedup();
+                j
+            }
+            None if matches!(self.kind, Kind::Prometheus) => {
+                if slo.is_some() {
+                    vec![Judge::Kayenta, Judge::Slo]
+                } else {
+                    vec![Judge::Kayenta]
+                }
+            }
+            None => vec![Judge::Sequential, Judge::Slo],
+        };
+        if matches!(self.kind, Kind::Prometheus) && judges.contains(&Judge::Sequential) {
+            return Err(at("judges", "the sequential judge counts requests: use it on error-rate and latency metrics".into()));
+        }
+        if judges.contains(&Judge::Slo) && slo.is_none() && matches!(self.kind, Kind::Prometheus) {
+            return Err(at("judges", "the slo judge needs an `slo` on a prometheus metric".into()));
+        }
+        Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples, judges })
     }
 }
 

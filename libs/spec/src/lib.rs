@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{collections::BTreeMap, time::Duration};
 
-pub use analysis::{Analysis, Direction, Metric, Slo, Source};
+pub use analysis::{Analysis, Direction, Judge, Metric, Slo, Source};
 pub use diff::{FieldChange, diff};
 use overlay::locate;
 pub use overlay::{Rendered, overlay_files, render};
@@ -168,6 +168,15 @@ pub struct SpecError {
     /// Dotted path of the offending field, e.g. `health.path`; empty for the document.
     pub field: String,
     pub message: String,
+}
+
+impl SpecError {
+    /// The field violation of an RPC that carried the spec in `field`:
+    /// (`field.<path>`, the located message).
+    pub fn violation(&self, field: &str) -> (String, String) {
+        let path = if self.field.is_empty() { field.to_string() } else { format!("{field}.{}", self.field) };
+        (path, self.to_string())
+    }
 }
 
 #[derive(Debug, Deserialize)]

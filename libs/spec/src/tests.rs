@@ -184,6 +184,53 @@ fn analysis_parses_with_its_defaults() {
     assert_eq!(d.metrics["errors"].slo, Some(Slo::ErrorRatePpm(50_000)));
     assert_eq!(d.metrics["p99"].slo, Some(Slo::LatencyMs(500)));
     assert!(!serde_json::to_string(&plain).expect("json").contains("analysis"));
+    assert_eq!((d.max_extensions, d.require_traffic), (3, false));
+    assert_eq!(d.metrics["errors"].judges, [Judge::Sequential, Judge::Slo]);
+    assert_eq!(queue.judges, [Judge::Kayenta, Judge::Slo], "a prometheus metric with an SLO");
+}
+
+#[test]
+fn judges_combine_per_metric_where_they_apply() {
+    let text = ANALYSED.replace(
+        "      critical: true
+",
+        "      critical: true
+      judges: [kayenta, sequential, kayenta]
+",
+    );
+    let a = parse(&text, "p").expect("valid").analysis();
+    assert_eq!(a.metrics["errors"].judges, [Judge::Sequential, Judge::Kayenta], "sorted, once each");
+    let e = err(&ANALYSED.replace(
+        "      weight: 3
+",
+        "      weight: 3
+      judges: [sequential]
+",
+    ));
+    assert!(e.message.starts_with("the sequential judge counts requests") && e.field == "analysis.metrics.queue.judges", "{e}");
+    let e = err(&ANALYSED.replace(
+        "      slo: 120.5
+",
+        "      judges: [slo]
+",
+    ));
+    assert!(e.message.starts_with("the slo judge needs an `slo`"), "{e}");
+    let e = err(&ANALYSED.replace(
+        "  pass_score: 90
+",
+        "  pass_score: 90
+  max_extensions: 101
+",
+    ));
+    assert!(e.message.starts_with("max_extensions must be at most 100") && e.line == 6, "{e}");
+    let e = err(&ANALYSED.replace(
+        "      critical: true
+",
+        "      critical: true
+      judges: [oracle]
+",
+    ));
+    assert!(e.message.contains("unknown variant `oracle`"), "{e}");
 }
 
 #[test]

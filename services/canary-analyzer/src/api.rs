@@ -1,23 +1,144 @@
 //! `paved.canary_analyzer.v1.CanaryAnalyzerService`.
 
+use crate::{
+    judgement::{self, Fetched},
+    looks::{self, Stored},
+    prometheus::Prometheus,
+};
 use paved_grpc::status;
 use paved_proto::canary_analyzer::v1::{
-    ListObservationsRequest, ListObservationsResponse, Observation,
+    CanaryJudged, Decision, ExplainRolloutRequest, ExplainRolloutResponse, JudgeLookRequest, JudgeLookResponse, ListObservationsRequest,
+    ListObservationsResponse, Observation, ReplayRolloutRequest, ReplayRolloutResponse, Verdict,
     canary_analyzer_service_server::{CanaryAnalyzerService, CanaryAnalyzerServiceServer},
 };
-use paved_proto::timestamp_from_millis;
+use paved_proto::{events::v1::envelope::Payload, timestamp_from_millis};
+use paved_spec::{Analysis, Source};
+use paved_stream::outbox::Relay;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection,
+    ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Order, Query},
 };
+use std::time::{Duration, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
-pub fn server(db: DatabaseConnection) -> CanaryAnalyzerServiceServer<Api> {
-    CanaryAnalyzerServiceServer::new(Api { db })
+pub fn server(db: DatabaseConnection, relay: Relay, prometheus: Option<Prometheus>) -> CanaryAnalyzerServiceServer<Api> {
+    CanaryAnalyzerServiceServer::new(Api { db, relay, prometheus })
 }
 
 pub struct Api {
     db: DatabaseConnection,
+    relay: Relay,
+    /// Where `prometheus` metrics are queried; None: such metrics are
+    /// inconclusive, saying that none is configured.
+    prometheus: Option<Prometheus>,
+}
+
+fn database(e: DbErr) -> Status {
+    status::unavailable("DATABASE", format!("decision records unavailable: {e}"))
+}
+
+fn invalid(field: &str, message: String) -> Status {
+    status::invalid_argument("INVALID_ARGUMENT", message.clone(), [(field.to_string(), message)])
+}
+
+fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<Analysis, Status> {
+    paved_spec::parse(spec_yaml, spec_path)
+        .map(|s| s.analysis())
+        .map_err(|e| status::invalid_argument("INVALID_SPEC", e.to_string(), [e.violation("spec_yaml")]))
+}
+
+impl Api {
+    /// The Prometheus metrics of the analysis, for canary and baseline over
+    /// the step so far.
+    async fn fetch(&self, analysis: &Analysis, req: &JudgeLookRequest) -> Fetched {
+        let mut fetched = Fetched::new();
+        for (name, metric) in &analysis.metrics {
+            let Source::Prometheus { query } = &metric.source else { continue };
+            let Some(prometheus) = &self.prometheus else {
+                fetched.insert(name.clone(), Err("no Prometheus is configured for the canary analyzer (PAVED_PROMETHEUS_URL)".into()));
+                continue;
+            };
+            let at =
+                |t: Option<&prost_types::Timestamp>| UNIX_EPOCH + Duration::from_millis(u64::try_from(judgement::millis(t)).unwrap_or(0));
+            let (start, end) = (at(req.step_start_time.as_ref()), at(req.end_time.as_ref()));
+            // About 60 points over the step, at least one a second.
+            let step = end.duration_since(start).unwrap_or_default().div_f64(60.0).max(Duration::from_secs(1));
+            let values = async |revision: &str| -> Result<Vec<f64>, String> {
+                let series = prometheus.query_range(query, revision, start, end, step).await.map_err(|e| e.to_string())?;
+                Ok(series.into_iter().flat_map(|s| s.values.into_iter().map(|(_, v)| v)).collect())
+            };
+            let result = match (values(&req.canary_revision_id).await, values(&req.baseline_instance).await) {
+                (Ok(c), Ok(b)) => Ok((c, b)),
+                (Err(e), _) => Err(format!("canary: {e}")),
+                (_, Err(e)) => Err(format!("baseline: {e}")),
+            };
+            fetched.insert(name.clone(), result);
+        }
+        fetched
+    }
+
+    /// Stores the look with its decision and event in one transaction;
+    /// false when the look was stored already (a retry raced this one).
+    async fn record(&self, look: &Stored) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        if let Err(e) = looks::insert(&txn, look).await {
+            // Rolled back first: on SQLite the transaction holds the connection.
+            drop(txn);
+            let stored = looks::list(&self.db, &look.request.rollout_id, Some(look.request.look)).await?;
+            return if stored.iter().any(|l| l.request.look == look.request.look) { Ok(false) } else { Err(e) };
+        }
+        let (r, d) = (&look.request, &look.decision);
+        let kind = if d.verdict() == Verdict::Continue { "judged" } else { "verdict" };
+        let payload = Payload::CanaryJudged(CanaryJudged {
+            rollout_id: r.rollout_id.clone(),
+            environment: r.environment.clone(),
+            workload: r.workload.clone(),
+            canary_revision_id: r.canary_revision_id.clone(),
+            baseline_revision_id: r.baseline_revision_id.clone(),
+            look: r.look,
+            step: r.step,
+            weight: r.weight,
+            verdict: d.verdict,
+            reason: d.reason.clone(),
+            canary_requests: d.canary_requests,
+            baseline_requests: d.baseline_requests,
+        });
+        let subject = format!("environments/{}/workloads/{}", r.environment, r.workload);
+        let envelope = paved_stream::event::envelope(crate::SOURCE, &format!("paved.canary_analyzer.v1.canary.{kind}"), subject, payload);
+        paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(true)
+    }
+}
+
+fn validate(req: &JudgeLookRequest) -> Result<(), Status> {
+    if req.rollout_id.is_empty() {
+        return Err(invalid("rollout_id", "rollout_id is required".into()));
+    }
+    if req.look == 0 {
+        return Err(invalid("look", "look is 1-based: the first look of a rollout is 1".into()));
+    }
+    if req.weight > 100 || req.baseline_weight > 100 {
+        return Err(invalid("weight", format!("weights are percentages: got {} and {}", req.weight, req.baseline_weight)));
+    }
+    if req.canary.is_none() {
+        return Err(invalid("canary", "the canary's request counts are required".into()));
+    }
+    for (field, counts) in [("canary", &req.canary), ("baseline", &req.baseline)] {
+        if let Some(c) = counts {
+            if c.errors > c.requests {
+                return Err(invalid(&format!("{field}.errors"), format!("{} errors out of {} requests", c.errors, c.requests)));
+            }
+            if c.latency.len() > paved_judge::histogram::BUCKETS {
+                return Err(invalid(&format!("{field}.latency"), format!("at most {} buckets", paved_judge::histogram::BUCKETS)));
+            }
+        }
+    }
+    if judgement::millis(req.end_time.as_ref()) < judgement::millis(req.start_time.as_ref()) {
+        return Err(invalid("end_time", "the look ends before it starts".into()));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -53,5 +174,75 @@ impl CanaryAnalyzerService for Api {
             .map_err(|e| status::internal(&e))?;
         let next_page_token = status::next_page_token(offset, size, observations.len());
         Ok(Response::new(ListObservationsResponse { observations, next_page_token }))
+    }
+
+    async fn judge_look(&self, request: Request<JudgeLookRequest>) -> Result<Response<JudgeLookResponse>, Status> {
+        let req = request.into_inner();
+        validate(&req)?;
+        let analysis = analysis_of(&req.spec_yaml, &req.spec_path)?;
+        let earlier = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
+        if let Some(done) = earlier.iter().find(|l| l.request.look == req.look) {
+            return Ok(Response::new(JudgeLookResponse { decision: Some(done.decision.clone()) }));
+        }
+        if let Some(last) = earlier.last().filter(|l| l.request.look > req.look) {
+            return Err(invalid("look", format!("look {} comes before look {}, judged already", req.look, last.request.look)));
+        }
+        let fetched = self.fetch(&analysis, &req).await;
+        let mut requests: Vec<JudgeLookRequest> = earlier.into_iter().map(|l| l.request).collect();
+        requests.push(req);
+        let decision = judgement::judge(&analysis, &requests, &fetched);
+        let request = requests.pop().unwrap_or_default();
+        let look = Stored { request, fetched, decision };
+        if !self.record(&look).await.map_err(database)? {
+            // Judged by a retry of the same call meanwhile: its record stands.
+            let stored = looks::list(&self.db, &look.request.rollout_id, Some(look.request.look)).await.map_err(database)?;
+            let decision = stored.into_iter().find(|l| l.request.look == look.request.look).map(|l| l.decision);
+            return Ok(Response::new(JudgeLookResponse { decision }));
+        }
+        if look.decision.verdict() != Verdict::Continue {
+            tracing::info!(
+                rollout = %look.request.rollout_id,
+                step = look.request.step + 1,
+                verdict = look.decision.verdict().as_str_name(),
+                reason = %look.decision.reason,
+                "canary judged"
+            );
+        }
+        Ok(Response::new(JudgeLookResponse { decision: Some(look.decision) }))
+    }
+
+    async fn explain_rollout(&self, request: Request<ExplainRolloutRequest>) -> Result<Response<ExplainRolloutResponse>, Status> {
+        let req = request.into_inner();
+        if req.rollout_id.is_empty() {
+            return Err(invalid("rollout_id", "rollout_id is required".into()));
+        }
+        let stored = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
+        if stored.is_empty() {
+            return Err(status::not_found("ROLLOUT_NOT_JUDGED", format!("no judged look of rollout {}", req.rollout_id)));
+        }
+        Ok(Response::new(ExplainRolloutResponse { decisions: stored.into_iter().map(|l| l.decision).collect() }))
+    }
+
+    async fn replay_rollout(&self, request: Request<ReplayRolloutRequest>) -> Result<Response<ReplayRolloutResponse>, Status> {
+        let req = request.into_inner();
+        if req.rollout_id.is_empty() {
+            return Err(invalid("rollout_id", "rollout_id is required".into()));
+        }
+        let replacement = if req.spec_yaml.is_empty() { None } else { Some(analysis_of(&req.spec_yaml, &req.spec_path)?) };
+        let stored = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
+        if stored.is_empty() {
+            return Err(status::not_found("ROLLOUT_NOT_JUDGED", format!("no judged look of rollout {}", req.rollout_id)));
+        }
+        let requests: Vec<JudgeLookRequest> = stored.iter().map(|l| l.request.clone()).collect();
+        let mut decisions: Vec<Decision> = Vec::with_capacity(stored.len());
+        for (i, look) in stored.iter().enumerate() {
+            let analysis = match &replacement {
+                Some(a) => a.clone(),
+                None => analysis_of(&look.request.spec_yaml, &look.request.spec_path)?,
+            };
+            decisions.push(judgement::judge(&analysis, &requests[..=i], &look.fetched));
+        }
+        let first_failure = decisions.iter().find(|d| d.verdict() == Verdict::Fail).map_or(0, |d| d.look);
+        Ok(Response::new(ReplayRolloutResponse { decisions, first_failure }))
     }
 }

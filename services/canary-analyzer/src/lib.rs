@@ -1,16 +1,30 @@
-//! The canary analyzer. It will judge rollout steps from request metrics;
-//! today it records the health history of every revision (the provisioner's
-//! `revision.state_changed` events), the first input its judges will use.
+//! The canary analyzer: judges every look at a rollout step that the
+//! provisioner sends it (the canary's and the baseline's requests through
+//! the workload proxy), with the workload's `analysis` and the judges of
+//! `paved-judge`, pulling Prometheus metrics where the analysis names them.
+//! Every judgement is stored with its inputs (the decision record, served
+//! by `ExplainRollout` and judged again by `ReplayRollout`) and published
+//! as an event. It also records the health history of every revision.
 //!
 //! # Layout
-//! - [`migration`] — the `observations` table.
-//! - [`ObservationRecorder`] — the consumer-group handler.
-//! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`.
+//! - [`migration`] — the `observations`, `looks` and outbox tables.
+//! - [`judgement`] — a look's decision from the looks so far (pure).
+//! - [`looks`] — the decision records.
 //! - [`prometheus`] — the Prometheus metric provider (range queries).
+//! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`.
+//! - [`ObservationRecorder`] — the consumer-group handler.
 
 pub mod api;
+pub mod judgement;
+pub mod looks;
 pub mod migration;
 pub mod prometheus;
+
+/// The event source and stream name.
+pub const SOURCE: &str = "canary-analyzer";
+
+/// Where the analyzer queries Prometheus, e.g. `http://127.0.0.1:9090`.
+pub const PROMETHEUS_URL: &str = "PAVED_PROMETHEUS_URL";
 
 use async_trait::async_trait;
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
@@ -29,9 +43,14 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
     const GRPC_NAME: &'static str = "paved.canary_analyzer.v1.CanaryAnalyzerService";
     const PORT: u16 = 7403;
     type Migrator = migration::Migrator;
+    const PUBLISHES: bool = true;
 
-    fn parts(db: DatabaseConnection) -> (paved_service::Mount, Arc<dyn Handler>) {
-        let api = api::server(db.clone());
+    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay) -> (paved_service::Mount, Arc<dyn Handler>) {
+        let prometheus = std::env::var(PROMETHEUS_URL)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|url| prometheus::Prometheus::new(&url, std::time::Duration::from_secs(5)));
+        let api = api::server(db.clone(), relay, prometheus);
         (Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db }))
     }
 }

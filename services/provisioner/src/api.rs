@@ -32,10 +32,7 @@ pub struct Api {
 impl From<ApplyError> for Status {
     fn from(e: ApplyError) -> Status {
         match e {
-            ApplyError::Spec(spec) => {
-                let field = if spec.field.is_empty() { "spec_yaml".to_string() } else { format!("spec_yaml.{}", spec.field) };
-                status::invalid_argument("INVALID_SPEC", spec.to_string(), [(field, spec.to_string())])
-            }
+            ApplyError::Spec(spec) => status::invalid_argument("INVALID_SPEC", spec.to_string(), [spec.violation("spec_yaml")]),
             ApplyError::Environment(message) => {
                 status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
             }

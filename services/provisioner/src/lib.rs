@@ -91,6 +91,11 @@ pub struct Options {
     /// Ed25519 public keys (hex) whose attestations count, by signer name.
     #[serde(default)]
     pub trusted_keys: std::collections::BTreeMap<String, String>,
+    /// The canary analyzer that judges rollout steps, e.g.
+    /// `http://127.0.0.1:7403`. Without one, a step is gated on the
+    /// canary's health and the rollout's error-rate and p99 limits alone.
+    #[serde(default)]
+    pub analyzer_url: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -113,6 +118,17 @@ const DRIVING: usize = 4;
 
 /// Default port in production mode.
 pub const PORT: u16 = 7401;
+
+/// The runtime's name for a rollout's baseline: instances of the stable
+/// revision that take the same share of traffic as the canary, so that the
+/// two are compared under the same conditions (a stable revision serving
+/// the rest of the traffic runs warmer caches and fuller pools). It has no
+/// record of its own: it lives and dies with the rollout's step stage.
+pub fn baseline_key(stable_revision: &str) -> String {
+    format!("{stable_revision}{BASELINE}")
+}
+
+const BASELINE: &str = "~baseline";
 
 /// Runs the provisioner on its own (production mode).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -218,7 +234,11 @@ struct Inner {
     health: Health,
     policy: paved_policy::Bundle,
     artifacts: artifacts::Store,
+    /// See [`Options::analyzer_url`].
+    analyzer: Option<Analyzer>,
 }
+
+type Analyzer = paved_proto::canary_analyzer::v1::canary_analyzer_service_client::CanaryAnalyzerServiceClient<tonic::transport::Channel>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -275,6 +295,20 @@ impl Provisioner {
         let artifact_dir = options.data_dir.join("artifacts");
         let artifacts = artifacts::Store::new(artifact_dir.clone(), options.trusted_keys.clone())
             .map_err(|e| anyhow::anyhow!("create {}: {e}", artifact_dir.display()))?;
+        let analyzer = match &options.analyzer_url {
+            Some(url) => {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                    .map_err(|e| anyhow::anyhow!("analyzer_url {url:?}: {e}"))?
+                    .connect_timeout(std::time::Duration::from_secs(2))
+                    .timeout(std::time::Duration::from_secs(10))
+                    .tcp_nodelay(true);
+                Some(Analyzer::new(endpoint.connect_lazy()))
+            }
+            None => {
+                tracing::warn!("no canary analyzer configured (analyzer_url): rollout steps are gated on health and limits alone");
+                None
+            }
+        };
         let provisioner = Self {
             inner: Arc::new(Inner {
                 db,
@@ -293,6 +327,7 @@ impl Provisioner {
                 health: health.clone(),
                 policy,
                 artifacts,
+                analyzer,
             }),
         };
         let mut tasks = tokio::task::JoinSet::new();
@@ -721,6 +756,13 @@ impl Provisioner {
             lock(&self.inner.backends).insert(report.revision_id.clone(), report.backends.clone());
         }
         let routed = self.route(&report.workload_id).await;
+        if report.revision_id.ends_with(BASELINE) {
+            if let Err(e) = routed {
+                tracing::warn!(workload = %report.workload_id, error = %e, "cannot route the workload's proxy");
+            }
+            self.changed(&report.workload_id);
+            return;
+        }
         let mut backoff = Backoff::default();
         let healthy = self.inner.health.reporter(GRPC_NAME, "database");
         let revision = loop {
@@ -794,23 +836,30 @@ impl Provisioner {
     /// rollout is under way, its canary at the rollout's weight (all
     /// traffic, for a workload's first revision).
     fn route_to(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
+        let backends = lock(&self.inner.backends);
         let mut shares: Vec<(String, u32)> = Vec::new();
         match (active, stable) {
             (Some(r), Some(stable)) => {
-                shares.push((stable.to_string(), 100 - r.weight.min(100)));
-                shares.push((r.revision_id.clone(), r.weight));
+                let canary = r.weight.min(100);
+                // The baseline's share comes out of the stable revision's,
+                // once it has instances (at more than half, what is left).
+                let baseline = baseline_key(stable);
+                let same = if r.stage == model::Stage::Step && backends.contains_key(&baseline) { canary.min(100 - canary) } else { 0 };
+                shares.push((stable.to_string(), 100 - canary - same));
+                shares.push((r.revision_id.clone(), canary));
+                if same > 0 {
+                    shares.push((baseline, same));
+                }
             }
             (Some(r), None) => shares.push((r.revision_id.clone(), 100)),
             (None, Some(stable)) => shares.push((stable.to_string(), 100)),
             (None, None) => {}
         }
-        let routes: Vec<proxy::Route> = {
-            let backends = lock(&self.inner.backends);
-            shares
-                .into_iter()
-                .map(|(revision, weight)| proxy::Route { addrs: backends.get(&revision).cloned().unwrap_or_default(), revision, weight })
-                .collect()
-        };
+        let routes: Vec<proxy::Route> = shares
+            .into_iter()
+            .map(|(revision, weight)| proxy::Route { addrs: backends.get(&revision).cloned().unwrap_or_default(), revision, weight })
+            .collect();
+        drop(backends);
         if let Some(proxy) = lock(&self.inner.proxies).get(workload_id) {
             proxy.set_routes(routes);
         }

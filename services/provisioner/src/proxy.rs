@@ -16,6 +16,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
+use paved_judge::histogram;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -113,18 +114,10 @@ impl Backends {
     }
 }
 
-/// Latency buckets of the in-process stats: 0.1 ms × 1.25^k, so a percentile
-/// is known within 25% (the Prometheus buckets double: too coarse to gate on).
-/// The last bucket is unbounded.
-const LATENCY_BUCKETS: usize = 64;
-
-fn bucket_bound(index: usize) -> f64 {
-    if index + 1 >= LATENCY_BUCKETS { f64::INFINITY } else { 0.000_1 * 1.25f64.powi(index as i32) }
-}
-
-fn bucket_of(seconds: f64) -> usize {
-    (0..LATENCY_BUCKETS).find(|&i| seconds <= bucket_bound(i)).unwrap_or(LATENCY_BUCKETS - 1)
-}
+/// Latency buckets of the in-process stats: [`histogram`]'s, 0.1 ms × 1.1^k,
+/// so a percentile is known within 10% (the Prometheus buckets double: too
+/// coarse to judge on).
+const LATENCY_BUCKETS: usize = histogram::BUCKETS;
 
 /// One revision's requests through a proxy, counted lock-free.
 struct RevisionStats {
@@ -143,7 +136,7 @@ impl RevisionStats {
     fn record(&self, status: StatusCode, elapsed: Duration) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.classes[class].fetch_add(1, Ordering::Relaxed);
-        self.latency[bucket_of(elapsed.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
+        self.latency[histogram::bucket_of(elapsed.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> Traffic {
@@ -192,28 +185,15 @@ impl Traffic {
         self.classes[4]
     }
 
-    /// The upper bound of the bucket holding the `q` quantile; None without requests.
+    /// The upper bound of the bucket holding the `q` quantile (the
+    /// unbounded last bucket at the last finite bound); None without requests.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        let total: u64 = self.latency.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, count) in self.latency.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                // The unbounded bucket is reported at the last finite bound.
-                let bound = bucket_bound(i.min(LATENCY_BUCKETS - 2));
-                return Some(Duration::from_secs_f64(bound));
-            }
-        }
-        None
+        histogram::quantile(&self.latency, q).map(|i| Duration::from_secs_f64(histogram::value(i)))
     }
 
     /// (inclusive upper bound in seconds, count) per bucket.
     pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        self.latency.iter().enumerate().map(|(i, c)| (bucket_bound(i), *c))
+        self.latency.iter().enumerate().map(|(i, c)| (histogram::bound(i), *c))
     }
 
     /// Counts by class name: `2xx`, `5xx`, …
@@ -396,15 +376,15 @@ mod tests {
         let stats = b.stats.read().expect("stats").get("r1").expect("r1 counted").snapshot();
         assert_eq!((stats.total(), stats.errors()), (101, 1));
         let p99 = stats.quantile(0.99).expect("p99");
-        // 99 ms or 100 ms, reported as its bucket's upper bound (within 25%).
-        assert!(p99 >= Duration::from_millis(99) && p99 <= Duration::from_millis(125), "{p99:?}");
+        // 99 ms or 100 ms, reported as its bucket's upper bound (within 10%).
+        assert!(p99 >= Duration::from_millis(99) && p99 <= Duration::from_millis(110), "{p99:?}");
         let p50 = stats.quantile(0.5).expect("p50");
-        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(63), "{p50:?}");
+        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(55), "{p50:?}");
         let earlier = stats.clone();
         b.record("r1", StatusCode::INTERNAL_SERVER_ERROR, Duration::from_secs(120));
         let later = b.stats.read().expect("stats").get("r1").expect("r1").snapshot().since(&earlier);
         assert_eq!((later.total(), later.errors()), (1, 1));
-        assert_eq!(later.quantile(0.99), Some(Duration::from_secs_f64(bucket_bound(LATENCY_BUCKETS - 2))));
+        assert_eq!(later.quantile(0.99), Some(Duration::from_secs_f64(histogram::value(LATENCY_BUCKETS - 1))));
         assert_eq!(Traffic::default().quantile(0.99), None);
         assert_eq!(later.by_class().find(|(c, _)| c == "5xx").map(|(_, n)| n), Some(1));
     }

@@ -20,6 +20,10 @@ use crate::{
     proxy::Traffic,
     store::{self, Change},
 };
+use paved_proto::{
+    canary_analyzer::v1::{JudgeLookRequest, RequestCounts, Verdict},
+    timestamp_from_millis,
+};
 use paved_spec::RolloutPolicy;
 use paved_stream::consumer::Backoff;
 use sea_orm::{DbErr, TransactionTrait};
@@ -53,8 +57,23 @@ enum Next {
 struct Window {
     step: u32,
     step_start_ms: i64,
-    /// The canary's counters when the window opened.
+    /// The canary's and the baseline's counters at the last look judged.
+    canary: Traffic,
     baseline: Traffic,
+    last_look_ms: i64,
+    /// Intervals added for want of evidence.
+    extensions: u32,
+}
+
+impl Window {
+    fn open(step: u32, step_start_ms: i64, (canary, baseline): (Traffic, Traffic)) -> Self {
+        Self { step, step_start_ms, canary, baseline, last_look_ms: step_start_ms, extensions: 0 }
+    }
+}
+
+/// How often a step is looked at: a fifth of its interval, within bounds.
+fn look_every(interval: Duration) -> Duration {
+    (interval / 5).clamp(Duration::from_millis(250), Duration::from_secs(30))
 }
 
 fn now_ms() -> i64 {
@@ -154,6 +173,10 @@ impl Provisioner {
                 self.ensure_proxy(&workload).await.map_err(|e| DbErr::Custom(format!("cannot open the workload's proxy: {e}")))?;
                 // Idempotent: a no-op while the revision runs.
                 self.inner.runtime.start(self.launch(&revision, spec.clone()));
+                // A baseline is for the analyzer to compare with.
+                if let (Some(stable), Some(_)) = (&r.stable_revision, &self.inner.analyzer) {
+                    self.start_baseline(stable).await?;
+                }
                 if r.stage == Stage::Start {
                     if revision.state != State::Healthy {
                         return Ok(Next::Wait(None));
@@ -172,7 +195,7 @@ impl Provisioner {
                 // Read again rather than from `r`: an abort or a newer apply
                 // may have committed since this pass began.
                 self.route(&r.workload_id).await?;
-                self.hold_step(&r, &revision, &spec.rollout, window).await
+                self.hold_step(&r, &revision, &spec, window).await
             }
             Stage::Promote => self.promote(&r, None).await,
             Stage::Done => Ok(Next::Done),
@@ -229,18 +252,21 @@ impl Provisioner {
         Ok(Next::Again)
     }
 
-    /// Holds the current step for its interval, then gates it: the next
-    /// step, promotion, or a rollback with the reason.
+    /// Holds the current step for its interval (and any extensions),
+    /// looking at it every [`look_every`]: each look goes to the canary
+    /// analyzer, whose verdict moves the rollout on — the next step,
+    /// promotion, a rollback, or an extension of the step.
     async fn hold_step(
         &self,
         r: &Rollout,
         revision: &Revision,
-        policy: &RolloutPolicy,
+        spec: &paved_spec::WorkloadSpec,
         window: &mut Option<Window>,
     ) -> Result<Next, DbErr> {
         let now = now_ms();
-        let traffic = self.traffic(&r.workload_id, &r.revision_id);
-        let opened = match window {
+        let policy = &spec.rollout;
+        let counters = self.step_counters(r);
+        let w = match window {
             Some(w) if w.step == r.step && w.step_start_ms == r.step_start_ms => w,
             _ => {
                 // A step this driver did not start: resumed through the API
@@ -252,35 +278,124 @@ impl Provisioner {
                     let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
                     return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
                 }
-                window.insert(Window { step: r.step, step_start_ms: r.step_start_ms, baseline: traffic.clone() })
+                window.insert(Window::open(r.step, r.step_start_ms, counters.clone()))
             }
         };
+        if revision.state != State::Healthy {
+            let why = if revision.message.is_empty() { String::new() } else { format!(": {}", revision.message) };
+            let reason = format!("step {} ({}% of traffic) failed: the canary is {}{why}", r.step + 1, r.weight, revision.state.as_str());
+            return self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
+        }
         let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
-        let due = r.step_start_ms.saturating_add(interval_ms);
-        if now < due {
-            let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+        let due = r.step_start_ms.saturating_add(interval_ms.saturating_mul(i64::from(w.extensions) + 1));
+        let look_ms = i64::try_from(look_every(policy.interval).as_millis()).unwrap_or(i64::MAX);
+        let next_look = w.last_look_ms.saturating_add(look_ms).min(due);
+        if now < next_look {
+            let wait = Duration::from_millis(u64::try_from(next_look - now).unwrap_or(0));
             return Ok(Next::Wait(Some(tokio::time::Instant::now() + wait)));
         }
-        let seen = traffic.since(&opened.baseline);
-        match gate(revision.state, &revision.message, &seen, policy) {
-            Ok(summary) => {
-                let next = r.step as usize + 1;
-                match policy.steps.get(next) {
-                    Some(&weight) => {
-                        let message = step_message(next, &policy.steps, policy.interval, &format!("step {} passed: {summary}", r.step + 1));
-                        let step = u32::try_from(next).unwrap_or(u32::MAX);
-                        self.commit_step(r, Change { step, weight, restart_step: true, ..Change::from(r, message) }, window).await
+        let interval_over = now >= due;
+        let (verdict, reason) = match &self.inner.analyzer {
+            Some(analyzer) => {
+                let request = self.look_request(r, revision, w, &counters, now, interval_over);
+                match analyzer.clone().judge_look(request).await {
+                    Ok(response) => {
+                        let decision = response.into_inner().decision.unwrap_or_default();
+                        (w.canary, w.baseline, w.last_look_ms) = (counters.0, counters.1, now);
+                        (decision.verdict(), decision.reason)
                     }
-                    None => {
-                        let message = format!("step {} passed: {summary}", r.step + 1);
-                        self.commit(r, Change { stage: Stage::Promote, ..Change::from(r, message) }).await
+                    // The counts stay with the next look; a step cannot
+                    // pass without a judgement.
+                    Err(e) if interval_over => (Verdict::Inconclusive, format!("the canary analyzer did not judge: {}", e.message())),
+                    Err(e) => {
+                        tracing::warn!(rollout = %r.id, error = %e.message(), "canary analyzer unavailable; looking again later");
+                        w.last_look_ms = now;
+                        return Ok(Next::Again);
                     }
                 }
             }
-            Err(reason) => {
+            None if !interval_over => (Verdict::Continue, String::new()),
+            None => match gate(&counters.0.since(&w.canary), policy) {
+                Ok(summary) => (Verdict::Pass, summary),
+                Err(why) => (Verdict::Fail, why),
+            },
+        };
+        match verdict {
+            Verdict::Pass => {
+                let next = r.step as usize + 1;
+                let passed = format!("step {} passed: {reason}", r.step + 1);
+                match policy.steps.get(next) {
+                    Some(&weight) => {
+                        let message = step_message(next, &policy.steps, policy.interval, &passed);
+                        let step = u32::try_from(next).unwrap_or(u32::MAX);
+                        self.commit_step(r, Change { step, weight, restart_step: true, ..Change::from(r, message) }, window).await
+                    }
+                    None => self.commit(r, Change { stage: Stage::Promote, ..Change::from(r, passed) }).await,
+                }
+            }
+            Verdict::Fail => {
                 let reason = format!("step {} ({}% of traffic) failed: {reason}", r.step + 1, r.weight);
                 self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again)
             }
+            Verdict::Inconclusive => {
+                let limit = spec.analysis().max_extensions;
+                if w.extensions >= limit {
+                    let reason = format!("step {} ({}% of traffic) inconclusive after {limit} extensions: {reason}", r.step + 1, r.weight);
+                    return self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
+                }
+                w.extensions += 1;
+                let message = format!("step {} extended by {:?} ({} of {limit}): {reason}", r.step + 1, policy.interval, w.extensions);
+                self.commit(r, Change::from(r, message)).await
+            }
+            Verdict::Continue | Verdict::Unspecified => Ok(Next::Again),
+        }
+    }
+
+    /// The canary's and the baseline's counters through the workload's proxy.
+    fn step_counters(&self, r: &Rollout) -> (Traffic, Traffic) {
+        let baseline = r.stable_revision.as_deref().map(crate::baseline_key).unwrap_or_default();
+        (self.traffic(&r.workload_id, &r.revision_id), self.traffic(&r.workload_id, &baseline))
+    }
+
+    /// A look at the step: the requests since the last one.
+    fn look_request(
+        &self,
+        r: &Rollout,
+        revision: &Revision,
+        w: &Window,
+        (canary, baseline): &(Traffic, Traffic),
+        now: i64,
+        interval_over: bool,
+    ) -> JudgeLookRequest {
+        let (environment, name) = r.workload();
+        let instance = r.stable_revision.as_deref().map(crate::baseline_key).unwrap_or_default();
+        let baseline_weight = lock(&self.inner.proxies)
+            .get(&r.workload_id)
+            .and_then(|p| p.routes().into_iter().find(|route| route.revision == instance && !route.addrs.is_empty()))
+            .map_or(0, |route| route.weight);
+        let counts = |t: Traffic| RequestCounts { requests: t.total(), errors: t.errors(), latency: t.latency };
+        JudgeLookRequest {
+            rollout_id: r.id.clone(),
+            environment: environment.to_string(),
+            workload: name.to_string(),
+            canary_revision_id: r.revision_id.clone(),
+            baseline_revision_id: r.stable_revision.clone().unwrap_or_default(),
+            baseline_instance: instance,
+            // Milliseconds since the rollout began: increasing, and the
+            // same for a retry of this look.
+            look: u32::try_from(now - r.create_time_ms).unwrap_or(u32::MAX).max(1),
+            step: r.step,
+            weight: r.weight,
+            baseline_weight,
+            start_time: Some(timestamp_from_millis(w.last_look_ms)),
+            end_time: Some(timestamp_from_millis(now)),
+            step_start_time: Some(timestamp_from_millis(r.step_start_ms)),
+            interval_over,
+            extensions: w.extensions,
+            canary: Some(counts(canary.since(&w.canary))),
+            baseline: Some(counts(baseline.since(&w.baseline))),
+            spec_yaml: revision.spec_yaml.clone(),
+            spec_path: revision.spec_path.clone(),
         }
     }
 
@@ -298,9 +413,9 @@ impl Provisioner {
     async fn commit_step(&self, r: &Rollout, change: Change, window: &mut Option<Window>) -> Result<Next, DbErr> {
         let txn = self.inner.db.begin().await?;
         if let Some(started) = store::update_rollout(&txn, r, change).await? {
-            let baseline = self.traffic(&started.workload_id, &started.revision_id);
+            let counters = self.step_counters(&started);
             txn.commit().await?;
-            *window = Some(Window { step: started.step, step_start_ms: started.step_start_ms, baseline });
+            *window = Some(Window::open(started.step, started.step_start_ms, counters));
             self.committed(&r.workload_id);
         }
         Ok(Next::Again)
@@ -339,6 +454,7 @@ impl Provisioner {
         // changed the routing since.
         self.route_committed(&r.workload_id, Some(&r.revision_id)).await;
         let keep = [Some(r.revision_id.clone()), standby];
+        self.stop_baseline(r);
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Next::Done)
     }
@@ -362,8 +478,34 @@ impl Provisioner {
         let stable = r.stable_revision.as_deref().or(workload.as_ref().and_then(|w| w.stable_revision.as_deref()));
         self.route_committed(&r.workload_id, stable).await;
         let keep = [r.stable_revision.clone(), workload.and_then(|w| w.standby_revision)];
+        self.stop_baseline(r);
         self.stop_revisions_except(&r.workload_id, &keep).await?;
         Ok(Some(done))
+    }
+
+    /// Starts the rollout's baseline: instances of its stable revision, as
+    /// that revision was deployed (idempotent).
+    async fn start_baseline(&self, stable_id: &str) -> Result<(), DbErr> {
+        let key = crate::baseline_key(stable_id);
+        if self.inner.runtime.is_running(&key) {
+            return Ok(());
+        }
+        let Some(stable) = store::get_revision(&self.inner.db, stable_id).await? else { return Ok(()) };
+        // A stable revision whose spec no longer parses gets no baseline:
+        // the analyzer then sees no baseline traffic and says so.
+        let Ok(spec) = paved_spec::parse(&stable.spec_yaml, &stable.spec_path) else { return Ok(()) };
+        let mut launch = self.launch(&stable, spec);
+        launch.revision_id = key;
+        self.inner.runtime.start(launch);
+        Ok(())
+    }
+
+    /// Stops, in the background, the rollout's baseline (it ended).
+    fn stop_baseline(&self, r: &Rollout) {
+        if let Some(stable) = &r.stable_revision {
+            let (runtime, key) = (self.inner.runtime.clone(), crate::baseline_key(stable));
+            tokio::spawn(async move { runtime.stop(&key).await });
+        }
     }
 
     /// Stops, in the background, the workload's running revisions not in `keep`.
@@ -541,18 +683,14 @@ fn step_message(index: usize, steps: &[u32], interval: Duration, before: &str) -
     format!("{before}; step {} of {}: {weight}% of traffic for {interval:?}", index + 1, steps.len())
 }
 
-/// The step gate until the canary analyzer owns it: the canary must be
-/// healthy, and, when it served requests during the step, its share of 5xx
-/// answers and its p99 latency must be within the spec's limits. Returns a
-/// summary of the evidence, or why the step failed.
-pub fn gate(state: State, message: &str, traffic: &Traffic, policy: &RolloutPolicy) -> Result<String, String> {
-    if state != State::Healthy {
-        let why = if message.is_empty() { String::new() } else { format!(": {message}") };
-        return Err(format!("the canary is {}{why}", state.as_str()));
-    }
+/// The step gate of a provisioner without a canary analyzer: the canary's
+/// share of 5xx answers and its p99 latency during the step must be within
+/// the rollout's limits. Returns a summary of the evidence, or why the step
+/// failed.
+pub fn gate(traffic: &Traffic, policy: &RolloutPolicy) -> Result<String, String> {
     let total = traffic.total();
     if total == 0 {
-        return Ok("healthy; no requests during the step, so only health was checked".into());
+        return Ok("no canary analyzer configured and no requests during the step: only health was checked".into());
     }
     let errors = traffic.errors();
     let percent = |ppm: f64| ppm / 10_000.0;
@@ -568,7 +706,10 @@ pub fn gate(state: State, message: &str, traffic: &Traffic, policy: &RolloutPoli
     if p99 > policy.max_p99_latency {
         return Err(format!("p99 latency {p99:.1?} over {total} requests is above the limit of {:?}", policy.max_p99_latency));
     }
-    Ok(format!("healthy; {total} requests, error rate {:.2}%, p99 latency ≤ {p99:.1?}", percent(error_ppm)))
+    Ok(format!(
+        "no canary analyzer configured; within the limits: {total} requests, error rate {:.2}%, p99 latency ≤ {p99:.1?}",
+        percent(error_ppm)
+    ))
 }
 
 #[cfg(test)]
@@ -579,7 +720,7 @@ mod tests {
         let mut t = Traffic::default();
         t.classes[1] = ok;
         t.classes[4] = errors;
-        let bucket = (0..t.latency.len()).find(|&i| 0.000_1 * 1.25f64.powi(i as i32) >= latency_ms as f64 / 1000.0).unwrap_or(0);
+        let bucket = paved_judge::histogram::bucket_of(latency_ms as f64 / 1000.0);
         t.latency[bucket] = ok + errors;
         t
     }
@@ -587,20 +728,18 @@ mod tests {
     #[test]
     fn gate_passes_a_healthy_canary_within_limits() {
         let policy = RolloutPolicy::default();
-        let summary = gate(State::Healthy, "", &traffic(1000, 5, 20), &policy).expect("passes");
+        let summary = gate(&traffic(1000, 5, 20), &policy).expect("passes");
         assert!(summary.contains("1005 requests") && summary.contains("error rate 0.50%"), "{summary}");
-        let idle = gate(State::Healthy, "", &Traffic::default(), &policy).expect("no traffic: health only");
+        let idle = gate(&Traffic::default(), &policy).expect("no traffic: health only");
         assert!(idle.contains("only health"), "{idle}");
     }
 
     #[test]
-    fn gate_fails_on_errors_latency_or_health() {
+    fn gate_fails_on_errors_or_latency() {
         let policy = RolloutPolicy::default();
-        let e = gate(State::Healthy, "", &traffic(95, 5, 20), &policy).expect_err("5% errors");
+        let e = gate(&traffic(95, 5, 20), &policy).expect_err("5% errors");
         assert!(e.contains("error rate 5.00% (5 of 100 requests answered 5xx) is above the limit of 1.00%"), "{e}");
-        let e = gate(State::Healthy, "", &traffic(100, 0, 900), &policy).expect_err("slow");
+        let e = gate(&traffic(100, 0, 900), &policy).expect_err("slow");
         assert!(e.contains("p99 latency") && e.contains("above the limit of 500ms"), "{e}");
-        let e = gate(State::Unhealthy, "health check failing: 503", &traffic(100, 0, 1), &policy).expect_err("unhealthy");
-        assert_eq!(e, "the canary is unhealthy: health check failing: 503");
     }
 }

@@ -28,7 +28,7 @@ impl paved_service::ConsumerService for SecretsBroker {
     const PORT: u16 = 7402;
     type Migrator = migration::Migrator;
 
-    fn parts(db: DatabaseConnection) -> (paved_service::Mount, Arc<dyn Handler>) {
+    fn parts(db: DatabaseConnection, _relay: paved_stream::outbox::Relay) -> (paved_service::Mount, Arc<dyn Handler>) {
         let api = api::server(db.clone());
         (Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db }))
     }
