@@ -7,11 +7,13 @@
 //! - [`selfhost`] — forwards the deployed services' gRPC calls, so clients
 //!   still need only the one address `paved up` prints.
 //! - [`artifacts`] — `artifact push|get|keygen|sign|verify`.
+//! - [`canary`] — `canary explain|replay`: the analyzer's decision records.
 //! - [`commands`] — `status`, `render` and `deploy`, as gRPC clients.
 //! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
 //! - [`output`] — tables for people, JSON for scripts.
 
 pub mod artifacts;
+pub mod canary;
 pub mod commands;
 pub mod output;
 pub mod rollouts;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use paved::{DEFAULT_ENDPOINT, artifacts, commands, output::Format, rollouts, up};
+use paved::{DEFAULT_ENDPOINT, artifacts, canary, commands, output::Format, rollouts, up};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 /// What `paved render` prints.
@@ -138,6 +138,13 @@ enum Command {
         #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
     },
+    /// The canary analyzer's judgements of a rollout.
+    Canary {
+        #[command(subcommand)]
+        command: CanaryCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Return all of a workload's traffic to its last known-good revision.
     Rollback {
         workload: String,
@@ -223,6 +230,20 @@ enum PolicyCommand {
     Test {
         /// A directory of .rego files, e.g. deploy/policies.
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CanaryCommand {
+    /// Why each step of a rollout passed, failed or was extended: every
+    /// judgement's checks, statistics, bounds and effect sizes.
+    Explain { rollout: String },
+    /// Judge a rollout's recorded looks again; exits 1 when a look fails.
+    Replay {
+        rollout: String,
+        /// A workload spec whose `analysis` replaces the recorded one.
+        #[arg(long)]
+        spec: Option<std::path::PathBuf>,
     },
 }
 
@@ -381,6 +402,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 RolloutCommand::Resume { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Resume).await?),
                 RolloutCommand::Abort { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Abort).await?),
                 RolloutCommand::Promote { id } => print_state(rollouts::operate(channel, &id, rollouts::Operation::Promote).await?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Canary { command, endpoint } => {
+            let channel = commands::connect(&endpoint).await?;
+            match command {
+                CanaryCommand::Explain { rollout } => print!("{}", canary::explain_rollout(channel, &rollout).await?),
+                CanaryCommand::Replay { rollout, spec } => {
+                    let (report, failed) = canary::replay(channel, &rollout, spec.as_deref()).await?;
+                    print!("{report}");
+                    if failed {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -23,7 +23,7 @@ fn spec(version: &str, error_rate: &str) -> String {
 }
 
 /// The embedded platform in a temporary directory, and a folder for `web`'s spec.
-async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
+pub(crate) async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
@@ -33,14 +33,14 @@ async fn embedded() -> (tempfile::TempDir, Platform, std::path::PathBuf) {
 }
 
 /// `n` requests in a row, all answered by `version`.
-async fn all_traffic_on(endpoint: &str, version: &str) {
+pub(crate) async fn all_traffic_on(endpoint: &str, version: &str) {
     for _ in 0..20 {
         let body = try_http_get(endpoint, "/").await.unwrap_or_default();
         assert!(body.contains(&format!("hello from {version}")), "expected {version}, got {body:?}");
     }
 }
 
-async fn endpoint_of(endpoint: &str, workload: &str) -> String {
+pub(crate) async fn endpoint_of(endpoint: &str, workload: &str) -> String {
     let out = paved(&["status", "--output", "json", "--endpoint", endpoint]).await;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     let w = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == workload).expect("the workload").clone();

@@ -16,6 +16,12 @@ pub struct Test<'a> {
     /// not a regression: 1 + the metric's allowed change, or more where
     /// an SLO allows more.
     pub tolerated_ratio: f64,
+    /// A second test that must also have regressed before this one fails
+    /// the step: for latency, the looks the canary lost. Slow requests come
+    /// in bursts (a stalled process slows everything in flight at once),
+    /// so request-level evidence alone overstates itself; the looks, each
+    /// one trial, stay valid.
+    pub confirm: Option<&'a Sequential>,
 }
 
 /// The evidence of one step so far.
@@ -50,8 +56,13 @@ pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
         return StepVerdict::Fail(why.to_string());
     }
     let alpha = e.alpha / e.tests.len().max(1) as f64;
-    for Test { kind, test, .. } in e.tests {
+    let mut unconfirmed = None;
+    for Test { kind, test, confirm, .. } in e.tests {
         let evidence = test.evidence(alpha);
+        if evidence.regressed && confirm.is_some_and(|c| !c.evidence(alpha).regressed) {
+            unconfirmed.get_or_insert(*kind);
+            continue;
+        }
         if evidence.regressed {
             let t = test.total();
             return StepVerdict::Fail(format!(
@@ -68,10 +79,15 @@ pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
     if !e.interval_over {
         return StepVerdict::Continue;
     }
+    if let Some(kind) = unconfirmed {
+        let reason =
+            format!("{kind}: the canary is worse by request count but has not yet lost enough looks to rule out a burst; extend the step");
+        return StepVerdict::Inconclusive { reason, detectable_ratio: None };
+    }
     // The least sensitive test decides whether the step showed enough.
     // The test furthest from seeing what matters decides.
     let mut worst: Option<(&str, Option<f64>, f64)> = None;
-    for Test { kind, test, tolerated_ratio } in e.tests {
+    for Test { kind, test, tolerated_ratio, .. } in e.tests {
         let detectable = test.evidence(alpha).detectable_ratio;
         let blind = detectable.is_none_or(|r| r > *tolerated_ratio);
         let shortfall = |d: Option<f64>, t: f64| d.map_or(f64::INFINITY, |d| d / t);
@@ -110,7 +126,7 @@ mod tests {
     }
 
     fn t<'a>(kind: &'a str, test: &'a Sequential) -> Test<'a> {
-        Test { kind, test, tolerated_ratio: 1.5 }
+        Test { kind, test, tolerated_ratio: 1.5, confirm: None }
     }
 
     #[test]
@@ -139,6 +155,18 @@ mod tests {
         // No baseline traffic at all: inconclusive, never a pass.
         let alone = test(1_000, 0, 0, 0);
         assert!(matches!(judge_step(evidence(&[t("errors", &alone)], true)), StepVerdict::Inconclusive { detectable_ratio: None, .. }));
+    }
+
+    #[test]
+    fn a_test_with_a_confirmation_fails_only_when_both_regressed() {
+        let bad = test(2_000, 100, 2_000, 10);
+        let calm = test(10, 5, 10, 5);
+        let tests = [Test { confirm: Some(&calm), ..t("latency", &bad) }];
+        assert_eq!(judge_step(evidence(&tests, false)), StepVerdict::Continue);
+        assert!(matches!(judge_step(evidence(&tests, true)), StepVerdict::Inconclusive { reason, .. } if reason.contains("burst")));
+        let lost = test(30, 30, 30, 0);
+        let tests = [Test { confirm: Some(&lost), ..t("latency", &bad) }];
+        assert!(matches!(judge_step(evidence(&tests, false)), StepVerdict::Fail(_)));
     }
 
     #[test]
