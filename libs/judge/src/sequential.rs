@@ -13,6 +13,13 @@
 /// against any of them (and what lies between).
 const RATIOS: [f64; 8] = [1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
 
+/// The most one look may add to a log-likelihood ratio. Capping keeps each
+/// ratio a supermartingale under the null (E[min(LR, c)] ≤ E[LR] = 1), so
+/// the guarantee stands; what it buys is that no single look — one burst
+/// of slow requests landing on one side — can fail a canary: at α = 0.01
+/// it takes four looks.
+const LOOK_CAP: f64 = 2.0;
+
 /// Counts of one look, or of all looks together.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Counts {
@@ -44,17 +51,31 @@ pub struct Evidence {
     /// traffic on either side. A step whose interval ends with this above
     /// the tolerated ratio is inconclusive, not passed.
     pub detectable_ratio: Option<f64>,
+    /// How much more the looks' splits of bad events vary than independent
+    /// events would (1: as expected); the evidence was divided by it.
+    pub dispersion: f64,
 }
 
 /// The test's state over a rollout. Each look's events are weighed with
 /// that look's own share π: shares change between steps (and between a
 /// canary and a stable revision they differ), and a share computed over
 /// all looks would credit early events with a later share.
+///
+/// Bad events are not always independent: a stalled process slows every
+/// request in flight at once, so slow requests come in bursts, and a test
+/// that counts each as news overstates its evidence. The looks show it:
+/// their canary/baseline splits of bad events vary more than binomially.
+/// That overdispersion (Pearson's χ² per degree of freedom, at the
+/// best-fitting ratio, from three looks on) divides the evidence, as a
+/// quasi-likelihood does; with independent events it stays near 1.
 #[derive(Debug, Clone, Default)]
 pub struct Sequential {
-    /// Per ratio of the grid: Σ over looks of the log-likelihood ratio.
+    /// Per ratio of the grid: Σ over looks of the log-likelihood ratio,
+    /// each look's capped.
     log_ratios: [f64; RATIOS.len()],
     total: Counts,
+    /// Per look with bad events on either side: (π, canary's, all bad).
+    splits: Vec<(f64, f64, f64)>,
 }
 
 impl Sequential {
@@ -69,9 +90,12 @@ impl Sequential {
         }
         let pi = nc / (nc + nb);
         let (ec, eb) = (look.canary_bad as f64, look.baseline_bad as f64);
+        if ec + eb > 0.0 {
+            self.splits.push((pi, ec, ec + eb));
+        }
         for (sum, &r) in self.log_ratios.iter_mut().zip(&RATIOS) {
             let p = alternative(pi, r);
-            *sum += ec * (p / pi).ln() + eb * ((1.0 - p) / (1.0 - pi)).ln();
+            *sum += (ec * (p / pi).ln() + eb * ((1.0 - p) / (1.0 - pi)).ln()).min(LOOK_CAP);
         }
     }
 
@@ -79,11 +103,34 @@ impl Sequential {
     /// rollout, of failing a canary that is no worse than its baseline).
     pub fn evidence(&self, alpha: f64) -> Evidence {
         let log_threshold = (1.0 / alpha).ln();
-        let log_ratio = log_mean_exp(&self.log_ratios);
+        let dispersion = self.dispersion();
+        let log_ratio = log_mean_exp(&self.log_ratios.map(|l| l / dispersion));
         let t = self.total;
         let (nc, nb) = (t.canary_requests as f64, t.baseline_requests as f64);
-        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold));
-        Evidence { log_ratio, log_threshold, regressed: log_ratio >= log_threshold, detectable_ratio }
+        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold, dispersion));
+        Evidence { log_ratio, log_threshold, regressed: log_ratio >= log_threshold, detectable_ratio, dispersion }
+    }
+
+    /// Pearson's χ² of the looks' splits per degree of freedom, under the
+    /// ratio the looks together fit best (the pooled odds ratio, half an
+    /// event added on each side), at least 1; 1 before three looks with
+    /// bad events.
+    fn dispersion(&self) -> f64 {
+        if self.splits.len() < 3 {
+            return 1.0;
+        }
+        let (x, m, pi_m) = self.splits.iter().fold((0.0, 0.0, 0.0), |(x, m, p), &(pi, xk, mk)| (x + xk, m + mk, p + pi * mk));
+        let pi = pi_m / m;
+        let fit = (x + 0.5) / (m - x + 0.5) * (1.0 - pi) / pi;
+        let chi2: f64 = self
+            .splits
+            .iter()
+            .map(|&(pi, x, m)| {
+                let p = alternative(pi, fit);
+                (x - m * p).powi(2) / (m * p * (1.0 - p))
+            })
+            .sum();
+        (chi2 / (self.splits.len() - 1) as f64).max(1.0)
     }
 
     /// All looks' counts together.
@@ -112,11 +159,12 @@ fn log_mean_exp(terms: &[f64]) -> f64 {
 /// each tells the best-placed ratio g of the grid, E_r[ln LR_g], against
 /// ln(1/α) plus the mixture's cost ln |grid|. Never below the grid's
 /// smallest ratio: nothing smaller is tested for. π is the share over all
-/// looks, an estimate good enough for planning.
-fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64) -> f64 {
+/// looks, an estimate good enough for planning; overdispersed looks need
+/// that many times the evidence.
+fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64) -> f64 {
     let pi = nc / (nc + nb);
     let rate = (eb + 0.5) / nb;
-    let need = log_threshold + (RATIOS.len() as f64).ln();
+    let need = (log_threshold + (RATIOS.len() as f64).ln()) * dispersion;
     let evidence = |r: f64| {
         let events = rate * nb + r * rate * nc;
         let p = alternative(pi, r);

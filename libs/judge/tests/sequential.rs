@@ -100,3 +100,42 @@ fn the_detectable_ratio_shrinks_with_traffic_and_is_unknown_without() {
     let even = at(10_000);
     assert!(!even.regressed && even.log_ratio < 0.0, "{even:?}");
 }
+
+#[test]
+fn bursts_of_bad_events_do_not_pass_for_evidence() {
+    // Identical canary and baseline whose slow requests come in bursts of
+    // 8 (a stall slows everything in flight): each burst lands on one side
+    // as a whole. Counted as 8 independent events, the bursts fail far more
+    // than α of identical canaries; the dispersion of the looks' splits
+    // takes that back out.
+    let mut rng = Rng(13);
+    let rollout = |rng: &mut Rng| {
+        let mut test = Sequential::default();
+        (0..60).any(|_| {
+            let bursts = rng.bad(20, 0.25);
+            let canary = (0..bursts).filter(|_| rng.uniform() < 0.5).count() as u64;
+            test.observe(Counts {
+                canary_requests: 1_000,
+                canary_bad: 8 * canary,
+                baseline_requests: 1_000,
+                baseline_bad: 8 * (bursts - canary),
+            });
+            test.evidence(0.01).regressed
+        })
+    };
+    let false_fails = (0..300).filter(|_| rollout(&mut rng)).count();
+    eprintln!("bursty A/A: {false_fails} of 300 failed");
+    assert!(false_fails <= 6, "{false_fails} of 300 identical, bursty canaries failed");
+    // Independent events keep the dispersion near 1: the power stays.
+    let mut test = Sequential::default();
+    for _ in 0..30 {
+        test.observe(Counts {
+            canary_requests: 1_000,
+            canary_bad: rng.bad(1_000, 0.01),
+            baseline_requests: 1_000,
+            baseline_bad: rng.bad(1_000, 0.01),
+        });
+    }
+    let d = test.evidence(0.01).dispersion;
+    assert!((1.0..1.8).contains(&d), "independent events: dispersion {d}");
+}

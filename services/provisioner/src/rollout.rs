@@ -72,8 +72,8 @@ impl Window {
 }
 
 /// How often a step is looked at: a tenth of its interval, within bounds.
-/// Latency regressions fail only once the canary has lost enough looks
-/// (about 11 in a row at α = 0.01), so looks must be frequent.
+/// Each look is a point of the sequential test's dispersion estimate and
+/// of the Kayenta judge's series.
 fn look_every(interval: Duration) -> Duration {
     (interval / 10).clamp(Duration::from_millis(200), Duration::from_secs(15))
 }
@@ -283,11 +283,6 @@ impl Provisioner {
                 window.insert(Window::open(r.step, r.step_start_ms, counters.clone()))
             }
         };
-        if revision.state != State::Healthy {
-            let why = if revision.message.is_empty() { String::new() } else { format!(": {}", revision.message) };
-            let reason = format!("step {} ({}% of traffic) failed: the canary is {}{why}", r.step + 1, r.weight, revision.state.as_str());
-            return self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
-        }
         let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
         let due = r.step_start_ms.saturating_add(interval_ms.saturating_mul(i64::from(w.extensions) + 1));
         let look_ms = i64::try_from(look_every(policy.interval).as_millis()).unwrap_or(i64::MAX);
@@ -297,6 +292,13 @@ impl Provisioner {
             return Ok(Next::Wait(Some(tokio::time::Instant::now() + wait)));
         }
         let interval_over = now >= due;
+        // A canary restarting mid-step (its platform restarted, a crash it
+        // recovers from) is given the interval; at its end it must be healthy.
+        if interval_over && revision.state != State::Healthy {
+            let why = if revision.message.is_empty() { String::new() } else { format!(": {}", revision.message) };
+            let reason = format!("step {} ({}% of traffic) failed: the canary is {}{why}", r.step + 1, r.weight, revision.state.as_str());
+            return self.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
+        }
         let (verdict, reason) = match &self.inner.analyzer {
             Some(analyzer) => {
                 let request = self.look_request(r, revision, w, &counters, now, interval_over);
