@@ -51,6 +51,9 @@ enum Command {
         /// A trusted attestation signer: NAME=<hex Ed25519 public key> (repeatable).
         #[arg(long = "trusted-key", value_parser = parse_trusted_key)]
         trusted_keys: Vec<(String, String)>,
+        /// Prometheus for analysis metrics of kind `prometheus`, e.g. http://127.0.0.1:9090.
+        #[arg(long, env = "PAVED_PROMETHEUS_URL")]
+        prometheus_url: Option<String>,
     },
     /// Content-addressed artifacts and their signed attestations.
     Artifact {
@@ -289,10 +292,22 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix, trusted_keys } => {
+        Command::Up {
+            data_dir,
+            listen,
+            no_example,
+            self_hosted,
+            postgres_url,
+            redis_url,
+            database_prefix,
+            trusted_keys,
+            prometheus_url,
+        } => {
             let self_hosted = self_hosted.then_some(up::SelfHosted { postgres_url, redis_url, database_prefix });
             let trusted_keys = trusted_keys.into_iter().collect();
-            up_command(up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys }).await
+            let options =
+                up::UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url };
+            up_command(options).await
         }
         Command::Artifact { command, endpoint } => artifact_command(command, &endpoint).await,
         Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {

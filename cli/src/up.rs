@@ -43,6 +43,8 @@ pub struct UpOptions {
     pub bin_dirs: Vec<PathBuf>,
     /// Ed25519 public keys (hex) whose attestations the policy gate trusts, by name.
     pub trusted_keys: std::collections::BTreeMap<String, String>,
+    /// Where the canary analyzer queries metrics of kind `prometheus`.
+    pub prometheus_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +100,16 @@ impl Platform {
             data_dir: dir.join("provisioner"),
             bin_dirs: options.bin_dirs.clone(),
             proxy_host: options.listen.ip(),
-            platform_env: options.self_hosted.as_ref().map(SelfHosted::platform_env).unwrap_or_default(),
+            platform_env: options
+                .self_hosted
+                .as_ref()
+                .map(|hosted| {
+                    let mut env = hosted.platform_env();
+                    // The canary analyzer runs as a workload there.
+                    env.extend(options.prometheus_url.clone().map(|url| ("PAVED_PROMETHEUS_URL".to_string(), url)));
+                    env
+                })
+                .unwrap_or_default(),
             // The built-in bundle (deploy/policies/); production mode reads
             // `policy_dir` from its config instead.
             policy_dir: None,
@@ -117,7 +128,8 @@ impl Platform {
                 let (provisioner, component) =
                     Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
-                components.extend(embedded_services(dir, &stream, &health, &shutdown).await?);
+                let analyzer = paved_canary_analyzer::Options { prometheus_url: options.prometheus_url.clone() };
+                components.extend(embedded_services(dir, &stream, analyzer, &health, &shutdown).await?);
                 (provisioner, components)
             }
             Some(hosted) => {
@@ -217,23 +229,25 @@ impl Platform {
 async fn embedded_services(
     dir: &Path,
     stream: &SharedStream,
+    analyzer: paved_canary_analyzer::Options,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Component>> {
     Ok(vec![
-        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, health, shutdown).await?,
-        embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, health, shutdown).await?,
-        embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, health, shutdown).await?,
-        embedded::<paved_audit::Audit>(dir, stream, health, shutdown).await?,
+        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, Default::default(), health, shutdown).await?,
+        embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, analyzer, health, shutdown).await?,
+        embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, Default::default(), health, shutdown).await?,
+        embedded::<paved_audit::Audit>(dir, stream, Default::default(), health, shutdown).await?,
     ])
 }
 
 async fn embedded<S: ConsumerService>(
     dir: &Path,
     stream: &SharedStream,
+    options: S::Options,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = database::<S::Migrator>(&sqlite_url(&dir.join(format!("{}.db", S::NAME))), shutdown).await?;
-    Ok(paved_service::consumer_component::<S>(db, stream.clone(), health, shutdown.clone()))
+    Ok(paved_service::consumer_component::<S>(db, stream.clone(), options, health, shutdown.clone()))
 }

@@ -137,6 +137,7 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
         self_hosted: None,
         bin_dirs: vec![bin_dir()],
         trusted_keys: Default::default(),
+        prometheus_url: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn options(data_dir: &std::path::Path) -> UpOptions {
         self_hosted: None,
         bin_dirs: vec![bin_dir()],
         trusted_keys: Default::default(),
+        prometheus_url: None,
     }
 }
 

@@ -1,9 +1,10 @@
 //! The Prometheus provider against a real Prometheus (Debian's, which
 //! `cargo xtask test` installs) scraping a real embedded platform.
 
-use paved::up::Platform;
+use crate::rollouts::endpoint_of;
+use paved::up::{Platform, UpOptions};
 use paved_canary_analyzer::prometheus::{Prometheus, ProviderError};
-use paved_integration_tests::{eventually, paved, text, up_options};
+use paved_integration_tests::{Load, eventually, paved, text, up_options};
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, SystemTime},
@@ -18,12 +19,20 @@ impl Drop for Server {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
 /// Prometheus scraping `target` every second, on a free port.
 fn prometheus(dir: &std::path::Path, target: &str) -> (Server, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    prometheus_on(dir, target, free_port(), "1s")
+}
+
+/// Prometheus on `port` scraping `target` every `every`.
+fn prometheus_on(dir: &std::path::Path, target: &str, port: u16, every: &str) -> (Server, String) {
     let config = dir.join("prometheus.yml");
     let text = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: paved\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        "global:\n  scrape_interval: {every}\nscrape_configs:\n  - job_name: paved\n    static_configs:\n      - targets: [\"{target}\"]\n"
     );
     std::fs::write(&config, text).expect("write config");
     let binary = std::env::var("PAVED_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
@@ -89,4 +98,62 @@ async fn range_queries_against_a_real_prometheus() {
         }
         other => panic!("Prometheus down: {other:?}"),
     }
+}
+
+/// `shop` judged on one metric, from Prometheus: each revision's share of
+/// 5xx answers as Prometheus scraped it from the workload proxy's counters
+/// (the baseline's under its own `revision` label).
+fn judged_by_prometheus(version: &str, error_rate: &str) -> String {
+    let query = "(sum(rate(paved_proxy_requests_total{revision=\"$REVISION\",class=\"5xx\"}[2s])) or vector(0)) / sum(rate(paved_proxy_requests_total{revision=\"$REVISION\"}[2s]))";
+    format!(
+        "name: shop\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [50, 100]\n  interval: 8s\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\nanalysis:\n  metrics:\n    errors:\n      kind: prometheus\n      query: '{query}'\n      critical: true\n      max_change: 0.5\n"
+    )
+}
+
+/// A rollout whose analysis is a Prometheus query, against Debian's
+/// Prometheus scraping the platform: a canary with 20% errors is rolled
+/// back by the Kayenta judge on the scraped series; an identical one is
+/// promoted.
+#[tokio::test]
+async fn rollouts_judged_on_a_prometheus_metric() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let options = UpOptions { prometheus_url: Some(format!("http://127.0.0.1:{port}")), ..up_options(dir.path().join("data")) };
+    let platform = Platform::start(&options).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let endpoint = platform.addr.to_string();
+    let (_server, url) = prometheus_on(dir.path(), &endpoint, port, "500ms");
+    let provider = Prometheus::new(&url, Duration::from_secs(5));
+    eventually("Prometheus scraping the platform", Duration::from_secs(30), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let end = SystemTime::now();
+        provider.query_range("up{job=\"paved\"}", "", end - Duration::from_secs(10), end, Duration::from_secs(1)).await.ok()
+    })
+    .await;
+    let svc = dir.path().join("shop");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    let svc_dir = svc.to_str().expect("path").to_string();
+    let deploy = |version: &str, error_rate: &str| {
+        std::fs::write(svc.join("paved.yaml"), judged_by_prometheus(version, error_rate)).expect("write spec");
+        paved(&["deploy", &svc_dir, "--env", "dev", "--endpoint", &endpoint])
+    };
+    let out = deploy("v1", "0").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let _load = Load::start(&endpoint_of(&endpoint, "shop").await, 8);
+
+    let out = deploy("v2", "0.2").await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "rolled back:\n{stderr}");
+    assert!(
+        stderr.contains("step 1 (50% of traffic) failed: critical metric errors: shift +0.") && stderr.contains("the canary is higher"),
+        "{stderr}"
+    );
+
+    let out = deploy("v3", "0").await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "promoted:\n{stderr}");
+    // All 0 on both sides, or a difference within the allowed change.
+    let passed = ["every value is 0 on both sides", "no difference beyond the allowed change"];
+    assert!(stderr.contains("step 1 passed: errors (kayenta): ") && passed.iter().any(|p| stderr.contains(p)), "{stderr}");
+    platform.stop().await.expect("stop");
 }

@@ -80,11 +80,11 @@ async fn start_stack() -> Stack {
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
 
     let (l, audit) = listener().await;
-    let config = BasicConfig { common: common(audit, postgres_database("it_audit").await, &stream) };
+    let config = BasicConfig { common: common(audit, postgres_database("it_audit").await, &stream), options: Default::default() };
     tasks.push(tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone())));
 
     let (l, broker) = listener().await;
-    let config = BasicConfig { common: common(broker, postgres_database("it_broker").await, &stream) };
+    let config = BasicConfig { common: common(broker, postgres_database("it_broker").await, &stream), options: Default::default() };
     tasks.push(tokio::spawn(run_consumer::<paved_secrets_broker::SecretsBroker>(config, l, shutdown.clone())));
 
     Stack { provisioner, audit, broker, shutdown, tasks, _data: data }
@@ -351,7 +351,10 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     let redis = OwnRedis::start(port).await;
     let shutdown = CancellationToken::new();
     let (l, addr) = listener().await;
-    let config = BasicConfig { common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)) };
+    let config = BasicConfig {
+        common: common(addr, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)),
+        options: Default::default(),
+    };
     let task = tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone()));
     let ch = channel(addr).await;
     let audit = "paved.audit.v1.AuditService";
@@ -383,8 +386,11 @@ async fn lost_postgres_is_retried_and_nothing_is_lost() {
 
     let shutdown = CancellationToken::new();
     let (l, addr) = listener().await;
-    let task =
-        tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common: common(addr, via_cut, &stream_url) }, l, shutdown.clone()));
+    let task = tokio::spawn(run_consumer::<paved_audit::Audit>(
+        BasicConfig { common: common(addr, via_cut, &stream_url), options: Default::default() },
+        l,
+        shutdown.clone(),
+    ));
     let ch = channel(addr).await;
     let audit = "paved.audit.v1.AuditService";
     wait_for_health(&ch, audit, true).await;

@@ -94,3 +94,13 @@ fn outliers_are_removed_unless_kept() {
     assert!(removed.ratio.is_some_and(|r| (r - 1.0).abs() < 0.05), "{removed:?}");
     assert_eq!(paved_judge::remove_outliers(&[1.0, 2.0, 3.0], remove.outliers), [1.0, 2.0, 3.0], "too few to judge");
 }
+
+#[test]
+fn identical_constant_series_pass_and_differing_constants_do_not() {
+    let config = MetricConfig { critical: true, ..MetricConfig::new("errors", "errors", Direction::Increase) };
+    let zeros = [0.0; 10];
+    let same = classify(&config, &zeros, &zeros);
+    assert_eq!((same.classification, same.failed), (Classification::Pass, false), "{}", same.reason);
+    let worse = classify(&config, &[0.05; 10], &zeros);
+    assert_eq!((worse.classification, worse.failed), (Classification::High, true), "{}", worse.reason);
+}

@@ -237,18 +237,25 @@ fn consumer_name(group: &str) -> String {
     format!("{group}-{host}-{}", std::process::id())
 }
 
-/// The configuration of a service that needs only the [`Common`] settings.
+/// The configuration of a [`ConsumerService`]: the [`Common`] settings and
+/// its own `options` (in the same file and `PAVED_*` variables).
 #[derive(Debug, Clone, Deserialize)]
-pub struct BasicConfig {
+pub struct BasicConfig<O = NoOptions> {
     #[serde(flatten)]
     pub common: Common,
+    #[serde(flatten)]
+    pub options: O,
 }
 
-impl ServiceConfig for BasicConfig {
+impl<O: DeserializeOwned + Send + 'static> ServiceConfig for BasicConfig<O> {
     fn common(&self) -> &Common {
         &self.common
     }
 }
+
+/// The options of a service that has none of its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NoOptions {}
 
 /// Adds a service's routes to a server's.
 pub type Mount = Box<dyn FnOnce(tonic::service::Routes) -> tonic::service::Routes + Send>;
@@ -264,12 +271,18 @@ pub trait ConsumerService: 'static {
     /// Default port in production mode.
     const PORT: u16;
     type Migrator: MigratorTrait;
+    /// Its own settings ([`NoOptions`] for none).
+    type Options: DeserializeOwned + Default + Clone + Send + 'static;
     /// Whether the service publishes events: then its migrator has the
     /// outbox table and the shell runs its relay.
     const PUBLISHES: bool = false;
     /// The routes and the event handler, on the service's migrated
     /// database; `relay` is to be woken after committing events.
-    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
+    fn parts(
+        db: DatabaseConnection,
+        relay: paved_stream::outbox::Relay,
+        options: Self::Options,
+    ) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
 }
 
 /// The service's component: its routes, and its consumer group reporting
@@ -277,11 +290,12 @@ pub trait ConsumerService: 'static {
 pub fn consumer_component<S: ConsumerService>(
     db: DatabaseConnection,
     stream: SharedStream,
+    options: S::Options,
     health: &Health,
     shutdown: CancellationToken,
 ) -> Component {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
-    let (mount, handler) = S::parts(db, relay.clone());
+    let (mount, handler) = S::parts(db, relay.clone(), options);
     let mut component = Component { name: S::GRPC_NAME, mount, tasks: Default::default() };
     if S::PUBLISHES {
         component.tasks.spawn(relay.run(health.reporter(S::GRPC_NAME, "outbox"), shutdown.clone()));
@@ -294,14 +308,15 @@ pub fn consumer_component<S: ConsumerService>(
 
 /// Runs a consumer service on its own (production mode).
 pub async fn run_consumer<S: ConsumerService>(
-    config: BasicConfig,
+    config: BasicConfig<S::Options>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = database::<S::Migrator>(&config.common.database_url, &shutdown).await?;
     let token = shutdown.clone();
+    let options = config.options;
     serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
-        Ok(consumer_component::<S>(db, stream, &health, token))
+        Ok(consumer_component::<S>(db, stream, options, &health, token))
     })
     .await
 }

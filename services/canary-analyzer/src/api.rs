@@ -55,7 +55,10 @@ impl Api {
         for (name, metric) in &analysis.metrics {
             let Source::Prometheus { query } = &metric.source else { continue };
             let Some(prometheus) = &self.prometheus else {
-                fetched.insert(name.clone(), Err("no Prometheus is configured for the canary analyzer (PAVED_PROMETHEUS_URL)".into()));
+                fetched.insert(
+                    name.clone(),
+                    Err("no Prometheus is configured for the canary analyzer (prometheus_url, PAVED_PROMETHEUS_URL)".into()),
+                );
                 continue;
             };
             let at =
@@ -67,7 +70,15 @@ impl Api {
                 let series = prometheus.query_range(query, revision, start, end, step).await.map_err(|e| e.to_string())?;
                 Ok(series.into_iter().flat_map(|s| s.values.into_iter().map(|(_, v)| v)).collect())
             };
-            let result = match (values(&req.canary_revision_id).await, values(&req.baseline_instance).await) {
+            // No baseline at this step (100%): the canary's values alone.
+            let baseline = async {
+                if req.baseline_weight == 0 || req.baseline_instance.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    values(&req.baseline_instance).await
+                }
+            };
+            let result = match (values(&req.canary_revision_id).await, baseline.await) {
                 (Ok(c), Ok(b)) => Ok((c, b)),
                 (Err(e), _) => Err(format!("canary: {e}")),
                 (_, Err(e)) => Err(format!("baseline: {e}")),

@@ -69,33 +69,40 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched)
                     ));
                 }
             }
-            Source::Prometheus { .. } => match fetched.get(name) {
-                None => j.missing.push(format!("{name}: not fetched")),
-                Some(Err(why)) => {
-                    j.missing.push(format!("{name}: {why}"));
-                    j.checks.push(Check {
-                        metric: name.clone(),
-                        judge: "kayenta".into(),
-                        outcome: "inconclusive".into(),
-                        message: why.clone(),
-                        ..Check::default()
-                    });
+            Source::Prometheus { .. } => {
+                // Without a baseline (at 100%) only the canary's SLO applies.
+                let kayenta = metric.judges.contains(&Judge::Kayenta) && compared && now.interval_over;
+                let limit = match metric.slo {
+                    Some(Slo::ValueMicros(limit)) if metric.judges.contains(&Judge::Slo) => Some(limit as f64 / 1e6),
+                    _ => None,
+                };
+                if !kayenta && limit.is_none() {
+                    continue;
                 }
-                Some(Ok((c, b))) => {
-                    if metric.judges.contains(&Judge::Slo)
-                        && let Some(Slo::ValueMicros(limit)) = metric.slo
-                    {
-                        j.value_slo(name, metric, c, limit as f64 / 1e6);
+                match fetched.get(name) {
+                    None => j.missing.push(format!("{name}: not fetched")),
+                    Some(Err(why)) => {
+                        j.missing.push(format!("{name}: {why}"));
+                        let judge = if kayenta { "kayenta" } else { "slo" };
+                        j.checks.push(Check {
+                            metric: name.clone(),
+                            judge: judge.into(),
+                            outcome: "inconclusive".into(),
+                            message: why.clone(),
+                            ..Check::default()
+                        });
                     }
-                    if metric.judges.contains(&Judge::Kayenta) && now.interval_over {
-                        kayenta_results.push((
-                            kayenta::classify(&kayenta_config(name, metric), c, b),
-                            kayenta_config(name, metric),
-                            metric.weight,
-                        ));
+                    Some(Ok((c, b))) => {
+                        if let Some(limit) = limit {
+                            j.value_slo(name, metric, c, limit);
+                        }
+                        if kayenta {
+                            let config = kayenta_config(name, metric);
+                            kayenta_results.push((kayenta::classify(&config, c, b), config, metric.weight));
+                        }
                     }
                 }
-            },
+            }
         }
     }
     let kayenta_outcome = j.kayenta(&kayenta_results, analysis);
@@ -123,7 +130,7 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched)
             )
         }
     } else if !compared {
-        (Verdict::Pass, format!("no baseline at {}% of traffic: judged on the SLO guards alone; {}", now.weight, j.summary()))
+        (Verdict::Pass, format!("no baseline at {}% of traffic: judged on the SLO guards alone: {}", now.weight, j.summary(&["slo"])))
     } else if baseline.requests == 0 {
         (Verdict::Inconclusive, "the baseline received no requests in this step (is it running?); extend the step".into())
     } else if let StepVerdict::Inconclusive { reason, detectable_ratio: d } = step_verdict {
@@ -132,7 +139,7 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched)
     } else if let Some(why) = j.missing.first().or(kayenta_outcome.inconclusive.as_ref()) {
         (Verdict::Inconclusive, format!("{why}; extend the step"))
     } else {
-        (Verdict::Pass, j.summary())
+        (Verdict::Pass, j.summary(&["sequential", "quantile", "kayenta"]))
     };
     Decision {
         rollout_id: now.rollout_id.clone(),
@@ -354,8 +361,14 @@ impl Judgement {
                 outcome.inconclusive.get_or_insert_with(|| format!("{}: {}", r.name, r.reason));
             }
         }
-        let pairs: Vec<(kayenta::MetricResult, &kayenta::MetricConfig)> = results.iter().map(|(r, c, _)| (r.clone(), c)).collect();
-        let weights: Vec<(String, f64)> = results.iter().map(|(_, c, w)| (c.group.clone(), f64::from(*w))).collect();
+        // Too little data is a reason to extend the step, not to fail it
+        // (Kayenta fails a critical metric without data; this judge waits).
+        let judged: Vec<_> = results.iter().filter(|(r, _, _)| r.classification != kayenta::Classification::NoData).collect();
+        if judged.is_empty() {
+            return outcome;
+        }
+        let pairs: Vec<(kayenta::MetricResult, &kayenta::MetricConfig)> = judged.iter().map(|(r, c, _)| (r.clone(), c)).collect();
+        let weights: Vec<(String, f64)> = judged.iter().map(|(_, c, w)| (c.group.clone(), f64::from(*w))).collect();
         let thresholds = kayenta::Thresholds { pass: f64::from(analysis.pass_score), marginal: f64::from(analysis.marginal_score) };
         let score = kayenta::score(&pairs, &weights, thresholds);
         let line = format!("Kayenta score {:.0} (pass ≥ {}, marginal ≥ {})", score.score, analysis.pass_score, analysis.marginal_score);
@@ -375,10 +388,21 @@ impl Judgement {
     }
 
     /// The step's evidence in a line: each sequential test's counts.
-    fn summary(&self) -> String {
-        let parts: Vec<&str> =
-            self.checks.iter().filter(|c| c.judge == "sequential" || c.judge == "quantile").map(|c| c.message.as_str()).collect();
-        if parts.is_empty() { "no comparison was configured".into() } else { parts.join("; ") }
+    /// The evidence of the given judges' checks in a line.
+    fn summary(&self, judges: &[&str]) -> String {
+        let parts: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| judges.contains(&c.judge.as_str()))
+            .map(|c| {
+                if c.judge == "sequential" || c.judge == "quantile" {
+                    c.message.clone()
+                } else {
+                    format!("{} ({}): {}", c.metric, c.judge, c.message)
+                }
+            })
+            .collect();
+        if parts.is_empty() { "none is configured".into() } else { parts.join("; ") }
     }
 }
 

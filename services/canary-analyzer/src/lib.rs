@@ -23,8 +23,14 @@ pub mod prometheus;
 /// The event source and stream name.
 pub const SOURCE: &str = "canary-analyzer";
 
-/// Where the analyzer queries Prometheus, e.g. `http://127.0.0.1:9090`.
-pub const PROMETHEUS_URL: &str = "PAVED_PROMETHEUS_URL";
+/// The analyzer's own settings (`PAVED_PROMETHEUS_URL`, or
+/// `prometheus_url` in its config file).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Options {
+    /// Where metrics of kind `prometheus` are queried, e.g.
+    /// `http://127.0.0.1:9090`; without it they are inconclusive.
+    pub prometheus_url: Option<String>,
+}
 
 use async_trait::async_trait;
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
@@ -43,11 +49,12 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
     const GRPC_NAME: &'static str = "paved.canary_analyzer.v1.CanaryAnalyzerService";
     const PORT: u16 = 7403;
     type Migrator = migration::Migrator;
+    type Options = Options;
     const PUBLISHES: bool = true;
 
-    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay) -> (paved_service::Mount, Arc<dyn Handler>) {
-        let prometheus = std::env::var(PROMETHEUS_URL)
-            .ok()
+    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay, options: Options) -> (paved_service::Mount, Arc<dyn Handler>) {
+        let prometheus = options
+            .prometheus_url
             .filter(|u| !u.is_empty())
             .map(|url| prometheus::Prometheus::new(&url, std::time::Duration::from_secs(5)));
         let api = api::server(db.clone(), relay, prometheus);

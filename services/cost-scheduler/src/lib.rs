@@ -28,8 +28,13 @@ impl paved_service::ConsumerService for CostScheduler {
     const GRPC_NAME: &'static str = "paved.cost_scheduler.v1.CostSchedulerService";
     const PORT: u16 = 7404;
     type Migrator = migration::Migrator;
+    type Options = paved_service::NoOptions;
 
-    fn parts(db: DatabaseConnection, _relay: paved_stream::outbox::Relay) -> (paved_service::Mount, Arc<dyn Handler>) {
+    fn parts(
+        db: DatabaseConnection,
+        _relay: paved_stream::outbox::Relay,
+        _options: paved_service::NoOptions,
+    ) -> (paved_service::Mount, Arc<dyn Handler>) {
         let api = api::server(db.clone());
         (Box::new(move |r| r.add_service(api)), Arc::new(UsageRecorder { db }))
     }
