@@ -6,6 +6,7 @@ use paved::up::{Platform, UpOptions};
 use paved_canary_analyzer::prometheus::{Prometheus, ProviderError};
 use paved_integration_tests::{Load, eventually, paved, text, up_options};
 use std::{
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, SystemTime},
 };
@@ -155,5 +156,23 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     // All 0 on both sides, or a difference within the allowed change.
     let passed = ["every value is 0 on both sides", "no difference beyond the allowed change"];
     assert!(stderr.contains("step 1 passed: errors (kayenta): ") && passed.iter().any(|p| stderr.contains(p)), "{stderr}");
+
+    // Every panel of the Grafana dashboards asks Prometheus something it
+    // answers with data, the canary verdicts included.
+    let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
+    for file in std::fs::read_dir(&dashboards).expect("dashboards").flatten() {
+        let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(file.path()).expect("read")).expect("a JSON dashboard");
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr").replace("$workload", "dev/shop");
+                let title = panel["title"].as_str().unwrap_or_default();
+                eventually(&format!("data for {title:?}"), Duration::from_secs(20), || async {
+                    let end = SystemTime::now();
+                    provider.query_range(&expr, "", end - Duration::from_secs(120), end, Duration::from_secs(1)).await.ok()
+                })
+                .await;
+            }
+        }
+    }
     platform.stop().await.expect("stop");
 }

@@ -17,8 +17,8 @@
 //!       max_change: 0.5          # allowed relative change against the baseline
 //!       critical: true           # a failure fails the step whatever the rest
 //!       judges: [sequential, slo] # any of sequential, kayenta, slo; default
-//!                                # sequential + slo (prometheus: kayenta,
-//!                                # and slo when it has one)
+//!                                # sequential (prometheus: kayenta), and
+//!                                # slo when the metric has one
 //!     p99:
 //!       kind: latency
 //!       quantile: 0.99
@@ -291,20 +291,20 @@ impl RawMetric {
                 j.dedup();
                 j
             }
-            None if matches!(self.kind, Kind::Prometheus) => {
-                if slo.is_some() {
-                    vec![Judge::Kayenta, Judge::Slo]
-                } else {
-                    vec![Judge::Kayenta]
-                }
+            // The SLO guard wherever there is an SLO to guard.
+            None => {
+                let first = if matches!(self.kind, Kind::Prometheus) { Judge::Kayenta } else { Judge::Sequential };
+                if slo.is_some() { vec![first, Judge::Slo] } else { vec![first] }
             }
-            None => vec![Judge::Sequential, Judge::Slo],
         };
         if matches!(self.kind, Kind::Prometheus) && judges.contains(&Judge::Sequential) {
             return Err(at("judges", "the sequential judge counts requests: use it on error-rate and latency metrics".into()));
         }
-        if judges.contains(&Judge::Slo) && slo.is_none() && matches!(self.kind, Kind::Prometheus) {
-            return Err(at("judges", "the slo judge needs an `slo` on a prometheus metric".into()));
+        if judges.contains(&Judge::Slo) && slo.is_none() {
+            return Err(at("judges", "the slo judge needs an `slo` on the metric".into()));
+        }
+        if slo.is_some() && self.direction == Some(Direction::Either) {
+            return Err(at("slo", "an SLO is a limit on one side: give the metric direction increase or decrease".into()));
         }
         Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples, judges })
     }

@@ -146,7 +146,7 @@ analysis:
     queue:
       kind: prometheus
       query: sum(queue_depth{revision=\"$REVISION\"})
-      direction: either
+      direction: decrease
       slo: 120.5
       weight: 3
       min_samples: 10
@@ -172,7 +172,7 @@ fn analysis_parses_with_its_defaults() {
     assert_eq!(queue.source, Source::Prometheus { query: "sum(queue_depth{revision=\"$REVISION\"})".into() });
     assert_eq!(
         (&queue.slo, queue.direction, queue.weight, queue.min_samples),
-        (&Some(Slo::ValueMicros(120_500_000)), Direction::Either, 3, 10)
+        (&Some(Slo::ValueMicros(120_500_000)), Direction::Decrease, 3, 10)
     );
     assert_ne!(spec.digest(), parse("name: hello\ncommand: [hello]\n", "p").expect("valid").digest(), "the analysis is part of the spec");
 

@@ -33,6 +33,23 @@ pub struct Api {
     prometheus: Option<Prometheus>,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct VerdictLabels {
+    /// `<environment>/<name>`, as the proxy's metrics label workloads.
+    workload: String,
+    verdict: String,
+}
+
+/// `paved_canary_judgements_total{workload,verdict}`: every look judged,
+/// for the rollouts dashboard.
+static JUDGEMENTS: std::sync::LazyLock<
+    prometheus_client::metrics::family::Family<VerdictLabels, prometheus_client::metrics::counter::Counter>,
+> = std::sync::LazyLock::new(|| {
+    let family = prometheus_client::metrics::family::Family::default();
+    paved_telemetry::register("canary_judgements", "Looks at rollout steps judged by the canary analyzer, by verdict", family.clone());
+    family
+});
+
 fn database(e: DbErr) -> Status {
     status::unavailable("DATABASE", format!("decision records unavailable: {e}"))
 }
@@ -41,10 +58,15 @@ fn invalid(field: &str, message: String) -> Status {
     status::invalid_argument("INVALID_ARGUMENT", message.clone(), [(field.to_string(), message)])
 }
 
-fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<Analysis, Status> {
-    paved_spec::parse(spec_yaml, spec_path)
-        .map(|s| s.analysis())
-        .map_err(|e| status::invalid_argument("INVALID_SPEC", e.to_string(), [e.violation("spec_yaml")]))
+/// A spec's analysis, and how many times a rollout of it may decide on a
+/// step (steps × (1 + extensions)).
+fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<(Analysis, u32), Status> {
+    let spec = paved_spec::parse(spec_yaml, spec_path)
+        .map_err(|e| status::invalid_argument("INVALID_SPEC", e.to_string(), [e.violation("spec_yaml")]))?;
+    let analysis = spec.analysis();
+    let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
+    let decisions = steps.saturating_mul(analysis.max_extensions.saturating_add(1));
+    Ok((analysis, decisions))
 }
 
 impl Api {
@@ -54,6 +76,11 @@ impl Api {
         let mut fetched = Fetched::new();
         for (name, metric) in &analysis.metrics {
             let Source::Prometheus { query } = &metric.source else { continue };
+            // Kayenta judges a step's values once, at its end; only an SLO
+            // is watched at every look.
+            if !req.interval_over && !metric.judges.contains(&paved_spec::Judge::Slo) {
+                continue;
+            }
             let Some(prometheus) = &self.prometheus else {
                 fetched.insert(
                     name.clone(),
@@ -119,9 +146,14 @@ impl Api {
         paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await?;
         txn.commit().await?;
         self.relay.wake();
+        let verdict = d.verdict().as_str_name().trim_start_matches("VERDICT_").to_lowercase();
+        JUDGEMENTS.get_or_create(&VerdictLabels { workload: format!("{}/{}", r.environment, r.workload), verdict }).inc();
         Ok(true)
     }
 }
+
+/// More requests than a look can hold: a million a second for a day.
+const MAX_REQUESTS: u64 = 86_400_000_000;
 
 fn validate(req: &JudgeLookRequest) -> Result<(), Status> {
     if req.rollout_id.is_empty() {
@@ -130,20 +162,39 @@ fn validate(req: &JudgeLookRequest) -> Result<(), Status> {
     if req.look == 0 {
         return Err(invalid("look", "look is 1-based: the first look of a rollout is 1".into()));
     }
-    if req.weight > 100 || req.baseline_weight > 100 {
-        return Err(invalid("weight", format!("weights are percentages: got {} and {}", req.weight, req.baseline_weight)));
+    if req.weight.saturating_add(req.baseline_weight) > 100 {
+        return Err(invalid(
+            "weight",
+            format!("canary and baseline shares add up to more than 100%: {} and {}", req.weight, req.baseline_weight),
+        ));
     }
     if req.canary.is_none() {
         return Err(invalid("canary", "the canary's request counts are required".into()));
     }
     for (field, counts) in [("canary", &req.canary), ("baseline", &req.baseline)] {
         if let Some(c) = counts {
+            if c.requests > MAX_REQUESTS {
+                return Err(invalid(&format!("{field}.requests"), format!("{} requests in one look; at most {MAX_REQUESTS}", c.requests)));
+            }
             if c.errors > c.requests {
                 return Err(invalid(&format!("{field}.errors"), format!("{} errors out of {} requests", c.errors, c.requests)));
             }
             if c.latency.len() > paved_judge::histogram::BUCKETS {
                 return Err(invalid(&format!("{field}.latency"), format!("at most {} buckets", paved_judge::histogram::BUCKETS)));
             }
+            let timed = c.latency.iter().try_fold(0u64, |sum, n| sum.checked_add(*n));
+            if timed.is_none_or(|n| n > c.requests) {
+                return Err(invalid(
+                    &format!("{field}.latency"),
+                    format!("the latency histogram counts more than the {} requests", c.requests),
+                ));
+            }
+        }
+    }
+    // Seconds within ±3,000 years: milliseconds fit an i64 with room.
+    for (field, t) in [("start_time", &req.start_time), ("end_time", &req.end_time), ("step_start_time", &req.step_start_time)] {
+        if t.as_ref().is_some_and(|t| t.seconds.unsigned_abs() > 100_000_000_000) {
+            return Err(invalid(field, "a time outside the years ±3000".into()));
         }
     }
     if judgement::millis(req.end_time.as_ref()) < judgement::millis(req.start_time.as_ref()) {
@@ -190,18 +241,25 @@ impl CanaryAnalyzerService for Api {
     async fn judge_look(&self, request: Request<JudgeLookRequest>) -> Result<Response<JudgeLookResponse>, Status> {
         let req = request.into_inner();
         validate(&req)?;
-        let analysis = analysis_of(&req.spec_yaml, &req.spec_path)?;
+        let (analysis, decisions) = analysis_of(&req.spec_yaml, &req.spec_path)?;
         let earlier = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
         if let Some(done) = earlier.iter().find(|l| l.request.look == req.look) {
             return Ok(Response::new(JudgeLookResponse { decision: Some(done.decision.clone()) }));
         }
-        if let Some(last) = earlier.last().filter(|l| l.request.look > req.look) {
-            return Err(invalid("look", format!("look {} comes before look {}, judged already", req.look, last.request.look)));
+        if let Some(last) = earlier.last() {
+            if last.request.look > req.look {
+                return Err(invalid("look", format!("look {} comes before look {}, judged already", req.look, last.request.look)));
+            }
+            // Counted once: a look may not cover time an earlier one did.
+            let (start, end) = (judgement::millis(req.start_time.as_ref()), judgement::millis(last.request.end_time.as_ref()));
+            if start < end {
+                return Err(invalid("start_time", format!("look {} starts before look {} ended", req.look, last.request.look)));
+            }
         }
         let fetched = self.fetch(&analysis, &req).await;
         let mut requests: Vec<JudgeLookRequest> = earlier.into_iter().map(|l| l.request).collect();
         requests.push(req);
-        let decision = judgement::judge(&analysis, &requests, &fetched);
+        let decision = judgement::judge(&analysis, &requests, &fetched, decisions);
         let request = requests.pop().unwrap_or_default();
         let look = Stored { request, fetched, decision };
         if !self.record(&look).await.map_err(database)? {
@@ -247,13 +305,54 @@ impl CanaryAnalyzerService for Api {
         let requests: Vec<JudgeLookRequest> = stored.iter().map(|l| l.request.clone()).collect();
         let mut decisions: Vec<Decision> = Vec::with_capacity(stored.len());
         for (i, look) in stored.iter().enumerate() {
-            let analysis = match &replacement {
+            let (analysis, points) = match &replacement {
                 Some(a) => a.clone(),
                 None => analysis_of(&look.request.spec_yaml, &look.request.spec_path)?,
             };
-            decisions.push(judgement::judge(&analysis, &requests[..=i], &look.fetched));
+            decisions.push(judgement::judge(&analysis, &requests[..=i], &look.fetched, points));
         }
         let first_failure = decisions.iter().find(|d| d.verdict() == Verdict::Fail).map_or(0, |d| d.look);
         Ok(Response::new(ReplayRolloutResponse { decisions, first_failure }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paved_proto::canary_analyzer::v1::RequestCounts;
+
+    fn field_of(status: &Status) -> String {
+        let details = tonic_types::StatusExt::get_details_bad_request(status).expect("field violations");
+        details.field_violations[0].field.clone()
+    }
+
+    #[test]
+    fn impossible_looks_are_refused_with_the_field() {
+        let good = JudgeLookRequest {
+            rollout_id: "r".into(),
+            look: 1,
+            weight: 20,
+            baseline_weight: 20,
+            canary: Some(RequestCounts { requests: 10, errors: 1, latency: vec![10] }),
+            ..JudgeLookRequest::default()
+        };
+        assert!(validate(&good).is_ok());
+        type Spoil = fn(&mut JudgeLookRequest);
+        let cases: [(&str, Spoil); 8] = [
+            ("rollout_id", |r| r.rollout_id.clear()),
+            ("look", |r| r.look = 0),
+            ("weight", |r| r.baseline_weight = 90),
+            ("canary", |r| r.canary = None),
+            ("canary.errors", |r| r.canary = Some(RequestCounts { requests: 1, errors: 2, latency: vec![] })),
+            ("canary.requests", |r| r.canary = Some(RequestCounts { requests: u64::MAX, errors: 0, latency: vec![] })),
+            ("canary.latency", |r| r.canary = Some(RequestCounts { requests: 1, errors: 0, latency: vec![u64::MAX, 2] })),
+            ("end_time", |r| r.end_time = Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 })),
+        ];
+        for (field, spoil) in cases {
+            let mut bad = good.clone();
+            spoil(&mut bad);
+            let status = validate(&bad).expect_err(field);
+            assert_eq!((status.code(), field_of(&status)), (tonic::Code::InvalidArgument, field.to_string()), "{}", status.message());
+        }
     }
 }

@@ -36,11 +36,16 @@ pub type Fetched = BTreeMap<String, Result<(Vec<f64>, Vec<f64>), String>>;
 const CONFIDENCE: f64 = 0.98;
 
 /// Judges the last of `looks` (all of the rollout's, in order).
-pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched) -> Decision {
+/// `decisions`: how many times a rollout with this analysis may decide
+/// whether a step passes (steps × (1 + extensions)); the proof that the
+/// canary keeps its SLO, a fixed-sample test, shares α among them.
+pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched, decisions: u32) -> Decision {
     let Some(now) = looks.last() else { return Decision { reason: "no look to judge".into(), ..Decision::default() } };
     let step: Vec<&JudgeLookRequest> = looks.iter().filter(|l| l.step == now.step && l.step_start_time == now.step_start_time).collect();
     let (canary, baseline) = (sum(step.iter().map(|l| l.canary.as_ref())), sum(step.iter().map(|l| l.baseline.as_ref())));
-    let compared = now.baseline_weight > 0 && !now.baseline_revision_id.is_empty();
+    // No baseline by design: a first revision, or a step of all traffic. A
+    // baseline that should be there but took no traffic is not this case.
+    let compared = !now.baseline_revision_id.is_empty() && now.weight < 100;
     let alpha = f64::from(analysis.alpha_ppm) / 1e6;
     let mut j = Judgement { checks: Vec::new(), failures: Vec::new(), missing: Vec::new(), tests: Vec::new(), burns: Vec::new() };
     let mut kayenta_results: Vec<(kayenta::MetricResult, kayenta::MetricConfig, u32)> = Vec::new();
@@ -53,7 +58,7 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched)
                 }
                 let bad = BadEvents::of(&metric.source, looks, compared, max_change);
                 if metric.judges.contains(&Judge::Sequential) && compared {
-                    let kept = slo_kept(metric, looks, alpha);
+                    let kept = slo_kept(metric, looks, alpha / f64::from(decisions.max(1)));
                     j.sequential(name, &bad, metric, max_change, kept);
                 }
                 if metric.judges.contains(&Judge::Slo) {
@@ -423,7 +428,7 @@ impl BadEvents {
             Source::Latency { quantile_ppm } => {
                 let q = f64::from(*quantile_ppm) / 1e6;
                 let mut before: Vec<u64> = Vec::new();
-                for l in looks.iter().filter(|l| compared && l.baseline_weight > 0) {
+                for l in looks.iter().filter(|_| compared) {
                     let (c, b) = sides(l);
                     // The threshold comes from earlier looks only.
                     if let Some(threshold) = histogram::quantile(&before, q) {
@@ -440,7 +445,7 @@ impl BadEvents {
                 Self { kind, test, tolerated: latency_tolerance(&before, q, max_change) }
             }
             _ => {
-                for l in looks.iter().filter(|l| compared && l.baseline_weight > 0) {
+                for l in looks.iter().filter(|_| compared) {
                     let (c, b) = sides(l);
                     test.observe(Counts {
                         canary_requests: c.requests,
@@ -555,7 +560,7 @@ mod tests {
         JudgeLookRequest {
             rollout_id: "r".into(),
             baseline_revision_id: "stable".into(),
-            look: i,
+            look: u64::from(i),
             weight: 20,
             baseline_weight: 20,
             start_time: Some(timestamp_from_millis(i64::from(i - 1) * 1000)),
@@ -574,7 +579,7 @@ mod tests {
     }
 
     fn run(analysis: &Analysis, looks: &[JudgeLookRequest]) -> Decision {
-        judge(analysis, looks, &Fetched::new())
+        judge(analysis, looks, &Fetched::new(), 1)
     }
 
     #[test]
@@ -629,6 +634,10 @@ mod tests {
         let no_baseline = [look(1, counts(500, 0, 1.0), counts(0, 0, 1.0), true)];
         let d = run(&analysis(""), &no_baseline);
         assert_eq!(d.verdict(), Verdict::Inconclusive, "{}", d.reason);
+        // A baseline that is not ready (no share of traffic) below 100%: no pass.
+        let mut unready = no_baseline[0].clone();
+        unready.baseline_weight = 0;
+        assert_eq!(run(&analysis(""), &[unready]).verdict(), Verdict::Inconclusive);
         // At 100% there is no baseline by design: the SLO guards alone.
         let mut full = no_baseline[0].clone();
         (full.weight, full.baseline_weight) = (100, 0);
@@ -639,15 +648,15 @@ mod tests {
         let prom = analysis("analysis:\n  metrics:\n    queue:\n      kind: prometheus\n      query: q\n");
         let looks = [look(1, counts(500, 0, 1.0), counts(500, 0, 1.0), true)];
         let down = Fetched::from([("queue".to_string(), Err("Prometheus at http://127.0.0.1:1 is unreachable: refused".to_string()))]);
-        let d = judge(&prom, &looks, &down);
+        let d = judge(&prom, &looks, &down, 1);
         assert_eq!(d.verdict(), Verdict::Inconclusive, "{}", d.reason);
         assert!(d.reason.starts_with("queue: Prometheus at http://127.0.0.1:1 is unreachable"), "{}", d.reason);
         // Values that differ: the Kayenta judge fails the step.
         let up =
             Fetched::from([("queue".to_string(), Ok(((0..30).map(|v| 100.0 + f64::from(v)).collect(), (0..30).map(f64::from).collect())))]);
-        let d = judge(&prom, &looks, &up);
+        let d = judge(&prom, &looks, &up, 1);
         assert_eq!(d.verdict(), Verdict::Fail, "{}", d.reason);
         let same = Fetched::from([("queue".to_string(), Ok(((0..30).map(f64::from).collect(), (0..30).map(f64::from).collect())))]);
-        assert_eq!(judge(&prom, &looks, &same).verdict(), Verdict::Pass);
+        assert_eq!(judge(&prom, &looks, &same, 1).verdict(), Verdict::Pass);
     }
 }

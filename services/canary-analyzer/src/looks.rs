@@ -23,7 +23,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbE
         .columns(["rollout_id", "look", "request", "fetched", "decision", "verdict", "create_time_ms"].map(Alias::new))
         .values_panic([
             look.request.rollout_id.clone().into(),
-            i64::from(look.request.look).into(),
+            i64::try_from(look.request.look).unwrap_or(i64::MAX).into(),
             look.request.encode_to_vec().into(),
             encode_fetched(&look.fetched).into(),
             look.decision.encode_to_vec().into(),
@@ -36,7 +36,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbE
 }
 
 /// The rollout's looks in order; up to `look` when given.
-pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, upto: Option<u32>) -> Result<Vec<Stored>, DbErr> {
+pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, upto: Option<u64>) -> Result<Vec<Stored>, DbErr> {
     let mut query = Query::select()
         .columns(["request", "fetched", "decision"].map(Alias::new))
         .from(Alias::new("looks"))
@@ -44,7 +44,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, upto: Option<u32
         .order_by(Alias::new("look"), Order::Asc)
         .to_owned();
     if let Some(look) = upto {
-        query.and_where(Expr::col(Alias::new("look")).lte(i64::from(look)));
+        query.and_where(Expr::col(Alias::new("look")).lte(i64::try_from(look).unwrap_or(i64::MAX)));
     }
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| DbErr::Custom(format!("look record of rollout {rollout_id}: corrupt {what}: {e}"));

@@ -844,7 +844,8 @@ impl Provisioner {
                 // The baseline's share comes out of the stable revision's,
                 // once it has instances (at more than half, what is left).
                 let baseline = baseline_key(stable);
-                let same = if r.stage == model::Stage::Step && backends.contains_key(&baseline) { canary.min(100 - canary) } else { 0 };
+                let ready = backends.get(&baseline).is_some_and(|addrs| !addrs.is_empty());
+                let same = if r.stage == model::Stage::Step && ready { canary.min(100 - canary) } else { 0 };
                 shares.push((stable.to_string(), 100 - canary - same));
                 shares.push((r.revision_id.clone(), canary));
                 if same > 0 {

@@ -151,7 +151,8 @@ impl Provisioner {
         while rollouts.iter().any(|r| lock(&self.inner.drivers).contains(r)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for revision in revisions {
+        // With each revision, the baseline a rollout may run of it.
+        for revision in revisions.iter().flat_map(|r| [r.clone(), crate::baseline_key(r)]) {
             self.inner.runtime.stop(&revision).await;
             lock(&self.inner.backends).remove(&revision);
         }

@@ -63,11 +63,15 @@ struct Window {
     last_look_ms: i64,
     /// Intervals added for want of evidence.
     extensions: u32,
+    /// A look sent but not answered, with the counters it ends at: sent
+    /// again as it was (same number, same counts), so that a look the
+    /// analyzer stored before its answer was lost is not counted twice.
+    pending: Option<(JudgeLookRequest, (Traffic, Traffic))>,
 }
 
 impl Window {
     fn open(step: u32, step_start_ms: i64, (canary, baseline): (Traffic, Traffic)) -> Self {
-        Self { step, step_start_ms, canary, baseline, last_look_ms: step_start_ms, extensions: 0 }
+        Self { step, step_start_ms, canary, baseline, last_look_ms: step_start_ms, extensions: 0, pending: None }
     }
 }
 
@@ -301,24 +305,40 @@ impl Provisioner {
         }
         let (verdict, reason) = match &self.inner.analyzer {
             Some(analyzer) => {
-                let request = self.look_request(r, revision, w, &counters, now, interval_over);
-                match analyzer.clone().judge_look(request).await {
+                let (request, ends_at) = match w.pending.take() {
+                    Some(pending) => pending,
+                    None => (self.look_request(r, revision, w, &counters, now, interval_over), counters),
+                };
+                match analyzer.clone().judge_look(request.clone()).await {
                     Ok(response) => {
                         let decision = response.into_inner().decision.unwrap_or_default();
-                        (w.canary, w.baseline, w.last_look_ms) = (counters.0, counters.1, now);
-                        (decision.verdict(), decision.reason)
+                        let end = request.end_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
+                        (w.canary, w.baseline, w.last_look_ms) = (ends_at.0, ends_at.1, end);
+                        match decision.verdict() {
+                            // A look sent before the interval ended: the
+                            // closing look follows at once.
+                            Verdict::Continue if !request.interval_over => return Ok(Next::Again),
+                            Verdict::Continue | Verdict::Unspecified => {
+                                (Verdict::Inconclusive, format!("the canary analyzer did not decide: {}", decision.reason))
+                            }
+                            verdict => (verdict, decision.reason),
+                        }
                     }
-                    // The counts stay with the next look; a step cannot
-                    // pass without a judgement.
-                    Err(e) if interval_over => (Verdict::Inconclusive, format!("the canary analyzer did not judge: {}", e.message())),
                     Err(e) => {
-                        tracing::warn!(rollout = %r.id, error = %e.message(), "canary analyzer unavailable; looking again later");
-                        w.last_look_ms = now;
-                        return Ok(Next::Again);
+                        w.pending = Some((request, ends_at));
+                        if !interval_over {
+                            tracing::warn!(rollout = %r.id, error = %e.message(), "canary analyzer unavailable; looking again later");
+                            return Ok(Next::Wait(Some(tokio::time::Instant::now() + look_every(policy.interval))));
+                        }
+                        // A step cannot pass without a judgement.
+                        (Verdict::Inconclusive, format!("the canary analyzer did not judge: {}", e.message()))
                     }
                 }
             }
-            None if !interval_over => (Verdict::Continue, String::new()),
+            None if !interval_over => {
+                let wait = Duration::from_millis(u64::try_from(due - now).unwrap_or(0));
+                return Ok(Next::Wait(Some(tokio::time::Instant::now() + wait)));
+            }
             None => match gate(&counters.0.since(&w.canary), policy) {
                 Ok(summary) => (Verdict::Pass, summary),
                 Err(why) => (Verdict::Fail, why),
@@ -387,7 +407,7 @@ impl Provisioner {
             baseline_instance: instance,
             // Milliseconds since the rollout began: increasing, and the
             // same for a retry of this look.
-            look: u32::try_from(now - r.create_time_ms).unwrap_or(u32::MAX).max(1),
+            look: u64::try_from(now - r.create_time_ms).unwrap_or(0).max(1),
             step: r.step,
             weight: r.weight,
             baseline_weight,
