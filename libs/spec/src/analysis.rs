@@ -30,6 +30,10 @@
 //!       direction: increase      # increase | decrease | either: which way harms
 //!       max_change: 0.2
 //!       weight: 2                # its share of the score
+//!       group: saturation        # Kayenta metric group (default: its own);
+//!                                # a group weighs its metrics' weights
+//!       nan: 0                   # a value that is not a number counts as 0
+//!                                # (default `remove`: dropped)
 //!       min_samples: 20          # fewer values: no data (never a pass)
 //! ```
 //!
@@ -70,6 +74,14 @@ pub struct Metric {
     pub weight: u32,
     pub min_samples: u32,
     pub judges: Vec<Judge>,
+    /// The Kayenta judge's metric group; a group's weight is the sum of
+    /// its metrics' weights. None: the metric is a group of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Values that are not numbers (a failed scrape, 0/0) count as this
+    /// value, in millionths; None: they are dropped (Kayenta's NaN strategy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nan_micros: Option<i64>,
 }
 
 /// The judges a metric is judged by; they combine (any failure fails).
@@ -141,6 +153,8 @@ fn default_metrics(rollout: &RolloutPolicy) -> BTreeMap<String, Metric> {
         weight: 1,
         min_samples: 50,
         judges: vec![Judge::Sequential, Judge::Slo],
+        group: None,
+        nan_micros: None,
     };
     let p99 = u64::try_from(rollout.max_p99_latency.as_millis()).unwrap_or(u64::MAX);
     BTreeMap::from([
@@ -174,6 +188,16 @@ struct RawMetric {
     weight: Option<u32>,
     min_samples: Option<u32>,
     judges: Option<Vec<Judge>>,
+    group: Option<crate::types::Name>,
+    nan: Option<Nan>,
+}
+
+/// `nan: remove` (the default) or `nan: <number>`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Nan {
+    Value(f64),
+    Word(String),
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -306,7 +330,14 @@ impl RawMetric {
         if slo.is_some() && self.direction == Some(Direction::Either) {
             return Err(at("slo", "an SLO is a limit on one side: give the metric direction increase or decrease".into()));
         }
-        Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples, judges })
+        let nan_micros = match self.nan {
+            None => None,
+            Some(Nan::Word(w)) if w == "remove" => None,
+            Some(Nan::Value(v)) if v.is_finite() => Some((v * 1e6).round() as i64),
+            Some(_) => return Err(at("nan", "nan is `remove` or the number a value that is not one counts as, e.g. 0".into())),
+        };
+        let group = self.group.map(|g| g.0);
+        Ok(Metric { source, direction, slo, max_change_ppm, critical: self.critical, weight, min_samples, judges, group, nan_micros })
     }
 }
 

@@ -150,6 +150,8 @@ analysis:
       slo: 120.5
       weight: 3
       min_samples: 10
+      group: saturation
+      nan: 0
 ";
 
 #[test]
@@ -187,6 +189,10 @@ fn analysis_parses_with_its_defaults() {
     assert_eq!((d.max_extensions, d.require_traffic), (3, false));
     assert_eq!(d.metrics["errors"].judges, [Judge::Sequential, Judge::Slo]);
     assert_eq!(queue.judges, [Judge::Kayenta, Judge::Slo], "a prometheus metric with an SLO");
+    assert_eq!((queue.group.as_deref(), queue.nan_micros), (Some("saturation"), Some(0)));
+    assert_eq!((a.metrics["errors"].group.as_deref(), a.metrics["errors"].nan_micros), (None, None), "defaults: own group, NaN dropped");
+    let e = err(&ANALYSED.replace("      nan: 0\n", "      nan: never\n"));
+    assert!(e.message.starts_with("nan is `remove` or the number") && e.field == "analysis.metrics.queue.nan", "{e}");
 }
 
 #[test]

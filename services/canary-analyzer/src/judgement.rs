@@ -373,7 +373,14 @@ impl Judgement {
             return outcome;
         }
         let pairs: Vec<(kayenta::MetricResult, &kayenta::MetricConfig)> = judged.iter().map(|(r, c, _)| (r.clone(), c)).collect();
-        let weights: Vec<(String, f64)> = judged.iter().map(|(_, c, w)| (c.group.clone(), f64::from(*w))).collect();
+        // A group weighs what its metrics weigh together.
+        let mut weights: Vec<(String, f64)> = Vec::new();
+        for (_, c, w) in &judged {
+            match weights.iter_mut().find(|(g, _)| *g == c.group) {
+                Some((_, sum)) => *sum += f64::from(*w),
+                None => weights.push((c.group.clone(), f64::from(*w))),
+            }
+        }
         let thresholds = kayenta::Thresholds { pass: f64::from(analysis.pass_score), marginal: f64::from(analysis.marginal_score) };
         let score = kayenta::score(&pairs, &weights, thresholds);
         let line = format!("Kayenta score {:.0} (pass ≥ {}, marginal ≥ {})", score.score, analysis.pass_score, analysis.marginal_score);
@@ -507,10 +514,12 @@ fn kayenta_config(name: &str, metric: &Metric) -> kayenta::MetricConfig {
         Direction::Decrease => kayenta::Direction::Decrease,
         Direction::Either => kayenta::Direction::Either,
     };
+    let nan = metric.nan_micros.map_or(paved_judge::NanStrategy::Remove, |v| paved_judge::NanStrategy::Replace(v as f64 / 1e6));
     kayenta::MetricConfig {
         critical: metric.critical,
         allowed_change: f64::from(metric.max_change_ppm) / 1e6,
-        ..kayenta::MetricConfig::new(name, name, direction)
+        nan,
+        ..kayenta::MetricConfig::new(name, metric.group.as_deref().unwrap_or(name), direction)
     }
 }
 
@@ -658,5 +667,30 @@ mod tests {
         assert_eq!(d.verdict(), Verdict::Fail, "{}", d.reason);
         let same = Fetched::from([("queue".to_string(), Ok(((0..30).map(f64::from).collect(), (0..30).map(f64::from).collect())))]);
         assert_eq!(judge(&prom, &looks, &same, 1).verdict(), Verdict::Pass);
+    }
+
+    #[test]
+    fn kayenta_groups_weigh_their_metrics_together() {
+        let metric = |group: &str, weight: u32| format!("kind: prometheus\n      query: q\n      group: {group}\n      weight: {weight}\n");
+        let spec = format!(
+            "analysis:\n  metrics:\n    a:\n      {}    b:\n      {}    c:\n      {}",
+            metric("g", 1),
+            metric("g", 1),
+            metric("h", 2)
+        );
+        let a = analysis(&spec);
+        let looks = [look(1, counts(500, 0, 1.0), counts(500, 0, 1.0), true)];
+        let flat: Vec<f64> = (0..30).map(f64::from).collect();
+        let high: Vec<f64> = (0..30).map(|v| 100.0 + f64::from(v)).collect();
+        // One of g's two metrics fails: g scores 50% at weight 2, h 100% at
+        // weight 2: 75, marginal (pass 95, marginal 75): not a pass.
+        let fetched = Fetched::from([
+            ("a".to_string(), Ok((high, flat.clone()))),
+            ("b".to_string(), Ok((flat.clone(), flat.clone()))),
+            ("c".to_string(), Ok((flat.clone(), flat))),
+        ]);
+        let d = judge(&a, &looks, &fetched, 1);
+        assert_eq!(d.verdict(), Verdict::Inconclusive, "{}", d.reason);
+        assert!(d.reason.starts_with("Kayenta score 75 "), "{}", d.reason);
     }
 }
