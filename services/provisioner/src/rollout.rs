@@ -111,8 +111,8 @@ impl Provisioner {
             // Anything recorded from here on wakes the wait below.
             changes.borrow_and_update();
             let pass = async {
-                let _turn = self.inner.driving.acquire().await;
-                self.advance_rollout(id, &mut window).await
+                let turn = self.inner.driving.acquire().await.ok();
+                self.advance_rollout(id, &mut window, turn).await
             };
             let next = tokio::select! {
                 next = pass => next,
@@ -147,7 +147,14 @@ impl Provisioner {
     }
 
     /// One pass: reads the rollout and acts on its committed stage.
-    async fn advance_rollout(&self, id: &str, window: &mut Option<Window>) -> Result<Next, DbErr> {
+    /// `turn`: this driver's turn to advance (see [`crate::DRIVING`]),
+    /// given back while it waits on the analyzer.
+    async fn advance_rollout(
+        &self,
+        id: &str,
+        window: &mut Option<Window>,
+        turn: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Result<Next, DbErr> {
         let db = &self.inner.db;
         let Some(r) = store::get_rollout(db, id).await? else { return Ok(Next::Done) };
         if !r.state.is_active() {
@@ -201,7 +208,7 @@ impl Provisioner {
                 // Read again rather than from `r`: an abort or a newer apply
                 // may have committed since this pass began.
                 self.route(&r.workload_id).await?;
-                self.hold_step(&r, &revision, &spec, window).await
+                self.hold_step(&r, &revision, &spec, window, turn).await
             }
             Stage::Promote => self.promote(&r, None).await,
             Stage::Done => Ok(Next::Done),
@@ -268,6 +275,7 @@ impl Provisioner {
         revision: &Revision,
         spec: &paved_spec::WorkloadSpec,
         window: &mut Option<Window>,
+        turn: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<Next, DbErr> {
         let now = now_ms();
         let policy = &spec.rollout;
@@ -309,7 +317,12 @@ impl Provisioner {
                     Some(pending) => pending,
                     None => (self.look_request(r, revision, w, &counters, now, interval_over), counters),
                 };
-                match analyzer.clone().judge_look(request.clone()).await {
+                // Judging can take seconds (Prometheus queries): other
+                // rollouts advance meanwhile.
+                drop(turn);
+                let answer = analyzer.clone().judge_look(request.clone()).await;
+                let _turn = self.inner.driving.acquire().await;
+                match answer {
                     Ok(response) => {
                         let decision = response.into_inner().decision.unwrap_or_default();
                         let end = request.end_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
