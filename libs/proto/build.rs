@@ -5,7 +5,11 @@ use prost::Message;
 use std::{env, fs, io, path::PathBuf};
 
 fn main() -> io::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: cargo
+    // reuses a compiled build script across checkouts that share a target
+    // directory (CI's fresh clones do), and a baked-in path may be gone.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").map_err(io::Error::other)?;
+    let root = PathBuf::from(manifest_dir).join("../../proto");
     let mut files = Vec::new();
     collect(&root, &mut files)?;
     files.sort();
