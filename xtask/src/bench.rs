@@ -24,7 +24,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
@@ -40,11 +40,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "rollback" => crate::pipeline::rollback(&bins(release)?)?,
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             // In-process: measured in an optimised build of this very tool.
-            name @ ("policy" | "canary") if cfg!(debug_assertions) && release => {
+            name @ ("policy" | "canary" | "tokens") if cfg!(debug_assertions) && release => {
                 super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", name]))?
             }
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
+            "tokens" => crate::tokens::run()?,
             other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }
     }

@@ -8,6 +8,7 @@
 mod bench;
 mod canary;
 mod pipeline;
+mod tokens;
 
 use anyhow::{Context, bail};
 use std::{
