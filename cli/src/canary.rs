@@ -13,16 +13,6 @@ fn failed(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}", explain(&s))
 }
 
-fn verdict(d: &Decision) -> &'static str {
-    match d.verdict() {
-        Verdict::Continue => "continue",
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Unspecified => "unknown",
-    }
-}
-
 /// Why a rollout went as it did: per step, its looks and the checks of the
 /// look that decided it.
 pub async fn explain_rollout(channel: Channel, rollout_id: &str) -> anyhow::Result<String> {
@@ -51,7 +41,7 @@ pub fn describe(rollout_id: &str, decisions: &[Decision]) -> String {
         );
         for d in looks.iter().filter(|d| d.verdict() != Verdict::Continue) {
             let at = (millis(d.end_time.as_ref()) - start) as f64 / 1000.0;
-            let _ = writeln!(out, "  at +{at:.1}s: {}: {}", verdict(d), d.reason);
+            let _ = writeln!(out, "  at +{at:.1}s: {}: {}", d.verdict().short_name(), d.reason);
         }
         if last.verdict() == Verdict::Continue {
             let _ = writeln!(out, "  still held: {}", last.reason);
@@ -122,7 +112,7 @@ pub async fn replay(channel: Channel, rollout_id: &str, spec: Option<&Path>) -> 
         .decisions
         .iter()
         .filter(|d| d.verdict() != Verdict::Continue)
-        .map(|d| vec![d.look.to_string(), (d.step + 1).to_string(), verdict(d).to_string(), d.reason.clone()])
+        .map(|d| vec![d.look.to_string(), (d.step + 1).to_string(), d.verdict().short_name().to_string(), d.reason.clone()])
         .collect();
     let mut out = crate::output::table(&["LOOK", "STEP", "VERDICT", "REASON"], &rows);
     let failed = replayed.first_failure != 0;

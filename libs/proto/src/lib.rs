@@ -68,6 +68,20 @@ impl provisioner::v1::RevisionState {
     }
 }
 
+impl canary_analyzer::v1::Verdict {
+    /// The lower-case name users see: `pass`, `fail`, …
+    pub fn short_name(self) -> &'static str {
+        use canary_analyzer::v1::Verdict as V;
+        match self {
+            V::Unspecified => "unspecified",
+            V::Continue => "continue",
+            V::Pass => "pass",
+            V::Fail => "fail",
+            V::Inconclusive => "inconclusive",
+        }
+    }
+}
+
 impl provisioner::v1::RolloutStage {
     pub fn short_name(self) -> &'static str {
         use provisioner::v1::RolloutStage as S;

@@ -115,15 +115,17 @@ impl Api {
         fetched
     }
 
-    /// Stores the look with its decision and event in one transaction;
-    /// false when the look was stored already (a retry raced this one).
-    async fn record(&self, look: &Stored) -> Result<bool, DbErr> {
+    /// Stores the look with its decision and event in one transaction.
+    /// When a retry of the same call stored the look first, its decision
+    /// stands and is returned instead.
+    async fn record(&self, look: &Stored) -> Result<Option<Decision>, DbErr> {
         let txn = self.db.begin().await?;
         if let Err(e) = looks::insert(&txn, look).await {
             // Rolled back first: on SQLite the transaction holds the connection.
             drop(txn);
             let stored = looks::list(&self.db, &look.request.rollout_id, Some(look.request.look)).await?;
-            return if stored.iter().any(|l| l.request.look == look.request.look) { Ok(false) } else { Err(e) };
+            let first = stored.into_iter().find(|l| l.request.look == look.request.look).map(|l| l.decision);
+            return first.map(Some).ok_or(e);
         }
         let (r, d) = (&look.request, &look.decision);
         let kind = if d.verdict() == Verdict::Continue { "judged" } else { "verdict" };
@@ -146,9 +148,9 @@ impl Api {
         paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await?;
         txn.commit().await?;
         self.relay.wake();
-        let verdict = d.verdict().as_str_name().trim_start_matches("VERDICT_").to_lowercase();
+        let verdict = d.verdict().short_name().to_string();
         JUDGEMENTS.get_or_create(&VerdictLabels { workload: format!("{}/{}", r.environment, r.workload), verdict }).inc();
-        Ok(true)
+        Ok(None)
     }
 }
 
@@ -262,11 +264,8 @@ impl CanaryAnalyzerService for Api {
         let decision = judgement::judge(&analysis, &requests, &fetched, decisions);
         let request = requests.pop().unwrap_or_default();
         let look = Stored { request, fetched, decision };
-        if !self.record(&look).await.map_err(database)? {
-            // Judged by a retry of the same call meanwhile: its record stands.
-            let stored = looks::list(&self.db, &look.request.rollout_id, Some(look.request.look)).await.map_err(database)?;
-            let decision = stored.into_iter().find(|l| l.request.look == look.request.look).map(|l| l.decision);
-            return Ok(Response::new(JudgeLookResponse { decision }));
+        if let Some(first) = self.record(&look).await.map_err(database)? {
+            return Ok(Response::new(JudgeLookResponse { decision: Some(first) }));
         }
         if look.decision.verdict() != Verdict::Continue {
             tracing::info!(

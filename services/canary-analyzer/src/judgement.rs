@@ -56,8 +56,8 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched,
                 if canary.requests < u64::from(metric.min_samples) || (compared && baseline.requests < u64::from(metric.min_samples)) {
                     j.missing.push(format!("{name}: fewer than {} requests on a side in this step", metric.min_samples));
                 }
-                let bad = BadEvents::of(&metric.source, looks, compared, max_change);
                 if metric.judges.contains(&Judge::Sequential) && compared {
+                    let bad = BadEvents::of(&metric.source, looks, max_change);
                     let kept = slo_kept(metric, looks, alpha / f64::from(decisions.max(1)));
                     j.sequential(name, &bad, metric, max_change, kept);
                 }
@@ -67,11 +67,8 @@ pub fn judge(analysis: &Analysis, looks: &[JudgeLookRequest], fetched: &Fetched,
                 j.describe(name, &metric.source, &canary, &baseline);
                 if metric.judges.contains(&Judge::Kayenta) && now.interval_over {
                     let (c, b) = per_look(&metric.source, &step);
-                    kayenta_results.push((
-                        kayenta::classify(&kayenta_config(name, metric), &c, &b),
-                        kayenta_config(name, metric),
-                        metric.weight,
-                    ));
+                    let config = kayenta_config(name, metric);
+                    kayenta_results.push((kayenta::classify(&config, &c, &b), config, metric.weight));
                 }
             }
             Source::Prometheus { .. } => {
@@ -399,7 +396,6 @@ impl Judgement {
         outcome
     }
 
-    /// The step's evidence in a line: each sequential test's counts.
     /// The evidence of the given judges' checks in a line.
     fn summary(&self, judges: &[&str]) -> String {
         let parts: Vec<String> = self
@@ -428,15 +424,19 @@ struct BadEvents {
 }
 
 impl BadEvents {
-    fn of(source: &Source, looks: &[JudgeLookRequest], compared: bool, max_change: f64) -> Self {
+    /// Over all of `looks`: called only where canary and baseline compare.
+    fn of(source: &Source, looks: &[JudgeLookRequest], max_change: f64) -> Self {
         let mut test = Sequential::default();
-        let sides = |l: &JudgeLookRequest| (l.canary.clone().unwrap_or_default(), l.baseline.clone().unwrap_or_default());
+        let none = RequestCounts::default();
+        fn sides<'a>(l: &'a JudgeLookRequest, none: &'a RequestCounts) -> (&'a RequestCounts, &'a RequestCounts) {
+            (l.canary.as_ref().unwrap_or(none), l.baseline.as_ref().unwrap_or(none))
+        }
         match source {
             Source::Latency { quantile_ppm } => {
                 let q = f64::from(*quantile_ppm) / 1e6;
                 let mut before: Vec<u64> = Vec::new();
-                for l in looks.iter().filter(|_| compared) {
-                    let (c, b) = sides(l);
+                for l in looks {
+                    let (c, b) = sides(l, &none);
                     // The threshold comes from earlier looks only.
                     if let Some(threshold) = histogram::quantile(&before, q) {
                         test.observe(Counts {
@@ -452,8 +452,8 @@ impl BadEvents {
                 Self { kind, test, tolerated: latency_tolerance(&before, q, max_change) }
             }
             _ => {
-                for l in looks.iter().filter(|_| compared) {
-                    let (c, b) = sides(l);
+                for l in looks {
+                    let (c, b) = sides(l, &none);
                     test.observe(Counts {
                         canary_requests: c.requests,
                         canary_bad: c.errors,

@@ -17,7 +17,6 @@ pub struct Stored {
 }
 
 pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbErr> {
-    let verdict = look.decision.verdict().as_str_name().trim_start_matches("VERDICT_").to_lowercase();
     let insert = Query::insert()
         .into_table(Alias::new("looks"))
         .columns(["rollout_id", "look", "request", "fetched", "decision", "verdict", "create_time_ms"].map(Alias::new))
@@ -27,7 +26,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbE
             look.request.encode_to_vec().into(),
             encode_fetched(&look.fetched).into(),
             look.decision.encode_to_vec().into(),
-            verdict.into(),
+            look.decision.verdict().short_name().into(),
             chrono::Utc::now().timestamp_millis().into(),
         ])
         .to_owned();

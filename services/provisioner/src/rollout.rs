@@ -279,7 +279,6 @@ impl Provisioner {
     ) -> Result<Next, DbErr> {
         let now = now_ms();
         let policy = &spec.rollout;
-        let counters = self.step_counters(r);
         let w = match window {
             Some(w) if w.step == r.step && w.step_start_ms == r.step_start_ms => w,
             _ => {
@@ -292,7 +291,7 @@ impl Provisioner {
                     let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
                     return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
                 }
-                window.insert(Window::open(r.step, r.step_start_ms, counters.clone()))
+                window.insert(Window::open(r.step, r.step_start_ms, self.step_counters(r)))
             }
         };
         let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
@@ -304,6 +303,8 @@ impl Provisioner {
             return Ok(Next::Wait(Some(tokio::time::Instant::now() + wait)));
         }
         let interval_over = now >= due;
+        // Taken when a look is due, not on every wake-up.
+        let counters = self.step_counters(r);
         // A canary restarting mid-step (its platform restarted, a crash it
         // recovers from) is given the interval; at its end it must be healthy.
         if interval_over && revision.state != State::Healthy {
@@ -390,8 +391,7 @@ impl Provisioner {
 
     /// The canary's and the baseline's counters through the workload's proxy.
     fn step_counters(&self, r: &Rollout) -> (Traffic, Traffic) {
-        let baseline = r.stable_revision.as_deref().map(crate::baseline_key).unwrap_or_default();
-        (self.traffic(&r.workload_id, &r.revision_id), self.traffic(&r.workload_id, &baseline))
+        (self.traffic(&r.workload_id, &r.revision_id), self.traffic(&r.workload_id, &baseline_instance(r)))
     }
 
     /// A look at the step: the requests since the last one.
@@ -405,7 +405,7 @@ impl Provisioner {
         interval_over: bool,
     ) -> JudgeLookRequest {
         let (environment, name) = r.workload();
-        let instance = r.stable_revision.as_deref().map(crate::baseline_key).unwrap_or_default();
+        let instance = baseline_instance(r);
         let baseline_weight = lock(&self.inner.proxies)
             .get(&r.workload_id)
             .and_then(|p| p.routes().into_iter().find(|route| route.revision == instance && !route.addrs.is_empty()))
@@ -709,6 +709,11 @@ impl Provisioner {
         tracing::info!(workload = %workload.id(), to = revision.number, "rolled back on command");
         Ok(target)
     }
+}
+
+/// The runtime's name for the rollout's baseline; empty for a first revision.
+fn baseline_instance(r: &Rollout) -> String {
+    r.stable_revision.as_deref().map(crate::baseline_key).unwrap_or_default()
 }
 
 fn ended(r: &Rollout, verb: &str) -> RolloutError {
