@@ -3,13 +3,13 @@
 
 use crate::commands::explain;
 use anyhow::Context;
+use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
     Artifact, AttachAttestationRequest, GetArtifactRequest, PushArtifactRequest, PushArtifactResponse,
     provisioner_service_client::ProvisionerServiceClient,
 };
 use sha2::{Digest, Sha256};
 use std::{io::Read, path::Path};
-use tonic::transport::Channel;
 
 const CHUNK: usize = 256 * 1024;
 
@@ -35,7 +35,7 @@ pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
 /// Streams `path` to the store; the server checks the digest computed here.
 /// `progress` gets the bytes sent so far and the total.
 pub async fn push(
-    channel: Channel,
+    channel: AuthChannel,
     path: &Path,
     mut progress: impl FnMut(u64, u64) + Send + 'static,
 ) -> anyhow::Result<PushArtifactResponse> {
@@ -76,7 +76,7 @@ pub async fn push(
 /// Signs `payload` as an attestation of `kind` for `digest` with the private
 /// key in `key_file` and attaches it. Returns the signer's name as the
 /// platform knows it.
-pub async fn sign(channel: Channel, digest: &str, kind: &str, payload_file: &Path, key_file: &Path) -> anyhow::Result<String> {
+pub async fn sign(channel: AuthChannel, digest: &str, kind: &str, payload_file: &Path, key_file: &Path) -> anyhow::Result<String> {
     let payload = std::fs::read_to_string(payload_file).with_context(|| format!("read {}", payload_file.display()))?;
     serde_json::from_str::<serde_json::Value>(&payload).with_context(|| format!("{} is not JSON", payload_file.display()))?;
     let private = std::fs::read_to_string(key_file).with_context(|| format!("read {}", key_file.display()))?;
@@ -87,7 +87,7 @@ pub async fn sign(channel: Channel, digest: &str, kind: &str, payload_file: &Pat
     Ok(attached.attestation.map(|a| a.signer).unwrap_or_default())
 }
 
-async fn get(channel: Channel, digest: &str) -> anyhow::Result<Artifact> {
+async fn get(channel: AuthChannel, digest: &str) -> anyhow::Result<Artifact> {
     ProvisionerServiceClient::new(channel)
         .get_artifact(GetArtifactRequest { digest: digest.into() })
         .await
@@ -98,7 +98,7 @@ async fn get(channel: Channel, digest: &str) -> anyhow::Result<Artifact> {
 }
 
 /// An artifact for people: size, then each attestation's kind, signer and payload.
-pub async fn describe(channel: Channel, digest: &str) -> anyhow::Result<String> {
+pub async fn describe(channel: AuthChannel, digest: &str) -> anyhow::Result<String> {
     let artifact = get(channel, digest).await?;
     let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
     for a in &artifact.attestations {
@@ -109,7 +109,7 @@ pub async fn describe(channel: Channel, digest: &str) -> anyhow::Result<String> 
 
 /// Checks every attestation of `digest` against `public_keys` (hex): one
 /// line per attestation; true when each verifies with one of the keys.
-pub async fn verify(channel: Channel, digest: &str, public_keys: &[String]) -> anyhow::Result<(String, bool)> {
+pub async fn verify(channel: AuthChannel, digest: &str, public_keys: &[String]) -> anyhow::Result<(String, bool)> {
     let artifact = get(channel, digest).await?;
     let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
     let mut all = !artifact.attestations.is_empty();

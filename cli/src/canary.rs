@@ -3,11 +3,11 @@
 
 use crate::commands::explain;
 use anyhow::Context;
+use paved_grpc::client::AuthChannel;
 use paved_proto::canary_analyzer::v1::{
     Check, Decision, ExplainRolloutRequest, ReplayRolloutRequest, Verdict, canary_analyzer_service_client::CanaryAnalyzerServiceClient,
 };
 use std::{fmt::Write, path::Path};
-use tonic::transport::Channel;
 
 fn failed(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{}", explain(&s))
@@ -15,7 +15,7 @@ fn failed(s: tonic::Status) -> anyhow::Error {
 
 /// Why a rollout went as it did: per step, its looks and the checks of the
 /// look that decided it.
-pub async fn explain_rollout(channel: Channel, rollout_id: &str) -> anyhow::Result<String> {
+pub async fn explain_rollout(channel: AuthChannel, rollout_id: &str) -> anyhow::Result<String> {
     let request = ExplainRolloutRequest { rollout_id: rollout_id.to_string() };
     let decisions = CanaryAnalyzerServiceClient::new(channel).explain_rollout(request).await.map_err(failed)?.into_inner().decisions;
     Ok(describe(rollout_id, &decisions))
@@ -96,7 +96,7 @@ fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
 /// Judges a rollout's stored looks again, with the analysis of `spec` (a
 /// workload spec file) or as recorded. Returns the report and whether the
 /// replay found a failure.
-pub async fn replay(channel: Channel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<(String, bool)> {
+pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<(String, bool)> {
     let (spec_yaml, spec_path) = match spec {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;

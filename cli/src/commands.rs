@@ -2,19 +2,31 @@
 
 use crate::{SERVICES, output};
 use anyhow::Context;
+use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRevisionRequest, ListWorkloadsRequest, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, Revision,
     RevisionState, Rollout, provisioner_service_client::ProvisionerServiceClient,
 };
 use serde::Serialize;
 use std::{path::Path, time::Duration};
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_types::StatusExt;
 
-pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
+/// A channel to `endpoint` presenting the CLI's token for it (see
+/// [`crate::credentials`]).
+pub async fn connect(endpoint: &str) -> anyhow::Result<AuthChannel> {
+    connect_with(endpoint, &crate::credentials::token_for(endpoint)?).await
+}
+
+/// A channel to `endpoint` presenting `token`.
+pub async fn connect_with(endpoint: &str, token: &str) -> anyhow::Result<AuthChannel> {
+    Ok(paved_grpc::client::Bearer::new(token)?.on(channel(endpoint).await?))
+}
+
+/// A plain channel (for open methods: the key set).
+pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
     let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
-    Channel::from_shared(url.clone())
+    tonic::transport::Channel::from_shared(url.clone())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30))
@@ -26,6 +38,9 @@ pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
 /// A gRPC error as a person should read it: the message, then each field violation.
 pub fn explain(status: &tonic::Status) -> String {
     let mut out = status.message().to_string();
+    if status.code() == tonic::Code::Unauthenticated {
+        out.push_str("\n  log in with `paved login` (the token `paved up` printed) or set PAVED_TOKEN");
+    }
     if let Some(bad) = status.get_details_bad_request() {
         for v in bad.field_violations {
             if !out.contains(&v.description) {
@@ -58,7 +73,7 @@ pub struct WorkloadStatus {
     pub endpoint: String,
 }
 
-pub async fn status(channel: Channel) -> anyhow::Result<Status> {
+pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
     let mut health = HealthClient::new(channel.clone());
     let mut services = Vec::new();
     for (name, grpc) in SERVICES {
@@ -161,7 +176,7 @@ pub struct Deployed {
 /// file, line and column before anything is sent), applies it, and, when
 /// `follow`, follows its rollout until it ends.
 pub async fn deploy(
-    channel: Channel,
+    channel: AuthChannel,
     dir: &Path,
     environment: &str,
     follow: bool,
@@ -217,7 +232,7 @@ pub async fn deploy(
 
 /// What `paved deploy` would change: the spec resolved and validated
 /// locally, then compared by the provisioner with what runs.
-pub async fn plan(channel: Channel, dir: &Path, environment: &str) -> anyhow::Result<(String, PlanWorkloadResponse)> {
+pub async fn plan(channel: AuthChannel, dir: &Path, environment: &str) -> anyhow::Result<(String, PlanWorkloadResponse)> {
     let (rendered, file) = render(dir, environment)?;
     let request =
         PlanWorkloadRequest { environment: environment.to_string(), spec_yaml: rendered.text, spec_path: file.display().to_string() };
@@ -313,7 +328,7 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
 /// `paved preview open`: renders `<dir>` for `pr-<pr>` (with
 /// `paved.preview.yaml` when there is one) and deploys it there.
 pub async fn open_preview(
-    channel: Channel,
+    channel: AuthChannel,
     dir: &Path,
     pr: u32,
     ttl: Duration,

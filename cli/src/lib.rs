@@ -9,15 +9,19 @@
 //! - [`artifacts`] — `artifact push|get|keygen|sign|verify`.
 //! - [`canary`] — `canary explain|replay`: the analyzer's decision records.
 //! - [`commands`] — `status`, `render` and `deploy`, as gRPC clients.
+//! - [`credentials`] — the tokens the CLI presents, per endpoint.
+//! - [`tokens`] — `login` and `token issue|list|revoke|rotate-key`.
 //! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
 //! - [`output`] — tables for people, JSON for scripts.
 
 pub mod artifacts;
 pub mod canary;
 pub mod commands;
+pub mod credentials;
 pub mod output;
 pub mod rollouts;
 pub mod selfhost;
+pub mod tokens;
 pub mod up;
 
 /// The five services: (short name, gRPC service name).

@@ -62,6 +62,22 @@ enum Command {
         #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
     },
+    /// Store a token for the CLI (the root token `paved up` printed, or one
+    /// from `paved token issue`). Reads it from stdin unless given.
+    Login {
+        /// The token; omit to read it from stdin (keeps it out of shell history).
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
+    /// Access tokens: issue, list, revoke; rotate the signing key.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Show the services and workloads of a running platform.
     Status {
         #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
@@ -208,6 +224,62 @@ fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token (within your own scopes); prints it once.
+    Issue {
+        /// Who it is for: a user or a SPIFFE id.
+        #[arg(long)]
+        subject: String,
+        /// admin, viewer or deployer (with --env and optionally --workloads).
+        #[arg(long)]
+        role: Option<String>,
+        /// An explicit scope, e.g. read:audit (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        env: Option<String>,
+        /// A team's workloads as a name pattern, e.g. shop-*.
+        #[arg(long)]
+        workloads: Option<String>,
+        /// Time to live (default 15m, at most 24h).
+        #[arg(long, value_parser = commands::parse_ttl)]
+        ttl: Option<Duration>,
+        /// How long renewals may extend it (default 8h, at most 30d).
+        #[arg(long, value_parser = commands::parse_ttl)]
+        max_ttl: Option<Duration>,
+        /// One service's short name instead of the whole platform.
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// Tokens issued (never their values), newest first.
+    List {
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke a token by id, or every token of a subject.
+    Revoke {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        subject: Option<String>,
+    },
+    /// Start signing with a new key (the old one verifies its tokens until they expire).
+    RotateKey,
+    /// Mint a root token as the holder of the root key, on the broker's
+    /// database (production mode: the platform's first token).
+    Root {
+        /// The broker's database, e.g. postgres://…/paved_secrets_broker.
+        #[arg(long, env = "PAVED_BROKER_DATABASE_URL")]
+        database_url: String,
+        /// The event stream (the broker publishes the issue event).
+        #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_STREAM_URL")]
+        stream_url: String,
+        /// The root key file the broker uses.
+        #[arg(long, env = "PAVED_ROOT_KEY_FILE")]
+        root_key_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum PreviewCommand {
     /// Deploy <dir>/paved.yaml to pr-<n> and follow its rollout.
     Open {
@@ -310,6 +382,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             up_command(options).await
         }
         Command::Artifact { command, endpoint } => artifact_command(command, &endpoint).await,
+        Command::Login { token, endpoint } => {
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    eprintln!("paved: paste the token and press Enter");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                }
+            };
+            let claims = paved::tokens::check(&endpoint, &token).await?;
+            let path = paved::credentials::store(&endpoint, token.trim())?;
+            let expires = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
+            println!(
+                "logged in to {endpoint} as {} (scopes {}; expires {expires}); stored in {}",
+                claims.sub,
+                claims.scp.join(" "),
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command, endpoint } => token_command(command, &endpoint).await,
         Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
@@ -525,6 +619,53 @@ async fn artifact_command(command: ArtifactCommand, endpoint: &str) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+async fn token_command(command: TokenCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    use paved_proto::secrets_broker::v1::{IssueTokenRequest, revoke_token_request::Target};
+    if let TokenCommand::Root { database_url, stream_url, root_key_file } = command {
+        let root = paved_secrets_broker::seal::RootKey::load_or_create(&root_key_file, false)?;
+        let stream = paved_stream::open(&stream_url, paved_stream::DEFAULT_MAX_LEN).await?;
+        let authority = paved_secrets_broker::offline_authority(&database_url, stream, root).await?;
+        println!("{}", authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let channel = commands::connect(endpoint).await?;
+    let duration = |d: Option<Duration>| d.map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 });
+    match command {
+        TokenCommand::Issue { subject, role, scopes, env, workloads, ttl, max_ttl, audience } => {
+            let request = IssueTokenRequest {
+                subject,
+                scopes,
+                role: role.unwrap_or_default(),
+                environment: env.unwrap_or_default(),
+                workloads: workloads.unwrap_or_default(),
+                ttl: duration(ttl),
+                max_ttl: duration(max_ttl),
+                audience: audience.unwrap_or_default(),
+            };
+            let issued = paved::tokens::issue(channel, request).await?;
+            if let Some(info) = &issued.info {
+                eprintln!("paved: token {} for {} ({})", info.token_id, info.subject, info.scopes.join(" "));
+            }
+            println!("{}", issued.token);
+        }
+        TokenCommand::List { subject } => {
+            print!("{}", paved::tokens::table(&paved::tokens::list(channel, &subject.unwrap_or_default()).await?))
+        }
+        TokenCommand::Revoke { id, subject } => {
+            let target = match (id, subject) {
+                (Some(id), _) => Target::TokenId(id),
+                (None, Some(subject)) => Target::Subject(subject),
+                (None, None) => anyhow::bail!("name a token id or --subject"),
+            };
+            println!("revoked {} token(s)", paved::tokens::revoke(channel, target).await?);
+        }
+        TokenCommand::RotateKey => println!("signing with key {}", paved::tokens::rotate(channel).await?),
+        // Needs no endpoint: handled before connecting.
+        TokenCommand::Root { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Writes a private key readable by its owner only.
 fn write_private(path: &std::path::Path, key: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -567,10 +708,18 @@ async fn up_command(options: up::UpOptions) -> anyhow::Result<ExitCode> {
             eprintln!("paved: the platform keeps running; see `paved status`");
         }
     }
-    let status = commands::status(commands::connect(&platform.addr.to_string()).await?).await?;
+    let endpoint = platform.addr.to_string();
+    let status = commands::status(commands::connect_with(&endpoint, &platform.root_token).await?).await?;
+    // Like a development server: the CLI on this machine is logged in.
+    let stored = paved::credentials::store(&endpoint, &platform.root_token);
     println!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());
     println!("  gRPC endpoint  {}   every service, grpc.health.v1 and reflection", platform.addr);
-    println!("  metrics        http://{}/metrics\n", platform.addr);
+    println!("  metrics        http://{}/metrics", platform.addr);
+    println!("\nRoot token (shown once; valid 24 h, every scope):\n\n  {}\n", platform.root_token);
+    match stored {
+        Ok(path) => println!("The CLI here is logged in with it ({}); elsewhere: paved login --endpoint {endpoint}\n", path.display()),
+        Err(e) => println!("Could not store it for the CLI ({e:#}); run: paved login --endpoint {endpoint}\n"),
+    }
     commands::print_status(&status, Format::Table)?;
     println!("\nTry:");
     println!("  paved status --endpoint {}", platform.addr);

@@ -2,12 +2,12 @@
 
 use crate::commands::explain;
 use anyhow::Context;
+use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, GetRolloutRequest, GetTrafficMetricsRequest, ListRolloutsRequest, PauseRolloutRequest, PromoteRolloutRequest,
     ResumeRolloutRequest, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, RolloutStage, RolloutState, WatchRolloutRequest,
     provisioner_service_client::ProvisionerServiceClient,
 };
-use tonic::transport::Channel;
 
 fn stage(r: i32) -> &'static str {
     RolloutStage::try_from(r).unwrap_or_default().short_name()
@@ -17,7 +17,7 @@ pub fn state(r: &Rollout) -> RolloutState {
     RolloutState::try_from(r.state).unwrap_or_default()
 }
 
-fn client(channel: Channel) -> ProvisionerServiceClient<Channel> {
+fn client(channel: AuthChannel) -> ProvisionerServiceClient<AuthChannel> {
     ProvisionerServiceClient::new(channel)
 }
 
@@ -27,7 +27,7 @@ fn failed(s: tonic::Status) -> anyhow::Error {
 
 /// Follows a rollout until it ends, passing each new transition to
 /// `progress` as a line; returns the rollout as it ended.
-pub async fn follow(channel: Channel, id: &str, mut progress: impl FnMut(&str)) -> anyhow::Result<Rollout> {
+pub async fn follow(channel: AuthChannel, id: &str, mut progress: impl FnMut(&str)) -> anyhow::Result<Rollout> {
     let mut stream = client(channel).watch_rollout(WatchRolloutRequest { id: id.to_string() }).await.map_err(failed)?.into_inner();
     let mut shown = 0;
     let mut last = None;
@@ -46,12 +46,12 @@ pub async fn follow(channel: Channel, id: &str, mut progress: impl FnMut(&str)) 
     Ok(rollout)
 }
 
-pub async fn get(channel: Channel, id: &str) -> anyhow::Result<Rollout> {
+pub async fn get(channel: AuthChannel, id: &str) -> anyhow::Result<Rollout> {
     let r = client(channel).get_rollout(GetRolloutRequest { id: id.to_string() }).await.map_err(failed)?.into_inner();
     r.rollout.context("the server returned no rollout")
 }
 
-pub async fn list(channel: Channel, workload: &str, environment: &str) -> anyhow::Result<Vec<Rollout>> {
+pub async fn list(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<Vec<Rollout>> {
     let request =
         ListRolloutsRequest { environment: environment.into(), workload: workload.into(), page_size: 20, page_token: String::new() };
     Ok(client(channel).list_rollouts(request).await.map_err(failed)?.into_inner().rollouts)
@@ -66,7 +66,7 @@ pub enum Operation {
     Promote,
 }
 
-pub async fn operate(channel: Channel, id: &str, operation: Operation) -> anyhow::Result<Rollout> {
+pub async fn operate(channel: AuthChannel, id: &str, operation: Operation) -> anyhow::Result<Rollout> {
     let mut c = client(channel);
     let id = id.to_string();
     let rollout = match operation {
@@ -78,7 +78,7 @@ pub async fn operate(channel: Channel, id: &str, operation: Operation) -> anyhow
     rollout.context("the server returned no rollout")
 }
 
-pub async fn rollback(channel: Channel, workload: &str, environment: &str) -> anyhow::Result<RollbackWorkloadResponse> {
+pub async fn rollback(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<RollbackWorkloadResponse> {
     let request = RollbackWorkloadRequest { environment: environment.into(), workload: workload.into() };
     Ok(client(channel).rollback_workload(request).await.map_err(failed)?.into_inner())
 }
@@ -117,7 +117,7 @@ pub fn describe(r: &Rollout) -> String {
 }
 
 /// Per-revision traffic through a workload's proxy, as a table.
-pub async fn traffic(channel: Channel, workload: &str, environment: &str) -> anyhow::Result<String> {
+pub async fn traffic(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<String> {
     let request = GetTrafficMetricsRequest { environment: environment.into(), workload: workload.into() };
     let metrics = client(channel).get_traffic_metrics(request).await.map_err(failed)?.into_inner();
     let rows: Vec<Vec<String>> = metrics

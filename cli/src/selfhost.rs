@@ -37,6 +37,9 @@ pub fn forwarders(provisioner: &Provisioner, health: &Health, shutdown: &Cancell
                     routes
                 }),
                 tasks,
+                // Verifiers reach the broker's key set through here.
+                open_methods: if workload == paved_secrets_broker::SOURCE { paved_secrets_broker::OPEN_METHODS } else { &[] },
+                token_only_methods: if workload == paved_secrets_broker::SOURCE { paved_secrets_broker::TOKEN_ONLY_METHODS } else { &[] },
             }
         })
         .collect()

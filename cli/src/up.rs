@@ -80,6 +80,8 @@ pub struct Platform {
     pub addr: SocketAddr,
     pub health: Health,
     pub provisioner: Provisioner,
+    /// A token with every scope, minted at start (`paved up` prints it once).
+    pub root_token: String,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
 }
@@ -96,6 +98,11 @@ impl Platform {
         let shutdown = CancellationToken::new();
         // Whatever fails from here on stops what was already started.
         let guard = shutdown.clone().drop_guard();
+        // The root key seals the broker's keys; it lives beside the data,
+        // never in a database. Created on first start.
+        let broker_options =
+            paved_secrets_broker::Options { root_key_file: Some(dir.join("root.key")), create_root_key: true, ..Default::default() };
+        let credentials = paved_grpc::client::Bearer::default();
         let provisioner_options = paved_provisioner::Options {
             data_dir: dir.join("provisioner"),
             bin_dirs: options.bin_dirs.clone(),
@@ -105,6 +112,9 @@ impl Platform {
                 .as_ref()
                 .map(|hosted| {
                     let mut env = hosted.platform_env();
+                    // The broker runs as a workload there and needs the key.
+                    env.insert("PAVED_ROOT_KEY_FILE".into(), dir.join("root.key").display().to_string());
+                    env.insert("PAVED_BROKER_URL".into(), format!("http://{addr}"));
                     // The canary analyzer runs as a workload there.
                     env.extend(options.prometheus_url.clone().map(|url| ("PAVED_PROMETHEUS_URL".to_string(), url)));
                     env
@@ -117,9 +127,11 @@ impl Platform {
             // This server: the analyzer runs in it (embedded) or is reached
             // through its forwarder (self-hosted).
             analyzer_url: Some(format!("http://{addr}")),
+            token_file: None,
+            credentials: credentials.clone(),
         };
 
-        let (provisioner, components) = match &options.self_hosted {
+        let (provisioner, components, authority) = match &options.self_hosted {
             None => {
                 let stream = paved_stream::open(&sqlite_url(&dir.join("stream.db")), paved_stream::DEFAULT_MAX_LEN)
                     .await
@@ -129,24 +141,72 @@ impl Platform {
                     Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
                 let analyzer = paved_canary_analyzer::Options { prometheus_url: options.prometheus_url.clone() };
-                components.extend(embedded_services(dir, &stream, analyzer, &health, &shutdown).await?);
-                (provisioner, components)
+                components.extend(embedded_services(dir, &stream, analyzer, broker_options.clone(), &health, &shutdown).await?);
+                let authority = broker_options.authority.get().cloned().context("the broker was not built")?;
+                (provisioner, components, authority)
             }
             Some(hosted) => {
                 let stream = paved_stream::open(&hosted.redis_url, paved_stream::DEFAULT_MAX_LEN)
                     .await
                     .with_context(|| format!("connect to Redis at {}", hosted.redis_url))?;
                 let db = database::<paved_provisioner::migration::Migrator>(&hosted.database_url("provisioner"), &shutdown).await?;
-                let (provisioner, component) = Provisioner::start(db, stream, provisioner_options, &health, shutdown.clone()).await?;
+                let (provisioner, component) =
+                    Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
                 components.extend(selfhost::forwarders(&provisioner, &health, &shutdown));
-                (provisioner, components)
+                // `paved up` holds the root key, so it mints its tokens on
+                // the broker's database itself: the broker is not running yet.
+                let root = paved_secrets_broker::seal::RootKey::load_or_create(&dir.join("root.key"), true)?;
+                let authority = paved_secrets_broker::offline_authority(&hosted.database_url("secrets-broker"), stream, root).await?;
+                (provisioner, components, authority)
             }
         };
 
-        let server = tokio::spawn(paved_grpc::serve(listener, components, health.clone(), ServerOptions::default(), shutdown.clone()));
+        let root_token = authority.issue("paved up", &paved_secrets_broker::root_grant()).await.context("mint the root token")?.0;
+        let mut service = authority.issue("paved up", &provisioner_grant()).await.context("mint the provisioner's token")?;
+        credentials.set(&service.0)?;
+        // Renewed well before it expires, for as long as the platform runs.
+        let renewing = {
+            let shutdown = shutdown.clone();
+            let authority = authority.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(paved_secrets_broker::authority::DEFAULT_TTL / 3) => {}
+                    }
+                    let renewed = match authority.renew_info(&service.1).await {
+                        Ok(renewed) => Ok(renewed),
+                        // Past its renewable time (or revoked): a new one.
+                        Err(_) => authority.issue("paved up", &provisioner_grant()).await,
+                    };
+                    match renewed {
+                        Ok(renewed) => {
+                            let _ = credentials.set(&renewed.0);
+                            service = renewed;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot renew the provisioner's token; retrying"),
+                    }
+                }
+            }
+        };
+        let auth = paved_grpc::Authenticator::new();
+        let server =
+            tokio::spawn(paved_grpc::serve(listener, components, health.clone(), auth.clone(), ServerOptions::default(), shutdown.clone()));
+        tokio::spawn(renewing);
+        // Every service of this server verifies with the same key set.
+        let loaded = health.reporter(paved_provisioner::GRPC_NAME, "keys");
+        tokio::spawn(paved_grpc::auth::follow(auth.clone(), format!("http://{addr}"), loaded, shutdown.clone()));
         guard.disarm();
-        let platform = Platform { addr, health, provisioner, shutdown, server };
+        if options.self_hosted.is_none() {
+            // The broker is in this process: its key set comes at once, and
+            // a caller may use the root token as soon as this returns.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while auth.version() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let platform = Platform { addr, health, provisioner, root_token, shutdown, server };
         if let Err(e) = platform.deploy_initial(options).await {
             // Stop what started (the result of stopping matters less than why).
             let _ = platform.stop().await;
@@ -225,16 +285,28 @@ impl Platform {
     }
 }
 
+/// What the provisioner needs of the others: sending looks to the analyzer.
+fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
+    paved_secrets_broker::authority::Grant {
+        subject: paved_secrets_broker::spiffe_id(paved_provisioner::PLATFORM_ENVIRONMENT, "provisioner"),
+        scopes: vec!["write:canary-analyzer".into()],
+        audience: "canary-analyzer".into(),
+        ttl: paved_secrets_broker::authority::DEFAULT_TTL,
+        renewable: paved_secrets_broker::authority::MAX_RENEWABLE,
+    }
+}
+
 /// The four services besides the provisioner, each on its own SQLite file.
 async fn embedded_services(
     dir: &Path,
     stream: &SharedStream,
     analyzer: paved_canary_analyzer::Options,
+    broker: paved_secrets_broker::Options,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Component>> {
     Ok(vec![
-        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, Default::default(), health, shutdown).await?,
+        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, broker, health, shutdown).await?,
         embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, analyzer, health, shutdown).await?,
         embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, Default::default(), health, shutdown).await?,
         embedded::<paved_audit::Audit>(dir, stream, Default::default(), health, shutdown).await?,
@@ -249,5 +321,5 @@ async fn embedded<S: ConsumerService>(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = database::<S::Migrator>(&sqlite_url(&dir.join(format!("{}.db", S::NAME))), shutdown).await?;
-    Ok(paved_service::consumer_component::<S>(db, stream.clone(), options, health, shutdown.clone()))
+    paved_service::consumer_component::<S>(db, stream.clone(), options, health, shutdown.clone())
 }

@@ -115,10 +115,16 @@ impl Drop for Cuttable {
     }
 }
 
-/// Runs the `paved` binary as a user would; the future owns its arguments.
+/// Runs the `paved` binary as a user would, with no token (nor the
+/// credentials of whoever runs the tests); the future owns its arguments.
 pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
+    paved_with("", args)
+}
+
+/// [`paved`] presenting `token` (as `PAVED_TOKEN`).
+pub fn paved_with(token: &str, args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
     let mut command = tokio::process::Command::new(bin_dir().join("paved"));
-    command.args(args);
+    command.args(args).env("PAVED_TOKEN", token).env("PAVED_CONFIG_DIR", std::env::temp_dir().join("paved-tests-no-credentials"));
     async move { command.output().await.expect("run paved") }
 }
 
@@ -185,4 +191,42 @@ impl Drop for Load {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// The tests' root key (a production broker reads it from a file or
+/// `PAVED_ROOT_KEY`).
+pub const ROOT_KEY: &str = "4f1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff0";
+
+/// A broker in production mode on its own PostgreSQL database, and a root
+/// token minted as an operator holding the root key would (`paved token
+/// root`). It runs until `shutdown`.
+pub async fn start_broker(
+    stream: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> (std::net::SocketAddr, String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let database = postgres_database("it_broker").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let broker = listener.local_addr().expect("addr");
+    let common = paved_service::Common {
+        listen: broker,
+        database_url: database.clone(),
+        stream_url: stream.to_string(),
+        log_format: "pretty".into(),
+        stream_max_len: 10_000,
+        broker_url: format!("http://{broker}"),
+    };
+    let options = paved_secrets_broker::Options { root_key: Some(paved_secrets_broker::Secret(ROOT_KEY.into())), ..Default::default() };
+    let config = paved_service::BasicConfig { common, options };
+    // Minted first: two processes migrating one new database at once collide.
+    let root = paved_secrets_broker::seal::RootKey::parse(ROOT_KEY).expect("root key");
+    let published = paved_stream::open(stream, 10_000).await.expect("stream");
+    let authority = paved_secrets_broker::offline_authority(&database, published, root).await.expect("authority");
+    let token = authority.issue("test", &paved_secrets_broker::root_grant()).await.expect("root token").0;
+    let task = tokio::spawn(paved_service::run_consumer::<paved_secrets_broker::SecretsBroker>(config, listener, shutdown.clone()));
+    (broker, token, task)
+}
+
+/// `channel` presenting `token`.
+pub fn authed(channel: tonic::transport::Channel, token: &str) -> paved_grpc::client::AuthChannel {
+    paved_grpc::client::Bearer::new(token).expect("token").on(channel)
 }

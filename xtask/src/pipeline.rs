@@ -14,6 +14,7 @@
 //!   against serialising its input.
 
 use anyhow::{Context, bail};
+use paved_grpc::client::AuthChannel as Channel;
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRolloutRequest, GetWorkloadRequest, ListWorkloadsRequest, PlanWorkloadRequest, RollbackWorkloadRequest,
     RolloutState, provisioner_service_client::ProvisionerServiceClient,
@@ -25,17 +26,18 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::Channel;
 
 /// `paved up` in a temporary data directory, stopped on drop.
-struct Platform {
+pub struct Platform {
     child: Child,
     dir: PathBuf,
-    endpoint: String,
+    pub endpoint: String,
+    /// The root token it printed.
+    pub token: String,
 }
 
 impl Platform {
-    fn start(bin: &Path, name: &str) -> anyhow::Result<Self> {
+    pub fn start(bin: &Path, name: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("paved-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let port = super::bench::free_port()?;
@@ -44,6 +46,7 @@ impl Platform {
             .arg(&dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "error")
+            .env("PAVED_CONFIG_DIR", dir.join("cli"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -53,13 +56,24 @@ impl Platform {
         if !lines.by_ref().any(|l| l.is_ok_and(|l| l.starts_with("Paved is up"))) {
             bail!("paved up exited before it was up");
         }
+        // The root token is printed once, on a line of its own.
+        let token = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().starts_with("pvt1.").then(|| l.trim().to_string()))
+            .context("paved up printed no root token")?;
         std::thread::spawn(move || lines.count());
-        Ok(Self { child, dir, endpoint: format!("http://127.0.0.1:{port}") })
+        Ok(Self { child, dir, endpoint: format!("http://127.0.0.1:{port}"), token })
+    }
+
+    /// A channel presenting the root token.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        let channel = tonic::transport::Channel::from_shared(self.endpoint.clone())?.connect().await?;
+        Ok(paved_grpc::client::Bearer::new(&self.token)?.on(channel))
     }
 
     async fn client(&self) -> anyhow::Result<ProvisionerServiceClient<Channel>> {
-        let channel = Channel::from_shared(self.endpoint.clone())?.connect().await?;
-        Ok(ProvisionerServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        Ok(ProvisionerServiceClient::new(self.channel().await?).max_decoding_message_size(64 << 20))
     }
 }
 

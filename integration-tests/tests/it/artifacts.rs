@@ -3,7 +3,7 @@
 //! decide a prod deploy of the artifact by digest.
 
 use paved::up::{Platform, UpOptions};
-use paved_integration_tests::{bin_dir, paved, text, up_options};
+use paved_integration_tests::{bin_dir, paved, paved_with, text, up_options};
 use paved_proto::provisioner::v1::{PushArtifactRequest, provisioner_service_client::ProvisionerServiceClient};
 use std::{path::Path, time::Duration};
 
@@ -31,7 +31,7 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     let e = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--endpoint", &endpoint]);
-        paved(&all)
+        paved_with(&platform.root_token, &all)
     };
 
     // The hello binary is the artifact: the same bytes, the same digest.
@@ -48,7 +48,7 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     assert!(text(&out.stderr).contains("already in the store"), "{out:?}");
 
     // A digest mismatch is refused and nothing is stored.
-    let mut client = ProvisionerServiceClient::new(paved::commands::connect(&endpoint).await.expect("connect"));
+    let mut client = ProvisionerServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
     let wrong = format!("sha256:{}", "0".repeat(64));
     let request = PushArtifactRequest { expected_digest: wrong.clone(), chunk: b"not what was promised".to_vec() };
     let status = client.push_artifact(tokio_stream::iter([request])).await.expect_err("mismatch");
@@ -98,7 +98,9 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     );
     let out = e(&["deploy", svc_dir, "--env", "prod"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     let prod = status.workloads.iter().find(|w| w.environment == "prod").expect("prod workload");
     assert_eq!(crate::services::http_get(&prod.endpoint, "/").await, "hello from from-artifact\n");
 

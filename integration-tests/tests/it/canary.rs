@@ -5,7 +5,7 @@
 //! recorded looks again under another analysis.
 
 use crate::rollouts::{all_traffic_on, embedded, endpoint_of};
-use paved_integration_tests::{Load, eventually, paved, text};
+use paved_integration_tests::{Load, eventually, paved_with, text};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use std::time::Duration;
 
@@ -31,11 +31,11 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     let svc_dir = svc.to_str().expect("path").to_string();
     let deploy = |version: &str, latency_ms: u32, error_rate: &str| {
         std::fs::write(svc.join("paved.yaml"), spec(version, latency_ms, error_rate)).expect("write spec");
-        paved(&["deploy", &svc_dir, "--env", "dev", "--endpoint", &endpoint])
+        paved_with(&platform.root_token, &["deploy", &svc_dir, "--env", "dev", "--endpoint", &endpoint])
     };
     let out = deploy("v1", 40, "0").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let shop = endpoint_of(&endpoint, "shop").await;
+    let shop = endpoint_of(&endpoint, &platform.root_token, "shop").await;
     let load = Load::start(&shop, 32);
 
     // 5% errors: rolled back at the first step.
@@ -57,7 +57,7 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     let out = deploy("v4", 40, "0").await;
     let stderr = text(&out.stderr);
     if !out.status.success() {
-        let why = paved(&["canary", "explain", &rollout_of(&stderr), "--endpoint", &endpoint]).await;
+        let why = paved_with(&platform.root_token, &["canary", "explain", &rollout_of(&stderr), "--endpoint", &endpoint]).await;
         panic!("not promoted:\n{stderr}\n{}", text(&why.stdout));
     }
     for passed in ["step 1 passed: ", "step 2 passed: ", "step 3 passed: no baseline at 100% of traffic"] {
@@ -69,18 +69,18 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     drop(load);
 
     // Why, in words and numbers.
-    let out = paved(&["canary", "explain", &errors_rollout, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["canary", "explain", &errors_rollout, "--endpoint", &endpoint]).await;
     let why = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(why.contains("step 1 (20% of traffic): ") && why.contains(": fail: errors (5xx answers): "), "{why}");
     assert!(why.contains("likelihood ratio") && why.contains("sequential") && why.contains("slo"), "{why}");
-    let out = paved(&["canary", "explain", &identical, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["canary", "explain", &identical, "--endpoint", &endpoint]).await;
     let why = text(&out.stdout);
     assert!(why.contains("step 3 (100% of traffic)") && why.contains(": pass: "), "{why}");
 
     // Replayed as recorded, the errors rollout fails again (exit 1); under
     // an analysis that only watches latency, no look fails.
-    let out = paved(&["canary", "replay", &errors_rollout, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["canary", "replay", &errors_rollout, "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("under the analysis recorded, rollout") && text(&out.stdout).contains("fails at look"),
@@ -90,22 +90,30 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     let latency_only = dir.path().join("latency-only.yaml");
     let analysis = "analysis:\n  metrics:\n    p99:\n      kind: latency\n      quantile: 0.99\n";
     std::fs::write(&latency_only, format!("{}{analysis}", spec("v2", 40, "0.05"))).expect("write");
-    let out = paved(&["canary", "replay", &errors_rollout, "--spec", latency_only.to_str().expect("path"), "--endpoint", &endpoint]).await;
+    let out = paved_with(
+        &platform.root_token,
+        &["canary", "replay", &errors_rollout, "--spec", latency_only.to_str().expect("path"), "--endpoint", &endpoint],
+    )
+    .await;
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("under this analysis, no look of rollout"), "{}", text(&out.stdout));
     // A bad replacement spec is refused with its location, before anything is sent.
     std::fs::write(&latency_only, format!("{}analysis:\n  alpha: 2\n", spec("v2", 40, "0"))).expect("write");
-    let out = paved(&["canary", "replay", &errors_rollout, "--spec", latency_only.to_str().expect("path"), "--endpoint", &endpoint]).await;
+    let out = paved_with(
+        &platform.root_token,
+        &["canary", "replay", &errors_rollout, "--spec", latency_only.to_str().expect("path"), "--endpoint", &endpoint],
+    )
+    .await;
     assert!(
         !out.status.success() && text(&out.stderr).contains("latency-only.yaml:15:10: must be between 0 and 1"),
         "{}",
         text(&out.stderr)
     );
-    let out = paved(&["canary", "explain", "no-such-rollout", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["canary", "explain", "no-such-rollout", "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("no judged look of rollout no-such-rollout"), "{}", text(&out.stderr));
 
     // Every verdict is an event, in the audit log.
-    let audit = AuditServiceClient::new(tonic::transport::Channel::from_shared(format!("http://{endpoint}")).expect("url").connect_lazy());
+    let audit = AuditServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
     eventually("canary verdicts in the audit log", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {

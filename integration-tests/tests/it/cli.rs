@@ -1,7 +1,7 @@
 //! The `paved` binary as a user runs it, against a platform started in-process.
 
 use paved::up::{Platform, UpOptions};
-use paved_integration_tests::{bin_dir, paved, text, up_options};
+use paved_integration_tests::{bin_dir, paved, paved_with, text, up_options};
 use std::time::Duration;
 
 #[tokio::test]
@@ -12,7 +12,7 @@ async fn status_deploy_and_bad_specs_through_the_cli() {
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
     let endpoint = platform.addr.to_string();
 
-    let out = paved(&["status", "--output", "json", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["status", "--output", "json", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(status["services"].as_array().map(Vec::len), Some(5));
@@ -30,22 +30,22 @@ async fn status_deploy_and_bad_specs_through_the_cli() {
     let svc = dir.path().join("svc");
     std::fs::create_dir_all(&svc).expect("mkdir");
     std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nreplicas: 0\n").expect("write");
-    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "dev", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", svc.to_str().expect("path"), "--env", "dev", "--endpoint", &endpoint]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("paved.yaml:3:11: replicas must be between 1 and 64, got 0"), "{stderr}");
 
     // A good one: followed until healthy, then visible in the table.
     std::fs::write(svc.join("paved.yaml"), "name: svc\ncommand: [\"hello\"]\nenv:\n  HELLO_VERSION: svc-1\n").expect("write");
-    let out = paved(&["deploy", svc.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", svc.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "revision 1 of svc: promoted\n");
-    let out = paved(&["status", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["status", "--endpoint", &endpoint]).await;
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with("svc ") && l.contains("qa") && l.contains("healthy")), "{table}");
 
     // Unreachable platform: a clear message, non-zero exit.
-    let out = paved(&["status", "--endpoint", "127.0.0.1:1"]).await;
+    let out = paved_with(&platform.root_token, &["status", "--endpoint", "127.0.0.1:1"]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Paved at 127.0.0.1:1"));
     platform.stop().await.expect("stop");
@@ -73,11 +73,15 @@ async fn service_binaries_read_layered_config() {
     std::fs::write(&file, format!("listen: not-an-address\ndatabase_url: {database}\n")).expect("write");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let stream = paved_integration_tests::redis_namespace("it_cfg").await;
+    // Serving needs the broker's key set.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (broker, _token, broker_task) = paved_integration_tests::start_broker(&stream, &shutdown).await;
     let mut child = tokio::process::Command::new(&bin)
         .arg("--config")
         .arg(&file)
         .env("PAVED_LISTEN", format!("127.0.0.1:{port}"))
         .env("PAVED_STREAM_URL", &stream)
+        .env("PAVED_BROKER_URL", format!("http://{broker}"))
         .kill_on_drop(true)
         .spawn()
         .expect("start paved-audit");
@@ -90,6 +94,8 @@ async fn service_binaries_read_layered_config() {
     nix_term(&child);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("stops on SIGTERM").expect("wait");
     assert!(status.success(), "a drained shutdown exits 0: {status}");
+    shutdown.cancel();
+    broker_task.await.expect("broker task").expect("broker stopped cleanly");
 }
 
 fn nix_term(child: &tokio::process::Child) {
@@ -122,24 +128,28 @@ async fn environments_are_overlays_of_the_base_spec() {
     let options = up_options(dir.path().join("data"));
     let platform = Platform::start(&options).await.expect("paved up");
     let endpoint = platform.addr.to_string();
-    let out = paved(&["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     let svc_endpoint = &status.workloads.iter().find(|w| w.environment == "qa").expect("qa workload").endpoint;
     assert_eq!(crate::services::http_get(svc_endpoint, "/").await, "hello from qa\n");
 
     std::fs::write(svc.join("paved.prod.yaml"), "env:\n  HELLO_VERSION: prod\nreplicas: 3\n").expect("write");
-    let out = paved(&["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("paved.prod.yaml:3:1: `replicas` is not in the base spec"), "{stderr}");
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "prod"), "nothing deployed to prod");
 
     // A valid overlay, but the policy gate blocks prod: with every rule's
     // message and the bundle's digest; still nothing in prod.
     std::fs::write(svc.join("paved.prod.yaml"), "env:\n  HELLO_VERSION: prod\n").expect("write");
-    let out = paved(&["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", path, "--env", "prod", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in [
@@ -150,10 +160,12 @@ async fn environments_are_overlays_of_the_base_spec() {
     ] {
         assert!(stderr.contains(expected), "missing {expected:?}:\n{stderr}");
     }
-    let out = paved(&["plan", path, "--env", "prod", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["plan", path, "--env", "prod", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1), "a plan the gate would deny fails: {out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("  ! policy: prod requires a signed SBOM"), "{out:?}");
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "prod"), "a denied deploy records nothing");
     platform.stop().await.expect("stop");
 }
@@ -200,10 +212,12 @@ async fn score_files_deploy_like_native_specs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
     let endpoint = platform.addr.to_string();
-    let out = paved(&["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "revision 1 of hello-score: promoted\n");
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     let w = status.workloads.iter().find(|w| w.name == "hello-score").expect("the Score workload");
     assert_eq!(crate::services::http_get(&w.endpoint, "/").await, "hello from hello-score-qa\n", "placeholders resolved");
 
@@ -212,11 +226,13 @@ async fn score_files_deploy_like_native_specs() {
     let score = std::fs::read_to_string(example.join("score.yaml")).expect("read");
     std::fs::write(bad.join("score.yaml"), score.replace("image: .            # no image: run `command` on the host", "image: nginx:1.27"))
         .expect("write");
-    let out = paved(&["deploy", bad.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", bad.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("score.yaml:10:5: container image \"nginx:1.27\" cannot run here"), "{stderr}");
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     assert_eq!(status.workloads.len(), 1, "the bad Score file deployed nothing");
     platform.stop().await.expect("stop");
 }

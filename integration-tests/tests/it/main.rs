@@ -1,6 +1,7 @@
 //! Paved's integration tests: one binary, one module per area.
 
 mod artifacts;
+mod auth;
 mod canary;
 mod cli;
 mod outbox;

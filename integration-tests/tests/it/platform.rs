@@ -27,7 +27,9 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("all five services and hello healthy");
 
     let status =
-        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+            .await
+            .expect("status");
     assert_eq!(status.services.len(), 5);
     assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
     assert_eq!(status.workloads.len(), 1);
@@ -53,7 +55,9 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let platform = Platform::start(&options(dir.path())).await.expect("paved up again");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("healthy again");
     let status =
-        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+            .await
+            .expect("status");
     assert_eq!(status.workloads.len(), 1, "hello is not deployed twice");
     let hello = &status.workloads[0];
     assert_eq!((hello.revision, hello.state.as_str(), hello.endpoint.as_str()), (1, "healthy", endpoint.as_str()));
@@ -75,7 +79,9 @@ async fn self_hosted_platform_deploys_its_own_services() {
     platform.wait_ready(Duration::from_secs(90), |_| {}).await.expect("the four deployed services healthy");
 
     let status =
-        paved::commands::status(paved::commands::connect(&platform.addr.to_string()).await.expect("connect")).await.expect("status");
+        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+            .await
+            .expect("status");
     assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
     let mut deployed: Vec<(&str, &str, &str)> =
         status.workloads.iter().map(|w| (w.name.as_str(), w.environment.as_str(), w.state.as_str())).collect();
@@ -92,7 +98,8 @@ async fn self_hosted_platform_deploys_its_own_services() {
 
     // Through the one address: the deployed audit service answers, and it has
     // recorded the provisioner's events about deploying it.
-    let mut audit = AuditServiceClient::new(paved::commands::connect(&platform.addr.to_string()).await.expect("connect"));
+    let mut audit =
+        AuditServiceClient::new(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"));
     let entries = paved_integration_tests::eventually("audit entries through the forwarder", Duration::from_secs(30), || {
         let mut audit = audit.clone();
         async move {
@@ -107,7 +114,9 @@ async fn self_hosted_platform_deploys_its_own_services() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "errors pass through the forwarder");
     // The servers' URLs reach the services through the runtime, never
     // through their specs, which the API serves back.
-    let mut provisioner = ProvisionerServiceClient::new(paved::commands::connect(&platform.addr.to_string()).await.expect("connect"));
+    let mut provisioner = ProvisionerServiceClient::new(
+        paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"),
+    );
     let revisions = provisioner
         .list_revisions(ListRevisionsRequest {
             environment: "platform".into(),

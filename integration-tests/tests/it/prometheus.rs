@@ -4,7 +4,7 @@
 use crate::rollouts::endpoint_of;
 use paved::up::{Platform, UpOptions};
 use paved_canary_analyzer::prometheus::{Prometheus, ProviderError};
-use paved_integration_tests::{Load, eventually, paved, text, up_options};
+use paved_integration_tests::{Load, eventually, paved_with, text, up_options};
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -54,7 +54,7 @@ async fn range_queries_against_a_real_prometheus() {
     let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
     // A few gRPC requests for the platform's counters to count.
-    let out = paved(&["status", "--endpoint", &platform.addr.to_string()]).await;
+    let out = paved_with(&platform.root_token, &["status", "--endpoint", &platform.addr.to_string()]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (mut server, url) = prometheus(dir.path(), &platform.addr.to_string());
     let provider = Prometheus::new(&url, Duration::from_secs(5));
@@ -136,11 +136,11 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     let svc_dir = svc.to_str().expect("path").to_string();
     let deploy = |version: &str, error_rate: &str| {
         std::fs::write(svc.join("paved.yaml"), judged_by_prometheus(version, error_rate)).expect("write spec");
-        paved(&["deploy", &svc_dir, "--env", "dev", "--endpoint", &endpoint])
+        paved_with(&platform.root_token, &["deploy", &svc_dir, "--env", "dev", "--endpoint", &endpoint])
     };
     let out = deploy("v1", "0").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let _load = Load::start(&endpoint_of(&endpoint, "shop").await, 8);
+    let _load = Load::start(&endpoint_of(&endpoint, &platform.root_token, "shop").await, 8);
 
     let out = deploy("v2", "0.2").await;
     let stderr = text(&out.stderr);

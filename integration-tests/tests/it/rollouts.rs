@@ -5,8 +5,10 @@
 
 use crate::services::try_http_get;
 use paved::up::{Platform, SelfHosted, UpOptions};
+use paved_grpc::client::AuthChannel;
 use paved_integration_tests::{
-    Load, bin_dir, eventually, paved, postgres_database, postgres_server, redis_namespace, text, unique, up_options,
+    Load, authed, bin_dir, eventually, paved_with, postgres_database, postgres_server, redis_namespace, start_broker, text, unique,
+    up_options,
 };
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
@@ -40,8 +42,8 @@ pub(crate) async fn all_traffic_on(endpoint: &str, version: &str) {
     }
 }
 
-pub(crate) async fn endpoint_of(endpoint: &str, workload: &str) -> String {
-    let out = paved(&["status", "--output", "json", "--endpoint", endpoint]).await;
+pub(crate) async fn endpoint_of(endpoint: &str, token: &str, workload: &str) -> String {
+    let out = paved_with(token, &["status", "--output", "json", "--endpoint", endpoint]).await;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     let w = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == workload).expect("the workload").clone();
     w["endpoint"].as_str().expect("endpoint").to_string()
@@ -78,14 +80,14 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let svc_dir = svc.to_str().expect("path");
     let deploy = |version: &'static str, error_rate: &'static str| {
         std::fs::write(svc.join("paved.yaml"), spec(version, error_rate)).expect("write spec");
-        paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint])
+        paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint])
     };
 
     // v1, a first revision: promoted as soon as it is healthy.
     let out = deploy("v1", "0").await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "revision 1 of web: promoted\n");
-    let web = endpoint_of(&endpoint, "web").await;
+    let web = endpoint_of(&endpoint, &platform.root_token, "web").await;
     let load = Load::start(&web, 8);
 
     // v2 steps through 20%, 50%, 100% under load, then is promoted.
@@ -102,7 +104,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     all_traffic_on(&web, "v2").await;
 
     // Per-revision metrics through the API.
-    let channel = Channel::from_shared(format!("http://{endpoint}")).expect("url").connect().await.expect("connect");
+    let channel = paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect");
     let mut client = ProvisionerServiceClient::new(channel.clone());
     let metrics = client
         .get_traffic_metrics(GetTrafficMetricsRequest { environment: "dev".into(), workload: "web".into() })
@@ -112,7 +114,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let v2 = metrics.revisions.iter().find(|r| r.weight == 100).expect("a revision with all traffic");
     assert!(v2.requests.get("2xx").copied().unwrap_or(0) > 0 && v2.p99_seconds > 0.0, "{v2:?}");
     assert!(metrics.revisions.len() >= 2, "the stable revision's traffic is kept too: {metrics:?}");
-    let out = paved(&["traffic", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["traffic", "web", "--env", "dev", "--endpoint", &endpoint]).await;
     assert!(text(&out.stdout).starts_with("REVISION") && text(&out.stdout).contains("100%"), "{}", text(&out.stdout));
 
     // v3 answers half its requests with 500: rolled back at its first step.
@@ -125,16 +127,16 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     drop(load);
 
     // Rollback on command: the standby (v1, kept running) takes all traffic.
-    let out = paved(&["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("web in dev: all traffic on revision "), "{}", text(&out.stdout));
     all_traffic_on(&web, "v1").await;
     // And back again: the revision it replaced became the standby.
-    let out = paved(&["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     all_traffic_on(&web, "v2").await;
 
-    let out = paved(&["rollout", "list", "web", "--env", "dev", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "list", "web", "--env", "dev", "--endpoint", &endpoint]).await;
     let table = text(&out.stdout);
     assert_eq!(table.lines().count(), 4, "three rollouts:\n{table}");
     assert!(table.contains("rolled_back") && table.contains("promoted"), "{table}");
@@ -162,17 +164,16 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     let slow = |version: &str| spec(version, "0").replace("interval: 2s", "interval: 3s");
 
     std::fs::write(svc.join("paved.yaml"), slow("v1")).expect("write");
-    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
-    let web = endpoint_of(&endpoint, "web").await;
+    assert!(paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+    let web = endpoint_of(&endpoint, &platform.root_token, "web").await;
 
     std::fs::write(svc.join("paved.yaml"), slow("v2")).expect("write");
-    let out = paved(&["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     assert_eq!(id.len(), 36, "--detach prints the rollout id: {id:?}");
-    let client =
-        ProvisionerServiceClient::new(Channel::from_shared(format!("http://{endpoint}")).expect("url").connect().await.expect("connect"));
-    let get = |client: &ProvisionerServiceClient<Channel>| {
+    let client = ProvisionerServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
+    let get = |client: &ProvisionerServiceClient<AuthChannel>| {
         let id = id.clone();
         let mut client = client.clone();
         async move { client.get_rollout(GetRolloutRequest { id }).await.expect("get rollout").into_inner().rollout.expect("rollout") }
@@ -180,28 +181,28 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     eventually("the canary at its first step", Duration::from_secs(30), || async { (get(&client).await.weight == 20).then_some(()) }).await;
 
     // Paused: the step is held past its interval.
-    let out = paved(&["rollout", "pause", &id, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "pause", &id, "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).contains(": paused"), "{out:?}");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let paused = get(&client).await;
     assert_eq!((paused.state, paused.weight), (RolloutState::Paused as i32, 20));
-    let out = paved(&["rollout", "get", &id, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "get", &id, "--endpoint", &endpoint]).await;
     assert!(text(&out.stdout).contains("paused at stage step, 20% of traffic"), "{}", text(&out.stdout));
 
     // Resumed, then promoted at once.
-    assert!(paved(&["rollout", "resume", &id, "--endpoint", &endpoint]).await.status.success());
-    let out = paved(&["rollout", "promote", &id, "--endpoint", &endpoint]).await;
+    assert!(paved_with(&platform.root_token, &["rollout", "resume", &id, "--endpoint", &endpoint]).await.status.success());
+    let out = paved_with(&platform.root_token, &["rollout", "promote", &id, "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = paved(&["rollout", "watch", &id, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "watch", &id, "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).contains("promoted"), "{out:?}");
     all_traffic_on(&web, "v2").await;
     // An ended rollout cannot be paused: a precise error.
-    let out = paved(&["rollout", "pause", &id, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "pause", &id, "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("has ended (promoted): it cannot be paused"), "{out:?}");
 
     // v3 aborted mid-rollout: all traffic back on v2.
     std::fs::write(svc.join("paved.yaml"), slow("v3")).expect("write");
-    let out = paved(&["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--detach", "--endpoint", &endpoint]).await;
     let id3 = text(&out.stdout).trim().to_string();
     eventually("v3 at its first step", Duration::from_secs(30), || {
         let mut client = client.clone();
@@ -209,18 +210,19 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
         async move { (client.get_rollout(GetRolloutRequest { id }).await.ok()?.into_inner().rollout?.weight == 20).then_some(()) }
     })
     .await;
-    let out = paved(&["rollout", "abort", &id3, "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "abort", &id3, "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).contains(": aborted"), "{out:?}");
     all_traffic_on(&web, "v2").await;
     // Unknown rollouts: NOT_FOUND, said plainly.
-    let out = paved(&["rollout", "get", "no-such-rollout", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["rollout", "get", "no-such-rollout", "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("no rollout no-such-rollout"), "{out:?}");
     platform.stop().await.expect("stop");
 }
 
-fn provisioner(listen: &str, database: &str, stream: &str, data: &Path) -> tokio::process::Child {
+fn provisioner(listen: &str, broker: &str, database: &str, stream: &str, data: &Path) -> tokio::process::Child {
     tokio::process::Command::new(bin_dir().join("paved-provisioner"))
         .env("PAVED_LISTEN", listen)
+        .env("PAVED_BROKER_URL", broker)
         .env("PAVED_DATABASE_URL", database)
         .env("PAVED_STREAM_URL", stream)
         .env("PAVED_DATA_DIR", data)
@@ -241,15 +243,23 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("provisioner");
-    let mut child = provisioner(&listen, &database, &stream, &data);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (broker, token, broker_task) = start_broker(&stream, &shutdown).await;
+    let broker = format!("http://{broker}");
+    let mut child = provisioner(&listen, &broker, &database, &stream, &data);
     let connect = || async {
-        eventually("the provisioner to accept connections", Duration::from_secs(30), || async {
-            Channel::from_shared(format!("http://{listen}")).ok()?.connect().await.ok()
+        // Serving: connected, and holding the broker's key set.
+        let channel = eventually("the provisioner to serve", Duration::from_secs(30), || async {
+            let channel = Channel::from_shared(format!("http://{listen}")).ok()?.connect().await.ok()?;
+            let check = tonic_health::pb::HealthCheckRequest { service: String::new() };
+            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone()).check(check).await.ok()?.into_inner().status;
+            (status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32).then_some(channel)
         })
-        .await
+        .await;
+        authed(channel, &token)
     };
     let mut client = ProvisionerServiceClient::new(connect().await);
-    let apply = |client: &mut ProvisionerServiceClient<Channel>, version: &str| {
+    let apply = |client: &mut ProvisionerServiceClient<AuthChannel>, version: &str| {
         let request = ApplyWorkloadRequest {
             environment: "qa".into(),
             spec_yaml: spec(version, "0").replace("interval: 2s", "interval: 3s"),
@@ -259,7 +269,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
         let mut client = client.clone();
         async move { client.apply_workload(request).await.expect("apply").into_inner().rollout.expect("a rollout").id }
     };
-    let rollout = |client: &ProvisionerServiceClient<Channel>, id: String| {
+    let rollout = |client: &ProvisionerServiceClient<AuthChannel>, id: String| {
         let mut client = client.clone();
         async move { client.get_rollout(GetRolloutRequest { id }).await.ok()?.into_inner().rollout }
     };
@@ -287,7 +297,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let _ = child.wait().await;
     assert!(left.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "the workloads outlive a SIGKILLed provisioner");
 
-    let _child = provisioner(&listen, &database, &stream, &data);
+    let _child = provisioner(&listen, &broker, &database, &stream, &data);
     let client = ProvisionerServiceClient::new(connect().await);
     let done = eventually("the rollout to finish after the restart", Duration::from_secs(60), || async {
         rollout(&client, id.clone()).await.filter(|r| r.state != RolloutState::Running as i32)
@@ -300,6 +310,8 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let weights: Vec<i32> = done.history.iter().map(|t| t.weight).collect();
     assert!(weights.windows(2).all(|w| w[0] <= w[1]), "weights only grow: {weights:?}");
     assert!(left.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()), "the orphans were stopped");
+    shutdown.cancel();
+    broker_task.await.expect("broker task").expect("broker stopped cleanly");
 }
 
 /// `paved plan`: exit 0 when nothing would change, 2 with the changes (or
@@ -310,13 +322,13 @@ async fn plan_exit_codes_and_drift_correction() {
     let (_dir, platform, svc) = embedded().await;
     let endpoint = platform.addr.to_string();
     let svc_dir = svc.to_str().expect("path");
-    let plan = || paved(&["plan", svc_dir, "--env", "dev", "--endpoint", &endpoint]);
+    let plan = || paved_with(&platform.root_token, &["plan", svc_dir, "--env", "dev", "--endpoint", &endpoint]);
 
     std::fs::write(svc.join("paved.yaml"), spec("v1", "0")).expect("write");
     let out = plan().await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stdout).starts_with("web in dev: create\n") && text(&out.stdout).contains("  + name: \"web\"\n"), "{out:?}");
-    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+    assert!(paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
     let out = plan().await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(text(&out.stdout).starts_with("web in dev: no changes\n  ? policy warns: "), "dev only warns: {out:?}");
@@ -329,17 +341,17 @@ async fn plan_exit_codes_and_drift_correction() {
             .starts_with("web in dev: update (a new revision, rolled out)\n  ~ env.HELLO_VERSION: \"v1\" -> \"v2\"\n  ? policy"),
         "{out:?}"
     );
-    let out = paved(&["plan", svc_dir, "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["plan", svc_dir, "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
     assert_eq!((json["action"].as_str(), json["changes"][0]["path"].as_str()), (Some("update"), Some("env.HELLO_VERSION")));
-    let web = endpoint_of(&endpoint, "web").await;
+    let web = endpoint_of(&endpoint, &platform.root_token, "web").await;
     all_traffic_on(&web, "v1").await;
 
     std::fs::write(svc.join("paved.yaml"), "name: web\ncommand: [hello]\nreplicas: many\n").expect("write");
     let out = plan().await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("paved.yaml:3:11: "), "{}", text(&out.stderr));
-    let out = paved(&["plan", svc_dir, "--env", "Prod!", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["plan", svc_dir, "--env", "Prod!", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("invalid environment"), "{}", text(&out.stderr));
 
@@ -379,38 +391,40 @@ async fn previews_open_and_close_leaving_nothing_behind() {
     let svc_dir = svc.to_str().expect("path");
     std::fs::write(svc.join("paved.yaml"), spec("base", "0")).expect("write");
     std::fs::write(svc.join("paved.preview.yaml"), "env:\n  HELLO_VERSION: preview\n").expect("write");
-    assert!(paved(&["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
+    assert!(paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
 
-    let out = paved(&["preview", "open", svc_dir, "--pr", "42", "--ttl", "2h", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "open", svc_dir, "--pr", "42", "--ttl", "2h", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let url = text(&out.stdout);
     assert!(url.starts_with("web in pr-42: http://"), "{url}");
     let preview_endpoint = url.trim().rsplit_once("http://").expect("url").1.to_string();
     all_traffic_on(&preview_endpoint, "preview").await;
-    let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "list", "--endpoint", &endpoint]).await;
     assert!(text(&out.stdout).lines().any(|l| l.starts_with("pr-42") && l.contains("web")), "{}", text(&out.stdout));
     let running = |root: &Path| std::fs::read_dir(root.join("data/provisioner/run")).expect("run dir").count();
     assert_eq!(running(dir.path()), 2, "dev and pr-42 each run one process");
 
-    let out = paved(&["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "closed pr-42: destroyed web\n");
-    let status = paved::commands::status(paved::commands::connect(&endpoint).await.expect("connect")).await.expect("status");
+    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
+        .await
+        .expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "pr-42"), "{:?}", status.workloads);
     assert_eq!(running(dir.path()), 1, "only dev's process is left");
     assert!(tokio::net::TcpStream::connect(&preview_endpoint).await.is_err(), "the preview's proxy is closed");
-    let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "list", "--endpoint", &endpoint]).await;
     assert_eq!(text(&out.stdout), "PREVIEW  WORKLOADS  EXPIRES\n");
-    let out = paved(&["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("no preview pr-42"), "{out:?}");
-    let out = paved(&["preview", "open", svc_dir, "--pr", "7", "--ttl", "90d", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "open", svc_dir, "--pr", "7", "--ttl", "90d", "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("at most 30d"), "{out:?}");
 
     // A preview whose time to live passes closes by itself.
-    let out = paved(&["preview", "open", svc_dir, "--pr", "43", "--ttl", "3s", "--endpoint", &endpoint]).await;
+    let out = paved_with(&platform.root_token, &["preview", "open", svc_dir, "--pr", "43", "--ttl", "3s", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     eventually("pr-43 to expire", Duration::from_secs(20), || async {
-        let out = paved(&["preview", "list", "--endpoint", &endpoint]).await;
+        let out = paved_with(&platform.root_token, &["preview", "list", "--endpoint", &endpoint]).await;
         (!text(&out.stdout).contains("pr-43")).then_some(())
     })
     .await;

@@ -9,8 +9,12 @@
 //! - [`observe`] — the tower layer that records per-method metrics and joins the
 //!   caller's trace.
 //! - [`status`] — constructors for `tonic::Status` with `google.rpc` details.
+//! - [`auth`] — the layer that authenticates and authorises every Paved
+//!   call, and [`client`], the token a client presents.
 //! - [`serve`] — assembles the server.
 
+pub mod auth;
+pub mod client;
 pub mod health;
 pub mod observe;
 pub mod status;
@@ -20,6 +24,7 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
+pub use auth::Authenticator;
 pub use health::Health;
 
 /// What one service contributes to a server: its gRPC routes and the
@@ -32,6 +37,10 @@ pub struct Component {
     /// be merged once built).
     pub mount: Box<dyn FnOnce(Routes) -> Routes + Send>,
     pub tasks: JoinSet<()>,
+    /// Methods that need no token (full paths, `/pkg.Service/Method`).
+    pub open_methods: &'static [&'static str],
+    /// Methods that need a valid token but no scope (see [`auth::Exemptions`]).
+    pub token_only_methods: &'static [&'static str],
 }
 
 /// How long background tasks get to stop after the server stopped.
@@ -54,13 +63,14 @@ impl Default for ServerOptions {
 }
 
 /// Serves `components` plus health and reflection on `listener` until
-/// `shutdown`, then drains: health turns NOT_SERVING, the listener closes, and
+/// `shutdown`, authenticating calls with `auth`, then drains: health turns NOT_SERVING, the listener closes, and
 /// in-flight requests get `drain_timeout` to finish. Background tasks of the
 /// components are awaited last (they watch the same `shutdown`).
 pub async fn serve(
     listener: TcpListener,
     components: Vec<Component>,
     health: Health,
+    auth: Authenticator,
     options: ServerOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -76,6 +86,10 @@ pub async fn serve(
 
     let mut routes = Routes::default();
     let mut tasks = Vec::new();
+    let exempt = auth::Exemptions {
+        open: components.iter().flat_map(|c| c.open_methods.iter().map(|m| m.to_string())).collect(),
+        token_only: components.iter().flat_map(|c| c.token_only_methods.iter().map(|m| m.to_string())).collect(),
+    };
     for component in components {
         health.register(component.name);
         routes = (component.mount)(routes);
@@ -101,12 +115,14 @@ pub async fn serve(
             .route("/metrics", axum::routing::get(|| async { paved_telemetry::encode_metrics() }));
 
     // Order matters, outermost first: `observe` sees every request, including
-    // those the limit makes wait and those that time out, so the metrics and
-    // traces tell the whole story; the concurrency limit sits inside it; the
+    // those refused, those the limit makes wait and those that time out, so
+    // the metrics and traces tell the whole story; authentication comes
+    // next, so a refused call takes no slot; then the concurrency limit; the
     // timeout (tonic's, which honours the client's `grpc-timeout`) applies
     // closest to the handler.
     let layers = tower::ServiceBuilder::new()
         .layer(observe::ObserveLayer)
+        .layer(auth::AuthLayer::new(auth, exempt))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit));
 
     // Without TCP_NODELAY a response's frames (headers, data, trailers) wait

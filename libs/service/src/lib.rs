@@ -32,6 +32,13 @@ pub struct Common {
     /// Entries kept per stream.
     #[serde(default = "default_max_len")]
     pub stream_max_len: u64,
+    /// The secrets broker, whose key set verifies every call's token.
+    #[serde(default = "default_broker_url")]
+    pub broker_url: String,
+}
+
+fn default_broker_url() -> String {
+    "http://127.0.0.1:7402".into()
 }
 
 fn default_log_format() -> String {
@@ -223,7 +230,33 @@ where
     let health = Health::new();
     let stream = stream(common, &shutdown).await?;
     let component = build(stream, health.clone()).await?;
-    paved_grpc::serve(listener, vec![component], health, ServerOptions::default(), shutdown).await
+    let auth = paved_grpc::Authenticator::new();
+    let loaded = health.reporter(component.name, "keys");
+    // The broker trusts its own key set, from itself: asking through a
+    // forwarder that waits for it to be healthy would never end.
+    let broker_url = if component.open_methods.contains(&paved_grpc::auth::KEY_SET_METHOD) {
+        let port = listener.local_addr()?.port();
+        format!("http://127.0.0.1:{port}")
+    } else {
+        common.broker_url.clone()
+    };
+    tokio::spawn(paved_grpc::auth::follow(auth.clone(), broker_url, loaded, shutdown.clone()));
+    paved_grpc::serve(listener, vec![component], health, auth, ServerOptions::default(), shutdown).await
+}
+
+/// Keeps `bearer` loaded from `file`, read again every minute, until
+/// `shutdown`: whoever renews the token replaces the file.
+pub async fn reload_token(file: PathBuf, bearer: paved_grpc::client::Bearer, shutdown: CancellationToken) {
+    loop {
+        let loaded = std::fs::read_to_string(&file).map_err(anyhow::Error::from).and_then(|token| bearer.set(token.trim()));
+        if let Err(e) = loaded {
+            tracing::warn!(file = %file.display(), error = %e, "cannot load the token file");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+    }
 }
 
 /// A consumer name unique to this process: `PAVED_CONSUMER_NAME` if set, else
@@ -276,13 +309,17 @@ pub trait ConsumerService: 'static {
     /// Whether the service publishes events: then its migrator has the
     /// outbox table and the shell runs its relay.
     const PUBLISHES: bool = false;
+    /// Methods callable without a token (full paths).
+    const OPEN_METHODS: &'static [&'static str] = &[];
+    /// Methods callable with any valid token (a holder acting on its own).
+    const TOKEN_ONLY_METHODS: &'static [&'static str] = &[];
     /// The routes and the event handler, on the service's migrated
     /// database; `relay` is to be woken after committing events.
     fn parts(
         db: DatabaseConnection,
         relay: paved_stream::outbox::Relay,
         options: Self::Options,
-    ) -> (Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>);
+    ) -> anyhow::Result<(Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>)>;
 }
 
 /// The service's component: its routes, and its consumer group reporting
@@ -293,17 +330,23 @@ pub fn consumer_component<S: ConsumerService>(
     options: S::Options,
     health: &Health,
     shutdown: CancellationToken,
-) -> Component {
+) -> anyhow::Result<Component> {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
-    let (mount, handler) = S::parts(db, relay.clone(), options);
-    let mut component = Component { name: S::GRPC_NAME, mount, tasks: Default::default() };
+    let (mount, handler) = S::parts(db, relay.clone(), options)?;
+    let mut component = Component {
+        name: S::GRPC_NAME,
+        mount,
+        tasks: Default::default(),
+        open_methods: S::OPEN_METHODS,
+        token_only_methods: S::TOKEN_ONLY_METHODS,
+    };
     if S::PUBLISHES {
         component.tasks.spawn(relay.run(health.reporter(S::GRPC_NAME, "outbox"), shutdown.clone()));
     }
     let config = paved_stream::consumer::ConsumerConfig::for_service(S::NAME, consumer_name(S::NAME));
     let healthy = health.reporter(S::GRPC_NAME, "stream");
     component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));
-    component
+    Ok(component)
 }
 
 /// Runs a consumer service on its own (production mode).
@@ -316,7 +359,7 @@ pub async fn run_consumer<S: ConsumerService>(
     let token = shutdown.clone();
     let options = config.options;
     serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
-        Ok(consumer_component::<S>(db, stream, options, &health, token))
+        consumer_component::<S>(db, stream, options, &health, token)
     })
     .await
 }

@@ -62,7 +62,7 @@ pub enum TokenError {
     Expired(i64),
     #[error("token issued in the future")]
     NotYetValid,
-    #[error("token is for {got:?}, not {wanted:?}")]
+    #[error("token is for audience {got:?}, not {wanted}")]
     WrongAudience { got: String, wanted: String },
     #[error("token revoked")]
     Revoked,
@@ -80,6 +80,18 @@ impl Issuer {
         let key = SigningKey::from_bytes(&rand::random());
         let kid = hex::encode(&key.verifying_key().to_bytes()[..8]);
         Self { kid, key }
+    }
+
+    /// The key whose private half is `seed` (as [`Issuer::seed`] gave it).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(seed);
+        let kid = hex::encode(&key.verifying_key().to_bytes()[..8]);
+        Self { kid, key }
+    }
+
+    /// The private key, to be stored sealed.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 
     pub fn public(&self) -> VerifyingKey {
@@ -113,9 +125,13 @@ impl KeySet {
         self.keys.remove(kid);
     }
 
-    /// The token's claims, once its signature, times, audience and
-    /// revocation are checked; `now` in Unix seconds.
-    pub fn verify(&self, token: &str, audience: &str, now: i64, revoked: impl Fn(&str) -> bool) -> Result<Claims, TokenError> {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The token's claims, once its signature, times, audience (one of
+    /// `audiences`) and revocation are checked; `now` in Unix seconds.
+    pub fn verify(&self, token: &str, audiences: &[&str], now: i64, revoked: impl Fn(&str) -> bool) -> Result<Claims, TokenError> {
         if token.len() > MAX_LEN {
             return Err(TokenError::Malformed("longer than 8 KiB"));
         }
@@ -137,8 +153,8 @@ impl KeySet {
         if claims.iat > now.saturating_add(LEEWAY_SECS) {
             return Err(TokenError::NotYetValid);
         }
-        if claims.aud != audience {
-            return Err(TokenError::WrongAudience { got: claims.aud, wanted: audience.to_string() });
+        if !audiences.contains(&claims.aud.as_str()) {
+            return Err(TokenError::WrongAudience { got: claims.aud, wanted: audiences.join(" or ") });
         }
         if revoked(&claims.jti) {
             return Err(TokenError::Revoked);

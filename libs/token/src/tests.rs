@@ -29,7 +29,7 @@ fn a_token_verifies_offline_and_carries_its_scopes() {
     let issuer = Issuer::generate();
     let token = issuer.sign(claims());
     assert!(token.starts_with("pvt1."));
-    let got = trusting(&[&issuer]).verify(&token, AUD, NOW + 10, |_| false).expect("valid");
+    let got = trusting(&[&issuer]).verify(&token, &[AUD], NOW + 10, |_| false).expect("valid");
     assert_eq!((got.sub.as_str(), got.kid.as_str()), ("spiffe://paved/dev/shop", issuer.kid.as_str()));
     assert!(got.allows("secrets:read:shop/db-password") && got.allows("deploy:dev"));
     assert!(!got.allows("secrets:read:other/db-password") && !got.allows("deploy:prod") && !got.allows("secrets:read:shop"));
@@ -40,7 +40,7 @@ fn forged_expired_foreign_and_revoked_tokens_are_refused() {
     let issuer = Issuer::generate();
     let keys = trusting(&[&issuer]);
     let token = issuer.sign(claims());
-    let ok = |t: &str, now: i64| keys.verify(t, AUD, now, |_| false);
+    let ok = |t: &str, now: i64| keys.verify(t, &[AUD], now, |_| false);
 
     // Claims changed after signing (more scopes): the signature no longer holds.
     let (head, signature) = token.rsplit_once('.').expect("three parts");
@@ -64,10 +64,10 @@ fn forged_expired_foreign_and_revoked_tokens_are_refused() {
     assert_eq!(ok(&token, NOW - LEEWAY_SECS - 1), Err(TokenError::NotYetValid));
     // Another audience, and a revoked id.
     assert_eq!(
-        keys.verify(&token, "paved.provisioner", NOW, |_| false),
+        keys.verify(&token, &["paved.provisioner"], NOW, |_| false),
         Err(TokenError::WrongAudience { got: AUD.into(), wanted: "paved.provisioner".into() })
     );
-    assert_eq!(keys.verify(&token, AUD, NOW, |jti| jti == "t-1"), Err(TokenError::Revoked));
+    assert_eq!(keys.verify(&token, &[AUD], NOW, |jti| jti == "t-1"), Err(TokenError::Revoked));
 }
 
 #[test]
@@ -77,16 +77,16 @@ fn malformed_tokens_are_errors_never_panics_and_never_echoed() {
     let long = format!("pvt1.{}.x", "a".repeat(9000));
     let cases = ["", "pvt1.", "pvt1.abc", "jwt.abc.def", "pvt1.!!!.AAAA", "pvt1.e30.AAAA", "pvt1.e30.", long.as_str()];
     for bad in cases {
-        let e = keys.verify(bad, AUD, NOW, |_| false).expect_err(bad);
+        let e = keys.verify(bad, &[AUD], NOW, |_| false).expect_err(bad);
         assert!(matches!(e, TokenError::Malformed(_)), "{bad:.20}: {e:?}");
     }
     // Valid shape, claims that are not ours.
     let body = URL_SAFE_NO_PAD.encode(br#"{"sub":1}"#);
     let sig = URL_SAFE_NO_PAD.encode([0u8; 64]);
-    assert_eq!(keys.verify(&format!("pvt1.{body}.{sig}"), AUD, NOW, |_| false), Err(TokenError::Malformed("claims are not valid")));
+    assert_eq!(keys.verify(&format!("pvt1.{body}.{sig}"), &[AUD], NOW, |_| false), Err(TokenError::Malformed("claims are not valid")));
     // No error repeats the token it refused.
     let token = issuer.sign(claims());
-    let e = keys.verify(&token, "other", NOW, |_| false).expect_err("wrong audience");
+    let e = keys.verify(&token, &["other"], NOW, |_| false).expect_err("wrong audience");
     assert!(!e.to_string().contains(&token[5..20]), "{e}");
 }
 
@@ -95,8 +95,8 @@ fn keys_rotate_with_overlap() {
     let (old, new) = (Issuer::generate(), Issuer::generate());
     let mut keys = trusting(&[&old, &new]);
     let (before, after) = (old.sign(claims()), new.sign(claims()));
-    assert!(keys.verify(&before, AUD, NOW, |_| false).is_ok() && keys.verify(&after, AUD, NOW, |_| false).is_ok());
+    assert!(keys.verify(&before, &[AUD], NOW, |_| false).is_ok() && keys.verify(&after, &[AUD], NOW, |_| false).is_ok());
     keys.remove(&old.kid);
-    assert_eq!(keys.verify(&before, AUD, NOW, |_| false), Err(TokenError::UnknownKey(old.kid.clone())));
-    assert!(keys.verify(&after, AUD, NOW, |_| false).is_ok());
+    assert_eq!(keys.verify(&before, &[AUD], NOW, |_| false), Err(TokenError::UnknownKey(old.kid.clone())));
+    assert!(keys.verify(&after, &[AUD], NOW, |_| false).is_ok());
 }

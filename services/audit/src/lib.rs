@@ -33,9 +33,9 @@ impl paved_service::ConsumerService for Audit {
         db: DatabaseConnection,
         _relay: paved_stream::outbox::Relay,
         _options: paved_service::NoOptions,
-    ) -> (paved_service::Mount, Arc<dyn Handler>) {
+    ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let api = api::server(db.clone());
-        (Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db }))
+        Ok((Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db })))
     }
 }
 

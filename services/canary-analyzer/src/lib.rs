@@ -52,13 +52,17 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
     type Options = Options;
     const PUBLISHES: bool = true;
 
-    fn parts(db: DatabaseConnection, relay: paved_stream::outbox::Relay, options: Options) -> (paved_service::Mount, Arc<dyn Handler>) {
+    fn parts(
+        db: DatabaseConnection,
+        relay: paved_stream::outbox::Relay,
+        options: Options,
+    ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let prometheus = options
             .prometheus_url
             .filter(|u| !u.is_empty())
             .map(|url| prometheus::Prometheus::new(&url, std::time::Duration::from_secs(5)));
         let api = api::server(db.clone(), relay, prometheus);
-        (Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db }))
+        Ok((Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db })))
     }
 }
 

@@ -2,7 +2,7 @@
 //! as canonical codes with field violations.
 
 use crate::{ApplyError, Provisioner, WorkloadView, artifacts::ArtifactError, model, rollout::RolloutError, store};
-use paved_grpc::status;
+use paved_grpc::{auth, status};
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
     AttachAttestationResponse, Attestation, ClosePreviewRequest, ClosePreviewResponse, GetArtifactRequest, GetArtifactResponse,
@@ -175,11 +175,37 @@ impl Api {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRolloutResponse, Status>> + Send>>;
 
+/// What a token needs to change a workload: `deploy:<env>/<workload>`
+/// (roles grant `deploy:<env>/*` or a team's `deploy:<env>/shop-*`).
+fn deploy_scope(environment: &str, workload: &str) -> String {
+    format!("deploy:{environment}/{workload}")
+}
+
+/// The deploy scope of the workload a spec names. A spec that does not
+/// parse deploys nothing: the apply reports where it is wrong.
+fn may_deploy_spec(caller: &paved_token::Claims, environment: &str, spec_yaml: &str) -> Result<(), Status> {
+    match paved_spec::parse(spec_yaml, "paved.yaml") {
+        Ok(spec) => auth::grants(caller, &deploy_scope(environment, &spec.name)),
+        Err(_) => Ok(()),
+    }
+}
+
+impl Api {
+    /// Steering a rollout needs the deploy scope of its workload.
+    async fn may_steer(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
+        let rollout = self.provisioner.rollout(id).await?;
+        let (environment, workload) = rollout.workload();
+        auth::grants(caller, &deploy_scope(environment, workload))
+    }
+}
+
 #[tonic::async_trait]
 impl ProvisionerService for Api {
     async fn apply_workload(&self, request: Request<ApplyWorkloadRequest>) -> Result<Response<ApplyWorkloadResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("environment", &req.environment)?;
+        may_deploy_spec(&caller, &req.environment, &req.spec_yaml)?;
         let applied = self.provisioner.apply(&req.environment, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
         Ok(Response::new(self.applied_proto(applied).await?))
     }
@@ -314,37 +340,47 @@ impl ProvisionerService for Api {
     }
 
     async fn pause_rollout(&self, request: Request<PauseRolloutRequest>) -> Result<Response<PauseRolloutResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("id", &req.id)?;
+        self.may_steer(&caller, &req.id).await?;
         let rollout = self.provisioner.pause(&req.id).await?;
         Ok(Response::new(PauseRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
     }
 
     async fn resume_rollout(&self, request: Request<ResumeRolloutRequest>) -> Result<Response<ResumeRolloutResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("id", &req.id)?;
+        self.may_steer(&caller, &req.id).await?;
         let rollout = self.provisioner.resume(&req.id).await?;
         Ok(Response::new(ResumeRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
     }
 
     async fn abort_rollout(&self, request: Request<AbortRolloutRequest>) -> Result<Response<AbortRolloutResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("id", &req.id)?;
+        self.may_steer(&caller, &req.id).await?;
         let rollout = self.provisioner.abort(&req.id).await?;
         Ok(Response::new(AbortRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
     }
 
     async fn promote_rollout(&self, request: Request<PromoteRolloutRequest>) -> Result<Response<PromoteRolloutResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("id", &req.id)?;
+        self.may_steer(&caller, &req.id).await?;
         let rollout = self.provisioner.promote_now(&req.id).await?;
         Ok(Response::new(PromoteRolloutResponse { rollout: Some(self.rollout_proto(&rollout).await?) }))
     }
 
     async fn rollback_workload(&self, request: Request<RollbackWorkloadRequest>) -> Result<Response<RollbackWorkloadResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("environment", &req.environment)?;
         required("workload", &req.workload)?;
+        auth::grants(&caller, &deploy_scope(&req.environment, &req.workload))?;
         let revision_id = self.provisioner.rollback(&req.environment, &req.workload).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
         Ok(Response::new(RollbackWorkloadResponse { workload: view.map(to_proto), revision_id }))
@@ -453,8 +489,10 @@ impl ProvisionerService for Api {
     }
 
     async fn open_preview(&self, request: Request<OpenPreviewRequest>) -> Result<Response<OpenPreviewResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         let pr = pr_number(req.pr)?;
+        may_deploy_spec(&caller, &crate::preview::environment(pr), &req.spec_yaml)?;
         let ttl = match req.ttl_seconds {
             0 => crate::preview::DEFAULT_TTL,
             s if s > 0 && (s as u64) <= crate::preview::MAX_TTL.as_secs() => std::time::Duration::from_secs(s as u64),
@@ -468,7 +506,9 @@ impl ProvisionerService for Api {
     }
 
     async fn close_preview(&self, request: Request<ClosePreviewRequest>) -> Result<Response<ClosePreviewResponse>, Status> {
+        let caller = auth::caller(&request)?;
         let pr = pr_number(request.into_inner().pr)?;
+        auth::grants(&caller, &deploy_scope(&crate::preview::environment(pr), "*"))?;
         let workloads = self.provisioner.close_preview(pr, "closed").await.map_err(database)?;
         let workloads = workloads.ok_or_else(|| status::not_found("PREVIEW_NOT_FOUND", format!("no preview pr-{pr}")))?;
         Ok(Response::new(ClosePreviewResponse { workloads }))

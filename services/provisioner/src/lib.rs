@@ -96,6 +96,16 @@ pub struct Options {
     /// canary's health and the rollout's error-rate and p99 limits alone.
     #[serde(default)]
     pub analyzer_url: Option<String>,
+    /// A file holding the token the provisioner presents to the analyzer
+    /// (scope `write:canary-analyzer`), read again every minute so it can
+    /// be replaced before it expires. Until service-to-service mTLS, this is
+    /// how a standalone provisioner is given its credential.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The token presented on calls to other services; `paved up` mints
+    /// and renews it in-process.
+    #[serde(skip)]
+    pub credentials: paved_grpc::client::Bearer,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -133,6 +143,9 @@ const BASELINE: &str = "~baseline";
 /// Runs the provisioner on its own (production mode).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = paved_service::database::<migration::Migrator>(&config.common.database_url, &shutdown).await?;
+    if let Some(file) = config.options.token_file.clone() {
+        tokio::spawn(paved_service::reload_token(file, config.options.credentials.clone(), shutdown.clone()));
+    }
     let token = shutdown.clone();
     paved_service::serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
         Ok(Provisioner::start(db, stream, config.options, &health, token).await?.1)
@@ -238,7 +251,8 @@ struct Inner {
     analyzer: Option<Analyzer>,
 }
 
-type Analyzer = paved_proto::canary_analyzer::v1::canary_analyzer_service_client::CanaryAnalyzerServiceClient<tonic::transport::Channel>;
+type Analyzer =
+    paved_proto::canary_analyzer::v1::canary_analyzer_service_client::CanaryAnalyzerServiceClient<paved_grpc::client::AuthChannel>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -302,7 +316,7 @@ impl Provisioner {
                     .connect_timeout(std::time::Duration::from_secs(2))
                     .timeout(std::time::Duration::from_secs(10))
                     .tcp_nodelay(true);
-                Some(Analyzer::new(endpoint.connect_lazy()))
+                Some(Analyzer::new(options.credentials.on(endpoint.connect_lazy())))
             }
             None => {
                 tracing::warn!("no canary analyzer configured (analyzer_url): rollout steps are gated on health and limits alone");
@@ -351,7 +365,8 @@ impl Provisioner {
         provisioner.reconcile().await?;
         tasks.spawn(provisioner.clone().correct_drift(shutdown.clone()));
         let api = api::server(provisioner.clone());
-        let component = Component { name: GRPC_NAME, mount: Box::new(move |r| r.add_service(api)), tasks };
+        let component =
+            Component { name: GRPC_NAME, mount: Box::new(move |r| r.add_service(api)), tasks, open_methods: &[], token_only_methods: &[] };
         Ok((provisioner, component))
     }
 

@@ -1,23 +1,130 @@
 //! `paved.secrets_broker.v1.SecretsBrokerService`.
 
-use paved_grpc::status;
+use crate::authority::{self, Authority, AuthorityError, Grant, Target};
+use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
-    Identity, ListIdentitiesRequest, ListIdentitiesResponse,
+    GetKeySetRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueTokenRequest, IssueTokenResponse, KeySet,
+    ListIdentitiesRequest, ListIdentitiesResponse, ListTokensRequest, ListTokensResponse, RenewTokenRequest, RevokeTokenRequest,
+    RevokeTokenResponse, RotateSigningKeyRequest, RotateSigningKeyResponse, TokenInfo, revoke_token_request,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection,
+    ConnectionTrait,
     sea_query::{Alias, Order, Query},
 };
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-pub fn server(db: DatabaseConnection) -> SecretsBrokerServiceServer<Api> {
-    SecretsBrokerServiceServer::new(Api { db })
+pub fn server(authority: Authority) -> SecretsBrokerServiceServer<Api> {
+    SecretsBrokerServiceServer::new(Api { authority })
 }
 
 pub struct Api {
-    db: DatabaseConnection,
+    authority: Authority,
+}
+
+fn failed(e: AuthorityError) -> Status {
+    match e {
+        AuthorityError::NotFound(id) => status::not_found("TOKEN_NOT_FOUND", format!("token {id} not found")),
+        AuthorityError::Revoked(id) => status::failed_precondition("TOKEN_REVOKED", format!("token {id} is revoked")),
+        AuthorityError::NotRenewable(id) => {
+            status::failed_precondition("TOKEN_NOT_RENEWABLE", format!("token {id} is past its renewable_until; ask for a new one"))
+        }
+        AuthorityError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
+        e @ AuthorityError::Sealed(..) => status::internal(&e),
+    }
+}
+
+/// The scopes a role grants.
+pub fn role_scopes(role: &str, environment: &str, workloads: &str) -> Result<Vec<String>, (String, String)> {
+    let need_env = || {
+        if environment.is_empty() { Err(("environment".to_string(), format!("role {role} is per environment: name one"))) } else { Ok(()) }
+    };
+    let workloads = if workloads.is_empty() { "*" } else { workloads };
+    match role {
+        "admin" => Ok(vec!["*".into()]),
+        "viewer" => Ok(vec!["read:*".into()]),
+        "deployer" => {
+            need_env()?;
+            Ok(vec!["read:*".into(), "write:provisioner".into(), format!("deploy:{environment}/{workloads}")])
+        }
+        other => Err(("role".into(), format!("unknown role {other:?}: admin, viewer or deployer"))),
+    }
+}
+
+/// Whether a token holding `held` may hand on `wanted`: every grant of
+/// `wanted` must be a grant of `held` (a wildcard only under a wildcard
+/// that covers it).
+pub fn within(held: &[String], wanted: &str) -> bool {
+    held.iter().any(|h| match h.strip_suffix('*') {
+        Some(prefix) => wanted.starts_with(prefix),
+        None => h == wanted,
+    })
+}
+
+fn duration(d: Option<&prost_types::Duration>, field: &str, default: Duration, max: Duration) -> Result<Duration, (String, String)> {
+    let Some(d) = d else { return Ok(default) };
+    if d.seconds < 1 || d.nanos < 0 {
+        return Err((field.into(), "must be at least 1 s".into()));
+    }
+    let d = Duration::from_secs(d.seconds as u64);
+    if d > max {
+        return Err((field.into(), format!("must be at most {} s", max.as_secs())));
+    }
+    Ok(d)
+}
+
+fn scope_is_valid(scope: &str) -> bool {
+    !scope.is_empty() && scope.len() <= 256 && !scope[..scope.len() - 1].contains('*') && scope.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// The grant a request asks for, validated against what the caller holds.
+fn grant(req: &IssueTokenRequest, caller: &paved_token::Claims) -> Result<Grant, Status> {
+    let mut violations = Vec::new();
+    if req.subject.is_empty() || req.subject.len() > 256 || req.subject.chars().any(char::is_control) {
+        violations.push(("subject".to_string(), "a user or SPIFFE id of 1 to 256 printable characters".to_string()));
+    }
+    let mut scopes = req.scopes.clone();
+    if !req.role.is_empty() {
+        match role_scopes(&req.role, &req.environment, &req.workloads) {
+            Ok(s) => scopes.extend(s),
+            Err(v) => violations.push(v),
+        }
+    }
+    if scopes.is_empty() && violations.is_empty() {
+        violations.push(("scopes".into(), "name scopes or a role".into()));
+    }
+    for (i, scope) in req.scopes.iter().enumerate() {
+        if !scope_is_valid(scope) {
+            violations.push((format!("scopes[{i}]"), "printable, at most 256 characters, `*` only at the end".into()));
+        }
+    }
+    let ttl = duration(req.ttl.as_ref(), "ttl", authority::DEFAULT_TTL, authority::MAX_TTL);
+    let renewable = duration(req.max_ttl.as_ref(), "max_ttl", authority::DEFAULT_RENEWABLE, authority::MAX_RENEWABLE);
+    let audience = if req.audience.is_empty() { auth::PLATFORM_AUDIENCE.to_string() } else { req.audience.clone() };
+    if !auth::AUDIENCES.contains(&audience.as_str()) {
+        violations.push(("audience".into(), format!("one of {}", auth::AUDIENCES.join(", "))));
+    }
+    let (ttl, renewable) = match (ttl, renewable) {
+        (Ok(t), Ok(r)) if violations.is_empty() => (t, r),
+        (t, r) => {
+            violations.extend(t.err());
+            violations.extend(r.err());
+            return Err(status::invalid_argument("INVALID_TOKEN_REQUEST", "invalid token request", violations));
+        }
+    };
+    // A token hands on only what its holder has, and never a longer reach
+    // than the holder's own audience.
+    if let Some(scope) = scopes.iter().find(|s| !within(&caller.scp, s)) {
+        return Err(Status::permission_denied(format!("{} cannot grant scope {scope}: it does not hold it", caller.sub)));
+    }
+    if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != audience {
+        return Err(Status::permission_denied(format!("a token for {} cannot issue tokens for {audience}", caller.aud)));
+    }
+    scopes.sort();
+    scopes.dedup();
+    Ok(Grant { subject: req.subject.clone(), scopes, audience, ttl, renewable })
 }
 
 #[tonic::async_trait]
@@ -32,7 +139,12 @@ impl SecretsBrokerService for Api {
             .limit(size)
             .offset(offset)
             .to_owned();
-        let rows = self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("identities unavailable: {e}")))?;
+        let rows = self
+            .authority
+            .db()
+            .query_all(&query)
+            .await
+            .map_err(|e| status::unavailable("DATABASE", format!("identities unavailable: {e}")))?;
         let identities = rows
             .iter()
             .map(|row| {
@@ -47,5 +159,117 @@ impl SecretsBrokerService for Api {
             .map_err(|e| status::internal(&e))?;
         let next_page_token = status::next_page_token(offset, size, identities.len());
         Ok(Response::new(ListIdentitiesResponse { identities, next_page_token }))
+    }
+
+    async fn get_key_set(&self, request: Request<GetKeySetRequest>) -> Result<Response<KeySet>, Status> {
+        let known = request.into_inner().known_version;
+        let set = self.authority.key_set().await.map_err(failed)?;
+        if known == set.version {
+            return Ok(Response::new(KeySet { version: set.version, not_modified: true, ..Default::default() }));
+        }
+        Ok(Response::new((*set).clone()))
+    }
+
+    async fn issue_token(&self, request: Request<IssueTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let grant = grant(request.get_ref(), &caller)?;
+        let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(failed)?;
+        Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
+    }
+
+    async fn renew_token(&self, request: Request<RenewTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let ttl = duration(request.get_ref().ttl.as_ref(), "ttl", authority::DEFAULT_TTL, authority::MAX_TTL)
+            .map_err(|v| status::invalid_argument("INVALID_TTL", "invalid ttl", [v]))?;
+        let ttl = request.get_ref().ttl.is_some().then_some(ttl);
+        let (token, info) = self.authority.renew(&caller, ttl).await.map_err(failed)?;
+        Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
+    }
+
+    async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Result<Response<RevokeTokenResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let target = match request.into_inner().target {
+            Some(revoke_token_request::Target::TokenId(id)) if !id.is_empty() => Target::Token(id),
+            Some(revoke_token_request::Target::Subject(subject)) if !subject.is_empty() => Target::Subject(subject),
+            _ => {
+                return Err(status::invalid_argument(
+                    "INVALID_REVOKE_REQUEST",
+                    "name a token or a subject",
+                    [("target".to_string(), "token_id or subject, not empty".to_string())],
+                ));
+            }
+        };
+        // Anyone may revoke their own tokens; others' need `revoke:tokens`.
+        let own = match &target {
+            Target::Token(id) => {
+                id == &caller.jti || self.authority.token(id).await.map_err(failed)?.is_some_and(|t| t.subject == caller.sub)
+            }
+            Target::Subject(subject) => subject == &caller.sub,
+        };
+        if !own && !caller.allows("revoke:tokens") {
+            return Err(Status::permission_denied(format!("{} lacks scope revoke:tokens", caller.sub)));
+        }
+        let revoked = self.authority.revoke(&caller.sub, &target, &format!("revoked by {}", caller.sub)).await.map_err(failed)?;
+        Ok(Response::new(RevokeTokenResponse { revoked: i32::try_from(revoked).unwrap_or(i32::MAX) }))
+    }
+
+    async fn introspect_token(&self, request: Request<IntrospectTokenRequest>) -> Result<Response<IntrospectTokenResponse>, Status> {
+        let token = request.into_inner().token;
+        let answer = match self.authority.introspect(&token).await.map_err(failed)? {
+            Ok(claims) => IntrospectTokenResponse {
+                active: true,
+                reason: String::new(),
+                info: Some(TokenInfo {
+                    token_id: claims.jti,
+                    subject: claims.sub,
+                    scopes: claims.scp,
+                    audience: claims.aud,
+                    issue_time: Some(timestamp_from_millis(claims.iat.saturating_mul(1000))),
+                    expire_time: Some(timestamp_from_millis(claims.exp.saturating_mul(1000))),
+                    ..Default::default()
+                }),
+            },
+            Err(e) => IntrospectTokenResponse { active: false, reason: e.to_string(), info: None },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn list_tokens(&self, request: Request<ListTokensRequest>) -> Result<Response<ListTokensResponse>, Status> {
+        let req = request.into_inner();
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let tokens = self.authority.tokens(&req.subject, size, offset).await.map_err(failed)?;
+        let next_page_token = status::next_page_token(offset, size, tokens.len());
+        Ok(Response::new(ListTokensResponse { tokens, next_page_token }))
+    }
+
+    async fn rotate_signing_key(&self, request: Request<RotateSigningKeyRequest>) -> Result<Response<RotateSigningKeyResponse>, Status> {
+        let caller = auth::require(&request, "rotate:keys")?;
+        let key_id = self.authority.rotate(&caller.sub).await.map_err(failed)?;
+        let keys = self.authority.key_set().await.map_err(failed)?.keys.clone();
+        Ok(Response::new(RotateSigningKeyResponse { key_id, keys }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_only_what_is_held() {
+        let held = ["read:*".to_string(), "deploy:dev/*".to_string(), "write:provisioner".to_string()];
+        assert!(within(&held, "read:audit"));
+        assert!(within(&held, "read:*"));
+        assert!(within(&held, "deploy:dev/shop-*"));
+        assert!(!within(&held, "deploy:prod/shop"));
+        assert!(!within(&held, "write:*"));
+        assert!(!within(&held, "*"));
+        assert!(within(&["*".to_string()], "*"));
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(role_scopes("deployer", "dev", "shop-*").expect("deployer"), ["read:*", "write:provisioner", "deploy:dev/shop-*"]);
+        assert!(role_scopes("deployer", "", "").is_err());
+        assert!(role_scopes("owner", "dev", "").is_err());
     }
 }

@@ -1,15 +1,22 @@
-//! The secrets broker. It will own identities, tokens, leases and secrets;
-//! today it derives one identity (`spiffe://paved/<env>/<workload>`) for every
-//! workload the provisioner registers, and serves them.
+//! The secrets broker: identities (one `spiffe://paved/<env>/<workload>` per
+//! registered workload), the token authority every Paved call is
+//! authenticated with, and — as #5 goes on — leases and secrets.
 //!
 //! # Layout
-//! - [`migration`] — the `identities` table.
+//! - [`migration`] — identities, signing keys, tokens, the outbox.
+//! - [`seal`] — AES-256-GCM under the root key (file or environment, never
+//!   the database).
+//! - [`authority`] — signing keys and their rotation, the published key
+//!   set, tokens issued, renewed, revoked.
 //! - [`IdentityRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
 
 pub mod api;
+pub mod authority;
 pub mod migration;
+pub mod seal;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use paved_proto::events::v1::envelope::Payload;
 use paved_stream::{Envelope, consumer::Handler};
@@ -17,26 +24,118 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection,
     sea_query::{Alias, OnConflict, Query},
 };
-use std::sync::Arc;
+use serde::Deserialize;
+use std::{
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+};
+
+pub use authority::Authority;
+
+pub const SOURCE: &str = "secrets-broker";
+
+/// The methods callable without a token: verifiers fetch the key set before
+/// they can verify anything.
+pub const OPEN_METHODS: &[&str] = &[paved_grpc::auth::KEY_SET_METHOD];
+
+/// The methods any valid token may call: renewing or revoking itself
+/// (revoking others' needs `revoke:tokens`, checked by the handler), and
+/// introspecting a token.
+pub const TOKEN_ONLY_METHODS: &[&str] = &[
+    "/paved.secrets_broker.v1.SecretsBrokerService/RenewToken",
+    "/paved.secrets_broker.v1.SecretsBrokerService/RevokeToken",
+    "/paved.secrets_broker.v1.SecretsBrokerService/IntrospectToken",
+];
 
 /// The service, as the shell in `paved-service` runs it.
 pub struct SecretsBroker;
+
+/// A value kept out of debug output and logs.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Options {
+    /// A file holding the root key (64 hex digits or base64 of 32 bytes).
+    #[serde(default)]
+    pub root_key_file: Option<PathBuf>,
+    /// Or the root key itself (`PAVED_ROOT_KEY`).
+    #[serde(default)]
+    pub root_key: Option<Secret>,
+    /// Create `root_key_file` when it is missing (`paved up` on first start).
+    #[serde(skip)]
+    pub create_root_key: bool,
+    /// Filled with the authority once the service is built, for the process
+    /// that embeds it (`paved up` mints its root token with it).
+    #[serde(skip)]
+    pub authority: Arc<OnceLock<Authority>>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authority")
+    }
+}
+
+impl Options {
+    fn root_key(&self) -> anyhow::Result<seal::RootKey> {
+        match (&self.root_key, &self.root_key_file) {
+            (Some(key), _) => seal::RootKey::parse(&key.0).context("PAVED_ROOT_KEY"),
+            (None, Some(file)) => seal::RootKey::load_or_create(file, self.create_root_key),
+            (None, None) => anyhow::bail!("the broker needs a root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY"),
+        }
+    }
+}
 
 impl paved_service::ConsumerService for SecretsBroker {
     const NAME: &'static str = "secrets-broker";
     const GRPC_NAME: &'static str = "paved.secrets_broker.v1.SecretsBrokerService";
     const PORT: u16 = 7402;
+    const PUBLISHES: bool = true;
+    const OPEN_METHODS: &'static [&'static str] = OPEN_METHODS;
+    const TOKEN_ONLY_METHODS: &'static [&'static str] = TOKEN_ONLY_METHODS;
     type Migrator = migration::Migrator;
-    type Options = paved_service::NoOptions;
+    type Options = Options;
 
     fn parts(
         db: DatabaseConnection,
-        _relay: paved_stream::outbox::Relay,
-        _options: paved_service::NoOptions,
-    ) -> (paved_service::Mount, Arc<dyn Handler>) {
-        let api = api::server(db.clone());
-        (Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db }))
+        relay: paved_stream::outbox::Relay,
+        options: Options,
+    ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
+        let authority = Authority::new(db.clone(), options.root_key()?, relay);
+        let _ = options.authority.set(authority.clone());
+        let api = api::server(authority);
+        Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))
     }
+}
+
+/// The root token's grant: every scope, for a day, renewable for 30, like a
+/// development server's.
+pub fn root_grant() -> authority::Grant {
+    authority::Grant {
+        subject: "root".into(),
+        scopes: vec!["*".into()],
+        audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
+        ttl: authority::MAX_TTL,
+        renewable: authority::MAX_RENEWABLE,
+    }
+}
+
+/// The authority on a broker's database, for a process that holds the root
+/// key but is not the broker: `paved up --self-hosted` before its broker
+/// runs, or an operator minting a root token (`paved token root`). What it
+/// records is published by the broker's relay.
+pub async fn offline_authority(database_url: &str, stream: paved_stream::SharedStream, root: seal::RootKey) -> anyhow::Result<Authority> {
+    let db = paved_store::connect_and_migrate::<migration::Migrator>(database_url).await?;
+    let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
+    Ok(Authority::new(db, root, relay))
 }
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.

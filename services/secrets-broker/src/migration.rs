@@ -6,7 +6,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CREATE_IDENTITIES)]
+        vec![Box::new(CREATE_IDENTITIES), Box::new(paved_stream::outbox::MIGRATION), Box::new(CREATE_SIGNING_KEYS), Box::new(CREATE_TOKENS)]
     }
 }
 
@@ -23,4 +23,56 @@ const CREATE_IDENTITIES: paved_store::CreateTable = paved_store::CreateTable {
             .to_owned()
     },
     indexes: paved_store::no_indexes,
+};
+
+/// Ed25519 signing keys; the private half sealed under the root key named
+/// by `root_key_id`. Retired keys stay published until `drop_time_ms`.
+const CREATE_SIGNING_KEYS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000001_create_signing_keys",
+    table: || {
+        Table::create()
+            .table(Alias::new("signing_keys"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("kid")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("public_key")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("sealed_seed")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("root_key_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("retire_time_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("drop_time_ms")).big_integer().null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// Every token issued, by id: never its value.
+const CREATE_TOKENS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000002_create_tokens",
+    table: || {
+        Table::create()
+            .table(Alias::new("tokens"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("jti")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("subject")).string().not_null())
+            .col(ColumnDef::new(Alias::new("audience")).string().not_null())
+            .col(ColumnDef::new(Alias::new("scopes")).text().not_null())
+            .col(ColumnDef::new(Alias::new("ttl_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("issue_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("renewable_until_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("revoke_time_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("revoke_reason")).text().null())
+            .to_owned()
+    },
+    indexes: || {
+        vec![
+            Index::create().name("tokens_by_subject").table(Alias::new("tokens")).col(Alias::new("subject")).if_not_exists().to_owned(),
+            Index::create()
+                .name("tokens_by_expiry")
+                .table(Alias::new("tokens"))
+                .col(Alias::new("expire_time_ms"))
+                .if_not_exists()
+                .to_owned(),
+        ]
+    },
 };

@@ -1,0 +1,77 @@
+//! `paved login` and `paved token …`: the CLI side of the broker's tokens.
+
+use crate::commands::{self, explain};
+use paved_grpc::client::AuthChannel;
+use paved_proto::secrets_broker::v1::{
+    GetKeySetRequest, IssueTokenRequest, IssueTokenResponse, ListTokensRequest, RevokeTokenRequest, RotateSigningKeyRequest, TokenInfo,
+    revoke_token_request::Target, secrets_broker_service_client::SecretsBrokerServiceClient,
+};
+use std::fmt::Write as _;
+
+fn failed(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}", explain(&status))
+}
+
+/// Checks `token` against the key set `endpoint` publishes (signature,
+/// expiry, revocation) and returns its claims: a token that would be refused
+/// is never stored.
+pub async fn check(endpoint: &str, token: &str) -> anyhow::Result<paved_token::Claims> {
+    let set = SecretsBrokerServiceClient::new(commands::channel(endpoint).await?)
+        .get_key_set(GetKeySetRequest::default())
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let (keys, revoked) = paved_grpc::auth::trust(&set)?;
+    keys.verify(token.trim(), &paved_grpc::auth::AUDIENCES, chrono::Utc::now().timestamp(), |jti| revoked.contains(jti))
+        .map_err(|e| anyhow::anyhow!("{e}: not stored"))
+}
+
+fn broker(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
+    SecretsBrokerServiceClient::new(channel)
+}
+
+pub async fn issue(channel: AuthChannel, request: IssueTokenRequest) -> anyhow::Result<IssueTokenResponse> {
+    Ok(broker(channel).issue_token(request).await.map_err(failed)?.into_inner())
+}
+
+pub async fn list(channel: AuthChannel, subject: &str) -> anyhow::Result<Vec<TokenInfo>> {
+    let request = ListTokensRequest { subject: subject.to_string(), page_size: 1000, ..Default::default() };
+    Ok(broker(channel).list_tokens(request).await.map_err(failed)?.into_inner().tokens)
+}
+
+pub async fn revoke(channel: AuthChannel, target: Target) -> anyhow::Result<i32> {
+    Ok(broker(channel).revoke_token(RevokeTokenRequest { target: Some(target) }).await.map_err(failed)?.into_inner().revoked)
+}
+
+pub async fn rotate(channel: AuthChannel) -> anyhow::Result<String> {
+    Ok(broker(channel).rotate_signing_key(RotateSigningKeyRequest {}).await.map_err(failed)?.into_inner().key_id)
+}
+
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// One line per token: id, subject, scopes, expiry, state.
+pub fn table(tokens: &[TokenInfo]) -> String {
+    let mut out = format!("{:<36}  {:<40}  {:<19}  {:<8}  SCOPES\n", "ID", "SUBJECT", "EXPIRES", "STATE");
+    let now = chrono::Utc::now().timestamp();
+    for t in tokens {
+        let state = if t.revoke_time.is_some() {
+            "revoked"
+        } else if t.expire_time.as_ref().is_some_and(|e| e.seconds < now) {
+            "expired"
+        } else {
+            "live"
+        };
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<40}  {:<19}  {:<8}  {}",
+            t.token_id,
+            t.subject,
+            time(t.expire_time.as_ref()),
+            state,
+            t.scopes.join(" ")
+        );
+    }
+    out
+}

@@ -1,0 +1,408 @@
+//! Every Paved RPC is authenticated and authorised here, in one tower layer
+//! of the shared server stack, before any handler runs.
+//!
+//! - A call to `/paved.<service>.v1.…/<Method>` needs `authorization: Bearer
+//!   pvt1.…`, a token the broker signed (verified offline against the
+//!   broker's key set, which [`follow`] keeps current), for audience `paved`
+//!   or the service's own short name, not revoked. Otherwise
+//!   UNAUTHENTICATED.
+//! - The token must grant `read:<service>` for a method that only reads
+//!   (`Get…`, `List…`, `Watch…`, `Explain…`, `Plan…`, `Replay…`) and
+//!   `write:<service>` for any other. Otherwise PERMISSION_DENIED.
+//!   Handlers check finer scopes (`deploy:<env>/<workload>`) with
+//!   [`require`] on the [`Caller`] this layer attaches.
+//! - Health, reflection, `/healthz`, `/metrics` and the methods services
+//!   declare open (the broker's key set) need nothing, as load balancers and
+//!   tools expect.
+
+use crate::status::DOMAIN;
+use futures::future::BoxFuture;
+use paved_proto::secrets_broker::v1::{GetKeySetRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
+use paved_token::{Claims, KeySet, TokenError};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, LazyLock, Mutex, RwLock},
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tower::{Layer, Service};
+
+/// The audience of tokens valid at every service.
+pub const PLATFORM_AUDIENCE: &str = "paved";
+/// The broker's method that publishes the key set (open).
+pub const KEY_SET_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/GetKeySet";
+/// Every audience a token may have: the platform, or one service.
+pub const AUDIENCES: [&str; 6] = [PLATFORM_AUDIENCE, "provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
+/// How often verifiers ask the broker for its key set and revocations: a
+/// revocation reaches every service within about this long.
+pub const KEY_SET_POLL: Duration = Duration::from_secs(1);
+/// Verified tokens remembered, so a client's repeated calls cost a lookup
+/// rather than a signature check; cleared when full or when keys change.
+const CACHE_LIMIT: usize = 16 * 1024;
+
+/// Method name prefixes of calls that only read.
+const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Explain", "Plan", "Replay"];
+
+/// The verified claims of a call, in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Claims>);
+
+/// What a server trusts: the broker's public keys and the revoked token ids.
+/// Cheap to clone; clones share the state.
+#[derive(Clone, Default)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: RwLock<Trust>,
+    verified: Mutex<HashMap<String, Arc<Claims>>>,
+}
+
+#[derive(Default)]
+struct Trust {
+    /// `None` until the first key set arrives: calls are UNAVAILABLE, not
+    /// refused, while a service starts.
+    keys: Option<KeySet>,
+    revoked: HashSet<String>,
+    version: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    service: String,
+    reason: String,
+}
+
+static DENIALS: LazyLock<Family<DenialLabels, Counter>> = LazyLock::new(|| {
+    let family = Family::default();
+    paved_telemetry::register("auth_denials", "Calls refused by authentication or authorisation, by reason", family.clone());
+    family
+});
+
+impl Authenticator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the trusted keys and revocations (`version` is the broker's).
+    pub fn update(&self, keys: KeySet, revoked: HashSet<String>, version: u64) {
+        let mut trust = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        *trust = Trust { keys: Some(keys), revoked, version };
+        // A key may have been dropped or a token revoked: forget what was
+        // verified with the old trust.
+        self.inner.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    pub fn version(&self) -> u64 {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner()).version
+    }
+
+    /// The claims of `token` if it is valid for `service` (short name) now.
+    pub fn authenticate(&self, token: &str, service: &str) -> Result<Arc<Claims>, Status> {
+        let now = chrono::Utc::now().timestamp();
+        let trust = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(keys) = &trust.keys else {
+            return Err(denial(Code::Unavailable, "KEYS_NOT_LOADED", "this service has not loaded the broker's key set yet; retry"));
+        };
+        let cached = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner()).get(token).cloned();
+        let claims = match cached {
+            Some(claims) => {
+                // Signature and key were checked; times, audience and
+                // revocation are checked on every call.
+                if now > claims.exp + paved_token::LEEWAY_SECS {
+                    return Err(token_error(&TokenError::Expired(now - claims.exp)));
+                }
+                claims
+            }
+            None => {
+                let claims = Arc::new(keys.verify(token, &[PLATFORM_AUDIENCE, service], now, |_| false).map_err(|e| token_error(&e))?);
+                let mut verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= CACHE_LIMIT {
+                    verified.clear();
+                }
+                verified.insert(token.to_string(), claims.clone());
+                claims
+            }
+        };
+        if claims.aud != PLATFORM_AUDIENCE && claims.aud != service {
+            let e = TokenError::WrongAudience { got: claims.aud.clone(), wanted: format!("{PLATFORM_AUDIENCE} or {service}") };
+            return Err(token_error(&e));
+        }
+        if trust.revoked.contains(&claims.jti) {
+            return Err(token_error(&TokenError::Revoked));
+        }
+        Ok(claims)
+    }
+}
+
+fn token_error(e: &TokenError) -> Status {
+    let reason = match e {
+        TokenError::Expired(_) => "TOKEN_EXPIRED",
+        TokenError::Revoked => "TOKEN_REVOKED",
+        TokenError::WrongAudience { .. } => "TOKEN_WRONG_AUDIENCE",
+        TokenError::NotYetValid => "TOKEN_NOT_YET_VALID",
+        TokenError::Malformed(_) | TokenError::UnknownKey(_) | TokenError::BadSignature => "TOKEN_INVALID",
+    };
+    denial(Code::Unauthenticated, reason, &e.to_string())
+}
+
+fn denial(code: Code, reason: &str, message: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, DOMAIN, HashMap::<String, String>::new());
+    Status::with_error_details(code, message, details)
+}
+
+/// PERMISSION_DENIED unless the call's token grants `scope`.
+pub fn require<T>(request: &tonic::Request<T>, scope: &str) -> Result<Arc<Claims>, Status> {
+    let caller = caller(request)?;
+    grants(&caller, scope)?;
+    Ok(caller)
+}
+
+/// PERMISSION_DENIED unless `claims` grant `scope`.
+pub fn grants(claims: &Claims, scope: &str) -> Result<(), Status> {
+    if claims.allows(scope) { Ok(()) } else { Err(missing_scope(&claims.sub, scope)) }
+}
+
+/// The verified claims of the call.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Claims>, Status> {
+    request.extensions().get::<Caller>().map(|c| c.0.clone()).ok_or_else(|| {
+        // Only open methods run without a caller, and they do not ask.
+        denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token")
+    })
+}
+
+fn missing_scope(subject: &str, scope: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info("MISSING_SCOPE", DOMAIN, HashMap::from([("scope".to_string(), scope.to_string())]));
+    Status::with_error_details(Code::PermissionDenied, format!("{subject} lacks scope {scope}"), details)
+}
+
+/// The scope a method needs: `read:<service>` or `write:<service>`, with the
+/// service's short name (`paved.canary_analyzer.v1.…` → `canary-analyzer`);
+/// `None` for anything that is not a Paved method.
+pub fn method_scope(path: &str) -> Option<(String, String)> {
+    let (service, method) = path.strip_prefix("/paved.")?.split_once('/')?;
+    let short = service.split('.').next()?.replace('_', "-");
+    let access = if READ_PREFIXES.iter().any(|p| method.starts_with(p)) { "read" } else { "write" };
+    Some((format!("{access}:{short}"), short))
+}
+
+/// Methods exempt from the layer's rules, by full path.
+#[derive(Debug, Clone, Default)]
+pub struct Exemptions {
+    /// Need no token at all.
+    pub open: HashSet<String>,
+    /// Need a valid token but no scope: a holder acting on its own token
+    /// (renewing it, revoking it); the handler checks the rest.
+    pub token_only: HashSet<String>,
+}
+
+/// The layer.
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Authenticator,
+    exempt: Arc<Exemptions>,
+}
+
+impl AuthLayer {
+    pub fn new(auth: Authenticator, exempt: Exemptions) -> Self {
+        Self { auth, exempt: Arc::new(exempt) }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B, RB> Service<http::Request<B>> for Auth<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if let Some((scope, service)) = method_scope(path).filter(|_| !self.layer.exempt.open.contains(path)) {
+            let token_only = self.layer.exempt.token_only.contains(path);
+            let token =
+                req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            let checked = match token {
+                None => Err(denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token (authorization: Bearer …)")),
+                Some(token) => self.layer.auth.authenticate(token.trim(), &service).and_then(|claims| {
+                    if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) }
+                }),
+            };
+            match checked {
+                Ok(claims) => {
+                    req.extensions_mut().insert(Caller(claims));
+                }
+                Err(status) => {
+                    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+                    // The subject, never the token.
+                    tracing::warn!(path, reason, "call refused: {}", status.message());
+                    DENIALS.get_or_create(&DenialLabels { service, reason }).inc();
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(inner.call(req))
+    }
+}
+
+/// Keeps `auth` current with the broker at `broker_url` until `shutdown`:
+/// asks every [`KEY_SET_POLL`] for the key set (the broker answers "not
+/// modified" when nothing changed). While the broker is unreachable the last
+/// key set stays trusted: tokens keep verifying offline. `loaded` is told
+/// whether a key set is held (a service is not serving before).
+pub async fn follow(auth: Authenticator, broker_url: String, loaded: Arc<dyn Fn(bool) + Send + Sync>, shutdown: CancellationToken) {
+    loaded(false);
+    let channel = match tonic::transport::Endpoint::from_shared(broker_url.clone()) {
+        Ok(endpoint) => endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5)).connect_lazy(),
+        Err(e) => {
+            tracing::error!(broker = %broker_url, error = %e, "invalid broker URL: no token will verify");
+            return;
+        }
+    };
+    let mut client = SecretsBrokerServiceClient::new(channel);
+    let mut warned = false;
+    loop {
+        match fetch(&auth, &mut client).await {
+            Ok(()) => {
+                warned = false;
+                loaded(true);
+            }
+            Err(e) if !warned => {
+                tracing::warn!(broker = %broker_url, error = %e, "cannot fetch the broker's key set; retrying");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(KEY_SET_POLL) => {}
+        }
+    }
+}
+
+async fn fetch(auth: &Authenticator, client: &mut SecretsBrokerServiceClient<tonic::transport::Channel>) -> anyhow::Result<()> {
+    let request = GetKeySetRequest { known_version: auth.version() };
+    let set = client.get_key_set(request).await?.into_inner();
+    if set.not_modified {
+        return Ok(());
+    }
+    let (keys, revoked) = trust(&set)?;
+    auth.update(keys, revoked, set.version);
+    Ok(())
+}
+
+/// The public keys and revoked token ids of a published key set.
+pub fn trust(set: &paved_proto::secrets_broker::v1::KeySet) -> anyhow::Result<(KeySet, HashSet<String>)> {
+    let mut keys = KeySet::default();
+    for key in &set.keys {
+        let bytes: [u8; 32] = key.ed25519.as_slice().try_into().map_err(|_| anyhow::anyhow!("key {} is not 32 bytes", key.key_id))?;
+        keys.insert(&key.key_id, ed25519_dalek::VerifyingKey::from_bytes(&bytes)?);
+    }
+    Ok((keys, set.revoked.iter().map(|r| r.token_id.clone()).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_scope;
+
+    #[test]
+    fn scopes_of_methods() {
+        let scope = |p: &str| method_scope(p).map(|(s, _)| s);
+        assert_eq!(scope("/paved.provisioner.v1.ProvisionerService/ApplyWorkload").as_deref(), Some("write:provisioner"));
+        assert_eq!(scope("/paved.canary_analyzer.v1.CanaryAnalyzerService/ExplainRollout").as_deref(), Some("read:canary-analyzer"));
+        assert_eq!(scope("/paved.audit.v1.AuditService/ListEntries").as_deref(), Some("read:audit"));
+        assert_eq!(scope("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(scope("/healthz"), None);
+    }
+}
+
+#[cfg(test)]
+mod authenticator_tests {
+    use super::*;
+    use paved_token::Issuer;
+
+    fn claims(exp: i64, aud: &str) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims { sub: "alice".into(), aud: aud.into(), scp: vec!["read:*".into()], iat: now, exp, jti: "t-1".into(), kid: String::new() }
+    }
+
+    fn reason(status: &Status) -> String {
+        status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    }
+
+    #[test]
+    fn checks_keys_times_audience_and_revocation_also_when_cached() {
+        let issuer = Issuer::generate();
+        let auth = Authenticator::new();
+        let now = chrono::Utc::now().timestamp();
+        let token = issuer.sign(claims(now + 60, PLATFORM_AUDIENCE));
+        // Before any key set: retry later, not refused.
+        assert_eq!(auth.authenticate(&token, "audit").expect_err("no keys").code(), Code::Unavailable);
+
+        let mut keys = KeySet::default();
+        keys.insert(&issuer.kid, issuer.public());
+        auth.update(keys.clone(), HashSet::new(), 7);
+        assert_eq!(auth.authenticate(&token, "audit").expect("valid").sub, "alice");
+        // Cached now; a revocation still applies at once.
+        auth.update(keys.clone(), HashSet::from(["t-1".to_string()]), 8);
+        assert_eq!(reason(&auth.authenticate(&token, "audit").expect_err("revoked")), "TOKEN_REVOKED");
+        auth.update(keys.clone(), HashSet::new(), 9);
+
+        // Expired beyond the leeway, cached or not.
+        let old = issuer.sign(claims(now - paved_token::LEEWAY_SECS - 5, PLATFORM_AUDIENCE));
+        assert_eq!(reason(&auth.authenticate(&old, "audit").expect_err("expired")), "TOKEN_EXPIRED");
+        // Another service's audience.
+        let for_audit = issuer.sign(claims(now + 60, "audit"));
+        assert!(auth.authenticate(&for_audit, "audit").is_ok());
+        let e = auth.authenticate(&for_audit, "provisioner").expect_err("wrong audience");
+        assert_eq!((e.code(), reason(&e)), (Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE".to_string()));
+        // Signed by a key the set does not hold; a tampered signature.
+        let stranger = Issuer::generate().sign(claims(now + 60, PLATFORM_AUDIENCE));
+        assert_eq!(reason(&auth.authenticate(&stranger, "audit").expect_err("unknown key")), "TOKEN_INVALID");
+        let mut tampered = issuer.sign(claims(now + 61, PLATFORM_AUDIENCE));
+        let at = tampered.len() - 10;
+        let other = if &tampered[at..=at] == "A" { "B" } else { "A" };
+        tampered.replace_range(at..=at, other);
+        assert_eq!(reason(&auth.authenticate(&tampered, "audit").expect_err("tampered")), "TOKEN_INVALID");
+        // A dropped key stops verifying its tokens, even cached ones.
+        auth.update(KeySet::default(), HashSet::new(), 10);
+        assert_eq!(reason(&auth.authenticate(&token, "audit").expect_err("key dropped")), "TOKEN_INVALID");
+        // No message repeats the token.
+        assert!(!auth.authenticate(&token, "audit").expect_err("refused").message().contains(&token[5..30]));
+    }
+}

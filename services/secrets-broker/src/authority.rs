@@ -1,0 +1,535 @@
+//! The token authority: signing keys (sealed under the root key), the key set
+//! every verifier trusts, and the record of every token issued — renewed,
+//! revoked and listed by id, never by value.
+//!
+//! Every change is committed with its `BrokerActed` event in one
+//! transaction.
+
+use crate::seal::{RootKey, SealError};
+use paved_proto::{
+    events::v1::envelope::Payload,
+    secrets_broker::v1::{BrokerActed, KeySet as PublishedKeySet, PublicKey, RevokedToken, TokenInfo},
+    timestamp_from_millis,
+};
+use paved_stream::outbox::Relay;
+use paved_token::{Claims, Issuer};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// A signing key is replaced after this long.
+pub const ROTATE_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The longest a token may live before renewal; a retired key stays in the
+/// key set this long (plus the leeway), so every token it signed verifies
+/// until it expires.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long renewals may extend a token by default, and at most.
+pub const DEFAULT_RENEWABLE: Duration = Duration::from_secs(8 * 3600);
+pub const MAX_RENEWABLE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A published key set is rebuilt at most this often (another replica's
+/// revocation shows within it).
+const KEY_SET_FRESH: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("signing key {0}: {1}")]
+    Sealed(String, SealError),
+    #[error("token {0} not found")]
+    NotFound(String),
+    #[error("token {0} is revoked")]
+    Revoked(String),
+    #[error("token {0} can no longer be renewed")]
+    NotRenewable(String),
+}
+
+/// What a new token grants.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub subject: String,
+    pub scopes: Vec<String>,
+    pub audience: String,
+    pub ttl: Duration,
+    pub renewable: Duration,
+}
+
+/// Which tokens to revoke.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Token(String),
+    Subject(String),
+}
+
+#[derive(Clone)]
+pub struct Authority {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    root: RootKey,
+    relay: Relay,
+    /// Token records on their way to the database (see [`write_issued`]).
+    issued: tokio::sync::mpsc::Sender<Issued>,
+    /// The key in use and when it was created (Unix ms).
+    active: tokio::sync::Mutex<Option<(Arc<Issuer>, i64)>>,
+    published: Mutex<Option<Published>>,
+}
+
+/// A key set as published, and as the broker verifies with it.
+#[derive(Clone)]
+struct Published {
+    at: Instant,
+    set: Arc<PublishedKeySet>,
+    trust: Arc<(paved_token::KeySet, HashSet<String>)>,
+}
+
+const KEYS: &str = "signing_keys";
+const TOKENS: &str = "tokens";
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Authority {
+    /// Must be called within a Tokio runtime: it starts the task that
+    /// records issued tokens (it ends when the last clone is dropped).
+    pub fn new(db: DatabaseConnection, root: RootKey, relay: Relay) -> Self {
+        let (issued, queue) = tokio::sync::mpsc::channel(4 * ISSUE_BATCH);
+        tokio::spawn(write_issued(db.clone(), relay.clone(), queue));
+        Self { inner: Arc::new(Inner { db, root, relay, issued, active: Default::default(), published: Default::default() }) }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The key to sign with: the newest unretired one, opened with the root
+    /// key; a new one when there is none or it is older than
+    /// [`ROTATE_AFTER`].
+    async fn issuer(&self) -> Result<Arc<Issuer>, AuthorityError> {
+        let mut active = self.inner.active.lock().await;
+        let fresh = |created: i64| now_ms() - created < ms(ROTATE_AFTER);
+        if let Some((issuer, _)) = active.as_ref().filter(|(_, c)| fresh(*c)) {
+            return Ok(issuer.clone());
+        }
+        let query = Query::select()
+            .columns(["kid", "sealed_seed", "create_time_ms"].map(Alias::new))
+            .from(Alias::new(KEYS))
+            .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
+            .order_by(Alias::new("create_time_ms"), Order::Desc)
+            .limit(1)
+            .to_owned();
+        if let Some(row) = self.inner.db.query_one(&query).await? {
+            let kid: String = row.try_get("", "kid")?;
+            let created: i64 = row.try_get("", "create_time_ms")?;
+            if fresh(created) {
+                let sealed: Vec<u8> = row.try_get("", "sealed_seed")?;
+                let seed =
+                    self.inner.root.open(&sealed, &format!("signing-key:{kid}")).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
+                let seed: [u8; 32] = seed.try_into().map_err(|_| AuthorityError::Sealed(kid.clone(), SealError::Corrupt))?;
+                let issuer = Arc::new(Issuer::from_seed(&seed));
+                *active = Some((issuer.clone(), created));
+                return Ok(issuer);
+            }
+        }
+        let (issuer, created) = self.rotate_locked("paved").await?;
+        *active = Some((issuer.clone(), created));
+        Ok(issuer)
+    }
+
+    /// Starts signing with a new key; returns its id.
+    pub async fn rotate(&self, actor: &str) -> Result<String, AuthorityError> {
+        let mut active = self.inner.active.lock().await;
+        let (issuer, created) = self.rotate_locked(actor).await?;
+        *active = Some((issuer.clone(), created));
+        Ok(issuer.kid.clone())
+    }
+
+    async fn rotate_locked(&self, actor: &str) -> Result<(Arc<Issuer>, i64), AuthorityError> {
+        let issuer = Issuer::generate();
+        let now = now_ms();
+        let txn = self.inner.db.begin().await?;
+        let retire = Query::update()
+            .table(Alias::new(KEYS))
+            .value(Alias::new("retire_time_ms"), now)
+            .value(Alias::new("drop_time_ms"), now + ms(MAX_TTL) + paved_token::LEEWAY_SECS * 1000)
+            .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
+            .to_owned();
+        txn.execute(&retire).await?;
+        let insert = Query::insert()
+            .into_table(Alias::new(KEYS))
+            .columns(["kid", "public_key", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
+            .values_panic([
+                issuer.kid.clone().into(),
+                issuer.public().to_bytes().to_vec().into(),
+                self.inner.root.seal(&issuer.seed(), &format!("signing-key:{}", issuer.kid)).into(),
+                self.inner.root.id.clone().into(),
+                now.into(),
+            ])
+            .to_owned();
+        txn.execute(&insert).await?;
+        event(&txn, "signing_key.rotated", actor, &issuer.kid, &[], "").await?;
+        txn.commit().await?;
+        self.changed();
+        tracing::info!(kid = issuer.kid, "new signing key");
+        Ok((Arc::new(issuer), now))
+    }
+
+    fn changed(&self) {
+        *self.inner.published.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.inner.relay.wake();
+    }
+
+    /// The keys verifiers trust (the one in use and retired ones whose
+    /// tokens may live) and the revoked tokens not yet expired. Its
+    /// version is a hash of its content, so every replica agrees on it.
+    pub async fn key_set(&self) -> Result<Arc<PublishedKeySet>, AuthorityError> {
+        Ok(self.published().await?.set)
+    }
+
+    async fn published(&self) -> Result<Published, AuthorityError> {
+        if let Some(published) = self.inner.published.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && published.at.elapsed() < KEY_SET_FRESH
+        {
+            return Ok(published.clone());
+        }
+        // A first caller must find a key to trust.
+        self.issuer().await?;
+        let now = now_ms();
+        let keys = Query::select()
+            .columns(["kid", "public_key", "create_time_ms", "retire_time_ms"].map(Alias::new))
+            .from(Alias::new(KEYS))
+            .cond_where(Expr::col(Alias::new("drop_time_ms")).is_null().or(Expr::col(Alias::new("drop_time_ms")).gt(now)))
+            .order_by(Alias::new("create_time_ms"), Order::Asc)
+            .to_owned();
+        let mut set = PublishedKeySet::default();
+        for row in self.inner.db.query_all(&keys).await? {
+            let retire: Option<i64> = row.try_get("", "retire_time_ms")?;
+            set.keys.push(PublicKey {
+                key_id: row.try_get("", "kid")?,
+                ed25519: row.try_get("", "public_key")?,
+                create_time: Some(timestamp_from_millis(row.try_get("", "create_time_ms")?)),
+                retire_time: retire.map(timestamp_from_millis),
+            });
+        }
+        let revoked = Query::select()
+            .columns(["jti", "expire_time_ms"].map(Alias::new))
+            .from(Alias::new(TOKENS))
+            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_not_null())
+            .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now - paved_token::LEEWAY_SECS * 1000))
+            .order_by(Alias::new("jti"), Order::Asc)
+            .to_owned();
+        for row in self.inner.db.query_all(&revoked).await? {
+            set.revoked.push(RevokedToken {
+                token_id: row.try_get("", "jti")?,
+                expire_time: Some(timestamp_from_millis(row.try_get("", "expire_time_ms")?)),
+            });
+        }
+        set.version = version(&set);
+        let trust =
+            paved_grpc::auth::trust(&set).map_err(|e| AuthorityError::Database(DbErr::Custom(format!("stored public key: {e}"))))?;
+        let published = Published { at: Instant::now(), set: Arc::new(set), trust: Arc::new(trust) };
+        *self.inner.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(published.clone());
+        Ok(published)
+    }
+
+    /// The claims of `token` if the key set as published verifies it now
+    /// (any audience), else why not.
+    pub async fn introspect(&self, token: &str) -> Result<Result<Claims, paved_token::TokenError>, AuthorityError> {
+        let trust = self.published().await?.trust;
+        let (keys, revoked) = &*trust;
+        Ok(keys.verify(token, &paved_grpc::auth::AUDIENCES, chrono::Utc::now().timestamp(), |jti| revoked.contains(jti)))
+    }
+
+    /// Issues a token for `grant` on behalf of `actor`; returns the token
+    /// (the only time its value exists outside the holder) and its record.
+    pub async fn issue(&self, actor: &str, grant: &Grant) -> Result<(String, TokenInfo), AuthorityError> {
+        let issuer = self.issuer().await?;
+        let now = now_ms();
+        let jti = uuid::Uuid::now_v7().to_string();
+        let expire = now + ms(grant.ttl);
+        let renewable_until = Ord::max(now + ms(grant.renewable), expire);
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let record = Issued { jti: jti.clone(), actor: actor.to_string(), grant: grant.clone(), now, expire, renewable_until, done };
+        let closed = || AuthorityError::Database(DbErr::Custom("the token writer stopped".into()));
+        self.inner.issued.send(record).await.map_err(|_| closed())?;
+        // The token exists only once its record and event are committed.
+        committed.await.map_err(|_| closed())?.map_err(|e| AuthorityError::Database(DbErr::Custom(e)))?;
+        let claims = Claims {
+            sub: grant.subject.clone(),
+            aud: grant.audience.clone(),
+            scp: grant.scopes.clone(),
+            iat: now / 1000,
+            exp: expire / 1000,
+            jti: jti.clone(),
+            kid: String::new(),
+        };
+        let info = TokenInfo {
+            token_id: jti,
+            subject: grant.subject.clone(),
+            scopes: grant.scopes.clone(),
+            audience: grant.audience.clone(),
+            issue_time: Some(timestamp_from_millis(now)),
+            expire_time: Some(timestamp_from_millis(expire)),
+            renewable_until: Some(timestamp_from_millis(renewable_until)),
+            revoke_time: None,
+        };
+        Ok((issuer.sign(claims), info))
+    }
+
+    /// A later-expiring token for the caller's own (`claims`, verified):
+    /// same id, scopes and audience; never past its `renewable_until`.
+    pub async fn renew(&self, claims: &Claims, ttl: Option<Duration>) -> Result<(String, TokenInfo), AuthorityError> {
+        let issuer = self.issuer().await?;
+        let mut info = self.token(&claims.jti).await?.ok_or_else(|| AuthorityError::NotFound(claims.jti.clone()))?;
+        if info.revoke_time.is_some() {
+            return Err(AuthorityError::Revoked(claims.jti.clone()));
+        }
+        let until = info.renewable_until.as_ref().map_or(0, paved_proto::millis_from_timestamp);
+        let now = now_ms();
+        if now >= until {
+            return Err(AuthorityError::NotRenewable(claims.jti.clone()));
+        }
+        let ttl_ms = match ttl {
+            Some(ttl) => ms(ttl),
+            None => {
+                let q = Query::select()
+                    .column(Alias::new("ttl_ms"))
+                    .from(Alias::new(TOKENS))
+                    .and_where(Expr::col(Alias::new("jti")).eq(claims.jti.as_str()))
+                    .to_owned();
+                match self.inner.db.query_one(&q).await? {
+                    Some(row) => row.try_get("", "ttl_ms")?,
+                    None => ms(DEFAULT_TTL),
+                }
+            }
+        };
+        let expire = Ord::min(now + ttl_ms, until);
+        let txn = self.inner.db.begin().await?;
+        let update = Query::update()
+            .table(Alias::new(TOKENS))
+            .value(Alias::new("expire_time_ms"), expire)
+            .and_where(Expr::col(Alias::new("jti")).eq(claims.jti.as_str()))
+            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+            .to_owned();
+        if txn.execute(&update).await?.rows_affected() == 0 {
+            return Err(AuthorityError::Revoked(claims.jti.clone()));
+        }
+        event(&txn, "token.renewed", &claims.sub, &claims.jti, &[], "").await?;
+        txn.commit().await?;
+        self.inner.relay.wake();
+        info.expire_time = Some(timestamp_from_millis(expire));
+        let renewed = Claims { iat: now / 1000, exp: expire / 1000, kid: String::new(), ..claims.clone() };
+        Ok((issuer.sign(renewed), info))
+    }
+
+    /// [`Authority::renew`] for a token known by its record (the process
+    /// that minted it renews it).
+    pub async fn renew_info(&self, info: &TokenInfo) -> Result<(String, TokenInfo), AuthorityError> {
+        let claims = Claims {
+            sub: info.subject.clone(),
+            aud: info.audience.clone(),
+            scp: info.scopes.clone(),
+            iat: 0,
+            exp: 0,
+            jti: info.token_id.clone(),
+            kid: String::new(),
+        };
+        self.renew(&claims, None).await
+    }
+
+    /// Revokes the target's live tokens; returns how many. Verifiers learn
+    /// of it from the key set within a poll.
+    pub async fn revoke(&self, actor: &str, target: &Target, reason: &str) -> Result<u32, AuthorityError> {
+        let now = now_ms();
+        let txn = self.inner.db.begin().await?;
+        let (column, value) = match target {
+            Target::Token(id) => ("jti", id),
+            Target::Subject(subject) => ("subject", subject),
+        };
+        let live = Query::select()
+            .column(Alias::new("jti"))
+            .from(Alias::new(TOKENS))
+            .and_where(Expr::col(Alias::new(column)).eq(value.as_str()))
+            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+            .to_owned();
+        let ids: Vec<String> = txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<_, _>>()?;
+        if ids.is_empty() && matches!(target, Target::Token(_)) && self.token_in(&txn, value).await?.is_none() {
+            return Err(AuthorityError::NotFound(value.clone()));
+        }
+        for id in &ids {
+            let update = Query::update()
+                .table(Alias::new(TOKENS))
+                .value(Alias::new("revoke_time_ms"), now)
+                .value(Alias::new("revoke_reason"), reason)
+                .and_where(Expr::col(Alias::new("jti")).eq(id.as_str()))
+                .to_owned();
+            txn.execute(&update).await?;
+            event(&txn, "token.revoked", actor, id, &[], reason).await?;
+        }
+        txn.commit().await?;
+        self.changed();
+        Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+    }
+
+    pub async fn token(&self, jti: &str) -> Result<Option<TokenInfo>, AuthorityError> {
+        self.token_in(&self.inner.db, jti).await
+    }
+
+    async fn token_in<C: ConnectionTrait>(&self, conn: &C, jti: &str) -> Result<Option<TokenInfo>, AuthorityError> {
+        let query = token_query().and_where(Expr::col(Alias::new("jti")).eq(jti)).to_owned();
+        Ok(match conn.query_one(&query).await? {
+            Some(row) => Some(token_info(&row)?),
+            None => None,
+        })
+    }
+
+    /// Tokens by issue time, newest first.
+    pub async fn tokens(&self, subject: &str, size: u64, offset: u64) -> Result<Vec<TokenInfo>, AuthorityError> {
+        let mut query = token_query();
+        if !subject.is_empty() {
+            query.and_where(Expr::col(Alias::new("subject")).eq(subject));
+        }
+        query.order_by(Alias::new("issue_time_ms"), Order::Desc).order_by(Alias::new("jti"), Order::Asc).limit(size).offset(offset);
+        self.inner.db.query_all(&query).await?.iter().map(|row| token_info(row).map_err(AuthorityError::from)).collect()
+    }
+}
+
+/// Tokens recorded in one transaction at most.
+const ISSUE_BATCH: usize = 256;
+
+/// A token to record; `done` hears when it is committed.
+struct Issued {
+    jti: String,
+    actor: String,
+    grant: Grant,
+    now: i64,
+    expire: i64,
+    renewable_until: i64,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Records issued tokens with their events, as many as are waiting (up to
+/// [`ISSUE_BATCH`]) in one transaction: a database commit per token would
+/// bound issuing at the commit rate (one connection on SQLite). Each caller
+/// still waits for its own record's commit.
+async fn write_issued(db: DatabaseConnection, relay: Relay, mut queue: tokio::sync::mpsc::Receiver<Issued>) {
+    let mut batch = Vec::with_capacity(ISSUE_BATCH);
+    while queue.recv_many(&mut batch, ISSUE_BATCH).await > 0 {
+        let result = record_issued(&db, &batch).await.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, tokens = batch.len(), "cannot record issued tokens");
+        }
+        relay.wake();
+        for issued in batch.drain(..) {
+            let _ = issued.done.send(result.clone());
+        }
+    }
+}
+
+async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    let mut insert = Query::insert()
+        .into_table(Alias::new(TOKENS))
+        .columns(
+            ["jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"].map(Alias::new),
+        )
+        .to_owned();
+    for i in batch {
+        insert.values_panic([
+            i.jti.clone().into(),
+            i.grant.subject.clone().into(),
+            i.grant.audience.clone().into(),
+            serde_json::to_string(&i.grant.scopes).unwrap_or_default().into(),
+            ms(i.grant.ttl).into(),
+            i.now.into(),
+            i.expire.into(),
+            i.renewable_until.into(),
+        ]);
+    }
+    txn.execute(&insert).await?;
+    for i in batch {
+        event(&txn, "token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)).await?;
+    }
+    txn.commit().await
+}
+
+fn token_query() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns(
+            ["jti", "subject", "audience", "scopes", "issue_time_ms", "expire_time_ms", "renewable_until_ms", "revoke_time_ms"]
+                .map(Alias::new),
+        )
+        .from(Alias::new(TOKENS))
+        .to_owned()
+}
+
+fn token_info(row: &sea_orm::QueryResult) -> Result<TokenInfo, DbErr> {
+    let scopes: String = row.try_get("", "scopes")?;
+    let revoked: Option<i64> = row.try_get("", "revoke_time_ms")?;
+    Ok(TokenInfo {
+        token_id: row.try_get("", "jti")?,
+        subject: row.try_get("", "subject")?,
+        scopes: serde_json::from_str(&scopes).map_err(|e| DbErr::Custom(format!("scopes of a token: {e}")))?,
+        audience: row.try_get("", "audience")?,
+        issue_time: Some(timestamp_from_millis(row.try_get("", "issue_time_ms")?)),
+        expire_time: Some(timestamp_from_millis(row.try_get("", "expire_time_ms")?)),
+        renewable_until: Some(timestamp_from_millis(row.try_get("", "renewable_until_ms")?)),
+        revoke_time: revoked.map(timestamp_from_millis),
+    })
+}
+
+/// FNV-1a over the key set's content: equal sets, equal versions.
+fn version(set: &PublishedKeySet) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&[0xff]) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for key in &set.keys {
+        feed(key.key_id.as_bytes());
+        feed(&key.ed25519);
+    }
+    for revoked in &set.revoked {
+        feed(revoked.token_id.as_bytes());
+    }
+    // 0 means "nothing known" to callers.
+    Ord::max(hash, 1)
+}
+
+/// Records what the broker did, in the transaction that did it.
+pub async fn event(
+    txn: &DatabaseTransaction,
+    action: &str,
+    actor: &str,
+    target: &str,
+    scopes: &[String],
+    reason: &str,
+) -> Result<(), DbErr> {
+    let payload = Payload::BrokerActed(BrokerActed {
+        action: action.to_string(),
+        actor: actor.to_string(),
+        target: target.to_string(),
+        scopes: scopes.to_vec(),
+        reason: reason.to_string(),
+    });
+    // `token.issued` → `tokens/<id>`, `signing_key.rotated` → `signing-keys/<kid>`.
+    let kind = action.split('.').next().unwrap_or("broker").replace('_', "-");
+    let envelope =
+        paved_stream::event::envelope(crate::SOURCE, &format!("paved.secrets_broker.v1.{action}"), format!("{kind}s/{target}"), payload);
+    paved_stream::outbox::enqueue(txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await
+}
