@@ -10,7 +10,8 @@
 //! - [`canary`] — `canary explain|replay`: the analyzer's decision records.
 //! - [`commands`] — `status`, `render` and `deploy`, as gRPC clients.
 //! - [`credentials`] — the tokens the CLI presents, per endpoint.
-//! - [`tokens`] — `login` and `token issue|list|revoke|rotate-key`.
+//! - [`tokens`] — `login` and `token issue|list|revoke|rotate-key|root`.
+//! - [`secrets`] — `secrets put|get|list|watch|rewrap`.
 //! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
 //! - [`output`] — tables for people, JSON for scripts.
 
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod credentials;
 pub mod output;
 pub mod rollouts;
+pub mod secrets;
 pub mod selfhost;
 pub mod tokens;
 pub mod up;

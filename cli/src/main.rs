@@ -71,6 +71,13 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
     },
+    /// KV secrets: versioned, encrypted, generated and rotated, watched.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Access tokens: issue, list, revoke; rotate the signing key.
     Token {
         #[command(subcommand)]
@@ -221,6 +228,38 @@ fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
         return Err(format!("{name}: an Ed25519 public key is 32 bytes, got {}", bytes.len()));
     }
     Ok((name.to_string(), key.trim().to_lowercase()))
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Write a new version: the value from stdin (or --value), or --generate N random bytes.
+    Put {
+        path: String,
+        /// The value (prefer stdin: it stays out of shell history).
+        #[arg(long, conflicts_with = "generate")]
+        value: Option<String>,
+        /// A random value of N bytes that the broker rotates.
+        #[arg(long)]
+        generate: Option<u32>,
+        /// How often a generated value is rotated (default 24h).
+        #[arg(long, value_parser = commands::parse_ttl)]
+        rotate_every: Option<Duration>,
+    },
+    /// Print a value (the latest, or --version N).
+    Get {
+        path: String,
+        #[arg(long, default_value_t = 0)]
+        version: u32,
+    },
+    /// Secrets under a prefix, latest versions: never values.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Print the value, then each new version as it is written or rotated.
+    Watch { path: String },
+    /// Re-seal every key under the current root key (after a root key rotation).
+    Rewrap,
 }
 
 #[derive(Subcommand)]
@@ -404,6 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { command, endpoint } => token_command(command, &endpoint).await,
+        Command::Secrets { command, endpoint } => secrets_command(command, &endpoint).await,
         Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
@@ -614,6 +654,51 @@ async fn artifact_command(command: ArtifactCommand, endpoint: &str) -> anyhow::R
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    use paved_proto::secrets_broker::v1::PutSecretRequest;
+    use std::io::Write;
+    let channel = commands::connect(endpoint).await?;
+    let print = |secret: &paved_proto::secrets_broker::v1::Secret| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&secret.value);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    };
+    match command {
+        SecretsCommand::Put { path, value, generate, rotate_every } => {
+            let value = match (value, generate) {
+                (Some(v), _) => v.into_bytes(),
+                (None, Some(_)) => Vec::new(),
+                (None, None) => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                    // A value typed or piped ends with a newline that is not part of it.
+                    if v.ends_with(b"\n") {
+                        v.pop();
+                    }
+                    v
+                }
+            };
+            let request = PutSecretRequest {
+                path,
+                value,
+                generate_bytes: generate.unwrap_or(0),
+                rotate_every: rotate_every.map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 }),
+            };
+            let written = paved::secrets::put(channel, request).await?;
+            println!("{} version {}", written.path, written.version);
+        }
+        SecretsCommand::Get { path, version } => print(&paved::secrets::get(channel, &path, version).await?),
+        SecretsCommand::List { prefix } => print!("{}", paved::secrets::table(&paved::secrets::list(channel, &prefix).await?)),
+        SecretsCommand::Watch { path } => paved::secrets::watch(channel, &path, print).await?,
+        SecretsCommand::Rewrap => {
+            let done = paved::secrets::rewrap(channel).await?;
+            println!("{} keys re-sealed under root key {}", done.rewrapped, done.root_key_id);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -24,7 +24,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "tokens-grpc"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "broker"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
@@ -39,7 +39,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "deploy" => crate::pipeline::deploy(&bins(release)?)?,
             "rollback" => crate::pipeline::rollback(&bins(release)?)?,
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
-            "tokens-grpc" => crate::tokens::grpc(&bins(release)?)?,
+            "broker" => crate::tokens::grpc(&bins(release)?)?,
             // In-process: measured in an optimised build of this very tool.
             name @ ("policy" | "canary" | "tokens") if cfg!(debug_assertions) && release => {
                 super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", name]))?

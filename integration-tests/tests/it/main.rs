@@ -8,5 +8,6 @@ mod outbox;
 mod platform;
 mod prometheus;
 mod rollouts;
+mod secrets;
 mod services;
 mod stream_contract;

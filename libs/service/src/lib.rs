@@ -314,12 +314,27 @@ pub trait ConsumerService: 'static {
     /// Methods callable with any valid token (a holder acting on its own).
     const TOKEN_ONLY_METHODS: &'static [&'static str] = &[];
     /// The routes and the event handler, on the service's migrated
-    /// database; `relay` is to be woken after committing events.
+    /// database; `relay` is to be woken after committing events; loops the
+    /// service needs go to `background`.
     fn parts(
         db: DatabaseConnection,
         relay: paved_stream::outbox::Relay,
         options: Self::Options,
+        background: &mut Background,
     ) -> anyhow::Result<(Mount, std::sync::Arc<dyn paved_stream::consumer::Handler>)>;
+}
+
+/// Where a service starts its loops: they get the shutdown token and are
+/// awaited when the server stops.
+pub struct Background {
+    tasks: tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+impl Background {
+    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&mut self, task: impl FnOnce(CancellationToken) -> F) {
+        self.tasks.spawn(task(self.shutdown.clone()));
+    }
 }
 
 /// The service's component: its routes, and its consumer group reporting
@@ -332,11 +347,12 @@ pub fn consumer_component<S: ConsumerService>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
-    let (mount, handler) = S::parts(db, relay.clone(), options)?;
+    let mut background = Background { tasks: Default::default(), shutdown: shutdown.clone() };
+    let (mount, handler) = S::parts(db, relay.clone(), options, &mut background)?;
     let mut component = Component {
         name: S::GRPC_NAME,
         mount,
-        tasks: Default::default(),
+        tasks: background.tasks,
         open_methods: S::OPEN_METHODS,
         token_only_methods: S::TOKEN_ONLY_METHODS,
     };

@@ -33,6 +33,7 @@ impl paved_service::ConsumerService for Audit {
         db: DatabaseConnection,
         _relay: paved_stream::outbox::Relay,
         _options: paved_service::NoOptions,
+        _background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let api = api::server(db.clone());
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db })))

@@ -56,6 +56,7 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
         db: DatabaseConnection,
         relay: paved_stream::outbox::Relay,
         options: Options,
+        _background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let prometheus = options
             .prometheus_url

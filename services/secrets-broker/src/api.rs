@@ -1,11 +1,13 @@
 //! `paved.secrets_broker.v1.SecretsBrokerService`.
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target};
+use crate::secrets::{self, SecretError, Secrets, Value};
 use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
-    GetKeySetRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueTokenRequest, IssueTokenResponse, KeySet,
-    ListIdentitiesRequest, ListIdentitiesResponse, ListTokensRequest, ListTokensResponse, RenewTokenRequest, RevokeTokenRequest,
-    RevokeTokenResponse, RotateSigningKeyRequest, RotateSigningKeyResponse, TokenInfo, revoke_token_request,
+    GetKeySetRequest, GetSecretRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueTokenRequest, IssueTokenResponse,
+    KeySet, ListIdentitiesRequest, ListIdentitiesResponse, ListSecretsRequest, ListSecretsResponse, ListTokensRequest, ListTokensResponse,
+    PutSecretRequest, RenewTokenRequest, RevokeTokenRequest, RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse,
+    RotateSigningKeyRequest, RotateSigningKeyResponse, Secret, SecretVersion, TokenInfo, WatchSecretRequest, revoke_token_request,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -16,12 +18,47 @@ use sea_orm::{
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-pub fn server(authority: Authority) -> SecretsBrokerServiceServer<Api> {
-    SecretsBrokerServiceServer::new(Api { authority })
+pub fn server(authority: Authority, secrets: Secrets) -> SecretsBrokerServiceServer<Api> {
+    SecretsBrokerServiceServer::new(Api { authority, secrets })
 }
 
 pub struct Api {
     authority: Authority,
+    secrets: Secrets,
+}
+
+fn secret_failed(e: SecretError) -> Status {
+    match e {
+        SecretError::NotFound(path) => status::not_found("SECRET_NOT_FOUND", format!("no secret {path}")),
+        e @ SecretError::Expired(..) => status::failed_precondition("SECRET_VERSION_EXPIRED", e.to_string()),
+        SecretError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
+        // Tampered ciphertext, or a root key missing: logged, and said
+        // without detail (never the value).
+        e @ SecretError::Sealed(..) => {
+            tracing::error!(error = %e, "a sealed secret does not open");
+            Status::data_loss(e.to_string())
+        }
+    }
+}
+
+fn invalid_path(field: &str) -> Status {
+    let why = "lowercase letters, digits, `-`, `_`, `.` and `/`, no empty or dot segment, at most 256 characters";
+    status::invalid_argument("INVALID_SECRET_PATH", format!("invalid {field}"), [(field.to_string(), why.to_string())])
+}
+
+type SecretStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Secret, Status>> + Send>>;
+
+impl Api {
+    /// PERMISSION_DENIED, with a `secret.denied` event, unless the caller
+    /// holds `secrets:<access>:<path>`.
+    async fn may(&self, caller: &paved_token::Claims, access: &str, path: &str) -> Result<(), Status> {
+        let scope = format!("secrets:{access}:{path}");
+        if let Err(denied) = auth::grants(caller, &scope) {
+            self.authority.record("secret.denied", &caller.sub, path, &format!("lacks {scope}")).await;
+            return Err(denied);
+        }
+        Ok(())
+    }
 }
 
 fn failed(e: AuthorityError) -> Status {
@@ -232,6 +269,108 @@ impl SecretsBrokerService for Api {
             Err(e) => IntrospectTokenResponse { active: false, reason: e.to_string(), info: None },
         };
         Ok(Response::new(answer))
+    }
+
+    async fn put_secret(&self, request: Request<PutSecretRequest>) -> Result<Response<SecretVersion>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !secrets::valid_path(&req.path) {
+            return Err(invalid_path("path"));
+        }
+        self.may(&caller, "write", &req.path).await?;
+        let value = match (req.value.is_empty(), req.generate_bytes) {
+            (false, 0) if req.value.len() <= secrets::MAX_VALUE => Value::Given(req.value),
+            (true, n @ 16..=1024) => {
+                let every =
+                    duration(req.rotate_every.as_ref(), "rotate_every", secrets::DEFAULT_ROTATION, Duration::from_secs(365 * 86400))
+                        .map_err(|v| status::invalid_argument("INVALID_SECRET", "invalid rotate_every", [v]))?;
+                Value::Generated { bytes: n, rotate_every: every }
+            }
+            _ => {
+                let why = format!("a value of 1 to {} bytes, or generate_bytes between 16 and 1024, not both", secrets::MAX_VALUE);
+                return Err(status::invalid_argument("INVALID_SECRET", "invalid secret", [("value".to_string(), why)]));
+            }
+        };
+        Ok(Response::new(self.secrets.put(&caller.sub, &req.path, value).await.map_err(secret_failed)?))
+    }
+
+    async fn get_secret(&self, request: Request<GetSecretRequest>) -> Result<Response<Secret>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !secrets::valid_path(&req.path) {
+            return Err(invalid_path("path"));
+        }
+        self.may(&caller, "read", &req.path).await?;
+        let (meta, value) = self.secrets.get(&req.path, req.version).await.map_err(secret_failed)?;
+        self.authority.record("secret.read", &caller.sub, &format!("{}#{}", meta.path, meta.version), "").await;
+        Ok(Response::new(Secret { meta: Some(meta), value }))
+    }
+
+    async fn list_secrets(&self, request: Request<ListSecretsRequest>) -> Result<Response<ListSecretsResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !req.prefix.is_empty() && !secrets::valid_path(req.prefix.trim_end_matches('/')) {
+            return Err(invalid_path("prefix"));
+        }
+        self.may(&caller, "read", &format!("{}*", req.prefix)).await?;
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let secrets = self.secrets.list(&req.prefix, size, offset).await.map_err(secret_failed)?;
+        let next_page_token = status::next_page_token(offset, size, secrets.len());
+        Ok(Response::new(ListSecretsResponse { secrets, next_page_token }))
+    }
+
+    type WatchSecretStream = SecretStream;
+
+    async fn watch_secret(&self, request: Request<WatchSecretRequest>) -> Result<Response<SecretStream>, Status> {
+        let caller = auth::caller(&request)?;
+        let path = request.into_inner().path;
+        if !secrets::valid_path(&path) {
+            return Err(invalid_path("path"));
+        }
+        self.may(&caller, "read", &path).await?;
+        let (secrets, authority) = (self.secrets.clone(), self.authority.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut writes = secrets.writes();
+        tokio::spawn(async move {
+            let mut sent = 0u32;
+            loop {
+                // A watch lives no longer than the token that opened it.
+                if let Some(why) = authority.no_longer_valid(&caller).await {
+                    let _ = tx.send(Err(Status::unauthenticated(format!("the watch's token {why}")))).await;
+                    return;
+                }
+                match secrets.get(&path, 0).await {
+                    Ok((meta, value)) if meta.version != sent => {
+                        sent = meta.version;
+                        authority.record("secret.read", &caller.sub, &format!("{path}#{sent}"), "watch").await;
+                        if tx.send(Ok(Secret { meta: Some(meta), value })).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(SecretError::NotFound(_)) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(secret_failed(e))).await;
+                        return;
+                    }
+                }
+                // A write here wakes at once; another replica's within a second.
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = writes.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn rewrap_keys(&self, request: Request<RewrapKeysRequest>) -> Result<Response<RewrapKeysResponse>, Status> {
+        let caller = auth::require(&request, "rotate:keys")?;
+        let signing = self.authority.rewrap().await.map_err(failed)?;
+        let data = self.secrets.rewrap().await.map_err(secret_failed)?;
+        let root_key_id = self.authority.keys().current().id.clone();
+        self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &format!("{signing} signing keys, {data} data keys")).await;
+        Ok(Response::new(RewrapKeysResponse { rewrapped: i32::try_from(signing + data).unwrap_or(i32::MAX), root_key_id }))
     }
 
     async fn list_tokens(&self, request: Request<ListTokensRequest>) -> Result<Response<ListTokensResponse>, Status> {

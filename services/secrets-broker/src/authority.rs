@@ -5,7 +5,7 @@
 //! Every change is committed with its `BrokerActed` event in one
 //! transaction.
 
-use crate::seal::{RootKey, SealError};
+use crate::seal::{Keyring, SealError};
 use paved_proto::{
     events::v1::envelope::Payload,
     secrets_broker::v1::{BrokerActed, KeySet as PublishedKeySet, PublicKey, RevokedToken, TokenInfo},
@@ -75,8 +75,10 @@ pub struct Authority {
 
 struct Inner {
     db: DatabaseConnection,
-    root: RootKey,
+    keys: Arc<Keyring>,
     relay: Relay,
+    /// Events of reads and denials on their way to the outbox (see [`write_acted`]).
+    acted: tokio::sync::mpsc::Sender<BrokerActed>,
     /// Token records on their way to the database (see [`write_issued`]).
     issued: tokio::sync::mpsc::Sender<Issued>,
     /// The key in use and when it was created (Unix ms).
@@ -106,10 +108,62 @@ fn ms(d: Duration) -> i64 {
 impl Authority {
     /// Must be called within a Tokio runtime: it starts the task that
     /// records issued tokens (it ends when the last clone is dropped).
-    pub fn new(db: DatabaseConnection, root: RootKey, relay: Relay) -> Self {
+    pub fn new(db: DatabaseConnection, keys: Arc<Keyring>, relay: Relay) -> Self {
         let (issued, queue) = tokio::sync::mpsc::channel(4 * ISSUE_BATCH);
         tokio::spawn(write_issued(db.clone(), relay.clone(), queue));
-        Self { inner: Arc::new(Inner { db, root, relay, issued, active: Default::default(), published: Default::default() }) }
+        let (acted, events) = tokio::sync::mpsc::channel(4 * ISSUE_BATCH);
+        tokio::spawn(write_acted(db.clone(), relay.clone(), events));
+        let inner = Inner { db, keys, relay, acted, issued, active: Default::default(), published: Default::default() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn keys(&self) -> &Arc<Keyring> {
+        &self.inner.keys
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
+    }
+
+    /// Records what changed nothing (a read, a denial): the caller does not
+    /// wait for the commit, only for a place in the queue.
+    pub async fn record(&self, action: &str, actor: &str, target: &str, reason: &str) {
+        let acted = BrokerActed {
+            action: action.to_string(),
+            actor: actor.to_string(),
+            target: target.to_string(),
+            scopes: Vec::new(),
+            reason: reason.to_string(),
+        };
+        if self.inner.acted.send(acted).await.is_err() {
+            tracing::error!(action, target, "the event writer stopped: event lost");
+        }
+    }
+
+    /// Re-seals signing keys sealed under an older root key; returns how many.
+    pub async fn rewrap(&self) -> Result<usize, AuthorityError> {
+        let root = self.inner.keys.current();
+        let query = Query::select()
+            .columns(["kid", "sealed_seed", "root_key_id"].map(Alias::new))
+            .from(Alias::new(KEYS))
+            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
+            .to_owned();
+        let mut count = 0;
+        for row in self.inner.db.query_all(&query).await? {
+            let (kid, sealed, id): (String, Vec<u8>, String) =
+                (row.try_get("", "kid")?, row.try_get("", "sealed_seed")?, row.try_get("", "root_key_id")?);
+            let purpose = format!("signing-key:{kid}");
+            let seed = self.inner.keys.open(&sealed, &purpose, &id).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
+            let update = Query::update()
+                .table(Alias::new(KEYS))
+                .value(Alias::new("sealed_seed"), root.seal(&seed, &purpose))
+                .value(Alias::new("root_key_id"), root.id.as_str())
+                .and_where(Expr::col(Alias::new("kid")).eq(kid.as_str()))
+                .and_where(Expr::col(Alias::new("root_key_id")).eq(id.as_str()))
+                .to_owned();
+            count += usize::try_from(self.inner.db.execute(&update).await?.rows_affected()).unwrap_or(0);
+        }
+        Ok(count)
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -126,7 +180,7 @@ impl Authority {
             return Ok(issuer.clone());
         }
         let query = Query::select()
-            .columns(["kid", "sealed_seed", "create_time_ms"].map(Alias::new))
+            .columns(["kid", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
             .from(Alias::new(KEYS))
             .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
             .order_by(Alias::new("create_time_ms"), Order::Desc)
@@ -136,9 +190,9 @@ impl Authority {
             let kid: String = row.try_get("", "kid")?;
             let created: i64 = row.try_get("", "create_time_ms")?;
             if fresh(created) {
-                let sealed: Vec<u8> = row.try_get("", "sealed_seed")?;
-                let seed =
-                    self.inner.root.open(&sealed, &format!("signing-key:{kid}")).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
+                let (sealed, root_key_id): (Vec<u8>, String) = (row.try_get("", "sealed_seed")?, row.try_get("", "root_key_id")?);
+                let purpose = format!("signing-key:{kid}");
+                let seed = self.inner.keys.open(&sealed, &purpose, &root_key_id).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
                 let seed: [u8; 32] = seed.try_into().map_err(|_| AuthorityError::Sealed(kid.clone(), SealError::Corrupt))?;
                 let issuer = Arc::new(Issuer::from_seed(&seed));
                 *active = Some((issuer.clone(), created));
@@ -175,8 +229,8 @@ impl Authority {
             .values_panic([
                 issuer.kid.clone().into(),
                 issuer.public().to_bytes().to_vec().into(),
-                self.inner.root.seal(&issuer.seed(), &format!("signing-key:{}", issuer.kid)).into(),
-                self.inner.root.id.clone().into(),
+                self.inner.keys.current().seal(&issuer.seed(), &format!("signing-key:{}", issuer.kid)).into(),
+                self.inner.keys.current().id.clone().into(),
                 now.into(),
             ])
             .to_owned();
@@ -244,6 +298,20 @@ impl Authority {
         let published = Published { at: Instant::now(), set: Arc::new(set), trust: Arc::new(trust) };
         *self.inner.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(published.clone());
         Ok(published)
+    }
+
+    /// Why a token verified earlier is no longer valid (expired, revoked),
+    /// or None.
+    pub async fn no_longer_valid(&self, claims: &Claims) -> Option<&'static str> {
+        if chrono::Utc::now().timestamp() > claims.exp + paved_token::LEEWAY_SECS {
+            return Some("expired");
+        }
+        match self.published().await {
+            Ok(published) if published.trust.1.contains(&claims.jti) => Some("was revoked"),
+            Ok(_) => None,
+            // The database is away: the token was valid; keep serving.
+            Err(_) => None,
+        }
     }
 
     /// The claims of `token` if the key set as published verifies it now
@@ -465,6 +533,33 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), 
         event(&txn, "token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)).await?;
     }
     txn.commit().await
+}
+
+/// Writes queued events, as many as wait, in one transaction each time.
+async fn write_acted(db: DatabaseConnection, relay: Relay, mut queue: tokio::sync::mpsc::Receiver<BrokerActed>) {
+    let mut batch = Vec::with_capacity(ISSUE_BATCH);
+    while queue.recv_many(&mut batch, ISSUE_BATCH).await > 0 {
+        let mut backoff = paved_stream::consumer::Backoff::default();
+        // Retried until written: these events are the audit trail of reads.
+        loop {
+            let written = async {
+                let txn = db.begin().await?;
+                for a in &batch {
+                    event(&txn, &a.action, &a.actor, &a.target, &a.scopes, &a.reason).await?;
+                }
+                txn.commit().await
+            };
+            match written.await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "cannot record events; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+        batch.clear();
+        relay.wake();
+    }
 }
 
 fn token_query() -> sea_orm::sea_query::SelectStatement {

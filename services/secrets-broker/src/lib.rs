@@ -8,6 +8,8 @@
 //!   the database).
 //! - [`authority`] — signing keys and their rotation, the published key
 //!   set, tokens issued, renewed, revoked.
+//! - [`secrets`] — versioned KV secrets under envelope encryption,
+//!   generated ones rotated, watched.
 //! - [`IdentityRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
 
@@ -15,6 +17,7 @@ pub mod api;
 pub mod authority;
 pub mod migration;
 pub mod seal;
+pub mod secrets;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -39,12 +42,18 @@ pub const SOURCE: &str = "secrets-broker";
 pub const OPEN_METHODS: &[&str] = &[paved_grpc::auth::KEY_SET_METHOD];
 
 /// The methods any valid token may call: renewing or revoking itself
-/// (revoking others' needs `revoke:tokens`, checked by the handler), and
-/// introspecting a token.
+/// (revoking others' needs `revoke:tokens`, checked by the handler),
+/// introspecting a token, and secrets (scoped by path in the handlers).
 pub const TOKEN_ONLY_METHODS: &[&str] = &[
     "/paved.secrets_broker.v1.SecretsBrokerService/RenewToken",
     "/paved.secrets_broker.v1.SecretsBrokerService/RevokeToken",
     "/paved.secrets_broker.v1.SecretsBrokerService/IntrospectToken",
+    // Checked per path by the handlers (`secrets:read:<path>`,
+    // `secrets:write:<path>`): a workload's token holds only its own paths.
+    "/paved.secrets_broker.v1.SecretsBrokerService/PutSecret",
+    "/paved.secrets_broker.v1.SecretsBrokerService/GetSecret",
+    "/paved.secrets_broker.v1.SecretsBrokerService/ListSecrets",
+    "/paved.secrets_broker.v1.SecretsBrokerService/WatchSecret",
 ];
 
 /// The service, as the shell in `paved-service` runs it.
@@ -69,6 +78,12 @@ pub struct Options {
     /// Or the root key itself (`PAVED_ROOT_KEY`).
     #[serde(default)]
     pub root_key: Option<Secret>,
+    /// During a root key rotation, the key before (file or value): what it
+    /// sealed is re-sealed under the new one at start.
+    #[serde(default)]
+    pub previous_root_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub previous_root_key: Option<Secret>,
     /// Create `root_key_file` when it is missing (`paved up` on first start).
     #[serde(skip)]
     pub create_root_key: bool,
@@ -85,14 +100,24 @@ impl std::fmt::Debug for Authority {
 }
 
 impl Options {
-    fn root_key(&self) -> anyhow::Result<seal::RootKey> {
-        match (&self.root_key, &self.root_key_file) {
-            (Some(key), _) => seal::RootKey::parse(&key.0).context("PAVED_ROOT_KEY"),
-            (None, Some(file)) => seal::RootKey::load_or_create(file, self.create_root_key),
+    fn keyring(&self) -> anyhow::Result<seal::Keyring> {
+        let current = match (&self.root_key, &self.root_key_file) {
+            (Some(key), _) => seal::RootKey::parse(&key.0).context("PAVED_ROOT_KEY")?,
+            (None, Some(file)) => seal::RootKey::load_or_create(file, self.create_root_key)?,
             (None, None) => anyhow::bail!("the broker needs a root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY"),
-        }
+        };
+        let previous = match (&self.previous_root_key, &self.previous_root_key_file) {
+            (Some(key), _) => Some(seal::RootKey::parse(&key.0).context("PAVED_PREVIOUS_ROOT_KEY")?),
+            (None, Some(file)) => Some(seal::RootKey::load_or_create(file, false)?),
+            (None, None) => None,
+        };
+        Ok(seal::Keyring::new(current, previous))
     }
 }
+
+/// The longest the broker goes without looking for a due rotation (it
+/// otherwise sleeps until the next one).
+const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl paved_service::ConsumerService for SecretsBroker {
     const NAME: &'static str = "secrets-broker";
@@ -108,10 +133,29 @@ impl paved_service::ConsumerService for SecretsBroker {
         db: DatabaseConnection,
         relay: paved_stream::outbox::Relay,
         options: Options,
+        background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
-        let authority = Authority::new(db.clone(), options.root_key()?, relay);
+        let keys = Arc::new(options.keyring()?);
+        let authority = Authority::new(db.clone(), keys.clone(), relay.clone());
+        let secrets = secrets::Secrets::new(db.clone(), keys, relay);
         let _ = options.authority.set(authority.clone());
-        let api = api::server(authority);
+        background.spawn({
+            let (authority, secrets) = (authority.clone(), secrets.clone());
+            // After a root key rotation: everything under the new key, while
+            // both open what they sealed.
+            move |_| async move {
+                match (authority.rewrap().await, secrets.rewrap().await) {
+                    (Ok(0), Ok(0)) => {}
+                    (Ok(a), Ok(b)) => tracing::info!(signing_keys = a, data_keys = b, "re-sealed under the current root key"),
+                    (a, b) => tracing::error!(signing_keys = ?a.err(), data_keys = ?b.err(), "cannot re-seal under the current root key"),
+                }
+            }
+        });
+        background.spawn({
+            let secrets = secrets.clone();
+            move |shutdown| secrets::rotate_loop(secrets, ROTATION_CHECK, shutdown)
+        });
+        let api = api::server(authority, secrets);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))
     }
 }
@@ -135,7 +179,7 @@ pub fn root_grant() -> authority::Grant {
 pub async fn offline_authority(database_url: &str, stream: paved_stream::SharedStream, root: seal::RootKey) -> anyhow::Result<Authority> {
     let db = paved_store::connect_and_migrate::<migration::Migrator>(database_url).await?;
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
-    Ok(Authority::new(db, root, relay))
+    Ok(Authority::new(db, Arc::new(seal::Keyring::new(root, None)), relay))
 }
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.

@@ -6,7 +6,13 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CREATE_IDENTITIES), Box::new(paved_stream::outbox::MIGRATION), Box::new(CREATE_SIGNING_KEYS), Box::new(CREATE_TOKENS)]
+        vec![
+            Box::new(CREATE_IDENTITIES),
+            Box::new(paved_stream::outbox::MIGRATION),
+            Box::new(CREATE_SIGNING_KEYS),
+            Box::new(CREATE_TOKENS),
+            Box::new(CREATE_SECRET_VERSIONS),
+        ]
     }
 }
 
@@ -75,4 +81,27 @@ const CREATE_TOKENS: paved_store::CreateTable = paved_store::CreateTable {
                 .to_owned(),
         ]
     },
+};
+
+/// Versions of KV secrets: the value sealed under its own data key, the
+/// data key sealed under the root key `root_key_id`.
+const CREATE_SECRET_VERSIONS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000003_create_secret_versions",
+    table: || {
+        Table::create()
+            .table(Alias::new("secret_versions"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("path")).string().not_null())
+            .col(ColumnDef::new(Alias::new("version")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("sealed_value")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("sealed_data_key")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("root_key_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("generate_bytes")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("rotate_every_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("superseded_time_ms")).big_integer().null())
+            .primary_key(Index::create().col(Alias::new("path")).col(Alias::new("version")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
 };

@@ -14,7 +14,8 @@ use std::path::Path;
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 
-/// The key that seals every other key. Never printed.
+/// An AES-256-GCM key: the root key that seals every other key, or a data
+/// key sealing one secret's value. Never printed.
 #[derive(Clone)]
 pub struct RootKey {
     cipher: Aes256Gcm,
@@ -35,6 +36,8 @@ pub enum SealError {
     BadRootKey,
     #[error("sealed data is corrupt or was sealed for something else")]
     Corrupt,
+    #[error("sealed under a root key this broker does not hold (set the previous root key during a rotation)")]
+    UnknownRootKey,
 }
 
 impl RootKey {
@@ -89,6 +92,33 @@ impl RootKey {
         self.cipher
             .decrypt(&Nonce::from(nonce), Payload { msg: &sealed[1 + NONCE_LEN..], aad: purpose.as_bytes() })
             .map_err(|_| SealError::Corrupt)
+    }
+}
+
+/// The root key in use and, during a rotation, the one before it: rows
+/// name the key that sealed them, so both open until everything is
+/// re-sealed under the current one.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    current: RootKey,
+    previous: Option<RootKey>,
+}
+
+impl Keyring {
+    pub fn new(current: RootKey, previous: Option<RootKey>) -> Self {
+        let previous = previous.filter(|p| p.id != current.id);
+        Self { current, previous }
+    }
+
+    /// The key new seals use.
+    pub fn current(&self) -> &RootKey {
+        &self.current
+    }
+
+    /// Opens what the root key `key_id` sealed.
+    pub fn open(&self, sealed: &[u8], purpose: &str, key_id: &str) -> Result<Vec<u8>, SealError> {
+        let key = [Some(&self.current), self.previous.as_ref()].into_iter().flatten().find(|k| k.id == key_id);
+        key.ok_or(SealError::UnknownRootKey)?.open(sealed, purpose)
     }
 }
 

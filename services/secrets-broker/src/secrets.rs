@@ -1,0 +1,345 @@
+//! Versioned KV secrets, encrypted at rest by envelope: each version's value
+//! is sealed (AES-256-GCM) under a data key of its own, and the data key is
+//! sealed under the root key. Rotating the root key re-seals data keys,
+//! never values. Generated secrets are rotated by the broker; a replaced
+//! version stays readable for [`OVERLAP`].
+
+use crate::{
+    authority::event,
+    seal::{Keyring, RootKey, SealError},
+};
+use paved_proto::{secrets_broker::v1::SecretVersion, timestamp_from_millis};
+use paved_stream::outbox::Relay;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+};
+use std::{sync::Arc, time::Duration};
+
+const TABLE: &str = "secret_versions";
+/// How long a replaced version stays readable: workloads holding it move on
+/// within it (a watch delivers the new one at once).
+pub const OVERLAP: Duration = Duration::from_secs(3600);
+pub const DEFAULT_ROTATION: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_VALUE: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("secret {0} not found")]
+    NotFound(String),
+    #[error("version {1} of {0} expired (replaced more than the overlap window ago)")]
+    Expired(String, u32),
+    /// Never says what the value was: only which record failed to open.
+    #[error("secret {0} version {1} cannot be opened: {2}")]
+    Sealed(String, u32, SealError),
+}
+
+/// What to write.
+pub enum Value {
+    Given(Vec<u8>),
+    Generated { bytes: u32, rotate_every: Duration },
+}
+
+#[derive(Clone)]
+pub struct Secrets {
+    db: DatabaseConnection,
+    keys: Arc<Keyring>,
+    relay: Relay,
+    /// Bumped on every write: watchers look again.
+    written: tokio::sync::watch::Sender<u64>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored version, still sealed.
+struct Row {
+    meta: SecretVersion,
+    sealed_value: Vec<u8>,
+    sealed_key: Vec<u8>,
+    root_key_id: String,
+}
+
+fn purpose(kind: &str, path: &str, version: u32) -> String {
+    format!("{kind}:{path}#{version}")
+}
+
+impl Secrets {
+    pub fn new(db: DatabaseConnection, keys: Arc<Keyring>, relay: Relay) -> Self {
+        Self { db, keys, relay, written: tokio::sync::watch::Sender::new(0) }
+    }
+
+    /// Writes the next version of `path`; the one before is replaced now
+    /// and readable for [`OVERLAP`].
+    pub async fn put(&self, actor: &str, path: &str, value: Value) -> Result<SecretVersion, SecretError> {
+        let action = if actor == "paved" { "secret.rotated" } else { "secret.written" };
+        let (plain, generated, rotate_every) = match value {
+            Value::Given(v) => (v, 0u32, None),
+            Value::Generated { bytes, rotate_every } => (generate(bytes), bytes, Some(rotate_every)),
+        };
+        let now = now_ms();
+        let txn = self.db.begin().await?;
+        let latest = Query::select()
+            .expr(Expr::col(Alias::new("version")).max())
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("path")).eq(path))
+            .to_owned();
+        let last: Option<i64> = match txn.query_one(&latest).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => None,
+        };
+        let version = u32::try_from(last.unwrap_or(0) + 1).unwrap_or(u32::MAX);
+        let supersede = Query::update()
+            .table(Alias::new(TABLE))
+            .value(Alias::new("superseded_time_ms"), now)
+            .and_where(Expr::col(Alias::new("path")).eq(path))
+            .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
+            .to_owned();
+        txn.execute(&supersede).await?;
+        // Envelope: a data key for this version only, sealed by the root key.
+        let data_key: [u8; 32] = rand::random();
+        let sealed_value = RootKey::from_bytes(&data_key).seal(&plain, &purpose("secret", path, version));
+        let root = self.keys.current();
+        let sealed_key = root.seal(&data_key, &purpose("data-key", path, version));
+        let insert = Query::insert()
+            .into_table(Alias::new(TABLE))
+            .columns(
+                [
+                    "path",
+                    "version",
+                    "sealed_value",
+                    "sealed_data_key",
+                    "root_key_id",
+                    "generate_bytes",
+                    "rotate_every_ms",
+                    "create_time_ms",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                path.into(),
+                i64::from(version).into(),
+                sealed_value.into(),
+                sealed_key.into(),
+                root.id.clone().into(),
+                i64::from(generated).into(),
+                rotate_every.map(ms).into(),
+                now.into(),
+            ])
+            .to_owned();
+        txn.execute(&insert).await?;
+        event(&txn, action, actor, &format!("{path}#{version}"), &[], "").await?;
+        txn.commit().await?;
+        self.relay.wake();
+        self.written.send_modify(|n| *n += 1);
+        Ok(meta(path, version, now, generated > 0, rotate_every.map(ms), None))
+    }
+
+    async fn row(&self, path: &str, version: u32) -> Result<Row, SecretError> {
+        let mut query = Query::select()
+            .columns(
+                [
+                    "version",
+                    "sealed_value",
+                    "sealed_data_key",
+                    "root_key_id",
+                    "generate_bytes",
+                    "rotate_every_ms",
+                    "create_time_ms",
+                    "superseded_time_ms",
+                ]
+                .map(Alias::new),
+            )
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("path")).eq(path))
+            .to_owned();
+        if version == 0 {
+            query.and_where(Expr::col(Alias::new("superseded_time_ms")).is_null());
+        } else {
+            query.and_where(Expr::col(Alias::new("version")).eq(i64::from(version)));
+        }
+        let row = self.db.query_one(&query).await?.ok_or_else(|| SecretError::NotFound(path.to_string()))?;
+        let version: i64 = row.try_get("", "version")?;
+        let generated: i64 = row.try_get("", "generate_bytes")?;
+        let superseded: Option<i64> = row.try_get("", "superseded_time_ms")?;
+        Ok(Row {
+            meta: meta(
+                path,
+                u32::try_from(version).unwrap_or(u32::MAX),
+                row.try_get("", "create_time_ms")?,
+                generated > 0,
+                row.try_get("", "rotate_every_ms")?,
+                superseded,
+            ),
+            sealed_value: row.try_get("", "sealed_value")?,
+            sealed_key: row.try_get("", "sealed_data_key")?,
+            root_key_id: row.try_get("", "root_key_id")?,
+        })
+    }
+
+    /// The value of `path` at `version` (0: the latest).
+    pub async fn get(&self, path: &str, version: u32) -> Result<(SecretVersion, Vec<u8>), SecretError> {
+        let row = self.row(path, version).await?;
+        let v = row.meta.version;
+        if let Some(expire) = &row.meta.expire_time
+            && paved_proto::millis_from_timestamp(expire) < now_ms()
+        {
+            return Err(SecretError::Expired(path.to_string(), v));
+        }
+        let sealed = |e| SecretError::Sealed(path.to_string(), v, e);
+        let data_key = self.keys.open(&row.sealed_key, &purpose("data-key", path, v), &row.root_key_id).map_err(sealed)?;
+        let data_key: [u8; 32] = data_key.try_into().map_err(|_| sealed(SealError::Corrupt))?;
+        let value = RootKey::from_bytes(&data_key).open(&row.sealed_value, &purpose("secret", path, v)).map_err(sealed)?;
+        Ok((row.meta, value))
+    }
+
+    /// Latest versions of the secrets under `prefix`, by path.
+    pub async fn list(&self, prefix: &str, size: u64, offset: u64) -> Result<Vec<SecretVersion>, SecretError> {
+        let query = Query::select()
+            .columns(["path", "version", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
+            .and_where(Expr::col(Alias::new("path")).like(format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"))))
+            .order_by(Alias::new("path"), Order::Asc)
+            .limit(size)
+            .offset(offset)
+            .to_owned();
+        let mut out = Vec::new();
+        for row in self.db.query_all(&query).await? {
+            let version: i64 = row.try_get("", "version")?;
+            let generated: i64 = row.try_get("", "generate_bytes")?;
+            out.push(meta(
+                &row.try_get::<String>("", "path")?,
+                u32::try_from(version).unwrap_or(u32::MAX),
+                row.try_get("", "create_time_ms")?,
+                generated > 0,
+                row.try_get("", "rotate_every_ms")?,
+                None,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A receiver that changes whenever a secret is written here.
+    pub fn writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
+    }
+
+    /// Writes a new value for every generated secret whose rotation is due;
+    /// returns how many, and when the next one is due (Unix ms).
+    pub async fn rotate_due(&self) -> Result<(usize, Option<i64>), SecretError> {
+        let query = Query::select()
+            .columns(["path", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
+            .and_where(Expr::col(Alias::new("generate_bytes")).gt(0))
+            .to_owned();
+        let now = now_ms();
+        let mut rotated = 0;
+        let mut next: Option<i64> = None;
+        for row in self.db.query_all(&query).await? {
+            let (created, every): (i64, Option<i64>) = (row.try_get("", "create_time_ms")?, row.try_get("", "rotate_every_ms")?);
+            let every = every.unwrap_or(ms(DEFAULT_ROTATION));
+            if created + every > now {
+                next = Some(next.map_or(created + every, |n| Ord::min(n, created + every)));
+                continue;
+            }
+            let path: String = row.try_get("", "path")?;
+            let bytes: i64 = row.try_get("", "generate_bytes")?;
+            let rotate_every = Duration::from_millis(u64::try_from(every).unwrap_or(0));
+            self.put("paved", &path, Value::Generated { bytes: u32::try_from(bytes).unwrap_or(32), rotate_every }).await?;
+            next = Some(next.map_or(now + every, |n| Ord::min(n, now + every)));
+            rotated += 1;
+        }
+        Ok((rotated, next))
+    }
+
+    /// Re-seals data keys sealed under an older root key; returns how many.
+    pub async fn rewrap(&self) -> Result<usize, SecretError> {
+        let root = self.keys.current();
+        let query = Query::select()
+            .columns(["path", "version", "sealed_data_key", "root_key_id"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
+            .to_owned();
+        let mut count = 0;
+        for row in self.db.query_all(&query).await? {
+            let path: String = row.try_get("", "path")?;
+            let version: i64 = row.try_get("", "version")?;
+            let v = u32::try_from(version).unwrap_or(u32::MAX);
+            let (sealed, id): (Vec<u8>, String) = (row.try_get("", "sealed_data_key")?, row.try_get("", "root_key_id")?);
+            let purpose = purpose("data-key", &path, v);
+            let data_key = self.keys.open(&sealed, &purpose, &id).map_err(|e| SecretError::Sealed(path.clone(), v, e))?;
+            let update = Query::update()
+                .table(Alias::new(TABLE))
+                .value(Alias::new("sealed_data_key"), root.seal(&data_key, &purpose))
+                .value(Alias::new("root_key_id"), root.id.as_str())
+                .and_where(Expr::col(Alias::new("path")).eq(path.as_str()))
+                .and_where(Expr::col(Alias::new("version")).eq(version))
+                .and_where(Expr::col(Alias::new("root_key_id")).eq(id.as_str()))
+                .to_owned();
+            count += usize::try_from(self.db.execute(&update).await?.rows_affected()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+}
+
+/// Rotates generated secrets when due, until `shutdown`: it sleeps until
+/// the next rotation, at most `longest` (another replica may have written
+/// one), and wakes on every write here.
+pub async fn rotate_loop(secrets: Secrets, longest: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    let mut writes = secrets.writes();
+    loop {
+        let next = match secrets.rotate_due().await {
+            Ok((n, next)) => {
+                if n > 0 {
+                    tracing::info!(secrets = n, "generated secrets rotated");
+                }
+                next
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot rotate generated secrets; retrying");
+                None
+            }
+        };
+        let wait = next.map_or(longest, |at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(longest));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = writes.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn generate(bytes: u32) -> Vec<u8> {
+    use base64::Engine;
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw).into_bytes()
+}
+
+fn meta(path: &str, version: u32, created: i64, generated: bool, rotate_every: Option<i64>, superseded: Option<i64>) -> SecretVersion {
+    SecretVersion {
+        path: path.to_string(),
+        version,
+        create_time: Some(timestamp_from_millis(created)),
+        generated,
+        rotate_time: rotate_every.filter(|_| generated && superseded.is_none()).map(|every| timestamp_from_millis(created + every)),
+        expire_time: superseded.map(|at| timestamp_from_millis(at + ms(OVERLAP))),
+    }
+}
+
+/// A secret path: lowercase letters, digits, `-`, `_`, `.` and `/`, no empty
+/// or dot-only segment, at most 256 characters.
+pub fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 256
+        && path.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
+        && path.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+}
