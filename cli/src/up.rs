@@ -288,6 +288,7 @@ impl Platform {
 /// What the provisioner needs of the others: sending looks to the analyzer.
 fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
     paved_secrets_broker::authority::Grant {
+        parent: None,
         subject: paved_secrets_broker::spiffe_id(paved_provisioner::PLATFORM_ENVIRONMENT, "provisioner"),
         scopes: vec!["write:canary-analyzer".into()],
         audience: "canary-analyzer".into(),

@@ -8,7 +8,8 @@ use paved_integration_tests::{authed, eventually, paved_with, text};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{ApplyWorkloadRequest, ListWorkloadsRequest, provisioner_service_client::ProvisionerServiceClient};
 use paved_proto::secrets_broker::v1::{
-    IntrospectTokenRequest, IssueTokenRequest, RenewTokenRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
+    GetKeySetRequest, IntrospectTokenRequest, IssueTokenRequest, RenewTokenRequest,
+    secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -111,14 +112,17 @@ async fn every_call_is_authenticated_and_authorised() {
     let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
     assert_eq!(fields, ["subject", "role"]);
 
-    // Renewal: same id, later expiry.
+    // Renewal: same id, later expiry, but never a longer life than issued
+    // (15 min here, though an hour is asked for).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &viewer));
     let renewed =
         broker.renew_token(RenewTokenRequest { ttl: Some(prost_types::Duration { seconds: 3600, nanos: 0 }) }).await.expect("renew");
     let renewed = renewed.into_inner();
     assert_ne!(renewed.token, viewer);
     let info = renewed.info.expect("info");
-    assert!(info.expire_time.expect("expiry").seconds > chrono::Utc::now().timestamp() + 3000);
+    let expiry = info.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
+    assert!((850..=901).contains(&expiry), "renewed for {expiry} s");
 
     // Revocation through the CLI reaches the verifiers within seconds; the
     // renewed token shares the id, so it goes too.
@@ -141,13 +145,34 @@ async fn every_call_is_authenticated_and_authorised() {
     let answer = broker.introspect_token(IntrospectTokenRequest { token: deployer.clone() }).await.expect("introspect").into_inner();
     assert!(answer.active, "{answer:?}");
     assert_eq!(answer.info.expect("claims").subject, "dora");
+
+    // A token hands on only to its own subject (unless issue:subjects), and
+    // what it handed on is revoked with it.
+    let pat_request =
+        IssueTokenRequest { subject: "pat".into(), scopes: vec!["read:*".into(), "write:secrets-broker".into()], ..Default::default() };
+    let pat = issue(&channel, &root, pat_request).await.expect("issue pat");
+    let for_other = IssueTokenRequest { subject: "root".into(), scopes: vec!["read:audit".into()], ..Default::default() };
+    let status = issue(&channel, &pat, for_other).await.expect_err("another subject");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("issue:subjects"), "{}", status.message());
+    let child = issue(&channel, &pat, IssueTokenRequest { subject: "pat".into(), scopes: vec!["read:audit".into()], ..Default::default() })
+        .await
+        .expect("a child for itself");
+    let pat_id =
+        broker.introspect_token(IntrospectTokenRequest { token: pat }).await.expect("introspect").into_inner().info.expect("info").token_id;
+    let revoke = paved_proto::secrets_broker::v1::RevokeTokenRequest {
+        target: Some(paved_proto::secrets_broker::v1::revoke_token_request::Target::TokenId(pat_id)),
+    };
+    assert_eq!(broker.revoke_token(revoke).await.expect("revoke pat").into_inner().revoked, 2, "pat's token and its child");
+    let answer = broker.introspect_token(IntrospectTokenRequest { token: child }).await.expect("introspect").into_inner();
+    assert!(!answer.active, "the child went with its parent");
     assert!(took < Duration::from_secs(3), "revocation took {took:?}");
     eprintln!("revocation reached the provisioner in {took:?}");
 
     // Key rotation: tokens signed before keep working; new ones use the new key.
     let out = paved_with(&root, &["token", "rotate-key", "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).starts_with("signing with key "), "{}", text(&out.stderr));
-    as_deployer.list_workloads(ListWorkloadsRequest::default()).await.expect("a token of the old key still verifies");
+    let new_kid = text(&out.stdout).trim().trim_start_matches("signing with key ").to_string();
     let fresh = issue(&channel, &root, IssueTokenRequest { subject: "new".into(), role: "viewer".into(), ..Default::default() })
         .await
         .expect("issue after rotation");
@@ -158,6 +183,19 @@ async fn every_call_is_authenticated_and_authorised() {
     })
     .await;
     as_fresh.list_workloads(ListWorkloadsRequest::default()).await.expect("new key");
+    // The new key was published before it signed, and the old one stays.
+    let set =
+        SecretsBrokerServiceClient::new(channel.clone()).get_key_set(GetKeySetRequest::default()).await.expect("key set").into_inner();
+    assert!(set.keys.len() >= 2 && set.keys.iter().any(|k| k.key_id == new_kid), "{:?}", set.keys);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    as_deployer.list_workloads(ListWorkloadsRequest::default()).await.expect("a token of the old key still verifies");
+    let newest = issue(&channel, &root, IssueTokenRequest { subject: "newest".into(), role: "viewer".into(), ..Default::default() })
+        .await
+        .expect("issue with the new key");
+    ProvisionerServiceClient::new(authed(channel.clone(), &newest))
+        .list_workloads(ListWorkloadsRequest::default())
+        .await
+        .expect("a token of the new key verifies at once: it was published ahead");
 
     // The CLI: a stored login is used; a forged token is never stored.
     let config = tempfile::tempdir().expect("config dir");

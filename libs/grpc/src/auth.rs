@@ -108,7 +108,13 @@ impl Authenticator {
 
     /// The claims of `token` if it is valid for `service` (short name) now.
     pub fn authenticate(&self, token: &str, service: &str) -> Result<Arc<Claims>, Status> {
-        let now = chrono::Utc::now().timestamp();
+        self.authenticate_at(token, Some(service), chrono::Utc::now().timestamp())
+    }
+
+    /// [`Authenticator::authenticate`] at `now` (Unix seconds); `service`
+    /// None accepts a token of any audience (a holder renewing or revoking
+    /// its own token).
+    pub fn authenticate_at(&self, token: &str, service: Option<&str>, now: i64) -> Result<Arc<Claims>, Status> {
         let trust = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
         let Some(keys) = &trust.keys else {
             return Err(denial(Code::Unavailable, "KEYS_NOT_LOADED", "this service has not loaded the broker's key set yet; retry"));
@@ -124,7 +130,8 @@ impl Authenticator {
                 claims
             }
             None => {
-                let claims = Arc::new(keys.verify(token, &[PLATFORM_AUDIENCE, service], now, |_| false).map_err(|e| token_error(&e))?);
+                // Audience is checked below, for cached tokens too.
+                let claims = Arc::new(keys.verify(token, &AUDIENCES, now, |_| false).map_err(|e| token_error(&e))?);
                 let mut verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
                 if verified.len() >= CACHE_LIMIT {
                     verified.clear();
@@ -133,7 +140,10 @@ impl Authenticator {
                 claims
             }
         };
-        if claims.aud != PLATFORM_AUDIENCE && claims.aud != service {
+        if let Some(service) = service
+            && claims.aud != PLATFORM_AUDIENCE
+            && claims.aud != service
+        {
             let e = TokenError::WrongAudience { got: claims.aud.clone(), wanted: format!("{PLATFORM_AUDIENCE} or {service}") };
             return Err(token_error(&e));
         }
@@ -257,9 +267,11 @@ where
                 req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
             let checked = match token {
                 None => Err(denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token (authorization: Bearer …)")),
-                Some(token) => self.layer.auth.authenticate(token.trim(), &service).and_then(|claims| {
-                    if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) }
-                }),
+                Some(token) => {
+                    let audience = (!token_only).then_some(service.as_str());
+                    self.layer.auth.authenticate_at(token.trim(), audience, chrono::Utc::now().timestamp())
+                }
+                .and_then(|claims| if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) }),
             };
             match checked {
                 Ok(claims) => {
@@ -383,6 +395,12 @@ mod authenticator_tests {
         assert_eq!(reason(&auth.authenticate(&token, "audit").expect_err("revoked")), "TOKEN_REVOKED");
         auth.update(keys.clone(), HashSet::new(), 9);
 
+        // A cached token expires like any other.
+        let later = now + 60 + paved_token::LEEWAY_SECS + 1;
+        assert_eq!(reason(&auth.authenticate_at(&token, Some("audit"), later).expect_err("cached, expired")), "TOKEN_EXPIRED");
+        // Any audience where the method accepts any (a token renewing itself).
+        let for_audit_only = issuer.sign(claims(now + 60, "audit"));
+        assert!(auth.authenticate_at(&for_audit_only, None, now).is_ok());
         // Expired beyond the leeway, cached or not.
         let old = issuer.sign(claims(now - paved_token::LEEWAY_SECS - 5, PLATFORM_AUDIENCE));
         assert_eq!(reason(&auth.authenticate(&old, "audit").expect_err("expired")), "TOKEN_EXPIRED");

@@ -235,8 +235,11 @@ where
     // The broker trusts its own key set, from itself: asking through a
     // forwarder that waits for it to be healthy would never end.
     let broker_url = if component.open_methods.contains(&paved_grpc::auth::KEY_SET_METHOD) {
-        let port = listener.local_addr()?.port();
-        format!("http://127.0.0.1:{port}")
+        let mut own = listener.local_addr()?;
+        if own.ip().is_unspecified() {
+            own.set_ip(if own.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        }
+        format!("http://{own}")
     } else {
         common.broker_url.clone()
     };

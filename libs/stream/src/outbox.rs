@@ -34,11 +34,19 @@ pub const MIGRATION: paved_store::CreateTable = paved_store::CreateTable {
 /// Writes `envelope` for `stream` through `conn`, which should be the
 /// transaction of the state change the event describes.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, stream: &str, envelope: &Envelope) -> Result<(), DbErr> {
-    let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns([Alias::new("stream"), Alias::new("payload")])
-        .values_panic([stream.into(), event::encode(envelope).into()])
-        .to_owned();
+    enqueue_all(conn, stream, std::slice::from_ref(envelope)).await
+}
+
+/// [`enqueue`] for many events at once, in their order: one statement,
+/// where a batch of state changes would otherwise pay one per event.
+pub async fn enqueue_all<C: ConnectionTrait>(conn: &C, stream: &str, envelopes: &[Envelope]) -> Result<(), DbErr> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Query::insert().into_table(Alias::new(TABLE)).columns([Alias::new("stream"), Alias::new("payload")]).to_owned();
+    for envelope in envelopes {
+        insert.values_panic([stream.into(), event::encode(envelope).into()]);
+    }
     conn.execute(&insert).await?;
     Ok(())
 }

@@ -113,7 +113,8 @@ fn duration(d: Option<&prost_types::Duration>, field: &str, default: Duration, m
 }
 
 fn scope_is_valid(scope: &str) -> bool {
-    !scope.is_empty() && scope.len() <= 256 && !scope[..scope.len() - 1].contains('*') && scope.chars().all(|c| c.is_ascii_graphic())
+    let body = scope.strip_suffix('*').unwrap_or(scope);
+    !scope.is_empty() && scope.len() <= 256 && scope.chars().all(|c| c.is_ascii_graphic()) && !body.contains('*')
 }
 
 /// The grant a request asks for, validated against what the caller holds.
@@ -159,9 +160,14 @@ fn grant(req: &IssueTokenRequest, caller: &paved_token::Claims) -> Result<Grant,
     if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != audience {
         return Err(Status::permission_denied(format!("a token for {} cannot issue tokens for {audience}", caller.aud)));
     }
+    // Tokens for someone else need `issue:subjects`: a subject names whose
+    // tokens a holder may revoke as its own.
+    if req.subject != caller.sub && !caller.allows("issue:subjects") {
+        return Err(Status::permission_denied(format!("{} lacks scope issue:subjects to issue for {}", caller.sub, req.subject)));
+    }
     scopes.sort();
     scopes.dedup();
-    Ok(Grant { subject: req.subject.clone(), scopes, audience, ttl, renewable })
+    Ok(Grant { parent: Some(caller.jti.clone()), subject: req.subject.clone(), scopes, audience, ttl, renewable })
 }
 
 #[tonic::async_trait]
@@ -209,7 +215,22 @@ impl SecretsBrokerService for Api {
 
     async fn issue_token(&self, request: Request<IssueTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
         let caller = auth::caller(&request)?;
-        let grant = grant(request.get_ref(), &caller)?;
+        let mut grant = grant(request.get_ref(), &caller)?;
+        // Never outliving the token that asked: a child lives and renews
+        // only as long as its parent could.
+        let parent_until = match self.authority.token(&caller.jti).await.map_err(failed)? {
+            Some(parent) => parent.renewable_until.as_ref().map_or(0, paved_proto::millis_from_timestamp),
+            None => caller.exp.saturating_mul(1000),
+        };
+        let left = Duration::from_millis(u64::try_from(parent_until - chrono::Utc::now().timestamp_millis()).unwrap_or(0));
+        if left.is_zero() {
+            return Err(status::failed_precondition(
+                "TOKEN_NOT_RENEWABLE",
+                "this token can no longer issue tokens: it is past its renewable_until",
+            ));
+        }
+        grant.ttl = grant.ttl.min(left);
+        grant.renewable = grant.renewable.min(left);
         let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(failed)?;
         Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
     }

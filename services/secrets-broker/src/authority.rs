@@ -33,6 +33,9 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long renewals may extend a token by default, and at most.
 pub const DEFAULT_RENEWABLE: Duration = Duration::from_secs(8 * 3600);
 pub const MAX_RENEWABLE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A new signing key is published this long before it signs: longer than
+/// a verifier's poll plus the key set's freshness.
+pub const PUBLISH_AHEAD: Duration = Duration::from_secs(3);
 /// A published key set is rebuilt at most this often (another replica's
 /// revocation shows within it).
 const KEY_SET_FRESH: Duration = Duration::from_millis(500);
@@ -54,6 +57,8 @@ pub enum AuthorityError {
 /// What a new token grants.
 #[derive(Debug, Clone)]
 pub struct Grant {
+    /// The token that asked for it: revoking it revokes this one too.
+    pub parent: Option<String>,
     pub subject: String,
     pub scopes: Vec<String>,
     pub audience: String,
@@ -81,9 +86,14 @@ struct Inner {
     acted: tokio::sync::mpsc::Sender<BrokerActed>,
     /// Token records on their way to the database (see [`write_issued`]).
     issued: tokio::sync::mpsc::Sender<Issued>,
-    /// The key in use and when it was created (Unix ms).
-    active: tokio::sync::Mutex<Option<(Arc<Issuer>, i64)>>,
+    /// The key in use, as last read.
+    active: tokio::sync::Mutex<Option<Active>>,
     published: Mutex<Option<Published>>,
+}
+
+struct Active {
+    issuer: Arc<Issuer>,
+    read_at: Instant,
 }
 
 /// A key set as published, and as the broker verifies with it.
@@ -170,56 +180,72 @@ impl Authority {
         &self.inner.db
     }
 
-    /// The key to sign with: the newest unretired one, opened with the root
-    /// key; a new one when there is none or it is older than
-    /// [`ROTATE_AFTER`].
+    /// The key to sign with: the newest one whose time has come (a new key
+    /// is published [`PUBLISH_AHEAD`] before it signs, so every verifier
+    /// knows it first). Read again from the database every
+    /// [`KEY_SET_FRESH`], so a rotation by another replica is followed; a
+    /// key older than [`ROTATE_AFTER`] is replaced.
     async fn issuer(&self) -> Result<Arc<Issuer>, AuthorityError> {
         let mut active = self.inner.active.lock().await;
-        let fresh = |created: i64| now_ms() - created < ms(ROTATE_AFTER);
-        if let Some((issuer, _)) = active.as_ref().filter(|(_, c)| fresh(*c)) {
-            return Ok(issuer.clone());
+        if let Some(a) = active.as_ref().filter(|a| a.read_at.elapsed() < KEY_SET_FRESH) {
+            return Ok(a.issuer.clone());
         }
-        let query = Query::select()
-            .columns(["kid", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
-            .from(Alias::new(KEYS))
-            .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
-            .order_by(Alias::new("create_time_ms"), Order::Desc)
-            .limit(1)
-            .to_owned();
-        if let Some(row) = self.inner.db.query_one(&query).await? {
-            let kid: String = row.try_get("", "kid")?;
-            let created: i64 = row.try_get("", "create_time_ms")?;
-            if fresh(created) {
+        let now = now_ms();
+        let newest = |activated: bool| {
+            let mut q = Query::select()
+                .columns(["kid", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
+                .from(Alias::new(KEYS))
+                .order_by(Alias::new("create_time_ms"), Order::Desc)
+                .limit(1)
+                .to_owned();
+            let column = Expr::col(Alias::new("create_time_ms"));
+            q.and_where(if activated { column.lte(now) } else { column.gt(now) });
+            q
+        };
+        let pending = self.inner.db.query_one(&newest(false)).await?.is_some();
+        let current = match self.inner.db.query_one(&newest(true)).await? {
+            Some(row) => {
+                let kid: String = row.try_get("", "kid")?;
+                let created: i64 = row.try_get("", "create_time_ms")?;
                 let (sealed, root_key_id): (Vec<u8>, String) = (row.try_get("", "sealed_seed")?, row.try_get("", "root_key_id")?);
                 let purpose = format!("signing-key:{kid}");
                 let seed = self.inner.keys.open(&sealed, &purpose, &root_key_id).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
                 let seed: [u8; 32] = seed.try_into().map_err(|_| AuthorityError::Sealed(kid.clone(), SealError::Corrupt))?;
-                let issuer = Arc::new(Issuer::from_seed(&seed));
-                *active = Some((issuer.clone(), created));
-                return Ok(issuer);
+                Some((Arc::new(Issuer::from_seed(&seed)), created))
             }
-        }
-        let (issuer, created) = self.rotate_locked("paved").await?;
-        *active = Some((issuer.clone(), created));
+            None => None,
+        };
+        let issuer = match current {
+            Some((issuer, created)) => {
+                if now - created >= ms(ROTATE_AFTER) && !pending {
+                    self.rotate_at("paved", now + ms(PUBLISH_AHEAD)).await?;
+                }
+                issuer
+            }
+            // The first key: no verifier holds anything yet.
+            None => self.rotate_at("paved", now).await?,
+        };
+        *active = Some(Active { issuer: issuer.clone(), read_at: Instant::now() });
         Ok(issuer)
     }
 
-    /// Starts signing with a new key; returns its id.
+    /// Publishes a new signing key now; it signs from [`PUBLISH_AHEAD`] on,
+    /// when the current one retires. Returns its id.
     pub async fn rotate(&self, actor: &str) -> Result<String, AuthorityError> {
-        let mut active = self.inner.active.lock().await;
-        let (issuer, created) = self.rotate_locked(actor).await?;
-        *active = Some((issuer.clone(), created));
+        let issuer = self.rotate_at(actor, now_ms() + ms(PUBLISH_AHEAD)).await?;
         Ok(issuer.kid.clone())
     }
 
-    async fn rotate_locked(&self, actor: &str) -> Result<(Arc<Issuer>, i64), AuthorityError> {
+    /// A new key signing from `activate_at` (its `create_time_ms`); the keys
+    /// before it retire then and stay published until their last token has
+    /// expired.
+    async fn rotate_at(&self, actor: &str, activate_at: i64) -> Result<Arc<Issuer>, AuthorityError> {
         let issuer = Issuer::generate();
-        let now = now_ms();
         let txn = self.inner.db.begin().await?;
         let retire = Query::update()
             .table(Alias::new(KEYS))
-            .value(Alias::new("retire_time_ms"), now)
-            .value(Alias::new("drop_time_ms"), now + ms(MAX_TTL) + paved_token::LEEWAY_SECS * 1000)
+            .value(Alias::new("retire_time_ms"), activate_at)
+            .value(Alias::new("drop_time_ms"), activate_at + ms(MAX_TTL) + paved_token::LEEWAY_SECS * 1000)
             .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
             .to_owned();
         txn.execute(&retire).await?;
@@ -231,7 +257,7 @@ impl Authority {
                 issuer.public().to_bytes().to_vec().into(),
                 self.inner.keys.current().seal(&issuer.seed(), &format!("signing-key:{}", issuer.kid)).into(),
                 self.inner.keys.current().id.clone().into(),
-                now.into(),
+                activate_at.into(),
             ])
             .to_owned();
         txn.execute(&insert).await?;
@@ -239,7 +265,7 @@ impl Authority {
         txn.commit().await?;
         self.changed();
         tracing::info!(kid = issuer.kid, "new signing key");
-        Ok((Arc::new(issuer), now))
+        Ok(Arc::new(issuer))
     }
 
     fn changed(&self) {
@@ -371,25 +397,25 @@ impl Authority {
         if now >= until {
             return Err(AuthorityError::NotRenewable(claims.jti.clone()));
         }
-        let ttl_ms = match ttl {
-            Some(ttl) => ms(ttl),
-            None => {
-                let q = Query::select()
-                    .column(Alias::new("ttl_ms"))
-                    .from(Alias::new(TOKENS))
-                    .and_where(Expr::col(Alias::new("jti")).eq(claims.jti.as_str()))
-                    .to_owned();
-                match self.inner.db.query_one(&q).await? {
-                    Some(row) => row.try_get("", "ttl_ms")?,
-                    None => ms(DEFAULT_TTL),
-                }
-            }
+        // Never longer than the token was issued for.
+        let q = Query::select()
+            .column(Alias::new("ttl_ms"))
+            .from(Alias::new(TOKENS))
+            .and_where(Expr::col(Alias::new("jti")).eq(claims.jti.as_str()))
+            .to_owned();
+        let issued_ttl: i64 = match self.inner.db.query_one(&q).await? {
+            Some(row) => row.try_get("", "ttl_ms")?,
+            None => ms(DEFAULT_TTL),
         };
+        let ttl_ms = ttl.map_or(issued_ttl, |t| Ord::min(ms(t), issued_ttl));
         let expire = Ord::min(now + ttl_ms, until);
+        // The record keeps the latest expiry of any copy: a revocation is
+        // published until then, so a shorter renewal cannot end it early.
+        let stored = Ord::max(expire, info.expire_time.as_ref().map_or(0, paved_proto::millis_from_timestamp));
         let txn = self.inner.db.begin().await?;
         let update = Query::update()
             .table(Alias::new(TOKENS))
-            .value(Alias::new("expire_time_ms"), expire)
+            .value(Alias::new("expire_time_ms"), stored)
             .and_where(Expr::col(Alias::new("jti")).eq(claims.jti.as_str()))
             .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
             .to_owned();
@@ -434,9 +460,23 @@ impl Authority {
             .and_where(Expr::col(Alias::new(column)).eq(value.as_str()))
             .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
             .to_owned();
-        let ids: Vec<String> = txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<_, _>>()?;
+        let mut ids: Vec<String> = txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<_, _>>()?;
         if ids.is_empty() && matches!(target, Target::Token(_)) && self.token_in(&txn, value).await?.is_none() {
             return Err(AuthorityError::NotFound(value.clone()));
+        }
+        // And every token issued with them, and with those, …: what a
+        // revoked token handed on goes with it.
+        let mut frontier = ids.clone();
+        while !frontier.is_empty() {
+            let children = Query::select()
+                .column(Alias::new("jti"))
+                .from(Alias::new(TOKENS))
+                .and_where(Expr::col(Alias::new("parent_jti")).is_in(frontier.iter().map(String::as_str)))
+                .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+                .to_owned();
+            frontier = txn.query_all(&children).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<Vec<String>, _>>()?;
+            frontier.retain(|id| !ids.contains(id));
+            ids.extend(frontier.iter().cloned());
         }
         for id in &ids {
             let update = Query::update()
@@ -513,12 +553,14 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), 
     let mut insert = Query::insert()
         .into_table(Alias::new(TOKENS))
         .columns(
-            ["jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"].map(Alias::new),
+            ["jti", "parent_jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"]
+                .map(Alias::new),
         )
         .to_owned();
     for i in batch {
         insert.values_panic([
             i.jti.clone().into(),
+            i.grant.parent.clone().into(),
             i.grant.subject.clone().into(),
             i.grant.audience.clone().into(),
             serde_json::to_string(&i.grant.scopes).unwrap_or_default().into(),
@@ -529,9 +571,17 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), 
         ]);
     }
     txn.execute(&insert).await?;
-    for i in batch {
-        event(&txn, "token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)).await?;
-    }
+    let acts: Vec<BrokerActed> = batch
+        .iter()
+        .map(|i| BrokerActed {
+            action: "token.issued".into(),
+            actor: i.actor.clone(),
+            target: i.jti.clone(),
+            scopes: i.grant.scopes.clone(),
+            reason: format!("for {}", i.grant.subject),
+        })
+        .collect();
+    events(&txn, &acts).await?;
     txn.commit().await
 }
 
@@ -544,9 +594,7 @@ async fn write_acted(db: DatabaseConnection, relay: Relay, mut queue: tokio::syn
         loop {
             let written = async {
                 let txn = db.begin().await?;
-                for a in &batch {
-                    event(&txn, &a.action, &a.actor, &a.target, &a.scopes, &a.reason).await?;
-                }
+                events(&txn, &batch).await?;
                 txn.commit().await
             };
             match written.await {
@@ -615,16 +663,31 @@ pub async fn event(
     scopes: &[String],
     reason: &str,
 ) -> Result<(), DbErr> {
-    let payload = Payload::BrokerActed(BrokerActed {
+    let acted = BrokerActed {
         action: action.to_string(),
         actor: actor.to_string(),
         target: target.to_string(),
         scopes: scopes.to_vec(),
         reason: reason.to_string(),
-    });
-    // `token.issued` → `tokens/<id>`, `signing_key.rotated` → `signing-keys/<kid>`.
-    let kind = action.split('.').next().unwrap_or("broker").replace('_', "-");
-    let envelope =
-        paved_stream::event::envelope(crate::SOURCE, &format!("paved.secrets_broker.v1.{action}"), format!("{kind}s/{target}"), payload);
-    paved_stream::outbox::enqueue(txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await
+    };
+    events(txn, std::slice::from_ref(&acted)).await
+}
+
+/// Records many acts in one statement.
+pub async fn events(txn: &DatabaseTransaction, acts: &[BrokerActed]) -> Result<(), DbErr> {
+    let envelopes: Vec<_> = acts
+        .iter()
+        .map(|a| {
+            // `token.issued` → `tokens/<id>`, `signing_key.rotated` → `signing-keys/<kid>`.
+            let kind = a.action.split('.').next().unwrap_or("broker").replace('_', "-");
+            let subject = format!("{kind}s/{}", a.target);
+            paved_stream::event::envelope(
+                crate::SOURCE,
+                &format!("paved.secrets_broker.v1.{}", a.action),
+                subject,
+                Payload::BrokerActed(a.clone()),
+            )
+        })
+        .collect();
+    paved_stream::outbox::enqueue_all(txn, &paved_stream::stream_name(crate::SOURCE), &envelopes).await
 }

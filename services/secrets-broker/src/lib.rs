@@ -164,6 +164,7 @@ impl paved_service::ConsumerService for SecretsBroker {
 /// development server's.
 pub fn root_grant() -> authority::Grant {
     authority::Grant {
+        parent: None,
         subject: "root".into(),
         scopes: vec!["*".into()],
         audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),

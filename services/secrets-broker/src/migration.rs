@@ -59,6 +59,7 @@ const CREATE_TOKENS: paved_store::CreateTable = paved_store::CreateTable {
             .table(Alias::new("tokens"))
             .if_not_exists()
             .col(ColumnDef::new(Alias::new("jti")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("parent_jti")).string().null())
             .col(ColumnDef::new(Alias::new("subject")).string().not_null())
             .col(ColumnDef::new(Alias::new("audience")).string().not_null())
             .col(ColumnDef::new(Alias::new("scopes")).text().not_null())

@@ -49,7 +49,18 @@ pub struct Secrets {
     relay: Relay,
     /// Bumped on every write: watchers look again.
     written: tokio::sync::watch::Sender<u64>,
+    /// Latest versions as stored (sealed: no value in memory in the clear),
+    /// by path, for [`LATEST_FRESH`]: a read is then no database query.
+    latest: Arc<std::sync::Mutex<Latest>>,
 }
+
+/// Latest rows by path, with when they were read.
+type Latest = std::collections::HashMap<String, (std::time::Instant, Arc<Row>)>;
+
+/// How long a cached latest version is trusted: a write on this replica
+/// replaces it at once; another replica's is seen within this.
+const LATEST_FRESH: Duration = Duration::from_secs(1);
+const LATEST_LIMIT: usize = 16 * 1024;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -73,7 +84,7 @@ fn purpose(kind: &str, path: &str, version: u32) -> String {
 
 impl Secrets {
     pub fn new(db: DatabaseConnection, keys: Arc<Keyring>, relay: Relay) -> Self {
-        Self { db, keys, relay, written: tokio::sync::watch::Sender::new(0) }
+        Self { db, keys, relay, written: tokio::sync::watch::Sender::new(0), latest: Default::default() }
     }
 
     /// Writes the next version of `path`; the one before is replaced now
@@ -137,12 +148,33 @@ impl Secrets {
         txn.execute(&insert).await?;
         event(&txn, action, actor, &format!("{path}#{version}"), &[], "").await?;
         txn.commit().await?;
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         self.relay.wake();
         self.written.send_modify(|n| *n += 1);
         Ok(meta(path, version, now, generated > 0, rotate_every.map(ms), None))
     }
 
-    async fn row(&self, path: &str, version: u32) -> Result<Row, SecretError> {
+    /// The stored row of `path` at `version` (0: the latest, from the cache
+    /// when fresh).
+    async fn row(&self, path: &str, version: u32) -> Result<Arc<Row>, SecretError> {
+        if version == 0
+            && let Some((at, row)) = self.latest.lock().unwrap_or_else(|e| e.into_inner()).get(path)
+            && at.elapsed() < LATEST_FRESH
+        {
+            return Ok(row.clone());
+        }
+        let row = Arc::new(self.load(path, version).await?);
+        if version == 0 {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            if latest.len() >= LATEST_LIMIT {
+                latest.clear();
+            }
+            latest.insert(path.to_string(), (std::time::Instant::now(), row.clone()));
+        }
+        Ok(row)
+    }
+
+    async fn load(&self, path: &str, version: u32) -> Result<Row, SecretError> {
         let mut query = Query::select()
             .columns(
                 [
@@ -197,7 +229,7 @@ impl Secrets {
         let data_key = self.keys.open(&row.sealed_key, &purpose("data-key", path, v), &row.root_key_id).map_err(sealed)?;
         let data_key: [u8; 32] = data_key.try_into().map_err(|_| sealed(SealError::Corrupt))?;
         let value = RootKey::from_bytes(&data_key).open(&row.sealed_value, &purpose("secret", path, v)).map_err(sealed)?;
-        Ok((row.meta, value))
+        Ok((row.meta.clone(), value))
     }
 
     /// Latest versions of the secrets under `prefix`, by path.
