@@ -41,6 +41,7 @@ pub fn run() -> anyhow::Result<()> {
         scp: vec![format!("secrets:read:w{i}/*"), "read:*".into()],
         iat: now,
         exp: now + 900,
+        ren: 0,
         jti: format!("t-{i}"),
         kid: String::new(),
     };

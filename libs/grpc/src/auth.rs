@@ -370,7 +370,16 @@ mod authenticator_tests {
 
     fn claims(exp: i64, aud: &str) -> Claims {
         let now = chrono::Utc::now().timestamp();
-        Claims { sub: "alice".into(), aud: aud.into(), scp: vec!["read:*".into()], iat: now, exp, jti: "t-1".into(), kid: String::new() }
+        Claims {
+            sub: "alice".into(),
+            aud: aud.into(),
+            scp: vec!["read:*".into()],
+            iat: now,
+            exp,
+            ren: 0,
+            jti: "t-1".into(),
+            kid: String::new(),
+        }
     }
 
     fn reason(status: &Status) -> String {

@@ -34,10 +34,18 @@ pub struct Claims {
     /// Issued and expiry, Unix seconds.
     pub iat: i64,
     pub exp: i64,
+    /// Renewals may extend it until then (Unix seconds; 0: not said), and
+    /// tokens it issues live no longer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ren: i64,
     /// Unique id, for revocation.
     pub jti: String,
     /// The signing key.
     pub kid: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Claims {

@@ -9,6 +9,7 @@ fn claims() -> Claims {
         scp: vec!["secrets:read:shop/*".into(), "deploy:dev".into()],
         iat: NOW,
         exp: NOW + 900,
+        ren: 0,
         jti: "t-1".into(),
         kid: String::new(),
     }

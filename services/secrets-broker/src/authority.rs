@@ -368,6 +368,7 @@ impl Authority {
             scp: grant.scopes.clone(),
             iat: now / 1000,
             exp: expire / 1000,
+            ren: renewable_until / 1000,
             jti: jti.clone(),
             kid: String::new(),
         };
@@ -426,7 +427,7 @@ impl Authority {
         txn.commit().await?;
         self.inner.relay.wake();
         info.expire_time = Some(timestamp_from_millis(expire));
-        let renewed = Claims { iat: now / 1000, exp: expire / 1000, kid: String::new(), ..claims.clone() };
+        let renewed = Claims { iat: now / 1000, exp: expire / 1000, ren: until / 1000, kid: String::new(), ..claims.clone() };
         Ok((issuer.sign(renewed), info))
     }
 
@@ -439,6 +440,7 @@ impl Authority {
             scp: info.scopes.clone(),
             iat: 0,
             exp: 0,
+            ren: 0,
             jti: info.token_id.clone(),
             kid: String::new(),
         };
