@@ -236,3 +236,101 @@ async fn root_key_rotation_reseals_without_downtime() {
     let (secrets, _) = open(Keyring::new(old, None));
     assert!(secrets.get("dev/a/x", 0).await.is_err(), "the old key opens nothing any more");
 }
+
+/// Secret zero: a bootstrap token, bound to one revision, exchanged once for
+/// an identity that reads exactly the secrets the spec declares. A replay
+/// is refused, reported and revokes the identity the first use got.
+#[tokio::test]
+async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
+    use paved_proto::secrets_broker::v1::{
+        ExchangeBootstrapTokenRequest, IntrospectTokenRequest, IssueBootstrapTokenRequest, PutSecretRequest,
+    };
+    use tonic_types::StatusExt;
+    let (_dir, platform, _svc) = crate::rollouts::embedded().await;
+    let endpoint = platform.addr.to_string();
+    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let mut root = SecretsBrokerServiceClient::new(authed(channel.clone(), &platform.root_token));
+    for path in ["dev/shop/db-password", "dev/shop/undeclared", "dev/billing/key"] {
+        let put = PutSecretRequest { path: path.into(), value: format!("value of {path}").into_bytes(), ..Default::default() };
+        root.put_secret(put).await.expect("put");
+    }
+    let request = IssueBootstrapTokenRequest {
+        environment: "dev".into(),
+        workload: "shop".into(),
+        revision_id: "rev-1".into(),
+        artifact_digest: "sha256:abc".into(),
+        secrets: vec!["db-password".into()],
+        ttl: None,
+    };
+    let issued = root.issue_bootstrap_token(request.clone()).await.expect("bootstrap").into_inner();
+    assert_eq!(issued.scopes, ["secrets:read:dev/shop/db-password"], "the policy compiled from the declared secrets");
+    let ttl = issued.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
+    assert!((55..=60).contains(&ttl), "60 s by default: {ttl}");
+
+    // Bad requests name their fields; a token without bootstrap:issue is refused.
+    let bad = IssueBootstrapTokenRequest { workload: "Shop!".into(), secrets: vec!["a/b".into()], ..request.clone() };
+    let status = root.issue_bootstrap_token(bad).await.expect_err("invalid");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["workload", "secrets[0]"]);
+
+    // The exchange needs no other credential; it gives the workload's identity.
+    let mut open = SecretsBrokerServiceClient::new(channel.clone());
+    let exchange = || ExchangeBootstrapTokenRequest { bootstrap_token: issued.bootstrap_token.clone() };
+    let identity = open.exchange_bootstrap_token(exchange()).await.expect("exchange").into_inner();
+    let info = identity.info.expect("info");
+    assert_eq!(info.subject, "spiffe://paved/dev/shop");
+    assert_eq!(info.scopes, ["secrets:read:dev/shop/db-password"]);
+    let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
+    let get = |path: &str| paved_proto::secrets_broker::v1::GetSecretRequest { path: path.into(), version: 0 };
+    let read = workload.get_secret(get("dev/shop/db-password")).await.expect("its declared secret").into_inner();
+    assert_eq!(read.value, b"value of dev/shop/db-password");
+    for other in ["dev/shop/undeclared", "dev/billing/key"] {
+        let status = workload.get_secret(get(other)).await.expect_err("not declared");
+        assert_eq!(status.code(), Code::PermissionDenied, "{other}");
+    }
+    // The identity is no platform caller: the provisioner refuses it.
+    let status =
+        paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(channel.clone(), &identity.token))
+            .list_workloads(paved_proto::provisioner::v1::ListWorkloadsRequest::default())
+            .await
+            .expect_err("audience secrets-broker only");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    // A second use: refused, reported, and the first identity revoked.
+    let status = open.exchange_bootstrap_token(exchange()).await.expect_err("replayed");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_REPLAYED");
+    assert!(!status.message().contains(&issued.bootstrap_token[5..20]), "never the token in an error");
+    let answer = root.introspect_token(IntrospectTokenRequest { token: identity.token.clone() }).await.expect("introspect").into_inner();
+    assert!(!answer.active && answer.reason == "token revoked", "{answer:?}");
+    eventually("the revoked identity refused", Duration::from_secs(5), || {
+        let mut workload = workload.clone();
+        async move { workload.get_secret(get("dev/shop/db-password")).await.err().filter(|s| s.code() == Code::Unauthenticated) }
+    })
+    .await;
+    // Unknown and expired bootstrap tokens.
+    let status =
+        open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: "pvb1.nope".into() }).await.expect_err("unknown");
+    assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_UNKNOWN");
+    let short = IssueBootstrapTokenRequest { ttl: Some(prost_types::Duration { seconds: 1, nanos: 0 }), ..request };
+    let short = root.issue_bootstrap_token(short).await.expect("bootstrap").into_inner().bootstrap_token;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let status = open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: short }).await.expect_err("expired");
+    assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_EXPIRED");
+
+    // Every step is an event.
+    let audit = AuditServiceClient::new(authed(channel.clone(), &platform.root_token));
+    eventually("bootstrap events in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
+            let kinds: Vec<String> = entries.entries.iter().map(|e| e.r#type.clone()).collect();
+            ["bootstrap.issued", "bootstrap.exchanged", "bootstrap.replayed", "bootstrap.refused", "token.revoked"]
+                .iter()
+                .all(|k| kinds.iter().any(|t| t.ends_with(k)))
+                .then_some(())
+        }
+    })
+    .await;
+    platform.stop().await.expect("stop");
+}

@@ -24,6 +24,11 @@ pub fn not_found(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::NotFound, reason, message, ErrorDetails::new())
 }
 
+/// A credential that is missing, unknown, expired or spent.
+pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
+    with_reason(Code::Unauthenticated, reason, message, ErrorDetails::new())
+}
+
 pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::FailedPrecondition, reason, message, ErrorDetails::new())
 }

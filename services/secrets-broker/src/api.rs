@@ -1,13 +1,15 @@
 //! `paved.secrets_broker.v1.SecretsBrokerService`.
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target};
+use crate::bootstrap;
 use crate::secrets::{self, SecretError, Secrets, Value};
 use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
-    GetKeySetRequest, GetSecretRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueTokenRequest, IssueTokenResponse,
-    KeySet, ListIdentitiesRequest, ListIdentitiesResponse, ListSecretsRequest, ListSecretsResponse, ListTokensRequest, ListTokensResponse,
-    PutSecretRequest, RenewTokenRequest, RevokeTokenRequest, RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse,
-    RotateSigningKeyRequest, RotateSigningKeyResponse, Secret, SecretVersion, TokenInfo, WatchSecretRequest, revoke_token_request,
+    ExchangeBootstrapTokenRequest, GetKeySetRequest, GetSecretRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse,
+    IssueBootstrapTokenRequest, IssueBootstrapTokenResponse, IssueTokenRequest, IssueTokenResponse, KeySet, ListIdentitiesRequest,
+    ListIdentitiesResponse, ListSecretsRequest, ListSecretsResponse, ListTokensRequest, ListTokensResponse, PutSecretRequest,
+    RenewTokenRequest, RevokeTokenRequest, RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse, RotateSigningKeyRequest,
+    RotateSigningKeyResponse, Secret, SecretVersion, TokenInfo, WatchSecretRequest, revoke_token_request,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -261,6 +263,7 @@ impl SecretsBrokerService for Api {
                 id == &caller.jti || self.authority.token(id).await.map_err(failed)?.is_some_and(|t| t.subject == caller.sub)
             }
             Target::Subject(subject) => subject == &caller.sub,
+            Target::IssuedFrom(_) => false,
         };
         if !own && !caller.allows("revoke:tokens") {
             return Err(Status::permission_denied(format!("{} lacks scope revoke:tokens", caller.sub)));
@@ -288,6 +291,66 @@ impl SecretsBrokerService for Api {
             Err(e) => IntrospectTokenResponse { active: false, reason: e.to_string(), info: None },
         };
         Ok(Response::new(answer))
+    }
+
+    async fn issue_bootstrap_token(
+        &self,
+        request: Request<IssueBootstrapTokenRequest>,
+    ) -> Result<Response<IssueBootstrapTokenResponse>, Status> {
+        let caller = auth::require(&request, "bootstrap:issue")?;
+        let req = request.into_inner();
+        let mut violations = Vec::new();
+        for (field, value) in [("environment", &req.environment), ("workload", &req.workload), ("revision_id", &req.revision_id)] {
+            if !secrets::valid_path(value) || value.contains('/') {
+                violations.push((field.to_string(), "a name: lowercase letters, digits, `-`, `_` and `.`".to_string()));
+            }
+        }
+        for (i, name) in req.secrets.iter().enumerate() {
+            if !secrets::valid_path(name) || name.contains('/') {
+                violations.push((format!("secrets[{i}]"), "a secret name: lowercase letters, digits, `-`, `_` and `.`".to_string()));
+            }
+        }
+        let ttl = duration(req.ttl.as_ref(), "ttl", bootstrap::DEFAULT_TTL, bootstrap::MAX_TTL);
+        let ttl = match ttl {
+            Ok(t) if violations.is_empty() => t,
+            t => {
+                violations.extend(t.err());
+                return Err(status::invalid_argument("INVALID_BOOTSTRAP_REQUEST", "invalid bootstrap request", violations));
+            }
+        };
+        let binding = bootstrap::Binding {
+            environment: req.environment,
+            workload: req.workload,
+            revision_id: req.revision_id,
+            artifact_digest: req.artifact_digest,
+            secrets: req.secrets,
+        };
+        let (bootstrap_token, expire) = bootstrap::issue(&self.authority, &caller.sub, &binding, ttl).await.map_err(failed)?;
+        Ok(Response::new(IssueBootstrapTokenResponse {
+            bootstrap_token,
+            expire_time: Some(timestamp_from_millis(expire)),
+            scopes: binding.scopes(),
+        }))
+    }
+
+    async fn exchange_bootstrap_token(
+        &self,
+        request: Request<ExchangeBootstrapTokenRequest>,
+    ) -> Result<Response<IssueTokenResponse>, Status> {
+        let token = request.into_inner().bootstrap_token;
+        match bootstrap::exchange(&self.authority, token.trim()).await {
+            Ok(identity) => Ok(Response::new(identity)),
+            Err(bootstrap::ExchangeError::Authority(e)) => Err(failed(e)),
+            // Never the token in the answer.
+            Err(e) => {
+                let reason = match e {
+                    bootstrap::ExchangeError::Replayed => "BOOTSTRAP_REPLAYED",
+                    bootstrap::ExchangeError::Expired => "BOOTSTRAP_EXPIRED",
+                    _ => "BOOTSTRAP_UNKNOWN",
+                };
+                Err(status::unauthenticated(reason, e.to_string()))
+            }
+        }
     }
 
     async fn put_secret(&self, request: Request<PutSecretRequest>) -> Result<Response<SecretVersion>, Status> {

@@ -71,6 +71,8 @@ pub struct Grant {
 pub enum Target {
     Token(String),
     Subject(String),
+    /// Every token issued from this parent (a bootstrap token's id).
+    IssuedFrom(String),
 }
 
 #[derive(Clone)]
@@ -455,6 +457,7 @@ impl Authority {
         let (column, value) = match target {
             Target::Token(id) => ("jti", id),
             Target::Subject(subject) => ("subject", subject),
+            Target::IssuedFrom(parent) => ("parent_jti", parent),
         };
         let live = Query::select()
             .column(Alias::new("jti"))

@@ -8,6 +8,8 @@
 //!   the database).
 //! - [`authority`] — signing keys and their rotation, the published key
 //!   set, tokens issued, renewed, revoked.
+//! - [`bootstrap`] — secret zero: single-use bootstrap tokens exchanged
+//!   once for an identity holding exactly the secrets the spec declares.
 //! - [`secrets`] — versioned KV secrets under envelope encryption,
 //!   generated ones rotated, watched.
 //! - [`IdentityRecorder`] — the consumer-group handler.
@@ -15,6 +17,7 @@
 
 pub mod api;
 pub mod authority;
+pub mod bootstrap;
 pub mod migration;
 pub mod seal;
 pub mod secrets;
@@ -38,8 +41,9 @@ pub use authority::Authority;
 pub const SOURCE: &str = "secrets-broker";
 
 /// The methods callable without a token: verifiers fetch the key set before
-/// they can verify anything.
-pub const OPEN_METHODS: &[&str] = &[paved_grpc::auth::KEY_SET_METHOD];
+/// they can verify anything; a workload's bootstrap token is its credential.
+pub const OPEN_METHODS: &[&str] =
+    &[paved_grpc::auth::KEY_SET_METHOD, "/paved.secrets_broker.v1.SecretsBrokerService/ExchangeBootstrapToken"];
 
 /// The methods any valid token may call: renewing or revoking itself
 /// (revoking others' needs `revoke:tokens`, checked by the handler),

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_SIGNING_KEYS),
             Box::new(CREATE_TOKENS),
             Box::new(CREATE_SECRET_VERSIONS),
+            Box::new(CREATE_BOOTSTRAP_TOKENS),
         ]
     }
 }
@@ -102,6 +103,28 @@ const CREATE_SECRET_VERSIONS: paved_store::CreateTable = paved_store::CreateTabl
             .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("superseded_time_ms")).big_integer().null())
             .primary_key(Index::create().col(Alias::new("path")).col(Alias::new("version")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// Bootstrap tokens by the SHA-256 of their value (the value is never
+/// stored): single use, bound to one revision.
+const CREATE_BOOTSTRAP_TOKENS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000004_create_bootstrap_tokens",
+    table: || {
+        Table::create()
+            .table(Alias::new("bootstrap_tokens"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("environment")).string().not_null())
+            .col(ColumnDef::new(Alias::new("workload")).string().not_null())
+            .col(ColumnDef::new(Alias::new("revision_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("artifact_digest")).string().not_null())
+            .col(ColumnDef::new(Alias::new("scopes")).text().not_null())
+            .col(ColumnDef::new(Alias::new("issue_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("used_time_ms")).big_integer().null())
             .to_owned()
     },
     indexes: paved_store::no_indexes,
