@@ -18,11 +18,18 @@ fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
 }
 
 pub async fn put(channel: AuthChannel, request: PutSecretRequest) -> anyhow::Result<SecretVersion> {
-    Ok(client(channel).put_secret(request).await.map_err(failed)?.into_inner())
+    client(channel)
+        .put_secret(request)
+        .await
+        .map_err(failed)?
+        .into_inner()
+        .version
+        .ok_or_else(|| anyhow::anyhow!("the broker answered no version"))
 }
 
 pub async fn get(channel: AuthChannel, path: &str, version: u32) -> anyhow::Result<Secret> {
-    Ok(client(channel).get_secret(GetSecretRequest { path: path.to_string(), version }).await.map_err(failed)?.into_inner())
+    let answer = client(channel).get_secret(GetSecretRequest { path: path.to_string(), version }).await.map_err(failed)?.into_inner();
+    answer.secret.ok_or_else(|| anyhow::anyhow!("the broker answered no secret"))
 }
 
 pub async fn list(channel: AuthChannel, prefix: &str) -> anyhow::Result<Vec<SecretVersion>> {
@@ -38,8 +45,10 @@ pub async fn rewrap(channel: AuthChannel) -> anyhow::Result<RewrapKeysResponse> 
 /// stream ends (an error, or the token expiring).
 pub async fn watch(channel: AuthChannel, path: &str, mut each: impl FnMut(&Secret)) -> anyhow::Result<()> {
     let mut stream = client(channel).watch_secret(WatchSecretRequest { path: path.to_string() }).await.map_err(failed)?.into_inner();
-    while let Some(secret) = stream.message().await.map_err(failed)? {
-        each(&secret);
+    while let Some(answer) = stream.message().await.map_err(failed)? {
+        if let Some(secret) = &answer.secret {
+            each(secret);
+        }
     }
     Ok(())
 }

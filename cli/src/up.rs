@@ -129,6 +129,8 @@ impl Platform {
             analyzer_url: Some(format!("http://{addr}")),
             token_file: None,
             credentials: credentials.clone(),
+            // This server: the broker runs in it (embedded) or behind its forwarder.
+            broker_url: Some(format!("http://{addr}")),
         };
 
         let (provisioner, components, authority) = match &options.self_hosted {
@@ -285,13 +287,14 @@ impl Platform {
     }
 }
 
-/// What the provisioner needs of the others: sending looks to the analyzer.
+/// What the provisioner needs of the others.
 fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
     paved_secrets_broker::authority::Grant {
         parent: None,
         subject: paved_secrets_broker::spiffe_id(paved_provisioner::PLATFORM_ENVIRONMENT, "provisioner"),
-        scopes: vec!["write:canary-analyzer".into()],
-        audience: "canary-analyzer".into(),
+        // Looks to the analyzer; a bootstrap token for each process it starts.
+        scopes: vec!["write:canary-analyzer".into(), "write:secrets-broker".into(), "bootstrap:issue".into()],
+        audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
         ttl: paved_secrets_broker::authority::DEFAULT_TTL,
         renewable: paved_secrets_broker::authority::MAX_RENEWABLE,
     }

@@ -171,7 +171,7 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
             let mut client = reader.clone();
             async move {
                 let secret = client.get_secret(GetSecretRequest { path: "bench/app/db-password".into(), version: 0 }).await?.into_inner();
-                anyhow::ensure!(secret.value == b"bench-value", "wrong value");
+                anyhow::ensure!(secret.secret.is_some_and(|s| s.value == b"bench-value"), "wrong value");
                 Ok(())
             }
         })

@@ -100,7 +100,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
         SecretsBrokerServiceClient::new(authed(channel.clone(), &root)).issue_token(request).await.expect("issue").into_inner().token;
     let mut as_shop = SecretsBrokerServiceClient::new(authed(channel.clone(), &shop));
     let secret = as_shop.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 0 }).await.expect("own path");
-    assert_eq!(secret.into_inner().value, second.as_bytes());
+    assert_eq!(secret.into_inner().secret.expect("secret").value, second.as_bytes());
     let denied = as_shop.get_secret(GetSecretRequest { path: "dev/billing/key".into(), version: 0 }).await.expect_err("other path");
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert!(denied.message().contains("secrets:read:dev/billing/key"), "{}", denied.message());
@@ -178,7 +178,11 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     let tampered = broker.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 3 }).await.expect_err("tampered");
     assert_eq!(tampered.code(), Code::DataLoss, "{}", tampered.message());
     let intact = broker.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 2 }).await.expect("v2 intact");
-    assert_eq!(intact.into_inner().value, second.as_bytes(), "a restart keeps every value (root key from the data directory)");
+    assert_eq!(
+        intact.into_inner().secret.expect("secret").value,
+        second.as_bytes(),
+        "a restart keeps every value (root key from the data directory)"
+    );
     stop(child);
 
     // Every log of the run: paved up's output (debug), the CLI's errors,
@@ -283,7 +287,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
     let get = |path: &str| paved_proto::secrets_broker::v1::GetSecretRequest { path: path.into(), version: 0 };
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("its declared secret").into_inner();
-    assert_eq!(read.value, b"value of dev/shop/db-password");
+    assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
     for other in ["dev/shop/undeclared", "dev/billing/key"] {
         let status = workload.get_secret(get(other)).await.expect_err("not declared");
         assert_eq!(status.code(), Code::PermissionDenied, "{other}");
@@ -317,6 +321,41 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let status = open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: short }).await.expect_err("expired");
     assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_EXPIRED");
+
+    // The provisioner hands each process it starts a bootstrap token; the
+    // workload exchanges it for exactly what its spec declares.
+    let handed = _dir.path().join("bootstrap-token");
+    let spec = format!(
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password]\n",
+        handed.display()
+    );
+    let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
+        channel.clone(),
+        &platform.root_token,
+    ));
+    let apply = paved_proto::provisioner::v1::ApplyWorkloadRequest {
+        environment: "dev".into(),
+        spec_yaml: spec,
+        spec_path: String::new(),
+        request_id: String::new(),
+    };
+    provisioner.apply_workload(apply).await.expect("deploy a workload declaring a secret");
+    let line = eventually("the process to write what it was handed", Duration::from_secs(20), || {
+        let handed = handed.clone();
+        async move { std::fs::read_to_string(handed).ok().filter(|l| l.starts_with("pvb1.")) }
+    })
+    .await;
+    let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");
+    assert_eq!(broker_url, format!("http://{endpoint}"));
+    let identity = open
+        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token.into() })
+        .await
+        .expect("exchange")
+        .into_inner();
+    assert_eq!(identity.info.expect("info").scopes, ["secrets:read:dev/shop/db-password"]);
+    let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
+    let read = workload.get_secret(get("dev/shop/db-password")).await.expect("the workload reads its secret").into_inner();
+    assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
 
     // Every step is an event.
     let audit = AuditServiceClient::new(authed(channel.clone(), &platform.root_token));

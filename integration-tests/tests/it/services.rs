@@ -86,6 +86,7 @@ async fn start_stack() -> Stack {
             analyzer_url: None,
             token_file: None,
             credentials: Default::default(),
+            broker_url: None,
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));

@@ -339,7 +339,7 @@ async fn fetch(auth: &Authenticator, client: &mut SecretsBrokerServiceClient<ton
 }
 
 /// The public keys and revoked token ids of a published key set.
-pub fn trust(set: &paved_proto::secrets_broker::v1::KeySet) -> anyhow::Result<(KeySet, HashSet<String>)> {
+pub fn trust(set: &paved_proto::secrets_broker::v1::GetKeySetResponse) -> anyhow::Result<(KeySet, HashSet<String>)> {
     let mut keys = KeySet::default();
     for key in &set.keys {
         let bytes: [u8; 32] = key.ed25519.as_slice().try_into().map_err(|_| anyhow::anyhow!("key {} is not 32 bytes", key.key_id))?;

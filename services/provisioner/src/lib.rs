@@ -106,6 +106,10 @@ pub struct Options {
     /// and renews it in-process.
     #[serde(skip)]
     pub credentials: paved_grpc::client::Bearer,
+    /// The secrets broker that issues each process its bootstrap token
+    /// (standalone: the `broker_url` of the common settings).
+    #[serde(skip)]
+    pub broker_url: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -140,6 +144,38 @@ pub fn baseline_key(stable_revision: &str) -> String {
 
 const BASELINE: &str = "~baseline";
 
+/// Secret zero for every process the runtime starts: a fresh single-use
+/// bootstrap token from the broker at `url`, bound to the revision, handed
+/// over as `PAVED_BOOTSTRAP_TOKEN` with `PAVED_BROKER_URL`. The platform's
+/// own services (environment `platform`) get none: the broker is one of them.
+fn bootstrapper(url: &str, credentials: &paved_grpc::client::Bearer) -> anyhow::Result<runtime::Bootstrap> {
+    use paved_proto::secrets_broker::v1::{IssueBootstrapTokenRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| anyhow::anyhow!("broker_url {url:?}: {e}"))?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(10));
+    let client = SecretsBrokerServiceClient::new(credentials.on(endpoint.connect_lazy()));
+    let url = url.to_string();
+    Ok(Arc::new(move |launch: Launch| {
+        let (mut client, url) = (client.clone(), url.clone());
+        Box::pin(async move {
+            if launch.environment == PLATFORM_ENVIRONMENT {
+                return Ok(Vec::new());
+            }
+            let request = IssueBootstrapTokenRequest {
+                environment: launch.environment,
+                workload: launch.workload,
+                revision_id: launch.revision_id,
+                artifact_digest: launch.artifact_digest,
+                secrets: launch.spec.secrets,
+                ttl: None,
+            };
+            let issued = client.issue_bootstrap_token(request).await.map_err(|s| s.message().to_string())?.into_inner();
+            Ok(vec![("PAVED_BOOTSTRAP_TOKEN".to_string(), issued.bootstrap_token), ("PAVED_BROKER_URL".to_string(), url)])
+        })
+    }))
+}
+
 /// Runs the provisioner on its own (production mode).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = paved_service::database::<migration::Migrator>(&config.common.database_url, &shutdown).await?;
@@ -147,8 +183,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tokio::spawn(paved_service::reload_token(file, config.options.credentials.clone(), shutdown.clone()));
     }
     let token = shutdown.clone();
+    let mut options = config.options;
+    options.broker_url.get_or_insert(config.common.broker_url.clone());
     paved_service::serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
-        Ok(Provisioner::start(db, stream, config.options, &health, token).await?.1)
+        Ok(Provisioner::start(db, stream, options, &health, token).await?.1)
     })
     .await
 }
@@ -296,8 +334,11 @@ impl Provisioner {
         std::fs::create_dir_all(&log_dir).map_err(|e| anyhow::anyhow!("create {}: {e}", log_dir.display()))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let run_dir = options.data_dir.join("run");
-        let runtime = LocalRuntime::new(options.bin_dirs.clone(), log_dir, run_dir.clone(), tx)
+        let mut runtime = LocalRuntime::new(options.bin_dirs.clone(), log_dir, run_dir.clone(), tx)
             .map_err(|e| anyhow::anyhow!("create {}: {e}", run_dir.display()))?;
+        if let Some(url) = &options.broker_url {
+            runtime = runtime.with_bootstrap(bootstrapper(url, &options.credentials)?);
+        }
         let runtime = Arc::new(runtime);
         let relay = Relay::new(db.clone(), stream);
         let policy = match &options.policy_dir {
@@ -586,6 +627,10 @@ impl Provisioner {
         let extra_env = if environment == PLATFORM_ENVIRONMENT { self.inner.options.platform_env.clone() } else { Default::default() };
         // An artifact named by digest runs from the store.
         let mut spec = spec;
+        let artifact_digest = match &spec.run {
+            paved_spec::Run::Artifact(d) if d.starts_with("sha256:") => d.clone(),
+            _ => String::new(),
+        };
         if let paved_spec::Run::Artifact(digest) = &spec.run
             && digest.starts_with("sha256:")
             && let Ok(path) = self.inner.artifacts.path(digest)
@@ -599,6 +644,7 @@ impl Provisioner {
             spec,
             workdir,
             extra_env,
+            artifact_digest,
         }
     }
 

@@ -48,7 +48,14 @@ pub struct Launch {
     pub workdir: PathBuf,
     /// Environment beyond the spec's (see `Options::platform_env`).
     pub extra_env: std::collections::BTreeMap<String, String>,
+    /// `sha256:…` when the revision runs an artifact of the store.
+    pub artifact_digest: String,
 }
+
+/// Asked before every process start for the environment that gives it its
+/// identity (a fresh single-use bootstrap token each time: a restarted
+/// process cannot reuse a spent one).
+pub type Bootstrap = Arc<dyn Fn(Launch) -> futures::future::BoxFuture<'static, Result<Vec<(String, String)>, String>> + Send + Sync>;
 
 /// A change of a revision's state, as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,7 @@ pub struct LocalRuntime {
     /// Set by `stop_all`: nothing starts after shutdown began.
     closed: std::sync::atomic::AtomicBool,
     probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    bootstrap: Option<Bootstrap>,
 }
 
 impl LocalRuntime {
@@ -90,7 +98,22 @@ impl LocalRuntime {
         std::fs::create_dir_all(&run_dir)?;
         reap_orphans(&run_dir);
         let probe = Client::builder(TokioExecutor::new()).build_http();
-        Ok(Self { bin_dirs, log_dir, run_dir, reports, running: Mutex::new(HashMap::new()), closed: Default::default(), probe })
+        Ok(Self {
+            bin_dirs,
+            log_dir,
+            run_dir,
+            reports,
+            running: Mutex::new(HashMap::new()),
+            closed: Default::default(),
+            probe,
+            bootstrap: None,
+        })
+    }
+
+    /// Gives every process an identity from `bootstrap`.
+    pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> Self {
+        self.bootstrap = Some(bootstrap);
+        self
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
@@ -307,6 +330,19 @@ impl LocalRuntime {
             Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
             Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
         };
+        let identity = match &self.bootstrap {
+            Some(bootstrap) => match bootstrap(launch.clone()).await {
+                Ok(env) => env,
+                // Without its identity a workload cannot read the secrets it
+                // declared: not started (and retried) rather than started broken.
+                Err(e) if !launch.spec.secrets.is_empty() => return Err(format!("no bootstrap token from the secrets broker: {e}")),
+                Err(e) => {
+                    tracing::debug!(revision = %launch.revision_id, error = %e, "no bootstrap token; the workload declares no secrets");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .current_dir(&launch.workdir)
@@ -321,6 +357,7 @@ impl LocalRuntime {
             .env("PAVED_WORKLOAD", &launch.workload)
             .env("PAVED_ENVIRONMENT", &launch.environment)
             .env("PAVED_REVISION", &launch.revision_id)
+            .envs(identity)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -5,11 +5,12 @@ use crate::bootstrap;
 use crate::secrets::{self, SecretError, Secrets, Value};
 use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
-    ExchangeBootstrapTokenRequest, GetKeySetRequest, GetSecretRequest, Identity, IntrospectTokenRequest, IntrospectTokenResponse,
-    IssueBootstrapTokenRequest, IssueBootstrapTokenResponse, IssueTokenRequest, IssueTokenResponse, KeySet, ListIdentitiesRequest,
-    ListIdentitiesResponse, ListSecretsRequest, ListSecretsResponse, ListTokensRequest, ListTokensResponse, PutSecretRequest,
-    RenewTokenRequest, RevokeTokenRequest, RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse, RotateSigningKeyRequest,
-    RotateSigningKeyResponse, Secret, SecretVersion, TokenInfo, WatchSecretRequest, revoke_token_request,
+    ExchangeBootstrapTokenRequest, ExchangeBootstrapTokenResponse, GetKeySetRequest, GetKeySetResponse, GetSecretRequest,
+    GetSecretResponse, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueBootstrapTokenRequest, IssueBootstrapTokenResponse,
+    IssueTokenRequest, IssueTokenResponse, ListIdentitiesRequest, ListIdentitiesResponse, ListSecretsRequest, ListSecretsResponse,
+    ListTokensRequest, ListTokensResponse, PutSecretRequest, PutSecretResponse, RenewTokenRequest, RenewTokenResponse, RevokeTokenRequest,
+    RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse, RotateSigningKeyRequest, RotateSigningKeyResponse, Secret, TokenInfo,
+    WatchSecretRequest, WatchSecretResponse, revoke_token_request,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -48,7 +49,7 @@ fn invalid_path(field: &str) -> Status {
     status::invalid_argument("INVALID_SECRET_PATH", format!("invalid {field}"), [(field.to_string(), why.to_string())])
 }
 
-type SecretStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Secret, Status>> + Send>>;
+type SecretStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchSecretResponse, Status>> + Send>>;
 
 impl Api {
     /// PERMISSION_DENIED, with a `secret.denied` event, unless the caller
@@ -206,11 +207,11 @@ impl SecretsBrokerService for Api {
         Ok(Response::new(ListIdentitiesResponse { identities, next_page_token }))
     }
 
-    async fn get_key_set(&self, request: Request<GetKeySetRequest>) -> Result<Response<KeySet>, Status> {
+    async fn get_key_set(&self, request: Request<GetKeySetRequest>) -> Result<Response<GetKeySetResponse>, Status> {
         let known = request.into_inner().known_version;
         let set = self.authority.key_set().await.map_err(failed)?;
         if known == set.version {
-            return Ok(Response::new(KeySet { version: set.version, not_modified: true, ..Default::default() }));
+            return Ok(Response::new(GetKeySetResponse { version: set.version, not_modified: true, ..Default::default() }));
         }
         Ok(Response::new((*set).clone()))
     }
@@ -235,13 +236,13 @@ impl SecretsBrokerService for Api {
         Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
     }
 
-    async fn renew_token(&self, request: Request<RenewTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
+    async fn renew_token(&self, request: Request<RenewTokenRequest>) -> Result<Response<RenewTokenResponse>, Status> {
         let caller = auth::caller(&request)?;
         let ttl = duration(request.get_ref().ttl.as_ref(), "ttl", authority::DEFAULT_TTL, authority::MAX_TTL)
             .map_err(|v| status::invalid_argument("INVALID_TTL", "invalid ttl", [v]))?;
         let ttl = request.get_ref().ttl.is_some().then_some(ttl);
         let (token, info) = self.authority.renew(&caller, ttl).await.map_err(failed)?;
-        Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
+        Ok(Response::new(RenewTokenResponse { token, info: Some(info) }))
     }
 
     async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Result<Response<RevokeTokenResponse>, Status> {
@@ -336,10 +337,10 @@ impl SecretsBrokerService for Api {
     async fn exchange_bootstrap_token(
         &self,
         request: Request<ExchangeBootstrapTokenRequest>,
-    ) -> Result<Response<IssueTokenResponse>, Status> {
+    ) -> Result<Response<ExchangeBootstrapTokenResponse>, Status> {
         let token = request.into_inner().bootstrap_token;
         match bootstrap::exchange(&self.authority, token.trim()).await {
-            Ok(identity) => Ok(Response::new(identity)),
+            Ok((token, info)) => Ok(Response::new(ExchangeBootstrapTokenResponse { token, info: Some(info) })),
             Err(bootstrap::ExchangeError::Authority(e)) => Err(failed(e)),
             // Never the token in the answer.
             Err(e) => {
@@ -353,7 +354,7 @@ impl SecretsBrokerService for Api {
         }
     }
 
-    async fn put_secret(&self, request: Request<PutSecretRequest>) -> Result<Response<SecretVersion>, Status> {
+    async fn put_secret(&self, request: Request<PutSecretRequest>) -> Result<Response<PutSecretResponse>, Status> {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         if !secrets::valid_path(&req.path) {
@@ -373,10 +374,11 @@ impl SecretsBrokerService for Api {
                 return Err(status::invalid_argument("INVALID_SECRET", "invalid secret", [("value".to_string(), why)]));
             }
         };
-        Ok(Response::new(self.secrets.put(&caller.sub, &req.path, value).await.map_err(secret_failed)?))
+        let version = self.secrets.put(&caller.sub, &req.path, value).await.map_err(secret_failed)?;
+        Ok(Response::new(PutSecretResponse { version: Some(version) }))
     }
 
-    async fn get_secret(&self, request: Request<GetSecretRequest>) -> Result<Response<Secret>, Status> {
+    async fn get_secret(&self, request: Request<GetSecretRequest>) -> Result<Response<GetSecretResponse>, Status> {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         if !secrets::valid_path(&req.path) {
@@ -385,7 +387,7 @@ impl SecretsBrokerService for Api {
         self.may(&caller, "read", &req.path).await?;
         let (meta, value) = self.secrets.get(&req.path, req.version).await.map_err(secret_failed)?;
         self.authority.record("secret.read", &caller.sub, &format!("{}#{}", meta.path, meta.version), "").await;
-        Ok(Response::new(Secret { meta: Some(meta), value }))
+        Ok(Response::new(GetSecretResponse { secret: Some(Secret { meta: Some(meta), value }) }))
     }
 
     async fn list_secrets(&self, request: Request<ListSecretsRequest>) -> Result<Response<ListSecretsResponse>, Status> {
@@ -425,7 +427,7 @@ impl SecretsBrokerService for Api {
                     Ok((meta, value)) if meta.version != sent => {
                         sent = meta.version;
                         authority.record("secret.read", &caller.sub, &format!("{path}#{sent}"), "watch").await;
-                        if tx.send(Ok(Secret { meta: Some(meta), value })).await.is_err() {
+                        if tx.send(Ok(WatchSecretResponse { secret: Some(Secret { meta: Some(meta), value }) })).await.is_err() {
                             return;
                         }
                     }

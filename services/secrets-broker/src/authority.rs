@@ -8,7 +8,7 @@
 use crate::seal::{Keyring, SealError};
 use paved_proto::{
     events::v1::envelope::Payload,
-    secrets_broker::v1::{BrokerActed, KeySet as PublishedKeySet, PublicKey, RevokedToken, TokenInfo},
+    secrets_broker::v1::{BrokerActed, GetKeySetResponse as PublishedKeySet, PublicKey, RevokedToken, TokenInfo},
     timestamp_from_millis,
 };
 use paved_stream::outbox::Relay;

@@ -8,7 +8,7 @@
 //! was given: one of the two holders was not the workload.
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target, event};
-use paved_proto::secrets_broker::v1::{IssueTokenResponse, TokenInfo};
+use paved_proto::secrets_broker::v1::TokenInfo;
 use sea_orm::{
     ConnectionTrait, DbErr, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Query},
@@ -99,7 +99,7 @@ pub async fn issue(authority: &Authority, actor: &str, binding: &Binding, ttl: D
 }
 
 /// The identity token for a bootstrap token, once.
-pub async fn exchange(authority: &Authority, token: &str) -> Result<IssueTokenResponse, ExchangeError> {
+pub async fn exchange(authority: &Authority, token: &str) -> Result<(String, TokenInfo), ExchangeError> {
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Err(ExchangeError::Unknown);
     }
@@ -152,7 +152,7 @@ pub async fn exchange(authority: &Authority, token: &str) -> Result<IssueTokenRe
     };
     let (token, info): (String, TokenInfo) = authority.issue("paved", &grant).await?;
     authority.record("bootstrap.exchanged", &grant.subject, &target, &format!("bootstrap {short}")).await;
-    Ok(IssueTokenResponse { token, info: Some(info) })
+    Ok((token, info))
 }
 
 #[cfg(test)]
