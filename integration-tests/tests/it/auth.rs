@@ -74,7 +74,9 @@ async fn every_call_is_authenticated_and_authorised() {
         .expect_err("escalation");
     assert_eq!(status.code(), Code::PermissionDenied);
 
-    // A deployer of a team's workloads in dev: shop-* there, nothing in prod.
+    // A deployer of one workload in dev: shop there, nothing in prod. A
+    // workload prefix ends at a separator (`shop-*`): `shop*` would also
+    // cover `shopping`.
     let request = IssueTokenRequest {
         subject: "dora".into(),
         role: "deployer".into(),
@@ -82,6 +84,9 @@ async fn every_call_is_authenticated_and_authorised() {
         workloads: "shop*".into(),
         ..Default::default()
     };
+    let status = issue(&channel, &root, request.clone()).await.expect_err("a prefix wildcard");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let request = IssueTokenRequest { workloads: "shop".into(), ..request };
     let deployer = issue(&channel, &root, request).await.expect("issue deployer");
     let mut as_deployer = ProvisionerServiceClient::new(authed(channel.clone(), &deployer));
     as_deployer.apply_workload(apply("dev")).await.expect("shop in dev");

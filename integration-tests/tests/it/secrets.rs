@@ -13,11 +13,20 @@ use std::{
 };
 use tonic::Code;
 
-/// `paved up` in `dir` on a free port; returns the child, its endpoint and
-/// root token. Its output goes to `dir/up.log`.
-fn up(dir: &std::path::Path) -> (std::process::Child, String, String) {
+/// A `paved up` process, its endpoint and root token.
+struct Up {
+    child: std::process::Child,
+    endpoint: String,
+    root: String,
+    /// Copies the rest of its standard output to `up-<n>.out`.
+    output: std::thread::JoinHandle<()>,
+}
+
+/// `paved up` in `dir` on a free port, start number `n`. Its logs go to
+/// `dir/up-<n>.log`, its standard output to `dir/up-<n>.out`.
+fn up(dir: &std::path::Path, n: u32) -> Up {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let log = std::fs::File::create(dir.join("up.log")).expect("log file");
+    let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
     let mut child = Command::new(bin_dir().join("paved"))
         .args(["up", "--no-example", "--data-dir"])
         .arg(dir.join("data"))
@@ -39,23 +48,25 @@ fn up(dir: &std::path::Path) -> (std::process::Child, String, String) {
         })
         .expect("a root token printed");
     let dir = dir.to_path_buf();
-    // The rest of stdout goes to the log too.
-    std::thread::spawn(move || {
+    let output = std::thread::spawn(move || {
         let rest: Vec<String> = lines.collect();
-        let _ = std::fs::write(dir.join("up.out"), format!("{seen}{}", rest.join("\n")));
+        std::fs::write(dir.join(format!("up-{n}.out")), format!("{seen}{}", rest.join("\n"))).expect("write up.out");
     });
-    (child, format!("127.0.0.1:{port}"), token)
+    Up { child, endpoint: format!("127.0.0.1:{port}"), root: token, output }
 }
 
-fn stop(mut child: std::process::Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+/// Stops it as a user would (SIGTERM), and waits for its output.
+fn stop(mut up: Up) {
+    let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
+    let _ = up.child.wait();
+    up.output.join().expect("output copied");
 }
 
 #[tokio::test]
 async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (child, endpoint, root) = up(dir.path());
+    let first_up = up(dir.path(), 1);
+    let (endpoint, root) = (first_up.endpoint.clone(), first_up.root.clone());
     let cli = |token: &str, args: &[&str], stdin: Option<&str>| {
         let mut command = tokio::process::Command::new(bin_dir().join("paved"));
         command.args(args).args(["--endpoint", &endpoint]).env("PAVED_TOKEN", token).env("PAVED_CONFIG_DIR", dir.path().join("cli"));
@@ -96,8 +107,12 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
         audience: "secrets-broker".into(),
         ..Default::default()
     };
-    let shop =
-        SecretsBrokerServiceClient::new(authed(channel.clone(), &root)).issue_token(request).await.expect("issue").into_inner().token;
+    let shop = SecretsBrokerServiceClient::new(authed(channel.clone(), &root))
+        .issue_token(request.clone())
+        .await
+        .expect("issue")
+        .into_inner()
+        .token;
     let mut as_shop = SecretsBrokerServiceClient::new(authed(channel.clone(), &shop));
     let secret = as_shop.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 0 }).await.expect("own path");
     assert_eq!(secret.into_inner().secret.expect("secret").value, second.as_bytes());
@@ -106,6 +121,17 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     assert!(denied.message().contains("secrets:read:dev/billing/key"), "{}", denied.message());
     let bad = as_shop.get_secret(GetSecretRequest { path: "dev/../etc".into(), version: 0 }).await.expect_err("bad path");
     assert_eq!(bad.code(), Code::InvalidArgument);
+    // A wildcard covers what follows a separator: `dev/shop*` would also
+    // cover `dev/shopping`, so it is no scope.
+    let mut as_root = SecretsBrokerServiceClient::new(authed(channel.clone(), &root));
+    let sloppy = IssueTokenRequest { scopes: vec!["secrets:read:dev/shop*".into()], ..request.clone() };
+    assert_eq!(as_root.issue_token(sloppy).await.expect_err("prefix wildcard").code(), Code::InvalidArgument);
+    // Secrets take tokens for the broker or the platform, not for another service.
+    let elsewhere = IssueTokenRequest { audience: "provisioner".into(), ..request.clone() };
+    let elsewhere = as_root.issue_token(elsewhere).await.expect("issue").into_inner().token;
+    let mut as_elsewhere = SecretsBrokerServiceClient::new(authed(channel.clone(), &elsewhere));
+    let status = as_elsewhere.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 0 }).await.expect_err("audience");
+    assert_eq!(status.code(), Code::Unauthenticated, "{}", status.message());
     let out = cli(&shop, &["secrets", "put", "dev/shop/db-password", "--value", "nope"], None).await;
     assert!(!out.status.success() && text(&out.stderr).contains("secrets:write:dev/shop/db-password"), "{}", text(&out.stderr));
 
@@ -160,7 +186,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     .await;
     let audit_dump = format!("{entries:?}");
 
-    stop(child);
+    stop(first_up);
     // Tampered ciphertext: a flipped byte in the broker's database is
     // refused (DATA_LOSS), never decrypted to something else.
     let db = paved_store::connect(&paved_store::sqlite_url(&dir.path().join("data/secrets-broker.db"))).await.expect("broker db");
@@ -172,9 +198,9 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     .await
     .expect("tamper");
     drop(db);
-    let (child, endpoint2, root2) = up(dir.path());
-    let channel = paved::commands::channel(&endpoint2).await.expect("channel");
-    let mut broker = SecretsBrokerServiceClient::new(authed(channel, &root2));
+    let second_up = up(dir.path(), 2);
+    let channel = paved::commands::channel(&second_up.endpoint).await.expect("channel");
+    let mut broker = SecretsBrokerServiceClient::new(authed(channel, &second_up.root));
     let tampered = broker.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 3 }).await.expect_err("tampered");
     assert_eq!(tampered.code(), Code::DataLoss, "{}", tampered.message());
     let intact = broker.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 2 }).await.expect("v2 intact");
@@ -183,15 +209,18 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
         second.as_bytes(),
         "a restart keeps every value (root key from the data directory)"
     );
-    stop(child);
+    stop(second_up);
 
-    // Every log of the run: paved up's output (debug), the CLI's errors,
-    // the audit log. No value anywhere.
+    // Every log of the run: both starts of paved up (debug logs and
+    // output), the audit log. No value anywhere.
+    assert!(audit_dump.contains("dev/shop/db-password#3"), "the audit log names what was read");
     let mut logs = audit_dump;
-    for file in ["up.log", "up.out"] {
-        logs.push_str(&std::fs::read_to_string(dir.path().join(file)).unwrap_or_default());
+    for file in ["up-1.log", "up-1.out", "up-2.log", "up-2.out"] {
+        let log = std::fs::read_to_string(dir.path().join(file)).expect("a log of the run");
+        let sign = if file.ends_with(".out") { "pvt1." } else { "DEBUG" };
+        assert!(log.contains(sign), "{file} holds the run's output: {}", &log[..log.len().min(400)]);
+        logs.push_str(&log);
     }
-    assert!(logs.contains("listening") || logs.contains("Paved is up"), "the logs were captured");
     for value in [first, second, third, generated.as_str(), rotated.as_str()] {
         assert!(!logs.contains(value), "a secret value leaked into the logs");
     }
@@ -230,9 +259,9 @@ async fn root_key_rotation_reseals_without_downtime() {
     // Both: everything opens, then is re-sealed under the new one.
     let (secrets, authority) = open(Keyring::new(new.clone(), Some(old.clone())));
     assert_eq!(secrets.get("dev/a/x", 0).await.expect("opens with the previous key").1, b"value-x");
-    assert_eq!(secrets.rewrap().await.expect("rewrap"), 1);
+    assert_eq!(secrets.rewrap().await.expect("rewrap"), (1, 0));
     assert_eq!(authority.rewrap().await.expect("rewrap signing keys"), 1);
-    assert_eq!(secrets.rewrap().await.expect("again"), 0, "nothing left under the old key");
+    assert_eq!(secrets.rewrap().await.expect("again"), (0, 0), "nothing left under the old key");
     // The new key alone now opens everything; tokens signed before still verify.
     let (secrets, authority) = open(Keyring::new(new, None));
     assert_eq!(secrets.get("dev/a/x", 0).await.expect("opens with the new key").1, b"value-x");
@@ -276,6 +305,19 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     let status = root.issue_bootstrap_token(bad).await.expect_err("invalid");
     let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
     assert_eq!(fields, ["workload", "secrets[0]"]);
+    // Per workload: a pipeline for dev mints no identity for prod.
+    let pipeline = IssueTokenRequest {
+        subject: "pipeline".into(),
+        scopes: vec!["write:secrets-broker".into(), "bootstrap:issue:dev/*".into()],
+        ..Default::default()
+    };
+    let pipeline = root.issue_token(pipeline).await.expect("pipeline token").into_inner().token;
+    let mut as_pipeline = SecretsBrokerServiceClient::new(authed(channel.clone(), &pipeline));
+    as_pipeline.issue_bootstrap_token(request.clone()).await.expect("for dev/shop");
+    let prod = IssueBootstrapTokenRequest { environment: "prod".into(), ..request.clone() };
+    let status = as_pipeline.issue_bootstrap_token(prod).await.expect_err("for prod/shop");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("bootstrap:issue:prod/shop"), "{}", status.message());
 
     // The exchange needs no other credential; it gives the workload's identity.
     let mut open = SecretsBrokerServiceClient::new(channel.clone());
@@ -312,6 +354,27 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         async move { workload.get_secret(get("dev/shop/db-password")).await.err().filter(|s| s.code() == Code::Unauthenticated) }
     })
     .await;
+    // Two racing exchanges of one token: one is a replay, and whichever
+    // way the race went, no identity from that token stays valid.
+    for _ in 0..5 {
+        let token = root.issue_bootstrap_token(request.clone()).await.expect("bootstrap").into_inner().bootstrap_token;
+        let exchange = || {
+            let mut open = open.clone();
+            let bootstrap_token = token.clone();
+            async move { open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token }).await }
+        };
+        let (a, b) = tokio::join!(exchange(), exchange());
+        let replayed = [&a, &b]
+            .iter()
+            .filter(|r| r.as_ref().err().and_then(|s| s.get_details_error_info()).is_some_and(|i| i.reason == "BOOTSTRAP_REPLAYED"))
+            .count();
+        assert!(replayed >= 1, "a second exchange is a replay: {a:?} {b:?}");
+        for won in [a, b].into_iter().flatten() {
+            let token = won.into_inner().token;
+            let answer = root.introspect_token(IntrospectTokenRequest { token }).await.expect("introspect").into_inner();
+            assert!(!answer.active, "an identity from a replayed token is revoked: {answer:?}");
+        }
+    }
     // Unknown and expired bootstrap tokens.
     let status =
         open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: "pvb1.nope".into() }).await.expect_err("unknown");
@@ -372,4 +435,28 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     })
     .await;
     platform.stop().await.expect("stop");
+}
+
+/// Writers racing on one path (several replicas on PostgreSQL): each write
+/// gets its own version, none fails.
+#[tokio::test]
+async fn concurrent_writes_to_one_path_each_get_a_version() {
+    use paved_secrets_broker::{
+        seal::{Keyring, RootKey},
+        secrets::{Secrets, Value},
+    };
+    let url = paved_integration_tests::postgres_database("secrets_race").await;
+    let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(&url).await.expect("broker database");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
+    let keys = std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[7; 32]), None));
+    // One Secrets per "replica": no shared in-process state between them.
+    let writes = (0..8).map(|i| {
+        let secrets = Secrets::new(db.clone(), keys.clone(), paved_stream::outbox::Relay::new(db.clone(), stream.clone()));
+        async move { secrets.put("test", "dev/race/key", Value::Given(format!("value-{i}").into_bytes())).await }
+    });
+    let mut versions: Vec<u32> =
+        futures::future::join_all(writes).await.into_iter().map(|r| r.expect("every write lands").version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<u32>>());
 }

@@ -55,6 +55,19 @@ impl Api {
     /// PERMISSION_DENIED, with a `secret.denied` event, unless the caller
     /// holds `secrets:<access>:<path>`.
     async fn may(&self, caller: &paved_token::Claims, access: &str, path: &str) -> Result<(), Status> {
+        // Secrets methods take any audience past the auth layer (a workload's
+        // identity is for the broker, not for the platform): not any here.
+        if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != crate::SOURCE {
+            return Err(status::unauthenticated(
+                "WRONG_AUDIENCE",
+                format!(
+                    "a token for {} cannot be used with secrets: ask for one for {} or {}",
+                    caller.aud,
+                    auth::PLATFORM_AUDIENCE,
+                    crate::SOURCE
+                ),
+            ));
+        }
         let scope = format!("secrets:{access}:{path}");
         if let Err(denied) = auth::grants(caller, &scope) {
             self.authority.record("secret.denied", &caller.sub, path, &format!("lacks {scope}")).await;
@@ -115,9 +128,18 @@ fn duration(d: Option<&prost_types::Duration>, field: &str, default: Duration, m
     Ok(d)
 }
 
+/// A scope: printable, `*` only at its end and only after `:`, `/` or `-`
+/// (or alone): `secrets:read:dev/shop/*` and `deploy:dev/shop-*` are
+/// prefixes a reader can see; `secrets:read:dev/shop*` would also cover
+/// `dev/shopping`.
 fn scope_is_valid(scope: &str) -> bool {
     let body = scope.strip_suffix('*').unwrap_or(scope);
-    !scope.is_empty() && scope.len() <= 256 && scope.chars().all(|c| c.is_ascii_graphic()) && !body.contains('*')
+    let wildcard_after_separator = body.len() == scope.len() || body.is_empty() || body.ends_with([':', '/', '-']);
+    !scope.is_empty()
+        && scope.len() <= 256
+        && scope.chars().all(|c| c.is_ascii_graphic())
+        && !body.contains('*')
+        && wildcard_after_separator
 }
 
 /// The grant a request asks for, validated against what the caller holds.
@@ -129,7 +151,8 @@ fn grant(req: &IssueTokenRequest, caller: &paved_token::Claims) -> Result<Grant,
     let mut scopes = req.scopes.clone();
     if !req.role.is_empty() {
         match role_scopes(&req.role, &req.environment, &req.workloads) {
-            Ok(s) => scopes.extend(s),
+            Ok(s) if s.iter().all(|s| scope_is_valid(s)) => scopes.extend(s),
+            Ok(_) => violations.push(("workloads".into(), "a workload name, or a prefix ending in `-*` or `*` alone".into())),
             Err(v) => violations.push(v),
         }
     }
@@ -138,7 +161,8 @@ fn grant(req: &IssueTokenRequest, caller: &paved_token::Claims) -> Result<Grant,
     }
     for (i, scope) in req.scopes.iter().enumerate() {
         if !scope_is_valid(scope) {
-            violations.push((format!("scopes[{i}]"), "printable, at most 256 characters, `*` only at the end".into()));
+            violations
+                .push((format!("scopes[{i}]"), "printable, at most 256 characters, `*` only at the end after `:`, `/` or `-`".into()));
         }
     }
     let ttl = duration(req.ttl.as_ref(), "ttl", authority::DEFAULT_TTL, authority::MAX_TTL);
@@ -298,7 +322,7 @@ impl SecretsBrokerService for Api {
         &self,
         request: Request<IssueBootstrapTokenRequest>,
     ) -> Result<Response<IssueBootstrapTokenResponse>, Status> {
-        let caller = auth::require(&request, "bootstrap:issue")?;
+        let caller = auth::caller(&request)?;
         let req = request.into_inner();
         let mut violations = Vec::new();
         for (field, value) in [("environment", &req.environment), ("workload", &req.workload), ("revision_id", &req.revision_id)] {
@@ -319,6 +343,9 @@ impl SecretsBrokerService for Api {
                 return Err(status::invalid_argument("INVALID_BOOTSTRAP_REQUEST", "invalid bootstrap request", violations));
             }
         };
+        // Per workload: a pipeline holding `bootstrap:issue:dev/*` mints no
+        // identity for production.
+        auth::grants(&caller, &format!("bootstrap:issue:{}/{}", req.environment, req.workload))?;
         let binding = bootstrap::Binding {
             environment: req.environment,
             workload: req.workload,
@@ -386,7 +413,10 @@ impl SecretsBrokerService for Api {
         }
         self.may(&caller, "read", &req.path).await?;
         let (meta, value) = self.secrets.get(&req.path, req.version).await.map_err(secret_failed)?;
-        self.authority.record("secret.read", &caller.sub, &format!("{}#{}", meta.path, meta.version), "").await;
+        // No value leaves unrecorded.
+        if !self.authority.record("secret.read", &caller.sub, &format!("{}#{}", meta.path, meta.version), "").await {
+            return Err(status::unavailable("EVENTS_UNAVAILABLE", "the read cannot be recorded now: try again"));
+        }
         Ok(Response::new(GetSecretResponse { secret: Some(Secret { meta: Some(meta), value }) }))
     }
 
@@ -426,7 +456,10 @@ impl SecretsBrokerService for Api {
                 match secrets.get(&path, 0).await {
                     Ok((meta, value)) if meta.version != sent => {
                         sent = meta.version;
-                        authority.record("secret.read", &caller.sub, &format!("{path}#{sent}"), "watch").await;
+                        if !authority.record("secret.read", &caller.sub, &format!("{path}#{sent}"), "watch").await {
+                            let _ = tx.send(Err(status::unavailable("EVENTS_UNAVAILABLE", "the read cannot be recorded now"))).await;
+                            return;
+                        }
                         if tx.send(Ok(WatchSecretResponse { secret: Some(Secret { meta: Some(meta), value }) })).await.is_err() {
                             return;
                         }
@@ -451,9 +484,13 @@ impl SecretsBrokerService for Api {
     async fn rewrap_keys(&self, request: Request<RewrapKeysRequest>) -> Result<Response<RewrapKeysResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
         let signing = self.authority.rewrap().await.map_err(failed)?;
-        let data = self.secrets.rewrap().await.map_err(secret_failed)?;
+        let (data, failed) = self.secrets.rewrap().await.map_err(secret_failed)?;
         let root_key_id = self.authority.keys().current().id.clone();
-        self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &format!("{signing} signing keys, {data} data keys")).await;
+        let what = format!("{signing} signing keys, {data} data keys, {failed} data keys that do not open");
+        self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &what).await;
+        if failed > 0 {
+            return Err(Status::data_loss(format!("{what}: the broker's log names them")));
+        }
         Ok(Response::new(RewrapKeysResponse { rewrapped: i32::try_from(signing + data).unwrap_or(i32::MAX), root_key_id }))
     }
 
@@ -487,6 +524,16 @@ mod tests {
         assert!(!within(&held, "write:*"));
         assert!(!within(&held, "*"));
         assert!(within(&["*".to_string()], "*"));
+    }
+
+    #[test]
+    fn wildcards_follow_a_separator() {
+        for ok in ["*", "read:*", "secrets:read:dev/shop/*", "deploy:dev/shop-*", "secrets:read:dev/shop/db"] {
+            assert!(scope_is_valid(ok), "{ok}");
+        }
+        for bad in ["secrets:read:dev/shop*", "re*", "a*b", "", "deploy:dev/*/x"] {
+            assert!(!scope_is_valid(bad), "{bad}");
+        }
     }
 
     #[test]

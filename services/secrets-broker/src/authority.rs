@@ -86,6 +86,9 @@ struct Inner {
     relay: Relay,
     /// Events of reads and denials on their way to the outbox (see [`write_acted`]).
     acted: tokio::sync::mpsc::Sender<BrokerActed>,
+    /// How many events were queued, and how many of them are committed.
+    queued: std::sync::atomic::AtomicU64,
+    committed: tokio::sync::watch::Receiver<u64>,
     /// Token records on their way to the database (see [`write_issued`]).
     issued: tokio::sync::mpsc::Sender<Issued>,
     /// The key in use, as last read.
@@ -124,8 +127,19 @@ impl Authority {
         let (issued, queue) = tokio::sync::mpsc::channel(4 * ISSUE_BATCH);
         tokio::spawn(write_issued(db.clone(), relay.clone(), queue));
         let (acted, events) = tokio::sync::mpsc::channel(4 * ISSUE_BATCH);
-        tokio::spawn(write_acted(db.clone(), relay.clone(), events));
-        let inner = Inner { db, keys, relay, acted, issued, active: Default::default(), published: Default::default() };
+        let (committed_tx, committed) = tokio::sync::watch::channel(0);
+        tokio::spawn(write_acted(db.clone(), relay.clone(), events, committed_tx));
+        let inner = Inner {
+            db,
+            keys,
+            relay,
+            acted,
+            queued: Default::default(),
+            committed,
+            issued,
+            active: Default::default(),
+            published: Default::default(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -138,8 +152,11 @@ impl Authority {
     }
 
     /// Records what changed nothing (a read, a denial): the caller does not
-    /// wait for the commit, only for a place in the queue.
-    pub async fn record(&self, action: &str, actor: &str, target: &str, reason: &str) {
+    /// wait for the commit, only for a place in the queue, and for no longer
+    /// than [`RECORD_WAIT`]. False when the event could not be queued (the
+    /// database has been away long enough to fill the queue): a caller that
+    /// must not act unrecorded, such as a read, refuses.
+    pub async fn record(&self, action: &str, actor: &str, target: &str, reason: &str) -> bool {
         let acted = BrokerActed {
             action: action.to_string(),
             actor: actor.to_string(),
@@ -147,9 +164,24 @@ impl Authority {
             scopes: Vec::new(),
             reason: reason.to_string(),
         };
-        if self.inner.acted.send(acted).await.is_err() {
-            tracing::error!(action, target, "the event writer stopped: event lost");
+        match self.inner.acted.send_timeout(acted, RECORD_WAIT).await {
+            Ok(()) => {
+                self.inner.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            Err(_) => {
+                tracing::error!(action, target, "the event queue is full or stopped: event not recorded");
+                false
+            }
         }
+    }
+
+    /// Waits (up to `limit`) until every event queued so far is committed:
+    /// at shutdown, so that the last reads are not lost with the process.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let queued = self.inner.queued.load(std::sync::atomic::Ordering::SeqCst);
+        let mut committed = self.inner.committed.clone();
+        tokio::time::timeout(limit, committed.wait_for(|n| *n >= queued)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Re-seals signing keys sealed under an older root key; returns how many.
@@ -590,8 +622,17 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), 
     txn.commit().await
 }
 
-/// Writes queued events, as many as wait, in one transaction each time.
-async fn write_acted(db: DatabaseConnection, relay: Relay, mut queue: tokio::sync::mpsc::Receiver<BrokerActed>) {
+/// How long [`Authority::record`] waits for a place in the queue.
+const RECORD_WAIT: Duration = Duration::from_secs(1);
+
+/// Writes queued events, as many as wait, in one transaction each time;
+/// counts them in `committed`.
+async fn write_acted(
+    db: DatabaseConnection,
+    relay: Relay,
+    mut queue: tokio::sync::mpsc::Receiver<BrokerActed>,
+    committed: tokio::sync::watch::Sender<u64>,
+) {
     let mut batch = Vec::with_capacity(ISSUE_BATCH);
     while queue.recv_many(&mut batch, ISSUE_BATCH).await > 0 {
         let mut backoff = paved_stream::consumer::Backoff::default();
@@ -610,6 +651,7 @@ async fn write_acted(db: DatabaseConnection, relay: Relay, mut queue: tokio::syn
                 }
             }
         }
+        committed.send_modify(|n| *n += batch.len() as u64);
         batch.clear();
         relay.wake();
     }

@@ -132,7 +132,15 @@ pub async fn exchange(authority: &Authority, token: &str) -> Result<(String, Tok
             authority.record("bootstrap.refused", "anonymous", &target, &format!("bootstrap {short} expired")).await;
             return Err(ExchangeError::Expired);
         }
-        // Replayed: whoever used it first may not be the workload.
+        // Replayed: whoever used it first may not be the workload. Marked
+        // before revoking: an exchange still issuing either sees the mark
+        // (and revokes its own token) or committed its token before it.
+        let mark = Query::update()
+            .table(Alias::new(TABLE))
+            .value(Alias::new("replay_time_ms"), now)
+            .and_where(Expr::col(Alias::new("id")).eq(id.as_str()))
+            .to_owned();
+        authority.db().execute(&mark).await?;
         let revoked = authority.revoke("paved", &Target::IssuedFrom(format!("bootstrap:{id}")), "bootstrap token replayed").await?;
         authority
             .record("bootstrap.replayed", "anonymous", &target, &format!("bootstrap {short} used again; {revoked} token(s) revoked"))
@@ -150,7 +158,35 @@ pub async fn exchange(authority: &Authority, token: &str) -> Result<(String, Tok
         ttl: authority::DEFAULT_TTL,
         renewable: Duration::from_secs(24 * 3600),
     };
-    let (token, info): (String, TokenInfo) = authority.issue("paved", &grant).await?;
+    let (token, info): (String, TokenInfo) = match authority.issue("paved", &grant).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            // Nothing was handed out: the token may be used again (unless
+            // it was replayed meanwhile).
+            let unclaim = Query::update()
+                .table(Alias::new(TABLE))
+                .value(Alias::new("used_time_ms"), Option::<i64>::None)
+                .and_where(Expr::col(Alias::new("id")).eq(id.as_str()))
+                .and_where(Expr::col(Alias::new("replay_time_ms")).is_null())
+                .to_owned();
+            if let Err(again) = authority.db().execute(&unclaim).await {
+                tracing::warn!(error = %again, "a bootstrap token stays spent after a failed exchange");
+            }
+            return Err(e.into());
+        }
+    };
+    // The identity is recorded against its bootstrap token unless a replay
+    // came first, in which case it is revoked before anyone sees it.
+    let bind = Query::update()
+        .table(Alias::new(TABLE))
+        .value(Alias::new("identity_jti"), info.token_id.as_str())
+        .and_where(Expr::col(Alias::new("id")).eq(id.as_str()))
+        .and_where(Expr::col(Alias::new("replay_time_ms")).is_null())
+        .to_owned();
+    if authority.db().execute(&bind).await?.rows_affected() == 0 {
+        authority.revoke("paved", &Target::Token(info.token_id.clone()), "bootstrap token replayed").await?;
+        return Err(ExchangeError::Replayed);
+    }
     authority.record("bootstrap.exchanged", &grant.subject, &target, &format!("bootstrap {short}")).await;
     Ok((token, info))
 }

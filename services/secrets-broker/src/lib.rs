@@ -122,6 +122,8 @@ impl Options {
 /// The longest the broker goes without looking for a due rotation (it
 /// otherwise sleeps until the next one).
 const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a stopping broker waits for its queued events to be committed.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl paved_service::ConsumerService for SecretsBroker {
     const NAME: &'static str = "secrets-broker";
@@ -149,8 +151,10 @@ impl paved_service::ConsumerService for SecretsBroker {
             // both open what they sealed.
             move |_| async move {
                 match (authority.rewrap().await, secrets.rewrap().await) {
-                    (Ok(0), Ok(0)) => {}
-                    (Ok(a), Ok(b)) => tracing::info!(signing_keys = a, data_keys = b, "re-sealed under the current root key"),
+                    (Ok(0), Ok((0, 0))) => {}
+                    (Ok(a), Ok((b, failed))) => {
+                        tracing::info!(signing_keys = a, data_keys = b, failed, "re-sealed under the current root key");
+                    }
                     (a, b) => tracing::error!(signing_keys = ?a.err(), data_keys = ?b.err(), "cannot re-seal under the current root key"),
                 }
             }
@@ -158,6 +162,16 @@ impl paved_service::ConsumerService for SecretsBroker {
         background.spawn({
             let secrets = secrets.clone();
             move |shutdown| secrets::rotate_loop(secrets, ROTATION_CHECK, shutdown)
+        });
+        background.spawn({
+            let authority = authority.clone();
+            // The events of the last reads are committed before the process ends.
+            move |shutdown| async move {
+                shutdown.cancelled().await;
+                if !authority.flush(EVENTS_FLUSH).await {
+                    tracing::error!("events of the last reads not committed within {EVENTS_FLUSH:?}: the database is away");
+                }
+            }
         });
         let api = api::server(authority, secrets);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))

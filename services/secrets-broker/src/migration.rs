@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_TOKENS),
             Box::new(CREATE_SECRET_VERSIONS),
             Box::new(CREATE_BOOTSTRAP_TOKENS),
+            Box::new(BOOTSTRAP_OUTCOME),
         ]
     }
 }
@@ -128,4 +129,18 @@ const CREATE_BOOTSTRAP_TOKENS: paved_store::CreateTable = paved_store::CreateTab
             .to_owned()
     },
     indexes: paved_store::no_indexes,
+};
+
+/// What became of a bootstrap token: the identity it was exchanged for, and
+/// when it was used again (that identity is then revoked).
+const BOOTSTRAP_OUTCOME: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261128_000005_bootstrap_outcome",
+    table: "bootstrap_tokens",
+    columns: || {
+        vec![
+            ColumnDef::new(Alias::new("identity_jti")).string().to_owned(),
+            ColumnDef::new(Alias::new("replay_time_ms")).big_integer().to_owned(),
+        ]
+    },
+    backfill: &[],
 };

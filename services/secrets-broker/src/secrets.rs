@@ -90,10 +90,33 @@ impl Secrets {
     /// Writes the next version of `path`; the one before is replaced now
     /// and readable for [`OVERLAP`].
     pub async fn put(&self, actor: &str, path: &str, value: Value) -> Result<SecretVersion, SecretError> {
+        // Unconditional: only a conditional write is ever skipped.
+        self.write(actor, path, &value, None).await?.ok_or_else(|| DbErr::Custom("a write was skipped".into()).into())
+    }
+
+    /// Writes the next version of `path` if the latest is still `expect`
+    /// (any, when None); None when another write came first. Two writers
+    /// racing for the same version number (PostgreSQL, several replicas)
+    /// retry: the loser writes the version after.
+    async fn write(&self, actor: &str, path: &str, value: &Value, expect: Option<u32>) -> Result<Option<SecretVersion>, SecretError> {
+        let mut attempt = 0;
+        loop {
+            match self.write_once(actor, path, value, expect).await {
+                Err(SecretError::Database(e))
+                    if attempt < 5 && matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) =>
+                {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn write_once(&self, actor: &str, path: &str, value: &Value, expect: Option<u32>) -> Result<Option<SecretVersion>, SecretError> {
         let action = if actor == "paved" { "secret.rotated" } else { "secret.written" };
         let (plain, generated, rotate_every) = match value {
-            Value::Given(v) => (v, 0u32, None),
-            Value::Generated { bytes, rotate_every } => (generate(bytes), bytes, Some(rotate_every)),
+            Value::Given(v) => (v.clone(), 0u32, None),
+            Value::Generated { bytes, rotate_every } => (generate(*bytes), *bytes, Some(*rotate_every)),
         };
         let now = now_ms();
         let txn = self.db.begin().await?;
@@ -106,6 +129,9 @@ impl Secrets {
             Some(row) => row.try_get_by_index(0)?,
             None => None,
         };
+        if expect.is_some_and(|v| i64::from(v) != last.unwrap_or(0)) {
+            return Ok(None);
+        }
         let version = u32::try_from(last.unwrap_or(0) + 1).unwrap_or(u32::MAX);
         let supersede = Query::update()
             .table(Alias::new(TABLE))
@@ -148,10 +174,12 @@ impl Secrets {
         txn.execute(&insert).await?;
         event(&txn, action, actor, &format!("{path}#{version}"), &[], "").await?;
         txn.commit().await?;
+        // Counted before the cache entry goes: a read that loaded the
+        // version before this one sees the count move and does not cache it.
+        self.written.send_modify(|n| *n += 1);
         self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
         self.relay.wake();
-        self.written.send_modify(|n| *n += 1);
-        Ok(meta(path, version, now, generated > 0, rotate_every.map(ms), None))
+        Ok(Some(meta(path, version, now, generated > 0, rotate_every.map(ms), None)))
     }
 
     /// The stored row of `path` at `version` (0: the latest, from the cache
@@ -163,9 +191,14 @@ impl Secrets {
         {
             return Ok(row.clone());
         }
+        let writes = *self.written.borrow();
         let row = Arc::new(self.load(path, version).await?);
         if version == 0 {
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            // Written here since the load began: the row may be the old one.
+            if *self.written.borrow() != writes {
+                return Ok(row);
+            }
             if latest.len() >= LATEST_LIMIT {
                 latest.clear();
             }
@@ -238,7 +271,7 @@ impl Secrets {
             .columns(["path", "version", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
             .from(Alias::new(TABLE))
             .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
-            .and_where(Expr::col(Alias::new("path")).like(format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"))))
+            .and_where(Expr::col(Alias::new("path")).like(like_prefix(prefix)))
             .order_by(Alias::new("path"), Order::Asc)
             .limit(size)
             .offset(offset)
@@ -268,7 +301,7 @@ impl Secrets {
     /// returns how many, and when the next one is due (Unix ms).
     pub async fn rotate_due(&self) -> Result<(usize, Option<i64>), SecretError> {
         let query = Query::select()
-            .columns(["path", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
+            .columns(["path", "version", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
             .from(Alias::new(TABLE))
             .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
             .and_where(Expr::col(Alias::new("generate_bytes")).gt(0))
@@ -284,31 +317,45 @@ impl Secrets {
                 continue;
             }
             let path: String = row.try_get("", "path")?;
-            let bytes: i64 = row.try_get("", "generate_bytes")?;
+            let (bytes, seen): (i64, i64) = (row.try_get("", "generate_bytes")?, row.try_get("", "version")?);
             let rotate_every = Duration::from_millis(u64::try_from(every).unwrap_or(0));
-            self.put("paved", &path, Value::Generated { bytes: u32::try_from(bytes).unwrap_or(32), rotate_every }).await?;
+            let value = Value::Generated { bytes: u32::try_from(bytes).unwrap_or(32), rotate_every };
+            // Only over the version that was due: a value written meanwhile
+            // (by someone, or another replica's rotation) stands.
+            if self.write("paved", &path, &value, u32::try_from(seen).ok()).await?.is_none() {
+                continue;
+            }
             next = Some(next.map_or(now + every, |n| Ord::min(n, now + every)));
             rotated += 1;
         }
         Ok((rotated, next))
     }
 
-    /// Re-seals data keys sealed under an older root key; returns how many.
-    pub async fn rewrap(&self) -> Result<usize, SecretError> {
+    /// Re-seals data keys sealed under an older root key; returns how many,
+    /// and how many do not open (each logged, and left as it is: one
+    /// damaged record does not stop the rest).
+    pub async fn rewrap(&self) -> Result<(usize, usize), SecretError> {
         let root = self.keys.current();
         let query = Query::select()
             .columns(["path", "version", "sealed_data_key", "root_key_id"].map(Alias::new))
             .from(Alias::new(TABLE))
             .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
             .to_owned();
-        let mut count = 0;
+        let (mut count, mut failed) = (0, 0);
         for row in self.db.query_all(&query).await? {
             let path: String = row.try_get("", "path")?;
             let version: i64 = row.try_get("", "version")?;
             let v = u32::try_from(version).unwrap_or(u32::MAX);
             let (sealed, id): (Vec<u8>, String) = (row.try_get("", "sealed_data_key")?, row.try_get("", "root_key_id")?);
             let purpose = purpose("data-key", &path, v);
-            let data_key = self.keys.open(&sealed, &purpose, &id).map_err(|e| SecretError::Sealed(path.clone(), v, e))?;
+            let data_key = match self.keys.open(&sealed, &purpose, &id) {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::error!(error = %SecretError::Sealed(path.clone(), v, e), "a data key does not open: not re-sealed");
+                    failed += 1;
+                    continue;
+                }
+            };
             let update = Query::update()
                 .table(Alias::new(TABLE))
                 .value(Alias::new("sealed_data_key"), root.seal(&data_key, &purpose))
@@ -319,7 +366,7 @@ impl Secrets {
                 .to_owned();
             count += usize::try_from(self.db.execute(&update).await?.rows_affected()).unwrap_or(0);
         }
-        Ok(count)
+        Ok((count, failed))
     }
 }
 
@@ -348,6 +395,13 @@ pub async fn rotate_loop(secrets: Secrets, longest: Duration, shutdown: tokio_ut
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// `LIKE` pattern for paths starting with `prefix`, its `%` and `_` taken
+/// literally (with `ESCAPE`: SQLite has no default escape character).
+fn like_prefix(prefix: &str) -> sea_orm::sea_query::LikeExpr {
+    let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    sea_orm::sea_query::LikeExpr::new(format!("{escaped}%")).escape('\\')
 }
 
 fn generate(bytes: u32) -> Vec<u8> {
