@@ -12,6 +12,7 @@
 //! - [`credentials`] — the tokens the CLI presents, per endpoint.
 //! - [`tokens`] — `login` and `token issue|list|revoke|rotate-key|root`.
 //! - [`secrets`] — `secrets put|get|list|watch|rewrap`.
+//! - [`leases`] — `db configure|list|creds`, `lease list|renew|revoke`.
 //! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
 //! - [`output`] — tables for people, JSON for scripts.
 
@@ -19,6 +20,7 @@ pub mod artifacts;
 pub mod canary;
 pub mod commands;
 pub mod credentials;
+pub mod leases;
 pub mod output;
 pub mod rollouts;
 pub mod secrets;

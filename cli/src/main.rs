@@ -78,6 +78,20 @@ enum Command {
         #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
     },
+    /// Dynamic PostgreSQL credentials: a login of its own per lease.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
+    /// Leases on what the broker handed out: list, renew, revoke.
+    Lease {
+        #[command(subcommand)]
+        command: LeaseCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Access tokens: issue, list, revoke; rotate the signing key.
     Token {
         #[command(subcommand)]
@@ -263,6 +277,56 @@ enum SecretsCommand {
 }
 
 #[derive(Subcommand)]
+enum DbCommand {
+    /// Register a PostgreSQL database: the admin connection URL from stdin
+    /// (or --url) and a pre-created NOLOGIN group role holding the grants.
+    Configure {
+        name: String,
+        #[arg(long)]
+        group_role: String,
+        /// The admin connection URL (prefer stdin: it holds a password).
+        #[arg(long)]
+        url: Option<String>,
+        /// A lease's default length (default 1h).
+        #[arg(long, value_parser = commands::parse_ttl)]
+        default_ttl: Option<Duration>,
+        /// The longest a lease may be renewed to (default 24h).
+        #[arg(long, value_parser = commands::parse_ttl)]
+        max_ttl: Option<Duration>,
+    },
+    /// Databases configured (never their credentials).
+    List,
+    /// A login of your own under a lease; prints it once.
+    Creds {
+        name: String,
+        #[arg(long, value_parser = commands::parse_ttl)]
+        ttl: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Leases under a prefix (e.g. database/shop/), newest first.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Extend a lease (never past its maximum).
+    Renew {
+        lease_id: String,
+        #[arg(long, value_parser = commands::parse_ttl)]
+        increment: Option<Duration>,
+    },
+    /// Revoke a lease, or every lease under --prefix: its role is dropped.
+    Revoke {
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        lease_id: Option<String>,
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Issue a token (within your own scopes); prints it once.
     Issue {
@@ -444,6 +508,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token { command, endpoint } => token_command(command, &endpoint).await,
         Command::Secrets { command, endpoint } => secrets_command(command, &endpoint).await,
+        Command::Db { command, endpoint } => db_command(command, &endpoint).await,
+        Command::Lease { command, endpoint } => lease_command(command, &endpoint).await,
         Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
@@ -699,6 +765,60 @@ async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Res
         SecretsCommand::Rewrap => {
             let done = paved::secrets::rewrap(channel).await?;
             println!("{} keys re-sealed under root key {}", done.rewrapped, done.root_key_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn db_command(command: DbCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    let channel = commands::connect(endpoint).await?;
+    match command {
+        DbCommand::Configure { name, group_role, url, default_ttl, max_ttl } => {
+            let url = match url {
+                Some(url) => url,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim().to_string()
+                }
+            };
+            let db = paved::leases::configure(channel, &name, url, &group_role, (default_ttl, max_ttl)).await?;
+            println!("database {} configured: {} as members of {}", db.name, db.target, db.group_role);
+        }
+        DbCommand::List => print!("{}", paved::leases::databases_table(&paved::leases::databases(channel).await?)),
+        DbCommand::Creds { name, ttl } => {
+            let creds = paved::leases::credentials(channel, &name, ttl).await?;
+            let lease = creds.lease.unwrap_or_default();
+            println!("username  {}", creds.username);
+            println!("password  {}", creds.password);
+            println!("lease     {}", lease.lease_id);
+            println!("expires   {}", paved::leases::time(lease.expire_time.as_ref()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn lease_command(command: LeaseCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    use paved_proto::secrets_broker::v1::revoke_lease_request::Target;
+    let channel = commands::connect(endpoint).await?;
+    match command {
+        LeaseCommand::List { prefix } => print!("{}", paved::leases::table(&paved::leases::leases(channel, &prefix).await?)),
+        LeaseCommand::Renew { lease_id, increment } => {
+            let lease = paved::leases::renew(channel, &lease_id, increment).await?;
+            println!("{} expires {}", lease.lease_id, paved::leases::time(lease.expire_time.as_ref()));
+        }
+        LeaseCommand::Revoke { lease_id, prefix } => {
+            let target = match (lease_id, prefix) {
+                (Some(id), _) => Target::LeaseId(id),
+                (None, Some(prefix)) => Target::Prefix(prefix),
+                (None, None) => anyhow::bail!("name a lease or --prefix"),
+            };
+            let done = paved::leases::revoke(channel, target).await?;
+            println!("{} lease(s) revoked", done.revoked);
+            if done.failed > 0 {
+                eprintln!("paved: {} revocation(s) failed; the broker retries them (see paved lease list)", done.failed);
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -53,7 +53,8 @@ pub async fn watch(channel: AuthChannel, path: &str, mut each: impl FnMut(&Secre
     Ok(())
 }
 
-fn time(t: Option<&prost_types::Timestamp>) -> String {
+/// A timestamp for a table, to the second (UTC), or `-`.
+pub fn time(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 

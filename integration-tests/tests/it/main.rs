@@ -4,6 +4,7 @@ mod artifacts;
 mod auth;
 mod canary;
 mod cli;
+mod leases;
 mod outbox;
 mod platform;
 mod prometheus;

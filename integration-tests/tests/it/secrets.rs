@@ -14,17 +14,17 @@ use std::{
 use tonic::Code;
 
 /// A `paved up` process, its endpoint and root token.
-struct Up {
+pub(crate) struct Up {
     child: std::process::Child,
-    endpoint: String,
-    root: String,
+    pub(crate) endpoint: String,
+    pub(crate) root: String,
     /// Copies the rest of its standard output to `up-<n>.out`.
     output: std::thread::JoinHandle<()>,
 }
 
 /// `paved up` in `dir` on a free port, start number `n`. Its logs go to
 /// `dir/up-<n>.log`, its standard output to `dir/up-<n>.out`.
-fn up(dir: &std::path::Path, n: u32) -> Up {
+pub(crate) fn up(dir: &std::path::Path, n: u32) -> Up {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
     let mut child = Command::new(bin_dir().join("paved"))
@@ -56,10 +56,34 @@ fn up(dir: &std::path::Path, n: u32) -> Up {
 }
 
 /// Stops it as a user would (SIGTERM), and waits for its output.
-fn stop(mut up: Up) {
+pub(crate) fn stop(mut up: Up) {
     let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
     let _ = up.child.wait();
     up.output.join().expect("output copied");
+}
+
+/// The `paved` CLI against `endpoint` presenting `token`, with `stdin`
+/// written to it; the future owns its arguments.
+pub(crate) fn paved_at(
+    endpoint: &str,
+    dir: &std::path::Path,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> impl Future<Output = std::process::Output> + use<> {
+    let mut command = tokio::process::Command::new(bin_dir().join("paved"));
+    command.args(args).args(["--endpoint", endpoint]).env("PAVED_TOKEN", token).env("PAVED_CONFIG_DIR", dir.join("cli"));
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let stdin = stdin.map(str::to_string);
+    async move {
+        let mut child = command.spawn().expect("paved");
+        if let Some(text) = stdin {
+            use tokio::io::AsyncWriteExt;
+            child.stdin.take().expect("stdin").write_all(text.as_bytes()).await.expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().await.expect("paved output")
+    }
 }
 
 #[tokio::test]
@@ -67,21 +91,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let first_up = up(dir.path(), 1);
     let (endpoint, root) = (first_up.endpoint.clone(), first_up.root.clone());
-    let cli = |token: &str, args: &[&str], stdin: Option<&str>| {
-        let mut command = tokio::process::Command::new(bin_dir().join("paved"));
-        command.args(args).args(["--endpoint", &endpoint]).env("PAVED_TOKEN", token).env("PAVED_CONFIG_DIR", dir.path().join("cli"));
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let stdin = stdin.map(str::to_string);
-        async move {
-            let mut child = command.spawn().expect("paved");
-            if let Some(text) = stdin {
-                use tokio::io::AsyncWriteExt;
-                child.stdin.take().expect("stdin").write_all(text.as_bytes()).await.expect("write stdin");
-            }
-            drop(child.stdin.take());
-            child.wait_with_output().await.expect("paved output")
-        }
-    };
+    let cli = |token: &str, args: &[&str], stdin: Option<&str>| paved_at(&endpoint, dir.path(), token, args, stdin);
     // Values that must never appear in a log.
     let first = "hunter2-FIRST-c0ffee";
     let second = "hunter2-SECOND-decaf";

@@ -2,8 +2,15 @@
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target};
 use crate::bootstrap;
+use crate::database::{self, DatabaseError};
+use crate::leases::{LeaseError, Leases};
 use crate::secrets::{self, SecretError, Secrets, Value};
 use paved_grpc::{auth, status};
+use paved_proto::secrets_broker::v1::{
+    ConfigureDatabaseRequest, ConfigureDatabaseResponse, Database, IssueDatabaseCredentialsRequest, IssueDatabaseCredentialsResponse,
+    ListDatabasesRequest, ListDatabasesResponse, ListLeasesRequest, ListLeasesResponse, RenewLeaseRequest, RenewLeaseResponse,
+    RevokeLeaseRequest, RevokeLeaseResponse, revoke_lease_request,
+};
 use paved_proto::secrets_broker::v1::{
     ExchangeBootstrapTokenRequest, ExchangeBootstrapTokenResponse, GetKeySetRequest, GetKeySetResponse, GetSecretRequest,
     GetSecretResponse, Identity, IntrospectTokenRequest, IntrospectTokenResponse, IssueBootstrapTokenRequest, IssueBootstrapTokenResponse,
@@ -21,13 +28,39 @@ use sea_orm::{
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-pub fn server(authority: Authority, secrets: Secrets) -> SecretsBrokerServiceServer<Api> {
-    SecretsBrokerServiceServer::new(Api { authority, secrets })
+pub fn server(authority: Authority, secrets: Secrets, leases: Leases) -> SecretsBrokerServiceServer<Api> {
+    SecretsBrokerServiceServer::new(Api { authority, secrets, leases })
 }
 
 pub struct Api {
     authority: Authority,
     secrets: Secrets,
+    leases: Leases,
+}
+
+fn database_failed(e: DatabaseError) -> Status {
+    match e {
+        DatabaseError::NotFound(name) => status::not_found("DATABASE_NOT_FOUND", format!("no database {name} is configured")),
+        DatabaseError::Target(why) => status::unavailable("DATABASE_TARGET", why),
+        DatabaseError::Invalid(why) => status::failed_precondition("DATABASE_INVALID", why),
+        DatabaseError::Store(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
+        e @ DatabaseError::Sealed(..) => {
+            tracing::error!(error = %e, "a sealed connection URL does not open");
+            Status::data_loss(e.to_string())
+        }
+    }
+}
+
+fn lease_failed(e: LeaseError) -> Status {
+    match e {
+        LeaseError::NotFound(id) => status::not_found("LEASE_NOT_FOUND", format!("lease {id} not found")),
+        LeaseError::Revoked(id) => status::failed_precondition("LEASE_REVOKED", format!("lease {id} is revoked or expired")),
+        LeaseError::Database(e) => database_failed(e),
+    }
+}
+
+fn lease_id_invalid(field: &str) -> Status {
+    status::invalid_argument("INVALID_LEASE_ID", format!("invalid {field}"), [(field.to_string(), "database/<name>/<id>".to_string())])
 }
 
 fn secret_failed(e: SecretError) -> Status {
@@ -55,23 +88,36 @@ impl Api {
     /// PERMISSION_DENIED, with a `secret.denied` event, unless the caller
     /// holds `secrets:<access>:<path>`.
     async fn may(&self, caller: &paved_token::Claims, access: &str, path: &str) -> Result<(), Status> {
+        self.needs(caller, &format!("secrets:{access}:{path}"), path, "secret.denied").await
+    }
+
+    /// A token for the broker or the platform holding `scope`; a denial is
+    /// the event `denied` about `target`.
+    async fn needs(&self, caller: &paved_token::Claims, scope: &str, target: &str, denied: &str) -> Result<(), Status> {
         // Secrets methods take any audience past the auth layer (a workload's
         // identity is for the broker, not for the platform): not any here.
         if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != crate::SOURCE {
             return Err(status::unauthenticated(
                 "WRONG_AUDIENCE",
-                format!(
-                    "a token for {} cannot be used with secrets: ask for one for {} or {}",
-                    caller.aud,
-                    auth::PLATFORM_AUDIENCE,
-                    crate::SOURCE
-                ),
+                format!("a token for {} cannot be used here: ask for one for {} or {}", caller.aud, auth::PLATFORM_AUDIENCE, crate::SOURCE),
             ));
         }
-        let scope = format!("secrets:{access}:{path}");
-        if let Err(denied) = auth::grants(caller, &scope) {
-            self.authority.record("secret.denied", &caller.sub, path, &format!("lacks {scope}")).await;
-            return Err(denied);
+        if let Err(status) = auth::grants(caller, scope) {
+            self.authority.record(denied, &caller.sub, target, &format!("lacks {scope}")).await;
+            return Err(status);
+        }
+        Ok(())
+    }
+
+    /// The lease's holder, or `leases:manage`.
+    async fn holds_lease(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
+        if caller.allows("leases:manage") {
+            return Ok(());
+        }
+        let lease = self.leases.lease(id).await.map_err(lease_failed)?;
+        if lease.subject != caller.sub {
+            self.authority.record("lease.denied", &caller.sub, id, "not the lease's holder").await;
+            return Err(Status::permission_denied(format!("{} is not the holder of lease {id} and lacks scope leases:manage", caller.sub)));
         }
         Ok(())
     }
@@ -484,9 +530,10 @@ impl SecretsBrokerService for Api {
     async fn rewrap_keys(&self, request: Request<RewrapKeysRequest>) -> Result<Response<RewrapKeysResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
         let signing = self.authority.rewrap().await.map_err(failed)?;
-        let (data, failed) = self.secrets.rewrap().await.map_err(secret_failed)?;
+        let (secret_keys, failed) = self.secrets.rewrap().await.map_err(secret_failed)?;
+        let data = secret_keys + self.leases.databases().rewrap().await.map_err(database_failed)?;
         let root_key_id = self.authority.keys().current().id.clone();
-        let what = format!("{signing} signing keys, {data} data keys, {failed} data keys that do not open");
+        let what = format!("{signing} signing keys, {data} data keys and connection URLs, {failed} data keys that do not open");
         self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &what).await;
         if failed > 0 {
             return Err(Status::data_loss(format!("{what}: the broker's log names them")));
@@ -507,6 +554,129 @@ impl SecretsBrokerService for Api {
         let key_id = self.authority.rotate(&caller.sub).await.map_err(failed)?;
         let keys = self.authority.key_set().await.map_err(failed)?.keys.clone();
         Ok(Response::new(RotateSigningKeyResponse { key_id, keys }))
+    }
+
+    async fn configure_database(&self, request: Request<ConfigureDatabaseRequest>) -> Result<Response<ConfigureDatabaseResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        let mut violations = Vec::new();
+        if !database::valid_name(&req.name) {
+            violations.push(("name".to_string(), "lowercase letters, digits, `-` and `_`, 1 to 63".to_string()));
+        }
+        if !req.connection_url.starts_with("postgres://") && !req.connection_url.starts_with("postgresql://") {
+            violations.push(("connection_url".to_string(), "postgres://user:password@host:port/database".to_string()));
+        }
+        if !database::valid_role(&req.group_role) {
+            violations.push(("group_role".to_string(), "a role name: lowercase letters, digits and `_`".to_string()));
+        }
+        let default_ttl = duration(req.default_ttl.as_ref(), "default_ttl", database::DEFAULT_TTL, authority::MAX_RENEWABLE);
+        let max_ttl = duration(req.max_ttl.as_ref(), "max_ttl", database::DEFAULT_MAX_TTL, authority::MAX_RENEWABLE);
+        let ttl = match (default_ttl, max_ttl) {
+            (Ok(d), Ok(m)) if d <= m && violations.is_empty() => (d, m),
+            (d, m) => {
+                if matches!((&d, &m), (Ok(d), Ok(m)) if d > m) {
+                    violations.push(("default_ttl".into(), "at most max_ttl".into()));
+                }
+                violations.extend(d.err());
+                violations.extend(m.err());
+                return Err(status::invalid_argument("INVALID_DATABASE", "invalid database", violations));
+            }
+        };
+        let config = self
+            .leases
+            .databases()
+            .configure(&caller.sub, &req.name, &req.connection_url, &req.group_role, ttl)
+            .await
+            .map_err(database_failed)?;
+        Ok(Response::new(ConfigureDatabaseResponse { database: Some(database_message(config)) }))
+    }
+
+    async fn list_databases(&self, _request: Request<ListDatabasesRequest>) -> Result<Response<ListDatabasesResponse>, Status> {
+        let databases = self.leases.databases().list().await.map_err(database_failed)?;
+        Ok(Response::new(ListDatabasesResponse { databases: databases.into_iter().map(database_message).collect() }))
+    }
+
+    async fn issue_database_credentials(
+        &self,
+        request: Request<IssueDatabaseCredentialsRequest>,
+    ) -> Result<Response<IssueDatabaseCredentialsResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !database::valid_name(&req.database) {
+            let why = "a configured database's name".to_string();
+            return Err(status::invalid_argument("INVALID_DATABASE", "invalid database", [("database".to_string(), why)]));
+        }
+        self.needs(&caller, &format!("database:creds:{}", req.database), &req.database, "database.denied").await?;
+        let ttl = duration(req.ttl.as_ref(), "ttl", database::DEFAULT_TTL, authority::MAX_RENEWABLE)
+            .map_err(|v| status::invalid_argument("INVALID_TTL", "invalid ttl", [v]))?;
+        let ttl = req.ttl.is_some().then_some(ttl);
+        let issued = self.leases.issue_database(&caller, &req.database, ttl).await.map_err(lease_failed)?;
+        Ok(Response::new(IssueDatabaseCredentialsResponse {
+            username: issued.username,
+            password: issued.password,
+            lease: Some(issued.lease),
+        }))
+    }
+
+    async fn renew_lease(&self, request: Request<RenewLeaseRequest>) -> Result<Response<RenewLeaseResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !req.lease_id.starts_with("database/") {
+            return Err(lease_id_invalid("lease_id"));
+        }
+        self.holds_lease(&caller, &req.lease_id).await?;
+        let increment = duration(req.increment.as_ref(), "increment", database::DEFAULT_TTL, authority::MAX_RENEWABLE)
+            .map_err(|v| status::invalid_argument("INVALID_INCREMENT", "invalid increment", [v]))?;
+        let increment = req.increment.is_some().then_some(increment);
+        let lease = self.leases.renew(&caller.sub, &req.lease_id, increment).await.map_err(lease_failed)?;
+        Ok(Response::new(RenewLeaseResponse { lease: Some(lease) }))
+    }
+
+    async fn revoke_lease(&self, request: Request<RevokeLeaseRequest>) -> Result<Response<RevokeLeaseResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let (id, prefix) = match request.into_inner().target {
+            Some(revoke_lease_request::Target::LeaseId(id)) if id.starts_with("database/") => (id, false),
+            Some(revoke_lease_request::Target::Prefix(prefix)) if !prefix.is_empty() => (prefix, true),
+            Some(revoke_lease_request::Target::Prefix(_)) => return Err(lease_id_invalid("prefix")),
+            _ => return Err(lease_id_invalid("lease_id")),
+        };
+        if prefix {
+            if let Err(status) = auth::grants(&caller, "leases:manage") {
+                self.authority.record("lease.denied", &caller.sub, &id, "lacks leases:manage").await;
+                return Err(status);
+            }
+        } else {
+            self.holds_lease(&caller, &id).await?;
+        }
+        let (revoked, failed) = self.leases.revoke(&caller.sub, &id, prefix).await.map_err(lease_failed)?;
+        if failed > 0 && !prefix {
+            let lease = self.leases.lease(&id).await.map_err(lease_failed)?;
+            return Err(status::unavailable(
+                "LEASE_REVOCATION_FAILED",
+                format!("lease {id} could not be revoked yet: {}; the broker retries with backoff", lease.last_error),
+            ));
+        }
+        let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Response::new(RevokeLeaseResponse { revoked: count(revoked), failed: count(failed) }))
+    }
+
+    async fn list_leases(&self, request: Request<ListLeasesRequest>) -> Result<Response<ListLeasesResponse>, Status> {
+        let req = request.into_inner();
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let leases = self.leases.list(&req.prefix, size, offset).await.map_err(lease_failed)?;
+        let next_page_token = status::next_page_token(offset, size, leases.len());
+        Ok(Response::new(ListLeasesResponse { leases, next_page_token }))
+    }
+}
+
+fn database_message(config: database::Config) -> Database {
+    let proto = |d: Duration| prost_types::Duration { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: 0 };
+    Database {
+        name: config.name,
+        group_role: config.group_role,
+        default_ttl: Some(proto(config.default_ttl)),
+        max_ttl: Some(proto(config.max_ttl)),
+        target: config.target,
     }
 }
 

@@ -525,6 +525,8 @@ impl Authority {
             txn.execute(&update).await?;
             event(&txn, "token.revoked", actor, id, &[], reason).await?;
         }
+        // What the tokens leased goes with them (revoked within a look).
+        crate::leases::expire_for_tokens(&txn, &ids, now).await?;
         txn.commit().await?;
         self.changed();
         Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))

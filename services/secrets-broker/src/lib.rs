@@ -12,12 +12,18 @@
 //!   once for an identity holding exactly the secrets the spec declares.
 //! - [`secrets`] — versioned KV secrets under envelope encryption,
 //!   generated ones rotated, watched.
+//! - [`database`] — dynamic PostgreSQL credentials: a role per lease in a
+//!   pre-created group role.
+//! - [`leases`] — what was handed out and is taken back: expiry (also
+//!   after a restart), renewal, revocation with retries.
 //! - [`IdentityRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
 
 pub mod api;
 pub mod authority;
 pub mod bootstrap;
+pub mod database;
+pub mod leases;
 pub mod migration;
 pub mod seal;
 pub mod secrets;
@@ -58,6 +64,10 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
     "/paved.secrets_broker.v1.SecretsBrokerService/GetSecret",
     "/paved.secrets_broker.v1.SecretsBrokerService/ListSecrets",
     "/paved.secrets_broker.v1.SecretsBrokerService/WatchSecret",
+    // `database:creds:<name>`; a lease's holder or `leases:manage`.
+    "/paved.secrets_broker.v1.SecretsBrokerService/IssueDatabaseCredentials",
+    "/paved.secrets_broker.v1.SecretsBrokerService/RenewLease",
+    "/paved.secrets_broker.v1.SecretsBrokerService/RevokeLease",
 ];
 
 /// The service, as the shell in `paved-service` runs it.
@@ -143,25 +153,41 @@ impl paved_service::ConsumerService for SecretsBroker {
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let keys = Arc::new(options.keyring()?);
         let authority = Authority::new(db.clone(), keys.clone(), relay.clone());
-        let secrets = secrets::Secrets::new(db.clone(), keys, relay);
+        let secrets = secrets::Secrets::new(db.clone(), keys.clone(), relay.clone());
+        let leases = leases::Leases::new(db.clone(), relay.clone(), database::Databases::new(db.clone(), keys, relay));
         let _ = options.authority.set(authority.clone());
         background.spawn({
-            let (authority, secrets) = (authority.clone(), secrets.clone());
+            let (authority, secrets, databases) = (authority.clone(), secrets.clone(), leases.databases().clone());
             // After a root key rotation: everything under the new key, while
             // both open what they sealed.
             move |_| async move {
-                match (authority.rewrap().await, secrets.rewrap().await) {
-                    (Ok(0), Ok((0, 0))) => {}
-                    (Ok(a), Ok((b, failed))) => {
-                        tracing::info!(signing_keys = a, data_keys = b, failed, "re-sealed under the current root key");
+                match (authority.rewrap().await, secrets.rewrap().await, databases.rewrap().await) {
+                    (Ok(0), Ok((0, 0)), Ok(0)) => {}
+                    (Ok(a), Ok((b, failed)), Ok(c)) => {
+                        tracing::info!(
+                            signing_keys = a,
+                            data_keys = b,
+                            failed,
+                            connection_urls = c,
+                            "re-sealed under the current root key"
+                        );
                     }
-                    (a, b) => tracing::error!(signing_keys = ?a.err(), data_keys = ?b.err(), "cannot re-seal under the current root key"),
+                    (a, b, c) => tracing::error!(
+                        signing_keys = ?a.err(),
+                        data_keys = ?b.err(),
+                        connection_urls = ?c.err(),
+                        "cannot re-seal under the current root key"
+                    ),
                 }
             }
         });
         background.spawn({
             let secrets = secrets.clone();
             move |shutdown| secrets::rotate_loop(secrets, ROTATION_CHECK, shutdown)
+        });
+        background.spawn({
+            let leases = leases.clone();
+            move |shutdown| leases::run(leases, shutdown)
         });
         background.spawn({
             let authority = authority.clone();
@@ -173,7 +199,7 @@ impl paved_service::ConsumerService for SecretsBroker {
                 }
             }
         });
-        let api = api::server(authority, secrets);
+        let api = api::server(authority, secrets, leases);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))
     }
 }

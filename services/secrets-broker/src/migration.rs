@@ -14,6 +14,8 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_SECRET_VERSIONS),
             Box::new(CREATE_BOOTSTRAP_TOKENS),
             Box::new(BOOTSTRAP_OUTCOME),
+            Box::new(CREATE_DATABASES),
+            Box::new(CREATE_LEASES),
         ]
     }
 }
@@ -143,4 +145,61 @@ const BOOTSTRAP_OUTCOME: paved_store::AddColumns = paved_store::AddColumns {
         ]
     },
     backfill: &[],
+};
+
+/// PostgreSQL databases for dynamic credentials; the admin connection URL
+/// sealed under the root key `root_key_id`.
+const CREATE_DATABASES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000006_create_databases",
+    table: || {
+        Table::create()
+            .table(Alias::new("databases"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("name")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("sealed_url")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("root_key_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("target")).string().not_null())
+            .col(ColumnDef::new(Alias::new("group_role")).string().not_null())
+            .col(ColumnDef::new(Alias::new("default_ttl_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("max_ttl_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("update_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// Leases: what the broker handed out and must take back (a database role),
+/// by `database/<name>/<id>`. Revoked once the role is verified gone;
+/// failed attempts are counted and retried from `next_attempt_ms`.
+const CREATE_LEASES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000007_create_leases",
+    table: || {
+        Table::create()
+            .table(Alias::new("leases"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("database_name")).string().not_null())
+            .col(ColumnDef::new(Alias::new("role_name")).string().not_null())
+            .col(ColumnDef::new(Alias::new("subject")).string().not_null())
+            .col(ColumnDef::new(Alias::new("token_jti")).string().not_null())
+            .col(ColumnDef::new(Alias::new("issue_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("max_expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("revoke_time_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("revoke_attempts")).big_integer().not_null().default(0))
+            .col(ColumnDef::new(Alias::new("next_attempt_ms")).big_integer().not_null().default(0))
+            .col(ColumnDef::new(Alias::new("last_error")).text().null())
+            .to_owned()
+    },
+    indexes: || {
+        vec![
+            Index::create()
+                .name("leases_by_expiry")
+                .table(Alias::new("leases"))
+                .col(Alias::new("expire_time_ms"))
+                .if_not_exists()
+                .to_owned(),
+            Index::create().name("leases_by_token").table(Alias::new("leases")).col(Alias::new("token_jti")).if_not_exists().to_owned(),
+        ]
+    },
 };

@@ -399,7 +399,7 @@ pub async fn rotate_loop(secrets: Secrets, longest: Duration, shutdown: tokio_ut
 
 /// `LIKE` pattern for paths starting with `prefix`, its `%` and `_` taken
 /// literally (with `ESCAPE`: SQLite has no default escape character).
-fn like_prefix(prefix: &str) -> sea_orm::sea_query::LikeExpr {
+pub(crate) fn like_prefix(prefix: &str) -> sea_orm::sea_query::LikeExpr {
     let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     sea_orm::sea_query::LikeExpr::new(format!("{escaped}%")).escape('\\')
 }

@@ -1,0 +1,273 @@
+//! Dynamic PostgreSQL credentials on the real PostgreSQL, end to end with
+//! `paved up` and the CLI: a role per lease in a pre-created group role;
+//! renewal up to the maximum; revocation (sessions ended, role dropped and
+//! gone), by prefix, with the token that asked, at expiry also across a
+//! restart; a failing revocation retried and reported; and no password in
+//! any log.
+
+use crate::secrets::{paved_at, stop, up};
+use paved_integration_tests::{Cuttable, authed, eventually, postgres_database, text, unique};
+use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::secrets_broker::v1::{
+    ConfigureDatabaseRequest, IssueDatabaseCredentialsRequest, IssueTokenRequest, RenewLeaseRequest, RevokeLeaseRequest,
+    RevokeTokenRequest, revoke_lease_request::Target, revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use std::time::Duration;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+type Broker = SecretsBrokerServiceClient<paved_grpc::client::AuthChannel>;
+
+/// A session as `user` (trust authentication here: the role must exist
+/// and may log in; the password is not checked by this server).
+async fn login(database: &str, user: &str, password: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = sea_orm::ConnectOptions::new(format!("postgres://{user}:{password}@127.0.0.1:5432/{database}"));
+    options.max_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    sea_orm::Database::connect(options).await
+}
+
+async fn one_i64(db: &DatabaseConnection, sql: &str, role: &str) -> Option<i64> {
+    let query = Statement::from_sql_and_values(db.get_database_backend(), sql, [role.into()]);
+    db.query_one_raw(query).await.expect("query").map(|row| row.try_get_by_index::<i64>(0).expect("a number"))
+}
+
+async fn role_exists(admin: &DatabaseConnection, role: &str) -> bool {
+    one_i64(admin, "SELECT 1::bigint FROM pg_roles WHERE rolname = $1", role).await.is_some()
+}
+
+/// The role's VALID UNTIL, Unix seconds.
+async fn valid_until(admin: &DatabaseConnection, role: &str) -> i64 {
+    one_i64(admin, "SELECT extract(epoch FROM rolvaliduntil)::bigint FROM pg_roles WHERE rolname = $1", role).await.expect("VALID UNTIL")
+}
+
+fn seconds(n: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds: n, nanos: 0 })
+}
+
+#[tokio::test]
+async fn database_credentials_are_leased_renewed_and_revoked() {
+    // The target: a database, a table, a NOLOGIN group role holding the grant.
+    let url = postgres_database("it_dbcreds").await;
+    let database = url.rsplit('/').next().expect("database name").to_string();
+    let admin = paved_store::connect(&url).await.expect("admin");
+    let group = unique("shop_readers");
+    admin
+        .execute_unprepared(&format!(
+            "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2); CREATE ROLE {group} NOLOGIN; GRANT SELECT ON orders TO {group}"
+        ))
+        .await
+        .expect("set up the target");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = up(dir.path(), 1);
+    let endpoint = platform.endpoint.clone();
+    let cli = |token: &str, args: &[&str], stdin: Option<&str>| paved_at(&endpoint, dir.path(), token, args, stdin);
+    let root = platform.root.clone();
+
+    // Configure, as an operator would (the URL on stdin).
+    let out = cli(&root, &["db", "configure", "shop", "--group-role", &group, "--default-ttl", "1h", "--max-ttl", "2h"], Some(&url)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("127.0.0.1:5432/{database}")), "{}", text(&out.stdout));
+    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let mut as_root: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &root));
+    let configure = ConfigureDatabaseRequest {
+        name: "shop".into(),
+        connection_url: url.clone(),
+        group_role: group.clone(),
+        default_ttl: seconds(3600),
+        max_ttl: seconds(7200),
+    };
+    // Bad input: a group role that is not there, one that can log in, a bad name.
+    let status = as_root
+        .configure_database(ConfigureDatabaseRequest { group_role: "no_such_group".into(), ..configure.clone() })
+        .await
+        .expect_err("missing group role");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{}", status.message());
+    let status = as_root
+        .configure_database(ConfigureDatabaseRequest { group_role: "postgres".into(), ..configure.clone() })
+        .await
+        .expect_err("a login role as the group");
+    assert!(status.code() == Code::FailedPrecondition && status.message().contains("NOLOGIN"), "{}", status.message());
+    let status = as_root
+        .configure_database(ConfigureDatabaseRequest { name: "Shop!".into(), group_role: "a\"b".into(), ..configure.clone() })
+        .await
+        .expect_err("bad names");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["name", "group_role"]);
+
+    // A workload holding database:creds:shop gets a login of its own.
+    let issuer = as_root.clone();
+    let issue = |subject: &str, scopes: &[&str]| {
+        let request = IssueTokenRequest {
+            subject: subject.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            audience: "secrets-broker".into(),
+            ..Default::default()
+        };
+        let mut issuer = issuer.clone();
+        async move { issuer.issue_token(request).await.expect("token").into_inner() }
+    };
+    let shop = issue("spiffe://paved/dev/shop", &["database:creds:shop"]).await;
+    let mut as_shop: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &shop.token));
+    let creds = |ttl: Option<prost_types::Duration>| IssueDatabaseCredentialsRequest { database: "shop".into(), ttl };
+    let issued = as_shop.issue_database_credentials(creds(seconds(600))).await.expect("credentials").into_inner();
+    let lease = issued.lease.clone().expect("lease");
+    assert!(lease.lease_id.starts_with("database/shop/"), "{}", lease.lease_id);
+    let role = issued.username.clone();
+    let session = login(&database, &role, &issued.password).await.expect("log in as the leased role");
+    let count = session.query_one_raw(Statement::from_string(session.get_database_backend(), "SELECT count(*) FROM orders")).await;
+    assert_eq!(count.expect("read").expect("row").try_get_by_index::<i64>(0).expect("count"), 2, "the group's grant");
+    let write = session.execute_unprepared("INSERT INTO orders VALUES (3)").await;
+    assert!(write.is_err(), "only what the group holds");
+    let member = one_i64(&admin, &format!("SELECT pg_has_role($1, '{group}', 'MEMBER')::int::bigint"), &role).await;
+    assert_eq!(member, Some(1), "a member of the group role");
+    let expire = lease.expire_time.as_ref().expect("expiry").seconds;
+    assert!((valid_until(&admin, &role).await - expire).abs() <= 1, "VALID UNTIL is the lease's expiry");
+
+    // Refused: no scope, an unknown database, another's lease, an unknown lease.
+    let other = issue("spiffe://paved/dev/billing", &["database:creds:billing"]).await;
+    let mut as_other: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &other.token));
+    let status = as_other.issue_database_credentials(creds(None)).await.expect_err("no scope");
+    assert!(status.code() == Code::PermissionDenied && status.message().contains("database:creds:shop"), "{}", status.message());
+    let status = as_shop
+        .issue_database_credentials(IssueDatabaseCredentialsRequest { database: "nope".into(), ttl: None })
+        .await
+        .expect_err("no such database");
+    assert_eq!(status.code(), Code::PermissionDenied, "the scope is checked first: {}", status.message());
+    let status = as_root
+        .issue_database_credentials(IssueDatabaseCredentialsRequest { database: "nope".into(), ttl: None })
+        .await
+        .expect_err("no such database");
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
+    let renew = |id: &str, increment: i64| RenewLeaseRequest { lease_id: id.into(), increment: seconds(increment) };
+    let status = as_other.renew_lease(renew(&lease.lease_id, 60)).await.expect_err("another's lease");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = as_shop.renew_lease(renew("database/shop/nope", 60)).await.expect_err("unknown lease");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = as_shop.renew_lease(renew("leases/x", 60)).await.expect_err("malformed lease id");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Renewal moves VALID UNTIL, never past the maximum (2 h from issue).
+    let renewed = as_shop.renew_lease(renew(&lease.lease_id, 1800)).await.expect("renew").into_inner().lease.expect("lease");
+    let new_expire = renewed.expire_time.expect("expiry").seconds;
+    assert!(new_expire > expire && (valid_until(&admin, &role).await - new_expire).abs() <= 1);
+    let capped = as_shop.renew_lease(renew(&lease.lease_id, 7 * 3600)).await.expect("renew").into_inner().lease.expect("lease");
+    let max = lease.max_expire_time.expect("max").seconds;
+    assert_eq!(capped.expire_time.expect("expiry").seconds, max, "capped at the maximum");
+
+    // Revocation ends the open session, drops the role and checks it gone.
+    let out = cli(&shop.token, &["lease", "revoke", &lease.lease_id], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!role_exists(&admin, &role).await, "the role is gone");
+    let after = session.query_one_raw(Statement::from_string(session.get_database_backend(), "SELECT 1")).await;
+    assert!(after.is_err(), "its session was ended");
+    assert!(login(&database, &role, &issued.password).await.is_err(), "no new session");
+    let status = as_shop.renew_lease(renew(&lease.lease_id, 60)).await.expect_err("revoked");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    // Revoking the token that asked revokes what it leased.
+    let short = as_shop.issue_database_credentials(creds(None)).await.expect("credentials").into_inner();
+    assert!(role_exists(&admin, &short.username).await);
+    let revoke = RevokeTokenRequest { target: Some(revoke_token_request::Target::TokenId(shop.info.expect("info").token_id)) };
+    as_root.revoke_token(revoke).await.expect("revoke the token");
+    eventually("the revoked token's role dropped", Duration::from_secs(5), || {
+        let (admin, role) = (admin.clone(), short.username.clone());
+        async move { (!role_exists(&admin, &role).await).then_some(()) }
+    })
+    .await;
+
+    // By prefix: every lease of the database, for a holder of leases:manage.
+    let holder = issue("spiffe://paved/dev/shop", &["database:creds:shop"]).await;
+    let mut as_holder: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &holder.token));
+    let mut roles = Vec::new();
+    for _ in 0..3 {
+        roles.push(as_holder.issue_database_credentials(creds(None)).await.expect("credentials").into_inner().username);
+    }
+    let by_prefix = RevokeLeaseRequest { target: Some(Target::Prefix("database/shop/".into())) };
+    let status = as_holder.revoke_lease(by_prefix.clone()).await.expect_err("needs leases:manage");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let done = as_root.revoke_lease(by_prefix).await.expect("revoke by prefix").into_inner();
+    assert_eq!((done.revoked, done.failed), (3, 0));
+    for role in &roles {
+        assert!(!role_exists(&admin, role).await, "{role} dropped");
+    }
+
+    // A revocation that fails (the database away) is reported, retried with
+    // backoff, and done once the database is back.
+    let target: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+    let mut flaky = Cuttable::start(target).await;
+    let flaky_url = format!("postgres://postgres@127.0.0.1:{}/{database}", flaky.port);
+    as_root
+        .configure_database(ConfigureDatabaseRequest { name: "flaky".into(), connection_url: flaky_url, ..configure.clone() })
+        .await
+        .expect("configure through the forwarder");
+    let flaky_creds = as_root
+        .issue_database_credentials(IssueDatabaseCredentialsRequest { database: "flaky".into(), ttl: None })
+        .await
+        .expect("credentials")
+        .into_inner();
+    let flaky_lease = flaky_creds.lease.expect("lease").lease_id;
+    flaky.cut();
+    let status = as_root
+        .revoke_lease(RevokeLeaseRequest { target: Some(Target::LeaseId(flaky_lease.clone())) })
+        .await
+        .expect_err("the database is away");
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    assert_eq!(status.get_details_error_info().expect("reason").reason, "LEASE_REVOCATION_FAILED");
+    let listed = text(&cli(&root, &["lease", "list", "database/flaky/"], None).await.stdout);
+    assert!(listed.contains("revocation failing"), "{listed}");
+    assert!(role_exists(&admin, &flaky_creds.username).await, "not dropped yet");
+    flaky.restore().await;
+    eventually("the failed revocation retried until done", Duration::from_secs(30), || {
+        let (admin, role) = (admin.clone(), flaky_creds.username.clone());
+        async move { (!role_exists(&admin, &role).await).then_some(()) }
+    })
+    .await;
+
+    // Expiry, across a restart: a lease that expires while the broker is down
+    // is revoked when it comes back.
+    let brief = as_root.issue_database_credentials(creds(seconds(3))).await.expect("credentials").into_inner();
+    let passwords = [issued.password.clone(), short.password.clone(), flaky_creds.password.clone(), brief.password.clone()];
+    let audit = AuditServiceClient::new(authed(channel.clone(), &root));
+    let entries = eventually("lease events in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
+            let kinds: Vec<String> = entries.entries.iter().map(|e| e.r#type.clone()).collect();
+            [
+                "database.configured",
+                "lease.issued",
+                "lease.renewed",
+                "lease.revoked",
+                "lease.revoke_failed",
+                "lease.denied",
+                "database.denied",
+            ]
+            .iter()
+            .all(|k| kinds.iter().any(|t| t.ends_with(k)))
+            .then_some(entries)
+        }
+    })
+    .await;
+    stop(platform);
+    assert!(role_exists(&admin, &brief.username).await, "still there while the broker is down");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = up(dir.path(), 2);
+    eventually("the expired lease revoked after the restart", Duration::from_secs(10), || {
+        let (admin, role) = (admin.clone(), brief.username.clone());
+        async move { (!role_exists(&admin, &role).await).then_some(()) }
+    })
+    .await;
+    stop(again);
+
+    // No password in any log of the run.
+    let mut logs = format!("{entries:?}");
+    for file in ["up-1.log", "up-1.out", "up-2.log", "up-2.out"] {
+        logs.push_str(&std::fs::read_to_string(dir.path().join(file)).expect("a log of the run"));
+    }
+    assert!(logs.contains("lease.revoked"), "the logs were captured");
+    for password in passwords {
+        assert!(!logs.contains(&password), "a database password leaked into the logs");
+    }
+}
