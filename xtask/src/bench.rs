@@ -10,7 +10,10 @@
 //! - `deploy`, `rollback`, `proxy`, `policy`: the deployment pipeline; see
 //!   `pipeline.rs`. They run release binaries (`PAVED_BENCH_DEBUG=1` for debug).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy]` (all by default). Needs Redis on
+//! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
+//!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
+//!
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|tokens|broker|dbcreds]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use anyhow::{Context, bail};
@@ -24,7 +27,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "broker"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "broker", "dbcreds"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
@@ -40,6 +43,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "rollback" => crate::pipeline::rollback(&bins(release)?)?,
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             "broker" => crate::tokens::grpc(&bins(release)?)?,
+            "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
             // In-process: measured in an optimised build of this very tool.
             name @ ("policy" | "canary" | "tokens") if cfg!(debug_assertions) && release => {
                 super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", name]))?

@@ -7,6 +7,7 @@
 
 mod bench;
 mod canary;
+mod dbcreds;
 mod pipeline;
 mod tokens;
 

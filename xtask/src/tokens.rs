@@ -90,7 +90,7 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// Calls `op` from `tasks` concurrent loops for `time`; returns ops/s.
-async fn throughput<F, Fut>(tasks: usize, time: Duration, op: F) -> anyhow::Result<f64>
+pub async fn throughput<F, Fut>(tasks: usize, time: Duration, op: F) -> anyhow::Result<f64>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
