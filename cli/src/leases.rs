@@ -19,10 +19,6 @@ fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
     SecretsBrokerServiceClient::new(channel)
 }
 
-fn proto(d: Duration) -> prost_types::Duration {
-    prost_types::Duration { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: 0 }
-}
-
 pub async fn configure(
     channel: AuthChannel,
     name: &str,
@@ -34,8 +30,8 @@ pub async fn configure(
         name: name.to_string(),
         connection_url,
         group_role: group_role.to_string(),
-        default_ttl: ttl.0.map(proto),
-        max_ttl: ttl.1.map(proto),
+        default_ttl: ttl.0.map(paved_proto::duration_from_std),
+        max_ttl: ttl.1.map(paved_proto::duration_from_std),
     };
     let answer = client(channel).configure_database(request).await.map_err(failed)?.into_inner();
     answer.database.ok_or_else(|| anyhow::anyhow!("the broker answered no database"))
@@ -46,7 +42,7 @@ pub async fn databases(channel: AuthChannel) -> anyhow::Result<Vec<Database>> {
 }
 
 pub async fn credentials(channel: AuthChannel, database: &str, ttl: Option<Duration>) -> anyhow::Result<IssueDatabaseCredentialsResponse> {
-    let request = IssueDatabaseCredentialsRequest { database: database.to_string(), ttl: ttl.map(proto) };
+    let request = IssueDatabaseCredentialsRequest { database: database.to_string(), ttl: ttl.map(paved_proto::duration_from_std) };
     Ok(client(channel).issue_database_credentials(request).await.map_err(failed)?.into_inner())
 }
 
@@ -56,7 +52,7 @@ pub async fn leases(channel: AuthChannel, prefix: &str) -> anyhow::Result<Vec<Le
 }
 
 pub async fn renew(channel: AuthChannel, lease_id: &str, increment: Option<Duration>) -> anyhow::Result<Lease> {
-    let request = RenewLeaseRequest { lease_id: lease_id.to_string(), increment: increment.map(proto) };
+    let request = RenewLeaseRequest { lease_id: lease_id.to_string(), increment: increment.map(paved_proto::duration_from_std) };
     let answer = client(channel).renew_lease(request).await.map_err(failed)?.into_inner();
     answer.lease.ok_or_else(|| anyhow::anyhow!("the broker answered no lease"))
 }

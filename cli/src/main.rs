@@ -754,7 +754,7 @@ async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Res
                 path,
                 value,
                 generate_bytes: generate.unwrap_or(0),
-                rotate_every: rotate_every.map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 }),
+                rotate_every: rotate_every.map(paved_proto::duration_from_std),
             };
             let written = paved::secrets::put(channel, request).await?;
             println!("{} version {}", written.path, written.version);
@@ -834,7 +834,7 @@ async fn token_command(command: TokenCommand, endpoint: &str) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     let channel = commands::connect(endpoint).await?;
-    let duration = |d: Option<Duration>| d.map(|d| prost_types::Duration { seconds: d.as_secs() as i64, nanos: 0 });
+    let duration = |d: Option<Duration>| d.map(paved_proto::duration_from_std);
     match command {
         TokenCommand::Issue { subject, role, scopes, env, workloads, ttl, max_ttl, audience } => {
             let request = IssueTokenRequest {

@@ -47,6 +47,11 @@ pub fn timestamp_from_millis(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
+/// A duration as protobuf, in whole seconds (how the APIs take TTLs).
+pub fn duration_from_std(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: 0 }
+}
+
 /// A protobuf timestamp as milliseconds since the Unix epoch.
 pub fn millis_from_timestamp(t: &prost_types::Timestamp) -> i64 {
     t.seconds * 1000 + i64::from(t.nanos) / 1_000_000

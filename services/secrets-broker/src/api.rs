@@ -670,12 +670,11 @@ impl SecretsBrokerService for Api {
 }
 
 fn database_message(config: database::Config) -> Database {
-    let proto = |d: Duration| prost_types::Duration { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: 0 };
     Database {
         name: config.name,
         group_role: config.group_role,
-        default_ttl: Some(proto(config.default_ttl)),
-        max_ttl: Some(proto(config.max_ttl)),
+        default_ttl: Some(paved_proto::duration_from_std(config.default_ttl)),
+        max_ttl: Some(paved_proto::duration_from_std(config.max_ttl)),
         target: config.target,
     }
 }

@@ -164,15 +164,20 @@ impl Leases {
     }
 
     pub async fn lease(&self, id: &str) -> Result<Lease, LeaseError> {
+        Ok(self.record(id).await?.0)
+    }
+
+    /// The lease, with its database and role names.
+    async fn record(&self, id: &str) -> Result<(Lease, String, String), LeaseError> {
         let query = select().and_where(Expr::col(Alias::new("id")).eq(id)).to_owned();
         let row = self.db.query_one(&query).await?.ok_or_else(|| LeaseError::NotFound(id.to_string()))?;
-        Ok(lease(&row)?)
+        Ok((lease(&row)?, row.try_get("", "database_name")?, row.try_get("", "role_name")?))
     }
 
     /// Extends `id` to `increment` from now (the database's default when
     /// None), never past its maximum.
     pub async fn renew(&self, actor: &str, id: &str, increment: Option<Duration>) -> Result<Lease, LeaseError> {
-        let mut found = self.lease(id).await?;
+        let (mut found, name, role) = self.record(id).await?;
         if found.revoke_time.is_some() {
             return Err(LeaseError::Revoked(id.to_string()));
         }
@@ -181,7 +186,6 @@ impl Leases {
         if expire_of(&found.expire_time) <= now {
             return Err(LeaseError::Revoked(id.to_string()));
         }
-        let (name, role) = self.names(id).await?;
         let (config, _) = self.databases.pool(&name).await?;
         let expire = Ord::min(now + ms(increment.unwrap_or(config.default_ttl)), expire_of(&found.max_expire_time));
         // The role first: a lease never says longer than its role can log in.
@@ -204,25 +208,11 @@ impl Leases {
         Ok(found)
     }
 
-    async fn names(&self, id: &str) -> Result<(String, String), LeaseError> {
-        let query = Query::select()
-            .columns(["database_name", "role_name"].map(Alias::new))
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("id")).eq(id))
-            .to_owned();
-        let row = self.db.query_one(&query).await?.ok_or_else(|| LeaseError::NotFound(id.to_string()))?;
-        Ok((row.try_get("", "database_name")?, row.try_get("", "role_name")?))
-    }
-
     /// Revokes the live leases `id` names exactly, or all under it when
     /// `prefix`; returns how many were revoked and how many failed (those
     /// are retried with backoff).
     pub async fn revoke(&self, actor: &str, id: &str, prefix: bool) -> Result<(u32, u32), LeaseError> {
-        let mut query = Query::select()
-            .columns(["id", "database_name", "role_name", "revoke_attempts", "expire_time_ms"].map(Alias::new))
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-            .to_owned();
+        let mut query = select().and_where(Expr::col(Alias::new("revoke_time_ms")).is_null()).to_owned();
         if prefix {
             query.and_where(Expr::col(Alias::new("id")).like(crate::secrets::like_prefix(id)));
         } else {
@@ -289,9 +279,7 @@ impl Leases {
     /// whose retry time has come; returns how many were looked at.
     pub async fn revoke_due(&self) -> Result<usize, LeaseError> {
         let now = now_ms();
-        let query = Query::select()
-            .columns(["id", "database_name", "role_name", "revoke_attempts", "expire_time_ms"].map(Alias::new))
-            .from(Alias::new(TABLE))
+        let query = select()
             .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
             .and_where(Expr::col(Alias::new("expire_time_ms")).lte(now))
             .and_where(Expr::col(Alias::new("next_attempt_ms")).lte(now))
@@ -353,6 +341,8 @@ fn select() -> sea_orm::sea_query::SelectStatement {
         .columns(
             [
                 "id",
+                "database_name",
+                "role_name",
                 "subject",
                 "token_jti",
                 "issue_time_ms",
