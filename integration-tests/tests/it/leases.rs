@@ -147,6 +147,21 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
     assert_eq!(status.code(), Code::NotFound);
     let status = as_shop.renew_lease(renew("leases/x", 60)).await.expect_err("malformed lease id");
     assert_eq!(status.code(), Code::InvalidArgument);
+    // Leases take tokens for the broker or the platform, not another service's.
+    let audit_token = as_root
+        .issue_token(IssueTokenRequest {
+            subject: "spiffe://paved/dev/shop".into(),
+            scopes: vec!["leases:manage".into()],
+            audience: "audit".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("token")
+        .into_inner()
+        .token;
+    let mut as_audit: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &audit_token));
+    let status = as_audit.renew_lease(renew(&lease.lease_id, 60)).await.expect_err("wrong audience");
+    assert_eq!(status.code(), Code::Unauthenticated, "{}", status.message());
 
     // Renewal moves VALID UNTIL, never past the maximum (2 h from issue).
     let renewed = as_shop.renew_lease(renew(&lease.lease_id, 1800)).await.expect("renew").into_inner().lease.expect("lease");

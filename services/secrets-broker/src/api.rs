@@ -94,14 +94,7 @@ impl Api {
     /// A token for the broker or the platform holding `scope`; a denial is
     /// the event `denied` about `target`.
     async fn needs(&self, caller: &paved_token::Claims, scope: &str, target: &str, denied: &str) -> Result<(), Status> {
-        // Secrets methods take any audience past the auth layer (a workload's
-        // identity is for the broker, not for the platform): not any here.
-        if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != crate::SOURCE {
-            return Err(status::unauthenticated(
-                "WRONG_AUDIENCE",
-                format!("a token for {} cannot be used here: ask for one for {} or {}", caller.aud, auth::PLATFORM_AUDIENCE, crate::SOURCE),
-            ));
-        }
+        for_broker(caller)?;
         if let Err(status) = auth::grants(caller, scope) {
             self.authority.record(denied, &caller.sub, target, &format!("lacks {scope}")).await;
             return Err(status);
@@ -111,6 +104,7 @@ impl Api {
 
     /// The lease's holder, or `leases:manage`.
     async fn holds_lease(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
+        for_broker(caller)?;
         if caller.allows("leases:manage") {
             return Ok(());
         }
@@ -121,6 +115,19 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// Token-only methods take any audience past the auth layer (a workload's
+/// identity is for the broker, not for the platform): here, only a token
+/// for the broker or the platform.
+fn for_broker(caller: &paved_token::Claims) -> Result<(), Status> {
+    if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != crate::SOURCE {
+        return Err(status::unauthenticated(
+            "WRONG_AUDIENCE",
+            format!("a token for {} cannot be used here: ask for one for {} or {}", caller.aud, auth::PLATFORM_AUDIENCE, crate::SOURCE),
+        ));
+    }
+    Ok(())
 }
 
 fn failed(e: AuthorityError) -> Status {
@@ -641,10 +648,7 @@ impl SecretsBrokerService for Api {
             _ => return Err(lease_id_invalid("lease_id")),
         };
         if prefix {
-            if let Err(status) = auth::grants(&caller, "leases:manage") {
-                self.authority.record("lease.denied", &caller.sub, &id, "lacks leases:manage").await;
-                return Err(status);
-            }
+            self.needs(&caller, "leases:manage", &id, "lease.denied").await?;
         } else {
             self.holds_lease(&caller, &id).await?;
         }
