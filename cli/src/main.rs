@@ -274,6 +274,17 @@ enum SecretsCommand {
     Watch { path: String },
     /// Re-seal every key under the current root key (after a root key rotation).
     Rewrap,
+    /// The policy compiled from a workload's spec, with the uses of each
+    /// grant; without a workload, every workload's (--unused: only those
+    /// holding grants never used).
+    Policy {
+        workload: Option<String>,
+        /// The workload's environment (needed with a workload).
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, conflicts_with = "workload")]
+        unused: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -765,6 +776,19 @@ async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Res
         SecretsCommand::Rewrap => {
             let done = paved::secrets::rewrap(channel).await?;
             println!("{} keys re-sealed under root key {}", done.rewrapped, done.root_key_id);
+        }
+        SecretsCommand::Policy { workload: Some(workload), env, .. } => {
+            let env = env.ok_or_else(|| anyhow::anyhow!("--env is needed with a workload: paved secrets policy {workload} --env <env>"))?;
+            print!("{}", paved::secrets::policy_report(&paved::secrets::policy(channel, &env, &workload).await?));
+        }
+        SecretsCommand::Policy { workload: None, env, unused } => {
+            let policies = paved::secrets::policies(channel, env.as_deref().unwrap_or_default(), unused).await?;
+            if policies.is_empty() {
+                println!("{}", if unused { "every grant of every policy has been used" } else { "no policies compiled yet" });
+            }
+            for policy in &policies {
+                println!("{}", paved::secrets::policy_report(policy));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

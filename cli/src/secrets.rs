@@ -1,11 +1,13 @@
-//! `paved secrets put|get|list|watch|rewrap`: KV secrets through the broker.
+//! `paved secrets put|get|list|watch|rewrap|policy`: KV secrets through the broker,
+//! and the policies compiled for workloads.
 //! Values go to stdout only when asked for (`get`, `watch`), never in errors.
 
 use crate::commands::explain;
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
-    GetSecretRequest, ListSecretsRequest, PutSecretRequest, RewrapKeysRequest, RewrapKeysResponse, Secret, SecretVersion,
-    WatchSecretRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
+    GetSecretRequest, GetWorkloadPolicyRequest, ListSecretsRequest, ListWorkloadPoliciesRequest, PutSecretRequest, RewrapKeysRequest,
+    RewrapKeysResponse, Secret, SecretVersion, WatchSecretRequest, WorkloadPolicy,
+    secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use std::fmt::Write as _;
 
@@ -71,6 +73,61 @@ pub fn table(secrets: &[SecretVersion]) -> String {
             time(s.create_time.as_ref()),
             generated,
             time(s.rotate_time.as_ref())
+        );
+    }
+    out
+}
+
+pub async fn policy(channel: AuthChannel, environment: &str, workload: &str) -> anyhow::Result<WorkloadPolicy> {
+    let request = GetWorkloadPolicyRequest { environment: environment.to_string(), workload: workload.to_string() };
+    let answer = client(channel).get_workload_policy(request).await.map_err(failed)?.into_inner();
+    answer.policy.ok_or_else(|| anyhow::anyhow!("the broker answered no policy"))
+}
+
+/// Every policy (of `environment`, unless empty), page after page.
+pub async fn policies(channel: AuthChannel, environment: &str, unused_only: bool) -> anyhow::Result<Vec<WorkloadPolicy>> {
+    let mut client = client(channel);
+    let (mut all, mut page_token) = (Vec::new(), String::new());
+    loop {
+        let request = ListWorkloadPoliciesRequest {
+            environment: environment.to_string(),
+            unused_only,
+            page_size: 1000,
+            page_token: page_token.clone(),
+        };
+        let answer = client.list_workload_policies(request).await.map_err(failed)?.into_inner();
+        all.extend(answer.policies);
+        if answer.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = answer.next_page_token;
+    }
+}
+
+/// A policy, one grant per line with its uses, then the grants never used.
+pub fn policy_report(policy: &WorkloadPolicy) -> String {
+    let mut out = format!(
+        "{}  revision {}, compiled {}\n{:<56}  {:>6}  LAST USED\n",
+        policy.spiffe_id,
+        policy.revision_id,
+        time(policy.compile_time.as_ref()),
+        "GRANT",
+        "USES"
+    );
+    if policy.grants.is_empty() {
+        out.push_str("(no grants: the spec declares no secrets)\n");
+    }
+    for grant in &policy.grants {
+        let last = if grant.use_count == 0 { "never".to_string() } else { time(grant.last_use_time.as_ref()) };
+        let _ = writeln!(out, "{:<56}  {:>6}  {last}", grant.scope, grant.use_count);
+    }
+    let unused: Vec<&str> = policy.grants.iter().filter(|g| g.use_count == 0).map(|g| g.scope.as_str()).collect();
+    if !unused.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} grant(s) never used: {} (if the workload does not need them, take them out of its spec's secrets)",
+            unused.len(),
+            unused.join(", ")
         );
     }
     out

@@ -293,7 +293,8 @@ async fn root_key_rotation_reseals_without_downtime() {
 #[tokio::test]
 async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     use paved_proto::secrets_broker::v1::{
-        ExchangeBootstrapTokenRequest, IntrospectTokenRequest, IssueBootstrapTokenRequest, PutSecretRequest,
+        ExchangeBootstrapTokenRequest, GetWorkloadPolicyRequest, IntrospectTokenRequest, IssueBootstrapTokenRequest,
+        ListWorkloadPoliciesRequest, PutSecretRequest,
     };
     use tonic_types::StatusExt;
     let (_dir, platform, _svc) = crate::rollouts::embedded().await;
@@ -406,7 +407,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     // workload exchanges it for exactly what its spec declares.
     let handed = _dir.path().join("bootstrap-token");
     let spec = format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password]\n",
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\n",
         handed.display()
     );
     let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
@@ -432,10 +433,43 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         .await
         .expect("exchange")
         .into_inner();
-    assert_eq!(identity.info.expect("info").scopes, ["secrets:read:dev/shop/db-password"]);
+    assert_eq!(identity.info.expect("info").scopes, ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key"]);
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("the workload reads its secret").into_inner();
     assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
+
+    // The compiled policy, each grant with its uses: api-key was declared
+    // but never read, and is reported.
+    let policy = eventually("the read counted in the policy", Duration::from_secs(10), || {
+        let mut root = root.clone();
+        async move {
+            let request = GetWorkloadPolicyRequest { environment: "dev".into(), workload: "shop".into() };
+            let policy = root.get_workload_policy(request).await.ok()?.into_inner().policy?;
+            policy.grants.iter().any(|g| g.use_count > 0).then_some(policy)
+        }
+    })
+    .await;
+    assert_eq!(policy.spiffe_id, "spiffe://paved/dev/shop");
+    let uses: Vec<(&str, bool)> = policy.grants.iter().map(|g| (g.scope.as_str(), g.use_count > 0)).collect();
+    assert_eq!(uses, [("secrets:read:dev/shop/db-password", true), ("secrets:read:dev/shop/api-key", false)]);
+    let status = root
+        .get_workload_policy(GetWorkloadPolicyRequest { environment: "dev".into(), workload: "nothing".into() })
+        .await
+        .expect_err("no such policy");
+    assert_eq!(status.code(), Code::NotFound);
+    let unused = ListWorkloadPoliciesRequest { unused_only: true, ..Default::default() };
+    let unused = root.list_workload_policies(unused).await.expect("unused grants").into_inner().policies;
+    assert!(unused.iter().any(|p| p.spiffe_id == "spiffe://paved/dev/shop"), "{unused:?}");
+    // As a user sees it.
+    let cli = |args: &'static [&'static str]| crate::secrets::paved_at(&endpoint, _dir.path(), &platform.root_token, args, None);
+    let shown = cli(&["secrets", "policy", "shop", "--env", "dev"]).await;
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(out.contains("spiffe://paved/dev/shop") && out.contains("1 grant(s) never used: secrets:read:dev/shop/api-key"), "{out}");
+    let shown = cli(&["secrets", "policy", "--unused"]).await;
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("secrets:read:dev/shop/api-key"));
+    let shown = cli(&["secrets", "policy", "shop"]).await;
+    assert!(!shown.status.success() && String::from_utf8_lossy(&shown.stderr).contains("--env is needed"));
 
     // Every step is an event.
     let audit = AuditServiceClient::new(authed(channel.clone(), &platform.root_token));
@@ -476,4 +510,45 @@ async fn concurrent_writes_to_one_path_each_get_a_version() {
         futures::future::join_all(writes).await.into_iter().map(|r| r.expect("every write lands").version).collect();
     versions.sort_unstable();
     assert_eq!(versions, (1..=8).collect::<Vec<u32>>());
+}
+
+/// On PostgreSQL: a later revision's policy replaces the earlier one, and
+/// uses add up across batches of read events.
+#[tokio::test]
+async fn policies_and_their_uses_on_postgres() {
+    use paved_proto::secrets_broker::v1::BrokerActed;
+    use paved_secrets_broker::{bootstrap::Binding, policy};
+    let url = paved_integration_tests::postgres_database("policy_uses").await;
+    let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(&url).await.expect("broker database");
+    let binding = |revision: &str, secrets: &[&str]| Binding {
+        environment: "dev".into(),
+        workload: "shop".into(),
+        revision_id: revision.into(),
+        artifact_digest: String::new(),
+        secrets: secrets.iter().map(|s| s.to_string()).collect(),
+    };
+    policy::compiled(&db, &binding("r1", &["a"]), 1_000).await.expect("compiled");
+    policy::compiled(&db, &binding("r2", &["a", "b"]), 2_000).await.expect("compiled again");
+    let read = |actor: &str, target: &str| BrokerActed {
+        action: "secret.read".into(),
+        actor: actor.into(),
+        target: target.into(),
+        ..Default::default()
+    };
+    let batch =
+        [read("spiffe://paved/dev/shop", "dev/shop/a#1"), read("spiffe://paved/dev/shop", "dev/shop/a#2"), read("root", "dev/shop/b#1")];
+    policy::note_uses(&db, &batch, 3_000).await.expect("uses");
+    policy::note_uses(&db, &batch[..1], 4_000).await.expect("more uses");
+    let policy = policy::get(&db, "dev", "shop").await.expect("get").expect("a policy");
+    assert_eq!(policy.revision_id, "r2");
+    let grants: Vec<(&str, u64, Option<i64>, Option<i64>)> = policy
+        .grants
+        .iter()
+        .map(|g| (g.scope.as_str(), g.use_count, g.first_use_time.map(|t| t.seconds), g.last_use_time.map(|t| t.seconds)))
+        .collect();
+    // root's read is no use of the workload's grant.
+    assert_eq!(grants, [("secrets:read:dev/shop/a", 3, Some(3), Some(4)), ("secrets:read:dev/shop/b", 0, None, None)]);
+    let (unused, read) = policy::list(&db, "dev", true, 10, 0).await.expect("list");
+    assert_eq!((unused.len(), read), (1, 1));
+    assert!(policy::get(&db, "prod", "shop").await.expect("get").is_none());
 }

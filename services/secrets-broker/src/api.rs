@@ -4,6 +4,7 @@ use crate::authority::{self, Authority, AuthorityError, Grant, Target};
 use crate::bootstrap;
 use crate::database::{self, DatabaseError};
 use crate::leases::{LeaseError, Leases};
+use crate::policy;
 use crate::secrets::{self, SecretError, Secrets, Value};
 use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
@@ -19,6 +20,9 @@ use paved_proto::secrets_broker::v1::{
     RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse, RotateSigningKeyRequest, RotateSigningKeyResponse, Secret, TokenInfo,
     WatchSecretRequest, WatchSecretResponse, revoke_token_request,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
+};
+use paved_proto::secrets_broker::v1::{
+    GetWorkloadPolicyRequest, GetWorkloadPolicyResponse, ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse,
 };
 use paved_proto::timestamp_from_millis;
 use sea_orm::{
@@ -670,6 +674,30 @@ impl SecretsBrokerService for Api {
         let leases = self.leases.list(&req.prefix, size, offset).await.map_err(lease_failed)?;
         let next_page_token = status::next_page_token(offset, size, leases.len());
         Ok(Response::new(ListLeasesResponse { leases, next_page_token }))
+    }
+
+    async fn get_workload_policy(&self, request: Request<GetWorkloadPolicyRequest>) -> Result<Response<GetWorkloadPolicyResponse>, Status> {
+        let req = request.into_inner();
+        let policy = policy::get(self.authority.db(), &req.environment, &req.workload).await.map_err(|e| failed(e.into()))?;
+        let Some(policy) = policy else {
+            return Err(status::not_found(
+                "POLICY_NOT_FOUND",
+                format!("no policy compiled for {}/{}: it gets one when a revision of it is deployed", req.environment, req.workload),
+            ));
+        };
+        Ok(Response::new(GetWorkloadPolicyResponse { policy: Some(policy) }))
+    }
+
+    async fn list_workload_policies(
+        &self,
+        request: Request<ListWorkloadPoliciesRequest>,
+    ) -> Result<Response<ListWorkloadPoliciesResponse>, Status> {
+        let req = request.into_inner();
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let (policies, read) =
+            policy::list(self.authority.db(), &req.environment, req.unused_only, size, offset).await.map_err(|e| failed(e.into()))?;
+        let next_page_token = status::next_page_token(offset, size, read);
+        Ok(Response::new(ListWorkloadPoliciesResponse { policies, next_page_token }))
     }
 }
 

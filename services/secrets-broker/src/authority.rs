@@ -643,6 +643,7 @@ async fn write_acted(
             let written = async {
                 let txn = db.begin().await?;
                 events(&txn, &batch).await?;
+                crate::policy::note_uses(&txn, &batch, chrono::Utc::now().timestamp_millis()).await?;
                 txn.commit().await
             };
             match written.await {

@@ -91,6 +91,7 @@ pub async fn issue(authority: &Authority, actor: &str, binding: &Binding, ttl: D
         ])
         .to_owned();
     txn.execute(&insert).await?;
+    crate::policy::compiled(&txn, binding, now).await?;
     let target = format!("{}/{}@{}", binding.environment, binding.workload, binding.revision_id);
     event(&txn, "bootstrap.issued", actor, &target, &binding.scopes(), &format!("bootstrap {}", &id[..16])).await?;
     txn.commit().await?;

@@ -16,6 +16,8 @@
 //!   pre-created group role.
 //! - [`leases`] — what was handed out and is taken back: expiry (also
 //!   after a restart), renewal, revocation with retries.
+//! - [`policy`] — each workload's compiled policy and the uses of its
+//!   grants (grants never used are reported).
 //! - [`IdentityRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
 
@@ -25,6 +27,7 @@ pub mod bootstrap;
 pub mod database;
 pub mod leases;
 pub mod migration;
+pub mod policy;
 pub mod seal;
 pub mod secrets;
 

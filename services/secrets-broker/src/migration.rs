@@ -16,6 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(BOOTSTRAP_OUTCOME),
             Box::new(CREATE_DATABASES),
             Box::new(CREATE_LEASES),
+            Box::new(CREATE_POLICIES),
+            Box::new(CREATE_GRANT_USES),
         ]
     }
 }
@@ -202,4 +204,42 @@ const CREATE_LEASES: paved_store::CreateTable = paved_store::CreateTable {
             Index::create().name("leases_by_token").table(Alias::new("leases")).col(Alias::new("token_jti")).if_not_exists().to_owned(),
         ]
     },
+};
+
+/// Each workload's policy as last compiled from its spec (at a bootstrap
+/// token's issue): its scopes as a JSON array.
+const CREATE_POLICIES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000008_create_policies",
+    table: || {
+        Table::create()
+            .table(Alias::new("policies"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("environment")).string().not_null())
+            .col(ColumnDef::new(Alias::new("workload")).string().not_null())
+            .col(ColumnDef::new(Alias::new("revision_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("scopes")).text().not_null())
+            .col(ColumnDef::new(Alias::new("compile_time_ms")).big_integer().not_null())
+            .primary_key(Index::create().col(Alias::new("environment")).col(Alias::new("workload")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// How often each subject used each grant: counted from the read events,
+/// so that grants never used can be reported.
+const CREATE_GRANT_USES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000009_create_grant_uses",
+    table: || {
+        Table::create()
+            .table(Alias::new("grant_uses"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("subject")).string().not_null())
+            .col(ColumnDef::new(Alias::new("scope")).string().not_null())
+            .col(ColumnDef::new(Alias::new("use_count")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("first_use_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("last_use_ms")).big_integer().not_null())
+            .primary_key(Index::create().col(Alias::new("subject")).col(Alias::new("scope")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
 };

@@ -1,0 +1,155 @@
+//! Least privilege, compiled and then checked against use: each workload's
+//! policy as compiled from its spec (recorded with each bootstrap token),
+//! and how often its identity used each grant (counted from the read
+//! events as they are committed), so that grants never used are reported
+//! and can leave the spec.
+
+use crate::bootstrap::Binding;
+use paved_proto::{
+    secrets_broker::v1::{BrokerActed, GrantUse, WorkloadPolicy},
+    timestamp_from_millis,
+};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
+};
+use std::collections::BTreeMap;
+
+const POLICIES: &str = "policies";
+const USES: &str = "grant_uses";
+
+/// Records `binding`'s scopes as its workload's policy, replacing the
+/// one compiled for an earlier revision.
+pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64) -> Result<(), DbErr> {
+    let columns = ["environment", "workload", "revision_id", "scopes", "compile_time_ms"].map(Alias::new);
+    let upsert = Query::insert()
+        .into_table(Alias::new(POLICIES))
+        .columns(columns.clone())
+        .values_panic([
+            binding.environment.clone().into(),
+            binding.workload.clone().into(),
+            binding.revision_id.clone().into(),
+            serde_json::to_string(&binding.scopes()).unwrap_or_default().into(),
+            now_ms.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([Alias::new("environment"), Alias::new("workload")])
+                .update_columns([Alias::new("revision_id"), Alias::new("scopes"), Alias::new("compile_time_ms")])
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&upsert).await.map(drop)
+}
+
+/// Counts the grants used by the reads among `acts` (workload identities
+/// only: people's tokens hold wildcards, not a compiled policy).
+pub async fn note_uses(db: &impl ConnectionTrait, acts: &[BrokerActed], now_ms: i64) -> Result<(), DbErr> {
+    let mut uses: BTreeMap<(&str, String), i64> = BTreeMap::new();
+    for act in acts.iter().filter(|a| a.action == "secret.read" && a.actor.starts_with("spiffe://")) {
+        // The target of a read is `<path>#<version>`.
+        let path = act.target.rsplit_once('#').map_or(act.target.as_str(), |(path, _)| path);
+        *uses.entry((act.actor.as_str(), format!("secrets:read:{path}"))).or_default() += 1;
+    }
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Query::insert()
+        .into_table(Alias::new(USES))
+        .columns(["subject", "scope", "use_count", "first_use_ms", "last_use_ms"].map(Alias::new))
+        .to_owned();
+    for ((subject, scope), count) in uses {
+        insert.values_panic([subject.into(), scope.into(), count.into(), now_ms.into(), now_ms.into()]);
+    }
+    let count = Alias::new("use_count");
+    let added = Expr::col((Alias::new(USES), count.clone())).add(Expr::col((Alias::new("excluded"), count.clone())));
+    insert.on_conflict(
+        OnConflict::columns([Alias::new("subject"), Alias::new("scope")])
+            .value(count, added)
+            .update_column(Alias::new("last_use_ms"))
+            .to_owned(),
+    );
+    db.execute(&insert).await.map(drop)
+}
+
+/// The policy of one workload, if one was ever compiled.
+pub async fn get(db: &impl ConnectionTrait, environment: &str, workload: &str) -> Result<Option<WorkloadPolicy>, DbErr> {
+    let query = select()
+        .and_where(Expr::col(Alias::new("environment")).eq(environment))
+        .and_where(Expr::col(Alias::new("workload")).eq(workload))
+        .to_owned();
+    Ok(with_uses(db, db.query_all(&query).await?).await?.pop())
+}
+
+/// A page of policies (of one environment, unless empty), by environment
+/// and workload; `unused_only` keeps those holding a grant never used.
+/// Returns the policies and how many rows the page read (for paging).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    environment: &str,
+    unused_only: bool,
+    size: u64,
+    offset: u64,
+) -> Result<(Vec<WorkloadPolicy>, usize), DbErr> {
+    let mut query = select();
+    if !environment.is_empty() {
+        query.and_where(Expr::col(Alias::new("environment")).eq(environment));
+    }
+    query.order_by(Alias::new("environment"), Order::Asc).order_by(Alias::new("workload"), Order::Asc).limit(size).offset(offset);
+    let rows = db.query_all(&query).await?;
+    let read = rows.len();
+    let mut policies = with_uses(db, rows).await?;
+    if unused_only {
+        policies.retain(|p| p.grants.iter().any(|g| g.use_count == 0));
+    }
+    Ok((policies, read))
+}
+
+fn select() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns(["environment", "workload", "revision_id", "scopes", "compile_time_ms"].map(Alias::new))
+        .from(Alias::new(POLICIES))
+        .to_owned()
+}
+
+/// The policies of `rows`, each grant with the uses of its identity.
+async fn with_uses(db: &impl ConnectionTrait, rows: Vec<sea_orm::QueryResult>) -> Result<Vec<WorkloadPolicy>, DbErr> {
+    let mut policies = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (environment, workload): (String, String) = (row.try_get("", "environment")?, row.try_get("", "workload")?);
+        let scopes: String = row.try_get("", "scopes")?;
+        let scopes: Vec<String> = serde_json::from_str(&scopes).map_err(|e| DbErr::Custom(format!("scopes of a policy: {e}")))?;
+        policies.push(WorkloadPolicy {
+            spiffe_id: crate::spiffe_id(&environment, &workload),
+            environment,
+            workload,
+            revision_id: row.try_get("", "revision_id")?,
+            compile_time: Some(timestamp_from_millis(row.try_get("", "compile_time_ms")?)),
+            grants: scopes.into_iter().map(|scope| GrantUse { scope, ..Default::default() }).collect(),
+        });
+    }
+    if policies.is_empty() {
+        return Ok(policies);
+    }
+    let query = Query::select()
+        .columns(["subject", "scope", "use_count", "first_use_ms", "last_use_ms"].map(Alias::new))
+        .from(Alias::new(USES))
+        .and_where(Expr::col(Alias::new("subject")).is_in(policies.iter().map(|p| p.spiffe_id.clone())))
+        .to_owned();
+    let mut uses = BTreeMap::new();
+    for row in db.query_all(&query).await? {
+        let key: (String, String) = (row.try_get("", "subject")?, row.try_get("", "scope")?);
+        let (count, first, last): (i64, i64, i64) =
+            (row.try_get("", "use_count")?, row.try_get("", "first_use_ms")?, row.try_get("", "last_use_ms")?);
+        uses.insert(key, (count, first, last));
+    }
+    for policy in &mut policies {
+        for grant in &mut policy.grants {
+            if let Some((count, first, last)) = uses.get(&(policy.spiffe_id.clone(), grant.scope.clone())) {
+                grant.use_count = u64::try_from(*count).unwrap_or_default();
+                grant.first_use_time = Some(timestamp_from_millis(*first));
+                grant.last_use_time = Some(timestamp_from_millis(*last));
+            }
+        }
+    }
+    Ok(policies)
+}
