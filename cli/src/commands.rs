@@ -23,9 +23,22 @@ pub async fn connect_with(endpoint: &str, token: &str) -> anyhow::Result<AuthCha
     Ok(paved_grpc::client::Bearer::new(token)?.on(channel(endpoint).await?))
 }
 
-/// A plain channel (for open methods: the key set).
+/// A channel without a token (for open methods: the key set). An
+/// `https://` endpoint (production with mTLS) is reached over TLS, the
+/// server verified against the trust bundle in `PAVED_CA_BUNDLE` (`paved ca
+/// bundle` prints it); the CLI presents no certificate, only its token.
 pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
     let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
+    if url.starts_with("https://") {
+        let file = std::env::var_os("PAVED_CA_BUNDLE")
+            .context("an https endpoint needs the platform's trust bundle: set PAVED_CA_BUNDLE to its file (`paved ca bundle`)")?;
+        let bundle = std::fs::read_to_string(&file).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
+        let tls = paved_grpc::tls::Tls::new(format!("{}/people/cli", paved_grpc::tls::TRUST_DOMAIN), None);
+        tls.set_bundle(&bundle).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
+        return paved_grpc::tls::connect(&url, Some(&tls), None, |e| {
+            e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
+        });
+    }
     tonic::transport::Channel::from_shared(url.clone())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
         .connect_timeout(Duration::from_secs(3))

@@ -17,6 +17,7 @@
 //! - [`output`] — tables for people, JSON for scripts.
 
 pub mod artifacts;
+pub mod ca;
 pub mod canary;
 pub mod commands;
 pub mod credentials;

@@ -92,6 +92,13 @@ enum Command {
         #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
         endpoint: String,
     },
+    /// The internal CA: its trust bundle, its rotation, SPIFFE certificates for mTLS.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+        endpoint: String,
+    },
     /// Access tokens: issue, list, revoke; rotate the signing key.
     Token {
         #[command(subcommand)]
@@ -284,6 +291,28 @@ enum SecretsCommand {
         env: Option<String>,
         #[arg(long, conflicts_with = "workload")]
         unused: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Print the trust bundle (PEM; the CAs on stderr): what peers and
+    /// `PAVED_CA_BUNDLE` trust.
+    Bundle,
+    /// Start a new CA: it signs after a short publication; the one before
+    /// stays trusted until the last certificate it signed expires.
+    Rotate,
+    /// A key made here and its certificate: <dir>/key.pem, cert.pem, bundle.pem.
+    Issue {
+        /// spiffe://paved/<env>/<workload>; the token's own identity when omitted
+        /// (another needs certs:issue:<env>/<workload>).
+        #[arg(long, default_value = "")]
+        spiffe_id: String,
+        /// Default 1h, at most 24h.
+        #[arg(long, value_parser = commands::parse_ttl)]
+        ttl: Option<Duration>,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -520,6 +549,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { command, endpoint } => token_command(command, &endpoint).await,
         Command::Secrets { command, endpoint } => secrets_command(command, &endpoint).await,
         Command::Db { command, endpoint } => db_command(command, &endpoint).await,
+        Command::Ca { command, endpoint } => ca_command(command, &endpoint).await,
         Command::Lease { command, endpoint } => lease_command(command, &endpoint).await,
         Command::Render { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
             print!("{}", commands::render(&dir, &env)?.0.text);
@@ -789,6 +819,32 @@ async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Res
             for policy in &policies {
                 println!("{}", paved::secrets::policy_report(policy));
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ca_command(command: CaCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
+    let channel = commands::connect(endpoint).await?;
+    match command {
+        CaCommand::Bundle => {
+            let bundle = paved::ca::bundle(channel).await?;
+            eprint!("{}", paved::ca::table(&bundle.authorities));
+            print!("{}", bundle.trust_bundle_pem);
+        }
+        CaCommand::Rotate => {
+            let ca = paved::ca::rotate(channel).await?;
+            println!("CA {} signs from {}", ca.id, paved::secrets::time(ca.create_time.as_ref()));
+        }
+        CaCommand::Issue { spiffe_id, ttl, out } => {
+            let issued = paved::ca::issue(channel, &spiffe_id, ttl, &out).await?;
+            println!(
+                "{} until {} (CA {}): {}/cert.pem, key.pem, bundle.pem",
+                issued.spiffe_id,
+                paved::secrets::time(issued.expire_time.as_ref()),
+                issued.authority_id,
+                out.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

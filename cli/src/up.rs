@@ -131,6 +131,8 @@ impl Platform {
             credentials: credentials.clone(),
             // This server: the broker runs in it (embedded) or behind its forwarder.
             broker_url: Some(format!("http://{addr}")),
+            // One process on loopback: no mTLS between its parts.
+            tls: None,
         };
 
         let (provisioner, components, authority) = match &options.self_hosted {
@@ -198,7 +200,7 @@ impl Platform {
         tokio::spawn(renewing);
         // Every service of this server verifies with the same key set.
         let loaded = health.reporter(paved_provisioner::GRPC_NAME, "keys");
-        tokio::spawn(paved_grpc::auth::follow(auth.clone(), format!("http://{addr}"), loaded, shutdown.clone()));
+        tokio::spawn(paved_grpc::auth::follow(auth.clone(), format!("http://{addr}"), None, loaded, shutdown.clone()));
         guard.disarm();
         if options.self_hosted.is_none() {
             // The broker is in this process: its key set comes at once, and
@@ -325,5 +327,5 @@ async fn embedded<S: ConsumerService>(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = database::<S::Migrator>(&sqlite_url(&dir.join(format!("{}.db", S::NAME))), shutdown).await?;
-    paved_service::consumer_component::<S>(db, stream.clone(), options, health, shutdown.clone())
+    paved_service::consumer_component::<S>(db, stream.clone(), options, health, None, shutdown.clone())
 }

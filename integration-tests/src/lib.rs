@@ -204,6 +204,15 @@ pub async fn start_broker(
     stream: &str,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> (std::net::SocketAddr, String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    start_broker_with(stream, paved_service::MtlsOptions::default(), shutdown).await
+}
+
+/// [`start_broker`] with `mtls` settings.
+pub async fn start_broker_with(
+    stream: &str,
+    mtls: paved_service::MtlsOptions,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> (std::net::SocketAddr, String, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let database = postgres_database("it_broker").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let broker = listener.local_addr().expect("addr");
@@ -214,6 +223,7 @@ pub async fn start_broker(
         log_format: "pretty".into(),
         stream_max_len: 10_000,
         broker_url: format!("http://{broker}"),
+        mtls,
     };
     let options = paved_secrets_broker::Options { root_key: Some(paved_secrets_broker::Secret(ROOT_KEY.into())), ..Default::default() };
     let config = paved_service::BasicConfig { common, options };

@@ -5,6 +5,7 @@ mod auth;
 mod canary;
 mod cli;
 mod leases;
+mod mtls;
 mod outbox;
 mod platform;
 mod prometheus;

@@ -40,6 +40,7 @@ fn common(listen: SocketAddr, broker: SocketAddr, database_url: String, stream_u
         log_format: "pretty".into(),
         stream_max_len: 10_000,
         broker_url: format!("http://{broker}"),
+        mtls: Default::default(),
     }
 }
 
@@ -87,6 +88,7 @@ async fn start_stack() -> Stack {
             token_file: None,
             credentials: Default::default(),
             broker_url: None,
+            tls: None,
         },
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));

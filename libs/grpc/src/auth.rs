@@ -11,6 +11,10 @@
 //!   `write:<service>` for any other. Otherwise PERMISSION_DENIED.
 //!   Handlers check finer scopes (`deploy:<env>/<workload>`) with
 //!   [`require`] on the [`Caller`] this layer attaches.
+//! - On an mTLS server (production mode), a token whose subject is a
+//!   platform service (`spiffe://paved/platform/<service>`) is accepted
+//!   only from a client that proved that same identity with its
+//!   certificate: a stolen service token is no use off its host.
 //! - Health, reflection, `/healthz`, `/metrics` and the methods services
 //!   declare open (the broker's key set) need nothing, as load balancers and
 //!   tools expect.
@@ -38,6 +42,11 @@ use tower::{Layer, Service};
 pub const PLATFORM_AUDIENCE: &str = "paved";
 /// The broker's method that publishes the key set (open).
 pub const KEY_SET_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/GetKeySet";
+/// The broker's method that publishes the CA bundle (open).
+pub const TRUST_BUNDLE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/GetTrustBundle";
+/// The broker's method a service calls for its certificate: over TLS
+/// without one yet, with the token of its identity.
+pub const ISSUE_CERTIFICATE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/IssueCertificate";
 /// Every audience a token may have: the platform, or one service.
 pub const AUDIENCES: [&str; 6] = [PLATFORM_AUDIENCE, "provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
 /// How often verifiers ask the broker for its key set and revocations: a
@@ -222,11 +231,34 @@ pub struct Exemptions {
 pub struct AuthLayer {
     auth: Authenticator,
     exempt: Arc<Exemptions>,
+    /// The server speaks mTLS: platform service tokens need their certificate.
+    mtls: bool,
 }
 
 impl AuthLayer {
-    pub fn new(auth: Authenticator, exempt: Exemptions) -> Self {
-        Self { auth, exempt: Arc::new(exempt) }
+    pub fn new(auth: Authenticator, exempt: Exemptions, mtls: bool) -> Self {
+        Self { auth, exempt: Arc::new(exempt), mtls }
+    }
+}
+
+/// A platform service's token over a connection that did not prove that
+/// service's identity (mTLS servers; getting the certificate is exempt).
+fn unproven_service<B>(req: &http::Request<B>, claims: &Claims) -> Option<Status> {
+    let platform = format!("{}/platform/", crate::tls::TRUST_DOMAIN);
+    if !claims.sub.starts_with(&platform) || req.uri().path() == ISSUE_CERTIFICATE_METHOD {
+        return None;
+    }
+    match crate::tls::peer_id(req) {
+        Some(peer) if peer == claims.sub => None,
+        peer => Some(denial(
+            Code::Unauthenticated,
+            "PEER_CERTIFICATE_REQUIRED",
+            &format!(
+                "a token of {} is accepted only over mTLS with its certificate (the client proved {})",
+                claims.sub,
+                peer.as_deref().unwrap_or("no identity")
+            ),
+        )),
     }
 }
 
@@ -271,7 +303,11 @@ where
                     let audience = (!token_only).then_some(service.as_str());
                     self.layer.auth.authenticate_at(token.trim(), audience, chrono::Utc::now().timestamp())
                 }
-                .and_then(|claims| if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) }),
+                .and_then(|claims| if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) })
+                .and_then(|claims| match self.layer.mtls.then(|| unproven_service(&req, &claims)).flatten() {
+                    Some(status) => Err(status),
+                    None => Ok(claims),
+                }),
             };
             match checked {
                 Ok(claims) => {
@@ -297,10 +333,19 @@ where
 /// modified" when nothing changed). While the broker is unreachable the last
 /// key set stays trusted: tokens keep verifying offline. `loaded` is told
 /// whether a key set is held (a service is not serving before).
-pub async fn follow(auth: Authenticator, broker_url: String, loaded: Arc<dyn Fn(bool) + Send + Sync>, shutdown: CancellationToken) {
+pub async fn follow(
+    auth: Authenticator,
+    broker_url: String,
+    tls: Option<crate::tls::Tls>,
+    loaded: Arc<dyn Fn(bool) + Send + Sync>,
+    shutdown: CancellationToken,
+) {
     loaded(false);
-    let channel = match tonic::transport::Endpoint::from_shared(broker_url.clone()) {
-        Ok(endpoint) => endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5)).connect_lazy(),
+    let channel = crate::tls::connect(&broker_url, tls.as_ref(), Some(&crate::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5))
+    });
+    let channel = match channel {
+        Ok(channel) => channel,
         Err(e) => {
             tracing::error!(broker = %broker_url, error = %e, "invalid broker URL: no token will verify");
             return;

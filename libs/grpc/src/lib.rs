@@ -11,6 +11,8 @@
 //! - [`status`] — constructors for `tonic::Status` with `google.rpc` details.
 //! - [`auth`] — the layer that authenticates and authorises every Paved
 //!   call, and [`client`], the token a client presents.
+//! - [`tls`] — mTLS with SPIFFE certificates: the process's identity and
+//!   trust bundle, replaceable while in use.
 //! - [`serve`] — assembles the server.
 
 pub mod auth;
@@ -18,6 +20,7 @@ pub mod client;
 pub mod health;
 pub mod observe;
 pub mod status;
+pub mod tls;
 
 use std::time::Duration;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -54,11 +57,13 @@ pub struct ServerOptions {
     pub concurrency_limit: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// mTLS (production mode): every connection is TLS with this identity.
+    pub tls: Option<tls::Tls>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { request_timeout: Duration::from_secs(30), concurrency_limit: 1024, drain_timeout: Duration::from_secs(10) }
+        Self { request_timeout: Duration::from_secs(30), concurrency_limit: 1024, drain_timeout: Duration::from_secs(10), tls: None }
     }
 }
 
@@ -122,12 +127,9 @@ pub async fn serve(
     // closest to the handler.
     let layers = tower::ServiceBuilder::new()
         .layer(observe::ObserveLayer)
-        .layer(auth::AuthLayer::new(auth, exempt))
+        .layer(auth::AuthLayer::new(auth, exempt, options.tls.is_some()))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(options.concurrency_limit));
 
-    // Without TCP_NODELAY a response's frames (headers, data, trailers) wait
-    // on Nagle's algorithm for the client's delayed ACK: 40 ms per call.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = {
         let health = health.clone();
         let shutdown = shutdown.clone();
@@ -136,12 +138,15 @@ pub async fn serve(
             health.shut_down();
         }
     };
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .timeout(options.request_timeout)
-        .layer(layers)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, drain);
+    let router = tonic::transport::Server::builder().accept_http1(true).timeout(options.request_timeout).layer(layers).add_routes(routes);
+    let server: futures::future::BoxFuture<'static, Result<(), tonic::transport::Error>> = match &options.tls {
+        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(tls.incoming(listener)?, drain)),
+        // Without TCP_NODELAY a response's frames (headers, data, trailers) wait
+        // on Nagle's algorithm for the client's delayed ACK: 40 ms per call.
+        None => Box::pin(
+            router.serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)), drain),
+        ),
+    };
     tokio::pin!(server);
     let outcome = tokio::select! {
         result = &mut server => result.map_err(anyhow::Error::from),

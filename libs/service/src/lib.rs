@@ -9,11 +9,11 @@
 //! process handling and assembles the same components itself.
 
 use anyhow::Context;
-use paved_grpc::{Component, Health, ServerOptions};
+use paved_grpc::{Component, Health, ServerOptions, tls::Tls};
 use paved_stream::{SharedStream, consumer::Backoff};
 use sea_orm_migration::{MigratorTrait, sea_orm::DatabaseConnection};
 use serde::{Deserialize, de::DeserializeOwned};
-use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,29 @@ pub struct Common {
     /// The secrets broker, whose key set verifies every call's token.
     #[serde(default = "default_broker_url")]
     pub broker_url: String,
+    /// mTLS between services (`PAVED_MTLS=true`): the service serves TLS
+    /// with a certificate for `spiffe://paved/platform/<service>` from the
+    /// broker's CA, renewed before it expires, presents it on its own
+    /// calls, and verifies peers against the broker's trust bundle.
+    #[serde(flatten)]
+    pub mtls: MtlsOptions,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MtlsOptions {
+    /// `PAVED_MTLS`.
+    #[serde(default, rename = "mtls")]
+    pub enabled: bool,
+    /// The trust bundle shared at start (`PAVED_TRUST_BUNDLE_FILE`): the
+    /// broker writes it, the other services read it to trust the broker
+    /// before they hold a certificate.
+    #[serde(default)]
+    pub trust_bundle_file: Option<PathBuf>,
+    /// A token whose subject is the service's SPIFFE id
+    /// (`PAVED_IDENTITY_TOKEN_FILE`), read again at each renewal: what the
+    /// service asks for its certificate with.
+    #[serde(default, rename = "identity_token_file")]
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_broker_url() -> String {
@@ -216,25 +239,30 @@ pub async fn stream(common: &Common, shutdown: &CancellationToken) -> anyhow::Re
 }
 
 /// The standalone `run` shared by every service: connect the stream, build
-/// the component, serve until `shutdown`.
+/// the component, serve until `shutdown`. With mTLS, `build` gets the
+/// service's identity (`spiffe://paved/platform/<name>`) to make its own
+/// calls with.
 pub async fn serve_standalone<Build, Fut>(
     common: &Common,
+    name: &str,
     listener: TcpListener,
     shutdown: CancellationToken,
     build: Build,
 ) -> anyhow::Result<()>
 where
-    Build: FnOnce(SharedStream, Health) -> Fut,
+    Build: FnOnce(SharedStream, Health, Option<Tls>) -> Fut,
     Fut: Future<Output = anyhow::Result<Component>>,
 {
     let health = Health::new();
+    let tls = common.mtls.enabled.then(|| Tls::new(paved_grpc::tls::platform_id(name), common.mtls.trust_bundle_file.clone()));
     let stream = stream(common, &shutdown).await?;
-    let component = build(stream, health.clone()).await?;
+    let component = build(stream, health.clone(), tls.clone()).await?;
     let auth = paved_grpc::Authenticator::new();
     let loaded = health.reporter(component.name, "keys");
+    let is_broker = component.open_methods.contains(&paved_grpc::auth::KEY_SET_METHOD);
     // The broker trusts its own key set, from itself: asking through a
     // forwarder that waits for it to be healthy would never end.
-    let broker_url = if component.open_methods.contains(&paved_grpc::auth::KEY_SET_METHOD) {
+    let broker_url = if is_broker {
         let mut own = listener.local_addr()?;
         if own.ip().is_unspecified() {
             own.set_ip(if own.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
@@ -243,8 +271,89 @@ where
     } else {
         common.broker_url.clone()
     };
-    tokio::spawn(paved_grpc::auth::follow(auth.clone(), broker_url, loaded, shutdown.clone()));
-    paved_grpc::serve(listener, vec![component], health, auth, ServerOptions::default(), shutdown).await
+    // The broker issues its own certificate (its component does); the
+    // others ask it over the wire.
+    if let Some(tls) = tls.clone().filter(|_| !is_broker) {
+        let (url, token_file) = (broker_url.clone(), common.mtls.token_file.clone());
+        let healthy = health.reporter(component.name, "certificate");
+        tokio::spawn(maintain_identity(tls, url, token_file, healthy, shutdown.clone()));
+    }
+    tokio::spawn(paved_grpc::auth::follow(auth.clone(), broker_url, tls.clone(), loaded, shutdown.clone()));
+    let options = ServerOptions { tls, ..ServerOptions::default() };
+    paved_grpc::serve(listener, vec![component], health, auth, options, shutdown).await
+}
+
+/// Keeps a service's certificate and trust bundle current (mTLS): starts
+/// from the bundle file, then asks the broker for its bundle every
+/// [`paved_grpc::tls::BUNDLE_REFRESH`] and for a new certificate (a new key
+/// each time) at two thirds of the current one's life. `healthy` hears
+/// whether a valid certificate is held.
+pub async fn maintain_identity(
+    tls: Tls,
+    broker_url: String,
+    token_file: Option<PathBuf>,
+    healthy: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
+    shutdown: CancellationToken,
+) {
+    use paved_proto::secrets_broker::v1::{
+        GetTrustBundleRequest, IssueCertificateRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
+    };
+    healthy(false);
+    let channel = paved_grpc::tls::connect(&broker_url, Some(&tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
+    });
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(e) => {
+            tracing::error!(broker = %broker_url, error = %e, "invalid broker URL: no certificate, no mTLS");
+            return;
+        }
+    };
+    let bearer = paved_grpc::client::Bearer::default();
+    let mut client = SecretsBrokerServiceClient::new(bearer.on(channel));
+    let (mut renew_at, mut expire_at, mut warned) = (0, 0, false);
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        let step = async {
+            if tls.bundle_pem().is_empty() {
+                let file = tls.bundle_file().ok_or_else(|| {
+                    anyhow::anyhow!("mTLS needs trust_bundle_file (PAVED_TRUST_BUNDLE_FILE) to trust the broker at first")
+                })?;
+                let pem = std::fs::read_to_string(file).with_context(|| format!("trust bundle {}", file.display()))?;
+                tls.set_bundle(&pem)?;
+            }
+            let bundle = client.get_trust_bundle(GetTrustBundleRequest {}).await?.into_inner();
+            tls.set_bundle(&bundle.trust_bundle_pem)?;
+            if now >= renew_at {
+                let file = token_file.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("mTLS needs identity_token_file (PAVED_IDENTITY_TOKEN_FILE): a token for {}", tls.spiffe_id())
+                })?;
+                bearer.set(std::fs::read_to_string(file).with_context(|| format!("token file {}", file.display()))?.trim())?;
+                let (key, csr_pem) = paved_grpc::tls::new_key(tls.spiffe_id())?;
+                let request = IssueCertificateRequest { csr_pem, spiffe_id: tls.spiffe_id().to_string(), ttl: None };
+                let issued = client.issue_certificate(request).await?.into_inner();
+                let expire = issued.expire_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
+                tls.set_certificate(&issued.certificate_pem, key, expire)?;
+                tls.set_bundle(&issued.trust_bundle_pem)?;
+                (renew_at, expire_at) = (tls.renew_at(now), expire);
+                tracing::info!(spiffe_id = tls.spiffe_id(), authority = issued.authority_id, "certificate renewed");
+            }
+            anyhow::Ok(())
+        };
+        match step.await {
+            Ok(()) => warned = false,
+            Err(e) if !warned => {
+                tracing::warn!(broker = %broker_url, error = %format!("{e:#}"), "cannot renew the certificate or bundle; retrying");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        healthy(tls.has_certificate() && chrono::Utc::now().timestamp_millis() < expire_at);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(paved_grpc::tls::BUNDLE_REFRESH) => {}
+        }
+    }
 }
 
 /// Keeps `bearer` loaded from `file`, read again every minute, until
@@ -332,9 +441,15 @@ pub trait ConsumerService: 'static {
 pub struct Background {
     tasks: tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
+    tls: Option<Tls>,
 }
 
 impl Background {
+    /// The service's mTLS identity (production mode with mTLS).
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
     pub fn spawn<F: Future<Output = ()> + Send + 'static>(&mut self, task: impl FnOnce(CancellationToken) -> F) {
         self.tasks.spawn(task(self.shutdown.clone()));
     }
@@ -347,10 +462,11 @@ pub fn consumer_component<S: ConsumerService>(
     stream: SharedStream,
     options: S::Options,
     health: &Health,
+    tls: Option<Tls>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
-    let mut background = Background { tasks: Default::default(), shutdown: shutdown.clone() };
+    let mut background = Background { tasks: Default::default(), shutdown: shutdown.clone(), tls };
     let (mount, handler) = S::parts(db, relay.clone(), options, &mut background)?;
     let mut component = Component {
         name: S::GRPC_NAME,
@@ -377,8 +493,8 @@ pub async fn run_consumer<S: ConsumerService>(
     let db = database::<S::Migrator>(&config.common.database_url, &shutdown).await?;
     let token = shutdown.clone();
     let options = config.options;
-    serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
-        consumer_component::<S>(db, stream, options, &health, token)
+    serve_standalone(&config.common, S::NAME, listener, shutdown, move |stream, health, tls| async move {
+        consumer_component::<S>(db, stream, options, &health, tls, token)
     })
     .await
 }
@@ -386,4 +502,23 @@ pub async fn run_consumer<S: ConsumerService>(
 /// The whole `main` of a consumer service's binary.
 pub fn main_consumer<S: ConsumerService>() -> ExitCode {
     main(S::NAME, S::PORT, run_consumer::<S>)
+}
+
+#[cfg(test)]
+mod tests {
+    /// mTLS settings sit flat beside the others, as `PAVED_MTLS`,
+    /// `PAVED_TRUST_BUNDLE_FILE` and `PAVED_IDENTITY_TOKEN_FILE` set them.
+    #[test]
+    fn mtls_settings_are_flat_keys() {
+        let yaml = "listen: 127.0.0.1:1\ndatabase_url: x\nstream_url: y\n\
+                    mtls: true\ntrust_bundle_file: /run/paved/bundle.pem\nidentity_token_file: /run/paved/audit.token\n";
+        let config: super::BasicConfig = super::load_config("audit", yaml, None).expect("config");
+        let mtls = config.common.mtls;
+        assert!(mtls.enabled);
+        assert_eq!(mtls.trust_bundle_file.as_deref(), Some(std::path::Path::new("/run/paved/bundle.pem")));
+        assert_eq!(mtls.token_file.as_deref(), Some(std::path::Path::new("/run/paved/audit.token")));
+        let plain: super::BasicConfig =
+            super::load_config("audit", "listen: 127.0.0.1:1\ndatabase_url: x\nstream_url: y\n", None).expect("config");
+        assert!(!plain.common.mtls.enabled && plain.common.mtls.trust_bundle_file.is_none());
+    }
 }

@@ -110,6 +110,10 @@ pub struct Options {
     /// (standalone: the `broker_url` of the common settings).
     #[serde(skip)]
     pub broker_url: Option<String>,
+    /// The provisioner's mTLS identity for its calls to the broker and the
+    /// analyzer (standalone, with mTLS).
+    #[serde(skip)]
+    pub tls: Option<paved_grpc::tls::Tls>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -148,13 +152,17 @@ const BASELINE: &str = "~baseline";
 /// bootstrap token from the broker at `url`, bound to the revision, handed
 /// over as `PAVED_BOOTSTRAP_TOKEN` with `PAVED_BROKER_URL`. The platform's
 /// own services (environment `platform`) get none: the broker is one of them.
-fn bootstrapper(url: &str, credentials: &paved_grpc::client::Bearer) -> anyhow::Result<runtime::Bootstrap> {
+fn bootstrapper(
+    url: &str,
+    credentials: &paved_grpc::client::Bearer,
+    tls: Option<&paved_grpc::tls::Tls>,
+) -> anyhow::Result<runtime::Bootstrap> {
     use paved_proto::secrets_broker::v1::{IssueBootstrapTokenRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| anyhow::anyhow!("broker_url {url:?}: {e}"))?
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(10));
-    let client = SecretsBrokerServiceClient::new(credentials.on(endpoint.connect_lazy()));
+    let channel = paved_grpc::tls::connect(url, tls, Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(10))
+    })
+    .map_err(|e| anyhow::anyhow!("broker_url: {e}"))?;
+    let client = SecretsBrokerServiceClient::new(credentials.on(channel));
     let url = url.to_string();
     Ok(Arc::new(move |launch: Launch| {
         let (mut client, url) = (client.clone(), url.clone());
@@ -185,7 +193,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let token = shutdown.clone();
     let mut options = config.options;
     options.broker_url.get_or_insert(config.common.broker_url.clone());
-    paved_service::serve_standalone(&config.common, listener, shutdown, move |stream, health| async move {
+    paved_service::serve_standalone(&config.common, "provisioner", listener, shutdown, move |stream, health, tls| async move {
+        options.tls = tls;
         Ok(Provisioner::start(db, stream, options, &health, token).await?.1)
     })
     .await
@@ -337,7 +346,7 @@ impl Provisioner {
         let mut runtime = LocalRuntime::new(options.bin_dirs.clone(), log_dir, run_dir.clone(), tx)
             .map_err(|e| anyhow::anyhow!("create {}: {e}", run_dir.display()))?;
         if let Some(url) = &options.broker_url {
-            runtime = runtime.with_bootstrap(bootstrapper(url, &options.credentials)?);
+            runtime = runtime.with_bootstrap(bootstrapper(url, &options.credentials, options.tls.as_ref())?);
         }
         let runtime = Arc::new(runtime);
         let relay = Relay::new(db.clone(), stream);
@@ -352,12 +361,12 @@ impl Provisioner {
             .map_err(|e| anyhow::anyhow!("create {}: {e}", artifact_dir.display()))?;
         let analyzer = match &options.analyzer_url {
             Some(url) => {
-                let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-                    .map_err(|e| anyhow::anyhow!("analyzer_url {url:?}: {e}"))?
-                    .connect_timeout(std::time::Duration::from_secs(2))
-                    .timeout(std::time::Duration::from_secs(10))
-                    .tcp_nodelay(true);
-                Some(Analyzer::new(options.credentials.on(endpoint.connect_lazy())))
+                let channel =
+                    paved_grpc::tls::connect(url, options.tls.as_ref(), Some(&paved_grpc::tls::platform_id("canary-analyzer")), |e| {
+                        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(10)).tcp_nodelay(true)
+                    })
+                    .map_err(|e| anyhow::anyhow!("analyzer_url: {e}"))?;
+                Some(Analyzer::new(options.credentials.on(channel)))
             }
             None => {
                 tracing::warn!("no canary analyzer configured (analyzer_url): rollout steps are gated on health and limits alone");

@@ -2,6 +2,7 @@
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target};
 use crate::bootstrap;
+use crate::ca::{self, Ca, CaError};
 use crate::database::{self, DatabaseError};
 use crate::leases::{LeaseError, Leases};
 use crate::policy;
@@ -22,6 +23,10 @@ use paved_proto::secrets_broker::v1::{
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::secrets_broker::v1::{
+    GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse, RotateCertificateAuthorityRequest,
+    RotateCertificateAuthorityResponse,
+};
+use paved_proto::secrets_broker::v1::{
     GetWorkloadPolicyRequest, GetWorkloadPolicyResponse, ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse,
 };
 use paved_proto::timestamp_from_millis;
@@ -32,14 +37,23 @@ use sea_orm::{
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-pub fn server(authority: Authority, secrets: Secrets, leases: Leases) -> SecretsBrokerServiceServer<Api> {
-    SecretsBrokerServiceServer::new(Api { authority, secrets, leases })
+pub fn server(authority: Authority, secrets: Secrets, leases: Leases, ca: Ca) -> SecretsBrokerServiceServer<Api> {
+    SecretsBrokerServiceServer::new(Api { authority, secrets, leases, ca })
 }
 
 pub struct Api {
     authority: Authority,
     secrets: Secrets,
     leases: Leases,
+    ca: Ca,
+}
+
+fn ca_failed(e: CaError) -> Status {
+    match e {
+        CaError::Csr(why) => status::invalid_argument("INVALID_CSR", "invalid certificate signing request", [("csr_pem".to_string(), why)]),
+        CaError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
+        e @ (CaError::Sealed(..) | CaError::Sign(_)) => status::internal(&e),
+    }
 }
 
 fn database_failed(e: DatabaseError) -> Status {
@@ -540,11 +554,11 @@ impl SecretsBrokerService for Api {
 
     async fn rewrap_keys(&self, request: Request<RewrapKeysRequest>) -> Result<Response<RewrapKeysResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
-        let signing = self.authority.rewrap().await.map_err(failed)?;
+        let signing = self.authority.rewrap().await.map_err(failed)? + self.ca.rewrap().await.map_err(ca_failed)?;
         let (secret_keys, failed) = self.secrets.rewrap().await.map_err(secret_failed)?;
         let data = secret_keys + self.leases.databases().rewrap().await.map_err(database_failed)?;
         let root_key_id = self.authority.keys().current().id.clone();
-        let what = format!("{signing} signing keys, {data} data keys and connection URLs, {failed} data keys that do not open");
+        let what = format!("{signing} signing and CA keys, {data} data keys and connection URLs, {failed} data keys that do not open");
         self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &what).await;
         if failed > 0 {
             return Err(Status::data_loss(format!("{what}: the broker's log names them")));
@@ -674,6 +688,56 @@ impl SecretsBrokerService for Api {
         let leases = self.leases.list(&req.prefix, size, offset).await.map_err(lease_failed)?;
         let next_page_token = status::next_page_token(offset, size, leases.len());
         Ok(Response::new(ListLeasesResponse { leases, next_page_token }))
+    }
+
+    async fn issue_certificate(&self, request: Request<IssueCertificateRequest>) -> Result<Response<IssueCertificateResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        for_broker(&caller)?;
+        let req = request.into_inner();
+        let spiffe_id = if req.spiffe_id.is_empty() { caller.sub.clone() } else { req.spiffe_id.clone() };
+        let mut violations = Vec::new();
+        if !ca::valid_spiffe_id(&spiffe_id) {
+            let why = if req.spiffe_id.is_empty() {
+                format!("the caller {} is no SPIFFE identity: name one (spiffe://paved/<env>/<workload>)", caller.sub)
+            } else {
+                "spiffe://paved/<env>/<workload>: lowercase names".to_string()
+            };
+            violations.push(("spiffe_id".to_string(), why));
+        }
+        if req.csr_pem.trim().is_empty() {
+            violations.push(("csr_pem".to_string(), "a PKCS#10 request (PEM) signed by the certificate's key".to_string()));
+        }
+        let ttl = duration(req.ttl.as_ref(), "ttl", ca::DEFAULT_TTL, ca::MAX_TTL).map_err(|v| violations.push(v)).ok();
+        if !violations.is_empty() {
+            return Err(status::invalid_argument("INVALID_CERTIFICATE_REQUEST", "invalid certificate request", violations));
+        }
+        if spiffe_id != caller.sub {
+            let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
+            self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
+        }
+        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl.unwrap_or(ca::DEFAULT_TTL)).await.map_err(ca_failed)?;
+        let (trust_bundle_pem, _) = self.ca.bundle().await.map_err(ca_failed)?;
+        Ok(Response::new(IssueCertificateResponse {
+            certificate_pem: issued.certificate_pem,
+            spiffe_id: issued.spiffe_id,
+            expire_time: Some(timestamp_from_millis(issued.expire_time_ms)),
+            authority_id: issued.authority_id,
+            trust_bundle_pem,
+        }))
+    }
+
+    async fn get_trust_bundle(&self, _request: Request<GetTrustBundleRequest>) -> Result<Response<GetTrustBundleResponse>, Status> {
+        let (trust_bundle_pem, authorities) = self.ca.bundle().await.map_err(ca_failed)?;
+        Ok(Response::new(GetTrustBundleResponse { trust_bundle_pem, authorities }))
+    }
+
+    async fn rotate_certificate_authority(
+        &self,
+        request: Request<RotateCertificateAuthorityRequest>,
+    ) -> Result<Response<RotateCertificateAuthorityResponse>, Status> {
+        let caller = auth::require(&request, "rotate:keys")?;
+        let authority = self.ca.rotate(&caller.sub).await.map_err(ca_failed)?;
+        Ok(Response::new(RotateCertificateAuthorityResponse { authority: Some(authority) }))
     }
 
     async fn get_workload_policy(&self, request: Request<GetWorkloadPolicyRequest>) -> Result<Response<GetWorkloadPolicyResponse>, Status> {

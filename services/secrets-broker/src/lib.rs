@@ -24,6 +24,7 @@
 pub mod api;
 pub mod authority;
 pub mod bootstrap;
+pub mod ca;
 pub mod database;
 pub mod leases;
 pub mod migration;
@@ -51,8 +52,12 @@ pub const SOURCE: &str = "secrets-broker";
 
 /// The methods callable without a token: verifiers fetch the key set before
 /// they can verify anything; a workload's bootstrap token is its credential.
-pub const OPEN_METHODS: &[&str] =
-    &[paved_grpc::auth::KEY_SET_METHOD, "/paved.secrets_broker.v1.SecretsBrokerService/ExchangeBootstrapToken"];
+pub const OPEN_METHODS: &[&str] = &[
+    paved_grpc::auth::KEY_SET_METHOD,
+    "/paved.secrets_broker.v1.SecretsBrokerService/ExchangeBootstrapToken",
+    // What to trust is public, as the key set is.
+    paved_grpc::auth::TRUST_BUNDLE_METHOD,
+];
 
 /// The methods any valid token may call: renewing or revoking itself
 /// (revoking others' needs `revoke:tokens`, checked by the handler),
@@ -71,6 +76,8 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
     "/paved.secrets_broker.v1.SecretsBrokerService/IssueDatabaseCredentials",
     "/paved.secrets_broker.v1.SecretsBrokerService/RenewLease",
     "/paved.secrets_broker.v1.SecretsBrokerService/RevokeLease",
+    // Its own SPIFFE id, or `certs:issue:<path>` for another.
+    paved_grpc::auth::ISSUE_CERTIFICATE_METHOD,
 ];
 
 /// The service, as the shell in `paved-service` runs it.
@@ -157,28 +164,31 @@ impl paved_service::ConsumerService for SecretsBroker {
         let keys = Arc::new(options.keyring()?);
         let authority = Authority::new(db.clone(), keys.clone(), relay.clone());
         let secrets = secrets::Secrets::new(db.clone(), keys.clone(), relay.clone());
+        let ca = ca::Ca::new(db.clone(), keys.clone(), relay.clone());
         let leases = leases::Leases::new(db.clone(), relay.clone(), database::Databases::new(db.clone(), keys, relay));
         let _ = options.authority.set(authority.clone());
         background.spawn({
-            let (authority, secrets, databases) = (authority.clone(), secrets.clone(), leases.databases().clone());
+            let (authority, secrets, databases, ca) = (authority.clone(), secrets.clone(), leases.databases().clone(), ca.clone());
             // After a root key rotation: everything under the new key, while
             // both open what they sealed.
             move |_| async move {
-                match (authority.rewrap().await, secrets.rewrap().await, databases.rewrap().await) {
-                    (Ok(0), Ok((0, 0)), Ok(0)) => {}
-                    (Ok(a), Ok((b, failed)), Ok(c)) => {
+                match (authority.rewrap().await, secrets.rewrap().await, databases.rewrap().await, ca.rewrap().await) {
+                    (Ok(0), Ok((0, 0)), Ok(0), Ok(0)) => {}
+                    (Ok(a), Ok((b, failed)), Ok(c), Ok(d)) => {
                         tracing::info!(
                             signing_keys = a,
                             data_keys = b,
                             failed,
                             connection_urls = c,
+                            ca_keys = d,
                             "re-sealed under the current root key"
                         );
                     }
-                    (a, b, c) => tracing::error!(
+                    (a, b, c, d) => tracing::error!(
                         signing_keys = ?a.err(),
                         data_keys = ?b.err(),
                         connection_urls = ?c.err(),
+                        ca_keys = ?d.err(),
                         "cannot re-seal under the current root key"
                     ),
                 }
@@ -202,7 +212,12 @@ impl paved_service::ConsumerService for SecretsBroker {
                 }
             }
         });
-        let api = api::server(authority, secrets, leases);
+        if let Some(tls) = background.tls().cloned() {
+            let ca = ca.clone();
+            // The broker's own certificate comes from its own CA, not over the wire.
+            background.spawn(move |shutdown| ca::serve_own_identity(ca, tls, shutdown));
+        }
+        let api = api::server(authority, secrets, leases, ca);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))
     }
 }

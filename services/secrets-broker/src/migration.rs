@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_LEASES),
             Box::new(CREATE_POLICIES),
             Box::new(CREATE_GRANT_USES),
+            Box::new(CREATE_CERTIFICATE_AUTHORITIES),
         ]
     }
 }
@@ -239,6 +240,26 @@ const CREATE_GRANT_USES: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("first_use_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("last_use_ms")).big_integer().not_null())
             .primary_key(Index::create().col(Alias::new("subject")).col(Alias::new("scope")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// The internal CA's keys: the certificate, and the private key (PKCS#8)
+/// sealed under the root key `root_key_id`. The newest unretired one signs.
+const CREATE_CERTIFICATE_AUTHORITIES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261128_000010_create_certificate_authorities",
+    table: || {
+        Table::create()
+            .table(Alias::new("certificate_authorities"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("certificate_der")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("sealed_key")).binary().not_null())
+            .col(ColumnDef::new(Alias::new("root_key_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("retire_time_ms")).big_integer().null())
             .to_owned()
     },
     indexes: paved_store::no_indexes,

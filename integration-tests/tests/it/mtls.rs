@@ -1,0 +1,225 @@
+//! mTLS in production mode: the broker's CA issues short-lived SPIFFE
+//! certificates; the broker and a service (audit) serve TLS with theirs,
+//! renew them, verify peers against the bundle, and accept a platform
+//! service's token only from that service's certificate. The CA rotates
+//! with a bundle that trusts old and new during the overlap.
+
+use paved_grpc::tls::{Tls, platform_id};
+use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker_with};
+use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::secrets_broker::v1::{
+    GetTrustBundleRequest, IssueCertificateRequest, IssueTokenRequest, RotateCertificateAuthorityRequest,
+    secrets_broker_service_client::SecretsBrokerServiceClient,
+};
+use paved_service::{BasicConfig, Common, MtlsOptions, run_consumer};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// A client of `addr` over TLS as `tls`, expecting the server to be `expect`.
+fn over_tls(tls: &Tls, addr: std::net::SocketAddr, expect: &str) -> tonic::transport::Channel {
+    paved_grpc::tls::connect(&format!("https://{addr}"), Some(tls), Some(expect), |e| e.timeout(Duration::from_secs(10))).expect("channel")
+}
+
+/// A certificate for `spiffe_id` issued through `broker` (as the holder of
+/// `token`), installed in a fresh client identity.
+async fn identity(broker: &SecretsBrokerServiceClient<paved_grpc::client::AuthChannel>, spiffe_id: &str, bundle: &str) -> (Tls, String) {
+    let (key, csr_pem) = paved_grpc::tls::new_key(spiffe_id).expect("key");
+    let request = IssueCertificateRequest { csr_pem, spiffe_id: spiffe_id.into(), ttl: None };
+    let issued = broker.clone().issue_certificate(request).await.expect("certificate").into_inner();
+    let tls = Tls::new(spiffe_id, None);
+    tls.set_bundle(bundle).expect("bundle");
+    let expire = paved_proto::millis_from_timestamp(issued.expire_time.as_ref().expect("expiry"));
+    tls.set_certificate(&issued.certificate_pem, key, expire).expect("the certificate names the SPIFFE id");
+    (tls, issued.authority_id)
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bundle_file = dir.path().join("trust-bundle.pem");
+    let stream = redis_namespace("it_mtls").await;
+    let shutdown = CancellationToken::new();
+    let mtls = MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: None };
+    let (broker, root, broker_task) = start_broker_with(&stream, mtls, &shutdown).await;
+
+    // The broker writes its bundle for the services that start from it.
+    let bundle = eventually("the broker's trust bundle file", Duration::from_secs(20), || {
+        let file = bundle_file.clone();
+        async move { std::fs::read_to_string(file).ok().filter(|b| b.contains("BEGIN CERTIFICATE")) }
+    })
+    .await;
+    // A person: TLS, no certificate, a token.
+    let person = Tls::new("spiffe://paved/people/tester", None);
+    person.set_bundle(&bundle).expect("bundle");
+    let as_root = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &root));
+    let trusted = eventually("the broker serving TLS", Duration::from_secs(20), || {
+        let mut client = as_root.clone();
+        async move {
+            // An authenticated call: the broker has loaded its own key set.
+            client.list_identities(paved_proto::secrets_broker::v1::ListIdentitiesRequest::default()).await.ok()?;
+            client.get_trust_bundle(GetTrustBundleRequest {}).await.ok()
+        }
+    })
+    .await
+    .into_inner();
+    assert_eq!(trusted.authorities.len(), 1);
+    assert_eq!(trusted.trust_bundle_pem, bundle);
+    // Not TLS, no answer; a server that is not who the client expects, no call.
+    let plain = tonic::transport::Channel::from_shared(format!("http://{broker}")).expect("uri").connect_lazy();
+    let mut plain = SecretsBrokerServiceClient::new(plain);
+    assert!(plain.get_trust_bundle(GetTrustBundleRequest {}).await.is_err(), "plain text to an mTLS server");
+    let mut impostor = SecretsBrokerServiceClient::new(over_tls(&person, broker, &platform_id("audit")));
+    assert!(impostor.get_trust_bundle(GetTrustBundleRequest {}).await.is_err(), "the broker is not audit");
+
+    // The audit service: a token for its identity in a file; its
+    // certificate from the broker, over TLS it trusts from the bundle file.
+    let issue = |subject: &str, scopes: &[&str]| IssueTokenRequest {
+        subject: subject.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut root_client = as_root.clone();
+    let audit_token = root_client.issue_token(issue(&platform_id("audit"), &["read:audit"])).await.expect("token").into_inner().token;
+    let token_file = dir.path().join("audit.token");
+    std::fs::write(&token_file, &audit_token).expect("token file");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let audit = listener.local_addr().expect("addr");
+    let common = Common {
+        listen: audit,
+        database_url: postgres_database("it_mtls_audit").await,
+        stream_url: stream.clone(),
+        log_format: "pretty".into(),
+        stream_max_len: 10_000,
+        broker_url: format!("https://{broker}"),
+        mtls: MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: Some(token_file) },
+    };
+    let audit_task =
+        tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common, options: Default::default() }, listener, shutdown.clone()));
+
+    // A platform service's token is accepted only with its certificate.
+    let provisioner_token =
+        root_client.issue_token(issue(&platform_id("provisioner"), &["read:audit"])).await.expect("token").into_inner().token;
+    let list = ListEntriesRequest { page_size: 1000, page_token: String::new() };
+    let mut no_cert = AuditServiceClient::new(authed(over_tls(&person, audit, &platform_id("audit")), &provisioner_token));
+    let status = eventually("audit serving TLS with its own certificate", Duration::from_secs(30), || {
+        let (mut client, list) = (no_cert.clone(), list.clone());
+        async move { client.list_entries(list).await.err().filter(|s| s.code() == Code::Unauthenticated) }
+    })
+    .await;
+    assert_eq!(reason(&status), "PEER_CERTIFICATE_REQUIRED", "{status:?}");
+    let (provisioner, first_ca) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
+    let mut with_cert = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
+    with_cert.list_entries(list.clone()).await.expect("the provisioner's token with its certificate");
+    // Someone else's certificate does not carry the provisioner's token.
+    let (audit_cert, _) = identity(&as_root, &platform_id("audit"), &bundle).await;
+    let mut wrong = AuditServiceClient::new(authed(over_tls(&audit_cert, audit, &platform_id("audit")), &provisioner_token));
+    let status = wrong.list_entries(list.clone()).await.expect_err("a token of the provisioner from audit's certificate");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "PEER_CERTIFICATE_REQUIRED"));
+    // A person's token needs no certificate.
+    let mut person_audit = AuditServiceClient::new(authed(over_tls(&person, audit, &platform_id("audit")), &root));
+    person_audit.list_entries(list.clone()).await.expect("a person's token over TLS");
+    let _ = no_cert.list_entries(list.clone()).await;
+
+    // Bad requests: their fields, and no certificate for another identity
+    // without certs:issue.
+    let mut as_audit = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &audit_token));
+    let bad = IssueCertificateRequest {
+        csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n".into(),
+        ..Default::default()
+    };
+    let status = as_audit.issue_certificate(bad).await.expect_err("garbage CSR");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!((status.code(), fields), (Code::InvalidArgument, vec!["csr_pem".to_string()]));
+    let (_, csr_pem) = paved_grpc::tls::new_key(&platform_id("audit")).expect("key");
+    let too_long = IssueCertificateRequest {
+        csr_pem: csr_pem.clone(),
+        spiffe_id: "spiffe://elsewhere/x".into(),
+        ttl: Some(prost_types::Duration { seconds: 48 * 3600, nanos: 0 }),
+    };
+    let status = as_audit.issue_certificate(too_long).await.expect_err("bad id and ttl");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["spiffe_id", "ttl"]);
+    let theirs = IssueCertificateRequest { csr_pem: csr_pem.clone(), spiffe_id: platform_id("provisioner"), ttl: None };
+    let status = as_audit.issue_certificate(theirs).await.expect_err("another's identity");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("certs:issue:platform/provisioner"), "{}", status.message());
+    let own = as_audit.issue_certificate(IssueCertificateRequest { csr_pem, ..Default::default() }).await.expect("its own").into_inner();
+    assert_eq!(own.spiffe_id, platform_id("audit"));
+    let lifetime = own.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
+    assert!((3500..=3600).contains(&lifetime), "1 h by default: {lifetime}");
+
+    // As a person at the CLI: the bundle, and a certificate for a key made
+    // on their machine, over TLS to the broker.
+    let cli = |args: &[&str], bundle: Option<&std::path::Path>| {
+        let mut command = tokio::process::Command::new(paved_integration_tests::bin_dir().join("paved"));
+        command.args(args).args(["--endpoint", &format!("https://{broker}")]).env("PAVED_TOKEN", &root);
+        command.env("PAVED_CONFIG_DIR", dir.path().join("cli")).env_remove("PAVED_CA_BUNDLE");
+        if let Some(file) = bundle {
+            command.env("PAVED_CA_BUNDLE", file);
+        }
+        async move { command.output().await.expect("paved") }
+    };
+    let shown = cli(&["ca", "bundle"], Some(&bundle_file)).await;
+    assert!(shown.status.success(), "{}", paved_integration_tests::text(&shown.stderr));
+    assert_eq!(paved_integration_tests::text(&shown.stdout), bundle);
+    let shown = cli(&["ca", "bundle"], None).await;
+    assert!(!shown.status.success() && paved_integration_tests::text(&shown.stderr).contains("PAVED_CA_BUNDLE"));
+    let out = dir.path().join("shop-cert");
+    let out_arg = out.display().to_string();
+    let shown =
+        cli(&["ca", "issue", "--spiffe-id", "spiffe://paved/dev/shop", "--ttl", "10m", "--out", &out_arg], Some(&bundle_file)).await;
+    assert!(shown.status.success(), "{}", paved_integration_tests::text(&shown.stderr));
+    let cert = std::fs::read_to_string(out.join("cert.pem")).expect("cert.pem");
+    let der = paved_grpc::tls::certificates(&cert).expect("a certificate").remove(0);
+    assert_eq!(paved_grpc::tls::spiffe_id(&der).as_deref(), Some("spiffe://paved/dev/shop"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(out.join("key.pem")).expect("key.pem").permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(out.join("bundle.pem")).expect("bundle.pem"), bundle);
+
+    // CA rotation: the new CA is in the bundle before it signs; the old one
+    // stays while certificates it signed live. Both are trusted meanwhile.
+    let rotated = root_client.rotate_certificate_authority(RotateCertificateAuthorityRequest {}).await.expect("rotate").into_inner();
+    let new_ca = rotated.authority.expect("authority").id;
+    let trusted = root_client.get_trust_bundle(GetTrustBundleRequest {}).await.expect("bundle").into_inner();
+    let ids: Vec<&str> = trusted.authorities.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, [new_ca.as_str(), first_ca.as_str()]);
+    assert!(trusted.authorities[1].retire_time.is_some());
+    let (renewed, signer) = eventually("a certificate from the new CA", Duration::from_secs(20), || {
+        let (as_root, bundle, first_ca) = (as_root.clone(), trusted.trust_bundle_pem.clone(), first_ca.clone());
+        async move {
+            let (tls, signer) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
+            (signer != first_ca).then_some((tls, signer))
+        }
+    })
+    .await;
+    assert_eq!(signer, new_ca);
+    // Audit picks up the new bundle within seconds and trusts both.
+    let mut renewed_client = AuditServiceClient::new(authed(over_tls(&renewed, audit, &platform_id("audit")), &provisioner_token));
+    eventually("audit trusting the new CA", Duration::from_secs(20), || {
+        let (mut client, list) = (renewed_client.clone(), list.clone());
+        async move { client.list_entries(list).await.ok() }
+    })
+    .await;
+    renewed_client.list_entries(list.clone()).await.expect("new CA");
+    with_cert.list_entries(list.clone()).await.expect("old CA, during the overlap");
+
+    // Issue, denial and rotation are events in the audit log.
+    eventually("certificate events in the audit log", Duration::from_secs(20), || {
+        let (mut client, list) = (person_audit.clone(), list.clone());
+        async move {
+            let entries = client.list_entries(list).await.ok()?.into_inner().entries;
+            let kinds: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
+            ["certificate.issued", "certificate.denied", "ca.rotated"].iter().all(|k| kinds.iter().any(|t| t.ends_with(k))).then_some(())
+        }
+    })
+    .await;
+    shutdown.cancel();
+    broker_task.await.expect("broker task").expect("broker stopped cleanly");
+    audit_task.await.expect("audit task").expect("audit stopped cleanly");
+}

@@ -1,0 +1,421 @@
+//! mTLS with SPIFFE certificates (production mode): a process's identity
+//! (`spiffe://paved/<env>/<workload>`, a short-lived X.509 certificate from
+//! the broker's CA) and the trust bundle it verifies peers with, both
+//! replaceable while connections are served, so that renewals and CA
+//! rotations need no restart.
+//!
+//! Peers are verified as SPIFFE prescribes: a chain to a CA of the bundle,
+//! and the one URI SAN as the identity (no DNS names). A server asks every
+//! client for a certificate but lets clients without one through (people
+//! with tokens); the auth layer requires one where the token is a
+//! platform service's ([`peer_id`]).
+
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, TrustAnchor, UnixTime},
+    server::danger::{ClientCertVerified, ClientCertVerifier},
+    sign::CertifiedKey,
+};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The trust domain: every identity is under it.
+pub const TRUST_DOMAIN: &str = "spiffe://paved";
+/// How often a process fetches the bundle again (a new CA is published
+/// before it signs for longer than this).
+pub const BUNDLE_REFRESH: Duration = Duration::from_secs(2);
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.
+pub fn platform_id(service: &str) -> String {
+    format!("{TRUST_DOMAIN}/platform/{service}")
+}
+
+/// `der` as PEM with the label (`CERTIFICATE`, `PRIVATE KEY`).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The certificates of a PEM text, in order.
+pub fn certificates(pem_text: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_slice_iter(pem_text.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in the PEM text");
+    Ok(certs)
+}
+
+/// The SPIFFE id of a certificate: its one URI SAN under the trust domain.
+pub fn spiffe_id(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let names = parsed.subject_alternative_name().ok()??;
+    let uris: Vec<&str> = names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| if let x509_parser::extensions::GeneralName::URI(u) = n { Some(*u) } else { None })
+        .collect();
+    match uris.as_slice() {
+        [one] if one.starts_with(&format!("{TRUST_DOMAIN}/")) => Some((*one).to_string()),
+        _ => None,
+    }
+}
+
+/// A new key pair and a CSR for `spiffe_id` signed by it (the CA ignores
+/// the CSR's names; the id is only a courtesy to people reading it).
+pub fn new_key(spiffe_id: &str) -> anyhow::Result<(Vec<u8>, String)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.subject_alt_names = vec![rcgen::SanType::URI(spiffe_id.try_into()?)];
+    let csr = params.serialize_request(&key)?.pem()?;
+    Ok((key.serialize_der(), csr))
+}
+
+/// What a process trusts: the CAs of the bundle.
+#[derive(Default)]
+struct Bundle {
+    anchors: Vec<TrustAnchor<'static>>,
+    pem: String,
+}
+
+struct Inner {
+    spiffe_id: String,
+    /// Where the bundle is shared with processes that have no certificate
+    /// yet: the broker writes it, the others start from it.
+    bundle_file: Option<std::path::PathBuf>,
+    provider: Arc<CryptoProvider>,
+    certified: RwLock<Option<(Arc<CertifiedKey>, i64)>>,
+    bundle: RwLock<Arc<Bundle>>,
+}
+
+/// A process's TLS identity and trust bundle; clones share them.
+#[derive(Clone)]
+pub struct Tls {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("spiffe_id", &self.inner.spiffe_id).finish_non_exhaustive()
+    }
+}
+
+/// A channel to `url` (`http://` or `https://`, the same here): over mTLS
+/// to a server that is `expect` (any identity of the trust domain if None)
+/// when `tls` is given (production mode), else plain (embedded mode,
+/// loopback). `configure` sets timeouts.
+pub fn connect(
+    url: &str,
+    tls: Option<&Tls>,
+    expect: Option<&str>,
+    configure: impl FnOnce(tonic::transport::Endpoint) -> tonic::transport::Endpoint,
+) -> anyhow::Result<tonic::transport::Channel> {
+    // The TLS is ours (the connector's), not tonic's: tonic refuses an
+    // https URI it does not secure itself.
+    let plain = url.strip_prefix("https://").map_or_else(|| url.to_string(), |rest| format!("http://{rest}"));
+    let endpoint = configure(tonic::transport::Endpoint::from_shared(plain).map_err(|e| anyhow::anyhow!("{url:?}: {e}"))?);
+    match tls {
+        Some(tls) => tls.channel(endpoint, expect.map(str::to_string)),
+        None if url.starts_with("https://") => anyhow::bail!("{url}: https needs mTLS (PAVED_MTLS=true)"),
+        None => Ok(endpoint.connect_lazy()),
+    }
+}
+
+impl Tls {
+    pub fn new(spiffe_id: impl Into<String>, bundle_file: Option<std::path::PathBuf>) -> Self {
+        let inner = Inner {
+            spiffe_id: spiffe_id.into(),
+            bundle_file,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            certified: RwLock::new(None),
+            bundle: RwLock::default(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn spiffe_id(&self) -> &str {
+        &self.inner.spiffe_id
+    }
+
+    /// Trusts exactly the CAs of `pem_text`; false if that was already so.
+    pub fn set_bundle(&self, pem_text: &str) -> anyhow::Result<bool> {
+        if self.inner.bundle.read().unwrap_or_else(|e| e.into_inner()).pem == pem_text {
+            return Ok(false);
+        }
+        let mut anchors = Vec::new();
+        for cert in certificates(pem_text)? {
+            anchors.push(webpki::anchor_from_trusted_cert(&cert)?.to_owned());
+        }
+        *self.inner.bundle.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Bundle { anchors, pem: pem_text.to_string() });
+        Ok(true)
+    }
+
+    pub fn bundle_file(&self) -> Option<&std::path::Path> {
+        self.inner.bundle_file.as_deref()
+    }
+
+    /// The bundle as last set (PEM).
+    pub fn bundle_pem(&self) -> String {
+        self.inner.bundle.read().unwrap_or_else(|e| e.into_inner()).pem.clone()
+    }
+
+    /// Presents `certificate_pem` (with `key_der`, PKCS#8) from now on.
+    /// `expire_ms` is when it stops being valid (see [`Tls::renew_at`]).
+    pub fn set_certificate(&self, certificate_pem: &str, key_der: Vec<u8>, expire_ms: i64) -> anyhow::Result<()> {
+        let chain = certificates(certificate_pem)?;
+        anyhow::ensure!(
+            spiffe_id(&chain[0]).as_deref() == Some(self.spiffe_id()),
+            "the certificate is not for {}: {:?}",
+            self.spiffe_id(),
+            spiffe_id(&chain[0])
+        );
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
+        let certified = CertifiedKey::from_der(chain, key, &self.inner.provider)?;
+        *self.inner.certified.write().unwrap_or_else(|e| e.into_inner()) = Some((Arc::new(certified), expire_ms));
+        Ok(())
+    }
+
+    /// When the certificate should be replaced: at two thirds of its life
+    /// (now, if there is none).
+    pub fn renew_at(&self, issued_ms: i64) -> i64 {
+        match &*self.inner.certified.read().unwrap_or_else(|e| e.into_inner()) {
+            Some((_, expire)) => issued_ms + (expire - issued_ms) * 2 / 3,
+            None => issued_ms,
+        }
+    }
+
+    pub fn has_certificate(&self) -> bool {
+        self.inner.certified.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.inner.certified.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(k, _)| k.clone())
+    }
+
+    /// Verifies a peer's chain against the bundle for `usage`; its SPIFFE id.
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        usage: webpki::KeyUsage,
+    ) -> Result<String, rustls::Error> {
+        let bundle = self.inner.bundle.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| rustls::Error::General(format!("peer certificate: {e}")))?;
+        cert.verify_for_usage(
+            self.inner.provider.signature_verification_algorithms.all,
+            &bundle.anchors,
+            intermediates,
+            now,
+            usage,
+            None,
+            None,
+        )
+        .map_err(|e| rustls::Error::General(format!("peer certificate not trusted: {e}")))?;
+        spiffe_id(end_entity).ok_or_else(|| rustls::Error::General("peer certificate has no SPIFFE id of this trust domain".into()))
+    }
+
+    /// The server side: presents the current certificate, asks clients for
+    /// theirs and verifies any they present.
+    pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.inner.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(Arc::new(Verifier { tls: self.clone(), expect: None }))
+            .with_cert_resolver(Arc::new(Resolver(self.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The client side: presents the current certificate and accepts a
+    /// server whose SPIFFE id is `expect` (any of the trust domain if None).
+    pub fn client_config(&self, expect: Option<String>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut config = rustls::ClientConfig::builder_with_provider(self.inner.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier { tls: self.clone(), expect }))
+            .with_client_cert_resolver(Arc::new(Resolver(self.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// A channel to `endpoint` over mTLS (its URI is `http://`: the TLS is
+    /// the connector's; see [`connect`]).
+    fn channel(&self, endpoint: tonic::transport::Endpoint, expect: Option<String>) -> anyhow::Result<tonic::transport::Channel> {
+        let connector = tokio_rustls::TlsConnector::from(self.client_config(expect)?);
+        let connect = tower::service_fn(move |uri: http::Uri| {
+            let connector = connector.clone();
+            async move {
+                let host = uri.host().ok_or_else(|| std::io::Error::other("no host in the URI"))?.to_string();
+                let port = uri.port_u16().unwrap_or(443);
+                let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
+                tcp.set_nodelay(true)?;
+                // The server is checked by its SPIFFE id, not this name.
+                let name = ServerName::try_from(host.clone()).unwrap_or_else(|_| ServerName::try_from("paved").expect("a DNS name"));
+                let tls = connector.connect(name.to_owned(), tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        });
+        Ok(endpoint.connect_with_connector_lazy(connect))
+    }
+
+    /// TLS connections accepted on `listener`, handshakes done off the
+    /// accept loop (a slow or failing client holds up no one).
+    pub fn incoming(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<
+        impl tokio_stream::Stream<Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>> + use<>,
+    > {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.server_config()?);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = tokio::select! {
+                    _ = tx.closed() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send(Ok(stream)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+}
+
+/// The SPIFFE id a request's client certificate proved, if any (mTLS
+/// servers; the chain was verified in the handshake).
+pub fn peer_id<B>(request: &http::Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    spiffe_id(info.peer_certs()?.first()?)
+}
+
+/// Serves and presents the current certificate.
+#[derive(Debug)]
+struct Resolver(Tls);
+
+impl rustls::server::ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.current()
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Resolver {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.0.current()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.0.has_certificate()
+    }
+}
+
+/// Verifies peers against the bundle of the moment.
+#[derive(Debug)]
+struct Verifier {
+    tls: Tls,
+    /// The server's SPIFFE id a client expects (any in the trust domain if None).
+    expect: Option<String>,
+}
+
+impl Verifier {
+    fn algorithms(&self) -> &rustls::crypto::WebPkiSupportedAlgorithms {
+        &self.tls.inner.provider.signature_verification_algorithms
+    }
+}
+
+/// The handshake's signature checks, the same on both sides: the
+/// provider's algorithms.
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, self.algorithms())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, self.algorithms())
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms().supported_schemes()
+        }
+    };
+}
+
+impl ClientCertVerifier for Verifier {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.tls.verify(end_entity, intermediates, now, webpki::KeyUsage::client_auth())?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    handshake_signatures!();
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let id = self.tls.verify(end_entity, intermediates, now, webpki::KeyUsage::server_auth())?;
+        match &self.expect {
+            Some(expect) if *expect != id => Err(rustls::Error::General(format!("the server is {id}, not {expect}"))),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    handshake_signatures!();
+}

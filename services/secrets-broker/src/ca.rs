@@ -1,0 +1,321 @@
+//! The internal CA: short-lived X.509 certificates whose one URI SAN is a
+//! SPIFFE id (`spiffe://paved/<env>/<workload>`), for mTLS between
+//! services. The caller keeps its private key and sends a CSR; the CA's own
+//! key is sealed under the root key, like the signing keys.
+//!
+//! Rotation mirrors the signing keys': a new CA is in the trust bundle
+//! [`PUBLISH_AHEAD`] before it signs, so every peer trusts it first; the
+//! one before stays in the bundle until the last certificate it signed has
+//! expired ([`MAX_TTL`] after its retirement).
+
+use crate::authority::event;
+use crate::seal::{Keyring, SealError};
+use paved_proto::{secrets_broker::v1::CertificateAuthority, timestamp_from_millis};
+use paved_stream::outbox::Relay;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+};
+use std::{sync::Arc, time::Duration};
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// A CA signs for this long before a new one replaces it.
+pub const ROTATE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A CA's own validity: long past its rotation, so that a broker that was
+/// down for a while still has a valid CA to rotate from.
+const LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a new CA is in the bundle before it signs: peers refresh their
+/// bundle every [`paved_grpc::tls::BUNDLE_REFRESH`].
+pub const PUBLISH_AHEAD: Duration = Duration::from_secs(5);
+/// Certificates start this much in the past: clocks differ.
+const BACKDATE: Duration = Duration::from_secs(60);
+const TABLE: &str = "certificate_authorities";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("CA key {0}: {1}")]
+    Sealed(String, SealError),
+    #[error("invalid CSR: {0}")]
+    Csr(String),
+    #[error("cannot sign: {0}")]
+    Sign(String),
+}
+
+/// A certificate issued: the leaf (PEM), its SPIFFE id, expiry and CA.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub certificate_pem: String,
+    pub spiffe_id: String,
+    pub expire_time_ms: i64,
+    pub authority_id: String,
+}
+
+/// The CA currently signing.
+struct Signer {
+    id: String,
+    certificate_der: Vec<u8>,
+    key: KeyPair,
+}
+
+#[derive(Clone)]
+pub struct Ca {
+    db: DatabaseConnection,
+    keys: Arc<Keyring>,
+    relay: Relay,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn time(ms: i64) -> Result<time::OffsetDateTime, CaError> {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_err(|e| CaError::Sign(e.to_string()))
+}
+
+/// Whether `id` is a SPIFFE id of this trust domain with a path of
+/// lowercase names: `spiffe://paved/<segment>(/<segment>)*`.
+pub fn valid_spiffe_id(id: &str) -> bool {
+    id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).and_then(|rest| rest.strip_prefix('/')).is_some_and(|path| {
+        path.len() <= 200
+            && path.split('/').all(|s| {
+                !s.is_empty()
+                    && s != "."
+                    && s != ".."
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+            })
+    })
+}
+
+impl Ca {
+    pub fn new(db: DatabaseConnection, keys: Arc<Keyring>, relay: Relay) -> Self {
+        Self { db, keys, relay }
+    }
+
+    /// The newest CA whose time has come; the first one is made here. A CA
+    /// older than [`ROTATE_AFTER`] is replaced (the new one signs from
+    /// [`PUBLISH_AHEAD`] on).
+    async fn signer(&self) -> Result<Signer, CaError> {
+        let now = now_ms();
+        let newest = |activated: bool| {
+            let column = Expr::col(Alias::new("create_time_ms"));
+            Query::select()
+                .columns(["id", "certificate_der", "sealed_key", "root_key_id", "create_time_ms"].map(Alias::new))
+                .from(Alias::new(TABLE))
+                .and_where(if activated { column.lte(now) } else { column.gt(now) })
+                .order_by(Alias::new("create_time_ms"), Order::Desc)
+                .limit(1)
+                .to_owned()
+        };
+        let Some(row) = self.db.query_one(&newest(true)).await? else {
+            self.rotate_at("paved", now).await?;
+            return Box::pin(self.signer()).await;
+        };
+        let id: String = row.try_get("", "id")?;
+        let created: i64 = row.try_get("", "create_time_ms")?;
+        if now - created >= ms(ROTATE_AFTER) && self.db.query_one(&newest(false)).await?.is_none() {
+            self.rotate_at("paved", now + ms(PUBLISH_AHEAD)).await?;
+        }
+        let (sealed, root_key_id): (Vec<u8>, String) = (row.try_get("", "sealed_key")?, row.try_get("", "root_key_id")?);
+        let der = self.keys.open(&sealed, &format!("ca-key:{id}"), &root_key_id).map_err(|e| CaError::Sealed(id.clone(), e))?;
+        let key = KeyPair::try_from(der.as_slice()).map_err(|_| CaError::Sealed(id.clone(), SealError::Corrupt))?;
+        Ok(Signer { id, certificate_der: row.try_get("", "certificate_der")?, key })
+    }
+
+    /// Starts a new CA now; it signs from [`PUBLISH_AHEAD`] on.
+    pub async fn rotate(&self, actor: &str) -> Result<CertificateAuthority, CaError> {
+        self.rotate_at(actor, now_ms() + ms(PUBLISH_AHEAD)).await
+    }
+
+    /// A new CA signing from `activate_at`; the ones before retire then.
+    async fn rotate_at(&self, actor: &str, activate_at: i64) -> Result<CertificateAuthority, CaError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| CaError::Sign(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, "Paved");
+        name.push(DnType::CommonName, format!("Paved internal CA {}", uuid::Uuid::now_v7()));
+        params.distinguished_name = name;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.subject_alt_names = vec![uri(paved_grpc::tls::TRUST_DOMAIN)?];
+        params.not_before = time(activate_at - ms(BACKDATE))?;
+        let expire = activate_at + ms(LIFETIME);
+        params.not_after = time(expire)?;
+        params.serial_number = Some(serial());
+        let certificate = params.self_signed(&key).map_err(|e| CaError::Sign(e.to_string()))?;
+        let id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(certificate.der())[..8]);
+        let txn = self.db.begin().await?;
+        let retire = Query::update()
+            .table(Alias::new(TABLE))
+            .value(Alias::new("retire_time_ms"), activate_at)
+            .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
+            .to_owned();
+        txn.execute(&retire).await?;
+        let insert = Query::insert()
+            .into_table(Alias::new(TABLE))
+            .columns(["id", "certificate_der", "sealed_key", "root_key_id", "create_time_ms", "expire_time_ms"].map(Alias::new))
+            .values_panic([
+                id.clone().into(),
+                certificate.der().to_vec().into(),
+                self.keys.current().seal(&key.serialize_der(), &format!("ca-key:{id}")).into(),
+                self.keys.current().id.clone().into(),
+                activate_at.into(),
+                expire.into(),
+            ])
+            .to_owned();
+        txn.execute(&insert).await?;
+        event(&txn, "ca.rotated", actor, &id, &[], "").await?;
+        txn.commit().await?;
+        self.relay.wake();
+        tracing::info!(authority = id, "new certificate authority");
+        Ok(CertificateAuthority {
+            id,
+            create_time: Some(timestamp_from_millis(activate_at)),
+            expire_time: Some(timestamp_from_millis(expire)),
+            retire_time: None,
+        })
+    }
+
+    /// Signs a certificate for `spiffe_id` over the key of `csr_pem`.
+    pub async fn issue(&self, actor: &str, spiffe_id: &str, csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| CaError::Csr(e.to_string()))?;
+        let signer = self.signer().await?;
+        let issuer = Issuer::from_ca_cert_der(&signer.certificate_der.as_slice().into(), &signer.key)
+            .map_err(|e| CaError::Sign(format!("the CA's certificate: {e}")))?;
+        let now = now_ms();
+        let expire = now + ms(ttl.min(MAX_TTL));
+        let mut params = CertificateParams::default();
+        // SPIFFE X.509-SVID: the SPIFFE id is the one URI SAN; no other name.
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = vec![uri(spiffe_id)?];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyAgreement];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = time(now - ms(BACKDATE))?;
+        params.not_after = time(expire)?;
+        params.serial_number = Some(serial());
+        let certificate = params.signed_by(&csr.public_key, &issuer).map_err(|e| CaError::Sign(e.to_string()))?;
+        let serial = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(certificate.der())[..8]);
+        let txn = self.db.begin().await?;
+        event(&txn, "certificate.issued", actor, spiffe_id, &[], &format!("certificate {serial} by CA {}", signer.id)).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(Issued { certificate_pem: certificate.pem(), spiffe_id: spiffe_id.to_string(), expire_time_ms: expire, authority_id: signer.id })
+    }
+
+    /// The CAs to trust (current first) and the bundle as PEM: all but those
+    /// retired longer ago than a certificate lives.
+    pub async fn bundle(&self) -> Result<(String, Vec<CertificateAuthority>), CaError> {
+        // The first CA exists before anyone asks what to trust.
+        self.signer().await?;
+        let now = now_ms();
+        let query = Query::select()
+            .columns(["id", "certificate_der", "create_time_ms", "expire_time_ms", "retire_time_ms"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
+            .and_where(
+                Expr::col(Alias::new("retire_time_ms"))
+                    .is_null()
+                    .or(Expr::col(Alias::new("retire_time_ms")).gt(now - ms(MAX_TTL) - ms(BACKDATE))),
+            )
+            .order_by(Alias::new("create_time_ms"), Order::Desc)
+            .to_owned();
+        let (mut pem, mut authorities) = (String::new(), Vec::new());
+        for row in self.db.query_all(&query).await? {
+            let der: Vec<u8> = row.try_get("", "certificate_der")?;
+            pem.push_str(&paved_grpc::tls::pem("CERTIFICATE", &der));
+            let retired: Option<i64> = row.try_get("", "retire_time_ms")?;
+            authorities.push(CertificateAuthority {
+                id: row.try_get("", "id")?,
+                create_time: Some(timestamp_from_millis(row.try_get("", "create_time_ms")?)),
+                expire_time: Some(timestamp_from_millis(row.try_get("", "expire_time_ms")?)),
+                retire_time: retired.map(timestamp_from_millis),
+            });
+        }
+        Ok((pem, authorities))
+    }
+
+    /// Re-seals CA keys sealed under an older root key; returns how many.
+    pub async fn rewrap(&self) -> Result<usize, CaError> {
+        let root = self.keys.current();
+        let query = Query::select()
+            .columns(["id", "sealed_key", "root_key_id"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
+            .to_owned();
+        let mut count = 0;
+        for row in self.db.query_all(&query).await? {
+            let (id, sealed, key_id): (String, Vec<u8>, String) =
+                (row.try_get("", "id")?, row.try_get("", "sealed_key")?, row.try_get("", "root_key_id")?);
+            let purpose = format!("ca-key:{id}");
+            let key = self.keys.open(&sealed, &purpose, &key_id).map_err(|e| CaError::Sealed(id.clone(), e))?;
+            let update = Query::update()
+                .table(Alias::new(TABLE))
+                .value(Alias::new("sealed_key"), root.seal(&key, &purpose))
+                .value(Alias::new("root_key_id"), root.id.as_str())
+                .and_where(Expr::col(Alias::new("id")).eq(id.as_str()))
+                .to_owned();
+            self.db.execute(&update).await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+fn uri(id: &str) -> Result<SanType, CaError> {
+    Ok(SanType::URI(id.try_into().map_err(|e: rcgen::Error| CaError::Sign(e.to_string()))?))
+}
+
+/// 16 random bytes, positive (RFC 5280: at most 20 octets, non-negative).
+fn serial() -> SerialNumber {
+    let mut bytes = rand::random::<[u8; 16]>();
+    bytes[0] &= 0x7f;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// The broker's own identity (mTLS): its certificate from its own CA,
+/// renewed at two thirds of its life, and the bundle, refreshed and written
+/// to the bundle file for the processes that start from it.
+pub async fn serve_own_identity(ca: Ca, tls: paved_grpc::tls::Tls, shutdown: tokio_util::sync::CancellationToken) {
+    let mut renew_at = 0;
+    loop {
+        let now = now_ms();
+        let step = async {
+            let (bundle, _) = ca.bundle().await?;
+            if tls.set_bundle(&bundle)?
+                && let Some(file) = tls.bundle_file()
+            {
+                // Replaced whole: a reader never sees half a bundle.
+                let partial = file.with_extension("partial");
+                std::fs::write(&partial, &bundle)?;
+                std::fs::rename(&partial, file)?;
+            }
+            if now >= renew_at {
+                let (key, csr) = paved_grpc::tls::new_key(tls.spiffe_id())?;
+                let issued = ca.issue("paved", tls.spiffe_id(), &csr, DEFAULT_TTL).await?;
+                tls.set_certificate(&issued.certificate_pem, key, issued.expire_time_ms)?;
+                renew_at = tls.renew_at(now);
+                tracing::info!(spiffe_id = tls.spiffe_id(), authority = issued.authority_id, "certificate renewed");
+            }
+            anyhow::Ok(())
+        };
+        if let Err(e) = step.await {
+            tracing::warn!(error = %e, "cannot renew the broker's own certificate or bundle; retrying");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(paved_grpc::tls::BUNDLE_REFRESH) => {}
+        }
+    }
+}
