@@ -135,7 +135,7 @@ impl Platform {
             tls: None,
         };
 
-        let (provisioner, components, authority) = match &options.self_hosted {
+        let (provisioner, components, authority, stream) = match &options.self_hosted {
             None => {
                 let stream = paved_stream::open(&sqlite_url(&dir.join("stream.db")), paved_stream::DEFAULT_MAX_LEN)
                     .await
@@ -147,7 +147,7 @@ impl Platform {
                 let analyzer = paved_canary_analyzer::Options { prometheus_url: options.prometheus_url.clone() };
                 components.extend(embedded_services(dir, &stream, analyzer, broker_options.clone(), &health, &shutdown).await?);
                 let authority = broker_options.authority.get().cloned().context("the broker was not built")?;
-                (provisioner, components, authority)
+                (provisioner, components, authority, stream)
             }
             Some(hosted) => {
                 let stream = paved_stream::open(&hosted.redis_url, paved_stream::DEFAULT_MAX_LEN)
@@ -161,8 +161,9 @@ impl Platform {
                 // `paved up` holds the root key, so it mints its tokens on
                 // the broker's database itself: the broker is not running yet.
                 let root = paved_secrets_broker::seal::RootKey::load_or_create(&dir.join("root.key"), true)?;
-                let authority = paved_secrets_broker::offline_authority(&hosted.database_url("secrets-broker"), stream, root).await?;
-                (provisioner, components, authority)
+                let authority =
+                    paved_secrets_broker::offline_authority(&hosted.database_url("secrets-broker"), stream.clone(), root).await?;
+                (provisioner, components, authority, stream)
             }
         };
 
@@ -195,6 +196,9 @@ impl Platform {
             }
         };
         let auth = paved_grpc::Authenticator::new();
+        if let Some(denials) = auth.denials() {
+            tokio::spawn(paved_service::publish_denials(stream, denials, shutdown.clone()));
+        }
         let server =
             tokio::spawn(paved_grpc::serve(listener, components, health.clone(), auth.clone(), ServerOptions::default(), shutdown.clone()));
         tokio::spawn(renewing);

@@ -241,6 +241,29 @@ async fn every_call_is_authenticated_and_authorised() {
     for kind in ["token.issued", "token.renewed", "token.revoked", "signing_key.rotated"] {
         assert!(kinds.iter().any(|k| k.ends_with(kind)), "{kind} missing in {kinds:?}");
     }
+    // Every refusal of the auth layer is an event too: who, what, why.
+    let denied = eventually("refusals in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
+            let denied: Vec<(String, String, String)> = entries
+                .entries
+                .iter()
+                .filter(|e| e.r#type == "paved.events.v1.access.denied")
+                .filter_map(|e| match paved_stream::event::decode(&e.envelope).ok()?.payload? {
+                    paved_proto::events::v1::envelope::Payload::AccessDenied(d) => Some((d.method, d.subject, d.reason)),
+                    _ => None,
+                })
+                .collect();
+            denied.iter().any(|(_, who, why)| who == "vera" && why == "MISSING_SCOPE").then_some(denied)
+        }
+    })
+    .await;
+    let apply = "/paved.provisioner.v1.ProvisionerService/ApplyWorkload";
+    assert!(denied.iter().any(|d| d == &(apply.to_string(), "vera".to_string(), "MISSING_SCOPE".to_string())), "{denied:?}");
+    for why in ["TOKEN_MISSING", "TOKEN_INVALID"] {
+        assert!(denied.iter().any(|(_, who, reason)| who.is_empty() && reason == why), "{why} missing in {denied:?}");
+    }
     let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.expect("entries");
     let dump = format!("{:?}", entries.into_inner());
     for token in [&root, &viewer, &deployer, &fresh] {

@@ -74,7 +74,25 @@ pub struct Authenticator {
 struct Inner {
     state: RwLock<Trust>,
     verified: Mutex<HashMap<String, Arc<Claims>>>,
+    /// Where refusals go to become events (see [`Authenticator::denials`]).
+    denials: std::sync::OnceLock<tokio::sync::mpsc::Sender<Denied>>,
 }
+
+/// A call the layer refused, to be recorded as an event: never the token.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    /// The service's short name.
+    pub service: String,
+    pub method: String,
+    /// The token's subject, when the token itself was valid.
+    pub subject: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Refusals waiting to be recorded; beyond, they are counted and dropped
+/// (a flood of bad calls must not hold up the good ones).
+const DENIALS_QUEUED: usize = 4096;
 
 #[derive(Default)]
 struct Trust {
@@ -97,6 +115,12 @@ static DENIALS: LazyLock<Family<DenialLabels, Counter>> = LazyLock::new(|| {
     family
 });
 
+static DENIALS_UNRECORDED: LazyLock<Counter> = LazyLock::new(|| {
+    let counter = Counter::default();
+    paved_telemetry::register("auth_denials_unrecorded", "Refused calls not recorded as events: the queue was full", counter.clone());
+    counter
+});
+
 impl Authenticator {
     pub fn new() -> Self {
         Self::default()
@@ -109,6 +133,22 @@ impl Authenticator {
         // A key may have been dropped or a token revoked: forget what was
         // verified with the old trust.
         self.inner.verified.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The refusals of the layer from now on, for the caller to record as
+    /// events; None if someone already takes them.
+    pub fn denials(&self) -> Option<tokio::sync::mpsc::Receiver<Denied>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(DENIALS_QUEUED);
+        self.inner.denials.set(tx).ok().map(|()| rx)
+    }
+
+    /// Queues a refusal without waiting.
+    fn denied(&self, denied: Denied) {
+        if let Some(tx) = self.inner.denials.get()
+            && tx.try_send(denied).is_err()
+        {
+            DENIALS_UNRECORDED.inc();
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -297,12 +337,14 @@ where
             let token_only = self.layer.exempt.token_only.contains(path);
             let token =
                 req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            let mut subject = String::new();
             let checked = match token {
                 None => Err(denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token (authorization: Bearer …)")),
                 Some(token) => {
                     let audience = (!token_only).then_some(service.as_str());
                     self.layer.auth.authenticate_at(token.trim(), audience, chrono::Utc::now().timestamp())
                 }
+                .inspect(|claims| subject.clone_from(&claims.sub))
                 .and_then(|claims| if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) })
                 .and_then(|claims| match self.layer.mtls.then(|| unproven_service(&req, &claims)).flatten() {
                     Some(status) => Err(status),
@@ -317,7 +359,12 @@ where
                     let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
                     // The subject, never the token.
                     tracing::warn!(path, reason, "call refused: {}", status.message());
-                    DENIALS.get_or_create(&DenialLabels { service, reason }).inc();
+                    DENIALS.get_or_create(&DenialLabels { service: service.clone(), reason: reason.clone() }).inc();
+                    // A service still starting refuses nobody: it asks to retry.
+                    if status.code() != Code::Unavailable {
+                        let message = status.message().to_string();
+                        self.layer.auth.denied(Denied { service, method: path.to_string(), subject, reason, message });
+                    }
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             }

@@ -256,8 +256,12 @@ where
     let health = Health::new();
     let tls = common.mtls.enabled.then(|| Tls::new(paved_grpc::tls::platform_id(name), common.mtls.trust_bundle_file.clone()));
     let stream = stream(common, &shutdown).await?;
+    let stream_for_denials = stream.clone();
     let component = build(stream, health.clone(), tls.clone()).await?;
     let auth = paved_grpc::Authenticator::new();
+    if let Some(denials) = auth.denials() {
+        tokio::spawn(publish_denials(stream_for_denials, denials, shutdown.clone()));
+    }
     let loaded = health.reporter(component.name, "keys");
     let is_broker = component.open_methods.contains(&paved_grpc::auth::KEY_SET_METHOD);
     // The broker trusts its own key set, from itself: asking through a
@@ -352,6 +356,46 @@ pub async fn maintain_identity(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(paved_grpc::tls::BUNDLE_REFRESH) => {}
+        }
+    }
+}
+
+/// Records the auth layer's refusals as `paved.events.v1.access.denied`
+/// events on the refusing service's stream, as many as wait in one batch,
+/// until `shutdown`. Best effort: while the stream is away they are
+/// dropped, and the log says how many.
+pub async fn publish_denials(
+    stream: SharedStream,
+    mut denials: tokio::sync::mpsc::Receiver<paved_grpc::auth::Denied>,
+    shutdown: CancellationToken,
+) {
+    use paved_proto::events::v1::{AccessDenied, envelope::Payload};
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            n = denials.recv_many(&mut batch, 256) => if n == 0 { return },
+        }
+        let entries: Vec<(String, Vec<u8>)> = batch
+            .drain(..)
+            .map(|d: paved_grpc::auth::Denied| {
+                let envelope = paved_stream::event::envelope(
+                    &d.service,
+                    "paved.events.v1.access.denied",
+                    format!("methods{}", d.method),
+                    Payload::AccessDenied(AccessDenied {
+                        service: d.service.clone(),
+                        method: d.method,
+                        subject: d.subject,
+                        reason: d.reason,
+                        message: d.message,
+                    }),
+                );
+                (paved_stream::stream_name(&d.service), paved_stream::event::encode(&envelope))
+            })
+            .collect();
+        if let Err(e) = stream.publish_batch(&entries).await {
+            tracing::warn!(error = %e, dropped = entries.len(), "cannot record refused calls as events");
         }
     }
 }
