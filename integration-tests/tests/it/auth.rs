@@ -271,3 +271,84 @@ async fn every_call_is_authenticated_and_authorised() {
     }
     platform.stop().await.expect("stop");
 }
+
+/// A rollout watch lives no longer than its token: revoked, the stream ends
+/// UNAUTHENTICATED while the rollout goes on.
+#[tokio::test]
+async fn a_rollout_watch_ends_when_its_token_is_revoked() {
+    use paved_proto::provisioner::v1::WatchRolloutRequest;
+    use paved_proto::secrets_broker::v1::{RevokeTokenRequest, revoke_token_request::Target};
+    let (_dir, platform, _svc) = embedded().await;
+    let channel = paved::commands::channel(&platform.addr.to_string()).await.expect("channel");
+    let root = platform.root_token.clone();
+    let mut provisioner = ProvisionerServiceClient::new(authed(channel.clone(), &root));
+    let spec = |version: &str| {
+        format!("name: slow\ncommand: [\"hello\"]\nrollout:\n  steps: [50, 100]\n  interval: 120s\nenv:\n  HELLO_VERSION: {version}\n")
+    };
+    let apply = |version: &str| ApplyWorkloadRequest {
+        environment: "dev".into(),
+        spec_yaml: spec(version),
+        spec_path: String::new(),
+        request_id: String::new(),
+    };
+    // The first revision goes to all traffic; the second is held at its
+    // first step (120 s) and paused there.
+    let first = provisioner.apply_workload(apply("v1")).await.expect("v1").into_inner().rollout.expect("a rollout").id;
+    eventually("v1 promoted", Duration::from_secs(30), || {
+        let (mut provisioner, id) = (provisioner.clone(), first.clone());
+        async move {
+            let rollout =
+                provisioner.get_rollout(paved_proto::provisioner::v1::GetRolloutRequest { id }).await.ok()?.into_inner().rollout?;
+            (rollout.state() == paved_proto::provisioner::v1::RolloutState::Promoted).then_some(())
+        }
+    })
+    .await;
+    let rollout = provisioner.apply_workload(apply("v2")).await.expect("v2").into_inner().rollout.expect("a rollout").id;
+    provisioner.pause_rollout(paved_proto::provisioner::v1::PauseRolloutRequest { id: rollout.clone() }).await.expect("pause");
+    let request = IssueTokenRequest { subject: "wanda".into(), role: "viewer".into(), ..Default::default() };
+    let watcher = issue(&channel, &root, request).await.expect("a viewer's token");
+    let mut watch = ProvisionerServiceClient::new(authed(channel.clone(), &watcher))
+        .watch_rollout(WatchRolloutRequest { id: rollout.clone() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("a first message").expect("the rollout");
+    let first = first.rollout.expect("rollout");
+    assert!(first.id == rollout && first.state() == paved_proto::provisioner::v1::RolloutState::Paused, "{first:?}");
+    let jti = SecretsBrokerServiceClient::new(authed(channel.clone(), &root))
+        .introspect_token(paved_proto::secrets_broker::v1::IntrospectTokenRequest { token: watcher.clone() })
+        .await
+        .expect("introspect")
+        .into_inner()
+        .info
+        .expect("info")
+        .token_id;
+    SecretsBrokerServiceClient::new(authed(channel.clone(), &root))
+        .revoke_token(RevokeTokenRequest { target: Some(Target::TokenId(jti)) })
+        .await
+        .expect("revoke");
+    let revoked_at = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match watch.message().await {
+                Err(status) => return status,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without saying why"),
+            }
+        }
+    })
+    .await
+    .expect("the watch ends within seconds of the revocation");
+    assert_eq!((ended.code(), reason(&ended)), (Code::Unauthenticated, "TOKEN_REVOKED".to_string()), "{ended:?}");
+    assert!(revoked_at.elapsed() < Duration::from_secs(5), "{:?}", revoked_at.elapsed());
+    // The rollout itself goes on.
+    let rollout = provisioner
+        .get_rollout(paved_proto::provisioner::v1::GetRolloutRequest { id: rollout })
+        .await
+        .expect("rollout")
+        .into_inner()
+        .rollout
+        .expect("rollout");
+    assert_eq!(rollout.state(), paved_proto::provisioner::v1::RolloutState::Paused, "{rollout:?}");
+    platform.stop().await.expect("stop");
+}

@@ -63,6 +63,72 @@ const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Explain", "Plan", "Re
 #[derive(Debug, Clone)]
 pub struct Caller(pub Arc<Claims>);
 
+/// The call's token and what verified it: a long call (a server stream)
+/// asks again whether the token still holds ([`bounded`]).
+#[derive(Clone)]
+pub struct TokenGuard {
+    claims: Arc<Claims>,
+    auth: Authenticator,
+}
+
+impl TokenGuard {
+    /// Why the token no longer holds (expired, revoked), if it does not.
+    pub fn ended(&self) -> Option<Status> {
+        let now = chrono::Utc::now().timestamp();
+        if now > self.claims.exp + paved_token::LEEWAY_SECS {
+            return Some(token_error(&TokenError::Expired(now - self.claims.exp)));
+        }
+        let trust = self.auth.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        trust.revoked.contains(&self.claims.jti).then(|| token_error(&TokenError::Revoked))
+    }
+}
+
+/// The guard of the call's token.
+pub fn guard<T>(request: &tonic::Request<T>) -> Result<TokenGuard, Status> {
+    request
+        .extensions()
+        .get::<TokenGuard>()
+        .cloned()
+        .ok_or_else(|| denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token"))
+}
+
+/// `stream`, ended with UNAUTHENTICATED once the call's token expires or is
+/// revoked (looked at every second and before each message): a stream
+/// lives no longer than the token that opened it.
+pub fn bounded<T: Send + 'static>(
+    guard: TokenGuard,
+    mut stream: std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>,
+) -> tokio_stream::wrappers::ReceiverStream<Result<T, Status>> {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = tick.tick() => {
+                    if let Some(status) = guard.ended() {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    continue;
+                }
+                _ = tx.closed() => return,
+            };
+            let Some(item) = item else { return };
+            let item = match guard.ended() {
+                Some(status) => Err(status),
+                None => item,
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 /// What a server trusts: the broker's public keys and the revoked token ids.
 /// Cheap to clone; clones share the state.
 #[derive(Clone, Default)]
@@ -353,6 +419,7 @@ where
             };
             match checked {
                 Ok(claims) => {
+                    req.extensions_mut().insert(TokenGuard { claims: claims.clone(), auth: self.layer.auth.clone() });
                     req.extensions_mut().insert(Caller(claims));
                 }
                 Err(status) => {

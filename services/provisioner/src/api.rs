@@ -297,6 +297,7 @@ impl ProvisionerService for Api {
     type WatchRolloutStream = WatchStream;
 
     async fn watch_rollout(&self, request: Request<WatchRolloutRequest>) -> Result<Response<WatchStream>, Status> {
+        let guard = paved_grpc::auth::guard(&request)?;
         let req = request.into_inner();
         required("id", &req.id)?;
         let first = self.provisioner.rollout(&req.id).await?;
@@ -336,7 +337,9 @@ impl ProvisionerService for Api {
                 current = provisioner.rollout(&req.id).await;
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        // A watch lives no longer than the token that opened it.
+        let updates = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        Ok(Response::new(Box::pin(paved_grpc::auth::bounded(guard, updates))))
     }
 
     async fn pause_rollout(&self, request: Request<PauseRolloutRequest>) -> Result<Response<PauseRolloutResponse>, Status> {
