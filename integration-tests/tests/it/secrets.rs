@@ -552,3 +552,48 @@ async fn policies_and_their_uses_on_postgres() {
     assert_eq!((unused.len(), read), (1, 1));
     assert!(policy::get(&db, "prod", "shop").await.expect("get").is_none());
 }
+
+/// A replaced version is readable for the overlap window, then destroyed:
+/// asking for it is SECRET_VERSION_EXPIRED, the latest stays (PostgreSQL).
+#[tokio::test]
+async fn replaced_versions_are_destroyed_after_the_overlap() {
+    use paved_secrets_broker::{
+        seal::{Keyring, RootKey},
+        secrets::{SecretError, Secrets, Value},
+    };
+    use sea_orm::ConnectionTrait;
+    let url = paved_integration_tests::postgres_database("secrets_prune").await;
+    let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(&url).await.expect("broker database");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
+    let keys = std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[7; 32]), None));
+    let secrets = Secrets::new(db.clone(), keys, paved_stream::outbox::Relay::new(db.clone(), stream));
+    for value in ["one", "two", "three"] {
+        secrets.put("test", "dev/prune/key", Value::Given(value.as_bytes().to_vec())).await.expect("put");
+    }
+    assert_eq!(secrets.prune().await.expect("prune"), 0, "within the overlap nothing goes");
+    assert_eq!(secrets.get("dev/prune/key", 1).await.expect("version 1 within its overlap").1, b"one");
+    // Version 1 replaced two hours ago, version 2 just now.
+    let back = chrono::Utc::now().timestamp_millis() - 2 * 3600 * 1000;
+    db.execute_unprepared(&format!("UPDATE secret_versions SET superseded_time_ms = {back} WHERE path = 'dev/prune/key' AND version = 1"))
+        .await
+        .expect("age version 1");
+    assert_eq!(secrets.prune().await.expect("prune"), 1);
+    let Err(SecretError::Expired(_, 1)) = secrets.get("dev/prune/key", 1).await else { panic!("version 1 is gone, and said so") };
+    assert_eq!(secrets.get("dev/prune/key", 2).await.expect("version 2 within its overlap").1, b"two");
+    assert_eq!(secrets.get("dev/prune/key", 0).await.expect("the latest").1, b"three");
+    let Err(SecretError::NotFound(_)) = secrets.get("dev/prune/key", 9).await else { panic!("a version never written") };
+    // Its event, not yet relayed (no relay runs here), names the version.
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT payload FROM outbox".to_string()))
+        .await
+        .expect("outbox");
+    let destroyed: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<Vec<u8>>("", "payload").ok())
+        .filter_map(|p| paved_stream::event::decode(&p).ok())
+        .filter(|e| e.r#type.ends_with("secret.destroyed"))
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(destroyed, ["secrets/dev/prune/key#1"]);
+}

@@ -2,7 +2,7 @@
 //! is sealed (AES-256-GCM) under a data key of its own, and the data key is
 //! sealed under the root key. Rotating the root key re-seals data keys,
 //! never values. Generated secrets are rotated by the broker; a replaced
-//! version stays readable for [`OVERLAP`].
+//! version stays readable for [`OVERLAP`], then is destroyed ([`Secrets::prune`]).
 
 use crate::{
     authority::event,
@@ -230,7 +230,22 @@ impl Secrets {
         } else {
             query.and_where(Expr::col(Alias::new("version")).eq(i64::from(version)));
         }
-        let row = self.db.query_one(&query).await?.ok_or_else(|| SecretError::NotFound(path.to_string()))?;
+        let Some(row) = self.db.query_one(&query).await? else {
+            // A version older than the latest was destroyed after its overlap.
+            let latest = Query::select()
+                .expr(Expr::col(Alias::new("version")).max())
+                .from(Alias::new(TABLE))
+                .and_where(Expr::col(Alias::new("path")).eq(path))
+                .to_owned();
+            let last: Option<i64> = match self.db.query_one(&latest).await? {
+                Some(row) => row.try_get_by_index(0)?,
+                None => None,
+            };
+            return Err(match last {
+                Some(last) if version != 0 && i64::from(version) < last => SecretError::Expired(path.to_string(), version),
+                _ => SecretError::NotFound(path.to_string()),
+            });
+        };
         let version: i64 = row.try_get("", "version")?;
         let generated: i64 = row.try_get("", "generate_bytes")?;
         let superseded: Option<i64> = row.try_get("", "superseded_time_ms")?;
@@ -331,6 +346,37 @@ impl Secrets {
         Ok((rotated, next))
     }
 
+    /// Destroys the versions replaced longer than [`OVERLAP`] ago (value and
+    /// data key with the row: nothing left to open), each with its
+    /// `secret.destroyed` event; returns how many.
+    pub async fn prune(&self) -> Result<usize, SecretError> {
+        let before = now_ms() - ms(OVERLAP);
+        let txn = self.db.begin().await?;
+        let query = Query::select()
+            .columns(["path", "version"].map(Alias::new))
+            .from(Alias::new(TABLE))
+            .and_where(Expr::col(Alias::new("superseded_time_ms")).lt(before))
+            .to_owned();
+        let mut destroyed = 0;
+        for row in txn.query_all(&query).await? {
+            let (path, version): (String, i64) = (row.try_get("", "path")?, row.try_get("", "version")?);
+            let delete = Query::delete()
+                .from_table(Alias::new(TABLE))
+                .and_where(Expr::col(Alias::new("path")).eq(path.as_str()))
+                .and_where(Expr::col(Alias::new("version")).eq(version))
+                .to_owned();
+            txn.execute(&delete).await?;
+            event(&txn, "secret.destroyed", "paved", &format!("{path}#{version}"), &[], "replaced more than the overlap window ago")
+                .await?;
+            destroyed += 1;
+        }
+        txn.commit().await?;
+        if destroyed > 0 {
+            self.relay.wake();
+        }
+        Ok(destroyed)
+    }
+
     /// Re-seals data keys sealed under an older root key; returns how many,
     /// and how many do not open (each logged, and left as it is: one
     /// damaged record does not stop the rest).
@@ -370,12 +416,18 @@ impl Secrets {
     }
 }
 
-/// Rotates generated secrets when due, until `shutdown`: it sleeps until
+/// Rotates generated secrets when due, and destroys versions past their
+/// overlap, until `shutdown`: it sleeps until
 /// the next rotation, at most `longest` (another replica may have written
 /// one), and wakes on every write here.
 pub async fn rotate_loop(secrets: Secrets, longest: Duration, shutdown: tokio_util::sync::CancellationToken) {
     let mut writes = secrets.writes();
     loop {
+        match secrets.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "replaced secret versions destroyed after their overlap"),
+            Err(e) => tracing::warn!(error = %e, "cannot destroy replaced secret versions; retrying"),
+        }
         let next = match secrets.rotate_due().await {
             Ok((n, next)) => {
                 if n > 0 {
