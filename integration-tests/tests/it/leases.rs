@@ -108,7 +108,18 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
         let mut issuer = issuer.clone();
         async move { issuer.issue_token(request).await.expect("token").into_inner() }
     };
-    let shop = issue("spiffe://paved/dev/shop", &["database:creds:shop"]).await;
+    // Its identity, by secret zero, from a spec declaring `databases: [shop]`.
+    let bootstrap = paved_proto::secrets_broker::v1::IssueBootstrapTokenRequest {
+        environment: "dev".into(),
+        workload: "shop".into(),
+        revision_id: "r1".into(),
+        databases: vec!["shop".into()],
+        ..Default::default()
+    };
+    let bootstrap = as_root.issue_bootstrap_token(bootstrap).await.expect("bootstrap token").into_inner().bootstrap_token;
+    let exchange = paved_proto::secrets_broker::v1::ExchangeBootstrapTokenRequest { bootstrap_token: bootstrap };
+    let shop = SecretsBrokerServiceClient::new(channel.clone()).exchange_bootstrap_token(exchange).await.expect("identity").into_inner();
+    assert_eq!(shop.info.as_ref().expect("info").scopes, ["database:creds:shop"], "compiled from the declared database");
     let mut as_shop: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &shop.token));
     let creds = |ttl: Option<prost_types::Duration>| IssueDatabaseCredentialsRequest { database: "shop".into(), ttl };
     let issued = as_shop.issue_database_credentials(creds(seconds(600))).await.expect("credentials").into_inner();
@@ -124,6 +135,19 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
     assert_eq!(member, Some(1), "a member of the group role");
     let expire = lease.expire_time.as_ref().expect("expiry").seconds;
     assert!((valid_until(&admin, &role).await - expire).abs() <= 1, "VALID UNTIL is the lease's expiry");
+    // The grant is used, and the policy says so.
+    let policy = as_root
+        .get_workload_policy(paved_proto::secrets_broker::v1::GetWorkloadPolicyRequest {
+            environment: "dev".into(),
+            workload: "shop".into(),
+        })
+        .await
+        .expect("policy")
+        .into_inner()
+        .policy
+        .expect("policy");
+    let grants: Vec<(&str, u64)> = policy.grants.iter().map(|g| (g.scope.as_str(), g.use_count)).collect();
+    assert_eq!(grants, [("database:creds:shop", 1)]);
 
     // Refused: no scope, an unknown database, another's lease, an unknown lease.
     let other = issue("spiffe://paved/dev/billing", &["database:creds:billing"]).await;

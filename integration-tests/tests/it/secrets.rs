@@ -312,6 +312,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         artifact_digest: "sha256:abc".into(),
         secrets: vec!["db-password".into()],
         ttl: None,
+        databases: Vec::new(),
     };
     let issued = root.issue_bootstrap_token(request.clone()).await.expect("bootstrap").into_inner();
     assert_eq!(issued.scopes, ["secrets:read:dev/shop/db-password"], "the policy compiled from the declared secrets");
@@ -319,10 +320,15 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     assert!((55..=60).contains(&ttl), "60 s by default: {ttl}");
 
     // Bad requests name their fields; a token without bootstrap:issue is refused.
-    let bad = IssueBootstrapTokenRequest { workload: "Shop!".into(), secrets: vec!["a/b".into()], ..request.clone() };
+    let bad = IssueBootstrapTokenRequest {
+        workload: "Shop!".into(),
+        secrets: vec!["a/b".into()],
+        databases: vec!["orders".into(), "Bad DB".into()],
+        ..request.clone()
+    };
     let status = root.issue_bootstrap_token(bad).await.expect_err("invalid");
     let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
-    assert_eq!(fields, ["workload", "secrets[0]"]);
+    assert_eq!(fields, ["workload", "secrets[0]", "databases[1]"]);
     // Per workload: a pipeline for dev mints no identity for prod.
     let pipeline = IssueTokenRequest {
         subject: "pipeline".into(),
@@ -407,7 +413,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     // workload exchanges it for exactly what its spec declares.
     let handed = _dir.path().join("bootstrap-token");
     let spec = format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\n",
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\ndatabases: [orders]\n",
         handed.display()
     );
     let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
@@ -433,7 +439,8 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         .await
         .expect("exchange")
         .into_inner();
-    assert_eq!(identity.info.expect("info").scopes, ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key"]);
+    let compiled = ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders"];
+    assert_eq!(identity.info.expect("info").scopes, compiled, "compiled from the spec's secrets and databases");
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("the workload reads its secret").into_inner();
     assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
@@ -451,7 +458,10 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     .await;
     assert_eq!(policy.spiffe_id, "spiffe://paved/dev/shop");
     let uses: Vec<(&str, bool)> = policy.grants.iter().map(|g| (g.scope.as_str(), g.use_count > 0)).collect();
-    assert_eq!(uses, [("secrets:read:dev/shop/db-password", true), ("secrets:read:dev/shop/api-key", false)]);
+    assert_eq!(
+        uses,
+        [("secrets:read:dev/shop/db-password", true), ("secrets:read:dev/shop/api-key", false), ("database:creds:orders", false)]
+    );
     let status = root
         .get_workload_policy(GetWorkloadPolicyRequest { environment: "dev".into(), workload: "nothing".into() })
         .await
@@ -465,7 +475,11 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     let shown = cli(&["secrets", "policy", "shop", "--env", "dev"]).await;
     let out = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
-    assert!(out.contains("spiffe://paved/dev/shop") && out.contains("1 grant(s) never used: secrets:read:dev/shop/api-key"), "{out}");
+    assert!(
+        out.contains("spiffe://paved/dev/shop")
+            && out.contains("2 grant(s) never used: secrets:read:dev/shop/api-key, database:creds:orders"),
+        "{out}"
+    );
     let shown = cli(&["secrets", "policy", "--unused"]).await;
     assert!(String::from_utf8_lossy(&shown.stdout).contains("secrets:read:dev/shop/api-key"));
     let shown = cli(&["secrets", "policy", "shop"]).await;
@@ -526,6 +540,7 @@ async fn policies_and_their_uses_on_postgres() {
         revision_id: revision.into(),
         artifact_digest: String::new(),
         secrets: secrets.iter().map(|s| s.to_string()).collect(),
+        databases: vec!["orders".into()],
     };
     policy::compiled(&db, &binding("r1", &["a"]), 1_000).await.expect("compiled");
     policy::compiled(&db, &binding("r2", &["a", "b"]), 2_000).await.expect("compiled again");
@@ -535,8 +550,13 @@ async fn policies_and_their_uses_on_postgres() {
         target: target.into(),
         ..Default::default()
     };
-    let batch =
-        [read("spiffe://paved/dev/shop", "dev/shop/a#1"), read("spiffe://paved/dev/shop", "dev/shop/a#2"), read("root", "dev/shop/b#1")];
+    let leased = BrokerActed { action: "lease.issued".into(), ..read("spiffe://paved/dev/shop", "database/orders/0190-ab") };
+    let batch = [
+        read("spiffe://paved/dev/shop", "dev/shop/a#1"),
+        read("spiffe://paved/dev/shop", "dev/shop/a#2"),
+        read("root", "dev/shop/b#1"),
+        leased,
+    ];
     policy::note_uses(&db, &batch, 3_000).await.expect("uses");
     policy::note_uses(&db, &batch[..1], 4_000).await.expect("more uses");
     let policy = policy::get(&db, "dev", "shop").await.expect("get").expect("a policy");
@@ -547,7 +567,14 @@ async fn policies_and_their_uses_on_postgres() {
         .map(|g| (g.scope.as_str(), g.use_count, g.first_use_time.map(|t| t.seconds), g.last_use_time.map(|t| t.seconds)))
         .collect();
     // root's read is no use of the workload's grant.
-    assert_eq!(grants, [("secrets:read:dev/shop/a", 3, Some(3), Some(4)), ("secrets:read:dev/shop/b", 0, None, None)]);
+    assert_eq!(
+        grants,
+        [
+            ("secrets:read:dev/shop/a", 3, Some(3), Some(4)),
+            ("secrets:read:dev/shop/b", 0, None, None),
+            ("database:creds:orders", 1, Some(3), Some(3))
+        ]
+    );
     let (unused, read) = policy::list(&db, "dev", true, 10, 0).await.expect("list");
     assert_eq!((unused.len(), read), (1, 1));
     assert!(policy::get(&db, "prod", "shop").await.expect("get").is_none());

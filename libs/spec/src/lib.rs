@@ -27,6 +27,7 @@
 //!   run_as_root: false         # the default; true is denied by policy
 //!   privileged: false
 //! secrets: [db-password]       # declared references; env uses ${secret:db-password}
+//! databases: [orders]          # dynamic PostgreSQL credentials it may ask for
 //! rollout:                     # how a new revision takes over (all optional)
 //!   steps: [1, 5, 25, 50, 100] # canary traffic weights in percent
 //!   interval: 30s              # each step is held this long, then checked
@@ -65,6 +66,11 @@ pub struct WorkloadSpec {
     pub security: Security,
     /// Names of the secrets the workload may read (`${secret:<name>}` in env).
     pub secrets: Vec<String>,
+    /// Databases configured at the broker whose dynamic credentials the
+    /// workload may ask for (`database:creds:<name>`). Left out of the
+    /// canonical form when empty, so older digests hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
     pub rollout: RolloutPolicy,
     /// As written; [`WorkloadSpec::analysis`] gives the defaults when absent.
     /// Absent, it is left out of the canonical form, so a spec written
@@ -194,6 +200,8 @@ struct RawSpec {
     security: Option<RawSecurity>,
     #[serde(default)]
     secrets: Vec<Name>,
+    #[serde(default)]
+    databases: Vec<Name>,
     rollout: Option<RawRollout>,
     analysis: Option<analysis::RawAnalysis>,
 }
@@ -318,6 +326,7 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         resources: raw.resources.map(Resources::from).unwrap_or_default(),
         security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
         secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
+        databases: raw.databases.into_iter().map(|n| n.0).collect(),
         rollout,
         analysis,
     })

@@ -250,6 +250,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         resources: c.resources.map(Resources::from).unwrap_or_default(),
         security: Security::default(),
         secrets,
+        databases: Vec::new(),
         rollout: RolloutPolicy::default(),
         analysis: None,
     })

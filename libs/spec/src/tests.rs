@@ -121,6 +121,11 @@ fn resources_security_and_secrets() {
     assert_eq!(spec.resources.limits.memory.as_deref(), Some("1Gi"));
     assert!(spec.security.privileged && !spec.security.run_as_root);
     assert_eq!(spec.secrets, ["db-password"]);
+    assert!(spec.databases.is_empty());
+    let spec = parse(&format!("{GOOD}databases: [orders, billing]\n"), "paved.yaml").expect("valid");
+    assert_eq!(spec.databases, ["orders", "billing"]);
+    let e = err(&format!("{GOOD}databases: [Orders!]\n"));
+    assert_eq!(e.line, 11, "{e}");
     let e = err(&format!("{GOOD}resources:\n  requests: {{cpu: lots}}\n"));
     assert!(e.message.contains("invalid CPU quantity \"lots\""), "{e}");
     assert_eq!(e.line, 12, "{e}");

@@ -176,6 +176,7 @@ fn bootstrapper(
                 revision_id: launch.revision_id,
                 artifact_digest: launch.artifact_digest,
                 secrets: launch.spec.secrets,
+                databases: launch.spec.databases,
                 ttl: None,
             };
             let issued = client.issue_bootstrap_token(request).await.map_err(|s| s.message().to_string())?.into_inner();

@@ -406,6 +406,12 @@ impl SecretsBrokerService for Api {
                 violations.push((format!("secrets[{i}]"), "a secret name: lowercase letters, digits, `-`, `_` and `.`".to_string()));
             }
         }
+        for (i, name) in req.databases.iter().enumerate() {
+            if !database::valid_name(name) {
+                violations
+                    .push((format!("databases[{i}]"), "a database name: lowercase letters, digits, `-` and `_`, 1 to 63".to_string()));
+            }
+        }
         let ttl = duration(req.ttl.as_ref(), "ttl", bootstrap::DEFAULT_TTL, bootstrap::MAX_TTL);
         let ttl = match ttl {
             Ok(t) if violations.is_empty() => t,
@@ -423,6 +429,7 @@ impl SecretsBrokerService for Api {
             revision_id: req.revision_id,
             artifact_digest: req.artifact_digest,
             secrets: req.secrets,
+            databases: req.databases,
         };
         let (bootstrap_token, expire) = bootstrap::issue(&self.authority, &caller.sub, &binding, ttl).await.map_err(failed)?;
         Ok(Response::new(IssueBootstrapTokenResponse {

@@ -643,7 +643,6 @@ async fn write_acted(
             let written = async {
                 let txn = db.begin().await?;
                 events(&txn, &batch).await?;
-                crate::policy::note_uses(&txn, &batch, chrono::Utc::now().timestamp_millis()).await?;
                 txn.commit().await
             };
             match written.await {
@@ -723,7 +722,7 @@ pub async fn event(
     events(txn, std::slice::from_ref(&acted)).await
 }
 
-/// Records many acts in one statement.
+/// Records many acts in one statement, and the grants they used.
 pub async fn events(txn: &DatabaseTransaction, acts: &[BrokerActed]) -> Result<(), DbErr> {
     let envelopes: Vec<_> = acts
         .iter()
@@ -739,5 +738,7 @@ pub async fn events(txn: &DatabaseTransaction, acts: &[BrokerActed]) -> Result<(
             )
         })
         .collect();
-    paved_stream::outbox::enqueue_all(txn, &paved_stream::stream_name(crate::SOURCE), &envelopes).await
+    paved_stream::outbox::enqueue_all(txn, &paved_stream::stream_name(crate::SOURCE), &envelopes).await?;
+    // A grant used is counted with the event that says so.
+    crate::policy::note_uses(txn, acts, chrono::Utc::now().timestamp_millis()).await
 }

@@ -30,12 +30,16 @@ pub struct Binding {
     pub artifact_digest: String,
     /// Declared secret names.
     pub secrets: Vec<String>,
+    /// Declared database names (dynamic credentials).
+    pub databases: Vec<String>,
 }
 
 impl Binding {
-    /// The identity's scopes: one read grant per declared secret.
+    /// The identity's scopes: one read grant per declared secret, one
+    /// credentials grant per declared database.
     pub fn scopes(&self) -> Vec<String> {
-        self.secrets.iter().map(|name| format!("secrets:read:{}/{}/{name}", self.environment, self.workload)).collect()
+        let secrets = self.secrets.iter().map(|name| format!("secrets:read:{}/{}/{name}", self.environment, self.workload));
+        secrets.chain(self.databases.iter().map(|name| format!("database:creds:{name}"))).collect()
     }
 }
 
@@ -202,7 +206,8 @@ mod tests {
             revision_id: "r1".into(),
             artifact_digest: String::new(),
             secrets: vec!["db-password".into(), "api-key".into()],
+            databases: vec!["orders".into()],
         };
-        assert_eq!(binding.scopes(), ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key"]);
+        assert_eq!(binding.scopes(), ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders"]);
     }
 }

@@ -1,7 +1,7 @@
 //! Least privilege, compiled and then checked against use: each workload's
 //! policy as compiled from its spec (recorded with each bootstrap token),
-//! and how often its identity used each grant (counted from the read
-//! events as they are committed), so that grants never used are reported
+//! and how often its identity used each grant (counted from the read and
+//! lease events as they are committed), so that grants never used are reported
 //! and can leave the spec.
 
 use crate::bootstrap::Binding;
@@ -41,14 +41,23 @@ pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64)
     db.execute(&upsert).await.map(drop)
 }
 
-/// Counts the grants used by the reads among `acts` (workload identities
-/// only: people's tokens hold wildcards, not a compiled policy).
+/// Counts the grants used by the reads and credential leases among `acts`
+/// (workload identities only: people's tokens hold wildcards, not a
+/// compiled policy).
 pub async fn note_uses(db: &impl ConnectionTrait, acts: &[BrokerActed], now_ms: i64) -> Result<(), DbErr> {
     let mut uses: BTreeMap<(&str, String), i64> = BTreeMap::new();
-    for act in acts.iter().filter(|a| a.action == "secret.read" && a.actor.starts_with("spiffe://")) {
-        // The target of a read is `<path>#<version>`.
-        let path = act.target.rsplit_once('#').map_or(act.target.as_str(), |(path, _)| path);
-        *uses.entry((act.actor.as_str(), format!("secrets:read:{path}"))).or_default() += 1;
+    for act in acts.iter().filter(|a| a.actor.starts_with("spiffe://")) {
+        let scope = match act.action.as_str() {
+            // The target of a read is `<path>#<version>`.
+            "secret.read" => format!("secrets:read:{}", act.target.rsplit_once('#').map_or(act.target.as_str(), |(path, _)| path)),
+            // A lease is `database/<name>/<id>`.
+            "lease.issued" => match act.target.split('/').collect::<Vec<_>>()[..] {
+                ["database", name, _] => format!("database:creds:{name}"),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        *uses.entry((act.actor.as_str(), scope)).or_default() += 1;
     }
     if uses.is_empty() {
         return Ok(());
