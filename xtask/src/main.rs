@@ -114,8 +114,23 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_prometheus()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
-    run(cargo().args(["test", "--workspace"]).args(args).env("PAVED_KUBERNETES_VALIDATE", validator))
+    let test = || {
+        let mut command = cargo();
+        command.args(["test", "--workspace"]).env("PAVED_KUBERNETES_VALIDATE", &validator);
+        command
+    };
+    if !args.is_empty() {
+        return run(test().args(args));
+    }
+    // The canary demonstration tells a 30% slower canary from an identical
+    // one by their latencies: with fifty other tests loading both cores the
+    // scheduling noise is as large as that, so it runs alone, after them.
+    run(test().args(["--", "--skip", ISOLATED]))?;
+    run(test().args(["--", ISOLATED]))
 }
+
+/// Tests whose verdicts depend on the machine being otherwise quiet.
+const ISOLATED: &str = "canary::canaries_with_errors_or_latency";
 
 /// Prometheus (Debian's), which the metric provider's tests run against.
 fn ensure_prometheus() -> anyhow::Result<()> {
