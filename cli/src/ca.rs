@@ -47,7 +47,10 @@ pub async fn issue(channel: AuthChannel, spiffe_id: &str, ttl: Option<Duration>,
 fn write_private(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(file)?;
+    // A file that existed keeps its mode on open: tightened before the key goes in.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     out.write_all(bytes)?;
     Ok(())
 }

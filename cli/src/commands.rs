@@ -35,7 +35,9 @@ pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel
         let bundle = std::fs::read_to_string(&file).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
         let tls = paved_grpc::tls::Tls::new(format!("{}/people/cli", paved_grpc::tls::TRUST_DOMAIN), None);
         tls.set_bundle(&bundle).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
-        return paved_grpc::tls::connect(&url, Some(&tls), None, |e| {
+        // Any of the platform's services (the endpoint may forward), never a workload's.
+        let expect = paved_grpc::tls::any_platform_service();
+        return paved_grpc::tls::connect(&url, Some(&tls), Some(&expect), |e| {
             e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
         });
     }

@@ -304,8 +304,8 @@ enum CaCommand {
     Rotate,
     /// A key made here and its certificate: <dir>/key.pem, cert.pem, bundle.pem.
     Issue {
-        /// spiffe://paved/<env>/<workload>; the token's own identity when omitted
-        /// (another needs certs:issue:<env>/<workload>).
+        /// spiffe://paved/<env>/<workload>; the token's own subject when
+        /// omitted (either needs certs:issue:<env>/<workload>).
         #[arg(long, default_value = "")]
         spiffe_id: String,
         /// Default 1h, at most 24h.

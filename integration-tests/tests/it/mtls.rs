@@ -35,6 +35,25 @@ async fn identity(broker: &SecretsBrokerServiceClient<paved_grpc::client::AuthCh
     (tls, issued.authority_id)
 }
 
+/// A certificate for `spiffe_id` from a CA of its own, not the broker's.
+fn foreign_identity(spiffe_id: &str, bundle: &str) -> Tls {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::default();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    ca.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::default();
+    leaf.subject_alt_names = vec![rcgen::SanType::URI(spiffe_id.try_into().expect("uri"))];
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth, rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).expect("leaf");
+    let tls = Tls::new(spiffe_id, None);
+    tls.set_bundle(bundle).expect("bundle");
+    tls.set_certificate(&cert.pem(), key.serialize_der(), chrono::Utc::now().timestamp_millis() + 3_600_000).expect("certificate");
+    tls
+}
+
 fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
 }
@@ -85,7 +104,15 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         ..Default::default()
     };
     let mut root_client = as_root.clone();
-    let audit_token = root_client.issue_token(issue(&platform_id("audit"), &["read:audit"])).await.expect("token").into_inner().token;
+    // Its certificate needs certs:issue for its own identity too: anyone
+    // issuing tokens chooses their subjects.
+    let bare = root_client.issue_token(issue(&platform_id("audit"), &["read:audit"])).await.expect("token").into_inner().token;
+    let audit_token = root_client
+        .issue_token(issue(&platform_id("audit"), &["read:audit", "certs:issue:platform/audit"]))
+        .await
+        .expect("token")
+        .into_inner()
+        .token;
     let token_file = dir.path().join("audit.token");
     std::fs::write(&token_file, &audit_token).expect("token file");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -149,10 +176,36 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let status = as_audit.issue_certificate(theirs).await.expect_err("another's identity");
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.message().contains("certs:issue:platform/provisioner"), "{}", status.message());
-    let own = as_audit.issue_certificate(IssueCertificateRequest { csr_pem, ..Default::default() }).await.expect("its own").into_inner();
+    let mut as_bare = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &bare));
+    let status =
+        as_bare.issue_certificate(IssueCertificateRequest { csr_pem: csr_pem.clone(), ..Default::default() }).await.expect_err("no scope");
+    assert!(status.code() == Code::PermissionDenied && status.message().contains("certs:issue:platform/audit"), "{status:?}");
+    let own = as_audit
+        .issue_certificate(IssueCertificateRequest { csr_pem: csr_pem.clone(), ..Default::default() })
+        .await
+        .expect("its own")
+        .into_inner();
     assert_eq!(own.spiffe_id, platform_id("audit"));
     let lifetime = own.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
-    assert!((3500..=3600).contains(&lifetime), "1 h by default: {lifetime}");
+    assert!((890..=900).contains(&lifetime), "1 h by default, cut to the token's 15 min: {lifetime}");
+    // Never longer than the token that asked: certificates are not revoked.
+    let mut short = issue(&platform_id("audit"), &["certs:issue:platform/audit"]);
+    short.ttl = Some(prost_types::Duration { seconds: 600, nanos: 0 });
+    let short = root_client.issue_token(short).await.expect("token").into_inner().token;
+    let mut as_short = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &short));
+    let brief = as_short.issue_certificate(IssueCertificateRequest { csr_pem, ..Default::default() }).await.expect("cert").into_inner();
+    let lifetime = brief.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
+    assert!((590..=600).contains(&lifetime), "the token's 10 min: {lifetime}");
+    // No bootstrap token mints a platform identity.
+    let platform = paved_proto::secrets_broker::v1::IssueBootstrapTokenRequest {
+        environment: "platform".into(),
+        workload: "secrets-broker".into(),
+        revision_id: "r1".into(),
+        ..Default::default()
+    };
+    let status = root_client.issue_bootstrap_token(platform).await.expect_err("platform is reserved");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!((status.code(), fields), (Code::InvalidArgument, vec!["environment".to_string()]));
 
     // As a person at the CLI: the bundle, and a certificate for a key made
     // on their machine, over TLS to the broker.
@@ -190,7 +243,10 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let ids: Vec<&str> = trusted.authorities.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, [new_ca.as_str(), first_ca.as_str()]);
     assert!(trusted.authorities[1].retire_time.is_some());
-    let (renewed, signer) = eventually("a certificate from the new CA", Duration::from_secs(20), || {
+    // Published ahead: the old CA still signs, while every peer learns the new one.
+    let (_, signer) = identity(&as_root, &platform_id("provisioner"), &trusted.trust_bundle_pem).await;
+    assert_eq!(signer, first_ca, "a new CA does not sign before its publication");
+    let (renewed, signer) = eventually("a certificate from the new CA", Duration::from_secs(45), || {
         let (as_root, bundle, first_ca) = (as_root.clone(), trusted.trust_bundle_pem.clone(), first_ca.clone());
         async move {
             let (tls, signer) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
@@ -199,15 +255,19 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     })
     .await;
     assert_eq!(signer, new_ca);
-    // Audit picks up the new bundle within seconds and trusts both.
+    // Audit learned the new CA during its publication: trusted from its
+    // first certificate, and the old CA's too, during the overlap.
     let mut renewed_client = AuditServiceClient::new(authed(over_tls(&renewed, audit, &platform_id("audit")), &provisioner_token));
-    eventually("audit trusting the new CA", Duration::from_secs(20), || {
-        let (mut client, list) = (renewed_client.clone(), list.clone());
-        async move { client.list_entries(list).await.ok() }
-    })
-    .await;
     renewed_client.list_entries(list.clone()).await.expect("new CA");
     with_cert.list_entries(list.clone()).await.expect("old CA, during the overlap");
+    // A CA outside the bundle, even naming the right identity: no call.
+    let mut foreign = AuditServiceClient::new(authed(
+        over_tls(&foreign_identity(&platform_id("provisioner"), &bundle), audit, &platform_id("audit")),
+        &provisioner_token,
+    ));
+    let status = foreign.list_entries(list.clone()).await.expect_err("a certificate from a foreign CA");
+    assert_ne!(status.code(), Code::Ok);
+    assert!(foreign.list_entries(list.clone()).await.is_err(), "never accepted");
 
     // Issue, denial and rotation are events in the audit log.
     eventually("certificate events in the audit log", Duration::from_secs(20), || {

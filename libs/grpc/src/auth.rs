@@ -14,7 +14,9 @@
 //! - On an mTLS server (production mode), a token whose subject is a
 //!   platform service (`spiffe://paved/platform/<service>`) is accepted
 //!   only from a client that proved that same identity with its
-//!   certificate: a stolen service token is no use off its host.
+//!   certificate: the token alone, copied off its host, calls nothing (it
+//!   can still enrol a certificate until it expires or is revoked, as
+//!   its holder does).
 //! - Health, reflection, `/healthz`, `/metrics` and the methods services
 //!   declare open (the broker's key set) need nothing, as load balancers and
 //!   tools expect.

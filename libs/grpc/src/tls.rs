@@ -28,10 +28,18 @@ pub const TRUST_DOMAIN: &str = "spiffe://paved";
 pub const BUNDLE_REFRESH: Duration = Duration::from_secs(2);
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; more connections wait to be accepted.
+const HANDSHAKES: usize = 256;
 
 /// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.
 pub fn platform_id(service: &str) -> String {
     format!("{TRUST_DOMAIN}/platform/{service}")
+}
+
+/// What a client accepts when it cannot know which service answers (the
+/// CLI at an endpoint): any of the platform's own, never a workload.
+pub fn any_platform_service() -> String {
+    format!("{TRUST_DOMAIN}/platform/")
 }
 
 /// `der` as PEM with the label (`CERTIFICATE`, `PRIVATE KEY`).
@@ -279,8 +287,10 @@ impl Tls {
     > {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.server_config()?);
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
                 let (tcp, peer) = tokio::select! {
                     _ = tx.closed() => return,
                     accepted = listener.accept() => match accepted {
@@ -295,6 +305,7 @@ impl Tls {
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;
@@ -411,8 +422,10 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let id = self.tls.verify(end_entity, intermediates, now, webpki::KeyUsage::server_auth())?;
+        // An expectation ending in `/` is a prefix: `spiffe://paved/platform/`.
+        let matches = |expect: &String| if expect.ends_with('/') { id.starts_with(expect.as_str()) } else { id == *expect };
         match &self.expect {
-            Some(expect) if *expect != id => Err(rustls::Error::General(format!("the server is {id}, not {expect}"))),
+            Some(expect) if !matches(expect) => Err(rustls::Error::General(format!("the server is {id}, not {expect}"))),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }

@@ -319,14 +319,25 @@ pub async fn maintain_identity(
     loop {
         let now = chrono::Utc::now().timestamp_millis();
         let step = async {
-            if tls.bundle_pem().is_empty() {
+            let from_file = || {
                 let file = tls.bundle_file().ok_or_else(|| {
                     anyhow::anyhow!("mTLS needs trust_bundle_file (PAVED_TRUST_BUNDLE_FILE) to trust the broker at first")
                 })?;
                 let pem = std::fs::read_to_string(file).with_context(|| format!("trust bundle {}", file.display()))?;
-                tls.set_bundle(&pem)?;
+                tls.set_bundle(&pem)
+            };
+            if tls.bundle_pem().is_empty() {
+                from_file()?;
             }
-            let bundle = client.get_trust_bundle(GetTrustBundleRequest {}).await?.into_inner();
+            let bundle = match client.get_trust_bundle(GetTrustBundleRequest {}).await {
+                Ok(bundle) => bundle.into_inner(),
+                Err(e) => {
+                    // Away through a CA rotation, this service may no longer
+                    // trust the broker's certificate: the file has the new CA.
+                    let _ = from_file();
+                    return Err(e.into());
+                }
+            };
             tls.set_bundle(&bundle.trust_bundle_pem)?;
             if now >= renew_at {
                 let file = token_file.as_ref().ok_or_else(|| {

@@ -401,6 +401,12 @@ impl SecretsBrokerService for Api {
                 violations.push((field.to_string(), "a name: lowercase letters, digits, `-`, `_` and `.`".to_string()));
             }
         }
+        // `platform` identities are the platform's own services: no
+        // bootstrap token mints one (a certificate for the broker's name
+        // would let its holder serve a forged key set).
+        if req.environment == "platform" {
+            violations.push(("environment".to_string(), "`platform` is reserved for the platform's own services".to_string()));
+        }
         for (i, name) in req.secrets.iter().enumerate() {
             if !secrets::valid_path(name) || name.contains('/') {
                 violations.push((format!("secrets[{i}]"), "a secret name: lowercase letters, digits, `-`, `_` and `.`".to_string()));
@@ -718,11 +724,19 @@ impl SecretsBrokerService for Api {
         if !violations.is_empty() {
             return Err(status::invalid_argument("INVALID_CERTIFICATE_REQUEST", "invalid certificate request", violations));
         }
-        if spiffe_id != caller.sub {
-            let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
-            self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
+        // Always a scope, even for the caller's own subject: a token with
+        // `write:secrets-broker` can name any subject for the tokens it
+        // issues, and a certificate is an identity peers trust by name.
+        let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
+        self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
+        // Never outliving the token that asked: certificates are not revoked,
+        // tokens are.
+        let token_left = Duration::from_secs(u64::try_from(caller.exp - chrono::Utc::now().timestamp()).unwrap_or(0));
+        let ttl = ttl.unwrap_or(ca::DEFAULT_TTL).min(token_left);
+        if ttl.is_zero() {
+            return Err(status::failed_precondition("TOKEN_EXPIRING", "the token expires now: renew it, then ask for a certificate"));
         }
-        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl.unwrap_or(ca::DEFAULT_TTL)).await.map_err(ca_failed)?;
+        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl).await.map_err(ca_failed)?;
         let (trust_bundle_pem, _) = self.ca.bundle().await.map_err(ca_failed)?;
         Ok(Response::new(IssueCertificateResponse {
             certificate_pem: issued.certificate_pem,

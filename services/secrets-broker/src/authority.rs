@@ -739,6 +739,15 @@ pub async fn events(txn: &DatabaseTransaction, acts: &[BrokerActed]) -> Result<(
         })
         .collect();
     paved_stream::outbox::enqueue_all(txn, &paved_stream::stream_name(crate::SOURCE), &envelopes).await?;
-    // A grant used is counted with the event that says so.
-    crate::policy::note_uses(txn, acts, chrono::Utc::now().timestamp_millis()).await
+    // A grant used is counted with the event that says so, in a savepoint:
+    // counting that fails loses a count, never the events (nor the reads
+    // that wait on them).
+    let savepoint = txn.begin().await?;
+    match crate::policy::note_uses(&savepoint, acts, chrono::Utc::now().timestamp_millis()).await {
+        Ok(()) => savepoint.commit().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count grant uses");
+            savepoint.rollback().await
+        }
+    }
 }

@@ -31,7 +31,9 @@ pub const ROTATE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 const LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long a new CA is in the bundle before it signs: peers refresh their
 /// bundle every [`paved_grpc::tls::BUNDLE_REFRESH`].
-pub const PUBLISH_AHEAD: Duration = Duration::from_secs(5);
+/// Long enough for every peer to refresh ([`paved_grpc::tls::BUNDLE_REFRESH`])
+/// and to absorb clock skew between replicas.
+pub const PUBLISH_AHEAD: Duration = Duration::from_secs(30);
 /// Certificates start this much in the past: clocks differ.
 const BACKDATE: Duration = Duration::from_secs(60);
 const TABLE: &str = "certificate_authorities";
@@ -217,8 +219,17 @@ impl Ca {
     /// The CAs to trust (current first) and the bundle as PEM: all but those
     /// retired longer ago than a certificate lives.
     pub async fn bundle(&self) -> Result<(String, Vec<CertificateAuthority>), CaError> {
+        let listed = self.listed().await?;
+        if !listed.1.is_empty() {
+            return Ok(listed);
+        }
         // The first CA exists before anyone asks what to trust.
         self.signer().await?;
+        self.listed().await
+    }
+
+    /// The CAs in the bundle as stored (no key unsealed: anyone may ask).
+    async fn listed(&self) -> Result<(String, Vec<CertificateAuthority>), CaError> {
         let now = now_ms();
         let query = Query::select()
             .columns(["id", "certificate_der", "create_time_ms", "expire_time_ms", "retire_time_ms"].map(Alias::new))
@@ -288,18 +299,19 @@ fn serial() -> SerialNumber {
 /// renewed at two thirds of its life, and the bundle, refreshed and written
 /// to the bundle file for the processes that start from it.
 pub async fn serve_own_identity(ca: Ca, tls: paved_grpc::tls::Tls, shutdown: tokio_util::sync::CancellationToken) {
-    let mut renew_at = 0;
+    let (mut renew_at, mut written) = (0, String::new());
     loop {
         let now = now_ms();
         let step = async {
             let (bundle, _) = ca.bundle().await?;
-            if tls.set_bundle(&bundle)?
-                && let Some(file) = tls.bundle_file()
-            {
-                // Replaced whole: a reader never sees half a bundle.
-                let partial = file.with_extension("partial");
+            tls.set_bundle(&bundle)?;
+            if let Some(file) = tls.bundle_file().filter(|_| written != bundle) {
+                // Replaced whole (a reader never sees half a bundle), under
+                // a name of this process's own (replicas share the file).
+                let partial = file.with_extension(format!("{}.{}.partial", std::process::id(), rand::random::<u32>()));
                 std::fs::write(&partial, &bundle)?;
                 std::fs::rename(&partial, file)?;
+                written.clone_from(&bundle);
             }
             if now >= renew_at {
                 let (key, csr) = paved_grpc::tls::new_key(tls.spiffe_id())?;

@@ -76,7 +76,7 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
     "/paved.secrets_broker.v1.SecretsBrokerService/IssueDatabaseCredentials",
     "/paved.secrets_broker.v1.SecretsBrokerService/RenewLease",
     "/paved.secrets_broker.v1.SecretsBrokerService/RevokeLease",
-    // Its own SPIFFE id, or `certs:issue:<path>` for another.
+    // `certs:issue:<path>` for the SPIFFE id asked for, checked by the handler.
     paved_grpc::auth::ISSUE_CERTIFICATE_METHOD,
 ];
 
