@@ -113,8 +113,14 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         .expect("token")
         .into_inner()
         .token;
+    // Its first identity token lives 30 s, and so does the certificate it
+    // gets; the operator then puts a longer one in the file, which the
+    // renewal (at two thirds of the certificate's life) reads.
+    let mut first = issue(&platform_id("audit"), &["certs:issue:platform/audit"]);
+    first.ttl = Some(prost_types::Duration { seconds: 30, nanos: 0 });
+    let first = root_client.issue_token(first).await.expect("token").into_inner().token;
     let token_file = dir.path().join("audit.token");
-    std::fs::write(&token_file, &audit_token).expect("token file");
+    std::fs::write(&token_file, &first).expect("token file");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let audit = listener.local_addr().expect("addr");
     let common = Common {
@@ -124,10 +130,11 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         log_format: "pretty".into(),
         stream_max_len: 10_000,
         broker_url: format!("https://{broker}"),
-        mtls: MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: Some(token_file) },
+        mtls: MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: Some(token_file.clone()) },
     };
     let audit_task =
         tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common, options: Default::default() }, listener, shutdown.clone()));
+    let audit_started = std::time::Instant::now();
 
     // A platform service's token is accepted only with its certificate.
     let provisioner_token =
@@ -140,6 +147,7 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     })
     .await;
     assert_eq!(reason(&status), "PEER_CERTIFICATE_REQUIRED", "{status:?}");
+    std::fs::write(&token_file, &audit_token).expect("a longer token in the file");
     let (provisioner, first_ca) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
     let mut with_cert = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
     with_cert.list_entries(list.clone()).await.expect("the provisioner's token with its certificate");
@@ -259,7 +267,16 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     // first certificate, and the old CA's too, during the overlap.
     let mut renewed_client = AuditServiceClient::new(authed(over_tls(&renewed, audit, &platform_id("audit")), &provisioner_token));
     renewed_client.list_entries(list.clone()).await.expect("new CA");
-    with_cert.list_entries(list.clone()).await.expect("old CA, during the overlap");
+    // On a new connection: trust is checked at the handshake.
+    let mut old_ca = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
+    old_ca.list_entries(list.clone()).await.expect("old CA, during the overlap");
+    // Audit's first certificate, cut to its 30 s token, has expired: it
+    // serves a renewed one (asked for over mTLS with the one before).
+    let wait = Duration::from_secs(35).saturating_sub(audit_started.elapsed());
+    tokio::time::sleep(wait).await;
+    // A new connection: a certificate is checked at the handshake.
+    let mut fresh = AuditServiceClient::new(authed(over_tls(&renewed, audit, &platform_id("audit")), &provisioner_token));
+    fresh.list_entries(list.clone()).await.expect("audit serving its renewed certificate");
     // A CA outside the bundle, even naming the right identity: no call.
     let mut foreign = AuditServiceClient::new(authed(
         over_tls(&foreign_identity(&platform_id("provisioner"), &bundle), audit, &platform_id("audit")),
