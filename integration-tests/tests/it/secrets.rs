@@ -557,8 +557,8 @@ async fn policies_and_their_uses_on_postgres() {
         read("root", "dev/shop/b#1"),
         leased,
     ];
-    policy::note_uses(&db, &batch, 3_000).await.expect("uses");
-    policy::note_uses(&db, &batch[..1], 4_000).await.expect("more uses");
+    policy::note_uses(&db, policy::uses(&batch), 3_000).await.expect("uses");
+    policy::note_uses(&db, policy::uses(&batch[..1]), 4_000).await.expect("more uses");
     let policy = policy::get(&db, "dev", "shop").await.expect("get").expect("a policy");
     assert_eq!(policy.revision_id, "r2");
     let grants: Vec<(&str, u64, Option<i64>, Option<i64>)> = policy

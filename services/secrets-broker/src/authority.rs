@@ -742,8 +742,12 @@ pub async fn events(txn: &DatabaseTransaction, acts: &[BrokerActed]) -> Result<(
     // A grant used is counted with the event that says so, in a savepoint:
     // counting that fails loses a count, never the events (nor the reads
     // that wait on them).
+    let uses = crate::policy::uses(acts);
+    if uses.is_empty() {
+        return Ok(());
+    }
     let savepoint = txn.begin().await?;
-    match crate::policy::note_uses(&savepoint, acts, chrono::Utc::now().timestamp_millis()).await {
+    match crate::policy::note_uses(&savepoint, uses, chrono::Utc::now().timestamp_millis()).await {
         Ok(()) => savepoint.commit().await,
         Err(e) => {
             tracing::warn!(error = %e, "cannot count grant uses");

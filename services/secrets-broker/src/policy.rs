@@ -41,11 +41,14 @@ pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64)
     db.execute(&upsert).await.map(drop)
 }
 
-/// Counts the grants used by the reads and credential leases among `acts`
+/// Grants used, by subject and scope, with how often.
+pub type Uses<'a> = BTreeMap<(&'a str, String), i64>;
+
+/// The grants used by the reads and credential leases among `acts`
 /// (workload identities only: people's tokens hold wildcards, not a
 /// compiled policy).
-pub async fn note_uses(db: &impl ConnectionTrait, acts: &[BrokerActed], now_ms: i64) -> Result<(), DbErr> {
-    let mut uses: BTreeMap<(&str, String), i64> = BTreeMap::new();
+pub fn uses(acts: &[BrokerActed]) -> Uses<'_> {
+    let mut uses = Uses::new();
     for act in acts.iter().filter(|a| a.actor.starts_with("spiffe://")) {
         let scope = match act.action.as_str() {
             // The target of a read is `<path>#<version>`.
@@ -59,6 +62,11 @@ pub async fn note_uses(db: &impl ConnectionTrait, acts: &[BrokerActed], now_ms: 
         };
         *uses.entry((act.actor.as_str(), scope)).or_default() += 1;
     }
+    uses
+}
+
+/// Adds `uses` to the counts.
+pub async fn note_uses(db: &impl ConnectionTrait, uses: Uses<'_>, now_ms: i64) -> Result<(), DbErr> {
     if uses.is_empty() {
         return Ok(());
     }
