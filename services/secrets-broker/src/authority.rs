@@ -6,6 +6,7 @@
 //! transaction.
 
 use crate::seal::{Keyring, SealError};
+use crate::{ms, now_ms};
 use paved_proto::{
     events::v1::envelope::Payload,
     secrets_broker::v1::{BrokerActed, GetKeySetResponse as PublishedKeySet, PublicKey, RevokedToken, TokenInfo},
@@ -111,14 +112,6 @@ struct Published {
 
 const KEYS: &str = "signing_keys";
 const TOKENS: &str = "tokens";
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 impl Authority {
     /// Must be called within a Tokio runtime: it starts the task that

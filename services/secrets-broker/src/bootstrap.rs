@@ -8,6 +8,7 @@
 //! was given: one of the two holders was not the workload.
 
 use crate::authority::{self, Authority, AuthorityError, Grant, Target, event};
+use crate::now_ms;
 use paved_proto::secrets_broker::v1::TokenInfo;
 use sea_orm::{
     ConnectionTrait, DbErr, TransactionTrait,
@@ -63,10 +64,6 @@ impl From<DbErr> for ExchangeError {
 
 fn id_of(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Issues a bootstrap token for `binding`, valid for `ttl`.

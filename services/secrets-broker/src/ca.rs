@@ -10,6 +10,7 @@
 
 use crate::authority::event;
 use crate::seal::{Keyring, SealError};
+use crate::{ms, now_ms};
 use paved_proto::{secrets_broker::v1::CertificateAuthority, timestamp_from_millis};
 use paved_stream::outbox::Relay;
 use rcgen::{
@@ -71,14 +72,6 @@ pub struct Ca {
     db: DatabaseConnection,
     keys: Arc<Keyring>,
     relay: Relay,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn time(ms: i64) -> Result<time::OffsetDateTime, CaError> {

@@ -8,6 +8,7 @@
 //! never logged (they carry passwords), and errors name the target without
 //! its credentials.
 
+use crate::ms;
 use crate::{
     authority::event,
     seal::{Keyring, SealError},
@@ -60,10 +61,6 @@ pub struct Databases {
     relay: Relay,
     /// Admin pools by database name, opened on first use.
     pools: Arc<tokio::sync::Mutex<HashMap<String, (Config, DatabaseConnection)>>>,
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn duration(ms: i64) -> Duration {

@@ -10,6 +10,7 @@ use crate::{
     authority::{event, events},
     database::{DatabaseError, Databases},
 };
+use crate::{ms, now_ms};
 use paved_proto::{
     secrets_broker::v1::{BrokerActed, Lease},
     timestamp_from_millis,
@@ -62,14 +63,6 @@ pub struct Leases {
     databases: Databases,
     /// Rung when a lease becomes due early (revoked token).
     due: std::sync::Arc<tokio::sync::Notify>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn password() -> String {

@@ -245,6 +245,16 @@ pub async fn offline_authority(database_url: &str, stream: paved_stream::SharedS
     Ok(Authority::new(db, Arc::new(seal::Keyring::new(root, None)), relay))
 }
 
+/// Now, in Unix milliseconds: how every time is stored here.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `d` in milliseconds (saturating).
+pub(crate) fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn spiffe_id(environment: &str, workload: &str) -> String {
     format!("spiffe://paved/{environment}/{workload}")

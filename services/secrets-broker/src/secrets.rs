@@ -8,6 +8,7 @@ use crate::{
     authority::event,
     seal::{Keyring, RootKey, SealError},
 };
+use crate::{ms, now_ms};
 use paved_proto::{secrets_broker::v1::SecretVersion, timestamp_from_millis};
 use paved_stream::outbox::Relay;
 use sea_orm::{
@@ -62,14 +63,6 @@ type Latest = std::collections::HashMap<String, (std::time::Instant, Arc<Row>)>;
 const LATEST_FRESH: Duration = Duration::from_secs(1);
 const LATEST_LIMIT: usize = 16 * 1024;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// A stored version, still sealed.
 struct Row {
     meta: SecretVersion,
@@ -120,15 +113,7 @@ impl Secrets {
         };
         let now = now_ms();
         let txn = self.db.begin().await?;
-        let latest = Query::select()
-            .expr(Expr::col(Alias::new("version")).max())
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("path")).eq(path))
-            .to_owned();
-        let last: Option<i64> = match txn.query_one(&latest).await? {
-            Some(row) => row.try_get_by_index(0)?,
-            None => None,
-        };
+        let last = last_version(&txn, path).await?;
         if expect.is_some_and(|v| i64::from(v) != last.unwrap_or(0)) {
             return Ok(None);
         }
@@ -232,16 +217,7 @@ impl Secrets {
         }
         let Some(row) = self.db.query_one(&query).await? else {
             // A version older than the latest was destroyed after its overlap.
-            let latest = Query::select()
-                .expr(Expr::col(Alias::new("version")).max())
-                .from(Alias::new(TABLE))
-                .and_where(Expr::col(Alias::new("path")).eq(path))
-                .to_owned();
-            let last: Option<i64> = match self.db.query_one(&latest).await? {
-                Some(row) => row.try_get_by_index(0)?,
-                None => None,
-            };
-            return Err(match last {
+            return Err(match last_version(&self.db, path).await? {
                 Some(last) if version != 0 && i64::from(version) < last => SecretError::Expired(path.to_string(), version),
                 _ => SecretError::NotFound(path.to_string()),
             });
@@ -446,6 +422,19 @@ pub async fn rotate_loop(secrets: Secrets, longest: Duration, shutdown: tokio_ut
             _ = writes.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// The newest version of `path` stored, if any.
+async fn last_version(conn: &impl ConnectionTrait, path: &str) -> Result<Option<i64>, DbErr> {
+    let latest = Query::select()
+        .expr(Expr::col(Alias::new("version")).max())
+        .from(Alias::new(TABLE))
+        .and_where(Expr::col(Alias::new("path")).eq(path))
+        .to_owned();
+    match conn.query_one(&latest).await? {
+        Some(row) => row.try_get_by_index(0),
+        None => Ok(None),
     }
 }
 
