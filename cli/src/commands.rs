@@ -36,8 +36,7 @@ pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel
         let tls = paved_grpc::tls::Tls::new(format!("{}/people/cli", paved_grpc::tls::TRUST_DOMAIN), None);
         tls.set_bundle(&bundle).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
         // Any of the platform's services (the endpoint may forward), never a workload's.
-        let expect = paved_grpc::tls::any_platform_service();
-        return paved_grpc::tls::connect(&url, Some(&tls), Some(&expect), |e| {
+        return paved_grpc::tls::connect(&url, Some(&tls), Some(paved_grpc::tls::PLATFORM_PREFIX), |e| {
             e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
         });
     }

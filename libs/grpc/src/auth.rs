@@ -352,8 +352,7 @@ impl AuthLayer {
 /// A platform service's token over a connection that did not prove that
 /// service's identity (mTLS servers; getting the certificate is exempt).
 fn unproven_service<B>(req: &http::Request<B>, claims: &Claims) -> Option<Status> {
-    let platform = format!("{}/platform/", crate::tls::TRUST_DOMAIN);
-    if !claims.sub.starts_with(&platform) || req.uri().path() == ISSUE_CERTIFICATE_METHOD {
+    if !claims.sub.starts_with(crate::tls::PLATFORM_PREFIX) || req.uri().path() == ISSUE_CERTIFICATE_METHOD {
         return None;
     }
     match crate::tls::peer_id(req) {

@@ -31,15 +31,21 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; more connections wait to be accepted.
 const HANDSHAKES: usize = 256;
 
-/// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.
-pub fn platform_id(service: &str) -> String {
-    format!("{TRUST_DOMAIN}/platform/{service}")
+/// The environment of the platform's own services: their identities are
+/// `spiffe://paved/platform/<service>`, and no workload has one there.
+pub const PLATFORM_ENVIRONMENT: &str = "platform";
+/// Every platform service's SPIFFE id starts so; what a client accepts
+/// when it cannot know which service answers (the CLI at an endpoint).
+pub const PLATFORM_PREFIX: &str = "spiffe://paved/platform/";
+
+/// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
+pub fn workload_id(environment: &str, workload: &str) -> String {
+    format!("{TRUST_DOMAIN}/{environment}/{workload}")
 }
 
-/// What a client accepts when it cannot know which service answers (the
-/// CLI at an endpoint): any of the platform's own, never a workload.
-pub fn any_platform_service() -> String {
-    format!("{TRUST_DOMAIN}/platform/")
+/// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.
+pub fn platform_id(service: &str) -> String {
+    workload_id(PLATFORM_ENVIRONMENT, service)
 }
 
 /// `der` as PEM with the label (`CERTIFICATE`, `PRIVATE KEY`).
@@ -74,7 +80,7 @@ pub fn spiffe_id(cert: &CertificateDer<'_>) -> Option<String> {
         .filter_map(|n| if let x509_parser::extensions::GeneralName::URI(u) = n { Some(*u) } else { None })
         .collect();
     match uris.as_slice() {
-        [one] if one.starts_with(&format!("{TRUST_DOMAIN}/")) => Some((*one).to_string()),
+        [one] if one.strip_prefix(TRUST_DOMAIN).is_some_and(|path| path.starts_with('/')) => Some((*one).to_string()),
         _ => None,
     }
 }

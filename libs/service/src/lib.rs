@@ -349,7 +349,6 @@ pub async fn maintain_identity(
                 let issued = client.issue_certificate(request).await?.into_inner();
                 let expire = issued.expire_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
                 tls.set_certificate(&issued.certificate_pem, key, expire)?;
-                tls.set_bundle(&issued.trust_bundle_pem)?;
                 (renew_at, expire_at) = (tls.renew_at(now), expire);
                 tracing::info!(spiffe_id = tls.spiffe_id(), authority = issued.authority_id, "certificate renewed");
             }

@@ -51,7 +51,7 @@ pub const SERVICE: &str = "provisioner";
 pub const GRPC_NAME: &str = "paved.provisioner.v1.ProvisionerService";
 
 /// The environment of the platform's own services (self-hosted mode).
-pub const PLATFORM_ENVIRONMENT: &str = "platform";
+pub const PLATFORM_ENVIRONMENT: &str = paved_grpc::tls::PLATFORM_ENVIRONMENT;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {

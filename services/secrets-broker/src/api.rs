@@ -404,7 +404,7 @@ impl SecretsBrokerService for Api {
         // `platform` identities are the platform's own services: no
         // bootstrap token mints one (a certificate for the broker's name
         // would let its holder serve a forged key set).
-        if req.environment == "platform" {
+        if req.environment == paved_grpc::tls::PLATFORM_ENVIRONMENT {
             violations.push(("environment".to_string(), "`platform` is reserved for the platform's own services".to_string()));
         }
         for (i, name) in req.secrets.iter().enumerate() {

@@ -30,10 +30,9 @@ pub const ROTATE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A CA's own validity: long past its rotation, so that a broker that was
 /// down for a while still has a valid CA to rotate from.
 const LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
-/// How long a new CA is in the bundle before it signs: peers refresh their
-/// bundle every [`paved_grpc::tls::BUNDLE_REFRESH`].
-/// Long enough for every peer to refresh ([`paved_grpc::tls::BUNDLE_REFRESH`])
-/// and to absorb clock skew between replicas.
+/// How long a new CA is in the bundle before it signs: long enough for every
+/// peer to refresh ([`paved_grpc::tls::BUNDLE_REFRESH`]) and to absorb clock
+/// skew between replicas.
 pub const PUBLISH_AHEAD: Duration = Duration::from_secs(30);
 /// Certificates start this much in the past: clocks differ.
 const BACKDATE: Duration = Duration::from_secs(60);

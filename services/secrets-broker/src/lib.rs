@@ -257,7 +257,7 @@ pub(crate) fn ms(d: std::time::Duration) -> i64 {
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn spiffe_id(environment: &str, workload: &str) -> String {
-    format!("spiffe://paved/{environment}/{workload}")
+    paved_grpc::tls::workload_id(environment, workload)
 }
 
 /// Creates the identity of each registered workload; naturally idempotent
