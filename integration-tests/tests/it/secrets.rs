@@ -294,7 +294,7 @@ async fn root_key_rotation_reseals_without_downtime() {
 async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     use paved_proto::secrets_broker::v1::{
         ExchangeBootstrapTokenRequest, GetWorkloadPolicyRequest, IntrospectTokenRequest, IssueBootstrapTokenRequest,
-        ListWorkloadPoliciesRequest, PutSecretRequest,
+        IssueCertificateRequest, ListWorkloadPoliciesRequest, PutSecretRequest,
     };
     use tonic_types::StatusExt;
     let (_dir, platform, _svc) = crate::rollouts::embedded().await;
@@ -313,6 +313,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         secrets: vec!["db-password".into()],
         ttl: None,
         databases: Vec::new(),
+        certificate: false,
     };
     let issued = root.issue_bootstrap_token(request.clone()).await.expect("bootstrap").into_inner();
     assert_eq!(issued.scopes, ["secrets:read:dev/shop/db-password"], "the policy compiled from the declared secrets");
@@ -413,7 +414,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     // workload exchanges it for exactly what its spec declares.
     let handed = _dir.path().join("bootstrap-token");
     let spec = format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\ndatabases: [orders]\n",
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\ndatabases: [orders]\ncertificate: true\n",
         handed.display()
     );
     let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
@@ -439,11 +440,22 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         .await
         .expect("exchange")
         .into_inner();
-    let compiled = ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders"];
-    assert_eq!(identity.info.expect("info").scopes, compiled, "compiled from the spec's secrets and databases");
+    let compiled = ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders", "certs:issue:dev/shop"];
+    assert_eq!(identity.info.expect("info").scopes, compiled, "compiled from the spec's secrets, databases and certificate");
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("the workload reads its secret").into_inner();
     assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
+    // `certificate: true`: a certificate for its own SPIFFE id (the key
+    // made here, by the workload), and for no other.
+    let (_, csr_pem) = paved_grpc::tls::new_key("spiffe://paved/dev/shop").expect("key");
+    let own = IssueCertificateRequest { csr_pem: csr_pem.clone(), spiffe_id: String::new(), ttl: None };
+    let issued = workload.issue_certificate(own).await.expect("the workload's own certificate").into_inner();
+    assert_eq!(issued.spiffe_id, "spiffe://paved/dev/shop");
+    let chain = paved_grpc::tls::certificates(&issued.certificate_pem).expect("PEM");
+    assert_eq!(paved_grpc::tls::spiffe_id(&chain[0]).as_deref(), Some("spiffe://paved/dev/shop"), "the SPIFFE id in the certificate");
+    let other = IssueCertificateRequest { csr_pem, spiffe_id: "spiffe://paved/dev/billing".into(), ttl: None };
+    let status = workload.issue_certificate(other).await.expect_err("another workload's id");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
     // The compiled policy, each grant with its uses: api-key was declared
     // but never read, and is reported.
@@ -460,7 +472,12 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     let uses: Vec<(&str, bool)> = policy.grants.iter().map(|g| (g.scope.as_str(), g.use_count > 0)).collect();
     assert_eq!(
         uses,
-        [("secrets:read:dev/shop/db-password", true), ("secrets:read:dev/shop/api-key", false), ("database:creds:orders", false)]
+        [
+            ("secrets:read:dev/shop/db-password", true),
+            ("secrets:read:dev/shop/api-key", false),
+            ("database:creds:orders", false),
+            ("certs:issue:dev/shop", true)
+        ]
     );
     let status = root
         .get_workload_policy(GetWorkloadPolicyRequest { environment: "dev".into(), workload: "nothing".into() })
@@ -541,6 +558,7 @@ async fn policies_and_their_uses_on_postgres() {
         artifact_digest: String::new(),
         secrets: secrets.iter().map(|s| s.to_string()).collect(),
         databases: vec!["orders".into()],
+        certificate: false,
     };
     policy::compiled(&db, &binding("r1", &["a"]), 1_000).await.expect("compiled");
     policy::compiled(&db, &binding("r2", &["a", "b"]), 2_000).await.expect("compiled again");

@@ -28,6 +28,7 @@
 //!   privileged: false
 //! secrets: [db-password]       # declared references; env uses ${secret:db-password}
 //! databases: [orders]          # dynamic PostgreSQL credentials it may ask for
+//! certificate: true            # may enrol an X.509 certificate for its own SPIFFE id
 //! rollout:                     # how a new revision takes over (all optional)
 //!   steps: [1, 5, 25, 50, 100] # canary traffic weights in percent
 //!   interval: 30s              # each step is held this long, then checked
@@ -71,6 +72,11 @@ pub struct WorkloadSpec {
     /// canonical form when empty, so older digests hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<String>,
+    /// Whether its identity may enrol a certificate for its own SPIFFE id
+    /// (`certs:issue:<env>/<workload>`), for mTLS. Left out of the
+    /// canonical form when false, so older digests hold.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub certificate: bool,
     pub rollout: RolloutPolicy,
     /// As written; [`WorkloadSpec::analysis`] gives the defaults when absent.
     /// Absent, it is left out of the canonical form, so a spec written
@@ -202,6 +208,8 @@ struct RawSpec {
     secrets: Vec<Name>,
     #[serde(default)]
     databases: Vec<Name>,
+    #[serde(default)]
+    certificate: bool,
     rollout: Option<RawRollout>,
     analysis: Option<analysis::RawAnalysis>,
 }
@@ -327,6 +335,7 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
         secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
         databases: raw.databases.into_iter().map(|n| n.0).collect(),
+        certificate: raw.certificate,
         rollout,
         analysis,
     })

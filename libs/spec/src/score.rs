@@ -251,6 +251,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         security: Security::default(),
         secrets,
         databases: Vec::new(),
+        certificate: false,
         rollout: RolloutPolicy::default(),
         analysis: None,
     })

@@ -126,6 +126,15 @@ fn resources_security_and_secrets() {
     assert_eq!(spec.databases, ["orders", "billing"]);
     let e = err(&format!("{GOOD}databases: [Orders!]\n"));
     assert_eq!(e.line, 11, "{e}");
+    // A certificate only when asked for; absent, the canonical form (and so
+    // every digest written before the field) is unchanged.
+    let plain = parse(GOOD, "paved.yaml").expect("valid");
+    assert!(!plain.certificate && !serde_json::to_string(&plain).expect("json").contains("certificate"));
+    let with = parse(&format!("{GOOD}certificate: true\n"), "paved.yaml").expect("valid");
+    assert!(with.certificate);
+    assert_ne!(with.digest(), plain.digest());
+    let e = err(&format!("{GOOD}certificate: maybe\n"));
+    assert_eq!((e.line, e.field.as_str()), (11, "certificate"), "{e}");
     let e = err(&format!("{GOOD}resources:\n  requests: {{cpu: lots}}\n"));
     assert!(e.message.contains("invalid CPU quantity \"lots\""), "{e}");
     assert_eq!(e.line, 12, "{e}");

@@ -177,6 +177,7 @@ fn bootstrapper(
                 artifact_digest: launch.artifact_digest,
                 secrets: launch.spec.secrets,
                 databases: launch.spec.databases,
+                certificate: launch.spec.certificate,
                 ttl: None,
             };
             let issued = client.issue_bootstrap_token(request).await.map_err(|s| s.message().to_string())?.into_inner();

@@ -436,6 +436,7 @@ impl SecretsBrokerService for Api {
             artifact_digest: req.artifact_digest,
             secrets: req.secrets,
             databases: req.databases,
+            certificate: req.certificate,
         };
         let (bootstrap_token, expire) = bootstrap::issue(&self.authority, &caller.sub, &binding, ttl).await.map_err(failed)?;
         Ok(Response::new(IssueBootstrapTokenResponse {

@@ -33,14 +33,20 @@ pub struct Binding {
     pub secrets: Vec<String>,
     /// Declared database names (dynamic credentials).
     pub databases: Vec<String>,
+    /// Whether it may enrol a certificate for its own SPIFFE id.
+    pub certificate: bool,
 }
 
 impl Binding {
     /// The identity's scopes: one read grant per declared secret, one
-    /// credentials grant per declared database.
+    /// credentials grant per declared database, and a certificate for its
+    /// own SPIFFE id only if asked for.
     pub fn scopes(&self) -> Vec<String> {
-        let secrets = self.secrets.iter().map(|name| format!("secrets:read:{}/{}/{name}", self.environment, self.workload));
-        secrets.chain(self.databases.iter().map(|name| format!("database:creds:{name}"))).collect()
+        let (env, workload) = (&self.environment, &self.workload);
+        let secrets = self.secrets.iter().map(|name| format!("secrets:read:{env}/{workload}/{name}"));
+        let databases = self.databases.iter().map(|name| format!("database:creds:{name}"));
+        let certificate = self.certificate.then(|| format!("certs:issue:{env}/{workload}"));
+        secrets.chain(databases).chain(certificate).collect()
     }
 }
 
@@ -204,7 +210,10 @@ mod tests {
             artifact_digest: String::new(),
             secrets: vec!["db-password".into(), "api-key".into()],
             databases: vec!["orders".into()],
+            certificate: false,
         };
         assert_eq!(binding.scopes(), ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders"]);
+        let binding = super::Binding { secrets: Vec::new(), databases: Vec::new(), certificate: true, ..binding };
+        assert_eq!(binding.scopes(), ["certs:issue:dev/shop"], "a certificate for its own SPIFFE id, no other");
     }
 }

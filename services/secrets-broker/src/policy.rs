@@ -44,7 +44,7 @@ pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64)
 /// Grants used, by subject and scope, with how often.
 pub type Uses<'a> = BTreeMap<(&'a str, String), i64>;
 
-/// The grants used by the reads and credential leases among `acts`
+/// The grants used by the reads, credential leases and certificates among `acts`
 /// (workload identities only: people's tokens hold wildcards, not a
 /// compiled policy).
 pub fn uses(acts: &[BrokerActed]) -> Uses<'_> {
@@ -57,6 +57,11 @@ pub fn uses(acts: &[BrokerActed]) -> Uses<'_> {
             "lease.issued" => match act.target.split('/').collect::<Vec<_>>()[..] {
                 ["database", name, _] => format!("database:creds:{name}"),
                 _ => continue,
+            },
+            // A certificate's target is its SPIFFE id.
+            "certificate.issued" => match act.target.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).and_then(|t| t.strip_prefix('/')) {
+                Some(path) => format!("certs:issue:{path}"),
+                None => continue,
             },
             _ => continue,
         };
