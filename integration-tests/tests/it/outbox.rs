@@ -8,7 +8,6 @@ use paved_proto::events::v1::envelope::Payload;
 use paved_proto::provisioner::v1::WorkloadRegistered;
 use paved_stream::{Delivery, EventStream, SharedStream, StreamError, event, outbox};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
-use sea_orm_migration::MigratorTrait;
 use std::{
     sync::{
         Arc,
@@ -64,7 +63,7 @@ impl EventStream for Faulty {
     }
 }
 
-async fn nothing_lost(db_url: &str) {
+async fn nothing_lost(db_url: &str, audit_url: &str) {
     let db = outbox_db(db_url).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
@@ -96,12 +95,15 @@ async fn nothing_lost(db_url: &str) {
     let ids: Vec<String> = got.iter().map(|d| event::decode(&d.payload).expect("envelope").subject).collect();
     assert_eq!(ids, ["w0", "w0", "w1", "w2"], "at-least-once: every committed event, in order, none of the rolled back");
 
-    // The audit service's consumer keeps each event exactly once.
-    let audit = paved_store::connect(&paved_store::sqlite_url(&dir.path().join("audit.db"))).await.expect("audit db");
-    paved_audit::migration::Migrator::up(&audit, None).await.expect("audit schema");
+    // The audit service's consumer keeps each event exactly once: taken as
+    // a batch (the duplicate inside it too), then redelivered one by one.
+    let audit = paved_store::connect_and_migrate::<paved_audit::migration::Migrator>(audit_url).await.expect("audit db");
     let recorder = paved_audit::Recorder { db: audit.clone() };
-    for d in &got {
-        paved_stream::consumer::Handler::handle(&recorder, &name, &event::decode(&d.payload).expect("envelope")).await.expect("record");
+    let events: Vec<_> = got.iter().map(|d| event::decode(&d.payload).expect("envelope")).collect();
+    use paved_stream::consumer::Handler;
+    assert!(recorder.handle_all(&name, &events).await.expect("record a batch"), "the recorder takes batches");
+    for event in &events {
+        recorder.handle(&name, event).await.expect("record");
     }
     let count = audit
         .query_one_raw(sea_orm::Statement::from_string(audit.get_database_backend(), "SELECT COUNT(*) AS n FROM audit_entries"))
@@ -113,11 +115,11 @@ async fn nothing_lost(db_url: &str) {
 
 #[tokio::test]
 async fn outbox_loses_nothing_on_postgres() {
-    nothing_lost(&postgres_database("it_outbox").await).await;
+    nothing_lost(&postgres_database("it_outbox").await, &postgres_database("it_outbox_audit").await).await;
 }
 
 #[tokio::test]
 async fn outbox_loses_nothing_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    nothing_lost(&paved_store::sqlite_url(&dir.path().join("p.db"))).await;
+    nothing_lost(&paved_store::sqlite_url(&dir.path().join("p.db")), &paved_store::sqlite_url(&dir.path().join("audit.db"))).await;
 }

@@ -185,10 +185,22 @@ async fn embedded_stream_survives_restart() {
     assert_eq!(payloads(&rest), vec![b"event-1".to_vec(), b"event-2".to_vec()], "the group resumes where it stopped");
 }
 
-/// A handler that fails on chosen events a number of times, recording what it handled.
+/// A handler that fails on chosen events a number of times, recording what
+/// it handled; with `batches`, it also takes whole batches (all or none).
 struct Flaky {
     fail: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     handled: std::sync::Mutex<Vec<String>>,
+    batches: Option<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl Flaky {
+    fn new(fail: &[(&str, u32)], batches: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            fail: std::sync::Mutex::new(fail.iter().map(|(s, n)| (s.to_string(), *n)).collect()),
+            handled: Default::default(),
+            batches: batches.then(Default::default),
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -202,23 +214,47 @@ impl paved_stream::consumer::Handler for Flaky {
         self.handled.lock().expect("lock").push(event.subject.clone());
         Ok(())
     }
+
+    async fn handle_all(&self, _stream: &str, events: &[paved_stream::Envelope]) -> anyhow::Result<bool> {
+        let Some(batches) = &self.batches else {
+            return Ok(false);
+        };
+        let fail = self.fail.lock().expect("lock");
+        anyhow::ensure!(!events.iter().any(|e| fail.get(&e.subject).is_some_and(|n| *n > 0)), "injected failure in the batch");
+        let subjects: Vec<String> = events.iter().map(|e| e.subject.clone()).collect();
+        self.handled.lock().expect("lock").extend(subjects.iter().cloned());
+        batches.lock().expect("lock").push(subjects);
+        Ok(true)
+    }
+}
+
+fn publish_subjects<'a>(stream: &'a SharedStream, name: &'a str, subjects: &'a [&str]) -> impl std::future::Future<Output = ()> + 'a {
+    use paved_proto::events::v1::envelope::Payload;
+    use paved_proto::provisioner::v1::WorkloadRegistered;
+    async move {
+        for subject in subjects {
+            let envelope =
+                paved_stream::event::envelope("test", "t", subject.to_string(), Payload::WorkloadRegistered(WorkloadRegistered::default()));
+            stream.publish(name, &paved_stream::event::encode(&envelope)).await.expect("publish");
+        }
+    }
 }
 
 /// A handler failure is retried at once, before newer events and in order; an
 /// event that keeps failing goes to the dead-letter stream, and the rest flow.
 async fn consumer_retries_in_order(stream: SharedStream) {
-    use paved_proto::events::v1::envelope::Payload;
-    use paved_proto::provisioner::v1::WorkloadRegistered;
-    let name = unique("s");
-    for subject in ["a", "b", "poison", "c"] {
-        let envelope =
-            paved_stream::event::envelope("test", "t", subject.into(), Payload::WorkloadRegistered(WorkloadRegistered::default()));
-        stream.publish(&name, &paved_stream::event::encode(&envelope)).await.expect("publish");
+    for batches in [false, true] {
+        retries_in_order(&stream, batches).await;
     }
-    let flaky = std::sync::Arc::new(Flaky {
-        fail: std::sync::Mutex::new([("b".to_string(), 2), ("poison".to_string(), u32::MAX)].into_iter().collect()),
-        handled: Default::default(),
-    });
+}
+
+/// With `batches`, the handler takes whole batches: one holding a failing
+/// event fails and is handled one by one, with the same outcome; a clean
+/// batch later is taken at once.
+async fn retries_in_order(stream: &SharedStream, batches: bool) {
+    let name = unique("s");
+    publish_subjects(stream, &name, &["a", "b", "poison", "c"]).await;
+    let flaky = Flaky::new(&[("b", 2), ("poison", u32::MAX)], batches);
     let mut config = paved_stream::consumer::ConsumerConfig::for_service("g", "c".into());
     config.streams = vec![name.clone()];
     config.block = Duration::from_millis(100);
@@ -237,6 +273,26 @@ async fn consumer_retries_in_order(stream: SharedStream) {
     assert_eq!(paved_stream::event::decode(&dead[0].payload).expect("envelope").subject, "poison");
     eventually("nothing pending", Duration::from_secs(5), || async { stream.pending(&name, "g").await.ok()?.is_empty().then_some(()) })
         .await;
+    if let Some(taken) = &flaky.batches {
+        assert!(taken.lock().expect("lock").is_empty(), "the batch holding `poison` was never taken whole");
+        // Published at once, taken as whole batches.
+        let more: Vec<(String, Vec<u8>)> = ["d", "e", "f"]
+            .iter()
+            .map(|s| {
+                let payload = paved_proto::events::v1::envelope::Payload::WorkloadRegistered(Default::default());
+                (name.clone(), paved_stream::event::encode(&paved_stream::event::envelope("test", "t", s.to_string(), payload)))
+            })
+            .collect();
+        stream.publish_batch(&more).await.expect("publish a batch");
+        eventually("d, e and f handled", Duration::from_secs(10), || async {
+            (flaky.handled.lock().expect("lock").len() == 6).then_some(())
+        })
+        .await;
+        assert_eq!(*flaky.handled.lock().expect("lock"), ["a", "b", "c", "d", "e", "f"]);
+        // One batch on the embedded backend; Redis may wake the reader
+        // before the last entry is added.
+        assert_eq!(taken.lock().expect("lock").concat(), ["d", "e", "f"], "taken as batches, in order");
+    }
     shutdown.cancel();
     task.await.expect("consumer task");
 }

@@ -2,7 +2,10 @@
 //! new ones, hands each decoded envelope to a [`Handler`] and acks, in one
 //! call per batch, those the handler succeeded with. A handler error leaves
 //! the entry pending, so it comes back (to this or another consumer) after
-//! `claim_idle`.
+//! `claim_idle`. A handler that can take a whole batch at once
+//! ([`Handler::handle_all`]) is given it first; if that fails, the batch is
+//! handled one by one, so a failing entry is found, retried and
+//! dead-lettered alone.
 
 use crate::{Delivery, Envelope, SharedStream, StreamError, event};
 use async_trait::async_trait;
@@ -16,6 +19,13 @@ pub type StatusFn = Arc<dyn Fn(bool) + Send + Sync>;
 pub trait Handler: Send + Sync + 'static {
     /// Must be idempotent by `event.id`: delivery is at-least-once.
     async fn handle(&self, stream: &str, event: &Envelope) -> anyhow::Result<()>;
+
+    /// Handles `events` at once, all or none (one transaction, say: a
+    /// commit per event bounds a consumer at the database's commit rate).
+    /// `Ok(false)`, the default: not supported, each goes to [`Handler::handle`].
+    async fn handle_all(&self, _stream: &str, _events: &[Envelope]) -> anyhow::Result<bool> {
+        Ok(false)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +151,10 @@ impl Consumer<'_> {
     }
 
     async fn handle_held(&self, held: &mut VecDeque<Delivery>, attempts: &mut u32, handled: &mut Vec<String>) -> Result<(), StepError> {
+        if *attempts == 0 && self.handle_all(held).await {
+            handled.extend(held.drain(..).map(|d| d.id));
+            return Ok(());
+        }
         while let Some(delivery) = held.front() {
             match event::decode(&delivery.payload) {
                 Ok(envelope) if !envelope.id.is_empty() => match self.handler.handle(self.name, &envelope).await {
@@ -166,6 +180,22 @@ impl Consumer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the handler took all of `held` at once. Not when one is not
+    /// an envelope (that one is dead-lettered on the way one by one).
+    async fn handle_all(&self, held: &VecDeque<Delivery>) -> bool {
+        let events: Option<Vec<Envelope>> = held.iter().map(|d| event::decode(&d.payload).ok().filter(|e| !e.id.is_empty())).collect();
+        let Some(events) = events else {
+            return false;
+        };
+        match self.handler.handle_all(self.name, &events).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::debug!(stream = %self.name, group = %self.group, events = events.len(), error = %e, "a batch failed; handling it one by one");
+                false
+            }
+        }
     }
 
     /// Copies an entry to `<stream>.dead`.
