@@ -255,7 +255,7 @@ async fn retries_in_order(stream: &SharedStream, batches: bool) {
     let name = unique("s");
     publish_subjects(stream, &name, &["a", "b", "poison", "c"]).await;
     let flaky = Flaky::new(&[("b", 2), ("poison", u32::MAX)], batches);
-    let mut config = paved_stream::consumer::ConsumerConfig::for_service("g", "c".into());
+    let mut config = paved_stream::consumer::ConsumerConfig::for_service("g", "c".into(), &[]);
     config.streams = vec![name.clone()];
     config.block = Duration::from_millis(100);
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -475,6 +475,10 @@ pub trait ConsumerService: 'static {
     /// Whether the service publishes events: then its migrator has the
     /// outbox table and the shell runs its relay.
     const PUBLISHES: bool = false;
+    /// The producers whose streams its handler reads: every one by default.
+    /// A group on a stream it ignores would still take, track and ack each
+    /// of its events (the broker publishes one per token issued).
+    const READS: &'static [&'static str] = paved_stream::PRODUCERS;
     /// Methods callable without a token (full paths).
     const OPEN_METHODS: &'static [&'static str] = &[];
     /// Methods callable with any valid token (a holder acting on its own).
@@ -532,7 +536,7 @@ pub fn consumer_component<S: ConsumerService>(
     if S::PUBLISHES {
         component.tasks.spawn(relay.run(health.reporter(S::GRPC_NAME, "outbox"), shutdown.clone()));
     }
-    let config = paved_stream::consumer::ConsumerConfig::for_service(S::NAME, consumer_name(S::NAME));
+    let config = paved_stream::consumer::ConsumerConfig::for_service(S::NAME, consumer_name(S::NAME), S::READS);
     let healthy = health.reporter(S::GRPC_NAME, "stream");
     component.tasks.spawn(paved_stream::consumer::run(stream, config, handler, healthy, shutdown));
     Ok(component)

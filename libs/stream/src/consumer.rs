@@ -40,12 +40,13 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// A group named after the consuming service, reading every producer's stream.
-    pub fn for_service(service: &str, consumer: String) -> Self {
+    /// A group named after the consuming service, reading the streams of
+    /// `producers` (see [`crate::PRODUCERS`]).
+    pub fn for_service(service: &str, consumer: String, producers: &[&str]) -> Self {
         Self {
             group: service.to_string(),
             consumer,
-            streams: crate::PRODUCERS.iter().map(|p| crate::stream_name(p)).collect(),
+            streams: producers.iter().map(|p| crate::stream_name(p)).collect(),
             batch: 128,
             block: Duration::from_secs(1),
             claim_idle: Duration::from_secs(30),

@@ -48,6 +48,8 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
     const NAME: &'static str = "canary-analyzer";
     const GRPC_NAME: &'static str = "paved.canary_analyzer.v1.CanaryAnalyzerService";
     const PORT: u16 = 7403;
+    /// Revision state changes come from the provisioner.
+    const READS: &'static [&'static str] = &["provisioner"];
     type Migrator = migration::Migrator;
     type Options = Options;
     const PUBLISHES: bool = true;

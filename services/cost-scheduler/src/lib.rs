@@ -27,6 +27,8 @@ impl paved_service::ConsumerService for CostScheduler {
     const NAME: &'static str = "cost-scheduler";
     const GRPC_NAME: &'static str = "paved.cost_scheduler.v1.CostSchedulerService";
     const PORT: u16 = 7404;
+    /// Revision state changes come from the provisioner.
+    const READS: &'static [&'static str] = &["provisioner"];
     type Migrator = migration::Migrator;
     type Options = paved_service::NoOptions;
 

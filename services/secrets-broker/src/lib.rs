@@ -149,6 +149,8 @@ impl paved_service::ConsumerService for SecretsBroker {
     const NAME: &'static str = "secrets-broker";
     const GRPC_NAME: &'static str = "paved.secrets_broker.v1.SecretsBrokerService";
     const PORT: u16 = 7402;
+    /// Workloads are registered by the provisioner.
+    const READS: &'static [&'static str] = &["provisioner"];
     const PUBLISHES: bool = true;
     const OPEN_METHODS: &'static [&'static str] = OPEN_METHODS;
     const TOKEN_ONLY_METHODS: &'static [&'static str] = TOKEN_ONLY_METHODS;
