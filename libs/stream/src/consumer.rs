@@ -152,7 +152,7 @@ impl Consumer<'_> {
     }
 
     async fn handle_held(&self, held: &mut VecDeque<Delivery>, attempts: &mut u32, handled: &mut Vec<String>) -> Result<(), StepError> {
-        if *attempts == 0 && self.handle_all(held).await {
+        if *attempts == 0 && held.len() > 1 && self.handle_all(held).await {
             handled.extend(held.drain(..).map(|d| d.id));
             return Ok(());
         }
@@ -183,8 +183,9 @@ impl Consumer<'_> {
         Ok(())
     }
 
-    /// Whether the handler took all of `held` at once. Not when one is not
-    /// an envelope (that one is dead-lettered on the way one by one).
+    /// Whether the handler took all of `held` (two or more: one goes to
+    /// `handle` directly, never tried twice) at once. Not when one is not an
+    /// envelope (that one is dead-lettered on the way one by one).
     async fn handle_all(&self, held: &VecDeque<Delivery>) -> bool {
         let events: Option<Vec<Envelope>> = held.iter().map(|d| event::decode(&d.payload).ok().filter(|e| !e.id.is_empty())).collect();
         let Some(events) = events else {
@@ -193,7 +194,7 @@ impl Consumer<'_> {
         match self.handler.handle_all(self.name, &events).await {
             Ok(all) => all,
             Err(e) => {
-                tracing::debug!(stream = %self.name, group = %self.group, events = events.len(), error = %e, "a batch failed; handling it one by one");
+                tracing::warn!(stream = %self.name, group = %self.group, events = events.len(), error = %e, "a batch failed; handling it one by one");
                 false
             }
         }

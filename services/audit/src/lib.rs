@@ -54,7 +54,10 @@ impl Handler for Recorder {
 
     /// A batch in one statement (in order): one commit, not one per event.
     async fn handle_all(&self, stream: &str, events: &[Envelope]) -> anyhow::Result<bool> {
-        self.db.execute(&append(stream, events)).await?;
+        // An INSERT without rows is no statement at all.
+        if !events.is_empty() {
+            self.db.execute(&append(stream, events)).await?;
+        }
         Ok(true)
     }
 }
