@@ -310,3 +310,49 @@ async fn retries_in_order(stream: &SharedStream, batches: bool) {
 }
 
 contract!(consumer_retries_failures_in_order, 1000, consumer_retries_in_order);
+
+/// A handler whose database is out of reach `left` more times.
+struct Outage {
+    left: std::sync::Mutex<u32>,
+    handled: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl paved_stream::consumer::Handler for Outage {
+    async fn handle(&self, _stream: &str, event: &paved_stream::Envelope) -> anyhow::Result<()> {
+        let mut left = self.left.lock().expect("lock");
+        if *left > 0 {
+            *left -= 1;
+            return Err(sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout).into());
+        }
+        self.handled.lock().expect("lock").push(event.subject.clone());
+        Ok(())
+    }
+}
+
+/// A database down for longer than the attempts an event gets: its events
+/// wait for it (retried with backoff), none is dead-lettered.
+async fn outage_dead_letters_nothing(stream: SharedStream) {
+    let name = unique("s");
+    publish_subjects(&stream, &name, &["during-outage"]).await;
+    let outage = std::sync::Arc::new(Outage { left: std::sync::Mutex::new(6), handled: Default::default() });
+    let mut config = paved_stream::consumer::ConsumerConfig::for_service("g", "c".into(), &[]);
+    config.streams = vec![name.clone()];
+    config.block = Duration::from_millis(100);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task =
+        tokio::spawn(paved_stream::consumer::run(stream.clone(), config, outage.clone(), std::sync::Arc::new(|_| {}), shutdown.clone()));
+    // Six failures back off 0.1 + 0.2 + … + 3.2 s (with jitter).
+    eventually("the event handled once the database is back", Duration::from_secs(20), || async {
+        (!outage.handled.lock().expect("lock").is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(*outage.handled.lock().expect("lock"), ["during-outage"]);
+    stream.ensure_group(&format!("{name}.dead"), "inspect").await.expect("group");
+    let dead = stream.read(&format!("{name}.dead"), "inspect", "i", 10, Duration::from_millis(100)).await.expect("read");
+    assert!(dead.is_empty(), "nothing dead-lettered: {} entries", dead.len());
+    shutdown.cancel();
+    task.await.expect("consumer task");
+}
+
+contract!(an_outage_dead_letters_nothing, 1000, outage_dead_letters_nothing);

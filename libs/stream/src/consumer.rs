@@ -5,7 +5,8 @@
 //! `claim_idle`. A handler that can take a whole batch at once
 //! ([`Handler::handle_all`]) is given it first; if that fails, the batch is
 //! handled one by one, so a failing entry is found, retried and
-//! dead-lettered alone.
+//! dead-lettered alone. Failures because the handler's database is out of
+//! reach ([`unreachable`]) are retried until it is back, never dead-lettered.
 
 use crate::{Delivery, Envelope, SharedStream, StreamError, event};
 use async_trait::async_trait;
@@ -160,6 +161,11 @@ impl Consumer<'_> {
             match event::decode(&delivery.payload) {
                 Ok(envelope) if !envelope.id.is_empty() => match self.handler.handle(self.name, &envelope).await {
                     Ok(()) => *attempts = 0,
+                    // Retried until it comes back, never dead-lettered: an
+                    // outage is no fault of the event's.
+                    Err(source) if unreachable(&source) => {
+                        return Err(StepError::Handler { id: envelope.id.clone(), attempt: *attempts, source });
+                    }
                     Err(source) => {
                         *attempts += 1;
                         if *attempts < MAX_ATTEMPTS {
@@ -208,6 +214,20 @@ impl Consumer<'_> {
     }
 }
 
+/// Whether a handler failed because its database is out of reach
+/// (connecting, a connection lost, the pool exhausted) rather than because
+/// of the event.
+pub fn unreachable(error: &anyhow::Error) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    error.chain().any(|cause| match cause.downcast_ref::<DbErr>() {
+        Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
+        Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => {
+            matches!(**e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed)
+        }
+        _ => false,
+    })
+}
+
 /// Exponential backoff with jitter, 100 ms to 5 s.
 #[derive(Debug)]
 pub struct Backoff {
@@ -229,5 +249,36 @@ impl Backoff {
         let jitter = rand::random_range(0.5..1.0);
         tokio::time::sleep(self.next.mul_f64(jitter)).await;
         self.next = (self.next * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sqlx};
+    use std::sync::Arc;
+
+    #[test]
+    fn an_unreachable_database_is_told_from_a_bad_event() {
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let unreachable = [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(io()))),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut))),
+        ];
+        for e in unreachable {
+            let text = e.to_string();
+            assert!(super::unreachable(&anyhow::Error::new(e).context("recording")), "{text}");
+        }
+        let bad = [
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::RowNotFound))),
+            DbErr::Custom("a constraint".into()),
+            DbErr::Exec(RuntimeErr::Internal("syntax error".into())),
+        ];
+        for e in bad {
+            let text = e.to_string();
+            assert!(!super::unreachable(&anyhow::Error::new(e)), "{text}");
+        }
+        assert!(!super::unreachable(&anyhow::anyhow!("not a database error")));
     }
 }
