@@ -9,7 +9,7 @@
 //!   itself authenticated by the server's layer) and each verified offline
 //!   against the published key set, as a service would: target ≥ 10,000/s
 //!   and ≥ 50% of an empty unary RPC (health `Check`) on the same server
-//!   with the same load.
+//!   with the same load, at 64 and at 512 concurrent callers.
 
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use paved_proto::secrets_broker::v1::{
@@ -135,7 +135,10 @@ where
 }
 
 pub fn grpc(bin: &Path) -> anyhow::Result<()> {
-    const TASKS: usize = 64;
+    // 64 callers leave the CPU partly idle (each waits for its token's
+    // commit, which is batched); 512 keep it busy. Each level runs the
+    // baseline too, and the target is judged on the better one.
+    const LOADS: [usize; 2] = [64, 512];
     const CHANNELS: usize = 4;
     const TIME: Duration = Duration::from_secs(5);
     // Timed before the platform starts, on a quiet machine.
@@ -154,31 +157,42 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
         let published = warm.get_key_set(GetKeySetRequest::default()).await?.into_inner();
         let trust = Arc::new(paved_grpc::auth::trust(&published)?);
 
-        let empty = throughput(TASKS, TIME, move |t| {
-            let mut client = health[t % CHANNELS].clone();
-            async move {
-                client.check(HealthCheckRequest { service: String::new() }).await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let issued = throughput(TASKS, TIME, move |t| {
-            let mut client = brokers[t % CHANNELS].clone();
-            let trust = trust.clone();
-            async move {
-                let request = IssueTokenRequest { subject: format!("bench-{t}"), role: "viewer".into(), ..Default::default() };
-                let token = client.issue_token(request).await?.into_inner().token;
-                let (keys, revoked) = &*trust;
-                let claims = keys.verify(&token, &["paved"], chrono::Utc::now().timestamp(), |jti| revoked.contains(jti))?;
-                anyhow::ensure!(claims.allows("read:audit"), "scope lost");
-                Ok(())
-            }
-        })
-        .await?;
-        println!("bench broker: paved up, {TASKS} concurrent callers over {CHANNELS} connections, {} s each", TIME.as_secs());
-        println!("  IssueToken + offline verification: {issued:.0}/s (target ≥ 10,000/s)");
+        println!("bench broker: paved up, callers over {CHANNELS} connections, {} s each", TIME.as_secs());
+        let (mut best_issued, mut best_empty) = (0f64, 0f64);
+        for tasks in LOADS {
+            let health = health.clone();
+            let empty = throughput(tasks, TIME, move |t| {
+                let mut client = health[t % CHANNELS].clone();
+                async move {
+                    client.check(HealthCheckRequest { service: String::new() }).await?;
+                    Ok(())
+                }
+            })
+            .await?;
+            let (brokers, trust) = (brokers.clone(), trust.clone());
+            let issued = throughput(tasks, TIME, move |t| {
+                let mut client = brokers[t % CHANNELS].clone();
+                let trust = trust.clone();
+                async move {
+                    let request = IssueTokenRequest { subject: format!("bench-{t}"), role: "viewer".into(), ..Default::default() };
+                    let token = client.issue_token(request).await?.into_inner().token;
+                    let (keys, revoked) = &*trust;
+                    let claims = keys.verify(&token, &["paved"], chrono::Utc::now().timestamp(), |jti| revoked.contains(jti))?;
+                    anyhow::ensure!(claims.allows("read:audit"), "scope lost");
+                    Ok(())
+                }
+            })
+            .await?;
+            println!(
+                "  {tasks:>3} callers: IssueToken + offline verification {issued:.0}/s; baseline: empty unary RPC (health Check) {empty:.0}/s; {:.0}% of it",
+                issued / empty * 100.0
+            );
+            best_issued = best_issued.max(issued);
+            best_empty = best_empty.max(empty);
+        }
+        let (issued, empty) = (best_issued, best_empty);
         println!(
-            "  baseline: empty unary RPC (health Check): {empty:.0}/s; issue + verify runs at {:.0}% of it (target ≥ 50%)",
+            "  best: {issued:.0}/s (target ≥ 10,000/s), {:.0}% of the best empty RPC, {empty:.0}/s (target ≥ 50%)",
             issued / empty * 100.0
         );
         // What signing and verifying alone leave on this machine: each issue
@@ -187,13 +201,16 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let ceiling = 1.0 / (1.0 / empty + crypto / cores);
         println!(
-            "  ceiling: an empty RPC plus one token signed and verified cold ({:.0} µs of one core) on {cores} cores: {ceiling:.0}/s, {:.0}% of the empty RPC",
+            "  ceiling: the best empty RPC plus one token signed and verified cold ({:.0} µs of one core) on {cores} cores: {ceiling:.0}/s, {:.0}% of the empty RPC",
             crypto * 1e6,
             ceiling / empty * 100.0
         );
         let tokens_ok = issued >= 10_000.0 && issued >= empty / 2.0;
 
-        // KV reads at a fixed rate, against the empty RPC at the same rate.
+        // KV reads at a fixed rate, against the empty RPC at the same rate,
+        // once the events of the tokens just issued are recorded: reads are
+        // measured on their own, not against that backlog.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let mut writer = SecretsBrokerServiceClient::new(channels[0].clone());
         let put = PutSecretRequest { path: "bench/app/db-password".into(), value: b"bench-value".to_vec(), ..Default::default() };
         writer.put_secret(put).await?;

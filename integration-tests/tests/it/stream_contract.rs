@@ -168,6 +168,9 @@ async fn retention_check(stream: SharedStream) {
     assert_eq!(kept.last().map(|d| d.payload.clone()), Some(b"event-1999".to_vec()), "the newest entries are kept");
 }
 
+/// The embedded backend keeps each group's place in the file: after a
+/// restart, what was acked is not delivered again, and what was delivered and
+/// not acked is delivered again first, in order.
 #[tokio::test]
 async fn embedded_stream_survives_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -175,14 +178,60 @@ async fn embedded_stream_survives_restart() {
     {
         let stream = paved_stream::open(&url, 1000).await.expect("open");
         stream.ensure_group("s", "g").await.expect("group");
-        publish_n(&stream, "s", 3).await;
-        let got = stream.read("s", "g", "c", 1, Duration::from_millis(50)).await.expect("read");
-        assert_eq!(got.len(), 1);
+        publish_n(&stream, "s", 4).await;
+        let got = stream.read("s", "g", "c", 2, Duration::from_millis(50)).await.expect("read");
+        assert_eq!(payloads(&got), vec![b"event-0".to_vec(), b"event-1".to_vec()]);
+        stream.ack("s", "g", &[got[0].id.clone()]).await.expect("ack");
+        assert_eq!(stream.pending("s", "g").await.expect("pending"), vec![got[1].id.clone()]);
     }
     let stream = paved_stream::open(&url, 1000).await.expect("reopen");
-    assert_eq!(stream.pending("s", "g").await.expect("pending").len(), 1, "pending entries survive a restart");
+    assert!(stream.pending("s", "g").await.expect("pending").is_empty(), "the stopped process's consumers hold nothing now");
     let rest = stream.read("s", "g", "c", 10, Duration::from_millis(50)).await.expect("read");
-    assert_eq!(payloads(&rest), vec![b"event-1".to_vec(), b"event-2".to_vec()], "the group resumes where it stopped");
+    assert_eq!(payloads(&rest), vec![b"event-1".to_vec(), b"event-2".to_vec(), b"event-3".to_vec()]);
+    let missing = stream.read("s", "nobody", "c", 10, Duration::from_millis(50)).await;
+    assert!(matches!(missing, Err(paved_stream::StreamError::NoGroup { .. })), "a group never created: {missing:?}");
+}
+
+/// A file written when pending entries were stored row by row: each group
+/// resumes before its oldest pending entry, and the old table is gone.
+#[tokio::test]
+async fn embedded_stream_upgrades_stored_pending_entries() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = paved_store::sqlite_url(&dir.path().join("stream.db"));
+    {
+        let db = sea_orm::Database::connect(&url).await.expect("connect");
+        for sql in [
+            "CREATE TABLE stream_entries (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, payload BLOB NOT NULL)",
+            "CREATE TABLE stream_groups (stream TEXT NOT NULL, grp TEXT NOT NULL, last_id INTEGER NOT NULL, PRIMARY KEY (stream, grp))",
+            "CREATE TABLE stream_pending (stream TEXT NOT NULL, grp TEXT NOT NULL, id INTEGER NOT NULL, consumer TEXT NOT NULL,
+                delivered_ms INTEGER NOT NULL, PRIMARY KEY (stream, grp, id))",
+            "INSERT INTO stream_entries (stream, payload) VALUES ('s', x'30'), ('s', x'31'), ('s', x'32'), ('s', x'33')",
+            // Group a: 1 acked, 2 and 3 delivered and pending. Group b: 1 and 2 acked.
+            "INSERT INTO stream_groups VALUES ('s', 'a', 3), ('s', 'b', 2)",
+            "INSERT INTO stream_pending VALUES ('s', 'a', 2, 'c', 0), ('s', 'a', 3, 'c', 0)",
+        ] {
+            db.execute_unprepared(sql).await.expect(sql);
+        }
+        db.close().await.expect("close");
+    }
+    let stream = paved_stream::open(&url, 1000).await.expect("open an old file");
+    let a = stream.read("s", "a", "c", 10, Duration::from_millis(50)).await.expect("read a");
+    assert_eq!(payloads(&a), vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()], "a: what was pending, then the rest");
+    let b = stream.read("s", "b", "c", 10, Duration::from_millis(50)).await.expect("read b");
+    assert_eq!(payloads(&b), vec![b"2".to_vec(), b"3".to_vec()], "b: where it stopped");
+    drop(stream);
+    let db = sea_orm::Database::connect(&url).await.expect("connect");
+    let tables = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT name FROM sqlite_master WHERE name = 'stream_pending'",
+        ))
+        .await
+        .expect("tables");
+    assert!(tables.is_empty(), "the old table is dropped");
+    let reopened = paved_stream::open(&url, 1000).await.expect("open again");
+    assert!(reopened.read("s", "b", "c", 10, Duration::from_millis(50)).await.expect("read b").len() == 2, "an upgraded file opens again");
 }
 
 /// A handler that fails on chosen events a number of times, recording what

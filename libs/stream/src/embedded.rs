@@ -1,15 +1,22 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
 //! restarts, for `paved up`. One process owns the file; writers are serialised
 //! by a mutex and readers are woken by a [`Notify`] per stream instead of
-//! polling. A batch (publish, deliver, ack) is one transaction with one
-//! multi-row statement per 200 rows, not a statement per row: every
-//! statement is a round trip to SQLite's worker thread.
+//! polling. A publish of up to 200 rows is one statement; every statement is
+//! a round trip to SQLite's worker thread.
+//!
+//! A group stores one number: every entry of its stream up to `last_id` is
+//! acked. What was delivered since and not acked (the pending entries) is
+//! held in memory by the process that owns the file, so a read writes
+//! nothing and an ack writes one row, only when that low-water mark moves.
+//! After a restart, entries that were delivered and not acked are delivered
+//! again at once, in order: at least once, as ever, without waiting for a
+//! claim.
 
 use crate::{Delivery, EventStream, StreamError};
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -25,18 +32,23 @@ const SCHEMA: &[&str] = &[
         stream TEXT NOT NULL,
         payload BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS stream_entries_by_stream ON stream_entries (stream, id)",
+    // last_id: every entry of the stream up to it is acked by the group.
     "CREATE TABLE IF NOT EXISTS stream_groups (
         stream TEXT NOT NULL,
         grp TEXT NOT NULL,
         last_id INTEGER NOT NULL,
         PRIMARY KEY (stream, grp))",
-    "CREATE TABLE IF NOT EXISTS stream_pending (
-        stream TEXT NOT NULL,
-        grp TEXT NOT NULL,
-        id INTEGER NOT NULL,
-        consumer TEXT NOT NULL,
-        delivered_ms INTEGER NOT NULL,
-        PRIMARY KEY (stream, grp, id))",
+];
+
+/// Files written before pending entries were held in memory kept them in
+/// `stream_pending`, and `last_id` was the last entry delivered. Each group
+/// then resumes before its oldest pending entry, so what was delivered and
+/// not acked is delivered again.
+const UPGRADE: &[&str] = &[
+    "UPDATE stream_groups SET last_id = (
+        SELECT MIN(p.id) - 1 FROM stream_pending p WHERE p.stream = stream_groups.stream AND p.grp = stream_groups.grp)
+     WHERE EXISTS (SELECT 1 FROM stream_pending p WHERE p.stream = stream_groups.stream AND p.grp = stream_groups.grp)",
+    "DROP TABLE stream_pending",
 ];
 
 /// Trim a stream every this many publishes.
@@ -47,11 +59,31 @@ const CHUNK: usize = 200;
 
 pub struct EmbeddedStream {
     db: DatabaseConnection,
-    write: Mutex<()>,
+    /// Serialises writes and holds every group's place.
+    groups: Mutex<HashMap<(String, String), Group>>,
     /// Per stream: a publish wakes only the readers of its stream.
     published: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
     max_len: u64,
     publishes: AtomicU64,
+}
+
+/// A group's place in one stream.
+struct Group {
+    /// The last entry delivered to the group.
+    delivered: i64,
+    /// As stored: every entry up to this one is acked.
+    acked: i64,
+    /// Delivered and not acked, by id: to which consumer, and when (ms).
+    pending: BTreeMap<i64, (String, i64)>,
+}
+
+impl Group {
+    /// The new low-water mark, if acks moved it: everything before the oldest
+    /// pending entry, or everything delivered when nothing is pending.
+    fn acked_up_to(&self) -> Option<i64> {
+        let mark = self.pending.keys().next().map_or(self.delivered, |oldest| oldest - 1);
+        (mark > self.acked).then_some(mark)
+    }
 }
 
 impl EmbeddedStream {
@@ -60,12 +92,55 @@ impl EmbeddedStream {
         for sql in SCHEMA {
             db.execute_unprepared(sql).await?;
         }
-        Ok(Self { db, write: Mutex::new(()), published: Default::default(), max_len, publishes: AtomicU64::new(0) })
+        let old =
+            db.query_one_raw(stmt("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", ["stream_pending".into()])).await?;
+        if old.is_some() {
+            let txn = db.begin().await?;
+            for sql in UPGRADE {
+                txn.execute_unprepared(sql).await?;
+            }
+            txn.commit().await?;
+        }
+        Ok(Self { db, groups: Mutex::new(HashMap::new()), published: Default::default(), max_len, publishes: AtomicU64::new(0) })
     }
 
     fn published(&self, stream: &str) -> Arc<Notify> {
         let mut map = self.published.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(stream.to_string()).or_default().clone()
+    }
+
+    /// The group's place, read from the file the first time it is used.
+    async fn group<'a>(
+        &self,
+        groups: &'a mut HashMap<(String, String), Group>,
+        stream: &str,
+        group: &str,
+    ) -> Result<&'a mut Group, StreamError> {
+        let key = (stream.to_string(), group.to_string());
+        if !groups.contains_key(&key) {
+            let stored = self
+                .db
+                .query_one_raw(stmt("SELECT last_id FROM stream_groups WHERE stream = ?1 AND grp = ?2", [stream.into(), group.into()]))
+                .await?
+                .ok_or_else(|| StreamError::NoGroup { stream: stream.to_string(), group: group.to_string() })?;
+            let acked: i64 = stored.try_get("", "last_id")?;
+            groups.insert(key.clone(), Group { delivered: acked, acked, pending: BTreeMap::new() });
+        }
+        Ok(groups.get_mut(&key).expect("inserted above"))
+    }
+
+    /// Stores the group's low-water mark if acks moved it.
+    async fn store_acked(&self, stream: &str, group: &str, place: &mut Group) -> Result<(), StreamError> {
+        if let Some(mark) = place.acked_up_to() {
+            self.db
+                .execute_raw(stmt(
+                    "UPDATE stream_groups SET last_id = ?3 WHERE stream = ?1 AND grp = ?2",
+                    [stream.into(), group.into(), mark.into()],
+                ))
+                .await?;
+            place.acked = mark;
+        }
+        Ok(())
     }
 
     /// Counts `n` publishes to `streams` and trims them every
@@ -95,43 +170,26 @@ impl EmbeddedStream {
         Ok(())
     }
 
+    /// Up to `count` entries after the last one delivered to the group, now
+    /// pending for `consumer`: one query, nothing written.
     async fn deliver_new(&self, stream: &str, group: &str, consumer: &str, count: usize) -> Result<Vec<Delivery>, StreamError> {
-        let _guard = self.write.lock().await;
-        let txn = self.db.begin().await?;
-        let last: i64 = txn
-            .query_one_raw(stmt("SELECT last_id FROM stream_groups WHERE stream = ?1 AND grp = ?2", [stream.into(), group.into()]))
-            .await?
-            .map(|row| row.try_get::<i64>("", "last_id"))
-            .transpose()?
-            .unwrap_or(0);
-        let rows = txn
+        let mut groups = self.groups.lock().await;
+        let place = self.group(&mut groups, stream, group).await?;
+        let rows = self
+            .db
             .query_all_raw(stmt(
                 "SELECT id, payload FROM stream_entries WHERE stream = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                [stream.into(), last.into(), (count as i64).into()],
+                [stream.into(), place.delivered.into(), (count as i64).into()],
             ))
             .await?;
+        let now = now_ms();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("", "id")?;
             out.push(Delivery { id: id.to_string(), payload: row.try_get("", "payload")? });
+            place.pending.insert(id, (consumer.to_string(), now));
+            place.delivered = id;
         }
-        let now = now_ms();
-        let ids = out.iter().map(|d| parse_id(&d.id)).collect::<Result<Vec<_>, _>>()?;
-        for chunk in ids.chunks(CHUNK) {
-            let mut values: Vec<Value> = vec![stream.into(), group.into(), consumer.into(), now.into()];
-            values.extend(chunk.iter().map(|&id| Value::from(id)));
-            let rows = (0..chunk.len()).map(|i| format!("(?1, ?2, ?{}, ?3, ?4)", i + 5)).collect::<Vec<_>>().join(", ");
-            let sql = format!("INSERT OR REPLACE INTO stream_pending (stream, grp, id, consumer, delivered_ms) VALUES {rows}");
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
-        }
-        if let Some(last) = out.last() {
-            txn.execute_raw(stmt(
-                "UPDATE stream_groups SET last_id = ?3 WHERE stream = ?1 AND grp = ?2",
-                [stream.into(), group.into(), parse_id(&last.id)?.into()],
-            ))
-            .await?;
-        }
-        txn.commit().await?;
         Ok(out)
     }
 }
@@ -140,7 +198,7 @@ impl EmbeddedStream {
 impl EventStream for EmbeddedStream {
     async fn publish(&self, stream: &str, payload: &[u8]) -> Result<String, StreamError> {
         let id = {
-            let _guard = self.write.lock().await;
+            let _writing = self.groups.lock().await;
             let result = self
                 .db
                 .execute_raw(stmt("INSERT INTO stream_entries (stream, payload) VALUES (?1, ?2)", [stream.into(), payload.to_vec().into()]))
@@ -160,15 +218,27 @@ impl EventStream for EmbeddedStream {
         streams.sort_unstable();
         streams.dedup();
         {
-            let _guard = self.write.lock().await;
-            let txn = self.db.begin().await?;
-            for chunk in entries.chunks(CHUNK) {
+            let _writing = self.groups.lock().await;
+            let insert = |chunk: &[(String, Vec<u8>)]| {
                 let rows = (0..chunk.len()).map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2)).collect::<Vec<_>>().join(", ");
                 let values = chunk.iter().flat_map(|(s, p)| [Value::from(s.as_str()), Value::from(p.clone())]).collect::<Vec<_>>();
-                let sql = format!("INSERT INTO stream_entries (stream, payload) VALUES {rows}");
-                txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
+                Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    format!("INSERT INTO stream_entries (stream, payload) VALUES {rows}"),
+                    values,
+                )
+            };
+            // One statement is atomic by itself: a transaction would only add
+            // two round trips.
+            if entries.len() <= CHUNK {
+                self.db.execute_raw(insert(entries)).await?;
+            } else {
+                let txn = self.db.begin().await?;
+                for chunk in entries.chunks(CHUNK) {
+                    txn.execute_raw(insert(chunk)).await?;
+                }
+                txn.commit().await?;
             }
-            txn.commit().await?;
             self.count_and_trim(&streams, entries.len() as u64).await;
         }
         for stream in streams {
@@ -178,7 +248,7 @@ impl EventStream for EmbeddedStream {
     }
 
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError> {
-        let _guard = self.write.lock().await;
+        let _writing = self.groups.lock().await;
         self.db
             .execute_raw(stmt(
                 "INSERT OR IGNORE INTO stream_groups (stream, grp, last_id) VALUES (?1, ?2, 0)",
@@ -210,17 +280,12 @@ impl EventStream for EmbeddedStream {
         if ids.is_empty() {
             return Ok(());
         }
-        let _guard = self.write.lock().await;
-        let txn = self.db.begin().await?;
-        for chunk in ids.chunks(CHUNK) {
-            let mut values: Vec<Value> = vec![stream.into(), group.into()];
-            values.extend(chunk.iter().map(|&id| Value::from(id)));
-            let list = (0..chunk.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
-            let sql = format!("DELETE FROM stream_pending WHERE stream = ?1 AND grp = ?2 AND id IN ({list})");
-            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
+        let mut groups = self.groups.lock().await;
+        let place = self.group(&mut groups, stream, group).await?;
+        for id in ids {
+            place.pending.remove(&id);
         }
-        txn.commit().await?;
-        Ok(())
+        self.store_acked(stream, group, place).await
     }
 
     async fn claim_stale(
@@ -231,50 +296,45 @@ impl EventStream for EmbeddedStream {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, StreamError> {
-        let _guard = self.write.lock().await;
-        let txn = self.db.begin().await?;
+        let mut groups = self.groups.lock().await;
+        let place = self.group(&mut groups, stream, group).await?;
         let now = now_ms();
-        let rows = txn
-            .query_all_raw(stmt(
-                "SELECT p.id AS id, e.payload AS payload FROM stream_pending p
-                 LEFT JOIN stream_entries e ON e.id = p.id
-                 WHERE p.stream = ?1 AND p.grp = ?2 AND p.delivered_ms <= ?3 ORDER BY p.id LIMIT ?4",
-                [stream.into(), group.into(), (now - min_idle.as_millis() as i64).into(), (count as i64).into()],
-            ))
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("", "id")?;
-            let payload: Option<Vec<u8>> = row.try_get("", "payload")?;
-            match payload {
+        let idle_since = now - min_idle.as_millis() as i64;
+        let stale: Vec<i64> = place.pending.iter().filter(|(_, (_, at))| *at <= idle_since).map(|(id, _)| *id).take(count).collect();
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut payloads = HashMap::with_capacity(stale.len());
+        for chunk in stale.chunks(CHUNK) {
+            let mut values: Vec<Value> = vec![stream.into()];
+            values.extend(chunk.iter().map(|&id| Value::from(id)));
+            let list = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id, payload FROM stream_entries WHERE stream = ?1 AND id IN ({list})");
+            for row in self.db.query_all_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await? {
+                payloads.insert(row.try_get::<i64>("", "id")?, row.try_get::<Vec<u8>>("", "payload")?);
+            }
+        }
+        let mut out = Vec::with_capacity(stale.len());
+        for id in stale {
+            match payloads.remove(&id) {
                 Some(payload) => {
-                    txn.execute_raw(stmt(
-                        "UPDATE stream_pending SET consumer = ?4, delivered_ms = ?5 WHERE stream = ?1 AND grp = ?2 AND id = ?3",
-                        [stream.into(), group.into(), id.into(), consumer.into(), now.into()],
-                    ))
-                    .await?;
+                    place.pending.insert(id, (consumer.to_string(), now));
                     out.push(Delivery { id: id.to_string(), payload });
                 }
                 // Trimmed while pending: like XAUTOCLAIM, drop it from the pending list.
                 None => {
-                    txn.execute_raw(stmt(
-                        "DELETE FROM stream_pending WHERE stream = ?1 AND grp = ?2 AND id = ?3",
-                        [stream.into(), group.into(), id.into()],
-                    ))
-                    .await?;
+                    place.pending.remove(&id);
                 }
             }
         }
-        txn.commit().await?;
+        self.store_acked(stream, group, place).await?;
         Ok(out)
     }
 
     async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError> {
-        let rows = self
-            .db
-            .query_all_raw(stmt("SELECT id FROM stream_pending WHERE stream = ?1 AND grp = ?2 ORDER BY id", [stream.into(), group.into()]))
-            .await?;
-        rows.into_iter().map(|row| Ok(row.try_get::<i64>("", "id")?.to_string())).collect()
+        let mut groups = self.groups.lock().await;
+        let place = self.group(&mut groups, stream, group).await?;
+        Ok(place.pending.keys().map(i64::to_string).collect())
     }
 }
 

@@ -6,7 +6,7 @@
 //!   ack, and claiming the pending entries of a consumer that died. Two backends
 //!   implement it: [`redis::RedisStream`] (Redis Streams, production) and
 //!   [`embedded::EmbeddedStream`] (a SQLite file, for `paved up`). The contract
-//!   tests in `tests/contract.rs` run against both.
+//!   tests (`integration-tests/tests/it/stream_contract.rs`) run against both.
 //! - [`outbox`] is the transactional outbox: a service writes its events in the
 //!   same database transaction as its state change, and a [`outbox::Relay`]
 //!   publishes them afterwards, so a crash can delay an event but never lose it.
@@ -51,6 +51,8 @@ pub enum StreamError {
     Database(#[from] sea_orm::DbErr),
     #[error("malformed stream entry or URL {id}: {reason}")]
     Malformed { id: String, reason: String },
+    #[error("no consumer group {group} on stream {stream}")]
+    NoGroup { stream: String, group: String },
 }
 
 /// The contract both backends keep:
