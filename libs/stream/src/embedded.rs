@@ -1,6 +1,6 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
-//! restarts, for `paved up`. One process owns the file; writers are serialised
-//! by a mutex and readers are woken by a [`Notify`] per stream instead of
+//! restarts, for `paved up`. One process owns the file; every operation on a
+//! group, and every write, is serialised by one mutex, and readers are woken by a [`Notify`] per stream instead of
 //! polling. A publish of up to 200 rows is one statement; every statement is
 //! a round trip to SQLite's worker thread.
 //!
@@ -69,7 +69,8 @@ pub struct EmbeddedStream {
 
 /// A group's place in one stream.
 struct Group {
-    /// The last entry delivered to the group.
+    /// The last entry delivered to the group since the file was opened (at
+    /// first, the stored mark).
     delivered: i64,
     /// As stored: every entry up to this one is acked.
     acked: i64,
@@ -182,13 +183,18 @@ impl EmbeddedStream {
                 [stream.into(), place.delivered.into(), (count as i64).into()],
             ))
             .await?;
+        // All rows read before any is marked delivered: an error leaves the
+        // group as it was.
+        let entries = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64>("", "id")?, row.try_get::<Vec<u8>>("", "payload")?)))
+            .collect::<Result<Vec<_>, StreamError>>()?;
         let now = now_ms();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("", "id")?;
-            out.push(Delivery { id: id.to_string(), payload: row.try_get("", "payload")? });
+        let mut out = Vec::with_capacity(entries.len());
+        for (id, payload) in entries {
             place.pending.insert(id, (consumer.to_string(), now));
             place.delivered = id;
+            out.push(Delivery { id: id.to_string(), payload });
         }
         Ok(out)
     }

@@ -60,6 +60,9 @@ pub enum StreamError {
 /// - every entry is delivered to one consumer of each group at least once;
 /// - an entry stays pending until [`EventStream::ack`]; pending entries idle
 ///   longer than `min_idle` can be taken over with [`EventStream::claim_stale`];
+/// - Redis keeps a group's pending entries across restarts of its consumers;
+///   the embedded backend holds them in the process that owns the file, and
+///   after that process restarts delivers them again with [`EventStream::read`];
 /// - a stream keeps about `max_len` entries (older ones are trimmed).
 #[async_trait]
 pub trait EventStream: Send + Sync + 'static {
@@ -75,8 +78,9 @@ pub trait EventStream: Send + Sync + 'static {
     }
     /// Creates the group if missing; a new group starts at the beginning of the stream.
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StreamError>;
-    /// Delivers up to `count` entries never delivered to the group, waiting up
-    /// to `block` for the first one.
+    /// Delivers up to `count` entries never delivered to the group (on the
+    /// embedded backend: not since the last restart, unless acked), waiting
+    /// up to `block` for the first one.
     async fn read(&self, stream: &str, group: &str, consumer: &str, count: usize, block: Duration) -> Result<Vec<Delivery>, StreamError>;
     async fn ack(&self, stream: &str, group: &str, ids: &[String]) -> Result<(), StreamError>;
     /// Transfers to `consumer` up to `count` entries pending in the group for
@@ -89,7 +93,8 @@ pub trait EventStream: Send + Sync + 'static {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, StreamError>;
-    /// Ids of the group's entries delivered but not yet acked.
+    /// Ids of the group's entries delivered but not yet acked (on the
+    /// embedded backend: since the last restart).
     async fn pending(&self, stream: &str, group: &str) -> Result<Vec<String>, StreamError>;
 }
 
