@@ -1,7 +1,7 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
 //! restarts, for `paved up`. One process owns the file; every operation on a
-//! group, and every write, is serialised by one mutex, and readers are woken by a [`Notify`] per stream instead of
-//! polling. A publish of up to 200 rows is one statement; every statement is
+//! group, and every write, is serialised by one mutex, and readers are woken
+//! by a [`Notify`] per stream instead of polling. A publish of up to 200 rows is one statement; every statement is
 //! a round trip to SQLite's worker thread.
 //!
 //! A group stores one number: every entry of its stream up to `last_id` is
@@ -93,15 +93,17 @@ impl EmbeddedStream {
         for sql in SCHEMA {
             db.execute_unprepared(sql).await?;
         }
+        // Looked for inside the transaction: two openers of an old file
+        // upgrade it once.
+        let txn = db.begin().await?;
         let old =
-            db.query_one_raw(stmt("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", ["stream_pending".into()])).await?;
+            txn.query_one_raw(stmt("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1", ["stream_pending".into()])).await?;
         if old.is_some() {
-            let txn = db.begin().await?;
             for sql in UPGRADE {
                 txn.execute_unprepared(sql).await?;
             }
-            txn.commit().await?;
         }
+        txn.commit().await?;
         Ok(Self { db, groups: Mutex::new(HashMap::new()), published: Default::default(), max_len, publishes: AtomicU64::new(0) })
     }
 
