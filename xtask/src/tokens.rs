@@ -11,9 +11,11 @@
 //!   and ≥ 50% of an empty unary RPC (health `Check`) on the same server
 //!   with the same load, at 64 and at 512 concurrent callers.
 
+use anyhow::Context;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use paved_proto::secrets_broker::v1::{
-    GetKeySetRequest, GetSecretRequest, IssueTokenRequest, PutSecretRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
+    GetKeySetRequest, GetSecretRequest, IssueTokenRequest, PutSecretRequest, RevokeTokenRequest, revoke_token_request,
+    secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use paved_token::{Claims, Issuer, KeySet};
 use std::{
@@ -162,7 +164,7 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
         let trust = Arc::new(paved_grpc::auth::trust(&published)?);
 
         println!("bench broker: paved up, callers over {CHANNELS} connections, {} s each", TIME.as_secs());
-        let (mut best_issued, mut best_empty) = (0f64, 0f64);
+        let (mut best_issued, mut best_empty, mut stored) = (0f64, 0f64, 0f64);
         for tasks in LOADS {
             let health = health.clone();
             let empty = throughput(tasks, TIME, move |t| {
@@ -191,6 +193,7 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
                 "  {tasks:>3} callers: IssueToken + offline verification {issued:.0}/s; baseline: empty unary RPC (health Check) {empty:.0}/s; {:.0}% of it",
                 issued / empty * 100.0
             );
+            stored += issued * TIME.as_secs_f64();
             best_issued = best_issued.max(issued);
             best_empty = best_empty.max(empty);
         }
@@ -244,6 +247,25 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
             ms(percentile(&check, 0.5)),
             ms(percentile(&check, 0.99))
         );
+        // Revocation walks what each revoked token issued, among every token
+        // ever stored: timed one at a time, with the tokens above stored.
+        let mut revoker = SecretsBrokerServiceClient::new(channels[3].clone());
+        let mut revokes = Vec::new();
+        for n in 0..REVOKES {
+            let request = IssueTokenRequest { subject: format!("revoke-{n}"), role: "viewer".into(), ..Default::default() };
+            let info = revoker.issue_token(request).await?.into_inner().info.context("token info")?;
+            let start = Instant::now();
+            let target = Some(revoke_token_request::Target::TokenId(info.token_id));
+            let revoked = revoker.revoke_token(RevokeTokenRequest { target }).await?.into_inner().revoked;
+            revokes.push(start.elapsed());
+            anyhow::ensure!(revoked == 1, "revoked {revoked} tokens, not 1");
+        }
+        revokes.sort();
+        println!(
+            "  RevokeToken with about {stored:.0} tokens stored: p50 {:.2} ms, max {:.2} ms ({REVOKES} in a row)",
+            ms(percentile(&revokes, 0.5)),
+            ms(percentile(&revokes, 1.0))
+        );
         anyhow::ensure!(tokens_ok, "issue + verify under target");
         anyhow::ensure!(p99 < Duration::from_millis(2), "KV read p99 {:.2} ms, over 2 ms", ms(p99));
         Ok(())
@@ -251,6 +273,7 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
 }
 
 const RATE: u32 = 1_000;
+const REVOKES: usize = 20;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

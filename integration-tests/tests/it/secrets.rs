@@ -642,3 +642,66 @@ async fn replaced_versions_are_destroyed_after_the_overlap() {
         .collect();
     assert_eq!(destroyed, ["secrets/dev/prune/key#1"]);
 }
+
+/// Revoking a token takes every token issued with it, at any depth, and no
+/// other; the walk is served by an index on both databases, since the
+/// tokens table keeps every token ever issued.
+async fn revocation_walks_descendants(url: &str) {
+    use paved_secrets_broker::authority::{Authority, Grant, Target, children};
+    use paved_secrets_broker::seal::{Keyring, RootKey};
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(url).await.expect("db");
+    let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
+    let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
+    let authority = Authority::new(db.clone(), std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[3; 32]), None)), relay);
+    let grant = |parent: Option<&str>, subject: &str| Grant {
+        parent: parent.map(str::to_string),
+        subject: subject.into(),
+        ..paved_secrets_broker::root_grant()
+    };
+    let issue = |g: Grant| {
+        let authority = authority.clone();
+        async move { authority.issue("test", &g).await.expect("issue").1.token_id }
+    };
+    let a = issue(grant(None, "a")).await;
+    let b = issue(grant(Some(&a), "b")).await;
+    let (c1, c2) = (issue(grant(Some(&b), "c1")).await, issue(grant(Some(&b), "c2")).await);
+    let d = issue(grant(Some(&c2), "d")).await;
+    let other = issue(grant(None, "other")).await;
+    let sibling = issue(grant(Some(&other), "sibling")).await;
+
+    assert_eq!(authority.revoke("test", &Target::Token(b.clone()), "compromised").await.expect("revoke"), 4, "b, c1, c2 and d");
+    for (id, revoked) in [(&a, false), (&b, true), (&c1, true), (&c2, true), (&d, true), (&other, false), (&sibling, false)] {
+        let info = authority.token(id).await.expect("token").expect("stored");
+        assert_eq!(info.revoke_time.is_some(), revoked, "token of {}", info.subject);
+    }
+    assert_eq!(authority.revoke("test", &Target::Token(a.clone()), "again").await.expect("revoke"), 1, "what is revoked is not again");
+
+    // The plan of one level of the walk names the index. PostgreSQL is told
+    // not to scan, as it rightly would on a table this small.
+    let txn = db.begin().await.expect("begin");
+    let backend = txn.get_database_backend();
+    let mut statement = backend.build(&children(&[a.clone(), b.clone()]));
+    let (explain, column) = if backend == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.expect("no scans");
+        ("EXPLAIN", "QUERY PLAN")
+    } else {
+        ("EXPLAIN QUERY PLAN", "detail")
+    };
+    statement.sql = format!("{explain} {}", statement.sql);
+    let plan: Vec<String> =
+        txn.query_all_raw(statement).await.expect("explain").iter().map(|r| r.try_get::<String>("", column).expect("plan")).collect();
+    assert!(plan.iter().any(|line| line.contains("tokens_by_parent")), "the walk uses the index: {plan:?}");
+}
+
+#[tokio::test]
+async fn revocation_walks_descendants_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    revocation_walks_descendants(&paved_store::sqlite_url(&dir.path().join("b.db"))).await;
+}
+
+#[tokio::test]
+async fn revocation_walks_descendants_on_postgres() {
+    revocation_walks_descendants(&paved_integration_tests::postgres_database("it_revoke").await).await;
+}

@@ -205,6 +205,39 @@ impl sea_orm_migration::MigrationTrait for AddColumns {
     }
 }
 
+/// A migration that adds an index to a table that exists (and drops it on
+/// the way down).
+pub struct CreateIndex {
+    /// The migration's name; once published, never change it.
+    pub name: &'static str,
+    pub table: &'static str,
+    pub index: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+impl sea_orm_migration::MigrationName for CreateIndex {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for CreateIndex {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::prelude::{Alias, Index};
+        let mut index = Index::create().name(self.index).table(Alias::new(self.table)).if_not_exists().to_owned();
+        for column in self.columns {
+            index.col(Alias::new(*column));
+        }
+        manager.create_index(index).await
+    }
+
+    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::prelude::{Alias, Index};
+        manager.drop_index(Index::drop().name(self.index).table(Alias::new(self.table)).to_owned()).await
+    }
+}
+
 /// No indexes.
 pub fn no_indexes() -> Vec<sea_orm_migration::prelude::IndexCreateStatement> {
     Vec::new()

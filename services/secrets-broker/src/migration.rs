@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_POLICIES),
             Box::new(CREATE_GRANT_USES),
             Box::new(CREATE_CERTIFICATE_AUTHORITIES),
+            Box::new(INDEX_TOKENS_BY_PARENT),
         ]
     }
 }
@@ -89,6 +90,15 @@ const CREATE_TOKENS: paved_store::CreateTable = paved_store::CreateTable {
                 .to_owned(),
         ]
     },
+};
+
+/// Revoking a token walks the tokens issued with it, level by level: without
+/// this index every level reads the whole table, which only grows.
+const INDEX_TOKENS_BY_PARENT: paved_store::CreateIndex = paved_store::CreateIndex {
+    name: "m20261129_000001_index_tokens_by_parent",
+    table: "tokens",
+    index: "tokens_by_parent",
+    columns: &["parent_jti"],
 };
 
 /// Versions of KV secrets: the value sealed under its own data key, the
