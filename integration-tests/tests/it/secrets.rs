@@ -647,7 +647,7 @@ async fn replaced_versions_are_destroyed_after_the_overlap() {
 /// other; the walk is served by an index on both databases, since the
 /// tokens table keeps every token ever issued.
 async fn revocation_walks_descendants(url: &str) {
-    use paved_secrets_broker::authority::{Authority, Grant, Target, children};
+    use paved_secrets_broker::authority::{Authority, AuthorityError, Grant, Target, children};
     use paved_secrets_broker::seal::{Keyring, RootKey};
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let dir = tempfile::tempdir().expect("temp dir");
@@ -655,14 +655,16 @@ async fn revocation_walks_descendants(url: &str) {
     let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
     let authority = Authority::new(db.clone(), std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[3; 32]), None)), relay);
-    let grant = |parent: Option<&str>, subject: &str| Grant {
-        parent: parent.map(str::to_string),
-        subject: subject.into(),
-        ..paved_secrets_broker::root_grant()
-    };
-    let issue = |g: Grant| {
+    fn grant_of(parent: Option<&str>, subject: &str) -> Grant {
+        Grant { parent: parent.map(str::to_string), subject: subject.into(), ..paved_secrets_broker::root_grant() }
+    }
+    let grant = grant_of;
+    let issue = {
         let authority = authority.clone();
-        async move { authority.issue("test", &g).await.expect("issue").1.token_id }
+        move |g: Grant| {
+            let authority = authority.clone();
+            async move { authority.issue("test", &g).await.expect("issue").1.token_id }
+        }
     };
     let a = issue(grant(None, "a")).await;
     let b = issue(grant(Some(&a), "b")).await;
@@ -677,6 +679,31 @@ async fn revocation_walks_descendants(url: &str) {
         assert_eq!(info.revoke_time.is_some(), revoked, "token of {}", info.subject);
     }
     assert_eq!(authority.revoke("test", &Target::Token(a.clone()), "again").await.expect("revoke"), 1, "what is revoked is not again");
+
+    // A revoked token that asks before verifiers know gets nothing, and that
+    // is an event.
+    let refused = authority.issue("test", &grant(Some(&c1), "late")).await.expect_err("a child of a revoked token");
+    assert!(matches!(&refused, AuthorityError::Revoked(id) if *id == c1), "{refused}");
+    let rows =
+        db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT payload FROM outbox")).await.expect("outbox");
+    let types: Vec<String> = rows
+        .iter()
+        .map(|r| paved_stream::event::decode(&r.try_get::<Vec<u8>>("", "payload").expect("payload")).expect("event").r#type)
+        .collect();
+    assert_eq!(types.iter().filter(|t| t.ends_with(".token.denied")).count(), 1, "{types:?}");
+    assert_eq!(types.iter().filter(|t| t.ends_with(".token.revoked")).count(), 5);
+
+    // More children than one statement takes: every one is revoked.
+    let mut kids = tokio::task::JoinSet::new();
+    for n in 0..1_100 {
+        let issue = issue.clone();
+        let other = other.clone();
+        kids.spawn(async move { issue(grant_of(Some(&other), &format!("kid-{n}"))).await });
+    }
+    while let Some(kid) = kids.join_next().await {
+        kid.expect("issued");
+    }
+    assert_eq!(authority.revoke("test", &Target::Token(other.clone()), "all").await.expect("revoke"), 1_102, "other, sibling, 1,100 kids");
 
     // The plan of one level of the walk names the index. PostgreSQL is told
     // not to scan, as it rightly would on a table this small.

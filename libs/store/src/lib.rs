@@ -22,6 +22,11 @@ pub enum StoreError {
     Migrate(DbErr),
 }
 
+/// Values per `IN (…)` list, or rows per multi-row statement, when there
+/// may be many: SQLite binds at most 32,766 parameters to a statement and
+/// PostgreSQL 65,535.
+pub const CHUNK: usize = 500;
+
 /// The SQLite URL of a file, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())

@@ -388,7 +388,10 @@ impl Authority {
         let closed = || AuthorityError::Database(DbErr::Custom("the token writer stopped".into()));
         self.inner.issued.send(record).await.map_err(|_| closed())?;
         // The token exists only once its record and event are committed.
-        committed.await.map_err(|_| closed())?.map_err(|e| AuthorityError::Database(DbErr::Custom(e)))?;
+        committed.await.map_err(|_| closed())?.map_err(|e| match e {
+            NotRecorded::ParentRevoked(parent) => AuthorityError::Revoked(parent),
+            NotRecorded::Database(e) => AuthorityError::Database(DbErr::Custom(e)),
+        })?;
         let claims = Claims {
             sub: grant.subject.clone(),
             aud: grant.audience.clone(),
@@ -474,68 +477,61 @@ impl Authority {
         self.renew(&claims, None).await
     }
 
-    /// Revokes the target's live tokens; returns how many. Verifiers learn
-    /// of it from the key set within a poll.
+    /// Revokes the target's live tokens, and every live token issued with
+    /// them, at any depth; returns how many. Verifiers learn of it from the
+    /// key set within a poll.
     pub async fn revoke(&self, actor: &str, target: &Target, reason: &str) -> Result<u32, AuthorityError> {
         let now = now_ms();
         let txn = self.inner.db.begin().await?;
-        let (column, value) = match target {
-            Target::Token(id) => ("jti", id),
-            Target::Subject(subject) => ("subject", subject),
-            Target::IssuedFrom(parent) => ("parent_jti", parent),
+        let live = match target {
+            Target::Token(id) => live(Expr::col(Alias::new("jti")).eq(id.as_str())),
+            Target::Subject(subject) => live(Expr::col(Alias::new("subject")).eq(subject.as_str())),
+            Target::IssuedFrom(parent) => children(std::slice::from_ref(parent)),
         };
-        let live = Query::select()
-            .column(Alias::new("jti"))
-            .from(Alias::new(TOKENS))
-            .and_where(Expr::col(Alias::new(column)).eq(value.as_str()))
-            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-            .to_owned();
-        let mut ids: Vec<String> = txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<_, _>>()?;
-        if ids.is_empty() && matches!(target, Target::Token(_)) && self.token_in(&txn, value).await?.is_none() {
-            return Err(AuthorityError::NotFound(value.clone()));
+        let mut frontier: Vec<String> = txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect::<Result<_, _>>()?;
+        if let Target::Token(id) = target
+            && frontier.is_empty()
+            && self.token_in(&txn, id).await?.is_none()
+        {
+            return Err(AuthorityError::NotFound(id.clone()));
         }
-        // And every token issued with them, and with those, …: what a
-        // revoked token handed on goes with it.
-        let mut seen: HashSet<String> = ids.iter().cloned().collect();
-        let mut frontier = ids.clone();
+        // Level by level, each revoked before its children are read: a
+        // token being issued with one of them holds its row until it
+        // commits (see `record_issued`), so it is either among the children
+        // read here or is refused. Only live tokens are revoked and walked,
+        // so each is taken once, whatever a concurrent revocation took.
+        let mut revoked = Vec::new();
         while !frontier.is_empty() {
-            let mut next = Vec::new();
-            for parents in frontier.chunks(REVOKE_CHUNK) {
-                for row in txn.query_all(&children(parents)).await? {
-                    let id: String = row.try_get("", "jti")?;
-                    if seen.insert(id.clone()) {
-                        next.push(id);
-                    }
+            let mut level = Vec::new();
+            for chunk in frontier.chunks(paved_store::CHUNK) {
+                let update = Query::update()
+                    .table(Alias::new(TOKENS))
+                    .value(Alias::new("revoke_time_ms"), now)
+                    .value(Alias::new("revoke_reason"), reason)
+                    .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().map(String::as_str)))
+                    .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+                    .returning_col(Alias::new("jti"))
+                    .to_owned();
+                for row in txn.query_all(&update).await? {
+                    level.push(row.try_get::<String>("", "jti")?);
                 }
             }
-            ids.extend(next.iter().cloned());
+            let mut next = Vec::new();
+            for chunk in level.chunks(paved_store::CHUNK) {
+                let acts: Vec<_> = chunk.iter().map(|id| acted("token.revoked", actor, id, &[], reason)).collect();
+                events(&txn, &acts).await?;
+                for row in txn.query_all(&children(chunk)).await? {
+                    next.push(row.try_get::<String>("", "jti")?);
+                }
+            }
+            revoked.extend(level);
             frontier = next;
         }
-        for chunk in ids.chunks(REVOKE_CHUNK) {
-            let update = Query::update()
-                .table(Alias::new(TOKENS))
-                .value(Alias::new("revoke_time_ms"), now)
-                .value(Alias::new("revoke_reason"), reason)
-                .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().map(String::as_str)))
-                .to_owned();
-            txn.execute(&update).await?;
-            let acts: Vec<BrokerActed> = chunk
-                .iter()
-                .map(|id| BrokerActed {
-                    action: "token.revoked".into(),
-                    actor: actor.to_string(),
-                    target: id.clone(),
-                    scopes: Vec::new(),
-                    reason: reason.to_string(),
-                })
-                .collect();
-            events(&txn, &acts).await?;
-        }
         // What the tokens leased goes with them (revoked within a look).
-        crate::leases::expire_for_tokens(&txn, &ids, now).await?;
+        crate::leases::expire_for_tokens(&txn, &revoked, now).await?;
         txn.commit().await?;
         self.changed();
-        Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+        Ok(u32::try_from(revoked.len()).unwrap_or(u32::MAX))
     }
 
     pub async fn token(&self, jti: &str) -> Result<Option<TokenInfo>, AuthorityError> {
@@ -572,7 +568,7 @@ struct Issued {
     now: i64,
     expire: i64,
     renewable_until: i64,
-    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    done: tokio::sync::oneshot::Sender<Result<(), NotRecorded>>,
 }
 
 /// Records issued tokens with their events, as many as are waiting (up to
@@ -582,52 +578,87 @@ struct Issued {
 async fn write_issued(db: DatabaseConnection, relay: Relay, mut queue: tokio::sync::mpsc::Receiver<Issued>) {
     let mut batch = Vec::with_capacity(ISSUE_BATCH);
     while queue.recv_many(&mut batch, ISSUE_BATCH).await > 0 {
-        let result = record_issued(&db, &batch).await.map_err(|e| e.to_string());
+        let result = record_issued(&db, &batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, tokens = batch.len(), "cannot record issued tokens");
         }
         relay.wake();
         for issued in batch.drain(..) {
-            let _ = issued.done.send(result.clone());
+            let outcome = match &result {
+                Err(e) => Err(NotRecorded::Database(e.to_string())),
+                Ok(revoked) => match issued.grant.parent.as_ref().filter(|p| revoked.contains(*p)) {
+                    Some(parent) => Err(NotRecorded::ParentRevoked(parent.clone())),
+                    None => Ok(()),
+                },
+            };
+            let _ = issued.done.send(outcome);
         }
     }
 }
 
-async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<(), DbErr> {
+/// Why a token was not recorded.
+enum NotRecorded {
+    /// The token that asked for it was revoked before it committed.
+    ParentRevoked(String),
+    Database(String),
+}
+
+/// Records the tokens of `batch` whose parent is not revoked; returns the
+/// revoked parents. On PostgreSQL the parents' rows are held (FOR SHARE)
+/// until the commit, so a revocation of one waits for it and then finds
+/// its new children; on SQLite one connection runs one at a time.
+async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<HashSet<String>, DbErr> {
     let txn = db.begin().await?;
-    let mut insert = Query::insert()
-        .into_table(Alias::new(TOKENS))
-        .columns(
-            ["jti", "parent_jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"]
-                .map(Alias::new),
-        )
-        .to_owned();
-    for i in batch {
-        insert.values_panic([
-            i.jti.clone().into(),
-            i.grant.parent.clone().into(),
-            i.grant.subject.clone().into(),
-            i.grant.audience.clone().into(),
-            serde_json::to_string(&i.grant.scopes).unwrap_or_default().into(),
-            ms(i.grant.ttl).into(),
-            i.now.into(),
-            i.expire.into(),
-            i.renewable_until.into(),
-        ]);
+    let parents: Vec<&str> = batch.iter().filter_map(|i| i.grant.parent.as_deref()).collect::<HashSet<_>>().into_iter().collect();
+    let mut revoked = HashSet::new();
+    for chunk in parents.chunks(paved_store::CHUNK) {
+        let mut query = Query::select()
+            .columns([Alias::new("jti"), Alias::new("revoke_time_ms")])
+            .from(Alias::new(TOKENS))
+            .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().copied()))
+            .to_owned();
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            query.lock_shared();
+        }
+        for row in txn.query_all(&query).await? {
+            if row.try_get::<Option<i64>>("", "revoke_time_ms")?.is_some() {
+                revoked.insert(row.try_get::<String>("", "jti")?);
+            }
+        }
     }
-    txn.execute(&insert).await?;
-    let acts: Vec<BrokerActed> = batch
-        .iter()
-        .map(|i| BrokerActed {
-            action: "token.issued".into(),
-            actor: i.actor.clone(),
-            target: i.jti.clone(),
-            scopes: i.grant.scopes.clone(),
-            reason: format!("for {}", i.grant.subject),
-        })
-        .collect();
-    events(&txn, &acts).await?;
-    txn.commit().await
+    let (recorded, refused): (Vec<&Issued>, Vec<&Issued>) =
+        batch.iter().partition(|i| i.grant.parent.as_ref().is_none_or(|p| !revoked.contains(p)));
+    if !recorded.is_empty() {
+        let mut insert = Query::insert()
+            .into_table(Alias::new(TOKENS))
+            .columns(
+                ["jti", "parent_jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"]
+                    .map(Alias::new),
+            )
+            .to_owned();
+        for i in &recorded {
+            insert.values_panic([
+                i.jti.clone().into(),
+                i.grant.parent.clone().into(),
+                i.grant.subject.clone().into(),
+                i.grant.audience.clone().into(),
+                serde_json::to_string(&i.grant.scopes).unwrap_or_default().into(),
+                ms(i.grant.ttl).into(),
+                i.now.into(),
+                i.expire.into(),
+                i.renewable_until.into(),
+            ]);
+        }
+        txn.execute(&insert).await?;
+    }
+    let issued = recorded.iter().map(|i| acted("token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)));
+    let denied = refused.iter().map(|i| {
+        let parent = i.grant.parent.as_deref().unwrap_or_default();
+        acted("token.denied", &i.actor, parent, &i.grant.scopes, &format!("for {}: the token that asked is revoked", i.grant.subject))
+    });
+    events(&txn, &issued.chain(denied).collect::<Vec<_>>()).await?;
+    txn.commit().await?;
+    Ok(revoked)
 }
 
 /// How long [`Authority::record`] waits for a place in the queue.
@@ -665,18 +696,19 @@ async fn write_acted(
     }
 }
 
-/// Ids and events per statement when revoking: a revoked identity may take
-/// many tokens with it, and both databases bound a statement's parameters.
-const REVOKE_CHUNK: usize = 500;
-
-/// The live tokens issued with any of `parents` (served by `tokens_by_parent`).
-pub fn children(parents: &[String]) -> sea_orm::sea_query::SelectStatement {
+/// The ids of live tokens where `condition` holds.
+fn live(condition: Expr) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column(Alias::new("jti"))
         .from(Alias::new(TOKENS))
-        .and_where(Expr::col(Alias::new("parent_jti")).is_in(parents.iter().map(String::as_str)))
+        .and_where(condition)
         .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
         .to_owned()
+}
+
+/// The live tokens issued with any of `parents` (served by `tokens_by_parent`).
+pub fn children(parents: &[String]) -> sea_orm::sea_query::SelectStatement {
+    live(Expr::col(Alias::new("parent_jti")).is_in(parents.iter().map(String::as_str)))
 }
 
 fn token_query() -> sea_orm::sea_query::SelectStatement {
@@ -732,14 +764,17 @@ pub async fn event(
     scopes: &[String],
     reason: &str,
 ) -> Result<(), DbErr> {
-    let acted = BrokerActed {
+    events(txn, &[acted(action, actor, target, scopes, reason)]).await
+}
+
+fn acted(action: &str, actor: &str, target: &str, scopes: &[String], reason: &str) -> BrokerActed {
+    BrokerActed {
         action: action.to_string(),
         actor: actor.to_string(),
         target: target.to_string(),
         scopes: scopes.to_vec(),
         reason: reason.to_string(),
-    };
-    events(txn, std::slice::from_ref(&acted)).await
+    }
 }
 
 /// Records many acts in one statement, and the grants they used.

@@ -74,7 +74,7 @@ fn password() -> String {
 /// revokes the tokens, so a revoked identity keeps no credentials.
 pub async fn expire_for_tokens<C: ConnectionTrait>(conn: &C, tokens: &[String], now: i64) -> Result<u64, DbErr> {
     let mut expired = 0;
-    for chunk in tokens.chunks(500) {
+    for chunk in tokens.chunks(paved_store::CHUNK) {
         let update = Query::update()
             .table(Alias::new(TABLE))
             .value(Alias::new("expire_time_ms"), now)
