@@ -693,6 +693,39 @@ async fn revocation_walks_descendants(url: &str) {
     assert_eq!(types.iter().filter(|t| t.ends_with(".token.denied")).count(), 1, "{types:?}");
     assert_eq!(types.iter().filter(|t| t.ends_with(".token.revoked")).count(), 5);
 
+    // On PostgreSQL, a revocation in flight: the batch asking for a child
+    // of the token waits on the token's row, then sees it revoked.
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let parent = issue(grant(Some(&other), "racing")).await;
+        let revoking = db.begin().await.expect("begin");
+        let revoke = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "UPDATE tokens SET revoke_time_ms = 1 WHERE jti = $1",
+            [parent.clone().into()],
+        );
+        revoking.execute_raw(revoke).await.expect("revoke, not committed");
+        let late = tokio::spawn({
+            let (authority, g) = (authority.clone(), grant(Some(&parent), "late-race"));
+            async move { authority.issue("test", &g).await }
+        });
+        let waiting = sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        );
+        paved_integration_tests::eventually(
+            "the issuing batch to wait for the revocation holding its parent's row",
+            Duration::from_secs(5),
+            || async {
+                let n = db.query_one_raw(waiting.clone()).await.ok().flatten().and_then(|r| r.try_get::<i64>("", "n").ok());
+                (n == Some(1)).then_some(())
+            },
+        )
+        .await;
+        revoking.commit().await.expect("commit the revocation");
+        let refused = late.await.expect("task").expect_err("a child of a token revoked meanwhile");
+        assert!(matches!(&refused, AuthorityError::Revoked(id) if *id == parent), "{refused}");
+    }
+
     // More children than one statement takes: every one is revoked.
     let mut kids = tokio::task::JoinSet::new();
     for n in 0..1_100 {
@@ -703,6 +736,7 @@ async fn revocation_walks_descendants(url: &str) {
     while let Some(kid) = kids.join_next().await {
         kid.expect("issued");
     }
+    // (The racing token, revoked already, is not counted again.)
     assert_eq!(authority.revoke("test", &Target::Token(other.clone()), "all").await.expect("revoke"), 1_102, "other, sibling, 1,100 kids");
 
     // The plan of one level of the walk names the index. PostgreSQL is told

@@ -327,7 +327,11 @@ impl SecretsBrokerService for Api {
         }
         grant.ttl = grant.ttl.min(left);
         grant.renewable = grant.renewable.min(left);
-        let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(failed)?;
+        let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(|e| match e {
+            // Revoked before verifiers knew: what they answer once they do.
+            AuthorityError::Revoked(id) if id == caller.jti => status::unauthenticated("TOKEN_REVOKED", "token revoked"),
+            e => failed(e),
+        })?;
         Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
     }
 
