@@ -655,10 +655,9 @@ async fn revocation_walks_descendants(url: &str) {
     let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
     let authority = Authority::new(db.clone(), std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[3; 32]), None)), relay);
-    fn grant_of(parent: Option<&str>, subject: &str) -> Grant {
+    fn grant(parent: Option<&str>, subject: &str) -> Grant {
         Grant { parent: parent.map(str::to_string), subject: subject.into(), ..paved_secrets_broker::root_grant() }
     }
-    let grant = grant_of;
     let issue = {
         let authority = authority.clone();
         move |g: Grant| {
@@ -731,7 +730,7 @@ async fn revocation_walks_descendants(url: &str) {
     for n in 0..1_100 {
         let issue = issue.clone();
         let other = other.clone();
-        kids.spawn(async move { issue(grant_of(Some(&other), &format!("kid-{n}"))).await });
+        kids.spawn(async move { issue(grant(Some(&other), &format!("kid-{n}"))).await });
     }
     while let Some(kid) = kids.join_next().await {
         kid.expect("issued");

@@ -1,8 +1,9 @@
 //! The embedded backend: a SQLite file (through sea-orm), durable across
 //! restarts, for `paved up`. One process owns the file; every operation on a
 //! group, and every write, is serialised by one mutex, and readers are woken
-//! by a [`Notify`] per stream instead of polling. A publish of up to 200 rows is one statement; every statement is
-//! a round trip to SQLite's worker thread.
+//! by a [`Notify`] per stream instead of polling. A publish of up to 200 rows
+//! is one statement; every statement is a round trip to SQLite's worker
+//! thread.
 //!
 //! A group stores one number: every entry of its stream up to `last_id` is
 //! acked. What was delivered since and not acked (the pending entries) is

@@ -586,14 +586,19 @@ async fn write_issued(db: DatabaseConnection, relay: Relay, mut queue: tokio::sy
         for issued in batch.drain(..) {
             let outcome = match &result {
                 Err(e) => Err(NotRecorded::Database(e.to_string())),
-                Ok(revoked) => match issued.grant.parent.as_ref().filter(|p| revoked.contains(*p)) {
-                    Some(parent) => Err(NotRecorded::ParentRevoked(parent.clone())),
+                Ok(revoked) => match revoked_parent(&issued, revoked) {
+                    Some(parent) => Err(NotRecorded::ParentRevoked(parent.to_string())),
                     None => Ok(()),
                 },
             };
             let _ = issued.done.send(outcome);
         }
     }
+}
+
+/// The parent of `issued` if it is among `revoked`: such a token is refused.
+fn revoked_parent<'a>(issued: &'a Issued, revoked: &HashSet<String>) -> Option<&'a str> {
+    issued.grant.parent.as_deref().filter(|p| revoked.contains(*p))
 }
 
 /// Why a token was not recorded.
@@ -626,8 +631,7 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<Hash
             }
         }
     }
-    let (recorded, refused): (Vec<&Issued>, Vec<&Issued>) =
-        batch.iter().partition(|i| i.grant.parent.as_ref().is_none_or(|p| !revoked.contains(p)));
+    let (recorded, refused): (Vec<&Issued>, Vec<&Issued>) = batch.iter().partition(|i| revoked_parent(i, &revoked).is_none());
     if !recorded.is_empty() {
         let mut insert = Query::insert()
             .into_table(Alias::new(TOKENS))
@@ -652,9 +656,9 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<Hash
         txn.execute(&insert).await?;
     }
     let issued = recorded.iter().map(|i| acted("token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)));
-    let denied = refused.iter().map(|i| {
-        let parent = i.grant.parent.as_deref().unwrap_or_default();
-        acted("token.denied", &i.actor, parent, &i.grant.scopes, &format!("for {}: the token that asked is revoked", i.grant.subject))
+    let denied = refused.iter().filter_map(|i| {
+        let parent = revoked_parent(i, &revoked)?;
+        Some(acted("token.denied", &i.actor, parent, &i.grant.scopes, &format!("for {}: the token that asked is revoked", i.grant.subject)))
     });
     events(&txn, &issued.chain(denied).collect::<Vec<_>>()).await?;
     txn.commit().await?;
