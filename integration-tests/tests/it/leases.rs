@@ -310,3 +310,64 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
         assert!(!logs.contains(&password), "a database password leaked into the logs");
     }
 }
+
+/// A token revoked before verifiers knew leases nothing: refused as they
+/// would refuse it (TOKEN_REVOKED), with a `database.denied` event and no
+/// role. A revocation in flight holds the token's row, so a lease asked
+/// meanwhile waits for it and is refused; one committed before it is found
+/// by it and made due.
+#[tokio::test]
+async fn a_revoked_token_leases_nothing() {
+    use crate::secrets::{Tokens, holding, lock_waiters};
+    use paved_secrets_broker::{authority::Target, database::Databases, leases::LeaseError, leases::Leases};
+    let url = postgres_database("it_lease_revoked").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = Tokens::open(&url, dir.path()).await;
+    let group = unique("revoked_readers");
+    tokens.db.execute_unprepared(&format!("CREATE ROLE {group} NOLOGIN")).await.expect("group role");
+    let databases = Databases::new(tokens.db.clone(), tokens.authority.keys().clone(), tokens.relay.clone());
+    let ttl = Duration::from_secs(600);
+    databases.configure("test", "shop", &url, &group, (ttl, ttl)).await.expect("configure");
+    let leases = Leases::new(tokens.db.clone(), tokens.relay.clone(), databases);
+    let claims = |jti: &str| {
+        let now = chrono::Utc::now().timestamp();
+        let (sub, aud, jti) = ("shop".into(), "secrets-broker".into(), jti.into());
+        paved_token::Claims { sub, aud, scp: vec![], iat: now, exp: now + 600, ren: 0, jti, kid: String::new() }
+    };
+    let members = "SELECT COUNT(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1";
+    let revoke = |jti: String| {
+        let authority = tokens.authority.clone();
+        async move { authority.revoke("test", &Target::Token(jti), "compromised").await.expect("revoke") }
+    };
+
+    // Asked before the revocation: made due by it.
+    let early = tokens.issue(None, "early").await;
+    let lease = leases.issue_database(&claims(&early), "shop", None).await.expect("credentials").lease;
+    revoke(early).await;
+    let due = leases.lease(&lease.lease_id).await.expect("lease").expire_time.expect("expiry");
+    assert!(due.seconds <= chrono::Utc::now().timestamp(), "due now: {due:?}");
+    assert_eq!(one_i64(&tokens.db, members, &group).await, Some(1), "its role, until the lease loop drops it");
+
+    // Asked after it, before verifiers knew: refused.
+    let late = tokens.issue(None, "late").await;
+    revoke(late.clone()).await;
+    let refused = leases.issue_database(&claims(&late), "shop", None).await.err().expect("a revoked token's lease");
+    assert!(matches!(&refused, LeaseError::TokenRevoked(id) if *id == late), "{refused}");
+
+    // Asked while it is in flight: waits for it, then refused.
+    let racing = tokens.issue(None, "racing").await;
+    let revoking = holding(&tokens.db, &racing, "revoke_time_ms = 1").await;
+    let asked = tokio::spawn({
+        let (leases, claims) = (leases.clone(), claims(&racing));
+        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
+    });
+    lock_waiters(&tokens.db, 1, "the lease to wait for the revocation holding its token's row").await;
+    revoking.commit().await.expect("commit the revocation");
+    let refused = asked.await.expect("task").expect_err("a lease of a token revoked meanwhile");
+    assert!(matches!(&refused, LeaseError::TokenRevoked(id) if *id == racing), "{refused}");
+
+    assert_eq!(one_i64(&tokens.db, members, &group).await, Some(1), "no role for a revoked token");
+    let types = tokens.outbox_types().await;
+    assert_eq!(types.iter().filter(|t| t.ends_with(".database.denied")).count(), 2, "{types:?}");
+    assert_eq!(types.iter().filter(|t| t.ends_with(".lease.issued")).count(), 1, "{types:?}");
+}

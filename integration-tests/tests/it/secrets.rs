@@ -643,34 +643,100 @@ async fn replaced_versions_are_destroyed_after_the_overlap() {
     assert_eq!(destroyed, ["secrets/dev/prune/key#1"]);
 }
 
+/// The broker's token authority on its database at `url` (events relayed
+/// to a stream in `dir`), as the broker builds it, for tests of what lies
+/// under its RPCs.
+#[derive(Clone)]
+pub(crate) struct Tokens {
+    pub(crate) db: sea_orm::DatabaseConnection,
+    pub(crate) relay: paved_stream::outbox::Relay,
+    pub(crate) authority: paved_secrets_broker::authority::Authority,
+}
+
+impl Tokens {
+    pub(crate) async fn open(url: &str, dir: &std::path::Path) -> Self {
+        use paved_secrets_broker::seal::{Keyring, RootKey};
+        let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(url).await.expect("db");
+        let stream = paved_stream::open(&paved_store::sqlite_url(&dir.join("s.db")), 1000).await.expect("stream");
+        let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
+        let keys = std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[3; 32]), None));
+        let authority = paved_secrets_broker::authority::Authority::new(db.clone(), keys, relay.clone());
+        Self { db, relay, authority }
+    }
+
+    /// A token for `subject`, issued with `parent`'s; its id.
+    pub(crate) async fn issue(&self, parent: Option<&str>, subject: &str) -> String {
+        self.authority.issue("test", &grant(parent, subject)).await.expect("issue").1.token_id
+    }
+
+    /// The types of the events in the outbox (relayed or not).
+    pub(crate) async fn outbox_types(&self) -> Vec<String> {
+        use sea_orm::ConnectionTrait;
+        let query = sea_orm::Statement::from_string(self.db.get_database_backend(), "SELECT payload FROM outbox");
+        let rows = self.db.query_all_raw(query).await.expect("outbox");
+        rows.iter()
+            .map(|r| paved_stream::event::decode(&r.try_get::<Vec<u8>>("", "payload").expect("payload")).expect("event").r#type)
+            .collect()
+    }
+}
+
+pub(crate) fn grant(parent: Option<&str>, subject: &str) -> paved_secrets_broker::authority::Grant {
+    paved_secrets_broker::authority::Grant {
+        parent: parent.map(str::to_string),
+        subject: subject.into(),
+        ..paved_secrets_broker::root_grant()
+    }
+}
+
+/// Waits until `n` sessions of `db`'s PostgreSQL database wait for a lock.
+pub(crate) async fn lock_waiters(db: &sea_orm::DatabaseConnection, n: i64, what: &str) {
+    use sea_orm::ConnectionTrait;
+    let waiting = sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    );
+    paved_integration_tests::eventually(what, Duration::from_secs(5), || async {
+        let found = db.query_one_raw(waiting.clone()).await.ok().flatten().and_then(|r| r.try_get::<i64>("", "n").ok());
+        (found == Some(n)).then_some(())
+    })
+    .await;
+}
+
+/// A transaction of its own on PostgreSQL that has updated a token's row
+/// (`set`, SQL) and holds it until it ends.
+pub(crate) async fn holding(db: &sea_orm::DatabaseConnection, jti: &str, set: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await.expect("begin");
+    update_token(&txn, jti, set).await;
+    txn
+}
+
+/// Updates a token's row (`set`, SQL) in `txn`, waiting for its lock.
+async fn update_token(txn: &sea_orm::DatabaseTransaction, jti: &str, set: &str) {
+    use sea_orm::ConnectionTrait;
+    let update = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        format!("UPDATE tokens SET {set} WHERE jti = $1"),
+        [jti.into()],
+    );
+    txn.execute_raw(update).await.expect("update the token's row");
+}
+
 /// Revoking a token takes every token issued with it, at any depth, and no
 /// other; the walk is served by an index on both databases, since the
 /// tokens table keeps every token ever issued.
 async fn revocation_walks_descendants(url: &str) {
-    use paved_secrets_broker::authority::{Authority, AuthorityError, Grant, Target, children};
-    use paved_secrets_broker::seal::{Keyring, RootKey};
+    use paved_secrets_broker::authority::{AuthorityError, Target, children};
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(url).await.expect("db");
-    let stream = paved_stream::open(&paved_store::sqlite_url(&dir.path().join("s.db")), 1000).await.expect("stream");
-    let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
-    let authority = Authority::new(db.clone(), std::sync::Arc::new(Keyring::new(RootKey::from_bytes(&[3; 32]), None)), relay);
-    fn grant(parent: Option<&str>, subject: &str) -> Grant {
-        Grant { parent: parent.map(str::to_string), subject: subject.into(), ..paved_secrets_broker::root_grant() }
-    }
-    let issue = {
-        let authority = authority.clone();
-        move |g: Grant| {
-            let authority = authority.clone();
-            async move { authority.issue("test", &g).await.expect("issue").1.token_id }
-        }
-    };
-    let a = issue(grant(None, "a")).await;
-    let b = issue(grant(Some(&a), "b")).await;
-    let (c1, c2) = (issue(grant(Some(&b), "c1")).await, issue(grant(Some(&b), "c2")).await);
-    let d = issue(grant(Some(&c2), "d")).await;
-    let other = issue(grant(None, "other")).await;
-    let sibling = issue(grant(Some(&other), "sibling")).await;
+    let tokens = Tokens::open(url, dir.path()).await;
+    let (db, authority) = (&tokens.db, &tokens.authority);
+    let a = tokens.issue(None, "a").await;
+    let b = tokens.issue(Some(&a), "b").await;
+    let (c1, c2) = (tokens.issue(Some(&b), "c1").await, tokens.issue(Some(&b), "c2").await);
+    let d = tokens.issue(Some(&c2), "d").await;
+    let other = tokens.issue(None, "other").await;
+    let sibling = tokens.issue(Some(&other), "sibling").await;
 
     assert_eq!(authority.revoke("test", &Target::Token(b.clone()), "compromised").await.expect("revoke"), 4, "b, c1, c2 and d");
     for (id, revoked) in [(&a, false), (&b, true), (&c1, true), (&c2, true), (&d, true), (&other, false), (&sibling, false)] {
@@ -683,43 +749,20 @@ async fn revocation_walks_descendants(url: &str) {
     // is an event.
     let refused = authority.issue("test", &grant(Some(&c1), "late")).await.expect_err("a child of a revoked token");
     assert!(matches!(&refused, AuthorityError::Revoked(id) if *id == c1), "{refused}");
-    let rows =
-        db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT payload FROM outbox")).await.expect("outbox");
-    let types: Vec<String> = rows
-        .iter()
-        .map(|r| paved_stream::event::decode(&r.try_get::<Vec<u8>>("", "payload").expect("payload")).expect("event").r#type)
-        .collect();
+    let types = tokens.outbox_types().await;
     assert_eq!(types.iter().filter(|t| t.ends_with(".token.denied")).count(), 1, "{types:?}");
     assert_eq!(types.iter().filter(|t| t.ends_with(".token.revoked")).count(), 5);
 
     // On PostgreSQL, a revocation in flight: the batch asking for a child
     // of the token waits on the token's row, then sees it revoked.
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        let parent = issue(grant(Some(&other), "racing")).await;
-        let revoking = db.begin().await.expect("begin");
-        let revoke = sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "UPDATE tokens SET revoke_time_ms = 1 WHERE jti = $1",
-            [parent.clone().into()],
-        );
-        revoking.execute_raw(revoke).await.expect("revoke, not committed");
+        let parent = tokens.issue(Some(&other), "racing").await;
+        let revoking = holding(db, &parent, "revoke_time_ms = 1").await;
         let late = tokio::spawn({
             let (authority, g) = (authority.clone(), grant(Some(&parent), "late-race"));
             async move { authority.issue("test", &g).await }
         });
-        let waiting = sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        );
-        paved_integration_tests::eventually(
-            "the issuing batch to wait for the revocation holding its parent's row",
-            Duration::from_secs(5),
-            || async {
-                let n = db.query_one_raw(waiting.clone()).await.ok().flatten().and_then(|r| r.try_get::<i64>("", "n").ok());
-                (n == Some(1)).then_some(())
-            },
-        )
-        .await;
+        lock_waiters(db, 1, "the issuing batch to wait for the revocation holding its parent's row").await;
         revoking.commit().await.expect("commit the revocation");
         let refused = late.await.expect("task").expect_err("a child of a token revoked meanwhile");
         assert!(matches!(&refused, AuthorityError::Revoked(id) if *id == parent), "{refused}");
@@ -728,9 +771,8 @@ async fn revocation_walks_descendants(url: &str) {
     // More children than one statement takes: every one is revoked.
     let mut kids = tokio::task::JoinSet::new();
     for n in 0..1_100 {
-        let issue = issue.clone();
-        let other = other.clone();
-        kids.spawn(async move { issue(grant(Some(&other), &format!("kid-{n}"))).await });
+        let (tokens, other) = (tokens.clone(), other.clone());
+        kids.spawn(async move { tokens.issue(Some(&other), &format!("kid-{n}")).await });
     }
     while let Some(kid) = kids.join_next().await {
         kid.expect("issued");
@@ -764,4 +806,87 @@ async fn revocation_walks_descendants_on_sqlite() {
 #[tokio::test]
 async fn revocation_walks_descendants_on_postgres() {
     revocation_walks_descendants(&paved_integration_tests::postgres_database("it_revoke").await).await;
+}
+
+/// Deadlocks PostgreSQL found in `db`'s database so far (its statistics
+/// lag: wait for the count wanted).
+async fn deadlocks(db: &sea_orm::DatabaseConnection, wanted: i64) {
+    use sea_orm::ConnectionTrait;
+    let query = sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    );
+    eventually(&format!("PostgreSQL to count {wanted} deadlocks"), Duration::from_secs(30), || async {
+        let found = db.query_one_raw(query.clone()).await.ok().flatten().and_then(|r| r.try_get::<i64>("", "deadlocks").ok());
+        (found == Some(wanted)).then_some(())
+    })
+    .await;
+}
+
+/// Transactions that lock tokens in different orders may deadlock, and
+/// PostgreSQL then aborts one: a revocation (a level, then its children)
+/// or a batch of issued tokens (their parents, in key order) so aborted is
+/// run again and succeeds. Each deadlock is built with a transaction of the
+/// test's own, which waits longest so that PostgreSQL aborts the other; the
+/// test checks PostgreSQL found each.
+#[tokio::test]
+async fn deadlocked_revocations_and_batches_are_run_again_on_postgres() {
+    use paved_secrets_broker::authority::Target;
+    use sea_orm::ConnectionTrait;
+    let url = paved_integration_tests::postgres_database("it_deadlock").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = Tokens::open(&url, dir.path()).await;
+    let db = &tokens.db;
+    deadlocks(db, 0).await;
+    let patient = "SET LOCAL deadlock_timeout = '60s'";
+    // An update that changes nothing but takes the row.
+    let held = "revoke_reason = revoke_reason";
+
+    // The revocation holds p and waits for c; the test's transaction holds c
+    // and asks for p.
+    let p = tokens.issue(None, "p").await;
+    let c = tokens.issue(Some(&p), "c").await;
+    let other = holding(db, &c, held).await;
+    other.execute_unprepared(patient).await.expect("patient");
+    let revocation = tokio::spawn({
+        let (authority, p) = (tokens.authority.clone(), p.clone());
+        async move { authority.revoke("test", &Target::Token(p), "deadlock").await }
+    });
+    lock_waiters(db, 1, "the revocation to hold p and wait for c").await;
+    // (Granted once PostgreSQL aborts the revocation.)
+    update_token(&other, &p, held).await;
+    other.commit().await.expect("commit");
+    assert_eq!(revocation.await.expect("task").expect("the revocation, run again"), 2, "p and c");
+    deadlocks(db, 1).await;
+
+    // The batch holds its first parent and waits for its second; the test's
+    // transaction holds the second and asks for the first. A first batch,
+    // kept waiting, gathers the two tokens into the next one.
+    let mut parents = [tokens.issue(None, "q1").await, tokens.issue(None, "q2").await];
+    parents.sort();
+    let [first, second] = parents;
+    let gate = tokens.issue(None, "gate").await;
+    let gatekeeper = holding(db, &gate, held).await;
+    let spawn = |parent: &str, subject: &'static str| {
+        let (tokens, parent) = (tokens.clone(), parent.to_string());
+        tokio::spawn(async move { tokens.issue(Some(&parent), subject).await })
+    };
+    let gated = spawn(&gate, "gated");
+    lock_waiters(db, 1, "a first batch to wait for the gate").await;
+    let (x, y) = (spawn(&first, "x"), spawn(&second, "y"));
+    // (Queued in microseconds; the batch after the gated one takes both.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = holding(db, &second, held).await;
+    other.execute_unprepared(patient).await.expect("patient");
+    gatekeeper.rollback().await.expect("open the gate");
+    gated.await.expect("the gated token");
+    lock_waiters(db, 1, "the batch of x and y to hold the first parent and wait for the second").await;
+    // (Granted once PostgreSQL aborts the batch.)
+    update_token(&other, &first, held).await;
+    other.commit().await.expect("commit");
+    for (token, parent) in [(x.await.expect("x"), &first), (y.await.expect("y"), &second)] {
+        let info = tokens.authority.token(&token).await.expect("token").expect("recorded, by the batch run again");
+        assert!(info.revoke_time.is_none(), "issued from {parent}");
+    }
+    deadlocks(db, 2).await;
 }

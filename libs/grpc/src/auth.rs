@@ -78,10 +78,10 @@ impl TokenGuard {
     pub fn ended(&self) -> Option<Status> {
         let now = chrono::Utc::now().timestamp();
         if now > self.claims.exp + paved_token::LEEWAY_SECS {
-            return Some(token_error(&TokenError::Expired(now - self.claims.exp)));
+            return Some(token_refused(&TokenError::Expired(now - self.claims.exp)));
         }
         let trust = self.auth.inner.state.read().unwrap_or_else(|e| e.into_inner());
-        trust.revoked.contains(&self.claims.jti).then(|| token_error(&TokenError::Revoked))
+        trust.revoked.contains(&self.claims.jti).then(|| token_refused(&TokenError::Revoked))
     }
 }
 
@@ -242,13 +242,13 @@ impl Authenticator {
                 // Signature and key were checked; times, audience and
                 // revocation are checked on every call.
                 if now > claims.exp + paved_token::LEEWAY_SECS {
-                    return Err(token_error(&TokenError::Expired(now - claims.exp)));
+                    return Err(token_refused(&TokenError::Expired(now - claims.exp)));
                 }
                 claims
             }
             None => {
                 // Audience is checked below, for cached tokens too.
-                let claims = Arc::new(keys.verify(token, &AUDIENCES, now, |_| false).map_err(|e| token_error(&e))?);
+                let claims = Arc::new(keys.verify(token, &AUDIENCES, now, |_| false).map_err(|e| token_refused(&e))?);
                 let mut verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
                 if verified.len() >= CACHE_LIMIT {
                     verified.clear();
@@ -262,16 +262,17 @@ impl Authenticator {
             && claims.aud != service
         {
             let e = TokenError::WrongAudience { got: claims.aud.clone(), wanted: format!("{PLATFORM_AUDIENCE} or {service}") };
-            return Err(token_error(&e));
+            return Err(token_refused(&e));
         }
         if trust.revoked.contains(&claims.jti) {
-            return Err(token_error(&TokenError::Revoked));
+            return Err(token_refused(&TokenError::Revoked));
         }
         Ok(claims)
     }
 }
 
-fn token_error(e: &TokenError) -> Status {
+/// UNAUTHENTICATED for a token that does not verify, with its reason.
+pub fn token_refused(e: &TokenError) -> Status {
     let reason = match e {
         TokenError::Expired(_) => "TOKEN_EXPIRED",
         TokenError::Revoked => "TOKEN_REVOKED",

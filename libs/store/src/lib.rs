@@ -27,6 +27,44 @@ pub enum StoreError {
 /// PostgreSQL 65,535.
 pub const CHUNK: usize = 500;
 
+/// Runs of a transaction after the database aborted it for a conflict.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// Whether the database aborted the transaction for a conflict it found
+/// between transactions: PostgreSQL's deadlock (`40P01`) or serialization
+/// failure (`40001`). Nothing of it was written; run again, it may pass.
+pub fn conflicted(e: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))) = e else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(e) = e.as_ref() else {
+        return false;
+    };
+    matches!(e.code().as_deref(), Some("40P01" | "40001"))
+}
+
+/// Runs `transaction` (which begins and commits its own), and runs it again
+/// while the database aborts it for a conflict, up to [`CONFLICT_RETRIES`]
+/// times: transactions that lock rows in different orders (a revocation
+/// walking down a tree of tokens, a batch holding parents) may deadlock,
+/// and PostgreSQL then aborts one of them.
+pub async fn retry_conflicts<T, F, Fut>(mut transaction: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut retries = 0;
+    loop {
+        match transaction().await {
+            Err(e) if conflicted(&e) && retries < CONFLICT_RETRIES => {
+                retries += 1;
+                tracing::info!(error = %e, retries, "transaction aborted for a conflict; running it again");
+            }
+            result => return result,
+        }
+    }
+}
+
 /// The SQLite URL of a file, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())

@@ -73,8 +73,15 @@ fn lease_failed(e: LeaseError) -> Status {
     match e {
         LeaseError::NotFound(id) => status::not_found("LEASE_NOT_FOUND", format!("lease {id} not found")),
         LeaseError::Revoked(id) => status::failed_precondition("LEASE_REVOKED", format!("lease {id} is revoked or expired")),
+        LeaseError::TokenRevoked(_) => caller_revoked(),
         LeaseError::Database(e) => database_failed(e),
     }
+}
+
+/// The caller's token was revoked before verifiers knew (a request already
+/// past the auth layer): what they answer once they do.
+fn caller_revoked() -> Status {
+    auth::token_refused(&paved_token::TokenError::Revoked)
 }
 
 fn lease_id_invalid(field: &str) -> Status {
@@ -329,7 +336,7 @@ impl SecretsBrokerService for Api {
         grant.renewable = grant.renewable.min(left);
         let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(|e| match e {
             // Revoked before verifiers knew: what they answer once they do.
-            AuthorityError::Revoked(id) if id == caller.jti => status::unauthenticated("TOKEN_REVOKED", "token revoked"),
+            AuthorityError::Revoked(id) if id == caller.jti => caller_revoked(),
             e => failed(e),
         })?;
         Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))

@@ -481,6 +481,22 @@ impl Authority {
     /// them, at any depth; returns how many. Verifiers learn of it from the
     /// key set within a poll.
     pub async fn revoke(&self, actor: &str, target: &Target, reason: &str) -> Result<u32, AuthorityError> {
+        let revoked = paved_store::retry_conflicts(|| self.revoke_once(actor, target, reason)).await?;
+        if let Target::Token(id) = target
+            && revoked.is_none()
+        {
+            return Err(AuthorityError::NotFound(id.clone()));
+        }
+        self.changed();
+        Ok(u32::try_from(revoked.unwrap_or_default()).unwrap_or(u32::MAX))
+    }
+
+    /// One transaction of [`Self::revoke`]: how many it revoked, None when
+    /// the target token does not exist. Its order of locks (a level, then
+    /// its children) may deadlock with another revocation's or with a batch
+    /// of issued tokens holding parents; PostgreSQL then aborts one, and
+    /// the revocation is run again.
+    async fn revoke_once(&self, actor: &str, target: &Target, reason: &str) -> Result<Option<usize>, DbErr> {
         let now = now_ms();
         let txn = self.inner.db.begin().await?;
         let live = match target {
@@ -493,7 +509,7 @@ impl Authority {
             && frontier.is_empty()
             && self.token_in(&txn, id).await?.is_none()
         {
-            return Err(AuthorityError::NotFound(id.clone()));
+            return Ok(None);
         }
         // Level by level, each revoked before its children are read: a
         // token being issued with one of them holds its row until it
@@ -530,20 +546,16 @@ impl Authority {
         // What the tokens leased goes with them (revoked within a look).
         crate::leases::expire_for_tokens(&txn, &revoked, now).await?;
         txn.commit().await?;
-        self.changed();
-        Ok(u32::try_from(revoked.len()).unwrap_or(u32::MAX))
+        Ok(Some(revoked.len()))
     }
 
     pub async fn token(&self, jti: &str) -> Result<Option<TokenInfo>, AuthorityError> {
-        self.token_in(&self.inner.db, jti).await
+        Ok(self.token_in(&self.inner.db, jti).await?)
     }
 
-    async fn token_in<C: ConnectionTrait>(&self, conn: &C, jti: &str) -> Result<Option<TokenInfo>, AuthorityError> {
+    async fn token_in<C: ConnectionTrait>(&self, conn: &C, jti: &str) -> Result<Option<TokenInfo>, DbErr> {
         let query = token_query().and_where(Expr::col(Alias::new("jti")).eq(jti)).to_owned();
-        Ok(match conn.query_one(&query).await? {
-            Some(row) => Some(token_info(&row)?),
-            None => None,
-        })
+        conn.query_one(&query).await?.as_ref().map(token_info).transpose()
     }
 
     /// Tokens by issue time, newest first.
@@ -578,7 +590,7 @@ struct Issued {
 async fn write_issued(db: DatabaseConnection, relay: Relay, mut queue: tokio::sync::mpsc::Receiver<Issued>) {
     let mut batch = Vec::with_capacity(ISSUE_BATCH);
     while queue.recv_many(&mut batch, ISSUE_BATCH).await > 0 {
-        let result = record_issued(&db, &batch).await;
+        let result = paved_store::retry_conflicts(|| record_issued(&db, &batch)).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, tokens = batch.len(), "cannot record issued tokens");
         }
@@ -609,28 +621,13 @@ enum NotRecorded {
 }
 
 /// Records the tokens of `batch` whose parent is not revoked; returns the
-/// revoked parents. On PostgreSQL the parents' rows are held (FOR SHARE)
-/// until the commit, so a revocation of one waits for it and then finds
-/// its new children; on SQLite one connection runs one at a time.
+/// revoked parents. The parents' rows are held until the commit (see
+/// [`revoked_among`]), so a revocation of one waits for it and then finds
+/// its new children.
 async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<HashSet<String>, DbErr> {
     let txn = db.begin().await?;
     let parents: Vec<&str> = batch.iter().filter_map(|i| i.grant.parent.as_deref()).collect::<HashSet<_>>().into_iter().collect();
-    let mut revoked = HashSet::new();
-    for chunk in parents.chunks(paved_store::CHUNK) {
-        let mut query = Query::select()
-            .columns([Alias::new("jti"), Alias::new("revoke_time_ms")])
-            .from(Alias::new(TOKENS))
-            .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().copied()))
-            .to_owned();
-        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-            query.lock_shared();
-        }
-        for row in txn.query_all(&query).await? {
-            if row.try_get::<Option<i64>>("", "revoke_time_ms")?.is_some() {
-                revoked.insert(row.try_get::<String>("", "jti")?);
-            }
-        }
-    }
+    let revoked = revoked_among(&txn, &parents).await?;
     let (recorded, refused): (Vec<&Issued>, Vec<&Issued>) = batch.iter().partition(|i| revoked_parent(i, &revoked).is_none());
     if !recorded.is_empty() {
         let mut insert = Query::insert()
@@ -662,6 +659,30 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<Hash
     });
     events(&txn, &issued.chain(denied).collect::<Vec<_>>()).await?;
     txn.commit().await?;
+    Ok(revoked)
+}
+
+/// Which of `tokens` are revoked. Their rows are held (FOR SHARE on
+/// PostgreSQL; SQLite runs one transaction at a time) until `txn` ends, so
+/// what `txn` then writes for a token that is not revoked (a child token, a
+/// lease) is committed before a revocation of it reads what to take along.
+pub async fn revoked_among(txn: &DatabaseTransaction, tokens: &[&str]) -> Result<HashSet<String>, DbErr> {
+    let mut revoked = HashSet::new();
+    for chunk in tokens.chunks(paved_store::CHUNK) {
+        let mut query = Query::select()
+            .columns([Alias::new("jti"), Alias::new("revoke_time_ms")])
+            .from(Alias::new(TOKENS))
+            .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().copied()))
+            .to_owned();
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            query.lock_shared();
+        }
+        for row in txn.query_all(&query).await? {
+            if row.try_get::<Option<i64>>("", "revoke_time_ms")?.is_some() {
+                revoked.insert(row.try_get::<String>("", "jti")?);
+            }
+        }
+    }
     Ok(revoked)
 }
 

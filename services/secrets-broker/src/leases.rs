@@ -7,7 +7,7 @@
 //! gone; a failed one is retried with backoff and reported.
 
 use crate::{
-    authority::{event, events},
+    authority::{event, events, revoked_among},
     database::{DatabaseError, Databases},
 };
 use crate::{ms, now_ms};
@@ -39,6 +39,9 @@ pub enum LeaseError {
     NotFound(String),
     #[error("lease {0} is revoked")]
     Revoked(String),
+    /// The token that asked was revoked before verifiers knew.
+    #[error("token {0} is revoked")]
+    TokenRevoked(String),
     #[error(transparent)]
     Database(#[from] DatabaseError),
 }
@@ -133,6 +136,14 @@ impl Leases {
             ])
             .to_owned();
         let txn = self.db.begin().await?;
+        // A revocation of the token either committed before (refused here)
+        // or waits for this commit and then finds the lease.
+        if !revoked_among(&txn, &[caller.jti.as_str()]).await?.is_empty() {
+            event(&txn, "database.denied", &caller.sub, name, &[], "the token that asked is revoked").await?;
+            txn.commit().await?;
+            self.relay.wake();
+            return Err(LeaseError::TokenRevoked(caller.jti.clone()));
+        }
         txn.execute(&insert).await?;
         event(&txn, "lease.issued", &caller.sub, &lease_id, &[], &format!("role {role} on {}", config.target)).await?;
         txn.commit().await?;
