@@ -155,6 +155,15 @@ fn for_broker(caller: &paved_token::Claims) -> Result<(), Status> {
     Ok(())
 }
 
+/// [`failed`], but the caller's own token revoked before verifiers knew is
+/// answered as they will answer it.
+fn issue_failed(e: AuthorityError, caller: &str) -> Status {
+    match e {
+        AuthorityError::Revoked(id) if id == caller => caller_revoked(),
+        e => failed(e),
+    }
+}
+
 fn failed(e: AuthorityError) -> Status {
     match e {
         AuthorityError::NotFound(id) => status::not_found("TOKEN_NOT_FOUND", format!("token {id} not found")),
@@ -334,11 +343,7 @@ impl SecretsBrokerService for Api {
         }
         grant.ttl = grant.ttl.min(left);
         grant.renewable = grant.renewable.min(left);
-        let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(|e| match e {
-            // Revoked before verifiers knew: what they answer once they do.
-            AuthorityError::Revoked(id) if id == caller.jti => caller_revoked(),
-            e => failed(e),
-        })?;
+        let (token, info) = self.authority.issue(&caller.sub, &grant).await.map_err(|e| issue_failed(e, &caller.jti))?;
         Ok(Response::new(IssueTokenResponse { token, info: Some(info) }))
     }
 
@@ -832,6 +837,18 @@ mod tests {
         for bad in ["secrets:read:dev/shop*", "re*", "a*b", "", "deploy:dev/*/x"] {
             assert!(!scope_is_valid(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_caller_revoked_before_verifiers_knew_is_answered_as_they_will() {
+        use tonic_types::StatusExt;
+        let revoked = [issue_failed(AuthorityError::Revoked("me".into()), "me"), lease_failed(LeaseError::TokenRevoked("me".into()))];
+        for status in revoked {
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+            assert_eq!(status.get_details_error_info().expect("reason").reason, "TOKEN_REVOKED");
+        }
+        let other = issue_failed(AuthorityError::Revoked("parent".into()), "me");
+        assert_eq!(other.code(), tonic::Code::FailedPrecondition, "another token's revocation is not the caller's: {other:?}");
     }
 
     #[test]
