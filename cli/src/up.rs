@@ -84,16 +84,51 @@ pub struct Platform {
     pub root_token: String,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
+    /// The data directory's lock, held while the platform runs.
+    _owner: std::fs::File,
+}
+
+/// Locks `dir/paved.lock` (an OS lock: it goes with the process, also when
+/// it crashes) so that one platform at a time uses the directory: two would
+/// both relay the same outboxes, revoke the same leases and serve the same
+/// workloads. The file names the owner's process id, for the message.
+fn own(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Write};
+    let path = dir.join("paved.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            anyhow::bail!(
+                "{} is in use by another `paved up` (process {}): stop it, or give this one another --data-dir",
+                dir.display(),
+                owner.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+    file.set_len(0)?;
+    file.write_all(std::process::id().to_string().as_bytes())?;
+    Ok(file)
 }
 
 impl Platform {
     pub async fn start(options: &UpOptions) -> anyhow::Result<Platform> {
+        let dir = &options.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
+        let owner = own(dir)?;
         let listener = TcpListener::bind(options.listen).await.with_context(|| {
             format!("cannot listen on {} (is another `paved up` running? choose another with --listen)", options.listen)
         })?;
         let addr = listener.local_addr()?;
-        let dir = &options.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
         let health = Health::new();
         let shutdown = CancellationToken::new();
         // Whatever fails from here on stops what was already started.
@@ -214,7 +249,7 @@ impl Platform {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let platform = Platform { addr, health, provisioner, root_token, shutdown, server };
+        let platform = Platform { addr, health, provisioner, root_token, shutdown, server, _owner: owner };
         if let Err(e) = platform.deploy_initial(options).await {
             // Stop what started (the result of stopping matters less than why).
             let _ = platform.stop().await;

@@ -25,6 +25,11 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let dir = tempfile::tempdir().expect("temp dir");
     let platform = Platform::start(&options(dir.path())).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("all five services and hello healthy");
+    // One platform per data directory: a second refuses, naming the first
+    // (released when it stops: it starts again below).
+    let second = Platform::start(&options(dir.path())).await.err().expect("a second platform on the same data directory");
+    let why = format!("{second:#}");
+    assert!(why.contains(&format!("is in use by another `paved up` (process {})", std::process::id())), "{why}");
 
     let status =
         paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
