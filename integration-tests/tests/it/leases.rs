@@ -315,11 +315,13 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
 /// would refuse it (TOKEN_REVOKED), with a `database.denied` event and no
 /// role. A revocation in flight holds the token's row, so a lease asked
 /// meanwhile waits for it and is refused; one committed before it is found
-/// by it and made due.
+/// by it and made due; one revoked while its role is being created leaves
+/// no role behind.
 #[tokio::test]
 async fn a_revoked_token_leases_nothing() {
     use crate::secrets::{Tokens, holding, lock_waiters};
     use paved_secrets_broker::{authority::Target, database::Databases, leases::LeaseError, leases::Leases};
+    use sea_orm::TransactionTrait;
     let url = postgres_database("it_lease_revoked").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let tokens = Tokens::open(&url, dir.path()).await;
@@ -367,7 +369,52 @@ async fn a_revoked_token_leases_nothing() {
     assert!(matches!(&refused, LeaseError::TokenRevoked(id) if *id == racing), "{refused}");
 
     assert_eq!(one_i64(&tokens.db, members, &group).await, Some(1), "no role for a revoked token");
+
+    // Recorded while a revocation waits for it: the revocation finds it.
+    // (The lease waits to insert, holding its token's row; the revocation
+    // waits for that row.)
+    let recording = tokens.issue(None, "recording").await;
+    let blocker = tokens.db.begin().await.expect("begin");
+    blocker.execute_unprepared("LOCK TABLE leases IN SHARE MODE").await.expect("lock leases");
+    let asked = tokio::spawn({
+        let (leases, claims) = (leases.clone(), claims(&recording));
+        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
+    });
+    lock_waiters(&tokens.db, 1, "the lease to hold its token's row and wait to insert").await;
+    let revoking = tokio::spawn(revoke(recording.clone()));
+    lock_waiters(&tokens.db, 2, "the revocation to wait for the lease's hold on the token").await;
+    blocker.commit().await.expect("let the lease insert");
+    assert_eq!(revoking.await.expect("revocation"), 1);
+    // Handed out before the revocation committed, or refused after it: due
+    // either way, and its role goes with the loop's next look.
+    match asked.await.expect("task") {
+        Ok(id) => assert!(leases.lease(&id).await.expect("lease").expire_time.expect("expiry").seconds <= chrono::Utc::now().timestamp()),
+        Err(e) => assert!(matches!(e, LeaseError::Revoked(_)), "{e}"),
+    }
+    leases.revoke_due().await.expect("the loop's look");
+    assert_eq!(one_i64(&tokens.db, members, &group).await, Some(0), "no role of a revoked token is left");
+
+    // Revoked, and looked at by the loop, while its role is being created:
+    // the loop finds no role to drop. Read again once the role exists, the
+    // lease is due again and hands out nothing; the loop then drops the
+    // role. (Role creation is held back, server-wide, for a moment.)
+    let creating = tokens.issue(None, "creating").await;
+    let roles_held = tokens.db.begin().await.expect("begin");
+    roles_held.execute_unprepared("LOCK TABLE pg_authid IN SHARE MODE").await.expect("hold role creation back");
+    let asked = tokio::spawn({
+        let (leases, claims) = (leases.clone(), claims(&creating));
+        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
+    });
+    lock_waiters(&tokens.db, 1, "the lease's role creation to wait").await;
+    revoke(creating.clone()).await;
+    assert_eq!(leases.revoke_due().await.expect("the loop's look"), 1, "the lease, whose role is not there yet");
+    roles_held.commit().await.expect("let the role be created");
+    let refused = asked.await.expect("task").expect_err("a lease revoked before its role existed");
+    assert!(matches!(&refused, LeaseError::Revoked(_)), "{refused}");
+    leases.revoke_due().await.expect("the loop's next look");
+    assert_eq!(one_i64(&tokens.db, members, &group).await, Some(0), "its role is dropped");
+
     let types = tokens.outbox_types().await;
     assert_eq!(types.iter().filter(|t| t.ends_with(".database.denied")).count(), 2, "{types:?}");
-    assert_eq!(types.iter().filter(|t| t.ends_with(".lease.issued")).count(), 1, "{types:?}");
+    assert_eq!(types.iter().filter(|t| t.ends_with(".lease.issued")).count(), 3, "{types:?}");
 }

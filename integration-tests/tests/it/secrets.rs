@@ -834,6 +834,11 @@ async fn deadlocked_revocations_and_batches_are_run_again_on_postgres() {
     use paved_secrets_broker::authority::Target;
     use sea_orm::ConnectionTrait;
     let url = paved_integration_tests::postgres_database("it_deadlock").await;
+    // The broker's sessions look for a deadlock 3 s into a wait (1 s by
+    // default), so a loaded machine still builds the cycle before they look.
+    let admin = paved_store::connect(&url).await.expect("admin");
+    let database = url.rsplit('/').next().expect("database name");
+    admin.execute_unprepared(&format!("ALTER DATABASE \"{database}\" SET deadlock_timeout = '3s'")).await.expect("deadlock_timeout");
     let dir = tempfile::tempdir().expect("temp dir");
     let tokens = Tokens::open(&url, dir.path()).await;
     let db = &tokens.db;
@@ -874,8 +879,10 @@ async fn deadlocked_revocations_and_batches_are_run_again_on_postgres() {
     let gated = spawn(&gate, "gated");
     lock_waiters(db, 1, "a first batch to wait for the gate").await;
     let (x, y) = (spawn(&first, "x"), spawn(&second, "y"));
-    // (Queued in microseconds; the batch after the gated one takes both.)
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("x and y to wait for the writer", Duration::from_secs(5), || async {
+        (tokens.authority.issues_waiting() == 2).then_some(())
+    })
+    .await;
     let other = holding(db, &second, held).await;
     other.execute_unprepared(patient).await.expect("patient");
     gatekeeper.rollback().await.expect("open the gate");

@@ -17,13 +17,6 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The allocator of every Paved binary (each service's and `paved`'s link
-/// this crate): mimalloc, since glibc's malloc and free took about a tenth
-/// of the platform's CPU under load; issuing tokens (`cargo xtask bench
-/// broker`, A/B in one session) went 6-7% faster with it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Settings every service has. Environment variables override the file:
 /// `PAVED_LISTEN`, `PAVED_DATABASE_URL`, `PAVED_STREAM_URL`, `PAVED_LOG_FORMAT`.
 #[derive(Debug, Clone, Deserialize)]

@@ -140,6 +140,11 @@ impl Authority {
         &self.inner.keys
     }
 
+    /// Issued tokens waiting for the writer, not yet in a batch.
+    pub fn issues_waiting(&self) -> usize {
+        self.inner.issued.max_capacity() - self.inner.issued.capacity()
+    }
+
     pub fn relay(&self) -> &Relay {
         &self.inner.relay
     }
@@ -626,7 +631,7 @@ enum NotRecorded {
 /// its new children.
 async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<HashSet<String>, DbErr> {
     let txn = db.begin().await?;
-    let parents: Vec<&str> = batch.iter().filter_map(|i| i.grant.parent.as_deref()).collect::<HashSet<_>>().into_iter().collect();
+    let parents: Vec<&str> = batch.iter().filter_map(|i| i.grant.parent.as_deref()).collect();
     let revoked = revoked_among(&txn, &parents).await?;
     let (recorded, refused): (Vec<&Issued>, Vec<&Issued>) = batch.iter().partition(|i| revoked_parent(i, &revoked).is_none());
     if !recorded.is_empty() {
@@ -666,13 +671,19 @@ async fn record_issued(db: &DatabaseConnection, batch: &[Issued]) -> Result<Hash
 /// PostgreSQL; SQLite runs one transaction at a time) until `txn` ends, so
 /// what `txn` then writes for a token that is not revoked (a child token, a
 /// lease) is committed before a revocation of it reads what to take along.
+/// Rows are locked in id order, whatever the plan, so that two such
+/// transactions never wait on each other crosswise.
 pub async fn revoked_among(txn: &DatabaseTransaction, tokens: &[&str]) -> Result<HashSet<String>, DbErr> {
+    let mut tokens = tokens.to_vec();
+    tokens.sort_unstable();
+    tokens.dedup();
     let mut revoked = HashSet::new();
     for chunk in tokens.chunks(paved_store::CHUNK) {
         let mut query = Query::select()
             .columns([Alias::new("jti"), Alias::new("revoke_time_ms")])
             .from(Alias::new(TOKENS))
             .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().copied()))
+            .order_by(Alias::new("jti"), Order::Asc)
             .to_owned();
         if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
             query.lock_shared();

@@ -155,6 +155,14 @@ impl Leases {
             self.wake();
             return Err(e.into());
         }
+        // Revoked since its commit (its token, or by prefix), perhaps before
+        // the role existed, so that nothing was dropped: due again, for the
+        // loop to drop the role, whose password never leaves.
+        if !live(&self.record(&lease_id).await?.0, now_ms()) {
+            self.db.execute(&due_now(&lease_id, now)).await?;
+            self.wake();
+            return Err(LeaseError::Revoked(lease_id));
+        }
         let lease = Lease {
             lease_id,
             subject: caller.sub.clone(),
@@ -182,12 +190,8 @@ impl Leases {
     /// None), never past its maximum.
     pub async fn renew(&self, actor: &str, id: &str, increment: Option<Duration>) -> Result<Lease, LeaseError> {
         let (mut found, name, role) = self.record(id).await?;
-        if found.revoke_time.is_some() {
-            return Err(LeaseError::Revoked(id.to_string()));
-        }
         let now = now_ms();
-        let expire_of = |t: &Option<prost_types::Timestamp>| t.as_ref().map_or(0, paved_proto::millis_from_timestamp);
-        if expire_of(&found.expire_time) <= now {
+        if !live(&found, now) {
             return Err(LeaseError::Revoked(id.to_string()));
         }
         let (config, _) = self.databases.pool(&name).await?;
@@ -332,12 +336,24 @@ pub async fn run(leases: Leases, shutdown: tokio_util::sync::CancellationToken) 
     }
 }
 
+/// Due for the loop to drop its role, even if revoked already (whoever
+/// revoked it may have found no role yet).
 fn due_now(id: &str, now: i64) -> sea_orm::sea_query::UpdateStatement {
     Query::update()
         .table(Alias::new(TABLE))
         .value(Alias::new("expire_time_ms"), now)
+        .value(Alias::new("revoke_time_ms"), Option::<i64>::None)
         .and_where(Expr::col(Alias::new("id")).eq(id))
         .to_owned()
+}
+
+fn expire_of(t: &Option<prost_types::Timestamp>) -> i64 {
+    t.as_ref().map_or(0, paved_proto::millis_from_timestamp)
+}
+
+/// Neither revoked nor past its expiry at `now`.
+fn live(lease: &Lease, now: i64) -> bool {
+    lease.revoke_time.is_none() && expire_of(&lease.expire_time) > now
 }
 
 fn select() -> sea_orm::sea_query::SelectStatement {
