@@ -337,6 +337,11 @@ async fn a_revoked_token_leases_nothing() {
         paved_token::Claims { sub, aud, scp: vec![], iat: now, exp: now + 600, ren: 0, jti, kid: String::new() }
     };
     let members = "SELECT COUNT(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1";
+    // Credentials for the token, asked in a task of their own; the lease id.
+    let ask = |jti: &str| {
+        let (leases, claims) = (leases.clone(), claims(jti));
+        tokio::spawn(async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) })
+    };
     let revoke = |jti: String| {
         let authority = tokens.authority.clone();
         async move { authority.revoke("test", &Target::Token(jti), "compromised").await.expect("revoke") }
@@ -359,10 +364,7 @@ async fn a_revoked_token_leases_nothing() {
     // Asked while it is in flight: waits for it, then refused.
     let racing = tokens.issue(None, "racing").await;
     let revoking = holding(&tokens.db, &racing, "revoke_time_ms = 1").await;
-    let asked = tokio::spawn({
-        let (leases, claims) = (leases.clone(), claims(&racing));
-        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
-    });
+    let asked = ask(&racing);
     lock_waiters(&tokens.db, 1, "the lease to wait for the revocation holding its token's row").await;
     revoking.commit().await.expect("commit the revocation");
     let refused = asked.await.expect("task").expect_err("a lease of a token revoked meanwhile");
@@ -376,10 +378,7 @@ async fn a_revoked_token_leases_nothing() {
     let recording = tokens.issue(None, "recording").await;
     let blocker = tokens.db.begin().await.expect("begin");
     blocker.execute_unprepared("LOCK TABLE leases IN SHARE MODE").await.expect("lock leases");
-    let asked = tokio::spawn({
-        let (leases, claims) = (leases.clone(), claims(&recording));
-        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
-    });
+    let asked = ask(&recording);
     lock_waiters(&tokens.db, 1, "the lease to hold its token's row and wait to insert").await;
     let revoking = tokio::spawn(revoke(recording.clone()));
     lock_waiters(&tokens.db, 2, "the revocation to wait for the lease's hold on the token").await;
@@ -401,10 +400,7 @@ async fn a_revoked_token_leases_nothing() {
     let creating = tokens.issue(None, "creating").await;
     let roles_held = tokens.db.begin().await.expect("begin");
     roles_held.execute_unprepared("LOCK TABLE pg_authid IN SHARE MODE").await.expect("hold role creation back");
-    let asked = tokio::spawn({
-        let (leases, claims) = (leases.clone(), claims(&creating));
-        async move { leases.issue_database(&claims, "shop", None).await.map(|c| c.lease.lease_id) }
-    });
+    let asked = ask(&creating);
     lock_waiters(&tokens.db, 1, "the lease's role creation to wait").await;
     revoke(creating.clone()).await;
     assert_eq!(leases.revoke_due().await.expect("the loop's look"), 1, "the lease, whose role is not there yet");
