@@ -250,6 +250,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
 async fn root_key_rotation_reseals_without_downtime() {
     use paved_secrets_broker::{
         authority::Authority,
+        ca::Ca,
         seal::{Keyring, RootKey},
         secrets::{Secrets, Value},
     };
@@ -263,27 +264,41 @@ async fn root_key_rotation_reseals_without_downtime() {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
     let (old, new) = (RootKey::from_bytes(&[1; 32]), RootKey::from_bytes(&[2; 32]));
     let open = |keys: Keyring| {
-        (Secrets::new(db.clone(), Arc::new(keys.clone()), relay.clone()), Authority::new(db.clone(), Arc::new(keys), relay.clone()))
+        let keys = Arc::new(keys);
+        (
+            Secrets::new(db.clone(), keys.clone(), relay.clone()),
+            Authority::new(db.clone(), keys.clone(), relay.clone()),
+            Ca::new(db.clone(), keys, relay.clone()),
+        )
+    };
+    let certify = |ca: Ca| async move {
+        let (_, csr) = paved_grpc::tls::new_key("spiffe://paved/dev/a").expect("key");
+        ca.issue("test", "spiffe://paved/dev/a", &csr, Duration::from_secs(60)).await.map(|_| ())
     };
 
-    let (secrets, authority) = open(Keyring::new(old.clone(), None));
+    let (secrets, authority, ca) = open(Keyring::new(old.clone(), None));
     secrets.put("test", "dev/a/x", Value::Given(b"value-x".to_vec())).await.expect("put");
     let token = authority.issue("test", &paved_secrets_broker::root_grant()).await.expect("issue").0;
+    certify(ca).await.expect("the first CA, made on first use");
 
     // The new key alone: what the old one sealed does not open.
-    let (secrets, _) = open(Keyring::new(new.clone(), None));
+    let (secrets, _, ca) = open(Keyring::new(new.clone(), None));
     assert!(secrets.get("dev/a/x", 0).await.is_err(), "the old seal needs the old key");
+    assert!(certify(ca).await.is_err(), "the CA's key needs the old key");
     // Both: everything opens, then is re-sealed under the new one.
-    let (secrets, authority) = open(Keyring::new(new.clone(), Some(old.clone())));
+    let (secrets, authority, ca) = open(Keyring::new(new.clone(), Some(old.clone())));
     assert_eq!(secrets.get("dev/a/x", 0).await.expect("opens with the previous key").1, b"value-x");
     assert_eq!(secrets.rewrap().await.expect("rewrap"), (1, 0));
     assert_eq!(authority.rewrap().await.expect("rewrap signing keys"), 1);
+    assert_eq!(ca.rewrap().await.expect("rewrap CA keys"), 1);
     assert_eq!(secrets.rewrap().await.expect("again"), (0, 0), "nothing left under the old key");
+    assert_eq!(ca.rewrap().await.expect("again"), 0);
     // The new key alone now opens everything; tokens signed before still verify.
-    let (secrets, authority) = open(Keyring::new(new, None));
+    let (secrets, authority, ca) = open(Keyring::new(new, None));
     assert_eq!(secrets.get("dev/a/x", 0).await.expect("opens with the new key").1, b"value-x");
     assert!(authority.introspect(&token).await.expect("key set").is_ok(), "signing keys survive the rotation");
-    let (secrets, _) = open(Keyring::new(old, None));
+    certify(ca).await.expect("the CA signs with its re-sealed key");
+    let (secrets, ..) = open(Keyring::new(old, None));
     assert!(secrets.get("dev/a/x", 0).await.is_err(), "the old key opens nothing any more");
 }
 

@@ -5,7 +5,7 @@
 //! Every change is committed with its `BrokerActed` event in one
 //! transaction.
 
-use crate::seal::{Keyring, SealError};
+use crate::seal::{Keyring, SealError, rewrap_named};
 use crate::{ms, now_ms};
 use paved_proto::{
     events::v1::envelope::Payload,
@@ -184,28 +184,8 @@ impl Authority {
 
     /// Re-seals signing keys sealed under an older root key; returns how many.
     pub async fn rewrap(&self) -> Result<usize, AuthorityError> {
-        let root = self.inner.keys.current();
-        let query = Query::select()
-            .columns(["kid", "sealed_seed", "root_key_id"].map(Alias::new))
-            .from(Alias::new(KEYS))
-            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
-            .to_owned();
-        let mut count = 0;
-        for row in self.inner.db.query_all(&query).await? {
-            let (kid, sealed, id): (String, Vec<u8>, String) =
-                (row.try_get("", "kid")?, row.try_get("", "sealed_seed")?, row.try_get("", "root_key_id")?);
-            let purpose = format!("signing-key:{kid}");
-            let seed = self.inner.keys.open(&sealed, &purpose, &id).map_err(|e| AuthorityError::Sealed(kid.clone(), e))?;
-            let update = Query::update()
-                .table(Alias::new(KEYS))
-                .value(Alias::new("sealed_seed"), root.seal(&seed, &purpose))
-                .value(Alias::new("root_key_id"), root.id.as_str())
-                .and_where(Expr::col(Alias::new("kid")).eq(kid.as_str()))
-                .and_where(Expr::col(Alias::new("root_key_id")).eq(id.as_str()))
-                .to_owned();
-            count += usize::try_from(self.inner.db.execute(&update).await?.rows_affected()).unwrap_or(0);
-        }
-        Ok(count)
+        let done = rewrap_named(&self.inner.db, &self.inner.keys, (KEYS, "sealed_seed"), "kid", |kid| format!("signing-key:{kid}")).await?;
+        done.map_err(|(kid, e)| AuthorityError::Sealed(kid, e))
     }
 
     pub fn db(&self) -> &DatabaseConnection {

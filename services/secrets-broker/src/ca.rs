@@ -9,7 +9,7 @@
 //! expired ([`MAX_TTL`] after its retirement).
 
 use crate::authority::event;
-use crate::seal::{Keyring, SealError};
+use crate::seal::{Keyring, SealError, rewrap_named};
 use crate::{ms, now_ms};
 use paved_proto::{secrets_broker::v1::CertificateAuthority, timestamp_from_millis};
 use paved_stream::outbox::Relay;
@@ -251,28 +251,8 @@ impl Ca {
 
     /// Re-seals CA keys sealed under an older root key; returns how many.
     pub async fn rewrap(&self) -> Result<usize, CaError> {
-        let root = self.keys.current();
-        let query = Query::select()
-            .columns(["id", "sealed_key", "root_key_id"].map(Alias::new))
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
-            .to_owned();
-        let mut count = 0;
-        for row in self.db.query_all(&query).await? {
-            let (id, sealed, key_id): (String, Vec<u8>, String) =
-                (row.try_get("", "id")?, row.try_get("", "sealed_key")?, row.try_get("", "root_key_id")?);
-            let purpose = format!("ca-key:{id}");
-            let key = self.keys.open(&sealed, &purpose, &key_id).map_err(|e| CaError::Sealed(id.clone(), e))?;
-            let update = Query::update()
-                .table(Alias::new(TABLE))
-                .value(Alias::new("sealed_key"), root.seal(&key, &purpose))
-                .value(Alias::new("root_key_id"), root.id.as_str())
-                .and_where(Expr::col(Alias::new("id")).eq(id.as_str()))
-                .to_owned();
-            self.db.execute(&update).await?;
-            count += 1;
-        }
-        Ok(count)
+        let done = rewrap_named(&self.db, &self.keys, (TABLE, "sealed_key"), "id", |id| format!("ca-key:{id}")).await?;
+        done.map_err(|(id, e)| CaError::Sealed(id, e))
     }
 }
 

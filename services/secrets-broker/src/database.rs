@@ -11,7 +11,7 @@
 use crate::ms;
 use crate::{
     authority::event,
-    seal::{Keyring, SealError},
+    seal::{Keyring, SealError, rewrap_named},
 };
 use paved_stream::outbox::Relay;
 use sea_orm::{
@@ -271,27 +271,8 @@ impl Databases {
 
     /// Re-seals connection URLs sealed under an older root key; returns how many.
     pub async fn rewrap(&self) -> Result<usize, DatabaseError> {
-        let root = self.keys.current();
-        let query = Query::select()
-            .columns(["name", "sealed_url", "root_key_id"].map(Alias::new))
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
-            .to_owned();
-        let mut count = 0;
-        for row in self.db.query_all(&query).await? {
-            let (name, sealed, id): (String, Vec<u8>, String) =
-                (row.try_get("", "name")?, row.try_get("", "sealed_url")?, row.try_get("", "root_key_id")?);
-            let url = self.keys.open(&sealed, &purpose(&name), &id).map_err(|e| DatabaseError::Sealed(name.clone(), e))?;
-            let update = Query::update()
-                .table(Alias::new(TABLE))
-                .value(Alias::new("sealed_url"), root.seal(&url, &purpose(&name)))
-                .value(Alias::new("root_key_id"), root.id.as_str())
-                .and_where(Expr::col(Alias::new("name")).eq(name.as_str()))
-                .and_where(Expr::col(Alias::new("root_key_id")).eq(id.as_str()))
-                .to_owned();
-            count += usize::try_from(self.db.execute(&update).await?.rows_affected()).unwrap_or(0);
-        }
-        Ok(count)
+        let done = rewrap_named(&self.db, &self.keys, (TABLE, "sealed_url"), "name", purpose).await?;
+        done.map_err(|(name, e)| DatabaseError::Sealed(name, e))
     }
 }
 

@@ -9,6 +9,10 @@ use aes_gcm::{
     Aes256Gcm, KeyInit, Nonce,
     aead::{Aead, Payload},
 };
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbErr, QueryResult,
+    sea_query::{Alias, Expr, ExprTrait, Query},
+};
 use std::path::Path;
 
 const VERSION: u8 = 1;
@@ -120,6 +124,77 @@ impl Keyring {
         let key = [Some(&self.current), self.previous.as_ref()].into_iter().flatten().find(|k| k.id == key_id);
         key.ok_or(SealError::UnknownRootKey)?.open(sealed, purpose)
     }
+}
+
+/// One row of a table holding a value sealed under a root key.
+pub struct SealedRow {
+    /// What it is, for messages (a key id, a path and version).
+    pub name: String,
+    /// What the seal is bound to.
+    pub purpose: String,
+    /// The columns and values that pick the row out.
+    pub key: Vec<(&'static str, sea_orm::Value)>,
+}
+
+/// Re-seals under the current root key every value of `table`'s `column`
+/// sealed under another (its key's id in `root_key_id`); `row` reads the
+/// `key` columns of a row. Returns how many were re-sealed and those that
+/// do not open, which are left as they are: one damaged record does not
+/// stop the rest. A row re-sealed meanwhile by someone else is not counted.
+pub async fn rewrap(
+    db: &DatabaseConnection,
+    keys: &Keyring,
+    (table, column): (&str, &str),
+    key: &[&str],
+    row: impl Fn(&QueryResult) -> Result<SealedRow, DbErr>,
+) -> Result<(usize, Vec<(String, SealError)>), DbErr> {
+    let root = keys.current();
+    let query = Query::select()
+        .columns(key.iter().chain(&[column, "root_key_id"]).map(|c| Alias::new(*c)))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
+        .to_owned();
+    let (mut count, mut failed) = (0, Vec::new());
+    for found in db.query_all(&query).await? {
+        let sealed_row = row(&found)?;
+        let (sealed, key_id): (Vec<u8>, String) = (found.try_get("", column)?, found.try_get("", "root_key_id")?);
+        let plain = match keys.open(&sealed, &sealed_row.purpose, &key_id) {
+            Ok(plain) => plain,
+            Err(e) => {
+                failed.push((sealed_row.name, e));
+                continue;
+            }
+        };
+        let mut update = Query::update()
+            .table(Alias::new(table))
+            .value(Alias::new(column), root.seal(&plain, &sealed_row.purpose))
+            .value(Alias::new("root_key_id"), root.id.as_str())
+            .and_where(Expr::col(Alias::new("root_key_id")).eq(key_id.as_str()))
+            .to_owned();
+        for (name, value) in sealed_row.key {
+            update.and_where(Expr::col(Alias::new(name)).eq(value));
+        }
+        count += usize::try_from(db.execute(&update).await?.rows_affected()).unwrap_or(0);
+    }
+    Ok((count, failed))
+}
+
+/// [`rewrap`] for a table whose rows are named by one text column, and
+/// `purpose` of the name: how many were re-sealed, or the first that does
+/// not open (the rest are re-sealed all the same).
+pub async fn rewrap_named(
+    db: &DatabaseConnection,
+    keys: &Keyring,
+    at: (&str, &str),
+    name_column: &'static str,
+    purpose: impl Fn(&str) -> String,
+) -> Result<Result<usize, (String, SealError)>, DbErr> {
+    let (count, failed) = rewrap(db, keys, at, &[name_column], |row| {
+        let name: String = row.try_get("", name_column)?;
+        Ok(SealedRow { purpose: purpose(&name), key: vec![(name_column, name.clone().into())], name })
+    })
+    .await?;
+    Ok(failed.into_iter().next().map_or(Ok(count), Err))
 }
 
 /// Writes `text` to a new file only its owner can read.

@@ -6,7 +6,7 @@
 
 use crate::{
     authority::event,
-    seal::{Keyring, RootKey, SealError},
+    seal::{Keyring, RootKey, SealError, SealedRow},
 };
 use crate::{ms, now_ms};
 use paved_proto::{secrets_broker::v1::SecretVersion, timestamp_from_millis};
@@ -357,38 +357,17 @@ impl Secrets {
     /// and how many do not open (each logged, and left as it is: one
     /// damaged record does not stop the rest).
     pub async fn rewrap(&self) -> Result<(usize, usize), SecretError> {
-        let root = self.keys.current();
-        let query = Query::select()
-            .columns(["path", "version", "sealed_data_key", "root_key_id"].map(Alias::new))
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("root_key_id")).ne(root.id.as_str()))
-            .to_owned();
-        let (mut count, mut failed) = (0, 0);
-        for row in self.db.query_all(&query).await? {
-            let path: String = row.try_get("", "path")?;
-            let version: i64 = row.try_get("", "version")?;
+        let (count, failed) = crate::seal::rewrap(&self.db, &self.keys, (TABLE, "sealed_data_key"), &["path", "version"], |row| {
+            let (path, version): (String, i64) = (row.try_get("", "path")?, row.try_get("", "version")?);
             let v = u32::try_from(version).unwrap_or(u32::MAX);
-            let (sealed, id): (Vec<u8>, String) = (row.try_get("", "sealed_data_key")?, row.try_get("", "root_key_id")?);
-            let purpose = purpose("data-key", &path, v);
-            let data_key = match self.keys.open(&sealed, &purpose, &id) {
-                Ok(key) => key,
-                Err(e) => {
-                    tracing::error!(error = %SecretError::Sealed(path.clone(), v, e), "a data key does not open: not re-sealed");
-                    failed += 1;
-                    continue;
-                }
-            };
-            let update = Query::update()
-                .table(Alias::new(TABLE))
-                .value(Alias::new("sealed_data_key"), root.seal(&data_key, &purpose))
-                .value(Alias::new("root_key_id"), root.id.as_str())
-                .and_where(Expr::col(Alias::new("path")).eq(path.as_str()))
-                .and_where(Expr::col(Alias::new("version")).eq(version))
-                .and_where(Expr::col(Alias::new("root_key_id")).eq(id.as_str()))
-                .to_owned();
-            count += usize::try_from(self.db.execute(&update).await?.rows_affected()).unwrap_or(0);
+            let key = vec![("path", path.clone().into()), ("version", version.into())];
+            Ok(SealedRow { purpose: purpose("data-key", &path, v), key, name: format!("{path}#{v}") })
+        })
+        .await?;
+        for (name, e) in &failed {
+            tracing::error!(data_key = %name, error = %e, "a data key does not open: not re-sealed");
         }
-        Ok((count, failed))
+        Ok((count, failed.len()))
     }
 }
 
