@@ -30,6 +30,13 @@ pub const CHUNK: usize = 500;
 /// Runs of a transaction after the database aborted it for a conflict.
 const CONFLICT_RETRIES: u32 = 3;
 
+static CONFLICTS_RERUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Transactions this process has run again after a conflict, so far.
+pub fn conflicts_rerun() -> u64 {
+    CONFLICTS_RERUN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether the database aborted the transaction for a conflict it found
 /// between transactions: PostgreSQL's deadlock (`40P01`) or serialization
 /// failure (`40001`). Nothing of it was written; run again, it may pass.
@@ -58,6 +65,7 @@ where
         match transaction().await {
             Err(e) if conflicted(&e) && retries < CONFLICT_RETRIES => {
                 retries += 1;
+                CONFLICTS_RERUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(error = %e, retries, "transaction aborted for a conflict; running it again");
             }
             result => return result,
