@@ -644,17 +644,8 @@ async fn replaced_versions_are_destroyed_after_the_overlap() {
     assert_eq!(secrets.get("dev/prune/key", 0).await.expect("the latest").1, b"three");
     let Err(SecretError::NotFound(_)) = secrets.get("dev/prune/key", 9).await else { panic!("a version never written") };
     // Its event, not yet relayed (no relay runs here), names the version.
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT payload FROM outbox".to_string()))
-        .await
-        .expect("outbox");
-    let destroyed: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.try_get::<Vec<u8>>("", "payload").ok())
-        .filter_map(|p| paved_stream::event::decode(&p).ok())
-        .filter(|e| e.r#type.ends_with("secret.destroyed"))
-        .map(|e| e.subject)
-        .collect();
+    let destroyed: Vec<String> =
+        outbox(&db).await.into_iter().filter(|e| e.r#type.ends_with("secret.destroyed")).map(|e| e.subject).collect();
     assert_eq!(destroyed, ["secrets/dev/prune/key#1"]);
 }
 
@@ -686,13 +677,16 @@ impl Tokens {
 
     /// The types of the events in the outbox (relayed or not).
     pub(crate) async fn outbox_types(&self) -> Vec<String> {
-        use sea_orm::ConnectionTrait;
-        let query = sea_orm::Statement::from_string(self.db.get_database_backend(), "SELECT payload FROM outbox");
-        let rows = self.db.query_all_raw(query).await.expect("outbox");
-        rows.iter()
-            .map(|r| paved_stream::event::decode(&r.try_get::<Vec<u8>>("", "payload").expect("payload")).expect("event").r#type)
-            .collect()
+        outbox(&self.db).await.into_iter().map(|e| e.r#type).collect()
     }
+}
+
+/// The events in `db`'s outbox, not yet relayed.
+async fn outbox(db: &sea_orm::DatabaseConnection) -> Vec<paved_stream::Envelope> {
+    use sea_orm::ConnectionTrait;
+    let query = sea_orm::Statement::from_string(db.get_database_backend(), "SELECT payload FROM outbox");
+    let rows = db.query_all_raw(query).await.expect("outbox");
+    rows.iter().map(|r| paved_stream::event::decode(&r.try_get::<Vec<u8>>("", "payload").expect("payload")).expect("event")).collect()
 }
 
 pub(crate) fn grant(parent: Option<&str>, subject: &str) -> paved_secrets_broker::authority::Grant {
