@@ -1,12 +1,14 @@
-//! `paved ca bundle|rotate|issue`: the broker's internal CA — what to trust,
-//! its rotation, and a SPIFFE certificate for a key made here (the key never
-//! leaves this machine; the broker sees only a CSR).
+//! `paved ca bundle|rotate|issue|renew`: the broker's internal CA — what to
+//! trust, its rotation, and a SPIFFE certificate for a key made here (the
+//! key never leaves this machine; the broker sees only a CSR), renewed with
+//! itself.
 
 use crate::commands::explain;
+use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
     CertificateAuthority, GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse,
-    RotateCertificateAuthorityRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
+    RenewCertificateRequest, RotateCertificateAuthorityRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use std::{fmt::Write as _, path::Path, time::Duration};
 
@@ -36,23 +38,31 @@ pub async fn issue(channel: AuthChannel, spiffe_id: &str, ttl: Option<Duration>,
     let (key, csr_pem) = paved_grpc::tls::new_key(&name)?;
     let request = IssueCertificateRequest { csr_pem, spiffe_id: spiffe_id.to_string(), ttl: ttl.map(paved_proto::duration_from_std) };
     let issued = client(channel).issue_certificate(request).await.map_err(failed)?.into_inner();
-    std::fs::create_dir_all(dir)?;
-    let key_file = dir.join("key.pem");
-    write_private(&key_file, paved_grpc::tls::pem("PRIVATE KEY", &key).as_bytes())?;
-    std::fs::write(dir.join("cert.pem"), &issued.certificate_pem)?;
-    std::fs::write(dir.join("bundle.pem"), &issued.trust_bundle_pem)?;
+    paved_grpc::tls::save_identity(dir, &key, &issued.certificate_pem, &issued.trust_bundle_pem)?;
     Ok(issued)
 }
 
-fn write_private(file: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(file)?;
-    // A file that existed keeps its mode on open: tightened before the key goes in.
-    out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    out.write_all(bytes)?;
-    Ok(())
+/// Renews the certificate `issue` wrote in `dir` with itself: over mTLS to
+/// the broker at `endpoint` (https), presenting it, no token; a new key and
+/// certificate replace the old ones. Returns the certificate's SPIFFE id
+/// and expiry.
+pub async fn renew(endpoint: &str, ttl: Option<Duration>, dir: &Path) -> anyhow::Result<(String, Option<prost_types::Timestamp>)> {
+    let (key, certificate_pem, bundle) = paved_grpc::tls::load_identity(dir).context("written by `paved ca issue --out`?")?;
+    let held = paved_grpc::tls::certificates(&certificate_pem).with_context(|| format!("{}/cert.pem", dir.display()))?;
+    let spiffe_id = paved_grpc::tls::spiffe_id(&held[0]).with_context(|| format!("{}/cert.pem names no SPIFFE id", dir.display()))?;
+    let tls = paved_grpc::tls::Tls::new(spiffe_id.clone(), None);
+    tls.set_bundle(&bundle).with_context(|| format!("{}/bundle.pem", dir.display()))?;
+    // When it expires does not matter here: the broker judges it.
+    tls.set_certificate(&certificate_pem, key, i64::MAX).with_context(|| format!("{}/cert.pem", dir.display()))?;
+    anyhow::ensure!(endpoint.starts_with("https://"), "renewing with the certificate needs the broker over mTLS: an https:// endpoint");
+    let channel = paved_grpc::tls::connect(endpoint, Some(&tls), Some(paved_grpc::tls::PLATFORM_PREFIX), |e| {
+        e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
+    })?;
+    let (key, csr_pem) = paved_grpc::tls::new_key(&spiffe_id)?;
+    let request = RenewCertificateRequest { csr_pem, ttl: ttl.map(paved_proto::duration_from_std) };
+    let renewed = SecretsBrokerServiceClient::new(channel).renew_certificate(request).await.map_err(failed)?.into_inner();
+    paved_grpc::tls::save_identity(dir, &key, &renewed.certificate_pem, &renewed.trust_bundle_pem)?;
+    Ok((renewed.spiffe_id, renewed.expire_time))
 }
 
 /// One line per CA: id, since, expiry, retired.

@@ -320,6 +320,16 @@ enum CaCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Renew the certificate in <dir> (as `issue` wrote it) with itself,
+    /// over mTLS to an https:// endpoint: no token. A new key and
+    /// certificate replace the old ones.
+    Renew {
+        /// At most (and by default) 1h; never past what its enrolment allows.
+        #[arg(long, value_parser = commands::parse_ttl)]
+        ttl: Option<Duration>,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -831,19 +841,20 @@ async fn secrets_command(command: SecretsCommand, endpoint: &str) -> anyhow::Res
 }
 
 async fn ca_command(command: CaCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
-    let channel = commands::connect(endpoint).await?;
+    // Renewal presents the certificate, not a token.
+    let channel = || commands::connect(endpoint);
     match command {
         CaCommand::Bundle => {
-            let bundle = paved::ca::bundle(channel).await?;
+            let bundle = paved::ca::bundle(channel().await?).await?;
             eprint!("{}", paved::ca::table(&bundle.authorities));
             print!("{}", bundle.trust_bundle_pem);
         }
         CaCommand::Rotate => {
-            let ca = paved::ca::rotate(channel).await?;
+            let ca = paved::ca::rotate(channel().await?).await?;
             println!("CA {} signs from {}", ca.id, paved::secrets::time(ca.create_time.as_ref()));
         }
         CaCommand::Issue { spiffe_id, ttl, out } => {
-            let issued = paved::ca::issue(channel, &spiffe_id, ttl, &out).await?;
+            let issued = paved::ca::issue(channel().await?, &spiffe_id, ttl, &out).await?;
             println!(
                 "{} until {} (CA {}): {}/cert.pem, key.pem, bundle.pem",
                 issued.spiffe_id,
@@ -851,6 +862,10 @@ async fn ca_command(command: CaCommand, endpoint: &str) -> anyhow::Result<ExitCo
                 issued.authority_id,
                 out.display()
             );
+        }
+        CaCommand::Renew { ttl, dir } => {
+            let (spiffe_id, expire_time) = paved::ca::renew(endpoint, ttl, &dir).await?;
+            println!("{spiffe_id} until {}: {}/cert.pem, key.pem, bundle.pem", paved::secrets::time(expire_time.as_ref()), dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,8 +8,8 @@ use paved_grpc::tls::{Tls, platform_id};
 use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker_with};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::secrets_broker::v1::{
-    GetTrustBundleRequest, IssueCertificateRequest, IssueTokenRequest, RotateCertificateAuthorityRequest,
-    secrets_broker_service_client::SecretsBrokerServiceClient,
+    GetTrustBundleRequest, IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RevokeTokenRequest,
+    RotateCertificateAuthorityRequest, revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use paved_service::{BasicConfig, Common, MtlsOptions, run_consumer};
 use std::time::Duration;
@@ -33,6 +33,20 @@ async fn identity(broker: &SecretsBrokerServiceClient<paved_grpc::client::AuthCh
     let expire = paved_proto::millis_from_timestamp(issued.expire_time.as_ref().expect("expiry"));
     tls.set_certificate(&issued.certificate_pem, key, expire).expect("the certificate names the SPIFFE id");
     (tls, issued.authority_id)
+}
+
+/// `tls`'s certificate renewed with itself (RenewCertificate over mTLS,
+/// no token), installed in a new identity; and how many seconds it lives.
+async fn self_renewed(tls: &Tls, broker: std::net::SocketAddr, bundle: &str) -> Result<(Tls, i64), tonic::Status> {
+    let mut client = SecretsBrokerServiceClient::new(over_tls(tls, broker, &platform_id("secrets-broker")));
+    let (key, csr_pem) = paved_grpc::tls::new_key(tls.spiffe_id()).expect("key");
+    let renewed = client.renew_certificate(RenewCertificateRequest { csr_pem, ttl: None }).await?.into_inner();
+    assert_eq!(renewed.spiffe_id, tls.spiffe_id(), "the same identity");
+    let next = Tls::new(&renewed.spiffe_id, None);
+    next.set_bundle(bundle).expect("bundle");
+    let expire = paved_proto::millis_from_timestamp(renewed.expire_time.as_ref().expect("expiry"));
+    next.set_certificate(&renewed.certificate_pem, key, expire).expect("the certificate names the SPIFFE id");
+    Ok((next, expire / 1000 - chrono::Utc::now().timestamp()))
 }
 
 /// A certificate for `spiffe_id` from a CA of its own, not the broker's.
@@ -64,7 +78,7 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let bundle_file = dir.path().join("trust-bundle.pem");
     let stream = redis_namespace("it_mtls").await;
     let shutdown = CancellationToken::new();
-    let mtls = MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: None };
+    let mtls = MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), ..Default::default() };
     let (broker, root, broker_task) = start_broker_with(&stream, mtls, &shutdown).await;
 
     // The broker writes its bundle for the services that start from it.
@@ -113,9 +127,9 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         .expect("token")
         .into_inner()
         .token;
-    // Its first identity token lives 30 s, and so does the certificate it
-    // gets; the operator then puts a longer one in the file, which the
-    // renewal (at two thirds of the certificate's life) reads.
+    // Its identity token lives 30 s, and so does the first certificate it
+    // gets; it renews that certificate (at two thirds of its life) with
+    // the certificate, for as long as the token is not revoked.
     let mut first = issue(&platform_id("audit"), &["certs:issue:platform/audit"]);
     first.ttl = Some(prost_types::Duration { seconds: 30, nanos: 0 });
     let first = root_client.issue_token(first).await.expect("token").into_inner().token;
@@ -130,10 +144,19 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         log_format: "pretty".into(),
         stream_max_len: 10_000,
         broker_url: format!("https://{broker}"),
-        mtls: MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), token_file: Some(token_file.clone()) },
+        mtls: MtlsOptions {
+            enabled: true,
+            trust_bundle_file: Some(bundle_file.clone()),
+            token_file: Some(token_file.clone()),
+            certificate_dir: Some(dir.path().join("audit-identity")),
+        },
     };
-    let audit_task =
-        tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common, options: Default::default() }, listener, shutdown.clone()));
+    let start_audit = |listener: tokio::net::TcpListener, shutdown: CancellationToken| {
+        let config = BasicConfig { common: common.clone(), options: Default::default() };
+        tokio::spawn(run_consumer::<paved_audit::Audit>(config, listener, shutdown))
+    };
+    let audit_shutdown = shutdown.child_token();
+    let audit_task = start_audit(listener, audit_shutdown.clone());
     let audit_started = std::time::Instant::now();
 
     // A platform service's token is accepted only with its certificate.
@@ -147,7 +170,9 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     })
     .await;
     assert_eq!(reason(&status), "PEER_CERTIFICATE_REQUIRED", "{status:?}");
-    std::fs::write(&token_file, &audit_token).expect("a longer token in the file");
+    // From here on the file holds no token: audit renews its certificate
+    // with the certificate itself.
+    std::fs::write(&token_file, "gone").expect("no token in the file");
     let (provisioner, first_ca) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
     let mut with_cert = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
     with_cert.list_entries(list.clone()).await.expect("the provisioner's token with its certificate");
@@ -204,6 +229,68 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let brief = as_short.issue_certificate(IssueCertificateRequest { csr_pem, ..Default::default() }).await.expect("cert").into_inner();
     let lifetime = brief.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
     assert!((590..=600).contains(&lifetime), "the token's 10 min: {lifetime}");
+    // Renewal by the certificate itself, over mTLS: no token. Not without one.
+    let status = self_renewed(&person, broker, &bundle).await.expect_err("no client certificate");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "PEER_CERTIFICATE_REQUIRED"));
+    // A platform service enrolled with a token of its own identity renews
+    // past that token's life, 1 h each time, while the token is not revoked.
+    let minting = root_client.clone();
+    let token_for = |subject: &str, scopes: &[&str]| {
+        let mut request = issue(subject, scopes);
+        request.ttl = Some(prost_types::Duration { seconds: 60, nanos: 0 });
+        request.max_ttl = Some(prost_types::Duration { seconds: 120, nanos: 0 });
+        let mut client = minting.clone();
+        async move { client.issue_token(request).await.expect("token").into_inner() }
+    };
+    let over = |token: &str| SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), token));
+    let scheduler_id = platform_id("cost-scheduler");
+    let own = token_for(&scheduler_id, &["certs:issue:platform/cost-scheduler"]).await;
+    let (scheduler, _) = identity(&over(&own.token), &scheduler_id, &bundle).await;
+    let (again, lifetime) = self_renewed(&scheduler, broker, &bundle).await.expect("renewed with its certificate");
+    assert!((3590..=3600).contains(&lifetime), "1 h, past the enrolling token's 2 min: {lifetime}");
+    // Each certificate renews once: presented again, a copy of its key may be in use.
+    let status = self_renewed(&scheduler, broker, &bundle).await.expect_err("renewed already");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "CERTIFICATE_REPLACED"), "{status:?}");
+    let (again, lifetime) = self_renewed(&again, broker, &bundle).await.expect("renewed with the renewed one");
+    assert!((3590..=3600).contains(&lifetime), "{lifetime}");
+    // Never asked for longer than 1 h: a revocation ends the line within that.
+    let mut with_again = SecretsBrokerServiceClient::new(over_tls(&again, broker, &platform_id("secrets-broker")));
+    let long = RenewCertificateRequest { csr_pem: "garbage".into(), ttl: Some(prost_types::Duration { seconds: 7200, nanos: 0 }) };
+    let status = with_again.renew_certificate(long).await.expect_err("bad request");
+    let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!((status.code(), fields), (Code::InvalidArgument, vec!["ttl".to_string()]));
+    let garbage = RenewCertificateRequest { csr_pem: "garbage".into(), ttl: None };
+    let status = with_again.renew_certificate(garbage).await.expect_err("bad CSR");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, "INVALID_CSR"));
+    // Revoking the identity ends its renewals.
+    let revoke = RevokeTokenRequest { target: Some(revoke_token_request::Target::Subject(scheduler_id.clone())) };
+    root_client.revoke_token(revoke).await.expect("revoke the identity");
+    let status = self_renewed(&again, broker, &bundle).await.expect_err("its identity is revoked");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "ENROLMENT_REVOKED"), "{status:?}");
+    // Enrolled with someone else's token, a platform identity renews no
+    // longer than that token could (its 2 min).
+    let admin = token_for("ops@example.com", &["certs:issue:platform/*"]).await;
+    let (analyzer, _) = identity(&over(&admin.token), &platform_id("canary-analyzer"), &bundle).await;
+    let (_, lifetime) = self_renewed(&analyzer, broker, &bundle).await.expect("renewed");
+    assert!((60..=120).contains(&lifetime), "cut to the admin token's renewable_until: {lifetime}");
+    // A workload's never past its identity token's renewable_until (20 min
+    // here), and not at all once that token is revoked.
+    let shop_id = "spiffe://paved/dev/shop";
+    let mut shop = issue(shop_id, &["certs:issue:dev/shop"]);
+    shop.ttl = Some(prost_types::Duration { seconds: 600, nanos: 0 });
+    shop.max_ttl = Some(prost_types::Duration { seconds: 1200, nanos: 0 });
+    let shop = root_client.issue_token(shop).await.expect("token").into_inner();
+    let as_shop = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &shop.token));
+    let (shop_cert, _) = identity(&as_shop, shop_id, &bundle).await;
+    let (shop_renewed, lifetime) = self_renewed(&shop_cert, broker, &bundle).await.expect("a workload renews too");
+    assert!((1100..=1200).contains(&lifetime), "cut to the token's renewable_until: {lifetime}");
+    let revoke = RevokeTokenRequest { target: Some(revoke_token_request::Target::TokenId(shop.info.expect("info").token_id)) };
+    root_client.revoke_token(revoke).await.expect("revoke the enrolling token");
+    let status = self_renewed(&shop_renewed, broker, &bundle).await.expect_err("its enrolment is revoked");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "ENROLMENT_REVOKED"), "{status:?}");
+    let status = self_renewed(&shop_cert, broker, &bundle).await.expect_err("replaced, and revoked");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
     // No bootstrap token mints a platform identity.
     let platform = paved_proto::secrets_broker::v1::IssueBootstrapTokenRequest {
         environment: "platform".into(),
@@ -219,7 +306,13 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     // on their machine, over TLS to the broker.
     let cli = |args: &[&str], bundle: Option<&std::path::Path>| {
         let mut command = tokio::process::Command::new(paved_integration_tests::bin_dir().join("paved"));
-        command.args(args).args(["--endpoint", &format!("https://{broker}")]).env("PAVED_TOKEN", &root);
+        command.args(args).args(["--endpoint", &format!("https://{broker}")]);
+        // Renewal presents the certificate alone.
+        if args[..2] != ["ca", "renew"] {
+            command.env("PAVED_TOKEN", &root);
+        } else {
+            command.env_remove("PAVED_TOKEN");
+        }
         command.env("PAVED_CONFIG_DIR", dir.path().join("cli")).env_remove("PAVED_CA_BUNDLE");
         if let Some(file) = bundle {
             command.env("PAVED_CA_BUNDLE", file);
@@ -242,6 +335,18 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(out.join("key.pem")).expect("key.pem").permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(out.join("bundle.pem")).expect("bundle.pem"), bundle);
+    // Renewed with itself over mTLS, no token: a new key and certificate.
+    let key = std::fs::read_to_string(out.join("key.pem")).expect("key.pem");
+    let shown = cli(&["ca", "renew", "--dir", &out_arg], None).await;
+    assert!(shown.status.success(), "{}", paved_integration_tests::text(&shown.stderr));
+    assert!(paved_integration_tests::text(&shown.stdout).starts_with("spiffe://paved/dev/shop until "));
+    let renewed_cert = std::fs::read_to_string(out.join("cert.pem")).expect("cert.pem");
+    assert_ne!(renewed_cert, cert);
+    assert_ne!(std::fs::read_to_string(out.join("key.pem")).expect("key.pem"), key);
+    let der = paved_grpc::tls::certificates(&renewed_cert).expect("a certificate").remove(0);
+    assert_eq!(paved_grpc::tls::spiffe_id(&der).as_deref(), Some("spiffe://paved/dev/shop"));
+    let shown = cli(&["ca", "renew", "--dir", &dir.path().join("nowhere").display().to_string()], None).await;
+    assert!(!shown.status.success() && paved_integration_tests::text(&shown.stderr).contains("paved ca issue --out"));
 
     // CA rotation: the new CA is in the bundle before it signs; the old one
     // stays while certificates it signed live. Both are trusted meanwhile.
@@ -271,7 +376,7 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let mut old_ca = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
     old_ca.list_entries(list.clone()).await.expect("old CA, during the overlap");
     // Audit's first certificate, cut to its 30 s token, has expired: it
-    // serves a renewed one (asked for over mTLS with the one before).
+    // serves one renewed with the one before (its token file holds none).
     let wait = Duration::from_secs(35).saturating_sub(audit_started.elapsed());
     tokio::time::sleep(wait).await;
     // A new connection: a certificate is checked at the handshake.
@@ -286,13 +391,35 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     assert_ne!(status.code(), Code::Ok);
     assert!(foreign.list_entries(list.clone()).await.is_err(), "never accepted");
 
+    // Audit keeps its key and certificate: restarted, with still no token
+    // in its file, it renews from them.
+    let kept = dir.path().join("audit-identity");
+    let der = paved_grpc::tls::certificates(&std::fs::read_to_string(kept.join("cert.pem")).expect("cert.pem")).expect("cert").remove(0);
+    assert_eq!(paved_grpc::tls::spiffe_id(&der), Some(platform_id("audit")));
+    assert_eq!(std::fs::metadata(kept.join("key.pem")).expect("key.pem").permissions().mode() & 0o777, 0o600);
+    audit_shutdown.cancel();
+    audit_task.await.expect("audit task").expect("audit stopped cleanly");
+    let listener = tokio::net::TcpListener::bind(audit).await.expect("audit's address again");
+    let audit_task = start_audit(listener, shutdown.clone());
+    eventually("audit serving TLS again after a restart", Duration::from_secs(30), || {
+        let (mut client, list) =
+            (AuditServiceClient::new(authed(over_tls(&renewed, audit, &platform_id("audit")), &provisioner_token)), list.clone());
+        async move { client.list_entries(list).await.ok() }
+    })
+    .await;
+    let again = std::fs::read_to_string(kept.join("cert.pem")).expect("cert.pem");
+    assert_ne!(paved_grpc::tls::certificates(&again).expect("cert").remove(0), der, "renewed at start");
+    // Its certificate is from the new CA now: the person learns the bundle.
+    person.set_bundle(&trusted.trust_bundle_pem).expect("bundle");
+
     // Issue, denial and rotation are events in the audit log.
     eventually("certificate events in the audit log", Duration::from_secs(20), || {
         let (mut client, list) = (person_audit.clone(), list.clone());
         async move {
             let entries = client.list_entries(list).await.ok()?.into_inner().entries;
             let kinds: Vec<String> = entries.iter().map(|e| e.r#type.clone()).collect();
-            ["certificate.issued", "certificate.denied", "ca.rotated"].iter().all(|k| kinds.iter().any(|t| t.ends_with(k))).then_some(())
+            let wanted = ["certificate.issued", "certificate.renewed", "certificate.denied", "ca.rotated"];
+            wanted.iter().all(|k| kinds.iter().any(|t| t.ends_with(k))).then_some(())
         }
     })
     .await;

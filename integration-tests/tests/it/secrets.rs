@@ -273,7 +273,7 @@ async fn root_key_rotation_reseals_without_downtime() {
     };
     let certify = |ca: Ca| async move {
         let (_, csr) = paved_grpc::tls::new_key("spiffe://paved/dev/a").expect("key");
-        ca.issue("test", "spiffe://paved/dev/a", &csr, Duration::from_secs(60)).await.map(|_| ())
+        ca.issue("test", "spiffe://paved/dev/a", &csr, Duration::from_secs(60), None).await.map(|_| ())
     };
 
     let (secrets, authority, ca) = open(Keyring::new(old.clone(), None));

@@ -69,6 +69,53 @@ pub fn certificates(pem_text: &str) -> anyhow::Result<Vec<CertificateDer<'static
     Ok(certs)
 }
 
+/// The PKCS#8 private key (DER) of PEM text, as [`pem`] writes it.
+pub fn private_key(pem_text: &str) -> anyhow::Result<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    Ok(PrivatePkcs8KeyDer::from_pem_slice(pem_text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("no PKCS#8 private key: {e}"))?
+        .secret_pkcs8_der()
+        .to_vec())
+}
+
+/// An identity kept on disk: `dir/key.pem` (mode 0600), `dir/cert.pem`,
+/// `dir/bundle.pem`. Each file is written aside and renamed into place, so
+/// a reader never sees half a file.
+pub fn save_identity(dir: &std::path::Path, key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let files =
+        [("key.pem", pem("PRIVATE KEY", key_der)), ("cert.pem", certificate_pem.to_string()), ("bundle.pem", bundle_pem.to_string())];
+    for (name, text) in files {
+        let (aside, file) = (dir.join(format!(".{name}.new")), dir.join(name));
+        // Never readable by others, not even while written.
+        let _ = std::fs::remove_file(&aside);
+        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&aside, &file)?;
+    }
+    Ok(())
+}
+
+/// What [`save_identity`] wrote: the key (DER), the certificate and the bundle (PEM).
+pub fn load_identity(dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, String, String)> {
+    use anyhow::Context;
+    let read = |name: &str| {
+        let file = dir.join(name);
+        std::fs::read_to_string(&file).with_context(|| file.display().to_string())
+    };
+    let key = private_key(&read("key.pem")?).with_context(|| format!("{}/key.pem", dir.display()))?;
+    Ok((key, read("cert.pem")?, read("bundle.pem")?))
+}
+
+/// When a certificate stops being valid, Unix milliseconds.
+pub fn not_after_ms(cert: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(parsed.validity().not_after.timestamp() * 1000)
+}
+
 /// The SPIFFE id of a certificate: its one URI SAN under the trust domain.
 pub fn spiffe_id(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;

@@ -54,10 +54,16 @@ pub struct MtlsOptions {
     #[serde(default)]
     pub trust_bundle_file: Option<PathBuf>,
     /// A token whose subject is the service's SPIFFE id
-    /// (`PAVED_IDENTITY_TOKEN_FILE`), read again at each renewal: what the
-    /// service asks for its certificate with.
+    /// (`PAVED_IDENTITY_TOKEN_FILE`): what the service enrols with, at its
+    /// first start or once a renewal is refused. Renewals need no token.
     #[serde(default, rename = "identity_token_file")]
     pub token_file: Option<PathBuf>,
+    /// Where the service keeps its key and certificate
+    /// (`PAVED_CERTIFICATE_DIR`: key.pem, mode 0600, cert.pem, bundle.pem),
+    /// so that after a restart it renews from them rather than enrolling
+    /// again with a token.
+    #[serde(default)]
+    pub certificate_dir: Option<PathBuf>,
 }
 
 fn default_broker_url() -> String {
@@ -278,9 +284,8 @@ where
     // The broker issues its own certificate (its component does); the
     // others ask it over the wire.
     if let Some(tls) = tls.clone().filter(|_| !is_broker) {
-        let (url, token_file) = (broker_url.clone(), common.mtls.token_file.clone());
         let healthy = health.reporter(component.name, "certificate");
-        tokio::spawn(maintain_identity(tls, url, token_file, healthy, shutdown.clone()));
+        tokio::spawn(maintain_identity(tls, broker_url.clone(), common.mtls.clone(), healthy, shutdown.clone()));
     }
     tokio::spawn(paved_grpc::auth::follow(auth.clone(), broker_url, tls.clone(), loaded, shutdown.clone()));
     let options = ServerOptions { tls, ..ServerOptions::default() };
@@ -288,17 +293,19 @@ where
 }
 
 /// Keeps a service's certificate and trust bundle current (mTLS): starts
-/// from the bundle file, then asks the broker for its bundle every
+/// from the bundle file (and the certificate kept in `certificate_dir`, if
+/// any), then asks the broker for its bundle every
 /// [`paved_grpc::tls::BUNDLE_REFRESH`] and for a new certificate (a new key
 /// each time) at two thirds of the current one's life. `healthy` hears
 /// whether a valid certificate is held.
 pub async fn maintain_identity(
     tls: Tls,
     broker_url: String,
-    token_file: Option<PathBuf>,
+    options: MtlsOptions,
     healthy: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
     shutdown: CancellationToken,
 ) {
+    let MtlsOptions { token_file, certificate_dir, .. } = options;
     use paved_proto::secrets_broker::v1::{
         GetTrustBundleRequest, IssueCertificateRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
     };
@@ -316,6 +323,13 @@ pub async fn maintain_identity(
     let bearer = paved_grpc::client::Bearer::default();
     let mut client = SecretsBrokerServiceClient::new(bearer.on(channel));
     let (mut renew_at, mut expire_at, mut warned) = (0, 0, false);
+    // A certificate kept from before a restart: renewed at once with itself.
+    if let Some(dir) = &certificate_dir {
+        match kept_identity(&tls, dir) {
+            Ok(expire) => expire_at = expire,
+            Err(e) => tracing::info!(dir = %dir.display(), error = %format!("{e:#}"), "no certificate kept: enrolling with the token file"),
+        }
+    }
     loop {
         let now = chrono::Utc::now().timestamp_millis();
         let step = async {
@@ -340,17 +354,30 @@ pub async fn maintain_identity(
             };
             tls.set_bundle(&bundle.trust_bundle_pem)?;
             if now >= renew_at {
-                let file = token_file.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("mTLS needs identity_token_file (PAVED_IDENTITY_TOKEN_FILE): a token for {}", tls.spiffe_id())
-                })?;
-                bearer.set(std::fs::read_to_string(file).with_context(|| format!("token file {}", file.display()))?.trim())?;
                 let (key, csr_pem) = paved_grpc::tls::new_key(tls.spiffe_id())?;
-                let request = IssueCertificateRequest { csr_pem, spiffe_id: tls.spiffe_id().to_string(), ttl: None };
-                let issued = client.issue_certificate(request).await?.into_inner();
-                let expire = issued.expire_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
-                tls.set_certificate(&issued.certificate_pem, key, expire)?;
+                // Renewed with the certificate held; enrolled with the
+                // token file at first, or once renewals are refused.
+                let renewed = if now < expire_at { renew_by_certificate(&tls, &broker_url, csr_pem.clone()).await? } else { None };
+                let (certificate_pem, expire_time, authority_id) = match renewed {
+                    Some(renewed) => renewed,
+                    None => {
+                        let file = token_file.as_ref().ok_or_else(|| {
+                            anyhow::anyhow!("mTLS needs identity_token_file (PAVED_IDENTITY_TOKEN_FILE): a token for {}", tls.spiffe_id())
+                        })?;
+                        bearer.set(std::fs::read_to_string(file).with_context(|| format!("token file {}", file.display()))?.trim())?;
+                        let request = IssueCertificateRequest { csr_pem, spiffe_id: tls.spiffe_id().to_string(), ttl: None };
+                        let issued = client.issue_certificate(request).await?.into_inner();
+                        (issued.certificate_pem, issued.expire_time, issued.authority_id)
+                    }
+                };
+                let expire = expire_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
+                tls.set_certificate(&certificate_pem, key.clone(), expire)?;
+                if let Some(dir) = &certificate_dir {
+                    paved_grpc::tls::save_identity(dir, &key, &certificate_pem, &tls.bundle_pem())
+                        .with_context(|| format!("keep the certificate in {}", dir.display()))?;
+                }
                 (renew_at, expire_at) = (tls.renew_at(now), expire);
-                tracing::info!(spiffe_id = tls.spiffe_id(), authority = issued.authority_id, "certificate renewed");
+                tracing::info!(spiffe_id = tls.spiffe_id(), authority = authority_id, "certificate renewed");
             }
             anyhow::Ok(())
         };
@@ -367,6 +394,44 @@ pub async fn maintain_identity(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(paved_grpc::tls::BUNDLE_REFRESH) => {}
         }
+    }
+}
+
+/// Installs the certificate and bundle kept in `dir` if the certificate is
+/// still valid; when it expires.
+fn kept_identity(tls: &Tls, dir: &std::path::Path) -> anyhow::Result<i64> {
+    let (key, certificate_pem, bundle_pem) = paved_grpc::tls::load_identity(dir)?;
+    let held = paved_grpc::tls::certificates(&certificate_pem)?;
+    let expire = paved_grpc::tls::not_after_ms(&held[0]).context("cert.pem: no validity")?;
+    anyhow::ensure!(expire > chrono::Utc::now().timestamp_millis(), "the certificate kept has expired");
+    tls.set_bundle(&bundle_pem)?;
+    tls.set_certificate(&certificate_pem, key, expire)?;
+    Ok(expire)
+}
+
+/// A certificate for the one `tls` holds, asked for with it over a new
+/// connection (the broker sees the certificate of a connection's
+/// handshake, and the one before may have expired): its PEM, expiry and
+/// CA; None when the broker refuses it, the enrolment revoked or over.
+async fn renew_by_certificate(
+    tls: &Tls,
+    broker_url: &str,
+    csr_pem: String,
+) -> anyhow::Result<Option<(String, Option<prost_types::Timestamp>, String)>> {
+    use paved_proto::secrets_broker::v1::{RenewCertificateRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
+    let channel = paved_grpc::tls::connect(broker_url, Some(tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
+    })?;
+    match SecretsBrokerServiceClient::new(channel).renew_certificate(RenewCertificateRequest { csr_pem, ttl: None }).await {
+        Ok(renewed) => {
+            let renewed = renewed.into_inner();
+            Ok(Some((renewed.certificate_pem, renewed.expire_time, renewed.authority_id)))
+        }
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            tracing::warn!(spiffe_id = tls.spiffe_id(), error = status.message(), "renewal refused: enrolling again with the token file");
+            Ok(None)
+        }
+        Err(status) => Err(status.into()),
     }
 }
 

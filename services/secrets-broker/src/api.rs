@@ -23,8 +23,8 @@ use paved_proto::secrets_broker::v1::{
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::secrets_broker::v1::{
-    GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse, RotateCertificateAuthorityRequest,
-    RotateCertificateAuthorityResponse,
+    GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse, RenewCertificateRequest,
+    RenewCertificateResponse, RotateCertificateAuthorityRequest, RotateCertificateAuthorityResponse,
 };
 use paved_proto::secrets_broker::v1::{
     GetWorkloadPolicyRequest, GetWorkloadPolicyResponse, ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse,
@@ -52,6 +52,10 @@ fn ca_failed(e: CaError) -> Status {
     match e {
         CaError::Csr(why) => status::invalid_argument("INVALID_CSR", "invalid certificate signing request", [("csr_pem".to_string(), why)]),
         CaError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
+        e @ CaError::NotRenewable => status::unauthenticated("CERTIFICATE_NOT_RENEWABLE", e.to_string()),
+        e @ CaError::Replaced(_) => status::unauthenticated("CERTIFICATE_REPLACED", e.to_string()),
+        e @ CaError::EnrolmentRevoked(..) => status::unauthenticated("ENROLMENT_REVOKED", e.to_string()),
+        e @ CaError::EnrolmentOver(_) => status::unauthenticated("ENROLMENT_EXPIRED", e.to_string()),
         e @ (CaError::Sealed(..) | CaError::Sign(_)) => status::internal(&e),
     }
 }
@@ -127,6 +131,18 @@ impl Api {
         Ok(())
     }
 
+    /// The answer for a certificate just issued, with the bundle to trust.
+    async fn certificate(&self, issued: ca::Issued) -> Result<IssueCertificateResponse, Status> {
+        let (trust_bundle_pem, _) = self.ca.bundle().await.map_err(ca_failed)?;
+        Ok(IssueCertificateResponse {
+            certificate_pem: issued.certificate_pem,
+            spiffe_id: issued.spiffe_id,
+            expire_time: Some(timestamp_from_millis(issued.expire_time_ms)),
+            authority_id: issued.authority_id,
+            trust_bundle_pem,
+        })
+    }
+
     /// The lease's holder, or `leases:manage`.
     async fn holds_lease(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
         for_broker(caller)?;
@@ -139,6 +155,25 @@ impl Api {
             return Err(Status::permission_denied(format!("{} is not the holder of lease {id} and lacks scope leases:manage", caller.sub)));
         }
         Ok(())
+    }
+}
+
+/// A certificate request's CSR and ttl checked, with `violations` found
+/// before: the ttl (default [`ca::DEFAULT_TTL`], at most `max`) or
+/// INVALID_ARGUMENT.
+fn certificate_request(
+    csr_pem: &str,
+    ttl: Option<&prost_types::Duration>,
+    max: Duration,
+    mut violations: Vec<(String, String)>,
+) -> Result<Duration, Status> {
+    if csr_pem.trim().is_empty() {
+        violations.push(("csr_pem".to_string(), "a PKCS#10 request (PEM) signed by the certificate's key".to_string()));
+    }
+    let ttl = duration(ttl, "ttl", ca::DEFAULT_TTL, max).map_err(|v| violations.push(v)).ok();
+    match ttl {
+        Some(ttl) if violations.is_empty() => Ok(ttl),
+        _ => Err(status::invalid_argument("INVALID_CERTIFICATE_REQUEST", "invalid certificate request", violations)),
     }
 }
 
@@ -734,34 +769,56 @@ impl SecretsBrokerService for Api {
             };
             violations.push(("spiffe_id".to_string(), why));
         }
-        if req.csr_pem.trim().is_empty() {
-            violations.push(("csr_pem".to_string(), "a PKCS#10 request (PEM) signed by the certificate's key".to_string()));
-        }
-        let ttl = duration(req.ttl.as_ref(), "ttl", ca::DEFAULT_TTL, ca::MAX_TTL).map_err(|v| violations.push(v)).ok();
-        if !violations.is_empty() {
-            return Err(status::invalid_argument("INVALID_CERTIFICATE_REQUEST", "invalid certificate request", violations));
-        }
+        let ttl = certificate_request(&req.csr_pem, req.ttl.as_ref(), ca::MAX_TTL, violations)?;
         // Always a scope, even for the caller's own subject: a token with
         // `write:secrets-broker` can name any subject for the tokens it
         // issues, and a certificate is an identity peers trust by name.
         let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
         self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
-        // Never outliving the token that asked: certificates are not revoked,
-        // tokens are.
+        // Never outliving the token that asked (certificates are not
+        // revoked, tokens are); its renewals end once that token is revoked.
         let token_left = Duration::from_secs(u64::try_from(caller.exp - chrono::Utc::now().timestamp()).unwrap_or(0));
-        let ttl = ttl.unwrap_or(ca::DEFAULT_TTL).min(token_left);
+        let ttl = ttl.min(token_left);
         if ttl.is_zero() {
             return Err(status::failed_precondition("TOKEN_EXPIRING", "the token expires now: renew it, then ask for a certificate"));
         }
-        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl).await.map_err(ca_failed)?;
-        let (trust_bundle_pem, _) = self.ca.bundle().await.map_err(ca_failed)?;
-        Ok(Response::new(IssueCertificateResponse {
-            certificate_pem: issued.certificate_pem,
-            spiffe_id: issued.spiffe_id,
-            expire_time: Some(timestamp_from_millis(issued.expire_time_ms)),
-            authority_id: issued.authority_id,
-            trust_bundle_pem,
-        }))
+        // A platform service enrolled with a token of its own identity
+        // renews for as long as that token stands (revoking the identity
+        // ends it); any other certificate no longer than the token could.
+        let unbounded = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX) && caller.sub == spiffe_id;
+        let until = if caller.ren > 0 { caller.ren } else { caller.exp };
+        let enrolment = ca::Enrolment { token: caller.jti.clone(), renew_until_ms: (!unbounded).then_some(until * 1000) };
+        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl, Some(&enrolment)).await.map_err(ca_failed)?;
+        Ok(Response::new(self.certificate(issued).await?))
+    }
+
+    async fn renew_certificate(&self, request: Request<RenewCertificateRequest>) -> Result<Response<RenewCertificateResponse>, Status> {
+        // Verified to the trust bundle in the handshake; the CA checks that
+        // it issued it under an enrolment that stands.
+        let presented = request.peer_certs().and_then(|certs| certs.first().cloned());
+        let req = request.into_inner();
+        // Not recorded: anyone may call without a certificate, and a flood
+        // of such calls must not fill the audit trail.
+        let Some(der) = presented else {
+            return Err(status::unauthenticated(
+                "PEER_CERTIFICATE_REQUIRED",
+                "renewing a certificate needs mTLS with it: present the certificate to renew, or enrol with a token (IssueCertificate)",
+            ));
+        };
+        // At most the default: a renewed certificate outlives a revocation
+        // of its enrolment by no more than that.
+        let ttl = certificate_request(&req.csr_pem, req.ttl.as_ref(), ca::DEFAULT_TTL, Vec::new())?;
+        let issued = match self.ca.renew(der.as_ref(), &req.csr_pem, ttl).await {
+            Err(e @ (CaError::NotRenewable | CaError::Replaced(_) | CaError::EnrolmentRevoked(..) | CaError::EnrolmentOver(_))) => {
+                let presented_id = paved_grpc::tls::spiffe_id(&der).unwrap_or_default();
+                self.authority.record("certificate.denied", &presented_id, &presented_id, &e.to_string()).await;
+                return Err(ca_failed(e));
+            }
+            issued => issued.map_err(ca_failed)?,
+        };
+        let IssueCertificateResponse { certificate_pem, spiffe_id, expire_time, authority_id, trust_bundle_pem } =
+            self.certificate(issued).await?;
+        Ok(Response::new(RenewCertificateResponse { certificate_pem, spiffe_id, expire_time, authority_id, trust_bundle_pem }))
     }
 
     async fn get_trust_bundle(&self, _request: Request<GetTrustBundleRequest>) -> Result<Response<GetTrustBundleResponse>, Status> {

@@ -37,6 +37,8 @@ pub const PUBLISH_AHEAD: Duration = Duration::from_secs(30);
 /// Certificates start this much in the past: clocks differ.
 const BACKDATE: Duration = Duration::from_secs(60);
 const TABLE: &str = "certificate_authorities";
+/// Issued certificates that renew themselves (see [`Enrolment`]).
+const CERTIFICATES: &str = "certificates";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -48,6 +50,26 @@ pub enum CaError {
     Csr(String),
     #[error("cannot sign: {0}")]
     Sign(String),
+    #[error("this certificate renews nothing (not enrolled here with a token, or expired): enrol with a token")]
+    NotRenewable,
+    #[error("this certificate of {0} was renewed already and renews nothing more: a copy of its key may be in use")]
+    Replaced(String),
+    #[error("the token {1} that enrolled {0} is revoked: enrol again with a new one")]
+    EnrolmentRevoked(String, String),
+    #[error("{0} renews no further (its identity token's renewable_until has passed): enrol again with a new one")]
+    EnrolmentOver(String),
+}
+
+/// What a certificate renews from: the token that enrolled its line and,
+/// unless a platform service's, until when that token's renewals could go.
+/// Carried from each certificate to the one renewing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// The enrolling token's id: once it is revoked (also through an
+    /// ancestor), renewals stop.
+    pub token: String,
+    /// None: renewable while the enrolment stands.
+    pub renew_until_ms: Option<i64>,
 }
 
 /// A certificate issued: the leaf (PEM), its SPIFFE id, expiry and CA.
@@ -75,6 +97,45 @@ pub struct Ca {
 
 fn time(ms: i64) -> Result<time::OffsetDateTime, CaError> {
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_err(|e| CaError::Sign(e.to_string()))
+}
+
+/// A certificate just signed, not yet recorded.
+struct Signed {
+    fingerprint: String,
+    issued: Issued,
+}
+
+impl Signed {
+    /// What its event says of it (never the certificate itself).
+    fn detail(&self) -> String {
+        format!("certificate {} by CA {}", &self.fingerprint[..16], self.issued.authority_id)
+    }
+}
+
+/// Records `signed` as renewable from `enrolment`; rows of expired
+/// certificates go.
+async fn record(txn: &sea_orm::DatabaseTransaction, signed: &Signed, enrolment: &Enrolment) -> Result<(), DbErr> {
+    let expired =
+        Query::delete().from_table(Alias::new(CERTIFICATES)).and_where(Expr::col(Alias::new("expire_time_ms")).lt(now_ms())).to_owned();
+    txn.execute(&expired).await?;
+    let insert = Query::insert()
+        .into_table(Alias::new(CERTIFICATES))
+        .columns(["fingerprint", "spiffe_id", "enrolled_by", "renew_until_ms", "expire_time_ms"].map(Alias::new))
+        .values_panic([
+            signed.fingerprint.clone().into(),
+            signed.issued.spiffe_id.clone().into(),
+            enrolment.token.clone().into(),
+            enrolment.renew_until_ms.into(),
+            signed.issued.expire_time_ms.into(),
+        ])
+        .to_owned();
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// A certificate's key in [`CERTIFICATES`]: SHA-256 of its DER, hex.
+fn fingerprint(der: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(der))
 }
 
 /// Whether `id` is a SPIFFE id of this trust domain with a path of
@@ -180,8 +241,79 @@ impl Ca {
         })
     }
 
-    /// Signs a certificate for `spiffe_id` over the key of `csr_pem`.
-    pub async fn issue(&self, actor: &str, spiffe_id: &str, csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
+    /// Signs a certificate for `spiffe_id` over the key of `csr_pem`. With
+    /// an enrolment, it can renew itself from it ([`Self::renew`]).
+    pub async fn issue(
+        &self,
+        actor: &str,
+        spiffe_id: &str,
+        csr_pem: &str,
+        ttl: Duration,
+        enrolment: Option<&Enrolment>,
+    ) -> Result<Issued, CaError> {
+        let signed = self.sign(spiffe_id, csr_pem, ttl).await?;
+        let txn = self.db.begin().await?;
+        if let Some(enrolment) = enrolment {
+            record(&txn, &signed, enrolment).await?;
+        }
+        event(&txn, "certificate.issued", actor, spiffe_id, &[], &signed.detail()).await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(signed.issued)
+    }
+
+    /// A certificate for the holder of `presented` (verified in the TLS
+    /// handshake): same SPIFFE id, the key of `csr_pem`, under the same
+    /// enrolment, at most `ttl`. `presented` is replaced: presented again,
+    /// it renews nothing (its key may have been copied).
+    pub async fn renew(&self, presented: &[u8], csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
+        let presented = fingerprint(presented);
+        let query = Query::select()
+            .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replace_time_ms"].map(Alias::new))
+            .from(Alias::new(CERTIFICATES))
+            .and_where(Expr::col(Alias::new("fingerprint")).eq(presented.as_str()))
+            .to_owned();
+        let Some(row) = self.db.query_one(&query).await? else {
+            return Err(CaError::NotRenewable);
+        };
+        let spiffe_id: String = row.try_get("", "spiffe_id")?;
+        let enrolment = Enrolment { token: row.try_get("", "enrolled_by")?, renew_until_ms: row.try_get("", "renew_until_ms")? };
+        if row.try_get::<Option<i64>>("", "replace_time_ms")?.is_some() {
+            return Err(CaError::Replaced(spiffe_id));
+        }
+        let left = enrolment.renew_until_ms.map_or(ttl, |until| Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0)));
+        if left.is_zero() {
+            return Err(CaError::EnrolmentOver(spiffe_id));
+        }
+        // Signed first: the CA's key is read through the pool, which on
+        // SQLite is the one connection a transaction would hold.
+        let signed = self.sign(&spiffe_id, csr_pem, ttl.min(left)).await?;
+        let txn = self.db.begin().await?;
+        // Held against a revocation until this commits, as leases are.
+        if !crate::authority::revoked_among(&txn, &[enrolment.token.as_str()]).await?.is_empty() {
+            return Err(CaError::EnrolmentRevoked(spiffe_id, enrolment.token));
+        }
+        let replace = Query::update()
+            .table(Alias::new(CERTIFICATES))
+            .value(Alias::new("replace_time_ms"), now_ms())
+            .and_where(Expr::col(Alias::new("fingerprint")).eq(presented.as_str()))
+            .and_where(Expr::col(Alias::new("replace_time_ms")).is_null())
+            .to_owned();
+        // Two renewals of one certificate at once: one wins.
+        if txn.execute(&replace).await?.rows_affected() == 0 {
+            return Err(CaError::Replaced(spiffe_id));
+        }
+        record(&txn, &signed, &enrolment).await?;
+        event(&txn, "certificate.renewed", &spiffe_id, &spiffe_id, &[], &format!("{}, replacing {}", signed.detail(), &presented[..16]))
+            .await?;
+        txn.commit().await?;
+        self.relay.wake();
+        Ok(signed.issued)
+    }
+
+    /// A certificate for `spiffe_id` over the key of `csr_pem`, signed by
+    /// the current CA, for `ttl` (at most [`MAX_TTL`]).
+    async fn sign(&self, spiffe_id: &str, csr_pem: &str, ttl: Duration) -> Result<Signed, CaError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| CaError::Csr(e.to_string()))?;
         let signer = self.signer().await?;
         let issuer = Issuer::from_ca_cert_der(&signer.certificate_der.as_slice().into(), &signer.key)
@@ -200,12 +332,15 @@ impl Ca {
         params.not_after = time(expire)?;
         params.serial_number = Some(serial());
         let certificate = params.signed_by(&csr.public_key, &issuer).map_err(|e| CaError::Sign(e.to_string()))?;
-        let serial = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(certificate.der())[..8]);
-        let txn = self.db.begin().await?;
-        event(&txn, "certificate.issued", actor, spiffe_id, &[], &format!("certificate {serial} by CA {}", signer.id)).await?;
-        txn.commit().await?;
-        self.relay.wake();
-        Ok(Issued { certificate_pem: certificate.pem(), spiffe_id: spiffe_id.to_string(), expire_time_ms: expire, authority_id: signer.id })
+        Ok(Signed {
+            fingerprint: fingerprint(certificate.der()),
+            issued: Issued {
+                certificate_pem: certificate.pem(),
+                spiffe_id: spiffe_id.to_string(),
+                expire_time_ms: expire,
+                authority_id: signer.id,
+            },
+        })
     }
 
     /// The CAs to trust (current first) and the bundle as PEM: all but those
@@ -287,7 +422,7 @@ pub async fn serve_own_identity(ca: Ca, tls: paved_grpc::tls::Tls, shutdown: tok
             }
             if now >= renew_at {
                 let (key, csr) = paved_grpc::tls::new_key(tls.spiffe_id())?;
-                let issued = ca.issue("paved", tls.spiffe_id(), &csr, DEFAULT_TTL).await?;
+                let issued = ca.issue("paved", tls.spiffe_id(), &csr, DEFAULT_TTL, None).await?;
                 tls.set_certificate(&issued.certificate_pem, key, issued.expire_time_ms)?;
                 renew_at = tls.renew_at(now);
                 tracing::info!(spiffe_id = tls.spiffe_id(), authority = issued.authority_id, "certificate renewed");

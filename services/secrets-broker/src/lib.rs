@@ -57,6 +57,8 @@ pub const OPEN_METHODS: &[&str] = &[
     "/paved.secrets_broker.v1.SecretsBrokerService/ExchangeBootstrapToken",
     // What to trust is public, as the key set is.
     paved_grpc::auth::TRUST_BUNDLE_METHOD,
+    // The client certificate is the credential, checked by the handler.
+    "/paved.secrets_broker.v1.SecretsBrokerService/RenewCertificate",
 ];
 
 /// The methods any valid token may call: renewing or revoking itself

@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_GRANT_USES),
             Box::new(CREATE_CERTIFICATE_AUTHORITIES),
             Box::new(INDEX_TOKENS_BY_PARENT),
+            Box::new(CREATE_CERTIFICATES),
         ]
     }
 }
@@ -270,6 +271,28 @@ const CREATE_CERTIFICATE_AUTHORITIES: paved_store::CreateTable = paved_store::Cr
             .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("retire_time_ms")).big_integer().null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// Certificates the CA issued that renew themselves (`RenewCertificate`),
+/// by the SHA-256 of their DER: the token whose enrolment they carry on
+/// (`enrolled_by`, a `tokens.jti`), how long renewals may go on (null: as
+/// long as that token is not revoked), and when one was renewed (each
+/// renews once). Rows go once expired.
+const CREATE_CERTIFICATES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261129_000002_create_certificates",
+    table: || {
+        Table::create()
+            .table(Alias::new("certificates"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("fingerprint")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("spiffe_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("enrolled_by")).string().not_null())
+            .col(ColumnDef::new(Alias::new("renew_until_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("replace_time_ms")).big_integer().null())
             .to_owned()
     },
     indexes: paved_store::no_indexes,
