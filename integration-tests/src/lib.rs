@@ -43,6 +43,27 @@ pub async fn redis_namespace(prefix: &str) -> String {
 /// The directory of the workspace's built binaries (`target/debug`). The test
 /// command builds them first (`cargo build --workspace --bins`); a missing one
 /// fails the test with that advice.
+/// A standalone provisioner's options for tests: workloads' data in
+/// `data_dir`, the executables built here, the policy bundle in `deploy/`,
+/// no analyzer and no token file.
+pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
+    paved_provisioner::Options {
+        data_dir,
+        bin_dirs: vec![bin_dir()],
+        proxy_host: [127, 0, 0, 1].into(),
+        platform_env: Default::default(),
+        // The bundle as a directory, as production mode configures it.
+        policy_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies")),
+        trusted_keys: Default::default(),
+        // Only first revisions here: nothing to judge.
+        analyzer_url: None,
+        token_file: None,
+        credentials: Default::default(),
+        broker_url: None,
+        tls: None,
+    }
+}
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();

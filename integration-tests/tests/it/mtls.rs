@@ -8,8 +8,9 @@ use paved_grpc::tls::{Tls, platform_id};
 use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker_with};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::secrets_broker::v1::{
-    GetTrustBundleRequest, IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RevokeTokenRequest,
-    RotateCertificateAuthorityRequest, revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
+    ExchangeBootstrapTokenRequest, ExchangeCertificateRequest, ExchangeCertificateResponse, GetTrustBundleRequest, IntrospectTokenRequest,
+    IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RevokeTokenRequest, RotateCertificateAuthorityRequest,
+    revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use paved_service::{BasicConfig, Common, MtlsOptions, run_consumer};
 use std::time::Duration;
@@ -49,6 +50,12 @@ async fn self_renewed(tls: &Tls, broker: std::net::SocketAddr, bundle: &str) -> 
     Ok((next, expire / 1000 - chrono::Utc::now().timestamp()))
 }
 
+/// A token for `tls`'s certificate (ExchangeCertificate over mTLS, no token).
+async fn exchanged(tls: &Tls, broker: std::net::SocketAddr) -> Result<ExchangeCertificateResponse, tonic::Status> {
+    let mut client = SecretsBrokerServiceClient::new(over_tls(tls, broker, &platform_id("secrets-broker")));
+    Ok(client.exchange_certificate(ExchangeCertificateRequest {}).await?.into_inner())
+}
+
 /// A certificate for `spiffe_id` from a CA of its own, not the broker's.
 fn foreign_identity(spiffe_id: &str, bundle: &str) -> Tls {
     let ca_key = rcgen::KeyPair::generate().expect("key");
@@ -72,24 +79,67 @@ fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
 }
 
-#[tokio::test]
-async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bundle_file = dir.path().join("trust-bundle.pem");
-    let stream = redis_namespace("it_mtls").await;
-    let shutdown = CancellationToken::new();
-    let mtls = MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), ..Default::default() };
-    let (broker, root, broker_task) = start_broker_with(&stream, mtls, &shutdown).await;
+/// A broker serving mTLS, and what the tests need of it.
+struct MtlsBroker {
+    address: std::net::SocketAddr,
+    root: String,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The bundle file it writes for the services that start from it.
+    bundle_file: std::path::PathBuf,
+    bundle: String,
+    /// A person: TLS trusting the bundle, no certificate.
+    person: Tls,
+}
 
-    // The broker writes its bundle for the services that start from it.
+async fn mtls_broker(dir: &std::path::Path, stream: &str, shutdown: &CancellationToken) -> MtlsBroker {
+    let bundle_file = dir.join("trust-bundle.pem");
+    let mtls = MtlsOptions { enabled: true, trust_bundle_file: Some(bundle_file.clone()), ..Default::default() };
+    let (address, root, task) = start_broker_with(stream, mtls, shutdown).await;
     let bundle = eventually("the broker's trust bundle file", Duration::from_secs(20), || {
         let file = bundle_file.clone();
         async move { std::fs::read_to_string(file).ok().filter(|b| b.contains("BEGIN CERTIFICATE")) }
     })
     .await;
-    // A person: TLS, no certificate, a token.
     let person = Tls::new("spiffe://paved/people/tester", None);
     person.set_bundle(&bundle).expect("bundle");
+    MtlsBroker { address, root, task, bundle_file, bundle, person }
+}
+
+/// A platform service's settings with mTLS, reaching `broker`: its
+/// enrolling token in `<dir>/<name>.token`, its certificate kept in
+/// `<dir>/<name>-identity`.
+fn mtls_common(
+    name: &str,
+    listen: std::net::SocketAddr,
+    database_url: String,
+    stream: &str,
+    broker: std::net::SocketAddr,
+    bundle_file: &std::path::Path,
+    dir: &std::path::Path,
+) -> Common {
+    Common {
+        listen,
+        database_url,
+        stream_url: stream.to_string(),
+        log_format: "pretty".into(),
+        stream_max_len: 10_000,
+        broker_url: format!("https://{broker}"),
+        mtls: MtlsOptions {
+            enabled: true,
+            trust_bundle_file: Some(bundle_file.to_path_buf()),
+            token_file: Some(dir.join(format!("{name}.token"))),
+            certificate_dir: Some(dir.join(format!("{name}-identity"))),
+        },
+    }
+}
+
+#[tokio::test]
+async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stream = redis_namespace("it_mtls").await;
+    let shutdown = CancellationToken::new();
+    let MtlsBroker { address: broker, root, task: broker_task, bundle_file, bundle, person } =
+        mtls_broker(dir.path(), &stream, &shutdown).await;
     let as_root = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &root));
     let trusted = eventually("the broker serving TLS", Duration::from_secs(20), || {
         let mut client = as_root.clone();
@@ -133,24 +183,11 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let mut first = issue(&platform_id("audit"), &["certs:issue:platform/audit"]);
     first.ttl = Some(prost_types::Duration { seconds: 30, nanos: 0 });
     let first = root_client.issue_token(first).await.expect("token").into_inner().token;
-    let token_file = dir.path().join("audit.token");
-    std::fs::write(&token_file, &first).expect("token file");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let audit = listener.local_addr().expect("addr");
-    let common = Common {
-        listen: audit,
-        database_url: postgres_database("it_mtls_audit").await,
-        stream_url: stream.clone(),
-        log_format: "pretty".into(),
-        stream_max_len: 10_000,
-        broker_url: format!("https://{broker}"),
-        mtls: MtlsOptions {
-            enabled: true,
-            trust_bundle_file: Some(bundle_file.clone()),
-            token_file: Some(token_file.clone()),
-            certificate_dir: Some(dir.path().join("audit-identity")),
-        },
-    };
+    let common = mtls_common("audit", audit, postgres_database("it_mtls_audit").await, &stream, broker, &bundle_file, dir.path());
+    let token_file = common.mtls.token_file.clone().expect("token file");
+    std::fs::write(&token_file, &first).expect("token file");
     let start_audit = |listener: tokio::net::TcpListener, shutdown: CancellationToken| {
         let config = BasicConfig { common: common.clone(), options: Default::default() };
         tokio::spawn(run_consumer::<paved_audit::Audit>(config, listener, shutdown))
@@ -262,17 +299,39 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let garbage = RenewCertificateRequest { csr_pem: "garbage".into(), ttl: None };
     let status = with_again.renew_certificate(garbage).await.expect_err("bad CSR");
     assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, "INVALID_CSR"));
-    // Revoking the identity ends its renewals.
+    // Its certificate is its login: a token of its identity and the
+    // enrolling token's scopes, 15 min, not renewable (exchanged again).
+    let status = exchanged(&person, broker).await.expect_err("no client certificate");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "PEER_CERTIFICATE_REQUIRED"));
+    let login = exchanged(&again, broker).await.expect("a token for its certificate");
+    let info = login.info.clone().expect("info");
+    assert_eq!(
+        (info.subject.as_str(), info.scopes.as_slice()),
+        (scheduler_id.as_str(), &["certs:issue:platform/cost-scheduler".to_string()][..])
+    );
+    let lifetime = info.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
+    assert!((890..=900).contains(&lifetime), "15 min: {lifetime}");
+    assert_eq!(info.renewable_until, info.expire_time);
+    let status = exchanged(&scheduler, broker).await.expect_err("a replaced certificate");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "CERTIFICATE_REPLACED"));
+    // Revoking the identity ends its renewals and its logins, and revokes
+    // the tokens they got.
     let revoke = RevokeTokenRequest { target: Some(revoke_token_request::Target::Subject(scheduler_id.clone())) };
     root_client.revoke_token(revoke).await.expect("revoke the identity");
     let status = self_renewed(&again, broker, &bundle).await.expect_err("its identity is revoked");
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "ENROLMENT_REVOKED"), "{status:?}");
+    let status = exchanged(&again, broker).await.expect_err("its identity is revoked");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "ENROLMENT_REVOKED"), "{status:?}");
+    let introspected = root_client.introspect_token(IntrospectTokenRequest { token: login.token }).await.expect("introspect").into_inner();
+    assert!(!introspected.active, "the exchanged token went with its enrolment: {introspected:?}");
     // Enrolled with someone else's token, a platform identity renews no
     // longer than that token could (its 2 min).
     let admin = token_for("ops@example.com", &["certs:issue:platform/*"]).await;
     let (analyzer, _) = identity(&over(&admin.token), &platform_id("canary-analyzer"), &bundle).await;
-    let (_, lifetime) = self_renewed(&analyzer, broker, &bundle).await.expect("renewed");
+    let (analyzer, lifetime) = self_renewed(&analyzer, broker, &bundle).await.expect("renewed");
     assert!((60..=120).contains(&lifetime), "cut to the admin token's renewable_until: {lifetime}");
+    let status = exchanged(&analyzer, broker).await.expect_err("no login");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     // A workload's never past its identity token's renewable_until (20 min
     // here), and not at all once that token is revoked.
     let shop_id = "spiffe://paved/dev/shop";
@@ -426,4 +485,102 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     shutdown.cancel();
     broker_task.await.expect("broker task").expect("broker stopped cleanly");
     audit_task.await.expect("audit task").expect("audit stopped cleanly");
+}
+
+/// The provisioner in production mode with mTLS and no token for its calls:
+/// it enrols once with a short token, and each bootstrap token it asks the
+/// broker for is asked with a token exchanged for its certificate.
+#[tokio::test]
+async fn a_provisioner_calls_with_tokens_its_certificate_got() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stream = redis_namespace("it_mtls_prov").await;
+    let shutdown = CancellationToken::new();
+    let MtlsBroker { address: broker, root, task: broker_task, bundle_file, person, .. } =
+        mtls_broker(dir.path(), &stream, &shutdown).await;
+    let mut as_root = SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), &root));
+    // Its enrolment: its own identity, what its calls need, one minute.
+    let enrol = IssueTokenRequest {
+        subject: platform_id("provisioner"),
+        scopes: ["certs:issue:platform/provisioner", "write:secrets-broker", "bootstrap:issue:*"].map(String::from).to_vec(),
+        ttl: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+        ..Default::default()
+    };
+    let enrol = eventually("the broker serving TLS", Duration::from_secs(20), || {
+        let (mut client, enrol) = (as_root.clone(), enrol.clone());
+        async move { client.issue_token(enrol).await.ok() }
+    })
+    .await
+    .into_inner();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let common = mtls_common("provisioner", address, postgres_database("it_mtls_prov").await, &stream, broker, &bundle_file, dir.path());
+    let token_file = common.mtls.token_file.clone().expect("token file");
+    std::fs::write(&token_file, &enrol.token).expect("token file");
+    let config = paved_provisioner::Config {
+        common,
+        // No token file for its calls: its certificate gets their tokens.
+        options: paved_integration_tests::provisioner_options(dir.path().join("provisioner")),
+    };
+    let provisioner_task = tokio::spawn(paved_provisioner::run(config, listener, shutdown.clone()));
+
+    // A workload declaring a secret starts only with a bootstrap token.
+    let handed = dir.path().join("bootstrap-token");
+    let spec = format!(
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password]\n",
+        handed.display()
+    );
+    let apply = paved_proto::provisioner::v1::ApplyWorkloadRequest {
+        environment: "dev".into(),
+        spec_yaml: spec,
+        spec_path: String::new(),
+        request_id: "shop-1".into(),
+    };
+    let provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
+        over_tls(&person, address, &platform_id("provisioner")),
+        &root,
+    ));
+    // Serving once it holds a certificate and a token for its calls.
+    let health = tonic_health::pb::health_client::HealthClient::new(over_tls(&person, address, &platform_id("provisioner")));
+    eventually("the provisioner serving TLS", Duration::from_secs(30), || {
+        let mut health = health.clone();
+        async move {
+            let check = tonic_health::pb::HealthCheckRequest { service: "paved.provisioner.v1.ProvisionerService".into() };
+            let status = health.check(check).await.ok()?.into_inner().status;
+            (status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32).then_some(())
+        }
+    })
+    .await;
+    let mut provisioner = provisioner;
+    provisioner.apply_workload(apply).await.expect("apply");
+    let line = eventually("the process to write what it was handed", Duration::from_secs(30), || {
+        let handed = handed.clone();
+        async move { std::fs::read_to_string(handed).ok().filter(|l| l.starts_with("pvb1.")) }
+    })
+    .await;
+    let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");
+    assert_eq!(broker_url, format!("https://{broker}"));
+    let identity = as_root
+        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token.into() })
+        .await
+        .expect("a genuine bootstrap token")
+        .into_inner();
+    assert_eq!(identity.info.expect("info").subject, "spiffe://paved/dev/shop");
+    // Asked for with a token its certificate got: the provisioner's own,
+    // issued from its enrolment.
+    let tokens = as_root
+        .list_tokens(paved_proto::secrets_broker::v1::ListTokensRequest {
+            page_size: 100,
+            subject: platform_id("provisioner"),
+            ..Default::default()
+        })
+        .await
+        .expect("tokens")
+        .into_inner()
+        .tokens;
+    assert!(tokens.len() >= 2, "the enrolling token and at least one exchanged: {tokens:?}");
+    assert!(tokens.iter().all(|t| t.scopes == enrol.info.as_ref().expect("info").scopes), "{tokens:?}");
+    std::fs::remove_file(&token_file).expect("the enrolment token is needed no more");
+    shutdown.cancel();
+    broker_task.await.expect("broker task").expect("broker stopped cleanly");
+    provisioner_task.await.expect("provisioner task").expect("provisioner stopped cleanly");
 }

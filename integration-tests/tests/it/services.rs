@@ -2,7 +2,7 @@
 //! 127.0.0.1:0, on the real PostgreSQL (a fresh database each) and the real
 //! Redis (a fresh namespace), talking over gRPC and the event stream.
 
-use paved_integration_tests::{authed, bin_dir, eventually, postgres_database, redis_namespace, start_broker};
+use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRevisionRequest, GetWorkloadRequest, ListWorkloadsRequest, RevisionState,
@@ -75,21 +75,7 @@ async fn start_stack() -> Stack {
     let (l, provisioner) = listener().await;
     let config = paved_provisioner::Config {
         common: common(provisioner, broker, postgres_database("it_prov").await, &stream),
-        options: paved_provisioner::Options {
-            data_dir: data.path().to_path_buf(),
-            bin_dirs: vec![bin_dir()],
-            proxy_host: [127, 0, 0, 1].into(),
-            platform_env: Default::default(),
-            // The bundle as a directory, as production mode configures it.
-            policy_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies")),
-            trusted_keys: Default::default(),
-            // Only first revisions here: nothing to judge.
-            analyzer_url: None,
-            token_file: None,
-            credentials: Default::default(),
-            broker_url: None,
-            tls: None,
-        },
+        options: paved_integration_tests::provisioner_options(data.path().to_path_buf()),
     };
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
 

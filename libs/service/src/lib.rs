@@ -247,12 +247,14 @@ pub async fn stream(common: &Common, shutdown: &CancellationToken) -> anyhow::Re
 /// The standalone `run` shared by every service: connect the stream, build
 /// the component, serve until `shutdown`. With mTLS, `build` gets the
 /// service's identity (`spiffe://paved/platform/<name>`) to make its own
-/// calls with.
+/// calls with, and `calls` (the bearer they present, if the service makes
+/// any) is kept filled with tokens exchanged for its certificate.
 pub async fn serve_standalone<Build, Fut>(
     common: &Common,
     name: &str,
     listener: TcpListener,
     shutdown: CancellationToken,
+    calls: Option<paved_grpc::client::Bearer>,
     build: Build,
 ) -> anyhow::Result<()>
 where
@@ -285,7 +287,7 @@ where
     // others ask it over the wire.
     if let Some(tls) = tls.clone().filter(|_| !is_broker) {
         let healthy = health.reporter(component.name, "certificate");
-        tokio::spawn(maintain_identity(tls, broker_url.clone(), common.mtls.clone(), healthy, shutdown.clone()));
+        tokio::spawn(maintain_identity(tls, broker_url.clone(), common.mtls.clone(), calls, healthy, shutdown.clone()));
     }
     tokio::spawn(paved_grpc::auth::follow(auth.clone(), broker_url, tls.clone(), loaded, shutdown.clone()));
     let options = ServerOptions { tls, ..ServerOptions::default() };
@@ -296,12 +298,14 @@ where
 /// from the bundle file (and the certificate kept in `certificate_dir`, if
 /// any), then asks the broker for its bundle every
 /// [`paved_grpc::tls::BUNDLE_REFRESH`] and for a new certificate (a new key
-/// each time) at two thirds of the current one's life. `healthy` hears
-/// whether a valid certificate is held.
+/// each time) at two thirds of the current one's life; with `calls`, for a
+/// token (`ExchangeCertificate`) at two thirds of the last one's. `healthy`
+/// hears whether a valid certificate (and token, with `calls`) is held.
 pub async fn maintain_identity(
     tls: Tls,
     broker_url: String,
     options: MtlsOptions,
+    calls: Option<paved_grpc::client::Bearer>,
     healthy: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
     shutdown: CancellationToken,
 ) {
@@ -323,6 +327,8 @@ pub async fn maintain_identity(
     let bearer = paved_grpc::client::Bearer::default();
     let mut client = SecretsBrokerServiceClient::new(bearer.on(channel));
     let (mut renew_at, mut expire_at, mut warned) = (0, 0, false);
+    // When to exchange the certificate for a token again, and when the one held expires.
+    let (mut token_at, mut token_until) = (0, 0);
     // A certificate kept from before a restart: renewed at once with itself.
     if let Some(dir) = &certificate_dir {
         match kept_identity(&tls, dir) {
@@ -379,6 +385,21 @@ pub async fn maintain_identity(
                 (renew_at, expire_at) = (tls.renew_at(now), expire);
                 tracing::info!(spiffe_id = tls.spiffe_id(), authority = authority_id, "certificate renewed");
             }
+            if let Some(calls) = calls.as_ref().filter(|_| now >= token_at && tls.has_certificate()) {
+                use paved_proto::secrets_broker::v1::ExchangeCertificateRequest;
+                let mut client = SecretsBrokerServiceClient::new(own_channel(&tls, &broker_url)?);
+                let exchanged = match client.exchange_certificate(ExchangeCertificateRequest {}).await {
+                    Ok(exchanged) => exchanged.into_inner(),
+                    Err(status) => {
+                        // Each refusal is an event: not every 2 s.
+                        token_at = now + 60_000;
+                        return Err(status.into());
+                    }
+                };
+                calls.set(&exchanged.token)?;
+                token_until = exchanged.info.and_then(|i| i.expire_time).as_ref().map_or(now, paved_proto::millis_from_timestamp);
+                token_at = now + (token_until - now) * 2 / 3;
+            }
             anyhow::Ok(())
         };
         match step.await {
@@ -389,12 +410,22 @@ pub async fn maintain_identity(
             }
             Err(_) => {}
         }
-        healthy(tls.has_certificate() && chrono::Utc::now().timestamp_millis() < expire_at);
+        let now = chrono::Utc::now().timestamp_millis();
+        healthy(tls.has_certificate() && now < expire_at && (calls.is_none() || now < token_until));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(paved_grpc::tls::BUNDLE_REFRESH) => {}
         }
     }
+}
+
+/// A channel to the broker presenting `tls`'s certificate of the moment:
+/// new each time, since the broker sees the certificate of a connection's
+/// handshake.
+fn own_channel(tls: &Tls, broker_url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    paved_grpc::tls::connect(broker_url, Some(tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
+    })
 }
 
 /// Installs the certificate and bundle kept in `dir` if the certificate is
@@ -419,10 +450,10 @@ async fn renew_by_certificate(
     csr_pem: String,
 ) -> anyhow::Result<Option<(String, Option<prost_types::Timestamp>, String)>> {
     use paved_proto::secrets_broker::v1::{RenewCertificateRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
-    let channel = paved_grpc::tls::connect(broker_url, Some(tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
-        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
-    })?;
-    match SecretsBrokerServiceClient::new(channel).renew_certificate(RenewCertificateRequest { csr_pem, ttl: None }).await {
+    match SecretsBrokerServiceClient::new(own_channel(tls, broker_url)?)
+        .renew_certificate(RenewCertificateRequest { csr_pem, ttl: None })
+        .await
+    {
         Ok(renewed) => {
             let renewed = renewed.into_inner();
             Ok(Some((renewed.certificate_pem, renewed.expire_time, renewed.authority_id)))
@@ -616,7 +647,7 @@ pub async fn run_consumer<S: ConsumerService>(
     let db = database::<S::Migrator>(&config.common.database_url, &shutdown).await?;
     let token = shutdown.clone();
     let options = config.options;
-    serve_standalone(&config.common, S::NAME, listener, shutdown, move |stream, health, tls| async move {
+    serve_standalone(&config.common, S::NAME, listener, shutdown, None, move |stream, health, tls| async move {
         consumer_component::<S>(db, stream, options, &health, tls, token)
     })
     .await

@@ -96,10 +96,11 @@ pub struct Options {
     /// canary's health and the rollout's error-rate and p99 limits alone.
     #[serde(default)]
     pub analyzer_url: Option<String>,
-    /// A file holding the token the provisioner presents to the analyzer
-    /// (scope `write:canary-analyzer`), read again every minute so it can
-    /// be replaced before it expires. Until service-to-service mTLS, this is
-    /// how a standalone provisioner is given its credential.
+    /// A file holding the token the provisioner presents on its calls (to
+    /// the broker for bootstrap tokens, `bootstrap:issue:*`; to the
+    /// analyzer, `write:canary-analyzer`), read again every minute so it
+    /// can be replaced before it expires. With mTLS it needs none: its
+    /// calls present tokens exchanged for its certificate.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// The token presented on calls to other services; `paved up` mints
@@ -189,13 +190,19 @@ fn bootstrapper(
 /// Runs the provisioner on its own (production mode).
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = paved_service::database::<migration::Migrator>(&config.common.database_url, &shutdown).await?;
-    if let Some(file) = config.options.token_file.clone() {
-        tokio::spawn(paved_service::reload_token(file, config.options.credentials.clone(), shutdown.clone()));
-    }
+    // Its calls present the token in `token_file`, or with mTLS one
+    // exchanged for its certificate.
+    let calls = match config.options.token_file.clone() {
+        Some(file) => {
+            tokio::spawn(paved_service::reload_token(file, config.options.credentials.clone(), shutdown.clone()));
+            None
+        }
+        None => Some(config.options.credentials.clone()),
+    };
     let token = shutdown.clone();
     let mut options = config.options;
     options.broker_url.get_or_insert(config.common.broker_url.clone());
-    paved_service::serve_standalone(&config.common, "provisioner", listener, shutdown, move |stream, health, tls| async move {
+    paved_service::serve_standalone(&config.common, "provisioner", listener, shutdown, calls, move |stream, health, tls| async move {
         options.tls = tls;
         Ok(Provisioner::start(db, stream, options, &health, token).await?.1)
     })

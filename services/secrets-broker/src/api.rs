@@ -23,8 +23,9 @@ use paved_proto::secrets_broker::v1::{
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use paved_proto::secrets_broker::v1::{
-    GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse, RenewCertificateRequest,
-    RenewCertificateResponse, RotateCertificateAuthorityRequest, RotateCertificateAuthorityResponse,
+    ExchangeCertificateRequest, ExchangeCertificateResponse, GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest,
+    IssueCertificateResponse, RenewCertificateRequest, RenewCertificateResponse, RotateCertificateAuthorityRequest,
+    RotateCertificateAuthorityResponse,
 };
 use paved_proto::secrets_broker::v1::{
     GetWorkloadPolicyRequest, GetWorkloadPolicyResponse, ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse,
@@ -52,7 +53,7 @@ fn ca_failed(e: CaError) -> Status {
     match e {
         CaError::Csr(why) => status::invalid_argument("INVALID_CSR", "invalid certificate signing request", [("csr_pem".to_string(), why)]),
         CaError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
-        e @ CaError::NotRenewable => status::unauthenticated("CERTIFICATE_NOT_RENEWABLE", e.to_string()),
+        e @ CaError::NotEnrolled => status::unauthenticated("CERTIFICATE_NOT_ENROLLED", e.to_string()),
         e @ CaError::Replaced(_) => status::unauthenticated("CERTIFICATE_REPLACED", e.to_string()),
         e @ CaError::EnrolmentRevoked(..) => status::unauthenticated("ENROLMENT_REVOKED", e.to_string()),
         e @ CaError::EnrolmentOver(_) => status::unauthenticated("ENROLMENT_EXPIRED", e.to_string()),
@@ -143,6 +144,16 @@ impl Api {
         })
     }
 
+    /// Records why a client certificate was refused as a credential (a
+    /// `certificate.denied` event); the answer.
+    async fn certificate_refused(&self, presented: &tonic::transport::CertificateDer<'static>, e: CaError) -> Status {
+        if matches!(e, CaError::NotEnrolled | CaError::Replaced(_) | CaError::EnrolmentRevoked(..) | CaError::EnrolmentOver(_)) {
+            let presented_id = paved_grpc::tls::spiffe_id(presented).unwrap_or_default();
+            self.authority.record("certificate.denied", &presented_id, &presented_id, &e.to_string()).await;
+        }
+        ca_failed(e)
+    }
+
     /// The lease's holder, or `leases:manage`.
     async fn holds_lease(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
         for_broker(caller)?;
@@ -156,6 +167,18 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The client certificate of a call over mTLS, verified to the trust
+/// bundle in the handshake; UNAUTHENTICATED without one (not recorded:
+/// anyone may call so, and such calls must not fill the audit trail).
+fn presented<T>(request: &Request<T>) -> Result<tonic::transport::CertificateDer<'static>, Status> {
+    request.peer_certs().and_then(|certs| certs.first().cloned()).ok_or_else(|| {
+        status::unauthenticated(
+            "PEER_CERTIFICATE_REQUIRED",
+            "this call's credential is a client certificate: call over mTLS presenting it (or enrol with a token: IssueCertificate)",
+        )
+    })
 }
 
 /// A certificate request's CSR and ttl checked, with `violations` found
@@ -793,32 +816,57 @@ impl SecretsBrokerService for Api {
     }
 
     async fn renew_certificate(&self, request: Request<RenewCertificateRequest>) -> Result<Response<RenewCertificateResponse>, Status> {
-        // Verified to the trust bundle in the handshake; the CA checks that
-        // it issued it under an enrolment that stands.
-        let presented = request.peer_certs().and_then(|certs| certs.first().cloned());
+        let der = presented(&request)?;
         let req = request.into_inner();
-        // Not recorded: anyone may call without a certificate, and a flood
-        // of such calls must not fill the audit trail.
-        let Some(der) = presented else {
-            return Err(status::unauthenticated(
-                "PEER_CERTIFICATE_REQUIRED",
-                "renewing a certificate needs mTLS with it: present the certificate to renew, or enrol with a token (IssueCertificate)",
-            ));
-        };
         // At most the default: a renewed certificate outlives a revocation
         // of its enrolment by no more than that.
         let ttl = certificate_request(&req.csr_pem, req.ttl.as_ref(), ca::DEFAULT_TTL, Vec::new())?;
         let issued = match self.ca.renew(der.as_ref(), &req.csr_pem, ttl).await {
-            Err(e @ (CaError::NotRenewable | CaError::Replaced(_) | CaError::EnrolmentRevoked(..) | CaError::EnrolmentOver(_))) => {
-                let presented_id = paved_grpc::tls::spiffe_id(&der).unwrap_or_default();
-                self.authority.record("certificate.denied", &presented_id, &presented_id, &e.to_string()).await;
-                return Err(ca_failed(e));
-            }
-            issued => issued.map_err(ca_failed)?,
+            Ok(issued) => issued,
+            Err(e) => return Err(self.certificate_refused(&der, e).await),
         };
         let IssueCertificateResponse { certificate_pem, spiffe_id, expire_time, authority_id, trust_bundle_pem } =
             self.certificate(issued).await?;
         Ok(Response::new(RenewCertificateResponse { certificate_pem, spiffe_id, expire_time, authority_id, trust_bundle_pem }))
+    }
+
+    async fn exchange_certificate(
+        &self,
+        request: Request<ExchangeCertificateRequest>,
+    ) -> Result<Response<ExchangeCertificateResponse>, Status> {
+        let der = presented(&request)?;
+        let (spiffe_id, enrolment) = match self.ca.enrolment(der.as_ref()).await {
+            Ok(enrolled) => enrolled,
+            Err(e) => return Err(self.certificate_refused(&der, e).await),
+        };
+        if enrolment.renew_until_ms.is_some() {
+            let why = format!(
+                "a certificate of {spiffe_id} is no login: only a platform identity's, enrolled with a token of its own, is; use the identity's token"
+            );
+            self.authority.record("token.denied", &spiffe_id, &spiffe_id, &why).await;
+            return Err(Status::permission_denied(why));
+        }
+        let revoked = || CaError::EnrolmentRevoked(spiffe_id.clone(), enrolment.token.clone());
+        let enrolling = self.authority.token(&enrolment.token).await.map_err(failed)?.filter(|t| t.revoke_time.is_none());
+        let Some(enrolling) = enrolling else {
+            return Err(self.certificate_refused(&der, revoked()).await);
+        };
+        // Issued from the enrolling token: revoking it (or the identity)
+        // revokes this one too, and the writer refuses it once revoked.
+        let grant = Grant {
+            parent: Some(enrolment.token.clone()),
+            subject: spiffe_id.clone(),
+            scopes: enrolling.scopes,
+            audience: enrolling.audience,
+            ttl: authority::DEFAULT_TTL,
+            renewable: Duration::ZERO,
+        };
+        match self.authority.issue(&spiffe_id, &grant).await {
+            Ok((token, info)) => Ok(Response::new(ExchangeCertificateResponse { token, info: Some(info) })),
+            // The writer recorded the refusal (`token.denied`).
+            Err(AuthorityError::Revoked(_)) => Err(ca_failed(revoked())),
+            Err(e) => Err(failed(e)),
+        }
     }
 
     async fn get_trust_bundle(&self, _request: Request<GetTrustBundleRequest>) -> Result<Response<GetTrustBundleResponse>, Status> {

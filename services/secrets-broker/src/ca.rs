@@ -50,8 +50,8 @@ pub enum CaError {
     Csr(String),
     #[error("cannot sign: {0}")]
     Sign(String),
-    #[error("this certificate renews nothing (not enrolled here with a token, or expired): enrol with a token")]
-    NotRenewable,
+    #[error("this certificate was not enrolled here with a token (or has expired): enrol with one")]
+    NotEnrolled,
     #[error("this certificate of {0} was renewed already and renews nothing more: a copy of its key may be in use")]
     Replaced(String),
     #[error("the token {1} that enrolled {0} is revoked: enrol again with a new one")]
@@ -267,20 +267,8 @@ impl Ca {
     /// enrolment, at most `ttl`. `presented` is replaced: presented again,
     /// it renews nothing (its key may have been copied).
     pub async fn renew(&self, presented: &[u8], csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
+        let (spiffe_id, enrolment) = self.enrolment(presented).await?;
         let presented = fingerprint(presented);
-        let query = Query::select()
-            .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replace_time_ms"].map(Alias::new))
-            .from(Alias::new(CERTIFICATES))
-            .and_where(Expr::col(Alias::new("fingerprint")).eq(presented.as_str()))
-            .to_owned();
-        let Some(row) = self.db.query_one(&query).await? else {
-            return Err(CaError::NotRenewable);
-        };
-        let spiffe_id: String = row.try_get("", "spiffe_id")?;
-        let enrolment = Enrolment { token: row.try_get("", "enrolled_by")?, renew_until_ms: row.try_get("", "renew_until_ms")? };
-        if row.try_get::<Option<i64>>("", "replace_time_ms")?.is_some() {
-            return Err(CaError::Replaced(spiffe_id));
-        }
         let left = enrolment.renew_until_ms.map_or(ttl, |until| Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0)));
         if left.is_zero() {
             return Err(CaError::EnrolmentOver(spiffe_id));
@@ -309,6 +297,24 @@ impl Ca {
         txn.commit().await?;
         self.relay.wake();
         Ok(signed.issued)
+    }
+
+    /// The SPIFFE id and enrolment of `presented` (DER), a certificate this
+    /// CA issued to a token and not replaced since.
+    pub async fn enrolment(&self, presented: &[u8]) -> Result<(String, Enrolment), CaError> {
+        let query = Query::select()
+            .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replace_time_ms"].map(Alias::new))
+            .from(Alias::new(CERTIFICATES))
+            .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint(presented)))
+            .to_owned();
+        let Some(row) = self.db.query_one(&query).await? else {
+            return Err(CaError::NotEnrolled);
+        };
+        let spiffe_id: String = row.try_get("", "spiffe_id")?;
+        if row.try_get::<Option<i64>>("", "replace_time_ms")?.is_some() {
+            return Err(CaError::Replaced(spiffe_id));
+        }
+        Ok((spiffe_id, Enrolment { token: row.try_get("", "enrolled_by")?, renew_until_ms: row.try_get("", "renew_until_ms")? }))
     }
 
     /// A certificate for `spiffe_id` over the key of `csr_pem`, signed by

@@ -59,6 +59,7 @@ pub const OPEN_METHODS: &[&str] = &[
     paved_grpc::auth::TRUST_BUNDLE_METHOD,
     // The client certificate is the credential, checked by the handler.
     "/paved.secrets_broker.v1.SecretsBrokerService/RenewCertificate",
+    "/paved.secrets_broker.v1.SecretsBrokerService/ExchangeCertificate",
 ];
 
 /// The methods any valid token may call: renewing or revoking itself
