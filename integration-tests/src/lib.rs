@@ -40,9 +40,6 @@ pub async fn redis_namespace(prefix: &str) -> String {
     url
 }
 
-/// The directory of the workspace's built binaries (`target/debug`). The test
-/// command builds them first (`cargo build --workspace --bins`); a missing one
-/// fails the test with that advice.
 /// A standalone provisioner's options for tests: workloads' data in
 /// `data_dir`, the executables built here, the policy bundle in `deploy/`,
 /// no analyzer and no token file.
@@ -64,6 +61,9 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
     }
 }
 
+/// The directory of the workspace's built binaries (`target/debug`). The test
+/// command builds them first (`cargo build --workspace --bins`); a missing one
+/// fails the test with that advice.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();

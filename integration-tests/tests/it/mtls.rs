@@ -9,8 +9,8 @@ use paved_integration_tests::{authed, eventually, postgres_database, redis_names
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::secrets_broker::v1::{
     ExchangeBootstrapTokenRequest, ExchangeCertificateRequest, ExchangeCertificateResponse, GetTrustBundleRequest, IntrospectTokenRequest,
-    IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RevokeTokenRequest, RotateCertificateAuthorityRequest,
-    revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
+    IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RenewCertificateResponse, RevokeTokenRequest,
+    RotateCertificateAuthorityRequest, revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use paved_service::{BasicConfig, Common, MtlsOptions, run_consumer};
 use std::time::Duration;
@@ -39,15 +39,20 @@ async fn identity(broker: &SecretsBrokerServiceClient<paved_grpc::client::AuthCh
 /// `tls`'s certificate renewed with itself (RenewCertificate over mTLS,
 /// no token), installed in a new identity; and how many seconds it lives.
 async fn self_renewed(tls: &Tls, broker: std::net::SocketAddr, bundle: &str) -> Result<(Tls, i64), tonic::Status> {
-    let mut client = SecretsBrokerServiceClient::new(over_tls(tls, broker, &platform_id("secrets-broker")));
     let (key, csr_pem) = paved_grpc::tls::new_key(tls.spiffe_id()).expect("key");
-    let renewed = client.renew_certificate(RenewCertificateRequest { csr_pem, ttl: None }).await?.into_inner();
+    let renewed = renewal(tls, broker, csr_pem).await?;
     assert_eq!(renewed.spiffe_id, tls.spiffe_id(), "the same identity");
     let next = Tls::new(&renewed.spiffe_id, None);
     next.set_bundle(bundle).expect("bundle");
     let expire = paved_proto::millis_from_timestamp(renewed.expire_time.as_ref().expect("expiry"));
     next.set_certificate(&renewed.certificate_pem, key, expire).expect("the certificate names the SPIFFE id");
     Ok((next, expire / 1000 - chrono::Utc::now().timestamp()))
+}
+
+/// RenewCertificate for `csr_pem`, over mTLS as `tls`.
+async fn renewal(tls: &Tls, broker: std::net::SocketAddr, csr_pem: String) -> Result<RenewCertificateResponse, tonic::Status> {
+    let mut client = SecretsBrokerServiceClient::new(over_tls(tls, broker, &platform_id("secrets-broker")));
+    Ok(client.renew_certificate(RenewCertificateRequest { csr_pem, ttl: None }).await?.into_inner())
 }
 
 /// A token for `tls`'s certificate (ExchangeCertificate over mTLS, no token).
@@ -180,7 +185,7 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     // Its identity token lives 30 s, and so does the first certificate it
     // gets; it renews that certificate (at two thirds of its life) with
     // the certificate, for as long as the token is not revoked.
-    let mut first = issue(&platform_id("audit"), &["certs:issue:platform/audit"]);
+    let mut first = issue(&platform_id("audit"), &["certs:enrol:platform/audit"]);
     first.ttl = Some(prost_types::Duration { seconds: 30, nanos: 0 });
     let first = root_client.issue_token(first).await.expect("token").into_inner().token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -269,8 +274,9 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     // Renewal by the certificate itself, over mTLS: no token. Not without one.
     let status = self_renewed(&person, broker, &bundle).await.expect_err("no client certificate");
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "PEER_CERTIFICATE_REQUIRED"));
-    // A platform service enrolled with a token of its own identity renews
-    // past that token's life, 1 h each time, while the token is not revoked.
+    // A platform service enrolled for good (a token of its own identity
+    // naming certs:enrol for it) renews past that token's life, 1 h each
+    // time, while the token is not revoked.
     let minting = root_client.clone();
     let token_for = |subject: &str, scopes: &[&str]| {
         let mut request = issue(subject, scopes);
@@ -281,10 +287,19 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     };
     let over = |token: &str| SecretsBrokerServiceClient::new(authed(over_tls(&person, broker, &platform_id("secrets-broker")), token));
     let scheduler_id = platform_id("cost-scheduler");
-    let own = token_for(&scheduler_id, &["certs:issue:platform/cost-scheduler"]).await;
+    let own = token_for(&scheduler_id, &["certs:enrol:platform/cost-scheduler", "read:audit"]).await;
     let (scheduler, _) = identity(&over(&own.token), &scheduler_id, &bundle).await;
-    let (again, lifetime) = self_renewed(&scheduler, broker, &bundle).await.expect("renewed with its certificate");
+    let (key, csr_pem) = paved_grpc::tls::new_key(&scheduler_id).expect("key");
+    let answer = renewal(&scheduler, broker, csr_pem.clone()).await.expect("renewed with its certificate");
+    let lifetime = answer.expire_time.as_ref().expect("expiry").seconds - chrono::Utc::now().timestamp();
     assert!((3590..=3600).contains(&lifetime), "1 h, past the enrolling token's 2 min: {lifetime}");
+    // Its answer lost, the same request gets the same certificate.
+    let repeated = renewal(&scheduler, broker, csr_pem).await.expect("the same request again");
+    assert_eq!(repeated.certificate_pem, answer.certificate_pem);
+    let again = Tls::new(&scheduler_id, None);
+    again.set_bundle(&bundle).expect("bundle");
+    let expire = paved_proto::millis_from_timestamp(answer.expire_time.as_ref().expect("expiry"));
+    again.set_certificate(&answer.certificate_pem, key, expire).expect("certificate");
     // Each certificate renews once: presented again, a copy of its key may be in use.
     let status = self_renewed(&scheduler, broker, &bundle).await.expect_err("renewed already");
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "CERTIFICATE_REPLACED"), "{status:?}");
@@ -305,10 +320,8 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "PEER_CERTIFICATE_REQUIRED"));
     let login = exchanged(&again, broker).await.expect("a token for its certificate");
     let info = login.info.clone().expect("info");
-    assert_eq!(
-        (info.subject.as_str(), info.scopes.as_slice()),
-        (scheduler_id.as_str(), &["certs:issue:platform/cost-scheduler".to_string()][..])
-    );
+    // Never a certificate scope: a login cannot start a line of its own.
+    assert_eq!((info.subject.as_str(), info.scopes.as_slice()), (scheduler_id.as_str(), &["read:audit".to_string()][..]));
     let lifetime = info.expire_time.expect("expiry").seconds - chrono::Utc::now().timestamp();
     assert!((890..=900).contains(&lifetime), "15 min: {lifetime}");
     assert_eq!(info.renewable_until, info.expire_time);
@@ -324,14 +337,15 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "ENROLMENT_REVOKED"), "{status:?}");
     let introspected = root_client.introspect_token(IntrospectTokenRequest { token: login.token }).await.expect("introspect").into_inner();
     assert!(!introspected.active, "the exchanged token went with its enrolment: {introspected:?}");
-    // Enrolled with someone else's token, a platform identity renews no
-    // longer than that token could (its 2 min).
-    let admin = token_for("ops@example.com", &["certs:issue:platform/*"]).await;
+    // Enrolled without naming certs:enrol (here through a wildcard, by a
+    // token of the identity as anyone with write:secrets-broker can make),
+    // a platform identity renews no longer than that token could (2 min).
+    let admin = token_for(&platform_id("canary-analyzer"), &["certs:issue:platform/*"]).await;
     let (analyzer, _) = identity(&over(&admin.token), &platform_id("canary-analyzer"), &bundle).await;
     let (analyzer, lifetime) = self_renewed(&analyzer, broker, &bundle).await.expect("renewed");
-    assert!((60..=120).contains(&lifetime), "cut to the admin token's renewable_until: {lifetime}");
+    assert!((60..=120).contains(&lifetime), "cut to the token's renewable_until: {lifetime}");
     let status = exchanged(&analyzer, broker).await.expect_err("no login");
-    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::PermissionDenied, "CERTIFICATE_NOT_A_LOGIN"), "{status:?}");
     // A workload's never past its identity token's renewable_until (20 min
     // here), and not at all once that token is revoked.
     let shop_id = "spiffe://paved/dev/shop";
@@ -466,8 +480,11 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
         async move { client.list_entries(list).await.ok() }
     })
     .await;
-    let again = std::fs::read_to_string(kept.join("cert.pem")).expect("cert.pem");
-    assert_ne!(paved_grpc::tls::certificates(&again).expect("cert").remove(0), der, "renewed at start");
+    eventually("the kept certificate renewed at start", Duration::from_secs(20), || {
+        let (file, der) = (kept.join("cert.pem"), der.clone());
+        async move { (paved_grpc::tls::certificates(&std::fs::read_to_string(file).ok()?).ok()?.remove(0) != der).then_some(()) }
+    })
+    .await;
     // Its certificate is from the new CA now: the person learns the bundle.
     person.set_bundle(&trusted.trust_bundle_pem).expect("bundle");
 
@@ -501,7 +518,7 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
     // Its enrolment: its own identity, what its calls need, one minute.
     let enrol = IssueTokenRequest {
         subject: platform_id("provisioner"),
-        scopes: ["certs:issue:platform/provisioner", "write:secrets-broker", "bootstrap:issue:*"].map(String::from).to_vec(),
+        scopes: ["certs:enrol:platform/provisioner", "write:secrets-broker", "bootstrap:issue:*"].map(String::from).to_vec(),
         ttl: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
         ..Default::default()
     };
@@ -578,8 +595,8 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
         .into_inner()
         .tokens;
     assert!(tokens.len() >= 2, "the enrolling token and at least one exchanged: {tokens:?}");
-    assert!(tokens.iter().all(|t| t.scopes == enrol.info.as_ref().expect("info").scopes), "{tokens:?}");
-    std::fs::remove_file(&token_file).expect("the enrolment token is needed no more");
+    let login = ["bootstrap:issue:*", "write:secrets-broker"];
+    assert!(tokens.iter().any(|t| t.token_id != enrol.info.as_ref().expect("info").token_id && t.scopes == login), "{tokens:?}");
     shutdown.cancel();
     broker_task.await.expect("broker task").expect("broker stopped cleanly");
     provisioner_task.await.expect("provisioner task").expect("provisioner stopped cleanly");

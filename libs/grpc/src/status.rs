@@ -29,6 +29,10 @@ pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::Unauthenticated, reason, message, ErrorDetails::new())
 }
 
+pub fn permission_denied(reason: &str, message: impl Into<String>) -> Status {
+    with_reason(Code::PermissionDenied, reason, message, ErrorDetails::new())
+}
+
 pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::FailedPrecondition, reason, message, ErrorDetails::new())
 }

@@ -310,9 +310,7 @@ pub async fn maintain_identity(
     shutdown: CancellationToken,
 ) {
     let MtlsOptions { token_file, certificate_dir, .. } = options;
-    use paved_proto::secrets_broker::v1::{
-        GetTrustBundleRequest, IssueCertificateRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
-    };
+    use paved_proto::secrets_broker::v1::{GetTrustBundleRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
     healthy(false);
     let channel = paved_grpc::tls::connect(&broker_url, Some(&tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
         e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
@@ -326,7 +324,8 @@ pub async fn maintain_identity(
     };
     let bearer = paved_grpc::client::Bearer::default();
     let mut client = SecretsBrokerServiceClient::new(bearer.on(channel));
-    let (mut renew_at, mut expire_at, mut warned) = (0, 0, false);
+    let (mut renew_at, mut expire_at, mut warned, mut failures) = (0, 0, false, 0);
+    let mut pending: Option<(Vec<u8>, String)> = None;
     // When to exchange the certificate for a token again, and when the one held expires.
     let (mut token_at, mut token_until) = (0, 0);
     // A certificate kept from before a restart: renewed at once with itself.
@@ -360,30 +359,33 @@ pub async fn maintain_identity(
             };
             tls.set_bundle(&bundle.trust_bundle_pem)?;
             if now >= renew_at {
-                let (key, csr_pem) = paved_grpc::tls::new_key(tls.spiffe_id())?;
-                // Renewed with the certificate held; enrolled with the
-                // token file at first, or once renewals are refused.
-                let renewed = if now < expire_at { renew_by_certificate(&tls, &broker_url, csr_pem.clone()).await? } else { None };
-                let (certificate_pem, expire_time, authority_id) = match renewed {
-                    Some(renewed) => renewed,
-                    None => {
-                        let file = token_file.as_ref().ok_or_else(|| {
-                            anyhow::anyhow!("mTLS needs identity_token_file (PAVED_IDENTITY_TOKEN_FILE): a token for {}", tls.spiffe_id())
-                        })?;
-                        bearer.set(std::fs::read_to_string(file).with_context(|| format!("token file {}", file.display()))?.trim())?;
-                        let request = IssueCertificateRequest { csr_pem, spiffe_id: tls.spiffe_id().to_string(), ttl: None };
-                        let issued = client.issue_certificate(request).await?.into_inner();
-                        (issued.certificate_pem, issued.expire_time, issued.authority_id)
-                    }
+                // The same key and request until one succeeds: a renewal
+                // whose answer was lost is answered again, not refused.
+                let (key, csr_pem) = match pending.clone() {
+                    Some(pending) => pending,
+                    None => pending.insert(paved_grpc::tls::new_key(tls.spiffe_id())?).clone(),
                 };
+                let renewable = now < expire_at;
+                let (certificate_pem, expire_time, authority_id) =
+                    match obtain_certificate(&tls, &broker_url, &mut client, &bearer, token_file.as_deref(), csr_pem, renewable).await {
+                        Ok(obtained) => obtained,
+                        Err(e) => {
+                            // Each refusal is an event: backing off, up to a minute.
+                            failures = (failures + 1).min(5);
+                            renew_at = now + 2_000 * (1 << failures);
+                            return Err(e);
+                        }
+                    };
                 let expire = expire_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
                 tls.set_certificate(&certificate_pem, key.clone(), expire)?;
-                if let Some(dir) = &certificate_dir {
-                    paved_grpc::tls::save_identity(dir, &key, &certificate_pem, &tls.bundle_pem())
-                        .with_context(|| format!("keep the certificate in {}", dir.display()))?;
-                }
-                (renew_at, expire_at) = (tls.renew_at(now), expire);
+                (renew_at, expire_at, failures, pending) = (tls.renew_at(now), expire, 0, None);
                 tracing::info!(spiffe_id = tls.spiffe_id(), authority = authority_id, "certificate renewed");
+                if let Some(dir) = &certificate_dir
+                    && let Err(e) = paved_grpc::tls::save_identity(dir, &key, &certificate_pem, &tls.bundle_pem())
+                {
+                    // Held all the same; a restart enrols again from the token file.
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot keep the certificate");
+                }
             }
             if let Some(calls) = calls.as_ref().filter(|_| now >= token_at && tls.has_certificate()) {
                 use paved_proto::secrets_broker::v1::ExchangeCertificateRequest;
@@ -438,6 +440,31 @@ fn kept_identity(tls: &Tls, dir: &std::path::Path) -> anyhow::Result<i64> {
     tls.set_bundle(&bundle_pem)?;
     tls.set_certificate(&certificate_pem, key, expire)?;
     Ok(expire)
+}
+
+/// A certificate for the key of `csr_pem`: renewed with the one `tls`
+/// holds while it is `renewable`; enrolled with the token file at first,
+/// or once renewals are refused. Its PEM, expiry and CA.
+async fn obtain_certificate(
+    tls: &Tls,
+    broker_url: &str,
+    client: &mut paved_proto::secrets_broker::v1::secrets_broker_service_client::SecretsBrokerServiceClient<
+        paved_grpc::client::AuthChannel,
+    >,
+    bearer: &paved_grpc::client::Bearer,
+    token_file: Option<&std::path::Path>,
+    csr_pem: String,
+    renewable: bool,
+) -> anyhow::Result<(String, Option<prost_types::Timestamp>, String)> {
+    if renewable && let Some(renewed) = renew_by_certificate(tls, broker_url, csr_pem.clone()).await? {
+        return Ok(renewed);
+    }
+    let file = token_file
+        .ok_or_else(|| anyhow::anyhow!("mTLS needs identity_token_file (PAVED_IDENTITY_TOKEN_FILE): a token for {}", tls.spiffe_id()))?;
+    bearer.set(std::fs::read_to_string(file).with_context(|| format!("token file {}", file.display()))?.trim())?;
+    let request = paved_proto::secrets_broker::v1::IssueCertificateRequest { csr_pem, spiffe_id: tls.spiffe_id().to_string(), ttl: None };
+    let issued = client.issue_certificate(request).await?.into_inner();
+    Ok((issued.certificate_pem, issued.expire_time, issued.authority_id))
 }
 
 /// A certificate for the one `tls` holds, asked for with it over a new

@@ -169,6 +169,18 @@ impl Api {
     }
 }
 
+/// The scope that enrols a platform identity for good, with its path
+/// (`certs:enrol:platform/audit`); held by name, never through a wildcard.
+const ENROL_SCOPE: &str = "certs:enrol:";
+
+/// What a certificate's login may do: the enrolling token's scopes but any
+/// that would get certificates (`certs:…`, `*`), so that a login cannot
+/// start a line of its own beside the one it came from.
+fn login_scopes(enrolling: Vec<String>) -> Vec<String> {
+    const CERTS: &str = "certs:";
+    enrolling.into_iter().filter(|s| !s.starts_with(CERTS) && s.strip_suffix('*').is_none_or(|prefix| !CERTS.starts_with(prefix))).collect()
+}
+
 /// The client certificate of a call over mTLS, verified to the trust
 /// bundle in the handshake; UNAUTHENTICATED without one (not recorded:
 /// anyone may call so, and such calls must not fill the audit trail).
@@ -797,7 +809,16 @@ impl SecretsBrokerService for Api {
         // `write:secrets-broker` can name any subject for the tokens it
         // issues, and a certificate is an identity peers trust by name.
         let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
-        self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
+        // Enrolled for good: a platform identity, by a token of its own
+        // that names `certs:enrol:platform/<service>` itself (no wildcard
+        // grants it, so only one who could grant that scope by name — the
+        // root — makes a line no token's lifetime ends).
+        let for_good = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX)
+            && caller.sub == spiffe_id
+            && caller.scp.iter().any(|s| *s == format!("{ENROL_SCOPE}{path}"));
+        if !for_good {
+            self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
+        }
         // Never outliving the token that asked (certificates are not
         // revoked, tokens are); its renewals end once that token is revoked.
         let token_left = Duration::from_secs(u64::try_from(caller.exp - chrono::Utc::now().timestamp()).unwrap_or(0));
@@ -805,12 +826,12 @@ impl SecretsBrokerService for Api {
         if ttl.is_zero() {
             return Err(status::failed_precondition("TOKEN_EXPIRING", "the token expires now: renew it, then ask for a certificate"));
         }
-        // A platform service enrolled with a token of its own identity
-        // renews for as long as that token stands (revoking the identity
-        // ends it); any other certificate no longer than the token could.
-        let unbounded = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX) && caller.sub == spiffe_id;
-        let until = if caller.ren > 0 { caller.ren } else { caller.exp };
-        let enrolment = ca::Enrolment { token: caller.jti.clone(), renew_until_ms: (!unbounded).then_some(until * 1000) };
+        // Enrolled for good, it renews for as long as that token stands
+        // (revoking it or the identity ends it); any other certificate no
+        // longer than the token could, and at most a day.
+        let until = if caller.ren > 0 { caller.ren } else { caller.exp }.saturating_mul(1000);
+        let until = until.min(crate::now_ms().saturating_add(crate::ms(ca::MAX_TTL)));
+        let enrolment = ca::Enrolment { token: caller.jti.clone(), renew_until_ms: (!for_good).then_some(until) };
         let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl, Some(&enrolment)).await.map_err(ca_failed)?;
         Ok(Response::new(self.certificate(issued).await?))
     }
@@ -841,10 +862,10 @@ impl SecretsBrokerService for Api {
         };
         if enrolment.renew_until_ms.is_some() {
             let why = format!(
-                "a certificate of {spiffe_id} is no login: only a platform identity's, enrolled with a token of its own, is; use the identity's token"
+                "a certificate of {spiffe_id} is no login: only a platform identity's, enrolled for good ({ENROL_SCOPE}…), is; use the identity's token"
             );
             self.authority.record("token.denied", &spiffe_id, &spiffe_id, &why).await;
-            return Err(Status::permission_denied(why));
+            return Err(status::permission_denied("CERTIFICATE_NOT_A_LOGIN", why));
         }
         let revoked = || CaError::EnrolmentRevoked(spiffe_id.clone(), enrolment.token.clone());
         let enrolling = self.authority.token(&enrolment.token).await.map_err(failed)?.filter(|t| t.revoke_time.is_none());
@@ -856,7 +877,7 @@ impl SecretsBrokerService for Api {
         let grant = Grant {
             parent: Some(enrolment.token.clone()),
             subject: spiffe_id.clone(),
-            scopes: enrolling.scopes,
+            scopes: login_scopes(enrolling.scopes),
             audience: enrolling.audience,
             ttl: authority::DEFAULT_TTL,
             renewable: Duration::ZERO,
@@ -920,6 +941,20 @@ fn database_message(config: database::Config) -> Database {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_login_gets_no_certificate_scopes() {
+        let enrolling = [
+            "certs:enrol:platform/provisioner",
+            "certs:issue:platform/provisioner",
+            "cert*",
+            "*",
+            "write:secrets-broker",
+            "bootstrap:issue:*",
+        ];
+        let login = super::login_scopes(enrolling.map(String::from).to_vec());
+        assert_eq!(login, ["write:secrets-broker", "bootstrap:issue:*"]);
+    }
+
     use super::*;
 
     #[test]

@@ -15,7 +15,7 @@ use paved_proto::{secrets_broker::v1::CertificateAuthority, timestamp_from_milli
 use paved_stream::outbox::Relay;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
@@ -102,6 +102,8 @@ fn time(ms: i64) -> Result<time::OffsetDateTime, CaError> {
 /// A certificate just signed, not yet recorded.
 struct Signed {
     fingerprint: String,
+    /// SHA-256 of its public key, hex: a renewal asked for again names it.
+    key_hash: String,
     issued: Issued,
 }
 
@@ -120,17 +122,33 @@ async fn record(txn: &sea_orm::DatabaseTransaction, signed: &Signed, enrolment: 
     txn.execute(&expired).await?;
     let insert = Query::insert()
         .into_table(Alias::new(CERTIFICATES))
-        .columns(["fingerprint", "spiffe_id", "enrolled_by", "renew_until_ms", "expire_time_ms"].map(Alias::new))
+        .columns(
+            ["fingerprint", "spiffe_id", "enrolled_by", "renew_until_ms", "expire_time_ms", "key_hash", "certificate_pem", "authority_id"]
+                .map(Alias::new),
+        )
         .values_panic([
             signed.fingerprint.clone().into(),
             signed.issued.spiffe_id.clone().into(),
             enrolment.token.clone().into(),
             enrolment.renew_until_ms.into(),
             signed.issued.expire_time_ms.into(),
+            signed.key_hash.clone().into(),
+            signed.issued.certificate_pem.clone().into(),
+            signed.issued.authority_id.clone().into(),
         ])
         .to_owned();
     txn.execute(&insert).await?;
     Ok(())
+}
+
+/// SHA-256 of the public key of `csr_pem`, hex, as [`Signed::key_hash`].
+fn key_hash(csr_pem: &str) -> Result<String, CaError> {
+    let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| CaError::Csr(e.to_string()))?;
+    Ok(hash_key(&csr.public_key))
+}
+
+fn hash_key(key: &impl PublicKeyData) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.der_bytes()))
 }
 
 /// A certificate's key in [`CERTIFICATES`]: SHA-256 of its DER, hex.
@@ -266,8 +284,13 @@ impl Ca {
     /// handshake): same SPIFFE id, the key of `csr_pem`, under the same
     /// enrolment, at most `ttl`. `presented` is replaced: presented again,
     /// it renews nothing (its key may have been copied).
+    /// The same request again (its answer lost on the way) gets the same
+    /// certificate back.
     pub async fn renew(&self, presented: &[u8], csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
-        let (spiffe_id, enrolment) = self.enrolment(presented).await?;
+        let (spiffe_id, enrolment, replaced_by) = self.line(presented).await?;
+        if let Some(replacement) = replaced_by {
+            return self.replacement(&replacement, &key_hash(csr_pem)?).await?.ok_or(CaError::Replaced(spiffe_id));
+        }
         let presented = fingerprint(presented);
         let left = enrolment.renew_until_ms.map_or(ttl, |until| Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0)));
         if left.is_zero() {
@@ -283,9 +306,9 @@ impl Ca {
         }
         let replace = Query::update()
             .table(Alias::new(CERTIFICATES))
-            .value(Alias::new("replace_time_ms"), now_ms())
+            .value(Alias::new("replaced_by"), signed.fingerprint.as_str())
             .and_where(Expr::col(Alias::new("fingerprint")).eq(presented.as_str()))
-            .and_where(Expr::col(Alias::new("replace_time_ms")).is_null())
+            .and_where(Expr::col(Alias::new("replaced_by")).is_null())
             .to_owned();
         // Two renewals of one certificate at once: one wins.
         if txn.execute(&replace).await?.rows_affected() == 0 {
@@ -302,19 +325,47 @@ impl Ca {
     /// The SPIFFE id and enrolment of `presented` (DER), a certificate this
     /// CA issued to a token and not replaced since.
     pub async fn enrolment(&self, presented: &[u8]) -> Result<(String, Enrolment), CaError> {
+        match self.line(presented).await? {
+            (spiffe_id, _, Some(_)) => Err(CaError::Replaced(spiffe_id)),
+            (spiffe_id, enrolment, None) => Ok((spiffe_id, enrolment)),
+        }
+    }
+
+    /// The SPIFFE id, enrolment and replacement (its fingerprint) of
+    /// `presented` (DER), a certificate this CA issued to a token.
+    async fn line(&self, presented: &[u8]) -> Result<(String, Enrolment, Option<String>), CaError> {
         let query = Query::select()
-            .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replace_time_ms"].map(Alias::new))
+            .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replaced_by"].map(Alias::new))
             .from(Alias::new(CERTIFICATES))
             .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint(presented)))
             .to_owned();
         let Some(row) = self.db.query_one(&query).await? else {
             return Err(CaError::NotEnrolled);
         };
-        let spiffe_id: String = row.try_get("", "spiffe_id")?;
-        if row.try_get::<Option<i64>>("", "replace_time_ms")?.is_some() {
-            return Err(CaError::Replaced(spiffe_id));
-        }
-        Ok((spiffe_id, Enrolment { token: row.try_get("", "enrolled_by")?, renew_until_ms: row.try_get("", "renew_until_ms")? }))
+        let enrolment = Enrolment { token: row.try_get("", "enrolled_by")?, renew_until_ms: row.try_get("", "renew_until_ms")? };
+        Ok((row.try_get("", "spiffe_id")?, enrolment, row.try_get("", "replaced_by")?))
+    }
+
+    /// The certificate `fingerprint`, if it is live, not replaced, and
+    /// over the key `key_hash`: a renewal asked for again.
+    async fn replacement(&self, fingerprint: &str, key_hash: &str) -> Result<Option<Issued>, CaError> {
+        let query = Query::select()
+            .columns(["certificate_pem", "spiffe_id", "expire_time_ms", "authority_id"].map(Alias::new))
+            .from(Alias::new(CERTIFICATES))
+            .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint))
+            .and_where(Expr::col(Alias::new("key_hash")).eq(key_hash))
+            .and_where(Expr::col(Alias::new("replaced_by")).is_null())
+            .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now_ms()))
+            .to_owned();
+        let Some(row) = self.db.query_one(&query).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Issued {
+            certificate_pem: row.try_get("", "certificate_pem")?,
+            spiffe_id: row.try_get("", "spiffe_id")?,
+            expire_time_ms: row.try_get("", "expire_time_ms")?,
+            authority_id: row.try_get("", "authority_id")?,
+        }))
     }
 
     /// A certificate for `spiffe_id` over the key of `csr_pem`, signed by
@@ -340,6 +391,7 @@ impl Ca {
         let certificate = params.signed_by(&csr.public_key, &issuer).map_err(|e| CaError::Sign(e.to_string()))?;
         Ok(Signed {
             fingerprint: fingerprint(certificate.der()),
+            key_hash: hash_key(&csr.public_key),
             issued: Issued {
                 certificate_pem: certificate.pem(),
                 spiffe_id: spiffe_id.to_string(),

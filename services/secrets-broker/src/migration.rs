@@ -279,8 +279,9 @@ const CREATE_CERTIFICATE_AUTHORITIES: paved_store::CreateTable = paved_store::Cr
 /// Certificates the CA issued that renew themselves (`RenewCertificate`),
 /// by the SHA-256 of their DER: the token whose enrolment they carry on
 /// (`enrolled_by`, a `tokens.jti`), how long renewals may go on (null: as
-/// long as that token is not revoked), and when one was renewed (each
-/// renews once). Rows go once expired.
+/// long as that token is not revoked), its public key's hash and PEM (a
+/// renewal asked again gets the same answer) and what renewed it
+/// (`replaced_by`: each renews once). Rows go once expired.
 const CREATE_CERTIFICATES: paved_store::CreateTable = paved_store::CreateTable {
     name: "m20261129_000002_create_certificates",
     table: || {
@@ -292,8 +293,21 @@ const CREATE_CERTIFICATES: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("enrolled_by")).string().not_null())
             .col(ColumnDef::new(Alias::new("renew_until_ms")).big_integer().null())
             .col(ColumnDef::new(Alias::new("expire_time_ms")).big_integer().not_null())
-            .col(ColumnDef::new(Alias::new("replace_time_ms")).big_integer().null())
+            .col(ColumnDef::new(Alias::new("key_hash")).string().not_null())
+            .col(ColumnDef::new(Alias::new("certificate_pem")).text().not_null())
+            .col(ColumnDef::new(Alias::new("authority_id")).string().not_null())
+            .col(ColumnDef::new(Alias::new("replaced_by")).string().null())
             .to_owned()
     },
-    indexes: paved_store::no_indexes,
+    // Each issue deletes the expired rows.
+    indexes: || {
+        vec![
+            Index::create()
+                .name("certificates_by_expiry")
+                .table(Alias::new("certificates"))
+                .col(Alias::new("expire_time_ms"))
+                .if_not_exists()
+                .to_owned(),
+        ]
+    },
 };
