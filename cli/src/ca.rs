@@ -61,6 +61,13 @@ pub async fn renew(endpoint: &str, ttl: Option<Duration>, dir: &Path) -> anyhow:
     let (key, csr_pem) = paved_grpc::tls::new_key(&spiffe_id)?;
     let request = RenewCertificateRequest { csr_pem, ttl: ttl.map(paved_proto::duration_from_std) };
     let renewed = SecretsBrokerServiceClient::new(channel).renew_certificate(request).await.map_err(failed)?.into_inner();
+    // Checked before it replaces the one held: the same identity.
+    let got = paved_grpc::tls::certificates(&renewed.certificate_pem)?;
+    anyhow::ensure!(
+        paved_grpc::tls::spiffe_id(&got[0]).as_deref() == Some(spiffe_id.as_str()),
+        "the broker answered a certificate for another identity; {}/ left as it was",
+        dir.display()
+    );
     paved_grpc::tls::save_identity(dir, &key, &renewed.certificate_pem, &renewed.trust_bundle_pem)?;
     Ok((renewed.spiffe_id, renewed.expire_time))
 }
