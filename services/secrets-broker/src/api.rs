@@ -810,9 +810,10 @@ impl SecretsBrokerService for Api {
         // issues, and a certificate is an identity peers trust by name.
         let path = spiffe_id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN).unwrap_or_default().trim_start_matches('/');
         // Enrolled for good: a platform identity, by a token of its own
-        // that names `certs:enrol:platform/<service>` itself (no wildcard
-        // grants it, so only one who could grant that scope by name — the
-        // root — makes a line no token's lifetime ends).
+        // that names `certs:enrol:platform/<service>` itself. A wildcard in
+        // the enrolling token does not count, and only a token allowed that
+        // scope (the root's `*`, say) can issue one naming it: holders of
+        // `certs:issue:platform/*` make no line that outlives their token.
         let for_good = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX)
             && caller.sub == spiffe_id
             && caller.scp.iter().any(|s| *s == format!("{ENROL_SCOPE}{path}"));
@@ -941,6 +942,8 @@ fn database_message(config: database::Config) -> Database {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_login_gets_no_certificate_scopes() {
         let enrolling = [
@@ -951,11 +954,9 @@ mod tests {
             "write:secrets-broker",
             "bootstrap:issue:*",
         ];
-        let login = super::login_scopes(enrolling.map(String::from).to_vec());
+        let login = login_scopes(enrolling.map(String::from).to_vec());
         assert_eq!(login, ["write:secrets-broker", "bootstrap:issue:*"]);
     }
-
-    use super::*;
 
     #[test]
     fn grants_only_what_is_held() {
