@@ -40,6 +40,28 @@ pub async fn redis_namespace(prefix: &str) -> String {
     url
 }
 
+/// A spec for a workload `shop` whose process writes what the runtime
+/// hands it (`$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL`) to `file`, then
+/// serves `hello`; `declares` adds its lines (secrets, databases, …).
+pub fn handing_spec(file: &std::path::Path, declares: &str) -> String {
+    format!(
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\n{declares}",
+        file.display()
+    )
+}
+
+/// The bootstrap token and broker URL a [`handing_spec`] process wrote to
+/// `file`, waiting up to `timeout` for it.
+pub async fn handed(file: &std::path::Path, timeout: Duration) -> (String, String) {
+    let line = eventually("the process to write what it was handed", timeout, || {
+        let file = file.to_path_buf();
+        async move { std::fs::read_to_string(file).ok().filter(|l| l.starts_with("pvb1.")) }
+    })
+    .await;
+    let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");
+    (token.to_string(), broker_url.to_string())
+}
+
 /// A standalone provisioner's options for tests: workloads' data in
 /// `data_dir`, the executables built here, the policy bundle in `deploy/`,
 /// no analyzer and no token file.

@@ -542,10 +542,7 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
 
     // A workload declaring a secret starts only with a bootstrap token.
     let handed = dir.path().join("bootstrap-token");
-    let spec = format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password]\n",
-        handed.display()
-    );
+    let spec = paved_integration_tests::handing_spec(&handed, "secrets: [db-password]\n");
     let apply = paved_proto::provisioner::v1::ApplyWorkloadRequest {
         environment: "dev".into(),
         spec_yaml: spec,
@@ -569,15 +566,10 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
     .await;
     let mut provisioner = provisioner;
     provisioner.apply_workload(apply).await.expect("apply");
-    let line = eventually("the process to write what it was handed", Duration::from_secs(30), || {
-        let handed = handed.clone();
-        async move { std::fs::read_to_string(handed).ok().filter(|l| l.starts_with("pvb1.")) }
-    })
-    .await;
-    let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");
+    let (token, broker_url) = paved_integration_tests::handed(&handed, Duration::from_secs(30)).await;
     assert_eq!(broker_url, format!("https://{broker}"));
     let identity = as_root
-        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token.into() })
+        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token })
         .await
         .expect("a genuine bootstrap token")
         .into_inner();

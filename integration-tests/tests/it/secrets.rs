@@ -428,10 +428,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     // The provisioner hands each process it starts a bootstrap token; the
     // workload exchanges it for exactly what its spec declares.
     let handed = _dir.path().join("bootstrap-token");
-    let spec = format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\nsecrets: [db-password, api-key]\ndatabases: [orders]\ncertificate: true\n",
-        handed.display()
-    );
+    let spec = paved_integration_tests::handing_spec(&handed, "secrets: [db-password, api-key]\ndatabases: [orders]\ncertificate: true\n");
     let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
         channel.clone(),
         &platform.root_token,
@@ -443,18 +440,10 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         request_id: String::new(),
     };
     provisioner.apply_workload(apply).await.expect("deploy a workload declaring a secret");
-    let line = eventually("the process to write what it was handed", Duration::from_secs(20), || {
-        let handed = handed.clone();
-        async move { std::fs::read_to_string(handed).ok().filter(|l| l.starts_with("pvb1.")) }
-    })
-    .await;
-    let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");
+    let (token, broker_url) = paved_integration_tests::handed(&handed, Duration::from_secs(20)).await;
     assert_eq!(broker_url, format!("http://{endpoint}"));
-    let identity = open
-        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token.into() })
-        .await
-        .expect("exchange")
-        .into_inner();
+    let identity =
+        open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token }).await.expect("exchange").into_inner();
     let compiled = ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders", "certs:issue:dev/shop"];
     assert_eq!(identity.info.expect("info").scopes, compiled, "compiled from the spec's secrets, databases and certificate");
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));

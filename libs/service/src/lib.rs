@@ -312,10 +312,9 @@ pub async fn maintain_identity(
     let MtlsOptions { token_file, certificate_dir, .. } = options;
     use paved_proto::secrets_broker::v1::{GetTrustBundleRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
     healthy(false);
-    let channel = paved_grpc::tls::connect(&broker_url, Some(&tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
-        e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
-    });
-    let channel = match channel {
+    // The bundle and enrolments go over this one; renewals and exchanges
+    // over their own (see `own_channel`).
+    let channel = match own_channel(&tls, &broker_url) {
         Ok(channel) => channel,
         Err(e) => {
             tracing::error!(broker = %broker_url, error = %e, "invalid broker URL: no certificate, no mTLS");
@@ -421,9 +420,9 @@ pub async fn maintain_identity(
     }
 }
 
-/// A channel to the broker presenting `tls`'s certificate of the moment:
-/// new each time, since the broker sees the certificate of a connection's
-/// handshake.
+/// A channel to the broker presenting `tls`'s certificate of the moment. A
+/// renewal or an exchange takes a new one each time: the broker sees the
+/// certificate of a connection's handshake.
 fn own_channel(tls: &Tls, broker_url: &str) -> anyhow::Result<tonic::transport::Channel> {
     paved_grpc::tls::connect(broker_url, Some(tls), Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
         e.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))

@@ -56,14 +56,14 @@ pub enum CaError {
     Replaced(String),
     #[error("the token {1} that enrolled {0} is revoked: enrol again with a new one")]
     EnrolmentRevoked(String, String),
-    #[error("{0} renews no further (its identity token's renewable_until has passed): enrol again with a new one")]
+    #[error("{0} renews no further (its enrolling token's renewable_until, or a day, has passed): enrol again with a new one")]
     EnrolmentOver(String),
 }
 
 /// What a certificate renews from: the token that enrolled its line and,
-/// unless a platform service's, until when that token's renewals could go.
-/// Carried from each certificate to the one renewing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// unless enrolled for good, until when renewals may go. Carried from each
+/// certificate to the one renewing it.
+#[derive(Debug, Clone)]
 pub struct Enrolment {
     /// The enrolling token's id: once it is revoked (also through an
     /// ancestor), renewals stop.
@@ -287,11 +287,11 @@ impl Ca {
     /// The same request again (its answer lost on the way) gets the same
     /// certificate back.
     pub async fn renew(&self, presented: &[u8], csr_pem: &str, ttl: Duration) -> Result<Issued, CaError> {
-        let (spiffe_id, enrolment, replaced_by) = self.line(presented).await?;
+        let presented = fingerprint(presented);
+        let (spiffe_id, enrolment, replaced_by) = self.line(&presented).await?;
         if let Some(replacement) = replaced_by {
             return self.replacement(&replacement, &key_hash(csr_pem)?).await?.ok_or(CaError::Replaced(spiffe_id));
         }
-        let presented = fingerprint(presented);
         let left = enrolment.renew_until_ms.map_or(ttl, |until| Duration::from_millis(u64::try_from(until - now_ms()).unwrap_or(0)));
         if left.is_zero() {
             return Err(CaError::EnrolmentOver(spiffe_id));
@@ -325,19 +325,19 @@ impl Ca {
     /// The SPIFFE id and enrolment of `presented` (DER), a certificate this
     /// CA issued to a token and not replaced since.
     pub async fn enrolment(&self, presented: &[u8]) -> Result<(String, Enrolment), CaError> {
-        match self.line(presented).await? {
+        match self.line(&fingerprint(presented)).await? {
             (spiffe_id, _, Some(_)) => Err(CaError::Replaced(spiffe_id)),
             (spiffe_id, enrolment, None) => Ok((spiffe_id, enrolment)),
         }
     }
 
-    /// The SPIFFE id, enrolment and replacement (its fingerprint) of
-    /// `presented` (DER), a certificate this CA issued to a token.
-    async fn line(&self, presented: &[u8]) -> Result<(String, Enrolment, Option<String>), CaError> {
+    /// The SPIFFE id, enrolment and replacement (its fingerprint) of the
+    /// certificate `fingerprint`, one this CA issued to a token.
+    async fn line(&self, fingerprint: &str) -> Result<(String, Enrolment, Option<String>), CaError> {
         let query = Query::select()
             .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replaced_by"].map(Alias::new))
             .from(Alias::new(CERTIFICATES))
-            .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint(presented)))
+            .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint))
             .to_owned();
         let Some(row) = self.db.query_one(&query).await? else {
             return Err(CaError::NotEnrolled);
