@@ -426,16 +426,57 @@ enum TokenCommand {
     /// Mint a root token as the holder of the root key, on the broker's
     /// database (production mode: the platform's first token).
     Root {
-        /// The broker's database, e.g. postgres://…/paved_secrets_broker.
-        #[arg(long, env = "PAVED_BROKER_DATABASE_URL")]
-        database_url: String,
-        /// The event stream (the broker publishes the issue event).
-        #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_STREAM_URL")]
-        stream_url: String,
-        /// The root key file the broker uses.
-        #[arg(long, env = "PAVED_ROOT_KEY_FILE")]
-        root_key_file: PathBuf,
+        #[command(flatten)]
+        broker: RootKeyHolder,
     },
+    /// Mint each platform service's enrolling token as the holder of the
+    /// root key, on the broker's database (production mode with mTLS):
+    /// `<out>/<service>/identity.token`, mode 0600, what the service's
+    /// PAVED_IDENTITY_TOKEN_FILE names. Values are never printed.
+    Enrol {
+        #[command(flatten)]
+        broker: RootKeyHolder,
+        /// The directory the token files go under.
+        #[arg(long)]
+        out: PathBuf,
+        /// How long each token may enrol its service (once; it then renews
+        /// with its certificate). At most 24h.
+        #[arg(long, default_value = "10m", value_parser = commands::parse_ttl)]
+        ttl: Duration,
+        /// The services (default: every one but the broker, its own CA).
+        services: Vec<String>,
+    },
+}
+
+/// The broker's database and root key, for commands run as the root key's
+/// holder without the broker.
+#[derive(clap::Args)]
+struct RootKeyHolder {
+    /// The broker's database, e.g. postgres://…/paved_secrets_broker.
+    #[arg(long, env = "PAVED_BROKER_DATABASE_URL")]
+    database_url: String,
+    /// The event stream (the broker publishes the issue events).
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_STREAM_URL")]
+    stream_url: String,
+    /// The root key file the broker uses; without it, the key itself in
+    /// PAVED_ROOT_KEY, as the broker takes it (never as an argument).
+    #[arg(long, env = "PAVED_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+}
+
+impl RootKeyHolder {
+    async fn authority(&self) -> anyhow::Result<paved_secrets_broker::authority::Authority> {
+        use paved_secrets_broker::seal::RootKey;
+        let root = match &self.root_key_file {
+            Some(file) => RootKey::load_or_create(file, false)?,
+            None => match std::env::var("PAVED_ROOT_KEY") {
+                Ok(key) => RootKey::parse(&key).context("PAVED_ROOT_KEY")?,
+                Err(_) => anyhow::bail!("the root key is needed: --root-key-file (PAVED_ROOT_KEY_FILE), or the key in PAVED_ROOT_KEY"),
+            },
+        };
+        let stream = paved_stream::open(&self.stream_url, paved_stream::DEFAULT_MAX_LEN).await?;
+        paved_secrets_broker::offline_authority(&self.database_url, stream, root).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -927,12 +968,18 @@ async fn lease_command(command: LeaseCommand, endpoint: &str) -> anyhow::Result<
 
 async fn token_command(command: TokenCommand, endpoint: &str) -> anyhow::Result<ExitCode> {
     use paved_proto::secrets_broker::v1::{IssueTokenRequest, revoke_token_request::Target};
-    if let TokenCommand::Root { database_url, stream_url, root_key_file } = command {
-        let root = paved_secrets_broker::seal::RootKey::load_or_create(&root_key_file, false)?;
-        let stream = paved_stream::open(&stream_url, paved_stream::DEFAULT_MAX_LEN).await?;
-        let authority = paved_secrets_broker::offline_authority(&database_url, stream, root).await?;
-        println!("{}", authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0);
-        return Ok(ExitCode::SUCCESS);
+    match command {
+        TokenCommand::Root { broker } => {
+            let authority = broker.authority().await?;
+            println!("{}", authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0);
+            return Ok(ExitCode::SUCCESS);
+        }
+        TokenCommand::Enrol { broker, out, ttl, services } => {
+            let services = paved::tokens::enrolled_services(services, ttl)?;
+            paved::tokens::enrol(&broker.authority().await?, &services, ttl, &out).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let channel = commands::connect(endpoint).await?;
     let duration = |d: Option<Duration>| d.map(paved_proto::duration_from_std);
@@ -966,8 +1013,8 @@ async fn token_command(command: TokenCommand, endpoint: &str) -> anyhow::Result<
             println!("revoked {} token(s)", paved::tokens::revoke(channel, target).await?);
         }
         TokenCommand::RotateKey => println!("signing with key {}", paved::tokens::rotate(channel).await?),
-        // Needs no endpoint: handled before connecting.
-        TokenCommand::Root { .. } => {}
+        // Need no endpoint: handled before connecting.
+        TokenCommand::Root { .. } | TokenCommand::Enrol { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,3 +75,65 @@ pub fn table(tokens: &[TokenInfo]) -> String {
     }
     out
 }
+
+/// The services `paved token enrol` mints for: each named one, or every
+/// platform service but the broker (its own CA); checked before any is.
+pub fn enrolled_services(named: Vec<String>, ttl: std::time::Duration) -> anyhow::Result<Vec<String>> {
+    use paved_grpc::tls::PLATFORM_SERVICES;
+    use paved_secrets_broker::authority::MAX_TTL;
+    anyhow::ensure!(ttl <= MAX_TTL, "--ttl {ttl:?} is over the longest a token lives, {MAX_TTL:?}");
+    const BROKER: &str = "secrets-broker";
+    if named.is_empty() {
+        return Ok(PLATFORM_SERVICES.iter().filter(|s| **s != BROKER).map(|s| s.to_string()).collect());
+    }
+    for service in &named {
+        anyhow::ensure!(
+            PLATFORM_SERVICES.contains(&service.as_str()),
+            "{service:?} is not a platform service (one of {})",
+            PLATFORM_SERVICES.join(", ")
+        );
+        anyhow::ensure!(service != BROKER, "the {BROKER} is its own CA: it enrols with no token");
+    }
+    Ok(named)
+}
+
+/// Mints each service's enrolling token into `<out>/<service>/identity.token`
+/// (mode 0600, replacing an older one) and says on stderr what it wrote,
+/// never the values.
+pub async fn enrol(
+    authority: &paved_secrets_broker::authority::Authority,
+    services: &[String],
+    ttl: std::time::Duration,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for service in services {
+        let calls: &[&str] = if service == "provisioner" { &paved_provisioner::CALL_SCOPES } else { &[] };
+        let grant = paved_secrets_broker::enrolment_grant(service, calls, ttl);
+        let (token, info) = authority.issue("paved token enrol", &grant).await?;
+        let dir = out.join(service);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let file = dir.join("identity.token");
+        paved_grpc::tls::replace_private(&file, &token).with_context(|| format!("write {}", file.display()))?;
+        eprintln!("paved: token {} for {} ({}) → {}", info.token_id, info.subject, info.scopes.join(" "), file.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enrolled_services;
+    use std::time::Duration;
+
+    #[test]
+    fn enrols_the_services_it_can() {
+        let ten = Duration::from_secs(600);
+        assert_eq!(enrolled_services(vec![], ten).expect("all"), ["provisioner", "canary-analyzer", "cost-scheduler", "audit"]);
+        assert_eq!(enrolled_services(vec!["audit".into()], ten).expect("one"), ["audit"]);
+        let refused =
+            |named: &[&str], ttl| enrolled_services(named.iter().map(|s| s.to_string()).collect(), ttl).expect_err("refused").to_string();
+        assert!(refused(&["audit", "billing"], ten).contains("\"billing\" is not a platform service"));
+        assert!(refused(&["secrets-broker"], ten).contains("its own CA"));
+        assert!(refused(&[], Duration::from_secs(25 * 3600)).contains("over the longest a token lives"));
+    }
+}

@@ -333,8 +333,7 @@ fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
     paved_secrets_broker::authority::Grant {
         parent: None,
         subject: paved_secrets_broker::spiffe_id(paved_provisioner::PLATFORM_ENVIRONMENT, "provisioner"),
-        // Looks to the analyzer; a bootstrap token for each process it starts.
-        scopes: vec!["write:canary-analyzer".into(), "write:secrets-broker".into(), "bootstrap:issue:*".into()],
+        scopes: paved_provisioner::CALL_SCOPES.map(String::from).to_vec(),
         audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
         ttl: paved_secrets_broker::authority::DEFAULT_TTL,
         renewable: paved_secrets_broker::authority::MAX_RENEWABLE,

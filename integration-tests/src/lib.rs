@@ -166,8 +166,17 @@ pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<
 
 /// [`paved`] presenting `token` (as `PAVED_TOKEN`).
 pub fn paved_with(token: &str, args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
+    paved_env(&[("PAVED_TOKEN", token)], args)
+}
+
+/// [`paved`] with these environment variables, and none other of Paved's
+/// from whoever runs the tests.
+pub fn paved_env(env: &[(&str, &str)], args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
     let mut command = tokio::process::Command::new(bin_dir().join("paved"));
-    command.args(args).env("PAVED_TOKEN", token).env("PAVED_CONFIG_DIR", std::env::temp_dir().join("paved-tests-no-credentials"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_")) {
+        command.env_remove(key);
+    }
+    command.args(args).envs(env.iter().copied()).env("PAVED_CONFIG_DIR", std::env::temp_dir().join("paved-tests-no-credentials"));
     async move { command.output().await.expect("run paved") }
 }
 

@@ -4,6 +4,7 @@ mod artifacts;
 mod auth;
 mod canary;
 mod cli;
+mod compose;
 mod leases;
 mod mtls;
 mod outbox;

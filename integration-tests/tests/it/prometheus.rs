@@ -11,7 +11,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
 
@@ -31,10 +31,15 @@ fn prometheus(dir: &std::path::Path, target: &str) -> (Server, String) {
 
 /// Prometheus on `port` scraping `target` every `every`.
 fn prometheus_on(dir: &std::path::Path, target: &str, port: u16, every: &str) -> (Server, String) {
-    let config = dir.join("prometheus.yml");
     let text = format!(
         "global:\n  scrape_interval: {every}\nscrape_configs:\n  - job_name: paved\n    static_configs:\n      - targets: [\"{target}\"]\n"
     );
+    prometheus_with(dir, &text, port)
+}
+
+/// Prometheus on `port` with the configuration `text`, keeping its data in `dir`.
+pub(crate) fn prometheus_with(dir: &std::path::Path, text: &str, port: u16) -> (Server, String) {
+    let config = dir.join("prometheus.yml");
     std::fs::write(&config, text).expect("write config");
     let binary = std::env::var("PAVED_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
     let child = Command::new(&binary)

@@ -37,6 +37,8 @@ pub const PLATFORM_ENVIRONMENT: &str = "platform";
 /// Every platform service's SPIFFE id starts so; what a client accepts
 /// when it cannot know which service answers (the CLI at an endpoint).
 pub const PLATFORM_PREFIX: &str = "spiffe://paved/platform/";
+/// The platform's services, each `spiffe://paved/platform/<name>`.
+pub const PLATFORM_SERVICES: [&str; 5] = ["provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn workload_id(environment: &str, workload: &str) -> String {
@@ -82,21 +84,28 @@ pub fn private_key(pem_text: &str) -> anyhow::Result<Vec<u8>> {
 /// `dir/bundle.pem`. Each file is written aside and renamed into place, so
 /// a reader never sees half a file.
 pub fn save_identity(dir: &std::path::Path, key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
     let files =
         [("key.pem", pem("PRIVATE KEY", key_der)), ("cert.pem", certificate_pem.to_string()), ("bundle.pem", bundle_pem.to_string())];
     for (name, text) in files {
-        let (aside, file) = (dir.join(format!(".{name}.new")), dir.join(name));
-        // Never readable by others, not even while written.
-        let _ = std::fs::remove_file(&aside);
-        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&aside, &file)?;
+        replace_private(&dir.join(name), &text)?;
     }
     Ok(())
+}
+
+/// Writes `file` (mode 0600) aside and renames it into place, replacing
+/// what was there: a reader sees the old text or the new, never half.
+pub fn replace_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = file.file_name().ok_or_else(|| std::io::Error::other(format!("{}: not a file name", file.display())))?;
+    let aside = file.with_file_name(format!(".{}.new", name.to_string_lossy()));
+    // Never readable by others, not even while written.
+    let _ = std::fs::remove_file(&aside);
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    std::fs::rename(&aside, file)
 }
 
 /// What [`save_identity`] wrote: the key (DER), the certificate and the bundle (PEM).

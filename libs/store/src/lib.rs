@@ -116,10 +116,29 @@ pub fn sqlite_wal(options: &mut ConnectOptions) {
     options.map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal));
 }
 
+/// The advisory lock PostgreSQL migrations run under (any constant would
+/// do: each service has a database of its own).
+const MIGRATION_LOCK: i64 = 0x7061_7665_645f_6d69; // "paved_mi"
+
 /// Connects and brings the schema up to date with `M`'s migrations.
+///
+/// On PostgreSQL they run in one transaction holding an advisory lock, so
+/// that processes starting together on one database (replicas, or `paved
+/// token enrol` beside a starting broker) migrate one after the other: the
+/// second finds nothing pending instead of failing on a table the first
+/// just created. A SQLite file has one process (`paved up` locks its data
+/// directory).
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, StoreError> {
+    use sea_orm::TransactionTrait;
     let db = connect(url).await?;
-    M::up(&db, None).await.map_err(StoreError::Migrate)?;
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        M::up(&db, None).await.map_err(StoreError::Migrate)?;
+        return Ok(db);
+    }
+    let txn = db.begin().await.map_err(StoreError::Migrate)?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(StoreError::Migrate)?;
+    M::up(&txn, None).await.map_err(StoreError::Migrate)?;
+    txn.commit().await.map_err(StoreError::Migrate)?;
     Ok(db)
 }
 
@@ -144,23 +163,22 @@ async fn ensure_database(url: &str) -> Result<(), StoreError> {
     options.max_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
     let connect_err = |source| StoreError::Connect { url: redact(url), source };
     let admin = Database::connect(options).await.map_err(connect_err)?;
-    let exists = admin
-        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+    let exists = async || {
+        let found = sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
             "SELECT 1 FROM pg_database WHERE datname = $1",
             [name.into()],
-        ))
-        .await
-        .map_err(connect_err)?
-        .is_some();
-    if !exists {
-        // Another process may create it at the same moment; that is fine.
-        if let Err(e) = admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await
-            && !e.to_string().contains("already exists")
-        {
-            return Err(connect_err(e));
+        );
+        Ok::<_, DbErr>(admin.query_one_raw(found).await?.is_some())
+    };
+    if !exists().await.map_err(connect_err)? {
+        match admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await {
+            Ok(_) => tracing::info!(database = name, "created database"),
+            // Another process created it at the same moment ("already
+            // exists", or a unique violation in pg_database): that is fine.
+            Err(e) if exists().await.unwrap_or(false) => tracing::debug!(database = name, error = %e, "created by another process"),
+            Err(e) => return Err(connect_err(e)),
         }
-        tracing::info!(database = name, "created database");
     }
     admin.close().await.map_err(connect_err)?;
     Ok(())

@@ -53,6 +53,10 @@ pub const GRPC_NAME: &str = "paved.provisioner.v1.ProvisionerService";
 /// The environment of the platform's own services (self-hosted mode).
 pub const PLATFORM_ENVIRONMENT: &str = paved_grpc::tls::PLATFORM_ENVIRONMENT;
 
+/// What the provisioner's own calls need of the others: a bootstrap token
+/// for each process it starts (the broker), and looks to the analyzer.
+pub const CALL_SCOPES: [&str; 3] = ["write:secrets-broker", "bootstrap:issue:*", "write:canary-analyzer"];
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     #[serde(flatten)]

@@ -171,7 +171,7 @@ impl Api {
 
 /// The scope that enrols a platform identity for good, with its path
 /// (`certs:enrol:platform/audit`); held by name, never through a wildcard.
-const ENROL_SCOPE: &str = "certs:enrol:";
+pub(crate) const ENROL_SCOPE: &str = "certs:enrol:";
 
 /// What a certificate's login may do: the enrolling token's scopes but any
 /// that would get certificates (`certs:…`, `*`), so that a login cannot

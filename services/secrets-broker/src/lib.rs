@@ -240,6 +240,25 @@ pub fn root_grant() -> authority::Grant {
     }
 }
 
+/// A platform service's enrolling token (`paved token enrol`): its own
+/// identity, naming `certs:enrol:platform/<service>` itself, which enrols
+/// its certificate for good, and `calls`, what its own calls need once it
+/// exchanges that certificate for tokens. Not renewable: the service enrols
+/// once within `ttl`, then renews with its certificate.
+pub fn enrolment_grant(service: &str, calls: &[&str], ttl: std::time::Duration) -> authority::Grant {
+    let environment = paved_grpc::tls::PLATFORM_ENVIRONMENT;
+    let mut scopes = vec![format!("{}{environment}/{service}", api::ENROL_SCOPE)];
+    scopes.extend(calls.iter().map(|s| s.to_string()));
+    authority::Grant {
+        parent: None,
+        subject: spiffe_id(environment, service),
+        scopes,
+        audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
+        ttl,
+        renewable: std::time::Duration::ZERO,
+    }
+}
+
 /// The authority on a broker's database, for a process that holds the root
 /// key but is not the broker: `paved up --self-hosted` before its broker
 /// runs, or an operator minting a root token (`paved token root`). What it

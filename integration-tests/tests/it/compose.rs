@@ -1,0 +1,268 @@
+//! compose.yaml's platform, run as compose wires it: the `enrol` step and
+//! every Paved service, from the workspace's binaries, with the command,
+//! environment and volumes compose.yaml gives them, and Prometheus with
+//! `deploy/prometheus/prometheus.yml`.
+//!
+//! Docker Hub's images cannot be pulled on this machine, so what compose
+//! provides is stood in for, and only that: host names become loopback
+//! addresses (each service's port a free one); a named volume becomes one
+//! directory, linked where compose mounts it under a root of the service's
+//! own that its container paths are taken relative to; PostgreSQL and
+//! Redis are the machine's (a fresh database prefix and stream namespace).
+//! A name the test cannot stand in for fails it.
+
+use crate::prometheus::{free_port, prometheus_with};
+use paved_grpc::tls::{Tls, platform_id};
+use paved_integration_tests::{bin_dir, eventually, paved_env, postgres_database, postgres_server, redis_namespace, text, unique};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// One service of compose.yaml, as compose would run it.
+struct Service {
+    name: String,
+    command: Vec<String>,
+    environment: BTreeMap<String, String>,
+    /// (named volume, where it is mounted)
+    volumes: Vec<(String, String)>,
+}
+
+/// compose.yaml with `PAVED_ROOT_KEY` set to `root_key` (compose's
+/// interpolation of the one variable it takes) and its merge keys applied.
+fn compose_file(root_key: &str) -> yaml_serde::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose.yaml");
+    let mut text = std::fs::read_to_string(&path).expect("compose.yaml");
+    while let Some(start) = text.find("${PAVED_ROOT_KEY") {
+        let end = start + text[start..].find('}').expect("a closing brace");
+        text.replace_range(start..=end, root_key);
+    }
+    assert!(!text.contains("${"), "compose.yaml takes a variable this test does not set");
+    let mut value: yaml_serde::Value = yaml_serde::from_str(&text).expect("compose.yaml parses");
+    value.apply_merge().expect("merge keys");
+    value
+}
+
+/// The services compose.yaml runs from the Paved image.
+fn paved_services(compose: &yaml_serde::Value) -> Vec<Service> {
+    let strings = |v: &yaml_serde::Value| -> Vec<String> {
+        v.as_sequence().map(|s| s.iter().map(|x| x.as_str().expect("a string").to_string()).collect()).unwrap_or_default()
+    };
+    let services = compose["services"].as_mapping().expect("services");
+    services
+        .iter()
+        .filter(|(_, s)| s["image"].as_str() == Some("paved:dev"))
+        .map(|(name, s)| {
+            let environment = s["environment"]
+                .as_mapping()
+                .map(|m| m.iter().map(|(k, v)| (k.as_str().expect("a name").to_string(), v.as_str().expect("a quoted value").to_string())))
+                .into_iter()
+                .flatten()
+                .collect();
+            let volumes = strings(&s["volumes"])
+                .iter()
+                .map(|v| {
+                    let mut parts = v.split(':');
+                    let (volume, path) = (parts.next().expect("a volume"), parts.next().expect("a mount point"));
+                    assert!(!volume.starts_with(['.', '/']), "{v}: only named volumes are stood in for");
+                    (volume.to_string(), path.to_string())
+                })
+                .collect();
+            Service { name: name.as_str().expect("a name").to_string(), command: strings(&s["command"]), environment, volumes }
+        })
+        .collect()
+}
+
+/// Rewrites compose's addresses and container paths for this machine.
+struct Stand {
+    /// (compose's text, this machine's), applied in order.
+    replace: Vec<(String, String)>,
+    /// Names no value may still hold.
+    hosts: Vec<String>,
+}
+
+impl Stand {
+    fn value(&self, root: &Path, value: &str) -> String {
+        if let Some(path) = value.strip_prefix('/') {
+            return root.join(path).display().to_string();
+        }
+        let value = self.replace.iter().fold(value.to_string(), |v, (from, to)| v.replace(from, to));
+        for host in &self.hosts {
+            assert!(!value.contains(&format!("//{host}:")), "{value}: no stand-in for the host {host}");
+        }
+        value
+    }
+}
+
+struct Running {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+#[tokio::test]
+async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root_key = hex::encode(rand::random::<[u8; 32]>());
+    let compose = compose_file(&root_key);
+    let services = paved_services(&compose);
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    for wanted in paved_grpc::tls::PLATFORM_SERVICES.iter().chain(&["enrol"]) {
+        assert!(names.contains(wanted), "compose.yaml runs {wanted}: {names:?}");
+    }
+
+    // What compose provides, stood in for.
+    postgres_database("compose_probe").await; // fails loudly without PostgreSQL
+    let prefix = unique("compose");
+    let mut ports = BTreeMap::new();
+    let mut replace = vec![
+        ("postgres://postgres@postgres:5432/paved_".to_string(), format!("{}/{prefix}_", postgres_server())),
+        ("redis://redis:6379".to_string(), redis_namespace("compose").await),
+    ];
+    let prometheus_port = free_port();
+    replace.push(("prometheus:9090".into(), format!("127.0.0.1:{prometheus_port}")));
+    for service in &services {
+        if let Some(listen) = service.environment.get("PAVED_LISTEN") {
+            let (_, port) = listen.rsplit_once(':').expect("host:port");
+            let free = free_port();
+            ports.insert(service.name.clone(), free);
+            replace.push((format!("{}:{port}", service.name), format!("127.0.0.1:{free}")));
+            replace.push((listen.clone(), format!("127.0.0.1:{free}")));
+        }
+    }
+    // Anything else bound to every interface (the provisioner's proxies) on loopback only.
+    replace.push(("0.0.0.0".into(), "127.0.0.1".into()));
+    let hosts = compose["services"].as_mapping().expect("services").keys().map(|k| k.as_str().expect("name").to_string()).collect();
+    let stand = Stand { replace, hosts };
+    let volumes = dir.path().join("volumes");
+
+    let mut running = BTreeMap::new();
+    for service in &services {
+        let root = dir.path().join("root").join(&service.name);
+        for (volume, path) in &service.volumes {
+            let (shared, mount) = (volumes.join(volume), root.join(path.trim_start_matches('/')));
+            std::fs::create_dir_all(&shared).expect("volume");
+            std::fs::create_dir_all(mount.parent().expect("parent")).expect("mount point");
+            std::os::unix::fs::symlink(&shared, &mount).expect("mount");
+        }
+        // The image's WORKDIR.
+        let workdir = root.join("var/lib/paved");
+        std::fs::create_dir_all(&workdir).expect("workdir");
+        let log = dir.path().join(format!("{}.log", service.name));
+        let out = std::fs::File::create(&log).expect("log");
+        let mut command = tokio::process::Command::new(bin_dir().join(&service.command[0]));
+        command.args(service.command[1..].iter().map(|a| stand.value(&root, a)));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_") || k.starts_with("OTEL_")) {
+            command.env_remove(key);
+        }
+        for (key, value) in &service.environment {
+            // No collector runs here.
+            if key != "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                command.env(key, stand.value(&root, value));
+            }
+        }
+        command.current_dir(&workdir).stdout(out.try_clone().expect("log")).stderr(out).kill_on_drop(true);
+        running.insert(service.name.clone(), Running { child: command.spawn().expect("start"), log });
+    }
+
+    // The enrol step, beside a broker migrating the same database, mints
+    // each service's token into that service's volume only.
+    let enrol = running.get_mut("enrol").expect("enrol");
+    let status = tokio::time::timeout(Duration::from_secs(60), enrol.child.wait()).await.expect("enrol ends").expect("enrol");
+    let enrol_log = std::fs::read_to_string(&enrol.log).expect("log");
+    assert!(status.success(), "enrol failed: {enrol_log}");
+    let mut tokens = Vec::new();
+    for service in paved_grpc::tls::PLATFORM_SERVICES.iter().filter(|s| **s != "secrets-broker") {
+        let file = volumes.join(format!("enrol-{service}")).join("identity.token");
+        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}\n{enrol_log}", file.display()));
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{}", file.display());
+        tokens.push(std::fs::read_to_string(&file).expect("token"));
+        assert!(enrol_log.contains(&platform_id(service)), "{enrol_log}");
+    }
+
+    // Every service serves mTLS with a certificate for its own SPIFFE id;
+    // the provisioner's health also needs the token its certificate got.
+    let bundle = eventually("the broker's trust bundle", Duration::from_secs(60), || async {
+        std::fs::read_to_string(volumes.join("trust/bundle.pem")).ok().filter(|b| b.contains("BEGIN CERTIFICATE"))
+    })
+    .await;
+    let client = Tls::new(format!("{}/people/compose-test", paved_grpc::tls::TRUST_DOMAIN), None);
+    client.set_bundle(&bundle).expect("bundle");
+    for (name, port) in &ports {
+        let channel = paved_grpc::tls::connect(&format!("https://127.0.0.1:{port}"), Some(&client), Some(&platform_id(name)), |e| {
+            e.timeout(Duration::from_secs(5))
+        })
+        .expect("channel");
+        let log = running[name].log.clone();
+        eventually(&format!("{name} serving over mTLS"), Duration::from_secs(90), || {
+            let mut health = HealthClient::new(channel.clone());
+            async move {
+                let status = health.check(HealthCheckRequest { service: String::new() }).await.ok()?.into_inner().status;
+                (status == ServingStatus::Serving as i32).then_some(())
+            }
+        })
+        .await;
+        assert!(std::fs::read_to_string(&log).expect("log").contains("certificate renewed") || name == "secrets-broker", "{name}");
+    }
+
+    // Prometheus with compose's configuration scrapes all five over TLS.
+    let config =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/prometheus.yml")).expect("config");
+    let config =
+        stand.replace.iter().fold(config, |c, (from, to)| c.replace(from, to)).replace("scrape_interval: 5s", "scrape_interval: 1s");
+    let (_prometheus, url) = prometheus_with(dir.path(), &config, prometheus_port);
+    let provider = paved_canary_analyzer::prometheus::Prometheus::new(&url, Duration::from_secs(5));
+    eventually("Prometheus scraping the five services", Duration::from_secs(60), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let end = std::time::SystemTime::now();
+        let series = provider
+            .query_range("count(up{job=\"paved\"} == 1)", "", end - Duration::from_secs(10), end, Duration::from_secs(1))
+            .await
+            .ok()?;
+        (series.first()?.values.last()?.1 == 5.0).then_some(())
+    })
+    .await;
+
+    // An operator: the root token from the root key, then the tokens over
+    // https with the bundle the broker wrote.
+    let broker_database = format!("{}/{prefix}_secrets_broker", postgres_server());
+    let stream = stand.value(Path::new("/"), "redis://redis:6379");
+    let bundle_file = volumes.join("trust/bundle.pem").display().to_string();
+    let holder = [("PAVED_ROOT_KEY", root_key.as_str())];
+    let root = paved_env(&holder, &["token", "root", "--database-url", &broker_database, "--stream-url", &stream]).await;
+    assert!(root.status.success(), "{}", text(&root.stderr));
+    let root_token = text(&root.stdout).trim().to_string();
+    let broker = format!("https://127.0.0.1:{}", ports["secrets-broker"]);
+    let listed = paved_env(
+        &[("PAVED_TOKEN", root_token.as_str()), ("PAVED_CA_BUNDLE", bundle_file.as_str())],
+        &["token", "list", "--endpoint", &broker],
+    )
+    .await;
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    for service in ["provisioner", "canary-analyzer", "cost-scheduler", "audit"] {
+        assert!(text(&listed.stdout).contains(&platform_id(service)), "{}", text(&listed.stdout));
+    }
+
+    // Bad input to the enrol step: nothing minted, nothing written.
+    let unknown = dir.path().join("unknown").display().to_string();
+    let enrol = ["token", "enrol", "--database-url", &broker_database, "--stream-url", &stream, "--out", &unknown];
+    let refused = paved_env(&holder, &[&enrol[..], &["billing"][..]].concat()).await;
+    assert!(
+        !refused.status.success() && text(&refused.stderr).contains("\"billing\" is not a platform service"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let keyless = paved_env(&[], &enrol).await;
+    assert!(!keyless.status.success() && text(&keyless.stderr).contains("the root key is needed"), "{}", text(&keyless.stderr));
+    assert!(!Path::new(&unknown).exists(), "nothing written");
+
+    // No secret in any log: not the root key, not a token.
+    for (name, process) in &running {
+        let log = std::fs::read_to_string(&process.log).expect("log");
+        assert!(!log.contains(&root_key), "{name} logged the root key");
+        for token in &tokens {
+            assert!(!log.contains(token.trim()), "{name} logged an enrolling token");
+        }
+    }
+}
