@@ -458,22 +458,18 @@ struct RootKeyHolder {
     /// The event stream (the broker publishes the issue events).
     #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_STREAM_URL")]
     stream_url: String,
-    /// The root key file the broker uses; without it, the key itself in
-    /// PAVED_ROOT_KEY, as the broker takes it (never as an argument).
+    /// The root key file the broker uses. The key itself in PAVED_ROOT_KEY
+    /// (never as an argument) wins over it, as with the broker.
     #[arg(long, env = "PAVED_ROOT_KEY_FILE")]
     root_key_file: Option<PathBuf>,
 }
 
 impl RootKeyHolder {
     async fn authority(&self) -> anyhow::Result<paved_secrets_broker::authority::Authority> {
-        use paved_secrets_broker::seal::RootKey;
-        let root = match &self.root_key_file {
-            Some(file) => RootKey::load_or_create(file, false)?,
-            None => match std::env::var("PAVED_ROOT_KEY") {
-                Ok(key) => RootKey::parse(&key).context("PAVED_ROOT_KEY")?,
-                Err(_) => anyhow::bail!("the root key is needed: --root-key-file (PAVED_ROOT_KEY_FILE), or the key in PAVED_ROOT_KEY"),
-            },
-        };
+        let value = std::env::var("PAVED_ROOT_KEY").ok();
+        let root =
+            paved_secrets_broker::seal::RootKey::configured(value.as_deref(), self.root_key_file.as_deref(), false, "PAVED_ROOT_KEY")?
+                .context("the root key is needed: --root-key-file (PAVED_ROOT_KEY_FILE), or the key in PAVED_ROOT_KEY")?;
         let stream = paved_stream::open(&self.stream_url, paved_stream::DEFAULT_MAX_LEN).await?;
         paved_secrets_broker::offline_authority(&self.database_url, stream, root).await
     }

@@ -82,7 +82,7 @@ pub fn enrolled_services(named: Vec<String>, ttl: std::time::Duration) -> anyhow
     use paved_grpc::tls::PLATFORM_SERVICES;
     use paved_secrets_broker::authority::MAX_TTL;
     anyhow::ensure!(ttl <= MAX_TTL, "--ttl {ttl:?} is over the longest a token lives, {MAX_TTL:?}");
-    const BROKER: &str = "secrets-broker";
+    const BROKER: &str = <paved_secrets_broker::SecretsBroker as paved_service::ConsumerService>::NAME;
     if named.is_empty() {
         return Ok(PLATFORM_SERVICES.iter().filter(|s| **s != BROKER).map(|s| s.to_string()).collect());
     }
@@ -97,6 +97,13 @@ pub fn enrolled_services(named: Vec<String>, ttl: std::time::Duration) -> anyhow
     Ok(named)
 }
 
+/// What a platform service's own calls present (the tokens its certificate
+/// is exchanged for): only the provisioner calls with a token, for the
+/// processes it starts and to the analyzer.
+pub fn calls_of(service: &str) -> &'static [&'static str] {
+    if service == "provisioner" { &paved_provisioner::CALL_SCOPES } else { &[] }
+}
+
 /// Mints each service's enrolling token into `<out>/<service>/identity.token`
 /// (mode 0600, replacing an older one) and says on stderr what it wrote,
 /// never the values.
@@ -108,8 +115,7 @@ pub async fn enrol(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     for service in services {
-        let calls: &[&str] = if service == "provisioner" { &paved_provisioner::CALL_SCOPES } else { &[] };
-        let grant = paved_secrets_broker::enrolment_grant(service, calls, ttl);
+        let grant = paved_secrets_broker::enrolment_grant(service, calls_of(service), ttl);
         let (token, info) = authority.issue("paved token enrol", &grant).await?;
         let dir = out.join(service);
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;

@@ -26,8 +26,14 @@ struct Service {
     name: String,
     command: Vec<String>,
     environment: BTreeMap<String, String>,
-    /// (named volume, where it is mounted)
-    volumes: Vec<(String, String)>,
+    volumes: Vec<Mount>,
+}
+
+/// A named volume where a service mounts it.
+struct Mount {
+    volume: String,
+    path: String,
+    read_only: bool,
 }
 
 /// compose.yaml with `PAVED_ROOT_KEY` set to `root_key` (compose's
@@ -67,7 +73,8 @@ fn paved_services(compose: &yaml_serde::Value) -> Vec<Service> {
                     let mut parts = v.split(':');
                     let (volume, path) = (parts.next().expect("a volume"), parts.next().expect("a mount point"));
                     assert!(!volume.starts_with(['.', '/']), "{v}: only named volumes are stood in for");
-                    (volume.to_string(), path.to_string())
+                    let read_only = parts.next() == Some("ro");
+                    Mount { volume: volume.to_string(), path: path.to_string(), read_only }
                 })
                 .collect();
             Service { name: name.as_str().expect("a name").to_string(), command: strings(&s["command"]), environment, volumes }
@@ -112,6 +119,33 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
         assert!(names.contains(wanted), "compose.yaml runs {wanted}: {names:?}");
     }
 
+    // What no process here can show: who may read and write what (all
+    // run as one user), and that the image owns every mount point (a new
+    // volume takes the owner of the directory it is mounted on).
+    let platform: Vec<&str> = paved_grpc::tls::PLATFORM_SERVICES.into_iter().filter(|s| *s != "secrets-broker").collect();
+    let mut mounts: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/docker/Dockerfile")).expect("Dockerfile");
+    for service in &services {
+        for mount in &service.volumes {
+            mounts.entry(&mount.volume).or_default().push((&service.name, mount.read_only));
+            assert!(dockerfile.split_whitespace().any(|word| word == mount.path), "the image makes no {} for {}", mount.path, service.name);
+        }
+    }
+    fn sorted(mut mounted: Vec<(&str, bool)>) -> Vec<(&str, bool)> {
+        mounted.sort();
+        mounted
+    }
+    mounts.values_mut().for_each(|m| m.sort());
+    let mut trust = vec![("secrets-broker", false)];
+    for service in &platform {
+        let (enrol, certs) = (format!("enrol-{service}"), format!("certs-{service}"));
+        assert_eq!(mounts[enrol.as_str()], sorted(vec![("enrol", false), (service, true)]), "only {service} reads its token");
+        assert_eq!(mounts[certs.as_str()], [(*service, false)], "only {service} holds its key");
+        trust.push((service, true));
+    }
+    assert_eq!(mounts["trust"], sorted(trust), "only the broker writes the bundle");
+
     // What compose provides, stood in for.
     postgres_database("compose_probe").await; // fails loudly without PostgreSQL
     let prefix = unique("compose");
@@ -137,10 +171,12 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     let stand = Stand { replace, hosts };
     let volumes = dir.path().join("volumes");
 
+    // All at once, harsher than compose's order (the services once enrol
+    // has ended): each must wait for what it needs.
     let mut running = BTreeMap::new();
     for service in &services {
         let root = dir.path().join("root").join(&service.name);
-        for (volume, path) in &service.volumes {
+        for Mount { volume, path, .. } in &service.volumes {
             let (shared, mount) = (volumes.join(volume), root.join(path.trim_start_matches('/')));
             std::fs::create_dir_all(&shared).expect("volume");
             std::fs::create_dir_all(mount.parent().expect("parent")).expect("mount point");
@@ -173,12 +209,14 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     let enrol_log = std::fs::read_to_string(&enrol.log).expect("log");
     assert!(status.success(), "enrol failed: {enrol_log}");
     let mut tokens = Vec::new();
-    for service in paved_grpc::tls::PLATFORM_SERVICES.iter().filter(|s| **s != "secrets-broker") {
+    for service in &platform {
         let file = volumes.join(format!("enrol-{service}")).join("identity.token");
-        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}\n{enrol_log}", file.display()));
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{}", file.display());
+        assert_eq!(private_mode(&file), 0o600, "{}\n{enrol_log}", file.display());
         tokens.push(std::fs::read_to_string(&file).expect("token"));
-        assert!(enrol_log.contains(&platform_id(service)), "{enrol_log}");
+        // Its identity, the scope that enrols it for good, what its calls need.
+        let enrols = format!("certs:enrol:platform/{service}");
+        let scopes = [&[enrols.as_str()][..], paved::tokens::calls_of(service)].concat();
+        assert!(enrol_log.contains(&format!("for {} ({})", platform_id(service), scopes.join(" "))), "{enrol_log}");
     }
 
     // Every service serves mTLS with a certificate for its own SPIFFE id;
@@ -194,7 +232,7 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
             e.timeout(Duration::from_secs(5))
         })
         .expect("channel");
-        let log = running[name].log.clone();
+        let log = &running[name].log;
         eventually(&format!("{name} serving over mTLS"), Duration::from_secs(90), || {
             let mut health = HealthClient::new(channel.clone());
             async move {
@@ -203,7 +241,12 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
             }
         })
         .await;
-        assert!(std::fs::read_to_string(&log).expect("log").contains("certificate renewed") || name == "secrets-broker", "{name}");
+        // Kept where a restart renews from it.
+        if name != "secrets-broker" {
+            let kept = volumes.join(format!("certs-{name}"));
+            assert_eq!(private_mode(&kept.join("key.pem")), 0o600, "{}", std::fs::read_to_string(log).expect("log"));
+            assert!(std::fs::read_to_string(kept.join("cert.pem")).expect("cert.pem").contains("BEGIN CERTIFICATE"));
+        }
     }
 
     // Prometheus with compose's configuration scrapes all five over TLS.
@@ -240,7 +283,7 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     )
     .await;
     assert!(listed.status.success(), "{}", text(&listed.stderr));
-    for service in ["provisioner", "canary-analyzer", "cost-scheduler", "audit"] {
+    for service in &platform {
         assert!(text(&listed.stdout).contains(&platform_id(service)), "{}", text(&listed.stdout));
     }
 
@@ -265,4 +308,10 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
             assert!(!log.contains(token.trim()), "{name} logged an enrolling token");
         }
     }
+}
+
+/// A file's permission bits; panics when it is missing.
+fn private_mode(file: &Path) -> u32 {
+    let meta = std::fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
 }

@@ -126,8 +126,8 @@ const MIGRATION_LOCK: i64 = 0x7061_7665_645f_6d69; // "paved_mi"
 /// that processes starting together on one database (replicas, or `paved
 /// token enrol` beside a starting broker) migrate one after the other: the
 /// second finds nothing pending instead of failing on a table the first
-/// just created. A SQLite file has one process (`paved up` locks its data
-/// directory).
+/// just created. All pending migrations commit together, or none does. A
+/// SQLite file has one process (`paved up` locks its data directory).
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, StoreError> {
     use sea_orm::TransactionTrait;
     let db = connect(url).await?;
@@ -135,7 +135,9 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<Database
         M::up(&db, None).await.map_err(StoreError::Migrate)?;
         return Ok(db);
     }
-    let txn = db.begin().await.map_err(StoreError::Migrate)?;
+    // Read committed whatever the server's default: the second process must
+    // see, once the lock is its own, what the first committed meanwhile.
+    let txn = db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None).await.map_err(StoreError::Migrate)?;
     txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(StoreError::Migrate)?;
     M::up(&txn, None).await.map_err(StoreError::Migrate)?;
     txn.commit().await.map_err(StoreError::Migrate)?;

@@ -128,16 +128,18 @@ impl std::fmt::Debug for Authority {
 
 impl Options {
     fn keyring(&self) -> anyhow::Result<seal::Keyring> {
-        let current = match (&self.root_key, &self.root_key_file) {
-            (Some(key), _) => seal::RootKey::parse(&key.0).context("PAVED_ROOT_KEY")?,
-            (None, Some(file)) => seal::RootKey::load_or_create(file, self.create_root_key)?,
-            (None, None) => anyhow::bail!("the broker needs a root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY"),
-        };
-        let previous = match (&self.previous_root_key, &self.previous_root_key_file) {
-            (Some(key), _) => Some(seal::RootKey::parse(&key.0).context("PAVED_PREVIOUS_ROOT_KEY")?),
-            (None, Some(file)) => Some(seal::RootKey::load_or_create(file, false)?),
-            (None, None) => None,
-        };
+        fn value(key: &Option<Secret>) -> Option<&str> {
+            key.as_ref().map(|k| k.0.as_str())
+        }
+        let current =
+            seal::RootKey::configured(value(&self.root_key), self.root_key_file.as_deref(), self.create_root_key, "PAVED_ROOT_KEY")?
+                .context("the broker needs a root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY")?;
+        let previous = seal::RootKey::configured(
+            value(&self.previous_root_key),
+            self.previous_root_key_file.as_deref(),
+            false,
+            "PAVED_PREVIOUS_ROOT_KEY",
+        )?;
         Ok(seal::Keyring::new(current, previous))
     }
 }

@@ -77,6 +77,19 @@ impl RootKey {
         Self::parse(&text).with_context(|| format!("root key {}", path.display()))
     }
 
+    /// A root key as configured: the key itself (`value`, from the
+    /// environment variable `env`), which wins, or else its file; None
+    /// without either. The broker and the CLI's root-key holders
+    /// (`paved token root`, `paved token enrol`) read it alike.
+    pub fn configured(value: Option<&str>, file: Option<&Path>, create: bool, env: &str) -> anyhow::Result<Option<Self>> {
+        use anyhow::Context;
+        match (value, file) {
+            (Some(key), _) => Self::parse(key).context(env.to_string()).map(Some),
+            (None, Some(file)) => Self::load_or_create(file, create).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
     pub fn seal(&self, plain: &[u8], purpose: &str) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         // Encryption fails only for inputs over 64 GiB.
