@@ -50,7 +50,10 @@ pub const TRUST_BUNDLE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerSer
 /// without one yet, with the token of its identity.
 pub const ISSUE_CERTIFICATE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/IssueCertificate";
 /// Every audience a token may have: the platform, or one service.
-pub const AUDIENCES: [&str; 6] = [PLATFORM_AUDIENCE, "provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
+pub const AUDIENCES: [&str; 6] = {
+    let s = paved_proto::SERVICES;
+    [PLATFORM_AUDIENCE, s[0], s[1], s[2], s[3], s[4]]
+};
 /// How often verifiers ask the broker for its key set and revocations: a
 /// revocation reaches every service within about this long.
 pub const KEY_SET_POLL: Duration = Duration::from_secs(1);

@@ -38,7 +38,7 @@ pub const PLATFORM_ENVIRONMENT: &str = "platform";
 /// when it cannot know which service answers (the CLI at an endpoint).
 pub const PLATFORM_PREFIX: &str = "spiffe://paved/platform/";
 /// The platform's services, each `spiffe://paved/platform/<name>`.
-pub const PLATFORM_SERVICES: [&str; 5] = ["provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
+pub const PLATFORM_SERVICES: [&str; 5] = paved_proto::SERVICES;
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn workload_id(environment: &str, workload: &str) -> String {

@@ -138,7 +138,13 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<Database
     // Read committed whatever the server's default: the second process must
     // see, once the lock is its own, what the first committed meanwhile.
     let txn = db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None).await.map_err(StoreError::Migrate)?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(StoreError::Migrate)?;
+    let tried = format!("SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK}) AS locked");
+    let locked =
+        txn.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, tried)).await.map_err(StoreError::Migrate)?;
+    if !locked.map(|row| row.try_get::<bool>("", "locked")).transpose().map_err(StoreError::Migrate)?.unwrap_or(false) {
+        tracing::info!(database = %redact(url), "another process is migrating this database: waiting for it");
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(StoreError::Migrate)?;
+    }
     M::up(&txn, None).await.map_err(StoreError::Migrate)?;
     txn.commit().await.map_err(StoreError::Migrate)?;
     Ok(db)

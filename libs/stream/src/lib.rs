@@ -33,7 +33,7 @@ pub fn stream_name(service: &str) -> String {
 }
 
 /// The services that publish events, in the order their streams are listed.
-pub const PRODUCERS: &[&str] = &["provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
+pub const PRODUCERS: &[&str] = &paved_proto::SERVICES;
 
 /// An entry handed to a consumer. It stays pending for the group until acked.
 #[derive(Debug, Clone, PartialEq, Eq)]
