@@ -164,6 +164,16 @@ pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<
     paved_with("", args)
 }
 
+/// One of the workspace's binaries, with none of Paved's settings (nor
+/// OpenTelemetry's) from the environment of whoever runs the tests.
+pub fn clean_command(binary: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bin_dir().join(binary));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_") || k.starts_with("OTEL_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
 /// [`paved`] presenting `token` (as `PAVED_TOKEN`).
 pub fn paved_with(token: &str, args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
     paved_env(&[("PAVED_TOKEN", token)], args)
@@ -172,10 +182,7 @@ pub fn paved_with(token: &str, args: &[&str]) -> impl Future<Output = std::proce
 /// [`paved`] with these environment variables, and none other of Paved's
 /// from whoever runs the tests.
 pub fn paved_env(env: &[(&str, &str)], args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
-    let mut command = tokio::process::Command::new(bin_dir().join("paved"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_")) {
-        command.env_remove(key);
-    }
+    let mut command = clean_command("paved");
     command.args(args).envs(env.iter().copied()).env("PAVED_CONFIG_DIR", std::env::temp_dir().join("paved-tests-no-credentials"));
     async move { command.output().await.expect("run paved") }
 }

@@ -13,7 +13,7 @@
 
 use crate::prometheus::{free_port, prometheus_with};
 use paved_grpc::tls::{Tls, platform_id};
-use paved_integration_tests::{bin_dir, eventually, paved_env, postgres_database, postgres_server, redis_namespace, text, unique};
+use paved_integration_tests::{clean_command, eventually, paved_env, postgres_database, postgres_server, redis_namespace, text, unique};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -91,15 +91,22 @@ struct Stand {
 }
 
 impl Stand {
+    /// A command's argument or an environment value, a container path
+    /// taken under `root`.
     fn value(&self, root: &Path, value: &str) -> String {
-        if let Some(path) = value.strip_prefix('/') {
-            return root.join(path).display().to_string();
+        match value.strip_prefix('/') {
+            Some(path) => root.join(path).display().to_string(),
+            None => self.text(value),
         }
-        let value = self.replace.iter().fold(value.to_string(), |v, (from, to)| v.replace(from, to));
+    }
+
+    /// `text` with this machine's addresses for compose's.
+    fn text(&self, text: &str) -> String {
+        let text = self.replace.iter().fold(text.to_string(), |t, (from, to)| t.replace(from, to));
         for host in &self.hosts {
-            assert!(!value.contains(&format!("//{host}:")), "{value}: no stand-in for the host {host}");
+            assert!(!text.contains(&format!("//{host}:")), "{text}: no stand-in for the host {host}");
         }
-        value
+        text
     }
 }
 
@@ -187,11 +194,8 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
         std::fs::create_dir_all(&workdir).expect("workdir");
         let log = dir.path().join(format!("{}.log", service.name));
         let out = std::fs::File::create(&log).expect("log");
-        let mut command = tokio::process::Command::new(bin_dir().join(&service.command[0]));
+        let mut command = clean_command(&service.command[0]);
         command.args(service.command[1..].iter().map(|a| stand.value(&root, a)));
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_") || k.starts_with("OTEL_")) {
-            command.env_remove(key);
-        }
         for (key, value) in &service.environment {
             // No collector runs here.
             if key != "OTEL_EXPORTER_OTLP_ENDPOINT" {
@@ -252,8 +256,7 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     // Prometheus with compose's configuration scrapes all five over TLS.
     let config =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/prometheus.yml")).expect("config");
-    let config =
-        stand.replace.iter().fold(config, |c, (from, to)| c.replace(from, to)).replace("scrape_interval: 5s", "scrape_interval: 1s");
+    let config = stand.text(&config).replace("scrape_interval: 5s", "scrape_interval: 1s");
     let (_prometheus, url) = prometheus_with(dir.path(), &config, prometheus_port);
     let provider = paved_canary_analyzer::prometheus::Prometheus::new(&url, Duration::from_secs(5));
     eventually("Prometheus scraping the five services", Duration::from_secs(60), || async {
@@ -270,7 +273,7 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     // An operator: the root token from the root key, then the tokens over
     // https with the bundle the broker wrote.
     let broker_database = format!("{}/{prefix}_secrets_broker", postgres_server());
-    let stream = stand.value(Path::new("/"), "redis://redis:6379");
+    let stream = stand.text("redis://redis:6379");
     let bundle_file = volumes.join("trust/bundle.pem").display().to_string();
     let holder = [("PAVED_ROOT_KEY", root_key.as_str())];
     let root = paved_env(&holder, &["token", "root", "--database-url", &broker_database, "--stream-url", &stream]).await;

@@ -814,9 +814,8 @@ impl SecretsBrokerService for Api {
         // the enrolling token does not count, and only a token allowed that
         // scope (the root's `*`, say) can issue one naming it: holders of
         // `certs:issue:platform/*` make no line that outlives their token.
-        let for_good = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX)
-            && caller.sub == spiffe_id
-            && caller.scp.iter().any(|s| *s == format!("{ENROL_SCOPE}{path}"));
+        let enrols = format!("{ENROL_SCOPE}{path}");
+        let for_good = spiffe_id.starts_with(paved_grpc::tls::PLATFORM_PREFIX) && caller.sub == spiffe_id && caller.scp.contains(&enrols);
         if !for_good {
             self.needs(&caller, &format!("certs:issue:{path}"), &spiffe_id, "certificate.denied").await?;
         }

@@ -147,8 +147,9 @@ fn key_hash(csr_pem: &str) -> Result<String, CaError> {
     Ok(hash_key(&csr.public_key))
 }
 
+/// Hashed as a certificate's fingerprint is, over the public key's DER.
 fn hash_key(key: &impl PublicKeyData) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.der_bytes()))
+    fingerprint(key.der_bytes())
 }
 
 /// A certificate's key in [`CERTIFICATES`]: SHA-256 of its DER, hex.
