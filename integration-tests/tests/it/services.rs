@@ -440,3 +440,30 @@ async fn processes_starting_together_migrate_one_database() {
         started.unwrap_or_else(|e| panic!("created and migrated (this test needs PostgreSQL at {url}): {e}"));
     }
 }
+
+#[tokio::test]
+async fn a_process_waiting_on_a_stuck_migration_names_who_holds_it() {
+    use paved_store::sea_orm::{ConnectionTrait, TransactionTrait};
+    let url = format!("{}/{}", paved_integration_tests::postgres_server(), paved_integration_tests::unique("migrate_stuck"));
+    let first = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(&url)
+        .await
+        .unwrap_or_else(|e| panic!("created and migrated (this test needs PostgreSQL at {url}): {e}"));
+    // A process stuck inside its migrations: it holds the lock and never ends.
+    let stuck = first.begin().await.expect("begin");
+    stuck.execute_unprepared("SET LOCAL application_name = 'stuck-migrator'").await.expect("name");
+    stuck.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({})", paved_store::MIGRATION_LOCK)).await.expect("lock");
+    let started = std::time::Instant::now();
+    let refused = paved_store::connect_and_migrate_within::<paved_secrets_broker::migration::Migrator>(&url, Duration::from_millis(500))
+        .await
+        .map(|_| ())
+        .expect_err("waits a bounded time");
+    let message = refused.to_string();
+    assert!(matches!(refused, paved_store::StoreError::MigrationLocked { .. }), "{message}");
+    assert!(message.contains("stuck-migrator") && message.contains("pid "), "names the holder: {message}");
+    assert!(started.elapsed() < Duration::from_secs(10), "gave up after {:?}", started.elapsed());
+    // Once the holder ends, the next start goes through.
+    stuck.rollback().await.expect("rollback");
+    paved_store::connect_and_migrate_within::<paved_secrets_broker::migration::Migrator>(&url, Duration::from_millis(500))
+        .await
+        .expect("migrated once the lock is free");
+}

@@ -80,43 +80,91 @@ pub fn private_key(pem_text: &str) -> anyhow::Result<Vec<u8>> {
         .to_vec())
 }
 
-/// An identity kept on disk: `dir/key.pem` (mode 0600), `dir/cert.pem`,
-/// `dir/bundle.pem`. Each file is written aside and renamed into place, so
-/// a reader never sees half a file.
+/// An identity kept on disk: `dir/key.pem`, `dir/cert.pem`, `dir/bundle.pem`
+/// (each mode 0600). All three are written aside before any is renamed into
+/// place, so a crash among the renames leaves each new file either in place
+/// or aside, whole: [`load_identity`] then finishes the renames instead of
+/// pairing the new key with the old certificate.
 pub fn save_identity(dir: &std::path::Path, key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let files =
-        [("key.pem", pem("PRIVATE KEY", key_der)), ("cert.pem", certificate_pem.to_string()), ("bundle.pem", bundle_pem.to_string())];
-    for (name, text) in files {
-        replace_private(&dir.join(name), &text)?;
+    let files = [(KEY, pem("PRIVATE KEY", key_der)), (CERT, certificate_pem.to_string()), (BUNDLE, bundle_pem.to_string())];
+    for (name, text) in &files {
+        write_aside(&dir.join(name), text)?;
+    }
+    for (name, _) in files {
+        std::fs::rename(aside(&dir.join(name))?, dir.join(name))?;
     }
     Ok(())
 }
 
+const KEY: &str = "key.pem";
+const CERT: &str = "cert.pem";
+const BUNDLE: &str = "bundle.pem";
+
 /// Writes `file` (mode 0600) aside and renames it into place, replacing
 /// what was there: a reader sees the old text or the new, never half.
 pub fn replace_private(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    write_aside(file, text)?;
+    std::fs::rename(aside(file)?, file)
+}
+
+/// Where `file`'s next text is written before it is renamed into place.
+fn aside(file: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let name = file.file_name().ok_or_else(|| std::io::Error::other(format!("{}: not a file name", file.display())))?;
+    Ok(file.with_file_name(format!(".{}.new", name.to_string_lossy())))
+}
+
+/// Writes `text` to [`aside`]`(file)`, mode 0600, synced.
+fn write_aside(file: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let name = file.file_name().ok_or_else(|| std::io::Error::other(format!("{}: not a file name", file.display())))?;
-    let aside = file.with_file_name(format!(".{}.new", name.to_string_lossy()));
+    let aside = aside(file)?;
     // Never readable by others, not even while written.
     let _ = std::fs::remove_file(&aside);
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
     out.write_all(text.as_bytes())?;
-    out.sync_all()?;
-    std::fs::rename(&aside, file)
+    out.sync_all()
 }
 
-/// What [`save_identity`] wrote: the key (DER), the certificate and the bundle (PEM).
+/// What [`save_identity`] wrote: the key (DER), the certificate and the
+/// bundle (PEM), the key checked against the certificate. A save
+/// interrupted among its renames is finished here.
 pub fn load_identity(dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, String, String)> {
+    let in_place = read_identity(dir, false);
+    if in_place.is_ok() {
+        return in_place;
+    }
+    let finished = read_identity(dir, true).and_then(|identity| {
+        for name in [KEY, CERT, BUNDLE] {
+            let (file, aside) = (dir.join(name), aside(&dir.join(name))?);
+            if aside.exists() {
+                std::fs::rename(&aside, &file)?;
+            }
+        }
+        tracing::info!(dir = %dir.display(), "finished saving an identity whose save was interrupted");
+        Ok(identity)
+    });
+    // Nothing whole aside: the error is about the files in place.
+    finished.or(in_place)
+}
+
+/// The identity in `dir`, each file taken from aside where `finish` asks
+/// and one is there; an error unless its key is the certificate's.
+fn read_identity(dir: &std::path::Path, finish: bool) -> anyhow::Result<(Vec<u8>, String, String)> {
     use anyhow::Context;
     let read = |name: &str| {
-        let file = dir.join(name);
+        let file = match aside(&dir.join(name)) {
+            Ok(aside) if finish && aside.exists() => aside,
+            _ => dir.join(name),
+        };
         std::fs::read_to_string(&file).with_context(|| file.display().to_string())
     };
-    let key = private_key(&read("key.pem")?).with_context(|| format!("{}/key.pem", dir.display()))?;
-    Ok((key, read("cert.pem")?, read("bundle.pem")?))
+    let key = private_key(&read(KEY)?).with_context(|| format!("{}/{KEY}", dir.display()))?;
+    let certificate_pem = read(CERT)?;
+    let pair = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.clone()));
+    CertifiedKey::from_der(certificates(&certificate_pem)?, pair, &rustls::crypto::ring::default_provider())
+        .with_context(|| format!("{}: {KEY} is not the key of {CERT}", dir.display()))?;
+    Ok((key, certificate_pem, read(BUNDLE)?))
 }
 
 /// When a certificate stops being valid, Unix milliseconds.
@@ -493,4 +541,63 @@ impl ServerCertVerifier for Verifier {
     }
 
     handshake_signatures!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key (DER) and a certificate (PEM) of its own.
+    fn identity() -> anyhow::Result<(Vec<u8>, String)> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let certificate = rcgen::CertificateParams::new(vec!["paved.test".into()])?.self_signed(&key)?;
+        Ok((key.serialize_der(), certificate.pem()))
+    }
+
+    fn no_files_aside(dir: &std::path::Path) -> bool {
+        [KEY, CERT, BUNDLE].iter().all(|name| aside(&dir.join(name)).is_ok_and(|aside| !aside.exists()))
+    }
+
+    #[test]
+    fn an_identity_whose_save_was_cut_short_is_whole_when_loaded() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let dir = dir.path();
+        let ((key_a, cert_a), (key_b, cert_b)) = (identity()?, identity()?);
+        save_identity(dir, &key_a, &cert_a, "bundle a")?;
+        assert_eq!(load_identity(dir)?, (key_a.clone(), cert_a.clone(), "bundle a".to_string()));
+
+        // Cut short while writing aside: what is in place is whole.
+        write_aside(&dir.join(KEY), &pem("PRIVATE KEY", &key_b))?;
+        assert_eq!(load_identity(dir)?, (key_a.clone(), cert_a.clone(), "bundle a".to_string()));
+
+        // Cut short after the first rename: the new key is in place beside
+        // the old certificate; loading finishes the save.
+        write_aside(&dir.join(CERT), &cert_b)?;
+        write_aside(&dir.join(BUNDLE), "bundle b")?;
+        std::fs::rename(aside(&dir.join(KEY))?, dir.join(KEY))?;
+        let loaded = load_identity(dir)?;
+        assert_eq!(loaded, (key_b.clone(), cert_b.clone(), "bundle b".to_string()));
+        assert!(no_files_aside(dir));
+        assert_eq!(std::fs::read_to_string(dir.join(CERT))?, cert_b);
+
+        // A key that is not the certificate's, with nothing aside, is refused.
+        replace_private(&dir.join(KEY), &pem("PRIVATE KEY", &key_a))?;
+        let refused = format!("{:#}", load_identity(dir).expect_err("a key of another certificate"));
+        assert!(refused.contains("key.pem is not the key of cert.pem"), "{refused}");
+        Ok(())
+    }
+
+    #[test]
+    fn saved_identity_files_are_private() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let (key, cert) = identity()?;
+        save_identity(dir.path(), &key, &cert, "bundle")?;
+        for name in [KEY, CERT, BUNDLE] {
+            let mode = std::fs::metadata(dir.path().join(name))?.permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        assert!(no_files_aside(dir.path()));
+        Ok(())
+    }
 }

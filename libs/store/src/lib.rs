@@ -20,6 +20,10 @@ pub enum StoreError {
     Connect { url: String, source: DbErr },
     #[error("migrate: {0}")]
     Migrate(DbErr),
+    #[error(
+        "migrate {url}: another process has held the migration lock for over {waited:?} ({holder}); once it ends or is stopped, start again"
+    )]
+    MigrationLocked { url: String, waited: Duration, holder: String },
 }
 
 /// Values per `IN (…)` list, or rows per multi-row statement, when there
@@ -41,13 +45,18 @@ pub fn conflicts_rerun() -> u64 {
 /// between transactions: PostgreSQL's deadlock (`40P01`) or serialization
 /// failure (`40001`). Nothing of it was written; run again, it may pass.
 pub fn conflicted(e: &DbErr) -> bool {
+    matches!(sqlstate(e).as_deref(), Some("40P01" | "40001"))
+}
+
+/// The SQLSTATE the database answered with, if it was the database's error.
+fn sqlstate(e: &DbErr) -> Option<String> {
     let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))) = e else {
-        return false;
+        return None;
     };
     let sea_orm::sqlx::Error::Database(e) = e.as_ref() else {
-        return false;
+        return None;
     };
-    matches!(e.code().as_deref(), Some("40P01" | "40001"))
+    e.code().map(|code| code.into_owned())
 }
 
 /// Runs `transaction` (which begins and commits its own), and runs it again
@@ -67,6 +76,9 @@ where
                 retries += 1;
                 CONFLICTS_RERUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(error = %e, retries, "transaction aborted for a conflict; running it again");
+                // Apart, after a random pause: the two that deadlocked would
+                // otherwise start again together and may meet again.
+                tokio::time::sleep(Duration::from_millis(rand::random_range(1..=10u64 << retries))).await;
             }
             result => return result,
         }
@@ -118,7 +130,12 @@ pub fn sqlite_wal(options: &mut ConnectOptions) {
 
 /// The advisory lock PostgreSQL migrations run under (any constant would
 /// do: each service has a database of its own).
-const MIGRATION_LOCK: i64 = 0x7061_7665_645f_6d69; // "paved_mi"
+pub const MIGRATION_LOCK: i64 = 0x7061_7665_645f_6d69; // "paved_mi"
+
+/// How long a process waits for another's migrations: long enough for any
+/// of ours, short enough that a process stuck holding the lock is named
+/// rather than waited for in silence.
+const MIGRATION_WAIT: Duration = Duration::from_secs(300);
 
 /// Connects and brings the schema up to date with `M`'s migrations.
 ///
@@ -129,6 +146,12 @@ const MIGRATION_LOCK: i64 = 0x7061_7665_645f_6d69; // "paved_mi"
 /// just created. All pending migrations commit together, or none does. A
 /// SQLite file has one process (`paved up` locks its data directory).
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, StoreError> {
+    connect_and_migrate_within::<M>(url, MIGRATION_WAIT).await
+}
+
+/// [`connect_and_migrate`], waiting at most `wait` for another process's
+/// migrations.
+pub async fn connect_and_migrate_within<M: MigratorTrait>(url: &str, wait: Duration) -> Result<DatabaseConnection, StoreError> {
     use sea_orm::TransactionTrait;
     let db = connect(url).await?;
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
@@ -143,11 +166,45 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<Database
         txn.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, tried)).await.map_err(StoreError::Migrate)?;
     if !locked.map(|row| row.try_get::<bool>("", "locked")).transpose().map_err(StoreError::Migrate)?.unwrap_or(false) {
         tracing::info!(database = %redact(url), "another process is migrating this database: waiting for it");
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await.map_err(StoreError::Migrate)?;
+        txn.execute_unprepared(&format!("SET LOCAL lock_timeout = {}", wait.as_millis().max(1))).await.map_err(StoreError::Migrate)?;
+        if let Err(e) = txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await {
+            let _ = txn.rollback().await;
+            return Err(match sqlstate(&e).as_deref() {
+                Some("55P03") => StoreError::MigrationLocked { url: redact(url), waited: wait, holder: migration_lock_holder(&db).await },
+                _ => StoreError::Migrate(e),
+            });
+        }
+        txn.execute_unprepared("SET LOCAL lock_timeout = 0").await.map_err(StoreError::Migrate)?;
     }
     M::up(&txn, None).await.map_err(StoreError::Migrate)?;
     txn.commit().await.map_err(StoreError::Migrate)?;
     Ok(db)
+}
+
+/// Who holds the migration lock, as PostgreSQL knows them.
+async fn migration_lock_holder(db: &DatabaseConnection) -> String {
+    // An advisory lock on a bigint key is stored as its two halves.
+    let (high, low) = (MIGRATION_LOCK >> 32, MIGRATION_LOCK & 0xffff_ffff);
+    let sql = format!(
+        "SELECT l.pid, a.application_name, a.client_addr::text AS client, a.xact_start::text AS since \
+         FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} AND l.database = \
+         (SELECT oid FROM pg_database WHERE datname = current_database())"
+    );
+    match db.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql)).await {
+        Ok(Some(row)) => {
+            let text = |column: &str| row.try_get::<Option<String>>("", column).ok().flatten().unwrap_or_default();
+            let pid = row.try_get::<i32>("", "pid").map_or_else(|_| "?".to_string(), |p| p.to_string());
+            format!(
+                "pid {pid}, application {:?}, client {:?}, in a transaction since {}",
+                text("application_name"),
+                text("client"),
+                text("since")
+            )
+        }
+        Ok(None) => "it has just let go".to_string(),
+        Err(e) => format!("who, PostgreSQL did not say: {e}"),
+    }
 }
 
 /// Creates the PostgreSQL database a URL names if it does not exist yet, so a
