@@ -47,7 +47,8 @@ pub async fn issue(channel: AuthChannel, spiffe_id: &str, ttl: Option<Duration>,
 /// certificate replace the old ones. Returns the certificate's SPIFFE id
 /// and expiry.
 pub async fn renew(endpoint: &str, ttl: Option<Duration>, dir: &Path) -> anyhow::Result<(String, Option<prost_types::Timestamp>)> {
-    let (key, certificate_pem, bundle) = paved_grpc::tls::load_identity(dir).context("written by `paved ca issue --out`?")?;
+    let (key, certificate_pem, bundle) =
+        paved_grpc::tls::load_identity(dir).with_context(|| format!("the identity `paved ca issue --out {}` wrote", dir.display()))?;
     let held = paved_grpc::tls::certificates(&certificate_pem).with_context(|| format!("{}/cert.pem", dir.display()))?;
     let spiffe_id = paved_grpc::tls::spiffe_id(&held[0]).with_context(|| format!("{}/cert.pem names no SPIFFE id", dir.display()))?;
     let tls = paved_grpc::tls::Tls::new(spiffe_id.clone(), None);

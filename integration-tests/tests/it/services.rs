@@ -453,8 +453,10 @@ async fn a_process_waiting_on_a_stuck_migration_names_who_holds_it() {
     stuck.execute_unprepared("SET LOCAL application_name = 'stuck-migrator'").await.expect("name");
     stuck.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({})", paved_store::MIGRATION_LOCK)).await.expect("lock");
     let started = std::time::Instant::now();
-    let refused = paved_store::connect_and_migrate_within::<paved_secrets_broker::migration::Migrator>(&url, Duration::from_millis(500))
+    let waiting = paved_store::connect_and_migrate_within::<paved_secrets_broker::migration::Migrator>(&url, Duration::from_millis(500));
+    let refused = tokio::time::timeout(Duration::from_secs(20), waiting)
         .await
+        .expect("gives up waiting on its own")
         .map(|_| ())
         .expect_err("waits a bounded time");
     let message = refused.to_string();

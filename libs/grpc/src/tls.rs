@@ -82,24 +82,28 @@ pub fn private_key(pem_text: &str) -> anyhow::Result<Vec<u8>> {
 
 /// An identity kept on disk: `dir/key.pem`, `dir/cert.pem`, `dir/bundle.pem`
 /// (each mode 0600). All three are written aside before any is renamed into
-/// place, so a crash among the renames leaves each new file either in place
-/// or aside, whole: [`load_identity`] then finishes the renames instead of
-/// pairing the new key with the old certificate.
+/// place, the bundle first: a crash among the renames leaves either the old
+/// key and certificate (beside a bundle that also trusts the new CA) or a
+/// key that is not the certificate's, with the rest aside, whole, which
+/// [`load_identity`] renames into place.
 pub fn save_identity(dir: &std::path::Path, key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let files = [(KEY, pem("PRIVATE KEY", key_der)), (CERT, certificate_pem.to_string()), (BUNDLE, bundle_pem.to_string())];
-    for (name, text) in &files {
-        write_aside(&dir.join(name), text)?;
+    for (name, text) in [(BUNDLE, bundle_pem.to_string()), (KEY, pem("PRIVATE KEY", key_der)), (CERT, certificate_pem.to_string())] {
+        write_aside(&dir.join(name), &text)?;
     }
-    for (name, _) in files {
+    for name in RENAMED {
         std::fs::rename(aside(&dir.join(name))?, dir.join(name))?;
     }
+    // The renames themselves survive a power cut.
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
 const KEY: &str = "key.pem";
 const CERT: &str = "cert.pem";
 const BUNDLE: &str = "bundle.pem";
+/// The order [`save_identity`] renames its files into place in.
+const RENAMED: [&str; 3] = [BUNDLE, KEY, CERT];
 
 /// Writes `file` (mode 0600) aside and renames it into place, replacing
 /// what was there: a reader sees the old text or the new, never half.
@@ -128,14 +132,21 @@ fn write_aside(file: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// What [`save_identity`] wrote: the key (DER), the certificate and the
 /// bundle (PEM), the key checked against the certificate. A save
-/// interrupted among its renames is finished here.
+/// interrupted among its renames is finished here; what one interrupted
+/// before them left aside is removed, so it is never taken for the rest of
+/// a later one.
 pub fn load_identity(dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, String, String)> {
     let in_place = read_identity(dir, false);
     if in_place.is_ok() {
+        for name in RENAMED {
+            if let Ok(aside) = aside(&dir.join(name)) {
+                let _ = std::fs::remove_file(aside);
+            }
+        }
         return in_place;
     }
     let finished = read_identity(dir, true).and_then(|identity| {
-        for name in [KEY, CERT, BUNDLE] {
+        for name in RENAMED {
             let (file, aside) = (dir.join(name), aside(&dir.join(name))?);
             if aside.exists() {
                 std::fs::rename(&aside, &file)?;
@@ -566,18 +577,32 @@ mod tests {
         save_identity(dir, &key_a, &cert_a, "bundle a")?;
         assert_eq!(load_identity(dir)?, (key_a.clone(), cert_a.clone(), "bundle a".to_string()));
 
-        // Cut short while writing aside: what is in place is whole.
+        // Cut short while writing aside: what is in place is whole, and
+        // what was left aside is removed.
+        write_aside(&dir.join(BUNDLE), "bundle b")?;
         write_aside(&dir.join(KEY), &pem("PRIVATE KEY", &key_b))?;
         assert_eq!(load_identity(dir)?, (key_a.clone(), cert_a.clone(), "bundle a".to_string()));
-
-        // Cut short after the first rename: the new key is in place beside
-        // the old certificate; loading finishes the save.
-        write_aside(&dir.join(CERT), &cert_b)?;
-        write_aside(&dir.join(BUNDLE), "bundle b")?;
-        std::fs::rename(aside(&dir.join(KEY))?, dir.join(KEY))?;
-        let loaded = load_identity(dir)?;
-        assert_eq!(loaded, (key_b.clone(), cert_b.clone(), "bundle b".to_string()));
         assert!(no_files_aside(dir));
+
+        // Cut short after each of save_identity's renames in turn: loading
+        // gives the old key and certificate or the new, never the new
+        // without the new bundle (the new CA may have signed them).
+        let (old, new) = ((key_a.clone(), cert_a.clone()), (key_b.clone(), cert_b.clone()));
+        for done in 1..RENAMED.len() {
+            save_identity(dir, &key_a, &cert_a, "bundle a")?;
+            for (name, text) in [(BUNDLE, "bundle b".to_string()), (KEY, pem("PRIVATE KEY", &key_b)), (CERT, cert_b.clone())] {
+                write_aside(&dir.join(name), &text)?;
+            }
+            for name in &RENAMED[..done] {
+                std::fs::rename(aside(&dir.join(name))?, dir.join(name))?;
+            }
+            let (key, cert, bundle) = load_identity(dir)?;
+            let pair = (key, cert);
+            assert!(pair == old || (pair == new && bundle == "bundle b"), "after {:?}: {bundle}", &RENAMED[..done]);
+            assert!(no_files_aside(dir), "after {:?}", &RENAMED[..done]);
+            assert_eq!(load_identity(dir)?, (pair.0, pair.1, bundle), "loads the same again");
+        }
+        // The new key beside the old certificate is finished, not refused.
         assert_eq!(std::fs::read_to_string(dir.join(CERT))?, cert_b);
 
         // A key that is not the certificate's, with nothing aside, is refused.

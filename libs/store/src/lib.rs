@@ -76,8 +76,9 @@ where
                 retries += 1;
                 CONFLICTS_RERUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(error = %e, retries, "transaction aborted for a conflict; running it again");
-                // Apart, after a random pause: the two that deadlocked would
-                // otherwise start again together and may meet again.
+                // After a random pause: the transaction that went on may
+                // finish first, and two aborted at once (a serialization
+                // failure) do not start again together.
                 tokio::time::sleep(Duration::from_millis(rand::random_range(1..=10u64 << retries))).await;
             }
             result => return result,
@@ -174,7 +175,8 @@ pub async fn connect_and_migrate_within<M: MigratorTrait>(url: &str, wait: Durat
                 _ => StoreError::Migrate(e),
             });
         }
-        txn.execute_unprepared("SET LOCAL lock_timeout = 0").await.map_err(StoreError::Migrate)?;
+        // The migrations themselves wait as the server, database or role says.
+        txn.execute_unprepared("SET LOCAL lock_timeout TO DEFAULT").await.map_err(StoreError::Migrate)?;
     }
     M::up(&txn, None).await.map_err(StoreError::Migrate)?;
     txn.commit().await.map_err(StoreError::Migrate)?;
@@ -188,7 +190,7 @@ async fn migration_lock_holder(db: &DatabaseConnection) -> String {
     let sql = format!(
         "SELECT l.pid, a.application_name, a.client_addr::text AS client, a.xact_start::text AS since \
          FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} AND l.database = \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {high} AND l.objid = {low} AND l.objsubid = 1 AND l.database = \
          (SELECT oid FROM pg_database WHERE datname = current_database())"
     );
     match db.query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql)).await {
