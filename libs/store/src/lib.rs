@@ -257,16 +257,29 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: in the user part
+/// (`user:***@`) and as a `password=` parameter (`password=***`), both of
+/// which PostgreSQL's URLs accept.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}://{user}:***@{}", &base[..scheme], &base[at + 1..]),
+            None => base.to_string(),
+        },
+        _ => base.to_string(),
+    };
+    let Some(query) = query else {
+        return base;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 /// A migration that creates one table (and drops it on the way down): most
@@ -387,6 +400,12 @@ mod tests {
     fn redacts_password() {
         assert_eq!(redact("postgres://paved:s3cret@db:5432/x"), "postgres://paved:***@db:5432/x");
         assert_eq!(redact("sqlite://.paved/a.db?mode=rwc"), "sqlite://.paved/a.db?mode=rwc");
+        assert_eq!(redact("postgres://paved@db/x"), "postgres://paved@db/x");
+        assert_eq!(
+            redact("postgres://paved@db/x?sslmode=require&password=s3cret&application_name=p"),
+            "postgres://paved@db/x?sslmode=require&password=***&application_name=p"
+        );
+        assert_eq!(redact("postgres://paved:a@b@db/x?Password=c"), "postgres://paved:***@db/x?Password=***");
     }
 
     #[test]
