@@ -88,7 +88,7 @@ pub fn private_key(pem_text: &str) -> anyhow::Result<Vec<u8>> {
 /// [`load_identity`] renames into place.
 pub fn save_identity(dir: &std::path::Path, key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for (name, text) in [(BUNDLE, bundle_pem.to_string()), (KEY, pem("PRIVATE KEY", key_der)), (CERT, certificate_pem.to_string())] {
+    for (name, text) in identity_files(key_der, certificate_pem, bundle_pem) {
         write_aside(&dir.join(name), &text)?;
     }
     for name in RENAMED {
@@ -104,6 +104,11 @@ const CERT: &str = "cert.pem";
 const BUNDLE: &str = "bundle.pem";
 /// The order [`save_identity`] renames its files into place in.
 const RENAMED: [&str; 3] = [BUNDLE, KEY, CERT];
+
+/// Each file of an identity, by name, with its text.
+fn identity_files(key_der: &[u8], certificate_pem: &str, bundle_pem: &str) -> [(&'static str, String); 3] {
+    [(BUNDLE, bundle_pem.to_string()), (KEY, pem("PRIVATE KEY", key_der)), (CERT, certificate_pem.to_string())]
+}
 
 /// Writes `file` (mode 0600) aside and renames it into place, replacing
 /// what was there: a reader sees the old text or the new, never half.
@@ -566,7 +571,7 @@ mod tests {
     }
 
     fn no_files_aside(dir: &std::path::Path) -> bool {
-        [KEY, CERT, BUNDLE].iter().all(|name| aside(&dir.join(name)).is_ok_and(|aside| !aside.exists()))
+        RENAMED.iter().all(|name| aside(&dir.join(name)).is_ok_and(|aside| !aside.exists()))
     }
 
     #[test]
@@ -590,7 +595,7 @@ mod tests {
         let (old, new) = ((key_a.clone(), cert_a.clone()), (key_b.clone(), cert_b.clone()));
         for done in 1..RENAMED.len() {
             save_identity(dir, &key_a, &cert_a, "bundle a")?;
-            for (name, text) in [(BUNDLE, "bundle b".to_string()), (KEY, pem("PRIVATE KEY", &key_b)), (CERT, cert_b.clone())] {
+            for (name, text) in identity_files(&key_b, &cert_b, "bundle b") {
                 write_aside(&dir.join(name), &text)?;
             }
             for name in &RENAMED[..done] {
@@ -618,7 +623,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let (key, cert) = identity()?;
         save_identity(dir.path(), &key, &cert, "bundle")?;
-        for name in [KEY, CERT, BUNDLE] {
+        for name in RENAMED {
             let mode = std::fs::metadata(dir.path().join(name))?.permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }

@@ -7,12 +7,12 @@
 
 #![allow(clippy::all, missing_docs)]
 
-/// Every file of `proto/`, encoded as a `google.protobuf.FileDescriptorSet`.
 /// The platform's five services, one package of these protos each: their
 /// names as identities (`spiffe://paved/platform/<name>`), event streams
 /// and token audiences.
 pub const SERVICES: [&str; 5] = ["provisioner", "secrets-broker", "canary-analyzer", "cost-scheduler", "audit"];
 
+/// Every file of `proto/`, encoded as a `google.protobuf.FileDescriptorSet`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/paved_descriptor.bin"));
 
 pub mod events {
