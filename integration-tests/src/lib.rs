@@ -272,7 +272,17 @@ pub async fn start_broker_with(
     mtls: paved_service::MtlsOptions,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> (std::net::SocketAddr, String, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let database = postgres_database("it_broker").await;
+    start_broker_at(&postgres_database("it_broker").await, stream, mtls, shutdown).await
+}
+
+/// [`start_broker_with`] on `database`, a PostgreSQL URL.
+pub async fn start_broker_at(
+    database: &str,
+    stream: &str,
+    mtls: paved_service::MtlsOptions,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> (std::net::SocketAddr, String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let database = database.to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let broker = listener.local_addr().expect("addr");
     let common = paved_service::Common {
@@ -298,4 +308,40 @@ pub async fn start_broker_with(
 /// `channel` presenting `token`.
 pub fn authed(channel: tonic::transport::Channel, token: &str) -> paved_grpc::client::AuthChannel {
     paved_grpc::client::Bearer::new(token).expect("token").on(channel)
+}
+
+/// What this thread logs from now until the guard is dropped: a test on
+/// tokio's default (current-thread) runtime sees everything the services
+/// it runs in-process log while handling its calls.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(logs.clone()).with_ansi(false).with_max_level(tracing::Level::INFO).finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// Log lines captured by [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
 }

@@ -352,3 +352,87 @@ async fn a_rollout_watch_ends_when_its_token_is_revoked() {
     assert_eq!(rollout.state(), paved_proto::provisioner::v1::RolloutState::Paused, "{rollout:?}");
     platform.stop().await.expect("stop");
 }
+
+/// The broker's refusals to issue carry `ErrorInfo` (what was lacking, in
+/// its metadata) and are `token.denied` events; a handler's refusal at
+/// another service is an `access.denied` event like the layer's; and
+/// introspection says a token is inactive from its `expire_time` on.
+#[tokio::test]
+async fn refusals_carry_error_info_and_are_events() {
+    let (_dir, platform, _svc) = embedded().await;
+    let channel = paved::commands::channel(&platform.addr.to_string()).await.expect("channel");
+    let root = platform.root_token.clone();
+    let own = |scopes: &[&str]| IssueTokenRequest {
+        subject: "petra".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let petra = issue(&channel, &root, own(&["read:*", "write:provisioner", "write:secrets-broker", "deploy:dev/shop"]))
+        .await
+        .expect("issue petra");
+
+    let info = |status: &tonic::Status| {
+        let info = status.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo: {status:?}"));
+        (status.code(), info.reason, info.metadata.get("scope").cloned().unwrap_or_default())
+    };
+    let for_other = IssueTokenRequest { subject: "mallory".into(), ..own(&["read:*"]) };
+    let refused = issue(&channel, &petra, for_other).await.expect_err("another subject");
+    assert_eq!(info(&refused), (Code::PermissionDenied, "MISSING_SCOPE".into(), "issue:subjects".into()));
+    let refused = issue(&channel, &petra, own(&["write:audit"])).await.expect_err("a scope not held");
+    assert_eq!(info(&refused), (Code::PermissionDenied, "SCOPE_NOT_HELD".into(), "write:audit".into()));
+    let admin = IssueTokenRequest { role: "admin".into(), ..own(&[]) };
+    let refused = issue(&channel, &petra, admin).await.expect_err("role admin");
+    assert_eq!(info(&refused), (Code::PermissionDenied, "SCOPE_NOT_HELD".into(), "*".into()));
+
+    // A handler's own refusal (the deploy scope of another workload).
+    let other = ApplyWorkloadRequest { spec_yaml: "name: billing\ncommand: [\"hello\"]\n".into(), ..apply("dev") };
+    let refused = ProvisionerServiceClient::new(authed(channel.clone(), &petra)).apply_workload(other).await.expect_err("billing");
+    assert_eq!(info(&refused), (Code::PermissionDenied, "MISSING_SCOPE".into(), "deploy:dev/billing".into()));
+
+    let audit = AuditServiceClient::new(authed(channel.clone(), &root));
+    let (denied, access) = eventually("the refusals in the audit log", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
+            let mut denied = Vec::new();
+            let mut access = Vec::new();
+            for entry in &entries.entries {
+                match paved_stream::event::decode(&entry.envelope).ok()?.payload? {
+                    paved_proto::events::v1::envelope::Payload::BrokerActed(a) if a.action == "token.denied" => {
+                        denied.push((a.actor, a.target, a.reason))
+                    }
+                    paved_proto::events::v1::envelope::Payload::AccessDenied(d) if d.subject == "petra" => {
+                        access.push((d.method, d.reason))
+                    }
+                    _ => {}
+                }
+            }
+            (denied.len() >= 3 && !access.is_empty()).then_some((denied, access))
+        }
+    })
+    .await;
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    assert!(denied.iter().all(|(actor, _, _)| actor == "petra"), "{denied:?}");
+    assert!(denied.iter().any(|(_, target, why)| target == "mallory" && why.contains("issue:subjects")), "{denied:?}");
+    assert!(denied.iter().any(|(_, _, why)| why.contains("cannot grant scope *")), "{denied:?}");
+    let apply_method = "/paved.provisioner.v1.ProvisionerService/ApplyWorkload".to_string();
+    assert_eq!(access, vec![(apply_method, "MISSING_SCOPE".to_string())]);
+
+    // Introspection tells the truth at the second the token expires,
+    // though verifiers would accept it for LEEWAY_SECS more.
+    let short = IssueTokenRequest { ttl: Some(prost_types::Duration { seconds: 1, nanos: 0 }), ..own(&["read:audit"]) };
+    let short = issue(&channel, &petra, short).await.expect("a one-second token");
+    let mut broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &root));
+    let answer = broker.introspect_token(IntrospectTokenRequest { token: short.clone() }).await.expect("introspect").into_inner();
+    let expire = answer.info.as_ref().and_then(|i| i.expire_time).expect("expire_time").seconds;
+    assert!(answer.active, "active before it expires: {answer:?}");
+    let wait = u64::try_from(expire - chrono::Utc::now().timestamp()).unwrap_or(0) + 1;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let answer = broker.introspect_token(IntrospectTokenRequest { token: short.clone() }).await.expect("introspect").into_inner();
+    assert!(!answer.active && answer.reason.contains("expired"), "inactive from expire_time on: {answer:?}");
+    AuditServiceClient::new(authed(channel.clone(), &short))
+        .list_entries(ListEntriesRequest::default())
+        .await
+        .expect("verifiers still accept it within the documented leeway");
+    platform.stop().await.expect("stop");
+}

@@ -5,6 +5,7 @@ mod auth;
 mod canary;
 mod cli;
 mod compose;
+mod error_edge;
 mod leases;
 mod mtls;
 mod outbox;

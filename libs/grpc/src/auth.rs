@@ -64,9 +64,46 @@ const CACHE_LIMIT: usize = 16 * 1024;
 /// Method name prefixes of calls that only read.
 const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Explain", "Plan", "Replay"];
 
-/// The verified claims of a call, in the request's extensions.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Arc<Claims>);
+/// The verified caller of a call, in the request's extensions: its claims
+/// (it derefs to them), and where a handler's refusal of it is recorded, as
+/// the layer records its own (an `access.denied` event).
+#[derive(Clone)]
+pub struct Caller {
+    claims: Arc<Claims>,
+    auth: Authenticator,
+    service: String,
+    method: String,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+impl Caller {
+    /// PERMISSION_DENIED (reason `MISSING_SCOPE`, the scope in `ErrorInfo`)
+    /// unless the caller's token grants `scope`; a refusal is recorded.
+    pub fn grants(&self, scope: &str) -> Result<(), Status> {
+        if self.claims.allows(scope) { Ok(()) } else { Err(self.refuse(missing_scope(&self.claims.sub, scope))) }
+    }
+
+    /// Records `status`, a handler's refusal of this call, as the layer
+    /// records its own, and gives it back to be answered.
+    pub fn refuse(&self, status: Status) -> Status {
+        let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+        DENIALS.get_or_create(&DenialLabels { service: self.service.clone(), reason: reason.clone() }).inc();
+        self.auth.denied(Denied {
+            service: self.service.clone(),
+            method: self.method.clone(),
+            subject: self.claims.sub.clone(),
+            reason,
+            message: status.message().to_string(),
+        });
+        status
+    }
+}
 
 /// The call's token and what verified it: a long call (a server stream)
 /// asks again whether the token still holds ([`bounded`]).
@@ -292,27 +329,25 @@ fn denial(code: Code, reason: &str, message: &str) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-/// PERMISSION_DENIED unless the call's token grants `scope`.
-pub fn require<T>(request: &tonic::Request<T>, scope: &str) -> Result<Arc<Claims>, Status> {
+/// PERMISSION_DENIED unless the call's token grants `scope`; a refusal is
+/// recorded ([`Caller::grants`]).
+pub fn require<T>(request: &tonic::Request<T>, scope: &str) -> Result<Caller, Status> {
     let caller = caller(request)?;
-    grants(&caller, scope)?;
+    caller.grants(scope)?;
     Ok(caller)
 }
 
-/// PERMISSION_DENIED unless `claims` grant `scope`.
-pub fn grants(claims: &Claims, scope: &str) -> Result<(), Status> {
-    if claims.allows(scope) { Ok(()) } else { Err(missing_scope(&claims.sub, scope)) }
-}
-
-/// The verified claims of the call.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Claims>, Status> {
-    request.extensions().get::<Caller>().map(|c| c.0.clone()).ok_or_else(|| {
+/// The verified caller of the call.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| {
         // Only open methods run without a caller, and they do not ask.
         denial(Code::Unauthenticated, "TOKEN_MISSING", "this call needs a token")
     })
 }
 
-fn missing_scope(subject: &str, scope: &str) -> Status {
+/// PERMISSION_DENIED for a token that lacks `scope` (reason
+/// `MISSING_SCOPE`, the scope in `ErrorInfo` metadata).
+pub fn missing_scope(subject: &str, scope: &str) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info("MISSING_SCOPE", DOMAIN, HashMap::from([("scope".to_string(), scope.to_string())]));
     Status::with_error_details(Code::PermissionDenied, format!("{subject} lacks scope {scope}"), details)
@@ -424,8 +459,9 @@ where
             };
             match checked {
                 Ok(claims) => {
+                    let method = path.to_string();
                     req.extensions_mut().insert(TokenGuard { claims: claims.clone(), auth: self.layer.auth.clone() });
-                    req.extensions_mut().insert(Caller(claims));
+                    req.extensions_mut().insert(Caller { claims, auth: self.layer.auth.clone(), service, method });
                 }
                 Err(status) => {
                     let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();

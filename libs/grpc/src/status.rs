@@ -33,20 +33,59 @@ pub fn permission_denied(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::PermissionDenied, reason, message, ErrorDetails::new())
 }
 
+/// PERMISSION_DENIED whose `ErrorInfo` metadata says what was lacking
+/// (`scope`, `audience`), for programs to act on.
+pub fn permission_denied_for(reason: &str, message: impl Into<String>, metadata: &[(&str, &str)]) -> Status {
+    let mut details = ErrorDetails::new();
+    let metadata: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    details.set_error_info(reason, DOMAIN, metadata);
+    Status::with_error_details(Code::PermissionDenied, message, details)
+}
+
 pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::FailedPrecondition, reason, message, ErrorDetails::new())
 }
 
+/// Stored data that cannot be read back as written (a sealed value that
+/// does not open): the message says what, never the value.
+pub fn data_loss(reason: &str, message: impl Into<String>) -> Status {
+    with_reason(Code::DataLoss, reason, message, ErrorDetails::new())
+}
+
 /// A dependency (database, stream) is unreachable; the client may retry.
+/// `message` is the service's own words: never a cause's text (use
+/// [`storage`] for a cause).
 pub fn unavailable(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::Unavailable, reason, message, ErrorDetails::new())
 }
 
-/// An unexpected failure. The cause is logged here, where it is handled, and
-/// not sent to the client, which could leak internals.
-pub fn internal(error: &dyn std::fmt::Display) -> Status {
-    tracing::error!(error = %error, "internal error");
-    with_reason(Code::Internal, "INTERNAL", "internal error", ErrorDetails::new())
+/// The `ErrorInfo` metadata key of the id an internal cause was logged under.
+pub const ERROR_ID: &str = "error_id";
+
+/// The service's own storage failed (a database error of any kind): the
+/// cause is logged with a short error id, and the client gets UNAVAILABLE
+/// (it may retry) with reason `STORAGE_UNAVAILABLE` and the id, never the
+/// cause: driver text names tables, hosts and paths.
+pub fn storage(cause: &dyn std::fmt::Display) -> Status {
+    logged(Code::Unavailable, "STORAGE_UNAVAILABLE", "the service's storage is unavailable; retry", cause)
+}
+
+/// An unexpected failure. The cause is logged here, where it is handled,
+/// with a short error id; the client gets INTERNAL with that id, never the
+/// cause, which could leak internals.
+pub fn internal(cause: &dyn std::fmt::Display) -> Status {
+    logged(Code::Internal, "INTERNAL", "internal error", cause)
+}
+
+/// `code` with `reason` and `message`, the cause logged under a fresh error
+/// id that the answer carries (in its message, for people, and in
+/// `ErrorInfo` metadata under [`ERROR_ID`], for programs).
+pub fn logged(code: Code, reason: &str, message: &str, cause: &dyn std::fmt::Display) -> Status {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    tracing::error!(error_id = %id, error = %cause, reason, "{message}");
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, DOMAIN, HashMap::from([(ERROR_ID.to_string(), id.clone())]));
+    Status::with_error_details(code, format!("{message} (error id {id})"), details)
 }
 
 /// Decodes a `page_token` (an opaque offset) and clamps `page_size`.
@@ -94,6 +133,25 @@ mod tests {
         let bad = details.bad_request().expect("bad request details");
         assert_eq!(bad.field_violations[0].field, "spec.port");
         assert_eq!(details.error_info().expect("error info").reason, "BAD");
+    }
+
+    #[test]
+    fn a_logged_cause_is_not_sent() {
+        let cause = "error returned from database: relation \"secrets\" does not exist at 10.0.0.7:5432";
+        let status = storage(&cause);
+        assert_eq!(status.code(), Code::Unavailable);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "STORAGE_UNAVAILABLE");
+        let id = info.metadata.get(ERROR_ID).expect("error id");
+        assert_eq!(id.len(), 12);
+        assert!(status.message().contains(id.as_str()), "{}", status.message());
+        for leak in ["relation", "secrets", "10.0.0.7", "database:"] {
+            assert!(!status.message().contains(leak), "{leak} in {}", status.message());
+        }
+        let other = internal(&cause);
+        assert_eq!(other.code(), Code::Internal);
+        assert_ne!(other.get_error_details().error_info().expect("info").metadata.get(ERROR_ID), Some(id), "a fresh id each time");
     }
 
     #[test]

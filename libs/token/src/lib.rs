@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 const PREFIX: &str = "pvt1.";
-/// Clock difference between issuer and verifier that is tolerated.
+/// Clock difference between issuer and verifier that is tolerated: a
+/// verifier accepts a token up to this long past its `exp` (and before its
+/// `iat`). The broker's introspection, on the issuer's own clock, does not:
+/// it says `active=false` from `exp` on.
 pub const LEEWAY_SECS: i64 = 30;
 /// The longest token accepted, to bound the work of parsing one.
 const MAX_LEN: usize = 8 * 1024;

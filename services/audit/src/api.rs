@@ -34,7 +34,7 @@ impl AuditService for Api {
             .limit(size)
             .offset(offset)
             .to_owned();
-        let rows = self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("audit log unavailable: {e}")))?;
+        let rows = self.db.query_all(&query).await.map_err(|e| status::storage(&e))?;
         let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>().map_err(|e| status::internal(&e))?;
         let next_page_token = status::next_page_token(offset, size, entries.len());
         Ok(Response::new(ListEntriesResponse { entries, next_page_token }))

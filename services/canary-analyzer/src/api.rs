@@ -51,7 +51,7 @@ static JUDGEMENTS: std::sync::LazyLock<
 });
 
 fn database(e: DbErr) -> Status {
-    status::unavailable("DATABASE", format!("decision records unavailable: {e}"))
+    status::storage(&e)
 }
 
 fn invalid(field: &str, message: String) -> Status {
@@ -220,8 +220,7 @@ impl CanaryAnalyzerService for Api {
         if !req.revision_id.is_empty() {
             query.and_where(Expr::col(Alias::new("revision_id")).eq(req.revision_id));
         }
-        let rows =
-            self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("observations unavailable: {e}")))?;
+        let rows = self.db.query_all(&query).await.map_err(|e| status::storage(&e))?;
         let observations = rows
             .iter()
             .map(|row| {

@@ -31,7 +31,7 @@ impl CostSchedulerService for Api {
             .columns(["workload", "environment", "running_ms", "running_since_ms"].map(Alias::new))
             .from(Alias::new("revision_usage"))
             .to_owned();
-        let rows = self.db.query_all(&query).await.map_err(|e| status::unavailable("DATABASE", format!("usage unavailable: {e}")))?;
+        let rows = self.db.query_all(&query).await.map_err(|e| status::storage(&e))?;
         let mut by_workload: BTreeMap<(String, String), (i64, Option<i64>)> = BTreeMap::new();
         for row in &rows {
             let read = || -> Result<_, sea_orm::DbErr> {

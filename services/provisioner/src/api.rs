@@ -37,7 +37,7 @@ impl From<ApplyError> for Status {
                 status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
             }
             ApplyError::Database(e) => database(e),
-            ApplyError::Proxy(e) => status::unavailable("PROXY_PORT", format!("cannot open the workload's proxy: {e}")),
+            ApplyError::Proxy(e) => status::logged(tonic::Code::Unavailable, "PROXY_PORT", "cannot open the workload's proxy; retry", &e),
             ApplyError::Denied(decision) => status::failed_precondition(
                 "POLICY_DENIED",
                 format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
@@ -81,10 +81,9 @@ impl From<ArtifactError> for Status {
             ArtifactError::Payload(_) => {
                 status::invalid_argument("INVALID_PAYLOAD", e.to_string(), [("payload_json".into(), e.to_string())])
             }
-            ArtifactError::Untrusted(_) => Status::permission_denied(e.to_string()),
+            ArtifactError::Untrusted(_) => status::permission_denied("UNTRUSTED_KEY", e.to_string()),
             ArtifactError::Io(io) => {
-                tracing::error!(error = %io, "artifact store");
-                status::unavailable("ARTIFACT_STORE", "the artifact store cannot be written; retry")
+                status::logged(tonic::Code::Unavailable, "ARTIFACT_STORE", "the artifact store cannot be written; retry", &io)
             }
             ArtifactError::Database(db) => database(db),
         }
@@ -123,8 +122,7 @@ fn pr_number(pr: i32) -> Result<u32, Status> {
 }
 
 fn database(e: DbErr) -> Status {
-    tracing::warn!(error = %e, "provisioner database error");
-    status::unavailable("DATABASE", "the provisioner's database is unavailable; retry")
+    status::storage(&e)
 }
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
@@ -183,19 +181,19 @@ fn deploy_scope(environment: &str, workload: &str) -> String {
 
 /// The deploy scope of the workload a spec names. A spec that does not
 /// parse deploys nothing: the apply reports where it is wrong.
-fn may_deploy_spec(caller: &paved_token::Claims, environment: &str, spec_yaml: &str) -> Result<(), Status> {
+fn may_deploy_spec(caller: &auth::Caller, environment: &str, spec_yaml: &str) -> Result<(), Status> {
     match paved_spec::parse(spec_yaml, "paved.yaml") {
-        Ok(spec) => auth::grants(caller, &deploy_scope(environment, &spec.name)),
+        Ok(spec) => caller.grants(&deploy_scope(environment, &spec.name)),
         Err(_) => Ok(()),
     }
 }
 
 impl Api {
     /// Steering a rollout needs the deploy scope of its workload.
-    async fn may_steer(&self, caller: &paved_token::Claims, id: &str) -> Result<(), Status> {
+    async fn may_steer(&self, caller: &auth::Caller, id: &str) -> Result<(), Status> {
         let rollout = self.provisioner.rollout(id).await?;
         let (environment, workload) = rollout.workload();
-        auth::grants(caller, &deploy_scope(environment, workload))
+        caller.grants(&deploy_scope(environment, workload))
     }
 }
 
@@ -383,7 +381,7 @@ impl ProvisionerService for Api {
         let req = request.into_inner();
         required("environment", &req.environment)?;
         required("workload", &req.workload)?;
-        auth::grants(&caller, &deploy_scope(&req.environment, &req.workload))?;
+        caller.grants(&deploy_scope(&req.environment, &req.workload))?;
         let revision_id = self.provisioner.rollback(&req.environment, &req.workload).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
         Ok(Response::new(RollbackWorkloadResponse { workload: view.map(to_proto), revision_id }))
@@ -511,7 +509,7 @@ impl ProvisionerService for Api {
     async fn close_preview(&self, request: Request<ClosePreviewRequest>) -> Result<Response<ClosePreviewResponse>, Status> {
         let caller = auth::caller(&request)?;
         let pr = pr_number(request.into_inner().pr)?;
-        auth::grants(&caller, &deploy_scope(&crate::preview::environment(pr), "*"))?;
+        caller.grants(&deploy_scope(&crate::preview::environment(pr), "*"))?;
         let workloads = self.provisioner.close_preview(pr, "closed").await.map_err(database)?;
         let workloads = workloads.ok_or_else(|| status::not_found("PREVIEW_NOT_FOUND", format!("no preview pr-{pr}")))?;
         Ok(Response::new(ClosePreviewResponse { workloads }))

@@ -49,37 +49,83 @@ pub struct Api {
     ca: Ca,
 }
 
-fn ca_failed(e: CaError) -> Status {
-    match e {
-        CaError::Csr(why) => status::invalid_argument("INVALID_CSR", "invalid certificate signing request", [("csr_pem".to_string(), why)]),
-        CaError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
-        e @ CaError::NotEnrolled => status::unauthenticated("CERTIFICATE_NOT_ENROLLED", e.to_string()),
-        e @ CaError::Replaced(_) => status::unauthenticated("CERTIFICATE_REPLACED", e.to_string()),
-        e @ CaError::EnrolmentRevoked(..) => status::unauthenticated("ENROLMENT_REVOKED", e.to_string()),
-        e @ CaError::EnrolmentOver(_) => status::unauthenticated("ENROLMENT_EXPIRED", e.to_string()),
-        e @ (CaError::Sealed(..) | CaError::Sign(_)) => status::internal(&e),
-    }
-}
+// The API edge: each domain error becomes its canonical status here, and
+// only here. A storage or sealing failure is logged with an error id and
+// sent without its cause (`status::storage`, `status::logged`).
 
-fn database_failed(e: DatabaseError) -> Status {
-    match e {
-        DatabaseError::NotFound(name) => status::not_found("DATABASE_NOT_FOUND", format!("no database {name} is configured")),
-        DatabaseError::Target(why) => status::unavailable("DATABASE_TARGET", why),
-        DatabaseError::Invalid(why) => status::failed_precondition("DATABASE_INVALID", why),
-        DatabaseError::Store(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
-        e @ DatabaseError::Sealed(..) => {
-            tracing::error!(error = %e, "a sealed connection URL does not open");
-            Status::data_loss(e.to_string())
+impl From<CaError> for Status {
+    fn from(e: CaError) -> Self {
+        match e {
+            CaError::Csr(why) => {
+                status::invalid_argument("INVALID_CSR", "invalid certificate signing request", [("csr_pem".to_string(), why)])
+            }
+            CaError::Database(e) => status::storage(&e),
+            e @ CaError::NotEnrolled => status::unauthenticated("CERTIFICATE_NOT_ENROLLED", e.to_string()),
+            e @ CaError::Replaced(_) => status::unauthenticated("CERTIFICATE_REPLACED", e.to_string()),
+            e @ CaError::EnrolmentRevoked(..) => status::unauthenticated("ENROLMENT_REVOKED", e.to_string()),
+            e @ CaError::EnrolmentOver(_) => status::unauthenticated("ENROLMENT_EXPIRED", e.to_string()),
+            e @ (CaError::Sealed(..) | CaError::Sign(_)) => status::internal(&e),
         }
     }
 }
 
-fn lease_failed(e: LeaseError) -> Status {
-    match e {
-        LeaseError::NotFound(id) => status::not_found("LEASE_NOT_FOUND", format!("lease {id} not found")),
-        LeaseError::Revoked(id) => status::failed_precondition("LEASE_REVOKED", format!("lease {id} is revoked or expired")),
-        LeaseError::TokenRevoked(_) => caller_revoked(),
-        LeaseError::Database(e) => database_failed(e),
+impl From<DatabaseError> for Status {
+    fn from(e: DatabaseError) -> Self {
+        match e {
+            DatabaseError::NotFound(name) => status::not_found("DATABASE_NOT_FOUND", format!("no database {name} is configured")),
+            // The configured server's own words name its host: logged, as
+            // for our storage, so that a workload asking for credentials
+            // learns nothing of where they lead.
+            e @ DatabaseError::Target(_) => status::logged(
+                tonic::Code::Unavailable,
+                "DATABASE_TARGET",
+                "the configured database's server cannot be reached or refused a statement; retry",
+                &e,
+            ),
+            DatabaseError::Invalid(why) => status::failed_precondition("DATABASE_INVALID", why),
+            DatabaseError::Store(e) => status::storage(&e),
+            e @ DatabaseError::Sealed(..) => {
+                status::logged(tonic::Code::DataLoss, "SEALED_VALUE", "a sealed connection URL does not open", &e)
+            }
+        }
+    }
+}
+
+impl From<LeaseError> for Status {
+    fn from(e: LeaseError) -> Self {
+        match e {
+            LeaseError::NotFound(id) => status::not_found("LEASE_NOT_FOUND", format!("lease {id} not found")),
+            LeaseError::Revoked(id) => status::failed_precondition("LEASE_REVOKED", format!("lease {id} is revoked or expired")),
+            LeaseError::TokenRevoked(_) => caller_revoked(),
+            LeaseError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<SecretError> for Status {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::NotFound(path) => status::not_found("SECRET_NOT_FOUND", format!("no secret {path}")),
+            e @ SecretError::Expired(..) => status::failed_precondition("SECRET_VERSION_EXPIRED", e.to_string()),
+            SecretError::Database(e) => status::storage(&e),
+            // Tampered ciphertext, or a root key missing: logged, and said
+            // without detail (never the value).
+            e @ SecretError::Sealed(..) => status::logged(tonic::Code::DataLoss, "SEALED_VALUE", "a sealed secret does not open", &e),
+        }
+    }
+}
+
+impl From<AuthorityError> for Status {
+    fn from(e: AuthorityError) -> Self {
+        match e {
+            AuthorityError::NotFound(id) => status::not_found("TOKEN_NOT_FOUND", format!("token {id} not found")),
+            AuthorityError::Revoked(id) => status::failed_precondition("TOKEN_REVOKED", format!("token {id} is revoked")),
+            AuthorityError::NotRenewable(id) => {
+                status::failed_precondition("TOKEN_NOT_RENEWABLE", format!("token {id} is past its renewable_until; ask for a new one"))
+            }
+            AuthorityError::Database(e) => status::storage(&e),
+            e @ AuthorityError::Sealed(..) => status::internal(&e),
+        }
     }
 }
 
@@ -91,20 +137,6 @@ fn caller_revoked() -> Status {
 
 fn lease_id_invalid(field: &str) -> Status {
     status::invalid_argument("INVALID_LEASE_ID", format!("invalid {field}"), [(field.to_string(), "database/<name>/<id>".to_string())])
-}
-
-fn secret_failed(e: SecretError) -> Status {
-    match e {
-        SecretError::NotFound(path) => status::not_found("SECRET_NOT_FOUND", format!("no secret {path}")),
-        e @ SecretError::Expired(..) => status::failed_precondition("SECRET_VERSION_EXPIRED", e.to_string()),
-        SecretError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
-        // Tampered ciphertext, or a root key missing: logged, and said
-        // without detail (never the value).
-        e @ SecretError::Sealed(..) => {
-            tracing::error!(error = %e, "a sealed secret does not open");
-            Status::data_loss(e.to_string())
-        }
-    }
 }
 
 fn invalid_path(field: &str) -> Status {
@@ -125,16 +157,16 @@ impl Api {
     /// the event `denied` about `target`.
     async fn needs(&self, caller: &paved_token::Claims, scope: &str, target: &str, denied: &str) -> Result<(), Status> {
         for_broker(caller)?;
-        if let Err(status) = auth::grants(caller, scope) {
+        if !caller.allows(scope) {
             self.authority.record(denied, &caller.sub, target, &format!("lacks {scope}")).await;
-            return Err(status);
+            return Err(auth::missing_scope(&caller.sub, scope));
         }
         Ok(())
     }
 
     /// The answer for a certificate just issued, with the bundle to trust.
     async fn certificate(&self, issued: ca::Issued) -> Result<IssueCertificateResponse, Status> {
-        let (trust_bundle_pem, _) = self.ca.bundle().await.map_err(ca_failed)?;
+        let (trust_bundle_pem, _) = self.ca.bundle().await?;
         Ok(IssueCertificateResponse {
             certificate_pem: issued.certificate_pem,
             spiffe_id: issued.spiffe_id,
@@ -151,7 +183,7 @@ impl Api {
             let presented_id = paved_grpc::tls::spiffe_id(presented).unwrap_or_default();
             self.authority.record("certificate.denied", &presented_id, &presented_id, &e.to_string()).await;
         }
-        ca_failed(e)
+        e.into()
     }
 
     /// The lease's holder, or `leases:manage`.
@@ -160,10 +192,11 @@ impl Api {
         if caller.allows("leases:manage") {
             return Ok(());
         }
-        let lease = self.leases.lease(id).await.map_err(lease_failed)?;
+        let lease = self.leases.lease(id).await?;
         if lease.subject != caller.sub {
             self.authority.record("lease.denied", &caller.sub, id, "not the lease's holder").await;
-            return Err(Status::permission_denied(format!("{} is not the holder of lease {id} and lacks scope leases:manage", caller.sub)));
+            let message = format!("{} is not the holder of lease {id} and lacks scope leases:manage", caller.sub);
+            return Err(status::permission_denied_for("NOT_LEASE_HOLDER", message, &[("scope", "leases:manage")]));
         }
         Ok(())
     }
@@ -225,24 +258,12 @@ fn for_broker(caller: &paved_token::Claims) -> Result<(), Status> {
     Ok(())
 }
 
-/// [`failed`], but the caller's own token revoked before verifiers knew is
+/// As `Status::from`, but the caller's own token revoked before verifiers knew is
 /// answered as they will answer it.
 fn issue_failed(e: AuthorityError, caller: &str) -> Status {
     match e {
         AuthorityError::Revoked(id) if id == caller => caller_revoked(),
-        e => failed(e),
-    }
-}
-
-fn failed(e: AuthorityError) -> Status {
-    match e {
-        AuthorityError::NotFound(id) => status::not_found("TOKEN_NOT_FOUND", format!("token {id} not found")),
-        AuthorityError::Revoked(id) => status::failed_precondition("TOKEN_REVOKED", format!("token {id} is revoked")),
-        AuthorityError::NotRenewable(id) => {
-            status::failed_precondition("TOKEN_NOT_RENEWABLE", format!("token {id} is past its renewable_until; ask for a new one"))
-        }
-        AuthorityError::Database(e) => status::unavailable("DATABASE", format!("broker database unavailable: {e}")),
-        e @ AuthorityError::Sealed(..) => status::internal(&e),
+        e => e.into(),
     }
 }
 
@@ -336,23 +357,35 @@ fn grant(req: &IssueTokenRequest, caller: &paved_token::Claims) -> Result<Grant,
             return Err(status::invalid_argument("INVALID_TOKEN_REQUEST", "invalid token request", violations));
         }
     };
-    // A token hands on only what its holder has, and never a longer reach
-    // than the holder's own audience.
-    if let Some(scope) = scopes.iter().find(|s| !within(&caller.scp, s)) {
-        return Err(Status::permission_denied(format!("{} cannot grant scope {scope}: it does not hold it", caller.sub)));
-    }
-    if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != audience {
-        return Err(Status::permission_denied(format!("a token for {} cannot issue tokens for {audience}", caller.aud)));
-    }
-    // Tokens for someone else need `issue:subjects`: a subject names whose
-    // tokens a holder may revoke as its own.
-    if req.subject != caller.sub && !caller.allows("issue:subjects") {
-        return Err(Status::permission_denied(format!("{} lacks scope issue:subjects to issue for {}", caller.sub, req.subject)));
-    }
     scopes.sort();
     scopes.dedup();
     Ok(Grant { parent: Some(caller.jti.clone()), subject: req.subject.clone(), scopes, audience, ttl, renewable })
 }
+
+/// Why `caller` may not issue `grant`, if it may not: a token hands on only
+/// what its holder has, never a longer reach than the holder's own
+/// audience, and tokens for someone else need `issue:subjects` (a subject
+/// names whose tokens a holder may revoke as its own).
+fn refusal(grant: &Grant, caller: &paved_token::Claims) -> Option<Status> {
+    if let Some(scope) = grant.scopes.iter().find(|s| !within(&caller.scp, s)) {
+        let message = format!("{} cannot grant scope {scope}: it does not hold it", caller.sub);
+        return Some(status::permission_denied_for("SCOPE_NOT_HELD", message, &[("scope", scope)]));
+    }
+    if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != grant.audience {
+        let message = format!("a token for {} cannot issue tokens for {}", caller.aud, grant.audience);
+        return Some(status::permission_denied_for("AUDIENCE_NOT_HELD", message, &[("audience", &grant.audience)]));
+    }
+    if grant.subject != caller.sub && !caller.allows(ISSUE_SUBJECTS) {
+        let message = format!("{} lacks scope {ISSUE_SUBJECTS} to issue for {}", caller.sub, grant.subject);
+        return Some(status::permission_denied_for("MISSING_SCOPE", message, &[("scope", ISSUE_SUBJECTS)]));
+    }
+    None
+}
+
+/// The scope that issues tokens for other subjects.
+const ISSUE_SUBJECTS: &str = "issue:subjects";
+/// The scope that revokes other subjects' tokens.
+const REVOKE_TOKENS: &str = "revoke:tokens";
 
 #[tonic::async_trait]
 impl SecretsBrokerService for Api {
@@ -366,12 +399,7 @@ impl SecretsBrokerService for Api {
             .limit(size)
             .offset(offset)
             .to_owned();
-        let rows = self
-            .authority
-            .db()
-            .query_all(&query)
-            .await
-            .map_err(|e| status::unavailable("DATABASE", format!("identities unavailable: {e}")))?;
+        let rows = self.authority.db().query_all(&query).await.map_err(|e| status::storage(&e))?;
         let identities = rows
             .iter()
             .map(|row| {
@@ -390,7 +418,7 @@ impl SecretsBrokerService for Api {
 
     async fn get_key_set(&self, request: Request<GetKeySetRequest>) -> Result<Response<GetKeySetResponse>, Status> {
         let known = request.into_inner().known_version;
-        let set = self.authority.key_set().await.map_err(failed)?;
+        let set = self.authority.key_set().await?;
         if known == set.version {
             return Ok(Response::new(GetKeySetResponse { version: set.version, not_modified: true, ..Default::default() }));
         }
@@ -400,6 +428,10 @@ impl SecretsBrokerService for Api {
     async fn issue_token(&self, request: Request<IssueTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
         let caller = auth::caller(&request)?;
         let mut grant = grant(request.get_ref(), &caller)?;
+        if let Some(refused) = refusal(&grant, &caller) {
+            self.authority.record("token.denied", &caller.sub, &grant.subject, refused.message()).await;
+            return Err(refused);
+        }
         // Never outliving the token that asked: a child lives and renews
         // only as long as its parent could.
         // The token says how long it may be renewed (signed, so no lookup).
@@ -422,7 +454,7 @@ impl SecretsBrokerService for Api {
         let ttl = duration(request.get_ref().ttl.as_ref(), "ttl", authority::DEFAULT_TTL, authority::MAX_TTL)
             .map_err(|v| status::invalid_argument("INVALID_TTL", "invalid ttl", [v]))?;
         let ttl = request.get_ref().ttl.is_some().then_some(ttl);
-        let (token, info) = self.authority.renew(&caller, ttl).await.map_err(failed)?;
+        let (token, info) = self.authority.renew(&caller, ttl).await?;
         Ok(Response::new(RenewTokenResponse { token, info: Some(info) }))
     }
 
@@ -441,22 +473,25 @@ impl SecretsBrokerService for Api {
         };
         // Anyone may revoke their own tokens; others' need `revoke:tokens`.
         let own = match &target {
-            Target::Token(id) => {
-                id == &caller.jti || self.authority.token(id).await.map_err(failed)?.is_some_and(|t| t.subject == caller.sub)
-            }
+            Target::Token(id) => id == &caller.jti || self.authority.token(id).await?.is_some_and(|t| t.subject == caller.sub),
             Target::Subject(subject) => subject == &caller.sub,
             Target::IssuedFrom(_) => false,
         };
-        if !own && !caller.allows("revoke:tokens") {
-            return Err(Status::permission_denied(format!("{} lacks scope revoke:tokens", caller.sub)));
+        if !own && !caller.allows(REVOKE_TOKENS) {
+            let refused = auth::missing_scope(&caller.sub, REVOKE_TOKENS);
+            let target = match &target {
+                Target::Token(id) | Target::Subject(id) | Target::IssuedFrom(id) => id.clone(),
+            };
+            self.authority.record("token.denied", &caller.sub, &target, refused.message()).await;
+            return Err(refused);
         }
-        let revoked = self.authority.revoke(&caller.sub, &target, &format!("revoked by {}", caller.sub)).await.map_err(failed)?;
+        let revoked = self.authority.revoke(&caller.sub, &target, &format!("revoked by {}", caller.sub)).await?;
         Ok(Response::new(RevokeTokenResponse { revoked: i32::try_from(revoked).unwrap_or(i32::MAX) }))
     }
 
     async fn introspect_token(&self, request: Request<IntrospectTokenRequest>) -> Result<Response<IntrospectTokenResponse>, Status> {
         let token = request.into_inner().token;
-        let answer = match self.authority.introspect(&token).await.map_err(failed)? {
+        let answer = match self.authority.introspect(&token).await? {
             Ok(claims) => IntrospectTokenResponse {
                 active: true,
                 reason: String::new(),
@@ -514,7 +549,8 @@ impl SecretsBrokerService for Api {
         };
         // Per workload: a pipeline holding `bootstrap:issue:dev/*` mints no
         // identity for production.
-        auth::grants(&caller, &format!("bootstrap:issue:{}/{}", req.environment, req.workload))?;
+        let target = format!("{}/{}", req.environment, req.workload);
+        self.needs(&caller, &format!("bootstrap:issue:{target}"), &target, "bootstrap.denied").await?;
         let binding = bootstrap::Binding {
             environment: req.environment,
             workload: req.workload,
@@ -524,7 +560,7 @@ impl SecretsBrokerService for Api {
             databases: req.databases,
             certificate: req.certificate,
         };
-        let (bootstrap_token, expire) = bootstrap::issue(&self.authority, &caller.sub, &binding, ttl).await.map_err(failed)?;
+        let (bootstrap_token, expire) = bootstrap::issue(&self.authority, &caller.sub, &binding, ttl).await?;
         Ok(Response::new(IssueBootstrapTokenResponse {
             bootstrap_token,
             expire_time: Some(timestamp_from_millis(expire)),
@@ -539,7 +575,7 @@ impl SecretsBrokerService for Api {
         let token = request.into_inner().bootstrap_token;
         match bootstrap::exchange(&self.authority, token.trim()).await {
             Ok((token, info)) => Ok(Response::new(ExchangeBootstrapTokenResponse { token, info: Some(info) })),
-            Err(bootstrap::ExchangeError::Authority(e)) => Err(failed(e)),
+            Err(bootstrap::ExchangeError::Authority(e)) => Err(e.into()),
             // Never the token in the answer.
             Err(e) => {
                 let reason = match e {
@@ -572,7 +608,7 @@ impl SecretsBrokerService for Api {
                 return Err(status::invalid_argument("INVALID_SECRET", "invalid secret", [("value".to_string(), why)]));
             }
         };
-        let version = self.secrets.put(&caller.sub, &req.path, value).await.map_err(secret_failed)?;
+        let version = self.secrets.put(&caller.sub, &req.path, value).await?;
         Ok(Response::new(PutSecretResponse { version: Some(version) }))
     }
 
@@ -583,7 +619,7 @@ impl SecretsBrokerService for Api {
             return Err(invalid_path("path"));
         }
         self.may(&caller, "read", &req.path).await?;
-        let (meta, value) = self.secrets.get(&req.path, req.version).await.map_err(secret_failed)?;
+        let (meta, value) = self.secrets.get(&req.path, req.version).await?;
         // No value leaves unrecorded.
         if !self.authority.record("secret.read", &caller.sub, &format!("{}#{}", meta.path, meta.version), "").await {
             return Err(status::unavailable("EVENTS_UNAVAILABLE", "the read cannot be recorded now: try again"));
@@ -599,7 +635,7 @@ impl SecretsBrokerService for Api {
         }
         self.may(&caller, "read", &format!("{}*", req.prefix)).await?;
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
-        let secrets = self.secrets.list(&req.prefix, size, offset).await.map_err(secret_failed)?;
+        let secrets = self.secrets.list(&req.prefix, size, offset).await?;
         let next_page_token = status::next_page_token(offset, size, secrets.len());
         Ok(Response::new(ListSecretsResponse { secrets, next_page_token }))
     }
@@ -637,7 +673,7 @@ impl SecretsBrokerService for Api {
                     }
                     Ok(_) | Err(SecretError::NotFound(_)) => {}
                     Err(e) => {
-                        let _ = tx.send(Err(secret_failed(e))).await;
+                        let _ = tx.send(Err(e.into())).await;
                         return;
                     }
                 }
@@ -654,14 +690,14 @@ impl SecretsBrokerService for Api {
 
     async fn rewrap_keys(&self, request: Request<RewrapKeysRequest>) -> Result<Response<RewrapKeysResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
-        let signing = self.authority.rewrap().await.map_err(failed)? + self.ca.rewrap().await.map_err(ca_failed)?;
-        let (secret_keys, failed) = self.secrets.rewrap().await.map_err(secret_failed)?;
-        let data = secret_keys + self.leases.databases().rewrap().await.map_err(database_failed)?;
+        let signing = self.authority.rewrap().await? + self.ca.rewrap().await?;
+        let (secret_keys, failed) = self.secrets.rewrap().await?;
+        let data = secret_keys + self.leases.databases().rewrap().await?;
         let root_key_id = self.authority.keys().current().id.clone();
         let what = format!("{signing} signing and CA keys, {data} data keys and connection URLs, {failed} data keys that do not open");
         self.authority.record("root_key.rewrapped", &caller.sub, &root_key_id, &what).await;
         if failed > 0 {
-            return Err(Status::data_loss(format!("{what}: the broker's log names them")));
+            return Err(status::data_loss("KEYS_DO_NOT_OPEN", format!("{what}: the broker's log names them")));
         }
         Ok(Response::new(RewrapKeysResponse { rewrapped: i32::try_from(signing + data).unwrap_or(i32::MAX), root_key_id }))
     }
@@ -669,15 +705,15 @@ impl SecretsBrokerService for Api {
     async fn list_tokens(&self, request: Request<ListTokensRequest>) -> Result<Response<ListTokensResponse>, Status> {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
-        let tokens = self.authority.tokens(&req.subject, size, offset).await.map_err(failed)?;
+        let tokens = self.authority.tokens(&req.subject, size, offset).await?;
         let next_page_token = status::next_page_token(offset, size, tokens.len());
         Ok(Response::new(ListTokensResponse { tokens, next_page_token }))
     }
 
     async fn rotate_signing_key(&self, request: Request<RotateSigningKeyRequest>) -> Result<Response<RotateSigningKeyResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
-        let key_id = self.authority.rotate(&caller.sub).await.map_err(failed)?;
-        let keys = self.authority.key_set().await.map_err(failed)?.keys.clone();
+        let key_id = self.authority.rotate(&caller.sub).await?;
+        let keys = self.authority.key_set().await?.keys.clone();
         Ok(Response::new(RotateSigningKeyResponse { key_id, keys }))
     }
 
@@ -707,17 +743,12 @@ impl SecretsBrokerService for Api {
                 return Err(status::invalid_argument("INVALID_DATABASE", "invalid database", violations));
             }
         };
-        let config = self
-            .leases
-            .databases()
-            .configure(&caller.sub, &req.name, &req.connection_url, &req.group_role, ttl)
-            .await
-            .map_err(database_failed)?;
+        let config = self.leases.databases().configure(&caller.sub, &req.name, &req.connection_url, &req.group_role, ttl).await?;
         Ok(Response::new(ConfigureDatabaseResponse { database: Some(database_message(config)) }))
     }
 
     async fn list_databases(&self, _request: Request<ListDatabasesRequest>) -> Result<Response<ListDatabasesResponse>, Status> {
-        let databases = self.leases.databases().list().await.map_err(database_failed)?;
+        let databases = self.leases.databases().list().await?;
         Ok(Response::new(ListDatabasesResponse { databases: databases.into_iter().map(database_message).collect() }))
     }
 
@@ -735,7 +766,7 @@ impl SecretsBrokerService for Api {
         let ttl = duration(req.ttl.as_ref(), "ttl", database::DEFAULT_TTL, authority::MAX_RENEWABLE)
             .map_err(|v| status::invalid_argument("INVALID_TTL", "invalid ttl", [v]))?;
         let ttl = req.ttl.is_some().then_some(ttl);
-        let issued = self.leases.issue_database(&caller, &req.database, ttl).await.map_err(lease_failed)?;
+        let issued = self.leases.issue_database(&caller, &req.database, ttl).await?;
         Ok(Response::new(IssueDatabaseCredentialsResponse {
             username: issued.username,
             password: issued.password,
@@ -753,7 +784,7 @@ impl SecretsBrokerService for Api {
         let increment = duration(req.increment.as_ref(), "increment", database::DEFAULT_TTL, authority::MAX_RENEWABLE)
             .map_err(|v| status::invalid_argument("INVALID_INCREMENT", "invalid increment", [v]))?;
         let increment = req.increment.is_some().then_some(increment);
-        let lease = self.leases.renew(&caller.sub, &req.lease_id, increment).await.map_err(lease_failed)?;
+        let lease = self.leases.renew(&caller.sub, &req.lease_id, increment).await?;
         Ok(Response::new(RenewLeaseResponse { lease: Some(lease) }))
     }
 
@@ -770,9 +801,9 @@ impl SecretsBrokerService for Api {
         } else {
             self.holds_lease(&caller, &id).await?;
         }
-        let (revoked, failed) = self.leases.revoke(&caller.sub, &id, prefix).await.map_err(lease_failed)?;
+        let (revoked, failed) = self.leases.revoke(&caller.sub, &id, prefix).await?;
         if failed > 0 && !prefix {
-            let lease = self.leases.lease(&id).await.map_err(lease_failed)?;
+            let lease = self.leases.lease(&id).await?;
             return Err(status::unavailable(
                 "LEASE_REVOCATION_FAILED",
                 format!("lease {id} could not be revoked yet: {}; the broker retries with backoff", lease.last_error),
@@ -785,7 +816,7 @@ impl SecretsBrokerService for Api {
     async fn list_leases(&self, request: Request<ListLeasesRequest>) -> Result<Response<ListLeasesResponse>, Status> {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
-        let leases = self.leases.list(&req.prefix, size, offset).await.map_err(lease_failed)?;
+        let leases = self.leases.list(&req.prefix, size, offset).await?;
         let next_page_token = status::next_page_token(offset, size, leases.len());
         Ok(Response::new(ListLeasesResponse { leases, next_page_token }))
     }
@@ -832,7 +863,7 @@ impl SecretsBrokerService for Api {
         let until = if caller.ren > 0 { caller.ren } else { caller.exp }.saturating_mul(1000);
         let until = until.min(crate::now_ms().saturating_add(crate::ms(ca::MAX_TTL)));
         let enrolment = ca::Enrolment { token: caller.jti.clone(), renew_until_ms: (!for_good).then_some(until) };
-        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl, Some(&enrolment)).await.map_err(ca_failed)?;
+        let issued = self.ca.issue(&caller.sub, &spiffe_id, &req.csr_pem, ttl, Some(&enrolment)).await?;
         Ok(Response::new(self.certificate(issued).await?))
     }
 
@@ -868,7 +899,7 @@ impl SecretsBrokerService for Api {
             return Err(status::permission_denied("CERTIFICATE_NOT_A_LOGIN", why));
         }
         let revoked = || CaError::EnrolmentRevoked(spiffe_id.clone(), enrolment.token.clone());
-        let enrolling = self.authority.token(&enrolment.token).await.map_err(failed)?.filter(|t| t.revoke_time.is_none());
+        let enrolling = self.authority.token(&enrolment.token).await?.filter(|t| t.revoke_time.is_none());
         let Some(enrolling) = enrolling else {
             return Err(self.certificate_refused(&der, revoked()).await);
         };
@@ -885,13 +916,13 @@ impl SecretsBrokerService for Api {
         match self.authority.issue(&spiffe_id, &grant).await {
             Ok((token, info)) => Ok(Response::new(ExchangeCertificateResponse { token, info: Some(info) })),
             // The writer recorded the refusal (`token.denied`).
-            Err(AuthorityError::Revoked(_)) => Err(ca_failed(revoked())),
-            Err(e) => Err(failed(e)),
+            Err(AuthorityError::Revoked(_)) => Err(revoked().into()),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn get_trust_bundle(&self, _request: Request<GetTrustBundleRequest>) -> Result<Response<GetTrustBundleResponse>, Status> {
-        let (trust_bundle_pem, authorities) = self.ca.bundle().await.map_err(ca_failed)?;
+        let (trust_bundle_pem, authorities) = self.ca.bundle().await?;
         Ok(Response::new(GetTrustBundleResponse { trust_bundle_pem, authorities }))
     }
 
@@ -900,13 +931,13 @@ impl SecretsBrokerService for Api {
         request: Request<RotateCertificateAuthorityRequest>,
     ) -> Result<Response<RotateCertificateAuthorityResponse>, Status> {
         let caller = auth::require(&request, "rotate:keys")?;
-        let authority = self.ca.rotate(&caller.sub).await.map_err(ca_failed)?;
+        let authority = self.ca.rotate(&caller.sub).await?;
         Ok(Response::new(RotateCertificateAuthorityResponse { authority: Some(authority) }))
     }
 
     async fn get_workload_policy(&self, request: Request<GetWorkloadPolicyRequest>) -> Result<Response<GetWorkloadPolicyResponse>, Status> {
         let req = request.into_inner();
-        let policy = policy::get(self.authority.db(), &req.environment, &req.workload).await.map_err(|e| failed(e.into()))?;
+        let policy = policy::get(self.authority.db(), &req.environment, &req.workload).await.map_err(|e| status::storage(&e))?;
         let Some(policy) = policy else {
             return Err(status::not_found(
                 "POLICY_NOT_FOUND",
@@ -923,7 +954,7 @@ impl SecretsBrokerService for Api {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let (policies, read) =
-            policy::list(self.authority.db(), &req.environment, req.unused_only, size, offset).await.map_err(|e| failed(e.into()))?;
+            policy::list(self.authority.db(), &req.environment, req.unused_only, size, offset).await.map_err(|e| status::storage(&e))?;
         let next_page_token = status::next_page_token(offset, size, read);
         Ok(Response::new(ListWorkloadPoliciesResponse { policies, next_page_token }))
     }
@@ -982,7 +1013,7 @@ mod tests {
     #[test]
     fn a_caller_revoked_before_verifiers_knew_is_answered_as_they_will() {
         use tonic_types::StatusExt;
-        let revoked = [issue_failed(AuthorityError::Revoked("me".into()), "me"), lease_failed(LeaseError::TokenRevoked("me".into()))];
+        let revoked = [issue_failed(AuthorityError::Revoked("me".into()), "me"), Status::from(LeaseError::TokenRevoked("me".into()))];
         for status in revoked {
             assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
             assert_eq!(status.get_details_error_info().expect("reason").reason, "TOKEN_REVOKED");

@@ -357,7 +357,13 @@ impl Authority {
     pub async fn introspect(&self, token: &str) -> Result<Result<Claims, paved_token::TokenError>, AuthorityError> {
         let trust = self.published().await?.trust;
         let (keys, revoked) = &*trust;
-        Ok(keys.verify(token, &paved_grpc::auth::AUDIENCES, chrono::Utc::now().timestamp(), |jti| revoked.contains(jti)))
+        let now = chrono::Utc::now().timestamp();
+        // Verifiers allow other clocks `LEEWAY_SECS` of skew; the issuer's
+        // clock is the one that set `exp`, so introspection tells the truth:
+        // active means not expired, to the second.
+        Ok(keys
+            .verify(token, &paved_grpc::auth::AUDIENCES, now, |jti| revoked.contains(jti))
+            .and_then(|claims| if now >= claims.exp { Err(paved_token::TokenError::Expired(now - claims.exp)) } else { Ok(claims) }))
     }
 
     /// Issues a token for `grant` on behalf of `actor`; returns the token
