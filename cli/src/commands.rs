@@ -273,7 +273,7 @@ pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse)
             out.push_str(&line);
         }
         if action == PlanAction::Update && plan.changes.is_empty() {
-            out.push_str("  (the same spec: the current revision has failed or stopped, so it is deployed again)\n");
+            out.push_str(&format!("  (the same spec: {}, so it is deployed again)\n", plan.reason));
         }
     }
     for d in &plan.drift {

@@ -665,7 +665,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         plan.changes.iter().map(|c| serde_json::json!({"path": c.path, "before": c.before, "after": c.after})).collect();
                     let out = serde_json::json!({
                         "workload": name, "environment": env, "action": action.as_str_name().trim_start_matches("PLAN_ACTION_").to_lowercase(),
-                        "current_revision": plan.current_revision, "changes": changes, "drift": plan.drift,
+                        "current_revision": plan.current_revision, "changes": changes, "drift": plan.drift, "reason": plan.reason,
                     });
                     println!("{out}");
                 }

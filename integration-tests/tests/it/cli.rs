@@ -275,3 +275,55 @@ async fn kubernetes_manifests_render_from_the_spec() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no kubeconfig"), "{}", text(&out.stderr));
 }
+
+/// A revision is what runs, never where its spec was read from: the same
+/// spec planned and deployed from a copy in another directory (another
+/// checkout, as CI makes on every run) changes nothing; an update of an
+/// unchanged spec names its real cause.
+#[tokio::test]
+async fn the_same_spec_from_another_directory_is_the_same_revision() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = Platform::start(&up_options(dir.path().join("data"))).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let endpoint = platform.addr.to_string();
+    let token = platform.root_token.clone();
+    let run = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--endpoint", &endpoint]);
+        paved_with(&token, &args)
+    };
+    let write = |checkout: &str, name: &str, command: &str| {
+        let svc = dir.path().join(checkout);
+        std::fs::create_dir_all(&svc).expect("mkdir");
+        let spec = format!("name: {name}\ncommand: [{command}]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: one\n");
+        std::fs::write(svc.join("paved.yaml"), spec).expect("write");
+        svc.to_str().expect("path").to_string()
+    };
+    let first = write("checkout-1", "svc", "\"hello\"");
+    let out = run(&["deploy", &first, "--env", "dev"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "revision 1 of svc: promoted\n");
+
+    let copy = write("checkout-2", "svc", "\"hello\"");
+    let out = run(&["plan", &copy, "--env", "dev", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "nothing to change: {}{}", text(&out.stdout), text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((plan["action"].as_str(), plan["reason"].as_str()), (Some("none"), Some("revision 1 runs this spec")), "{plan}");
+    let out = run(&["deploy", &copy, "--env", "dev", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deployed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((deployed["revision"].as_i64(), deployed["state"].as_str()), (Some(1), Some("unchanged")), "{deployed}");
+
+    // A first revision that fails (its command does not exist; nothing to
+    // roll back to), then the same spec again: an update, and the plan
+    // says which revision failed and why.
+    let broken = write("checkout-3", "broken", "\"no-such-command-here\"");
+    let out = run(&["deploy", &broken, "--env", "dev"]).await;
+    assert!(!out.status.success(), "the broken revision is not promoted: {}", text(&out.stdout));
+    let out = run(&["plan", &broken, "--env", "dev"]).await;
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.starts_with("broken in dev: update"), "{said}");
+    assert!(said.contains("(the same spec: revision 1 runs this spec but is failed: program \"no-such-command-here\" not found"), "{said}");
+    platform.stop().await.expect("stop");
+}

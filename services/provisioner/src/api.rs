@@ -229,6 +229,7 @@ impl ProvisionerService for Api {
             policy_denials: plan.decision.denials,
             policy_warnings: plan.decision.warnings,
             policy_bundle_digest: plan.decision.bundle_digest,
+            reason: plan.reason,
         }))
     }
 

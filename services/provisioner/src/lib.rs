@@ -231,10 +231,27 @@ pub enum ApplyError {
     Artifact(#[from] artifacts::ArtifactError),
 }
 
-/// Whether `revision` is a live run of the spec with `digest` from `spec_path`
-/// (relative commands resolve against the spec's directory, so it counts).
-fn runs_spec(revision: &Revision, digest: &str, spec_path: &str) -> bool {
-    revision.spec_digest == digest && revision.spec_path == spec_path && !matches!(revision.state, State::Failed | State::Stopped)
+/// Whether `revision` is a live run of the spec with `digest`. A revision is
+/// what runs (the spec's digest, which covers an artifact's digest), never
+/// where its file was read from: the same spec applied from another
+/// checkout changes nothing. (The path stays with the revision as a label
+/// for messages, and as the directory a relative command first ran in.)
+fn runs_spec(revision: &Revision, digest: &str) -> bool {
+    revision.spec_digest == digest && !matches!(revision.state, State::Failed | State::Stopped)
+}
+
+/// Why a plan does what it does, in words for people: for an update of an
+/// unchanged spec, the state of the revision that makes it one.
+fn plan_reason(current: Option<&Revision>, digest: &str) -> String {
+    match current {
+        None => "no revision of this workload runs".to_string(),
+        Some(r) if r.spec_digest != digest => format!("the spec differs from revision {}'s", r.number),
+        Some(r) if matches!(r.state, State::Failed | State::Stopped) => {
+            let why = if r.message.is_empty() { String::new() } else { format!(": {}", r.message) };
+            format!("revision {} runs this spec but is {}{why}", r.number, r.state.as_str())
+        }
+        Some(r) => format!("revision {} runs this spec", r.number),
+    }
 }
 
 /// What an apply would do.
@@ -246,6 +263,8 @@ pub struct Plan {
     /// Differences between what was applied and what runs.
     pub drift: Vec<String>,
     pub decision: paved_policy::Decision,
+    /// Why this action ([`plan_reason`]).
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,7 +505,7 @@ impl Provisioner {
             let active = if new { Vec::new() } else { store::active_rollouts(&txn, Some(&workload.id())).await? };
             if let Some(current) = &workload.current_revision
                 && let Some(revision) = store::get_revision(&txn, current).await?
-                && runs_spec(&revision, &digest, spec_path)
+                && runs_spec(&revision, &digest)
             {
                 txn.commit().await?;
                 let rollout = active.into_iter().find(|r| r.revision_id == revision.id);
@@ -564,7 +583,8 @@ impl Provisioner {
         let db = &self.inner.db;
         let Some(workload) = store::get_workload(db, environment, &spec.name).await? else {
             let changes = paved_spec::diff(None, &spec);
-            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new(), decision });
+            let reason = format!("no workload {} in {environment}", spec.name);
+            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new(), decision, reason });
         };
         let current = match &workload.current_revision {
             Some(id) => store::get_revision(db, id).await?,
@@ -572,10 +592,12 @@ impl Provisioner {
         };
         let before = current.as_ref().and_then(|r| paved_spec::parse(&r.spec_yaml, &r.spec_path).ok());
         let changes = paved_spec::diff(before.as_ref(), &spec);
+        let digest = spec.digest();
         let action = match &current {
-            Some(r) if runs_spec(r, &spec.digest(), spec_path) => PlanAction::None,
+            Some(r) if runs_spec(r, &digest) => PlanAction::None,
             _ => PlanAction::Update,
         };
+        let reason = plan_reason(current.as_ref(), &digest);
         let mut drift = Vec::new();
         let rollouts = store::active_rollouts(db, Some(&workload.id())).await?;
         let desired = workload.stable_revision.iter().chain(&workload.standby_revision).chain(rollouts.iter().map(|r| &r.revision_id));
@@ -587,7 +609,7 @@ impl Provisioner {
                 drift.push(format!("revision {} should be healthy but is {}{why}", r.number, r.state.as_str()));
             }
         }
-        Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision })
+        Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision, reason })
     }
 
     /// The policy gate's decision on deploying `spec` to `environment`; an
