@@ -10,6 +10,9 @@
 //! - `deploy`, `rollback`, `proxy`, `policy`: the deployment pipeline; see
 //!   `pipeline.rs`. They run release binaries (`PAVED_BENCH_DEBUG=1` for debug).
 //!
+//! The measuring side is always an optimised build: started unoptimised (as
+//! `cargo xtask bench` is), this tool runs itself again with `--release`.
+//!
 //! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
 //!
@@ -30,6 +33,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "broker", "dbcreds"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
+    // Every benchmark measures from this process too (the token-verifying
+    // clients of `broker` and `dbcreds`, the load and timers of `deploy`,
+    // `rollback` and `proxy`): `cargo xtask` builds it unoptimised, so it
+    // runs again as an optimised build, whichever way it was started.
+    if cfg!(debug_assertions) && release {
+        let mut again = super::cargo();
+        again.args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench"]).args(args);
+        return super::run(&mut again);
+    }
     // Binaries built elsewhere (`PAVED_BENCH_BIN_DIR`) are used as they are.
     let bins = |release| match std::env::var_os("PAVED_BENCH_BIN_DIR") {
         Some(dir) => Ok(std::path::PathBuf::from(dir)),
@@ -44,10 +56,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             "broker" => crate::tokens::grpc(&bins(release)?)?,
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
-            // In-process: measured in an optimised build of this very tool.
-            name @ ("policy" | "canary" | "tokens") if cfg!(debug_assertions) && release => {
-                super::run(super::cargo().args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", name]))?
-            }
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "tokens" => crate::tokens::run()?,

@@ -12,6 +12,7 @@ mod outbox;
 mod platform;
 mod prometheus;
 mod rollouts;
+mod scopes;
 mod secrets;
 mod services;
 mod stream_contract;

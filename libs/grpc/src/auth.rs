@@ -373,6 +373,36 @@ pub struct Exemptions {
     pub token_only: HashSet<String>,
 }
 
+/// What a call to a method takes at the layer. This is the one rule: the
+/// layer decides by it, and `docs/scopes.md` is generated from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// No token (health, the key set, calls whose credential is a certificate).
+    Nothing,
+    /// A valid token; the handler checks a finer scope, or that the token
+    /// acts on itself.
+    Token,
+    /// A valid token for the service that grants this scope
+    /// (`read:<service>` or `write:<service>`, see [`method_scope`]).
+    Scope(String),
+}
+
+impl Exemptions {
+    /// What calling `path` takes, and the short name of its service; `None`
+    /// for anything that is not a Paved method.
+    pub fn need(&self, path: &str) -> Option<(Need, String)> {
+        let (scope, service) = method_scope(path)?;
+        let need = if self.open.contains(path) {
+            Need::Nothing
+        } else if self.token_only.contains(path) {
+            Need::Token
+        } else {
+            Need::Scope(scope)
+        };
+        Some((need, service))
+    }
+}
+
 /// The layer.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -439,8 +469,8 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
-        if let Some((scope, service)) = method_scope(path).filter(|_| !self.layer.exempt.open.contains(path)) {
-            let token_only = self.layer.exempt.token_only.contains(path);
+        if let Some((need, service)) = self.layer.exempt.need(path).filter(|(need, _)| *need != Need::Nothing) {
+            let token_only = need == Need::Token;
             let token =
                 req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
             let mut subject = String::new();
@@ -451,7 +481,10 @@ where
                     self.layer.auth.authenticate_at(token.trim(), audience, chrono::Utc::now().timestamp())
                 }
                 .inspect(|claims| subject.clone_from(&claims.sub))
-                .and_then(|claims| if token_only || claims.allows(&scope) { Ok(claims) } else { Err(missing_scope(&claims.sub, &scope)) })
+                .and_then(|claims| match &need {
+                    Need::Scope(scope) if !claims.allows(scope) => Err(missing_scope(&claims.sub, scope)),
+                    _ => Ok(claims),
+                })
                 .and_then(|claims| match self.layer.mtls.then(|| unproven_service(&req, &claims)).flatten() {
                     Some(status) => Err(status),
                     None => Ok(claims),

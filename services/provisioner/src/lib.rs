@@ -254,6 +254,19 @@ fn plan_reason(current: Option<&Revision>, digest: &str) -> String {
     }
 }
 
+/// What each handler checks beyond the layer's rule, by method, in words for
+/// `docs/scopes.md` (the table a test generates and compares).
+pub const HANDLER_SCOPES: &[(&str, &str)] = &[
+    ("ApplyWorkload", "`deploy:<env>/<workload>`"),
+    ("PauseRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
+    ("ResumeRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
+    ("AbortRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
+    ("PromoteRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
+    ("RollbackWorkload", "`deploy:<env>/<workload>`"),
+    ("OpenPreview", "`deploy:pr-<n>/<workload>`"),
+    ("ClosePreview", "`deploy:pr-<n>/*`"),
+];
+
 /// What an apply would do.
 #[derive(Debug, Clone)]
 pub struct Plan {

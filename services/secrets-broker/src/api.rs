@@ -657,7 +657,7 @@ impl SecretsBrokerService for Api {
             loop {
                 // A watch lives no longer than the token that opened it.
                 if let Some(why) = authority.no_longer_valid(&caller).await {
-                    let _ = tx.send(Err(Status::unauthenticated(format!("the watch's token {why}")))).await;
+                    let _ = tx.send(Err(status::unauthenticated("WATCH_TOKEN_ENDED", format!("the watch's token {why}")))).await;
                     return;
                 }
                 match secrets.get(&path, 0).await {

@@ -83,6 +83,29 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
     paved_grpc::auth::ISSUE_CERTIFICATE_METHOD,
 ];
 
+/// What each handler checks beyond the layer's rule, by method, in words for
+/// `docs/scopes.md` (the table a test generates and compares). A refusal
+/// here is PERMISSION_DENIED with `ErrorInfo` and an event.
+pub const HANDLER_SCOPES: &[(&str, &str)] = &[
+    ("IssueToken", "each scope asked for within the caller's own; `issue:subjects` for another subject"),
+    ("RenewToken", "the token renews itself"),
+    ("RevokeToken", "the caller's own tokens, or `revoke:tokens`"),
+    ("IssueBootstrapToken", "`bootstrap:issue:<env>/<workload>`"),
+    ("PutSecret", "`secrets:write:<path>`"),
+    ("GetSecret", "`secrets:read:<path>`"),
+    ("WatchSecret", "`secrets:read:<path>`"),
+    ("ListSecrets", "`secrets:read:<prefix>*`"),
+    ("RewrapKeys", "`rotate:keys`"),
+    ("RotateSigningKey", "`rotate:keys`"),
+    ("RotateCertificateAuthority", "`rotate:keys`"),
+    ("IssueDatabaseCredentials", "`database:creds:<name>`"),
+    ("RenewLease", "the lease's holder, or `leases:manage`"),
+    ("RevokeLease", "the lease's holder, or `leases:manage` (a prefix: `leases:manage`)"),
+    ("IssueCertificate", "`certs:issue:<env>/<workload>` (`certs:enrol:platform/<service>` for a platform service)"),
+    ("RenewCertificate", "the client certificate, over mTLS"),
+    ("ExchangeCertificate", "a platform service's client certificate, over mTLS"),
+];
+
 /// The service, as the shell in `paved-service` runs it.
 pub struct SecretsBroker;
 
