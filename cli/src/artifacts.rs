@@ -1,7 +1,11 @@
-//! `paved artifact …`: push to the content-addressed store, keys, signed
-//! attestations and their verification.
+//! `paved artifact push|get|keygen|sign|verify`: push to the
+//! content-addressed store, keys, signed attestations and their
+//! verification.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+};
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
@@ -9,12 +13,106 @@ use paved_proto::provisioner::v1::{
     provisioner_service_client::ProvisionerServiceClient,
 };
 use sha2::{Digest, Sha256};
-use std::{io::Read, path::Path};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 const CHUNK: usize = 256 * 1024;
 
-fn failed(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&s))
+#[derive(clap::Args)]
+pub struct ArtifactArgs {
+    #[command(subcommand)]
+    command: ArtifactCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum ArtifactCommand {
+    /// Stream a file to the store; prints its sha256 digest.
+    Push { path: PathBuf },
+    /// An artifact's size and attestations.
+    Get { digest: String },
+    /// Write a new Ed25519 private key to FILE; prints the public key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a JSON payload as an attestation of DIGEST and attach it.
+    Sign {
+        digest: String,
+        /// sbom, vulnerabilities ({"findings": [{"id", "cvss"}]}) or coverage ({"ratio"}).
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        payload: PathBuf,
+        /// The private key file (from `paved artifact keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Verify DIGEST's attestations against public keys: exit 0 when all verify.
+    Verify {
+        digest: String,
+        /// A public key (hex) or a file holding it (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+    },
+}
+
+pub async fn run(args: ArtifactArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = args.endpoint.as_str();
+    match args.command {
+        ArtifactCommand::Keygen { out } => {
+            let (private, public) = paved_attest::generate();
+            write_private(&out, &private)?;
+            println!("{public}");
+            eprintln!("private key written to {}; trust the public key with `paved up --trusted-key NAME={public}`", out.display());
+        }
+        ArtifactCommand::Push { path } => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let pushed = push(connect(endpoint).await?, &path, move |sent, total| {
+                if terminal {
+                    eprint!("\rpushing {} / {} KiB", sent / 1024, total / 1024);
+                }
+            })
+            .await?;
+            if terminal {
+                eprintln!();
+            }
+            eprintln!("{} bytes{}", pushed.size, if pushed.existed { ", already in the store" } else { "" });
+            println!("{}", pushed.digest);
+        }
+        ArtifactCommand::Get { digest } => print!("{}", describe(connect(endpoint).await?, &digest).await?),
+        ArtifactCommand::Sign { digest, kind, payload, key } => {
+            let signer = sign(connect(endpoint).await?, &digest, &kind, &payload, &key).await?;
+            println!("attached {kind} to {digest}, signed by {signer}");
+        }
+        ArtifactCommand::Verify { digest, keys } => {
+            let keys = keys.iter().map(|k| read_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
+            let (report, ok) = verify(connect(endpoint).await?, &digest, &keys).await?;
+            print!("{report}");
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, key: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("create {}: {e} (an existing key is never overwritten)", path.display()))?;
+    file.write_all(key.as_bytes())?;
+    Ok(())
 }
 
 /// The sha256 digest of a file, read in chunks.

@@ -3,17 +3,95 @@
 //! key never leaves this machine; the broker sees only a CSR), renewed with
 //! itself.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output::time,
+    ttl::parse_ttl,
+};
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
     CertificateAuthority, GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse,
     RenewCertificateRequest, RotateCertificateAuthorityRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
-use std::{fmt::Write as _, path::Path, time::Duration};
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
-fn failed(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&status))
+#[derive(clap::Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    command: CaCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum CaCommand {
+    /// Print the trust bundle (PEM; the CAs on stderr): what peers and
+    /// `PAVED_CA_BUNDLE` trust.
+    Bundle,
+    /// Start a new CA: it signs after a short publication; the one before
+    /// stays trusted until the last certificate it signed expires.
+    Rotate,
+    /// A key made here and its certificate: <dir>/key.pem, cert.pem, bundle.pem.
+    Issue {
+        /// spiffe://paved/<env>/<workload>; the token's own subject when
+        /// omitted (either needs certs:issue:<env>/<workload>).
+        #[arg(long, default_value = "")]
+        spiffe_id: String,
+        /// Default 1h, at most 24h.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Renew the certificate in <dir> (as `issue` wrote it) with itself,
+    /// over mTLS to an https:// endpoint: no token. A new key and
+    /// certificate replace the old ones.
+    Renew {
+        /// At most (and by default) 1h; never past what its enrolment allows.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+pub async fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = args.endpoint.as_str();
+    // Renewal presents the certificate, not a token.
+    let channel = || connect(endpoint);
+    match args.command {
+        CaCommand::Bundle => {
+            let bundle = bundle(channel().await?).await?;
+            eprint!("{}", table(&bundle.authorities));
+            print!("{}", bundle.trust_bundle_pem);
+        }
+        CaCommand::Rotate => {
+            let ca = rotate(channel().await?).await?;
+            println!("CA {} signs from {}", ca.id, time(ca.create_time.as_ref()));
+        }
+        CaCommand::Issue { spiffe_id, ttl, out } => {
+            let issued = issue(channel().await?, &spiffe_id, ttl, &out).await?;
+            println!(
+                "{} until {} (CA {}): {}/cert.pem, key.pem, bundle.pem",
+                issued.spiffe_id,
+                time(issued.expire_time.as_ref()),
+                issued.authority_id,
+                out.display()
+            );
+        }
+        CaCommand::Renew { ttl, dir } => {
+            let (spiffe_id, expire_time) = renew(endpoint, ttl, &dir).await?;
+            println!("{spiffe_id} until {}: {}/cert.pem, key.pem, bundle.pem", time(expire_time.as_ref()), dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
@@ -75,7 +153,6 @@ pub async fn renew(endpoint: &str, ttl: Option<Duration>, dir: &Path) -> anyhow:
 
 /// One line per CA: id, since, expiry, retired.
 pub fn table(authorities: &[CertificateAuthority]) -> String {
-    let time = |t: Option<&prost_types::Timestamp>| crate::secrets::time(t);
     let mut out = format!("{:<18}  {:<19}  {:<19}  RETIRED\n", "CA", "SIGNS FROM", "EXPIRES");
     for a in authorities {
         let _ = writeln!(

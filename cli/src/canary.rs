@@ -1,16 +1,56 @@
 //! `paved canary explain|replay`: the canary analyzer's decision records,
 //! in words and numbers.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+};
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::canary_analyzer::v1::{
     Check, Decision, ExplainRolloutRequest, ReplayRolloutRequest, Verdict, canary_analyzer_service_client::CanaryAnalyzerServiceClient,
 };
-use std::{fmt::Write, path::Path};
+use std::{
+    fmt::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-fn failed(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&s))
+#[derive(clap::Args)]
+pub struct CanaryArgs {
+    #[command(subcommand)]
+    command: CanaryCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum CanaryCommand {
+    /// Why each step of a rollout passed, failed or was extended: every
+    /// judgement's checks, statistics, bounds and effect sizes.
+    Explain { rollout: String },
+    /// Judge a rollout's recorded looks again; exits 1 when a look fails.
+    Replay {
+        rollout: String,
+        /// A workload spec whose `analysis` replaces the recorded one.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+}
+
+pub async fn run(args: CanaryArgs) -> anyhow::Result<ExitCode> {
+    let channel = connect(&args.endpoint).await?;
+    match args.command {
+        CanaryCommand::Explain { rollout } => print!("{}", explain_rollout(channel, &rollout).await?),
+        CanaryCommand::Replay { rollout, spec } => {
+            let (report, failed) = replay(channel, &rollout, spec.as_deref()).await?;
+            print!("{report}");
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Why a rollout went as it did: per step, its looks and the checks of the

@@ -1,68 +1,94 @@
-//! `paved db configure|list|creds` and `paved lease list|renew|revoke`:
-//! dynamic PostgreSQL credentials and the leases they are held under. A
-//! password is printed once, never in an error.
+//! `paved lease list|renew|revoke`: the leases the broker's handouts
+//! (database logins, see [`crate::db`]) are held under; revoking one drops
+//! its role.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output::time,
+    ttl::parse_ttl,
+};
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
-    ConfigureDatabaseRequest, Database, IssueDatabaseCredentialsRequest, IssueDatabaseCredentialsResponse, Lease, ListDatabasesRequest,
-    ListLeasesRequest, RenewLeaseRequest, RevokeLeaseRequest, RevokeLeaseResponse, revoke_lease_request::Target,
+    Lease, ListLeasesRequest, RenewLeaseRequest, RevokeLeaseRequest, RevokeLeaseResponse, revoke_lease_request::Target,
     secrets_broker_service_client::SecretsBrokerServiceClient,
 };
-use std::{fmt::Write as _, time::Duration};
+use std::{fmt::Write as _, process::ExitCode, time::Duration};
 
-fn failed(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&status))
+#[derive(clap::Args)]
+pub struct LeaseArgs {
+    #[command(subcommand)]
+    command: LeaseCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
 }
 
-fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
-    SecretsBrokerServiceClient::new(channel)
+#[derive(clap::Subcommand)]
+enum LeaseCommand {
+    /// Leases under a prefix (e.g. database/shop/), newest first.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Extend a lease (never past its maximum).
+    Renew {
+        lease_id: String,
+        #[arg(long, value_parser = parse_ttl)]
+        increment: Option<Duration>,
+    },
+    /// Revoke a lease, or every lease under --prefix: its role is dropped.
+    Revoke {
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        lease_id: Option<String>,
+        #[arg(long)]
+        prefix: Option<String>,
+    },
 }
 
-pub async fn configure(
-    channel: AuthChannel,
-    name: &str,
-    connection_url: String,
-    group_role: &str,
-    ttl: (Option<Duration>, Option<Duration>),
-) -> anyhow::Result<Database> {
-    let request = ConfigureDatabaseRequest {
-        name: name.to_string(),
-        connection_url,
-        group_role: group_role.to_string(),
-        default_ttl: ttl.0.map(paved_proto::duration_from_std),
-        max_ttl: ttl.1.map(paved_proto::duration_from_std),
-    };
-    let answer = client(channel).configure_database(request).await.map_err(failed)?.into_inner();
-    answer.database.ok_or_else(|| anyhow::anyhow!("the broker answered no database"))
-}
-
-pub async fn databases(channel: AuthChannel) -> anyhow::Result<Vec<Database>> {
-    Ok(client(channel).list_databases(ListDatabasesRequest {}).await.map_err(failed)?.into_inner().databases)
-}
-
-pub async fn credentials(channel: AuthChannel, database: &str, ttl: Option<Duration>) -> anyhow::Result<IssueDatabaseCredentialsResponse> {
-    let request = IssueDatabaseCredentialsRequest { database: database.to_string(), ttl: ttl.map(paved_proto::duration_from_std) };
-    Ok(client(channel).issue_database_credentials(request).await.map_err(failed)?.into_inner())
+pub async fn run(args: LeaseArgs) -> anyhow::Result<ExitCode> {
+    let channel = connect(&args.endpoint).await?;
+    match args.command {
+        LeaseCommand::List { prefix } => print!("{}", table(&leases(channel, &prefix).await?)),
+        LeaseCommand::Renew { lease_id, increment } => {
+            let lease = renew(channel, &lease_id, increment).await?;
+            println!("{} expires {}", lease.lease_id, time(lease.expire_time.as_ref()));
+        }
+        LeaseCommand::Revoke { lease_id, prefix } => {
+            let target = match (lease_id, prefix) {
+                (Some(id), _) => Target::LeaseId(id),
+                (None, Some(prefix)) => Target::Prefix(prefix),
+                (None, None) => anyhow::bail!("name a lease or --prefix"),
+            };
+            let done = revoke(channel, target).await?;
+            println!("{} lease(s) revoked", done.revoked);
+            if done.failed > 0 {
+                eprintln!("paved: {} revocation(s) failed; the broker retries them (see paved lease list)", done.failed);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn leases(channel: AuthChannel, prefix: &str) -> anyhow::Result<Vec<Lease>> {
     let request = ListLeasesRequest { prefix: prefix.to_string(), page_size: 1000, ..Default::default() };
-    Ok(client(channel).list_leases(request).await.map_err(failed)?.into_inner().leases)
+    Ok(SecretsBrokerServiceClient::new(channel).list_leases(request).await.map_err(failed)?.into_inner().leases)
 }
 
 pub async fn renew(channel: AuthChannel, lease_id: &str, increment: Option<Duration>) -> anyhow::Result<Lease> {
     let request = RenewLeaseRequest { lease_id: lease_id.to_string(), increment: increment.map(paved_proto::duration_from_std) };
-    let answer = client(channel).renew_lease(request).await.map_err(failed)?.into_inner();
+    let answer = SecretsBrokerServiceClient::new(channel).renew_lease(request).await.map_err(failed)?.into_inner();
     answer.lease.ok_or_else(|| anyhow::anyhow!("the broker answered no lease"))
 }
 
 /// Revokes one lease, or every lease under `prefix`.
 pub async fn revoke(channel: AuthChannel, target: Target) -> anyhow::Result<RevokeLeaseResponse> {
-    Ok(client(channel).revoke_lease(RevokeLeaseRequest { target: Some(target) }).await.map_err(failed)?.into_inner())
+    Ok(SecretsBrokerServiceClient::new(channel)
+        .revoke_lease(RevokeLeaseRequest { target: Some(target) })
+        .await
+        .map_err(failed)?
+        .into_inner())
 }
-
-pub use crate::secrets::time;
 
 /// One line per lease: id, holder, expiry, state.
 pub fn table(leases: &[Lease]) -> String {
@@ -74,17 +100,6 @@ pub fn table(leases: &[Lease]) -> String {
             (None, n) => format!("revocation failing ({n} attempts): {}", l.last_error),
         };
         let _ = writeln!(out, "{:<56}  {:<32}  {:<19}  {state}", l.lease_id, l.subject, time(l.expire_time.as_ref()));
-    }
-    out
-}
-
-/// One line per database: name, group role, target, TTLs.
-pub fn databases_table(databases: &[Database]) -> String {
-    let mut out = format!("{:<24}  {:<24}  {:<40}  {:>8}  {:>8}\n", "NAME", "GROUP ROLE", "TARGET", "TTL", "MAX TTL");
-    let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);
-    for d in databases {
-        let _ =
-            writeln!(out, "{:<24}  {:<24}  {:<40}  {:>7}s  {:>7}s", d.name, d.group_role, d.target, secs(&d.default_ttl), secs(&d.max_ttl));
     }
     out
 }

@@ -2,31 +2,56 @@
 //! embedded platform itself (`paved up`).
 //!
 //! # Layout
+//! One module per command (or command group): its clap arguments, a `run`
+//! that `main.rs` dispatches to, and the gRPC calls behind it, which tests
+//! and other commands use directly.
 //! - [`up`] — assembles all five services in one process (embedded mode) or
 //!   the provisioner deploying the other four (self-hosted mode).
 //! - [`selfhost`] — forwards the deployed services' gRPC calls, so clients
 //!   still need only the one address `paved up` prints.
-//! - [`artifacts`] — `artifact push|get|keygen|sign|verify`.
+//! - [`status`] — the services' health and the workloads.
+//! - [`render`] — a spec resolved for an environment, or as Kubernetes
+//!   manifests; how every command that sends a spec reads it.
+//! - [`deploy`], [`plan`] — apply a spec and follow its rollout; what that would change.
+//! - [`preview`] — `preview open|close|list`: environments `pr-<n>`.
+//! - [`rollouts`] — following and steering rollouts; [`rollback`]; [`traffic`].
 //! - [`canary`] — `canary explain|replay`: the analyzer's decision records.
-//! - [`commands`] — `status`, `render` and `deploy`, as gRPC clients.
+//! - [`policy`] — `policy test`: a Rego bundle's unit tests.
+//! - [`artifacts`] — `artifact push|get|keygen|sign|verify`.
+//! - [`login`] — a token checked, then stored for an endpoint.
+//! - [`tokens`] — `token issue|list|revoke|rotate-key|root|enrol`.
+//! - [`secrets`] — `secrets put|get|list|watch|rewrap|policy`.
+//! - [`db`], [`leases`] — `db configure|list|creds`, `lease list|renew|revoke`.
+//! - [`ca`] — `ca bundle|rotate|issue|renew`: the internal CA.
+//!
+//! Shared by the commands:
+//! - [`client`] — channels to an endpoint, and gRPC errors in words.
 //! - [`credentials`] — the tokens the CLI presents, per endpoint.
-//! - [`tokens`] — `login` and `token issue|list|revoke|rotate-key|root`.
-//! - [`secrets`] — `secrets put|get|list|watch|rewrap`.
-//! - [`leases`] — `db configure|list|creds`, `lease list|renew|revoke`.
-//! - [`rollouts`] — following and steering rollouts, `rollback`, traffic.
+//! - [`ttl`] — `48h`-style durations on the command line.
 //! - [`output`] — tables for people, JSON for scripts.
 
 pub mod artifacts;
 pub mod ca;
 pub mod canary;
-pub mod commands;
+pub mod client;
 pub mod credentials;
+pub mod db;
+pub mod deploy;
 pub mod leases;
+pub mod login;
 pub mod output;
+pub mod plan;
+pub mod policy;
+pub mod preview;
+pub mod render;
+pub mod rollback;
 pub mod rollouts;
 pub mod secrets;
 pub mod selfhost;
+pub mod status;
 pub mod tokens;
+pub mod traffic;
+pub mod ttl;
 pub mod up;
 
 /// The five services: (short name, gRPC service name).

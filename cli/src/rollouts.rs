@@ -1,13 +1,88 @@
-//! `paved rollout …` and `paved rollback`: following and steering rollouts.
+//! `paved rollout get|watch|list|pause|resume|abort|promote`: following
+//! and steering rollouts.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, explain, failed},
+    output,
+};
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
-    AbortRolloutRequest, GetRolloutRequest, GetTrafficMetricsRequest, ListRolloutsRequest, PauseRolloutRequest, PromoteRolloutRequest,
-    ResumeRolloutRequest, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, RolloutStage, RolloutState, WatchRolloutRequest,
-    provisioner_service_client::ProvisionerServiceClient,
+    AbortRolloutRequest, GetRolloutRequest, ListRolloutsRequest, PauseRolloutRequest, PromoteRolloutRequest, ResumeRolloutRequest, Rollout,
+    RolloutStage, RolloutState, WatchRolloutRequest, provisioner_service_client::ProvisionerServiceClient,
 };
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    command: RolloutCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum RolloutCommand {
+    /// A rollout's state and transitions.
+    Get { id: String },
+    /// Follow a rollout until it ends; exits 0 when promoted.
+    Watch { id: String },
+    /// A workload's rollouts, newest first.
+    List {
+        workload: String,
+        #[arg(long)]
+        env: String,
+    },
+    /// Hold the current traffic step.
+    Pause { id: String },
+    /// Continue a paused rollout.
+    Resume { id: String },
+    /// Stop the rollout; all traffic back to the stable revision.
+    Abort { id: String },
+    /// Skip the remaining steps: the new revision takes all traffic now.
+    Promote { id: String },
+}
+
+pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
+    let channel = connect(&args.endpoint).await?;
+    match args.command {
+        RolloutCommand::Get { id } => print!("{}", describe(&get(channel, &id).await?)),
+        RolloutCommand::Watch { id } => {
+            let ended = follow(channel, &id, |line| eprintln!("{line}")).await?;
+            let state = state(&ended).short_name();
+            println!("rollout {id}: {state}");
+            if state != "promoted" {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        RolloutCommand::List { workload, env } => {
+            let rows: Vec<Vec<String>> = list(channel, &workload, &env)
+                .await?
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.revision_id.clone(),
+                        state(r).short_name().to_string(),
+                        format!("{}%", r.weight),
+                        r.message.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&["ROLLOUT", "REVISION", "STATE", "WEIGHT", "MESSAGE"], &rows));
+        }
+        RolloutCommand::Pause { id } => print_state(operate(channel, &id, Operation::Pause).await?),
+        RolloutCommand::Resume { id } => print_state(operate(channel, &id, Operation::Resume).await?),
+        RolloutCommand::Abort { id } => print_state(operate(channel, &id, Operation::Abort).await?),
+        RolloutCommand::Promote { id } => print_state(operate(channel, &id, Operation::Promote).await?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_state(rollout: Rollout) {
+    println!("rollout {}: {} ({})", rollout.id, state(&rollout).short_name(), rollout.message);
+}
 
 fn stage(r: i32) -> &'static str {
     RolloutStage::try_from(r).unwrap_or_default().short_name()
@@ -19,10 +94,6 @@ pub fn state(r: &Rollout) -> RolloutState {
 
 fn client(channel: AuthChannel) -> ProvisionerServiceClient<AuthChannel> {
     ProvisionerServiceClient::new(channel)
-}
-
-fn failed(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&s))
 }
 
 /// Follows a rollout until it ends, passing each new transition to
@@ -78,11 +149,6 @@ pub async fn operate(channel: AuthChannel, id: &str, operation: Operation) -> an
     rollout.context("the server returned no rollout")
 }
 
-pub async fn rollback(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<RollbackWorkloadResponse> {
-    let request = RollbackWorkloadRequest { environment: environment.into(), workload: workload.into() };
-    Ok(client(channel).rollback_workload(request).await.map_err(failed)?.into_inner())
-}
-
 /// A rollout for people: its state, then its transitions.
 pub fn describe(r: &Rollout) -> String {
     let mut out = format!(
@@ -112,29 +178,6 @@ pub fn describe(r: &Rollout) -> String {
             ]
         })
         .collect();
-    out.push_str(&crate::output::table(&["TIME", "STAGE", "STATE", "WEIGHT", "MESSAGE"], &rows));
+    out.push_str(&output::table(&["TIME", "STAGE", "STATE", "WEIGHT", "MESSAGE"], &rows));
     out
-}
-
-/// Per-revision traffic through a workload's proxy, as a table.
-pub async fn traffic(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<String> {
-    let request = GetTrafficMetricsRequest { environment: environment.into(), workload: workload.into() };
-    let metrics = client(channel).get_traffic_metrics(request).await.map_err(failed)?.into_inner();
-    let rows: Vec<Vec<String>> = metrics
-        .revisions
-        .iter()
-        .map(|r| {
-            let total: u64 = r.requests.values().sum();
-            let errors = r.requests.get("5xx").copied().unwrap_or(0);
-            vec![
-                r.revision_id.clone(),
-                format!("{}%", r.weight),
-                total.to_string(),
-                errors.to_string(),
-                format!("{:.1} ms", r.p50_seconds * 1000.0),
-                format!("{:.1} ms", r.p99_seconds * 1000.0),
-            ]
-        })
-        .collect();
-    Ok(crate::output::table(&["REVISION", "WEIGHT", "REQUESTS", "5XX", "P50", "P99"], &rows))
 }

@@ -2,17 +2,126 @@
 //! and the policies compiled for workloads.
 //! Values go to stdout only when asked for (`get`, `watch`), never in errors.
 
-use crate::commands::explain;
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output::time,
+    ttl::parse_ttl,
+};
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
     GetSecretRequest, GetWorkloadPolicyRequest, ListSecretsRequest, ListWorkloadPoliciesRequest, PutSecretRequest, RewrapKeysRequest,
     RewrapKeysResponse, Secret, SecretVersion, WatchSecretRequest, WorkloadPolicy,
     secrets_broker_service_client::SecretsBrokerServiceClient,
 };
-use std::fmt::Write as _;
+use std::{fmt::Write as _, process::ExitCode, time::Duration};
 
-fn failed(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&status))
+#[derive(clap::Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    command: SecretsCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum SecretsCommand {
+    /// Write a new version: the value from stdin (or --value), or --generate N random bytes.
+    Put {
+        path: String,
+        /// The value (prefer stdin: it stays out of shell history).
+        #[arg(long, conflicts_with = "generate")]
+        value: Option<String>,
+        /// A random value of N bytes that the broker rotates.
+        #[arg(long)]
+        generate: Option<u32>,
+        /// How often a generated value is rotated (default 24h).
+        #[arg(long, value_parser = parse_ttl)]
+        rotate_every: Option<Duration>,
+    },
+    /// Print a value (the latest, or --version N).
+    Get {
+        path: String,
+        #[arg(long, default_value_t = 0)]
+        version: u32,
+    },
+    /// Secrets under a prefix, latest versions: never values.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Print the value, then each new version as it is written or rotated.
+    Watch { path: String },
+    /// Re-seal every key under the current root key (after a root key rotation).
+    Rewrap,
+    /// The policy compiled from a workload's spec, with the uses of each
+    /// grant; without a workload, every workload's (--unused: only those
+    /// holding grants never used).
+    Policy {
+        workload: Option<String>,
+        /// The workload's environment (needed with a workload).
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, conflicts_with = "workload")]
+        unused: bool,
+    },
+}
+
+pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let channel = connect(&args.endpoint).await?;
+    let print = |secret: &Secret| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&secret.value);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    };
+    match args.command {
+        SecretsCommand::Put { path, value, generate, rotate_every } => {
+            let value = match (value, generate) {
+                (Some(v), _) => v.into_bytes(),
+                (None, Some(_)) => Vec::new(),
+                (None, None) => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+                    // A value typed or piped ends with a newline that is not part of it.
+                    if v.ends_with(b"\n") {
+                        v.pop();
+                    }
+                    v
+                }
+            };
+            let request = PutSecretRequest {
+                path,
+                value,
+                generate_bytes: generate.unwrap_or(0),
+                rotate_every: rotate_every.map(paved_proto::duration_from_std),
+            };
+            let written = put(channel, request).await?;
+            println!("{} version {}", written.path, written.version);
+        }
+        SecretsCommand::Get { path, version } => print(&get(channel, &path, version).await?),
+        SecretsCommand::List { prefix } => print!("{}", table(&list(channel, &prefix).await?)),
+        SecretsCommand::Watch { path } => watch(channel, &path, print).await?,
+        SecretsCommand::Rewrap => {
+            let done = rewrap(channel).await?;
+            println!("{} keys re-sealed under root key {}", done.rewrapped, done.root_key_id);
+        }
+        SecretsCommand::Policy { workload: Some(workload), env, .. } => {
+            let env = env.ok_or_else(|| anyhow::anyhow!("--env is needed with a workload: paved secrets policy {workload} --env <env>"))?;
+            print!("{}", policy_report(&policy(channel, &env, &workload).await?));
+        }
+        SecretsCommand::Policy { workload: None, env, unused } => {
+            let policies = policies(channel, env.as_deref().unwrap_or_default(), unused).await?;
+            if policies.is_empty() {
+                println!("{}", if unused { "every grant of every policy has been used" } else { "no policies compiled yet" });
+            }
+            for policy in &policies {
+                println!("{}", policy_report(policy));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
@@ -53,11 +162,6 @@ pub async fn watch(channel: AuthChannel, path: &str, mut each: impl FnMut(&Secre
         }
     }
     Ok(())
-}
-
-/// A timestamp for a table, to the second (UTC), or `-`.
-pub fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 /// One line per secret: path, version, written, generated and next rotation.

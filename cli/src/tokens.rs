@@ -1,29 +1,171 @@
-//! `paved login` and `paved token …`: the CLI side of the broker's tokens.
+//! `paved token issue|list|revoke|rotate-key|root|enrol`: the CLI side of
+//! the broker's tokens. `root` and `enrol` act as the root key's holder, on
+//! the broker's database, without a running broker.
 
-use crate::commands::{self, explain};
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output::time,
+    ttl::parse_ttl,
+};
+use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
-    GetKeySetRequest, IssueTokenRequest, IssueTokenResponse, ListTokensRequest, RevokeTokenRequest, RotateSigningKeyRequest, TokenInfo,
+    IssueTokenRequest, IssueTokenResponse, ListTokensRequest, RevokeTokenRequest, RotateSigningKeyRequest, TokenInfo,
     revoke_token_request::Target, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
-use std::fmt::Write as _;
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode, time::Duration};
 
-fn failed(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", explain(&status))
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
 }
 
-/// Checks `token` against the key set `endpoint` publishes (signature,
-/// expiry, revocation) and returns its claims: a token that would be refused
-/// is never stored.
-pub async fn check(endpoint: &str, token: &str) -> anyhow::Result<paved_token::Claims> {
-    let set = SecretsBrokerServiceClient::new(commands::channel(endpoint).await?)
-        .get_key_set(GetKeySetRequest::default())
-        .await
-        .map_err(failed)?
-        .into_inner();
-    let (keys, revoked) = paved_grpc::auth::trust(&set)?;
-    keys.verify(token.trim(), &paved_grpc::auth::AUDIENCES, chrono::Utc::now().timestamp(), |jti| revoked.contains(jti))
-        .map_err(|e| anyhow::anyhow!("{e}: not stored"))
+#[derive(clap::Subcommand)]
+enum TokenCommand {
+    /// Issue a token (within your own scopes); prints it once.
+    Issue {
+        /// Who it is for: a user or a SPIFFE id.
+        #[arg(long)]
+        subject: String,
+        /// admin, viewer or deployer (with --env and optionally --workloads).
+        #[arg(long)]
+        role: Option<String>,
+        /// An explicit scope, e.g. read:audit (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        env: Option<String>,
+        /// A team's workloads as a name pattern, e.g. shop-*.
+        #[arg(long)]
+        workloads: Option<String>,
+        /// Time to live (default 15m, at most 24h).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        /// How long renewals may extend it (default 8h, at most 30d).
+        #[arg(long, value_parser = parse_ttl)]
+        max_ttl: Option<Duration>,
+        /// One service's short name instead of the whole platform.
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// Tokens issued (never their values), newest first.
+    List {
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke a token by id, or every token of a subject.
+    Revoke {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        subject: Option<String>,
+    },
+    /// Start signing with a new key (the old one verifies its tokens until they expire).
+    RotateKey,
+    /// Mint a root token as the holder of the root key, on the broker's
+    /// database (production mode: the platform's first token).
+    Root {
+        #[command(flatten)]
+        broker: RootKeyHolder,
+    },
+    /// Mint each platform service's enrolling token as the holder of the
+    /// root key, on the broker's database (production mode with mTLS):
+    /// `<out>/<service>/identity.token`, mode 0600, what the service's
+    /// PAVED_IDENTITY_TOKEN_FILE names. Values are never printed.
+    Enrol {
+        #[command(flatten)]
+        broker: RootKeyHolder,
+        /// The directory the token files go under.
+        #[arg(long)]
+        out: PathBuf,
+        /// How long each token may enrol its service (once; it then renews
+        /// with its certificate). At most 24h.
+        #[arg(long, default_value = "10m", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// The services (default: every one but the broker, its own CA).
+        services: Vec<String>,
+    },
+}
+
+/// The broker's database and root key, for commands run as the root key's
+/// holder without the broker.
+#[derive(clap::Args)]
+struct RootKeyHolder {
+    /// The broker's database, e.g. postgres://…/paved_secrets_broker.
+    #[arg(long, env = "PAVED_BROKER_DATABASE_URL")]
+    database_url: String,
+    /// The event stream (the broker publishes the issue events).
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_STREAM_URL")]
+    stream_url: String,
+    /// The root key file the broker uses. The key itself in PAVED_ROOT_KEY
+    /// (never as an argument) wins over it, as with the broker.
+    #[arg(long, env = "PAVED_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+}
+
+impl RootKeyHolder {
+    async fn authority(&self) -> anyhow::Result<paved_secrets_broker::authority::Authority> {
+        let value = std::env::var("PAVED_ROOT_KEY").ok();
+        let root =
+            paved_secrets_broker::seal::RootKey::configured(value.as_deref(), self.root_key_file.as_deref(), false, "PAVED_ROOT_KEY")?
+                .context("the root key is needed: --root-key-file (PAVED_ROOT_KEY_FILE), or the key in PAVED_ROOT_KEY")?;
+        let stream = paved_stream::open(&self.stream_url, paved_stream::DEFAULT_MAX_LEN).await?;
+        paved_secrets_broker::offline_authority(&self.database_url, stream, root).await
+    }
+}
+
+pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let TokenArgs { command, endpoint } = args;
+    match command {
+        TokenCommand::Root { broker } => {
+            let authority = broker.authority().await?;
+            println!("{}", authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0);
+            return Ok(ExitCode::SUCCESS);
+        }
+        TokenCommand::Enrol { broker, out, ttl, services } => {
+            let services = enrolled_services(services, ttl)?;
+            enrol(&broker.authority().await?, &services, ttl, &out).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let channel = connect(&endpoint).await?;
+    let duration = |d: Option<Duration>| d.map(paved_proto::duration_from_std);
+    match command {
+        TokenCommand::Issue { subject, role, scopes, env, workloads, ttl, max_ttl, audience } => {
+            let request = IssueTokenRequest {
+                subject,
+                scopes,
+                role: role.unwrap_or_default(),
+                environment: env.unwrap_or_default(),
+                workloads: workloads.unwrap_or_default(),
+                ttl: duration(ttl),
+                max_ttl: duration(max_ttl),
+                audience: audience.unwrap_or_default(),
+            };
+            let issued = issue(channel, request).await?;
+            if let Some(info) = &issued.info {
+                eprintln!("paved: token {} for {} ({})", info.token_id, info.subject, info.scopes.join(" "));
+            }
+            println!("{}", issued.token);
+        }
+        TokenCommand::List { subject } => print!("{}", table(&list(channel, &subject.unwrap_or_default()).await?)),
+        TokenCommand::Revoke { id, subject } => {
+            let target = match (id, subject) {
+                (Some(id), _) => Target::TokenId(id),
+                (None, Some(subject)) => Target::Subject(subject),
+                (None, None) => anyhow::bail!("name a token id or --subject"),
+            };
+            println!("revoked {} token(s)", revoke(channel, target).await?);
+        }
+        TokenCommand::RotateKey => println!("signing with key {}", rotate(channel).await?),
+        // Need no endpoint: handled before connecting.
+        TokenCommand::Root { .. } | TokenCommand::Enrol { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn broker(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
@@ -45,10 +187,6 @@ pub async fn revoke(channel: AuthChannel, target: Target) -> anyhow::Result<i32>
 
 pub async fn rotate(channel: AuthChannel) -> anyhow::Result<String> {
     Ok(broker(channel).rotate_signing_key(RotateSigningKeyRequest {}).await.map_err(failed)?.into_inner().key_id)
-}
-
-fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 /// One line per token: id, subject, scopes, expiry, state.
@@ -78,7 +216,7 @@ pub fn table(tokens: &[TokenInfo]) -> String {
 
 /// The services `paved token enrol` mints for: each named one, or every
 /// platform service but the broker (its own CA); checked before any is.
-pub fn enrolled_services(named: Vec<String>, ttl: std::time::Duration) -> anyhow::Result<Vec<String>> {
+pub fn enrolled_services(named: Vec<String>, ttl: Duration) -> anyhow::Result<Vec<String>> {
     use paved_grpc::tls::PLATFORM_SERVICES;
     use paved_secrets_broker::authority::MAX_TTL;
     anyhow::ensure!(ttl <= MAX_TTL, "--ttl {ttl:?} is over the longest a token lives, {MAX_TTL:?}");
@@ -110,10 +248,9 @@ pub fn calls_of(service: &str) -> &'static [&'static str] {
 pub async fn enrol(
     authority: &paved_secrets_broker::authority::Authority,
     services: &[String],
-    ttl: std::time::Duration,
+    ttl: Duration,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    use anyhow::Context;
     for service in services {
         let grant = paved_secrets_broker::enrolment_grant(service, calls_of(service), ttl);
         let (token, info) = authority.issue("paved token enrol", &grant).await?;

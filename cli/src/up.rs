@@ -5,6 +5,9 @@
 //! local runtime. Self-hosted mode: the provisioner runs here on PostgreSQL
 //! and Redis and deploys the other four services as workloads of environment
 //! `platform` from `deploy/platform/`; their calls are forwarded.
+//!
+//! This module assembles the platform (what the integration tests start
+//! too); `up/command.rs` is the command around it: flags, the banner, Ctrl-C.
 
 use crate::{SERVICES, selfhost};
 use anyhow::Context;
@@ -20,6 +23,9 @@ use std::{
 };
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
+
+mod command;
+pub use command::{UpArgs, run};
 
 /// The demo workload `paved up` deploys on first start.
 pub const HELLO_SPEC: &str = include_str!("../../examples/hello/paved.yaml");

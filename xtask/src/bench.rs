@@ -13,10 +13,12 @@
 //! The measuring side is always an optimised build: started unoptimised (as
 //! `cargo xtask bench` is), this tool runs itself again with `--release`.
 //!
+//! - `looks`: one look's judgement at look 10 and at look 5,000 of a
+//!   rollout (see `looks.rs`).
 //! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|tokens|broker|dbcreds]` (all by default). Needs Redis on
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|tokens|broker|dbcreds]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use anyhow::{Context, bail};
@@ -30,7 +32,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "tokens", "broker", "dbcreds"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "tokens", "broker", "dbcreds"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Every benchmark measures from this process too (the token-verifying
@@ -58,6 +60,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
+            "looks" => crate::looks::run()?,
             "tokens" => crate::tokens::run()?,
             other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }

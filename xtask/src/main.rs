@@ -8,6 +8,7 @@
 mod bench;
 mod canary;
 mod dbcreds;
+mod looks;
 mod pipeline;
 mod tokens;
 

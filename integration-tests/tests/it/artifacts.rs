@@ -48,7 +48,7 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     assert!(text(&out.stderr).contains("already in the store"), "{out:?}");
 
     // A digest mismatch is refused and nothing is stored.
-    let mut client = ProvisionerServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
+    let mut client = ProvisionerServiceClient::new(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
     let wrong = format!("sha256:{}", "0".repeat(64));
     let request = PushArtifactRequest { expected_digest: wrong.clone(), chunk: b"not what was promised".to_vec() };
     let status = client.push_artifact(tokio_stream::iter([request])).await.expect_err("mismatch");
@@ -98,9 +98,8 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     );
     let out = e(&["deploy", svc_dir, "--env", "prod"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     let prod = status.workloads.iter().find(|w| w.environment == "prod").expect("prod workload");
     assert_eq!(crate::services::http_get(&prod.endpoint, "/").await, "hello from from-artifact\n");
 

@@ -35,7 +35,7 @@ fn apply(environment: &str) -> ApplyWorkloadRequest {
 async fn every_call_is_authenticated_and_authorised() {
     let (_dir, platform, _svc) = embedded().await;
     let endpoint = platform.addr.to_string();
-    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let channel = paved::client::channel(&endpoint).await.expect("channel");
     let root = platform.root_token.clone();
 
     // No token: UNAUTHENTICATED at every service; health stays open.
@@ -279,7 +279,7 @@ async fn a_rollout_watch_ends_when_its_token_is_revoked() {
     use paved_proto::provisioner::v1::WatchRolloutRequest;
     use paved_proto::secrets_broker::v1::{RevokeTokenRequest, revoke_token_request::Target};
     let (_dir, platform, _svc) = embedded().await;
-    let channel = paved::commands::channel(&platform.addr.to_string()).await.expect("channel");
+    let channel = paved::client::channel(&platform.addr.to_string()).await.expect("channel");
     let root = platform.root_token.clone();
     let mut provisioner = ProvisionerServiceClient::new(authed(channel.clone(), &root));
     let spec = |version: &str| {
@@ -360,7 +360,7 @@ async fn a_rollout_watch_ends_when_its_token_is_revoked() {
 #[tokio::test]
 async fn refusals_carry_error_info_and_are_events() {
     let (_dir, platform, _svc) = embedded().await;
-    let channel = paved::commands::channel(&platform.addr.to_string()).await.expect("channel");
+    let channel = paved::client::channel(&platform.addr.to_string()).await.expect("channel");
     let root = platform.root_token.clone();
     let own = |scopes: &[&str]| IssueTokenRequest {
         subject: "petra".into(),

@@ -113,7 +113,7 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     assert!(!out.status.success() && text(&out.stderr).contains("no judged look of rollout no-such-rollout"), "{}", text(&out.stderr));
 
     // Every verdict is an event, in the audit log.
-    let audit = AuditServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
+    let audit = AuditServiceClient::new(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
     eventually("canary verdicts in the audit log", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {

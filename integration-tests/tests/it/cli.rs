@@ -130,9 +130,8 @@ async fn environments_are_overlays_of_the_base_spec() {
     let endpoint = platform.addr.to_string();
     let out = paved_with(&platform.root_token, &["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     let svc_endpoint = &status.workloads.iter().find(|w| w.environment == "qa").expect("qa workload").endpoint;
     assert_eq!(crate::services::http_get(svc_endpoint, "/").await, "hello from qa\n");
 
@@ -141,9 +140,8 @@ async fn environments_are_overlays_of_the_base_spec() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("paved.prod.yaml:3:1: `replicas` is not in the base spec"), "{stderr}");
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "prod"), "nothing deployed to prod");
 
     // A valid overlay, but the policy gate blocks prod: with every rule's
@@ -163,9 +161,8 @@ async fn environments_are_overlays_of_the_base_spec() {
     let out = paved_with(&platform.root_token, &["plan", path, "--env", "prod", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1), "a plan the gate would deny fails: {out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("  ! policy: prod requires a signed SBOM"), "{out:?}");
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "prod"), "a denied deploy records nothing");
     platform.stop().await.expect("stop");
 }
@@ -215,9 +212,8 @@ async fn score_files_deploy_like_native_specs() {
     let out = paved_with(&platform.root_token, &["deploy", path, "--env", "qa", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "revision 1 of hello-score: promoted\n");
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     let w = status.workloads.iter().find(|w| w.name == "hello-score").expect("the Score workload");
     assert_eq!(crate::services::http_get(&w.endpoint, "/").await, "hello from hello-score-qa\n", "placeholders resolved");
 
@@ -230,9 +226,8 @@ async fn score_files_deploy_like_native_specs() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("score.yaml:10:5: container image \"nginx:1.27\" cannot run here"), "{stderr}");
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     assert_eq!(status.workloads.len(), 1, "the bad Score file deployed nothing");
     platform.stop().await.expect("stop");
 }

@@ -69,7 +69,7 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
     let out = cli(&root, &["db", "configure", "shop", "--group-role", &group, "--default-ttl", "1h", "--max-ttl", "2h"], Some(&url)).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(&format!("127.0.0.1:5432/{database}")), "{}", text(&out.stdout));
-    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let channel = paved::client::channel(&endpoint).await.expect("channel");
     let mut as_root: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &root));
     let configure = ConfigureDatabaseRequest {
         name: "shop".into(),
@@ -351,8 +351,8 @@ async fn a_revoked_token_leases_nothing() {
     let early = tokens.issue(None, "early").await;
     let lease = leases.issue_database(&claims(&early), "shop", None).await.expect("credentials").lease;
     revoke(early).await;
-    let due = leases.lease(&lease.lease_id).await.expect("lease").expire_time.expect("expiry");
-    assert!(due.seconds <= chrono::Utc::now().timestamp(), "due now: {due:?}");
+    let due = leases.lease(&lease.lease_id).await.expect("lease").expire_time_ms;
+    assert!(due / 1000 <= chrono::Utc::now().timestamp(), "due now: {due:?}");
     assert_eq!(one_i64(&tokens.db, members, &group).await, Some(1), "its role, until the lease loop drops it");
 
     // Asked after it, before verifiers knew: refused.
@@ -387,7 +387,7 @@ async fn a_revoked_token_leases_nothing() {
     // Handed out before the revocation committed, or refused after it: due
     // either way, and its role goes with the loop's next look.
     match asked.await.expect("task") {
-        Ok(id) => assert!(leases.lease(&id).await.expect("lease").expire_time.expect("expiry").seconds <= chrono::Utc::now().timestamp()),
+        Ok(id) => assert!(leases.lease(&id).await.expect("lease").expire_time_ms / 1000 <= chrono::Utc::now().timestamp()),
         Err(e) => assert!(matches!(e, LeaseError::Revoked(_)), "{e}"),
     }
     leases.revoke_due().await.expect("the loop's look");

@@ -6,6 +6,7 @@ mod canary;
 mod cli;
 mod compose;
 mod error_edge;
+mod judging;
 mod leases;
 mod mtls;
 mod outbox;

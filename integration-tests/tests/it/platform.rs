@@ -32,7 +32,7 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     assert!(why.contains(&format!("is in use by another `paved up` (process {})", std::process::id())), "{why}");
 
     let status =
-        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+        paved::status::status(paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
             .await
             .expect("status");
     assert_eq!(status.services.len(), 5);
@@ -60,7 +60,7 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let platform = Platform::start(&options(dir.path())).await.expect("paved up again");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("healthy again");
     let status =
-        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+        paved::status::status(paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
             .await
             .expect("status");
     assert_eq!(status.workloads.len(), 1, "hello is not deployed twice");
@@ -84,7 +84,7 @@ async fn self_hosted_platform_deploys_its_own_services() {
     platform.wait_ready(Duration::from_secs(90), |_| {}).await.expect("the four deployed services healthy");
 
     let status =
-        paved::commands::status(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+        paved::status::status(paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
             .await
             .expect("status");
     assert!(status.services.iter().all(|s| s.state == "serving"), "{:?}", status.services);
@@ -104,7 +104,7 @@ async fn self_hosted_platform_deploys_its_own_services() {
     // Through the one address: the deployed audit service answers, and it has
     // recorded the provisioner's events about deploying it.
     let mut audit =
-        AuditServiceClient::new(paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"));
+        AuditServiceClient::new(paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"));
     let entries = paved_integration_tests::eventually("audit entries through the forwarder", Duration::from_secs(30), || {
         let mut audit = audit.clone();
         async move {
@@ -120,7 +120,7 @@ async fn self_hosted_platform_deploys_its_own_services() {
     // The servers' URLs reach the services through the runtime, never
     // through their specs, which the API serves back.
     let mut provisioner = ProvisionerServiceClient::new(
-        paved::commands::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"),
+        paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"),
     );
     let revisions = provisioner
         .list_revisions(ListRevisionsRequest {

@@ -104,7 +104,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     all_traffic_on(&web, "v2").await;
 
     // Per-revision metrics through the API.
-    let channel = paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect");
+    let channel = paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect");
     let mut client = ProvisionerServiceClient::new(channel.clone());
     let metrics = client
         .get_traffic_metrics(GetTrafficMetricsRequest { environment: "dev".into(), workload: "web".into() })
@@ -172,7 +172,7 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     assert_eq!(id.len(), 36, "--detach prints the rollout id: {id:?}");
-    let client = ProvisionerServiceClient::new(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
+    let client = ProvisionerServiceClient::new(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect"));
     let get = |client: &ProvisionerServiceClient<AuthChannel>| {
         let id = id.clone();
         let mut client = client.clone();
@@ -407,9 +407,8 @@ async fn previews_open_and_close_leaving_nothing_behind() {
     let out = paved_with(&platform.root_token, &["preview", "close", "--pr", "42", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "closed pr-42: destroyed web\n");
-    let status = paved::commands::status(paved::commands::connect_with(&endpoint, &platform.root_token).await.expect("connect"))
-        .await
-        .expect("status");
+    let status =
+        paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     assert!(status.workloads.iter().all(|w| w.environment != "pr-42"), "{:?}", status.workloads);
     assert_eq!(running(dir.path()), 1, "only dev's process is left");
     assert!(tokio::net::TcpStream::connect(&preview_endpoint).await.is_err(), "the preview's proxy is closed");

@@ -110,7 +110,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     assert!(text(&out.stdout).contains("dev/shop/db-password") && !text(&out.stdout).contains("hunter2"), "{}", text(&out.stdout));
 
     // A workload's token reads its own paths and nothing else.
-    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let channel = paved::client::channel(&endpoint).await.expect("channel");
     let request = IssueTokenRequest {
         subject: "spiffe://paved/dev/shop".into(),
         scopes: vec!["secrets:read:dev/shop/*".into()],
@@ -213,7 +213,7 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     .expect("tamper");
     drop(db);
     let second_up = up(dir.path(), 2);
-    let channel = paved::commands::channel(&second_up.endpoint).await.expect("channel");
+    let channel = paved::client::channel(&second_up.endpoint).await.expect("channel");
     let mut broker = SecretsBrokerServiceClient::new(authed(channel, &second_up.root));
     // Never the value in the test's output, should it open.
     let Err(tampered) = broker.get_secret(GetSecretRequest { path: "dev/shop/db-password".into(), version: 3 }).await else {
@@ -314,7 +314,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     use tonic_types::StatusExt;
     let (_dir, platform, _svc) = crate::rollouts::embedded().await;
     let endpoint = platform.addr.to_string();
-    let channel = paved::commands::channel(&endpoint).await.expect("channel");
+    let channel = paved::client::channel(&endpoint).await.expect("channel");
     let mut root = SecretsBrokerServiceClient::new(authed(channel.clone(), &platform.root_token));
     for path in ["dev/shop/db-password", "dev/shop/undeclared", "dev/billing/key"] {
         let put = PutSecretRequest { path: path.into(), value: format!("value of {path}").into_bytes(), ..Default::default() };
@@ -551,8 +551,7 @@ async fn concurrent_writes_to_one_path_each_get_a_version() {
 /// uses add up across batches of read events.
 #[tokio::test]
 async fn policies_and_their_uses_on_postgres() {
-    use paved_proto::secrets_broker::v1::BrokerActed;
-    use paved_secrets_broker::{bootstrap::Binding, policy};
+    use paved_secrets_broker::{act::Act, bootstrap::Binding, policy};
     let url = paved_integration_tests::postgres_database("policy_uses").await;
     let db = paved_store::connect_and_migrate::<paved_secrets_broker::migration::Migrator>(&url).await.expect("broker database");
     let binding = |revision: &str, secrets: &[&str]| Binding {
@@ -566,13 +565,9 @@ async fn policies_and_their_uses_on_postgres() {
     };
     policy::compiled(&db, &binding("r1", &["a"]), 1_000).await.expect("compiled");
     policy::compiled(&db, &binding("r2", &["a", "b"]), 2_000).await.expect("compiled again");
-    let read = |actor: &str, target: &str| BrokerActed {
-        action: "secret.read".into(),
-        actor: actor.into(),
-        target: target.into(),
-        ..Default::default()
-    };
-    let leased = BrokerActed { action: "lease.issued".into(), ..read("spiffe://paved/dev/shop", "database/orders/0190-ab") };
+    let read =
+        |actor: &str, target: &str| Act { action: "secret.read".into(), actor: actor.into(), target: target.into(), ..Default::default() };
+    let leased = Act { action: "lease.issued".into(), ..read("spiffe://paved/dev/shop", "database/orders/0190-ab") };
     let batch = [
         read("spiffe://paved/dev/shop", "dev/shop/a#1"),
         read("spiffe://paved/dev/shop", "dev/shop/a#2"),
@@ -586,7 +581,7 @@ async fn policies_and_their_uses_on_postgres() {
     let grants: Vec<(&str, u64, Option<i64>, Option<i64>)> = policy
         .grants
         .iter()
-        .map(|g| (g.scope.as_str(), g.use_count, g.first_use_time.map(|t| t.seconds), g.last_use_time.map(|t| t.seconds)))
+        .map(|g| (g.scope.as_str(), g.use_count, g.first_use_ms.map(|t| t / 1000), g.last_use_ms.map(|t| t / 1000)))
         .collect();
     // root's read is no use of the workload's grant.
     assert_eq!(
@@ -739,7 +734,7 @@ async fn revocation_walks_descendants(url: &str) {
     assert_eq!(authority.revoke("test", &Target::Token(b.clone()), "compromised").await.expect("revoke"), 4, "b, c1, c2 and d");
     for (id, revoked) in [(&a, false), (&b, true), (&c1, true), (&c2, true), (&d, true), (&other, false), (&sibling, false)] {
         let info = authority.token(id).await.expect("token").expect("stored");
-        assert_eq!(info.revoke_time.is_some(), revoked, "token of {}", info.subject);
+        assert_eq!(info.revoke_time_ms.is_some(), revoked, "token of {}", info.subject);
     }
     assert_eq!(authority.revoke("test", &Target::Token(a.clone()), "again").await.expect("revoke"), 1, "what is revoked is not again");
 
@@ -878,7 +873,7 @@ async fn deadlocked_revocations_and_batches_are_run_again_on_postgres() {
     other.commit().await.expect("commit");
     for (token, parent) in [(x.await.expect("x"), &first), (y.await.expect("y"), &second)] {
         let info = tokens.authority.token(&token).await.expect("token").expect("recorded, by the batch run again");
-        assert!(info.revoke_time.is_none(), "issued from {parent}");
+        assert!(info.revoke_time_ms.is_none(), "issued from {parent}");
     }
     assert!(paved_store::conflicts_rerun() > rerun, "the batch was aborted and run again");
 }

@@ -40,8 +40,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
 
-/// The audience of tokens valid at every service.
-pub const PLATFORM_AUDIENCE: &str = "paved";
+pub use paved_token::{AUDIENCES, PLATFORM_AUDIENCE, method_scope};
 /// The broker's method that publishes the key set (open).
 pub const KEY_SET_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/GetKeySet";
 /// The broker's method that publishes the CA bundle (open).
@@ -49,20 +48,12 @@ pub const TRUST_BUNDLE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerSer
 /// The broker's method a service calls for its certificate: over TLS
 /// without one yet, with the token of its identity.
 pub const ISSUE_CERTIFICATE_METHOD: &str = "/paved.secrets_broker.v1.SecretsBrokerService/IssueCertificate";
-/// Every audience a token may have: the platform, or one service.
-pub const AUDIENCES: [&str; 6] = {
-    let s = paved_proto::SERVICES;
-    [PLATFORM_AUDIENCE, s[0], s[1], s[2], s[3], s[4]]
-};
 /// How often verifiers ask the broker for its key set and revocations: a
 /// revocation reaches every service within about this long.
 pub const KEY_SET_POLL: Duration = Duration::from_secs(1);
 /// Verified tokens remembered, so a client's repeated calls cost a lookup
 /// rather than a signature check; cleared when full or when keys change.
 const CACHE_LIMIT: usize = 16 * 1024;
-
-/// Method name prefixes of calls that only read.
-const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Explain", "Plan", "Replay"];
 
 /// The verified caller of a call, in the request's extensions: its claims
 /// (it derefs to them), and where a handler's refusal of it is recorded, as
@@ -353,16 +344,6 @@ pub fn missing_scope(subject: &str, scope: &str) -> Status {
     Status::with_error_details(Code::PermissionDenied, format!("{subject} lacks scope {scope}"), details)
 }
 
-/// The scope a method needs: `read:<service>` or `write:<service>`, with the
-/// service's short name (`paved.canary_analyzer.v1.…` → `canary-analyzer`);
-/// `None` for anything that is not a Paved method.
-pub fn method_scope(path: &str) -> Option<(String, String)> {
-    let (service, method) = path.strip_prefix("/paved.")?.split_once('/')?;
-    let short = service.split('.').next()?.replace('_', "-");
-    let access = if READ_PREFIXES.iter().any(|p| method.starts_with(p)) { "read" } else { "write" };
-    Some((format!("{access}:{short}"), short))
-}
-
 /// Methods exempt from the layer's rules, by full path.
 #[derive(Debug, Clone, Default)]
 pub struct Exemptions {
@@ -579,21 +560,6 @@ pub fn trust(set: &paved_proto::secrets_broker::v1::GetKeySetResponse) -> anyhow
         keys.insert(&key.key_id, ed25519_dalek::VerifyingKey::from_bytes(&bytes)?);
     }
     Ok((keys, set.revoked.iter().map(|r| r.token_id.clone()).collect()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::method_scope;
-
-    #[test]
-    fn scopes_of_methods() {
-        let scope = |p: &str| method_scope(p).map(|(s, _)| s);
-        assert_eq!(scope("/paved.provisioner.v1.ProvisionerService/ApplyWorkload").as_deref(), Some("write:provisioner"));
-        assert_eq!(scope("/paved.canary_analyzer.v1.CanaryAnalyzerService/ExplainRollout").as_deref(), Some("read:canary-analyzer"));
-        assert_eq!(scope("/paved.audit.v1.AuditService/ListEntries").as_deref(), Some("read:audit"));
-        assert_eq!(scope("/grpc.health.v1.Health/Check"), None);
-        assert_eq!(scope("/healthz"), None);
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@
 //! Nothing of a token is trusted before its signature is: the `kid` only
 //! picks the key to check it with.
 
+mod scope;
+
+pub use scope::{AUDIENCES, PLATFORM_AUDIENCE, READ_PREFIXES, Scope, method_scope, role_scopes};
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -52,12 +56,9 @@ fn is_zero(n: &i64) -> bool {
 }
 
 impl Claims {
-    /// Whether one of the scopes grants `wanted`.
+    /// Whether one of the scopes grants `wanted` ([`Scope::allows`]).
     pub fn allows(&self, wanted: &str) -> bool {
-        self.scp.iter().any(|s| match s.strip_suffix('*') {
-            Some(prefix) => wanted.starts_with(prefix),
-            None => s == wanted,
-        })
+        Scope(wanted).within(&self.scp)
     }
 }
 

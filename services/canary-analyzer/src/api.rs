@@ -1,5 +1,7 @@
 //! `paved.canary_analyzer.v1.CanaryAnalyzerService`.
 
+use crate::judgement::Rollout;
+use crate::looks::Looks;
 use crate::{
     judgement::{self, Fetched},
     looks::{self, Stored},
@@ -18,11 +20,15 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Order, Query},
 };
-use std::time::{Duration, UNIX_EPOCH};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, UNIX_EPOCH},
+};
 use tonic::{Request, Response, Status};
 
 pub fn server(db: DatabaseConnection, relay: Relay, prometheus: Option<Prometheus>) -> CanaryAnalyzerServiceServer<Api> {
-    CanaryAnalyzerServiceServer::new(Api { db, relay, prometheus })
+    CanaryAnalyzerServiceServer::new(Api { db, relay, prometheus, judging: Default::default() })
 }
 
 pub struct Api {
@@ -31,7 +37,16 @@ pub struct Api {
     /// Where `prometheus` metrics are queried; None: such metrics are
     /// inconclusive, saying that none is configured.
     prometheus: Option<Prometheus>,
+    /// Rollouts being judged, by id, with their running totals: a look
+    /// costs the same whatever the rollout's length. Rebuilt from the
+    /// decision records when missing (after a restart), and brought up to
+    /// date with looks another replica judged.
+    judging: Arc<Mutex<HashMap<String, Rollout>>>,
 }
+
+/// Rollouts kept judging at once; beyond, the map starts again (a rollout
+/// whose totals are gone rebuilds them from its records).
+const JUDGING: usize = 4096;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct VerdictLabels {
@@ -54,6 +69,10 @@ fn database(e: DbErr) -> Status {
     status::storage(&e)
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn invalid(field: &str, message: String) -> Status {
     status::invalid_argument("INVALID_ARGUMENT", message.clone(), [(field.to_string(), message)])
 }
@@ -70,6 +89,45 @@ fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<(Analysis, u32), Stat
 }
 
 impl Api {
+    /// The running totals of `req`'s rollout, up to date with its recorded
+    /// looks. Its analysis is the one the rollout's first look sent; a look
+    /// may send it again (the provisioner sends it until a look is judged).
+    async fn rollout(&self, req: &JudgeLookRequest) -> Result<Rollout, Status> {
+        let kept = lock(&self.judging).remove(&req.rollout_id);
+        let (mut rollout, newer) = match kept {
+            Some(rollout) => {
+                let after = rollout.last().map_or(0, |(look, _)| look);
+                (rollout, looks::list(&self.db, &req.rollout_id, Looks::After(after)).await.map_err(database)?)
+            }
+            None => {
+                let all = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
+                // The rollout's own analysis: its first look carried it.
+                let first = all.first().map_or(req, |first| &first.request);
+                if first.spec_yaml.is_empty() {
+                    return Err(status::failed_precondition(
+                        "ANALYSIS_UNKNOWN",
+                        format!("no analysis for rollout {}: send its spec_yaml with this look", req.rollout_id),
+                    ));
+                }
+                let (analysis, decisions) = analysis_of(&first.spec_yaml, &first.spec_path)?;
+                (Rollout::new(analysis, decisions), all)
+            }
+        };
+        for look in &newer {
+            rollout.observe(&look.request);
+        }
+        Ok(rollout)
+    }
+
+    /// Keeps a rollout's totals for its next look.
+    fn keep(&self, rollout_id: &str, rollout: Rollout) {
+        let mut judging = lock(&self.judging);
+        if judging.len() >= JUDGING {
+            judging.clear();
+        }
+        judging.insert(rollout_id.to_string(), rollout);
+    }
+
     /// The Prometheus metrics of the analysis, for canary and baseline over
     /// the step so far.
     async fn fetch(&self, analysis: &Analysis, req: &JudgeLookRequest) -> Fetched {
@@ -123,7 +181,7 @@ impl Api {
         if let Err(e) = looks::insert(&txn, look).await {
             // Rolled back first: on SQLite the transaction holds the connection.
             drop(txn);
-            let stored = looks::list(&self.db, &look.request.rollout_id, Some(look.request.look)).await?;
+            let stored = looks::list(&self.db, &look.request.rollout_id, Looks::Only(look.request.look)).await?;
             let first = stored.into_iter().find(|l| l.request.look == look.request.look).map(|l| l.decision);
             return first.map(Some).ok_or(e);
         }
@@ -242,30 +300,32 @@ impl CanaryAnalyzerService for Api {
     async fn judge_look(&self, request: Request<JudgeLookRequest>) -> Result<Response<JudgeLookResponse>, Status> {
         let req = request.into_inner();
         validate(&req)?;
-        let (analysis, decisions) = analysis_of(&req.spec_yaml, &req.spec_path)?;
-        let earlier = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
-        if let Some(done) = earlier.iter().find(|l| l.request.look == req.look) {
-            return Ok(Response::new(JudgeLookResponse { decision: Some(done.decision.clone()) }));
-        }
-        if let Some(last) = earlier.last() {
-            if last.request.look > req.look {
-                return Err(invalid("look", format!("look {} comes before look {}, judged already", req.look, last.request.look)));
+        let mut rollout = self.rollout(&req).await?;
+        if let Some((last, end)) = rollout.last() {
+            if req.look <= last {
+                // A retry of a look judged already gets its decision again.
+                let done = looks::list(&self.db, &req.rollout_id, Looks::Only(req.look)).await.map_err(database)?;
+                self.keep(&req.rollout_id, rollout);
+                return match done.into_iter().next() {
+                    Some(done) => Ok(Response::new(JudgeLookResponse { decision: Some(done.decision) })),
+                    None => Err(invalid("look", format!("look {} comes before look {last}, judged already", req.look))),
+                };
             }
             // Counted once: a look may not cover time an earlier one did.
-            let (start, end) = (judgement::millis(req.start_time.as_ref()), judgement::millis(last.request.end_time.as_ref()));
-            if start < end {
-                return Err(invalid("start_time", format!("look {} starts before look {} ended", req.look, last.request.look)));
+            if judgement::millis(req.start_time.as_ref()) < end {
+                self.keep(&req.rollout_id, rollout);
+                return Err(invalid("start_time", format!("look {} starts before look {last} ended", req.look)));
             }
         }
-        let fetched = self.fetch(&analysis, &req).await;
-        let mut requests: Vec<JudgeLookRequest> = earlier.into_iter().map(|l| l.request).collect();
-        requests.push(req);
-        let decision = judgement::judge(&analysis, &requests, &fetched, decisions);
-        let request = requests.pop().unwrap_or_default();
-        let look = Stored { request, fetched, decision };
+        let fetched = self.fetch(rollout.analysis(), &req).await;
+        let decision = rollout.judge(&req, &fetched);
+        let look = Stored { request: req, fetched, decision };
+        // Not kept when the record fails: the totals would count a look
+        // that is not recorded.
         if let Some(first) = self.record(&look).await.map_err(database)? {
             return Ok(Response::new(JudgeLookResponse { decision: Some(first) }));
         }
+        self.keep(&look.request.rollout_id, rollout);
         if look.decision.verdict() != Verdict::Continue {
             tracing::info!(
                 rollout = %look.request.rollout_id,
@@ -283,7 +343,7 @@ impl CanaryAnalyzerService for Api {
         if req.rollout_id.is_empty() {
             return Err(invalid("rollout_id", "rollout_id is required".into()));
         }
-        let stored = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
+        let stored = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
         if stored.is_empty() {
             return Err(status::not_found("ROLLOUT_NOT_JUDGED", format!("no judged look of rollout {}", req.rollout_id)));
         }
@@ -295,20 +355,17 @@ impl CanaryAnalyzerService for Api {
         if req.rollout_id.is_empty() {
             return Err(invalid("rollout_id", "rollout_id is required".into()));
         }
-        let replacement = if req.spec_yaml.is_empty() { None } else { Some(analysis_of(&req.spec_yaml, &req.spec_path)?) };
-        let stored = looks::list(&self.db, &req.rollout_id, None).await.map_err(database)?;
-        if stored.is_empty() {
+        let stored = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
+        let Some(first) = stored.first() else {
             return Err(status::not_found("ROLLOUT_NOT_JUDGED", format!("no judged look of rollout {}", req.rollout_id)));
-        }
-        let requests: Vec<JudgeLookRequest> = stored.iter().map(|l| l.request.clone()).collect();
-        let mut decisions: Vec<Decision> = Vec::with_capacity(stored.len());
-        for (i, look) in stored.iter().enumerate() {
-            let (analysis, points) = match &replacement {
-                Some(a) => a.clone(),
-                None => analysis_of(&look.request.spec_yaml, &look.request.spec_path)?,
-            };
-            decisions.push(judgement::judge(&analysis, &requests[..=i], &look.fetched, points));
-        }
+        };
+        // The rollout's own analysis came with its first look.
+        let (analysis, decisions) = match req.spec_yaml.is_empty() {
+            true => analysis_of(&first.request.spec_yaml, &first.request.spec_path)?,
+            false => analysis_of(&req.spec_yaml, &req.spec_path)?,
+        };
+        let mut rollout = Rollout::new(analysis, decisions);
+        let decisions: Vec<Decision> = stored.iter().map(|look| rollout.judge(&look.request, &look.fetched)).collect();
         let first_failure = decisions.iter().find(|d| d.verdict() == Verdict::Fail).map_or(0, |d| d.look);
         Ok(Response::new(ReplayRolloutResponse { decisions, first_failure }))
     }

@@ -34,16 +34,33 @@ pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbE
     Ok(())
 }
 
-/// The rollout's looks in order; up to `look` when given.
-pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, upto: Option<u64>) -> Result<Vec<Stored>, DbErr> {
+/// Which of a rollout's looks to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Looks {
+    All,
+    /// Up to this look, included.
+    Upto(u64),
+    /// After this look: those judged since (by another replica, or before
+    /// this process started).
+    After(u64),
+    /// This one look.
+    Only(u64),
+}
+
+/// The rollout's looks in order.
+pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, which: Looks) -> Result<Vec<Stored>, DbErr> {
     let mut query = Query::select()
         .columns(["request", "fetched", "decision"].map(Alias::new))
         .from(Alias::new("looks"))
         .and_where(Expr::col(Alias::new("rollout_id")).eq(rollout_id))
         .order_by(Alias::new("look"), Order::Asc)
         .to_owned();
-    if let Some(look) = upto {
-        query.and_where(Expr::col(Alias::new("look")).lte(i64::try_from(look).unwrap_or(i64::MAX)));
+    let look = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    match which {
+        Looks::All => {}
+        Looks::Upto(n) => _ = query.and_where(Expr::col(Alias::new("look")).lte(look(n))),
+        Looks::After(n) => _ = query.and_where(Expr::col(Alias::new("look")).gt(look(n))),
+        Looks::Only(n) => _ = query.and_where(Expr::col(Alias::new("look")).eq(look(n))),
     }
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| DbErr::Custom(format!("look record of rollout {rollout_id}: corrupt {what}: {e}"));

@@ -1,7 +1,7 @@
 //! `paved.provisioner.v1.ProvisionerService`: validation at the edge, errors
 //! as canonical codes with field violations.
 
-use crate::{ApplyError, Provisioner, WorkloadView, artifacts::ArtifactError, model, rollout::RolloutError, store};
+use crate::{ApplyError, Provisioner, Submitted, WorkloadView, artifacts::ArtifactError, model, rollout::RolloutError, store};
 use paved_grpc::{auth, status};
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
@@ -181,8 +181,8 @@ fn deploy_scope(environment: &str, workload: &str) -> String {
 
 /// The deploy scope of the workload a spec names. A spec that does not
 /// parse deploys nothing: the apply reports where it is wrong.
-fn may_deploy_spec(caller: &auth::Caller, environment: &str, spec_yaml: &str) -> Result<(), Status> {
-    match paved_spec::parse(spec_yaml, "paved.yaml") {
+fn may_deploy_spec(caller: &auth::Caller, environment: &str, submitted: &Submitted<'_>) -> Result<(), Status> {
+    match &submitted.spec {
         Ok(spec) => caller.grants(&deploy_scope(environment, &spec.name)),
         Err(_) => Ok(()),
     }
@@ -203,8 +203,10 @@ impl ProvisionerService for Api {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("environment", &req.environment)?;
-        may_deploy_spec(&caller, &req.environment, &req.spec_yaml)?;
-        let applied = self.provisioner.apply(&req.environment, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
+        // Parsed once, here: the scope check and the apply read the same spec.
+        let submitted = Submitted::parse(&req.spec_yaml, &req.spec_path);
+        may_deploy_spec(&caller, &req.environment, &submitted)?;
+        let applied = self.provisioner.apply_submitted(&req.environment, submitted, &req.request_id).await?;
         Ok(Response::new(self.applied_proto(applied).await?))
     }
 
@@ -494,7 +496,8 @@ impl ProvisionerService for Api {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         let pr = pr_number(req.pr)?;
-        may_deploy_spec(&caller, &crate::preview::environment(pr), &req.spec_yaml)?;
+        let submitted = Submitted::parse(&req.spec_yaml, &req.spec_path);
+        may_deploy_spec(&caller, &crate::preview::environment(pr), &submitted)?;
         let ttl = match req.ttl_seconds {
             0 => crate::preview::DEFAULT_TTL,
             s if s > 0 && (s as u64) <= crate::preview::MAX_TTL.as_secs() => std::time::Duration::from_secs(s as u64),
@@ -503,7 +506,7 @@ impl ProvisionerService for Api {
                 return Err(status::invalid_argument("INVALID_TTL", message.clone(), [("ttl_seconds".into(), message)]));
             }
         };
-        let (preview, applied) = self.provisioner.open_preview(pr, ttl, &req.spec_yaml, &req.spec_path, &req.request_id).await?;
+        let (preview, applied) = self.provisioner.open_preview(pr, ttl, submitted, &req.request_id).await?;
         Ok(Response::new(OpenPreviewResponse { preview: Some(preview_proto(preview)), applied: Some(self.applied_proto(applied).await?) }))
     }
 

@@ -8,10 +8,12 @@
 //! addressable. Promotion between environments moves the digest, never
 //! the bytes.
 
+use crate::model::now_ms;
+use crate::schema::{Artifacts, Attestations};
 use paved_attest::AttestError;
 use sea_orm::{
     ConnectionTrait, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Order, Query},
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -53,9 +55,8 @@ pub struct Attestation {
     pub create_time_ms: i64,
 }
 
-fn a(name: &str) -> Alias {
-    Alias::new(name)
-}
+/// The `artifacts` columns, in the order `finish` writes and `get` reads them.
+const ARTIFACT_COLUMNS: [Artifacts; 3] = [Artifacts::Digest, Artifacts::Size, Artifacts::CreateTimeMs];
 
 /// The store on disk plus the keys whose signatures count.
 pub struct Store {
@@ -105,12 +106,12 @@ impl Store {
             tokio::fs::set_permissions(&upload.tmp, std::fs::Permissions::from_mode(0o755)).await?;
         }
         tokio::fs::rename(&upload.tmp, &path).await?;
-        let artifact = Artifact { digest, size: upload.size as i64, create_time_ms: chrono::Utc::now().timestamp_millis() };
+        let artifact = Artifact { digest, size: upload.size as i64, create_time_ms: now_ms() };
         let insert = Query::insert()
-            .into_table(a("artifacts"))
-            .columns(["digest", "size", "create_time_ms"].map(a))
+            .into_table(Artifacts::Table)
+            .columns(ARTIFACT_COLUMNS)
             .values_panic([artifact.digest.clone().into(), artifact.size.into(), artifact.create_time_ms.into()])
-            .on_conflict(OnConflict::column(a("digest")).do_nothing().to_owned())
+            .on_conflict(OnConflict::column(Artifacts::Digest).do_nothing().to_owned())
             .to_owned();
         db.execute(&insert).await?;
         Ok((artifact, false))
@@ -141,11 +142,20 @@ impl Store {
             signature: signature.to_string(),
             public_key: public_key.to_string(),
             signer,
-            create_time_ms: chrono::Utc::now().timestamp_millis(),
+            create_time_ms: now_ms(),
         };
         let insert = Query::insert()
-            .into_table(a("attestations"))
-            .columns(["id", "digest", "kind", "payload", "signature", "public_key", "signer", "create_time_ms"].map(a))
+            .into_table(Attestations::Table)
+            .columns([
+                Attestations::Id,
+                Attestations::Digest,
+                Attestations::Kind,
+                Attestations::Payload,
+                Attestations::Signature,
+                Attestations::PublicKey,
+                Attestations::Signer,
+                Attestations::CreateTimeMs,
+            ])
             .values_panic([
                 uuid::Uuid::now_v7().to_string().into(),
                 digest.into(),
@@ -209,11 +219,8 @@ impl Upload {
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, digest: &str) -> Result<Option<Artifact>, DbErr> {
-    let query = Query::select()
-        .columns(["digest", "size", "create_time_ms"].map(a))
-        .from(a("artifacts"))
-        .and_where(Expr::col(a("digest")).eq(digest))
-        .to_owned();
+    let query =
+        Query::select().columns(ARTIFACT_COLUMNS).from(Artifacts::Table).and_where(Expr::col(Artifacts::Digest).eq(digest)).to_owned();
     let Some(row) = db.query_one(&query).await? else { return Ok(None) };
     Ok(Some(Artifact {
         digest: row.try_get("", "digest")?,
@@ -225,11 +232,18 @@ pub async fn get<C: ConnectionTrait>(db: &C, digest: &str) -> Result<Option<Arti
 /// The newest attestation of each kind.
 pub async fn attestations_of<C: ConnectionTrait>(db: &C, digest: &str) -> Result<Vec<Attestation>, DbErr> {
     let query = Query::select()
-        .columns(["kind", "payload", "signature", "public_key", "signer", "create_time_ms"].map(a))
-        .from(a("attestations"))
-        .and_where(Expr::col(a("digest")).eq(digest))
-        .order_by(a("create_time_ms"), Order::Desc)
-        .order_by(a("id"), Order::Desc)
+        .columns([
+            Attestations::Kind,
+            Attestations::Payload,
+            Attestations::Signature,
+            Attestations::PublicKey,
+            Attestations::Signer,
+            Attestations::CreateTimeMs,
+        ])
+        .from(Attestations::Table)
+        .and_where(Expr::col(Attestations::Digest).eq(digest))
+        .order_by(Attestations::CreateTimeMs, Order::Desc)
+        .order_by(Attestations::Id, Order::Desc)
         .to_owned();
     let mut newest: BTreeMap<String, Attestation> = BTreeMap::new();
     for row in db.query_all(&query).await? {

@@ -4,6 +4,12 @@ use paved_proto::provisioner::v1 as pb;
 use paved_proto::timestamp_from_millis;
 use sea_orm::{DbErr, QueryResult};
 
+/// Now, as the records keep time (every `*_ms` field): milliseconds since
+/// the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     Pending,
@@ -36,6 +42,20 @@ impl State {
         [State::Pending, State::Starting, State::Healthy, State::Unhealthy, State::Failed, State::Stopped]
             .into_iter()
             .find(|st| st.as_str() == s)
+    }
+}
+
+/// The runtime's states are the ones it reports; `Pending` is the record's
+/// alone (recorded, not yet asked to start).
+impl From<paved_local::State> for State {
+    fn from(state: paved_local::State) -> Self {
+        match state {
+            paved_local::State::Starting => State::Starting,
+            paved_local::State::Healthy => State::Healthy,
+            paved_local::State::Unhealthy => State::Unhealthy,
+            paved_local::State::Failed => State::Failed,
+            paved_local::State::Stopped => State::Stopped,
+        }
     }
 }
 
@@ -109,6 +129,15 @@ impl Revision {
     /// (environment, name) of the workload.
     pub fn workload(&self) -> (&str, &str) {
         self.workload_id.split_once('/').unwrap_or(("", &self.workload_id))
+    }
+
+    /// The spec this revision runs, parsed. A revision's spec never changes,
+    /// so it is parsed where a revision is loaded to be run or judged, once,
+    /// and passed on from there (a rollout's driver keeps it for all its
+    /// passes). It was valid when applied; one that no longer parses (a
+    /// stricter parser since) is each caller's to report.
+    pub fn parse_spec(&self) -> Result<paved_spec::WorkloadSpec, paved_spec::SpecError> {
+        paved_spec::parse(&self.spec_yaml, &self.spec_path)
     }
 
     pub fn to_proto(&self) -> pb::Revision {
@@ -222,6 +251,22 @@ pub struct Transition {
     pub weight: u32,
     pub message: String,
 }
+
+/// The runtime's name for a rollout's baseline: instances of the stable
+/// revision that take the same share of traffic as the canary, so that the
+/// two are compared under the same conditions (a stable revision serving
+/// the rest of the traffic runs warmer caches and fuller pools). It has no
+/// record of its own: it lives and dies with the rollout's step stage.
+pub fn baseline_key(stable_revision: &str) -> String {
+    format!("{stable_revision}{BASELINE}")
+}
+
+/// Whether a runtime key names a baseline rather than a revision.
+pub fn is_baseline(key: &str) -> bool {
+    key.ends_with(BASELINE)
+}
+
+const BASELINE: &str = "~baseline";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {

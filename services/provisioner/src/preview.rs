@@ -2,14 +2,24 @@
 //! live, and destroyed — processes, proxies and records — when closed or
 //! when they expire. The event log keeps what they were.
 
-use crate::{Applied, ApplyError, Provisioner, lock, store};
+use crate::{
+    apply::{Applied, Applier, ApplyError, Submitted},
+    model::{self, now_ms},
+    policy::Gate,
+    records::Records,
+    rollout::Driver,
+    routing::Routing,
+    runner::Runner,
+    schema::{self, Revisions, Rollouts, Workloads},
+    store,
+};
 use paved_proto::events::v1::envelope::Payload;
 use paved_proto::provisioner::v1 as pb;
 use sea_orm::{
-    ConnectionTrait, DbErr, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
+    ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
+    sea_query::{Expr, ExprTrait, OnConflict, Order, Query},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// How long a preview lives unless told otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(48 * 3600);
@@ -25,64 +35,82 @@ pub struct Preview {
     pub workloads: Vec<String>,
 }
 
+/// The `previews` columns, in the order `open` writes and `previews` reads
+/// them. (`schema::Previews` stays qualified here: `Previews` is this
+/// module's handle.)
+const PREVIEW_COLUMNS: [schema::Previews; 4] =
+    [schema::Previews::Environment, schema::Previews::Pr, schema::Previews::ExpireTimeMs, schema::Previews::CreateTimeMs];
+
 pub fn environment(pr: u32) -> String {
     format!("pr-{pr}")
 }
 
-fn a(name: &str) -> Alias {
-    Alias::new(name)
+pub(crate) struct Previews {
+    records: Arc<Records>,
+    applier: Arc<Applier>,
+    gate: Arc<Gate>,
+    routing: Arc<Routing>,
+    runner: Arc<Runner>,
+    driver: Arc<Driver>,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+impl Previews {
+    pub(crate) fn new(
+        records: Arc<Records>,
+        applier: Arc<Applier>,
+        gate: Arc<Gate>,
+        routing: Arc<Routing>,
+        runner: Arc<Runner>,
+        driver: Arc<Driver>,
+    ) -> Self {
+        Self { records, applier, gate, routing, runner, driver }
+    }
 
-impl Provisioner {
+    fn db(&self) -> &DatabaseConnection {
+        self.records.db()
+    }
+
     /// Records (or extends) preview `pr` and applies the spec to `pr-<pr>`.
-    pub async fn open_preview(
+    pub(crate) async fn open(
         &self,
         pr: u32,
         ttl: Duration,
-        spec_yaml: &str,
-        spec_path: &str,
+        submitted: Submitted<'_>,
         request_id: &str,
     ) -> Result<(Preview, Applied), ApplyError> {
         let env = environment(pr);
         let expire = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         // The spec is checked (and the gate asked) before anything is recorded.
         let applied = {
-            let spec = paved_spec::parse(spec_yaml, if spec_path.is_empty() { "paved.yaml" } else { spec_path })?;
-            let decision = self.decide(&env, &spec).await?;
+            let spec = submitted.spec.as_ref().map_err(|e| ApplyError::Spec(e.clone()))?;
+            let decision = self.gate.decide(&env, spec).await?;
             if !decision.allowed() {
                 return Err(ApplyError::Denied(decision));
             }
             let txn = self.db().begin().await?;
             let upsert = Query::insert()
-                .into_table(a("previews"))
-                .columns(["environment", "pr", "expire_time_ms", "create_time_ms"].map(a))
+                .into_table(schema::Previews::Table)
+                .columns(PREVIEW_COLUMNS)
                 .values_panic([env.clone().into(), i64::from(pr).into(), expire.into(), now_ms().into()])
-                .on_conflict(OnConflict::column(a("environment")).update_column(a("expire_time_ms")).to_owned())
+                .on_conflict(OnConflict::column(schema::Previews::Environment).update_column(schema::Previews::ExpireTimeMs).to_owned())
                 .to_owned();
             txn.execute(&upsert).await?;
             let payload = Payload::PreviewOpened(pb::PreviewOpened { environment: env.clone(), pr: pr as i32, expire_time_ms: expire });
             store::emit(&txn, "paved.provisioner.v1.preview.opened", &env, "", payload).await?;
             txn.commit().await?;
-            self.apply(&env, spec_yaml, spec_path, request_id).await?
+            self.applier.apply(&env, submitted, request_id).await?
         };
         let preview = self.preview(pr).await?.ok_or_else(|| DbErr::RecordNotFound(env.clone()))?;
         Ok((preview, applied))
     }
 
-    pub async fn preview(&self, pr: u32) -> Result<Option<Preview>, DbErr> {
+    pub(crate) async fn preview(&self, pr: u32) -> Result<Option<Preview>, DbErr> {
         Ok(self.previews().await?.into_iter().find(|p| p.pr == pr))
     }
 
-    pub async fn previews(&self) -> Result<Vec<Preview>, DbErr> {
-        let query = Query::select()
-            .columns(["environment", "pr", "expire_time_ms", "create_time_ms"].map(a))
-            .from(a("previews"))
-            .order_by(a("pr"), Order::Asc)
-            .to_owned();
+    pub(crate) async fn previews(&self) -> Result<Vec<Preview>, DbErr> {
+        let query =
+            Query::select().columns(PREVIEW_COLUMNS).from(schema::Previews::Table).order_by(schema::Previews::Pr, Order::Asc).to_owned();
         let mut out = Vec::new();
         for row in self.db().query_all(&query).await? {
             let environment: String = row.try_get("", "environment")?;
@@ -103,13 +131,17 @@ impl Provisioner {
     /// `preview.closed` event), then its rollouts' drivers end, its
     /// processes stop and its proxies close. Returns the workloads destroyed;
     /// None when there was no such preview.
-    pub async fn close_preview(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
+    pub(crate) async fn close(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
         let env = environment(pr);
-        let _apply = self.inner.apply_lock.lock().await;
+        let _apply = self.records.apply_lock().await;
         let txn = self.db().begin().await?;
         let known = txn
             .query_one(
-                &Query::select().column(a("pr")).from(a("previews")).and_where(Expr::col(a("environment")).eq(env.clone())).to_owned(),
+                &Query::select()
+                    .column(schema::Previews::Pr)
+                    .from(schema::Previews::Table)
+                    .and_where(Expr::col(schema::Previews::Environment).eq(env.clone()))
+                    .to_owned(),
             )
             .await?
             .is_some();
@@ -127,11 +159,21 @@ impl Provisioner {
         };
         let revisions: Vec<String> =
             store::active_revisions(&txn, None).await?.into_iter().filter(|r| ids.contains(&r.workload_id)).map(|r| r.id).collect();
-        for table in ["rollouts", "revisions"] {
-            txn.execute(&Query::delete().from_table(a(table)).and_where(Expr::col(a("workload_id")).is_in(ids.clone())).to_owned()).await?;
-        }
-        txn.execute(&Query::delete().from_table(a("workloads")).and_where(Expr::col(a("id")).is_in(ids.clone())).to_owned()).await?;
-        txn.execute(&Query::delete().from_table(a("previews")).and_where(Expr::col(a("environment")).eq(env.clone())).to_owned()).await?;
+        txn.execute(&Query::delete().from_table(Rollouts::Table).and_where(Expr::col(Rollouts::WorkloadId).is_in(ids.clone())).to_owned())
+            .await?;
+        txn.execute(
+            &Query::delete().from_table(Revisions::Table).and_where(Expr::col(Revisions::WorkloadId).is_in(ids.clone())).to_owned(),
+        )
+        .await?;
+        txn.execute(&Query::delete().from_table(Workloads::Table).and_where(Expr::col(Workloads::Id).is_in(ids.clone())).to_owned())
+            .await?;
+        txn.execute(
+            &Query::delete()
+                .from_table(schema::Previews::Table)
+                .and_where(Expr::col(schema::Previews::Environment).eq(env.clone()))
+                .to_owned(),
+        )
+        .await?;
         let names: Vec<String> = workloads.iter().map(|w| w.name.clone()).collect();
         let payload = Payload::PreviewClosed(pb::PreviewClosed {
             environment: env.clone(),
@@ -141,37 +183,31 @@ impl Provisioner {
         });
         store::emit(&txn, "paved.provisioner.v1.preview.closed", &env, "", payload).await?;
         txn.commit().await?;
-        self.inner.relay.wake();
+        self.records.wake();
         for w in &workloads {
-            self.changed(&w.id());
+            self.records.changed(&w.id());
         }
         // A driver may be between reading its rollout and starting a
         // process: wait (bounded) until each has seen its rollout is gone.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while rollouts.iter().any(|r| lock(&self.inner.drivers).contains(r)) && tokio::time::Instant::now() < deadline {
+        while rollouts.iter().any(|r| self.driver.is_driving(r)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // With each revision, the baseline a rollout may run of it.
-        for revision in revisions.iter().flat_map(|r| [r.clone(), crate::baseline_key(r)]) {
-            self.inner.runtime.stop(&revision).await;
-            lock(&self.inner.backends).remove(&revision);
+        for revision in revisions.iter().flat_map(|r| [r.clone(), model::baseline_key(r)]) {
+            self.runner.stop(&revision).await;
+            self.routing.forget(&revision);
         }
-        let proxies: Vec<crate::proxy::Proxy> = {
-            let mut all = lock(&self.inner.proxies);
-            ids.iter().filter_map(|id| all.remove(id)).collect()
-        };
-        for proxy in proxies {
-            proxy.shut().await;
-        }
+        self.routing.close(&ids).await;
         tracing::info!(environment = %env, workloads = ?names, %reason, "preview closed");
         Ok(Some(names))
     }
 
     /// Closes the previews whose time to live has passed.
-    pub(crate) async fn expire_previews(&self) -> Result<(), DbErr> {
+    pub(crate) async fn expire(&self) -> Result<(), DbErr> {
         let now = now_ms();
         for preview in self.previews().await?.into_iter().filter(|p| p.expire_time_ms <= now) {
-            self.close_preview(preview.pr, "expired").await?;
+            self.close(preview.pr, "expired").await?;
         }
         Ok(())
     }

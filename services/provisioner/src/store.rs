@@ -1,7 +1,8 @@
 //! The provisioner's reads and writes. Every state change enqueues its event
 //! in the same transaction (the outbox), so the stream never misses one.
 
-use crate::model::{Revision, Rollout, RolloutState, Stage, State, Transition, Workload, workload_id};
+use crate::model::{Revision, Rollout, RolloutState, Stage, State, Transition, Workload, now_ms, workload_id};
+use crate::schema::{Revisions, Rollouts, Workloads};
 use paved_proto::events::v1::envelope::Payload;
 use paved_proto::provisioner::v1 as pb;
 use paved_stream::{event, outbox};
@@ -16,63 +17,72 @@ fn stream() -> String {
     paved_stream::stream_name(SOURCE)
 }
 
-fn a(name: &str) -> Alias {
-    Alias::new(name)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-const WORKLOAD_COLUMNS: [&str; 7] =
-    ["name", "environment", "current_revision", "stable_revision", "standby_revision", "proxy_port", "create_time_ms"];
-const ROLLOUT_COLUMNS: [&str; 14] = [
-    "id",
-    "workload_id",
-    "revision_id",
-    "stable_revision",
-    "stage",
-    "state",
-    "step",
-    "weight",
-    "message",
-    "history",
-    "version",
-    "step_start_ms",
-    "create_time_ms",
-    "update_time_ms",
+const WORKLOAD_COLUMNS: [Workloads; 7] = [
+    Workloads::Name,
+    Workloads::Environment,
+    Workloads::CurrentRevision,
+    Workloads::StableRevision,
+    Workloads::StandbyRevision,
+    Workloads::ProxyPort,
+    Workloads::CreateTimeMs,
 ];
-const REVISION_COLUMNS: [&str; 10] =
-    ["id", "workload_id", "number", "state", "message", "spec_yaml", "spec_digest", "spec_path", "create_time_ms", "update_time_ms"];
+const ROLLOUT_COLUMNS: [Rollouts; 14] = [
+    Rollouts::Id,
+    Rollouts::WorkloadId,
+    Rollouts::RevisionId,
+    Rollouts::StableRevision,
+    Rollouts::Stage,
+    Rollouts::State,
+    Rollouts::Step,
+    Rollouts::Weight,
+    Rollouts::Message,
+    Rollouts::History,
+    Rollouts::Version,
+    Rollouts::StepStartMs,
+    Rollouts::CreateTimeMs,
+    Rollouts::UpdateTimeMs,
+];
+const REVISION_COLUMNS: [Revisions; 10] = [
+    Revisions::Id,
+    Revisions::WorkloadId,
+    Revisions::Number,
+    Revisions::State,
+    Revisions::Message,
+    Revisions::SpecYaml,
+    Revisions::SpecDigest,
+    Revisions::SpecPath,
+    Revisions::CreateTimeMs,
+    Revisions::UpdateTimeMs,
+];
 
 fn select_workloads() -> SelectStatement {
-    Query::select().columns(WORKLOAD_COLUMNS.map(a)).from(a("workloads")).to_owned()
+    Query::select().columns(WORKLOAD_COLUMNS).from(Workloads::Table).to_owned()
 }
 
 fn select_revisions() -> SelectStatement {
-    Query::select().columns(REVISION_COLUMNS.map(a)).from(a("revisions")).to_owned()
+    Query::select().columns(REVISION_COLUMNS).from(Revisions::Table).to_owned()
 }
 
 pub async fn get_workload<C: ConnectionTrait>(db: &C, environment: &str, name: &str) -> Result<Option<Workload>, DbErr> {
-    let query = select_workloads().and_where(Expr::col(a("id")).eq(workload_id(environment, name))).to_owned();
+    let query = select_workloads().and_where(Expr::col(Workloads::Id).eq(workload_id(environment, name))).to_owned();
     db.query_one(&query).await?.as_ref().map(Workload::from_row).transpose()
 }
 
 pub async fn list_workloads<C: ConnectionTrait>(db: &C, environment: &str, limit: u64, offset: u64) -> Result<Vec<Workload>, DbErr> {
-    let mut query = select_workloads().order_by(a("id"), Order::Asc).limit(limit).offset(offset).to_owned();
+    let mut query = select_workloads().order_by(Workloads::Id, Order::Asc).limit(limit).offset(offset).to_owned();
     if !environment.is_empty() {
-        query.and_where(Expr::col(a("environment")).eq(environment));
+        query.and_where(Expr::col(Workloads::Environment).eq(environment));
     }
     db.query_all(&query).await?.iter().map(Workload::from_row).collect()
 }
 
 pub async fn get_revision<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Revision>, DbErr> {
-    let query = select_revisions().and_where(Expr::col(a("id")).eq(id)).to_owned();
+    let query = select_revisions().and_where(Expr::col(Revisions::Id).eq(id)).to_owned();
     db.query_one(&query).await?.as_ref().map(Revision::from_row).transpose()
 }
 
 pub async fn revision_by_request<C: ConnectionTrait>(db: &C, request_id: &str) -> Result<Option<Revision>, DbErr> {
-    let query = select_revisions().and_where(Expr::col(a("request_id")).eq(request_id)).to_owned();
+    let query = select_revisions().and_where(Expr::col(Revisions::RequestId).eq(request_id)).to_owned();
     db.query_one(&query).await?.as_ref().map(Revision::from_row).transpose()
 }
 
@@ -85,8 +95,8 @@ pub async fn list_revisions<C: ConnectionTrait>(
     offset: u64,
 ) -> Result<Vec<Revision>, DbErr> {
     let query = select_revisions()
-        .and_where(Expr::col(a("workload_id")).eq(workload_id(environment, name)))
-        .order_by(a("number"), Order::Desc)
+        .and_where(Expr::col(Revisions::WorkloadId).eq(workload_id(environment, name)))
+        .order_by(Revisions::Number, Order::Desc)
         .limit(limit)
         .offset(offset)
         .to_owned();
@@ -96,11 +106,11 @@ pub async fn list_revisions<C: ConnectionTrait>(
 /// Revisions a runtime was (or should be) running, of one workload or of all, oldest first.
 pub async fn active_revisions<C: ConnectionTrait>(db: &C, workload_id: Option<&str>) -> Result<Vec<Revision>, DbErr> {
     let mut query = select_revisions()
-        .and_where(Expr::col(a("state")).is_in(State::ACTIVE.map(State::as_str)))
-        .order_by(a("create_time_ms"), Order::Asc)
+        .and_where(Expr::col(Revisions::State).is_in(State::ACTIVE.map(State::as_str)))
+        .order_by(Revisions::CreateTimeMs, Order::Asc)
         .to_owned();
     if let Some(id) = workload_id {
-        query.and_where(Expr::col(a("workload_id")).eq(id));
+        query.and_where(Expr::col(Revisions::WorkloadId).eq(id));
     }
     db.query_all(&query).await?.iter().map(Revision::from_row).collect()
 }
@@ -121,8 +131,8 @@ pub async fn insert_workload<C: ConnectionTrait>(txn: &C, environment: &str, nam
         create_time_ms: now_ms(),
     };
     let insert = Query::insert()
-        .into_table(a("workloads"))
-        .columns(["id", "name", "environment", "proxy_port", "create_time_ms"].map(a))
+        .into_table(Workloads::Table)
+        .columns([Workloads::Id, Workloads::Name, Workloads::Environment, Workloads::ProxyPort, Workloads::CreateTimeMs])
         .values_panic([workload.id().into(), name.into(), environment.into(), i32::from(proxy_port).into(), workload.create_time_ms.into()])
         .to_owned();
     txn.execute(&insert).await?;
@@ -133,9 +143,9 @@ pub async fn insert_workload<C: ConnectionTrait>(txn: &C, environment: &str, nam
 
 pub async fn set_proxy_port<C: ConnectionTrait>(db: &C, workload: &Workload, port: u16) -> Result<(), DbErr> {
     let update = Query::update()
-        .table(a("workloads"))
-        .value(a("proxy_port"), i32::from(port))
-        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .table(Workloads::Table)
+        .value(Workloads::ProxyPort, i32::from(port))
+        .and_where(Expr::col(Workloads::Id).eq(workload.id()))
         .to_owned();
     db.execute(&update).await?;
     Ok(())
@@ -148,15 +158,19 @@ pub struct NewRevision<'a> {
     pub request_id: &'a str,
 }
 
+/// What `insert_revision` names a workload's highest revision number in its
+/// query: an expression's alias, not a column of `revisions`.
+const LAST_NUMBER: &str = "n";
+
 /// Inserts the next revision of `workload` as its current one and enqueues
 /// `revision.deployed`.
 pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, new: NewRevision<'_>) -> Result<Revision, DbErr> {
     let max = Query::select()
-        .expr_as(Func::coalesce([Expr::col(a("number")).max(), Expr::val(0i64)]), a("n"))
-        .from(a("revisions"))
-        .and_where(Expr::col(a("workload_id")).eq(workload.id()))
+        .expr_as(Func::coalesce([Expr::col(Revisions::Number).max(), Expr::val(0i64)]), Alias::new(LAST_NUMBER))
+        .from(Revisions::Table)
+        .and_where(Expr::col(Revisions::WorkloadId).eq(workload.id()))
         .to_owned();
-    let number: i64 = txn.query_one(&max).await?.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0) + 1;
+    let number: i64 = txn.query_one(&max).await?.map(|r| r.try_get("", LAST_NUMBER)).transpose()?.unwrap_or(0) + 1;
     let now = now_ms();
     let revision = Revision {
         id: uuid::Uuid::now_v7().to_string(),
@@ -172,8 +186,8 @@ pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, n
     };
     let request_id: Option<String> = (!new.request_id.is_empty()).then(|| new.request_id.to_string());
     let insert = Query::insert()
-        .into_table(a("revisions"))
-        .columns(REVISION_COLUMNS.iter().copied().chain(["request_id"]).map(a))
+        .into_table(Revisions::Table)
+        .columns(REVISION_COLUMNS.into_iter().chain([Revisions::RequestId]))
         .values_panic([
             revision.id.clone().into(),
             revision.workload_id.clone().into(),
@@ -190,9 +204,9 @@ pub async fn insert_revision<C: ConnectionTrait>(txn: &C, workload: &Workload, n
         .to_owned();
     txn.execute(&insert).await?;
     let update = Query::update()
-        .table(a("workloads"))
-        .value(a("current_revision"), revision.id.clone())
-        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .table(Workloads::Table)
+        .value(Workloads::CurrentRevision, revision.id.clone())
+        .and_where(Expr::col(Workloads::Id).eq(workload.id()))
         .to_owned();
     txn.execute(&update).await?;
     let payload = Payload::RevisionDeployed(pb::RevisionDeployed {
@@ -218,11 +232,11 @@ pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State
     }
     let now = now_ms();
     let update = Query::update()
-        .table(a("revisions"))
-        .value(a("state"), to.as_str())
-        .value(a("message"), message)
-        .value(a("update_time_ms"), now)
-        .and_where(Expr::col(a("id")).eq(revision_id))
+        .table(Revisions::Table)
+        .value(Revisions::State, to.as_str())
+        .value(Revisions::Message, message)
+        .value(Revisions::UpdateTimeMs, now)
+        .and_where(Expr::col(Revisions::Id).eq(revision_id))
         .to_owned();
     txn.execute(&update).await?;
     if revision.state != to {
@@ -254,11 +268,11 @@ pub async fn set_routing<C: ConnectionTrait>(
     rolled_back: Option<(&str, &str)>,
 ) -> Result<(), DbErr> {
     let update = Query::update()
-        .table(a("workloads"))
-        .value(a("current_revision"), current.map(str::to_string))
-        .value(a("stable_revision"), stable.map(str::to_string))
-        .value(a("standby_revision"), standby.map(str::to_string))
-        .and_where(Expr::col(a("id")).eq(workload.id()))
+        .table(Workloads::Table)
+        .value(Workloads::CurrentRevision, current.map(str::to_string))
+        .value(Workloads::StableRevision, stable.map(str::to_string))
+        .value(Workloads::StandbyRevision, standby.map(str::to_string))
+        .and_where(Expr::col(Workloads::Id).eq(workload.id()))
         .to_owned();
     txn.execute(&update).await?;
     if let Some((from, reason)) = rolled_back {
@@ -275,20 +289,20 @@ pub async fn set_routing<C: ConnectionTrait>(
 }
 
 fn select_rollouts() -> SelectStatement {
-    Query::select().columns(ROLLOUT_COLUMNS.map(a)).from(a("rollouts")).to_owned()
+    Query::select().columns(ROLLOUT_COLUMNS).from(Rollouts::Table).to_owned()
 }
 
 pub async fn get_rollout<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Rollout>, DbErr> {
-    let query = select_rollouts().and_where(Expr::col(a("id")).eq(id)).to_owned();
+    let query = select_rollouts().and_where(Expr::col(Rollouts::Id).eq(id)).to_owned();
     db.query_one(&query).await?.as_ref().map(Rollout::from_row).transpose()
 }
 
 /// Rollouts of a workload, newest first.
 pub async fn list_rollouts<C: ConnectionTrait>(db: &C, workload_id: &str, limit: u64, offset: u64) -> Result<Vec<Rollout>, DbErr> {
     let query = select_rollouts()
-        .and_where(Expr::col(a("workload_id")).eq(workload_id))
-        .order_by(a("create_time_ms"), Order::Desc)
-        .order_by(a("id"), Order::Desc)
+        .and_where(Expr::col(Rollouts::WorkloadId).eq(workload_id))
+        .order_by(Rollouts::CreateTimeMs, Order::Desc)
+        .order_by(Rollouts::Id, Order::Desc)
         .limit(limit)
         .offset(offset)
         .to_owned();
@@ -298,11 +312,11 @@ pub async fn list_rollouts<C: ConnectionTrait>(db: &C, workload_id: &str, limit:
 /// Running and paused rollouts, of one workload or of all.
 pub async fn active_rollouts<C: ConnectionTrait>(db: &C, workload_id: Option<&str>) -> Result<Vec<Rollout>, DbErr> {
     let mut query = select_rollouts()
-        .and_where(Expr::col(a("state")).is_in(RolloutState::ACTIVE.map(RolloutState::as_str)))
-        .order_by(a("create_time_ms"), Order::Asc)
+        .and_where(Expr::col(Rollouts::State).is_in(RolloutState::ACTIVE.map(RolloutState::as_str)))
+        .order_by(Rollouts::CreateTimeMs, Order::Asc)
         .to_owned();
     if let Some(id) = workload_id {
-        query.and_where(Expr::col(a("workload_id")).eq(id));
+        query.and_where(Expr::col(Rollouts::WorkloadId).eq(id));
     }
     db.query_all(&query).await?.iter().map(Rollout::from_row).collect()
 }
@@ -335,8 +349,8 @@ pub async fn insert_rollout<C: ConnectionTrait>(
     };
     let history = serde_json::to_string(&rollout.history).map_err(|e| DbErr::Custom(format!("rollout history: {e}")))?;
     let insert = Query::insert()
-        .into_table(a("rollouts"))
-        .columns(ROLLOUT_COLUMNS.map(a))
+        .into_table(Rollouts::Table)
+        .columns(ROLLOUT_COLUMNS)
         .values_panic([
             rollout.id.clone().into(),
             rollout.workload_id.clone().into(),
@@ -411,18 +425,18 @@ pub async fn update_rollout<C: ConnectionTrait>(txn: &C, read: &Rollout, change:
     let history = serde_json::to_string(&rollout.history).map_err(|e| DbErr::Custom(format!("rollout history: {e}")))?;
     let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     let update = Query::update()
-        .table(a("rollouts"))
-        .value(a("stage"), rollout.stage.as_str())
-        .value(a("state"), rollout.state.as_str())
-        .value(a("step"), int(rollout.step))
-        .value(a("weight"), int(rollout.weight))
-        .value(a("message"), rollout.message.clone())
-        .value(a("history"), history)
-        .value(a("version"), rollout.version)
-        .value(a("step_start_ms"), rollout.step_start_ms)
-        .value(a("update_time_ms"), now)
-        .and_where(Expr::col(a("id")).eq(read.id.clone()))
-        .and_where(Expr::col(a("version")).eq(read.version))
+        .table(Rollouts::Table)
+        .value(Rollouts::Stage, rollout.stage.as_str())
+        .value(Rollouts::State, rollout.state.as_str())
+        .value(Rollouts::Step, int(rollout.step))
+        .value(Rollouts::Weight, int(rollout.weight))
+        .value(Rollouts::Message, rollout.message.clone())
+        .value(Rollouts::History, history)
+        .value(Rollouts::Version, rollout.version)
+        .value(Rollouts::StepStartMs, rollout.step_start_ms)
+        .value(Rollouts::UpdateTimeMs, now)
+        .and_where(Expr::col(Rollouts::Id).eq(read.id.clone()))
+        .and_where(Expr::col(Rollouts::Version).eq(read.version))
         .to_owned();
     if txn.execute(&update).await?.rows_affected() == 0 {
         return Ok(None);

@@ -8,11 +8,10 @@
 //! never logged (they carry passwords), and errors name the target without
 //! its credentials.
 
-use crate::ms;
-use crate::{
-    authority::event,
-    seal::{Keyring, SealError, rewrap_named},
-};
+use crate::act::Act;
+use crate::clock::ms;
+use crate::event;
+use crate::seal::{Keyring, SealError, rewrap_named};
 use paved_stream::outbox::Relay;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
@@ -185,7 +184,7 @@ impl Databases {
             .to_owned();
         let txn = self.db.begin().await?;
         txn.execute(&upsert).await?;
-        event(&txn, "database.configured", actor, name, &[], &format!("{target}, group role {group_role}")).await?;
+        event::record(&txn, Act::new("database.configured", actor, name, &[], &format!("{target}, group role {group_role}"))).await?;
         txn.commit().await?;
         self.relay.wake();
         let config = Config { name: name.into(), group_role: group_role.into(), default_ttl: ttl.0, max_ttl: ttl.1, target };

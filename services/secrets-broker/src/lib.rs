@@ -1,54 +1,74 @@
 //! The secrets broker: identities (one `spiffe://paved/<env>/<workload>` per
 //! registered workload), the token authority every Paved call is
-//! authenticated with, and — as #5 goes on — leases and secrets.
+//! authenticated with, secret zero, versioned secrets, dynamic database
+//! credentials under leases, and an internal CA.
 //!
 //! # Layout
-//! - [`migration`] — identities, signing keys, tokens, the outbox.
-//! - [`seal`] — AES-256-GCM under the root key (file or environment, never
-//!   the database).
-//! - [`authority`] — signing keys and their rotation, the published key
-//!   set, tokens issued, renewed, revoked.
-//! - [`bootstrap`] — secret zero: single-use bootstrap tokens exchanged
-//!   once for an identity holding exactly the secrets the spec declares.
+//! Domain modules hold their own types and SQL and know nothing of the
+//! wire; two edges translate: [`api`] (gRPC, on top of everything) and
+//! [`event`] (the stream, which the domain calls to record what it did).
+//! The modules form no import cycle: `api` uses the areas, each area uses
+//! its store and what lies beneath it, and nothing uses what is above it.
+//!
+//! The edges:
+//! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`, one file per
+//!   area; requests checked and answers converted there (`From`/`TryFrom`),
+//!   and each domain error becomes its status there.
+//! - [`event`] — what the broker did ([`act::Act`]) as `BrokerActed`
+//!   envelopes on the outbox; the provisioner's `WorkloadRegistered` as an
+//!   identity ([`IdentityRecorder`]).
+//!
+//! The domain, by area (each with its store):
+//! - [`authority`] — issues, renews, revokes and introspects tokens, over
+//!   [`tokens`] (the records, what a token grants) and [`keys`] (signing
+//!   keys and the published key set).
+//! - [`bootstrap`] — secret zero: single-use bootstrap tokens bound to a
+//!   revision ([`binding`]) and exchanged once for an identity token.
 //! - [`secrets`] — versioned KV secrets under envelope encryption,
 //!   generated ones rotated, watched.
-//! - [`database`] — dynamic PostgreSQL credentials: a role per lease in a
-//!   pre-created group role.
-//! - [`leases`] — what was handed out and is taken back: expiry (also
-//!   after a restart), renewal, revocation with retries.
+//! - [`leases`] — what was handed out and is taken back (a role per lease on
+//!   a [`database`]): expiry (also after a restart), renewal, revocation
+//!   with retries.
+//! - [`ca`] — the internal CA: SPIFFE certificates, enrolments, the trust
+//!   bundle, the broker's own certificate.
 //! - [`policy`] — each workload's compiled policy and the uses of its
 //!   grants (grants never used are reported).
-//! - [`IdentityRecorder`] — the consumer-group handler.
-//! - [`api`] — `paved.secrets_broker.v1.SecretsBrokerService`.
+//! - [`identities`] — the registered workloads' SPIFFE ids.
+//!
+//! Beneath them: [`act`] (the facts the domain states), [`recorder`]
+//! (events of reads and denials, written in batches), [`seal`] (AES-256-GCM
+//! under the root key, from a file or the environment, never the
+//! database), [`migration`] and `clock`. This file wires them into the
+//! service the `paved-service` shell runs.
 
+pub mod act;
 pub mod api;
 pub mod authority;
+pub mod binding;
 pub mod bootstrap;
 pub mod ca;
+mod clock;
 pub mod database;
+pub mod event;
+pub mod identities;
+pub mod keys;
 pub mod leases;
 pub mod migration;
+mod options;
 pub mod policy;
+pub mod recorder;
 pub mod seal;
 pub mod secrets;
+pub mod tokens;
 
-use anyhow::Context;
-use async_trait::async_trait;
-use paved_proto::events::v1::envelope::Payload;
-use paved_stream::{Envelope, consumer::Handler};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection,
-    sea_query::{Alias, OnConflict, Query},
-};
-use serde::Deserialize;
-use std::{
-    path::PathBuf,
-    sync::{Arc, OnceLock},
-};
+use paved_stream::consumer::Handler;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
 
-pub use authority::Authority;
-
-pub const SOURCE: &str = "secrets-broker";
+pub use authority::{Authority, enrolment_grant, root_grant};
+pub use event::IdentityRecorder;
+pub use identities::{SOURCE, spiffe_id};
+pub use options::{Options, Secret};
 
 /// The methods callable without a token: verifiers fetch the key set before
 /// they can verify anything; a workload's bootstrap token is its credential.
@@ -109,64 +129,6 @@ pub const HANDLER_SCOPES: &[(&str, &str)] = &[
 /// The service, as the shell in `paved-service` runs it.
 pub struct SecretsBroker;
 
-/// A value kept out of debug output and logs.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Options {
-    /// A file holding the root key (64 hex digits or base64 of 32 bytes).
-    #[serde(default)]
-    pub root_key_file: Option<PathBuf>,
-    /// Or the root key itself (`PAVED_ROOT_KEY`).
-    #[serde(default)]
-    pub root_key: Option<Secret>,
-    /// During a root key rotation, the key before (file or value): what it
-    /// sealed is re-sealed under the new one at start.
-    #[serde(default)]
-    pub previous_root_key_file: Option<PathBuf>,
-    #[serde(default)]
-    pub previous_root_key: Option<Secret>,
-    /// Create `root_key_file` when it is missing (`paved up` on first start).
-    #[serde(skip)]
-    pub create_root_key: bool,
-    /// Filled with the authority once the service is built, for the process
-    /// that embeds it (`paved up` mints its root token with it).
-    #[serde(skip)]
-    pub authority: Arc<OnceLock<Authority>>,
-}
-
-impl std::fmt::Debug for Authority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Authority")
-    }
-}
-
-impl Options {
-    fn keyring(&self) -> anyhow::Result<seal::Keyring> {
-        fn value(key: &Option<Secret>) -> Option<&str> {
-            key.as_ref().map(|k| k.0.as_str())
-        }
-        let current =
-            seal::RootKey::configured(value(&self.root_key), self.root_key_file.as_deref(), self.create_root_key, "PAVED_ROOT_KEY")?
-                .context("the broker needs a root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY")?;
-        let previous = seal::RootKey::configured(
-            value(&self.previous_root_key),
-            self.previous_root_key_file.as_deref(),
-            false,
-            "PAVED_PREVIOUS_ROOT_KEY",
-        )?;
-        Ok(seal::Keyring::new(current, previous))
-    }
-}
-
 /// The longest the broker goes without looking for a due rotation (it
 /// otherwise sleeps until the next one).
 const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -193,6 +155,7 @@ impl paved_service::ConsumerService for SecretsBroker {
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
         let keys = Arc::new(options.keyring()?);
         let authority = Authority::new(db.clone(), keys.clone(), relay.clone());
+        let recorder = recorder::Recorder::new(db.clone(), relay.clone());
         let secrets = secrets::Secrets::new(db.clone(), keys.clone(), relay.clone());
         let ca = ca::Ca::new(db.clone(), keys.clone(), relay.clone());
         let leases = leases::Leases::new(db.clone(), relay.clone(), database::Databases::new(db.clone(), keys, relay));
@@ -233,11 +196,11 @@ impl paved_service::ConsumerService for SecretsBroker {
             move |shutdown| leases::run(leases, shutdown)
         });
         background.spawn({
-            let authority = authority.clone();
+            let recorder = recorder.clone();
             // The events of the last reads are committed before the process ends.
             move |shutdown| async move {
                 shutdown.cancelled().await;
-                if !authority.flush(EVENTS_FLUSH).await {
+                if !recorder.flush(EVENTS_FLUSH).await {
                     tracing::error!("events of the last reads not committed within {EVENTS_FLUSH:?}: the database is away");
                 }
             }
@@ -247,40 +210,8 @@ impl paved_service::ConsumerService for SecretsBroker {
             // The broker's own certificate comes from its own CA, not over the wire.
             background.spawn(move |shutdown| ca::serve_own_identity(ca, tls, shutdown));
         }
-        let api = api::server(authority, secrets, leases, ca);
+        let api = api::server(api::Parts { authority, recorder, secrets, leases, ca, db: db.clone() });
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(IdentityRecorder { db })))
-    }
-}
-
-/// The root token's grant: every scope, for a day, renewable for 30, like a
-/// development server's.
-pub fn root_grant() -> authority::Grant {
-    authority::Grant {
-        parent: None,
-        subject: "root".into(),
-        scopes: vec!["*".into()],
-        audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
-        ttl: authority::MAX_TTL,
-        renewable: authority::MAX_RENEWABLE,
-    }
-}
-
-/// A platform service's enrolling token (`paved token enrol`): its own
-/// identity, naming `certs:enrol:platform/<service>` itself, which enrols
-/// its certificate for good, and `calls`, what its own calls need once it
-/// exchanges that certificate for tokens. Not renewable: the service enrols
-/// once within `ttl`, then renews with its certificate.
-pub fn enrolment_grant(service: &str, calls: &[&str], ttl: std::time::Duration) -> authority::Grant {
-    let environment = paved_grpc::tls::PLATFORM_ENVIRONMENT;
-    let mut scopes = vec![format!("{}{environment}/{service}", api::ENROL_SCOPE)];
-    scopes.extend(calls.iter().map(|s| s.to_string()));
-    authority::Grant {
-        parent: None,
-        subject: spiffe_id(environment, service),
-        scopes,
-        audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
-        ttl,
-        renewable: std::time::Duration::ZERO,
     }
 }
 
@@ -292,48 +223,4 @@ pub async fn offline_authority(database_url: &str, stream: paved_stream::SharedS
     let db = paved_store::connect_and_migrate::<migration::Migrator>(database_url).await?;
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream);
     Ok(Authority::new(db, Arc::new(seal::Keyring::new(root, None)), relay))
-}
-
-/// Now, in Unix milliseconds: how every time is stored here.
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// `d` in milliseconds (saturating).
-pub(crate) fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
-pub fn spiffe_id(environment: &str, workload: &str) -> String {
-    paved_grpc::tls::workload_id(environment, workload)
-}
-
-/// Creates the identity of each registered workload; naturally idempotent
-/// (the SPIFFE id is the key).
-pub struct IdentityRecorder {
-    pub db: DatabaseConnection,
-}
-
-#[async_trait]
-impl Handler for IdentityRecorder {
-    async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Payload::WorkloadRegistered(registered)) = &event.payload else {
-            return Ok(());
-        };
-        let created = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
-        let insert = Query::insert()
-            .into_table(Alias::new("identities"))
-            .columns(["spiffe_id", "workload", "environment", "create_time_ms"].map(Alias::new))
-            .values_panic([
-                spiffe_id(&registered.environment, &registered.workload).into(),
-                registered.workload.clone().into(),
-                registered.environment.clone().into(),
-                created.into(),
-            ])
-            .on_conflict(OnConflict::column(Alias::new("spiffe_id")).do_nothing().to_owned())
-            .to_owned();
-        self.db.execute(&insert).await?;
-        Ok(())
-    }
 }

@@ -4,11 +4,7 @@
 //! lease events as they are committed), so that grants never used are reported
 //! and can leave the spec.
 
-use crate::bootstrap::Binding;
-use paved_proto::{
-    secrets_broker::v1::{BrokerActed, GrantUse, WorkloadPolicy},
-    timestamp_from_millis,
-};
+use crate::{act::Act, binding::Binding, identities::spiffe_id};
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
@@ -17,6 +13,28 @@ use std::collections::BTreeMap;
 
 const POLICIES: &str = "policies";
 const USES: &str = "grant_uses";
+
+/// A workload's policy as last compiled, each grant with its uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub spiffe_id: String,
+    pub environment: String,
+    pub workload: String,
+    /// The revision whose bootstrap token compiled it.
+    pub revision_id: String,
+    pub compile_time_ms: i64,
+    pub grants: Vec<GrantUse>,
+}
+
+/// One grant of a policy and how its identity used it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantUse {
+    pub scope: String,
+    /// 0: never used, a candidate to leave the spec.
+    pub use_count: u64,
+    pub first_use_ms: Option<i64>,
+    pub last_use_ms: Option<i64>,
+}
 
 /// Records `binding`'s scopes as its workload's policy, replacing the
 /// one compiled for an earlier revision.
@@ -47,7 +65,7 @@ pub type Uses<'a> = BTreeMap<(&'a str, String), i64>;
 /// The grants used by the reads, credential leases and certificates among `acts`
 /// (workload identities only: people's tokens hold wildcards, not a
 /// compiled policy).
-pub fn uses(acts: &[BrokerActed]) -> Uses<'_> {
+pub fn uses(acts: &[Act]) -> Uses<'_> {
     let mut uses = Uses::new();
     for act in acts.iter().filter(|a| a.actor.starts_with("spiffe://")) {
         let scope = match act.action.as_str() {
@@ -94,7 +112,7 @@ pub async fn note_uses(db: &impl ConnectionTrait, uses: Uses<'_>, now_ms: i64) -
 }
 
 /// The policy of one workload, if one was ever compiled.
-pub async fn get(db: &impl ConnectionTrait, environment: &str, workload: &str) -> Result<Option<WorkloadPolicy>, DbErr> {
+pub async fn get(db: &impl ConnectionTrait, environment: &str, workload: &str) -> Result<Option<Policy>, DbErr> {
     let query = select()
         .and_where(Expr::col(Alias::new("environment")).eq(environment))
         .and_where(Expr::col(Alias::new("workload")).eq(workload))
@@ -111,7 +129,7 @@ pub async fn list(
     unused_only: bool,
     size: u64,
     offset: u64,
-) -> Result<(Vec<WorkloadPolicy>, usize), DbErr> {
+) -> Result<(Vec<Policy>, usize), DbErr> {
     let mut query = select();
     if !environment.is_empty() {
         query.and_where(Expr::col(Alias::new("environment")).eq(environment));
@@ -134,18 +152,18 @@ fn select() -> sea_orm::sea_query::SelectStatement {
 }
 
 /// The policies of `rows`, each grant with the uses of its identity.
-async fn with_uses(db: &impl ConnectionTrait, rows: Vec<sea_orm::QueryResult>) -> Result<Vec<WorkloadPolicy>, DbErr> {
+async fn with_uses(db: &impl ConnectionTrait, rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Policy>, DbErr> {
     let mut policies = Vec::with_capacity(rows.len());
     for row in rows {
         let (environment, workload): (String, String) = (row.try_get("", "environment")?, row.try_get("", "workload")?);
         let scopes: String = row.try_get("", "scopes")?;
         let scopes: Vec<String> = serde_json::from_str(&scopes).map_err(|e| DbErr::Custom(format!("scopes of a policy: {e}")))?;
-        policies.push(WorkloadPolicy {
-            spiffe_id: crate::spiffe_id(&environment, &workload),
+        policies.push(Policy {
+            spiffe_id: spiffe_id(&environment, &workload),
             environment,
             workload,
             revision_id: row.try_get("", "revision_id")?,
-            compile_time: Some(timestamp_from_millis(row.try_get("", "compile_time_ms")?)),
+            compile_time_ms: row.try_get("", "compile_time_ms")?,
             grants: scopes.into_iter().map(|scope| GrantUse { scope, ..Default::default() }).collect(),
         });
     }
@@ -168,8 +186,8 @@ async fn with_uses(db: &impl ConnectionTrait, rows: Vec<sea_orm::QueryResult>) -
         for grant in &mut policy.grants {
             if let Some((count, first, last)) = uses.get(&(policy.spiffe_id.clone(), grant.scope.clone())) {
                 grant.use_count = u64::try_from(*count).unwrap_or_default();
-                grant.first_use_time = Some(timestamp_from_millis(*first));
-                grant.last_use_time = Some(timestamp_from_millis(*last));
+                grant.first_use_ms = Some(*first);
+                grant.last_use_ms = Some(*last);
             }
         }
     }

@@ -1,0 +1,106 @@
+//! `paved plan`: what `paved deploy` would change, field by field, and any
+//! drift or policy verdict; its exit code says which.
+
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output::Format,
+    render::render,
+};
+use paved_grpc::client::AuthChannel;
+use paved_proto::provisioner::v1::{
+    PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, provisioner_service_client::ProvisionerServiceClient,
+};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// A directory with a paved.yaml, or the spec file itself.
+    dir: PathBuf,
+    #[arg(long)]
+    env: String,
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: Format,
+}
+
+pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let PlanArgs { dir, env, endpoint, output } = args;
+    let (name, plan) = plan(connect(&endpoint).await?, &dir, &env).await?;
+    match output {
+        Format::Json => {
+            let action = PlanAction::try_from(plan.action).unwrap_or_default();
+            let changes: Vec<_> =
+                plan.changes.iter().map(|c| serde_json::json!({"path": c.path, "before": c.before, "after": c.after})).collect();
+            let out = serde_json::json!({
+                "workload": name, "environment": env, "action": action.as_str_name().trim_start_matches("PLAN_ACTION_").to_lowercase(),
+                "current_revision": plan.current_revision, "changes": changes, "drift": plan.drift, "reason": plan.reason,
+            });
+            println!("{out}");
+        }
+        Format::Table => print!("{}", describe_plan(&name, &env, &plan)),
+    }
+    Ok(ExitCode::from(plan_exit_code(&plan)))
+}
+
+/// What `paved deploy` would change: the spec resolved and validated
+/// locally, then compared by the provisioner with what runs.
+pub async fn plan(channel: AuthChannel, dir: &Path, environment: &str) -> anyhow::Result<(String, PlanWorkloadResponse)> {
+    let (rendered, file) = render(dir, environment)?;
+    let request =
+        PlanWorkloadRequest { environment: environment.to_string(), spec_yaml: rendered.text, spec_path: file.display().to_string() };
+    let plan = ProvisionerServiceClient::new(channel).plan_workload(request).await.map_err(failed)?.into_inner();
+    Ok((rendered.spec.name, plan))
+}
+
+/// A plan for people: what changes, field by field, then any drift.
+pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse) -> String {
+    let action = PlanAction::try_from(plan.action).unwrap_or_default();
+    let mut out = match action {
+        PlanAction::Create => format!("{name} in {environment}: create\n"),
+        PlanAction::Update => format!("{name} in {environment}: update (a new revision, rolled out)\n"),
+        _ => format!("{name} in {environment}: no changes\n"),
+    };
+    if action != PlanAction::None {
+        for c in &plan.changes {
+            let line = match (c.before.is_empty(), c.after.is_empty()) {
+                (true, _) => format!("  + {}: {}\n", c.path, c.after),
+                (_, true) => format!("  - {}: {}\n", c.path, c.before),
+                _ => format!("  ~ {}: {} -> {}\n", c.path, c.before, c.after),
+            };
+            out.push_str(&line);
+        }
+        if action == PlanAction::Update && plan.changes.is_empty() {
+            out.push_str(&format!("  (the same spec: {}, so it is deployed again)\n", plan.reason));
+        }
+    }
+    for d in &plan.drift {
+        out.push_str(&format!("  ! drift: {d}\n"));
+    }
+    for w in &plan.policy_warnings {
+        out.push_str(&format!("  ? policy warns: {w}\n"));
+    }
+    for d in &plan.policy_denials {
+        out.push_str(&format!("  ! policy: {d}\n"));
+    }
+    if !plan.policy_denials.is_empty() {
+        out.push_str(&format!("a deploy would be denied by policy bundle {}\n", plan.policy_bundle_digest));
+    }
+    out
+}
+
+/// 0 when nothing would change and nothing drifted, 2 when something would,
+/// 1 when the policy gate would deny the deploy.
+pub fn plan_exit_code(plan: &PlanWorkloadResponse) -> u8 {
+    if !plan.policy_denials.is_empty() {
+        1
+    } else if plan.action == PlanAction::None as i32 && plan.drift.is_empty() {
+        0
+    } else {
+        2
+    }
+}

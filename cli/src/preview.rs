@@ -1,0 +1,102 @@
+//! `paved preview open|close|list`: preview environments `pr-<n>`, each
+//! deployed from a spec (with `paved.preview.yaml` when there is one) and
+//! closed by hand or when its time to live runs out.
+
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+    output, render, rollouts, status,
+    ttl::parse_ttl,
+};
+use anyhow::Context;
+use paved_grpc::client::AuthChannel;
+use paved_proto::provisioner::v1::{
+    ClosePreviewRequest, ListPreviewsRequest, OpenPreviewRequest, OpenPreviewResponse, Preview,
+    provisioner_service_client::ProvisionerServiceClient,
+};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+#[derive(clap::Args)]
+pub struct PreviewArgs {
+    #[command(subcommand)]
+    command: PreviewCommand,
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Subcommand)]
+enum PreviewCommand {
+    /// Deploy <dir>/paved.yaml to pr-<n> and follow its rollout.
+    Open {
+        dir: PathBuf,
+        #[arg(long)]
+        pr: u32,
+        /// Time to live: the preview closes itself after it (e.g. 48h, 30m, 2d).
+        #[arg(long, default_value = "48h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+    /// Destroy everything pr-<n> created.
+    Close {
+        #[arg(long)]
+        pr: u32,
+    },
+    /// Open previews, their workloads and when they expire.
+    List,
+}
+
+pub async fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = args.endpoint.as_str();
+    let channel = connect(endpoint).await?;
+    let expires = |p: &Preview| {
+        let ms = p.expire_time.as_ref().map(paved_proto::millis_from_timestamp).unwrap_or_default();
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+    };
+    match args.command {
+        PreviewCommand::Open { dir, pr, ttl } => {
+            let opened = open_preview(channel.clone(), &dir, pr, ttl).await?;
+            let preview = opened.preview.ok_or_else(|| anyhow::anyhow!("the server returned no preview"))?;
+            eprintln!("preview {} open until {}", preview.environment, expires(&preview));
+            if let Some(rollout) = opened.applied.and_then(|a| a.rollout) {
+                let ended = rollouts::follow(channel, &rollout.id, |line| eprintln!("{line}")).await?;
+                if rollouts::state(&ended).short_name() != "promoted" {
+                    anyhow::bail!("the preview's rollout was not promoted: {}", ended.message);
+                }
+            }
+            let status = status::status(connect(endpoint).await?).await?;
+            for w in status.workloads.iter().filter(|w| w.environment == preview.environment) {
+                println!("{} in {}: http://{}", w.name, w.environment, w.endpoint);
+            }
+        }
+        PreviewCommand::Close { pr } => {
+            let closed =
+                ProvisionerServiceClient::new(channel).close_preview(ClosePreviewRequest { pr: pr as i32 }).await.map_err(failed)?;
+            println!("closed pr-{pr}: destroyed {}", closed.into_inner().workloads.join(", "));
+        }
+        PreviewCommand::List => {
+            let previews = ProvisionerServiceClient::new(channel).list_previews(ListPreviewsRequest {}).await.map_err(failed)?.into_inner();
+            let rows: Vec<Vec<String>> =
+                previews.previews.iter().map(|p| vec![p.environment.clone(), p.workloads.join(","), expires(p)]).collect();
+            print!("{}", output::table(&["PREVIEW", "WORKLOADS", "EXPIRES"], &rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `paved preview open`: renders `<dir>` for `pr-<pr>` (with
+/// `paved.preview.yaml` when there is one) and deploys it there.
+pub async fn open_preview(channel: AuthChannel, dir: &Path, pr: u32, ttl: Duration) -> anyhow::Result<OpenPreviewResponse> {
+    let environment = format!("pr-{pr}");
+    let (rendered, file) = render::render(dir, &environment)?;
+    let request = OpenPreviewRequest {
+        pr: i32::try_from(pr).context("pr is too large")?,
+        ttl_seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        spec_yaml: rendered.text,
+        spec_path: file.display().to_string(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    Ok(ProvisionerServiceClient::new(channel).open_preview(request).await.map_err(failed)?.into_inner())
+}

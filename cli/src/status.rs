@@ -1,0 +1,117 @@
+//! `paved status`: the health of the five services and the workloads a
+//! running platform has, for people or as JSON.
+
+use crate::{
+    DEFAULT_ENDPOINT, SERVICES,
+    client::{connect, explain},
+    output,
+};
+use paved_grpc::client::AuthChannel;
+use paved_proto::provisioner::v1::{
+    GetRevisionRequest, ListWorkloadsRequest, RevisionState, provisioner_service_client::ProvisionerServiceClient,
+};
+use serde::Serialize;
+use std::process::ExitCode;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: output::Format,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let status = status(connect(&args.endpoint).await?).await?;
+    print_status(&status, args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub services: Vec<ServiceStatus>,
+    pub workloads: Vec<WorkloadStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadStatus {
+    pub name: String,
+    pub environment: String,
+    pub revision: i64,
+    pub revision_id: String,
+    pub state: String,
+    pub endpoint: String,
+}
+
+pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
+    let mut health = HealthClient::new(channel.clone());
+    let mut services = Vec::new();
+    for (name, grpc) in SERVICES {
+        let state = match health.check(HealthCheckRequest { service: grpc.to_string() }).await {
+            Ok(r) => match r.into_inner().status() {
+                ServingStatus::Serving => "serving",
+                ServingStatus::NotServing => "not_serving",
+                _ => "unknown",
+            },
+            Err(s) if s.code() == tonic::Code::NotFound => "absent",
+            Err(_) => "unreachable",
+        };
+        services.push(ServiceStatus { name: name.to_string(), state: state.to_string() });
+    }
+    let mut client = ProvisionerServiceClient::new(channel.clone());
+    let mut workloads = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_workloads(ListWorkloadsRequest { environment: String::new(), page_size: 500, page_token })
+            .await
+            .map_err(|s| anyhow::anyhow!("list workloads: {}", explain(&s)))?
+            .into_inner();
+        for w in page.workloads {
+            let revision = match w.current_revision.as_str() {
+                "" => None,
+                id => client.get_revision(GetRevisionRequest { id: id.to_string() }).await.ok().and_then(|r| r.into_inner().revision),
+            };
+            workloads.push(WorkloadStatus {
+                name: w.name,
+                environment: w.environment,
+                revision: revision.as_ref().map_or(0, |r| r.number),
+                revision_id: w.current_revision,
+                state: RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string(),
+                endpoint: w.endpoint,
+            });
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(Status { services, workloads })
+}
+
+pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<()> {
+    match format {
+        output::Format::Json => println!("{}", serde_json::to_string_pretty(status)?),
+        output::Format::Table => {
+            let rows: Vec<Vec<String>> = status.services.iter().map(|s| vec![s.name.clone(), s.state.clone()]).collect();
+            print!("{}", output::table(&["SERVICE", "STATE"], &rows));
+            println!();
+            let rows: Vec<Vec<String>> = status
+                .workloads
+                .iter()
+                .map(|w| {
+                    vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), w.state.clone(), format!("http://{}", w.endpoint)]
+                })
+                .collect();
+            print!("{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows));
+        }
+    }
+    Ok(())
+}

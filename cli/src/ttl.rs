@@ -1,0 +1,37 @@
+//! Times to live as people type them on the command line (`48h`, `30m`,
+//! `2d`, `90s`): the value parser of every `--ttl`-like flag.
+
+use std::time::Duration;
+
+/// A time to live such as `48h`, `30m`, `2d` or `90s`.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("invalid ttl {text:?}: expected e.g. 48h, 30m, 2d"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("invalid ttl {text:?}: the unit must be s, m, h or d")),
+    };
+    if seconds == 0 || seconds > 30 * 86_400 {
+        return Err(format!("ttl {text:?} must be more than 0 and at most 30d"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ttls() {
+        assert_eq!(parse_ttl("48h"), Ok(Duration::from_secs(48 * 3600)));
+        assert_eq!(parse_ttl("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_ttl("31d").expect_err("too long").contains("at most 30d"));
+        assert!(parse_ttl("5y").expect_err("unit").contains("s, m, h or d"));
+        assert!(parse_ttl("h").expect_err("number").contains("invalid ttl"));
+    }
+}

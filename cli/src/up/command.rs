@@ -1,0 +1,111 @@
+//! `paved up` as a command: its flags, then the platform in a terminal —
+//! started, waited for, shown (endpoint, root token, status) and stopped on
+//! Ctrl-C or SIGTERM.
+
+use super::{Platform, SelfHosted, UpOptions};
+use crate::{DEFAULT_ENDPOINT, client::connect_with, credentials, output::Format, status};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Where state is kept (SQLite files, workload logs).
+    #[arg(long, default_value = ".paved", env = "PAVED_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The one gRPC address for every service (also /healthz and /metrics).
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_LISTEN")]
+    listen: SocketAddr,
+    /// Do not deploy examples/hello on first start.
+    #[arg(long)]
+    no_example: bool,
+    /// Run the provisioner on PostgreSQL + Redis and let it deploy the
+    /// other four services from deploy/platform/.
+    #[arg(long)]
+    self_hosted: bool,
+    /// PostgreSQL server for --self-hosted (no database name: each service gets its own).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432", env = "PAVED_POSTGRES_URL")]
+    postgres_url: String,
+    /// Redis for --self-hosted.
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "PAVED_REDIS_URL")]
+    redis_url: String,
+    /// Prefix of the services' PostgreSQL database names for --self-hosted.
+    #[arg(long, default_value = "paved_", env = "PAVED_DATABASE_PREFIX")]
+    database_prefix: String,
+    /// A trusted attestation signer: NAME=<hex Ed25519 public key> (repeatable).
+    // This text is `--help`'s, printed as it is: not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
+    #[arg(long = "trusted-key", value_parser = parse_trusted_key)]
+    trusted_keys: Vec<(String, String)>,
+    /// Prometheus for analysis metrics of kind `prometheus`, e.g. http://127.0.0.1:9090.
+    #[arg(long, env = "PAVED_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+}
+
+impl From<UpArgs> for UpOptions {
+    fn from(args: UpArgs) -> Self {
+        let UpArgs { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix, trusted_keys, prometheus_url } =
+            args;
+        let self_hosted = self_hosted.then_some(SelfHosted { postgres_url, redis_url, database_prefix });
+        let trusted_keys = trusted_keys.into_iter().collect();
+        UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url }
+    }
+}
+
+fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
+    let (name, key) = s.split_once('=').ok_or_else(|| format!("expected NAME=<hex public key>, got {s:?}"))?;
+    let bytes = hex::decode(key.trim()).map_err(|e| format!("{name}: the key is not hex: {e}"))?;
+    if bytes.len() != 32 {
+        return Err(format!("{name}: an Ed25519 public key is 32 bytes, got {}", bytes.len()));
+    }
+    Ok((name.to_string(), key.trim().to_lowercase()))
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let options = UpOptions::from(args);
+    let _telemetry = paved_telemetry::init("paved", paved_telemetry::LogFormat::Pretty)?;
+    let started = std::time::Instant::now();
+    let mode = if options.self_hosted.is_some() { "self-hosted" } else { "embedded" };
+    eprintln!("paved: starting ({mode} mode, data in {})", options.data_dir.display());
+    let platform = Platform::start(&options).await?;
+    let shutdown = platform.shutdown_token();
+    tokio::spawn(paved_service::cancel_on_signal(shutdown.clone()));
+    let timeout = if options.self_hosted.is_some() { Duration::from_secs(120) } else { Duration::from_secs(60) };
+    let ready = tokio::select! {
+        r = platform.wait_ready(timeout, |pending| eprintln!("paved: waiting for {}", pending.join(", "))) => r,
+        _ = shutdown.cancelled() => Ok(Vec::new()),
+    };
+    match ready {
+        Ok(failed) => {
+            for line in failed {
+                eprintln!("paved: workload {line}");
+            }
+        }
+        Err(e) => {
+            eprintln!("paved: {e:#}");
+            eprintln!("paved: the platform keeps running; see `paved status`");
+        }
+    }
+    let endpoint = platform.addr.to_string();
+    let status = status::status(connect_with(&endpoint, &platform.root_token).await?).await?;
+    // Like a development server: the CLI on this machine is logged in.
+    let stored = credentials::store(&endpoint, &platform.root_token);
+    println!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());
+    println!("  gRPC endpoint  {}   every service, grpc.health.v1 and reflection", platform.addr);
+    println!("  metrics        http://{}/metrics", platform.addr);
+    println!("\nRoot token (shown once; valid 24 h, every scope):\n\n  {}\n", platform.root_token);
+    match stored {
+        Ok(path) => println!("The CLI here is logged in with it ({}); elsewhere: paved login --endpoint {endpoint}\n", path.display()),
+        Err(e) => println!("Could not store it for the CLI ({e:#}); run: paved login --endpoint {endpoint}\n"),
+    }
+    status::print_status(&status, Format::Table)?;
+    println!("\nTry:");
+    println!("  paved status --endpoint {}", platform.addr);
+    if let Some(hello) = status.workloads.iter().find(|w| w.name == "hello") {
+        println!("  curl http://{}/", hello.endpoint);
+    }
+    println!("  paved deploy examples/hello --env dev --endpoint {}", platform.addr);
+    println!("Press Ctrl-C to stop: requests drain and every workload is stopped.");
+    shutdown.cancelled().await;
+    platform.stop().await?;
+    eprintln!("paved: stopped");
+    Ok(ExitCode::SUCCESS)
+}

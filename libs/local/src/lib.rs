@@ -1,0 +1,45 @@
+//! The local target: workloads as real OS processes on this machine, each
+//! workload behind an L7 proxy of its own — the embedded mode's runtime,
+//! beside `paved-k8s`, the Kubernetes target.
+//!
+//! # Layout
+//! - [`runtime`] — [`LocalRuntime`]: starts a revision as one process per
+//!   replica, supervises them (health checks, restarts with backoff, crash
+//!   limits) and stops them; every change of a revision's [`State`] is a
+//!   [`Report`] on a channel.
+//! - `process` — one workload process: finding its program, its log and
+//!   stderr tail, its process group (recorded on disk, so that a killed
+//!   platform's processes are stopped at the next start).
+//! - `probe` — the HTTP health check.
+//! - [`proxy`] — [`Proxy`]: a workload's stable address, splitting traffic
+//!   between revisions by weight ([`Route`]).
+//! - `traffic` — what went through a proxy, per revision ([`Traffic`]), and
+//!   the same counts as Prometheus metrics.
+//!
+//! # Never
+//! This crate never depends on the provisioner or its database (nor on any
+//! service crate, `sea-orm` or `paved-store`): it persists nothing and knows
+//! no records. It is told what to run ([`Launch`], [`Route`]) and says what
+//! happened ([`Report`], [`Traffic`]); recording that is its caller's work.
+
+mod probe;
+mod process;
+pub mod proxy;
+pub mod runtime;
+mod traffic;
+
+pub use process::free_port;
+pub use proxy::{Proxy, Route};
+pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
+pub use traffic::Traffic;
+
+/// A revision's state as the runtime sees it (a revision it has not been
+/// asked to start has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Starting,
+    Healthy,
+    Unhealthy,
+    Failed,
+    Stopped,
+}

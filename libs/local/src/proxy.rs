@@ -1,0 +1,266 @@
+//! The per-workload proxy: a stable address in front of a workload's healthy
+//! instances. HTTP/1.1 and HTTP/2 (so gRPC workloads work too). Traffic is
+//! split between revisions by weight (the primitive rollouts build on) and
+//! round-robin over each revision's healthy instances. Every request is
+//! counted per revision ([`Traffic`]).
+
+use crate::traffic::{RevisionStats, Traffic, record};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    backends: Arc<Backends>,
+    stop: CancellationToken,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+/// Where a share of a workload's traffic goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub revision: String,
+    /// Relative weight; the shares of all routes with healthy instances add up.
+    pub weight: u32,
+    /// The revision's healthy instances.
+    pub addrs: Vec<SocketAddr>,
+}
+
+struct Backends {
+    name: String,
+    routes: RwLock<Vec<Route>>,
+    stats: RwLock<HashMap<String, Arc<RevisionStats>>>,
+    next: AtomicUsize,
+    http1: Client<HttpConnector, Incoming>,
+    http2: Client<HttpConnector, Incoming>,
+}
+
+impl Backends {
+    fn new(name: String, routes: Vec<Route>) -> Self {
+        let connector = || {
+            let mut c = HttpConnector::new();
+            c.set_nodelay(true);
+            c
+        };
+        Self {
+            name,
+            routes: RwLock::new(routes),
+            stats: RwLock::default(),
+            next: AtomicUsize::new(0),
+            http1: Client::builder(TokioExecutor::new()).build(connector()),
+            http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector()),
+        }
+    }
+
+    /// A revision by weight (among those with healthy instances), then one of
+    /// its instances in turn.
+    fn pick(&self) -> Option<(String, SocketAddr)> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let live = || routes.iter().filter(|r| r.weight > 0 && !r.addrs.is_empty());
+        let total: u64 = live().map(|r| u64::from(r.weight)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rand::random_range(0..total);
+        for route in live() {
+            if x < u64::from(route.weight) {
+                let addr = route.addrs[self.next.fetch_add(1, Ordering::Relaxed) % route.addrs.len()];
+                return Some((route.revision.clone(), addr));
+            }
+            x -= u64::from(route.weight);
+        }
+        None
+    }
+
+    /// Counts a request in the Prometheus families and in the revision's stats.
+    fn record(&self, revision: &str, status: StatusCode, elapsed: Duration) {
+        record(&self.name, revision, status, elapsed);
+        let stats = self.stats.read().unwrap_or_else(|p| p.into_inner()).get(revision).cloned();
+        let stats = match stats {
+            Some(s) => s,
+            None => self.stats.write().unwrap_or_else(|p| p.into_inner()).entry(revision.to_string()).or_default().clone(),
+        };
+        stats.record(status, elapsed);
+    }
+}
+
+impl Proxy {
+    /// Serves on `listener` until `shutdown` or [`Proxy::close`].
+    pub fn start(name: String, listener: TcpListener, shutdown: &CancellationToken) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let backends = Arc::new(Backends::new(name, Vec::new()));
+        let stop = shutdown.child_token();
+        let accepting = tokio::spawn(accept(listener, backends.clone(), stop.clone()));
+        Ok(Self { addr, backends, stop, accepting })
+    }
+
+    pub fn set_routes(&self, routes: Vec<Route>) {
+        *self.backends.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    pub fn routes(&self) -> Vec<Route> {
+        self.backends.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A revision's requests through this proxy since it opened.
+    pub fn traffic(&self, revision: &str) -> Traffic {
+        self.backends.stats.read().unwrap_or_else(|p| p.into_inner()).get(revision).map(|s| s.snapshot()).unwrap_or_default()
+    }
+
+    /// Every revision's requests through this proxy since it opened.
+    pub fn traffic_all(&self) -> Vec<(String, Traffic)> {
+        let stats = self.backends.stats.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<(String, Traffic)> = stats.iter().map(|(r, s)| (r.clone(), s.snapshot())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Stops accepting; connections in flight get a grace period.
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+
+    /// Closes and waits until the port is released.
+    pub async fn shut(self) {
+        self.stop.cancel();
+        let _ = self.accepting.await;
+    }
+}
+
+async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(workload = %backends.name, error = %e, "proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small responses go out at once rather than waiting on Nagle's
+        // algorithm for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let backends = backends.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| forward(backends.clone(), req));
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            // Let requests in flight finish, within bounds.
+            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        });
+    }
+}
+
+async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
+    let start = std::time::Instant::now();
+    let Some((revision, backend)) = backends.pick() else {
+        backends.record("none", StatusCode::SERVICE_UNAVAILABLE, start.elapsed());
+        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, format!("no healthy instance of {}\n", backends.name)));
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri = match format!("http://{backend}{path}").parse() {
+        Ok(uri) => uri,
+        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request URI\n".into())),
+    };
+    *req.uri_mut() = uri;
+    let client = if req.version() == http::Version::HTTP_2 { &backends.http2 } else { &backends.http1 };
+    let response = match client.request(req).await {
+        Ok(response) => response.map(|b| b.boxed()),
+        Err(e) => {
+            tracing::warn!(workload = %backends.name, %backend, error = %e, "proxy upstream failed");
+            plain(StatusCode::BAD_GATEWAY, format!("upstream {backend} failed\n"))
+        }
+    };
+    backends.record(&revision, response.status(), start.elapsed());
+    Ok(response)
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::LATENCY_BUCKETS;
+    use paved_judge::histogram;
+
+    fn backends(routes: Vec<Route>) -> Backends {
+        Backends::new("dev/w".into(), routes)
+    }
+
+    fn route(revision: &str, weight: u32, ports: &[u16]) -> Route {
+        Route { revision: revision.into(), weight, addrs: ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect() }
+    }
+
+    #[test]
+    fn splits_by_weight_among_revisions_with_instances() {
+        let b = backends(vec![route("stable", 90, &[1, 2]), route("canary", 10, &[3]), route("dark", 50, &[])]);
+        let n = 20_000;
+        let canary = (0..n).filter(|_| b.pick().is_some_and(|(r, _)| r == "canary")).count();
+        let share = canary as f64 / n as f64;
+        // 10 / (90 + 10): the route without instances takes nothing.
+        assert!((0.08..0.12).contains(&share), "canary share {share}");
+        let stable: Vec<u16> = (0..4).filter_map(|_| b.pick()).filter(|(r, _)| r == "stable").map(|(_, a)| a.port()).collect();
+        assert!(stable.iter().all(|p| [1, 2].contains(p)));
+    }
+
+    #[test]
+    fn traffic_counts_classes_and_latency_percentiles() {
+        let b = backends(vec![]);
+        for ms in 1..=100u64 {
+            b.record("r1", StatusCode::OK, Duration::from_millis(ms));
+        }
+        b.record("r1", StatusCode::BAD_GATEWAY, Duration::from_millis(2));
+        let stats = b.stats.read().expect("stats").get("r1").expect("r1 counted").snapshot();
+        assert_eq!((stats.total(), stats.errors()), (101, 1));
+        let p99 = stats.quantile(0.99).expect("p99");
+        // 99 ms or 100 ms, reported as its bucket's upper bound (within 10%).
+        assert!(p99 >= Duration::from_millis(99) && p99 <= Duration::from_millis(110), "{p99:?}");
+        let p50 = stats.quantile(0.5).expect("p50");
+        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(55), "{p50:?}");
+        let earlier = stats.clone();
+        b.record("r1", StatusCode::INTERNAL_SERVER_ERROR, Duration::from_secs(120));
+        let later = b.stats.read().expect("stats").get("r1").expect("r1").snapshot().since(&earlier);
+        assert_eq!((later.total(), later.errors()), (1, 1));
+        assert_eq!(later.quantile(0.99), Some(Duration::from_secs_f64(histogram::value(LATENCY_BUCKETS - 1))));
+        assert_eq!(Traffic::default().quantile(0.99), None);
+        assert_eq!(later.by_class().find(|(c, _)| c == "5xx").map(|(_, n)| n), Some(1));
+    }
+
+    #[test]
+    fn nothing_to_pick_without_weight_or_instances() {
+        assert_eq!(backends(vec![]).pick(), None);
+        assert_eq!(backends(vec![route("a", 0, &[1]), route("b", 5, &[])]).pick(), None);
+        assert_eq!(backends(vec![route("a", 1, &[7])]).pick().map(|(r, a)| (r, a.port())), Some(("a".to_string(), 7)));
+    }
+}

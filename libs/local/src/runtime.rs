@@ -1,0 +1,454 @@
+//! The local runtime driver: runs each revision as real OS processes (one per
+//! replica), injects its environment and `PORT`, checks health over HTTP
+//! (`probe`), restarts with backoff, and stops with SIGTERM then SIGKILL
+//! (`process`).
+//!
+//! It persists nothing: it reports every change of a revision's state (and
+//! the addresses of its healthy instances) on a channel, and whoever started
+//! it records them.
+
+use crate::{
+    State,
+    probe::{probe, wait_healthy},
+    process::{Group, Tail, exit_message, free_port, pump, reap_orphans, resolve, resolve_file, stop, tail},
+};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use paved_spec::{HealthCheck, Run, WorkloadSpec};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{
+    process::{Child, Command},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Start-up attempts before a revision is declared failed.
+const START_ATTEMPTS: u32 = 3;
+/// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
+const MAX_CRASHES: usize = 5;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+
+/// What the runtime needs to start a revision.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub revision_id: String,
+    pub workload: String,
+    pub environment: String,
+    pub spec: WorkloadSpec,
+    /// Working directory: the spec's directory.
+    pub workdir: PathBuf,
+    /// Environment beyond the spec's (the provisioner gives its own
+    /// services, environment `platform`, how they reach their databases).
+    pub extra_env: std::collections::BTreeMap<String, String>,
+    /// `sha256:…` when the revision runs an artifact of the store.
+    pub artifact_digest: String,
+}
+
+/// Asked before every process start for the environment that gives it its
+/// identity (a fresh single-use bootstrap token each time: a restarted
+/// process cannot reuse a spent one).
+pub type Bootstrap = Arc<dyn Fn(Launch) -> futures::future::BoxFuture<'static, Result<Vec<(String, String)>, String>> + Send + Sync>;
+
+/// A change of a revision's state, as the runtime sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub revision_id: String,
+    /// `<environment>/<workload>`.
+    pub workload_id: String,
+    pub state: State,
+    pub message: String,
+    /// Addresses of the revision's healthy instances.
+    pub backends: Vec<SocketAddr>,
+}
+
+pub struct LocalRuntime {
+    bin_dirs: Vec<PathBuf>,
+    log_dir: PathBuf,
+    /// One file per running process with its process group id, so that
+    /// processes a killed platform left behind are stopped at the next start.
+    run_dir: PathBuf,
+    reports: mpsc::UnboundedSender<Report>,
+    running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
+    /// Set by `stop_all`: nothing starts after shutdown began.
+    closed: std::sync::atomic::AtomicBool,
+    probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    bootstrap: Option<Bootstrap>,
+}
+
+impl LocalRuntime {
+    /// `bin_dirs` come first on the workloads' `PATH` (the directory of the
+    /// Paved binaries, so `command: [hello]` finds the example); process
+    /// output goes to `log_dir/<revision>.log`. Processes left behind by a
+    /// platform that was killed (their groups are recorded in `run_dir`) are
+    /// stopped first: the revisions they ran are started afresh.
+    pub fn new(
+        bin_dirs: Vec<PathBuf>,
+        log_dir: PathBuf,
+        run_dir: PathBuf,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&run_dir)?;
+        reap_orphans(&run_dir);
+        let probe = Client::builder(TokioExecutor::new()).build_http();
+        Ok(Self {
+            bin_dirs,
+            log_dir,
+            run_dir,
+            reports,
+            running: Mutex::new(HashMap::new()),
+            closed: Default::default(),
+            probe,
+            bootstrap: None,
+        })
+    }
+
+    /// Gives every process an identity from `bootstrap`.
+    pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> Self {
+        self.bootstrap = Some(bootstrap);
+        self
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a revision unless it is already running.
+    pub fn start(self: &Arc<Self>, launch: Launch) {
+        let mut running = self.running();
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!(revision = %launch.revision_id, "not started: the platform is shutting down");
+            return;
+        }
+        if running.get(&launch.revision_id).is_some_and(|(_, task)| !task.is_finished()) {
+            return;
+        }
+        let cancel = CancellationToken::new();
+        let id = launch.revision_id.clone();
+        let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()));
+        running.insert(id, (cancel, task));
+    }
+
+    /// Whether a revision is being supervised (starting, running or restarting).
+    pub fn is_running(&self, revision_id: &str) -> bool {
+        self.running().get(revision_id).is_some_and(|(_, task)| !task.is_finished())
+    }
+
+    /// Stops a revision and waits until its processes are gone.
+    pub async fn stop(&self, revision_id: &str) {
+        let entry = self.running().remove(revision_id);
+        if let Some((cancel, task)) = entry {
+            cancel.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Stops every revision (platform shutdown).
+    pub async fn stop_all(&self) {
+        let all: Vec<_> = {
+            let mut running = self.running();
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            running.drain().collect()
+        };
+        for (_, (cancel, _)) in &all {
+            cancel.cancel();
+        }
+        for (_, (_, task)) in all {
+            let _ = task.await;
+        }
+    }
+
+    fn report(&self, launch: &Launch, state: State, message: String, backends: Vec<SocketAddr>) {
+        let revision_id = launch.revision_id.clone();
+        let workload_id = format!("{}/{}", launch.environment, launch.workload);
+        // The receiver lives as long as the provisioner; after it is gone
+        // there is no one left to tell.
+        let _ = self.reports.send(Report { revision_id, workload_id, state, message, backends });
+    }
+
+    /// Runs the replicas of a revision and folds their states into the
+    /// revision's: healthy when all are, failed when any is.
+    async fn supervise_revision(self: Arc<Self>, launch: Launch, cancel: CancellationToken) {
+        let replicas = launch.spec.replicas as usize;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let instances = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..replicas {
+            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, tx.clone(), instances.clone()));
+        }
+        drop(tx);
+        let mut states: Vec<Instance> = vec![Instance::starting(); replicas];
+        let mut last: Option<(State, String, Vec<SocketAddr>)> = None;
+        self.report(&launch, State::Starting, String::new(), Vec::new());
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                update = rx.recv() => {
+                    let Some((index, instance)) = update else { break };
+                    states[index] = instance;
+                    let folded = fold(&states);
+                    if last.as_ref() != Some(&folded) {
+                        self.report(&launch, folded.0, folded.1.clone(), folded.2.clone());
+                        if folded.0 == State::Failed {
+                            instances.cancel();
+                            while tasks.join_next().await.is_some() {}
+                            return;
+                        }
+                        last = Some(folded);
+                    }
+                }
+            }
+        }
+        instances.cancel();
+        while tasks.join_next().await.is_some() {}
+        self.report(&launch, State::Stopped, String::new(), Vec::new());
+    }
+
+    async fn supervise_instance(
+        self: Arc<Self>,
+        launch: Launch,
+        index: usize,
+        tx: mpsc::UnboundedSender<(usize, Instance)>,
+        cancel: CancellationToken,
+    ) {
+        let send = |instance: Instance| {
+            let _ = tx.send((index, instance));
+        };
+        let health = &launch.spec.health;
+        let mut attempts = 0u32;
+        let mut crashes: VecDeque<tokio::time::Instant> = VecDeque::new();
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let (mut child, addr, stderr, group) = match self.spawn(&launch, index).await {
+                Ok(spawned) => spawned,
+                // Not found, not executable: trying again will not help.
+                Err(message) => return send(Instance::failed(message)),
+            };
+            let started = tokio::select! {
+                _ = cancel.cancelled() => return stop(&mut child, group).await,
+                status = child.wait() => Err(exit_message(status, &stderr).await),
+                ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&stderr))),
+            };
+            match started {
+                Ok(()) => {
+                    attempts = 0;
+                    backoff = Duration::from_millis(250);
+                    send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
+                }
+                Err(message) => {
+                    stop(&mut child, group).await;
+                    attempts += 1;
+                    if attempts >= START_ATTEMPTS {
+                        return send(Instance::failed(format!("did not become healthy in {attempts} attempts: {message}")));
+                    }
+                    send(Instance { state: State::Starting, addr: None, message });
+                    if sleep_or_cancel(&mut backoff, &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            // Healthy: watch it.
+            let message = self.monitor(&mut child, addr, health, &stderr, &send, &cancel).await;
+            let Some(message) = message else {
+                return stop(&mut child, group).await;
+            };
+            stop(&mut child, group).await;
+            let now = tokio::time::Instant::now();
+            crashes.push_back(now);
+            while crashes.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
+                crashes.pop_front();
+            }
+            if crashes.len() >= MAX_CRASHES {
+                return send(Instance::failed(format!("crashed {} times within {:?}: {message}", crashes.len(), CRASH_WINDOW)));
+            }
+            send(Instance { state: State::Unhealthy, addr: None, message });
+            if sleep_or_cancel(&mut backoff, &cancel).await {
+                return;
+            }
+        }
+    }
+
+    /// Watches a healthy process. Returns why it must be restarted, or None
+    /// when cancelled.
+    async fn monitor(
+        &self,
+        child: &mut Child,
+        addr: SocketAddr,
+        health: &HealthCheck,
+        stderr: &Tail,
+        send: &impl Fn(Instance),
+        cancel: &CancellationToken,
+    ) -> Option<String> {
+        let mut failures = 0u32;
+        let mut ticker = tokio::time::interval(health.period);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                status = child.wait() => return Some(exit_message(status, stderr).await),
+                _ = ticker.tick() => {
+                    match probe(&self.probe, addr, health).await {
+                        Ok(()) => {
+                            if failures >= health.failure_threshold {
+                                send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
+                            }
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            if failures == health.failure_threshold {
+                                send(Instance { state: State::Unhealthy, addr: None, message: format!("health check failing: {e}") });
+                            }
+                            // Still failing after twice the threshold: a hung
+                            // process does not heal by itself; restart it.
+                            if failures >= health.failure_threshold * 2 {
+                                return Some(format!("restarted after {failures} failed health checks: {e}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts one process; returns it with its address, its stderr tail and
+    /// its process group (kept apart: once the process is reaped its id is
+    /// gone, but what it spawned may still be running in the group).
+    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Child, SocketAddr, Tail, Group), String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let path_var = self.path_var();
+        let (program, args) = match &launch.spec.run {
+            Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
+            Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
+        };
+        let identity = match &self.bootstrap {
+            Some(bootstrap) => match bootstrap(launch.clone()).await {
+                Ok(env) => env,
+                // Without its identity a workload cannot read the secrets it
+                // declared: not started (and retried) rather than started broken.
+                Err(e) if !launch.spec.secrets.is_empty() => return Err(format!("no bootstrap token from the secrets broker: {e}")),
+                Err(e) => {
+                    tracing::debug!(revision = %launch.revision_id, error = %e, "no bootstrap token; the workload declares no secrets");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .current_dir(&launch.workdir)
+            // A clean environment: the platform's own settings (database
+            // URLs, tokens) must not leak into workloads.
+            .env_clear()
+            .env("PATH", &path_var)
+            .envs(["HOME", "LANG", "TZ", "TMPDIR", "RUST_LOG"].into_iter().filter_map(|k| std::env::var_os(k).map(|v| (k, v))))
+            .envs(&launch.extra_env)
+            .envs(&launch.spec.env)
+            .env("PORT", port.to_string())
+            .env("PAVED_WORKLOAD", &launch.workload)
+            .env("PAVED_ENVIRONMENT", &launch.environment)
+            .env("PAVED_REVISION", &launch.revision_id)
+            .envs(identity)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so stopping it also stops what it spawned.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
+        let file = self.run_dir.join(format!("{}-{index}.pgid", launch.revision_id));
+        let group = match pid {
+            Some(pid) => match std::fs::write(&file, pid.to_string()) {
+                Ok(()) => Group { pid: Some(pid), file: Some(file) },
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot record a workload's process group");
+                    Group { pid: Some(pid), file: None }
+                }
+            },
+            None => Group { pid: None, file: None },
+        };
+        let log = self.log_dir.join(format!("{}-{index}.log", launch.revision_id));
+        let tail = Tail::default();
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            tokio::spawn(pump(out, err, log, tail.clone()));
+        }
+        Ok((child, addr, tail, group))
+    }
+
+    fn path_var(&self) -> std::ffi::OsString {
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = self.bin_dirs.iter().cloned().chain(std::env::split_paths(&system));
+        std::env::join_paths(dirs).unwrap_or(system)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instance {
+    state: State,
+    addr: Option<SocketAddr>,
+    message: String,
+}
+
+impl Instance {
+    fn starting() -> Self {
+        Self { state: State::Starting, addr: None, message: String::new() }
+    }
+    fn failed(message: String) -> Self {
+        Self { state: State::Failed, addr: None, message }
+    }
+}
+
+/// The revision's state from its instances'.
+fn fold(instances: &[Instance]) -> (State, String, Vec<SocketAddr>) {
+    let backends: Vec<SocketAddr> = instances.iter().filter(|i| i.state == State::Healthy).filter_map(|i| i.addr).collect();
+    let message = instances.iter().find(|i| !i.message.is_empty()).map(|i| i.message.clone()).unwrap_or_default();
+    let state = if instances.iter().any(|i| i.state == State::Failed) {
+        State::Failed
+    } else if instances.iter().all(|i| i.state == State::Healthy) {
+        State::Healthy
+    } else if instances.iter().any(|i| i.state == State::Unhealthy) {
+        State::Unhealthy
+    } else {
+        State::Starting
+    };
+    (state, message, backends)
+}
+
+/// Sleeps for the backoff (doubling it, up to 10 s); true if cancelled meanwhile.
+async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(Duration::from_secs(10));
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: State) -> Instance {
+        Instance { state, addr: Some(SocketAddr::from(([127, 0, 0, 1], 1))), message: String::new() }
+    }
+
+    #[test]
+    fn folds_instance_states() {
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Healthy)]).0, State::Healthy);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).0, State::Starting);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Unhealthy)]).0, State::Unhealthy);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Failed)]).0, State::Failed);
+        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).2.len(), 1);
+    }
+}

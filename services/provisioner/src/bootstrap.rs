@@ -1,0 +1,43 @@
+//! Secret zero for every process the runtime starts: a fresh single-use
+//! bootstrap token from the secrets broker, bound to the revision.
+
+use paved_grpc::tls::PLATFORM_ENVIRONMENT;
+use paved_local::{Bootstrap, Launch};
+use std::sync::Arc;
+
+/// A token from the broker at `url` for each process start, handed over as
+/// `PAVED_BOOTSTRAP_TOKEN` with `PAVED_BROKER_URL`. The platform's own
+/// services (environment `platform`) get none: the broker is one of them.
+pub(crate) fn bootstrapper(
+    url: &str,
+    credentials: &paved_grpc::client::Bearer,
+    tls: Option<&paved_grpc::tls::Tls>,
+) -> anyhow::Result<Bootstrap> {
+    use paved_proto::secrets_broker::v1::{IssueBootstrapTokenRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
+    let channel = paved_grpc::tls::connect(url, tls, Some(&paved_grpc::tls::platform_id("secrets-broker")), |e| {
+        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(10))
+    })
+    .map_err(|e| anyhow::anyhow!("broker_url: {e}"))?;
+    let client = SecretsBrokerServiceClient::new(credentials.on(channel));
+    let url = url.to_string();
+    Ok(Arc::new(move |launch: Launch| {
+        let (mut client, url) = (client.clone(), url.clone());
+        Box::pin(async move {
+            if launch.environment == PLATFORM_ENVIRONMENT {
+                return Ok(Vec::new());
+            }
+            let request = IssueBootstrapTokenRequest {
+                environment: launch.environment,
+                workload: launch.workload,
+                revision_id: launch.revision_id,
+                artifact_digest: launch.artifact_digest,
+                secrets: launch.spec.secrets,
+                databases: launch.spec.databases,
+                certificate: launch.spec.certificate,
+                ttl: None,
+            };
+            let issued = client.issue_bootstrap_token(request).await.map_err(|s| s.message().to_string())?.into_inner();
+            Ok(vec![("PAVED_BOOTSTRAP_TOKEN".to_string(), issued.bootstrap_token), ("PAVED_BROKER_URL".to_string(), url)])
+        })
+    }))
+}

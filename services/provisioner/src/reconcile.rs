@@ -1,0 +1,134 @@
+//! Bringing what runs back in line with the records: after a restart (every
+//! workload's proxy back, the revisions it routes to started again, rollouts
+//! under way driven on) and every few seconds after (a revision that should
+//! run but has no supervisor is started again).
+
+use crate::{
+    model::{Revision, State, Workload},
+    records::Records,
+    rollout::Driver,
+    routing::Routing,
+    runner::Runner,
+    store,
+};
+use paved_spec::WorkloadSpec;
+use sea_orm::DbErr;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+use tokio_util::sync::CancellationToken;
+
+/// How often desired and running revisions are compared.
+pub(crate) const DRIFT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(crate) struct Reconciler {
+    records: Arc<Records>,
+    routing: Arc<Routing>,
+    runner: Arc<Runner>,
+    driver: Arc<Driver>,
+    shutdown: CancellationToken,
+}
+
+impl Reconciler {
+    pub(crate) fn new(
+        records: Arc<Records>,
+        routing: Arc<Routing>,
+        runner: Arc<Runner>,
+        driver: Arc<Driver>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { records, routing, runner, driver, shutdown }
+    }
+
+    /// After a restart: every workload gets its proxy back; the revisions
+    /// it routes to (stable, standby, an active rollout's canary) are started
+    /// again unless they had failed, and the others that were running are
+    /// recorded as stopped; rollouts under way are driven on from their last
+    /// committed transition.
+    pub(crate) async fn reconcile(&self) -> anyhow::Result<()> {
+        let db = self.records.db();
+        let workloads = store::all_workloads(db).await?;
+        let rollouts = store::active_rollouts(db, None).await?;
+        let mut keep: HashSet<String> = rollouts.iter().map(|r| r.revision_id.clone()).collect();
+        for w in &workloads {
+            keep.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
+        }
+        for revision in store::active_revisions(db, None).await? {
+            if !keep.contains(&revision.id) {
+                self.records.record_state(&revision.id, State::Stopped, "superseded while the platform was down").await?;
+            }
+        }
+        let by_id: HashMap<String, &Workload> = workloads.iter().map(|w| (w.id(), w)).collect();
+        let mut revisions: Vec<Revision> = Vec::new();
+        for id in &keep {
+            if let Some(revision) = store::get_revision(db, id).await? {
+                revisions.push(revision);
+            }
+        }
+        revisions.sort_by_key(|r| r.create_time_ms);
+        // Each revision's spec as parsed here, for its rollout's driver.
+        let mut specs: HashMap<String, WorkloadSpec> = HashMap::new();
+        for revision in revisions {
+            let Some(workload) = by_id.get(&revision.workload_id) else { continue };
+            if revision.state == State::Failed {
+                continue;
+            }
+            // One workload that cannot come back must not keep the others down.
+            let restart = async {
+                self.routing.ensure(workload).await.map_err(|e| format!("cannot open the workload's proxy: {e}"))?;
+                revision.parse_spec().map_err(|e| format!("stored spec no longer valid: {e}"))
+            };
+            match restart.await {
+                Ok(spec) => {
+                    tracing::info!(workload = %workload.id(), revision = revision.number, "restarting revision");
+                    // After a crash the record may still say healthy: it is
+                    // not, until the new process passes its health check.
+                    self.records.record_state(&revision.id, State::Starting, "platform restarted").await?;
+                    self.runner.start(&revision, spec.clone());
+                    specs.insert(revision.id.clone(), spec);
+                }
+                Err(message) => {
+                    tracing::error!(workload = %workload.id(), revision = revision.number, %message, "cannot restart revision");
+                    self.records.record_state(&revision.id, State::Failed, &message).await?;
+                }
+            }
+        }
+        for rollout in rollouts {
+            tracing::info!(rollout = %rollout.id, workload = %rollout.workload_id, stage = rollout.stage.as_str(), "resuming rollout");
+            let spec = specs.remove(&rollout.revision_id);
+            self.driver.drive(rollout.id, &rollout.workload_id, spec);
+        }
+        Ok(())
+    }
+
+    /// A revision that should run (a workload's stable or standby revision,
+    /// an active rollout's canary) but has no supervisor is started again.
+    /// The runtime restarts processes that die or hang; this catches what
+    /// falls outside it.
+    pub(crate) async fn correct_drift_once(&self) -> Result<(), DbErr> {
+        let db = self.records.db();
+        let mut desired: Vec<String> = store::active_rollouts(db, None).await?.into_iter().map(|r| r.revision_id).collect();
+        let workloads = store::all_workloads(db).await?;
+        for w in &workloads {
+            desired.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
+        }
+        for id in desired {
+            if self.runner.is_running(&id) || self.shutdown.is_cancelled() {
+                continue;
+            }
+            let Some(revision) = store::get_revision(db, &id).await? else { continue };
+            if revision.state == State::Failed {
+                continue;
+            }
+            let Ok(spec) = revision.parse_spec() else { continue };
+            let Some(workload) = workloads.iter().find(|w| w.id() == revision.workload_id) else { continue };
+            tracing::warn!(workload = %revision.workload_id, revision = revision.number, "drift: revision should run but does not; starting it");
+            if self.routing.ensure(workload).await.is_ok() {
+                self.records.record_state(&id, State::Starting, "drift corrected: it was not running").await?;
+                self.runner.start(&revision, spec);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! The stages before anything runs — validate, policy, identity. They are
+//! decisions without side effects, so a rollout passes them all in one
+//! transaction, or is rolled back with the policy's denials.
+
+use super::{step::Next, transitions::Transitions};
+use crate::{
+    model::{Revision, Rollout, RolloutState, Stage},
+    policy::Gate,
+    records::Records,
+    store::{self, Change},
+};
+use sea_orm::{DbErr, TransactionTrait};
+use std::sync::Arc;
+
+pub(super) struct Admission {
+    records: Arc<Records>,
+    gate: Arc<Gate>,
+    transitions: Arc<Transitions>,
+}
+
+impl Admission {
+    pub(super) fn new(records: Arc<Records>, gate: Arc<Gate>, transitions: Arc<Transitions>) -> Self {
+        Self { records, gate, transitions }
+    }
+
+    /// The stages before anything runs — validate, policy, identity — are
+    /// decisions without side effects, so their transitions (and the policy
+    /// decision) are committed together, from whichever of them the rollout
+    /// is at, in one transaction: on to start, or rolled back with the
+    /// denials.
+    pub(super) async fn admit(&self, r: &Rollout, revision: &Revision, spec: &paved_spec::WorkloadSpec) -> Result<Next, DbErr> {
+        let (environment, name) = r.workload();
+        // Decided again (the apply checked too): after a restart the bundle
+        // may be another, and the decision recorded is this one.
+        let decision = match self.gate.decide(environment, spec).await {
+            Ok(d) => d,
+            Err(e) => {
+                return self
+                    .transitions
+                    .finish(r, RolloutState::RolledBack, &format!("policy evaluation failed: {e}"))
+                    .await
+                    .map(|_| Next::Again);
+            }
+        };
+        let txn = self.records.db().begin().await?;
+        let mut at = r.clone();
+        let to = |at: &Rollout, stage, message: String| Change { stage, ..Change::from(at, message) };
+        if at.stage == Stage::Validate {
+            let change = to(&at, Stage::Policy, format!("spec valid ({})", revision.spec_digest));
+            if !store::advance_rollout(&txn, &mut at, change).await? {
+                return Ok(Next::Again);
+            }
+        }
+        if at.stage == Stage::Policy {
+            if decision.allowed() {
+                let warnings =
+                    if decision.warnings.is_empty() { String::new() } else { format!("; warnings: {}", decision.warnings.join("; ")) };
+                let change = to(&at, Stage::Identity, format!("allowed by policy bundle {}{warnings}", decision.bundle_digest));
+                if !store::advance_rollout(&txn, &mut at, change).await? {
+                    return Ok(Next::Again);
+                }
+            }
+            store::emit_policy_decision(&txn, &at, &decision).await?;
+        }
+        if at.stage == Stage::Identity {
+            let change = to(&at, Stage::Start, format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it"));
+            if !store::advance_rollout(&txn, &mut at, change).await? {
+                return Ok(Next::Again);
+            }
+        }
+        txn.commit().await?;
+        self.records.committed(&r.workload_id);
+        if at.stage == Stage::Policy {
+            let reason = format!("denied by policy bundle {}: {}", decision.bundle_digest, decision.denials.join("; "));
+            self.transitions.finish(&at, RolloutState::RolledBack, &reason).await?;
+        }
+        Ok(Next::Again)
+    }
+}

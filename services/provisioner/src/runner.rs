@@ -1,0 +1,107 @@
+//! Revisions on the local runtime: what a revision's record and parsed spec
+//! become as a [`Launch`] — its working directory, the platform's own extra
+//! environment, an artifact named by digest run from the store — and the
+//! starts and stops the rest of the provisioner asks for.
+
+use crate::{
+    artifacts,
+    model::{self, Revision},
+};
+use paved_grpc::tls::PLATFORM_ENVIRONMENT;
+use paved_local::{Launch, LocalRuntime};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+pub(crate) struct Runner {
+    runtime: Arc<LocalRuntime>,
+    /// Where a revision runs when its spec's directory is not on this machine.
+    data_dir: PathBuf,
+    /// Extra environment for the platform's own services (see `Options::platform_env`).
+    platform_env: BTreeMap<String, String>,
+    artifacts: Arc<artifacts::Store>,
+}
+
+impl Runner {
+    pub(crate) fn new(
+        runtime: Arc<LocalRuntime>,
+        data_dir: PathBuf,
+        platform_env: BTreeMap<String, String>,
+        artifacts: Arc<artifacts::Store>,
+    ) -> Self {
+        Self { runtime, data_dir, platform_env, artifacts }
+    }
+
+    /// Starts the revision (idempotent: a no-op while it runs).
+    pub(crate) fn start(&self, revision: &Revision, spec: paved_spec::WorkloadSpec) {
+        self.runtime.start(self.launch(revision, spec));
+    }
+
+    /// Starts a rollout's baseline: instances of its stable revision, as
+    /// that revision was deployed, under [`model::baseline_key`].
+    pub(crate) fn start_baseline(&self, stable: &Revision, spec: paved_spec::WorkloadSpec) {
+        let mut launch = self.launch(stable, spec);
+        launch.revision_id = model::baseline_key(&stable.id);
+        self.runtime.start(launch);
+    }
+
+    /// Whether a revision (or baseline) is supervised.
+    pub(crate) fn is_running(&self, key: &str) -> bool {
+        self.runtime.is_running(key)
+    }
+
+    /// Stops a revision (or baseline) and waits until its processes are gone.
+    pub(crate) async fn stop(&self, key: &str) {
+        self.runtime.stop(key).await;
+    }
+
+    /// Stops them one after another, in a task of its own: a stop may wait
+    /// out a grace period, and the caller may be holding a lock.
+    pub(crate) fn stop_later(&self, keys: Vec<String>) {
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            for key in keys {
+                runtime.stop(&key).await;
+            }
+        });
+    }
+
+    /// Stops everything (platform shutdown); nothing starts after.
+    pub(crate) async fn stop_all(&self) {
+        self.runtime.stop_all().await;
+    }
+
+    fn launch(&self, revision: &Revision, spec: paved_spec::WorkloadSpec) -> Launch {
+        let (environment, workload) = revision.workload();
+        // Relative commands and artifacts resolve against the spec's directory
+        // when it exists on this machine.
+        let workdir = Path::new(&revision.spec_path)
+            .parent()
+            .filter(|d| d.is_absolute() && d.is_dir())
+            .map_or_else(|| self.data_dir.clone(), Path::to_path_buf);
+        let extra_env = if environment == PLATFORM_ENVIRONMENT { self.platform_env.clone() } else { Default::default() };
+        // An artifact named by digest runs from the store.
+        let mut spec = spec;
+        let artifact_digest = match &spec.run {
+            paved_spec::Run::Artifact(d) if d.starts_with("sha256:") => d.clone(),
+            _ => String::new(),
+        };
+        if let paved_spec::Run::Artifact(digest) = &spec.run
+            && digest.starts_with("sha256:")
+            && let Ok(path) = self.artifacts.path(digest)
+        {
+            spec.run = paved_spec::Run::Artifact(path.display().to_string());
+        }
+        Launch {
+            revision_id: revision.id.clone(),
+            workload: workload.to_string(),
+            environment: environment.to_string(),
+            spec,
+            workdir,
+            extra_env,
+            artifact_digest,
+        }
+    }
+}
