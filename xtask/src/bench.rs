@@ -21,6 +21,7 @@
 //! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|tokens|broker|dbcreds]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
+use crate::measure::{free_port, median, ms};
 use anyhow::{Context, bail};
 use paved_stream::SharedStream;
 use std::{
@@ -66,15 +67,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 const RUNS: usize = 5;
@@ -223,10 +215,6 @@ async fn stream() -> anyhow::Result<()> {
         bail!("a stream target was missed");
     }
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn host_port(url: &str) -> anyhow::Result<(String, String)> {

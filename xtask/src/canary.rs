@@ -21,6 +21,7 @@
 //!
 //! Targets: A/A false-fail ≤ 1%; detection ≥ 95%; judging < 50 ms.
 
+use crate::measure::ms;
 use paved_judge::{
     kayenta::{Direction, MetricConfig, classify},
     sequential::{Counts, Sequential},
@@ -212,10 +213,6 @@ fn speed(rng: &mut StdRng) -> bool {
     println!("    Kayenta judge (Mann-Whitney + Hodges-Lehmann): {:.1} ms, {}", ms(rank), kayenta.reason);
     println!("    baseline: sorting the samples once: {:.1} ms", ms(sort));
     sequential.as_secs_f64() < 0.05 && regressed
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 pub fn run() -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! the histogram; the default analysis (error rate and p99, sequential and
 //! SLO judges). Target: the cost at look 5,000 within 1.5× of look 10's.
 
+use crate::measure::median;
 use paved_canary_analyzer::judgement::{self, Fetched, Rollout};
 use paved_proto::{
     canary_analyzer::v1::{JudgeLookRequest, RequestCounts},
@@ -44,11 +45,6 @@ fn look(i: u64) -> JudgeLookRequest {
         spec_yaml: SPEC.into(),
         ..JudgeLookRequest::default()
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// (incremental, whole history) median cost of judging look `at`.

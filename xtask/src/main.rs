@@ -3,12 +3,16 @@
 //! - `cargo xtask up [ARGS]`: build the binaries and run `paved up [ARGS]`;
 //! - `cargo xtask test`: make sure PostgreSQL and Redis run, build the
 //!   binaries the tests start, run the whole test suite;
-//! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`).
+//! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
+//!   dispatches to one module per benchmark; the helpers they share, such
+//!   as `free_port` and `median`, are in `measure.rs`, which imports none
+//!   of them).
 
 mod bench;
 mod canary;
 mod dbcreds;
 mod looks;
+mod measure;
 mod pipeline;
 mod tokens;
 
@@ -26,8 +30,9 @@ fn main() -> ExitCode {
         Some("up") => up(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("cycles") => cycles(),
         _ => {
-            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench>");
+            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench [names] | cycles>");
             return ExitCode::from(2);
         }
     };
@@ -69,6 +74,35 @@ pub fn build_bins(release: bool) -> anyhow::Result<PathBuf> {
     }
     run(&mut cmd)?;
     Ok(target_dir(if release { "release" } else { "debug" }))
+}
+
+/// Every workspace crate's module graph, checked for cycles: a module
+/// that uses another must not be used by it, directly or through others.
+fn cycles() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("xtask/modgraph.py");
+    let mut crates = Vec::new();
+    for group in ["libs", "services"] {
+        for entry in std::fs::read_dir(root.join(group)).with_context(|| format!("read {group}/"))? {
+            crates.push(entry?.path());
+        }
+    }
+    crates.extend(["cli", "xtask", "integration-tests", "examples/hello"].map(|c| root.join(c)));
+    crates.sort();
+    let mut cyclic = Vec::new();
+    for krate in crates.iter().filter(|c| c.join("src").is_dir()) {
+        let out = Command::new("python3").arg(&script).arg(krate.join("src")).output().context("run python3 xtask/modgraph.py")?;
+        let name = krate.strip_prefix(&root).unwrap_or(krate).display().to_string();
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{name}: {}", text.lines().filter(|l| l.starts_with("CYCLE") || l.contains("cycles")).collect::<Vec<_>>().join("; "));
+        if !out.status.success() {
+            cyclic.push(name);
+        }
+    }
+    if !cyclic.is_empty() {
+        bail!("module import cycles in {}", cyclic.join(", "));
+    }
+    Ok(())
 }
 
 fn up(args: &[String]) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@
 //! - `policy`: the default bundle's decision per deploy (target < 1 ms),
 //!   against serialising its input.
 
+use crate::measure::{free_port, ms};
 use anyhow::{Context, bail};
 use paved_grpc::client::AuthChannel as Channel;
 use paved_proto::provisioner::v1::{
@@ -40,7 +41,7 @@ impl Platform {
     pub fn start(bin: &Path, name: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("paved-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let port = super::bench::free_port()?;
+        let port = free_port()?;
         let mut child = Command::new(bin.join("paved"))
             .args(["up", "--no-example", "--data-dir"])
             .arg(&dir)
@@ -83,10 +84,6 @@ impl Drop for Platform {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn percentile(v: &mut [Duration], q: f64) -> Duration {

@@ -11,6 +11,7 @@
 //!   and ≥ 50% of an empty unary RPC (health `Check`) on the same server
 //!   with the same load, at 64 and at 512 concurrent callers.
 
+use crate::measure::ms;
 use anyhow::Context;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use paved_proto::secrets_broker::v1::{
@@ -274,10 +275,6 @@ pub fn grpc(bin: &Path) -> anyhow::Result<()> {
 
 const RATE: u32 = 1_000;
 const REVOKES: usize = 20;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]

@@ -2,7 +2,7 @@
 //! started, waited for, shown (endpoint, root token, status) and stopped on
 //! Ctrl-C or SIGTERM.
 
-use super::{Platform, SelfHosted, UpOptions};
+use super::platform::{Platform, SelfHosted, UpOptions};
 use crate::{DEFAULT_ENDPOINT, client::connect_with, credentials, output::Format, status};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 

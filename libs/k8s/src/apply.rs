@@ -2,7 +2,7 @@
 //! fields it sets (field manager `paved`, conflicts forced, since the spec is
 //! the source of truth), and re-applying the same manifests changes nothing.
 
-use crate::Manifest;
+use crate::manifest::Manifest;
 use kube::{
     Client, Config,
     api::{Api, Patch, PatchParams},

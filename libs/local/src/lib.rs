@@ -11,6 +11,10 @@
 //!   stderr tail, its process group (recorded on disk, so that a killed
 //!   platform's processes are stopped at the next start).
 //! - `probe` — the HTTP health check.
+//! - `state` — [`State`], a revision's state, and how it folds from the
+//!   states of its replicas' processes. Its own module (not `lib.rs`) so
+//!   that `runtime` depends on it without depending on the crate root:
+//!   `lib.rs` only declares modules and re-exports.
 //! - [`proxy`] — [`Proxy`]: a workload's stable address, splitting traffic
 //!   between revisions by weight ([`Route`]).
 //! - `traffic` — what went through a proxy, per revision ([`Traffic`]), and
@@ -26,20 +30,11 @@ mod probe;
 mod process;
 pub mod proxy;
 pub mod runtime;
+mod state;
 mod traffic;
 
 pub use process::free_port;
 pub use proxy::{Proxy, Route};
 pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
+pub use state::State;
 pub use traffic::Traffic;
-
-/// A revision's state as the runtime sees it (a revision it has not been
-/// asked to start has none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    Starting,
-    Healthy,
-    Unhealthy,
-    Failed,
-    Stopped,
-}

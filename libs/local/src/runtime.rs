@@ -8,9 +8,9 @@
 //! it records them.
 
 use crate::{
-    State,
     probe::{probe, wait_healthy},
     process::{Group, Tail, exit_message, free_port, pump, reap_orphans, resolve, resolve_file, stop, tail},
+    state::{Instance, State, fold},
 };
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -393,38 +393,6 @@ impl LocalRuntime {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Instance {
-    state: State,
-    addr: Option<SocketAddr>,
-    message: String,
-}
-
-impl Instance {
-    fn starting() -> Self {
-        Self { state: State::Starting, addr: None, message: String::new() }
-    }
-    fn failed(message: String) -> Self {
-        Self { state: State::Failed, addr: None, message }
-    }
-}
-
-/// The revision's state from its instances'.
-fn fold(instances: &[Instance]) -> (State, String, Vec<SocketAddr>) {
-    let backends: Vec<SocketAddr> = instances.iter().filter(|i| i.state == State::Healthy).filter_map(|i| i.addr).collect();
-    let message = instances.iter().find(|i| !i.message.is_empty()).map(|i| i.message.clone()).unwrap_or_default();
-    let state = if instances.iter().any(|i| i.state == State::Failed) {
-        State::Failed
-    } else if instances.iter().all(|i| i.state == State::Healthy) {
-        State::Healthy
-    } else if instances.iter().any(|i| i.state == State::Unhealthy) {
-        State::Unhealthy
-    } else {
-        State::Starting
-    };
-    (state, message, backends)
-}
-
 /// Sleeps for the backoff (doubling it, up to 10 s); true if cancelled meanwhile.
 async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> bool {
     let wait = *backoff;
@@ -432,23 +400,5 @@ async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> 
     tokio::select! {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(wait) => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn instance(state: State) -> Instance {
-        Instance { state, addr: Some(SocketAddr::from(([127, 0, 0, 1], 1))), message: String::new() }
-    }
-
-    #[test]
-    fn folds_instance_states() {
-        assert_eq!(fold(&[instance(State::Healthy), instance(State::Healthy)]).0, State::Healthy);
-        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).0, State::Starting);
-        assert_eq!(fold(&[instance(State::Healthy), instance(State::Unhealthy)]).0, State::Unhealthy);
-        assert_eq!(fold(&[instance(State::Healthy), instance(State::Failed)]).0, State::Failed);
-        assert_eq!(fold(&[instance(State::Healthy), instance(State::Starting)]).2.len(), 1);
     }
 }

@@ -16,9 +16,12 @@
 //! - `process` is the top: [`main`] reads the arguments and the
 //!   configuration, starts the runtime and telemetry, binds, and runs the
 //!   service until [`cancel_on_signal`] fires; [`main_consumer`] is [`main`]
-//!   for a [`ConsumerService`]. It also holds the retrying connections
-//!   ([`retry`], [`database`], [`stream`]) that let a service wait for a
-//!   database or Redis still starting instead of crashing.
+//!   for a [`ConsumerService`].
+//! - `connect` holds the retrying connections ([`retry`], [`database`],
+//!   [`stream`]) that let a service wait for a database or Redis still
+//!   starting instead of crashing. `shape` builds on them and `process`
+//!   runs what `shape` builds, so they sit below both: imports go
+//!   `process` → `shape` → `connect` → `config`, never back.
 //! - `config` is what [`main`] loads: [`Common`] (with [`MtlsOptions`]),
 //!   [`ServiceConfig`], [`BasicConfig`], and [`load_config`], which layers
 //!   [`defaults`], the file and the environment. It depends on nothing else
@@ -35,13 +38,15 @@
 //!   auth layer's refusals as events (the embedded mode starts it too).
 
 mod config;
+mod connect;
 mod denials;
 mod identity;
 mod process;
 mod shape;
 
 pub use config::{BasicConfig, Common, MtlsOptions, NoOptions, ServiceConfig, defaults, load_config};
+pub use connect::{database, retry, stream};
 pub use denials::publish_denials;
 pub use identity::{maintain_identity, reload_token};
-pub use process::{cancel_on_signal, database, main, main_consumer, retry, stream};
+pub use process::{cancel_on_signal, main, main_consumer};
 pub use shape::{Background, ConsumerService, Mount, consumer_component, run_consumer, serve_standalone};

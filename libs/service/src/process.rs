@@ -1,14 +1,11 @@
 //! The process around a service: the `main` of its binary (arguments,
-//! configuration, runtime, telemetry, binding), draining on SIGTERM or
-//! Ctrl-C, and connecting to the database and the event stream with retries
-//! and backoff.
+//! configuration, runtime, telemetry, binding) and draining on SIGTERM or
+//! Ctrl-C.
 
 use crate::{
     config::{Common, ServiceConfig, defaults, load_config},
     shape::{ConsumerService, run_consumer},
 };
-use paved_stream::{SharedStream, consumer::Backoff};
-use sea_orm_migration::{MigratorTrait, sea_orm::DatabaseConnection};
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -109,36 +106,4 @@ pub async fn cancel_on_signal(token: CancellationToken) {
     }
     tracing::info!("shutting down: draining requests and stopping workloads");
     token.cancel();
-}
-
-/// Retries `attempt` with backoff until it succeeds or `shutdown`: a database
-/// or Redis that is still starting must delay a service, not crash it.
-pub async fn retry<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
-    what: &str,
-    shutdown: &CancellationToken,
-    mut attempt: impl FnMut() -> Fut,
-) -> anyhow::Result<T> {
-    let mut backoff = Backoff::default();
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::warn!(error = %e, "{what} failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("{what}: interrupted by shutdown (last error: {e})"),
-                    _ = backoff.wait() => {}
-                }
-            }
-        }
-    }
-}
-
-/// Connects to the service's database (retrying) and runs its migrations.
-pub async fn database<M: MigratorTrait>(url: &str, shutdown: &CancellationToken) -> anyhow::Result<DatabaseConnection> {
-    retry("connect to database", shutdown, || paved_store::connect_and_migrate::<M>(url)).await
-}
-
-/// Opens the event stream (retrying).
-pub async fn stream(common: &Common, shutdown: &CancellationToken) -> anyhow::Result<SharedStream> {
-    retry("connect to event stream", shutdown, || paved_stream::open(&common.stream_url, common.stream_max_len)).await
 }

@@ -8,9 +8,9 @@
 
 use crate::{
     config::{BasicConfig, Common},
+    connect::{database, stream},
     denials::publish_denials,
     identity::maintain_identity,
-    process::{database, stream},
 };
 use paved_grpc::{Component, Health, ServerOptions, tls::Tls};
 use paved_stream::SharedStream;

@@ -41,8 +41,8 @@
 //! that a spec stays comparable and hashable.
 
 use crate::{
-    RolloutPolicy, SpecError, error,
-    overlay::locate,
+    error::{SpecError, error, locate},
+    parts::RolloutPolicy,
     types::{Ratio, Score, parse_duration, ppm},
 };
 use serde::{

@@ -1,6 +1,6 @@
 //! What changes between two specs, field by field: the body of `paved plan`.
 
-use crate::WorkloadSpec;
+use crate::workload::WorkloadSpec;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

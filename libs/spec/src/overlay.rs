@@ -5,7 +5,11 @@
 //! the base with the same kind (mapping, list or scalar). The merged spec is
 //! validated like any spec; errors point into the file that holds the value.
 
-use crate::{SpecError, WorkloadSpec, error, from_yaml, parse};
+use crate::{
+    error::{SpecError, error, from_yaml, locate},
+    parse::parse,
+    workload::WorkloadSpec,
+};
 use yaml_serde::Value;
 
 /// A spec resolved for one environment.
@@ -100,38 +104,6 @@ fn kind(value: &Value) -> &'static str {
 fn located(text: &str, file: &str, path: &[String], message: String) -> SpecError {
     let (line, column) = locate(text, path).unwrap_or((1, 1));
     error(file, line, column, &path.join("."), message)
-}
-
-/// Line and column of the key at `path` in block-style YAML: each key is
-/// searched among its parent's direct children (the lines below it at the
-/// first child's indentation), so a deeper key of the same name is skipped.
-pub(crate) fn locate(text: &str, path: &[String]) -> Option<(usize, usize)> {
-    let mut depth = 0;
-    let mut parent_indent: Option<usize> = None;
-    let mut level: Option<usize> = None;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if parent_indent.is_some_and(|p| indent <= p) {
-            return None;
-        }
-        if *level.get_or_insert(indent) != indent {
-            continue;
-        }
-        let key = trimmed.trim_start_matches("- ");
-        if key.strip_prefix(path.get(depth)?.as_str()).is_some_and(|rest| rest.starts_with(':')) {
-            if depth + 1 == path.len() {
-                return Some((n + 1, indent + 1));
-            }
-            parent_indent = Some(indent);
-            level = None;
-            depth += 1;
-        }
-    }
-    None
 }
 
 #[cfg(test)]

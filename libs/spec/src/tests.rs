@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 const GOOD: &str = "name: hello
 command: [\"hello\", \"--flag\"]
@@ -277,4 +278,25 @@ fn impossible_analyses_are_located() {
     assert_eq!((e.field.as_str(), e.message.as_str()), ("analysis.metrics.queue.kind", "a prometheus metric needs a `query`"));
     let none = err("name: hello\ncommand: [hello]\nanalysis:\n  metrics: {}\n");
     assert!(none.message.contains("at least one metric") && none.line == 4, "{none}");
+}
+
+/// The Score file `score`'s own tests read.
+const SCORE: &str = include_str!("../testdata/hello.score.yaml");
+
+#[test]
+fn a_score_file_and_its_native_form_have_one_digest() {
+    let spec = parse(SCORE, "score.yaml").expect("valid Score");
+    let native = "name: hello\ncommand: [hello, --name, hello]\nport: 9090\nhealth: {path: /ready}\nsecrets: [db]\n\
+        env:\n  GREETING: \"hi from hello of web, ${literal}\"\n  DB_PASSWORD: \"${secret:db}\"\n\
+        resources:\n  requests: {cpu: 100m, memory: 64Mi}\n  limits: {cpu: 500m, memory: 128Mi}\n";
+    assert_eq!(parse(native, "paved.yaml").expect("native").digest(), spec.digest());
+}
+
+#[test]
+fn overlays_change_score_values() {
+    let r = render(SCORE, "score.yaml", Some(("containers:\n  main:\n    variables:\n      GREETING: hey\n", "score.prod.yaml")))
+        .expect("valid overlay");
+    assert_eq!(r.spec.env["GREETING"], "hey");
+    let e = render(SCORE, "score.yaml", Some(("containers:\n  main:\n    image: nginx\n", "score.prod.yaml"))).expect_err("bad image");
+    assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("score.prod.yaml", 3, "containers.main.image"), "{e}");
 }

@@ -8,8 +8,12 @@
 //! dead-lettered alone. Failures because the handler's database is out of
 //! reach ([`unreachable`]) are retried until it is back, never dead-lettered.
 
-use crate::{Delivery, Envelope, SharedStream, StreamError, event};
+use crate::{
+    contract::{Delivery, SharedStream, StreamError},
+    event,
+};
 use async_trait::async_trait;
+use paved_proto::events::v1::Envelope;
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -42,12 +46,12 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     /// A group named after the consuming service, reading the streams of
-    /// `producers` (see [`crate::PRODUCERS`]).
+    /// `producers` (see [`crate::contract::PRODUCERS`]).
     pub fn for_service(service: &str, consumer: String, producers: &[&str]) -> Self {
         Self {
             group: service.to_string(),
             consumer,
-            streams: producers.iter().map(|p| crate::stream_name(p)).collect(),
+            streams: producers.iter().map(|p| crate::contract::stream_name(p)).collect(),
             batch: 128,
             block: Duration::from_secs(1),
             claim_idle: Duration::from_secs(30),

@@ -13,7 +13,7 @@
 //! again at once, in order: at least once, as ever, without waiting for a
 //! claim.
 
-use crate::{Delivery, EventStream, StreamError};
+use crate::contract::{Delivery, EventStream, StreamError};
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use std::{

@@ -1,6 +1,6 @@
 //! Building event envelopes.
 
-use crate::Envelope;
+use paved_proto::events::v1::Envelope;
 use paved_proto::events::v1::envelope::Payload;
 use prost::Message;
 

@@ -4,7 +4,11 @@
 //! delays the event; a crash after the publish but before the delete publishes
 //! it again, which consumers absorb by deduplicating on the event id.
 
-use crate::{Envelope, SharedStream, StreamError, event};
+use crate::{
+    contract::{SharedStream, StreamError},
+    event,
+};
+use paved_proto::events::v1::Envelope;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr,
     sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table},

@@ -1,7 +1,7 @@
 //! Redis Streams backend: XADD with approximate MAXLEN, XREADGROUP, XACK and
 //! XAUTOCLAIM.
 
-use crate::{Delivery, EventStream, StreamError};
+use crate::contract::{Delivery, EventStream, StreamError};
 use async_trait::async_trait;
 use redis::{AsyncConnectionConfig, Client, Value, aio::ConnectionManager, aio::MultiplexedConnection};
 use std::{collections::HashMap, time::Duration};

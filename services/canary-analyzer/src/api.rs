@@ -27,6 +27,9 @@ use std::{
 };
 use tonic::{Request, Response, Status};
 
+/// The event source and stream name of this service's events.
+pub const SOURCE: &str = "canary-analyzer";
+
 pub fn server(db: DatabaseConnection, relay: Relay, prometheus: Option<Prometheus>) -> CanaryAnalyzerServiceServer<Api> {
     CanaryAnalyzerServiceServer::new(Api { db, relay, prometheus, judging: Default::default() })
 }
@@ -102,7 +105,7 @@ impl Api {
             None => {
                 let all = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
                 // The rollout's own analysis: its first look carried it.
-                let first = all.first().map_or(req, |first| &first.request);
+                let first = all.iter().map(|l| &l.request).find(|r| !r.spec_yaml.is_empty()).unwrap_or(req);
                 if first.spec_yaml.is_empty() {
                     return Err(status::failed_precondition(
                         "ANALYSIS_UNKNOWN",
@@ -119,9 +122,14 @@ impl Api {
         Ok(rollout)
     }
 
-    /// Keeps a rollout's totals for its next look.
+    /// Keeps a rollout's totals for its next look, unless a call that
+    /// ended first kept totals of a later look (these would then miss it:
+    /// only looks after the kept one are read again).
     fn keep(&self, rollout_id: &str, rollout: Rollout) {
         let mut judging = lock(&self.judging);
+        if judging.get(rollout_id).is_some_and(|kept| kept.last() >= rollout.last()) {
+            return;
+        }
         if judging.len() >= JUDGING {
             judging.clear();
         }
@@ -202,8 +210,8 @@ impl Api {
             baseline_requests: d.baseline_requests,
         });
         let subject = format!("environments/{}/workloads/{}", r.environment, r.workload);
-        let envelope = paved_stream::event::envelope(crate::SOURCE, &format!("paved.canary_analyzer.v1.canary.{kind}"), subject, payload);
-        paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(crate::SOURCE), &envelope).await?;
+        let envelope = paved_stream::event::envelope(SOURCE, &format!("paved.canary_analyzer.v1.canary.{kind}"), subject, payload);
+        paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(SOURCE), &envelope).await?;
         txn.commit().await?;
         self.relay.wake();
         let verdict = d.verdict().short_name().to_string();

@@ -11,7 +11,10 @@
 //! - [`judgement`] — a look's decision from the looks so far (pure).
 //! - [`looks`] — the decision records.
 //! - [`prometheus`] — the Prometheus metric provider (range queries).
-//! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`.
+//! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`, and
+//!   [`SOURCE`], the name its judgements are published under (defined
+//!   there, where the events are written, so that `api` never imports the
+//!   crate root, which mounts it).
 //! - [`ObservationRecorder`] — the consumer-group handler.
 
 pub mod api;
@@ -20,8 +23,7 @@ pub mod looks;
 pub mod migration;
 pub mod prometheus;
 
-/// The event source and stream name.
-pub const SOURCE: &str = "canary-analyzer";
+pub use api::SOURCE;
 
 /// The analyzer's own settings (`PAVED_PROMETHEUS_URL`, or
 /// `prometheus_url` in its config file).

@@ -1,7 +1,14 @@
 //! `paved.provisioner.v1.ProvisionerService`: validation at the edge, errors
 //! as canonical codes with field violations.
 
-use crate::{ApplyError, Provisioner, Submitted, WorkloadView, artifacts::ArtifactError, model, rollout::RolloutError, store};
+use crate::{
+    apply::{ApplyError, Submitted, WorkloadView},
+    artifacts::ArtifactError,
+    handle::Provisioner,
+    model,
+    rollout::RolloutError,
+    store,
+};
 use paved_grpc::{auth, status};
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
@@ -151,7 +158,7 @@ fn to_proto(view: WorkloadView) -> Workload {
 }
 
 impl Api {
-    async fn applied_proto(&self, applied: crate::Applied) -> Result<ApplyWorkloadResponse, Status> {
+    async fn applied_proto(&self, applied: crate::apply::Applied) -> Result<ApplyWorkloadResponse, Status> {
         let rollout = match &applied.rollout {
             Some(r) => Some(self.rollout_proto(r).await?),
             None => None,
@@ -215,9 +222,9 @@ impl ProvisionerService for Api {
         required("environment", &req.environment)?;
         let plan = self.provisioner.plan(&req.environment, &req.spec_yaml, &req.spec_path).await?;
         let action = match plan.action {
-            crate::PlanAction::None => PlanAction::None,
-            crate::PlanAction::Create => PlanAction::Create,
-            crate::PlanAction::Update => PlanAction::Update,
+            crate::apply::PlanAction::None => PlanAction::None,
+            crate::apply::PlanAction::Create => PlanAction::Create,
+            crate::apply::PlanAction::Update => PlanAction::Update,
         };
         Ok(Response::new(PlanWorkloadResponse {
             action: action as i32,

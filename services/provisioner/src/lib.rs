@@ -27,18 +27,22 @@
 //!   attestations, which the policy gate reads.
 //! - `bootstrap` — secret zero: a bootstrap token from the broker for every
 //!   process the runtime starts.
-//! - [`Provisioner`] (here): the handle the API and the CLI hold, and the
-//!   wiring of the parts above; [`api`] — `paved.provisioner.v1.ProvisionerService`.
+//! - `handle` — [`Provisioner`], the handle the API and the CLI hold;
+//!   [`api`] — `paved.provisioner.v1.ProvisionerService`, on the handle.
+//! - `lib.rs` — the configuration, [`run`], and `Provisioner::start`: the
+//!   wiring of the parts above, which mounts [`api`].
 //!
 //! Each part is a type holding only the shared parts it uses, and the
 //! modules form no cycle: `records`, `routing`, `runner` and `policy` at the
 //! bottom, then [`rollout`], then `apply`, `reconcile`, `reports` and
-//! [`preview`]; only this file, and the API above it, see them all.
+//! [`preview`]; only `handle`, the wiring in this file and the API above
+//! them see them all.
 
 pub mod api;
 mod apply;
 pub mod artifacts;
 mod bootstrap;
+mod handle;
 pub mod migration;
 pub mod model;
 mod policy;
@@ -54,29 +58,28 @@ pub mod store;
 mod sync;
 
 pub use apply::{Applied, ApplyError, Plan, PlanAction, Submitted, WorkloadView};
+pub use handle::Provisioner;
 pub use model::baseline_key;
 pub use routing::TrafficMetrics;
 
 use apply::Applier;
-use model::Rollout;
 use paved_grpc::{Component, Health};
 use paved_local::LocalRuntime;
 use paved_stream::{SharedStream, outbox::Relay};
 use policy::Gate;
-use preview::{Preview, Previews};
+use preview::Previews;
 use reconcile::Reconciler;
 use records::Records;
 use reports::Reports;
-use rollout::{Driver, RolloutError, Rollouts, Transitions};
+use rollout::{Driver, Rollouts, Transitions};
 use routing::Routing;
 use runner::Runner;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
 };
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
@@ -201,19 +204,8 @@ pub const HANDLER_SCOPES: &[(&str, &str)] = &[
     ("ClosePreview", "`deploy:pr-<n>/*`"),
 ];
 
-/// The provisioner's handle: what the API and the CLI call. Each concern is
-/// a part of its own, holding only the shared parts it uses.
-#[derive(Clone)]
-pub struct Provisioner {
-    records: Arc<Records>,
-    artifacts: Arc<artifacts::Store>,
-    routing: Arc<Routing>,
-    gate: Arc<Gate>,
-    applier: Arc<Applier>,
-    rollouts: Arc<Rollouts>,
-    previews: Arc<Previews>,
-}
-
+// The handle itself is in `handle`, which `api` imports; its wiring is here,
+// beside `run`, because it builds every part and mounts `api::server`.
 impl Provisioner {
     /// Starts the relay, the runtime and its report loop, brings back what
     /// was running before a restart, and returns the gRPC component.
@@ -304,112 +296,6 @@ impl Provisioner {
         let component =
             Component { name: GRPC_NAME, mount: Box::new(move |r| r.add_service(api)), tasks, open_methods: &[], token_only_methods: &[] };
         Ok((provisioner, component))
-    }
-
-    pub fn db(&self) -> &DatabaseConnection {
-        self.records.db()
-    }
-
-    /// Registers the workload if new and deploys a revision of `spec_yaml`,
-    /// unless the current revision already runs the same spec.
-    pub async fn apply(&self, environment: &str, spec_yaml: &str, spec_path: &str, request_id: &str) -> Result<Applied, ApplyError> {
-        self.apply_submitted(environment, Submitted::parse(spec_yaml, spec_path), request_id).await
-    }
-
-    /// [`Provisioner::apply`] of a spec parsed already.
-    pub async fn apply_submitted(&self, environment: &str, spec: Submitted<'_>, request_id: &str) -> Result<Applied, ApplyError> {
-        self.applier.apply(environment, spec, request_id).await
-    }
-
-    /// What `apply` would change for this spec, and the drift of what runs.
-    pub async fn plan(&self, environment: &str, spec_yaml: &str, spec_path: &str) -> Result<Plan, ApplyError> {
-        self.applier.plan(environment, Submitted::parse(spec_yaml, spec_path)).await
-    }
-
-    /// The policy gate's decision on deploying `spec` to `environment`; an
-    /// artifact named by digest must exist, and its attestations are input.
-    pub async fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, ApplyError> {
-        Ok(self.gate.decide(environment, spec).await?)
-    }
-
-    pub fn artifacts(&self) -> &artifacts::Store {
-        &self.artifacts
-    }
-
-    pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {
-        self.applier.workload(environment, name).await
-    }
-
-    pub async fn workloads(&self, environment: &str, limit: u64, offset: u64) -> Result<Vec<WorkloadView>, DbErr> {
-        self.applier.workloads(environment, limit, offset).await
-    }
-
-    /// Each routed revision's weight, and every revision's traffic, through
-    /// the workload's proxy; None when it has no proxy here.
-    pub fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
-        self.routing.traffic_metrics(workload_id)
-    }
-
-    /// Wakes on every change recorded for the workload (for watchers).
-    pub fn subscribe(&self, workload_id: &str) -> tokio::sync::watch::Receiver<u64> {
-        self.records.subscribe(workload_id)
-    }
-
-    pub async fn rollout(&self, id: &str) -> Result<Rollout, RolloutError> {
-        self.rollouts.rollout(id).await
-    }
-
-    /// The traffic steps of a rollout's revision (for the API's view).
-    pub async fn rollout_steps(&self, rollout: &Rollout) -> Result<Vec<u32>, DbErr> {
-        self.rollouts.rollout_steps(rollout).await
-    }
-
-    pub async fn pause(&self, id: &str) -> Result<Rollout, RolloutError> {
-        self.rollouts.pause(id).await
-    }
-
-    pub async fn resume(&self, id: &str) -> Result<Rollout, RolloutError> {
-        self.rollouts.resume(id).await
-    }
-
-    /// Skips the remaining steps, once the canary is healthy and takes traffic.
-    pub async fn promote_now(&self, id: &str) -> Result<Rollout, RolloutError> {
-        self.rollouts.promote_now(id).await
-    }
-
-    pub async fn abort(&self, id: &str) -> Result<Rollout, RolloutError> {
-        self.rollouts.abort(id).await
-    }
-
-    /// All of the workload's traffic back on its last known-good revision;
-    /// returns the revision that now takes it.
-    pub async fn rollback(&self, environment: &str, name: &str) -> Result<String, RolloutError> {
-        self.rollouts.rollback(environment, name).await
-    }
-
-    /// Records (or extends) preview `pr` and applies the spec to `pr-<pr>`.
-    pub async fn open_preview(
-        &self,
-        pr: u32,
-        ttl: Duration,
-        spec: Submitted<'_>,
-        request_id: &str,
-    ) -> Result<(Preview, Applied), ApplyError> {
-        self.previews.open(pr, ttl, spec, request_id).await
-    }
-
-    pub async fn preview(&self, pr: u32) -> Result<Option<Preview>, DbErr> {
-        self.previews.preview(pr).await
-    }
-
-    pub async fn previews(&self) -> Result<Vec<Preview>, DbErr> {
-        self.previews.previews().await
-    }
-
-    /// Destroys preview `pr`; returns the workloads destroyed, None when
-    /// there was no such preview.
-    pub async fn close_preview(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
-        self.previews.close(pr, reason).await
     }
 }
 

@@ -1,12 +1,74 @@
 //! The checks of one look's judgement: each judge's evidence as a `Check`
 //! for the record, and what fails or holds the step. Built by
-//! [`super::Rollout::judge`] from the rollout's running totals.
+//! [`super::Rollout::judge`] from the rollout's running totals, with the
+//! running evidence they read ([`BadEvents`]). Nothing here imports the
+//! parent module: `judgement` drives, `checks` only computes.
 
-use super::{BadEvents, CONFIDENCE};
-use paved_judge::{histogram, kayenta, sequential::Sequential, slo};
+use paved_judge::{
+    histogram, kayenta,
+    sequential::{Counts, Sequential},
+    slo,
+};
 use paved_proto::canary_analyzer::v1::{Check, RequestCounts};
 use paved_spec::{Analysis, Direction, Metric, Slo, Source};
 use std::{collections::VecDeque, time::Duration};
+
+/// Confidence of the quantile intervals and Kayenta's shift intervals.
+const CONFIDENCE: f64 = 0.98;
+
+/// A proxy metric's bad events over the rollout, as a sequential test.
+pub(super) struct BadEvents {
+    kind: String,
+    test: Sequential,
+    /// For latency: the quantile, and the baseline's latencies of the looks
+    /// so far (a look's threshold comes from the looks before it).
+    latency: Option<(f64, Vec<u64>)>,
+    max_change: f64,
+}
+
+impl BadEvents {
+    /// For a proxy metric (error rate, latency); None for another.
+    pub(super) fn new(source: &Source, max_change: f64) -> Option<Self> {
+        let (kind, latency) = match source {
+            Source::Latency { quantile_ppm } => {
+                let q = f64::from(*quantile_ppm) / 1e6;
+                (format!("requests slower than the baseline's p{}", q * 100.0), Some((q, Vec::new())))
+            }
+            Source::ErrorRate => ("5xx answers".to_string(), None),
+            Source::Prometheus { .. } => return None,
+        };
+        Some(Self { kind, test: Sequential::default(), latency, max_change })
+    }
+
+    pub(super) fn observe(&mut self, c: &RequestCounts, b: &RequestCounts) {
+        match &mut self.latency {
+            Some((q, before)) => {
+                // The threshold comes from earlier looks only.
+                if let Some(threshold) = histogram::quantile(before, *q) {
+                    self.test.observe(Counts {
+                        canary_requests: c.requests,
+                        canary_bad: histogram::above(&c.latency, threshold),
+                        baseline_requests: b.requests,
+                        baseline_bad: histogram::above(&b.latency, threshold),
+                    });
+                }
+                histogram::merge(before, &b.latency);
+            }
+            None => self.test.observe(Counts {
+                canary_requests: c.requests,
+                canary_bad: c.errors,
+                baseline_requests: b.requests,
+                baseline_bad: b.errors,
+            }),
+        }
+    }
+
+    /// For latency, the ratio of tail rates that a slowdown by the allowed
+    /// change would give the baseline's own distribution; 1 otherwise.
+    pub(super) fn tolerated(&self) -> f64 {
+        self.latency.as_ref().map_or(1.0, |(q, before)| latency_tolerance(before, *q, self.max_change))
+    }
+}
 
 pub(super) struct Judgement {
     pub(super) checks: Vec<Check>,

@@ -28,11 +28,9 @@
 
 mod checks;
 
-use checks::{Judgement, SloEvents, kayenta_config, latency_tolerance, per_look};
+use checks::{BadEvents, Judgement, SloEvents, kayenta_config, per_look};
 use paved_judge::{
-    histogram, kayenta,
-    sequential::{Counts, Sequential},
-    slo,
+    histogram, kayenta, slo,
     verdict::{StepEvidence, StepVerdict, Test, judge_step},
 };
 use paved_proto::canary_analyzer::v1::{Check, Decision, JudgeLookRequest, RequestCounts, Verdict};
@@ -45,9 +43,6 @@ use std::{
 /// A Prometheus metric's values during the step: the canary's and the
 /// baseline's, or why there are none (Prometheus down, no series, only NaN).
 pub type Fetched = BTreeMap<String, Result<(Vec<f64>, Vec<f64>), String>>;
-
-/// Confidence of the quantile intervals and Kayenta's shift intervals.
-const CONFIDENCE: f64 = 0.98;
 
 /// Judges the last of `looks` (all of the rollout's, in order): the earlier
 /// ones observed, then the last judged with `fetched`. See [`Rollout::new`]
@@ -289,60 +284,6 @@ impl Rollout {
         slo::within_budget(requests, bad, budget, alpha).then(|| {
             format!("the canary is within its SLO: {bad} of {requests} requests over it, {:.2}% allowed (α {alpha})", budget * 100.0)
         })
-    }
-}
-
-/// A proxy metric's bad events over the rollout, as a sequential test.
-struct BadEvents {
-    kind: String,
-    test: Sequential,
-    /// For latency: the quantile, and the baseline's latencies of the looks
-    /// so far (a look's threshold comes from the looks before it).
-    latency: Option<(f64, Vec<u64>)>,
-    max_change: f64,
-}
-
-impl BadEvents {
-    /// For a proxy metric (error rate, latency); None for another.
-    fn new(source: &Source, max_change: f64) -> Option<Self> {
-        let (kind, latency) = match source {
-            Source::Latency { quantile_ppm } => {
-                let q = f64::from(*quantile_ppm) / 1e6;
-                (format!("requests slower than the baseline's p{}", q * 100.0), Some((q, Vec::new())))
-            }
-            Source::ErrorRate => ("5xx answers".to_string(), None),
-            Source::Prometheus { .. } => return None,
-        };
-        Some(Self { kind, test: Sequential::default(), latency, max_change })
-    }
-
-    fn observe(&mut self, c: &RequestCounts, b: &RequestCounts) {
-        match &mut self.latency {
-            Some((q, before)) => {
-                // The threshold comes from earlier looks only.
-                if let Some(threshold) = histogram::quantile(before, *q) {
-                    self.test.observe(Counts {
-                        canary_requests: c.requests,
-                        canary_bad: histogram::above(&c.latency, threshold),
-                        baseline_requests: b.requests,
-                        baseline_bad: histogram::above(&b.latency, threshold),
-                    });
-                }
-                histogram::merge(before, &b.latency);
-            }
-            None => self.test.observe(Counts {
-                canary_requests: c.requests,
-                canary_bad: c.errors,
-                baseline_requests: b.requests,
-                baseline_bad: b.errors,
-            }),
-        }
-    }
-
-    /// For latency, the ratio of tail rates that a slowdown by the allowed
-    /// change would give the baseline's own distribution; 1 otherwise.
-    fn tolerated(&self) -> f64 {
-        self.latency.as_ref().map_or(1.0, |(q, before)| latency_tolerance(before, *q, self.max_change))
     }
 }
 

@@ -203,8 +203,11 @@ impl Leases {
             }
             Err(e) => {
                 let wait = RETRY_FIRST.saturating_mul(1u32 << attempts.clamp(0, 16) as u32).min(RETRY_MAX);
-                tracing::error!(lease = %id, attempts = attempts + 1, error = %e, "a lease's revocation failed; retrying in {wait:?}");
-                let error = e.to_string();
+                // The database server's words name its host: logged under an
+                // id, and only the id goes where the holder or an auditor reads.
+                let error_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+                tracing::error!(lease = %id, error_id, attempts = attempts + 1, error = %e, "a lease's revocation failed; retrying in {wait:?}");
+                let error = format!("the database server refused or could not be reached (error id {error_id})");
                 let failed = store::Outcome::Failed {
                     attempts: attempts + 1,
                     next_attempt: now + ms(wait),
@@ -212,7 +215,7 @@ impl Leases {
                     expire: lease.expire_time_ms,
                 };
                 store::revoked(&txn, id, now, failed).await?;
-                let why = format!("attempt {}: {e}; retrying in {} s", attempts + 1, wait.as_secs());
+                let why = format!("attempt {}: {error}; retrying in {} s", attempts + 1, wait.as_secs());
                 Act::new("lease.revoke_failed", actor, id, &[], &why)
             }
         };

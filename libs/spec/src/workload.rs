@@ -1,0 +1,57 @@
+//! [`WorkloadSpec`], a validated spec as a whole: what it is made of, the
+//! analysis it asks for, and its digest.
+
+use crate::{
+    analysis::Analysis,
+    parts::{HealthCheck, Resources, RolloutPolicy, Run, Security},
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// A validated workload spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadSpec {
+    pub name: String,
+    pub run: Run,
+    pub port: u16,
+    pub health: HealthCheck,
+    pub env: BTreeMap<String, String>,
+    pub replicas: u32,
+    pub resources: Resources,
+    pub security: Security,
+    /// Names of the secrets the workload may read (`${secret:<name>}` in env).
+    pub secrets: Vec<String>,
+    /// Databases configured at the broker whose dynamic credentials the
+    /// workload may ask for (`database:creds:<name>`). Left out of the
+    /// canonical form when empty, so older digests hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<String>,
+    /// Whether its identity may enrol a certificate for its own SPIFFE id
+    /// (`certs:issue:<env>/<workload>`), for mTLS. Left out of the
+    /// canonical form when false, so older digests hold.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub certificate: bool,
+    pub rollout: RolloutPolicy,
+    /// As written; [`WorkloadSpec::analysis`] gives the defaults when absent.
+    /// Absent, it is left out of the canonical form, so a spec written
+    /// before analyses existed keeps its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+}
+
+impl WorkloadSpec {
+    /// How the canary analyzer judges this workload's rollout steps: as
+    /// written, or the defaults (error rate and p99 against the rollout's
+    /// limits).
+    pub fn analysis(&self) -> Analysis {
+        self.analysis.clone().unwrap_or_else(|| Analysis::defaults(&self.rollout))
+    }
+
+    /// `sha256:<hex>` of the spec's canonical JSON form: the same spec gives
+    /// the same digest whatever its YAML formatting.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+}

@@ -1,0 +1,138 @@
+//! [`Provisioner`], the handle the API and the CLI hold: each call goes to
+//! the part that owns the concern. Built by `Provisioner::start` in
+//! `lib.rs`, which wires the parts and mounts the API; kept apart from that
+//! wiring so that `api` depends on the handle, not on the crate root.
+
+use crate::{
+    apply::{Applied, Applier, ApplyError, Plan, Submitted, WorkloadView},
+    artifacts,
+    model::Rollout,
+    policy::Gate,
+    preview::{Preview, Previews},
+    records::Records,
+    rollout::{RolloutError, Rollouts},
+    routing::{Routing, TrafficMetrics},
+};
+use sea_orm::{DatabaseConnection, DbErr};
+use std::{sync::Arc, time::Duration};
+
+/// The provisioner's handle: what the API and the CLI call. Each concern is
+/// a part of its own, holding only the shared parts it uses.
+#[derive(Clone)]
+pub struct Provisioner {
+    pub(crate) records: Arc<Records>,
+    pub(crate) artifacts: Arc<artifacts::Store>,
+    pub(crate) routing: Arc<Routing>,
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) applier: Arc<Applier>,
+    pub(crate) rollouts: Arc<Rollouts>,
+    pub(crate) previews: Arc<Previews>,
+}
+
+impl Provisioner {
+    pub fn db(&self) -> &DatabaseConnection {
+        self.records.db()
+    }
+
+    /// Registers the workload if new and deploys a revision of `spec_yaml`,
+    /// unless the current revision already runs the same spec.
+    pub async fn apply(&self, environment: &str, spec_yaml: &str, spec_path: &str, request_id: &str) -> Result<Applied, ApplyError> {
+        self.apply_submitted(environment, Submitted::parse(spec_yaml, spec_path), request_id).await
+    }
+
+    /// [`Provisioner::apply`] of a spec parsed already.
+    pub async fn apply_submitted(&self, environment: &str, spec: Submitted<'_>, request_id: &str) -> Result<Applied, ApplyError> {
+        self.applier.apply(environment, spec, request_id).await
+    }
+
+    /// What `apply` would change for this spec, and the drift of what runs.
+    pub async fn plan(&self, environment: &str, spec_yaml: &str, spec_path: &str) -> Result<Plan, ApplyError> {
+        self.applier.plan(environment, Submitted::parse(spec_yaml, spec_path)).await
+    }
+
+    /// The policy gate's decision on deploying `spec` to `environment`; an
+    /// artifact named by digest must exist, and its attestations are input.
+    pub async fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, ApplyError> {
+        Ok(self.gate.decide(environment, spec).await?)
+    }
+
+    pub fn artifacts(&self) -> &artifacts::Store {
+        &self.artifacts
+    }
+
+    pub async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {
+        self.applier.workload(environment, name).await
+    }
+
+    pub async fn workloads(&self, environment: &str, limit: u64, offset: u64) -> Result<Vec<WorkloadView>, DbErr> {
+        self.applier.workloads(environment, limit, offset).await
+    }
+
+    /// Each routed revision's weight, and every revision's traffic, through
+    /// the workload's proxy; None when it has no proxy here.
+    pub fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
+        self.routing.traffic_metrics(workload_id)
+    }
+
+    /// Wakes on every change recorded for the workload (for watchers).
+    pub fn subscribe(&self, workload_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.records.subscribe(workload_id)
+    }
+
+    pub async fn rollout(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.rollouts.rollout(id).await
+    }
+
+    /// The traffic steps of a rollout's revision (for the API's view).
+    pub async fn rollout_steps(&self, rollout: &Rollout) -> Result<Vec<u32>, DbErr> {
+        self.rollouts.rollout_steps(rollout).await
+    }
+
+    pub async fn pause(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.rollouts.pause(id).await
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.rollouts.resume(id).await
+    }
+
+    /// Skips the remaining steps, once the canary is healthy and takes traffic.
+    pub async fn promote_now(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.rollouts.promote_now(id).await
+    }
+
+    pub async fn abort(&self, id: &str) -> Result<Rollout, RolloutError> {
+        self.rollouts.abort(id).await
+    }
+
+    /// All of the workload's traffic back on its last known-good revision;
+    /// returns the revision that now takes it.
+    pub async fn rollback(&self, environment: &str, name: &str) -> Result<String, RolloutError> {
+        self.rollouts.rollback(environment, name).await
+    }
+
+    /// Records (or extends) preview `pr` and applies the spec to `pr-<pr>`.
+    pub async fn open_preview(
+        &self,
+        pr: u32,
+        ttl: Duration,
+        spec: Submitted<'_>,
+        request_id: &str,
+    ) -> Result<(Preview, Applied), ApplyError> {
+        self.previews.open(pr, ttl, spec, request_id).await
+    }
+
+    pub async fn preview(&self, pr: u32) -> Result<Option<Preview>, DbErr> {
+        self.previews.preview(pr).await
+    }
+
+    pub async fn previews(&self) -> Result<Vec<Preview>, DbErr> {
+        self.previews.previews().await
+    }
+
+    /// Destroys preview `pr`; returns the workloads destroyed, None when
+    /// there was no such preview.
+    pub async fn close_preview(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
+        self.previews.close(pr, reason).await
+    }
+}
