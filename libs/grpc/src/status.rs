@@ -77,11 +77,17 @@ pub fn internal(cause: &dyn std::fmt::Display) -> Status {
     logged(Code::Internal, "INTERNAL", "internal error", cause)
 }
 
+/// A fresh short id to log a cause under, and to give where the cause may
+/// not go (an answer, a record a client reads): 12 hex digits.
+pub fn error_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
 /// `code` with `reason` and `message`, the cause logged under a fresh error
 /// id that the answer carries (in its message, for people, and in
 /// `ErrorInfo` metadata under [`ERROR_ID`], for programs).
 pub fn logged(code: Code, reason: &str, message: &str, cause: &dyn std::fmt::Display) -> Status {
-    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let id = error_id();
     tracing::error!(error_id = %id, error = %cause, reason, "{message}");
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, DOMAIN, HashMap::from([(ERROR_ID.to_string(), id.clone())]));

@@ -4,8 +4,9 @@
 
 use super::{step::Next, transitions::Transitions};
 use crate::{
+    artifacts::ArtifactError,
     model::{Revision, Rollout, RolloutState, Stage},
-    policy::Gate,
+    policy::{Gate, GateError},
     records::Records,
     store::{self, Change},
 };
@@ -35,11 +36,17 @@ impl Admission {
         let decision = match self.gate.decide(environment, spec).await {
             Ok(d) => d,
             Err(e) => {
-                return self
-                    .transitions
-                    .finish(r, RolloutState::RolledBack, &format!("policy evaluation failed: {e}"))
-                    .await
-                    .map(|_| Next::Again);
+                // A rollout's history is read by clients: the artifact
+                // store's own failure is logged under an id, not kept there.
+                let why = match &e {
+                    GateError::Artifact(ArtifactError::Database(_) | ArtifactError::Io(_)) => {
+                        let id = paved_grpc::status::error_id();
+                        tracing::error!(rollout = %r.id, error_id = %id, error = %e, "policy evaluation failed");
+                        format!("policy evaluation failed: the artifact store could not be read (error id {id})")
+                    }
+                    e => format!("policy evaluation failed: {e}"),
+                };
+                return self.transitions.finish(r, RolloutState::RolledBack, &why).await.map(|_| Next::Again);
             }
         };
         let txn = self.records.db().begin().await?;

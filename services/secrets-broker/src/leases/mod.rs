@@ -205,7 +205,7 @@ impl Leases {
                 let wait = RETRY_FIRST.saturating_mul(1u32 << attempts.clamp(0, 16) as u32).min(RETRY_MAX);
                 // The database server's words name its host: logged under an
                 // id, and only the id goes where the holder or an auditor reads.
-                let error_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+                let error_id = paved_grpc::status::error_id();
                 tracing::error!(lease = %id, error_id, attempts = attempts + 1, error = %e, "a lease's revocation failed; retrying in {wait:?}");
                 let error = format!("the database server refused or could not be reached (error id {error_id})");
                 let failed = store::Outcome::Failed {
