@@ -83,15 +83,7 @@ impl Caller {
     /// Records `status`, a handler's refusal of this call, as the layer
     /// records its own, and gives it back to be answered.
     pub fn refuse(&self, status: Status) -> Status {
-        let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-        DENIALS.get_or_create(&DenialLabels { service: self.service.clone(), reason: reason.clone() }).inc();
-        self.auth.denied(Denied {
-            service: self.service.clone(),
-            method: self.method.clone(),
-            subject: self.claims.sub.clone(),
-            reason,
-            message: status.message().to_string(),
-        });
+        self.auth.refused(&self.service, &self.method, &self.claims.sub, &status);
         status
     }
 }
@@ -239,6 +231,19 @@ impl Authenticator {
     pub fn denials(&self) -> Option<tokio::sync::mpsc::Receiver<Denied>> {
         let (tx, rx) = tokio::sync::mpsc::channel(DENIALS_QUEUED);
         self.inner.denials.set(tx).ok().map(|()| rx)
+    }
+
+    /// A refused call, the layer's or a handler's: logged, counted, and
+    /// queued to become an event (the subject, never the token). A service
+    /// still starting refuses nobody: it asks to retry, and that is no event.
+    fn refused(&self, service: &str, method: &str, subject: &str, status: &Status) {
+        let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+        tracing::warn!(path = method, reason, "call refused: {}", status.message());
+        DENIALS.get_or_create(&DenialLabels { service: service.to_string(), reason: reason.clone() }).inc();
+        if status.code() != Code::Unavailable {
+            let message = status.message().to_string();
+            self.denied(Denied { service: service.to_string(), method: method.to_string(), subject: subject.to_string(), reason, message });
+        }
     }
 
     /// Queues a refusal without waiting.
@@ -478,15 +483,7 @@ where
                     req.extensions_mut().insert(Caller { claims, auth: self.layer.auth.clone(), service, method });
                 }
                 Err(status) => {
-                    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-                    // The subject, never the token.
-                    tracing::warn!(path, reason, "call refused: {}", status.message());
-                    DENIALS.get_or_create(&DenialLabels { service: service.clone(), reason: reason.clone() }).inc();
-                    // A service still starting refuses nobody: it asks to retry.
-                    if status.code() != Code::Unavailable {
-                        let message = status.message().to_string();
-                        self.layer.auth.denied(Denied { service, method: path.to_string(), subject, reason, message });
-                    }
+                    self.layer.auth.refused(&service, path, &subject, &status);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             }

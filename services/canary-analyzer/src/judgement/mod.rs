@@ -28,7 +28,7 @@
 
 mod checks;
 
-use checks::{BadEvents, Judgement, SloEvents, kayenta_config, per_look};
+use checks::{BadEvents, Judgement, Over, SloEvents, kayenta_config, per_look};
 use paved_judge::{
     histogram, kayenta, slo,
     verdict::{StepEvidence, StepVerdict, Test, judge_step},
@@ -72,7 +72,7 @@ pub struct Rollout {
     /// Per proxy metric judged sequentially, its bad events over all looks.
     bad: BTreeMap<String, BadEvents>,
     /// Per proxy metric with an SLO, the canary's (requests, bad) over all looks.
-    slo_totals: BTreeMap<String, (u64, u64)>,
+    slo_totals: BTreeMap<String, (Over, (u64, u64))>,
     /// The canary's looks within the burn-rate guard's longest window of
     /// the last one: when each ended (since the first began), its counts.
     recent: VecDeque<(Duration, RequestCounts)>,
@@ -92,8 +92,8 @@ impl Rollout {
             {
                 bad.insert(name.clone(), events);
             }
-            if SloEvents::of(metric).is_some() {
-                slo_totals.insert(name.clone(), (0, 0));
+            if let Some(events) = SloEvents::of(metric) {
+                slo_totals.insert(name.clone(), (events.over, (0, 0)));
             }
         }
         Self {
@@ -128,9 +128,8 @@ impl Rollout {
         let first = *self.first_start.get_or_insert_with(|| millis(look.start_time.as_ref()));
         if let Some(c) = &look.canary {
             add(&mut self.canary_total, c);
-            for (name, totals) in &mut self.slo_totals {
-                let Some(events) = self.analysis.metrics.get(name).and_then(SloEvents::of) else { continue };
-                *totals = (totals.0 + c.requests, totals.1 + events.over.bad(c));
+            for (over, (requests, bad)) in self.slo_totals.values_mut() {
+                (*requests, *bad) = (*requests + c.requests, *bad + over.bad(c));
             }
             let at = Duration::from_millis(u64::try_from(end - first).unwrap_or(0));
             self.recent.push_back((at, c.clone()));
@@ -176,7 +175,7 @@ impl Rollout {
                         j.sequential(name, bad, metric, max_change, kept);
                     }
                     if metric.judges.contains(&Judge::Slo) {
-                        let totals = self.slo_totals.get(name).copied().unwrap_or_default();
+                        let totals = self.slo_totals.get(name).map_or((0, 0), |(_, totals)| *totals);
                         j.slo_guard(name, metric, &self.recent, totals);
                     }
                     j.describe(name, &metric.source, &canary, &baseline);
