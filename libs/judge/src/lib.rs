@@ -90,3 +90,15 @@ pub fn mean_ratio(canary: &[f64], baseline: &[f64]) -> Option<f64> {
     let (c, b) = (mean(canary)?, mean(baseline)?);
     (b != 0.0).then(|| c / b)
 }
+
+/// Numbers below `n`, the same from the same seed (xorshift64): the tests'
+/// made-up traffic.
+#[cfg(test)]
+fn test_numbers(mut state: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}

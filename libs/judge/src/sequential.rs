@@ -74,8 +74,42 @@ pub struct Sequential {
     /// each look's capped.
     log_ratios: [f64; RATIOS.len()],
     total: Counts,
-    /// Per look with bad events on either side: (π, canary's, all bad).
-    splits: Vec<(f64, f64, f64)>,
+    /// Over the looks with bad events on either side, what their
+    /// dispersion needs: see [`Splits`].
+    splits: Splits,
+}
+
+/// Running sums over the looks' splits of bad events — look k's share π,
+/// the canary's x of all m bad — from which Pearson's χ² at any ratio f
+/// follows without walking the looks again. With p = fπ / (fπ + 1 − π),
+/// a look's term (x − mp)² / (mp(1 − p)) is (x(1 − π) − fπ(m − x))² /
+/// (m f π(1 − π)), which expands to A/f − 2B + fC over the sums below.
+#[derive(Debug, Clone, Copy, Default)]
+struct Splits {
+    looks: usize,
+    /// Σx, Σm, Σπm: the pooled fit.
+    x: f64,
+    m: f64,
+    pi_m: f64,
+    /// A = Σ x²(1 − π)/(mπ), B = Σ x(m − x)/m, C = Σ π(m − x)²/(m(1 − π)).
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+impl Splits {
+    fn add(&mut self, pi: f64, x: f64, m: f64) {
+        self.looks += 1;
+        (self.x, self.m, self.pi_m) = (self.x + x, self.m + m, self.pi_m + pi * m);
+        self.a += x * x * (1.0 - pi) / (m * pi);
+        self.b += x * (m - x) / m;
+        self.c += pi * (m - x) * (m - x) / (m * (1.0 - pi));
+    }
+
+    /// Pearson's χ² of the looks' splits under the ratio `f`.
+    fn chi2(&self, f: f64) -> f64 {
+        self.a / f - 2.0 * self.b + f * self.c
+    }
 }
 
 impl Sequential {
@@ -91,7 +125,7 @@ impl Sequential {
         let pi = nc / (nc + nb);
         let (ec, eb) = (look.canary_bad as f64, look.baseline_bad as f64);
         if ec + eb > 0.0 {
-            self.splits.push((pi, ec, ec + eb));
+            self.splits.add(pi, ec, ec + eb);
         }
         for (sum, &r) in self.log_ratios.iter_mut().zip(&RATIOS) {
             let p = alternative(pi, r);
@@ -116,21 +150,13 @@ impl Sequential {
     /// event added on each side), at least 1; 1 before three looks with
     /// bad events.
     fn dispersion(&self) -> f64 {
-        if self.splits.len() < 3 {
+        let s = &self.splits;
+        if s.looks < 3 {
             return 1.0;
         }
-        let (x, m, pi_m) = self.splits.iter().fold((0.0, 0.0, 0.0), |(x, m, p), &(pi, xk, mk)| (x + xk, m + mk, p + pi * mk));
-        let pi = pi_m / m;
-        let fit = (x + 0.5) / (m - x + 0.5) * (1.0 - pi) / pi;
-        let chi2: f64 = self
-            .splits
-            .iter()
-            .map(|&(pi, x, m)| {
-                let p = alternative(pi, fit);
-                (x - m * p).powi(2) / (m * p * (1.0 - p))
-            })
-            .sum();
-        (chi2 / (self.splits.len() - 1) as f64).max(1.0)
+        let pi = s.pi_m / s.m;
+        let fit = (s.x + 0.5) / (s.m - s.x + 0.5) * (1.0 - pi) / pi;
+        (s.chi2(fit) / (s.looks - 1) as f64).max(1.0)
     }
 
     /// All looks' counts together.
@@ -190,4 +216,58 @@ fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64) ->
         if evidence(mid.exp()) >= need { hi = mid } else { lo = mid }
     }
     hi.exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dispersion as a walk over every look's split (the definition).
+    fn walked(splits: &[(f64, f64, f64)]) -> f64 {
+        if splits.len() < 3 {
+            return 1.0;
+        }
+        let (x, m, pi_m) = splits.iter().fold((0.0, 0.0, 0.0), |(x, m, p), &(pi, xk, mk)| (x + xk, m + mk, p + pi * mk));
+        let pi = pi_m / m;
+        let fit = (x + 0.5) / (m - x + 0.5) * (1.0 - pi) / pi;
+        let chi2: f64 = splits
+            .iter()
+            .map(|&(pi, x, m)| {
+                let p = alternative(pi, fit);
+                (x - m * p).powi(2) / (m * p * (1.0 - p))
+            })
+            .sum();
+        (chi2 / (splits.len() - 1) as f64).max(1.0)
+    }
+
+    #[test]
+    fn running_sums_give_the_walked_dispersion() {
+        let mut next = crate::test_numbers(0x2545_f491_4f6c_dd1du64);
+        let (mut test, mut splits, mut overdispersed) = (Sequential::default(), Vec::new(), 0);
+        for look in 0..5_000 {
+            let (nc, nb) = (1 + next(500), 1 + next(2_000));
+            // Now and then a burst lands on one side only.
+            let (ec, eb) = if next(10) == 0 { (next(50), 0) } else { (next(4), next(8)) };
+            let counts = Counts { canary_requests: nc, canary_bad: ec, baseline_requests: nb, baseline_bad: eb };
+            test.observe(counts);
+            if ec + eb > 0 {
+                splits.push((nc as f64 / (nc + nb) as f64, ec as f64, (ec + eb) as f64));
+            }
+            let (running, walk) = (test.dispersion(), walked(&splits));
+            assert!((running - walk).abs() <= 1e-9 * walk, "look {look}: {running} against {walk}");
+            overdispersed += usize::from(walk > 1.0);
+        }
+        assert!(overdispersed > 1_000, "the bursts show: {overdispersed}");
+    }
+
+    #[test]
+    fn independent_events_are_not_dispersed() {
+        // Bad events split exactly as the shares predict: χ² is small.
+        let mut test = Sequential::default();
+        for _ in 0..100 {
+            test.observe(Counts { canary_requests: 100, canary_bad: 1, baseline_requests: 400, baseline_bad: 4 });
+        }
+        assert_eq!(test.evidence(0.01).dispersion, 1.0);
+        assert!(!test.evidence(0.01).regressed);
+    }
 }

@@ -4,7 +4,7 @@
 //! short window both over the limit, neither fires on a brief blip nor
 //! keeps firing after recovery (the SRE workbook's alerting rule).
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 /// One look's counts of the canary: its time since the judgement began.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,12 +37,18 @@ pub const MIN_BAD: u64 = 10;
 /// Why the guard trips, or None. `budget` is the share of bad events the
 /// SLO allows (0.01 for 99%); `samples` are in time order. A window counts
 /// once the judgement has run for its short span (a long window not yet
-/// full covers what there is) and holds [`MIN_BAD`] bad events.
+/// full covers what there is) and holds [`MIN_BAD`] bad events. Walks the
+/// samples: [`BurnRate`] keeps the same judgement as running sums.
 pub fn burn_rate_guard(samples: &[Sample], budget: f64, windows: &[BurnWindow]) -> Option<String> {
     let now = samples.last()?.at;
     let totals = |window: Duration| {
         samples.iter().filter(|s| now.saturating_sub(s.at) < window).fold((0u64, 0u64), |(r, b), s| (r + s.requests, b + s.bad))
     };
+    trips(now, budget, windows, totals)
+}
+
+/// The guard's rule on each window's (requests, bad) at `now`.
+fn trips(now: Duration, budget: f64, windows: &[BurnWindow], totals: impl Fn(Duration) -> (u64, u64)) -> Option<String> {
     let burn = |(requests, bad): (u64, u64)| if requests == 0 || budget <= 0.0 { 0.0 } else { bad as f64 / requests as f64 / budget };
     windows.iter().filter(|w| now >= w.short).find_map(|w| {
         let long_totals = totals(w.long);
@@ -57,6 +63,70 @@ pub fn burn_rate_guard(samples: &[Sample], budget: f64, windows: &[BurnWindow]) 
             )
         })
     })
+}
+
+/// The burn-rate guard over samples that arrive one at a time, as running
+/// sums: each span (a window's long or short one) keeps the total of the
+/// samples inside it, adding each new sample and taking out those it has
+/// passed. A sample costs the same however many the longest span holds —
+/// at one look a second, 30 minutes are 1,800 of them.
+#[derive(Debug, Clone)]
+pub struct BurnRate {
+    budget: f64,
+    windows: &'static [BurnWindow],
+    /// The samples inside the longest span, oldest first; `first` is the
+    /// number of the oldest (samples are numbered from 0 as they come).
+    samples: VecDeque<Sample>,
+    first: u64,
+    spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone)]
+struct Span {
+    length: Duration,
+    /// The number of its oldest sample, and its totals (requests, bad).
+    oldest: u64,
+    totals: (u64, u64),
+}
+
+impl BurnRate {
+    pub fn new(budget: f64, windows: &'static [BurnWindow]) -> Self {
+        let mut lengths: Vec<Duration> = windows.iter().flat_map(|w| [w.long, w.short]).collect();
+        lengths.sort();
+        lengths.dedup();
+        let spans = lengths.into_iter().map(|length| Span { length, oldest: 0, totals: (0, 0) }).collect();
+        Self { budget, windows, samples: VecDeque::new(), first: 0, spans }
+    }
+
+    /// Adds the newest sample; samples come in time order.
+    pub fn push(&mut self, sample: Sample) {
+        self.samples.push_back(sample);
+        let now = sample.at;
+        for span in &mut self.spans {
+            span.totals = (span.totals.0 + sample.requests, span.totals.1 + sample.bad);
+            // The newest sample is always inside: the loop stops at it.
+            while let Some(old) = self.samples.get(usize::try_from(span.oldest - self.first).unwrap_or(usize::MAX))
+                && now.saturating_sub(old.at) >= span.length
+            {
+                span.totals = (span.totals.0 - old.requests, span.totals.1 - old.bad);
+                span.oldest += 1;
+            }
+        }
+        // A sample no span holds never counts again: times only grow.
+        let keep = self.spans.iter().map(|s| s.oldest).min().unwrap_or(self.first + self.samples.len() as u64);
+        while self.first < keep {
+            self.samples.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// Why the guard trips at the newest sample, or None; as
+    /// [`burn_rate_guard`] on all the samples pushed.
+    pub fn tripped(&self) -> Option<String> {
+        let now = self.samples.back()?.at;
+        let totals = |length: Duration| self.spans.iter().find(|s| s.length == length).map_or((0, 0), |s| s.totals);
+        trips(now, self.budget, self.windows, totals)
+    }
 }
 
 /// Whether `bad` of `requests` shows, at level `alpha`, that the canary's
@@ -126,5 +196,29 @@ mod tests {
         // Within budget, and no traffic at all.
         assert_eq!(burn_rate_guard(&series(|_| 1, 600), 0.01, &CANARY_WINDOWS), None);
         assert_eq!(burn_rate_guard(&[], 0.01, &CANARY_WINDOWS), None);
+    }
+
+    #[test]
+    fn running_sums_judge_as_the_whole_series_does() {
+        // Looks of 1–20 s, bursts of errors now and then, 3,000 of them: at
+        // every look the running sums trip exactly when the walk does.
+        let mut next = crate::test_numbers(0x9e37_79b9_7f4a_7c15u64);
+        let (mut samples, mut at, mut guard, mut trips) = (Vec::new(), Duration::ZERO, BurnRate::new(0.01, &CANARY_WINDOWS), 0);
+        for i in 0..3_000 {
+            at += Duration::from_millis(1_000 + next(19_000));
+            let burst = (i / 100) % 3 == 0 && next(4) > 0;
+            let requests = next(200);
+            let bad = if burst { requests * next(40) / 100 } else { requests * next(2) / 100 };
+            let sample = Sample { at, requests, bad };
+            samples.push(sample);
+            guard.push(sample);
+            let walked = burn_rate_guard(&samples, 0.01, &CANARY_WINDOWS);
+            assert_eq!(guard.tripped(), walked, "look {i}");
+            trips += usize::from(walked.is_some());
+        }
+        // Both outcomes were met, often.
+        assert!(trips > 100 && trips < 2_900, "{trips} of 3,000 looks tripped");
+        // It keeps only what the longest window holds (30 min of ≥ 1 s looks).
+        assert!(guard.samples.len() <= 1_800, "{}", guard.samples.len());
     }
 }

@@ -11,7 +11,6 @@ use paved_judge::{
 };
 use paved_proto::canary_analyzer::v1::{Check, RequestCounts};
 use paved_spec::{Analysis, Direction, Metric, Slo, Source};
-use std::{collections::VecDeque, time::Duration};
 
 /// Confidence of the quantile intervals and Kayenta's shift intervals.
 const CONFIDENCE: f64 = 0.98;
@@ -154,16 +153,13 @@ impl Judgement {
         }
     }
 
-    /// The burn-rate guard on the canary's looks (bad: over the SLO):
-    /// `recent`, the looks within the longest window, and `totals`, the
-    /// canary's (requests, bad) over all looks.
-    pub(super) fn slo_guard(&mut self, name: &str, metric: &Metric, recent: &VecDeque<(Duration, RequestCounts)>, totals: (u64, u64)) {
-        let Some(SloEvents { budget, over }) = SloEvents::of(metric) else { return };
-        let samples: Vec<slo::Sample> =
-            recent.iter().map(|(at, c)| slo::Sample { at: *at, requests: c.requests, bad: over.bad(c) }).collect();
+    /// The burn-rate guard on the canary's looks (bad: over the SLO), and
+    /// `totals`, the canary's (requests, bad) over all looks.
+    pub(super) fn slo_guard(&mut self, name: &str, metric: &Metric, guard: &slo::BurnRate, totals: (u64, u64)) {
+        let Some(SloEvents { budget, .. }) = SloEvents::of(metric) else { return };
         let (requests, bad_total) = totals;
         let burn = if requests > 0 && budget > 0.0 { bad_total as f64 / requests as f64 / budget } else { 0.0 };
-        let tripped = slo::burn_rate_guard(&samples, budget, &slo::CANARY_WINDOWS);
+        let tripped = guard.tripped();
         self.checks.push(Check {
             metric: name.into(),
             judge: "slo".into(),

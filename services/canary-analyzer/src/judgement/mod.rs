@@ -4,12 +4,11 @@
 //! stored rollout can be judged again with another analysis (replay).
 //!
 //! What a look needs of the earlier ones is kept in a [`Rollout`] as running
-//! totals (each metric's sequential test, the canary's totals, the current
-//! step's looks, the looks within the burn-rate guard's longest window), so
+//! totals (each metric's sequential test and its dispersion, the canary's
+//! totals, the current step's totals, each burn-rate window's sums), so
 //! judging a look costs the same at look 10 as at look 5,000 (`cargo xtask
-//! bench canary` measures both). The one part that still walks every look
-//! with bad events is the sequential test's dispersion estimate, a few
-//! float operations per such look ([`paved_judge::sequential`]).
+//! bench looks` measures both). Only the Kayenta judge, once a step's
+//! interval is over, reads that step's looks one by one.
 //!
 //! Per metric, the judges it names:
 //! - **sequential** (error rate, latency): canary against baseline on bad
@@ -35,10 +34,7 @@ use paved_judge::{
 };
 use paved_proto::canary_analyzer::v1::{Check, Decision, JudgeLookRequest, RequestCounts, Verdict};
 use paved_spec::{Analysis, Judge, Slo, Source};
-use std::{
-    collections::{BTreeMap, VecDeque},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 /// A Prometheus metric's values during the step: the canary's and the
 /// baseline's, or why there are none (Prometheus down, no series, only NaN).
@@ -71,15 +67,22 @@ pub struct Rollout {
     canary_total: RequestCounts,
     /// Per proxy metric judged sequentially, its bad events over all looks.
     bad: BTreeMap<String, BadEvents>,
-    /// Per proxy metric with an SLO, the canary's (requests, bad) over all looks.
-    slo_totals: BTreeMap<String, (Over, (u64, u64))>,
-    /// The canary's looks within the burn-rate guard's longest window of
-    /// the last one: when each ended (since the first began), its counts.
-    recent: VecDeque<(Duration, RequestCounts)>,
-    /// The current step (index, start ms) and its looks, canary and
-    /// baseline: a step's looks are consecutive.
+    /// Per proxy metric with an SLO, the canary's (requests, bad) over all
+    /// looks and its burn-rate guard.
+    slo_totals: BTreeMap<String, SloTotals>,
+    /// The current step (index, start ms), its totals (canary, baseline)
+    /// and its looks: a step's looks are consecutive.
     step: Option<(u32, i64)>,
+    step_totals: (RequestCounts, RequestCounts),
     step_looks: Vec<(Option<RequestCounts>, Option<RequestCounts>)>,
+}
+
+/// A proxy metric's SLO over the rollout: which requests are bad for it,
+/// the canary's (requests, bad), and the guard on how fast it burns.
+struct SloTotals {
+    over: Over,
+    totals: (u64, u64),
+    burn: slo::BurnRate,
 }
 
 impl Rollout {
@@ -92,8 +95,9 @@ impl Rollout {
             {
                 bad.insert(name.clone(), events);
             }
-            if let Some(events) = SloEvents::of(metric) {
-                slo_totals.insert(name.clone(), (events.over, (0, 0)));
+            if let Some(SloEvents { budget, over }) = SloEvents::of(metric) {
+                let burn = slo::BurnRate::new(budget, &slo::CANARY_WINDOWS);
+                slo_totals.insert(name.clone(), SloTotals { over, totals: (0, 0), burn });
             }
         }
         Self {
@@ -104,8 +108,8 @@ impl Rollout {
             canary_total: RequestCounts::default(),
             bad,
             slo_totals,
-            recent: VecDeque::new(),
             step: None,
+            step_totals: Default::default(),
             step_looks: Vec::new(),
         }
     }
@@ -128,15 +132,12 @@ impl Rollout {
         let first = *self.first_start.get_or_insert_with(|| millis(look.start_time.as_ref()));
         if let Some(c) = &look.canary {
             add(&mut self.canary_total, c);
-            for (over, (requests, bad)) in self.slo_totals.values_mut() {
-                (*requests, *bad) = (*requests + c.requests, *bad + over.bad(c));
-            }
+            // The guard's clock: when the look ended, since the first began.
             let at = Duration::from_millis(u64::try_from(end - first).unwrap_or(0));
-            self.recent.push_back((at, c.clone()));
-            // Ends only grow: a look past the longest window never counts again.
-            let longest = slo::CANARY_WINDOWS.iter().map(|w| w.long).max().unwrap_or_default();
-            while self.recent.front().is_some_and(|(t, _)| at.saturating_sub(*t) >= longest) {
-                self.recent.pop_front();
+            for s in self.slo_totals.values_mut() {
+                let bad = s.over.bad(c);
+                s.totals = (s.totals.0 + c.requests, s.totals.1 + bad);
+                s.burn.push(slo::Sample { at, requests: c.requests, bad });
             }
         }
         for events in self.bad.values_mut() {
@@ -145,8 +146,11 @@ impl Rollout {
         let step = (look.step, millis(look.step_start_time.as_ref()));
         if self.step != Some(step) {
             self.step = Some(step);
+            self.step_totals = Default::default();
             self.step_looks.clear();
         }
+        add(&mut self.step_totals.0, canary);
+        add(&mut self.step_totals.1, baseline);
         self.step_looks.push((look.canary.clone(), look.baseline.clone()));
     }
 
@@ -155,8 +159,7 @@ impl Rollout {
     pub fn judge(&mut self, now: &JudgeLookRequest, fetched: &Fetched) -> Decision {
         self.observe(now);
         let analysis = &self.analysis;
-        let (canary, baseline) =
-            (sum(self.step_looks.iter().map(|(c, _)| c.as_ref())), sum(self.step_looks.iter().map(|(_, b)| b.as_ref())));
+        let (canary, baseline) = &self.step_totals;
         // No baseline by design: a first revision, or a step of all traffic. A
         // baseline that should be there but took no traffic is not this case.
         let compared = !now.baseline_revision_id.is_empty() && now.weight < 100;
@@ -174,11 +177,12 @@ impl Rollout {
                         let kept = self.slo_kept(metric, alpha / f64::from(self.decisions.max(1)));
                         j.sequential(name, bad, metric, max_change, kept);
                     }
-                    if metric.judges.contains(&Judge::Slo) {
-                        let totals = self.slo_totals.get(name).map_or((0, 0), |(_, totals)| *totals);
-                        j.slo_guard(name, metric, &self.recent, totals);
+                    if metric.judges.contains(&Judge::Slo)
+                        && let Some(s) = self.slo_totals.get(name)
+                    {
+                        j.slo_guard(name, metric, &s.burn, s.totals);
                     }
-                    j.describe(name, &metric.source, &canary, &baseline);
+                    j.describe(name, &metric.source, canary, baseline);
                     if metric.judges.contains(&Judge::Kayenta) && now.interval_over {
                         let (c, b) = per_look(&metric.source, &self.step_looks);
                         let config = kayenta_config(name, metric);
@@ -290,14 +294,6 @@ fn add(total: &mut RequestCounts, c: &RequestCounts) {
     total.requests += c.requests;
     total.errors += c.errors;
     histogram::merge(&mut total.latency, &c.latency);
-}
-
-fn sum<'a>(counts: impl Iterator<Item = Option<&'a RequestCounts>>) -> RequestCounts {
-    let mut total = RequestCounts::default();
-    for c in counts.flatten() {
-        add(&mut total, c);
-    }
-    total
 }
 
 pub fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
