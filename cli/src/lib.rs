@@ -31,6 +31,7 @@
 //! - [`output`] — tables for people, JSON for scripts.
 
 pub mod artifacts;
+pub mod audit;
 pub mod ca;
 pub mod canary;
 pub mod client;

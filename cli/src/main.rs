@@ -4,8 +4,8 @@
 
 use clap::{Parser, Subcommand};
 use paved::{
-    artifacts, ca, canary, db, deploy, leases, login, plan, policy, preview, render, rollback, rollouts, secrets, status, tokens, traffic,
-    up,
+    artifacts, audit, ca, canary, db, deploy, leases, login, plan, policy, preview, render, rollback, rollouts, secrets, status, tokens,
+    traffic, up,
 };
 use std::process::ExitCode;
 
@@ -62,6 +62,8 @@ enum Command {
     Rollout(rollouts::RolloutArgs),
     /// The canary analyzer's judgements of a rollout.
     Canary(canary::CanaryArgs),
+    /// The audit log: its verifier key, its checkpoints.
+    Audit(audit::AuditArgs),
     /// Return all of a workload's traffic to its last known-good revision.
     Rollback(rollback::RollbackArgs),
     /// Requests per revision through a workload's proxy.
@@ -104,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::run(args),
         Command::Rollout(args) => rollouts::run(args).await,
         Command::Canary(args) => canary::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Traffic(args) => traffic::run(args).await,
     }

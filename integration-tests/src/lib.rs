@@ -256,6 +256,12 @@ impl Drop for Load {
 /// `PAVED_ROOT_KEY`).
 pub const ROOT_KEY: &str = "4f1d2c3b4a5968778695a4b3c2d1e0f00112233445566778899aabbccddeeff0";
 
+/// The audit service's settings in tests: its log key sealed under the
+/// tests' root key.
+pub fn audit_options() -> paved_audit::Options {
+    paved_audit::Options { root_key: Some(paved_seal::Secret(ROOT_KEY.into())), ..Default::default() }
+}
+
 /// A broker in production mode on its own PostgreSQL database, and a root
 /// token minted as an operator holding the root key would (`paved token
 /// root`). It runs until `shutdown`.
@@ -343,5 +349,34 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     type Writer = Logs;
     fn make_writer(&'a self) -> Logs {
         self.clone()
+    }
+}
+
+/// A plain HTTP GET: the status, the headers and the body.
+pub async fn http_get(url: &str) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().expect("a URL")).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap_or_else(|e| panic!("GET {url}: {e}")).to_bytes().to_vec();
+    (parts.status, parts.headers, body)
+}
+
+/// A service's common settings in production mode: on `listen`, its
+/// database and stream, the broker at `broker`, no mTLS.
+pub fn service_common(
+    listen: std::net::SocketAddr,
+    broker: std::net::SocketAddr,
+    database_url: &str,
+    stream_url: &str,
+) -> paved_service::Common {
+    paved_service::Common {
+        listen,
+        database_url: database_url.to_string(),
+        stream_url: stream_url.to_string(),
+        log_format: "pretty".into(),
+        stream_max_len: 10_000,
+        broker_url: format!("http://{broker}"),
+        mtls: Default::default(),
     }
 }

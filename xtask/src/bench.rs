@@ -15,10 +15,12 @@
 //!
 //! - `looks`: one look's judgement at look 10 and at look 5,000 of a
 //!   rollout (see `looks.rs`).
+//! - `audit`: the audit log's appends, checkpoints, proofs and offline
+//!   check (see `audit.rs`; needs PostgreSQL on 127.0.0.1:5432).
 //! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|tokens|broker|dbcreds]` (all by default). Needs Redis on
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use crate::measure::{free_port, median, ms};
@@ -33,7 +35,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "tokens", "broker", "dbcreds"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Every benchmark measures from this process too (the token-verifying
@@ -62,6 +64,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,
+            "audit" => crate::audit::run()?,
             "tokens" => crate::tokens::run()?,
             other => bail!("unknown benchmark {other:?}: expected one of {}", all.join(", ")),
         }

@@ -8,6 +8,7 @@
 //!   as `free_port` and `median`, are in `measure.rs`, which imports none
 //!   of them).
 
+mod audit;
 mod bench;
 mod canary;
 mod dbcreds;

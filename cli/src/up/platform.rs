@@ -350,8 +350,14 @@ async fn embedded_services(
         embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, broker, health, shutdown).await?,
         embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, analyzer, health, shutdown).await?,
         embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, Default::default(), health, shutdown).await?,
-        embedded::<paved_audit::Audit>(dir, stream, Default::default(), health, shutdown).await?,
+        embedded::<paved_audit::Audit>(dir, stream, audit_options(dir), health, shutdown).await?,
     ])
+}
+
+/// The audit log's key is sealed under the root key beside the data, the
+/// broker's (the broker, built first, creates it).
+fn audit_options(dir: &Path) -> paved_audit::Options {
+    paved_audit::Options { root_key_file: Some(dir.join("root.key")), create_root_key: true, ..Default::default() }
 }
 
 async fn embedded<S: ConsumerService>(

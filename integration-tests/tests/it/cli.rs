@@ -82,6 +82,7 @@ async fn service_binaries_read_layered_config() {
         .env("PAVED_LISTEN", format!("127.0.0.1:{port}"))
         .env("PAVED_STREAM_URL", &stream)
         .env("PAVED_BROKER_URL", format!("http://{broker}"))
+        .env("PAVED_ROOT_KEY", paved_integration_tests::ROOT_KEY)
         .kill_on_drop(true)
         .spawn()
         .expect("start paved-audit");

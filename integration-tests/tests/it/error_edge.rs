@@ -106,7 +106,7 @@ async fn audit_storage_failure_is_logged_not_sent() {
     let stream = redis_namespace("it_edge_audit").await;
     let shutdown = CancellationToken::new();
     let (broker, token, broker_task) = start_broker(&stream, &shutdown).await;
-    let (addr, database, task) = start::<paved_audit::Audit>(broker, &stream, Default::default(), &shutdown).await;
+    let (addr, database, task) = start::<paved_audit::Audit>(broker, &stream, paved_integration_tests::audit_options(), &shutdown).await;
     let client = AuditServiceClient::new(authed(channel(addr).await, &token));
     break_table(&database, "audit_entries").await;
     let status = storage_failure(|| {

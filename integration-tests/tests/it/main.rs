@@ -1,6 +1,7 @@
 //! Paved's integration tests: one binary, one module per area.
 
 mod artifacts;
+mod audit_log;
 mod auth;
 mod canary;
 mod cli;

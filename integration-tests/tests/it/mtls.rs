@@ -194,7 +194,7 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let token_file = common.mtls.token_file.clone().expect("token file");
     std::fs::write(&token_file, &first).expect("token file");
     let start_audit = |listener: tokio::net::TcpListener, shutdown: CancellationToken| {
-        let config = BasicConfig { common: common.clone(), options: Default::default() };
+        let config = BasicConfig { common: common.clone(), options: paved_integration_tests::audit_options() };
         tokio::spawn(run_consumer::<paved_audit::Audit>(config, listener, shutdown))
     };
     let audit_shutdown = shutdown.child_token();

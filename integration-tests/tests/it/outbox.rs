@@ -98,7 +98,7 @@ async fn nothing_lost(db_url: &str, audit_url: &str) {
     // The audit service's consumer keeps each event exactly once: taken as
     // a batch (the duplicate inside it too), then redelivered one by one.
     let audit = paved_store::connect_and_migrate::<paved_audit::migration::Migrator>(audit_url).await.expect("audit db");
-    let recorder = paved_audit::Recorder { db: audit.clone() };
+    let recorder = paved_audit::Recorder { log: std::sync::Arc::new(paved_audit::log::append::Log::new(audit.clone())) };
     let events: Vec<_> = got.iter().map(|d| event::decode(&d.payload).expect("envelope")).collect();
     use paved_stream::consumer::Handler;
     assert!(recorder.handle_all(&name, &events).await.expect("record a batch"), "the recorder takes batches");
@@ -111,6 +111,12 @@ async fn nothing_lost(db_url: &str, audit_url: &str) {
         .expect("count")
         .expect("row");
     assert_eq!(count.try_get::<i64>("", "n").expect("n"), 3);
+    let leaves = audit
+        .query_one_raw(sea_orm::Statement::from_string(audit.get_database_backend(), "SELECT COUNT(*) AS n FROM log_leaves"))
+        .await
+        .expect("count")
+        .expect("row");
+    assert_eq!(leaves.try_get::<i64>("", "n").expect("n"), 3, "each event one leaf of the log");
 }
 
 #[tokio::test]

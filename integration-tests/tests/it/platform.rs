@@ -53,6 +53,12 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
             .contains(&format!("paved_proxy_request_duration_seconds_count{{workload=\"dev/hello\",revision=\"{}\"}}", hello.revision_id))
     );
 
+    // The audit log: its key from `paved audit key` (no token), its
+    // checkpoint over plain HTTP on the platform's port, verified by it.
+    let key = audit_key(&platform.addr.to_string()).await;
+    let (size, _) = verified_checkpoint(&platform.addr.to_string(), &key).await;
+    assert!(size > 0, "the platform's own events are in the log");
+
     platform.stop().await.expect("stop");
     assert!(tokio::net::TcpStream::connect(&endpoint).await.is_err(), "Ctrl-C stops every process it started");
 
@@ -67,7 +73,34 @@ async fn embedded_up_is_healthy_and_restarts_to_the_same_state() {
     let hello = &status.workloads[0];
     assert_eq!((hello.revision, hello.state.as_str(), hello.endpoint.as_str()), (1, "healthy", endpoint.as_str()));
     assert_eq!(http_get(&hello.endpoint, "/").await, "hello from v1\n");
+    // The log kept its key (sealed under the root key beside the data) and
+    // its tree: the new checkpoint is at least as large.
+    assert_eq!(audit_key(&platform.addr.to_string()).await, key, "the log keeps its key across a restart");
+    let (again, _) = verified_checkpoint(&platform.addr.to_string(), &key).await;
+    assert!(again >= size, "{again} < {size}");
     platform.stop().await.expect("stop");
+}
+
+async fn audit_key(endpoint: &str) -> String {
+    let out = paved_integration_tests::paved(&["audit", "key", "--endpoint", endpoint]).await;
+    assert!(out.status.success(), "{}", paved_integration_tests::text(&out.stderr));
+    let key = paved_integration_tests::text(&out.stdout).trim().to_string();
+    assert!(key.starts_with("paved/audit+"), "{key}");
+    key
+}
+
+/// The latest checkpoint at `/audit/log/checkpoint`, verified with `key`:
+/// (size, note).
+async fn verified_checkpoint(endpoint: &str, key: &str) -> (u64, String) {
+    let note = paved_integration_tests::eventually("a signed checkpoint", Duration::from_secs(30), || async {
+        let (status, _, body) = paved_integration_tests::http_get(&format!("http://{endpoint}/audit/log/checkpoint")).await;
+        status.is_success().then(|| String::from_utf8(body).expect("text"))
+    })
+    .await;
+    let verifiers = signed_note::VerifierList::new(vec![Box::new(signed_note::StandardVerifier::new(key).expect("a verifier key"))]);
+    let parsed = signed_note::Note::from_bytes(note.as_bytes()).expect("a signed note");
+    parsed.verify(&verifiers).expect("the checkpoint verifies with `paved audit key`");
+    (tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a checkpoint").size(), note)
 }
 
 #[tokio::test]

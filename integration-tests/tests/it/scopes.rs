@@ -11,11 +11,21 @@ use std::collections::{HashMap, HashSet};
 use tonic_types::StatusExt;
 use tower::{Layer, Service, ServiceExt};
 
-/// The exemptions the platform serves with: the broker's (the other
-/// services declare none).
+/// The exemptions the platform serves with: every service's (the
+/// provisioner declares none).
 fn exemptions() -> Exemptions {
-    let set = |methods: &[&str]| methods.iter().map(|m| m.to_string()).collect::<HashSet<_>>();
-    Exemptions { open: set(paved_secrets_broker::OPEN_METHODS), token_only: set(paved_secrets_broker::TOKEN_ONLY_METHODS) }
+    use paved_service::ConsumerService;
+    fn of<S: ConsumerService>() -> [&'static [&'static str]; 2] {
+        [S::OPEN_METHODS, S::TOKEN_ONLY_METHODS]
+    }
+    let all = [
+        of::<paved_secrets_broker::SecretsBroker>(),
+        of::<paved_audit::Audit>(),
+        of::<paved_canary_analyzer::CanaryAnalyzer>(),
+        of::<paved_cost_scheduler::CostScheduler>(),
+    ];
+    let set = |i: usize| all.iter().flat_map(|m| m[i].iter().map(|m| m.to_string())).collect::<HashSet<_>>();
+    Exemptions { open: set(0), token_only: set(1) }
 }
 
 /// Every Paved method's full path, service by service as `proto/` has them.

@@ -33,15 +33,7 @@ async fn channel(addr: SocketAddr) -> Channel {
 }
 
 fn common(listen: SocketAddr, broker: SocketAddr, database_url: String, stream_url: &str) -> Common {
-    Common {
-        listen,
-        database_url,
-        stream_url: stream_url.to_string(),
-        log_format: "pretty".into(),
-        stream_max_len: 10_000,
-        broker_url: format!("http://{broker}"),
-        mtls: Default::default(),
-    }
+    paved_integration_tests::service_common(listen, broker, &database_url, stream_url)
 }
 
 /// Waits (bounded) until `service` reports SERVING, or NOT_SERVING when
@@ -83,7 +75,10 @@ async fn start_stack() -> Stack {
     tasks.push(tokio::spawn(paved_provisioner::run(config, l, shutdown.clone())));
 
     let (l, audit) = listener().await;
-    let config = BasicConfig { common: common(audit, broker, postgres_database("it_audit").await, &stream), options: Default::default() };
+    let config = BasicConfig {
+        common: common(audit, broker, postgres_database("it_audit").await, &stream),
+        options: paved_integration_tests::audit_options(),
+    };
     tasks.push(tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone())));
 
     Stack { provisioner, audit, broker, token, shutdown, tasks, _data: data }
@@ -357,7 +352,7 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     let (l, addr) = listener().await;
     let config = BasicConfig {
         common: common(addr, broker, postgres_database("it_lost").await, &format!("redis://127.0.0.1:{}", redis.port)),
-        options: Default::default(),
+        options: paved_integration_tests::audit_options(),
     };
     let task = tokio::spawn(run_consumer::<paved_audit::Audit>(config, l, shutdown.clone()));
     let ch = channel(addr).await;
@@ -393,7 +388,7 @@ async fn lost_postgres_is_retried_and_nothing_is_lost() {
     let (broker, token, broker_task) = start_broker(&stream_url, &shutdown).await;
     let (l, addr) = listener().await;
     let task = tokio::spawn(run_consumer::<paved_audit::Audit>(
-        BasicConfig { common: common(addr, broker, via_cut, &stream_url), options: Default::default() },
+        BasicConfig { common: common(addr, broker, via_cut, &stream_url), options: paved_integration_tests::audit_options() },
         l,
         shutdown.clone(),
     ));

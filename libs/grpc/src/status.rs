@@ -42,6 +42,16 @@ pub fn permission_denied_for(reason: &str, message: impl Into<String>, metadata:
     Status::with_error_details(Code::PermissionDenied, message, details)
 }
 
+/// OUT_OF_RANGE: a position past the end of what there is (AIP-193), with
+/// the field that asked for it and, in `ErrorInfo` metadata, what there is
+/// (`size`) for programs to act on.
+pub fn out_of_range(reason: &str, message: impl Into<String>, field: &str, metadata: &[(&str, &str)]) -> Status {
+    let message = message.into();
+    let mut details = ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message.clone())]);
+    details.set_error_info(reason, DOMAIN, metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>());
+    Status::with_error_details(Code::OutOfRange, message, details)
+}
+
 pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Status {
     with_reason(Code::FailedPrecondition, reason, message, ErrorDetails::new())
 }

@@ -387,6 +387,22 @@ impl sea_orm_migration::MigrationTrait for CreateIndex {
     }
 }
 
+/// `SELECT <columns> FROM <table>` as PostgreSQL text: for the tests that
+/// pin a service's `DeriveIden` enums to the names its migrations gave
+/// (a published migration spells names as strings and never changes).
+pub fn select_sql<C: sea_orm::sea_query::IntoColumnRef>(
+    table: impl sea_orm::sea_query::IntoTableRef,
+    columns: impl IntoIterator<Item = C>,
+) -> String {
+    sea_orm::sea_query::Query::select().columns(columns).from(table).to_string(sea_orm::sea_query::PostgresQueryBuilder)
+}
+
+/// [`select_sql`] with the names spelled as a migration spells them.
+pub fn select_named_sql(table: &str, columns: &[&str]) -> String {
+    use sea_orm::sea_query::Alias;
+    select_sql(Alias::new(table), columns.iter().map(|c| Alias::new(*c)))
+}
+
 /// No indexes.
 pub fn no_indexes() -> Vec<sea_orm_migration::prelude::IndexCreateStatement> {
     Vec::new()

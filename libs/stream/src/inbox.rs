@@ -2,6 +2,7 @@
 //! record the event id in the same transaction as the effect, and skip events
 //! already recorded.
 
+use crate::schema::Inbox;
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, ColumnDef, OnConflict, Query, Table},
@@ -26,10 +27,10 @@ pub const MIGRATION: paved_store::CreateTable = paved_store::CreateTable {
 /// which case the caller must skip the event's effect.
 pub async fn first_delivery<C: ConnectionTrait>(txn: &C, event_id: &str) -> Result<bool, DbErr> {
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns([Alias::new("event_id")])
+        .into_table(Inbox::Table)
+        .columns([Inbox::EventId])
         .values_panic([event_id.into()])
-        .on_conflict(OnConflict::column(Alias::new("event_id")).do_nothing().to_owned())
+        .on_conflict(OnConflict::column(Inbox::EventId).do_nothing().to_owned())
         .to_owned();
     Ok(txn.execute(&insert).await?.rows_affected() == 1)
 }

@@ -14,6 +14,8 @@
 //!   handler; handlers must be idempotent by event id because delivery is
 //!   at-least-once.
 //! - [`event`] builds envelopes.
+//! - `schema` names the outbox's and the inbox's tables and columns for
+//!   queries (their migrations keep string names).
 //! - `contract` holds [`EventStream`] and its types ([`Delivery`],
 //!   [`StreamError`], [`SharedStream`]), [`stream_name`] and [`PRODUCERS`],
 //!   re-exported here. `lib.rs` keeps only [`open`], which picks a backend:
@@ -27,6 +29,7 @@ pub mod event;
 pub mod inbox;
 pub mod outbox;
 pub mod redis;
+mod schema;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@
 use crate::{
     contract::{SharedStream, StreamError},
     event,
+    schema::Outbox,
 };
 use paved_proto::events::v1::Envelope;
 use sea_orm::{
@@ -47,7 +48,7 @@ pub async fn enqueue_all<C: ConnectionTrait>(conn: &C, stream: &str, envelopes: 
     if envelopes.is_empty() {
         return Ok(());
     }
-    let mut insert = Query::insert().into_table(Alias::new(TABLE)).columns([Alias::new("stream"), Alias::new("payload")]).to_owned();
+    let mut insert = Query::insert().into_table(Outbox::Table).columns([Outbox::Stream, Outbox::Payload]).to_owned();
     for envelope in envelopes {
         insert.values_panic([stream.into(), event::encode(envelope).into()]);
     }
@@ -77,9 +78,9 @@ impl Relay {
     /// Publishes up to one batch, oldest first; returns how many rows went out.
     pub async fn relay_once(&self) -> Result<usize, StreamError> {
         let select = Query::select()
-            .columns([Alias::new("id"), Alias::new("stream"), Alias::new("payload")])
-            .from(Alias::new(TABLE))
-            .order_by(Alias::new("id"), Order::Asc)
+            .columns([Outbox::Id, Outbox::Stream, Outbox::Payload])
+            .from(Outbox::Table)
+            .order_by(Outbox::Id, Order::Asc)
             .limit(BATCH)
             .to_owned();
         let rows = self.db.query_all(&select).await?;
@@ -98,7 +99,7 @@ impl Relay {
         // Exactly the rows published: on PostgreSQL ids are taken at insert,
         // not at commit, so a smaller id may commit after a larger one was
         // read, and a range delete would drop it unpublished.
-        let delete = Query::delete().from_table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).is_in(published)).to_owned();
+        let delete = Query::delete().from_table(Outbox::Table).and_where(Expr::col(Outbox::Id).is_in(published)).to_owned();
         self.db.execute(&delete).await?;
         Ok(rows.len())
     }

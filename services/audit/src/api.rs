@@ -1,36 +1,145 @@
 //! `paved.audit.v1.AuditService`.
 
+use crate::log::{
+    append::Log,
+    read::{ReadError, Signed},
+};
+use crate::schema::AuditEntries;
 use paved_grpc::status;
 use paved_proto::audit::v1::{
-    Entry, ListEntriesRequest, ListEntriesResponse,
+    Checkpoint, ConsistencyProof, Entry, GetCheckpointRequest, GetConsistencyProofRequest, GetInclusionProofRequest, GetLogKeyRequest,
+    InclusionProof, ListCheckpointsRequest, ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest,
+    ListLogEntriesResponse, LogKey,
     audit_service_server::{AuditService, AuditServiceServer},
+    get_inclusion_proof_request::Leaf,
 };
 use paved_proto::timestamp_from_millis;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, QueryResult,
-    sea_query::{Alias, Order, Query},
+    sea_query::{Order, Query},
 };
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-pub fn server(db: DatabaseConnection) -> AuditServiceServer<Api> {
-    AuditServiceServer::new(Api { db })
+pub fn server(db: DatabaseConnection, log: Arc<Log>) -> AuditServiceServer<Api> {
+    AuditServiceServer::new(Api { db, log })
 }
 
 pub struct Api {
     db: DatabaseConnection,
+    log: Arc<Log>,
+}
+
+/// Entries a ListLogEntries call returns at most.
+const MAX_ENTRIES: u32 = 1_000;
+
+impl From<ReadError> for Status {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::OutOfRange { what, field, size } => status::out_of_range(
+                "BEYOND_LOG",
+                format!("{what} is beyond the log, which has {size} entries"),
+                field,
+                &[("size", &size.to_string())],
+            ),
+            ReadError::NoCheckpoint => status::unavailable("NO_CHECKPOINT", "the log has signed no checkpoint yet; try again in a second"),
+            ReadError::UnknownEvent(id) => status::not_found("EVENT_NOT_LOGGED", format!("event {id} is not in the log (yet)")),
+            ReadError::Db(e) => status::storage(&e),
+            ReadError::Tree(e) => status::internal(&e),
+        }
+    }
+}
+
+fn checkpoint(signed: Signed) -> Checkpoint {
+    Checkpoint { note: signed.note, size: signed.size, root_hash: signed.root.0.to_vec() }
 }
 
 #[tonic::async_trait]
 impl AuditService for Api {
+    async fn get_log_key(&self, _: Request<GetLogKeyRequest>) -> Result<Response<LogKey>, Status> {
+        let key = self.log.key().ok_or_else(|| status::unavailable("LOG_KEY_LOADING", "the log's key is not loaded yet; try again"))?;
+        Ok(Response::new(LogKey { origin: key.name().to_string(), verifier_keys: vec![key.verifier_key()] }))
+    }
+
+    async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {
+        Ok(Response::new(checkpoint(self.log.checkpoint().await?)))
+    }
+
+    async fn get_inclusion_proof(&self, request: Request<GetInclusionProofRequest>) -> Result<Response<InclusionProof>, Status> {
+        let req = request.into_inner();
+        let index = match req.leaf {
+            Some(Leaf::Index(index)) => index,
+            Some(Leaf::EventId(id)) => self.log.index_of(&id).await?,
+            None => {
+                return Err(status::invalid_argument(
+                    "LEAF_MISSING",
+                    "name the leaf: index or event_id",
+                    [("leaf".to_string(), "one of index or event_id is required".to_string())],
+                ));
+            }
+        };
+        let signed = if req.tree_size == 0 { Some(self.log.checkpoint().await?) } else { None };
+        let tree_size = signed.as_ref().map_or(req.tree_size, |s| s.size);
+        let hashes = self.log.inclusion(index, tree_size).await?;
+        let entry = self.log.entries(index, 1).await.map_err(|e| status::storage(&e))?.into_iter().next().unwrap_or_default();
+        Ok(Response::new(InclusionProof {
+            index,
+            tree_size,
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+            entry,
+            checkpoint: signed.map(checkpoint),
+        }))
+    }
+
+    async fn get_consistency_proof(&self, request: Request<GetConsistencyProofRequest>) -> Result<Response<ConsistencyProof>, Status> {
+        let req = request.into_inner();
+        let to_size = if req.to_size == 0 { self.log.checkpoint().await?.size } else { req.to_size };
+        let hashes = self.log.consistency(req.from_size, to_size).await?;
+        Ok(Response::new(ConsistencyProof { from_size: req.from_size, to_size, hashes: hashes.iter().map(|h| h.0.to_vec()).collect() }))
+    }
+
+    async fn list_checkpoints(&self, request: Request<ListCheckpointsRequest>) -> Result<Response<ListCheckpointsResponse>, Status> {
+        let req = request.into_inner();
+        let (size, offset) = status::page(req.page_size, &req.page_token)?;
+        let checkpoints: Vec<Checkpoint> = self.log.checkpoints(offset, size).await?.into_iter().map(checkpoint).collect();
+        let next_page_token = status::next_page_token(offset, size, checkpoints.len());
+        Ok(Response::new(ListCheckpointsResponse { checkpoints, next_page_token }))
+    }
+
+    async fn list_log_entries(&self, request: Request<ListLogEntriesRequest>) -> Result<Response<ListLogEntriesResponse>, Status> {
+        let req = request.into_inner();
+        if req.count > MAX_ENTRIES {
+            return Err(status::invalid_argument(
+                "TOO_MANY",
+                format!("count is at most {MAX_ENTRIES}"),
+                [("count".to_string(), format!("{} is over {MAX_ENTRIES}", req.count))],
+            ));
+        }
+        let size = self.log.size().await.map_err(|e| status::storage(&e))?;
+        if req.start > size {
+            return Err(ReadError::OutOfRange { what: format!("start {}", req.start), field: "start", size }.into());
+        }
+        let count = if req.count == 0 { 256 } else { req.count };
+        let entries = self.log.entries(req.start, u64::from(count)).await.map_err(|e| status::storage(&e))?;
+        Ok(Response::new(ListLogEntriesResponse { start: req.start, entries }))
+    }
+
     async fn list_entries(&self, request: Request<ListEntriesRequest>) -> Result<Response<ListEntriesResponse>, Status> {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let query = Query::select()
-            .columns(
-                ["sequence", "event_id", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new),
-            )
-            .from(Alias::new("audit_entries"))
-            .order_by(Alias::new("sequence"), Order::Asc)
+            .columns([
+                AuditEntries::Sequence,
+                AuditEntries::EventId,
+                AuditEntries::Source,
+                AuditEntries::EventType,
+                AuditEntries::Subject,
+                AuditEntries::EventTimeMs,
+                AuditEntries::ReceiveTimeMs,
+                AuditEntries::Envelope,
+            ])
+            .from(AuditEntries::Table)
+            .order_by(AuditEntries::Sequence, Order::Asc)
             .limit(size)
             .offset(offset)
             .to_owned();

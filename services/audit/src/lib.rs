@@ -1,21 +1,29 @@
 //! The audit service: keeps every event of the platform, exactly once, in
-//! order of arrival, and serves them back.
+//! one order, as the leaves of a transparency log, and serves them back
+//! with proofs.
 //!
 //! # Layout
-//! - [`migration`] — the `audit_entries` table (append-only for now; the
-//!   Merkle log of a later issue builds on it).
-//! - [`Recorder`] — the consumer-group handler that appends events,
-//!   deduplicating by event id.
+//! - [`migration`] — the tables: `audit_entries` (the query side) and the
+//!   log's; `schema` names `audit_entries` for queries.
+//! - [`log`] — the transparency log: [`log::tiles`] (the tree in tiles),
+//!   [`log::note`] (the key, signed checkpoints), [`log::append`] (leaves
+//!   appended, checkpoints signed), [`log::read`] (proofs, tiles),
+//!   [`log::http`] (tlog-tiles under `/audit/log/`), [`log::store`].
+//! - [`Recorder`] — the consumer-group handler: each batch of events
+//!   becomes leaves and query rows in one transaction.
 //! - [`api`] — `paved.audit.v1.AuditService`.
 
 pub mod api;
+pub mod log;
 pub mod migration;
+mod schema;
 
 use async_trait::async_trait;
 use paved_stream::{Envelope, consumer::Handler};
+use schema::AuditEntries;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection,
-    sea_query::{Alias, InsertStatement, OnConflict, Query},
+    DatabaseConnection,
+    sea_query::{InsertStatement, OnConflict, Query},
 };
 use std::sync::Arc;
 
@@ -27,49 +35,98 @@ impl paved_service::ConsumerService for Audit {
     const GRPC_NAME: &'static str = "paved.audit.v1.AuditService";
     const PORT: u16 = 7405;
     type Migrator = migration::Migrator;
-    type Options = paved_service::NoOptions;
+    type Options = Options;
+    const OPEN_METHODS: &'static [&'static str] = &["/paved.audit.v1.AuditService/GetLogKey"];
 
     fn parts(
         db: DatabaseConnection,
         _relay: paved_stream::outbox::Relay,
-        _options: paved_service::NoOptions,
-        _background: &mut paved_service::Background,
+        options: Options,
+        background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
-        let api = api::server(db.clone());
-        Ok((Box::new(move |r| r.add_service(api)), Arc::new(Recorder { db })))
+        let root = paved_seal::RootKey::configured(
+            options.root_key.as_ref().map(|k| k.0.as_str()),
+            options.root_key_file.as_deref(),
+            options.create_root_key,
+            "PAVED_ROOT_KEY",
+        )?
+        .ok_or_else(|| {
+            anyhow::anyhow!("the audit log's key is sealed under the root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY")
+        })?;
+        let log = Arc::new(log::append::Log::new(db.clone()));
+        let name = options.log_name.unwrap_or_else(|| log::key::DEFAULT_NAME.to_string());
+        let signer = log.clone();
+        background.spawn(move |shutdown| signer.run(root, name, shutdown));
+        let api = api::server(db, log.clone());
+        let tiles = log.clone();
+        let mount: paved_service::Mount = Box::new(move |r| {
+            let mut r = r.add_service(api);
+            log::http::mount(&mut r, tiles);
+            r
+        });
+        Ok((mount, Arc::new(Recorder { log })))
     }
 }
 
-/// Appends each event once: a redelivered event (same id) is ignored.
+/// The audit service's own settings.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Options {
+    /// A file holding the root key the log's key is sealed under (the
+    /// broker's: `PAVED_ROOT_KEY_FILE`).
+    #[serde(default)]
+    pub root_key_file: Option<std::path::PathBuf>,
+    /// Or the root key itself (`PAVED_ROOT_KEY`).
+    #[serde(default)]
+    pub root_key: Option<paved_seal::Secret>,
+    /// The log's name, the origin line of its checkpoints
+    /// (`PAVED_LOG_NAME`; default `paved/audit`). Fixed when the log's key
+    /// is created.
+    #[serde(default)]
+    pub log_name: Option<String>,
+    /// Create `root_key_file` when it is missing (`paved up`).
+    #[serde(skip)]
+    pub create_root_key: bool,
+}
+
+/// Appends each event once, as a leaf of the log and a row of the query
+/// side, in one transaction: a redelivered event (same id) is neither.
 pub struct Recorder {
-    pub db: DatabaseConnection,
+    pub log: Arc<log::append::Log>,
 }
 
 #[async_trait]
 impl Handler for Recorder {
     async fn handle(&self, stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        self.db.execute(&append(stream, std::slice::from_ref(event))).await?;
-        Ok(())
+        self.handle_all(stream, std::slice::from_ref(event)).await.map(drop)
     }
 
-    /// A batch in one statement (in order): one commit, not one per event.
+    /// A batch in one transaction (in order): one commit, not one per event.
     async fn handle_all(&self, stream: &str, events: &[Envelope]) -> anyhow::Result<bool> {
         // An INSERT without rows is no statement at all.
         if !events.is_empty() {
-            self.db.execute(&append(stream, events)).await?;
+            self.log.append(stream, events, Some(&query_rows(stream, events))).await?;
         }
         Ok(true)
     }
 }
 
-/// One INSERT appending `events`, a redelivered id ignored. A consumer's
-/// batch (at most 128 × 8 parameters) is well under the databases' limits
-/// on bound parameters.
-fn append(stream: &str, events: &[Envelope]) -> InsertStatement {
+/// One INSERT of `events`' query rows, a redelivered id ignored. A
+/// consumer's batch (at most 128 × 8 parameters) is well under the
+/// databases' limits on bound parameters.
+pub fn query_rows(stream: &str, events: &[Envelope]) -> InsertStatement {
     let mut insert = Query::insert()
-        .into_table(Alias::new("audit_entries"))
-        .columns(["event_id", "stream", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"].map(Alias::new))
-        .on_conflict(OnConflict::column(Alias::new("event_id")).do_nothing().to_owned())
+        .into_table(AuditEntries::Table)
+        .columns([
+            AuditEntries::EventId,
+            AuditEntries::Stream,
+            AuditEntries::Source,
+            AuditEntries::EventType,
+            AuditEntries::Subject,
+            AuditEntries::EventTimeMs,
+            AuditEntries::ReceiveTimeMs,
+            AuditEntries::Envelope,
+        ])
+        .on_conflict(OnConflict::column(AuditEntries::EventId).do_nothing().to_owned())
         .to_owned();
     let now = chrono::Utc::now().timestamp_millis();
     for event in events {

@@ -6,7 +6,14 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CREATE_ENTRIES)]
+        vec![
+            Box::new(CREATE_ENTRIES),
+            Box::new(CREATE_LEAVES),
+            Box::new(CREATE_TILES),
+            Box::new(CREATE_STATE),
+            Box::new(CREATE_CHECKPOINTS),
+            Box::new(CREATE_KEYS),
+        ]
     }
 }
 
@@ -26,6 +33,81 @@ const CREATE_ENTRIES: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("event_time_ms")).big_integer())
             .col(ColumnDef::new(Alias::new("receive_time_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("envelope")).blob().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+// The transparency log (crate::log).
+
+const CREATE_LEAVES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000001_create_log_leaves",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_leaves"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("leaf_index")).big_integer().not_null().primary_key())
+            // An event is a leaf once: a redelivery finds its id here.
+            .col(ColumnDef::new(Alias::new("event_id")).string().not_null().unique_key())
+            .col(ColumnDef::new(Alias::new("leaf")).blob().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_TILES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000002_create_log_tiles",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_tiles"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("level")).small_integer().not_null())
+            .col(ColumnDef::new(Alias::new("idx")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("data")).blob().not_null())
+            .primary_key(Index::create().col(Alias::new("level")).col(Alias::new("idx")))
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_STATE: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000003_create_log_state",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_state"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("id")).integer().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("size")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("root")).blob().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_CHECKPOINTS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000004_create_log_checkpoints",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_checkpoints"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("size")).big_integer().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("note")).text().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_KEYS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000005_create_log_keys",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_keys"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("verifier_key")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("sealed")).blob().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("retire_time_ms")).big_integer())
             .to_owned()
     },
     indexes: paved_store::no_indexes,

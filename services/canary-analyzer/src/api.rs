@@ -6,6 +6,7 @@ use crate::{
     judgement::{self, Fetched},
     looks::{self, Stored},
     prometheus::Prometheus,
+    schema::Observations,
 };
 use paved_grpc::status;
 use paved_proto::canary_analyzer::v1::{
@@ -18,7 +19,7 @@ use paved_spec::{Analysis, Source};
 use paved_stream::outbox::Relay;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+    sea_query::{Expr, ExprTrait, Order, Query},
 };
 use std::{
     collections::HashMap,
@@ -277,14 +278,21 @@ impl CanaryAnalyzerService for Api {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let mut query = Query::select()
-            .columns(["revision_id", "workload", "environment", "state", "message", "observe_time_ms"].map(Alias::new))
-            .from(Alias::new("observations"))
-            .order_by(Alias::new("id"), Order::Asc)
+            .columns([
+                Observations::RevisionId,
+                Observations::Workload,
+                Observations::Environment,
+                Observations::State,
+                Observations::Message,
+                Observations::ObserveTimeMs,
+            ])
+            .from(Observations::Table)
+            .order_by(Observations::Id, Order::Asc)
             .limit(size)
             .offset(offset)
             .to_owned();
         if !req.revision_id.is_empty() {
-            query.and_where(Expr::col(Alias::new("revision_id")).eq(req.revision_id));
+            query.and_where(Expr::col(Observations::RevisionId).eq(req.revision_id));
         }
         let rows = self.db.query_all(&query).await.map_err(|e| status::storage(&e))?;
         let observations = rows

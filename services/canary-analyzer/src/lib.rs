@@ -7,7 +7,8 @@
 //! as an event. It also records the health history of every revision.
 //!
 //! # Layout
-//! - [`migration`] — the `observations`, `looks` and outbox tables.
+//! - [`migration`] — the `observations`, `looks` and outbox tables;
+//!   `schema` names the first two and their columns for queries.
 //! - [`judgement`] — a look's decision from the looks so far (pure).
 //! - [`looks`] — the decision records.
 //! - [`prometheus`] — the Prometheus metric provider (range queries).
@@ -22,6 +23,7 @@ pub mod judgement;
 pub mod looks;
 pub mod migration;
 pub mod prometheus;
+mod schema;
 
 pub use api::SOURCE;
 
@@ -37,9 +39,10 @@ pub struct Options {
 use async_trait::async_trait;
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
 use paved_stream::{Envelope, consumer::Handler};
+use schema::Observations;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection,
-    sea_query::{Alias, OnConflict, Query},
+    sea_query::{OnConflict, Query},
 };
 use std::sync::Arc;
 
@@ -85,8 +88,16 @@ impl Handler for ObservationRecorder {
         let state = RevisionState::try_from(changed.to).unwrap_or_default().short_name();
         let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
         let insert = Query::insert()
-            .into_table(Alias::new("observations"))
-            .columns(["event_id", "revision_id", "workload", "environment", "state", "message", "observe_time_ms"].map(Alias::new))
+            .into_table(Observations::Table)
+            .columns([
+                Observations::EventId,
+                Observations::RevisionId,
+                Observations::Workload,
+                Observations::Environment,
+                Observations::State,
+                Observations::Message,
+                Observations::ObserveTimeMs,
+            ])
             .values_panic([
                 event.id.clone().into(),
                 changed.revision_id.clone().into(),
@@ -96,7 +107,7 @@ impl Handler for ObservationRecorder {
                 changed.message.clone().into(),
                 at.into(),
             ])
-            .on_conflict(OnConflict::column(Alias::new("event_id")).do_nothing().to_owned())
+            .on_conflict(OnConflict::column(Observations::EventId).do_nothing().to_owned())
             .to_owned();
         self.db.execute(&insert).await?;
         Ok(())

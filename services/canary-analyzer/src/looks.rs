@@ -1,11 +1,13 @@
 //! The decision records: one row per judged look.
 
 use crate::judgement::Fetched;
+// `schema::Looks` stays qualified: `Looks` is which of a rollout's looks to read.
+use crate::schema;
 use paved_proto::canary_analyzer::v1::{Decision, JudgeLookRequest};
 use prost::Message;
 use sea_orm::{
     ConnectionTrait, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+    sea_query::{Expr, ExprTrait, Order, Query},
 };
 use std::collections::BTreeMap;
 
@@ -18,8 +20,16 @@ pub struct Stored {
 
 pub async fn insert<C: ConnectionTrait>(db: &C, look: &Stored) -> Result<(), DbErr> {
     let insert = Query::insert()
-        .into_table(Alias::new("looks"))
-        .columns(["rollout_id", "look", "request", "fetched", "decision", "verdict", "create_time_ms"].map(Alias::new))
+        .into_table(schema::Looks::Table)
+        .columns([
+            schema::Looks::RolloutId,
+            schema::Looks::Look,
+            schema::Looks::Request,
+            schema::Looks::Fetched,
+            schema::Looks::Decision,
+            schema::Looks::Verdict,
+            schema::Looks::CreateTimeMs,
+        ])
         .values_panic([
             look.request.rollout_id.clone().into(),
             i64::try_from(look.request.look).unwrap_or(i64::MAX).into(),
@@ -50,17 +60,17 @@ pub enum Looks {
 /// The rollout's looks in order.
 pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, which: Looks) -> Result<Vec<Stored>, DbErr> {
     let mut query = Query::select()
-        .columns(["request", "fetched", "decision"].map(Alias::new))
-        .from(Alias::new("looks"))
-        .and_where(Expr::col(Alias::new("rollout_id")).eq(rollout_id))
-        .order_by(Alias::new("look"), Order::Asc)
+        .columns([schema::Looks::Request, schema::Looks::Fetched, schema::Looks::Decision])
+        .from(schema::Looks::Table)
+        .and_where(Expr::col(schema::Looks::RolloutId).eq(rollout_id))
+        .order_by(schema::Looks::Look, Order::Asc)
         .to_owned();
     let look = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     match which {
         Looks::All => {}
-        Looks::Upto(n) => _ = query.and_where(Expr::col(Alias::new("look")).lte(look(n))),
-        Looks::After(n) => _ = query.and_where(Expr::col(Alias::new("look")).gt(look(n))),
-        Looks::Only(n) => _ = query.and_where(Expr::col(Alias::new("look")).eq(look(n))),
+        Looks::Upto(n) => _ = query.and_where(Expr::col(schema::Looks::Look).lte(look(n))),
+        Looks::After(n) => _ = query.and_where(Expr::col(schema::Looks::Look).gt(look(n))),
+        Looks::Only(n) => _ = query.and_where(Expr::col(schema::Looks::Look).eq(look(n))),
     }
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| DbErr::Custom(format!("look record of rollout {rollout_id}: corrupt {what}: {e}"));

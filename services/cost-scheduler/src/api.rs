@@ -1,15 +1,13 @@
 //! `paved.cost_scheduler.v1.CostSchedulerService`.
 
+use crate::schema::RevisionUsage;
 use paved_grpc::status;
 use paved_proto::cost_scheduler::v1::{
     ListUsageRequest, ListUsageResponse, Usage,
     cost_scheduler_service_server::{CostSchedulerService, CostSchedulerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection,
-    sea_query::{Alias, Query},
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, sea_query::Query};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
@@ -28,8 +26,8 @@ impl CostSchedulerService for Api {
         let req = request.into_inner();
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let query = Query::select()
-            .columns(["workload", "environment", "running_ms", "running_since_ms"].map(Alias::new))
-            .from(Alias::new("revision_usage"))
+            .columns([RevisionUsage::Workload, RevisionUsage::Environment, RevisionUsage::RunningMs, RevisionUsage::RunningSinceMs])
+            .from(RevisionUsage::Table)
             .to_owned();
         let rows = self.db.query_all(&query).await.map_err(|e| status::storage(&e))?;
         let mut by_workload: BTreeMap<(String, String), (i64, Option<i64>)> = BTreeMap::new();

@@ -4,19 +4,22 @@
 //!
 //! # Layout
 //! - [`migration`] — the `revision_usage` table (and the inbox that makes the
-//!   handler idempotent: adding time twice would be wrong).
+//!   handler idempotent: adding time twice would be wrong); `schema` names
+//!   it and its columns for queries.
 //! - [`UsageRecorder`] — the consumer-group handler.
 //! - [`api`] — `paved.cost_scheduler.v1.CostSchedulerService`.
 
 pub mod api;
 pub mod migration;
+mod schema;
 
 use async_trait::async_trait;
 use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
 use paved_stream::{Envelope, consumer::Handler, inbox};
+use schema::RevisionUsage;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use std::sync::Arc;
 
@@ -60,28 +63,27 @@ impl Handler for UsageRecorder {
         if !inbox::first_delivery(&txn, &event.id).await? {
             return Ok(());
         }
-        let table = Alias::new("revision_usage");
         let insert = Query::insert()
-            .into_table(table.clone())
-            .columns(["revision_id", "workload", "environment", "running_ms"].map(Alias::new))
+            .into_table(RevisionUsage::Table)
+            .columns([RevisionUsage::RevisionId, RevisionUsage::Workload, RevisionUsage::Environment, RevisionUsage::RunningMs])
             .values_panic([
                 changed.revision_id.clone().into(),
                 changed.workload.clone().into(),
                 changed.environment.clone().into(),
                 0i64.into(),
             ])
-            .on_conflict(OnConflict::column(Alias::new("revision_id")).do_nothing().to_owned())
+            .on_conflict(OnConflict::column(RevisionUsage::RevisionId).do_nothing().to_owned())
             .to_owned();
         txn.execute(&insert).await?;
-        let this = Expr::col(Alias::new("revision_id")).eq(changed.revision_id.clone());
-        let since = Alias::new("running_since_ms");
+        let this = Expr::col(RevisionUsage::RevisionId).eq(changed.revision_id.clone());
+        let since = RevisionUsage::RunningSinceMs;
         let update = if RevisionState::try_from(changed.to) == Ok(RevisionState::Healthy) {
-            Query::update().table(table).value(since.clone(), at).and_where(this).and_where(Expr::col(since).is_null()).to_owned()
+            Query::update().table(RevisionUsage::Table).value(since, at).and_where(this).and_where(Expr::col(since).is_null()).to_owned()
         } else {
             Query::update()
-                .table(table)
-                .value(Alias::new("running_ms"), Expr::col(Alias::new("running_ms")).add(Expr::val(at).sub(Expr::col(since.clone()))))
-                .value(since.clone(), Option::<i64>::None)
+                .table(RevisionUsage::Table)
+                .value(RevisionUsage::RunningMs, Expr::col(RevisionUsage::RunningMs).add(Expr::val(at).sub(Expr::col(since))))
+                .value(since, Option::<i64>::None)
                 .and_where(this)
                 .and_where(Expr::col(since).is_not_null())
                 .to_owned()

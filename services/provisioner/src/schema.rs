@@ -96,17 +96,7 @@ pub(crate) enum Previews {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::sea_query::{Alias, IntoColumnRef, IntoTableRef, PostgresQueryBuilder, Query};
-
-    /// `SELECT <columns> FROM <table>` as PostgreSQL text.
-    fn select<C: IntoColumnRef>(table: impl IntoTableRef, columns: impl IntoIterator<Item = C>) -> String {
-        Query::select().columns(columns).from(table).to_string(PostgresQueryBuilder)
-    }
-
-    /// The same query with the names as the migrations spell them.
-    fn select_named(table: &str, columns: &[&str]) -> String {
-        select(Alias::new(table), columns.iter().map(|c| Alias::new(*c)))
-    }
+    use paved_store::{select_named_sql as select_named, select_sql as select};
 
     #[test]
     fn workloads_render_as_migrated() {

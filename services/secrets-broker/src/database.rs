@@ -11,15 +11,16 @@
 use crate::act::Act;
 use crate::clock::ms;
 use crate::event;
+// `schema::Databases` stays qualified: `Databases` is this module's handle.
+use crate::schema;
 use crate::seal::{Keyring, SealError, rewrap_named};
 use paved_stream::outbox::Relay;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Order, Query},
 };
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-const TABLE: &str = "databases";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Connections per target database: role creation is a catalog write, and
@@ -166,10 +167,19 @@ impl Databases {
         }
         let root = self.keys.current();
         let now = chrono::Utc::now().timestamp_millis();
-        let columns = ["name", "sealed_url", "root_key_id", "target", "group_role", "default_ttl_ms", "max_ttl_ms", "update_time_ms"];
+        let columns = [
+            schema::Databases::Name,
+            schema::Databases::SealedUrl,
+            schema::Databases::RootKeyId,
+            schema::Databases::Target,
+            schema::Databases::GroupRole,
+            schema::Databases::DefaultTtlMs,
+            schema::Databases::MaxTtlMs,
+            schema::Databases::UpdateTimeMs,
+        ];
         let upsert = Query::insert()
-            .into_table(Alias::new(TABLE))
-            .columns(columns.map(Alias::new))
+            .into_table(schema::Databases::Table)
+            .columns(columns)
             .values_panic([
                 name.into(),
                 root.seal(url.as_bytes(), &purpose(name)).into(),
@@ -180,7 +190,7 @@ impl Databases {
                 ms(ttl.1).into(),
                 now.into(),
             ])
-            .on_conflict(OnConflict::column(Alias::new("name")).update_columns(columns[1..].iter().map(|c| Alias::new(*c))).to_owned())
+            .on_conflict(OnConflict::column(schema::Databases::Name).update_columns(columns[1..].iter().copied()).to_owned())
             .to_owned();
         let txn = self.db.begin().await?;
         txn.execute(&upsert).await?;
@@ -193,7 +203,7 @@ impl Databases {
     }
 
     pub async fn list(&self) -> Result<Vec<Config>, DatabaseError> {
-        let query = select().order_by(Alias::new("name"), Order::Asc).to_owned();
+        let query = select().order_by(schema::Databases::Name, Order::Asc).to_owned();
         Ok(self.db.query_all(&query).await?.iter().map(config).collect::<Result<_, _>>()?)
     }
 
@@ -203,7 +213,7 @@ impl Databases {
         if let Some(found) = pools.get(name) {
             return Ok(found.clone());
         }
-        let query = select().column(Alias::new("sealed_url")).and_where(Expr::col(Alias::new("name")).eq(name)).to_owned();
+        let query = select().column(schema::Databases::SealedUrl).and_where(Expr::col(schema::Databases::Name).eq(name)).to_owned();
         let row = self.db.query_one(&query).await?.ok_or_else(|| DatabaseError::NotFound(name.to_string()))?;
         let (sealed, key_id): (Vec<u8>, String) = (row.try_get("", "sealed_url")?, row.try_get("", "root_key_id")?);
         let url = self.keys.open(&sealed, &purpose(name), &key_id).map_err(|e| DatabaseError::Sealed(name.to_string(), e))?;
@@ -270,15 +280,23 @@ impl Databases {
 
     /// Re-seals connection URLs sealed under an older root key; returns how many.
     pub async fn rewrap(&self) -> Result<usize, DatabaseError> {
-        let done = rewrap_named(&self.db, &self.keys, (TABLE, "sealed_url"), "name", purpose).await?;
+        let at = (schema::Databases::Table, schema::Databases::SealedUrl, schema::Databases::RootKeyId);
+        let done = rewrap_named(&self.db, &self.keys, at, schema::Databases::Name, purpose).await?;
         done.map_err(|(name, e)| DatabaseError::Sealed(name, e))
     }
 }
 
 fn select() -> sea_orm::sea_query::SelectStatement {
     Query::select()
-        .columns(["name", "root_key_id", "target", "group_role", "default_ttl_ms", "max_ttl_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
+        .columns([
+            schema::Databases::Name,
+            schema::Databases::RootKeyId,
+            schema::Databases::Target,
+            schema::Databases::GroupRole,
+            schema::Databases::DefaultTtlMs,
+            schema::Databases::MaxTtlMs,
+        ])
+        .from(schema::Databases::Table)
         .to_owned()
 }
 

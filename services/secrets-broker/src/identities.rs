@@ -3,16 +3,15 @@
 //! Recording is naturally idempotent: the SPIFFE id is the key, so an
 //! event delivered twice changes nothing.
 
+use crate::schema::Identities;
 use sea_orm::{
     ConnectionTrait, DbErr,
-    sea_query::{Alias, OnConflict, Order, Query},
+    sea_query::{OnConflict, Order, Query},
 };
 
 /// The broker's own name: the source of its events and the audience of the
 /// tokens its workloads get.
 pub const SOURCE: &str = "secrets-broker";
-
-const TABLE: &str = "identities";
 
 /// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
 pub fn spiffe_id(environment: &str, workload: &str) -> String {
@@ -42,10 +41,10 @@ pub enum ListError {
 /// Records the identity of a registered workload (nothing when it exists).
 pub async fn record(db: &impl ConnectionTrait, environment: &str, workload: &str, create_time_ms: i64) -> Result<(), DbErr> {
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(["spiffe_id", "workload", "environment", "create_time_ms"].map(Alias::new))
+        .into_table(Identities::Table)
+        .columns([Identities::SpiffeId, Identities::Workload, Identities::Environment, Identities::CreateTimeMs])
         .values_panic([spiffe_id(environment, workload).into(), workload.into(), environment.into(), create_time_ms.into()])
-        .on_conflict(OnConflict::column(Alias::new("spiffe_id")).do_nothing().to_owned())
+        .on_conflict(OnConflict::column(Identities::SpiffeId).do_nothing().to_owned())
         .to_owned();
     db.execute(&insert).await?;
     Ok(())
@@ -54,9 +53,9 @@ pub async fn record(db: &impl ConnectionTrait, environment: &str, workload: &str
 /// A page of identities, by SPIFFE id.
 pub async fn list(db: &impl ConnectionTrait, size: u64, offset: u64) -> Result<Vec<Identity>, ListError> {
     let query = Query::select()
-        .columns(["spiffe_id", "workload", "environment", "create_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .order_by(Alias::new("spiffe_id"), Order::Asc)
+        .columns([Identities::SpiffeId, Identities::Workload, Identities::Environment, Identities::CreateTimeMs])
+        .from(Identities::Table)
+        .order_by(Identities::SpiffeId, Order::Asc)
         .limit(size)
         .offset(offset)
         .to_owned();

@@ -38,8 +38,9 @@
 //! Beneath them: [`act`] (the facts the domain states), [`recorder`]
 //! (events of reads and denials, written in batches), [`seal`] (AES-256-GCM
 //! under the root key, from a file or the environment, never the
-//! database), [`migration`] and `clock`. This file wires them into the
-//! service the `paved-service` shell runs.
+//! database), [`migration`], `schema` (the tables and columns the migrations
+//! created, as identifiers for queries) and `clock`. This file wires them
+//! into the service the `paved-service` shell runs.
 
 pub mod act;
 pub mod api;
@@ -57,6 +58,7 @@ pub mod migration;
 mod options;
 pub mod policy;
 pub mod recorder;
+mod schema;
 pub mod seal;
 pub mod secrets;
 pub mod tokens;

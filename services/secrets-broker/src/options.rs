@@ -11,16 +11,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-/// A value kept out of debug output and logs.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use paved_seal::Secret;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Options {

@@ -4,15 +4,17 @@
 //! lease events as they are committed), so that grants never used are reported
 //! and can leave the spec.
 
-use crate::{act::Act, binding::Binding, identities::spiffe_id};
+use crate::{
+    act::Act,
+    binding::Binding,
+    identities::spiffe_id,
+    schema::{GrantUses, Policies},
+};
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query},
 };
 use std::collections::BTreeMap;
-
-const POLICIES: &str = "policies";
-const USES: &str = "grant_uses";
 
 /// A workload's policy as last compiled, each grant with its uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +41,10 @@ pub struct GrantUse {
 /// Records `binding`'s scopes as its workload's policy, replacing the
 /// one compiled for an earlier revision.
 pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64) -> Result<(), DbErr> {
-    let columns = ["environment", "workload", "revision_id", "scopes", "compile_time_ms"].map(Alias::new);
+    let columns = [Policies::Environment, Policies::Workload, Policies::RevisionId, Policies::Scopes, Policies::CompileTimeMs];
     let upsert = Query::insert()
-        .into_table(Alias::new(POLICIES))
-        .columns(columns.clone())
+        .into_table(Policies::Table)
+        .columns(columns)
         .values_panic([
             binding.environment.clone().into(),
             binding.workload.clone().into(),
@@ -51,8 +53,8 @@ pub async fn compiled(db: &impl ConnectionTrait, binding: &Binding, now_ms: i64)
             now_ms.into(),
         ])
         .on_conflict(
-            OnConflict::columns([Alias::new("environment"), Alias::new("workload")])
-                .update_columns([Alias::new("revision_id"), Alias::new("scopes"), Alias::new("compile_time_ms")])
+            OnConflict::columns([Policies::Environment, Policies::Workload])
+                .update_columns([Policies::RevisionId, Policies::Scopes, Policies::CompileTimeMs])
                 .to_owned(),
         )
         .to_owned();
@@ -94,19 +96,17 @@ pub async fn note_uses(db: &impl ConnectionTrait, uses: Uses<'_>, now_ms: i64) -
         return Ok(());
     }
     let mut insert = Query::insert()
-        .into_table(Alias::new(USES))
-        .columns(["subject", "scope", "use_count", "first_use_ms", "last_use_ms"].map(Alias::new))
+        .into_table(GrantUses::Table)
+        .columns([GrantUses::Subject, GrantUses::Scope, GrantUses::UseCount, GrantUses::FirstUseMs, GrantUses::LastUseMs])
         .to_owned();
     for ((subject, scope), count) in uses {
         insert.values_panic([subject.into(), scope.into(), count.into(), now_ms.into(), now_ms.into()]);
     }
-    let count = Alias::new("use_count");
-    let added = Expr::col((Alias::new(USES), count.clone())).add(Expr::col((Alias::new("excluded"), count.clone())));
+    let count = GrantUses::UseCount;
+    // `excluded` is the row the insert proposed, not a table of ours.
+    let added = Expr::col((GrantUses::Table, count)).add(Expr::col((Alias::new("excluded"), count)));
     insert.on_conflict(
-        OnConflict::columns([Alias::new("subject"), Alias::new("scope")])
-            .value(count, added)
-            .update_column(Alias::new("last_use_ms"))
-            .to_owned(),
+        OnConflict::columns([GrantUses::Subject, GrantUses::Scope]).value(count, added).update_column(GrantUses::LastUseMs).to_owned(),
     );
     db.execute(&insert).await.map(drop)
 }
@@ -114,8 +114,8 @@ pub async fn note_uses(db: &impl ConnectionTrait, uses: Uses<'_>, now_ms: i64) -
 /// The policy of one workload, if one was ever compiled.
 pub async fn get(db: &impl ConnectionTrait, environment: &str, workload: &str) -> Result<Option<Policy>, DbErr> {
     let query = select()
-        .and_where(Expr::col(Alias::new("environment")).eq(environment))
-        .and_where(Expr::col(Alias::new("workload")).eq(workload))
+        .and_where(Expr::col(Policies::Environment).eq(environment))
+        .and_where(Expr::col(Policies::Workload).eq(workload))
         .to_owned();
     Ok(with_uses(db, db.query_all(&query).await?).await?.pop())
 }
@@ -132,9 +132,9 @@ pub async fn list(
 ) -> Result<(Vec<Policy>, usize), DbErr> {
     let mut query = select();
     if !environment.is_empty() {
-        query.and_where(Expr::col(Alias::new("environment")).eq(environment));
+        query.and_where(Expr::col(Policies::Environment).eq(environment));
     }
-    query.order_by(Alias::new("environment"), Order::Asc).order_by(Alias::new("workload"), Order::Asc).limit(size).offset(offset);
+    query.order_by(Policies::Environment, Order::Asc).order_by(Policies::Workload, Order::Asc).limit(size).offset(offset);
     let rows = db.query_all(&query).await?;
     let read = rows.len();
     let mut policies = with_uses(db, rows).await?;
@@ -146,8 +146,8 @@ pub async fn list(
 
 fn select() -> sea_orm::sea_query::SelectStatement {
     Query::select()
-        .columns(["environment", "workload", "revision_id", "scopes", "compile_time_ms"].map(Alias::new))
-        .from(Alias::new(POLICIES))
+        .columns([Policies::Environment, Policies::Workload, Policies::RevisionId, Policies::Scopes, Policies::CompileTimeMs])
+        .from(Policies::Table)
         .to_owned()
 }
 
@@ -171,9 +171,9 @@ async fn with_uses(db: &impl ConnectionTrait, rows: Vec<sea_orm::QueryResult>) -
         return Ok(policies);
     }
     let query = Query::select()
-        .columns(["subject", "scope", "use_count", "first_use_ms", "last_use_ms"].map(Alias::new))
-        .from(Alias::new(USES))
-        .and_where(Expr::col(Alias::new("subject")).is_in(policies.iter().map(|p| p.spiffe_id.clone())))
+        .columns([GrantUses::Subject, GrantUses::Scope, GrantUses::UseCount, GrantUses::FirstUseMs, GrantUses::LastUseMs])
+        .from(GrantUses::Table)
+        .and_where(Expr::col(GrantUses::Subject).is_in(policies.iter().map(|p| p.spiffe_id.clone())))
         .to_owned();
     let mut uses = BTreeMap::new();
     for row in db.query_all(&query).await? {

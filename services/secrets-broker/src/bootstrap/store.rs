@@ -3,12 +3,11 @@
 //! replayed and exchanged for which identity token.
 
 use crate::binding::Binding;
+use crate::schema::BootstrapTokens;
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    sea_query::{Expr, ExprTrait, Query},
 };
-
-const TABLE: &str = "bootstrap_tokens";
 
 /// A bootstrap token as the exchange reads it.
 pub struct Stored {
@@ -29,11 +28,17 @@ impl Stored {
 /// Records bootstrap token `id` for `binding`, issued at `now`, valid until `expire`.
 pub async fn insert(txn: &DatabaseTransaction, id: &str, binding: &Binding, now: i64, expire: i64) -> Result<(), DbErr> {
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(
-            ["id", "environment", "workload", "revision_id", "artifact_digest", "scopes", "issue_time_ms", "expire_time_ms"]
-                .map(Alias::new),
-        )
+        .into_table(BootstrapTokens::Table)
+        .columns([
+            BootstrapTokens::Id,
+            BootstrapTokens::Environment,
+            BootstrapTokens::Workload,
+            BootstrapTokens::RevisionId,
+            BootstrapTokens::ArtifactDigest,
+            BootstrapTokens::Scopes,
+            BootstrapTokens::IssueTimeMs,
+            BootstrapTokens::ExpireTimeMs,
+        ])
         .values_panic([
             id.into(),
             binding.environment.clone().into(),
@@ -53,20 +58,26 @@ pub async fn insert(txn: &DatabaseTransaction, id: &str, binding: &Binding, now:
 /// both win.
 pub async fn spend(conn: &impl ConnectionTrait, id: &str, now: i64) -> Result<bool, DbErr> {
     let claim = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("used_time_ms"), now)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
-        .and_where(Expr::col(Alias::new("used_time_ms")).is_null())
-        .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
+        .table(BootstrapTokens::Table)
+        .value(BootstrapTokens::UsedTimeMs, now)
+        .and_where(Expr::col(BootstrapTokens::Id).eq(id))
+        .and_where(Expr::col(BootstrapTokens::UsedTimeMs).is_null())
+        .and_where(Expr::col(BootstrapTokens::ExpireTimeMs).gt(now))
         .to_owned();
     Ok(conn.execute(&claim).await?.rows_affected() == 1)
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Stored>, DbErr> {
     let query = Query::select()
-        .columns(["environment", "workload", "revision_id", "scopes", "used_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("id")).eq(id))
+        .columns([
+            BootstrapTokens::Environment,
+            BootstrapTokens::Workload,
+            BootstrapTokens::RevisionId,
+            BootstrapTokens::Scopes,
+            BootstrapTokens::UsedTimeMs,
+        ])
+        .from(BootstrapTokens::Table)
+        .and_where(Expr::col(BootstrapTokens::Id).eq(id))
         .to_owned();
     let Some(row) = conn.query_one(&query).await? else {
         return Ok(None);
@@ -83,9 +94,9 @@ pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Stored
 /// Marks `id` replayed at `now`.
 pub async fn replayed(conn: &impl ConnectionTrait, id: &str, now: i64) -> Result<(), DbErr> {
     let mark = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("replay_time_ms"), now)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
+        .table(BootstrapTokens::Table)
+        .value(BootstrapTokens::ReplayTimeMs, now)
+        .and_where(Expr::col(BootstrapTokens::Id).eq(id))
         .to_owned();
     conn.execute(&mark).await.map(drop)
 }
@@ -93,10 +104,10 @@ pub async fn replayed(conn: &impl ConnectionTrait, id: &str, now: i64) -> Result
 /// Makes `id` unspent again, unless it was replayed.
 pub async fn unspend(conn: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
     let unclaim = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("used_time_ms"), Option::<i64>::None)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
-        .and_where(Expr::col(Alias::new("replay_time_ms")).is_null())
+        .table(BootstrapTokens::Table)
+        .value(BootstrapTokens::UsedTimeMs, Option::<i64>::None)
+        .and_where(Expr::col(BootstrapTokens::Id).eq(id))
+        .and_where(Expr::col(BootstrapTokens::ReplayTimeMs).is_null())
         .to_owned();
     conn.execute(&unclaim).await.map(drop)
 }
@@ -105,10 +116,10 @@ pub async fn unspend(conn: &impl ConnectionTrait, id: &str) -> Result<(), DbErr>
 /// it was replayed; false when it was.
 pub async fn bind(conn: &impl ConnectionTrait, id: &str, identity: &str) -> Result<bool, DbErr> {
     let bind = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("identity_jti"), identity)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
-        .and_where(Expr::col(Alias::new("replay_time_ms")).is_null())
+        .table(BootstrapTokens::Table)
+        .value(BootstrapTokens::IdentityJti, identity)
+        .and_where(Expr::col(BootstrapTokens::Id).eq(id))
+        .and_where(Expr::col(BootstrapTokens::ReplayTimeMs).is_null())
         .to_owned();
     Ok(conn.execute(&bind).await?.rows_affected() > 0)
 }

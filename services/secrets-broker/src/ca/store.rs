@@ -5,15 +5,12 @@
 
 use super::certificate::{CertificateAuthority, Enrolment, Issued};
 use super::x509::Signed;
+use crate::schema::{CertificateAuthorities, Certificates};
 use crate::seal::{Keyring, SealError, rewrap_named};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
-
-const TABLE: &str = "certificate_authorities";
-/// Issued certificates that renew themselves.
-const CERTIFICATES: &str = "certificates";
 
 /// What CA `id`'s key is sealed for.
 pub fn purpose(id: &str) -> String {
@@ -32,12 +29,18 @@ pub struct Sealed {
 
 /// The newest CA signing at `now` (activated), or the newest still to come.
 fn newest(now: i64, activated: bool) -> SelectStatement {
-    let column = Expr::col(Alias::new("create_time_ms"));
+    let column = Expr::col(CertificateAuthorities::CreateTimeMs);
     Query::select()
-        .columns(["id", "certificate_der", "sealed_key", "root_key_id", "create_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
+        .columns([
+            CertificateAuthorities::Id,
+            CertificateAuthorities::CertificateDer,
+            CertificateAuthorities::SealedKey,
+            CertificateAuthorities::RootKeyId,
+            CertificateAuthorities::CreateTimeMs,
+        ])
+        .from(CertificateAuthorities::Table)
         .and_where(if activated { column.lte(now) } else { column.gt(now) })
-        .order_by(Alias::new("create_time_ms"), Order::Desc)
+        .order_by(CertificateAuthorities::CreateTimeMs, Order::Desc)
         .limit(1)
         .to_owned()
 }
@@ -65,14 +68,21 @@ pub async fn pending(db: &impl ConnectionTrait, now: i64) -> Result<bool, DbErr>
 /// valid until `expire`.
 pub async fn replace(txn: &DatabaseTransaction, ca: &Sealed, expire: i64) -> Result<(), DbErr> {
     let retire = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("retire_time_ms"), ca.create_time_ms)
-        .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
+        .table(CertificateAuthorities::Table)
+        .value(CertificateAuthorities::RetireTimeMs, ca.create_time_ms)
+        .and_where(Expr::col(CertificateAuthorities::RetireTimeMs).is_null())
         .to_owned();
     txn.execute(&retire).await?;
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(["id", "certificate_der", "sealed_key", "root_key_id", "create_time_ms", "expire_time_ms"].map(Alias::new))
+        .into_table(CertificateAuthorities::Table)
+        .columns([
+            CertificateAuthorities::Id,
+            CertificateAuthorities::CertificateDer,
+            CertificateAuthorities::SealedKey,
+            CertificateAuthorities::RootKeyId,
+            CertificateAuthorities::CreateTimeMs,
+            CertificateAuthorities::ExpireTimeMs,
+        ])
         .values_panic([
             ca.id.clone().into(),
             ca.certificate_der.clone().into(),
@@ -89,11 +99,19 @@ pub async fn replace(txn: &DatabaseTransaction, ca: &Sealed, expire: i64) -> Res
 /// `retired_after` — current first, each with its certificate (DER).
 pub async fn bundle(db: &impl ConnectionTrait, now: i64, retired_after: i64) -> Result<Vec<(Vec<u8>, CertificateAuthority)>, DbErr> {
     let query = Query::select()
-        .columns(["id", "certificate_der", "create_time_ms", "expire_time_ms", "retire_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
-        .and_where(Expr::col(Alias::new("retire_time_ms")).is_null().or(Expr::col(Alias::new("retire_time_ms")).gt(retired_after)))
-        .order_by(Alias::new("create_time_ms"), Order::Desc)
+        .columns([
+            CertificateAuthorities::Id,
+            CertificateAuthorities::CertificateDer,
+            CertificateAuthorities::CreateTimeMs,
+            CertificateAuthorities::ExpireTimeMs,
+            CertificateAuthorities::RetireTimeMs,
+        ])
+        .from(CertificateAuthorities::Table)
+        .and_where(Expr::col(CertificateAuthorities::ExpireTimeMs).gt(now))
+        .and_where(
+            Expr::col(CertificateAuthorities::RetireTimeMs).is_null().or(Expr::col(CertificateAuthorities::RetireTimeMs).gt(retired_after)),
+        )
+        .order_by(CertificateAuthorities::CreateTimeMs, Order::Desc)
         .to_owned();
     db.query_all(&query)
         .await?
@@ -114,21 +132,27 @@ pub async fn bundle(db: &impl ConnectionTrait, now: i64, retired_after: i64) -> 
 /// Re-seals CA keys sealed under an older root key: how many, or the first
 /// that does not open.
 pub async fn rewrap(db: &DatabaseConnection, keys: &Keyring) -> Result<Result<usize, (String, SealError)>, DbErr> {
-    rewrap_named(db, keys, (TABLE, "sealed_key"), "id", purpose).await
+    let at = (CertificateAuthorities::Table, CertificateAuthorities::SealedKey, CertificateAuthorities::RootKeyId);
+    rewrap_named(db, keys, at, CertificateAuthorities::Id, purpose).await
 }
 
 /// Records `signed` as renewable from `enrolment`; rows of certificates
 /// expired at `now` go.
 pub async fn record(txn: &DatabaseTransaction, signed: &Signed, enrolment: &Enrolment, now: i64) -> Result<(), DbErr> {
-    let expired =
-        Query::delete().from_table(Alias::new(CERTIFICATES)).and_where(Expr::col(Alias::new("expire_time_ms")).lt(now)).to_owned();
+    let expired = Query::delete().from_table(Certificates::Table).and_where(Expr::col(Certificates::ExpireTimeMs).lt(now)).to_owned();
     txn.execute(&expired).await?;
     let insert = Query::insert()
-        .into_table(Alias::new(CERTIFICATES))
-        .columns(
-            ["fingerprint", "spiffe_id", "enrolled_by", "renew_until_ms", "expire_time_ms", "key_hash", "certificate_pem", "authority_id"]
-                .map(Alias::new),
-        )
+        .into_table(Certificates::Table)
+        .columns([
+            Certificates::Fingerprint,
+            Certificates::SpiffeId,
+            Certificates::EnrolledBy,
+            Certificates::RenewUntilMs,
+            Certificates::ExpireTimeMs,
+            Certificates::KeyHash,
+            Certificates::CertificatePem,
+            Certificates::AuthorityId,
+        ])
         .values_panic([
             signed.fingerprint.clone().into(),
             signed.issued.spiffe_id.clone().into(),
@@ -154,9 +178,9 @@ pub struct Line {
 /// The line of the certificate `fingerprint`, if it was issued to a token.
 pub async fn line(db: &impl ConnectionTrait, fingerprint: &str) -> Result<Option<Line>, DbErr> {
     let query = Query::select()
-        .columns(["spiffe_id", "enrolled_by", "renew_until_ms", "replaced_by"].map(Alias::new))
-        .from(Alias::new(CERTIFICATES))
-        .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint))
+        .columns([Certificates::SpiffeId, Certificates::EnrolledBy, Certificates::RenewUntilMs, Certificates::ReplacedBy])
+        .from(Certificates::Table)
+        .and_where(Expr::col(Certificates::Fingerprint).eq(fingerprint))
         .to_owned();
     let Some(row) = db.query_one(&query).await? else {
         return Ok(None);
@@ -169,12 +193,12 @@ pub async fn line(db: &impl ConnectionTrait, fingerprint: &str) -> Result<Option
 /// and over the key `key_hash`.
 pub async fn live_over(db: &impl ConnectionTrait, fingerprint: &str, key_hash: &str, now: i64) -> Result<Option<Issued>, DbErr> {
     let query = Query::select()
-        .columns(["certificate_pem", "spiffe_id", "expire_time_ms", "authority_id"].map(Alias::new))
-        .from(Alias::new(CERTIFICATES))
-        .and_where(Expr::col(Alias::new("fingerprint")).eq(fingerprint))
-        .and_where(Expr::col(Alias::new("key_hash")).eq(key_hash))
-        .and_where(Expr::col(Alias::new("replaced_by")).is_null())
-        .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
+        .columns([Certificates::CertificatePem, Certificates::SpiffeId, Certificates::ExpireTimeMs, Certificates::AuthorityId])
+        .from(Certificates::Table)
+        .and_where(Expr::col(Certificates::Fingerprint).eq(fingerprint))
+        .and_where(Expr::col(Certificates::KeyHash).eq(key_hash))
+        .and_where(Expr::col(Certificates::ReplacedBy).is_null())
+        .and_where(Expr::col(Certificates::ExpireTimeMs).gt(now))
         .to_owned();
     let Some(row) = db.query_one(&query).await? else {
         return Ok(None);
@@ -190,10 +214,10 @@ pub async fn live_over(db: &impl ConnectionTrait, fingerprint: &str, key_hash: &
 /// Marks `presented` replaced by `by`; false when something replaced it first.
 pub async fn replaced(txn: &DatabaseTransaction, presented: &str, by: &str) -> Result<bool, DbErr> {
     let replace = Query::update()
-        .table(Alias::new(CERTIFICATES))
-        .value(Alias::new("replaced_by"), by)
-        .and_where(Expr::col(Alias::new("fingerprint")).eq(presented))
-        .and_where(Expr::col(Alias::new("replaced_by")).is_null())
+        .table(Certificates::Table)
+        .value(Certificates::ReplacedBy, by)
+        .and_where(Expr::col(Certificates::Fingerprint).eq(presented))
+        .and_where(Expr::col(Certificates::ReplacedBy).is_null())
         .to_owned();
     Ok(txn.execute(&replace).await?.rows_affected() > 0)
 }

@@ -3,13 +3,12 @@
 //! when it leaves the key set.
 
 use super::key_set::PublicKey;
+use crate::schema::SigningKeys;
 use crate::seal::{Keyring, SealError, rewrap_named};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
-
-const TABLE: &str = "signing_keys";
 
 /// A key as stored, its seed still sealed.
 pub struct Sealed {
@@ -28,12 +27,12 @@ pub fn purpose(kid: &str) -> String {
 /// come (not activated).
 fn newest(now: i64, activated: bool) -> SelectStatement {
     let mut q = Query::select()
-        .columns(["kid", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .order_by(Alias::new("create_time_ms"), Order::Desc)
+        .columns([SigningKeys::Kid, SigningKeys::SealedSeed, SigningKeys::RootKeyId, SigningKeys::CreateTimeMs])
+        .from(SigningKeys::Table)
+        .order_by(SigningKeys::CreateTimeMs, Order::Desc)
         .limit(1)
         .to_owned();
-    let column = Expr::col(Alias::new("create_time_ms"));
+    let column = Expr::col(SigningKeys::CreateTimeMs);
     q.and_where(if activated { column.lte(now) } else { column.gt(now) });
     q
 }
@@ -60,15 +59,15 @@ pub async fn current(db: &impl ConnectionTrait, now: i64) -> Result<Option<Seale
 /// at `drop_at`) and records `key`, signing from then.
 pub async fn replace(txn: &DatabaseTransaction, key: &Sealed, public_key: Vec<u8>, drop_at: i64) -> Result<(), DbErr> {
     let retire = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("retire_time_ms"), key.create_time_ms)
-        .value(Alias::new("drop_time_ms"), drop_at)
-        .and_where(Expr::col(Alias::new("retire_time_ms")).is_null())
+        .table(SigningKeys::Table)
+        .value(SigningKeys::RetireTimeMs, key.create_time_ms)
+        .value(SigningKeys::DropTimeMs, drop_at)
+        .and_where(Expr::col(SigningKeys::RetireTimeMs).is_null())
         .to_owned();
     txn.execute(&retire).await?;
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(["kid", "public_key", "sealed_seed", "root_key_id", "create_time_ms"].map(Alias::new))
+        .into_table(SigningKeys::Table)
+        .columns([SigningKeys::Kid, SigningKeys::PublicKey, SigningKeys::SealedSeed, SigningKeys::RootKeyId, SigningKeys::CreateTimeMs])
         .values_panic([
             key.kid.clone().into(),
             public_key.into(),
@@ -83,10 +82,10 @@ pub async fn replace(txn: &DatabaseTransaction, key: &Sealed, public_key: Vec<u8
 /// The keys in the key set at `now` (not yet dropped), oldest first.
 pub async fn published(db: &impl ConnectionTrait, now: i64) -> Result<Vec<PublicKey>, DbErr> {
     let keys = Query::select()
-        .columns(["kid", "public_key", "create_time_ms", "retire_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .cond_where(Expr::col(Alias::new("drop_time_ms")).is_null().or(Expr::col(Alias::new("drop_time_ms")).gt(now)))
-        .order_by(Alias::new("create_time_ms"), Order::Asc)
+        .columns([SigningKeys::Kid, SigningKeys::PublicKey, SigningKeys::CreateTimeMs, SigningKeys::RetireTimeMs])
+        .from(SigningKeys::Table)
+        .cond_where(Expr::col(SigningKeys::DropTimeMs).is_null().or(Expr::col(SigningKeys::DropTimeMs).gt(now)))
+        .order_by(SigningKeys::CreateTimeMs, Order::Asc)
         .to_owned();
     db.query_all(&keys)
         .await?
@@ -105,5 +104,5 @@ pub async fn published(db: &impl ConnectionTrait, now: i64) -> Result<Vec<Public
 /// Re-seals seeds sealed under an older root key: how many, or the first
 /// that does not open.
 pub async fn rewrap(db: &DatabaseConnection, keys: &Keyring) -> Result<Result<usize, (String, SealError)>, DbErr> {
-    rewrap_named(db, keys, (TABLE, "sealed_seed"), "kid", purpose).await
+    rewrap_named(db, keys, (SigningKeys::Table, SigningKeys::SealedSeed, SigningKeys::RootKeyId), SigningKeys::Kid, purpose).await
 }

@@ -2,13 +2,12 @@
 //! with its revocation's attempts and when to try again.
 
 use super::lease::Lease;
+use crate::schema::Leases;
 use crate::secrets::store::like_prefix;
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
-
-const TABLE: &str = "leases";
 
 /// Leases of these tokens are due now: called in the transaction that
 /// revokes the tokens, so a revoked identity keeps no credentials.
@@ -16,11 +15,11 @@ pub async fn expire_for_tokens<C: ConnectionTrait>(conn: &C, tokens: &[String], 
     let mut expired = 0;
     for chunk in tokens.chunks(paved_store::CHUNK) {
         let update = Query::update()
-            .table(Alias::new(TABLE))
-            .value(Alias::new("expire_time_ms"), now)
-            .and_where(Expr::col(Alias::new("token_jti")).is_in(chunk.iter().map(String::as_str)))
-            .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-            .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
+            .table(Leases::Table)
+            .value(Leases::ExpireTimeMs, now)
+            .and_where(Expr::col(Leases::TokenJti).is_in(chunk.iter().map(String::as_str)))
+            .and_where(Expr::col(Leases::RevokeTimeMs).is_null())
+            .and_where(Expr::col(Leases::ExpireTimeMs).gt(now))
             .to_owned();
         expired += conn.execute(&update).await?.rows_affected();
     }
@@ -30,11 +29,17 @@ pub async fn expire_for_tokens<C: ConnectionTrait>(conn: &C, tokens: &[String], 
 /// Records a new lease.
 pub async fn insert(txn: &DatabaseTransaction, lease: &Lease) -> Result<(), DbErr> {
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(
-            ["id", "database_name", "role_name", "subject", "token_jti", "issue_time_ms", "expire_time_ms", "max_expire_time_ms"]
-                .map(Alias::new),
-        )
+        .into_table(Leases::Table)
+        .columns([
+            Leases::Id,
+            Leases::DatabaseName,
+            Leases::RoleName,
+            Leases::Subject,
+            Leases::TokenJti,
+            Leases::IssueTimeMs,
+            Leases::ExpireTimeMs,
+            Leases::MaxExpireTimeMs,
+        ])
         .values_panic([
             lease.lease_id.clone().into(),
             lease.database.clone().into(),
@@ -50,7 +55,7 @@ pub async fn insert(txn: &DatabaseTransaction, lease: &Lease) -> Result<(), DbEr
 }
 
 pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Lease>, DbErr> {
-    let query = select().and_where(Expr::col(Alias::new("id")).eq(id)).to_owned();
+    let query = select().and_where(Expr::col(Leases::Id).eq(id)).to_owned();
     conn.query_one(&query).await?.as_ref().map(lease).transpose()
 }
 
@@ -58,10 +63,10 @@ pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Lease>
 /// revoked it may have found no role yet).
 pub async fn due_now(conn: &impl ConnectionTrait, id: &str, now: i64) -> Result<(), DbErr> {
     let update = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("expire_time_ms"), now)
-        .value(Alias::new("revoke_time_ms"), Option::<i64>::None)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
+        .table(Leases::Table)
+        .value(Leases::ExpireTimeMs, now)
+        .value(Leases::RevokeTimeMs, Option::<i64>::None)
+        .and_where(Expr::col(Leases::Id).eq(id))
         .to_owned();
     conn.execute(&update).await.map(drop)
 }
@@ -70,22 +75,22 @@ pub async fn due_now(conn: &impl ConnectionTrait, id: &str, now: i64) -> Result<
 /// expired at `now`.
 pub async fn extend(txn: &DatabaseTransaction, id: &str, expire: i64, now: i64) -> Result<bool, DbErr> {
     let update = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("expire_time_ms"), expire)
-        .and_where(Expr::col(Alias::new("id")).eq(id))
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-        .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now))
+        .table(Leases::Table)
+        .value(Leases::ExpireTimeMs, expire)
+        .and_where(Expr::col(Leases::Id).eq(id))
+        .and_where(Expr::col(Leases::RevokeTimeMs).is_null())
+        .and_where(Expr::col(Leases::ExpireTimeMs).gt(now))
         .to_owned();
     Ok(txn.execute(&update).await?.rows_affected() > 0)
 }
 
 /// The unrevoked leases named `id`, or under it when `prefix`.
 pub async fn unrevoked(conn: &impl ConnectionTrait, id: &str, prefix: bool) -> Result<Vec<Lease>, DbErr> {
-    let mut query = select().and_where(Expr::col(Alias::new("revoke_time_ms")).is_null()).to_owned();
+    let mut query = select().and_where(Expr::col(Leases::RevokeTimeMs).is_null()).to_owned();
     if prefix {
-        query.and_where(Expr::col(Alias::new("id")).like(like_prefix(id)));
+        query.and_where(Expr::col(Leases::Id).like(like_prefix(id)));
     } else {
-        query.and_where(Expr::col(Alias::new("id")).eq(id));
+        query.and_where(Expr::col(Leases::Id).eq(id));
     }
     conn.query_all(&query).await?.iter().map(lease).collect()
 }
@@ -94,10 +99,10 @@ pub async fn unrevoked(conn: &impl ConnectionTrait, id: &str, prefix: bool) -> R
 /// come at `now`, the longest due first.
 pub async fn due(conn: &impl ConnectionTrait, now: i64, limit: u64) -> Result<Vec<Lease>, DbErr> {
     let query = select()
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-        .and_where(Expr::col(Alias::new("expire_time_ms")).lte(now))
-        .and_where(Expr::col(Alias::new("next_attempt_ms")).lte(now))
-        .order_by(Alias::new("expire_time_ms"), Order::Asc)
+        .and_where(Expr::col(Leases::RevokeTimeMs).is_null())
+        .and_where(Expr::col(Leases::ExpireTimeMs).lte(now))
+        .and_where(Expr::col(Leases::NextAttemptMs).lte(now))
+        .order_by(Leases::ExpireTimeMs, Order::Asc)
         .limit(limit)
         .to_owned();
     conn.query_all(&query).await?.iter().map(lease).collect()
@@ -106,9 +111,9 @@ pub async fn due(conn: &impl ConnectionTrait, now: i64, limit: u64) -> Result<Ve
 /// Leases under `prefix`, newest first.
 pub async fn list(conn: &impl ConnectionTrait, prefix: &str, size: u64, offset: u64) -> Result<Vec<Lease>, DbErr> {
     let query = select()
-        .and_where(Expr::col(Alias::new("id")).like(like_prefix(prefix)))
-        .order_by(Alias::new("issue_time_ms"), Order::Desc)
-        .order_by(Alias::new("id"), Order::Asc)
+        .and_where(Expr::col(Leases::Id).like(like_prefix(prefix)))
+        .order_by(Leases::IssueTimeMs, Order::Desc)
+        .order_by(Leases::Id, Order::Asc)
         .limit(size)
         .offset(offset)
         .to_owned();
@@ -126,18 +131,18 @@ pub enum Outcome<'a> {
 
 /// Records how the revocation of `id` at `now` went.
 pub async fn revoked(txn: &DatabaseTransaction, id: &str, now: i64, outcome: Outcome<'_>) -> Result<(), DbErr> {
-    let mut update = Query::update().table(Alias::new(TABLE)).and_where(Expr::col(Alias::new("id")).eq(id)).to_owned();
+    let mut update = Query::update().table(Leases::Table).and_where(Expr::col(Leases::Id).eq(id)).to_owned();
     match outcome {
         Outcome::Revoked => {
-            update.value(Alias::new("revoke_time_ms"), now).value(Alias::new("last_error"), Option::<String>::None);
+            update.value(Leases::RevokeTimeMs, now).value(Leases::LastError, Option::<String>::None);
         }
         Outcome::Failed { attempts, next_attempt, error, expire } => {
             update
-                .value(Alias::new("revoke_attempts"), attempts)
-                .value(Alias::new("next_attempt_ms"), next_attempt)
-                .value(Alias::new("last_error"), error)
+                .value(Leases::RevokeAttempts, attempts)
+                .value(Leases::NextAttemptMs, next_attempt)
+                .value(Leases::LastError, error)
                 // Due, if it was not: retried by the loop.
-                .value(Alias::new("expire_time_ms"), Ord::min(expire, now));
+                .value(Leases::ExpireTimeMs, Ord::min(expire, now));
         }
     }
     txn.execute(&update).await.map(drop)
@@ -145,23 +150,20 @@ pub async fn revoked(txn: &DatabaseTransaction, id: &str, now: i64, outcome: Out
 
 fn select() -> SelectStatement {
     Query::select()
-        .columns(
-            [
-                "id",
-                "database_name",
-                "role_name",
-                "subject",
-                "token_jti",
-                "issue_time_ms",
-                "expire_time_ms",
-                "max_expire_time_ms",
-                "revoke_time_ms",
-                "revoke_attempts",
-                "last_error",
-            ]
-            .map(Alias::new),
-        )
-        .from(Alias::new(TABLE))
+        .columns([
+            Leases::Id,
+            Leases::DatabaseName,
+            Leases::RoleName,
+            Leases::Subject,
+            Leases::TokenJti,
+            Leases::IssueTimeMs,
+            Leases::ExpireTimeMs,
+            Leases::MaxExpireTimeMs,
+            Leases::RevokeTimeMs,
+            Leases::RevokeAttempts,
+            Leases::LastError,
+        ])
+        .from(Leases::Table)
         .to_owned()
 }
 

@@ -3,13 +3,12 @@
 //! `root_key_id`, and when the version was replaced.
 
 use super::version::Version;
+use crate::schema::SecretVersions;
 use crate::seal::{Keyring, SealError, SealedRow};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+    sea_query::{Expr, ExprTrait, Order, Query},
 };
-
-const TABLE: &str = "secret_versions";
 
 /// What a seal of `kind` (`secret`, `data-key`) for `path` at `version` is
 /// bound to: a ciphertext moved to another row does not open.
@@ -50,9 +49,9 @@ pub struct Generated {
 /// The newest version of `path` stored, if any.
 pub async fn last_version(conn: &impl ConnectionTrait, path: &str) -> Result<Option<i64>, DbErr> {
     let latest = Query::select()
-        .expr(Expr::col(Alias::new("version")).max())
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("path")).eq(path))
+        .expr(Expr::col(SecretVersions::Version).max())
+        .from(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::Path).eq(path))
         .to_owned();
     match conn.query_one(&latest).await? {
         Some(row) => row.try_get_by_index(0),
@@ -63,18 +62,24 @@ pub async fn last_version(conn: &impl ConnectionTrait, path: &str) -> Result<Opt
 /// Marks the latest version of `path` replaced at `now`, and records `new`.
 pub async fn replace(txn: &DatabaseTransaction, new: &New<'_>) -> Result<(), DbErr> {
     let supersede = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("superseded_time_ms"), new.create_time_ms)
-        .and_where(Expr::col(Alias::new("path")).eq(new.path))
-        .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
+        .table(SecretVersions::Table)
+        .value(SecretVersions::SupersededTimeMs, new.create_time_ms)
+        .and_where(Expr::col(SecretVersions::Path).eq(new.path))
+        .and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null())
         .to_owned();
     txn.execute(&supersede).await?;
     let insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(
-            ["path", "version", "sealed_value", "sealed_data_key", "root_key_id", "generate_bytes", "rotate_every_ms", "create_time_ms"]
-                .map(Alias::new),
-        )
+        .into_table(SecretVersions::Table)
+        .columns([
+            SecretVersions::Path,
+            SecretVersions::Version,
+            SecretVersions::SealedValue,
+            SecretVersions::SealedDataKey,
+            SecretVersions::RootKeyId,
+            SecretVersions::GenerateBytes,
+            SecretVersions::RotateEveryMs,
+            SecretVersions::CreateTimeMs,
+        ])
         .values_panic([
             new.path.into(),
             i64::from(new.version).into(),
@@ -92,26 +97,23 @@ pub async fn replace(txn: &DatabaseTransaction, new: &New<'_>) -> Result<(), DbE
 /// `path` at `version` (0: the latest), if stored.
 pub async fn find(conn: &impl ConnectionTrait, path: &str, version: u32) -> Result<Option<Sealed>, DbErr> {
     let mut query = Query::select()
-        .columns(
-            [
-                "version",
-                "sealed_value",
-                "sealed_data_key",
-                "root_key_id",
-                "generate_bytes",
-                "rotate_every_ms",
-                "create_time_ms",
-                "superseded_time_ms",
-            ]
-            .map(Alias::new),
-        )
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("path")).eq(path))
+        .columns([
+            SecretVersions::Version,
+            SecretVersions::SealedValue,
+            SecretVersions::SealedDataKey,
+            SecretVersions::RootKeyId,
+            SecretVersions::GenerateBytes,
+            SecretVersions::RotateEveryMs,
+            SecretVersions::CreateTimeMs,
+            SecretVersions::SupersededTimeMs,
+        ])
+        .from(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::Path).eq(path))
         .to_owned();
     if version == 0 {
-        query.and_where(Expr::col(Alias::new("superseded_time_ms")).is_null());
+        query.and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null());
     } else {
-        query.and_where(Expr::col(Alias::new("version")).eq(i64::from(version)));
+        query.and_where(Expr::col(SecretVersions::Version).eq(i64::from(version)));
     }
     let Some(row) = conn.query_one(&query).await? else {
         return Ok(None);
@@ -137,11 +139,17 @@ pub async fn find(conn: &impl ConnectionTrait, path: &str, version: u32) -> Resu
 /// Latest versions of the secrets under `prefix`, by path.
 pub async fn list(conn: &impl ConnectionTrait, prefix: &str, size: u64, offset: u64) -> Result<Vec<Version>, DbErr> {
     let query = Query::select()
-        .columns(["path", "version", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
-        .and_where(Expr::col(Alias::new("path")).like(like_prefix(prefix)))
-        .order_by(Alias::new("path"), Order::Asc)
+        .columns([
+            SecretVersions::Path,
+            SecretVersions::Version,
+            SecretVersions::GenerateBytes,
+            SecretVersions::RotateEveryMs,
+            SecretVersions::CreateTimeMs,
+        ])
+        .from(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null())
+        .and_where(Expr::col(SecretVersions::Path).like(like_prefix(prefix)))
+        .order_by(SecretVersions::Path, Order::Asc)
         .limit(size)
         .offset(offset)
         .to_owned();
@@ -164,10 +172,16 @@ pub async fn list(conn: &impl ConnectionTrait, prefix: &str, size: u64, offset: 
 /// The latest version of every generated secret.
 pub async fn generated(conn: &impl ConnectionTrait) -> Result<Vec<Generated>, DbErr> {
     let query = Query::select()
-        .columns(["path", "version", "generate_bytes", "rotate_every_ms", "create_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("superseded_time_ms")).is_null())
-        .and_where(Expr::col(Alias::new("generate_bytes")).gt(0))
+        .columns([
+            SecretVersions::Path,
+            SecretVersions::Version,
+            SecretVersions::GenerateBytes,
+            SecretVersions::RotateEveryMs,
+            SecretVersions::CreateTimeMs,
+        ])
+        .from(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null())
+        .and_where(Expr::col(SecretVersions::GenerateBytes).gt(0))
         .to_owned();
     conn.query_all(&query)
         .await?
@@ -187,9 +201,9 @@ pub async fn generated(conn: &impl ConnectionTrait) -> Result<Vec<Generated>, Db
 /// The versions replaced before `before`: path and version.
 pub async fn replaced_before(conn: &impl ConnectionTrait, before: i64) -> Result<Vec<(String, i64)>, DbErr> {
     let query = Query::select()
-        .columns(["path", "version"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("superseded_time_ms")).lt(before))
+        .columns([SecretVersions::Path, SecretVersions::Version])
+        .from(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::SupersededTimeMs).lt(before))
         .to_owned();
     conn.query_all(&query).await?.iter().map(|row| Ok((row.try_get("", "path")?, row.try_get("", "version")?))).collect()
 }
@@ -197,9 +211,9 @@ pub async fn replaced_before(conn: &impl ConnectionTrait, before: i64) -> Result
 /// Deletes `path` at `version`: its value and data key with the row.
 pub async fn delete(txn: &DatabaseTransaction, path: &str, version: i64) -> Result<(), DbErr> {
     let delete = Query::delete()
-        .from_table(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("path")).eq(path))
-        .and_where(Expr::col(Alias::new("version")).eq(version))
+        .from_table(SecretVersions::Table)
+        .and_where(Expr::col(SecretVersions::Path).eq(path))
+        .and_where(Expr::col(SecretVersions::Version).eq(version))
         .to_owned();
     txn.execute(&delete).await.map(drop)
 }
@@ -207,10 +221,11 @@ pub async fn delete(txn: &DatabaseTransaction, path: &str, version: i64) -> Resu
 /// Re-seals data keys sealed under an older root key: how many, and the
 /// names (`<path>#<version>`) of those that do not open.
 pub async fn rewrap(db: &DatabaseConnection, keys: &Keyring) -> Result<(usize, Vec<(String, SealError)>), DbErr> {
-    crate::seal::rewrap(db, keys, (TABLE, "sealed_data_key"), &["path", "version"], |row| {
+    let at = (SecretVersions::Table, SecretVersions::SealedDataKey, SecretVersions::RootKeyId);
+    crate::seal::rewrap(db, keys, at, &[SecretVersions::Path, SecretVersions::Version], |row| {
         let (path, version): (String, i64) = (row.try_get("", "path")?, row.try_get("", "version")?);
         let v = u32::try_from(version).unwrap_or(u32::MAX);
-        let key = vec![("path", path.clone().into()), ("version", version.into())];
+        let key = vec![(SecretVersions::Path, path.clone().into()), (SecretVersions::Version, version.into())];
         Ok(SealedRow { purpose: purpose("data-key", &path, v), key, name: format!("{path}#{v}") })
     })
     .await

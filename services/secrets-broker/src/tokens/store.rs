@@ -4,13 +4,12 @@
 
 use super::{Grant, Revoked, Target, Token};
 use crate::clock::ms;
+use crate::schema::Tokens;
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
 use std::collections::HashSet;
-
-const TABLE: &str = "tokens";
 
 /// A token to record as issued.
 pub struct Issued<'a> {
@@ -27,11 +26,18 @@ pub async fn insert(txn: &DatabaseTransaction, issued: &[Issued<'_>]) -> Result<
         return Ok(());
     }
     let mut insert = Query::insert()
-        .into_table(Alias::new(TABLE))
-        .columns(
-            ["jti", "parent_jti", "subject", "audience", "scopes", "ttl_ms", "issue_time_ms", "expire_time_ms", "renewable_until_ms"]
-                .map(Alias::new),
-        )
+        .into_table(Tokens::Table)
+        .columns([
+            Tokens::Jti,
+            Tokens::ParentJti,
+            Tokens::Subject,
+            Tokens::Audience,
+            Tokens::Scopes,
+            Tokens::TtlMs,
+            Tokens::IssueTimeMs,
+            Tokens::ExpireTimeMs,
+            Tokens::RenewableUntilMs,
+        ])
         .to_owned();
     for i in issued {
         insert.values_panic([
@@ -51,7 +57,7 @@ pub async fn insert(txn: &DatabaseTransaction, issued: &[Issued<'_>]) -> Result<
 
 /// The record of token `jti`.
 pub async fn find(conn: &impl ConnectionTrait, jti: &str) -> Result<Option<Token>, DbErr> {
-    let query = token_query().and_where(Expr::col(Alias::new("jti")).eq(jti)).to_owned();
+    let query = token_query().and_where(Expr::col(Tokens::Jti).eq(jti)).to_owned();
     conn.query_one(&query).await?.as_ref().map(token).transpose()
 }
 
@@ -59,15 +65,15 @@ pub async fn find(conn: &impl ConnectionTrait, jti: &str) -> Result<Option<Token
 pub async fn list(conn: &impl ConnectionTrait, subject: &str, size: u64, offset: u64) -> Result<Vec<Token>, DbErr> {
     let mut query = token_query();
     if !subject.is_empty() {
-        query.and_where(Expr::col(Alias::new("subject")).eq(subject));
+        query.and_where(Expr::col(Tokens::Subject).eq(subject));
     }
-    query.order_by(Alias::new("issue_time_ms"), Order::Desc).order_by(Alias::new("jti"), Order::Asc).limit(size).offset(offset);
+    query.order_by(Tokens::IssueTimeMs, Order::Desc).order_by(Tokens::Jti, Order::Asc).limit(size).offset(offset);
     conn.query_all(&query).await?.iter().map(token).collect()
 }
 
 /// How long token `jti` was issued for (ms), if it is recorded.
 pub async fn issued_ttl_ms(conn: &impl ConnectionTrait, jti: &str) -> Result<Option<i64>, DbErr> {
-    let q = Query::select().column(Alias::new("ttl_ms")).from(Alias::new(TABLE)).and_where(Expr::col(Alias::new("jti")).eq(jti)).to_owned();
+    let q = Query::select().column(Tokens::TtlMs).from(Tokens::Table).and_where(Expr::col(Tokens::Jti).eq(jti)).to_owned();
     match conn.query_one(&q).await? {
         Some(row) => Ok(Some(row.try_get("", "ttl_ms")?)),
         None => Ok(None),
@@ -78,10 +84,10 @@ pub async fn issued_ttl_ms(conn: &impl ConnectionTrait, jti: &str) -> Result<Opt
 /// when it is revoked (or gone).
 pub async fn extend(txn: &DatabaseTransaction, jti: &str, expire_ms: i64) -> Result<bool, DbErr> {
     let update = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("expire_time_ms"), expire_ms)
-        .and_where(Expr::col(Alias::new("jti")).eq(jti))
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+        .table(Tokens::Table)
+        .value(Tokens::ExpireTimeMs, expire_ms)
+        .and_where(Expr::col(Tokens::Jti).eq(jti))
+        .and_where(Expr::col(Tokens::RevokeTimeMs).is_null())
         .to_owned();
     Ok(txn.execute(&update).await?.rows_affected() > 0)
 }
@@ -89,8 +95,8 @@ pub async fn extend(txn: &DatabaseTransaction, jti: &str, expire_ms: i64) -> Res
 /// The ids of the live tokens `target` names.
 pub async fn live_ids(txn: &DatabaseTransaction, target: &Target) -> Result<Vec<String>, DbErr> {
     let live = match target {
-        Target::Token(id) => live(Expr::col(Alias::new("jti")).eq(id.as_str())),
-        Target::Subject(subject) => live(Expr::col(Alias::new("subject")).eq(subject.as_str())),
+        Target::Token(id) => live(Expr::col(Tokens::Jti).eq(id.as_str())),
+        Target::Subject(subject) => live(Expr::col(Tokens::Subject).eq(subject.as_str())),
         Target::IssuedFrom(parent) => children(std::slice::from_ref(parent)),
     };
     txn.query_all(&live).await?.iter().map(|r| r.try_get("", "jti")).collect()
@@ -100,12 +106,12 @@ pub async fn live_ids(txn: &DatabaseTransaction, target: &Target) -> Result<Vec<
 /// returns the ids it revoked.
 pub async fn revoke_live(txn: &DatabaseTransaction, ids: &[String], now: i64, reason: &str) -> Result<Vec<String>, DbErr> {
     let update = Query::update()
-        .table(Alias::new(TABLE))
-        .value(Alias::new("revoke_time_ms"), now)
-        .value(Alias::new("revoke_reason"), reason)
-        .and_where(Expr::col(Alias::new("jti")).is_in(ids.iter().map(String::as_str)))
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
-        .returning_col(Alias::new("jti"))
+        .table(Tokens::Table)
+        .value(Tokens::RevokeTimeMs, now)
+        .value(Tokens::RevokeReason, reason)
+        .and_where(Expr::col(Tokens::Jti).is_in(ids.iter().map(String::as_str)))
+        .and_where(Expr::col(Tokens::RevokeTimeMs).is_null())
+        .returning_col(Tokens::Jti)
         .to_owned();
     txn.query_all(&update).await?.iter().map(|row| row.try_get::<String>("", "jti")).collect()
 }
@@ -129,10 +135,10 @@ pub async fn revoked_among(txn: &DatabaseTransaction, tokens: &[&str]) -> Result
     let mut revoked = HashSet::new();
     for chunk in tokens.chunks(paved_store::CHUNK) {
         let mut query = Query::select()
-            .columns([Alias::new("jti"), Alias::new("revoke_time_ms")])
-            .from(Alias::new(TABLE))
-            .and_where(Expr::col(Alias::new("jti")).is_in(chunk.iter().copied()))
-            .order_by(Alias::new("jti"), Order::Asc)
+            .columns([Tokens::Jti, Tokens::RevokeTimeMs])
+            .from(Tokens::Table)
+            .and_where(Expr::col(Tokens::Jti).is_in(chunk.iter().copied()))
+            .order_by(Tokens::Jti, Order::Asc)
             .to_owned();
         if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
             query.lock_shared();
@@ -150,11 +156,11 @@ pub async fn revoked_among(txn: &DatabaseTransaction, tokens: &[&str]) -> Result
 /// (with the leeway verifiers allow), by id.
 pub async fn revoked_unexpired(conn: &impl ConnectionTrait, now: i64) -> Result<Vec<Revoked>, DbErr> {
     let revoked = Query::select()
-        .columns(["jti", "expire_time_ms"].map(Alias::new))
-        .from(Alias::new(TABLE))
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_not_null())
-        .and_where(Expr::col(Alias::new("expire_time_ms")).gt(now - paved_token::LEEWAY_SECS * 1000))
-        .order_by(Alias::new("jti"), Order::Asc)
+        .columns([Tokens::Jti, Tokens::ExpireTimeMs])
+        .from(Tokens::Table)
+        .and_where(Expr::col(Tokens::RevokeTimeMs).is_not_null())
+        .and_where(Expr::col(Tokens::ExpireTimeMs).gt(now - paved_token::LEEWAY_SECS * 1000))
+        .order_by(Tokens::Jti, Order::Asc)
         .to_owned();
     conn.query_all(&revoked)
         .await?
@@ -166,25 +172,31 @@ pub async fn revoked_unexpired(conn: &impl ConnectionTrait, now: i64) -> Result<
 /// The ids of live tokens where `condition` holds.
 fn live(condition: Expr) -> SelectStatement {
     Query::select()
-        .column(Alias::new("jti"))
-        .from(Alias::new(TABLE))
+        .column(Tokens::Jti)
+        .from(Tokens::Table)
         .and_where(condition)
-        .and_where(Expr::col(Alias::new("revoke_time_ms")).is_null())
+        .and_where(Expr::col(Tokens::RevokeTimeMs).is_null())
         .to_owned()
 }
 
 /// The live tokens issued with any of `parents` (served by `tokens_by_parent`).
 pub fn children(parents: &[String]) -> SelectStatement {
-    live(Expr::col(Alias::new("parent_jti")).is_in(parents.iter().map(String::as_str)))
+    live(Expr::col(Tokens::ParentJti).is_in(parents.iter().map(String::as_str)))
 }
 
 fn token_query() -> SelectStatement {
     Query::select()
-        .columns(
-            ["jti", "subject", "audience", "scopes", "issue_time_ms", "expire_time_ms", "renewable_until_ms", "revoke_time_ms"]
-                .map(Alias::new),
-        )
-        .from(Alias::new(TABLE))
+        .columns([
+            Tokens::Jti,
+            Tokens::Subject,
+            Tokens::Audience,
+            Tokens::Scopes,
+            Tokens::IssueTimeMs,
+            Tokens::ExpireTimeMs,
+            Tokens::RenewableUntilMs,
+            Tokens::RevokeTimeMs,
+        ])
+        .from(Tokens::Table)
         .to_owned()
 }
 

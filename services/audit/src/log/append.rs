@@ -1,0 +1,141 @@
+//! Appending: each event a leaf once, in one order, the tiles and the
+//! tree's state written in the same transaction as the leaves; and the
+//! signer, which follows the tree with checkpoints.
+
+use super::{note::LogKey, store, tiles::Edge};
+use paved_proto::audit::v1::LogEntry;
+use paved_seal::RootKey;
+use paved_stream::Envelope;
+use prost::Message;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait, sea_query::InsertStatement};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// How long the signer waits after an append for more before it signs:
+/// under load one checkpoint covers many appends, and none waits long.
+const GATHER: Duration = Duration::from_millis(100);
+
+/// The log: its database, the right edge of its tree, its key.
+pub struct Log {
+    db: DatabaseConnection,
+    /// The edge as of the last append by this process; checked against the
+    /// stored size before each use (another process may have appended).
+    edge: Mutex<Option<Edge>>,
+    appended: Notify,
+    /// Loaded (or created) once the database answers: see [`Log::run`].
+    key: OnceLock<LogKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("the tree cannot take the leaves: {0}")]
+    Tree(String),
+}
+
+impl Log {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db, edge: Mutex::new(None), appended: Notify::new(), key: OnceLock::new() }
+    }
+
+    /// The signing key, once [`Log::run`] has it.
+    pub fn key(&self) -> Option<&LogKey> {
+        self.key.get()
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Appends the events not yet in the log, in the order given, with
+    /// `also` run in the same transaction (the query side's rows); returns
+    /// how many became leaves.
+    pub async fn append(&self, stream: &str, events: &[Envelope], also: Option<&InsertStatement>) -> Result<usize, AppendError> {
+        let mut kept = self.edge.lock().await;
+        let txn = self.db.begin().await?;
+        let state = store::state(&txn, true).await?;
+        let mut edge = match kept.take() {
+            Some(edge) if edge.size == state.size => edge,
+            _ => {
+                let wanted: Vec<(u8, u64)> =
+                    super::tiles::edge_tiles(state.size).iter().map(|t| (t.level.unwrap_or_default(), t.index)).collect();
+                Edge::new(state.size, store::tiles(&txn, &wanted).await?).map_err(AppendError::Tree)?
+            }
+        };
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let mut seen = store::known(&txn, &ids).await?;
+        let now = paved_proto::timestamp_from_millis(chrono::Utc::now().timestamp_millis());
+        let mut leaves: Vec<(&str, Vec<u8>)> = Vec::new();
+        for event in events {
+            // A redelivered event, or one twice in a batch, is a leaf once.
+            if seen.insert(event.id.clone()) {
+                let entry = LogEntry { event: Some(event.clone()), stream: stream.to_string(), append_time: Some(now) };
+                leaves.push((event.id.as_str(), entry.encode_to_vec()));
+            }
+        }
+        let bytes: Vec<Vec<u8>> = leaves.iter().map(|(_, leaf)| leaf.clone()).collect();
+        // On any failure below the kept edge is gone: the next append
+        // rebuilds it from what was committed.
+        let appended = edge.append(&bytes).map_err(|e| AppendError::Tree(e.to_string()))?;
+        store::insert_leaves(&txn, state.size, &leaves).await?;
+        store::put_tiles(&txn, &appended.tiles).await?;
+        store::set_state(&txn, store::State { size: appended.size, root: appended.root }).await?;
+        if let Some(also) = also {
+            txn.execute(also).await?;
+        }
+        txn.commit().await?;
+        *kept = Some(edge);
+        drop(kept);
+        if !leaves.is_empty() {
+            self.appended.notify_one();
+        }
+        Ok(leaves.len())
+    }
+
+    /// Loads the key (creating it on first start, sealed under `root`),
+    /// then signs a checkpoint whenever the tree has grown past the last
+    /// one, until `shutdown`: within [`GATHER`] of an append in this
+    /// process, and every second for appends made by another.
+    pub async fn run(self: Arc<Self>, root: RootKey, name: String, shutdown: CancellationToken) {
+        loop {
+            match super::key::load_or_create(&self.db, &root, &name).await {
+                Ok(key) => {
+                    let _ = self.key.set(key);
+                    break;
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "the audit log's key is not loaded yet; trying again"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        loop {
+            if let Err(e) = self.sign_latest().await {
+                tracing::warn!(error = %e, "the audit log could not sign a checkpoint; trying again");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.appended.notified() => tokio::time::sleep(GATHER).await,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Signs the tree as it stands, unless the latest checkpoint has it.
+    pub async fn sign_latest(&self) -> Result<u64, AppendError> {
+        let state = store::state(&self.db, false).await?;
+        if store::latest_checkpoint(&self.db).await?.is_some_and(|(size, _)| size >= state.size) {
+            return Ok(state.size);
+        }
+        let key = self.key.get().ok_or_else(|| AppendError::Tree("no key yet".into()))?;
+        let note = key.checkpoint(state.size, state.root).map_err(AppendError::Tree)?;
+        store::put_checkpoint(&self.db, state.size, &note, chrono::Utc::now().timestamp_millis()).await?;
+        Ok(state.size)
+    }
+}

@@ -1,0 +1,12 @@
+//! The transparency log: every event a leaf of one RFC 6962 Merkle tree,
+//! in one durable order, with signed checkpoints, read as C2SP tlog-tiles.
+
+pub mod append;
+pub mod http;
+pub mod key;
+pub mod note;
+pub mod read;
+pub mod schema;
+pub mod store;
+pub mod tiles;
+pub mod verify;
