@@ -56,7 +56,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Checkpoint => {
             let checkpoint =
                 AuditServiceClient::new(connect(&args.endpoint).await?).get_checkpoint(GetCheckpointRequest {}).await.map_err(failed)?;
-            print!("{}", checkpoint.into_inner().note);
+            print!("{}", checkpoint.into_inner().checkpoint.map(|c| c.note).unwrap_or_default());
         }
         AuditCommand::Verify { key, offline: Some(dir) } => {
             let key = key.context("--offline needs --key: a copy cannot vouch for its own key")?;

@@ -218,7 +218,7 @@ async fn the_log_verifies_from_its_tiles_and_proofs_and_survives_a_restart() {
         .into_inner();
     let hashes: Vec<Hash> = consistency.hashes.iter().map(|h| Hash(h.as_slice().try_into().expect("32 bytes"))).collect();
     check_tree(&hashes, later.size(), *later.hash(), size, *checkpoint.hash()).expect("the old tree is a prefix of the new");
-    let latest = client.get_checkpoint(GetCheckpointRequest {}).await.expect("checkpoint").into_inner();
+    let latest = client.get_checkpoint(GetCheckpointRequest {}).await.expect("checkpoint").into_inner().checkpoint.expect("checkpoint");
     assert!(latest.size >= later.size());
     let last = client
         .get_inclusion_proof(GetInclusionProofRequest { leaf: Some(Leaf::EventId(more[299].clone())), tree_size: later.size() })
@@ -313,14 +313,23 @@ async fn verify_names_the_entry_that_was_changed_removed_or_moved_and_a_forged_c
         }
     };
     assert_eq!(offline().await.0, Some(0));
-    let bundle = dir.path().join("tile/entries/000");
-    let mut bytes = std::fs::read(&bundle).expect("a full bundle");
+    let flip = |file: std::path::PathBuf, at: usize| {
+        let mut bytes = std::fs::read(&file).expect("a tile");
+        bytes[at] ^= 1;
+        std::fs::write(&file, bytes).expect("write");
+    };
     // Past entry 0's length prefix and into its bytes.
-    bytes[10] ^= 1;
-    std::fs::write(&bundle, bytes).expect("write");
+    flip(dir.path().join("tile/entries/000"), 10);
     let (code, out) = offline().await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("NOT verified: entry 0: "), "{out}");
+    flip(dir.path().join("tile/entries/000"), 10);
+    assert_eq!(offline().await.0, Some(0), "undone");
+    // A hash tile above level 0, which clients' proofs read.
+    flip(dir.path().join("tile/1/000.p/1"), 0);
+    let (code, out) = offline().await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("NOT verified: tile/1/000.p/1 is missing or is not the tile the entries make"), "{out}");
 
     // One entry removed, the rest moved up: the first moved one is named.
     sql("DELETE FROM log_leaves WHERE leaf_index = 7".into()).await;

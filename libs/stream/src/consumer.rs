@@ -223,14 +223,24 @@ impl Consumer<'_> {
 /// of the event.
 pub fn unreachable(error: &anyhow::Error) -> bool {
     use sea_orm::{DbErr, RuntimeErr, sqlx};
-    error.chain().any(|cause| match cause.downcast_ref::<DbErr>() {
-        Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
-        Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => {
-            matches!(**e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed)
-        }
-        _ => false,
+    error.chain().any(|cause| {
+        cause.is::<Outage>()
+            || match cause.downcast_ref::<DbErr>() {
+                Some(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => true,
+                Some(DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) => {
+                    matches!(**e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed)
+                }
+                _ => false,
+            }
     })
 }
+
+/// A handler's failure that is its own, never the event's (the audit log's
+/// stored tree not being what appending needs): retried until it is
+/// mended, like an outage, rather than dead-lettering events that are fine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Outage(pub String);
 
 /// Exponential backoff with jitter, 100 ms to 5 s.
 #[derive(Debug)]

@@ -7,9 +7,9 @@ use crate::log::{
 use crate::schema::AuditEntries;
 use paved_grpc::status;
 use paved_proto::audit::v1::{
-    Checkpoint, ConsistencyProof, Entry, GetCheckpointRequest, GetConsistencyProofRequest, GetInclusionProofRequest, GetLogKeyRequest,
-    InclusionProof, ListCheckpointsRequest, ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest,
-    ListLogEntriesResponse, LogKey,
+    Checkpoint, Entry, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
+    GetInclusionProofRequest, GetInclusionProofResponse, GetLogKeyRequest, GetLogKeyResponse, ListCheckpointsRequest,
+    ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest, ListLogEntriesResponse,
     audit_service_server::{AuditService, AuditServiceServer},
     get_inclusion_proof_request::Leaf,
 };
@@ -44,6 +44,11 @@ impl From<ReadError> for Status {
             ),
             ReadError::NoCheckpoint => status::unavailable("NO_CHECKPOINT", "the log has signed no checkpoint yet; try again in a second"),
             ReadError::UnknownEvent(id) => status::not_found("EVENT_NOT_LOGGED", format!("event {id} is not in the log (yet)")),
+            ReadError::Invalid(field, why) => status::invalid_argument("INVALID_RANGE", why.clone(), [(field.to_string(), why)]),
+            ReadError::NotYetCovered(id) => status::unavailable(
+                "NOT_YET_CHECKPOINTED",
+                format!("event {id} is in the log but no checkpoint covers it yet; try again in a second"),
+            ),
             ReadError::Db(e) => status::storage(&e),
             ReadError::Tree(e) => status::internal(&e),
         }
@@ -56,20 +61,20 @@ fn checkpoint(signed: Signed) -> Checkpoint {
 
 #[tonic::async_trait]
 impl AuditService for Api {
-    async fn get_log_key(&self, _: Request<GetLogKeyRequest>) -> Result<Response<LogKey>, Status> {
+    async fn get_log_key(&self, _: Request<GetLogKeyRequest>) -> Result<Response<GetLogKeyResponse>, Status> {
         let key = self.log.key().ok_or_else(|| status::unavailable("LOG_KEY_LOADING", "the log's key is not loaded yet; try again"))?;
-        Ok(Response::new(LogKey { origin: key.name().to_string(), verifier_keys: vec![key.verifier_key()] }))
+        Ok(Response::new(GetLogKeyResponse { origin: key.name().to_string(), verifier_keys: vec![key.verifier_key()] }))
     }
 
-    async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Response<Checkpoint>, Status> {
-        Ok(Response::new(checkpoint(self.log.checkpoint().await?)))
+    async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Response<GetCheckpointResponse>, Status> {
+        Ok(Response::new(GetCheckpointResponse { checkpoint: Some(checkpoint(self.log.checkpoint().await?)) }))
     }
 
-    async fn get_inclusion_proof(&self, request: Request<GetInclusionProofRequest>) -> Result<Response<InclusionProof>, Status> {
+    async fn get_inclusion_proof(&self, request: Request<GetInclusionProofRequest>) -> Result<Response<GetInclusionProofResponse>, Status> {
         let req = request.into_inner();
-        let index = match req.leaf {
-            Some(Leaf::Index(index)) => index,
-            Some(Leaf::EventId(id)) => self.log.index_of(&id).await?,
+        let (index, event_id) = match req.leaf {
+            Some(Leaf::Index(index)) => (index, None),
+            Some(Leaf::EventId(id)) => (self.log.index_of(&id).await?, Some(id)),
             None => {
                 return Err(status::invalid_argument(
                     "LEAF_MISSING",
@@ -80,9 +85,13 @@ impl AuditService for Api {
         };
         let signed = if req.tree_size == 0 { Some(self.log.checkpoint().await?) } else { None };
         let tree_size = signed.as_ref().map_or(req.tree_size, |s| s.size);
+        if let Some(id) = event_id.filter(|_| signed.is_some() && index >= tree_size) {
+            return Err(ReadError::NotYetCovered(id).into());
+        }
         let hashes = self.log.inclusion(index, tree_size).await?;
-        let entry = self.log.entries(index, 1).await.map_err(|e| status::storage(&e))?.into_iter().next().unwrap_or_default();
-        Ok(Response::new(InclusionProof {
+        let entry = self.log.entries(index, 1).await.map_err(|e| status::storage(&e))?.into_iter().next();
+        let entry = entry.ok_or_else(|| status::internal(&format!("leaf {index} is in the tree but not stored")))?;
+        Ok(Response::new(GetInclusionProofResponse {
             index,
             tree_size,
             hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
@@ -91,11 +100,18 @@ impl AuditService for Api {
         }))
     }
 
-    async fn get_consistency_proof(&self, request: Request<GetConsistencyProofRequest>) -> Result<Response<ConsistencyProof>, Status> {
+    async fn get_consistency_proof(
+        &self,
+        request: Request<GetConsistencyProofRequest>,
+    ) -> Result<Response<GetConsistencyProofResponse>, Status> {
         let req = request.into_inner();
         let to_size = if req.to_size == 0 { self.log.checkpoint().await?.size } else { req.to_size };
         let hashes = self.log.consistency(req.from_size, to_size).await?;
-        Ok(Response::new(ConsistencyProof { from_size: req.from_size, to_size, hashes: hashes.iter().map(|h| h.0.to_vec()).collect() }))
+        Ok(Response::new(GetConsistencyProofResponse {
+            from_size: req.from_size,
+            to_size,
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+        }))
     }
 
     async fn list_checkpoints(&self, request: Request<ListCheckpointsRequest>) -> Result<Response<ListCheckpointsResponse>, Status> {

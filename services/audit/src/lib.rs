@@ -104,7 +104,13 @@ impl Handler for Recorder {
     async fn handle_all(&self, stream: &str, events: &[Envelope]) -> anyhow::Result<bool> {
         // An INSERT without rows is no statement at all.
         if !events.is_empty() {
-            self.log.append(stream, events, Some(&query_rows(stream, events))).await?;
+            match self.log.append(stream, events, Some(&query_rows(stream, events))).await {
+                Ok(_) => {}
+                // The log's own fault: retried until mended, never
+                // dead-lettering the events.
+                Err(e @ log::append::AppendError::Tree(_)) => return Err(paved_stream::consumer::Outage(e.to_string()).into()),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(true)
     }

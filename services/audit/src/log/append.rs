@@ -34,9 +34,19 @@ pub struct Log {
 pub enum AppendError {
     #[error(transparent)]
     Db(#[from] DbErr),
-    #[error("the tree cannot take the leaves: {0}")]
+    /// The stored tree is not what appending needs (a tile missing): the
+    /// log's fault, never the event's.
+    #[error("the stored tree cannot take the leaves: {0}")]
     Tree(String),
+    /// A tlog-tiles entry bundle holds entries of at most 65,535 bytes.
+    #[error("event {id}'s log entry is {size} bytes, over the 65,535 an entry bundle holds")]
+    TooLarge { id: String, size: usize },
+    #[error("the log's key is not loaded yet")]
+    NoKey,
 }
+
+/// The largest entry a tlog-tiles entry bundle can hold.
+pub const MAX_ENTRY: usize = u16::MAX as usize;
 
 impl Log {
     pub fn new(db: DatabaseConnection) -> Self {
@@ -74,8 +84,11 @@ impl Log {
         for event in events {
             // A redelivered event, or one twice in a batch, is a leaf once.
             if seen.insert(event.id.clone()) {
-                let entry = LogEntry { event: Some(event.clone()), stream: stream.to_string(), append_time: Some(now) };
-                leaves.push((event.id.as_str(), entry.encode_to_vec()));
+                let entry = LogEntry { event: Some(event.clone()), stream: stream.to_string(), append_time: Some(now) }.encode_to_vec();
+                if entry.len() > MAX_ENTRY {
+                    return Err(AppendError::TooLarge { id: event.id.clone(), size: entry.len() });
+                }
+                leaves.push((event.id.as_str(), entry));
             }
         }
         let bytes: Vec<Vec<u8>> = leaves.iter().map(|(_, leaf)| leaf.clone()).collect();
@@ -133,7 +146,7 @@ impl Log {
         if store::latest_checkpoint(&self.db).await?.is_some_and(|(size, _)| size >= state.size) {
             return Ok(state.size);
         }
-        let key = self.key.get().ok_or_else(|| AppendError::Tree("no key yet".into()))?;
+        let key = self.key.get().ok_or(AppendError::NoKey)?;
         let note = key.checkpoint(state.size, state.root).map_err(AppendError::Tree)?;
         store::put_checkpoint(&self.db, state.size, &note, chrono::Utc::now().timestamp_millis()).await?;
         Ok(state.size)

@@ -6,7 +6,7 @@
 
 use super::{append::Log, read::ReadError, tiles::TileRef};
 use axum::{
-    extract::{Path, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use http::{HeaderValue, StatusCode, header};
@@ -35,8 +35,10 @@ async fn checkpoint(State(log): State<Arc<Log>>) -> Response {
     }
 }
 
-async fn tile(State(log): State<Arc<Log>>, Path(path): Path<String>) -> Response {
-    let Some(tile) = TileRef::parse(&format!("tile/{path}")) else {
+async fn tile(State(log): State<Arc<Log>>, uri: http::Uri) -> Response {
+    // The path as sent, not as decoded: one tile, one path (a cache keyed
+    // by `%30%30%30` must not hold tile 000).
+    let Some(tile) = uri.path().strip_prefix(PREFIX).and_then(TileRef::parse) else {
         return (StatusCode::NOT_FOUND, "not a tlog-tiles path\n").into_response();
     };
     match log.tile(tile).await {
@@ -61,7 +63,8 @@ fn failure(e: ReadError) -> Response {
         e => {
             let id = paved_grpc::status::error_id();
             tracing::error!(error_id = %id, error = %e, "the audit log could not be read");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("the log cannot be read now (error id {id})\n")).into_response()
+            let code = if matches!(e, ReadError::Db(_)) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (code, format!("the log cannot be read (error id {id})\n")).into_response()
         }
     }
 }

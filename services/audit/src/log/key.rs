@@ -3,7 +3,7 @@
 
 use super::{note::LogKey, store};
 use paved_seal::RootKey;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 
 /// The default name of a log (its checkpoints' origin line).
 pub const DEFAULT_NAME: &str = "paved/audit";
@@ -15,8 +15,18 @@ fn purpose(verifier_key: &str) -> String {
 }
 
 /// The current key, created (named `name`) if the log has none. A log
-/// keeps its name: a stored key named otherwise wins, with a warning.
+/// keeps its name: a stored key named otherwise wins, with a warning. The
+/// tree's state row is held meanwhile, so that two replicas starting on an
+/// empty database make one key between them.
 pub async fn load_or_create(db: &DatabaseConnection, root: &RootKey, name: &str) -> anyhow::Result<LogKey> {
+    let txn = db.begin().await?;
+    store::state(&txn, true).await?;
+    let key = current_or_new(&txn, root, name).await?;
+    txn.commit().await?;
+    Ok(key)
+}
+
+async fn current_or_new(db: &impl ConnectionTrait, root: &RootKey, name: &str) -> anyhow::Result<LogKey> {
     if let Some((verifier_key, sealed)) = store::keys(db).await?.into_iter().next() {
         let seed = root
             .open(&sealed, &purpose(&verifier_key))

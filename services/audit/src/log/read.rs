@@ -21,6 +21,12 @@ pub enum ReadError {
     NoCheckpoint,
     #[error("event {0} is not in the log")]
     UnknownEvent(String),
+    /// A request that cannot be answered as asked: (field, why).
+    #[error("{1}")]
+    Invalid(&'static str, String),
+    /// An event in the log that no checkpoint covers yet.
+    #[error("event {0} is in the log but no checkpoint covers it yet")]
+    NotYetCovered(String),
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error("stored tree data is inconsistent: {0}")]
@@ -70,7 +76,12 @@ impl Log {
     pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, ReadError> {
         self.within("to_size", to).await?;
         if from > to {
-            return Err(ReadError::OutOfRange { what: format!("from_size {from}, past to_size {to},"), field: "from_size", size: to });
+            return Err(ReadError::Invalid("from_size", format!("from_size {from} is past to_size {to}")));
+        }
+        // The empty tree is a prefix of every tree, and a tree of itself:
+        // nothing to prove (RFC 9162 §2.1.4 defines proofs for 0 < m < n).
+        if from == 0 || from == to {
+            return Ok(Vec::new());
         }
         self.prove(|r| prove_tree(to, from, r)).await
     }
@@ -122,7 +133,7 @@ impl Log {
                 Ok(Some(bundle))
             }
             Some(level) => {
-                let hashes_at_level = size.checked_shr(u32::from(level) * 8).unwrap_or(0);
+                let hashes_at_level = size.checked_shr(u32::from(level) * u32::from(super::tiles::HEIGHT)).unwrap_or(0);
                 if tile.index.saturating_mul(WIDTH).saturating_add(width) > hashes_at_level {
                     return Ok(None);
                 }

@@ -33,14 +33,30 @@ fn hash(bytes: &[u8]) -> Result<Hash, DbErr> {
 }
 
 /// The tree's state; `lock` holds its row (PostgreSQL) until the
-/// transaction ends, so that appends from two processes take turns.
+/// transaction ends, so that appends from two processes take turns. The row
+/// is created, empty, by the first locking read: so even the first append
+/// and the first key take turns.
 pub async fn state(c: &impl ConnectionTrait, lock: bool) -> Result<State, DbErr> {
-    let mut query = Query::select();
-    query.columns([LogState::Size, LogState::Root]).from(LogState::Table).and_where(Expr::col(LogState::Id).eq(STATE_ROW));
-    if lock {
-        query.lock(LockType::Update);
+    let query = |lock: bool| {
+        let mut query = Query::select();
+        query.columns([LogState::Size, LogState::Root]).from(LogState::Table).and_where(Expr::col(LogState::Id).eq(STATE_ROW));
+        if lock {
+            query.lock(LockType::Update);
+        }
+        query
+    };
+    let mut row = c.query_one(&query(lock)).await?;
+    if row.is_none() && lock {
+        let insert = Query::insert()
+            .into_table(LogState::Table)
+            .columns([LogState::Id, LogState::Size, LogState::Root])
+            .values_panic([STATE_ROW.into(), 0i64.into(), tlog_tiles::EMPTY_HASH.0.to_vec().into()])
+            .on_conflict(OnConflict::column(LogState::Id).do_nothing().to_owned())
+            .to_owned();
+        c.execute(&insert).await?;
+        row = c.query_one(&query(true)).await?;
     }
-    match c.query_one(&query).await? {
+    match row {
         None => Ok(State { size: 0, root: tlog_tiles::EMPTY_HASH }),
         Some(row) => Ok(State { size: uint(&row, "size")?, root: hash(&row.try_get::<Vec<u8>>("", "root")?)? }),
     }

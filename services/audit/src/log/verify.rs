@@ -81,6 +81,16 @@ pub async fn verify(source: &impl Source, key: &str, history: &[Vec<u8>]) -> any
     }
     let size = checkpoints.last().map_or(0, Checkpoint::size);
     let (mut edge, mut next, mut matched) = (Edge::default(), 0usize, 0u64);
+    // Checkpoints of the empty tree sign the empty hash.
+    while let Some(c) = checkpoints.get(next).filter(|c| c.size() == 0) {
+        if *c.hash() != tlog_tiles::EMPTY_HASH {
+            return Ok(Err(finding(None, format!("a checkpoint of size 0 signs {} rather than the empty tree", c.hash()))));
+        }
+        next += 1;
+    }
+    // Hash tiles above level 0 as the entries make them, checked at the end
+    // against the log's (clients' proofs are read from them).
+    let mut upper: std::collections::BTreeMap<(u8, u64), Vec<u8>> = Default::default();
     for n in 0..size.div_ceil(WIDTH) {
         let width = (size - n * WIDTH).min(WIDTH);
         let first = n * WIDTH;
@@ -111,6 +121,7 @@ pub async fn verify(source: &impl Source, key: &str, history: &[Vec<u8>]) -> any
             let stop = checkpoints.get(next).map_or(u64::MAX, Checkpoint::size);
             let take = (stop.saturating_sub(edge.size) as usize).min(entries.len() - done);
             let appended = edge.append(&entries[done..done + take]).map_err(|e| anyhow::anyhow!("{e}"))?;
+            upper.extend(appended.tiles.into_iter().filter(|(level, _, _)| *level > 0).map(|(l, n, data)| ((l, n), data)));
             done += take;
             while let Some(c) = checkpoints.get(next).filter(|c| c.size() == edge.size) {
                 if *c.hash() != appended.root {
@@ -126,8 +137,11 @@ pub async fn verify(source: &impl Source, key: &str, history: &[Vec<u8>]) -> any
             }
         }
     }
-    if let Some(c) = checkpoints.iter().find(|c| c.size() == 0 && *c.hash() != tlog_tiles::EMPTY_HASH) {
-        return Ok(Err(finding(None, format!("a checkpoint of size 0 signs {} rather than the empty tree", c.hash()))));
+    for ((level, index), data) in upper {
+        let path = TileRef { level: Some(level), index, width: (data.len() / HASH_SIZE) as u32 }.path();
+        if source.get(&path).await?.as_deref() != Some(&data[..]) {
+            return Ok(Err(finding(None, format!("{path} is missing or is not the tile the entries make"))));
+        }
     }
     Ok(Ok(Verified { size, checkpoints: checkpoints.len() }))
 }
