@@ -169,7 +169,7 @@ async fn checkpoint_latency(db: DatabaseConnection) -> anyhow::Result<Duration> 
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while !shutdown.is_cancelled() {
-                if let Ok(Some((size, _))) = store::latest_checkpoint(&db).await
+                if let Ok(Some((size, _, _))) = store::latest_checkpoint(&db).await
                     && seen.last().is_none_or(|(s, _)| *s < size)
                 {
                     seen.push((size, Instant::now()));

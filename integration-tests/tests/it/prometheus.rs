@@ -163,7 +163,17 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     assert!(stderr.contains("step 1 passed: errors (kayenta): ") && passed.iter().any(|p| stderr.contains(p)), "{stderr}");
 
     // Every panel of the Grafana dashboards asks Prometheus something it
-    // answers with data, the canary verdicts included.
+    // answers with data, the canary verdicts included; the audit log's
+    // read latency, with someone reading it.
+    let reader = {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move {
+            loop {
+                paved_integration_tests::http_get(&format!("http://{endpoint}/audit/log/checkpoint")).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
     for file in std::fs::read_dir(&dashboards).expect("dashboards").flatten() {
         let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(file.path()).expect("read")).expect("a JSON dashboard");
@@ -179,5 +189,6 @@ async fn rollouts_judged_on_a_prometheus_metric() {
             }
         }
     }
+    reader.abort();
     platform.stop().await.expect("stop");
 }

@@ -66,6 +66,7 @@ impl Log {
     /// `also` run in the same transaction (the query side's rows); returns
     /// how many became leaves.
     pub async fn append(&self, stream: &str, events: &[Envelope], also: Option<&InsertStatement>) -> Result<usize, AppendError> {
+        let started = std::time::Instant::now();
         let mut kept = self.edge.lock().await;
         let txn = self.db.begin().await?;
         let state = store::state(&txn, true).await?;
@@ -104,6 +105,7 @@ impl Log {
         txn.commit().await?;
         *kept = Some(edge);
         drop(kept);
+        super::metrics::appended(appended.size, started.elapsed());
         if !leaves.is_empty() {
             self.appended.notify_one();
         }
@@ -143,12 +145,15 @@ impl Log {
     /// Signs the tree as it stands, unless the latest checkpoint has it.
     pub async fn sign_latest(&self) -> Result<u64, AppendError> {
         let state = store::state(&self.db, false).await?;
-        if store::latest_checkpoint(&self.db).await?.is_some_and(|(size, _)| size >= state.size) {
+        if let Some((size, _, at)) = store::latest_checkpoint(&self.db).await?.filter(|(size, _, _)| *size >= state.size) {
+            super::metrics::signed(size, at);
             return Ok(state.size);
         }
         let key = self.key.get().ok_or(AppendError::NoKey)?;
         let note = key.checkpoint(state.size, state.root).map_err(AppendError::Tree)?;
-        store::put_checkpoint(&self.db, state.size, &note, chrono::Utc::now().timestamp_millis()).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        store::put_checkpoint(&self.db, state.size, &note, now).await?;
+        super::metrics::signed(state.size, now);
         Ok(state.size)
     }
 }

@@ -4,6 +4,7 @@
 pub mod append;
 pub mod http;
 pub mod key;
+pub mod metrics;
 pub mod note;
 pub mod read;
 pub mod schema;

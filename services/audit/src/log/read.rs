@@ -3,13 +3,14 @@
 //! a prefix of what it grows into, so any tree up to the stored one can be
 //! proven from them.
 
+use super::metrics;
 use super::{
     append::Log,
     store,
     tiles::{Asked, Reader, TileRef, WIDTH},
 };
 use sea_orm::DbErr;
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Instant};
 use tlog_tiles::{Checkpoint, Hash, HashReader, prove_record, prove_tree};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +45,11 @@ pub struct Signed {
 impl Log {
     /// The latest signed checkpoint.
     pub async fn checkpoint(&self) -> Result<Signed, ReadError> {
-        let (_, note) = store::latest_checkpoint(self.db()).await?.ok_or(ReadError::NoCheckpoint)?;
-        signed(note)
+        let started = Instant::now();
+        let (_, note, _) = store::latest_checkpoint(self.db()).await?.ok_or(ReadError::NoCheckpoint)?;
+        let checkpoint = signed(note);
+        metrics::read("checkpoint", started.elapsed());
+        checkpoint
     }
 
     /// Signed checkpoints by size, from the `offset`-th.
@@ -69,7 +73,10 @@ impl Log {
         if index >= size {
             return Err(ReadError::OutOfRange { what: format!("leaf {index} of a tree of {size}"), field: "index", size });
         }
-        self.prove(|r| prove_record(size, index, r)).await
+        let started = Instant::now();
+        let proof = self.prove(|r| prove_record(size, index, r)).await;
+        metrics::read("inclusion", started.elapsed());
+        proof
     }
 
     /// The proof that the tree of `from` is a prefix of the tree of `to`.
@@ -83,7 +90,10 @@ impl Log {
         if from == 0 || from == to {
             return Ok(Vec::new());
         }
-        self.prove(|r| prove_tree(to, from, r)).await
+        let started = Instant::now();
+        let proof = self.prove(|r| prove_tree(to, from, r)).await;
+        metrics::read("consistency", started.elapsed());
+        proof
     }
 
     async fn within(&self, field: &'static str, asked: u64) -> Result<(), ReadError> {
@@ -112,6 +122,13 @@ impl Log {
     /// width: hashes, or an entry bundle (each entry a big-endian u16 length
     /// and its bytes).
     pub async fn tile(&self, tile: TileRef) -> Result<Option<Vec<u8>>, ReadError> {
+        let started = Instant::now();
+        let data = self.tile_data(tile).await;
+        metrics::read(if tile.level.is_some() { "tile" } else { "entries" }, started.elapsed());
+        data
+    }
+
+    async fn tile_data(&self, tile: TileRef) -> Result<Option<Vec<u8>>, ReadError> {
         let size = self.size().await?;
         let width = u64::from(tile.width);
         match tile.level {

@@ -159,15 +159,18 @@ pub async fn leaf_of(c: &impl ConnectionTrait, event_id: &str) -> Result<Option<
     c.query_one(&query).await?.map(|row| uint(&row, "leaf_index")).transpose()
 }
 
-/// The latest checkpoint: (size, note).
-pub async fn latest_checkpoint(c: &impl ConnectionTrait) -> Result<Option<(u64, String)>, DbErr> {
+/// The latest checkpoint: (size, note, when it was signed in Unix ms).
+pub async fn latest_checkpoint(c: &impl ConnectionTrait) -> Result<Option<(u64, String, i64)>, DbErr> {
     let query = Query::select()
-        .columns([LogCheckpoints::Size, LogCheckpoints::Note])
+        .columns([LogCheckpoints::Size, LogCheckpoints::Note, LogCheckpoints::CreateTimeMs])
         .from(LogCheckpoints::Table)
         .order_by(LogCheckpoints::Size, Order::Desc)
         .limit(1)
         .to_owned();
-    c.query_one(&query).await?.map(|row| Ok((uint(&row, "size")?, row.try_get("", "note")?))).transpose()
+    c.query_one(&query)
+        .await?
+        .map(|row| Ok((uint(&row, "size")?, row.try_get("", "note")?, row.try_get("", "create_time_ms")?)))
+        .transpose()
 }
 
 /// Checkpoints by size, from the `offset`-th: (size, note).
