@@ -150,8 +150,9 @@ async fn plain_inserts(db: &DatabaseConnection, events: &[Envelope]) -> anyhow::
     let start = Instant::now();
     for (n, batch) in events.chunks(BATCH).enumerate() {
         let txn = db.begin().await?;
-        let leaves: Vec<(&str, Vec<u8>)> = batch.iter().map(|e| (e.id.as_str(), e.encode_to_vec())).collect();
-        store::insert_leaves(&txn, (n * BATCH) as u64, &leaves).await?;
+        let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+        let leaves: Vec<Vec<u8>> = batch.iter().map(Message::encode_to_vec).collect();
+        store::insert_leaves(&txn, (n * BATCH) as u64, &ids, &leaves).await?;
         txn.execute(&paved_audit::query_rows("paved.provisioner", batch)).await?;
         txn.commit().await?;
     }
@@ -251,11 +252,7 @@ async fn offline(dir: &std::path::Path, size: u64) -> anyhow::Result<(Duration, 
     let entry = |i: u64| -> Vec<u8> { prost::Message::encode_to_vec(&event(i as usize)) };
     for n in 0..size.div_ceil(WIDTH) {
         let entries: Vec<Vec<u8>> = (n * WIDTH..((n + 1) * WIDTH).min(size)).map(entry).collect();
-        let mut bundle = Vec::new();
-        for e in &entries {
-            bundle.extend_from_slice(&u16::try_from(e.len())?.to_be_bytes());
-            bundle.extend_from_slice(e);
-        }
+        let bundle = verify::bundle(&entries).ok_or_else(|| anyhow::anyhow!("an entry over 64 KiB"))?;
         write(dir, &TileRef { level: None, index: n, width: entries.len() as u32 }.path(), &bundle)?;
         let appended = edge.append(&entries).map_err(|e| anyhow::anyhow!("{e}"))?;
         root = appended.root;

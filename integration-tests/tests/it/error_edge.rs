@@ -3,6 +3,7 @@
 //! the client gets UNAVAILABLE with an error id in `ErrorInfo` and none of
 //! the cause, while the log carries the cause under the same id.
 
+use paved_integration_tests::service_common as common;
 use paved_integration_tests::{
     authed, capture_logs, postgres_database, provisioner_options, redis_namespace, start_broker, start_broker_at,
 };
@@ -11,25 +12,13 @@ use paved_proto::canary_analyzer::v1::{ListObservationsRequest, canary_analyzer_
 use paved_proto::cost_scheduler::v1::{ListUsageRequest, cost_scheduler_service_client::CostSchedulerServiceClient};
 use paved_proto::provisioner::v1::{ListWorkloadsRequest, provisioner_service_client::ProvisionerServiceClient};
 use paved_proto::secrets_broker::v1::{ListIdentitiesRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
-use paved_service::{BasicConfig, Common, ConsumerService, run_consumer};
+use paved_service::{BasicConfig, ConsumerService, run_consumer};
 use sea_orm::ConnectionTrait;
 use std::{net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
-
-fn common(listen: SocketAddr, broker: SocketAddr, database_url: &str, stream_url: &str) -> Common {
-    Common {
-        listen,
-        database_url: database_url.to_string(),
-        stream_url: stream_url.to_string(),
-        log_format: "pretty".into(),
-        stream_max_len: 10_000,
-        broker_url: format!("http://{broker}"),
-        mtls: Default::default(),
-    }
-}
 
 /// Renames `table` of `database` away, once the service has migrated it:
 /// every query of it fails with the driver's text (`relation "…" does not

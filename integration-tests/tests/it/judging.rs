@@ -7,7 +7,7 @@ use paved_canary_analyzer::judgement::{self, Fetched};
 use paved_integration_tests::{authed, postgres_database, redis_namespace, start_broker};
 use paved_proto::canary_analyzer::v1::{JudgeLookRequest, RequestCounts, canary_analyzer_service_client::CanaryAnalyzerServiceClient};
 use paved_proto::timestamp_from_millis;
-use paved_service::{BasicConfig, Common, run_consumer};
+use paved_service::{BasicConfig, run_consumer};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -49,15 +49,7 @@ async fn start(
 ) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>, Channel) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let common = Common {
-        listen: addr,
-        database_url: database.to_string(),
-        stream_url: stream.to_string(),
-        log_format: "pretty".into(),
-        stream_max_len: 10_000,
-        broker_url: format!("http://{broker}"),
-        mtls: Default::default(),
-    };
+    let common = paved_integration_tests::service_common(addr, broker, database, stream);
     let shutdown = CancellationToken::new();
     let config = BasicConfig { common, options: Default::default() };
     let task = tokio::spawn(run_consumer::<paved_canary_analyzer::CanaryAnalyzer>(config, listener, shutdown.clone()));

@@ -2,7 +2,11 @@
 //! tree's state written in the same transaction as the leaves; and the
 //! signer, which follows the tree with checkpoints.
 
-use super::{note::LogKey, store, tiles::Edge};
+use super::{
+    note::LogKey,
+    store,
+    tiles::{Edge, edge_keys},
+};
 use paved_proto::audit::v1::LogEntry;
 use paved_seal::RootKey;
 use paved_stream::Envelope;
@@ -72,16 +76,12 @@ impl Log {
         let state = store::state(&txn, true).await?;
         let mut edge = match kept.take() {
             Some(edge) if edge.size == state.size => edge,
-            _ => {
-                let wanted: Vec<(u8, u64)> =
-                    super::tiles::edge_tiles(state.size).iter().map(|t| (t.level.unwrap_or_default(), t.index)).collect();
-                Edge::new(state.size, store::tiles(&txn, &wanted).await?).map_err(AppendError::Tree)?
-            }
+            _ => Edge::new(state.size, store::tiles(&txn, &edge_keys(state.size)).await?).map_err(AppendError::Tree)?,
         };
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let mut seen = store::known(&txn, &ids).await?;
         let now = paved_proto::timestamp_from_millis(chrono::Utc::now().timestamp_millis());
-        let mut leaves: Vec<(&str, Vec<u8>)> = Vec::new();
+        let (mut fresh, mut leaves): (Vec<&str>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
         for event in events {
             // A redelivered event, or one twice in a batch, is a leaf once.
             if seen.insert(event.id.clone()) {
@@ -89,14 +89,14 @@ impl Log {
                 if entry.len() > MAX_ENTRY {
                     return Err(AppendError::TooLarge { id: event.id.clone(), size: entry.len() });
                 }
-                leaves.push((event.id.as_str(), entry));
+                fresh.push(&event.id);
+                leaves.push(entry);
             }
         }
-        let bytes: Vec<Vec<u8>> = leaves.iter().map(|(_, leaf)| leaf.clone()).collect();
         // On any failure below the kept edge is gone: the next append
         // rebuilds it from what was committed.
-        let appended = edge.append(&bytes).map_err(|e| AppendError::Tree(e.to_string()))?;
-        store::insert_leaves(&txn, state.size, &leaves).await?;
+        let appended = edge.append(&leaves).map_err(|e| AppendError::Tree(e.to_string()))?;
+        store::insert_leaves(&txn, state.size, &fresh, &leaves).await?;
         store::put_tiles(&txn, &appended.tiles).await?;
         store::set_state(&txn, store::State { size: appended.size, root: appended.root }).await?;
         if let Some(also) = also {

@@ -140,13 +140,8 @@ impl Log {
                 if entries.len() as u64 != width {
                     return Err(ReadError::Tree(format!("entries of {} are missing", tile.path())));
                 }
-                let mut bundle = Vec::new();
-                for entry in entries {
-                    let len =
-                        u16::try_from(entry.len()).map_err(|_| ReadError::Tree(format!("an entry of {} is over 64 KiB", tile.path())))?;
-                    bundle.extend_from_slice(&len.to_be_bytes());
-                    bundle.extend_from_slice(&entry);
-                }
+                let bundle = super::verify::bundle(&entries)
+                    .ok_or_else(|| ReadError::Tree(format!("an entry of {} is over 64 KiB", tile.path())))?;
                 Ok(Some(bundle))
             }
             Some(level) => {

@@ -123,13 +123,13 @@ pub async fn known(c: &impl ConnectionTrait, ids: &[&str]) -> Result<HashSet<Str
     Ok(known)
 }
 
-/// Stores leaves `first`, `first + 1`, … with their event ids.
-pub async fn insert_leaves(c: &impl ConnectionTrait, first: u64, leaves: &[(&str, Vec<u8>)]) -> Result<(), DbErr> {
-    for (n, chunk) in leaves.chunks(paved_store::CHUNK / 3).enumerate() {
+/// Stores leaves `first`, `first + 1`, …, each with its event id.
+pub async fn insert_leaves(c: &impl ConnectionTrait, first: u64, ids: &[&str], leaves: &[Vec<u8>]) -> Result<(), DbErr> {
+    let rows = paved_store::CHUNK / 3;
+    for (n, (ids, leaves)) in ids.chunks(rows).zip(leaves.chunks(rows)).enumerate() {
         let mut insert =
             Query::insert().into_table(LogLeaves::Table).columns([LogLeaves::LeafIndex, LogLeaves::EventId, LogLeaves::Leaf]).to_owned();
-        let start = first + (n * (paved_store::CHUNK / 3)) as u64;
-        for (index, (id, leaf)) in (start..).zip(chunk) {
+        for (index, (id, leaf)) in (first + (n * rows) as u64..).zip(ids.iter().zip(leaves)) {
             insert.values_panic([int(index).into(), (*id).into(), leaf.clone().into()]);
         }
         c.execute(&insert).await?;

@@ -72,17 +72,23 @@ fn canonical_number(s: &str) -> Option<u64> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))).then(|| s.parse().ok()).flatten()
 }
 
-/// The hash tiles at the right edge of a tree of `size` leaves: at each
-/// level, the partial tile still growing (none where the level's hashes
-/// fill whole tiles). Every hash appending reads lies in one of them.
-pub fn edge_tiles(size: u64) -> Vec<TileRef> {
+/// The hash tiles at the right edge of a tree of `size` leaves, as
+/// (level, index, width): at each level, the partial tile still growing
+/// (none where the level's hashes fill whole tiles). Every hash appending
+/// reads lies in one of them.
+pub fn edge_tiles(size: u64) -> Vec<(u8, u64, u32)> {
     (0..64u8)
         .map_while(|level| {
             let hashes = size.checked_shr(u32::from(level) * u32::from(HEIGHT)).filter(|h| *h > 0)?;
-            Some(TileRef { level: Some(level), index: hashes / WIDTH, width: (hashes % WIDTH) as u32 })
+            Some((level, hashes / WIDTH, (hashes % WIDTH) as u32))
         })
-        .filter(|t| t.width > 0)
+        .filter(|(_, _, width)| *width > 0)
         .collect()
+}
+
+/// [`edge_tiles`] as the store keys them: (level, index).
+pub fn edge_keys(size: u64) -> Vec<(u8, u64)> {
+    edge_tiles(size).into_iter().map(|(level, index, _)| (level, index)).collect()
 }
 
 /// What an append changed: the tiles to store (level, index, data) and
@@ -107,15 +113,17 @@ impl Edge {
     pub fn new(size: u64, tiles: impl IntoIterator<Item = ((u8, u64), Vec<u8>)>) -> Result<Self, String> {
         let mut edge = Self { size, tiles: HashMap::new() };
         let mut given: HashMap<(u8, u64), Vec<u8>> = tiles.into_iter().collect();
-        for t in edge_tiles(size) {
-            let key = (t.level.unwrap_or_default(), t.index);
-            let need = t.width as usize * tlog_tiles::HASH_SIZE;
-            match given.remove(&key) {
+        for (level, index, width) in edge_tiles(size) {
+            let need = width as usize * tlog_tiles::HASH_SIZE;
+            match given.remove(&(level, index)) {
                 Some(mut data) if data.len() >= need => {
                     data.truncate(need);
-                    edge.tiles.insert(key, data);
+                    edge.tiles.insert((level, index), data);
                 }
-                _ => return Err(format!("tile {} is missing or shorter than a tree of {size} needs", t.path())),
+                _ => {
+                    let path = TileRef { level: Some(level), index, width }.path();
+                    return Err(format!("tile {path} is missing or shorter than a tree of {size} needs"));
+                }
             }
         }
         Ok(edge)
@@ -139,7 +147,7 @@ impl Edge {
             changed.push((tile.level(), tile.level_index(), tile.read_data(&reader)?));
         }
         self.size = size;
-        let edge: Vec<(u8, u64)> = edge_tiles(size).iter().map(|t| (t.level.unwrap_or_default(), t.index)).collect();
+        let edge = edge_keys(size);
         // Changed tiles replace the old ones; tiles left of the edge go.
         let mut tiles: HashMap<(u8, u64), Vec<u8>> = std::mem::take(&mut self.tiles);
         tiles.extend(changed.iter().map(|(l, n, data)| ((*l, *n), data.clone())));

@@ -146,6 +146,17 @@ pub async fn verify(source: &impl Source, key: &str, history: &[Vec<u8>]) -> any
     Ok(Ok(Verified { size, checkpoints: checkpoints.len() }))
 }
 
+/// An entry bundle of `entries`: each a big-endian u16 length, then its
+/// bytes; None if one is over [`super::append::MAX_ENTRY`] bytes.
+pub fn bundle(entries: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let mut bundle = Vec::new();
+    for entry in entries {
+        bundle.extend_from_slice(&u16::try_from(entry.len()).ok()?.to_be_bytes());
+        bundle.extend_from_slice(entry);
+    }
+    Some(bundle)
+}
+
 /// The entries of a bundle (each a big-endian u16 length, then its bytes).
 pub fn bundle_entries(bundle: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut entries = Vec::new();

@@ -136,16 +136,19 @@ pub async fn find(conn: &impl ConnectionTrait, path: &str, version: u32) -> Resu
     }))
 }
 
+/// What [`list`] and [`generated`] read of a version.
+const VERSION_COLUMNS: [SecretVersions; 5] = [
+    SecretVersions::Path,
+    SecretVersions::Version,
+    SecretVersions::GenerateBytes,
+    SecretVersions::RotateEveryMs,
+    SecretVersions::CreateTimeMs,
+];
+
 /// Latest versions of the secrets under `prefix`, by path.
 pub async fn list(conn: &impl ConnectionTrait, prefix: &str, size: u64, offset: u64) -> Result<Vec<Version>, DbErr> {
     let query = Query::select()
-        .columns([
-            SecretVersions::Path,
-            SecretVersions::Version,
-            SecretVersions::GenerateBytes,
-            SecretVersions::RotateEveryMs,
-            SecretVersions::CreateTimeMs,
-        ])
+        .columns(VERSION_COLUMNS)
         .from(SecretVersions::Table)
         .and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null())
         .and_where(Expr::col(SecretVersions::Path).like(like_prefix(prefix)))
@@ -172,13 +175,7 @@ pub async fn list(conn: &impl ConnectionTrait, prefix: &str, size: u64, offset: 
 /// The latest version of every generated secret.
 pub async fn generated(conn: &impl ConnectionTrait) -> Result<Vec<Generated>, DbErr> {
     let query = Query::select()
-        .columns([
-            SecretVersions::Path,
-            SecretVersions::Version,
-            SecretVersions::GenerateBytes,
-            SecretVersions::RotateEveryMs,
-            SecretVersions::CreateTimeMs,
-        ])
+        .columns(VERSION_COLUMNS)
         .from(SecretVersions::Table)
         .and_where(Expr::col(SecretVersions::SupersededTimeMs).is_null())
         .and_where(Expr::col(SecretVersions::GenerateBytes).gt(0))
