@@ -3,17 +3,27 @@
 
 use std::time::Duration;
 
-/// A time to live such as `48h`, `30m`, `2d` or `90s`.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+/// A span such as `48h`, `30m`, `2d` or `90s`, in seconds; `None` for a
+/// missing number, `Some(Err(unit))` for a unit that is none of those.
+pub fn seconds(text: &str) -> Option<Result<u64, String>> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("invalid ttl {text:?}: expected e.g. 48h, 30m, 2d"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("invalid ttl {text:?}: the unit must be s, m, h or d")),
+    let n: u64 = number.parse().ok()?;
+    Some(match unit {
+        "s" => Ok(n),
+        "m" => Ok(n.saturating_mul(60)),
+        "h" => Ok(n.saturating_mul(3600)),
+        "d" => Ok(n.saturating_mul(86_400)),
+        other => Err(other.to_string()),
+    })
+}
+
+/// A time to live such as `48h`, `30m`, `2d` or `90s`.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let seconds = match seconds(text) {
+        None => return Err(format!("invalid ttl {text:?}: expected e.g. 48h, 30m, 2d")),
+        Some(Err(_)) => return Err(format!("invalid ttl {text:?}: the unit must be s, m, h or d")),
+        Some(Ok(s)) => s,
     };
     if seconds == 0 || seconds > 30 * 86_400 {
         return Err(format!("ttl {text:?} must be more than 0 and at most 30d"));

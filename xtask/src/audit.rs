@@ -15,6 +15,7 @@
 
 use paved_audit::log::{
     append::Log,
+    chains, entry,
     note::LogKey,
     store,
     tiles::{Edge, TileRef, WIDTH},
@@ -140,7 +141,7 @@ async fn log_appends(db: &DatabaseConnection, events: &[Envelope]) -> anyhow::Re
     let log = Log::new(db.clone());
     let start = Instant::now();
     for batch in events.chunks(BATCH) {
-        log.append("paved.provisioner", batch, Some(&paved_audit::query_rows("paved.provisioner", batch))).await?;
+        log.append("paved.provisioner", batch).await?;
     }
     Ok(start.elapsed())
 }
@@ -151,9 +152,22 @@ async fn plain_inserts(db: &DatabaseConnection, events: &[Envelope]) -> anyhow::
     for (n, batch) in events.chunks(BATCH).enumerate() {
         let txn = db.begin().await?;
         let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
-        let leaves: Vec<Vec<u8>> = batch.iter().map(Message::encode_to_vec).collect();
-        store::insert_leaves(&txn, (n * BATCH) as u64, &ids, &leaves).await?;
-        txn.execute(&paved_audit::query_rows("paved.provisioner", batch)).await?;
+        // The same rows the log writes, without the tree, the dedupe and
+        // the chains' heads.
+        let first = (n * BATCH) as u64;
+        let now = chrono::Utc::now().timestamp_millis();
+        let events: Vec<&Envelope> = batch.iter().collect();
+        let built = entry::leaves(
+            &events,
+            "paved.provisioner",
+            paved_proto::timestamp_from_millis(now),
+            first,
+            &Default::default(),
+            &mut Default::default(),
+        );
+        let leaves: Vec<Vec<u8>> = built.iter().map(|l| l.entry.encode_to_vec()).collect();
+        store::insert_leaves(&txn, first, &ids, &leaves).await?;
+        txn.execute(&chains::rows("paved.provisioner", first, &built, now)).await?;
         txn.commit().await?;
     }
     Ok(start.elapsed())
@@ -187,7 +201,7 @@ async fn checkpoint_latency(db: DatabaseConnection) -> anyhow::Result<Duration> 
         tick.tick().await;
         let batch: Vec<Envelope> = (n * 50..n * 50 + 50).map(event).collect();
         let start = Instant::now();
-        size += log.append("paved.provisioner", &batch, None).await? as u64;
+        size += log.append("paved.provisioner", &batch).await? as u64;
         appended.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((size, start));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;

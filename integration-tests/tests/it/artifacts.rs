@@ -3,7 +3,7 @@
 //! decide a prod deploy of the artifact by digest.
 
 use paved::up::{Platform, UpOptions};
-use paved_integration_tests::{bin_dir, paved, paved_with, text, up_options};
+use paved_integration_tests::{bin_dir, eventually, paved, paved_with, text, up_options};
 use paved_proto::provisioner::v1::{PushArtifactRequest, provisioner_service_client::ProvisionerServiceClient};
 use std::{path::Path, time::Duration};
 
@@ -120,5 +120,46 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
         "the newest report counts: {out:?}"
     );
     assert!(Path::new(&dir.path().join("data/provisioner/artifacts/sha256").join(&expected["sha256:".len()..])).exists());
+
+    // The prod revision's lineage, one bundle checked with the key alone.
+    let log_key = text(&e(&["audit", "key"]).await.stdout).trim().to_string();
+    let bundle = dir.path().join("lineage.json");
+    let bundle_path = bundle.to_str().expect("path");
+    let out = eventually("the promotion in the log", Duration::from_secs(30), || async {
+        let out = e(&["audit", "trace", "api", "--env", "prod", "--key", &log_key, "--bundle", bundle_path]).await;
+        (out.status.success() && text(&out.stdout).contains("Promoted")).then_some(out)
+    })
+    .await;
+    let lineage = text(&out.stdout);
+    for step in [
+        "revision.deployed",
+        "policy.decided",
+        "allowed by policy bundle sha256:",
+        &format!("artifact {expected}"),
+        "sbom by ci",
+        "vulnerabilities by ci",
+        "Promoted",
+    ] {
+        assert!(lineage.contains(step), "the lineage lacks {step:?}:\n{lineage}");
+    }
+    let verify = |path: &str, key: &str| paved(&["audit", "verify-bundle", path, "--key", key]);
+    let out = verify(bundle_path, &log_key).await;
+    assert!(out.status.success() && text(&out.stdout).contains("verified: "), "{out:?}");
+    let other = paved_audit::log::note::LogKey::new("paved/audit", &[5; 32]).expect("key").verifier_key();
+    assert_eq!(verify(bundle_path, &other).await.status.code(), Some(1), "another key");
+    // One entry's bytes changed: named by index.
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("json");
+    let target = json["entries"][1]["index"].as_u64().expect("index");
+    let entry = json["entries"][1]["entry"].as_str().expect("entry").to_string();
+    let flipped = match entry.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &entry[1..]),
+    };
+    json["entries"][1]["entry"] = serde_json::Value::String(flipped);
+    let forged = dir.path().join("forged.json");
+    std::fs::write(&forged, serde_json::to_vec(&json).expect("json")).expect("write");
+    let out = verify(forged.to_str().expect("path"), &log_key).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("NOT verified: entry {target}: ")), "{}", text(&out.stdout));
     platform.stop().await.expect("stop");
 }

@@ -60,7 +60,7 @@ fn tile_path(level: &str, n: u64, width: u64) -> String {
     format!("tile/{level}/{n:03}{partial}")
 }
 
-async fn start(
+pub(crate) async fn start(
     database: &str,
     stream: &str,
     broker: SocketAddr,
@@ -85,7 +85,7 @@ async fn publish(stream: &paved_stream::SharedStream, producer: &str, subjects: 
 }
 
 /// Waits for a signed checkpoint of at least `size` leaves: (note, checkpoint).
-async fn checkpoint_of(addr: SocketAddr, size: u64) -> (String, Checkpoint) {
+pub(crate) async fn checkpoint_of(addr: SocketAddr, size: u64) -> (String, Checkpoint) {
     eventually(&format!("a checkpoint of {size} entries"), Duration::from_secs(60), || async move {
         let (status, headers, body) = http_get(&format!("http://{addr}/audit/log/checkpoint")).await;
         if !status.is_success() {
@@ -131,6 +131,15 @@ async fn the_log_verifies_from_its_tiles_and_proofs_and_survives_a_restart() {
     assert!(verifier.starts_with("paved/audit+"), "{verifier}");
 
     let mut client = AuditServiceClient::new(authed(channel.clone(), &token));
+    // The broker's events count too: wait for the last of each of our
+    // streams (each stream's order holds) to be in a checkpoint.
+    for last in [&ids[399], &ids[599]] {
+        eventually("our events in a checkpoint", Duration::from_secs(60), || {
+            let (mut client, id) = (client.clone(), last.clone());
+            async move { client.get_inclusion_proof(GetInclusionProofRequest { leaf: Some(Leaf::EventId(id)), tree_size: 0 }).await.ok() }
+        })
+        .await;
+    }
     let (note, checkpoint) = checkpoint_of(addr, 600).await;
     let size = checkpoint.size();
     let verifiers = signed_note::VerifierList::new(vec![Box::new(signed_note::StandardVerifier::new(&verifier).expect("a verifier key"))]);

@@ -5,7 +5,7 @@
 
 use crate::rollouts::embedded;
 use paved_integration_tests::{authed, eventually, paved_with, text};
-use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
+use paved_proto::audit::v1::{ListEntriesRequest, QueryLogRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{ApplyWorkloadRequest, ListWorkloadsRequest, provisioner_service_client::ProvisionerServiceClient};
 use paved_proto::secrets_broker::v1::{
     GetKeySetRequest, IntrospectTokenRequest, IssueTokenRequest, RenewTokenRequest,
@@ -255,12 +255,14 @@ async fn every_call_is_authenticated_and_authorised() {
                     _ => None,
                 })
                 .collect();
-            denied.iter().any(|(_, who, why)| who == "vera" && why == "MISSING_SCOPE").then_some(denied)
+            denied.iter().any(|(_, who, why)| who.starts_with("sha256:") && why == "MISSING_SCOPE").then_some(denied)
         }
     })
     .await;
+    // People are in the log as commitments, never by name.
+    let vera = commitment(&audit, "vera").await;
     let apply = "/paved.provisioner.v1.ProvisionerService/ApplyWorkload";
-    assert!(denied.iter().any(|d| d == &(apply.to_string(), "vera".to_string(), "MISSING_SCOPE".to_string())), "{denied:?}");
+    assert!(denied.iter().any(|d| d == &(apply.to_string(), vera.clone(), "MISSING_SCOPE".to_string())), "{denied:?}");
     for why in ["TOKEN_MISSING", "TOKEN_INVALID"] {
         assert!(denied.iter().any(|(_, who, reason)| who.is_empty() && reason == why), "{why} missing in {denied:?}");
     }
@@ -390,8 +392,9 @@ async fn refusals_carry_error_info_and_are_events() {
     assert_eq!(info(&refused), (Code::PermissionDenied, "MISSING_SCOPE".into(), "deploy:dev/billing".into()));
 
     let audit = AuditServiceClient::new(authed(channel.clone(), &root));
+    let (petra_c, mallory_c) = (commitment(&audit, "petra").await, commitment(&audit, "mallory").await);
     let (denied, access) = eventually("the refusals in the audit log", Duration::from_secs(20), || {
-        let mut audit = audit.clone();
+        let (mut audit, petra_c) = (audit.clone(), petra_c.clone());
         async move {
             let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
             let mut denied = Vec::new();
@@ -399,9 +402,9 @@ async fn refusals_carry_error_info_and_are_events() {
             for entry in &entries.entries {
                 match paved_stream::event::decode(&entry.envelope).ok()?.payload? {
                     paved_proto::events::v1::envelope::Payload::BrokerActed(a) if a.action == "token.denied" => {
-                        denied.push((a.actor, a.target, a.reason))
+                        denied.push((a.actor, a.for_subject, a.reason))
                     }
-                    paved_proto::events::v1::envelope::Payload::AccessDenied(d) if d.subject == "petra" => {
+                    paved_proto::events::v1::envelope::Payload::AccessDenied(d) if d.subject == petra_c => {
                         access.push((d.method, d.reason))
                     }
                     _ => {}
@@ -412,8 +415,10 @@ async fn refusals_carry_error_info_and_are_events() {
     })
     .await;
     assert_eq!(denied.len(), 3, "{denied:?}");
-    assert!(denied.iter().all(|(actor, _, _)| actor == "petra"), "{denied:?}");
-    assert!(denied.iter().any(|(_, target, why)| target == "mallory" && why.contains("issue:subjects")), "{denied:?}");
+    assert!(denied.iter().all(|(actor, _, _)| actor == &petra_c), "{denied:?}");
+    assert!(denied.iter().any(|(_, target, why)| target == &mallory_c && why.contains("issue:subjects")), "{denied:?}");
+    let dump = format!("{denied:?}{access:?}");
+    assert!(!dump.contains("petra") && !dump.contains("mallory"), "a name in the log: {dump}");
     assert!(denied.iter().any(|(_, _, why)| why.contains("cannot grant scope *")), "{denied:?}");
     let apply_method = "/paved.provisioner.v1.ProvisionerService/ApplyWorkload".to_string();
     assert_eq!(access, vec![(apply_method, "MISSING_SCOPE".to_string())]);
@@ -435,4 +440,16 @@ async fn refusals_carry_error_info_and_are_events() {
         .await
         .expect("verifiers still accept it within the documented leeway");
     platform.stop().await.expect("stop");
+}
+
+/// A person's commitment in the audit log, once the log has seen them.
+async fn commitment(audit: &AuditServiceClient<paved_grpc::client::AuthChannel>, name: &str) -> String {
+    eventually(&format!("{name} in the audit log"), Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let answer = audit.query_log(QueryLogRequest { actor: name.to_string(), ..Default::default() }).await.ok()?.into_inner();
+            (!answer.chain.is_empty()).then_some(answer.chain)
+        }
+    })
+    .await
 }

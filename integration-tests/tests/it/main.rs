@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod audit_log;
+mod audit_query;
 mod auth;
 mod canary;
 mod cli;

@@ -14,7 +14,7 @@ pub const AUDIENCES: [&str; 6] = {
 };
 
 /// Method name prefixes of calls that only read.
-pub const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Explain", "Plan", "Replay"];
+pub const READ_PREFIXES: [&str; 7] = ["Get", "List", "Watch", "Explain", "Plan", "Replay", "Query"];
 
 /// One scope, such as `read:audit`, `deploy:dev/shop-*` or `*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

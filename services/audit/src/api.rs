@@ -2,14 +2,16 @@
 
 use crate::log::{
     append::Log,
+    query::Asked,
     read::{ReadError, Signed},
 };
 use crate::schema::AuditEntries;
 use paved_grpc::status;
 use paved_proto::audit::v1::{
-    Checkpoint, Entry, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
-    GetInclusionProofRequest, GetInclusionProofResponse, GetLogKeyRequest, GetLogKeyResponse, ListCheckpointsRequest,
-    ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest, ListLogEntriesResponse,
+    Checkpoint, Entry, EraseSubjectRequest, EraseSubjectResponse, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
+    GetConsistencyProofResponse, GetInclusionProofRequest, GetInclusionProofResponse, GetLogKeyRequest, GetLogKeyResponse,
+    ListCheckpointsRequest, ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest,
+    ListLogEntriesResponse, ProvenEntry, QueryLogRequest, QueryLogResponse,
     audit_service_server::{AuditService, AuditServiceServer},
     get_inclusion_proof_request::Leaf,
 };
@@ -138,6 +140,72 @@ impl AuditService for Api {
         let count = if req.count == 0 { 256 } else { req.count };
         let entries = self.log.entries(req.start, u64::from(count)).await.map_err(|e| status::storage(&e))?;
         Ok(Response::new(ListLogEntriesResponse { start: req.start, entries }))
+    }
+
+    async fn query_log(&self, request: Request<QueryLogRequest>) -> Result<Response<QueryLogResponse>, Status> {
+        let req = request.into_inner();
+        let asked = match (req.workload.as_str(), req.environment.as_str(), req.actor.as_str()) {
+            (name, environment, "") if !name.is_empty() && !environment.is_empty() => Asked::Workload { environment, name },
+            ("", "", actor) if !actor.is_empty() => Asked::Actor(actor),
+            _ => {
+                return Err(status::invalid_argument(
+                    "QUERY_SUBJECT",
+                    "ask for one workload (workload and environment) or one actor",
+                    [("workload".to_string(), "set workload and environment, or actor, not both".to_string())],
+                ));
+            }
+        };
+        let limit = match req.page_size {
+            0 => 256,
+            n @ 1..=1_000 => n as u64,
+            n => {
+                return Err(status::invalid_argument(
+                    "PAGE_SIZE",
+                    "page_size is 1 to 1,000",
+                    [("page_size".to_string(), format!("{n} is not in 1..=1000"))],
+                ));
+            }
+        };
+        let from = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse::<u64>().map_err(|_| {
+                status::invalid_argument(
+                    "PAGE_TOKEN",
+                    "page_token is not one this service gave",
+                    [("page_token".to_string(), "pass next_page_token as received".to_string())],
+                )
+            })?
+        };
+        let window =
+            (req.since.as_ref().map(paved_proto::millis_from_timestamp), req.until.as_ref().map(paved_proto::millis_from_timestamp));
+        let answer = self.log.query(asked, window, from, limit).await?;
+        Ok(Response::new(QueryLogResponse {
+            checkpoint: Some(checkpoint(answer.checkpoint)),
+            entries: answer
+                .entries
+                .into_iter()
+                .map(|e| ProvenEntry { index: e.index, entry: e.entry, hashes: e.hashes.iter().map(|h| h.0.to_vec()).collect() })
+                .collect(),
+            chain: answer.chain,
+            salt: answer.salt.unwrap_or_default(),
+            next_page_token: answer.next.map(|n| n.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn erase_subject(&self, request: Request<EraseSubjectRequest>) -> Result<Response<EraseSubjectResponse>, Status> {
+        let subject = request.into_inner().subject;
+        if !crate::log::entry::is_person(&subject) {
+            return Err(status::invalid_argument(
+                "NOT_A_PERSON",
+                format!("{subject:?} is not a person's name: workloads, services and `paved` are never committed, so never erased"),
+                [("subject".to_string(), "a person's token subject, e.g. dora".to_string())],
+            ));
+        }
+        let erased = self.log.erase(&subject).await?.ok_or_else(|| {
+            status::not_found("SUBJECT_UNKNOWN", format!("the log holds no salt for {subject}: never seen, or erased already"))
+        })?;
+        Ok(Response::new(EraseSubjectResponse { commitment: erased.commitment, entries: erased.entries }))
     }
 
     async fn list_entries(&self, request: Request<ListEntriesRequest>) -> Result<Response<ListEntriesResponse>, Status> {

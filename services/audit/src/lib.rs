@@ -20,11 +20,7 @@ mod schema;
 
 use async_trait::async_trait;
 use paved_stream::{Envelope, consumer::Handler};
-use schema::AuditEntries;
-use sea_orm::{
-    DatabaseConnection,
-    sea_query::{InsertStatement, OnConflict, Query},
-};
+use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
 /// The service, as the shell in `paved-service` runs it.
@@ -104,7 +100,7 @@ impl Handler for Recorder {
     async fn handle_all(&self, stream: &str, events: &[Envelope]) -> anyhow::Result<bool> {
         // An INSERT without rows is no statement at all.
         if !events.is_empty() {
-            match self.log.append(stream, events, Some(&query_rows(stream, events))).await {
+            match self.log.append(stream, events).await {
                 Ok(_) => {}
                 // The log's own fault: retried until mended, never
                 // dead-lettering the events.
@@ -114,38 +110,4 @@ impl Handler for Recorder {
         }
         Ok(true)
     }
-}
-
-/// One INSERT of `events`' query rows, a redelivered id ignored. A
-/// consumer's batch (at most 128 × 8 parameters) is well under the
-/// databases' limits on bound parameters.
-pub fn query_rows(stream: &str, events: &[Envelope]) -> InsertStatement {
-    let mut insert = Query::insert()
-        .into_table(AuditEntries::Table)
-        .columns([
-            AuditEntries::EventId,
-            AuditEntries::Stream,
-            AuditEntries::Source,
-            AuditEntries::EventType,
-            AuditEntries::Subject,
-            AuditEntries::EventTimeMs,
-            AuditEntries::ReceiveTimeMs,
-            AuditEntries::Envelope,
-        ])
-        .on_conflict(OnConflict::column(AuditEntries::EventId).do_nothing().to_owned())
-        .to_owned();
-    let now = chrono::Utc::now().timestamp_millis();
-    for event in events {
-        insert.values_panic([
-            event.id.clone().into(),
-            stream.into(),
-            event.source.clone().into(),
-            event.r#type.clone().into(),
-            event.subject.clone().into(),
-            event.time.as_ref().map(paved_proto::millis_from_timestamp).into(),
-            now.into(),
-            prost::Message::encode_to_vec(event).into(),
-        ]);
-    }
-    insert
 }

@@ -13,6 +13,11 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_STATE),
             Box::new(CREATE_CHECKPOINTS),
             Box::new(CREATE_KEYS),
+            Box::new(ENTRY_CHAINS),
+            Box::new(ENTRIES_BY_WORKLOAD),
+            Box::new(ENTRIES_BY_ACTOR),
+            Box::new(CREATE_CHAINS),
+            Box::new(CREATE_SALTS),
         ]
     }
 }
@@ -108,6 +113,64 @@ const CREATE_KEYS: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("sealed")).blob().not_null())
             .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
             .col(ColumnDef::new(Alias::new("retire_time_ms")).big_integer())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+// Queries with back-pointers, and erasure (crate::log::entry).
+
+/// Rows from before have no leaf index: the log began with this release's
+/// predecessor, and its rows keep their plain envelopes (docs/limits.md).
+const ENTRY_CHAINS: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261207_000001_audit_entry_chains",
+    table: "audit_entries",
+    columns: || {
+        vec![
+            ColumnDef::new(Alias::new("leaf_index")).big_integer().to_owned(),
+            ColumnDef::new(Alias::new("workload")).string().to_owned(),
+            ColumnDef::new(Alias::new("actor")).string().to_owned(),
+        ]
+    },
+    backfill: &[],
+};
+
+const ENTRIES_BY_WORKLOAD: paved_store::CreateIndex = paved_store::CreateIndex {
+    name: "m20261207_000002_audit_entries_by_workload",
+    table: "audit_entries",
+    index: "audit_entries_workload",
+    columns: &["workload", "leaf_index"],
+};
+
+const ENTRIES_BY_ACTOR: paved_store::CreateIndex = paved_store::CreateIndex {
+    name: "m20261207_000003_audit_entries_by_actor",
+    table: "audit_entries",
+    index: "audit_entries_actor",
+    columns: &["actor", "leaf_index"],
+};
+
+const CREATE_CHAINS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261207_000004_create_log_chains",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_chains"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("chain")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("leaf_index")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_SALTS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261207_000005_create_audit_salts",
+    table: || {
+        Table::create()
+            .table(Alias::new("audit_salts"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("subject")).string().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("salt")).blob().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
             .to_owned()
     },
     indexes: paved_store::no_indexes,

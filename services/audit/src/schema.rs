@@ -24,8 +24,12 @@ pub(crate) enum AuditEntries {
     Subject,
     EventTimeMs,
     ReceiveTimeMs,
-    /// The whole event, encoded.
+    /// The whole event, encoded, with people's names committed (as in its leaf).
     Envelope,
+    /// Its leaf in the log, and the chains it is on (as the leaf names them).
+    LeafIndex,
+    Workload,
+    Actor,
 }
 
 #[cfg(test)]
@@ -37,10 +41,26 @@ mod tests {
     fn audit_entries_render_as_migrated() {
         use AuditEntries::*;
         assert_eq!(
-            select(Table, [Sequence, EventId, Stream, Source, EventType, Subject, EventTimeMs, ReceiveTimeMs, Envelope]),
+            select(
+                Table,
+                [Sequence, EventId, Stream, Source, EventType, Subject, EventTimeMs, ReceiveTimeMs, Envelope, LeafIndex, Workload, Actor]
+            ),
             select_named(
                 "audit_entries",
-                &["sequence", "event_id", "stream", "source", "event_type", "subject", "event_time_ms", "receive_time_ms", "envelope"]
+                &[
+                    "sequence",
+                    "event_id",
+                    "stream",
+                    "source",
+                    "event_type",
+                    "subject",
+                    "event_time_ms",
+                    "receive_time_ms",
+                    "envelope",
+                    "leaf_index",
+                    "workload",
+                    "actor"
+                ]
             ),
         );
     }

@@ -178,9 +178,10 @@ impl Store {
     /// What the policy gate sees of an artifact: its digest and, per kind,
     /// the newest attestation's payload fields plus `verified` (its signer
     /// is still trusted and its signature still checks) and `signer`.
-    pub async fn policy_input<C: ConnectionTrait>(&self, db: &C, digest: &str) -> Result<Value, ArtifactError> {
+    pub async fn policy_input<C: ConnectionTrait>(&self, db: &C, digest: &str) -> Result<(Value, Seen), ArtifactError> {
         let artifact = get(db, digest).await?.ok_or_else(|| ArtifactError::Unknown(digest.to_string()))?;
         let mut attestations = serde_json::Map::new();
+        let mut seen = Seen { digest: artifact.digest.clone(), attestations: Vec::new() };
         for att in attestations_of(db, digest).await? {
             let verified = self.signer(&att.public_key).is_some()
                 && paved_attest::verify(&att.public_key, digest, &att.kind, att.payload.as_bytes(), &att.signature).is_ok();
@@ -191,9 +192,31 @@ impl Store {
             entry.insert("verified".into(), json!(verified));
             entry.insert("signer".into(), json!(att.signer));
             attestations.insert(att.kind.clone(), Value::Object(entry));
+            seen.attestations.push(SeenAttestation {
+                payload_digest: format!("sha256:{}", hex::encode(Sha256::digest(att.payload.as_bytes()))),
+                kind: att.kind,
+                signer: att.signer,
+                verified,
+            });
         }
-        Ok(json!({ "digest": artifact.digest, "size": artifact.size, "attestations": attestations }))
+        Ok((json!({ "digest": artifact.digest, "size": artifact.size, "attestations": attestations }), seen))
     }
+}
+
+/// The artifact a policy decision saw, for the audit trail's lineage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    pub digest: String,
+    pub attestations: Vec<SeenAttestation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenAttestation {
+    pub kind: String,
+    pub signer: String,
+    pub verified: bool,
+    /// `sha256:<hex>` of the payload as stored.
+    pub payload_digest: String,
 }
 
 /// An upload in progress.

@@ -31,11 +31,24 @@ impl Gate {
     /// The policy gate's decision on deploying `spec` to `environment`; an
     /// artifact named by digest must exist, and its attestations are input.
     pub(crate) async fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<Decision, GateError> {
-        let artifact = match &spec.run {
-            paved_spec::Run::Artifact(digest) if digest.starts_with("sha256:") => self.artifacts.policy_input(&self.db, digest).await?,
-            _ => serde_json::Value::Null,
+        Ok(self.decide_seeing(environment, spec).await?.0)
+    }
+
+    /// [`Gate::decide`], with the artifact the decision saw (none when the
+    /// spec names no artifact by digest).
+    pub(crate) async fn decide_seeing(
+        &self,
+        environment: &str,
+        spec: &paved_spec::WorkloadSpec,
+    ) -> Result<(Decision, Option<artifacts::Seen>), GateError> {
+        let (artifact, seen) = match &spec.run {
+            paved_spec::Run::Artifact(digest) if digest.starts_with("sha256:") => {
+                let (input, seen) = self.artifacts.policy_input(&self.db, digest).await?;
+                (input, Some(seen))
+            }
+            _ => (serde_json::Value::Null, None),
         };
         let input = serde_json::json!({ "environment": environment, "workload": spec, "artifact": artifact });
-        Ok(self.policy.decide(&input)?)
+        Ok((self.policy.decide(&input)?, seen))
     }
 }

@@ -458,7 +458,12 @@ pub async fn advance_rollout<C: ConnectionTrait>(txn: &C, at: &mut Rollout, chan
 }
 
 /// Enqueues `policy.decided` for a rollout's revision.
-pub async fn emit_policy_decision<C: ConnectionTrait>(txn: &C, rollout: &Rollout, decision: &paved_policy::Decision) -> Result<(), DbErr> {
+pub async fn emit_policy_decision<C: ConnectionTrait>(
+    txn: &C,
+    rollout: &Rollout,
+    decision: &paved_policy::Decision,
+    seen: Option<&crate::artifacts::Seen>,
+) -> Result<(), DbErr> {
     let (environment, name) = rollout.workload();
     let payload = Payload::PolicyDecided(pb::PolicyDecided {
         rollout_id: rollout.id.clone(),
@@ -469,6 +474,18 @@ pub async fn emit_policy_decision<C: ConnectionTrait>(txn: &C, rollout: &Rollout
         allowed: decision.allowed(),
         denials: decision.denials.clone(),
         warnings: decision.warnings.clone(),
+        artifact_digest: seen.map(|s| s.digest.clone()).unwrap_or_default(),
+        attestations: seen
+            .map(|s| &s.attestations[..])
+            .unwrap_or_default()
+            .iter()
+            .map(|a| pb::AttestationSeen {
+                kind: a.kind.clone(),
+                signer: a.signer.clone(),
+                verified: a.verified,
+                payload_digest: a.payload_digest.clone(),
+            })
+            .collect(),
     });
     emit(txn, "paved.provisioner.v1.policy.decided", environment, name, payload).await
 }

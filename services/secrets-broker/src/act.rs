@@ -17,6 +17,10 @@ pub struct Act {
     /// The scopes it handed out, if any.
     pub scopes: Vec<String>,
     pub reason: String,
+    /// For whom, when not the actor: a token's subject. Kept apart from
+    /// `reason` so that the audit log can commit to a person's name and
+    /// later erase it.
+    pub for_subject: String,
 }
 
 impl Act {
@@ -27,6 +31,12 @@ impl Act {
             target: target.to_string(),
             scopes: scopes.to_vec(),
             reason: reason.to_string(),
+            for_subject: String::new(),
         }
+    }
+
+    pub fn for_subject(mut self, subject: &str) -> Self {
+        self.for_subject = subject.to_string();
+        self
     }
 }

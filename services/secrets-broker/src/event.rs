@@ -46,6 +46,7 @@ fn envelope(act: &Act) -> Envelope {
         target: act.target.clone(),
         scopes: act.scopes.clone(),
         reason: act.reason.clone(),
+        for_subject: act.for_subject.clone(),
     };
     paved_stream::event::envelope(
         identities::SOURCE,

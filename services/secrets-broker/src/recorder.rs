@@ -48,13 +48,20 @@ impl Recorder {
     /// database has been away long enough to fill the queue): a caller that
     /// must not act unrecorded, such as a read, refuses.
     pub async fn record(&self, action: &str, actor: &str, target: &str, reason: &str) -> bool {
-        match self.inner.queue.send_timeout(Act::new(action, actor, target, &[], reason), RECORD_WAIT).await {
+        self.record_act(Act::new(action, actor, target, &[], reason)).await
+    }
+
+    /// [`Recorder::record`] of an act made by the caller (one with a
+    /// `for_subject`).
+    pub async fn record_act(&self, act: Act) -> bool {
+        let (action, target) = (act.action.clone(), act.target.clone());
+        match self.inner.queue.send_timeout(act, RECORD_WAIT).await {
             Ok(()) => {
                 self.inner.queued.fetch_add(1, Ordering::SeqCst);
                 true
             }
             Err(_) => {
-                tracing::error!(action, target, "the event queue is full or stopped: event not recorded");
+                tracing::error!(action = %action, target = %target, "the event queue is full or stopped: event not recorded");
                 false
             }
         }

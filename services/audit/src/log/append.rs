@@ -3,15 +3,15 @@
 //! signer, which follows the tree with checkpoints.
 
 use super::{
+    chains, entry,
     note::LogKey,
     store,
     tiles::{Edge, edge_keys},
 };
-use paved_proto::audit::v1::LogEntry;
 use paved_seal::RootKey;
 use paved_stream::Envelope;
 use prost::Message;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait, sea_query::InsertStatement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use std::{
     sync::{Arc, OnceLock},
     time::Duration,
@@ -67,9 +67,9 @@ impl Log {
     }
 
     /// Appends the events not yet in the log, in the order given, with
-    /// `also` run in the same transaction (the query side's rows); returns
-    /// how many became leaves.
-    pub async fn append(&self, stream: &str, events: &[Envelope], also: Option<&InsertStatement>) -> Result<usize, AppendError> {
+    /// their query rows, people's salts and the chains' heads, in one
+    /// transaction; returns how many became leaves.
+    pub async fn append(&self, stream: &str, events: &[Envelope]) -> Result<usize, AppendError> {
         let started = std::time::Instant::now();
         let mut kept = self.edge.lock().await;
         let txn = self.db.begin().await?;
@@ -80,27 +80,34 @@ impl Log {
         };
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let mut seen = store::known(&txn, &ids).await?;
-        let now = paved_proto::timestamp_from_millis(chrono::Utc::now().timestamp_millis());
-        let (mut fresh, mut leaves): (Vec<&str>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
-        for event in events {
-            // A redelivered event, or one twice in a batch, is a leaf once.
-            if seen.insert(event.id.clone()) {
-                let entry = LogEntry { event: Some(event.clone()), stream: stream.to_string(), append_time: Some(now) }.encode_to_vec();
-                if entry.len() > MAX_ENTRY {
-                    return Err(AppendError::TooLarge { id: event.id.clone(), size: entry.len() });
-                }
-                fresh.push(&event.id);
-                leaves.push(entry);
+        // A redelivered event, or one twice in a batch, is a leaf once.
+        let fresh: Vec<&Envelope> = events.iter().filter(|e| seen.insert(e.id.clone())).collect();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut people: Vec<&str> = fresh.iter().flat_map(|e| entry::people(e)).collect();
+        people.sort_unstable();
+        people.dedup();
+        let salts = chains::salts(&txn, &people).await?;
+        let keys: Vec<String> = fresh.iter().flat_map(|e| entry::chain_keys(e, &salts)).collect();
+        let mut heads = chains::heads(&txn, &keys).await?;
+        let built = entry::leaves(&fresh, stream, paved_proto::timestamp_from_millis(now_ms), state.size, &salts, &mut heads);
+        let mut leaves = Vec::with_capacity(built.len());
+        for (leaf, event) in built.iter().zip(&fresh) {
+            let bytes = leaf.entry.encode_to_vec();
+            if bytes.len() > MAX_ENTRY {
+                return Err(AppendError::TooLarge { id: event.id.clone(), size: bytes.len() });
             }
+            leaves.push(bytes);
         }
+        let fresh_ids: Vec<&str> = fresh.iter().map(|e| e.id.as_str()).collect();
         // On any failure below the kept edge is gone: the next append
         // rebuilds it from what was committed.
         let appended = edge.append(&leaves).map_err(|e| AppendError::Tree(e.to_string()))?;
-        store::insert_leaves(&txn, state.size, &fresh, &leaves).await?;
+        store::insert_leaves(&txn, state.size, &fresh_ids, &leaves).await?;
         store::put_tiles(&txn, &appended.tiles).await?;
         store::set_state(&txn, store::State { size: appended.size, root: appended.root }).await?;
-        if let Some(also) = also {
-            txn.execute(also).await?;
+        if !built.is_empty() {
+            txn.execute(&chains::rows(stream, state.size, &built, now_ms)).await?;
+            chains::put_heads(&txn, &heads).await?;
         }
         txn.commit().await?;
         *kept = Some(edge);

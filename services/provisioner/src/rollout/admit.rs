@@ -33,7 +33,7 @@ impl Admission {
         let (environment, name) = r.workload();
         // Decided again (the apply checked too): after a restart the bundle
         // may be another, and the decision recorded is this one.
-        let decision = match self.gate.decide(environment, spec).await {
+        let (decision, seen) = match self.gate.decide_seeing(environment, spec).await {
             Ok(d) => d,
             Err(e) => {
                 // A rollout's history is read by clients: the artifact
@@ -67,7 +67,7 @@ impl Admission {
                     return Ok(Next::Again);
                 }
             }
-            store::emit_policy_decision(&txn, &at, &decision).await?;
+            store::emit_policy_decision(&txn, &at, &decision, seen.as_ref()).await?;
         }
         if at.stage == Stage::Identity {
             let change = to(&at, Stage::Start, format!("identity spiffe://paved/{environment}/{name}; the secrets broker issues it"));

@@ -4,6 +4,7 @@
 
 use super::errors::caller_revoked;
 use super::fields::duration;
+use crate::act::Act;
 use crate::authority::{self, Authority, AuthorityError, Grant, Target, Token};
 use crate::recorder::Recorder;
 use paved_grpc::{auth, status};
@@ -63,7 +64,7 @@ impl TokensApi {
         let caller = auth::caller(&request)?;
         let mut grant = grant(request.get_ref(), &caller)?;
         if let Some(refused) = refusal(&grant, &caller) {
-            self.recorder.record("token.denied", &caller.sub, &grant.subject, refused.message()).await;
+            self.recorder.record_act(Act::new("token.denied", &caller.sub, "", &[], refused.message()).for_subject(&grant.subject)).await;
             return Err(refused);
         }
         // Never outliving the token that asked: a child lives and renews
@@ -103,10 +104,12 @@ impl TokensApi {
         };
         if !own && !caller.allows(REVOKE_TOKENS) {
             let refused = auth::missing_scope(&caller.sub, REVOKE_TOKENS);
-            let target = match &target {
-                Target::Token(id) | Target::Subject(id) | Target::IssuedFrom(id) => id.clone(),
+            // A subject is a name (the audit log commits to it); a token id is not.
+            let act = match &target {
+                Target::Subject(subject) => Act::new("token.denied", &caller.sub, "", &[], refused.message()).for_subject(subject),
+                Target::Token(id) | Target::IssuedFrom(id) => Act::new("token.denied", &caller.sub, id, &[], refused.message()),
             };
-            self.recorder.record("token.denied", &caller.sub, &target, refused.message()).await;
+            self.recorder.record_act(act).await;
             return Err(refused);
         }
         let revoked = self.authority.revoke(&caller.sub, &target, &format!("revoked by {}", caller.sub)).await?;

@@ -86,11 +86,10 @@ async fn record(db: &DatabaseConnection, batch: &[Issued]) -> Result<HashSet<Str
         })
         .collect();
     store::insert(&txn, &rows).await?;
-    let issued = recorded.iter().map(|i| Act::new("token.issued", &i.actor, &i.jti, &i.grant.scopes, &format!("for {}", i.grant.subject)));
+    let issued = recorded.iter().map(|i| Act::new("token.issued", &i.actor, &i.jti, &i.grant.scopes, "").for_subject(&i.grant.subject));
     let denied = refused.iter().filter_map(|i| {
         let parent = revoked_parent(i, &revoked)?;
-        let why = format!("for {}: the token that asked is revoked", i.grant.subject);
-        Some(Act::new("token.denied", &i.actor, parent, &i.grant.scopes, &why))
+        Some(Act::new("token.denied", &i.actor, parent, &i.grant.scopes, "the token that asked is revoked").for_subject(&i.grant.subject))
     });
     event::record_all(&txn, &issued.chain(denied).collect::<Vec<_>>()).await?;
     txn.commit().await?;

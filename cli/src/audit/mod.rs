@@ -1,14 +1,20 @@
-//! `paved audit key|checkpoint|verify|fetch`: the audit service's
-//! transparency log as a verifier uses it — the key that checks it, its
-//! latest checkpoint, a whole check of it (online, or over a copy), and
-//! that copy.
+//! `paved audit …`: the audit service's transparency log as a verifier
+//! uses it — the key that checks it, its latest checkpoint, a whole check
+//! of it (online, or over a copy) and that copy; questions with checkable
+//! answers (`query`), a revision's lineage as one bundle (`trace`,
+//! `verify-bundle`), and erasure of a person (`erase`).
+
+mod describe;
+mod http;
+mod query;
+mod trace;
 
 use crate::{
     DEFAULT_ENDPOINT,
     client::{channel, connect, failed},
 };
 use anyhow::Context;
-use http_body_util::{BodyExt, Empty};
+use http::Http;
 use paved_audit::log::{
     tiles::{TileRef, WIDTH},
     verify::{self, Directory, Source},
@@ -48,6 +54,64 @@ enum AuditCommand {
     /// Copy the log (checkpoint, hash tiles, entry bundles) to a directory
     /// at its tlog-tiles paths, for `verify --offline`. Needs no token.
     Fetch { dir: PathBuf },
+    /// The entries of one workload (--workload with --env) or one actor
+    /// (--actor: a token subject or SPIFFE id), each checked against the
+    /// key and its inclusion proof; fails if the answer left an entry out.
+    /// Needs read:audit.
+    Query {
+        #[arg(long, requires = "env", conflicts_with = "actor")]
+        workload: Option<String>,
+        #[arg(long, requires = "workload")]
+        env: Option<String>,
+        #[arg(long, required_unless_present = "workload")]
+        actor: Option<String>,
+        /// Show only events whose type contains this, e.g. canary or
+        /// token.issued (all are still fetched and checked).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Appended at or after: a duration back from now (24h, 30m, 7d)
+        /// or an RFC 3339 time.
+        #[arg(long, value_parser = query::parse_time)]
+        since: Option<prost_types::Timestamp>,
+        /// Appended before, the same way.
+        #[arg(long, value_parser = query::parse_time)]
+        until: Option<prost_types::Timestamp>,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+        output: crate::output::Format,
+    },
+    /// A revision's lineage in one bundle: its deployment, the artifact
+    /// and attestations the policy saw, the decision, identity and
+    /// credentials, every canary verdict, promotion or rollback — each
+    /// entry with its inclusion proof against one checkpoint. Needs
+    /// read:audit.
+    Trace {
+        workload: String,
+        #[arg(long)]
+        env: String,
+        /// The revision number (default: the latest).
+        #[arg(long)]
+        revision: Option<i64>,
+        /// Write the bundle here (JSON) for `verify-bundle`.
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Check a bundle from `trace` offline, with nothing but the key.
+    VerifyBundle {
+        file: PathBuf,
+        #[arg(long)]
+        key: String,
+    },
+    /// Erase a person from the log: their commitments' salt is deleted, the
+    /// entries and proofs stay, queries for them find nothing. Needs
+    /// write:audit.
+    Erase {
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -63,14 +127,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             return report(verify::verify(&Directory(dir), &key, &[]).await?, &key);
         }
         AuditCommand::Verify { key, offline: None } => {
-            let key = match key {
-                Some(key) => key,
-                None => {
-                    let key = log_key(&args.endpoint).await?;
-                    eprintln!("checking with the key the log gives now, {key}: pass --key to check against one you trust");
-                    key
-                }
-            };
+            let key = trusted(key, &args.endpoint).await?;
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
             let mut history = Vec::new();
             let mut page_token = String::new();
@@ -86,8 +143,58 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             return report(verify::verify(&Http::new(&args.endpoint), &key, &history).await?, &key);
         }
         AuditCommand::Fetch { dir } => fetch(&Http::new(&args.endpoint), &dir).await?,
+        AuditCommand::Query { workload, env, actor, kind, since, until, key, output } => {
+            let key = trusted(key, &args.endpoint).await?;
+            let whose = match (workload, env, actor) {
+                (Some(name), Some(env), _) => query::Whose::Workload { name, env },
+                (_, _, Some(actor)) => query::Whose::Actor(actor),
+                _ => anyhow::bail!("name a workload (--workload with --env) or an actor (--actor)"),
+            };
+            let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
+            match query::fetch(&mut client, &key, &whose, since, until).await? {
+                Some(found) => query::print(&found, kind.as_deref(), output == crate::output::Format::Json)?,
+                None => eprintln!("no entries: the log holds no salt for that name (never seen, or erased)"),
+            }
+        }
+        AuditCommand::Trace { workload, env, revision, bundle: file, key } => {
+            let key = trusted(key, &args.endpoint).await?;
+            let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
+            let bundle = trace::trace(&mut client, &key, &workload, &env, revision).await?;
+            trace::print(&bundle, &trace::verify(&bundle, &key)?);
+            if let Some(file) = file {
+                std::fs::write(&file, serde_json::to_vec_pretty(&bundle)?).with_context(|| format!("write {}", file.display()))?;
+                eprintln!("bundle of {} entries written to {}", bundle.entries_len(), file.display());
+            }
+        }
+        AuditCommand::VerifyBundle { file, key } => {
+            let bundle = trace::read(&file)?;
+            match trace::verify(&bundle, &key) {
+                Ok(entries) => {
+                    trace::print(&bundle, &entries);
+                    println!("verified: {} entries, each included in the checkpoint signed by {key}", entries.len());
+                }
+                Err(e) => {
+                    println!("{e:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        AuditCommand::Erase { subject } => query::erase(&mut AuditServiceClient::new(connect(&args.endpoint).await?), &subject).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key given, or the one the log gives now (said so: a log can vouch
+/// only for itself).
+async fn trusted(key: Option<String>, endpoint: &str) -> anyhow::Result<String> {
+    match key {
+        Some(key) => Ok(key),
+        None => {
+            let key = log_key(endpoint).await?;
+            eprintln!("checking with the key the log gives now, {key}: pass --key to check against one you trust");
+            Ok(key)
+        }
+    }
 }
 
 async fn log_key(endpoint: &str) -> anyhow::Result<String> {
@@ -105,35 +212,6 @@ fn report(outcome: Result<verify::Verified, verify::Finding>, key: &str) -> anyh
             println!("NOT verified: {finding}");
             Ok(ExitCode::FAILURE)
         }
-    }
-}
-
-/// The log's read side over plain HTTP on the endpoint's port.
-struct Http {
-    base: String,
-    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>,
-}
-
-impl Http {
-    fn new(endpoint: &str) -> Self {
-        let host = endpoint.strip_prefix("http://").unwrap_or(endpoint).trim_end_matches('/');
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Self { base: format!("http://{host}{}", paved_audit::log::http::PREFIX), client }
-    }
-}
-
-impl Source for Http {
-    async fn get(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let url = format!("{}{path}", self.base);
-        let response =
-            self.client.get(url.parse()?).await.with_context(|| format!("GET {url} (is `paved up` running? https is not served here)"))?;
-        let status = response.status();
-        if status == http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let body = response.into_body().collect().await.with_context(|| format!("GET {url}"))?.to_bytes().to_vec();
-        anyhow::ensure!(status.is_success(), "GET {url}: {status}: {}", String::from_utf8_lossy(&body).trim());
-        Ok(Some(body))
     }
 }
 

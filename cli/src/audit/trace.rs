@@ -1,0 +1,131 @@
+//! `paved audit trace` and `paved audit verify-bundle`: a revision's
+//! lineage — artifact and attestations, policy decision, identity and
+//! credentials, canary verdicts, promotion or rollback — as one bundle of
+//! entries, each with its inclusion proof against one signed checkpoint,
+//! checkable offline with nothing but the log's verifier key.
+
+use super::{describe, query};
+use crate::client::failed;
+use anyhow::Context;
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use paved_audit::log::answer::{self, Before, Chain, Received};
+use paved_grpc::client::AuthChannel;
+use paved_proto::{
+    audit::v1::{GetInclusionProofRequest, LogEntry, audit_service_client::AuditServiceClient, get_inclusion_proof_request::Leaf},
+    events::v1::envelope::Payload,
+};
+use serde::{Deserialize, Serialize};
+
+/// The bundle's format, its first field.
+const FORMAT: &str = "paved-audit-bundle/v1";
+
+#[derive(Serialize, Deserialize)]
+pub struct Bundle {
+    format: String,
+    /// `environments/<env>/workloads/<name>`.
+    workload: String,
+    revision: i64,
+    /// The signed checkpoint every proof leads to.
+    checkpoint: String,
+    entries: Vec<BundleEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BundleEntry {
+    index: u64,
+    /// The LogEntry's bytes, base64.
+    entry: String,
+    /// The audit path, base64 hashes, leaf to root.
+    hashes: Vec<String>,
+}
+
+impl Bundle {
+    pub fn entries_len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn revision_number(entry: &LogEntry) -> Option<i64> {
+    match entry.event.as_ref()?.payload.as_ref()? {
+        Payload::RevisionDeployed(r) => Some(r.number),
+        _ => None,
+    }
+}
+
+/// The workload's chain from revision `revision`'s deployment (the latest
+/// when None) to the next revision's, with proofs against one checkpoint.
+pub async fn trace(
+    client: &mut AuditServiceClient<AuthChannel>,
+    key: &str,
+    name: &str,
+    env: &str,
+    revision: Option<i64>,
+) -> anyhow::Result<Bundle> {
+    let whose = query::Whose::Workload { name: name.to_string(), env: env.to_string() };
+    let found = query::fetch(client, key, &whose, None, None).await?.context("the log holds nothing about this workload")?;
+    let deployed: Vec<(usize, i64)> =
+        found.entries.iter().enumerate().filter_map(|(i, (_, _, e))| Some((i, revision_number(e)?))).collect();
+    let at = match revision {
+        Some(n) => deployed.iter().position(|(_, r)| *r == n).with_context(|| {
+            let known: Vec<String> = deployed.iter().map(|(_, r)| r.to_string()).collect();
+            format!("revision {n} of {name} in {env} is not in the log (revisions there: {})", known.join(", "))
+        })?,
+        None => deployed.len().checked_sub(1).with_context(|| format!("no revision of {name} in {env} is in the log"))?,
+    };
+    let start = deployed[at].0;
+    let end = deployed.get(at + 1).map_or(found.entries.len(), |(i, _)| *i);
+    // Every proof against the last page's checkpoint, so the bundle needs one.
+    let mut entries = Vec::new();
+    for (index, bytes, _) in &found.entries[start..end] {
+        let proof = client
+            .get_inclusion_proof(GetInclusionProofRequest { leaf: Some(Leaf::Index(*index)), tree_size: found.size })
+            .await
+            .map_err(failed)?
+            .into_inner();
+        anyhow::ensure!(&proof.entry == bytes, "the log served entry {index} with other bytes than a moment ago");
+        entries.push(BundleEntry { index: *index, entry: B64.encode(bytes), hashes: proof.hashes.iter().map(|h| B64.encode(h)).collect() });
+    }
+    let bundle = Bundle { format: FORMAT.into(), workload: found.chain, revision: deployed[at].1, checkpoint: found.note, entries };
+    // What is handed over is what verify-bundle accepts.
+    verify(&bundle, key)?;
+    Ok(bundle)
+}
+
+/// Checks a bundle with nothing but the key; returns its entries, decoded.
+pub fn verify(bundle: &Bundle, key: &str) -> anyhow::Result<Vec<(u64, LogEntry)>> {
+    anyhow::ensure!(bundle.format == FORMAT, "not a {FORMAT} bundle (format {:?})", bundle.format);
+    let decoded: Vec<(u64, Vec<u8>, Vec<Vec<u8>>)> = bundle
+        .entries
+        .iter()
+        .map(|e| {
+            let hashes = e.hashes.iter().map(|h| B64.decode(h)).collect::<Result<Vec<_>, _>>();
+            Ok((e.index, B64.decode(&e.entry)?, hashes?))
+        })
+        .collect::<Result<_, base64::DecodeError>>()
+        .context("the bundle's entries are not base64")?;
+    let received: Vec<Received> = decoded.iter().map(|(index, entry, hashes)| Received { index: *index, entry, hashes }).collect();
+    // The first entry's predecessor is the revision before: outside the
+    // bundle. From there on, every entry of the workload is in it.
+    let (_, entries) =
+        answer::check(bundle.checkpoint.as_bytes(), key, &Chain::Workload(bundle.workload.clone()), Before::Unchecked, &received)
+            .map_err(|f| anyhow::anyhow!("NOT verified: {f}"))?;
+    let first = entries.first().and_then(revision_number);
+    anyhow::ensure!(
+        first == Some(bundle.revision),
+        "NOT verified: the bundle does not start with the deployment of revision {}",
+        bundle.revision
+    );
+    Ok(decoded.iter().map(|(i, _, _)| *i).zip(entries).collect())
+}
+
+/// The lineage, a line per entry.
+pub fn print(bundle: &Bundle, entries: &[(u64, LogEntry)]) {
+    println!("lineage of revision {} of {}:", bundle.revision, bundle.workload);
+    let rows: Vec<Vec<String>> = entries.iter().map(|(i, e)| describe::row(*i, e)).collect();
+    print!("{}", crate::output::table(&["INDEX", "APPENDED", "TYPE", "ACTOR", "WHAT"], &rows));
+}
+
+pub fn read(path: &std::path::Path) -> anyhow::Result<Bundle> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a bundle", path.display()))
+}
