@@ -102,7 +102,7 @@ pub async fn run(args: ArtifactArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes a private key readable by its owner only.
-fn write_private(path: &Path, key: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, key: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

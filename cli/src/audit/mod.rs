@@ -8,6 +8,7 @@ mod describe;
 mod http;
 mod query;
 mod trace;
+mod witness;
 
 use crate::{
     DEFAULT_ENDPOINT,
@@ -16,6 +17,7 @@ use crate::{
 use anyhow::Context;
 use http::Http;
 use paved_audit::log::{
+    cosign::{CosignatureVerifier, cosigned_by},
     tiles::{TileRef, WIDTH},
     verify::{self, Directory, Source},
 };
@@ -50,7 +52,17 @@ enum AuditCommand {
         /// checkpoint, with no connection at all; needs --key.
         #[arg(long, value_name = "DIR")]
         offline: Option<PathBuf>,
+        /// A witness's cosignature/v1 verifier key (repeatable): the log must
+        /// show a checkpoint cosigned by --quorum of them.
+        #[arg(long = "witness", value_name = "KEY")]
+        witnesses: Vec<String>,
+        /// How many of the witnesses must have cosigned (default: all).
+        #[arg(long, requires = "witnesses")]
+        quorum: Option<usize>,
     },
+    /// Witness the log: check each new checkpoint extends the last one
+    /// accepted, cosign it, hand the cosignature to the log.
+    Witness(witness::WitnessArgs),
     /// Copy the log (checkpoint, hash tiles, entry bundles) to a directory
     /// at its tlog-tiles paths, for `verify --offline`. Needs no token.
     Fetch { dir: PathBuf },
@@ -122,11 +134,14 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 AuditServiceClient::new(connect(&args.endpoint).await?).get_checkpoint(GetCheckpointRequest {}).await.map_err(failed)?;
             print!("{}", checkpoint.into_inner().checkpoint.map(|c| c.note).unwrap_or_default());
         }
-        AuditCommand::Verify { key, offline: Some(dir) } => {
+        AuditCommand::Verify { key, offline: Some(dir), witnesses, quorum } => {
             let key = key.context("--offline needs --key: a copy cannot vouch for its own key")?;
-            return report(verify::verify(&Directory(dir), &key, &[]).await?, &key);
+            let witnessed = witnessed(&witnesses, quorum)?;
+            let latest = Directory(dir.clone()).get("checkpoint").await?.into_iter().collect::<Vec<_>>();
+            return report(verify::verify(&Directory(dir), &key, &[]).await?, &key, witnessed.as_ref(), &latest);
         }
-        AuditCommand::Verify { key, offline: None } => {
+        AuditCommand::Verify { key, offline: None, witnesses, quorum } => {
+            let witnessed = witnessed(&witnesses, quorum)?;
             let key = trusted(key, &args.endpoint).await?;
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
             let mut history = Vec::new();
@@ -140,9 +155,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 }
                 page_token = page.next_page_token;
             }
-            return report(verify::verify(&Http::new(&args.endpoint), &key, &history).await?, &key);
+            return report(verify::verify(&Http::new(&args.endpoint), &key, &history).await?, &key, witnessed.as_ref(), &history);
         }
         AuditCommand::Fetch { dir } => fetch(&Http::new(&args.endpoint), &dir).await?,
+        AuditCommand::Witness(witness) => return witness::run(witness).await,
         AuditCommand::Query { workload, env, actor, kind, since, until, key, output } => {
             let key = trusted(key, &args.endpoint).await?;
             let whose = match (workload, env, actor) {
@@ -202,14 +218,51 @@ async fn log_key(endpoint: &str) -> anyhow::Result<String> {
     key.into_inner().verifier_keys.into_iter().next().ok_or_else(|| anyhow::anyhow!("the log published no key"))
 }
 
-fn report(outcome: Result<verify::Verified, verify::Finding>, key: &str) -> anyhow::Result<ExitCode> {
-    match outcome {
-        Ok(v) => {
-            println!("verified: {} entries, {} checkpoints, signed by {key}", v.size, v.checkpoints);
-            Ok(ExitCode::SUCCESS)
-        }
+/// The witnesses a verification requires, and how many of them.
+fn witnessed(keys: &[String], quorum: Option<usize>) -> anyhow::Result<Option<(Vec<CosignatureVerifier>, usize)>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let verifiers = keys.iter().map(|k| CosignatureVerifier::new(k).map_err(|e| anyhow::anyhow!(e))).collect::<Result<Vec<_>, _>>()?;
+    let quorum = quorum.unwrap_or(verifiers.len());
+    anyhow::ensure!((1..=verifiers.len()).contains(&quorum), "--quorum {quorum} of {} witnesses given", verifiers.len());
+    Ok(Some((verifiers, quorum)))
+}
+
+/// The outcome; with witnesses, the largest of `notes` (checkpoints the log
+/// signed, which the verification checked against the tree) they cosigned.
+fn report(
+    outcome: Result<verify::Verified, verify::Finding>,
+    key: &str,
+    witnessed: Option<&(Vec<CosignatureVerifier>, usize)>,
+    notes: &[Vec<u8>],
+) -> anyhow::Result<ExitCode> {
+    let v = match outcome {
+        Ok(v) => v,
         Err(finding) => {
             println!("NOT verified: {finding}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("verified: {} entries, {} checkpoints, signed by {key}", v.size, v.checkpoints);
+    let Some((witnesses, quorum)) = witnessed else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let best = notes
+        .iter()
+        .filter_map(|note| {
+            let by = cosigned_by(note, witnesses);
+            let size = verify::checkpoint(note, key).ok()?.size();
+            (by.len() >= *quorum).then_some((size, by))
+        })
+        .max_by_key(|(size, _)| *size);
+    match best {
+        Some((size, by)) => {
+            println!("witnessed: the checkpoint of {size} entries is cosigned by {} ({} of {} required)", by.join(", "), by.len(), quorum);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("NOT verified: no checkpoint is cosigned by {quorum} of the {} witnesses given", witnesses.len());
             Ok(ExitCode::FAILURE)
         }
     }

@@ -355,9 +355,15 @@ async fn embedded_services(
 }
 
 /// The audit log's key is sealed under the root key beside the data, the
-/// broker's (the broker, built first, creates it).
+/// broker's (the broker, built first, creates it). Its witnesses come from
+/// `PAVED_WITNESSES`, as in production.
 fn audit_options(dir: &Path) -> paved_audit::Options {
-    paved_audit::Options { root_key_file: Some(dir.join("root.key")), create_root_key: true, ..Default::default() }
+    paved_audit::Options {
+        root_key_file: Some(dir.join("root.key")),
+        create_root_key: true,
+        witnesses: std::env::var("PAVED_WITNESSES").ok(),
+        ..Default::default()
+    }
 }
 
 async fn embedded<S: ConsumerService>(

@@ -66,15 +66,24 @@ pub(crate) async fn start(
     broker: SocketAddr,
     shutdown: &CancellationToken,
 ) -> (SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    start_with(database, stream, broker, shutdown, audit_options()).await
+}
+
+pub(crate) async fn start_with(
+    database: &str,
+    stream: &str,
+    broker: SocketAddr,
+    shutdown: &CancellationToken,
+    options: paved_audit::Options,
+) -> (SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let common = paved_integration_tests::service_common(addr, broker, database, stream);
-    let task =
-        tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common, options: audit_options() }, listener, shutdown.clone()));
+    let task = tokio::spawn(run_consumer::<paved_audit::Audit>(BasicConfig { common, options }, listener, shutdown.clone()));
     (addr, task)
 }
 
-async fn publish(stream: &paved_stream::SharedStream, producer: &str, subjects: impl Iterator<Item = String>) -> Vec<String> {
+pub(crate) async fn publish(stream: &paved_stream::SharedStream, producer: &str, subjects: impl Iterator<Item = String>) -> Vec<String> {
     let mut ids = Vec::new();
     for subject in subjects {
         let event = paved_stream::event::envelope(producer, "t", subject, Payload::WorkloadRegistered(WorkloadRegistered::default()));

@@ -3,6 +3,7 @@
 mod artifacts;
 mod audit_log;
 mod audit_query;
+mod audit_witness;
 mod auth;
 mod canary;
 mod cli;

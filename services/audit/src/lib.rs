@@ -49,7 +49,16 @@ impl paved_service::ConsumerService for Audit {
         .ok_or_else(|| {
             anyhow::anyhow!("the audit log's key is sealed under the root key: set root_key_file (PAVED_ROOT_KEY_FILE) or PAVED_ROOT_KEY")
         })?;
-        let log = Arc::new(log::append::Log::new(db.clone()));
+        let witnesses = options
+            .witnesses
+            .as_deref()
+            .unwrap_or_default()
+            .split([',', ' ', '\n'])
+            .filter(|k| !k.is_empty())
+            .map(log::cosign::CosignatureVerifier::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("witnesses (PAVED_WITNESSES): {e}"))?;
+        let log = Arc::new(log::append::Log::new(db.clone()).with_witnesses(witnesses));
         let name = options.log_name.unwrap_or_else(|| log::key::DEFAULT_NAME.to_string());
         let signer = log.clone();
         background.spawn(move |shutdown| signer.run(root, name, shutdown));
@@ -79,6 +88,11 @@ pub struct Options {
     /// is created.
     #[serde(default)]
     pub log_name: Option<String>,
+    /// The witnesses whose cosignatures the log keeps and serves:
+    /// cosignature/v1 verifier keys (`paved audit witness` prints its own),
+    /// separated by commas or spaces (`PAVED_WITNESSES`).
+    #[serde(default)]
+    pub witnesses: Option<String>,
     /// Create `root_key_file` when it is missing (`paved up`).
     #[serde(skip)]
     pub create_root_key: bool,

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(ENTRIES_BY_ACTOR),
             Box::new(CREATE_CHAINS),
             Box::new(CREATE_SALTS),
+            Box::new(CREATE_COSIGNATURES),
         ]
     }
 }
@@ -171,6 +172,22 @@ const CREATE_SALTS: paved_store::CreateTable = paved_store::CreateTable {
             .col(ColumnDef::new(Alias::new("subject")).string().not_null().primary_key())
             .col(ColumnDef::new(Alias::new("salt")).blob().not_null())
             .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+const CREATE_COSIGNATURES: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261207_000006_create_log_cosignatures",
+    table: || {
+        Table::create()
+            .table(Alias::new("log_cosignatures"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("size")).big_integer().not_null())
+            .col(ColumnDef::new(Alias::new("witness")).string().not_null())
+            .col(ColumnDef::new(Alias::new("line")).text().not_null())
+            .col(ColumnDef::new(Alias::new("create_time_ms")).big_integer().not_null())
+            .primary_key(Index::create().col(Alias::new("size")).col(Alias::new("witness")))
             .to_owned()
     },
     indexes: paved_store::no_indexes,

@@ -32,6 +32,8 @@ pub struct Log {
     appended: Notify,
     /// Loaded (or created) once the database answers: see [`Log::run`].
     key: OnceLock<LogKey>,
+    /// The witnesses whose cosignatures the log keeps.
+    witnesses: Vec<super::cosign::CosignatureVerifier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +56,17 @@ pub const MAX_ENTRY: usize = u16::MAX as usize;
 
 impl Log {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, edge: Mutex::new(None), appended: Notify::new(), key: OnceLock::new() }
+        Self { db, edge: Mutex::new(None), appended: Notify::new(), key: OnceLock::new(), witnesses: Vec::new() }
+    }
+
+    /// The log, keeping cosignatures from these witnesses.
+    pub fn with_witnesses(mut self, witnesses: Vec<super::cosign::CosignatureVerifier>) -> Self {
+        self.witnesses = witnesses;
+        self
+    }
+
+    pub fn witnesses(&self) -> &[super::cosign::CosignatureVerifier] {
+        &self.witnesses
     }
 
     /// The signing key, once [`Log::run`] has it.

@@ -21,6 +21,7 @@ pub fn mount(routes: &mut tonic::service::Routes, log: Arc<Log>) {
     let tiles = axum::Router::new()
         .route("/audit/log/checkpoint", axum::routing::get(checkpoint))
         .route("/audit/log/tile/{*path}", axum::routing::get(tile))
+        .route("/audit/log/cosignature", axum::routing::post(cosignature))
         .with_state(log);
     *router = std::mem::take(router).merge(tiles);
 }
@@ -53,6 +54,20 @@ async fn tile(State(log): State<Arc<Log>>, uri: http::Uri) -> Response {
         }
         Ok(None) => (StatusCode::NOT_FOUND, "the log has no such tile yet\n").into_response(),
         Err(e) => failure(e),
+    }
+}
+
+/// A witness hands in the checkpoint it cosigned (the signed note with its
+/// cosignature line); kept if the witness is trusted and the checkpoint is
+/// one this log signed. Open: the cosignature is the credential.
+async fn cosignature(State(log): State<Arc<Log>>, body: axum::body::Bytes) -> Response {
+    use super::witnessed::CosignError;
+    match log.add_cosignatures(&body).await {
+        Ok(witnesses) => (StatusCode::OK, format!("kept the cosignatures of {}\n", witnesses.join(", "))).into_response(),
+        Err(e @ CosignError::Malformed(_)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(e @ CosignError::NotOurs) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e @ CosignError::Untrusted(_)) => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
+        Err(CosignError::Db(e)) => failure(ReadError::Db(e)),
     }
 }
 

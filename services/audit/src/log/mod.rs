@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod append;
 pub mod chains;
+pub mod cosign;
 pub mod entry;
 pub mod http;
 pub mod key;
@@ -15,3 +16,4 @@ pub mod schema;
 pub mod store;
 pub mod tiles;
 pub mod verify;
+pub mod witnessed;

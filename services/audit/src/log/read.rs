@@ -46,7 +46,8 @@ impl Log {
     /// The latest signed checkpoint.
     pub async fn checkpoint(&self) -> Result<Signed, ReadError> {
         let started = Instant::now();
-        let (_, note, _) = store::latest_checkpoint(self.db()).await?.ok_or(ReadError::NoCheckpoint)?;
+        let (size, note, _) = store::latest_checkpoint(self.db()).await?.ok_or(ReadError::NoCheckpoint)?;
+        let (_, note) = self.with_cosignatures(vec![(size, note)]).await?.remove(0);
         let checkpoint = signed(note);
         metrics::read("checkpoint", started.elapsed());
         checkpoint
@@ -54,7 +55,8 @@ impl Log {
 
     /// Signed checkpoints by size, from the `offset`-th.
     pub async fn checkpoints(&self, offset: u64, limit: u64) -> Result<Vec<Signed>, ReadError> {
-        store::checkpoints(self.db(), offset, limit).await?.into_iter().map(|(_, note)| signed(note)).collect()
+        let notes = self.with_cosignatures(store::checkpoints(self.db(), offset, limit).await?).await?;
+        notes.into_iter().map(|(_, note)| signed(note)).collect()
     }
 
     /// The tree's size as appended (checkpoints may trail it by a moment).

@@ -71,6 +71,16 @@ pub enum AuditSalts {
     CreateTimeMs,
 }
 
+/// Witnesses' cosignature lines, by the checkpoint (size) they cosign.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub enum LogCosignatures {
+    Table,
+    Size,
+    Witness,
+    Line,
+    CreateTimeMs,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +89,13 @@ mod tests {
     #[test]
     fn tables_render_as_migrated() {
         use {AuditSalts as A, LogChains as H, LogCheckpoints as C, LogKeys as K, LogLeaves as L, LogState as S, LogTiles as T};
+        assert_eq!(
+            select(
+                LogCosignatures::Table,
+                [LogCosignatures::Size, LogCosignatures::Witness, LogCosignatures::Line, LogCosignatures::CreateTimeMs]
+            ),
+            named("log_cosignatures", &["size", "witness", "line", "create_time_ms"])
+        );
         assert_eq!(select(H::Table, [H::Chain, H::LeafIndex]), named("log_chains", &["chain", "leaf_index"]));
         assert_eq!(select(A::Table, [A::Subject, A::Salt, A::CreateTimeMs]), named("audit_salts", &["subject", "salt", "create_time_ms"]));
         assert_eq!(select(L::Table, [L::LeafIndex, L::EventId, L::Leaf]), named("log_leaves", &["leaf_index", "event_id", "leaf"]));

@@ -1,0 +1,145 @@
+//! Witnesses as their operators run them (`paved audit witness`): each
+//! checks that the log's new checkpoint extends the one it accepted (over
+//! tlog-tiles), cosigns it (C2SP tlog-cosignature) and hands it to the log,
+//! which keeps cosignatures of the witnesses it trusts only; `paved audit
+//! verify --witness … --quorum N` requires them, online and offline; a
+//! witness refuses a log that went back, forked or does not extend.
+
+use crate::audit_log::{checkpoint_of, publish, start_with};
+use paved_integration_tests::{
+    audit_options, eventually, http_get, paved, paved_with, postgres_database, redis_namespace, start_broker, text,
+};
+use std::{path::Path, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+async fn print_key(dir: &Path, name: &str) -> String {
+    let file = dir.join(name);
+    let out = paved(&[
+        "audit",
+        "witness",
+        "--log",
+        "-",
+        "--key",
+        "-",
+        "--witness-key",
+        file.to_str().expect("path"),
+        "--name",
+        name,
+        "--print-key",
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    text(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn witnesses_cosign_a_log_that_grows_and_refuse_one_that_forks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (w1, w2, w3) = (print_key(dir.path(), "w1").await, print_key(dir.path(), "w2").await, print_key(dir.path(), "w3").await);
+    assert!(w1.starts_with("w1+") && w1 != w2, "{w1}");
+    assert_eq!(w1, print_key(dir.path(), "w1").await, "the key is kept");
+
+    let database = postgres_database("it_audit_witness").await;
+    let stream_url = redis_namespace("it_audit_witness").await;
+    let stream = paved_stream::open(&stream_url, 10_000).await.expect("stream");
+    let shutdown = CancellationToken::new();
+    let (broker, token, broker_task) = start_broker(&stream_url, &shutdown).await;
+    // w3 is not one the log trusts.
+    let options = paved_audit::Options { witnesses: Some(format!("{w1}, {w2}")), ..audit_options() };
+    let (addr, task) = start_with(&database, &stream_url, broker, &shutdown, options).await;
+    publish(&stream, "provisioner", (0..50).map(|i| format!("a{i}"))).await;
+    checkpoint_of(addr, 50).await;
+    let (log, endpoint) = (format!("http://{addr}"), addr.to_string());
+    let key = text(&paved(&["audit", "key", "--endpoint", &endpoint]).await.stdout).trim().to_string();
+    let witness = |name: &str| {
+        let file = dir.path().join(name);
+        let (log, key) = (log.clone(), key.clone());
+        async move {
+            let out =
+                paved(&["audit", "witness", "--log", &log, "--key", &key, "--witness-key", file.to_str().expect("path"), "--once"]).await;
+            (out.status.code(), text(&out.stdout))
+        }
+    };
+    let verify = |witnesses: &[&str], quorum: &str| {
+        let token = token.clone();
+        let mut args: Vec<String> =
+            ["audit", "verify", "--endpoint", &endpoint, "--key", &key, "--quorum", quorum].map(String::from).to_vec();
+        for w in witnesses {
+            args.extend(["--witness".to_string(), w.to_string()]);
+        }
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = paved_with(&token, &args).await;
+            (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+        }
+    };
+
+    let (code, out) = witness("w1").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("cosigned the checkpoint of"), "{out}");
+    assert_eq!(witness("w2").await.0, Some(0));
+    let (code, out) = witness("w3").await;
+    assert_eq!(code, Some(1));
+    assert!(out.contains("403") && out.contains("no witness this log trusts"), "{out}");
+    let (code, out) = verify(&[&w1, &w2], "2").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("witnessed: the checkpoint of") && out.contains("(2 of 2 required)"), "{out}");
+    let (code, out) = verify(&[&w1, &w3], "2").await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("NOT verified: no checkpoint is cosigned by 2 of the 2 witnesses given"), "{out}");
+    assert_eq!(verify(&[&w1, &w3], "1").await.0, Some(0));
+
+    // The log grows past a full tile: w1 checks the new tree extends the old.
+    publish(&stream, "provisioner", (0..300).map(|i| format!("b{i}"))).await;
+    let (_, grown) = checkpoint_of(addr, 350).await;
+    let (code, out) = witness("w1").await;
+    assert_eq!(code, Some(0), "{out}");
+    let size: u64 = out.split_whitespace().find_map(|w| w.parse().ok()).expect("a size");
+    assert!(size >= grown.size(), "{out}");
+    // The checkpoint is served with the cosignature (if none is newer).
+    let (_, _, body) = http_get(&format!("{log}/audit/log/checkpoint")).await;
+    let served = String::from_utf8(body).expect("text");
+    if served.contains(&format!("\n{size}\n")) {
+        assert!(served.contains("— w1 "), "{served}");
+    }
+
+    // Offline: a copy of the log with its cosigned checkpoint.
+    let copy = dir.path().join("copy");
+    eventually("a copy whose checkpoint w1 cosigned", Duration::from_secs(30), || {
+        let (copy, key, w1, endpoint) = (copy.clone(), key.clone(), w1.clone(), endpoint.clone());
+        let witness = witness("w1");
+        async move {
+            witness.await;
+            let _ = std::fs::remove_dir_all(&copy);
+            let copy_path = copy.to_str().expect("path");
+            paved(&["audit", "fetch", copy_path, "--endpoint", &endpoint]).await;
+            let out = paved_with("", &["audit", "verify", "--offline", copy_path, "--key", &key, "--witness", &w1]).await;
+            (out.status.success() && text(&out.stdout).contains("witnessed: ")).then_some(())
+        }
+    })
+    .await;
+
+    // A log that shows another tree of the same size, goes back, or does
+    // not extend what the witness accepted: refused, nothing cosigned.
+    let state = dir.path().join("w2.state");
+    let accepted = std::fs::read_to_string(&state).expect("w2's state");
+    let lines: Vec<&str> = accepted.lines().collect();
+    let (_, _, body) = http_get(&format!("{log}/audit/log/checkpoint")).await;
+    let now = String::from_utf8(body).expect("text");
+    let now_size: u64 = now.lines().nth(1).expect("size").parse().expect("a size");
+    let other_root = "f+7CoKgXKE/tNys9TTXcr/ad6U/K3xvznmzew9y6SP0=";
+    for (forged, refusal) in [
+        (format!("{}\n{now_size}\n{other_root}\n", lines[0]), "two different trees"),
+        (format!("{}\n{}\n{other_root}\n", lines[0], now_size + 10), "went back"),
+        (format!("{}\n{}\n{other_root}\n", lines[0], lines[1]), "does not extend"),
+    ] {
+        std::fs::write(&state, &forged).expect("state");
+        let (code, out) = witness("w2").await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(refusal), "{refusal}: {out}");
+    }
+
+    shutdown.cancel();
+    task.await.expect("task").expect("clean stop");
+    broker_task.await.expect("broker").expect("clean stop");
+}
