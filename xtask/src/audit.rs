@@ -276,7 +276,7 @@ async fn offline(dir: &std::path::Path, size: u64) -> anyhow::Result<(Duration, 
     }
     write(dir, "checkpoint", key.checkpoint(size, root).map_err(anyhow::Error::msg)?.as_bytes())?;
     let started = Instant::now();
-    let outcome = verify::verify(&verify::Directory(dir.to_path_buf()), &key.verifier_key(), &[]).await?;
+    let outcome = verify::verify(&verify::Directory(dir.to_path_buf()), &[key.verifier_key()], &[]).await?;
     let checked = started.elapsed();
     anyhow::ensure!(outcome.as_ref().is_ok_and(|v| v.size == size), "the copy did not verify: {outcome:?}");
     let started = Instant::now();

@@ -21,7 +21,9 @@ use paved_audit::log::{
     tiles::{TileRef, WIDTH},
     verify::{self, Directory, Source},
 };
-use paved_proto::audit::v1::{GetCheckpointRequest, GetLogKeyRequest, ListCheckpointsRequest, audit_service_client::AuditServiceClient};
+use paved_proto::audit::v1::{
+    GetCheckpointRequest, GetLogKeyRequest, ListCheckpointsRequest, RotateLogKeyRequest, audit_service_client::AuditServiceClient,
+};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(clap::Args)]
@@ -44,10 +46,12 @@ enum AuditCommand {
     /// against the leaf hash the log stored, the tree of the entries
     /// against every checkpoint's root. Exits 1 naming the first bad entry.
     Verify {
-        /// The verifier key to trust (`paved audit key`, kept from
-        /// earlier); without it, the one the log gives now.
-        #[arg(long)]
-        key: Option<String>,
+        /// A verifier key to trust (`paved audit key`, kept from earlier;
+        /// repeatable); without one, the keys the log gives now. The log's
+        /// other keys are trusted once a checkpoint shows one signing beside
+        /// a trusted key (a rotation's overlap).
+        #[arg(long = "key")]
+        keys: Vec<String>,
         /// Check a copy in this directory (`paved audit fetch`), its latest
         /// checkpoint, with no connection at all; needs --key.
         #[arg(long, value_name = "DIR")]
@@ -59,6 +63,13 @@ enum AuditCommand {
         /// How many of the witnesses must have cosigned (default: all).
         #[arg(long, requires = "witnesses")]
         quorum: Option<usize>,
+    },
+    /// Rotate the log's signing key: the new key signs from now on, the
+    /// current one beside it for --overlap, so that verifiers holding it
+    /// learn the new one. Needs write:audit.
+    RotateKey {
+        #[arg(long, default_value = "24h", value_parser = crate::ttl::parse_ttl)]
+        overlap: std::time::Duration,
     },
     /// Witness the log: check each new checkpoint extends the last one
     /// accepted, cosign it, hand the cosignature to the log.
@@ -134,15 +145,24 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 AuditServiceClient::new(connect(&args.endpoint).await?).get_checkpoint(GetCheckpointRequest {}).await.map_err(failed)?;
             print!("{}", checkpoint.into_inner().checkpoint.map(|c| c.note).unwrap_or_default());
         }
-        AuditCommand::Verify { key, offline: Some(dir), witnesses, quorum } => {
-            let key = key.context("--offline needs --key: a copy cannot vouch for its own key")?;
+        AuditCommand::Verify { keys, offline: Some(dir), witnesses, quorum } => {
+            anyhow::ensure!(!keys.is_empty(), "--offline needs --key: a copy cannot vouch for its own key");
             let witnessed = witnessed(&witnesses, quorum)?;
             let latest = Directory(dir.clone()).get("checkpoint").await?.into_iter().collect::<Vec<_>>();
-            return report(verify::verify(&Directory(dir), &key, &[]).await?, &key, witnessed.as_ref(), &latest);
+            return report(verify::verify(&Directory(dir), &keys, &[]).await?, &keys, witnessed.as_ref(), &latest);
         }
-        AuditCommand::Verify { key, offline: None, witnesses, quorum } => {
+        AuditCommand::Verify { keys, offline: None, witnesses, quorum } => {
             let witnessed = witnessed(&witnesses, quorum)?;
-            let key = trusted(key, &args.endpoint).await?;
+            let published =
+                AuditServiceClient::new(channel(&args.endpoint).await?).get_log_key(GetLogKeyRequest {}).await.map_err(failed)?;
+            let published = published.into_inner();
+            let published: Vec<String> = published.verifier_keys.into_iter().chain(published.retired_keys).collect();
+            let given = if keys.is_empty() {
+                eprintln!("checking with the keys the log gives now: pass --key to check against one you trust");
+                published.clone()
+            } else {
+                keys
+            };
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
             let mut history = Vec::new();
             let mut page_token = String::new();
@@ -155,10 +175,20 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 }
                 page_token = page.next_page_token;
             }
-            return report(verify::verify(&Http::new(&args.endpoint), &key, &history).await?, &key, witnessed.as_ref(), &history);
+            let latest = Http::new(&args.endpoint).get("checkpoint").await?.into_iter();
+            let notes: Vec<Vec<u8>> = history.iter().cloned().chain(latest).collect();
+            let keys = verify::trusted(&given, &published, &notes);
+            return report(verify::verify(&Http::new(&args.endpoint), &keys, &history).await?, &keys, witnessed.as_ref(), &history);
         }
         AuditCommand::Fetch { dir } => fetch(&Http::new(&args.endpoint), &dir).await?,
         AuditCommand::Witness(witness) => return witness::run(witness).await,
+        AuditCommand::RotateKey { overlap } => {
+            let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
+            let request = RotateLogKeyRequest { overlap_seconds: overlap.as_secs() };
+            let rotated = client.rotate_log_key(request).await.map_err(failed)?.into_inner();
+            println!("{}", rotated.verifier_key);
+            eprintln!("the previous key signs beside it until {}", crate::output::time(rotated.retire_time.as_ref()));
+        }
         AuditCommand::Query { workload, env, actor, kind, since, until, key, output } => {
             let key = trusted(key, &args.endpoint).await?;
             let whose = match (workload, env, actor) {
@@ -233,7 +263,7 @@ fn witnessed(keys: &[String], quorum: Option<usize>) -> anyhow::Result<Option<(V
 /// signed, which the verification checked against the tree) they cosigned.
 fn report(
     outcome: Result<verify::Verified, verify::Finding>,
-    key: &str,
+    keys: &[String],
     witnessed: Option<&(Vec<CosignatureVerifier>, usize)>,
     notes: &[Vec<u8>],
 ) -> anyhow::Result<ExitCode> {
@@ -244,7 +274,7 @@ fn report(
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("verified: {} entries, {} checkpoints, signed by {key}", v.size, v.checkpoints);
+    println!("verified: {} entries, {} checkpoints, signed by {}", v.size, v.checkpoints, keys.join(" or "));
     let Some((witnesses, quorum)) = witnessed else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -252,7 +282,7 @@ fn report(
         .iter()
         .filter_map(|note| {
             let by = cosigned_by(note, witnesses);
-            let size = verify::checkpoint(note, key).ok()?.size();
+            let size = verify::checkpoint_any(note, keys).ok()?.size();
             (by.len() >= *quorum).then_some((size, by))
         })
         .max_by_key(|(size, _)| *size);

@@ -143,3 +143,54 @@ async fn witnesses_cosign_a_log_that_grows_and_refuse_one_that_forks() {
     task.await.expect("task").expect("clean stop");
     broker_task.await.expect("broker").expect("clean stop");
 }
+
+/// The log's key rotated as an operator does (`paved audit rotate-key`):
+/// both keys sign through the overlap, then the new one alone; a verifier
+/// holding either key checks the whole log, learning the other from a
+/// checkpoint both signed.
+#[tokio::test]
+async fn a_rotated_key_hands_trust_over_through_a_checkpoint_both_signed() {
+    let database = postgres_database("it_audit_rotation").await;
+    let stream_url = redis_namespace("it_audit_rotation").await;
+    let stream = paved_stream::open(&stream_url, 10_000).await.expect("stream");
+    let shutdown = CancellationToken::new();
+    let (broker, token, broker_task) = start_broker(&stream_url, &shutdown).await;
+    let (addr, task) = start_with(&database, &stream_url, broker, &shutdown, audit_options()).await;
+    let endpoint = addr.to_string();
+    publish(&stream, "provisioner", (0..20).map(|i| format!("r{i}"))).await;
+    checkpoint_of(addr, 20).await;
+    let key = || async { text(&paved(&["audit", "key", "--endpoint", &endpoint]).await.stdout).trim().to_string() };
+    let old = key().await;
+
+    let out = paved_with(&token, &["audit", "rotate-key", "--overlap", "3s", "--endpoint", &endpoint]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let new = text(&out.stdout).trim().to_string();
+    assert!(new.starts_with("paved/audit+") && new != old, "{new}");
+    assert_eq!(key().await, new, "the new key is the current one");
+    let signers = |note: &str| note.lines().filter(|l| l.starts_with("— paved/audit ")).count();
+    publish(&stream, "provisioner", (0..10).map(|i| format!("s{i}"))).await;
+    let (both, _) = checkpoint_of(addr, 30).await;
+    assert_eq!(signers(&both), 2, "signed by both in the overlap: {both}");
+
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    publish(&stream, "provisioner", (0..10).map(|i| format!("t{i}"))).await;
+    let (after, _) = checkpoint_of(addr, 40).await;
+    assert_eq!(signers(&after), 1, "the old key retired: {after}");
+    assert!(paved_audit::log::verify::checkpoint(after.as_bytes(), &new).is_ok());
+    assert!(paved_audit::log::verify::checkpoint(after.as_bytes(), &old).is_err());
+
+    for trusted in [&old, &new] {
+        let out = paved_with(&token, &["audit", "verify", "--endpoint", &endpoint, "--key", trusted]).await;
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let said = text(&out.stdout);
+        assert!(said.starts_with("verified: ") && said.contains(&old) && said.contains(&new), "{said}");
+    }
+    // A key the log never had vouches for nothing.
+    let stranger = paved_audit::log::note::LogKey::new("paved/audit", &[6; 32]).expect("key").verifier_key();
+    let out = paved_with(&token, &["audit", "verify", "--endpoint", &endpoint, "--key", &stranger]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+
+    shutdown.cancel();
+    task.await.expect("task").expect("clean stop");
+    broker_task.await.expect("broker").expect("clean stop");
+}

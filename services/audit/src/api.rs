@@ -11,7 +11,7 @@ use paved_proto::audit::v1::{
     Checkpoint, Entry, EraseSubjectRequest, EraseSubjectResponse, GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
     GetConsistencyProofResponse, GetInclusionProofRequest, GetInclusionProofResponse, GetLogKeyRequest, GetLogKeyResponse,
     ListCheckpointsRequest, ListCheckpointsResponse, ListEntriesRequest, ListEntriesResponse, ListLogEntriesRequest,
-    ListLogEntriesResponse, ProvenEntry, QueryLogRequest, QueryLogResponse,
+    ListLogEntriesResponse, ProvenEntry, QueryLogRequest, QueryLogResponse, RotateLogKeyRequest, RotateLogKeyResponse,
     audit_service_server::{AuditService, AuditServiceServer},
     get_inclusion_proof_request::Leaf,
 };
@@ -64,8 +64,31 @@ fn checkpoint(signed: Signed) -> Checkpoint {
 #[tonic::async_trait]
 impl AuditService for Api {
     async fn get_log_key(&self, _: Request<GetLogKeyRequest>) -> Result<Response<GetLogKeyResponse>, Status> {
-        let key = self.log.key().ok_or_else(|| status::unavailable("LOG_KEY_LOADING", "the log's key is not loaded yet; try again"))?;
-        Ok(Response::new(GetLogKeyResponse { origin: key.name().to_string(), verifier_keys: vec![key.verifier_key()] }))
+        let keys = self.log.keys();
+        let key = keys.first().ok_or_else(|| status::unavailable("LOG_KEY_LOADING", "the log's key is not loaded yet; try again"))?;
+        let signing: Vec<String> = keys.iter().map(|k| k.verifier_key()).collect();
+        let all = crate::log::store::all_keys(self.log.db()).await.map_err(|e| status::storage(&e))?;
+        let retired = all.into_iter().map(|(k, _)| k).filter(|k| !signing.contains(k)).collect();
+        Ok(Response::new(GetLogKeyResponse { origin: key.name().to_string(), verifier_keys: signing, retired_keys: retired }))
+    }
+
+    async fn rotate_log_key(&self, request: Request<RotateLogKeyRequest>) -> Result<Response<RotateLogKeyResponse>, Status> {
+        let seconds = match request.into_inner().overlap_seconds {
+            0 => 86_400,
+            s @ 1..=2_592_000 => s,
+            s => {
+                return Err(status::invalid_argument(
+                    "OVERLAP",
+                    "overlap_seconds is at most 30 days",
+                    [("overlap_seconds".to_string(), format!("{s} is over 2592000"))],
+                ));
+            }
+        };
+        let started = chrono::Utc::now().timestamp_millis();
+        let verifier_key =
+            self.log.rotate(std::time::Duration::from_secs(seconds)).await.map_err(|e| status::internal(&format!("{e:#}")))?;
+        let retire = started + i64::try_from(seconds * 1000).unwrap_or(i64::MAX);
+        Ok(Response::new(RotateLogKeyResponse { verifier_key, retire_time: Some(timestamp_from_millis(retire)) }))
     }
 
     async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Response<GetCheckpointResponse>, Status> {

@@ -1,6 +1,6 @@
 //! Appending: each event a leaf once, in one order, the tiles and the
-//! tree's state written in the same transaction as the leaves; and the
-//! signer, which follows the tree with checkpoints.
+//! tree's state written in the same transaction as the leaves (the signer,
+//! which follows the tree with checkpoints, is `signer.rs`).
 
 use super::{
     chains, entry,
@@ -12,16 +12,8 @@ use paved_seal::RootKey;
 use paved_stream::Envelope;
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{Mutex, Notify};
-use tokio_util::sync::CancellationToken;
-
-/// How long the signer waits after an append for more before it signs:
-/// under load one checkpoint covers many appends, and none waits long.
-const GATHER: Duration = Duration::from_millis(100);
 
 /// The log: its database, the right edge of its tree, its key.
 pub struct Log {
@@ -29,9 +21,12 @@ pub struct Log {
     /// The edge as of the last append by this process; checked against the
     /// stored size before each use (another process may have appended).
     edge: Mutex<Option<Edge>>,
-    appended: Notify,
-    /// Loaded (or created) once the database answers: see [`Log::run`].
-    key: OnceLock<LogKey>,
+    pub(super) appended: Notify,
+    /// The keys that sign (the current first), loaded once the database
+    /// answers and again when they change: see `signer.rs`.
+    pub(super) keys: std::sync::RwLock<Vec<Arc<LogKey>>>,
+    /// The root key the log's keys are sealed under, once the signer runs.
+    pub(super) root: OnceLock<RootKey>,
     /// The witnesses whose cosignatures the log keeps.
     witnesses: Vec<super::cosign::CosignatureVerifier>,
 }
@@ -56,7 +51,7 @@ pub const MAX_ENTRY: usize = u16::MAX as usize;
 
 impl Log {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, edge: Mutex::new(None), appended: Notify::new(), key: OnceLock::new(), witnesses: Vec::new() }
+        Self { db, edge: Mutex::new(None), appended: Notify::new(), keys: Default::default(), root: OnceLock::new(), witnesses: Vec::new() }
     }
 
     /// The log, keeping cosignatures from these witnesses.
@@ -69,9 +64,10 @@ impl Log {
         &self.witnesses
     }
 
-    /// The signing key, once [`Log::run`] has it.
-    pub fn key(&self) -> Option<&LogKey> {
-        self.key.get()
+    /// The keys that sign now (the current first); empty until the
+    /// signer has loaded them.
+    pub fn keys(&self) -> Vec<Arc<LogKey>> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_default()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -129,50 +125,5 @@ impl Log {
             self.appended.notify_one();
         }
         Ok(leaves.len())
-    }
-
-    /// Loads the key (creating it on first start, sealed under `root`),
-    /// then signs a checkpoint whenever the tree has grown past the last
-    /// one, until `shutdown`: within [`GATHER`] of an append in this
-    /// process, and every second for appends made by another.
-    pub async fn run(self: Arc<Self>, root: RootKey, name: String, shutdown: CancellationToken) {
-        loop {
-            match super::key::load_or_create(&self.db, &root, &name).await {
-                Ok(key) => {
-                    let _ = self.key.set(key);
-                    break;
-                }
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "the audit log's key is not loaded yet; trying again"),
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-        loop {
-            if let Err(e) = self.sign_latest().await {
-                tracing::warn!(error = %e, "the audit log could not sign a checkpoint; trying again");
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = self.appended.notified() => tokio::time::sleep(GATHER).await,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-
-    /// Signs the tree as it stands, unless the latest checkpoint has it.
-    pub async fn sign_latest(&self) -> Result<u64, AppendError> {
-        let state = store::state(&self.db, false).await?;
-        if let Some((size, _, at)) = store::latest_checkpoint(&self.db).await?.filter(|(size, _, _)| *size >= state.size) {
-            super::metrics::signed(size, at);
-            return Ok(state.size);
-        }
-        let key = self.key.get().ok_or(AppendError::NoKey)?;
-        let note = key.checkpoint(state.size, state.root).map_err(AppendError::Tree)?;
-        let now = chrono::Utc::now().timestamp_millis();
-        store::put_checkpoint(&self.db, state.size, &note, now).await?;
-        super::metrics::signed(state.size, now);
-        Ok(state.size)
     }
 }

@@ -1,5 +1,8 @@
-//! The log's signing key: created on first start, kept sealed under the
-//! root key (as the broker keeps its own keys), never in the clear.
+//! The log's signing keys: created on first start, kept sealed under the
+//! root key (as the broker keeps its own keys), never in the clear; rotated
+//! on command, the old key signing beside the new one for an overlap, so
+//! that a verifier holding either learns the other from a checkpoint both
+//! signed.
 
 use super::{note::LogKey, store};
 use paved_seal::RootKey;
@@ -14,31 +17,68 @@ fn purpose(verifier_key: &str) -> String {
     format!("log-key:{verifier_key}")
 }
 
-/// The current key, created (named `name`) if the log has none. A log
+/// The keys that sign now (the current first), one created (named `name`)
+/// if the log has none. A log
 /// keeps its name: a stored key named otherwise wins, with a warning. The
 /// tree's state row is held meanwhile, so that two replicas starting on an
 /// empty database make one key between them.
-pub async fn load_or_create(db: &DatabaseConnection, root: &RootKey, name: &str) -> anyhow::Result<LogKey> {
+pub async fn load_or_create(db: &DatabaseConnection, root: &RootKey, name: &str) -> anyhow::Result<Vec<LogKey>> {
     let txn = db.begin().await?;
     store::state(&txn, true).await?;
-    let key = current_or_new(&txn, root, name).await?;
+    current_or_new(&txn, root, name).await?;
+    let keys = active(&txn, root).await?;
     txn.commit().await?;
+    Ok(keys)
+}
+
+/// The keys that sign now, newest first (two during an overlap).
+pub async fn active(db: &impl ConnectionTrait, root: &RootKey) -> anyhow::Result<Vec<LogKey>> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut keys = Vec::new();
+    for (verifier_key, sealed) in store::keys(db, now).await? {
+        keys.push(open(root, &verifier_key, &sealed, None)?);
+    }
+    Ok(keys)
+}
+
+/// A new key, signing from now on; the keys signing until now go on for
+/// `overlap_ms`, then retire.
+pub async fn rotate(db: &DatabaseConnection, root: &RootKey, overlap_ms: i64) -> anyhow::Result<LogKey> {
+    let txn = db.begin().await?;
+    store::state(&txn, true).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let current = store::keys(&txn, now).await?;
+    let (verifier_key, _) = current.first().ok_or_else(|| anyhow::anyhow!("the log has no key to rotate yet"))?;
+    let name = verifier_key.split('+').next().unwrap_or(DEFAULT_NAME).to_string();
+    let seed: [u8; 32] = rand::random();
+    let key = LogKey::new(&name, &seed).map_err(anyhow::Error::msg)?;
+    let new = key.verifier_key();
+    // Created a millisecond on, so that it sorts first.
+    store::put_key(&txn, &new, root.seal(&seed, &purpose(&new)), now + 1).await?;
+    store::retire_keys(&txn, &new, now + overlap_ms).await?;
+    txn.commit().await?;
+    tracing::info!(verifier_key = %new, overlap_ms, "rotated the audit log's key");
+    Ok(key)
+}
+
+fn open(root: &RootKey, verifier_key: &str, sealed: &[u8], name: Option<&str>) -> anyhow::Result<LogKey> {
+    let seed = root
+        .open(sealed, &purpose(verifier_key))
+        .map_err(|e| anyhow::anyhow!("the audit log's key does not open under root key {}: {e}", root.id))?;
+    let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("the audit log's sealed key is not 32 bytes"))?;
+    let stored = verifier_key.split('+').next().unwrap_or_default();
+    if let Some(name) = name.filter(|n| *n != stored) {
+        tracing::warn!(log = stored, configured = name, "the audit log keeps the name it was created with");
+    }
+    let key = LogKey::new(stored, &seed).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(key.verifier_key() == verifier_key, "the audit log's stored key does not match its verifier key");
     Ok(key)
 }
 
 async fn current_or_new(db: &impl ConnectionTrait, root: &RootKey, name: &str) -> anyhow::Result<LogKey> {
-    if let Some((verifier_key, sealed)) = store::keys(db).await?.into_iter().next() {
-        let seed = root
-            .open(&sealed, &purpose(&verifier_key))
-            .map_err(|e| anyhow::anyhow!("the audit log's key does not open under root key {}: {e}", root.id))?;
-        let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("the audit log's sealed key is not 32 bytes"))?;
-        let stored = verifier_key.split('+').next().unwrap_or(name);
-        if stored != name {
-            tracing::warn!(log = stored, configured = name, "the audit log keeps the name it was created with");
-        }
-        let key = LogKey::new(stored, &seed).map_err(anyhow::Error::msg)?;
-        anyhow::ensure!(key.verifier_key() == verifier_key, "the audit log's stored key does not match its verifier key");
-        return Ok(key);
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Some((verifier_key, sealed)) = store::keys(db, now).await?.into_iter().next() {
+        return open(root, &verifier_key, &sealed, Some(name));
     }
     let seed: [u8; 32] = rand::random();
     let key = LogKey::new(name, &seed).map_err(anyhow::Error::msg)?;

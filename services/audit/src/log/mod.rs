@@ -13,6 +13,7 @@ pub mod note;
 pub mod query;
 pub mod read;
 pub mod schema;
+pub mod signer;
 pub mod store;
 pub mod tiles;
 pub mod verify;

@@ -14,6 +14,7 @@ const ED25519: u8 = 0x01;
 
 /// An Ed25519 key signing the log's checkpoints under the log's name (its
 /// origin line, and the key name in every signature).
+#[derive(Clone)]
 pub struct LogKey {
     name: String,
     key: SigningKey,
@@ -49,11 +50,19 @@ impl LogKey {
 
     /// The checkpoint of a tree of `size` leaves with root `root`, signed.
     pub fn checkpoint(&self, size: u64, root: Hash) -> Result<String, String> {
-        let text = Checkpoint::new(&self.name, size, root, "").map_err(|e| e.to_string())?.to_bytes();
-        let mut note = Note::new(&text, &[]).map_err(|e| e.to_string())?;
-        note.add_sigs(&[self]).map_err(|e| e.to_string())?;
-        String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
+        checkpoint(std::slice::from_ref(self), size, root)
     }
+}
+
+/// A checkpoint signed by every key given (the current first; during a
+/// rotation's overlap, the old and the new), all of one log's name.
+pub fn checkpoint(keys: &[LogKey], size: u64, root: Hash) -> Result<String, String> {
+    let first = keys.first().ok_or("no key to sign with")?;
+    let text = Checkpoint::new(&first.name, size, root, "").map_err(|e| e.to_string())?.to_bytes();
+    let mut note = Note::new(&text, &[]).map_err(|e| e.to_string())?;
+    let signers: Vec<&dyn Signer> = keys.iter().map(|k| k as &dyn Signer).collect();
+    note.add_sigs(&signers).map_err(|e| e.to_string())?;
+    String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())
 }
 
 fn public(key: &SigningKey) -> Vec<u8> {

@@ -196,15 +196,38 @@ pub async fn put_checkpoint(c: &impl ConnectionTrait, size: u64, note: &str, now
     c.execute(&insert).await.map(drop)
 }
 
-/// The log's keys not retired, newest first: (verifier key, sealed seed).
-pub async fn keys(c: &impl ConnectionTrait) -> Result<Vec<(String, Vec<u8>)>, DbErr> {
+/// The log's keys not retired at `now_ms`, newest first: (verifier key,
+/// sealed seed).
+pub async fn keys(c: &impl ConnectionTrait, now_ms: i64) -> Result<Vec<(String, Vec<u8>)>, DbErr> {
     let query = Query::select()
         .columns([LogKeys::VerifierKey, LogKeys::Sealed])
         .from(LogKeys::Table)
-        .and_where(Expr::col(LogKeys::RetireTimeMs).is_null())
+        .cond_where(Cond::any().add(Expr::col(LogKeys::RetireTimeMs).is_null()).add(Expr::col(LogKeys::RetireTimeMs).gt(now_ms)))
         .order_by(LogKeys::CreateTimeMs, Order::Desc)
         .to_owned();
     c.query_all(&query).await?.iter().map(|row| Ok((row.try_get("", "verifier_key")?, row.try_get("", "sealed")?))).collect()
+}
+
+/// Every key the log ever had, newest first: (verifier key, retire time).
+pub async fn all_keys(c: &impl ConnectionTrait) -> Result<Vec<(String, Option<i64>)>, DbErr> {
+    let query = Query::select()
+        .columns([LogKeys::VerifierKey, LogKeys::RetireTimeMs])
+        .from(LogKeys::Table)
+        .order_by(LogKeys::CreateTimeMs, Order::Desc)
+        .to_owned();
+    c.query_all(&query).await?.iter().map(|row| Ok((row.try_get("", "verifier_key")?, row.try_get("", "retire_time_ms")?))).collect()
+}
+
+/// Retires every key but `keep` at `at_ms` (those retiring sooner keep
+/// their time).
+pub async fn retire_keys(c: &impl ConnectionTrait, keep: &str, at_ms: i64) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(LogKeys::Table)
+        .value(LogKeys::RetireTimeMs, at_ms)
+        .and_where(Expr::col(LogKeys::VerifierKey).ne(keep))
+        .cond_where(Cond::any().add(Expr::col(LogKeys::RetireTimeMs).is_null()).add(Expr::col(LogKeys::RetireTimeMs).gt(at_ms)))
+        .to_owned();
+    c.execute(&update).await.map(drop)
 }
 
 pub async fn put_key(c: &impl ConnectionTrait, verifier_key: &str, sealed: Vec<u8>, now_ms: i64) -> Result<(), DbErr> {

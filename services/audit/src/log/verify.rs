@@ -47,6 +47,39 @@ pub struct Verified {
     pub checkpoints: usize,
 }
 
+/// The keys to check with: those `given`, and any of the log's `published`
+/// keys that signed a checkpoint beside a key already trusted — how a
+/// rotation hands trust from the old key to the new, and back.
+pub fn trusted(given: &[String], published: &[String], notes: &[Vec<u8>]) -> Vec<String> {
+    let mut trusted: Vec<String> = given.to_vec();
+    loop {
+        let learned: Vec<String> = published
+            .iter()
+            .filter(|candidate| !trusted.contains(candidate))
+            .filter(|candidate| {
+                notes.iter().any(|note| trusted.iter().any(|k| checkpoint(note, k).is_ok()) && checkpoint(note, candidate).is_ok())
+            })
+            .cloned()
+            .collect();
+        if learned.is_empty() {
+            return trusted;
+        }
+        trusted.extend(learned);
+    }
+}
+
+/// A checkpoint's note checked against any of the keys.
+pub fn checkpoint_any(note: &[u8], keys: &[String]) -> Result<Checkpoint, Finding> {
+    let mut last = finding(None, "no key to check a checkpoint with");
+    for key in keys {
+        match checkpoint(note, key) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// A checkpoint's note checked against the key: its size and root.
 pub fn checkpoint(note: &[u8], key: &str) -> Result<Checkpoint, Finding> {
     let verifier = StandardVerifier::new(key).map_err(|e| finding(None, format!("{key:?} is not a verifier key: {e}")))?;
@@ -57,17 +90,18 @@ pub fn checkpoint(note: &[u8], key: &str) -> Result<Checkpoint, Finding> {
     Checkpoint::from_bytes(parsed.text()).map_err(|e| finding(None, format!("a signed note is not a checkpoint: {e}")))
 }
 
-/// Checks the log in `source` against `key`: its latest checkpoint and
-/// those in `history` (notes of earlier checkpoints, any order), each
-/// signed; every entry up to the latest's size against the stored leaf
-/// hash; the tree of the entries against every checkpoint's root.
-pub async fn verify(source: &impl Source, key: &str, history: &[Vec<u8>]) -> anyhow::Result<Result<Verified, Finding>> {
+/// Checks the log in `source` against `keys` (any of them signing will
+/// do; see [`trusted`]): its latest checkpoint and those in `history`
+/// (notes of earlier checkpoints, any order), each signed; every entry up
+/// to the latest's size against the stored leaf hash; the tree of the
+/// entries against every checkpoint's root.
+pub async fn verify(source: &impl Source, keys: &[String], history: &[Vec<u8>]) -> anyhow::Result<Result<Verified, Finding>> {
     let Some(latest) = source.get("checkpoint").await? else {
         return Ok(Err(finding(None, "the log has no checkpoint")));
     };
     let mut checkpoints = Vec::new();
     for note in history.iter().chain([&latest]) {
-        match checkpoint(note, key) {
+        match checkpoint_any(note, keys) {
             Ok(c) => checkpoints.push(c),
             Err(e) => return Ok(Err(e)),
         }
