@@ -58,7 +58,13 @@ impl paved_service::ConsumerService for Audit {
             .map(log::cosign::CosignatureVerifier::new)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("witnesses (PAVED_WITNESSES): {e}"))?;
-        let log = Arc::new(log::append::Log::new(db.clone()).with_witnesses(witnesses));
+        let previous = paved_seal::RootKey::configured(
+            options.previous_root_key.as_ref().map(|k| k.0.as_str()),
+            options.previous_root_key_file.as_deref(),
+            false,
+            "PAVED_PREVIOUS_ROOT_KEY",
+        )?;
+        let log = Arc::new(log::append::Log::new(db.clone()).with_witnesses(witnesses).with_previous_root(previous));
         let name = options.log_name.unwrap_or_else(|| log::key::DEFAULT_NAME.to_string());
         let signer = log.clone();
         background.spawn(move |shutdown| signer.run(root, name, shutdown));
@@ -83,6 +89,13 @@ pub struct Options {
     /// Or the root key itself (`PAVED_ROOT_KEY`).
     #[serde(default)]
     pub root_key: Option<paved_seal::Secret>,
+    /// During a root key rotation, the root key before (file or value, as
+    /// the broker takes it): the log's keys sealed under it are sealed
+    /// again under the current one at start.
+    #[serde(default)]
+    pub previous_root_key_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub previous_root_key: Option<paved_seal::Secret>,
     /// The log's name, the origin line of its checkpoints
     /// (`PAVED_LOG_NAME`; default `paved/audit`). Fixed when the log's key
     /// is created.

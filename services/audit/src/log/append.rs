@@ -25,8 +25,10 @@ pub struct Log {
     /// The keys that sign (the current first), loaded once the database
     /// answers and again when they change: see `signer.rs`.
     pub(super) keys: std::sync::RwLock<Vec<Arc<LogKey>>>,
-    /// The root key the log's keys are sealed under, once the signer runs.
-    pub(super) root: OnceLock<RootKey>,
+    /// The root keys the log's keys are sealed under, once the signer runs.
+    pub(super) root: OnceLock<super::key::Roots>,
+    /// The root key before, during a root key rotation.
+    pub(super) previous_root: Option<RootKey>,
     /// The witnesses whose cosignatures the log keeps.
     witnesses: Vec<super::cosign::CosignatureVerifier>,
 }
@@ -51,12 +53,27 @@ pub const MAX_ENTRY: usize = u16::MAX as usize;
 
 impl Log {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, edge: Mutex::new(None), appended: Notify::new(), keys: Default::default(), root: OnceLock::new(), witnesses: Vec::new() }
+        Self {
+            db,
+            edge: Mutex::new(None),
+            appended: Notify::new(),
+            keys: Default::default(),
+            root: OnceLock::new(),
+            previous_root: None,
+            witnesses: Vec::new(),
+        }
     }
 
     /// The log, keeping cosignatures from these witnesses.
     pub fn with_witnesses(mut self, witnesses: Vec<super::cosign::CosignatureVerifier>) -> Self {
         self.witnesses = witnesses;
+        self
+    }
+
+    /// The log, opening its keys also with the root key before the current
+    /// one (and sealing them again under the current).
+    pub fn with_previous_root(mut self, previous: Option<RootKey>) -> Self {
+        self.previous_root = previous;
         self
     }
 

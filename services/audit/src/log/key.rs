@@ -22,28 +22,38 @@ fn purpose(verifier_key: &str) -> String {
 /// keeps its name: a stored key named otherwise wins, with a warning. The
 /// tree's state row is held meanwhile, so that two replicas starting on an
 /// empty database make one key between them.
-pub async fn load_or_create(db: &DatabaseConnection, root: &RootKey, name: &str) -> anyhow::Result<Vec<LogKey>> {
+pub async fn load_or_create(db: &DatabaseConnection, roots: &Roots, name: &str) -> anyhow::Result<Vec<LogKey>> {
     let txn = db.begin().await?;
     store::state(&txn, true).await?;
-    current_or_new(&txn, root, name).await?;
-    let keys = active(&txn, root).await?;
+    current_or_new(&txn, roots, name).await?;
+    let keys = active(&txn, roots).await?;
     txn.commit().await?;
     Ok(keys)
 }
 
 /// The keys that sign now, newest first (two during an overlap).
-pub async fn active(db: &impl ConnectionTrait, root: &RootKey) -> anyhow::Result<Vec<LogKey>> {
+pub async fn active(db: &impl ConnectionTrait, roots: &Roots) -> anyhow::Result<Vec<LogKey>> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut keys = Vec::new();
     for (verifier_key, sealed) in store::keys(db, now).await? {
-        keys.push(open(root, &verifier_key, &sealed, None)?);
+        keys.push(open(db, roots, &verifier_key, &sealed, None).await?);
     }
     Ok(keys)
 }
 
+/// The root key the log's keys are sealed under and, during a root key
+/// rotation, the one before (`PAVED_PREVIOUS_ROOT_KEY[_FILE]`): a key
+/// sealed under it is opened and sealed again under the current one.
+#[derive(Clone)]
+pub struct Roots {
+    pub current: RootKey,
+    pub previous: Option<RootKey>,
+}
+
 /// A new key, signing from now on; the keys signing until now go on for
 /// `overlap_ms`, then retire.
-pub async fn rotate(db: &DatabaseConnection, root: &RootKey, overlap_ms: i64) -> anyhow::Result<LogKey> {
+pub async fn rotate(db: &DatabaseConnection, roots: &Roots, overlap_ms: i64) -> anyhow::Result<LogKey> {
+    let root = &roots.current;
     let txn = db.begin().await?;
     store::state(&txn, true).await?;
     let now = chrono::Utc::now().timestamp_millis();
@@ -61,10 +71,22 @@ pub async fn rotate(db: &DatabaseConnection, root: &RootKey, overlap_ms: i64) ->
     Ok(key)
 }
 
-fn open(root: &RootKey, verifier_key: &str, sealed: &[u8], name: Option<&str>) -> anyhow::Result<LogKey> {
-    let seed = root
-        .open(sealed, &purpose(verifier_key))
-        .map_err(|e| anyhow::anyhow!("the audit log's key does not open under root key {}: {e}", root.id))?;
+async fn open(db: &impl ConnectionTrait, roots: &Roots, verifier_key: &str, sealed: &[u8], name: Option<&str>) -> anyhow::Result<LogKey> {
+    let root = &roots.current;
+    let seed = match (root.open(sealed, &purpose(verifier_key)), &roots.previous) {
+        (Ok(seed), _) => seed,
+        (Err(_), Some(previous)) if previous.open(sealed, &purpose(verifier_key)).is_ok() => {
+            let seed = previous.open(sealed, &purpose(verifier_key)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store::reseal_key(db, verifier_key, root.seal(&seed, &purpose(verifier_key))).await?;
+            tracing::info!(%verifier_key, from = %previous.id, to = %root.id, "sealed the audit log's key under the new root key");
+            seed
+        }
+        (Err(e), previous) => anyhow::bail!(
+            "the audit log's key does not open under root key {}{}: {e}",
+            root.id,
+            previous.as_ref().map(|p| format!(" nor the previous one {}", p.id)).unwrap_or_default()
+        ),
+    };
     let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("the audit log's sealed key is not 32 bytes"))?;
     let stored = verifier_key.split('+').next().unwrap_or_default();
     if let Some(name) = name.filter(|n| *n != stored) {
@@ -75,10 +97,11 @@ fn open(root: &RootKey, verifier_key: &str, sealed: &[u8], name: Option<&str>) -
     Ok(key)
 }
 
-async fn current_or_new(db: &impl ConnectionTrait, root: &RootKey, name: &str) -> anyhow::Result<LogKey> {
+async fn current_or_new(db: &impl ConnectionTrait, roots: &Roots, name: &str) -> anyhow::Result<LogKey> {
+    let root = &roots.current;
     let now = chrono::Utc::now().timestamp_millis();
     if let Some((verifier_key, sealed)) = store::keys(db, now).await?.into_iter().next() {
-        return open(root, &verifier_key, &sealed, Some(name));
+        return open(db, roots, &verifier_key, &sealed, Some(name)).await;
     }
     let seed: [u8; 32] = rand::random();
     let key = LogKey::new(name, &seed).map_err(anyhow::Error::msg)?;

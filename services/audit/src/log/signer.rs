@@ -20,11 +20,12 @@ impl Log {
     /// one, until `shutdown`: within [`GATHER`] of an append in this
     /// process, and every second for appends made by another.
     pub async fn run(self: Arc<Self>, root: RootKey, name: String, shutdown: CancellationToken) {
+        let roots = key::Roots { current: root, previous: self.previous_root.clone() };
         loop {
-            match key::load_or_create(self.db(), &root, &name).await {
+            match key::load_or_create(self.db(), &roots, &name).await {
                 Ok(keys) => {
                     self.set_keys(keys);
-                    let _ = self.root.set(root);
+                    let _ = self.root.set(roots.clone());
                     break;
                 }
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "the audit log's key is not loaded yet; trying again"),

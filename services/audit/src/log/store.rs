@@ -208,6 +208,16 @@ pub async fn keys(c: &impl ConnectionTrait, now_ms: i64) -> Result<Vec<(String, 
     c.query_all(&query).await?.iter().map(|row| Ok((row.try_get("", "verifier_key")?, row.try_get("", "sealed")?))).collect()
 }
 
+/// A key sealed anew (under a new root key).
+pub async fn reseal_key(c: &impl ConnectionTrait, verifier_key: &str, sealed: Vec<u8>) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(LogKeys::Table)
+        .value(LogKeys::Sealed, sealed)
+        .and_where(Expr::col(LogKeys::VerifierKey).eq(verifier_key))
+        .to_owned();
+    c.execute(&update).await.map(drop)
+}
+
 /// Every key the log ever had, newest first: (verifier key, retire time).
 pub async fn all_keys(c: &impl ConnectionTrait) -> Result<Vec<(String, Option<i64>)>, DbErr> {
     let query = Query::select()
