@@ -150,6 +150,10 @@ const ENTRIES_BY_ACTOR: paved_store::CreateIndex = paved_store::CreateIndex {
     columns: &["actor", "leaf_index"],
 };
 
+/// Unused: chain heads are read from `audit_entries`' indexes (one probe
+/// per chain, then kept in memory beside the tree's edge), which is
+/// cheaper than an upsert per append. Kept: a published migration never
+/// changes.
 const CREATE_CHAINS: paved_store::CreateTable = paved_store::CreateTable {
     name: "m20261207_000004_create_log_chains",
     table: || {

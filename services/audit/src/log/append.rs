@@ -12,15 +12,19 @@ use paved_seal::RootKey;
 use paved_stream::Envelope;
 use prost::Message;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
-use std::sync::{Arc, OnceLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 use tokio::sync::{Mutex, Notify};
 
 /// The log: its database, the right edge of its tree, its key.
 pub struct Log {
     db: DatabaseConnection,
-    /// The edge as of the last append by this process; checked against the
-    /// stored size before each use (another process may have appended).
-    edge: Mutex<Option<Edge>>,
+    /// The edge as of the last append by this process, with the chains'
+    /// heads it knows; checked against the stored size before each use
+    /// (another process may have appended).
+    edge: Mutex<Option<(Edge, HashMap<String, u64>)>>,
     pub(super) appended: Notify,
     /// The keys that sign (the current first), loaded once the database
     /// answers and again when they change: see `signer.rs`.
@@ -99,9 +103,9 @@ impl Log {
         let mut kept = self.edge.lock().await;
         let txn = self.db.begin().await?;
         let state = store::state(&txn, true).await?;
-        let mut edge = match kept.take() {
-            Some(edge) if edge.size == state.size => edge,
-            _ => Edge::new(state.size, store::tiles(&txn, &edge_keys(state.size)).await?).map_err(AppendError::Tree)?,
+        let (mut edge, mut heads) = match kept.take() {
+            Some((edge, heads)) if edge.size == state.size => (edge, heads),
+            _ => (Edge::new(state.size, store::tiles(&txn, &edge_keys(state.size)).await?).map_err(AppendError::Tree)?, HashMap::new()),
         };
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let mut seen = store::known(&txn, &ids).await?;
@@ -113,7 +117,12 @@ impl Log {
         people.dedup();
         let salts = chains::salts(&txn, &people).await?;
         let keys: Vec<String> = fresh.iter().flat_map(|e| entry::chain_keys(e, &salts)).collect();
-        let mut heads = chains::heads(&txn, &keys).await?;
+        // A chain this process has not appended to since its edge was
+        // built: its last leaf, from the query side's index.
+        let mut missing: Vec<String> = keys.into_iter().filter(|k| !heads.contains_key(k)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        heads.extend(chains::last_on(&txn, &missing).await?);
         let built = entry::leaves(&fresh, stream, paved_proto::timestamp_from_millis(now_ms), state.size, &salts, &mut heads);
         let mut leaves = Vec::with_capacity(built.len());
         for (leaf, event) in built.iter().zip(&fresh) {
@@ -132,10 +141,9 @@ impl Log {
         store::set_state(&txn, store::State { size: appended.size, root: appended.root }).await?;
         if !built.is_empty() {
             txn.execute(&chains::rows(stream, state.size, &built, now_ms)).await?;
-            chains::put_heads(&txn, &heads).await?;
         }
         txn.commit().await?;
-        *kept = Some(edge);
+        *kept = Some((edge, heads));
         drop(kept);
         super::metrics::appended(appended.size, started.elapsed());
         if !leaves.is_empty() {

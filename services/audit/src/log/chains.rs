@@ -1,12 +1,12 @@
 //! The query side's rows: each leaf's row in `audit_entries` (with the
-//! chains it is on), the head of every chain, and people's salts.
+//! chains it is on, whose heads its indexes give), and people's salts.
 
 use super::entry::Leaf;
-use super::schema::{AuditSalts, LogChains};
+use super::schema::AuditSalts;
 use crate::schema::AuditEntries;
 use sea_orm::{
     ConnectionTrait, DbErr,
-    sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query},
+    sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, UnionType},
 };
 use std::collections::HashMap;
 
@@ -14,37 +14,37 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The last leaf of each of `chains` that has one.
-pub async fn heads(c: &impl ConnectionTrait, chains: &[String]) -> Result<HashMap<String, u64>, DbErr> {
+/// The last leaf of each of `chains` (keyed as [`super::entry::chain_key`]
+/// writes them) that has one: the largest leaf index on the query side's
+/// index of that workload or actor, one index probe per chain.
+pub async fn last_on(c: &impl ConnectionTrait, chains: &[String]) -> Result<HashMap<String, u64>, DbErr> {
     let mut found = HashMap::new();
-    for chunk in chains.chunks(paved_store::CHUNK) {
-        let query = Query::select()
-            .columns([LogChains::Chain, LogChains::LeafIndex])
-            .from(LogChains::Table)
-            .and_where(Expr::col(LogChains::Chain).is_in(chunk.iter().cloned()))
-            .to_owned();
+    for chunk in chains.chunks(paved_store::CHUNK / 2) {
+        let probe = |key: &String| {
+            let (column, name) = match key.split_once(':') {
+                Some(("w", name)) => (AuditEntries::Workload, name),
+                _ => (AuditEntries::Actor, key.split_once(':').map_or(key.as_str(), |(_, n)| n)),
+            };
+            Query::select()
+                .expr_as(Expr::val(key.clone()), Alias::new("chain"))
+                .expr_as(Expr::col(AuditEntries::LeafIndex).max(), Alias::new("leaf_index"))
+                .from(AuditEntries::Table)
+                .and_where(Expr::col(column).eq(name))
+                .to_owned()
+        };
+        let Some((first, rest)) = chunk.split_first() else { continue };
+        let mut query = probe(first);
+        for key in rest {
+            query.union(UnionType::All, probe(key));
+        }
         for row in c.query_all(&query).await? {
-            let index: i64 = row.try_get("", "leaf_index")?;
-            found.insert(row.try_get("", "chain")?, u64::try_from(index).map_err(|_| DbErr::Type("a negative leaf index".into()))?);
+            let index: Option<i64> = row.try_get("", "leaf_index")?;
+            if let Some(index) = index {
+                found.insert(row.try_get("", "chain")?, u64::try_from(index).map_err(|_| DbErr::Type("a negative leaf index".into()))?);
+            }
         }
     }
     Ok(found)
-}
-
-pub async fn put_heads(c: &impl ConnectionTrait, heads: &HashMap<String, u64>) -> Result<(), DbErr> {
-    let heads: Vec<_> = heads.iter().collect();
-    for chunk in heads.chunks(paved_store::CHUNK / 2) {
-        let mut insert = Query::insert()
-            .into_table(LogChains::Table)
-            .columns([LogChains::Chain, LogChains::LeafIndex])
-            .on_conflict(OnConflict::column(LogChains::Chain).update_column(LogChains::LeafIndex).to_owned())
-            .to_owned();
-        for (chain, index) in chunk {
-            insert.values_panic([(*chain).clone().into(), int(**index).into()]);
-        }
-        c.execute(&insert).await?;
-    }
-    Ok(())
 }
 
 /// The salts of `subjects`, a new one made (and stored) for each that has

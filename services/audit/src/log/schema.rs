@@ -52,15 +52,6 @@ pub enum LogKeys {
     RetireTimeMs,
 }
 
-/// The last leaf of each chain (`w:<workload>`, `a:<actor>`): where the
-/// next leaf's back-pointer points.
-#[derive(DeriveIden, Debug, Clone, Copy)]
-pub enum LogChains {
-    Table,
-    Chain,
-    LeafIndex,
-}
-
 /// The salt of each person's commitments, kept apart from the log:
 /// deleting a row is erasing that person.
 #[derive(DeriveIden, Debug, Clone, Copy)]
@@ -88,7 +79,7 @@ mod tests {
 
     #[test]
     fn tables_render_as_migrated() {
-        use {AuditSalts as A, LogChains as H, LogCheckpoints as C, LogKeys as K, LogLeaves as L, LogState as S, LogTiles as T};
+        use {AuditSalts as A, LogCheckpoints as C, LogKeys as K, LogLeaves as L, LogState as S, LogTiles as T};
         assert_eq!(
             select(
                 LogCosignatures::Table,
@@ -96,7 +87,6 @@ mod tests {
             ),
             named("log_cosignatures", &["size", "witness", "line", "create_time_ms"])
         );
-        assert_eq!(select(H::Table, [H::Chain, H::LeafIndex]), named("log_chains", &["chain", "leaf_index"]));
         assert_eq!(select(A::Table, [A::Subject, A::Salt, A::CreateTimeMs]), named("audit_salts", &["subject", "salt", "create_time_ms"]));
         assert_eq!(select(L::Table, [L::LeafIndex, L::EventId, L::Leaf]), named("log_leaves", &["leaf_index", "event_id", "leaf"]));
         assert_eq!(select(T::Table, [T::Level, T::Idx, T::Data]), named("log_tiles", &["level", "idx", "data"]));
