@@ -33,6 +33,8 @@ pub struct Log {
     pub(super) root: OnceLock<super::key::Roots>,
     /// The root key before, during a root key rotation.
     pub(super) previous_root: Option<RootKey>,
+    /// The largest tree size this process has seen stored.
+    seen: std::sync::atomic::AtomicU64,
     /// The witnesses whose cosignatures the log keeps.
     witnesses: Vec<super::cosign::CosignatureVerifier>,
 }
@@ -64,6 +66,7 @@ impl Log {
             keys: Default::default(),
             root: OnceLock::new(),
             previous_root: None,
+            seen: Default::default(),
             witnesses: Vec::new(),
         }
     }
@@ -79,6 +82,15 @@ impl Log {
     pub fn with_previous_root(mut self, previous: Option<RootKey>) -> Self {
         self.previous_root = previous;
         self
+    }
+
+    /// Notes a tree size seen stored.
+    pub(super) fn grown(&self, size: u64) {
+        self.seen.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn seen_size(&self) -> u64 {
+        self.seen.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn witnesses(&self) -> &[super::cosign::CosignatureVerifier] {
@@ -144,6 +156,7 @@ impl Log {
         }
         txn.commit().await?;
         *kept = Some((edge, heads));
+        self.grown(appended.size);
         drop(kept);
         super::metrics::appended(appended.size, started.elapsed());
         if !leaves.is_empty() {
