@@ -1,6 +1,7 @@
 //! Paved's integration tests: one binary, one module per area.
 
 mod artifacts;
+mod audit_embedded;
 mod audit_log;
 mod audit_query;
 mod audit_witness;

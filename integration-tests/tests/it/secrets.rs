@@ -55,6 +55,13 @@ pub(crate) fn up(dir: &std::path::Path, n: u32) -> Up {
     Up { child, endpoint: format!("127.0.0.1:{port}"), root: token, output }
 }
 
+/// Kills it with SIGKILL, and waits for its output.
+pub(crate) fn kill(mut up: Up) {
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    up.output.join().expect("output copied");
+}
+
 /// Stops it as a user would (SIGTERM), and waits for its output.
 pub(crate) fn stop(mut up: Up) {
     let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
