@@ -18,13 +18,22 @@ pub enum Whose {
     Actor(String),
 }
 
-/// The verified entries of a chain: (index, bytes, decoded), and the
-/// checkpoint of the last page.
+/// The verified entries of a chain, and the checkpoint of the last page.
 pub struct Found {
     pub chain: String,
-    pub entries: Vec<(u64, Vec<u8>, LogEntry)>,
+    pub entries: Vec<Checked>,
     pub note: String,
     pub size: u64,
+}
+
+/// An entry as its page proved it.
+pub struct Checked {
+    pub index: u64,
+    pub bytes: Vec<u8>,
+    /// Its audit path in the tree of `proven_in` entries.
+    pub hashes: Vec<Vec<u8>>,
+    pub proven_in: u64,
+    pub entry: LogEntry,
 }
 
 /// Every page of the answer, each checked; `Ok(None)` for a person with no
@@ -58,7 +67,7 @@ pub async fn fetch(
         }
         let chain = chain_of(whose, &page);
         let before = match found.as_ref().and_then(|f| f.entries.last()) {
-            Some((last, _, _)) => Before::Index(*last),
+            Some(last) => Before::Index(last.index),
             None if since.is_some() => Before::Unchecked,
             None => Before::Start,
         };
@@ -81,7 +90,13 @@ pub async fn fetch(
             }
         }
         let f = found.get_or_insert_with(|| Found { chain: page.chain.clone(), entries: Vec::new(), note: String::new(), size: 0 });
-        f.entries.extend(page.entries.into_iter().zip(decoded).map(|(e, d)| (e.index, e.entry, d)));
+        f.entries.extend(page.entries.into_iter().zip(decoded).map(|(e, entry)| Checked {
+            index: e.index,
+            bytes: e.entry,
+            hashes: e.hashes,
+            proven_in: size,
+            entry,
+        }));
         (f.note, f.size) = (note, size);
         if page.next_page_token.is_empty() {
             break;
@@ -143,12 +158,12 @@ pub fn parse_time(text: &str) -> Result<prost_types::Timestamp, String> {
 /// Prints a checked answer: a table, or JSON lines' worth of objects.
 pub fn print(found: &Found, kind: Option<&str>, json: bool) -> anyhow::Result<()> {
     let shown: Vec<_> =
-        found.entries.iter().filter(|(_, _, e)| kind.is_none_or(|k| e.event.as_ref().is_some_and(|ev| ev.r#type.contains(k)))).collect();
+        found.entries.iter().filter(|c| kind.is_none_or(|k| c.entry.event.as_ref().is_some_and(|ev| ev.r#type.contains(k)))).collect();
     if json {
-        let rows: Vec<_> = shown.iter().map(|(index, _, e)| describe::json(*index, e)).collect();
+        let rows: Vec<_> = shown.iter().map(|c| describe::json(c.index, &c.entry)).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let rows: Vec<Vec<String>> = shown.iter().map(|(index, _, e)| describe::row(*index, e)).collect();
+        let rows: Vec<Vec<String>> = shown.iter().map(|c| describe::row(c.index, &c.entry)).collect();
         print!("{}", crate::output::table(&["INDEX", "APPENDED", "TYPE", "ACTOR", "WHAT"], &rows));
     }
     eprintln!(

@@ -63,8 +63,7 @@ pub async fn trace(
 ) -> anyhow::Result<Bundle> {
     let whose = query::Whose::Workload { name: name.to_string(), env: env.to_string() };
     let found = query::fetch(client, key, &whose, None, None).await?.context("the log holds nothing about this workload")?;
-    let deployed: Vec<(usize, i64)> =
-        found.entries.iter().enumerate().filter_map(|(i, (_, _, e))| Some((i, revision_number(e)?))).collect();
+    let deployed: Vec<(usize, i64)> = found.entries.iter().enumerate().filter_map(|(i, c)| Some((i, revision_number(&c.entry)?))).collect();
     let at = match revision {
         Some(n) => deployed.iter().position(|(_, r)| *r == n).with_context(|| {
             let known: Vec<String> = deployed.iter().map(|(_, r)| r.to_string()).collect();
@@ -74,16 +73,23 @@ pub async fn trace(
     };
     let start = deployed[at].0;
     let end = deployed.get(at + 1).map_or(found.entries.len(), |(i, _)| *i);
-    // Every proof against the last page's checkpoint, so the bundle needs one.
+    // Every proof against the last page's checkpoint, so the bundle needs
+    // one: an entry proven in an earlier page's is proven again.
     let mut entries = Vec::new();
-    for (index, bytes, _) in &found.entries[start..end] {
-        let proof = client
-            .get_inclusion_proof(GetInclusionProofRequest { leaf: Some(Leaf::Index(*index)), tree_size: found.size })
-            .await
-            .map_err(failed)?
-            .into_inner();
-        anyhow::ensure!(&proof.entry == bytes, "the log served entry {index} with other bytes than a moment ago");
-        entries.push(BundleEntry { index: *index, entry: B64.encode(bytes), hashes: proof.hashes.iter().map(|h| B64.encode(h)).collect() });
+    for checked in &found.entries[start..end] {
+        let index = checked.index;
+        let hashes = if checked.proven_in == found.size {
+            checked.hashes.clone()
+        } else {
+            let proof = client
+                .get_inclusion_proof(GetInclusionProofRequest { leaf: Some(Leaf::Index(index)), tree_size: found.size })
+                .await
+                .map_err(failed)?
+                .into_inner();
+            anyhow::ensure!(proof.entry == checked.bytes, "the log served entry {index} with other bytes than a moment ago");
+            proof.hashes
+        };
+        entries.push(BundleEntry { index, entry: B64.encode(&checked.bytes), hashes: hashes.iter().map(|h| B64.encode(h)).collect() });
     }
     let bundle = Bundle { format: FORMAT.into(), workload: found.chain, revision: deployed[at].1, checkpoint: found.note, entries };
     // What is handed over is what verify-bundle accepts.

@@ -178,28 +178,17 @@ impl AuditService for Api {
                 ));
             }
         };
-        let limit = match req.page_size {
-            0 => 256,
-            n @ 1..=1_000 => n as u64,
-            n => {
-                return Err(status::invalid_argument(
-                    "PAGE_SIZE",
-                    "page_size is 1 to 1,000",
-                    [("page_size".to_string(), format!("{n} is not in 1..=1000"))],
-                ));
-            }
-        };
-        let from = if req.page_token.is_empty() {
-            0
-        } else {
-            req.page_token.parse::<u64>().map_err(|_| {
-                status::invalid_argument(
-                    "PAGE_TOKEN",
-                    "page_token is not one this service gave",
-                    [("page_token".to_string(), "pass next_page_token as received".to_string())],
-                )
-            })?
-        };
+        // The service's paging (its checks and token), with this call's own
+        // default and bound: an answer carries a proof per entry.
+        if req.page_size > MAX_ENTRIES as i32 {
+            return Err(status::invalid_argument(
+                "INVALID_PAGE_SIZE",
+                format!("page_size is at most {MAX_ENTRIES}"),
+                [("page_size".to_string(), format!("{} is over {MAX_ENTRIES}", req.page_size))],
+            ));
+        }
+        let (size, from) = status::page(req.page_size, &req.page_token)?;
+        let limit = if req.page_size == 0 { 256 } else { size };
         let window =
             (req.since.as_ref().map(paved_proto::millis_from_timestamp), req.until.as_ref().map(paved_proto::millis_from_timestamp));
         let answer = self.log.query(asked, window, from, limit).await?;

@@ -3,16 +3,13 @@
 
 use super::entry::Leaf;
 use super::schema::AuditSalts;
+use super::store::{int, uint};
 use crate::schema::AuditEntries;
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Order, Query, UnionType},
 };
 use std::collections::HashMap;
-
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 /// The last leaf of each of `chains` (keyed as [`super::entry::chain_key`]
 /// writes them) that has one: the largest leaf index on the query side's
@@ -38,9 +35,9 @@ pub async fn last_on(c: &impl ConnectionTrait, chains: &[String]) -> Result<Hash
             query.union(UnionType::All, probe(key));
         }
         for row in c.query_all(&query).await? {
-            let index: Option<i64> = row.try_get("", "leaf_index")?;
-            if let Some(index) = index {
-                found.insert(row.try_get("", "chain")?, u64::try_from(index).map_err(|_| DbErr::Type("a negative leaf index".into()))?);
+            // A chain with no row yet: max() is NULL.
+            if row.try_get::<Option<i64>>("", "leaf_index")?.is_some() {
+                found.insert(row.try_get("", "chain")?, uint(&row, "leaf_index")?);
             }
         }
     }
@@ -171,14 +168,7 @@ pub async fn on_chain(
     if let Some(until) = until {
         query.and_where(Expr::col(AuditEntries::ReceiveTimeMs).lt(until));
     }
-    c.query_all(&query)
-        .await?
-        .iter()
-        .map(|row| {
-            let index: i64 = row.try_get("", "leaf_index")?;
-            u64::try_from(index).map_err(|_| DbErr::Type("a negative leaf index".into()))
-        })
-        .collect()
+    c.query_all(&query).await?.iter().map(|row| uint(row, "leaf_index")).collect()
 }
 
 /// How many query rows are on an actor's chain.

@@ -73,19 +73,21 @@ pub async fn rotate(db: &DatabaseConnection, roots: &Roots, overlap_ms: i64) -> 
 
 async fn open(db: &impl ConnectionTrait, roots: &Roots, verifier_key: &str, sealed: &[u8], name: Option<&str>) -> anyhow::Result<LogKey> {
     let root = &roots.current;
-    let seed = match (root.open(sealed, &purpose(verifier_key)), &roots.previous) {
-        (Ok(seed), _) => seed,
-        (Err(_), Some(previous)) if previous.open(sealed, &purpose(verifier_key)).is_ok() => {
-            let seed = previous.open(sealed, &purpose(verifier_key)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            store::reseal_key(db, verifier_key, root.seal(&seed, &purpose(verifier_key))).await?;
-            tracing::info!(%verifier_key, from = %previous.id, to = %root.id, "sealed the audit log's key under the new root key");
-            seed
-        }
-        (Err(e), previous) => anyhow::bail!(
-            "the audit log's key does not open under root key {}{}: {e}",
-            root.id,
-            previous.as_ref().map(|p| format!(" nor the previous one {}", p.id)).unwrap_or_default()
-        ),
+    let purpose = purpose(verifier_key);
+    let seed = match root.open(sealed, &purpose) {
+        Ok(seed) => seed,
+        Err(e) => match roots.previous.as_ref().map(|previous| (previous, previous.open(sealed, &purpose))) {
+            Some((previous, Ok(seed))) => {
+                store::reseal_key(db, verifier_key, root.seal(&seed, &purpose)).await?;
+                tracing::info!(%verifier_key, from = %previous.id, to = %root.id, "sealed the audit log's key under the new root key");
+                seed
+            }
+            previous => anyhow::bail!(
+                "the audit log's key does not open under root key {}{}: {e}",
+                root.id,
+                previous.map(|(p, _)| format!(" nor the previous one {}", p.id)).unwrap_or_default()
+            ),
+        },
     };
     let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("the audit log's sealed key is not 32 bytes"))?;
     let stored = verifier_key.split('+').next().unwrap_or_default();

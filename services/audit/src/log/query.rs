@@ -59,11 +59,11 @@ impl Log {
         };
         let on = if chain.starts_with("environments/") { On::Workload(&chain) } else { On::Actor(&chain) };
         let indexes = chains::on_chain(self.db(), on, from, checkpoint.size, window, limit).await?;
+        let mut stored = store::leaves_at(self.db(), &indexes).await?;
         let mut entries = Vec::with_capacity(indexes.len());
         for index in &indexes {
             let hashes = self.inclusion(*index, checkpoint.size).await?;
-            let entry = store::leaves(self.db(), *index, 1).await?.into_iter().next();
-            let entry = entry.ok_or_else(|| ReadError::Tree(format!("leaf {index} is in the tree but not stored")))?;
+            let entry = stored.remove(index).ok_or_else(|| ReadError::Tree(format!("leaf {index} is in the tree but not stored")))?;
             entries.push(Proven { index: *index, entry, hashes });
         }
         let next = (indexes.len() as u64 == limit).then(|| indexes.last().map_or(from, |i| i + 1));

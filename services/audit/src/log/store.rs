@@ -19,11 +19,13 @@ pub struct State {
 
 const STATE_ROW: i32 = 1;
 
-fn int(n: u64) -> i64 {
+/// A size or index as the databases bind it (a signed 64-bit integer).
+pub(super) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn uint(row: &QueryResult, column: &str) -> Result<u64, DbErr> {
+/// A stored size or index, never negative.
+pub(super) fn uint(row: &QueryResult, column: &str) -> Result<u64, DbErr> {
     let n: i64 = row.try_get("", column)?;
     u64::try_from(n).map_err(|_| DbErr::Type(format!("{column} is negative")))
 }
@@ -147,6 +149,22 @@ pub async fn leaves(c: &impl ConnectionTrait, start: u64, count: u64) -> Result<
         .order_by(LogLeaves::LeafIndex, Order::Asc)
         .to_owned();
     c.query_all(&query).await?.iter().map(|row| row.try_get("", "leaf")).collect()
+}
+
+/// The leaves at `indexes` that exist, by index.
+pub async fn leaves_at(c: &impl ConnectionTrait, indexes: &[u64]) -> Result<HashMap<u64, Vec<u8>>, DbErr> {
+    let mut found = HashMap::new();
+    for chunk in indexes.chunks(paved_store::CHUNK) {
+        let query = Query::select()
+            .columns([LogLeaves::LeafIndex, LogLeaves::Leaf])
+            .from(LogLeaves::Table)
+            .and_where(Expr::col(LogLeaves::LeafIndex).is_in(chunk.iter().map(|i| int(*i))))
+            .to_owned();
+        for row in c.query_all(&query).await? {
+            found.insert(uint(&row, "leaf_index")?, row.try_get("", "leaf")?);
+        }
+    }
+    Ok(found)
 }
 
 /// The leaf index of an event, if it is a leaf.

@@ -6,6 +6,7 @@ use super::{
     append::Log,
     cosign::CosignatureVerifier,
     schema::{LogCheckpoints, LogCosignatures},
+    store::{int, uint},
 };
 use sea_orm::{
     ConnectionTrait, DbErr,
@@ -25,10 +26,6 @@ pub enum CosignError {
     Db(#[from] DbErr),
 }
 
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// The text of a signed note: what a signature covers.
 fn text(note: &[u8]) -> Result<Vec<u8>, CosignError> {
     let parsed = signed_note::Note::from_bytes(note).map_err(|e| CosignError::Malformed(e.to_string()))?;
@@ -39,7 +36,8 @@ impl Log {
     /// Keeps the cosignatures on `note` made by trusted witnesses over a
     /// checkpoint this log signed; returns the witnesses', by label.
     pub async fn add_cosignatures(&self, note: &[u8]) -> Result<Vec<String>, CosignError> {
-        let cosigned = text(note)?;
+        let parsed = signed_note::Note::from_bytes(note).map_err(|e| CosignError::Malformed(e.to_string()))?;
+        let cosigned = parsed.text().to_vec();
         let checkpoint = tlog_tiles::Checkpoint::from_bytes(&cosigned).map_err(|e| CosignError::Malformed(e.to_string()))?;
         let query = Query::select()
             .column(LogCheckpoints::Note)
@@ -52,7 +50,6 @@ impl Log {
         }
         // Checked before any await: signed-note's verifier list is not Send.
         let verified: Vec<(String, String)> = {
-            let parsed = signed_note::Note::from_bytes(note).map_err(|e| CosignError::Malformed(e.to_string()))?;
             self.witnesses()
                 .iter()
                 .filter_map(|witness| {
@@ -100,9 +97,8 @@ impl Log {
                 .order_by(LogCosignatures::Witness, Order::Asc)
                 .to_owned();
             for row in self.db().query_all(&query).await? {
-                let size: i64 = row.try_get("", "size")?;
                 let line: String = row.try_get("", "line")?;
-                lines.entry(u64::try_from(size).unwrap_or_default()).or_default().push_str(&line);
+                lines.entry(uint(&row, "size")?).or_default().push_str(&line);
             }
         }
         Ok(notes.into_iter().map(|(size, note)| (size, note + lines.get(&size).map_or("", String::as_str))).collect())
