@@ -158,6 +158,45 @@ impl Drop for Cuttable {
     }
 }
 
+/// A `redis-server` of a test's own, on `port`: one it can kill and start
+/// again without touching the shared server. With a directory it is durable
+/// (every write fsynced to its append-only file before it is acknowledged),
+/// so a restart loses nothing it acknowledged, as in production.
+pub struct OwnRedis {
+    child: tokio::process::Child,
+    pub port: u16,
+    dir: Option<PathBuf>,
+}
+
+impl OwnRedis {
+    pub async fn start(port: u16, dir: Option<PathBuf>) -> Self {
+        let mut command = tokio::process::Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match &dir {
+            Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command.stdout(std::process::Stdio::null()).kill_on_drop(true).spawn().expect("this test needs redis-server on PATH");
+        eventually("redis-server to listen", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
+        })
+        .await;
+        Self { child, port, dir }
+    }
+
+    /// SIGKILL: no chance to write anything more.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill redis");
+    }
+
+    /// Killed with SIGKILL and started again on the same port and files.
+    pub async fn restart(self) -> Self {
+        let (port, dir) = (self.port, self.dir.clone());
+        self.kill().await;
+        Self::start(port, dir).await
+    }
+}
+
 /// Runs the `paved` binary as a user would, with no token (nor the
 /// credentials of whoever runs the tests); the future owns its arguments.
 pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {

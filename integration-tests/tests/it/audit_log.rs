@@ -93,6 +93,64 @@ pub(crate) async fn publish(stream: &paved_stream::SharedStream, producer: &str,
     ids
 }
 
+/// The event ids of every leaf, in order, once all of `ids` are among them.
+pub(crate) async fn leaves_once_all_in(
+    client: &AuditServiceClient<paved_grpc::client::AuthChannel>,
+    ids: &[String],
+    timeout: Duration,
+) -> Vec<String> {
+    eventually(&format!("all {} events in the log", ids.len()), timeout, || {
+        let mut client = client.clone();
+        async move {
+            let mut leaves: Vec<String> = Vec::new();
+            loop {
+                let request = ListLogEntriesRequest { start: leaves.len() as u64, count: 1_000 };
+                let page = client.list_log_entries(request).await.ok()?.into_inner();
+                if page.entries.is_empty() {
+                    break;
+                }
+                leaves.extend(page.entries.iter().map(|e| LogEntry::decode(&e[..]).expect("entry").event.expect("event").id));
+            }
+            let seen: std::collections::HashSet<&String> = leaves.iter().collect();
+            ids.iter().all(|id| seen.contains(id)).then_some(leaves)
+        }
+    })
+    .await
+}
+
+/// The `paved-audit` binary on `addr`, as production runs it.
+pub(crate) struct AuditProcess {
+    pub(crate) child: tokio::process::Child,
+    addr: SocketAddr,
+    database: String,
+    stream: String,
+    broker: SocketAddr,
+}
+
+impl AuditProcess {
+    pub(crate) fn spawn(addr: SocketAddr, database: &str, stream: &str, broker: SocketAddr) -> Self {
+        let child = paved_integration_tests::clean_command("paved-audit")
+            .env("PAVED_LISTEN", addr.to_string())
+            .env("PAVED_DATABASE_URL", database)
+            .env("PAVED_STREAM_URL", stream)
+            .env("PAVED_BROKER_URL", format!("http://{broker}"))
+            .env("PAVED_ROOT_KEY", paved_integration_tests::ROOT_KEY)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start paved-audit");
+        Self { child, addr, database: database.into(), stream: stream.into(), broker }
+    }
+
+    /// SIGKILL, then started again on the same settings.
+    pub(crate) async fn kill_and_restart(&mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("killed");
+        *self = Self::spawn(self.addr, &self.database, &self.stream, self.broker);
+    }
+}
+
 /// Waits for a signed checkpoint of at least `size` leaves: (note, checkpoint).
 pub(crate) async fn checkpoint_of(addr: SocketAddr, size: u64) -> (String, Checkpoint) {
     eventually(&format!("a checkpoint of {size} entries"), Duration::from_secs(60), || async move {
@@ -367,7 +425,7 @@ async fn verify_names_the_entry_that_was_changed_removed_or_moved_and_a_forged_c
 /// verifies.
 #[tokio::test]
 async fn a_killed_audit_service_loses_and_duplicates_nothing() {
-    use paved_integration_tests::{ROOT_KEY, clean_command, paved_with, text};
+    use paved_integration_tests::{paved_with, text};
     let database = postgres_database("it_audit_kill").await;
     let stream_url = redis_namespace("it_audit_kill").await;
     let stream = paved_stream::open(&stream_url, 100_000).await.expect("stream");
@@ -375,20 +433,7 @@ async fn a_killed_audit_service_loses_and_duplicates_nothing() {
     let (broker, token, broker_task) = start_broker(&stream_url, &shutdown).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let spawn = || {
-        clean_command("paved-audit")
-            .env("PAVED_LISTEN", addr.to_string())
-            .env("PAVED_DATABASE_URL", &database)
-            .env("PAVED_STREAM_URL", &stream_url)
-            .env("PAVED_BROKER_URL", format!("http://{broker}"))
-            .env("PAVED_ROOT_KEY", ROOT_KEY)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start paved-audit")
-    };
-    let mut child = spawn();
+    let mut audit = AuditProcess::spawn(addr, &database, &stream_url, broker);
     // 3,000 events, published while the service is killed and restarted.
     let publisher = {
         let stream = stream.clone();
@@ -402,30 +447,11 @@ async fn a_killed_audit_service_loses_and_duplicates_nothing() {
     };
     up().await;
     checkpoint_of(addr, 300).await;
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.expect("killed");
-    let mut child = spawn();
+    audit.kill_and_restart().await;
     let ids = publisher.await.expect("publisher");
     let channel = up().await;
     let client = AuditServiceClient::new(authed(channel, &token));
-    // Every leaf, once every one of ours is in.
-    let logged = eventually("all 3,000 events in the log", Duration::from_secs(60), || {
-        let mut client = client.clone();
-        let ids = &ids;
-        async move {
-            let mut logged: Vec<String> = Vec::new();
-            loop {
-                let page =
-                    client.list_log_entries(ListLogEntriesRequest { start: logged.len() as u64, count: 1_000 }).await.ok()?.into_inner();
-                if page.entries.is_empty() {
-                    break;
-                }
-                logged.extend(page.entries.iter().map(|e| LogEntry::decode(&e[..]).expect("entry").event.expect("event").id));
-            }
-            ids.iter().all(|id| logged.contains(id)).then_some(logged)
-        }
-    })
-    .await;
+    let logged = leaves_once_all_in(&client, &ids, Duration::from_secs(60)).await;
     let distinct: std::collections::HashSet<&String> = logged.iter().collect();
     assert_eq!(distinct.len(), logged.len(), "no event is two leaves");
     // Not asserted: the stream's order across the kill. Events the killed
@@ -438,7 +464,7 @@ async fn a_killed_audit_service_loses_and_duplicates_nothing() {
     };
     let out = paved_with(&token, &["audit", "verify", "--endpoint", &addr.to_string(), "--key", &key]).await;
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    child.start_kill().expect("stop");
+    audit.child.start_kill().expect("stop");
     shutdown.cancel();
     broker_task.await.expect("broker").expect("clean stop");
 }

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod audit_embedded;
+mod audit_faults;
 mod audit_log;
 mod audit_query;
 mod audit_witness;

@@ -2,7 +2,7 @@
 //! 127.0.0.1:0, on the real PostgreSQL (a fresh database each) and the real
 //! Redis (a fresh namespace), talking over gRPC and the event stream.
 
-use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker};
+use paved_integration_tests::{OwnRedis, authed, eventually, postgres_database, redis_namespace, start_broker};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
     ApplyWorkloadRequest, GetRevisionRequest, GetWorkloadRequest, ListWorkloadsRequest, RevisionState,
@@ -317,35 +317,10 @@ pub async fn try_http_get(addr: &str, path: &str) -> Option<String> {
 }
 
 /// A Redis of the test's own, on a free port, so it can be killed.
-struct OwnRedis {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("this test needs redis-server on PATH");
-        eventually("redis-server to listen", Duration::from_secs(10), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
-        })
-        .await;
-        Self { child, port }
-    }
-
-    async fn kill(mut self) {
-        self.child.kill().await.expect("kill redis");
-    }
-}
-
 #[tokio::test]
 async fn lost_redis_is_retried_and_reported_in_health() {
     let port = { std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port() };
-    let redis = OwnRedis::start(port).await;
+    let redis = OwnRedis::start(port, None).await;
     let shutdown = CancellationToken::new();
     // The broker on the shared Redis: only the audit service loses its own.
     let (broker, _token, broker_task) = start_broker(&redis_namespace("it_lost_broker").await, &shutdown).await;
@@ -363,7 +338,7 @@ async fn lost_redis_is_retried_and_reported_in_health() {
     wait_for_health(&ch, audit, false).await;
     assert!(!task.is_finished(), "the service keeps running without Redis");
 
-    let _redis = OwnRedis::start(port).await;
+    let _redis = OwnRedis::start(port, None).await;
     wait_for_health(&ch, audit, true).await;
     shutdown.cancel();
     task.await.expect("task").expect("clean stop");
