@@ -35,6 +35,9 @@
 //!   max_error_rate: 0.01       # share of 5xx answers the canary may give
 //!   max_p99_latency: 500ms     # the canary's p99 latency limit
 //! analysis: …                  # how each step is judged (see `analysis`)
+//! schedule:                    # when it sleeps (see `schedule`)
+//!   uptime: "Mon-Fri 07:30-20:30 Europe/Berlin"
+//!   idle_after: 30m
 //! ```
 //!
 //! # Layout
@@ -50,6 +53,7 @@
 //! - `diff` — [`diff`], field by field, of two specs.
 //! - `workload` — [`WorkloadSpec`], its analysis and its digest.
 //! - `analysis` — the `analysis` section ([`Analysis`] and its parts).
+//! - `schedule` — the `schedule` section ([`Schedule`]): when it sleeps.
 //! - `parts` — the parts of a spec ([`Resources`], [`RolloutPolicy`], [`Run`],
 //!   [`HealthCheck`]…) and [`is_digest`].
 //! - `types` — field types that validate themselves while deserialised.
@@ -61,6 +65,7 @@ mod error;
 mod overlay;
 mod parse;
 mod parts;
+mod schedule;
 mod score;
 mod types;
 mod workload;
@@ -71,6 +76,7 @@ pub use error::SpecError;
 pub use overlay::{Rendered, overlay_files, render};
 pub use parse::{parse, validate_name};
 pub use parts::{HealthCheck, Quantities, Resources, RolloutPolicy, Run, Security, is_digest};
+pub use schedule::{Hours, Schedule};
 pub use types::{EnvName, Name};
 pub use workload::WorkloadSpec;
 

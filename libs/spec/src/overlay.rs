@@ -2,8 +2,11 @@
 //! environment, a `paved.<env>.yaml` (`score.<env>.yaml`; previews `pr-<n>`
 //! fall back to `paved.preview.yaml`)
 //! that changes values and never structure: every key it sets must exist in
-//! the base with the same kind (mapping, list or scalar). The merged spec is
-//! validated like any spec; errors point into the file that holds the value.
+//! the base with the same kind (mapping, list or scalar). One section may be
+//! added whole, `schedule`: environments differ in when they sleep (`dev`
+//! does, `prod` does not) far more often than in what they run. The merged
+//! spec is validated like any spec; errors point into the file that holds the
+//! value.
 
 use crate::{
     error::{SpecError, error, from_yaml, locate},
@@ -59,6 +62,9 @@ pub fn render(base: &str, base_file: &str, overlay: Option<(&str, &str)>) -> Res
     Ok(Rendered { text, spec })
 }
 
+/// Top-level sections an overlay may add when the base has none.
+const ADDABLE: &[&str] = &["schedule"];
+
 /// Replaces values of `base` with those of `changes`, refusing new keys and
 /// changes of kind. The error carries the offending key's path.
 fn merge(base: &mut Value, changes: Value, path: &mut Vec<String>) -> Result<(), (Vec<String>, String)> {
@@ -71,6 +77,11 @@ fn merge(base: &mut Value, changes: Value, path: &mut Vec<String>) -> Result<(),
             other => format!("{other:?}"),
         };
         path.push(name.clone());
+        if path.len() == 1 && ADDABLE.contains(&name.as_str()) && !base.contains_key(&key) {
+            base.insert(key, value);
+            path.pop();
+            continue;
+        }
         let Some(slot) = base.get_mut(&key) else {
             let shown = path.join(".");
             return Err((path.clone(), format!("`{shown}` is not in the base spec: an overlay changes values, not structure")));

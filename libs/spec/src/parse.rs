@@ -4,8 +4,9 @@
 
 use crate::{
     analysis,
-    error::{SpecError, at_key, error, from_yaml},
+    error::{SpecError, at_key, error, from_yaml, locate},
     parts::{HealthCheck, RawResources, Resources, RolloutPolicy, Run, Security},
+    schedule::RawSchedule,
     score,
     types::{self, Command, DurationStr, HttpPath, Port, Ratio, Replicas, Steps, Threshold},
     types::{EnvName, Name},
@@ -35,6 +36,7 @@ struct RawSpec {
     certificate: bool,
     rollout: Option<RawRollout>,
     analysis: Option<analysis::RawAnalysis>,
+    schedule: Option<RawSchedule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +117,16 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         }
     });
     let analysis = raw.analysis.map(|a| a.build(&rollout, text, file)).transpose()?;
+    let schedule = raw
+        .schedule
+        .map(|s| {
+            s.build().map_err(|(field, message)| {
+                let path = ["schedule".to_string(), field.to_string()];
+                let (line, column) = locate(text, &path).unwrap_or((1, 1));
+                error(file, line, column, &path.join("."), message)
+            })
+        })
+        .transpose()?;
     Ok(WorkloadSpec {
         name: raw.name.0,
         run,
@@ -129,5 +141,6 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         certificate: raw.certificate,
         rollout,
         analysis,
+        schedule,
     })
 }

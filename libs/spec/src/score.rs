@@ -256,6 +256,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         certificate: false,
         rollout: RolloutPolicy::default(),
         analysis: None,
+        schedule: None,
     })
 }
 

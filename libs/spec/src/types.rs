@@ -9,7 +9,7 @@ use serde::{
 use std::{fmt, time::Duration};
 
 /// Visits a string and checks it.
-struct Str<F>(F, &'static str);
+pub(crate) struct Str<F>(pub(crate) F, pub(crate) &'static str);
 
 impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Str<F> {
     type Value = T;

@@ -4,6 +4,7 @@
 use crate::{
     analysis::Analysis,
     parts::{HealthCheck, Resources, RolloutPolicy, Run, Security},
+    schedule::Schedule,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -38,6 +39,10 @@ pub struct WorkloadSpec {
     /// before analyses existed keeps its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<Analysis>,
+    /// When it sleeps (see `schedule`); absent, it never does, and it is
+    /// left out of the canonical form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 impl WorkloadSpec {
