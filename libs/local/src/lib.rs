@@ -17,6 +17,8 @@
 //!   `lib.rs` only declares modules and re-exports.
 //! - [`proxy`] — [`Proxy`]: a workload's stable address, splitting traffic
 //!   between revisions by weight ([`Route`]).
+//! - `hold` — wake on request: the bounds on requests a sleeping
+//!   workload's proxy holds ([`Hold`]) and the wake it asks for.
 //! - `traffic` — what went through a proxy, per revision ([`Traffic`]), and
 //!   the same counts as Prometheus metrics.
 //!
@@ -26,6 +28,7 @@
 //! no records. It is told what to run ([`Launch`], [`Route`]) and says what
 //! happened ([`Report`], [`Traffic`]); recording that is its caller's work.
 
+mod hold;
 mod probe;
 mod process;
 pub mod proxy;
@@ -33,6 +36,7 @@ pub mod runtime;
 mod state;
 mod traffic;
 
+pub use hold::{Hold, WakeFn};
 pub use process::free_port;
 pub use proxy::{Proxy, Route};
 pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};

@@ -2,9 +2,13 @@
 //! instances. HTTP/1.1 and HTTP/2 (so gRPC workloads work too). Traffic is
 //! split between revisions by weight (the primitive rollouts build on) and
 //! round-robin over each revision's healthy instances. Every request is
-//! counted per revision ([`Traffic`]).
+//! counted per revision ([`Traffic`]). A sleeping workload's proxy stays
+//! open and holds requests while it wakes (`hold`).
 
-use crate::traffic::{RevisionStats, Traffic, record};
+use crate::{
+    hold::{Asleep, Hold, Room, WakeFn},
+    traffic::{RevisionStats, Traffic, record},
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
@@ -18,7 +22,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -51,10 +55,17 @@ struct Backends {
     next: AtomicUsize,
     http1: Client<HttpConnector, Incoming>,
     http2: Client<HttpConnector, Incoming>,
+    /// Set while the workload sleeps, until it is healthy again.
+    asleep: RwLock<Option<Arc<Asleep>>>,
+    /// Bumped at every change of routes: held requests look again.
+    changed: tokio::sync::watch::Sender<u64>,
+    room: Room,
+    /// Unix milliseconds of the last request (0: none since it opened).
+    last_request: AtomicI64,
 }
 
 impl Backends {
-    fn new(name: String, routes: Vec<Route>) -> Self {
+    fn new(name: String, routes: Vec<Route>, hold: Hold) -> Self {
         let connector = || {
             let mut c = HttpConnector::new();
             c.set_nodelay(true);
@@ -67,6 +78,41 @@ impl Backends {
             next: AtomicUsize::new(0),
             http1: Client::builder(TokioExecutor::new()).build(connector()),
             http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector()),
+            asleep: RwLock::default(),
+            changed: tokio::sync::watch::channel(0).0,
+            room: Room::new(hold),
+            last_request: AtomicI64::new(0),
+        }
+    }
+
+    fn asleep(&self) -> Option<Arc<Asleep>> {
+        self.asleep.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// An instance for a request that found none: held while the workload
+    /// wakes, or the answer it gets instead.
+    async fn hold(&self, length: Option<u64>) -> Result<(String, SocketAddr), Response<Body>> {
+        let Some(asleep) = self.asleep() else {
+            return Err(plain(StatusCode::SERVICE_UNAVAILABLE, format!("no healthy instance of {}\n", self.name)));
+        };
+        let _place = self.room.take(length).map_err(|why| retry_later(format!("{} is waking up: {why}\n", self.name), 1))?;
+        // Subscribed before looking, so a change in between is not missed.
+        let mut changed = self.changed.subscribe();
+        asleep.wake();
+        let woken = tokio::time::timeout(self.room.hold.timeout, async {
+            loop {
+                if let Some(picked) = self.pick() {
+                    return Some(picked);
+                }
+                changed.changed().await.ok()?;
+            }
+        });
+        match woken.await {
+            Ok(Some(picked)) => Ok(picked),
+            _ => {
+                let waited = self.room.hold.timeout;
+                Err(retry_later(format!("{} did not wake within {waited:?}\n", self.name), waited.as_secs().max(1)))
+            }
         }
     }
 
@@ -105,15 +151,55 @@ impl Backends {
 impl Proxy {
     /// Serves on `listener` until `shutdown` or [`Proxy::close`].
     pub fn start(name: String, listener: TcpListener, shutdown: &CancellationToken) -> std::io::Result<Self> {
+        Self::start_with(name, listener, Hold::default(), shutdown)
+    }
+
+    /// [`Proxy::start`] with these bounds on requests held while it wakes.
+    pub fn start_with(name: String, listener: TcpListener, hold: Hold, shutdown: &CancellationToken) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let backends = Arc::new(Backends::new(name, Vec::new()));
+        let backends = Arc::new(Backends::new(name, Vec::new(), hold));
         let stop = shutdown.child_token();
         let accepting = tokio::spawn(accept(listener, backends.clone(), stop.clone()));
         Ok(Self { addr, backends, stop, accepting })
     }
 
     pub fn set_routes(&self, routes: Vec<Route>) {
+        let live = routes.iter().any(|r| r.weight > 0 && !r.addrs.is_empty());
         *self.backends.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+        // Awake once a wake was asked for and an instance is routed; a
+        // route set while it is falling asleep does not count.
+        if live {
+            let mut asleep = self.backends.asleep.write().unwrap_or_else(|p| p.into_inner());
+            if asleep.as_ref().is_some_and(|a| a.asked()) {
+                *asleep = None;
+            }
+        }
+        self.backends.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The workload sleeps: requests that find no instance are held and
+    /// `wake` is called, once, for the first of them.
+    pub fn sleep(&self, wake: WakeFn) {
+        *self.backends.asleep.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Asleep::new(wake)));
+    }
+
+    /// The platform is waking the workload: requests are still held until
+    /// an instance is routed, without asking for a wake again.
+    pub fn waking(&self) {
+        if let Some(asleep) = self.backends.asleep() {
+            asleep.ask();
+        }
+    }
+
+    /// Whether the workload sleeps (or is waking) here.
+    pub fn is_asleep(&self) -> bool {
+        self.backends.asleep().is_some()
+    }
+
+    /// When the last request arrived (Unix milliseconds), if one did since
+    /// the proxy opened.
+    pub fn last_request_ms(&self) -> Option<i64> {
+        Some(self.backends.last_request.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
 
     pub fn routes(&self) -> Vec<Route> {
@@ -180,9 +266,17 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
 
 async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
     let start = std::time::Instant::now();
-    let Some((revision, backend)) = backends.pick() else {
-        backends.record("none", StatusCode::SERVICE_UNAVAILABLE, start.elapsed());
-        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, format!("no healthy instance of {}\n", backends.name)));
+    backends.last_request.store(now_ms(), Ordering::Relaxed);
+    let picked = match backends.pick() {
+        Some(picked) => Ok(picked),
+        None => backends.hold(content_length(&req)).await,
+    };
+    let (revision, backend) = match picked {
+        Ok(picked) => picked,
+        Err(response) => {
+            backends.record("none", response.status(), start.elapsed());
+            return Ok(response);
+        }
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri = match format!("http://{backend}{path}").parse() {
@@ -202,6 +296,23 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
     Ok(response)
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The request body's declared length; `Some(0)` when it has none.
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    use hyper::body::Body as _;
+    req.body().size_hint().exact()
+}
+
+/// 503 with `Retry-After` (seconds).
+fn retry_later(text: String, seconds: u64) -> Response<Body> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, text);
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
+}
+
 fn plain(status: StatusCode, text: String) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;
@@ -215,7 +326,7 @@ mod tests {
     use paved_judge::histogram;
 
     fn backends(routes: Vec<Route>) -> Backends {
-        Backends::new("dev/w".into(), routes)
+        Backends::new("dev/w".into(), routes, Hold::default())
     }
 
     fn route(revision: &str, weight: u32, ports: &[u16]) -> Route {
