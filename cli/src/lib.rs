@@ -43,6 +43,7 @@ pub mod login;
 pub mod output;
 pub mod plan;
 pub mod policy;
+pub mod power;
 pub mod preview;
 pub mod render;
 pub mod rollback;

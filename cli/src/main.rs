@@ -4,8 +4,8 @@
 
 use clap::{Parser, Subcommand};
 use paved::{
-    artifacts, audit, ca, canary, db, deploy, leases, login, plan, policy, preview, render, rollback, rollouts, secrets, status, tokens,
-    traffic, up,
+    artifacts, audit, ca, canary, db, deploy, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets, status,
+    tokens, traffic, up,
 };
 use std::process::ExitCode;
 
@@ -68,6 +68,10 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Requests per revision through a workload's proxy.
     Traffic(traffic::TrafficArgs),
+    /// Put a workload to sleep: its processes stop, its proxy wakes it on a request.
+    Sleep(power::PowerArgs),
+    /// Wake a sleeping workload (and keep it up `--for` a while).
+    Wake(power::PowerArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,5 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Traffic(args) => traffic::run(args).await,
+        Command::Sleep(args) => power::sleep(args).await,
+        Command::Wake(args) => power::wake(args).await,
     }
 }

@@ -46,8 +46,12 @@ pub struct WorkloadStatus {
     pub environment: String,
     pub revision: i64,
     pub revision_id: String,
+    /// `sleeping` while it sleeps, else its current revision's state.
     pub state: String,
     pub endpoint: String,
+    /// While sleeping: when its schedule wakes it (RFC 3339), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wakes_at: Option<String>,
 }
 
 pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
@@ -84,8 +88,16 @@ pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
                 environment: w.environment,
                 revision: revision.as_ref().map_or(0, |r| r.number),
                 revision_id: w.current_revision,
-                state: RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string(),
+                state: if w.sleeping {
+                    "sleeping".to_string()
+                } else {
+                    RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string()
+                },
                 endpoint: w.endpoint,
+                wakes_at: w
+                    .wake_time
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             });
         }
         if page.next_page_token.is_empty() {
@@ -107,7 +119,11 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
                 .workloads
                 .iter()
                 .map(|w| {
-                    vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), w.state.clone(), format!("http://{}", w.endpoint)]
+                    let state = match &w.wakes_at {
+                        Some(at) => format!("{} (wakes {at})", w.state),
+                        None => w.state.clone(),
+                    };
+                    vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), state, format!("http://{}", w.endpoint)]
                 })
                 .collect();
             print!("{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows));

@@ -36,6 +36,13 @@ pub fn what(entry: &LogEntry) -> String {
                 if p.denials.is_empty() { String::new() } else { format!("; denials: {}", p.denials.join("; ")) },
             )
         }
+        Payload::WorkloadPowered(p) => {
+            let by = if p.actor.is_empty() { String::new() } else { format!(" by {}", p.actor) };
+            let note = if p.note.is_empty() { String::new() } else { format!(": {}", p.note) };
+            let reason = paved_proto::provisioner::v1::PowerReason::try_from(p.reason).unwrap_or_default().as_str_name();
+            let reason = reason.trim_start_matches("POWER_REASON_").to_lowercase();
+            format!("{} ({reason}{by}){note}", if p.awake { "woke" } else { "went to sleep" })
+        }
         Payload::PreviewOpened(p) => format!("preview for PR {}", p.pr),
         Payload::PreviewClosed(p) => format!("preview for PR {} {}", p.pr, p.reason),
         Payload::CanaryJudged(c) => {

@@ -285,6 +285,8 @@ impl Platform {
             for view in self.provisioner.workloads("", 1000, 0).await? {
                 let name = format!("{} ({})", view.workload.name, view.workload.environment);
                 match view.state {
+                    // Asleep is ready: a request wakes it.
+                    _ if view.sleeping() => {}
                     Some(State::Healthy) => {}
                     Some(State::Failed) => failed.push(format!("{name} failed: {}", self.revision_message(&view).await)),
                     _ => pending.push(name),

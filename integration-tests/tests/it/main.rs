@@ -16,6 +16,7 @@ mod leases;
 mod mtls;
 mod outbox;
 mod platform;
+mod power;
 mod prometheus;
 mod rollouts;
 mod scopes;

@@ -6,6 +6,7 @@ use crate::{
     artifacts::ArtifactError,
     handle::Provisioner,
     model,
+    power::{Ask, PowerError},
     rollout::RolloutError,
     store,
 };
@@ -16,9 +17,10 @@ use paved_proto::provisioner::v1::{
     GetRevisionRequest, GetRevisionResponse, GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse,
     GetWorkloadRequest, GetWorkloadResponse, LatencyBucket, ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest,
     ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest,
-    OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, Preview,
-    PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest, ResumeRolloutResponse,
-    RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SpecFieldChange, WatchRolloutRequest,
+    OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, PowerReason,
+    Preview, PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest,
+    ResumeRolloutResponse, RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout,
+    SleepWorkloadRequest, SleepWorkloadResponse, SpecFieldChange, WakeWorkloadRequest, WakeWorkloadResponse, WatchRolloutRequest,
     WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
@@ -65,6 +67,16 @@ impl From<RolloutError> for Status {
             RolloutError::NotFound(message) => status::not_found("NOT_FOUND", message),
             RolloutError::Precondition(message) => status::failed_precondition("ROLLOUT_STATE", message),
             RolloutError::Database(e) => database(e),
+        }
+    }
+}
+
+impl From<PowerError> for Status {
+    fn from(e: PowerError) -> Status {
+        match e {
+            PowerError::NotFound(message) => status::not_found("NOT_FOUND", message),
+            PowerError::Precondition(message) => status::failed_precondition("WORKLOAD_STATE", message),
+            PowerError::Database(e) => database(e),
         }
     }
 }
@@ -144,7 +156,13 @@ fn required(field: &str, value: &str) -> Result<(), Status> {
 }
 
 fn to_proto(view: WorkloadView) -> Workload {
+    let sleeping = view.sleeping();
     Workload {
+        sleeping,
+        wake_time: view.wake_time_ms.map(timestamp_from_millis),
+        sleep_reason: view.workload.sleep_reason.clone().unwrap_or_default(),
+        hold_until: view.workload.hold_until_ms.map(timestamp_from_millis),
+        last_request_time: view.last_request_ms.map(timestamp_from_millis),
         name: view.workload.name,
         environment: view.workload.environment,
         current_revision: view.workload.current_revision.unwrap_or_default(),
@@ -158,6 +176,35 @@ fn to_proto(view: WorkloadView) -> Workload {
 }
 
 impl Api {
+    /// Checks a sleep or wake: names given, the caller may change the
+    /// workload, a reason a caller may give (a request is the proxy's own).
+    fn power_ask(
+        &self,
+        caller: &auth::Caller,
+        environment: &str,
+        workload: &str,
+        reason: i32,
+        hold_seconds: i64,
+    ) -> Result<(PowerReason, Option<std::time::Duration>), Status> {
+        required("environment", environment)?;
+        required("workload", workload)?;
+        caller.grants(&deploy_scope(environment, workload))?;
+        if hold_seconds < 0 {
+            let violation = ("hold_seconds".to_string(), format!("must not be negative, got {hold_seconds}"));
+            return Err(status::invalid_argument("INVALID_HOLD", "a hold is a length of time", vec![violation]));
+        }
+        let hold = (hold_seconds > 0).then(|| std::time::Duration::from_secs(hold_seconds.unsigned_abs()));
+        match PowerReason::try_from(reason) {
+            Ok(PowerReason::Unspecified) => Ok((PowerReason::Person, hold)),
+            Ok(r @ (PowerReason::Schedule | PowerReason::Idle | PowerReason::Person)) => Ok((r, hold)),
+            _ => Err(status::invalid_argument(
+                "INVALID_REASON",
+                "a sleep or wake needs a reason a caller may give",
+                vec![("reason".into(), "one of SCHEDULE, IDLE or PERSON (a request wakes a workload through its proxy)".into())],
+            )),
+        }
+    }
+
     async fn applied_proto(&self, applied: crate::apply::Applied) -> Result<ApplyWorkloadResponse, Status> {
         let rollout = match &applied.rollout {
             Some(r) => Some(self.rollout_proto(r).await?),
@@ -395,6 +442,24 @@ impl ProvisionerService for Api {
         let revision_id = self.provisioner.rollback(&req.environment, &req.workload).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
         Ok(Response::new(RollbackWorkloadResponse { workload: view.map(to_proto), revision_id }))
+    }
+
+    async fn sleep_workload(&self, request: Request<SleepWorkloadRequest>) -> Result<Response<SleepWorkloadResponse>, Status> {
+        let (caller, req) = (auth::caller(&request)?, request.into_inner());
+        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, req.hold_seconds)?;
+        let ask = Ask { reason, actor: &caller.sub, note: &req.note, hold };
+        let changed = self.provisioner.sleep(&req.environment, &req.workload, ask).await?;
+        let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
+        Ok(Response::new(SleepWorkloadResponse { workload: view.map(to_proto), changed }))
+    }
+
+    async fn wake_workload(&self, request: Request<WakeWorkloadRequest>) -> Result<Response<WakeWorkloadResponse>, Status> {
+        let (caller, req) = (auth::caller(&request)?, request.into_inner());
+        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, req.hold_seconds)?;
+        let ask = Ask { reason, actor: &caller.sub, note: &req.note, hold };
+        let changed = self.provisioner.wake(&req.environment, &req.workload, ask).await?;
+        let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
+        Ok(Response::new(WakeWorkloadResponse { workload: view.map(to_proto), changed }))
     }
 
     async fn get_traffic_metrics(&self, request: Request<GetTrafficMetricsRequest>) -> Result<Response<GetTrafficMetricsResponse>, Status> {

@@ -123,6 +123,16 @@ pub struct WorkloadView {
     pub state: Option<State>,
     pub endpoint: String,
     pub rollout_id: Option<String>,
+    /// While it sleeps by its schedule: when the schedule wakes it (Unix ms).
+    pub wake_time_ms: Option<i64>,
+    /// The last request its proxy saw (Unix ms) since the platform started.
+    pub last_request_ms: Option<i64>,
+}
+
+impl WorkloadView {
+    pub fn sleeping(&self) -> bool {
+        self.workload.sleep_reason.is_some()
+    }
 }
 
 pub(crate) struct Applier {
@@ -307,11 +317,20 @@ impl Applier {
             None => None,
         };
         let rollout_id = store::list_rollouts(self.records.db(), &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
-        Ok(self.view_of(workload, state, rollout_id))
+        let mut view = self.view_of(workload, state, rollout_id);
+        if view.workload.sleep_reason.as_deref() == Some("schedule")
+            && let Some(stable) = &view.workload.stable_revision
+            && let Some(revision) = store::get_revision(self.records.db(), stable).await?
+            && let Ok(spec) = revision.parse_spec()
+        {
+            view.wake_time_ms = spec.schedule.and_then(|s| s.next_change(chrono::Utc::now())).map(|t| t.timestamp_millis());
+        }
+        Ok(view)
     }
 
     fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>) -> WorkloadView {
         let endpoint = self.routing.endpoint(&workload);
-        WorkloadView { workload, state, endpoint, rollout_id }
+        let last_request_ms = self.routing.last_request_ms(&workload.id());
+        WorkloadView { workload, state, endpoint, rollout_id, wake_time_ms: None, last_request_ms }
     }
 }

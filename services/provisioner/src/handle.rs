@@ -8,6 +8,7 @@ use crate::{
     artifacts,
     model::Rollout,
     policy::Gate,
+    power::{Ask, Power, PowerError},
     preview::{Preview, Previews},
     records::Records,
     rollout::{RolloutError, Rollouts},
@@ -27,6 +28,7 @@ pub struct Provisioner {
     pub(crate) applier: Arc<Applier>,
     pub(crate) rollouts: Arc<Rollouts>,
     pub(crate) previews: Arc<Previews>,
+    pub(crate) power: Arc<Power>,
 }
 
 impl Provisioner {
@@ -41,8 +43,29 @@ impl Provisioner {
     }
 
     /// [`Provisioner::apply`] of a spec parsed already.
+    /// A sleeping workload is woken first: a rollout needs its stable
+    /// revision running beside the canary.
     pub async fn apply_submitted(&self, environment: &str, spec: Submitted<'_>, request_id: &str) -> Result<Applied, ApplyError> {
+        if let Ok(parsed) = &spec.spec {
+            // A person's ask that holds nothing: the schedule decides again.
+            let reason = paved_proto::provisioner::v1::PowerReason::Person;
+            let ask = Ask { reason, actor: "", note: "a new revision is applied", hold: Some(Duration::ZERO) };
+            match self.power.wake(environment, &parsed.name, ask).await {
+                Ok(_) | Err(PowerError::NotFound(_) | PowerError::Precondition(_)) => {}
+                Err(PowerError::Database(e)) => return Err(e.into()),
+            }
+        }
         self.applier.apply(environment, spec, request_id).await
+    }
+
+    /// Puts a workload to sleep; false when it was asleep already.
+    pub async fn sleep(&self, environment: &str, name: &str, ask: Ask<'_>) -> Result<bool, PowerError> {
+        self.power.sleep(environment, name, ask).await
+    }
+
+    /// Wakes a workload; false when it was awake already.
+    pub async fn wake(&self, environment: &str, name: &str, ask: Ask<'_>) -> Result<bool, PowerError> {
+        self.power.wake(environment, name, ask).await
     }
 
     /// What `apply` would change for this spec, and the drift of what runs.

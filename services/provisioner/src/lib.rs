@@ -46,6 +46,7 @@ mod handle;
 pub mod migration;
 pub mod model;
 mod policy;
+pub mod power;
 pub mod preview;
 mod reconcile;
 mod records;
@@ -200,6 +201,8 @@ pub const HANDLER_SCOPES: &[(&str, &str)] = &[
     ("AbortRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
     ("PromoteRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
     ("RollbackWorkload", "`deploy:<env>/<workload>`"),
+    ("SleepWorkload", "`deploy:<env>/<workload>`"),
+    ("WakeWorkload", "`deploy:<env>/<workload>`"),
     ("OpenPreview", "`deploy:pr-<n>/<workload>`"),
     ("ClosePreview", "`deploy:pr-<n>/*`"),
 ];
@@ -272,9 +275,11 @@ impl Provisioner {
         let rollouts = Arc::new(Rollouts::new(records.clone(), routing.clone(), runner.clone(), transitions));
         let previews =
             Arc::new(Previews::new(records.clone(), applier.clone(), gate.clone(), routing.clone(), runner.clone(), driver.clone()));
-        let reconciler = Arc::new(Reconciler::new(records.clone(), routing.clone(), runner.clone(), driver, shutdown.clone()));
+        let power = power::Power::new(records.clone(), routing.clone(), runner.clone());
+        let reconciler =
+            Arc::new(Reconciler::new(records.clone(), routing.clone(), runner.clone(), driver, power.clone(), shutdown.clone()));
         let reports = Reports::new(records.clone(), routing.clone(), health.reporter(GRPC_NAME, "database"), shutdown.clone());
-        let provisioner = Self { records, artifacts, routing: routing.clone(), gate, applier, rollouts, previews: previews.clone() };
+        let provisioner = Self { records, artifacts, routing: routing.clone(), gate, applier, rollouts, previews: previews.clone(), power };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(relay.run(health.reporter(GRPC_NAME, "outbox"), shutdown.clone()));
         // On shutdown: stop every workload, then let the report loop record

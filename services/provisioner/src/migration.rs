@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_ARTIFACTS),
             Box::new(CREATE_ATTESTATIONS),
             Box::new(CREATE_PREVIEWS),
+            Box::new(WORKLOAD_SLEEP),
         ]
     }
 }
@@ -183,4 +184,19 @@ const CREATE_PREVIEWS: paved_store::CreateTable = paved_store::CreateTable {
             .to_owned()
     },
     indexes: paved_store::no_indexes,
+};
+
+/// Why a workload sleeps (`schedule`, `idle`, `person`), NULL while it is
+/// awake; and until when a person's sleep or wake holds against the
+/// schedule (Unix ms).
+const WORKLOAD_SLEEP: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261206_000001_workload_sleep",
+    table: "workloads",
+    columns: || {
+        vec![
+            ColumnDef::new(Alias::new("sleep_reason")).string().to_owned(),
+            ColumnDef::new(Alias::new("hold_until_ms")).big_integer().to_owned(),
+        ]
+    },
+    backfill: &[],
 };

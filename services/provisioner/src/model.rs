@@ -70,6 +70,10 @@ pub struct Workload {
     pub standby_revision: Option<String>,
     pub proxy_port: u16,
     pub create_time_ms: i64,
+    /// Why it sleeps (`schedule`, `idle`, `person`); None while awake.
+    pub sleep_reason: Option<String>,
+    /// Until when a person's sleep or wake holds against the schedule (Unix ms).
+    pub hold_until_ms: Option<i64>,
 }
 
 impl Workload {
@@ -87,6 +91,8 @@ impl Workload {
             standby_revision: row.try_get("", "standby_revision")?,
             proxy_port: u16::try_from(port).map_err(|_| DbErr::Type(format!("proxy_port {port} out of range")))?,
             create_time_ms: row.try_get("", "create_time_ms")?,
+            sleep_reason: row.try_get("", "sleep_reason")?,
+            hold_until_ms: row.try_get("", "hold_until_ms")?,
         })
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::{
     model::{Revision, State, Workload},
+    power::Power,
     records::Records,
     rollout::Driver,
     routing::Routing,
@@ -27,6 +28,7 @@ pub(crate) struct Reconciler {
     routing: Arc<Routing>,
     runner: Arc<Runner>,
     driver: Arc<Driver>,
+    power: Arc<Power>,
     shutdown: CancellationToken,
 }
 
@@ -36,16 +38,18 @@ impl Reconciler {
         routing: Arc<Routing>,
         runner: Arc<Runner>,
         driver: Arc<Driver>,
+        power: Arc<Power>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { records, routing, runner, driver, shutdown }
+        Self { records, routing, runner, driver, power, shutdown }
     }
 
     /// After a restart: every workload gets its proxy back; the revisions
     /// it routes to (stable, standby, an active rollout's canary) are started
     /// again unless they had failed, and the others that were running are
     /// recorded as stopped; rollouts under way are driven on from their last
-    /// committed transition.
+    /// committed transition. A sleeping workload gets its proxy back,
+    /// asleep, and nothing started.
     pub(crate) async fn reconcile(&self) -> anyhow::Result<()> {
         let db = self.records.db();
         let workloads = store::all_workloads(db).await?;
@@ -60,6 +64,12 @@ impl Reconciler {
             }
         }
         let by_id: HashMap<String, &Workload> = workloads.iter().map(|w| (w.id(), w)).collect();
+        for w in workloads.iter().filter(|w| w.sleep_reason.is_some()) {
+            match self.routing.ensure(w).await {
+                Ok(()) => self.power.keep_asleep(w),
+                Err(e) => tracing::error!(workload = %w.id(), error = %e, "cannot open a sleeping workload's proxy"),
+            }
+        }
         let mut revisions: Vec<Revision> = Vec::new();
         for id in &keep {
             if let Some(revision) = store::get_revision(db, id).await? {
@@ -72,6 +82,12 @@ impl Reconciler {
         for revision in revisions {
             let Some(workload) = by_id.get(&revision.workload_id) else { continue };
             if revision.state == State::Failed {
+                continue;
+            }
+            if workload.sleep_reason.is_some() {
+                if revision.state != State::Stopped {
+                    self.records.record_state(&revision.id, State::Stopped, "asleep").await?;
+                }
                 continue;
             }
             // One workload that cannot come back must not keep the others down.
@@ -110,7 +126,7 @@ impl Reconciler {
         let db = self.records.db();
         let mut desired: Vec<String> = store::active_rollouts(db, None).await?.into_iter().map(|r| r.revision_id).collect();
         let workloads = store::all_workloads(db).await?;
-        for w in &workloads {
+        for w in workloads.iter().filter(|w| w.sleep_reason.is_none()) {
             desired.extend(w.stable_revision.iter().chain(&w.standby_revision).cloned());
         }
         for id in desired {

@@ -160,6 +160,25 @@ impl Routing {
         }
     }
 
+    /// The workload sleeps: its proxy holds requests and calls `wake`.
+    pub(crate) fn sleep(&self, workload_id: &str, wake: paved_local::WakeFn) {
+        if let Some(proxy) = lock(&self.proxies).get(workload_id) {
+            proxy.sleep(wake);
+        }
+    }
+
+    /// The workload is waking: its proxy holds requests until it is routed.
+    pub(crate) fn waking(&self, workload_id: &str) {
+        if let Some(proxy) = lock(&self.proxies).get(workload_id) {
+            proxy.waking();
+        }
+    }
+
+    /// When its proxy saw the last request (Unix ms), if any since it opened.
+    pub(crate) fn last_request_ms(&self, workload_id: &str) -> Option<i64> {
+        lock(&self.proxies).get(workload_id).and_then(|p| p.last_request_ms())
+    }
+
     /// The workload's proxy's routes as last set; none when it has no proxy here.
     pub(crate) fn routes(&self, workload_id: &str) -> Vec<Route> {
         lock(&self.proxies).get(workload_id).map(|p| p.routes()).unwrap_or_default()

@@ -24,6 +24,8 @@ pub(crate) enum Workloads {
     StandbyRevision,
     ProxyPort,
     CreateTimeMs,
+    SleepReason,
+    HoldUntilMs,
 }
 
 #[derive(DeriveIden, Debug, Clone, Copy)]
@@ -102,10 +104,35 @@ mod tests {
     fn workloads_render_as_migrated() {
         use Workloads::*;
         assert_eq!(
-            select(Table, [Id, Name, Environment, CurrentRevision, StableRevision, StandbyRevision, ProxyPort, CreateTimeMs]),
+            select(
+                Table,
+                [
+                    Id,
+                    Name,
+                    Environment,
+                    CurrentRevision,
+                    StableRevision,
+                    StandbyRevision,
+                    ProxyPort,
+                    CreateTimeMs,
+                    SleepReason,
+                    HoldUntilMs
+                ]
+            ),
             select_named(
                 "workloads",
-                &["id", "name", "environment", "current_revision", "stable_revision", "standby_revision", "proxy_port", "create_time_ms"]
+                &[
+                    "id",
+                    "name",
+                    "environment",
+                    "current_revision",
+                    "stable_revision",
+                    "standby_revision",
+                    "proxy_port",
+                    "create_time_ms",
+                    "sleep_reason",
+                    "hold_until_ms"
+                ]
             ),
         );
     }

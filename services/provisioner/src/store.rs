@@ -17,7 +17,7 @@ fn stream() -> String {
     paved_stream::stream_name(SOURCE)
 }
 
-const WORKLOAD_COLUMNS: [Workloads; 7] = [
+const WORKLOAD_COLUMNS: [Workloads; 9] = [
     Workloads::Name,
     Workloads::Environment,
     Workloads::CurrentRevision,
@@ -25,6 +25,8 @@ const WORKLOAD_COLUMNS: [Workloads; 7] = [
     Workloads::StandbyRevision,
     Workloads::ProxyPort,
     Workloads::CreateTimeMs,
+    Workloads::SleepReason,
+    Workloads::HoldUntilMs,
 ];
 const ROLLOUT_COLUMNS: [Rollouts; 14] = [
     Rollouts::Id,
@@ -129,6 +131,8 @@ pub async fn insert_workload<C: ConnectionTrait>(txn: &C, environment: &str, nam
         standby_revision: None,
         proxy_port,
         create_time_ms: now_ms(),
+        sleep_reason: None,
+        hold_until_ms: None,
     };
     let insert = Query::insert()
         .into_table(Workloads::Table)
@@ -286,6 +290,27 @@ pub async fn set_routing<C: ConnectionTrait>(
         emit(txn, "paved.provisioner.v1.workload.rolled_back", &workload.environment, &workload.name, payload).await?;
     }
     Ok(())
+}
+
+/// Records that a workload sleeps (`reason`) or is awake (None), held so
+/// until `hold_until_ms` if a person asked, and enqueues `workload.slept` or
+/// `workload.woke` with who asked and why.
+pub async fn set_sleep<C: ConnectionTrait>(
+    txn: &C,
+    workload: &Workload,
+    reason: Option<&str>,
+    hold_until_ms: Option<i64>,
+    event: pb::WorkloadPowered,
+) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(Workloads::Table)
+        .value(Workloads::SleepReason, reason.map(str::to_string))
+        .value(Workloads::HoldUntilMs, hold_until_ms)
+        .and_where(Expr::col(Workloads::Id).eq(workload.id()))
+        .to_owned();
+    txn.execute(&update).await?;
+    let kind = if event.awake { "paved.provisioner.v1.workload.woke" } else { "paved.provisioner.v1.workload.slept" };
+    emit(txn, kind, &workload.environment, &workload.name, Payload::WorkloadPowered(event)).await
 }
 
 fn select_rollouts() -> SelectStatement {

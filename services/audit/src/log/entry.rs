@@ -35,6 +35,7 @@ pub fn people(event: &Envelope) -> Vec<&str> {
     let names: Vec<&str> = match &event.payload {
         Some(Payload::BrokerActed(acted)) => vec![&acted.actor, &acted.for_subject],
         Some(Payload::AccessDenied(denied)) => vec![&denied.subject],
+        Some(Payload::WorkloadPowered(powered)) => vec![&powered.actor],
         _ => Vec::new(),
     };
     names.into_iter().filter(|n| is_person(n)).collect()
@@ -45,6 +46,7 @@ fn actor(event: &Envelope) -> &str {
     match &event.payload {
         Some(Payload::BrokerActed(acted)) => &acted.actor,
         Some(Payload::AccessDenied(denied)) => &denied.subject,
+        Some(Payload::WorkloadPowered(powered)) => &powered.actor,
         _ => "",
     }
 }
@@ -101,6 +103,10 @@ fn redact(event: &Envelope, commit: &impl Fn(&str) -> String) -> Envelope {
         Some(Payload::AccessDenied(denied)) => {
             replace(&mut denied.subject);
             scrub(&mut denied.message);
+        }
+        Some(Payload::WorkloadPowered(powered)) => {
+            replace(&mut powered.actor);
+            scrub(&mut powered.note);
         }
         _ => {}
     }

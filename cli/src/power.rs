@@ -1,0 +1,74 @@
+//! `paved sleep` and `paved wake`: a person puts a workload to sleep or
+//! wakes it, held against its schedule for `--for` (or until the schedule
+//! next changes). Who asked, why and until when go into the audit log.
+
+use crate::{
+    DEFAULT_ENDPOINT,
+    client::{connect, failed},
+};
+use paved_proto::provisioner::v1::{
+    PowerReason, SleepWorkloadRequest, WakeWorkloadRequest, Workload, provisioner_service_client::ProvisionerServiceClient,
+};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct PowerArgs {
+    workload: String,
+    #[arg(long)]
+    env: String,
+    /// Hold it so this long against its schedule and idleness (`2h`, `30m`,
+    /// `1d`); without it, until its schedule next changes.
+    #[arg(long = "for", value_parser = parse_hold)]
+    hold: Option<u64>,
+    /// Said beside the reason in the audit log.
+    #[arg(long, default_value = "")]
+    note: String,
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+fn parse_hold(text: &str) -> Result<u64, String> {
+    match crate::ttl::seconds(text) {
+        Some(Ok(s)) if s > 0 => Ok(s),
+        Some(Ok(_)) => Err(format!("--for {text:?} must be more than 0")),
+        _ => Err(format!("invalid --for {text:?}: expected e.g. 2h, 30m or 1d")),
+    }
+}
+
+pub async fn sleep(args: PowerArgs) -> anyhow::Result<ExitCode> {
+    power(args, false).await
+}
+
+pub async fn wake(args: PowerArgs) -> anyhow::Result<ExitCode> {
+    power(args, true).await
+}
+
+async fn power(args: PowerArgs, wake: bool) -> anyhow::Result<ExitCode> {
+    let mut client = ProvisionerServiceClient::new(connect(&args.endpoint).await?);
+    let (environment, workload, note) = (args.env.clone(), args.workload.clone(), args.note);
+    let (reason, hold_seconds) = (PowerReason::Person as i32, args.hold.map_or(0, |s| s as i64));
+    let (changed, view) = if wake {
+        let request = WakeWorkloadRequest { environment, workload, reason, note, hold_seconds };
+        let done = client.wake_workload(request).await.map_err(failed)?.into_inner();
+        (done.changed, done.workload)
+    } else {
+        let request = SleepWorkloadRequest { environment, workload, reason, note, hold_seconds };
+        let done = client.sleep_workload(request).await.map_err(failed)?.into_inner();
+        (done.changed, done.workload)
+    };
+    let what = match (wake, changed) {
+        (true, true) => "waking",
+        (true, false) => "awake already",
+        (false, true) => "asleep",
+        (false, false) => "was asleep already",
+    };
+    println!("{} in {}: {what}{}", args.workload, args.env, held(view.as_ref()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn held(workload: Option<&Workload>) -> String {
+    workload
+        .and_then(|w| w.hold_until)
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map_or_else(String::new, |t| format!(", held until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}

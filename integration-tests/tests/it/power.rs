@@ -1,0 +1,104 @@
+//! Sleep and wake on the local runtime, as a user meets them: `paved sleep`
+//! stops a workload's processes and keeps its endpoint; the first request
+//! to it is held, wakes it and is served; a platform restarted while the
+//! workload sleeps keeps it asleep, and a request still wakes it. Every
+//! sleep and wake is in the audit log with its reason and who asked.
+
+use crate::secrets::{paved_at, stop, up};
+use crate::services::http_get;
+use paved_integration_tests::{eventually, text};
+use std::{path::Path, time::Duration};
+
+const SPEC: &str =
+    "name: nap\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\nrollout:\n  steps: [100]\n  interval: 1s\n";
+
+/// The workload's (state, endpoint, whole row) in `paved status --output json`.
+async fn status(endpoint: &str, dir: &Path, token: &str) -> (String, String, serde_json::Value) {
+    let out = paved_at(endpoint, dir, token, &["status", "--output", "json"], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let row = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == "nap").expect("nap").clone();
+    (row["state"].as_str().expect("state").to_string(), row["endpoint"].as_str().expect("endpoint").to_string(), row)
+}
+
+/// Workload processes the runtime has recorded as running.
+fn processes(data: &Path) -> usize {
+    let run = data.join("data/provisioner/run");
+    std::fs::read_dir(&run).map_or(0, |d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "pgid")).count())
+}
+
+/// A request while asleep is served once the workload woke; how long it took.
+async fn woken_by_a_request(endpoint: &str) -> Duration {
+    let started = std::time::Instant::now();
+    assert_eq!(http_get(endpoint, "/").await, "hello from v1\n", "the held request is served");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_sleeping_workload_keeps_its_endpoint_and_wakes_on_a_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let spec_dir = path.join("nap");
+    std::fs::create_dir_all(&spec_dir).expect("mkdir");
+    std::fs::write(spec_dir.join("paved.yaml"), SPEC).expect("write");
+    let first = up(&path, 0);
+    let run = |args: &[&str]| paved_at(&first.endpoint, &path, &first.root, args, None);
+    let out = run(&["deploy", spec_dir.to_str().expect("path"), "--env", "dev"]).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let (state, endpoint, _) = status(&first.endpoint, &path, &first.root).await;
+    assert_eq!(state, "healthy");
+    assert_eq!(processes(&path), 1, "one process runs before it sleeps");
+
+    let out = run(&["sleep", "nap", "--env", "dev", "--for", "1h"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("nap in dev: asleep, held until "), "{}", text(&out.stdout));
+    let (state, asleep_at, row) = status(&first.endpoint, &path, &first.root).await;
+    assert_eq!((state.as_str(), asleep_at.as_str()), ("sleeping", endpoint.as_str()), "{row}");
+    eventually("its process to stop", Duration::from_secs(20), || async { (processes(&path) == 0).then_some(()) }).await;
+    let out = run(&["sleep", "nap", "--env", "dev"]).await;
+    assert!(text(&out.stdout).starts_with("nap in dev: was asleep already"), "{}", text(&out.stdout));
+
+    let took = woken_by_a_request(&endpoint).await;
+    eprintln!("woken by a request and served in {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (state, _, _) = status(&first.endpoint, &path, &first.root).await;
+    assert_eq!(state, "healthy");
+    assert_eq!(processes(&path), 1);
+    let out = run(&["wake", "nap", "--env", "dev"]).await;
+    assert_eq!(text(&out.stdout), "nap in dev: awake already\n", "{}", text(&out.stderr));
+
+    // Asleep when the platform stops: asleep when it is back, and woken by
+    // a request all the same.
+    let out = run(&["sleep", "nap", "--env", "dev"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    stop(first);
+    let second = up(&path, 1);
+    let (state, after_restart, _) = status(&second.endpoint, &path, &second.root).await;
+    assert_eq!((state.as_str(), after_restart.as_str()), ("sleeping", endpoint.as_str()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(processes(&path), 0, "nothing started for a sleeping workload");
+    woken_by_a_request(&endpoint).await;
+
+    // The log says who put it to sleep and what woke it.
+    let key = text(&paved_at(&second.endpoint, &path, "", &["audit", "key"], None).await.stdout).trim().to_string();
+    let query = ["audit", "query", "--workload", "nap", "--env", "dev", "--key", &key, "--output", "json"];
+    let what: Vec<String> = eventually("the sleeps and wakes in the log", Duration::from_secs(30), || {
+        let out = paved_at(&second.endpoint, &path, &second.root, &query, None);
+        async move {
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.await.stdout).ok()?;
+            let what: Vec<String> = rows
+                .iter()
+                .filter(|r| r["type"].as_str().is_some_and(|t| t.ends_with("workload.slept") || t.ends_with("workload.woke")))
+                .map(|r| r["what"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (what.len() >= 4).then_some(what)
+        }
+    })
+    .await;
+    assert_eq!(what.len(), 4, "{what:#?}");
+    assert!(what[0].starts_with("went to sleep (person by sha256:"), "a person, as a commitment: {what:#?}");
+    assert_eq!(what[1], "woke (request)");
+    assert!(what[2].starts_with("went to sleep (person by sha256:"), "{what:#?}");
+    assert_eq!(what[3], "woke (request)");
+    stop(second);
+}
