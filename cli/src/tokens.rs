@@ -236,10 +236,14 @@ pub fn enrolled_services(named: Vec<String>, ttl: Duration) -> anyhow::Result<Ve
 }
 
 /// What a platform service's own calls present (the tokens its certificate
-/// is exchanged for): only the provisioner calls with a token, for the
-/// processes it starts and to the analyzer.
+/// is exchanged for): the provisioner's, for the processes it starts and to
+/// the analyzer; the cost scheduler's, to sleep and wake workloads.
 pub fn calls_of(service: &str) -> &'static [&'static str] {
-    if service == "provisioner" { &paved_provisioner::CALL_SCOPES } else { &[] }
+    match service {
+        "provisioner" => &paved_provisioner::CALL_SCOPES,
+        "cost-scheduler" => &paved_cost_scheduler::CALL_SCOPES,
+        _ => &[],
+    }
 }
 
 /// Mints each service's enrolling token into `<out>/<service>/identity.token`

@@ -19,8 +19,9 @@
 //!   check (see `audit.rs`; needs PostgreSQL on 127.0.0.1:5432).
 //! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
+//! - `cost`: wake from zero and schedule passes (see `cost.rs`).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds]` (all by default). Needs Redis on
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use crate::measure::{free_port, median, ms};
@@ -35,7 +36,7 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds"];
+    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds", "cost"];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Every benchmark measures from this process too (the token-verifying
@@ -61,6 +62,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "proxy" => crate::pipeline::proxy(&bins(release)?)?,
             "broker" => crate::tokens::grpc(&bins(release)?)?,
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
+            "cost" => crate::cost::run(&bins(release)?)?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,
@@ -138,7 +140,7 @@ fn up_once(bin: &Path) -> anyhow::Result<Duration> {
 }
 
 /// Spawns `hello` and times it until `/healthz` answers.
-fn hello_alone(bin: &Path) -> anyhow::Result<Duration> {
+pub(crate) fn hello_alone(bin: &Path) -> anyhow::Result<Duration> {
     let port = free_port()?;
     let start = Instant::now();
     let mut child = Command::new(bin.join("hello")).env("PORT", port.to_string()).stdout(Stdio::null()).spawn()?;

@@ -11,6 +11,7 @@
 mod audit;
 mod bench;
 mod canary;
+mod cost;
 mod dbcreds;
 mod looks;
 mod measure;

@@ -73,7 +73,7 @@ impl Platform {
         Ok(paved_grpc::client::Bearer::new(&self.token)?.on(channel))
     }
 
-    async fn client(&self) -> anyhow::Result<ProvisionerServiceClient<Channel>> {
+    pub(crate) async fn client(&self) -> anyhow::Result<ProvisionerServiceClient<Channel>> {
         Ok(ProvisionerServiceClient::new(self.channel().await?).max_decoding_message_size(64 << 20))
     }
 }
@@ -86,7 +86,7 @@ impl Drop for Platform {
     }
 }
 
-fn percentile(v: &mut [Duration], q: f64) -> Duration {
+pub(crate) fn percentile(v: &mut [Duration], q: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
 }
@@ -190,7 +190,12 @@ async fn get(addr: &str) -> anyhow::Result<String> {
 
 /// Deploys `hello` as workload `name` (with `env`, YAML lines) and waits
 /// until its rollout is promoted; its proxy's address.
-async fn deploy_version(client: &mut ProvisionerServiceClient<Channel>, name: &str, version: &str, env: &str) -> anyhow::Result<String> {
+pub(crate) async fn deploy_version(
+    client: &mut ProvisionerServiceClient<Channel>,
+    name: &str,
+    version: &str,
+    env: &str,
+) -> anyhow::Result<String> {
     let spec = format!(
         "name: {name}\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [100]\n  interval: 200ms\nenv:\n  HELLO_VERSION: {version}\n{env}"
     );

@@ -135,6 +135,7 @@ impl Platform {
         let broker_options =
             paved_secrets_broker::Options { root_key_file: Some(dir.join("root.key")), create_root_key: true, ..Default::default() };
         let credentials = paved_grpc::client::Bearer::default();
+        let cost_credentials = paved_grpc::client::Bearer::default();
         let provisioner_options = paved_provisioner::Options {
             data_dir: dir.join("provisioner"),
             bin_dirs: options.bin_dirs.clone(),
@@ -177,7 +178,11 @@ impl Platform {
                     Provisioner::start(db, stream.clone(), provisioner_options, &health, shutdown.clone()).await?;
                 let mut components = vec![component];
                 let analyzer = paved_canary_analyzer::Options { prometheus_url: options.prometheus_url.clone() };
-                components.extend(embedded_services(dir, &stream, analyzer, broker_options.clone(), &health, &shutdown).await?);
+                let cost = (
+                    paved_cost_scheduler::Options { provisioner_url: Some(format!("http://{addr}")), token_file: None },
+                    cost_credentials.clone(),
+                );
+                components.extend(embedded_services(dir, &stream, analyzer, broker_options.clone(), cost, &health, &shutdown).await?);
                 let authority = broker_options.authority.get().cloned().context("the broker was not built")?;
                 (provisioner, components, authority, stream)
             }
@@ -200,40 +205,19 @@ impl Platform {
         };
 
         let root_token = authority.issue("paved up", &paved_secrets_broker::root_grant()).await.context("mint the root token")?.0;
-        let mut service = authority.issue("paved up", &provisioner_grant()).await.context("mint the provisioner's token")?;
-        credentials.set(&service.0)?;
-        // Renewed well before it expires, for as long as the platform runs.
-        let renewing = {
-            let shutdown = shutdown.clone();
-            let authority = authority.clone();
-            async move {
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(paved_secrets_broker::authority::DEFAULT_TTL / 3) => {}
-                    }
-                    let renewed = match authority.renew_info(&service.1).await {
-                        Ok(renewed) => Ok(renewed),
-                        // Past its renewable time (or revoked): a new one.
-                        Err(_) => authority.issue("paved up", &provisioner_grant()).await,
-                    };
-                    match renewed {
-                        Ok(renewed) => {
-                            let _ = credentials.set(&renewed.0);
-                            service = renewed;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot renew the provisioner's token; retrying"),
-                    }
-                }
-            }
-        };
+        // The services that call others present tokens minted here,
+        // renewed well before they expire, for as long as the platform runs.
+        for (grant, bearer) in [(provisioner_grant(), credentials.clone()), (cost_scheduler_grant(), cost_credentials.clone())] {
+            let service = authority.issue("paved up", &grant).await.with_context(|| format!("mint the token of {}", grant.subject))?;
+            bearer.set(&service.0)?;
+            tokio::spawn(renew(authority.clone(), grant, bearer, service, shutdown.clone()));
+        }
         let auth = paved_grpc::Authenticator::new();
         if let Some(denials) = auth.denials() {
             tokio::spawn(paved_service::publish_denials(stream, denials, shutdown.clone()));
         }
         let server =
             tokio::spawn(paved_grpc::serve(listener, components, health.clone(), auth.clone(), ServerOptions::default(), shutdown.clone()));
-        tokio::spawn(renewing);
         // Every service of this server verifies with the same key set.
         let loaded = health.reporter(paved_provisioner::GRPC_NAME, "keys");
         tokio::spawn(paved_grpc::auth::follow(auth.clone(), format!("http://{addr}"), None, loaded, shutdown.clone()));
@@ -339,20 +323,62 @@ fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
     }
 }
 
-/// The four services besides the provisioner, each on its own SQLite file.
+/// What the cost scheduler needs of the others.
+fn cost_scheduler_grant() -> paved_secrets_broker::authority::Grant {
+    paved_secrets_broker::authority::Grant {
+        subject: paved_secrets_broker::spiffe_id(paved_provisioner::PLATFORM_ENVIRONMENT, "cost-scheduler"),
+        scopes: paved_cost_scheduler::CALL_SCOPES.map(String::from).to_vec(),
+        ..provisioner_grant()
+    }
+}
+
+/// Renews a service's token (`service`: the token and its info) a third
+/// of the way through its life, or mints a new one past its renewable
+/// time, into `bearer`, until `shutdown`.
+async fn renew(
+    authority: paved_secrets_broker::authority::Authority,
+    grant: paved_secrets_broker::authority::Grant,
+    bearer: paved_grpc::client::Bearer,
+    mut service: (String, paved_secrets_broker::authority::Token),
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(paved_secrets_broker::authority::DEFAULT_TTL / 3) => {}
+        }
+        let renewed = match authority.renew_info(&service.1).await {
+            Ok(renewed) => Ok(renewed),
+            // Past its renewable time (or revoked): a new one.
+            Err(_) => authority.issue("paved up", &grant).await,
+        };
+        match renewed {
+            Ok(renewed) => {
+                let _ = bearer.set(&renewed.0);
+                service = renewed;
+            }
+            Err(e) => tracing::warn!(error = %e, subject = %grant.subject, "cannot renew a service's token; retrying"),
+        }
+    }
+}
+
+/// The four services besides the provisioner, each on its own SQLite file;
+/// the cost scheduler with its options and the bearer its calls present.
 async fn embedded_services(
     dir: &Path,
     stream: &SharedStream,
     analyzer: paved_canary_analyzer::Options,
     broker: paved_secrets_broker::Options,
+    cost: (paved_cost_scheduler::Options, paved_grpc::client::Bearer),
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Component>> {
+    use paved_secrets_broker::SecretsBroker;
     Ok(vec![
-        embedded::<paved_secrets_broker::SecretsBroker>(dir, stream, broker, health, shutdown).await?,
-        embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, analyzer, health, shutdown).await?,
-        embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, Default::default(), health, shutdown).await?,
-        embedded::<paved_audit::Audit>(dir, stream, audit_options(dir), health, shutdown).await?,
+        embedded::<SecretsBroker>(dir, stream, broker, None, health, shutdown).await?,
+        embedded::<paved_canary_analyzer::CanaryAnalyzer>(dir, stream, analyzer, None, health, shutdown).await?,
+        embedded::<paved_cost_scheduler::CostScheduler>(dir, stream, cost.0, Some(cost.1), health, shutdown).await?,
+        embedded::<paved_audit::Audit>(dir, stream, audit_options(dir), None, health, shutdown).await?,
     ])
 }
 
@@ -372,9 +398,10 @@ async fn embedded<S: ConsumerService>(
     dir: &Path,
     stream: &SharedStream,
     options: S::Options,
+    calls: Option<paved_grpc::client::Bearer>,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Component> {
     let db = database::<S::Migrator>(&sqlite_url(&dir.join(format!("{}.db", S::NAME))), shutdown).await?;
-    paved_service::consumer_component::<S>(db, stream.clone(), options, health, None, shutdown.clone())
+    paved_service::consumer_component::<S>(db, stream.clone(), options, health, None, calls, shutdown.clone())
 }

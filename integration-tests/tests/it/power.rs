@@ -102,3 +102,80 @@ async fn a_sleeping_workload_keeps_its_endpoint_and_wakes_on_a_request() {
     assert_eq!(what[3], "woke (request)");
     stop(second);
 }
+
+/// The row of `name` in `paved status --output json`.
+async fn row(endpoint: &str, dir: &Path, token: &str, name: &str) -> serde_json::Value {
+    let out = paved_at(endpoint, dir, token, &["status", "--output", "json"], None).await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == name).expect("the workload").clone()
+}
+
+async fn until_state(endpoint: &str, dir: &Path, token: &str, name: &str, state: &str) {
+    eventually(&format!("{name} to be {state}"), Duration::from_secs(20), || async {
+        (row(endpoint, dir, token, name).await["state"] == state).then_some(())
+    })
+    .await;
+}
+
+/// The cost scheduler acts on specs' schedules: a workload outside its
+/// hours sleeps once deployed, a request wakes it and is served, and left
+/// alone for its `idle_after` it sleeps again; a person's `paved wake --for`
+/// keeps it up; a workload with only `idle_after` sleeps after that long
+/// without a request. The log says why each time.
+#[tokio::test]
+async fn schedules_and_idleness_put_workloads_to_sleep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let specs = [("night", "schedule:\n  uptime: never\n  idle_after: 2s\n"), ("lazy", "schedule:\n  idle_after: 2s\n")];
+    for (name, schedule) in specs {
+        std::fs::create_dir_all(path.join(name)).expect("mkdir");
+        std::fs::write(path.join(name).join("paved.yaml"), SPEC.replace("name: nap", &format!("name: {name}")) + schedule).expect("write");
+    }
+    let up = up(&path, 0);
+    let run = |args: &[&str]| paved_at(&up.endpoint, &path, &up.root, args, None);
+    for (name, _) in specs {
+        let out = run(&["deploy", path.join(name).to_str().expect("path"), "--env", "dev"]).await;
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    }
+    until_state(&up.endpoint, &path, &up.root, "night", "sleeping").await;
+    until_state(&up.endpoint, &path, &up.root, "lazy", "sleeping").await;
+    assert_eq!(processes(&path), 0, "nothing runs");
+
+    let night = row(&up.endpoint, &path, &up.root, "night").await;
+    let endpoint = night["endpoint"].as_str().expect("endpoint").to_string();
+    woken_by_a_request(&endpoint).await;
+    assert_eq!(row(&up.endpoint, &path, &up.root, "night").await["state"], "healthy");
+    until_state(&up.endpoint, &path, &up.root, "night", "sleeping").await;
+
+    let out = run(&["wake", "night", "--env", "dev", "--for", "1h"]).await;
+    assert!(text(&out.stdout).starts_with("night in dev: waking, held until "), "{}{}", text(&out.stdout), text(&out.stderr));
+    until_state(&up.endpoint, &path, &up.root, "night", "healthy").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(row(&up.endpoint, &path, &up.root, "night").await["state"], "healthy", "held up past its idle_after");
+
+    let key = text(&paved_at(&up.endpoint, &path, "", &["audit", "key"], None).await.stdout).trim().to_string();
+    let reasons = |name: &'static str| {
+        let query = ["audit", "query", "--workload", name, "--env", "dev", "--key", &key, "--output", "json"];
+        let out = paved_at(&up.endpoint, &path, &up.root, &query, None);
+        async move {
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.await.stdout).unwrap_or_default();
+            rows.iter()
+                .filter(|r| r["type"].as_str().is_some_and(|t| t.ends_with("workload.slept") || t.ends_with("workload.woke")))
+                .map(|r| r["what"].as_str().unwrap_or_default().split(" by ").next().unwrap_or_default().to_string())
+                .collect::<Vec<String>>()
+        }
+    };
+    let night: Vec<String> = eventually("night's sleeps and wakes in the log", Duration::from_secs(30), || async {
+        let r = reasons("night").await;
+        (r.len() >= 4).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        night.iter().map(|w| w.split(':').next().unwrap_or_default().trim_end_matches(')')).collect::<Vec<_>>(),
+        ["went to sleep (schedule", "woke (request", "went to sleep (schedule", "woke (person"],
+        "{night:#?}"
+    );
+    let lazy = reasons("lazy").await;
+    assert!(lazy.first().is_some_and(|w| w.starts_with("went to sleep (idle")), "{lazy:#?}");
+    stop(up);
+}

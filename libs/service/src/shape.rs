@@ -47,6 +47,9 @@ pub trait ConsumerService: 'static {
     const OPEN_METHODS: &'static [&'static str] = &[];
     /// Methods callable with any valid token (a holder acting on its own).
     const TOKEN_ONLY_METHODS: &'static [&'static str] = &[];
+    /// Whether it calls other services: it then gets a bearer to present
+    /// ([`Background::calls`]).
+    const CALLS: bool = false;
     /// The routes and the event handler, on the service's migrated
     /// database; `relay` is to be woken after committing events; loops the
     /// service needs go to `background`.
@@ -64,12 +67,20 @@ pub struct Background {
     tasks: tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
     tls: Option<Tls>,
+    calls: Option<paved_grpc::client::Bearer>,
 }
 
 impl Background {
     /// The service's mTLS identity (production mode with mTLS).
     pub fn tls(&self) -> Option<&Tls> {
         self.tls.as_ref()
+    }
+
+    /// The bearer a service that makes calls ([`ConsumerService::CALLS`])
+    /// presents: kept filled by its identity (mTLS), by `paved up`, or by
+    /// the service from a token file.
+    pub fn calls(&self) -> Option<&paved_grpc::client::Bearer> {
+        self.calls.as_ref()
     }
 
     pub fn spawn<F: Future<Output = ()> + Send + 'static>(&mut self, task: impl FnOnce(CancellationToken) -> F) {
@@ -85,10 +96,11 @@ pub fn consumer_component<S: ConsumerService>(
     options: S::Options,
     health: &Health,
     tls: Option<Tls>,
+    calls: Option<paved_grpc::client::Bearer>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Component> {
     let relay = paved_stream::outbox::Relay::new(db.clone(), stream.clone());
-    let mut background = Background { tasks: Default::default(), shutdown: shutdown.clone(), tls };
+    let mut background = Background { tasks: Default::default(), shutdown: shutdown.clone(), tls, calls };
     let (mount, handler) = S::parts(db, relay.clone(), options, &mut background)?;
     let mut component = Component {
         name: S::GRPC_NAME,
@@ -126,8 +138,9 @@ pub async fn run_consumer<S: ConsumerService>(
     let db = database::<S::Migrator>(&config.common.database_url, &shutdown).await?;
     let token = shutdown.clone();
     let options = config.options;
-    serve_standalone(&config.common, S::NAME, listener, shutdown, None, move |stream, health, tls| async move {
-        consumer_component::<S>(db, stream, options, &health, tls, token)
+    let calls = S::CALLS.then(paved_grpc::client::Bearer::default);
+    serve_standalone(&config.common, S::NAME, listener, shutdown, calls.clone(), move |stream, health, tls| async move {
+        consumer_component::<S>(db, stream, options, &health, tls, calls, token)
     })
     .await
 }

@@ -1,0 +1,163 @@
+//! `cargo xtask bench cost`: the cost scheduler's targets (issue #24), each
+//! against a baseline measured in the same run.
+//!
+//! - Wake from zero: a request to a sleeping `hello` until the first byte
+//!   of its answer (target < 1 s, and within 1.5× of the baseline: `hello`
+//!   spawned alone until its health check answers), and what a sleeping
+//!   workload holds meanwhile (no process; the proxy's socket).
+//! - Schedules: one evaluation pass (`decide`) over 10,000 workloads with
+//!   their schedules (target < 100 ms), against a pass that only reads the
+//!   same workloads' fields. The provisioner's listing is not in it.
+
+use crate::{
+    bench::hello_alone,
+    measure::{median, ms},
+    pipeline::{Platform, deploy_version, percentile},
+};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use paved_cost_scheduler::decide::{Seen, decide};
+use paved_proto::provisioner::v1::{GetWorkloadRequest, PowerReason, SleepWorkloadRequest};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAKES: usize = 15;
+
+pub fn run(bin: &Path) -> anyhow::Result<()> {
+    wake(bin)?;
+    schedules()
+}
+
+fn wake(bin: &Path) -> anyhow::Result<()> {
+    let platform = Platform::start(bin, "cost")?;
+    let (mut woken, mut alone) = (Vec::new(), Vec::new());
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let mut client = platform.client().await?;
+        let endpoint = deploy_version(&mut client, "nap", "v1", "").await?;
+        for run in 0..WAKES {
+            let sleep = SleepWorkloadRequest {
+                environment: "bench".into(),
+                workload: "nap".into(),
+                reason: PowerReason::Person as i32,
+                note: "bench".into(),
+                hold_seconds: 0,
+            };
+            client.sleep_workload(sleep).await?;
+            // Asleep: nothing runs but the proxy, which still listens.
+            let pids = processes("nap")?;
+            if !pids.is_empty() {
+                bail!("a sleeping workload still runs processes {pids:?}");
+            }
+            tokio::net::TcpStream::connect(&endpoint).await.context("the sleeping workload's proxy listens")?;
+            if run == 0 {
+                let w = client.get_workload(GetWorkloadRequest { environment: "bench".into(), name: "nap".into() }).await?.into_inner();
+                println!(
+                    "bench cost: asleep, nap has no process (none with PAVED_WORKLOAD=nap in /proc) and its proxy listens on {} (sleeping: {})",
+                    endpoint,
+                    w.workload.is_some_and(|w| w.sleeping)
+                );
+            }
+            alone.push(hello_alone(bin)?);
+            woken.push(first_byte(&endpoint).await?);
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let (p50, p99, max) = (percentile(&mut woken, 0.5), percentile(&mut woken, 0.99), woken.iter().max().copied().unwrap_or_default());
+    let baseline = median(alone);
+    let ratio = ms(p50) / ms(baseline);
+    println!("bench cost: wake from zero, {WAKES} times: a request to sleeping hello → first byte of its answer");
+    println!("  p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target < 1000 ms)", ms(p50), ms(p99), ms(max));
+    println!("  baseline: hello spawned alone until healthy: median {:.1} ms; p50 / baseline {ratio:.2}× (target ≤ 1.5×)", ms(baseline));
+    if max >= Duration::from_secs(1) {
+        bail!("a wake took {max:?}, over the 1 s target");
+    }
+    if ratio > 1.5 {
+        bail!("a wake takes {ratio:.2}× starting hello alone, over the 1.5× target");
+    }
+    Ok(())
+}
+
+/// The time from sending a request to the first byte of the answer.
+async fn first_byte(addr: &str) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).await.context("an answer")?;
+    let took = start.elapsed();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await?;
+    let answer = String::from_utf8_lossy(&rest);
+    if !answer.starts_with("TTP/1.1 200") || !answer.ends_with("hello from v1\n") {
+        bail!("the woken workload answered {answer:?}");
+    }
+    Ok(took)
+}
+
+/// Processes whose environment names the workload (the runtime sets
+/// `PAVED_WORKLOAD`).
+fn processes(workload: &str) -> anyhow::Result<Vec<u32>> {
+    let needle = format!("PAVED_WORKLOAD={workload}\0");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if String::from_utf8_lossy(&environ).contains(&needle) {
+            found.push(pid);
+        }
+    }
+    Ok(found)
+}
+
+const WORKLOADS: usize = 10_000;
+const PASSES: usize = 20;
+
+fn schedules() -> anyhow::Result<()> {
+    let shapes = [
+        "  uptime: \"Mon-Fri 07:30-20:30 Europe/Berlin\"\n  idle_after: 30m\n",
+        "  downtime: \"Sat-Sun 00:00-24:00 America/New_York, Mon-Fri 22:00-06:00 America/New_York\"\n",
+        "  uptime: [\"Mon-Fri 08:00-12:00 Asia/Tokyo\", \"Mon-Fri 13:00-18:00 Asia/Tokyo\"]\n  exclude: [\"2026-12-24\", \"2026-12-25\", \"2026-12-31\"]\n",
+        "  idle_after: 15m\n",
+    ];
+    let now: DateTime<Utc> = Utc::now();
+    let workloads: Vec<_> = (0..WORKLOADS)
+        .map(|i| {
+            let yaml = format!("name: w{i}\ncommand: [hello]\nschedule:\n{}", shapes[i % shapes.len()]);
+            let schedule = paved_spec::parse(&yaml, "paved.yaml").map(|s| s.schedule.context("a schedule"));
+            let seen = Seen {
+                sleeping: i % 3 == 0,
+                sleep_reason: if i % 3 == 0 { "schedule".into() } else { String::new() },
+                hold_until_ms: (i % 50 == 0).then(|| now.timestamp_millis() + 3_600_000),
+                last_request_ms: (i % 2 == 0).then(|| now.timestamp_millis() - (i as i64 % 3_600) * 1000),
+                awake_since_ms: now.timestamp_millis() - 7_200_000,
+            };
+            Ok::<_, anyhow::Error>((schedule??, seen))
+        })
+        .collect::<Result<_, _>>()?;
+    let (mut passes, mut reads) = (Vec::new(), Vec::new());
+    let mut acts = 0;
+    for _ in 0..PASSES {
+        let start = Instant::now();
+        let mut touched = 0usize;
+        for (_, seen) in &workloads {
+            touched += usize::from(std::hint::black_box(seen).sleeping) + std::hint::black_box(seen).sleep_reason.len();
+        }
+        std::hint::black_box(touched);
+        reads.push(start.elapsed());
+        let start = Instant::now();
+        acts = workloads.iter().filter(|(schedule, seen)| decide(Utc::now(), schedule, seen).is_some()).count();
+        passes.push(start.elapsed());
+    }
+    let (pass, read) = (median(passes.clone()), median(reads));
+    let max = passes.iter().max().copied().unwrap_or_default();
+    println!("bench cost: one schedule pass over {WORKLOADS} workloads ({acts} commands to send), {PASSES} passes");
+    println!("  median {:.2} ms, max {:.2} ms (target < 100 ms)", ms(pass), ms(max));
+    println!("  baseline: reading the same workloads' fields: median {:.3} ms; pass / baseline {:.0}×", ms(read), ms(pass) / ms(read));
+    if max >= Duration::from_millis(100) {
+        bail!("a schedule pass took {max:?}, over the 100 ms target");
+    }
+    Ok(())
+}
