@@ -27,8 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const WAKES: usize = 15;
 
 pub fn run(bin: &Path) -> anyhow::Result<()> {
-    wake(bin)?;
-    schedules()
+    schedules()?;
+    wake(bin)
 }
 
 fn wake(bin: &Path) -> anyhow::Result<()> {

@@ -132,10 +132,9 @@ impl Power {
                 continue;
             }
             match revision.parse_spec() {
-                Ok(spec) => {
-                    self.records.record_state(id, State::Starting, "woke").await?;
-                    self.runner.start(&revision, spec);
-                }
+                // Its state is recorded from the runtime's reports (starting,
+                // then healthy): a wake waits on no write of its own here.
+                Ok(spec) => self.runner.start(&revision, spec),
                 Err(e) => tracing::error!(revision = %id, error = %e, "cannot wake a revision: its stored spec no longer parses"),
             }
         }
