@@ -24,7 +24,7 @@
 //! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
-use crate::measure::{free_port, median, ms};
+use crate::measure::{free_port, hello_alone, median, ms};
 use anyhow::{Context, bail};
 use paved_stream::SharedStream;
 use std::{
@@ -137,36 +137,6 @@ fn up_once(bin: &Path) -> anyhow::Result<Duration> {
         Some(_) => bail!("paved up exited with {status} on SIGTERM"),
         None => bail!("paved up exited ({status}) before reporting that it was up"),
     }
-}
-
-/// Spawns `hello` and times it until `/healthz` answers.
-pub(crate) fn hello_alone(bin: &Path) -> anyhow::Result<Duration> {
-    let port = free_port()?;
-    let start = Instant::now();
-    let mut child = Command::new(bin.join("hello")).env("PORT", port.to_string()).stdout(Stdio::null()).spawn()?;
-    let deadline = start + Duration::from_secs(10);
-    let result = loop {
-        if healthz(port) {
-            break Ok(start.elapsed());
-        }
-        if Instant::now() > deadline {
-            break Err(anyhow::anyhow!("hello did not become healthy"));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    child.kill()?;
-    child.wait()?;
-    result
-}
-
-fn healthz(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1.1 200")
 }
 
 const PAYLOAD: usize = 256;

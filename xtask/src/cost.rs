@@ -10,8 +10,7 @@
 //!   same workloads' fields. The provisioner's listing is not in it.
 
 use crate::{
-    bench::hello_alone,
-    measure::{median, ms},
+    measure::{hello_alone, median, ms},
     pipeline::{Platform, deploy_version, percentile},
 };
 use anyhow::{Context, bail};

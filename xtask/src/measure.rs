@@ -19,3 +19,34 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// Spawns `hello` and times it until `/healthz` answers.
+pub fn hello_alone(bin: &std::path::Path) -> anyhow::Result<Duration> {
+    let port = free_port()?;
+    let start = std::time::Instant::now();
+    let mut child =
+        std::process::Command::new(bin.join("hello")).env("PORT", port.to_string()).stdout(std::process::Stdio::null()).spawn()?;
+    let deadline = start + Duration::from_secs(10);
+    let result = loop {
+        if healthz(port) {
+            break Ok(start.elapsed());
+        }
+        if std::time::Instant::now() > deadline {
+            break Err(anyhow::anyhow!("hello did not become healthy"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    child.kill()?;
+    child.wait()?;
+    result
+}
+
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut out = String::new();
+    s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1.1 200")
+}

@@ -375,3 +375,7 @@ mod tests {
         assert_eq!(backends(vec![route("a", 1, &[7])]).pick().map(|(r, a)| (r, a.port())), Some(("a".to_string(), 7)));
     }
 }
+
+#[cfg(test)]
+#[path = "proxy_wake_tests.rs"]
+mod wake_tests;
