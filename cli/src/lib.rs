@@ -23,6 +23,7 @@
 //! - [`secrets`] — `secrets put|get|list|watch|rewrap|policy`.
 //! - [`db`], [`leases`] — `db configure|list|creds`, `lease list|renew|revoke`.
 //! - [`ca`] — `ca bundle|rotate|issue|renew`: the internal CA.
+//! - [`power`] — `sleep`, `wake`; [`cost`] — `cost report`.
 //!
 //! Shared by the commands:
 //! - [`client`] — channels to an endpoint, and gRPC errors in words.
@@ -35,6 +36,7 @@ pub mod audit;
 pub mod ca;
 pub mod canary;
 pub mod client;
+pub mod cost;
 pub mod credentials;
 pub mod db;
 pub mod deploy;

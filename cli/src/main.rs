@@ -4,8 +4,8 @@
 
 use clap::{Parser, Subcommand};
 use paved::{
-    artifacts, audit, ca, canary, db, deploy, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets, status,
-    tokens, traffic, up,
+    artifacts, audit, ca, canary, cost, db, deploy, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets,
+    status, tokens, traffic, up,
 };
 use std::process::ExitCode;
 
@@ -72,6 +72,8 @@ enum Command {
     Sleep(power::PowerArgs),
     /// Wake a sleeping workload (and keep it up `--for` a while).
     Wake(power::PowerArgs),
+    /// What workloads cost: by team, environment or workload.
+    Cost(cost::CostArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,5 +117,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traffic(args) => traffic::run(args).await,
         Command::Sleep(args) => power::sleep(args).await,
         Command::Wake(args) => power::wake(args).await,
+        Command::Cost(args) => cost::run(args).await,
     }
 }

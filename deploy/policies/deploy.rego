@@ -1,8 +1,8 @@
 # The default deploy policy. `deny` blocks a deploy with its message; `warn`
 # lets it pass with its message. Input (built by the provisioner):
 #   environment  the target environment, e.g. "dev", "prod", "pr-42"
-#   workload     the rendered spec: name, run ({command} or {artifact}),
-#                env, replicas, resources, security, secrets
+#   workload     the rendered spec: name, team, run ({command} or
+#                {artifact}), env, replicas, resources, security, secrets
 #   artifact     null, or {digest, attestations: {sbom, vulnerabilities,
 #                coverage}}, each attestation with `verified` (its Ed25519
 #                signature checked against a trusted key)
@@ -27,6 +27,12 @@ hygiene contains msg if {
 	some resource in ["cpu", "memory"]
 	not input.workload.resources[kind][resource]
 	msg := sprintf("resources.%s.%s is not set", [kind, resource])
+}
+
+# Cost is attributed by team: a workload that names none would be cost
+# nobody owns.
+hygiene contains "team is not set: name the team that pays for the workload (`team: <name>`)" if {
+	not input.workload.team
 }
 
 deny contains msg if {

@@ -7,6 +7,7 @@ good := {
 	"environment": "prod",
 	"workload": {
 		"name": "web",
+		"team": "shop",
 		"run": {"artifact": "sha256:3f0a"},
 		"env": {"DB_PASSWORD": "${secret:db}", "MODE": "fast"},
 		"resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
@@ -60,6 +61,13 @@ test_missing_limits_block_staging if {
 	doc := object.union(with_workload({"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}), {"environment": "staging"})
 	denied(doc, "resources.limits.cpu is not set")
 	denied(doc, "resources.limits.memory is not set")
+}
+
+test_no_team_blocks_prod_and_warns_in_dev if {
+	doc := json.remove(good, ["workload/team"])
+	denied(doc, "team is not set")
+	warned(object.union(doc, {"environment": "dev"}), "team is not set")
+	not denied(object.union(doc, {"environment": "dev"}), "team is not set")
 }
 
 test_root_is_denied_everywhere if {

@@ -242,6 +242,7 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
         bin_dirs: vec![bin_dir()],
         trusted_keys: Default::default(),
         prometheus_url: None,
+        cost: Default::default(),
     }
 }
 

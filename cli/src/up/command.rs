@@ -2,7 +2,7 @@
 //! started, waited for, shown (endpoint, root token, status) and stopped on
 //! Ctrl-C or SIGTERM.
 
-use super::platform::{Platform, SelfHosted, UpOptions};
+use super::platform::{CostOptions, Platform, SelfHosted, UpOptions};
 use crate::{DEFAULT_ENDPOINT, client::connect_with, credentials, output::Format, status};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -38,15 +38,34 @@ pub struct UpArgs {
     /// Prometheus for analysis metrics of kind `prometheus`, e.g. http://127.0.0.1:9090.
     #[arg(long, env = "PAVED_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// The cost scheduler's price sheet (YAML, see docs/cost.md); without
+    /// one, OpenCost's default prices.
+    #[arg(long, env = "PAVED_PRICE_SHEET")]
+    price_sheet: Option<PathBuf>,
+    /// How often the cost scheduler reads each replica's usage.
+    #[arg(long, env = "PAVED_SAMPLE_SECONDS", hide = true)]
+    sample_seconds: Option<u64>,
 }
 
 impl From<UpArgs> for UpOptions {
     fn from(args: UpArgs) -> Self {
-        let UpArgs { data_dir, listen, no_example, self_hosted, postgres_url, redis_url, database_prefix, trusted_keys, prometheus_url } =
-            args;
+        let UpArgs {
+            data_dir,
+            listen,
+            no_example,
+            self_hosted,
+            postgres_url,
+            redis_url,
+            database_prefix,
+            trusted_keys,
+            prometheus_url,
+            price_sheet,
+            sample_seconds,
+        } = args;
         let self_hosted = self_hosted.then_some(SelfHosted { postgres_url, redis_url, database_prefix });
         let trusted_keys = trusted_keys.into_iter().collect();
-        UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url }
+        let cost = CostOptions { price_sheet, sample_seconds };
+        UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url, cost }
     }
 }
 

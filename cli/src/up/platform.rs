@@ -42,6 +42,15 @@ pub struct UpOptions {
     pub trusted_keys: std::collections::BTreeMap<String, String>,
     /// Where the canary analyzer queries metrics of kind `prometheus`.
     pub prometheus_url: Option<String>,
+    /// The cost scheduler's settings beyond whom it calls: its price sheet
+    /// and how often it samples usage.
+    pub cost: CostOptions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CostOptions {
+    pub price_sheet: Option<PathBuf>,
+    pub sample_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +159,10 @@ impl Platform {
                     env.insert("PAVED_BROKER_URL".into(), format!("http://{addr}"));
                     // The canary analyzer runs as a workload there.
                     env.extend(options.prometheus_url.clone().map(|url| ("PAVED_PROMETHEUS_URL".to_string(), url)));
+                    // And so does the cost scheduler.
+                    let sheet = options.cost.price_sheet.as_ref().map(|p| ("PAVED_PRICE_SHEET".to_string(), p.display().to_string()));
+                    let every = options.cost.sample_seconds.map(|s| ("PAVED_SAMPLE_SECONDS".to_string(), s.to_string()));
+                    env.extend(sheet.into_iter().chain(every));
                     env
                 })
                 .unwrap_or_default(),
@@ -179,7 +192,12 @@ impl Platform {
                 let mut components = vec![component];
                 let analyzer = paved_canary_analyzer::Options { prometheus_url: options.prometheus_url.clone() };
                 let cost = (
-                    paved_cost_scheduler::Options { provisioner_url: Some(format!("http://{addr}")), token_file: None },
+                    paved_cost_scheduler::Options {
+                        provisioner_url: Some(format!("http://{addr}")),
+                        token_file: None,
+                        price_sheet: options.cost.price_sheet.clone(),
+                        sample_seconds: options.cost.sample_seconds,
+                    },
                     cost_credentials.clone(),
                 );
                 components.extend(embedded_services(dir, &stream, analyzer, broker_options.clone(), cost, &health, &shutdown).await?);

@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 fn spec(digest: &str) -> String {
     format!(
-        "name: api\nartifact: {digest}\nhealth:\n  period: 200ms\n  timeout: 200ms\nresources:\n  requests: {{cpu: 100m, memory: 32Mi}}\n  limits: {{cpu: 500m, memory: 64Mi}}\nrollout:\n  steps: [100]\n  interval: 500ms\nenv:\n  HELLO_VERSION: from-artifact\n"
+        "name: api\nteam: shop\nartifact: {digest}\nhealth:\n  period: 200ms\n  timeout: 200ms\nresources:\n  requests: {{cpu: 100m, memory: 32Mi}}\n  limits: {{cpu: 500m, memory: 64Mi}}\nrollout:\n  steps: [100]\n  interval: 500ms\nenv:\n  HELLO_VERSION: from-artifact\n"
     )
 }
 

@@ -226,7 +226,7 @@ async fn score_files_deploy_like_native_specs() {
     let out = paved_with(&platform.root_token, &["deploy", bad.to_str().expect("path"), "--env", "qa", "--endpoint", &endpoint]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("score.yaml:10:5: container image \"nginx:1.27\" cannot run here"), "{stderr}");
+    assert!(stderr.contains("score.yaml:12:5: container image \"nginx:1.27\" cannot run here"), "{stderr}");
     let status =
         paved::status::status(paved::client::connect_with(&endpoint, &platform.root_token).await.expect("connect")).await.expect("status");
     assert_eq!(status.workloads.len(), 1, "the bad Score file deployed nothing");

@@ -10,6 +10,7 @@ mod auth;
 mod canary;
 mod cli;
 mod compose;
+mod cost;
 mod error_edge;
 mod judging;
 mod leases;

@@ -17,6 +17,7 @@ fn options(data_dir: &std::path::Path) -> UpOptions {
         bin_dirs: vec![bin_dir()],
         trusted_keys: Default::default(),
         prometheus_url: None,
+        cost: Default::default(),
     }
 }
 

@@ -21,6 +21,8 @@
 //!   workload's proxy holds ([`Hold`]) and the wake it asks for.
 //! - `traffic` — what went through a proxy, per revision ([`Traffic`]), and
 //!   the same counts as Prometheus metrics.
+//! - `usage` — what each replica's processes use ([`ProcessUsage`]), read
+//!   from `/proc` for cost attribution and right-sizing.
 //!
 //! # Never
 //! This crate never depends on the provisioner or its database (nor on any
@@ -35,6 +37,7 @@ pub mod proxy;
 pub mod runtime;
 mod state;
 mod traffic;
+mod usage;
 
 pub use hold::{Hold, WakeFn};
 pub use process::free_port;
@@ -42,3 +45,4 @@ pub use proxy::{Proxy, Route};
 pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
 pub use state::State;
 pub use traffic::Traffic;
+pub use usage::ProcessUsage;

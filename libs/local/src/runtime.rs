@@ -151,6 +151,12 @@ impl LocalRuntime {
         }
     }
 
+    /// What each running replica uses now, read from `/proc` (blocking
+    /// reads: call it off the async threads).
+    pub fn usage(&self) -> Vec<crate::usage::ProcessUsage> {
+        crate::usage::read(&self.run_dir)
+    }
+
     /// Stops every revision (platform shutdown).
     pub async fn stop_all(&self) {
         let all: Vec<_> = {

@@ -36,6 +36,7 @@
 //!   certificate, trust bundle and call token current ([`reload_token`] is
 //!   the token from a file, without mTLS); [`publish_denials`] records the
 //!   auth layer's refusals as events (the embedded mode starts it too).
+//! - `ticks` — [`Ticks`], the clock of every periodic background loop.
 
 mod config;
 mod connect;
@@ -43,6 +44,7 @@ mod denials;
 mod identity;
 mod process;
 mod shape;
+mod ticks;
 
 pub use config::{BasicConfig, Common, MtlsOptions, NoOptions, ServiceConfig, defaults, load_config};
 pub use connect::{database, retry, stream};
@@ -50,3 +52,4 @@ pub use denials::publish_denials;
 pub use identity::{maintain_identity, reload_token};
 pub use process::{cancel_on_signal, main, main_consumer};
 pub use shape::{Background, ConsumerService, Mount, consumer_component, run_consumer, serve_standalone};
+pub use ticks::Ticks;

@@ -8,6 +8,7 @@
 //!
 //! ```yaml
 //! name: hello                  # DNS label: a-z, 0-9, '-', at most 63
+//! team: shop                   # who pays: cost by team, budgets (required in staging, prod)
 //! command: ["hello", "--x"]    # or artifact: ./bin/hello (exactly one)
 //! port: 8080                   # the port it listens on; the local runtime
 //!                              # assigns its own and passes it in $PORT

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 struct RawSpec {
     name: Name,
+    team: Option<Name>,
     command: Option<Command>,
     artifact: Option<String>,
     port: Option<Port>,
@@ -129,6 +130,7 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         .transpose()?;
     Ok(WorkloadSpec {
         name: raw.name.0,
+        team: raw.team.map(|t| t.0),
         run,
         port: raw.port.map_or(8080, |p| p.0),
         health,

@@ -23,6 +23,34 @@ pub struct Quantities {
     pub memory: Option<String>,
 }
 
+impl Quantities {
+    /// The CPU quantity in cores (`250m` is 0.25).
+    pub fn cpu_cores(&self) -> Option<f64> {
+        let cpu = self.cpu.as_deref()?;
+        match cpu.strip_suffix('m') {
+            Some(millis) => millis.parse::<f64>().ok().map(|m| m / 1000.0),
+            None => cpu.parse().ok(),
+        }
+    }
+
+    /// The memory quantity in bytes (`64Mi` is 64 × 2²⁰, `1G` is 10⁹).
+    pub fn memory_bytes(&self) -> Option<f64> {
+        let memory = self.memory.as_deref()?;
+        const UNITS: [(&str, f64); 8] = [
+            ("Ki", 1024.0),
+            ("Mi", 1048576.0),
+            ("Gi", 1073741824.0),
+            ("Ti", 1099511627776.0),
+            ("K", 1e3),
+            ("M", 1e6),
+            ("G", 1e9),
+            ("T", 1e12),
+        ];
+        let (digits, unit) = UNITS.iter().find_map(|(u, f)| memory.strip_suffix(u).map(|d| (d, *f))).unwrap_or((memory, 1.0));
+        digits.parse::<f64>().ok().map(|n| n * unit)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Security {
     pub run_as_root: bool,

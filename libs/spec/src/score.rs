@@ -41,6 +41,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use yaml_serde::Value;
 
+/// The annotation that names a Score workload's team (`team:` in a Paved spec).
+const TEAM_ANNOTATION: &str = "paved.dev/team";
+
 const API_VERSION: &str = "score.dev/v1b1";
 
 /// Whether `text` is a Score file: it sets `apiVersion` at the top level.
@@ -132,6 +135,14 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
     let name = match raw.metadata.get("name") {
         Some(Value::String(n)) => crate::types::check_name(n).map(|()| n.clone()).map_err(|e| at(&["metadata", "name"], e))?,
         _ => return Err(at(&["metadata"], "`metadata.name` is required: the workload's name".into())),
+    };
+    // The team that pays for it, as an annotation (Score has no field for it).
+    let team = match raw.metadata.get("annotations").and_then(|a| a.get(TEAM_ANNOTATION)) {
+        None => None,
+        Some(Value::String(t)) => {
+            Some(crate::types::check_name(t).map(|()| t.clone()).map_err(|e| at(&["metadata", "annotations", TEAM_ANNOTATION], e))?)
+        }
+        Some(_) => return Err(at(&["metadata", "annotations", TEAM_ANNOTATION], "the team must be a name".into())),
     };
 
     // Secrets are the one kind of resource: each is a declared reference.
@@ -244,6 +255,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
 
     Ok(WorkloadSpec {
         name,
+        team,
         run,
         port,
         health,

@@ -121,6 +121,14 @@ fn resources_security_and_secrets() {
     assert_eq!(spec.resources.requests.cpu.as_deref(), Some("250m"));
     assert_eq!(spec.resources.limits.memory.as_deref(), Some("1Gi"));
     assert!(spec.security.privileged && !spec.security.run_as_root);
+    assert_eq!(spec.resources.requests.cpu_cores(), Some(0.25));
+    assert_eq!(spec.resources.limits.cpu_cores(), Some(1.0));
+    assert_eq!(spec.resources.requests.memory_bytes(), Some(64.0 * 1048576.0));
+    assert_eq!(spec.resources.limits.memory_bytes(), Some(1073741824.0));
+    let decimal = parse(&format!("{GOOD}resources:\n  requests: {{cpu: '1.5', memory: 2G}}\n"), "paved.yaml").expect("valid");
+    assert_eq!(decimal.resources.requests.cpu_cores(), Some(1.5));
+    assert_eq!(decimal.resources.requests.memory_bytes(), Some(2e9));
+    assert_eq!(decimal.resources.limits.cpu_cores(), None);
     assert_eq!(spec.secrets, ["db-password"]);
     assert!(spec.databases.is_empty());
     let spec = parse(&format!("{GOOD}databases: [orders, billing]\n"), "paved.yaml").expect("valid");
@@ -299,4 +307,22 @@ fn overlays_change_score_values() {
     assert_eq!(r.spec.env["GREETING"], "hey");
     let e = render(SCORE, "score.yaml", Some(("containers:\n  main:\n    image: nginx\n", "score.prod.yaml"))).expect_err("bad image");
     assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("score.prod.yaml", 3, "containers.main.image"), "{e}");
+}
+
+#[test]
+fn the_team_that_pays() {
+    let spec = parse(&format!("{GOOD}team: shop\n"), "paved.yaml").expect("valid");
+    assert_eq!(spec.team.as_deref(), Some("shop"));
+    // Absent, the canonical form (and every digest before the field) holds.
+    let plain = parse(GOOD, "paved.yaml").expect("valid");
+    assert!(plain.team.is_none() && !serde_json::to_string(&plain).expect("json").contains("team"));
+    assert_ne!(spec.digest(), plain.digest());
+    let e = err(&format!("{GOOD}team: Shop Floor\n"));
+    assert_eq!((e.line, e.field.as_str()), (11, "team"), "{e}");
+    // In a Score file, an annotation.
+    let score = SCORE.replacen("  annotations:\n", "  annotations:\n    paved.dev/team: shop\n", 1);
+    assert_eq!(parse(&score, "score.yaml").expect("valid Score").team.as_deref(), Some("shop"));
+    let bad = SCORE.replacen("  annotations:\n", "  annotations:\n    paved.dev/team: \"no way\"\n", 1);
+    let e = parse(&bad, "score.yaml").expect_err("a team that is no name");
+    assert_eq!((e.line, e.field.as_str()), (5, "metadata.annotations.paved.dev/team"), "{e}");
 }

@@ -14,6 +14,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkloadSpec {
     pub name: String,
+    /// The team that pays for it: cost is attributed to it, and a budget
+    /// is set per team. The policy gate requires it in staging and prod.
+    /// Absent, it is left out of the canonical form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     pub run: Run,
     pub port: u16,
     pub health: HealthCheck,

@@ -1,32 +1,36 @@
 //! The cost scheduler: it puts workloads to sleep and wakes them by their
-//! spec's schedule and idleness (the provisioner acts), and attributes
-//! running time to workloads: the time each revision spent healthy, from the
-//! provisioner's state-change events. Budgets and right-sizing are to come.
+//! spec's schedule and idleness (the provisioner acts), and attributes cost
+//! to teams, environments and workloads: running time from the
+//! provisioner's events, usage sampled from its runtime, prices from a
+//! price sheet. Budgets and right-sizing are to come.
 //!
 //! # Layout
 //! - `decide` — when a workload should sleep or wake (pure).
 //! - `schedules` — the loop that asks the provisioner and commands it.
-//! - [`migration`] — the `revision_usage` table (and the inbox that makes the
-//!   handler idempotent: adding time twice would be wrong); `schema` names
-//!   it and its columns for queries.
-//! - [`UsageRecorder`] — the consumer-group handler.
+//! - `sample` — the loop that reads what each replica uses, as samples.
+//! - [`record`] — the consumer-group handler: running and sleep intervals.
+//! - [`prices`] — the price sheet.
+//! - `attribute` — cost by team, environment or workload (pure);
+//!   `report` reads what it needs from the database.
+//! - [`migration`] — the tables (and the inbox that makes the handler
+//!   idempotent); `schema` names them and their columns for queries.
 //! - [`api`] — `paved.cost_scheduler.v1.CostSchedulerService`.
 
 pub mod api;
+mod attribute;
 pub mod decide;
+mod metrics;
 pub mod migration;
+pub mod prices;
+pub mod record;
+pub mod report;
+pub mod sample;
 pub mod schedules;
 mod schema;
 
-use async_trait::async_trait;
 use paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient;
-use paved_proto::{events::v1::envelope::Payload, provisioner::v1::RevisionState};
-use paved_stream::{Envelope, consumer::Handler, inbox};
-use schema::RevisionUsage;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, TransactionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
-};
+use paved_stream::consumer::Handler;
+use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
 /// The service, as the shell in `paved-service` runs it.
@@ -49,6 +53,11 @@ impl paved_service::ConsumerService for CostScheduler {
         options: Options,
         background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
+        let sheet = match &options.price_sheet {
+            Some(path) => prices::PriceSheet::load(path)?,
+            None => prices::PriceSheet::default(),
+        };
+        let every = options.sample_seconds.map_or(sample::EVERY, std::time::Duration::from_secs);
         match &options.provisioner_url {
             Some(url) => {
                 let expect = paved_grpc::tls::platform_id("provisioner");
@@ -61,13 +70,18 @@ impl paved_service::ConsumerService for CostScheduler {
                     let bearer = bearer.clone();
                     background.spawn(move |shutdown| paved_service::reload_token(file, bearer, shutdown));
                 }
-                let scheduler = schedules::Scheduler::new(ProvisionerServiceClient::new(bearer.on(channel)));
+                let client = ProvisionerServiceClient::new(bearer.on(channel));
+                let scheduler = schedules::Scheduler::new(client.clone());
                 background.spawn(move |shutdown| scheduler.run(schedules::PASS, shutdown));
+                let sampler = sample::Sampler::new(client, db.clone());
+                background.spawn(move |shutdown| sampler.run(every, shutdown));
             }
-            None => tracing::warn!("no provisioner configured (provisioner_url): schedules are not acted on"),
+            None => tracing::warn!("no provisioner configured (provisioner_url): schedules are not acted on, usage is not sampled"),
         }
-        let api = api::server(db.clone());
-        Ok((Box::new(move |r| r.add_service(api)), Arc::new(UsageRecorder { db })))
+        let (metrics_db, metrics_sheet) = (db.clone(), sheet.clone());
+        background.spawn(move |shutdown| metrics::run(metrics_db, metrics_sheet, every.max(std::time::Duration::from_secs(1)), shutdown));
+        let api = api::server(db.clone(), sheet);
+        Ok((Box::new(move |r| r.add_service(api)), Arc::new(record::Recorder { db })))
     }
 }
 
@@ -86,52 +100,12 @@ pub struct Options {
     /// (`PAVED_TOKEN_FILE`); with mTLS, its identity's token is used instead.
     #[serde(default)]
     pub token_file: Option<std::path::PathBuf>,
-}
-
-/// Opens a running interval when a revision turns healthy and closes it when
-/// it leaves that state.
-pub struct UsageRecorder {
-    pub db: DatabaseConnection,
-}
-
-#[async_trait]
-impl Handler for UsageRecorder {
-    async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        let Some(Payload::RevisionStateChanged(changed)) = &event.payload else {
-            return Ok(());
-        };
-        let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
-        let txn = self.db.begin().await?;
-        if !inbox::first_delivery(&txn, &event.id).await? {
-            return Ok(());
-        }
-        let insert = Query::insert()
-            .into_table(RevisionUsage::Table)
-            .columns([RevisionUsage::RevisionId, RevisionUsage::Workload, RevisionUsage::Environment, RevisionUsage::RunningMs])
-            .values_panic([
-                changed.revision_id.clone().into(),
-                changed.workload.clone().into(),
-                changed.environment.clone().into(),
-                0i64.into(),
-            ])
-            .on_conflict(OnConflict::column(RevisionUsage::RevisionId).do_nothing().to_owned())
-            .to_owned();
-        txn.execute(&insert).await?;
-        let this = Expr::col(RevisionUsage::RevisionId).eq(changed.revision_id.clone());
-        let since = RevisionUsage::RunningSinceMs;
-        let update = if RevisionState::try_from(changed.to) == Ok(RevisionState::Healthy) {
-            Query::update().table(RevisionUsage::Table).value(since, at).and_where(this).and_where(Expr::col(since).is_null()).to_owned()
-        } else {
-            Query::update()
-                .table(RevisionUsage::Table)
-                .value(RevisionUsage::RunningMs, Expr::col(RevisionUsage::RunningMs).add(Expr::val(at).sub(Expr::col(since))))
-                .value(since, Option::<i64>::None)
-                .and_where(this)
-                .and_where(Expr::col(since).is_not_null())
-                .to_owned()
-        };
-        txn.execute(&update).await?;
-        txn.commit().await?;
-        Ok(())
-    }
+    /// The price sheet (`PAVED_PRICE_SHEET`, YAML; see [`prices`]); without
+    /// one, OpenCost's default prices.
+    #[serde(default)]
+    pub price_sheet: Option<std::path::PathBuf>,
+    /// How often each replica's usage is read (`PAVED_SAMPLE_SECONDS`,
+    /// default 15).
+    #[serde(default)]
+    pub sample_seconds: Option<u64>,
 }

@@ -33,13 +33,8 @@ impl Scheduler {
     }
 
     pub async fn run(mut self, every: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
+        let mut ticks = paved_service::Ticks::new(every, shutdown);
+        while ticks.next().await {
             if let Err(e) = self.pass(Utc::now()).await {
                 tracing::warn!(error = %e, "cannot evaluate schedules; trying again at the next pass");
             }

@@ -1,4 +1,4 @@
-//! The cost scheduler's table and its columns as identifiers for queries
+//! The cost scheduler's tables and their columns as identifiers for queries
 //! (`Table` is the table, each other variant a column, rendered in
 //! snake_case by `DeriveIden`). The inbox's are `paved_stream`'s.
 //!
@@ -24,6 +24,58 @@ pub(crate) enum RevisionUsage {
     RunningSinceMs,
 }
 
+/// `running_intervals`: each interval a revision was healthy.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub(crate) enum RunningIntervals {
+    Table,
+    RevisionId,
+    FromMs,
+    ToMs,
+}
+
+/// `sleep_intervals`: each time a workload slept.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub(crate) enum SleepIntervals {
+    Table,
+    Environment,
+    Workload,
+    RevisionId,
+    FromMs,
+    ToMs,
+}
+
+/// `usage_samples`: what a replica used between two reads.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub(crate) enum UsageSamples {
+    Table,
+    AtMs,
+    RevisionId,
+    Instance,
+    IntervalMs,
+    CpuMs,
+    MemoryBytes,
+    MemoryPeakBytes,
+}
+
+/// `revision_costs`: what a revision asked for and who pays.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub(crate) enum RevisionCosts {
+    Table,
+    RevisionId,
+    Environment,
+    Workload,
+    Team,
+    Replicas,
+    CpuRequest,
+    MemoryRequest,
+}
+
+impl RevisionCosts {
+    /// Every column, in the order rows are written and read.
+    pub(crate) const COLUMNS: [Self; 7] =
+        [Self::RevisionId, Self::Environment, Self::Workload, Self::Team, Self::Replicas, Self::CpuRequest, Self::MemoryRequest];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +87,36 @@ mod tests {
         assert_eq!(
             select(Table, [RevisionId, Workload, Environment, RunningMs, RunningSinceMs]),
             select_named("revision_usage", &["revision_id", "workload", "environment", "running_ms", "running_since_ms"]),
+        );
+    }
+
+    #[test]
+    fn cost_tables_render_as_migrated() {
+        use RunningIntervals as R;
+        assert_eq!(
+            select(R::Table, [R::RevisionId, R::FromMs, R::ToMs]),
+            select_named("running_intervals", &["revision_id", "from_ms", "to_ms"])
+        );
+        use SleepIntervals as S;
+        assert_eq!(
+            select(S::Table, [S::Environment, S::Workload, S::RevisionId, S::FromMs, S::ToMs]),
+            select_named("sleep_intervals", &["environment", "workload", "revision_id", "from_ms", "to_ms"])
+        );
+        use UsageSamples as U;
+        assert_eq!(
+            select(U::Table, [U::AtMs, U::RevisionId, U::Instance, U::IntervalMs, U::CpuMs, U::MemoryBytes, U::MemoryPeakBytes]),
+            select_named(
+                "usage_samples",
+                &["at_ms", "revision_id", "instance", "interval_ms", "cpu_ms", "memory_bytes", "memory_peak_bytes"]
+            )
+        );
+        use RevisionCosts as C;
+        assert_eq!(
+            select(C::Table, C::COLUMNS),
+            select_named(
+                "revision_costs",
+                &["revision_id", "environment", "workload", "team", "replicas", "cpu_request", "memory_request"]
+            )
         );
     }
 

@@ -15,13 +15,13 @@ use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
     AttachAttestationResponse, Attestation, ClosePreviewRequest, ClosePreviewResponse, GetArtifactRequest, GetArtifactResponse,
     GetRevisionRequest, GetRevisionResponse, GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse,
-    GetWorkloadRequest, GetWorkloadResponse, LatencyBucket, ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest,
-    ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest,
-    OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, PowerReason,
-    Preview, PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest,
-    ResumeRolloutResponse, RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout,
-    SleepWorkloadRequest, SleepWorkloadResponse, SpecFieldChange, WakeWorkloadRequest, WakeWorkloadResponse, WatchRolloutRequest,
-    WatchRolloutResponse, Workload,
+    GetWorkloadRequest, GetWorkloadResponse, InstanceUsage, LatencyBucket, ListInstanceUsageRequest, ListInstanceUsageResponse,
+    ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse,
+    ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest, OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse,
+    PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, PowerReason, Preview, PromoteRolloutRequest, PromoteRolloutResponse,
+    PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest, ResumeRolloutResponse, RevisionState, RevisionTraffic,
+    RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SleepWorkloadRequest, SleepWorkloadResponse, SpecFieldChange,
+    WakeWorkloadRequest, WakeWorkloadResponse, WatchRolloutRequest, WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -493,6 +493,29 @@ impl ProvisionerService for Api {
             }
         }
         Ok(Response::new(GetTrafficMetricsResponse { revisions }))
+    }
+
+    async fn list_instance_usage(
+        &self,
+        _request: Request<ListInstanceUsageRequest>,
+    ) -> Result<Response<ListInstanceUsageResponse>, Status> {
+        let read_time = Some(timestamp_from_millis(chrono::Utc::now().timestamp_millis()));
+        let instances = self.provisioner.instance_usage().await.map_err(database)?;
+        let instances = instances
+            .into_iter()
+            .map(|i| InstanceUsage {
+                environment: i.environment,
+                workload: i.workload,
+                revision_id: i.revision_id,
+                instance: i.usage.instance,
+                baseline: i.baseline,
+                process: i.usage.process,
+                cpu_seconds: i.usage.cpu_seconds,
+                memory_bytes: i.usage.memory_bytes,
+                memory_peak_bytes: i.usage.memory_peak_bytes,
+            })
+            .collect();
+        Ok(Response::new(ListInstanceUsageResponse { instances, read_time }))
     }
 
     async fn push_artifact(

@@ -13,6 +13,8 @@ use crate::{
     records::Records,
     rollout::{RolloutError, Rollouts},
     routing::{Routing, TrafficMetrics},
+    runner::Runner,
+    store,
 };
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{sync::Arc, time::Duration};
@@ -29,6 +31,18 @@ pub struct Provisioner {
     pub(crate) rollouts: Arc<Rollouts>,
     pub(crate) previews: Arc<Previews>,
     pub(crate) power: Arc<Power>,
+    pub(crate) runner: Arc<Runner>,
+}
+
+/// One replica's use, with the workload it belongs to.
+#[derive(Debug, Clone)]
+pub struct InstanceUsage {
+    pub environment: String,
+    pub workload: String,
+    pub revision_id: String,
+    /// A rollout's baseline: replicas of the stable revision.
+    pub baseline: bool,
+    pub usage: paved_local::ProcessUsage,
 }
 
 impl Provisioner {
@@ -95,6 +109,27 @@ impl Provisioner {
     /// the workload's proxy; None when it has no proxy here.
     pub fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
         self.routing.traffic_metrics(workload_id)
+    }
+
+    /// What each replica on the local runtime uses now. Replicas of a
+    /// revision no longer recorded (a closed preview stopping) are left out.
+    pub async fn instance_usage(&self) -> Result<Vec<InstanceUsage>, DbErr> {
+        let mut workloads: std::collections::HashMap<String, Option<(String, String)>> = Default::default();
+        let mut all = Vec::new();
+        for usage in self.runner.usage().await {
+            let baseline = crate::model::is_baseline(&usage.key);
+            let revision_id = usage.key.strip_suffix(crate::model::BASELINE).unwrap_or(&usage.key).to_string();
+            if !workloads.contains_key(&revision_id) {
+                let found = store::get_revision(self.db(), &revision_id).await?;
+                let names = found.map(|r| (r.workload().0.to_string(), r.workload().1.to_string()));
+                workloads.insert(revision_id.clone(), names);
+            }
+            if let Some(Some((environment, workload))) = workloads.get(&revision_id) {
+                let (environment, workload) = (environment.clone(), workload.clone());
+                all.push(InstanceUsage { environment, workload, revision_id, baseline, usage });
+            }
+        }
+        Ok(all)
     }
 
     /// Wakes on every change recorded for the workload (for watchers).

@@ -59,7 +59,7 @@ pub mod store;
 mod sync;
 
 pub use apply::{Applied, ApplyError, Plan, PlanAction, Submitted, WorkloadView};
-pub use handle::Provisioner;
+pub use handle::{InstanceUsage, Provisioner};
 pub use model::baseline_key;
 pub use routing::TrafficMetrics;
 
@@ -279,7 +279,17 @@ impl Provisioner {
         let reconciler =
             Arc::new(Reconciler::new(records.clone(), routing.clone(), runner.clone(), driver, power.clone(), shutdown.clone()));
         let reports = Reports::new(records.clone(), routing.clone(), health.reporter(GRPC_NAME, "database"), shutdown.clone());
-        let provisioner = Self { records, artifacts, routing: routing.clone(), gate, applier, rollouts, previews: previews.clone(), power };
+        let provisioner = Self {
+            records,
+            artifacts,
+            routing: routing.clone(),
+            gate,
+            applier,
+            rollouts,
+            previews: previews.clone(),
+            power,
+            runner: runner.clone(),
+        };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(relay.run(health.reporter(GRPC_NAME, "outbox"), shutdown.clone()));
         // On shutdown: stop every workload, then let the report loop record
@@ -309,13 +319,8 @@ impl Provisioner {
 /// started again — the runtime restarts processes that die or hang; this
 /// catches what falls outside it — and expired previews are closed.
 async fn housekeeping(reconciler: Arc<Reconciler>, previews: Arc<Previews>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(reconcile::DRIFT_CHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
+    let mut ticks = paved_service::Ticks::new(reconcile::DRIFT_CHECK, shutdown);
+    while ticks.next().await {
         if let Err(e) = reconciler.correct_drift_once().await {
             tracing::warn!(error = %e, "drift check failed; retrying at the next tick");
         }

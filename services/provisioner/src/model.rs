@@ -272,7 +272,7 @@ pub fn is_baseline(key: &str) -> bool {
     key.ends_with(BASELINE)
 }
 
-const BASELINE: &str = "~baseline";
+pub(crate) const BASELINE: &str = "~baseline";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollout {

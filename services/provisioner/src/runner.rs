@@ -68,6 +68,13 @@ impl Runner {
         });
     }
 
+    /// What each replica uses now (blocking reads of `/proc`, run apart
+    /// from the async threads).
+    pub(crate) async fn usage(&self) -> Vec<paved_local::ProcessUsage> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || runtime.usage()).await.unwrap_or_default()
+    }
+
     /// Stops everything (platform shutdown); nothing starts after.
     pub(crate) async fn stop_all(&self) {
         self.runtime.stop_all().await;
