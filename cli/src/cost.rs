@@ -1,6 +1,7 @@
 //! `paved cost`: what workloads cost, by team, environment or workload —
 //! by the resources they requested and by those they used, and what
-//! sleeping saved (`report`).
+//! sleeping saved (`report`); teams' monthly budgets (`budget`); requests
+//! from measured use (`rightsize`, in its own module).
 
 use crate::{
     DEFAULT_ENDPOINT,
@@ -8,7 +9,8 @@ use crate::{
     output,
 };
 use paved_proto::cost_scheduler::v1::{
-    CostGrouping, CostLine, GetCostReportRequest, GetCostReportResponse, cost_scheduler_service_client::CostSchedulerServiceClient,
+    Budget, CostGrouping, CostLine, GetCostReportRequest, GetCostReportResponse, ListBudgetsRequest, SetBudgetRequest,
+    cost_scheduler_service_client::CostSchedulerServiceClient,
 };
 use std::process::ExitCode;
 
@@ -22,6 +24,47 @@ pub struct CostArgs {
 enum CostCommand {
     /// Cost over a window (the last 30 days unless --since).
     Report(ReportArgs),
+    /// Teams' monthly budgets per environment: a deploy that would take a
+    /// team over its budget is denied by the default policy.
+    Budget(BudgetArgs),
+    /// Requests and limits for a workload from what it used; --apply
+    /// deploys them through the normal rollout.
+    Rightsize(crate::rightsize::RightsizeArgs),
+}
+
+#[derive(clap::Args)]
+struct BudgetArgs {
+    #[command(subcommand)]
+    command: BudgetCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum BudgetCommand {
+    /// Set a team's monthly budget in an environment (--monthly 0 removes it).
+    Set(SetArgs),
+    /// Every budget, with the team's month at what it runs now.
+    List(ListArgs),
+}
+
+#[derive(clap::Args)]
+struct SetArgs {
+    #[arg(long)]
+    team: String,
+    #[arg(long)]
+    env: String,
+    /// In the price sheet's currency.
+    #[arg(long)]
+    monthly: f64,
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    output: output::Format,
+    #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
+    endpoint: String,
 }
 
 #[derive(clap::Args)]
@@ -30,7 +73,7 @@ struct ReportArgs {
     #[arg(long, value_enum, default_value = "team")]
     by: By,
     /// How far back the window reaches (`30d`, `12h`, `90m`).
-    #[arg(long, default_value = "30d", value_parser = parse_since)]
+    #[arg(long, default_value = "30d", value_parser = crate::ttl::parse_since)]
     since: u64,
     #[arg(long, value_enum, default_value_t)]
     output: output::Format,
@@ -45,18 +88,68 @@ enum By {
     Workload,
 }
 
-fn parse_since(text: &str) -> Result<u64, String> {
-    match crate::ttl::seconds(text) {
-        Some(Ok(s)) if s > 0 => Ok(s),
-        Some(Ok(_)) => Err(format!("--since {text:?} must be more than 0")),
-        _ => Err(format!("invalid --since {text:?}: expected e.g. 30d, 12h or 90m")),
-    }
-}
-
 pub async fn run(args: CostArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CostCommand::Report(args) => report(args).await,
+        CostCommand::Budget(BudgetArgs { command: BudgetCommand::Set(args) }) => set_budget(args).await,
+        CostCommand::Budget(BudgetArgs { command: BudgetCommand::List(args) }) => list_budgets(args).await,
+        CostCommand::Rightsize(args) => crate::rightsize::run(args).await,
     }
+}
+
+async fn set_budget(args: SetArgs) -> anyhow::Result<ExitCode> {
+    let mut client = CostSchedulerServiceClient::new(connect(&args.endpoint).await?);
+    let request = SetBudgetRequest { team: args.team.clone(), environment: args.env.clone(), monthly: args.monthly };
+    let set = client.set_budget(request).await.map_err(failed)?.into_inner();
+    match set.budget {
+        Some(b) => println!(
+            "budget of {} in {}: {:.2} a month; it runs {:.2} a month now ({:.0}%)",
+            b.team,
+            b.environment,
+            b.monthly,
+            b.forecast_monthly,
+            100.0 * b.forecast_ratio
+        ),
+        None => println!("budget of {} in {}: removed", args.team, args.env),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_budgets(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let mut client = CostSchedulerServiceClient::new(connect(&args.endpoint).await?);
+    let (mut budgets, mut page_token) = (Vec::<Budget>::new(), String::new());
+    let currency = loop {
+        let page = client.list_budgets(ListBudgetsRequest { page_size: 1000, page_token }).await.map_err(failed)?.into_inner();
+        budgets.extend(page.budgets);
+        if page.next_page_token.is_empty() {
+            break page.currency;
+        }
+        page_token = page.next_page_token;
+    };
+    match args.output {
+        output::Format::Json => {
+            let all: Vec<_> = budgets
+                .iter()
+                .map(|b| {
+                    serde_json::json!({"team": b.team, "environment": b.environment, "monthly": b.monthly,
+                    "forecast_monthly": b.forecast_monthly, "forecast_ratio": b.forecast_ratio})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"currency": currency, "budgets": all}))?);
+        }
+        output::Format::Table => {
+            let rows: Vec<Vec<String>> = budgets
+                .iter()
+                .map(|b| {
+                    let share = format!("{:.0}%", 100.0 * b.forecast_ratio);
+                    vec![b.team.clone(), b.environment.clone(), format!("{:.2}", b.monthly), format!("{:.2}", b.forecast_monthly), share]
+                })
+                .collect();
+            let (monthly, forecast) = (format!("MONTHLY {currency}"), format!("RUNS {currency}"));
+            print!("{}", output::table(&["TEAM", "ENVIRONMENT", &monthly, &forecast, "USED"], &rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {

@@ -74,16 +74,30 @@ pub async fn deploy(
     dir: &Path,
     environment: &str,
     follow: bool,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str),
 ) -> anyhow::Result<Deployed> {
     let (rendered, file) = render(dir, environment)?;
-    let (text, spec) = (rendered.text, rendered.spec);
+    apply(channel, environment, rendered.text, &file.display().to_string(), &rendered.spec.name, follow, progress).await
+}
+
+/// Applies a spec's text (`spec_path` where it was read from, or empty),
+/// and, when `follow`, follows its rollout until it ends: promoted, or an
+/// error saying how it ended.
+pub async fn apply(
+    channel: AuthChannel,
+    environment: &str,
+    text: String,
+    spec_path: &str,
+    name: &str,
+    follow: bool,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Deployed> {
     let mut client = ProvisionerServiceClient::new(channel.clone());
     let applied = client
         .apply_workload(ApplyWorkloadRequest {
             environment: environment.to_string(),
             spec_yaml: text,
-            spec_path: file.display().to_string(),
+            spec_path: spec_path.to_string(),
             request_id: uuid::Uuid::new_v4().to_string(),
         })
         .await
@@ -97,13 +111,11 @@ pub async fn deploy(
     let number = deployed.revision.number;
     match (&deployed.rollout, applied.changed) {
         (None, _) => {
-            progress(&format!("{} in {environment} already runs this spec (revision {number}); nothing to do", spec.name));
+            progress(&format!("{name} in {environment} already runs this spec (revision {number}); nothing to do"));
             return Ok(deployed);
         }
-        (Some(r), false) => {
-            progress(&format!("{} in {environment}: revision {number} is already rolling out (rollout {})", spec.name, r.id))
-        }
-        (Some(r), true) => progress(&format!("deploying {} revision {number} to {environment} (rollout {})", spec.name, r.id)),
+        (Some(r), false) => progress(&format!("{name} in {environment}: revision {number} is already rolling out (rollout {})", r.id)),
+        (Some(r), true) => progress(&format!("deploying {name} revision {number} to {environment} (rollout {})", r.id)),
     }
     if !follow {
         return Ok(deployed);
@@ -113,13 +125,7 @@ pub async fn deploy(
     let state = rollouts::state(&ended);
     deployed.rollout = Some(ended.clone());
     if state != paved_proto::provisioner::v1::RolloutState::Promoted {
-        anyhow::bail!(
-            "revision {number} of {} was not promoted: rollout {} {}: {}",
-            spec.name,
-            ended.id,
-            state.short_name(),
-            ended.message
-        );
+        anyhow::bail!("revision {number} of {name} was not promoted: rollout {} {}: {}", ended.id, state.short_name(), ended.message);
     }
     Ok(deployed)
 }

@@ -23,7 +23,8 @@
 //! - [`secrets`] — `secrets put|get|list|watch|rewrap|policy`.
 //! - [`db`], [`leases`] — `db configure|list|creds`, `lease list|renew|revoke`.
 //! - [`ca`] — `ca bundle|rotate|issue|renew`: the internal CA.
-//! - [`power`] — `sleep`, `wake`; [`cost`] — `cost report`.
+//! - [`power`] — `sleep`, `wake`; [`cost`] — `cost report|budget`;
+//!   [`rightsize`] — `cost rightsize`.
 //!
 //! Shared by the commands:
 //! - [`client`] — channels to an endpoint, and gRPC errors in words.
@@ -48,6 +49,7 @@ pub mod policy;
 pub mod power;
 pub mod preview;
 pub mod render;
+pub mod rightsize;
 pub mod rollback;
 pub mod rollouts;
 pub mod secrets;

@@ -39,6 +39,12 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             let out = serde_json::json!({
                 "workload": name, "environment": env, "action": action.as_str_name().trim_start_matches("PLAN_ACTION_").to_lowercase(),
                 "current_revision": plan.current_revision, "changes": changes, "drift": plan.drift, "reason": plan.reason,
+                "cost": plan.cost.as_ref().map(|c| serde_json::json!({
+                    "currency": c.currency, "before_monthly": c.current_monthly, "after_monthly": c.monthly,
+                    "awake_share": c.awake_share, "team": c.team, "budget_monthly": c.budget_monthly, "team_monthly": c.team_monthly,
+                })),
+                "cost_error": plan.cost_error,
+                "policy": {"denials": plan.policy_denials, "warnings": plan.policy_warnings},
             });
             println!("{out}");
         }
@@ -78,6 +84,7 @@ pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse)
             out.push_str(&format!("  (the same spec: {}, so it is deployed again)\n", plan.reason));
         }
     }
+    out.push_str(&describe_cost(plan));
     for d in &plan.drift {
         out.push_str(&format!("  ! drift: {d}\n"));
     }
@@ -89,6 +96,27 @@ pub fn describe_plan(name: &str, environment: &str, plan: &PlanWorkloadResponse)
     }
     if !plan.policy_denials.is_empty() {
         out.push_str(&format!("a deploy would be denied by policy bundle {}\n", plan.policy_bundle_digest));
+    }
+    out
+}
+
+/// The month before and after, and the team's budget, in one or two lines.
+fn describe_cost(plan: &PlanWorkloadResponse) -> String {
+    let Some(c) = &plan.cost else {
+        return format!("  cost: unknown ({})\n", plan.cost_error);
+    };
+    let share =
+        if c.awake_share < 1.0 { format!(", awake {:.0}% of the time by its schedule", c.awake_share * 100.0) } else { String::new() };
+    let mut out = format!("  cost: {:.2} -> {:.2} {} a month by request{share}\n", c.current_monthly, c.monthly, c.currency);
+    if c.budget_monthly > 0.0 {
+        out.push_str(&format!(
+            "  budget: team {} would run {:.2} of its {:.2} {} a month here ({:.0}%)\n",
+            c.team,
+            c.team_monthly,
+            c.budget_monthly,
+            c.currency,
+            100.0 * c.team_monthly / c.budget_monthly
+        ));
     }
     out
 }

@@ -36,6 +36,10 @@ pub struct RenderArgs {
     /// Kubernetes: the Gateway API gateway a canary's HTTPRoute attaches to.
     #[arg(long, default_value = "paved")]
     gateway: String,
+    /// Kubernetes: render it asleep (its Deployments at `replicas: 0`), as
+    /// `paved sleep` leaves it on the local runtime.
+    #[arg(long)]
+    asleep: bool,
     /// Kubernetes: apply the manifests with server-side apply to the
     /// cluster of the kubeconfig ($KUBECONFIG, else ~/.kube/config).
     #[arg(long)]
@@ -46,16 +50,16 @@ pub struct RenderArgs {
 
 pub async fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     match args {
-        RenderArgs { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, .. } => {
+        RenderArgs { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, asleep: false, .. } => {
             print!("{}", render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
         }
         RenderArgs { target: RenderTarget::Paved, .. } => {
-            anyhow::bail!("--canary-weight and --apply are for --target kubernetes")
+            anyhow::bail!("--canary-weight, --asleep and --apply are for --target kubernetes")
         }
-        RenderArgs { dir, env, target: RenderTarget::Kubernetes, canary_weight, registry, gateway, apply, kubeconfig } => {
+        RenderArgs { dir, env, target: RenderTarget::Kubernetes, canary_weight, registry, gateway, asleep, apply, kubeconfig } => {
             let spec = render(&dir, &env)?.0.spec;
-            let manifests = paved_k8s::manifests(&spec, &env, &paved_k8s::Target { registry, gateway, canary_weight })?;
+            let manifests = paved_k8s::manifests(&spec, &env, &paved_k8s::Target { registry, gateway, canary_weight, asleep })?;
             if !apply {
                 print!("{}", paved_k8s::to_yaml(&manifests));
                 return Ok(ExitCode::SUCCESS);

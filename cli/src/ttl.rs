@@ -18,6 +18,15 @@ pub fn seconds(text: &str) -> Option<Result<u64, String>> {
     })
 }
 
+/// How far back a window reaches (`--since 30d`): more than 0.
+pub fn parse_since(text: &str) -> Result<u64, String> {
+    match crate::ttl::seconds(text) {
+        Some(Ok(s)) if s > 0 => Ok(s),
+        Some(Ok(_)) => Err(format!("--since {text:?} must be more than 0")),
+        _ => Err(format!("invalid --since {text:?}: expected e.g. 30d, 12h or 90m")),
+    }
+}
+
 /// A time to live such as `48h`, `30m`, `2d` or `90s`.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let seconds = match seconds(text) {

@@ -6,6 +6,11 @@
 #   artifact     null, or {digest, attestations: {sbom, vulnerabilities,
 #                coverage}}, each attestation with `verified` (its Ed25519
 #                signature checked against a trusted key)
+#   cost         null (no cost scheduler), {error} (it did not answer), or
+#                what the spec costs a month by request: {currency,
+#                current_monthly, monthly, awake_share, team,
+#                budget_monthly (0: no budget), team_monthly (the team's
+#                month in this environment with the spec deployed)}
 package paved.deploy
 
 # Where hygiene findings block; elsewhere (dev, previews) they warn.
@@ -93,4 +98,23 @@ deny contains msg if {
 	ratio := input.artifact.attestations.coverage.ratio
 	ratio < 0.8
 	msg := sprintf("test coverage %v%% is below 80%%", [round(ratio * 1000) / 10])
+}
+
+money(x) := round(x * 100) / 100
+
+# Over budget, a team may still deploy what costs no more than what runs:
+# a change that saves is never what blocks it.
+deny contains msg if {
+	budget := input.cost.budget_monthly
+	budget > 0
+	input.cost.team_monthly > budget
+	input.cost.monthly > input.cost.current_monthly
+	msg := sprintf(
+		"team %s would run %v %s a month in %s, over its budget of %v (this workload: %v, was %v): lower its requests, replicas or schedule, or raise the budget (`paved cost budget set`)",
+		[input.cost.team, money(input.cost.team_monthly), input.cost.currency, input.environment, money(budget), money(input.cost.monthly), money(input.cost.current_monthly)],
+	)
+}
+
+warn contains msg if {
+	msg := sprintf("budgets were not checked: %s", [input.cost.error])
 }

@@ -111,3 +111,29 @@ test_low_coverage_is_denied_when_reported if {
 	doc := object.union(good, {"artifact": {"attestations": {"coverage": {"ratio": 0.5}}}})
 	denied(doc, "test coverage 50% is below 80%")
 }
+
+cost(team_monthly, budget) := {
+	"currency": "USD", "current_monthly": 10, "monthly": 25.5, "awake_share": 1,
+	"team": "shop", "budget_monthly": budget, "team_monthly": team_monthly,
+}
+
+test_a_deploy_over_the_team_budget_is_denied if {
+	denied(object.union(good, {"cost": cost(210.123, 200)}), "team shop would run 210.12 USD a month in prod, over its budget of 200")
+}
+
+test_a_deploy_within_the_budget_or_without_one_passes if {
+	count(deploy.deny) == 0 with input as object.union(good, {"cost": cost(199.99, 200)})
+	count(deploy.deny) == 0 with input as object.union(good, {"cost": cost(5000, 0)})
+	count(deploy.warn) == 0 with input as object.union(good, {"cost": cost(5000, 0)})
+}
+
+test_a_change_that_saves_passes_over_budget if {
+	saving := object.union(cost(210, 200), {"current_monthly": 40, "monthly": 25.5})
+	count(deploy.deny) == 0 with input as object.union(good, {"cost": saving})
+}
+
+test_an_unanswered_forecast_warns_and_does_not_block if {
+	doc := object.union(good, {"cost": {"error": "the cost scheduler did not answer within 2 s"}})
+	warned(doc, "budgets were not checked: the cost scheduler did not answer")
+	count(deploy.deny) == 0 with input as doc
+}

@@ -76,6 +76,7 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
         trusted_keys: Default::default(),
         // Only first revisions here: nothing to judge.
         analyzer_url: None,
+        cost_scheduler_url: None,
         token_file: None,
         credentials: Default::default(),
         broker_url: None,

@@ -8,6 +8,9 @@
 //! - Schedules: one evaluation pass (`decide`) over 10,000 workloads with
 //!   their schedules (target < 100 ms), against a pass that only reads the
 //!   same workloads' fields. The provisioner's listing is not in it.
+//! - Attribution: a report by team from 1,000,000 usage samples (target
+//!   < 1 s), on PostgreSQL and the embedded SQLite, against one scan of the
+//!   same samples.
 
 use crate::{
     measure::{hello_alone, median, ms},
@@ -15,8 +18,14 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use paved_cost_scheduler::decide::{Seen, decide};
+use paved_cost_scheduler::{
+    attribute::GroupBy,
+    decide::{Seen, decide},
+    prices::PriceSheet,
+    report,
+};
 use paved_proto::provisioner::v1::{GetWorkloadRequest, PowerReason, SleepWorkloadRequest};
+use sea_orm::ConnectionTrait;
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -27,6 +36,7 @@ const WAKES: usize = 15;
 
 pub fn run(bin: &Path) -> anyhow::Result<()> {
     schedules()?;
+    attribution()?;
     wake(bin)
 }
 
@@ -159,4 +169,91 @@ fn schedules() -> anyhow::Result<()> {
         bail!("a schedule pass took {max:?}, over the 100 ms target");
     }
     Ok(())
+}
+
+const SAMPLES: i64 = 1_000_000;
+const REVISIONS: i64 = 1_000;
+/// Samples are 15 s apart per replica, as the sampler takes them.
+const SAMPLE_MS: i64 = 15_000;
+const REPORTS: usize = 5;
+
+/// A report from 1,000,000 samples of 1,000 revisions (20 teams, 3
+/// environments), on PostgreSQL and on the embedded SQLite, against one
+/// scan of the same samples (`COUNT` and `SUM` over the window) — the
+/// least any report must read.
+fn attribution() -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let server = std::env::var("PAVED_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+        let pg = format!("{server}/paved_bench_cost_{suffix}");
+        let dir = std::env::temp_dir().join(format!("paved-bench-cost-{suffix}"));
+        std::fs::create_dir_all(&dir)?;
+        let result = async {
+            println!("bench cost: a report (by team) from {SAMPLES} usage samples of {REVISIONS} revisions, {REPORTS} reports each");
+            let mut missed = Vec::new();
+            for (name, url) in [("PostgreSQL", pg.clone()), ("SQLite (embedded)", paved_store::sqlite_url(&dir.join("cost.db")))] {
+                let db = paved_store::connect_and_migrate::<paved_cost_scheduler::migration::Migrator>(&url).await?;
+                let (start, end) = fill(&db).await?;
+                let (mut reports, mut scans) = (Vec::new(), Vec::new());
+                for _ in 0..REPORTS {
+                    let t = Instant::now();
+                    let scan =
+                        format!("SELECT COUNT(*) AS n, SUM(cpu_ms) AS cpu FROM usage_samples WHERE at_ms > {start} AND at_ms <= {end}");
+                    db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), scan)).await?.context("a count")?;
+                    scans.push(t.elapsed());
+                    let t = Instant::now();
+                    let r = report::report(&db, &PriceSheet::default(), GroupBy::Team, start, end).await?;
+                    reports.push(t.elapsed());
+                    anyhow::ensure!(r.total.samples == SAMPLES as u64, "the report counted {} samples", r.total.samples);
+                    anyhow::ensure!(r.lines.len() == 20, "{} teams", r.lines.len());
+                }
+                let (report, scan) = (median(reports.clone()), median(scans));
+                let max = reports.iter().max().copied().unwrap_or_default();
+                println!(
+                    "  {name}: median {:.0} ms, max {:.0} ms (target < 1,000 ms); one scan of the samples {:.0} ms ({:.2}×)",
+                    ms(report),
+                    ms(max),
+                    ms(scan),
+                    ms(report) / ms(scan)
+                );
+                if max >= Duration::from_secs(1) {
+                    missed.push(format!("{name}: {max:?}"));
+                }
+            }
+            anyhow::ensure!(missed.is_empty(), "a report over 1 s: {}", missed.join("; "));
+            Ok(())
+        }
+        .await;
+        if let Ok(postgres) = paved_store::connect(&format!("{server}/postgres")).await {
+            let _ = postgres.execute_unprepared(&format!("DROP DATABASE IF EXISTS paved_bench_cost_{suffix} WITH (FORCE)")).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    })
+}
+
+/// Revisions, their running intervals and the samples, written by the
+/// database itself (one recursive query each: both PostgreSQL and SQLite
+/// run it); returns the window that holds every sample.
+async fn fill(db: &sea_orm::DatabaseConnection) -> anyhow::Result<(i64, i64)> {
+    let start = Utc::now().timestamp_millis() - 48 * 3_600_000;
+    let end = start + (SAMPLES / REVISIONS + 1) * SAMPLE_MS;
+    let numbers = |n: i64| format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})", n - 1);
+    for statement in [
+        format!(
+            "{} INSERT INTO revision_costs (revision_id, environment, workload, team, replicas, cpu_request, memory_request) \
+             SELECT 'rev-' || i, 'env-' || (i % 3), 'w-' || i, 'team-' || (i % 20), 1 + i % 3, 0.25, 134217728.0 FROM n",
+            numbers(REVISIONS)
+        ),
+        format!("{} INSERT INTO running_intervals (revision_id, from_ms) SELECT 'rev-' || i, {start} FROM n", numbers(REVISIONS)),
+        format!(
+            "{} INSERT INTO usage_samples (at_ms, revision_id, instance, interval_ms, cpu_ms, memory_bytes, memory_peak_bytes) \
+             SELECT {start} + (i / {REVISIONS} + 1) * {SAMPLE_MS}, 'rev-' || (i % {REVISIONS}), 0, {SAMPLE_MS}, i % 500, \
+             50000000 + i % 1000, 60000000 FROM n",
+            numbers(SAMPLES)
+        ),
+    ] {
+        db.execute_unprepared(&statement).await?;
+    }
+    Ok((start, end))
 }

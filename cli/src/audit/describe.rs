@@ -70,6 +70,10 @@ pub fn what(entry: &LogEntry) -> String {
             line
         }
         Payload::AccessDenied(d) => format!("{} refused {}: {}", d.service, d.method, d.reason),
+        Payload::BudgetCrossed(b) => format!(
+            "team {} in {}: {}% of its budget ({:.2} of {:.2} {} a month)",
+            b.team, b.environment, b.threshold_percent, b.forecast_monthly, b.budget_monthly, b.currency
+        ),
     }
 }
 

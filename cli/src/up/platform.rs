@@ -173,6 +173,8 @@ impl Platform {
             // This server: the analyzer runs in it (embedded) or is reached
             // through its forwarder (self-hosted).
             analyzer_url: Some(format!("http://{addr}")),
+            // This server too: plans show cost, the gate checks budgets.
+            cost_scheduler_url: Some(format!("http://{addr}")),
             token_file: None,
             credentials: credentials.clone(),
             // This server: the broker runs in it (embedded) or behind its forwarder.

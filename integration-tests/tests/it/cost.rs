@@ -133,5 +133,157 @@ async fn cost_is_attributed_by_team_from_requests_and_measured_usage() {
     })
     .await;
     assert!(metrics.contains(r#"paved_cost_requested{team="search",environment="qa",workload="index"} 0"#), "{metrics}");
+
+    // Right-sizing from the samples: hello idles far below half a core and
+    // 64 MiB; applied, it is a new revision rolled out like any other.
+    let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let advice: serde_json::Value = serde_json::from_slice(&out.stdout).expect("recommendation json");
+    assert!(advice["evidence"]["samples"].as_u64().unwrap_or(0) >= 10, "{advice}");
+    assert_eq!(advice["current"]["requests"], serde_json::json!({"cpu": "500m", "memory": "64Mi"}), "{advice}");
+    assert!(advice["monthly_saving"].as_f64().unwrap_or(0.0) > 0.0, "{advice}");
+    let recommended = advice["recommended"].clone();
+    let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--apply"]).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("cpu request     500m -> "), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("revision 2 of cart: promoted with the recommended resources"), "{}", text(&out.stdout));
+    let status = run(&["status", "--output", "json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let row = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == "cart").expect("cart").clone();
+    assert_eq!((row["revision"].as_i64(), row["state"].as_str()), (Some(2), Some("healthy")), "{row}");
+    let revision = running_spec(&endpoint, &platform.root_token, "dev", "cart").await;
+    let requests = format!("cpu: {}", recommended["requests"]["cpu"].as_str().expect("cpu"));
+    assert!(revision.contains(&requests) && revision.contains("team: shop"), "{revision}");
+    // Too few samples: a precise refusal, not a guess.
+    let out = run(&["cost", "rightsize", "index", "--env", "qa", "--since", "1s"]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("a recommendation needs at least 10"), "{}", text(&out.stderr));
     platform.stop().await.expect("stop");
+}
+
+/// A spec of cart with `replicas`: half a core and 64 MiB each.
+fn cart(replicas: u32) -> String {
+    format!(
+        "name: cart\nteam: shop\ncommand: [hello]\nreplicas: {replicas}\nresources:\n  requests: {{cpu: 500m, memory: 64Mi}}\n\
+         rollout:\n  steps: [100]\n  interval: 1s\n"
+    )
+}
+
+/// The budget crossings in the audit log: (team, environment, percent).
+async fn crossings(endpoint: &str, token: &str) -> Vec<(String, String, u32)> {
+    use paved_proto::audit::v1::{ListLogEntriesRequest, LogEntry, audit_service_client::AuditServiceClient};
+    use prost::Message;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}")).expect("uri").connect().await.expect("connect");
+    let mut client = AuditServiceClient::new(paved_integration_tests::authed(channel, token));
+    let leaves = client.list_log_entries(ListLogEntriesRequest { start: 0, count: 1000 }).await.expect("entries").into_inner().entries;
+    leaves
+        .iter()
+        .filter_map(|leaf| match LogEntry::decode(leaf.as_slice()).ok()?.event?.payload? {
+            paved_proto::events::v1::envelope::Payload::BudgetCrossed(b) => Some((b.team, b.environment, b.threshold_percent)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn plans_show_cost_and_budgets_deny_what_would_exceed_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cost = CostOptions { price_sheet: None, sample_seconds: Some(1) };
+    let options = UpOptions { cost, ..up_options(dir.path().join("data")) };
+    let platform = Platform::start(&options).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let endpoint = platform.addr.to_string();
+    let token = platform.root_token.clone();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint", &endpoint]);
+        paved_with(&token, &all)
+    };
+    let svc = dir.path().join("cart");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    let svc_dir = svc.to_str().expect("path").to_string();
+    std::fs::write(svc.join("paved.yaml"), cart(2)).expect("write");
+    let out = run(&["deploy", &svc_dir, "--env", "dev"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // OpenCost's prices: two replicas of half a core and 64 MiB, 730 hours.
+    let month = |replicas: f64| replicas * 730.0 * (0.5 * 0.031611 + 64.0 / 1024.0 * 0.004237);
+
+    // The plan prices the change, before and after.
+    std::fs::write(svc.join("paved.yaml"), cart(4)).expect("write");
+    let out = run(&["plan", &svc_dir, "--env", "dev", "--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let figure = |key: &str| plan["cost"][key].as_f64().unwrap_or_else(|| panic!("cost.{key} in {plan}"));
+    assert!(close(figure("after_monthly"), month(4.0)), "{plan}");
+    let before = eventually("the running month known", Duration::from_secs(20), || async {
+        let out = run(&["plan", &svc_dir, "--env", "dev", "--output", "json"]).await;
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+        let before = plan["cost"]["before_monthly"].as_f64().unwrap_or(0.0);
+        (before > 0.0).then_some(before)
+    })
+    .await;
+    assert!(close(before, month(2.0)), "{before}");
+    assert_eq!((plan["cost"]["currency"].as_str(), plan["cost"]["team"].as_str()), (Some("USD"), Some("shop")), "{plan}");
+    let out = run(&["plan", &svc_dir, "--env", "dev"]).await;
+    let expected = format!("  cost: {:.2} -> {:.2} USD a month by request\n", month(2.0), month(4.0));
+    assert!(text(&out.stdout).contains(&expected), "{}", text(&out.stdout));
+
+    // A budget the team runs 84% of: 80% crossed, an event once.
+    let budget = month(2.0) / 0.84;
+    let out = run(&["cost", "budget", "set", "--team", "shop", "--env", "dev", "--monthly", &format!("{budget}")]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("(84%)"), "{}", text(&out.stdout));
+    let shop = |percent| ("shop".to_string(), "dev".to_string(), percent);
+    eventually("the 80% crossing in the audit log", Duration::from_secs(30), || async {
+        (crossings(&endpoint, &token).await == [shop(80)]).then_some(())
+    })
+    .await;
+    // Four replicas would take the team over it: the plan says so, a deploy is denied.
+    let out = run(&["plan", &svc_dir, "--env", "dev"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("policy: team shop would run"), "{}", text(&out.stdout));
+    let out = run(&["deploy", &svc_dir, "--env", "dev"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("over its budget of {:.2}", budget)), "{}", text(&out.stderr));
+    // One replica saves: deployed.
+    std::fs::write(svc.join("paved.yaml"), cart(1)).expect("write");
+    let out = run(&["deploy", &svc_dir, "--env", "dev"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = eventually("the budget's month after the saving", Duration::from_secs(20), || async {
+        let out = run(&["cost", "budget", "list", "--output", "json"]).await;
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("budgets json");
+        close(listed["budgets"][0]["forecast_monthly"].as_f64().unwrap_or(0.0), month(1.0)).then_some(listed)
+    })
+    .await;
+    assert_eq!((listed["budgets"][0]["team"].as_str(), listed["currency"].as_str()), (Some("shop"), Some("USD")), "{listed}");
+
+    // Lowered under what runs: 100% crossed (80% again: a budget set anew rearms).
+    let out = run(&["cost", "budget", "set", "--team", "shop", "--env", "dev", "--monthly", &format!("{}", month(1.0) / 2.0)]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eventually("the 100% crossing in the audit log", Duration::from_secs(30), || async {
+        (crossings(&endpoint, &token).await == [shop(80), shop(80), shop(100)]).then_some(())
+    })
+    .await;
+    eventually("twice the budget in its metric", Duration::from_secs(20), || async {
+        http_get(&endpoint, "/metrics").await.contains(r#"paved_cost_budget_ratio{team="shop",environment="dev"} 2"#).then_some(())
+    })
+    .await;
+
+    // Bad budgets are refused with the field.
+    let out = run(&["cost", "budget", "set", "--team", "shop", "--env", "dev", "--monthly=-5"]).await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("monthly: a budget is an amount of at least 0 (0 removes it), not -5"), "{stderr}");
+    let out = run(&["cost", "budget", "set", "--team", "Shop!", "--env", "dev", "--monthly", "5"]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("team: invalid name \"Shop!\""), "{}", text(&out.stderr));
+    platform.stop().await.expect("stop");
+}
+
+/// The spec the workload's current revision runs.
+async fn running_spec(endpoint: &str, token: &str, environment: &str, name: &str) -> String {
+    use paved_proto::provisioner::v1::{GetRevisionRequest, GetWorkloadRequest, provisioner_service_client::ProvisionerServiceClient};
+    let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}")).expect("uri").connect().await.expect("connect");
+    let mut client = ProvisionerServiceClient::new(paved_integration_tests::authed(channel, token));
+    let request = GetWorkloadRequest { environment: environment.into(), name: name.into() };
+    let workload = client.get_workload(request).await.expect("workload").into_inner().workload.expect("a workload");
+    let request = GetRevisionRequest { id: workload.current_revision };
+    client.get_revision(request).await.expect("revision").into_inner().revision.expect("a revision").spec_yaml
 }

@@ -331,14 +331,16 @@ async fn plan_exit_codes_and_drift_correction() {
     assert!(paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
     let out = plan().await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(text(&out.stdout).starts_with("web in dev: no changes\n  ? policy warns: "), "dev only warns: {out:?}");
+    let unchanged = "web in dev: no changes\n  cost: 0.00 -> 0.00 USD a month by request\n  ? policy warns: ";
+    assert!(text(&out.stdout).starts_with(unchanged), "dev only warns, and nothing requested costs nothing: {out:?}");
 
     std::fs::write(svc.join("paved.yaml"), spec("v2", "0")).expect("write");
     let out = plan().await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        text(&out.stdout)
-            .starts_with("web in dev: update (a new revision, rolled out)\n  ~ env.HELLO_VERSION: \"v1\" -> \"v2\"\n  ? policy"),
+        text(&out.stdout).starts_with(
+            "web in dev: update (a new revision, rolled out)\n  ~ env.HELLO_VERSION: \"v1\" -> \"v2\"\n  cost: 0.00 -> 0.00 USD"
+        ),
         "{out:?}"
     );
     let out = paved_with(&platform.root_token, &["plan", svc_dir, "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;

@@ -35,11 +35,13 @@ pub struct Target {
     pub gateway: String,
     /// Render the spec as a canary taking this percentage of traffic.
     pub canary_weight: Option<u32>,
+    /// Render it asleep: its Deployments at `replicas: 0`.
+    pub asleep: bool,
 }
 
 impl Default for Target {
     fn default() -> Self {
-        Self { registry: "registry.paved.local".into(), gateway: "paved".into(), canary_weight: None }
+        Self { registry: "registry.paved.local".into(), gateway: "paved".into(), canary_weight: None, asleep: false }
     }
 }
 
@@ -78,7 +80,7 @@ pub fn manifests(spec: &WorkloadSpec, environment: &str, target: &Target) -> Res
     if !spec.name.starts_with(|c: char| c.is_ascii_lowercase()) || spec.name.len() > 56 {
         return Err(RenderError::Name(spec.name.clone()));
     }
-    let k = Builder { spec, namespace: environment };
+    let k = Builder { spec, namespace: environment, asleep: target.asleep };
     let mut out = Vec::new();
     let mut push = |kind: &str, name: &str, object: &dyn erased::Object| -> Result<(), RenderError> {
         let body = object.json().map_err(|e| RenderError::Encode(format!("{kind}/{name}"), e))?;
@@ -123,6 +125,8 @@ mod erased {
 struct Builder<'a> {
     spec: &'a WorkloadSpec,
     namespace: &'a str,
+    /// Deployments at `replicas: 0`.
+    asleep: bool,
 }
 
 impl Builder<'_> {
@@ -143,7 +147,41 @@ impl Builder<'_> {
         if let Some(track) = track {
             labels.insert("paved.dev/track".into(), track.into());
         }
+        // Cost tools that attribute by label (OpenCost, Kubecost) see the team.
+        if let Some(team) = &self.spec.team {
+            labels.insert("paved.dev/team".into(), team.clone());
+        }
         labels
+    }
+
+    /// The spec's schedule as annotations: its hours in kube-downscaler's
+    /// own (the same vocabulary), so a kube-downscaler in the cluster acts
+    /// on them; excluded dates and idleness, which it has no word for, as
+    /// Paved's.
+    fn schedule_annotations(&self) -> Option<BTreeMap<String, String>> {
+        let schedule = self.spec.schedule.as_ref()?;
+        let text = |ranges: &[paved_spec::ScheduleRange]| {
+            if ranges.is_empty() { "never".to_string() } else { ranges.iter().map(|r| r.text()).collect::<Vec<_>>().join(", ") }
+        };
+        let mut annotations = BTreeMap::new();
+        match &schedule.hours {
+            paved_spec::Hours::Always => {}
+            paved_spec::Hours::Uptime(ranges) => {
+                annotations.insert("downscaler/uptime".to_string(), text(ranges));
+            }
+            paved_spec::Hours::Downtime(ranges) => {
+                annotations.insert("downscaler/downtime".to_string(), text(ranges));
+            }
+        }
+        annotations.insert("downscaler/downtime-replicas".to_string(), "0".to_string());
+        if !schedule.exclude.is_empty() {
+            let dates: Vec<String> = schedule.exclude.iter().map(|d| d.to_string()).collect();
+            annotations.insert("paved.dev/exclude".to_string(), dates.join(","));
+        }
+        if let Some(idle) = schedule.idle_after {
+            annotations.insert("paved.dev/idle-after".to_string(), format!("{}s", idle.as_secs()));
+        }
+        Some(annotations)
     }
 
     /// Every pod of the workload, whatever its track.
@@ -233,10 +271,11 @@ impl Builder<'_> {
         let spec = self.spec;
         let mut meta = self.meta(name);
         meta.labels = Some(self.labels(Some(track)));
+        meta.annotations = self.schedule_annotations();
         Deployment {
             metadata: meta,
             spec: Some(DeploymentSpec {
-                replicas: Some(spec.replicas as i32),
+                replicas: Some(if self.asleep { 0 } else { spec.replicas as i32 }),
                 selector: self.selector(Some(track)),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta { labels: Some(self.labels(Some(track))), ..Default::default() }),

@@ -92,3 +92,28 @@ fn only_declared_secrets_are_read_and_dollars_stay_as_written() {
     assert_eq!(var("PRICE")["value"], "$$5 or $$$$ or $$(PORT)");
     assert_eq!(var("DATABASE_URL")["value"], "postgres://app:$(PAVED_SECRET_DB_PASSWORD)@db:5432/app");
 }
+
+/// A schedule travels as kube-downscaler's annotations (its own
+/// vocabulary) and Paved's for what it has no word for; asleep, the
+/// Deployment has no replica; the team is a label cost tools read.
+#[test]
+fn a_schedule_is_annotated_and_asleep_is_zero_replicas() {
+    let text = std::fs::read_to_string(golden("web.paved.yaml")).expect("read the golden spec")
+        + "team: shop\nschedule:\n  uptime: \"Mon-Fri 07:30-20:30 Europe/Berlin, Sat 10:00-12:00 Europe/Berlin\"\n  exclude: [\"2026-12-24\"]\n  idle_after: 30m\n";
+    let spec = paved_spec::parse(&text, "web.paved.yaml").expect("a valid spec");
+    let awake = manifests(&spec, "dev", &Target::default()).expect("render");
+    let deployment = awake.iter().find(|m| m.kind == "Deployment").expect("a deployment");
+    let annotations = &deployment.body["metadata"]["annotations"];
+    assert_eq!(annotations["downscaler/uptime"], "Mon-Fri 07:30-20:30 Europe/Berlin, Sat 10:00-12:00 Europe/Berlin");
+    assert_eq!(annotations["downscaler/downtime-replicas"], "0");
+    assert_eq!(annotations["paved.dev/exclude"], "2026-12-24");
+    assert_eq!(annotations["paved.dev/idle-after"], "1800s");
+    assert_eq!(deployment.body["spec"]["replicas"], spec.replicas);
+    assert!(awake.iter().all(|m| m.body["metadata"]["labels"]["paved.dev/team"] == "shop" || m.name == "default-deny"));
+    let asleep = manifests(&spec, "dev", &Target { asleep: true, ..Target::default() }).expect("render");
+    let deployment = asleep.iter().find(|m| m.kind == "Deployment").expect("a deployment");
+    assert_eq!(deployment.body["spec"]["replicas"], 0);
+    // Without a schedule, no annotation at all (the golden files hold).
+    let plain = manifests(&self::spec(), "dev", &Target::default()).expect("render");
+    assert!(plain.iter().all(|m| m.body["metadata"].get("annotations").is_none()));
+}

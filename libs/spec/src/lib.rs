@@ -77,7 +77,7 @@ pub use error::SpecError;
 pub use overlay::{Rendered, overlay_files, render};
 pub use parse::{parse, validate_name};
 pub use parts::{HealthCheck, Quantities, Resources, RolloutPolicy, Run, Security, is_digest};
-pub use schedule::{Hours, Schedule};
+pub use schedule::{Hours, Range as ScheduleRange, Schedule};
 pub use types::{EnvName, Name};
 pub use workload::WorkloadSpec;
 

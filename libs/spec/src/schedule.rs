@@ -60,6 +60,13 @@ pub struct Range {
     text: String,
 }
 
+impl Range {
+    /// As written, e.g. `Mon-Fri 07:30-20:30 Europe/Berlin`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 impl Serialize for Range {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.text)

@@ -2,7 +2,8 @@
 //! spec's schedule and idleness (the provisioner acts), and attributes cost
 //! to teams, environments and workloads: running time from the
 //! provisioner's events, usage sampled from its runtime, prices from a
-//! price sheet. Budgets and right-sizing are to come.
+//! price sheet; forecasts a spec's month for plans and the policy gate,
+//! watches teams' budgets, and recommends requests from measured use.
 //!
 //! # Layout
 //! - `decide` — when a workload should sleep or wake (pure).
@@ -10,6 +11,8 @@
 //! - `sample` — the loop that reads what each replica uses, as samples.
 //! - [`record`] — the consumer-group handler: running and sleep intervals.
 //! - [`prices`] — the price sheet.
+//! - [`forecast`] — a spec's month; [`budgets`]; [`rightsize`] —
+//!   requests recommended from use (pure).
 //! - `attribute` — cost by team, environment or workload (pure);
 //!   `report` reads what it needs from the database.
 //! - [`migration`] — the tables (and the inbox that makes the handler
@@ -17,13 +20,16 @@
 //! - [`api`] — `paved.cost_scheduler.v1.CostSchedulerService`.
 
 pub mod api;
-mod attribute;
+pub mod attribute;
+pub mod budgets;
 pub mod decide;
+pub mod forecast;
 mod metrics;
 pub mod migration;
 pub mod prices;
 pub mod record;
 pub mod report;
+pub mod rightsize;
 pub mod sample;
 pub mod schedules;
 mod schema;
@@ -32,6 +38,8 @@ use paved_proto::provisioner::v1::provisioner_service_client::ProvisionerService
 use paved_stream::consumer::Handler;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+
+pub use budgets::SOURCE;
 
 /// The service, as the shell in `paved-service` runs it.
 pub struct CostScheduler;
@@ -46,10 +54,12 @@ impl paved_service::ConsumerService for CostScheduler {
     type Options = Options;
     /// Sleeps and wakes are commands to the provisioner.
     const CALLS: bool = true;
+    /// Budgets crossed.
+    const PUBLISHES: bool = true;
 
     fn parts(
         db: DatabaseConnection,
-        _relay: paved_stream::outbox::Relay,
+        relay: paved_stream::outbox::Relay,
         options: Options,
         background: &mut paved_service::Background,
     ) -> anyhow::Result<(paved_service::Mount, Arc<dyn Handler>)> {
@@ -58,6 +68,7 @@ impl paved_service::ConsumerService for CostScheduler {
             None => prices::PriceSheet::default(),
         };
         let every = options.sample_seconds.map_or(sample::EVERY, std::time::Duration::from_secs);
+        let running = forecast::Running::default();
         match &options.provisioner_url {
             Some(url) => {
                 let expect = paved_grpc::tls::platform_id("provisioner");
@@ -71,16 +82,16 @@ impl paved_service::ConsumerService for CostScheduler {
                     background.spawn(move |shutdown| paved_service::reload_token(file, bearer, shutdown));
                 }
                 let client = ProvisionerServiceClient::new(bearer.on(channel));
-                let scheduler = schedules::Scheduler::new(client.clone());
+                let scheduler = schedules::Scheduler::new(client.clone(), running.clone(), sheet.clone());
                 background.spawn(move |shutdown| scheduler.run(schedules::PASS, shutdown));
                 let sampler = sample::Sampler::new(client, db.clone());
                 background.spawn(move |shutdown| sampler.run(every, shutdown));
             }
             None => tracing::warn!("no provisioner configured (provisioner_url): schedules are not acted on, usage is not sampled"),
         }
-        let (metrics_db, metrics_sheet) = (db.clone(), sheet.clone());
-        background.spawn(move |shutdown| metrics::run(metrics_db, metrics_sheet, every.max(std::time::Duration::from_secs(1)), shutdown));
-        let api = api::server(db.clone(), sheet);
+        let watch = metrics::Watch { db: db.clone(), sheet: sheet.clone(), running: running.clone(), relay: relay.clone() };
+        background.spawn(move |shutdown| metrics::run(watch, every.max(std::time::Duration::from_secs(1)), shutdown));
+        let api = api::server(db.clone(), sheet, running);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(record::Recorder { db })))
     }
 }

@@ -13,6 +13,8 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_SLEEPS),
             Box::new(CREATE_SAMPLES),
             Box::new(CREATE_REVISION_COSTS),
+            Box::new(paved_stream::outbox::MIGRATION),
+            Box::new(CREATE_BUDGETS),
         ]
     }
 }
@@ -125,6 +127,25 @@ const CREATE_REVISION_COSTS: paved_store::CreateTable = paved_store::CreateTable
             // Requests, in cores and bytes; 0 when the spec sets none.
             .col(ColumnDef::new(Alias::new("cpu_request")).double().not_null())
             .col(ColumnDef::new(Alias::new("memory_request")).double().not_null())
+            .to_owned()
+    },
+    indexes: paved_store::no_indexes,
+};
+
+/// Each team's monthly budget per environment, and the highest threshold
+/// of it already announced.
+const CREATE_BUDGETS: paved_store::CreateTable = paved_store::CreateTable {
+    name: "m20261206_000005_create_budgets",
+    table: || {
+        Table::create()
+            .table(Alias::new("budgets"))
+            .if_not_exists()
+            .col(ColumnDef::new(Alias::new("team")).string().not_null())
+            .col(ColumnDef::new(Alias::new("environment")).string().not_null())
+            .col(ColumnDef::new(Alias::new("monthly")).double().not_null())
+            // 0, 80 or 100: percent of the budget announced as crossed.
+            .col(ColumnDef::new(Alias::new("announced")).integer().not_null())
+            .primary_key(Index::create().col(Alias::new("team")).col(Alias::new("environment")))
             .to_owned()
     },
     indexes: paved_store::no_indexes,

@@ -27,15 +27,7 @@ pub async fn inputs(db: &impl ConnectionTrait, start_ms: i64, end_ms: i64) -> Re
     let mut inputs = Inputs::default();
     let query = Query::select().columns(RevisionCosts::COLUMNS).from(RevisionCosts::Table).to_owned();
     for row in db.query_all(&query).await? {
-        let revision = Revision {
-            environment: row.try_get("", "environment")?,
-            workload: row.try_get("", "workload")?,
-            team: row.try_get("", "team")?,
-            replicas: u32::try_from(row.try_get::<i32>("", "replicas")?).unwrap_or(1),
-            cpu_request: row.try_get("", "cpu_request")?,
-            memory_request: row.try_get("", "memory_request")?,
-        };
-        inputs.revisions.insert(row.try_get("", "revision_id")?, revision);
+        inputs.revisions.insert(row.try_get("", "revision_id")?, revision_of(&row)?);
     }
     let running = overlapping(RunningIntervals::Table, RunningIntervals::FromMs, RunningIntervals::ToMs, start_ms, end_ms);
     for row in db.query_all(&running).await? {
@@ -98,4 +90,67 @@ fn clipped(row: &QueryResult, start_ms: i64, end_ms: i64) -> Result<(String, f64
     let to: Option<i64> = row.try_get("", "to_ms")?;
     let ms = Ord::min(to.unwrap_or(end_ms), end_ms) - Ord::max(from, start_ms);
     Ok((row.try_get("", "revision_id")?, Ord::max(ms, 0) as f64))
+}
+
+/// A workload's samples since `start_ms` (each with its cores over the
+/// interval), and the revision sampled last with what it requests and its
+/// replicas: what `rightsize` needs.
+pub async fn workload_samples(
+    db: &impl ConnectionTrait,
+    environment: &str,
+    workload: &str,
+    start_ms: i64,
+) -> Result<(Vec<crate::rightsize::Sample>, Option<(String, Revision)>), DbErr> {
+    let s = |c: UsageSamples| (UsageSamples::Table, c);
+    let query = Query::select()
+        .column(s(UsageSamples::RevisionId))
+        .columns([s(UsageSamples::CpuMs), s(UsageSamples::IntervalMs), s(UsageSamples::MemoryBytes), s(UsageSamples::MemoryPeakBytes)])
+        .from(UsageSamples::Table)
+        .inner_join(
+            RevisionCosts::Table,
+            Expr::col((RevisionCosts::Table, RevisionCosts::RevisionId)).equals((UsageSamples::Table, UsageSamples::RevisionId)),
+        )
+        .and_where(Expr::col((RevisionCosts::Table, RevisionCosts::Environment)).eq(environment))
+        .and_where(Expr::col((RevisionCosts::Table, RevisionCosts::Workload)).eq(workload))
+        .and_where(Expr::col(s(UsageSamples::AtMs)).gte(start_ms))
+        .and_where(Expr::col(s(UsageSamples::IntervalMs)).gt(0))
+        .order_by(s(UsageSamples::AtMs), sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    let mut samples = Vec::new();
+    let mut last = None;
+    for row in db.query_all(&query).await? {
+        let (cpu_ms, interval_ms): (i64, i64) = (row.try_get("", "cpu_ms")?, row.try_get("", "interval_ms")?);
+        samples.push(crate::rightsize::Sample {
+            cores: cpu_ms as f64 / interval_ms as f64,
+            memory_bytes: row.try_get::<i64>("", "memory_bytes")? as f64,
+            memory_peak_bytes: row.try_get::<i64>("", "memory_peak_bytes")? as f64,
+        });
+        last = Some(row.try_get::<String>("", "revision_id")?);
+    }
+    let revision = match last {
+        Some(id) => revision(db, &id).await?.map(|r| (id, r)),
+        None => None,
+    };
+    Ok((samples, revision))
+}
+
+/// One revision's description.
+async fn revision(db: &impl ConnectionTrait, id: &str) -> Result<Option<Revision>, DbErr> {
+    let query = Query::select()
+        .columns(RevisionCosts::COLUMNS)
+        .from(RevisionCosts::Table)
+        .and_where(Expr::col(RevisionCosts::RevisionId).eq(id))
+        .to_owned();
+    db.query_one(&query).await?.map(|row| revision_of(&row)).transpose()
+}
+
+fn revision_of(row: &QueryResult) -> Result<Revision, DbErr> {
+    Ok(Revision {
+        environment: row.try_get("", "environment")?,
+        workload: row.try_get("", "workload")?,
+        team: row.try_get("", "team")?,
+        replicas: u32::try_from(row.try_get::<i32>("", "replicas")?).unwrap_or(1),
+        cpu_request: row.try_get("", "cpu_request")?,
+        memory_request: row.try_get("", "memory_request")?,
+    })
 }

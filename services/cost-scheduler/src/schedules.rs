@@ -3,8 +3,13 @@
 //! wake is a command to the provisioner. Nothing here stops a process: a
 //! cost scheduler that is down leaves every workload as it is, and catches
 //! up at its first pass when it is back.
+//!
+//! Reading every workload each pass, it also keeps what runs and what it
+//! costs a month ([`Running`]) for forecasts and budgets.
 
 use crate::decide::{Act, Seen, decide};
+use crate::forecast::{self, Running};
+use crate::prices::PriceSheet;
 use chrono::{DateTime, Utc};
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
@@ -19,17 +24,29 @@ use tonic::Status;
 /// How often schedules are evaluated.
 pub const PASS: Duration = Duration::from_secs(1);
 
+/// What a revision's spec says, read once: its schedule, its team and its
+/// month (recomputed hourly: its schedule's share of the next 30 days moves).
+#[derive(Clone)]
+struct Described {
+    schedule: Option<Schedule>,
+    team: String,
+    monthly: f64,
+    at: DateTime<Utc>,
+}
+
 pub struct Scheduler {
     client: ProvisionerServiceClient<AuthChannel>,
-    /// Revision id → its spec's schedule (None: it has none), parsed once.
-    schedules: HashMap<String, Option<Schedule>>,
+    /// Revision id → what its spec says (None: it does not parse).
+    revisions: HashMap<String, Option<(paved_spec::WorkloadSpec, Described)>>,
     /// Workload id → since when it has been seen awake (Unix ms).
     awake_since: HashMap<String, i64>,
+    running: Running,
+    sheet: PriceSheet,
 }
 
 impl Scheduler {
-    pub fn new(client: ProvisionerServiceClient<AuthChannel>) -> Self {
-        Self { client, schedules: HashMap::new(), awake_since: HashMap::new() }
+    pub fn new(client: ProvisionerServiceClient<AuthChannel>, running: Running, sheet: PriceSheet) -> Self {
+        Self { client, revisions: HashMap::new(), awake_since: HashMap::new(), running, sheet }
     }
 
     pub async fn run(mut self, every: Duration, shutdown: CancellationToken) {
@@ -45,8 +62,11 @@ impl Scheduler {
     pub async fn pass(&mut self, now: DateTime<Utc>) -> Result<usize, Status> {
         let workloads = self.workloads().await?;
         let mut sent = 0;
+        let mut running = HashMap::new();
         for w in &workloads {
-            let Some(schedule) = self.schedule(&w.stable_revision).await? else { continue };
+            let Some(described) = self.describe(&w.stable_revision, &w.environment, now).await? else { continue };
+            running.insert((w.environment.clone(), w.name.clone()), (described.team.clone(), described.monthly));
+            let Some(schedule) = described.schedule else { continue };
             let id = format!("{}/{}", w.environment, w.name);
             let now_ms = now.timestamp_millis();
             let awake_since_ms = if w.sleeping {
@@ -86,8 +106,9 @@ impl Scheduler {
                 Err(s) => tracing::warn!(workload = %w.name, environment = %w.environment, status = %s, "schedule command refused"),
             }
         }
+        self.running.set(running);
         let stable: std::collections::HashSet<&str> = workloads.iter().map(|w| w.stable_revision.as_str()).collect();
-        self.schedules.retain(|id, _| stable.contains(id.as_str()));
+        self.revisions.retain(|id, _| stable.contains(id.as_str()));
         Ok(sent)
     }
 
@@ -105,24 +126,35 @@ impl Scheduler {
         }
     }
 
-    /// The schedule of a revision's spec (read once per revision).
-    async fn schedule(&mut self, revision_id: &str) -> Result<Option<Schedule>, Status> {
+    /// What a revision's spec says (read once per revision; its month
+    /// recomputed hourly). None for no revision, or a spec that no longer parses.
+    async fn describe(&mut self, revision_id: &str, environment: &str, now: DateTime<Utc>) -> Result<Option<Described>, Status> {
         if revision_id.is_empty() {
             return Ok(None);
         }
-        if let Some(known) = self.schedules.get(revision_id) {
-            return Ok(known.clone());
+        if !self.revisions.contains_key(revision_id) {
+            let revision = self.client.get_revision(GetRevisionRequest { id: revision_id.to_string() }).await?.into_inner().revision;
+            let spec = match revision.map(|r| paved_spec::parse(&r.spec_yaml, "paved.yaml")) {
+                Some(Ok(spec)) => Some(spec),
+                Some(Err(e)) => {
+                    tracing::warn!(revision = revision_id, error = %e, "a stored spec no longer parses; its schedule is not acted on");
+                    None
+                }
+                None => None,
+            };
+            let described = spec.map(|spec| {
+                let monthly = forecast::monthly(&spec, environment, &self.sheet, now).cost;
+                let team = spec.team.clone().unwrap_or_default();
+                let d = Described { schedule: spec.schedule.clone(), team, monthly, at: now };
+                (spec, d)
+            });
+            self.revisions.insert(revision_id.to_string(), described);
         }
-        let revision = self.client.get_revision(GetRevisionRequest { id: revision_id.to_string() }).await?.into_inner().revision;
-        let schedule = match revision.map(|r| paved_spec::parse(&r.spec_yaml, "paved.yaml")) {
-            Some(Ok(spec)) => spec.schedule,
-            Some(Err(e)) => {
-                tracing::warn!(revision = revision_id, error = %e, "a stored spec no longer parses; its schedule is not acted on");
-                None
-            }
-            None => None,
-        };
-        self.schedules.insert(revision_id.to_string(), schedule.clone());
-        Ok(schedule)
+        let Some(Some((spec, described))) = self.revisions.get_mut(revision_id) else { return Ok(None) };
+        if now - described.at > chrono::Duration::hours(1) {
+            described.monthly = forecast::monthly(spec, environment, &self.sheet, now).cost;
+            described.at = now;
+        }
+        Ok(Some(described.clone()))
     }
 }

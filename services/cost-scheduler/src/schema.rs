@@ -70,6 +70,16 @@ pub(crate) enum RevisionCosts {
     MemoryRequest,
 }
 
+/// `budgets`: a team's monthly budget per environment.
+#[derive(DeriveIden, Debug, Clone, Copy)]
+pub(crate) enum Budgets {
+    Table,
+    Team,
+    Environment,
+    Monthly,
+    Announced,
+}
+
 impl RevisionCosts {
     /// Every column, in the order rows are written and read.
     pub(crate) const COLUMNS: [Self; 7] =
@@ -117,6 +127,15 @@ mod tests {
                 "revision_costs",
                 &["revision_id", "environment", "workload", "team", "replicas", "cpu_request", "memory_request"]
             )
+        );
+    }
+
+    #[test]
+    fn budgets_render_as_migrated() {
+        use Budgets as B;
+        assert_eq!(
+            select(B::Table, [B::Team, B::Environment, B::Monthly, B::Announced]),
+            select_named("budgets", &["team", "environment", "monthly", "announced"])
         );
     }
 

@@ -273,7 +273,14 @@ impl ProvisionerService for Api {
             crate::apply::PlanAction::Create => PlanAction::Create,
             crate::apply::PlanAction::Update => PlanAction::Update,
         };
+        let (cost, cost_error) = match plan.cost {
+            crate::policy::Cost::Known(forecast) => (Some(forecast), String::new()),
+            crate::policy::Cost::Unavailable(why) => (None, why),
+            crate::policy::Cost::Unasked => (None, "no cost scheduler is configured".to_string()),
+        };
         Ok(Response::new(PlanWorkloadResponse {
+            cost,
+            cost_error,
             action: action as i32,
             current_revision: plan.current_revision.unwrap_or_default(),
             changes: plan

@@ -5,7 +5,7 @@
 
 use crate::{
     model::{self, Revision, Rollout, RolloutState, State, Workload},
-    policy::{Gate, GateError},
+    policy::{Cost, Gate, GateError, Judged},
     records::Records,
     rollout::Driver,
     routing::Routing,
@@ -95,6 +95,8 @@ pub struct Plan {
     pub decision: paved_policy::Decision,
     /// Why this action, in words for people.
     pub reason: String,
+    /// What the change costs a month, and the team's budget.
+    pub cost: Cost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +158,7 @@ impl Applier {
         let spec = spec?;
         let digest = spec.digest();
         // The cheapest decisive check first: a denied spec records nothing.
-        let decision = self.gate.decide(environment, &spec).await?;
+        let decision = self.gate.decide(environment, &spec, spec_yaml).await?;
         if !decision.allowed() {
             return Err(ApplyError::Denied(decision));
         }
@@ -193,14 +195,24 @@ impl Applier {
                 }
             };
             let active = if new { Vec::new() } else { store::active_rollouts(&txn, Some(&workload.id())).await? };
-            if let Some(current) = &workload.current_revision
-                && let Some(revision) = store::get_revision(&txn, current).await?
+            let current = match &workload.current_revision {
+                Some(id) => store::get_revision(&txn, id).await?,
+                None => None,
+            };
+            if let Some(revision) = current.clone()
                 && runs_spec(&revision, &digest)
             {
                 txn.commit().await?;
                 let rollout = active.into_iter().find(|r| r.revision_id == revision.id);
                 return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout, warnings });
             }
+            // A spec sent without where it came from (a change made from the
+            // running one, such as `paved cost rightsize --apply`) runs where
+            // the revision it replaces ran.
+            let spec_path = match (spec_path, &current) {
+                ("", Some(revision)) => revision.spec_path.as_str(),
+                (path, _) => path,
+            };
             let revision =
                 store::insert_revision(&txn, &workload, store::NewRevision { spec_yaml, spec_digest: &digest, spec_path, request_id })
                     .await?;
@@ -263,12 +275,13 @@ impl Applier {
     pub(crate) async fn plan(&self, environment: &str, submitted: Submitted<'_>) -> Result<Plan, ApplyError> {
         paved_spec::validate_name(environment).map_err(ApplyError::Environment)?;
         let spec = submitted.spec?;
-        let decision = self.gate.decide(environment, &spec).await?;
+        let Judged { decision, cost, .. } = self.gate.judge(environment, &spec, submitted.yaml).await?;
         let db = self.records.db();
         let Some(workload) = store::get_workload(db, environment, &spec.name).await? else {
             let changes = paved_spec::diff(None, &spec);
             let reason = format!("no workload {} in {environment}", spec.name);
-            return Ok(Plan { action: PlanAction::Create, current_revision: None, changes, drift: Vec::new(), decision, reason });
+            let action = PlanAction::Create;
+            return Ok(Plan { action, current_revision: None, changes, drift: Vec::new(), decision, reason, cost });
         };
         let current = match &workload.current_revision {
             Some(id) => store::get_revision(db, id).await?,
@@ -293,7 +306,7 @@ impl Applier {
                 drift.push(format!("revision {} should be healthy but is {}{why}", r.number, r.state.as_str()));
             }
         }
-        Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision, reason })
+        Ok(Plan { action, current_revision: workload.current_revision, changes, drift, decision, reason, cost })
     }
 
     pub(crate) async fn workload(&self, environment: &str, name: &str) -> Result<Option<WorkloadView>, DbErr> {

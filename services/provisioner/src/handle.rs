@@ -7,7 +7,6 @@ use crate::{
     apply::{Applied, Applier, ApplyError, Plan, Submitted, WorkloadView},
     artifacts,
     model::Rollout,
-    policy::Gate,
     power::{Ask, Power, PowerError},
     preview::{Preview, Previews},
     records::Records,
@@ -26,7 +25,6 @@ pub struct Provisioner {
     pub(crate) records: Arc<Records>,
     pub(crate) artifacts: Arc<artifacts::Store>,
     pub(crate) routing: Arc<Routing>,
-    pub(crate) gate: Arc<Gate>,
     pub(crate) applier: Arc<Applier>,
     pub(crate) rollouts: Arc<Rollouts>,
     pub(crate) previews: Arc<Previews>,
@@ -85,12 +83,6 @@ impl Provisioner {
     /// What `apply` would change for this spec, and the drift of what runs.
     pub async fn plan(&self, environment: &str, spec_yaml: &str, spec_path: &str) -> Result<Plan, ApplyError> {
         self.applier.plan(environment, Submitted::parse(spec_yaml, spec_path)).await
-    }
-
-    /// The policy gate's decision on deploying `spec` to `environment`; an
-    /// artifact named by digest must exist, and its attestations are input.
-    pub async fn decide(&self, environment: &str, spec: &paved_spec::WorkloadSpec) -> Result<paved_policy::Decision, ApplyError> {
-        Ok(self.gate.decide(environment, spec).await?)
     }
 
     pub fn artifacts(&self) -> &artifacts::Store {

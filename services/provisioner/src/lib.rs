@@ -61,6 +61,7 @@ mod sync;
 pub use apply::{Applied, ApplyError, Plan, PlanAction, Submitted, WorkloadView};
 pub use handle::{InstanceUsage, Provisioner};
 pub use model::baseline_key;
+pub use policy::Cost;
 pub use routing::TrafficMetrics;
 
 use apply::Applier;
@@ -92,8 +93,9 @@ pub const GRPC_NAME: &str = "paved.provisioner.v1.ProvisionerService";
 pub const PLATFORM_ENVIRONMENT: &str = paved_grpc::tls::PLATFORM_ENVIRONMENT;
 
 /// What the provisioner's own calls need of the others: a bootstrap token
-/// for each process it starts (the broker), and looks to the analyzer.
-pub const CALL_SCOPES: [&str; 3] = ["write:secrets-broker", "bootstrap:issue:*", "write:canary-analyzer"];
+/// for each process it starts (the broker), looks to the analyzer, and
+/// cost forecasts (the cost scheduler).
+pub const CALL_SCOPES: [&str; 4] = ["write:secrets-broker", "bootstrap:issue:*", "write:canary-analyzer", "read:cost-scheduler"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
@@ -138,6 +140,12 @@ pub struct Options {
     /// canary's health and the rollout's error-rate and p99 limits alone.
     #[serde(default)]
     pub analyzer_url: Option<String>,
+    /// The cost scheduler asked what a spec costs a month and what its
+    /// team's budget says (`PAVED_COST_SCHEDULER_URL`), for `paved plan`
+    /// and the policy gate's `input.cost`. Without one, budgets are not
+    /// checked.
+    #[serde(default)]
+    pub cost_scheduler_url: Option<String>,
     /// A file holding the token the provisioner presents on its calls (to
     /// the broker for bootstrap tokens, `bootstrap:issue:*`; to the
     /// analyzer, `write:canary-analyzer`), read again every minute so it
@@ -256,11 +264,25 @@ impl Provisioner {
                 None
             }
         };
+        let costs = match &options.cost_scheduler_url {
+            Some(url) => {
+                let channel =
+                    paved_grpc::tls::connect(url, options.tls.as_ref(), Some(&paved_grpc::tls::platform_id("cost-scheduler")), |e| {
+                        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(5)).tcp_nodelay(true)
+                    })
+                    .map_err(|e| anyhow::anyhow!("cost_scheduler_url: {e}"))?;
+                Some(policy::Costs::new(options.credentials.on(channel)))
+            }
+            None => {
+                tracing::warn!("no cost scheduler configured (cost_scheduler_url): plans show no cost, budgets are not checked");
+                None
+            }
+        };
         let artifacts = Arc::new(artifacts);
         let records = Arc::new(Records::new(db.clone(), relay.clone()));
         let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, shutdown.clone()));
         let runner = Arc::new(Runner::new(runtime, options.data_dir, options.platform_env, artifacts.clone()));
-        let gate = Arc::new(Gate::new(policy, artifacts.clone(), db));
+        let gate = Arc::new(Gate::new(policy, artifacts.clone(), db, costs));
         let transitions = Arc::new(Transitions::new(records.clone(), routing.clone(), runner.clone()));
         let driver = Arc::new(Driver::new(
             records.clone(),
@@ -283,7 +305,6 @@ impl Provisioner {
             records,
             artifacts,
             routing: routing.clone(),
-            gate,
             applier,
             rollouts,
             previews: previews.clone(),

@@ -107,12 +107,24 @@ impl Power {
         }
         let stable = workload.stable_revision.clone().unwrap_or_default();
         let hold = self.hold_until(&workload, &ask).await?;
-        let txn = db.begin().await?;
-        store::set_sleep(&txn, &workload, None, hold, event(&workload, true, &ask, &stable, hold)).await?;
-        txn.commit().await?;
-        self.records.committed(&workload.id());
+        // The processes start first and the record is written while they
+        // boot: a request held by the proxy waits on the start, not on the
+        // write too. Should the write fail, they are stopped again.
         self.routing.waking(&workload.id());
         self.start(&workload).await?;
+        let written = async {
+            let txn = db.begin().await?;
+            store::set_sleep(&txn, &workload, None, hold, event(&workload, true, &ask, &stable, hold)).await?;
+            txn.commit().await
+        };
+        if let Err(e) = written.await {
+            self.routing.sleep(&workload.id(), self.wake_hook(&workload));
+            for key in [workload.stable_revision.as_ref(), workload.standby_revision.as_ref()].into_iter().flatten() {
+                self.runner.stop(key).await;
+            }
+            return Err(e.into());
+        }
+        self.records.committed(&workload.id());
         tracing::info!(workload = %workload.id(), reason = reason_name(ask.reason), "awake");
         Ok(true)
     }

@@ -83,7 +83,7 @@ impl Previews {
         // The spec is checked (and the gate asked) before anything is recorded.
         let applied = {
             let spec = submitted.spec.as_ref().map_err(|e| ApplyError::Spec(e.clone()))?;
-            let decision = self.gate.decide(&env, spec).await?;
+            let decision = self.gate.decide(&env, spec, submitted.yaml).await?;
             if !decision.allowed() {
                 return Err(ApplyError::Denied(decision));
             }

@@ -33,8 +33,8 @@ impl Admission {
         let (environment, name) = r.workload();
         // Decided again (the apply checked too): after a restart the bundle
         // may be another, and the decision recorded is this one.
-        let (decision, seen) = match self.gate.decide_seeing(environment, spec).await {
-            Ok(d) => d,
+        let (decision, seen) = match self.gate.judge(environment, spec, &revision.spec_yaml).await {
+            Ok(judged) => (judged.decision, judged.seen),
             Err(e) => {
                 // A rollout's history is read by clients: the artifact
                 // store's own failure is logged under an id, not kept there.
