@@ -8,6 +8,9 @@ use std::sync::Arc;
 /// A token from the broker at `url` for each process start, handed over as
 /// `PAVED_BOOTSTRAP_TOKEN` with `PAVED_BROKER_URL`. The platform's own
 /// services (environment `platform`) get none: the broker is one of them.
+/// Nor does a workload that declares no secret, database or certificate:
+/// the identity it would be given could read nothing (and a start, a wake
+/// above all, does not wait on the broker for it).
 pub(crate) fn bootstrapper(
     url: &str,
     credentials: &paved_grpc::client::Bearer,
@@ -23,7 +26,8 @@ pub(crate) fn bootstrapper(
     Ok(Arc::new(move |launch: Launch| {
         let (mut client, url) = (client.clone(), url.clone());
         Box::pin(async move {
-            if launch.environment == PLATFORM_ENVIRONMENT {
+            let spec = &launch.spec;
+            if launch.environment == PLATFORM_ENVIRONMENT || (spec.secrets.is_empty() && spec.databases.is_empty() && !spec.certificate) {
                 return Ok(Vec::new());
             }
             let request = IssueBootstrapTokenRequest {
