@@ -64,6 +64,8 @@ impl From<UpArgs> for UpOptions {
         } = args;
         let self_hosted = self_hosted.then_some(SelfHosted { postgres_url, redis_url, database_prefix });
         let trusted_keys = trusted_keys.into_iter().collect();
+        // Absolute: the self-hosted cost scheduler runs in another directory.
+        let price_sheet = price_sheet.map(|p| std::path::absolute(&p).unwrap_or(p));
         let cost = CostOptions { price_sheet, sample_seconds };
         UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url, cost }
     }

@@ -207,11 +207,19 @@ async fn plans_show_cost_and_budgets_deny_what_would_exceed_them() {
     // OpenCost's prices: two replicas of half a core and 64 MiB, 730 hours.
     let month = |replicas: f64| replicas * 730.0 * (0.5 * 0.031611 + 64.0 / 1024.0 * 0.004237);
 
-    // The plan prices the change, before and after.
+    // The plan prices the change, before and after, once the cost scheduler
+    // has read what runs (until then it says why there is no price).
     std::fs::write(svc.join("paved.yaml"), cart(4)).expect("write");
-    let out = run(&["plan", &svc_dir, "--env", "dev", "--output", "json"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let plan = eventually("a priced plan", Duration::from_secs(20), || async {
+        let out = run(&["plan", &svc_dir, "--env", "dev", "--output", "json"]).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+        if plan["cost"].is_null() {
+            assert!(plan["cost_error"].as_str().is_some_and(|e| e.contains("Unavailable")), "{plan}");
+        }
+        (!plan["cost"].is_null()).then_some(plan)
+    })
+    .await;
     let figure = |key: &str| plan["cost"][key].as_f64().unwrap_or_else(|| panic!("cost.{key} in {plan}"));
     assert!(close(figure("after_monthly"), month(4.0)), "{plan}");
     let before = eventually("the running month known", Duration::from_secs(20), || async {

@@ -329,7 +329,13 @@ async fn plan_exit_codes_and_drift_correction() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stdout).starts_with("web in dev: create\n") && text(&out.stdout).contains("  + name: \"web\"\n"), "{out:?}");
     assert!(paved_with(&platform.root_token, &["deploy", svc_dir, "--env", "dev", "--endpoint", &endpoint]).await.status.success());
-    let out = plan().await;
+    // Once the cost scheduler has read what runs (its first pass after
+    // `paved up`), the plan prices the change.
+    let out = eventually("a priced plan", Duration::from_secs(20), || async {
+        let out = plan().await;
+        text(&out.stdout).contains("  cost: 0.00").then_some(out)
+    })
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let unchanged = "web in dev: no changes\n  cost: 0.00 -> 0.00 USD a month by request\n  ? policy warns: ";
     assert!(text(&out.stdout).starts_with(unchanged), "dev only warns, and nothing requested costs nothing: {out:?}");

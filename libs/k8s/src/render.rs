@@ -154,26 +154,32 @@ impl Builder<'_> {
         labels
     }
 
-    /// The spec's schedule as annotations: its hours in kube-downscaler's
-    /// own (the same vocabulary), so a kube-downscaler in the cluster acts
-    /// on them; excluded dates and idleness, which it has no word for, as
-    /// Paved's.
+    /// The spec's schedule as annotations: Paved's own always, and
+    /// kube-downscaler's (the same vocabulary, so a kube-downscaler in the
+    /// cluster acts on it) when every range fits its stricter grammar (see
+    /// [`downscaler_range`]); excluded dates and idleness, which it has no
+    /// word for, as Paved's.
     fn schedule_annotations(&self) -> Option<BTreeMap<String, String>> {
         let schedule = self.spec.schedule.as_ref()?;
-        let text = |ranges: &[paved_spec::ScheduleRange]| {
-            if ranges.is_empty() { "never".to_string() } else { ranges.iter().map(|r| r.text()).collect::<Vec<_>>().join(", ") }
-        };
         let mut annotations = BTreeMap::new();
-        match &schedule.hours {
-            paved_spec::Hours::Always => {}
-            paved_spec::Hours::Uptime(ranges) => {
-                annotations.insert("downscaler/uptime".to_string(), text(ranges));
-            }
-            paved_spec::Hours::Downtime(ranges) => {
-                annotations.insert("downscaler/downtime".to_string(), text(ranges));
-            }
+        let (kind, ranges) = match &schedule.hours {
+            paved_spec::Hours::Always => ("uptime", None),
+            paved_spec::Hours::Uptime(ranges) => ("uptime", Some(ranges)),
+            paved_spec::Hours::Downtime(ranges) => ("downtime", Some(ranges)),
+        };
+        let ranges: Vec<&str> = ranges.map_or_else(Vec::new, |r| r.iter().map(|r| r.text()).collect());
+        let paved = match (&schedule.hours, ranges.is_empty()) {
+            (paved_spec::Hours::Always, _) => "always".to_string(),
+            (_, true) => "never".to_string(),
+            _ => ranges.join(", "),
+        };
+        annotations.insert(format!("paved.dev/{kind}"), paved.clone());
+        let downscaler: Option<Vec<String>> =
+            if ranges.is_empty() { Some(vec![paved]) } else { ranges.iter().map(|r| downscaler_range(r)).collect() };
+        if let Some(ranges) = downscaler {
+            annotations.insert(format!("downscaler/{kind}"), ranges.join(","));
+            annotations.insert("downscaler/downtime-replicas".to_string(), "0".to_string());
         }
-        annotations.insert("downscaler/downtime-replicas".to_string(), "0".to_string());
         if !schedule.exclude.is_empty() {
             let dates: Vec<String> = schedule.exclude.iter().map(|d| d.to_string()).collect();
             annotations.insert("paved.dev/exclude".to_string(), dates.join(","));
@@ -272,6 +278,10 @@ impl Builder<'_> {
         let mut meta = self.meta(name);
         meta.labels = Some(self.labels(Some(track)));
         meta.annotations = self.schedule_annotations();
+        if self.asleep {
+            // So a kube-downscaler scales it back up when its hours begin.
+            meta.annotations.get_or_insert_with(BTreeMap::new).insert("downscaler/original-replicas".into(), spec.replicas.to_string());
+        }
         Deployment {
             metadata: meta,
             spec: Some(DeploymentSpec {
@@ -427,6 +437,19 @@ impl Builder<'_> {
 }
 
 /// Whole seconds, at least 1: Kubernetes probes count in seconds.
+/// A range in kube-downscaler's grammar (`Mon-Fri 07:30-20:30 Europe/Berlin`:
+/// a day range, a time range within one day, a zone), or None when it has
+/// no way to say it: a range past midnight (`Fri 22:00-06:00`). A single
+/// day is written as a range of one (`Sat` → `Sat-Sat`).
+fn downscaler_range(text: &str) -> Option<String> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [days, hours, zone] = parts.as_slice() else { return None };
+    let days = if days.contains('-') { days.to_string() } else { format!("{days}-{days}") };
+    let (from, to) = hours.split_once('-')?;
+    let minutes = |t: &str| t.split_once(':').and_then(|(h, m)| Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?));
+    (minutes(from)? < minutes(to)?).then(|| format!("{days} {hours} {zone}"))
+}
+
 fn seconds(d: Duration) -> i32 {
     d.as_millis().div_ceil(1000).max(1) as i32
 }

@@ -104,7 +104,9 @@ fn a_schedule_is_annotated_and_asleep_is_zero_replicas() {
     let awake = manifests(&spec, "dev", &Target::default()).expect("render");
     let deployment = awake.iter().find(|m| m.kind == "Deployment").expect("a deployment");
     let annotations = &deployment.body["metadata"]["annotations"];
-    assert_eq!(annotations["downscaler/uptime"], "Mon-Fri 07:30-20:30 Europe/Berlin, Sat 10:00-12:00 Europe/Berlin");
+    assert_eq!(annotations["paved.dev/uptime"], "Mon-Fri 07:30-20:30 Europe/Berlin, Sat 10:00-12:00 Europe/Berlin");
+    // kube-downscaler's grammar: a single day as a range of one, comma-separated.
+    assert_eq!(annotations["downscaler/uptime"], "Mon-Fri 07:30-20:30 Europe/Berlin,Sat-Sat 10:00-12:00 Europe/Berlin");
     assert_eq!(annotations["downscaler/downtime-replicas"], "0");
     assert_eq!(annotations["paved.dev/exclude"], "2026-12-24");
     assert_eq!(annotations["paved.dev/idle-after"], "1800s");
@@ -113,6 +115,14 @@ fn a_schedule_is_annotated_and_asleep_is_zero_replicas() {
     let asleep = manifests(&spec, "dev", &Target { asleep: true, ..Target::default() }).expect("render");
     let deployment = asleep.iter().find(|m| m.kind == "Deployment").expect("a deployment");
     assert_eq!(deployment.body["spec"]["replicas"], 0);
+    assert_eq!(deployment.body["metadata"]["annotations"]["downscaler/original-replicas"], spec.replicas.to_string());
+    // A range past midnight has no kube-downscaler form: Paved's only.
+    let night = std::fs::read_to_string(golden("web.paved.yaml")).expect("read") + "schedule:\n  downtime: \"Fri 22:00-06:00 UTC\"\n";
+    let night = paved_spec::parse(&night, "web.paved.yaml").expect("a valid spec");
+    let m = manifests(&night, "dev", &Target::default()).expect("render");
+    let annotations = &m.iter().find(|m| m.kind == "Deployment").expect("a deployment").body["metadata"]["annotations"];
+    assert_eq!(annotations["paved.dev/downtime"], "Fri 22:00-06:00 UTC");
+    assert!(annotations.get("downscaler/downtime").is_none() && annotations.get("downscaler/downtime-replicas").is_none(), "{annotations}");
     // Without a schedule, no annotation at all (the golden files hold).
     let plain = manifests(&self::spec(), "dev", &Target::default()).expect("render");
     assert!(plain.iter().all(|m| m.body["metadata"].get("annotations").is_none()));

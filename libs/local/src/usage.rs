@@ -4,9 +4,10 @@
 //!
 //! Each replica runs in a process group of its own (see `process::Group`),
 //! recorded in the run directory as `<key>-<index>.pgid`. A sample adds up
-//! every process now in that group, plus what the leader's children used
+//! every process now in that group, each with what its children used
 //! before they exited and were reaped (`cutime`, `cstime`): a shell that
-//! starts the real server is measured with it.
+//! starts the real server, or a server that recycles workers, is measured
+//! whole. (A child reaped by a process outside the group is not.)
 
 use std::{collections::HashMap, path::Path};
 
@@ -53,9 +54,10 @@ pub fn read(run_dir: &Path) -> Vec<ProcessUsage> {
             memory_bytes: 0,
             memory_peak_bytes: 0,
         });
-        let mut used = stat.utime + stat.stime;
+        // What it used, and what its children used before it reaped them:
+        // a worker a server recycles is counted through its parent.
+        let used = stat.utime + stat.stime + (stat.cutime + stat.cstime).max(0) as u64;
         if stat.pid == stat.pgrp {
-            used += (stat.cutime + stat.cstime).max(0) as u64;
             entry.process = format!("{}@{}", stat.pid, stat.starttime);
         }
         entry.cpu_seconds += used as f64 / ticks;

@@ -120,9 +120,21 @@ impl CostSchedulerService for Api {
         let req = request.into_inner();
         paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ARGUMENT", "environment", e))?;
         let spec = paved_spec::parse(&req.spec_yaml, "paved.yaml").map_err(|e| invalid("INVALID_SPEC", "spec_yaml", e.to_string()))?;
-        let month = forecast::monthly(&spec, &req.environment, &self.sheet, chrono::Utc::now());
+        // Before its first pass it does not know what runs: no forecast,
+        // rather than one that counts what runs as nothing.
+        if !self.running.known() {
+            return Err(status::unavailable(
+                "NOT_READY",
+                "the cost scheduler has not read the running workloads yet; try again in a second",
+            ));
+        }
+        let running = self.running.of(&req.environment, &spec.name);
+        let month = match &running {
+            Some(r) if r.schedule == spec.schedule => forecast::at_share(&spec, &req.environment, &self.sheet, r.awake_share),
+            _ => forecast::monthly(&spec, &req.environment, &self.sheet, chrono::Utc::now()),
+        };
         let team = spec.team.clone().unwrap_or_default();
-        let current_monthly = self.running.of(&req.environment, &spec.name).map_or(0.0, |(_, cost)| cost);
+        let current_monthly = running.map_or(0.0, |r| r.monthly);
         let (budget_monthly, team_monthly) = if team.is_empty() {
             (0.0, 0.0)
         } else {

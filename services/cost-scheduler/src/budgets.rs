@@ -92,6 +92,18 @@ pub async fn check(db: &DatabaseConnection, running: &Running, currency: &str, r
             continue;
         }
         let txn = db.begin().await?;
+        // Only the budget as read: a budget set meanwhile is judged at the
+        // next check, and nothing is announced twice.
+        let this = Expr::col(Budgets::Team)
+            .eq(budget.team.as_str())
+            .and(Expr::col(Budgets::Environment).eq(budget.environment.as_str()))
+            .and(Expr::col(Budgets::Monthly).eq(budget.monthly))
+            .and(Expr::col(Budgets::Announced).eq(budget.announced as i32));
+        let marked =
+            txn.execute(&Query::update().table(Budgets::Table).value(Budgets::Announced, now as i32).and_where(this).to_owned()).await?;
+        if marked.rows_affected() == 0 {
+            continue;
+        }
         for threshold in THRESHOLDS.iter().copied().filter(|t| *t > budget.announced && *t <= now) {
             let payload = Payload::BudgetCrossed(BudgetCrossed {
                 team: budget.team.clone(),
@@ -107,8 +119,6 @@ pub async fn check(db: &DatabaseConnection, running: &Running, currency: &str, r
             announced = true;
             tracing::warn!(team = %budget.team, environment = %budget.environment, threshold, forecast, budget = budget.monthly, "budget threshold crossed");
         }
-        let this = Expr::col(Budgets::Team).eq(budget.team.as_str()).and(Expr::col(Budgets::Environment).eq(budget.environment.as_str()));
-        txn.execute(&Query::update().table(Budgets::Table).value(Budgets::Announced, now as i32).and_where(this).to_owned()).await?;
         txn.commit().await?;
     }
     if announced {

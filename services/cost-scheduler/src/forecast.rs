@@ -36,15 +36,31 @@ pub struct Monthly {
 }
 
 pub fn monthly(spec: &WorkloadSpec, environment: &str, sheet: &PriceSheet, from: DateTime<Utc>) -> Monthly {
-    let awake_share = awake_share(spec.schedule.as_ref(), from);
+    at_share(spec, environment, sheet, awake_share(spec.schedule.as_ref(), from))
+}
+
+/// [`monthly`] with the awake share known: a spec whose schedule is the
+/// running one's is priced at the share the running one was, so the same
+/// spec forecast twice costs the same.
+pub fn at_share(spec: &WorkloadSpec, environment: &str, sheet: &PriceSheet, awake_share: f64) -> Monthly {
     let requests = &spec.resources.requests;
     let hours = MONTH_HOURS * awake_share * f64::from(spec.replicas);
     let cost = sheet.prices(environment).cost(requests.cpu_cores().unwrap_or(0.0), requests.memory_bytes().unwrap_or(0.0), hours);
     Monthly { cost, awake_share }
 }
 
-/// (environment, workload) → (team, monthly cost).
-type Workloads = HashMap<(String, String), (String, f64)>;
+/// What runs of one workload: its team, its month, and the schedule that
+/// month was priced with (and its awake share).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub team: String,
+    pub monthly: f64,
+    pub schedule: Option<Schedule>,
+    pub awake_share: f64,
+}
+
+/// (environment, workload) → what runs.
+type Workloads = HashMap<(String, String), Entry>;
 
 /// What runs now: each workload's team and month at its stable revision,
 /// kept by the schedule loop (which reads every workload each pass).
@@ -62,8 +78,13 @@ impl Running {
         *self.lock() = Some(workloads);
     }
 
-    /// The month of `workload` in `environment` now, if it runs.
-    pub fn of(&self, environment: &str, workload: &str) -> Option<(String, f64)> {
+    /// Whether the schedule loop has read the running workloads yet.
+    pub fn known(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// What runs of `workload` in `environment`, if it runs.
+    pub fn of(&self, environment: &str, workload: &str) -> Option<Entry> {
         self.lock().as_ref()?.get(&(environment.to_string(), workload.to_string())).cloned()
     }
 
@@ -71,8 +92,8 @@ impl Running {
     /// None before the first pass.
     pub fn by_team(&self) -> Option<HashMap<(String, String), f64>> {
         let mut teams = HashMap::new();
-        for ((environment, _), (team, cost)) in self.lock().as_ref()?.iter() {
-            *teams.entry((team.clone(), environment.clone())).or_insert(0.0) += cost;
+        for ((environment, _), e) in self.lock().as_ref()?.iter() {
+            *teams.entry((e.team.clone(), environment.clone())).or_insert(0.0) += e.monthly;
         }
         Some(teams)
     }
@@ -81,8 +102,12 @@ impl Running {
     /// of what it runs now.
     pub fn team_with(&self, team: &str, environment: &str, workload: &str, cost: f64) -> f64 {
         let guard = self.lock();
-        let others: f64 =
-            guard.iter().flatten().filter(|((e, w), (t, _))| e == environment && t == team && w != workload).map(|(_, (_, c))| c).sum();
+        let others: f64 = guard
+            .iter()
+            .flatten()
+            .filter(|((e, w), entry)| e == environment && entry.team == team && w != workload)
+            .map(|(_, entry)| entry.monthly)
+            .sum();
         others + cost
     }
 }
@@ -117,15 +142,18 @@ mod tests {
     fn a_team_month_counts_what_runs_with_the_change() {
         let running = Running::default();
         assert!(running.by_team().is_none(), "unknown before the first pass");
+        let entry = |team: &str, monthly: f64| Entry { team: team.into(), monthly, schedule: None, awake_share: 1.0 };
         let workloads = [
-            (("dev".to_string(), "cart".to_string()), ("shop".to_string(), 10.0)),
-            (("dev".to_string(), "pay".to_string()), ("shop".to_string(), 5.0)),
-            (("prod".to_string(), "cart".to_string()), ("shop".to_string(), 100.0)),
-            (("dev".to_string(), "index".to_string()), ("search".to_string(), 7.0)),
+            (("dev".to_string(), "cart".to_string()), entry("shop", 10.0)),
+            (("dev".to_string(), "pay".to_string()), entry("shop", 5.0)),
+            (("prod".to_string(), "cart".to_string()), entry("shop", 100.0)),
+            (("dev".to_string(), "index".to_string()), entry("search", 7.0)),
         ];
+        assert!(!running.known());
         running.set(workloads.into_iter().collect());
+        assert!(running.known());
         assert_eq!(running.by_team().expect("known")[&("shop".to_string(), "dev".to_string())], 15.0);
-        assert_eq!(running.of("dev", "cart"), Some(("shop".to_string(), 10.0)));
+        assert_eq!(running.of("dev", "cart"), Some(entry("shop", 10.0)));
         // cart at 20 instead of 10; a new workload adds to what runs.
         assert_eq!(running.team_with("shop", "dev", "cart", 20.0), 25.0);
         assert_eq!(running.team_with("shop", "dev", "new", 1.0), 16.0);

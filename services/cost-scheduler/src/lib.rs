@@ -67,7 +67,7 @@ impl paved_service::ConsumerService for CostScheduler {
             Some(path) => prices::PriceSheet::load(path)?,
             None => prices::PriceSheet::default(),
         };
-        let every = options.sample_seconds.map_or(sample::EVERY, std::time::Duration::from_secs);
+        let every = options.sample_seconds.map_or(sample::EVERY, |s| std::time::Duration::from_secs(s.max(1)));
         let running = forecast::Running::default();
         match &options.provisioner_url {
             Some(url) => {
@@ -90,7 +90,7 @@ impl paved_service::ConsumerService for CostScheduler {
             None => tracing::warn!("no provisioner configured (provisioner_url): schedules are not acted on, usage is not sampled"),
         }
         let watch = metrics::Watch { db: db.clone(), sheet: sheet.clone(), running: running.clone(), relay: relay.clone() };
-        background.spawn(move |shutdown| metrics::run(watch, every.max(std::time::Duration::from_secs(1)), shutdown));
+        background.spawn(move |shutdown| metrics::run(watch, every, shutdown));
         let api = api::server(db.clone(), sheet, running);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(record::Recorder { db })))
     }

@@ -61,17 +61,17 @@ impl Sampler {
         let read = self.client.list_instance_usage(ListInstanceUsageRequest {}).await?.into_inner();
         let at_ms = read.read_time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
         let mut rows = Vec::new();
-        let mut alive = HashSet::new();
-        for i in &read.instances {
+        let mut next = HashMap::new();
+        // A rollout's baseline is scaffolding its running time does not
+        // count (it has no revision of its own): its use is not counted either.
+        for i in read.instances.iter().filter(|i| !i.baseline) {
             let replica = (i.revision_id.clone(), i.baseline, i.instance);
-            alive.insert(replica.clone());
-            let now = Last { process: i.process.clone(), cpu_seconds: i.cpu_seconds, at_ms };
-            let Some(last) = self.last.insert(replica, now) else { continue };
+            next.insert(replica.clone(), Last { process: i.process.clone(), cpu_seconds: i.cpu_seconds, at_ms });
+            let Some(last) = self.last.get(&replica) else { continue };
             // A new process counts from its own start.
             let used = if last.process == i.process { (i.cpu_seconds - last.cpu_seconds).max(0.0) } else { i.cpu_seconds };
             rows.push(sample(i, at_ms, at_ms - last.at_ms, used));
         }
-        self.last.retain(|replica, _| alive.contains(replica));
         let stored = rows.len();
         if !rows.is_empty() {
             let mut insert = Query::insert()
@@ -91,6 +91,8 @@ impl Sampler {
             }
             self.db.execute(&insert).await?;
         }
+        // Only once stored: a failed write is retried from the same reads.
+        self.last = next;
         let mut revisions: HashSet<String> = read.instances.iter().map(|i| i.revision_id.clone()).collect();
         revisions.extend(self.undescribed_running().await?);
         for id in revisions {

@@ -30,7 +30,7 @@ pub const PASS: Duration = Duration::from_secs(1);
 struct Described {
     schedule: Option<Schedule>,
     team: String,
-    monthly: f64,
+    monthly: forecast::Monthly,
     at: DateTime<Utc>,
 }
 
@@ -65,7 +65,13 @@ impl Scheduler {
         let mut running = HashMap::new();
         for w in &workloads {
             let Some(described) = self.describe(&w.stable_revision, &w.environment, now).await? else { continue };
-            running.insert((w.environment.clone(), w.name.clone()), (described.team.clone(), described.monthly));
+            let entry = forecast::Entry {
+                team: described.team.clone(),
+                monthly: described.monthly.cost,
+                schedule: described.schedule.clone(),
+                awake_share: described.monthly.awake_share,
+            };
+            running.insert((w.environment.clone(), w.name.clone()), entry);
             let Some(schedule) = described.schedule else { continue };
             let id = format!("{}/{}", w.environment, w.name);
             let now_ms = now.timestamp_millis();
@@ -143,7 +149,7 @@ impl Scheduler {
                 None => None,
             };
             let described = spec.map(|spec| {
-                let monthly = forecast::monthly(&spec, environment, &self.sheet, now).cost;
+                let monthly = forecast::monthly(&spec, environment, &self.sheet, now);
                 let team = spec.team.clone().unwrap_or_default();
                 let d = Described { schedule: spec.schedule.clone(), team, monthly, at: now };
                 (spec, d)
@@ -152,7 +158,7 @@ impl Scheduler {
         }
         let Some(Some((spec, described))) = self.revisions.get_mut(revision_id) else { return Ok(None) };
         if now - described.at > chrono::Duration::hours(1) {
-            described.monthly = forecast::monthly(spec, environment, &self.sheet, now).cost;
+            described.monthly = forecast::monthly(spec, environment, &self.sheet, now);
             described.at = now;
         }
         Ok(Some(described.clone()))

@@ -109,20 +109,22 @@ impl Power {
         let hold = self.hold_until(&workload, &ask).await?;
         // The processes start first and the record is written while they
         // boot: a request held by the proxy waits on the start, not on the
-        // write too. Should the write fail, they are stopped again.
+        // write too. Should either fail, it is asleep again as recorded:
+        // what started is stopped, and the proxy asks anew on a request.
         self.routing.waking(&workload.id());
-        self.start(&workload).await?;
-        let written = async {
+        let woken = async {
+            self.start(&workload).await?;
             let txn = db.begin().await?;
             store::set_sleep(&txn, &workload, None, hold, event(&workload, true, &ask, &stable, hold)).await?;
-            txn.commit().await
+            txn.commit().await?;
+            Ok::<(), PowerError>(())
         };
-        if let Err(e) = written.await {
+        if let Err(e) = woken.await {
             self.routing.sleep(&workload.id(), self.wake_hook(&workload));
             for key in [workload.stable_revision.as_ref(), workload.standby_revision.as_ref()].into_iter().flatten() {
                 self.runner.stop(key).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
         self.records.committed(&workload.id());
         tracing::info!(workload = %workload.id(), reason = reason_name(ask.reason), "awake");
