@@ -159,12 +159,11 @@ async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         By::Env => CostGrouping::Environment,
         By::Workload => CostGrouping::Workload,
     };
-    let now = chrono::Utc::now().timestamp_millis();
-    let start = now - i64::try_from(args.since).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+    let (start, end) = (crate::ttl::ago_ms(args.since), chrono::Utc::now().timestamp_millis());
     let request = GetCostReportRequest {
         group_by: group_by as i32,
         start_time: Some(paved_proto::timestamp_from_millis(start)),
-        end_time: Some(paved_proto::timestamp_from_millis(now)),
+        end_time: Some(paved_proto::timestamp_from_millis(end)),
     };
     let report = client.get_cost_report(request).await.map_err(failed)?.into_inner();
     match args.output {
@@ -198,9 +197,7 @@ fn json(report: &GetCostReportResponse, by: By) -> serde_json::Value {
         }
         o
     };
-    let time = |t: Option<&prost_types::Timestamp>| {
-        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    };
+    let time = output::rfc3339;
     serde_json::json!({
         "currency": report.currency,
         "start": time(report.start_time.as_ref()),

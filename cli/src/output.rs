@@ -29,6 +29,11 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
+/// A timestamp for JSON: RFC 3339 to the second (UTC), or None.
+pub fn rfc3339(t: Option<&prost_types::Timestamp>) -> Option<String> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -67,8 +67,5 @@ async fn power(args: PowerArgs, wake: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn held(workload: Option<&Workload>) -> String {
-    workload
-        .and_then(|w| w.hold_until)
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-        .map_or_else(String::new, |t| format!(", held until {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    crate::output::rfc3339(workload.and_then(|w| w.hold_until.as_ref())).map_or_else(String::new, |t| format!(", held until {t}"))
 }

@@ -51,7 +51,7 @@ fn memory(bytes: f64) -> String {
 pub async fn run(args: RightsizeArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
     let (percentile, headroom) = if args.vpa { (90.0, 0.15) } else { (args.percentile, 0.0) };
-    let start = chrono::Utc::now().timestamp_millis() - i64::try_from(args.since).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+    let start = crate::ttl::ago_ms(args.since);
     let request = GetResourceRecommendationRequest {
         environment: args.env.clone(),
         workload: args.workload.clone(),
@@ -111,9 +111,7 @@ fn with_resources(spec_yaml: &str, r: &ResourceRecommendation) -> anyhow::Result
 }
 
 fn json(r: &ResourceRecommendation) -> serde_json::Value {
-    let time = |t: Option<&prost_types::Timestamp>| {
-        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-    };
+    let time = output::rfc3339;
     serde_json::json!({
         "revision_id": r.revision_id,
         "evidence": {

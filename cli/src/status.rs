@@ -94,10 +94,7 @@ pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
                     RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string()
                 },
                 endpoint: w.endpoint,
-                wakes_at: w
-                    .wake_time
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                wakes_at: output::rfc3339(w.wake_time.as_ref()),
             });
         }
         if page.next_page_token.is_empty() {

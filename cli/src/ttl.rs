@@ -27,6 +27,12 @@ pub fn parse_since(text: &str) -> Result<u64, String> {
     }
 }
 
+/// The Unix ms `seconds` ago (a window's start from `--since`).
+pub fn ago_ms(seconds: u64) -> i64 {
+    let back = i64::try_from(seconds).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+    chrono::Utc::now().timestamp_millis().saturating_sub(back)
+}
+
 /// A time to live such as `48h`, `30m`, `2d` or `90s`.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let seconds = match seconds(text) {

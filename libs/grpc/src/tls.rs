@@ -266,6 +266,21 @@ pub fn connect(
     }
 }
 
+/// A channel to another platform service by its name (`canary-analyzer`,
+/// `provisioner`, …): [`connect`] expecting that service's identity, with
+/// the connect timeout every service-to-service call uses (2 s) and the
+/// caller's timeout per call.
+pub fn connect_service(
+    url: &str,
+    tls: Option<&Tls>,
+    service: &str,
+    call_timeout: std::time::Duration,
+) -> anyhow::Result<tonic::transport::Channel> {
+    connect(url, tls, Some(&platform_id(service)), |e| {
+        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(call_timeout).tcp_nodelay(true)
+    })
+}
+
 impl Tls {
     pub fn new(spiffe_id: impl Into<String>, bundle_file: Option<std::path::PathBuf>) -> Self {
         let inner = Inner {

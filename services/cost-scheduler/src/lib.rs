@@ -71,11 +71,8 @@ impl paved_service::ConsumerService for CostScheduler {
         let running = forecast::Running::default();
         match &options.provisioner_url {
             Some(url) => {
-                let expect = paved_grpc::tls::platform_id("provisioner");
-                let channel = paved_grpc::tls::connect(url, background.tls(), Some(&expect), |e| {
-                    e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(10))
-                })
-                .map_err(|e| anyhow::anyhow!("provisioner_url: {e}"))?;
+                let channel = paved_grpc::tls::connect_service(url, background.tls(), "provisioner", std::time::Duration::from_secs(10))
+                    .map_err(|e| anyhow::anyhow!("provisioner_url: {e}"))?;
                 let bearer = background.calls().cloned().unwrap_or_default();
                 if let Some(file) = options.token_file.clone() {
                     let bearer = bearer.clone();

@@ -253,10 +253,8 @@ impl Provisioner {
         let analyzer = match &options.analyzer_url {
             Some(url) => {
                 let channel =
-                    paved_grpc::tls::connect(url, options.tls.as_ref(), Some(&paved_grpc::tls::platform_id("canary-analyzer")), |e| {
-                        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(10)).tcp_nodelay(true)
-                    })
-                    .map_err(|e| anyhow::anyhow!("analyzer_url: {e}"))?;
+                    paved_grpc::tls::connect_service(url, options.tls.as_ref(), "canary-analyzer", std::time::Duration::from_secs(10))
+                        .map_err(|e| anyhow::anyhow!("analyzer_url: {e}"))?;
                 Some(rollout::Analyzer::new(options.credentials.on(channel)))
             }
             None => {
@@ -267,10 +265,8 @@ impl Provisioner {
         let costs = match &options.cost_scheduler_url {
             Some(url) => {
                 let channel =
-                    paved_grpc::tls::connect(url, options.tls.as_ref(), Some(&paved_grpc::tls::platform_id("cost-scheduler")), |e| {
-                        e.connect_timeout(std::time::Duration::from_secs(2)).timeout(std::time::Duration::from_secs(5)).tcp_nodelay(true)
-                    })
-                    .map_err(|e| anyhow::anyhow!("cost_scheduler_url: {e}"))?;
+                    paved_grpc::tls::connect_service(url, options.tls.as_ref(), "cost-scheduler", std::time::Duration::from_secs(5))
+                        .map_err(|e| anyhow::anyhow!("cost_scheduler_url: {e}"))?;
                 Some(policy::Costs::new(options.credentials.on(channel)))
             }
             None => {

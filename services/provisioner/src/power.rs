@@ -90,9 +90,7 @@ impl Power {
         // Stopping waits out each process's grace period: not under the
         // lock every change of every workload takes.
         drop(apply);
-        for key in [Some(stable), workload.standby_revision.clone()].into_iter().flatten() {
-            self.runner.stop(&key).await;
-        }
+        self.stop(&workload).await;
         tracing::info!(workload = %workload.id(), reason = reason_name(ask.reason), "asleep");
         Ok(true)
     }
@@ -121,9 +119,7 @@ impl Power {
         };
         if let Err(e) = woken.await {
             self.routing.sleep(&workload.id(), self.wake_hook(&workload));
-            for key in [workload.stable_revision.as_ref(), workload.standby_revision.as_ref()].into_iter().flatten() {
-                self.runner.stop(key).await;
-            }
+            self.stop(&workload).await;
             return Err(e);
         }
         self.records.committed(&workload.id());
@@ -135,6 +131,14 @@ impl Power {
     /// requests and wakes it again.
     pub(crate) fn keep_asleep(&self, workload: &Workload) {
         self.routing.sleep(&workload.id(), self.wake_hook(workload));
+    }
+
+    /// Stops the workload's stable and standby revisions, waiting until
+    /// their processes are gone.
+    async fn stop(&self, workload: &Workload) {
+        for key in [&workload.stable_revision, &workload.standby_revision].into_iter().flatten() {
+            self.runner.stop(key).await;
+        }
     }
 
     /// Starts the workload's stable and standby revisions (unless failed).
