@@ -40,6 +40,10 @@ pub struct RenderArgs {
     /// `paved sleep` leaves it on the local runtime.
     #[arg(long)]
     asleep: bool,
+    /// Kubernetes: the operator's default schedules by environment (the
+    /// file `paved up --schedule-defaults` reads), for a spec without one.
+    #[arg(long, env = "PAVED_SCHEDULE_DEFAULTS")]
+    schedule_defaults: Option<PathBuf>,
     /// Kubernetes: apply the manifests with server-side apply to the
     /// cluster of the kubeconfig ($KUBECONFIG, else ~/.kube/config).
     #[arg(long)]
@@ -50,15 +54,39 @@ pub struct RenderArgs {
 
 pub async fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     match args {
-        RenderArgs { dir, env, target: RenderTarget::Paved, canary_weight: None, apply: false, asleep: false, .. } => {
+        RenderArgs {
+            dir,
+            env,
+            target: RenderTarget::Paved,
+            canary_weight: None,
+            apply: false,
+            asleep: false,
+            schedule_defaults: _,
+            ..
+        } => {
             print!("{}", render(&dir, &env)?.0.text);
             Ok(ExitCode::SUCCESS)
         }
         RenderArgs { target: RenderTarget::Paved, .. } => {
             anyhow::bail!("--canary-weight, --asleep and --apply are for --target kubernetes")
         }
-        RenderArgs { dir, env, target: RenderTarget::Kubernetes, canary_weight, registry, gateway, asleep, apply, kubeconfig } => {
-            let spec = render(&dir, &env)?.0.spec;
+        RenderArgs {
+            dir,
+            env,
+            target: RenderTarget::Kubernetes,
+            canary_weight,
+            registry,
+            gateway,
+            asleep,
+            schedule_defaults,
+            apply,
+            kubeconfig,
+        } => {
+            let mut spec = render(&dir, &env)?.0.spec;
+            if let Some(file) = schedule_defaults {
+                let defaults = paved_spec::ScheduleDefaults::load(&file).map_err(|e| anyhow::anyhow!(e))?;
+                spec.schedule = defaults.of(&spec, &env).cloned();
+            }
             let manifests = paved_k8s::manifests(&spec, &env, &paved_k8s::Target { registry, gateway, canary_weight, asleep })?;
             if !apply {
                 print!("{}", paved_k8s::to_yaml(&manifests));

@@ -78,6 +78,7 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
         analyzer_url: None,
         cost_scheduler_url: None,
         token_file: None,
+        schedule_defaults: None,
         credentials: Default::default(),
         broker_url: None,
         tls: None,

@@ -42,6 +42,10 @@ pub struct UpArgs {
     /// one, OpenCost's default prices.
     #[arg(long, env = "PAVED_PRICE_SHEET")]
     price_sheet: Option<PathBuf>,
+    /// Default schedules by environment, for workloads whose spec has no
+    /// `schedule` (YAML, see docs/cost.md), e.g. so dev and previews sleep.
+    #[arg(long, env = "PAVED_SCHEDULE_DEFAULTS")]
+    schedule_defaults: Option<PathBuf>,
     /// How often the cost scheduler reads each replica's usage.
     #[arg(long, env = "PAVED_SAMPLE_SECONDS", hide = true)]
     sample_seconds: Option<u64>,
@@ -60,13 +64,15 @@ impl From<UpArgs> for UpOptions {
             trusted_keys,
             prometheus_url,
             price_sheet,
+            schedule_defaults,
             sample_seconds,
         } = args;
         let self_hosted = self_hosted.then_some(SelfHosted { postgres_url, redis_url, database_prefix });
         let trusted_keys = trusted_keys.into_iter().collect();
         // Absolute: the self-hosted cost scheduler runs in another directory.
-        let price_sheet = price_sheet.map(|p| std::path::absolute(&p).unwrap_or(p));
-        let cost = CostOptions { price_sheet, sample_seconds };
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        let cost =
+            CostOptions { price_sheet: price_sheet.map(absolute), schedule_defaults: schedule_defaults.map(absolute), sample_seconds };
         UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url, cost }
     }
 }

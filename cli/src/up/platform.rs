@@ -42,14 +42,16 @@ pub struct UpOptions {
     pub trusted_keys: std::collections::BTreeMap<String, String>,
     /// Where the canary analyzer queries metrics of kind `prometheus`.
     pub prometheus_url: Option<String>,
-    /// The cost scheduler's settings beyond whom it calls: its price sheet
-    /// and how often it samples usage.
+    /// The cost scheduler's settings beyond whom it calls: its price sheet,
+    /// the default schedules (the provisioner reads them too) and how often
+    /// it samples usage.
     pub cost: CostOptions,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct CostOptions {
     pub price_sheet: Option<PathBuf>,
+    pub schedule_defaults: Option<PathBuf>,
     pub sample_seconds: Option<u64>,
 }
 
@@ -162,7 +164,9 @@ impl Platform {
                     // And so does the cost scheduler.
                     let sheet = options.cost.price_sheet.as_ref().map(|p| ("PAVED_PRICE_SHEET".to_string(), p.display().to_string()));
                     let every = options.cost.sample_seconds.map(|s| ("PAVED_SAMPLE_SECONDS".to_string(), s.to_string()));
-                    env.extend(sheet.into_iter().chain(every));
+                    let defaults =
+                        options.cost.schedule_defaults.as_ref().map(|p| ("PAVED_SCHEDULE_DEFAULTS".to_string(), p.display().to_string()));
+                    env.extend(sheet.into_iter().chain(every).chain(defaults));
                     env
                 })
                 .unwrap_or_default(),
@@ -176,6 +180,7 @@ impl Platform {
             // This server too: plans show cost, the gate checks budgets.
             cost_scheduler_url: Some(format!("http://{addr}")),
             token_file: None,
+            schedule_defaults: options.cost.schedule_defaults.clone(),
             credentials: credentials.clone(),
             // This server: the broker runs in it (embedded) or behind its forwarder.
             broker_url: Some(format!("http://{addr}")),
@@ -199,6 +204,7 @@ impl Platform {
                         token_file: None,
                         price_sheet: options.cost.price_sheet.clone(),
                         sample_seconds: options.cost.sample_seconds,
+                        schedule_defaults: options.cost.schedule_defaults.clone(),
                     },
                     cost_credentials.clone(),
                 );

@@ -263,6 +263,20 @@ async fn kubernetes_manifests_render_from_the_spec() {
     let yaml = text(&out.stdout);
     assert!(yaml.contains("kind: HTTPRoute") && yaml.contains("name: api-canary") && yaml.contains("weight: 90"), "{yaml}");
 
+    // The operator's default schedule of the environment, for a spec without one.
+    std::fs::write(dir.path().join("schedules.yaml"), "pr-*:\n  uptime: \"Mon-Fri 08:00-18:00 UTC\"\n").expect("write");
+    let defaults = dir.path().join("schedules.yaml");
+    let defaults = ["--schedule-defaults", defaults.to_str().expect("path")];
+    let out = paved(&[&["render", path, "--env", "pr-7", "--target", "kubernetes"][..], &defaults].concat()).await;
+    let yaml = text(&out.stdout);
+    assert!(yaml.contains("downscaler/uptime: Mon-Fri 08:00-18:00 UTC"), "{yaml}{}", text(&out.stderr));
+    let out = paved(&[&["render", path, "--env", "prod", "--target", "kubernetes"][..], &defaults].concat()).await;
+    assert!(out.status.success() && !text(&out.stdout).contains("uptime"), "no default for prod: {}", text(&out.stdout));
+    std::fs::write(dir.path().join("schedules.yaml"), "pr-*:\n  uptime: \"Mon-Fri 08:00\"\n").expect("write");
+    let out = paved(&[&["render", path, "--env", "pr-7", "--target", "kubernetes"][..], &defaults].concat()).await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("schedules.yaml:2:11: invalid range"), "{stderr}");
+
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-score");
     let out = paved(&["render", example.to_str().expect("path"), "--env", "dev", "--target", "kubernetes"]).await;
     assert_eq!(out.status.code(), Some(1));

@@ -28,7 +28,7 @@ async fn cost_is_attributed_by_team_from_requests_and_measured_usage() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sheet = dir.path().join("prices.yaml");
     std::fs::write(&sheet, SHEET).expect("write the price sheet");
-    let cost = CostOptions { price_sheet: Some(sheet), sample_seconds: Some(1) };
+    let cost = CostOptions { price_sheet: Some(sheet), sample_seconds: Some(1), ..Default::default() };
     let options = UpOptions { cost, ..up_options(dir.path().join("data")) };
     let platform = Platform::start(&options).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
@@ -187,7 +187,7 @@ async fn crossings(endpoint: &str, token: &str) -> Vec<(String, String, u32)> {
 #[tokio::test]
 async fn plans_show_cost_and_budgets_deny_what_would_exceed_them() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cost = CostOptions { price_sheet: None, sample_seconds: Some(1) };
+    let cost = CostOptions { sample_seconds: Some(1), ..Default::default() };
     let options = UpOptions { cost, ..up_options(dir.path().join("data")) };
     let platform = Platform::start(&options).await.expect("paved up");
     platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");

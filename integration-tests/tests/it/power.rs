@@ -179,3 +179,76 @@ async fn schedules_and_idleness_put_workloads_to_sleep() {
     assert!(lazy.first().is_some_and(|w| w.starts_with("went to sleep (idle")), "{lazy:#?}");
     stop(up);
 }
+
+/// The operator's default schedules (`paved up --schedule-defaults`) apply
+/// to specs without one: in `dev` an idle workload sleeps, in `qa` one
+/// outside the default hours sleeps and says when it wakes, and its plan is
+/// priced at those hours; `uat` has no default, and a spec's own schedule
+/// wins over the default.
+#[tokio::test]
+async fn an_operators_default_schedules_apply_to_specs_without_one() {
+    use chrono::{Timelike, Utc};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    // qa is up one hour a day, twelve hours from now.
+    let now = Utc::now();
+    let hour = (now.hour() + 12) % 24;
+    let end = if hour == 23 { "24:00".to_string() } else { format!("{:02}:00", hour + 1) };
+    let defaults = format!("dev:\n  idle_after: 2s\nqa:\n  uptime: \"Mon-Sun {hour:02}:00-{end} UTC\"\n");
+    std::fs::write(path.join("schedules.yaml"), defaults).expect("write the defaults");
+    let cost = paved::up::CostOptions { schedule_defaults: Some(path.join("schedules.yaml")), ..Default::default() };
+    let options = paved::up::UpOptions { cost, ..paved_integration_tests::up_options(path.join("data")) };
+    let platform = paved::up::Platform::start(&options).await.expect("paved up");
+    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let endpoint = platform.addr.to_string();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint", &endpoint]);
+        paved_integration_tests::paved_with(&platform.root_token, &all)
+    };
+    let deploys = [("idle", "", "dev"), ("night", "", "qa"), ("idle", "", "uat"), ("keep", "schedule:\n  uptime: always\n", "dev")];
+    for (name, schedule, env) in deploys {
+        let svc = path.join(format!("{name}-{env}"));
+        std::fs::create_dir_all(&svc).expect("mkdir");
+        let spec = SPEC.replace("name: nap", &format!("name: {name}\nteam: demo")) + schedule;
+        std::fs::write(svc.join("paved.yaml"), spec).expect("write");
+        let out = run(&["deploy", svc.to_str().expect("path"), "--env", env]).await;
+        assert!(out.status.success(), "{name} in {env}: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let row = |name: &'static str, env: &'static str| {
+        let out = run(&["status", "--output", "json"]);
+        async move {
+            let status: serde_json::Value = serde_json::from_slice(&out.await.stdout).expect("status json");
+            let rows = status["workloads"].as_array().expect("workloads").clone();
+            rows.into_iter().find(|w| w["name"] == name && w["environment"] == env).unwrap_or_else(|| panic!("{name} in {env}"))
+        }
+    };
+    for (name, env) in [("idle", "dev"), ("night", "qa")] {
+        eventually(&format!("{name} in {env} asleep"), Duration::from_secs(20), || async {
+            (row(name, env).await["state"] == "sleeping").then_some(())
+        })
+        .await;
+    }
+    let night = row("night", "qa").await;
+    let wakes = chrono::DateTime::parse_from_rfc3339(night["wakes_at"].as_str().expect("wakes_at")).expect("a time");
+    let today = now.date_naive().and_hms_opt(hour, 0, 0).expect("an hour").and_utc();
+    let expected = if today > now { today } else { today + chrono::Duration::days(1) };
+    assert_eq!(wakes, expected, "{night}");
+    // Past dev's idle_after, what has no default or its own schedule is up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(row("idle", "uat").await["state"], "healthy");
+    assert_eq!(row("keep", "dev").await["state"], "healthy");
+
+    // A change to night is priced at qa's hours: one in 24.
+    let svc = path.join("night-qa");
+    let spec = std::fs::read_to_string(svc.join("paved.yaml")).expect("read").replace("v1", "v2");
+    std::fs::write(svc.join("paved.yaml"), spec).expect("write");
+    let share = eventually("a priced plan", Duration::from_secs(20), || async {
+        let out = run(&["plan", svc.to_str().expect("path"), "--env", "qa", "--output", "json"]).await;
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+        plan["cost"]["awake_share"].as_f64()
+    })
+    .await;
+    assert!((share - 1.0 / 24.0).abs() < 1e-9, "{share}");
+    platform.stop().await.expect("stop");
+}

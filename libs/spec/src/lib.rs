@@ -55,12 +55,14 @@
 //! - `workload` — [`WorkloadSpec`], its analysis and its digest.
 //! - `analysis` — the `analysis` section ([`Analysis`] and its parts).
 //! - `schedule` — the `schedule` section ([`Schedule`]): when it sleeps.
+//! - `defaults` — the operator's [`ScheduleDefaults`] by environment.
 //! - `parts` — the parts of a spec ([`Resources`], [`RolloutPolicy`], [`Run`],
 //!   [`HealthCheck`]…) and [`is_digest`].
 //! - `types` — field types that validate themselves while deserialised.
 //! - `error` — [`SpecError`] and the helpers that locate it in the YAML.
 
 mod analysis;
+mod defaults;
 mod diff;
 mod error;
 mod overlay;
@@ -72,6 +74,7 @@ mod types;
 mod workload;
 
 pub use analysis::{Analysis, Direction, Judge, Metric, Slo, Source};
+pub use defaults::ScheduleDefaults;
 pub use diff::{FieldChange, diff};
 pub use error::SpecError;
 pub use overlay::{Rendered, overlay_files, render};

@@ -9,17 +9,24 @@ use paved_proto::cost_scheduler::v1::{
     cost_scheduler_service_server::{CostSchedulerService, CostSchedulerServiceServer},
 };
 use paved_proto::{millis_from_timestamp, timestamp_from_millis};
+use paved_spec::ScheduleDefaults;
 use sea_orm::{ConnectionTrait, DatabaseConnection, sea_query::Query};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
-pub fn server(db: DatabaseConnection, sheet: PriceSheet, running: forecast::Running) -> CostSchedulerServiceServer<Api> {
-    CostSchedulerServiceServer::new(Api { db, sheet, running })
+pub fn server(
+    db: DatabaseConnection,
+    sheet: PriceSheet,
+    schedules: ScheduleDefaults,
+    running: forecast::Running,
+) -> CostSchedulerServiceServer<Api> {
+    CostSchedulerServiceServer::new(Api { db, sheet, schedules, running })
 }
 
 pub struct Api {
     db: DatabaseConnection,
     sheet: PriceSheet,
+    schedules: ScheduleDefaults,
     running: forecast::Running,
 }
 
@@ -129,9 +136,10 @@ impl CostSchedulerService for Api {
             ));
         }
         let running = self.running.of(&req.environment, &spec.name);
+        let schedule = self.schedules.of(&spec, &req.environment);
         let month = match &running {
-            Some(r) if r.schedule == spec.schedule => forecast::at_share(&spec, &req.environment, &self.sheet, r.awake_share),
-            _ => forecast::monthly(&spec, &req.environment, &self.sheet, chrono::Utc::now()),
+            Some(r) if r.schedule.as_ref() == schedule => forecast::at_share(&spec, &req.environment, &self.sheet, r.awake_share),
+            _ => forecast::monthly(&spec, schedule, &req.environment, &self.sheet, chrono::Utc::now()),
         };
         let team = spec.team.clone().unwrap_or_default();
         let current_monthly = running.map_or(0.0, |r| r.monthly);

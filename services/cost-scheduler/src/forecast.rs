@@ -35,8 +35,10 @@ pub struct Monthly {
     pub awake_share: f64,
 }
 
-pub fn monthly(spec: &WorkloadSpec, environment: &str, sheet: &PriceSheet, from: DateTime<Utc>) -> Monthly {
-    at_share(spec, environment, sheet, awake_share(spec.schedule.as_ref(), from))
+/// A spec's month in `environment` by `schedule` (its own, or the
+/// environment's default: see `paved_spec::ScheduleDefaults::of`).
+pub fn monthly(spec: &WorkloadSpec, schedule: Option<&Schedule>, environment: &str, sheet: &PriceSheet, from: DateTime<Utc>) -> Monthly {
+    at_share(spec, environment, sheet, awake_share(schedule, from))
 }
 
 /// [`monthly`] with the awake share known: a spec whose schedule is the
@@ -125,17 +127,18 @@ mod tests {
     fn a_month_by_request_and_schedule() {
         let sheet = PriceSheet::default();
         let now = Utc::now();
-        let always = monthly(&spec(""), "dev", &sheet, now);
+        let always = monthly(&spec(""), None, "dev", &sheet, now);
         assert_eq!(always.awake_share, 1.0);
         let expected = 2.0 * 730.0 * (0.5 * sheet.cpu_core_hour + sheet.memory_gib_hour);
         assert!((always.cost - expected).abs() < 1e-9, "{always:?}");
         // Awake 12 hours every day: half the month.
-        let half = monthly(&spec("schedule:\n  uptime: \"Mon-Sun 08:00-20:00 UTC\"\n"), "dev", &sheet, now);
+        let half = spec("schedule:\n  uptime: \"Mon-Sun 08:00-20:00 UTC\"\n");
+        let half = monthly(&half, half.schedule.as_ref(), "dev", &sheet, now);
         assert!((half.awake_share - 0.5).abs() < 0.01, "{half:?}");
         assert!((half.cost - expected * half.awake_share).abs() < 1e-9);
         // Nothing requested: nothing by request.
         let none = paved_spec::parse("name: w\ncommand: [hello]\n", "paved.yaml").expect("spec");
-        assert_eq!(monthly(&none, "dev", &sheet, now).cost, 0.0);
+        assert_eq!(monthly(&none, None, "dev", &sheet, now).cost, 0.0);
     }
 
     #[test]

@@ -67,6 +67,10 @@ impl paved_service::ConsumerService for CostScheduler {
             Some(path) => prices::PriceSheet::load(path)?,
             None => prices::PriceSheet::default(),
         };
+        let defaults = match &options.schedule_defaults {
+            Some(path) => paved_spec::ScheduleDefaults::load(path).map_err(|e| anyhow::anyhow!(e))?,
+            None => paved_spec::ScheduleDefaults::default(),
+        };
         let every = options.sample_seconds.map_or(sample::EVERY, |s| std::time::Duration::from_secs(s.max(1)));
         let running = forecast::Running::default();
         match &options.provisioner_url {
@@ -79,7 +83,7 @@ impl paved_service::ConsumerService for CostScheduler {
                     background.spawn(move |shutdown| paved_service::reload_token(file, bearer, shutdown));
                 }
                 let client = ProvisionerServiceClient::new(bearer.on(channel));
-                let scheduler = schedules::Scheduler::new(client.clone(), running.clone(), sheet.clone());
+                let scheduler = schedules::Scheduler::new(client.clone(), running.clone(), sheet.clone(), defaults.clone());
                 background.spawn(move |shutdown| scheduler.run(schedules::PASS, shutdown));
                 let sampler = sample::Sampler::new(client, db.clone());
                 background.spawn(move |shutdown| sampler.run(every, shutdown));
@@ -88,7 +92,7 @@ impl paved_service::ConsumerService for CostScheduler {
         }
         let watch = metrics::Watch { db: db.clone(), sheet: sheet.clone(), running: running.clone(), relay: relay.clone() };
         background.spawn(move |shutdown| metrics::run(watch, every, shutdown));
-        let api = api::server(db.clone(), sheet, running);
+        let api = api::server(db.clone(), sheet, defaults, running);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(record::Recorder { db })))
     }
 }
@@ -116,4 +120,9 @@ pub struct Options {
     /// default 15).
     #[serde(default)]
     pub sample_seconds: Option<u64>,
+    /// The operator's default schedules by environment
+    /// (`PAVED_SCHEDULE_DEFAULTS`, YAML; see `docs/cost.md`), the file the
+    /// provisioner reads too.
+    #[serde(default)]
+    pub schedule_defaults: Option<std::path::PathBuf>,
 }

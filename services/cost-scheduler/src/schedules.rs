@@ -16,7 +16,7 @@ use paved_proto::provisioner::v1::{
     GetRevisionRequest, ListWorkloadsRequest, SleepWorkloadRequest, WakeWorkloadRequest, Workload,
     provisioner_service_client::ProvisionerServiceClient,
 };
-use paved_spec::Schedule;
+use paved_spec::{Schedule, ScheduleDefaults};
 use std::{collections::HashMap, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -24,8 +24,8 @@ use tonic::Status;
 /// How often schedules are evaluated.
 pub const PASS: Duration = Duration::from_secs(1);
 
-/// What a revision's spec says, read once: its schedule, its team and its
-/// month (recomputed hourly: its schedule's share of the next 30 days moves).
+/// What a revision's spec says, read once: its schedule (or its
+/// environment's default), its team and its month (recomputed hourly: its schedule's share of the next 30 days moves).
 #[derive(Clone)]
 struct Described {
     schedule: Option<Schedule>,
@@ -42,11 +42,13 @@ pub struct Scheduler {
     awake_since: HashMap<String, i64>,
     running: Running,
     sheet: PriceSheet,
+    /// What a workload whose spec has no schedule runs by.
+    defaults: ScheduleDefaults,
 }
 
 impl Scheduler {
-    pub fn new(client: ProvisionerServiceClient<AuthChannel>, running: Running, sheet: PriceSheet) -> Self {
-        Self { client, revisions: HashMap::new(), awake_since: HashMap::new(), running, sheet }
+    pub fn new(client: ProvisionerServiceClient<AuthChannel>, running: Running, sheet: PriceSheet, defaults: ScheduleDefaults) -> Self {
+        Self { client, revisions: HashMap::new(), awake_since: HashMap::new(), running, sheet, defaults }
     }
 
     pub async fn run(mut self, every: Duration, shutdown: CancellationToken) {
@@ -149,16 +151,17 @@ impl Scheduler {
                 None => None,
             };
             let described = spec.map(|spec| {
-                let monthly = forecast::monthly(&spec, environment, &self.sheet, now);
+                let schedule = self.defaults.of(&spec, environment).cloned();
+                let monthly = forecast::monthly(&spec, schedule.as_ref(), environment, &self.sheet, now);
                 let team = spec.team.clone().unwrap_or_default();
-                let d = Described { schedule: spec.schedule.clone(), team, monthly, at: now };
+                let d = Described { schedule, team, monthly, at: now };
                 (spec, d)
             });
             self.revisions.insert(revision_id.to_string(), described);
         }
         let Some(Some((spec, described))) = self.revisions.get_mut(revision_id) else { return Ok(None) };
         if now - described.at > chrono::Duration::hours(1) {
-            described.monthly = forecast::monthly(spec, environment, &self.sheet, now);
+            described.monthly = forecast::monthly(spec, described.schedule.as_ref(), environment, &self.sheet, now);
             described.at = now;
         }
         Ok(Some(described.clone()))

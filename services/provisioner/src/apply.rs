@@ -332,11 +332,9 @@ impl Applier {
         let rollout_id = store::list_rollouts(self.records.db(), &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
         let mut view = self.view_of(workload, state, rollout_id);
         if view.workload.sleep_reason.as_deref() == Some("schedule")
-            && let Some(stable) = &view.workload.stable_revision
-            && let Some(revision) = store::get_revision(self.records.db(), stable).await?
-            && let Ok(spec) = revision.parse_spec()
+            && let Some(schedule) = self.records.schedule_of(&view.workload).await?
         {
-            view.wake_time_ms = spec.schedule.and_then(|s| s.next_change(chrono::Utc::now())).map(|t| t.timestamp_millis());
+            view.wake_time_ms = schedule.next_change(chrono::Utc::now()).map(|t| t.timestamp_millis());
         }
         Ok(view)
     }

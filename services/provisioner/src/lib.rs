@@ -153,6 +153,12 @@ pub struct Options {
     /// calls present tokens exchanged for its certificate.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The operator's default schedules by environment
+    /// (`PAVED_SCHEDULE_DEFAULTS`, YAML; see `docs/cost.md`): what a
+    /// workload whose spec has no `schedule` runs by. The cost scheduler
+    /// reads the same file.
+    #[serde(default)]
+    pub schedule_defaults: Option<PathBuf>,
     /// The token presented on calls to other services; `paved up` mints
     /// and renews it in-process.
     #[serde(skip)]
@@ -275,7 +281,11 @@ impl Provisioner {
             }
         };
         let artifacts = Arc::new(artifacts);
-        let records = Arc::new(Records::new(db.clone(), relay.clone()));
+        let schedules = match &options.schedule_defaults {
+            Some(path) => paved_spec::ScheduleDefaults::load(path).map_err(|e| anyhow::anyhow!(e))?,
+            None => paved_spec::ScheduleDefaults::default(),
+        };
+        let records = Arc::new(Records::new(db.clone(), relay.clone(), schedules));
         let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, shutdown.clone()));
         let runner = Arc::new(Runner::new(runtime, options.data_dir, options.platform_env, artifacts.clone()));
         let gate = Arc::new(Gate::new(policy, artifacts.clone(), db, costs));

@@ -169,8 +169,7 @@ impl Power {
         if let Some(hold) = ask.hold {
             return Ok(Some(now.timestamp_millis().saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX))));
         }
-        let Some(stable) = &workload.stable_revision else { return Ok(None) };
-        let schedule = store::get_revision(self.records.db(), stable).await?.and_then(|r| r.parse_spec().ok()).and_then(|s| s.schedule);
+        let schedule = self.records.schedule_of(workload).await?;
         Ok(schedule.and_then(|s| s.next_change(now)).map(|t| t.timestamp_millis()))
     }
 

@@ -1,8 +1,9 @@
 //! What every writer of the provisioner's records shares: the database, the
 //! outbox relay that publishes what a commit enqueued, the change channel of
-//! each workload, and the apply lock.
+//! each workload, the apply lock, and the operator's default schedules.
 
-use crate::{model::Revision, model::State, store, sync::lock};
+use crate::{model::Revision, model::State, model::Workload, store, sync::lock};
+use paved_spec::{Schedule, ScheduleDefaults};
 use paved_stream::outbox::Relay;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use std::{collections::HashMap, sync::Mutex};
@@ -17,11 +18,21 @@ pub(crate) struct Records {
     /// transitions that change a workload's routing (promote, roll back,
     /// close a preview) hold it too, so they never interleave with an apply.
     apply_lock: tokio::sync::Mutex<()>,
+    /// The schedule of a workload whose spec has none, by environment.
+    schedules: ScheduleDefaults,
 }
 
 impl Records {
-    pub(crate) fn new(db: DatabaseConnection, relay: Relay) -> Self {
-        Self { db, relay, changes: Changes::default(), apply_lock: tokio::sync::Mutex::new(()) }
+    pub(crate) fn new(db: DatabaseConnection, relay: Relay, schedules: ScheduleDefaults) -> Self {
+        Self { db, relay, changes: Changes::default(), apply_lock: tokio::sync::Mutex::new(()), schedules }
+    }
+
+    /// The schedule the workload runs by: its stable revision's, or its
+    /// environment's default (none for a spec that no longer parses).
+    pub(crate) async fn schedule_of(&self, workload: &Workload) -> Result<Option<Schedule>, DbErr> {
+        let Some(stable) = &workload.stable_revision else { return Ok(None) };
+        let Some(spec) = store::get_revision(&self.db, stable).await?.and_then(|r| r.parse_spec().ok()) else { return Ok(None) };
+        Ok(self.schedules.of(&spec, &workload.environment).cloned())
     }
 
     pub(crate) fn db(&self) -> &DatabaseConnection {
