@@ -1,5 +1,6 @@
 //! `paved cost rightsize`: requests and limits for a workload from what its
-//! replicas used (the cost scheduler's samples), with the evidence and the
+//! replicas used (the cost scheduler's samples, or Prometheus' series),
+//! with the evidence and the
 //! monthly saving; `--apply` deploys them as a new revision of the running
 //! spec, through the normal rollout (its canary included), never in place.
 
@@ -10,7 +11,7 @@ use crate::{
 };
 use anyhow::Context;
 use paved_proto::cost_scheduler::v1::{
-    GetResourceRecommendationRequest, ResourceRecommendation, cost_scheduler_service_client::CostSchedulerServiceClient,
+    GetResourceRecommendationRequest, ResourceRecommendation, UsageSource, cost_scheduler_service_client::CostSchedulerServiceClient,
 };
 use paved_proto::provisioner::v1::{GetRevisionRequest, GetWorkloadRequest, provisioner_service_client::ProvisionerServiceClient};
 use std::process::ExitCode;
@@ -29,6 +30,10 @@ pub struct RightsizeArgs {
     /// How far back the samples reach (`7d`, `12h`).
     #[arg(long, default_value = "7d", value_parser = crate::ttl::parse_since)]
     since: u64,
+    /// Where the use is read from; by default Prometheus when the cost
+    /// scheduler has one configured, else its samples.
+    #[arg(long, value_enum)]
+    source: Option<Source>,
     /// Deploy the recommendation as a new revision, followed to its end.
     #[arg(long)]
     apply: bool,
@@ -36,6 +41,14 @@ pub struct RightsizeArgs {
     output: output::Format,
     #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Source {
+    /// The cost scheduler's samples of the local runtime.
+    Samples,
+    /// PromQL range queries to the cost scheduler's Prometheus.
+    Prometheus,
 }
 
 const MIB: f64 = 1_048_576.0;
@@ -58,6 +71,11 @@ pub async fn run(args: RightsizeArgs) -> anyhow::Result<ExitCode> {
         percentile,
         headroom,
         start_time: Some(paved_proto::timestamp_from_millis(start)),
+        source: match args.source {
+            None => UsageSource::Unspecified,
+            Some(Source::Samples) => UsageSource::Samples,
+            Some(Source::Prometheus) => UsageSource::Prometheus,
+        } as i32,
     };
     let answer = CostSchedulerServiceClient::new(channel.clone()).get_resource_recommendation(request).await.map_err(failed)?;
     let r = answer.into_inner().recommendation.context("the cost scheduler returned no recommendation")?;
@@ -115,6 +133,7 @@ fn json(r: &ResourceRecommendation) -> serde_json::Value {
     serde_json::json!({
         "revision_id": r.revision_id,
         "evidence": {
+            "source": source(r), "cpu_query": r.cpu_query, "memory_query": r.memory_query, "step_seconds": r.step_seconds,
             "samples": r.samples, "start": time(r.start_time.as_ref()), "end": time(r.end_time.as_ref()),
             "percentile": r.percentile, "headroom": r.headroom,
             "used": {"cpu": cpu(r.used_cpu_cores), "memory": memory(r.used_memory_bytes)},
@@ -131,7 +150,18 @@ fn json(r: &ResourceRecommendation) -> serde_json::Value {
     })
 }
 
+fn source(r: &ResourceRecommendation) -> &'static str {
+    match r.source() {
+        UsageSource::Prometheus => "prometheus",
+        _ => "samples",
+    }
+}
+
 fn describe(workload: &str, environment: &str, r: &ResourceRecommendation) -> String {
+    let found = match r.source() {
+        UsageSource::Prometheus => format!("{} points from Prometheus (step {}s)", r.samples, r.step_seconds),
+        _ => format!("{} samples", r.samples),
+    };
     let how = if r.headroom > 0.0 { format!("p{} + {:.0}%", r.percentile, r.headroom * 100.0) } else { format!("p{}", r.percentile) };
     let saving = if r.monthly_saving >= 0.0 {
         format!("saves {:.2} {} a month", r.monthly_saving, r.currency)
@@ -139,12 +169,11 @@ fn describe(workload: &str, environment: &str, r: &ResourceRecommendation) -> St
         format!("costs {:.2} {} a month more", -r.monthly_saving, r.currency)
     };
     format!(
-        "{workload} in {environment}: {} samples from {} to {} (UTC), {how} of use per replica\n\
+        "{workload} in {environment}: {found} from {} to {} (UTC), {how} of use per replica\n\
          \x20 cpu request     {} -> {}   (used {})\n\
          \x20 memory request  {} -> {}   (used {}, peak {})\n\
          \x20 limits          cpu {}, memory {}\n\
          \x20 {saving} by request ({} replicas)\n",
-        r.samples,
         output::time(r.start_time.as_ref()),
         output::time(r.end_time.as_ref()),
         cpu(r.current_cpu_request_cores),

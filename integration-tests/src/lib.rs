@@ -228,6 +228,21 @@ pub fn paved_env(env: &[(&str, &str)], args: &[&str]) -> impl Future<Output = st
     async move { command.output().await.expect("run paved") }
 }
 
+/// An embedded platform started with `options` and ready.
+pub async fn ready(options: &paved::up::UpOptions) -> paved::up::Platform {
+    let platform = paved::up::Platform::start(options).await.expect("paved up");
+    platform.wait_ready(std::time::Duration::from_secs(30), |_| {}).await.expect("ready");
+    platform
+}
+
+/// [`paved`] against `platform`, with its root token.
+pub fn paved_on(platform: &paved::up::Platform, args: &[&str]) -> impl Future<Output = std::process::Output> + use<> {
+    let endpoint = platform.addr.to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--endpoint", &endpoint]);
+    paved_with(&platform.root_token, &all)
+}
+
 /// Output bytes as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -35,7 +35,8 @@ pub struct UpArgs {
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long = "trusted-key", value_parser = parse_trusted_key)]
     trusted_keys: Vec<(String, String)>,
-    /// Prometheus for analysis metrics of kind `prometheus`, e.g. http://127.0.0.1:9090.
+    /// Prometheus for analysis metrics of kind `prometheus` and for
+    /// right-sizing from its series, e.g. http://127.0.0.1:9090.
     #[arg(long, env = "PAVED_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
     /// The cost scheduler's price sheet (YAML, see docs/cost.md); without

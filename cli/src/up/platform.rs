@@ -159,7 +159,7 @@ impl Platform {
                     // The broker runs as a workload there and needs the key.
                     env.insert("PAVED_ROOT_KEY_FILE".into(), dir.join("root.key").display().to_string());
                     env.insert("PAVED_BROKER_URL".into(), format!("http://{addr}"));
-                    // The canary analyzer runs as a workload there.
+                    // The canary analyzer and the cost scheduler run as workloads there.
                     env.extend(options.prometheus_url.clone().map(|url| ("PAVED_PROMETHEUS_URL".to_string(), url)));
                     // And so does the cost scheduler.
                     let sheet = options.cost.price_sheet.as_ref().map(|p| ("PAVED_PRICE_SHEET".to_string(), p.display().to_string()));
@@ -205,6 +205,8 @@ impl Platform {
                         price_sheet: options.cost.price_sheet.clone(),
                         sample_seconds: options.cost.sample_seconds,
                         schedule_defaults: options.cost.schedule_defaults.clone(),
+                        prometheus_url: options.prometheus_url.clone(),
+                        ..Default::default()
                     },
                     cost_credentials.clone(),
                 );

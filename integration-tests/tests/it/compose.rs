@@ -260,14 +260,12 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/prometheus.yml")).expect("config");
     let config = stand.text(&config).replace("scrape_interval: 5s", "scrape_interval: 1s");
     let (_prometheus, url) = prometheus_with(dir.path(), &config, prometheus_port);
-    let provider = paved_canary_analyzer::prometheus::Prometheus::new(&url, Duration::from_secs(5));
+    let provider = paved_prometheus::Prometheus::new(&url, Duration::from_secs(5));
     eventually("Prometheus scraping the five services", Duration::from_secs(60), || async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let end = std::time::SystemTime::now();
-        let series = provider
-            .query_range("count(up{job=\"paved\"} == 1)", "", end - Duration::from_secs(10), end, Duration::from_secs(1))
-            .await
-            .ok()?;
+        let series =
+            provider.query_range("count(up{job=\"paved\"} == 1)", end - Duration::from_secs(10), end, Duration::from_secs(1)).await.ok()?;
         (series.first()?.values.last()?.1 == 5.0).then_some(())
     })
     .await;

@@ -5,8 +5,8 @@
 //! `paved_cost_*` metrics; a workload without a team refused in staging.
 
 use crate::services::http_get;
-use paved::up::{CostOptions, Platform, UpOptions};
-use paved_integration_tests::{Load, eventually, paved_with, text, up_options};
+use paved::up::{CostOptions, UpOptions};
+use paved_integration_tests::{Load, eventually, text, up_options};
 use std::time::Duration;
 
 /// Prices that make small figures visible: a core-hour 3600, a GiB-hour 36.
@@ -30,14 +30,9 @@ async fn cost_is_attributed_by_team_from_requests_and_measured_usage() {
     std::fs::write(&sheet, SHEET).expect("write the price sheet");
     let cost = CostOptions { price_sheet: Some(sheet), sample_seconds: Some(1), ..Default::default() };
     let options = UpOptions { cost, ..up_options(dir.path().join("data")) };
-    let platform = Platform::start(&options).await.expect("paved up");
-    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let platform = paved_integration_tests::ready(&options).await;
     let endpoint = platform.addr.to_string();
-    let run = |args: &[&str]| {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint", &endpoint]);
-        paved_with(&platform.root_token, &all)
-    };
+    let run = |args: &[&str]| paved_integration_tests::paved_on(&platform, args);
     for (name, spec, env) in [("cart", CART, "dev"), ("index", INDEX, "qa")] {
         let svc = dir.path().join(name);
         std::fs::create_dir_all(&svc).expect("mkdir");
@@ -157,6 +152,9 @@ async fn cost_is_attributed_by_team_from_requests_and_measured_usage() {
     // Too few samples: a precise refusal, not a guess.
     let out = run(&["cost", "rightsize", "index", "--env", "qa", "--since", "1s"]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("a recommendation needs at least 10"), "{}", text(&out.stderr));
+    // No Prometheus configured here: asking for it is refused, saying why.
+    let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--source", "prometheus"]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("has no Prometheus configured"), "{}", text(&out.stderr));
     platform.stop().await.expect("stop");
 }
 
@@ -189,15 +187,10 @@ async fn plans_show_cost_and_budgets_deny_what_would_exceed_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cost = CostOptions { sample_seconds: Some(1), ..Default::default() };
     let options = UpOptions { cost, ..up_options(dir.path().join("data")) };
-    let platform = Platform::start(&options).await.expect("paved up");
-    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
+    let platform = paved_integration_tests::ready(&options).await;
     let endpoint = platform.addr.to_string();
     let token = platform.root_token.clone();
-    let run = |args: &[&str]| {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint", &endpoint]);
-        paved_with(&token, &all)
-    };
+    let run = |args: &[&str]| paved_integration_tests::paved_on(&platform, args);
     let svc = dir.path().join("cart");
     std::fs::create_dir_all(&svc).expect("mkdir");
     let svc_dir = svc.to_str().expect("path").to_string();

@@ -198,14 +198,8 @@ async fn an_operators_default_schedules_apply_to_specs_without_one() {
     std::fs::write(path.join("schedules.yaml"), defaults).expect("write the defaults");
     let cost = paved::up::CostOptions { schedule_defaults: Some(path.join("schedules.yaml")), ..Default::default() };
     let options = paved::up::UpOptions { cost, ..paved_integration_tests::up_options(path.join("data")) };
-    let platform = paved::up::Platform::start(&options).await.expect("paved up");
-    platform.wait_ready(Duration::from_secs(30), |_| {}).await.expect("ready");
-    let endpoint = platform.addr.to_string();
-    let run = |args: &[&str]| {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--endpoint", &endpoint]);
-        paved_integration_tests::paved_with(&platform.root_token, &all)
-    };
+    let platform = paved_integration_tests::ready(&options).await;
+    let run = |args: &[&str]| paved_integration_tests::paved_on(&platform, args);
     let deploys = [("idle", "", "dev"), ("night", "", "qa"), ("idle", "", "uat"), ("keep", "schedule:\n  uptime: always\n", "dev")];
     for (name, schedule, env) in deploys {
         let svc = path.join(format!("{name}-{env}"));

@@ -3,8 +3,8 @@
 
 use crate::rollouts::endpoint_of;
 use paved::up::{Platform, UpOptions};
-use paved_canary_analyzer::prometheus::{Prometheus, ProviderError};
 use paved_integration_tests::{Load, eventually, paved_with, text, up_options};
+use paved_prometheus::{Prometheus, ProviderError};
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -68,14 +68,14 @@ async fn range_queries_against_a_real_prometheus() {
         (end - Duration::from_secs(60), end)
     };
 
-    // The platform's own gRPC counters, scraped; `$REVISION` is substituted.
+    // The platform's own gRPC counters, scraped.
     let series = eventually("scraped gRPC counters", Duration::from_secs(30), || async {
         // Prometheus scrapes for the first time some seconds after it starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (start, end) = range();
-        let q = "sum(paved_grpc_server_requests_total{job=\"$REVISION\"})";
+        let q = "sum(paved_grpc_server_requests_total{job=\"paved\"})";
         // Until the first scrapes land the answer is "no data".
-        provider.query_range(q, "paved", start, end, Duration::from_secs(1)).await.ok()
+        provider.query_range(q, start, end, Duration::from_secs(1)).await.ok()
     })
     .await;
     let last = series[0].values.last().expect("a value").1;
@@ -83,22 +83,22 @@ async fn range_queries_against_a_real_prometheus() {
 
     let (start, end) = range();
     let step = Duration::from_secs(1);
-    match provider.query_range("sum(rate(paved_grpc_server_requests_total[", "r", start, end, step).await {
+    match provider.query_range("sum(rate(paved_grpc_server_requests_total[", start, end, step).await {
         Err(ProviderError::Query { kind, message }) => assert!(kind == "bad_data" && message.contains("parse error"), "{kind}: {message}"),
         other => panic!("a malformed query: {other:?}"),
     }
-    match provider.query_range("up{job=\"nothing-scrapes-this\"}", "r", start, end, step).await {
+    match provider.query_range("up{job=\"nothing-scrapes-this\"}", start, end, step).await {
         Err(ProviderError::NoData { why, .. }) => assert_eq!(why, "no series matched"),
         other => panic!("a query without series: {other:?}"),
     }
-    match provider.query_range("0 / 0", "r", start, end, step).await {
+    match provider.query_range("0 / 0", start, end, step).await {
         Err(ProviderError::NoData { why, .. }) => assert_eq!(why, "every value is NaN or infinite"),
         other => panic!("a NaN-only series: {other:?}"),
     }
 
     drop(server.0.kill());
     let _ = server.0.wait();
-    match provider.query_range("up", "r", start, end, step).await {
+    match provider.query_range("up", start, end, step).await {
         Err(e @ ProviderError::Unreachable { .. }) => {
             assert!(e.to_string().starts_with(&format!("Prometheus at {url} is unreachable")), "{e}")
         }
@@ -133,7 +133,7 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     eventually("Prometheus scraping the platform", Duration::from_secs(30), || async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let end = SystemTime::now();
-        provider.query_range("up{job=\"paved\"}", "", end - Duration::from_secs(10), end, Duration::from_secs(1)).await.ok()
+        provider.query_range("up{job=\"paved\"}", end - Duration::from_secs(10), end, Duration::from_secs(1)).await.ok()
     })
     .await;
     let svc = dir.path().join("shop");
@@ -183,12 +183,85 @@ async fn rollouts_judged_on_a_prometheus_metric() {
                 let title = panel["title"].as_str().unwrap_or_default();
                 eventually(&format!("data for {title:?}"), Duration::from_secs(20), || async {
                     let end = SystemTime::now();
-                    provider.query_range(&expr, "", end - Duration::from_secs(120), end, Duration::from_secs(1)).await.ok()
+                    provider.query_range(&expr, end - Duration::from_secs(120), end, Duration::from_secs(1)).await.ok()
                 })
                 .await;
             }
         }
     }
     reader.abort();
+    platform.stop().await.expect("stop");
+}
+
+/// Right-sizing from Prometheus: the provisioner exports each replica's
+/// use (`paved_instance_*`), a real Prometheus scrapes it, and `paved cost
+/// rightsize --source prometheus` recommends from its series, showing the
+/// queries; its memory agrees with the samples' (the same `/proc` reads).
+/// Prometheus gone, the answer says so.
+#[tokio::test]
+async fn rightsizing_reads_use_from_prometheus() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let cost = paved::up::CostOptions { sample_seconds: Some(1), ..Default::default() };
+    let options = UpOptions { prometheus_url: Some(format!("http://127.0.0.1:{port}")), cost, ..up_options(dir.path().join("data")) };
+    let platform = paved_integration_tests::ready(&options).await;
+    let endpoint = platform.addr.to_string();
+    let run = |args: &[&str]| paved_integration_tests::paved_on(&platform, args);
+    let svc = dir.path().join("cart");
+    std::fs::create_dir_all(&svc).expect("mkdir");
+    let spec = "name: cart\nteam: shop\ncommand: [hello]\nreplicas: 2\nresources:\n  requests: {cpu: 500m, memory: 64Mi}\n";
+    std::fs::write(svc.join("paved.yaml"), spec).expect("write");
+    let out = run(&["deploy", svc.to_str().expect("path"), "--env", "dev"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The provisioner's own metrics, per replica.
+    let metrics = || async {
+        String::from_utf8_lossy(&paved_integration_tests::http_get(&format!("http://{endpoint}/metrics")).await.2).into_owned()
+    };
+    let series = eventually("replica usage exported", Duration::from_secs(10), || async {
+        let metrics = metrics().await;
+        let lines: Vec<String> = metrics.lines().filter(|l| l.starts_with("paved_instance_memory_bytes{")).map(String::from).collect();
+        (lines.len() == 2).then_some(lines)
+    })
+    .await;
+    assert!(series.iter().all(|l| l.contains("environment=\"dev\"") && l.contains("workload=\"cart\"")), "{series:?}");
+    assert_eq!(metrics().await.lines().filter(|l| l.starts_with("paved_instance_cpu_seconds_total{")).count(), 2, "a counter per replica");
+    let (mut server, _) = prometheus_on(dir.path(), &endpoint, port, "500ms");
+
+    let rightsize = |source: &'static str| {
+        let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--since", "1m", "--source", source, "--output", "json"]);
+        async move {
+            let out = out.await;
+            let json = serde_json::from_slice::<serde_json::Value>(&out.stdout).ok();
+            (json, text(&out.stderr))
+        }
+    };
+    let from_prometheus = eventually("a recommendation from Prometheus", Duration::from_secs(60), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (json, stderr) = rightsize("prometheus").await;
+        assert!(json.is_some() || stderr.contains("NOT_ENOUGH_SAMPLES") || stderr.contains("points from Prometheus"), "{stderr}");
+        json
+    })
+    .await;
+    let evidence = &from_prometheus["evidence"];
+    assert_eq!(evidence["source"], "prometheus", "{from_prometheus}");
+    assert_eq!(evidence["step_seconds"], 1, "the sample interval");
+    assert!(evidence["cpu_query"].as_str().is_some_and(|q| q.contains("workload=\"cart\"") && q.contains("[60s]")), "{evidence}");
+    assert!(evidence["samples"].as_u64().is_some_and(|n| n >= 10), "{evidence}");
+    assert_eq!(from_prometheus["current"]["requests"], serde_json::json!({"cpu": "500m", "memory": "64Mi"}));
+    let from_samples = eventually("a recommendation from the samples", Duration::from_secs(30), || async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rightsize("samples").await.0
+    })
+    .await;
+    assert_eq!(from_samples["evidence"]["source"], "samples");
+    let mib = |v: &serde_json::Value| v.as_str().and_then(|m| m.trim_end_matches("Mi").parse::<f64>().ok()).expect("MiB");
+    let (a, b) = (mib(&evidence["used"]["memory"]), mib(&from_samples["evidence"]["used"]["memory"]));
+    assert!(a > 0.0 && (a - b).abs() <= 2.0, "the same memory both ways: {a} vs {b} MiB");
+
+    drop(server.0.kill());
+    let _ = server.0.wait();
+    let (_, stderr) = rightsize("prometheus").await;
+    assert!(stderr.contains("Prometheus did not answer the usage query (error id "), "{stderr}");
     platform.stop().await.expect("stop");
 }

@@ -84,6 +84,12 @@ pub fn register(name: &str, help: &str, metric: impl prometheus_client::registry
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register(name, help, metric);
 }
 
+/// Registers a collector in the process-wide registry: metrics it reads
+/// afresh on each scrape.
+pub fn register_collector(collector: impl prometheus_client::collector::Collector) {
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).register_collector(Box::new(collector));
+}
+
 /// The registry in the Prometheus text exposition format.
 pub fn encode_metrics() -> String {
     let registry = REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -5,10 +5,10 @@ use crate::looks::Looks;
 use crate::{
     judgement::{self, Fetched},
     looks::{self, Stored},
-    prometheus::Prometheus,
     schema::Observations,
 };
 use paved_grpc::status;
+use paved_prometheus::Prometheus;
 use paved_proto::canary_analyzer::v1::{
     CanaryJudged, Decision, ExplainRolloutRequest, ExplainRolloutResponse, JudgeLookRequest, JudgeLookResponse, ListObservationsRequest,
     ListObservationsResponse, Observation, ReplayRolloutRequest, ReplayRolloutResponse, Verdict,
@@ -161,7 +161,8 @@ impl Api {
             // About 60 points over the step, at least one a second.
             let step = end.duration_since(start).unwrap_or_default().div_f64(60.0).max(Duration::from_secs(1));
             let values = async |revision: &str| -> Result<Vec<f64>, String> {
-                let series = prometheus.query_range(query, revision, start, end, step).await.map_err(|e| e.to_string())?;
+                let series =
+                    prometheus.query_range(&query.replace("$REVISION", revision), start, end, step).await.map_err(|e| e.to_string())?;
                 Ok(series.into_iter().flat_map(|s| s.values.into_iter().map(|(_, v)| v)).collect())
             };
             // No baseline at this step (100%): the canary's values alone.

@@ -11,7 +11,6 @@
 //!   `schema` names the first two and their columns for queries.
 //! - [`judgement`] — a look's decision from the looks so far (pure).
 //! - [`looks`] — the decision records.
-//! - [`prometheus`] — the Prometheus metric provider (range queries).
 //! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`, and
 //!   [`SOURCE`], the name its judgements are published under (defined
 //!   there, where the events are written, so that `api` never imports the
@@ -22,7 +21,6 @@ pub mod api;
 pub mod judgement;
 pub mod looks;
 pub mod migration;
-pub mod prometheus;
 mod schema;
 
 pub use api::SOURCE;
@@ -68,7 +66,7 @@ impl paved_service::ConsumerService for CanaryAnalyzer {
         let prometheus = options
             .prometheus_url
             .filter(|u| !u.is_empty())
-            .map(|url| prometheus::Prometheus::new(&url, std::time::Duration::from_secs(5)));
+            .map(|url| paved_prometheus::Prometheus::new(&url, std::time::Duration::from_secs(5)));
         let api = api::server(db.clone(), relay, prometheus);
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(ObservationRecorder { db })))
     }

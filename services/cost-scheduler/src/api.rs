@@ -1,11 +1,15 @@
 //! `paved.cost_scheduler.v1.CostSchedulerService`.
 
-use crate::{attribute::GroupBy, attribute::Line, budgets, forecast, prices::PriceSheet, report, rightsize, schema::RevisionUsage};
+use crate::{
+    attribute::GroupBy, attribute::Line, budgets, forecast, prices::PriceSheet, promusage::PromUsage, report, rightsize,
+    schema::RevisionUsage,
+};
 use paved_grpc::status;
+use paved_prometheus::ProviderError;
 use paved_proto::cost_scheduler::v1::{
     Budget, CostForecast, CostGrouping, CostLine, GetCostForecastRequest, GetCostForecastResponse, GetCostReportRequest,
     GetCostReportResponse, GetResourceRecommendationRequest, GetResourceRecommendationResponse, ListBudgetsRequest, ListBudgetsResponse,
-    ListUsageRequest, ListUsageResponse, ResourceRecommendation, SetBudgetRequest, SetBudgetResponse, Usage,
+    ListUsageRequest, ListUsageResponse, ResourceRecommendation, SetBudgetRequest, SetBudgetResponse, Usage, UsageSource,
     cost_scheduler_service_server::{CostSchedulerService, CostSchedulerServiceServer},
 };
 use paved_proto::{millis_from_timestamp, timestamp_from_millis};
@@ -14,13 +18,19 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, sea_query::Query};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
-pub fn server(
-    db: DatabaseConnection,
-    sheet: PriceSheet,
-    schedules: ScheduleDefaults,
-    running: forecast::Running,
-) -> CostSchedulerServiceServer<Api> {
-    CostSchedulerServiceServer::new(Api { db, sheet, schedules, running })
+/// What the API reads besides its database: the operator's settings, what
+/// runs (kept by the schedule loop), and Prometheus when configured.
+pub struct Parts {
+    pub db: DatabaseConnection,
+    pub sheet: PriceSheet,
+    pub schedules: ScheduleDefaults,
+    pub running: forecast::Running,
+    pub prometheus: Option<PromUsage>,
+}
+
+pub fn server(parts: Parts) -> CostSchedulerServiceServer<Api> {
+    let Parts { db, sheet, schedules, running, prometheus } = parts;
+    CostSchedulerServiceServer::new(Api { db, sheet, schedules, running, prometheus })
 }
 
 pub struct Api {
@@ -28,6 +38,7 @@ pub struct Api {
     sheet: PriceSheet,
     schedules: ScheduleDefaults,
     running: forecast::Running,
+    prometheus: Option<PromUsage>,
 }
 
 fn invalid(reason: &str, field: &str, why: String) -> Status {
@@ -202,24 +213,41 @@ impl CostSchedulerService for Api {
         }
         let end_ms = chrono::Utc::now().timestamp_millis();
         let start_ms = req.start_time.as_ref().map_or(end_ms - RIGHTSIZE_WINDOW_MS, millis_from_timestamp);
-        let (samples, revision) =
-            report::workload_samples(&self.db, &req.environment, &req.workload, start_ms).await.map_err(|e| status::storage(&e))?;
+        let source = match (UsageSource::try_from(req.source), &self.prometheus) {
+            (Ok(UsageSource::Unspecified | UsageSource::Prometheus), Some(_)) => UsageSource::Prometheus,
+            (Ok(UsageSource::Prometheus), None) => {
+                return Err(status::failed_precondition(
+                    "NO_PROMETHEUS",
+                    "the cost scheduler has no Prometheus configured (PAVED_PROMETHEUS_URL): ask for its samples instead",
+                ));
+            }
+            (Ok(_), _) => UsageSource::Samples,
+            (Err(_), _) => return Err(invalid("INVALID_ARGUMENT", "source", format!("unknown usage source {}", req.source))),
+        };
+        let measured = match source {
+            UsageSource::Prometheus => self.measured_by_prometheus(&req.environment, &req.workload, start_ms, end_ms).await?,
+            _ => self.measured_by_samples(&req.environment, &req.workload, start_ms).await?,
+        };
+        let Measured { usage, current, replicas, revision_id, asked } = measured;
         let method = rightsize::Method { percentile, headroom: req.headroom };
-        let (revision_id, described) = revision.unwrap_or_default();
-        let current = rightsize::Quantities { cpu_cores: described.cpu_request, memory_bytes: described.memory_request };
         let prices = self.sheet.prices(&req.environment);
-        let Some(r) = rightsize::recommend(&samples, method, current, described.replicas, prices) else {
+        let samples = usage.samples();
+        let Some(r) = rightsize::recommend(usage, method, current, replicas, prices) else {
+            let found = match &asked {
+                Some(a) => format!("{samples} points from Prometheus at a {}s step", a.step.as_secs()),
+                None => format!("{samples} usage samples"),
+            };
             return Err(status::failed_precondition(
                 "NOT_ENOUGH_SAMPLES",
                 format!(
-                    "{} in {} has {} usage samples since then: a recommendation needs at least {} (one is taken every sample interval while it runs)",
+                    "{} in {} has {found} since then: a recommendation needs at least {} (one is taken every sample interval while it runs)",
                     req.workload,
                     req.environment,
-                    samples.len(),
                     rightsize::MIN_SAMPLES
                 ),
             ));
         };
+        let asked = asked.unwrap_or_default();
         let recommendation = ResourceRecommendation {
             revision_id,
             samples: u32::try_from(r.samples).unwrap_or(u32::MAX),
@@ -236,11 +264,78 @@ impl CostSchedulerService for Api {
             memory_limit_bytes: r.limits.memory_bytes,
             current_cpu_request_cores: current.cpu_cores,
             current_memory_request_bytes: current.memory_bytes,
-            replicas: described.replicas.max(1),
+            replicas: replicas.max(1),
             monthly_saving: r.monthly_saving,
             currency: self.sheet.currency.clone(),
+            source: source as i32,
+            cpu_query: asked.cpu_query,
+            memory_query: asked.memory_query,
+            step_seconds: u32::try_from(asked.step.as_secs()).unwrap_or(u32::MAX),
         };
         Ok(Response::new(GetResourceRecommendationResponse { recommendation: Some(recommendation) }))
+    }
+}
+
+/// What a recommendation is made from.
+struct Measured {
+    usage: rightsize::Usage,
+    current: rightsize::Quantities,
+    replicas: u32,
+    revision_id: String,
+    /// What Prometheus was asked, when it was.
+    asked: Option<crate::promusage::Asked>,
+}
+
+impl Api {
+    /// The samples, and the requests of the latest sampled revision.
+    async fn measured_by_samples(&self, environment: &str, workload: &str, start_ms: i64) -> Result<Measured, Status> {
+        let (samples, revision) =
+            report::workload_samples(&self.db, environment, workload, start_ms).await.map_err(|e| status::storage(&e))?;
+        let (revision_id, described) = revision.unwrap_or_default();
+        let current = rightsize::Quantities { cpu_cores: described.cpu_request, memory_bytes: described.memory_request };
+        Ok(Measured { usage: rightsize::Usage::from_samples(&samples), current, replicas: described.replicas, revision_id, asked: None })
+    }
+
+    /// Prometheus' series, and the requests of what runs now.
+    async fn measured_by_prometheus(&self, environment: &str, workload: &str, start_ms: i64, end_ms: i64) -> Result<Measured, Status> {
+        let Some(prometheus) = &self.prometheus else { return Err(status::internal(&"no Prometheus")) };
+        if !self.running.known() {
+            return Err(status::unavailable(
+                "NOT_READY",
+                "the cost scheduler has not read the running workloads yet; try again in a second",
+            ));
+        }
+        let Some(running) = self.running.of(environment, workload) else {
+            return Err(status::failed_precondition(
+                "WORKLOAD_NOT_RUNNING",
+                format!("{workload} does not run in {environment}: its current requests are those of what runs"),
+            ));
+        };
+        let at = |ms: i64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        let (asked, usage) = prometheus.usage(environment, workload, at(start_ms), at(end_ms)).await;
+        let usage = match usage {
+            Ok(usage) => usage,
+            // Too few points is said as such, below.
+            Err(ProviderError::NoData { .. }) => rightsize::Usage::default(),
+            Err(ProviderError::Query { kind, message }) => {
+                return Err(status::failed_precondition(
+                    "PROMETHEUS_QUERY",
+                    format!(
+                        "Prometheus refused the usage query ({kind}: {message}); check PAVED_USAGE_CPU_QUERY and PAVED_USAGE_MEMORY_QUERY"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(status::logged(
+                    tonic::Code::Unavailable,
+                    "PROMETHEUS_UNAVAILABLE",
+                    "Prometheus did not answer the usage query",
+                    &e,
+                ));
+            }
+        };
+        let current = rightsize::Quantities { cpu_cores: running.cpu_request, memory_bytes: running.memory_request };
+        Ok(Measured { usage, current, replicas: running.replicas, revision_id: running.revision_id, asked: Some(asked) })
     }
 }
 

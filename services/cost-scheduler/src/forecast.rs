@@ -52,13 +52,19 @@ pub fn at_share(spec: &WorkloadSpec, environment: &str, sheet: &PriceSheet, awak
 }
 
 /// What runs of one workload: its team, its month, and the schedule that
-/// month was priced with (and its awake share).
-#[derive(Debug, Clone, PartialEq)]
+/// month was priced with (and its awake share); its stable revision and
+/// what that requests.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Entry {
     pub team: String,
     pub monthly: f64,
     pub schedule: Option<Schedule>,
     pub awake_share: f64,
+    pub revision_id: String,
+    /// Per replica; 0 when not requested.
+    pub cpu_request: f64,
+    pub memory_request: f64,
+    pub replicas: u32,
 }
 
 /// (environment, workload) → what runs.
@@ -145,7 +151,7 @@ mod tests {
     fn a_team_month_counts_what_runs_with_the_change() {
         let running = Running::default();
         assert!(running.by_team().is_none(), "unknown before the first pass");
-        let entry = |team: &str, monthly: f64| Entry { team: team.into(), monthly, schedule: None, awake_share: 1.0 };
+        let entry = |team: &str, monthly: f64| Entry { team: team.into(), monthly, awake_share: 1.0, ..Entry::default() };
         let workloads = [
             (("dev".to_string(), "cart".to_string()), entry("shop", 10.0)),
             (("dev".to_string(), "pay".to_string()), entry("shop", 5.0)),

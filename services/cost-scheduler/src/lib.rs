@@ -12,7 +12,8 @@
 //! - [`record`] — the consumer-group handler: running and sleep intervals.
 //! - [`prices`] — the price sheet.
 //! - [`forecast`] — a spec's month; [`budgets`]; [`rightsize`] —
-//!   requests recommended from use (pure).
+//!   requests recommended from use (pure); [`promusage`] — that use read
+//!   from Prometheus instead of the samples.
 //! - `attribute` — cost by team, environment or workload (pure);
 //!   `report` reads what it needs from the database.
 //! - [`migration`] — the tables (and the inbox that makes the handler
@@ -27,6 +28,7 @@ pub mod forecast;
 mod metrics;
 pub mod migration;
 pub mod prices;
+pub mod promusage;
 pub mod record;
 pub mod report;
 pub mod rightsize;
@@ -92,7 +94,11 @@ impl paved_service::ConsumerService for CostScheduler {
         }
         let watch = metrics::Watch { db: db.clone(), sheet: sheet.clone(), running: running.clone(), relay: relay.clone() };
         background.spawn(move |shutdown| metrics::run(watch, every, shutdown));
-        let api = api::server(db.clone(), sheet, defaults, running);
+        let prometheus = options
+            .prometheus_url
+            .as_deref()
+            .map(|url| promusage::PromUsage::new(url, options.usage_cpu_query.clone(), options.usage_memory_query.clone(), every));
+        let api = api::server(api::Parts { db: db.clone(), sheet, schedules: defaults, running, prometheus });
         Ok((Box::new(move |r| r.add_service(api)), Arc::new(record::Recorder { db })))
     }
 }
@@ -125,4 +131,16 @@ pub struct Options {
     /// provisioner reads too.
     #[serde(default)]
     pub schedule_defaults: Option<std::path::PathBuf>,
+    /// Prometheus, for right-sizing from its series (`PAVED_PROMETHEUS_URL`,
+    /// e.g. `http://127.0.0.1:9090`); without one, from the samples.
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
+    /// The PromQL of each replica's cores (`PAVED_USAGE_CPU_QUERY`; default
+    /// [`promusage::DEFAULT_CPU_QUERY`]) and of its resident bytes
+    /// (`PAVED_USAGE_MEMORY_QUERY`), with `$ENVIRONMENT`, `$WORKLOAD` and
+    /// `$RANGE` substituted.
+    #[serde(default)]
+    pub usage_cpu_query: Option<String>,
+    #[serde(default)]
+    pub usage_memory_query: Option<String>,
 }

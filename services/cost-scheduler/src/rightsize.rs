@@ -62,21 +62,47 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[rank.clamp(1, values.len()) - 1]
 }
 
+/// What was measured of a workload's replicas: cores and resident bytes,
+/// one value per replica per sample (or per Prometheus step), and the most
+/// resident memory any held.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    pub cores: Vec<f64>,
+    pub memory_bytes: Vec<f64>,
+    pub memory_peak_bytes: f64,
+}
+
+impl Usage {
+    pub fn from_samples(samples: &[Sample]) -> Self {
+        Usage {
+            cores: samples.iter().map(|s| s.cores).collect(),
+            memory_bytes: samples.iter().map(|s| s.memory_bytes).collect(),
+            memory_peak_bytes: samples.iter().map(|s| s.memory_peak_bytes.max(s.memory_bytes)).fold(0.0, f64::max),
+        }
+    }
+
+    /// How many samples the evidence has: the fewer of the two kinds.
+    pub fn samples(&self) -> usize {
+        self.cores.len().min(self.memory_bytes.len())
+    }
+}
+
 /// None with fewer than [`MIN_SAMPLES`] samples.
-pub fn recommend(samples: &[Sample], method: Method, current: Quantities, replicas: u32, prices: Prices) -> Option<Recommendation> {
-    if samples.len() < MIN_SAMPLES {
+pub fn recommend(mut usage: Usage, method: Method, current: Quantities, replicas: u32, prices: Prices) -> Option<Recommendation> {
+    let samples = usage.samples();
+    if samples < MIN_SAMPLES {
         return None;
     }
-    let mut cores: Vec<f64> = samples.iter().map(|s| s.cores).collect();
-    let mut memory: Vec<f64> = samples.iter().map(|s| s.memory_bytes).collect();
-    let used =
-        Quantities { cpu_cores: percentile(&mut cores, method.percentile), memory_bytes: percentile(&mut memory, method.percentile) };
+    let used = Quantities {
+        cpu_cores: percentile(&mut usage.cores, method.percentile),
+        memory_bytes: percentile(&mut usage.memory_bytes, method.percentile),
+    };
     let grow = 1.0 + method.headroom;
     // Millicores and MiB, rounded up: what a spec can say.
     let cpu = ((used.cpu_cores * grow).max(MIN_CPU_CORES) * 1000.0).ceil() / 1000.0;
     let mib = ((used.memory_bytes * grow).max(MIN_MEMORY_BYTES) / 1_048_576.0).ceil();
     let requests = Quantities { cpu_cores: cpu, memory_bytes: mib * 1_048_576.0 };
-    let peak = samples.iter().map(|s| s.memory_peak_bytes.max(s.memory_bytes)).fold(0.0, f64::max);
+    let peak = usage.memory_peak_bytes.max(usage.memory_bytes.last().copied().unwrap_or(0.0));
     // Limits: bursts of CPU are throttled, not killed — twice the request;
     // memory over its limit is killed — the peak seen, with a fifth more.
     let limit_mib = ((peak * 1.2).max(requests.memory_bytes) / 1_048_576.0).ceil();
@@ -84,7 +110,7 @@ pub fn recommend(samples: &[Sample], method: Method, current: Quantities, replic
     let hours = MONTH_HOURS * f64::from(replicas.max(1));
     let monthly_saving =
         prices.cost(current.cpu_cores, current.memory_bytes, hours) - prices.cost(requests.cpu_cores, requests.memory_bytes, hours);
-    Some(Recommendation { used, requests, limits, memory_peak_bytes: peak, samples: samples.len(), monthly_saving })
+    Some(Recommendation { used, requests, limits, memory_peak_bytes: peak, samples, monthly_saving })
 }
 
 #[cfg(test)]
@@ -108,7 +134,7 @@ mod tests {
     #[test]
     fn p95_of_use_rounded_up_with_limits_over_the_peak() {
         let current = Quantities { cpu_cores: 0.5, memory_bytes: 256.0 * MIB };
-        let r = recommend(&samples(), Method::P95, current, 2, PRICES).expect("enough samples");
+        let r = recommend(Usage::from_samples(&samples()), Method::P95, current, 2, PRICES).expect("enough samples");
         assert_eq!(r.used, Quantities { cpu_cores: 0.095, memory_bytes: 114.0 * MIB });
         assert_eq!(r.requests, Quantities { cpu_cores: 0.095, memory_bytes: 114.0 * MIB });
         assert_eq!(r.limits, Quantities { cpu_cores: 0.19, memory_bytes: 240.0 * MIB });
@@ -120,7 +146,7 @@ mod tests {
     #[test]
     fn the_vpa_way_adds_headroom_to_p90() {
         let current = Quantities { cpu_cores: 0.0, memory_bytes: 0.0 };
-        let r = recommend(&samples(), Method::VPA, current, 1, PRICES).expect("enough samples");
+        let r = recommend(Usage::from_samples(&samples()), Method::VPA, current, 1, PRICES).expect("enough samples");
         assert_eq!(r.used.cpu_cores, 0.09);
         assert_eq!(r.requests.cpu_cores, 0.104, "0.09 × 1.15 = 0.1035, up to the millicore");
         assert_eq!(r.requests.memory_bytes, (109.0_f64 * 1.15).ceil() * MIB);
@@ -131,9 +157,9 @@ mod tests {
     fn idle_work_meets_the_floors_and_few_samples_recommend_nothing() {
         let idle = vec![Sample { cores: 0.0, memory_bytes: MIB, memory_peak_bytes: MIB }; MIN_SAMPLES];
         let current = Quantities { cpu_cores: 0.1, memory_bytes: 64.0 * MIB };
-        let r = recommend(&idle, Method::P95, current, 1, PRICES).expect("enough samples");
+        let r = recommend(Usage::from_samples(&idle), Method::P95, current, 1, PRICES).expect("enough samples");
         assert_eq!(r.requests, Quantities { cpu_cores: 0.005, memory_bytes: 16.0 * MIB });
         assert_eq!(r.limits.memory_bytes, 16.0 * MIB);
-        assert!(recommend(&idle[1..], Method::P95, current, 1, PRICES).is_none());
+        assert!(recommend(Usage::from_samples(&idle[1..]), Method::P95, current, 1, PRICES).is_none());
     }
 }

@@ -32,6 +32,10 @@ struct Described {
     team: String,
     monthly: forecast::Monthly,
     at: DateTime<Utc>,
+    /// Requested per replica (0: nothing), and how many replicas.
+    cpu_request: f64,
+    memory_request: f64,
+    replicas: u32,
 }
 
 pub struct Scheduler {
@@ -72,6 +76,10 @@ impl Scheduler {
                 monthly: described.monthly.cost,
                 schedule: described.schedule.clone(),
                 awake_share: described.monthly.awake_share,
+                revision_id: w.stable_revision.clone(),
+                cpu_request: described.cpu_request,
+                memory_request: described.memory_request,
+                replicas: described.replicas,
             };
             running.insert((w.environment.clone(), w.name.clone()), entry);
             let Some(schedule) = described.schedule else { continue };
@@ -154,7 +162,9 @@ impl Scheduler {
                 let schedule = self.defaults.of(&spec, environment).cloned();
                 let monthly = forecast::monthly(&spec, schedule.as_ref(), environment, &self.sheet, now);
                 let team = spec.team.clone().unwrap_or_default();
-                let d = Described { schedule, team, monthly, at: now };
+                let requests = &spec.resources.requests;
+                let (cpu_request, memory_request) = (requests.cpu_cores().unwrap_or(0.0), requests.memory_bytes().unwrap_or(0.0));
+                let d = Described { schedule, team, monthly, at: now, cpu_request, memory_request, replicas: spec.replicas };
                 (spec, d)
             });
             self.revisions.insert(revision_id.to_string(), described);

@@ -25,6 +25,7 @@
 //!   close (destroying everything they created), expire.
 //! - [`artifacts`] — the content-addressed artifact store and its signed
 //!   attestations, which the policy gate reads.
+//! - `exporter` — each replica's usage as Prometheus metrics.
 //! - `bootstrap` — secret zero: a bootstrap token from the broker for every
 //!   process the runtime starts.
 //! - `handle` — [`Provisioner`], the handle the API and the CLI hold;
@@ -42,6 +43,7 @@ pub mod api;
 mod apply;
 pub mod artifacts;
 mod bootstrap;
+mod exporter;
 mod handle;
 pub mod migration;
 pub mod model;
@@ -334,6 +336,7 @@ impl Provisioner {
         tasks.spawn(reports.run(rx, drained));
         reconciler.reconcile().await?;
         tasks.spawn(housekeeping(reconciler, previews, shutdown.clone()));
+        tasks.spawn(exporter::run(provisioner.clone(), exporter::EVERY, shutdown.clone()));
         let api = api::server(provisioner.clone());
         let component =
             Component { name: GRPC_NAME, mount: Box::new(move |r| r.add_service(api)), tasks, open_methods: &[], token_only_methods: &[] };

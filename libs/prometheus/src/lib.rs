@@ -1,11 +1,12 @@
-//! The Prometheus metric provider: range queries over the HTTP API
-//! (`/api/v1/query_range`), for the metrics an analysis names by PromQL.
+//! A Prometheus client: range queries over the HTTP API
+//! (`/api/v1/query_range`), for the canary analyzer's metrics named by
+//! PromQL and the cost scheduler's usage.
 //!
-//! A query stands for one revision through `$REVISION`. Every way a query
-//! can come back without usable numbers — Prometheus unreachable, an
-//! answer that is not Prometheus', a query it refuses, no series, only NaN
-//! — is an error naming it, so a judge says "inconclusive because …" and
-//! never passes on missing data.
+//! Every way a query can come back without usable numbers — Prometheus
+//! unreachable, an answer that is not Prometheus', a query it refuses, no
+//! series, only NaN — is an error naming it, so a judge says "inconclusive
+//! because …" and a recommendation says why there is none, never passing
+//! on missing data.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -52,23 +53,14 @@ impl Prometheus {
         Self { base: base.trim_end_matches('/').to_string(), client: Client::builder(TokioExecutor::new()).build_http(), timeout }
     }
 
-    /// Evaluates `query` (with `$REVISION` replaced by `revision`) from
-    /// `start` to `end` every `step`. At least one series with a number in
-    /// it, or an error.
-    pub async fn query_range(
-        &self,
-        query: &str,
-        revision: &str,
-        start: SystemTime,
-        end: SystemTime,
-        step: Duration,
-    ) -> Result<Vec<Series>, ProviderError> {
-        let query = query.replace("$REVISION", revision);
+    /// Evaluates `query` from `start` to `end` every `step`. At least one
+    /// series with a number in it, or an error.
+    pub async fn query_range(&self, query: &str, start: SystemTime, end: SystemTime, step: Duration) -> Result<Vec<Series>, ProviderError> {
         let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let url = format!(
             "{}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={:.3}",
             self.base,
-            encode(&query),
+            encode(query),
             secs(start),
             secs(end),
             step.as_secs_f64().max(0.001)
@@ -85,7 +77,7 @@ impl Prometheus {
             .map_err(|_| unreachable(format!("the answer did not finish within {:?}", self.timeout)))?
             .map_err(|e| unreachable(e.to_string()))?
             .to_bytes();
-        parse(&query, status, &body)
+        parse(query, status, &body)
     }
 }
 
