@@ -3,6 +3,7 @@
 //! - `cargo xtask up [ARGS]`: build the binaries and run `paved up [ARGS]`;
 //! - `cargo xtask test`: make sure PostgreSQL and Redis run, build the
 //!   binaries the tests start, run the whole test suite;
+//! - `cargo xtask sdk generate|check`: the SDKs' generated stubs (`sdk.rs`);
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
 //!   dispatches to one module per benchmark; the helpers they share, such
 //!   as `free_port` and `median`, are in `measure.rs`, which imports none
@@ -16,6 +17,7 @@ mod dbcreds;
 mod looks;
 mod measure;
 mod pipeline;
+mod sdk;
 mod tokens;
 
 use anyhow::{Context, bail};
@@ -33,8 +35,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("cycles") => cycles(),
+        Some("sdk") => sdk::command(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench [names] | cycles>");
+            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench [names] | cycles | sdk generate|check>");
             return ExitCode::from(2);
         }
     };
@@ -149,11 +152,14 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_servers()?;
     let validator = ensure_kubernetes_validate()?;
     ensure_prometheus()?;
+    // The Python SDK's tests run in its virtualenv; its stubs must match proto/.
+    let python = sdk::ensure_python()?;
+    sdk::check_generated(&python)?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     let test = || {
         let mut command = cargo();
-        command.args(["test", "--workspace"]).env("PAVED_KUBERNETES_VALIDATE", &validator);
+        command.args(["test", "--workspace"]).env("PAVED_KUBERNETES_VALIDATE", &validator).env("PAVED_PYTHON_SDK", &python);
         command
     };
     if !args.is_empty() {

@@ -21,6 +21,7 @@ mod power;
 mod prometheus;
 mod rollouts;
 mod scopes;
+mod sdk;
 mod secrets;
 mod services;
 mod stream_contract;

@@ -1,0 +1,33 @@
+//! The SDKs against a live platform: the Python SDK's test suite
+//! (`sdk/python/tests`, pytest) runs against an embedded `paved up` started
+//! here, in the virtualenv `cargo xtask test` prepares (`PAVED_PYTHON_SDK`).
+
+use paved_integration_tests::{text, up_options};
+use std::{path::Path, process::Stdio};
+
+#[tokio::test]
+async fn the_python_sdk_against_a_live_platform() {
+    let python = std::env::var("PAVED_PYTHON_SDK").unwrap_or_else(|_| {
+        panic!("PAVED_PYTHON_SDK is not set: run the tests through `cargo xtask test`, which prepares the Python SDK's virtualenv")
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = paved_integration_tests::ready(&up_options(dir.path().join("data"))).await;
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/python");
+    let out = tokio::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+        .current_dir(&sdk)
+        // This checkout's SDK, not one installed elsewhere.
+        .env("PYTHONPATH", sdk.join("src"))
+        .env("PAVED_ENDPOINT", platform.addr.to_string())
+        .env("PAVED_TOKEN", &platform.root_token)
+        // No stored login of whoever runs the tests.
+        .env("PAVED_CONFIG_DIR", dir.path().join("config"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "the Python SDK's tests failed:\n{report}");
+    assert!(report.contains(" passed"), "{report}");
+    platform.stop().await.expect("stop");
+}
