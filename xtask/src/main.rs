@@ -152,9 +152,11 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_servers()?;
     let validator = ensure_kubernetes_validate()?;
     ensure_prometheus()?;
-    // The Python SDK's tests run in its virtualenv; its stubs must match proto/.
+    // The SDKs' tests: Python in its virtualenv, TypeScript built; the
+    // stubs of both must match proto/.
     let python = sdk::ensure_python()?;
     sdk::check_generated(&python)?;
+    sdk::ensure_typescript()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     let test = || {

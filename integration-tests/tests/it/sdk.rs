@@ -1,6 +1,8 @@
 //! The SDKs against a live platform: the Python SDK's test suite
-//! (`sdk/python/tests`, pytest) runs against an embedded `paved up` started
-//! here, in the virtualenv `cargo xtask test` prepares (`PAVED_PYTHON_SDK`).
+//! (`sdk/python/tests`, pytest, in the virtualenv `cargo xtask test`
+//! prepares: `PAVED_PYTHON_SDK`) and the TypeScript SDK's (`sdk/typescript/
+//! test`, `node --test`, on the build `cargo xtask test` makes), each against
+//! an embedded `paved up` started here.
 
 use paved_integration_tests::{text, up_options};
 use std::{path::Path, process::Stdio};
@@ -29,5 +31,30 @@ async fn the_python_sdk_against_a_live_platform() {
     let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "the Python SDK's tests failed:\n{report}");
     assert!(report.contains(" passed"), "{report}");
+    platform.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_against_a_live_platform() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/typescript");
+    assert!(
+        sdk.join("dist/index.js").is_file(),
+        "sdk/typescript is not built: run the tests through `cargo xtask test`, which installs its packages and builds it"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = paved_integration_tests::ready(&up_options(dir.path().join("data"))).await;
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(&sdk)
+        .env("PAVED_ENDPOINT", platform.addr.to_string())
+        .env("PAVED_TOKEN", &platform.root_token)
+        .env("PAVED_CONFIG_DIR", dir.path().join("config"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "the TypeScript SDK's tests failed:\n{report}");
+    assert!(report.contains("# fail 0") && !report.contains("# pass 0"), "{report}");
     platform.stop().await.expect("stop");
 }
