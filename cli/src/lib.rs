@@ -25,12 +25,14 @@
 //! - [`ca`] — `ca bundle|rotate|issue|renew`: the internal CA.
 //! - [`power`] — `sleep`, `wake`; [`cost`] — `cost report|budget`;
 //!   [`rightsize`] — `cost rightsize`.
+//! - [`shell`] — `completions <shell>`, `man`: derived from the commands.
 //!
 //! Shared by the commands:
 //! - [`client`] — channels to an endpoint, and gRPC errors in words.
 //! - [`credentials`] — the tokens the CLI presents, per endpoint.
 //! - [`ttl`] — `48h`-style durations on the command line.
 //! - [`output`] — tables for people, JSON for scripts.
+//! - [`revisions`] — revision numbers for the ids the API gives.
 
 pub mod artifacts;
 pub mod audit;
@@ -49,11 +51,13 @@ pub mod policy;
 pub mod power;
 pub mod preview;
 pub mod render;
+pub mod revisions;
 pub mod rightsize;
 pub mod rollback;
 pub mod rollouts;
 pub mod secrets;
 pub mod selfhost;
+pub mod shell;
 pub mod status;
 pub mod tokens;
 pub mod traffic;

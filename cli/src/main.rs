@@ -2,10 +2,10 @@
 //! is the list of commands and the dispatch to each one's module, where its
 //! flags and its `run` live.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use paved::{
     artifacts, audit, ca, canary, cost, db, deploy, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets,
-    status, tokens, traffic, up,
+    shell, status, tokens, traffic, up,
 };
 use std::process::ExitCode;
 
@@ -74,6 +74,10 @@ enum Command {
     Wake(power::PowerArgs),
     /// What workloads cost: by team, environment or workload.
     Cost(cost::CostArgs),
+    /// Print a shell completion script, e.g. `paved completions bash > /etc/bash_completion.d/paved`.
+    Completions(shell::CompletionsArgs),
+    /// Write man pages: paved.1 and one per command.
+    Man(shell::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,5 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sleep(args) => power::sleep(args).await,
         Command::Wake(args) => power::wake(args).await,
         Command::Cost(args) => cost::run(args).await,
+        Command::Completions(args) => shell::completions(args, Cli::command()),
+        Command::Man(args) => shell::man(args, Cli::command()),
     }
 }

@@ -4,6 +4,7 @@
 use crate::{
     DEFAULT_ENDPOINT,
     client::{connect, failed},
+    revisions,
 };
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
@@ -23,8 +24,11 @@ pub struct RollbackArgs {
 pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let RollbackArgs { workload, env, endpoint } = args;
     let started = std::time::Instant::now();
-    let done = rollback(connect(&endpoint).await?, &workload, &env).await?;
-    println!("{workload} in {env}: all traffic on revision {} ({} ms)", done.revision_id, started.elapsed().as_millis());
+    let channel = connect(&endpoint).await?;
+    let done = rollback(channel.clone(), &workload, &env).await?;
+    let took = started.elapsed().as_millis();
+    let numbers = revisions::numbers(&channel, [done.revision_id.as_str()]).await?;
+    println!("{workload} in {env}: all traffic on revision {} ({took} ms)", revisions::label(&numbers, &done.revision_id));
     Ok(ExitCode::SUCCESS)
 }
 

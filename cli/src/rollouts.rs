@@ -4,7 +4,7 @@
 use crate::{
     DEFAULT_ENDPOINT,
     client::{connect, explain, failed},
-    output,
+    output, revisions,
 };
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
@@ -12,6 +12,7 @@ use paved_proto::provisioner::v1::{
     AbortRolloutRequest, GetRolloutRequest, ListRolloutsRequest, PauseRolloutRequest, PromoteRolloutRequest, ResumeRolloutRequest, Rollout,
     RolloutStage, RolloutState, WatchRolloutRequest, provisioner_service_client::ProvisionerServiceClient,
 };
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -33,6 +34,8 @@ enum RolloutCommand {
         workload: String,
         #[arg(long)]
         env: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: output::Format,
     },
     /// Hold the current traffic step.
     Pause { id: String },
@@ -47,7 +50,11 @@ enum RolloutCommand {
 pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
     match args.command {
-        RolloutCommand::Get { id } => print!("{}", describe(&get(channel, &id).await?)),
+        RolloutCommand::Get { id } => {
+            let rollout = get(channel.clone(), &id).await?;
+            let numbers = revisions::numbers(&channel, [rollout.revision_id.as_str(), rollout.stable_revision_id.as_str()]).await?;
+            print!("{}", describe(&rollout, &numbers));
+        }
         RolloutCommand::Watch { id } => {
             let ended = follow(channel, &id, |line| eprintln!("{line}")).await?;
             let state = state(&ended).short_name();
@@ -56,14 +63,29 @@ pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        RolloutCommand::List { workload, env } => {
-            let rows: Vec<Vec<String>> = list(channel, &workload, &env)
-                .await?
+        RolloutCommand::List { workload, env, output } => {
+            let rollouts = list(channel.clone(), &workload, &env).await?;
+            let numbers = revisions::numbers(&channel, rollouts.iter().map(|r| r.revision_id.as_str())).await?;
+            if output == output::Format::Json {
+                let rows: Vec<serde_json::Value> = rollouts
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id, "revision": numbers.get(&r.revision_id), "revision_id": r.revision_id,
+                            "state": state(r).short_name(), "weight": r.weight, "message": r.message,
+                            "create_time": output::rfc3339(r.create_time.as_ref()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = rollouts
                 .iter()
                 .map(|r| {
                     vec![
                         r.id.clone(),
-                        r.revision_id.clone(),
+                        revisions::label(&numbers, &r.revision_id),
                         state(r).short_name().to_string(),
                         format!("{}%", r.weight),
                         r.message.clone(),
@@ -149,15 +171,21 @@ pub async fn operate(channel: AuthChannel, id: &str, operation: Operation) -> an
     rollout.context("the server returned no rollout")
 }
 
-/// A rollout for people: its state, then its transitions.
-pub fn describe(r: &Rollout) -> String {
+/// A rollout for people: its state (revisions by number: `numbers`, see
+/// [`revisions::numbers`]), then its transitions.
+pub fn describe(r: &Rollout, numbers: &HashMap<String, i64>) -> String {
+    let stable = if r.stable_revision_id.is_empty() {
+        "(none: first revision)".to_string()
+    } else {
+        revisions::label(numbers, &r.stable_revision_id)
+    };
     let mut out = format!(
         "rollout {}\n  workload   {} ({})\n  revision   {}\n  stable     {}\n  state      {} at stage {}, {}% of traffic on the new revision\n  steps      {:?}\n\n",
         r.id,
         r.workload,
         r.environment,
-        r.revision_id,
-        if r.stable_revision_id.is_empty() { "(none: first revision)" } else { &r.stable_revision_id },
+        revisions::label(numbers, &r.revision_id),
+        stable,
         state(r).short_name(),
         stage(r.stage),
         r.weight,

@@ -4,7 +4,7 @@
 use crate::{
     DEFAULT_ENDPOINT,
     client::{connect, failed},
-    output,
+    output, revisions,
 };
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{GetTrafficMetricsRequest, provisioner_service_client::ProvisionerServiceClient};
@@ -15,19 +15,36 @@ pub struct TrafficArgs {
     workload: String,
     #[arg(long)]
     env: String,
+    #[arg(long, value_enum, default_value_t)]
+    output: output::Format,
     #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
 }
 
 pub async fn run(args: TrafficArgs) -> anyhow::Result<ExitCode> {
-    print!("{}", traffic(connect(&args.endpoint).await?, &args.workload, &args.env).await?);
+    print!("{}", traffic(connect(&args.endpoint).await?, &args.workload, &args.env, args.output).await?);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Per-revision traffic through a workload's proxy, as a table.
-pub async fn traffic(channel: AuthChannel, workload: &str, environment: &str) -> anyhow::Result<String> {
+/// Per-revision traffic through a workload's proxy, as a table (revisions
+/// by number) or as JSON (by number and id).
+pub async fn traffic(channel: AuthChannel, workload: &str, environment: &str, format: output::Format) -> anyhow::Result<String> {
     let request = GetTrafficMetricsRequest { environment: environment.into(), workload: workload.into() };
-    let metrics = ProvisionerServiceClient::new(channel).get_traffic_metrics(request).await.map_err(failed)?.into_inner();
+    let metrics = ProvisionerServiceClient::new(channel.clone()).get_traffic_metrics(request).await.map_err(failed)?.into_inner();
+    let numbers = revisions::numbers(&channel, metrics.revisions.iter().map(|r| r.revision_id.as_str())).await?;
+    if format == output::Format::Json {
+        let rows: Vec<serde_json::Value> = metrics
+            .revisions
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "revision": numbers.get(&r.revision_id), "revision_id": r.revision_id, "weight": r.weight,
+                    "requests": r.requests, "p50_seconds": r.p50_seconds, "p99_seconds": r.p99_seconds,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
     let rows: Vec<Vec<String>> = metrics
         .revisions
         .iter()
@@ -35,7 +52,7 @@ pub async fn traffic(channel: AuthChannel, workload: &str, environment: &str) ->
             let total: u64 = r.requests.values().sum();
             let errors = r.requests.get("5xx").copied().unwrap_or(0);
             vec![
-                r.revision_id.clone(),
+                revisions::label(&numbers, &r.revision_id),
                 format!("{}%", r.weight),
                 total.to_string(),
                 errors.to_string(),

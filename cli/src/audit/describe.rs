@@ -17,7 +17,12 @@ pub fn what(entry: &LogEntry) -> String {
     match payload {
         Payload::WorkloadRegistered(_) => "registered".into(),
         Payload::RevisionDeployed(r) => format!("revision {} ({}), spec {}", r.number, r.revision_id, r.spec_digest),
-        Payload::RevisionStateChanged(r) => format!("revision {}: {:?} → {:?} {}", r.revision_id, r.from(), r.to(), r.message),
+        Payload::RevisionStateChanged(r) => {
+            // Entries appended before `from_state` existed hold only `from`.
+            #[allow(deprecated)]
+            let from = if r.from_state != 0 { r.from_state() } else { r.from() };
+            format!("revision {}: {:?} → {:?} {}", r.revision_id, from, r.to(), r.message)
+        }
         Payload::RolloutTransitioned(r) => format!("{:?} {:?} at {}%: {}", r.stage(), r.state(), r.weight, r.message),
         Payload::WorkloadRolledBack(r) => format!("rolled back {} → {}: {}", r.from_revision_id, r.to_revision_id, r.reason),
         Payload::PolicyDecided(p) => {

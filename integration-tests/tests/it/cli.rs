@@ -337,3 +337,21 @@ async fn the_same_spec_from_another_directory_is_the_same_revision() {
     assert!(said.contains("(the same spec: revision 1 runs this spec but is failed: program \"no-such-command-here\" not found"), "{said}");
     platform.stop().await.expect("stop");
 }
+
+/// Shell completions and man pages come from the commands themselves.
+#[tokio::test]
+async fn completions_and_man_pages_cover_every_command() {
+    for (shell, marker) in [("bash", "_paved()"), ("zsh", "#compdef paved"), ("fish", "complete -c paved")] {
+        let out = paved(&["completions", shell]).await;
+        let script = text(&out.stdout);
+        assert!(out.status.success() && script.contains(marker) && script.contains("rightsize"), "{shell}: {}", text(&out.stderr));
+    }
+    let out = paved(&["completions", "tcsh"]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("invalid value 'tcsh'"), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = paved(&["man", "--dir", dir.path().to_str().expect("path")]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(dir.path().join("paved-deploy.1")).expect("a page per command");
+    assert!(page.starts_with(".ie") || page.contains(".TH paved-deploy"), "{page}");
+    assert!(dir.path().join("paved.1").is_file() && dir.path().join("paved-cost-rightsize.1").is_file());
+}

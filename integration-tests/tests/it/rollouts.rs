@@ -114,8 +114,14 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let v2 = metrics.revisions.iter().find(|r| r.weight == 100).expect("a revision with all traffic");
     assert!(v2.requests.get("2xx").copied().unwrap_or(0) > 0 && v2.p99_seconds > 0.0, "{v2:?}");
     assert!(metrics.revisions.len() >= 2, "the stable revision's traffic is kept too: {metrics:?}");
+    // Revisions by number for people, by number and id for scripts.
     let out = paved_with(&platform.root_token, &["traffic", "web", "--env", "dev", "--endpoint", &endpoint]).await;
-    assert!(text(&out.stdout).starts_with("REVISION") && text(&out.stdout).contains("100%"), "{}", text(&out.stdout));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("REVISION") && table.lines().any(|l| l.starts_with("2 ") && l.contains("100%")), "{table}");
+    let out = paved_with(&platform.root_token, &["traffic", "web", "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("traffic json");
+    let v2 = rows.iter().find(|r| r["weight"] == 100).expect("a revision with all traffic");
+    assert!(v2["revision"] == 2 && v2["revision_id"].as_str().is_some_and(|id| id.len() == 36), "{rows:?}");
 
     // v3 answers half its requests with 500: rolled back at its first step.
     let out = deploy("v3", "0.5").await;
@@ -129,7 +135,7 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     // Rollback on command: the standby (v1, kept running) takes all traffic.
     let out = paved_with(&platform.root_token, &["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("web in dev: all traffic on revision "), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("web in dev: all traffic on revision 1 ("), "{}", text(&out.stdout));
     all_traffic_on(&web, "v1").await;
     // And back again: the revision it replaced became the standby.
     let out = paved_with(&platform.root_token, &["rollback", "web", "--env", "dev", "--endpoint", &endpoint]).await;
@@ -140,6 +146,10 @@ async fn steps_and_rollbacks(platform: Platform, svc: std::path::PathBuf) {
     let table = text(&out.stdout);
     assert_eq!(table.lines().count(), 4, "three rollouts:\n{table}");
     assert!(table.contains("rolled_back") && table.contains("promoted"), "{table}");
+    let out =
+        paved_with(&platform.root_token, &["rollout", "list", "web", "--env", "dev", "--output", "json", "--endpoint", &endpoint]).await;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("rollout list json");
+    assert_eq!(rows.iter().map(|r| r["revision"].as_i64()).collect::<Vec<_>>(), [Some(3), Some(2), Some(1)], "newest first: {rows:?}");
 
     // Every transition and the rollbacks are facts in the audit log.
     let audit = AuditServiceClient::new(channel);
@@ -187,7 +197,9 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     let paused = get(&client).await;
     assert_eq!((paused.state, paused.weight), (RolloutState::Paused as i32, 20));
     let out = paved_with(&platform.root_token, &["rollout", "get", &id, "--endpoint", &endpoint]).await;
-    assert!(text(&out.stdout).contains("paused at stage step, 20% of traffic"), "{}", text(&out.stdout));
+    let described = text(&out.stdout);
+    assert!(described.contains("paused at stage step, 20% of traffic"), "{described}");
+    assert!(described.contains("  revision   2\n  stable     1\n"), "revisions by number: {described}");
 
     // Resumed, then promoted at once.
     assert!(paved_with(&platform.root_token, &["rollout", "resume", &id, "--endpoint", &endpoint]).await.status.success());

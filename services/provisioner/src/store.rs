@@ -245,11 +245,14 @@ pub async fn set_state<C: ConnectionTrait>(txn: &C, revision_id: &str, to: State
     txn.execute(&update).await?;
     if revision.state != to {
         let (environment, name) = revision.workload();
+        // `from` is kept, deprecated, for the consumers that read it.
+        #[allow(deprecated)]
         let payload = Payload::RevisionStateChanged(pb::RevisionStateChanged {
             workload: name.to_string(),
             environment: environment.to_string(),
             revision_id: revision_id.to_string(),
             from: revision.state.to_proto() as i32,
+            from_state: revision.state.to_proto() as i32,
             to: to.to_proto() as i32,
             message: message.to_string(),
         });

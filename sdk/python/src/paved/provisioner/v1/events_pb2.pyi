@@ -30,19 +30,21 @@ class RevisionDeployed(_message.Message):
     def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., revision_id: _Optional[str] = ..., number: _Optional[int] = ..., spec_digest: _Optional[str] = ...) -> None: ...
 
 class RevisionStateChanged(_message.Message):
-    __slots__ = ("workload", "environment", "revision_id", "to", "message")
+    __slots__ = ("workload", "environment", "revision_id", "to", "message", "from_state")
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
     workload: str
     environment: str
     revision_id: str
     to: _provisioner_pb2.RevisionState
     message: str
-    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., revision_id: _Optional[str] = ..., to: _Optional[_Union[_provisioner_pb2.RevisionState, str]] = ..., message: _Optional[str] = ..., **kwargs) -> None: ...
+    from_state: _provisioner_pb2.RevisionState
+    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., revision_id: _Optional[str] = ..., to: _Optional[_Union[_provisioner_pb2.RevisionState, str]] = ..., message: _Optional[str] = ..., from_state: _Optional[_Union[_provisioner_pb2.RevisionState, str]] = ..., **kwargs) -> None: ...
 
 class RolloutTransitioned(_message.Message):
     __slots__ = ("rollout_id", "workload", "environment", "revision_id", "stage", "state", "weight", "message")
