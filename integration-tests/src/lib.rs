@@ -411,12 +411,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 
 /// A plain HTTP GET: the status, the headers and the body.
 pub async fn http_get(url: &str) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
+    try_http_get_url(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// [`http_get`], or why it failed (for a server that may not be up yet).
+pub async fn try_http_get_url(url: &str) -> Result<(http::StatusCode, http::HeaderMap, Vec<u8>), String> {
     use http_body_util::{BodyExt, Empty};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-    let response = client.get(url.parse().expect("a URL")).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let response = client.get(uri).await.map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap_or_else(|e| panic!("GET {url}: {e}")).to_bytes().to_vec();
-    (parts.status, parts.headers, body)
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec();
+    Ok((parts.status, parts.headers, body))
 }
 
 /// A service's common settings in production mode: on `listen`, its

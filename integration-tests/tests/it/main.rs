@@ -1,5 +1,6 @@
 //! Paved's integration tests: one binary, one module per area.
 
+mod alerts;
 mod artifacts;
 mod audit_embedded;
 mod audit_faults;

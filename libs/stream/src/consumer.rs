@@ -10,7 +10,7 @@
 
 use crate::{
     contract::{Delivery, SharedStream, StreamError},
-    event,
+    event, metrics,
 };
 use async_trait::async_trait;
 use paved_proto::events::v1::Envelope;
@@ -89,6 +89,7 @@ async fn consume_one(
     let mut held: VecDeque<Delivery> = VecDeque::new();
     let mut attempts = 0u32;
     let consumer = Consumer { stream: &stream, name: &name, group: &config.group, handler: handler.as_ref() };
+    metrics::started(&name, &config.group);
     while !shutdown.is_cancelled() {
         let step = async {
             if !grouped {
@@ -164,13 +165,18 @@ impl Consumer<'_> {
         while let Some(delivery) = held.front() {
             match event::decode(&delivery.payload) {
                 Ok(envelope) if !envelope.id.is_empty() => match self.handler.handle(self.name, &envelope).await {
-                    Ok(()) => *attempts = 0,
+                    Ok(()) => {
+                        *attempts = 0;
+                        metrics::handled(self.name, self.group, [&envelope]);
+                    }
                     // Retried until it comes back, never dead-lettered: an
                     // outage is no fault of the event's.
                     Err(source) if unreachable(&source) => {
+                        metrics::failed(self.name, self.group);
                         return Err(StepError::Handler { id: envelope.id.clone(), attempt: *attempts, source });
                     }
                     Err(source) => {
+                        metrics::failed(self.name, self.group);
                         *attempts += 1;
                         if *attempts < MAX_ATTEMPTS {
                             return Err(StepError::Handler { id: envelope.id.clone(), attempt: *attempts, source });
@@ -202,7 +208,12 @@ impl Consumer<'_> {
             return false;
         };
         match self.handler.handle_all(self.name, &events).await {
-            Ok(all) => all,
+            Ok(all) => {
+                if all {
+                    metrics::handled(self.name, self.group, &events);
+                }
+                all
+            }
             Err(e) => {
                 tracing::warn!(stream = %self.name, group = %self.group, events = events.len(), error = %e, "a batch failed; handling it one by one");
                 false
@@ -213,6 +224,7 @@ impl Consumer<'_> {
     /// Copies an entry to `<stream>.dead`.
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), StreamError> {
         tracing::error!(stream = %self.name, group = %self.group, entry = %delivery.id, %reason, "event moved to the dead-letter stream");
+        metrics::dead_lettered(self.name, self.group);
         self.stream.publish(&format!("{}.dead", self.name), &delivery.payload).await?;
         Ok(())
     }

@@ -14,6 +14,7 @@
 //!   handler; handlers must be idempotent by event id because delivery is
 //!   at-least-once.
 //! - [`event`] builds envelopes.
+//! - `metrics` — the consumers' work as `paved_stream_*` metrics.
 //! - `schema` names the outbox's and the inbox's tables and columns for
 //!   queries (their migrations keep string names).
 //! - `contract` holds [`EventStream`] and its types ([`Delivery`],
@@ -27,6 +28,7 @@ mod contract;
 pub mod embedded;
 pub mod event;
 pub mod inbox;
+mod metrics;
 pub mod outbox;
 pub mod redis;
 mod schema;
