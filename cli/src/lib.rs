@@ -12,6 +12,7 @@
 //! - [`status`] — the services' health and the workloads.
 //! - [`render`] — a spec resolved for an environment, or as Kubernetes
 //!   manifests; how every command that sends a spec reads it.
+//! - [`init`] — a new workload's starting point (`init/` holds its templates).
 //! - [`deploy`], [`plan`] — apply a spec and follow its rollout; what that would change.
 //! - [`preview`] — `preview open|close|list`: environments `pr-<n>`.
 //! - [`rollouts`] — following and steering rollouts; [`rollback`]; [`traffic`].
@@ -43,6 +44,7 @@ pub mod cost;
 pub mod credentials;
 pub mod db;
 pub mod deploy;
+pub mod init;
 pub mod leases;
 pub mod login;
 pub mod output;

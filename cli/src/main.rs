@@ -4,7 +4,7 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 use paved::{
-    artifacts, audit, ca, canary, cost, db, deploy, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets,
+    artifacts, audit, ca, canary, cost, db, deploy, init, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets,
     shell, status, tokens, traffic, up,
 };
 use std::process::ExitCode;
@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Start the platform: all five services in this process.
     Up(up::UpArgs),
+    /// Scaffold a new workload (spec, overlays, a hello-world program) that
+    /// `paved deploy` takes live as it is.
+    Init(init::InitArgs),
     /// Content-addressed artifacts and their signed attestations.
     Artifact(artifacts::ArtifactArgs),
     /// Store a token for the CLI (the root token `paved up` printed, or one
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Init(args) => init::run(args),
         Command::Artifact(args) => artifacts::run(args).await,
         Command::Login(args) => login::run(args).await,
         Command::Secrets(args) => secrets::run(args).await,

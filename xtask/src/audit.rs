@@ -36,7 +36,7 @@ pub fn run() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let server = std::env::var("PAVED_BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
-        let dir = tempfile_dir()?;
+        let dir = crate::measure::work_dir("audit")?;
         let mut databases = Vec::new();
         let result = async {
             let events: Vec<Envelope> = (0..EVENTS).map(event).collect();
@@ -108,12 +108,6 @@ pub fn run() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         result
     })
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("paved-bench-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 fn rate(d: Duration) -> f64 {

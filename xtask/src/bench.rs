@@ -36,7 +36,9 @@ use std::{
 };
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let all = ["up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds", "cost"];
+    let all = [
+        "up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds", "cost", "init",
+    ];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
     // Every benchmark measures from this process too (the token-verifying
@@ -63,6 +65,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "broker" => crate::tokens::grpc(&bins(release)?)?,
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
             "cost" => crate::cost::run(&bins(release)?)?,
+            "init" => crate::init::run(&bins(release)?)?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,

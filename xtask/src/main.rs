@@ -14,6 +14,7 @@ mod bench;
 mod canary;
 mod cost;
 mod dbcreds;
+mod init;
 mod looks;
 mod measure;
 mod pipeline;

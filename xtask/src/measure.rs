@@ -50,3 +50,11 @@ fn healthz(port: u16) -> bool {
     let mut out = String::new();
     s.read_to_string(&mut out).is_ok() && out.starts_with("HTTP/1.1 200")
 }
+
+/// A fresh scratch directory for benchmark `name`, under the system's temp.
+pub fn work_dir(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("paved-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

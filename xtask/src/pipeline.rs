@@ -180,7 +180,7 @@ async fn promoted(mut client: ProvisionerServiceClient<Channel>, n: usize) -> an
 }
 
 /// GETs `/` on `addr` over a fresh connection; the body.
-async fn get(addr: &str) -> anyhow::Result<String> {
+pub(crate) async fn get(addr: &str) -> anyhow::Result<String> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
     let mut out = String::new();

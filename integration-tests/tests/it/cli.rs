@@ -355,3 +355,35 @@ async fn completions_and_man_pages_cover_every_command() {
     assert!(page.starts_with(".ie") || page.contains(".TH paved-deploy"), "{page}");
     assert!(dir.path().join("paved.1").is_file() && dir.path().join("paved-cost-rightsize.1").is_file());
 }
+
+/// `paved init` scaffolds workloads that `paved deploy` takes live as they
+/// are: the HTTP one answers on its endpoint, the worker is healthy; a
+/// directory in use is refused.
+#[tokio::test]
+async fn init_scaffolds_workloads_that_deploy_as_they_are() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let platform = paved_integration_tests::ready(&up_options(dir.path().join("data"))).await;
+    for (name, template) in [("shop", "http"), ("mailer", "worker")] {
+        let target = dir.path().join(name);
+        let target = target.to_str().expect("path");
+        let out = paved(&["init", name, "--template", template, "--team", "demo", "--dir", target]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("Take it live:  paved deploy {target} --env dev")), "{}", text(&out.stdout));
+        let out = paved_integration_tests::paved_on(&platform, &["deploy", target, "--env", "dev"]).await;
+        assert!(out.status.success(), "{name}: {}{}", text(&out.stdout), text(&out.stderr));
+    }
+    let status =
+        paved::status::status(paved::client::connect_with(&platform.addr.to_string(), &platform.root_token).await.expect("connect"))
+            .await
+            .expect("status");
+    let shop = status.workloads.iter().find(|w| w.name == "shop").expect("shop");
+    let answer = crate::services::http_get(shop.endpoint.trim_start_matches("http://"), "/").await;
+    assert!(answer.starts_with("hello from shop ("), "{answer}");
+    let mailer = status.workloads.iter().find(|w| w.name == "mailer").expect("mailer");
+    assert_eq!(mailer.state, "healthy");
+    let out = paved(&["init", "again", "--dir", dir.path().join("shop").to_str().expect("path")]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("exists and is not empty"), "{}", text(&out.stderr));
+    let out = paved(&["init", "Bad_Name"]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("invalid workload name"), "{}", text(&out.stderr));
+    platform.stop().await.expect("stop");
+}
