@@ -35,13 +35,13 @@ fn files(template: Template) -> [(&'static str, &'static str); 6] {
         Template::Http => ("server.py", include_str!("init/http.py")),
         Template::Worker => ("worker.py", include_str!("init/worker.py")),
     };
-    let spec = match template {
-        Template::Http => include_str!("init/http.paved.yaml"),
-        Template::Worker => include_str!("init/worker.paved.yaml"),
+    let (spec, dev) = match template {
+        Template::Http => (include_str!("init/http.paved.yaml"), include_str!("init/paved.dev.yaml")),
+        Template::Worker => (include_str!("init/worker.paved.yaml"), include_str!("init/worker.paved.dev.yaml")),
     };
     [
         ("paved.yaml", spec),
-        ("paved.dev.yaml", include_str!("init/paved.dev.yaml")),
+        ("paved.dev.yaml", dev),
         ("paved.staging.yaml", include_str!("init/paved.staging.yaml")),
         ("paved.prod.yaml", include_str!("init/paved.prod.yaml")),
         program,

@@ -102,7 +102,13 @@ async fn consume_one(
             if held.is_empty() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
-                    r = stream.read(&name, &config.group, &config.consumer, config.batch, config.block) => held.extend(r?),
+                    r = stream.read(&name, &config.group, &config.consumer, config.batch, config.block) => {
+                        let read = r?;
+                        if read.is_empty() {
+                            metrics::caught_up(&name, &config.group);
+                        }
+                        held.extend(read);
+                    }
                 }
             }
             consumer.process(&mut held, &mut attempts).await

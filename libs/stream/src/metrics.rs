@@ -6,7 +6,8 @@
 //!   (each is retried; a run of them is a consumer stuck);
 //! - `paved_stream_dead_letters_total` — events moved to `<stream>.dead`;
 //! - `paved_stream_consumer_lag_seconds` — how long after it was published
-//!   the last handled event was handled.
+//!   the last handled event was handled; 0 once the group has caught up
+//!   (a read found nothing new).
 
 use paved_proto::events::v1::Envelope;
 use prometheus_client::{
@@ -65,6 +66,11 @@ pub(crate) fn handled<'a>(stream: &str, group: &str, events: impl IntoIterator<I
         let lag = (chrono::Utc::now().timestamp_millis() - published_ms).max(0) as f64 / 1000.0;
         METRICS.lag.get_or_create(&l).set(lag);
     }
+}
+
+/// A read found nothing new: the group is not behind.
+pub(crate) fn caught_up(stream: &str, group: &str) {
+    METRICS.lag.get_or_create(&labels(stream, group)).set(0.0);
 }
 
 pub(crate) fn failed(stream: &str, group: &str) {

@@ -4,7 +4,7 @@
 // common flows (deploy and follow the rollout, tokens, secrets, audit log).
 
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { DurationSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client as ServiceClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
@@ -21,7 +21,7 @@ import {
   type Rollout,
 } from "./gen/paved/provisioner/v1/provisioner_pb.js";
 import { SecretsBrokerService, type IssueTokenResponse, type Secret } from "./gen/paved/secrets_broker/v1/secrets_broker_pb.js";
-import { toPavedError } from "./errors.js";
+import { PavedError, toPavedError } from "./errors.js";
 
 export const DEFAULT_ENDPOINT = "127.0.0.1:7400";
 
@@ -34,7 +34,7 @@ export interface ClientOptions {
   ca?: string | Buffer;
   cert?: string | Buffer;
   key?: string | Buffer;
-  /** A unary call's deadline; default 30 s. Streams have none. */
+  /** The deadline of every call; default 30 s. Watches the SDK runs have none; a stream called directly takes `{ timeoutMs: 0 }` to run longer. */
   timeoutMs?: number;
   /** Attempts of a call refused with UNAVAILABLE; default 5. */
   attempts?: number;
@@ -64,23 +64,44 @@ function bearer(token: string): Interceptor {
   };
 }
 
+/** Methods that only read: safe to repeat. */
+const READS = ["Get", "List", "Query", "Explain", "Plan", "Introspect"];
+/** Writes that carry a request id the server deduplicates on. */
+const DEDUPLICATED = new Set(["paved.provisioner.v1.ProvisionerService/ApplyWorkload", "paved.provisioner.v1.ProvisionerService/OpenPreview"]);
+
 /**
  * A unary call refused with UNAVAILABLE (a server restarting, a connection
- * not yet up) is tried again, backing off from 0.1 s to 2 s: the server did
- * not act on it. Streams are not: their messages may have been seen.
+ * not yet up) is tried again, backing off from 0.1 s to 2 s — when it is
+ * safe to repeat: it only reads, or carries a request id. The server may
+ * have acted on a write before its connection was lost, and issuing a
+ * token or a credential twice is not harmless. Streams are not retried:
+ * their messages may have been seen.
  */
 function retries(attempts: number): Interceptor {
   return (next) => async (req) => {
+    const safe = READS.some((p) => req.method.name.startsWith(p)) || DEDUPLICATED.has(`${req.service.typeName}/${req.method.name}`);
     for (let attempt = 1, wait = 100; ; attempt++, wait = Math.min(wait * 2, 2000)) {
       try {
         return await next(req);
       } catch (e) {
         const unavailable = ConnectError.from(e).code === Code.Unavailable;
-        if (req.stream || !unavailable || attempt >= attempts || req.signal.aborted) throw e;
+        if (req.stream || !safe || !unavailable || attempt >= attempts || req.signal.aborted) throw e;
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
   };
+}
+
+/**
+ * The platform's servers present certificates naming a SPIFFE id
+ * (`spiffe://paved/platform/<service>`) and no host name: they are checked
+ * against the trust bundle, and their identity must be the platform's.
+ */
+function platformIdentity(_host: string, cert: { subjectaltname?: string }): Error | undefined {
+  const names = (cert.subjectaltname ?? "").split(",").map((n) => n.trim());
+  return names.some((n) => n.startsWith("URI:spiffe://paved/platform/"))
+    ? undefined
+    : new Error(`the server's certificate names no Paved platform service (${cert.subjectaltname ?? "no names"})`);
 }
 
 /** Every error, unary or in a stream, as a PavedError. */
@@ -151,7 +172,7 @@ export class Client {
       baseUrl,
       interceptors,
       defaultTimeoutMs: options.timeoutMs ?? 30_000,
-      nodeOptions: tls ? { ca, cert: options.cert, key: options.key } : {},
+      nodeOptions: tls ? { ca, cert: options.cert, key: options.key, checkServerIdentity: platformIdentity } : {},
     });
     this.provisioner = createClient(ProvisionerService, transport);
     this.secretsBroker = createClient(SecretsBrokerService, transport);
@@ -177,17 +198,29 @@ export class Client {
     return new Deployment(applied, await this.followRollout(applied.rollout.id, options.onChange));
   }
 
-  /** Watches a rollout until it has ended; returns it as it ended. */
+  /** Watches a rollout until it has ended; returns it as it ended. A watch cut short (the platform restarting) is taken up again. */
   async followRollout(id: string, onChange?: (rollout: Rollout) => void): Promise<Rollout> {
-    for (;;) {
-      for await (const change of this.provisioner.watchRollout({ id }, { timeoutMs: 0 })) {
-        if (change.rollout === undefined) continue;
-        onChange?.(change.rollout);
-        if (ENDED.has(change.rollout.state)) return change.rollout;
+    const transient = new Set([Code.Unavailable, Code.Internal, Code.Unknown]);
+    for (let wait = 100; ; wait = Math.min(wait * 2, 2000)) {
+      try {
+        for await (const change of this.provisioner.watchRollout({ id }, { timeoutMs: 0 })) {
+          if (change.rollout === undefined) continue;
+          onChange?.(change.rollout);
+          if (ENDED.has(change.rollout.state)) return change.rollout;
+        }
+      } catch (e) {
+        if (!transient.has(toPavedError(e).code)) throw e;
       }
-      // The stream ended early (a restart): read where it stands.
-      const { rollout } = await this.provisioner.getRollout({ id });
+      // The watch ended before the rollout did: read where it stands.
+      const rollout = await this.provisioner.getRollout({ id }).then(
+        (r) => r.rollout,
+        (e) => {
+          if (toPavedError(e).code !== Code.Unavailable) throw e;
+          return undefined;
+        },
+      );
       if (rollout !== undefined && ENDED.has(rollout.state)) return rollout;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 
@@ -209,7 +242,7 @@ export class Client {
   /** A secret at `version` (0: the latest). */
   async getSecret(path: string, version = 0): Promise<Secret> {
     const { secret } = await this.secretsBroker.getSecret({ path, version });
-    if (secret === undefined) throw new Error(`the broker answered no secret for ${path}`);
+    if (secret === undefined) throw new PavedError(new ConnectError(`the broker answered no secret for ${path}`, Code.Internal));
     return secret;
   }
 
@@ -223,7 +256,7 @@ export class Client {
   /** Every entry of a workload's chain (or an actor's), oldest first, all pages read. */
   async queryAudit(query: { workload?: string; environment?: string; actor?: string; since?: Date }): Promise<AuditEntry[]> {
     const entries: AuditEntry[] = [];
-    const since = query.since === undefined ? undefined : create(TimestampSchema, { seconds: BigInt(Math.floor(query.since.getTime() / 1000)) });
+    const since = query.since === undefined ? undefined : timestampFromDate(query.since);
     for (let pageToken = ""; ; ) {
       const page = await this.audit.queryLog({ ...query, since, pageSize: 1000, pageToken });
       for (const proven of page.entries) {

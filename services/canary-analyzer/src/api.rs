@@ -216,8 +216,11 @@ impl Api {
         paved_stream::outbox::enqueue(&txn, &paved_stream::stream_name(SOURCE), &envelope).await?;
         txn.commit().await?;
         self.relay.wake();
-        let verdict = d.verdict().short_name().to_string();
-        JUDGEMENTS.get_or_create(&VerdictLabels { workload: format!("{}/{}", r.environment, r.workload), verdict }).inc();
+        let workload = format!("{}/{}", r.environment, r.workload);
+        // The `fail` series exists from the workload's first look, at 0: an
+        // alert on its increase sees the first rollback too.
+        JUDGEMENTS.get_or_create(&VerdictLabels { workload: workload.clone(), verdict: "fail".into() }).inc_by(0);
+        JUDGEMENTS.get_or_create(&VerdictLabels { workload, verdict: d.verdict().short_name().to_string() }).inc();
         Ok(None)
     }
 }

@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import pathlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence
@@ -20,20 +21,40 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from paved.audit.v1 import audit_pb2, audit_pb2_grpc
 from paved.cost_scheduler.v1 import cost_scheduler_pb2_grpc
 from paved.canary_analyzer.v1 import canary_analyzer_pb2_grpc
-from paved.errors import PavedError, from_rpc_error
+from paved.errors import PavedError, Unavailable, from_rpc_error
 from paved.provisioner.v1 import provisioner_pb2, provisioner_pb2_grpc
 from paved.secrets_broker.v1 import secrets_broker_pb2, secrets_broker_pb2_grpc
 
 DEFAULT_ENDPOINT = "127.0.0.1:7400"
 
-# gRPC's own retries: a call refused with UNAVAILABLE (a server restarting,
-# a connection not yet up) is tried again with exponential backoff. Only
-# UNAVAILABLE: the server did not act on the call, so no retry repeats one.
+# gRPC's own retries, for the calls that are safe to repeat: those that
+# only read, and those that carry a request id the server deduplicates on.
+# A call refused with UNAVAILABLE may still have been acted on (a connection
+# lost after the server committed), so writes without a request id are not
+# retried: issuing a token or a credential twice is not harmless.
+_READS = ("Get", "List", "Query", "Explain", "Plan", "Introspect", "Watch")
+_DEDUPLICATED = {("paved.provisioner.v1.ProvisionerService", "ApplyWorkload"), ("paved.provisioner.v1.ProvisionerService", "OpenPreview")}
+
+
+def _retried_methods() -> List[dict]:
+    from paved.audit.v1 import audit_pb2 as a
+    from paved.canary_analyzer.v1 import canary_analyzer_pb2 as c
+    from paved.cost_scheduler.v1 import cost_scheduler_pb2 as k
+
+    names = []
+    for module in (a, c, k, provisioner_pb2, secrets_broker_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                if method.name.startswith(_READS) or (service.full_name, method.name) in _DEDUPLICATED:
+                    names.append({"service": service.full_name, "method": method.name})
+    return names
+
+
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{}],
+                "name": _retried_methods(),
                 "retryPolicy": {
                     "maxAttempts": 5,
                     "initialBackoff": "0.1s",
@@ -98,8 +119,8 @@ class _Details(grpc.ClientCallDetails):
 
 
 class _Service:
-    """A generated stub whose calls raise `PavedError` and have a deadline
-    (`timeout` seconds; streams have none unless given)."""
+    """A generated stub whose calls raise `PavedError`; unary calls have a
+    deadline (`timeout` seconds), streams none unless given."""
 
     def __init__(self, stub: Any, timeout: float) -> None:
         self._stub, self._timeout = stub, timeout
@@ -107,9 +128,11 @@ class _Service:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._stub, name)
         streaming = isinstance(method, grpc.UnaryStreamMultiCallable)
+        unary = isinstance(method, grpc.UnaryUnaryMultiCallable)
 
         def call(request: Any, **kwargs: Any) -> Any:
-            if not streaming:
+            # Streams (a watch, an upload) run as long as they need.
+            if unary:
                 kwargs.setdefault("timeout", self._timeout)
             try:
                 answer = method(request, **kwargs)
@@ -155,6 +178,11 @@ class Client:
     `https://` uses TLS (with `root_certificates`, or `PAVED_CA_BUNDLE`'s
     file, and for mTLS `certificate_chain` and `private_key`). The token is
     `token`, else `PAVED_TOKEN`, else the CLI's stored login for the endpoint.
+
+    TLS: the platform's certificates name a SPIFFE id and no host name,
+    which grpcio's host-name check does not accept; reach a production
+    platform through a TLS front with a host name (`server_name` names it),
+    or over loopback. Not yet tested against production mode.
     """
 
     def __init__(
@@ -223,20 +251,28 @@ class Client:
         return Deployment(applied, self.follow_rollout(applied.rollout.id, on_change))
 
     def follow_rollout(self, rollout_id: str, on_change: Optional[Callable[[provisioner_pb2.Rollout], None]] = None) -> provisioner_pb2.Rollout:
-        """Watches a rollout until it has ended; returns it as it ended."""
-        last = None
-        for change in self.provisioner.WatchRollout(provisioner_pb2.WatchRolloutRequest(id=rollout_id)):
-            last = change.rollout
-            if on_change is not None:
-                on_change(last)
-            if last.state in _ENDED:
-                return last
-        if last is None or last.state not in _ENDED:
-            # The stream ended early (a restart): read where it stands.
-            last = self.provisioner.GetRollout(provisioner_pb2.GetRolloutRequest(id=rollout_id)).rollout
-            if last.state not in _ENDED:
-                return self.follow_rollout(rollout_id, on_change)
-        return last
+        """Watches a rollout until it has ended; returns it as it ended. A
+        watch cut short (the platform restarting) is taken up again."""
+        wait = 0.1
+        while True:
+            try:
+                for change in self.provisioner.WatchRollout(provisioner_pb2.WatchRolloutRequest(id=rollout_id)):
+                    if on_change is not None:
+                        on_change(change.rollout)
+                    if change.rollout.state in _ENDED:
+                        return change.rollout
+            except PavedError as e:
+                if e.code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+                    raise
+            # The watch ended before the rollout did: read where it stands.
+            try:
+                rollout = self.provisioner.GetRollout(provisioner_pb2.GetRolloutRequest(id=rollout_id)).rollout
+                if rollout.state in _ENDED:
+                    return rollout
+            except Unavailable:
+                pass
+            time.sleep(wait)
+            wait = min(wait * 2, 2.0)
 
     # Tokens
 

@@ -21,7 +21,7 @@ class FieldViolation:
     description: str
 
 
-@dataclass
+@dataclass(eq=False)
 class PavedError(Exception):
     """A call Paved refused or could not answer."""
 
@@ -34,6 +34,10 @@ class PavedError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Pickled whole (process pools, copies), not as Exception's args.
+        return (type(self), (self.code, self.message, self.reason, self.domain, self.metadata, self.field_violations))
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -109,7 +113,11 @@ def from_rpc_error(error: grpc.RpcError) -> PavedError:
     message = error.details() if hasattr(error, "details") else str(error)
     kind = _BY_CODE.get(code, PavedError)
     reason, domain, metadata, violations = "", "", {}, []
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    try:
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    except ValueError:
+        # Details that do not match the status: the code and message stand.
+        status = None
     for detail in status.details if status is not None else []:
         info = error_details_pb2.ErrorInfo()
         bad = error_details_pb2.BadRequest()
