@@ -29,6 +29,8 @@ enum LeaseCommand {
     List {
         #[arg(default_value = "")]
         prefix: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Extend a lease (never past its maximum).
     Renew {
@@ -48,7 +50,13 @@ enum LeaseCommand {
 pub async fn run(args: LeaseArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
     match args.command {
-        LeaseCommand::List { prefix } => print!("{}", table(&leases(channel, &prefix).await?)),
+        LeaseCommand::List { prefix, output } => {
+            let leases = leases(channel, &prefix).await?;
+            match output {
+                crate::output::Format::Table => print!("{}", table(&leases)),
+                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&leases))?),
+            }
+        }
         LeaseCommand::Renew { lease_id, increment } => {
             let lease = renew(channel, &lease_id, increment).await?;
             println!("{} expires {}", lease.lease_id, time(lease.expire_time.as_ref()));
@@ -91,6 +99,20 @@ pub async fn revoke(channel: AuthChannel, target: Target) -> anyhow::Result<Revo
 }
 
 /// One line per lease: id, holder, expiry, state.
+/// The leases for scripts.
+pub fn json(leases: &[Lease]) -> serde_json::Value {
+    let time = crate::output::rfc3339;
+    leases
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "id": l.lease_id, "subject": l.subject, "expire_time": time(l.expire_time.as_ref()),
+                "revoke_time": time(l.revoke_time.as_ref()), "revoke_attempts": l.revoke_attempts, "last_error": l.last_error,
+            })
+        })
+        .collect()
+}
+
 pub fn table(leases: &[Lease]) -> String {
     let mut out = format!("{:<56}  {:<32}  {:<19}  STATE\n", "LEASE", "SUBJECT", "EXPIRES");
     for l in leases {

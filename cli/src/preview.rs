@@ -45,7 +45,10 @@ enum PreviewCommand {
         pr: u32,
     },
     /// Open previews, their workloads and when they expire.
-    List,
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: output::Format,
+    },
 }
 
 pub async fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
@@ -76,8 +79,22 @@ pub async fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
                 ProvisionerServiceClient::new(channel).close_preview(ClosePreviewRequest { pr: pr as i32 }).await.map_err(failed)?;
             println!("closed pr-{pr}: destroyed {}", closed.into_inner().workloads.join(", "));
         }
-        PreviewCommand::List => {
+        PreviewCommand::List { output: format } => {
             let previews = ProvisionerServiceClient::new(channel).list_previews(ListPreviewsRequest {}).await.map_err(failed)?.into_inner();
+            if format == output::Format::Json {
+                let rows: Vec<serde_json::Value> = previews
+                    .previews
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "pr": p.pr, "environment": p.environment, "workloads": p.workloads,
+                            "expire_time": output::rfc3339(p.expire_time.as_ref()), "create_time": output::rfc3339(p.create_time.as_ref()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let rows: Vec<Vec<String>> =
                 previews.previews.iter().map(|p| vec![p.environment.clone(), p.workloads.join(","), expires(p)]).collect();
             print!("{}", output::table(&["PREVIEW", "WORKLOADS", "EXPIRES"], &rows));

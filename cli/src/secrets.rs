@@ -49,6 +49,8 @@ enum SecretsCommand {
     List {
         #[arg(default_value = "")]
         prefix: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Print the value, then each new version as it is written or rotated.
     Watch { path: String },
@@ -101,7 +103,13 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
             println!("{} version {}", written.path, written.version);
         }
         SecretsCommand::Get { path, version } => print(&get(channel, &path, version).await?),
-        SecretsCommand::List { prefix } => print!("{}", table(&list(channel, &prefix).await?)),
+        SecretsCommand::List { prefix, output } => {
+            let secrets = list(channel, &prefix).await?;
+            match output {
+                crate::output::Format::Table => print!("{}", table(&secrets)),
+                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&secrets))?),
+            }
+        }
         SecretsCommand::Watch { path } => watch(channel, &path, print).await?,
         SecretsCommand::Rewrap => {
             let done = rewrap(channel).await?;
@@ -165,6 +173,20 @@ pub async fn watch(channel: AuthChannel, path: &str, mut each: impl FnMut(&Secre
 }
 
 /// One line per secret: path, version, written, generated and next rotation.
+/// The secrets for scripts: their versions, never their values.
+pub fn json(secrets: &[SecretVersion]) -> serde_json::Value {
+    let time = crate::output::rfc3339;
+    secrets
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "path": s.path, "version": s.version, "create_time": time(s.create_time.as_ref()),
+                "generated": s.generated, "rotate_time": time(s.rotate_time.as_ref()),
+            })
+        })
+        .collect()
+}
+
 pub fn table(secrets: &[SecretVersion]) -> String {
     let mut out = format!("{:<48}  {:>7}  {:<19}  {:<9}  ROTATES\n", "PATH", "VERSION", "WRITTEN", "GENERATED");
     for s in secrets {

@@ -56,6 +56,8 @@ enum TokenCommand {
     List {
         #[arg(long)]
         subject: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Revoke a token by id, or every token of a subject.
     Revoke {
@@ -152,7 +154,13 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
             }
             println!("{}", issued.token);
         }
-        TokenCommand::List { subject } => print!("{}", table(&list(channel, &subject.unwrap_or_default()).await?)),
+        TokenCommand::List { subject, output } => {
+            let tokens = list(channel, &subject.unwrap_or_default()).await?;
+            match output {
+                crate::output::Format::Table => print!("{}", table(&tokens)),
+                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&tokens))?),
+            }
+        }
         TokenCommand::Revoke { id, subject } => {
             let target = match (id, subject) {
                 (Some(id), _) => Target::TokenId(id),
@@ -190,6 +198,21 @@ pub async fn rotate(channel: AuthChannel) -> anyhow::Result<String> {
 }
 
 /// One line per token: id, subject, scopes, expiry, state.
+/// The tokens for scripts: never the tokens themselves, only what they are.
+pub fn json(tokens: &[TokenInfo]) -> serde_json::Value {
+    let time = crate::output::rfc3339;
+    tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.token_id, "subject": t.subject, "scopes": t.scopes, "audience": t.audience,
+                "issue_time": time(t.issue_time.as_ref()), "expire_time": time(t.expire_time.as_ref()),
+                "revoke_time": time(t.revoke_time.as_ref()),
+            })
+        })
+        .collect()
+}
+
 pub fn table(tokens: &[TokenInfo]) -> String {
     let mut out = format!("{:<36}  {:<40}  {:<19}  {:<8}  SCOPES\n", "ID", "SUBJECT", "EXPIRES", "STATE");
     let now = chrono::Utc::now().timestamp();

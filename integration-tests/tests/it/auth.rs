@@ -224,6 +224,10 @@ async fn every_call_is_authenticated_and_authorised() {
     let out = cli(&["token", "list", "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).contains("revoked"), "{}", text(&out.stdout));
     assert!(!text(&out.stdout).contains(&root[5..40]), "token values are never listed");
+    let out = cli(&["token", "list", "--output", "json", "--endpoint", &endpoint]).await;
+    let tokens: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("token list json");
+    assert!(tokens.iter().any(|t| t["revoke_time"].is_string()) && tokens.iter().all(|t| t["id"].is_string()), "{tokens:?}");
+    assert!(!text(&out.stdout).contains(&root[5..40]), "token values are never listed");
 
     // Every issue, revocation and rotation is in the audit log, by id only.
     let mut audit = AuditServiceClient::new(authed(channel.clone(), &root));

@@ -256,6 +256,9 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
     assert_eq!(status.get_details_error_info().expect("reason").reason, "LEASE_REVOCATION_FAILED");
     let listed = text(&cli(&root, &["lease", "list", "database/flaky/"], None).await.stdout);
     assert!(listed.contains("revocation failing"), "{listed}");
+    let listed = cli(&root, &["lease", "list", "database/flaky/", "--output", "json"], None).await.stdout;
+    let leases: Vec<serde_json::Value> = serde_json::from_slice(&listed).expect("lease list json");
+    assert!(leases.iter().any(|l| l["revoke_attempts"].as_u64().is_some_and(|n| n > 0) && l["revoke_time"].is_null()), "{leases:?}");
     assert!(role_exists(&admin, &flaky_creds.username).await, "not dropped yet");
     flaky.restore().await;
     eventually("the failed revocation retried until done", Duration::from_secs(30), || {

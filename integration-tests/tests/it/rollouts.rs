@@ -421,6 +421,9 @@ async fn previews_open_and_close_leaving_nothing_behind() {
     all_traffic_on(&preview_endpoint, "preview").await;
     let out = paved_with(&platform.root_token, &["preview", "list", "--endpoint", &endpoint]).await;
     assert!(text(&out.stdout).lines().any(|l| l.starts_with("pr-42") && l.contains("web")), "{}", text(&out.stdout));
+    let out = paved_with(&platform.root_token, &["preview", "list", "--output", "json", "--endpoint", &endpoint]).await;
+    let previews: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("preview list json");
+    assert!(previews.iter().any(|p| p["pr"] == 42 && p["workloads"][0] == "web" && p["expire_time"].is_string()), "{previews:?}");
     let running = |root: &Path| std::fs::read_dir(root.join("data/provisioner/run")).expect("run dir").count();
     assert_eq!(running(dir.path()), 2, "dev and pr-42 each run one process");
 

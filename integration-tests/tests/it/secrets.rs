@@ -115,6 +115,10 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     assert_eq!(text(&out.stdout), format!("{first}\n"));
     let out = cli(&root, &["secrets", "list", "dev/"], None).await;
     assert!(text(&out.stdout).contains("dev/shop/db-password") && !text(&out.stdout).contains("hunter2"), "{}", text(&out.stdout));
+    let out = cli(&root, &["secrets", "list", "dev/", "--output", "json"], None).await;
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("secrets list json");
+    assert!(listed.iter().any(|s| s["path"] == "dev/shop/db-password" && s["version"] == 2), "{listed:?}");
+    assert!(!text(&out.stdout).contains("hunter2"), "values are never listed");
 
     // A workload's token reads its own paths and nothing else.
     let channel = paved::client::channel(&endpoint).await.expect("channel");
