@@ -52,10 +52,7 @@ pub async fn run(args: LeaseArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         LeaseCommand::List { prefix, output } => {
             let leases = leases(channel, &prefix).await?;
-            match output {
-                crate::output::Format::Table => print!("{}", table(&leases)),
-                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&leases))?),
-            }
+            crate::output::print(output, || table(&leases), || json(&leases))?;
         }
         LeaseCommand::Renew { lease_id, increment } => {
             let lease = renew(channel, &lease_id, increment).await?;

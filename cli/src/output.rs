@@ -7,6 +7,15 @@ pub enum Format {
     Json,
 }
 
+/// Prints a result as `format` asks: the table for people, the JSON for scripts.
+pub fn print(format: Format, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) -> anyhow::Result<()> {
+    match format {
+        Format::Table => print!("{}", table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json())?),
+    }
+    Ok(())
+}
+
 /// Columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

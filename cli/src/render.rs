@@ -83,10 +83,8 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
             kubeconfig,
         } => {
             let mut spec = render(&dir, &env)?.0.spec;
-            if let Some(file) = schedule_defaults {
-                let defaults = paved_spec::ScheduleDefaults::load(&file).map_err(|e| anyhow::anyhow!(e))?;
-                spec.schedule = defaults.of(&spec, &env).cloned();
-            }
+            let defaults = paved_spec::ScheduleDefaults::load(schedule_defaults.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+            spec.schedule = defaults.of(&spec, &env).cloned();
             let manifests = paved_k8s::manifests(&spec, &env, &paved_k8s::Target { registry, gateway, canary_weight, asleep })?;
             if !apply {
                 print!("{}", paved_k8s::to_yaml(&manifests));

@@ -105,10 +105,7 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
         SecretsCommand::Get { path, version } => print(&get(channel, &path, version).await?),
         SecretsCommand::List { prefix, output } => {
             let secrets = list(channel, &prefix).await?;
-            match output {
-                crate::output::Format::Table => print!("{}", table(&secrets)),
-                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&secrets))?),
-            }
+            crate::output::print(output, || table(&secrets), || json(&secrets))?;
         }
         SecretsCommand::Watch { path } => watch(channel, &path, print).await?,
         SecretsCommand::Rewrap => {

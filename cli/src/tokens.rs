@@ -156,10 +156,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List { subject, output } => {
             let tokens = list(channel, &subject.unwrap_or_default()).await?;
-            match output {
-                crate::output::Format::Table => print!("{}", table(&tokens)),
-                crate::output::Format::Json => println!("{}", serde_json::to_string_pretty(&json(&tokens))?),
-            }
+            crate::output::print(output, || table(&tokens), || json(&tokens))?;
         }
         TokenCommand::Revoke { id, subject } => {
             let target = match (id, subject) {

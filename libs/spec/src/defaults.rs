@@ -33,9 +33,11 @@ pub struct ScheduleDefaults {
 }
 
 impl ScheduleDefaults {
-    /// Reads the file at `path`; an unreadable or bad file is an error naming
-    /// it (with the line and column of a bad value).
-    pub fn load(path: &Path) -> Result<Self, String> {
+    /// Reads the file at `path` (none configured: no defaults); an
+    /// unreadable or bad file is an error naming it (with the line and
+    /// column of a bad value).
+    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = path else { return Ok(Self::default()) };
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| format!("default schedules {file}: {e}"))?;
         Self::parse(&text, &file).map_err(|e| format!("default schedules {e}"))
@@ -144,7 +146,8 @@ pr-1*:
             assert!(e.message.contains(message), "{text}: {e}");
         }
         assert_eq!(ScheduleDefaults::parse("# nothing yet\n", "s.yaml").expect("empty"), ScheduleDefaults::default());
-        let missing = ScheduleDefaults::load(Path::new("/nonexistent/schedules.yaml")).expect_err("missing");
+        assert_eq!(ScheduleDefaults::load(None).expect("none configured"), ScheduleDefaults::default());
+        let missing = ScheduleDefaults::load(Some(Path::new("/nonexistent/schedules.yaml"))).expect_err("missing");
         assert!(missing.starts_with("default schedules /nonexistent/schedules.yaml: "), "{missing}");
     }
 }

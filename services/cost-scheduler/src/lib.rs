@@ -69,10 +69,7 @@ impl paved_service::ConsumerService for CostScheduler {
             Some(path) => prices::PriceSheet::load(path)?,
             None => prices::PriceSheet::default(),
         };
-        let defaults = match &options.schedule_defaults {
-            Some(path) => paved_spec::ScheduleDefaults::load(path).map_err(|e| anyhow::anyhow!(e))?,
-            None => paved_spec::ScheduleDefaults::default(),
-        };
+        let defaults = paved_spec::ScheduleDefaults::load(options.schedule_defaults.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         let every = options.sample_seconds.map_or(sample::EVERY, |s| std::time::Duration::from_secs(s.max(1)));
         let running = forecast::Running::default();
         match &options.provisioner_url {

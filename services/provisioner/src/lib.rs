@@ -283,10 +283,7 @@ impl Provisioner {
             }
         };
         let artifacts = Arc::new(artifacts);
-        let schedules = match &options.schedule_defaults {
-            Some(path) => paved_spec::ScheduleDefaults::load(path).map_err(|e| anyhow::anyhow!(e))?,
-            None => paved_spec::ScheduleDefaults::default(),
-        };
+        let schedules = paved_spec::ScheduleDefaults::load(options.schedule_defaults.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         let records = Arc::new(Records::new(db.clone(), relay.clone(), schedules));
         let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, shutdown.clone()));
         let runner = Arc::new(Runner::new(runtime, options.data_dir, options.platform_env, artifacts.clone()));
