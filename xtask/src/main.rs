@@ -158,6 +158,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let python = sdk::ensure_python()?;
     sdk::check_generated(&python)?;
     sdk::ensure_typescript()?;
+    sdk::check_dashboards()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     let test = || {

@@ -112,7 +112,7 @@ async fn range_queries_against_a_real_prometheus() {
 fn judged_by_prometheus(version: &str, error_rate: &str) -> String {
     let query = "(sum(rate(paved_proxy_requests_total{revision=\"$REVISION\",class=\"5xx\"}[2s])) or vector(0)) / sum(rate(paved_proxy_requests_total{revision=\"$REVISION\"}[2s]))";
     format!(
-        "name: shop\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [50, 100]\n  interval: 8s\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\nanalysis:\n  metrics:\n    errors:\n      kind: prometheus\n      query: '{query}'\n      critical: true\n      max_change: 0.5\n"
+        "name: shop\nteam: shop\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [50, 100]\n  interval: 8s\nenv:\n  HELLO_VERSION: {version}\n  HELLO_ERROR_RATE: \"{error_rate}\"\nanalysis:\n  metrics:\n    errors:\n      kind: prometheus\n      query: '{query}'\n      critical: true\n      max_change: 0.5\n"
     )
 }
 
@@ -163,34 +163,104 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     assert!(stderr.contains("step 1 passed: errors (kayenta): ") && passed.iter().any(|p| stderr.contains(p)), "{stderr}");
 
     // Every panel of the Grafana dashboards asks Prometheus something it
-    // answers with data, the canary verdicts included; the audit log's
-    // read latency, with someone reading it.
+    // answers with data, the canary verdicts included. Meanwhile someone
+    // reads the audit log (its read latency) and asks each service
+    // something, as an ops team's platform would be (a ratio over calls
+    // that stopped is 0/0, no data); and a token that may only read the
+    // provisioner is refused by the others.
+    let narrow = {
+        let args = [
+            "token",
+            "issue",
+            "--subject",
+            "spiffe://paved/dev/narrow",
+            "--scope",
+            "read:provisioner",
+            "--ttl",
+            "1h",
+            "--endpoint",
+            &endpoint,
+        ];
+        let out = paved_with(&platform.root_token, &args).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    let out = paved_with(
+        &platform.root_token,
+        &["cost", "budget", "set", "--team", "shop", "--env", "dev", "--monthly", "100", "--endpoint", &endpoint],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    const NOTHING: &str = "00000000-0000-0000-0000-000000000000";
+    let calls: [&[&str]; 5] = [
+        &["token", "list"],
+        &["cost", "report"],
+        &["audit", "query", "--actor", "root"],
+        &["rollback", "shop", "--env", "nowhere"],
+        &["canary", "explain", NOTHING],
+    ];
+    for args in calls {
+        let args: Vec<&str> = args.iter().copied().chain(["--endpoint", &endpoint]).collect();
+        let out = paved_with(&narrow, &args).await;
+        assert!(text(&out.stderr).contains("lacks scope"), "{args:?} refused: {}", text(&out.stderr));
+    }
     let reader = {
-        let endpoint = endpoint.clone();
+        let (endpoint, root) = (endpoint.clone(), platform.root_token.clone());
         tokio::spawn(async move {
             loop {
                 paved_integration_tests::http_get(&format!("http://{endpoint}/audit/log/checkpoint")).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                for args in calls {
+                    let args: Vec<&str> = args.iter().copied().chain(["--endpoint", &endpoint]).collect();
+                    paved_with(&root, &args).await;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
     };
     let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/dashboards");
+    let mut queries = 0;
     for file in std::fs::read_dir(&dashboards).expect("dashboards").flatten() {
         let dashboard: serde_json::Value = serde_json::from_slice(&std::fs::read(file.path()).expect("read")).expect("a JSON dashboard");
-        for panel in dashboard["panels"].as_array().expect("panels") {
+        // The variables offer the workload this test deployed.
+        for (variable, wanted) in [("environment", "dev"), ("workload", "shop")] {
+            let list = dashboard["templating"]["list"].as_array().expect("variables");
+            let query = list.iter().find(|v| v["name"] == variable).and_then(|v| v["query"].as_str()).expect("the variable");
+            let query = query.replace("$environment", "dev");
+            let (series, label) = label_values(&query);
+            eventually(&format!("{variable} offers {wanted}"), Duration::from_secs(20), || async {
+                let end = SystemTime::now();
+                let got = provider
+                    .query_range(&format!("count by ({label}) ({series})"), end - Duration::from_secs(30), end, Duration::from_secs(1))
+                    .await
+                    .ok()?;
+                got.iter().any(|s| s.labels.get(label).is_some_and(|v| v == wanted)).then_some(())
+            })
+            .await;
+        }
+        for panel in dashboard["panels"].as_array().expect("panels").iter().filter(|p| p["type"] != "row") {
             for target in panel["targets"].as_array().expect("targets") {
-                let expr = target["expr"].as_str().expect("expr").replace("$workload", "dev/shop");
+                let expr = target["expr"].as_str().expect("expr").replace("$environment", "dev").replace("$workload", "shop");
                 let title = panel["title"].as_str().unwrap_or_default();
-                eventually(&format!("data for {title:?}"), Duration::from_secs(20), || async {
+                queries += 1;
+                eventually(&format!("data for {title:?} in {}", file.path().display()), Duration::from_secs(20), || async {
                     let end = SystemTime::now();
-                    provider.query_range(&expr, end - Duration::from_secs(120), end, Duration::from_secs(1)).await.ok()
+                    let got = provider.query_range(&expr, end - Duration::from_secs(120), end, Duration::from_secs(1)).await.ok()?;
+                    (!got.is_empty()).then_some(())
                 })
                 .await;
             }
         }
     }
+    assert!(queries >= 50, "only {queries} panel queries found");
     reader.abort();
     platform.stop().await.expect("stop");
+}
+
+/// `label_values(<series>, <label>)`, Grafana's variable query, as its parts.
+fn label_values(query: &str) -> (&str, &str) {
+    let inner = query.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')).expect("a label_values query");
+    let (series, label) = inner.rsplit_once(',').expect("series, label");
+    (series.trim(), label.trim())
 }
 
 /// Right-sizing from Prometheus: the provisioner exports each replica's
