@@ -110,7 +110,7 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
 /// here is PERMISSION_DENIED with `ErrorInfo` and an event.
 pub const HANDLER_SCOPES: &[(&str, &str)] = &[
     ("IssueToken", "each scope asked for within the caller's own; `issue:subjects` for another subject"),
-    ("RenewToken", "the token renews itself"),
+    ("RenewToken", "to be the token it renews (a token renews only itself)"),
     ("RevokeToken", "the caller's own tokens, or `revoke:tokens`"),
     ("IssueBootstrapToken", "`bootstrap:issue:<env>/<workload>`"),
     ("PutSecret", "`secrets:write:<path>`"),

@@ -26,7 +26,29 @@ if _version_not_supported:
 
 
 class AuditServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and checks the audit log; erases a person's name from it.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `audit` (GetLogKey needs none). On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with
+    that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT and OUT_OF_RANGE also carry `google.rpc.BadRequest`
+    field violations, and OUT_OF_RANGE (BEYOND_LOG) gives the tree's size in
+    ErrorInfo metadata `size`. INTERNAL and UNAVAILABLE never carry the
+    cause: when one comes from a failure inside the server, ErrorInfo
+    metadata `error_id` (also in the message) names the server's log entry
+    that holds it. Any call may be refused with UNAUTHENTICATED
+    (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED,
+    TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID, PEER_CERTIFICATE_REQUIRED) or
+    PERMISSION_DENIED (MISSING_SCOPE, the scope in ErrorInfo metadata
+    `scope`), each recorded as an AccessDenied event, or with UNAVAILABLE
+    (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -87,10 +109,36 @@ class AuditServiceStub:
 
 
 class AuditServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and checks the audit log; erases a person's name from it.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `audit` (GetLogKey needs none). On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with
+    that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT and OUT_OF_RANGE also carry `google.rpc.BadRequest`
+    field violations, and OUT_OF_RANGE (BEYOND_LOG) gives the tree's size in
+    ErrorInfo metadata `size`. INTERNAL and UNAVAILABLE never carry the
+    cause: when one comes from a failure inside the server, ErrorInfo
+    metadata `error_id` (also in the message) names the server's log entry
+    that holds it. Any call may be refused with UNAUTHENTICATED
+    (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED,
+    TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID, PEER_CERTIFICATE_REQUIRED) or
+    PERMISSION_DENIED (MISSING_SCOPE, the scope in ErrorInfo metadata
+    `scope`), each recorded as an AccessDenied event, or with UNAVAILABLE
+    (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def ListEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The query side's copy of every event, in order of arrival (not the
+        log's bytes: use ListLogEntries to check them).
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -98,13 +146,18 @@ class AuditServiceServicer:
     def GetLogKey(self, request, context):
         """The log's name (its checkpoints' origin) and verifier keys. Open: a
         public key is what anyone needs to check the log.
+        Scope: nothing.
+        Errors: UNAVAILABLE (LOG_KEY_LOADING, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCheckpoint(self, request, context):
-        """The latest signed checkpoint.
+        """The latest signed checkpoint, with the witnesses' cosignatures the log
+        holds for it.
+        Scope: `read:audit`.
+        Errors: UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +166,8 @@ class AuditServiceServicer:
     def GetInclusionProof(self, request, context):
         """The audit path of one leaf, by index or by event id, in a tree of a
         given size. A size beyond the tree is OUT_OF_RANGE, naming the size.
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (LEAF_MISSING), NOT_FOUND (EVENT_NOT_LOGGED), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (NO_CHECKPOINT, NOT_YET_CHECKPOINTED, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +175,8 @@ class AuditServiceServicer:
 
     def GetConsistencyProof(self, request, context):
         """The proof that the tree of from_size is a prefix of the tree of to_size.
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (INVALID_RANGE), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,14 +184,18 @@ class AuditServiceServicer:
 
     def ListLogEntries(self, request, context):
         """Entries by leaf index, as the log holds them (the bytes hashed).
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (TOO_MANY), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCheckpoints(self, request, context):
-        """Every checkpoint signed, smallest tree first: what `paved audit verify`
-        checks the entries against.
+        """Every checkpoint signed, smallest tree first, each with its
+        cosignatures: what `paved audit verify` checks the entries against.
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,7 +205,9 @@ class AuditServiceServicer:
         """The entries of one workload or one actor, in log order, each with its
         inclusion proof against one checkpoint: with the back-pointers inside
         the entries, a client checks that none was left out between the first
-        and the last. Needs read:audit.
+        and the last.
+        Scope: `read:audit`.
+        Errors: INVALID_ARGUMENT (QUERY_SUBJECT, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,8 +215,9 @@ class AuditServiceServicer:
 
     def EraseSubject(self, request, context):
         """Deletes the salt of a person's commitments: the log and its proofs stay
-        as they are, queries for the subject find nothing after. Needs
-        write:audit.
+        as they are, queries for the subject find nothing after.
+        Scope: `write:audit`.
+        Errors: INVALID_ARGUMENT (NOT_A_PERSON), NOT_FOUND (SUBJECT_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,7 +225,9 @@ class AuditServiceServicer:
 
     def RotateLogKey(self, request, context):
         """A new signing key; the current one signs beside it for the overlap,
-        then retires. Needs write:audit.
+        then retires.
+        Scope: `write:audit`.
+        Errors: INVALID_ARGUMENT (OVERLAP), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,7 +295,29 @@ def add_AuditServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AuditService:
-    """Missing associated documentation comment in .proto file."""
+    """Reads and checks the audit log; erases a person's name from it.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `audit` (GetLogKey needs none). On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with
+    that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT and OUT_OF_RANGE also carry `google.rpc.BadRequest`
+    field violations, and OUT_OF_RANGE (BEYOND_LOG) gives the tree's size in
+    ErrorInfo metadata `size`. INTERNAL and UNAVAILABLE never carry the
+    cause: when one comes from a failure inside the server, ErrorInfo
+    metadata `error_id` (also in the message) names the server's log entry
+    that holds it. Any call may be refused with UNAUTHENTICATED
+    (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED,
+    TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID, PEER_CERTIFICATE_REQUIRED) or
+    PERMISSION_DENIED (MISSING_SCOPE, the scope in ErrorInfo metadata
+    `scope`), each recorded as an AccessDenied event, or with UNAVAILABLE
+    (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     @staticmethod
     def ListEntries(request,

@@ -26,7 +26,26 @@ if _version_not_supported:
 
 
 class CanaryAnalyzerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Judges canary looks, and explains and replays the decisions stored.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `canary-analyzer`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -57,31 +76,62 @@ class CanaryAnalyzerServiceStub:
 
 
 class CanaryAnalyzerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Judges canary looks, and explains and replays the decisions stored.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `canary-analyzer`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def ListObservations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revision health observations (state changes the provisioner published),
+        in the order recorded.
+        Scope: `read:canary-analyzer`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def JudgeLook(self, request, context):
-        """Judges one look at a rollout step. Idempotent per (rollout_id, look):
-        the same look sent again gets the decision stored the first time.
+        """Judges one look at a rollout step, stores the decision and publishes it
+        as a CanaryJudged event. Idempotent per (rollout_id, look): the same
+        look sent again gets the decision stored the first time.
+        Scope: `write:canary-analyzer`.
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExplainRollout(self, request, context):
-        """Every decision of a rollout, in order: why it went as it did.
+        """Every decision of a rollout, in look order: why it went as it did.
+        Scope: `read:canary-analyzer`.
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReplayRollout(self, request, context):
-        """Judges a rollout's stored looks again, with another analysis.
+        """Judges a rollout's stored looks again, with its own or another
+        analysis; stores and publishes nothing.
+        Scope: `read:canary-analyzer`.
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,7 +169,26 @@ def add_CanaryAnalyzerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CanaryAnalyzerService:
-    """Missing associated documentation comment in .proto file."""
+    """Judges canary looks, and explains and replays the decisions stored.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `canary-analyzer`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     @staticmethod
     def ListObservations(request,

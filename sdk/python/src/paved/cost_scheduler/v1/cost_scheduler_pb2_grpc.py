@@ -26,7 +26,27 @@ if _version_not_supported:
 
 
 class CostSchedulerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Cost reports, forecasts, budgets and right-sizing. Amounts are in the
+    price sheet's currency (each answer names it); a month is 730 hours.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `cost-scheduler`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -67,10 +87,33 @@ class CostSchedulerServiceStub:
 
 
 class CostSchedulerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Cost reports, forecasts, budgets and right-sizing. Amounts are in the
+    price sheet's currency (each answer names it); a month is 730 hours.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `cost-scheduler`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def ListUsage(self, request, context):
-        """Running time per workload since it was first deployed.
+        """Running time per workload since it was first deployed, by environment
+        then workload name.
+        Scope: `read:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,6 +124,8 @@ class CostSchedulerServiceServicer:
         resources requested (replica-hours from the runtime's events × the
         spec's requests) and by those used (sampled from the processes), at
         the price sheet's prices, and what sleeping saved.
+        Scope: `read:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_GROUPING, INVALID_WINDOW), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +135,10 @@ class CostSchedulerServiceServicer:
         """What a spec would cost a month by request in an environment, beside
         what the workload costs now, with its team's budget and month there.
         The provisioner asks it for `paved plan` and for the policy gate.
+        UNAVAILABLE (NOT_READY) until the cost scheduler has first read what
+        runs, about a second after it starts.
+        Scope: `read:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,21 +146,28 @@ class CostSchedulerServiceServicer:
 
     def SetBudget(self, request, context):
         """Sets a team's monthly budget in an environment; monthly 0 removes it.
+        Scope: `write:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ARGUMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListBudgets(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every budget, by team then environment, with the team's month there now.
+        Scope: `read:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetResourceRecommendation(self, request, context):
         """Requests and limits for a workload from what its replicas used, with
-        the evidence and the monthly saving. FAILED_PRECONDITION while it has
-        fewer than 10 samples in the window.
+        the evidence and the monthly saving. FAILED_PRECONDITION
+        (NOT_ENOUGH_SAMPLES) while it has fewer than 10 samples in the window.
+        Scope: `read:cost-scheduler`.
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,7 +215,27 @@ def add_CostSchedulerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CostSchedulerService:
-    """Missing associated documentation comment in .proto file."""
+    """Cost reports, forecasts, budgets and right-sizing. Amounts are in the
+    price sheet's currency (each answer names it); a month is 730 hours.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `cost-scheduler`. On a server speaking mTLS (production mode), a token
+    whose subject is a platform service (`spiffe://paved/platform/<service>`)
+    is accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     @staticmethod
     def ListUsage(request,

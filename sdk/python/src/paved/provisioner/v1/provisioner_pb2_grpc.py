@@ -26,7 +26,27 @@ if _version_not_supported:
 
 
 class ProvisionerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Deploys workloads and steers their rollouts, previews, artifacts and
+    sleep.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `provisioner`. On a server speaking mTLS (production mode), a token whose
+    subject is a platform service (`spiffe://paved/platform/<service>`) is
+    accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -157,11 +177,34 @@ class ProvisionerServiceStub:
 
 
 class ProvisionerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Deploys workloads and steers their rollouts, previews, artifacts and
+    sleep.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `provisioner`. On a server speaking mTLS (production mode), a token whose
+    subject is a platform service (`spiffe://paved/platform/<service>`) is
+    accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def ApplyWorkload(self, request, context):
         """Registers the workload if it is new and deploys a revision of the spec.
         Applying the spec the current revision already runs changes nothing.
+        The policy gate decides first: a denied spec records nothing.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ENVIRONMENT, INVALID_SPEC, UNKNOWN_ARTIFACT), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (POLICY_DENIED), UNAVAILABLE (PROXY_PORT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,13 +215,18 @@ class ProvisionerServiceServicer:
         sha256 digest. The same bytes give the same digest; when the first
         message names the digest the client expects, a mismatch is refused and
         nothing is stored.
+        Scope: `write:provisioner`.
+        Errors: INVALID_ARGUMENT (INVALID_DIGEST, DIGEST_MISMATCH), UNAVAILABLE (ARTIFACT_STORE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetArtifact(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """An artifact's size and the newest attestation of each kind.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ARTIFACT_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -186,6 +234,8 @@ class ProvisionerServiceServicer:
     def AttachAttestation(self, request, context):
         """Attaches an Ed25519-signed attestation (sbom, vulnerabilities, coverage)
         to an artifact; the signature must verify with a trusted key.
+        Scope: `write:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ATTESTATION, INVALID_PAYLOAD), NOT_FOUND (ARTIFACT_NOT_FOUND), PERMISSION_DENIED (UNTRUSTED_KEY), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,39 +243,57 @@ class ProvisionerServiceServicer:
 
     def PlanWorkload(self, request, context):
         """What applying the spec would change, and where what runs differs from
-        what was applied; changes nothing.
+        what was applied; changes nothing. A policy denial is reported in the
+        answer, not as an error.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ENVIRONMENT, INVALID_SPEC, UNKNOWN_ARTIFACT), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkload(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One workload, by environment and name.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkloads(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Workloads, ordered by `<environment>/<name>`.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRevision(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One revision, by id.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (REVISION_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRevisions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revisions of a workload, newest (highest number) first.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRollout(self, request, context):
-        """Every apply that changes a workload starts a rollout: validate, policy,
-        identity, start the canary, traffic steps, then promote or roll back.
+        """One rollout, by id. Every apply that changes a workload starts a
+        rollout: validate, policy, identity, start the canary, traffic steps,
+        then promote or roll back.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,20 +301,29 @@ class ProvisionerServiceServicer:
 
     def ListRollouts(self, request, context):
         """Rollouts of a workload, newest first.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchRollout(self, request, context):
-        """Sends the rollout now and again on every change; ends when it has ended.
+        """Sends the rollout now and again on every change; ends when it has
+        ended. The stream ends with UNAUTHENTICATED (TOKEN_EXPIRED,
+        TOKEN_REVOKED) once the token that opened it expires or is revoked.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PauseRollout(self, request, context):
-        """Holds the current traffic step until resumed.
+        """Holds the current traffic step until resumed; pausing a paused rollout
+        changes nothing. An ended rollout is FAILED_PRECONDITION.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -254,13 +331,20 @@ class ProvisionerServiceServicer:
 
     def ResumeRollout(self, request, context):
         """Continues a paused rollout; the current step is held again in full.
+        Resuming a running rollout changes nothing; an ended one is
+        FAILED_PRECONDITION.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AbortRollout(self, request, context):
-        """Stops the rollout and returns all traffic to the stable revision.
+        """Stops the rollout and returns all traffic to the stable revision (state
+        ABORTED). An ended rollout is FAILED_PRECONDITION.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -268,6 +352,10 @@ class ProvisionerServiceServicer:
 
     def PromoteRollout(self, request, context):
         """Skips the remaining steps: the new revision takes all traffic now.
+        Only once the canary is healthy and taking traffic (stage STEP), else
+        FAILED_PRECONDITION.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -277,6 +365,9 @@ class ProvisionerServiceServicer:
         """Returns all of a workload's traffic to its last known-good revision: the
         stable one when a rollout is under way, else the one before the current
         stable revision (kept running, so this is a traffic switch).
+        FAILED_PRECONDITION when there is no such revision, or it has failed.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,15 +375,20 @@ class ProvisionerServiceServicer:
 
     def GetTrafficMetrics(self, request, context):
         """Requests through the workload's proxy per revision since the platform
-        started: counts by status class and latency histograms.
+        started: counts by status class and latency histograms. Only for a
+        workload whose proxy runs on this provisioner.
+        Scope: `read:provisioner`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (WORKLOAD_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def OpenPreview(self, request, context):
-        """Deploys a spec to the preview environment pr-<pr>, which expires after
-        its time to live (opening it again extends it).
+        """Deploys a spec to the preview environment pr-<pr>, which is closed by
+        itself after its time to live (opening it again sets its expiry anew).
+        Scope: `write:provisioner`; the handler also needs `deploy:pr-<n>/<workload>`.
+        Errors: INVALID_ARGUMENT (INVALID_PR, INVALID_TTL, INVALID_SPEC, UNKNOWN_ARTIFACT), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (POLICY_DENIED), UNAVAILABLE (PROXY_PORT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,13 +396,18 @@ class ProvisionerServiceServicer:
 
     def ClosePreview(self, request, context):
         """Destroys everything the preview created: processes, proxies, records.
+        Scope: `write:provisioner`; the handler also needs `deploy:pr-<n>/*`.
+        Errors: INVALID_ARGUMENT (INVALID_PR), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (PREVIEW_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPreviews(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every open preview, by pull request number.
+        Scope: `read:provisioner`.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -315,6 +416,8 @@ class ProvisionerServiceServicer:
         """Puts a workload to sleep: its processes stop and its proxy stays, holding
         the first requests that reach it while it wakes. FAILED_PRECONDITION
         while a rollout of it is under way or it has no running revision.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -322,6 +425,8 @@ class ProvisionerServiceServicer:
 
     def WakeWorkload(self, request, context):
         """Wakes a sleeping workload: answers once its processes are starting.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -332,6 +437,8 @@ class ProvisionerServiceServicer:
         from the OS (the cost scheduler samples it for attribution and
         right-sizing). Empty on the Kubernetes target: there, usage comes from
         Prometheus.
+        Scope: `read:provisioner`.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -469,7 +576,27 @@ def add_ProvisionerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ProvisionerService:
-    """Missing associated documentation comment in .proto file."""
+    """Deploys workloads and steers their rollouts, previews, artifacts and
+    sleep.
+
+    Authentication: send a token the secrets broker issued as the gRPC
+    metadata `authorization: Bearer <token>`, for audience `paved` or
+    `provisioner`. On a server speaking mTLS (production mode), a token whose
+    subject is a platform service (`spiffe://paved/platform/<service>`) is
+    accepted only over mTLS with that service's client certificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it. Any call may be
+    refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+    TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     @staticmethod
     def ApplyWorkload(request,

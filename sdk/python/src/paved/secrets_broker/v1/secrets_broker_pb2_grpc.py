@@ -26,7 +26,37 @@ if _version_not_supported:
 
 
 class SecretsBrokerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Tokens, signing keys, identities and bootstrap tokens, secrets, database
+    leases, policies and certificates. Durations are whole seconds: a set
+    duration field below 1 s, or above its maximum, is INVALID_ARGUMENT.
+
+    Authentication: send a token this broker issued as the gRPC metadata
+    `authorization: Bearer <token>`. Methods whose Scope line reads a
+    `read:`/`write:` scope need a token for audience `paved` or
+    `secrets-broker`; those reading "a valid token" take any audience at the
+    auth layer, and their handlers that check a finer scope then want
+    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
+    public, ExchangeBootstrapToken's credential is the bootstrap token in the
+    request, and RenewCertificate and ExchangeCertificate take the client
+    certificate presented over mTLS. On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with that
+    service's client certificate, except by IssueCertificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it; no error ever
+    carries a secret, a token or a password. Any call that needs a token may
+    be refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID,
+    TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -177,10 +207,44 @@ class SecretsBrokerServiceStub:
 
 
 class SecretsBrokerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Tokens, signing keys, identities and bootstrap tokens, secrets, database
+    leases, policies and certificates. Durations are whole seconds: a set
+    duration field below 1 s, or above its maximum, is INVALID_ARGUMENT.
+
+    Authentication: send a token this broker issued as the gRPC metadata
+    `authorization: Bearer <token>`. Methods whose Scope line reads a
+    `read:`/`write:` scope need a token for audience `paved` or
+    `secrets-broker`; those reading "a valid token" take any audience at the
+    auth layer, and their handlers that check a finer scope then want
+    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
+    public, ExchangeBootstrapToken's credential is the bootstrap token in the
+    request, and RenewCertificate and ExchangeCertificate take the client
+    certificate presented over mTLS. On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with that
+    service's client certificate, except by IssueCertificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it; no error ever
+    carries a secret, a token or a password. Any call that needs a token may
+    be refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID,
+    TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     def ListIdentities(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Workload identities, one per workload the provisioner registered, by
+        SPIFFE id.
+        Scope: `read:secrets-broker`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -188,6 +252,8 @@ class SecretsBrokerServiceServicer:
     def GetKeySet(self, request, context):
         """The public keys tokens are verified with and the revoked tokens not yet
         expired. Open (no token needed): every service polls it.
+        Scope: nothing.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -195,7 +261,11 @@ class SecretsBrokerServiceServicer:
 
     def IssueToken(self, request, context):
         """Issues a token. Its scopes must be within the caller's own: a token can
-        only hand on what it has.
+        only hand on what it has; it never outlives the caller's token's
+        `renewable_until`, and a token for another audience than the caller's
+        own needs a caller for audience `paved`.
+        Scope: `write:secrets-broker`; the handler also needs each scope asked for within the caller's own; `issue:subjects` for another subject.
+        Errors: INVALID_ARGUMENT (INVALID_TOKEN_REQUEST), PERMISSION_DENIED (SCOPE_NOT_HELD, AUDIENCE_NOT_HELD, MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_NOT_RENEWABLE), UNAUTHENTICATED (TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,13 +274,19 @@ class SecretsBrokerServiceServicer:
     def RenewToken(self, request, context):
         """A new token for the caller's own token (same id and scopes), expiring
         later, but never after the token's `renewable_until`.
+        Scope: a valid token; the handler also needs to be the token it renews (a token renews only itself).
+        Errors: INVALID_ARGUMENT (INVALID_TTL), NOT_FOUND (TOKEN_NOT_FOUND), FAILED_PRECONDITION (TOKEN_REVOKED, TOKEN_NOT_RENEWABLE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeToken(self, request, context):
-        """Revokes one token by id, or every token of a subject.
+        """Revokes one token by id, or every token of a subject, and with each
+        every live token issued from it, at any depth. Verifiers learn of it
+        from the key set within about a second.
+        Scope: a valid token; the handler also needs the caller's own tokens, or `revoke:tokens`.
+        Errors: INVALID_ARGUMENT (INVALID_REVOKE_REQUEST), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (TOKEN_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,22 +295,30 @@ class SecretsBrokerServiceServicer:
     def IntrospectToken(self, request, context):
         """Whether a token is valid now, and what it grants (RFC 7662-style
         introspection): for clients that cannot verify tokens themselves.
-        Any valid token may ask.
+        Any valid token may ask. An invalid token is an answer (active false),
+        not an error.
+        Scope: a valid token.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTokens(self, request, context):
-        """Lists tokens (never their values).
+        """Lists tokens (never their values), newest issued first.
+        Scope: `read:secrets-broker`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RotateSigningKey(self, request, context):
-        """Starts signing with a new key; the previous one stays in the key set
-        until the last token it signed has expired.
+        """Publishes a new signing key, which signs from 3 s later; the previous
+        one stays in the key set until the last token it signed has expired.
+        The broker also rotates by itself a key older than 24 h.
+        Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+        Errors: PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,7 +327,10 @@ class SecretsBrokerServiceServicer:
     def IssueBootstrapToken(self, request, context):
         """A single-use bootstrap token for one revision of a workload, bound to
         its environment, workload, revision and artifact digest (the
-        provisioner asks for one per revision; needs `bootstrap:issue:<env>/<workload>`).
+        provisioner asks for one per revision). The workload's policy is
+        compiled from the request in the same transaction.
+        Scope: `write:secrets-broker`; the handler also needs `bootstrap:issue:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (INVALID_BOOTSTRAP_REQUEST), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,10 +338,13 @@ class SecretsBrokerServiceServicer:
 
     def ExchangeBootstrapToken(self, request, context):
         """Exchanges a bootstrap token for the workload's identity: a token for
-        `spiffe://paved/<env>/<workload>` whose scopes are compiled from the
-        secrets its spec declares, nothing else. Open: the bootstrap token is
-        the credential. A second use is refused, raised as an event, and
-        revokes what the first use was given.
+        `spiffe://paved/<env>/<workload>` (audience `secrets-broker`, 15 min,
+        renewable for 24 h) whose scopes are compiled from the secrets,
+        databases and certificate its spec declares, nothing else. Open: the bootstrap token is the credential. A
+        second use is refused, raised as an event, and revokes what the first
+        use was given.
+        Scope: nothing.
+        Errors: UNAUTHENTICATED (BOOTSTRAP_UNKNOWN, BOOTSTRAP_EXPIRED, BOOTSTRAP_REPLAYED), FAILED_PRECONDITION (TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -262,7 +352,10 @@ class SecretsBrokerServiceServicer:
 
     def PutSecret(self, request, context):
         """Writes a new version of a secret: a value, or one the broker generates
-        (and rotates every `rotate_every`). Needs `secrets:write:<path>`.
+        (and rotates every `rotate_every`). The version it replaces stays
+        readable for an hour.
+        Scope: a valid token; the handler also needs `secrets:write:<path>`.
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -270,16 +363,20 @@ class SecretsBrokerServiceServicer:
 
     def GetSecret(self, request, context):
         """A secret's value, the latest version or one named (a previous version
-        stays readable for the overlap window after it is replaced). Needs
-        `secrets:read:<path>`.
+        stays readable for the overlap window, an hour, after it is replaced).
+        Every read is recorded as a `secret.read` event before the value is
+        returned.
+        Scope: a valid token; the handler also needs `secrets:read:<path>`.
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSecrets(self, request, context):
-        """Secrets under a prefix, their latest versions: never values. Needs
-        `secrets:read:<prefix>*`.
+        """Secrets under a prefix, their latest versions, by path: never values.
+        Scope: a valid token; the handler also needs `secrets:read:<prefix>*`.
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,7 +384,12 @@ class SecretsBrokerServiceServicer:
 
     def WatchSecret(self, request, context):
         """The current value, then each new version as it is written or rotated,
-        so a workload takes a rotated value without a restart.
+        so a workload takes a rotated value without a restart. A secret that
+        does not exist yet is sent once written. Each value sent is recorded as
+        a `secret.read` event. The stream ends with UNAUTHENTICATED
+        (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked.
+        Scope: a valid token; the handler also needs `secrets:read:<path>`.
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -295,24 +397,33 @@ class SecretsBrokerServiceServicer:
 
     def RewrapKeys(self, request, context):
         """Re-seals every key sealed under the previous root key with the
-        current one (after a root key rotation). Needs `rotate:keys`.
+        current one (after a root key rotation): signing and CA keys, secrets'
+        data keys, database connection URLs. DATA_LOSS (KEYS_DO_NOT_OPEN) when
+        some data keys do not open; the rest are re-sealed.
+        Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+        Errors: PERMISSION_DENIED (MISSING_SCOPE), DATA_LOSS (KEYS_DO_NOT_OPEN, SEALED_VALUE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ConfigureDatabase(self, request, context):
-        """Registers a PostgreSQL database for dynamic credentials: an admin
-        connection URL (sealed under the root key, never returned) and a
-        pre-created NOLOGIN group role holding the grants. Needs
-        `write:secrets-broker`.
+        """Registers (or replaces) a PostgreSQL database for dynamic credentials:
+        an admin connection URL (sealed under the root key, never returned) and
+        a pre-created NOLOGIN group role holding the grants. The URL must
+        connect, its user must be able to create roles, and the group role must
+        exist without LOGIN (FAILED_PRECONDITION DATABASE_INVALID otherwise).
+        Scope: `write:secrets-broker`.
+        Errors: INVALID_ARGUMENT (INVALID_DATABASE), FAILED_PRECONDITION (DATABASE_INVALID), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListDatabases(self, request, context):
-        """Databases configured (never their connection URLs).
+        """Databases configured, by name (never their connection URLs).
+        Scope: `read:secrets-broker`.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -321,7 +432,10 @@ class SecretsBrokerServiceServicer:
     def IssueDatabaseCredentials(self, request, context):
         """A login of its own on a configured database, under a lease: a role
         created `LOGIN … VALID UNTIL` as a member of the group role, dropped
-        when the lease expires or is revoked. Needs `database:creds:<name>`.
+        when the lease expires or is revoked (also when the caller's token is
+        revoked).
+        Scope: a valid token; the handler also needs `database:creds:<name>`.
+        Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -329,7 +443,8 @@ class SecretsBrokerServiceServicer:
 
     def RenewLease(self, request, context):
         """Extends a lease (and its role's VALID UNTIL), never past its maximum.
-        The lease's holder, or `leases:manage`.
+        Scope: a valid token; the handler also needs the lease's holder, or `leases:manage`.
+        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -338,9 +453,10 @@ class SecretsBrokerServiceServicer:
     def RevokeLease(self, request, context):
         """Revokes a lease, or every lease under a prefix (`database/<name>/`):
         the role loses LOGIN, its sessions are terminated, it is dropped and
-        checked gone. A revocation that fails is retried with backoff and
-        reported. The lease's holder, or `leases:manage` (a prefix always
-        needs it).
+        checked gone. A revocation that fails is retried with backoff (1 s
+        doubling to 5 min) and reported.
+        Scope: a valid token; the handler also needs the lease's holder, or `leases:manage` (a prefix: `leases:manage`).
+        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -348,6 +464,8 @@ class SecretsBrokerServiceServicer:
 
     def ListLeases(self, request, context):
         """Leases under a prefix, newest first.
+        Scope: `read:secrets-broker`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -357,14 +475,18 @@ class SecretsBrokerServiceServicer:
         """The policy compiled for a workload from its spec (at the last
         bootstrap token issued for it), each grant with its uses. NOT_FOUND
         for a workload never given a bootstrap token.
+        Scope: `read:secrets-broker`.
+        Errors: NOT_FOUND (POLICY_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkloadPolicies(self, request, context):
-        """Every compiled policy (of one environment, if given): the report of
-        grants never used.
+        """Every compiled policy (of one environment, if given), by environment
+        then workload: the report of grants never used.
+        Scope: `read:secrets-broker`.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -375,9 +497,12 @@ class SecretsBrokerServiceServicer:
         caller's own subject when not named); needs
         `certs:issue:<env>/<workload>` for it, also for one's own: subjects of
         tokens are chosen by whoever issues them. The private key stays with
-        the caller, which sends a CSR. Default 1 h, at most 24 h. A platform
-        identity's own token naming `certs:enrol:platform/<service>` (never
-        through a wildcard) enrols it for good (see RenewCertificate).
+        the caller, which sends a CSR. Default 1 h, at most 24 h, and never
+        past the caller's token's expiry. A platform identity's own token
+        naming `certs:enrol:platform/<service>` (never through a wildcard)
+        enrols it for good (see RenewCertificate).
+        Scope: a valid token; the handler also needs `certs:issue:<env>/<workload>` (`certs:enrol:platform/<service>` for a platform service).
+        Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -394,6 +519,8 @@ class SecretsBrokerServiceServicer:
         `renewable_until`, and a day at most. Each certificate renews once:
         the same request again (same key) gets the same certificate back,
         another is refused (CERTIFICATE_REPLACED): its key was copied.
+        Scope: nothing; the handler also needs the client certificate, over mTLS.
+        Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (PEER_CERTIFICATE_REQUIRED, CERTIFICATE_NOT_ENROLLED, CERTIFICATE_REPLACED, ENROLMENT_REVOKED, ENROLMENT_EXPIRED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -408,6 +535,8 @@ class SecretsBrokerServiceServicer:
         renewable (exchange again) and is issued from the enrolling token, so
         revoking that token or the identity revokes it within seconds, as any
         token. What a platform service's own calls present.
+        Scope: nothing; the handler also needs a platform service's client certificate, over mTLS.
+        Errors: UNAUTHENTICATED (PEER_CERTIFICATE_REQUIRED, CERTIFICATE_NOT_ENROLLED, CERTIFICATE_REPLACED, ENROLMENT_REVOKED), PERMISSION_DENIED (CERTIFICATE_NOT_A_LOGIN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -416,6 +545,8 @@ class SecretsBrokerServiceServicer:
     def GetTrustBundle(self, request, context):
         """The CA certificates to trust: the current one and, during a rotation's
         overlap, the ones before. Open, like the key set.
+        Scope: nothing.
+        Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -423,7 +554,9 @@ class SecretsBrokerServiceServicer:
 
     def RotateCertificateAuthority(self, request, context):
         """Starts a new CA: the one before signs no more and stays in the bundle
-        until the last certificate it signed has expired. Needs `rotate:keys`.
+        until the last certificate it signed has expired.
+        Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+        Errors: PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -581,7 +714,37 @@ def add_SecretsBrokerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SecretsBrokerService:
-    """Missing associated documentation comment in .proto file."""
+    """Tokens, signing keys, identities and bootstrap tokens, secrets, database
+    leases, policies and certificates. Durations are whole seconds: a set
+    duration field below 1 s, or above its maximum, is INVALID_ARGUMENT.
+
+    Authentication: send a token this broker issued as the gRPC metadata
+    `authorization: Bearer <token>`. Methods whose Scope line reads a
+    `read:`/`write:` scope need a token for audience `paved` or
+    `secrets-broker`; those reading "a valid token" take any audience at the
+    auth layer, and their handlers that check a finer scope then want
+    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
+    public, ExchangeBootstrapToken's credential is the bootstrap token in the
+    request, and RenewCertificate and ExchangeCertificate take the client
+    certificate presented over mTLS. On a server speaking mTLS (production
+    mode), a token whose subject is a platform service
+    (`spiffe://paved/platform/<service>`) is accepted only over mTLS with that
+    service's client certificate, except by IssueCertificate.
+
+    Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+    domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+    on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+    violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+    from a failure inside the server, ErrorInfo metadata `error_id` (also in
+    the message) names the server's log entry that holds it; no error ever
+    carries a secret, a token or a password. Any call that needs a token may
+    be refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID,
+    TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+    PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+    in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+    with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+    """
 
     @staticmethod
     def ListIdentities(request,

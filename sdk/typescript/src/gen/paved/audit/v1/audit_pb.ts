@@ -35,14 +35,16 @@ export const file_paved_audit_v1_audit: GenFile = /*@__PURE__*/
  */
 export type LogEntry = Message<"paved.audit.v1.LogEntry"> & {
   /**
-   * The event as its producer committed it.
+   * The event as its producer committed it, a person's name replaced by its
+   * commitment (see `actor`).
    *
    * @generated from field: paved.events.v1.Envelope event = 1;
    */
   event?: Envelope | undefined;
 
   /**
-   * The producer's stream it arrived on, e.g. "paved.provisioner".
+   * The producer's stream it arrived on, `paved.events.<service>`, e.g.
+   * "paved.events.provisioner".
    *
    * @generated from field: string stream = 2;
    */
@@ -67,7 +69,8 @@ export type LogEntry = Message<"paved.audit.v1.LogEntry"> & {
   /**
    * The leaf index of the previous entry with the same workload: a client
    * holding two entries of a workload knows every index between them that
-   * belongs to it, so an answer that leaves one out is caught.
+   * belongs to it, so an answer that leaves one out is caught. Unset for a
+   * workload's first entry, and when `workload` is empty.
    *
    * @generated from field: optional uint64 workload_prev = 5;
    */
@@ -86,7 +89,8 @@ export type LogEntry = Message<"paved.audit.v1.LogEntry"> & {
   actor: string;
 
   /**
-   * The leaf index of the previous entry with the same actor.
+   * The leaf index of the previous entry with the same actor; unset for an
+   * actor's first entry, and when `actor` is empty.
    *
    * @generated from field: optional uint64 actor_prev = 7;
    */
@@ -101,6 +105,8 @@ export const LogEntrySchema: GenMessage<LogEntry> = /*@__PURE__*/
   messageDesc(file_paved_audit_v1_audit, 0);
 
 /**
+ * Asks for the log's keys (no fields).
+ *
  * @generated from message paved.audit.v1.GetLogKeyRequest
  */
 export type GetLogKeyRequest = Message<"paved.audit.v1.GetLogKeyRequest"> & {
@@ -114,6 +120,8 @@ export const GetLogKeyRequestSchema: GenMessage<GetLogKeyRequest> = /*@__PURE__*
   messageDesc(file_paved_audit_v1_audit, 1);
 
 /**
+ * The log's name and keys.
+ *
  * @generated from message paved.audit.v1.GetLogKeyResponse
  */
 export type GetLogKeyResponse = Message<"paved.audit.v1.GetLogKeyResponse"> & {
@@ -149,13 +157,16 @@ export const GetLogKeyResponseSchema: GenMessage<GetLogKeyResponse> = /*@__PURE_
   messageDesc(file_paved_audit_v1_audit, 2);
 
 /**
+ * Asks for a new signing key.
+ *
  * @generated from message paved.audit.v1.RotateLogKeyRequest
  */
 export type RotateLogKeyRequest = Message<"paved.audit.v1.RotateLogKeyRequest"> & {
   /**
    * How long the current key goes on signing beside the new one, so that
    * verifiers holding it learn the new key from a checkpoint both signed.
-   * 0 for a day.
+   * 0 for a day; at most 2,592,000 (30 days), else INVALID_ARGUMENT
+   * (OVERLAP).
    *
    * @generated from field: uint64 overlap_seconds = 1;
    */
@@ -170,6 +181,8 @@ export const RotateLogKeyRequestSchema: GenMessage<RotateLogKeyRequest> = /*@__P
   messageDesc(file_paved_audit_v1_audit, 3);
 
 /**
+ * The new key.
+ *
  * @generated from message paved.audit.v1.RotateLogKeyResponse
  */
 export type RotateLogKeyResponse = Message<"paved.audit.v1.RotateLogKeyResponse"> & {
@@ -196,6 +209,8 @@ export const RotateLogKeyResponseSchema: GenMessage<RotateLogKeyResponse> = /*@_
   messageDesc(file_paved_audit_v1_audit, 4);
 
 /**
+ * Asks for the latest checkpoint (no fields).
+ *
  * @generated from message paved.audit.v1.GetCheckpointRequest
  */
 export type GetCheckpointRequest = Message<"paved.audit.v1.GetCheckpointRequest"> & {
@@ -209,10 +224,14 @@ export const GetCheckpointRequestSchema: GenMessage<GetCheckpointRequest> = /*@_
   messageDesc(file_paved_audit_v1_audit, 5);
 
 /**
+ * The latest checkpoint.
+ *
  * @generated from message paved.audit.v1.GetCheckpointResponse
  */
 export type GetCheckpointResponse = Message<"paved.audit.v1.GetCheckpointResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.audit.v1.Checkpoint checkpoint = 1;
    */
   checkpoint?: Checkpoint | undefined;
@@ -226,22 +245,29 @@ export const GetCheckpointResponseSchema: GenMessage<GetCheckpointResponse> = /*
   messageDesc(file_paved_audit_v1_audit, 6);
 
 /**
+ * A signed checkpoint: the tree's size and root, as signed.
+ *
  * @generated from message paved.audit.v1.Checkpoint
  */
 export type Checkpoint = Message<"paved.audit.v1.Checkpoint"> & {
   /**
-   * The signed note, exactly as served at /audit/log/checkpoint.
+   * The signed note, exactly as served at /audit/log/checkpoint, with any
+   * witness cosignature lines the log holds.
    *
    * @generated from field: string note = 1;
    */
   note: string;
 
   /**
+   * The tree's size in leaves, as the note says.
+   *
    * @generated from field: uint64 size = 2;
    */
   size: bigint;
 
   /**
+   * The tree's root hash (32 bytes of SHA-256), as the note says.
+   *
    * @generated from field: bytes root_hash = 3;
    */
   rootHash: Uint8Array;
@@ -255,20 +281,32 @@ export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
   messageDesc(file_paved_audit_v1_audit, 7);
 
 /**
+ * Asks for an inclusion proof.
+ *
  * @generated from message paved.audit.v1.GetInclusionProofRequest
  */
 export type GetInclusionProofRequest = Message<"paved.audit.v1.GetInclusionProofRequest"> & {
   /**
+   * The leaf to prove; one is required (INVALID_ARGUMENT LEAF_MISSING).
+   *
    * @generated from oneof paved.audit.v1.GetInclusionProofRequest.leaf
    */
   leaf: {
     /**
+     * The leaf's index, from 0; at or past tree_size is OUT_OF_RANGE
+     * (BEYOND_LOG).
+     *
      * @generated from field: uint64 index = 1;
      */
     value: bigint;
     case: "index";
   } | {
     /**
+     * The id of the event the leaf holds; NOT_FOUND (EVENT_NOT_LOGGED) when
+     * the log has no such event. With tree_size 0, UNAVAILABLE
+     * (NOT_YET_CHECKPOINTED) while no checkpoint covers it yet (retry in a
+     * second).
+     *
      * @generated from field: string event_id = 2;
      */
     value: string;
@@ -276,7 +314,8 @@ export type GetInclusionProofRequest = Message<"paved.audit.v1.GetInclusionProof
   } | { case: undefined; value?: undefined };
 
   /**
-   * The tree to prove it in; 0 for the latest checkpoint's.
+   * The tree to prove it in; 0 for the latest checkpoint's. Beyond the
+   * tree is OUT_OF_RANGE (BEYOND_LOG).
    *
    * @generated from field: uint64 tree_size = 3;
    */
@@ -291,15 +330,21 @@ export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest
   messageDesc(file_paved_audit_v1_audit, 8);
 
 /**
+ * An inclusion proof.
+ *
  * @generated from message paved.audit.v1.GetInclusionProofResponse
  */
 export type GetInclusionProofResponse = Message<"paved.audit.v1.GetInclusionProofResponse"> & {
   /**
+   * The leaf's index.
+   *
    * @generated from field: uint64 index = 1;
    */
   index: bigint;
 
   /**
+   * The size of the tree the proof is in.
+   *
    * @generated from field: uint64 tree_size = 2;
    */
   treeSize: bigint;
@@ -334,16 +379,22 @@ export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofRespon
   messageDesc(file_paved_audit_v1_audit, 9);
 
 /**
+ * Asks for a consistency proof.
+ *
  * @generated from message paved.audit.v1.GetConsistencyProofRequest
  */
 export type GetConsistencyProofRequest = Message<"paved.audit.v1.GetConsistencyProofRequest"> & {
   /**
+   * The older tree's size; at most to_size (INVALID_ARGUMENT INVALID_RANGE
+   * otherwise). 0 or to_size gives an empty proof.
+   *
    * @generated from field: uint64 from_size = 1;
    */
   fromSize: bigint;
 
   /**
-   * 0 for the latest checkpoint's size.
+   * 0 for the latest checkpoint's size; beyond the tree is OUT_OF_RANGE
+   * (BEYOND_LOG).
    *
    * @generated from field: uint64 to_size = 2;
    */
@@ -358,15 +409,21 @@ export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofReq
   messageDesc(file_paved_audit_v1_audit, 10);
 
 /**
+ * A consistency proof.
+ *
  * @generated from message paved.audit.v1.GetConsistencyProofResponse
  */
 export type GetConsistencyProofResponse = Message<"paved.audit.v1.GetConsistencyProofResponse"> & {
   /**
+   * The older tree's size.
+   *
    * @generated from field: uint64 from_size = 1;
    */
   fromSize: bigint;
 
   /**
+   * The newer tree's size, as used.
+   *
    * @generated from field: uint64 to_size = 2;
    */
   toSize: bigint;
@@ -387,16 +444,21 @@ export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofRe
   messageDesc(file_paved_audit_v1_audit, 11);
 
 /**
+ * Asks for entries by leaf index.
+ *
  * @generated from message paved.audit.v1.ListLogEntriesRequest
  */
 export type ListLogEntriesRequest = Message<"paved.audit.v1.ListLogEntriesRequest"> & {
   /**
+   * The first leaf's index, from 0; past the tree's size is OUT_OF_RANGE
+   * (BEYOND_LOG).
+   *
    * @generated from field: uint64 start = 1;
    */
   start: bigint;
 
   /**
-   * At most 1,000; 0 for 256.
+   * At most 1,000 (INVALID_ARGUMENT TOO_MANY otherwise); 0 for 256.
    *
    * @generated from field: uint32 count = 2;
    */
@@ -411,10 +473,14 @@ export const ListLogEntriesRequestSchema: GenMessage<ListLogEntriesRequest> = /*
   messageDesc(file_paved_audit_v1_audit, 12);
 
 /**
+ * Entries of the log.
+ *
  * @generated from message paved.audit.v1.ListLogEntriesResponse
  */
 export type ListLogEntriesResponse = Message<"paved.audit.v1.ListLogEntriesResponse"> & {
   /**
+   * The first entry's leaf index, as asked.
+   *
    * @generated from field: uint64 start = 1;
    */
   start: bigint;
@@ -435,6 +501,8 @@ export const ListLogEntriesResponseSchema: GenMessage<ListLogEntriesResponse> = 
   messageDesc(file_paved_audit_v1_audit, 13);
 
 /**
+ * An event as the query side keeps it.
+ *
  * @generated from message paved.audit.v1.Entry
  */
 export type Entry = Message<"paved.audit.v1.Entry"> & {
@@ -446,31 +514,43 @@ export type Entry = Message<"paved.audit.v1.Entry"> & {
   sequence: bigint;
 
   /**
+   * The envelope's id.
+   *
    * @generated from field: string event_id = 2;
    */
   eventId: string;
 
   /**
+   * The envelope's source.
+   *
    * @generated from field: string source = 3;
    */
   source: string;
 
   /**
+   * The envelope's type.
+   *
    * @generated from field: string type = 4;
    */
   type: string;
 
   /**
+   * The envelope's subject.
+   *
    * @generated from field: string subject = 5;
    */
   subject: string;
 
   /**
+   * The envelope's time; unset when it had none.
+   *
    * @generated from field: google.protobuf.Timestamp event_time = 6;
    */
   eventTime?: Timestamp | undefined;
 
   /**
+   * When the audit service received it.
+   *
    * @generated from field: google.protobuf.Timestamp receive_time = 7;
    */
   receiveTime?: Timestamp | undefined;
@@ -491,15 +571,23 @@ export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
   messageDesc(file_paved_audit_v1_audit, 14);
 
 /**
+ * Asks for a page of entries.
+ *
  * @generated from message paved.audit.v1.ListEntriesRequest
  */
 export type ListEntriesRequest = Message<"paved.audit.v1.ListEntriesRequest"> & {
   /**
+   * Entries per page: 0 for 100, at most 1000 (a larger value is treated as
+   * 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
@@ -513,15 +601,21 @@ export const ListEntriesRequestSchema: GenMessage<ListEntriesRequest> = /*@__PUR
   messageDesc(file_paved_audit_v1_audit, 15);
 
 /**
+ * A page of entries.
+ *
  * @generated from message paved.audit.v1.ListEntriesResponse
  */
 export type ListEntriesResponse = Message<"paved.audit.v1.ListEntriesResponse"> & {
   /**
+   * By sequence.
+   *
    * @generated from field: repeated paved.audit.v1.Entry entries = 1;
    */
   entries: Entry[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -535,17 +629,23 @@ export const ListEntriesResponseSchema: GenMessage<ListEntriesResponse> = /*@__P
   messageDesc(file_paved_audit_v1_audit, 16);
 
 /**
+ * Asks for a page of checkpoints.
+ *
  * @generated from message paved.audit.v1.ListCheckpointsRequest
  */
 export type ListCheckpointsRequest = Message<"paved.audit.v1.ListCheckpointsRequest"> & {
   /**
-   * At most 1,000; 0 for 100.
+   * Checkpoints per page: 0 for 100, at most 1000 (a larger value is
+   * treated as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
@@ -559,15 +659,21 @@ export const ListCheckpointsRequestSchema: GenMessage<ListCheckpointsRequest> = 
   messageDesc(file_paved_audit_v1_audit, 17);
 
 /**
+ * A page of checkpoints.
+ *
  * @generated from message paved.audit.v1.ListCheckpointsResponse
  */
 export type ListCheckpointsResponse = Message<"paved.audit.v1.ListCheckpointsResponse"> & {
   /**
+   * Smallest tree first.
+   *
    * @generated from field: repeated paved.audit.v1.Checkpoint checkpoints = 1;
    */
   checkpoints: Checkpoint[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -581,23 +687,30 @@ export const ListCheckpointsResponseSchema: GenMessage<ListCheckpointsResponse> 
   messageDesc(file_paved_audit_v1_audit, 18);
 
 /**
+ * Asks for one workload's or one actor's entries. Asking for both, or for
+ * neither, is INVALID_ARGUMENT (QUERY_SUBJECT).
+ *
  * @generated from message paved.audit.v1.QueryLogRequest
  */
 export type QueryLogRequest = Message<"paved.audit.v1.QueryLogRequest"> & {
   /**
-   * One of: a workload (with its environment), or an actor (a token
-   * subject or SPIFFE id).
+   * A workload's name, with `environment`; empty when asking for an actor.
    *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * The workload's environment; required with `workload`.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * An actor (a token subject or SPIFFE id); empty when asking for a
+   * workload. A person never seen, or erased, gives no entries.
+   *
    * @generated from field: string actor = 3;
    */
   actor: string;
@@ -610,18 +723,24 @@ export type QueryLogRequest = Message<"paved.audit.v1.QueryLogRequest"> & {
   since?: Timestamp | undefined;
 
   /**
+   * See `since`.
+   *
    * @generated from field: google.protobuf.Timestamp until = 5;
    */
   until?: Timestamp | undefined;
 
   /**
-   * At most 1,000; 0 for 256.
+   * At most 1,000 (INVALID_ARGUMENT INVALID_PAGE_SIZE above); 0 for 256;
+   * negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
    *
    * @generated from field: int32 page_size = 6;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 7;
    */
   pageToken: string;
@@ -635,6 +754,8 @@ export const QueryLogRequestSchema: GenMessage<QueryLogRequest> = /*@__PURE__*/
   messageDesc(file_paved_audit_v1_audit, 19);
 
 /**
+ * A chain's entries, each proven.
+ *
  * @generated from message paved.audit.v1.QueryLogResponse
  */
 export type QueryLogResponse = Message<"paved.audit.v1.QueryLogResponse"> & {
@@ -647,13 +768,16 @@ export type QueryLogResponse = Message<"paved.audit.v1.QueryLogResponse"> & {
   checkpoint?: Checkpoint | undefined;
 
   /**
+   * In log order.
+   *
    * @generated from field: repeated paved.audit.v1.ProvenEntry entries = 2;
    */
   entries: ProvenEntry[];
 
   /**
    * The chain key the entries share: "environments/<env>/workloads/<name>"
-   * or the actor as leaves hold it (a commitment for a person).
+   * or the actor as leaves hold it (a commitment for a person); empty for a
+   * person the log holds no salt for.
    *
    * @generated from field: string chain = 3;
    */
@@ -668,6 +792,8 @@ export type QueryLogResponse = Message<"paved.audit.v1.QueryLogResponse"> & {
   salt: Uint8Array;
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 5;
    */
   nextPageToken: string;
@@ -681,10 +807,14 @@ export const QueryLogResponseSchema: GenMessage<QueryLogResponse> = /*@__PURE__*
   messageDesc(file_paved_audit_v1_audit, 20);
 
 /**
+ * A log entry with its inclusion proof.
+ *
  * @generated from message paved.audit.v1.ProvenEntry
  */
 export type ProvenEntry = Message<"paved.audit.v1.ProvenEntry"> & {
   /**
+   * The entry's leaf index.
+   *
    * @generated from field: uint64 index = 1;
    */
   index: bigint;
@@ -712,11 +842,14 @@ export const ProvenEntrySchema: GenMessage<ProvenEntry> = /*@__PURE__*/
   messageDesc(file_paved_audit_v1_audit, 21);
 
 /**
+ * Asks to erase a person.
+ *
  * @generated from message paved.audit.v1.EraseSubjectRequest
  */
 export type EraseSubjectRequest = Message<"paved.audit.v1.EraseSubjectRequest"> & {
   /**
-   * A person's token subject, e.g. "dora".
+   * A person's token subject, e.g. "dora": not empty, not "paved", not a
+   * SPIFFE id (INVALID_ARGUMENT NOT_A_PERSON otherwise).
    *
    * @generated from field: string subject = 1;
    */
@@ -731,17 +864,21 @@ export const EraseSubjectRequestSchema: GenMessage<EraseSubjectRequest> = /*@__P
   messageDesc(file_paved_audit_v1_audit, 22);
 
 /**
+ * What the erasure did.
+ *
  * @generated from message paved.audit.v1.EraseSubjectResponse
  */
 export type EraseSubjectResponse = Message<"paved.audit.v1.EraseSubjectResponse"> & {
   /**
-   * The commitment that no longer opens, and how many entries hold it.
+   * The commitment that no longer opens.
    *
    * @generated from field: string commitment = 1;
    */
   commitment: string;
 
   /**
+   * How many entries hold it.
+   *
    * @generated from field: uint64 entries = 2;
    */
   entries: bigint;
@@ -755,10 +892,38 @@ export const EraseSubjectResponseSchema: GenMessage<EraseSubjectResponse> = /*@_
   messageDesc(file_paved_audit_v1_audit, 23);
 
 /**
+ * Reads and checks the audit log; erases a person's name from it.
+ *
+ * Authentication: send a token the secrets broker issued as the gRPC
+ * metadata `authorization: Bearer <token>`, for audience `paved` or
+ * `audit` (GetLogKey needs none). On a server speaking mTLS (production
+ * mode), a token whose subject is a platform service
+ * (`spiffe://paved/platform/<service>`) is accepted only over mTLS with
+ * that service's client certificate.
+ *
+ * Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+ * domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+ * on; INVALID_ARGUMENT and OUT_OF_RANGE also carry `google.rpc.BadRequest`
+ * field violations, and OUT_OF_RANGE (BEYOND_LOG) gives the tree's size in
+ * ErrorInfo metadata `size`. INTERNAL and UNAVAILABLE never carry the
+ * cause: when one comes from a failure inside the server, ErrorInfo
+ * metadata `error_id` (also in the message) names the server's log entry
+ * that holds it. Any call may be refused with UNAUTHENTICATED
+ * (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED,
+ * TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID, PEER_CERTIFICATE_REQUIRED) or
+ * PERMISSION_DENIED (MISSING_SCOPE, the scope in ErrorInfo metadata
+ * `scope`), each recorded as an AccessDenied event, or with UNAVAILABLE
+ * (KEYS_NOT_LOADED) while the server starts: retry.
+ *
  * @generated from service paved.audit.v1.AuditService
  */
 export const AuditService: GenService<{
   /**
+   * The query side's copy of every event, in order of arrival (not the
+   * log's bytes: use ListLogEntries to check them).
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+   *
    * @generated from rpc paved.audit.v1.AuditService.ListEntries
    */
   listEntries: {
@@ -769,6 +934,8 @@ export const AuditService: GenService<{
   /**
    * The log's name (its checkpoints' origin) and verifier keys. Open: a
    * public key is what anyone needs to check the log.
+   * Scope: nothing.
+   * Errors: UNAVAILABLE (LOG_KEY_LOADING, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.audit.v1.AuditService.GetLogKey
    */
@@ -778,7 +945,10 @@ export const AuditService: GenService<{
     output: typeof GetLogKeyResponseSchema;
   },
   /**
-   * The latest signed checkpoint.
+   * The latest signed checkpoint, with the witnesses' cosignatures the log
+   * holds for it.
+   * Scope: `read:audit`.
+   * Errors: UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.GetCheckpoint
    */
@@ -790,6 +960,8 @@ export const AuditService: GenService<{
   /**
    * The audit path of one leaf, by index or by event id, in a tree of a
    * given size. A size beyond the tree is OUT_OF_RANGE, naming the size.
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (LEAF_MISSING), NOT_FOUND (EVENT_NOT_LOGGED), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (NO_CHECKPOINT, NOT_YET_CHECKPOINTED, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.GetInclusionProof
    */
@@ -800,6 +972,8 @@ export const AuditService: GenService<{
   },
   /**
    * The proof that the tree of from_size is a prefix of the tree of to_size.
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (INVALID_RANGE), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.GetConsistencyProof
    */
@@ -810,6 +984,8 @@ export const AuditService: GenService<{
   },
   /**
    * Entries by leaf index, as the log holds them (the bytes hashed).
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (TOO_MANY), OUT_OF_RANGE (BEYOND_LOG), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.audit.v1.AuditService.ListLogEntries
    */
@@ -819,8 +995,10 @@ export const AuditService: GenService<{
     output: typeof ListLogEntriesResponseSchema;
   },
   /**
-   * Every checkpoint signed, smallest tree first: what `paved audit verify`
-   * checks the entries against.
+   * Every checkpoint signed, smallest tree first, each with its
+   * cosignatures: what `paved audit verify` checks the entries against.
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.ListCheckpoints
    */
@@ -833,7 +1011,9 @@ export const AuditService: GenService<{
    * The entries of one workload or one actor, in log order, each with its
    * inclusion proof against one checkpoint: with the back-pointers inside
    * the entries, a client checks that none was left out between the first
-   * and the last. Needs read:audit.
+   * and the last.
+   * Scope: `read:audit`.
+   * Errors: INVALID_ARGUMENT (QUERY_SUBJECT, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (NO_CHECKPOINT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.QueryLog
    */
@@ -844,8 +1024,9 @@ export const AuditService: GenService<{
   },
   /**
    * Deletes the salt of a person's commitments: the log and its proofs stay
-   * as they are, queries for the subject find nothing after. Needs
-   * write:audit.
+   * as they are, queries for the subject find nothing after.
+   * Scope: `write:audit`.
+   * Errors: INVALID_ARGUMENT (NOT_A_PERSON), NOT_FOUND (SUBJECT_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.audit.v1.AuditService.EraseSubject
    */
@@ -856,7 +1037,9 @@ export const AuditService: GenService<{
   },
   /**
    * A new signing key; the current one signs beside it for the overlap,
-   * then retires. Needs write:audit.
+   * then retires.
+   * Scope: `write:audit`.
+   * Errors: INVALID_ARGUMENT (OVERLAP), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.audit.v1.AuditService.RotateLogKey
    */

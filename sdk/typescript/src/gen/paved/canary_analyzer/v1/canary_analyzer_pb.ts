@@ -21,37 +21,52 @@ export const file_paved_canary_analyzer_v1_canary_analyzer: GenFile = /*@__PURE_
   fileDesc("Ci5wYXZlZC9jYW5hcnlfYW5hbHl6ZXIvdjEvY2FuYXJ5X2FuYWx5emVyLnByb3RvEhhwYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEimwEKC09ic2VydmF0aW9uEhMKC3JldmlzaW9uX2lkGAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg0KBXN0YXRlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSMAoMb2JzZXJ2ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJVChdMaXN0T2JzZXJ2YXRpb25zUmVxdWVzdBITCgtyZXZpc2lvbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJwChhMaXN0T2JzZXJ2YXRpb25zUmVzcG9uc2USOwoMb2JzZXJ2YXRpb25zGAEgAygLMiUucGF2ZWQuY2FuYXJ5X2FuYWx5emVyLnYxLk9ic2VydmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJCCg1SZXF1ZXN0Q291bnRzEhAKCHJlcXVlc3RzGAEgASgEEg4KBmVycm9ycxgCIAEoBBIPCgdsYXRlbmN5GAMgAygEIr8EChBKdWRnZUxvb2tSZXF1ZXN0EhIKCnJvbGxvdXRfaWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEAoId29ya2xvYWQYAyABKAkSGgoSY2FuYXJ5X3JldmlzaW9uX2lkGAQgASgJEhwKFGJhc2VsaW5lX3JldmlzaW9uX2lkGAUgASgJEgwKBGxvb2sYBiABKAQSDAoEc3RlcBgHIAEoDRIOCgZ3ZWlnaHQYCCABKA0SFwoPYmFzZWxpbmVfd2VpZ2h0GAkgASgNEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9zdGVwX3N0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWludGVydmFsX292ZXIYDSABKAgSEgoKZXh0ZW5zaW9ucxgOIAEoDRI3CgZjYW5hcnkYDyABKAsyJy5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuUmVxdWVzdENvdW50cxI5CghiYXNlbGluZRgQIAEoCzInLnBhdmVkLmNhbmFyeV9hbmFseXplci52MS5SZXF1ZXN0Q291bnRzEhEKCXNwZWNfeWFtbBgRIAEoCRIRCglzcGVjX3BhdGgYEiABKAkSGQoRYmFzZWxpbmVfaW5zdGFuY2UYEyABKAkiSQoRSnVkZ2VMb29rUmVzcG9uc2USNAoIZGVjaXNpb24YASABKAsyIi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuRGVjaXNpb24iggMKCERlY2lzaW9uEhIKCnJvbGxvdXRfaWQYASABKAkSDAoEbG9vaxgCIAEoBBIMCgRzdGVwGAMgASgNEg4KBndlaWdodBgEIAEoDRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaW50ZXJ2YWxfb3ZlchgHIAEoCBIyCgd2ZXJkaWN0GAggASgOMiEucGF2ZWQuY2FuYXJ5X2FuYWx5emVyLnYxLlZlcmRpY3QSDgoGcmVhc29uGAkgASgJEhcKD2NhbmFyeV9yZXF1ZXN0cxgKIAEoBBIZChFiYXNlbGluZV9yZXF1ZXN0cxgLIAEoBBIvCgZjaGVja3MYDCADKAsyHy5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuQ2hlY2sSGAoQZGV0ZWN0YWJsZV9yYXRpbxgNIAEoASLxAQoFQ2hlY2sSDgoGbWV0cmljGAEgASgJEg0KBWp1ZGdlGAIgASgJEg8KB291dGNvbWUYAyABKAkSFAoMY2FuYXJ5X3ZhbHVlGAQgASgBEhYKDmJhc2VsaW5lX3ZhbHVlGAUgASgBEg0KBWxvd2VyGAYgASgBEg0KBXVwcGVyGAcgASgBEhEKCXN0YXRpc3RpYxgIIAEoARIRCgl0aHJlc2hvbGQYCSABKAESDgoGZWZmZWN0GAogASgBEhEKCXRvbGVyYXRlZBgLIAEoARISCgpkZXRlY3RhYmxlGAwgASgBEg8KB21lc3NhZ2UYDSABKAkiKwoVRXhwbGFpblJvbGxvdXRSZXF1ZXN0EhIKCnJvbGxvdXRfaWQYASABKAkiTwoWRXhwbGFpblJvbGxvdXRSZXNwb25zZRI1CglkZWNpc2lvbnMYASADKAsyIi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuRGVjaXNpb24iUAoUUmVwbGF5Um9sbG91dFJlcXVlc3QSEgoKcm9sbG91dF9pZBgBIAEoCRIRCglzcGVjX3lhbWwYAiABKAkSEQoJc3BlY19wYXRoGAMgASgJImUKFVJlcGxheVJvbGxvdXRSZXNwb25zZRI1CglkZWNpc2lvbnMYASADKAsyIi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuRGVjaXNpb24SFQoNZmlyc3RfZmFpbHVyZRgCIAEoBCp2CgdWZXJkaWN0EhcKE1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIUChBWRVJESUNUX0NPTlRJTlVFEAESEAoMVkVSRElDVF9QQVNTEAISEAoMVkVSRElDVF9GQUlMEAMSGAoUVkVSRElDVF9JTkNPTkNMVVNJVkUQBDLfAwoVQ2FuYXJ5QW5hbHl6ZXJTZXJ2aWNlEnkKEExpc3RPYnNlcnZhdGlvbnMSMS5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuTGlzdE9ic2VydmF0aW9uc1JlcXVlc3QaMi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuTGlzdE9ic2VydmF0aW9uc1Jlc3BvbnNlEmQKCUp1ZGdlTG9vaxIqLnBhdmVkLmNhbmFyeV9hbmFseXplci52MS5KdWRnZUxvb2tSZXF1ZXN0GisucGF2ZWQuY2FuYXJ5X2FuYWx5emVyLnYxLkp1ZGdlTG9va1Jlc3BvbnNlEnMKDkV4cGxhaW5Sb2xsb3V0Ei8ucGF2ZWQuY2FuYXJ5X2FuYWx5emVyLnYxLkV4cGxhaW5Sb2xsb3V0UmVxdWVzdBowLnBhdmVkLmNhbmFyeV9hbmFseXplci52MS5FeHBsYWluUm9sbG91dFJlc3BvbnNlEnAKDVJlcGxheVJvbGxvdXQSLi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuUmVwbGF5Um9sbG91dFJlcXVlc3QaLy5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuUmVwbGF5Um9sbG91dFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
+ * One revision state change, recorded from the provisioner's
+ * RevisionStateChanged events (once per event).
+ *
  * @generated from message paved.canary_analyzer.v1.Observation
  */
 export type Observation = Message<"paved.canary_analyzer.v1.Observation"> & {
   /**
+   * The revision whose state changed.
+   *
    * @generated from field: string revision_id = 1;
    */
   revisionId: string;
 
   /**
+   * The revision's workload name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The revision's environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
 
   /**
-   * The revision state the provisioner reported, e.g. "healthy".
+   * The state it entered, lowercase: "pending", "starting", "healthy",
+   * "unhealthy", "failed" or "stopped".
    *
    * @generated from field: string state = 4;
    */
   state: string;
 
   /**
+   * Why, in words, as the provisioner reported it (e.g. a failed health
+   * check); may be empty.
+   *
    * @generated from field: string message = 5;
    */
   message: string;
 
   /**
+   * When the change happened: the event's time.
+   *
    * @generated from field: google.protobuf.Timestamp observe_time = 6;
    */
   observeTime?: Timestamp | undefined;
@@ -65,6 +80,8 @@ export const ObservationSchema: GenMessage<Observation> = /*@__PURE__*/
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 0);
 
 /**
+ * Asks for a page of observations.
+ *
  * @generated from message paved.canary_analyzer.v1.ListObservationsRequest
  */
 export type ListObservationsRequest = Message<"paved.canary_analyzer.v1.ListObservationsRequest"> & {
@@ -76,11 +93,17 @@ export type ListObservationsRequest = Message<"paved.canary_analyzer.v1.ListObse
   revisionId: string;
 
   /**
+   * Observations per page: 0 for 100, at most 1000 (a larger value is
+   * treated as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
@@ -94,15 +117,21 @@ export const ListObservationsRequestSchema: GenMessage<ListObservationsRequest> 
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 1);
 
 /**
+ * A page of observations.
+ *
  * @generated from message paved.canary_analyzer.v1.ListObservationsResponse
  */
 export type ListObservationsResponse = Message<"paved.canary_analyzer.v1.ListObservationsResponse"> & {
   /**
+   * In the order recorded.
+   *
    * @generated from field: repeated paved.canary_analyzer.v1.Observation observations = 1;
    */
   observations: Observation[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -122,12 +151,16 @@ export const ListObservationsResponseSchema: GenMessage<ListObservationsResponse
  */
 export type RequestCounts = Message<"paved.canary_analyzer.v1.RequestCounts"> & {
   /**
+   * Requests answered during the look; at most 86,400,000,000
+   * (INVALID_ARGUMENT otherwise).
+   *
    * @generated from field: uint64 requests = 1;
    */
   requests: bigint;
 
   /**
-   * Answered 5xx (the proxy's own 502s included).
+   * Of those, answered 5xx (the proxy's own 502s included); at most
+   * `requests` (INVALID_ARGUMENT otherwise).
    *
    * @generated from field: uint64 errors = 2;
    */
@@ -135,7 +168,9 @@ export type RequestCounts = Message<"paved.canary_analyzer.v1.RequestCounts"> & 
 
   /**
    * Latency to the response headers: counts per bucket of the proxy's
-   * fixed buckets (upper bounds 0.1 ms × 1.1^k, the last one unbounded).
+   * fixed buckets (upper bounds 0.1 ms × 1.1^k, the last one unbounded),
+   * not cumulative. At most 145 buckets, counting at most `requests` in all
+   * (INVALID_ARGUMENT otherwise); may be empty.
    *
    * @generated from field: repeated uint64 latency = 3;
    */
@@ -150,25 +185,38 @@ export const RequestCountsSchema: GenMessage<RequestCounts> = /*@__PURE__*/
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 3);
 
 /**
+ * One look at a rollout step, as the provisioner's rollout driver sends it.
+ * A field that breaks a rule below is INVALID_ARGUMENT (reason
+ * INVALID_ARGUMENT) naming the field.
+ *
  * @generated from message paved.canary_analyzer.v1.JudgeLookRequest
  */
 export type JudgeLookRequest = Message<"paved.canary_analyzer.v1.JudgeLookRequest"> & {
   /**
+   * The rollout the step belongs to; required.
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
+   * The rollout's environment (labels the decision and its event).
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The rollout's workload name.
+   *
    * @generated from field: string workload = 3;
    */
   workload: string;
 
   /**
+   * The revision being rolled out (the canary); also stands for
+   * `$REVISION` in the canary's Prometheus queries.
+   *
    * @generated from field: string canary_revision_id = 4;
    */
   canaryRevisionId: string;
@@ -181,50 +229,63 @@ export type JudgeLookRequest = Message<"paved.canary_analyzer.v1.JudgeLookReques
   baselineRevisionId: string;
 
   /**
-   * Increasing (the provisioner sends milliseconds since the rollout
-   * began); a look already judged is answered from the record.
+   * The look's number: 1 or more, increasing within a rollout (the
+   * provisioner sends milliseconds since the rollout began). A look already
+   * judged is answered from the record; one below the last judged that was
+   * never judged is INVALID_ARGUMENT.
    *
    * @generated from field: uint64 look = 6;
    */
   look: bigint;
 
   /**
-   * 0-based step index and the canary's share of traffic in percent.
+   * 0-based index of the step in the spec's rollout steps.
    *
    * @generated from field: uint32 step = 7;
    */
   step: number;
 
   /**
+   * The canary's share of traffic during the look, in percent.
+   *
    * @generated from field: uint32 weight = 8;
    */
   weight: number;
 
   /**
    * The baseline's share of traffic in percent (0: none is compared, e.g.
-   * at a step of 100%).
+   * at a step of 100%). weight + baseline_weight is at most 100.
    *
    * @generated from field: uint32 baseline_weight = 9;
    */
   baselineWeight: number;
 
   /**
+   * When the look began; must not be before the previous look's end.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 10;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * When the look ended; not before start_time. Times are within the years
+   * ±3000.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 11;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * When the step began (its Prometheus queries cover step_start_time to
+   * end_time).
+   *
    * @generated from field: google.protobuf.Timestamp step_start_time = 12;
    */
   stepStartTime?: Timestamp | undefined;
 
   /**
-   * The step has been held for its interval (and any extensions).
+   * The step has been held for its interval (and any extensions): only
+   * then can the verdict be pass or inconclusive.
    *
    * @generated from field: bool interval_over = 13;
    */
@@ -238,11 +299,15 @@ export type JudgeLookRequest = Message<"paved.canary_analyzer.v1.JudgeLookReques
   extensions: number;
 
   /**
+   * The canary's requests during the look; required.
+   *
    * @generated from field: paved.canary_analyzer.v1.RequestCounts canary = 15;
    */
   canary?: RequestCounts | undefined;
 
   /**
+   * The baseline's requests during the look; unset when there is none.
+   *
    * @generated from field: paved.canary_analyzer.v1.RequestCounts baseline = 16;
    */
   baseline?: RequestCounts | undefined;
@@ -252,20 +317,25 @@ export type JudgeLookRequest = Message<"paved.canary_analyzer.v1.JudgeLookReques
    * whole rollout. Needed with a rollout's first look only: later looks may
    * leave it empty (the analyzer keeps the analysis the first look brought).
    * A look without it, of a rollout the analyzer has no look of, is
-   * FAILED_PRECONDITION with reason ANALYSIS_UNKNOWN: send it again.
+   * FAILED_PRECONDITION with reason ANALYSIS_UNKNOWN: send it again. A spec
+   * that does not parse is INVALID_ARGUMENT (INVALID_SPEC).
    *
    * @generated from field: string spec_yaml = 17;
    */
   specYaml: string;
 
   /**
+   * Where spec_yaml was read from, named in its validation errors; may be
+   * empty.
+   *
    * @generated from field: string spec_path = 18;
    */
   specPath: string;
 
   /**
    * The baseline's name in the proxy's metrics (label `revision`), which
-   * stands for `$REVISION` in the baseline's Prometheus queries.
+   * stands for `$REVISION` in the baseline's Prometheus queries; empty: the
+   * baseline's Prometheus values are not fetched.
    *
    * @generated from field: string baseline_instance = 19;
    */
@@ -280,10 +350,14 @@ export const JudgeLookRequestSchema: GenMessage<JudgeLookRequest> = /*@__PURE__*
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 4);
 
 /**
+ * The judgement of the look sent.
+ *
  * @generated from message paved.canary_analyzer.v1.JudgeLookResponse
  */
 export type JudgeLookResponse = Message<"paved.canary_analyzer.v1.JudgeLookResponse"> & {
   /**
+   * The decision (stored, or the one stored the first time for a retry).
+   *
    * @generated from field: paved.canary_analyzer.v1.Decision decision = 1;
    */
   decision?: Decision | undefined;
@@ -303,41 +377,57 @@ export const JudgeLookResponseSchema: GenMessage<JudgeLookResponse> = /*@__PURE_
  */
 export type Decision = Message<"paved.canary_analyzer.v1.Decision"> & {
   /**
+   * The rollout judged.
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
+   * The look judged (as in JudgeLookRequest.look).
+   *
    * @generated from field: uint64 look = 2;
    */
   look: bigint;
 
   /**
+   * 0-based step index.
+   *
    * @generated from field: uint32 step = 3;
    */
   step: number;
 
   /**
+   * The canary's share of traffic in percent.
+   *
    * @generated from field: uint32 weight = 4;
    */
   weight: number;
 
   /**
+   * When the look began.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 5;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * When the look ended.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 6;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * Whether the step's interval was over at this look.
+   *
    * @generated from field: bool interval_over = 7;
    */
   intervalOver: boolean;
 
   /**
+   * What to do with the step.
+   *
    * @generated from field: paved.canary_analyzer.v1.Verdict verdict = 8;
    */
   verdict: Verdict;
@@ -350,18 +440,22 @@ export type Decision = Message<"paved.canary_analyzer.v1.Decision"> & {
   reason: string;
 
   /**
-   * The canary's and the baseline's requests during the step so far.
+   * The canary's requests during the step so far.
    *
    * @generated from field: uint64 canary_requests = 10;
    */
   canaryRequests: bigint;
 
   /**
+   * The baseline's requests during the step so far.
+   *
    * @generated from field: uint64 baseline_requests = 11;
    */
   baselineRequests: bigint;
 
   /**
+   * Each judge's view of each metric.
+   *
    * @generated from field: repeated paved.canary_analyzer.v1.Check checks = 12;
    */
   checks: Check[];
@@ -389,84 +483,103 @@ export const DecisionSchema: GenMessage<Decision> = /*@__PURE__*/
  */
 export type Check = Message<"paved.canary_analyzer.v1.Check"> & {
   /**
+   * The metric's name in the spec's `analysis`.
+   *
    * @generated from field: string metric = 1;
    */
   metric: string;
 
   /**
-   * "sequential", "kayenta" or "slo".
+   * "sequential", "kayenta", "slo", or "quantile" (latency quantile,
+   * information only).
    *
    * @generated from field: string judge = 2;
    */
   judge: string;
 
   /**
-   * "pass", "fail", "inconclusive" or "pending".
+   * "pass", "fail", "inconclusive", "pending" (the sequential test while the
+   * interval goes on) or "info" (a quantile check, which decides nothing).
    *
    * @generated from field: string outcome = 3;
    */
   outcome: string;
 
   /**
-   * The canary's and the baseline's values of the metric in this step
-   * (an error rate, a latency in seconds, a Prometheus value).
+   * The canary's value of the metric in this step (an error rate, a latency
+   * in seconds, a Prometheus value).
    *
    * @generated from field: double canary_value = 4;
    */
   canaryValue: number;
 
   /**
+   * The baseline's value of the metric, in the same unit.
+   *
    * @generated from field: double baseline_value = 5;
    */
   baselineValue: number;
 
   /**
-   * A confidence interval: for a latency quantile the canary's (from the
-   * merged histograms of the step), for the Kayenta judge the
-   * Hodges-Lehmann shift's; both 0 when there is none.
+   * Lower end of a confidence interval: for a latency quantile the canary's
+   * (from the merged histograms of the step), for the Kayenta judge the
+   * Hodges-Lehmann shift's; 0 when there is none.
    *
    * @generated from field: double lower = 6;
    */
   lower: number;
 
   /**
+   * Upper end of that interval; 0 when there is none.
+   *
    * @generated from field: double upper = 7;
    */
   upper: number;
 
   /**
-   * The statistic and its threshold: a likelihood ratio against 1/α, a
-   * burn rate against its limit, a p-value against 1 − confidence.
+   * The statistic and its threshold: a likelihood ratio against 1/α
+   * (sequential), a burn rate against its limit or a Prometheus value's
+   * mean against the SLO (slo), a p-value against 1 − confidence (kayenta);
+   * both 0 for a quantile check.
    *
    * @generated from field: double statistic = 8;
    */
   statistic: number;
 
   /**
+   * What `statistic` is held against (see there).
+   *
    * @generated from field: double threshold = 9;
    */
   threshold: number;
 
   /**
-   * Effect size: the canary's bad-event rate (or mean) over the baseline's.
+   * Effect size: the canary's bad-event rate (or mean) over the baseline's;
+   * 0 when the baseline's is 0.
    *
    * @generated from field: double effect = 10;
    */
   effect: number;
 
   /**
-   * The effect that matters (1 + the allowed change, or the SLO's).
+   * The effect that matters (1 + the allowed change, or the SLO's); 0 when
+   * none applies.
    *
    * @generated from field: double tolerated = 11;
    */
   tolerated: number;
 
   /**
+   * The smallest effect the traffic so far could have shown (sequential);
+   * 0 when none yet.
+   *
    * @generated from field: double detectable = 12;
    */
   detectable: number;
 
   /**
+   * The check in words, with its counts.
+   *
    * @generated from field: string message = 13;
    */
   message: string;
@@ -480,10 +593,14 @@ export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 7);
 
 /**
+ * Asks for a rollout's decisions.
+ *
  * @generated from message paved.canary_analyzer.v1.ExplainRolloutRequest
  */
 export type ExplainRolloutRequest = Message<"paved.canary_analyzer.v1.ExplainRolloutRequest"> & {
   /**
+   * The rollout; required (INVALID_ARGUMENT when empty).
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
@@ -497,10 +614,14 @@ export const ExplainRolloutRequestSchema: GenMessage<ExplainRolloutRequest> = /*
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 8);
 
 /**
+ * A rollout's stored decisions.
+ *
  * @generated from message paved.canary_analyzer.v1.ExplainRolloutResponse
  */
 export type ExplainRolloutResponse = Message<"paved.canary_analyzer.v1.ExplainRolloutResponse"> & {
   /**
+   * One per judged look, in look order.
+   *
    * @generated from field: repeated paved.canary_analyzer.v1.Decision decisions = 1;
    */
   decisions: Decision[];
@@ -514,23 +635,31 @@ export const ExplainRolloutResponseSchema: GenMessage<ExplainRolloutResponse> = 
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 9);
 
 /**
+ * Asks to judge a rollout's stored looks again.
+ *
  * @generated from message paved.canary_analyzer.v1.ReplayRolloutRequest
  */
 export type ReplayRolloutRequest = Message<"paved.canary_analyzer.v1.ReplayRolloutRequest"> & {
   /**
+   * The rollout; required (INVALID_ARGUMENT when empty).
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
    * A workload spec whose `analysis` replaces the one each look was judged
-   * with; empty to judge again as recorded.
+   * with; empty to judge again as recorded. A spec that does not parse is
+   * INVALID_ARGUMENT (INVALID_SPEC).
    *
    * @generated from field: string spec_yaml = 2;
    */
   specYaml: string;
 
   /**
+   * Where spec_yaml was read from, named in its validation errors; may be
+   * empty.
+   *
    * @generated from field: string spec_path = 3;
    */
   specPath: string;
@@ -544,6 +673,8 @@ export const ReplayRolloutRequestSchema: GenMessage<ReplayRolloutRequest> = /*@_
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 10);
 
 /**
+ * The looks judged anew.
+ *
  * @generated from message paved.canary_analyzer.v1.ReplayRolloutResponse
  */
 export type ReplayRolloutResponse = Message<"paved.canary_analyzer.v1.ReplayRolloutResponse"> & {
@@ -570,10 +701,14 @@ export const ReplayRolloutResponseSchema: GenMessage<ReplayRolloutResponse> = /*
   messageDesc(file_paved_canary_analyzer_v1_canary_analyzer, 11);
 
 /**
+ * What a look decided.
+ *
  * @generated from enum paved.canary_analyzer.v1.Verdict
  */
 export enum Verdict {
   /**
+   * Never in a decision the analyzer makes.
+   *
    * @generated from enum value: VERDICT_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -586,6 +721,9 @@ export enum Verdict {
   CONTINUE = 1,
 
   /**
+   * The step passed (only once its interval is over): go on to the next
+   * step, or promote after the last.
+   *
    * @generated from enum value: VERDICT_PASS = 2;
    */
   PASS = 2,
@@ -612,10 +750,35 @@ export const VerdictSchema: GenEnum<Verdict> = /*@__PURE__*/
   enumDesc(file_paved_canary_analyzer_v1_canary_analyzer, 0);
 
 /**
+ * Judges canary looks, and explains and replays the decisions stored.
+ *
+ * Authentication: send a token the secrets broker issued as the gRPC
+ * metadata `authorization: Bearer <token>`, for audience `paved` or
+ * `canary-analyzer`. On a server speaking mTLS (production mode), a token
+ * whose subject is a platform service (`spiffe://paved/platform/<service>`)
+ * is accepted only over mTLS with that service's client certificate.
+ *
+ * Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+ * domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+ * on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+ * violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+ * from a failure inside the server, ErrorInfo metadata `error_id` (also in
+ * the message) names the server's log entry that holds it. Any call may be
+ * refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+ * TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+ * PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+ * in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+ * with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+ *
  * @generated from service paved.canary_analyzer.v1.CanaryAnalyzerService
  */
 export const CanaryAnalyzerService: GenService<{
   /**
+   * Revision health observations (state changes the provisioner published),
+   * in the order recorded.
+   * Scope: `read:canary-analyzer`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+   *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.ListObservations
    */
   listObservations: {
@@ -624,8 +787,11 @@ export const CanaryAnalyzerService: GenService<{
     output: typeof ListObservationsResponseSchema;
   },
   /**
-   * Judges one look at a rollout step. Idempotent per (rollout_id, look):
-   * the same look sent again gets the decision stored the first time.
+   * Judges one look at a rollout step, stores the decision and publishes it
+   * as a CanaryJudged event. Idempotent per (rollout_id, look): the same
+   * look sent again gets the decision stored the first time.
+   * Scope: `write:canary-analyzer`.
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.JudgeLook
    */
@@ -635,7 +801,9 @@ export const CanaryAnalyzerService: GenService<{
     output: typeof JudgeLookResponseSchema;
   },
   /**
-   * Every decision of a rollout, in order: why it went as it did.
+   * Every decision of a rollout, in look order: why it went as it did.
+   * Scope: `read:canary-analyzer`.
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.ExplainRollout
    */
@@ -645,7 +813,10 @@ export const CanaryAnalyzerService: GenService<{
     output: typeof ExplainRolloutResponseSchema;
   },
   /**
-   * Judges a rollout's stored looks again, with another analysis.
+   * Judges a rollout's stored looks again, with its own or another
+   * analysis; stores and publishes nothing.
+   * Scope: `read:canary-analyzer`.
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.ReplayRollout
    */

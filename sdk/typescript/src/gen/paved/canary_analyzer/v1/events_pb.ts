@@ -15,7 +15,11 @@ export const file_paved_canary_analyzer_v1_events: GenFile = /*@__PURE__*/
   fileDesc("CiVwYXZlZC9jYW5hcnlfYW5hbHl6ZXIvdjEvZXZlbnRzLnByb3RvEhhwYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEipwIKDENhbmFyeUp1ZGdlZBISCgpyb2xsb3V0X2lkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhAKCHdvcmtsb2FkGAMgASgJEhoKEmNhbmFyeV9yZXZpc2lvbl9pZBgEIAEoCRIcChRiYXNlbGluZV9yZXZpc2lvbl9pZBgFIAEoCRIMCgRsb29rGAYgASgEEgwKBHN0ZXAYByABKA0SDgoGd2VpZ2h0GAggASgNEjIKB3ZlcmRpY3QYCSABKA4yIS5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuVmVyZGljdBIOCgZyZWFzb24YCiABKAkSFwoPY2FuYXJ5X3JlcXVlc3RzGAsgASgEEhkKEWJhc2VsaW5lX3JlcXVlc3RzGAwgASgEYgZwcm90bzM", [file_paved_canary_analyzer_v1_canary_analyzer]);
 
 /**
- * A look at a rollout step was judged. Published as
+ * A look at a rollout step was judged: published by JudgeLook, in the
+ * transaction that stores the decision (a retried look publishes nothing
+ * again), on the stream `paved.events.canary-analyzer` with source
+ * `paved.canary-analyzer` and subject
+ * `environments/<environment>/workloads/<workload>`. Its type is
  * `paved.canary_analyzer.v1.canary.judged` while the step goes on (verdict
  * continue) and `paved.canary_analyzer.v1.canary.verdict` for a pass, a
  * fail or an inconclusive step. The full record: ExplainRollout.
@@ -24,61 +28,86 @@ export const file_paved_canary_analyzer_v1_events: GenFile = /*@__PURE__*/
  */
 export type CanaryJudged = Message<"paved.canary_analyzer.v1.CanaryJudged"> & {
   /**
+   * The rollout judged.
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
+   * The rollout's environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The rollout's workload name.
+   *
    * @generated from field: string workload = 3;
    */
   workload: string;
 
   /**
+   * The revision being rolled out.
+   *
    * @generated from field: string canary_revision_id = 4;
    */
   canaryRevisionId: string;
 
   /**
+   * The stable revision compared against; empty for a first revision.
+   *
    * @generated from field: string baseline_revision_id = 5;
    */
   baselineRevisionId: string;
 
   /**
+   * The look's number (milliseconds since the rollout began, as the
+   * provisioner sends it).
+   *
    * @generated from field: uint64 look = 6;
    */
   look: bigint;
 
   /**
+   * 0-based step index.
+   *
    * @generated from field: uint32 step = 7;
    */
   step: number;
 
   /**
+   * The canary's share of traffic in percent.
+   *
    * @generated from field: uint32 weight = 8;
    */
   weight: number;
 
   /**
+   * The decision.
+   *
    * @generated from field: paved.canary_analyzer.v1.Verdict verdict = 9;
    */
   verdict: Verdict;
 
   /**
+   * Why, in words.
+   *
    * @generated from field: string reason = 10;
    */
   reason: string;
 
   /**
+   * The canary's requests during the step so far.
+   *
    * @generated from field: uint64 canary_requests = 11;
    */
   canaryRequests: bigint;
 
   /**
+   * The baseline's requests during the step so far.
+   *
    * @generated from field: uint64 baseline_requests = 12;
    */
   baselineRequests: bigint;

@@ -18,15 +18,23 @@ export const file_paved_cost_scheduler_v1_cost_scheduler: GenFile = /*@__PURE__*
   fileDesc("CixwYXZlZC9jb3N0X3NjaGVkdWxlci92MS9jb3N0X3NjaGVkdWxlci5wcm90bxIXcGF2ZWQuY29zdF9zY2hlZHVsZXIudjEi1QEKIEdldFJlc291cmNlUmVjb21tZW5kYXRpb25SZXF1ZXN0EhMKC2Vudmlyb25tZW50GAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhIKCnBlcmNlbnRpbGUYAyABKAESEAoIaGVhZHJvb20YBCABKAESLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoGc291cmNlGAYgASgOMiQucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuVXNhZ2VTb3VyY2UibAohR2V0UmVzb3VyY2VSZWNvbW1lbmRhdGlvblJlc3BvbnNlEkcKDnJlY29tbWVuZGF0aW9uGAEgASgLMi8ucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuUmVzb3VyY2VSZWNvbW1lbmRhdGlvbiL4BAoWUmVzb3VyY2VSZWNvbW1lbmRhdGlvbhITCgtyZXZpc2lvbl9pZBgBIAEoCRIPCgdzYW1wbGVzGAIgASgNEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpwZXJjZW50aWxlGAUgASgBEhAKCGhlYWRyb29tGAYgASgBEhYKDnVzZWRfY3B1X2NvcmVzGAcgASgBEhkKEXVzZWRfbWVtb3J5X2J5dGVzGAggASgBEhkKEW1lbW9yeV9wZWFrX2J5dGVzGAkgASgBEhkKEWNwdV9yZXF1ZXN0X2NvcmVzGAogASgBEhwKFG1lbW9yeV9yZXF1ZXN0X2J5dGVzGAsgASgBEhcKD2NwdV9saW1pdF9jb3JlcxgMIAEoARIaChJtZW1vcnlfbGltaXRfYnl0ZXMYDSABKAESIQoZY3VycmVudF9jcHVfcmVxdWVzdF9jb3JlcxgOIAEoARIkChxjdXJyZW50X21lbW9yeV9yZXF1ZXN0X2J5dGVzGA8gASgBEhAKCHJlcGxpY2FzGBAgASgNEhYKDm1vbnRobHlfc2F2aW5nGBEgASgBEhAKCGN1cnJlbmN5GBIgASgJEjQKBnNvdXJjZRgTIAEoDjIkLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLlVzYWdlU291cmNlEhEKCWNwdV9xdWVyeRgUIAEoCRIUCgxtZW1vcnlfcXVlcnkYFSABKAkSFAoMc3RlcF9zZWNvbmRzGBYgASgNIkAKFkdldENvc3RGb3JlY2FzdFJlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEQoJc3BlY195YW1sGAIgASgJIlIKF0dldENvc3RGb3JlY2FzdFJlc3BvbnNlEjcKCGZvcmVjYXN0GAEgASgLMiUucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQ29zdEZvcmVjYXN0IpsBCgxDb3N0Rm9yZWNhc3QSEAoIY3VycmVuY3kYASABKAkSFwoPY3VycmVudF9tb250aGx5GAIgASgBEg8KB21vbnRobHkYAyABKAESEwoLYXdha2Vfc2hhcmUYBCABKAESDAoEdGVhbRgFIAEoCRIWCg5idWRnZXRfbW9udGhseRgGIAEoARIUCgx0ZWFtX21vbnRobHkYByABKAEibgoGQnVkZ2V0EgwKBHRlYW0YASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSDwoHbW9udGhseRgDIAEoARIYChBmb3JlY2FzdF9tb250aGx5GAQgASgBEhYKDmZvcmVjYXN0X3JhdGlvGAUgASgBIkYKEFNldEJ1ZGdldFJlcXVlc3QSDAoEdGVhbRgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIPCgdtb250aGx5GAMgASgBIkQKEVNldEJ1ZGdldFJlc3BvbnNlEi8KBmJ1ZGdldBgBIAEoCzIfLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkJ1ZGdldCI7ChJMaXN0QnVkZ2V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkicgoTTGlzdEJ1ZGdldHNSZXNwb25zZRIwCgdidWRnZXRzGAEgAygLMh8ucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQnVkZ2V0EhAKCGN1cnJlbmN5GAIgASgJEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSKRAQoNQnVkZ2V0Q3Jvc3NlZBIMCgR0ZWFtGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhkKEXRocmVzaG9sZF9wZXJjZW50GAMgASgNEhgKEGZvcmVjYXN0X21vbnRobHkYBCABKAESFgoOYnVkZ2V0X21vbnRobHkYBSABKAESEAoIY3VycmVuY3kYBiABKAkirQEKFEdldENvc3RSZXBvcnRSZXF1ZXN0EjcKCGdyb3VwX2J5GAEgASgOMiUucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQ29zdEdyb3VwaW5nEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLrAQoVR2V0Q29zdFJlcG9ydFJlc3BvbnNlEjAKBWxpbmVzGAEgAygLMiEucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQ29zdExpbmUSMAoFdG90YWwYAiABKAsyIS5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5Db3N0TGluZRIQCghjdXJyZW5jeRgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6gEKCENvc3RMaW5lEgwKBHRlYW0YASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEAoId29ya2xvYWQYAyABKAkSFQoNcmVwbGljYV9ob3VycxgEIAEoARIWCg5yZXF1ZXN0ZWRfY29zdBgFIAEoARIRCgl1c2VkX2Nvc3QYBiABKAESFgoOY3B1X2NvcmVfaG91cnMYByABKAESGAoQbWVtb3J5X2dpYl9ob3VycxgIIAEoARITCgtzbGVwdF9ob3VycxgJIAEoARIPCgdzYXZpbmdzGAogASgBEg8KB3NhbXBsZXMYCyABKAQiegoFVXNhZ2USEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSFwoPcnVubmluZ19zZWNvbmRzGAMgASgBEjEKDXJ1bm5pbmdfc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKEExpc3RVc2FnZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWwoRTGlzdFVzYWdlUmVzcG9uc2USLQoFdXNhZ2UYASADKAsyHi5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5Vc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqYgoLVXNhZ2VTb3VyY2USHAoYVVNBR0VfU09VUkNFX1VOU1BFQ0lGSUVEEAASGAoUVVNBR0VfU09VUkNFX1NBTVBMRVMQARIbChdVU0FHRV9TT1VSQ0VfUFJPTUVUSEVVUxACKoABCgxDb3N0R3JvdXBpbmcSHQoZQ09TVF9HUk9VUElOR19VTlNQRUNJRklFRBAAEhYKEkNPU1RfR1JPVVBJTkdfVEVBTRABEh0KGUNPU1RfR1JPVVBJTkdfRU5WSVJPTk1FTlQQAhIaChZDT1NUX0dST1VQSU5HX1dPUktMT0FEEAMywwUKFENvc3RTY2hlZHVsZXJTZXJ2aWNlEmIKCUxpc3RVc2FnZRIpLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkxpc3RVc2FnZVJlcXVlc3QaKi5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5MaXN0VXNhZ2VSZXNwb25zZRJuCg1HZXRDb3N0UmVwb3J0Ei0ucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuR2V0Q29zdFJlcG9ydFJlcXVlc3QaLi5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5HZXRDb3N0UmVwb3J0UmVzcG9uc2USdAoPR2V0Q29zdEZvcmVjYXN0Ei8ucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuR2V0Q29zdEZvcmVjYXN0UmVxdWVzdBowLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkdldENvc3RGb3JlY2FzdFJlc3BvbnNlEmIKCVNldEJ1ZGdldBIpLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLlNldEJ1ZGdldFJlcXVlc3QaKi5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5TZXRCdWRnZXRSZXNwb25zZRJoCgtMaXN0QnVkZ2V0cxIrLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkxpc3RCdWRnZXRzUmVxdWVzdBosLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkxpc3RCdWRnZXRzUmVzcG9uc2USkgEKGUdldFJlc291cmNlUmVjb21tZW5kYXRpb24SOS5wYXZlZC5jb3N0X3NjaGVkdWxlci52MS5HZXRSZXNvdXJjZVJlY29tbWVuZGF0aW9uUmVxdWVzdBo6LnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkdldFJlc291cmNlUmVjb21tZW5kYXRpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
+ * Asks for a right-sizing recommendation. A bad value is INVALID_ARGUMENT
+ * (reason INVALID_ARGUMENT) naming the field.
+ *
  * @generated from message paved.cost_scheduler.v1.GetResourceRecommendationRequest
  */
 export type GetResourceRecommendationRequest = Message<"paved.cost_scheduler.v1.GetResourceRecommendationRequest"> & {
   /**
+   * The workload's environment: 1-63 of a-z, 0-9 and '-', not starting or
+   * ending with '-'.
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name, by the same rule.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
@@ -39,7 +47,8 @@ export type GetResourceRecommendationRequest = Message<"paved.cost_scheduler.v1.
   percentile: number;
 
   /**
-   * Added on top of the percentile, e.g. 0.15 (the VPA's); 0 for none.
+   * Added on top of the percentile as a share, e.g. 0.15 (the VPA's); 0 for
+   * none, at most 10.
    *
    * @generated from field: double headroom = 4;
    */
@@ -54,7 +63,8 @@ export type GetResourceRecommendationRequest = Message<"paved.cost_scheduler.v1.
 
   /**
    * Where the use is read from; unspecified: Prometheus when the cost
-   * scheduler has one configured, else its samples.
+   * scheduler has one configured, else its samples. PROMETHEUS without one
+   * configured is FAILED_PRECONDITION (NO_PROMETHEUS).
    *
    * @generated from field: paved.cost_scheduler.v1.UsageSource source = 6;
    */
@@ -69,10 +79,14 @@ export const GetResourceRecommendationRequestSchema: GenMessage<GetResourceRecom
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 0);
 
 /**
+ * The recommendation asked for.
+ *
  * @generated from message paved.cost_scheduler.v1.GetResourceRecommendationResponse
  */
 export type GetResourceRecommendationResponse = Message<"paved.cost_scheduler.v1.GetResourceRecommendationResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.cost_scheduler.v1.ResourceRecommendation recommendation = 1;
    */
   recommendation?: ResourceRecommendation | undefined;
@@ -102,82 +116,107 @@ export type ResourceRecommendation = Message<"paved.cost_scheduler.v1.ResourceRe
   revisionId: string;
 
   /**
+   * Samples (or Prometheus points) the recommendation is based on; at
+   * least 10.
+   *
    * @generated from field: uint32 samples = 2;
    */
   samples: number;
 
   /**
+   * The window's start.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 3;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * The window's end (when asked).
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */
   endTime?: Timestamp | undefined;
 
   /**
+   * The percentile used (95 when the request gave 0).
+   *
    * @generated from field: double percentile = 5;
    */
   percentile: number;
 
   /**
+   * The headroom used, as a share.
+   *
    * @generated from field: double headroom = 6;
    */
   headroom: number;
 
   /**
-   * Use at the percentile, per replica.
+   * CPU use at the percentile, per replica, in cores.
    *
    * @generated from field: double used_cpu_cores = 7;
    */
   usedCpuCores: number;
 
   /**
+   * Resident memory at the percentile, per replica, in bytes.
+   *
    * @generated from field: double used_memory_bytes = 8;
    */
   usedMemoryBytes: number;
 
   /**
-   * The most resident memory a replica held.
+   * The most resident memory a replica held, in bytes.
    *
    * @generated from field: double memory_peak_bytes = 9;
    */
   memoryPeakBytes: number;
 
   /**
+   * Recommended CPU request per replica, in cores.
+   *
    * @generated from field: double cpu_request_cores = 10;
    */
   cpuRequestCores: number;
 
   /**
+   * Recommended memory request per replica, in bytes.
+   *
    * @generated from field: double memory_request_bytes = 11;
    */
   memoryRequestBytes: number;
 
   /**
+   * Recommended CPU limit, in cores.
+   *
    * @generated from field: double cpu_limit_cores = 12;
    */
   cpuLimitCores: number;
 
   /**
+   * Recommended memory limit, in bytes.
+   *
    * @generated from field: double memory_limit_bytes = 13;
    */
   memoryLimitBytes: number;
 
   /**
-   * What the revision requests now; 0 when nothing.
+   * What the revision requests now, in cores; 0 when nothing.
    *
    * @generated from field: double current_cpu_request_cores = 14;
    */
   currentCpuRequestCores: number;
 
   /**
+   * What the revision requests now, in bytes; 0 when nothing.
+   *
    * @generated from field: double current_memory_request_bytes = 15;
    */
   currentMemoryRequestBytes: number;
 
   /**
+   * The revision's replicas (at least 1).
+   *
    * @generated from field: uint32 replicas = 16;
    */
   replicas: number;
@@ -190,6 +229,8 @@ export type ResourceRecommendation = Message<"paved.cost_scheduler.v1.ResourceRe
   monthlySaving: number;
 
   /**
+   * Of monthly_saving, from the price sheet (e.g. "USD").
+   *
    * @generated from field: string currency = 18;
    */
   currency: string;
@@ -202,19 +243,25 @@ export type ResourceRecommendation = Message<"paved.cost_scheduler.v1.ResourceRe
   source: UsageSource;
 
   /**
-   * From Prometheus: the queries run (per replica: cores, resident bytes)
-   * and their step, each point of a series counting as one sample.
+   * From Prometheus: the CPU query run (per replica, in cores); empty for
+   * samples.
    *
    * @generated from field: string cpu_query = 20;
    */
   cpuQuery: string;
 
   /**
+   * From Prometheus: the memory query run (per replica, resident bytes);
+   * empty for samples.
+   *
    * @generated from field: string memory_query = 21;
    */
   memoryQuery: string;
 
   /**
+   * From Prometheus: the query step in seconds, each point of a series
+   * counting as one sample; 0 for samples.
+   *
    * @generated from field: uint32 step_seconds = 22;
    */
   stepSeconds: number;
@@ -228,16 +275,22 @@ export const ResourceRecommendationSchema: GenMessage<ResourceRecommendation> = 
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 2);
 
 /**
+ * Asks what a spec would cost.
+ *
  * @generated from message paved.cost_scheduler.v1.GetCostForecastRequest
  */
 export type GetCostForecastRequest = Message<"paved.cost_scheduler.v1.GetCostForecastRequest"> & {
   /**
+   * The environment: 1-63 of a-z, 0-9 and '-', not starting or ending with
+   * '-' (INVALID_ARGUMENT otherwise).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
-   * The spec rendered for the environment, as ApplyWorkload takes it.
+   * The spec rendered for the environment, as ApplyWorkload takes it; one
+   * that does not parse is INVALID_ARGUMENT (INVALID_SPEC).
    *
    * @generated from field: string spec_yaml = 2;
    */
@@ -252,10 +305,14 @@ export const GetCostForecastRequestSchema: GenMessage<GetCostForecastRequest> = 
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 3);
 
 /**
+ * The forecast asked for.
+ *
  * @generated from message paved.cost_scheduler.v1.GetCostForecastResponse
  */
 export type GetCostForecastResponse = Message<"paved.cost_scheduler.v1.GetCostForecastResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.cost_scheduler.v1.CostForecast forecast = 1;
    */
   forecast?: CostForecast | undefined;
@@ -320,7 +377,8 @@ export type CostForecast = Message<"paved.cost_scheduler.v1.CostForecast"> & {
 
   /**
    * The team's month in the environment with the spec deployed: every
-   * workload it runs there at its running revision, this one at the spec.
+   * workload it runs there at its running revision, this one at the spec;
+   * 0 when the spec names no team.
    *
    * @generated from field: double team_monthly = 7;
    */
@@ -335,20 +393,28 @@ export const CostForecastSchema: GenMessage<CostForecast> = /*@__PURE__*/
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 5);
 
 /**
+ * A team's monthly budget in an environment.
+ *
  * @generated from message paved.cost_scheduler.v1.Budget
  */
 export type Budget = Message<"paved.cost_scheduler.v1.Budget"> & {
   /**
+   * The team.
+   *
    * @generated from field: string team = 1;
    */
   team: string;
 
   /**
+   * The environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The budget a month, in the price sheet's currency; above 0.
+   *
    * @generated from field: double monthly = 3;
    */
   monthly: number;
@@ -376,21 +442,29 @@ export const BudgetSchema: GenMessage<Budget> = /*@__PURE__*/
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 6);
 
 /**
+ * Sets or removes a budget. A bad value is INVALID_ARGUMENT naming the field.
+ *
  * @generated from message paved.cost_scheduler.v1.SetBudgetRequest
  */
 export type SetBudgetRequest = Message<"paved.cost_scheduler.v1.SetBudgetRequest"> & {
   /**
+   * The team: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'
+   * (reason INVALID_BUDGET otherwise).
+   *
    * @generated from field: string team = 1;
    */
   team: string;
 
   /**
+   * The environment, by the same rule (reason INVALID_ARGUMENT otherwise).
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
-   * In the price sheet's currency; 0 removes the budget.
+   * In the price sheet's currency, finite and at least 0; 0 removes the
+   * budget (reason INVALID_BUDGET otherwise).
    *
    * @generated from field: double monthly = 3;
    */
@@ -405,6 +479,8 @@ export const SetBudgetRequestSchema: GenMessage<SetBudgetRequest> = /*@__PURE__*
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 7);
 
 /**
+ * The budget as now set.
+ *
  * @generated from message paved.cost_scheduler.v1.SetBudgetResponse
  */
 export type SetBudgetResponse = Message<"paved.cost_scheduler.v1.SetBudgetResponse"> & {
@@ -424,15 +500,23 @@ export const SetBudgetResponseSchema: GenMessage<SetBudgetResponse> = /*@__PURE_
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 8);
 
 /**
+ * Asks for a page of budgets.
+ *
  * @generated from message paved.cost_scheduler.v1.ListBudgetsRequest
  */
 export type ListBudgetsRequest = Message<"paved.cost_scheduler.v1.ListBudgetsRequest"> & {
   /**
+   * Budgets per page: 0 for 100, at most 1000 (a larger value is treated as
+   * 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
@@ -446,20 +530,28 @@ export const ListBudgetsRequestSchema: GenMessage<ListBudgetsRequest> = /*@__PUR
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 9);
 
 /**
+ * A page of budgets.
+ *
  * @generated from message paved.cost_scheduler.v1.ListBudgetsResponse
  */
 export type ListBudgetsResponse = Message<"paved.cost_scheduler.v1.ListBudgetsResponse"> & {
   /**
+   * By team, then environment.
+   *
    * @generated from field: repeated paved.cost_scheduler.v1.Budget budgets = 1;
    */
   budgets: Budget[];
 
   /**
+   * Of every amount, from the price sheet (e.g. "USD").
+   *
    * @generated from field: string currency = 2;
    */
   currency: string;
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 3;
    */
   nextPageToken: string;
@@ -475,37 +567,54 @@ export const ListBudgetsResponseSchema: GenMessage<ListBudgetsResponse> = /*@__P
 /**
  * A team's month in an environment went over a threshold of its budget
  * (80 or 100 percent), once per crossing: it is announced again only after
- * the forecast fell back below it, or the budget was set anew.
+ * the forecast fell back below it, or the budget was set anew. Checked at
+ * every sample interval and published on the stream
+ * `paved.events.cost-scheduler` (source `paved.cost-scheduler`, type
+ * `paved.cost_scheduler.v1.budget.crossed`, subject
+ * `teams/<team>/environments/<environment>`), one event per threshold
+ * crossed.
  *
  * @generated from message paved.cost_scheduler.v1.BudgetCrossed
  */
 export type BudgetCrossed = Message<"paved.cost_scheduler.v1.BudgetCrossed"> & {
   /**
+   * The team.
+   *
    * @generated from field: string team = 1;
    */
   team: string;
 
   /**
+   * The environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The threshold crossed: 80 or 100.
+   *
    * @generated from field: uint32 threshold_percent = 3;
    */
   thresholdPercent: number;
 
   /**
+   * The team's month in the environment now (what it runs, by request).
+   *
    * @generated from field: double forecast_monthly = 4;
    */
   forecastMonthly: number;
 
   /**
+   * The budget a month.
+   *
    * @generated from field: double budget_monthly = 5;
    */
   budgetMonthly: number;
 
   /**
+   * Of both amounts, from the price sheet.
+   *
    * @generated from field: string currency = 6;
    */
   currency: string;
@@ -519,16 +628,22 @@ export const BudgetCrossedSchema: GenMessage<BudgetCrossed> = /*@__PURE__*/
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 11);
 
 /**
+ * Asks for a cost report.
+ *
  * @generated from message paved.cost_scheduler.v1.GetCostReportRequest
  */
 export type GetCostReportRequest = Message<"paved.cost_scheduler.v1.GetCostReportRequest"> & {
   /**
+   * How to group the lines; a value not in CostGrouping is INVALID_ARGUMENT
+   * (INVALID_GROUPING).
+   *
    * @generated from field: paved.cost_scheduler.v1.CostGrouping group_by = 1;
    */
   groupBy: CostGrouping;
 
   /**
-   * The window's start; unset, 30 days before its end.
+   * The window's start; unset, 30 days before its end. Must come before the
+   * end (INVALID_ARGUMENT INVALID_WINDOW otherwise).
    *
    * @generated from field: google.protobuf.Timestamp start_time = 2;
    */
@@ -550,6 +665,8 @@ export const GetCostReportRequestSchema: GenMessage<GetCostReportRequest> = /*@_
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 12);
 
 /**
+ * A cost report.
+ *
  * @generated from message paved.cost_scheduler.v1.GetCostReportResponse
  */
 export type GetCostReportResponse = Message<"paved.cost_scheduler.v1.GetCostReportResponse"> & {
@@ -575,11 +692,15 @@ export type GetCostReportResponse = Message<"paved.cost_scheduler.v1.GetCostRepo
   currency: string;
 
   /**
+   * The window's start, as used.
+   *
    * @generated from field: google.protobuf.Timestamp start_time = 4;
    */
   startTime?: Timestamp | undefined;
 
   /**
+   * The window's end, as used.
+   *
    * @generated from field: google.protobuf.Timestamp end_time = 5;
    */
   endTime?: Timestamp | undefined;
@@ -601,16 +722,22 @@ export const GetCostReportResponseSchema: GenMessage<GetCostReportResponse> = /*
  */
 export type CostLine = Message<"paved.cost_scheduler.v1.CostLine"> & {
   /**
+   * The team (by team or workload).
+   *
    * @generated from field: string team = 1;
    */
   team: string;
 
   /**
+   * The environment (by environment or workload).
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The workload (by workload).
+   *
    * @generated from field: string workload = 3;
    */
   workload: string;
@@ -681,28 +808,35 @@ export const CostLineSchema: GenMessage<CostLine> = /*@__PURE__*/
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 14);
 
 /**
+ * A workload's running time.
+ *
  * @generated from message paved.cost_scheduler.v1.Usage
  */
 export type Usage = Message<"paved.cost_scheduler.v1.Usage"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
-   * Seconds spent healthy, summed over closed intervals.
+   * Seconds spent healthy, summed over closed intervals and all revisions.
    *
    * @generated from field: double running_seconds = 3;
    */
   runningSeconds: number;
 
   /**
-   * Set while the workload's current revision is healthy.
+   * Set while a revision of the workload is healthy: since when (the
+   * earliest, when several are).
    *
    * @generated from field: google.protobuf.Timestamp running_since = 4;
    */
@@ -717,15 +851,23 @@ export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 15);
 
 /**
+ * Asks for a page of usage.
+ *
  * @generated from message paved.cost_scheduler.v1.ListUsageRequest
  */
 export type ListUsageRequest = Message<"paved.cost_scheduler.v1.ListUsageRequest"> & {
   /**
+   * Workloads per page: 0 for 100, at most 1000 (a larger value is treated
+   * as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
@@ -739,15 +881,21 @@ export const ListUsageRequestSchema: GenMessage<ListUsageRequest> = /*@__PURE__*
   messageDesc(file_paved_cost_scheduler_v1_cost_scheduler, 16);
 
 /**
+ * A page of usage.
+ *
  * @generated from message paved.cost_scheduler.v1.ListUsageResponse
  */
 export type ListUsageResponse = Message<"paved.cost_scheduler.v1.ListUsageResponse"> & {
   /**
+   * By environment, then workload name.
+   *
    * @generated from field: repeated paved.cost_scheduler.v1.Usage usage = 1;
    */
   usage: Usage[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -767,6 +915,9 @@ export const ListUsageResponseSchema: GenMessage<ListUsageResponse> = /*@__PURE_
  */
 export enum UsageSource {
   /**
+   * Asked for: Prometheus when one is configured, else the samples. Never
+   * in an answer.
+   *
    * @generated from enum value: USAGE_SOURCE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -779,7 +930,8 @@ export enum UsageSource {
   SAMPLES = 1,
 
   /**
-   * Range queries to the configured Prometheus (PromQL per workload).
+   * Range queries to the configured Prometheus (PromQL per workload); the
+   * workload must be running (else FAILED_PRECONDITION WORKLOAD_NOT_RUNNING).
    *
    * @generated from enum value: USAGE_SOURCE_PROMETHEUS = 2;
    */
@@ -793,6 +945,8 @@ export const UsageSourceSchema: GenEnum<UsageSource> = /*@__PURE__*/
   enumDesc(file_paved_cost_scheduler_v1_cost_scheduler, 0);
 
 /**
+ * How a cost report groups its lines.
+ *
  * @generated from enum paved.cost_scheduler.v1.CostGrouping
  */
 export enum CostGrouping {
@@ -804,16 +958,22 @@ export enum CostGrouping {
   UNSPECIFIED = 0,
 
   /**
+   * One line per team (an empty team: workloads whose spec names none).
+   *
    * @generated from enum value: COST_GROUPING_TEAM = 1;
    */
   TEAM = 1,
 
   /**
+   * One line per environment.
+   *
    * @generated from enum value: COST_GROUPING_ENVIRONMENT = 2;
    */
   ENVIRONMENT = 2,
 
   /**
+   * One line per workload (team, environment and workload set).
+   *
    * @generated from enum value: COST_GROUPING_WORKLOAD = 3;
    */
   WORKLOAD = 3,
@@ -826,11 +986,35 @@ export const CostGroupingSchema: GenEnum<CostGrouping> = /*@__PURE__*/
   enumDesc(file_paved_cost_scheduler_v1_cost_scheduler, 1);
 
 /**
+ * Cost reports, forecasts, budgets and right-sizing. Amounts are in the
+ * price sheet's currency (each answer names it); a month is 730 hours.
+ *
+ * Authentication: send a token the secrets broker issued as the gRPC
+ * metadata `authorization: Bearer <token>`, for audience `paved` or
+ * `cost-scheduler`. On a server speaking mTLS (production mode), a token
+ * whose subject is a platform service (`spiffe://paved/platform/<service>`)
+ * is accepted only over mTLS with that service's client certificate.
+ *
+ * Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+ * domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+ * on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+ * violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+ * from a failure inside the server, ErrorInfo metadata `error_id` (also in
+ * the message) names the server's log entry that holds it. Any call may be
+ * refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+ * TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+ * PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+ * in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+ * with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+ *
  * @generated from service paved.cost_scheduler.v1.CostSchedulerService
  */
 export const CostSchedulerService: GenService<{
   /**
-   * Running time per workload since it was first deployed.
+   * Running time per workload since it was first deployed, by environment
+   * then workload name.
+   * Scope: `read:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.ListUsage
    */
@@ -844,6 +1028,8 @@ export const CostSchedulerService: GenService<{
    * resources requested (replica-hours from the runtime's events × the
    * spec's requests) and by those used (sampled from the processes), at
    * the price sheet's prices, and what sleeping saved.
+   * Scope: `read:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_GROUPING, INVALID_WINDOW), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.GetCostReport
    */
@@ -856,6 +1042,10 @@ export const CostSchedulerService: GenService<{
    * What a spec would cost a month by request in an environment, beside
    * what the workload costs now, with its team's budget and month there.
    * The provisioner asks it for `paved plan` and for the policy gate.
+   * UNAVAILABLE (NOT_READY) until the cost scheduler has first read what
+   * runs, about a second after it starts.
+   * Scope: `read:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.GetCostForecast
    */
@@ -866,6 +1056,8 @@ export const CostSchedulerService: GenService<{
   },
   /**
    * Sets a team's monthly budget in an environment; monthly 0 removes it.
+   * Scope: `write:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ARGUMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.SetBudget
    */
@@ -875,6 +1067,10 @@ export const CostSchedulerService: GenService<{
     output: typeof SetBudgetResponseSchema;
   },
   /**
+   * Every budget, by team then environment, with the team's month there now.
+   * Scope: `read:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.ListBudgets
    */
   listBudgets: {
@@ -884,8 +1080,10 @@ export const CostSchedulerService: GenService<{
   },
   /**
    * Requests and limits for a workload from what its replicas used, with
-   * the evidence and the monthly saving. FAILED_PRECONDITION while it has
-   * fewer than 10 samples in the window.
+   * the evidence and the monthly saving. FAILED_PRECONDITION
+   * (NOT_ENOUGH_SAMPLES) while it has fewer than 10 samples in the window.
+   * Scope: `read:cost-scheduler`.
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.GetResourceRecommendation
    */

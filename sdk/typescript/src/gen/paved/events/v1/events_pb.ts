@@ -28,6 +28,11 @@ export const file_paved_events_v1_events: GenFile = /*@__PURE__*/
   fileDesc("ChxwYXZlZC9ldmVudHMvdjEvZXZlbnRzLnByb3RvEg9wYXZlZC5ldmVudHMudjEijQgKCEVudmVsb3BlEgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB3N1YmplY3QYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLdHJhY2VwYXJlbnQYBiABKAkSEgoKdHJhY2VzdGF0ZRgHIAEoCRJHChN3b3JrbG9hZF9yZWdpc3RlcmVkGBQgASgLMigucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRSZWdpc3RlcmVkSAASQwoRcmV2aXNpb25fZGVwbG95ZWQYFSABKAsyJi5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvbkRlcGxveWVkSAASTAoWcmV2aXNpb25fc3RhdGVfY2hhbmdlZBgWIAEoCzIqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGVDaGFuZ2VkSAASSQoUcm9sbG91dF90cmFuc2l0aW9uZWQYFyABKAsyKS5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0VHJhbnNpdGlvbmVkSAASSAoUd29ya2xvYWRfcm9sbGVkX2JhY2sYGCABKAsyKC5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZFJvbGxlZEJhY2tIABI9Cg5wb2xpY3lfZGVjaWRlZBgZIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBvbGljeURlY2lkZWRIABI9Cg5wcmV2aWV3X29wZW5lZBgaIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdPcGVuZWRIABI9Cg5wcmV2aWV3X2Nsb3NlZBgbIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdDbG9zZWRIABJBChB3b3JrbG9hZF9wb3dlcmVkGBwgASgLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRQb3dlcmVkSAASPwoNY2FuYXJ5X2p1ZGdlZBgoIAEoCzImLnBhdmVkLmNhbmFyeV9hbmFseXplci52MS5DYW5hcnlKdWRnZWRIABI8Cgxicm9rZXJfYWN0ZWQYMiABKAsyJC5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Ccm9rZXJBY3RlZEgAEkAKDmJ1ZGdldF9jcm9zc2VkGEYgASgLMiYucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQnVkZ2V0Q3Jvc3NlZEgAEjYKDWFjY2Vzc19kZW5pZWQYPCABKAsyHS5wYXZlZC5ldmVudHMudjEuQWNjZXNzRGVuaWVkSABCCQoHcGF5bG9hZCJhCgxBY2Nlc3NEZW5pZWQSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSDwoHc3ViamVjdBgDIAEoCRIOCgZyZWFzb24YBCABKAkSDwoHbWVzc2FnZRgFIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_paved_canary_analyzer_v1_events, file_paved_cost_scheduler_v1_cost_scheduler, file_paved_provisioner_v1_events, file_paved_secrets_broker_v1_events]);
 
 /**
+ * One event, as a producer publishes it on its stream
+ * `paved.events.<service>` (e.g. `paved.events.provisioner`); most are
+ * committed to the producer's outbox with the change they report. The audit
+ * service appends every one to its log.
+ *
  * @generated from message paved.events.v1.Envelope
  */
 export type Envelope = Message<"paved.events.v1.Envelope"> & {
@@ -39,7 +44,7 @@ export type Envelope = Message<"paved.events.v1.Envelope"> & {
   id: string;
 
   /**
-   * The producing service, e.g. "paved.provisioner".
+   * The producing service, `paved.<service>`, e.g. "paved.provisioner".
    *
    * @generated from field: string source = 2;
    */
@@ -60,99 +65,133 @@ export type Envelope = Message<"paved.events.v1.Envelope"> & {
   subject: string;
 
   /**
+   * When the producer created the event.
+   *
    * @generated from field: google.protobuf.Timestamp time = 5;
    */
   time?: Timestamp | undefined;
 
   /**
-   * W3C trace context of the operation that produced the event.
+   * W3C trace context of the operation that produced the event; empty when
+   * there was none.
    *
    * @generated from field: string traceparent = 6;
    */
   traceparent: string;
 
   /**
+   * W3C tracestate accompanying traceparent; empty when there is none.
+   *
    * @generated from field: string tracestate = 7;
    */
   tracestate: string;
 
   /**
+   * The event itself; exactly one is set. A consumer skips kinds it does
+   * not know.
+   *
    * @generated from oneof paved.events.v1.Envelope.payload
    */
   payload: {
     /**
+     * `paved.provisioner.v1.workload.registered`.
+     *
      * @generated from field: paved.provisioner.v1.WorkloadRegistered workload_registered = 20;
      */
     value: WorkloadRegistered;
     case: "workloadRegistered";
   } | {
     /**
+     * `paved.provisioner.v1.revision.deployed`.
+     *
      * @generated from field: paved.provisioner.v1.RevisionDeployed revision_deployed = 21;
      */
     value: RevisionDeployed;
     case: "revisionDeployed";
   } | {
     /**
+     * `paved.provisioner.v1.revision.state_changed`.
+     *
      * @generated from field: paved.provisioner.v1.RevisionStateChanged revision_state_changed = 22;
      */
     value: RevisionStateChanged;
     case: "revisionStateChanged";
   } | {
     /**
+     * `paved.provisioner.v1.rollout.transitioned`.
+     *
      * @generated from field: paved.provisioner.v1.RolloutTransitioned rollout_transitioned = 23;
      */
     value: RolloutTransitioned;
     case: "rolloutTransitioned";
   } | {
     /**
+     * `paved.provisioner.v1.workload.rolled_back`.
+     *
      * @generated from field: paved.provisioner.v1.WorkloadRolledBack workload_rolled_back = 24;
      */
     value: WorkloadRolledBack;
     case: "workloadRolledBack";
   } | {
     /**
+     * `paved.provisioner.v1.policy.decided`.
+     *
      * @generated from field: paved.provisioner.v1.PolicyDecided policy_decided = 25;
      */
     value: PolicyDecided;
     case: "policyDecided";
   } | {
     /**
+     * `paved.provisioner.v1.preview.opened`.
+     *
      * @generated from field: paved.provisioner.v1.PreviewOpened preview_opened = 26;
      */
     value: PreviewOpened;
     case: "previewOpened";
   } | {
     /**
+     * `paved.provisioner.v1.preview.closed`.
+     *
      * @generated from field: paved.provisioner.v1.PreviewClosed preview_closed = 27;
      */
     value: PreviewClosed;
     case: "previewClosed";
   } | {
     /**
+     * `paved.provisioner.v1.workload.slept` or `…workload.woke`.
+     *
      * @generated from field: paved.provisioner.v1.WorkloadPowered workload_powered = 28;
      */
     value: WorkloadPowered;
     case: "workloadPowered";
   } | {
     /**
+     * `paved.canary_analyzer.v1.canary.judged` or `…canary.verdict`.
+     *
      * @generated from field: paved.canary_analyzer.v1.CanaryJudged canary_judged = 40;
      */
     value: CanaryJudged;
     case: "canaryJudged";
   } | {
     /**
+     * `paved.secrets_broker.v1.<action>`.
+     *
      * @generated from field: paved.secrets_broker.v1.BrokerActed broker_acted = 50;
      */
     value: BrokerActed;
     case: "brokerActed";
   } | {
     /**
+     * `paved.cost_scheduler.v1.budget.crossed`.
+     *
      * @generated from field: paved.cost_scheduler.v1.BudgetCrossed budget_crossed = 70;
      */
     value: BudgetCrossed;
     case: "budgetCrossed";
   } | {
     /**
+     * `paved.events.v1.access.denied`.
+     *
      * @generated from field: paved.events.v1.AccessDenied access_denied = 60;
      */
     value: AccessDenied;
@@ -168,8 +207,13 @@ export const EnvelopeSchema: GenMessage<Envelope> = /*@__PURE__*/
   messageDesc(file_paved_events_v1_events, 0);
 
 /**
- * A call the auth layer of a service refused: who (when the token was
- * valid), which method, and why. Never the token.
+ * A call a service refused, at its auth layer or, for some finer scopes
+ * (e.g. `deploy:<env>/<workload>`, `rotate:keys`), in its handler: who
+ * (when the token was valid), which method, and why.
+ * Never the token. Published best effort (dropped while the stream is away)
+ * on the refusing service's stream `paved.events.<service>`, with type
+ * `paved.events.v1.access.denied` and subject `methods/<full method>`; a
+ * refusal with UNAVAILABLE (a service still starting) is no event.
  *
  * @generated from message paved.events.v1.AccessDenied
  */
@@ -196,13 +240,16 @@ export type AccessDenied = Message<"paved.events.v1.AccessDenied"> & {
   subject: string;
 
   /**
-   * TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, MISSING_SCOPE, …
+   * The ErrorInfo reason of the refusal: TOKEN_MISSING, TOKEN_INVALID,
+   * TOKEN_EXPIRED, MISSING_SCOPE, …
    *
    * @generated from field: string reason = 4;
    */
   reason: string;
 
   /**
+   * The refusal's message, as the caller got it.
+   *
    * @generated from field: string message = 5;
    */
   message: string;

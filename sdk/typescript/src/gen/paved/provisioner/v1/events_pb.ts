@@ -15,15 +15,24 @@ export const file_paved_provisioner_v1_events: GenFile = /*@__PURE__*/
   fileDesc("CiFwYXZlZC9wcm92aXNpb25lci92MS9ldmVudHMucHJvdG8SFHBhdmVkLnByb3Zpc2lvbmVyLnYxIjsKEldvcmtsb2FkUmVnaXN0ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCSJzChBSZXZpc2lvbkRlcGxveWVkEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhMKC3JldmlzaW9uX2lkGAMgASgJEg4KBm51bWJlchgEIAEoAxITCgtzcGVjX2RpZ2VzdBgFIAEoCSKEAgoUUmV2aXNpb25TdGF0ZUNoYW5nZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEwoLcmV2aXNpb25faWQYAyABKAkSNQoEZnJvbRgEIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGVCAhgBEi8KAnRvGAUgASgOMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb25TdGF0ZRIPCgdtZXNzYWdlGAYgASgJEjcKCmZyb21fc3RhdGUYByABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlIuwBChNSb2xsb3V0VHJhbnNpdGlvbmVkEhIKCnJvbGxvdXRfaWQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSMQoFc3RhZ2UYBSABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhZ2USMQoFc3RhdGUYBiABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhdGUSDgoGd2VpZ2h0GAcgASgFEg8KB21lc3NhZ2UYCCABKAkifQoSV29ya2xvYWRSb2xsZWRCYWNrEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhgKEGZyb21fcmV2aXNpb25faWQYAyABKAkSFgoOdG9fcmV2aXNpb25faWQYBCABKAkSDgoGcmVhc29uGAUgASgJIoACCg1Qb2xpY3lEZWNpZGVkEhIKCnJvbGxvdXRfaWQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSFQoNYnVuZGxlX2RpZ2VzdBgFIAEoCRIPCgdhbGxvd2VkGAYgASgIEg8KB2RlbmlhbHMYByADKAkSEAoId2FybmluZ3MYCCADKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAkgASgJEjsKDGF0dGVzdGF0aW9ucxgKIAMoCzIlLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkF0dGVzdGF0aW9uU2VlbiJZCg9BdHRlc3RhdGlvblNlZW4SDAoEa2luZBgBIAEoCRIOCgZzaWduZXIYAiABKAkSEAoIdmVyaWZpZWQYAyABKAgSFgoOcGF5bG9hZF9kaWdlc3QYBCABKAkiSAoNUHJldmlld09wZW5lZBITCgtlbnZpcm9ubWVudBgBIAEoCRIKCgJwchgCIAEoBRIWCg5leHBpcmVfdGltZV9tcxgDIAEoAyJTCg1QcmV2aWV3Q2xvc2VkEhMKC2Vudmlyb25tZW50GAEgASgJEgoKAnByGAIgASgFEhEKCXdvcmtsb2FkcxgDIAMoCRIOCgZyZWFzb24YBCABKAkiwwEKD1dvcmtsb2FkUG93ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRINCgVhd2FrZRgDIAEoCBIxCgZyZWFzb24YBCABKA4yIS5wYXZlZC5wcm92aXNpb25lci52MS5Qb3dlclJlYXNvbhINCgVhY3RvchgFIAEoCRITCgtyZXZpc2lvbl9pZBgGIAEoCRIMCgRub3RlGAcgASgJEhUKDWhvbGRfdW50aWxfbXMYCCABKANiBnByb3RvMw", [file_paved_provisioner_v1_provisioner]);
 
 /**
+ * A workload was recorded for the first time (ApplyWorkload or OpenPreview
+ * of a new workload). Type `paved.provisioner.v1.workload.registered`; the
+ * secrets broker derives the workload's identity from it.
+ * On the stream `paved.events.provisioner`.
+ *
  * @generated from message paved.provisioner.v1.WorkloadRegistered
  */
 export type WorkloadRegistered = Message<"paved.provisioner.v1.WorkloadRegistered"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
@@ -37,30 +46,44 @@ export const WorkloadRegisteredSchema: GenMessage<WorkloadRegistered> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_events, 0);
 
 /**
+ * An apply recorded a new revision, the workload's current one. Type
+ * `paved.provisioner.v1.revision.deployed`.
+ * On the stream `paved.events.provisioner`.
+ *
  * @generated from message paved.provisioner.v1.RevisionDeployed
  */
 export type RevisionDeployed = Message<"paved.provisioner.v1.RevisionDeployed"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The new revision's id.
+   *
    * @generated from field: string revision_id = 3;
    */
   revisionId: string;
 
   /**
+   * Its number: 1 for the workload's first, then 2, 3, ...
+   *
    * @generated from field: int64 number = 4;
    */
   number: bigint;
 
   /**
+   * Its spec's sha256 digest ("sha256:<hex>").
+   *
    * @generated from field: string spec_digest = 5;
    */
   specDigest: string;
@@ -74,22 +97,30 @@ export const RevisionDeployedSchema: GenMessage<RevisionDeployed> = /*@__PURE__*
   messageDesc(file_paved_provisioner_v1_events, 1);
 
 /**
- * A revision's state changed, as the runtime reported it.
+ * A revision's state changed, as the runtime reported it. Type
+ * `paved.provisioner.v1.revision.state_changed`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.RevisionStateChanged
  */
 export type RevisionStateChanged = Message<"paved.provisioner.v1.RevisionStateChanged"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The revision whose state changed.
+   *
    * @generated from field: string revision_id = 3;
    */
   revisionId: string;
@@ -133,47 +164,65 @@ export const RevisionStateChangedSchema: GenMessage<RevisionStateChanged> = /*@_
   messageDesc(file_paved_provisioner_v1_events, 2);
 
 /**
- * A rollout moved to another stage or state (committed before it acts).
+ * A rollout was created, or moved to another stage or state (committed
+ * before it acts). Type `paved.provisioner.v1.rollout.transitioned`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.RolloutTransitioned
  */
 export type RolloutTransitioned = Message<"paved.provisioner.v1.RolloutTransitioned"> & {
   /**
+   * The rollout.
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
 
   /**
+   * The revision the rollout deploys.
+   *
    * @generated from field: string revision_id = 4;
    */
   revisionId: string;
 
   /**
+   * The stage it is now at.
+   *
    * @generated from field: paved.provisioner.v1.RolloutStage stage = 5;
    */
   stage: RolloutStage;
 
   /**
+   * The state it is now in.
+   *
    * @generated from field: paved.provisioner.v1.RolloutState state = 6;
    */
   state: RolloutState;
 
   /**
+   * The canary's share of traffic now, in percent.
+   *
    * @generated from field: int32 weight = 7;
    */
   weight: number;
 
   /**
+   * Why, in words.
+   *
    * @generated from field: string message = 8;
    */
   message: string;
@@ -187,32 +236,47 @@ export const RolloutTransitionedSchema: GenMessage<RolloutTransitioned> = /*@__P
   messageDesc(file_paved_provisioner_v1_events, 3);
 
 /**
- * All of a workload's traffic went back to a known-good revision.
+ * All of a workload's traffic went back to a known-good revision: a
+ * rollout that ended without promotion (rolled back or aborted) while a
+ * stable revision existed, or RollbackWorkload. Type
+ * `paved.provisioner.v1.workload.rolled_back`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.WorkloadRolledBack
  */
 export type WorkloadRolledBack = Message<"paved.provisioner.v1.WorkloadRolledBack"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The revision that lost its traffic: the rollout's canary, or, when no
+   * rollout was under way, the revision that was stable until then.
+   *
    * @generated from field: string from_revision_id = 3;
    */
   fromRevisionId: string;
 
   /**
+   * The revision that now takes all traffic.
+   *
    * @generated from field: string to_revision_id = 4;
    */
   toRevisionId: string;
 
   /**
+   * Why, in words (e.g. "rolled back on command", a failed step).
+   *
    * @generated from field: string reason = 5;
    */
   reason: string;
@@ -226,27 +290,37 @@ export const WorkloadRolledBackSchema: GenMessage<WorkloadRolledBack> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_events, 4);
 
 /**
- * The policy gate decided on a revision (deny blocks, warn passes).
+ * The policy gate decided on a revision (deny blocks, warn passes), at a
+ * rollout's policy stage. Type `paved.provisioner.v1.policy.decided`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.PolicyDecided
  */
 export type PolicyDecided = Message<"paved.provisioner.v1.PolicyDecided"> & {
   /**
+   * The rollout.
+   *
    * @generated from field: string rollout_id = 1;
    */
   rolloutId: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
 
   /**
+   * The revision decided on.
+   *
    * @generated from field: string revision_id = 4;
    */
   revisionId: string;
@@ -259,16 +333,22 @@ export type PolicyDecided = Message<"paved.provisioner.v1.PolicyDecided"> & {
   bundleDigest: string;
 
   /**
+   * True when nothing denied it.
+   *
    * @generated from field: bool allowed = 6;
    */
   allowed: boolean;
 
   /**
+   * The deny rules' messages; a denial rolls the rollout back.
+   *
    * @generated from field: repeated string denials = 7;
    */
   denials: string[];
 
   /**
+   * The warn rules' messages.
+   *
    * @generated from field: repeated string warnings = 8;
    */
   warnings: string[];
@@ -282,6 +362,8 @@ export type PolicyDecided = Message<"paved.provisioner.v1.PolicyDecided"> & {
   artifactDigest: string;
 
   /**
+   * The newest attestation of each kind; empty without an artifact.
+   *
    * @generated from field: repeated paved.provisioner.v1.AttestationSeen attestations = 10;
    */
   attestations: AttestationSeen[];
@@ -295,23 +377,27 @@ export const PolicyDecidedSchema: GenMessage<PolicyDecided> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_events, 5);
 
 /**
+ * An attestation as the policy gate saw it.
+ *
  * @generated from message paved.provisioner.v1.AttestationSeen
  */
 export type AttestationSeen = Message<"paved.provisioner.v1.AttestationSeen"> & {
   /**
-   * "sbom", "vulnerabilities", "provenance", …
+   * "sbom", "vulnerabilities" or "coverage".
    *
    * @generated from field: string kind = 1;
    */
   kind: string;
 
   /**
+   * The name of the trusted key that signed it.
+   *
    * @generated from field: string signer = 2;
    */
   signer: string;
 
   /**
-   * Whether its signature verified under a trusted key.
+   * Whether its signature verified under a key that is still trusted.
    *
    * @generated from field: bool verified = 3;
    */
@@ -333,20 +419,30 @@ export const AttestationSeenSchema: GenMessage<AttestationSeen> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_events, 6);
 
 /**
+ * A preview was opened, or opened again with a new expiry (OpenPreview).
+ * Type `paved.provisioner.v1.preview.opened`.
+ * On the stream `paved.events.provisioner`.
+ *
  * @generated from message paved.provisioner.v1.PreviewOpened
  */
 export type PreviewOpened = Message<"paved.provisioner.v1.PreviewOpened"> & {
   /**
+   * "pr-<pr>".
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The pull request number.
+   *
    * @generated from field: int32 pr = 2;
    */
   pr: number;
 
   /**
+   * When it closes by itself, in Unix milliseconds.
+   *
    * @generated from field: int64 expire_time_ms = 3;
    */
   expireTimeMs: bigint;
@@ -361,21 +457,29 @@ export const PreviewOpenedSchema: GenMessage<PreviewOpened> = /*@__PURE__*/
 
 /**
  * A preview environment was destroyed, on command or when it expired.
+ * Type `paved.provisioner.v1.preview.closed`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.PreviewClosed
  */
 export type PreviewClosed = Message<"paved.provisioner.v1.PreviewClosed"> & {
   /**
+   * "pr-<pr>".
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The pull request number.
+   *
    * @generated from field: int32 pr = 2;
    */
   pr: number;
 
   /**
+   * The names of the workloads destroyed.
+   *
    * @generated from field: repeated string workloads = 3;
    */
   workloads: string[];
@@ -397,17 +501,23 @@ export const PreviewClosedSchema: GenMessage<PreviewClosed> = /*@__PURE__*/
 
 /**
  * A workload went to sleep (its processes stopped, its proxy kept) or woke
- * (its processes started again).
+ * (its processes started again). Type `paved.provisioner.v1.workload.slept`
+ * or `paved.provisioner.v1.workload.woke`.
+ * On the stream `paved.events.provisioner`.
  *
  * @generated from message paved.provisioner.v1.WorkloadPowered
  */
 export type WorkloadPowered = Message<"paved.provisioner.v1.WorkloadPowered"> & {
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 1;
    */
   workload: string;
 
   /**
+   * Its environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
@@ -420,6 +530,8 @@ export type WorkloadPowered = Message<"paved.provisioner.v1.WorkloadPowered"> & 
   awake: boolean;
 
   /**
+   * Why (never unspecified).
+   *
    * @generated from field: paved.provisioner.v1.PowerReason reason = 4;
    */
   reason: PowerReason;

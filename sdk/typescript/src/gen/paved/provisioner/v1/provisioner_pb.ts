@@ -19,20 +19,28 @@ export const file_paved_provisioner_v1_provisioner: GenFile = /*@__PURE__*/
   fileDesc("CiZwYXZlZC9wcm92aXNpb25lci92MS9wcm92aXNpb25lci5wcm90bxIUcGF2ZWQucHJvdmlzaW9uZXIudjEi4gMKB1JvbGxvdXQSCgoCaWQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSGgoSc3RhYmxlX3JldmlzaW9uX2lkGAUgASgJEjEKBXN0YWdlGAYgASgOMiIucGF2ZWQucHJvdmlzaW9uZXIudjEuUm9sbG91dFN0YWdlEjEKBXN0YXRlGAcgASgOMiIucGF2ZWQucHJvdmlzaW9uZXIudjEuUm9sbG91dFN0YXRlEgwKBHN0ZXAYCCABKAUSDgoGd2VpZ2h0GAkgASgFEg0KBXN0ZXBzGAogAygFEg8KB21lc3NhZ2UYCyABKAkSMwoPc3RlcF9zdGFydF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKB2hpc3RvcnkYDyADKAsyJy5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0VHJhbnNpdGlvbiLEAQoRUm9sbG91dFRyYW5zaXRpb24SKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoFc3RhZ2UYAiABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhZ2USMQoFc3RhdGUYAyABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhdGUSDgoGd2VpZ2h0GAQgASgFEg8KB21lc3NhZ2UYBSABKAkiwwMKCFdvcmtsb2FkEgwKBG5hbWUYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSGAoQY3VycmVudF9yZXZpc2lvbhgDIAEoCRIyCgVzdGF0ZRgEIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGUSEAoIZW5kcG9pbnQYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3N0YWJsZV9yZXZpc2lvbhgHIAEoCRIYChBzdGFuZGJ5X3JldmlzaW9uGAggASgJEhIKCnJvbGxvdXRfaWQYCSABKAkSEAoIc2xlZXBpbmcYCiABKAgSLQoJd2FrZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlcXVlc3RfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMc2xlZXBfcmVhc29uGA0gASgJEi4KCmhvbGRfdW50aWwYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpwCCghSZXZpc2lvbhIKCgJpZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIOCgZudW1iZXIYBCABKAMSMgoFc3RhdGUYBSABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlEg8KB21lc3NhZ2UYBiABKAkSEQoJc3BlY195YW1sGAcgASgJEhMKC3NwZWNfZGlnZXN0GAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZQoUQXBwbHlXb3JrbG9hZFJlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEQoJc3BlY195YW1sGAIgASgJEhEKCXNwZWNfcGF0aBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJItUBChVBcHBseVdvcmtsb2FkUmVzcG9uc2USMAoId29ya2xvYWQYASABKAsyHi5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZBIwCghyZXZpc2lvbhgCIAEoCzIeLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uEg8KB2NoYW5nZWQYAyABKAgSLgoHcm9sbG91dBgEIAEoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXQSFwoPcG9saWN5X3dhcm5pbmdzGAUgAygJIjcKEkdldFdvcmtsb2FkUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIMCgRuYW1lGAIgASgJIkcKE0dldFdvcmtsb2FkUmVzcG9uc2USMAoId29ya2xvYWQYASABKAsyHi5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZCJSChRMaXN0V29ya2xvYWRzUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJjChVMaXN0V29ya2xvYWRzUmVzcG9uc2USMQoJd29ya2xvYWRzGAEgAygLMh4ucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiAKEkdldFJldmlzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCSJHChNHZXRSZXZpc2lvblJlc3BvbnNlEjAKCHJldmlzaW9uGAEgASgLMh4ucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb24iZAoUTGlzdFJldmlzaW9uc1JlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYwoVTGlzdFJldmlzaW9uc1Jlc3BvbnNlEjEKCXJldmlzaW9ucxgBIAMoCzIeLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfChFHZXRSb2xsb3V0UmVxdWVzdBIKCgJpZBgBIAEoCSJEChJHZXRSb2xsb3V0UmVzcG9uc2USLgoHcm9sbG91dBgBIAEoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXQiYwoTTGlzdFJvbGxvdXRzUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJgChRMaXN0Um9sbG91dHNSZXNwb25zZRIvCghyb2xsb3V0cxgBIAMoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKE1dhdGNoUm9sbG91dFJlcXVlc3QSCgoCaWQYASABKAkiRgoUV2F0Y2hSb2xsb3V0UmVzcG9uc2USLgoHcm9sbG91dBgBIAEoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXQiIQoTUGF1c2VSb2xsb3V0UmVxdWVzdBIKCgJpZBgBIAEoCSJGChRQYXVzZVJvbGxvdXRSZXNwb25zZRIuCgdyb2xsb3V0GAEgASgLMh0ucGF2ZWQucHJvdmlzaW9uZXIudjEuUm9sbG91dCIiChRSZXN1bWVSb2xsb3V0UmVxdWVzdBIKCgJpZBgBIAEoCSJHChVSZXN1bWVSb2xsb3V0UmVzcG9uc2USLgoHcm9sbG91dBgBIAEoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXQiIQoTQWJvcnRSb2xsb3V0UmVxdWVzdBIKCgJpZBgBIAEoCSJGChRBYm9ydFJvbGxvdXRSZXNwb25zZRIuCgdyb2xsb3V0GAEgASgLMh0ucGF2ZWQucHJvdmlzaW9uZXIudjEuUm9sbG91dCIjChVQcm9tb3RlUm9sbG91dFJlcXVlc3QSCgoCaWQYASABKAkiSAoWUHJvbW90ZVJvbGxvdXRSZXNwb25zZRIuCgdyb2xsb3V0GAEgASgLMh0ucGF2ZWQucHJvdmlzaW9uZXIudjEuUm9sbG91dCJAChdSb2xsYmFja1dvcmtsb2FkUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCSJhChhSb2xsYmFja1dvcmtsb2FkUmVzcG9uc2USMAoId29ya2xvYWQYASABKAsyHi5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZBITCgtyZXZpc2lvbl9pZBgCIAEoCSKUAQoUU2xlZXBXb3JrbG9hZFJlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEAoId29ya2xvYWQYAiABKAkSMQoGcmVhc29uGAMgASgOMiEucGF2ZWQucHJvdmlzaW9uZXIudjEuUG93ZXJSZWFzb24SDAoEbm90ZRgEIAEoCRIUCgxob2xkX3NlY29uZHMYBSABKAMiWgoVU2xlZXBXb3JrbG9hZFJlc3BvbnNlEjAKCHdvcmtsb2FkGAEgASgLMh4ucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWQSDwoHY2hhbmdlZBgCIAEoCCKTAQoTV2FrZVdvcmtsb2FkUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRIxCgZyZWFzb24YAyABKA4yIS5wYXZlZC5wcm92aXNpb25lci52MS5Qb3dlclJlYXNvbhIMCgRub3RlGAQgASgJEhQKDGhvbGRfc2Vjb25kcxgFIAEoAyJZChRXYWtlV29ya2xvYWRSZXNwb25zZRIwCgh3b3JrbG9hZBgBIAEoCzIeLnBhdmVkLnByb3Zpc2lvbmVyLnYxLldvcmtsb2FkEg8KB2NoYW5nZWQYAiABKAgiGgoYTGlzdEluc3RhbmNlVXNhZ2VSZXF1ZXN0IoIBChlMaXN0SW5zdGFuY2VVc2FnZVJlc3BvbnNlEjYKCWluc3RhbmNlcxgBIAMoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkluc3RhbmNlVXNhZ2USLQoJcmVhZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoNSW5zdGFuY2VVc2FnZRITCgtlbnZpcm9ubWVudBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtyZXZpc2lvbl9pZBgDIAEoCRIQCghpbnN0YW5jZRgEIAEoDRIQCghiYXNlbGluZRgFIAEoCBIPCgdwcm9jZXNzGAYgASgJEhMKC2NwdV9zZWNvbmRzGAcgASgBEhQKDG1lbW9yeV9ieXRlcxgIIAEoBBIZChFtZW1vcnlfcGVha19ieXRlcxgJIAEoBCJBChhHZXRUcmFmZmljTWV0cmljc1JlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEAoId29ya2xvYWQYAiABKAkiVQoZR2V0VHJhZmZpY01ldHJpY3NSZXNwb25zZRI4CglyZXZpc2lvbnMYASADKAsyJS5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblRyYWZmaWMijgIKD1JldmlzaW9uVHJhZmZpYxITCgtyZXZpc2lvbl9pZBgBIAEoCRIOCgZ3ZWlnaHQYAiABKAUSRQoIcmVxdWVzdHMYAyADKAsyMy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblRyYWZmaWMuUmVxdWVzdHNFbnRyeRI0CgdsYXRlbmN5GAQgAygLMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuTGF0ZW5jeUJ1Y2tldBITCgtwNTBfc2Vjb25kcxgFIAEoARITCgtwOTlfc2Vjb25kcxgGIAEoARovCg1SZXF1ZXN0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiOwoNTGF0ZW5jeUJ1Y2tldBIbChN1cHBlcl9ib3VuZF9zZWNvbmRzGAEgASgBEg0KBWNvdW50GAIgASgEIlAKE1BsYW5Xb3JrbG9hZFJlcXVlc3QSEwoLZW52aXJvbm1lbnQYASABKAkSEQoJc3BlY195YW1sGAIgASgJEhEKCXNwZWNfcGF0aBgDIAEoCSLRAgoUUGxhbldvcmtsb2FkUmVzcG9uc2USMAoGYWN0aW9uGAEgASgOMiAucGF2ZWQucHJvdmlzaW9uZXIudjEuUGxhbkFjdGlvbhIYChBjdXJyZW50X3JldmlzaW9uGAIgASgJEjYKB2NoYW5nZXMYAyADKAsyJS5wYXZlZC5wcm92aXNpb25lci52MS5TcGVjRmllbGRDaGFuZ2USDQoFZHJpZnQYBCADKAkSFgoOcG9saWN5X2RlbmlhbHMYBSADKAkSFwoPcG9saWN5X3dhcm5pbmdzGAYgAygJEhwKFHBvbGljeV9idW5kbGVfZGlnZXN0GAcgASgJEg4KBnJlYXNvbhgIIAEoCRIzCgRjb3N0GAkgASgLMiUucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQ29zdEZvcmVjYXN0EhIKCmNvc3RfZXJyb3IYCiABKAkiPgoPU3BlY0ZpZWxkQ2hhbmdlEgwKBHBhdGgYASABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJIj0KE1B1c2hBcnRpZmFjdFJlcXVlc3QSFwoPZXhwZWN0ZWRfZGlnZXN0GAEgASgJEg0KBWNodW5rGAIgASgMIkUKFFB1c2hBcnRpZmFjdFJlc3BvbnNlEg4KBmRpZ2VzdBgBIAEoCRIMCgRzaXplGAIgASgDEg8KB2V4aXN0ZWQYAyABKAgiJAoSR2V0QXJ0aWZhY3RSZXF1ZXN0Eg4KBmRpZ2VzdBgBIAEoCSJHChNHZXRBcnRpZmFjdFJlc3BvbnNlEjAKCGFydGlmYWN0GAEgASgLMh4ucGF2ZWQucHJvdmlzaW9uZXIudjEuQXJ0aWZhY3QikgEKCEFydGlmYWN0Eg4KBmRpZ2VzdBgBIAEoCRIMCgRzaXplGAIgASgDEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3CgxhdHRlc3RhdGlvbnMYBCADKAsyIS5wYXZlZC5wcm92aXNpb25lci52MS5BdHRlc3RhdGlvbiKZAQoLQXR0ZXN0YXRpb24SDAoEa2luZBgBIAEoCRIUCgxwYXlsb2FkX2pzb24YAiABKAkSEQoJc2lnbmF0dXJlGAMgASgJEhIKCnB1YmxpY19rZXkYBCABKAkSDgoGc2lnbmVyGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ1ChhBdHRhY2hBdHRlc3RhdGlvblJlcXVlc3QSDgoGZGlnZXN0GAEgASgJEgwKBGtpbmQYAiABKAkSFAoMcGF5bG9hZF9qc29uGAMgASgJEhEKCXNpZ25hdHVyZRgEIAEoCRISCgpwdWJsaWNfa2V5GAUgASgJIlMKGUF0dGFjaEF0dGVzdGF0aW9uUmVzcG9uc2USNgoLYXR0ZXN0YXRpb24YASABKAsyIS5wYXZlZC5wcm92aXNpb25lci52MS5BdHRlc3RhdGlvbiKfAQoHUHJldmlldxIKCgJwchgBIAEoBRITCgtlbnZpcm9ubWVudBgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXdvcmtsb2FkcxgFIAMoCSJvChJPcGVuUHJldmlld1JlcXVlc3QSCgoCcHIYASABKAUSEwoLdHRsX3NlY29uZHMYAiABKAMSEQoJc3BlY195YW1sGAMgASgJEhEKCXNwZWNfcGF0aBgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIoMBChNPcGVuUHJldmlld1Jlc3BvbnNlEi4KB3ByZXZpZXcYASABKAsyHS5wYXZlZC5wcm92aXNpb25lci52MS5QcmV2aWV3EjwKB2FwcGxpZWQYAiABKAsyKy5wYXZlZC5wcm92aXNpb25lci52MS5BcHBseVdvcmtsb2FkUmVzcG9uc2UiIQoTQ2xvc2VQcmV2aWV3UmVxdWVzdBIKCgJwchgBIAEoBSIpChRDbG9zZVByZXZpZXdSZXNwb25zZRIRCgl3b3JrbG9hZHMYASADKAkiFQoTTGlzdFByZXZpZXdzUmVxdWVzdCJHChRMaXN0UHJldmlld3NSZXNwb25zZRIvCghwcmV2aWV3cxgBIAMoCzIdLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXcq4wEKDFJvbGxvdXRTdGFnZRIdChlST0xMT1VUX1NUQUdFX1VOU1BFQ0lGSUVEEAASGgoWUk9MTE9VVF9TVEFHRV9WQUxJREFURRABEhgKFFJPTExPVVRfU1RBR0VfUE9MSUNZEAISGgoWUk9MTE9VVF9TVEFHRV9JREVOVElUWRADEhcKE1JPTExPVVRfU1RBR0VfU1RBUlQQBBIWChJST0xMT1VUX1NUQUdFX1NURVAQBRIZChVST0xMT1VUX1NUQUdFX1BST01PVEUQBhIWChJST0xMT1VUX1NUQUdFX0RPTkUQByrWAQoMUm9sbG91dFN0YXRlEh0KGVJPTExPVVRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVST0xMT1VUX1NUQVRFX1JVTk5JTkcQARIYChRST0xMT1VUX1NUQVRFX1BBVVNFRBACEhoKFlJPTExPVVRfU1RBVEVfUFJPTU9URUQQAxIdChlST0xMT1VUX1NUQVRFX1JPTExFRF9CQUNLEAQSGQoVUk9MTE9VVF9TVEFURV9BQk9SVEVEEAUSHAoYUk9MTE9VVF9TVEFURV9TVVBFUlNFREVEEAYq2QEKDVJldmlzaW9uU3RhdGUSHgoaUkVWSVNJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIaChZSRVZJU0lPTl9TVEFURV9QRU5ESU5HEAESGwoXUkVWSVNJT05fU1RBVEVfU1RBUlRJTkcQAhIaChZSRVZJU0lPTl9TVEFURV9IRUFMVEhZEAMSHAoYUkVWSVNJT05fU1RBVEVfVU5IRUFMVEhZEAQSGQoVUkVWSVNJT05fU1RBVEVfRkFJTEVEEAUSGgoWUkVWSVNJT05fU1RBVEVfU1RPUFBFRBAGKpABCgtQb3dlclJlYXNvbhIcChhQT1dFUl9SRUFTT05fVU5TUEVDSUZJRUQQABIZChVQT1dFUl9SRUFTT05fU0NIRURVTEUQARIVChFQT1dFUl9SRUFTT05fSURMRRACEhgKFFBPV0VSX1JFQVNPTl9SRVFVRVNUEAMSFwoTUE9XRVJfUkVBU09OX1BFUlNPThAEKm8KClBsYW5BY3Rpb24SGwoXUExBTl9BQ1RJT05fVU5TUEVDSUZJRUQQABIUChBQTEFOX0FDVElPTl9OT05FEAESFgoSUExBTl9BQ1RJT05fQ1JFQVRFEAISFgoSUExBTl9BQ1RJT05fVVBEQVRFEAMy/BMKElByb3Zpc2lvbmVyU2VydmljZRJoCg1BcHBseVdvcmtsb2FkEioucGF2ZWQucHJvdmlzaW9uZXIudjEuQXBwbHlXb3JrbG9hZFJlcXVlc3QaKy5wYXZlZC5wcm92aXNpb25lci52MS5BcHBseVdvcmtsb2FkUmVzcG9uc2USZwoMUHVzaEFydGlmYWN0EikucGF2ZWQucHJvdmlzaW9uZXIudjEuUHVzaEFydGlmYWN0UmVxdWVzdBoqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlB1c2hBcnRpZmFjdFJlc3BvbnNlKAESYgoLR2V0QXJ0aWZhY3QSKC5wYXZlZC5wcm92aXNpb25lci52MS5HZXRBcnRpZmFjdFJlcXVlc3QaKS5wYXZlZC5wcm92aXNpb25lci52MS5HZXRBcnRpZmFjdFJlc3BvbnNlEnQKEUF0dGFjaEF0dGVzdGF0aW9uEi4ucGF2ZWQucHJvdmlzaW9uZXIudjEuQXR0YWNoQXR0ZXN0YXRpb25SZXF1ZXN0Gi8ucGF2ZWQucHJvdmlzaW9uZXIudjEuQXR0YWNoQXR0ZXN0YXRpb25SZXNwb25zZRJlCgxQbGFuV29ya2xvYWQSKS5wYXZlZC5wcm92aXNpb25lci52MS5QbGFuV29ya2xvYWRSZXF1ZXN0GioucGF2ZWQucHJvdmlzaW9uZXIudjEuUGxhbldvcmtsb2FkUmVzcG9uc2USYgoLR2V0V29ya2xvYWQSKC5wYXZlZC5wcm92aXNpb25lci52MS5HZXRXb3JrbG9hZFJlcXVlc3QaKS5wYXZlZC5wcm92aXNpb25lci52MS5HZXRXb3JrbG9hZFJlc3BvbnNlEmgKDUxpc3RXb3JrbG9hZHMSKi5wYXZlZC5wcm92aXNpb25lci52MS5MaXN0V29ya2xvYWRzUmVxdWVzdBorLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkxpc3RXb3JrbG9hZHNSZXNwb25zZRJiCgtHZXRSZXZpc2lvbhIoLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkdldFJldmlzaW9uUmVxdWVzdBopLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkdldFJldmlzaW9uUmVzcG9uc2USaAoNTGlzdFJldmlzaW9ucxIqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkxpc3RSZXZpc2lvbnNSZXF1ZXN0GisucGF2ZWQucHJvdmlzaW9uZXIudjEuTGlzdFJldmlzaW9uc1Jlc3BvbnNlEl8KCkdldFJvbGxvdXQSJy5wYXZlZC5wcm92aXNpb25lci52MS5HZXRSb2xsb3V0UmVxdWVzdBooLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkdldFJvbGxvdXRSZXNwb25zZRJlCgxMaXN0Um9sbG91dHMSKS5wYXZlZC5wcm92aXNpb25lci52MS5MaXN0Um9sbG91dHNSZXF1ZXN0GioucGF2ZWQucHJvdmlzaW9uZXIudjEuTGlzdFJvbGxvdXRzUmVzcG9uc2USZwoMV2F0Y2hSb2xsb3V0EikucGF2ZWQucHJvdmlzaW9uZXIudjEuV2F0Y2hSb2xsb3V0UmVxdWVzdBoqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLldhdGNoUm9sbG91dFJlc3BvbnNlMAESZQoMUGF1c2VSb2xsb3V0EikucGF2ZWQucHJvdmlzaW9uZXIudjEuUGF1c2VSb2xsb3V0UmVxdWVzdBoqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBhdXNlUm9sbG91dFJlc3BvbnNlEmgKDVJlc3VtZVJvbGxvdXQSKi5wYXZlZC5wcm92aXNpb25lci52MS5SZXN1bWVSb2xsb3V0UmVxdWVzdBorLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJlc3VtZVJvbGxvdXRSZXNwb25zZRJlCgxBYm9ydFJvbGxvdXQSKS5wYXZlZC5wcm92aXNpb25lci52MS5BYm9ydFJvbGxvdXRSZXF1ZXN0GioucGF2ZWQucHJvdmlzaW9uZXIudjEuQWJvcnRSb2xsb3V0UmVzcG9uc2USawoOUHJvbW90ZVJvbGxvdXQSKy5wYXZlZC5wcm92aXNpb25lci52MS5Qcm9tb3RlUm9sbG91dFJlcXVlc3QaLC5wYXZlZC5wcm92aXNpb25lci52MS5Qcm9tb3RlUm9sbG91dFJlc3BvbnNlEnEKEFJvbGxiYWNrV29ya2xvYWQSLS5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsYmFja1dvcmtsb2FkUmVxdWVzdBouLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxiYWNrV29ya2xvYWRSZXNwb25zZRJ0ChFHZXRUcmFmZmljTWV0cmljcxIuLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkdldFRyYWZmaWNNZXRyaWNzUmVxdWVzdBovLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkdldFRyYWZmaWNNZXRyaWNzUmVzcG9uc2USYgoLT3BlblByZXZpZXcSKC5wYXZlZC5wcm92aXNpb25lci52MS5PcGVuUHJldmlld1JlcXVlc3QaKS5wYXZlZC5wcm92aXNpb25lci52MS5PcGVuUHJldmlld1Jlc3BvbnNlEmUKDENsb3NlUHJldmlldxIpLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkNsb3NlUHJldmlld1JlcXVlc3QaKi5wYXZlZC5wcm92aXNpb25lci52MS5DbG9zZVByZXZpZXdSZXNwb25zZRJlCgxMaXN0UHJldmlld3MSKS5wYXZlZC5wcm92aXNpb25lci52MS5MaXN0UHJldmlld3NSZXF1ZXN0GioucGF2ZWQucHJvdmlzaW9uZXIudjEuTGlzdFByZXZpZXdzUmVzcG9uc2USaAoNU2xlZXBXb3JrbG9hZBIqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlNsZWVwV29ya2xvYWRSZXF1ZXN0GisucGF2ZWQucHJvdmlzaW9uZXIudjEuU2xlZXBXb3JrbG9hZFJlc3BvbnNlEmUKDFdha2VXb3JrbG9hZBIpLnBhdmVkLnByb3Zpc2lvbmVyLnYxLldha2VXb3JrbG9hZFJlcXVlc3QaKi5wYXZlZC5wcm92aXNpb25lci52MS5XYWtlV29ya2xvYWRSZXNwb25zZRJ0ChFMaXN0SW5zdGFuY2VVc2FnZRIuLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkxpc3RJbnN0YW5jZVVzYWdlUmVxdWVzdBovLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkxpc3RJbnN0YW5jZVVzYWdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_paved_cost_scheduler_v1_cost_scheduler]);
 
 /**
+ * A rollout: one revision's way from applied to taking all traffic.
+ *
  * @generated from message paved.provisioner.v1.Rollout
  */
 export type Rollout = Message<"paved.provisioner.v1.Rollout"> & {
   /**
+   * The rollout's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
@@ -52,11 +60,15 @@ export type Rollout = Message<"paved.provisioner.v1.Rollout"> & {
   stableRevisionId: string;
 
   /**
+   * Where it is in its pipeline.
+   *
    * @generated from field: paved.provisioner.v1.RolloutStage stage = 6;
    */
   stage: RolloutStage;
 
   /**
+   * Whether it goes on, and how it ended.
+   *
    * @generated from field: paved.provisioner.v1.RolloutState state = 7;
    */
   state: RolloutState;
@@ -76,26 +88,36 @@ export type Rollout = Message<"paved.provisioner.v1.Rollout"> & {
   weight: number;
 
   /**
+   * The spec's traffic steps: the canary's share at each, in percent.
+   *
    * @generated from field: repeated int32 steps = 10;
    */
   steps: number[];
 
   /**
+   * The last transition's message, in words.
+   *
    * @generated from field: string message = 11;
    */
   message: string;
 
   /**
+   * When the current step began.
+   *
    * @generated from field: google.protobuf.Timestamp step_start_time = 12;
    */
   stepStartTime?: Timestamp | undefined;
 
   /**
+   * When the rollout was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 13;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When it last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 14;
    */
   updateTime?: Timestamp | undefined;
@@ -116,30 +138,42 @@ export const RolloutSchema: GenMessage<Rollout> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 0);
 
 /**
+ * One recorded transition of a rollout.
+ *
  * @generated from message paved.provisioner.v1.RolloutTransition
  */
 export type RolloutTransition = Message<"paved.provisioner.v1.RolloutTransition"> & {
   /**
+   * When it happened.
+   *
    * @generated from field: google.protobuf.Timestamp time = 1;
    */
   time?: Timestamp | undefined;
 
   /**
+   * The stage it moved to.
+   *
    * @generated from field: paved.provisioner.v1.RolloutStage stage = 2;
    */
   stage: RolloutStage;
 
   /**
+   * The state it moved to.
+   *
    * @generated from field: paved.provisioner.v1.RolloutState state = 3;
    */
   state: RolloutState;
 
   /**
+   * The canary's share of traffic after it, in percent.
+   *
    * @generated from field: int32 weight = 4;
    */
   weight: number;
 
   /**
+   * Why, in words.
+   *
    * @generated from field: string message = 5;
    */
   message: string;
@@ -153,15 +187,21 @@ export const RolloutTransitionSchema: GenMessage<RolloutTransition> = /*@__PURE_
   messageDesc(file_paved_provisioner_v1_provisioner, 1);
 
 /**
+ * A workload in an environment and what it runs.
+ *
  * @generated from message paved.provisioner.v1.Workload
  */
 export type Workload = Message<"paved.provisioner.v1.Workload"> & {
   /**
+   * The workload's name (the spec's `name`).
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The environment it runs in.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
@@ -174,6 +214,8 @@ export type Workload = Message<"paved.provisioner.v1.Workload"> & {
   currentRevision: string;
 
   /**
+   * The current revision's state; unspecified when it has none.
+   *
    * @generated from field: paved.provisioner.v1.RevisionState state = 4;
    */
   state: RevisionState;
@@ -186,6 +228,8 @@ export type Workload = Message<"paved.provisioner.v1.Workload"> & {
   endpoint: string;
 
   /**
+   * When the workload was first registered.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
@@ -220,8 +264,8 @@ export type Workload = Message<"paved.provisioner.v1.Workload"> & {
   sleeping: boolean;
 
   /**
-   * While sleeping, when its schedule wakes it next (absent: on a request,
-   * or when asked).
+   * While sleeping by its schedule, when its schedule wakes it next
+   * (absent: on a request, or when asked).
    *
    * @generated from field: google.protobuf.Timestamp wake_time = 11;
    */
@@ -257,20 +301,28 @@ export const WorkloadSchema: GenMessage<Workload> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 2);
 
 /**
+ * One applied version of a workload's spec.
+ *
  * @generated from message paved.provisioner.v1.Revision
  */
 export type Revision = Message<"paved.provisioner.v1.Revision"> & {
   /**
+   * The revision's id.
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
@@ -283,6 +335,8 @@ export type Revision = Message<"paved.provisioner.v1.Revision"> & {
   number: bigint;
 
   /**
+   * As the runtime last reported it.
+   *
    * @generated from field: paved.provisioner.v1.RevisionState state = 5;
    */
   state: RevisionState;
@@ -295,23 +349,29 @@ export type Revision = Message<"paved.provisioner.v1.Revision"> & {
   message: string;
 
   /**
-   * The spec as it was applied, and its sha256 digest ("sha256:<hex>").
+   * The spec as it was applied.
    *
    * @generated from field: string spec_yaml = 7;
    */
   specYaml: string;
 
   /**
+   * The spec's sha256 digest ("sha256:<hex>"): a revision is its digest.
+   *
    * @generated from field: string spec_digest = 8;
    */
   specDigest: string;
 
   /**
+   * When it was applied.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When its state last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 10;
    */
   updateTime?: Timestamp | undefined;
@@ -325,16 +385,23 @@ export const RevisionSchema: GenMessage<Revision> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 3);
 
 /**
+ * Asks to deploy a spec.
+ *
  * @generated from message paved.provisioner.v1.ApplyWorkloadRequest
  */
 export type ApplyWorkloadRequest = Message<"paved.provisioner.v1.ApplyWorkloadRequest"> & {
   /**
+   * The environment: required (MISSING_FIELD), 1-63 of a-z, 0-9 and '-',
+   * not starting or ending with '-' (INVALID_ENVIRONMENT).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
-   * The content of paved.yaml.
+   * The content of paved.yaml (or a Score file); one that does not parse is
+   * INVALID_ARGUMENT (INVALID_SPEC), and one that names an artifact not
+   * pushed is INVALID_ARGUMENT (UNKNOWN_ARTIFACT).
    *
    * @generated from field: string spec_yaml = 2;
    */
@@ -342,14 +409,17 @@ export type ApplyWorkloadRequest = Message<"paved.provisioner.v1.ApplyWorkloadRe
 
   /**
    * Where the spec came from: named in validation errors, and the working
-   * directory of the workload's process is its parent directory.
+   * directory of the workload's process is its parent directory. Empty:
+   * "paved.yaml" in errors, and the path of the revision it replaces.
    *
    * @generated from field: string spec_path = 3;
    */
   specPath: string;
 
   /**
-   * Makes retries safe: a second request with the same id returns the first result.
+   * Makes retries safe: a second request with the same id returns the
+   * revision the first created (with changed false). Empty: no
+   * deduplication.
    *
    * @generated from field: string request_id = 4;
    */
@@ -364,15 +434,21 @@ export const ApplyWorkloadRequestSchema: GenMessage<ApplyWorkloadRequest> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 4);
 
 /**
+ * What an apply did.
+ *
  * @generated from message paved.provisioner.v1.ApplyWorkloadResponse
  */
 export type ApplyWorkloadResponse = Message<"paved.provisioner.v1.ApplyWorkloadResponse"> & {
   /**
+   * The workload as now recorded.
+   *
    * @generated from field: paved.provisioner.v1.Workload workload = 1;
    */
   workload?: Workload | undefined;
 
   /**
+   * The new revision, or the one that already runs the spec.
+   *
    * @generated from field: paved.provisioner.v1.Revision revision = 2;
    */
   revision?: Revision | undefined;
@@ -407,15 +483,21 @@ export const ApplyWorkloadResponseSchema: GenMessage<ApplyWorkloadResponse> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 5);
 
 /**
+ * Asks for one workload.
+ *
  * @generated from message paved.provisioner.v1.GetWorkloadRequest
  */
 export type GetWorkloadRequest = Message<"paved.provisioner.v1.GetWorkloadRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -429,10 +511,14 @@ export const GetWorkloadRequestSchema: GenMessage<GetWorkloadRequest> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_provisioner, 6);
 
 /**
+ * The workload asked for.
+ *
  * @generated from message paved.provisioner.v1.GetWorkloadResponse
  */
 export type GetWorkloadResponse = Message<"paved.provisioner.v1.GetWorkloadResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Workload workload = 1;
    */
   workload?: Workload | undefined;
@@ -446,6 +532,8 @@ export const GetWorkloadResponseSchema: GenMessage<GetWorkloadResponse> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 7);
 
 /**
+ * Asks for a page of workloads.
+ *
  * @generated from message paved.provisioner.v1.ListWorkloadsRequest
  */
 export type ListWorkloadsRequest = Message<"paved.provisioner.v1.ListWorkloadsRequest"> & {
@@ -457,11 +545,17 @@ export type ListWorkloadsRequest = Message<"paved.provisioner.v1.ListWorkloadsRe
   environment: string;
 
   /**
+   * Workloads per page: 0 for 100, at most 1000 (a larger value is treated
+   * as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
@@ -475,15 +569,21 @@ export const ListWorkloadsRequestSchema: GenMessage<ListWorkloadsRequest> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 8);
 
 /**
+ * A page of workloads.
+ *
  * @generated from message paved.provisioner.v1.ListWorkloadsResponse
  */
 export type ListWorkloadsResponse = Message<"paved.provisioner.v1.ListWorkloadsResponse"> & {
   /**
+   * Ordered by `<environment>/<name>`.
+   *
    * @generated from field: repeated paved.provisioner.v1.Workload workloads = 1;
    */
   workloads: Workload[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -497,10 +597,14 @@ export const ListWorkloadsResponseSchema: GenMessage<ListWorkloadsResponse> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 9);
 
 /**
+ * Asks for one revision.
+ *
  * @generated from message paved.provisioner.v1.GetRevisionRequest
  */
 export type GetRevisionRequest = Message<"paved.provisioner.v1.GetRevisionRequest"> & {
   /**
+   * The revision's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -514,10 +618,14 @@ export const GetRevisionRequestSchema: GenMessage<GetRevisionRequest> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_provisioner, 10);
 
 /**
+ * The revision asked for.
+ *
  * @generated from message paved.provisioner.v1.GetRevisionResponse
  */
 export type GetRevisionResponse = Message<"paved.provisioner.v1.GetRevisionResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Revision revision = 1;
    */
   revision?: Revision | undefined;
@@ -531,25 +639,37 @@ export const GetRevisionResponseSchema: GenMessage<GetRevisionResponse> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 11);
 
 /**
+ * Asks for a page of a workload's revisions.
+ *
  * @generated from message paved.provisioner.v1.ListRevisionsRequest
  */
 export type ListRevisionsRequest = Message<"paved.provisioner.v1.ListRevisionsRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * Revisions per page: 0 for 100, at most 1000 (a larger value is treated
+   * as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 3;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
@@ -563,15 +683,21 @@ export const ListRevisionsRequestSchema: GenMessage<ListRevisionsRequest> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 12);
 
 /**
+ * A page of revisions.
+ *
  * @generated from message paved.provisioner.v1.ListRevisionsResponse
  */
 export type ListRevisionsResponse = Message<"paved.provisioner.v1.ListRevisionsResponse"> & {
   /**
+   * Newest (highest number) first; empty for an unknown workload.
+   *
    * @generated from field: repeated paved.provisioner.v1.Revision revisions = 1;
    */
   revisions: Revision[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -585,10 +711,14 @@ export const ListRevisionsResponseSchema: GenMessage<ListRevisionsResponse> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 13);
 
 /**
+ * Asks for one rollout.
+ *
  * @generated from message paved.provisioner.v1.GetRolloutRequest
  */
 export type GetRolloutRequest = Message<"paved.provisioner.v1.GetRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -602,10 +732,14 @@ export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE_
   messageDesc(file_paved_provisioner_v1_provisioner, 14);
 
 /**
+ * The rollout asked for.
+ *
  * @generated from message paved.provisioner.v1.GetRolloutResponse
  */
 export type GetRolloutResponse = Message<"paved.provisioner.v1.GetRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -619,25 +753,37 @@ export const GetRolloutResponseSchema: GenMessage<GetRolloutResponse> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_provisioner, 15);
 
 /**
+ * Asks for a page of a workload's rollouts.
+ *
  * @generated from message paved.provisioner.v1.ListRolloutsRequest
  */
 export type ListRolloutsRequest = Message<"paved.provisioner.v1.ListRolloutsRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * Rollouts per page: 0 for 100, at most 1000 (a larger value is treated
+   * as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 3;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
@@ -651,15 +797,21 @@ export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 16);
 
 /**
+ * A page of rollouts.
+ *
  * @generated from message paved.provisioner.v1.ListRolloutsResponse
  */
 export type ListRolloutsResponse = Message<"paved.provisioner.v1.ListRolloutsResponse"> & {
   /**
+   * Newest first; empty for an unknown workload.
+   *
    * @generated from field: repeated paved.provisioner.v1.Rollout rollouts = 1;
    */
   rollouts: Rollout[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -673,10 +825,14 @@ export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 17);
 
 /**
+ * Asks to watch a rollout.
+ *
  * @generated from message paved.provisioner.v1.WatchRolloutRequest
  */
 export type WatchRolloutRequest = Message<"paved.provisioner.v1.WatchRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -690,10 +846,14 @@ export const WatchRolloutRequestSchema: GenMessage<WatchRolloutRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 18);
 
 /**
+ * The rollout as it is now.
+ *
  * @generated from message paved.provisioner.v1.WatchRolloutResponse
  */
 export type WatchRolloutResponse = Message<"paved.provisioner.v1.WatchRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -707,10 +867,14 @@ export const WatchRolloutResponseSchema: GenMessage<WatchRolloutResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 19);
 
 /**
+ * Asks to pause a rollout.
+ *
  * @generated from message paved.provisioner.v1.PauseRolloutRequest
  */
 export type PauseRolloutRequest = Message<"paved.provisioner.v1.PauseRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -724,10 +888,14 @@ export const PauseRolloutRequestSchema: GenMessage<PauseRolloutRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 20);
 
 /**
+ * The rollout after the pause.
+ *
  * @generated from message paved.provisioner.v1.PauseRolloutResponse
  */
 export type PauseRolloutResponse = Message<"paved.provisioner.v1.PauseRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -741,10 +909,14 @@ export const PauseRolloutResponseSchema: GenMessage<PauseRolloutResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 21);
 
 /**
+ * Asks to resume a rollout.
+ *
  * @generated from message paved.provisioner.v1.ResumeRolloutRequest
  */
 export type ResumeRolloutRequest = Message<"paved.provisioner.v1.ResumeRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -758,10 +930,14 @@ export const ResumeRolloutRequestSchema: GenMessage<ResumeRolloutRequest> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 22);
 
 /**
+ * The rollout after the resume.
+ *
  * @generated from message paved.provisioner.v1.ResumeRolloutResponse
  */
 export type ResumeRolloutResponse = Message<"paved.provisioner.v1.ResumeRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -775,10 +951,14 @@ export const ResumeRolloutResponseSchema: GenMessage<ResumeRolloutResponse> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 23);
 
 /**
+ * Asks to abort a rollout.
+ *
  * @generated from message paved.provisioner.v1.AbortRolloutRequest
  */
 export type AbortRolloutRequest = Message<"paved.provisioner.v1.AbortRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -792,10 +972,14 @@ export const AbortRolloutRequestSchema: GenMessage<AbortRolloutRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 24);
 
 /**
+ * The rollout after the abort.
+ *
  * @generated from message paved.provisioner.v1.AbortRolloutResponse
  */
 export type AbortRolloutResponse = Message<"paved.provisioner.v1.AbortRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -809,10 +993,14 @@ export const AbortRolloutResponseSchema: GenMessage<AbortRolloutResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 25);
 
 /**
+ * Asks to promote a rollout now.
+ *
  * @generated from message paved.provisioner.v1.PromoteRolloutRequest
  */
 export type PromoteRolloutRequest = Message<"paved.provisioner.v1.PromoteRolloutRequest"> & {
   /**
+   * The rollout's id; required (MISSING_FIELD).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
@@ -826,10 +1014,15 @@ export const PromoteRolloutRequestSchema: GenMessage<PromoteRolloutRequest> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 26);
 
 /**
+ * The rollout after the promotion was recorded (its driver moves the
+ * traffic).
+ *
  * @generated from message paved.provisioner.v1.PromoteRolloutResponse
  */
 export type PromoteRolloutResponse = Message<"paved.provisioner.v1.PromoteRolloutResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Rollout rollout = 1;
    */
   rollout?: Rollout | undefined;
@@ -843,15 +1036,21 @@ export const PromoteRolloutResponseSchema: GenMessage<PromoteRolloutResponse> = 
   messageDesc(file_paved_provisioner_v1_provisioner, 27);
 
 /**
+ * Asks to roll a workload back.
+ *
  * @generated from message paved.provisioner.v1.RollbackWorkloadRequest
  */
 export type RollbackWorkloadRequest = Message<"paved.provisioner.v1.RollbackWorkloadRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
@@ -865,10 +1064,14 @@ export const RollbackWorkloadRequestSchema: GenMessage<RollbackWorkloadRequest> 
   messageDesc(file_paved_provisioner_v1_provisioner, 28);
 
 /**
+ * What the rollback did.
+ *
  * @generated from message paved.provisioner.v1.RollbackWorkloadResponse
  */
 export type RollbackWorkloadResponse = Message<"paved.provisioner.v1.RollbackWorkloadResponse"> & {
   /**
+   * The workload as now recorded.
+   *
    * @generated from field: paved.provisioner.v1.Workload workload = 1;
    */
   workload?: Workload | undefined;
@@ -889,34 +1092,45 @@ export const RollbackWorkloadResponseSchema: GenMessage<RollbackWorkloadResponse
   messageDesc(file_paved_provisioner_v1_provisioner, 29);
 
 /**
+ * Asks to put a workload to sleep. Sleeping a sleeping workload changes
+ * nothing.
+ *
  * @generated from message paved.provisioner.v1.SleepWorkloadRequest
  */
 export type SleepWorkloadRequest = Message<"paved.provisioner.v1.SleepWorkloadRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
-   * Why (SCHEDULE, IDLE or PERSON); recorded in the event with the caller.
+   * Why (SCHEDULE, IDLE or PERSON; unspecified is PERSON); recorded in the
+   * event with the caller.
    *
    * @generated from field: paved.provisioner.v1.PowerReason reason = 3;
    */
   reason: PowerReason;
 
   /**
+   * Free text recorded beside the reason; may be empty.
+   *
    * @generated from field: string note = 4;
    */
   note: string;
 
   /**
    * With reason PERSON: keep it asleep this long against its schedule and
-   * idleness (0: until its schedule next changes).
+   * idleness, in seconds (0: until its schedule next changes). Negative is
+   * INVALID_ARGUMENT (INVALID_HOLD).
    *
    * @generated from field: int64 hold_seconds = 5;
    */
@@ -931,10 +1145,14 @@ export const SleepWorkloadRequestSchema: GenMessage<SleepWorkloadRequest> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 30);
 
 /**
+ * What the sleep did.
+ *
  * @generated from message paved.provisioner.v1.SleepWorkloadResponse
  */
 export type SleepWorkloadResponse = Message<"paved.provisioner.v1.SleepWorkloadResponse"> & {
   /**
+   * The workload as now recorded.
+   *
    * @generated from field: paved.provisioner.v1.Workload workload = 1;
    */
   workload?: Workload | undefined;
@@ -955,32 +1173,44 @@ export const SleepWorkloadResponseSchema: GenMessage<SleepWorkloadResponse> = /*
   messageDesc(file_paved_provisioner_v1_provisioner, 31);
 
 /**
+ * Asks to wake a workload. Waking an awake workload changes nothing.
+ *
  * @generated from message paved.provisioner.v1.WakeWorkloadRequest
  */
 export type WakeWorkloadRequest = Message<"paved.provisioner.v1.WakeWorkloadRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * Why (SCHEDULE, IDLE or PERSON; unspecified is PERSON); recorded in the
+   * event with the caller.
+   *
    * @generated from field: paved.provisioner.v1.PowerReason reason = 3;
    */
   reason: PowerReason;
 
   /**
+   * Free text recorded beside the reason; may be empty.
+   *
    * @generated from field: string note = 4;
    */
   note: string;
 
   /**
    * With reason PERSON: keep it up this long against its schedule and
-   * idleness (0: until its schedule next changes).
+   * idleness, in seconds (0: until its schedule next changes). Negative is
+   * INVALID_ARGUMENT (INVALID_HOLD).
    *
    * @generated from field: int64 hold_seconds = 5;
    */
@@ -995,10 +1225,14 @@ export const WakeWorkloadRequestSchema: GenMessage<WakeWorkloadRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 32);
 
 /**
+ * What the wake did.
+ *
  * @generated from message paved.provisioner.v1.WakeWorkloadResponse
  */
 export type WakeWorkloadResponse = Message<"paved.provisioner.v1.WakeWorkloadResponse"> & {
   /**
+   * The workload as now recorded.
+   *
    * @generated from field: paved.provisioner.v1.Workload workload = 1;
    */
   workload?: Workload | undefined;
@@ -1019,6 +1253,8 @@ export const WakeWorkloadResponseSchema: GenMessage<WakeWorkloadResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 33);
 
 /**
+ * Asks for the replicas' use (no fields).
+ *
  * @generated from message paved.provisioner.v1.ListInstanceUsageRequest
  */
 export type ListInstanceUsageRequest = Message<"paved.provisioner.v1.ListInstanceUsageRequest"> & {
@@ -1032,10 +1268,15 @@ export const ListInstanceUsageRequestSchema: GenMessage<ListInstanceUsageRequest
   messageDesc(file_paved_provisioner_v1_provisioner, 34);
 
 /**
+ * The replicas' use.
+ *
  * @generated from message paved.provisioner.v1.ListInstanceUsageResponse
  */
 export type ListInstanceUsageResponse = Message<"paved.provisioner.v1.ListInstanceUsageResponse"> & {
   /**
+   * One per replica on the local runtime (baselines included); replicas of
+   * a revision no longer recorded are left out.
+   *
    * @generated from field: repeated paved.provisioner.v1.InstanceUsage instances = 1;
    */
   instances: InstanceUsage[];
@@ -1062,16 +1303,22 @@ export const ListInstanceUsageResponseSchema: GenMessage<ListInstanceUsageRespon
  */
 export type InstanceUsage = Message<"paved.provisioner.v1.InstanceUsage"> & {
   /**
+   * The replica's environment.
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The replica's workload name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The revision it runs.
+   *
    * @generated from field: string revision_id = 3;
    */
   revisionId: string;
@@ -1129,15 +1376,21 @@ export const InstanceUsageSchema: GenMessage<InstanceUsage> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 36);
 
 /**
+ * Asks for a workload's traffic.
+ *
  * @generated from message paved.provisioner.v1.GetTrafficMetricsRequest
  */
 export type GetTrafficMetricsRequest = Message<"paved.provisioner.v1.GetTrafficMetricsRequest"> & {
   /**
+   * The workload's environment; required (MISSING_FIELD).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name; required (MISSING_FIELD).
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
@@ -1151,10 +1404,14 @@ export const GetTrafficMetricsRequestSchema: GenMessage<GetTrafficMetricsRequest
   messageDesc(file_paved_provisioner_v1_provisioner, 37);
 
 /**
+ * A workload's traffic per revision.
+ *
  * @generated from message paved.provisioner.v1.GetTrafficMetricsResponse
  */
 export type GetTrafficMetricsResponse = Message<"paved.provisioner.v1.GetTrafficMetricsResponse"> & {
   /**
+   * Every revision that served a request or is routed to now.
+   *
    * @generated from field: repeated paved.provisioner.v1.RevisionTraffic revisions = 1;
    */
   revisions: RevisionTraffic[];
@@ -1168,23 +1425,28 @@ export const GetTrafficMetricsResponseSchema: GenMessage<GetTrafficMetricsRespon
   messageDesc(file_paved_provisioner_v1_provisioner, 38);
 
 /**
+ * One revision's traffic through the workload's proxy.
+ *
  * @generated from message paved.provisioner.v1.RevisionTraffic
  */
 export type RevisionTraffic = Message<"paved.provisioner.v1.RevisionTraffic"> & {
   /**
+   * The revision.
+   *
    * @generated from field: string revision_id = 1;
    */
   revisionId: string;
 
   /**
-   * Its share of traffic now, in percent.
+   * Its share of traffic now, in percent; 0 when not routed to.
    *
    * @generated from field: int32 weight = 2;
    */
   weight: number;
 
   /**
-   * Requests by status class: "2xx", "5xx", ...
+   * Requests by status class: "2xx", "5xx", ...; classes with none are
+   * left out.
    *
    * @generated from field: map<string, uint64> requests = 3;
    */
@@ -1198,11 +1460,15 @@ export type RevisionTraffic = Message<"paved.provisioner.v1.RevisionTraffic"> & 
   latency: LatencyBucket[];
 
   /**
+   * Median latency, in seconds; 0 before any request.
+   *
    * @generated from field: double p50_seconds = 5;
    */
   p50Seconds: number;
 
   /**
+   * 99th percentile latency, in seconds; 0 before any request.
+   *
    * @generated from field: double p99_seconds = 6;
    */
   p99Seconds: number;
@@ -1216,6 +1482,8 @@ export const RevisionTrafficSchema: GenMessage<RevisionTraffic> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 39);
 
 /**
+ * One latency histogram bucket.
+ *
  * @generated from message paved.provisioner.v1.LatencyBucket
  */
 export type LatencyBucket = Message<"paved.provisioner.v1.LatencyBucket"> & {
@@ -1227,6 +1495,8 @@ export type LatencyBucket = Message<"paved.provisioner.v1.LatencyBucket"> & {
   upperBoundSeconds: number;
 
   /**
+   * Requests in this bucket.
+   *
    * @generated from field: uint64 count = 2;
    */
   count: bigint;
@@ -1240,20 +1510,29 @@ export const LatencyBucketSchema: GenMessage<LatencyBucket> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 40);
 
 /**
+ * Asks what applying a spec would do.
+ *
  * @generated from message paved.provisioner.v1.PlanWorkloadRequest
  */
 export type PlanWorkloadRequest = Message<"paved.provisioner.v1.PlanWorkloadRequest"> & {
   /**
+   * The environment: required (MISSING_FIELD), 1-63 of a-z, 0-9 and '-',
+   * not starting or ending with '-' (INVALID_ENVIRONMENT).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The spec, as ApplyWorkloadRequest.spec_yaml.
+   *
    * @generated from field: string spec_yaml = 2;
    */
   specYaml: string;
 
   /**
+   * Where the spec came from, named in validation errors; may be empty.
+   *
    * @generated from field: string spec_path = 3;
    */
   specPath: string;
@@ -1267,10 +1546,14 @@ export const PlanWorkloadRequestSchema: GenMessage<PlanWorkloadRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 41);
 
 /**
+ * The plan.
+ *
  * @generated from message paved.provisioner.v1.PlanWorkloadResponse
  */
 export type PlanWorkloadResponse = Message<"paved.provisioner.v1.PlanWorkloadResponse"> & {
   /**
+   * What an apply would do.
+   *
    * @generated from field: paved.provisioner.v1.PlanAction action = 1;
    */
   action: PlanAction;
@@ -1283,6 +1566,8 @@ export type PlanWorkloadResponse = Message<"paved.provisioner.v1.PlanWorkloadRes
   currentRevision: string;
 
   /**
+   * Field by field, what would change.
+   *
    * @generated from field: repeated paved.provisioner.v1.SpecFieldChange changes = 3;
    */
   changes: SpecFieldChange[];
@@ -1303,11 +1588,15 @@ export type PlanWorkloadResponse = Message<"paved.provisioner.v1.PlanWorkloadRes
   policyDenials: string[];
 
   /**
+   * What the policy gate would let pass with a warning.
+   *
    * @generated from field: repeated string policy_warnings = 6;
    */
   policyWarnings: string[];
 
   /**
+   * The sha256 digest of the policy bundle that decided.
+   *
    * @generated from field: string policy_bundle_digest = 7;
    */
   policyBundleDigest: string;
@@ -1331,6 +1620,8 @@ export type PlanWorkloadResponse = Message<"paved.provisioner.v1.PlanWorkloadRes
   cost?: CostForecast | undefined;
 
   /**
+   * Why `cost` is unset, in words; empty when it is set.
+   *
    * @generated from field: string cost_error = 10;
    */
   costError: string;
@@ -1344,6 +1635,8 @@ export const PlanWorkloadResponseSchema: GenMessage<PlanWorkloadResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 42);
 
 /**
+ * One field of the spec that would change.
+ *
  * @generated from message paved.provisioner.v1.SpecFieldChange
  */
 export type SpecFieldChange = Message<"paved.provisioner.v1.SpecFieldChange"> & {
@@ -1355,13 +1648,15 @@ export type SpecFieldChange = Message<"paved.provisioner.v1.SpecFieldChange"> & 
   path: string;
 
   /**
-   * JSON values; empty when the field is absent on that side.
+   * The current value, as JSON; empty when the field is absent.
    *
    * @generated from field: string before = 2;
    */
   before: string;
 
   /**
+   * The new value, as JSON; empty when the field is absent.
+   *
    * @generated from field: string after = 3;
    */
   after: string;
@@ -1375,17 +1670,24 @@ export const SpecFieldChangeSchema: GenMessage<SpecFieldChange> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 43);
 
 /**
+ * One message of an artifact upload; the artifact is the chunks in order.
+ *
  * @generated from message paved.provisioner.v1.PushArtifactRequest
  */
 export type PushArtifactRequest = Message<"paved.provisioner.v1.PushArtifactRequest"> & {
   /**
-   * Optional, in the first message: "sha256:<hex>" the client computed.
+   * Optional, in the first message (ignored in later ones):
+   * "sha256:<64 lowercase hex digits>" the client computed. Malformed is
+   * INVALID_ARGUMENT (INVALID_DIGEST); bytes that hash otherwise are
+   * INVALID_ARGUMENT (DIGEST_MISMATCH) and nothing is stored.
    *
    * @generated from field: string expected_digest = 1;
    */
   expectedDigest: string;
 
   /**
+   * The next bytes of the artifact; may be empty.
+   *
    * @generated from field: bytes chunk = 2;
    */
   chunk: Uint8Array;
@@ -1399,15 +1701,21 @@ export const PushArtifactRequestSchema: GenMessage<PushArtifactRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 44);
 
 /**
+ * The artifact stored.
+ *
  * @generated from message paved.provisioner.v1.PushArtifactResponse
  */
 export type PushArtifactResponse = Message<"paved.provisioner.v1.PushArtifactResponse"> & {
   /**
+   * "sha256:<hex>" of the bytes received.
+   *
    * @generated from field: string digest = 1;
    */
   digest: string;
 
   /**
+   * Its size in bytes.
+   *
    * @generated from field: int64 size = 2;
    */
   size: bigint;
@@ -1428,10 +1736,14 @@ export const PushArtifactResponseSchema: GenMessage<PushArtifactResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 45);
 
 /**
+ * Asks for an artifact.
+ *
  * @generated from message paved.provisioner.v1.GetArtifactRequest
  */
 export type GetArtifactRequest = Message<"paved.provisioner.v1.GetArtifactRequest"> & {
   /**
+   * "sha256:<hex>"; required (MISSING_FIELD).
+   *
    * @generated from field: string digest = 1;
    */
   digest: string;
@@ -1445,10 +1757,14 @@ export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_provisioner, 46);
 
 /**
+ * The artifact asked for.
+ *
  * @generated from message paved.provisioner.v1.GetArtifactResponse
  */
 export type GetArtifactResponse = Message<"paved.provisioner.v1.GetArtifactResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.provisioner.v1.Artifact artifact = 1;
    */
   artifact?: Artifact | undefined;
@@ -1462,20 +1778,28 @@ export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 47);
 
 /**
+ * An artifact in the content-addressed store.
+ *
  * @generated from message paved.provisioner.v1.Artifact
  */
 export type Artifact = Message<"paved.provisioner.v1.Artifact"> & {
   /**
+   * "sha256:<hex>" of its bytes.
+   *
    * @generated from field: string digest = 1;
    */
   digest: string;
 
   /**
+   * Its size in bytes.
+   *
    * @generated from field: int64 size = 2;
    */
   size: bigint;
 
   /**
+   * When it was first pushed.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
@@ -1496,6 +1820,8 @@ export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 48);
 
 /**
+ * A signed statement about an artifact.
+ *
  * @generated from message paved.provisioner.v1.Attestation
  */
 export type Attestation = Message<"paved.provisioner.v1.Attestation"> & {
@@ -1521,6 +1847,8 @@ export type Attestation = Message<"paved.provisioner.v1.Attestation"> & {
   signature: string;
 
   /**
+   * Hex Ed25519 public key (32 bytes) that signed it.
+   *
    * @generated from field: string public_key = 4;
    */
   publicKey: string;
@@ -1533,6 +1861,8 @@ export type Attestation = Message<"paved.provisioner.v1.Attestation"> & {
   signer: string;
 
   /**
+   * When it was attached.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
@@ -1546,30 +1876,48 @@ export const AttestationSchema: GenMessage<Attestation> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 49);
 
 /**
+ * Asks to attach an attestation; a missing field is INVALID_ARGUMENT
+ * (MISSING_FIELD).
+ *
  * @generated from message paved.provisioner.v1.AttachAttestationRequest
  */
 export type AttachAttestationRequest = Message<"paved.provisioner.v1.AttachAttestationRequest"> & {
   /**
+   * The artifact, "sha256:<64 lowercase hex digits>" (INVALID_ATTESTATION
+   * otherwise); required, and it must have been pushed (NOT_FOUND
+   * ARTIFACT_NOT_FOUND).
+   *
    * @generated from field: string digest = 1;
    */
   digest: string;
 
   /**
+   * "sbom", "vulnerabilities" or "coverage" (INVALID_ATTESTATION otherwise);
+   * required.
+   *
    * @generated from field: string kind = 2;
    */
   kind: string;
 
   /**
+   * The payload; must be JSON (INVALID_ARGUMENT INVALID_PAYLOAD otherwise).
+   *
    * @generated from field: string payload_json = 3;
    */
   payloadJson: string;
 
   /**
+   * Hex Ed25519 signature (64 bytes) over the statement binding digest,
+   * kind and payload; required, and it must verify (INVALID_ATTESTATION).
+   *
    * @generated from field: string signature = 4;
    */
   signature: string;
 
   /**
+   * Hex Ed25519 public key (32 bytes); required, and it must be one of the
+   * trusted keys (PERMISSION_DENIED UNTRUSTED_KEY otherwise).
+   *
    * @generated from field: string public_key = 5;
    */
   publicKey: string;
@@ -1583,10 +1931,14 @@ export const AttachAttestationRequestSchema: GenMessage<AttachAttestationRequest
   messageDesc(file_paved_provisioner_v1_provisioner, 50);
 
 /**
+ * The attestation attached.
+ *
  * @generated from message paved.provisioner.v1.AttachAttestationResponse
  */
 export type AttachAttestationResponse = Message<"paved.provisioner.v1.AttachAttestationResponse"> & {
   /**
+   * As stored, with its signer.
+   *
    * @generated from field: paved.provisioner.v1.Attestation attestation = 1;
    */
   attestation?: Attestation | undefined;
@@ -1600,10 +1952,14 @@ export const AttachAttestationResponseSchema: GenMessage<AttachAttestationRespon
   messageDesc(file_paved_provisioner_v1_provisioner, 51);
 
 /**
+ * A preview environment for a pull request.
+ *
  * @generated from message paved.provisioner.v1.Preview
  */
 export type Preview = Message<"paved.provisioner.v1.Preview"> & {
   /**
+   * The pull request number.
+   *
    * @generated from field: int32 pr = 1;
    */
   pr: number;
@@ -1616,16 +1972,22 @@ export type Preview = Message<"paved.provisioner.v1.Preview"> & {
   environment: string;
 
   /**
+   * When it is closed by itself.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
 
   /**
+   * When it was first opened.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * The names of the workloads it runs.
+   *
    * @generated from field: repeated string workloads = 5;
    */
   workloads: string[];
@@ -1639,32 +2001,45 @@ export const PreviewSchema: GenMessage<Preview> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_provisioner, 52);
 
 /**
+ * Asks to open (or reopen) a preview and deploy a spec to it.
+ *
  * @generated from message paved.provisioner.v1.OpenPreviewRequest
  */
 export type OpenPreviewRequest = Message<"paved.provisioner.v1.OpenPreviewRequest"> & {
   /**
+   * The pull request number; positive (INVALID_ARGUMENT INVALID_PR
+   * otherwise).
+   *
    * @generated from field: int32 pr = 1;
    */
   pr: number;
 
   /**
-   * Seconds until the preview is closed by itself; 0 means 48 hours.
+   * Seconds until the preview is closed by itself; 0 means 48 hours, at
+   * most 2,592,000 (30 days); outside 0 to that is INVALID_ARGUMENT
+   * (INVALID_TTL).
    *
    * @generated from field: int64 ttl_seconds = 2;
    */
   ttlSeconds: bigint;
 
   /**
+   * The spec, as ApplyWorkloadRequest.spec_yaml.
+   *
    * @generated from field: string spec_yaml = 3;
    */
   specYaml: string;
 
   /**
+   * Where the spec came from, as ApplyWorkloadRequest.spec_path.
+   *
    * @generated from field: string spec_path = 4;
    */
   specPath: string;
 
   /**
+   * Makes retries safe, as ApplyWorkloadRequest.request_id.
+   *
    * @generated from field: string request_id = 5;
    */
   requestId: string;
@@ -1678,15 +2053,21 @@ export const OpenPreviewRequestSchema: GenMessage<OpenPreviewRequest> = /*@__PUR
   messageDesc(file_paved_provisioner_v1_provisioner, 53);
 
 /**
+ * The preview and what the apply did.
+ *
  * @generated from message paved.provisioner.v1.OpenPreviewResponse
  */
 export type OpenPreviewResponse = Message<"paved.provisioner.v1.OpenPreviewResponse"> & {
   /**
+   * The preview as now recorded.
+   *
    * @generated from field: paved.provisioner.v1.Preview preview = 1;
    */
   preview?: Preview | undefined;
 
   /**
+   * The apply to environment pr-<pr>.
+   *
    * @generated from field: paved.provisioner.v1.ApplyWorkloadResponse applied = 2;
    */
   applied?: ApplyWorkloadResponse | undefined;
@@ -1700,10 +2081,15 @@ export const OpenPreviewResponseSchema: GenMessage<OpenPreviewResponse> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 54);
 
 /**
+ * Asks to close a preview.
+ *
  * @generated from message paved.provisioner.v1.ClosePreviewRequest
  */
 export type ClosePreviewRequest = Message<"paved.provisioner.v1.ClosePreviewRequest"> & {
   /**
+   * The pull request number; positive (INVALID_ARGUMENT INVALID_PR
+   * otherwise).
+   *
    * @generated from field: int32 pr = 1;
    */
   pr: number;
@@ -1717,6 +2103,8 @@ export const ClosePreviewRequestSchema: GenMessage<ClosePreviewRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 55);
 
 /**
+ * What the close destroyed.
+ *
  * @generated from message paved.provisioner.v1.ClosePreviewResponse
  */
 export type ClosePreviewResponse = Message<"paved.provisioner.v1.ClosePreviewResponse"> & {
@@ -1736,6 +2124,8 @@ export const ClosePreviewResponseSchema: GenMessage<ClosePreviewResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 56);
 
 /**
+ * Asks for the open previews (no fields).
+ *
  * @generated from message paved.provisioner.v1.ListPreviewsRequest
  */
 export type ListPreviewsRequest = Message<"paved.provisioner.v1.ListPreviewsRequest"> & {
@@ -1749,10 +2139,14 @@ export const ListPreviewsRequestSchema: GenMessage<ListPreviewsRequest> = /*@__P
   messageDesc(file_paved_provisioner_v1_provisioner, 57);
 
 /**
+ * The open previews.
+ *
  * @generated from message paved.provisioner.v1.ListPreviewsResponse
  */
 export type ListPreviewsResponse = Message<"paved.provisioner.v1.ListPreviewsResponse"> & {
   /**
+   * By pull request number.
+   *
    * @generated from field: repeated paved.provisioner.v1.Preview previews = 1;
    */
   previews: Preview[];
@@ -1766,26 +2160,37 @@ export const ListPreviewsResponseSchema: GenMessage<ListPreviewsResponse> = /*@_
   messageDesc(file_paved_provisioner_v1_provisioner, 58);
 
 /**
+ * Where a rollout is in its pipeline; each stage is committed (with a
+ * RolloutTransitioned event) before it acts.
+ *
  * @generated from enum paved.provisioner.v1.RolloutStage
  */
 export enum RolloutStage {
   /**
+   * Never set by the server.
+   *
    * @generated from enum value: ROLLOUT_STAGE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * The rollout is created; the revision's spec is checked.
+   *
    * @generated from enum value: ROLLOUT_STAGE_VALIDATE = 1;
    */
   VALIDATE = 1,
 
   /**
+   * The policy gate decides on the revision (a PolicyDecided event); a
+   * denial rolls the rollout back.
+   *
    * @generated from enum value: ROLLOUT_STAGE_POLICY = 2;
    */
   POLICY = 2,
 
   /**
-   * Recorded now; the secrets broker fills it in later.
+   * The workload's identity (spiffe://paved/<env>/<workload>) is recorded
+   * now; the secrets broker issues it later.
    *
    * @generated from enum value: ROLLOUT_STAGE_IDENTITY = 3;
    */
@@ -1806,11 +2211,15 @@ export enum RolloutStage {
   STEP = 5,
 
   /**
+   * The new revision takes all traffic and becomes the stable one.
+   *
    * @generated from enum value: ROLLOUT_STAGE_PROMOTE = 6;
    */
   PROMOTE = 6,
 
   /**
+   * The rollout has ended; its state says how.
+   *
    * @generated from enum value: ROLLOUT_STAGE_DONE = 7;
    */
   DONE = 7,
@@ -1823,35 +2232,50 @@ export const RolloutStageSchema: GenEnum<RolloutStage> = /*@__PURE__*/
   enumDesc(file_paved_provisioner_v1_provisioner, 0);
 
 /**
+ * Whether a rollout goes on, and how it ended.
+ *
  * @generated from enum paved.provisioner.v1.RolloutState
  */
 export enum RolloutState {
   /**
+   * Never set by the server.
+   *
    * @generated from enum value: ROLLOUT_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Under way.
+   *
    * @generated from enum value: ROLLOUT_STATE_RUNNING = 1;
    */
   RUNNING = 1,
 
   /**
+   * Under way, held at its current step until ResumeRollout.
+   *
    * @generated from enum value: ROLLOUT_STATE_PAUSED = 2;
    */
   PAUSED = 2,
 
   /**
+   * Ended: the new revision takes all traffic.
+   *
    * @generated from enum value: ROLLOUT_STATE_PROMOTED = 3;
    */
   PROMOTED = 3,
 
   /**
+   * Ended: traffic went back to the stable revision (a failed step, a
+   * policy denial, or RollbackWorkload).
+   *
    * @generated from enum value: ROLLOUT_STATE_ROLLED_BACK = 4;
    */
   ROLLED_BACK = 4,
 
   /**
+   * Ended by AbortRollout: traffic went back to the stable revision.
+   *
    * @generated from enum value: ROLLOUT_STATE_ABORTED = 5;
    */
   ABORTED = 5,
@@ -1871,40 +2295,56 @@ export const RolloutStateSchema: GenEnum<RolloutState> = /*@__PURE__*/
   enumDesc(file_paved_provisioner_v1_provisioner, 1);
 
 /**
+ * A revision's state as the runtime reports it.
+ *
  * @generated from enum paved.provisioner.v1.RevisionState
  */
 export enum RevisionState {
   /**
+   * A workload with no current revision; never a revision's state.
+   *
    * @generated from enum value: REVISION_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Recorded, not yet asked to start.
+   *
    * @generated from enum value: REVISION_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
+   * Its processes are starting and not all healthy yet.
+   *
    * @generated from enum value: REVISION_STATE_STARTING = 2;
    */
   STARTING = 2,
 
   /**
+   * Every replica passes its health check.
+   *
    * @generated from enum value: REVISION_STATE_HEALTHY = 3;
    */
   HEALTHY = 3,
 
   /**
+   * A replica crashed (and is restarted) or fails its health check.
+   *
    * @generated from enum value: REVISION_STATE_UNHEALTHY = 4;
    */
   UNHEALTHY = 4,
 
   /**
+   * A replica failed for good (e.g. crashed too often); message says why.
+   *
    * @generated from enum value: REVISION_STATE_FAILED = 5;
    */
   FAILED = 5,
 
   /**
+   * Its processes were stopped.
+   *
    * @generated from enum value: REVISION_STATE_STOPPED = 6;
    */
   STOPPED = 6,
@@ -1923,6 +2363,8 @@ export const RevisionStateSchema: GenEnum<RevisionState> = /*@__PURE__*/
  */
 export enum PowerReason {
   /**
+   * In a request: taken as PERSON. Never in an event.
+   *
    * @generated from enum value: POWER_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1942,7 +2384,8 @@ export enum PowerReason {
   IDLE = 2,
 
   /**
-   * A request reached its proxy while it slept.
+   * A request reached its proxy while it slept. Only the proxy gives it: in
+   * a request it is INVALID_ARGUMENT (INVALID_REASON).
    *
    * @generated from enum value: POWER_REASON_REQUEST = 3;
    */
@@ -1963,10 +2406,14 @@ export const PowerReasonSchema: GenEnum<PowerReason> = /*@__PURE__*/
   enumDesc(file_paved_provisioner_v1_provisioner, 3);
 
 /**
+ * What an apply of the spec would do.
+ *
  * @generated from enum paved.provisioner.v1.PlanAction
  */
 export enum PlanAction {
   /**
+   * Never in a plan.
+   *
    * @generated from enum value: PLAN_ACTION_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -2000,12 +2447,36 @@ export const PlanActionSchema: GenEnum<PlanAction> = /*@__PURE__*/
   enumDesc(file_paved_provisioner_v1_provisioner, 4);
 
 /**
+ * Deploys workloads and steers their rollouts, previews, artifacts and
+ * sleep.
+ *
+ * Authentication: send a token the secrets broker issued as the gRPC
+ * metadata `authorization: Bearer <token>`, for audience `paved` or
+ * `provisioner`. On a server speaking mTLS (production mode), a token whose
+ * subject is a platform service (`spiffe://paved/platform/<service>`) is
+ * accepted only over mTLS with that service's client certificate.
+ *
+ * Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+ * domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+ * on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+ * violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+ * from a failure inside the server, ErrorInfo metadata `error_id` (also in
+ * the message) names the server's log entry that holds it. Any call may be
+ * refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED,
+ * TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+ * PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+ * in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+ * with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+ *
  * @generated from service paved.provisioner.v1.ProvisionerService
  */
 export const ProvisionerService: GenService<{
   /**
    * Registers the workload if it is new and deploys a revision of the spec.
    * Applying the spec the current revision already runs changes nothing.
+   * The policy gate decides first: a denied spec records nothing.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ENVIRONMENT, INVALID_SPEC, UNKNOWN_ARTIFACT), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (POLICY_DENIED), UNAVAILABLE (PROXY_PORT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ApplyWorkload
    */
@@ -2019,6 +2490,8 @@ export const ProvisionerService: GenService<{
    * sha256 digest. The same bytes give the same digest; when the first
    * message names the digest the client expects, a mismatch is refused and
    * nothing is stored.
+   * Scope: `write:provisioner`.
+   * Errors: INVALID_ARGUMENT (INVALID_DIGEST, DIGEST_MISMATCH), UNAVAILABLE (ARTIFACT_STORE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PushArtifact
    */
@@ -2028,6 +2501,10 @@ export const ProvisionerService: GenService<{
     output: typeof PushArtifactResponseSchema;
   },
   /**
+   * An artifact's size and the newest attestation of each kind.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ARTIFACT_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetArtifact
    */
   getArtifact: {
@@ -2038,6 +2515,8 @@ export const ProvisionerService: GenService<{
   /**
    * Attaches an Ed25519-signed attestation (sbom, vulnerabilities, coverage)
    * to an artifact; the signature must verify with a trusted key.
+   * Scope: `write:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ATTESTATION, INVALID_PAYLOAD), NOT_FOUND (ARTIFACT_NOT_FOUND), PERMISSION_DENIED (UNTRUSTED_KEY), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.AttachAttestation
    */
@@ -2048,7 +2527,10 @@ export const ProvisionerService: GenService<{
   },
   /**
    * What applying the spec would change, and where what runs differs from
-   * what was applied; changes nothing.
+   * what was applied; changes nothing. A policy denial is reported in the
+   * answer, not as an error.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_ENVIRONMENT, INVALID_SPEC, UNKNOWN_ARTIFACT), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PlanWorkload
    */
@@ -2058,6 +2540,10 @@ export const ProvisionerService: GenService<{
     output: typeof PlanWorkloadResponseSchema;
   },
   /**
+   * One workload, by environment and name.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetWorkload
    */
   getWorkload: {
@@ -2066,6 +2552,10 @@ export const ProvisionerService: GenService<{
     output: typeof GetWorkloadResponseSchema;
   },
   /**
+   * Workloads, ordered by `<environment>/<name>`.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListWorkloads
    */
   listWorkloads: {
@@ -2074,6 +2564,10 @@ export const ProvisionerService: GenService<{
     output: typeof ListWorkloadsResponseSchema;
   },
   /**
+   * One revision, by id.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (REVISION_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetRevision
    */
   getRevision: {
@@ -2082,6 +2576,10 @@ export const ProvisionerService: GenService<{
     output: typeof GetRevisionResponseSchema;
   },
   /**
+   * Revisions of a workload, newest (highest number) first.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListRevisions
    */
   listRevisions: {
@@ -2090,8 +2588,11 @@ export const ProvisionerService: GenService<{
     output: typeof ListRevisionsResponseSchema;
   },
   /**
-   * Every apply that changes a workload starts a rollout: validate, policy,
-   * identity, start the canary, traffic steps, then promote or roll back.
+   * One rollout, by id. Every apply that changes a workload starts a
+   * rollout: validate, policy, identity, start the canary, traffic steps,
+   * then promote or roll back.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetRollout
    */
@@ -2102,6 +2603,8 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Rollouts of a workload, newest first.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListRollouts
    */
@@ -2111,7 +2614,11 @@ export const ProvisionerService: GenService<{
     output: typeof ListRolloutsResponseSchema;
   },
   /**
-   * Sends the rollout now and again on every change; ends when it has ended.
+   * Sends the rollout now and again on every change; ends when it has
+   * ended. The stream ends with UNAUTHENTICATED (TOKEN_EXPIRED,
+   * TOKEN_REVOKED) once the token that opened it expires or is revoked.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.WatchRollout
    */
@@ -2121,7 +2628,10 @@ export const ProvisionerService: GenService<{
     output: typeof WatchRolloutResponseSchema;
   },
   /**
-   * Holds the current traffic step until resumed.
+   * Holds the current traffic step until resumed; pausing a paused rollout
+   * changes nothing. An ended rollout is FAILED_PRECONDITION.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PauseRollout
    */
@@ -2132,6 +2642,10 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Continues a paused rollout; the current step is held again in full.
+   * Resuming a running rollout changes nothing; an ended one is
+   * FAILED_PRECONDITION.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ResumeRollout
    */
@@ -2141,7 +2655,10 @@ export const ProvisionerService: GenService<{
     output: typeof ResumeRolloutResponseSchema;
   },
   /**
-   * Stops the rollout and returns all traffic to the stable revision.
+   * Stops the rollout and returns all traffic to the stable revision (state
+   * ABORTED). An ended rollout is FAILED_PRECONDITION.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.AbortRollout
    */
@@ -2152,6 +2669,10 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Skips the remaining steps: the new revision takes all traffic now.
+   * Only once the canary is healthy and taking traffic (stage STEP), else
+   * FAILED_PRECONDITION.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PromoteRollout
    */
@@ -2164,6 +2685,9 @@ export const ProvisionerService: GenService<{
    * Returns all of a workload's traffic to its last known-good revision: the
    * stable one when a rollout is under way, else the one before the current
    * stable revision (kept running, so this is a traffic switch).
+   * FAILED_PRECONDITION when there is no such revision, or it has failed.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.RollbackWorkload
    */
@@ -2174,7 +2698,10 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Requests through the workload's proxy per revision since the platform
-   * started: counts by status class and latency histograms.
+   * started: counts by status class and latency histograms. Only for a
+   * workload whose proxy runs on this provisioner.
+   * Scope: `read:provisioner`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (WORKLOAD_NOT_FOUND).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetTrafficMetrics
    */
@@ -2184,8 +2711,10 @@ export const ProvisionerService: GenService<{
     output: typeof GetTrafficMetricsResponseSchema;
   },
   /**
-   * Deploys a spec to the preview environment pr-<pr>, which expires after
-   * its time to live (opening it again extends it).
+   * Deploys a spec to the preview environment pr-<pr>, which is closed by
+   * itself after its time to live (opening it again sets its expiry anew).
+   * Scope: `write:provisioner`; the handler also needs `deploy:pr-<n>/<workload>`.
+   * Errors: INVALID_ARGUMENT (INVALID_PR, INVALID_TTL, INVALID_SPEC, UNKNOWN_ARTIFACT), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (POLICY_DENIED), UNAVAILABLE (PROXY_PORT, STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.OpenPreview
    */
@@ -2196,6 +2725,8 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Destroys everything the preview created: processes, proxies, records.
+   * Scope: `write:provisioner`; the handler also needs `deploy:pr-<n>/*`.
+   * Errors: INVALID_ARGUMENT (INVALID_PR), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (PREVIEW_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ClosePreview
    */
@@ -2205,6 +2736,10 @@ export const ProvisionerService: GenService<{
     output: typeof ClosePreviewResponseSchema;
   },
   /**
+   * Every open preview, by pull request number.
+   * Scope: `read:provisioner`.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
+   *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListPreviews
    */
   listPreviews: {
@@ -2216,6 +2751,8 @@ export const ProvisionerService: GenService<{
    * Puts a workload to sleep: its processes stop and its proxy stays, holding
    * the first requests that reach it while it wakes. FAILED_PRECONDITION
    * while a rollout of it is under way or it has no running revision.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.SleepWorkload
    */
@@ -2226,6 +2763,8 @@ export const ProvisionerService: GenService<{
   },
   /**
    * Wakes a sleeping workload: answers once its processes are starting.
+   * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.WakeWorkload
    */
@@ -2239,6 +2778,8 @@ export const ProvisionerService: GenService<{
    * from the OS (the cost scheduler samples it for attribution and
    * right-sizing). Empty on the Kubernetes target: there, usage comes from
    * Prometheus.
+   * Scope: `read:provisioner`.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListInstanceUsage
    */

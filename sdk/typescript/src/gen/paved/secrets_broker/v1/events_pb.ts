@@ -15,47 +15,64 @@ export const file_paved_secrets_broker_v1_events: GenFile = /*@__PURE__*/
 /**
  * What the broker did or refused, for the audit trail: issue, renewal,
  * exchange, read, denial, rotation, revocation. Never a value: tokens are
- * named by id, secrets by path and version.
+ * named by id, secrets by path and version. A change is published in the
+ * transaction that makes it; a read or a denial is queued and committed in
+ * batches. On the stream `paved.events.secrets-broker` (source
+ * `paved.secrets-broker`), with type `paved.secrets_broker.v1.<action>`
+ * and subject `<kind>s/<target>` (the action's first word, `_` as `-`:
+ * `tokens/<id>`, `secrets/<path>#<version>`, `signing-keys/<key id>`).
  *
  * @generated from message paved.secrets_broker.v1.BrokerActed
  */
 export type BrokerActed = Message<"paved.secrets_broker.v1.BrokerActed"> & {
   /**
-   * `token.issued`, `token.renewed`, `token.revoked`, `signing_key.rotated`, …
-   * (also the suffix of the envelope's type).
+   * `<kind>.<verb>`, also the suffix of the envelope's type: `token.issued`,
+   * `token.renewed`, `token.revoked`, `token.denied`, `signing_key.rotated`,
+   * `root_key.rewrapped`, `secret.written`, `secret.rotated`, `secret.read`,
+   * `secret.denied`, `secret.destroyed`, `bootstrap.issued`,
+   * `bootstrap.exchanged`, `bootstrap.refused`, `bootstrap.replayed`,
+   * `bootstrap.denied`, `database.configured`, `database.denied`,
+   * `lease.issued`, `lease.renewed`, `lease.revoked`, `lease.revoke_failed`,
+   * `lease.denied`, `certificate.issued`, `certificate.renewed`,
+   * `certificate.denied`, `ca.rotated`.
    *
    * @generated from field: string action = 1;
    */
   action: string;
 
   /**
-   * Who acted: the caller's token subject, or `paved` for the broker itself.
+   * Who acted: the caller's token subject, `paved` for the broker itself,
+   * or `anonymous` for a bootstrap token refused or replayed.
    *
    * @generated from field: string actor = 2;
    */
   actor: string;
 
   /**
-   * What it concerns: a token id, a subject, a key id, a secret path.
+   * What it concerns: a token id, a subject, a key id, a secret's
+   * `<path>#<version>`, a lease id, a `<env>/<workload>@<revision>`.
    *
    * @generated from field: string target = 3;
    */
   target: string;
 
   /**
+   * The scopes handed out, if any (e.g. a bootstrap token's compiled policy).
+   *
    * @generated from field: repeated string scopes = 4;
    */
   scopes: string[];
 
   /**
-   * Why, for a denial or a revocation.
+   * Why, for a denial, a failure or a revocation; may be empty.
    *
    * @generated from field: string reason = 5;
    */
   reason: string;
 
   /**
-   * For whom, when not the actor: the subject a token was issued for.
+   * For whom, when not the actor: the subject a token was issued for;
+   * empty otherwise.
    *
    * @generated from field: string for_subject = 6;
    */

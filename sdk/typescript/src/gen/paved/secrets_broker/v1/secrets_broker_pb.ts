@@ -19,6 +19,9 @@ export const file_paved_secrets_broker_v1_secrets_broker: GenFile = /*@__PURE__*
   fileDesc("CixwYXZlZC9zZWNyZXRzX2Jyb2tlci92MS9zZWNyZXRzX2Jyb2tlci5wcm90bxIXcGF2ZWQuc2VjcmV0c19icm9rZXIudjEidQoISWRlbnRpdHkSEQoJc3BpZmZlX2lkGAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChVMaXN0SWRlbnRpdGllc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiaAoWTGlzdElkZW50aXRpZXNSZXNwb25zZRI1CgppZGVudGl0aWVzGAEgAygLMiEucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuSWRlbnRpdHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIikKEEdldEtleVNldFJlcXVlc3QSFQoNa25vd25fdmVyc2lvbhgBIAEoBCKkAQoRR2V0S2V5U2V0UmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoBBIUCgxub3RfbW9kaWZpZWQYAiABKAgSMAoEa2V5cxgDIAMoCzIiLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlB1YmxpY0tleRI2CgdyZXZva2VkGAQgAygLMiUucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuUmV2b2tlZFRva2VuIo4BCglQdWJsaWNLZXkSDgoGa2V5X2lkGAEgASgJEg8KB2VkMjU1MTkYAiABKAwSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JldGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJRCgxSZXZva2VkVG9rZW4SEAoIdG9rZW5faWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItABChFJc3N1ZVRva2VuUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEg4KBnNjb3BlcxgCIAMoCRIMCgRyb2xlGAMgASgJEhMKC2Vudmlyb25tZW50GAQgASgJEhEKCXdvcmtsb2FkcxgFIAEoCRImCgN0dGwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHbWF4X3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghhdWRpZW5jZRgIIAEoCSJVChJJc3N1ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSMAoEaW5mbxgCIAEoCzIiLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlRva2VuSW5mbyKXAgoJVG9rZW5JbmZvEhAKCHRva2VuX2lkGAEgASgJEg8KB3N1YmplY3QYAiABKAkSDgoGc2NvcGVzGAMgAygJEhAKCGF1ZGllbmNlGAQgASgJEi4KCmlzc3VlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9yZW5ld2FibGVfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInChZJbnRyb3NwZWN0VG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJImsKF0ludHJvc3BlY3RUb2tlblJlc3BvbnNlEg4KBmFjdGl2ZRgBIAEoCBIOCgZyZWFzb24YAiABKAkSMAoEaW5mbxgDIAEoCzIiLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlRva2VuSW5mbyJVChJSZW5ld1Rva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSMAoEaW5mbxgCIAEoCzIiLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlRva2VuSW5mbyI7ChFSZW5ld1Rva2VuUmVxdWVzdBImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRQoSUmV2b2tlVG9rZW5SZXF1ZXN0EhIKCHRva2VuX2lkGAEgASgJSAASEQoHc3ViamVjdBgCIAEoCUgAQggKBnRhcmdldCImChNSZXZva2VUb2tlblJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAUiSwoRTGlzdFRva2Vuc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHc3ViamVjdBgDIAEoCSJhChJMaXN0VG9rZW5zUmVzcG9uc2USMgoGdG9rZW5zGAEgAygLMiIucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuVG9rZW5JbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIZChdSb3RhdGVTaWduaW5nS2V5UmVxdWVzdCJcChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEjAKBGtleXMYAiADKAsyIi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5QdWJsaWNLZXkieAoQUHV0U2VjcmV0UmVxdWVzdBIMCgRwYXRoGAEgASgJEg0KBXZhbHVlGAIgASgMEhYKDmdlbmVyYXRlX2J5dGVzGAMgASgNEi8KDHJvdGF0ZV9ldmVyeRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLUAQoNU2VjcmV0VmVyc2lvbhIMCgRwYXRoGAEgASgJEg8KB3ZlcnNpb24YAiABKA0SLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWdlbmVyYXRlZBgEIAEoCBIvCgtyb3RhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjEKEEdldFNlY3JldFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgNIk0KBlNlY3JldBI0CgRtZXRhGAEgASgLMiYucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuU2VjcmV0VmVyc2lvbhINCgV2YWx1ZRgCIAEoDCJLChJMaXN0U2VjcmV0c1JlcXVlc3QSDgoGcHJlZml4GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImcKE0xpc3RTZWNyZXRzUmVzcG9uc2USNwoHc2VjcmV0cxgBIAMoCzImLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlNlY3JldFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKEldhdGNoU2VjcmV0UmVxdWVzdBIMCgRwYXRoGAEgASgJIhMKEVJld3JhcEtleXNSZXF1ZXN0IjwKElJld3JhcEtleXNSZXNwb25zZRIRCglyZXdyYXBwZWQYASABKAUSEwoLcm9vdF9rZXlfaWQYAiABKAki0gEKGklzc3VlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0EhMKC2Vudmlyb25tZW50GAEgASgJEhAKCHdvcmtsb2FkGAIgASgJEhMKC3JldmlzaW9uX2lkGAMgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgEIAEoCRIPCgdzZWNyZXRzGAUgAygJEiYKA3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglkYXRhYmFzZXMYByADKAkSEwoLY2VydGlmaWNhdGUYCCABKAgidwobSXNzdWVCb290c3RyYXBUb2tlblJlc3BvbnNlEhcKD2Jvb3RzdHJhcF90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2NvcGVzGAMgAygJIjgKHUV4Y2hhbmdlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0EhcKD2Jvb3RzdHJhcF90b2tlbhgBIAEoCSJhCh5FeGNoYW5nZUJvb3RzdHJhcFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSMAoEaW5mbxgCIAEoCzIiLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlRva2VuSW5mbyJMChFQdXRTZWNyZXRSZXNwb25zZRI3Cgd2ZXJzaW9uGAEgASgLMiYucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuU2VjcmV0VmVyc2lvbiJEChFHZXRTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5TZWNyZXQiRgoTV2F0Y2hTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5TZWNyZXQisAEKGENvbmZpZ3VyZURhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhYKDmNvbm5lY3Rpb25fdXJsGAIgASgJEhIKCmdyb3VwX3JvbGUYAyABKAkSLgoLZGVmYXVsdF90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHbWF4X3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKYAQoIRGF0YWJhc2USDAoEbmFtZRgBIAEoCRISCgpncm91cF9yb2xlGAIgASgJEi4KC2RlZmF1bHRfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKB21heF90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDgoGdGFyZ2V0GAUgASgJIlAKGUNvbmZpZ3VyZURhdGFiYXNlUmVzcG9uc2USMwoIZGF0YWJhc2UYASABKAsyIS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5EYXRhYmFzZSIWChRMaXN0RGF0YWJhc2VzUmVxdWVzdCJNChVMaXN0RGF0YWJhc2VzUmVzcG9uc2USNAoJZGF0YWJhc2VzGAEgAygLMiEucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuRGF0YWJhc2UiWwofSXNzdWVEYXRhYmFzZUNyZWRlbnRpYWxzUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRImCgN0dGwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24idQogSXNzdWVEYXRhYmFzZUNyZWRlbnRpYWxzUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSLQoFbGVhc2UYAyABKAsyHi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5MZWFzZSKwAgoFTGVhc2USEAoIbGVhc2VfaWQYASABKAkSDwoHc3ViamVjdBgCIAEoCRIQCgh0b2tlbl9pZBgDIAEoCRIuCgppc3N1ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbWF4X2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmV2b2tlX2F0dGVtcHRzGAggASgFEhIKCmxhc3RfZXJyb3IYCSABKAkiUwoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkSLAoJaW5jcmVtZW50GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkMKElJlbmV3TGVhc2VSZXNwb25zZRItCgVsZWFzZRgBIAEoCzIeLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkxlYXNlIkQKElJldm9rZUxlYXNlUmVxdWVzdBISCghsZWFzZV9pZBgBIAEoCUgAEhAKBnByZWZpeBgCIAEoCUgAQggKBnRhcmdldCI2ChNSZXZva2VMZWFzZVJlc3BvbnNlEg8KB3Jldm9rZWQYASABKAUSDgoGZmFpbGVkGAIgASgFIkoKEUxpc3RMZWFzZXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJdChJMaXN0TGVhc2VzUmVzcG9uc2USLgoGbGVhc2VzGAEgAygLMh4ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuTGVhc2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkEKGEdldFdvcmtsb2FkUG9saWN5UmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCSJUChlHZXRXb3JrbG9hZFBvbGljeVJlc3BvbnNlEjcKBnBvbGljeRgBIAEoCzInLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLldvcmtsb2FkUG9saWN5Im4KG0xpc3RXb3JrbG9hZFBvbGljaWVzUmVxdWVzdBITCgtlbnZpcm9ubWVudBgBIAEoCRITCgt1bnVzZWRfb25seRgCIAEoCBIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJyChxMaXN0V29ya2xvYWRQb2xpY2llc1Jlc3BvbnNlEjkKCHBvbGljaWVzGAEgAygLMicucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuV29ya2xvYWRQb2xpY3kSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsQBCg5Xb3JrbG9hZFBvbGljeRIRCglzcGlmZmVfaWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEAoId29ya2xvYWQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSMAoMY29tcGlsZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgZncmFudHMYBiADKAsyIS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5HcmFudFVzZSKTAQoIR3JhbnRVc2USDQoFc2NvcGUYASABKAkSEQoJdXNlX2NvdW50GAIgASgEEjIKDmZpcnN0X3VzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1sYXN0X3VzZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJlChdJc3N1ZUNlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJEhEKCXNwaWZmZV9pZBgCIAEoCRImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ipwEKGElzc3VlQ2VydGlmaWNhdGVSZXNwb25zZRIXCg9jZXJ0aWZpY2F0ZV9wZW0YASABKAkSEQoJc3BpZmZlX2lkGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxhdXRob3JpdHlfaWQYBCABKAkSGAoQdHJ1c3RfYnVuZGxlX3BlbRgFIAEoCSJSChdSZW5ld0NlcnRpZmljYXRlUmVxdWVzdBIPCgdjc3JfcGVtGAEgASgJEiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKnAQoYUmVuZXdDZXJ0aWZpY2F0ZVJlc3BvbnNlEhcKD2NlcnRpZmljYXRlX3BlbRgBIAEoCRIRCglzcGlmZmVfaWQYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGF1dGhvcml0eV9pZBgEIAEoCRIYChB0cnVzdF9idW5kbGVfcGVtGAUgASgJIhwKGkV4Y2hhbmdlQ2VydGlmaWNhdGVSZXF1ZXN0Il4KG0V4Y2hhbmdlQ2VydGlmaWNhdGVSZXNwb25zZRINCgV0b2tlbhgBIAEoCRIwCgRpbmZvGAIgASgLMiIucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuVG9rZW5JbmZvIhcKFUdldFRydXN0QnVuZGxlUmVxdWVzdCJ2ChZHZXRUcnVzdEJ1bmRsZVJlc3BvbnNlEhgKEHRydXN0X2J1bmRsZV9wZW0YASABKAkSQgoLYXV0aG9yaXRpZXMYAiADKAsyLS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5DZXJ0aWZpY2F0ZUF1dGhvcml0eSK1AQoUQ2VydGlmaWNhdGVBdXRob3JpdHkSCgoCaWQYASABKAkSLwoLY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXRpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIwohUm90YXRlQ2VydGlmaWNhdGVBdXRob3JpdHlSZXF1ZXN0ImYKIlJvdGF0ZUNlcnRpZmljYXRlQXV0aG9yaXR5UmVzcG9uc2USQAoJYXV0aG9yaXR5GAEgASgLMi0ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuQ2VydGlmaWNhdGVBdXRob3JpdHkyxxkKFFNlY3JldHNCcm9rZXJTZXJ2aWNlEnEKDkxpc3RJZGVudGl0aWVzEi4ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuTGlzdElkZW50aXRpZXNSZXF1ZXN0Gi8ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuTGlzdElkZW50aXRpZXNSZXNwb25zZRJiCglHZXRLZXlTZXQSKS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5HZXRLZXlTZXRSZXF1ZXN0GioucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuR2V0S2V5U2V0UmVzcG9uc2USZQoKSXNzdWVUb2tlbhIqLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLklzc3VlVG9rZW5SZXF1ZXN0GisucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuSXNzdWVUb2tlblJlc3BvbnNlEmUKClJlbmV3VG9rZW4SKi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5SZW5ld1Rva2VuUmVxdWVzdBorLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJlbmV3VG9rZW5SZXNwb25zZRJoCgtSZXZva2VUb2tlbhIrLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJldm9rZVRva2VuUmVxdWVzdBosLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJldm9rZVRva2VuUmVzcG9uc2USdAoPSW50cm9zcGVjdFRva2VuEi8ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuSW50cm9zcGVjdFRva2VuUmVxdWVzdBowLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkludHJvc3BlY3RUb2tlblJlc3BvbnNlEmUKCkxpc3RUb2tlbnMSKi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5MaXN0VG9rZW5zUmVxdWVzdBorLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJ3ChBSb3RhdGVTaWduaW5nS2V5EjAucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuUm90YXRlU2lnbmluZ0tleVJlcXVlc3QaMS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USgAEKE0lzc3VlQm9vdHN0cmFwVG9rZW4SMy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Jc3N1ZUJvb3RzdHJhcFRva2VuUmVxdWVzdBo0LnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLklzc3VlQm9vdHN0cmFwVG9rZW5SZXNwb25zZRKJAQoWRXhjaGFuZ2VCb290c3RyYXBUb2tlbhI2LnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkV4Y2hhbmdlQm9vdHN0cmFwVG9rZW5SZXF1ZXN0GjcucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuRXhjaGFuZ2VCb290c3RyYXBUb2tlblJlc3BvbnNlEmIKCVB1dFNlY3JldBIpLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlB1dFNlY3JldFJlcXVlc3QaKi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5QdXRTZWNyZXRSZXNwb25zZRJiCglHZXRTZWNyZXQSKS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5HZXRTZWNyZXRSZXF1ZXN0GioucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuR2V0U2VjcmV0UmVzcG9uc2USaAoLTGlzdFNlY3JldHMSKy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5MaXN0U2VjcmV0c1JlcXVlc3QaLC5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5MaXN0U2VjcmV0c1Jlc3BvbnNlEmoKC1dhdGNoU2VjcmV0EisucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuV2F0Y2hTZWNyZXRSZXF1ZXN0GiwucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuV2F0Y2hTZWNyZXRSZXNwb25zZTABEmUKClJld3JhcEtleXMSKi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5SZXdyYXBLZXlzUmVxdWVzdBorLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJld3JhcEtleXNSZXNwb25zZRJ6ChFDb25maWd1cmVEYXRhYmFzZRIxLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkNvbmZpZ3VyZURhdGFiYXNlUmVxdWVzdBoyLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkNvbmZpZ3VyZURhdGFiYXNlUmVzcG9uc2USbgoNTGlzdERhdGFiYXNlcxItLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkxpc3REYXRhYmFzZXNSZXF1ZXN0Gi4ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuTGlzdERhdGFiYXNlc1Jlc3BvbnNlEo8BChhJc3N1ZURhdGFiYXNlQ3JlZGVudGlhbHMSOC5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Jc3N1ZURhdGFiYXNlQ3JlZGVudGlhbHNSZXF1ZXN0GjkucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuSXNzdWVEYXRhYmFzZUNyZWRlbnRpYWxzUmVzcG9uc2USZQoKUmVuZXdMZWFzZRIqLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJlbmV3TGVhc2VSZXF1ZXN0GisucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuUmVuZXdMZWFzZVJlc3BvbnNlEmgKC1Jldm9rZUxlYXNlEisucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuUmV2b2tlTGVhc2VSZXF1ZXN0GiwucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuUmV2b2tlTGVhc2VSZXNwb25zZRJlCgpMaXN0TGVhc2VzEioucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuTGlzdExlYXNlc1JlcXVlc3QaKy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5MaXN0TGVhc2VzUmVzcG9uc2USegoRR2V0V29ya2xvYWRQb2xpY3kSMS5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5HZXRXb3JrbG9hZFBvbGljeVJlcXVlc3QaMi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5HZXRXb3JrbG9hZFBvbGljeVJlc3BvbnNlEoMBChRMaXN0V29ya2xvYWRQb2xpY2llcxI0LnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkxpc3RXb3JrbG9hZFBvbGljaWVzUmVxdWVzdBo1LnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkxpc3RXb3JrbG9hZFBvbGljaWVzUmVzcG9uc2USdwoQSXNzdWVDZXJ0aWZpY2F0ZRIwLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLklzc3VlQ2VydGlmaWNhdGVSZXF1ZXN0GjEucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuSXNzdWVDZXJ0aWZpY2F0ZVJlc3BvbnNlEncKEFJlbmV3Q2VydGlmaWNhdGUSMC5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5SZW5ld0NlcnRpZmljYXRlUmVxdWVzdBoxLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLlJlbmV3Q2VydGlmaWNhdGVSZXNwb25zZRKAAQoTRXhjaGFuZ2VDZXJ0aWZpY2F0ZRIzLnBhdmVkLnNlY3JldHNfYnJva2VyLnYxLkV4Y2hhbmdlQ2VydGlmaWNhdGVSZXF1ZXN0GjQucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuRXhjaGFuZ2VDZXJ0aWZpY2F0ZVJlc3BvbnNlEnEKDkdldFRydXN0QnVuZGxlEi4ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuR2V0VHJ1c3RCdW5kbGVSZXF1ZXN0Gi8ucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuR2V0VHJ1c3RCdW5kbGVSZXNwb25zZRKVAQoaUm90YXRlQ2VydGlmaWNhdGVBdXRob3JpdHkSOi5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Sb3RhdGVDZXJ0aWZpY2F0ZUF1dGhvcml0eVJlcXVlc3QaOy5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Sb3RhdGVDZXJ0aWZpY2F0ZUF1dGhvcml0eVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
+ * A workload's identity, derived from the provisioner's WorkloadRegistered
+ * event.
+ *
  * @generated from message paved.secrets_broker.v1.Identity
  */
 export type Identity = Message<"paved.secrets_broker.v1.Identity"> & {
@@ -30,16 +33,22 @@ export type Identity = Message<"paved.secrets_broker.v1.Identity"> & {
   spiffeId: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 3;
    */
   environment: string;
 
   /**
+   * When the workload was registered (the event's time).
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 4;
    */
   createTime?: Timestamp | undefined;
@@ -53,15 +62,23 @@ export const IdentitySchema: GenMessage<Identity> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 0);
 
 /**
+ * Asks for a page of identities.
+ *
  * @generated from message paved.secrets_broker.v1.ListIdentitiesRequest
  */
 export type ListIdentitiesRequest = Message<"paved.secrets_broker.v1.ListIdentitiesRequest"> & {
   /**
+   * Identities per page: 0 for 100, at most 1000 (a larger value is treated
+   * as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
@@ -75,15 +92,21 @@ export const ListIdentitiesRequestSchema: GenMessage<ListIdentitiesRequest> = /*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 1);
 
 /**
+ * A page of identities.
+ *
  * @generated from message paved.secrets_broker.v1.ListIdentitiesResponse
  */
 export type ListIdentitiesResponse = Message<"paved.secrets_broker.v1.ListIdentitiesResponse"> & {
   /**
+   * By SPIFFE id.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.Identity identities = 1;
    */
   identities: Identity[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -97,12 +120,14 @@ export const ListIdentitiesResponseSchema: GenMessage<ListIdentitiesResponse> = 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 2);
 
 /**
+ * Asks for the key set.
+ *
  * @generated from message paved.secrets_broker.v1.GetKeySetRequest
  */
 export type GetKeySetRequest = Message<"paved.secrets_broker.v1.GetKeySetRequest"> & {
   /**
    * The version the caller holds; when it is still current the answer
-   * carries no keys and `not_modified` is set.
+   * carries no keys and `not_modified` is set. 0 always gets the set.
    *
    * @generated from field: uint64 known_version = 1;
    */
@@ -117,25 +142,37 @@ export const GetKeySetRequestSchema: GenMessage<GetKeySetRequest> = /*@__PURE__*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 3);
 
 /**
+ * The key set verifiers trust.
+ *
  * @generated from message paved.secrets_broker.v1.GetKeySetResponse
  */
 export type GetKeySetResponse = Message<"paved.secrets_broker.v1.GetKeySetResponse"> & {
   /**
+   * The key set's version: it changes whenever a key or a revocation does.
+   *
    * @generated from field: uint64 version = 1;
    */
   version: bigint;
 
   /**
+   * True when `known_version` is still current: keys and revoked are then
+   * empty.
+   *
    * @generated from field: bool not_modified = 2;
    */
   notModified: boolean;
 
   /**
+   * The keys to verify tokens with: the one in use, one published ahead of
+   * use, and retired ones whose tokens may still live.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.PublicKey keys = 3;
    */
   keys: PublicKey[];
 
   /**
+   * The revoked tokens not yet expired.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.RevokedToken revoked = 4;
    */
   revoked: RevokedToken[];
@@ -149,28 +186,35 @@ export const GetKeySetResponseSchema: GenMessage<GetKeySetResponse> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 4);
 
 /**
+ * A token signing key's public half.
+ *
  * @generated from message paved.secrets_broker.v1.PublicKey
  */
 export type PublicKey = Message<"paved.secrets_broker.v1.PublicKey"> & {
   /**
+   * The key's id, as tokens name it.
+   *
    * @generated from field: string key_id = 1;
    */
   keyId: string;
 
   /**
-   * 32 bytes.
+   * The Ed25519 public key, 32 bytes.
    *
    * @generated from field: bytes ed25519 = 2;
    */
   ed25519: Uint8Array;
 
   /**
+   * When it signs from (in the future for a key published ahead of use).
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * Unset for the key in use; set for a retired key that is still trusted.
+   * Unset for the key in use (and one published ahead of use); set for a
+   * retired key that is still trusted.
    *
    * @generated from field: google.protobuf.Timestamp retire_time = 4;
    */
@@ -185,15 +229,21 @@ export const PublicKeySchema: GenMessage<PublicKey> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 5);
 
 /**
+ * A revoked token, until its expiry.
+ *
  * @generated from message paved.secrets_broker.v1.RevokedToken
  */
 export type RevokedToken = Message<"paved.secrets_broker.v1.RevokedToken"> & {
   /**
+   * The token's id.
+   *
    * @generated from field: string token_id = 1;
    */
   tokenId: string;
 
   /**
+   * When it would have expired; it leaves the key set after.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
@@ -207,57 +257,75 @@ export const RevokedTokenSchema: GenMessage<RevokedToken> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 6);
 
 /**
+ * Asks for a token. Every field that breaks its rule is a field violation
+ * of one INVALID_ARGUMENT (INVALID_TOKEN_REQUEST).
+ *
  * @generated from message paved.secrets_broker.v1.IssueTokenRequest
  */
 export type IssueTokenRequest = Message<"paved.secrets_broker.v1.IssueTokenRequest"> & {
   /**
-   * Who the token is for (a user or a SPIFFE id).
+   * Who the token is for (a user or a SPIFFE id): 1 to 256 printable
+   * characters. Another subject than the caller's needs `issue:subjects`.
    *
    * @generated from field: string subject = 1;
    */
   subject: string;
 
   /**
-   * Explicit scopes, e.g. `read:*`, `write:provisioner`, `deploy:dev/*`.
+   * Explicit scopes, e.g. `read:*`, `write:provisioner`, `deploy:dev/*`:
+   * printable, at most 256 characters, `*` only at the end after `:`, `/`
+   * or `-` (or alone). Each must be within the caller's own
+   * (PERMISSION_DENIED SCOPE_NOT_HELD otherwise, the scope in metadata).
    *
    * @generated from field: repeated string scopes = 2;
    */
   scopes: string[];
 
   /**
-   * Or a role: `admin`, `viewer`, `deployer` (with `environment` and
-   * `workloads`, a name pattern such as `shop-*`: a team's workloads).
+   * Or a role: `admin` (`*`), `viewer` (`read:*`), `deployer` (needs
+   * `environment`; with `workloads`, a name pattern such as `shop-*`: a
+   * team's workloads). Scopes or a role are required.
    *
    * @generated from field: string role = 3;
    */
   role: string;
 
   /**
+   * The environment of a `deployer` role.
+   *
    * @generated from field: string environment = 4;
    */
   environment: string;
 
   /**
+   * The workloads of a `deployer` role: a workload name, or a prefix ending
+   * in `-*`, or `*` alone; empty for `*`.
+   *
    * @generated from field: string workloads = 5;
    */
   workloads: string;
 
   /**
-   * Default 15 min, at most 24 h.
+   * Default 15 min, at most 24 h; never past the caller's token's
+   * `renewable_until`.
    *
    * @generated from field: google.protobuf.Duration ttl = 6;
    */
   ttl?: Duration | undefined;
 
   /**
-   * How long renewals may extend it; default 8 h, at most 30 days.
+   * How long renewals may extend it; default 8 h, at most 30 days; never
+   * past the caller's token's `renewable_until`.
    *
    * @generated from field: google.protobuf.Duration max_ttl = 7;
    */
   maxTtl?: Duration | undefined;
 
   /**
-   * `paved` (every service) unless set to one service's short name.
+   * `paved` (every service) unless set to one service's short name:
+   * `provisioner`, `secrets-broker`, `canary-analyzer`, `cost-scheduler` or
+   * `audit`. A caller whose own audience is one service may only issue for
+   * that one (PERMISSION_DENIED AUDIENCE_NOT_HELD).
    *
    * @generated from field: string audience = 8;
    */
@@ -272,15 +340,21 @@ export const IssueTokenRequestSchema: GenMessage<IssueTokenRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 7);
 
 /**
+ * The token issued.
+ *
  * @generated from message paved.secrets_broker.v1.IssueTokenResponse
  */
 export type IssueTokenResponse = Message<"paved.secrets_broker.v1.IssueTokenResponse"> & {
   /**
+   * The token, `pvt1.…`: its only appearance; the broker keeps no copy.
+   *
    * @generated from field: string token = 1;
    */
   token: string;
 
   /**
+   * What it grants, and until when.
+   *
    * @generated from field: paved.secrets_broker.v1.TokenInfo info = 2;
    */
   info?: TokenInfo | undefined;
@@ -294,45 +368,63 @@ export const IssueTokenResponseSchema: GenMessage<IssueTokenResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 8);
 
 /**
+ * A token's record (never its value).
+ *
  * @generated from message paved.secrets_broker.v1.TokenInfo
  */
 export type TokenInfo = Message<"paved.secrets_broker.v1.TokenInfo"> & {
   /**
+   * The token's id.
+   *
    * @generated from field: string token_id = 1;
    */
   tokenId: string;
 
   /**
+   * Who it is for.
+   *
    * @generated from field: string subject = 2;
    */
   subject: string;
 
   /**
+   * What it grants.
+   *
    * @generated from field: repeated string scopes = 3;
    */
   scopes: string[];
 
   /**
+   * `paved` or one service's short name.
+   *
    * @generated from field: string audience = 4;
    */
   audience: string;
 
   /**
+   * When it was issued.
+   *
    * @generated from field: google.protobuf.Timestamp issue_time = 5;
    */
   issueTime?: Timestamp | undefined;
 
   /**
+   * When it expires.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 6;
    */
   expireTime?: Timestamp | undefined;
 
   /**
+   * The latest it may be renewed to; unset in IntrospectToken's answer.
+   *
    * @generated from field: google.protobuf.Timestamp renewable_until = 7;
    */
   renewableUntil?: Timestamp | undefined;
 
   /**
+   * When it was revoked; unset while it is not.
+   *
    * @generated from field: google.protobuf.Timestamp revoke_time = 8;
    */
   revokeTime?: Timestamp | undefined;
@@ -346,10 +438,14 @@ export const TokenInfoSchema: GenMessage<TokenInfo> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 9);
 
 /**
+ * Asks whether a token is valid.
+ *
  * @generated from message paved.secrets_broker.v1.IntrospectTokenRequest
  */
 export type IntrospectTokenRequest = Message<"paved.secrets_broker.v1.IntrospectTokenRequest"> & {
   /**
+   * The token to look at (any audience).
+   *
    * @generated from field: string token = 1;
    */
   token: string;
@@ -363,11 +459,14 @@ export const IntrospectTokenRequestSchema: GenMessage<IntrospectTokenRequest> = 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 10);
 
 /**
+ * Whether the token is valid now.
+ *
  * @generated from message paved.secrets_broker.v1.IntrospectTokenResponse
  */
 export type IntrospectTokenResponse = Message<"paved.secrets_broker.v1.IntrospectTokenResponse"> & {
   /**
-   * Signed by a trusted key, not expired, not revoked.
+   * Signed by a trusted key, not expired (on the broker's clock, to the
+   * second), not revoked.
    *
    * @generated from field: bool active = 1;
    */
@@ -396,15 +495,22 @@ export const IntrospectTokenResponseSchema: GenMessage<IntrospectTokenResponse> 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 11);
 
 /**
+ * The renewed token.
+ *
  * @generated from message paved.secrets_broker.v1.RenewTokenResponse
  */
 export type RenewTokenResponse = Message<"paved.secrets_broker.v1.RenewTokenResponse"> & {
   /**
+   * The renewed token, same id and scopes; the old one stays valid until
+   * its own expiry.
+   *
    * @generated from field: string token = 1;
    */
   token: string;
 
   /**
+   * Its record, with the new expiry.
+   *
    * @generated from field: paved.secrets_broker.v1.TokenInfo info = 2;
    */
   info?: TokenInfo | undefined;
@@ -418,11 +524,15 @@ export const RenewTokenResponseSchema: GenMessage<RenewTokenResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 12);
 
 /**
+ * Asks to renew the caller's own token (the one in `authorization`).
+ *
  * @generated from message paved.secrets_broker.v1.RenewTokenRequest
  */
 export type RenewTokenRequest = Message<"paved.secrets_broker.v1.RenewTokenRequest"> & {
   /**
-   * Default: the token's original time to live.
+   * Default: the token's original time to live, which is also the most it
+   * may ask; never past `renewable_until`. Over 24 h is INVALID_ARGUMENT
+   * (INVALID_TTL).
    *
    * @generated from field: google.protobuf.Duration ttl = 1;
    */
@@ -437,20 +547,29 @@ export const RenewTokenRequestSchema: GenMessage<RenewTokenRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 13);
 
 /**
+ * Asks to revoke tokens.
+ *
  * @generated from message paved.secrets_broker.v1.RevokeTokenRequest
  */
 export type RevokeTokenRequest = Message<"paved.secrets_broker.v1.RevokeTokenRequest"> & {
   /**
+   * What to revoke; one is required and must not be empty
+   * (INVALID_ARGUMENT INVALID_REVOKE_REQUEST).
+   *
    * @generated from oneof paved.secrets_broker.v1.RevokeTokenRequest.target
    */
   target: {
     /**
+     * One token by id (NOT_FOUND TOKEN_NOT_FOUND when unknown).
+     *
      * @generated from field: string token_id = 1;
      */
     value: string;
     case: "tokenId";
   } | {
     /**
+     * Every live token of this subject.
+     *
      * @generated from field: string subject = 2;
      */
     value: string;
@@ -466,10 +585,14 @@ export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 14);
 
 /**
+ * What was revoked.
+ *
  * @generated from message paved.secrets_broker.v1.RevokeTokenResponse
  */
 export type RevokeTokenResponse = Message<"paved.secrets_broker.v1.RevokeTokenResponse"> & {
   /**
+   * Tokens revoked, those issued from them included.
+   *
    * @generated from field: int32 revoked = 1;
    */
   revoked: number;
@@ -483,21 +606,29 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 15);
 
 /**
+ * Asks for a page of tokens.
+ *
  * @generated from message paved.secrets_broker.v1.ListTokensRequest
  */
 export type ListTokensRequest = Message<"paved.secrets_broker.v1.ListTokensRequest"> & {
   /**
+   * Tokens per page: 0 for 100, at most 1000 (a larger value is treated as
+   * 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only this subject's.
+   * Only this subject's; all when empty.
    *
    * @generated from field: string subject = 3;
    */
@@ -512,15 +643,21 @@ export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 16);
 
 /**
+ * A page of tokens.
+ *
  * @generated from message paved.secrets_broker.v1.ListTokensResponse
  */
 export type ListTokensResponse = Message<"paved.secrets_broker.v1.ListTokensResponse"> & {
   /**
+   * Newest issued first.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.TokenInfo tokens = 1;
    */
   tokens: TokenInfo[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -534,6 +671,8 @@ export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 17);
 
 /**
+ * Asks for a new signing key (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.RotateSigningKeyRequest
  */
 export type RotateSigningKeyRequest = Message<"paved.secrets_broker.v1.RotateSigningKeyRequest"> & {
@@ -547,15 +686,21 @@ export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 18);
 
 /**
+ * The new signing key.
+ *
  * @generated from message paved.secrets_broker.v1.RotateSigningKeyResponse
  */
 export type RotateSigningKeyResponse = Message<"paved.secrets_broker.v1.RotateSigningKeyResponse"> & {
   /**
+   * The new key's id.
+   *
    * @generated from field: string key_id = 1;
    */
   keyId: string;
 
   /**
+   * The key set's keys now, the new one included.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.PublicKey keys = 2;
    */
   keys: PublicKey[];
@@ -569,19 +714,23 @@ export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 19);
 
 /**
+ * Asks to write a secret: `value` or `generate_bytes`, not both
+ * (INVALID_ARGUMENT INVALID_SECRET otherwise).
+ *
  * @generated from message paved.secrets_broker.v1.PutSecretRequest
  */
 export type PutSecretRequest = Message<"paved.secrets_broker.v1.PutSecretRequest"> & {
   /**
    * `<environment>/<workload>/<name>`, or any path of lowercase letters,
-   * digits, `-`, `_`, `.` and `/`.
+   * digits, `-`, `_`, `.` and `/`: at most 256 characters, no empty, `.` or
+   * `..` segment (INVALID_ARGUMENT INVALID_SECRET_PATH otherwise).
    *
    * @generated from field: string path = 1;
    */
   path: string;
 
   /**
-   * The value (at most 64 KiB) ...
+   * The value (1 byte to 64 KiB) ...
    *
    * @generated from field: bytes value = 2;
    */
@@ -596,7 +745,7 @@ export type PutSecretRequest = Message<"paved.secrets_broker.v1.PutSecretRequest
 
   /**
    * Generated secrets only: how often the broker writes a new value;
-   * default 24 h.
+   * default 24 h, at most 365 days.
    *
    * @generated from field: google.protobuf.Duration rotate_every = 4;
    */
@@ -611,25 +760,35 @@ export const PutSecretRequestSchema: GenMessage<PutSecretRequest> = /*@__PURE__*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 20);
 
 /**
+ * A version of a secret (never its value).
+ *
  * @generated from message paved.secrets_broker.v1.SecretVersion
  */
 export type SecretVersion = Message<"paved.secrets_broker.v1.SecretVersion"> & {
   /**
+   * The secret's path.
+   *
    * @generated from field: string path = 1;
    */
   path: string;
 
   /**
+   * The version number, from 1.
+   *
    * @generated from field: uint32 version = 2;
    */
   version: number;
 
   /**
+   * When it was written.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * True when the broker generated the value (and rotates it).
+   *
    * @generated from field: bool generated = 4;
    */
   generated: boolean;
@@ -657,16 +816,21 @@ export const SecretVersionSchema: GenMessage<SecretVersion> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 21);
 
 /**
+ * Asks for a secret's value.
+ *
  * @generated from message paved.secrets_broker.v1.GetSecretRequest
  */
 export type GetSecretRequest = Message<"paved.secrets_broker.v1.GetSecretRequest"> & {
   /**
+   * The secret's path, as in PutSecretRequest.path.
+   *
    * @generated from field: string path = 1;
    */
   path: string;
 
   /**
-   * 0: the latest.
+   * 0: the latest. A replaced version past its hour is FAILED_PRECONDITION
+   * (SECRET_VERSION_EXPIRED); one never written is NOT_FOUND.
    *
    * @generated from field: uint32 version = 2;
    */
@@ -681,15 +845,21 @@ export const GetSecretRequestSchema: GenMessage<GetSecretRequest> = /*@__PURE__*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 22);
 
 /**
+ * A secret's value.
+ *
  * @generated from message paved.secrets_broker.v1.Secret
  */
 export type Secret = Message<"paved.secrets_broker.v1.Secret"> & {
   /**
+   * Which version.
+   *
    * @generated from field: paved.secrets_broker.v1.SecretVersion meta = 1;
    */
   meta?: SecretVersion | undefined;
 
   /**
+   * The value.
+   *
    * @generated from field: bytes value = 2;
    */
   value: Uint8Array;
@@ -703,20 +873,31 @@ export const SecretSchema: GenMessage<Secret> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 23);
 
 /**
+ * Asks for a page of secrets.
+ *
  * @generated from message paved.secrets_broker.v1.ListSecretsRequest
  */
 export type ListSecretsRequest = Message<"paved.secrets_broker.v1.ListSecretsRequest"> & {
   /**
+   * Only paths starting with this; empty for all. Otherwise a path as in
+   * PutSecretRequest.path, a trailing `/` allowed.
+   *
    * @generated from field: string prefix = 1;
    */
   prefix: string;
 
   /**
+   * Secrets per page: 0 for 100, at most 1000 (a larger value is treated as
+   * 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
@@ -730,15 +911,21 @@ export const ListSecretsRequestSchema: GenMessage<ListSecretsRequest> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 24);
 
 /**
+ * A page of secrets.
+ *
  * @generated from message paved.secrets_broker.v1.ListSecretsResponse
  */
 export type ListSecretsResponse = Message<"paved.secrets_broker.v1.ListSecretsResponse"> & {
   /**
+   * Latest versions, by path.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.SecretVersion secrets = 1;
    */
   secrets: SecretVersion[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -752,10 +939,14 @@ export const ListSecretsResponseSchema: GenMessage<ListSecretsResponse> = /*@__P
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 25);
 
 /**
+ * Asks to watch a secret.
+ *
  * @generated from message paved.secrets_broker.v1.WatchSecretRequest
  */
 export type WatchSecretRequest = Message<"paved.secrets_broker.v1.WatchSecretRequest"> & {
   /**
+   * The secret's path, as in PutSecretRequest.path.
+   *
    * @generated from field: string path = 1;
    */
   path: string;
@@ -769,6 +960,8 @@ export const WatchSecretRequestSchema: GenMessage<WatchSecretRequest> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 26);
 
 /**
+ * Asks to re-seal keys under the current root key (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.RewrapKeysRequest
  */
 export type RewrapKeysRequest = Message<"paved.secrets_broker.v1.RewrapKeysRequest"> & {
@@ -782,17 +975,22 @@ export const RewrapKeysRequestSchema: GenMessage<RewrapKeysRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 27);
 
 /**
+ * What was re-sealed.
+ *
  * @generated from message paved.secrets_broker.v1.RewrapKeysResponse
  */
 export type RewrapKeysResponse = Message<"paved.secrets_broker.v1.RewrapKeysResponse"> & {
   /**
-   * Keys re-sealed: signing keys and secrets' data keys.
+   * Keys re-sealed: signing and CA keys, secrets' data keys and database
+   * connection URLs.
    *
    * @generated from field: int32 rewrapped = 1;
    */
   rewrapped: number;
 
   /**
+   * The id of the root key they are now sealed under.
+   *
    * @generated from field: string root_key_id = 2;
    */
   rootKeyId: string;
@@ -806,32 +1004,45 @@ export const RewrapKeysResponseSchema: GenMessage<RewrapKeysResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 28);
 
 /**
+ * Asks for a bootstrap token. Every field that breaks its rule is a field
+ * violation of one INVALID_ARGUMENT (INVALID_BOOTSTRAP_REQUEST).
+ *
  * @generated from message paved.secrets_broker.v1.IssueBootstrapTokenRequest
  */
 export type IssueBootstrapTokenRequest = Message<"paved.secrets_broker.v1.IssueBootstrapTokenRequest"> & {
   /**
+   * A name of lowercase letters, digits, `-`, `_` and `.`; not `platform`
+   * (reserved for the platform's own services).
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * A name, by the same rule.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
 
   /**
+   * The revision the token is for; a name, by the same rule.
+   *
    * @generated from field: string revision_id = 3;
    */
   revisionId: string;
 
   /**
+   * The artifact the revision runs ("sha256:<hex>"); recorded, not checked.
+   *
    * @generated from field: string artifact_digest = 4;
    */
   artifactDigest: string;
 
   /**
-   * The secret names the spec declares (`secrets:`): the identity may read
-   * `<environment>/<workload>/<name>` for these, and nothing else.
+   * The secret names the spec declares (`secrets:`), each a name by the rule
+   * above: the identity may read `<environment>/<workload>/<name>` for
+   * these, and nothing else.
    *
    * @generated from field: repeated string secrets = 5;
    */
@@ -845,8 +1056,9 @@ export type IssueBootstrapTokenRequest = Message<"paved.secrets_broker.v1.IssueB
   ttl?: Duration | undefined;
 
   /**
-   * The databases the spec declares (`databases:`): the identity may ask
-   * for their dynamic credentials (`database:creds:<name>`), no others.
+   * The databases the spec declares (`databases:`), each 1 to 63 lowercase
+   * letters, digits, `-` and `_`: the identity may ask for their dynamic
+   * credentials (`database:creds:<name>`), no others.
    *
    * @generated from field: repeated string databases = 7;
    */
@@ -869,17 +1081,22 @@ export const IssueBootstrapTokenRequestSchema: GenMessage<IssueBootstrapTokenReq
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 29);
 
 /**
+ * The bootstrap token issued.
+ *
  * @generated from message paved.secrets_broker.v1.IssueBootstrapTokenResponse
  */
 export type IssueBootstrapTokenResponse = Message<"paved.secrets_broker.v1.IssueBootstrapTokenResponse"> & {
   /**
-   * `pvb1.…`: handed to the process once (environment or file).
+   * `pvb1.…`: handed to the process once (environment or file); the broker
+   * keeps only its hash.
    *
    * @generated from field: string bootstrap_token = 1;
    */
   bootstrapToken: string;
 
   /**
+   * When it can no longer be exchanged.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 2;
    */
   expireTime?: Timestamp | undefined;
@@ -900,10 +1117,14 @@ export const IssueBootstrapTokenResponseSchema: GenMessage<IssueBootstrapTokenRe
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 30);
 
 /**
+ * Asks to exchange a bootstrap token.
+ *
  * @generated from message paved.secrets_broker.v1.ExchangeBootstrapTokenRequest
  */
 export type ExchangeBootstrapTokenRequest = Message<"paved.secrets_broker.v1.ExchangeBootstrapTokenRequest"> & {
   /**
+   * The `pvb1.…` token, once; surrounding whitespace is ignored.
+   *
    * @generated from field: string bootstrap_token = 1;
    */
   bootstrapToken: string;
@@ -917,6 +1138,8 @@ export const ExchangeBootstrapTokenRequestSchema: GenMessage<ExchangeBootstrapTo
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 31);
 
 /**
+ * The workload's identity token.
+ *
  * @generated from message paved.secrets_broker.v1.ExchangeBootstrapTokenResponse
  */
 export type ExchangeBootstrapTokenResponse = Message<"paved.secrets_broker.v1.ExchangeBootstrapTokenResponse"> & {
@@ -928,6 +1151,8 @@ export type ExchangeBootstrapTokenResponse = Message<"paved.secrets_broker.v1.Ex
   token: string;
 
   /**
+   * Its record.
+   *
    * @generated from field: paved.secrets_broker.v1.TokenInfo info = 2;
    */
   info?: TokenInfo | undefined;
@@ -941,10 +1166,14 @@ export const ExchangeBootstrapTokenResponseSchema: GenMessage<ExchangeBootstrapT
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 32);
 
 /**
+ * The version written.
+ *
  * @generated from message paved.secrets_broker.v1.PutSecretResponse
  */
 export type PutSecretResponse = Message<"paved.secrets_broker.v1.PutSecretResponse"> & {
   /**
+   * The new version.
+   *
    * @generated from field: paved.secrets_broker.v1.SecretVersion version = 1;
    */
   version?: SecretVersion | undefined;
@@ -958,10 +1187,14 @@ export const PutSecretResponseSchema: GenMessage<PutSecretResponse> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 33);
 
 /**
+ * The secret asked for.
+ *
  * @generated from message paved.secrets_broker.v1.GetSecretResponse
  */
 export type GetSecretResponse = Message<"paved.secrets_broker.v1.GetSecretResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.secrets_broker.v1.Secret secret = 1;
    */
   secret?: Secret | undefined;
@@ -975,10 +1208,14 @@ export const GetSecretResponseSchema: GenMessage<GetSecretResponse> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 34);
 
 /**
+ * One value of a watched secret.
+ *
  * @generated from message paved.secrets_broker.v1.WatchSecretResponse
  */
 export type WatchSecretResponse = Message<"paved.secrets_broker.v1.WatchSecretResponse"> & {
   /**
+   * The current value, or a new version.
+   *
    * @generated from field: paved.secrets_broker.v1.Secret secret = 1;
    */
   secret?: Secret | undefined;
@@ -992,40 +1229,44 @@ export const WatchSecretResponseSchema: GenMessage<WatchSecretResponse> = /*@__P
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 35);
 
 /**
+ * Asks to register (or replace) a database. Every field that breaks its
+ * rule is a field violation of one INVALID_ARGUMENT (INVALID_DATABASE).
+ *
  * @generated from message paved.secrets_broker.v1.ConfigureDatabaseRequest
  */
 export type ConfigureDatabaseRequest = Message<"paved.secrets_broker.v1.ConfigureDatabaseRequest"> & {
   /**
-   * A name: lowercase letters, digits, `-` and `_`.
+   * A name: 1 to 63 lowercase letters, digits, `-` and `_`.
    *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
-   * `postgres://admin:password@host:port/database`: a role allowed to create
-   * and drop roles and to grant the group role.
+   * `postgres://admin:password@host:port/database` (or `postgresql://`): a
+   * role allowed to create and drop roles and to grant the group role.
    *
    * @generated from field: string connection_url = 2;
    */
   connectionUrl: string;
 
   /**
-   * The NOLOGIN role holding the grants; it must exist.
+   * The NOLOGIN role holding the grants; it must exist. 1 to 63 lowercase
+   * letters, digits and `_`, not starting with a digit.
    *
    * @generated from field: string group_role = 3;
    */
   groupRole: string;
 
   /**
-   * Default 1 h.
+   * A lease's length when asked for none; default 1 h, at most max_ttl.
    *
    * @generated from field: google.protobuf.Duration default_ttl = 4;
    */
   defaultTtl?: Duration | undefined;
 
   /**
-   * The longest a lease may be renewed to; default 24 h.
+   * The longest a lease may be renewed to; default 24 h, at most 30 days.
    *
    * @generated from field: google.protobuf.Duration max_ttl = 5;
    */
@@ -1040,25 +1281,35 @@ export const ConfigureDatabaseRequestSchema: GenMessage<ConfigureDatabaseRequest
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 36);
 
 /**
+ * A configured database, without its credentials.
+ *
  * @generated from message paved.secrets_broker.v1.Database
  */
 export type Database = Message<"paved.secrets_broker.v1.Database"> & {
   /**
+   * The database's name in Paved.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
 
   /**
+   * The NOLOGIN role holding the grants.
+   *
    * @generated from field: string group_role = 2;
    */
   groupRole: string;
 
   /**
+   * A lease's length when asked for none.
+   *
    * @generated from field: google.protobuf.Duration default_ttl = 3;
    */
   defaultTtl?: Duration | undefined;
 
   /**
+   * The longest a lease may be renewed to.
+   *
    * @generated from field: google.protobuf.Duration max_ttl = 4;
    */
   maxTtl?: Duration | undefined;
@@ -1079,10 +1330,14 @@ export const DatabaseSchema: GenMessage<Database> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 37);
 
 /**
+ * The database as configured.
+ *
  * @generated from message paved.secrets_broker.v1.ConfigureDatabaseResponse
  */
 export type ConfigureDatabaseResponse = Message<"paved.secrets_broker.v1.ConfigureDatabaseResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.secrets_broker.v1.Database database = 1;
    */
   database?: Database | undefined;
@@ -1096,6 +1351,8 @@ export const ConfigureDatabaseResponseSchema: GenMessage<ConfigureDatabaseRespon
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 38);
 
 /**
+ * Asks for the configured databases (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.ListDatabasesRequest
  */
 export type ListDatabasesRequest = Message<"paved.secrets_broker.v1.ListDatabasesRequest"> & {
@@ -1109,10 +1366,14 @@ export const ListDatabasesRequestSchema: GenMessage<ListDatabasesRequest> = /*@_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 39);
 
 /**
+ * The configured databases.
+ *
  * @generated from message paved.secrets_broker.v1.ListDatabasesResponse
  */
 export type ListDatabasesResponse = Message<"paved.secrets_broker.v1.ListDatabasesResponse"> & {
   /**
+   * By name.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.Database databases = 1;
    */
   databases: Database[];
@@ -1126,16 +1387,23 @@ export const ListDatabasesResponseSchema: GenMessage<ListDatabasesResponse> = /*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 40);
 
 /**
+ * Asks for database credentials.
+ *
  * @generated from message paved.secrets_broker.v1.IssueDatabaseCredentialsRequest
  */
 export type IssueDatabaseCredentialsRequest = Message<"paved.secrets_broker.v1.IssueDatabaseCredentialsRequest"> & {
   /**
+   * A configured database's name: 1 to 63 lowercase letters, digits, `-`
+   * and `_` (INVALID_ARGUMENT INVALID_DATABASE otherwise).
+   *
    * @generated from field: string database = 1;
    */
   database: string;
 
   /**
-   * Default: the database's default_ttl; at most its max_ttl.
+   * Default: the database's default_ttl; at most its max_ttl and never past
+   * the caller's token's `renewable_until`. Over 30 days is
+   * INVALID_ARGUMENT (INVALID_TTL).
    *
    * @generated from field: google.protobuf.Duration ttl = 2;
    */
@@ -1150,10 +1418,14 @@ export const IssueDatabaseCredentialsRequestSchema: GenMessage<IssueDatabaseCred
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 41);
 
 /**
+ * The credentials issued.
+ *
  * @generated from message paved.secrets_broker.v1.IssueDatabaseCredentialsResponse
  */
 export type IssueDatabaseCredentialsResponse = Message<"paved.secrets_broker.v1.IssueDatabaseCredentialsResponse"> & {
   /**
+   * The login role's name.
+   *
    * @generated from field: string username = 1;
    */
   username: string;
@@ -1166,6 +1438,8 @@ export type IssueDatabaseCredentialsResponse = Message<"paved.secrets_broker.v1.
   password: string;
 
   /**
+   * The lease the login lives under.
+   *
    * @generated from field: paved.secrets_broker.v1.Lease lease = 3;
    */
   lease?: Lease | undefined;
@@ -1179,6 +1453,8 @@ export const IssueDatabaseCredentialsResponseSchema: GenMessage<IssueDatabaseCre
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 42);
 
 /**
+ * A database login's lease.
+ *
  * @generated from message paved.secrets_broker.v1.Lease
  */
 export type Lease = Message<"paved.secrets_broker.v1.Lease"> & {
@@ -1197,22 +1473,29 @@ export type Lease = Message<"paved.secrets_broker.v1.Lease"> & {
   subject: string;
 
   /**
+   * The id of the token that asked.
+   *
    * @generated from field: string token_id = 3;
    */
   tokenId: string;
 
   /**
+   * When it was issued.
+   *
    * @generated from field: google.protobuf.Timestamp issue_time = 4;
    */
   issueTime?: Timestamp | undefined;
 
   /**
+   * When it expires (the role's VALID UNTIL).
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 5;
    */
   expireTime?: Timestamp | undefined;
 
   /**
-   * Renewals stop here.
+   * Renewals stop here: the database's max_ttl from issue, or the asking
+   * token's `renewable_until` if sooner.
    *
    * @generated from field: google.protobuf.Timestamp max_expire_time = 6;
    */
@@ -1226,13 +1509,16 @@ export type Lease = Message<"paved.secrets_broker.v1.Lease"> & {
   revokeTime?: Timestamp | undefined;
 
   /**
-   * Failed revocations so far, and the last error.
+   * Failed revocations so far.
    *
    * @generated from field: int32 revoke_attempts = 8;
    */
   revokeAttempts: number;
 
   /**
+   * The last revocation's error, with an error id for the broker's log
+   * (never the database server's words); empty when none failed.
+   *
    * @generated from field: string last_error = 9;
    */
   lastError: string;
@@ -1246,16 +1532,21 @@ export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 43);
 
 /**
+ * Asks to renew a lease.
+ *
  * @generated from message paved.secrets_broker.v1.RenewLeaseRequest
  */
 export type RenewLeaseRequest = Message<"paved.secrets_broker.v1.RenewLeaseRequest"> & {
   /**
+   * `database/<name>/<id>` (INVALID_ARGUMENT INVALID_LEASE_ID otherwise).
+   *
    * @generated from field: string lease_id = 1;
    */
   leaseId: string;
 
   /**
-   * From now; default the database's default_ttl.
+   * From now; default the database's default_ttl; never past the lease's
+   * max_expire_time. Over 30 days is INVALID_ARGUMENT (INVALID_INCREMENT).
    *
    * @generated from field: google.protobuf.Duration increment = 2;
    */
@@ -1270,10 +1561,14 @@ export const RenewLeaseRequestSchema: GenMessage<RenewLeaseRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 44);
 
 /**
+ * The renewed lease.
+ *
  * @generated from message paved.secrets_broker.v1.RenewLeaseResponse
  */
 export type RenewLeaseResponse = Message<"paved.secrets_broker.v1.RenewLeaseResponse"> & {
   /**
+   * With its new expiry.
+   *
    * @generated from field: paved.secrets_broker.v1.Lease lease = 1;
    */
   lease?: Lease | undefined;
@@ -1287,20 +1582,30 @@ export const RenewLeaseResponseSchema: GenMessage<RenewLeaseResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 45);
 
 /**
+ * Asks to revoke leases.
+ *
  * @generated from message paved.secrets_broker.v1.RevokeLeaseRequest
  */
 export type RevokeLeaseRequest = Message<"paved.secrets_broker.v1.RevokeLeaseRequest"> & {
   /**
+   * What to revoke; one is required (INVALID_ARGUMENT INVALID_LEASE_ID).
+   *
    * @generated from oneof paved.secrets_broker.v1.RevokeLeaseRequest.target
    */
   target: {
     /**
+     * One lease, `database/<name>/<id>`; one already revoked or expired is
+     * FAILED_PRECONDITION (LEASE_REVOKED).
+     *
      * @generated from field: string lease_id = 1;
      */
     value: string;
     case: "leaseId";
   } | {
     /**
+     * Every live lease whose id starts with this, e.g. `database/<name>/`;
+     * not empty; needs `leases:manage`.
+     *
      * @generated from field: string prefix = 2;
      */
     value: string;
@@ -1316,6 +1621,8 @@ export const RevokeLeaseRequestSchema: GenMessage<RevokeLeaseRequest> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 46);
 
 /**
+ * What was revoked.
+ *
  * @generated from message paved.secrets_broker.v1.RevokeLeaseResponse
  */
 export type RevokeLeaseResponse = Message<"paved.secrets_broker.v1.RevokeLeaseResponse"> & {
@@ -1342,20 +1649,31 @@ export const RevokeLeaseResponseSchema: GenMessage<RevokeLeaseResponse> = /*@__P
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 47);
 
 /**
+ * Asks for a page of leases.
+ *
  * @generated from message paved.secrets_broker.v1.ListLeasesRequest
  */
 export type ListLeasesRequest = Message<"paved.secrets_broker.v1.ListLeasesRequest"> & {
   /**
+   * Only lease ids starting with this, e.g. `database/shop/`; all when
+   * empty.
+   *
    * @generated from field: string prefix = 1;
    */
   prefix: string;
 
   /**
+   * Leases per page: 0 for 100, at most 1000 (a larger value is treated as
+   * 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
@@ -1369,15 +1687,21 @@ export const ListLeasesRequestSchema: GenMessage<ListLeasesRequest> = /*@__PURE_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 48);
 
 /**
+ * A page of leases.
+ *
  * @generated from message paved.secrets_broker.v1.ListLeasesResponse
  */
 export type ListLeasesResponse = Message<"paved.secrets_broker.v1.ListLeasesResponse"> & {
   /**
+   * Newest issued first.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.Lease leases = 1;
    */
   leases: Lease[];
 
   /**
+   * Set when this page is full (the next page may be empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -1391,15 +1715,21 @@ export const ListLeasesResponseSchema: GenMessage<ListLeasesResponse> = /*@__PUR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 49);
 
 /**
+ * Asks for one workload's policy.
+ *
  * @generated from message paved.secrets_broker.v1.GetWorkloadPolicyRequest
  */
 export type GetWorkloadPolicyRequest = Message<"paved.secrets_broker.v1.GetWorkloadPolicyRequest"> & {
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 1;
    */
   environment: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 2;
    */
   workload: string;
@@ -1413,10 +1743,14 @@ export const GetWorkloadPolicyRequestSchema: GenMessage<GetWorkloadPolicyRequest
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 50);
 
 /**
+ * The policy asked for.
+ *
  * @generated from message paved.secrets_broker.v1.GetWorkloadPolicyResponse
  */
 export type GetWorkloadPolicyResponse = Message<"paved.secrets_broker.v1.GetWorkloadPolicyResponse"> & {
   /**
+   * Always set.
+   *
    * @generated from field: paved.secrets_broker.v1.WorkloadPolicy policy = 1;
    */
   policy?: WorkloadPolicy | undefined;
@@ -1430,6 +1764,8 @@ export const GetWorkloadPolicyResponseSchema: GenMessage<GetWorkloadPolicyRespon
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 51);
 
 /**
+ * Asks for a page of compiled policies.
+ *
  * @generated from message paved.secrets_broker.v1.ListWorkloadPoliciesRequest
  */
 export type ListWorkloadPoliciesRequest = Message<"paved.secrets_broker.v1.ListWorkloadPoliciesRequest"> & {
@@ -1448,11 +1784,17 @@ export type ListWorkloadPoliciesRequest = Message<"paved.secrets_broker.v1.ListW
   unusedOnly: boolean;
 
   /**
+   * Policies read per page: 0 for 100, at most 1000 (a larger value is
+   * treated as 1000); negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
+   *
    * @generated from field: int32 page_size = 3;
    */
   pageSize: number;
 
   /**
+   * next_page_token of the previous page; empty for the first page. A token
+   * this server did not issue is INVALID_ARGUMENT (INVALID_PAGE_TOKEN).
+   *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
@@ -1466,15 +1808,23 @@ export const ListWorkloadPoliciesRequestSchema: GenMessage<ListWorkloadPoliciesR
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 52);
 
 /**
+ * A page of compiled policies.
+ *
  * @generated from message paved.secrets_broker.v1.ListWorkloadPoliciesResponse
  */
 export type ListWorkloadPoliciesResponse = Message<"paved.secrets_broker.v1.ListWorkloadPoliciesResponse"> & {
   /**
+   * By environment, then workload; with unused_only, a page may hold fewer
+   * than page_size and still have a next page.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.WorkloadPolicy policies = 1;
    */
   policies: WorkloadPolicy[];
 
   /**
+   * Set when this page read a full page of policies (the next page may be
+   * empty); empty at the end.
+   *
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
@@ -1502,11 +1852,15 @@ export type WorkloadPolicy = Message<"paved.secrets_broker.v1.WorkloadPolicy"> &
   spiffeId: string;
 
   /**
+   * The workload's environment.
+   *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
+   * The workload's name.
+   *
    * @generated from field: string workload = 3;
    */
   workload: string;
@@ -1519,11 +1873,15 @@ export type WorkloadPolicy = Message<"paved.secrets_broker.v1.WorkloadPolicy"> &
   revisionId: string;
 
   /**
+   * When it was compiled (the bootstrap token's issue).
+   *
    * @generated from field: google.protobuf.Timestamp compile_time = 5;
    */
   compileTime?: Timestamp | undefined;
 
   /**
+   * One per scope of the policy.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.GrantUse grants = 6;
    */
   grants: GrantUse[];
@@ -1537,30 +1895,37 @@ export const WorkloadPolicySchema: GenMessage<WorkloadPolicy> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 54);
 
 /**
+ * One grant of a compiled policy, with its uses.
+ *
  * @generated from message paved.secrets_broker.v1.GrantUse
  */
 export type GrantUse = Message<"paved.secrets_broker.v1.GrantUse"> & {
   /**
-   * `secrets:read:<env>/<workload>/<name>`.
+   * The scope granted: `secrets:read:<env>/<workload>/<name>`,
+   * `database:creds:<name>` or `certs:issue:<env>/<workload>`.
    *
    * @generated from field: string scope = 1;
    */
   scope: string;
 
   /**
-   * Reads by the workload's identity under this grant; 0: never used,
-   * a grant the spec may not need.
+   * Uses by the workload's identity under this grant (reads, leases,
+   * certificates); 0: never used, a grant the spec may not need.
    *
    * @generated from field: uint64 use_count = 2;
    */
   useCount: bigint;
 
   /**
+   * The first use; unset when never used.
+   *
    * @generated from field: google.protobuf.Timestamp first_use_time = 3;
    */
   firstUseTime?: Timestamp | undefined;
 
   /**
+   * The latest use; unset when never used.
+   *
    * @generated from field: google.protobuf.Timestamp last_use_time = 4;
    */
   lastUseTime?: Timestamp | undefined;
@@ -1574,26 +1939,31 @@ export const GrantUseSchema: GenMessage<GrantUse> = /*@__PURE__*/
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 55);
 
 /**
+ * Asks for a certificate. A bad field is a field violation of one
+ * INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST).
+ *
  * @generated from message paved.secrets_broker.v1.IssueCertificateRequest
  */
 export type IssueCertificateRequest = Message<"paved.secrets_broker.v1.IssueCertificateRequest"> & {
   /**
    * A PKCS#10 request (PEM) signed by the key the certificate is for. Its
-   * names are ignored: the certificate names only the SPIFFE id.
+   * names are ignored: the certificate names only the SPIFFE id. Required;
+   * one that does not parse or verify is INVALID_ARGUMENT (INVALID_CSR).
    *
    * @generated from field: string csr_pem = 1;
    */
   csrPem: string;
 
   /**
-   * `spiffe://paved/<env>/<workload>`; the caller's own when empty.
+   * `spiffe://paved/<env>/<workload>` (lowercase names); the caller's own
+   * when empty, which must then be a SPIFFE id.
    *
    * @generated from field: string spiffe_id = 2;
    */
   spiffeId: string;
 
   /**
-   * Default 1 h, at most 24 h.
+   * Default 1 h, at most 24 h; never past the caller's token's expiry.
    *
    * @generated from field: google.protobuf.Duration ttl = 3;
    */
@@ -1608,20 +1978,28 @@ export const IssueCertificateRequestSchema: GenMessage<IssueCertificateRequest> 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 56);
 
 /**
+ * The certificate issued.
+ *
  * @generated from message paved.secrets_broker.v1.IssueCertificateResponse
  */
 export type IssueCertificateResponse = Message<"paved.secrets_broker.v1.IssueCertificateResponse"> & {
   /**
+   * The certificate, PEM.
+   *
    * @generated from field: string certificate_pem = 1;
    */
   certificatePem: string;
 
   /**
+   * The SPIFFE id it names.
+   *
    * @generated from field: string spiffe_id = 2;
    */
   spiffeId: string;
 
   /**
+   * When it expires.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
@@ -1649,11 +2027,14 @@ export const IssueCertificateResponseSchema: GenMessage<IssueCertificateResponse
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 57);
 
 /**
+ * Asks to renew the client certificate presented. A bad field is
+ * INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST).
+ *
  * @generated from message paved.secrets_broker.v1.RenewCertificateRequest
  */
 export type RenewCertificateRequest = Message<"paved.secrets_broker.v1.RenewCertificateRequest"> & {
   /**
-   * A PKCS#10 request (PEM) signed by the new key.
+   * A PKCS#10 request (PEM) signed by the new key; required.
    *
    * @generated from field: string csr_pem = 1;
    */
@@ -1675,30 +2056,42 @@ export const RenewCertificateRequestSchema: GenMessage<RenewCertificateRequest> 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 58);
 
 /**
+ * The renewed certificate.
+ *
  * @generated from message paved.secrets_broker.v1.RenewCertificateResponse
  */
 export type RenewCertificateResponse = Message<"paved.secrets_broker.v1.RenewCertificateResponse"> & {
   /**
+   * The certificate, PEM.
+   *
    * @generated from field: string certificate_pem = 1;
    */
   certificatePem: string;
 
   /**
+   * The SPIFFE id it names (the same as before).
+   *
    * @generated from field: string spiffe_id = 2;
    */
   spiffeId: string;
 
   /**
+   * When it expires.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
 
   /**
+   * The CA that signed it.
+   *
    * @generated from field: string authority_id = 4;
    */
   authorityId: string;
 
   /**
+   * What to trust for the peers' certificates (as GetTrustBundle).
+   *
    * @generated from field: string trust_bundle_pem = 5;
    */
   trustBundlePem: string;
@@ -1712,6 +2105,8 @@ export const RenewCertificateResponseSchema: GenMessage<RenewCertificateResponse
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 59);
 
 /**
+ * Asks for a token for the client certificate presented (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.ExchangeCertificateRequest
  */
 export type ExchangeCertificateRequest = Message<"paved.secrets_broker.v1.ExchangeCertificateRequest"> & {
@@ -1725,15 +2120,21 @@ export const ExchangeCertificateRequestSchema: GenMessage<ExchangeCertificateReq
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 60);
 
 /**
+ * The token issued for the certificate.
+ *
  * @generated from message paved.secrets_broker.v1.ExchangeCertificateResponse
  */
 export type ExchangeCertificateResponse = Message<"paved.secrets_broker.v1.ExchangeCertificateResponse"> & {
   /**
+   * The token, `pvt1.…`.
+   *
    * @generated from field: string token = 1;
    */
   token: string;
 
   /**
+   * Its record.
+   *
    * @generated from field: paved.secrets_broker.v1.TokenInfo info = 2;
    */
   info?: TokenInfo | undefined;
@@ -1747,6 +2148,8 @@ export const ExchangeCertificateResponseSchema: GenMessage<ExchangeCertificateRe
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 61);
 
 /**
+ * Asks for the trust bundle (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.GetTrustBundleRequest
  */
 export type GetTrustBundleRequest = Message<"paved.secrets_broker.v1.GetTrustBundleRequest"> & {
@@ -1760,6 +2163,8 @@ export const GetTrustBundleRequestSchema: GenMessage<GetTrustBundleRequest> = /*
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 62);
 
 /**
+ * What to trust.
+ *
  * @generated from message paved.secrets_broker.v1.GetTrustBundleResponse
  */
 export type GetTrustBundleResponse = Message<"paved.secrets_broker.v1.GetTrustBundleResponse"> & {
@@ -1771,6 +2176,8 @@ export type GetTrustBundleResponse = Message<"paved.secrets_broker.v1.GetTrustBu
   trustBundlePem: string;
 
   /**
+   * The CAs in the bundle.
+   *
    * @generated from field: repeated paved.secrets_broker.v1.CertificateAuthority authorities = 2;
    */
   authorities: CertificateAuthority[];
@@ -1784,20 +2191,28 @@ export const GetTrustBundleResponseSchema: GenMessage<GetTrustBundleResponse> = 
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 63);
 
 /**
+ * One certificate authority of the broker.
+ *
  * @generated from message paved.secrets_broker.v1.CertificateAuthority
  */
 export type CertificateAuthority = Message<"paved.secrets_broker.v1.CertificateAuthority"> & {
   /**
+   * The CA's id, as certificates name it (authority_id).
+   *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 2;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When its own certificate expires.
+   *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
@@ -1819,6 +2234,8 @@ export const CertificateAuthoritySchema: GenMessage<CertificateAuthority> = /*@_
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 64);
 
 /**
+ * Asks for a new CA (no fields).
+ *
  * @generated from message paved.secrets_broker.v1.RotateCertificateAuthorityRequest
  */
 export type RotateCertificateAuthorityRequest = Message<"paved.secrets_broker.v1.RotateCertificateAuthorityRequest"> & {
@@ -1832,10 +2249,14 @@ export const RotateCertificateAuthorityRequestSchema: GenMessage<RotateCertifica
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 65);
 
 /**
+ * The new CA.
+ *
  * @generated from message paved.secrets_broker.v1.RotateCertificateAuthorityResponse
  */
 export type RotateCertificateAuthorityResponse = Message<"paved.secrets_broker.v1.RotateCertificateAuthorityResponse"> & {
   /**
+   * The CA that signs from now on.
+   *
    * @generated from field: paved.secrets_broker.v1.CertificateAuthority authority = 1;
    */
   authority?: CertificateAuthority | undefined;
@@ -1849,10 +2270,46 @@ export const RotateCertificateAuthorityResponseSchema: GenMessage<RotateCertific
   messageDesc(file_paved_secrets_broker_v1_secrets_broker, 66);
 
 /**
+ * Tokens, signing keys, identities and bootstrap tokens, secrets, database
+ * leases, policies and certificates. Durations are whole seconds: a set
+ * duration field below 1 s, or above its maximum, is INVALID_ARGUMENT.
+ *
+ * Authentication: send a token this broker issued as the gRPC metadata
+ * `authorization: Bearer <token>`. Methods whose Scope line reads a
+ * `read:`/`write:` scope need a token for audience `paved` or
+ * `secrets-broker`; those reading "a valid token" take any audience at the
+ * auth layer, and their handlers that check a finer scope then want
+ * `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+ * whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
+ * public, ExchangeBootstrapToken's credential is the bootstrap token in the
+ * request, and RenewCertificate and ExchangeCertificate take the client
+ * certificate presented over mTLS. On a server speaking mTLS (production
+ * mode), a token whose subject is a platform service
+ * (`spiffe://paved/platform/<service>`) is accepted only over mTLS with that
+ * service's client certificate, except by IssueCertificate.
+ *
+ * Errors: canonical gRPC codes, each with a `google.rpc.ErrorInfo` detail of
+ * domain `paved.dev` whose `reason` is a stable UPPER_SNAKE string to branch
+ * on; INVALID_ARGUMENT also carries `google.rpc.BadRequest` field
+ * violations. INTERNAL and UNAVAILABLE never carry the cause: when one comes
+ * from a failure inside the server, ErrorInfo metadata `error_id` (also in
+ * the message) names the server's log entry that holds it; no error ever
+ * carries a secret, a token or a password. Any call that needs a token may
+ * be refused with UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID,
+ * TOKEN_EXPIRED, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE, TOKEN_NOT_YET_VALID,
+ * PEER_CERTIFICATE_REQUIRED) or PERMISSION_DENIED (MISSING_SCOPE, the scope
+ * in ErrorInfo metadata `scope`), each recorded as an AccessDenied event, or
+ * with UNAVAILABLE (KEYS_NOT_LOADED) while the server starts: retry.
+ *
  * @generated from service paved.secrets_broker.v1.SecretsBrokerService
  */
 export const SecretsBrokerService: GenService<{
   /**
+   * Workload identities, one per workload the provisioner registered, by
+   * SPIFFE id.
+   * Scope: `read:secrets-broker`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+   *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListIdentities
    */
   listIdentities: {
@@ -1863,6 +2320,8 @@ export const SecretsBrokerService: GenService<{
   /**
    * The public keys tokens are verified with and the revoked tokens not yet
    * expired. Open (no token needed): every service polls it.
+   * Scope: nothing.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.GetKeySet
    */
@@ -1873,7 +2332,11 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Issues a token. Its scopes must be within the caller's own: a token can
-   * only hand on what it has.
+   * only hand on what it has; it never outlives the caller's token's
+   * `renewable_until`, and a token for another audience than the caller's
+   * own needs a caller for audience `paved`.
+   * Scope: `write:secrets-broker`; the handler also needs each scope asked for within the caller's own; `issue:subjects` for another subject.
+   * Errors: INVALID_ARGUMENT (INVALID_TOKEN_REQUEST), PERMISSION_DENIED (SCOPE_NOT_HELD, AUDIENCE_NOT_HELD, MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_NOT_RENEWABLE), UNAUTHENTICATED (TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueToken
    */
@@ -1885,6 +2348,8 @@ export const SecretsBrokerService: GenService<{
   /**
    * A new token for the caller's own token (same id and scopes), expiring
    * later, but never after the token's `renewable_until`.
+   * Scope: a valid token; the handler also needs to be the token it renews (a token renews only itself).
+   * Errors: INVALID_ARGUMENT (INVALID_TTL), NOT_FOUND (TOKEN_NOT_FOUND), FAILED_PRECONDITION (TOKEN_REVOKED, TOKEN_NOT_RENEWABLE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RenewToken
    */
@@ -1894,7 +2359,11 @@ export const SecretsBrokerService: GenService<{
     output: typeof RenewTokenResponseSchema;
   },
   /**
-   * Revokes one token by id, or every token of a subject.
+   * Revokes one token by id, or every token of a subject, and with each
+   * every live token issued from it, at any depth. Verifiers learn of it
+   * from the key set within about a second.
+   * Scope: a valid token; the handler also needs the caller's own tokens, or `revoke:tokens`.
+   * Errors: INVALID_ARGUMENT (INVALID_REVOKE_REQUEST), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (TOKEN_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RevokeToken
    */
@@ -1906,7 +2375,10 @@ export const SecretsBrokerService: GenService<{
   /**
    * Whether a token is valid now, and what it grants (RFC 7662-style
    * introspection): for clients that cannot verify tokens themselves.
-   * Any valid token may ask.
+   * Any valid token may ask. An invalid token is an answer (active false),
+   * not an error.
+   * Scope: a valid token.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IntrospectToken
    */
@@ -1916,7 +2388,9 @@ export const SecretsBrokerService: GenService<{
     output: typeof IntrospectTokenResponseSchema;
   },
   /**
-   * Lists tokens (never their values).
+   * Lists tokens (never their values), newest issued first.
+   * Scope: `read:secrets-broker`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListTokens
    */
@@ -1926,8 +2400,11 @@ export const SecretsBrokerService: GenService<{
     output: typeof ListTokensResponseSchema;
   },
   /**
-   * Starts signing with a new key; the previous one stays in the key set
-   * until the last token it signed has expired.
+   * Publishes a new signing key, which signs from 3 s later; the previous
+   * one stays in the key set until the last token it signed has expired.
+   * The broker also rotates by itself a key older than 24 h.
+   * Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+   * Errors: PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RotateSigningKey
    */
@@ -1939,7 +2416,10 @@ export const SecretsBrokerService: GenService<{
   /**
    * A single-use bootstrap token for one revision of a workload, bound to
    * its environment, workload, revision and artifact digest (the
-   * provisioner asks for one per revision; needs `bootstrap:issue:<env>/<workload>`).
+   * provisioner asks for one per revision). The workload's policy is
+   * compiled from the request in the same transaction.
+   * Scope: `write:secrets-broker`; the handler also needs `bootstrap:issue:<env>/<workload>`.
+   * Errors: INVALID_ARGUMENT (INVALID_BOOTSTRAP_REQUEST), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueBootstrapToken
    */
@@ -1950,10 +2430,13 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Exchanges a bootstrap token for the workload's identity: a token for
-   * `spiffe://paved/<env>/<workload>` whose scopes are compiled from the
-   * secrets its spec declares, nothing else. Open: the bootstrap token is
-   * the credential. A second use is refused, raised as an event, and
-   * revokes what the first use was given.
+   * `spiffe://paved/<env>/<workload>` (audience `secrets-broker`, 15 min,
+   * renewable for 24 h) whose scopes are compiled from the secrets,
+   * databases and certificate its spec declares, nothing else. Open: the bootstrap token is the credential. A
+   * second use is refused, raised as an event, and revokes what the first
+   * use was given.
+   * Scope: nothing.
+   * Errors: UNAUTHENTICATED (BOOTSTRAP_UNKNOWN, BOOTSTRAP_EXPIRED, BOOTSTRAP_REPLAYED), FAILED_PRECONDITION (TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ExchangeBootstrapToken
    */
@@ -1964,7 +2447,10 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Writes a new version of a secret: a value, or one the broker generates
-   * (and rotates every `rotate_every`). Needs `secrets:write:<path>`.
+   * (and rotates every `rotate_every`). The version it replaces stays
+   * readable for an hour.
+   * Scope: a valid token; the handler also needs `secrets:write:<path>`.
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.PutSecret
    */
@@ -1975,8 +2461,11 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * A secret's value, the latest version or one named (a previous version
-   * stays readable for the overlap window after it is replaced). Needs
-   * `secrets:read:<path>`.
+   * stays readable for the overlap window, an hour, after it is replaced).
+   * Every read is recorded as a `secret.read` event before the value is
+   * returned.
+   * Scope: a valid token; the handler also needs `secrets:read:<path>`.
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.GetSecret
    */
@@ -1986,8 +2475,9 @@ export const SecretsBrokerService: GenService<{
     output: typeof GetSecretResponseSchema;
   },
   /**
-   * Secrets under a prefix, their latest versions: never values. Needs
-   * `secrets:read:<prefix>*`.
+   * Secrets under a prefix, their latest versions, by path: never values.
+   * Scope: a valid token; the handler also needs `secrets:read:<prefix>*`.
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListSecrets
    */
@@ -1998,7 +2488,12 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * The current value, then each new version as it is written or rotated,
-   * so a workload takes a rotated value without a restart.
+   * so a workload takes a rotated value without a restart. A secret that
+   * does not exist yet is sent once written. Each value sent is recorded as
+   * a `secret.read` event. The stream ends with UNAUTHENTICATED
+   * (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked.
+   * Scope: a valid token; the handler also needs `secrets:read:<path>`.
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.WatchSecret
    */
@@ -2009,7 +2504,11 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Re-seals every key sealed under the previous root key with the
-   * current one (after a root key rotation). Needs `rotate:keys`.
+   * current one (after a root key rotation): signing and CA keys, secrets'
+   * data keys, database connection URLs. DATA_LOSS (KEYS_DO_NOT_OPEN) when
+   * some data keys do not open; the rest are re-sealed.
+   * Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+   * Errors: PERMISSION_DENIED (MISSING_SCOPE), DATA_LOSS (KEYS_DO_NOT_OPEN, SEALED_VALUE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RewrapKeys
    */
@@ -2019,10 +2518,13 @@ export const SecretsBrokerService: GenService<{
     output: typeof RewrapKeysResponseSchema;
   },
   /**
-   * Registers a PostgreSQL database for dynamic credentials: an admin
-   * connection URL (sealed under the root key, never returned) and a
-   * pre-created NOLOGIN group role holding the grants. Needs
-   * `write:secrets-broker`.
+   * Registers (or replaces) a PostgreSQL database for dynamic credentials:
+   * an admin connection URL (sealed under the root key, never returned) and
+   * a pre-created NOLOGIN group role holding the grants. The URL must
+   * connect, its user must be able to create roles, and the group role must
+   * exist without LOGIN (FAILED_PRECONDITION DATABASE_INVALID otherwise).
+   * Scope: `write:secrets-broker`.
+   * Errors: INVALID_ARGUMENT (INVALID_DATABASE), FAILED_PRECONDITION (DATABASE_INVALID), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ConfigureDatabase
    */
@@ -2032,7 +2534,9 @@ export const SecretsBrokerService: GenService<{
     output: typeof ConfigureDatabaseResponseSchema;
   },
   /**
-   * Databases configured (never their connection URLs).
+   * Databases configured, by name (never their connection URLs).
+   * Scope: `read:secrets-broker`.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListDatabases
    */
@@ -2044,7 +2548,10 @@ export const SecretsBrokerService: GenService<{
   /**
    * A login of its own on a configured database, under a lease: a role
    * created `LOGIN … VALID UNTIL` as a member of the group role, dropped
-   * when the lease expires or is revoked. Needs `database:creds:<name>`.
+   * when the lease expires or is revoked (also when the caller's token is
+   * revoked).
+   * Scope: a valid token; the handler also needs `database:creds:<name>`.
+   * Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueDatabaseCredentials
    */
@@ -2055,7 +2562,8 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Extends a lease (and its role's VALID UNTIL), never past its maximum.
-   * The lease's holder, or `leases:manage`.
+   * Scope: a valid token; the handler also needs the lease's holder, or `leases:manage`.
+   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RenewLease
    */
@@ -2067,9 +2575,10 @@ export const SecretsBrokerService: GenService<{
   /**
    * Revokes a lease, or every lease under a prefix (`database/<name>/`):
    * the role loses LOGIN, its sessions are terminated, it is dropped and
-   * checked gone. A revocation that fails is retried with backoff and
-   * reported. The lease's holder, or `leases:manage` (a prefix always
-   * needs it).
+   * checked gone. A revocation that fails is retried with backoff (1 s
+   * doubling to 5 min) and reported.
+   * Scope: a valid token; the handler also needs the lease's holder, or `leases:manage` (a prefix: `leases:manage`).
+   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RevokeLease
    */
@@ -2080,6 +2589,8 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Leases under a prefix, newest first.
+   * Scope: `read:secrets-broker`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListLeases
    */
@@ -2092,6 +2603,8 @@ export const SecretsBrokerService: GenService<{
    * The policy compiled for a workload from its spec (at the last
    * bootstrap token issued for it), each grant with its uses. NOT_FOUND
    * for a workload never given a bootstrap token.
+   * Scope: `read:secrets-broker`.
+   * Errors: NOT_FOUND (POLICY_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.GetWorkloadPolicy
    */
@@ -2101,8 +2614,10 @@ export const SecretsBrokerService: GenService<{
     output: typeof GetWorkloadPolicyResponseSchema;
   },
   /**
-   * Every compiled policy (of one environment, if given): the report of
-   * grants never used.
+   * Every compiled policy (of one environment, if given), by environment
+   * then workload: the report of grants never used.
+   * Scope: `read:secrets-broker`.
+   * Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListWorkloadPolicies
    */
@@ -2116,9 +2631,12 @@ export const SecretsBrokerService: GenService<{
    * caller's own subject when not named); needs
    * `certs:issue:<env>/<workload>` for it, also for one's own: subjects of
    * tokens are chosen by whoever issues them. The private key stays with
-   * the caller, which sends a CSR. Default 1 h, at most 24 h. A platform
-   * identity's own token naming `certs:enrol:platform/<service>` (never
-   * through a wildcard) enrols it for good (see RenewCertificate).
+   * the caller, which sends a CSR. Default 1 h, at most 24 h, and never
+   * past the caller's token's expiry. A platform identity's own token
+   * naming `certs:enrol:platform/<service>` (never through a wildcard)
+   * enrols it for good (see RenewCertificate).
+   * Scope: a valid token; the handler also needs `certs:issue:<env>/<workload>` (`certs:enrol:platform/<service>` for a platform service).
+   * Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueCertificate
    */
@@ -2138,6 +2656,8 @@ export const SecretsBrokerService: GenService<{
    * `renewable_until`, and a day at most. Each certificate renews once:
    * the same request again (same key) gets the same certificate back,
    * another is refused (CERTIFICATE_REPLACED): its key was copied.
+   * Scope: nothing; the handler also needs the client certificate, over mTLS.
+   * Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (PEER_CERTIFICATE_REQUIRED, CERTIFICATE_NOT_ENROLLED, CERTIFICATE_REPLACED, ENROLMENT_REVOKED, ENROLMENT_EXPIRED), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RenewCertificate
    */
@@ -2155,6 +2675,8 @@ export const SecretsBrokerService: GenService<{
    * renewable (exchange again) and is issued from the enrolling token, so
    * revoking that token or the identity revokes it within seconds, as any
    * token. What a platform service's own calls present.
+   * Scope: nothing; the handler also needs a platform service's client certificate, over mTLS.
+   * Errors: UNAUTHENTICATED (PEER_CERTIFICATE_REQUIRED, CERTIFICATE_NOT_ENROLLED, CERTIFICATE_REPLACED, ENROLMENT_REVOKED), PERMISSION_DENIED (CERTIFICATE_NOT_A_LOGIN), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ExchangeCertificate
    */
@@ -2166,6 +2688,8 @@ export const SecretsBrokerService: GenService<{
   /**
    * The CA certificates to trust: the current one and, during a rotation's
    * overlap, the ones before. Open, like the key set.
+   * Scope: nothing.
+   * Errors: UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.GetTrustBundle
    */
@@ -2176,7 +2700,9 @@ export const SecretsBrokerService: GenService<{
   },
   /**
    * Starts a new CA: the one before signs no more and stays in the bundle
-   * until the last certificate it signed has expired. Needs `rotate:keys`.
+   * until the last certificate it signed has expired.
+   * Scope: `write:secrets-broker`; the handler also needs `rotate:keys`.
+   * Errors: PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RotateCertificateAuthority
    */
