@@ -11,10 +11,12 @@ use crate::{
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{ApplyWorkloadRequest, Revision, Rollout, provisioner_service_client::ProvisionerServiceClient};
+use paved_telemetry::propagation::Lineage;
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
 };
+use tracing::Instrument;
 
 #[derive(clap::Args)]
 pub struct DeployArgs {
@@ -77,7 +79,23 @@ pub async fn deploy(
     progress: impl FnMut(&str),
 ) -> anyhow::Result<Deployed> {
     let (rendered, file) = render(dir, environment)?;
-    apply(channel, environment, rendered.text, &file.display().to_string(), &rendered.spec.name, follow, progress).await
+    let span = deploy_span(environment, &rendered.spec);
+    let file = file.display().to_string();
+    apply(channel, environment, rendered.text, &file, &rendered.spec.name, follow, progress).instrument(span).await
+}
+
+/// The root span of a deploy's trace, carrying what it deploys to every
+/// service its calls reach; the revision is added once the apply names it.
+fn deploy_span(environment: &str, spec: &paved_spec::WorkloadSpec) -> tracing::Span {
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("paved deploy", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+    let lineage = Lineage {
+        workload: format!("{environment}/{}", spec.name),
+        artifact_digest: spec.artifact_digest().unwrap_or_default().to_string(),
+        ..Lineage::default()
+    };
+    lineage.carry(&span);
+    span
 }
 
 /// Applies a spec's text (`spec_path` where it was read from, or empty),
@@ -121,7 +139,13 @@ pub async fn apply(
         return Ok(deployed);
     }
     let id = deployed.rollout.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-    let ended = rollouts::follow(channel, &id, progress).await?;
+    // Following it carries the revision too.
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!("follow rollout", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+    let lineage = Lineage { revision: deployed.revision.id.clone(), ..Lineage::default() };
+    lineage.record(&tracing::Span::current());
+    lineage.carry(&span);
+    let ended = rollouts::follow(channel, &id, progress).instrument(span).await?;
     let state = rollouts::state(&ended);
     deployed.rollout = Some(ended.clone());
     if state != paved_proto::provisioner::v1::RolloutState::Promoted {

@@ -102,6 +102,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, a command's calls are traced and
+    // its trace continues in every service they reach (`paved up` sets up
+    // its own telemetry). Flushed when dropped, after the command.
+    let _traces = match &cli.command {
+        Command::Up(_) => None,
+        _ => Some(paved_telemetry::init_traces("paved-cli")?),
+    };
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Init(args) => init::run(args),

@@ -26,3 +26,4 @@ mod sdk;
 mod secrets;
 mod services;
 mod stream_contract;
+mod traces;

@@ -25,6 +25,11 @@ pub(crate) struct Up {
 /// `paved up` in `dir` on a free port, start number `n`. Its logs go to
 /// `dir/up-<n>.log`, its standard output to `dir/up-<n>.out`.
 pub(crate) fn up(dir: &std::path::Path, n: u32) -> Up {
+    up_with(dir, n, &[])
+}
+
+/// [`up`] with these environment variables too.
+pub(crate) fn up_with(dir: &std::path::Path, n: u32, env: &[(&str, &str)]) -> Up {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
     let mut child = Command::new(bin_dir().join("paved"))
@@ -33,6 +38,7 @@ pub(crate) fn up(dir: &std::path::Path, n: u32) -> Up {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "debug")
         .env("PAVED_CONFIG_DIR", dir.join("cli"))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

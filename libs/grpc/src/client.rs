@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 use tonic::{
-    metadata::{AsciiMetadataValue, MetadataValue},
+    metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
     transport::Channel,
 };
@@ -62,6 +62,15 @@ impl Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = self.value.read().unwrap_or_else(|e| e.into_inner()).clone() {
             request.metadata_mut().insert("authorization", value);
+        }
+        // The caller's trace (and the lineage it carries) goes on with the
+        // call: `traceparent` and `baggage`.
+        let mut headers = http::HeaderMap::new();
+        paved_telemetry::propagation::inject_current(&mut headers);
+        for (name, value) in &headers {
+            if let (Ok(key), Ok(value)) = (name.as_str().parse::<AsciiMetadataKey>(), AsciiMetadataValue::try_from(value.as_bytes())) {
+                request.metadata_mut().insert(key, value);
+            }
         }
         Ok(request)
     }

@@ -77,7 +77,20 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (service, method) = split_path(req.uri().path());
-        let span = tracing::info_span!("grpc.request", otel.kind = "server", rpc.system = "grpc", rpc.service = %service, rpc.method = %method, rpc.grpc.status_code = tracing::field::Empty);
+        // The lineage fields come from the caller's baggage, or from the
+        // handler once it knows them (see `paved_telemetry::propagation::Lineage`).
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!(
+            "grpc.request",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = empty,
+            paved.workload = empty,
+            paved.revision = empty,
+            paved.artifact_digest = empty
+        );
         paved_telemetry::propagation::set_parent_from(&span, req.headers());
         // The clone that was made ready is the one that must be called.
         let clone = self.inner.clone();

@@ -30,6 +30,7 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Start-up attempts before a revision is declared failed.
 const START_ATTEMPTS: u32 = 3;
@@ -133,7 +134,12 @@ impl LocalRuntime {
         }
         let cancel = CancellationToken::new();
         let id = launch.revision_id.clone();
-        let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()));
+        // The supervisor's calls (a bootstrap token for each instance it
+        // starts) join the trace that started the revision.
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!(parent: None, "run revision", revision.id = %id, paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+        paved_telemetry::propagation::continue_trace(&span);
+        let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()).instrument(span));
         running.insert(id, (cancel, task));
     }
 
@@ -188,7 +194,7 @@ impl LocalRuntime {
         let instances = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..replicas {
-            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, tx.clone(), instances.clone()));
+            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, tx.clone(), instances.clone()).in_current_span());
         }
         drop(tx);
         let mut states: Vec<Instance> = vec![Instance::starting(); replicas];

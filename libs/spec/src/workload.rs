@@ -58,6 +58,15 @@ impl WorkloadSpec {
         self.analysis.clone().unwrap_or_else(|| Analysis::defaults(&self.rollout))
     }
 
+    /// The artifact the spec runs by digest (`sha256:…`), if it names one
+    /// (rather than a command, or an artifact by path).
+    pub fn artifact_digest(&self) -> Option<&str> {
+        match &self.run {
+            Run::Artifact(d) if d.starts_with("sha256:") => Some(d),
+            _ => None,
+        }
+    }
+
     /// `sha256:<hex>` of the spec's canonical JSON form: the same spec gives
     /// the same digest whatever its YAML formatting.
     pub fn digest(&self) -> String {

@@ -6,8 +6,8 @@
 //! services share one process and one `/metrics`, and their series are told
 //! apart by labels.
 
-use opentelemetry::{propagation::TextMapCompositePropagator, trace::TracerProvider as _};
-use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use std::sync::{LazyLock, Mutex};
 use tokio::net::TcpListener;
@@ -52,17 +52,9 @@ impl Drop for Guard {
 /// Installs the global subscriber. Filter from `RUST_LOG` (default `info`).
 /// Call once per process, before anything logs.
 pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Guard> {
-    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![Box::new(TraceContextPropagator::new())]));
+    propagation::install();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,tower=warn"));
-
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
-            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
-            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
-        }
-        _ => None,
-    };
+    let provider = exporter(service)?;
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string())));
 
     let registry = tracing_subscriber::registry().with(filter).with(otel);
@@ -75,6 +67,32 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Guard> {
         }
     }
     Ok(Guard { provider })
+}
+
+/// Only trace export, for a command-line program whose output is its own
+/// (no log lines): spans go to the OTLP collector when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and nothing is installed otherwise.
+pub fn init_traces(service: &str) -> anyhow::Result<Guard> {
+    propagation::install();
+    let provider = exporter(service)?;
+    if let Some(p) = &provider {
+        let otel = tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_string()));
+        tracing_subscriber::registry().with(EnvFilter::new("info")).with(otel).try_init()?;
+    }
+    Ok(Guard { provider })
+}
+
+/// The OTLP/gRPC exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the
+/// SDK reads the rest of `OTEL_*`, `OTEL_BSP_SCHEDULE_DELAY` included).
+fn exporter(service: &str) -> anyhow::Result<Option<SdkTracerProvider>> {
+    match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_string()).build();
+            Ok(Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build()))
+        }
+        _ => Ok(None),
+    }
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::with_prefix("paved")));

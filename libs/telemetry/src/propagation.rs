@@ -1,8 +1,79 @@
-//! W3C trace context in and out of gRPC metadata (HTTP headers), so one trace
-//! follows a request across services.
+//! W3C trace context and baggage in and out of gRPC metadata (HTTP headers),
+//! so one trace follows a request across services, and a rollout's lineage
+//! (workload, revision, artifact digest) with it.
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::{
+    KeyValue,
+    baggage::BaggageExt,
+    propagation::{Extractor, Injector},
+};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// What crosses process boundaries with a call: the W3C trace context, and
+/// W3C baggage (a deploy's [`Lineage`]).
+pub fn install() {
+    opentelemetry::global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+/// The lineage of what a span works on: the workload (`<environment>/<name>`),
+/// its revision and the artifact it runs (`sha256:…`, empty for a command).
+/// Carried as W3C baggage to every service a call reaches, and recorded on
+/// each span there as `paved.workload`, `paved.revision` and
+/// `paved.artifact_digest` (declared `Empty` by the span), so that a trace
+/// id leads from a commit's artifact to the running workload and back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    pub workload: String,
+    pub revision: String,
+    pub artifact_digest: String,
+}
+
+const KEYS: [&str; 3] = ["paved.workload", "paved.revision", "paved.artifact_digest"];
+
+impl Lineage {
+    fn values(&self) -> [&str; 3] {
+        [&self.workload, &self.revision, &self.artifact_digest]
+    }
+
+    /// Records what is known on `span` (its fields must be declared).
+    pub fn record(&self, span: &tracing::Span) {
+        for (key, value) in KEYS.into_iter().zip(self.values()).filter(|(_, v)| !v.is_empty()) {
+            span.record(key, value);
+        }
+    }
+
+    /// Makes `span` (not yet entered) a child of the current span whose
+    /// calls carry this lineage on (over what the current one carries), and
+    /// records it there.
+    pub fn carry(&self, span: &tracing::Span) {
+        let current = tracing::Span::current().context();
+        let mut lineage = Self::from_context(&current);
+        for (mine, theirs) in [
+            (&self.workload, &mut lineage.workload),
+            (&self.revision, &mut lineage.revision),
+            (&self.artifact_digest, &mut lineage.artifact_digest),
+        ] {
+            if !mine.is_empty() {
+                theirs.clone_from(mine);
+            }
+        }
+        let pairs = KEYS.into_iter().zip(lineage.values()).filter(|(_, v)| !v.is_empty()).map(|(k, v)| KeyValue::new(k, v.to_string()));
+        let cx = current.with_baggage(pairs.collect::<Vec<_>>());
+        // Fails only when the span is disabled; then there is nothing to carry.
+        let _ = span.set_parent(cx);
+        lineage.record(span);
+    }
+
+    fn from_context(cx: &opentelemetry::Context) -> Self {
+        let baggage = cx.baggage();
+        let get = |key: &str| baggage.get(key).map(|v| v.as_str().to_string()).unwrap_or_default();
+        Self { workload: get(KEYS[0]), revision: get(KEYS[1]), artifact_digest: get(KEYS[2]) }
+    }
+}
 
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -25,14 +96,27 @@ impl Injector for HeadersMut<'_> {
     }
 }
 
-/// Makes the trace context carried by `headers` (if any) the parent of `span`.
-pub fn set_parent_from(span: &tracing::Span, headers: &http::HeaderMap) {
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+/// Makes `span` (made with `parent: None`) continue the current span's trace
+/// and lineage without holding the current span open: for work that
+/// outlives it (a revision's supervisor outlives the rollout that started
+/// it, and a span ends only once its children have).
+pub fn continue_trace(span: &tracing::Span) {
+    let cx = tracing::Span::current().context();
+    Lineage::from_context(&cx).record(span);
     // Fails only when the span is disabled; then there is nothing to link.
     let _ = span.set_parent(cx);
 }
 
-/// Writes the current span's trace context into `headers`.
+/// Makes the trace context carried by `headers` (if any) the parent of
+/// `span`, and records the lineage its baggage carries on it.
+pub fn set_parent_from(span: &tracing::Span, headers: &http::HeaderMap) {
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    Lineage::from_context(&cx).record(span);
+    // Fails only when the span is disabled; then there is nothing to link.
+    let _ = span.set_parent(cx);
+}
+
+/// Writes the current span's trace context (and baggage) into `headers`.
 pub fn inject_current(headers: &mut http::HeaderMap) {
     let cx = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeadersMut(headers)));
@@ -69,5 +153,30 @@ mod tests {
             assert!(!out.contains("00f067aa0ba902b7"), "a span of our own: {out}");
         });
         assert_eq!(current_traceparent(), "", "outside a trace there is nothing to send");
+    }
+
+    /// A lineage carried by a span goes out as baggage with every call made
+    /// under it, merged over what its parent carried, and comes back whole.
+    #[test]
+    fn lineage_travels_as_baggage() {
+        install();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let empty = tracing::field::Empty;
+            let outer = tracing::info_span!("deploy", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+            Lineage { workload: "dev/shop".into(), ..Lineage::default() }.carry(&outer);
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("rollout", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+            let digest = format!("sha256:{}", "ab".repeat(32));
+            Lineage { revision: "r-1".into(), artifact_digest: digest.clone(), ..Lineage::default() }.carry(&inner);
+            let _inner = inner.enter();
+            let mut headers = http::HeaderMap::new();
+            inject_current(&mut headers);
+            assert!(headers.contains_key("traceparent") && headers.contains_key("baggage"), "{headers:?}");
+            let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(&headers)));
+            let want = Lineage { workload: "dev/shop".into(), revision: "r-1".into(), artifact_digest: digest };
+            assert_eq!(Lineage::from_context(&cx), want);
+        });
     }
 }

@@ -13,8 +13,10 @@ use crate::{
     store,
 };
 use paved_spec::{SpecError, WorkloadSpec};
+use paved_telemetry::propagation::Lineage;
 use sea_orm::{DbErr, TransactionTrait};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A spec as a request submits it: its text and the file it was read from,
 /// parsed once, at the edge (the API checks the caller may deploy the
@@ -241,6 +243,17 @@ impl Applier {
             break (workload, revision, rollout, superseded);
         };
         self.records.committed(&workload.id());
+        // The call's span, and the rollout's (which the calls it makes carry
+        // on to the broker and the analyzer), name what they deploy.
+        let lineage = Lineage {
+            workload: format!("{environment}/{}", spec.name),
+            revision: revision.id.clone(),
+            artifact_digest: spec.artifact_digest().unwrap_or_default().to_string(),
+        };
+        lineage.record(&tracing::Span::current());
+        let empty = tracing::field::Empty;
+        let span = tracing::info_span!("rollout", rollout.id = %rollout.id, paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+        lineage.carry(&span);
 
         // Committed: the rest runs in a task of its own, so a client that
         // disconnects now cannot leave the rollout recorded but never driven.
@@ -261,6 +274,7 @@ impl Applier {
                 // The spec as parsed here: the driver need not parse it again.
                 driver.drive(rollout_id, &workload.id(), Some(spec));
             }
+            .instrument(span)
         });
         if let Err(e) = started.await {
             tracing::error!(error = %e, "starting a rollout panicked");

@@ -75,12 +75,12 @@ impl Gate {
 
     /// [`Gate::decide`], with what the decision saw.
     pub(crate) async fn judge(&self, environment: &str, spec: &paved_spec::WorkloadSpec, yaml: &str) -> Result<Judged, GateError> {
-        let (artifact, seen) = match &spec.run {
-            paved_spec::Run::Artifact(digest) if digest.starts_with("sha256:") => {
+        let (artifact, seen) = match spec.artifact_digest() {
+            Some(digest) => {
                 let (input, seen) = self.artifacts.policy_input(&self.db, digest).await?;
                 (input, Some(seen))
             }
-            _ => (serde_json::Value::Null, None),
+            None => (serde_json::Value::Null, None),
         };
         let cost = self.cost(environment, yaml).await;
         let input = serde_json::json!({ "environment": environment, "workload": spec, "artifact": artifact, "cost": cost.input() });

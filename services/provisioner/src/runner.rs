@@ -91,13 +91,9 @@ impl Runner {
         let extra_env = if environment == PLATFORM_ENVIRONMENT { self.platform_env.clone() } else { Default::default() };
         // An artifact named by digest runs from the store.
         let mut spec = spec;
-        let artifact_digest = match &spec.run {
-            paved_spec::Run::Artifact(d) if d.starts_with("sha256:") => d.clone(),
-            _ => String::new(),
-        };
-        if let paved_spec::Run::Artifact(digest) = &spec.run
-            && digest.starts_with("sha256:")
-            && let Ok(path) = self.artifacts.path(digest)
+        let artifact_digest = spec.artifact_digest().unwrap_or_default().to_string();
+        if !artifact_digest.is_empty()
+            && let Ok(path) = self.artifacts.path(&artifact_digest)
         {
             spec.run = paved_spec::Run::Artifact(path.display().to_string());
         }

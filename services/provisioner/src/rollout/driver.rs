@@ -31,6 +31,7 @@ use std::{
     time::Duration,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub(crate) type Analyzer =
     paved_proto::canary_analyzer::v1::canary_analyzer_service_client::CanaryAnalyzerServiceClient<paved_grpc::client::AuthChannel>;
@@ -99,11 +100,16 @@ impl Driver {
         // other workloads must not wake every driver (a thousand rollouts
         // would each reread their state a thousand times).
         let changes = self.records.subscribe(workload_id);
-        tokio::spawn(async move {
-            this.drive_loop(&id, changes, spec).await;
-            lock(&this.drivers).remove(&id);
-            lock(&this.analysed).remove(&id);
-        });
+        // In the caller's span: an apply's rollout span, so that the calls
+        // the driver makes join the deploy's trace.
+        tokio::spawn(
+            async move {
+                this.drive_loop(&id, changes, spec).await;
+                lock(&this.drivers).remove(&id);
+                lock(&this.analysed).remove(&id);
+            }
+            .in_current_span(),
+        );
     }
 
     /// Whether the rollout has a driver in this process.
