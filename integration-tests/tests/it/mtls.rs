@@ -218,6 +218,14 @@ async fn services_speak_mtls_with_broker_issued_spiffe_certificates() {
     let (provisioner, first_ca) = identity(&as_root, &platform_id("provisioner"), &bundle).await;
     let mut with_cert = AuditServiceClient::new(authed(over_tls(&provisioner, audit, &platform_id("audit")), &provisioner_token));
     with_cert.list_entries(list.clone()).await.expect("the provisioner's token with its certificate");
+    // Audit's certificate's expiry is on /metrics (the process-wide
+    // registry), for the alert that fires when renewals keep failing.
+    let series = format!("paved_certificate_expiry_timestamp_seconds{{identity=\"{}\"}} ", platform_id("audit"));
+    let exposed = paved_telemetry::encode_metrics();
+    let expiry: i64 =
+        exposed.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok()).expect("audit's certificate expiry exposed");
+    let now = chrono::Utc::now().timestamp();
+    assert!(expiry > now && expiry <= now + 3600 + 60, "expires at {expiry}, now {now}");
     // Someone else's certificate does not carry the provisioner's token.
     let (audit_cert, _) = identity(&as_root, &platform_id("audit"), &bundle).await;
     let mut wrong = AuditServiceClient::new(authed(over_tls(&audit_cert, audit, &platform_id("audit")), &provisioner_token));

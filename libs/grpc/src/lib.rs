@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod client;
+mod expiry;
 pub mod health;
 pub mod observe;
 pub mod status;

@@ -332,6 +332,7 @@ impl Tls {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
         let certified = CertifiedKey::from_der(chain, key, &self.inner.provider)?;
         *self.inner.certified.write().unwrap_or_else(|e| e.into_inner()) = Some((Arc::new(certified), expire_ms));
+        crate::expiry::certificate_held(self.spiffe_id(), expire_ms);
         Ok(())
     }
 

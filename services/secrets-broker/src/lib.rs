@@ -51,6 +51,7 @@ pub mod ca;
 mod clock;
 pub mod database;
 pub mod event;
+mod expiry;
 pub mod identities;
 pub mod keys;
 pub mod leases;

@@ -102,6 +102,7 @@ impl Ca {
             self.rotate_at("paved", now).await?;
             return Box::pin(self.signer()).await;
         };
+        crate::expiry::authority(ca.create_time_ms + ms(LIFETIME));
         if now - ca.create_time_ms >= ms(ROTATE_AFTER) && !store::pending(&self.db, now).await? {
             self.rotate_at("paved", now + ms(PUBLISH_AHEAD)).await?;
         }
@@ -238,6 +239,10 @@ impl Ca {
         for (der, authority) in store::bundle(&self.db, now, now - ms(MAX_TTL) - ms(BACKDATE)).await? {
             pem.push_str(&paved_grpc::tls::pem("CERTIFICATE", &der));
             authorities.push(authority);
+        }
+        // Newest first; one published ahead does not sign yet.
+        if let Some(current) = authorities.iter().find(|a| a.create_time_ms <= now) {
+            crate::expiry::authority(current.expire_time_ms);
         }
         Ok(TrustBundle { pem, authorities })
     }

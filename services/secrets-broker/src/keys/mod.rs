@@ -97,6 +97,7 @@ impl SigningKeys {
         };
         let issuer = match current {
             Some((issuer, created)) => {
+                crate::expiry::signing_key(created, now);
                 if now - created >= ms(ROTATE_AFTER) && !pending {
                     self.rotate_at("paved", now + ms(PUBLISH_AHEAD)).await?;
                 }
