@@ -139,7 +139,9 @@ mod tests {
     /// send on (gRPC metadata, event envelopes) continues that trace.
     #[test]
     fn trace_context_round_trips() {
-        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        // The one propagator the process installs: tests run in parallel
+        // and share the global.
+        install();
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
