@@ -14,6 +14,7 @@ mod compose;
 mod cost;
 mod error_edge;
 mod judging;
+mod kustomize;
 mod leases;
 mod mtls;
 mod outbox;
