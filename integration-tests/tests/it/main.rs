@@ -21,6 +21,7 @@ mod outbox;
 mod platform;
 mod power;
 mod prometheus;
+mod readme;
 mod rollouts;
 mod scopes;
 mod sdk;
