@@ -10,8 +10,8 @@ use crate::{
 };
 use paved_grpc::client::AuthChannel;
 use paved_proto::secrets_broker::v1::{
-    GetSecretRequest, GetWorkloadPolicyRequest, ListSecretsRequest, ListWorkloadPoliciesRequest, PutSecretRequest, RewrapKeysRequest,
-    RewrapKeysResponse, Secret, SecretVersion, WatchSecretRequest, WorkloadPolicy,
+    DeleteSecretRequest, GetSecretRequest, GetWorkloadPolicyRequest, ListSecretsRequest, ListWorkloadPoliciesRequest, PutSecretRequest,
+    RewrapKeysRequest, RewrapKeysResponse, Secret, SecretVersion, WatchSecretRequest, WorkloadPolicy,
     secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use std::{fmt::Write as _, process::ExitCode, time::Duration};
@@ -38,6 +38,12 @@ enum SecretsCommand {
         /// How often a generated value is rotated (default 24h).
         #[arg(long, value_parser = parse_ttl)]
         rotate_every: Option<Duration>,
+    },
+    /// Delete a secret: every version, at once (reads then answer not found).
+    Delete {
+        path: String,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Print a value (the latest, or --version N).
     Get {
@@ -101,6 +107,15 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
             };
             let written = put(channel, request).await?;
             println!("{} version {}", written.path, written.version);
+        }
+        SecretsCommand::Delete { path, output } => {
+            let request = DeleteSecretRequest { path };
+            let deleted = client(channel).delete_secret(request).await.map_err(failed)?.into_inner();
+            crate::output::print(
+                output,
+                || format!("deleted {} ({} version(s))\n", deleted.path, deleted.versions),
+                || serde_json::json!({ "path": deleted.path, "versions": deleted.versions }),
+            )?;
         }
         SecretsCommand::Get { path, version } => print(&get(channel, &path, version).await?),
         SecretsCommand::List { prefix, output } => {

@@ -197,14 +197,34 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     })
     .await;
 
-    // Reads, writes and denials are events, values never.
+    // Deleted: every version at once, only with the write scope; the
+    // rotation stops with it, and reads find nothing.
+    let out = cli(&shop, &["secrets", "delete", "dev/shop/api-key"], None).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("secrets:write:dev/shop/api-key"), "{}", text(&out.stderr));
+    let out = cli(&root, &["secrets", "delete", "dev/shop/api-key", "--output", "json"], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deleted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("delete json");
+    assert_eq!(deleted["path"], "dev/shop/api-key");
+    assert!(deleted["versions"].as_u64().is_some_and(|n| n >= 2), "the rotated version and the one it replaced: {deleted}");
+    for _ in 0..2 {
+        let out = cli(&root, &["secrets", "get", "dev/shop/api-key"], None).await;
+        assert!(!out.status.success() && text(&out.stderr).contains("no secret dev/shop/api-key"), "{}", text(&out.stderr));
+        // Past its rotation period: nothing brings it back.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    let out = cli(&root, &["secrets", "list", "dev/"], None).await;
+    assert!(!text(&out.stdout).contains("api-key"), "{}", text(&out.stdout));
+    let out = cli(&root, &["secrets", "delete", "dev/shop/api-key"], None).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("no secret dev/shop/api-key"), "{}", text(&out.stderr));
+
+    // Reads, writes, deletions and denials are events, values never.
     let audit = AuditServiceClient::new(authed(channel.clone(), &root));
     let entries = eventually("secret events in the audit log", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {
             let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
             let kinds: Vec<String> = entries.entries.iter().map(|e| e.r#type.clone()).collect();
-            ["secret.written", "secret.read", "secret.denied", "secret.rotated"]
+            ["secret.written", "secret.read", "secret.denied", "secret.rotated", "secret.deleted"]
                 .iter()
                 .all(|k| kinds.iter().any(|t| t.ends_with(k)))
                 .then_some(entries)

@@ -95,6 +95,7 @@ pub const TOKEN_ONLY_METHODS: &[&str] = &[
     // Checked per path by the handlers (`secrets:read:<path>`,
     // `secrets:write:<path>`): a workload's token holds only its own paths.
     "/paved.secrets_broker.v1.SecretsBrokerService/PutSecret",
+    "/paved.secrets_broker.v1.SecretsBrokerService/DeleteSecret",
     "/paved.secrets_broker.v1.SecretsBrokerService/GetSecret",
     "/paved.secrets_broker.v1.SecretsBrokerService/ListSecrets",
     "/paved.secrets_broker.v1.SecretsBrokerService/WatchSecret",
@@ -115,6 +116,7 @@ pub const HANDLER_SCOPES: &[(&str, &str)] = &[
     ("RevokeToken", "the caller's own tokens, or `revoke:tokens`"),
     ("IssueBootstrapToken", "`bootstrap:issue:<env>/<workload>`"),
     ("PutSecret", "`secrets:write:<path>`"),
+    ("DeleteSecret", "`secrets:write:<path>`"),
     ("GetSecret", "`secrets:read:<path>`"),
     ("WatchSecret", "`secrets:read:<path>`"),
     ("ListSecrets", "`secrets:read:<prefix>*`"),

@@ -27,17 +27,17 @@ use crate::leases::Leases;
 use crate::recorder::Recorder;
 use crate::secrets::Secrets;
 use paved_proto::secrets_broker::v1::{
-    ConfigureDatabaseRequest, ConfigureDatabaseResponse, ExchangeBootstrapTokenRequest, ExchangeBootstrapTokenResponse,
-    ExchangeCertificateRequest, ExchangeCertificateResponse, GetKeySetRequest, GetKeySetResponse, GetSecretRequest, GetSecretResponse,
-    GetTrustBundleRequest, GetTrustBundleResponse, GetWorkloadPolicyRequest, GetWorkloadPolicyResponse, IntrospectTokenRequest,
-    IntrospectTokenResponse, IssueBootstrapTokenRequest, IssueBootstrapTokenResponse, IssueCertificateRequest, IssueCertificateResponse,
-    IssueDatabaseCredentialsRequest, IssueDatabaseCredentialsResponse, IssueTokenRequest, IssueTokenResponse, ListDatabasesRequest,
-    ListDatabasesResponse, ListIdentitiesRequest, ListIdentitiesResponse, ListLeasesRequest, ListLeasesResponse, ListSecretsRequest,
-    ListSecretsResponse, ListTokensRequest, ListTokensResponse, ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse,
-    PutSecretRequest, PutSecretResponse, RenewCertificateRequest, RenewCertificateResponse, RenewLeaseRequest, RenewLeaseResponse,
-    RenewTokenRequest, RenewTokenResponse, RevokeLeaseRequest, RevokeLeaseResponse, RevokeTokenRequest, RevokeTokenResponse,
-    RewrapKeysRequest, RewrapKeysResponse, RotateCertificateAuthorityRequest, RotateCertificateAuthorityResponse, RotateSigningKeyRequest,
-    RotateSigningKeyResponse, WatchSecretRequest,
+    ConfigureDatabaseRequest, ConfigureDatabaseResponse, DeleteSecretRequest, DeleteSecretResponse, ExchangeBootstrapTokenRequest,
+    ExchangeBootstrapTokenResponse, ExchangeCertificateRequest, ExchangeCertificateResponse, GetKeySetRequest, GetKeySetResponse,
+    GetSecretRequest, GetSecretResponse, GetTrustBundleRequest, GetTrustBundleResponse, GetWorkloadPolicyRequest,
+    GetWorkloadPolicyResponse, IntrospectTokenRequest, IntrospectTokenResponse, IssueBootstrapTokenRequest, IssueBootstrapTokenResponse,
+    IssueCertificateRequest, IssueCertificateResponse, IssueDatabaseCredentialsRequest, IssueDatabaseCredentialsResponse,
+    IssueTokenRequest, IssueTokenResponse, ListDatabasesRequest, ListDatabasesResponse, ListIdentitiesRequest, ListIdentitiesResponse,
+    ListLeasesRequest, ListLeasesResponse, ListSecretsRequest, ListSecretsResponse, ListTokensRequest, ListTokensResponse,
+    ListWorkloadPoliciesRequest, ListWorkloadPoliciesResponse, PutSecretRequest, PutSecretResponse, RenewCertificateRequest,
+    RenewCertificateResponse, RenewLeaseRequest, RenewLeaseResponse, RenewTokenRequest, RenewTokenResponse, RevokeLeaseRequest,
+    RevokeLeaseResponse, RevokeTokenRequest, RevokeTokenResponse, RewrapKeysRequest, RewrapKeysResponse, RotateCertificateAuthorityRequest,
+    RotateCertificateAuthorityResponse, RotateSigningKeyRequest, RotateSigningKeyResponse, WatchSecretRequest,
     secrets_broker_service_server::{SecretsBrokerService, SecretsBrokerServiceServer},
 };
 use sea_orm::DatabaseConnection;
@@ -126,6 +126,10 @@ impl SecretsBrokerService for Api {
 
     async fn put_secret(&self, request: Request<PutSecretRequest>) -> Result<Response<PutSecretResponse>, Status> {
         self.secrets.put(request).await
+    }
+
+    async fn delete_secret(&self, request: Request<DeleteSecretRequest>) -> Result<Response<DeleteSecretResponse>, Status> {
+        self.secrets.delete(request).await
     }
 
     async fn get_secret(&self, request: Request<GetSecretRequest>) -> Result<Response<GetSecretResponse>, Status> {

@@ -9,8 +9,8 @@ use crate::recorder::Recorder;
 use crate::secrets::{self, SecretError, Secrets, Value, Version};
 use paved_grpc::{auth, status};
 use paved_proto::secrets_broker::v1::{
-    GetSecretRequest, GetSecretResponse, ListSecretsRequest, ListSecretsResponse, PutSecretRequest, PutSecretResponse, Secret,
-    SecretVersion, WatchSecretRequest, WatchSecretResponse,
+    DeleteSecretRequest, DeleteSecretResponse, GetSecretRequest, GetSecretResponse, ListSecretsRequest, ListSecretsResponse,
+    PutSecretRequest, PutSecretResponse, Secret, SecretVersion, WatchSecretRequest, WatchSecretResponse,
 };
 use paved_proto::timestamp_from_millis;
 use paved_token::Claims;
@@ -77,6 +77,17 @@ impl SecretsApi {
         };
         let version = self.secrets.put(&caller.sub, &req.path, value).await?;
         Ok(Response::new(PutSecretResponse { version: Some(version.into()) }))
+    }
+
+    pub(super) async fn delete(&self, request: Request<DeleteSecretRequest>) -> Result<Response<DeleteSecretResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        if !secrets::valid_path(&req.path) {
+            return Err(invalid_path("path"));
+        }
+        self.may(&caller, "write", &req.path).await?;
+        let versions = self.secrets.delete(&caller.sub, &req.path).await?;
+        Ok(Response::new(DeleteSecretResponse { path: req.path, versions }))
     }
 
     pub(super) async fn get(&self, request: Request<GetSecretRequest>) -> Result<Response<GetSecretResponse>, Status> {

@@ -127,6 +127,22 @@ impl Secrets {
         Ok(Some(Version::new(path, version, now, generated > 0, rotate_every.map(ms), None)))
     }
 
+    /// Deletes every version of `path` (and so its rotation); how many
+    /// there were. Watchers are woken and find it gone.
+    pub async fn delete(&self, actor: &str, path: &str) -> Result<u32, SecretError> {
+        let txn = self.db.begin().await?;
+        let deleted = store::delete_all(&txn, path).await?;
+        if deleted == 0 {
+            return Err(SecretError::NotFound(path.to_string()));
+        }
+        event::record(&txn, Act::new("secret.deleted", actor, path, &[], "")).await?;
+        txn.commit().await?;
+        self.written.send_modify(|n| *n += 1);
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        self.relay.wake();
+        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+    }
+
     /// The stored version of `path` at `version` (0: the latest, from the
     /// cache when fresh).
     async fn sealed(&self, path: &str, version: u32) -> Result<Arc<store::Sealed>, SecretError> {

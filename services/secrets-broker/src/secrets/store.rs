@@ -215,6 +215,12 @@ pub async fn delete(txn: &DatabaseTransaction, path: &str, version: i64) -> Resu
     txn.execute(&delete).await.map(drop)
 }
 
+/// Deletes every version of `path`; how many there were.
+pub async fn delete_all(txn: &DatabaseTransaction, path: &str) -> Result<u64, DbErr> {
+    let delete = Query::delete().from_table(SecretVersions::Table).and_where(Expr::col(SecretVersions::Path).eq(path)).to_owned();
+    Ok(txn.execute(&delete).await?.rows_affected())
+}
+
 /// Re-seals data keys sealed under an older root key: how many, and the
 /// names (`<path>#<version>`) of those that do not open.
 pub async fn rewrap(db: &DatabaseConnection, keys: &Keyring) -> Result<(usize, Vec<(String, SealError)>), DbErr> {

@@ -328,6 +328,20 @@ class PutSecretResponse(_message.Message):
     version: SecretVersion
     def __init__(self, version: _Optional[_Union[SecretVersion, _Mapping]] = ...) -> None: ...
 
+class DeleteSecretRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class DeleteSecretResponse(_message.Message):
+    __slots__ = ("path", "versions")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    versions: int
+    def __init__(self, path: _Optional[str] = ..., versions: _Optional[int] = ...) -> None: ...
+
 class GetSecretResponse(_message.Message):
     __slots__ = ("secret",)
     SECRET_FIELD_NUMBER: _ClassVar[int]

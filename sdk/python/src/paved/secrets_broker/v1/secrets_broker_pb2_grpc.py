@@ -119,6 +119,11 @@ class SecretsBrokerServiceStub:
                 request_serializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretRequest.SerializeToString,
                 response_deserializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretResponse.FromString,
                 _registered_method=True)
+        self.DeleteSecret = channel.unary_unary(
+                '/paved.secrets_broker.v1.SecretsBrokerService/DeleteSecret',
+                request_serializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretRequest.SerializeToString,
+                response_deserializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretResponse.FromString,
+                _registered_method=True)
         self.GetSecret = channel.unary_unary(
                 '/paved.secrets_broker.v1.SecretsBrokerService/GetSecret',
                 request_serializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.GetSecretRequest.SerializeToString,
@@ -356,6 +361,18 @@ class SecretsBrokerServiceServicer:
         readable for an hour.
         Scope: a valid token; the handler also needs `secrets:write:<path>`.
         Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecret(self, request, context):
+        """Deletes a secret: every version of it, at once (no overlap window), and
+        its rotation if the broker generates it. Reads and watches of the path
+        answer NOT_FOUND from then on; a secret written there again starts at
+        version 1. Recorded as a `secret.deleted` event.
+        Scope: a valid token; the handler also needs `secrets:write:<path>`.
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -619,6 +636,11 @@ def add_SecretsBrokerServiceServicer_to_server(servicer, server):
                     servicer.PutSecret,
                     request_deserializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretRequest.FromString,
                     response_serializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretResponse.SerializeToString,
+            ),
+            'DeleteSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecret,
+                    request_deserializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretRequest.FromString,
+                    response_serializer=paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretResponse.SerializeToString,
             ),
             'GetSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSecret,
@@ -1033,6 +1055,33 @@ class SecretsBrokerService:
             '/paved.secrets_broker.v1.SecretsBrokerService/PutSecret',
             paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretRequest.SerializeToString,
             paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.PutSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paved.secrets_broker.v1.SecretsBrokerService/DeleteSecret',
+            paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretRequest.SerializeToString,
+            paved_dot_secrets__broker_dot_v1_dot_secrets__broker__pb2.DeleteSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,
