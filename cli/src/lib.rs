@@ -43,6 +43,7 @@ pub mod client;
 pub mod cost;
 pub mod credentials;
 pub mod db;
+pub mod delete;
 pub mod deploy;
 pub mod init;
 pub mod leases;

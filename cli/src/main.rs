@@ -4,8 +4,8 @@
 
 use clap::{CommandFactory, Parser, Subcommand};
 use paved::{
-    artifacts, audit, ca, canary, cost, db, deploy, init, leases, login, plan, policy, power, preview, render, rollback, rollouts, secrets,
-    shell, status, tokens, traffic, up,
+    artifacts, audit, ca, canary, cost, db, delete, deploy, init, leases, login, plan, policy, power, preview, render, rollback, rollouts,
+    secrets, shell, status, tokens, traffic, up,
 };
 use std::process::ExitCode;
 
@@ -69,6 +69,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Return all of a workload's traffic to its last known-good revision.
     Rollback(rollback::RollbackArgs),
+    /// Delete a workload: its rollouts end, its processes stop, its proxy
+    /// closes and its records go.
+    Delete(delete::DeleteArgs),
     /// Requests per revision through a workload's proxy.
     Traffic(traffic::TrafficArgs),
     /// Put a workload to sleep: its processes stop, its proxy wakes it on a request.
@@ -129,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Canary(args) => canary::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
+        Command::Delete(args) => delete::run(args).await,
         Command::Traffic(args) => traffic::run(args).await,
         Command::Sleep(args) => power::sleep(args).await,
         Command::Wake(args) => power::wake(args).await,

@@ -12,6 +12,7 @@ mod canary;
 mod cli;
 mod compose;
 mod cost;
+mod delete;
 mod error_edge;
 mod judging;
 mod kustomize;

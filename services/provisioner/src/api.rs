@@ -13,15 +13,16 @@ use crate::{
 use paved_grpc::{auth, status};
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
-    AttachAttestationResponse, Attestation, ClosePreviewRequest, ClosePreviewResponse, GetArtifactRequest, GetArtifactResponse,
-    GetRevisionRequest, GetRevisionResponse, GetRolloutRequest, GetRolloutResponse, GetTrafficMetricsRequest, GetTrafficMetricsResponse,
-    GetWorkloadRequest, GetWorkloadResponse, InstanceUsage, LatencyBucket, ListInstanceUsageRequest, ListInstanceUsageResponse,
-    ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest, ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse,
-    ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest, OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse,
-    PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, PowerReason, Preview, PromoteRolloutRequest, PromoteRolloutResponse,
-    PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest, ResumeRolloutResponse, RevisionState, RevisionTraffic,
-    RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout, SleepWorkloadRequest, SleepWorkloadResponse, SpecFieldChange,
-    WakeWorkloadRequest, WakeWorkloadResponse, WatchRolloutRequest, WatchRolloutResponse, Workload,
+    AttachAttestationResponse, Attestation, ClosePreviewRequest, ClosePreviewResponse, DeleteWorkloadRequest, DeleteWorkloadResponse,
+    GetArtifactRequest, GetArtifactResponse, GetRevisionRequest, GetRevisionResponse, GetRolloutRequest, GetRolloutResponse,
+    GetTrafficMetricsRequest, GetTrafficMetricsResponse, GetWorkloadRequest, GetWorkloadResponse, InstanceUsage, LatencyBucket,
+    ListInstanceUsageRequest, ListInstanceUsageResponse, ListPreviewsRequest, ListPreviewsResponse, ListRevisionsRequest,
+    ListRevisionsResponse, ListRolloutsRequest, ListRolloutsResponse, ListWorkloadsRequest, ListWorkloadsResponse, OpenPreviewRequest,
+    OpenPreviewResponse, PauseRolloutRequest, PauseRolloutResponse, PlanAction, PlanWorkloadRequest, PlanWorkloadResponse, PowerReason,
+    Preview, PromoteRolloutRequest, PromoteRolloutResponse, PushArtifactRequest, PushArtifactResponse, ResumeRolloutRequest,
+    ResumeRolloutResponse, RevisionState, RevisionTraffic, RollbackWorkloadRequest, RollbackWorkloadResponse, Rollout,
+    SleepWorkloadRequest, SleepWorkloadResponse, SpecFieldChange, WakeWorkloadRequest, WakeWorkloadResponse, WatchRolloutRequest,
+    WatchRolloutResponse, Workload,
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
@@ -449,6 +450,26 @@ impl ProvisionerService for Api {
         let revision_id = self.provisioner.rollback(&req.environment, &req.workload).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
         Ok(Response::new(RollbackWorkloadResponse { workload: view.map(to_proto), revision_id }))
+    }
+
+    async fn delete_workload(&self, request: Request<DeleteWorkloadRequest>) -> Result<Response<DeleteWorkloadResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let req = request.into_inner();
+        required("environment", &req.environment)?;
+        required("workload", &req.workload)?;
+        caller.grants(&deploy_scope(&req.environment, &req.workload))?;
+        if req.environment == paved_grpc::tls::PLATFORM_ENVIRONMENT {
+            let why = format!("{} in {} is one of the platform's own services", req.workload, req.environment);
+            return Err(status::failed_precondition("PLATFORM_WORKLOAD", why));
+        }
+        // As it was, for the answer.
+        let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
+        match self.provisioner.delete_workload(&req.environment, &req.workload).await.map_err(database)? {
+            Some((_, revisions)) => Ok(Response::new(DeleteWorkloadResponse { workload: view.map(to_proto), revisions })),
+            None => {
+                Err(status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.workload, req.environment)))
+            }
+        }
     }
 
     async fn sleep_workload(&self, request: Request<SleepWorkloadRequest>) -> Result<Response<SleepWorkloadResponse>, Status> {

@@ -6,10 +6,11 @@
 use crate::{
     apply::{Applied, Applier, ApplyError, Plan, Submitted, WorkloadView},
     artifacts,
-    model::Rollout,
+    model::{Rollout, Workload},
     power::{Ask, Power, PowerError},
     preview::{Preview, Previews},
     records::Records,
+    removal::Removal,
     rollout::{RolloutError, Rollouts},
     routing::{Routing, TrafficMetrics},
     runner::Runner,
@@ -28,6 +29,7 @@ pub struct Provisioner {
     pub(crate) applier: Arc<Applier>,
     pub(crate) rollouts: Arc<Rollouts>,
     pub(crate) previews: Arc<Previews>,
+    pub(crate) removal: Arc<Removal>,
     pub(crate) power: Arc<Power>,
     pub(crate) runner: Arc<Runner>,
 }
@@ -159,6 +161,12 @@ impl Provisioner {
     /// returns the revision that now takes it.
     pub async fn rollback(&self, environment: &str, name: &str) -> Result<String, RolloutError> {
         self.rollouts.rollback(environment, name).await
+    }
+
+    /// Deletes a workload (records, processes, proxy): the workload as it
+    /// was and how many revisions it had; None when there is none.
+    pub async fn delete_workload(&self, environment: &str, name: &str) -> Result<Option<(Workload, u32)>, DbErr> {
+        self.removal.delete(environment, name).await
     }
 
     /// Records (or extends) preview `pr` and applies the spec to `pr-<pr>`.

@@ -52,6 +52,7 @@ pub mod power;
 pub mod preview;
 mod reconcile;
 mod records;
+mod removal;
 mod reports;
 pub mod rollout;
 mod routing;
@@ -74,6 +75,7 @@ use policy::Gate;
 use preview::Previews;
 use reconcile::Reconciler;
 use records::Records;
+use removal::Removal;
 use reports::Reports;
 use rollout::{Driver, Rollouts, Transitions};
 use routing::Routing;
@@ -217,6 +219,7 @@ pub const HANDLER_SCOPES: &[(&str, &str)] = &[
     ("AbortRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
     ("PromoteRollout", "`deploy:<env>/<workload>` of the rollout's workload"),
     ("RollbackWorkload", "`deploy:<env>/<workload>`"),
+    ("DeleteWorkload", "`deploy:<env>/<workload>`"),
     ("SleepWorkload", "`deploy:<env>/<workload>`"),
     ("WakeWorkload", "`deploy:<env>/<workload>`"),
     ("OpenPreview", "`deploy:pr-<n>/<workload>`"),
@@ -300,8 +303,8 @@ impl Provisioner {
         ));
         let applier = Arc::new(Applier::new(records.clone(), routing.clone(), runner.clone(), gate.clone(), driver.clone()));
         let rollouts = Arc::new(Rollouts::new(records.clone(), routing.clone(), runner.clone(), transitions));
-        let previews =
-            Arc::new(Previews::new(records.clone(), applier.clone(), gate.clone(), routing.clone(), runner.clone(), driver.clone()));
+        let removal = Arc::new(Removal::new(records.clone(), routing.clone(), runner.clone(), driver.clone()));
+        let previews = Arc::new(Previews::new(records.clone(), applier.clone(), gate.clone(), removal.clone()));
         let power = power::Power::new(records.clone(), routing.clone(), runner.clone());
         let reconciler =
             Arc::new(Reconciler::new(records.clone(), routing.clone(), runner.clone(), driver, power.clone(), shutdown.clone()));
@@ -313,6 +316,7 @@ impl Provisioner {
             applier,
             rollouts,
             previews: previews.clone(),
+            removal,
             power,
             runner: runner.clone(),
         };

@@ -4,14 +4,11 @@
 
 use crate::{
     apply::{Applied, Applier, ApplyError, Submitted},
-    model::{self, now_ms},
+    model::now_ms,
     policy::Gate,
     records::Records,
-    rollout::Driver,
-    routing::Routing,
-    runner::Runner,
-    schema::{self, Revisions, Rollouts, Workloads},
-    store,
+    removal::{self, Removal},
+    schema, store,
 };
 use paved_proto::events::v1::envelope::Payload;
 use paved_proto::provisioner::v1 as pb;
@@ -49,21 +46,12 @@ pub(crate) struct Previews {
     records: Arc<Records>,
     applier: Arc<Applier>,
     gate: Arc<Gate>,
-    routing: Arc<Routing>,
-    runner: Arc<Runner>,
-    driver: Arc<Driver>,
+    removal: Arc<Removal>,
 }
 
 impl Previews {
-    pub(crate) fn new(
-        records: Arc<Records>,
-        applier: Arc<Applier>,
-        gate: Arc<Gate>,
-        routing: Arc<Routing>,
-        runner: Arc<Runner>,
-        driver: Arc<Driver>,
-    ) -> Self {
-        Self { records, applier, gate, routing, runner, driver }
+    pub(crate) fn new(records: Arc<Records>, applier: Arc<Applier>, gate: Arc<Gate>, removal: Arc<Removal>) -> Self {
+        Self { records, applier, gate, removal }
     }
 
     fn db(&self) -> &DatabaseConnection {
@@ -129,7 +117,7 @@ impl Previews {
 
     /// Destroys preview `pr`: its records go in one transaction (with the
     /// `preview.closed` event), then its rollouts' drivers end, its
-    /// processes stop and its proxies close. Returns the workloads destroyed;
+    /// processes stop and its proxies close (see [`removal`]). Returns the workloads destroyed;
     /// None when there was no such preview.
     pub(crate) async fn close(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
         let env = environment(pr);
@@ -149,24 +137,7 @@ impl Previews {
         if !known && workloads.is_empty() {
             return Ok(None);
         }
-        let ids: Vec<String> = workloads.iter().map(|w| w.id()).collect();
-        let rollouts: Vec<String> = {
-            let mut all = Vec::new();
-            for id in &ids {
-                all.extend(store::list_rollouts(&txn, id, 10_000, 0).await?.into_iter().map(|r| r.id));
-            }
-            all
-        };
-        let revisions: Vec<String> =
-            store::active_revisions(&txn, None).await?.into_iter().filter(|r| ids.contains(&r.workload_id)).map(|r| r.id).collect();
-        txn.execute(&Query::delete().from_table(Rollouts::Table).and_where(Expr::col(Rollouts::WorkloadId).is_in(ids.clone())).to_owned())
-            .await?;
-        txn.execute(
-            &Query::delete().from_table(Revisions::Table).and_where(Expr::col(Revisions::WorkloadId).is_in(ids.clone())).to_owned(),
-        )
-        .await?;
-        txn.execute(&Query::delete().from_table(Workloads::Table).and_where(Expr::col(Workloads::Id).is_in(ids.clone())).to_owned())
-            .await?;
+        let doomed = removal::delete_records(&txn, &workloads).await?;
         txn.execute(
             &Query::delete()
                 .from_table(schema::Previews::Table)
@@ -183,22 +154,7 @@ impl Previews {
         });
         store::emit(&txn, "paved.provisioner.v1.preview.closed", &env, "", payload).await?;
         txn.commit().await?;
-        self.records.wake();
-        for w in &workloads {
-            self.records.changed(&w.id());
-        }
-        // A driver may be between reading its rollout and starting a
-        // process: wait (bounded) until each has seen its rollout is gone.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while rollouts.iter().any(|r| self.driver.is_driving(r)) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // With each revision, the baseline a rollout may run of it.
-        for revision in revisions.iter().flat_map(|r| [r.clone(), model::baseline_key(r)]) {
-            self.runner.stop(&revision).await;
-            self.routing.forget(&revision);
-        }
-        self.routing.close(&ids).await;
+        self.removal.stop(doomed).await;
         tracing::info!(environment = %env, workloads = ?names, %reason, "preview closed");
         Ok(Some(names))
     }

@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Envelope(_message.Message):
-    __slots__ = ("id", "source", "type", "subject", "time", "traceparent", "tracestate", "workload_registered", "revision_deployed", "revision_state_changed", "rollout_transitioned", "workload_rolled_back", "policy_decided", "preview_opened", "preview_closed", "workload_powered", "canary_judged", "broker_acted", "budget_crossed", "access_denied")
+    __slots__ = ("id", "source", "type", "subject", "time", "traceparent", "tracestate", "workload_registered", "revision_deployed", "revision_state_changed", "rollout_transitioned", "workload_rolled_back", "policy_decided", "preview_opened", "preview_closed", "workload_powered", "workload_deleted", "canary_judged", "broker_acted", "budget_crossed", "access_denied")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class Envelope(_message.Message):
     PREVIEW_OPENED_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_CLOSED_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_POWERED_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_DELETED_FIELD_NUMBER: _ClassVar[int]
     CANARY_JUDGED_FIELD_NUMBER: _ClassVar[int]
     BROKER_ACTED_FIELD_NUMBER: _ClassVar[int]
     BUDGET_CROSSED_FIELD_NUMBER: _ClassVar[int]
@@ -50,11 +51,12 @@ class Envelope(_message.Message):
     preview_opened: _events_pb2_1.PreviewOpened
     preview_closed: _events_pb2_1.PreviewClosed
     workload_powered: _events_pb2_1.WorkloadPowered
+    workload_deleted: _events_pb2_1.WorkloadDeleted
     canary_judged: _events_pb2.CanaryJudged
     broker_acted: _events_pb2_1_1.BrokerActed
     budget_crossed: _cost_scheduler_pb2.BudgetCrossed
     access_denied: AccessDenied
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., type: _Optional[str] = ..., subject: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ..., workload_registered: _Optional[_Union[_events_pb2_1.WorkloadRegistered, _Mapping]] = ..., revision_deployed: _Optional[_Union[_events_pb2_1.RevisionDeployed, _Mapping]] = ..., revision_state_changed: _Optional[_Union[_events_pb2_1.RevisionStateChanged, _Mapping]] = ..., rollout_transitioned: _Optional[_Union[_events_pb2_1.RolloutTransitioned, _Mapping]] = ..., workload_rolled_back: _Optional[_Union[_events_pb2_1.WorkloadRolledBack, _Mapping]] = ..., policy_decided: _Optional[_Union[_events_pb2_1.PolicyDecided, _Mapping]] = ..., preview_opened: _Optional[_Union[_events_pb2_1.PreviewOpened, _Mapping]] = ..., preview_closed: _Optional[_Union[_events_pb2_1.PreviewClosed, _Mapping]] = ..., workload_powered: _Optional[_Union[_events_pb2_1.WorkloadPowered, _Mapping]] = ..., canary_judged: _Optional[_Union[_events_pb2.CanaryJudged, _Mapping]] = ..., broker_acted: _Optional[_Union[_events_pb2_1_1.BrokerActed, _Mapping]] = ..., budget_crossed: _Optional[_Union[_cost_scheduler_pb2.BudgetCrossed, _Mapping]] = ..., access_denied: _Optional[_Union[AccessDenied, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., type: _Optional[str] = ..., subject: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ..., workload_registered: _Optional[_Union[_events_pb2_1.WorkloadRegistered, _Mapping]] = ..., revision_deployed: _Optional[_Union[_events_pb2_1.RevisionDeployed, _Mapping]] = ..., revision_state_changed: _Optional[_Union[_events_pb2_1.RevisionStateChanged, _Mapping]] = ..., rollout_transitioned: _Optional[_Union[_events_pb2_1.RolloutTransitioned, _Mapping]] = ..., workload_rolled_back: _Optional[_Union[_events_pb2_1.WorkloadRolledBack, _Mapping]] = ..., policy_decided: _Optional[_Union[_events_pb2_1.PolicyDecided, _Mapping]] = ..., preview_opened: _Optional[_Union[_events_pb2_1.PreviewOpened, _Mapping]] = ..., preview_closed: _Optional[_Union[_events_pb2_1.PreviewClosed, _Mapping]] = ..., workload_powered: _Optional[_Union[_events_pb2_1.WorkloadPowered, _Mapping]] = ..., workload_deleted: _Optional[_Union[_events_pb2_1.WorkloadDeleted, _Mapping]] = ..., canary_judged: _Optional[_Union[_events_pb2.CanaryJudged, _Mapping]] = ..., broker_acted: _Optional[_Union[_events_pb2_1_1.BrokerActed, _Mapping]] = ..., budget_crossed: _Optional[_Union[_cost_scheduler_pb2.BudgetCrossed, _Mapping]] = ..., access_denied: _Optional[_Union[AccessDenied, _Mapping]] = ...) -> None: ...
 
 class AccessDenied(_message.Message):
     __slots__ = ("service", "method", "subject", "reason", "message")

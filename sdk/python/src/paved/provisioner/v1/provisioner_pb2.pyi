@@ -382,6 +382,22 @@ class RollbackWorkloadRequest(_message.Message):
     workload: str
     def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ...) -> None: ...
 
+class DeleteWorkloadRequest(_message.Message):
+    __slots__ = ("environment", "workload")
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    environment: str
+    workload: str
+    def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkloadResponse(_message.Message):
+    __slots__ = ("workload", "revisions")
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    workload: Workload
+    revisions: int
+    def __init__(self, workload: _Optional[_Union[Workload, _Mapping]] = ..., revisions: _Optional[int] = ...) -> None: ...
+
 class RollbackWorkloadResponse(_message.Message):
     __slots__ = ("workload", "revision_id")
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]

@@ -139,6 +139,11 @@ class ProvisionerServiceStub:
                 request_serializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadRequest.SerializeToString,
                 response_deserializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadResponse.FromString,
                 _registered_method=True)
+        self.DeleteWorkload = channel.unary_unary(
+                '/paved.provisioner.v1.ProvisionerService/DeleteWorkload',
+                request_serializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadRequest.SerializeToString,
+                response_deserializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadResponse.FromString,
+                _registered_method=True)
         self.GetTrafficMetrics = channel.unary_unary(
                 '/paved.provisioner.v1.ProvisionerService/GetTrafficMetrics',
                 request_serializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.GetTrafficMetricsRequest.SerializeToString,
@@ -373,6 +378,19 @@ class ProvisionerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteWorkload(self, request, context):
+        """Deletes a workload: its rollouts end, its processes stop, its proxy
+        closes (its endpoint is given up) and its records go, with a
+        `workload.deleted` event. The platform's own services cannot be deleted
+        (FAILED_PRECONDITION). Deploying the name again starts a new workload at
+        revision 1.
+        Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), FAILED_PRECONDITION (PLATFORM_WORKLOAD), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTrafficMetrics(self, request, context):
         """Requests through the workload's proxy per revision since the platform
         started: counts by status class and latency histograms. Only for a
@@ -531,6 +549,11 @@ def add_ProvisionerServiceServicer_to_server(servicer, server):
                     servicer.RollbackWorkload,
                     request_deserializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadRequest.FromString,
                     response_serializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadResponse.SerializeToString,
+            ),
+            'DeleteWorkload': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkload,
+                    request_deserializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadRequest.FromString,
+                    response_serializer=paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadResponse.SerializeToString,
             ),
             'GetTrafficMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrafficMetrics,
@@ -1047,6 +1070,33 @@ class ProvisionerService:
             '/paved.provisioner.v1.ProvisionerService/RollbackWorkload',
             paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadRequest.SerializeToString,
             paved_dot_provisioner_dot_v1_dot_provisioner__pb2.RollbackWorkloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paved.provisioner.v1.ProvisionerService/DeleteWorkload',
+            paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadRequest.SerializeToString,
+            paved_dot_provisioner_dot_v1_dot_provisioner__pb2.DeleteWorkloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,7 +15,7 @@ import type { CanaryJudged } from "../../canary_analyzer/v1/events_pb.js";
 import { file_paved_canary_analyzer_v1_events } from "../../canary_analyzer/v1/events_pb.js";
 import type { BudgetCrossed } from "../../cost_scheduler/v1/cost_scheduler_pb.js";
 import { file_paved_cost_scheduler_v1_cost_scheduler } from "../../cost_scheduler/v1/cost_scheduler_pb.js";
-import type { PolicyDecided, PreviewClosed, PreviewOpened, RevisionDeployed, RevisionStateChanged, RolloutTransitioned, WorkloadPowered, WorkloadRegistered, WorkloadRolledBack } from "../../provisioner/v1/events_pb.js";
+import type { PolicyDecided, PreviewClosed, PreviewOpened, RevisionDeployed, RevisionStateChanged, RolloutTransitioned, WorkloadDeleted, WorkloadPowered, WorkloadRegistered, WorkloadRolledBack } from "../../provisioner/v1/events_pb.js";
 import { file_paved_provisioner_v1_events } from "../../provisioner/v1/events_pb.js";
 import type { BrokerActed } from "../../secrets_broker/v1/events_pb.js";
 import { file_paved_secrets_broker_v1_events } from "../../secrets_broker/v1/events_pb.js";
@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file paved/events/v1/events.proto.
  */
 export const file_paved_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChxwYXZlZC9ldmVudHMvdjEvZXZlbnRzLnByb3RvEg9wYXZlZC5ldmVudHMudjEijQgKCEVudmVsb3BlEgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB3N1YmplY3QYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLdHJhY2VwYXJlbnQYBiABKAkSEgoKdHJhY2VzdGF0ZRgHIAEoCRJHChN3b3JrbG9hZF9yZWdpc3RlcmVkGBQgASgLMigucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRSZWdpc3RlcmVkSAASQwoRcmV2aXNpb25fZGVwbG95ZWQYFSABKAsyJi5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvbkRlcGxveWVkSAASTAoWcmV2aXNpb25fc3RhdGVfY2hhbmdlZBgWIAEoCzIqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGVDaGFuZ2VkSAASSQoUcm9sbG91dF90cmFuc2l0aW9uZWQYFyABKAsyKS5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0VHJhbnNpdGlvbmVkSAASSAoUd29ya2xvYWRfcm9sbGVkX2JhY2sYGCABKAsyKC5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZFJvbGxlZEJhY2tIABI9Cg5wb2xpY3lfZGVjaWRlZBgZIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBvbGljeURlY2lkZWRIABI9Cg5wcmV2aWV3X29wZW5lZBgaIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdPcGVuZWRIABI9Cg5wcmV2aWV3X2Nsb3NlZBgbIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdDbG9zZWRIABJBChB3b3JrbG9hZF9wb3dlcmVkGBwgASgLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRQb3dlcmVkSAASPwoNY2FuYXJ5X2p1ZGdlZBgoIAEoCzImLnBhdmVkLmNhbmFyeV9hbmFseXplci52MS5DYW5hcnlKdWRnZWRIABI8Cgxicm9rZXJfYWN0ZWQYMiABKAsyJC5wYXZlZC5zZWNyZXRzX2Jyb2tlci52MS5Ccm9rZXJBY3RlZEgAEkAKDmJ1ZGdldF9jcm9zc2VkGEYgASgLMiYucGF2ZWQuY29zdF9zY2hlZHVsZXIudjEuQnVkZ2V0Q3Jvc3NlZEgAEjYKDWFjY2Vzc19kZW5pZWQYPCABKAsyHS5wYXZlZC5ldmVudHMudjEuQWNjZXNzRGVuaWVkSABCCQoHcGF5bG9hZCJhCgxBY2Nlc3NEZW5pZWQSDwoHc2VydmljZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSDwoHc3ViamVjdBgDIAEoCRIOCgZyZWFzb24YBCABKAkSDwoHbWVzc2FnZRgFIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_paved_canary_analyzer_v1_events, file_paved_cost_scheduler_v1_cost_scheduler, file_paved_provisioner_v1_events, file_paved_secrets_broker_v1_events]);
+  fileDesc("ChxwYXZlZC9ldmVudHMvdjEvZXZlbnRzLnByb3RvEg9wYXZlZC5ldmVudHMudjEi0AgKCEVudmVsb3BlEgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgR0eXBlGAMgASgJEg8KB3N1YmplY3QYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLdHJhY2VwYXJlbnQYBiABKAkSEgoKdHJhY2VzdGF0ZRgHIAEoCRJHChN3b3JrbG9hZF9yZWdpc3RlcmVkGBQgASgLMigucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRSZWdpc3RlcmVkSAASQwoRcmV2aXNpb25fZGVwbG95ZWQYFSABKAsyJi5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvbkRlcGxveWVkSAASTAoWcmV2aXNpb25fc3RhdGVfY2hhbmdlZBgWIAEoCzIqLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGVDaGFuZ2VkSAASSQoUcm9sbG91dF90cmFuc2l0aW9uZWQYFyABKAsyKS5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0VHJhbnNpdGlvbmVkSAASSAoUd29ya2xvYWRfcm9sbGVkX2JhY2sYGCABKAsyKC5wYXZlZC5wcm92aXNpb25lci52MS5Xb3JrbG9hZFJvbGxlZEJhY2tIABI9Cg5wb2xpY3lfZGVjaWRlZBgZIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBvbGljeURlY2lkZWRIABI9Cg5wcmV2aWV3X29wZW5lZBgaIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdPcGVuZWRIABI9Cg5wcmV2aWV3X2Nsb3NlZBgbIAEoCzIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlByZXZpZXdDbG9zZWRIABJBChB3b3JrbG9hZF9wb3dlcmVkGBwgASgLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuV29ya2xvYWRQb3dlcmVkSAASQQoQd29ya2xvYWRfZGVsZXRlZBgdIAEoCzIlLnBhdmVkLnByb3Zpc2lvbmVyLnYxLldvcmtsb2FkRGVsZXRlZEgAEj8KDWNhbmFyeV9qdWRnZWQYKCABKAsyJi5wYXZlZC5jYW5hcnlfYW5hbHl6ZXIudjEuQ2FuYXJ5SnVkZ2VkSAASPAoMYnJva2VyX2FjdGVkGDIgASgLMiQucGF2ZWQuc2VjcmV0c19icm9rZXIudjEuQnJva2VyQWN0ZWRIABJACg5idWRnZXRfY3Jvc3NlZBhGIAEoCzImLnBhdmVkLmNvc3Rfc2NoZWR1bGVyLnYxLkJ1ZGdldENyb3NzZWRIABI2Cg1hY2Nlc3NfZGVuaWVkGDwgASgLMh0ucGF2ZWQuZXZlbnRzLnYxLkFjY2Vzc0RlbmllZEgAQgkKB3BheWxvYWQiYQoMQWNjZXNzRGVuaWVkEg8KB3NlcnZpY2UYASABKAkSDgoGbWV0aG9kGAIgASgJEg8KB3N1YmplY3QYAyABKAkSDgoGcmVhc29uGAQgASgJEg8KB21lc3NhZ2UYBSABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_paved_canary_analyzer_v1_events, file_paved_cost_scheduler_v1_cost_scheduler, file_paved_provisioner_v1_events, file_paved_secrets_broker_v1_events]);
 
 /**
  * One event, as a producer publishes it on its stream
@@ -164,6 +164,14 @@ export type Envelope = Message<"paved.events.v1.Envelope"> & {
      */
     value: WorkloadPowered;
     case: "workloadPowered";
+  } | {
+    /**
+     * `paved.provisioner.v1.workload.deleted`.
+     *
+     * @generated from field: paved.provisioner.v1.WorkloadDeleted workload_deleted = 29;
+     */
+    value: WorkloadDeleted;
+    case: "workloadDeleted";
   } | {
     /**
      * `paved.canary_analyzer.v1.canary.judged` or `…canary.verdict`.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file paved/provisioner/v1/events.proto.
  */
 export const file_paved_provisioner_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiFwYXZlZC9wcm92aXNpb25lci92MS9ldmVudHMucHJvdG8SFHBhdmVkLnByb3Zpc2lvbmVyLnYxIjsKEldvcmtsb2FkUmVnaXN0ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCSJzChBSZXZpc2lvbkRlcGxveWVkEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhMKC3JldmlzaW9uX2lkGAMgASgJEg4KBm51bWJlchgEIAEoAxITCgtzcGVjX2RpZ2VzdBgFIAEoCSKEAgoUUmV2aXNpb25TdGF0ZUNoYW5nZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEwoLcmV2aXNpb25faWQYAyABKAkSNQoEZnJvbRgEIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGVCAhgBEi8KAnRvGAUgASgOMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb25TdGF0ZRIPCgdtZXNzYWdlGAYgASgJEjcKCmZyb21fc3RhdGUYByABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlIuwBChNSb2xsb3V0VHJhbnNpdGlvbmVkEhIKCnJvbGxvdXRfaWQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSMQoFc3RhZ2UYBSABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhZ2USMQoFc3RhdGUYBiABKA4yIi5wYXZlZC5wcm92aXNpb25lci52MS5Sb2xsb3V0U3RhdGUSDgoGd2VpZ2h0GAcgASgFEg8KB21lc3NhZ2UYCCABKAkifQoSV29ya2xvYWRSb2xsZWRCYWNrEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEhgKEGZyb21fcmV2aXNpb25faWQYAyABKAkSFgoOdG9fcmV2aXNpb25faWQYBCABKAkSDgoGcmVhc29uGAUgASgJIoACCg1Qb2xpY3lEZWNpZGVkEhIKCnJvbGxvdXRfaWQYASABKAkSEAoId29ya2xvYWQYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEwoLcmV2aXNpb25faWQYBCABKAkSFQoNYnVuZGxlX2RpZ2VzdBgFIAEoCRIPCgdhbGxvd2VkGAYgASgIEg8KB2RlbmlhbHMYByADKAkSEAoId2FybmluZ3MYCCADKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAkgASgJEjsKDGF0dGVzdGF0aW9ucxgKIAMoCzIlLnBhdmVkLnByb3Zpc2lvbmVyLnYxLkF0dGVzdGF0aW9uU2VlbiJZCg9BdHRlc3RhdGlvblNlZW4SDAoEa2luZBgBIAEoCRIOCgZzaWduZXIYAiABKAkSEAoIdmVyaWZpZWQYAyABKAgSFgoOcGF5bG9hZF9kaWdlc3QYBCABKAkiSAoNUHJldmlld09wZW5lZBITCgtlbnZpcm9ubWVudBgBIAEoCRIKCgJwchgCIAEoBRIWCg5leHBpcmVfdGltZV9tcxgDIAEoAyJTCg1QcmV2aWV3Q2xvc2VkEhMKC2Vudmlyb25tZW50GAEgASgJEgoKAnByGAIgASgFEhEKCXdvcmtsb2FkcxgDIAMoCRIOCgZyZWFzb24YBCABKAkiwwEKD1dvcmtsb2FkUG93ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRINCgVhd2FrZRgDIAEoCBIxCgZyZWFzb24YBCABKA4yIS5wYXZlZC5wcm92aXNpb25lci52MS5Qb3dlclJlYXNvbhINCgVhY3RvchgFIAEoCRITCgtyZXZpc2lvbl9pZBgGIAEoCRIMCgRub3RlGAcgASgJEhUKDWhvbGRfdW50aWxfbXMYCCABKANiBnByb3RvMw", [file_paved_provisioner_v1_provisioner]);
+  fileDesc("CiFwYXZlZC9wcm92aXNpb25lci92MS9ldmVudHMucHJvdG8SFHBhdmVkLnByb3Zpc2lvbmVyLnYxIjsKEldvcmtsb2FkUmVnaXN0ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCSJLCg9Xb3JrbG9hZERlbGV0ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEQoJcmV2aXNpb25zGAMgASgNInMKEFJldmlzaW9uRGVwbG95ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEwoLcmV2aXNpb25faWQYAyABKAkSDgoGbnVtYmVyGAQgASgDEhMKC3NwZWNfZGlnZXN0GAUgASgJIoQCChRSZXZpc2lvblN0YXRlQ2hhbmdlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRITCgtyZXZpc2lvbl9pZBgDIAEoCRI1CgRmcm9tGAQgASgOMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb25TdGF0ZUICGAESLwoCdG8YBSABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlEg8KB21lc3NhZ2UYBiABKAkSNwoKZnJvbV9zdGF0ZRgHIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGUi7AEKE1JvbGxvdXRUcmFuc2l0aW9uZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIxCgVzdGFnZRgFIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGFnZRIxCgVzdGF0ZRgGIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGF0ZRIOCgZ3ZWlnaHQYByABKAUSDwoHbWVzc2FnZRgIIAEoCSJ9ChJXb3JrbG9hZFJvbGxlZEJhY2sSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSGAoQZnJvbV9yZXZpc2lvbl9pZBgDIAEoCRIWCg50b19yZXZpc2lvbl9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkigAIKDVBvbGljeURlY2lkZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIVCg1idW5kbGVfZGlnZXN0GAUgASgJEg8KB2FsbG93ZWQYBiABKAgSDwoHZGVuaWFscxgHIAMoCRIQCgh3YXJuaW5ncxgIIAMoCRIXCg9hcnRpZmFjdF9kaWdlc3QYCSABKAkSOwoMYXR0ZXN0YXRpb25zGAogAygLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuQXR0ZXN0YXRpb25TZWVuIlkKD0F0dGVzdGF0aW9uU2VlbhIMCgRraW5kGAEgASgJEg4KBnNpZ25lchgCIAEoCRIQCgh2ZXJpZmllZBgDIAEoCBIWCg5wYXlsb2FkX2RpZ2VzdBgEIAEoCSJICg1QcmV2aWV3T3BlbmVkEhMKC2Vudmlyb25tZW50GAEgASgJEgoKAnByGAIgASgFEhYKDmV4cGlyZV90aW1lX21zGAMgASgDIlMKDVByZXZpZXdDbG9zZWQSEwoLZW52aXJvbm1lbnQYASABKAkSCgoCcHIYAiABKAUSEQoJd29ya2xvYWRzGAMgAygJEg4KBnJlYXNvbhgEIAEoCSLDAQoPV29ya2xvYWRQb3dlcmVkEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg0KBWF3YWtlGAMgASgIEjEKBnJlYXNvbhgEIAEoDjIhLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBvd2VyUmVhc29uEg0KBWFjdG9yGAUgASgJEhMKC3JldmlzaW9uX2lkGAYgASgJEgwKBG5vdGUYByABKAkSFQoNaG9sZF91bnRpbF9tcxgIIAEoA2IGcHJvdG8z", [file_paved_provisioner_v1_provisioner]);
 
 /**
  * A workload was recorded for the first time (ApplyWorkload or OpenPreview
@@ -44,6 +44,43 @@ export type WorkloadRegistered = Message<"paved.provisioner.v1.WorkloadRegistere
  */
 export const WorkloadRegisteredSchema: GenMessage<WorkloadRegistered> = /*@__PURE__*/
   messageDesc(file_paved_provisioner_v1_events, 0);
+
+/**
+ * A workload was deleted (DeleteWorkload): its processes stopped, its proxy
+ * closed, its records gone. Type `paved.provisioner.v1.workload.deleted`.
+ * On the stream `paved.events.provisioner`.
+ *
+ * @generated from message paved.provisioner.v1.WorkloadDeleted
+ */
+export type WorkloadDeleted = Message<"paved.provisioner.v1.WorkloadDeleted"> & {
+  /**
+   * The workload's name.
+   *
+   * @generated from field: string workload = 1;
+   */
+  workload: string;
+
+  /**
+   * Its environment.
+   *
+   * @generated from field: string environment = 2;
+   */
+  environment: string;
+
+  /**
+   * How many revisions it had.
+   *
+   * @generated from field: uint32 revisions = 3;
+   */
+  revisions: number;
+};
+
+/**
+ * Describes the message paved.provisioner.v1.WorkloadDeleted.
+ * Use `create(WorkloadDeletedSchema)` to create a new message.
+ */
+export const WorkloadDeletedSchema: GenMessage<WorkloadDeleted> = /*@__PURE__*/
+  messageDesc(file_paved_provisioner_v1_events, 1);
 
 /**
  * An apply recorded a new revision, the workload's current one. Type
@@ -94,7 +131,7 @@ export type RevisionDeployed = Message<"paved.provisioner.v1.RevisionDeployed"> 
  * Use `create(RevisionDeployedSchema)` to create a new message.
  */
 export const RevisionDeployedSchema: GenMessage<RevisionDeployed> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 1);
+  messageDesc(file_paved_provisioner_v1_events, 2);
 
 /**
  * A revision's state changed, as the runtime reported it. Type
@@ -161,7 +198,7 @@ export type RevisionStateChanged = Message<"paved.provisioner.v1.RevisionStateCh
  * Use `create(RevisionStateChangedSchema)` to create a new message.
  */
 export const RevisionStateChangedSchema: GenMessage<RevisionStateChanged> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 2);
+  messageDesc(file_paved_provisioner_v1_events, 3);
 
 /**
  * A rollout was created, or moved to another stage or state (committed
@@ -233,7 +270,7 @@ export type RolloutTransitioned = Message<"paved.provisioner.v1.RolloutTransitio
  * Use `create(RolloutTransitionedSchema)` to create a new message.
  */
 export const RolloutTransitionedSchema: GenMessage<RolloutTransitioned> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 3);
+  messageDesc(file_paved_provisioner_v1_events, 4);
 
 /**
  * All of a workload's traffic went back to a known-good revision: a
@@ -287,7 +324,7 @@ export type WorkloadRolledBack = Message<"paved.provisioner.v1.WorkloadRolledBac
  * Use `create(WorkloadRolledBackSchema)` to create a new message.
  */
 export const WorkloadRolledBackSchema: GenMessage<WorkloadRolledBack> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 4);
+  messageDesc(file_paved_provisioner_v1_events, 5);
 
 /**
  * The policy gate decided on a revision (deny blocks, warn passes), at a
@@ -374,7 +411,7 @@ export type PolicyDecided = Message<"paved.provisioner.v1.PolicyDecided"> & {
  * Use `create(PolicyDecidedSchema)` to create a new message.
  */
 export const PolicyDecidedSchema: GenMessage<PolicyDecided> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 5);
+  messageDesc(file_paved_provisioner_v1_events, 6);
 
 /**
  * An attestation as the policy gate saw it.
@@ -416,7 +453,7 @@ export type AttestationSeen = Message<"paved.provisioner.v1.AttestationSeen"> & 
  * Use `create(AttestationSeenSchema)` to create a new message.
  */
 export const AttestationSeenSchema: GenMessage<AttestationSeen> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 6);
+  messageDesc(file_paved_provisioner_v1_events, 7);
 
 /**
  * A preview was opened, or opened again with a new expiry (OpenPreview).
@@ -453,7 +490,7 @@ export type PreviewOpened = Message<"paved.provisioner.v1.PreviewOpened"> & {
  * Use `create(PreviewOpenedSchema)` to create a new message.
  */
 export const PreviewOpenedSchema: GenMessage<PreviewOpened> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 7);
+  messageDesc(file_paved_provisioner_v1_events, 8);
 
 /**
  * A preview environment was destroyed, on command or when it expired.
@@ -497,7 +534,7 @@ export type PreviewClosed = Message<"paved.provisioner.v1.PreviewClosed"> & {
  * Use `create(PreviewClosedSchema)` to create a new message.
  */
 export const PreviewClosedSchema: GenMessage<PreviewClosed> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 8);
+  messageDesc(file_paved_provisioner_v1_events, 9);
 
 /**
  * A workload went to sleep (its processes stopped, its proxy kept) or woke
@@ -573,5 +610,5 @@ export type WorkloadPowered = Message<"paved.provisioner.v1.WorkloadPowered"> & 
  * Use `create(WorkloadPoweredSchema)` to create a new message.
  */
 export const WorkloadPoweredSchema: GenMessage<WorkloadPowered> = /*@__PURE__*/
-  messageDesc(file_paved_provisioner_v1_events, 9);
+  messageDesc(file_paved_provisioner_v1_events, 10);
 
