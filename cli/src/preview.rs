@@ -110,10 +110,11 @@ pub async fn open_preview(channel: AuthChannel, dir: &Path, pr: u32, ttl: Durati
     let (rendered, file) = render::render(dir, &environment)?;
     let request = OpenPreviewRequest {
         pr: i32::try_from(pr).context("pr is too large")?,
-        ttl_seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        ttl: Some(paved_proto::duration_from_std(ttl)),
         spec_yaml: rendered.text,
         spec_path: file.display().to_string(),
         request_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
     };
     Ok(ProvisionerServiceClient::new(channel).open_preview(request).await.map_err(failed)?.into_inner())
 }

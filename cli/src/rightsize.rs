@@ -133,7 +133,7 @@ fn json(r: &ResourceRecommendation) -> serde_json::Value {
     serde_json::json!({
         "revision_id": r.revision_id,
         "evidence": {
-            "source": source(r), "cpu_query": r.cpu_query, "memory_query": r.memory_query, "step_seconds": r.step_seconds,
+            "source": source(r), "cpu_query": r.cpu_query, "memory_query": r.memory_query, "step_seconds": step_seconds(r),
             "samples": r.samples, "start": time(r.start_time.as_ref()), "end": time(r.end_time.as_ref()),
             "percentile": r.percentile, "headroom": r.headroom,
             "used": {"cpu": cpu(r.used_cpu_cores), "memory": memory(r.used_memory_bytes)},
@@ -159,7 +159,7 @@ fn source(r: &ResourceRecommendation) -> &'static str {
 
 fn describe(workload: &str, environment: &str, r: &ResourceRecommendation) -> String {
     let found = match r.source() {
-        UsageSource::Prometheus => format!("{} points from Prometheus (step {}s)", r.samples, r.step_seconds),
+        UsageSource::Prometheus => format!("{} points from Prometheus (step {}s)", r.samples, step_seconds(r)),
         _ => format!("{} samples", r.samples),
     };
     let how = if r.headroom > 0.0 { format!("p{} + {:.0}%", r.percentile, r.headroom * 100.0) } else { format!("p{}", r.percentile) };
@@ -187,4 +187,9 @@ fn describe(workload: &str, environment: &str, r: &ResourceRecommendation) -> St
         memory(r.memory_limit_bytes),
         r.replicas
     )
+}
+
+/// The Prometheus query step in whole seconds; 0 for samples.
+fn step_seconds(r: &ResourceRecommendation) -> i64 {
+    r.step.as_ref().map_or(0, |d| d.seconds)
 }

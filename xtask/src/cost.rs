@@ -52,7 +52,7 @@ fn wake(bin: &Path) -> anyhow::Result<()> {
                 workload: "nap".into(),
                 reason: PowerReason::Person as i32,
                 note: "bench".into(),
-                hold_seconds: 0,
+                ..Default::default()
             };
             client.sleep_workload(sleep).await?;
             // Asleep: nothing runs but the proxy, which still listens.

@@ -184,7 +184,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Witness(witness) => return witness::run(witness).await,
         AuditCommand::RotateKey { overlap } => {
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
-            let request = RotateLogKeyRequest { overlap_seconds: overlap.as_secs() };
+            let request = RotateLogKeyRequest { overlap: Some(paved_proto::duration_from_std(overlap)), ..Default::default() };
             let rotated = client.rotate_log_key(request).await.map_err(failed)?.into_inner();
             println!("{}", rotated.verifier_key);
             eprintln!("the previous key signs beside it until {}", crate::output::time(rotated.retire_time.as_ref()));

@@ -57,6 +57,13 @@ pub fn duration_from_std(d: std::time::Duration) -> prost_types::Duration {
     prost_types::Duration { seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: 0 }
 }
 
+/// The whole seconds of a `google.protobuf.Duration` field, or, when it is
+/// unset, of the deprecated `<name>_seconds` field it replaced (requests
+/// from clients built before it).
+pub fn seconds_or(duration: Option<&prost_types::Duration>, deprecated_seconds: i64) -> i64 {
+    duration.map_or(deprecated_seconds, |d| d.seconds)
+}
+
 /// A protobuf timestamp as milliseconds since the Unix epoch.
 pub fn millis_from_timestamp(t: &prost_types::Timestamp) -> i64 {
     t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
@@ -120,5 +127,19 @@ impl provisioner::v1::RolloutState {
             S::Aborted => "aborted",
             S::Superseded => "superseded",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The Duration field wins when set (zero included: it says "default"
+    /// in the new field's terms); the deprecated seconds only when it is not.
+    #[test]
+    fn a_duration_field_wins_over_the_seconds_it_replaced() {
+        let d = |seconds| prost_types::Duration { seconds, nanos: 0 };
+        assert_eq!(super::seconds_or(Some(&d(7200)), 60), 7200);
+        assert_eq!(super::seconds_or(Some(&d(0)), 60), 0);
+        assert_eq!(super::seconds_or(None, 60), 60);
+        assert_eq!(super::seconds_or(None, 0), 0);
     }
 }

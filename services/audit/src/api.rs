@@ -73,14 +73,17 @@ impl AuditService for Api {
     }
 
     async fn rotate_log_key(&self, request: Request<RotateLogKeyRequest>) -> Result<Response<RotateLogKeyResponse>, Status> {
-        let seconds = match request.into_inner().overlap_seconds {
+        let req = request.into_inner();
+        #[allow(deprecated)] // read when `overlap` is unset
+        let seconds = paved_proto::seconds_or(req.overlap.as_ref(), i64::try_from(req.overlap_seconds).unwrap_or(i64::MAX));
+        let seconds: u64 = match seconds {
             0 => 86_400,
-            s @ 1..=2_592_000 => s,
+            s @ 1..=2_592_000 => s.unsigned_abs(),
             s => {
                 return Err(status::invalid_argument(
                     "OVERLAP",
-                    "overlap_seconds is at most 30 days",
-                    [("overlap_seconds".to_string(), format!("{s} is over 2592000"))],
+                    "the overlap is 1 s to 30 days",
+                    [("overlap".to_string(), format!("{s} s is not between 1 and 2592000"))],
                 ));
             }
         };

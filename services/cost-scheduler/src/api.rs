@@ -248,6 +248,7 @@ impl CostSchedulerService for Api {
             ));
         };
         let asked = asked.unwrap_or_default();
+        #[allow(deprecated)] // `step_seconds` set for clients built before `step`
         let recommendation = ResourceRecommendation {
             revision_id,
             samples: u32::try_from(r.samples).unwrap_or(u32::MAX),
@@ -271,6 +272,7 @@ impl CostSchedulerService for Api {
             cpu_query: asked.cpu_query,
             memory_query: asked.memory_query,
             step_seconds: u32::try_from(asked.step.as_secs()).unwrap_or(u32::MAX),
+            step: (!asked.step.is_zero()).then(|| paved_proto::duration_from_std(asked.step)),
         };
         Ok(Response::new(GetResourceRecommendationResponse { recommendation: Some(recommendation) }))
     }

@@ -103,12 +103,12 @@ impl Scheduler {
             let done = match &act {
                 Act::Sleep(reason, note) => {
                     let request =
-                        SleepWorkloadRequest { environment, workload, reason: *reason as i32, note: note.clone(), hold_seconds: 0 };
+                        SleepWorkloadRequest { environment, workload, reason: *reason as i32, note: note.clone(), ..Default::default() };
                     self.client.sleep_workload(request).await.map(drop)
                 }
                 Act::Wake(reason, note) => {
                     let request =
-                        WakeWorkloadRequest { environment, workload, reason: *reason as i32, note: note.clone(), hold_seconds: 0 };
+                        WakeWorkloadRequest { environment, workload, reason: *reason as i32, note: note.clone(), ..Default::default() };
                     self.client.wake_workload(request).await.map(drop)
                 }
             };

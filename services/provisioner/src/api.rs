@@ -191,7 +191,7 @@ impl Api {
         required("workload", workload)?;
         caller.grants(&deploy_scope(environment, workload))?;
         if hold_seconds < 0 {
-            let violation = ("hold_seconds".to_string(), format!("must not be negative, got {hold_seconds}"));
+            let violation = ("hold".to_string(), format!("must not be negative, got {hold_seconds} s"));
             return Err(status::invalid_argument("INVALID_HOLD", "a hold is a length of time", vec![violation]));
         }
         let hold = (hold_seconds > 0).then(|| std::time::Duration::from_secs(hold_seconds.unsigned_abs()));
@@ -474,7 +474,9 @@ impl ProvisionerService for Api {
 
     async fn sleep_workload(&self, request: Request<SleepWorkloadRequest>) -> Result<Response<SleepWorkloadResponse>, Status> {
         let (caller, req) = (auth::caller(&request)?, request.into_inner());
-        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, req.hold_seconds)?;
+        #[allow(deprecated)] // read when `hold` is unset
+        let hold_seconds = paved_proto::seconds_or(req.hold.as_ref(), req.hold_seconds);
+        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, hold_seconds)?;
         let ask = Ask { reason, actor: &caller.sub, note: &req.note, hold };
         let changed = self.provisioner.sleep(&req.environment, &req.workload, ask).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
@@ -483,7 +485,9 @@ impl ProvisionerService for Api {
 
     async fn wake_workload(&self, request: Request<WakeWorkloadRequest>) -> Result<Response<WakeWorkloadResponse>, Status> {
         let (caller, req) = (auth::caller(&request)?, request.into_inner());
-        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, req.hold_seconds)?;
+        #[allow(deprecated)] // read when `hold` is unset
+        let hold_seconds = paved_proto::seconds_or(req.hold.as_ref(), req.hold_seconds);
+        let (reason, hold) = self.power_ask(&caller, &req.environment, &req.workload, req.reason, hold_seconds)?;
         let ask = Ask { reason, actor: &caller.sub, note: &req.note, hold };
         let changed = self.provisioner.wake(&req.environment, &req.workload, ask).await?;
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
@@ -621,12 +625,14 @@ impl ProvisionerService for Api {
         let pr = pr_number(req.pr)?;
         let submitted = Submitted::parse(&req.spec_yaml, &req.spec_path);
         may_deploy_spec(&caller, &crate::preview::environment(pr), &submitted)?;
-        let ttl = match req.ttl_seconds {
+        #[allow(deprecated)] // read when `ttl` is unset
+        let ttl_seconds = paved_proto::seconds_or(req.ttl.as_ref(), req.ttl_seconds);
+        let ttl = match ttl_seconds {
             0 => crate::preview::DEFAULT_TTL,
             s if s > 0 && (s as u64) <= crate::preview::MAX_TTL.as_secs() => std::time::Duration::from_secs(s as u64),
             s => {
-                let message = format!("ttl_seconds must be between 1 and {} (30 days), got {s}", crate::preview::MAX_TTL.as_secs());
-                return Err(status::invalid_argument("INVALID_TTL", message.clone(), [("ttl_seconds".into(), message)]));
+                let message = format!("ttl must be between 1 s and {} s (30 days), got {s} s", crate::preview::MAX_TTL.as_secs());
+                return Err(status::invalid_argument("INVALID_TTL", message.clone(), [("ttl".into(), message)]));
             }
         };
         let (preview, applied) = self.provisioner.open_preview(pr, ttl, submitted, &req.request_id).await?;

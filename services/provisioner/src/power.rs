@@ -195,6 +195,8 @@ impl Power {
     }
 }
 
+// The deprecated milliseconds are set for consumers built before `hold_until`.
+#[allow(deprecated)]
 fn event(workload: &Workload, awake: bool, ask: &Ask<'_>, revision_id: &str, hold_until_ms: Option<i64>) -> WorkloadPowered {
     WorkloadPowered {
         workload: workload.name.clone(),
@@ -205,5 +207,6 @@ fn event(workload: &Workload, awake: bool, ask: &Ask<'_>, revision_id: &str, hol
         revision_id: revision_id.to_string(),
         note: ask.note.to_string(),
         hold_until_ms: hold_until_ms.unwrap_or_default(),
+        hold_until: hold_until_ms.map(paved_proto::timestamp_from_millis),
     }
 }

@@ -83,7 +83,13 @@ impl Previews {
                 .on_conflict(OnConflict::column(schema::Previews::Environment).update_column(schema::Previews::ExpireTimeMs).to_owned())
                 .to_owned();
             txn.execute(&upsert).await?;
-            let payload = Payload::PreviewOpened(pb::PreviewOpened { environment: env.clone(), pr: pr as i32, expire_time_ms: expire });
+            #[allow(deprecated)] // set for consumers built before `expire_time`
+            let payload = Payload::PreviewOpened(pb::PreviewOpened {
+                environment: env.clone(),
+                pr: pr as i32,
+                expire_time_ms: expire,
+                expire_time: Some(paved_proto::timestamp_from_millis(expire)),
+            });
             store::emit(&txn, "paved.provisioner.v1.preview.opened", &env, "", payload).await?;
             txn.commit().await?;
             self.applier.apply(&env, submitted, request_id).await?

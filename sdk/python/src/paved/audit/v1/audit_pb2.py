@@ -22,65 +22,68 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from paved.events.v1 import events_pb2 as paved_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apaved/audit/v1/audit.proto\x12\x0epaved.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpaved/events/v1/events.proto\"\xec\x01\n\x08LogEntry\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.paved.events.v1.Envelope\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12/\n\x0b\x61ppend_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08workload\x18\x04 \x01(\t\x12\x1a\n\rworkload_prev\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x17\n\nactor_prev\x18\x07 \x01(\x04H\x01\x88\x01\x01\x42\x10\n\x0e_workload_prevB\r\n\x0b_actor_prev\"\x12\n\x10GetLogKeyRequest\"P\n\x11GetLogKeyResponse\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x15\n\rverifier_keys\x18\x02 \x03(\t\x12\x14\n\x0cretired_keys\x18\x03 \x03(\t\".\n\x13RotateLogKeyRequest\x12\x17\n\x0foverlap_seconds\x18\x01 \x01(\x04\"]\n\x14RotateLogKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t\x12/\n\x0bretire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x16\n\x14GetCheckpointRequest\"G\n\x15GetCheckpointResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\";\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\"Z\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x12\n\x08\x65vent_id\x18\x02 \x01(\tH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"\x8c\x01\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12.\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"Q\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"5\n\x15ListLogEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"8\n\x16ListLogEntriesResponse\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x02 \x03(\x0c\"\xce\x01\n\x05\x45ntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65nvelope\x18\x08 \x01(\x0c\";\n\x12ListEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListEntriesResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.paved.audit.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x17ListCheckpointsResponse\x12/\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x1a.paved.audit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc4\x01\n\x0fQueryLogRequest\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\xa6\x01\n\x10QueryLogResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\x12,\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1b.paved.audit.v1.ProvenEntry\x12\r\n\x05\x63hain\x18\x03 \x01(\t\x12\x0c\n\x04salt\x18\x04 \x01(\x0c\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\";\n\x0bProvenEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"&\n\x13\x45raseSubjectRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\";\n\x14\x45raseSubjectResponse\x12\x12\n\ncommitment\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x32\xba\x07\n\x0c\x41uditService\x12V\n\x0bListEntries\x12\".paved.audit.v1.ListEntriesRequest\x1a#.paved.audit.v1.ListEntriesResponse\x12P\n\tGetLogKey\x12 .paved.audit.v1.GetLogKeyRequest\x1a!.paved.audit.v1.GetLogKeyResponse\x12\\\n\rGetCheckpoint\x12$.paved.audit.v1.GetCheckpointRequest\x1a%.paved.audit.v1.GetCheckpointResponse\x12h\n\x11GetInclusionProof\x12(.paved.audit.v1.GetInclusionProofRequest\x1a).paved.audit.v1.GetInclusionProofResponse\x12n\n\x13GetConsistencyProof\x12*.paved.audit.v1.GetConsistencyProofRequest\x1a+.paved.audit.v1.GetConsistencyProofResponse\x12_\n\x0eListLogEntries\x12%.paved.audit.v1.ListLogEntriesRequest\x1a&.paved.audit.v1.ListLogEntriesResponse\x12\x62\n\x0fListCheckpoints\x12&.paved.audit.v1.ListCheckpointsRequest\x1a\'.paved.audit.v1.ListCheckpointsResponse\x12M\n\x08QueryLog\x12\x1f.paved.audit.v1.QueryLogRequest\x1a .paved.audit.v1.QueryLogResponse\x12Y\n\x0c\x45raseSubject\x12#.paved.audit.v1.EraseSubjectRequest\x1a$.paved.audit.v1.EraseSubjectResponse\x12Y\n\x0cRotateLogKey\x12#.paved.audit.v1.RotateLogKeyRequest\x1a$.paved.audit.v1.RotateLogKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apaved/audit/v1/audit.proto\x12\x0epaved.audit.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpaved/events/v1/events.proto\"\xec\x01\n\x08LogEntry\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.paved.events.v1.Envelope\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12/\n\x0b\x61ppend_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08workload\x18\x04 \x01(\t\x12\x1a\n\rworkload_prev\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x17\n\nactor_prev\x18\x07 \x01(\x04H\x01\x88\x01\x01\x42\x10\n\x0e_workload_prevB\r\n\x0b_actor_prev\"\x12\n\x10GetLogKeyRequest\"P\n\x11GetLogKeyResponse\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x15\n\rverifier_keys\x18\x02 \x03(\t\x12\x14\n\x0cretired_keys\x18\x03 \x03(\t\"^\n\x13RotateLogKeyRequest\x12\x1b\n\x0foverlap_seconds\x18\x01 \x01(\x04\x42\x02\x18\x01\x12*\n\x07overlap\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x14RotateLogKeyResponse\x12\x14\n\x0cverifier_key\x18\x01 \x01(\t\x12/\n\x0bretire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x16\n\x14GetCheckpointRequest\"G\n\x15GetCheckpointResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\";\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\"Z\n\x18GetInclusionProofRequest\x12\x0f\n\x05index\x18\x01 \x01(\x04H\x00\x12\x12\n\x08\x65vent_id\x18\x02 \x01(\tH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"\x8c\x01\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12.\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"Q\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"5\n\x15ListLogEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"8\n\x16ListLogEntriesResponse\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x02 \x03(\x0c\"\xce\x01\n\x05\x45ntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x65nvelope\x18\x08 \x01(\x0c\";\n\x12ListEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x13ListEntriesResponse\x12&\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.paved.audit.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x16ListCheckpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x17ListCheckpointsResponse\x12/\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\x1a.paved.audit.v1.Checkpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc4\x01\n\x0fQueryLogRequest\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\xa6\x01\n\x10QueryLogResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.paved.audit.v1.Checkpoint\x12,\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1b.paved.audit.v1.ProvenEntry\x12\r\n\x05\x63hain\x18\x03 \x01(\t\x12\x0c\n\x04salt\x18\x04 \x01(\x0c\x12\x17\n\x0fnext_page_token\x18\x05 \x01(\t\";\n\x0bProvenEntry\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"&\n\x13\x45raseSubjectRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\";\n\x14\x45raseSubjectResponse\x12\x12\n\ncommitment\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x32\xba\x07\n\x0c\x41uditService\x12V\n\x0bListEntries\x12\".paved.audit.v1.ListEntriesRequest\x1a#.paved.audit.v1.ListEntriesResponse\x12P\n\tGetLogKey\x12 .paved.audit.v1.GetLogKeyRequest\x1a!.paved.audit.v1.GetLogKeyResponse\x12\\\n\rGetCheckpoint\x12$.paved.audit.v1.GetCheckpointRequest\x1a%.paved.audit.v1.GetCheckpointResponse\x12h\n\x11GetInclusionProof\x12(.paved.audit.v1.GetInclusionProofRequest\x1a).paved.audit.v1.GetInclusionProofResponse\x12n\n\x13GetConsistencyProof\x12*.paved.audit.v1.GetConsistencyProofRequest\x1a+.paved.audit.v1.GetConsistencyProofResponse\x12_\n\x0eListLogEntries\x12%.paved.audit.v1.ListLogEntriesRequest\x1a&.paved.audit.v1.ListLogEntriesResponse\x12\x62\n\x0fListCheckpoints\x12&.paved.audit.v1.ListCheckpointsRequest\x1a\'.paved.audit.v1.ListCheckpointsResponse\x12M\n\x08QueryLog\x12\x1f.paved.audit.v1.QueryLogRequest\x1a .paved.audit.v1.QueryLogResponse\x12Y\n\x0c\x45raseSubject\x12#.paved.audit.v1.EraseSubjectRequest\x1a$.paved.audit.v1.EraseSubjectResponse\x12Y\n\x0cRotateLogKey\x12#.paved.audit.v1.RotateLogKeyRequest\x1a$.paved.audit.v1.RotateLogKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paved.audit.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGENTRY']._serialized_start=110
-  _globals['_LOGENTRY']._serialized_end=346
-  _globals['_GETLOGKEYREQUEST']._serialized_start=348
-  _globals['_GETLOGKEYREQUEST']._serialized_end=366
-  _globals['_GETLOGKEYRESPONSE']._serialized_start=368
-  _globals['_GETLOGKEYRESPONSE']._serialized_end=448
-  _globals['_ROTATELOGKEYREQUEST']._serialized_start=450
-  _globals['_ROTATELOGKEYREQUEST']._serialized_end=496
-  _globals['_ROTATELOGKEYRESPONSE']._serialized_start=498
-  _globals['_ROTATELOGKEYRESPONSE']._serialized_end=591
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=593
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=615
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=617
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=688
-  _globals['_CHECKPOINT']._serialized_start=690
-  _globals['_CHECKPOINT']._serialized_end=749
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=751
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=841
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=844
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=984
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=986
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1050
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1052
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1133
-  _globals['_LISTLOGENTRIESREQUEST']._serialized_start=1135
-  _globals['_LISTLOGENTRIESREQUEST']._serialized_end=1188
-  _globals['_LISTLOGENTRIESRESPONSE']._serialized_start=1190
-  _globals['_LISTLOGENTRIESRESPONSE']._serialized_end=1246
-  _globals['_ENTRY']._serialized_start=1249
-  _globals['_ENTRY']._serialized_end=1455
-  _globals['_LISTENTRIESREQUEST']._serialized_start=1457
-  _globals['_LISTENTRIESREQUEST']._serialized_end=1516
-  _globals['_LISTENTRIESRESPONSE']._serialized_start=1518
-  _globals['_LISTENTRIESRESPONSE']._serialized_end=1604
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1606
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1669
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1671
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1770
-  _globals['_QUERYLOGREQUEST']._serialized_start=1773
-  _globals['_QUERYLOGREQUEST']._serialized_end=1969
-  _globals['_QUERYLOGRESPONSE']._serialized_start=1972
-  _globals['_QUERYLOGRESPONSE']._serialized_end=2138
-  _globals['_PROVENENTRY']._serialized_start=2140
-  _globals['_PROVENENTRY']._serialized_end=2199
-  _globals['_ERASESUBJECTREQUEST']._serialized_start=2201
-  _globals['_ERASESUBJECTREQUEST']._serialized_end=2239
-  _globals['_ERASESUBJECTRESPONSE']._serialized_start=2241
-  _globals['_ERASESUBJECTRESPONSE']._serialized_end=2300
-  _globals['_AUDITSERVICE']._serialized_start=2303
-  _globals['_AUDITSERVICE']._serialized_end=3257
+  _globals['_ROTATELOGKEYREQUEST'].fields_by_name['overlap_seconds']._loaded_options = None
+  _globals['_ROTATELOGKEYREQUEST'].fields_by_name['overlap_seconds']._serialized_options = b'\030\001'
+  _globals['_LOGENTRY']._serialized_start=142
+  _globals['_LOGENTRY']._serialized_end=378
+  _globals['_GETLOGKEYREQUEST']._serialized_start=380
+  _globals['_GETLOGKEYREQUEST']._serialized_end=398
+  _globals['_GETLOGKEYRESPONSE']._serialized_start=400
+  _globals['_GETLOGKEYRESPONSE']._serialized_end=480
+  _globals['_ROTATELOGKEYREQUEST']._serialized_start=482
+  _globals['_ROTATELOGKEYREQUEST']._serialized_end=576
+  _globals['_ROTATELOGKEYRESPONSE']._serialized_start=578
+  _globals['_ROTATELOGKEYRESPONSE']._serialized_end=671
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=673
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=695
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=697
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=768
+  _globals['_CHECKPOINT']._serialized_start=770
+  _globals['_CHECKPOINT']._serialized_end=829
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=831
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=921
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=924
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1064
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1066
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1130
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1132
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1213
+  _globals['_LISTLOGENTRIESREQUEST']._serialized_start=1215
+  _globals['_LISTLOGENTRIESREQUEST']._serialized_end=1268
+  _globals['_LISTLOGENTRIESRESPONSE']._serialized_start=1270
+  _globals['_LISTLOGENTRIESRESPONSE']._serialized_end=1326
+  _globals['_ENTRY']._serialized_start=1329
+  _globals['_ENTRY']._serialized_end=1535
+  _globals['_LISTENTRIESREQUEST']._serialized_start=1537
+  _globals['_LISTENTRIESREQUEST']._serialized_end=1596
+  _globals['_LISTENTRIESRESPONSE']._serialized_start=1598
+  _globals['_LISTENTRIESRESPONSE']._serialized_end=1684
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=1686
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=1749
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=1751
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=1850
+  _globals['_QUERYLOGREQUEST']._serialized_start=1853
+  _globals['_QUERYLOGREQUEST']._serialized_end=2049
+  _globals['_QUERYLOGRESPONSE']._serialized_start=2052
+  _globals['_QUERYLOGRESPONSE']._serialized_end=2218
+  _globals['_PROVENENTRY']._serialized_start=2220
+  _globals['_PROVENENTRY']._serialized_end=2279
+  _globals['_ERASESUBJECTREQUEST']._serialized_start=2281
+  _globals['_ERASESUBJECTREQUEST']._serialized_end=2319
+  _globals['_ERASESUBJECTRESPONSE']._serialized_start=2321
+  _globals['_ERASESUBJECTRESPONSE']._serialized_end=2380
+  _globals['_AUDITSERVICE']._serialized_start=2383
+  _globals['_AUDITSERVICE']._serialized_end=3337
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paved.events.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
@@ -43,10 +44,12 @@ class GetLogKeyResponse(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., verifier_keys: _Optional[_Iterable[str]] = ..., retired_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RotateLogKeyRequest(_message.Message):
-    __slots__ = ("overlap_seconds",)
+    __slots__ = ("overlap_seconds", "overlap")
     OVERLAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
     overlap_seconds: int
-    def __init__(self, overlap_seconds: _Optional[int] = ...) -> None: ...
+    overlap: _duration_pb2.Duration
+    def __init__(self, overlap_seconds: _Optional[int] = ..., overlap: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RotateLogKeyResponse(_message.Message):
     __slots__ = ("verifier_key", "retire_time")

@@ -22,56 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paved/cost_scheduler/v1/cost_scheduler.proto\x12\x17paved.cost_scheduler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n GetResourceRecommendationRequest\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x12\n\npercentile\x18\x03 \x01(\x01\x12\x10\n\x08headroom\x18\x04 \x01(\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06source\x18\x06 \x01(\x0e\x32$.paved.cost_scheduler.v1.UsageSource\"l\n!GetResourceRecommendationResponse\x12G\n\x0erecommendation\x18\x01 \x01(\x0b\x32/.paved.cost_scheduler.v1.ResourceRecommendation\"\xf8\x04\n\x16ResourceRecommendation\x12\x13\n\x0brevision_id\x18\x01 \x01(\t\x12\x0f\n\x07samples\x18\x02 \x01(\r\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npercentile\x18\x05 \x01(\x01\x12\x10\n\x08headroom\x18\x06 \x01(\x01\x12\x16\n\x0eused_cpu_cores\x18\x07 \x01(\x01\x12\x19\n\x11used_memory_bytes\x18\x08 \x01(\x01\x12\x19\n\x11memory_peak_bytes\x18\t \x01(\x01\x12\x19\n\x11\x63pu_request_cores\x18\n \x01(\x01\x12\x1c\n\x14memory_request_bytes\x18\x0b \x01(\x01\x12\x17\n\x0f\x63pu_limit_cores\x18\x0c \x01(\x01\x12\x1a\n\x12memory_limit_bytes\x18\r \x01(\x01\x12!\n\x19\x63urrent_cpu_request_cores\x18\x0e \x01(\x01\x12$\n\x1c\x63urrent_memory_request_bytes\x18\x0f \x01(\x01\x12\x10\n\x08replicas\x18\x10 \x01(\r\x12\x16\n\x0emonthly_saving\x18\x11 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x12 \x01(\t\x12\x34\n\x06source\x18\x13 \x01(\x0e\x32$.paved.cost_scheduler.v1.UsageSource\x12\x11\n\tcpu_query\x18\x14 \x01(\t\x12\x14\n\x0cmemory_query\x18\x15 \x01(\t\x12\x14\n\x0cstep_seconds\x18\x16 \x01(\r\"@\n\x16GetCostForecastRequest\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x11\n\tspec_yaml\x18\x02 \x01(\t\"R\n\x17GetCostForecastResponse\x12\x37\n\x08\x66orecast\x18\x01 \x01(\x0b\x32%.paved.cost_scheduler.v1.CostForecast\"\x9b\x01\n\x0c\x43ostForecast\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_monthly\x18\x02 \x01(\x01\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\x12\x13\n\x0b\x61wake_share\x18\x04 \x01(\x01\x12\x0c\n\x04team\x18\x05 \x01(\t\x12\x16\n\x0e\x62udget_monthly\x18\x06 \x01(\x01\x12\x14\n\x0cteam_monthly\x18\x07 \x01(\x01\"n\n\x06\x42udget\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\x12\x18\n\x10\x66orecast_monthly\x18\x04 \x01(\x01\x12\x16\n\x0e\x66orecast_ratio\x18\x05 \x01(\x01\"F\n\x10SetBudgetRequest\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\"D\n\x11SetBudgetResponse\x12/\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1f.paved.cost_scheduler.v1.Budget\";\n\x12ListBudgetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x13ListBudgetsResponse\x12\x30\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1f.paved.cost_scheduler.v1.Budget\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x91\x01\n\rBudgetCrossed\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x19\n\x11threshold_percent\x18\x03 \x01(\r\x12\x18\n\x10\x66orecast_monthly\x18\x04 \x01(\x01\x12\x16\n\x0e\x62udget_monthly\x18\x05 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\"\xad\x01\n\x14GetCostReportRequest\x12\x37\n\x08group_by\x18\x01 \x01(\x0e\x32%.paved.cost_scheduler.v1.CostGrouping\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\x15GetCostReportResponse\x12\x30\n\x05lines\x18\x01 \x03(\x0b\x32!.paved.cost_scheduler.v1.CostLine\x12\x30\n\x05total\x18\x02 \x01(\x0b\x32!.paved.cost_scheduler.v1.CostLine\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x08\x43ostLine\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x10\n\x08workload\x18\x03 \x01(\t\x12\x15\n\rreplica_hours\x18\x04 \x01(\x01\x12\x16\n\x0erequested_cost\x18\x05 \x01(\x01\x12\x11\n\tused_cost\x18\x06 \x01(\x01\x12\x16\n\x0e\x63pu_core_hours\x18\x07 \x01(\x01\x12\x18\n\x10memory_gib_hours\x18\x08 \x01(\x01\x12\x13\n\x0bslept_hours\x18\t \x01(\x01\x12\x0f\n\x07savings\x18\n \x01(\x01\x12\x0f\n\x07samples\x18\x0b \x01(\x04\"z\n\x05Usage\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x17\n\x0frunning_seconds\x18\x03 \x01(\x01\x12\x31\n\rrunning_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x10ListUsageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x11ListUsageResponse\x12-\n\x05usage\x18\x01 \x03(\x0b\x32\x1e.paved.cost_scheduler.v1.Usage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\x0bUsageSource\x12\x1c\n\x18USAGE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14USAGE_SOURCE_SAMPLES\x10\x01\x12\x1b\n\x17USAGE_SOURCE_PROMETHEUS\x10\x02*\x80\x01\n\x0c\x43ostGrouping\x12\x1d\n\x19\x43OST_GROUPING_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OST_GROUPING_TEAM\x10\x01\x12\x1d\n\x19\x43OST_GROUPING_ENVIRONMENT\x10\x02\x12\x1a\n\x16\x43OST_GROUPING_WORKLOAD\x10\x03\x32\xc3\x05\n\x14\x43ostSchedulerService\x12\x62\n\tListUsage\x12).paved.cost_scheduler.v1.ListUsageRequest\x1a*.paved.cost_scheduler.v1.ListUsageResponse\x12n\n\rGetCostReport\x12-.paved.cost_scheduler.v1.GetCostReportRequest\x1a..paved.cost_scheduler.v1.GetCostReportResponse\x12t\n\x0fGetCostForecast\x12/.paved.cost_scheduler.v1.GetCostForecastRequest\x1a\x30.paved.cost_scheduler.v1.GetCostForecastResponse\x12\x62\n\tSetBudget\x12).paved.cost_scheduler.v1.SetBudgetRequest\x1a*.paved.cost_scheduler.v1.SetBudgetResponse\x12h\n\x0bListBudgets\x12+.paved.cost_scheduler.v1.ListBudgetsRequest\x1a,.paved.cost_scheduler.v1.ListBudgetsResponse\x12\x92\x01\n\x19GetResourceRecommendation\x12\x39.paved.cost_scheduler.v1.GetResourceRecommendationRequest\x1a:.paved.cost_scheduler.v1.GetResourceRecommendationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paved/cost_scheduler/v1/cost_scheduler.proto\x12\x17paved.cost_scheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x01\n GetResourceRecommendationRequest\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x12\n\npercentile\x18\x03 \x01(\x01\x12\x10\n\x08headroom\x18\x04 \x01(\x01\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06source\x18\x06 \x01(\x0e\x32$.paved.cost_scheduler.v1.UsageSource\"l\n!GetResourceRecommendationResponse\x12G\n\x0erecommendation\x18\x01 \x01(\x0b\x32/.paved.cost_scheduler.v1.ResourceRecommendation\"\xa5\x05\n\x16ResourceRecommendation\x12\x13\n\x0brevision_id\x18\x01 \x01(\t\x12\x0f\n\x07samples\x18\x02 \x01(\r\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\npercentile\x18\x05 \x01(\x01\x12\x10\n\x08headroom\x18\x06 \x01(\x01\x12\x16\n\x0eused_cpu_cores\x18\x07 \x01(\x01\x12\x19\n\x11used_memory_bytes\x18\x08 \x01(\x01\x12\x19\n\x11memory_peak_bytes\x18\t \x01(\x01\x12\x19\n\x11\x63pu_request_cores\x18\n \x01(\x01\x12\x1c\n\x14memory_request_bytes\x18\x0b \x01(\x01\x12\x17\n\x0f\x63pu_limit_cores\x18\x0c \x01(\x01\x12\x1a\n\x12memory_limit_bytes\x18\r \x01(\x01\x12!\n\x19\x63urrent_cpu_request_cores\x18\x0e \x01(\x01\x12$\n\x1c\x63urrent_memory_request_bytes\x18\x0f \x01(\x01\x12\x10\n\x08replicas\x18\x10 \x01(\r\x12\x16\n\x0emonthly_saving\x18\x11 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x12 \x01(\t\x12\x34\n\x06source\x18\x13 \x01(\x0e\x32$.paved.cost_scheduler.v1.UsageSource\x12\x11\n\tcpu_query\x18\x14 \x01(\t\x12\x14\n\x0cmemory_query\x18\x15 \x01(\t\x12\x18\n\x0cstep_seconds\x18\x16 \x01(\rB\x02\x18\x01\x12\'\n\x04step\x18\x17 \x01(\x0b\x32\x19.google.protobuf.Duration\"@\n\x16GetCostForecastRequest\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\x11\n\tspec_yaml\x18\x02 \x01(\t\"R\n\x17GetCostForecastResponse\x12\x37\n\x08\x66orecast\x18\x01 \x01(\x0b\x32%.paved.cost_scheduler.v1.CostForecast\"\x9b\x01\n\x0c\x43ostForecast\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x17\n\x0f\x63urrent_monthly\x18\x02 \x01(\x01\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\x12\x13\n\x0b\x61wake_share\x18\x04 \x01(\x01\x12\x0c\n\x04team\x18\x05 \x01(\t\x12\x16\n\x0e\x62udget_monthly\x18\x06 \x01(\x01\x12\x14\n\x0cteam_monthly\x18\x07 \x01(\x01\"n\n\x06\x42udget\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\x12\x18\n\x10\x66orecast_monthly\x18\x04 \x01(\x01\x12\x16\n\x0e\x66orecast_ratio\x18\x05 \x01(\x01\"F\n\x10SetBudgetRequest\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x0f\n\x07monthly\x18\x03 \x01(\x01\"D\n\x11SetBudgetResponse\x12/\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1f.paved.cost_scheduler.v1.Budget\";\n\x12ListBudgetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"r\n\x13ListBudgetsResponse\x12\x30\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1f.paved.cost_scheduler.v1.Budget\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x91\x01\n\rBudgetCrossed\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x19\n\x11threshold_percent\x18\x03 \x01(\r\x12\x18\n\x10\x66orecast_monthly\x18\x04 \x01(\x01\x12\x16\n\x0e\x62udget_monthly\x18\x05 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\"\xad\x01\n\x14GetCostReportRequest\x12\x37\n\x08group_by\x18\x01 \x01(\x0e\x32%.paved.cost_scheduler.v1.CostGrouping\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\x15GetCostReportResponse\x12\x30\n\x05lines\x18\x01 \x03(\x0b\x32!.paved.cost_scheduler.v1.CostLine\x12\x30\n\x05total\x18\x02 \x01(\x0b\x32!.paved.cost_scheduler.v1.CostLine\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xea\x01\n\x08\x43ostLine\x12\x0c\n\x04team\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x10\n\x08workload\x18\x03 \x01(\t\x12\x15\n\rreplica_hours\x18\x04 \x01(\x01\x12\x16\n\x0erequested_cost\x18\x05 \x01(\x01\x12\x11\n\tused_cost\x18\x06 \x01(\x01\x12\x16\n\x0e\x63pu_core_hours\x18\x07 \x01(\x01\x12\x18\n\x10memory_gib_hours\x18\x08 \x01(\x01\x12\x13\n\x0bslept_hours\x18\t \x01(\x01\x12\x0f\n\x07savings\x18\n \x01(\x01\x12\x0f\n\x07samples\x18\x0b \x01(\x04\"z\n\x05Usage\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x17\n\x0frunning_seconds\x18\x03 \x01(\x01\x12\x31\n\rrunning_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x10ListUsageRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x11ListUsageResponse\x12-\n\x05usage\x18\x01 \x03(\x0b\x32\x1e.paved.cost_scheduler.v1.Usage\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*b\n\x0bUsageSource\x12\x1c\n\x18USAGE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14USAGE_SOURCE_SAMPLES\x10\x01\x12\x1b\n\x17USAGE_SOURCE_PROMETHEUS\x10\x02*\x80\x01\n\x0c\x43ostGrouping\x12\x1d\n\x19\x43OST_GROUPING_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OST_GROUPING_TEAM\x10\x01\x12\x1d\n\x19\x43OST_GROUPING_ENVIRONMENT\x10\x02\x12\x1a\n\x16\x43OST_GROUPING_WORKLOAD\x10\x03\x32\xc3\x05\n\x14\x43ostSchedulerService\x12\x62\n\tListUsage\x12).paved.cost_scheduler.v1.ListUsageRequest\x1a*.paved.cost_scheduler.v1.ListUsageResponse\x12n\n\rGetCostReport\x12-.paved.cost_scheduler.v1.GetCostReportRequest\x1a..paved.cost_scheduler.v1.GetCostReportResponse\x12t\n\x0fGetCostForecast\x12/.paved.cost_scheduler.v1.GetCostForecastRequest\x1a\x30.paved.cost_scheduler.v1.GetCostForecastResponse\x12\x62\n\tSetBudget\x12).paved.cost_scheduler.v1.SetBudgetRequest\x1a*.paved.cost_scheduler.v1.SetBudgetResponse\x12h\n\x0bListBudgets\x12+.paved.cost_scheduler.v1.ListBudgetsRequest\x1a,.paved.cost_scheduler.v1.ListBudgetsResponse\x12\x92\x01\n\x19GetResourceRecommendation\x12\x39.paved.cost_scheduler.v1.GetResourceRecommendationRequest\x1a:.paved.cost_scheduler.v1.GetResourceRecommendationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paved.cost_scheduler.v1.cost_scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USAGESOURCE']._serialized_start=2881
-  _globals['_USAGESOURCE']._serialized_end=2979
-  _globals['_COSTGROUPING']._serialized_start=2982
-  _globals['_COSTGROUPING']._serialized_end=3110
-  _globals['_GETRESOURCERECOMMENDATIONREQUEST']._serialized_start=107
-  _globals['_GETRESOURCERECOMMENDATIONREQUEST']._serialized_end=320
-  _globals['_GETRESOURCERECOMMENDATIONRESPONSE']._serialized_start=322
-  _globals['_GETRESOURCERECOMMENDATIONRESPONSE']._serialized_end=430
-  _globals['_RESOURCERECOMMENDATION']._serialized_start=433
-  _globals['_RESOURCERECOMMENDATION']._serialized_end=1065
-  _globals['_GETCOSTFORECASTREQUEST']._serialized_start=1067
-  _globals['_GETCOSTFORECASTREQUEST']._serialized_end=1131
-  _globals['_GETCOSTFORECASTRESPONSE']._serialized_start=1133
-  _globals['_GETCOSTFORECASTRESPONSE']._serialized_end=1215
-  _globals['_COSTFORECAST']._serialized_start=1218
-  _globals['_COSTFORECAST']._serialized_end=1373
-  _globals['_BUDGET']._serialized_start=1375
-  _globals['_BUDGET']._serialized_end=1485
-  _globals['_SETBUDGETREQUEST']._serialized_start=1487
-  _globals['_SETBUDGETREQUEST']._serialized_end=1557
-  _globals['_SETBUDGETRESPONSE']._serialized_start=1559
-  _globals['_SETBUDGETRESPONSE']._serialized_end=1627
-  _globals['_LISTBUDGETSREQUEST']._serialized_start=1629
-  _globals['_LISTBUDGETSREQUEST']._serialized_end=1688
-  _globals['_LISTBUDGETSRESPONSE']._serialized_start=1690
-  _globals['_LISTBUDGETSRESPONSE']._serialized_end=1804
-  _globals['_BUDGETCROSSED']._serialized_start=1807
-  _globals['_BUDGETCROSSED']._serialized_end=1952
-  _globals['_GETCOSTREPORTREQUEST']._serialized_start=1955
-  _globals['_GETCOSTREPORTREQUEST']._serialized_end=2128
-  _globals['_GETCOSTREPORTRESPONSE']._serialized_start=2131
-  _globals['_GETCOSTREPORTRESPONSE']._serialized_end=2366
-  _globals['_COSTLINE']._serialized_start=2369
-  _globals['_COSTLINE']._serialized_end=2603
-  _globals['_USAGE']._serialized_start=2605
-  _globals['_USAGE']._serialized_end=2727
-  _globals['_LISTUSAGEREQUEST']._serialized_start=2729
-  _globals['_LISTUSAGEREQUEST']._serialized_end=2786
-  _globals['_LISTUSAGERESPONSE']._serialized_start=2788
-  _globals['_LISTUSAGERESPONSE']._serialized_end=2879
-  _globals['_COSTSCHEDULERSERVICE']._serialized_start=3113
-  _globals['_COSTSCHEDULERSERVICE']._serialized_end=3820
+  _globals['_RESOURCERECOMMENDATION'].fields_by_name['step_seconds']._loaded_options = None
+  _globals['_RESOURCERECOMMENDATION'].fields_by_name['step_seconds']._serialized_options = b'\030\001'
+  _globals['_USAGESOURCE']._serialized_start=2958
+  _globals['_USAGESOURCE']._serialized_end=3056
+  _globals['_COSTGROUPING']._serialized_start=3059
+  _globals['_COSTGROUPING']._serialized_end=3187
+  _globals['_GETRESOURCERECOMMENDATIONREQUEST']._serialized_start=139
+  _globals['_GETRESOURCERECOMMENDATIONREQUEST']._serialized_end=352
+  _globals['_GETRESOURCERECOMMENDATIONRESPONSE']._serialized_start=354
+  _globals['_GETRESOURCERECOMMENDATIONRESPONSE']._serialized_end=462
+  _globals['_RESOURCERECOMMENDATION']._serialized_start=465
+  _globals['_RESOURCERECOMMENDATION']._serialized_end=1142
+  _globals['_GETCOSTFORECASTREQUEST']._serialized_start=1144
+  _globals['_GETCOSTFORECASTREQUEST']._serialized_end=1208
+  _globals['_GETCOSTFORECASTRESPONSE']._serialized_start=1210
+  _globals['_GETCOSTFORECASTRESPONSE']._serialized_end=1292
+  _globals['_COSTFORECAST']._serialized_start=1295
+  _globals['_COSTFORECAST']._serialized_end=1450
+  _globals['_BUDGET']._serialized_start=1452
+  _globals['_BUDGET']._serialized_end=1562
+  _globals['_SETBUDGETREQUEST']._serialized_start=1564
+  _globals['_SETBUDGETREQUEST']._serialized_end=1634
+  _globals['_SETBUDGETRESPONSE']._serialized_start=1636
+  _globals['_SETBUDGETRESPONSE']._serialized_end=1704
+  _globals['_LISTBUDGETSREQUEST']._serialized_start=1706
+  _globals['_LISTBUDGETSREQUEST']._serialized_end=1765
+  _globals['_LISTBUDGETSRESPONSE']._serialized_start=1767
+  _globals['_LISTBUDGETSRESPONSE']._serialized_end=1881
+  _globals['_BUDGETCROSSED']._serialized_start=1884
+  _globals['_BUDGETCROSSED']._serialized_end=2029
+  _globals['_GETCOSTREPORTREQUEST']._serialized_start=2032
+  _globals['_GETCOSTREPORTREQUEST']._serialized_end=2205
+  _globals['_GETCOSTREPORTRESPONSE']._serialized_start=2208
+  _globals['_GETCOSTREPORTRESPONSE']._serialized_end=2443
+  _globals['_COSTLINE']._serialized_start=2446
+  _globals['_COSTLINE']._serialized_end=2680
+  _globals['_USAGE']._serialized_start=2682
+  _globals['_USAGE']._serialized_end=2804
+  _globals['_LISTUSAGEREQUEST']._serialized_start=2806
+  _globals['_LISTUSAGEREQUEST']._serialized_end=2863
+  _globals['_LISTUSAGERESPONSE']._serialized_start=2865
+  _globals['_LISTUSAGERESPONSE']._serialized_end=2956
+  _globals['_COSTSCHEDULERSERVICE']._serialized_start=3190
+  _globals['_COSTSCHEDULERSERVICE']._serialized_end=3897
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -53,7 +54,7 @@ class GetResourceRecommendationResponse(_message.Message):
     def __init__(self, recommendation: _Optional[_Union[ResourceRecommendation, _Mapping]] = ...) -> None: ...
 
 class ResourceRecommendation(_message.Message):
-    __slots__ = ("revision_id", "samples", "start_time", "end_time", "percentile", "headroom", "used_cpu_cores", "used_memory_bytes", "memory_peak_bytes", "cpu_request_cores", "memory_request_bytes", "cpu_limit_cores", "memory_limit_bytes", "current_cpu_request_cores", "current_memory_request_bytes", "replicas", "monthly_saving", "currency", "source", "cpu_query", "memory_query", "step_seconds")
+    __slots__ = ("revision_id", "samples", "start_time", "end_time", "percentile", "headroom", "used_cpu_cores", "used_memory_bytes", "memory_peak_bytes", "cpu_request_cores", "memory_request_bytes", "cpu_limit_cores", "memory_limit_bytes", "current_cpu_request_cores", "current_memory_request_bytes", "replicas", "monthly_saving", "currency", "source", "cpu_query", "memory_query", "step_seconds", "step")
     REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +77,7 @@ class ResourceRecommendation(_message.Message):
     CPU_QUERY_FIELD_NUMBER: _ClassVar[int]
     MEMORY_QUERY_FIELD_NUMBER: _ClassVar[int]
     STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     revision_id: str
     samples: int
     start_time: _timestamp_pb2.Timestamp
@@ -98,7 +100,8 @@ class ResourceRecommendation(_message.Message):
     cpu_query: str
     memory_query: str
     step_seconds: int
-    def __init__(self, revision_id: _Optional[str] = ..., samples: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., percentile: _Optional[float] = ..., headroom: _Optional[float] = ..., used_cpu_cores: _Optional[float] = ..., used_memory_bytes: _Optional[float] = ..., memory_peak_bytes: _Optional[float] = ..., cpu_request_cores: _Optional[float] = ..., memory_request_bytes: _Optional[float] = ..., cpu_limit_cores: _Optional[float] = ..., memory_limit_bytes: _Optional[float] = ..., current_cpu_request_cores: _Optional[float] = ..., current_memory_request_bytes: _Optional[float] = ..., replicas: _Optional[int] = ..., monthly_saving: _Optional[float] = ..., currency: _Optional[str] = ..., source: _Optional[_Union[UsageSource, str]] = ..., cpu_query: _Optional[str] = ..., memory_query: _Optional[str] = ..., step_seconds: _Optional[int] = ...) -> None: ...
+    step: _duration_pb2.Duration
+    def __init__(self, revision_id: _Optional[str] = ..., samples: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., percentile: _Optional[float] = ..., headroom: _Optional[float] = ..., used_cpu_cores: _Optional[float] = ..., used_memory_bytes: _Optional[float] = ..., memory_peak_bytes: _Optional[float] = ..., cpu_request_cores: _Optional[float] = ..., memory_request_bytes: _Optional[float] = ..., cpu_limit_cores: _Optional[float] = ..., memory_limit_bytes: _Optional[float] = ..., current_cpu_request_cores: _Optional[float] = ..., current_memory_request_bytes: _Optional[float] = ..., replicas: _Optional[int] = ..., monthly_saving: _Optional[float] = ..., currency: _Optional[str] = ..., source: _Optional[_Union[UsageSource, str]] = ..., cpu_query: _Optional[str] = ..., memory_query: _Optional[str] = ..., step_seconds: _Optional[int] = ..., step: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetCostForecastRequest(_message.Message):
     __slots__ = ("environment", "spec_yaml")

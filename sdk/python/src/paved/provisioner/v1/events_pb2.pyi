@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paved.provisioner.v1 import provisioner_pb2 as _provisioner_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -127,14 +130,16 @@ class AttestationSeen(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., signer: _Optional[str] = ..., verified: _Optional[bool] = ..., payload_digest: _Optional[str] = ...) -> None: ...
 
 class PreviewOpened(_message.Message):
-    __slots__ = ("environment", "pr", "expire_time_ms")
+    __slots__ = ("environment", "pr", "expire_time_ms", "expire_time")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     PR_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     environment: str
     pr: int
     expire_time_ms: int
-    def __init__(self, environment: _Optional[str] = ..., pr: _Optional[int] = ..., expire_time_ms: _Optional[int] = ...) -> None: ...
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, environment: _Optional[str] = ..., pr: _Optional[int] = ..., expire_time_ms: _Optional[int] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PreviewClosed(_message.Message):
     __slots__ = ("environment", "pr", "workloads", "reason")
@@ -149,7 +154,7 @@ class PreviewClosed(_message.Message):
     def __init__(self, environment: _Optional[str] = ..., pr: _Optional[int] = ..., workloads: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class WorkloadPowered(_message.Message):
-    __slots__ = ("workload", "environment", "awake", "reason", "actor", "revision_id", "note", "hold_until_ms")
+    __slots__ = ("workload", "environment", "awake", "reason", "actor", "revision_id", "note", "hold_until_ms", "hold_until")
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     AWAKE_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +163,7 @@ class WorkloadPowered(_message.Message):
     REVISION_ID_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     HOLD_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_UNTIL_FIELD_NUMBER: _ClassVar[int]
     workload: str
     environment: str
     awake: bool
@@ -166,4 +172,5 @@ class WorkloadPowered(_message.Message):
     revision_id: str
     note: str
     hold_until_ms: int
-    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., awake: _Optional[bool] = ..., reason: _Optional[_Union[_provisioner_pb2.PowerReason, str]] = ..., actor: _Optional[str] = ..., revision_id: _Optional[str] = ..., note: _Optional[str] = ..., hold_until_ms: _Optional[int] = ...) -> None: ...
+    hold_until: _timestamp_pb2.Timestamp
+    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., awake: _Optional[bool] = ..., reason: _Optional[_Union[_provisioner_pb2.PowerReason, str]] = ..., actor: _Optional[str] = ..., revision_id: _Optional[str] = ..., note: _Optional[str] = ..., hold_until_ms: _Optional[int] = ..., hold_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paved.cost_scheduler.v1 import cost_scheduler_pb2 as _cost_scheduler_pb2
 from google.protobuf.internal import containers as _containers
@@ -407,18 +408,20 @@ class RollbackWorkloadResponse(_message.Message):
     def __init__(self, workload: _Optional[_Union[Workload, _Mapping]] = ..., revision_id: _Optional[str] = ...) -> None: ...
 
 class SleepWorkloadRequest(_message.Message):
-    __slots__ = ("environment", "workload", "reason", "note", "hold_seconds")
+    __slots__ = ("environment", "workload", "reason", "note", "hold_seconds", "hold")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     HOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     environment: str
     workload: str
     reason: PowerReason
     note: str
     hold_seconds: int
-    def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ..., reason: _Optional[_Union[PowerReason, str]] = ..., note: _Optional[str] = ..., hold_seconds: _Optional[int] = ...) -> None: ...
+    hold: _duration_pb2.Duration
+    def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ..., reason: _Optional[_Union[PowerReason, str]] = ..., note: _Optional[str] = ..., hold_seconds: _Optional[int] = ..., hold: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SleepWorkloadResponse(_message.Message):
     __slots__ = ("workload", "changed")
@@ -429,18 +432,20 @@ class SleepWorkloadResponse(_message.Message):
     def __init__(self, workload: _Optional[_Union[Workload, _Mapping]] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class WakeWorkloadRequest(_message.Message):
-    __slots__ = ("environment", "workload", "reason", "note", "hold_seconds")
+    __slots__ = ("environment", "workload", "reason", "note", "hold_seconds", "hold")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     HOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
     environment: str
     workload: str
     reason: PowerReason
     note: str
     hold_seconds: int
-    def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ..., reason: _Optional[_Union[PowerReason, str]] = ..., note: _Optional[str] = ..., hold_seconds: _Optional[int] = ...) -> None: ...
+    hold: _duration_pb2.Duration
+    def __init__(self, environment: _Optional[str] = ..., workload: _Optional[str] = ..., reason: _Optional[_Union[PowerReason, str]] = ..., note: _Optional[str] = ..., hold_seconds: _Optional[int] = ..., hold: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class WakeWorkloadResponse(_message.Message):
     __slots__ = ("workload", "changed")
@@ -666,18 +671,20 @@ class Preview(_message.Message):
     def __init__(self, pr: _Optional[int] = ..., environment: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OpenPreviewRequest(_message.Message):
-    __slots__ = ("pr", "ttl_seconds", "spec_yaml", "spec_path", "request_id")
+    __slots__ = ("pr", "ttl_seconds", "spec_yaml", "spec_path", "request_id", "ttl")
     PR_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
     SPEC_PATH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
     pr: int
     ttl_seconds: int
     spec_yaml: str
     spec_path: str
     request_id: str
-    def __init__(self, pr: _Optional[int] = ..., ttl_seconds: _Optional[int] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    ttl: _duration_pb2.Duration
+    def __init__(self, pr: _Optional[int] = ..., ttl_seconds: _Optional[int] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class OpenPreviewResponse(_message.Message):
     __slots__ = ("preview", "applied")

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { PowerReason, RevisionState, RolloutStage, RolloutState } from "./provisioner_pb.js";
 import { file_paved_provisioner_v1_provisioner } from "./provisioner_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file paved/provisioner/v1/events.proto.
  */
 export const file_paved_provisioner_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("CiFwYXZlZC9wcm92aXNpb25lci92MS9ldmVudHMucHJvdG8SFHBhdmVkLnByb3Zpc2lvbmVyLnYxIjsKEldvcmtsb2FkUmVnaXN0ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCSJLCg9Xb3JrbG9hZERlbGV0ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEQoJcmV2aXNpb25zGAMgASgNInMKEFJldmlzaW9uRGVwbG95ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEwoLcmV2aXNpb25faWQYAyABKAkSDgoGbnVtYmVyGAQgASgDEhMKC3NwZWNfZGlnZXN0GAUgASgJIoQCChRSZXZpc2lvblN0YXRlQ2hhbmdlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRITCgtyZXZpc2lvbl9pZBgDIAEoCRI1CgRmcm9tGAQgASgOMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb25TdGF0ZUICGAESLwoCdG8YBSABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlEg8KB21lc3NhZ2UYBiABKAkSNwoKZnJvbV9zdGF0ZRgHIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGUi7AEKE1JvbGxvdXRUcmFuc2l0aW9uZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIxCgVzdGFnZRgFIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGFnZRIxCgVzdGF0ZRgGIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGF0ZRIOCgZ3ZWlnaHQYByABKAUSDwoHbWVzc2FnZRgIIAEoCSJ9ChJXb3JrbG9hZFJvbGxlZEJhY2sSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSGAoQZnJvbV9yZXZpc2lvbl9pZBgDIAEoCRIWCg50b19yZXZpc2lvbl9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkigAIKDVBvbGljeURlY2lkZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIVCg1idW5kbGVfZGlnZXN0GAUgASgJEg8KB2FsbG93ZWQYBiABKAgSDwoHZGVuaWFscxgHIAMoCRIQCgh3YXJuaW5ncxgIIAMoCRIXCg9hcnRpZmFjdF9kaWdlc3QYCSABKAkSOwoMYXR0ZXN0YXRpb25zGAogAygLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuQXR0ZXN0YXRpb25TZWVuIlkKD0F0dGVzdGF0aW9uU2VlbhIMCgRraW5kGAEgASgJEg4KBnNpZ25lchgCIAEoCRIQCgh2ZXJpZmllZBgDIAEoCBIWCg5wYXlsb2FkX2RpZ2VzdBgEIAEoCSJICg1QcmV2aWV3T3BlbmVkEhMKC2Vudmlyb25tZW50GAEgASgJEgoKAnByGAIgASgFEhYKDmV4cGlyZV90aW1lX21zGAMgASgDIlMKDVByZXZpZXdDbG9zZWQSEwoLZW52aXJvbm1lbnQYASABKAkSCgoCcHIYAiABKAUSEQoJd29ya2xvYWRzGAMgAygJEg4KBnJlYXNvbhgEIAEoCSLDAQoPV29ya2xvYWRQb3dlcmVkEhAKCHdvcmtsb2FkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEg0KBWF3YWtlGAMgASgIEjEKBnJlYXNvbhgEIAEoDjIhLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlBvd2VyUmVhc29uEg0KBWFjdG9yGAUgASgJEhMKC3JldmlzaW9uX2lkGAYgASgJEgwKBG5vdGUYByABKAkSFQoNaG9sZF91bnRpbF9tcxgIIAEoA2IGcHJvdG8z", [file_paved_provisioner_v1_provisioner]);
+  fileDesc("CiFwYXZlZC9wcm92aXNpb25lci92MS9ldmVudHMucHJvdG8SFHBhdmVkLnByb3Zpc2lvbmVyLnYxIjsKEldvcmtsb2FkUmVnaXN0ZXJlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCSJLCg9Xb3JrbG9hZERlbGV0ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEQoJcmV2aXNpb25zGAMgASgNInMKEFJldmlzaW9uRGVwbG95ZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSEwoLcmV2aXNpb25faWQYAyABKAkSDgoGbnVtYmVyGAQgASgDEhMKC3NwZWNfZGlnZXN0GAUgASgJIoQCChRSZXZpc2lvblN0YXRlQ2hhbmdlZBIQCgh3b3JrbG9hZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRITCgtyZXZpc2lvbl9pZBgDIAEoCRI1CgRmcm9tGAQgASgOMiMucGF2ZWQucHJvdmlzaW9uZXIudjEuUmV2aXNpb25TdGF0ZUICGAESLwoCdG8YBSABKA4yIy5wYXZlZC5wcm92aXNpb25lci52MS5SZXZpc2lvblN0YXRlEg8KB21lc3NhZ2UYBiABKAkSNwoKZnJvbV9zdGF0ZRgHIAEoDjIjLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJldmlzaW9uU3RhdGUi7AEKE1JvbGxvdXRUcmFuc2l0aW9uZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIxCgVzdGFnZRgFIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGFnZRIxCgVzdGF0ZRgGIAEoDjIiLnBhdmVkLnByb3Zpc2lvbmVyLnYxLlJvbGxvdXRTdGF0ZRIOCgZ3ZWlnaHQYByABKAUSDwoHbWVzc2FnZRgIIAEoCSJ9ChJXb3JrbG9hZFJvbGxlZEJhY2sSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSGAoQZnJvbV9yZXZpc2lvbl9pZBgDIAEoCRIWCg50b19yZXZpc2lvbl9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkigAIKDVBvbGljeURlY2lkZWQSEgoKcm9sbG91dF9pZBgBIAEoCRIQCgh3b3JrbG9hZBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRITCgtyZXZpc2lvbl9pZBgEIAEoCRIVCg1idW5kbGVfZGlnZXN0GAUgASgJEg8KB2FsbG93ZWQYBiABKAgSDwoHZGVuaWFscxgHIAMoCRIQCgh3YXJuaW5ncxgIIAMoCRIXCg9hcnRpZmFjdF9kaWdlc3QYCSABKAkSOwoMYXR0ZXN0YXRpb25zGAogAygLMiUucGF2ZWQucHJvdmlzaW9uZXIudjEuQXR0ZXN0YXRpb25TZWVuIlkKD0F0dGVzdGF0aW9uU2VlbhIMCgRraW5kGAEgASgJEg4KBnNpZ25lchgCIAEoCRIQCgh2ZXJpZmllZBgDIAEoCBIWCg5wYXlsb2FkX2RpZ2VzdBgEIAEoCSJ9Cg1QcmV2aWV3T3BlbmVkEhMKC2Vudmlyb25tZW50GAEgASgJEgoKAnByGAIgASgFEhoKDmV4cGlyZV90aW1lX21zGAMgASgDQgIYARIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoNUHJldmlld0Nsb3NlZBITCgtlbnZpcm9ubWVudBgBIAEoCRIKCgJwchgCIAEoBRIRCgl3b3JrbG9hZHMYAyADKAkSDgoGcmVhc29uGAQgASgJIvcBCg9Xb3JrbG9hZFBvd2VyZWQSEAoId29ya2xvYWQYASABKAkSEwoLZW52aXJvbm1lbnQYAiABKAkSDQoFYXdha2UYAyABKAgSMQoGcmVhc29uGAQgASgOMiEucGF2ZWQucHJvdmlzaW9uZXIudjEuUG93ZXJSZWFzb24SDQoFYWN0b3IYBSABKAkSEwoLcmV2aXNpb25faWQYBiABKAkSDAoEbm90ZRgHIAEoCRIZCg1ob2xkX3VudGlsX21zGAggASgDQgIYARIuCgpob2xkX3VudGlsGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp, file_paved_provisioner_v1_provisioner]);
 
 /**
  * A workload was recorded for the first time (ApplyWorkload or OpenPreview
@@ -478,11 +480,19 @@ export type PreviewOpened = Message<"paved.provisioner.v1.PreviewOpened"> & {
   pr: number;
 
   /**
-   * When it closes by itself, in Unix milliseconds.
+   * Deprecated: `expire_time` in Unix milliseconds (both are set).
    *
-   * @generated from field: int64 expire_time_ms = 3;
+   * @generated from field: int64 expire_time_ms = 3 [deprecated = true];
+   * @deprecated
    */
   expireTimeMs: bigint;
+
+  /**
+   * When it closes by itself.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
 };
 
 /**
@@ -597,12 +607,21 @@ export type WorkloadPowered = Message<"paved.provisioner.v1.WorkloadPowered"> & 
   note: string;
 
   /**
-   * Until when a person's sleep or wake holds against the schedule (Unix
-   * ms); 0 when it does not.
+   * Deprecated: `hold_until` in Unix milliseconds, 0 when unset (both are
+   * set).
    *
-   * @generated from field: int64 hold_until_ms = 8;
+   * @generated from field: int64 hold_until_ms = 8 [deprecated = true];
+   * @deprecated
    */
   holdUntilMs: bigint;
+
+  /**
+   * Until when a person's sleep or wake holds against the schedule; unset
+   * when it does not.
+   *
+   * @generated from field: google.protobuf.Timestamp hold_until = 9;
+   */
+  holdUntil?: Timestamp | undefined;
 };
 
 /**
