@@ -5,6 +5,7 @@
 use crate::{
     DEFAULT_ENDPOINT,
     client::{connect, failed},
+    output::{Format, print},
 };
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
@@ -12,6 +13,7 @@ use paved_proto::provisioner::v1::{
     Artifact, AttachAttestationRequest, GetArtifactRequest, PushArtifactRequest, PushArtifactResponse,
     provisioner_service_client::ProvisionerServiceClient,
 };
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::{
     io::Read,
@@ -27,6 +29,9 @@ pub struct ArtifactArgs {
     command: ArtifactCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// Lines for people, or JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -62,16 +67,19 @@ enum ArtifactCommand {
 }
 
 pub async fn run(args: ArtifactArgs) -> anyhow::Result<ExitCode> {
-    let endpoint = args.endpoint.as_str();
+    let (endpoint, format) = (args.endpoint.as_str(), args.output);
+    let people = format == Format::Table;
     match args.command {
         ArtifactCommand::Keygen { out } => {
             let (private, public) = paved_attest::generate();
             write_private(&out, &private)?;
-            println!("{public}");
-            eprintln!("private key written to {}; trust the public key with `paved up --trusted-key NAME={public}`", out.display());
+            print(format, || format!("{public}\n"), || json!({ "public_key": public, "private_key_file": out.display().to_string() }))?;
+            if people {
+                eprintln!("private key written to {}; trust the public key with `paved up --trusted-key NAME={public}`", out.display());
+            }
         }
         ArtifactCommand::Push { path } => {
-            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let terminal = people && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let pushed = push(connect(endpoint).await?, &path, move |sent, total| {
                 if terminal {
                     eprint!("\rpushing {} / {} KiB", sent / 1024, total / 1024);
@@ -81,18 +89,27 @@ pub async fn run(args: ArtifactArgs) -> anyhow::Result<ExitCode> {
             if terminal {
                 eprintln!();
             }
-            eprintln!("{} bytes{}", pushed.size, if pushed.existed { ", already in the store" } else { "" });
-            println!("{}", pushed.digest);
+            if people {
+                eprintln!("{} bytes{}", pushed.size, if pushed.existed { ", already in the store" } else { "" });
+            }
+            let pushed_json = || json!({ "digest": pushed.digest, "size": pushed.size, "existed": pushed.existed });
+            print(format, || format!("{}\n", pushed.digest), pushed_json)?;
         }
-        ArtifactCommand::Get { digest } => print!("{}", describe(connect(endpoint).await?, &digest).await?),
+        ArtifactCommand::Get { digest } => {
+            let artifact = get(connect(endpoint).await?, &digest).await?;
+            print(format, || describe(&artifact), || artifact_json(&artifact, None))?;
+        }
         ArtifactCommand::Sign { digest, kind, payload, key } => {
             let signer = sign(connect(endpoint).await?, &digest, &kind, &payload, &key).await?;
-            println!("attached {kind} to {digest}, signed by {signer}");
+            let signed = || json!({ "digest": digest, "kind": kind, "signer": signer });
+            print(format, || format!("attached {kind} to {digest}, signed by {signer}\n"), signed)?;
         }
         ArtifactCommand::Verify { digest, keys } => {
             let keys = keys.iter().map(|k| read_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
-            let (report, ok) = verify(connect(endpoint).await?, &digest, &keys).await?;
-            print!("{report}");
+            let artifact = get(connect(endpoint).await?, &digest).await?;
+            let verdicts = verify(&artifact, &keys);
+            let ok = !verdicts.is_empty() && verdicts.iter().all(|v| *v);
+            print(format, || verify_report(&artifact, &verdicts), || artifact_json(&artifact, Some(&verdicts)))?;
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
@@ -196,31 +213,58 @@ async fn get(channel: AuthChannel, digest: &str) -> anyhow::Result<Artifact> {
 }
 
 /// An artifact for people: size, then each attestation's kind, signer and payload.
-pub async fn describe(channel: AuthChannel, digest: &str) -> anyhow::Result<String> {
-    let artifact = get(channel, digest).await?;
+pub fn describe(artifact: &Artifact) -> String {
     let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
     for a in &artifact.attestations {
         out.push_str(&format!("  {:<16} signed by {}: {}\n", a.kind, a.signer, a.payload_json.trim()));
     }
-    Ok(out)
+    out
 }
 
 /// Checks every attestation of `digest` against `public_keys` (hex): one
 /// line per attestation; true when each verifies with one of the keys.
-pub async fn verify(channel: AuthChannel, digest: &str, public_keys: &[String]) -> anyhow::Result<(String, bool)> {
-    let artifact = get(channel, digest).await?;
+/// Whether each attestation verifies with one of `public_keys`.
+pub fn verify(artifact: &Artifact, public_keys: &[String]) -> Vec<bool> {
+    let digest = &artifact.digest;
+    let verifies = |a: &paved_proto::provisioner::v1::Attestation| {
+        public_keys.iter().any(|k| paved_attest::verify(k, digest, &a.kind, a.payload_json.as_bytes(), &a.signature).is_ok())
+    };
+    artifact.attestations.iter().map(verifies).collect()
+}
+
+fn verify_report(artifact: &Artifact, verdicts: &[bool]) -> String {
     let mut out = format!("{} ({} bytes)\n", artifact.digest, artifact.size);
-    let mut all = !artifact.attestations.is_empty();
-    for a in &artifact.attestations {
-        let ok = public_keys.iter().any(|k| paved_attest::verify(k, digest, &a.kind, a.payload_json.as_bytes(), &a.signature).is_ok());
-        all &= ok;
-        let verdict = if ok { "OK  " } else { "FAIL" };
+    for (a, ok) in artifact.attestations.iter().zip(verdicts) {
+        let verdict = if *ok { "OK  " } else { "FAIL" };
         out.push_str(&format!("  {verdict} {:<16} signed by {} ({})\n", a.kind, a.signer, a.public_key));
     }
     if artifact.attestations.is_empty() {
         out.push_str("  no attestations\n");
     }
-    Ok((out, all))
+    out
+}
+
+/// An artifact for scripts: its attestations with their payloads as JSON
+/// (and, when verified, whether each did).
+fn artifact_json(artifact: &Artifact, verdicts: Option<&[bool]>) -> serde_json::Value {
+    let attestations: Vec<serde_json::Value> = artifact
+        .attestations
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let payload = serde_json::from_str::<serde_json::Value>(&a.payload_json).unwrap_or_else(|_| json!(a.payload_json));
+            let mut out = json!({ "kind": a.kind, "signer": a.signer, "public_key": a.public_key, "payload": payload });
+            if let Some(verdicts) = verdicts {
+                out["verified"] = json!(verdicts.get(i).copied().unwrap_or(false));
+            }
+            out
+        })
+        .collect();
+    let mut out = json!({ "digest": artifact.digest, "size": artifact.size, "attestations": attestations });
+    if let Some(verdicts) = verdicts {
+        out["verified"] = json!(!verdicts.is_empty() && verdicts.iter().all(|v| *v));
+    }
+    out
 }
 
 /// A public key given as hex, or as a file holding it.

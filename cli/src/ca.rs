@@ -15,6 +15,7 @@ use paved_proto::secrets_broker::v1::{
     CertificateAuthority, GetTrustBundleRequest, GetTrustBundleResponse, IssueCertificateRequest, IssueCertificateResponse,
     RenewCertificateRequest, RotateCertificateAuthorityRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
+use serde_json::json;
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -28,6 +29,9 @@ pub struct CaArgs {
     command: CaCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// Lines (and PEM) for people, or JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -63,35 +67,51 @@ enum CaCommand {
 }
 
 pub async fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
-    let endpoint = args.endpoint.as_str();
+    let (endpoint, format) = (args.endpoint.as_str(), args.output);
+    let print = |line: String, json: serde_json::Value| crate::output::print(format, || line, || json);
+    let rfc3339 = crate::output::rfc3339;
     // Renewal presents the certificate, not a token.
     let channel = || connect(endpoint);
     match args.command {
         CaCommand::Bundle => {
             let bundle = bundle(channel().await?).await?;
-            eprint!("{}", table(&bundle.authorities));
-            print!("{}", bundle.trust_bundle_pem);
+            if format == crate::output::Format::Table {
+                eprint!("{}", table(&bundle.authorities));
+            }
+            let authorities: Vec<_> = bundle.authorities.iter().map(authority_json).collect();
+            print(bundle.trust_bundle_pem.clone(), json!({ "trust_bundle_pem": bundle.trust_bundle_pem, "authorities": authorities }))?;
         }
         CaCommand::Rotate => {
             let ca = rotate(channel().await?).await?;
-            println!("CA {} signs from {}", ca.id, time(ca.create_time.as_ref()));
+            print(format!("CA {} signs from {}\n", ca.id, time(ca.create_time.as_ref())), authority_json(&ca))?;
         }
         CaCommand::Issue { spiffe_id, ttl, out } => {
             let issued = issue(channel().await?, &spiffe_id, ttl, &out).await?;
-            println!(
-                "{} until {} (CA {}): {}/cert.pem, key.pem, bundle.pem",
-                issued.spiffe_id,
-                time(issued.expire_time.as_ref()),
-                issued.authority_id,
-                out.display()
-            );
+            let (expire, dir) = (time(issued.expire_time.as_ref()), out.display());
+            let line = format!("{} until {expire} (CA {}): {dir}/cert.pem, key.pem, bundle.pem\n", issued.spiffe_id, issued.authority_id);
+            let json = json!({
+                "spiffe_id": issued.spiffe_id, "expire_time": rfc3339(issued.expire_time.as_ref()),
+                "authority_id": issued.authority_id, "dir": dir.to_string(),
+            });
+            print(line, json)?;
         }
         CaCommand::Renew { ttl, dir } => {
             let (spiffe_id, expire_time) = renew(endpoint, ttl, &dir).await?;
-            println!("{spiffe_id} until {}: {}/cert.pem, key.pem, bundle.pem", time(expire_time.as_ref()), dir.display());
+            let line = format!("{spiffe_id} until {}: {}/cert.pem, key.pem, bundle.pem\n", time(expire_time.as_ref()), dir.display());
+            let json = json!({ "spiffe_id": spiffe_id, "expire_time": rfc3339(expire_time.as_ref()), "dir": dir.display().to_string() });
+            print(line, json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A CA for scripts: its id and when it signs from, expires and retired.
+fn authority_json(ca: &CertificateAuthority) -> serde_json::Value {
+    let t = crate::output::rfc3339;
+    json!({
+        "id": ca.id, "create_time": t(ca.create_time.as_ref()), "expire_time": t(ca.expire_time.as_ref()),
+        "retire_time": t(ca.retire_time.as_ref()),
+    })
 }
 
 fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {

@@ -21,6 +21,9 @@ pub struct DbArgs {
     command: DbCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// Lines (or a table) for people, or JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -53,6 +56,7 @@ enum DbCommand {
 
 pub async fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
+    let format = args.output;
     match args.command {
         DbCommand::Configure { name, group_role, url, default_ttl, max_ttl } => {
             let url = match url {
@@ -64,16 +68,29 @@ pub async fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             let db = configure(channel, &name, url, &group_role, (default_ttl, max_ttl)).await?;
-            println!("database {} configured: {} as members of {}", db.name, db.target, db.group_role);
+            let line = || format!("database {} configured: {} as members of {}\n", db.name, db.target, db.group_role);
+            crate::output::print(format, line, || database_json(&db))?;
         }
-        DbCommand::List => print!("{}", databases_table(&databases(channel).await?)),
+        DbCommand::List => {
+            let databases = databases(channel).await?;
+            let json = || serde_json::Value::Array(databases.iter().map(database_json).collect());
+            crate::output::print(format, || databases_table(&databases), json)?;
+        }
         DbCommand::Creds { name, ttl } => {
             let creds = credentials(channel, &name, ttl).await?;
             let lease = creds.lease.unwrap_or_default();
-            println!("username  {}", creds.username);
-            println!("password  {}", creds.password);
-            println!("lease     {}", lease.lease_id);
-            println!("expires   {}", time(lease.expire_time.as_ref()));
+            // The password is what was asked for: printed once, on stdout only.
+            let lines = || {
+                let expires = time(lease.expire_time.as_ref());
+                format!("username  {}\npassword  {}\nlease     {}\nexpires   {expires}\n", creds.username, creds.password, lease.lease_id)
+            };
+            let json = || {
+                serde_json::json!({
+                    "username": creds.username, "password": creds.password, "lease_id": lease.lease_id,
+                    "expire_time": crate::output::rfc3339(lease.expire_time.as_ref()),
+                })
+            };
+            crate::output::print(format, lines, json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -107,6 +124,16 @@ pub async fn credentials(channel: AuthChannel, database: &str, ttl: Option<Durat
 }
 
 /// One line per database: name, group role, target, TTLs.
+/// A configured database for scripts (never its admin URL's password:
+/// `target` is host, port and database only).
+fn database_json(d: &Database) -> serde_json::Value {
+    let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);
+    serde_json::json!({
+        "name": d.name, "group_role": d.group_role, "target": d.target,
+        "default_ttl_seconds": secs(&d.default_ttl), "max_ttl_seconds": secs(&d.max_ttl),
+    })
+}
+
 pub fn databases_table(databases: &[Database]) -> String {
     let mut out = format!("{:<24}  {:<24}  {:<40}  {:>8}  {:>8}\n", "NAME", "GROUP ROLE", "TARGET", "TTL", "MAX TTL");
     let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);

@@ -37,6 +37,8 @@ enum LeaseCommand {
         lease_id: String,
         #[arg(long, value_parser = parse_ttl)]
         increment: Option<Duration>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Revoke a lease, or every lease under --prefix: its role is dropped.
     Revoke {
@@ -44,6 +46,8 @@ enum LeaseCommand {
         lease_id: Option<String>,
         #[arg(long)]
         prefix: Option<String>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
 }
 
@@ -54,18 +58,20 @@ pub async fn run(args: LeaseArgs) -> anyhow::Result<ExitCode> {
             let leases = leases(channel, &prefix).await?;
             crate::output::print(output, || table(&leases), || json(&leases))?;
         }
-        LeaseCommand::Renew { lease_id, increment } => {
+        LeaseCommand::Renew { lease_id, increment, output } => {
             let lease = renew(channel, &lease_id, increment).await?;
-            println!("{} expires {}", lease.lease_id, time(lease.expire_time.as_ref()));
+            let line = || format!("{} expires {}\n", lease.lease_id, time(lease.expire_time.as_ref()));
+            crate::output::print(output, line, || json(std::slice::from_ref(&lease))[0].clone())?;
         }
-        LeaseCommand::Revoke { lease_id, prefix } => {
+        LeaseCommand::Revoke { lease_id, prefix, output } => {
             let target = match (lease_id, prefix) {
                 (Some(id), _) => Target::LeaseId(id),
                 (None, Some(prefix)) => Target::Prefix(prefix),
                 (None, None) => anyhow::bail!("name a lease or --prefix"),
             };
             let done = revoke(channel, target).await?;
-            println!("{} lease(s) revoked", done.revoked);
+            let line = || format!("{} lease(s) revoked\n", done.revoked);
+            crate::output::print(output, line, || serde_json::json!({ "revoked": done.revoked, "failed": done.failed }))?;
             if done.failed > 0 {
                 eprintln!("paved: {} revocation(s) failed; the broker retries them (see paved lease list)", done.failed);
                 return Ok(ExitCode::FAILURE);

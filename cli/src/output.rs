@@ -43,6 +43,13 @@ pub fn rfc3339(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// A timestamp for JSON to the millisecond (UTC): for what happens
+/// within a second, such as a rollout's transitions.
+pub fn rfc3339_millis(t: &prost_types::Timestamp) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(paved_proto::millis_from_timestamp(t))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -25,6 +25,8 @@ pub struct PowerArgs {
     note: String,
     #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 fn parse_hold(text: &str) -> Result<u64, String> {
@@ -62,7 +64,17 @@ async fn power(args: PowerArgs, wake: bool) -> anyhow::Result<ExitCode> {
         (false, true) => "asleep",
         (false, false) => "was asleep already",
     };
-    println!("{} in {}: {what}{}", args.workload, args.env, held(view.as_ref()));
+    let hold_until = crate::output::rfc3339(view.as_ref().and_then(|w| w.hold_until.as_ref()));
+    crate::output::print(
+        args.output,
+        || format!("{} in {}: {what}{}\n", args.workload, args.env, held(view.as_ref())),
+        || {
+            serde_json::json!({
+                "workload": args.workload, "environment": args.env, "changed": changed,
+                "state": view.as_ref().map(crate::status::workload_state), "hold_until": hold_until,
+            })
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

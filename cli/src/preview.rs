@@ -38,11 +38,15 @@ enum PreviewCommand {
         /// Time to live: the preview closes itself after it (e.g. 48h, 30m, 2d).
         #[arg(long, default_value = "48h", value_parser = parse_ttl)]
         ttl: Duration,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: output::Format,
     },
     /// Destroy everything pr-<n> created.
     Close {
         #[arg(long)]
         pr: u32,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: output::Format,
     },
     /// Open previews, their workloads and when they expire.
     List {
@@ -59,25 +63,40 @@ pub async fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
         chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
     };
     match args.command {
-        PreviewCommand::Open { dir, pr, ttl } => {
+        PreviewCommand::Open { dir, pr, ttl, output: format } => {
+            let people = format == output::Format::Table;
             let opened = open_preview(channel.clone(), &dir, pr, ttl).await?;
             let preview = opened.preview.ok_or_else(|| anyhow::anyhow!("the server returned no preview"))?;
-            eprintln!("preview {} open until {}", preview.environment, expires(&preview));
+            if people {
+                eprintln!("preview {} open until {}", preview.environment, expires(&preview));
+            }
             if let Some(rollout) = opened.applied.and_then(|a| a.rollout) {
-                let ended = rollouts::follow(channel, &rollout.id, |line| eprintln!("{line}")).await?;
+                let ended = rollouts::follow(channel, &rollout.id, |line| {
+                    if people {
+                        eprintln!("{line}")
+                    }
+                })
+                .await?;
                 if rollouts::state(&ended).short_name() != "promoted" {
                     anyhow::bail!("the preview's rollout was not promoted: {}", ended.message);
                 }
             }
             let status = status::status(connect(endpoint).await?).await?;
-            for w in status.workloads.iter().filter(|w| w.environment == preview.environment) {
-                println!("{} in {}: http://{}", w.name, w.environment, w.endpoint);
-            }
+            let workloads: Vec<_> = status.workloads.iter().filter(|w| w.environment == preview.environment).collect();
+            let lines = || workloads.iter().map(|w| format!("{} in {}: http://{}\n", w.name, w.environment, w.endpoint)).collect();
+            let json = || {
+                let endpoints: Vec<_> = workloads.iter().map(|w| serde_json::json!({ "name": w.name, "endpoint": w.endpoint })).collect();
+                let expire_time = output::rfc3339(preview.expire_time.as_ref());
+                serde_json::json!({ "pr": pr, "environment": preview.environment, "expire_time": expire_time, "workloads": endpoints })
+            };
+            output::print(format, lines, json)?;
         }
-        PreviewCommand::Close { pr } => {
+        PreviewCommand::Close { pr, output: format } => {
             let closed =
                 ProvisionerServiceClient::new(channel).close_preview(ClosePreviewRequest { pr: pr as i32 }).await.map_err(failed)?;
-            println!("closed pr-{pr}: destroyed {}", closed.into_inner().workloads.join(", "));
+            let destroyed = closed.into_inner().workloads;
+            let line = || format!("closed pr-{pr}: destroyed {}\n", destroyed.join(", "));
+            output::print(format, line, || serde_json::json!({ "pr": pr, "destroyed": destroyed }))?;
         }
         PreviewCommand::List { output: format } => {
             let previews = ProvisionerServiceClient::new(channel).list_previews(ListPreviewsRequest {}).await.map_err(failed)?.into_inner();

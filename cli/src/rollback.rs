@@ -19,16 +19,27 @@ pub struct RollbackArgs {
     env: String,
     #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
-    let RollbackArgs { workload, env, endpoint } = args;
+    let RollbackArgs { workload, env, endpoint, output } = args;
     let started = std::time::Instant::now();
     let channel = connect(&endpoint).await?;
     let done = rollback(channel.clone(), &workload, &env).await?;
     let took = started.elapsed().as_millis();
     let numbers = revisions::numbers(&channel, [done.revision_id.as_str()]).await?;
-    println!("{workload} in {env}: all traffic on revision {} ({took} ms)", revisions::label(&numbers, &done.revision_id));
+    crate::output::print(
+        output,
+        || format!("{workload} in {env}: all traffic on revision {} ({took} ms)\n", revisions::label(&numbers, &done.revision_id)),
+        || {
+            serde_json::json!({
+                "workload": workload, "environment": env, "revision": numbers.get(&done.revision_id),
+                "revision_id": done.revision_id, "took_ms": took,
+            })
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

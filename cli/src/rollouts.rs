@@ -21,6 +21,11 @@ pub struct RolloutArgs {
     command: RolloutCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// A table (or lines) for people, or JSON for scripts: the rollout as
+    /// `rollout list` shows each (with its stage, stable revision and
+    /// history for `get`).
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: output::Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -34,8 +39,6 @@ enum RolloutCommand {
         workload: String,
         #[arg(long)]
         env: String,
-        #[arg(long, value_enum, default_value_t)]
-        output: output::Format,
     },
     /// Hold the current traffic step.
     Pause { id: String },
@@ -49,34 +52,32 @@ enum RolloutCommand {
 
 pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
+    let format = args.output;
     match args.command {
         RolloutCommand::Get { id } => {
             let rollout = get(channel.clone(), &id).await?;
             let numbers = revisions::numbers(&channel, [rollout.revision_id.as_str(), rollout.stable_revision_id.as_str()]).await?;
-            print!("{}", describe(&rollout, &numbers));
+            output::print(format, || describe(&rollout, &numbers), || detail(&rollout, &numbers))?;
         }
         RolloutCommand::Watch { id } => {
-            let ended = follow(channel, &id, |line| eprintln!("{line}")).await?;
-            let state = state(&ended).short_name();
-            println!("rollout {id}: {state}");
-            if state != "promoted" {
+            let lines = format == output::Format::Table;
+            let ended = follow(channel.clone(), &id, |line| {
+                if lines {
+                    eprintln!("{line}")
+                }
+            })
+            .await?;
+            let numbers = revisions::numbers(&channel, [ended.revision_id.as_str()]).await?;
+            print_state(format, &ended, &numbers)?;
+            if state(&ended) != RolloutState::Promoted {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        RolloutCommand::List { workload, env, output } => {
+        RolloutCommand::List { workload, env } => {
             let rollouts = list(channel.clone(), &workload, &env).await?;
             let numbers = revisions::numbers(&channel, rollouts.iter().map(|r| r.revision_id.as_str())).await?;
-            if output == output::Format::Json {
-                let rows: Vec<serde_json::Value> = rollouts
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "id": r.id, "revision": numbers.get(&r.revision_id), "revision_id": r.revision_id,
-                            "state": state(r).short_name(), "weight": r.weight, "message": r.message,
-                            "create_time": output::rfc3339(r.create_time.as_ref()),
-                        })
-                    })
-                    .collect();
+            if format == output::Format::Json {
+                let rows: Vec<serde_json::Value> = rollouts.iter().map(|r| row(r, &numbers)).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(ExitCode::SUCCESS);
             }
@@ -94,16 +95,57 @@ pub async fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             print!("{}", output::table(&["ROLLOUT", "REVISION", "STATE", "WEIGHT", "MESSAGE"], &rows));
         }
-        RolloutCommand::Pause { id } => print_state(operate(channel, &id, Operation::Pause).await?),
-        RolloutCommand::Resume { id } => print_state(operate(channel, &id, Operation::Resume).await?),
-        RolloutCommand::Abort { id } => print_state(operate(channel, &id, Operation::Abort).await?),
-        RolloutCommand::Promote { id } => print_state(operate(channel, &id, Operation::Promote).await?),
+        RolloutCommand::Pause { id } => steer(format, &channel, &id, Operation::Pause).await?,
+        RolloutCommand::Resume { id } => steer(format, &channel, &id, Operation::Resume).await?,
+        RolloutCommand::Abort { id } => steer(format, &channel, &id, Operation::Abort).await?,
+        RolloutCommand::Promote { id } => steer(format, &channel, &id, Operation::Promote).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_state(rollout: Rollout) {
-    println!("rollout {}: {} ({})", rollout.id, state(&rollout).short_name(), rollout.message);
+async fn steer(format: output::Format, channel: &AuthChannel, id: &str, operation: Operation) -> anyhow::Result<()> {
+    let rollout = operate(channel.clone(), id, operation).await?;
+    let numbers = revisions::numbers(channel, [rollout.revision_id.as_str()]).await?;
+    print_state(format, &rollout, &numbers)
+}
+
+fn print_state(format: output::Format, rollout: &Rollout, numbers: &HashMap<String, i64>) -> anyhow::Result<()> {
+    let line = || format!("rollout {}: {} ({})\n", rollout.id, state(rollout).short_name(), rollout.message);
+    output::print(format, line, || row(rollout, numbers))
+}
+
+/// A rollout for scripts, as `rollout list` shows each.
+fn row(r: &Rollout, numbers: &HashMap<String, i64>) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "revision": numbers.get(&r.revision_id), "revision_id": r.revision_id,
+        "state": state(r).short_name(), "weight": r.weight, "message": r.message,
+        "create_time": output::rfc3339(r.create_time.as_ref()),
+    })
+}
+
+/// [`row`], with what `rollout get` shows besides: the workload, the stage,
+/// the stable revision, the steps and every transition.
+fn detail(r: &Rollout, numbers: &HashMap<String, i64>) -> serde_json::Value {
+    let mut out = row(r, numbers);
+    let history: Vec<serde_json::Value> = r
+        .history
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "time": t.time.as_ref().and_then(output::rfc3339_millis), "stage": stage(t.stage),
+                "state": RolloutState::try_from(t.state).unwrap_or_default().short_name(), "weight": t.weight, "message": t.message,
+            })
+        })
+        .collect();
+    let extra = serde_json::json!({
+        "workload": r.workload, "environment": r.environment, "stage": stage(r.stage),
+        "stable_revision": numbers.get(&r.stable_revision_id), "stable_revision_id": r.stable_revision_id,
+        "steps": r.steps, "history": history,
+    });
+    if let (Some(out), Some(extra)) = (out.as_object_mut(), extra.as_object()) {
+        out.extend(extra.clone());
+    }
+    out
 }
 
 fn stage(r: i32) -> &'static str {

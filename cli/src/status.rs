@@ -83,16 +83,13 @@ pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
                 "" => None,
                 id => client.get_revision(GetRevisionRequest { id: id.to_string() }).await.ok().and_then(|r| r.into_inner().revision),
             };
+            let state = workload_state(&w);
             workloads.push(WorkloadStatus {
                 name: w.name,
                 environment: w.environment,
                 revision: revision.as_ref().map_or(0, |r| r.number),
                 revision_id: w.current_revision,
-                state: if w.sleeping {
-                    "sleeping".to_string()
-                } else {
-                    RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string()
-                },
+                state,
                 endpoint: w.endpoint,
                 wakes_at: output::rfc3339(w.wake_time.as_ref()),
             });
@@ -127,4 +124,10 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// A workload's state as people read it: `sleeping` while it sleeps, else
+/// its current revision's (`healthy`, `starting`, …).
+pub fn workload_state(w: &paved_proto::provisioner::v1::Workload) -> String {
+    if w.sleeping { "sleeping".to_string() } else { RevisionState::try_from(w.state).unwrap_or_default().short_name().to_string() }
 }

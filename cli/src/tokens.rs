@@ -22,6 +22,9 @@ pub struct TokenArgs {
     command: TokenCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// Lines (or a table) for people, or JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -56,8 +59,6 @@ enum TokenCommand {
     List {
         #[arg(long)]
         subject: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        output: crate::output::Format,
     },
     /// Revoke a token by id, or every token of a subject.
     Revoke {
@@ -120,11 +121,12 @@ impl RootKeyHolder {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let TokenArgs { command, endpoint } = args;
+    let TokenArgs { command, endpoint, output } = args;
     match command {
         TokenCommand::Root { broker } => {
             let authority = broker.authority().await?;
-            println!("{}", authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0);
+            let token = authority.issue("paved token root", &paved_secrets_broker::root_grant()).await?.0;
+            crate::output::print(output, || format!("{token}\n"), || serde_json::json!({ "token": token }))?;
             return Ok(ExitCode::SUCCESS);
         }
         TokenCommand::Enrol { broker, out, ttl, services } => {
@@ -149,12 +151,18 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                 audience: audience.unwrap_or_default(),
             };
             let issued = issue(channel, request).await?;
-            if let Some(info) = &issued.info {
+            if let Some(info) = issued.info.as_ref().filter(|_| output == crate::output::Format::Table) {
                 eprintln!("paved: token {} for {} ({})", info.token_id, info.subject, info.scopes.join(" "));
             }
-            println!("{}", issued.token);
+            // The token and what `token list` shows of it.
+            let issued_json = || {
+                let mut out = json(issued.info.as_slice()).get(0).cloned().unwrap_or_else(|| serde_json::json!({}));
+                out["token"] = serde_json::json!(issued.token);
+                out
+            };
+            crate::output::print(output, || format!("{}\n", issued.token), issued_json)?;
         }
-        TokenCommand::List { subject, output } => {
+        TokenCommand::List { subject } => {
             let tokens = list(channel, &subject.unwrap_or_default()).await?;
             crate::output::print(output, || table(&tokens), || json(&tokens))?;
         }
@@ -164,9 +172,13 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(subject)) => Target::Subject(subject),
                 (None, None) => anyhow::bail!("name a token id or --subject"),
             };
-            println!("revoked {} token(s)", revoke(channel, target).await?);
+            let revoked = revoke(channel, target).await?;
+            crate::output::print(output, || format!("revoked {revoked} token(s)\n"), || serde_json::json!({ "revoked": revoked }))?;
         }
-        TokenCommand::RotateKey => println!("signing with key {}", rotate(channel).await?),
+        TokenCommand::RotateKey => {
+            let key = rotate(channel).await?;
+            crate::output::print(output, || format!("signing with key {key}\n"), || serde_json::json!({ "key_id": key }))?;
+        }
         // Need no endpoint: handled before connecting.
         TokenCommand::Root { .. } | TokenCommand::Enrol { .. } => {}
     }

@@ -14,6 +14,7 @@ mod compose;
 mod cost;
 mod delete;
 mod error_edge;
+mod json_output;
 mod judging;
 mod kustomize;
 mod leases;
