@@ -38,6 +38,8 @@ enum SecretsCommand {
         /// How often a generated value is rotated (default 24h).
         #[arg(long, value_parser = parse_ttl)]
         rotate_every: Option<Duration>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Delete a secret: every version, at once (reads then answer not found).
     Delete {
@@ -61,7 +63,10 @@ enum SecretsCommand {
     /// Print the value, then each new version as it is written or rotated.
     Watch { path: String },
     /// Re-seal every key under the current root key (after a root key rotation).
-    Rewrap,
+    Rewrap {
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
+    },
     /// The policy compiled from a workload's spec, with the uses of each
     /// grant; without a workload, every workload's (--unused: only those
     /// holding grants never used).
@@ -85,7 +90,7 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
         let _ = out.flush();
     };
     match args.command {
-        SecretsCommand::Put { path, value, generate, rotate_every } => {
+        SecretsCommand::Put { path, value, generate, rotate_every, output } => {
             let value = match (value, generate) {
                 (Some(v), _) => v.into_bytes(),
                 (None, Some(_)) => Vec::new(),
@@ -106,7 +111,9 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
                 rotate_every: rotate_every.map(paved_proto::duration_from_std),
             };
             let written = put(channel, request).await?;
-            println!("{} version {}", written.path, written.version);
+            let line = || format!("{} version {}\n", written.path, written.version);
+            // What `secrets list` shows of it: never the value.
+            crate::output::print(output, line, || json(std::slice::from_ref(&written))[0].clone())?;
         }
         SecretsCommand::Delete { path, output } => {
             let request = DeleteSecretRequest { path };
@@ -123,9 +130,10 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
             crate::output::print(output, || table(&secrets), || json(&secrets))?;
         }
         SecretsCommand::Watch { path } => watch(channel, &path, print).await?,
-        SecretsCommand::Rewrap => {
+        SecretsCommand::Rewrap { output } => {
             let done = rewrap(channel).await?;
-            println!("{} keys re-sealed under root key {}", done.rewrapped, done.root_key_id);
+            let line = || format!("{} keys re-sealed under root key {}\n", done.rewrapped, done.root_key_id);
+            crate::output::print(output, line, || serde_json::json!({ "rewrapped": done.rewrapped, "root_key_id": done.root_key_id }))?;
         }
         SecretsCommand::Policy { workload: Some(workload), env, .. } => {
             let env = env.ok_or_else(|| anyhow::anyhow!("--env is needed with a workload: paved secrets policy {workload} --env <env>"))?;

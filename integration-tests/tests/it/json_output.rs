@@ -47,6 +47,11 @@ async fn single_item_commands_answer_json() {
     assert_eq!(json(&["token", "revoke", &id]).await["revoked"], 1);
     assert!(json(&["token", "rotate-key"]).await["key_id"].is_string());
 
+    // A secret written: its version, never its value.
+    let written = json(&["secrets", "put", "dev/json/key", "--value", "hunter2-json"]).await;
+    assert!(written["path"] == "dev/json/key" && written["version"] == 1 && !written.to_string().contains("hunter2"), "{written}");
+    assert!(json(&["secrets", "rewrap"]).await["root_key_id"].is_string());
+
     // Artifacts: the hello binary pushed, signed, verified.
     let pushed = json(&["artifact", "push", bin_dir().join("hello").to_str().expect("path")]).await;
     let digest = pushed["digest"].as_str().expect("digest").to_string();
