@@ -50,7 +50,7 @@ pub fn what(entry: &LogEntry) -> String {
         }
         Payload::PreviewOpened(p) => format!("preview for PR {}", p.pr),
         Payload::PreviewClosed(p) => format!("preview for PR {} {}", p.pr, p.reason),
-        Payload::WorkloadDeleted(d) => format!("{} in {} deleted ({} revisions)", d.workload, d.environment, d.revisions),
+        Payload::WorkloadDeleted(d) => format!("{} in {} deleted by {} ({} revisions)", d.workload, d.environment, d.actor, d.revisions),
         Payload::CanaryJudged(c) => {
             format!(
                 "look {} at {}%: {:?} {} ({} canary, {} baseline requests)",

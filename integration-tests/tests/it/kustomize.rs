@@ -51,14 +51,14 @@ struct Object {
     spec: serde_json::Value,
 }
 
-/// The platform's pods: (name, pod spec) of its Deployments and StatefulSets.
+/// The platform's pods: (name, pod template) of its Deployments and StatefulSets.
 fn pods(yaml: &str) -> Vec<(String, serde_json::Value)> {
     let mut pods = Vec::new();
     for document in yaml_serde::Deserializer::from_str(yaml) {
         let object = Object::deserialize(document).expect("a Kubernetes object");
         if ["Deployment", "StatefulSet"].contains(&object.kind.as_str()) {
             let name = object.metadata["name"].as_str().expect("name").to_string();
-            pods.push((name, object.spec["template"]["spec"].clone()));
+            pods.push((name, object.spec["template"].clone()));
         }
     }
     pods
@@ -81,7 +81,8 @@ fn check(overlay: &str, image: &str, servers: &[&str]) {
     }
     let pods = pods(&yaml);
     assert_eq!(pods.len(), SERVICES.len() + servers.len(), "{overlay}: {:?}", pods.iter().map(|p| &p.0).collect::<Vec<_>>());
-    for (name, pod) in &pods {
+    for (name, template) in &pods {
+        let pod = &template["spec"];
         // Restricted: non-root, no escalation, no capabilities, the
         // runtime's seccomp profile, no API token.
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{overlay}/{name}");
@@ -91,6 +92,8 @@ fn check(overlay: &str, image: &str, servers: &[&str]) {
         assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false, "{overlay}/{name}");
         assert_eq!(container["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]), "{overlay}/{name}");
         let Some(&(_, port)) = SERVICES.iter().find(|(s, _)| s == name) else { continue };
+        // Labelled as the platform's (the dev NetworkPolicy admits by it).
+        assert_eq!(template["metadata"]["labels"]["app.kubernetes.io/part-of"], "paved", "{overlay}/{name}");
         // A platform service: the image, a binary the workspace builds, its
         // port where it listens.
         assert_eq!(container["image"], image, "{overlay}/{name}");

@@ -464,7 +464,7 @@ impl ProvisionerService for Api {
         }
         // As it was, for the answer.
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
-        match self.provisioner.delete_workload(&req.environment, &req.workload).await.map_err(database)? {
+        match self.provisioner.delete_workload(&req.environment, &req.workload, &caller.sub).await.map_err(database)? {
             Some((_, revisions)) => Ok(Response::new(DeleteWorkloadResponse { workload: view.map(to_proto), revisions })),
             None => {
                 Err(status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.workload, req.environment)))

@@ -252,7 +252,9 @@ impl Applier {
         };
         lineage.record(&tracing::Span::current());
         let empty = tracing::field::Empty;
-        let span = tracing::info_span!("rollout", rollout.id = %rollout.id, paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+        // In the apply's trace but not its child in-process: the call's span
+        // ends with the call, the rollout's with the rollout.
+        let span = tracing::info_span!(parent: None, "rollout", rollout.id = %rollout.id, paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
         lineage.carry(&span);
 
         // Committed: the rest runs in a task of its own, so a client that

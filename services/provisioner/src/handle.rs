@@ -165,8 +165,8 @@ impl Provisioner {
 
     /// Deletes a workload (records, processes, proxy): the workload as it
     /// was and how many revisions it had; None when there is none.
-    pub async fn delete_workload(&self, environment: &str, name: &str) -> Result<Option<(Workload, u32)>, DbErr> {
-        self.removal.delete(environment, name).await
+    pub async fn delete_workload(&self, environment: &str, name: &str, actor: &str) -> Result<Option<(Workload, u32)>, DbErr> {
+        self.removal.delete(environment, name, actor).await
     }
 
     /// Records (or extends) preview `pr` and applies the spec to `pr-<pr>`.

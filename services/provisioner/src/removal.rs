@@ -78,9 +78,9 @@ impl Removal {
     }
 
     /// Deletes workload `name` of `environment`, with a `workload.deleted`
-    /// event: the workload as it was and how many revisions it had; None
+    /// event naming `actor`: the workload as it was and how many revisions it had; None
     /// when there is none.
-    pub(crate) async fn delete(&self, environment: &str, name: &str) -> Result<Option<(Workload, u32)>, DbErr> {
+    pub(crate) async fn delete(&self, environment: &str, name: &str, actor: &str) -> Result<Option<(Workload, u32)>, DbErr> {
         let _apply = self.records.apply_lock().await;
         let txn = self.records.db().begin().await?;
         let Some(workload) = store::get_workload(&txn, environment, name).await? else {
@@ -89,7 +89,8 @@ impl Removal {
         let revisions = store::list_revisions(&txn, environment, name, 10_000, 0).await?.len();
         let revisions = u32::try_from(revisions).unwrap_or(u32::MAX);
         let doomed = delete_records(&txn, std::slice::from_ref(&workload)).await?;
-        let payload = Payload::WorkloadDeleted(pb::WorkloadDeleted { workload: name.into(), environment: environment.into(), revisions });
+        let deleted = pb::WorkloadDeleted { workload: name.into(), environment: environment.into(), revisions, actor: actor.into() };
+        let payload = Payload::WorkloadDeleted(deleted);
         store::emit(&txn, "paved.provisioner.v1.workload.deleted", environment, name, payload).await?;
         txn.commit().await?;
         self.stop(doomed).await;

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from paved.provisioner.v1 import provisioner_pb2 as paved_dot_provisioner_dot_v1_dot_provisioner__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!paved/provisioner/v1/events.proto\x12\x14paved.provisioner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&paved/provisioner/v1/provisioner.proto\";\n\x12WorkloadRegistered\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\"K\n\x0fWorkloadDeleted\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x11\n\trevisions\x18\x03 \x01(\r\"s\n\x10RevisionDeployed\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\x03\x12\x13\n\x0bspec_digest\x18\x05 \x01(\t\"\x84\x02\n\x14RevisionStateChanged\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\x12\x35\n\x04\x66rom\x18\x04 \x01(\x0e\x32#.paved.provisioner.v1.RevisionStateB\x02\x18\x01\x12/\n\x02to\x18\x05 \x01(\x0e\x32#.paved.provisioner.v1.RevisionState\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x37\n\nfrom_state\x18\x07 \x01(\x0e\x32#.paved.provisioner.v1.RevisionState\"\xec\x01\n\x13RolloutTransitioned\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\x12\x31\n\x05stage\x18\x05 \x01(\x0e\x32\".paved.provisioner.v1.RolloutStage\x12\x31\n\x05state\x18\x06 \x01(\x0e\x32\".paved.provisioner.v1.RolloutState\x12\x0e\n\x06weight\x18\x07 \x01(\x05\x12\x0f\n\x07message\x18\x08 \x01(\t\"}\n\x12WorkloadRolledBack\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x18\n\x10\x66rom_revision_id\x18\x03 \x01(\t\x12\x16\n\x0eto_revision_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x80\x02\n\rPolicyDecided\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\x12\x15\n\rbundle_digest\x18\x05 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x06 \x01(\x08\x12\x0f\n\x07\x64\x65nials\x18\x07 \x03(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x17\n\x0f\x61rtifact_digest\x18\t \x01(\t\x12;\n\x0c\x61ttestations\x18\n \x03(\x0b\x32%.paved.provisioner.v1.AttestationSeen\"Y\n\x0f\x41ttestationSeen\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\x12\x16\n\x0epayload_digest\x18\x04 \x01(\t\"}\n\rPreviewOpened\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\n\n\x02pr\x18\x02 \x01(\x05\x12\x1a\n\x0e\x65xpire_time_ms\x18\x03 \x01(\x03\x42\x02\x18\x01\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\rPreviewClosed\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\n\n\x02pr\x18\x02 \x01(\x05\x12\x11\n\tworkloads\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xf7\x01\n\x0fWorkloadPowered\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\r\n\x05\x61wake\x18\x03 \x01(\x08\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.paved.provisioner.v1.PowerReason\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x13\n\x0brevision_id\x18\x06 \x01(\t\x12\x0c\n\x04note\x18\x07 \x01(\t\x12\x19\n\rhold_until_ms\x18\x08 \x01(\x03\x42\x02\x18\x01\x12.\n\nhold_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!paved/provisioner/v1/events.proto\x12\x14paved.provisioner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&paved/provisioner/v1/provisioner.proto\";\n\x12WorkloadRegistered\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\"Z\n\x0fWorkloadDeleted\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x11\n\trevisions\x18\x03 \x01(\r\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\"s\n\x10RevisionDeployed\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\x03\x12\x13\n\x0bspec_digest\x18\x05 \x01(\t\"\x84\x02\n\x14RevisionStateChanged\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x13\n\x0brevision_id\x18\x03 \x01(\t\x12\x35\n\x04\x66rom\x18\x04 \x01(\x0e\x32#.paved.provisioner.v1.RevisionStateB\x02\x18\x01\x12/\n\x02to\x18\x05 \x01(\x0e\x32#.paved.provisioner.v1.RevisionState\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x37\n\nfrom_state\x18\x07 \x01(\x0e\x32#.paved.provisioner.v1.RevisionState\"\xec\x01\n\x13RolloutTransitioned\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\x12\x31\n\x05stage\x18\x05 \x01(\x0e\x32\".paved.provisioner.v1.RolloutStage\x12\x31\n\x05state\x18\x06 \x01(\x0e\x32\".paved.provisioner.v1.RolloutState\x12\x0e\n\x06weight\x18\x07 \x01(\x05\x12\x0f\n\x07message\x18\x08 \x01(\t\"}\n\x12WorkloadRolledBack\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\x18\n\x10\x66rom_revision_id\x18\x03 \x01(\t\x12\x16\n\x0eto_revision_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x80\x02\n\rPolicyDecided\x12\x12\n\nrollout_id\x18\x01 \x01(\t\x12\x10\n\x08workload\x18\x02 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x03 \x01(\t\x12\x13\n\x0brevision_id\x18\x04 \x01(\t\x12\x15\n\rbundle_digest\x18\x05 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x06 \x01(\x08\x12\x0f\n\x07\x64\x65nials\x18\x07 \x03(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x17\n\x0f\x61rtifact_digest\x18\t \x01(\t\x12;\n\x0c\x61ttestations\x18\n \x03(\x0b\x32%.paved.provisioner.v1.AttestationSeen\"Y\n\x0f\x41ttestationSeen\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\x12\x16\n\x0epayload_digest\x18\x04 \x01(\t\"}\n\rPreviewOpened\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\n\n\x02pr\x18\x02 \x01(\x05\x12\x1a\n\x0e\x65xpire_time_ms\x18\x03 \x01(\x03\x42\x02\x18\x01\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\rPreviewClosed\x12\x13\n\x0b\x65nvironment\x18\x01 \x01(\t\x12\n\n\x02pr\x18\x02 \x01(\x05\x12\x11\n\tworkloads\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xf7\x01\n\x0fWorkloadPowered\x12\x10\n\x08workload\x18\x01 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x02 \x01(\t\x12\r\n\x05\x61wake\x18\x03 \x01(\x08\x12\x31\n\x06reason\x18\x04 \x01(\x0e\x32!.paved.provisioner.v1.PowerReason\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x13\n\x0brevision_id\x18\x06 \x01(\t\x12\x0c\n\x04note\x18\x07 \x01(\t\x12\x19\n\rhold_until_ms\x18\x08 \x01(\x03\x42\x02\x18\x01\x12.\n\nhold_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,23 +42,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKLOADREGISTERED']._serialized_start=132
   _globals['_WORKLOADREGISTERED']._serialized_end=191
   _globals['_WORKLOADDELETED']._serialized_start=193
-  _globals['_WORKLOADDELETED']._serialized_end=268
-  _globals['_REVISIONDEPLOYED']._serialized_start=270
-  _globals['_REVISIONDEPLOYED']._serialized_end=385
-  _globals['_REVISIONSTATECHANGED']._serialized_start=388
-  _globals['_REVISIONSTATECHANGED']._serialized_end=648
-  _globals['_ROLLOUTTRANSITIONED']._serialized_start=651
-  _globals['_ROLLOUTTRANSITIONED']._serialized_end=887
-  _globals['_WORKLOADROLLEDBACK']._serialized_start=889
-  _globals['_WORKLOADROLLEDBACK']._serialized_end=1014
-  _globals['_POLICYDECIDED']._serialized_start=1017
-  _globals['_POLICYDECIDED']._serialized_end=1273
-  _globals['_ATTESTATIONSEEN']._serialized_start=1275
-  _globals['_ATTESTATIONSEEN']._serialized_end=1364
-  _globals['_PREVIEWOPENED']._serialized_start=1366
-  _globals['_PREVIEWOPENED']._serialized_end=1491
-  _globals['_PREVIEWCLOSED']._serialized_start=1493
-  _globals['_PREVIEWCLOSED']._serialized_end=1576
-  _globals['_WORKLOADPOWERED']._serialized_start=1579
-  _globals['_WORKLOADPOWERED']._serialized_end=1826
+  _globals['_WORKLOADDELETED']._serialized_end=283
+  _globals['_REVISIONDEPLOYED']._serialized_start=285
+  _globals['_REVISIONDEPLOYED']._serialized_end=400
+  _globals['_REVISIONSTATECHANGED']._serialized_start=403
+  _globals['_REVISIONSTATECHANGED']._serialized_end=663
+  _globals['_ROLLOUTTRANSITIONED']._serialized_start=666
+  _globals['_ROLLOUTTRANSITIONED']._serialized_end=902
+  _globals['_WORKLOADROLLEDBACK']._serialized_start=904
+  _globals['_WORKLOADROLLEDBACK']._serialized_end=1029
+  _globals['_POLICYDECIDED']._serialized_start=1032
+  _globals['_POLICYDECIDED']._serialized_end=1288
+  _globals['_ATTESTATIONSEEN']._serialized_start=1290
+  _globals['_ATTESTATIONSEEN']._serialized_end=1379
+  _globals['_PREVIEWOPENED']._serialized_start=1381
+  _globals['_PREVIEWOPENED']._serialized_end=1506
+  _globals['_PREVIEWCLOSED']._serialized_start=1508
+  _globals['_PREVIEWCLOSED']._serialized_end=1591
+  _globals['_WORKLOADPOWERED']._serialized_start=1594
+  _globals['_WORKLOADPOWERED']._serialized_end=1841
 # @@protoc_insertion_point(module_scope)

@@ -19,14 +19,16 @@ class WorkloadRegistered(_message.Message):
     def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ...) -> None: ...
 
 class WorkloadDeleted(_message.Message):
-    __slots__ = ("workload", "environment", "revisions")
+    __slots__ = ("workload", "environment", "revisions", "actor")
     WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     workload: str
     environment: str
     revisions: int
-    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., revisions: _Optional[int] = ...) -> None: ...
+    actor: str
+    def __init__(self, workload: _Optional[str] = ..., environment: _Optional[str] = ..., revisions: _Optional[int] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class RevisionDeployed(_message.Message):
     __slots__ = ("workload", "environment", "revision_id", "number", "spec_digest")

@@ -29,7 +29,7 @@ export type BrokerActed = Message<"paved.secrets_broker.v1.BrokerActed"> & {
    * `<kind>.<verb>`, also the suffix of the envelope's type: `token.issued`,
    * `token.renewed`, `token.revoked`, `token.denied`, `signing_key.rotated`,
    * `root_key.rewrapped`, `secret.written`, `secret.rotated`, `secret.read`,
-   * `secret.denied`, `secret.destroyed`, `bootstrap.issued`,
+   * `secret.denied`, `secret.destroyed`, `secret.deleted`, `bootstrap.issued`,
    * `bootstrap.exchanged`, `bootstrap.refused`, `bootstrap.replayed`,
    * `bootstrap.denied`, `database.configured`, `database.denied`,
    * `lease.issued`, `lease.renewed`, `lease.revoked`, `lease.revoke_failed`,
