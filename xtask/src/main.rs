@@ -1,8 +1,9 @@
 //! Project chores, in Rust rather than shell scripts:
 //!
 //! - `cargo xtask up [ARGS]`: build the binaries and run `paved up [ARGS]`;
-//! - `cargo xtask test`: make sure PostgreSQL and Redis run, build the
-//!   binaries the tests start, run the whole test suite;
+//! - `cargo xtask test`: make sure PostgreSQL and Redis run and the Python
+//!   tools are installed (`venv.rs`), build the binaries the tests start,
+//!   run the whole test suite;
 //! - `cargo xtask sdk generate|check`: the SDKs' generated stubs (`sdk.rs`);
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
 //!   dispatches to one module per benchmark; the helpers they share, such
@@ -20,6 +21,7 @@ mod measure;
 mod pipeline;
 mod sdk;
 mod tokens;
+mod venv;
 
 use anyhow::{Context, bail};
 use std::{
@@ -151,14 +153,14 @@ fn reachable(port: u16) -> bool {
 
 fn test(args: &[String]) -> anyhow::Result<()> {
     ensure_servers()?;
-    let validator = ensure_kubernetes_validate()?;
+    let validator = venv::ensure_kubernetes_validate()?;
     ensure_prometheus()?;
     // The SDKs' tests: Python in its virtualenv, TypeScript built; the
     // stubs of both must match proto/.
     let python = sdk::ensure_python()?;
     sdk::check_generated(&python)?;
     sdk::ensure_typescript()?;
-    sdk::check_dashboards()?;
+    venv::check_dashboards()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     let test = || {
@@ -189,20 +191,4 @@ fn ensure_prometheus() -> anyhow::Result<()> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends", "prometheus"])
         .env("DEBIAN_FRONTEND", "noninteractive"))
-}
-
-/// `kubernetes-validate` (PyPI), which checks rendered manifests against
-/// the Kubernetes OpenAPI schemas, in a virtualenv of its own.
-fn ensure_kubernetes_validate() -> anyhow::Result<PathBuf> {
-    const VERSION: &str = "1.37.0";
-    let home = std::env::var_os("HOME").context("HOME is not set")?;
-    let venv = PathBuf::from(home).join(".cache/paved-tools/kubernetes-validate");
-    let bin = venv.join("bin/kubernetes-validate");
-    let installed = Command::new(&bin).arg("--version").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(VERSION));
-    if !installed {
-        eprintln!("xtask: installing kubernetes-validate {VERSION} into {}", venv.display());
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", &format!("kubernetes-validate=={VERSION}")]))?;
-    }
-    Ok(bin)
 }

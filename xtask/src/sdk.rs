@@ -1,46 +1,16 @@
-//! The SDKs' tooling (and the dashboards', which is the same kind): a virtualenv with what `sdk/python/requirements-dev.txt`
-//! pins (reinstalled when that file changes), `sdk/typescript`'s packages as
+//! The SDKs' tooling: a virtualenv with what `sdk/python/requirements-dev.txt`
+//! pins (`venv.rs`), `sdk/typescript`'s packages as
 //! its `package-lock.json` pins them (`npm ci`, again when it changes) and
 //! its build; the generated stubs of both checked against `proto/`, and
 //! `cargo xtask sdk generate` to regenerate them.
 
-use crate::run;
+use crate::{run, venv::root};
 use anyhow::{Context, bail};
 use std::{path::PathBuf, process::Command};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The Python SDK's virtualenv (its Python).
 pub fn ensure_python() -> anyhow::Result<PathBuf> {
-    ensure_venv("python-sdk", &root().join("sdk/python/requirements-dev.txt"))
-}
-
-/// A virtualenv `~/.cache/paved-tools/<name>` holding what `requirements`
-/// pins, reinstalled when that file changes; its Python.
-pub fn ensure_venv(name: &str, requirements: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let home = std::env::var_os("HOME").context("HOME is not set")?;
-    let venv = PathBuf::from(home).join(".cache/paved-tools").join(name);
-    let python = venv.join("bin/python");
-    let wanted = std::fs::read_to_string(requirements).with_context(|| format!("read {}", requirements.display()))?;
-    // The requirements as last installed: a changed pin reinstalls.
-    let stamp = venv.join("paved-requirements.txt");
-    if !python.is_file() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        eprintln!("xtask: installing {} into {}", requirements.display(), venv.display());
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(requirements))?;
-        std::fs::write(&stamp, &wanted)?;
-    }
-    Ok(python)
-}
-
-/// Fails when a Grafana dashboard differs from what `deploy/grafana/dashboards.py`
-/// (Grafana's Foundation SDK) writes, or has a field its schema does not know.
-pub fn check_dashboards() -> anyhow::Result<()> {
-    let grafana = root().join("deploy/grafana");
-    let python = ensure_venv("grafana", &grafana.join("requirements.txt"))?;
-    run(Command::new(python).arg(grafana.join("dashboards.py")).arg("--check"))
+    crate::venv::ensure("python-sdk", &root().join("sdk/python/requirements-dev.txt"))
 }
 
 /// Fails when the committed Python stubs differ from what `proto/` generates.

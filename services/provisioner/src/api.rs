@@ -302,9 +302,7 @@ impl ProvisionerService for Api {
         required("environment", &req.environment)?;
         required("name", &req.name)?;
         let view = self.provisioner.workload(&req.environment, &req.name).await.map_err(database)?;
-        let view = view.ok_or_else(|| {
-            status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.name, req.environment))
-        })?;
+        let view = view.ok_or_else(|| workload_not_found(&req.environment, &req.name))?;
         Ok(Response::new(GetWorkloadResponse { workload: Some(to_proto(view)) }))
     }
 
@@ -465,10 +463,8 @@ impl ProvisionerService for Api {
         // As it was, for the answer.
         let view = self.provisioner.workload(&req.environment, &req.workload).await.map_err(database)?;
         match self.provisioner.delete_workload(&req.environment, &req.workload, &caller.sub).await.map_err(database)? {
-            Some((_, revisions)) => Ok(Response::new(DeleteWorkloadResponse { workload: view.map(to_proto), revisions })),
-            None => {
-                Err(status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {}", req.workload, req.environment)))
-            }
+            Some(revisions) => Ok(Response::new(DeleteWorkloadResponse { workload: view.map(to_proto), revisions })),
+            None => Err(workload_not_found(&req.environment, &req.workload)),
         }
     }
 
@@ -652,4 +648,8 @@ impl ProvisionerService for Api {
         let previews = self.provisioner.previews().await.map_err(database)?;
         Ok(Response::new(ListPreviewsResponse { previews: previews.into_iter().map(preview_proto).collect() }))
     }
+}
+
+fn workload_not_found(environment: &str, name: &str) -> Status {
+    status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {name} in environment {environment}"))
 }

@@ -6,7 +6,7 @@
 use crate::{
     apply::{Applied, Applier, ApplyError, Plan, Submitted, WorkloadView},
     artifacts,
-    model::{Rollout, Workload},
+    model::Rollout,
     power::{Ask, Power, PowerError},
     preview::{Preview, Previews},
     records::Records,
@@ -163,9 +163,9 @@ impl Provisioner {
         self.rollouts.rollback(environment, name).await
     }
 
-    /// Deletes a workload (records, processes, proxy): the workload as it
-    /// was and how many revisions it had; None when there is none.
-    pub async fn delete_workload(&self, environment: &str, name: &str, actor: &str) -> Result<Option<(Workload, u32)>, DbErr> {
+    /// Deletes a workload (records, processes, proxy): how many revisions
+    /// it had; None when there is none.
+    pub async fn delete_workload(&self, environment: &str, name: &str, actor: &str) -> Result<Option<u32>, DbErr> {
         self.removal.delete(environment, name, actor).await
     }
 

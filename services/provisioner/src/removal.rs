@@ -78,9 +78,9 @@ impl Removal {
     }
 
     /// Deletes workload `name` of `environment`, with a `workload.deleted`
-    /// event naming `actor`: the workload as it was and how many revisions it had; None
-    /// when there is none.
-    pub(crate) async fn delete(&self, environment: &str, name: &str, actor: &str) -> Result<Option<(Workload, u32)>, DbErr> {
+    /// event naming `actor`: how many revisions it had; None when there is
+    /// none.
+    pub(crate) async fn delete(&self, environment: &str, name: &str, actor: &str) -> Result<Option<u32>, DbErr> {
         let _apply = self.records.apply_lock().await;
         let txn = self.records.db().begin().await?;
         let Some(workload) = store::get_workload(&txn, environment, name).await? else {
@@ -95,6 +95,6 @@ impl Removal {
         txn.commit().await?;
         self.stop(doomed).await;
         tracing::info!(%environment, workload = %name, revisions, "workload deleted");
-        Ok(Some((workload, revisions)))
+        Ok(Some(revisions))
     }
 }
