@@ -3,6 +3,8 @@
 //! skips it), fresh databases and stream namespaces per test, the workspace's
 //! built binaries, and a bounded `eventually`.
 
+pub mod otlp;
+
 use std::{future::Future, path::PathBuf, time::Duration};
 
 /// PostgreSQL server URL without a database (`PAVED_TEST_POSTGRES_URL`).

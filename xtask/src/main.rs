@@ -3,7 +3,8 @@
 //! - `cargo xtask up [ARGS]`: build the binaries and run `paved up [ARGS]`;
 //! - `cargo xtask test`: make sure PostgreSQL and Redis run and the Python
 //!   tools are installed (`venv.rs`), build the binaries the tests start,
-//!   run the whole test suite;
+//!   run the whole test suite; `cargo xtask test compose`: compose.yaml on
+//!   a real Docker engine (`compose.rs`, images from `docker.rs`);
 //! - `cargo xtask sdk generate|check`: the SDKs' generated stubs (`sdk.rs`);
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
 //!   dispatches to one module per benchmark; the helpers they share, such
@@ -13,8 +14,10 @@
 mod audit;
 mod bench;
 mod canary;
+mod compose;
 mod cost;
 mod dbcreds;
+mod docker;
 mod init;
 mod looks;
 mod measure;
@@ -40,7 +43,9 @@ fn main() -> ExitCode {
         Some("cycles") => cycles(),
         Some("sdk") => sdk::command(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <up [paved up args] | test [cargo test args] | bench [names] | cycles | sdk generate|check>");
+            eprintln!(
+                "usage: cargo xtask <up [paved up args] | test [cargo test args] | test compose | bench [names] | cycles | sdk generate|check>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -152,6 +157,9 @@ fn reachable(port: u16) -> bool {
 }
 
 fn test(args: &[String]) -> anyhow::Result<()> {
+    if args == ["compose"] {
+        return compose::test();
+    }
     ensure_servers()?;
     let validator = venv::ensure_kubernetes_validate()?;
     ensure_prometheus()?;
