@@ -4,11 +4,13 @@
 use crate::{
     DEFAULT_ENDPOINT,
     client::{connect, failed},
+    output::Format,
 };
 use anyhow::Context;
 use paved_grpc::client::AuthChannel;
 use paved_proto::canary_analyzer::v1::{
-    Check, Decision, ExplainRolloutRequest, ReplayRolloutRequest, Verdict, canary_analyzer_service_client::CanaryAnalyzerServiceClient,
+    Check, Decision, ExplainRolloutRequest, ReplayRolloutRequest, ReplayRolloutResponse, Verdict,
+    canary_analyzer_service_client::CanaryAnalyzerServiceClient,
 };
 use std::{
     fmt::Write,
@@ -28,23 +30,41 @@ pub struct CanaryArgs {
 enum CanaryCommand {
     /// Why each step of a rollout passed, failed or was extended: every
     /// judgement's checks, statistics, bounds and effect sizes.
-    Explain { rollout: String },
+    Explain {
+        rollout: String,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Format,
+    },
     /// Judge a rollout's recorded looks again; exits 1 when a look fails.
     Replay {
         rollout: String,
         /// A workload spec whose `analysis` replaces the recorded one.
         #[arg(long)]
         spec: Option<PathBuf>,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: Format,
     },
 }
 
 pub async fn run(args: CanaryArgs) -> anyhow::Result<ExitCode> {
     let channel = connect(&args.endpoint).await?;
     match args.command {
-        CanaryCommand::Explain { rollout } => print!("{}", explain_rollout(channel, &rollout).await?),
-        CanaryCommand::Replay { rollout, spec } => {
-            let (report, failed) = replay(channel, &rollout, spec.as_deref()).await?;
-            print!("{report}");
+        CanaryCommand::Explain { rollout, output } => {
+            let decisions = decisions(channel, &rollout).await?;
+            let json =
+                || serde_json::json!({ "rollout_id": rollout, "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>() });
+            crate::output::print(output, || describe(&rollout, &decisions), json)?;
+        }
+        CanaryCommand::Replay { rollout, spec, output } => {
+            let replayed = replayed(channel, &rollout, spec.as_deref()).await?;
+            let failed = replayed.first_failure != 0;
+            let json = || {
+                serde_json::json!({
+                    "rollout_id": rollout, "failed": failed, "first_failure": failed.then_some(replayed.first_failure),
+                    "decisions": replayed.decisions.iter().map(decision_json).collect::<Vec<_>>(),
+                })
+            };
+            crate::output::print(output, || replay_report(&rollout, spec.is_some(), &replayed), json)?;
             if failed {
                 return Ok(ExitCode::FAILURE);
             }
@@ -56,9 +76,37 @@ pub async fn run(args: CanaryArgs) -> anyhow::Result<ExitCode> {
 /// Why a rollout went as it did: per step, its looks and the checks of the
 /// look that decided it.
 pub async fn explain_rollout(channel: AuthChannel, rollout_id: &str) -> anyhow::Result<String> {
+    Ok(describe(rollout_id, &decisions(channel, rollout_id).await?))
+}
+
+/// A rollout's decision records, look by look.
+async fn decisions(channel: AuthChannel, rollout_id: &str) -> anyhow::Result<Vec<Decision>> {
     let request = ExplainRolloutRequest { rollout_id: rollout_id.to_string() };
-    let decisions = CanaryAnalyzerServiceClient::new(channel).explain_rollout(request).await.map_err(failed)?.into_inner().decisions;
-    Ok(describe(rollout_id, &decisions))
+    Ok(CanaryAnalyzerServiceClient::new(channel).explain_rollout(request).await.map_err(failed)?.into_inner().decisions)
+}
+
+/// One look for scripts: its step counted from 1 as people see it, every
+/// check with its numbers (a number that is not finite is `null`).
+fn decision_json(d: &Decision) -> serde_json::Value {
+    let checks: Vec<serde_json::Value> = d
+        .checks
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "metric": c.metric, "judge": c.judge, "outcome": c.outcome, "message": c.message,
+                "canary_value": c.canary_value, "baseline_value": c.baseline_value, "lower": c.lower, "upper": c.upper,
+                "statistic": c.statistic, "threshold": c.threshold, "effect": c.effect, "tolerated": c.tolerated,
+                "detectable": c.detectable,
+            })
+        })
+        .collect();
+    let time = |t: Option<&prost_types::Timestamp>| t.and_then(crate::output::rfc3339_millis);
+    serde_json::json!({
+        "look": d.look, "step": d.step + 1, "weight": d.weight, "verdict": d.verdict().short_name(), "reason": d.reason,
+        "start_time": time(d.start_time.as_ref()), "end_time": time(d.end_time.as_ref()), "interval_over": d.interval_over,
+        "canary_requests": d.canary_requests, "baseline_requests": d.baseline_requests, "detectable_ratio": d.detectable_ratio,
+        "checks": checks,
+    })
 }
 
 pub fn describe(rollout_id: &str, decisions: &[Decision]) -> String {
@@ -137,6 +185,11 @@ fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
 /// workload spec file) or as recorded. Returns the report and whether the
 /// replay found a failure.
 pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<(String, bool)> {
+    let replayed = replayed(channel, rollout_id, spec).await?;
+    Ok((replay_report(rollout_id, spec.is_some(), &replayed), replayed.first_failure != 0))
+}
+
+async fn replayed(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<ReplayRolloutResponse> {
     let (spec_yaml, spec_path) = match spec {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -147,7 +200,11 @@ pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>)
         None => Default::default(),
     };
     let request = ReplayRolloutRequest { rollout_id: rollout_id.to_string(), spec_yaml, spec_path };
-    let replayed = CanaryAnalyzerServiceClient::new(channel).replay_rollout(request).await.map_err(failed)?.into_inner();
+    Ok(CanaryAnalyzerServiceClient::new(channel).replay_rollout(request).await.map_err(failed)?.into_inner())
+}
+
+/// The looks that decided something, then whether (and where) it fails.
+fn replay_report(rollout_id: &str, own_spec: bool, replayed: &ReplayRolloutResponse) -> String {
     let rows: Vec<Vec<String>> = replayed
         .decisions
         .iter()
@@ -156,7 +213,7 @@ pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>)
         .collect();
     let mut out = crate::output::table(&["LOOK", "STEP", "VERDICT", "REASON"], &rows);
     let failed = replayed.first_failure != 0;
-    let under = if spec.is_some() { "this analysis" } else { "the analysis recorded" };
+    let under = if own_spec { "this analysis" } else { "the analysis recorded" };
     match replayed.decisions.iter().find(|d| d.look == replayed.first_failure && failed) {
         Some(d) => {
             let _ = writeln!(out, "under {under}, rollout {rollout_id} fails at look {} (step {}): {}", d.look, d.step + 1, d.reason);
@@ -165,5 +222,5 @@ pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>)
             let _ = writeln!(out, "under {under}, no look of rollout {rollout_id} fails ({} looks judged)", replayed.decisions.len());
         }
     }
-    Ok((out, failed))
+    out
 }

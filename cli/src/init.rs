@@ -27,6 +27,8 @@ pub struct InitArgs {
     /// Where to write it (default: ./<name>); it must not exist or be empty.
     #[arg(long)]
     dir: Option<PathBuf>,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 /// The files of a template, with `{{name}}` and `{{team}}` to fill in.
@@ -62,11 +64,24 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     for env in ["dev", "staging", "prod"] {
         crate::render::render(&dir, env).with_context(|| format!("the new spec for {env} (a bug in `paved init`)"))?;
     }
-    println!("{}: {} workload in {}", args.name, name(args.template), dir.display());
-    for file in written {
-        println!("  {file}");
-    }
-    println!("\nTake it live:  paved deploy {} --env dev", dir.display());
+    let text = || {
+        let files: String = written.iter().map(|file| format!("  {file}\n")).collect();
+        format!(
+            "{}: {} workload in {}\n{files}\nTake it live:  paved deploy {} --env dev\n",
+            args.name,
+            name(args.template),
+            dir.display(),
+            dir.display()
+        )
+    };
+    let json = || {
+        let template = match args.template {
+            Template::Http => "http",
+            Template::Worker => "worker",
+        };
+        serde_json::json!({ "name": args.name, "template": template, "team": args.team, "dir": dir, "files": written })
+    };
+    crate::output::print(args.output, text, json)?;
     Ok(ExitCode::SUCCESS)
 }
 

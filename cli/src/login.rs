@@ -16,10 +16,12 @@ pub struct LoginArgs {
     token: Option<String>,
     #[arg(long, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    #[arg(long, short, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 pub async fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let LoginArgs { token, endpoint } = args;
+    let LoginArgs { token, endpoint, output } = args;
     let token = match token {
         Some(t) => t,
         None => {
@@ -31,13 +33,14 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<ExitCode> {
     };
     let claims = check(&endpoint, &token).await?;
     let path = credentials::store(&endpoint, token.trim())?;
-    let expires = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
-    println!(
-        "logged in to {endpoint} as {} (scopes {}; expires {expires}); stored in {}",
-        claims.sub,
-        claims.scp.join(" "),
-        path.display()
-    );
+    let expires = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let text = || {
+        let (scopes, expires) = (claims.scp.join(" "), expires.clone().unwrap_or_default());
+        format!("logged in to {endpoint} as {} (scopes {scopes}; expires {expires}); stored in {}\n", claims.sub, path.display())
+    };
+    // What the token says, never the token.
+    let json = || serde_json::json!({ "endpoint": endpoint, "subject": claims.sub, "scopes": claims.scp, "expire_time": expires, "stored_in": path });
+    crate::output::print(output, text, json)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -52,6 +52,8 @@ enum SecretsCommand {
         path: String,
         #[arg(long, default_value_t = 0)]
         version: u32,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
     /// Secrets under a prefix, latest versions: never values.
     List {
@@ -60,8 +62,13 @@ enum SecretsCommand {
         #[arg(long, value_enum, default_value_t)]
         output: crate::output::Format,
     },
-    /// Print the value, then each new version as it is written or rotated.
-    Watch { path: String },
+    /// Print the value, then each new version as it is written or rotated
+    /// (with --output json, one JSON document per line).
+    Watch {
+        path: String,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
+    },
     /// Re-seal every key under the current root key (after a root key rotation).
     Rewrap {
         #[arg(long, short, value_enum, default_value_t)]
@@ -77,18 +84,13 @@ enum SecretsCommand {
         env: Option<String>,
         #[arg(long, conflicts_with = "workload")]
         unused: bool,
+        #[arg(long, short, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
 }
 
 pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
-    use std::io::Write;
     let channel = connect(&args.endpoint).await?;
-    let print = |secret: &Secret| {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&secret.value);
-        let _ = out.write_all(b"\n");
-        let _ = out.flush();
-    };
     match args.command {
         SecretsCommand::Put { path, value, generate, rotate_every, output } => {
             let value = match (value, generate) {
@@ -124,32 +126,55 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
                 || serde_json::json!({ "path": deleted.path, "versions": deleted.versions }),
             )?;
         }
-        SecretsCommand::Get { path, version } => print(&get(channel, &path, version).await?),
+        SecretsCommand::Get { path, version, output } => print_value(&get(channel, &path, version).await?, output),
         SecretsCommand::List { prefix, output } => {
             let secrets = list(channel, &prefix).await?;
             crate::output::print(output, || table(&secrets), || json(&secrets))?;
         }
-        SecretsCommand::Watch { path } => watch(channel, &path, print).await?,
+        SecretsCommand::Watch { path, output } => watch(channel, &path, |secret| print_value(secret, output)).await?,
         SecretsCommand::Rewrap { output } => {
             let done = rewrap(channel).await?;
             let line = || format!("{} keys re-sealed under root key {}\n", done.rewrapped, done.root_key_id);
             crate::output::print(output, line, || serde_json::json!({ "rewrapped": done.rewrapped, "root_key_id": done.root_key_id }))?;
         }
-        SecretsCommand::Policy { workload: Some(workload), env, .. } => {
+        SecretsCommand::Policy { workload: Some(workload), env, output, .. } => {
             let env = env.ok_or_else(|| anyhow::anyhow!("--env is needed with a workload: paved secrets policy {workload} --env <env>"))?;
-            print!("{}", policy_report(&policy(channel, &env, &workload).await?));
+            let policy = policy(channel, &env, &workload).await?;
+            crate::output::print(output, || policy_report(&policy), || policy_json(&policy))?;
         }
-        SecretsCommand::Policy { workload: None, env, unused } => {
+        SecretsCommand::Policy { workload: None, env, unused, output } => {
             let policies = policies(channel, env.as_deref().unwrap_or_default(), unused).await?;
-            if policies.is_empty() {
-                println!("{}", if unused { "every grant of every policy has been used" } else { "no policies compiled yet" });
-            }
-            for policy in &policies {
-                println!("{}", policy_report(policy));
-            }
+            let reports = || {
+                if policies.is_empty() {
+                    let none = if unused { "every grant of every policy has been used" } else { "no policies compiled yet" };
+                    return format!("{none}\n");
+                }
+                policies.iter().map(|p| policy_report(p) + "\n").collect()
+            };
+            crate::output::print(output, reports, || policies.iter().map(policy_json).collect())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A value as read: the bytes and a newline for people; for scripts, one
+/// JSON line with its version (`value` when it is UTF-8, else
+/// `value_base64`). Flushed at once: a watch prints as versions come.
+fn print_value(secret: &Secret, output: crate::output::Format) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if output == crate::output::Format::Json {
+        let mut line = secret.meta.as_ref().map_or_else(|| serde_json::json!({}), |m| json(std::slice::from_ref(m))[0].clone());
+        match std::str::from_utf8(&secret.value) {
+            Ok(text) => line["value"] = text.into(),
+            Err(_) => line["value_base64"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &secret.value).into(),
+        }
+        let _ = writeln!(out, "{line}");
+    } else {
+        let _ = out.write_all(&secret.value);
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
 }
 
 fn client(channel: AuthChannel) -> SecretsBrokerServiceClient<AuthChannel> {
@@ -248,6 +273,25 @@ pub async fn policies(channel: AuthChannel, environment: &str, unused_only: bool
         }
         page_token = answer.next_page_token;
     }
+}
+
+/// A policy for scripts: every grant with its uses.
+pub fn policy_json(policy: &WorkloadPolicy) -> serde_json::Value {
+    let time = crate::output::rfc3339;
+    let grants: Vec<serde_json::Value> = policy
+        .grants
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "scope": g.scope, "use_count": g.use_count,
+                "first_use_time": time(g.first_use_time.as_ref()), "last_use_time": time(g.last_use_time.as_ref()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "spiffe_id": policy.spiffe_id, "environment": policy.environment, "workload": policy.workload,
+        "revision_id": policy.revision_id, "compile_time": time(policy.compile_time.as_ref()), "grants": grants,
+    })
 }
 
 /// A policy, one grant per line with its uses, then the grants never used.

@@ -13,6 +13,7 @@ mod witness;
 use crate::{
     DEFAULT_ENDPOINT,
     client::{channel, connect, failed},
+    output::{Format, print},
 };
 use anyhow::Context;
 use http::Http;
@@ -32,6 +33,10 @@ pub struct AuditArgs {
     command: AuditCommand,
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
+    /// `json`: one JSON document on stdout (docs/cli.md); not for `witness`,
+    /// which runs until stopped.
+    #[arg(long, short, global = true, value_enum, default_value_t)]
+    output: Format,
 }
 
 #[derive(clap::Subcommand)]
@@ -101,8 +106,6 @@ enum AuditCommand {
         until: Option<prost_types::Timestamp>,
         #[arg(long)]
         key: Option<String>,
-        #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
-        output: crate::output::Format,
     },
     /// A revision's lineage in one bundle: its deployment, the artifact
     /// and attestations the policy saw, the decision, identity and
@@ -138,18 +141,30 @@ enum AuditCommand {
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let output = args.output;
     match args.command {
-        AuditCommand::Key => println!("{}", log_key(&args.endpoint).await?),
+        AuditCommand::Key => {
+            let key = log_key(&args.endpoint).await?;
+            print(output, || format!("{key}\n"), || serde_json::json!({ "verifier_key": key }))?;
+        }
         AuditCommand::Checkpoint => {
             let checkpoint =
                 AuditServiceClient::new(connect(&args.endpoint).await?).get_checkpoint(GetCheckpointRequest {}).await.map_err(failed)?;
-            print!("{}", checkpoint.into_inner().checkpoint.map(|c| c.note).unwrap_or_default());
+            let note = checkpoint.into_inner().checkpoint.map(|c| c.note).unwrap_or_default();
+            let json = || {
+                let size = signed_note::Note::from_bytes(note.as_bytes())
+                    .ok()
+                    .and_then(|n| tlog_tiles::Checkpoint::from_bytes(n.text()).ok())
+                    .map(|c| c.size());
+                serde_json::json!({ "note": note, "size": size })
+            };
+            print(output, || note.clone(), json)?;
         }
         AuditCommand::Verify { keys, offline: Some(dir), witnesses, quorum } => {
             anyhow::ensure!(!keys.is_empty(), "--offline needs --key: a copy cannot vouch for its own key");
             let witnessed = witnessed(&witnesses, quorum)?;
             let latest = Directory(dir.clone()).get("checkpoint").await?.into_iter().collect::<Vec<_>>();
-            return report(verify::verify(&Directory(dir), &keys, &[]).await?, &keys, witnessed.as_ref(), &latest);
+            return report(verify::verify(&Directory(dir), &keys, &[]).await?, &keys, witnessed.as_ref(), &latest, output);
         }
         AuditCommand::Verify { keys, offline: None, witnesses, quorum } => {
             let witnessed = witnessed(&witnesses, quorum)?;
@@ -178,18 +193,35 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let latest = Http::new(&args.endpoint).get("checkpoint").await?.into_iter();
             let notes: Vec<Vec<u8>> = history.iter().cloned().chain(latest).collect();
             let keys = verify::trusted(&given, &published, &notes);
-            return report(verify::verify(&Http::new(&args.endpoint), &keys, &history).await?, &keys, witnessed.as_ref(), &history);
+            return report(verify::verify(&Http::new(&args.endpoint), &keys, &history).await?, &keys, witnessed.as_ref(), &history, output);
         }
-        AuditCommand::Fetch { dir } => fetch(&Http::new(&args.endpoint), &dir).await?,
-        AuditCommand::Witness(witness) => return witness::run(witness).await,
+        AuditCommand::Fetch { dir } => {
+            let (size, tiles) = fetch(&Http::new(&args.endpoint), &dir).await?;
+            let text = || format!("copied the log of {size} entries ({tiles} tiles) to {}\n", dir.display());
+            print(output, text, || serde_json::json!({ "size": size, "tiles": tiles, "dir": dir }))?;
+        }
+        AuditCommand::Witness(witness) => {
+            anyhow::ensure!(output == Format::Table, "`audit witness` runs until stopped and logs as it goes: no --output json");
+            return witness::run(witness).await;
+        }
         AuditCommand::RotateKey { overlap } => {
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
-            let request = RotateLogKeyRequest { overlap: Some(paved_proto::duration_from_std(overlap)), ..Default::default() };
+            // The deprecated field too, for a log older than `overlap`.
+            #[allow(deprecated)]
+            let request =
+                RotateLogKeyRequest { overlap: Some(paved_proto::duration_from_std(overlap)), overlap_seconds: overlap.as_secs() };
             let rotated = client.rotate_log_key(request).await.map_err(failed)?.into_inner();
-            println!("{}", rotated.verifier_key);
-            eprintln!("the previous key signs beside it until {}", crate::output::time(rotated.retire_time.as_ref()));
+            let retire_time = crate::output::rfc3339(rotated.retire_time.as_ref());
+            print(
+                output,
+                || format!("{}\n", rotated.verifier_key),
+                || serde_json::json!({ "verifier_key": rotated.verifier_key, "retire_time": retire_time }),
+            )?;
+            if output == Format::Table {
+                eprintln!("the previous key signs beside it until {}", crate::output::time(rotated.retire_time.as_ref()));
+            }
         }
-        AuditCommand::Query { workload, env, actor, kind, since, until, key, output } => {
+        AuditCommand::Query { workload, env, actor, kind, since, until, key } => {
             let key = trusted(key, &args.endpoint).await?;
             let whose = match (workload, env, actor) {
                 (Some(name), Some(env), _) => query::Whose::Workload { name, env },
@@ -198,7 +230,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             };
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
             match query::fetch(&mut client, &key, &whose, since, until).await? {
-                Some(found) => query::print(&found, kind.as_deref(), output == crate::output::Format::Json)?,
+                Some(found) => query::print(&found, kind.as_deref(), output == Format::Json)?,
                 None => eprintln!("no entries: the log holds no salt for that name (never seen, or erased)"),
             }
         }
@@ -206,7 +238,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let key = trusted(key, &args.endpoint).await?;
             let mut client = AuditServiceClient::new(connect(&args.endpoint).await?);
             let bundle = trace::trace(&mut client, &key, &workload, &env, revision).await?;
-            trace::print(&bundle, &trace::verify(&bundle, &key)?);
+            trace::print(&bundle, &trace::verify(&bundle, &key)?, output)?;
             if let Some(file) = file {
                 std::fs::write(&file, serde_json::to_vec_pretty(&bundle)?).with_context(|| format!("write {}", file.display()))?;
                 eprintln!("bundle of {} entries written to {}", bundle.entries_len(), file.display());
@@ -215,17 +247,20 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::VerifyBundle { file, key } => {
             let bundle = trace::read(&file)?;
             match trace::verify(&bundle, &key) {
+                Ok(entries) if output == Format::Json => trace::print(&bundle, &entries, output)?,
                 Ok(entries) => {
-                    trace::print(&bundle, &entries);
+                    trace::print(&bundle, &entries, output)?;
                     println!("verified: {} entries, each included in the checkpoint signed by {key}", entries.len());
                 }
                 Err(e) => {
-                    println!("{e:#}");
+                    print(output, || format!("{e:#}\n"), || serde_json::json!({ "verified": false, "finding": format!("{e:#}") }))?;
                     return Ok(ExitCode::FAILURE);
                 }
             }
         }
-        AuditCommand::Erase { subject } => query::erase(&mut AuditServiceClient::new(connect(&args.endpoint).await?), &subject).await?,
+        AuditCommand::Erase { subject } => {
+            query::erase(&mut AuditServiceClient::new(connect(&args.endpoint).await?), &subject, output).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -266,16 +301,28 @@ fn report(
     keys: &[String],
     witnessed: Option<&(Vec<CosignatureVerifier>, usize)>,
     notes: &[Vec<u8>],
+    output: Format,
 ) -> anyhow::Result<ExitCode> {
+    let json = output == Format::Json;
     let v = match outcome {
         Ok(v) => v,
         Err(finding) => {
-            println!("NOT verified: {finding}");
+            print(
+                output,
+                || format!("NOT verified: {finding}\n"),
+                || serde_json::json!({ "verified": false, "finding": finding.to_string() }),
+            )?;
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("verified: {} entries, {} checkpoints, signed by {}", v.size, v.checkpoints, keys.join(" or "));
+    let mut verified = serde_json::json!({ "verified": true, "entries": v.size, "checkpoints": v.checkpoints, "keys": keys });
+    if !json {
+        println!("verified: {} entries, {} checkpoints, signed by {}", v.size, v.checkpoints, keys.join(" or "));
+    }
     let Some((witnesses, quorum)) = witnessed else {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&verified)?);
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let best = notes
@@ -286,20 +333,31 @@ fn report(
             (by.len() >= *quorum).then_some((size, by))
         })
         .max_by_key(|(size, _)| *size);
-    match best {
+    let (line, code) = match &best {
         Some((size, by)) => {
-            println!("witnessed: the checkpoint of {size} entries is cosigned by {} ({} of {} required)", by.join(", "), by.len(), quorum);
-            Ok(ExitCode::SUCCESS)
+            let line =
+                format!("witnessed: the checkpoint of {size} entries is cosigned by {} ({} of {quorum} required)", by.join(", "), by.len());
+            verified["witnessed"] = serde_json::json!({ "size": size, "by": by, "quorum": quorum });
+            (line, ExitCode::SUCCESS)
         }
         None => {
-            println!("NOT verified: no checkpoint is cosigned by {quorum} of the {} witnesses given", witnesses.len());
-            Ok(ExitCode::FAILURE)
+            verified["verified"] = false.into();
+            let line = format!("NOT verified: no checkpoint is cosigned by {quorum} of the {} witnesses given", witnesses.len());
+            verified["finding"] = line.trim_start_matches("NOT verified: ").into();
+            (line, ExitCode::FAILURE)
         }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&verified)?);
+    } else {
+        println!("{line}");
     }
+    Ok(code)
 }
 
-/// Copies the checkpoint and every tile of its tree to `dir`.
-async fn fetch(source: &Http, dir: &std::path::Path) -> anyhow::Result<()> {
+/// Copies the checkpoint and every tile of its tree to `dir`; the log's
+/// size and how many tiles.
+async fn fetch(source: &Http, dir: &std::path::Path) -> anyhow::Result<(u64, usize)> {
     let note = source.get("checkpoint").await?.context("the log has no checkpoint yet")?;
     let text = signed_note::Note::from_bytes(&note).map_err(|e| anyhow::anyhow!("the checkpoint is not a signed note: {e}"))?;
     let size = tlog_tiles::Checkpoint::from_bytes(text.text()).map_err(|e| anyhow::anyhow!("not a checkpoint: {e}"))?.size();
@@ -327,6 +385,5 @@ async fn fetch(source: &Http, dir: &std::path::Path) -> anyhow::Result<()> {
     }
     // The checkpoint last: a copy cut short has none, and does not verify.
     tokio::fs::write(dir.join("checkpoint"), &note).await.with_context(|| format!("write {}", dir.join("checkpoint").display()))?;
-    println!("copied the log of {size} entries ({} tiles) to {}", tiles.len(), dir.display());
-    Ok(())
+    Ok((size, tiles.len()))
 }

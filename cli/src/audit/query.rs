@@ -175,11 +175,17 @@ pub fn print(found: &Found, kind: Option<&str>, json: bool) -> anyhow::Result<()
     Ok(())
 }
 
-pub async fn erase(client: &mut AuditServiceClient<AuthChannel>, subject: &str) -> anyhow::Result<()> {
+pub async fn erase(client: &mut AuditServiceClient<AuthChannel>, subject: &str, output: crate::output::Format) -> anyhow::Result<()> {
     let erased = client.erase_subject(EraseSubjectRequest { subject: subject.to_string() }).await.map_err(failed)?.into_inner();
-    println!(
-        "erased {subject}: the salt of {} is deleted, so it no longer opens to the name; {} entries keep it, with their ids, times, types, workloads and proofs",
-        erased.commitment, erased.entries
-    );
-    Ok(())
+    let text = || {
+        format!(
+            "erased {subject}: the salt of {} is deleted, so it no longer opens to the name; {} entries keep it, with their ids, times, types, workloads and proofs\n",
+            erased.commitment, erased.entries
+        )
+    };
+    crate::output::print(
+        output,
+        text,
+        || serde_json::json!({ "subject": subject, "commitment": erased.commitment, "entries": erased.entries }),
+    )
 }

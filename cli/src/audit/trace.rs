@@ -125,10 +125,19 @@ pub fn verify(bundle: &Bundle, key: &str) -> anyhow::Result<Vec<(u64, LogEntry)>
 }
 
 /// The lineage, a line per entry.
-pub fn print(bundle: &Bundle, entries: &[(u64, LogEntry)]) {
-    println!("lineage of revision {} of {}:", bundle.revision, bundle.workload);
-    let rows: Vec<Vec<String>> = entries.iter().map(|(i, e)| describe::row(*i, e)).collect();
-    print!("{}", crate::output::table(&["INDEX", "APPENDED", "TYPE", "ACTOR", "WHAT"], &rows));
+/// The verified entries of a bundle: a table for people; for scripts, each
+/// entry as `audit query` shows it.
+pub fn print(bundle: &Bundle, entries: &[(u64, LogEntry)], output: crate::output::Format) -> anyhow::Result<()> {
+    let table = || {
+        let rows: Vec<Vec<String>> = entries.iter().map(|(i, e)| describe::row(*i, e)).collect();
+        let table = crate::output::table(&["INDEX", "APPENDED", "TYPE", "ACTOR", "WHAT"], &rows);
+        format!("lineage of revision {} of {}:\n{table}", bundle.revision, bundle.workload)
+    };
+    let json = || {
+        let entries: Vec<serde_json::Value> = entries.iter().map(|(i, e)| describe::json(*i, e)).collect();
+        serde_json::json!({ "workload": bundle.workload, "revision": bundle.revision, "verified": true, "entries": entries })
+    };
+    crate::output::print(output, table, json)
 }
 
 pub fn read(path: &std::path::Path) -> anyhow::Result<Bundle> {

@@ -145,6 +145,11 @@ async fn artifacts_are_content_addressed_signed_and_gate_prod() {
     let verify = |path: &str, key: &str| paved(&["audit", "verify-bundle", path, "--key", key]);
     let out = verify(bundle_path, &log_key).await;
     assert!(out.status.success() && text(&out.stdout).contains("verified: "), "{out:?}");
+    let out = paved(&["audit", "verify-bundle", bundle_path, "--key", &log_key, "--output", "json"]).await;
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify-bundle JSON");
+    assert!(checked["verified"] == true && checked["workload"] == "environments/prod/workloads/api", "{checked}");
+    let types: Vec<&str> = checked["entries"].as_array().expect("entries").iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(types.iter().any(|t| t.ends_with("revision.deployed")) && types.iter().any(|t| t.ends_with("policy.decided")), "{types:?}");
     let other = paved_audit::log::note::LogKey::new("paved/audit", &[5; 32]).expect("key").verifier_key();
     assert_eq!(verify(bundle_path, &other).await.status.code(), Some(1), "another key");
     // One entry's bytes changed: named by index.

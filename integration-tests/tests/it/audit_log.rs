@@ -339,6 +339,26 @@ async fn verify_names_the_entry_that_was_changed_removed_or_moved_and_a_forged_c
     let (code, out, err) = verify().await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.starts_with("verified: "), "{out}");
+    // The same for scripts.
+    let json = |args: &[&str]| {
+        let args: Vec<String> =
+            args.iter().map(|a| a.to_string()).chain(["--output", "json", "--endpoint", &endpoint].map(String::from)).collect();
+        let token = token.clone();
+        async move {
+            let out = paved_with(&token, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+            let json: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out.stderr)));
+            (out.status.code(), json)
+        }
+    };
+    assert_eq!(json(&["audit", "key"]).await.1["verifier_key"], key.as_str());
+    let (_, checkpoint) = json(&["audit", "checkpoint"]).await;
+    assert!(
+        checkpoint["size"].as_u64().is_some_and(|s| s >= 300) && checkpoint["note"].as_str().is_some_and(|n| n.contains("paved/audit")),
+        "{checkpoint}"
+    );
+    let (code, verified) = json(&["audit", "verify", "--key", &key]).await;
+    assert!(code == Some(0) && verified["verified"] == true && verified["entries"].as_u64().is_some_and(|n| n >= 300), "{verified}");
 
     let db = sea_orm::Database::connect(&database).await.expect("the audit database");
     let sql = |q: String| {
@@ -350,6 +370,9 @@ async fn verify_names_the_entry_that_was_changed_removed_or_moved_and_a_forged_c
     let (code, out, _) = verify().await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("NOT verified: entry 5: does not hash to the leaf hash"), "{out}");
+    let (code, verified) = json(&["audit", "verify", "--key", &key]).await;
+    assert!(code == Some(1) && verified["verified"] == false, "{verified}");
+    assert!(verified["finding"].as_str().is_some_and(|f| f.starts_with("entry 5: ")), "{verified}");
     sql("UPDATE log_leaves SET leaf = substring(leaf from 1 for length(leaf) - 1) WHERE leaf_index = 5".into()).await;
     assert_eq!(verify().await.0, Some(0), "undone");
 
@@ -379,8 +402,11 @@ async fn verify_names_the_entry_that_was_changed_removed_or_moved_and_a_forged_c
     // A copy checks offline, and a copy with one byte changed does not.
     let dir = tempfile::tempdir().expect("temp dir");
     let copy = dir.path().to_str().expect("utf-8").to_string();
-    let out = paved_with("", &["audit", "fetch", &copy, "--endpoint", &endpoint]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, fetched) = json(&["audit", "fetch", &copy]).await;
+    assert!(
+        code == Some(0) && fetched["size"].as_u64().is_some_and(|s| s >= 300) && fetched["tiles"].as_u64().is_some_and(|t| t > 0),
+        "{fetched}"
+    );
     let offline = || {
         let (copy, key) = (copy.clone(), key.clone());
         async move {

@@ -169,9 +169,11 @@ async fn a_rotated_key_hands_trust_over_through_a_checkpoint_both_signed() {
     let key = || async { text(&paved(&["audit", "key", "--endpoint", &endpoint]).await.stdout).trim().to_string() };
     let old = key().await;
 
-    let out = paved_with(&token, &["audit", "rotate-key", "--overlap", "3s", "--endpoint", &endpoint]).await;
+    let out = paved_with(&token, &["audit", "rotate-key", "--overlap", "3s", "--endpoint", &endpoint, "--output", "json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let new = text(&out.stdout).trim().to_string();
+    let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).expect("rotate-key JSON");
+    assert!(rotated["retire_time"].is_string(), "{rotated}");
+    let new = rotated["verifier_key"].as_str().expect("the new key").to_string();
     assert!(new.starts_with("paved/audit+") && new != old, "{new}");
     assert_eq!(key().await, new, "the new key is the current one");
     let signers = |note: &str| note.lines().filter(|l| l.starts_with("— paved/audit ")).count();

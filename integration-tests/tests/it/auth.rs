@@ -216,6 +216,10 @@ async fn every_call_is_authenticated_and_authorised() {
     let out = cli(&["login", "--token", &deployer, "--endpoint", &endpoint]).await;
     assert!(out.status.success() && text(&out.stdout).contains("logged in to"), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("as dora"), "{}", text(&out.stdout));
+    let out = cli(&["login", "--token", &deployer, "--endpoint", &endpoint, "--output", "json"]).await;
+    let login: serde_json::Value = serde_json::from_slice(&out.stdout).expect("login JSON");
+    assert!(login["subject"] == "dora" && login["scopes"].is_array() && login["expire_time"].is_string(), "{login}");
+    assert!(!login.to_string().contains(&deployer), "the token is never printed");
     let stored = config.path().join("credentials.json");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&stored).expect("stored").permissions().mode() & 0o777, 0o600);

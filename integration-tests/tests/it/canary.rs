@@ -77,6 +77,18 @@ async fn canaries_with_errors_or_latency_are_rolled_back_and_an_identical_one_is
     let out = paved_with(&platform.root_token, &["canary", "explain", &identical, "--endpoint", &endpoint]).await;
     let why = text(&out.stdout);
     assert!(why.contains("step 3 (100% of traffic)") && why.contains(": pass: "), "{why}");
+    // The same for scripts: the failing look of step 1, its checks' numbers.
+    let args = ["canary", "explain", &errors_rollout, "--output", "json", "--endpoint", &endpoint];
+    let why: serde_json::Value = serde_json::from_slice(&paved_with(&platform.root_token, &args).await.stdout).expect("explain JSON");
+    let failed = why["decisions"].as_array().expect("decisions").iter().find(|d| d["verdict"] == "fail").expect("a failing look").clone();
+    assert_eq!(failed["step"], 1, "{failed}");
+    let sequential = failed["checks"].as_array().expect("checks").iter().find(|c| c["judge"] == "sequential").expect("sequential").clone();
+    assert!(sequential["statistic"].as_f64().is_some() && sequential["threshold"].as_f64().is_some_and(|t| t > 0.0), "{sequential}");
+    let args = ["canary", "replay", &errors_rollout, "--output", "json", "--endpoint", &endpoint];
+    let out = paved_with(&platform.root_token, &args).await;
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("replay JSON");
+    assert_eq!(out.status.code(), Some(1), "{replayed}");
+    assert!(replayed["failed"] == true && replayed["first_failure"].as_u64().is_some_and(|l| l > 0), "{replayed}");
 
     // Replayed as recorded, the errors rollout fails again (exit 1); under
     // an analysis that only watches latency, no look fails.

@@ -51,6 +51,31 @@ async fn single_item_commands_answer_json() {
     let written = json(&["secrets", "put", "dev/json/key", "--value", "hunter2-json"]).await;
     assert!(written["path"] == "dev/json/key" && written["version"] == 1 && !written.to_string().contains("hunter2"), "{written}");
     assert!(json(&["secrets", "rewrap"]).await["root_key_id"].is_string());
+    let read = json(&["secrets", "get", "dev/json/key"]).await;
+    assert!(read["value"] == "hunter2-json" && read["version"] == 1 && read["create_time"].is_string(), "{read}");
+    assert!(json(&["secrets", "policy"]).await.is_array());
+    // A watch: JSON Lines, the first line the current version.
+    let mut watch = paved_integration_tests::clean_command("paved");
+    watch.args(["secrets", "watch", "dev/json/key", "--output", "json", "--endpoint", &endpoint]).env("PAVED_TOKEN", &root);
+    let mut watch = watch.stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().expect("watch");
+    let mut first = String::new();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().expect("stdout"));
+    let read_line = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first);
+    tokio::time::timeout(Duration::from_secs(10), read_line).await.expect("the first line").expect("read");
+    let watched: Value = serde_json::from_str(&first).expect("one JSON document per line");
+    assert_eq!((watched["value"].as_str(), watched["version"].as_u64()), (Some("hunter2-json"), Some(1)), "{watched}");
+    drop(watch);
+
+    // Offline: a policy bundle's tests, a new workload.
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policies");
+    let out = paved(&["policy", "test", policies.to_str().expect("path"), "--output", "json"]).await;
+    let tested: Value = serde_json::from_slice(&out.stdout).expect("policy test JSON");
+    assert!(out.status.success() && tested["passed"] == true && tested["failed"] == 0, "{tested}");
+    assert!(tested["tests"].as_array().is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["passed"] == true)), "{tested}");
+    let made = dir.path().join("made");
+    let out = paved(&["init", "made", "--dir", made.to_str().expect("path"), "--output", "json"]).await;
+    let init: Value = serde_json::from_slice(&out.stdout).expect("init JSON");
+    assert!(init["template"] == "http" && init["files"].as_array().is_some_and(|f| f.contains(&"paved.yaml".into())), "{init}");
 
     // Artifacts: the hello binary pushed, signed, verified.
     let pushed = json(&["artifact", "push", bin_dir().join("hello").to_str().expect("path")]).await;
