@@ -49,12 +49,16 @@ async fn power(args: PowerArgs, wake: bool) -> anyhow::Result<ExitCode> {
     let mut client = ProvisionerServiceClient::new(connect(&args.endpoint).await?);
     let (environment, workload, note) = (args.env.clone(), args.workload.clone(), args.note);
     let (reason, hold) = (PowerReason::Person as i32, args.hold.map(|s| prost_types::Duration { seconds: s as i64, nanos: 0 }));
+    // The deprecated field too, for a platform older than `hold`.
+    let hold_seconds = args.hold.map_or(0, |s| s as i64);
     let (changed, view) = if wake {
-        let request = WakeWorkloadRequest { environment, workload, reason, note, hold, ..Default::default() };
+        #[allow(deprecated)]
+        let request = WakeWorkloadRequest { environment, workload, reason, note, hold, hold_seconds };
         let done = client.wake_workload(request).await.map_err(failed)?.into_inner();
         (done.changed, done.workload)
     } else {
-        let request = SleepWorkloadRequest { environment, workload, reason, note, hold, ..Default::default() };
+        #[allow(deprecated)]
+        let request = SleepWorkloadRequest { environment, workload, reason, note, hold, hold_seconds };
         let done = client.sleep_workload(request).await.map_err(failed)?.into_inner();
         (done.changed, done.workload)
     };

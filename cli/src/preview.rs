@@ -127,13 +127,15 @@ pub async fn run(args: PreviewArgs) -> anyhow::Result<ExitCode> {
 pub async fn open_preview(channel: AuthChannel, dir: &Path, pr: u32, ttl: Duration) -> anyhow::Result<OpenPreviewResponse> {
     let environment = format!("pr-{pr}");
     let (rendered, file) = render::render(dir, &environment)?;
+    // The deprecated field too, for a platform older than `ttl`.
+    #[allow(deprecated)]
     let request = OpenPreviewRequest {
         pr: i32::try_from(pr).context("pr is too large")?,
         ttl: Some(paved_proto::duration_from_std(ttl)),
+        ttl_seconds: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
         spec_yaml: rendered.text,
         spec_path: file.display().to_string(),
         request_id: uuid::Uuid::new_v4().to_string(),
-        ..Default::default()
     };
     Ok(ProvisionerServiceClient::new(channel).open_preview(request).await.map_err(failed)?.into_inner())
 }

@@ -1,6 +1,7 @@
 """{{name}}: a hello-world HTTP service, made by `paved init`.
 
-Listens on $PORT (the local runtime passes it); answers / and /healthz.
+Listens on $HOST:$PORT (the platform passes both: 127.0.0.1 on the local
+runtime, 0.0.0.0 in a Kubernetes pod); answers / and /healthz.
 Replace the body of do_GET with your own.
 """
 
@@ -26,6 +27,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8080"))), Handler)
+    server = ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))), Handler)
     print(f"{{name}} listening on {server.server_address[1]}", flush=True)
     server.serve_forever()

@@ -1,7 +1,7 @@
 """{{name}}: a hello-world background worker, made by `paved init`.
 
 Works in a loop (replace work() with your own) and answers /healthz on
-$PORT, so that the runtime knows it is alive: unhealthy while a round of
+$HOST:$PORT, so that the runtime knows it is alive: unhealthy while a round of
 work is overdue.
 """
 
@@ -39,4 +39,4 @@ class Health(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     threading.Thread(target=loop, daemon=True).start()
-    ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8080"))), Health).serve_forever()
+    ThreadingHTTPServer((os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8080"))), Health).serve_forever()

@@ -1,7 +1,8 @@
 //! `hello`: the demo workload. A small HTTP service whose behaviour is set by
 //! its environment, so rollouts and canaries have something to judge:
 //!
-//! - `PORT` (default 8080): where it listens, on 127.0.0.1;
+//! - `PORT` (default 8080) and `HOST` (default 127.0.0.1): where it listens
+//!   (the local runtime passes 127.0.0.1, a Kubernetes pod 0.0.0.0);
 //! - `HELLO_VERSION` (default `v1`): the version its body names;
 //! - `HELLO_ERROR_RATE` (0–1, default 0): share of requests answered 500;
 //! - `HELLO_LATENCY_MS` (default 0): latency added to every request.
@@ -13,6 +14,7 @@ use axum::{Router, http::StatusCode, routing::get};
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 struct Settings {
+    host: std::net::IpAddr,
     port: u16,
     version: String,
     error_rate: f64,
@@ -38,7 +40,11 @@ fn settings() -> Result<Settings, String> {
         Some(l) => Duration::from_millis(l.parse().map_err(|_| format!("HELLO_LATENCY_MS={l:?} must be a whole number of milliseconds"))?),
         None => Duration::ZERO,
     };
-    Ok(Settings { port, version: var("HELLO_VERSION").unwrap_or_else(|| "v1".into()), error_rate, latency })
+    let host = match var("HOST") {
+        Some(h) => h.parse().map_err(|_| format!("HOST={h:?} is not an IP address"))?,
+        None => std::net::IpAddr::from([127, 0, 0, 1]),
+    };
+    Ok(Settings { host, port, version: var("HELLO_VERSION").unwrap_or_else(|| "v1".into()), error_rate, latency })
 }
 
 #[tokio::main]
@@ -50,10 +56,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await {
+    let address = std::net::SocketAddr::new(settings.host, settings.port);
+    let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hello: cannot listen on 127.0.0.1:{}: {e}", settings.port);
+            eprintln!("hello: cannot listen on {address}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -73,7 +80,7 @@ async fn main() -> ExitCode {
         }
     };
     let app = Router::new().route("/", get(greet)).route("/healthz", get(|| async { "ok\n" }));
-    println!("hello {} listening on 127.0.0.1:{}", settings.version, settings.port);
+    println!("hello {} listening on {address}", settings.version);
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

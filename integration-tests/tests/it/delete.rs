@@ -1,7 +1,8 @@
 //! `paved delete` (DeleteWorkload): a workload with a rollout under way is
 //! destroyed — its rollout gone, its proxy's port given up, its records
-//! gone, an event in the audit log — only with its deploy scope, never one
-//! of the platform's own services; its name deployed again starts afresh.
+//! gone, an event in the audit log, its cost no longer counted — only with
+//! its deploy scope, never one of the platform's own services; its name
+//! deployed again starts afresh.
 
 use crate::rollouts::{all_traffic_on, embedded, endpoint_of};
 use paved_integration_tests::{authed, eventually, paved_with, text};
@@ -44,8 +45,20 @@ async fn a_deleted_workload_is_gone_with_its_rollout_processes_and_port() {
     let out = paved(&root, &["delete", "audit", "--env", "platform"]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("one of the platform's own services"), "{}", text(&out.stderr));
 
+    // Both revisions run processes (the canary, and its baseline).
+    let got = paved(&root, &["rollout", "get", &rollout, "--output", "json"]).await;
+    let got: serde_json::Value = serde_json::from_slice(&got.stdout).expect("rollout JSON");
+    let revisions: Vec<String> =
+        ["revision_id", "stable_revision_id"].iter().map(|k| got[k].as_str().expect("a revision id").to_string()).collect();
+    eventually("both revisions' processes", Duration::from_secs(20), || async {
+        revisions.iter().all(|r| !processes_of(std::slice::from_ref(r)).is_empty()).then_some(())
+    })
+    .await;
+
     let out = paved(&root, &["delete", "web", "--env", "dev", "--output", "json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let left = processes_of(&revisions);
+    assert!(left.is_empty(), "processes outlived the delete: {left:?}");
     let deleted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!((deleted["workload"].as_str(), deleted["revisions"].as_u64()), (Some("web"), Some(2)), "{deleted}");
     assert_eq!(deleted["endpoint"].as_str(), Some(web.trim_start_matches("http://")), "{deleted}");
@@ -73,6 +86,21 @@ async fn a_deleted_workload_is_gone_with_its_rollout_processes_and_port() {
         }
     })
     .await;
+    // Billed no more: its running time stopped with its processes (the
+    // total: deleted before its first usage sample, it has no line of its own).
+    let hours = || {
+        let report = paved(&root, &["cost", "report", "--by", "workload", "--since", "1h", "--output", "json"]);
+        async move {
+            let report: serde_json::Value = serde_json::from_slice(&report.await.stdout).ok()?;
+            report["total"]["replica_hours"].as_f64()
+        }
+    };
+    eventually("web's running time to stop growing", Duration::from_secs(20), || async {
+        let before = hours().await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        (before > 0.0 && hours().await? == before).then_some(())
+    })
+    .await;
     std::fs::write(svc.join("paved.yaml"), spec("v3")).expect("write");
     let out = paved(&root, &["deploy", &svc_dir, "--env", "dev", "--output", "json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -80,4 +108,18 @@ async fn a_deleted_workload_is_gone_with_its_rollout_processes_and_port() {
     assert_eq!(again["revision"], 1, "{again}");
     all_traffic_on(&endpoint_of(&endpoint, &root, "web").await, "v3").await;
     platform.stop().await.expect("stop");
+}
+
+/// The processes whose environment names one of `revisions` (the runtime
+/// gives each `PAVED_REVISION`).
+fn processes_of(revisions: &[String]) -> Vec<u32> {
+    let wanted: Vec<String> = revisions.iter().map(|r| format!("PAVED_REVISION={r}")).collect();
+    let entries = std::fs::read_dir("/proc").expect("/proc").flatten();
+    entries
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ.split(|b| *b == 0).any(|var| wanted.iter().any(|w| var == w.as_bytes())).then_some(pid)
+        })
+        .collect()
 }

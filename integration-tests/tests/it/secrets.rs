@@ -198,7 +198,19 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     .await;
 
     // Deleted: every version at once, only with the write scope; the
-    // rotation stops with it, and reads find nothing.
+    // rotation stops with it, reads find nothing, and a watch ends saying so.
+    let mut watch = tokio::process::Command::new(bin_dir().join("paved"))
+        .args(["secrets", "watch", "dev/shop/api-key", "--endpoint", &endpoint])
+        .env("PAVED_TOKEN", &root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch");
+    let mut watched = tokio::io::BufReader::new(watch.stdout.take().expect("stdout"));
+    line.clear();
+    tokio::time::timeout(Duration::from_secs(10), watched.read_line(&mut line)).await.expect("the current value").expect("read");
+    assert_eq!(line.trim().len(), 32, "{line:?}");
     let out = cli(&shop, &["secrets", "delete", "dev/shop/api-key"], None).await;
     assert!(!out.status.success() && text(&out.stderr).contains("secrets:write:dev/shop/api-key"), "{}", text(&out.stderr));
     let out = cli(&root, &["secrets", "delete", "dev/shop/api-key", "--output", "json"], None).await;
@@ -206,6 +218,8 @@ async fn secrets_are_versioned_scoped_watched_and_never_logged() {
     let deleted: serde_json::Value = serde_json::from_slice(&out.stdout).expect("delete json");
     assert_eq!(deleted["path"], "dev/shop/api-key");
     assert!(deleted["versions"].as_u64().is_some_and(|n| n >= 2), "the rotated version and the one it replaced: {deleted}");
+    let ended = tokio::time::timeout(Duration::from_secs(5), watch.wait_with_output()).await.expect("the watch ends").expect("watch");
+    assert!(!ended.status.success() && text(&ended.stderr).contains("secret dev/shop/api-key was deleted"), "{}", text(&ended.stderr));
     for _ in 0..2 {
         let out = cli(&root, &["secrets", "get", "dev/shop/api-key"], None).await;
         assert!(!out.status.success() && text(&out.stderr).contains("no secret dev/shop/api-key"), "{}", text(&out.stderr));

@@ -5,77 +5,19 @@
 //! and the artifact digest it worked on.
 
 use crate::secrets::{stop, up_with};
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
-    common::v1::{KeyValue, any_value::Value},
-    trace::v1::Span,
+use paved_integration_tests::{
+    bin_dir, eventually,
+    otlp::{Received, Receiver},
+    paved_env, text,
 };
-use paved_integration_tests::{bin_dir, eventually, paved_env, text};
-use std::{
-    collections::BTreeSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
-use tonic::{Request, Response, Status};
-
-/// A span as received, with its resource's service name.
-#[derive(Clone, Debug)]
-struct Received {
-    service: String,
-    span: Span,
-}
-
-impl Received {
-    fn attribute(&self, key: &str) -> Option<String> {
-        string_of(&self.span.attributes, key)
-    }
-}
-
-fn string_of(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        _ => None,
-    })
-}
-
-/// The collector's side of OTLP/gRPC: keeps every span it is sent.
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<Received>>>);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for resource in request.into_inner().resource_spans {
-            let attributes = resource.resource.map(|r| r.attributes).unwrap_or_default();
-            let service = string_of(&attributes, "service.name").unwrap_or_default();
-            for scope in resource.scope_spans {
-                kept.extend(scope.spans.into_iter().map(|span| Received { service: service.clone(), span }));
-            }
-        }
-        Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
-impl Receiver {
-    fn spans(&self) -> Vec<Received> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
+use std::{collections::BTreeSet, time::Duration};
 
 #[tokio::test]
 async fn one_deploy_is_one_trace_across_the_services_naming_its_lineage() {
     let receiver = Receiver::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let collector = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let server = tokio::spawn(receiver.clone().serve(listener));
     // Spans leave within 100 ms of ending, not the SDK's default 5 s.
     let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
     let dir = tempfile::tempdir().expect("temp dir");
@@ -108,6 +50,10 @@ async fn one_deploy_is_one_trace_across_the_services_naming_its_lineage() {
     let out = paved(&["rollout", "list", "shop", "--env", "dev", "--output", "json"]).await;
     let rollouts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let revision = rollouts[0]["revision_id"].as_str().expect("revision id").to_string();
+    let rollout = rollouts[0]["id"].as_str().expect("rollout id").to_string();
+    let got: serde_json::Value =
+        serde_json::from_slice(&paved(&["rollout", "get", &rollout, "--output", "json"]).await.stdout).expect("JSON");
+    let stable = got["stable_revision_id"].as_str().expect("the first revision's id").to_string();
 
     // The second deploy's root span in the CLI, then every span of its trace.
     let root = eventually("the CLI's deploy spans", Duration::from_secs(10), || async {
@@ -153,13 +99,18 @@ async fn one_deploy_is_one_trace_across_the_services_naming_its_lineage() {
     assert_eq!(services, BTreeSet::from(["paved", "paved-cli"]), "{services:?}");
     // Every span names the lineage: the CLI's root span, and all of the
     // platform's, whichever service they ran in; the revision from when the
-    // apply made it on (the policy gate's cost forecast comes before).
+    // apply made it on (the policy gate's cost forecast comes before), but
+    // for the baseline's supervisor and its bootstrap tokens: the baseline
+    // runs the first revision.
     let apply = trace.iter().find(|s| s.attribute("rpc.method").as_deref() == Some("ApplyWorkload")).expect("the apply's span");
-    let mut checked = 0;
+    let (mut checked, mut baselines) = (0, 0);
     for span in trace.iter().filter(|s| s.service == "paved" || s.span.name == "paved deploy") {
         let method = span.attribute("rpc.method");
         let gate = method.as_deref() == Some("GetCostForecast") && span.span.parent_span_id == apply.span.span_id;
-        let revision = (!gate).then_some(revision.as_str());
+        let supervises = span.span.name == "run revision" || method.as_deref() == Some("IssueBootstrapToken");
+        let baseline = supervises && span.attribute("paved.revision") == Some(stable.clone());
+        baselines += usize::from(baseline);
+        let revision = (!gate).then_some(if baseline { stable.as_str() } else { revision.as_str() });
         let lineage =
             [("paved.workload", Some("dev/shop")), ("paved.revision", revision), ("paved.artifact_digest", Some(digest.as_str()))];
         for (key, value) in lineage {
@@ -168,6 +119,7 @@ async fn one_deploy_is_one_trace_across_the_services_naming_its_lineage() {
         checked += 1;
     }
     assert!(checked > wanted.len(), "only {checked} spans checked");
+    assert!(baselines > 0, "no span of the baseline's supervisor names the revision it runs");
     // Nothing anyone sent carries a token: no attribute or event of any span.
     for span in receiver.spans() {
         let text = format!("{:?} {:?}", span.span.attributes, span.span.events);

@@ -370,7 +370,11 @@ impl Builder<'_> {
             }),
             ..Default::default()
         };
-        let mut env = vec![EnvVar { name: "PORT".into(), value: Some(self.spec.port.to_string()), ..Default::default() }];
+        // Reached at the pod's address (its Service): every interface.
+        let mut env = vec![
+            EnvVar { name: "PORT".into(), value: Some(self.spec.port.to_string()), ..Default::default() },
+            EnvVar { name: "HOST".into(), value: Some("0.0.0.0".into()), ..Default::default() },
+        ];
         let mut embedded: Vec<&str> = Vec::new();
         let mut vars = Vec::new();
         for (key, value) in &self.spec.env {

@@ -41,7 +41,10 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// What the runtime needs to start a revision.
 #[derive(Debug, Clone)]
 pub struct Launch {
+    /// What the runtime knows it by (a baseline's differs from its revision's).
     pub revision_id: String,
+    /// The revision it runs: its lineage in traces.
+    pub revision: String,
     pub workload: String,
     pub environment: String,
     pub spec: WorkloadSpec,
@@ -138,7 +141,13 @@ impl LocalRuntime {
         // starts) join the trace that started the revision.
         let empty = tracing::field::Empty;
         let span = tracing::info_span!(parent: None, "run revision", revision.id = %id, paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
-        paved_telemetry::propagation::continue_trace(&span);
+        // Its own lineage: a baseline started by a rollout runs the stable revision.
+        let own = paved_telemetry::propagation::Lineage {
+            workload: format!("{}/{}", launch.environment, launch.workload),
+            revision: launch.revision.clone(),
+            artifact_digest: launch.artifact_digest.clone(),
+        };
+        paved_telemetry::propagation::continue_trace(&span, &own);
         let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()).instrument(span));
         running.insert(id, (cancel, task));
     }
@@ -367,6 +376,8 @@ impl LocalRuntime {
             .envs(&launch.extra_env)
             .envs(&launch.spec.env)
             .env("PORT", port.to_string())
+            // Reached only through its proxy: never on another interface.
+            .env("HOST", "127.0.0.1")
             .env("PAVED_WORKLOAD", &launch.workload)
             .env("PAVED_ENVIRONMENT", &launch.environment)
             .env("PAVED_REVISION", &launch.revision_id)

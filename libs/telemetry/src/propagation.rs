@@ -61,16 +61,27 @@ impl Lineage {
                 theirs.clone_from(mine);
             }
         }
-        let pairs = KEYS.into_iter().zip(lineage.values()).filter(|(_, v)| !v.is_empty()).map(|(k, v)| KeyValue::new(k, v.to_string()));
-        let cx = current.with_baggage(pairs.collect::<Vec<_>>());
         // Fails only when the span is disabled; then there is nothing to carry.
-        let _ = span.set_parent(cx);
+        let _ = span.set_parent(lineage.onto(&current));
         lineage.record(span);
     }
 
+    /// `cx` with this lineage as its whole baggage: only Paved's keys travel
+    /// on, whatever else a caller put there.
+    fn onto(&self, cx: &opentelemetry::Context) -> opentelemetry::Context {
+        let pairs = KEYS.into_iter().zip(self.values()).filter(|(_, v)| !v.is_empty()).map(|(k, v)| KeyValue::new(k, v.to_string()));
+        cx.with_baggage(pairs.collect::<Vec<_>>())
+    }
+
+    /// The lineage `cx`'s baggage carries. A value that is no name, id or
+    /// digest (longer than 256 characters, or with spaces or controls) is
+    /// dropped: baggage comes from callers.
     fn from_context(cx: &opentelemetry::Context) -> Self {
         let baggage = cx.baggage();
-        let get = |key: &str| baggage.get(key).map(|v| v.as_str().to_string()).unwrap_or_default();
+        let get = |key: &str| {
+            let value = baggage.get(key).map(|v| v.as_str().to_string()).unwrap_or_default();
+            if value.len() <= 256 && value.chars().all(|c| c.is_ascii_graphic()) { value } else { String::new() }
+        };
         Self { workload: get(KEYS[0]), revision: get(KEYS[1]), artifact_digest: get(KEYS[2]) }
     }
 }
@@ -97,23 +108,27 @@ impl Injector for HeadersMut<'_> {
 }
 
 /// Makes `span` (made with `parent: None`) continue the current span's trace
-/// and lineage without holding the current span open: for work that
-/// outlives it (a revision's supervisor outlives the rollout that started
-/// it, and a span ends only once its children have).
-pub fn continue_trace(span: &tracing::Span) {
+/// without holding the current span open, for work on `own` lineage that
+/// outlives it: a revision's supervisor outlives the rollout that started
+/// it (a span ends only once its children have), and may run another
+/// revision than the rollout's (its baseline).
+pub fn continue_trace(span: &tracing::Span, own: &Lineage) {
     let cx = tracing::Span::current().context();
-    Lineage::from_context(&cx).record(span);
+    own.record(span);
     // Fails only when the span is disabled; then there is nothing to link.
-    let _ = span.set_parent(cx);
+    let _ = span.set_parent(own.onto(&cx));
 }
 
 /// Makes the trace context carried by `headers` (if any) the parent of
-/// `span`, and records the lineage its baggage carries on it.
+/// `span`, and records the lineage its baggage carries on it: what the
+/// caller says it works on, like its trace context, before anyone checked
+/// who it is. Nothing else of its baggage is passed on.
 pub fn set_parent_from(span: &tracing::Span, headers: &http::HeaderMap) {
     let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
-    Lineage::from_context(&cx).record(span);
+    let lineage = Lineage::from_context(&cx);
+    lineage.record(span);
     // Fails only when the span is disabled; then there is nothing to link.
-    let _ = span.set_parent(cx);
+    let _ = span.set_parent(lineage.onto(&cx));
 }
 
 /// Writes the current span's trace context (and baggage) into `headers`.
@@ -135,16 +150,20 @@ mod tests {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt;
 
+    /// Runs `test` with spans exported to OpenTelemetry and the process's
+    /// one propagator installed (tests run in parallel and share the global).
+    fn traced(test: impl FnOnce()) {
+        install();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, test);
+    }
+
     /// A caller's trace context becomes the parent of our span, and what we
     /// send on (gRPC metadata, event envelopes) continues that trace.
     #[test]
     fn trace_context_round_trips() {
-        // The one propagator the process installs: tests run in parallel
-        // and share the global.
-        install();
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        traced(|| {
             let mut headers = http::HeaderMap::new();
             headers.insert("traceparent", http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
             let span = tracing::info_span!("server");
@@ -161,10 +180,7 @@ mod tests {
     /// under it, merged over what its parent carried, and comes back whole.
     #[test]
     fn lineage_travels_as_baggage() {
-        install();
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        traced(|| {
             let empty = tracing::field::Empty;
             let outer = tracing::info_span!("deploy", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
             Lineage { workload: "dev/shop".into(), ..Lineage::default() }.carry(&outer);
@@ -179,6 +195,35 @@ mod tests {
             let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(&headers)));
             let want = Lineage { workload: "dev/shop".into(), revision: "r-1".into(), artifact_digest: digest };
             assert_eq!(Lineage::from_context(&cx), want);
+        });
+    }
+
+    /// A caller's baggage: only Paved's keys go on, a value that is no id is
+    /// dropped, and work continued on its own lineage carries that alone.
+    #[test]
+    fn only_lineage_travels_on_and_work_names_its_own() {
+        traced(|| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+            let baggage = "paved.workload=dev/shop,paved.revision=r%20with%20spaces,smuggled=1";
+            headers.insert("baggage", http::HeaderValue::from_static(baggage));
+            let empty = tracing::field::Empty;
+            let server = tracing::info_span!("server", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+            set_parent_from(&server, &headers);
+            let _server = server.enter();
+            let mut out = http::HeaderMap::new();
+            inject_current(&mut out);
+            assert_eq!(out.get("baggage").and_then(|v| v.to_str().ok()), Some("paved.workload=dev/shop"), "{out:?}");
+
+            let own = Lineage { workload: "dev/shop".into(), revision: "r-0".into(), artifact_digest: String::new() };
+            let work = tracing::info_span!(parent: None, "run revision", paved.workload = empty, paved.revision = empty, paved.artifact_digest = empty);
+            continue_trace(&work, &own);
+            let _work = work.enter();
+            let mut out = http::HeaderMap::new();
+            inject_current(&mut out);
+            assert!(out.get("traceparent").and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("4bf92f3577b34da6a3ce929d0e0e4736")));
+            let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(&out)));
+            assert_eq!(Lineage::from_context(&cx), own);
         });
     }
 }

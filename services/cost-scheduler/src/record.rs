@@ -6,6 +6,8 @@
 //!   replica-hours, and cost by requested resources.
 //! - A workload's sleeps and wakes open and close its sleep intervals
 //!   (`sleep_intervals`): what sleeping saved.
+//! - A workload deleted, or a preview closed, closes every interval of its
+//!   workloads: their processes are gone, and no state change will say so.
 //!
 //! Each event is applied once (the inbox, in the same transaction): adding
 //! time twice would be wrong.
@@ -27,7 +29,10 @@ pub struct Recorder {
 #[async_trait]
 impl Handler for Recorder {
     async fn handle(&self, _stream: &str, event: &Envelope) -> anyhow::Result<()> {
-        if !matches!(event.payload, Some(Payload::RevisionStateChanged(_) | Payload::WorkloadPowered(_))) {
+        if !matches!(
+            event.payload,
+            Some(Payload::RevisionStateChanged(_) | Payload::WorkloadPowered(_) | Payload::WorkloadDeleted(_) | Payload::PreviewClosed(_))
+        ) {
             return Ok(());
         }
         let at = event.time.as_ref().map_or_else(|| chrono::Utc::now().timestamp_millis(), paved_proto::millis_from_timestamp);
@@ -38,6 +43,10 @@ impl Handler for Recorder {
         match &event.payload {
             Some(Payload::RevisionStateChanged(changed)) => running(&txn, changed, at).await?,
             Some(Payload::WorkloadPowered(powered)) => powered_at(&txn, powered, at).await?,
+            Some(Payload::WorkloadDeleted(deleted)) => {
+                gone(&txn, &deleted.environment, std::slice::from_ref(&deleted.workload), at).await?
+            }
+            Some(Payload::PreviewClosed(closed)) => gone(&txn, &closed.environment, &closed.workloads, at).await?,
             _ => {}
         }
         txn.commit().await?;
@@ -75,15 +84,40 @@ async fn running(txn: &DatabaseTransaction, changed: &RevisionStateChanged, at: 
             txn.execute(&insert).await?;
         }
     } else {
-        let update = Query::update()
-            .table(RevisionUsage::Table)
-            .value(RevisionUsage::RunningMs, Expr::col(RevisionUsage::RunningMs).add(Expr::val(at).sub(Expr::col(since))))
-            .value(since, Option::<i64>::None)
-            .and_where(this)
-            .and_where(Expr::col(since).is_not_null())
-            .to_owned();
-        txn.execute(&update).await?;
-        txn.execute(&Query::update().table(RunningIntervals::Table).value(RunningIntervals::ToMs, at).and_where(open).to_owned()).await?;
+        close_running(txn, this, at).await?;
+    }
+    Ok(())
+}
+
+/// Closes the open running intervals of the revisions `which` selects (a
+/// condition on `revision_usage`), adding their time to the revisions' sums.
+async fn close_running(txn: &DatabaseTransaction, which: Expr, at: i64) -> Result<(), DbErr> {
+    let since = RevisionUsage::RunningSinceMs;
+    let update = Query::update()
+        .table(RevisionUsage::Table)
+        .value(RevisionUsage::RunningMs, Expr::col(RevisionUsage::RunningMs).add(Expr::val(at).sub(Expr::col(since))))
+        .value(since, Option::<i64>::None)
+        .and_where(which.clone())
+        .and_where(Expr::col(since).is_not_null())
+        .to_owned();
+    txn.execute(&update).await?;
+    let revisions = Query::select().column(RevisionUsage::RevisionId).from(RevisionUsage::Table).and_where(which).to_owned();
+    let open = Expr::col(RunningIntervals::RevisionId).in_subquery(revisions).and(Expr::col(RunningIntervals::ToMs).is_null());
+    txn.execute(&Query::update().table(RunningIntervals::Table).value(RunningIntervals::ToMs, at).and_where(open).to_owned()).await?;
+    Ok(())
+}
+
+/// `workloads` of `environment` are gone (deleted, or their preview closed):
+/// every running and sleep interval of theirs ends at `at`.
+async fn gone(txn: &DatabaseTransaction, environment: &str, workloads: &[String], at: i64) -> Result<(), DbErr> {
+    for workload in workloads {
+        let which = Expr::col(RevisionUsage::Environment).eq(environment).and(Expr::col(RevisionUsage::Workload).eq(workload.as_str()));
+        close_running(txn, which, at).await?;
+        let asleep = Expr::col(SleepIntervals::Environment)
+            .eq(environment)
+            .and(Expr::col(SleepIntervals::Workload).eq(workload.as_str()))
+            .and(Expr::col(SleepIntervals::ToMs).is_null());
+        txn.execute(&Query::update().table(SleepIntervals::Table).value(SleepIntervals::ToMs, at).and_where(asleep).to_owned()).await?;
     }
     Ok(())
 }

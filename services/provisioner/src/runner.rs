@@ -99,6 +99,7 @@ impl Runner {
         }
         Launch {
             revision_id: revision.id.clone(),
+            revision: revision.id.clone(),
             workload: workload.to_string(),
             environment: environment.to_string(),
             spec,

@@ -129,7 +129,9 @@ impl SecretsApi {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut writes = secrets.writes();
         tokio::spawn(async move {
-            let mut sent = 0u32;
+            // The version last sent, with its creation time: a secret
+            // deleted and written again starts at version 1 once more.
+            let mut sent: Option<(u32, i64)> = None;
             loop {
                 // A watch lives no longer than the token that opened it.
                 if let Some(why) = authority.no_longer_valid(&caller).await {
@@ -137,9 +139,10 @@ impl SecretsApi {
                     return;
                 }
                 match secrets.get(&path, 0).await {
-                    Ok((version, value)) if version.version != sent => {
-                        sent = version.version;
-                        if !recorder.record("secret.read", &caller.sub, &format!("{path}#{sent}"), "watch").await {
+                    Ok((version, value)) if sent != Some((version.version, version.create_time_ms)) => {
+                        sent = Some((version.version, version.create_time_ms));
+                        let read = format!("{path}#{}", version.version);
+                        if !recorder.record("secret.read", &caller.sub, &read, "watch").await {
                             let _ = tx.send(Err(status::unavailable("EVENTS_UNAVAILABLE", "the read cannot be recorded now"))).await;
                             return;
                         }
@@ -147,7 +150,15 @@ impl SecretsApi {
                             return;
                         }
                     }
-                    Ok(_) | Err(SecretError::NotFound(_)) => {}
+                    Ok(_) => {}
+                    // Not written yet: sent once it is.
+                    Err(SecretError::NotFound(_)) if sent.is_none() => {}
+                    // Deleted after a value was sent: the watcher must not
+                    // go on using it as if it stood.
+                    Err(SecretError::NotFound(_)) => {
+                        let _ = tx.send(Err(status::not_found("SECRET_DELETED", format!("secret {path} was deleted")))).await;
+                        return;
+                    }
                     Err(e) => {
                         let _ = tx.send(Err(e.into())).await;
                         return;

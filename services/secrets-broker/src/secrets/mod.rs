@@ -98,6 +98,7 @@ impl Secrets {
         };
         let now = now_ms();
         let txn = self.db.begin().await?;
+        store::lock_path(&txn, path).await?;
         let last = store::last_version(&txn, path).await?;
         if expect.is_some_and(|v| i64::from(v) != last.unwrap_or(0)) {
             return Ok(None);
@@ -128,9 +129,10 @@ impl Secrets {
     }
 
     /// Deletes every version of `path` (and so its rotation); how many
-    /// there were. Watchers are woken and find it gone.
+    /// there were. Watchers are woken and end with NOT_FOUND.
     pub async fn delete(&self, actor: &str, path: &str) -> Result<u32, SecretError> {
         let txn = self.db.begin().await?;
+        store::lock_path(&txn, path).await?;
         let deleted = store::delete_all(&txn, path).await?;
         if deleted == 0 {
             return Err(SecretError::NotFound(path.to_string()));

@@ -59,6 +59,22 @@ pub async fn last_version(conn: &impl ConnectionTrait, path: &str) -> Result<Opt
     }
 }
 
+/// Holds writes to `path` for the rest of `txn` (PostgreSQL; SQLite has a
+/// single writer): a rotation racing a delete would otherwise read the
+/// last version before the delete and insert the next one after it, which
+/// the delete never saw, leaving a deleted secret one version.
+pub async fn lock_path(txn: &DatabaseTransaction, path: &str) -> Result<(), DbErr> {
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let lock = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [format!("paved.secret:{path}").into()],
+    );
+    txn.execute_raw(lock).await.map(drop)
+}
+
 /// Marks the latest version of `path` replaced at `now`, and records `new`.
 pub async fn replace(txn: &DatabaseTransaction, new: &New<'_>) -> Result<(), DbErr> {
     let supersede = Query::update()

@@ -2556,9 +2556,10 @@ export const SecretsBrokerService: GenService<{
    * so a workload takes a rotated value without a restart. A secret that
    * does not exist yet is sent once written. Each value sent is recorded as
    * a `secret.read` event. The stream ends with UNAUTHENTICATED
-   * (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked.
+   * (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked,
+   * and with NOT_FOUND (SECRET_DELETED) when the secret it sent is deleted.
    * Scope: a valid token; the handler also needs `secrets:read:<path>`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_DELETED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.WatchSecret
    */
