@@ -2,7 +2,8 @@
 //! engine with Debian's docker-compose, `hello` deployed through it with
 //! the CLI as a user would, and what only Docker can show checked: the
 //! `depends_on` conditions, the health check, who owns each volume, the
-//! read-only mounts, a restart that keeps its certificate, OTLP export to
+//! read-only mounts, both SDKs as production clients over TLS, a restart
+//! that keeps its certificate, OTLP export to
 //! the collector, Prometheus scraping the five services by their compose
 //! names; then torn down with its volumes. Images: `docker.rs`.
 
@@ -175,6 +176,8 @@ impl Stack {
         ensure!(deployed["state"] == "promoted", "hello's rollout: {deployed}");
         self.hello_answers(&token, &bundle)?;
 
+        self.sdks(&token, &bundle)?;
+
         // A restart by Docker: no new enrolment, the kept certificate renews.
         let enrol_started = enrol["State"]["StartedAt"].clone();
         self.compose(&["restart", "provisioner"])?;
@@ -193,6 +196,33 @@ impl Stack {
         ensure!(!logs.contains(&self.root_key), "a container logged the root key");
         ensure!(!logs.contains(&token), "a container logged the root token");
         ensure!(tokens.iter().all(|t| !logs.contains(t.as_str())), "a container logged an enrolling token");
+        Ok(())
+    }
+
+    /// Both SDKs reach the provisioner over TLS as production clients:
+    /// Python's grpcio checks the host name the certificate names beside its
+    /// SPIFFE id (`server_name`), TypeScript the SPIFFE id itself.
+    fn sdks(&self, token: &str, bundle: &Path) -> anyhow::Result<()> {
+        const PYTHON: &str = "import os, paved\n\
+            from paved.provisioner.v1 import provisioner_pb2 as pb\n\
+            bundle = open(os.environ['PAVED_CA_BUNDLE'], 'rb').read()\n\
+            with paved.Client('https://127.0.0.1:7401', root_certificates=bundle, server_name='provisioner') as client:\n\
+            \x20   print(client.provisioner.GetWorkload(pb.GetWorkloadRequest(environment='dev', name='hello')).workload.name)\n";
+        const TYPESCRIPT: &str = "const { Client } = await import(process.argv[1]);\n\
+            const client = new Client({ endpoint: 'https://127.0.0.1:7401' });\n\
+            const got = await client.provisioner.getWorkload({ environment: 'dev', name: 'hello' });\n\
+            console.log(got.workload.name);\n";
+        let python = crate::sdk::ensure_python()?;
+        let mut python = Command::new(python);
+        python.args(["-c", PYTHON]).env("PYTHONPATH", root().join("sdk/python/src"));
+        let said = output(python.env("PAVED_TOKEN", token).env("PAVED_CA_BUNDLE", bundle))?;
+        ensure!(said.trim() == "hello", "the Python SDK said {said:?}");
+        crate::sdk::ensure_typescript()?;
+        let sdk = root().join("sdk/typescript/dist/index.js");
+        let mut node = Command::new("node");
+        node.args(["--input-type=module", "-e", TYPESCRIPT]).arg(&sdk).env("PAVED_TOKEN", token).env("PAVED_CA_BUNDLE", bundle);
+        let said = output(&mut node)?;
+        ensure!(said.trim() == "hello", "the TypeScript SDK said {said:?}");
         Ok(())
     }
 

@@ -30,11 +30,15 @@ pub fn docker() -> Command {
     command
 }
 
-/// Runs `command`; its standard output, or an error with its standard error.
+/// Runs `command`; its standard output, or an error with its standard
+/// error. Named by its program and arguments only: its environment may
+/// hold a token or the root key.
 pub fn output(command: &mut Command) -> anyhow::Result<String> {
-    let out = command.stdin(Stdio::null()).output().with_context(|| format!("start {command:?}"))?;
+    let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let named = format!("{} {}", command.get_program().to_string_lossy(), args.join(" "));
+    let out = command.stdin(Stdio::null()).output().with_context(|| format!("start {named}"))?;
     if !out.status.success() {
-        bail!("{command:?} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!("{named} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

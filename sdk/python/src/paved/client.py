@@ -179,10 +179,10 @@ class Client:
     file, and for mTLS `certificate_chain` and `private_key`). The token is
     `token`, else `PAVED_TOKEN`, else the CLI's stored login for the endpoint.
 
-    TLS: the platform's certificates name a SPIFFE id and no host name,
-    which grpcio's host-name check does not accept; reach a production
-    platform through a TLS front with a host name (`server_name` names it),
-    or over loopback. Not yet tested against production mode.
+    TLS: grpcio checks the server's host name and nothing else. A platform
+    service's certificate names its SPIFFE id and its service name
+    (`provisioner`, `secrets-broker`, …): give that as `server_name` when
+    the endpoint's host differs (`https://127.0.0.1:7401` under compose).
     """
 
     def __init__(

@@ -97,9 +97,15 @@ pub fn sign(signer: Signer, csr: &Csr, spiffe_id: &str, not_before: i64, expire:
     let issuer = Issuer::from_ca_cert_der(&signer.certificate_der.as_slice().into(), &signer.key)
         .map_err(|e| X509Error::Sign(format!("the CA's certificate: {e}")))?;
     let mut params = CertificateParams::default();
-    // SPIFFE X.509-SVID: the SPIFFE id is the one URI SAN; no other name.
+    // SPIFFE X.509-SVID: the SPIFFE id is the one URI SAN. A platform
+    // service's also names its host name (compose's and Kubernetes' service
+    // name), which the SVID format allows: clients that check a host name
+    // and nothing else (grpcio) can then verify it.
     params.distinguished_name = DistinguishedName::new();
     params.subject_alt_names = vec![uri(spiffe_id)?];
+    if let Some(service) = paved_grpc::tls::PLATFORM_SERVICES.into_iter().find(|s| paved_grpc::tls::platform_id(s) == spiffe_id) {
+        params.subject_alt_names.push(SanType::DnsName(service.try_into().map_err(|e: rcgen::Error| X509Error::Sign(e.to_string()))?));
+    }
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyAgreement];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
