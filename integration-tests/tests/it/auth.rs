@@ -455,7 +455,9 @@ async fn commitment(audit: &AuditServiceClient<paved_grpc::client::AuthChannel>,
     eventually(&format!("{name} in the audit log"), Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {
-            let answer = audit.query_log(QueryLogRequest { actor: name.to_string(), ..Default::default() }).await.ok()?.into_inner();
+            // A page larger than the largest is taken as the largest, as every List's.
+            let request = QueryLogRequest { actor: name.to_string(), page_size: 5000, ..Default::default() };
+            let answer = audit.query_log(request).await.ok()?.into_inner();
             (!answer.chain.is_empty()).then_some(answer.chain)
         }
     })

@@ -738,7 +738,7 @@ export type QueryLogRequest = Message<"paved.audit.v1.QueryLogRequest"> & {
   until?: Timestamp | undefined;
 
   /**
-   * At most 1,000 (INVALID_ARGUMENT INVALID_PAGE_SIZE above); 0 for 256;
+   * At most 1,000 (a larger value is treated as 1,000); 0 for 256;
    * negative is INVALID_ARGUMENT (INVALID_PAGE_SIZE).
    *
    * @generated from field: int32 page_size = 6;
