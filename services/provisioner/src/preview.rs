@@ -122,12 +122,12 @@ impl Previews {
     }
 
     /// Destroys preview `pr`: its records go in one transaction (with the
-    /// `preview.closed` event), then its rollouts' drivers end, its
-    /// processes stop and its proxies close (see [`removal`]). Returns the workloads destroyed;
+    /// `preview.closed` event), then its proxies close, its rollouts'
+    /// drivers end and its processes stop (see [`removal`]). Returns the workloads destroyed;
     /// None when there was no such preview.
     pub(crate) async fn close(&self, pr: u32, reason: &str) -> Result<Option<Vec<String>>, DbErr> {
         let env = environment(pr);
-        let _apply = self.records.apply_lock().await;
+        let apply = self.records.apply_lock().await;
         let txn = self.db().begin().await?;
         let known = txn
             .query_one(
@@ -160,6 +160,8 @@ impl Previews {
         });
         store::emit(&txn, "paved.provisioner.v1.preview.closed", &env, "", payload).await?;
         txn.commit().await?;
+        self.removal.close(&doomed).await;
+        drop(apply);
         self.removal.stop(doomed).await;
         tracing::info!(environment = %env, workloads = ?names, %reason, "preview closed");
         Ok(Some(names))

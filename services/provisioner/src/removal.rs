@@ -56,13 +56,22 @@ impl Removal {
         Self { records, routing, runner, driver }
     }
 
-    /// Stops what ran of workloads whose deletion has committed: their
-    /// rollouts' drivers end, their processes stop, their proxies close.
-    pub(crate) async fn stop(&self, doomed: Doomed) {
+    /// Under the apply lock, once the deletion has committed: the proxies
+    /// close (they are known by workload id, which a workload of the same
+    /// name deployed next would take: it must not lose its proxy to this),
+    /// and the rollouts' drivers are woken.
+    pub(crate) async fn close(&self, doomed: &Doomed) {
         self.records.wake();
         for id in &doomed.ids {
             self.records.changed(id);
         }
+        self.routing.close(&doomed.ids).await;
+    }
+
+    /// After [`Removal::close`], with the apply lock released (a driver
+    /// that waits for it must get it to see its rollout is gone): the
+    /// drivers end, the processes stop.
+    pub(crate) async fn stop(&self, doomed: Doomed) {
         // A driver may be between reading its rollout and starting a
         // process: wait (bounded) until each has seen its rollout is gone.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -74,14 +83,13 @@ impl Removal {
             self.runner.stop(&revision).await;
             self.routing.forget(&revision);
         }
-        self.routing.close(&doomed.ids).await;
     }
 
     /// Deletes workload `name` of `environment`, with a `workload.deleted`
     /// event naming `actor`: how many revisions it had; None when there is
     /// none.
     pub(crate) async fn delete(&self, environment: &str, name: &str, actor: &str) -> Result<Option<u32>, DbErr> {
-        let _apply = self.records.apply_lock().await;
+        let apply = self.records.apply_lock().await;
         let txn = self.records.db().begin().await?;
         let Some(workload) = store::get_workload(&txn, environment, name).await? else {
             return Ok(None);
@@ -93,6 +101,8 @@ impl Removal {
         let payload = Payload::WorkloadDeleted(deleted);
         store::emit(&txn, "paved.provisioner.v1.workload.deleted", environment, name, payload).await?;
         txn.commit().await?;
+        self.close(&doomed).await;
+        drop(apply);
         self.stop(doomed).await;
         tracing::info!(%environment, workload = %name, revisions, "workload deleted");
         Ok(Some(revisions))
