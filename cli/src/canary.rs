@@ -73,12 +73,6 @@ pub async fn run(args: CanaryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why a rollout went as it did: per step, its looks and the checks of the
-/// look that decided it.
-pub async fn explain_rollout(channel: AuthChannel, rollout_id: &str) -> anyhow::Result<String> {
-    Ok(describe(rollout_id, &decisions(channel, rollout_id).await?))
-}
-
 /// A rollout's decision records, look by look.
 async fn decisions(channel: AuthChannel, rollout_id: &str) -> anyhow::Result<Vec<Decision>> {
     let request = ExplainRolloutRequest { rollout_id: rollout_id.to_string() };
@@ -109,6 +103,8 @@ fn decision_json(d: &Decision) -> serde_json::Value {
     })
 }
 
+/// Why a rollout went as it did: per step, its looks and the checks of the
+/// look that decided it.
 pub fn describe(rollout_id: &str, decisions: &[Decision]) -> String {
     let mut out = format!("rollout {rollout_id}: {} looks judged\n", decisions.len());
     let start = decisions.first().map_or(0, |d| millis(d.start_time.as_ref()));
@@ -182,13 +178,7 @@ fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
 }
 
 /// Judges a rollout's stored looks again, with the analysis of `spec` (a
-/// workload spec file) or as recorded. Returns the report and whether the
-/// replay found a failure.
-pub async fn replay(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<(String, bool)> {
-    let replayed = replayed(channel, rollout_id, spec).await?;
-    Ok((replay_report(rollout_id, spec.is_some(), &replayed), replayed.first_failure != 0))
-}
-
+/// workload spec file) or as recorded.
 async fn replayed(channel: AuthChannel, rollout_id: &str, spec: Option<&Path>) -> anyhow::Result<ReplayRolloutResponse> {
     let (spec_yaml, spec_path) = match spec {
         Some(path) => {

@@ -1,10 +1,7 @@
 //! `paved policy test`: a Rego policy bundle's unit tests, run here as
 //! `opa test` would, before the bundle gates any deploy.
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
 #[derive(clap::Args)]
 pub struct PolicyArgs {
@@ -26,27 +23,22 @@ enum PolicyCommand {
 pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     let PolicyCommand::Test { dir, output } = args.command;
     let results = paved_policy::Bundle::load(&dir)?.test()?;
-    let (report, passed) = report(&results);
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    // Only a bundle with tests, all passing, passes.
+    let passed = failed == 0 && !results.is_empty();
     let json = || {
         let tests: Vec<serde_json::Value> = results
             .iter()
             .map(|r| serde_json::json!({ "name": r.name, "file": r.file, "passed": r.failure.is_none(), "failure": r.failure }))
             .collect();
-        let failed = results.iter().filter(|r| r.failure.is_some()).count();
         serde_json::json!({ "passed": passed, "tests": tests, "failed": failed })
     };
-    crate::output::print(output, || report, json)?;
+    crate::output::print(output, || report(&results, failed), json)?;
     Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// `paved policy test <dir>`: runs the bundle's `test_*` rules; one line per
-/// test, then a summary. True when all passed.
-pub fn policy_test(dir: &Path) -> anyhow::Result<(String, bool)> {
-    Ok(report(&paved_policy::Bundle::load(dir)?.test()?))
-}
-
-/// One line per test, then a summary; true when there were tests and all passed.
-fn report(results: &[paved_policy::TestResult]) -> (String, bool) {
+/// `paved policy test <dir>` for people: one line per test, then a summary.
+fn report(results: &[paved_policy::TestResult], failed: usize) -> String {
     let mut out = String::new();
     for r in results {
         match &r.failure {
@@ -54,8 +46,7 @@ fn report(results: &[paved_policy::TestResult]) -> (String, bool) {
             Some(why) => out.push_str(&format!("FAIL {} ({}): {why}\n", r.name, r.file)),
         }
     }
-    let failed = results.iter().filter(|r| r.failure.is_some()).count();
     let verdict = if failed == 0 { "PASS" } else { "FAIL" };
     out.push_str(&format!("{verdict}: {} passed, {failed} failed\n", results.len() - failed));
-    (out, failed == 0 && !results.is_empty())
+    out
 }

@@ -59,7 +59,7 @@ enum SecretsCommand {
     List {
         #[arg(default_value = "")]
         prefix: String,
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, short, value_enum, default_value_t)]
         output: crate::output::Format,
     },
     /// Print the value, then each new version as it is written or rotated

@@ -38,7 +38,8 @@ pub fn string_of(attributes: &[KeyValue], key: &str) -> Option<String> {
 /// What sees each span as it arrives.
 type OnSpan = Arc<dyn Fn(&Received) + Send + Sync>;
 
-/// Keeps every span it is sent; `on_span` sees each as it arrives.
+/// Keeps every span it is sent, or, made [`Receiver::with`] a callback,
+/// hands each to it instead (a receiver that runs for long keeps nothing).
 #[derive(Clone, Default)]
 pub struct Receiver {
     kept: Arc<Mutex<Vec<Received>>>,
@@ -54,10 +55,10 @@ impl TraceService for Receiver {
             let service = string_of(&attributes, "service.name").unwrap_or_default();
             for span in resource.scope_spans.into_iter().flat_map(|scope| scope.spans) {
                 let received = Received { service: service.clone(), span };
-                if let Some(on_span) = &self.on_span {
-                    on_span(&received);
+                match &self.on_span {
+                    Some(on_span) => on_span(&received),
+                    None => kept.push(received),
                 }
-                kept.push(received);
             }
         }
         Ok(Response::new(ExportTraceServiceResponse { partial_success: None }))
@@ -65,7 +66,7 @@ impl TraceService for Receiver {
 }
 
 impl Receiver {
-    /// A receiver that also calls `on_span` for every span.
+    /// A receiver that calls `on_span` for every span, and keeps none.
     pub fn with(on_span: impl Fn(&Received) + Send + Sync + 'static) -> Self {
         Self { kept: Arc::default(), on_span: Some(Arc::new(on_span)) }
     }

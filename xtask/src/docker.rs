@@ -30,13 +30,13 @@ pub fn docker() -> Command {
     command
 }
 
-/// Runs `command`; its standard output, or an error with its standard
-/// error. Named by its program and arguments only: its environment may
-/// hold a token or the root key.
+/// Runs `command` (its input empty unless the caller gave one); its
+/// standard output, or an error with its standard error. Named by its
+/// program and arguments only: its environment may hold a token or the
+/// root key.
 pub fn output(command: &mut Command) -> anyhow::Result<String> {
-    let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-    let named = format!("{} {}", command.get_program().to_string_lossy(), args.join(" "));
-    let out = command.stdin(Stdio::null()).output().with_context(|| format!("start {named}"))?;
+    let named = crate::named(command);
+    let out = command.output().with_context(|| format!("start {named}"))?;
     if !out.status.success() {
         bail!("{named} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -133,12 +133,13 @@ pub fn ensure_base(work: &Path) -> anyhow::Result<()> {
         eprintln!("xtask: making {BASE} with debootstrap from {mirror} (about a minute)");
         let log = work.join("debootstrap.log");
         std::fs::create_dir_all(work)?;
+        let log_file = std::fs::File::create(&log)?;
         let status = Command::new("debootstrap")
             .args(["--variant=minbase", "bookworm"])
             .arg(&rootfs)
             .arg(&mirror)
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::create(&log)?)
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
             .status()
             .context("start debootstrap")?;
         if !status.success() {

@@ -62,11 +62,19 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// A command as it is said: its program and arguments, never its
+/// environment (which may hold a secret).
+pub fn named(cmd: &Command) -> String {
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "))
+}
+
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("start {cmd:?}"))?;
+    let named = named(cmd);
+    eprintln!("xtask: running {named}");
+    let status = cmd.status().with_context(|| format!("start {named}"))?;
     if !status.success() {
-        bail!("{cmd:?} failed with {status}");
+        bail!("{named} failed with {status}");
     }
     Ok(())
 }

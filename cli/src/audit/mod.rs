@@ -34,7 +34,7 @@ pub struct AuditArgs {
     #[arg(long, global = true, default_value = DEFAULT_ENDPOINT, env = "PAVED_ENDPOINT")]
     endpoint: String,
     /// `json`: one JSON document on stdout (docs/cli.md); not for `witness`,
-    /// which runs until stopped.
+    /// which logs as it goes.
     #[arg(long, short, global = true, value_enum, default_value_t)]
     output: Format,
 }
@@ -201,7 +201,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             print(output, text, || serde_json::json!({ "size": size, "tiles": tiles, "dir": dir }))?;
         }
         AuditCommand::Witness(witness) => {
-            anyhow::ensure!(output == Format::Table, "`audit witness` runs until stopped and logs as it goes: no --output json");
+            anyhow::ensure!(output == Format::Table, "`audit witness` logs as it goes: no --output json");
             return witness::run(witness).await;
         }
         AuditCommand::RotateKey { overlap } => {

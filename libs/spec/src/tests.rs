@@ -60,6 +60,8 @@ fn bad_values_are_located() {
     assert_eq!((e.line, e.field.as_str()), (4, "health.period"), "{e}");
     let e = err("name: a\ncommand: [x]\nenv:\n  PORT: \"1\"\n");
     assert_eq!(e.line, 4, "{e}");
+    let e = err("name: a\ncommand: [x]\nenv:\n  HOST: 0.0.0.0\n");
+    assert!(e.line == 4 && e.message.contains("HOST is set by the runtime"), "{e}");
     let e = err("name: a\ncommand: []\n");
     assert_eq!(e.line, 2, "{e}");
     let e = err("name: a\ncommand: [x]\nreplicas: 0\n");

@@ -88,8 +88,8 @@ string_type!(EnvName, "an environment variable name", |s| {
     if !ok {
         return Err(format!("invalid environment variable name {s:?}: use letters, digits and '_', not starting with a digit"));
     }
-    if s == "PORT" {
-        return Err("PORT is set by the runtime and cannot be overridden".to_string());
+    if s == "PORT" || s == "HOST" {
+        return Err(format!("{s} is set by the runtime (where the workload listens) and cannot be overridden"));
     }
     Ok(())
 });

@@ -185,7 +185,7 @@ impl AuditService for Api {
         // as the largest, as every List does), with this call's own default:
         // an answer carries a proof per entry.
         let (size, from) = status::page(req.page_size, &req.page_token)?;
-        let limit = if req.page_size == 0 { 256 } else { size };
+        let limit = if req.page_size == 0 { 256 } else { size.min(u64::from(MAX_ENTRIES)) };
         let window =
             (req.since.as_ref().map(paved_proto::millis_from_timestamp), req.until.as_ref().map(paved_proto::millis_from_timestamp));
         let answer = self.log.query(asked, window, from, limit).await?;
