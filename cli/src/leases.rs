@@ -61,7 +61,7 @@ pub async fn run(args: LeaseArgs) -> anyhow::Result<ExitCode> {
         LeaseCommand::Renew { lease_id, increment, output } => {
             let lease = renew(channel, &lease_id, increment).await?;
             let line = || format!("{} expires {}\n", lease.lease_id, time(lease.expire_time.as_ref()));
-            crate::output::print(output, line, || json(std::slice::from_ref(&lease))[0].clone())?;
+            crate::output::print(output, line, || lease_json(&lease))?;
         }
         LeaseCommand::Revoke { lease_id, prefix, output } => {
             let target = match (lease_id, prefix) {
@@ -104,16 +104,16 @@ pub async fn revoke(channel: AuthChannel, target: Target) -> anyhow::Result<Revo
 /// One line per lease: id, holder, expiry, state.
 /// The leases for scripts.
 pub fn json(leases: &[Lease]) -> serde_json::Value {
+    leases.iter().map(lease_json).collect()
+}
+
+/// One lease for scripts, as [`json`] lists it.
+fn lease_json(l: &Lease) -> serde_json::Value {
     let time = crate::output::rfc3339;
-    leases
-        .iter()
-        .map(|l| {
-            serde_json::json!({
-                "id": l.lease_id, "subject": l.subject, "expire_time": time(l.expire_time.as_ref()),
-                "revoke_time": time(l.revoke_time.as_ref()), "revoke_attempts": l.revoke_attempts, "last_error": l.last_error,
-            })
-        })
-        .collect()
+    serde_json::json!({
+        "id": l.lease_id, "subject": l.subject, "expire_time": time(l.expire_time.as_ref()),
+        "revoke_time": time(l.revoke_time.as_ref()), "revoke_attempts": l.revoke_attempts, "last_error": l.last_error,
+    })
 }
 
 pub fn table(leases: &[Lease]) -> String {

@@ -115,7 +115,7 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
             let written = put(channel, request).await?;
             let line = || format!("{} version {}\n", written.path, written.version);
             // What `secrets list` shows of it: never the value.
-            crate::output::print(output, line, || json(std::slice::from_ref(&written))[0].clone())?;
+            crate::output::print(output, line, || version_json(&written))?;
         }
         SecretsCommand::Delete { path, output } => {
             let request = DeleteSecretRequest { path };
@@ -164,7 +164,7 @@ fn print_value(secret: &Secret, output: crate::output::Format) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if output == crate::output::Format::Json {
-        let mut line = secret.meta.as_ref().map_or_else(|| serde_json::json!({}), |m| json(std::slice::from_ref(m))[0].clone());
+        let mut line = secret.meta.as_ref().map_or_else(|| serde_json::json!({}), version_json);
         match std::str::from_utf8(&secret.value) {
             Ok(text) => line["value"] = text.into(),
             Err(_) => line["value_base64"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &secret.value).into(),
@@ -220,16 +220,16 @@ pub async fn watch(channel: AuthChannel, path: &str, mut each: impl FnMut(&Secre
 /// One line per secret: path, version, written, generated and next rotation.
 /// The secrets for scripts: their versions, never their values.
 pub fn json(secrets: &[SecretVersion]) -> serde_json::Value {
+    secrets.iter().map(version_json).collect()
+}
+
+/// One version for scripts, as [`json`] lists it.
+fn version_json(s: &SecretVersion) -> serde_json::Value {
     let time = crate::output::rfc3339;
-    secrets
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "path": s.path, "version": s.version, "create_time": time(s.create_time.as_ref()),
-                "generated": s.generated, "rotate_time": time(s.rotate_time.as_ref()),
-            })
-        })
-        .collect()
+    serde_json::json!({
+        "path": s.path, "version": s.version, "create_time": time(s.create_time.as_ref()),
+        "generated": s.generated, "rotate_time": time(s.rotate_time.as_ref()),
+    })
 }
 
 pub fn table(secrets: &[SecretVersion]) -> String {

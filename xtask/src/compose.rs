@@ -32,8 +32,11 @@ const STAND_INS: [(&str, &str); 4] = [
 ];
 /// Not packaged by Debian, PyPI or npm: the only service not started.
 const NOT_STARTED: &str = "grafana";
-/// The services that enrol with a token `enrol` wrote.
-const ENROLLED: [&str; 4] = ["provisioner", "canary-analyzer", "cost-scheduler", "audit"];
+/// The services that enrol with a token `enrol` wrote: all but the broker,
+/// whose CA gives it its certificate.
+fn enrolled() -> impl Iterator<Item = &'static str> {
+    paved_grpc::tls::PLATFORM_SERVICES.into_iter().filter(|s| *s != "secrets-broker")
+}
 
 pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();
@@ -93,13 +96,10 @@ impl Stack {
         command
     }
 
-    /// Runs `docker-compose ARGS`, its output shown. Said without its
-    /// environment: that holds the root key.
+    /// Runs `docker-compose ARGS`, its output shown (said, as every command
+    /// is, without its environment: that holds the root key).
     fn compose(&self, args: &[&str]) -> anyhow::Result<()> {
-        eprintln!("xtask: docker-compose {}", args.join(" "));
-        let status = self.command(args).status().context("start docker-compose")?;
-        ensure!(status.success(), "docker-compose {} failed with {status}", args.join(" "));
-        Ok(())
+        crate::run(&mut self.command(args))
     }
 
     fn exec(&self, service: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -138,7 +138,7 @@ impl Stack {
         let enrol = self.inspect("enrol")?;
         ensure!(enrol["State"]["ExitCode"] == 0, "enrol failed: {}", enrol["State"]);
         let enrolled_at = time(&enrol["State"]["FinishedAt"])?;
-        for service in ENROLLED {
+        for service in enrolled() {
             let container = self.inspect(service)?;
             let started = time(&container["State"]["StartedAt"])?;
             ensure!(started > enrolled_at, "{service} started at {started}, before enrol ended at {enrolled_at}");
@@ -151,7 +151,7 @@ impl Stack {
         // Volumes: each service's token and key belong to it alone; the
         // bundle and the tokens are mounted read-only.
         let mut tokens = Vec::new();
-        for service in ENROLLED {
+        for service in enrolled() {
             let owners =
                 self.exec(service, &["stat", "-c", "%U %a %n", "/var/lib/paved/enrol/identity.token", "/var/lib/paved/certs/key.pem"])?;
             for line in owners.lines() {
@@ -172,7 +172,7 @@ impl Stack {
         // Never echoed: what it printed may hold the token in another form.
         let token = minted.lines().find(|l| l.starts_with("pvt1.")).context("`paved token root` printed no pvt1. line")?.to_string();
         let listed = self.paved(&token, &bundle, &["token", "list", "--endpoint", "https://127.0.0.1:7402"])?;
-        for service in ENROLLED {
+        for service in enrolled() {
             ensure!(listed.contains(&format!("platform/{service}")), "no token for {service} in {listed}");
         }
 

@@ -202,9 +202,15 @@ fn ensure_prometheus() -> anyhow::Result<()> {
     if Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
-    eprintln!("xtask: installing prometheus (apt-get)");
+    apt_install(&["prometheus"])
+}
+
+/// Installs Debian's `packages` (without their recommendations).
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing {} (apt-get)", packages.join(" "));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "prometheus"])
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
