@@ -277,9 +277,9 @@ async fn rightsizing_reads_use_from_prometheus() {
     let platform = paved_integration_tests::ready(&options).await;
     let endpoint = platform.addr.to_string();
     let run = |args: &[&str]| paved_integration_tests::paved_on(&platform, args);
-    let svc = dir.path().join("cart");
+    let svc = dir.path().join("basket");
     std::fs::create_dir_all(&svc).expect("mkdir");
-    let spec = "name: cart\nteam: shop\ncommand: [hello]\nreplicas: 2\nresources:\n  requests: {cpu: 500m, memory: 64Mi}\n";
+    let spec = "name: basket\nteam: shop\ncommand: [hello]\nreplicas: 2\nresources:\n  requests: {cpu: 500m, memory: 64Mi}\n";
     std::fs::write(svc.join("paved.yaml"), spec).expect("write");
     let out = run(&["deploy", svc.to_str().expect("path"), "--env", "dev"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -288,18 +288,23 @@ async fn rightsizing_reads_use_from_prometheus() {
     let metrics = || async {
         String::from_utf8_lossy(&paved_integration_tests::http_get(&format!("http://{endpoint}/metrics")).await.2).into_owned()
     };
+    let mine = |line: &str| line.contains("workload=\"basket\"");
     let series = eventually("replica usage exported", Duration::from_secs(10), || async {
         let metrics = metrics().await;
-        let lines: Vec<String> = metrics.lines().filter(|l| l.starts_with("paved_instance_memory_bytes{")).map(String::from).collect();
+        // Other tests' platforms share this process's registry: only
+        // basket's series are this one's.
+        let lines: Vec<String> =
+            metrics.lines().filter(|l| l.starts_with("paved_instance_memory_bytes{") && mine(l)).map(String::from).collect();
         (lines.len() == 2).then_some(lines)
     })
     .await;
-    assert!(series.iter().all(|l| l.contains("environment=\"dev\"") && l.contains("workload=\"cart\"")), "{series:?}");
-    assert_eq!(metrics().await.lines().filter(|l| l.starts_with("paved_instance_cpu_seconds_total{")).count(), 2, "a counter per replica");
+    assert!(series.iter().all(|l| l.contains("environment=\"dev\"")), "{series:?}");
+    let counters = metrics().await.lines().filter(|l| l.starts_with("paved_instance_cpu_seconds_total{") && mine(l)).count();
+    assert_eq!(counters, 2, "a counter per replica");
     let (mut server, _) = prometheus_on(dir.path(), &endpoint, port, "500ms");
 
     let rightsize = |source: &'static str| {
-        let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--since", "1m", "--source", source, "--output", "json"]);
+        let out = run(&["cost", "rightsize", "basket", "--env", "dev", "--since", "1m", "--source", source, "--output", "json"]);
         async move {
             let out = out.await;
             let json = serde_json::from_slice::<serde_json::Value>(&out.stdout).ok();
@@ -316,7 +321,7 @@ async fn rightsizing_reads_use_from_prometheus() {
     let evidence = &from_prometheus["evidence"];
     assert_eq!(evidence["source"], "prometheus", "{from_prometheus}");
     assert_eq!(evidence["step_seconds"], 1, "the sample interval");
-    assert!(evidence["cpu_query"].as_str().is_some_and(|q| q.contains("workload=\"cart\"") && q.contains("[60s]")), "{evidence}");
+    assert!(evidence["cpu_query"].as_str().is_some_and(|q| q.contains("workload=\"basket\"") && q.contains("[60s]")), "{evidence}");
     assert!(evidence["samples"].as_u64().is_some_and(|n| n >= 10), "{evidence}");
     assert_eq!(from_prometheus["current"]["requests"], serde_json::json!({"cpu": "500m", "memory": "64Mi"}));
     let from_samples = eventually("a recommendation from the samples", Duration::from_secs(30), || async {
