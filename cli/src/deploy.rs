@@ -117,6 +117,7 @@ pub async fn apply(
             spec_yaml: text,
             spec_path: spec_path.to_string(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            spec: None,
         })
         .await
         .map_err(failed)?

@@ -57,8 +57,12 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 /// locally, then compared by the provisioner with what runs.
 pub async fn plan(channel: AuthChannel, dir: &Path, environment: &str) -> anyhow::Result<(String, PlanWorkloadResponse)> {
     let (rendered, file) = render(dir, environment)?;
-    let request =
-        PlanWorkloadRequest { environment: environment.to_string(), spec_yaml: rendered.text, spec_path: file.display().to_string() };
+    let request = PlanWorkloadRequest {
+        environment: environment.to_string(),
+        spec_yaml: rendered.text,
+        spec_path: file.display().to_string(),
+        spec: None,
+    };
     let plan = ProvisionerServiceClient::new(channel).plan_workload(request).await.map_err(failed)?.into_inner();
     Ok((rendered.spec.name, plan))
 }

@@ -136,6 +136,7 @@ pub async fn open_preview(channel: AuthChannel, dir: &Path, pr: u32, ttl: Durati
         spec_yaml: rendered.text,
         spec_path: file.display().to_string(),
         request_id: uuid::Uuid::new_v4().to_string(),
+        spec: None,
     };
     Ok(ProvisionerServiceClient::new(channel).open_preview(request).await.map_err(failed)?.into_inner())
 }

@@ -115,10 +115,16 @@ pub fn deploy(bin: &Path) -> anyhow::Result<()> {
                                 environment: environment.clone(),
                                 spec_yaml: spec_yaml.clone(),
                                 spec_path: String::new(),
+                                spec: None,
                             };
                             client.plan_workload(plan).await?;
-                            let apply =
-                                ApplyWorkloadRequest { environment, spec_yaml, spec_path: String::new(), request_id: String::new() };
+                            let apply = ApplyWorkloadRequest {
+                                environment,
+                                spec_yaml,
+                                spec_path: String::new(),
+                                request_id: String::new(),
+                                spec: None,
+                            };
                             changed += usize::from(client.apply_workload(apply).await?.into_inner().changed);
                         }
                         Ok::<usize, tonic::Status>(changed)
@@ -199,8 +205,13 @@ pub(crate) async fn deploy_version(
     let spec = format!(
         "name: {name}\ncommand: [\"hello\"]\nhealth:\n  period: 200ms\n  timeout: 200ms\nrollout:\n  steps: [100]\n  interval: 200ms\nenv:\n  HELLO_VERSION: {version}\n{env}"
     );
-    let request =
-        ApplyWorkloadRequest { environment: "bench".into(), spec_yaml: spec, spec_path: String::new(), request_id: String::new() };
+    let request = ApplyWorkloadRequest {
+        environment: "bench".into(),
+        spec_yaml: spec,
+        spec_path: String::new(),
+        request_id: String::new(),
+        spec: None,
+    };
     let rollout = client.apply_workload(request).await?.into_inner().rollout.context("a rollout")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

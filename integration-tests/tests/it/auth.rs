@@ -28,7 +28,13 @@ async fn issue(channel: &tonic::transport::Channel, token: &str, request: IssueT
 const SPEC: &str = "name: shop\ncommand: [\"hello\"]\n";
 
 fn apply(environment: &str) -> ApplyWorkloadRequest {
-    ApplyWorkloadRequest { environment: environment.into(), spec_yaml: SPEC.into(), spec_path: String::new(), request_id: String::new() }
+    ApplyWorkloadRequest {
+        environment: environment.into(),
+        spec_yaml: SPEC.into(),
+        spec_path: String::new(),
+        request_id: String::new(),
+        spec: None,
+    }
 }
 
 #[tokio::test]
@@ -300,6 +306,7 @@ async fn a_rollout_watch_ends_when_its_token_is_revoked() {
         spec_yaml: spec(version),
         spec_path: String::new(),
         request_id: String::new(),
+        spec: None,
     };
     // The first revision goes to all traffic; the second is held at its
     // first step (120 s) and paused there.

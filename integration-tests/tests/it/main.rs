@@ -31,3 +31,4 @@ mod secrets;
 mod services;
 mod stream_contract;
 mod traces;
+mod typed_spec;

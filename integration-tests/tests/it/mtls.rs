@@ -556,6 +556,7 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
         spec_yaml: spec,
         spec_path: String::new(),
         request_id: "shop-1".into(),
+        spec: None,
     };
     let provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
         over_tls(&person, address, &platform_id("provisioner")),

@@ -277,6 +277,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
             spec_yaml: spec(version, "0").replace("interval: 2s", "interval: 3s"),
             spec_path: String::new(),
             request_id: String::new(),
+            spec: None,
         };
         let mut client = client.clone();
         async move { client.apply_workload(request).await.expect("apply").into_inner().rollout.expect("a rollout").id }

@@ -489,6 +489,7 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         spec_yaml: spec,
         spec_path: String::new(),
         request_id: String::new(),
+        spec: None,
     };
     provisioner.apply_workload(apply).await.expect("deploy a workload declaring a secret");
     let (token, broker_url) = paved_integration_tests::handed(&handed, Duration::from_secs(20)).await;

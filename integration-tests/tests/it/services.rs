@@ -106,6 +106,7 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             spec_yaml: HELLO.into(),
             spec_path: "hello/paved.yaml".into(),
             request_id: "req-1".into(),
+            spec: None,
         })
         .await
         .expect("apply")
@@ -121,6 +122,7 @@ async fn deploy_on_postgres_and_redis_reaches_every_service() {
             spec_yaml: HELLO.into(),
             spec_path: "hello/paved.yaml".into(),
             request_id: "req-1".into(),
+            spec: None,
         })
         .await
         .expect("retry")
@@ -210,6 +212,7 @@ async fn bad_input_gets_precise_errors() {
             spec_yaml: bad.into(),
             spec_path: "svc/paved.yaml".into(),
             request_id: String::new(),
+            spec: None,
         })
         .await
         .expect_err("invalid spec");
@@ -225,6 +228,7 @@ async fn bad_input_gets_precise_errors() {
             spec_yaml: HELLO.into(),
             spec_path: String::new(),
             request_id: String::new(),
+            spec: None,
         })
         .await
         .expect_err("invalid environment");
@@ -250,6 +254,7 @@ async fn bad_input_gets_precise_errors() {
             spec_yaml: crash.into(),
             spec_path: String::new(),
             request_id: String::new(),
+            spec: None,
         })
         .await
         .expect("apply")

@@ -46,6 +46,9 @@ pub mod audit {
     }
 }
 
+/// The well-known types the generated messages use, for their callers.
+pub use prost_types;
+
 /// Milliseconds since the Unix epoch (how the services store time) as a
 /// protobuf timestamp.
 pub fn timestamp_from_millis(ms: i64) -> prost_types::Timestamp {

@@ -16,7 +16,9 @@ import urllib.request
 import pytest
 
 import paved
-from paved.provisioner.v1 import provisioner_pb2
+from google.protobuf import duration_pb2
+
+from paved.provisioner.v1 import provisioner_pb2, spec_pb2
 from paved.secrets_broker.v1 import secrets_broker_pb2
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
@@ -79,6 +81,22 @@ def test_a_rollout_followed_to_promotion_and_to_rollback(client: paved.Client) -
         load.close()
     # Applying the running spec again changes nothing.
     assert client.deploy(spec("v2"), "dev").state == "unchanged"
+
+
+def test_a_spec_built_in_code_deploys_and_is_refused_at_its_field(client: paved.Client) -> None:
+    coded = spec_pb2.WorkloadSpec(name="coded", command=["hello"], env={"HELLO_VERSION": "coded"}, replicas=2)
+    done = client.deploy(coded, "dev")
+    assert done.promoted, done.rollout
+    assert "replicas: 2" in done.applied.revision.spec_yaml, done.applied.revision.spec_yaml
+    # The YAML a person writes for it is the same spec.
+    assert client.deploy("name: coded\ncommand: [hello]\nreplicas: 2\nenv: {HELLO_VERSION: coded}\n", "dev").state == "unchanged"
+    bad = spec_pb2.WorkloadSpec()
+    bad.CopyFrom(coded)
+    bad.health.period.CopyFrom(duration_pb2.Duration(seconds=1))
+    bad.health.timeout.CopyFrom(duration_pb2.Duration(seconds=2))
+    with pytest.raises(paved.InvalidArgument) as refused:
+        client.deploy(bad, "dev")
+    assert (refused.value.reason, refused.value.fields) == ("INVALID_SPEC", ["spec.health.timeout"]), refused.value
 
 
 def test_errors_carry_their_code_reason_and_fields(live, client: paved.Client) -> None:

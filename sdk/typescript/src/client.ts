@@ -3,7 +3,7 @@
 // backoff, a typed client per service whose errors are PavedErrors, and the
 // common flows (deploy and follow the rollout, tokens, secrets, audit log).
 
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client as ServiceClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -20,6 +20,7 @@ import {
   type ApplyWorkloadResponse,
   type Rollout,
 } from "./gen/paved/provisioner/v1/provisioner_pb.js";
+import type { WorkloadSpecSchema } from "./gen/paved/provisioner/v1/spec_pb.js";
 import { SecretsBrokerService, type IssueTokenResponse, type Secret } from "./gen/paved/secrets_broker/v1/secrets_broker_pb.js";
 import { PavedError, toPavedError } from "./errors.js";
 
@@ -182,17 +183,19 @@ export class Client {
   }
 
   /**
-   * Applies a spec (the text of a paved.yaml) to `environment` and, unless
+   * Applies a spec (the text of a paved.yaml, or a `WorkloadSpec` built in
+   * code) to `environment` and, unless
    * `follow` is false, watches its rollout to its end, calling `onChange`
    * with each change. A rollback is a result (`promoted` is false), not an
    * exception: the platform did what it should.
    */
   async deploy(
-    specYaml: string,
+    spec: string | MessageInitShape<typeof WorkloadSpecSchema>,
     environment: string,
     options: { follow?: boolean; onChange?: (rollout: Rollout) => void } = {},
   ): Promise<Deployment> {
-    const applied = await this.provisioner.applyWorkload({ environment, specYaml, requestId: randomUUID() });
+    const form = typeof spec === "string" ? { specYaml: spec } : { spec };
+    const applied = await this.provisioner.applyWorkload({ environment, ...form, requestId: randomUUID() });
     if (!applied.changed || applied.rollout === undefined) return new Deployment(applied, undefined);
     if (options.follow === false) return new Deployment(applied, applied.rollout);
     return new Deployment(applied, await this.followRollout(applied.rollout.id, options.onChange));

@@ -116,6 +116,18 @@ test("errors carry their code, reason and fields", async () => {
   assert.deepEqual([denied.code, denied.reason, denied.info.scope], [Code.PermissionDenied, "MISSING_SCOPE", "write:provisioner"]);
 });
 
+test("a spec built in code deploys, and is refused at its field", async () => {
+  const paved = client();
+  const coded = { name: "coded-ts", command: ["hello"], env: { HELLO_VERSION: "coded" }, replicas: 2 };
+  const done = await paved.deploy(coded, "dev");
+  assert.ok(done.promoted, done.state);
+  assert.match(done.applied.revision.specYaml, /replicas: 2/);
+  assert.equal((await paved.deploy("name: coded-ts\ncommand: [hello]\nreplicas: 2\nenv: {HELLO_VERSION: coded}\n", "dev")).state, "unchanged");
+  const health = { period: { seconds: 1n }, timeout: { seconds: 2n } };
+  const bad = await rejection(paved.deploy({ ...coded, health }, "dev"));
+  assert.deepEqual([bad.code, bad.reason, bad.fields], [Code.InvalidArgument, "INVALID_SPEC", ["spec.health.timeout"]]);
+});
+
 test("tokens are issued and revoked", async () => {
   const paved = client();
   const issued = await paved.issueToken("sdk-ts-revoked", ["read:provisioner"], { ttlSeconds: 300 });

@@ -258,8 +258,9 @@ impl ProvisionerService for Api {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         required("environment", &req.environment)?;
+        let spec_yaml = crate::spec_message::text(&req.spec_yaml, req.spec.as_ref())?;
         // Parsed once, here: the scope check and the apply read the same spec.
-        let submitted = Submitted::parse(&req.spec_yaml, &req.spec_path);
+        let submitted = Submitted::parse(&spec_yaml, &req.spec_path);
         may_deploy_spec(&caller, &req.environment, &submitted)?;
         let applied = self.provisioner.apply_submitted(&req.environment, submitted, &req.request_id).await?;
         Ok(Response::new(self.applied_proto(applied).await?))
@@ -268,7 +269,8 @@ impl ProvisionerService for Api {
     async fn plan_workload(&self, request: Request<PlanWorkloadRequest>) -> Result<Response<PlanWorkloadResponse>, Status> {
         let req = request.into_inner();
         required("environment", &req.environment)?;
-        let plan = self.provisioner.plan(&req.environment, &req.spec_yaml, &req.spec_path).await?;
+        let spec_yaml = crate::spec_message::text(&req.spec_yaml, req.spec.as_ref())?;
+        let plan = self.provisioner.plan(&req.environment, &spec_yaml, &req.spec_path).await?;
         let action = match plan.action {
             crate::apply::PlanAction::None => PlanAction::None,
             crate::apply::PlanAction::Create => PlanAction::Create,
@@ -619,7 +621,8 @@ impl ProvisionerService for Api {
         let caller = auth::caller(&request)?;
         let req = request.into_inner();
         let pr = pr_number(req.pr)?;
-        let submitted = Submitted::parse(&req.spec_yaml, &req.spec_path);
+        let spec_yaml = crate::spec_message::text(&req.spec_yaml, req.spec.as_ref())?;
+        let submitted = Submitted::parse(&spec_yaml, &req.spec_path);
         may_deploy_spec(&caller, &crate::preview::environment(pr), &submitted)?;
         #[allow(deprecated)] // read when `ttl` is unset
         let ttl_seconds = paved_proto::seconds_or(req.ttl.as_ref(), req.ttl_seconds);

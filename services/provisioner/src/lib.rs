@@ -58,6 +58,7 @@ pub mod rollout;
 mod routing;
 mod runner;
 mod schema;
+mod spec_message;
 pub mod store;
 mod sync;
 

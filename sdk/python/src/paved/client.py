@@ -13,7 +13,7 @@ import pathlib
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Union
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -22,7 +22,7 @@ from paved.audit.v1 import audit_pb2, audit_pb2_grpc
 from paved.cost_scheduler.v1 import cost_scheduler_pb2_grpc
 from paved.canary_analyzer.v1 import canary_analyzer_pb2_grpc
 from paved.errors import PavedError, Unavailable, from_rpc_error
-from paved.provisioner.v1 import provisioner_pb2, provisioner_pb2_grpc
+from paved.provisioner.v1 import provisioner_pb2, provisioner_pb2_grpc, spec_pb2
 from paved.secrets_broker.v1 import secrets_broker_pb2, secrets_broker_pb2_grpc
 
 DEFAULT_ENDPOINT = "127.0.0.1:7400"
@@ -232,17 +232,22 @@ class Client:
 
     def deploy(
         self,
-        spec_yaml: str,
+        spec: Union[str, spec_pb2.WorkloadSpec],
         environment: str,
         *,
         follow: bool = True,
         on_change: Optional[Callable[[provisioner_pb2.Rollout], None]] = None,
     ) -> Deployment:
-        """Applies a spec (the text of a paved.yaml) to `environment` and,
-        with `follow`, watches its rollout to its end, calling `on_change`
-        with each change. A rollback is a result (`promoted` is False), not
-        an exception: the platform did what it should."""
-        request = provisioner_pb2.ApplyWorkloadRequest(environment=environment, spec_yaml=spec_yaml, request_id=str(uuid.uuid4()))
+        """Applies a spec (the text of a paved.yaml, or a `WorkloadSpec`
+        built in code) to `environment` and, with `follow`, watches its
+        rollout to its end, calling `on_change` with each change. A rollback
+        is a result (`promoted` is False), not an exception: the platform
+        did what it should."""
+        request = provisioner_pb2.ApplyWorkloadRequest(environment=environment, request_id=str(uuid.uuid4()))
+        if isinstance(spec, str):
+            request.spec_yaml = spec
+        else:
+            request.spec.CopyFrom(spec)
         applied = self.provisioner.ApplyWorkload(request)
         if not applied.changed or not applied.HasField("rollout"):
             return Deployment(applied, None)

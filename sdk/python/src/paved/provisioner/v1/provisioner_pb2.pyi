@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from paved.cost_scheduler.v1 import cost_scheduler_pb2 as _cost_scheduler_pb2
+from paved.provisioner.v1 import spec_pb2 as _spec_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -194,16 +195,18 @@ class Revision(_message.Message):
     def __init__(self, id: _Optional[str] = ..., workload: _Optional[str] = ..., environment: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RevisionState, str]] = ..., message: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., spec_digest: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ApplyWorkloadRequest(_message.Message):
-    __slots__ = ("environment", "spec_yaml", "spec_path", "request_id")
+    __slots__ = ("environment", "spec_yaml", "spec_path", "request_id", "spec")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
     SPEC_PATH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
     environment: str
     spec_yaml: str
     spec_path: str
     request_id: str
-    def __init__(self, environment: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    spec: _spec_pb2.WorkloadSpec
+    def __init__(self, environment: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[_spec_pb2.WorkloadSpec, _Mapping]] = ...) -> None: ...
 
 class ApplyWorkloadResponse(_message.Message):
     __slots__ = ("workload", "revision", "changed", "rollout", "policy_warnings")
@@ -535,14 +538,16 @@ class LatencyBucket(_message.Message):
     def __init__(self, upper_bound_seconds: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class PlanWorkloadRequest(_message.Message):
-    __slots__ = ("environment", "spec_yaml", "spec_path")
+    __slots__ = ("environment", "spec_yaml", "spec_path", "spec")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
     SPEC_PATH_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
     environment: str
     spec_yaml: str
     spec_path: str
-    def __init__(self, environment: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ...) -> None: ...
+    spec: _spec_pb2.WorkloadSpec
+    def __init__(self, environment: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., spec: _Optional[_Union[_spec_pb2.WorkloadSpec, _Mapping]] = ...) -> None: ...
 
 class PlanWorkloadResponse(_message.Message):
     __slots__ = ("action", "current_revision", "changes", "drift", "policy_denials", "policy_warnings", "policy_bundle_digest", "reason", "cost", "cost_error")
@@ -671,20 +676,22 @@ class Preview(_message.Message):
     def __init__(self, pr: _Optional[int] = ..., environment: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OpenPreviewRequest(_message.Message):
-    __slots__ = ("pr", "ttl_seconds", "spec_yaml", "spec_path", "request_id", "ttl")
+    __slots__ = ("pr", "ttl_seconds", "spec_yaml", "spec_path", "request_id", "ttl", "spec")
     PR_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
     SPEC_PATH_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
     pr: int
     ttl_seconds: int
     spec_yaml: str
     spec_path: str
     request_id: str
     ttl: _duration_pb2.Duration
-    def __init__(self, pr: _Optional[int] = ..., ttl_seconds: _Optional[int] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    spec: _spec_pb2.WorkloadSpec
+    def __init__(self, pr: _Optional[int] = ..., ttl_seconds: _Optional[int] = ..., spec_yaml: _Optional[str] = ..., spec_path: _Optional[str] = ..., request_id: _Optional[str] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., spec: _Optional[_Union[_spec_pb2.WorkloadSpec, _Mapping]] = ...) -> None: ...
 
 class OpenPreviewResponse(_message.Message):
     __slots__ = ("preview", "applied")
