@@ -31,6 +31,9 @@ PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
 OUT = Path(__file__).resolve().parent / "dashboards"
 # One proxied workload, as its proxy and verdict series name it.
 WORKLOAD = 'workload="$environment/$workload"'
+# The same workload as the per-workload call, entry and event counts label
+# it: its environment and name apart.
+SELECTED = 'environment="$environment",workload="$workload"'
 
 
 def query(expr, legend, ref="A"):
@@ -202,6 +205,13 @@ def secrets_broker():
                    (rate_by("reason", "paved_auth_denials_total", 'reason=~"TOKEN_.*"'), "{{reason}}"),
                    description="A spike is what the TokenRefusalsSpiking alert watches."),
         ]),
+        ("The selected workload", [
+            series("Calls by its identity, by method and code", "reqps",
+                   (rate_by("method, code", "paved_grpc_server_workload_requests_total",
+                            f'service="{GRPC_SERVICE["secrets-broker"]}",{SELECTED}'), "{{method}} {{code}}"),
+                   description="What the workload asked the broker with its own identity "
+                               "(spiffe://paved/<environment>/<workload>): secret reads, leases, certificates."),
+        ]),
     )
 
 
@@ -272,6 +282,12 @@ def audit():
                     "{{operation}}")),
         ]),
         ("Audit API", grpc_panels("audit")),
+        ("The selected workload", [
+            series("Entries about it (1h)", "short",
+                   (f"sum(increase(paved_audit_log_workload_entries_total{{{SELECTED}}}[1h]))", "entries"),
+                   description="Entries appended that concern the workload: its deploys, rollouts and states, "
+                               "and what its identity did or was issued at the broker."),
+        ]),
     )
 
 
@@ -289,6 +305,10 @@ def stream():
                    ("sum by (stream, group) (increase(paved_stream_dead_letters_total[1h]))", "{{stream}} → {{group}}")),
             series("Consumer lag (publish to handling)", "s",
                    ("max by (stream, group) (paved_stream_consumer_lag_seconds)", "{{stream}} → {{group}}")),
+        ]),
+        ("The selected workload", [
+            series("Events about it handled, by stream and group", "ops",
+                   (rate_by("stream, group", "paved_stream_workload_events_total", SELECTED), "{{stream}} → {{group}}")),
         ]),
     )
 

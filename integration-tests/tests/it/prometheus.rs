@@ -168,23 +168,19 @@ async fn rollouts_judged_on_a_prometheus_metric() {
     // something, as an ops team's platform would be (a ratio over calls
     // that stopped is 0/0, no data); and a token that may only read the
     // provisioner is refused by the others.
-    let narrow = {
-        let args = [
-            "token",
-            "issue",
-            "--subject",
-            "spiffe://paved/dev/narrow",
-            "--scope",
-            "read:provisioner",
-            "--ttl",
-            "1h",
-            "--endpoint",
-            &endpoint,
-        ];
-        let out = paved_with(&platform.root_token, &args).await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_string()
+    let issue = |subject: &'static str, scope: &'static str| {
+        let args = ["token", "issue", "--subject", subject, "--scope", scope, "--ttl", "1h", "--endpoint", &endpoint];
+        let out = paved_with(&platform.root_token, &args);
+        async move {
+            let out = out.await;
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout).trim().to_string()
+        }
     };
+    let narrow = issue("spiffe://paved/dev/narrow", "read:provisioner").await;
+    // shop's own identity reads a secret (there is none: NOT_FOUND is a
+    // call all the same), as the broker's per-workload panel shows.
+    let shop = issue("spiffe://paved/dev/shop", "secrets:read:dev/shop/api-key").await;
     let out = paved_with(
         &platform.root_token,
         &["cost", "budget", "set", "--team", "shop", "--env", "dev", "--monthly", "100", "--endpoint", &endpoint],
@@ -205,7 +201,7 @@ async fn rollouts_judged_on_a_prometheus_metric() {
         assert!(text(&out.stderr).contains("lacks scope"), "{args:?} refused: {}", text(&out.stderr));
     }
     let reader = {
-        let (endpoint, root) = (endpoint.clone(), platform.root_token.clone());
+        let (endpoint, root, shop) = (endpoint.clone(), platform.root_token.clone(), shop.clone());
         tokio::spawn(async move {
             loop {
                 paved_integration_tests::http_get(&format!("http://{endpoint}/audit/log/checkpoint")).await;
@@ -213,6 +209,7 @@ async fn rollouts_judged_on_a_prometheus_metric() {
                     let args: Vec<&str> = args.iter().copied().chain(["--endpoint", &endpoint]).collect();
                     paved_with(&root, &args).await;
                 }
+                paved_with(&shop, &["secrets", "get", "dev/shop/api-key", "--endpoint", &endpoint]).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })

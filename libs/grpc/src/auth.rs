@@ -455,6 +455,7 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
+        let mut workload = None;
         if let Some((need, service)) = self.layer.exempt.need(path).filter(|(need, _)| *need != Need::Nothing) {
             let token_only = need == Need::Token;
             let token =
@@ -478,6 +479,8 @@ where
             };
             match checked {
                 Ok(claims) => {
+                    workload = crate::spiffe::workload_of(&claims.sub)
+                        .map(|(environment, workload)| CallerWorkload { environment: environment.into(), workload: workload.into() });
                     let method = path.to_string();
                     req.extensions_mut().insert(TokenGuard { claims: claims.clone(), auth: self.layer.auth.clone() });
                     req.extensions_mut().insert(Caller { claims, auth: self.layer.auth.clone(), service, method });
@@ -490,8 +493,23 @@ where
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(inner.call(req))
+        let call = inner.call(req);
+        Box::pin(async move {
+            let mut result = call.await;
+            if let (Ok(response), Some(workload)) = (&mut result, workload) {
+                response.extensions_mut().insert(workload);
+            }
+            result
+        })
     }
+}
+
+/// The workload whose identity made a call, told to the layer outside
+/// (`observe`) in the response's extensions: it counts calls per workload.
+#[derive(Debug, Clone)]
+pub(crate) struct CallerWorkload {
+    pub(crate) environment: String,
+    pub(crate) workload: String,
 }
 
 /// Keeps `auth` current with the broker at `broker_url` until `shutdown`:

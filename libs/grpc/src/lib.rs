@@ -20,6 +20,7 @@ pub mod client;
 mod expiry;
 pub mod health;
 pub mod observe;
+pub mod spiffe;
 pub mod status;
 pub mod tls;
 

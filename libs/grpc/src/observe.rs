@@ -1,7 +1,9 @@
 //! A tower layer that gives every gRPC request a span (joined to the caller's
 //! trace through the `traceparent` header) and records
-//! `paved_grpc_server_requests_total{service,method,code}` and
-//! `paved_grpc_server_request_duration_seconds{service,method}`.
+//! `paved_grpc_server_requests_total{service,method,code}`,
+//! `paved_grpc_server_request_duration_seconds{service,method}` and, for
+//! calls a workload's identity made (`auth` says which),
+//! `paved_grpc_server_workload_requests_total{service,method,code,environment,workload}`.
 
 use futures::future::BoxFuture;
 use prometheus_client::{
@@ -29,9 +31,19 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadCallLabels {
+    service: String,
+    method: String,
+    code: String,
+    environment: String,
+    workload: String,
+}
+
 struct Metrics {
     requests: Family<CallLabels, Counter>,
     duration: Family<MethodLabels, Histogram>,
+    by_workload: Family<WorkloadCallLabels, Counter>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -42,7 +54,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     });
     paved_telemetry::register("grpc_server_requests", "gRPC requests handled, by method and status code", requests.clone());
     paved_telemetry::register("grpc_server_request_duration_seconds", "gRPC request latency", duration.clone());
-    Metrics { requests, duration }
+    let by_workload = Family::<WorkloadCallLabels, Counter>::default();
+    let help = "gRPC requests a workload's identity made, by method and status code";
+    paved_telemetry::register("grpc_server_workload_requests", help, by_workload.clone());
+    Metrics { requests, duration, by_workload }
 });
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,6 +130,12 @@ where
                 // series for all of them, or anyone could grow the registry.
                 let (service, method) = if code == "12" { ("unknown".to_string(), "unknown".to_string()) } else { (service, method) };
                 let metrics = &*METRICS;
+                let caller = result.as_ref().ok().and_then(|r| r.extensions().get::<crate::auth::CallerWorkload>());
+                if let Some(caller) = caller {
+                    let (environment, workload) = (caller.environment.clone(), caller.workload.clone());
+                    let (service, method, code) = (service.clone(), method.clone(), code.clone());
+                    metrics.by_workload.get_or_create(&WorkloadCallLabels { service, method, code, environment, workload }).inc();
+                }
                 metrics.requests.get_or_create(&CallLabels { service: service.clone(), method: method.clone(), code }).inc();
                 metrics.duration.get_or_create(&MethodLabels { service, method }).observe(start.elapsed().as_secs_f64());
                 result

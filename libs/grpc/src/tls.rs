@@ -21,8 +21,8 @@ use rustls::{
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// The trust domain: every identity is under it.
-pub const TRUST_DOMAIN: &str = "spiffe://paved";
+pub use crate::spiffe::{PLATFORM_ENVIRONMENT, PLATFORM_PREFIX, PLATFORM_SERVICES, TRUST_DOMAIN, platform_id, workload_id, workload_of};
+
 /// How often a process fetches the bundle again (a new CA is published
 /// before it signs for longer than this).
 pub const BUNDLE_REFRESH: Duration = Duration::from_secs(2);
@@ -30,25 +30,6 @@ pub const BUNDLE_REFRESH: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; more connections wait to be accepted.
 const HANDSHAKES: usize = 256;
-
-/// The environment of the platform's own services: their identities are
-/// `spiffe://paved/platform/<service>`, and no workload has one there.
-pub const PLATFORM_ENVIRONMENT: &str = "platform";
-/// Every platform service's SPIFFE id starts so; what a client accepts
-/// when it cannot know which service answers (the CLI at an endpoint).
-pub const PLATFORM_PREFIX: &str = "spiffe://paved/platform/";
-/// The platform's services, each `spiffe://paved/platform/<name>`.
-pub const PLATFORM_SERVICES: [&str; 5] = paved_proto::SERVICES;
-
-/// The SPIFFE id of a workload: `spiffe://paved/<environment>/<workload>`.
-pub fn workload_id(environment: &str, workload: &str) -> String {
-    format!("{TRUST_DOMAIN}/{environment}/{workload}")
-}
-
-/// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.
-pub fn platform_id(service: &str) -> String {
-    workload_id(PLATFORM_ENVIRONMENT, service)
-}
 
 /// `der` as PEM with the label (`CERTIFICATE`, `PRIVATE KEY`).
 pub fn pem(label: &str, der: &[u8]) -> String {
@@ -577,6 +558,7 @@ impl ServerCertVerifier for Verifier {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     /// A key (DER) and a certificate (PEM) of its own.

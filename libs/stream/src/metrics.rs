@@ -2,6 +2,9 @@
 //! group — for the alert rules in `deploy/prometheus/rules/`:
 //!
 //! - `paved_stream_handled_total` — events handled;
+//! - `paved_stream_workload_events_total` — of those, the ones about a
+//!   workload (subject `environments/<env>/workloads/<name>`), labelled
+//!   with its `environment` and `workload`;
 //! - `paved_stream_handler_failures_total` — handler attempts that failed
 //!   (each is retried; a run of them is a consumer stuck);
 //! - `paved_stream_dead_letters_total` — events moved to `<stream>.dead`;
@@ -22,16 +25,32 @@ struct Labels {
     group: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadLabels {
+    stream: String,
+    group: String,
+    environment: String,
+    workload: String,
+}
+
 struct Metrics {
     handled: Family<Labels, Counter>,
+    by_workload: Family<WorkloadLabels, Counter>,
     failures: Family<Labels, Counter>,
     dead_letters: Family<Labels, Counter>,
     lag: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
-    let m = Metrics { handled: Family::default(), failures: Family::default(), dead_letters: Family::default(), lag: Family::default() };
+    let m = Metrics {
+        handled: Family::default(),
+        by_workload: Family::default(),
+        failures: Family::default(),
+        dead_letters: Family::default(),
+        lag: Family::default(),
+    };
     paved_telemetry::register("stream_handled", "Events handled by a consumer group", m.handled.clone());
+    paved_telemetry::register("stream_workload_events", "Events about a workload handled by a consumer group", m.by_workload.clone());
     paved_telemetry::register("stream_handler_failures", "Handler attempts that failed (each is retried)", m.failures.clone());
     paved_telemetry::register("stream_dead_letters", "Events moved to the dead-letter stream", m.dead_letters.clone());
     paved_telemetry::register("stream_consumer_lag_seconds", "Publish to handling of the last handled event", m.lag.clone());
@@ -59,6 +78,15 @@ pub(crate) fn handled<'a>(stream: &str, group: &str, events: impl IntoIterator<I
     for e in events {
         n += 1;
         last = e.time.as_ref();
+        if let Some((environment, workload)) = e.subject.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/")) {
+            let labels = WorkloadLabels {
+                stream: l.stream.clone(),
+                group: l.group.clone(),
+                environment: environment.into(),
+                workload: workload.into(),
+            };
+            METRICS.by_workload.get_or_create(&labels).inc();
+        }
     }
     METRICS.handled.get_or_create(&l).inc_by(n);
     if let Some(t) = last {

@@ -159,6 +159,7 @@ impl Log {
         self.grown(appended.size);
         drop(kept);
         super::metrics::appended(appended.size, started.elapsed());
+        fresh.iter().filter_map(|e| entry::workload(e)).for_each(|w| super::metrics::concerns(&w));
         if !leaves.is_empty() {
             self.appended.notify_one();
         }

@@ -54,10 +54,7 @@ fn actor(event: &Envelope) -> &str {
 /// `environments/<env>/workloads/<name>` for a workload's SPIFFE id
 /// (`spiffe://paved/<env>/<name>`); platform services are no workload.
 fn workload_of_spiffe(id: &str) -> Option<String> {
-    let rest = id.strip_prefix(paved_grpc::tls::TRUST_DOMAIN)?.strip_prefix('/')?;
-    let (env, name) = rest.split_once('/')?;
-    (env != "platform" && !env.is_empty() && !name.is_empty() && !name.contains('/'))
-        .then(|| format!("environments/{env}/workloads/{name}"))
+    paved_grpc::spiffe::workload_of(id).map(|(env, name)| format!("environments/{env}/workloads/{name}"))
 }
 
 /// The workload an event concerns: its subject when that names one, else a

@@ -1,10 +1,12 @@
 //! The log's metrics, for the audit dashboard
 //! (`deploy/grafana/dashboards/paved-audit.json`): how large the tree is,
-//! how far its checkpoints trail it, how long appends and reads take.
+//! how far its checkpoints trail it, how long appends and reads take, and
+//! how many entries concern each workload.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
+        counter::Counter,
         family::Family,
         gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
@@ -18,7 +20,14 @@ struct ReadLabels {
     operation: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadLabels {
+    environment: String,
+    workload: String,
+}
+
 struct Metrics {
+    by_workload: Family<WorkloadLabels, Counter>,
     size: Gauge,
     checkpoint_size: Gauge,
     checkpoint_time: Gauge,
@@ -33,6 +42,7 @@ fn latency() -> Histogram {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let m = Metrics {
+        by_workload: Family::default(),
         size: Gauge::default(),
         checkpoint_size: Gauge::default(),
         checkpoint_time: Gauge::default(),
@@ -48,6 +58,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     paved_telemetry::register("audit_log_append_duration_seconds", "One batch appended to the audit log", m.append.clone());
     paved_telemetry::register("audit_log_read_duration_seconds", "Reads of the audit log, by operation", m.reads.clone());
+    paved_telemetry::register("audit_log_workload_entries", "Entries appended that concern a workload", m.by_workload.clone());
     m
 });
 
@@ -59,6 +70,15 @@ fn gauge(n: u64) -> i64 {
 pub fn appended(size: u64, took: Duration) {
     METRICS.size.set(gauge(size));
     METRICS.append.observe(took.as_secs_f64());
+}
+
+/// An entry appended that concerns `workload`
+/// (`environments/<env>/workloads/<name>`, as `entry::workload` names it).
+pub fn concerns(workload: &str) {
+    let Some((environment, name)) = workload.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/")) else {
+        return;
+    };
+    METRICS.by_workload.get_or_create(&WorkloadLabels { environment: environment.into(), workload: name.into() }).inc();
 }
 
 /// The latest checkpoint: it covers `size` entries and was signed at
