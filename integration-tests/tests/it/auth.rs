@@ -114,6 +114,12 @@ async fn every_call_is_authenticated_and_authorised() {
         .await
         .expect_err("wrong audience");
     assert_eq!((status.code(), reason(&status)), (Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE".to_string()));
+    // The broker's own check of a token-only method says it the same way.
+    let status = SecretsBrokerServiceClient::new(authed(channel.clone(), &audit_only))
+        .get_secret(paved_proto::secrets_broker::v1::GetSecretRequest { path: "dev/shop/api-key".into(), ..Default::default() })
+        .await
+        .expect_err("wrong audience at the broker");
+    assert_eq!((status.code(), reason(&status)), (Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE".to_string()));
 
     // Invalid requests name their fields.
     let status = issue(&channel, &root, IssueTokenRequest { subject: String::new(), role: "sudo".into(), ..Default::default() })

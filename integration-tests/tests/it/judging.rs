@@ -89,6 +89,17 @@ async fn the_analysis_comes_once_and_a_restart_rebuilds_the_totals() {
     let unknown = judge(look(1, false)).await.expect_err("no analysis");
     let info = unknown.get_details_error_info().expect("ErrorInfo");
     assert_eq!((unknown.code(), info.reason.as_str()), (tonic::Code::FailedPrecondition, "ANALYSIS_UNKNOWN"));
+    // Looks that cannot be judged as sent: a reason of their own, and the field.
+    for (request, reason, field) in [
+        (JudgeLookRequest { rollout_id: String::new(), ..look(1, true) }, "MISSING_FIELD", "rollout_id"),
+        (JudgeLookRequest { look: 0, ..look(1, true) }, "INVALID_LOOK", "look"),
+    ] {
+        let refused = judge(request).await.expect_err("refused");
+        let fields: Vec<String> =
+            refused.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
+        let got = refused.get_details_error_info().map(|i| i.reason);
+        assert_eq!((refused.code(), got.as_deref(), fields), (tonic::Code::InvalidArgument, Some(reason), vec![field.to_string()]));
+    }
 
     // The first look carries the analysis, the next ones do not.
     let mut decisions = vec![judge(look(1, true)).await.expect("look 1")];

@@ -12,10 +12,12 @@ use paved_integration_tests::{
 };
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, RolloutState, provisioner_service_client::ProvisionerServiceClient,
+    ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, ListRevisionsRequest, ListRolloutsRequest, PowerReason, RollbackWorkloadRequest, RolloutState,
+    SleepWorkloadRequest, provisioner_service_client::ProvisionerServiceClient,
 };
 use std::{path::Path, time::Duration};
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 /// `web`: hello with fast health checks and a short rollout.
 fn spec(version: &str, error_rate: &str) -> String {
@@ -228,6 +230,26 @@ async fn rollouts_pause_resume_promote_and_abort_on_command() {
     // Unknown rollouts: NOT_FOUND, said plainly.
     let out = paved_with(&platform.root_token, &["rollout", "get", "no-such-rollout", "--endpoint", &endpoint]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("no rollout no-such-rollout"), "{out:?}");
+    let reason = |status: tonic::Status| (status.code(), status.get_details_error_info().map(|i| i.reason).unwrap_or_default());
+    let unknown = client.clone().get_rollout(GetRolloutRequest { id: "no-such-rollout".into() }).await.expect_err("unknown");
+    assert_eq!(reason(unknown), (tonic::Code::NotFound, "ROLLOUT_NOT_FOUND".to_string()));
+    let rollback = RollbackWorkloadRequest { environment: "dev".into(), workload: "nowhere".into() };
+    let unknown = client.clone().rollback_workload(rollback).await.expect_err("unknown");
+    assert_eq!(reason(unknown), (tonic::Code::NotFound, "WORKLOAD_NOT_FOUND".to_string()));
+    let list = ListRolloutsRequest { environment: "dev".into(), workload: "nowhere".into(), ..Default::default() };
+    let unknown = client.clone().list_rollouts(list).await.expect_err("an unknown workload has no empty list");
+    assert_eq!(reason(unknown), (tonic::Code::NotFound, "WORKLOAD_NOT_FOUND".to_string()));
+    let list = ListRevisionsRequest { environment: "dev".into(), workload: "nowhere".into(), ..Default::default() };
+    let unknown = client.clone().list_revisions(list).await.expect_err("an unknown workload has no empty list");
+    assert_eq!(reason(unknown), (tonic::Code::NotFound, "WORKLOAD_NOT_FOUND".to_string()));
+    let sleep = SleepWorkloadRequest {
+        environment: "dev".into(),
+        workload: "nowhere".into(),
+        reason: PowerReason::Person.into(),
+        ..Default::default()
+    };
+    let unknown = client.clone().sleep_workload(sleep).await.expect_err("unknown");
+    assert_eq!(reason(unknown), (tonic::Code::NotFound, "WORKLOAD_NOT_FOUND".to_string()));
     platform.stop().await.expect("stop");
 }
 

@@ -77,8 +77,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A look that cannot be judged as sent (INVALID_LOOK), naming the field.
 fn invalid(field: &str, message: String) -> Status {
-    status::invalid_argument("INVALID_ARGUMENT", message.clone(), [(field.to_string(), message)])
+    status::invalid_argument("INVALID_LOOK", message.clone(), [(field.to_string(), message)])
+}
+
+fn missing_rollout_id() -> Status {
+    let message = "rollout_id is required".to_string();
+    status::invalid_argument("MISSING_FIELD", message.clone(), [("rollout_id".to_string(), message)])
 }
 
 /// A spec's analysis, and how many times a rollout of it may decide on a
@@ -230,7 +236,7 @@ const MAX_REQUESTS: u64 = 86_400_000_000;
 
 fn validate(req: &JudgeLookRequest) -> Result<(), Status> {
     if req.rollout_id.is_empty() {
-        return Err(invalid("rollout_id", "rollout_id is required".into()));
+        return Err(missing_rollout_id());
     }
     if req.look == 0 {
         return Err(invalid("look", "look is 1-based: the first look of a rollout is 1".into()));
@@ -361,7 +367,7 @@ impl CanaryAnalyzerService for Api {
     async fn explain_rollout(&self, request: Request<ExplainRolloutRequest>) -> Result<Response<ExplainRolloutResponse>, Status> {
         let req = request.into_inner();
         if req.rollout_id.is_empty() {
-            return Err(invalid("rollout_id", "rollout_id is required".into()));
+            return Err(missing_rollout_id());
         }
         let stored = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
         if stored.is_empty() {
@@ -373,7 +379,7 @@ impl CanaryAnalyzerService for Api {
     async fn replay_rollout(&self, request: Request<ReplayRolloutRequest>) -> Result<Response<ReplayRolloutResponse>, Status> {
         let req = request.into_inner();
         if req.rollout_id.is_empty() {
-            return Err(invalid("rollout_id", "rollout_id is required".into()));
+            return Err(missing_rollout_id());
         }
         let stored = looks::list(&self.db, &req.rollout_id, Looks::All).await.map_err(database)?;
         let Some(first) = stored.first() else {

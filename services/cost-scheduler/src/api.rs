@@ -136,7 +136,7 @@ impl CostSchedulerService for Api {
 
     async fn get_cost_forecast(&self, request: Request<GetCostForecastRequest>) -> Result<Response<GetCostForecastResponse>, Status> {
         let req = request.into_inner();
-        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ARGUMENT", "environment", e))?;
+        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ENVIRONMENT", "environment", e))?;
         let spec = paved_spec::parse(&req.spec_yaml, "paved.yaml").map_err(|e| invalid("INVALID_SPEC", "spec_yaml", e.to_string()))?;
         // Before its first pass it does not know what runs: no forecast,
         // rather than one that counts what runs as nothing.
@@ -175,7 +175,7 @@ impl CostSchedulerService for Api {
     async fn set_budget(&self, request: Request<SetBudgetRequest>) -> Result<Response<SetBudgetResponse>, Status> {
         let req = request.into_inner();
         paved_spec::validate_name(&req.team).map_err(|e| invalid("INVALID_BUDGET", "team", e))?;
-        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ARGUMENT", "environment", e))?;
+        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ENVIRONMENT", "environment", e))?;
         if !(req.monthly.is_finite() && req.monthly >= 0.0) {
             return Err(invalid(
                 "INVALID_BUDGET",
@@ -202,14 +202,14 @@ impl CostSchedulerService for Api {
         request: Request<GetResourceRecommendationRequest>,
     ) -> Result<Response<GetResourceRecommendationResponse>, Status> {
         let req = request.into_inner();
-        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ARGUMENT", "environment", e))?;
-        paved_spec::validate_name(&req.workload).map_err(|e| invalid("INVALID_ARGUMENT", "workload", e))?;
+        paved_spec::validate_name(&req.environment).map_err(|e| invalid("INVALID_ENVIRONMENT", "environment", e))?;
+        paved_spec::validate_name(&req.workload).map_err(|e| invalid("INVALID_WORKLOAD", "workload", e))?;
         let percentile = if req.percentile == 0.0 { rightsize::Method::P95.percentile } else { req.percentile };
         if !(percentile > 0.0 && percentile <= 100.0) {
-            return Err(invalid("INVALID_ARGUMENT", "percentile", format!("a percentile is above 0 and at most 100, not {percentile}")));
+            return Err(invalid("INVALID_PERCENTILE", "percentile", format!("a percentile is above 0 and at most 100, not {percentile}")));
         }
         if !(req.headroom.is_finite() && (0.0..=10.0).contains(&req.headroom)) {
-            return Err(invalid("INVALID_ARGUMENT", "headroom", format!("headroom is a share from 0 to 10, not {}", req.headroom)));
+            return Err(invalid("INVALID_HEADROOM", "headroom", format!("headroom is a share from 0 to 10, not {}", req.headroom)));
         }
         let end_ms = chrono::Utc::now().timestamp_millis();
         let start_ms = req.start_time.as_ref().map_or(end_ms - RIGHTSIZE_WINDOW_MS, millis_from_timestamp);
@@ -222,7 +222,7 @@ impl CostSchedulerService for Api {
                 ));
             }
             (Ok(_), _) => UsageSource::Samples,
-            (Err(_), _) => return Err(invalid("INVALID_ARGUMENT", "source", format!("unknown usage source {}", req.source))),
+            (Err(_), _) => return Err(invalid("INVALID_SOURCE", "source", format!("unknown usage source {}", req.source))),
         };
         let measured = match source {
             UsageSource::Prometheus => self.measured_by_prometheus(&req.environment, &req.workload, start_ms, end_ms).await?,

@@ -15,8 +15,12 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
+    /// No such rollout.
     #[error("{0}")]
     NotFound(String),
+    /// No such workload (a rollback names one).
+    #[error("{0}")]
+    NoWorkload(String),
     /// The operation does not apply in the rollout's or workload's state.
     #[error("{0}")]
     Precondition(String),
@@ -128,7 +132,7 @@ impl Rollouts {
     /// Returns the revision that now takes the traffic.
     pub(crate) async fn rollback(&self, environment: &str, name: &str) -> Result<String, RolloutError> {
         let db = self.records.db();
-        let missing = || RolloutError::NotFound(format!("no workload {name} in environment {environment}"));
+        let missing = || RolloutError::NoWorkload(format!("no workload {name} in environment {environment}"));
         let workload = store::get_workload(db, environment, name).await?.ok_or_else(missing)?;
         if let Some(r) = store::active_rollouts(db, Some(&workload.id())).await?.pop() {
             let Some(stable) = r.stable_revision.clone() else {

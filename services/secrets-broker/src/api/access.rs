@@ -14,7 +14,7 @@ use tonic::Status;
 pub(super) fn for_broker(caller: &Claims) -> Result<(), Status> {
     if caller.aud != auth::PLATFORM_AUDIENCE && caller.aud != SOURCE {
         return Err(status::unauthenticated(
-            "WRONG_AUDIENCE",
+            "TOKEN_WRONG_AUDIENCE",
             format!("a token for {} cannot be used here: ask for one for {} or {}", caller.aud, auth::PLATFORM_AUDIENCE, SOURCE),
         ));
     }

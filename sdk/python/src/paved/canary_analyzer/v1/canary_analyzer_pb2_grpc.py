@@ -112,7 +112,7 @@ class CanaryAnalyzerServiceServicer:
         as a CanaryJudged event. Idempotent per (rollout_id, look): the same
         look sent again gets the decision stored the first time.
         Scope: `write:canary-analyzer`.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_LOOK, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,7 +121,7 @@ class CanaryAnalyzerServiceServicer:
     def ExplainRollout(self, request, context):
         """Every decision of a rollout, in look order: why it went as it did.
         Scope: `read:canary-analyzer`.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,7 +131,7 @@ class CanaryAnalyzerServiceServicer:
         """Judges a rollout's stored looks again, with its own or another
         analysis; stores and publishes nothing.
         Scope: `read:canary-analyzer`.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

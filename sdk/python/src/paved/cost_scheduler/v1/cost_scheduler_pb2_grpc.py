@@ -138,7 +138,7 @@ class CostSchedulerServiceServicer:
         UNAVAILABLE (NOT_READY) until the cost scheduler has first read what
         runs, about a second after it starts.
         Scope: `read:cost-scheduler`.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_ENVIRONMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,7 +147,7 @@ class CostSchedulerServiceServicer:
     def SetBudget(self, request, context):
         """Sets a team's monthly budget in an environment; monthly 0 removes it.
         Scope: `write:cost-scheduler`.
-        Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ARGUMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ENVIRONMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,7 +167,7 @@ class CostSchedulerServiceServicer:
         the evidence and the monthly saving. FAILED_PRECONDITION
         (NOT_ENOUGH_SAMPLES) while it has fewer than 10 samples in the window.
         Scope: `read:cost-scheduler`.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_ENVIRONMENT, INVALID_WORKLOAD, INVALID_PERCENTILE, INVALID_HEADROOM, INVALID_SOURCE), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

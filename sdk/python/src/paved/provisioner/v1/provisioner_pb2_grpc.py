@@ -287,7 +287,7 @@ class ProvisionerServiceServicer:
     def ListRevisions(self, request, context):
         """Revisions of a workload, newest (highest number) first.
         Scope: `read:provisioner`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -298,7 +298,7 @@ class ProvisionerServiceServicer:
         rollout: validate, policy, identity, start the canary, traffic steps,
         then promote or roll back.
         Scope: `read:provisioner`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -307,7 +307,7 @@ class ProvisionerServiceServicer:
     def ListRollouts(self, request, context):
         """Rollouts of a workload, newest first.
         Scope: `read:provisioner`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,7 +318,7 @@ class ProvisionerServiceServicer:
         ended. The stream ends with UNAUTHENTICATED (TOKEN_EXPIRED,
         TOKEN_REVOKED) once the token that opened it expires or is revoked.
         Scope: `read:provisioner`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -328,7 +328,7 @@ class ProvisionerServiceServicer:
         """Holds the current traffic step until resumed; pausing a paused rollout
         changes nothing. An ended rollout is FAILED_PRECONDITION.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -339,7 +339,7 @@ class ProvisionerServiceServicer:
         Resuming a running rollout changes nothing; an ended one is
         FAILED_PRECONDITION.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -349,7 +349,7 @@ class ProvisionerServiceServicer:
         """Stops the rollout and returns all traffic to the stable revision (state
         ABORTED). An ended rollout is FAILED_PRECONDITION.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -360,7 +360,7 @@ class ProvisionerServiceServicer:
         Only once the canary is healthy and taking traffic (stage STEP), else
         FAILED_PRECONDITION.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -372,7 +372,7 @@ class ProvisionerServiceServicer:
         stable revision (kept running, so this is a traffic switch).
         FAILED_PRECONDITION when there is no such revision, or it has failed.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -435,7 +435,7 @@ class ProvisionerServiceServicer:
         the first requests that reach it while it wakes. FAILED_PRECONDITION
         while a rollout of it is under way or it has no running revision.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -444,7 +444,7 @@ class ProvisionerServiceServicer:
     def WakeWorkload(self, request, context):
         """Wakes a sleeping workload: answers once its processes are starting.
         Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

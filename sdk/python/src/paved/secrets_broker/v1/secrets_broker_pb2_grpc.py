@@ -35,7 +35,7 @@ class SecretsBrokerServiceStub:
     `read:`/`write:` scope need a token for audience `paved` or
     `secrets-broker`; those reading "a valid token" take any audience at the
     auth layer, and their handlers that check a finer scope then want
-    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    `paved` or `secrets-broker` (else UNAUTHENTICATED TOKEN_WRONG_AUDIENCE). Methods
     whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
     public, ExchangeBootstrapToken's credential is the bootstrap token in the
     request, and RenewCertificate and ExchangeCertificate take the client
@@ -221,7 +221,7 @@ class SecretsBrokerServiceServicer:
     `read:`/`write:` scope need a token for audience `paved` or
     `secrets-broker`; those reading "a valid token" take any audience at the
     auth layer, and their handlers that check a finer scope then want
-    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    `paved` or `secrets-broker` (else UNAUTHENTICATED TOKEN_WRONG_AUDIENCE). Methods
     whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
     public, ExchangeBootstrapToken's credential is the bootstrap token in the
     request, and RenewCertificate and ExchangeCertificate take the client
@@ -360,7 +360,7 @@ class SecretsBrokerServiceServicer:
         (and rotates every `rotate_every`). The version it replaces stays
         readable for an hour.
         Scope: a valid token; the handler also needs `secrets:write:<path>`.
-        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -372,7 +372,7 @@ class SecretsBrokerServiceServicer:
         answer NOT_FOUND from then on; a secret written there again starts at
         version 1. Recorded as a `secret.deleted` event.
         Scope: a valid token; the handler also needs `secrets:write:<path>`.
-        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -384,7 +384,7 @@ class SecretsBrokerServiceServicer:
         Every read is recorded as a `secret.read` event before the value is
         returned.
         Scope: a valid token; the handler also needs `secrets:read:<path>`.
-        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -393,7 +393,7 @@ class SecretsBrokerServiceServicer:
     def ListSecrets(self, request, context):
         """Secrets under a prefix, their latest versions, by path: never values.
         Scope: a valid token; the handler also needs `secrets:read:<prefix>*`.
-        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -407,7 +407,7 @@ class SecretsBrokerServiceServicer:
         (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked,
         and with NOT_FOUND (SECRET_DELETED) when the secret it sent is deleted.
         Scope: a valid token; the handler also needs `secrets:read:<path>`.
-        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_DELETED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_DELETED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -453,7 +453,7 @@ class SecretsBrokerServiceServicer:
         when the lease expires or is revoked (also when the caller's token is
         revoked).
         Scope: a valid token; the handler also needs `database:creds:<name>`.
-        Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -462,7 +462,7 @@ class SecretsBrokerServiceServicer:
     def RenewLease(self, request, context):
         """Extends a lease (and its role's VALID UNTIL), never past its maximum.
         Scope: a valid token; the handler also needs the lease's holder, or `leases:manage`.
-        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -474,7 +474,7 @@ class SecretsBrokerServiceServicer:
         checked gone. A revocation that fails is retried with backoff (1 s
         doubling to 5 min) and reported.
         Scope: a valid token; the handler also needs the lease's holder, or `leases:manage` (a prefix: `leases:manage`).
-        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
+        Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -520,7 +520,7 @@ class SecretsBrokerServiceServicer:
         naming `certs:enrol:platform/<service>` (never through a wildcard)
         enrols it for good (see RenewCertificate).
         Scope: a valid token; the handler also needs `certs:issue:<env>/<workload>` (`certs:enrol:platform/<service>` for a platform service).
-        Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+        Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -746,7 +746,7 @@ class SecretsBrokerService:
     `read:`/`write:` scope need a token for audience `paved` or
     `secrets-broker`; those reading "a valid token" take any audience at the
     auth layer, and their handlers that check a finer scope then want
-    `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+    `paved` or `secrets-broker` (else UNAUTHENTICATED TOKEN_WRONG_AUDIENCE). Methods
     whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
     public, ExchangeBootstrapToken's credential is the bootstrap token in the
     request, and RenewCertificate and ExchangeCertificate take the client

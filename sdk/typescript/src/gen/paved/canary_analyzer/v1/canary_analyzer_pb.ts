@@ -152,7 +152,7 @@ export const ListObservationsResponseSchema: GenMessage<ListObservationsResponse
 export type RequestCounts = Message<"paved.canary_analyzer.v1.RequestCounts"> & {
   /**
    * Requests answered during the look; at most 86,400,000,000
-   * (INVALID_ARGUMENT otherwise).
+   * (INVALID_ARGUMENT INVALID_LOOK otherwise).
    *
    * @generated from field: uint64 requests = 1;
    */
@@ -160,7 +160,7 @@ export type RequestCounts = Message<"paved.canary_analyzer.v1.RequestCounts"> & 
 
   /**
    * Of those, answered 5xx (the proxy's own 502s included); at most
-   * `requests` (INVALID_ARGUMENT otherwise).
+   * `requests` (INVALID_ARGUMENT INVALID_LOOK otherwise).
    *
    * @generated from field: uint64 errors = 2;
    */
@@ -170,7 +170,7 @@ export type RequestCounts = Message<"paved.canary_analyzer.v1.RequestCounts"> & 
    * Latency to the response headers: counts per bucket of the proxy's
    * fixed buckets (upper bounds 0.1 ms × 1.1^k, the last one unbounded),
    * not cumulative. At most 145 buckets, counting at most `requests` in all
-   * (INVALID_ARGUMENT otherwise); may be empty.
+   * (INVALID_ARGUMENT INVALID_LOOK otherwise); may be empty.
    *
    * @generated from field: repeated uint64 latency = 3;
    */
@@ -599,7 +599,7 @@ export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
  */
 export type ExplainRolloutRequest = Message<"paved.canary_analyzer.v1.ExplainRolloutRequest"> & {
   /**
-   * The rollout; required (INVALID_ARGUMENT when empty).
+   * The rollout; required (INVALID_ARGUMENT MISSING_FIELD when empty).
    *
    * @generated from field: string rollout_id = 1;
    */
@@ -641,7 +641,7 @@ export const ExplainRolloutResponseSchema: GenMessage<ExplainRolloutResponse> = 
  */
 export type ReplayRolloutRequest = Message<"paved.canary_analyzer.v1.ReplayRolloutRequest"> & {
   /**
-   * The rollout; required (INVALID_ARGUMENT when empty).
+   * The rollout; required (INVALID_ARGUMENT MISSING_FIELD when empty).
    *
    * @generated from field: string rollout_id = 1;
    */
@@ -791,7 +791,7 @@ export const CanaryAnalyzerService: GenService<{
    * as a CanaryJudged event. Idempotent per (rollout_id, look): the same
    * look sent again gets the decision stored the first time.
    * Scope: `write:canary-analyzer`.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_LOOK, INVALID_SPEC), FAILED_PRECONDITION (ANALYSIS_UNKNOWN), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.JudgeLook
    */
@@ -803,7 +803,7 @@ export const CanaryAnalyzerService: GenService<{
   /**
    * Every decision of a rollout, in look order: why it went as it did.
    * Scope: `read:canary-analyzer`.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.ExplainRollout
    */
@@ -816,7 +816,7 @@ export const CanaryAnalyzerService: GenService<{
    * Judges a rollout's stored looks again, with its own or another
    * analysis; stores and publishes nothing.
    * Scope: `read:canary-analyzer`.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_SPEC), NOT_FOUND (ROLLOUT_NOT_JUDGED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.canary_analyzer.v1.CanaryAnalyzerService.ReplayRollout
    */

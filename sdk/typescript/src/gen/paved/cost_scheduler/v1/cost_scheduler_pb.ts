@@ -290,7 +290,7 @@ export const ResourceRecommendationSchema: GenMessage<ResourceRecommendation> = 
 export type GetCostForecastRequest = Message<"paved.cost_scheduler.v1.GetCostForecastRequest"> & {
   /**
    * The environment: 1-63 of a-z, 0-9 and '-', not starting or ending with
-   * '-' (INVALID_ARGUMENT otherwise).
+   * '-' (INVALID_ARGUMENT INVALID_ENVIRONMENT otherwise).
    *
    * @generated from field: string environment = 1;
    */
@@ -464,7 +464,7 @@ export type SetBudgetRequest = Message<"paved.cost_scheduler.v1.SetBudgetRequest
   team: string;
 
   /**
-   * The environment, by the same rule (reason INVALID_ARGUMENT otherwise).
+   * The environment, by the same rule (reason INVALID_ENVIRONMENT otherwise).
    *
    * @generated from field: string environment = 2;
    */
@@ -1053,7 +1053,7 @@ export const CostSchedulerService: GenService<{
    * UNAVAILABLE (NOT_READY) until the cost scheduler has first read what
    * runs, about a second after it starts.
    * Scope: `read:cost-scheduler`.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_ENVIRONMENT, INVALID_SPEC), UNAVAILABLE (NOT_READY, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.GetCostForecast
    */
@@ -1065,7 +1065,7 @@ export const CostSchedulerService: GenService<{
   /**
    * Sets a team's monthly budget in an environment; monthly 0 removes it.
    * Scope: `write:cost-scheduler`.
-   * Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ARGUMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_BUDGET, INVALID_ENVIRONMENT), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.SetBudget
    */
@@ -1091,7 +1091,7 @@ export const CostSchedulerService: GenService<{
    * the evidence and the monthly saving. FAILED_PRECONDITION
    * (NOT_ENOUGH_SAMPLES) while it has fewer than 10 samples in the window.
    * Scope: `read:cost-scheduler`.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_ENVIRONMENT, INVALID_WORKLOAD, INVALID_PERCENTILE, INVALID_HEADROOM, INVALID_SOURCE), FAILED_PRECONDITION (NO_PROMETHEUS, WORKLOAD_NOT_RUNNING, PROMETHEUS_QUERY, NOT_ENOUGH_SAMPLES), UNAVAILABLE (NOT_READY, PROMETHEUS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.cost_scheduler.v1.CostSchedulerService.GetResourceRecommendation
    */

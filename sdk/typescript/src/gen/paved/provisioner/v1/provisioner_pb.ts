@@ -2683,7 +2683,7 @@ export const ProvisionerService: GenService<{
   /**
    * Revisions of a workload, newest (highest number) first.
    * Scope: `read:provisioner`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListRevisions
    */
@@ -2697,7 +2697,7 @@ export const ProvisionerService: GenService<{
    * rollout: validate, policy, identity, start the canary, traffic steps,
    * then promote or roll back.
    * Scope: `read:provisioner`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.GetRollout
    */
@@ -2709,7 +2709,7 @@ export const ProvisionerService: GenService<{
   /**
    * Rollouts of a workload, newest first.
    * Scope: `read:provisioner`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ListRollouts
    */
@@ -2723,7 +2723,7 @@ export const ProvisionerService: GenService<{
    * ended. The stream ends with UNAUTHENTICATED (TOKEN_EXPIRED,
    * TOKEN_REVOKED) once the token that opened it expires or is revoked.
    * Scope: `read:provisioner`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), UNAUTHENTICATED (TOKEN_EXPIRED, TOKEN_REVOKED), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.WatchRollout
    */
@@ -2736,7 +2736,7 @@ export const ProvisionerService: GenService<{
    * Holds the current traffic step until resumed; pausing a paused rollout
    * changes nothing. An ended rollout is FAILED_PRECONDITION.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PauseRollout
    */
@@ -2750,7 +2750,7 @@ export const ProvisionerService: GenService<{
    * Resuming a running rollout changes nothing; an ended one is
    * FAILED_PRECONDITION.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.ResumeRollout
    */
@@ -2763,7 +2763,7 @@ export const ProvisionerService: GenService<{
    * Stops the rollout and returns all traffic to the stable revision (state
    * ABORTED). An ended rollout is FAILED_PRECONDITION.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.AbortRollout
    */
@@ -2777,7 +2777,7 @@ export const ProvisionerService: GenService<{
    * Only once the canary is healthy and taking traffic (stage STEP), else
    * FAILED_PRECONDITION.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>` of the rollout's workload.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), NOT_FOUND (ROLLOUT_NOT_FOUND), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.PromoteRollout
    */
@@ -2792,7 +2792,7 @@ export const ProvisionerService: GenService<{
    * stable revision (kept running, so this is a traffic switch).
    * FAILED_PRECONDITION when there is no such revision, or it has failed.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), FAILED_PRECONDITION (ROLLOUT_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.RollbackWorkload
    */
@@ -2873,7 +2873,7 @@ export const ProvisionerService: GenService<{
    * the first requests that reach it while it wakes. FAILED_PRECONDITION
    * while a rollout of it is under way or it has no running revision.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), FAILED_PRECONDITION (WORKLOAD_STATE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.SleepWorkload
    */
@@ -2885,7 +2885,7 @@ export const ProvisionerService: GenService<{
   /**
    * Wakes a sleeping workload: answers once its processes are starting.
    * Scope: `write:provisioner`; the handler also needs `deploy:<env>/<workload>`.
-   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (MISSING_FIELD, INVALID_HOLD, INVALID_REASON), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (WORKLOAD_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.provisioner.v1.ProvisionerService.WakeWorkload
    */

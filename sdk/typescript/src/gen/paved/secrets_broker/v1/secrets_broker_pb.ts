@@ -2329,7 +2329,7 @@ export const RotateCertificateAuthorityResponseSchema: GenMessage<RotateCertific
  * `read:`/`write:` scope need a token for audience `paved` or
  * `secrets-broker`; those reading "a valid token" take any audience at the
  * auth layer, and their handlers that check a finer scope then want
- * `paved` or `secrets-broker` (else UNAUTHENTICATED WRONG_AUDIENCE). Methods
+ * `paved` or `secrets-broker` (else UNAUTHENTICATED TOKEN_WRONG_AUDIENCE). Methods
  * whose Scope is "nothing" need no token: GetKeySet and GetTrustBundle are
  * public, ExchangeBootstrapToken's credential is the bootstrap token in the
  * request, and RenewCertificate and ExchangeCertificate take the client
@@ -2500,7 +2500,7 @@ export const SecretsBrokerService: GenService<{
    * (and rotates every `rotate_every`). The version it replaces stays
    * readable for an hour.
    * Scope: a valid token; the handler also needs `secrets:write:<path>`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_SECRET), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.PutSecret
    */
@@ -2515,7 +2515,7 @@ export const SecretsBrokerService: GenService<{
    * answer NOT_FOUND from then on; a secret written there again starts at
    * version 1. Recorded as a `secret.deleted` event.
    * Scope: a valid token; the handler also needs `secrets:write:<path>`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.DeleteSecret
    */
@@ -2530,7 +2530,7 @@ export const SecretsBrokerService: GenService<{
    * Every read is recorded as a `secret.read` event before the value is
    * returned.
    * Scope: a valid token; the handler also needs `secrets:read:<path>`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_NOT_FOUND), FAILED_PRECONDITION (SECRET_VERSION_EXPIRED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.GetSecret
    */
@@ -2542,7 +2542,7 @@ export const SecretsBrokerService: GenService<{
   /**
    * Secrets under a prefix, their latest versions, by path: never values.
    * Scope: a valid token; the handler also needs `secrets:read:<prefix>*`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH, INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), UNAVAILABLE (STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.ListSecrets
    */
@@ -2559,7 +2559,7 @@ export const SecretsBrokerService: GenService<{
    * (WATCH_TOKEN_ENDED) once the token that opened it expires or is revoked,
    * and with NOT_FOUND (SECRET_DELETED) when the secret it sent is deleted.
    * Scope: a valid token; the handler also needs `secrets:read:<path>`.
-   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_DELETED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_SECRET_PATH), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE, WATCH_TOKEN_ENDED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (SECRET_DELETED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (EVENTS_UNAVAILABLE, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.WatchSecret
    */
@@ -2617,7 +2617,7 @@ export const SecretsBrokerService: GenService<{
    * when the lease expires or is revoked (also when the caller's token is
    * revoked).
    * Scope: a valid token; the handler also needs `database:creds:<name>`.
-   * Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_DATABASE, INVALID_TTL), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE, TOKEN_REVOKED), PERMISSION_DENIED (MISSING_SCOPE), NOT_FOUND (DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueDatabaseCredentials
    */
@@ -2629,7 +2629,7 @@ export const SecretsBrokerService: GenService<{
   /**
    * Extends a lease (and its role's VALID UNTIL), never past its maximum.
    * Scope: a valid token; the handler also needs the lease's holder, or `leases:manage`.
-   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID, INVALID_INCREMENT), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND, DATABASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), DATA_LOSS (SEALED_VALUE), UNAVAILABLE (DATABASE_TARGET, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RenewLease
    */
@@ -2644,7 +2644,7 @@ export const SecretsBrokerService: GenService<{
    * checked gone. A revocation that fails is retried with backoff (1 s
    * doubling to 5 min) and reported.
    * Scope: a valid token; the handler also needs the lease's holder, or `leases:manage` (a prefix: `leases:manage`).
-   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
+   * Errors: INVALID_ARGUMENT (INVALID_LEASE_ID), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE, NOT_LEASE_HOLDER), NOT_FOUND (LEASE_NOT_FOUND), FAILED_PRECONDITION (LEASE_REVOKED), UNAVAILABLE (LEASE_REVOCATION_FAILED, STORAGE_UNAVAILABLE).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.RevokeLease
    */
@@ -2702,7 +2702,7 @@ export const SecretsBrokerService: GenService<{
    * naming `certs:enrol:platform/<service>` (never through a wildcard)
    * enrols it for good (see RenewCertificate).
    * Scope: a valid token; the handler also needs `certs:issue:<env>/<workload>` (`certs:enrol:platform/<service>` for a platform service).
-   * Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
+   * Errors: INVALID_ARGUMENT (INVALID_CERTIFICATE_REQUEST, INVALID_CSR), UNAUTHENTICATED (TOKEN_WRONG_AUDIENCE), PERMISSION_DENIED (MISSING_SCOPE), FAILED_PRECONDITION (TOKEN_EXPIRING), UNAVAILABLE (STORAGE_UNAVAILABLE), INTERNAL (INTERNAL).
    *
    * @generated from rpc paved.secrets_broker.v1.SecretsBrokerService.IssueCertificate
    */

@@ -1,15 +1,17 @@
 //! `paved.provisioner.v1.ProvisionerService`: validation at the edge, errors
 //! as canonical codes with field violations.
 
+mod errors;
+
 use crate::{
-    apply::{ApplyError, Submitted, WorkloadView},
+    apply::{Submitted, WorkloadView},
     artifacts::ArtifactError,
     handle::Provisioner,
     model,
-    power::{Ask, PowerError},
-    rollout::RolloutError,
+    power::Ask,
     store,
 };
+use errors::{database, pr_number, required, workload_not_found};
 use paved_grpc::{auth, status};
 use paved_proto::provisioner::v1::{
     AbortRolloutRequest, AbortRolloutResponse, ApplyWorkloadRequest, ApplyWorkloadResponse, AttachAttestationRequest,
@@ -26,7 +28,6 @@ use paved_proto::provisioner::v1::{
     provisioner_service_server::{ProvisionerService, ProvisionerServiceServer},
 };
 use paved_proto::timestamp_from_millis;
-use sea_orm::DbErr;
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -37,77 +38,6 @@ pub fn server(provisioner: Provisioner) -> ProvisionerServiceServer<Api> {
 
 pub struct Api {
     provisioner: Provisioner,
-}
-
-impl From<ApplyError> for Status {
-    fn from(e: ApplyError) -> Status {
-        match e {
-            ApplyError::Spec(spec) => status::invalid_argument("INVALID_SPEC", spec.to_string(), [spec.violation("spec_yaml")]),
-            ApplyError::Environment(message) => {
-                status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
-            }
-            ApplyError::Database(e) => database(e),
-            ApplyError::Proxy(e) => status::logged(tonic::Code::Unavailable, "PROXY_PORT", "cannot open the workload's proxy; retry", &e),
-            ApplyError::Denied(decision) => status::failed_precondition(
-                "POLICY_DENIED",
-                format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
-            ),
-            ApplyError::Policy(e) => status::internal(&e),
-            ApplyError::Artifact(ArtifactError::Unknown(digest)) => {
-                let message = format!("no artifact {digest}: push it with `paved artifact push`");
-                status::invalid_argument("UNKNOWN_ARTIFACT", message.clone(), [("spec_yaml.artifact".into(), message)])
-            }
-            ApplyError::Artifact(e) => Status::from(e),
-        }
-    }
-}
-
-impl From<RolloutError> for Status {
-    fn from(e: RolloutError) -> Status {
-        match e {
-            RolloutError::NotFound(message) => status::not_found("NOT_FOUND", message),
-            RolloutError::Precondition(message) => status::failed_precondition("ROLLOUT_STATE", message),
-            RolloutError::Database(e) => database(e),
-        }
-    }
-}
-
-impl From<PowerError> for Status {
-    fn from(e: PowerError) -> Status {
-        match e {
-            PowerError::NotFound(message) => status::not_found("NOT_FOUND", message),
-            PowerError::Precondition(message) => status::failed_precondition("WORKLOAD_STATE", message),
-            PowerError::Database(e) => database(e),
-        }
-    }
-}
-
-impl From<ArtifactError> for Status {
-    fn from(e: ArtifactError) -> Status {
-        match e {
-            ArtifactError::Mismatch { .. } => {
-                status::invalid_argument("DIGEST_MISMATCH", e.to_string(), [("expected_digest".into(), e.to_string())])
-            }
-            ArtifactError::Unknown(_) => status::not_found("ARTIFACT_NOT_FOUND", e.to_string()),
-            ArtifactError::Invalid(inner) => {
-                let field = match inner {
-                    paved_attest::AttestError::Digest(_) => "digest",
-                    paved_attest::AttestError::Kind(_) => "kind",
-                    paved_attest::AttestError::Key(_) => "public_key",
-                    paved_attest::AttestError::Signature(_) => "signature",
-                };
-                status::invalid_argument("INVALID_ATTESTATION", inner.to_string(), [(field.to_string(), inner.to_string())])
-            }
-            ArtifactError::Payload(_) => {
-                status::invalid_argument("INVALID_PAYLOAD", e.to_string(), [("payload_json".into(), e.to_string())])
-            }
-            ArtifactError::Untrusted(_) => status::permission_denied("UNTRUSTED_KEY", e.to_string()),
-            ArtifactError::Io(io) => {
-                status::logged(tonic::Code::Unavailable, "ARTIFACT_STORE", "the artifact store cannot be written; retry", &io)
-            }
-            ArtifactError::Database(db) => database(db),
-        }
-    }
 }
 
 fn attestation_proto(a: crate::artifacts::Attestation) -> Attestation {
@@ -129,31 +59,6 @@ fn preview_proto(p: crate::preview::Preview) -> Preview {
         create_time: Some(timestamp_from_millis(p.create_time_ms)),
         workloads: p.workloads,
     }
-}
-
-fn pr_number(pr: i32) -> Result<u32, Status> {
-    u32::try_from(pr).ok().filter(|n| *n > 0).ok_or_else(|| {
-        status::invalid_argument(
-            "INVALID_PR",
-            format!("pr must be a positive pull request number, got {pr}"),
-            [("pr".into(), "must be positive".into())],
-        )
-    })
-}
-
-fn database(e: DbErr) -> Status {
-    status::storage(&e)
-}
-
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.is_empty() {
-        return Err(status::invalid_argument(
-            "MISSING_FIELD",
-            format!("{field} is required"),
-            [(field.to_string(), "required".to_string())],
-        ));
-    }
-    Ok(())
 }
 
 fn to_proto(view: WorkloadView) -> Workload {
@@ -244,6 +149,15 @@ fn may_deploy_spec(caller: &auth::Caller, environment: &str, submitted: &Submitt
 }
 
 impl Api {
+    /// NOT_FOUND (WORKLOAD_NOT_FOUND) unless the workload exists: an empty
+    /// list of an unknown workload's revisions would read as "none yet".
+    async fn known(&self, environment: &str, name: &str) -> Result<(), Status> {
+        match store::get_workload(self.provisioner.db(), environment, name).await.map_err(database)? {
+            Some(_) => Ok(()),
+            None => Err(workload_not_found(environment, name)),
+        }
+    }
+
     /// Steering a rollout needs the deploy scope of its workload.
     async fn may_steer(&self, caller: &auth::Caller, id: &str) -> Result<(), Status> {
         let rollout = self.provisioner.rollout(id).await?;
@@ -331,6 +245,9 @@ impl ProvisionerService for Api {
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let revisions =
             store::list_revisions(self.provisioner.db(), &req.environment, &req.workload, size, offset).await.map_err(database)?;
+        if revisions.is_empty() {
+            self.known(&req.environment, &req.workload).await?;
+        }
         let next_page_token = status::next_page_token(offset, size, revisions.len());
         Ok(Response::new(ListRevisionsResponse { revisions: revisions.iter().map(|r| r.to_proto()).collect(), next_page_token }))
     }
@@ -349,6 +266,9 @@ impl ProvisionerService for Api {
         let (size, offset) = status::page(req.page_size, &req.page_token)?;
         let workload_id = model::workload_id(&req.environment, &req.workload);
         let rollouts = store::list_rollouts(self.provisioner.db(), &workload_id, size, offset).await.map_err(database)?;
+        if rollouts.is_empty() {
+            self.known(&req.environment, &req.workload).await?;
+        }
         let next_page_token = status::next_page_token(offset, size, rollouts.len());
         let mut out = Vec::with_capacity(rollouts.len());
         for r in &rollouts {
@@ -651,8 +571,4 @@ impl ProvisionerService for Api {
         let previews = self.provisioner.previews().await.map_err(database)?;
         Ok(Response::new(ListPreviewsResponse { previews: previews.into_iter().map(preview_proto).collect() }))
     }
-}
-
-fn workload_not_found(environment: &str, name: &str) -> Status {
-    status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {name} in environment {environment}"))
 }
