@@ -176,12 +176,14 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let python = sdk::ensure_python()?;
     sdk::check_generated(&python)?;
     sdk::ensure_typescript()?;
+    sdk::ensure_go()?;
     venv::check_dashboards()?;
     // The integration tests start the real binaries (hello, the services).
     build_bins(false)?;
     let test = || {
         let mut command = cargo();
         command.args(["test", "--workspace"]).env("PAVED_KUBERNETES_VALIDATE", &validator).env("PAVED_PYTHON_SDK", &python);
+        command.env("PAVED_BUF", sdk::buf());
         command
     };
     if !args.is_empty() {

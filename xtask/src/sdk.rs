@@ -2,7 +2,8 @@
 //! pins (`venv.rs`), `sdk/typescript`'s packages as
 //! its `package-lock.json` pins them (`npm ci`, again when it changes) and
 //! its build; the generated stubs of both checked against `proto/`, and
-//! `cargo xtask sdk generate` to regenerate them.
+//! `cargo xtask sdk generate` to regenerate them; Debian's Go toolchain for
+//! the test of a Go client generated in buf's managed mode.
 
 use crate::{run, venv::root};
 use anyhow::{Context, bail};
@@ -24,6 +25,36 @@ pub fn ensure_typescript() -> anyhow::Result<()> {
     let dir = ensure_typescript_packages()?;
     run(Command::new("node").arg("scripts/check-generated.mjs").current_dir(&dir))?;
     run(npm(&dir).args(["run", "--silent", "build"]))
+}
+
+/// Debian's Go toolchain, protoc plugins and the gRPC and protobuf modules
+/// (GOPATH mode: no Go module proxy is reachable), which the test of a Go
+/// client generated from `proto/buf.gen.go.yaml` builds with. The v1.5
+/// `github.com/golang/protobuf` is named: Debian's gRPC accepts v1.3 too,
+/// which cannot encode the generated (APIv2) messages.
+pub fn ensure_go() -> anyhow::Result<()> {
+    const PACKAGES: [&str; 7] = [
+        "golang-go",
+        "protoc-gen-go",
+        "protoc-gen-go-grpc",
+        "golang-google-grpc-dev",
+        "golang-google-protobuf-dev",
+        "golang-google-genproto-dev",
+        "golang-github-golang-protobuf-1-5-dev",
+    ];
+    let installed = |package: &&str| {
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", package])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b"installed"))
+    };
+    let missing: Vec<&str> = PACKAGES.iter().filter(|p| !installed(p)).copied().collect();
+    if missing.is_empty() { Ok(()) } else { crate::apt_install(&missing) }
+}
+
+/// buf, from the TypeScript SDK's packages (`ensure_typescript` installs them).
+pub fn buf() -> PathBuf {
+    root().join("sdk/typescript/node_modules/.bin/buf")
 }
 
 /// `sdk/typescript/node_modules` as its lock file pins it.

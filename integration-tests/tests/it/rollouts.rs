@@ -12,8 +12,8 @@ use paved_integration_tests::{
 };
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
-    ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, ListRevisionsRequest, ListRolloutsRequest, PowerReason, RollbackWorkloadRequest, RolloutState,
-    SleepWorkloadRequest, provisioner_service_client::ProvisionerServiceClient,
+    ApplyWorkloadRequest, GetRolloutRequest, GetTrafficMetricsRequest, ListRevisionsRequest, ListRolloutsRequest, PowerReason,
+    RollbackWorkloadRequest, RolloutState, SleepWorkloadRequest, provisioner_service_client::ProvisionerServiceClient,
 };
 use std::{path::Path, time::Duration};
 use tonic::transport::Channel;
