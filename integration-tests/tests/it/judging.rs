@@ -93,6 +93,7 @@ async fn the_analysis_comes_once_and_a_restart_rebuilds_the_totals() {
     for (request, reason, field) in [
         (JudgeLookRequest { rollout_id: String::new(), ..look(1, true) }, "MISSING_FIELD", "rollout_id"),
         (JudgeLookRequest { look: 0, ..look(1, true) }, "INVALID_LOOK", "look"),
+        (JudgeLookRequest { workload: "web/other".into(), ..look(1, true) }, "INVALID_LOOK", "workload"),
     ] {
         let refused = judge(request).await.expect_err("refused");
         let fields: Vec<String> =

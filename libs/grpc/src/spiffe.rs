@@ -23,13 +23,8 @@ pub fn workload_id(environment: &str, workload: &str) -> String {
 /// label, so that neither can carry more than a name).
 pub fn workload_of(id: &str) -> Option<(&str, &str)> {
     let (environment, workload) = id.strip_prefix(TRUST_DOMAIN)?.strip_prefix('/')?.split_once('/')?;
-    let label = |s: &str| {
-        (1..=63).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
-    (environment != PLATFORM_ENVIRONMENT && label(environment) && label(workload)).then_some((environment, workload))
+    let named = paved_proto::is_name(environment) && paved_proto::is_name(workload);
+    (environment != PLATFORM_ENVIRONMENT && named).then_some((environment, workload))
 }
 
 /// The SPIFFE id of a platform service: `spiffe://paved/platform/<service>`.

@@ -46,6 +46,17 @@ pub mod audit {
     }
 }
 
+/// Whether `s` can be an environment's or a workload's name: a DNS label
+/// (1-63 of a-z, 0-9 and '-', not starting or ending with '-'). What reads
+/// names off the wire (a SPIFFE id, an event's subject) checks them so
+/// before using them as metric labels. `paved_spec` says why one is not.
+pub fn is_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// The well-known types the generated messages use, for their callers.
 pub use prost_types;
 

@@ -106,7 +106,12 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         },
     };
     if health.timeout > health.period {
-        return Err(at_key(text, file, "timeout", "`health.timeout` must not exceed `health.period`"));
+        // At the timeout when it is written; else at the period that is
+        // shorter than the default timeout.
+        let path = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let (line, column) =
+            locate(text, &path(&["health", "timeout"])).or_else(|| locate(text, &path(&["health", "period"]))).unwrap_or((1, 1));
+        return Err(error(file, line, column, "health.timeout", "`health.timeout` must not exceed `health.period`"));
     }
     let rollout = raw.rollout.map_or_else(RolloutPolicy::default, |r| {
         let d = RolloutPolicy::default();

@@ -78,7 +78,9 @@ pub(crate) fn handled<'a>(stream: &str, group: &str, events: impl IntoIterator<I
     for e in events {
         n += 1;
         last = e.time.as_ref();
-        if let Some((environment, workload)) = e.subject.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/")) {
+        let named = e.subject.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/"));
+        // Names checked: a subject comes from a producer's request.
+        if let Some((environment, workload)) = named.filter(|(e, w)| paved_proto::is_name(e) && paved_proto::is_name(w)) {
             let labels = WorkloadLabels {
                 stream: l.stream.clone(),
                 group: l.group.clone(),

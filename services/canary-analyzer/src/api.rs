@@ -238,6 +238,10 @@ fn validate(req: &JudgeLookRequest) -> Result<(), Status> {
     if req.rollout_id.is_empty() {
         return Err(missing_rollout_id());
     }
+    // They name the decision's event and label its metrics.
+    for (field, name) in [("environment", &req.environment), ("workload", &req.workload)] {
+        paved_spec::validate_name(name).map_err(|e| invalid(field, e))?;
+    }
     if req.look == 0 {
         return Err(invalid("look", "look is 1-based: the first look of a rollout is 1".into()));
     }

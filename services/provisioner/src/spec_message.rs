@@ -20,11 +20,48 @@ pub(crate) fn text<'a>(spec_yaml: &'a str, spec: Option<&pb::WorkloadSpec>) -> R
         return Err(invalid("spec", "set spec_yaml or spec, not both".into()));
     }
     let value = document(spec).map_err(|(field, message)| invalid(&format!("spec.{field}"), message))?;
-    let yaml = yaml_serde::to_string(&value).map_err(|e| status::internal(&e))?;
+    let yaml = ordered(value).and_then(|v| yaml_serde::to_string(&v)).map_err(|e| status::internal(&e))?;
     if let Err(e) = paved_spec::parse(&yaml, "spec") {
-        return Err(invalid(&field_of(&yaml, &e), e.message));
+        return Err(invalid(&branch(spec, field_of(&yaml, &e)), e.message));
     }
     Ok(Cow::Owned(yaml))
+}
+
+/// The request field errors about the spec name: `spec` when it came as a
+/// message, else `spec_yaml`.
+pub(crate) fn field(spec: Option<&pb::WorkloadSpec>) -> &'static str {
+    if spec.is_some() { "spec" } else { "spec_yaml" }
+}
+
+/// The top-level keys in paved.yaml's order (docs/spec.md), for the YAML a
+/// revision keeps: a JSON map sorts its keys.
+const ORDER: [&str; 16] = [
+    "name",
+    "team",
+    "command",
+    "artifact",
+    "port",
+    "health",
+    "env",
+    "replicas",
+    "resources",
+    "security",
+    "secrets",
+    "databases",
+    "certificate",
+    "rollout",
+    "analysis",
+    "schedule",
+];
+
+fn ordered(document: Map<String, Value>) -> Result<yaml_serde::Value, yaml_serde::Error> {
+    let mut out = yaml_serde::Mapping::new();
+    for key in ORDER {
+        if let Some(value) = document.get(key) {
+            out.insert(yaml_serde::Value::String(key.to_string()), yaml_serde::to_value(value)?);
+        }
+    }
+    Ok(yaml_serde::Value::Mapping(out))
 }
 
 fn invalid(field: &str, message: String) -> Status {
@@ -34,7 +71,7 @@ fn invalid(field: &str, message: String) -> Status {
 /// A field that cannot be said in YAML, and why.
 type Unsayable = (String, String);
 
-fn document(s: &pb::WorkloadSpec) -> Result<Value, Unsayable> {
+fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
     let mut doc = Map::new();
     doc.insert("name".into(), json!(s.name));
     put(&mut doc, "team", (!s.team.is_empty()).then(|| json!(s.team)));
@@ -76,7 +113,7 @@ fn document(s: &pb::WorkloadSpec) -> Result<Value, Unsayable> {
         let mut rollout = Map::new();
         put(&mut rollout, "steps", (!r.steps.is_empty()).then(|| json!(r.steps)));
         put(&mut rollout, "interval", millis(r.interval.as_ref(), "rollout.interval")?);
-        put(&mut rollout, "max_error_rate", r.max_error_rate.map(Value::from));
+        put(&mut rollout, "max_error_rate", finite(r.max_error_rate, "rollout.max_error_rate")?);
         put(&mut rollout, "max_p99_latency", millis(r.max_p99_latency.as_ref(), "rollout.max_p99_latency")?);
         doc.insert("rollout".into(), Value::Object(rollout));
     }
@@ -91,12 +128,12 @@ fn document(s: &pb::WorkloadSpec) -> Result<Value, Unsayable> {
         put(&mut schedule, "idle_after", seconds(sc.idle_after.as_ref(), "schedule.idle_after")?);
         doc.insert("schedule".into(), Value::Object(schedule));
     }
-    Ok(Value::Object(doc))
+    Ok(doc)
 }
 
 fn analysis(a: &pb::Analysis) -> Result<Value, Unsayable> {
     let mut out = Map::new();
-    put(&mut out, "alpha", a.alpha.map(Value::from));
+    put(&mut out, "alpha", finite(a.alpha, "analysis.alpha")?);
     put(&mut out, "pass_score", a.pass_score.map(Value::from));
     put(&mut out, "marginal_score", a.marginal_score.map(Value::from));
     put(&mut out, "max_extensions", a.max_extensions.map(Value::from));
@@ -112,7 +149,7 @@ fn analysis(a: &pb::Analysis) -> Result<Value, Unsayable> {
             pb::MetricKind::Prometheus => "prometheus",
         };
         metric.insert("kind".into(), json!(kind));
-        put(&mut metric, "quantile", m.quantile.map(Value::from));
+        put(&mut metric, "quantile", finite(m.quantile, &at("quantile"))?);
         put(&mut metric, "query", (!m.query.is_empty()).then(|| json!(m.query)));
         let direction = match m.direction() {
             pb::Direction::Unspecified => None,
@@ -123,11 +160,11 @@ fn analysis(a: &pb::Analysis) -> Result<Value, Unsayable> {
         put(&mut metric, "direction", direction.map(Value::from));
         let slo = match &m.slo {
             None => None,
-            Some(metric::Slo::SloValue(v)) => Some(Value::from(*v)),
+            Some(metric::Slo::SloValue(v)) => finite(Some(*v), &at("slo_value"))?,
             Some(metric::Slo::SloLatency(d)) => millis(Some(d), &at("slo_latency"))?,
         };
         put(&mut metric, "slo", slo);
-        put(&mut metric, "max_change", m.max_change.map(Value::from));
+        put(&mut metric, "max_change", finite(m.max_change, &at("max_change"))?);
         put(&mut metric, "critical", m.critical.then_some(Value::Bool(true)));
         put(&mut metric, "weight", m.weight.map(Value::from));
         put(&mut metric, "min_samples", m.min_samples.map(Value::from));
@@ -145,13 +182,22 @@ fn analysis(a: &pb::Analysis) -> Result<Value, Unsayable> {
         let nan = match m.nan {
             None | Some(metric::Nan::NanRemove(false)) => None,
             Some(metric::Nan::NanRemove(true)) => Some(json!("remove")),
-            Some(metric::Nan::NanValue(v)) => Some(Value::from(v)),
+            Some(metric::Nan::NanValue(v)) => finite(Some(v), &at("nan_value"))?,
         };
         put(&mut metric, "nan", nan);
         metrics.insert(name.clone(), Value::Object(metric));
     }
     put(&mut out, "metrics", (!metrics.is_empty()).then_some(Value::Object(metrics)));
     Ok(Value::Object(out))
+}
+
+/// A number YAML can carry: JSON (and so this writer) has no NaN or
+/// infinity, and would write them as null, which reads as unset.
+fn finite(v: Option<f64>, field: &str) -> Result<Option<Value>, Unsayable> {
+    match v {
+        Some(v) if !v.is_finite() => Err((field.to_string(), format!("must be a finite number, got {v}"))),
+        v => Ok(v.map(Value::from)),
+    }
 }
 
 fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
@@ -187,6 +233,20 @@ fn seconds(d: Option<&Duration>, field: &str) -> Result<Option<Value>, Unsayable
         return Err((field.to_string(), format!("must be a positive whole number of seconds, got {}s {}ns", d.seconds, d.nanos)));
     }
     Ok(Some(json!(format!("{}s", d.seconds))))
+}
+
+/// A metric's `slo` or `nan` as the oneof's branch the message set.
+fn branch(spec: &pb::WorkloadSpec, field: String) -> String {
+    let Some((name, key)) = field.strip_prefix("spec.analysis.metrics.").and_then(|rest| rest.split_once('.')) else { return field };
+    let metric = spec.analysis.as_ref().and_then(|a| a.metrics.get(name));
+    let branch = match (key, metric.and_then(|m| m.slo.as_ref()), metric.and_then(|m| m.nan.as_ref())) {
+        ("slo", Some(metric::Slo::SloValue(_)), _) => "slo_value",
+        ("slo", Some(metric::Slo::SloLatency(_)), _) => "slo_latency",
+        ("nan", _, Some(metric::Nan::NanValue(_))) => "nan_value",
+        ("nan", _, Some(metric::Nan::NanRemove(_))) => "nan_remove",
+        _ => return field,
+    };
+    format!("spec.analysis.metrics.{name}.{branch}")
 }
 
 /// The message field an error in the written-out YAML is at: the keys

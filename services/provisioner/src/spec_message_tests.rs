@@ -150,7 +150,18 @@ fn errors_name_the_messages_fields() {
 
     let mut spec = full();
     spec.env.insert("PORT".into(), "1".into());
-    assert!(refusal(spec).0.starts_with("spec.env"));
+    assert_eq!(refusal(spec).0, "spec.env", "the parser names the map");
+
+    // The default timeout (1 s) over a shorter period: the timeout is
+    // named though it was not set.
+    let mut spec = full();
+    spec.health = Some(pb::HealthCheck { period: ms(500), ..Default::default() });
+    assert_eq!(refusal(spec).0, "spec.health.timeout");
+
+    // The YAML's `slo` is the branch of the oneof that was set.
+    let mut spec = full();
+    spec.analysis.as_mut().expect("analysis").metrics.get_mut("errors").expect("errors").slo = Some(metric::Slo::SloValue(2.0));
+    assert_eq!(refusal(spec).0, "spec.analysis.metrics.errors.slo_value");
 
     let mut spec = full();
     spec.command.clear();
@@ -163,8 +174,87 @@ fn errors_name_the_messages_fields() {
     assert!(message.contains("invalid day \"Fry\""), "{message}");
 }
 
+/// What `full` leaves out: an artifact, downtime, the other enum values,
+/// the Kayenta knobs and NaNs removed.
+#[test]
+fn the_other_fields_are_their_yaml_too() {
+    let spec = pb::WorkloadSpec {
+        name: "batch".into(),
+        artifact: "./bin/batch".into(),
+        analysis: Some(pb::Analysis {
+            pass_score: Some(90),
+            marginal_score: Some(60),
+            metrics: HashMap::from([
+                (
+                    "queue".into(),
+                    pb::Metric {
+                        kind: pb::MetricKind::Prometheus.into(),
+                        query: "sum(queue)".into(),
+                        direction: pb::Direction::Decrease.into(),
+                        weight: Some(3),
+                        min_samples: Some(20),
+                        group: "backlog".into(),
+                        judges: vec![pb::Judge::Kayenta.into(), pb::Judge::Slo.into()],
+                        slo: Some(metric::Slo::SloValue(100.0)),
+                        nan: Some(metric::Nan::NanRemove(true)),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "errors".into(),
+                    pb::Metric {
+                        kind: pb::MetricKind::ErrorRate.into(),
+                        direction: pb::Direction::Either.into(),
+                        judges: vec![pb::Judge::Sequential.into()],
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "p50".into(),
+                    pb::Metric {
+                        kind: pb::MetricKind::Latency.into(),
+                        quantile: Some(0.5),
+                        direction: pb::Direction::Increase.into(),
+                        ..Default::default()
+                    },
+                ),
+            ]),
+            ..Default::default()
+        }),
+        schedule: Some(pb::Schedule { downtime: vec!["Sat-Sun 00:00-24:00 UTC".into()], ..Default::default() }),
+        ..Default::default()
+    };
+    let yaml = r#"
+name: batch
+artifact: ./bin/batch
+analysis:
+  pass_score: 90
+  marginal_score: 60
+  metrics:
+    queue: {kind: prometheus, query: sum(queue), direction: decrease, weight: 3, min_samples: 20, group: backlog, judges: [kayenta, slo], slo: 100, nan: remove}
+    errors: {kind: error-rate, direction: either, judges: [sequential]}
+    p50: {kind: latency, quantile: 0.5, direction: increase}
+schedule:
+  downtime: [Sat-Sun 00:00-24:00 UTC]
+"#;
+    let text = text("", Some(&spec)).expect("a valid spec");
+    assert_eq!(
+        paved_spec::parse(&text, "spec").expect("parses"),
+        paved_spec::parse(yaml, "paved.yaml").expect("the YAML parses"),
+        "{text}"
+    );
+    assert!(text.starts_with("name: batch\nartifact: ./bin/batch\n"), "paved.yaml's order:\n{text}");
+}
+
 #[test]
 fn what_yaml_cannot_say_is_refused_at_its_field() {
+    let mut spec = full();
+    spec.analysis.as_mut().expect("analysis").metrics.get_mut("errors").expect("errors").slo = Some(metric::Slo::SloValue(f64::NAN));
+    assert_eq!(refusal(spec).0, "spec.analysis.metrics.errors.slo_value", "NaN is not left out as unset");
+    let mut spec = full();
+    spec.rollout.as_mut().expect("rollout").max_error_rate = Some(f64::INFINITY);
+    assert_eq!(refusal(spec).0, "spec.rollout.max_error_rate");
+
     let mut spec = full();
     spec.rollout.as_mut().expect("rollout").interval = Some(Duration { seconds: 1, nanos: 1 });
     assert_eq!(refusal(spec).0, "spec.rollout.interval");

@@ -8,24 +8,30 @@ use tonic::Status;
 
 impl From<ApplyError> for Status {
     fn from(e: ApplyError) -> Status {
-        match e {
-            ApplyError::Spec(spec) => status::invalid_argument("INVALID_SPEC", spec.to_string(), [spec.violation("spec_yaml")]),
-            ApplyError::Environment(message) => {
-                status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
-            }
-            ApplyError::Database(e) => database(e),
-            ApplyError::Proxy(e) => status::logged(tonic::Code::Unavailable, "PROXY_PORT", "cannot open the workload's proxy; retry", &e),
-            ApplyError::Denied(decision) => status::failed_precondition(
-                "POLICY_DENIED",
-                format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
-            ),
-            ApplyError::Policy(e) => status::internal(&e),
-            ApplyError::Artifact(ArtifactError::Unknown(digest)) => {
-                let message = format!("no artifact {digest}: push it with `paved artifact push`");
-                status::invalid_argument("UNKNOWN_ARTIFACT", message.clone(), [("spec_yaml.artifact".into(), message)])
-            }
-            ApplyError::Artifact(e) => Status::from(e),
+        applied(e, "spec_yaml")
+    }
+}
+
+/// An apply's error, naming the spec's fields under `spec_field` (the
+/// request's `spec_yaml`, or `spec` for a message).
+pub(super) fn applied(e: ApplyError, spec_field: &str) -> Status {
+    match e {
+        ApplyError::Spec(spec) => status::invalid_argument("INVALID_SPEC", spec.to_string(), [spec.violation(spec_field)]),
+        ApplyError::Environment(message) => {
+            status::invalid_argument("INVALID_ENVIRONMENT", message.clone(), [("environment".into(), message)])
         }
+        ApplyError::Database(e) => database(e),
+        ApplyError::Proxy(e) => status::logged(tonic::Code::Unavailable, "PROXY_PORT", "cannot open the workload's proxy; retry", &e),
+        ApplyError::Denied(decision) => status::failed_precondition(
+            "POLICY_DENIED",
+            format!("denied by policy (bundle {}):\n  {}", decision.bundle_digest, decision.denials.join("\n  ")),
+        ),
+        ApplyError::Policy(e) => status::internal(&e),
+        ApplyError::Artifact(ArtifactError::Unknown(digest)) => {
+            let message = format!("no artifact {digest}: push it with `paved artifact push`");
+            status::invalid_argument("UNKNOWN_ARTIFACT", message.clone(), [(format!("{spec_field}.artifact"), message)])
+        }
+        ApplyError::Artifact(e) => Status::from(e),
     }
 }
 

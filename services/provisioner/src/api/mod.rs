@@ -176,7 +176,9 @@ impl ProvisionerService for Api {
         // Parsed once, here: the scope check and the apply read the same spec.
         let submitted = Submitted::parse(&spec_yaml, &req.spec_path);
         may_deploy_spec(&caller, &req.environment, &submitted)?;
-        let applied = self.provisioner.apply_submitted(&req.environment, submitted, &req.request_id).await?;
+        let spec_field = crate::spec_message::field(req.spec.as_ref());
+        let applied = self.provisioner.apply_submitted(&req.environment, submitted, &req.request_id).await;
+        let applied = applied.map_err(|e| errors::applied(e, spec_field))?;
         Ok(Response::new(self.applied_proto(applied).await?))
     }
 
@@ -184,7 +186,8 @@ impl ProvisionerService for Api {
         let req = request.into_inner();
         required("environment", &req.environment)?;
         let spec_yaml = crate::spec_message::text(&req.spec_yaml, req.spec.as_ref())?;
-        let plan = self.provisioner.plan(&req.environment, &spec_yaml, &req.spec_path).await?;
+        let plan = self.provisioner.plan(&req.environment, &spec_yaml, &req.spec_path).await;
+        let plan = plan.map_err(|e| errors::applied(e, crate::spec_message::field(req.spec.as_ref())))?;
         let action = match plan.action {
             crate::apply::PlanAction::None => PlanAction::None,
             crate::apply::PlanAction::Create => PlanAction::Create,
@@ -554,7 +557,8 @@ impl ProvisionerService for Api {
                 return Err(status::invalid_argument("INVALID_TTL", message.clone(), [("ttl".into(), message)]));
             }
         };
-        let (preview, applied) = self.provisioner.open_preview(pr, ttl, submitted, &req.request_id).await?;
+        let opened = self.provisioner.open_preview(pr, ttl, submitted, &req.request_id).await;
+        let (preview, applied) = opened.map_err(|e| errors::applied(e, crate::spec_message::field(req.spec.as_ref())))?;
         Ok(Response::new(OpenPreviewResponse { preview: Some(preview_proto(preview)), applied: Some(self.applied_proto(applied).await?) }))
     }
 

@@ -186,8 +186,8 @@ export const RequestCountsSchema: GenMessage<RequestCounts> = /*@__PURE__*/
 
 /**
  * One look at a rollout step, as the provisioner's rollout driver sends it.
- * A field that breaks a rule below is INVALID_ARGUMENT (reason
- * INVALID_ARGUMENT) naming the field.
+ * A field that breaks a rule below is INVALID_ARGUMENT (reason INVALID_LOOK,
+ * or MISSING_FIELD for the rollout id) naming the field.
  *
  * @generated from message paved.canary_analyzer.v1.JudgeLookRequest
  */
@@ -200,14 +200,15 @@ export type JudgeLookRequest = Message<"paved.canary_analyzer.v1.JudgeLookReques
   rolloutId: string;
 
   /**
-   * The rollout's environment (labels the decision and its event).
+   * The rollout's environment (labels the decision and its event): a DNS
+   * label (INVALID_ARGUMENT INVALID_LOOK otherwise).
    *
    * @generated from field: string environment = 2;
    */
   environment: string;
 
   /**
-   * The rollout's workload name.
+   * The rollout's workload name, by the same rule.
    *
    * @generated from field: string workload = 3;
    */

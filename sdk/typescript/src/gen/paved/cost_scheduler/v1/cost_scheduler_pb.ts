@@ -19,7 +19,8 @@ export const file_paved_cost_scheduler_v1_cost_scheduler: GenFile = /*@__PURE__*
 
 /**
  * Asks for a right-sizing recommendation. A bad value is INVALID_ARGUMENT
- * (reason INVALID_ARGUMENT) naming the field.
+ * naming the field, with its reason: INVALID_ENVIRONMENT, INVALID_WORKLOAD,
+ * INVALID_PERCENTILE, INVALID_HEADROOM or INVALID_SOURCE.
  *
  * @generated from message paved.cost_scheduler.v1.GetResourceRecommendationRequest
  */

@@ -169,7 +169,7 @@ export type HealthCheck = Message<"paved.provisioner.v1.HealthCheck"> & {
   period?: Duration | undefined;
 
   /**
-   * How long a check may take, at most the period; unset: 500 ms.
+   * How long a check may take, at most the period; unset: 1 s.
    *
    * @generated from field: google.protobuf.Duration timeout = 3;
    */
@@ -331,7 +331,8 @@ export const RolloutPolicySchema: GenMessage<RolloutPolicy> = /*@__PURE__*/
  */
 export type Analysis = Message<"paved.provisioner.v1.Analysis"> & {
   /**
-   * The sequential test's false-positive rate, 0 to 1; unset: 0.01.
+   * The sequential test's false-positive rate, more than 0 and at most
+   * 0.5; unset: 0.01.
    *
    * @generated from field: optional double alpha = 1;
    */
@@ -352,7 +353,8 @@ export type Analysis = Message<"paved.provisioner.v1.Analysis"> & {
   marginalScore?: number | undefined;
 
   /**
-   * How many more intervals an inconclusive step is held; unset: 3.
+   * How many more intervals an inconclusive step is held, at most 100;
+   * unset: 3.
    *
    * @generated from field: optional uint32 max_extensions = 4;
    */
@@ -452,7 +454,7 @@ export type Metric = Message<"paved.provisioner.v1.Metric"> & {
   critical: boolean;
 
   /**
-   * Its weight in the Kayenta score; unset: 1.
+   * Its weight in the Kayenta score, at most 1000; unset: 1.
    *
    * @generated from field: optional uint32 weight = 9;
    */
