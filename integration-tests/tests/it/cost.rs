@@ -155,6 +155,24 @@ async fn cost_is_attributed_by_team_from_requests_and_measured_usage() {
     // No Prometheus configured here: asking for it is refused, saying why.
     let out = run(&["cost", "rightsize", "cart", "--env", "dev", "--source", "prometheus"]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("has no Prometheus configured"), "{}", text(&out.stderr));
+
+    // Deleted at once, most likely before a sample described it: its time
+    // is still on a line of its own name (with nothing requested, as its
+    // spec is gone), not on a line without one.
+    let brief = dir.path().join("brief");
+    std::fs::create_dir_all(&brief).expect("mkdir");
+    std::fs::write(brief.join("paved.yaml"), "name: brief\ncommand: [hello]\n").expect("write");
+    let out = run(&["deploy", brief.to_str().expect("path"), "--env", "qa"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["delete", "brief", "--env", "qa"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let named = eventually("brief's line, named", Duration::from_secs(20), || async {
+        let r = report("workload").await;
+        let unnamed = r["lines"].as_array().expect("lines").iter().any(|l| l["workload"] == "");
+        line(&r, "brief").filter(|l| !unnamed && l["environment"] == "qa" && figure(l, "replica_hours") > 0.0)
+    })
+    .await;
+    assert_eq!(named["team"], "", "{named}");
     platform.stop().await.expect("stop");
 }
 

@@ -87,7 +87,8 @@ async fn a_deleted_workload_is_gone_with_its_rollout_processes_and_port() {
     })
     .await;
     // Billed no more: its running time stopped with its processes (the
-    // total: deleted before its first usage sample, it has no line of its own).
+    // total: deleted before its first usage sample, its line comes with the
+    // sampler's next pass).
     let hours = || {
         let report = paved(&root, &["cost", "report", "--by", "workload", "--since", "1h", "--output", "json"]);
         async move {

@@ -9,14 +9,14 @@
 //! scheduler's stop and its first read after is not sampled (its running
 //! time still is, from the events).
 
-use crate::schema::{RevisionCosts, RunningIntervals, UsageSamples};
+use crate::schema::{RevisionCosts, RevisionUsage, RunningIntervals, UsageSamples};
 use paved_grpc::client::AuthChannel;
 use paved_proto::provisioner::v1::{
     GetRevisionRequest, InstanceUsage, ListInstanceUsageRequest, provisioner_service_client::ProvisionerServiceClient,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection,
-    sea_query::{OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -127,7 +127,10 @@ impl Sampler {
             Err(s) => return Err(s.into()),
         };
         let Some(revision) = revision else {
-            // Gone from the provisioner: attributed to no team, counted still.
+            // Gone from the provisioner (deleted before its first sample):
+            // its requests and team are lost, but its running time is
+            // counted still, under the names its state changes carried.
+            self.describe_gone(id).await?;
             self.described.insert(id.to_string());
             return Ok(());
         };
@@ -140,24 +143,61 @@ impl Sampler {
             }
         };
         let requests = &spec.resources.requests;
+        let described = Described {
+            environment: revision.environment,
+            workload: revision.workload,
+            team: spec.team.clone().unwrap_or_default(),
+            replicas: i32::try_from(spec.replicas).unwrap_or(1),
+            cpu_cores: requests.cpu_cores().unwrap_or(0.0),
+            memory_bytes: requests.memory_bytes().unwrap_or(0.0),
+        };
+        self.store_description(id, described).await?;
+        self.described.insert(id.to_string());
+        Ok(())
+    }
+
+    /// A revision the provisioner no longer has, by the names in
+    /// `revision_usage`: no team, nothing requested.
+    async fn describe_gone(&self, id: &str) -> anyhow::Result<()> {
+        let query = Query::select()
+            .columns([RevisionUsage::Environment, RevisionUsage::Workload])
+            .from(RevisionUsage::Table)
+            .and_where(Expr::col(RevisionUsage::RevisionId).eq(id))
+            .to_owned();
+        let Some(row) = self.db.query_one(&query).await? else { return Ok(()) };
+        let (environment, workload) = (row.try_get("", "environment")?, row.try_get("", "workload")?);
+        let described = Described { environment, workload, team: String::new(), replicas: 1, cpu_cores: 0.0, memory_bytes: 0.0 };
+        self.store_description(id, described).await
+    }
+
+    async fn store_description(&self, id: &str, d: Described) -> anyhow::Result<()> {
         let insert = Query::insert()
             .into_table(RevisionCosts::Table)
             .columns(RevisionCosts::COLUMNS)
             .values_panic([
                 id.into(),
-                revision.environment.clone().into(),
-                revision.workload.clone().into(),
-                spec.team.clone().unwrap_or_default().into(),
-                i32::try_from(spec.replicas).unwrap_or(1).into(),
-                requests.cpu_cores().unwrap_or(0.0).into(),
-                requests.memory_bytes().unwrap_or(0.0).into(),
+                d.environment.into(),
+                d.workload.into(),
+                d.team.into(),
+                d.replicas.into(),
+                d.cpu_cores.into(),
+                d.memory_bytes.into(),
             ])
             .on_conflict(OnConflict::column(RevisionCosts::RevisionId).do_nothing().to_owned())
             .to_owned();
         self.db.execute(&insert).await?;
-        self.described.insert(id.to_string());
         Ok(())
     }
+}
+
+/// A `revision_costs` row: what a revision asked for and who pays.
+struct Described {
+    environment: String,
+    workload: String,
+    team: String,
+    replicas: i32,
+    cpu_cores: f64,
+    memory_bytes: f64,
 }
 
 fn sample(i: &InstanceUsage, at_ms: i64, interval_ms: i64, cpu_seconds: f64) -> [sea_orm::sea_query::SimpleExpr; 7] {
