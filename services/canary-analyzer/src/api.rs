@@ -415,6 +415,8 @@ mod tests {
     fn impossible_looks_are_refused_with_the_field() {
         let good = JudgeLookRequest {
             rollout_id: "r".into(),
+            environment: "dev".into(),
+            workload: "web".into(),
             look: 1,
             weight: 20,
             baseline_weight: 20,
@@ -423,8 +425,10 @@ mod tests {
         };
         assert!(validate(&good).is_ok());
         type Spoil = fn(&mut JudgeLookRequest);
-        let cases: [(&str, Spoil); 8] = [
+        let cases: [(&str, Spoil); 10] = [
             ("rollout_id", |r| r.rollout_id.clear()),
+            ("environment", |r| r.environment.clear()),
+            ("workload", |r| r.workload = "web/other".into()),
             ("look", |r| r.look = 0),
             ("weight", |r| r.baseline_weight = 90),
             ("canary", |r| r.canary = None),
