@@ -78,9 +78,7 @@ pub(crate) fn handled<'a>(stream: &str, group: &str, events: impl IntoIterator<I
     for e in events {
         n += 1;
         last = e.time.as_ref();
-        let named = e.subject.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/"));
-        // Names checked: a subject comes from a producer's request.
-        if let Some((environment, workload)) = named.filter(|(e, w)| paved_proto::is_name(e) && paved_proto::is_name(w)) {
+        if let Some((environment, workload)) = crate::event::workload_of(&e.subject) {
             let labels = WorkloadLabels {
                 stream: l.stream.clone(),
                 group: l.group.clone(),

@@ -75,11 +75,7 @@ pub fn appended(size: u64, took: Duration) {
 /// An entry appended that concerns `workload`
 /// (`environments/<env>/workloads/<name>`, as `entry::workload` names it).
 pub fn concerns(workload: &str) {
-    let named = workload.strip_prefix("environments/").and_then(|w| w.split_once("/workloads/"));
-    // Names checked: a subject comes from a producer's request.
-    let Some((environment, name)) = named.filter(|(e, n)| paved_proto::is_name(e) && paved_proto::is_name(n)) else {
-        return;
-    };
+    let Some((environment, name)) = paved_stream::event::workload_of(workload) else { return };
     METRICS.by_workload.get_or_create(&WorkloadLabels { environment: environment.into(), workload: name.into() }).inc();
 }
 
