@@ -33,33 +33,12 @@ pub(crate) fn field(spec: Option<&pb::WorkloadSpec>) -> &'static str {
     if spec.is_some() { "spec" } else { "spec_yaml" }
 }
 
-/// The top-level keys in paved.yaml's order (docs/spec.md), for the YAML a
-/// revision keeps: a JSON map sorts its keys.
-const ORDER: [&str; 16] = [
-    "name",
-    "team",
-    "command",
-    "artifact",
-    "port",
-    "health",
-    "env",
-    "replicas",
-    "resources",
-    "security",
-    "secrets",
-    "databases",
-    "certificate",
-    "rollout",
-    "analysis",
-    "schedule",
-];
-
-fn ordered(document: Map<String, Value>) -> Result<yaml_serde::Value, yaml_serde::Error> {
+/// The document's top-level keys in the order `document` put them
+/// (paved.yaml's, as docs/spec.md writes it): a JSON map would sort them.
+fn ordered(document: Fields) -> Result<yaml_serde::Value, yaml_serde::Error> {
     let mut out = yaml_serde::Mapping::new();
-    for key in ORDER {
-        if let Some(value) = document.get(key) {
-            out.insert(yaml_serde::Value::String(key.to_string()), yaml_serde::to_value(value)?);
-        }
+    for (key, value) in document {
+        out.insert(yaml_serde::Value::String(key), yaml_serde::to_value(value)?);
     }
     Ok(yaml_serde::Value::Mapping(out))
 }
@@ -71,9 +50,11 @@ fn invalid(field: &str, message: String) -> Status {
 /// A field that cannot be said in YAML, and why.
 type Unsayable = (String, String);
 
-fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
-    let mut doc = Map::new();
-    doc.insert("name".into(), json!(s.name));
+/// The document's top level, in order.
+type Fields = Vec<(String, Value)>;
+
+fn document(s: &pb::WorkloadSpec) -> Result<Fields, Unsayable> {
+    let mut doc: Fields = vec![("name".into(), json!(s.name))];
     put(&mut doc, "team", (!s.team.is_empty()).then(|| json!(s.team)));
     put(&mut doc, "command", (!s.command.is_empty()).then(|| json!(s.command)));
     put(&mut doc, "artifact", (!s.artifact.is_empty()).then(|| json!(s.artifact)));
@@ -85,7 +66,7 @@ fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
         put(&mut health, "timeout", millis(h.timeout.as_ref(), "health.timeout")?);
         put(&mut health, "failure_threshold", h.failure_threshold.map(Value::from));
         put(&mut health, "startup_timeout", millis(h.startup_timeout.as_ref(), "health.startup_timeout")?);
-        doc.insert("health".into(), Value::Object(health));
+        doc.push(("health".into(), Value::Object(health)));
     }
     put(&mut doc, "env", (!s.env.is_empty()).then(|| json!(s.env)));
     put(&mut doc, "replicas", s.replicas.map(Value::from));
@@ -101,10 +82,10 @@ fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
         let mut resources = Map::new();
         put(&mut resources, "requests", quantities(&r.requests));
         put(&mut resources, "limits", quantities(&r.limits));
-        doc.insert("resources".into(), Value::Object(resources));
+        doc.push(("resources".into(), Value::Object(resources)));
     }
     if let Some(sec) = &s.security {
-        doc.insert("security".into(), json!({"run_as_root": sec.run_as_root, "privileged": sec.privileged}));
+        doc.push(("security".into(), json!({"run_as_root": sec.run_as_root, "privileged": sec.privileged})));
     }
     put(&mut doc, "secrets", (!s.secrets.is_empty()).then(|| json!(s.secrets)));
     put(&mut doc, "databases", (!s.databases.is_empty()).then(|| json!(s.databases)));
@@ -115,10 +96,10 @@ fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
         put(&mut rollout, "interval", millis(r.interval.as_ref(), "rollout.interval")?);
         put(&mut rollout, "max_error_rate", finite(r.max_error_rate, "rollout.max_error_rate")?);
         put(&mut rollout, "max_p99_latency", millis(r.max_p99_latency.as_ref(), "rollout.max_p99_latency")?);
-        doc.insert("rollout".into(), Value::Object(rollout));
+        doc.push(("rollout".into(), Value::Object(rollout)));
     }
     if let Some(a) = &s.analysis {
-        doc.insert("analysis".into(), analysis(a)?);
+        doc.push(("analysis".into(), analysis(a)?));
     }
     if let Some(sc) = &s.schedule {
         let mut schedule = Map::new();
@@ -126,7 +107,7 @@ fn document(s: &pb::WorkloadSpec) -> Result<Map<String, Value>, Unsayable> {
         put(&mut schedule, "downtime", ranges(&sc.downtime));
         put(&mut schedule, "exclude", (!sc.exclude.is_empty()).then(|| json!(sc.exclude)));
         put(&mut schedule, "idle_after", seconds(sc.idle_after.as_ref(), "schedule.idle_after")?);
-        doc.insert("schedule".into(), Value::Object(schedule));
+        doc.push(("schedule".into(), Value::Object(schedule)));
     }
     Ok(doc)
 }
@@ -200,9 +181,9 @@ fn finite(v: Option<f64>, field: &str) -> Result<Option<Value>, Unsayable> {
     }
 }
 
-fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+fn put(map: &mut impl Extend<(String, Value)>, key: &str, value: Option<Value>) {
     if let Some(value) = value {
-        map.insert(key.into(), value);
+        map.extend([(key.to_string(), value)]);
     }
 }
 
