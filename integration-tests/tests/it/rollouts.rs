@@ -267,8 +267,9 @@ fn provisioner(listen: &str, broker: &str, database: &str, stream: &str, data: &
 }
 
 /// The provisioner killed with SIGKILL mid-rollout (on PostgreSQL and
-/// Redis): restarted, it stops what the dead one left running, starts the
-/// rollout's revisions again, holds the interrupted step again, and promotes.
+/// Redis): restarted, it adopts the replicas the dead one left running
+/// instead of starting them again, holds the interrupted step again, and
+/// promotes.
 #[tokio::test]
 async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -320,17 +321,25 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     .await;
     // Killed well into the step, so that part of its interval is lost.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let left: Vec<i32> = std::fs::read_dir(data.join("run"))
-        .expect("run dir")
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
-        .collect();
-    assert_eq!(left.len(), 2, "v1 and v2 run (no baseline without an analyzer): {left:?}");
+    // Each replica's record: `<revision>-<index>.pgid` holding `<pgid> <port>`.
+    let replicas = || -> std::collections::HashMap<String, i32> {
+        std::fs::read_dir(data.join("run"))
+            .expect("run dir")
+            .flatten()
+            .filter_map(|e| {
+                let pid = std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()?;
+                Some((e.path().file_stem()?.to_str()?.rsplit_once('-')?.0.to_string(), pid))
+            })
+            .collect()
+    };
+    let before = replicas();
+    assert_eq!(before.len(), 2, "v1 and v2 run (no baseline without an analyzer): {before:?}");
+    let canary = rollout(&client, id.clone()).await.expect("the rollout").revision_id;
 
     let pid = child.id().expect("running");
     assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());
     let _ = child.wait().await;
-    assert!(left.iter().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "the workloads outlive a SIGKILLed provisioner");
+    assert!(before.values().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "the workloads outlive a SIGKILLed provisioner");
 
     let _child = provisioner(&listen, &broker, &database, &stream, &data);
     let client = ProvisionerServiceClient::new(connect().await);
@@ -344,7 +353,12 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     // Each weight was committed once before the kill and not repeated after it.
     let weights: Vec<i32> = done.history.iter().map(|t| t.weight).collect();
     assert!(weights.windows(2).all(|w| w[0] <= w[1]), "weights only grow: {weights:?}");
-    assert!(left.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists()), "the orphans were stopped");
+    // Adopted, not started again: the promoted revision and the standby
+    // (the old stable one) run in the processes they ran in before the kill.
+    let after = replicas();
+    assert_eq!(after, before, "every replica was adopted");
+    assert!(after.values().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "and runs");
+    assert!(after.contains_key(&canary));
     shutdown.cancel();
     broker_task.await.expect("broker task").expect("broker stopped cleanly");
 }
@@ -404,7 +418,7 @@ async fn plan_exit_codes_and_drift_correction() {
         std::fs::read_dir(_dir.path().join("data/provisioner/run"))
             .expect("run dir")
             .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok())
             .collect()
     };
     let hung = pids();

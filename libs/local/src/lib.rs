@@ -7,9 +7,12 @@
 //!   replica, supervises them (health checks, restarts with backoff, crash
 //!   limits) and stops them; every change of a revision's [`State`] is a
 //!   [`Report`] on a channel.
-//! - `process` — one workload process: finding its program, its log and
-//!   stderr tail, its process group (recorded on disk, so that a killed
-//!   platform's processes are stopped at the next start).
+//! - `process` — one workload process, our child or adopted: finding its
+//!   program, its log (which it writes itself, so that it outlives its
+//!   supervisor) and the tail quoted when it fails, its process group.
+//! - `record` — the run directory's record of each running replica (process
+//!   group and port), through which a platform started again adopts what
+//!   the one before it left running.
 //! - `probe` — the HTTP health check.
 //! - `state` — [`State`], a revision's state, and how it folds from the
 //!   states of its replicas' processes. Its own module (not `lib.rs`) so
@@ -34,6 +37,7 @@ mod hold;
 mod probe;
 mod process;
 pub mod proxy;
+mod record;
 pub mod runtime;
 mod state;
 mod traffic;

@@ -1,102 +1,116 @@
-//! A workload process and what is left of it: its stderr tail, its log,
-//! its process group (stopped as one, and recorded on disk so that a killed
-//! platform's processes are stopped at the next start), and how a program
-//! is found.
+//! A workload process and what is left of it: its output (written by the
+//! process itself to its log file, so that it outlives its supervisor), its
+//! process group (stopped as one, and recorded on disk: see `record`), and
+//! how a program is found. A process is either our child or, after a
+//! restart of the platform, adopted: watched through a pidfd.
 
 use std::{
-    collections::VecDeque,
+    io::{Read, Seek},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     time::Duration,
 };
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    process::Child,
-};
+use tokio::process::Child;
 
-/// stderr lines kept for the failure message.
-const STDERR_LINES: usize = 10;
+/// Output lines kept for a failure message.
+const TAIL_LINES: usize = 10;
+/// How far back from the end of the log those lines are looked for.
+const TAIL_BYTES: u64 = 16 * 1024;
+/// How often an adopted process is checked for having exited.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The last lines of a process's stderr, and whether its pipes are closed.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Tail {
-    lines: Arc<Mutex<VecDeque<String>>>,
-    closed: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
+/// A process's output: the log file it appends to (stdout and stderr), and
+/// where this run of it began there, so that a failure message quotes this
+/// run and not an earlier one.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    log: PathBuf,
+    from: u64,
 }
 
-impl Tail {
-    fn close(&self) {
-        self.closed.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.closed.1.notify_waiters();
+impl Output {
+    /// Opens (creates) the log for a process about to start: the file is
+    /// given to the process as its stdout and stderr.
+    pub(crate) fn open(log: PathBuf) -> std::io::Result<(Self, std::fs::File)> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let from = file.metadata()?.len();
+        Ok((Self { log, from }, file))
     }
 
-    /// Waits (at most `limit`) until everything the process wrote has been
-    /// read: a process that exits at once is usually still being read.
-    async fn settled(&self, limit: Duration) {
-        let notified = self.closed.1.notified();
-        if !self.closed.0.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = tokio::time::timeout(limit, notified).await;
-        }
+    /// The output of a process that already runs: what it writes from now on.
+    pub(crate) fn continued(log: PathBuf) -> Self {
+        let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        Self { log, from }
     }
 
-    fn push(&self, line: String) {
-        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        if lines.len() == STDERR_LINES {
-            lines.pop_front();
+    /// The last lines this run wrote.
+    fn last_lines(&self) -> String {
+        let Ok(mut file) = std::fs::File::open(&self.log) else { return String::new() };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = self.from.max(len.saturating_sub(TAIL_BYTES));
+        let mut bytes = Vec::new();
+        if file.seek(std::io::SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+            return String::new();
         }
-        lines.push_back(line);
-    }
-    fn text(&self) -> String {
-        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
     }
 }
 
-pub(crate) fn tail(stderr: &Tail) -> String {
-    let text = stderr.text();
-    if text.is_empty() { String::new() } else { format!("; stderr:\n{text}") }
+pub(crate) fn tail(output: &Output) -> String {
+    let text = output.last_lines();
+    if text.is_empty() { String::new() } else { format!("; last output:\n{text}") }
 }
 
-pub(crate) async fn exit_message(status: std::io::Result<std::process::ExitStatus>, stderr: &Tail) -> String {
-    // Its children may hold the pipes open; do not wait for them long.
-    stderr.settled(Duration::from_millis(500)).await;
-    let what = match status {
-        Ok(s) => match s.code() {
-            Some(code) => format!("exited with code {code}"),
-            None => format!("was killed ({s})"),
-        },
-        Err(e) => format!("could not be waited for: {e}"),
-    };
-    format!("process {what}{}", tail(stderr))
+/// A running workload process.
+#[derive(Debug)]
+pub(crate) enum Proc {
+    /// Started by this runtime.
+    Child(Child),
+    /// Left running by the platform before this one: not our child, so its
+    /// exit is seen through a pidfd (which, unlike a pid, cannot come to
+    /// name another process) and its exit status is not ours to read. The
+    /// pidfd is polled, not registered with tokio's reactor: registering a
+    /// descriptor takes unsafe code since tokio 1.54, and an exit seen
+    /// 100 ms late costs nothing here (health checks are slower).
+    Adopted(std::os::fd::OwnedFd),
 }
 
-/// Copies stdout and stderr to the log file, keeping stderr's last lines.
-pub(crate) async fn pump(out: tokio::process::ChildStdout, err: tokio::process::ChildStderr, log: PathBuf, tail: Tail) {
-    let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await;
-    let mut file = match file {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(log = %log.display(), error = %e, "cannot open workload log");
-            None
-        }
-    };
-    let mut out = BufReader::new(out).lines();
-    let mut err = BufReader::new(err).lines();
-    let (mut out_open, mut err_open) = (true, true);
-    while out_open || err_open {
-        let line = tokio::select! {
-            l = out.next_line(), if out_open => match l { Ok(Some(l)) => l, _ => { out_open = false; continue } },
-            l = err.next_line(), if err_open => match l { Ok(Some(l)) => { tail.push(l.clone()); l }, _ => { err_open = false; continue } },
-        };
-        if let Some(f) = file.as_mut()
-            && f.write_all(format!("{line}\n").as_bytes()).await.is_err()
-        {
-            file = None;
+impl Proc {
+    /// Takes over the running process `pid`.
+    pub(crate) fn adopt(pid: i32) -> std::io::Result<Self> {
+        let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("not a process id"))?;
+        Ok(Self::Adopted(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?))
+    }
+
+    /// Waits until the process exits; says how it ended.
+    pub(crate) async fn wait(&mut self) -> String {
+        match self {
+            Self::Child(child) => match child.wait().await {
+                Ok(status) => match status.code() {
+                    Some(code) => format!("exited with code {code}"),
+                    None => format!("was killed ({status})"),
+                },
+                Err(e) => format!("could not be waited for: {e}"),
+            },
+            Self::Adopted(fd) => loop {
+                // A pidfd is readable once its process has exited.
+                let mut polled = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                match rustix::event::poll(&mut polled, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+                    Ok(0) | Err(rustix::io::Errno::INTR) => tokio::time::sleep(ADOPTED_POLL).await,
+                    Ok(_) => return "exited".to_string(),
+                    Err(e) => return format!("could not be waited for: {e}"),
+                }
+            },
         }
     }
-    tail.close();
+}
+
+pub(crate) async fn exit_message(process: &mut Proc, output: &Output) -> String {
+    let what = process.wait().await;
+    format!("process {what}{}", tail(output))
 }
 
 /// The process group of a workload process (its own: `process_group(0)`),
@@ -108,7 +122,7 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    fn signal(&self, signal: nix::sys::signal::Signal) {
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
         if let Some(group) = self.pid {
             // ESRCH (nothing left in the group) is the expected end.
             let _ = nix::sys::signal::killpg(group, signal);
@@ -118,39 +132,16 @@ impl Group {
 
 /// SIGTERM to the process group, SIGKILL after the grace period; and SIGKILL
 /// to whatever is left of the group in any case.
-pub(crate) async fn stop(child: &mut Child, group: Group) {
+pub(crate) async fn stop(process: &mut Proc, group: Group) {
     group.signal(nix::sys::signal::Signal::SIGTERM);
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
-        let _ = child.kill().await;
+    if tokio::time::timeout(STOP_GRACE, process.wait()).await.is_err() {
+        group.signal(nix::sys::signal::Signal::SIGKILL);
+        // Our child is reaped here; an adopted one by its parent (init).
+        let _ = tokio::time::timeout(STOP_GRACE, process.wait()).await;
     }
     group.signal(nix::sys::signal::Signal::SIGKILL);
     if let Some(file) = group.file {
         let _ = std::fs::remove_file(file);
-    }
-}
-
-/// Kills the process groups recorded in `run_dir` that are still workload
-/// processes. A recorded id the OS has since given to another process is
-/// left alone: only a process whose environment names a Paved revision is
-/// one of ours.
-pub(crate) fn reap_orphans(run_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok()) else {
-            let _ = std::fs::remove_file(&path);
-            continue;
-        };
-        let revision = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.rsplit_once('-')).map(|(r, _)| r.to_string());
-        let ours = std::fs::read(format!("/proc/{pid}/environ"))
-            .ok()
-            .zip(revision)
-            .is_some_and(|(env, revision)| env.split(|b| *b == 0).any(|kv| kv == format!("PAVED_REVISION={revision}").as_bytes()));
-        if ours {
-            tracing::warn!(pid, file = %path.display(), "stopping a workload process left behind by a platform that was killed");
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = std::fs::remove_file(&path);
     }
 }
 
@@ -182,6 +173,35 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An adopted process is watched through its pidfd: waiting does not
+    /// end while it runs, and ends soon after it is killed.
+    #[tokio::test]
+    async fn an_adopted_process_is_seen_to_exit() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let mut adopted = Proc::adopt(child.id() as i32).expect("adopt");
+        assert!(tokio::time::timeout(Duration::from_millis(300), adopted.wait()).await.is_err(), "it still runs");
+        child.kill().expect("kill");
+        let how = tokio::time::timeout(Duration::from_secs(2), adopted.wait()).await.expect("seen to exit");
+        assert_eq!(how, "exited");
+        child.wait().expect("reap");
+    }
+
+    #[test]
+    fn a_failure_quotes_the_last_lines_of_this_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("r-0.log");
+        std::fs::write(&log, "an earlier run\n").expect("write");
+        let (output, mut file) = Output::open(log.clone()).expect("open");
+        assert_eq!(tail(&output), "", "an earlier run is not quoted");
+        use std::io::Write;
+        for i in 0..15 {
+            writeln!(file, "line {i}").expect("write");
+        }
+        let quoted = tail(&output);
+        assert!(quoted.starts_with("; last output:\nline 5\n") && quoted.ends_with("line 14"), "{quoted}");
+        assert_eq!(tail(&Output::continued(log)), "", "an adopted process is quoted from its adoption on");
+    }
 
     #[test]
     fn resolves_programs() {

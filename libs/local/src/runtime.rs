@@ -9,7 +9,8 @@
 
 use crate::{
     probe::{probe, wait_healthy},
-    process::{Group, Tail, exit_message, free_port, pump, reap_orphans, resolve, resolve_file, stop, tail},
+    process::{Group, Output, Proc, exit_message, free_port, resolve, resolve_file, stop, tail},
+    record,
     state::{Instance, State, fold},
 };
 use bytes::Bytes;
@@ -24,11 +25,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tokio::{
-    process::{Child, Command},
-    sync::mpsc,
-    task::JoinHandle,
-};
+use tokio::{process::Command, sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -82,6 +79,10 @@ pub struct LocalRuntime {
     run_dir: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
+    /// Replicas the platform before this one left running, by runtime key
+    /// and replica index, until a start of their revision adopts them or
+    /// `reap_unadopted` stops them.
+    orphans: Mutex<HashMap<String, HashMap<usize, Orphan>>>,
     /// Set by `stop_all`: nothing starts after shutdown began.
     closed: std::sync::atomic::AtomicBool,
     probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
@@ -91,9 +92,10 @@ pub struct LocalRuntime {
 impl LocalRuntime {
     /// `bin_dirs` come first on the workloads' `PATH` (the directory of the
     /// Paved binaries, so `command: [hello]` finds the example); process
-    /// output goes to `log_dir/<revision>.log`. Processes left behind by a
-    /// platform that was killed (their groups are recorded in `run_dir`) are
-    /// stopped first: the revisions they ran are started afresh.
+    /// output goes to `log_dir/<revision>-<replica>.log`. Replicas left
+    /// running by the platform before this one (recorded in `run_dir`) are
+    /// kept as orphans: a start of their revision adopts them instead of
+    /// starting new processes, and `reap_unadopted` stops the rest.
     pub fn new(
         bin_dirs: Vec<PathBuf>,
         log_dir: PathBuf,
@@ -101,7 +103,8 @@ impl LocalRuntime {
         reports: mpsc::UnboundedSender<Report>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&run_dir)?;
-        reap_orphans(&run_dir);
+        std::fs::create_dir_all(&log_dir)?;
+        let orphans = Mutex::new(find_orphans(&run_dir));
         let probe = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             bin_dirs,
@@ -109,6 +112,7 @@ impl LocalRuntime {
             run_dir,
             reports,
             running: Mutex::new(HashMap::new()),
+            orphans,
             closed: Default::default(),
             probe,
             bootstrap: None,
@@ -123,6 +127,20 @@ impl LocalRuntime {
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, JoinHandle<()>)>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<usize, Orphan>>> {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the replicas left running by the platform before this one
+    /// that no start has adopted: call it once every revision that should
+    /// run has been started.
+    pub fn reap_unadopted(&self) {
+        let orphans: Vec<Orphan> = self.orphans().drain().flat_map(|(_, by_index)| by_index.into_values()).collect();
+        for orphan in orphans {
+            orphan.reap();
+        }
     }
 
     /// Starts a revision unless it is already running.
@@ -148,7 +166,9 @@ impl LocalRuntime {
             artifact_digest: launch.artifact_digest.clone(),
         };
         paved_telemetry::propagation::continue_trace(&span, &own);
-        let task = tokio::spawn(self.clone().supervise_revision(launch, cancel.clone()).instrument(span));
+        // Taken here, not in the task: `reap_unadopted` may run before it does.
+        let orphans = self.orphans().remove(&id).unwrap_or_default();
+        let task = tokio::spawn(self.clone().supervise_revision(launch, orphans, cancel.clone()).instrument(span));
         running.insert(id, (cancel, task));
     }
 
@@ -185,6 +205,7 @@ impl LocalRuntime {
         for (_, (_, task)) in all {
             let _ = task.await;
         }
+        self.reap_unadopted();
     }
 
     fn report(&self, launch: &Launch, state: State, message: String, backends: Vec<SocketAddr>) {
@@ -197,13 +218,18 @@ impl LocalRuntime {
 
     /// Runs the replicas of a revision and folds their states into the
     /// revision's: healthy when all are, failed when any is.
-    async fn supervise_revision(self: Arc<Self>, launch: Launch, cancel: CancellationToken) {
+    async fn supervise_revision(self: Arc<Self>, launch: Launch, mut orphans: HashMap<usize, Orphan>, cancel: CancellationToken) {
         let replicas = launch.spec.replicas as usize;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let instances = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..replicas {
-            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, tx.clone(), instances.clone()).in_current_span());
+            let orphan = orphans.remove(&index);
+            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, orphan, tx.clone(), instances.clone()).in_current_span());
+        }
+        // Replicas beyond the revision's count: nothing to adopt them as.
+        for orphan in orphans.into_values() {
+            orphan.reap();
         }
         drop(tx);
         let mut states: Vec<Instance> = vec![Instance::starting(); replicas];
@@ -237,6 +263,7 @@ impl LocalRuntime {
         self: Arc<Self>,
         launch: Launch,
         index: usize,
+        mut orphan: Option<Orphan>,
         tx: mpsc::UnboundedSender<(usize, Instance)>,
         cancel: CancellationToken,
     ) {
@@ -248,15 +275,19 @@ impl LocalRuntime {
         let mut crashes: VecDeque<tokio::time::Instant> = VecDeque::new();
         let mut backoff = Duration::from_millis(250);
         loop {
-            let (mut child, addr, stderr, group) = match self.spawn(&launch, index).await {
-                Ok(spawned) => spawned,
-                // Not found, not executable: trying again will not help.
-                Err(message) => return send(Instance::failed(message)),
+            let adopted = orphan.take().and_then(|orphan| self.adopt(&launch, index, orphan));
+            let (mut child, addr, output, group) = match adopted {
+                Some(adopted) => adopted,
+                None => match self.spawn(&launch, index).await {
+                    Ok(spawned) => spawned,
+                    // Not found, not executable: trying again will not help.
+                    Err(message) => return send(Instance::failed(message)),
+                },
             };
             let started = tokio::select! {
                 _ = cancel.cancelled() => return stop(&mut child, group).await,
-                status = child.wait() => Err(exit_message(status, &stderr).await),
-                ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&stderr))),
+                message = exit_message(&mut child, &output) => Err(message),
+                ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&output))),
             };
             match started {
                 Ok(()) => {
@@ -278,7 +309,7 @@ impl LocalRuntime {
                 }
             }
             // Healthy: watch it.
-            let message = self.monitor(&mut child, addr, health, &stderr, &send, &cancel).await;
+            let message = self.monitor(&mut child, addr, health, &output, &send, &cancel).await;
             let Some(message) = message else {
                 return stop(&mut child, group).await;
             };
@@ -302,10 +333,10 @@ impl LocalRuntime {
     /// when cancelled.
     async fn monitor(
         &self,
-        child: &mut Child,
+        child: &mut Proc,
         addr: SocketAddr,
         health: &HealthCheck,
-        stderr: &Tail,
+        output: &Output,
         send: &impl Fn(Instance),
         cancel: &CancellationToken,
     ) -> Option<String> {
@@ -315,7 +346,7 @@ impl LocalRuntime {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return None,
-                status = child.wait() => return Some(exit_message(status, stderr).await),
+                message = exit_message(child, output) => return Some(message),
                 _ = ticker.tick() => {
                     match probe(&self.probe, addr, health).await {
                         Ok(()) => {
@@ -341,10 +372,32 @@ impl LocalRuntime {
         }
     }
 
-    /// Starts one process; returns it with its address, its stderr tail and
-    /// its process group (kept apart: once the process is reaped its id is
+    /// Takes over a replica the platform before this one left running (its
+    /// port recorded): `None`, to start a new one instead, when it is gone.
+    fn adopt(&self, launch: &Launch, index: usize, orphan: Orphan) -> Option<(Proc, SocketAddr, Output, Group)> {
+        let process = match Proc::adopt(orphan.pgid) {
+            Ok(process) => process,
+            Err(e) => {
+                tracing::info!(revision = %launch.revision_id, index, error = %e, "a replica left running is gone; starting a new one");
+                orphan.reap();
+                return None;
+            }
+        };
+        tracing::info!(revision = %launch.revision_id, index, pid = orphan.pgid, "adopted a replica left running by the platform before this one");
+        let output = Output::continued(self.log(launch, index));
+        let addr = SocketAddr::from(([127, 0, 0, 1], orphan.port));
+        let group = Group { pid: Some(nix::unistd::Pid::from_raw(orphan.pgid)), file: Some(orphan.file) };
+        Some((process, addr, output, group))
+    }
+
+    fn log(&self, launch: &Launch, index: usize) -> PathBuf {
+        self.log_dir.join(format!("{}-{index}.log", launch.revision_id))
+    }
+
+    /// Starts one process; returns it with its address, its output and its
+    /// process group (kept apart: once the process is reaped its id is
     /// gone, but what it spawned may still be running in the group).
-    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Child, SocketAddr, Tail, Group), String> {
+    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Proc, SocketAddr, Output, Group), String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let path_var = self.path_var();
@@ -365,6 +418,7 @@ impl LocalRuntime {
             },
             None => Vec::new(),
         };
+        let (output, log) = Output::open(self.log(launch, index)).map_err(|e| format!("cannot open the workload's log: {e}"))?;
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .current_dir(&launch.workdir)
@@ -383,16 +437,19 @@ impl LocalRuntime {
             .env("PAVED_REVISION", &launch.revision_id)
             .envs(identity)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // Straight to its log, not through a pipe to this process: a
+            // workload must not lose its output, or die of SIGPIPE, when
+            // the platform that started it is gone.
+            .stdout(Stdio::from(log.try_clone().map_err(|e| format!("cannot open the workload's log: {e}"))?))
+            .stderr(Stdio::from(log))
             // Its own process group, so stopping it also stops what it spawned.
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
-        let file = self.run_dir.join(format!("{}-{index}.pgid", launch.revision_id));
+        let file = record::path(&self.run_dir, &launch.revision_id, index);
         let group = match pid {
-            Some(pid) => match std::fs::write(&file, pid.to_string()) {
+            Some(pid) => match record::write(&file, pid.as_raw(), port) {
                 Ok(()) => Group { pid: Some(pid), file: Some(file) },
                 Err(e) => {
                     tracing::warn!(file = %file.display(), error = %e, "cannot record a workload's process group");
@@ -401,12 +458,7 @@ impl LocalRuntime {
             },
             None => Group { pid: None, file: None },
         };
-        let log = self.log_dir.join(format!("{}-{index}.log", launch.revision_id));
-        let tail = Tail::default();
-        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
-            tokio::spawn(pump(out, err, log, tail.clone()));
-        }
-        Ok((child, addr, tail, group))
+        Ok((Proc::Child(child), addr, output, group))
     }
 
     fn path_var(&self) -> std::ffi::OsString {
@@ -424,4 +476,45 @@ async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> 
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(wait) => false,
     }
+}
+
+/// A replica the platform before this one left running, as recorded.
+#[derive(Debug)]
+struct Orphan {
+    file: PathBuf,
+    pgid: i32,
+    port: u16,
+}
+
+impl Orphan {
+    /// Stops it at once: it runs a revision nobody asked for again.
+    fn reap(self) {
+        tracing::warn!(pid = self.pgid, file = %self.file.display(), "stopping a workload process left running by the platform before this one");
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pgid), nix::sys::signal::Signal::SIGKILL);
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// The replicas recorded in `run_dir` that still run, by runtime key and
+/// replica index. Records of processes that are gone (or whose id now names
+/// another process) are removed; a replica recorded without its port (by a
+/// platform older than adoption) is stopped.
+fn find_orphans(run_dir: &std::path::Path) -> HashMap<String, HashMap<usize, Orphan>> {
+    let (records, junk) = record::all(run_dir);
+    for file in junk {
+        let _ = std::fs::remove_file(file);
+    }
+    let mut orphans: HashMap<String, HashMap<usize, Orphan>> = HashMap::new();
+    for (file, r) in records {
+        if !record::is_ours(r.pgid, &r.key) {
+            let _ = std::fs::remove_file(&file);
+            continue;
+        }
+        let Some(port) = r.port else {
+            Orphan { file, pgid: r.pgid, port: 0 }.reap();
+            continue;
+        };
+        orphans.entry(r.key).or_default().insert(r.index, Orphan { file, pgid: r.pgid, port });
+    }
+    orphans
 }

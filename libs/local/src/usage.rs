@@ -70,17 +70,8 @@ pub fn read(run_dir: &Path) -> Vec<ProcessUsage> {
 
 /// Process group id → (runtime key, replica index), from the run directory.
 fn recorded_groups(run_dir: &Path) -> HashMap<i32, (String, u32)> {
-    let Ok(entries) = std::fs::read_dir(run_dir) else { return HashMap::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            let stem = path.file_stem()?.to_str()?.to_string();
-            let (key, index) = stem.rsplit_once('-')?;
-            let pgid = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
-            Some((pgid, (key.to_string(), index.parse().ok()?)))
-        })
-        .collect()
+    let (records, _) = crate::record::all(run_dir);
+    records.into_values().filter_map(|r| Some((r.pgid, (r.key, u32::try_from(r.index).ok()?)))).collect()
 }
 
 #[cfg(test)]

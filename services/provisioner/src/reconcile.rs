@@ -99,7 +99,8 @@ impl Reconciler {
                 Ok(spec) => {
                     tracing::info!(workload = %workload.id(), revision = revision.number, "restarting revision");
                     // After a crash the record may still say healthy: it is
-                    // not, until the new process passes its health check.
+                    // not, until its processes (adopted from the platform
+                    // before, or new) pass their health checks.
                     self.records.record_state(&revision.id, State::Starting, "platform restarted").await?;
                     self.runner.start(&revision, spec.clone());
                     specs.insert(revision.id.clone(), spec);
@@ -121,8 +122,12 @@ impl Reconciler {
     /// A revision that should run (a workload's stable or standby revision,
     /// an active rollout's canary) but has no supervisor is started again.
     /// The runtime restarts processes that die or hang; this catches what
-    /// falls outside it.
+    /// falls outside it. Replicas the platform before this one left running
+    /// that nothing has adopted by the first tick (what `reconcile` and the
+    /// resumed rollouts started, baselines included, adopted theirs) run
+    /// revisions nobody wants: they are stopped.
     pub(crate) async fn correct_drift_once(&self) -> Result<(), DbErr> {
+        self.runner.reap_unadopted();
         let db = self.records.db();
         let mut desired: Vec<String> = store::active_rollouts(db, None).await?.into_iter().map(|r| r.revision_id).collect();
         let workloads = store::all_workloads(db).await?;
