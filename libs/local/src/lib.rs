@@ -46,7 +46,7 @@ mod usage;
 pub use hold::{Hold, WakeFn};
 pub use process::free_port;
 pub use proxy::{Proxy, Route};
-pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
+pub use runtime::{Bootstrap, Launch, LocalRuntime, Report, stop_recorded};
 pub use state::State;
 pub use traffic::Traffic;
 pub use usage::ProcessUsage;

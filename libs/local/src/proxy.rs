@@ -196,6 +196,12 @@ impl Proxy {
         self.backends.asleep().is_some()
     }
 
+    /// Whether a wake was asked for (by a request, or by [`Proxy::waking`])
+    /// and no instance is routed yet.
+    pub fn wake_asked(&self) -> bool {
+        self.backends.asleep().is_some_and(|a| a.asked())
+    }
+
     /// When the last request arrived (Unix milliseconds), if one did since
     /// the proxy opened.
     pub fn last_request_ms(&self) -> Option<i64> {

@@ -478,6 +478,14 @@ async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> 
     }
 }
 
+/// Stops every workload replica recorded in `run_dir` that still runs: what
+/// the data plane's host does when it stops for good, its control plane gone.
+pub fn stop_recorded(run_dir: &std::path::Path) {
+    for orphan in find_orphans(run_dir).into_values().flat_map(HashMap::into_values) {
+        orphan.reap();
+    }
+}
+
 /// A replica the platform before this one left running, as recorded.
 #[derive(Debug)]
 struct Orphan {
@@ -489,7 +497,7 @@ struct Orphan {
 impl Orphan {
     /// Stops it at once: it runs a revision nobody asked for again.
     fn reap(self) {
-        tracing::warn!(pid = self.pgid, file = %self.file.display(), "stopping a workload process left running by the platform before this one");
+        tracing::warn!(pid = self.pgid, file = %self.file.display(), "stopping a workload process that no platform runs any more");
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pgid), nix::sys::signal::Signal::SIGKILL);
         let _ = std::fs::remove_file(&self.file);
     }

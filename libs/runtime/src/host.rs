@@ -1,0 +1,245 @@
+//! The host: the workload proxies of one machine, served to the control
+//! plane over gRPC (`RuntimeService`), and how long they outlive it.
+//!
+//! A proxy's requests never pass through here: each proxy serves its own
+//! listening socket on the host's tokio runtime, exactly as it did inside
+//! the provisioner. Only commands (open, route, sleep, close) and reads
+//! (traffic, metrics) come over the socket.
+
+use crate::{
+    convert,
+    pb::{self, runtime_service_server::RuntimeService},
+};
+use futures::{Stream, StreamExt};
+use paved_grpc::status;
+use paved_local::Proxy;
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// How many events an attached control plane may lag behind before it
+/// misses some (it gets the pending wakes again when it attaches anew).
+const EVENTS: usize = 1024;
+
+pub struct Host {
+    proxies: Mutex<HashMap<String, Proxy>>,
+    events: broadcast::Sender<pb::HostEvent>,
+    /// How many control planes are attached now.
+    attached: watch::Sender<usize>,
+    /// Cancelled when the host is to stop: the proxies' parent token.
+    stop: CancellationToken,
+    /// Where the local runtime records the workload processes it runs: the
+    /// host stops them when it stops for good.
+    run_dir: Option<PathBuf>,
+}
+
+impl Host {
+    pub fn new(run_dir: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Self {
+            proxies: Mutex::default(),
+            events: broadcast::channel(EVENTS).0,
+            attached: watch::channel(0).0,
+            stop: CancellationToken::new(),
+            run_dir,
+        })
+    }
+
+    /// Cancelled once the host stops (Shutdown, or its grace period ran out).
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Proxy>> {
+        self.proxies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_proxy<T>(&self, workload_id: &str, f: impl FnOnce(&Proxy) -> T) -> Result<T, Status> {
+        self.proxies().get(workload_id).map(f).ok_or_else(|| status::not_found("PROXY_NOT_FOUND", format!("no proxy for {workload_id}")))
+    }
+
+    /// Stops for good: closes every proxy (their ports released) and stops
+    /// the workloads recorded in the run directory.
+    pub async fn stop_all(&self) {
+        self.stop.cancel();
+        let proxies: Vec<Proxy> = self.proxies().drain().map(|(_, p)| p).collect();
+        for proxy in proxies {
+            proxy.shut().await;
+        }
+        if let Some(run_dir) = &self.run_dir {
+            paved_local::stop_recorded(run_dir);
+        }
+    }
+
+    /// Waits until no control plane has been attached for `grace`.
+    pub async fn orphaned(&self, grace: Duration) {
+        let mut attached = self.attached.subscribe();
+        loop {
+            // Wait until none is attached…
+            if attached.wait_for(|n| *n == 0).await.is_err() {
+                return;
+            }
+            // …and none attaches for the grace period.
+            match tokio::time::timeout(grace, attached.wait_for(|n| *n > 0)).await {
+                Err(_) => return,
+                Ok(Err(_)) => return,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    fn wake_fn(self: &Arc<Self>, workload_id: &str) -> paved_local::WakeFn {
+        let events = self.events.clone();
+        let workload_id = workload_id.to_string();
+        Arc::new(move || {
+            // No receiver: no control plane attached; it learns of the wake
+            // when it attaches (see `attach`).
+            let _ = events.send(wake(&workload_id));
+        })
+    }
+
+    /// The wakes asked for and not yet routed: sent first to a control plane
+    /// that attaches, since one that was not attached missed them.
+    fn pending_wakes(&self) -> Vec<pb::HostEvent> {
+        self.proxies().iter().filter(|(_, p)| p.wake_asked()).map(|(id, _)| wake(id)).collect()
+    }
+}
+
+fn wake(workload_id: &str) -> pb::HostEvent {
+    pb::HostEvent { event: Some(pb::host_event::Event::WakeRequested(pb::WakeRequested { workload_id: workload_id.to_string() })) }
+}
+
+/// Counts an attached control plane while its stream lives.
+struct Attached(watch::Sender<usize>);
+
+impl Attached {
+    fn new(attached: &watch::Sender<usize>) -> Self {
+        attached.send_modify(|n| *n += 1);
+        Self(attached.clone())
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+type Events = Pin<Box<dyn Stream<Item = Result<pb::HostEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RuntimeService for Arc<Host> {
+    async fn open_proxy(&self, request: Request<pb::OpenProxyRequest>) -> Result<Response<pb::OpenProxyResponse>, Status> {
+        let r = request.into_inner();
+        if let Some(addr) = self.proxies().get(&r.workload_id).map(|p| p.addr) {
+            return Ok(Response::new(pb::OpenProxyResponse { addr: addr.to_string(), existed: true }));
+        }
+        let host: std::net::IpAddr = r.host.parse().map_err(|_| {
+            let message = format!("host {:?} is not an IP address", r.host);
+            status::invalid_argument("INVALID_HOST", message.clone(), [("host".to_string(), message)])
+        })?;
+        let port = u16::try_from(r.port).map_err(|_| {
+            let message = format!("port {} is out of range", r.port);
+            status::invalid_argument("INVALID_PORT", message.clone(), [("port".to_string(), message)])
+        })?;
+        let cannot = |e: std::io::Error| status::unavailable("PROXY_NOT_OPENED", format!("cannot listen on {host}: {e}"));
+        let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await {
+            Ok(listener) => listener,
+            Err(e) if port != 0 => {
+                tracing::warn!(workload = %r.workload_id, port, error = %e, "proxy port taken; the OS picks another");
+                tokio::net::TcpListener::bind(SocketAddr::new(host, 0)).await.map_err(cannot)?
+            }
+            Err(e) => return Err(cannot(e)),
+        };
+        let proxy = Proxy::start(r.workload_id.clone(), listener, &self.stop).map_err(cannot)?;
+        let addr = proxy.addr;
+        // Two opens of one workload at once: the second one's proxy stays.
+        if let Some(old) = self.proxies().insert(r.workload_id.clone(), proxy) {
+            old.close();
+        }
+        tracing::info!(workload = %r.workload_id, %addr, "proxy open");
+        Ok(Response::new(pb::OpenProxyResponse { addr: addr.to_string(), existed: false }))
+    }
+
+    async fn close_proxies(&self, request: Request<pb::CloseProxiesRequest>) -> Result<Response<pb::CloseProxiesResponse>, Status> {
+        let ids = request.into_inner().workload_ids;
+        let closing: Vec<Proxy> = {
+            let mut proxies = self.proxies();
+            ids.iter().filter_map(|id| proxies.remove(id)).collect()
+        };
+        for proxy in closing {
+            proxy.shut().await;
+        }
+        Ok(Response::new(pb::CloseProxiesResponse {}))
+    }
+
+    async fn set_routes(&self, request: Request<pb::SetRoutesRequest>) -> Result<Response<pb::SetRoutesResponse>, Status> {
+        let r = request.into_inner();
+        let routes = r.routes.into_iter().map(convert::route_from).collect::<Result<Vec<_>, _>>()?;
+        self.with_proxy(&r.workload_id, |p| p.set_routes(routes))?;
+        Ok(Response::new(pb::SetRoutesResponse {}))
+    }
+
+    async fn sleep(&self, request: Request<pb::SleepRequest>) -> Result<Response<pb::SleepResponse>, Status> {
+        let id = request.into_inner().workload_id;
+        let wake = self.wake_fn(&id);
+        self.with_proxy(&id, |p| p.sleep(wake))?;
+        Ok(Response::new(pb::SleepResponse {}))
+    }
+
+    async fn waking(&self, request: Request<pb::WakingRequest>) -> Result<Response<pb::WakingResponse>, Status> {
+        self.with_proxy(&request.into_inner().workload_id, |p| p.waking())?;
+        Ok(Response::new(pb::WakingResponse {}))
+    }
+
+    async fn list_proxies(&self, _: Request<pb::ListProxiesRequest>) -> Result<Response<pb::ListProxiesResponse>, Status> {
+        let mut proxies: Vec<pb::ProxyState> = self.proxies().iter().map(|(id, p)| convert::state_of(id, p)).collect();
+        proxies.sort_by(|a, b| a.workload_id.cmp(&b.workload_id));
+        Ok(Response::new(pb::ListProxiesResponse { proxies }))
+    }
+
+    async fn get_traffic(&self, request: Request<pb::GetTrafficRequest>) -> Result<Response<pb::GetTrafficResponse>, Status> {
+        let (routes, traffic) = self.with_proxy(&request.into_inner().workload_id, |p| (p.routes(), p.traffic_all()))?;
+        Ok(Response::new(pb::GetTrafficResponse {
+            routes: routes.iter().map(convert::route_to).collect(),
+            revisions: traffic.into_iter().map(|(revision, t)| convert::traffic_to(revision, t)).collect(),
+        }))
+    }
+
+    async fn get_metrics(&self, _: Request<pb::GetMetricsRequest>) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        let text = paved_telemetry::encode_metrics();
+        let text = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
+        Ok(Response::new(pb::GetMetricsResponse { text }))
+    }
+
+    type AttachStream = Events;
+
+    async fn attach(&self, request: Request<pb::AttachRequest>) -> Result<Response<Events>, Status> {
+        let name = request.into_inner().name;
+        // Subscribed before the pending wakes are read: a wake in between is
+        // sent twice rather than not at all (waking twice is harmless).
+        let live = tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe());
+        let pending = futures::stream::iter(self.pending_wakes());
+        let guard = Attached::new(&self.attached);
+        tracing::info!(control_plane = %name, "attached");
+        let events =
+            pending.chain(live.filter_map(|e| async move { e.ok() })).take_until(self.stop.clone().cancelled_owned()).map(move |e| {
+                let _attached = &guard;
+                Ok(e)
+            });
+        Ok(Response::new(Box::pin(events)))
+    }
+
+    async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+        tracing::info!("shutdown asked for by the control plane");
+        self.stop_all().await;
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+}

@@ -1,0 +1,84 @@
+//! `paved-runtime --socket <path> [--grace <duration>] [--run-dir <dir>]`:
+//! serves a host's workload proxies to the control plane over a Unix socket
+//! that only the same user may use (checked by the peer's credentials, and
+//! the socket file is 0600).
+
+use clap::Parser;
+use paved_runtime::{Host, pb::runtime_service_server::RuntimeServiceServer};
+use std::{os::unix::fs::PermissionsExt, path::PathBuf, time::Duration};
+use tokio_stream::StreamExt;
+
+#[derive(Parser)]
+#[command(version, about = "The local data plane: a host's workload proxies, apart from the provisioner")]
+struct Args {
+    /// The Unix socket the control plane drives the host through.
+    #[arg(long)]
+    socket: PathBuf,
+    /// How long to keep serving with no control plane attached, then stop
+    /// the workloads and exit (e.g. `10s`); without it, serve until told.
+    #[arg(long, value_parser = parse_duration)]
+    grace: Option<Duration>,
+    /// Where the local runtime records the workload processes it runs:
+    /// stopped with the host.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 10s or 500ms")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = paved_telemetry::init("paved-runtime", paved_telemetry::LogFormat::Pretty)?;
+    // Another host answering there keeps it; a socket file nobody answers
+    // on is what a killed host left.
+    if paved_runtime::client::connect(&args.socket).await.is_ok() {
+        anyhow::bail!("a host already serves {}", args.socket.display());
+    }
+    let _ = std::fs::remove_file(&args.socket);
+    let listener = tokio::net::UnixListener::bind(&args.socket)?;
+    std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
+    let me = rustix::process::getuid().as_raw();
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter(move |stream| match stream {
+        Ok(stream) => {
+            let same = stream.peer_cred().is_ok_and(|c| c.uid() == me);
+            if !same {
+                tracing::warn!(peer = ?stream.peer_cred().ok(), "refused a connection from another user");
+            }
+            same
+        }
+        Err(_) => true,
+    });
+
+    let host = Host::new(args.run_dir);
+    let stopping = host.stopping();
+    let server = tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::new(host.clone()))
+        .serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned());
+    let server = tokio::spawn(server);
+    tracing::info!(socket = %args.socket.display(), grace = ?args.grace, "serving");
+    match args.grace {
+        Some(grace) => tokio::select! {
+            _ = stopping.cancelled() => {}
+            _ = host.orphaned(grace) => {
+                tracing::warn!(?grace, "no control plane attached for the grace period: stopping the workloads");
+                host.stop_all().await;
+            }
+        },
+        None => stopping.cancelled().await,
+    }
+    // Answers in flight (Shutdown's own) go out before the exit.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = std::fs::remove_file(&args.socket);
+    tracing::info!("stopped");
+    Ok(())
+}
