@@ -84,6 +84,9 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
         credentials: Default::default(),
         broker_url: None,
         tls: None,
+        // Not production's (serve on without a provisioner): a test that
+        // fails before it stops its provisioner leaves nothing running long.
+        data_plane_grace_seconds: Some(10),
     }
 }
 
@@ -93,9 +96,16 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target directory").to_path_buf();
-    for bin in
-        ["hello", "paved", "paved-audit", "paved-secrets-broker", "paved-canary-analyzer", "paved-cost-scheduler", "paved-provisioner"]
-    {
+    for bin in [
+        "hello",
+        "paved",
+        "paved-audit",
+        "paved-secrets-broker",
+        "paved-canary-analyzer",
+        "paved-cost-scheduler",
+        "paved-provisioner",
+        "paved-runtime",
+    ] {
         assert!(dir.join(bin).is_file(), "{} is missing: run `cargo build --workspace --bins` before the tests", dir.join(bin).display());
     }
     dir
@@ -266,9 +276,11 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
 }
 
 /// Load on a workload's endpoint: `workers` loops of GET / over kept-alive
-/// connections, counting answers by body, until dropped.
+/// connections, counting answers by body, and failures (no answer, or a
+/// 5xx), until dropped.
 pub struct Load {
     bodies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -276,27 +288,47 @@ impl Load {
     pub fn start(endpoint: &str, workers: usize) -> Self {
         use http_body_util::{BodyExt, Empty};
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stop = tokio_util::sync::CancellationToken::new();
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
         let uri: http::Uri = format!("http://{endpoint}/").parse().expect("endpoint URI");
         for _ in 0..workers {
-            let (client, uri, bodies, stop) = (client.clone(), uri.clone(), bodies.clone(), stop.clone());
+            let (client, uri, bodies, failed, stop) = (client.clone(), uri.clone(), bodies.clone(), failed.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.is_cancelled() {
                     let answer = async {
                         let response = client.get(uri.clone()).await.ok()?;
+                        let server_error = response.status().is_server_error();
                         let body = response.into_body().collect().await.ok()?.to_bytes();
-                        Some(String::from_utf8_lossy(&body).into_owned())
+                        Some((String::from_utf8_lossy(&body).into_owned(), server_error))
                     };
                     match answer.await {
-                        Some(body) => *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1,
+                        Some((body, server_error)) => {
+                            *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1;
+                            if server_error {
+                                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
                         // Between instances (a restart, a port not open yet).
-                        None => tokio::time::sleep(Duration::from_millis(20)).await,
+                        None => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
                     }
                 }
             });
         }
-        Self { bodies, stop }
+        Self { bodies, failed, stop }
+    }
+
+    /// Requests that got no answer, or a 5xx.
+    pub fn failed(&self) -> usize {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Answers, by any status.
+    pub fn answered(&self) -> usize {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 
     /// Answers whose body contains `needle`.

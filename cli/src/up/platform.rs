@@ -19,6 +19,11 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// The demo workload `paved up` deploys on first start.
+/// How long the data plane of `paved up` serves on after the platform
+/// vanished (killed, say): a `paved up` started again within it adopts the
+/// workloads without an outage; after it, they stop.
+pub const DATA_PLANE_GRACE_SECONDS: u64 = 10;
+
 pub const HELLO_SPEC: &str = include_str!("../../../examples/hello/paved.yaml");
 
 /// The specs of the platform's own services, as `deploy/platform/` has them.
@@ -186,6 +191,9 @@ impl Platform {
             broker_url: Some(format!("http://{addr}")),
             // One process on loopback: no mTLS between its parts.
             tls: None,
+            // Nothing `paved up` started outlives it for long, SIGKILL
+            // included; a `paved up` started again within this adopts it all.
+            data_plane_grace_seconds: Some(DATA_PLANE_GRACE_SECONDS),
         };
 
         let (provisioner, components, authority, stream) = match &options.self_hosted {

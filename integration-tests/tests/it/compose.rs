@@ -311,6 +311,16 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
             assert!(!log.contains(token.trim()), "{name} logged an enrolling token");
         }
     }
+
+    // Stopped as compose stops it (SIGTERM): the provisioner stops its data
+    // plane too, which would otherwise serve on without it, by design.
+    let provisioner = running.get_mut("provisioner").expect("provisioner");
+    let pid = provisioner.child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let stopped = tokio::time::timeout(Duration::from_secs(30), provisioner.child.wait()).await.expect("stops in time").expect("wait");
+    assert!(stopped.success(), "{stopped:?}");
+    let socket = dir.path().join("root/provisioner/var/lib/paved/provisioner/runtime.sock");
+    assert!(!socket.exists(), "its data plane stopped with it");
 }
 
 /// A file's permission bits; panics when it is missing.

@@ -12,6 +12,7 @@ mod canary;
 mod cli;
 mod compose;
 mod cost;
+mod dataplane;
 mod delete;
 mod error_edge;
 mod json_output;

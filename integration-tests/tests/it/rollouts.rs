@@ -260,14 +260,19 @@ fn provisioner(listen: &str, broker: &str, database: &str, stream: &str, data: &
         .env("PAVED_DATABASE_URL", database)
         .env("PAVED_STREAM_URL", stream)
         .env("PAVED_DATA_DIR", data)
+        // Longer than a restart takes on a loaded machine; ended by
+        // `shut_down_data_plane`, or by itself should the test fail first.
+        .env("PAVED_DATA_PLANE_GRACE_SECONDS", "60")
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("start paved-provisioner")
 }
 
-/// The provisioner killed with SIGKILL mid-rollout (on PostgreSQL and
-/// Redis): restarted, it adopts the replicas the dead one left running
+/// The provisioner killed with SIGKILL mid-rollout, and again once it is
+/// promoted (on PostgreSQL and Redis), under steady load: the workload's
+/// traffic never notices (its proxy lives in the data plane's host), and
+/// the restarted provisioner adopts the replicas the dead one left running
 /// instead of starting them again, holds the interrupted step again, and
 /// promotes.
 #[tokio::test]
@@ -303,18 +308,23 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
             spec: None,
         };
         let mut client = client.clone();
-        async move { client.apply_workload(request).await.expect("apply").into_inner().rollout.expect("a rollout").id }
+        async move {
+            let applied = client.apply_workload(request).await.expect("apply").into_inner();
+            (applied.rollout.expect("a rollout").id, applied.workload.expect("the workload").endpoint)
+        }
     };
     let rollout = |client: &ProvisionerServiceClient<AuthChannel>, id: String| {
         let mut client = client.clone();
         async move { client.get_rollout(GetRolloutRequest { id }).await.ok()?.into_inner().rollout }
     };
-    let first = apply(&mut client, "v1").await;
+    let (first, endpoint) = apply(&mut client, "v1").await;
     eventually("v1 promoted", Duration::from_secs(30), || async {
         rollout(&client, first.clone()).await.filter(|r| r.state == RolloutState::Promoted as i32)
     })
     .await;
-    let id = apply(&mut client, "v2").await;
+    let load = paved_integration_tests::Load::start(&endpoint, 8);
+    eventually("v1 to serve the load", Duration::from_secs(10), || async { (load.seen("v1") > 0).then_some(()) }).await;
+    let (id, _) = apply(&mut client, "v2").await;
     eventually("v2 at its second step", Duration::from_secs(30), || async {
         rollout(&client, id.clone()).await.filter(|r| r.weight == 50)
     })
@@ -341,7 +351,8 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let _ = child.wait().await;
     assert!(before.values().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "the workloads outlive a SIGKILLed provisioner");
 
-    let _child = provisioner(&listen, &broker, &database, &stream, &data);
+    let answered = load.answered();
+    let mut child = provisioner(&listen, &broker, &database, &stream, &data);
     let client = ProvisionerServiceClient::new(connect().await);
     let done = eventually("the rollout to finish after the restart", Duration::from_secs(60), || async {
         rollout(&client, id.clone()).await.filter(|r| r.state != RolloutState::Running as i32)
@@ -359,8 +370,32 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     assert_eq!(after, before, "every replica was adopted");
     assert!(after.values().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "and runs");
     assert!(after.contains_key(&canary));
+    assert!(load.answered() > answered, "the load went on");
+    assert_eq!(load.failed(), 0, "no request failed across the kill and the restart ({} answered)", load.answered());
+
+    // Steady state: killed again, started again, nothing noticed.
+    let pid = child.id().expect("running");
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());
+    let _ = child.wait().await;
+    let answered = load.answered();
+    let mut child = provisioner(&listen, &broker, &database, &stream, &data);
+    let _client = connect().await;
+    eventually("the load to go on", Duration::from_secs(10), || async { (load.answered() > answered + 100).then_some(()) }).await;
+    assert_eq!(replicas(), before, "every replica adopted again");
+    assert_eq!(load.failed(), 0, "no request failed across the second kill ({} answered)", load.answered());
+    drop(load);
+    // The provisioner first: one that is running starts its host again.
+    child.kill().await.expect("kill the provisioner");
+    shut_down_data_plane(&data).await;
     shutdown.cancel();
     broker_task.await.expect("broker task").expect("broker stopped cleanly");
+}
+
+/// Stops the data plane a production provisioner left running (its
+/// workloads and their proxies): it serves on without one, by design.
+async fn shut_down_data_plane(data: &Path) {
+    let mut host = paved_runtime::client::connect(&data.join("runtime.sock")).await.expect("the data plane's host");
+    host.shutdown(paved_runtime::pb::ShutdownRequest {}).await.expect("shut down");
 }
 
 /// `paved plan`: exit 0 when nothing would change, 2 with the changes (or

@@ -119,7 +119,7 @@ pub async fn serve(
                     }
                 }),
             )
-            .route("/metrics", axum::routing::get(|| async { paved_telemetry::encode_metrics() }));
+            .route("/metrics", axum::routing::get(paved_telemetry::gather));
 
     // Order matters, outermost first: `observe` sees every request, including
     // those refused, those the limit makes wait and those that time out, so

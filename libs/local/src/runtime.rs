@@ -223,6 +223,17 @@ impl LocalRuntime {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let instances = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
+        // An adopted replica counts as healthy where it serves until its
+        // health check says otherwise: the first report must not take it
+        // out of the routes it is serving in.
+        let mut states: Vec<Instance> = (0..replicas)
+            .map(|index| match orphans.get(&index) {
+                Some(o) => {
+                    Instance { state: State::Healthy, addr: Some(SocketAddr::from(([127, 0, 0, 1], o.port))), message: String::new() }
+                }
+                None => Instance::starting(),
+            })
+            .collect();
         for index in 0..replicas {
             let orphan = orphans.remove(&index);
             tasks.spawn(self.clone().supervise_instance(launch.clone(), index, orphan, tx.clone(), instances.clone()).in_current_span());
@@ -232,9 +243,9 @@ impl LocalRuntime {
             orphan.reap();
         }
         drop(tx);
-        let mut states: Vec<Instance> = vec![Instance::starting(); replicas];
-        let mut last: Option<(State, String, Vec<SocketAddr>)> = None;
-        self.report(&launch, State::Starting, String::new(), Vec::new());
+        let first = fold(&states);
+        self.report(&launch, first.0, first.1.clone(), first.2.clone());
+        let mut last = Some(first);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,

@@ -5,11 +5,13 @@ use paved_grpc::status::invalid_argument;
 use paved_local::{Proxy, Route, Traffic};
 use tonic::Status;
 
-pub(crate) fn route_to(route: &Route) -> pb::Route {
+/// A route as the wire carries it.
+pub fn route_to(route: &Route) -> pb::Route {
     pb::Route { revision: route.revision.clone(), weight: route.weight, addrs: route.addrs.iter().map(ToString::to_string).collect() }
 }
 
-pub(crate) fn route_from(route: pb::Route) -> Result<Route, Status> {
+/// A route off the wire; an address that is not `ip:port` is INVALID_ROUTE.
+pub fn route_from(route: pb::Route) -> Result<Route, Status> {
     let addrs = route
         .addrs
         .iter()

@@ -190,7 +190,13 @@ impl RuntimeService for Arc<Host> {
     async fn sleep(&self, request: Request<pb::SleepRequest>) -> Result<Response<pb::SleepResponse>, Status> {
         let id = request.into_inner().workload_id;
         let wake = self.wake_fn(&id);
-        self.with_proxy(&id, |p| p.sleep(wake))?;
+        // Already asleep (a control plane that restarted says so again): a
+        // wake asked for meanwhile stays asked, for it to learn on attaching.
+        self.with_proxy(&id, |p| {
+            if !p.is_asleep() {
+                p.sleep(wake)
+            }
+        })?;
         Ok(Response::new(pb::SleepResponse {}))
     }
 

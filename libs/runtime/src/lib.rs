@@ -21,5 +21,5 @@ mod convert;
 pub mod host;
 pub mod pb;
 
-pub use convert::traffic_from;
+pub use convert::{route_from, route_to, traffic_from};
 pub use host::Host;

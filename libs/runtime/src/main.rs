@@ -66,15 +66,23 @@ async fn main() -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned());
     let server = tokio::spawn(server);
     tracing::info!(socket = %args.socket.display(), grace = ?args.grace, "serving");
-    match args.grace {
-        Some(grace) => tokio::select! {
-            _ = stopping.cancelled() => {}
-            _ = host.orphaned(grace) => {
-                tracing::warn!(?grace, "no control plane attached for the grace period: stopping the workloads");
-                host.stop_all().await;
-            }
-        },
-        None => stopping.cancelled().await,
+    let orphaned = async {
+        match args.grace {
+            Some(grace) => host.orphaned(grace).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = stopping.cancelled() => {}
+        _ = orphaned => {
+            tracing::warn!(grace = ?args.grace, "no control plane attached for the grace period: stopping the workloads");
+            host.stop_all().await;
+        }
+        // Stopped as a service is (SIGTERM, or Ctrl-C when run by hand):
+        // everything it serves stops with it.
+        _ = terminate.recv() => host.stop_all().await,
+        _ = tokio::signal::ctrl_c() => host.stop_all().await,
     }
     // Answers in flight (Shutdown's own) go out before the exit.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

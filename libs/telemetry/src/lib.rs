@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 pub mod propagation;
+mod sources;
+
+pub use sources::{Fetch, Source, merge, register_source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -117,12 +120,18 @@ pub fn encode_metrics() -> String {
     out
 }
 
+/// The registry and every registered source's families (see
+/// [`register_source`]), as one OpenMetrics text: what `/metrics` serves.
+pub async fn gather() -> String {
+    sources::gather(encode_metrics()).await
+}
+
 /// Serves `GET /metrics` until `shutdown`.
 pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(|| async {
-            ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], encode_metrics())
+            ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], gather().await)
         }),
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await

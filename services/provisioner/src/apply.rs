@@ -177,9 +177,9 @@ impl Applier {
             return Ok(Applied { workload: self.view(workload).await?, revision, changed: false, rollout, warnings });
         }
 
-        // A new workload's proxy port is taken before the workload is recorded
-        // with it, so the recorded endpoint is one we hold.
-        let mut listener = None;
+        // A new workload's proxy port, free when asked, is recorded with it;
+        // its proxy opens there once committed (see `Routing::reserve`).
+        let mut reserved = None;
         // A driver may move a rollout of this workload while we write (a
         // step, a pause): then nothing is committed and we read again.
         let mut attempt = 0;
@@ -189,10 +189,10 @@ impl Applier {
             let (workload, new) = match store::get_workload(&txn, environment, &spec.name).await? {
                 Some(w) => (w, false),
                 None => {
-                    if listener.is_none() {
-                        listener = Some(self.routing.reserve().await.map_err(ApplyError::Proxy)?);
+                    if reserved.is_none() {
+                        reserved = Some(self.routing.reserve().await.map_err(ApplyError::Proxy)?);
                     }
-                    let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |a| a.port());
+                    let port = reserved.unwrap_or(0);
                     (store::insert_workload(&txn, environment, &spec.name, port).await?, true)
                 }
             };
@@ -263,8 +263,8 @@ impl Applier {
         let started = tokio::spawn({
             let (workload, rollout_id) = (workload.clone(), rollout.id.clone());
             async move {
-                if let Some(listener) = listener
-                    && let Err(e) = routing.open(&workload, listener)
+                if reserved.is_some()
+                    && let Err(e) = routing.ensure(&workload).await
                 {
                     tracing::warn!(workload = %workload.id(), error = %e, "cannot open the new workload's proxy; the rollout retries");
                 }
@@ -283,7 +283,7 @@ impl Applier {
         }
         // As committed: no need to read it back.
         workload.current_revision = Some(revision.id.clone());
-        let view = self.view_of(workload, Some(revision.state), Some(rollout.id.clone()));
+        let view = self.view_of(workload, Some(revision.state), Some(rollout.id.clone())).await;
         Ok(Applied { workload: view, revision, changed: true, rollout: Some(rollout), warnings })
     }
 
@@ -346,7 +346,7 @@ impl Applier {
             None => None,
         };
         let rollout_id = store::list_rollouts(self.records.db(), &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
-        let mut view = self.view_of(workload, state, rollout_id);
+        let mut view = self.view_of(workload, state, rollout_id).await;
         if view.workload.sleep_reason.as_deref() == Some("schedule")
             && let Some(schedule) = self.records.schedule_of(&view.workload).await?
         {
@@ -355,9 +355,9 @@ impl Applier {
         Ok(view)
     }
 
-    fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>) -> WorkloadView {
+    async fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>) -> WorkloadView {
         let endpoint = self.routing.endpoint(&workload);
-        let last_request_ms = self.routing.last_request_ms(&workload.id());
+        let last_request_ms = self.routing.last_request_ms(&workload.id()).await;
         WorkloadView { workload, state, endpoint, rollout_id, wake_time_ms: None, last_request_ms }
     }
 }

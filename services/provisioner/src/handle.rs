@@ -101,8 +101,8 @@ impl Provisioner {
 
     /// Each routed revision's weight, and every revision's traffic, through
     /// the workload's proxy; None when it has no proxy here.
-    pub fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
-        self.routing.traffic_metrics(workload_id)
+    pub async fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
+        self.routing.traffic_metrics(workload_id).await
     }
 
     /// What each replica on the local runtime uses now. Replicas of a

@@ -15,7 +15,9 @@
 //!   revision's record and parsed spec as a launch); `reports` records what
 //!   the runtime reports, the only writer of revision states.
 //! - `routing` — each workload's proxy, routed from the persisted routing
-//!   (stable, the active rollout's canary and weight, its baseline).
+//!   (stable, the active rollout's canary and weight, its baseline); the
+//!   proxies live in the data plane's host, which `dataplane` starts and
+//!   commands, so that they outlive a provisioner that restarts.
 //! - [`rollout`] — the rollout state machine: its driver, the two ends of a
 //!   rollout, and the operations on it (pause, resume, abort, promote,
 //!   rollback).
@@ -43,6 +45,7 @@ pub mod api;
 mod apply;
 pub mod artifacts;
 mod bootstrap;
+mod dataplane;
 mod exporter;
 mod handle;
 pub mod migration;
@@ -176,6 +179,13 @@ pub struct Options {
     /// analyzer (standalone, with mTLS).
     #[serde(skip)]
     pub tls: Option<paved_grpc::tls::Tls>,
+    /// How long the data plane (the workloads and their proxies) keeps
+    /// serving when no provisioner is attached to it, in seconds: a
+    /// provisioner started again within it adopts everything; after it, the
+    /// data plane stops the workloads and itself. Unset, it serves until a
+    /// provisioner stops it (production); `paved up` sets 10 s.
+    #[serde(default)]
+    pub data_plane_grace_seconds: Option<u64>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -289,7 +299,17 @@ impl Provisioner {
         let artifacts = Arc::new(artifacts);
         let schedules = paved_spec::ScheduleDefaults::load(options.schedule_defaults.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         let records = Arc::new(Records::new(db.clone(), relay.clone(), schedules));
-        let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, shutdown.clone()));
+        let grace = options.data_plane_grace_seconds.map(std::time::Duration::from_secs);
+        let (plane, adopted) = dataplane::Dataplane::connect(&options.bin_dirs, &options.data_dir, grace).await?;
+        let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, plane, adopted));
+        // The proxies' request counts are the host's: served on this `/metrics`.
+        let metrics_source = paved_telemetry::register_source({
+            let routing = Arc::downgrade(&routing);
+            Arc::new(move || {
+                let routing = routing.clone();
+                Box::pin(async move { routing.upgrade()?.metrics().await })
+            })
+        });
         let runner = Arc::new(Runner::new(runtime, options.data_dir, options.platform_env, artifacts.clone()));
         let gate = Arc::new(Gate::new(policy, artifacts.clone(), db, costs));
         let transitions = Arc::new(Transitions::new(records.clone(), routing.clone(), runner.clone()));
@@ -323,6 +343,9 @@ impl Provisioner {
         };
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(relay.run(health.reporter(GRPC_NAME, "outbox"), shutdown.clone()));
+        // Started once reconciled: the wakes it delivers find the sleeping
+        // workloads' wake hooks in place.
+        let watch = routing.clone().watch(shutdown.clone());
         // On shutdown: stop every workload, then let the report loop record
         // the last reports and end.
         let drained = CancellationToken::new();
@@ -332,11 +355,13 @@ impl Provisioner {
                 shutdown.cancelled().await;
                 runner.stop_all().await;
                 drained.cancel();
-                routing.close_all().await;
+                routing.shut_down().await;
+                drop(metrics_source);
             }
         });
         tasks.spawn(reports.run(rx, drained));
         reconciler.reconcile().await?;
+        tasks.spawn(watch);
         tasks.spawn(housekeeping(reconciler, previews, shutdown.clone()));
         tasks.spawn(exporter::run(provisioner.clone(), exporter::EVERY, shutdown.clone()));
         let api = api::server(provisioner.clone());

@@ -86,7 +86,7 @@ impl Power {
         store::set_sleep(&txn, &workload, Some(reason_name(ask.reason)), hold, event(&workload, false, &ask, &stable, hold)).await?;
         txn.commit().await?;
         self.records.committed(&workload.id());
-        self.routing.sleep(&workload.id(), self.wake_hook(&workload));
+        self.routing.sleep(&workload.id(), self.wake_hook(&workload)).await;
         // Stopping waits out each process's grace period: not under the
         // lock every change of every workload takes.
         drop(apply);
@@ -109,7 +109,7 @@ impl Power {
         // boot: a request held by the proxy waits on the start, not on the
         // write too. Should either fail, it is asleep again as recorded:
         // what started is stopped, and the proxy asks anew on a request.
-        self.routing.waking(&workload.id());
+        self.routing.waking(&workload.id()).await;
         let woken = async {
             self.start(&workload).await?;
             let txn = db.begin().await?;
@@ -118,7 +118,7 @@ impl Power {
             Ok::<(), PowerError>(())
         };
         if let Err(e) = woken.await {
-            self.routing.sleep(&workload.id(), self.wake_hook(&workload));
+            self.routing.sleep(&workload.id(), self.wake_hook(&workload)).await;
             self.stop(&workload).await;
             return Err(e);
         }
@@ -129,8 +129,8 @@ impl Power {
 
     /// After a restart: the proxy of a workload recorded asleep holds
     /// requests and wakes it again.
-    pub(crate) fn keep_asleep(&self, workload: &Workload) {
-        self.routing.sleep(&workload.id(), self.wake_hook(workload));
+    pub(crate) async fn keep_asleep(&self, workload: &Workload) {
+        self.routing.sleep(&workload.id(), self.wake_hook(workload)).await;
     }
 
     /// Stops the workload's stable and standby revisions, waiting until

@@ -64,9 +64,11 @@ impl Reconciler {
             }
         }
         let by_id: HashMap<String, &Workload> = workloads.iter().map(|w| (w.id(), w)).collect();
+        let recorded: Vec<String> = by_id.keys().cloned().collect();
+        self.routing.close_strays(&recorded).await;
         for w in workloads.iter().filter(|w| w.sleep_reason.is_some()) {
             match self.routing.ensure(w).await {
-                Ok(()) => self.power.keep_asleep(w),
+                Ok(()) => self.power.keep_asleep(w).await,
                 Err(e) => tracing::error!(workload = %w.id(), error = %e, "cannot open a sleeping workload's proxy"),
             }
         }

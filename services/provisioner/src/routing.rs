@@ -2,20 +2,24 @@
 //! computed from the persisted routing (the workload's stable revision, the
 //! active rollout's canary and weight) and the runtime's last report of each
 //! revision's healthy instances — never remembered from an earlier routing.
+//! The proxies themselves live in the data plane's host (`dataplane`): a
+//! restarted provisioner adopts them, routes and all.
 
 use crate::{
+    dataplane::Dataplane,
     model::{self, Rollout, Workload},
     store,
     sync::lock,
 };
-use paved_local::{Proxy, Route, Traffic};
+use paved_local::{Route, Traffic, WakeFn};
+use paved_runtime::pb;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
+    time::Duration,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// (revision, share of traffic in percent) per route, and (revision, its
@@ -26,9 +30,11 @@ pub(crate) struct Routing {
     db: DatabaseConnection,
     /// Where workload proxies listen (see `Options::proxy_host`).
     host: IpAddr,
-    shutdown: CancellationToken,
-    /// workload id → its proxy
-    proxies: Mutex<HashMap<String, Proxy>>,
+    plane: Dataplane,
+    /// workload id → where its proxy listens, as opened (or adopted) in the host
+    proxies: Mutex<HashMap<String, SocketAddr>>,
+    /// workload id → what wakes it, while it sleeps
+    wakes: Mutex<HashMap<String, WakeFn>>,
     /// revision id → its healthy instances, as the runtime last reported
     backends: Mutex<HashMap<String, Vec<SocketAddr>>>,
     /// Per workload: held while its proxy is routed (see `route`).
@@ -36,49 +42,139 @@ pub(crate) struct Routing {
 }
 
 impl Routing {
-    pub(crate) fn new(db: DatabaseConnection, host: IpAddr, shutdown: CancellationToken) -> Self {
+    /// Routing through `plane`, adopting the proxies it serves already: their
+    /// routes stand for the revisions' instances until the runtime reports
+    /// them (it adopts those processes too), so that nothing routed changes.
+    pub(crate) fn new(db: DatabaseConnection, host: IpAddr, plane: Dataplane, adopted: Vec<pb::ProxyState>) -> Self {
+        let mut proxies = HashMap::new();
+        let mut backends = HashMap::new();
+        for proxy in adopted {
+            let Ok(addr) = proxy.addr.parse() else { continue };
+            proxies.insert(proxy.workload_id, addr);
+            for route in proxy.routes.into_iter().filter_map(|r| paved_runtime::route_from(r).ok()) {
+                backends.insert(route.revision, route.addrs);
+            }
+        }
         Self {
             db,
             host,
-            shutdown,
-            proxies: Mutex::new(HashMap::new()),
-            backends: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
+            plane,
+            proxies: Mutex::new(proxies),
+            wakes: Mutex::default(),
+            backends: Mutex::new(backends),
+            locks: Mutex::default(),
         }
     }
 
-    /// A port for a new workload's proxy, taken before the workload is
-    /// recorded with it, so the recorded endpoint is one we hold.
-    pub(crate) async fn reserve(&self) -> std::io::Result<TcpListener> {
-        TcpListener::bind(SocketAddr::new(self.host, 0)).await
-    }
-
-    pub(crate) fn open(&self, workload: &Workload, listener: TcpListener) -> std::io::Result<()> {
-        let proxy = Proxy::start(workload.id(), listener, &self.shutdown)?;
-        if let Some(old) = lock(&self.proxies).insert(workload.id(), proxy) {
-            old.close();
-        }
-        Ok(())
+    /// A port for a new workload's proxy, free when asked: recorded with
+    /// the workload, and opened by `ensure` (on another one, recorded in
+    /// turn, should it be taken meanwhile).
+    pub(crate) async fn reserve(&self) -> std::io::Result<u16> {
+        Ok(tokio::net::TcpListener::bind(SocketAddr::new(self.host, 0)).await?.local_addr()?.port())
     }
 
     /// Opens the workload's proxy on its recorded port, or on a new one (and
-    /// records it) when that port is taken.
+    /// records it) when that port is taken. A proxy the host serves already
+    /// is kept as it is.
     pub(crate) async fn ensure(&self, workload: &Workload) -> std::io::Result<()> {
         if lock(&self.proxies).contains_key(&workload.id()) {
             return Ok(());
         }
-        let host = self.host;
-        let listener = match TcpListener::bind(SocketAddr::new(host, workload.proxy_port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                let l = TcpListener::bind(SocketAddr::new(host, 0)).await?;
-                let port = l.local_addr()?.port();
-                tracing::warn!(workload = %workload.id(), old = workload.proxy_port, new = port, error = %e, "proxy port taken; moved");
-                store::set_proxy_port(&self.db, workload, port).await.map_err(std::io::Error::other)?;
-                l
+        let addr = self.plane.open(&workload.id(), self.host, workload.proxy_port).await.map_err(std::io::Error::other)?;
+        if addr.port() != workload.proxy_port {
+            tracing::warn!(workload = %workload.id(), old = workload.proxy_port, new = addr.port(), "proxy port taken; moved");
+            store::set_proxy_port(&self.db, workload, addr.port()).await.map_err(std::io::Error::other)?;
+        }
+        lock(&self.proxies).insert(workload.id(), addr);
+        Ok(())
+    }
+
+    /// Closes the proxies the host serves for workloads that are not
+    /// recorded (any more): after adopting them at a start.
+    pub(crate) async fn close_strays(&self, recorded: &[String]) {
+        let strays: Vec<String> = lock(&self.proxies).keys().filter(|id| !recorded.contains(id)).cloned().collect();
+        if !strays.is_empty() {
+            tracing::warn!(?strays, "closing proxies of workloads no longer recorded");
+            self.close(&strays).await;
+        }
+    }
+
+    /// After the host was lost: a new one is given every recorded workload's
+    /// proxy, routed as the records say, asleep where they sleep.
+    pub(crate) async fn restore(&self) -> Result<(), DbErr> {
+        lock(&self.proxies).clear();
+        for workload in store::all_workloads(&self.db).await? {
+            let id = workload.id();
+            if let Err(e) = self.ensure(&workload).await {
+                tracing::error!(workload = %id, error = %e, "cannot open the workload's proxy again");
+                continue;
             }
-        };
-        self.open(workload, listener)
+            if lock(&self.wakes).contains_key(&id) {
+                self.tell("sleep", &id, self.plane.sleep(&id).await);
+            }
+            self.route(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the host's events until `shutdown`: a request that reached a
+    /// sleeping workload wakes it. When the host is lost, a new one is
+    /// started and given every proxy back.
+    pub(crate) async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut lost = false;
+        loop {
+            if lost {
+                let restored = async {
+                    self.plane.reconnect().await?;
+                    self.restore().await.map_err(anyhow::Error::from)
+                };
+                if let Err(e) = restored.await {
+                    tracing::error!(error = %e, "cannot restore the data plane; trying again");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            }
+            match self.plane.attach().await {
+                Ok(mut events) => loop {
+                    let event = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        event = events.message() => event,
+                    };
+                    match event {
+                        Ok(Some(pb::HostEvent { event: Some(pb::host_event::Event::WakeRequested(w)) })) => {
+                            let wake = lock(&self.wakes).get(&w.workload_id).cloned();
+                            match wake {
+                                Some(wake) => wake(),
+                                None => tracing::debug!(workload = %w.workload_id, "a wake for a workload that is not asleep here"),
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot attach to the data plane host"),
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tracing::error!("the data plane host is gone: starting one and giving it every proxy back");
+            lost = true;
+        }
+    }
+
+    /// The host's metrics, for `/metrics`.
+    pub(crate) async fn metrics(&self) -> Option<String> {
+        self.plane.metrics().await
+    }
+
+    /// Logs a command the host refused or missed: it is lost (the watch
+    /// restores it) or the proxy is gone (its workload was removed).
+    fn tell(&self, what: &str, workload_id: &str, result: Result<(), tonic::Status>) {
+        if let Err(e) = result {
+            tracing::warn!(workload = %workload_id, error = %e, "data plane host: {what} failed");
+        }
     }
 
     /// Where the workload is reached: its proxy's address, or where it is
@@ -86,7 +182,7 @@ impl Routing {
     pub(crate) fn endpoint(&self, workload: &Workload) -> String {
         lock(&self.proxies)
             .get(&workload.id())
-            .map_or_else(|| SocketAddr::new(self.host, workload.proxy_port).to_string(), |p| p.addr.to_string())
+            .map_or_else(|| SocketAddr::new(self.host, workload.proxy_port).to_string(), ToString::to_string)
     }
 
     /// The healthy instances of a revision (or baseline), as the runtime
@@ -109,7 +205,7 @@ impl Routing {
         let (environment, name) = workload_id.split_once('/').unwrap_or(("", workload_id));
         let Some(workload) = store::get_workload(&self.db, environment, name).await? else { return Ok(()) };
         let active = store::active_rollouts(&self.db, Some(workload_id)).await?.pop();
-        self.route_to(workload_id, active.as_ref(), workload.stable_revision.as_deref());
+        self.route_to(workload_id, active.as_ref(), workload.stable_revision.as_deref()).await;
         Ok(())
     }
 
@@ -118,7 +214,7 @@ impl Routing {
     /// `route` for the lock).
     pub(crate) async fn route_committed(&self, workload_id: &str, stable: Option<&str>) {
         let _routing = self.routing(workload_id).await;
-        self.route_to(workload_id, None, stable);
+        self.route_to(workload_id, None, stable).await;
     }
 
     async fn routing(&self, workload_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -129,7 +225,15 @@ impl Routing {
     /// Routes a workload's proxy: to its stable revision and, while a
     /// rollout is under way, its canary at the rollout's weight (all
     /// traffic, for a workload's first revision).
-    fn route_to(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
+    async fn route_to(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
+        let routes = self.routes_for(active, stable);
+        if lock(&self.proxies).contains_key(workload_id) {
+            self.tell("routing", workload_id, self.plane.set_routes(workload_id, &routes).await);
+        }
+    }
+
+    /// The routes of `route_to`, from the instances last reported.
+    fn routes_for(&self, active: Option<&Rollout>, stable: Option<&str>) -> Vec<Route> {
         let backends = lock(&self.backends);
         let mut shares: Vec<(String, u32)> = Vec::new();
         match (active, stable) {
@@ -150,78 +254,92 @@ impl Routing {
             (None, Some(stable)) => shares.push((stable.to_string(), 100)),
             (None, None) => {}
         }
-        let routes: Vec<Route> = shares
+        shares
             .into_iter()
             .map(|(revision, weight)| Route { addrs: backends.get(&revision).cloned().unwrap_or_default(), revision, weight })
-            .collect();
-        drop(backends);
-        if let Some(proxy) = lock(&self.proxies).get(workload_id) {
-            proxy.set_routes(routes);
+            .collect()
+    }
+
+    /// The workload's proxy's routes as last set; none when it has no proxy here.
+    pub(crate) async fn routes(&self, workload_id: &str) -> Vec<Route> {
+        if !lock(&self.proxies).contains_key(workload_id) {
+            return Vec::new();
         }
+        self.plane.traffic(workload_id).await.map(|(routes, _)| routes).unwrap_or_default()
     }
 
     /// The workload sleeps: its proxy holds requests and calls `wake`.
-    pub(crate) fn sleep(&self, workload_id: &str, wake: paved_local::WakeFn) {
-        if let Some(proxy) = lock(&self.proxies).get(workload_id) {
-            proxy.sleep(wake);
+    pub(crate) async fn sleep(&self, workload_id: &str, wake: WakeFn) {
+        lock(&self.wakes).insert(workload_id.to_string(), wake);
+        if lock(&self.proxies).contains_key(workload_id) {
+            self.tell("sleep", workload_id, self.plane.sleep(workload_id).await);
         }
     }
 
     /// The workload is waking: its proxy holds requests until it is routed.
-    pub(crate) fn waking(&self, workload_id: &str) {
-        if let Some(proxy) = lock(&self.proxies).get(workload_id) {
-            proxy.waking();
+    pub(crate) async fn waking(&self, workload_id: &str) {
+        lock(&self.wakes).remove(workload_id);
+        if lock(&self.proxies).contains_key(workload_id) {
+            self.tell("waking", workload_id, self.plane.waking(workload_id).await);
         }
     }
 
     /// When its proxy saw the last request (Unix ms), if any since it opened.
-    pub(crate) fn last_request_ms(&self, workload_id: &str) -> Option<i64> {
-        lock(&self.proxies).get(workload_id).and_then(|p| p.last_request_ms())
-    }
-
-    /// The workload's proxy's routes as last set; none when it has no proxy here.
-    pub(crate) fn routes(&self, workload_id: &str) -> Vec<Route> {
-        lock(&self.proxies).get(workload_id).map(|p| p.routes()).unwrap_or_default()
+    pub(crate) async fn last_request_ms(&self, workload_id: &str) -> Option<i64> {
+        if !lock(&self.proxies).contains_key(workload_id) {
+            return None;
+        }
+        let proxies = self.plane.proxies().await.ok()?;
+        proxies.into_iter().find(|p| p.workload_id == workload_id).map(|p| p.last_request_ms).filter(|ms| *ms > 0)
     }
 
     /// A revision's traffic through the workload's proxy since it opened.
-    pub(crate) fn traffic(&self, workload_id: &str, revision_id: &str) -> Traffic {
-        lock(&self.proxies).get(workload_id).map(|p| p.traffic(revision_id)).unwrap_or_default()
+    pub(crate) async fn traffic(&self, workload_id: &str, revision_id: &str) -> Traffic {
+        match self.plane.traffic(workload_id).await {
+            Ok((_, all)) => all.into_iter().find(|(r, _)| r == revision_id).map(|(_, t)| t).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(workload = %workload_id, error = %e, "cannot read the proxy's traffic");
+                Traffic::default()
+            }
+        }
     }
 
     /// Each routed revision's weight, and every revision's traffic, through
     /// the workload's proxy; None when it has no proxy here.
-    pub(crate) fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
-        let proxies = lock(&self.proxies);
-        let proxy = proxies.get(workload_id)?;
-        let total: u32 = proxy.routes().iter().filter(|r| !r.addrs.is_empty()).map(|r| r.weight).sum();
-        let weights = proxy
-            .routes()
+    pub(crate) async fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
+        if !lock(&self.proxies).contains_key(workload_id) {
+            return None;
+        }
+        let (routes, traffic) = self.plane.traffic(workload_id).await.ok()?;
+        let total: u32 = routes.iter().filter(|r| !r.addrs.is_empty()).map(|r| r.weight).sum();
+        let weights = routes
             .into_iter()
             .map(|r| {
                 let share = if r.addrs.is_empty() || total == 0 { 0 } else { r.weight * 100 / total };
                 (r.revision, share)
             })
             .collect();
-        Some((weights, proxy.traffic_all()))
+        Some((weights, traffic))
     }
 
     /// Closes the workloads' proxies and waits until their ports are released.
     pub(crate) async fn close(&self, workload_ids: &[String]) {
-        let proxies: Vec<Proxy> = {
-            let mut all = lock(&self.proxies);
-            workload_ids.iter().filter_map(|id| all.remove(id)).collect()
+        let open: Vec<String> = {
+            let mut proxies = lock(&self.proxies);
+            workload_ids.iter().filter(|id| proxies.remove(*id).is_some()).cloned().collect()
         };
-        for proxy in proxies {
-            proxy.shut().await;
+        {
+            let mut wakes = lock(&self.wakes);
+            workload_ids.iter().for_each(|id| drop(wakes.remove(id)));
+        }
+        if !open.is_empty() {
+            self.tell("close", &open.join(","), self.plane.close(open.clone()).await);
         }
     }
 
-    /// Closes every proxy (platform shutdown).
-    pub(crate) async fn close_all(&self) {
-        let proxies: Vec<Proxy> = lock(&self.proxies).drain().map(|(_, p)| p).collect();
-        for proxy in proxies {
-            proxy.shut().await;
-        }
+    /// Platform shutdown: stops the host, its proxies and itself.
+    pub(crate) async fn shut_down(&self) {
+        lock(&self.proxies).clear();
+        self.tell("shutdown", "*", self.plane.shutdown().await);
     }
 }

@@ -420,7 +420,7 @@ impl ProvisionerService for Api {
         required("environment", &req.environment)?;
         required("workload", &req.workload)?;
         let workload_id = model::workload_id(&req.environment, &req.workload);
-        let (weights, traffic) = self.provisioner.traffic_metrics(&workload_id).ok_or_else(|| {
+        let (weights, traffic) = self.provisioner.traffic_metrics(&workload_id).await.ok_or_else(|| {
             status::not_found("WORKLOAD_NOT_FOUND", format!("no workload {} in environment {} runs here", req.workload, req.environment))
         })?;
         let weight_of = |revision: &str| weights.iter().find(|(r, _)| r == revision).map_or(0, |(_, w)| i32::try_from(*w).unwrap_or(0));

@@ -264,7 +264,7 @@ impl Driver {
                     let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
                     return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
                 }
-                window.insert(Window::open(r.step, r.step_start_ms, self.step_counters(r)))
+                window.insert(Window::open(r.step, r.step_start_ms, self.step_counters(r).await))
             }
         };
         let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
@@ -277,7 +277,7 @@ impl Driver {
         }
         let interval_over = now >= due;
         // Taken when a look is due, not on every wake-up.
-        let counters = self.step_counters(r);
+        let counters = self.step_counters(r).await;
         // A canary restarting mid-step (its platform restarted, a crash it
         // recovers from) is given the interval; at its end it must be healthy.
         if interval_over && revision.state != State::Healthy {
@@ -289,7 +289,7 @@ impl Driver {
             Some(analyzer) => {
                 let (request, ends_at) = match w.pending.take() {
                     Some(pending) => pending,
-                    None => (self.look_request(r, revision, w, &counters, now, interval_over), counters),
+                    None => (self.look_request(r, revision, w, &counters, now, interval_over).await, counters),
                 };
                 // Judging can take seconds (Prometheus queries): other
                 // rollouts advance meanwhile.
@@ -377,12 +377,12 @@ impl Driver {
     }
 
     /// The canary's and the baseline's counters through the workload's proxy.
-    fn step_counters(&self, r: &Rollout) -> (Traffic, Traffic) {
-        (self.routing.traffic(&r.workload_id, &r.revision_id), self.routing.traffic(&r.workload_id, &baseline_instance(r)))
+    async fn step_counters(&self, r: &Rollout) -> (Traffic, Traffic) {
+        (self.routing.traffic(&r.workload_id, &r.revision_id).await, self.routing.traffic(&r.workload_id, &baseline_instance(r)).await)
     }
 
     /// A look at the step: the requests since the last one.
-    fn look_request(
+    async fn look_request(
         &self,
         r: &Rollout,
         revision: &Revision,
@@ -396,6 +396,7 @@ impl Driver {
         let baseline_weight = self
             .routing
             .routes(&r.workload_id)
+            .await
             .into_iter()
             .find(|route| route.revision == instance && !route.addrs.is_empty())
             .map_or(0, |route| route.weight);
@@ -443,7 +444,7 @@ impl Driver {
     async fn commit_step(&self, r: &Rollout, change: Change, window: &mut Option<Window>) -> Result<Next, DbErr> {
         let txn = self.records.db().begin().await?;
         if let Some(started) = store::update_rollout(&txn, r, change).await? {
-            let counters = self.step_counters(&started);
+            let counters = self.step_counters(&started).await;
             txn.commit().await?;
             *window = Some(Window::open(started.step, started.step_start_ms, counters));
             self.records.committed(&r.workload_id);

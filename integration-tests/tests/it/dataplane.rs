@@ -1,0 +1,87 @@
+//! The data plane of `paved up` outlives the platform for its grace period
+//! (10 s), as an operator meets it: a workload under steady load while
+//! `paved up` is killed with SIGKILL and started again within it loses no
+//! request and keeps its processes; killed and left alone, its workloads
+//! and their proxies stop after the grace period.
+
+use crate::secrets::{kill, paved_at, stop, up};
+use paved_integration_tests::{Load, eventually, text};
+use std::{path::Path, time::Duration};
+
+const SPEC: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
+
+/// The pids of the workload processes recorded in the run directory.
+fn recorded(path: &Path) -> Vec<i32> {
+    let run = path.join("data/provisioner/run");
+    let mut pids: Vec<i32> = std::fs::read_dir(run)
+        .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()).collect())
+        .unwrap_or_default();
+    pids.sort();
+    pids
+}
+
+#[tokio::test]
+async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_started_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let spec_dir = path.join("steady");
+    std::fs::create_dir_all(&spec_dir).expect("mkdir");
+    std::fs::write(spec_dir.join("paved.yaml"), SPEC).expect("write");
+    let first = up(&path, 0);
+    let out = paved_at(&first.endpoint, &path, &first.root, &["deploy", spec_dir.to_str().expect("path"), "--env", "dev"], None).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let out = paved_at(&first.endpoint, &path, &first.root, &["status", "--output", "json"], None).await;
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let row = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == "steady").expect("steady").clone();
+    let endpoint = row["endpoint"].as_str().expect("endpoint").to_string();
+    let pids = recorded(&path);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+
+    let load = Load::start(&endpoint, 8);
+    eventually("the load to be served", Duration::from_secs(10), || async { (load.answered() > 100).then_some(()) }).await;
+    kill(first);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served_while_down = load.answered();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(load.answered() > served_while_down, "served while no platform runs");
+
+    // Started again within the grace period: everything adopted.
+    let second = up(&path, 1);
+    let answered = load.answered();
+    eventually("the load to go on", Duration::from_secs(10), || async { (load.answered() > answered + 100).then_some(()) }).await;
+    assert_eq!(recorded(&path), pids, "the workload runs in the process it ran in");
+    assert_eq!(load.failed(), 0, "no request failed across the kill and the restart ({} answered)", load.answered());
+
+    // Killed and left alone: the workload and its proxy stop after the grace period.
+    kill(second);
+    let killed = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(Path::new(&format!("/proc/{}", pids[0])).exists(), "still running within the grace period");
+    eventually("the workload to stop after the grace period", Duration::from_secs(20), || async {
+        let gone = !Path::new(&format!("/proc/{}", pids[0])).exists() || is_zombie(pids[0]);
+        (gone && tokio::net::TcpStream::connect(&endpoint).await.is_err()).then_some(())
+    })
+    .await;
+    let waited = killed.elapsed();
+    eprintln!("stopped {waited:?} after the kill");
+    assert!(waited >= Duration::from_secs(9), "not before the grace period: {waited:?}");
+    drop(load);
+
+    // A platform started after that starts it anew, and stops it with itself.
+    let third = up(&path, 2);
+    let out = paved_at(&third.endpoint, &path, &third.root, &["status", "--output", "json"], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eventually("the workload to serve again", Duration::from_secs(20), || async {
+        crate::services::try_http_get(&endpoint, "/").await.filter(|body| body.contains("v1"))
+    })
+    .await;
+    stop(third);
+    assert!(!path.join("data/provisioner/runtime.sock").exists(), "the data plane stopped with the platform");
+}
+
+/// A process that exited but was not reaped (its parent is this test's
+/// process tree or an init that reaps late) counts as gone.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
