@@ -18,4 +18,4 @@ mod command;
 mod platform;
 
 pub use command::{UpArgs, run};
-pub use platform::{CostOptions, HELLO_SPEC, PLATFORM_SPECS, Platform, SelfHosted, UpOptions};
+pub use platform::{CostOptions, DATA_PLANE_GRACE_SECONDS, HELLO_SPEC, PLATFORM_SPECS, Platform, SelfHosted, UpOptions};

@@ -87,6 +87,8 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
         // Not production's (serve on without a provisioner): a test that
         // fails before it stops its provisioner leaves nothing running long.
         data_plane_grace_seconds: Some(10),
+        // Stopped, it stops what it started, as a test expects.
+        keep_data_plane: false,
     }
 }
 
@@ -272,6 +274,7 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
         trusted_keys: Default::default(),
         prometheus_url: None,
         cost: Default::default(),
+        data_plane_grace_seconds: paved::up::DATA_PLANE_GRACE_SECONDS,
     }
 }
 

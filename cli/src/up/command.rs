@@ -2,7 +2,7 @@
 //! started, waited for, shown (endpoint, root token, status) and stopped on
 //! Ctrl-C or SIGTERM.
 
-use super::platform::{CostOptions, Platform, SelfHosted, UpOptions};
+use super::platform::{CostOptions, DATA_PLANE_GRACE_SECONDS, Platform, SelfHosted, UpOptions};
 use crate::{DEFAULT_ENDPOINT, client::connect_with, credentials, output::Format, status};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -50,6 +50,11 @@ pub struct UpArgs {
     /// How often the cost scheduler reads each replica's usage.
     #[arg(long, env = "PAVED_SAMPLE_SECONDS", hide = true)]
     sample_seconds: Option<u64>,
+    /// Seconds the workloads and their proxies serve on after this platform
+    /// vanished (killed, say): a `paved up` started again within them adopts
+    /// everything without an outage; after them, the workloads stop.
+    #[arg(long, default_value_t = DATA_PLANE_GRACE_SECONDS, env = "PAVED_DATA_PLANE_GRACE_SECONDS")]
+    data_plane_grace: u64,
 }
 
 impl From<UpArgs> for UpOptions {
@@ -67,6 +72,7 @@ impl From<UpArgs> for UpOptions {
             price_sheet,
             schedule_defaults,
             sample_seconds,
+            data_plane_grace,
         } = args;
         let self_hosted = self_hosted.then_some(SelfHosted { postgres_url, redis_url, database_prefix });
         let trusted_keys = trusted_keys.into_iter().collect();
@@ -74,7 +80,17 @@ impl From<UpArgs> for UpOptions {
         let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         let cost =
             CostOptions { price_sheet: price_sheet.map(absolute), schedule_defaults: schedule_defaults.map(absolute), sample_seconds };
-        UpOptions { data_dir, listen, example: !no_example, self_hosted, bin_dirs: Vec::new(), trusted_keys, prometheus_url, cost }
+        UpOptions {
+            data_dir,
+            listen,
+            example: !no_example,
+            self_hosted,
+            bin_dirs: Vec::new(),
+            trusted_keys,
+            prometheus_url,
+            cost,
+            data_plane_grace_seconds: data_plane_grace,
+        }
     }
 }
 

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The demo workload `paved up` deploys on first start.
 /// How long the data plane of `paved up` serves on after the platform
-/// vanished (killed, say): a `paved up` started again within it adopts the
-/// workloads without an outage; after it, they stop.
+/// vanished (killed, say), by default: a `paved up` started again within it
+/// adopts the workloads without an outage; after it, they stop.
 pub const DATA_PLANE_GRACE_SECONDS: u64 = 10;
 
 pub const HELLO_SPEC: &str = include_str!("../../../examples/hello/paved.yaml");
@@ -51,6 +51,9 @@ pub struct UpOptions {
     /// the default schedules (the provisioner reads them too) and how often
     /// it samples usage.
     pub cost: CostOptions,
+    /// How long the data plane serves on after the platform vanished
+    /// (`DATA_PLANE_GRACE_SECONDS` by default).
+    pub data_plane_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,7 +196,9 @@ impl Platform {
             tls: None,
             // Nothing `paved up` started outlives it for long, SIGKILL
             // included; a `paved up` started again within this adopts it all.
-            data_plane_grace_seconds: Some(DATA_PLANE_GRACE_SECONDS),
+            data_plane_grace_seconds: Some(options.data_plane_grace_seconds),
+            // Ctrl-C stops everything `paved up` started.
+            keep_data_plane: false,
         };
 
         let (provisioner, components, authority, stream) = match &options.self_hosted {

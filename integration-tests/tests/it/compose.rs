@@ -312,15 +312,17 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
         }
     }
 
-    // Stopped as compose stops it (SIGTERM): the provisioner stops its data
-    // plane too, which would otherwise serve on without it, by design.
+    // Stopped as compose stops it (SIGTERM): the provisioner leaves its data
+    // plane serving for the next one (a restart, an upgrade); outside a
+    // container, the host is stopped on its own.
     let provisioner = running.get_mut("provisioner").expect("provisioner");
     let pid = provisioner.child.id().expect("running").to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let stopped = tokio::time::timeout(Duration::from_secs(30), provisioner.child.wait()).await.expect("stops in time").expect("wait");
     assert!(stopped.success(), "{stopped:?}");
     let socket = dir.path().join("root/provisioner/var/lib/paved/provisioner/runtime.sock");
-    assert!(!socket.exists(), "its data plane stopped with it");
+    let mut host = paved_runtime::client::connect(&socket).await.expect("its data plane serves on");
+    host.shutdown(paved_runtime::pb::ShutdownRequest {}).await.expect("shut down");
 }
 
 /// A file's permission bits; panics when it is missing.

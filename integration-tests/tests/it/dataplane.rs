@@ -1,11 +1,12 @@
-//! The data plane of `paved up` outlives the platform for its grace period
-//! (10 s), as an operator meets it: a workload under steady load while
-//! `paved up` is killed with SIGKILL and started again within it loses no
-//! request and keeps its processes; killed and left alone, its workloads
-//! and their proxies stop after the grace period.
+//! The data plane of `paved up` outlives the platform for its grace period,
+//! as an operator meets it: a workload under steady load while `paved up`
+//! (embedded, and `--self-hosted` on PostgreSQL and Redis) is killed with
+//! SIGKILL and started again within it loses no request and keeps its
+//! processes; killed and left alone, its workloads and their proxies stop
+//! after the grace period.
 
-use crate::secrets::{kill, paved_at, stop, up};
-use paved_integration_tests::{Load, eventually, text};
+use crate::secrets::{Up, kill, paved_at, stop, up_on};
+use paved_integration_tests::{Load, eventually, postgres_server, redis_namespace, text, unique};
 use std::{path::Path, time::Duration};
 
 const SPEC: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
@@ -20,23 +21,27 @@ fn recorded(path: &Path) -> Vec<i32> {
     pids
 }
 
-#[tokio::test]
-async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_started_again() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().to_path_buf();
+/// `steady` deployed to dev on `up`; its endpoint.
+async fn deploy(up: &Up, path: &Path) -> String {
     let spec_dir = path.join("steady");
     std::fs::create_dir_all(&spec_dir).expect("mkdir");
     std::fs::write(spec_dir.join("paved.yaml"), SPEC).expect("write");
-    let first = up(&path, 0);
-    let out = paved_at(&first.endpoint, &path, &first.root, &["deploy", spec_dir.to_str().expect("path"), "--env", "dev"], None).await;
+    let out = paved_at(&up.endpoint, path, &up.root, &["deploy", spec_dir.to_str().expect("path"), "--env", "dev"], None).await;
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    let out = paved_at(&first.endpoint, &path, &first.root, &["status", "--output", "json"], None).await;
+    let out = paved_at(&up.endpoint, path, &up.root, &["status", "--output", "json"], None).await;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let row = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == "steady").expect("steady").clone();
-    let endpoint = row["endpoint"].as_str().expect("endpoint").to_string();
-    let pids = recorded(&path);
-    assert_eq!(pids.len(), 1, "{pids:?}");
+    row["endpoint"].as_str().expect("endpoint").to_string()
+}
 
+/// Killed under load and started again within the grace period: no request
+/// fails, and every workload process (the platform's own services too, when
+/// self-hosted) is the one that ran before. The platform that came back.
+async fn killed_and_started_again(path: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> (Up, Load, String, Vec<i32>) {
+    let first = up_on(path, 0, port, args, env);
+    let endpoint = deploy(&first, path).await;
+    let pids = recorded(path);
+    assert!(!pids.is_empty());
     let load = Load::start(&endpoint, 8);
     eventually("the load to be served", Duration::from_secs(10), || async { (load.answered() > 100).then_some(()) }).await;
     kill(first);
@@ -45,12 +50,24 @@ async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_star
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(load.answered() > served_while_down, "served while no platform runs");
 
-    // Started again within the grace period: everything adopted.
-    let second = up(&path, 1);
+    let second = up_on(path, 1, port, args, env);
     let answered = load.answered();
-    eventually("the load to go on", Duration::from_secs(10), || async { (load.answered() > answered + 100).then_some(()) }).await;
-    assert_eq!(recorded(&path), pids, "the workload runs in the process it ran in");
+    eventually("the load to go on", Duration::from_secs(20), || async { (load.answered() > answered + 100).then_some(()) }).await;
+    assert_eq!(recorded(path), pids, "every workload runs in the process it ran in");
     assert_eq!(load.failed(), 0, "no request failed across the kill and the restart ({} answered)", load.answered());
+    (second, load, endpoint, pids)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_started_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let port = free_port();
+    let (second, load, endpoint, pids) = killed_and_started_again(&path, port, &[], &[]).await;
 
     // Killed and left alone: the workload and its proxy stop after the grace period.
     kill(second);
@@ -68,9 +85,7 @@ async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_star
     drop(load);
 
     // A platform started after that starts it anew, and stops it with itself.
-    let third = up(&path, 2);
-    let out = paved_at(&third.endpoint, &path, &third.root, &["status", "--output", "json"], None).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let third = up_on(&path, 2, port, &[], &[]);
     eventually("the workload to serve again", Duration::from_secs(20), || async {
         crate::services::try_http_get(&endpoint, "/").await.filter(|body| body.contains("v1"))
     })
@@ -79,8 +94,29 @@ async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_star
     assert!(!path.join("data/provisioner/runtime.sock").exists(), "the data plane stopped with the platform");
 }
 
-/// A process that exited but was not reaped (its parent is this test's
-/// process tree or an init that reaps late) counts as gone.
+#[tokio::test]
+async fn paved_up_self_hosted_killed_and_started_again_loses_no_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let redis = redis_namespace("it_dataplane").await;
+    let prefix = format!("{}_", unique("it_dp"));
+    let postgres = postgres_server();
+    // Longer than a self-hosted start takes on a loaded machine.
+    let env = [
+        ("PAVED_POSTGRES_URL", postgres.as_str()),
+        ("PAVED_REDIS_URL", redis.as_str()),
+        ("PAVED_DATABASE_PREFIX", prefix.as_str()),
+        ("PAVED_DATA_PLANE_GRACE_SECONDS", "60"),
+    ];
+    let (second, load, _, pids) = killed_and_started_again(&path, free_port(), &["--self-hosted"], &env).await;
+    assert!(pids.len() >= 5, "the platform's four services and steady: {pids:?}");
+    drop(load);
+    stop(second);
+    assert!(pids.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(*pid)), "stopped with the platform");
+}
+
+/// A process that exited but was not reaped yet (its parent died and the
+/// reaper that inherited it is slow) counts as gone.
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))

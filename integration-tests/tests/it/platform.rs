@@ -18,6 +18,7 @@ fn options(data_dir: &std::path::Path) -> UpOptions {
         trusted_keys: Default::default(),
         prometheus_url: None,
         cost: Default::default(),
+        data_plane_grace_seconds: paved::up::DATA_PLANE_GRACE_SECONDS,
     }
 }
 

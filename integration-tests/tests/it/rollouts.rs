@@ -383,6 +383,23 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     eventually("the load to go on", Duration::from_secs(10), || async { (load.answered() > answered + 100).then_some(()) }).await;
     assert_eq!(replicas(), before, "every replica adopted again");
     assert_eq!(load.failed(), 0, "no request failed across the second kill ({} answered)", load.answered());
+
+    // An upgrade: the provisioner stopped as a service is (SIGTERM) lets its
+    // workloads and their proxies run on; the next one adopts them.
+    let pid = child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let stopped = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops in time").expect("wait");
+    assert!(stopped.success(), "{stopped:?}");
+    assert_eq!(replicas(), before, "nothing stopped with it");
+    let answered = load.answered();
+    let mut child = provisioner(&listen, &broker, &database, &stream, &data);
+    let mut client = ProvisionerServiceClient::new(connect().await);
+    eventually("the load to go on", Duration::from_secs(10), || async { (load.answered() > answered + 100).then_some(()) }).await;
+    assert_eq!(replicas(), before, "every replica adopted by the new provisioner");
+    assert_eq!(load.failed(), 0, "no request failed across the upgrade ({} answered)", load.answered());
+    let listed = client.list_revisions(ListRevisionsRequest { environment: "qa".into(), workload: "web".into(), ..Default::default() });
+    let states: Vec<i32> = listed.await.expect("revisions").into_inner().revisions.iter().map(|r| r.state).collect();
+    assert!(!states.contains(&(paved_proto::provisioner::v1::RevisionState::Stopped as i32)), "none recorded stopped: {states:?}");
     drop(load);
     // The provisioner first: one that is running starts its host again.
     child.kill().await.expect("kill the provisioner");

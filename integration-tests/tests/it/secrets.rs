@@ -31,9 +31,16 @@ pub(crate) fn up(dir: &std::path::Path, n: u32) -> Up {
 /// [`up`] with these environment variables too.
 pub(crate) fn up_with(dir: &std::path::Path, n: u32, env: &[(&str, &str)]) -> Up {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    up_on(dir, n, port, &[], env)
+}
+
+/// [`up_with`] on `port`, with these arguments too.
+pub(crate) fn up_on(dir: &std::path::Path, n: u32, port: u16, args: &[&str], env: &[(&str, &str)]) -> Up {
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
     let mut child = Command::new(bin_dir().join("paved"))
-        .args(["up", "--no-example", "--data-dir"])
+        .args(["up", "--no-example"])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "debug")

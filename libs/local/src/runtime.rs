@@ -83,8 +83,10 @@ pub struct LocalRuntime {
     /// and replica index, until a start of their revision adopts them or
     /// `reap_unadopted` stops them.
     orphans: Mutex<HashMap<String, HashMap<usize, Orphan>>>,
-    /// Set by `stop_all`: nothing starts after shutdown began.
+    /// Set by `stop_all` and `detach_all`: nothing starts after shutdown began.
     closed: std::sync::atomic::AtomicBool,
+    /// Set by `detach_all`: supervisors let their processes run on.
+    detached: std::sync::atomic::AtomicBool,
     probe: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
     bootstrap: Option<Bootstrap>,
 }
@@ -114,6 +116,7 @@ impl LocalRuntime {
             running: Mutex::new(HashMap::new()),
             orphans,
             closed: Default::default(),
+            detached: Default::default(),
             probe,
             bootstrap: None,
         })
@@ -194,6 +197,19 @@ impl LocalRuntime {
 
     /// Stops every revision (platform shutdown).
     pub async fn stop_all(&self) {
+        self.end_all().await;
+        self.reap_unadopted();
+    }
+
+    /// Stops supervising without stopping anything: every process runs on,
+    /// recorded in the run directory, for the next platform to adopt (a
+    /// provisioner stopped to be upgraded or restarted in production).
+    pub async fn detach_all(&self) {
+        self.detached.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.end_all().await;
+    }
+
+    async fn end_all(&self) {
         let all: Vec<_> = {
             let mut running = self.running();
             self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -205,7 +221,14 @@ impl LocalRuntime {
         for (_, (_, task)) in all {
             let _ = task.await;
         }
-        self.reap_unadopted();
+    }
+
+    /// Ends a supervised process when its supervisor is cancelled: stopped,
+    /// or, after `detach_all`, left running with its record.
+    async fn end(&self, process: &mut Proc, group: Group) {
+        if !self.detached.load(std::sync::atomic::Ordering::SeqCst) {
+            stop(process, group).await;
+        }
     }
 
     fn report(&self, launch: &Launch, state: State, message: String, backends: Vec<SocketAddr>) {
@@ -267,7 +290,10 @@ impl LocalRuntime {
         }
         instances.cancel();
         while tasks.join_next().await.is_some() {}
-        self.report(&launch, State::Stopped, String::new(), Vec::new());
+        // Detached, it runs on: nothing to report.
+        if !self.detached.load(std::sync::atomic::Ordering::SeqCst) {
+            self.report(&launch, State::Stopped, String::new(), Vec::new());
+        }
     }
 
     async fn supervise_instance(
@@ -296,7 +322,7 @@ impl LocalRuntime {
                 },
             };
             let started = tokio::select! {
-                _ = cancel.cancelled() => return stop(&mut child, group).await,
+                _ = cancel.cancelled() => return self.end(&mut child, group).await,
                 message = exit_message(&mut child, &output) => Err(message),
                 ok = wait_healthy(&self.probe, addr, health) => ok.map_err(|e| format!("{e}{}", tail(&output))),
             };
@@ -322,7 +348,7 @@ impl LocalRuntime {
             // Healthy: watch it.
             let message = self.monitor(&mut child, addr, health, &output, &send, &cancel).await;
             let Some(message) = message else {
-                return stop(&mut child, group).await;
+                return self.end(&mut child, group).await;
             };
             stop(&mut child, group).await;
             let now = tokio::time::Instant::now();
@@ -454,8 +480,10 @@ impl LocalRuntime {
             .stdout(Stdio::from(log.try_clone().map_err(|e| format!("cannot open the workload's log: {e}"))?))
             .stderr(Stdio::from(log))
             // Its own process group, so stopping it also stops what it spawned.
-            .process_group(0)
-            .kill_on_drop(true);
+            // Not killed when its handle is dropped: it may outlive this
+            // process (see `detach_all`); the data plane's host stops what
+            // no platform comes back for.
+            .process_group(0);
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
         let file = record::path(&self.run_dir, &launch.revision_id, index);

@@ -24,6 +24,10 @@ const BINARY: &str = "paved-runtime";
 pub(crate) struct Dataplane {
     start: Start,
     client: Mutex<Client>,
+    /// Attached from the connection on, so that the host's grace period
+    /// does not run out while this provisioner reconciles; unread, and
+    /// dropped once `Routing::watch` attaches to read the events.
+    early: Mutex<Option<tonic::Streaming<pb::HostEvent>>>,
 }
 
 impl Dataplane {
@@ -47,13 +51,14 @@ impl Dataplane {
             log: data_dir.join("logs").join("runtime.log"),
         };
         let (mut client, started) = connect_or_start(&start).await?;
+        let early = client.attach(pb::AttachRequest { name: format!("provisioner {} (starting)", std::process::id()) }).await?.into_inner();
         let proxies = client.list_proxies(pb::ListProxiesRequest {}).await?.into_inner().proxies;
         if started {
             tracing::info!(socket = %start.socket.display(), "data plane host started");
         } else {
             tracing::info!(socket = %start.socket.display(), proxies = proxies.len(), "data plane host running: adopting its proxies");
         }
-        Ok((Self { start, client: Mutex::new(client) }, proxies))
+        Ok((Self { start, client: Mutex::new(client), early: Mutex::new(Some(early)) }, proxies))
     }
 
     fn client(&self) -> Client {
@@ -117,7 +122,9 @@ impl Dataplane {
     /// The host's events, for as long as this provisioner reads them.
     pub(crate) async fn attach(&self) -> Result<tonic::Streaming<pb::HostEvent>, Status> {
         let name = format!("provisioner {}", std::process::id());
-        Ok(self.client().attach(pb::AttachRequest { name }).await?.into_inner())
+        let events = self.client().attach(pb::AttachRequest { name }).await?.into_inner();
+        self.early.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(events)
     }
 
     /// Stops the host: its proxies, the workloads recorded, and itself.

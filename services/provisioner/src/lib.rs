@@ -182,10 +182,19 @@ pub struct Options {
     /// How long the data plane (the workloads and their proxies) keeps
     /// serving when no provisioner is attached to it, in seconds: a
     /// provisioner started again within it adopts everything; after it, the
-    /// data plane stops the workloads and itself. Unset, it serves until a
-    /// provisioner stops it (production); `paved up` sets 10 s.
+    /// data plane stops the workloads and itself. Unset, it serves until it
+    /// is stopped itself (production); `paved up` sets 10 s.
     #[serde(default)]
     pub data_plane_grace_seconds: Option<u64>,
+    /// Whether the workloads and their proxies serve on when this
+    /// provisioner stops (SIGTERM: a restart, an upgrade), for the next one
+    /// to adopt (production); otherwise its stop stops them (`paved up`).
+    #[serde(default = "keep")]
+    pub keep_data_plane: bool,
+}
+
+fn keep() -> bool {
+    true
 }
 
 fn default_data_dir() -> PathBuf {
@@ -300,6 +309,7 @@ impl Provisioner {
         let schedules = paved_spec::ScheduleDefaults::load(options.schedule_defaults.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         let records = Arc::new(Records::new(db.clone(), relay.clone(), schedules));
         let grace = options.data_plane_grace_seconds.map(std::time::Duration::from_secs);
+        let keep_data_plane = options.keep_data_plane;
         let (plane, adopted) = dataplane::Dataplane::connect(&options.bin_dirs, &options.data_dir, grace).await?;
         let routing = Arc::new(Routing::new(db.clone(), options.proxy_host, plane, adopted));
         // The proxies' request counts are the host's: served on this `/metrics`.
@@ -347,15 +357,24 @@ impl Provisioner {
         // workloads' wake hooks in place.
         let watch = routing.clone().watch(shutdown.clone());
         // On shutdown: stop every workload, then let the report loop record
-        // the last reports and end.
+        // the last reports and end. With a data plane that serves on without
+        // a provisioner (production), nothing is stopped: the workloads and
+        // their proxies run on for the next provisioner (a restart, an
+        // upgrade) to adopt.
         let drained = CancellationToken::new();
         tasks.spawn({
             let (shutdown, drained) = (shutdown.clone(), drained.clone());
             async move {
                 shutdown.cancelled().await;
-                runner.stop_all().await;
-                drained.cancel();
-                routing.shut_down().await;
+                if !keep_data_plane {
+                    runner.stop_all().await;
+                    drained.cancel();
+                    routing.shut_down().await;
+                } else {
+                    runner.detach_all().await;
+                    drained.cancel();
+                    tracing::info!("stopped; the workloads and their proxies serve on for the next provisioner");
+                }
                 drop(metrics_source);
             }
         });

@@ -86,6 +86,12 @@ impl Runner {
         self.runtime.stop_all().await;
     }
 
+    /// Lets every process run on for the next provisioner to adopt; nothing
+    /// starts after.
+    pub(crate) async fn detach_all(&self) {
+        self.runtime.detach_all().await;
+    }
+
     fn launch(&self, revision: &Revision, spec: paved_spec::WorkloadSpec) -> Launch {
         let (environment, workload) = revision.workload();
         // Relative commands and artifacts resolve against the spec's directory
