@@ -18,12 +18,12 @@ use std::{
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-/// The demo workload `paved up` deploys on first start.
 /// How long the data plane of `paved up` serves on after the platform
 /// vanished (killed, say), by default: a `paved up` started again within it
 /// adopts the workloads without an outage; after it, they stop.
 pub const DATA_PLANE_GRACE_SECONDS: u64 = 10;
 
+/// The demo workload `paved up` deploys on first start.
 pub const HELLO_SPEC: &str = include_str!("../../../examples/hello/paved.yaml");
 
 /// The specs of the platform's own services, as `deploy/platform/` has them.

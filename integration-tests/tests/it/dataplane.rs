@@ -91,7 +91,10 @@ async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_star
     })
     .await;
     stop(third);
-    assert!(!path.join("data/provisioner/runtime.sock").exists(), "the data plane stopped with the platform");
+    eventually("the data plane to stop with the platform", Duration::from_secs(10), || async {
+        (!path.join("data/provisioner/runtime.sock").exists()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

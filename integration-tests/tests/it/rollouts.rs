@@ -331,14 +331,14 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     .await;
     // Killed well into the step, so that part of its interval is lost.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    // Each replica's record: `<revision>-<index>.pgid` holding `<pgid> <port>`.
+    // Each replica's record, `<revision>-<index>.pgid` holding `<pgid> <port>`, by file.
     let replicas = || -> std::collections::HashMap<String, i32> {
         std::fs::read_dir(data.join("run"))
             .expect("run dir")
             .flatten()
             .filter_map(|e| {
                 let pid = std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()?;
-                Some((e.path().file_stem()?.to_str()?.rsplit_once('-')?.0.to_string(), pid))
+                Some((e.path().file_stem()?.to_str()?.to_string(), pid))
             })
             .collect()
     };
@@ -369,7 +369,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     let after = replicas();
     assert_eq!(after, before, "every replica was adopted");
     assert!(after.values().all(|pid| Path::new(&format!("/proc/{pid}")).exists()), "and runs");
-    assert!(after.contains_key(&canary));
+    assert!(after.contains_key(&format!("{canary}-0")));
     assert!(load.answered() > answered, "the load went on");
     assert_eq!(load.failed(), 0, "no request failed across the kill and the restart ({} answered)", load.answered());
 

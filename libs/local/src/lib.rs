@@ -12,7 +12,8 @@
 //!   supervisor) and the tail quoted when it fails, its process group.
 //! - `record` — the run directory's record of each running replica (process
 //!   group and port), through which a platform started again adopts what
-//!   the one before it left running.
+//!   the one before it left running; `orphan` — those replicas, found and
+//!   held through their pidfds until adopted or stopped.
 //! - `probe` — the HTTP health check.
 //! - `state` — [`State`], a revision's state, and how it folds from the
 //!   states of its replicas' processes. Its own module (not `lib.rs`) so
@@ -34,6 +35,7 @@
 //! happened ([`Report`], [`Traffic`]); recording that is its caller's work.
 
 mod hold;
+mod orphan;
 mod probe;
 mod process;
 pub mod proxy;
@@ -44,9 +46,10 @@ mod traffic;
 mod usage;
 
 pub use hold::{Hold, WakeFn};
+pub use orphan::stop_recorded;
 pub use process::free_port;
 pub use proxy::{Proxy, Route};
-pub use runtime::{Bootstrap, Launch, LocalRuntime, Report, stop_recorded};
+pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
 pub use state::State;
 pub use traffic::Traffic;
 pub use usage::ProcessUsage;

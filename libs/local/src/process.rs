@@ -96,15 +96,31 @@ impl Proc {
                 Err(e) => format!("could not be waited for: {e}"),
             },
             Self::Adopted(fd) => loop {
-                // A pidfd is readable once its process has exited.
-                let mut polled = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
-                match rustix::event::poll(&mut polled, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
-                    Ok(0) | Err(rustix::io::Errno::INTR) => tokio::time::sleep(ADOPTED_POLL).await,
-                    Ok(_) => return "exited".to_string(),
+                match exited(fd) {
+                    Ok(false) => tokio::time::sleep(ADOPTED_POLL).await,
+                    Ok(true) => return "exited".to_string(),
                     Err(e) => return format!("could not be waited for: {e}"),
                 }
             },
         }
+    }
+
+    /// Whether an adopted process has exited (a child is asked by `wait`).
+    pub(crate) fn has_exited(&self) -> bool {
+        match self {
+            Self::Child(_) => false,
+            Self::Adopted(fd) => exited(fd).unwrap_or(true),
+        }
+    }
+}
+
+/// Whether the process of a pidfd has exited: its pidfd is readable then.
+fn exited(fd: &std::os::fd::OwnedFd) -> rustix::io::Result<bool> {
+    let mut polled = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    match rustix::event::poll(&mut polled, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

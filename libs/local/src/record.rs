@@ -32,9 +32,12 @@ pub(crate) fn path(run_dir: &Path, key: &str, index: usize) -> PathBuf {
     run_dir.join(format!("{key}-{index}.pgid"))
 }
 
-/// Records a replica that was just started.
+/// Records a replica that was just started: whole or not at all (written
+/// beside, then renamed), since a torn record could be adopted on a wrong port.
 pub(crate) fn write(file: &Path, pgid: i32, port: u16) -> std::io::Result<()> {
-    std::fs::write(file, format!("{pgid} {port}"))
+    let partial = file.with_extension("pgid.partial");
+    std::fs::write(&partial, format!("{pgid} {port}"))?;
+    std::fs::rename(partial, file)
 }
 
 /// Reads one record file; `None` when it is not one (or is torn).

@@ -8,6 +8,7 @@
 //! it records them.
 
 use crate::{
+    orphan::{self, Orphan},
     probe::{probe, wait_healthy},
     process::{Group, Output, Proc, exit_message, free_port, resolve, resolve_file, stop, tail},
     record,
@@ -106,7 +107,7 @@ impl LocalRuntime {
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&run_dir)?;
         std::fs::create_dir_all(&log_dir)?;
-        let orphans = Mutex::new(find_orphans(&run_dir));
+        let orphans = Mutex::new(orphan::find(&run_dir));
         let probe = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             bin_dirs,
@@ -138,12 +139,15 @@ impl LocalRuntime {
 
     /// Stops the replicas left running by the platform before this one
     /// that no start has adopted: call it once every revision that should
-    /// run has been started.
-    pub fn reap_unadopted(&self) {
-        let orphans: Vec<Orphan> = self.orphans().drain().flat_map(|(_, by_index)| by_index.into_values()).collect();
-        for orphan in orphans {
-            orphan.reap();
+    /// run has been started. The runtime keys they ran under.
+    pub fn reap_unadopted(&self) -> Vec<String> {
+        let orphans: Vec<(String, HashMap<usize, Orphan>)> = self.orphans().drain().collect();
+        let mut keys = Vec::new();
+        for (key, by_index) in orphans {
+            by_index.into_values().for_each(Orphan::reap);
+            keys.push(key);
         }
+        keys
     }
 
     /// Starts a revision unless it is already running.
@@ -198,7 +202,7 @@ impl LocalRuntime {
     /// Stops every revision (platform shutdown).
     pub async fn stop_all(&self) {
         self.end_all().await;
-        self.reap_unadopted();
+        let _ = self.reap_unadopted();
     }
 
     /// Stops supervising without stopping anything: every process runs on,
@@ -412,19 +416,16 @@ impl LocalRuntime {
     /// Takes over a replica the platform before this one left running (its
     /// port recorded): `None`, to start a new one instead, when it is gone.
     fn adopt(&self, launch: &Launch, index: usize, orphan: Orphan) -> Option<(Proc, SocketAddr, Output, Group)> {
-        let process = match Proc::adopt(orphan.pgid) {
-            Ok(process) => process,
-            Err(e) => {
-                tracing::info!(revision = %launch.revision_id, index, error = %e, "a replica left running is gone; starting a new one");
-                orphan.reap();
-                return None;
-            }
-        };
+        if orphan.process.has_exited() {
+            tracing::info!(revision = %launch.revision_id, index, "a replica left running is gone; starting a new one");
+            orphan.reap();
+            return None;
+        }
         tracing::info!(revision = %launch.revision_id, index, pid = orphan.pgid, "adopted a replica left running by the platform before this one");
         let output = Output::continued(self.log(launch, index));
         let addr = SocketAddr::from(([127, 0, 0, 1], orphan.port));
         let group = Group { pid: Some(nix::unistd::Pid::from_raw(orphan.pgid)), file: Some(orphan.file) };
-        Some((process, addr, output, group))
+        Some((orphan.process, addr, output, group))
     }
 
     fn log(&self, launch: &Launch, index: usize) -> PathBuf {
@@ -515,53 +516,4 @@ async fn sleep_or_cancel(backoff: &mut Duration, cancel: &CancellationToken) -> 
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(wait) => false,
     }
-}
-
-/// Stops every workload replica recorded in `run_dir` that still runs: what
-/// the data plane's host does when it stops for good, its control plane gone.
-pub fn stop_recorded(run_dir: &std::path::Path) {
-    for orphan in find_orphans(run_dir).into_values().flat_map(HashMap::into_values) {
-        orphan.reap();
-    }
-}
-
-/// A replica the platform before this one left running, as recorded.
-#[derive(Debug)]
-struct Orphan {
-    file: PathBuf,
-    pgid: i32,
-    port: u16,
-}
-
-impl Orphan {
-    /// Stops it at once: it runs a revision nobody asked for again.
-    fn reap(self) {
-        tracing::warn!(pid = self.pgid, file = %self.file.display(), "stopping a workload process that no platform runs any more");
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.pgid), nix::sys::signal::Signal::SIGKILL);
-        let _ = std::fs::remove_file(&self.file);
-    }
-}
-
-/// The replicas recorded in `run_dir` that still run, by runtime key and
-/// replica index. Records of processes that are gone (or whose id now names
-/// another process) are removed; a replica recorded without its port (by a
-/// platform older than adoption) is stopped.
-fn find_orphans(run_dir: &std::path::Path) -> HashMap<String, HashMap<usize, Orphan>> {
-    let (records, junk) = record::all(run_dir);
-    for file in junk {
-        let _ = std::fs::remove_file(file);
-    }
-    let mut orphans: HashMap<String, HashMap<usize, Orphan>> = HashMap::new();
-    for (file, r) in records {
-        if !record::is_ours(r.pgid, &r.key) {
-            let _ = std::fs::remove_file(&file);
-            continue;
-        }
-        let Some(port) = r.port else {
-            Orphan { file, pgid: r.pgid, port: 0 }.reap();
-            continue;
-        };
-        orphans.entry(r.key).or_default().insert(r.index, Orphan { file, pgid: r.pgid, port });
-    }
-    orphans
 }

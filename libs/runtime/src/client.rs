@@ -72,7 +72,7 @@ pub async fn connect_or_start(start: &Start) -> anyhow::Result<(Client, bool)> {
             anyhow::bail!("{} exited ({status}) before it answered; see {}", start.binary.display(), start.log.display());
         }
         if tokio::time::Instant::now() > deadline {
-            let _ = child.start_kill();
+            let _ = child.kill().await;
             anyhow::bail!("{} did not answer on {} within {START_TIMEOUT:?}", start.binary.display(), start.socket.display());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -112,6 +112,12 @@ impl Host {
     }
 }
 
+/// A control plane that fell behind misses events; it gets the pending
+/// wakes again when it attaches anew.
+fn lagged(e: tokio_stream::wrappers::errors::BroadcastStreamRecvError) {
+    tracing::warn!(error = %e, "an attached control plane fell behind: events lost");
+}
+
 fn wake(workload_id: &str) -> pb::HostEvent {
     pb::HostEvent { event: Some(pb::host_event::Event::WakeRequested(pb::WakeRequested { workload_id: workload_id.to_string() })) }
 }
@@ -188,12 +194,12 @@ impl RuntimeService for Arc<Host> {
     }
 
     async fn sleep(&self, request: Request<pb::SleepRequest>) -> Result<Response<pb::SleepResponse>, Status> {
-        let id = request.into_inner().workload_id;
-        let wake = self.wake_fn(&id);
-        // Already asleep (a control plane that restarted says so again): a
-        // wake asked for meanwhile stays asked, for it to learn on attaching.
-        self.with_proxy(&id, |p| {
-            if !p.is_asleep() {
+        let r = request.into_inner();
+        let wake = self.wake_fn(&r.workload_id);
+        // Kept (a control plane that restarted says it sleeps again): a wake
+        // asked for meanwhile stays asked, for it to learn on attaching.
+        self.with_proxy(&r.workload_id, |p| {
+            if !(r.keep_pending_wake && p.is_asleep()) {
                 p.sleep(wake)
             }
         })?;
@@ -235,8 +241,10 @@ impl RuntimeService for Arc<Host> {
         let pending = futures::stream::iter(self.pending_wakes());
         let guard = Attached::new(&self.attached);
         tracing::info!(control_plane = %name, "attached");
-        let events =
-            pending.chain(live.filter_map(|e| async move { e.ok() })).take_until(self.stop.clone().cancelled_owned()).map(move |e| {
+        let events = pending
+            .chain(live.filter_map(|e| async move { e.map_err(lagged).ok() }))
+            .take_until(self.stop.clone().cancelled_owned())
+            .map(move |e| {
                 let _attached = &guard;
                 Ok(e)
             });

@@ -65,6 +65,8 @@ async fn a_host_routes_wakes_and_outlives_its_control_plane_for_its_grace_period
     let start = start(dir.path(), Some(Duration::from_secs(1)));
     let (mut client, started) = connect_or_start(&start).await.expect("a host");
     assert!(started, "none ran there");
+    // Attached at once: the grace period counts while none is.
+    let mut events = client.attach(pb::AttachRequest { name: "test".into() }).await.expect("attach").into_inner();
     let (_, again) = connect_or_start(&start).await.expect("the same host");
     assert!(!again, "the running host is used, not a second one");
     let mode = std::fs::metadata(&start.socket).expect("socket").permissions();
@@ -87,9 +89,8 @@ async fn a_host_routes_wakes_and_outlives_its_control_plane_for_its_grace_period
 
     // Asleep: a request is held, the attached control plane is asked to
     // wake the workload, and the request is served once it is routed.
-    let mut events = client.attach(pb::AttachRequest { name: "test".into() }).await.expect("attach").into_inner();
     route(&mut client, "dev/w", "r1", vec![]).await;
-    client.sleep(pb::SleepRequest { workload_id: "dev/w".into() }).await.expect("sleep");
+    client.sleep(pb::SleepRequest { workload_id: "dev/w".into(), keep_pending_wake: false }).await.expect("sleep");
     let held = tokio::spawn({
         let proxy = proxy.clone();
         async move { get(&proxy).await }
@@ -103,6 +104,14 @@ async fn a_host_routes_wakes_and_outlives_its_control_plane_for_its_grace_period
     let mut late = client.attach(pb::AttachRequest { name: "late".into() }).await.expect("attach").into_inner();
     let event = tokio::time::timeout(Duration::from_secs(5), late.message()).await.expect("in time").expect("stream");
     assert_eq!(event.and_then(|e| e.event), Some(expected));
+    // Said asleep again by a control plane that restarted: the wake stays
+    // asked. Put to sleep afresh: the next request asks again.
+    client.sleep(pb::SleepRequest { workload_id: "dev/w".into(), keep_pending_wake: true }).await.expect("sleep");
+    let listed = client.list_proxies(pb::ListProxiesRequest {}).await.expect("list").into_inner().proxies;
+    assert!(listed[0].wake_asked, "kept: {listed:?}");
+    client.sleep(pb::SleepRequest { workload_id: "dev/w".into(), keep_pending_wake: false }).await.expect("sleep");
+    let listed = client.list_proxies(pb::ListProxiesRequest {}).await.expect("list").into_inner().proxies;
+    assert!(listed[0].asleep && !listed[0].wake_asked, "afresh: {listed:?}");
     route(&mut client, "dev/w", "r1", vec![v1.clone()]).await;
     assert_eq!(held.await.expect("held request").as_deref(), Some("v1"), "served once routed");
 

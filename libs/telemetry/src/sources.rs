@@ -58,17 +58,22 @@ pub(crate) async fn gather(own: String) -> String {
 
 /// Joins OpenMetrics texts into one: each family once, with the metadata of
 /// the first text that has it and all its samples together (OpenMetrics
-/// wants them so), and a sample that appears in more than one text summed,
-/// as one registry would have counted it (platforms in one process share
-/// their series: see the crate's documentation).
+/// wants them so). A counter's or histogram's sample that appears in more
+/// than one text is summed, as one registry would have counted it
+/// (platforms in one process share their series: see the crate's
+/// documentation); any other keeps the first text's value.
 pub fn merge(texts: &[String]) -> String {
+    #[derive(Default)]
     struct Family {
         metadata: Vec<String>,
+        summed: bool,
         samples: Vec<(String, String)>,
+        /// series → its place in `samples`
+        index: HashMap<String, usize>,
     }
     let mut order: Vec<String> = Vec::new();
     let mut families: HashMap<String, Family> = HashMap::new();
-    for (i, text) in texts.iter().enumerate() {
+    for text in texts {
         let mut current = String::new();
         let mut owned: Vec<String> = Vec::new();
         for line in text.lines() {
@@ -76,16 +81,20 @@ pub fn merge(texts: &[String]) -> String {
                 continue;
             }
             if let Some(meta) = line.strip_prefix("# ") {
-                let name = meta.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let mut words = meta.split_whitespace();
+                let (what, name) = (words.next().unwrap_or_default(), words.next().unwrap_or_default().to_string());
                 if !families.contains_key(&name) {
                     order.push(name.clone());
-                    families.insert(name.clone(), Family { metadata: Vec::new(), samples: Vec::new() });
+                    families.insert(name.clone(), Family::default());
                     owned.push(name.clone());
                 }
                 if owned.contains(&name)
                     && let Some(family) = families.get_mut(&name)
                 {
                     family.metadata.push(line.to_string());
+                    if what == "TYPE" {
+                        family.summed = matches!(words.next(), Some("counter" | "histogram" | "summary"));
+                    }
                 }
                 current = name;
                 continue;
@@ -98,13 +107,18 @@ pub fn merge(texts: &[String]) -> String {
                 None => line.find(' ').unwrap_or(line.len()),
             };
             let (series, value) = (line[..split].to_string(), line[split..].trim().to_string());
-            match family.samples.iter_mut().find(|(s, _)| *s == series) {
-                Some((_, existing)) if i > 0 => {
+            match family.index.get(&series) {
+                Some(&at) if family.summed => {
+                    let existing = &mut family.samples[at].1;
                     if let (Ok(a), Ok(b)) = (existing.parse::<f64>(), value.parse::<f64>()) {
                         *existing = (a + b).to_string();
                     }
                 }
-                _ => family.samples.push((series, value)),
+                Some(_) => {}
+                None => {
+                    family.index.insert(series.clone(), family.samples.len());
+                    family.samples.push((series, value));
+                }
             }
         }
     }
@@ -130,9 +144,10 @@ mod tests {
     #[test]
     fn merges_families_and_sums_shared_series() {
         let own = "# HELP paved_up Up.\n# TYPE paved_up gauge\npaved_up 1\n# EOF\n".to_string();
+        let gauge = "# HELP paved_up Up.\n# TYPE paved_up gauge\npaved_up 1\n".to_string();
         let a = "# HELP paved_proxy_requests Requests.\n# TYPE paved_proxy_requests counter\npaved_proxy_requests_total{workload=\"dev/a b\",class=\"2xx\"} 3\n".to_string();
         let b = "# HELP paved_proxy_requests Requests.\n# TYPE paved_proxy_requests counter\npaved_proxy_requests_total{workload=\"dev/a b\",class=\"2xx\"} 4\npaved_proxy_requests_total{workload=\"dev/c\",class=\"5xx\"} 1\n".to_string();
-        let merged = merge(&[own, a, b]);
+        let merged = merge(&[own, a, gauge, b]);
         assert_eq!(
             merged,
             "# HELP paved_up Up.\n# TYPE paved_up gauge\npaved_up 1\n\

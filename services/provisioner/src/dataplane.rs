@@ -86,8 +86,10 @@ impl Dataplane {
         Ok(())
     }
 
-    pub(crate) async fn sleep(&self, workload_id: &str) -> Result<(), Status> {
-        self.client().sleep(pb::SleepRequest { workload_id: workload_id.to_string() }).await?;
+    /// Puts a proxy to sleep; `keep_pending_wake`: one already asleep keeps a
+    /// wake asked for meanwhile (said again after a restart).
+    pub(crate) async fn sleep(&self, workload_id: &str, keep_pending_wake: bool) -> Result<(), Status> {
+        self.client().sleep(pb::SleepRequest { workload_id: workload_id.to_string(), keep_pending_wake }).await?;
         Ok(())
     }
 

@@ -86,7 +86,7 @@ impl Power {
         store::set_sleep(&txn, &workload, Some(reason_name(ask.reason)), hold, event(&workload, false, &ask, &stable, hold)).await?;
         txn.commit().await?;
         self.records.committed(&workload.id());
-        self.routing.sleep(&workload.id(), self.wake_hook(&workload)).await;
+        self.routing.sleep(&workload.id(), self.wake_hook(&workload), false).await;
         // Stopping waits out each process's grace period: not under the
         // lock every change of every workload takes.
         drop(apply);
@@ -118,7 +118,8 @@ impl Power {
             Ok::<(), PowerError>(())
         };
         if let Err(e) = woken.await {
-            self.routing.sleep(&workload.id(), self.wake_hook(&workload)).await;
+            // Afresh: the next request asks for a wake again.
+            self.routing.sleep(&workload.id(), self.wake_hook(&workload), false).await;
             self.stop(&workload).await;
             return Err(e);
         }
@@ -130,7 +131,9 @@ impl Power {
     /// After a restart: the proxy of a workload recorded asleep holds
     /// requests and wakes it again.
     pub(crate) async fn keep_asleep(&self, workload: &Workload) {
-        self.routing.sleep(&workload.id(), self.wake_hook(workload)).await;
+        // A wake asked for while no provisioner ran stays asked: it comes
+        // when routing attaches to the data plane.
+        self.routing.sleep(&workload.id(), self.wake_hook(workload), true).await;
     }
 
     /// Stops the workload's stable and standby revisions, waiting until

@@ -30,6 +30,11 @@ pub(crate) struct Reconciler {
     driver: Arc<Driver>,
     power: Arc<Power>,
     shutdown: CancellationToken,
+    /// When the replicas left running that nothing adopted are stopped: a
+    /// drift check's interval after the start, so that the rollouts driven
+    /// on have started their baselines (adopting theirs) by then.
+    settle_at: std::time::Instant,
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Reconciler {
@@ -41,7 +46,8 @@ impl Reconciler {
         power: Arc<Power>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { records, routing, runner, driver, power, shutdown }
+        let settle_at = std::time::Instant::now() + DRIFT_CHECK;
+        Self { records, routing, runner, driver, power, shutdown, settle_at, settled: Default::default() }
     }
 
     /// After a restart: every workload gets its proxy back; the revisions
@@ -68,7 +74,14 @@ impl Reconciler {
         self.routing.close_strays(&recorded).await;
         for w in workloads.iter().filter(|w| w.sleep_reason.is_some()) {
             match self.routing.ensure(w).await {
-                Ok(()) => self.power.keep_asleep(w).await,
+                Ok(()) => {
+                    self.power.keep_asleep(w).await;
+                    // Routed to nothing: a proxy adopted while its workload
+                    // was being put to sleep may still route to replicas
+                    // that are gone.
+                    w.stable_revision.iter().chain(&w.standby_revision).for_each(|key| self.routing.forget(key));
+                    self.routing.route(&w.id()).await?;
+                }
                 Err(e) => tracing::error!(workload = %w.id(), error = %e, "cannot open a sleeping workload's proxy"),
             }
         }
@@ -92,12 +105,14 @@ impl Reconciler {
                 }
                 continue;
             }
-            // One workload that cannot come back must not keep the others down.
-            let restart = async {
-                self.routing.ensure(workload).await.map_err(|e| format!("cannot open the workload's proxy: {e}"))?;
-                revision.parse_spec().map_err(|e| format!("stored spec no longer valid: {e}"))
-            };
-            match restart.await {
+            // One workload that cannot come back must not keep the others
+            // down. A proxy that cannot open now (the data plane's host is
+            // being started again, say) is tried again by the drift check.
+            if let Err(e) = self.routing.ensure(workload).await {
+                tracing::error!(workload = %workload.id(), error = %e, "cannot open the workload's proxy; the drift check tries again");
+                continue;
+            }
+            match revision.parse_spec().map_err(|e| format!("stored spec no longer valid: {e}")) {
                 Ok(spec) => {
                     tracing::info!(workload = %workload.id(), revision = revision.number, "restarting revision");
                     // After a crash the record may still say healthy: it is
@@ -129,7 +144,11 @@ impl Reconciler {
     /// resumed rollouts started, baselines included, adopted theirs) run
     /// revisions nobody wants: they are stopped.
     pub(crate) async fn correct_drift_once(&self) -> Result<(), DbErr> {
-        self.runner.reap_unadopted();
+        if std::time::Instant::now() >= self.settle_at && !self.settled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.runner.reap_unadopted();
+            let runner = &self.runner;
+            self.routing.forget_stale(|key| runner.is_running(key)).await;
+        }
         let db = self.records.db();
         let mut desired: Vec<String> = store::active_rollouts(db, None).await?.into_iter().map(|r| r.revision_id).collect();
         let workloads = store::all_workloads(db).await?;

@@ -37,6 +37,9 @@ pub(crate) struct Routing {
     wakes: Mutex<HashMap<String, WakeFn>>,
     /// revision id → its healthy instances, as the runtime last reported
     backends: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    /// The revisions whose instances came from the adopted routes, until
+    /// `forget_stale` checks that they still run.
+    seeded: Mutex<std::collections::HashSet<String>>,
     /// Per workload: held while its proxy is routed (see `route`).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -48,10 +51,12 @@ impl Routing {
     pub(crate) fn new(db: DatabaseConnection, host: IpAddr, plane: Dataplane, adopted: Vec<pb::ProxyState>) -> Self {
         let mut proxies = HashMap::new();
         let mut backends = HashMap::new();
+        let mut seeded = std::collections::HashSet::new();
         for proxy in adopted {
             let Ok(addr) = proxy.addr.parse() else { continue };
             proxies.insert(proxy.workload_id, addr);
             for route in proxy.routes.into_iter().filter_map(|r| paved_runtime::route_from(r).ok()) {
+                seeded.insert(route.revision.clone());
                 backends.insert(route.revision, route.addrs);
             }
         }
@@ -62,6 +67,7 @@ impl Routing {
             proxies: Mutex::new(proxies),
             wakes: Mutex::default(),
             backends: Mutex::new(backends),
+            seeded: Mutex::new(seeded),
             locks: Mutex::default(),
         }
     }
@@ -110,7 +116,7 @@ impl Routing {
                 continue;
             }
             if lock(&self.wakes).contains_key(&id) {
-                self.tell("sleep", &id, self.plane.sleep(&id).await);
+                self.tell("sleep", &id, self.plane.sleep(&id, true).await);
             }
             self.route(&id).await?;
         }
@@ -269,10 +275,32 @@ impl Routing {
     }
 
     /// The workload sleeps: its proxy holds requests and calls `wake`.
-    pub(crate) async fn sleep(&self, workload_id: &str, wake: WakeFn) {
+    /// `keep_pending_wake`: a proxy asleep already keeps a wake asked for
+    /// meanwhile (after a restart); otherwise the next request asks anew.
+    pub(crate) async fn sleep(&self, workload_id: &str, wake: WakeFn, keep_pending_wake: bool) {
         lock(&self.wakes).insert(workload_id.to_string(), wake);
         if lock(&self.proxies).contains_key(workload_id) {
-            self.tell("sleep", workload_id, self.plane.sleep(workload_id).await);
+            self.tell("sleep", workload_id, self.plane.sleep(workload_id, keep_pending_wake).await);
+        }
+    }
+
+    /// Replicas that no longer run (a platform that was killed left them, and
+    /// they were not adopted): their instances leave every route.
+    pub(crate) async fn forget_stale(&self, running: impl Fn(&str) -> bool) {
+        let stale: Vec<String> = lock(&self.seeded).drain().filter(|key| !running(key)).collect();
+        if stale.is_empty() {
+            return;
+        }
+        tracing::info!(?stale, "instances adopted from the data plane's routes no longer run");
+        {
+            let mut backends = lock(&self.backends);
+            stale.iter().for_each(|key| drop(backends.remove(key)));
+        }
+        let routed: Vec<String> = lock(&self.proxies).keys().cloned().collect();
+        for id in routed {
+            if let Err(e) = self.route(&id).await {
+                tracing::warn!(workload = %id, error = %e, "cannot route the workload's proxy");
+            }
         }
     }
 
@@ -293,13 +321,17 @@ impl Routing {
         proxies.into_iter().find(|p| p.workload_id == workload_id).map(|p| p.last_request_ms).filter(|ms| *ms > 0)
     }
 
-    /// A revision's traffic through the workload's proxy since it opened.
-    pub(crate) async fn traffic(&self, workload_id: &str, revision_id: &str) -> Traffic {
+    /// Two revisions' traffic through the workload's proxy since it opened
+    /// (a canary's and its baseline's), read at one moment.
+    pub(crate) async fn traffic_pair(&self, workload_id: &str, first: &str, second: &str) -> (Traffic, Traffic) {
         match self.plane.traffic(workload_id).await {
-            Ok((_, all)) => all.into_iter().find(|(r, _)| r == revision_id).map(|(_, t)| t).unwrap_or_default(),
+            Ok((_, all)) => {
+                let of = |revision: &str| all.iter().find(|(r, _)| r == revision).map(|(_, t)| t.clone()).unwrap_or_default();
+                (of(first), of(second))
+            }
             Err(e) => {
                 tracing::warn!(workload = %workload_id, error = %e, "cannot read the proxy's traffic");
-                Traffic::default()
+                Default::default()
             }
         }
     }

@@ -68,14 +68,14 @@ impl Runner {
         });
     }
 
-    /// What each replica uses now (blocking reads of `/proc`, run apart
-    /// from the async threads).
     /// Stops the replicas the platform before this one left running that no
     /// start has adopted.
     pub(crate) fn reap_unadopted(&self) {
-        self.runtime.reap_unadopted();
+        let _ = self.runtime.reap_unadopted();
     }
 
+    /// What each replica uses now (blocking reads of `/proc`, run apart
+    /// from the async threads).
     pub(crate) async fn usage(&self) -> Vec<paved_local::ProcessUsage> {
         let runtime = self.runtime.clone();
         tokio::task::spawn_blocking(move || runtime.usage()).await.unwrap_or_default()

@@ -378,7 +378,7 @@ impl Driver {
 
     /// The canary's and the baseline's counters through the workload's proxy.
     async fn step_counters(&self, r: &Rollout) -> (Traffic, Traffic) {
-        (self.routing.traffic(&r.workload_id, &r.revision_id).await, self.routing.traffic(&r.workload_id, &baseline_instance(r)).await)
+        self.routing.traffic_pair(&r.workload_id, &r.revision_id, &baseline_instance(r)).await
     }
 
     /// A look at the step: the requests since the last one.
