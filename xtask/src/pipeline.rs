@@ -329,7 +329,10 @@ async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> anyh
 /// runtime gave it, from its process's environment.
 fn workload_addr(platform: &Platform, name: &str) -> anyhow::Result<String> {
     for entry in std::fs::read_dir(platform.dir.join("provisioner/run"))?.flatten() {
-        let Some(pid) = std::fs::read_to_string(entry.path()).ok().and_then(|p| p.trim().parse::<i32>().ok()) else { continue };
+        // A record holds `<pgid> <port>` (see paved-local's `record`).
+        let Some(pid) = std::fs::read_to_string(entry.path()).ok().and_then(|p| p.split_whitespace().next()?.parse::<i32>().ok()) else {
+            continue;
+        };
         let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
         let vars: Vec<&str> = env.split(|b| *b == 0).filter_map(|kv| std::str::from_utf8(kv).ok()).collect();
         if vars.contains(&format!("PAVED_WORKLOAD={name}").as_str())
