@@ -92,6 +92,20 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
     }
 }
 
+/// The workload replicas the local runtime records in `run_dir`, by record
+/// (`<key>-<index>`), each with its process group id (the file holds
+/// `<pgid> <port>`); none when the directory is missing.
+pub fn recorded_replicas(run_dir: &std::path::Path) -> std::collections::BTreeMap<String, i32> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return Default::default() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()?;
+            Some((e.path().file_stem()?.to_str()?.to_string(), pid))
+        })
+        .collect()
+}
+
 /// The directory of the workspace's built binaries (`target/debug`). The test
 /// command builds them first (`cargo build --workspace --bins`); a missing one
 /// fails the test with that advice.

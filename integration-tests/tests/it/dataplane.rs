@@ -6,17 +6,14 @@
 //! after the grace period.
 
 use crate::secrets::{Up, kill, paved_at, stop, up_on};
-use paved_integration_tests::{Load, eventually, postgres_server, redis_namespace, text, unique};
+use paved_integration_tests::{Load, eventually, postgres_server, recorded_replicas, redis_namespace, text, unique};
 use std::{path::Path, time::Duration};
 
 const SPEC: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
 
 /// The pids of the workload processes recorded in the run directory.
 fn recorded(path: &Path) -> Vec<i32> {
-    let run = path.join("data/provisioner/run");
-    let mut pids: Vec<i32> = std::fs::read_dir(run)
-        .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let mut pids: Vec<i32> = recorded_replicas(&path.join("data/provisioner/run")).into_values().collect();
     pids.sort();
     pids
 }

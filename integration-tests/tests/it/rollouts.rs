@@ -331,17 +331,7 @@ async fn a_rollout_survives_sigkill_of_the_provisioner() {
     .await;
     // Killed well into the step, so that part of its interval is lost.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    // Each replica's record, `<revision>-<index>.pgid` holding `<pgid> <port>`, by file.
-    let replicas = || -> std::collections::HashMap<String, i32> {
-        std::fs::read_dir(data.join("run"))
-            .expect("run dir")
-            .flatten()
-            .filter_map(|e| {
-                let pid = std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok()?;
-                Some((e.path().file_stem()?.to_str()?.to_string(), pid))
-            })
-            .collect()
-    };
+    let replicas = || paved_integration_tests::recorded_replicas(&data.join("run"));
     let before = replicas();
     assert_eq!(before.len(), 2, "v1 and v2 run (no baseline without an analyzer): {before:?}");
     let canary = rollout(&client, id.clone()).await.expect("the rollout").revision_id;
@@ -466,13 +456,8 @@ async fn plan_exit_codes_and_drift_correction() {
 
     // Drift: the workload's process hangs (SIGSTOP, outside the platform).
     std::fs::write(svc.join("paved.yaml"), spec("v1", "0")).expect("write");
-    let pids = || -> Vec<i32> {
-        std::fs::read_dir(_dir.path().join("data/provisioner/run"))
-            .expect("run dir")
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next()?.parse().ok())
-            .collect()
-    };
+    let pids =
+        || -> Vec<i32> { paved_integration_tests::recorded_replicas(&_dir.path().join("data/provisioner/run")).into_values().collect() };
     let hung = pids();
     assert_eq!(hung.len(), 1, "{hung:?}");
     assert!(std::process::Command::new("kill").args(["-STOP", &hung[0].to_string()]).status().expect("kill").success());

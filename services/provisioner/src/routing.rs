@@ -175,6 +175,11 @@ impl Routing {
         self.plane.metrics().await
     }
 
+    /// Whether the host serves the workload's proxy (as opened or adopted here).
+    fn has_proxy(&self, workload_id: &str) -> bool {
+        lock(&self.proxies).contains_key(workload_id)
+    }
+
     /// Logs a command the host refused or missed: it is lost (the watch
     /// restores it) or the proxy is gone (its workload was removed).
     fn tell(&self, what: &str, workload_id: &str, result: Result<(), tonic::Status>) {
@@ -233,7 +238,7 @@ impl Routing {
     /// traffic, for a workload's first revision).
     async fn route_to(&self, workload_id: &str, active: Option<&Rollout>, stable: Option<&str>) {
         let routes = self.routes_for(active, stable);
-        if lock(&self.proxies).contains_key(workload_id) {
+        if self.has_proxy(workload_id) {
             self.tell("routing", workload_id, self.plane.set_routes(workload_id, &routes).await);
         }
     }
@@ -268,7 +273,7 @@ impl Routing {
 
     /// The workload's proxy's routes as last set; none when it has no proxy here.
     pub(crate) async fn routes(&self, workload_id: &str) -> Vec<Route> {
-        if !lock(&self.proxies).contains_key(workload_id) {
+        if !self.has_proxy(workload_id) {
             return Vec::new();
         }
         self.plane.traffic(workload_id).await.map(|(routes, _)| routes).unwrap_or_default()
@@ -279,7 +284,7 @@ impl Routing {
     /// meanwhile (after a restart); otherwise the next request asks anew.
     pub(crate) async fn sleep(&self, workload_id: &str, wake: WakeFn, keep_pending_wake: bool) {
         lock(&self.wakes).insert(workload_id.to_string(), wake);
-        if lock(&self.proxies).contains_key(workload_id) {
+        if self.has_proxy(workload_id) {
             self.tell("sleep", workload_id, self.plane.sleep(workload_id, keep_pending_wake).await);
         }
     }
@@ -307,14 +312,14 @@ impl Routing {
     /// The workload is waking: its proxy holds requests until it is routed.
     pub(crate) async fn waking(&self, workload_id: &str) {
         lock(&self.wakes).remove(workload_id);
-        if lock(&self.proxies).contains_key(workload_id) {
+        if self.has_proxy(workload_id) {
             self.tell("waking", workload_id, self.plane.waking(workload_id).await);
         }
     }
 
     /// When its proxy saw the last request (Unix ms), if any since it opened.
     pub(crate) async fn last_request_ms(&self, workload_id: &str) -> Option<i64> {
-        if !lock(&self.proxies).contains_key(workload_id) {
+        if !self.has_proxy(workload_id) {
             return None;
         }
         let proxies = self.plane.proxies().await.ok()?;
@@ -339,7 +344,7 @@ impl Routing {
     /// Each routed revision's weight, and every revision's traffic, through
     /// the workload's proxy; None when it has no proxy here.
     pub(crate) async fn traffic_metrics(&self, workload_id: &str) -> Option<TrafficMetrics> {
-        if !lock(&self.proxies).contains_key(workload_id) {
+        if !self.has_proxy(workload_id) {
             return None;
         }
         let (routes, traffic) = self.plane.traffic(workload_id).await.ok()?;
