@@ -3,7 +3,9 @@
 //! split between revisions by weight (the primitive rollouts build on) and
 //! round-robin over each revision's healthy instances. Every request is
 //! counted per revision ([`Traffic`]). A sleeping workload's proxy stays
-//! open and holds requests while it wakes (`hold`).
+//! open and holds requests while it wakes (`hold`). A proxy can be handed
+//! to another process (its listening socket, state and counts) and drained
+//! here without failing a request ([`Proxy::drain`]).
 
 use crate::{
     hold::{Asleep, Hold, Room, WakeFn},
@@ -20,22 +22,37 @@ use hyper_util::{
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    os::fd::{AsFd, OwnedFd},
     sync::{
         Arc, RwLock,
-        atomic::{AtomicI64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// How long a draining proxy's connections get to close by themselves (an
+/// HTTP/1 client closes after the answer that says `Connection: close`)
+/// before the idle ones are closed: a close races a request the client may
+/// be sending, which a busy connection never risks.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
+/// How long requests in flight get to finish once their proxy closes.
+const IN_FLIGHT: Duration = Duration::from_secs(10);
 
 pub struct Proxy {
     pub addr: SocketAddr,
     backends: Arc<Backends>,
+    /// Shared with the accept loop, so that a copy can be handed over.
+    listener: Arc<TcpListener>,
     stop: CancellationToken,
+    /// Cancelled when the proxy is handed over: stop accepting and drain.
+    drain: CancellationToken,
     accepting: tokio::task::JoinHandle<()>,
+    connections: TaskTracker,
 }
 
 /// Where a share of a workload's traffic goes.
@@ -62,6 +79,8 @@ struct Backends {
     room: Room,
     /// Unix milliseconds of the last request (0: none since it opened).
     last_request: AtomicI64,
+    /// Handed over: HTTP/1 answers close their connection.
+    draining: AtomicBool,
 }
 
 impl Backends {
@@ -82,6 +101,7 @@ impl Backends {
             changed: tokio::sync::watch::channel(0).0,
             room: Room::new(hold),
             last_request: AtomicI64::new(0),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -139,12 +159,15 @@ impl Backends {
     /// Counts a request in the Prometheus families and in the revision's stats.
     fn record(&self, revision: &str, status: StatusCode, elapsed: Duration) {
         record(&self.name, revision, status, elapsed);
+        self.stats_of(revision).record(status, elapsed);
+    }
+
+    fn stats_of(&self, revision: &str) -> Arc<RevisionStats> {
         let stats = self.stats.read().unwrap_or_else(|p| p.into_inner()).get(revision).cloned();
-        let stats = match stats {
+        match stats {
             Some(s) => s,
             None => self.stats.write().unwrap_or_else(|p| p.into_inner()).entry(revision.to_string()).or_default().clone(),
-        };
-        stats.record(status, elapsed);
+        }
     }
 }
 
@@ -158,9 +181,40 @@ impl Proxy {
     pub fn start_with(name: String, listener: TcpListener, hold: Hold, shutdown: &CancellationToken) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let backends = Arc::new(Backends::new(name, Vec::new(), hold));
-        let stop = shutdown.child_token();
-        let accepting = tokio::spawn(accept(listener, backends.clone(), stop.clone()));
-        Ok(Self { addr, backends, stop, accepting })
+        let listener = Arc::new(listener);
+        let (stop, drain, connections) = (shutdown.child_token(), CancellationToken::new(), TaskTracker::new());
+        let serving = Serving { backends: backends.clone(), stop: stop.clone(), drain: drain.clone(), connections: connections.clone() };
+        let accepting = tokio::spawn(accept(listener.clone(), serving));
+        Ok(Self { addr, backends, listener, stop, drain, accepting, connections })
+    }
+
+    /// A copy of the listening socket, for the process this proxy is handed
+    /// to: connections wait in its backlog for whichever accepts first.
+    pub fn listener_fd(&self) -> std::io::Result<OwnedFd> {
+        self.listener.as_fd().try_clone_to_owned()
+    }
+
+    /// Counts handed over by the proxy's previous process: added to this
+    /// one's, so a rollout judges on every request since the proxy opened.
+    pub fn restore_counts(&self, traffic: &[(String, Traffic)], last_request_ms: Option<i64>) {
+        for (revision, t) in traffic {
+            self.backends.stats_of(revision).add(t);
+        }
+        if let Some(ms) = last_request_ms {
+            self.backends.last_request.fetch_max(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// After a hand-over: stops accepting (the socket stays open where it
+    /// was handed), answers HTTP/1 requests with `Connection: close`, closes
+    /// the connections still idle after [`DRAIN_IDLE`] (HTTP/2 ones with a
+    /// GOAWAY), and returns once every connection is closed.
+    pub async fn drain(self) {
+        self.backends.draining.store(true, Ordering::Relaxed);
+        self.drain.cancel();
+        let _ = self.accepting.await;
+        self.connections.close();
+        self.connections.wait().await;
     }
 
     pub fn set_routes(&self, routes: Vec<Route>) {
@@ -237,10 +291,20 @@ impl Proxy {
     }
 }
 
-async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: CancellationToken) {
+/// What the accept loop and its connections share.
+struct Serving {
+    backends: Arc<Backends>,
+    stop: CancellationToken,
+    drain: CancellationToken,
+    connections: TaskTracker,
+}
+
+async fn accept(listener: Arc<TcpListener>, serving: Serving) {
+    let Serving { backends, stop, drain, connections } = serving;
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => return,
+            _ = drain.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -253,19 +317,24 @@ async fn accept(listener: TcpListener, backends: Arc<Backends>, stop: Cancellati
         // Small responses go out at once rather than waiting on Nagle's
         // algorithm for the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let backends = backends.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
+        let (backends, stop, drain) = (backends.clone(), stop.clone(), drain.clone());
+        connections.spawn(async move {
             let service = service_fn(move |req| forward(backends.clone(), req));
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return,
-                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+                _ = stop.cancelled() => {}
+                _ = drain.cancelled() => {
+                    if tokio::time::timeout(DRAIN_IDLE, conn.as_mut()).await.is_ok() {
+                        return;
+                    }
+                }
             }
+            conn.as_mut().graceful_shutdown();
             // Let requests in flight finish, within bounds.
-            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+            let _ = tokio::time::timeout(IN_FLIGHT, conn).await;
         });
     }
 }
@@ -290,8 +359,9 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
         Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request URI\n".into())),
     };
     *req.uri_mut() = uri;
-    let client = if req.version() == http::Version::HTTP_2 { &backends.http2 } else { &backends.http1 };
-    let response = match client.request(req).await {
+    let http2 = req.version() == http::Version::HTTP_2;
+    let client = if http2 { &backends.http2 } else { &backends.http1 };
+    let mut response = match client.request(req).await {
         Ok(response) => response.map(|b| b.boxed()),
         Err(e) => {
             tracing::warn!(workload = %backends.name, %backend, error = %e, "proxy upstream failed");
@@ -299,6 +369,11 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
         }
     };
     backends.record(&revision, response.status(), start.elapsed());
+    // Handed over: the client's next request goes to a new connection,
+    // which the proxy's new process accepts.
+    if !http2 && backends.draining.load(Ordering::Relaxed) {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
     Ok(response)
 }
 

@@ -48,6 +48,16 @@ impl RevisionStats {
         self.latency[histogram::bucket_of(elapsed.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds counts made elsewhere (by the proxy's previous process).
+    pub(crate) fn add(&self, t: &Traffic) {
+        for (counter, n) in self.classes.iter().zip(t.classes) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        for (counter, n) in self.latency.iter().zip(&t.latency) {
+            counter.fetch_add(*n, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Traffic {
         Traffic {
             classes: std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)),

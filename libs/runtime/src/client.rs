@@ -1,7 +1,7 @@
-//! Reaching a host: connecting to its socket, or starting one when none
-//! answers there.
+//! Reaching a host: connecting to its socket, starting one when none
+//! answers there, or starting one that takes over from the host there.
 
-use crate::pb::runtime_service_client::RuntimeServiceClient;
+use crate::pb::{self, runtime_service_client::RuntimeServiceClient};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -10,8 +10,9 @@ use tonic::transport::{Channel, Endpoint};
 
 pub type Client = RuntimeServiceClient<Channel>;
 
-/// How long a host that was just started gets to answer.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a host that was just started gets to answer: a take-over
+/// waits for the old host's sockets, bounded by the hand-over's timeouts.
+const START_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// How to start a host.
 #[derive(Debug, Clone)]
@@ -43,6 +44,19 @@ pub async fn connect_or_start(start: &Start) -> anyhow::Result<(Client, bool)> {
     if let Ok(client) = connect(&start.socket).await {
         return Ok((client, false));
     }
+    let child = spawn(start, false)?;
+    Ok((answered(start, child).await?, true))
+}
+
+/// Starts a host of `start.binary` that takes the proxies of the one on
+/// `start.socket` over (see `handover`), and connects to it once it serves
+/// there. When it fails, the host that ran goes on serving.
+pub async fn take_over(start: &Start) -> anyhow::Result<Client> {
+    let child = spawn(start, true)?;
+    answered(start, child).await
+}
+
+fn spawn(start: &Start, take_over: bool) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&start.log)?;
     let mut command = tokio::process::Command::new(&start.binary);
     command.arg("--socket").arg(&start.socket);
@@ -52,7 +66,10 @@ pub async fn connect_or_start(start: &Start) -> anyhow::Result<(Client, bool)> {
     if let Some(run_dir) = &start.run_dir {
         command.arg("--run-dir").arg(run_dir);
     }
-    let mut child = command
+    if take_over {
+        command.arg("--take-over");
+    }
+    command
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -60,13 +77,21 @@ pub async fn connect_or_start(start: &Start) -> anyhow::Result<(Client, bool)> {
         // goes to the starter, which decides what becomes of the host.
         .process_group(0)
         .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", start.binary.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", start.binary.display()))
+}
+
+/// Waits until `child` answers on the socket (not another host there).
+async fn answered(start: &Start, mut child: tokio::process::Child) -> anyhow::Result<Client> {
+    let pid = child.id();
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
-        if let Ok(client) = connect(&start.socket).await {
-            // Reaped when it exits, while its starter lives.
-            tokio::spawn(async move { child.wait().await });
-            return Ok((client, true));
+        if let Ok(mut client) = connect(&start.socket).await {
+            let serving = client.get_host(pb::GetHostRequest {}).await.map(|h| Some(h.into_inner().pid));
+            if serving.is_ok_and(|p| p == pid) {
+                // Reaped when it exits, while its starter lives.
+                tokio::spawn(async move { child.wait().await });
+                return Ok(client);
+            }
         }
         if let Some(status) = child.try_wait()? {
             anyhow::bail!("{} exited ({status}) before it answered; see {}", start.binary.display(), start.log.display());

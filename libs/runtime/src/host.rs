@@ -18,7 +18,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::AtomicBool},
     time::Duration,
 };
 use tokio::sync::{broadcast, watch};
@@ -39,6 +39,22 @@ pub struct Host {
     /// Where the local runtime records the workload processes it runs: the
     /// host stops them when it stops for good.
     run_dir: Option<PathBuf>,
+    /// Sending its proxies to a new host: none opens or closes meanwhile.
+    pub(crate) handing_over: AtomicBool,
+    /// Cancelled once a new host serves its proxies: this one drains them
+    /// and exits, and refuses every command but `GetHost`.
+    pub(crate) released: CancellationToken,
+    /// [`build_of`] this host's executable, as it started.
+    build: String,
+}
+
+/// The identity of an executable file: its device, inode, size and
+/// modification time. Installing or building a new binary changes it;
+/// hashing the file would say the same, at the cost of reading it.
+pub fn build_of(path: &std::path::Path) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(format!("{}:{}:{}:{}.{:09}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
 impl Host {
@@ -49,7 +65,48 @@ impl Host {
             attached: watch::channel(0).0,
             stop: CancellationToken::new(),
             run_dir,
+            handing_over: AtomicBool::new(false),
+            released: CancellationToken::new(),
+            build: std::env::current_exe().and_then(|exe| build_of(&exe)).unwrap_or_else(|e| format!("unknown ({e})")),
         })
+    }
+
+    /// Cancelled once a new host took the proxies over.
+    pub fn released(&self) -> CancellationToken {
+        self.released.clone()
+    }
+
+    /// After a hand-over: lets every connection this host holds finish (see
+    /// `Proxy::drain`), then stops, leaving the workloads running.
+    pub async fn drain_all(&self) {
+        let proxies: Vec<Proxy> = self.proxies().drain().map(|(_, p)| p).collect();
+        futures::future::join_all(proxies.into_iter().map(Proxy::drain)).await;
+        self.stop.cancel();
+    }
+
+    pub(crate) fn insert(&self, workload_id: String, proxy: Proxy) {
+        // Two opens of one workload at once: the second one's proxy stays.
+        if let Some(old) = self.proxies().insert(workload_id, proxy) {
+            old.close();
+        }
+    }
+
+    /// Refuses a command to a host that handed its proxies over: the
+    /// caller connects again, and reaches the new host.
+    fn serving(&self) -> Result<(), Status> {
+        if self.released.is_cancelled() {
+            return Err(status::unavailable("HOST_HANDED_OVER", "this host handed its proxies to a new one: connect again".to_string()));
+        }
+        Ok(())
+    }
+
+    /// Refuses opening and closing while the proxies are being handed over.
+    fn steady(&self) -> Result<(), Status> {
+        self.serving()?;
+        if self.handing_over.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(status::unavailable("HANDING_OVER", "the proxies are being handed to a new host: try again".to_string()));
+        }
+        Ok(())
     }
 
     /// Cancelled once the host stops (Shutdown, or its grace period ran out).
@@ -57,11 +114,12 @@ impl Host {
         self.stop.clone()
     }
 
-    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Proxy>> {
+    pub(crate) fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Proxy>> {
         self.proxies.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn with_proxy<T>(&self, workload_id: &str, f: impl FnOnce(&Proxy) -> T) -> Result<T, Status> {
+        self.serving()?;
         self.proxies().get(workload_id).map(f).ok_or_else(|| status::not_found("PROXY_NOT_FOUND", format!("no proxy for {workload_id}")))
     }
 
@@ -95,7 +153,7 @@ impl Host {
         }
     }
 
-    fn wake_fn(self: &Arc<Self>, workload_id: &str) -> paved_local::WakeFn {
+    pub(crate) fn wake_fn(self: &Arc<Self>, workload_id: &str) -> paved_local::WakeFn {
         let events = self.events.clone();
         let workload_id = workload_id.to_string();
         Arc::new(move || {
@@ -144,6 +202,7 @@ type Events = Pin<Box<dyn Stream<Item = Result<pb::HostEvent, Status>> + Send>>;
 impl RuntimeService for Arc<Host> {
     async fn open_proxy(&self, request: Request<pb::OpenProxyRequest>) -> Result<Response<pb::OpenProxyResponse>, Status> {
         let r = request.into_inner();
+        self.steady()?;
         if let Some(addr) = self.proxies().get(&r.workload_id).map(|p| p.addr) {
             return Ok(Response::new(pb::OpenProxyResponse { addr: addr.to_string(), existed: true }));
         }
@@ -166,16 +225,14 @@ impl RuntimeService for Arc<Host> {
         };
         let proxy = Proxy::start(r.workload_id.clone(), listener, &self.stop).map_err(cannot)?;
         let addr = proxy.addr;
-        // Two opens of one workload at once: the second one's proxy stays.
-        if let Some(old) = self.proxies().insert(r.workload_id.clone(), proxy) {
-            old.close();
-        }
+        self.insert(r.workload_id.clone(), proxy);
         tracing::info!(workload = %r.workload_id, %addr, "proxy open");
         Ok(Response::new(pb::OpenProxyResponse { addr: addr.to_string(), existed: false }))
     }
 
     async fn close_proxies(&self, request: Request<pb::CloseProxiesRequest>) -> Result<Response<pb::CloseProxiesResponse>, Status> {
         let ids = request.into_inner().workload_ids;
+        self.steady()?;
         let closing: Vec<Proxy> = {
             let mut proxies = self.proxies();
             ids.iter().filter_map(|id| proxies.remove(id)).collect()
@@ -212,6 +269,7 @@ impl RuntimeService for Arc<Host> {
     }
 
     async fn list_proxies(&self, _: Request<pb::ListProxiesRequest>) -> Result<Response<pb::ListProxiesResponse>, Status> {
+        self.serving()?;
         let mut proxies: Vec<pb::ProxyState> = self.proxies().iter().map(|(id, p)| convert::state_of(id, p)).collect();
         proxies.sort_by(|a, b| a.workload_id.cmp(&b.workload_id));
         Ok(Response::new(pb::ListProxiesResponse { proxies }))
@@ -226,6 +284,7 @@ impl RuntimeService for Arc<Host> {
     }
 
     async fn get_metrics(&self, _: Request<pb::GetMetricsRequest>) -> Result<Response<pb::GetMetricsResponse>, Status> {
+        self.serving()?;
         let text = paved_telemetry::encode_metrics();
         let text = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
         Ok(Response::new(pb::GetMetricsResponse { text }))
@@ -235,6 +294,7 @@ impl RuntimeService for Arc<Host> {
 
     async fn attach(&self, request: Request<pb::AttachRequest>) -> Result<Response<Events>, Status> {
         let name = request.into_inner().name;
+        self.serving()?;
         // Subscribed before the pending wakes are read: a wake in between is
         // sent twice rather than not at all (waking twice is harmless).
         let live = tokio_stream::wrappers::BroadcastStream::new(self.events.subscribe());
@@ -243,7 +303,12 @@ impl RuntimeService for Arc<Host> {
         tracing::info!(control_plane = %name, "attached");
         let events = pending
             .chain(live.filter_map(|e| async move { e.map_err(lagged).ok() }))
-            .take_until(self.stop.clone().cancelled_owned())
+            // A host that handed over ends the stream: the control plane
+            // connects again and attaches to the new host.
+            .take_until(futures::future::select(
+                Box::pin(self.stop.clone().cancelled_owned()),
+                Box::pin(self.released.clone().cancelled_owned()),
+            ))
             .map(move |e| {
                 let _attached = &guard;
                 Ok(e)
@@ -252,8 +317,20 @@ impl RuntimeService for Arc<Host> {
     }
 
     async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Result<Response<pb::ShutdownResponse>, Status> {
+        self.serving()?;
         tracing::info!("shutdown asked for by the control plane");
         self.stop_all().await;
         Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn get_host(&self, _: Request<pb::GetHostRequest>) -> Result<Response<pb::GetHostResponse>, Status> {
+        Ok(Response::new(pb::GetHostResponse { build: self.build.clone(), pid: std::process::id() }))
+    }
+
+    async fn hand_over(&self, request: Request<pb::HandOverRequest>) -> Result<Response<pb::HandOverResponse>, Status> {
+        self.serving()?;
+        let receiver = PathBuf::from(request.into_inner().receiver);
+        let proxies = self.hand_over_to(receiver).await?;
+        Ok(Response::new(pb::HandOverResponse { proxies }))
     }
 }

@@ -9,7 +9,10 @@
 //!   them, and how long they outlive a control plane that went away.
 //! - `convert` — between the wire's messages and `paved-local`'s types.
 //! - [`pb`] — the generated messages and stubs of `paved.runtime.v1`.
-//! - [`client`] — connecting to a host, or starting one when none runs.
+//! - [`client`] — connecting to a host, or starting one when none runs,
+//!   or one that takes over from a host of another build.
+//! - [`handover`] — a new host takes the proxies of the old one without
+//!   closing their listening sockets; `fds` passes the sockets.
 //! - `main.rs` — the binary: the socket (same user only) and the grace period.
 //!
 //! # Never
@@ -18,8 +21,10 @@
 
 pub mod client;
 mod convert;
+mod fds;
+pub mod handover;
 pub mod host;
 pub mod pb;
 
 pub use convert::{route_from, route_to, traffic_from};
-pub use host::Host;
+pub use host::{Host, build_of};

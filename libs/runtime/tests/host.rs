@@ -59,6 +59,27 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, w
     }
 }
 
+/// A workload process as the local runtime records it in `dir/run`.
+fn recorded_workload(dir: &Path) -> std::process::Child {
+    std::fs::create_dir_all(dir.join("run")).expect("run dir");
+    let mut workload = std::process::Command::new("sleep");
+    workload.arg("60").env("PAVED_REVISION", "rev1");
+    std::os::unix::process::CommandExt::process_group(&mut workload, 0);
+    let workload = workload.spawn().expect("sleep");
+    std::fs::write(dir.join("run/rev1-0.pgid"), format!("{} 1", workload.id())).expect("record");
+    workload
+}
+
+/// Waits (5 s at most) for the workload to be killed.
+async fn stopped(mut workload: std::process::Child) {
+    let status = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || workload.wait()))
+        .await
+        .expect("the workload stopped in time")
+        .expect("join")
+        .expect("wait");
+    assert!(!status.success(), "killed: {status:?}");
+}
+
 #[tokio::test]
 async fn a_host_routes_wakes_and_outlives_its_control_plane_for_its_grace_period() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -132,14 +153,8 @@ async fn shutdown_stops_the_recorded_workloads_and_the_host() {
     let dir = tempfile::tempdir().expect("temp dir");
     let start = start(dir.path(), None);
     let (mut client, _) = connect_or_start(&start).await.expect("a host");
-    // A workload process as the local runtime records it.
-    std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
-    let mut workload = std::process::Command::new("sleep");
-    workload.arg("60").env("PAVED_REVISION", "rev1");
-    std::os::unix::process::CommandExt::process_group(&mut workload, 0);
-    let mut workload = workload.spawn().expect("sleep");
+    let workload = recorded_workload(dir.path());
     let pid = workload.id();
-    std::fs::write(dir.path().join("run/rev1-0.pgid"), format!("{pid} 1")).expect("record");
     // /proc shows its environment once the exec is done.
     eventually("the workload to run", Duration::from_secs(5), || async {
         std::fs::read(format!("/proc/{pid}/environ")).ok().filter(|e| e.windows(17).any(|w| w == b"PAVED_REVISION=re")).map(|_| ())
@@ -154,12 +169,7 @@ async fn shutdown_stops_the_recorded_workloads_and_the_host() {
     assert!(tokio::net::TcpStream::connect(&proxy).await.is_ok(), "still listening");
 
     client.shutdown(pb::ShutdownRequest {}).await.expect("shutdown");
-    let status = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || workload.wait()))
-        .await
-        .expect("the workload stopped in time")
-        .expect("join")
-        .expect("wait");
-    assert!(!status.success(), "killed: {status:?}");
+    stopped(workload).await;
     eventually("the host to exit", Duration::from_secs(10), || async { (!start.socket.exists()).then_some(()) }).await;
     assert!(tokio::net::TcpStream::connect(&proxy).await.is_err(), "its proxies are closed");
 }
@@ -175,4 +185,111 @@ async fn a_second_host_leaves_a_served_socket_alone() {
     // The first one still answers.
     client.list_proxies(pb::ListProxiesRequest {}).await.expect("still served");
     client.shutdown(pb::ShutdownRequest {}).await.expect("shutdown");
+}
+
+/// Keep-alive clients sending GET / through `proxy` until `stop`: how many
+/// were answered 200, and how many failed (anything else).
+fn load(proxy: &str, clients: usize, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<(u64, u64)> {
+    let uri: hyper::Uri = format!("http://{proxy}/").parse().expect("uri");
+    tokio::spawn(async move {
+        let workers = (0..clients).map(|_| {
+            let (uri, stop) = (uri.clone(), stop.clone());
+            tokio::spawn(async move {
+                let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Empty<bytes::Bytes>>();
+                let (mut ok, mut failed) = (0, 0);
+                while !stop.is_cancelled() {
+                    match client.get(uri.clone()).await {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+                            ok += 1;
+                        }
+                        other => {
+                            eprintln!("failed: {other:?}");
+                            failed += 1;
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        });
+        let mut total = (0, 0);
+        for worker in futures::future::join_all(workers).await {
+            let (ok, failed) = worker.expect("worker");
+            total = (total.0 + ok, total.1 + failed);
+        }
+        total
+    })
+}
+
+fn traffic_total(traffic: pb::GetTrafficResponse) -> u64 {
+    traffic.revisions.into_iter().map(paved_runtime::traffic_from).map(|(_, t)| t.total()).sum()
+}
+
+#[tokio::test]
+async fn a_new_host_takes_the_proxies_over_without_failing_a_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = start(dir.path(), None);
+    let (mut old, _) = connect_or_start(&start).await.expect("a host");
+    let old_pid = old.get_host(pb::GetHostRequest {}).await.expect("host").into_inner().pid;
+    let mut events = old.attach(pb::AttachRequest { name: "test".into() }).await.expect("attach").into_inner();
+    // Not the host's to stop when it hands over.
+    let mut workload = recorded_workload(dir.path());
+
+    let proxy = open(&mut old, "dev/w").await;
+    route(&mut old, "dev/w", "r1", vec![backend("v1").await]).await;
+    // A sleeping workload whose wake was asked for, to be handed as it is.
+    let sleeper = open(&mut old, "dev/sleeper").await;
+    old.sleep(pb::SleepRequest { workload_id: "dev/sleeper".into(), keep_pending_wake: false }).await.expect("sleep");
+    old.waking(pb::WakingRequest { workload_id: "dev/sleeper".into() }).await.expect("waking");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = load(&proxy, 8, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counted =
+        traffic_total(old.get_traffic(pb::GetTrafficRequest { workload_id: "dev/w".into() }).await.expect("traffic").into_inner());
+    assert!(counted > 0, "the load is served");
+
+    let mut new = paved_runtime::client::take_over(&start).await.expect("taken over");
+    let new_pid = new.get_host(pb::GetHostRequest {}).await.expect("host").into_inner().pid;
+    assert_ne!(new_pid, old_pid, "a new host serves the socket");
+    // New connections too, while both hosts hold the listening socket.
+    for _ in 0..20 {
+        assert_eq!(get(&proxy).await.as_deref(), Some("v1"), "a new connection is served");
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), events.message()).await.expect("the old host's events end in time");
+    assert!(matches!(ended, Ok(None) | Err(_)), "the old host ends its attached streams: {ended:?}");
+    // The old host refuses commands, then closes: its clients connect
+    // again, to the new host.
+    eventually("the old host's clients to reach the new one", Duration::from_secs(20), || {
+        let mut old = old.clone();
+        async move { old.get_host(pb::GetHostRequest {}).await.ok().filter(|h| h.get_ref().pid == new_pid).map(|_| ()) }
+    })
+    .await;
+    eventually("the old host to drain and exit", Duration::from_secs(20), || async {
+        (!Path::new(&format!("/proc/{old_pid}")).exists()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let (ok, failed) = load.await.expect("load");
+    assert_eq!(failed, 0, "no request failed across the hand-over ({ok} answered)");
+
+    let listed = new.list_proxies(pb::ListProxiesRequest {}).await.expect("list").into_inner().proxies;
+    let addrs: Vec<(&str, &str, bool, bool)> =
+        listed.iter().map(|p| (p.workload_id.as_str(), p.addr.as_str(), p.asleep, p.wake_asked)).collect();
+    assert_eq!(addrs, vec![("dev/sleeper", sleeper.as_str(), true, true), ("dev/w", proxy.as_str(), false, false)]);
+    assert_eq!(listed[1].routes.first().map(|r| r.revision.as_str()), Some("r1"), "routes kept");
+    let carried =
+        traffic_total(new.get_traffic(pb::GetTrafficRequest { workload_id: "dev/w".into() }).await.expect("traffic").into_inner());
+    assert!(carried >= counted && carried <= ok + 20, "counts carried over: {counted} before, {carried} after, {ok} answered");
+    // The pending wake reaches a control plane that attaches to the new host.
+    let mut events = new.attach(pb::AttachRequest { name: "test".into() }).await.expect("attach").into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(5), events.message()).await.expect("in time").expect("stream");
+    let expected = pb::host_event::Event::WakeRequested(pb::WakeRequested { workload_id: "dev/sleeper".into() });
+    assert_eq!(event.and_then(|e| e.event), Some(expected));
+    assert!(workload.try_wait().expect("wait").is_none(), "the workload runs on");
+
+    new.shutdown(pb::ShutdownRequest {}).await.expect("shutdown");
+    stopped(workload).await;
 }

@@ -7,7 +7,7 @@
 
 use paved_local::{Route, Traffic};
 use paved_runtime::{
-    client::{Client, Start, connect_or_start},
+    client::{Client, Start, connect_or_start, take_over},
     pb,
 };
 use std::{
@@ -28,6 +28,31 @@ pub(crate) struct Dataplane {
     /// does not run out while this provisioner reconciles; unread, and
     /// dropped once `Routing::watch` attaches to read the events.
     early: Mutex<Option<tonic::Streaming<pb::HostEvent>>>,
+}
+
+/// A host of another build than `start.binary` hands its proxies to a new
+/// one of this build (their sockets stay open: no connection is refused).
+/// When that fails, the old host serves on, and is the one returned.
+async fn upgraded(start: &Start, mut client: Client) -> Client {
+    let ours = match paved_runtime::build_of(&start.binary) {
+        Ok(build) => build,
+        Err(e) => {
+            tracing::warn!(binary = %start.binary.display(), error = %e, "cannot tell the data plane host's build");
+            return client;
+        }
+    };
+    let theirs = client.get_host(pb::GetHostRequest {}).await.map(|h| h.into_inner().build);
+    if theirs.as_ref().is_ok_and(|build| *build == ours) {
+        return client;
+    }
+    tracing::info!(running = ?theirs.ok(), ours, "the data plane host is another build: a new one takes its proxies over");
+    match take_over(start).await {
+        Ok(new) => new,
+        Err(e) => {
+            tracing::warn!(error = %e, "the data plane host could not be taken over: it serves on");
+            client
+        }
+    }
 }
 
 impl Dataplane {
@@ -51,6 +76,9 @@ impl Dataplane {
             log: data_dir.join("logs").join("runtime.log"),
         };
         let (mut client, started) = connect_or_start(&start).await?;
+        if !started {
+            client = upgraded(&start, client).await;
+        }
         let early = client.attach(pb::AttachRequest { name: format!("provisioner {} (starting)", std::process::id()) }).await?.into_inner();
         let proxies = client.list_proxies(pb::ListProxiesRequest {}).await?.into_inner().proxies;
         if started {
