@@ -3,10 +3,13 @@
 //! (embedded, and `--self-hosted` on PostgreSQL and Redis) is killed with
 //! SIGKILL and started again within it loses no request and keeps its
 //! processes; killed and left alone, its workloads and their proxies stop
-//! after the grace period.
+//! after the grace period. Started again with a new build of the data
+//! plane's host installed, the new host takes the proxies over from the old
+//! one, again without a failed request.
 
-use crate::secrets::{Up, kill, paved_at, stop, up_on};
-use paved_integration_tests::{Load, eventually, postgres_server, recorded_replicas, redis_namespace, text, unique};
+use crate::secrets::{Up, kill, paved_at, stop, up_from, up_on};
+use paved_integration_tests::{Load, bin_dir, eventually, postgres_server, recorded_replicas, redis_namespace, text, unique};
+use paved_runtime::pb::GetHostRequest;
 use std::{path::Path, time::Duration};
 
 const SPEC: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
@@ -113,6 +116,57 @@ async fn paved_up_self_hosted_killed_and_started_again_loses_no_request() {
     drop(load);
     stop(second);
     assert!(pids.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(*pid)), "stopped with the platform");
+}
+
+/// Installed as an operator installs it: `paved up`, the data plane's host
+/// and the workload's command in a directory of their own (hard links to
+/// the build). Killed under load, a new build of `paved-runtime` installed
+/// there, and started again: the running host hands its proxies to one of
+/// the new build, no request fails, and no workload process restarts.
+#[tokio::test]
+async fn paved_up_started_again_with_a_new_data_plane_build_hands_the_proxies_over_without_a_failed_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let install = path.join("bin");
+    std::fs::create_dir_all(&install).expect("mkdir");
+    for binary in ["paved", "paved-runtime", "hello"] {
+        std::fs::hard_link(bin_dir().join(binary), install.join(binary)).expect("install");
+    }
+    let paved = install.join("paved");
+    let (port, env) = (free_port(), [("PAVED_DATA_PLANE_GRACE_SECONDS", "60")]);
+    let first = up_from(&paved, &path, 0, port, &[], &env);
+    let endpoint = deploy(&first, &path).await;
+    let pids = recorded(&path);
+    let socket = path.join("data/provisioner/runtime.sock");
+    let host = paved_runtime::client::connect(&socket).await.expect("the data plane's host");
+    let old = host.clone().get_host(GetHostRequest {}).await.expect("host").into_inner();
+    let load = Load::start(&endpoint, 8);
+    eventually("the load to be served", Duration::from_secs(10), || async { (load.answered() > 100).then_some(()) }).await;
+    kill(first);
+
+    // The new build: another file where the old one was.
+    std::fs::remove_file(install.join("paved-runtime")).expect("uninstall");
+    std::fs::copy(bin_dir().join("paved-runtime"), install.join("paved-runtime")).expect("install the new build");
+    let build = paved_runtime::build_of(&install.join("paved-runtime")).expect("build");
+    assert_ne!(build, old.build);
+    let second = up_from(&paved, &path, 1, port, &[], &env);
+    let new = eventually("a new host to serve, reached through the same channel", Duration::from_secs(30), || {
+        let mut host = host.clone();
+        async move { host.get_host(GetHostRequest {}).await.ok().map(|h| h.into_inner()).filter(|h| h.pid != old.pid) }
+    })
+    .await;
+    assert_eq!(new.build, build, "the new build serves the proxies");
+    eventually("the old host to drain and exit", Duration::from_secs(20), || async {
+        (!Path::new(&format!("/proc/{}", old.pid)).exists() || is_zombie(old.pid as i32)).then_some(())
+    })
+    .await;
+    let answered = load.answered();
+    eventually("the load to go on", Duration::from_secs(20), || async { (load.answered() > answered + 100).then_some(()) }).await;
+    assert_eq!(recorded(&path), pids, "every workload runs in the process it ran in");
+    assert_eq!(load.failed(), 0, "no request failed across the kill and the hand-over ({} answered)", load.answered());
+    drop(load);
+    stop(second);
+    eventually("the data plane to stop with the platform", Duration::from_secs(10), || async { (!socket.exists()).then_some(()) }).await;
 }
 
 /// A process that exited but was not reaped yet (its parent died and the

@@ -36,8 +36,13 @@ pub(crate) fn up_with(dir: &std::path::Path, n: u32, env: &[(&str, &str)]) -> Up
 
 /// [`up_with`] on `port`, with these arguments too.
 pub(crate) fn up_on(dir: &std::path::Path, n: u32, port: u16, args: &[&str], env: &[(&str, &str)]) -> Up {
+    up_from(&bin_dir().join("paved"), dir, n, port, args, env)
+}
+
+/// [`up_on`] with the `paved` binary installed at `paved`.
+pub(crate) fn up_from(paved: &std::path::Path, dir: &std::path::Path, n: u32, port: u16, args: &[&str], env: &[(&str, &str)]) -> Up {
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
-    let mut child = Command::new(bin_dir().join("paved"))
+    let mut child = Command::new(paved)
         .args(["up", "--no-example"])
         .args(args)
         .arg("--data-dir")

@@ -1,6 +1,6 @@
 //! The proxy of a sleeping workload, end to end: requests held and served
 //! once it woke, one wake asked; bounds and timeouts answered with 503 and
-//! `Retry-After`.
+//! `Retry-After`. And a proxy handed over: its connections drained.
 
 use super::{Proxy, Route};
 use crate::hold::Hold;
@@ -93,4 +93,48 @@ async fn a_workload_that_does_not_wake_in_time_or_too_many_waiting_get_503_with_
     let (status, retry, body) = get(proxy.addr).await;
     assert_eq!((status, retry), (503, None), "{body}");
     shutdown.cancel();
+}
+
+/// One GET on a kept-alive HTTP/1 connection: the answer's head, lowercased.
+async fn keep_alive_get(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET / HTTP/1.1\r\nhost: w\r\n\r\n").await.expect("write");
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"woke") {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn a_drained_proxy_closes_its_connections_after_an_answer_while_its_successor_accepts() {
+    use tokio::io::AsyncReadExt;
+    let shutdown = CancellationToken::new();
+    let backend = backend().await;
+    let route = vec![Route { revision: "r1".into(), weight: 1, addrs: vec![backend] }];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let old = Proxy::start("dev/w".into(), listener, &shutdown).expect("proxy");
+    old.set_routes(route.clone());
+    let mut kept = tokio::net::TcpStream::connect(old.addr).await.expect("connect");
+    assert!(!keep_alive_get(&mut kept).await.contains("connection: close"), "kept alive while it serves");
+
+    // Its successor serves the same listening socket.
+    let copy = std::net::TcpListener::from(old.listener_fd().expect("a copy"));
+    copy.set_nonblocking(true).expect("nonblocking");
+    let new = Proxy::start("dev/w".into(), tokio::net::TcpListener::from_std(copy).expect("listener"), &shutdown).expect("proxy");
+    new.set_routes(route);
+    new.restore_counts(&[("r1".to_string(), old.traffic("r1"))], old.last_request_ms());
+    assert_eq!(new.traffic("r1").total(), 1, "counts carried over");
+    let addr = old.addr;
+    let drained = tokio::spawn(old.drain());
+    let head = keep_alive_get(&mut kept).await;
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(kept.read(&mut [0u8; 16]).await.expect("read"), 0, "closed after the answer");
+    tokio::time::timeout(Duration::from_secs(1), drained).await.expect("drained once its connection closed").expect("join");
+    let mut fresh = tokio::net::TcpStream::connect(addr).await.expect("the socket still listens");
+    assert!(!keep_alive_get(&mut fresh).await.contains("connection: close"), "served by the successor");
+    assert_eq!(new.traffic("r1").total(), 2);
 }
