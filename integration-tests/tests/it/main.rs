@@ -15,6 +15,7 @@ mod cost;
 mod dataplane;
 mod delete;
 mod error_edge;
+mod extended;
 mod json_output;
 mod judging;
 mod kustomize;

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_ATTESTATIONS),
             Box::new(CREATE_PREVIEWS),
             Box::new(WORKLOAD_SLEEP),
+            Box::new(ROLLOUT_WINDOW),
         ]
     }
 }
@@ -198,5 +199,14 @@ const WORKLOAD_SLEEP: paved_store::AddColumns = paved_store::AddColumns {
             ColumnDef::new(Alias::new("hold_until_ms")).big_integer().to_owned(),
         ]
     },
+    backfill: &[],
+};
+
+/// The measurement window of the step being held (JSON, see
+/// `rollout::window`): a restarted provisioner resumes it.
+const ROLLOUT_WINDOW: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261207_000001_rollout_window",
+    table: "rollouts",
+    columns: || vec![ColumnDef::new(Alias::new("step_window")).text().to_owned()],
     backfill: &[],
 };

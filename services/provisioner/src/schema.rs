@@ -61,6 +61,7 @@ pub(crate) enum Rollouts {
     StepStartMs,
     CreateTimeMs,
     UpdateTimeMs,
+    StepWindow,
 }
 
 #[derive(DeriveIden, Debug, Clone, Copy)]

@@ -473,6 +473,29 @@ pub async fn update_rollout<C: ConnectionTrait>(txn: &C, read: &Rollout, change:
     Ok(Some(rollout))
 }
 
+/// Records the measurement window of the step being held, if the rollout
+/// is still at that step (begun at `step_start_ms`).
+pub async fn save_step_window<C: ConnectionTrait>(db: &C, id: &str, step: u32, step_start_ms: i64, window: String) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(Rollouts::Table)
+        .value(Rollouts::StepWindow, window)
+        .and_where(Expr::col(Rollouts::Id).eq(id))
+        .and_where(Expr::col(Rollouts::Step).eq(i32::try_from(step).unwrap_or(i32::MAX)))
+        .and_where(Expr::col(Rollouts::StepStartMs).eq(step_start_ms))
+        .to_owned();
+    db.execute(&update).await?;
+    Ok(())
+}
+
+/// The measurement window recorded for a rollout's step, if any.
+pub async fn step_window<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<String>, DbErr> {
+    let query = Query::select().column(Rollouts::StepWindow).from(Rollouts::Table).and_where(Expr::col(Rollouts::Id).eq(id)).to_owned();
+    match db.query_one(&query).await? {
+        Some(row) => row.try_get::<Option<String>>("", "step_window"),
+        None => Ok(None),
+    }
+}
+
 /// [`update_rollout`] in place: `at` becomes the rollout as updated. False,
 /// with `at` untouched, when another writer came first.
 pub async fn advance_rollout<C: ConnectionTrait>(txn: &C, at: &mut Rollout, change: Change) -> Result<bool, DbErr> {

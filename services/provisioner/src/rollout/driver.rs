@@ -5,8 +5,9 @@
 
 use super::{
     admit::Admission,
-    step::{Next, Window, baseline_instance, gate, look_every, step_message},
+    step::{Next, baseline_instance, gate, look_every, step_message},
     transitions::Transitions,
+    window::Window,
 };
 use crate::{
     model::{Revision, Rollout, RolloutState, Stage, State, now_ms},
@@ -255,16 +256,26 @@ impl Driver {
         let w = match window {
             Some(w) if w.step == r.step && w.step_start_ms == r.step_start_ms => w,
             _ => {
-                // A step this driver did not start: resumed through the API
-                // (its traffic is counted from now), or begun before this
-                // process started, when its traffic was counted by a process
-                // that is gone. Then it is held again in full rather than
-                // judged on part of its interval.
+                let counters = self.step_counters(r).await;
+                // A step this driver did not start: begun before this
+                // process started, its window is resumed as recorded (the
+                // data plane's host counted on); unless the counts began
+                // again, when it is held again in full rather than judged
+                // on part of its interval. Or resumed through the API: its
+                // traffic is counted from now.
                 if r.step_start_ms < self.started_ms {
-                    let message = format!("step {} held again from now: its earlier metrics were lost in a restart", r.step + 1);
-                    return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
+                    let recorded = store::step_window(self.records.db(), &r.id).await?;
+                    let Some(resumed) = recorded.and_then(|w| Window::resume(&w, r.step, r.step_start_ms, &counters)) else {
+                        let message = format!("step {} held again from now: the counts of its earlier part are gone", r.step + 1);
+                        return self.commit_step(r, Change { restart_step: true, ..Change::from(r, message) }, window).await;
+                    };
+                    *window = Some(resumed);
+                    let message = format!("step {} resumed after a restart, on the traffic counted meanwhile", r.step + 1);
+                    return self.commit(r, Change::from(r, message)).await;
                 }
-                window.insert(Window::open(r.step, r.step_start_ms, self.step_counters(r).await))
+                let opened = Window::open(r.step, r.step_start_ms, counters);
+                self.keep(r, &opened).await?;
+                window.insert(opened)
             }
         };
         let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
@@ -291,6 +302,11 @@ impl Driver {
                     Some(pending) => pending,
                     None => (self.look_request(r, revision, w, &counters, now, interval_over).await, counters),
                 };
+                // Recorded before it is sent: a provisioner that restarts
+                // before the answer sends the same look again.
+                w.pending = Some((request.clone(), ends_at.clone()));
+                self.keep(r, w).await?;
+                w.pending = None;
                 // Judging can take seconds (Prometheus queries): other
                 // rollouts advance meanwhile.
                 drop(turn);
@@ -302,6 +318,7 @@ impl Driver {
                         let decision = response.into_inner().decision.unwrap_or_default();
                         let end = request.end_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
                         (w.canary, w.baseline, w.last_look_ms) = (ends_at.0, ends_at.1, end);
+                        self.keep(r, w).await?;
                         match decision.verdict() {
                             // A look sent before the interval ended: the
                             // closing look follows at once.
@@ -323,6 +340,7 @@ impl Driver {
                         let request =
                             JudgeLookRequest { spec_yaml: revision.spec_yaml.clone(), spec_path: revision.spec_path.clone(), ..request };
                         w.pending = Some((request, ends_at));
+                        self.keep(r, w).await?;
                         return Ok(Next::Again);
                     }
                     Err(e) => {
@@ -369,6 +387,7 @@ impl Driver {
                     return self.transitions.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
                 }
                 w.extensions += 1;
+                self.keep(r, w).await?;
                 let message = format!("step {} extended by {:?} ({} of {limit}): {reason}", r.step + 1, policy.interval, w.extensions);
                 self.commit(r, Change::from(r, message)).await
             }
@@ -430,6 +449,11 @@ impl Driver {
         }
     }
 
+    /// Records the step's window in the rollout's row.
+    async fn keep(&self, r: &Rollout, w: &Window) -> Result<(), DbErr> {
+        store::save_step_window(self.records.db(), &r.id, w.step, w.step_start_ms, w.record()).await
+    }
+
     async fn commit(&self, r: &Rollout, change: Change) -> Result<Next, DbErr> {
         let txn = self.records.db().begin().await?;
         if store::update_rollout(&txn, r, change).await?.is_some() {
@@ -445,8 +469,10 @@ impl Driver {
         let txn = self.records.db().begin().await?;
         if let Some(started) = store::update_rollout(&txn, r, change).await? {
             let counters = self.step_counters(&started).await;
+            let opened = Window::open(started.step, started.step_start_ms, counters);
+            store::save_step_window(&txn, &started.id, started.step, started.step_start_ms, opened.record()).await?;
             txn.commit().await?;
-            *window = Some(Window::open(started.step, started.step_start_ms, counters));
+            *window = Some(opened);
             self.records.committed(&r.workload_id);
         }
         Ok(Next::Again)

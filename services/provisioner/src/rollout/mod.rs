@@ -24,14 +24,17 @@
 //!   the commands both end rollouts.
 //! - `control` — `Rollouts`: what people do to rollouts (pause, resume,
 //!   abort, promote now) and to workloads (roll back).
-//! - `step` — a pass's vocabulary: what the driver does next, the held
-//!   step's measurement window, and the step gate without an analyzer.
+//! - `step` — a pass's vocabulary: what the driver does next, how often a
+//!   step is looked at, and the step gate without an analyzer.
+//! - `window` — the held step's measurement window, recorded in the
+//!   rollout's row so that a restarted provisioner resumes it.
 
 mod admit;
 mod control;
 mod driver;
 mod step;
 mod transitions;
+mod window;
 
 pub use control::RolloutError;
 pub(crate) use control::Rollouts;

@@ -1,10 +1,9 @@
-//! A pass's vocabulary: what the driver does after a pass, the measurement
-//! window of the traffic step being held, how often it is looked at, and
-//! the step gate of a provisioner without a canary analyzer.
+//! A pass's vocabulary: what the driver does after a pass, how often a held
+//! step is looked at, and the step gate of a provisioner without a canary
+//! analyzer.
 
 use crate::model::Rollout;
 use paved_local::Traffic;
-use paved_proto::canary_analyzer::v1::JudgeLookRequest;
 use paved_spec::RolloutPolicy;
 use std::time::Duration;
 
@@ -15,28 +14,6 @@ pub(super) enum Next {
     /// Nothing to do until something changes, or until the instant.
     Wait(Option<tokio::time::Instant>),
     Done,
-}
-
-/// The measurement window of the traffic step being held.
-pub(super) struct Window {
-    pub(super) step: u32,
-    pub(super) step_start_ms: i64,
-    /// The canary's and the baseline's counters at the last look judged.
-    pub(super) canary: Traffic,
-    pub(super) baseline: Traffic,
-    pub(super) last_look_ms: i64,
-    /// Intervals added for want of evidence.
-    pub(super) extensions: u32,
-    /// A look sent but not answered, with the counters it ends at: sent
-    /// again as it was (same number, same counts), so that a look the
-    /// analyzer stored before its answer was lost is not counted twice.
-    pub(super) pending: Option<(JudgeLookRequest, (Traffic, Traffic))>,
-}
-
-impl Window {
-    pub(super) fn open(step: u32, step_start_ms: i64, (canary, baseline): (Traffic, Traffic)) -> Self {
-        Self { step, step_start_ms, canary, baseline, last_look_ms: step_start_ms, extensions: 0, pending: None }
-    }
 }
 
 /// How often a step is looked at: a tenth of its interval, within bounds.
