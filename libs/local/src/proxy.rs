@@ -124,11 +124,19 @@ impl Backends {
                 if let Some(picked) = self.pick() {
                     return Some(picked);
                 }
+                // Handed over: this process gets no more routes; the
+                // client asks again, and reaches the new one.
+                if self.draining.load(Ordering::Relaxed) {
+                    return None;
+                }
                 changed.changed().await.ok()?;
             }
         });
         match woken.await {
             Ok(Some(picked)) => Ok(picked),
+            _ if self.draining.load(Ordering::Relaxed) => {
+                Err(retry_later(format!("{} is waking up on another data plane host: ask again\n", self.name), 1))
+            }
             _ => {
                 let waited = self.room.hold.timeout;
                 Err(retry_later(format!("{} did not wake within {waited:?}\n", self.name), waited.as_secs().max(1)))
@@ -211,6 +219,8 @@ impl Proxy {
     /// GOAWAY), and returns once every connection is closed.
     pub async fn drain(self) {
         self.backends.draining.store(true, Ordering::Relaxed);
+        // Held requests look again, and are answered.
+        self.backends.changed.send_modify(|n| *n += 1);
         self.drain.cancel();
         let _ = self.accepting.await;
         self.connections.close();
@@ -339,7 +349,20 @@ async fn accept(listener: Arc<TcpListener>, serving: Serving) {
     }
 }
 
-async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
+async fn forward(backends: Arc<Backends>, req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
+    let http1 = req.version() != http::Version::HTTP_2;
+    let mut response = route(&backends, req).await;
+    // Handed over: the client's next request goes to a new connection,
+    // which the proxy's new process accepts.
+    if http1 && backends.draining.load(Ordering::Relaxed) {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+/// A request forwarded to an instance (held first while the workload
+/// wakes), or the answer it gets instead.
+async fn route(backends: &Backends, mut req: Request<Incoming>) -> Response<Body> {
     let start = std::time::Instant::now();
     backends.last_request.store(now_ms(), Ordering::Relaxed);
     let picked = match backends.pick() {
@@ -350,18 +373,17 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
         Ok(picked) => picked,
         Err(response) => {
             backends.record("none", response.status(), start.elapsed());
-            return Ok(response);
+            return response;
         }
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri = match format!("http://{backend}{path}").parse() {
         Ok(uri) => uri,
-        Err(_) => return Ok(plain(StatusCode::BAD_REQUEST, "bad request URI\n".into())),
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request URI\n".into()),
     };
     *req.uri_mut() = uri;
-    let http2 = req.version() == http::Version::HTTP_2;
-    let client = if http2 { &backends.http2 } else { &backends.http1 };
-    let mut response = match client.request(req).await {
+    let client = if req.version() == http::Version::HTTP_2 { &backends.http2 } else { &backends.http1 };
+    let response = match client.request(req).await {
         Ok(response) => response.map(|b| b.boxed()),
         Err(e) => {
             tracing::warn!(workload = %backends.name, %backend, error = %e, "proxy upstream failed");
@@ -369,12 +391,7 @@ async fn forward(backends: Arc<Backends>, mut req: Request<Incoming>) -> Result<
         }
     };
     backends.record(&revision, response.status(), start.elapsed());
-    // Handed over: the client's next request goes to a new connection,
-    // which the proxy's new process accepts.
-    if !http2 && backends.draining.load(Ordering::Relaxed) {
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    Ok(response)
+    response
 }
 
 fn now_ms() -> i64 {

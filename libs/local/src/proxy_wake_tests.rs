@@ -138,3 +138,22 @@ async fn a_drained_proxy_closes_its_connections_after_an_answer_while_its_succes
     assert!(!keep_alive_get(&mut fresh).await.contains("connection: close"), "served by the successor");
     assert_eq!(new.traffic("r1").total(), 2);
 }
+
+#[tokio::test]
+async fn a_request_held_by_a_proxy_that_is_handed_over_is_answered_503_and_asks_again() {
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = Proxy::start("dev/w".into(), listener, &shutdown).expect("proxy");
+    proxy.sleep(Arc::new(|| {}));
+    let addr = proxy.addr;
+    let held = tokio::spawn(get(addr));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "held while the workload wakes");
+    let started = std::time::Instant::now();
+    let drained = tokio::spawn(proxy.drain());
+    let (status, retry, body) = held.await.expect("join");
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
+    assert!(body.contains("waking up on another data plane host"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1), "answered at once, not at the hold timeout");
+    tokio::time::timeout(Duration::from_secs(5), drained).await.expect("drained").expect("join");
+}

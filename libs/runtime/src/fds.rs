@@ -36,10 +36,15 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
     let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?;
     rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    rustix::net::listen(&fd, 1)?;
-    // Applies to accept too: a sender that never comes is an error.
-    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Recv, Some(TIMEOUT))?;
+    let ready = || -> io::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        rustix::net::listen(&fd, 1)?;
+        // Applies to accept too: a sender that never comes is an error.
+        Ok(sockopt::set_socket_timeout(&fd, sockopt::Timeout::Recv, Some(TIMEOUT))?)
+    };
+    ready().inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })?;
     Ok(fd)
 }
 

@@ -32,10 +32,20 @@ impl Host {
         if self.handing_over.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(status::unavailable("HANDING_OVER", "a hand-over is in progress".to_string()));
         }
+        let _attached = self.attached_guard();
+        let socket = self.socket.clone();
+        let ours = socket.as_deref().and_then(inode);
         let sent = self.send_proxies(receiver).await;
         match &sent {
             Ok(n) => {
                 tracing::info!(proxies = n, "handed over to a new host: draining");
+                self.released.cancel();
+            }
+            // The successor binds the control socket before it answers: if
+            // it did, it serves the proxies, whatever became of the answer,
+            // and two hosts must not both think they do.
+            Err(e) if ours.is_some() && socket.as_deref().and_then(inode) != ours => {
+                tracing::warn!(error = %e, "hand-over unconfirmed, but a new host took the control socket over: draining");
                 self.released.cancel();
             }
             Err(e) => {
@@ -103,6 +113,12 @@ impl Host {
     }
 }
 
+/// The inode of the file at `path`: who binds the control socket there.
+fn inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
 /// What is handed of a proxy: its state, and the counts of its routed
 /// revisions (the rollout gate's) and of the requests none took.
 fn handed(workload_id: &str, proxy: &Proxy) -> pb::HandedProxy {
@@ -129,17 +145,22 @@ pub async fn take_over(host: &Arc<Host>, socket: &Path) -> anyhow::Result<Option
     let Ok(mut old) = client::connect(socket).await else {
         return Ok(None);
     };
-    let path = socket.with_extension("handover");
-    let listener = fds::listen(&path)?;
+    let path = socket.with_extension(format!("{}.handover", std::process::id()));
+    let listener = Arc::new(fds::listen(&path)?);
     let receiver = path.display().to_string();
     let mut call = tokio::spawn(async move { old.hand_over(pb::HandOverRequest { receiver }).await });
-    let mut receiving = tokio::task::spawn_blocking(move || receive(&listener));
+    let mut receiving = tokio::task::spawn_blocking({
+        let listener = listener.clone();
+        move || receive(&listener)
+    });
     let received = tokio::select! {
         received = &mut receiving => received,
         // The old host answers only after the new one serves: an answer
         // now is a refusal (another hand-over, or a build without it).
         answer = &mut call => {
             let _ = std::fs::remove_file(&path);
+            // Wakes the blocked accept, so that this process can exit.
+            let _ = rustix::net::shutdown(&*listener, rustix::net::Shutdown::Both);
             return Err(match answer {
                 Ok(Err(status)) => anyhow::anyhow!("the host on {} refused the hand-over: {}", socket.display(), status.message()),
                 _ => anyhow::anyhow!("the host on {} answered before it handed over", socket.display()),

@@ -46,6 +46,9 @@ pub struct Host {
     pub(crate) released: CancellationToken,
     /// [`build_of`] this host's executable, as it started.
     build: String,
+    /// Its control socket: a hand-over that fails after the successor took
+    /// the socket over still lets go (see `hand_over_to`).
+    pub(crate) socket: Option<PathBuf>,
 }
 
 /// The identity of an executable file: its device, inode, size and
@@ -58,7 +61,7 @@ pub fn build_of(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 impl Host {
-    pub fn new(run_dir: Option<PathBuf>) -> Arc<Self> {
+    pub fn new(run_dir: Option<PathBuf>, socket: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Self {
             proxies: Mutex::default(),
             events: broadcast::channel(EVENTS).0,
@@ -68,6 +71,7 @@ impl Host {
             handing_over: AtomicBool::new(false),
             released: CancellationToken::new(),
             build: std::env::current_exe().and_then(|exe| build_of(&exe)).unwrap_or_else(|e| format!("unknown ({e})")),
+            socket,
         })
     }
 
@@ -91,6 +95,12 @@ impl Host {
         }
     }
 
+    /// Counts as an attached control plane while it lives: the grace period
+    /// does not run out in the middle of a hand-over.
+    pub(crate) fn attached_guard(&self) -> Attached {
+        Attached::new(&self.attached)
+    }
+
     /// Refuses a command to a host that handed its proxies over: the
     /// caller connects again, and reaches the new host.
     fn serving(&self) -> Result<(), Status> {
@@ -100,7 +110,8 @@ impl Host {
         Ok(())
     }
 
-    /// Refuses opening and closing while the proxies are being handed over.
+    /// Refuses changes to the proxies while they are being handed over: the
+    /// new host would not get them.
     fn steady(&self) -> Result<(), Status> {
         self.serving()?;
         if self.handing_over.load(std::sync::atomic::Ordering::SeqCst) {
@@ -181,7 +192,7 @@ fn wake(workload_id: &str) -> pb::HostEvent {
 }
 
 /// Counts an attached control plane while its stream lives.
-struct Attached(watch::Sender<usize>);
+pub(crate) struct Attached(watch::Sender<usize>);
 
 impl Attached {
     fn new(attached: &watch::Sender<usize>) -> Self {
@@ -223,6 +234,9 @@ impl RuntimeService for Arc<Host> {
             }
             Err(e) => return Err(cannot(e)),
         };
+        // A hand-over that began while the port was bound would not carry
+        // this proxy: refused, the caller opens it again on the new host.
+        self.steady()?;
         let proxy = Proxy::start(r.workload_id.clone(), listener, &self.stop).map_err(cannot)?;
         let addr = proxy.addr;
         self.insert(r.workload_id.clone(), proxy);
@@ -246,12 +260,14 @@ impl RuntimeService for Arc<Host> {
     async fn set_routes(&self, request: Request<pb::SetRoutesRequest>) -> Result<Response<pb::SetRoutesResponse>, Status> {
         let r = request.into_inner();
         let routes = r.routes.into_iter().map(convert::route_from).collect::<Result<Vec<_>, _>>()?;
+        self.steady()?;
         self.with_proxy(&r.workload_id, |p| p.set_routes(routes))?;
         Ok(Response::new(pb::SetRoutesResponse {}))
     }
 
     async fn sleep(&self, request: Request<pb::SleepRequest>) -> Result<Response<pb::SleepResponse>, Status> {
         let r = request.into_inner();
+        self.steady()?;
         let wake = self.wake_fn(&r.workload_id);
         // Kept (a control plane that restarted says it sleeps again): a wake
         // asked for meanwhile stays asked, for it to learn on attaching.
@@ -264,6 +280,7 @@ impl RuntimeService for Arc<Host> {
     }
 
     async fn waking(&self, request: Request<pb::WakingRequest>) -> Result<Response<pb::WakingResponse>, Status> {
+        self.steady()?;
         self.with_proxy(&request.into_inner().workload_id, |p| p.waking())?;
         Ok(Response::new(pb::WakingResponse {}))
     }

@@ -44,7 +44,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = paved_telemetry::init("paved-runtime", paved_telemetry::LogFormat::Pretty)?;
-    let host = Host::new(args.run_dir);
+    let host = Host::new(args.run_dir, Some(args.socket.clone()));
     let taken = if args.take_over {
         paved_runtime::handover::take_over(&host, &args.socket).await?
     } else if paved_runtime::client::connect(&args.socket).await.is_ok() {
@@ -57,9 +57,15 @@ async fn main() -> anyhow::Result<()> {
     // Bound beside it and renamed over it: a host that hands over keeps
     // answering on the path until its successor does.
     let binding = args.socket.with_extension(format!("{}.new", std::process::id()));
-    let listener = tokio::net::UnixListener::bind(&binding)?;
-    std::fs::set_permissions(&binding, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(&binding, &args.socket)?;
+    let bound = async {
+        let listener = tokio::net::UnixListener::bind(&binding)?;
+        std::fs::set_permissions(&binding, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&binding, &args.socket)?;
+        anyhow::Ok(listener)
+    };
+    let listener = bound.await.inspect_err(|_| {
+        let _ = std::fs::remove_file(&binding);
+    })?;
     let me = rustix::process::getuid().as_raw();
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter(move |stream| match stream {
         Ok(stream) => {

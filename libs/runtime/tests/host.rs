@@ -237,7 +237,14 @@ async fn a_new_host_takes_the_proxies_over_without_failing_a_request() {
     let mut workload = recorded_workload(dir.path());
 
     let proxy = open(&mut old, "dev/w").await;
-    route(&mut old, "dev/w", "r1", vec![backend("v1").await]).await;
+    let v1 = backend("v1").await;
+    route(&mut old, "dev/w", "r1", vec![v1.clone()]).await;
+    // Served before the hand-over only: its counts must arrive whole.
+    let quiet = open(&mut old, "dev/quiet").await;
+    route(&mut old, "dev/quiet", "r1", vec![v1]).await;
+    for _ in 0..7 {
+        assert_eq!(get(&quiet).await.as_deref(), Some("v1"));
+    }
     // A sleeping workload whose wake was asked for, to be handed as it is.
     let sleeper = open(&mut old, "dev/sleeper").await;
     old.sleep(pb::SleepRequest { workload_id: "dev/sleeper".into(), keep_pending_wake: false }).await.expect("sleep");
@@ -278,8 +285,15 @@ async fn a_new_host_takes_the_proxies_over_without_failing_a_request() {
     let listed = new.list_proxies(pb::ListProxiesRequest {}).await.expect("list").into_inner().proxies;
     let addrs: Vec<(&str, &str, bool, bool)> =
         listed.iter().map(|p| (p.workload_id.as_str(), p.addr.as_str(), p.asleep, p.wake_asked)).collect();
-    assert_eq!(addrs, vec![("dev/sleeper", sleeper.as_str(), true, true), ("dev/w", proxy.as_str(), false, false)]);
-    assert_eq!(listed[1].routes.first().map(|r| r.revision.as_str()), Some("r1"), "routes kept");
+    let expected = vec![
+        ("dev/quiet", quiet.as_str(), false, false),
+        ("dev/sleeper", sleeper.as_str(), true, true),
+        ("dev/w", proxy.as_str(), false, false),
+    ];
+    assert_eq!(addrs, expected);
+    assert_eq!(listed[2].routes.first().map(|r| r.revision.as_str()), Some("r1"), "routes kept");
+    let quiet_counts = new.get_traffic(pb::GetTrafficRequest { workload_id: "dev/quiet".into() }).await.expect("traffic").into_inner();
+    assert_eq!(traffic_total(quiet_counts), 7, "the counts were handed over");
     let carried =
         traffic_total(new.get_traffic(pb::GetTrafficRequest { workload_id: "dev/w".into() }).await.expect("traffic").into_inner());
     assert!(carried >= counted && carried <= ok + 20, "counts carried over: {counted} before, {carried} after, {ok} answered");

@@ -42,8 +42,16 @@ async fn upgraded(start: &Start, mut client: Client) -> Client {
         }
     };
     let theirs = client.get_host(pb::GetHostRequest {}).await.map(|h| h.into_inner().build);
-    if theirs.as_ref().is_ok_and(|build| *build == ours) {
-        return client;
+    match &theirs {
+        Ok(build) if *build == ours => return client,
+        // A build from before hand-overs: it cannot hand its sockets over.
+        Err(e) if e.code() == tonic::Code::Unimplemented => {
+            tracing::warn!(
+                "the data plane host predates hand-overs: it serves on; stop it (SIGTERM to paved-runtime) to run the new build"
+            );
+            return client;
+        }
+        _ => {}
     }
     tracing::info!(running = ?theirs.ok(), ours, "the data plane host is another build: a new one takes its proxies over");
     match take_over(start).await {

@@ -274,7 +274,7 @@ impl Driver {
                     return self.commit(r, Change::from(r, message)).await;
                 }
                 let opened = Window::open(r.step, r.step_start_ms, counters);
-                self.keep(r, &opened).await?;
+                self.keep(r, &opened).await;
                 window.insert(opened)
             }
         };
@@ -305,7 +305,7 @@ impl Driver {
                 // Recorded before it is sent: a provisioner that restarts
                 // before the answer sends the same look again.
                 w.pending = Some((request.clone(), ends_at.clone()));
-                self.keep(r, w).await?;
+                self.keep(r, w).await;
                 w.pending = None;
                 // Judging can take seconds (Prometheus queries): other
                 // rollouts advance meanwhile.
@@ -318,7 +318,7 @@ impl Driver {
                         let decision = response.into_inner().decision.unwrap_or_default();
                         let end = request.end_time.as_ref().map_or(now, paved_proto::millis_from_timestamp);
                         (w.canary, w.baseline, w.last_look_ms) = (ends_at.0, ends_at.1, end);
-                        self.keep(r, w).await?;
+                        self.keep(r, w).await;
                         match decision.verdict() {
                             // A look sent before the interval ended: the
                             // closing look follows at once.
@@ -340,7 +340,7 @@ impl Driver {
                         let request =
                             JudgeLookRequest { spec_yaml: revision.spec_yaml.clone(), spec_path: revision.spec_path.clone(), ..request };
                         w.pending = Some((request, ends_at));
-                        self.keep(r, w).await?;
+                        self.keep(r, w).await;
                         return Ok(Next::Again);
                     }
                     Err(e) => {
@@ -387,7 +387,7 @@ impl Driver {
                     return self.transitions.finish(r, RolloutState::RolledBack, &reason).await.map(|_| Next::Again);
                 }
                 w.extensions += 1;
-                self.keep(r, w).await?;
+                self.keep(r, w).await;
                 let message = format!("step {} extended by {:?} ({} of {limit}): {reason}", r.step + 1, policy.interval, w.extensions);
                 self.commit(r, Change::from(r, message)).await
             }
@@ -449,9 +449,14 @@ impl Driver {
         }
     }
 
-    /// Records the step's window in the rollout's row.
-    async fn keep(&self, r: &Rollout, w: &Window) -> Result<(), DbErr> {
-        store::save_step_window(self.records.db(), &r.id, w.step, w.step_start_ms, w.record()).await
+    /// Records the step's window in the rollout's row. A failed write is
+    /// logged, not fatal: the window in memory holds while this process
+    /// lives, and a verdict already given is not thrown away for it; only a
+    /// restart before the next write resumes an older window.
+    async fn keep(&self, r: &Rollout, w: &Window) {
+        if let Err(e) = store::save_step_window(self.records.db(), &r.id, w.step, w.step_start_ms, w.record()).await {
+            tracing::warn!(rollout = %r.id, error = %e, "cannot record the step's window");
+        }
     }
 
     async fn commit(&self, r: &Rollout, change: Change) -> Result<Next, DbErr> {
