@@ -5,6 +5,9 @@
 //!   tools are installed (`venv.rs`), build the binaries the tests start,
 //!   run the whole test suite; `cargo xtask test compose`: compose.yaml on
 //!   a real Docker engine (`compose.rs`, images from `docker.rs`);
+//! - `cargo xtask chaos [--minutes N] [--seed S]`: the platform in
+//!   production mode under faults and load, its invariants checked (the
+//!   `chaos` integration test, which the suite runs for a minute);
 //! - `cargo xtask sdk generate|check`: the SDKs' generated stubs (`sdk.rs`);
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
 //!   dispatches to one module per benchmark; the helpers they share, such
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("cycles") => cycles(),
+        Some("chaos") => chaos(&args[1..]),
         Some("sdk") => sdk::command(&args[1..]),
         _ => {
             eprintln!(
@@ -192,12 +196,42 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     // The canary demonstration tells a 30% slower canary from an identical
     // one by their latencies: with fifty other tests loading both cores the
     // scheduling noise is as large as that, so it runs alone, after them.
-    run(test().args(["--", "--skip", ISOLATED]))?;
-    run(test().args(["--", ISOLATED]))
+    // The chaos run kills processes and loads the machine: alone too.
+    run(test().args(["--", "--skip", ISOLATED, "--skip", CHAOS]))?;
+    run(test().args(["--", ISOLATED]))?;
+    run(test().args(["--", CHAOS, "--nocapture"]))
 }
 
 /// Tests whose verdicts depend on the machine being otherwise quiet.
 const ISOLATED: &str = "canary::canaries_with_errors_or_latency";
+
+/// The fault-injection run (`integration-tests/tests/it/chaos.rs`).
+const CHAOS: &str = "chaos::under_fire";
+
+/// `cargo xtask chaos [--minutes N] [--seed S]`: the chaos run alone, for
+/// N minutes of faults (1 by default), replaying seed S when given.
+fn chaos(args: &[String]) -> anyhow::Result<()> {
+    let mut command = cargo();
+    command.args(["test", "-p", "paved-integration-tests", "--test", "it", "--", CHAOS, "--nocapture"]);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--minutes" => {
+                let minutes: u64 = value()?.parse().context("--minutes takes a whole number")?;
+                command.env("PAVED_CHAOS_SECONDS", (minutes * 60).to_string());
+            }
+            "--seed" => {
+                let seed: u64 = value()?.parse().context("--seed takes a number")?;
+                command.env("PAVED_CHAOS_SEED", seed.to_string());
+            }
+            other => bail!("unknown argument {other:?}: cargo xtask chaos [--minutes N] [--seed S]"),
+        }
+    }
+    ensure_servers()?;
+    build_bins(false)?;
+    run(&mut command)
+}
 
 /// Prometheus (Debian's), which the metric provider's tests run against.
 fn ensure_prometheus() -> anyhow::Result<()> {

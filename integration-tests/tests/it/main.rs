@@ -9,6 +9,7 @@ mod audit_query;
 mod audit_witness;
 mod auth;
 mod canary;
+mod chaos;
 mod cli;
 mod compose;
 mod cost;

@@ -1,0 +1,201 @@
+//! Under fire (`cargo xtask chaos [--minutes N] [--seed S]`): compose.yaml's
+//! platform as processes, five services on PostgreSQL and Redis over mTLS
+//! (see `compose`), with a workload under steady load that is never rolled,
+//! and another rolled forward (good canaries) and back (bad ones, 50% of
+//! answers 5xx) one rollout after another under load of its own. Meanwhile
+//! services are killed with SIGKILL at seeded random moments, the
+//! provisioner mid-step included, and started again as compose's
+//! `restart: unless-stopped` would. Then each invariant is one line,
+//! `PASS` or `FAIL`:
+//! - no request to the steady workload failed (the data plane serves
+//!   whatever happens to the control plane);
+//! - every rollout ended, promoted or rolled back, none stuck;
+//! - no bad canary was promoted.
+//!
+//! `PAVED_CHAOS_SECONDS` (60 by default, as the suite runs it) and
+//! `PAVED_CHAOS_SEED` (random by default, and printed: a failing seed
+//! replays the same faults at the same moments) set the run.
+
+use crate::compose::{Platform, compose_file};
+use paved_integration_tests::{Load, eventually, paved_env, text};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+const STEADY: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
+
+/// `churn` at `version`; a bad one answers half its requests 5xx.
+fn churn(version: u32, bad: bool) -> String {
+    let errors = if bad { "0.5" } else { "0" };
+    format!(
+        "name: churn\ncommand: [hello]\nhealth:\n  path: /healthz\nrollout:\n  steps: [50, 100]\n  interval: 2s\nenv:\n  HELLO_VERSION: v{version}\n  HELLO_ERROR_RATE: \"{errors}\"\n"
+    )
+}
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+}
+
+/// The `paved` CLI as an operator runs it against this platform.
+struct Operator {
+    env: Vec<(&'static str, String)>,
+    endpoint: String,
+}
+
+impl Operator {
+    async fn run(&self, args: &[&str]) -> std::process::Output {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        paved_env(&env, &[args, &["--endpoint", &self.endpoint]].concat()).await
+    }
+
+    /// `paved deploy --detach` until the provisioner takes it (it may be
+    /// down); the rollout's id.
+    async fn deploy(&self, dir: &Path) -> String {
+        let dir = dir.to_str().expect("path");
+        eventually("the provisioner to take a deploy", Duration::from_secs(60), || async {
+            let out = self.run(&["deploy", dir, "--env", "dev", "--detach"]).await;
+            out.status.success().then(|| text(&out.stdout).trim().to_string())
+        })
+        .await
+    }
+
+    /// A rollout's state (`promoted`, `rolled_back`, …); None while the
+    /// provisioner cannot say.
+    async fn state(&self, id: &str) -> Option<String> {
+        let out = self.run(&["rollout", "get", id, "--output", "json"]).await;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        json["state"].as_str().map(str::to_string)
+    }
+
+    /// A workload's endpoint, from `paved status`.
+    async fn endpoint(&self, name: &str) -> String {
+        eventually(&format!("{name}'s endpoint"), Duration::from_secs(60), || async {
+            let out = self.run(&["status", "--output", "json"]).await;
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let row = status["workloads"].as_array()?.iter().find(|w| w["name"] == name)?.clone();
+            row["endpoint"].as_str().map(str::to_string)
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn under_fire_the_platform_keeps_its_invariants() {
+    let seconds = setting("PAVED_CHAOS_SECONDS", 60);
+    let seed = setting("PAVED_CHAOS_SEED", rand::random::<u32>().into());
+    println!("chaos: seed {seed}, faults for {seconds} s (PAVED_CHAOS_SEED={seed} replays them)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root_key = hex::encode(rand::random::<[u8; 32]>());
+    let mut platform = Platform::start(dir.path(), &compose_file(&root_key)).await;
+    platform.enrolled().await;
+    let bundle = platform.bundle().await;
+    for name in platform.ports.keys() {
+        platform.serving(name, &bundle).await;
+    }
+    let operator = Operator {
+        env: vec![
+            ("PAVED_TOKEN", platform.root_token(&root_key).await),
+            ("PAVED_CA_BUNDLE", platform.volumes.join("trust/bundle.pem").display().to_string()),
+        ],
+        endpoint: format!("https://127.0.0.1:{}", platform.ports["provisioner"]),
+    };
+
+    let (steady_dir, churn_dir) = (dir.path().join("steady"), dir.path().join("churn"));
+    for (spec_dir, spec) in [(&steady_dir, STEADY.to_string()), (&churn_dir, churn(1, false))] {
+        std::fs::create_dir_all(spec_dir).expect("mkdir");
+        std::fs::write(spec_dir.join("paved.yaml"), spec).expect("spec");
+        let first = operator.deploy(spec_dir).await;
+        eventually("the first revision promoted", Duration::from_secs(60), || async {
+            (operator.state(&first).await.as_deref() == Some("promoted")).then_some(())
+        })
+        .await;
+    }
+    let steady = Load::start(&operator.endpoint("steady").await, 8);
+    let churning = Load::start(&operator.endpoint("churn").await, 4);
+    eventually("the load to be served", Duration::from_secs(30), || async { (steady.answered() > 100).then_some(()) }).await;
+
+    // Rollouts one after another (a deploy during one would supersede it).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let rollouts = tokio::spawn({
+        let (operator, stop, churn_dir) =
+            (Operator { env: operator.env.clone(), endpoint: operator.endpoint.clone() }, stop.clone(), churn_dir.clone());
+        async move {
+            let mut started = Vec::new();
+            let mut version = 2;
+            while !stop.is_cancelled() {
+                let bad = version % 3 == 0;
+                std::fs::write(churn_dir.join("paved.yaml"), churn(version, bad)).expect("spec");
+                let id = operator.deploy(&churn_dir).await;
+                started.push((id.clone(), bad));
+                // Until it ends (or the run does: then the check waits for it).
+                while !stop.is_cancelled() && !matches!(operator.state(&id).await.as_deref(), Some(s) if s != "running") {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                version += 1;
+            }
+            started
+        }
+    });
+
+    // The faults, at seeded random moments.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let begun = Instant::now();
+    let services: Vec<String> = platform.ports.keys().cloned().collect();
+    let mut faults: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    while begun.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..6_000))).await;
+        let victim = services[rng.random_range(0..services.len())].clone();
+        let down = Duration::from_millis(rng.random_range(100..3_000));
+        let child = &mut platform.running.get_mut(&victim).expect("running").child;
+        child.start_kill().expect("kill -9");
+        let _ = child.wait().await;
+        println!("chaos: {:>6.1} s  kill -9 {victim}, started again {down:?} later", begun.elapsed().as_secs_f64());
+        tokio::time::sleep(down).await;
+        platform.restart(&victim);
+        *faults.entry(format!("kill -9 {victim}")).or_default() += 1;
+    }
+    stop.cancel();
+    for name in platform.ports.keys() {
+        platform.serving(name, &bundle).await;
+    }
+    let started = rollouts.await.expect("rollouts");
+
+    // The invariants.
+    let mut failed = Vec::new();
+    let mut check = |ok: bool, line: String| {
+        println!("chaos: {} {line}", if ok { "PASS" } else { "FAIL" });
+        if !ok {
+            failed.push(line);
+        }
+    };
+    let mut ended = Vec::new();
+    for (id, bad) in &started {
+        let state =
+            eventually("the rollout to end", Duration::from_secs(120), || async { operator.state(id).await.filter(|s| s != "running") })
+                .await;
+        ended.push((id.clone(), *bad, state));
+    }
+    let stuck: Vec<&(String, bool, String)> = ended.iter().filter(|(_, _, s)| s != "promoted" && s != "rolled_back").collect();
+    let promoted = ended.iter().filter(|(_, _, s)| s == "promoted").count();
+    let bad_promoted = ended.iter().filter(|(_, bad, s)| *bad && s == "promoted").count();
+    check(
+        stuck.is_empty(),
+        format!("every rollout ended promoted or rolled back: {} ended, {promoted} promoted, others {stuck:?}", ended.len()),
+    );
+    check(
+        steady.failed() == 0,
+        format!("no request to the steady workload failed: {} of {} answered", steady.answered() - steady.failed(), steady.answered()),
+    );
+    check(bad_promoted == 0, format!("no bad canary promoted: {bad_promoted} of {} bad", ended.iter().filter(|(_, bad, _)| *bad).count()));
+    println!("chaos: faults {faults:?}; churn answered {} ({} failed, the bad canaries' included)", churning.answered(), churning.failed());
+    drop((steady, churning));
+    for running in platform.running.values_mut() {
+        let _ = running.child.start_kill();
+    }
+    if let Ok(mut host) = paved_runtime::client::connect(&platform.provisioner_data().join("runtime.sock")).await {
+        let _ = host.shutdown(paved_runtime::pb::ShutdownRequest {}).await;
+    }
+    assert!(failed.is_empty(), "chaos seed {seed}: {failed:?}");
+}
