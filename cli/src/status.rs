@@ -103,12 +103,17 @@ pub async fn status(channel: AuthChannel) -> anyhow::Result<Status> {
 }
 
 pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<()> {
-    match format {
-        output::Format::Json => println!("{}", serde_json::to_string_pretty(status)?),
+    print!("{}", status_text(status, format)?);
+    Ok(())
+}
+
+/// [`print_status`]'s text.
+pub fn status_text(status: &Status, format: output::Format) -> anyhow::Result<String> {
+    Ok(match format {
+        output::Format::Json => format!("{}\n", serde_json::to_string_pretty(status)?),
         output::Format::Table => {
             let rows: Vec<Vec<String>> = status.services.iter().map(|s| vec![s.name.clone(), s.state.clone()]).collect();
-            print!("{}", output::table(&["SERVICE", "STATE"], &rows));
-            println!();
+            let services = output::table(&["SERVICE", "STATE"], &rows);
             let rows: Vec<Vec<String>> = status
                 .workloads
                 .iter()
@@ -120,10 +125,9 @@ pub fn print_status(status: &Status, format: output::Format) -> anyhow::Result<(
                     vec![w.name.clone(), w.environment.clone(), w.revision.to_string(), state, format!("http://{}", w.endpoint)]
                 })
                 .collect();
-            print!("{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows));
+            format!("{services}\n{}", output::table(&["WORKLOAD", "ENVIRONMENT", "REVISION", "STATE", "ENDPOINT"], &rows))
         }
-    }
-    Ok(())
+    })
 }
 
 /// A workload's state as people read it: `sleeping` while it sleeps, else

@@ -103,53 +103,91 @@ fn parse_trusted_key(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), key.trim().to_lowercase()))
 }
 
+/// What `paved up` tells its user. The terminal may be gone (closed, or a
+/// `| tee` that died with the Ctrl-C): a failed write is dropped, never a
+/// panic, which would skip the shutdown and leave the workloads running.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] on stderr.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let options = UpOptions::from(args);
     let _telemetry = paved_telemetry::init("paved", paved_telemetry::LogFormat::Pretty)?;
     let started = std::time::Instant::now();
     let mode = if options.self_hosted.is_some() { "self-hosted" } else { "embedded" };
-    eprintln!("paved: starting ({mode} mode, data in {})", options.data_dir.display());
+    note!("paved: starting ({mode} mode, data in {})", options.data_dir.display());
+    // A closed terminal ends it as Ctrl-C does, not by SIGHUP's default
+    // death, which would leave the workloads to the data plane's grace.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let platform = Platform::start(&options).await?;
     let shutdown = platform.shutdown_token();
     tokio::spawn(paved_service::cancel_on_signal(shutdown.clone()));
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            hangup.recv().await;
+            shutdown.cancel();
+        }
+    });
     let timeout = if options.self_hosted.is_some() { Duration::from_secs(120) } else { Duration::from_secs(60) };
     let ready = tokio::select! {
-        r = platform.wait_ready(timeout, |pending| eprintln!("paved: waiting for {}", pending.join(", "))) => r,
+        r = platform.wait_ready(timeout, |pending| note!("paved: waiting for {}", pending.join(", "))) => r,
         _ = shutdown.cancelled() => Ok(Vec::new()),
     };
     match ready {
         Ok(failed) => {
             for line in failed {
-                eprintln!("paved: workload {line}");
+                note!("paved: workload {line}");
             }
         }
         Err(e) => {
-            eprintln!("paved: {e:#}");
-            eprintln!("paved: the platform keeps running; see `paved status`");
+            note!("paved: {e:#}");
+            note!("paved: the platform keeps running; see `paved status`");
         }
     }
+    // Whatever fails in the greeting, the platform runs: it stops only as asked.
+    if let Err(e) = greet(&platform, mode, &options, started).await {
+        note!("paved: {e:#}");
+    }
+    shutdown.cancelled().await;
+    platform.stop().await?;
+    note!("paved: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a user sees once the platform is up: where it serves, the root
+/// token, the workloads, what to try.
+async fn greet(platform: &Platform, mode: &str, options: &UpOptions, started: std::time::Instant) -> anyhow::Result<()> {
     let endpoint = platform.addr.to_string();
     let status = status::status(connect_with(&endpoint, &platform.root_token).await?).await?;
     // Like a development server: the CLI on this machine is logged in.
     let stored = credentials::store(&endpoint, &platform.root_token);
-    println!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());
-    println!("  gRPC endpoint  {}   every service, grpc.health.v1 and reflection", platform.addr);
-    println!("  metrics        http://{}/metrics", platform.addr);
-    println!("\nRoot token (shown once; valid 24 h, every scope):\n\n  {}\n", platform.root_token);
+    say!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());
+    say!("  gRPC endpoint  {}   every service, grpc.health.v1 and reflection", platform.addr);
+    say!("  metrics        http://{}/metrics", platform.addr);
+    say!("\nRoot token (shown once; valid 24 h, every scope):\n\n  {}\n", platform.root_token);
     match stored {
-        Ok(path) => println!("The CLI here is logged in with it ({}); elsewhere: paved login --endpoint {endpoint}\n", path.display()),
-        Err(e) => println!("Could not store it for the CLI ({e:#}); run: paved login --endpoint {endpoint}\n"),
+        Ok(path) => say!("The CLI here is logged in with it ({}); elsewhere: paved login --endpoint {endpoint}\n", path.display()),
+        Err(e) => say!("Could not store it for the CLI ({e:#}); run: paved login --endpoint {endpoint}\n"),
     }
-    status::print_status(&status, Format::Table)?;
-    println!("\nTry:");
-    println!("  paved status --endpoint {}", platform.addr);
+    say!("{}", status::status_text(&status, Format::Table)?.trim_end());
+    say!("\nTry:");
+    say!("  paved status --endpoint {}", platform.addr);
     if let Some(hello) = status.workloads.iter().find(|w| w.name == "hello") {
-        println!("  curl http://{}/", hello.endpoint);
+        say!("  curl http://{}/", hello.endpoint);
     }
-    println!("  paved deploy examples/hello --env dev --endpoint {}", platform.addr);
-    println!("Press Ctrl-C to stop: requests drain and every workload is stopped.");
-    shutdown.cancelled().await;
-    platform.stop().await?;
-    eprintln!("paved: stopped");
-    Ok(ExitCode::SUCCESS)
+    say!("  paved deploy examples/hello --env dev --endpoint {}", platform.addr);
+    say!("Press Ctrl-C to stop: requests drain and every workload is stopped.");
+    Ok(())
 }

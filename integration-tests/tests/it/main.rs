@@ -35,3 +35,4 @@ mod services;
 mod stream_contract;
 mod traces;
 mod typed_spec;
+mod up_ends;

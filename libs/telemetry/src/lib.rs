@@ -63,11 +63,15 @@ pub fn init(service: &str, format: LogFormat) -> anyhow::Result<Guard> {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     match format {
         // Logs go to stderr: stdout is for what a command prints for its user
-        // (tables, JSON) and must stay clean for pipes.
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr)).try_init()?,
-        LogFormat::Json => {
-            registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).try_init()?
-        }
+        // (tables, JSON) and must stay clean for pipes. A stderr that is gone
+        // (a closed terminal, a `| tee` that died) loses the lines: reporting
+        // that with eprintln! would panic, in whatever task logged.
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr).log_internal_errors(false))
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).log_internal_errors(false))
+            .try_init()?,
     }
     Ok(Guard { provider })
 }

@@ -1,0 +1,86 @@
+//! `paved up` never leaks what it started. Run as `cargo xtask up 2>&1 |
+//! tee up.log` runs it (stdout and stderr one pipe), with the example
+//! workload; then the pipe's reader goes away (the terminal's Ctrl-C ends
+//! `tee` too) and `paved up` is ended by SIGINT (that Ctrl-C), SIGTERM, or
+//! SIGHUP (a closed terminal). Each time it exits 0, with no panic writing
+//! to the dead pipe, and no workload process or data plane outlives it by
+//! more than a few seconds. SIGKILL, the fourth way, leaves them serving
+//! for the data plane's grace period only (`dataplane`).
+
+use paved_integration_tests::{bin_dir, eventually, recorded_replicas};
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    time::Duration,
+};
+
+/// A process gone, or exited and not yet reaped by whoever inherited it.
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+async fn ended_by(signal: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = std::process::Command::new(bin_dir().join("paved"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("PAVED_CONFIG_DIR", dir.path().join("cli"))
+        .stdout(writer.try_clone().expect("pipe"))
+        .stderr(writer)
+        .spawn()
+        .expect("paved up");
+    // Read as tee reads, until the greeting's last line.
+    let greeted = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(reader).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("Press Ctrl-C to stop") {
+                return (lines, seen);
+            }
+        }
+        panic!("paved up ended before its greeting:\n{seen}");
+    });
+    let (lines, seen) = tokio::time::timeout(Duration::from_secs(120), greeted).await.expect("greeted in time").expect("read");
+    let run = dir.path().join("data/provisioner/run");
+    let pids: Vec<i32> = recorded_replicas(&run).into_values().collect();
+    assert!(!pids.is_empty(), "the example workload runs:\n{seen}");
+    let socket = dir.path().join("data/provisioner/runtime.sock");
+    assert!(socket.exists());
+    // The reader goes: every later write of paved up fails (EPIPE).
+    drop(lines);
+
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill").success());
+    let status = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .expect("paved up ends in time")
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "SIG{signal}: a clean stop, not a panic on the closed pipe");
+    eventually("every workload process to be gone", Duration::from_secs(5), || async { pids.iter().all(|pid| gone(*pid)).then_some(()) })
+        .await;
+    eventually("the data plane to be gone", Duration::from_secs(5), || async { (!Path::new(&socket).exists()).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_with_its_pipe_gone_stops_every_workload() {
+    ended_by("INT").await;
+}
+
+#[tokio::test]
+async fn sigterm_with_its_pipe_gone_stops_every_workload() {
+    ended_by("TERM").await;
+}
+
+#[tokio::test]
+async fn a_closed_terminal_stops_every_workload() {
+    ended_by("HUP").await;
+}
