@@ -9,13 +9,16 @@
 //! # Layout
 //! - `platform` assembles the platform ([`Platform`], [`UpOptions`]), what
 //!   the integration tests start too;
-//! - `command` is the command around it: flags, the banner, Ctrl-C.
+//! - `command` is the command around it: flags, the banner, Ctrl-C;
+//! - `private` keeps the data directory the platform's alone (0700, files
+//!   0600; refused when other users can write it).
 //!
 //! Both are children of this module, which only re-exports: `command`
 //! imports `platform`, never this module, so there is no cycle.
 
 mod command;
 mod platform;
+mod private;
 
 pub use command::{UpArgs, run};
 pub use platform::{CostOptions, DATA_PLANE_GRACE_SECONDS, HELLO_SPEC, PLATFORM_SPECS, Platform, SelfHosted, UpOptions};

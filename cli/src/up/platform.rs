@@ -139,7 +139,7 @@ fn own(dir: &Path) -> anyhow::Result<std::fs::File> {
 impl Platform {
     pub async fn start(options: &UpOptions) -> anyhow::Result<Platform> {
         let dir = &options.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("create data directory {}", dir.display()))?;
+        super::private::claim(dir)?;
         let owner = own(dir)?;
         let listener = TcpListener::bind(options.listen).await.with_context(|| {
             format!("cannot listen on {} (is another `paved up` running? choose another with --listen)", options.listen)
@@ -262,6 +262,9 @@ impl Platform {
         // Every service of this server verifies with the same key set.
         let loaded = health.reporter(paved_provisioner::GRPC_NAME, "keys");
         tokio::spawn(paved_grpc::auth::follow(auth.clone(), format!("http://{addr}"), None, loaded, shutdown.clone()));
+        // The databases exist now: closed to other users, with whatever an
+        // earlier start left readable.
+        super::private::close_contents(dir)?;
         guard.disarm();
         if options.self_hosted.is_none() {
             // The broker is in this process: its key set comes at once, and

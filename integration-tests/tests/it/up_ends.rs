@@ -84,3 +84,42 @@ async fn sigterm_with_its_pipe_gone_stops_every_workload() {
 async fn a_closed_terminal_stops_every_workload() {
     ended_by("HUP").await;
 }
+
+/// The data directory is `paved up`'s alone: one that other users can
+/// write is refused, with what to do; one they can read is closed (0700),
+/// its files too, the databases included (0600).
+#[tokio::test]
+async fn a_data_directory_others_can_write_is_refused_and_one_they_can_read_is_closed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = std::process::Command::new(bin_dir().join("paved"))
+        .args(["up", "--no-example", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("PAVED_CONFIG_DIR", dir.path().join("cli"))
+        .output()
+        .expect("paved up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(stderr.contains("can be written by other users (mode 777)") && stderr.contains("chmod 700"), "{stderr}");
+    assert!(!data.join("secrets-broker.db").exists() && !data.join("root.key").exists(), "nothing made there");
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(data.join("notes.txt"), "left by an earlier release").expect("write");
+    std::fs::set_permissions(data.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let up = crate::secrets::up_on(dir.path(), 0, port, &[], &[]);
+    let mode = |path: &Path| std::fs::metadata(path).expect("metadata").mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("notes.txt")), 0o600);
+    let databases: Vec<_> =
+        std::fs::read_dir(&data).expect("read").flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "db")).collect();
+    assert!(databases.len() >= 5, "{databases:?}");
+    for db in &databases {
+        assert_eq!(mode(db), 0o600, "{}", db.display());
+    }
+    crate::secrets::stop(up);
+}
