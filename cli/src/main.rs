@@ -98,7 +98,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("paved: {e:#}");
+            // Not eprintln!: a stderr that is gone must not turn a failure
+            // into a panic.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "paved: {e:#}");
             ExitCode::FAILURE
         }
     }

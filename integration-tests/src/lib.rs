@@ -293,8 +293,8 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
 }
 
 /// Load on a workload's endpoint: `workers` loops of GET / over kept-alive
-/// connections, counting answers by body, and failures (no answer, or a
-/// 5xx), until dropped.
+/// connections, counting answers by body, and failures (no answer within
+/// 10 s, or a 5xx), until dropped.
 pub struct Load {
     bodies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -319,7 +319,9 @@ impl Load {
                         let body = response.into_body().collect().await.ok()?.to_bytes();
                         Some((String::from_utf8_lossy(&body).into_owned(), server_error))
                     };
-                    match answer.await {
+                    // A request that hangs is a failure too, not one that
+                    // never counts.
+                    match tokio::time::timeout(Duration::from_secs(10), answer).await.ok().flatten() {
                         Some((body, server_error)) => {
                             *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1;
                             if server_error {

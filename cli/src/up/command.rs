@@ -156,9 +156,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             note!("paved: the platform keeps running; see `paved status`");
         }
     }
-    // Whatever fails in the greeting, the platform runs: it stops only as asked.
-    if let Err(e) = greet(&platform, mode, &options, started).await {
-        note!("paved: {e:#}");
+    // Whatever fails in the greeting, the platform runs: it stops only as
+    // asked, at once also while it greets.
+    tokio::select! {
+        greeted = greet(&platform, mode, &options, started) => {
+            if let Err(e) = greeted {
+                note!("paved: {e:#}");
+            }
+        }
+        _ = shutdown.cancelled() => {}
     }
     shutdown.cancelled().await;
     platform.stop().await?;
@@ -170,7 +176,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 /// token, the workloads, what to try.
 async fn greet(platform: &Platform, mode: &str, options: &UpOptions, started: std::time::Instant) -> anyhow::Result<()> {
     let endpoint = platform.addr.to_string();
-    let status = status::status(connect_with(&endpoint, &platform.root_token).await?).await?;
     // Like a development server: the CLI on this machine is logged in.
     let stored = credentials::store(&endpoint, &platform.root_token);
     say!("\nPaved is up in {:.1}s ({mode} mode, data in {}).", started.elapsed().as_secs_f64(), options.data_dir.display());
@@ -181,6 +186,9 @@ async fn greet(platform: &Platform, mode: &str, options: &UpOptions, started: st
         Ok(path) => say!("The CLI here is logged in with it ({}); elsewhere: paved login --endpoint {endpoint}\n", path.display()),
         Err(e) => say!("Could not store it for the CLI ({e:#}); run: paved login --endpoint {endpoint}\n"),
     }
+    // The token and the login come first: without the status, they still
+    // let the user ask for it.
+    let status = status::status(connect_with(&endpoint, &platform.root_token).await?).await?;
     say!("{}", status::status_text(&status, Format::Table)?.trim_end());
     say!("\nTry:");
     say!("  paved status --endpoint {}", platform.addr);

@@ -10,9 +10,10 @@ use std::{
     path::Path,
 };
 
-/// Creates `dir` (mode 0700), or takes it as it is when only its owner
-/// (this user) can write it, closed to others (0700) if it was not.
-/// Refuses one that another user owns or can write.
+/// Creates `dir` (mode 0700), or takes one this user owns, closed to
+/// others (0700) if it was not: a group-writable one too, as a umask of
+/// 002 makes them (the group is then the user's own). Refuses one that
+/// another user owns, or that every user can write.
 pub(super) fn claim(dir: &Path) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -29,13 +30,20 @@ pub(super) fn claim(dir: &Path) -> anyhow::Result<()> {
     );
     let mode = meta.mode() & 0o777;
     anyhow::ensure!(
-        mode & 0o022 == 0,
+        mode & 0o002 == 0,
         "{} can be written by other users (mode {mode:o}): they could replace its root key or databases; `chmod 700 {}` or choose another --data-dir",
         dir.display(),
         dir.display()
     );
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("chmod 700 {}", dir.display()))?;
+        // Some filesystems (vfat, some FUSE) take a chmod and change nothing.
+        let now = std::fs::metadata(dir).map(|m| m.mode() & 0o777).unwrap_or(mode);
+        anyhow::ensure!(
+            now & 0o077 == 0,
+            "{} stays open to other users (mode {now:o}) on its filesystem: choose another --data-dir",
+            dir.display()
+        );
         tracing::info!(dir = %dir.display(), was = format!("{mode:o}"), "the data directory is closed to other users now (0700)");
     }
     Ok(())
@@ -44,11 +52,25 @@ pub(super) fn claim(dir: &Path) -> anyhow::Result<()> {
 /// Closes every file and directory under `dir` to other users (files
 /// 0600 or 0700, directories 0700): what was made before (or by a release
 /// that left them readable), and the databases, which SQLite creates with
-/// the process's umask (its WAL files then take the database's mode).
-pub(super) fn close_contents(dir: &Path) -> anyhow::Result<()> {
+/// the process's umask (its WAL files then take the database's mode). What
+/// is made later follows the umask, behind the directory's 0700. A file
+/// that cannot be changed is logged: the directory, checked by [`claim`],
+/// already keeps others out.
+pub(super) fn close_contents(dir: &Path) {
+    if let Err(e) = close_under(dir) {
+        tracing::warn!(dir = %dir.display(), error = format!("{e:#}"), "some files under the data directory stay open to other users");
+    }
+}
+
+fn close_under(dir: &Path) -> anyhow::Result<()> {
     // A file that goes meanwhile (a record renamed into place) is no concern.
     let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", dir.display())),
+    };
+    for entry in entries {
         let path = entry?.path();
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(meta) => meta,
@@ -59,7 +81,7 @@ pub(super) fn close_contents(dir: &Path) -> anyhow::Result<()> {
             continue;
         }
         if meta.is_dir() {
-            close_contents(&path)?;
+            close_under(&path)?;
         }
         let mode = meta.mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -94,8 +116,15 @@ mod tests {
         std::fs::write(open.join("provisioner.db"), b"").expect("db");
         std::fs::set_permissions(open.join("provisioner.db"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
         claim(&open).expect("taken");
-        close_contents(&open).expect("closed");
+        close_contents(&open);
         assert_eq!((mode(&open), mode(&open.join("logs")), mode(&open.join("provisioner.db"))), (0o700, 0o700, 0o600));
+
+        // A umask of 002: the group is the user's own.
+        let grouped = root.path().join("grouped");
+        std::fs::create_dir(&grouped).expect("mkdir");
+        std::fs::set_permissions(&grouped, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        claim(&grouped).expect("taken");
+        assert_eq!(mode(&grouped), 0o700);
 
         let shared = root.path().join("shared");
         std::fs::create_dir(&shared).expect("mkdir");

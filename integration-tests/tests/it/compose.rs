@@ -417,6 +417,17 @@ async fn compose_runs_the_platform_on_mtls_with_tokens_it_enrols() {
     host.shutdown(paved_runtime::pb::ShutdownRequest {}).await.expect("shut down");
 }
 
+impl Drop for Platform {
+    /// The data plane outlives the provisioner by design, in process groups
+    /// of its own: whatever ends a test (a failed assertion included), it
+    /// goes with the platform rather than serving on.
+    fn drop(&mut self) {
+        let data = self.provisioner_data();
+        let _ = std::process::Command::new("pkill").arg("-f").arg(data.join("runtime.sock")).status();
+        paved_local::stop_recorded(&data.join("run"));
+    }
+}
+
 /// A file's permission bits; panics when it is missing.
 fn private_mode(file: &Path) -> u32 {
     let meta = std::fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

@@ -47,7 +47,8 @@ impl Drop for Guard {
         if let Some(provider) = self.provider.take()
             && let Err(e) = provider.shutdown()
         {
-            eprintln!("telemetry: flushing spans failed: {e}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "telemetry: flushing spans failed: {e}");
         }
     }
 }
