@@ -92,6 +92,13 @@ pub fn provisioner_options(data_dir: PathBuf) -> paved_provisioner::Options {
     }
 }
 
+/// Whether process `pid` is gone: exited, or exited and not yet reaped by
+/// whoever inherited it (its parent died and that reaper is slow).
+pub fn process_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
 /// The workload replicas the local runtime records in `run_dir`, by record
 /// (`<key>-<index>`), each with its process group id (the file holds
 /// `<pgid> <port>`); none when the directory is missing.

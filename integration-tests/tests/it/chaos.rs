@@ -48,6 +48,7 @@ fn setting(name: &str, default: u64) -> u64 {
 }
 
 /// The `paved` CLI as an operator runs it against this platform.
+#[derive(Clone)]
 struct Operator {
     env: Vec<(&'static str, String)>,
     endpoint: String,
@@ -138,8 +139,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     // Rollouts one after another (a deploy during one would supersede it).
     let stop = tokio_util::sync::CancellationToken::new();
     let rollouts = tokio::spawn({
-        let (operator, stop, churn_dir) =
-            (Operator { env: operator.env.clone(), endpoint: operator.endpoint.clone() }, stop.clone(), churn_dir.clone());
+        let (operator, stop, churn_dir) = (operator.clone(), stop.clone(), churn_dir.clone());
         async move {
             let mut started = Vec::new();
             let mut version = 2;

@@ -8,7 +8,7 @@
 //! one, again without a failed request.
 
 use crate::secrets::{Up, kill, paved_at, stop, up_from, up_on};
-use paved_integration_tests::{Load, bin_dir, eventually, postgres_server, recorded_replicas, redis_namespace, text, unique};
+use paved_integration_tests::{Load, bin_dir, eventually, postgres_server, process_gone, recorded_replicas, redis_namespace, text, unique};
 use paved_runtime::pb::GetHostRequest;
 use std::{path::Path, time::Duration};
 
@@ -75,7 +75,7 @@ async fn paved_up_killed_keeps_serving_for_its_grace_period_and_adopts_when_star
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(Path::new(&format!("/proc/{}", pids[0])).exists(), "still running within the grace period");
     eventually("the workload to stop after the grace period", Duration::from_secs(20), || async {
-        let gone = !Path::new(&format!("/proc/{}", pids[0])).exists() || is_zombie(pids[0]);
+        let gone = process_gone(pids[0]);
         (gone && tokio::net::TcpStream::connect(&endpoint).await.is_err()).then_some(())
     })
     .await;
@@ -115,7 +115,7 @@ async fn paved_up_self_hosted_killed_and_started_again_loses_no_request() {
     assert!(pids.len() >= 5, "the platform's four services and steady: {pids:?}");
     drop(load);
     stop(second);
-    assert!(pids.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(*pid)), "stopped with the platform");
+    assert!(pids.iter().all(|pid| process_gone(*pid)), "stopped with the platform");
 }
 
 /// Installed as an operator installs it: `paved up`, the data plane's host
@@ -156,10 +156,7 @@ async fn paved_up_started_again_with_a_new_data_plane_build_hands_the_proxies_ov
     })
     .await;
     assert_eq!(new.build, build, "the new build serves the proxies");
-    eventually("the old host to drain and exit", Duration::from_secs(20), || async {
-        (!Path::new(&format!("/proc/{}", old.pid)).exists() || is_zombie(old.pid as i32)).then_some(())
-    })
-    .await;
+    eventually("the old host to drain and exit", Duration::from_secs(20), || async { process_gone(old.pid as i32).then_some(()) }).await;
     let answered = load.answered();
     eventually("the load to go on", Duration::from_secs(20), || async { (load.answered() > answered + 100).then_some(()) }).await;
     assert_eq!(recorded(&path), pids, "every workload runs in the process it ran in");
@@ -167,11 +164,4 @@ async fn paved_up_started_again_with_a_new_data_plane_build_hands_the_proxies_ov
     drop(load);
     stop(second);
     eventually("the data plane to stop with the platform", Duration::from_secs(10), || async { (!socket.exists()).then_some(()) }).await;
-}
-
-/// A process that exited but was not reaped yet (its parent died and the
-/// reaper that inherited it is slow) counts as gone.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
 }

@@ -7,18 +7,12 @@
 //! more than a few seconds. SIGKILL, the fourth way, leaves them serving
 //! for the data plane's grace period only (`dataplane`).
 
-use paved_integration_tests::{bin_dir, eventually, recorded_replicas};
+use paved_integration_tests::{bin_dir, eventually, process_gone, recorded_replicas};
 use std::{
     io::{BufRead, BufReader},
     path::Path,
     time::Duration,
 };
-
-/// A process gone, or exited and not yet reaped by whoever inherited it.
-fn gone(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-}
 
 async fn ended_by(signal: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -65,8 +59,10 @@ async fn ended_by(signal: &str) {
         .expect("join")
         .expect("wait");
     assert_eq!(status.code(), Some(0), "SIG{signal}: a clean stop, not a panic on the closed pipe");
-    eventually("every workload process to be gone", Duration::from_secs(5), || async { pids.iter().all(|pid| gone(*pid)).then_some(()) })
-        .await;
+    eventually("every workload process to be gone", Duration::from_secs(5), || async {
+        pids.iter().all(|pid| process_gone(*pid)).then_some(())
+    })
+    .await;
     eventually("the data plane to be gone", Duration::from_secs(5), || async { (!Path::new(&socket).exists()).then_some(()) }).await;
 }
 

@@ -83,11 +83,10 @@ impl Host {
                 None => Err(std::io::Error::other("the new host closed the hand-over before it served")),
             }
         });
-        match sent.await {
-            Ok(Ok(count)) => Ok(count),
-            Ok(Err(e)) => Err(status::unavailable("HAND_OVER_FAILED", format!("hand-over: {e}"))),
-            Err(e) => Err(status::unavailable("HAND_OVER_FAILED", format!("hand-over: {e}"))),
-        }
+        sent.await
+            .map_err(std::io::Error::other)
+            .and_then(|sent| sent)
+            .map_err(|e| status::unavailable("HAND_OVER_FAILED", format!("hand-over: {e}")))
     }
 
     /// The new host's side: opens a handed proxy on its listening socket,
