@@ -241,7 +241,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             trace::print(&bundle, &trace::verify(&bundle, &key)?, output)?;
             if let Some(file) = file {
                 std::fs::write(&file, serde_json::to_vec_pretty(&bundle)?).with_context(|| format!("write {}", file.display()))?;
-                eprintln!("bundle of {} entries written to {}", bundle.entries_len(), file.display());
+                eprintln!("bundle of {} entries written to {}", bundle.entries.len(), file.display());
             }
         }
         AuditCommand::VerifyBundle { file, key } => {

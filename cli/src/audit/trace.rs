@@ -8,49 +8,12 @@ use super::{describe, query};
 use crate::client::failed;
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use paved_audit::log::answer::{self, Before, Chain, Received};
+pub use paved_audit::log::bundle::{Bundle, verify};
+use paved_audit::log::bundle::{BundleEntry, FORMAT, revision_number};
 use paved_grpc::client::AuthChannel;
-use paved_proto::{
-    audit::v1::{GetInclusionProofRequest, LogEntry, audit_service_client::AuditServiceClient, get_inclusion_proof_request::Leaf},
-    events::v1::envelope::Payload,
+use paved_proto::audit::v1::{
+    GetInclusionProofRequest, LogEntry, audit_service_client::AuditServiceClient, get_inclusion_proof_request::Leaf,
 };
-use serde::{Deserialize, Serialize};
-
-/// The bundle's format, its first field.
-const FORMAT: &str = "paved-audit-bundle/v1";
-
-#[derive(Serialize, Deserialize)]
-pub struct Bundle {
-    format: String,
-    /// `environments/<env>/workloads/<name>`.
-    workload: String,
-    revision: i64,
-    /// The signed checkpoint every proof leads to.
-    checkpoint: String,
-    entries: Vec<BundleEntry>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BundleEntry {
-    index: u64,
-    /// The LogEntry's bytes, base64.
-    entry: String,
-    /// The audit path, base64 hashes, leaf to root.
-    hashes: Vec<String>,
-}
-
-impl Bundle {
-    pub fn entries_len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-fn revision_number(entry: &LogEntry) -> Option<i64> {
-    match entry.event.as_ref()?.payload.as_ref()? {
-        Payload::RevisionDeployed(r) => Some(r.number),
-        _ => None,
-    }
-}
 
 /// The workload's chain from revision `revision`'s deployment (the latest
 /// when None) to the next revision's, with proofs against one checkpoint.
@@ -97,34 +60,6 @@ pub async fn trace(
     Ok(bundle)
 }
 
-/// Checks a bundle with nothing but the key; returns its entries, decoded.
-pub fn verify(bundle: &Bundle, key: &str) -> anyhow::Result<Vec<(u64, LogEntry)>> {
-    anyhow::ensure!(bundle.format == FORMAT, "not a {FORMAT} bundle (format {:?})", bundle.format);
-    let decoded: Vec<(u64, Vec<u8>, Vec<Vec<u8>>)> = bundle
-        .entries
-        .iter()
-        .map(|e| {
-            let hashes = e.hashes.iter().map(|h| B64.decode(h)).collect::<Result<Vec<_>, _>>();
-            Ok((e.index, B64.decode(&e.entry)?, hashes?))
-        })
-        .collect::<Result<_, base64::DecodeError>>()
-        .context("the bundle's entries are not base64")?;
-    let received: Vec<Received> = decoded.iter().map(|(index, entry, hashes)| Received { index: *index, entry, hashes }).collect();
-    // The first entry's predecessor is the revision before: outside the
-    // bundle. From there on, every entry of the workload is in it.
-    let (_, entries) =
-        answer::check(bundle.checkpoint.as_bytes(), key, &Chain::Workload(bundle.workload.clone()), Before::Unchecked, &received)
-            .map_err(|f| anyhow::anyhow!("NOT verified: {f}"))?;
-    let first = entries.first().and_then(revision_number);
-    anyhow::ensure!(
-        first == Some(bundle.revision),
-        "NOT verified: the bundle does not start with the deployment of revision {}",
-        bundle.revision
-    );
-    Ok(decoded.iter().map(|(i, _, _)| *i).zip(entries).collect())
-}
-
-/// The lineage, a line per entry.
 /// The verified entries of a bundle: a table for people; for scripts, each
 /// entry as `audit query` shows it.
 pub fn print(bundle: &Bundle, entries: &[(u64, LogEntry)], output: crate::output::Format) -> anyhow::Result<()> {

@@ -78,9 +78,12 @@ pub fn seconds_or(duration: Option<&prost_types::Duration>, deprecated_seconds: 
     duration.map_or(deprecated_seconds, |d| d.seconds)
 }
 
-/// A protobuf timestamp as milliseconds since the Unix epoch.
+/// A protobuf timestamp as milliseconds since the Unix epoch; one beyond
+/// what milliseconds can hold is held at the end of the range. Timestamps
+/// come from other processes (an event's time, a look's window): read as
+/// they were, one near the range's end overflowed.
 pub fn millis_from_timestamp(t: &prost_types::Timestamp) -> i64 {
-    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
 }
 
 impl provisioner::v1::RevisionState {
@@ -146,6 +149,16 @@ impl provisioner::v1::RolloutState {
 
 #[cfg(test)]
 mod tests {
+    /// Seen in review of the `envelope` fuzz target: an event's time near
+    /// the end of the range overflowed in every consumer that reads it.
+    #[test]
+    fn a_timestamp_beyond_milliseconds_is_held_at_the_range_end() {
+        let t = |seconds, nanos| super::millis_from_timestamp(&prost_types::Timestamp { seconds, nanos });
+        assert_eq!(t(1_800_000_000, 250_000_000), 1_800_000_000_250);
+        assert_eq!(t(i64::MAX, 999_999_999), i64::MAX);
+        assert_eq!(t(i64::MIN, -999_999_999), i64::MIN);
+    }
+
     /// The Duration field wins when set (zero included: it says "default"
     /// in the new field's terms); the deprecated seconds only when it is not.
     #[test]

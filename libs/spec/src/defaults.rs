@@ -48,7 +48,7 @@ impl ScheduleDefaults {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let raw: BTreeMap<String, RawSchedule> = yaml_serde::from_str(text).map_err(|e| from_yaml(file, &e))?;
+        let raw: BTreeMap<String, RawSchedule> = yaml_serde::from_str(text).map_err(|e| from_yaml(text, file, &e))?;
         let mut defaults = Self::default();
         for (key, section) in raw {
             let at = |field: &str, message: String| {

@@ -40,8 +40,15 @@ pub(crate) fn at_key(text: &str, file: &str, key: &str, message: &str) -> SpecEr
     error(file, 1, 1, key, message)
 }
 
-pub(crate) fn from_yaml(file: &str, e: &yaml_serde::Error) -> SpecError {
-    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+pub(crate) fn from_yaml(text: &str, file: &str, e: &yaml_serde::Error) -> SpecError {
+    let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    // At the end of a text with no final line break, the YAML reader points
+    // at the line after the last; an editor has no such line. Found by the
+    // `score` fuzz target.
+    let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count();
+    if line > lines {
+        (line, column) = (lines, text.rsplit(['\n', '\r']).next().map_or(0, |l| l.chars().count()) + 1);
+    }
     // The message reads "<path>: <what> at line L column C"; keep the path as
     // the field and drop the location, which we print in front.
     let mut message = e.to_string();

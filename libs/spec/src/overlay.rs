@@ -40,8 +40,8 @@ pub fn render(base: &str, base_file: &str, overlay: Option<(&str, &str)>) -> Res
     let Some((overlay, overlay_file)) = overlay else {
         return Ok(Rendered { text: base.to_string(), spec });
     };
-    let mut merged: Value = yaml_serde::from_str(base).map_err(|e| from_yaml(base_file, &e))?;
-    let changes: Value = yaml_serde::from_str(overlay).map_err(|e| from_yaml(overlay_file, &e))?;
+    let mut merged: Value = yaml_serde::from_str(base).map_err(|e| from_yaml(base, base_file, &e))?;
+    let changes: Value = yaml_serde::from_str(overlay).map_err(|e| from_yaml(overlay, overlay_file, &e))?;
     match changes {
         Value::Null => return Ok(Rendered { text: base.to_string(), spec }),
         Value::Mapping(_) => {}

@@ -24,7 +24,7 @@ struct RawSpec {
     artifact: Option<String>,
     port: Option<Port>,
     health: Option<RawHealth>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::env_values")]
     env: BTreeMap<EnvName, String>,
     replicas: Option<Replicas>,
     resources: Option<RawResources>,
@@ -76,13 +76,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 /// Parses and validates `text`, the content of `file`: a `paved.yaml`, or a
 /// Score file (`apiVersion: score.dev/v1b1`).
 pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
+    let empty = || error(file, 1, 1, "", "the spec is empty: it needs at least `name` and `command` or `artifact`");
     if text.trim().is_empty() {
-        return Err(error(file, 1, 1, "", "the spec is empty: it needs at least `name` and `command` or `artifact`"));
+        return Err(empty());
     }
     if score::is_score(text) {
         return score::parse(text, file);
     }
-    let raw: RawSpec = yaml_serde::from_str(text).map_err(|e| from_yaml(file, &e))?;
+    let raw: RawSpec = yaml_serde::from_str(text).map_err(|e| {
+        // Only comments (or `---`): YAML would point past the last line.
+        match yaml_serde::from_str::<yaml_serde::Value>(text) {
+            Ok(yaml_serde::Value::Null) => empty(),
+            _ => from_yaml(text, file, &e),
+        }
+    })?;
     let run = match (raw.command, raw.artifact) {
         (Some(command), None) => Run::Command(command.0),
         (None, Some(artifact)) if !artifact.trim().is_empty() => Run::Artifact(artifact),

@@ -68,7 +68,7 @@ struct RawContainer {
     image: String,
     command: Option<Vec<String>>,
     args: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::types::env_values")]
     variables: BTreeMap<EnvName, String>,
     files: Option<Value>,
     volumes: Option<Value>,
@@ -123,7 +123,7 @@ struct RawResource {
 
 /// Translates a Score file into a workload spec.
 pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
-    let raw: RawScore = yaml_serde::from_str(text).map_err(|e| from_yaml(file, &e))?;
+    let raw: RawScore = yaml_serde::from_str(text).map_err(|e| from_yaml(text, file, &e))?;
     let at = |path: &[&str], message: String| {
         let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
         let (line, column) = locate(text, &path).unwrap_or((1, 1));

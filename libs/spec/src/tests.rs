@@ -328,3 +328,39 @@ fn the_team_that_pays() {
     let e = parse(&bad, "score.yaml").expect_err("a team that is no name");
     assert_eq!((e.line, e.field.as_str()), (5, "metadata.annotations.paved.dev/team"), "{e}");
 }
+
+/// Found by the `spec` fuzz target: YAML's null read as a string was the
+/// text of its spelling, so one document gave several specs.
+#[test]
+fn an_env_null_is_empty_whatever_its_spelling() {
+    let spec =
+        |env: &str| parse(&format!("name: web\ncommand: [hello]\nenv:\n  K: {env}\n"), "paved.yaml").expect("valid").env["K"].clone();
+    for null in ["", "~", "null", "Null", "NULL"] {
+        assert_eq!(spec(null), "", "K: {null}");
+    }
+    assert_eq!(spec("\"null\""), "null", "a quoted null is the text");
+    let score = SCORE.replacen("    variables:\n", "    variables:\n      EMPTY: ~\n", 1);
+    assert_eq!(parse(&score, "score.yaml").expect("valid Score").env["EMPTY"], "");
+}
+
+/// Found by the `spec` fuzz target: a file of comments alone was "missing
+/// field `name`" on a line after its last.
+#[test]
+fn a_spec_of_comments_alone_is_empty() {
+    for text in ["# The", "# a\n# b\n", "---\n", "# x\n---\n# y"] {
+        let e = parse(text, "paved.yaml").expect_err("empty");
+        assert_eq!((e.line, e.column), (1, 1), "{text:?}: {e}");
+        assert!(e.message.starts_with("the spec is empty"), "{text:?}: {e}");
+    }
+}
+
+/// Found by the `score` fuzz target: with no final line break, an error at
+/// the end pointed at a line the file does not have.
+#[test]
+fn an_error_at_the_end_points_at_the_last_line() {
+    for (text, file) in [("apiVersion: score.dev/v1b1\nmetaadpa", "score.yaml"), ("name: web\ncommand", "paved.yaml")] {
+        let e = parse(text, file).expect_err("no colon");
+        assert_eq!(e.line, 2, "{text:?}: {e}");
+        assert!(e.column >= 1, "{e}");
+    }
+}

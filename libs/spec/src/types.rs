@@ -6,7 +6,7 @@ use serde::{
     Deserialize, Deserializer,
     de::{Error, SeqAccess, Visitor},
 };
-use std::{fmt, time::Duration};
+use std::{collections::BTreeMap, fmt, time::Duration};
 
 /// Visits a string and checks it.
 pub(crate) struct Str<F>(pub(crate) F, pub(crate) &'static str);
@@ -19,6 +19,14 @@ impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Str<F> {
     fn visit_str<E: Error>(self, v: &str) -> Result<T, E> {
         (self.0)(v).map_err(E::custom)
     }
+}
+
+/// Environment values. A null (`KEY:`, `KEY: ~`, `KEY: null`) is the
+/// empty string, as Kubernetes reads an env entry's `value:`; read as a
+/// plain string, each spelling of null would be another value.
+pub(crate) fn env_values<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<EnvName, String>, D::Error> {
+    let raw = BTreeMap::<EnvName, Option<String>>::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 
 /// Visits a non-negative integer and checks it.

@@ -160,7 +160,7 @@ impl KeySet {
         let signed = &token[..PREFIX.len() + body.len()];
         key.verify(signed.as_bytes(), &Signature::from_bytes(&signature)).map_err(|_| TokenError::BadSignature)?;
         if now > claims.exp.saturating_add(LEEWAY_SECS) {
-            return Err(TokenError::Expired(now - claims.exp));
+            return Err(TokenError::Expired(now.saturating_sub(claims.exp)));
         }
         if claims.iat > now.saturating_add(LEEWAY_SECS) {
             return Err(TokenError::NotYetValid);

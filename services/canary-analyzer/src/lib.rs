@@ -11,6 +11,7 @@
 //!   `schema` names the first two and their columns for queries.
 //! - [`judgement`] — a look's decision from the looks so far (pure).
 //! - [`looks`] — the decision records.
+//! - [`request`] — [`request::validate`]: a look checked field by field.
 //! - [`api`] — `paved.canary_analyzer.v1.CanaryAnalyzerService`, and
 //!   [`SOURCE`], the name its judgements are published under (defined
 //!   there, where the events are written, so that `api` never imports the
@@ -21,6 +22,7 @@ pub mod api;
 pub mod judgement;
 pub mod looks;
 pub mod migration;
+pub mod request;
 mod schema;
 
 pub use api::SOURCE;

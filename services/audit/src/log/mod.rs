@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod append;
+pub mod bundle;
 pub mod chains;
 pub mod cosign;
 pub mod entry;

@@ -43,6 +43,13 @@ impl From<DbErr> for ExchangeError {
     }
 }
 
+/// Whether `token` can be a bootstrap token at all: the prefix, and no
+/// longer than one (`pvb1.` and 43 base64url characters) with room. The
+/// rest of it is opaque: only its SHA-256 is looked up.
+pub fn well_formed(token: &str) -> bool {
+    token.starts_with(PREFIX) && token.len() <= 128
+}
+
 fn id_of(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
@@ -81,7 +88,7 @@ impl Bootstrap {
 
     /// The identity token for a bootstrap token, once.
     pub async fn exchange(&self, token: &str) -> Result<(String, Token), ExchangeError> {
-        if !token.starts_with(PREFIX) || token.len() > 128 {
+        if !well_formed(token) {
             return Err(ExchangeError::Unknown);
         }
         let (db, authority) = (self.authority.db(), &self.authority);
