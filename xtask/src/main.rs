@@ -8,6 +8,8 @@
 //! - `cargo xtask chaos [--minutes N] [--seed S]`: the platform in
 //!   production mode under faults and load, its invariants checked (the
 //!   `chaos` integration test, which the suite runs for a minute);
+//! - `cargo xtask fuzz [TARGET…] [--seconds N]`: the fuzz targets under
+//!   cargo fuzz (`fuzz.rs`); every test run replays their corpus;
 //! - `cargo xtask sdk generate|check`: the SDKs' generated stubs (`sdk.rs`);
 //! - `cargo xtask bench`: the rerunnable benchmarks (see `bench.rs`, which
 //!   dispatches to one module per benchmark; the helpers they share, such
@@ -21,6 +23,7 @@ mod compose;
 mod cost;
 mod dbcreds;
 mod docker;
+mod fuzz;
 mod init;
 mod looks;
 mod measure;
@@ -46,9 +49,10 @@ fn main() -> ExitCode {
         Some("cycles") => cycles(),
         Some("chaos") => chaos(&args[1..]),
         Some("sdk") => sdk::command(&args[1..]),
+        Some("fuzz") => fuzz::command(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <up [paved up args] | test [cargo test args] | test compose | bench [names] | cycles | sdk generate|check>"
+                "usage: cargo xtask <up [paved up args] | test [cargo test args] | test compose | bench [names] | cycles | chaos [--minutes N] [--seed S] | fuzz [targets | --all] [--seconds N] | sdk generate|check>"
             );
             return ExitCode::from(2);
         }

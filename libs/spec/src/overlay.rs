@@ -13,6 +13,7 @@ use crate::{
     parse::parse,
     workload::WorkloadSpec,
 };
+use std::collections::BTreeMap;
 use yaml_serde::Value;
 
 /// A spec resolved for one environment.
@@ -41,7 +42,9 @@ pub fn render(base: &str, base_file: &str, overlay: Option<(&str, &str)>) -> Res
         return Ok(Rendered { text: base.to_string(), spec });
     };
     let mut merged: Value = yaml_serde::from_str(base).map_err(|e| from_yaml(base, base_file, &e))?;
-    let changes: Value = yaml_serde::from_str(overlay).map_err(|e| from_yaml(overlay, overlay_file, &e))?;
+    let mut changes: Value = yaml_serde::from_str(overlay).map_err(|e| from_yaml(overlay, overlay_file, &e))?;
+    as_written(&mut merged, base);
+    as_written(&mut changes, overlay);
     match changes {
         Value::Null => return Ok(Rendered { text: base.to_string(), spec }),
         Value::Mapping(_) => {}
@@ -60,6 +63,60 @@ pub fn render(base: &str, base_file: &str, overlay: Option<(&str, &str)>) -> Res
         }
     })?;
     Ok(Rendered { text, spec })
+}
+
+/// The fields read as text where a plain scalar may look like a number or
+/// a boolean (`V: 1.10`, `yes`, `0x10`), each as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Written {
+    env: Option<BTreeMap<String, Option<String>>>,
+    command: Option<Vec<Option<String>>>,
+    containers: Option<BTreeMap<String, WrittenContainer>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WrittenContainer {
+    variables: Option<BTreeMap<String, Option<String>>>,
+    command: Option<Vec<Option<String>>>,
+    args: Option<Vec<Option<String>>>,
+}
+
+/// Puts back, as strings, the text fields' numbers and booleans as they
+/// were written: the merged spec is written out by the YAML library, which
+/// prints `1.10` as `1.1` and `0x10` as `16`, and the text is what runs.
+/// Found reviewing the `overlay` fuzz target.
+fn as_written(value: &mut Value, text: &str) {
+    let written: Written = yaml_serde::from_str(text).unwrap_or_default();
+    restore_map(value.get_mut("env"), written.env.as_ref());
+    restore_seq(value.get_mut("command"), written.command.as_ref());
+    for (name, container) in written.containers.iter().flatten() {
+        let Some(slot) = value.get_mut("containers").and_then(|c| c.get_mut(name.as_str())) else { continue };
+        restore_map(slot.get_mut("variables"), container.variables.as_ref());
+        restore_seq(slot.get_mut("command"), container.command.as_ref());
+        restore_seq(slot.get_mut("args"), container.args.as_ref());
+    }
+}
+
+fn as_text(slot: &mut Value, written: Option<&String>) {
+    if let (Value::Number(_) | Value::Bool(_), Some(text)) = (&*slot, written) {
+        *slot = Value::String(text.clone());
+    }
+}
+
+fn restore_map(value: Option<&mut Value>, written: Option<&BTreeMap<String, Option<String>>>) {
+    let (Some(Value::Mapping(map)), Some(written)) = (value, written) else { return };
+    for (key, slot) in map.iter_mut() {
+        as_text(slot, key.as_str().and_then(|k| written.get(k)?.as_ref()));
+    }
+}
+
+fn restore_seq(value: Option<&mut Value>, written: Option<&Vec<Option<String>>>) {
+    let (Some(Value::Sequence(items)), Some(written)) = (value, written) else { return };
+    for (slot, text) in items.iter_mut().zip(written) {
+        as_text(slot, text.as_ref());
+    }
 }
 
 /// Top-level sections an overlay may add when the base has none.
@@ -140,6 +197,22 @@ mod tests {
         assert_eq!(r.spec.health.path, "/healthz");
         assert!(r.text.contains("HELLO_VERSION: v2"), "{}", r.text);
         assert_eq!(crate::parse(&r.text, "x").expect("rendered text is a valid spec"), r.spec);
+    }
+
+    /// Found reviewing the `overlay` fuzz target: the merged spec, written
+    /// out again, turned an unquoted `1.10` into `1.1` and `0x10` into `16`.
+    #[test]
+    fn values_that_look_like_numbers_stay_as_written() {
+        let base = "name: hello\ncommand: [hello, 0x10]\nenv:\n  V: 1.10\n  ON: yes\n  T: True\n  LOG: info\n";
+        let r = render(base, "paved.yaml", Some(("env:\n  LOG: 1.50\n", "paved.prod.yaml"))).expect("valid");
+        assert_eq!((r.spec.env["V"].as_str(), r.spec.env["ON"].as_str(), r.spec.env["T"].as_str()), ("1.10", "yes", "True"));
+        assert_eq!(r.spec.env["LOG"], "1.50", "the overlay's value as written");
+        assert_eq!(r.spec.run, crate::parts::Run::Command(vec!["hello".into(), "0x10".into()]));
+        let score = "apiVersion: score.dev/v1b1\nmetadata:\n  name: s\ncontainers:\n  main:\n    image: .\n    command: [hello]\n    args: [1.0]\n    variables:\n      V: 2.10\n";
+        let r =
+            render(score, "score.yaml", Some(("containers:\n  main:\n    variables:\n      V: 3.10\n", "score.qa.yaml"))).expect("valid");
+        assert_eq!(r.spec.env["V"], "3.10");
+        assert_eq!(r.spec.run, crate::parts::Run::Command(vec!["hello".into(), "1.0".into()]));
     }
 
     #[test]

@@ -341,6 +341,11 @@ fn an_env_null_is_empty_whatever_its_spelling() {
     assert_eq!(spec("\"null\""), "null", "a quoted null is the text");
     let score = SCORE.replacen("    variables:\n", "    variables:\n      EMPTY: ~\n", 1);
     assert_eq!(parse(&score, "score.yaml").expect("valid Score").env["EMPTY"], "");
+    // A null map is an empty one, however written (found by the spec and score targets).
+    for null in ["", " ~", " null"] {
+        let spec = parse(&format!("name: web\ncommand: [hello]\nenv:{null}\n"), "paved.yaml").expect("valid");
+        assert!(spec.env.is_empty(), "env:{null}");
+    }
 }
 
 /// Found by the `spec` fuzz target: a file of comments alone was "missing

@@ -24,8 +24,10 @@ impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Str<F> {
 /// Environment values. A null (`KEY:`, `KEY: ~`, `KEY: null`) is the
 /// empty string, as Kubernetes reads an env entry's `value:`; read as a
 /// plain string, each spelling of null would be another value.
+/// A null map (`env:` with nothing, or `env: null`) has no values; the
+/// YAML reader took the first for an empty map and refused the second.
 pub(crate) fn env_values<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<EnvName, String>, D::Error> {
-    let raw = BTreeMap::<EnvName, Option<String>>::deserialize(d)?;
+    let raw = Option::<BTreeMap<EnvName, Option<String>>>::deserialize(d)?.unwrap_or_default();
     Ok(raw.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 

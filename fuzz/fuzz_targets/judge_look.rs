@@ -1,0 +1,6 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let target = paved_fuzzing::target("judge_look").expect("a target of libs/fuzzing");
+    target(data);
+});

@@ -1,0 +1,95 @@
+//! `JudgeLook`: a look validated as the analyzer's API does, then judged
+//! with the rollout's looks so far, as the analyzer does.
+
+use paved_canary_analyzer::{
+    judgement::{Fetched, Rollout, millis},
+    request::validate,
+};
+use paved_proto::canary_analyzer::v1::{JudgeLookRequest, RequestCounts, Verdict};
+use paved_spec::{Analysis, Source, WorkloadSpec};
+use prost::Message;
+
+/// The smallest valid spec, for sections to be added to.
+pub const BASE: &str = "name: web\ncommand: [hello]\nport: 8080\n";
+
+/// The analyses a look may be judged with, picked by the input's first byte.
+pub const ANALYSES: &[&str] = &[
+    "",
+    "rollout: {steps: [10, 50, 100], max_error_rate: 0.05, max_p99_latency: 200ms}\n",
+    "analysis:\n  require_traffic: true\n  max_extensions: 2\n  metrics:\n    errors: {kind: error-rate, slo: 0.01, max_change: 0.5, critical: true}\n    p99: {kind: latency, quantile: 0.99, slo: 500ms, max_change: 0.1}\n",
+    "analysis:\n  alpha: 0.05\n  metrics:\n    queue: {kind: prometheus, query: 'sum(queue{revision=\"$REVISION\"})', direction: increase, group: q, nan: 0}\n    cpu: {kind: prometheus, query: 'cpu{revision=\"$REVISION\"}', judges: [kayenta], weight: 3}\n    errors: {kind: error-rate, judges: [sequential, kayenta, slo], slo: 0.02}\n",
+];
+
+/// The rollout's decisions as the analyzer counts them (steps × (1 + extensions)).
+fn decisions(spec: &WorkloadSpec, analysis: &Analysis) -> u32 {
+    let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
+    steps.saturating_mul(analysis.max_extensions.saturating_add(1))
+}
+
+/// The first byte picks an analysis; then length-delimited
+/// `JudgeLookRequest`s follow, the rollout's looks in order.
+pub fn judge_look(data: &[u8]) {
+    let Some((&pick, mut rest)) = data.split_first() else { return };
+    let text = format!("{BASE}{}", ANALYSES[usize::from(pick) % ANALYSES.len()]);
+    let Ok(spec) = paved_spec::parse(&text, "paved.yaml") else { panic!("analysis {pick} is not a valid spec") };
+    let analysis = spec.analysis();
+    let mut rollout = Rollout::new(analysis.clone(), decisions(&spec, &analysis));
+    while let Ok(look) = JudgeLookRequest::decode_length_delimited(&mut rest) {
+        if validate(&look).is_err() {
+            continue;
+        }
+        // As the API: a look must come after the last, in time too.
+        if rollout.last().is_some_and(|(last, end)| look.look <= last || millis(look.start_time.as_ref()) < end) {
+            continue;
+        }
+        judged(&mut rollout, &look, &analysis);
+    }
+}
+
+/// Two looks of a step under `spec`'s analysis: an even one, then one
+/// where the canary errs.
+pub fn judge_two(spec: &WorkloadSpec) {
+    let analysis = spec.analysis();
+    let mut rollout = Rollout::new(analysis.clone(), decisions(spec, &analysis));
+    for (i, errors) in [(1u64, 0u64), (2, 40)] {
+        let latency = |n: u64| {
+            let mut buckets = vec![0; paved_judge::histogram::BUCKETS];
+            buckets[3] = n;
+            buckets
+        };
+        let look = JudgeLookRequest {
+            rollout_id: "r".into(),
+            environment: "dev".into(),
+            workload: "web".into(),
+            look: i,
+            weight: 20,
+            baseline_weight: 20,
+            start_time: Some(paved_proto::timestamp_from_millis((i as i64 - 1) * 1000)),
+            end_time: Some(paved_proto::timestamp_from_millis(i as i64 * 1000)),
+            step_start_time: Some(paved_proto::timestamp_from_millis(0)),
+            interval_over: i == 2,
+            canary: Some(RequestCounts { requests: 100, errors, latency: latency(100) }),
+            baseline: Some(RequestCounts { requests: 100, errors: 0, latency: latency(100) }),
+            ..JudgeLookRequest::default()
+        };
+        assert!(validate(&look).is_ok(), "a made-up look is invalid");
+        judged(&mut rollout, &look, &analysis);
+    }
+}
+
+/// Judges `look` with Prometheus series made from its own counts (or a
+/// failed query, on odd steps), and checks the decision is one a client
+/// can read.
+fn judged(rollout: &mut Rollout, look: &JudgeLookRequest, analysis: &Analysis) {
+    let mut fetched = Fetched::new();
+    for (name, metric) in &analysis.metrics {
+        if let Source::Prometheus { .. } = metric.source {
+            let series = |c: &Option<RequestCounts>| c.as_ref().map_or_else(Vec::new, |c| c.latency.iter().map(|n| *n as f64).collect());
+            let value = if look.step % 2 == 1 { Err("no data".to_string()) } else { Ok((series(&look.canary), series(&look.baseline))) };
+            fetched.insert(name.clone(), value);
+        }
+    }
+    let decision = rollout.judge(look, &fetched);
+    assert!(Verdict::try_from(decision.verdict).is_ok(), "verdict {} is not a Verdict", decision.verdict);
+    assert!(!decision.reason.is_empty(), "a decision without a reason");
+}
