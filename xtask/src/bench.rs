@@ -20,8 +20,10 @@
 //! - `tokens`, `broker`, `dbcreds`: the secrets broker; see `tokens.rs` and
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
 //! - `cost`: wake from zero and schedule passes (see `cost.rs`).
+//! - `load`: 1,000 gRPC clients and 10,000 proxy connections at once on
+//!   `paved up` (see `load.rs`).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost]` (all by default). Needs Redis on
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost|init|load]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use crate::measure::{free_port, hello_alone, median, ms};
@@ -38,6 +40,7 @@ use std::{
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let all = [
         "up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds", "cost", "init",
+        "load",
     ];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
@@ -66,6 +69,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
             "cost" => crate::cost::run(&bins(release)?)?,
             "init" => crate::init::run(&bins(release)?)?,
+            "load" => crate::load::run(&bins(release)?)?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,

@@ -25,6 +25,7 @@ mod dbcreds;
 mod docker;
 mod fuzz;
 mod init;
+mod load;
 mod looks;
 mod measure;
 mod pipeline;

@@ -69,13 +69,18 @@ impl Platform {
 
     /// A channel presenting the root token.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        let channel = tonic::transport::Channel::from_shared(self.endpoint.clone())?.connect().await?;
-        Ok(paved_grpc::client::Bearer::new(&self.token)?.on(channel))
+        channel_to(&self.endpoint, &self.token).await
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<ProvisionerServiceClient<Channel>> {
         Ok(ProvisionerServiceClient::new(self.channel().await?).max_decoding_message_size(64 << 20))
     }
+}
+
+/// A new connection to `endpoint`, presenting `token`.
+pub async fn channel_to(endpoint: &str, token: &str) -> anyhow::Result<Channel> {
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())?.connect().await?;
+    Ok(paved_grpc::client::Bearer::new(token)?.on(channel))
 }
 
 impl Drop for Platform {
