@@ -4,7 +4,7 @@
 use paved_attest::{check_digest, check_kind, sign, verify};
 
 /// A fixed signing key (hex seed) and its public key.
-const PRIVATE: &str = "0909090909090909090909090909090909090909090909090909090909090909";
+pub(crate) const PRIVATE: &str = "0909090909090909090909090909090909090909090909090909090909090909";
 
 /// Fields split at NUL bytes: digest, kind, payload, signature, public key,
 /// then a second digest, kind and payload.

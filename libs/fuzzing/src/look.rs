@@ -3,10 +3,13 @@
 
 use paved_canary_analyzer::{
     judgement::{Fetched, Rollout, millis},
-    request::validate,
+    request::{analysis_of, validate},
 };
-use paved_proto::canary_analyzer::v1::{JudgeLookRequest, RequestCounts, Verdict};
-use paved_spec::{Analysis, Source, WorkloadSpec};
+use paved_proto::{
+    canary_analyzer::v1::{JudgeLookRequest, RequestCounts, Verdict},
+    timestamp_from_millis,
+};
+use paved_spec::{Analysis, Source};
 use prost::Message;
 
 /// The smallest valid spec, for sections to be added to.
@@ -20,10 +23,34 @@ pub const ANALYSES: &[&str] = &[
     "analysis:\n  alpha: 0.05\n  metrics:\n    queue: {kind: prometheus, query: 'sum(queue{revision=\"$REVISION\"})', direction: increase, group: q, nan: 0}\n    cpu: {kind: prometheus, query: 'cpu{revision=\"$REVISION\"}', judges: [kayenta], weight: 3}\n    errors: {kind: error-rate, judges: [sequential, kayenta, slo], slo: 0.02}\n",
 ];
 
-/// The rollout's decisions as the analyzer counts them (steps × (1 + extensions)).
-fn decisions(spec: &WorkloadSpec, analysis: &Analysis) -> u32 {
-    let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
-    steps.saturating_mul(analysis.max_extensions.saturating_add(1))
+/// A look of one second, the `i`th of a rollout, at step `step`, with
+/// 20% of traffic on the canary and 20% on the baseline.
+pub(crate) fn look(i: u64, step: u32, canary: RequestCounts, baseline: RequestCounts, over: bool) -> JudgeLookRequest {
+    JudgeLookRequest {
+        rollout_id: "r".into(),
+        environment: "dev".into(),
+        workload: "web".into(),
+        canary_revision_id: "canary".into(),
+        baseline_revision_id: "stable".into(),
+        look: i,
+        step,
+        weight: 20,
+        baseline_weight: 20,
+        start_time: Some(timestamp_from_millis((i as i64 - 1) * 1000)),
+        end_time: Some(timestamp_from_millis(i as i64 * 1000)),
+        step_start_time: Some(timestamp_from_millis(0)),
+        interval_over: over,
+        canary: Some(canary),
+        baseline: Some(baseline),
+        ..JudgeLookRequest::default()
+    }
+}
+
+/// `n` requests, `errors` of them failed, all in one latency bucket.
+pub(crate) fn counts(n: u64, errors: u64, bucket: usize) -> RequestCounts {
+    let mut latency = vec![0; paved_judge::histogram::BUCKETS];
+    latency[bucket] = n;
+    RequestCounts { requests: n, errors, latency }
 }
 
 /// The first byte picks an analysis; then length-delimited
@@ -31,9 +58,8 @@ fn decisions(spec: &WorkloadSpec, analysis: &Analysis) -> u32 {
 pub fn judge_look(data: &[u8]) {
     let Some((&pick, mut rest)) = data.split_first() else { return };
     let text = format!("{BASE}{}", ANALYSES[usize::from(pick) % ANALYSES.len()]);
-    let Ok(spec) = paved_spec::parse(&text, "paved.yaml") else { panic!("analysis {pick} is not a valid spec") };
-    let analysis = spec.analysis();
-    let mut rollout = Rollout::new(analysis.clone(), decisions(&spec, &analysis));
+    let Ok((analysis, decisions)) = analysis_of(&text, "paved.yaml") else { panic!("analysis {pick} is not a valid spec") };
+    let mut rollout = Rollout::new(analysis.clone(), decisions);
     while let Ok(look) = JudgeLookRequest::decode_length_delimited(&mut rest) {
         if validate(&look).is_err() {
             continue;
@@ -46,32 +72,13 @@ pub fn judge_look(data: &[u8]) {
     }
 }
 
-/// Two looks of a step under `spec`'s analysis: an even one, then one
-/// where the canary errs.
-pub fn judge_two(spec: &WorkloadSpec) {
-    let analysis = spec.analysis();
-    let mut rollout = Rollout::new(analysis.clone(), decisions(spec, &analysis));
+/// Two looks of a step under the analysis of the spec `text`, valid
+/// already: an even one, then one where the canary errs.
+pub fn judge_two(text: &str) {
+    let Ok((analysis, decisions)) = analysis_of(text, "paved.yaml") else { panic!("a valid spec's analysis is refused") };
+    let mut rollout = Rollout::new(analysis.clone(), decisions);
     for (i, errors) in [(1u64, 0u64), (2, 40)] {
-        let latency = |n: u64| {
-            let mut buckets = vec![0; paved_judge::histogram::BUCKETS];
-            buckets[3] = n;
-            buckets
-        };
-        let look = JudgeLookRequest {
-            rollout_id: "r".into(),
-            environment: "dev".into(),
-            workload: "web".into(),
-            look: i,
-            weight: 20,
-            baseline_weight: 20,
-            start_time: Some(paved_proto::timestamp_from_millis((i as i64 - 1) * 1000)),
-            end_time: Some(paved_proto::timestamp_from_millis(i as i64 * 1000)),
-            step_start_time: Some(paved_proto::timestamp_from_millis(0)),
-            interval_over: i == 2,
-            canary: Some(RequestCounts { requests: 100, errors, latency: latency(100) }),
-            baseline: Some(RequestCounts { requests: 100, errors: 0, latency: latency(100) }),
-            ..JudgeLookRequest::default()
-        };
+        let look = look(i, 0, counts(100, errors, 3), counts(100, 0, 3), i == 2);
         assert!(validate(&look).is_ok(), "a made-up look is invalid");
         judged(&mut rollout, &look, &analysis);
     }

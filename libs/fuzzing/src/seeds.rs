@@ -6,7 +6,7 @@
 
 pub use crate::audit::verifier_key;
 use crate::audit::{LOG_NAME, LOG_SEED, WITNESS_NAME, WITNESS_SEED};
-use crate::look::{ANALYSES, BASE};
+use crate::look::{ANALYSES, BASE, counts, look};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use paved_audit::log::{
     bundle::{Bundle, BundleEntry, FORMAT},
@@ -16,7 +16,7 @@ use paved_audit::log::{
     verify,
 };
 use paved_proto::{
-    canary_analyzer::v1::{JudgeLookRequest, RequestCounts},
+    canary_analyzer::v1::JudgeLookRequest,
     events::v1::{AccessDenied, Envelope, envelope::Payload},
     provisioner::v1::{RevisionDeployed, RevisionStateChanged, WorkloadPowered},
     secrets_broker::v1::BrokerActed,
@@ -107,34 +107,9 @@ const OVERLAYS: &[(&str, &str, &str)] = &[
     ("schedule", BASE, "schedule: {uptime: 'Mon-Fri 08:00-18:00 UTC'}\n"),
 ];
 
-/// `n` requests, `errors` of them failed, all in one latency bucket.
-fn counts(n: u64, errors: u64, bucket: usize) -> RequestCounts {
-    let mut latency = vec![0; paved_judge::histogram::BUCKETS];
-    latency[bucket] = n;
-    RequestCounts { requests: n, errors, latency }
-}
-
 /// Looks of rollouts: a good canary, a bad one, an idle step and a step
 /// over two intervals.
 fn rollouts() -> Vec<(&'static str, Vec<JudgeLookRequest>)> {
-    let look = |i: u64, step: u32, canary: RequestCounts, baseline: RequestCounts, over: bool| JudgeLookRequest {
-        rollout_id: "r".into(),
-        environment: "dev".into(),
-        workload: "web".into(),
-        canary_revision_id: "canary".into(),
-        baseline_revision_id: "stable".into(),
-        look: i,
-        step,
-        weight: 20,
-        baseline_weight: 20,
-        start_time: Some(timestamp_from_millis((i as i64 - 1) * 1000)),
-        end_time: Some(timestamp_from_millis(i as i64 * 1000)),
-        step_start_time: Some(timestamp_from_millis(0)),
-        interval_over: over,
-        canary: Some(canary),
-        baseline: Some(baseline),
-        ..JudgeLookRequest::default()
-    };
     vec![
         ("good", (1..=3).map(|i| look(i, (i - 1) as u32, counts(200, 0, 10), counts(200, 0, 10), true)).collect()),
         ("bad", (1..=3).map(|i| look(i, 0, counts(200, 60, 30), counts(200, 0, 10), i == 3)).collect()),
@@ -144,7 +119,7 @@ fn rollouts() -> Vec<(&'static str, Vec<JudgeLookRequest>)> {
 }
 
 fn tokens() -> Vec<(&'static str, String)> {
-    let issuer = paved_token::Issuer::from_seed(&[9; 32]);
+    let (issuer, _) = crate::token::keys();
     let claims = |aud: &str, jti: &str, exp: i64| paved_token::Claims {
         sub: "spiffe://paved/dev/web".into(),
         aud: aud.into(),
@@ -247,7 +222,7 @@ fn events() -> Vec<(&'static str, Envelope)> {
 }
 
 fn attestations() -> Vec<(&'static str, Vec<String>)> {
-    let private = "0909090909090909090909090909090909090909090909090909090909090909";
+    let private = crate::attestation::PRIVATE;
     let Ok(public) = paved_attest::public_key(private) else { panic!("the fixed key") };
     let digest = format!("sha256:{}", "ab".repeat(32));
     [

@@ -7,7 +7,8 @@ use paved_token::{Claims, Issuer, KeySet, LEEWAY_SECS};
 const NOW: i64 = 1_800_000_000;
 const AUDIENCES: &[&str] = &["paved.provisioner", "paved.secrets_broker"];
 
-fn keys() -> (Issuer, KeySet) {
+/// The fixed signing key and a key set that trusts it.
+pub(crate) fn keys() -> (Issuer, KeySet) {
     let signing = Issuer::from_seed(&[9; 32]);
     let mut set = KeySet::default();
     set.insert(&signing.kid, signing.public());

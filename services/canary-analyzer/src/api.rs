@@ -2,7 +2,7 @@
 
 use crate::judgement::Rollout;
 use crate::looks::Looks;
-use crate::request::{invalid, missing_rollout_id, validate};
+use crate::request::{analysis_of, invalid, missing_rollout_id, validate};
 use crate::{
     judgement::{self, Fetched},
     looks::{self, Stored},
@@ -76,17 +76,6 @@ fn database(e: DbErr) -> Status {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A spec's analysis, and how many times a rollout of it may decide on a
-/// step (steps × (1 + extensions)).
-fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<(Analysis, u32), Status> {
-    let spec = paved_spec::parse(spec_yaml, spec_path)
-        .map_err(|e| status::invalid_argument("INVALID_SPEC", e.to_string(), [e.violation("spec_yaml")]))?;
-    let analysis = spec.analysis();
-    let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
-    let decisions = steps.saturating_mul(analysis.max_extensions.saturating_add(1));
-    Ok((analysis, decisions))
 }
 
 impl Api {

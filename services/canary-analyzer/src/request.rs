@@ -1,12 +1,25 @@
 //! A look as it arrives: [`validate`] checks every field of a
-//! `JudgeLookRequest` before anything reads it, so that the judgement
+//! `JudgeLookRequest` before anything reads it, and [`analysis_of`] reads
+//! the spec a rollout's first look carries, so that the judgement
 //! (pure, in [`crate::judgement`]) only ever sees counts that add up and
 //! times that fit its arithmetic. Public for the fuzz targets.
 
 use crate::judgement;
 use paved_grpc::status;
 use paved_proto::canary_analyzer::v1::JudgeLookRequest;
+use paved_spec::Analysis;
 use tonic::Status;
+
+/// A spec's analysis, and how many times a rollout of it may decide on a
+/// step (steps × (1 + extensions)).
+pub fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<(Analysis, u32), Status> {
+    let spec = paved_spec::parse(spec_yaml, spec_path)
+        .map_err(|e| status::invalid_argument("INVALID_SPEC", e.to_string(), [e.violation("spec_yaml")]))?;
+    let analysis = spec.analysis();
+    let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
+    let decisions = steps.saturating_mul(analysis.max_extensions.saturating_add(1));
+    Ok((analysis, decisions))
+}
 
 /// More requests than a look can hold: a million a second for a day.
 const MAX_REQUESTS: u64 = 86_400_000_000;
