@@ -43,21 +43,29 @@ pub async fn redis_namespace(prefix: &str) -> String {
 }
 
 /// A spec for a workload `shop` whose process writes what the runtime
-/// hands it (`$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL`) to `file`, then
-/// serves `hello`; `declares` adds its lines (secrets, databases, …).
+/// hands it (`$PAVED_TOKEN $PAVED_BROKER_URL`: its identity token, proved
+/// at the bootstrap exchange, and where to use it) to `file`, then serves
+/// `hello`; `declares` adds its lines (secrets, databases, …).
 pub fn handing_spec(file: &std::path::Path, declares: &str) -> String {
     format!(
-        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_BOOTSTRAP_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\n{declares}",
+        "name: shop\ncommand: [\"sh\", \"-c\", \"echo \\\"$PAVED_TOKEN $PAVED_BROKER_URL\\\" > {}; exec hello\"]\nhealth:\n  path: /healthz\n{declares}",
         file.display()
     )
 }
 
-/// The bootstrap token and broker URL a [`handing_spec`] process wrote to
+/// Where `program` is on this process's `PATH`, as a workload's runtime
+/// finds it (it puts only Paved's binaries before it).
+pub fn which(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).unwrap_or_else(|| panic!("{program} is not on PATH"))
+}
+
+/// The identity token and broker URL a [`handing_spec`] process wrote to
 /// `file`, waiting up to `timeout` for it.
 pub async fn handed(file: &std::path::Path, timeout: Duration) -> (String, String) {
     let line = eventually("the process to write what it was handed", timeout, || {
         let file = file.to_path_buf();
-        async move { std::fs::read_to_string(file).ok().filter(|l| l.starts_with("pvb1.")) }
+        async move { std::fs::read_to_string(file).ok().filter(|l| l.starts_with("pvt1.")) }
     })
     .await;
     let (token, broker_url) = line.trim().split_once(' ').expect("token and broker URL");

@@ -44,6 +44,7 @@ fn claims(i: usize, now: i64) -> Claims {
         ren: 0,
         jti: format!("t-{i}"),
         kid: String::new(),
+        dig: String::new(),
     }
 }
 

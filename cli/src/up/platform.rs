@@ -364,6 +364,7 @@ fn provisioner_grant() -> paved_secrets_broker::authority::Grant {
         audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
         ttl: paved_secrets_broker::authority::DEFAULT_TTL,
         renewable: paved_secrets_broker::authority::MAX_RENEWABLE,
+        artifact_digest: String::new(),
     }
 }
 

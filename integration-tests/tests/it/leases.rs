@@ -117,7 +117,8 @@ async fn database_credentials_are_leased_renewed_and_revoked() {
         ..Default::default()
     };
     let bootstrap = as_root.issue_bootstrap_token(bootstrap).await.expect("bootstrap token").into_inner().bootstrap_token;
-    let exchange = paved_proto::secrets_broker::v1::ExchangeBootstrapTokenRequest { bootstrap_token: bootstrap };
+    let exchange =
+        paved_proto::secrets_broker::v1::ExchangeBootstrapTokenRequest { bootstrap_token: bootstrap, artifact_digest: String::new() };
     let shop = SecretsBrokerServiceClient::new(channel.clone()).exchange_bootstrap_token(exchange).await.expect("identity").into_inner();
     assert_eq!(shop.info.as_ref().expect("info").scopes, ["database:creds:shop"], "compiled from the declared database");
     let mut as_shop: Broker = SecretsBrokerServiceClient::new(authed(channel.clone(), &shop.token));
@@ -337,7 +338,7 @@ async fn a_revoked_token_leases_nothing() {
     let claims = |jti: &str| {
         let now = chrono::Utc::now().timestamp();
         let (sub, aud, jti) = ("shop".into(), "secrets-broker".into(), jti.into());
-        paved_token::Claims { sub, aud, scp: vec![], iat: now, exp: now + 600, ren: 0, jti, kid: String::new() }
+        paved_token::Claims { sub, aud, scp: vec![], iat: now, exp: now + 600, ren: 0, jti, kid: String::new(), dig: String::new() }
     };
     let members = "SELECT COUNT(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = $1";
     // Credentials for the token, asked in a task of their own; the lease id.

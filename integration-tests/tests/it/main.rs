@@ -1,6 +1,7 @@
 //! Paved's integration tests: one binary, one module per area.
 
 mod alerts;
+mod artifact_identity;
 mod artifacts;
 mod audit_embedded;
 mod audit_faults;

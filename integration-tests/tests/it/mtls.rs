@@ -8,9 +8,9 @@ use paved_grpc::tls::{Tls, platform_id};
 use paved_integration_tests::{authed, eventually, postgres_database, redis_namespace, start_broker_with};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::secrets_broker::v1::{
-    ExchangeBootstrapTokenRequest, ExchangeCertificateRequest, ExchangeCertificateResponse, GetTrustBundleRequest, IntrospectTokenRequest,
-    IssueCertificateRequest, IssueTokenRequest, RenewCertificateRequest, RenewCertificateResponse, RevokeTokenRequest,
-    RotateCertificateAuthorityRequest, revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
+    ExchangeCertificateRequest, ExchangeCertificateResponse, GetTrustBundleRequest, IntrospectTokenRequest, IssueCertificateRequest,
+    IssueTokenRequest, RenewCertificateRequest, RenewCertificateResponse, RevokeTokenRequest, RotateCertificateAuthorityRequest,
+    revoke_token_request, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use paved_service::{BasicConfig, Common, MtlsOptions, run_consumer};
 use std::time::Duration;
@@ -577,12 +577,15 @@ async fn a_provisioner_calls_with_tokens_its_certificate_got() {
     provisioner.apply_workload(apply).await.expect("apply");
     let (token, broker_url) = paved_integration_tests::handed(&handed, Duration::from_secs(30)).await;
     assert_eq!(broker_url, format!("https://{broker}"));
+    // Exchanged by the provisioner for the process: what it holds is its identity.
     let identity = as_root
-        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token })
+        .introspect_token(paved_proto::secrets_broker::v1::IntrospectTokenRequest { token })
         .await
-        .expect("a genuine bootstrap token")
-        .into_inner();
-    assert_eq!(identity.info.expect("info").subject, "spiffe://paved/dev/shop");
+        .expect("introspect")
+        .into_inner()
+        .info
+        .expect("an active identity");
+    assert_eq!(identity.subject, "spiffe://paved/dev/shop");
     // Asked for with a token its certificate got: the provisioner's own,
     // issued from its enrolment.
     let tokens = as_root

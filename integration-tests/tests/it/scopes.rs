@@ -157,6 +157,7 @@ async fn the_layer_does_what_the_table_says_for_every_method() {
             ren: 0,
             jti: uuid::Uuid::new_v4().to_string(),
             kid: String::new(),
+            dig: String::new(),
         })
     };
     let inner =

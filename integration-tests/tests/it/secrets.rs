@@ -383,11 +383,13 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         let put = PutSecretRequest { path: path.into(), value: format!("value of {path}").into_bytes(), ..Default::default() };
         root.put_secret(put).await.expect("put");
     }
+    // What the process runs: the exchange must present it.
+    let digest = format!("sha256:{}", "ab".repeat(32));
     let request = IssueBootstrapTokenRequest {
         environment: "dev".into(),
         workload: "shop".into(),
         revision_id: "rev-1".into(),
-        artifact_digest: "sha256:abc".into(),
+        artifact_digest: digest.clone(),
         secrets: vec!["db-password".into()],
         ttl: None,
         databases: Vec::new(),
@@ -403,11 +405,12 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         workload: "Shop!".into(),
         secrets: vec!["a/b".into()],
         databases: vec!["orders".into(), "Bad DB".into()],
+        artifact_digest: "sha256:abc".into(),
         ..request.clone()
     };
     let status = root.issue_bootstrap_token(bad).await.expect_err("invalid");
     let fields: Vec<String> = status.get_details_bad_request().expect("violations").field_violations.into_iter().map(|v| v.field).collect();
-    assert_eq!(fields, ["workload", "secrets[0]", "databases[1]"]);
+    assert_eq!(fields, ["workload", "secrets[0]", "databases[1]", "artifact_digest"]);
     // Per workload: a pipeline for dev mints no identity for prod.
     let pipeline = IssueTokenRequest {
         subject: "pipeline".into(),
@@ -424,11 +427,14 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
 
     // The exchange needs no other credential; it gives the workload's identity.
     let mut open = SecretsBrokerServiceClient::new(channel.clone());
-    let exchange = || ExchangeBootstrapTokenRequest { bootstrap_token: issued.bootstrap_token.clone() };
+    let exchange = || ExchangeBootstrapTokenRequest { bootstrap_token: issued.bootstrap_token.clone(), artifact_digest: digest.clone() };
     let identity = open.exchange_bootstrap_token(exchange()).await.expect("exchange").into_inner();
     let info = identity.info.expect("info");
     assert_eq!(info.subject, "spiffe://paved/dev/shop");
     assert_eq!(info.scopes, ["secrets:read:dev/shop/db-password"]);
+    assert_eq!(info.artifact_digest, digest, "the identity carries the digest it proved");
+    let introspected = root.introspect_token(IntrospectTokenRequest { token: identity.token.clone() }).await.expect("introspect");
+    assert_eq!(introspected.into_inner().info.expect("claims").artifact_digest, digest, "in the signed claims");
     let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
     let get = |path: &str| paved_proto::secrets_broker::v1::GetSecretRequest { path: path.into(), version: 0 };
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("its declared secret").into_inner();
@@ -464,7 +470,8 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         let exchange = || {
             let mut open = open.clone();
             let bootstrap_token = token.clone();
-            async move { open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token }).await }
+            let artifact_digest = digest.clone();
+            async move { open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token, artifact_digest }).await }
         };
         let (a, b) = tokio::join!(exchange(), exchange());
         let replayed = [&a, &b]
@@ -479,17 +486,38 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         }
     }
     // Unknown and expired bootstrap tokens.
-    let status =
-        open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: "pvb1.nope".into() }).await.expect_err("unknown");
+    let status = open
+        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: "pvb1.nope".into(), ..Default::default() })
+        .await
+        .expect_err("unknown");
     assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_UNKNOWN");
+    // A process running another executable, or proving none: refused,
+    // reported, and the token spent (the right digest after it is a replay).
+    let other = format!("sha256:{}", "cd".repeat(32));
+    for (presented, shown) in [(other.as_str(), other.as_str()), ("", "no digest")] {
+        let token = root.issue_bootstrap_token(request.clone()).await.expect("bootstrap").into_inner().bootstrap_token;
+        let wrong = ExchangeBootstrapTokenRequest { bootstrap_token: token.clone(), artifact_digest: presented.into() };
+        let status = open.exchange_bootstrap_token(wrong).await.expect_err("another artifact");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert_eq!(status.get_details_error_info().expect("reason").reason, "ARTIFACT_MISMATCH");
+        assert!(status.message().contains(shown) && status.message().contains(&digest), "{}", status.message());
+        let right = ExchangeBootstrapTokenRequest { bootstrap_token: token, artifact_digest: digest.clone() };
+        let status = open.exchange_bootstrap_token(right).await.expect_err("spent");
+        assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_REPLAYED");
+    }
     let short = IssueBootstrapTokenRequest { ttl: Some(prost_types::Duration { seconds: 1, nanos: 0 }), ..request };
     let short = root.issue_bootstrap_token(short).await.expect("bootstrap").into_inner().bootstrap_token;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let status = open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: short }).await.expect_err("expired");
+    let status = open
+        .exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: short, artifact_digest: digest.clone() })
+        .await
+        .expect_err("expired");
     assert_eq!(status.get_details_error_info().expect("reason").reason, "BOOTSTRAP_EXPIRED");
 
-    // The provisioner hands each process it starts a bootstrap token; the
-    // workload exchanges it for exactly what its spec declares.
+    // The provisioner asks for a bootstrap token for each process it starts
+    // and exchanges it, proving the digest of the program it starts (here
+    // `sh`): the process gets an identity for exactly what its spec
+    // declares, carrying that digest.
     let handed = _dir.path().join("bootstrap-token");
     let spec = paved_integration_tests::handing_spec(&handed, "secrets: [db-password, api-key]\ndatabases: [orders]\ncertificate: true\n");
     let mut provisioner = paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient::new(authed(
@@ -506,11 +534,14 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
     provisioner.apply_workload(apply).await.expect("deploy a workload declaring a secret");
     let (token, broker_url) = paved_integration_tests::handed(&handed, Duration::from_secs(20)).await;
     assert_eq!(broker_url, format!("http://{endpoint}"));
-    let identity =
-        open.exchange_bootstrap_token(ExchangeBootstrapTokenRequest { bootstrap_token: token }).await.expect("exchange").into_inner();
+    let info = root.introspect_token(IntrospectTokenRequest { token: token.clone() }).await.expect("introspect").into_inner();
+    let info = info.info.expect("an active identity");
     let compiled = ["secrets:read:dev/shop/db-password", "secrets:read:dev/shop/api-key", "database:creds:orders", "certs:issue:dev/shop"];
-    assert_eq!(identity.info.expect("info").scopes, compiled, "compiled from the spec's secrets, databases and certificate");
-    let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &identity.token));
+    assert_eq!(info.scopes, compiled, "compiled from the spec's secrets, databases and certificate");
+    assert_eq!(info.subject, "spiffe://paved/dev/shop");
+    let sh = paved_local::file_digest(&paved_integration_tests::which("sh")).expect("sh");
+    assert_eq!(info.artifact_digest, sh, "the digest of the program the runtime started");
+    let mut workload = SecretsBrokerServiceClient::new(authed(channel.clone(), &token));
     let read = workload.get_secret(get("dev/shop/db-password")).await.expect("the workload reads its secret").into_inner();
     assert_eq!(read.secret.expect("secret").value, b"value of dev/shop/db-password");
     // `certificate: true`: a certificate for its own SPIFFE id (the key
@@ -577,10 +608,17 @@ async fn bootstrap_tokens_are_single_use_and_grant_only_declared_secrets() {
         async move {
             let entries = audit.list_entries(ListEntriesRequest { page_size: 1000, page_token: String::new() }).await.ok()?.into_inner();
             let kinds: Vec<String> = entries.entries.iter().map(|e| e.r#type.clone()).collect();
-            ["bootstrap.issued", "bootstrap.exchanged", "bootstrap.replayed", "bootstrap.refused", "token.revoked"]
-                .iter()
-                .all(|k| kinds.iter().any(|t| t.ends_with(k)))
-                .then_some(())
+            [
+                "bootstrap.issued",
+                "bootstrap.exchanged",
+                "bootstrap.replayed",
+                "bootstrap.refused",
+                "bootstrap.artifact_mismatch",
+                "token.revoked",
+            ]
+            .iter()
+            .all(|k| kinds.iter().any(|t| t.ends_with(k)))
+            .then_some(())
         }
     })
     .await;

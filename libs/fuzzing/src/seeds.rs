@@ -129,6 +129,8 @@ fn tokens() -> Vec<(&'static str, String)> {
         ren: 1_800_003_600,
         jti: jti.into(),
         kid: String::new(),
+        // A workload identity's proved artifact.
+        dig: format!("sha256:{}", "ab".repeat(32)),
     };
     vec![
         ("valid", issuer.sign(claims("paved.secrets_broker", "a1", 1_800_000_600))),

@@ -593,6 +593,7 @@ mod authenticator_tests {
             ren: 0,
             jti: "t-1".into(),
             kid: String::new(),
+            dig: String::new(),
         }
     }
 

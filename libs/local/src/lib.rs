@@ -14,6 +14,10 @@
 //!   group and port), through which a platform started again adopts what
 //!   the one before it left running; `orphan` — those replicas, found and
 //!   held through their pidfds until adopted or stopped.
+//! - `digest` — the sha256 of the executable a process starts from,
+//!   computed at each start: an artifact whose file no longer hashes to its
+//!   revision's digest is not started, and the digest is what the process's
+//!   bootstrap exchange proves.
 //! - `probe` — the HTTP health check.
 //! - `state` — [`State`], a revision's state, and how it folds from the
 //!   states of its replicas' processes. Its own module (not `lib.rs`) so
@@ -34,6 +38,7 @@
 //! no records. It is told what to run ([`Launch`], [`Route`]) and says what
 //! happened ([`Report`], [`Traffic`]); recording that is its caller's work.
 
+mod digest;
 mod hold;
 mod orphan;
 mod probe;
@@ -45,6 +50,7 @@ mod state;
 mod traffic;
 mod usage;
 
+pub use digest::of_file as file_digest;
 pub use hold::{Hold, WakeFn};
 pub use orphan::stop_recorded;
 pub use process::free_port;

@@ -55,10 +55,13 @@ pub struct Launch {
     pub artifact_digest: String,
 }
 
-/// Asked before every process start for the environment that gives it its
-/// identity (a fresh single-use bootstrap token each time: a restarted
-/// process cannot reuse a spent one).
-pub type Bootstrap = Arc<dyn Fn(Launch) -> futures::future::BoxFuture<'static, Result<Vec<(String, String)>, String>> + Send + Sync>;
+/// Asked before every process start, with the `sha256:…` digest of the
+/// executable it is about to run (computed here, from the file itself), for
+/// the environment that gives it its identity (a fresh single-use bootstrap
+/// token each time, exchanged with that digest: a restarted process cannot
+/// reuse a spent one).
+pub type Bootstrap =
+    Arc<dyn Fn(Launch, String) -> futures::future::BoxFuture<'static, Result<Vec<(String, String)>, String>> + Send + Sync>;
 
 /// A change of a revision's state, as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,8 +446,15 @@ impl LocalRuntime {
             Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
             Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
         };
+        // Computed from the file about to run, on every start: the store's
+        // file may have changed since the revision was approved.
+        let running = crate::digest::of_program(&program).await?;
+        if let Some(refused) = crate::digest::mismatch(&program, &launch.artifact_digest, &running) {
+            tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");
+            return Err(refused);
+        }
         let identity = match &self.bootstrap {
-            Some(bootstrap) => match bootstrap(launch.clone()).await {
+            Some(bootstrap) => match bootstrap(launch.clone(), running).await {
                 Ok(env) => env,
                 // Without its identity a workload cannot read the secrets it
                 // declared: not started (and retried) rather than started broken.

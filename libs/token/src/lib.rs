@@ -29,7 +29,7 @@ pub const LEEWAY_SECS: i64 = 30;
 /// The longest token accepted, to bound the work of parsing one.
 const MAX_LEN: usize = 8 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// Who: a SPIFFE id or a user.
     pub sub: String,
@@ -47,6 +47,11 @@ pub struct Claims {
     pub ren: i64,
     /// Unique id, for revocation.
     pub jti: String,
+    /// A workload identity's artifact: the `sha256:…` digest of the
+    /// executable its runtime proved at the bootstrap exchange. Absent
+    /// from every other token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dig: String,
     /// The signing key.
     pub kid: String,
 }

@@ -12,6 +12,7 @@ fn claims() -> Claims {
         ren: 0,
         jti: "t-1".into(),
         kid: String::new(),
+        dig: String::new(),
     }
 }
 

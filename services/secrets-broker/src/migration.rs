@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(CREATE_CERTIFICATE_AUTHORITIES),
             Box::new(INDEX_TOKENS_BY_PARENT),
             Box::new(CREATE_CERTIFICATES),
+            Box::new(TOKEN_ARTIFACT),
         ]
     }
 }
@@ -310,4 +311,13 @@ const CREATE_CERTIFICATES: paved_store::CreateTable = paved_store::CreateTable {
                 .to_owned(),
         ]
     },
+};
+
+/// A workload identity's proved artifact digest (its `dig` claim), so that
+/// renewals and listings keep it; null for every other token.
+const TOKEN_ARTIFACT: paved_store::AddColumns = paved_store::AddColumns {
+    name: "m20261207_000001_token_artifact",
+    table: "tokens",
+    columns: || vec![ColumnDef::new(Alias::new("artifact_digest")).string().to_owned()],
+    backfill: &[],
 };

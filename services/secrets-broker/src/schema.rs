@@ -48,6 +48,7 @@ pub(crate) enum Tokens {
     RenewableUntilMs,
     RevokeTimeMs,
     RevokeReason,
+    ArtifactDigest,
 }
 
 #[derive(DeriveIden, Debug, Clone, Copy)]

@@ -191,6 +191,7 @@ impl CertificatesApi {
             audience: enrolling.audience,
             ttl: tokens::DEFAULT_TTL,
             renewable: Duration::ZERO,
+            artifact_digest: String::new(),
         };
         match self.authority.issue(&spiffe_id, &grant).await {
             Ok((token, info)) => Ok(Response::new(ExchangeCertificateResponse { token, info: Some(info.into()) })),

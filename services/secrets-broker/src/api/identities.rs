@@ -68,6 +68,9 @@ impl TryFrom<IssueBootstrapTokenRequest> for BootstrapRequest {
                     .push((format!("databases[{i}]"), "a database name: lowercase letters, digits, `-` and `_`, 1 to 63".to_string()));
             }
         }
+        if !req.artifact_digest.is_empty() && !bootstrap::is_digest(&req.artifact_digest) {
+            violations.push(("artifact_digest".to_string(), "empty, or `sha256:` and 64 lowercase hex digits".to_string()));
+        }
         let ttl = duration(req.ttl.as_ref(), "ttl", bootstrap::DEFAULT_TTL, bootstrap::MAX_TTL);
         let ttl = match ttl {
             Ok(t) if violations.is_empty() => t,
@@ -123,10 +126,11 @@ impl IdentitiesApi {
         &self,
         request: Request<ExchangeBootstrapTokenRequest>,
     ) -> Result<Response<ExchangeBootstrapTokenResponse>, Status> {
-        let token = request.into_inner().bootstrap_token;
-        match self.bootstrap.exchange(token.trim()).await {
+        let req = request.into_inner();
+        match self.bootstrap.exchange(req.bootstrap_token.trim(), &req.artifact_digest).await {
             Ok((token, info)) => Ok(Response::new(ExchangeBootstrapTokenResponse { token, info: Some(info.into()) })),
             Err(ExchangeError::Authority(e)) => Err(e.into()),
+            Err(e @ ExchangeError::ArtifactMismatch { .. }) => Err(status::permission_denied("ARTIFACT_MISMATCH", e.to_string())),
             // Never the token in the answer.
             Err(e) => {
                 let reason = match e {

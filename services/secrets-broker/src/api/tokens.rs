@@ -38,6 +38,7 @@ impl From<Token> for TokenInfo {
             expire_time: Some(timestamp_from_millis(t.expire_time_ms)),
             renewable_until: Some(timestamp_from_millis(t.renewable_until_ms)),
             revoke_time: t.revoke_time_ms.map(timestamp_from_millis),
+            artifact_digest: t.artifact_digest,
         }
     }
 }
@@ -129,6 +130,7 @@ impl TokensApi {
                     audience: claims.aud,
                     issue_time: Some(timestamp_from_millis(claims.iat.saturating_mul(1000))),
                     expire_time: Some(timestamp_from_millis(claims.exp.saturating_mul(1000))),
+                    artifact_digest: claims.dig,
                     ..Default::default()
                 }),
             },
@@ -194,7 +196,15 @@ fn grant(req: &IssueTokenRequest, caller: &Claims) -> Result<Grant, Status> {
     };
     scopes.sort();
     scopes.dedup();
-    Ok(Grant { parent: Some(caller.jti.clone()), subject: req.subject.clone(), scopes, audience, ttl, renewable })
+    Ok(Grant {
+        parent: Some(caller.jti.clone()),
+        subject: req.subject.clone(),
+        scopes,
+        audience,
+        ttl,
+        renewable,
+        artifact_digest: String::new(),
+    })
 }
 
 /// Why `caller` may not issue `grant`, if it may not: a token hands on only

@@ -160,6 +160,7 @@ impl Authority {
             ren: renewable_until / 1000,
             jti: jti.clone(),
             kid: String::new(),
+            dig: grant.artifact_digest.clone(),
         };
         let token = Token {
             token_id: jti,
@@ -170,6 +171,7 @@ impl Authority {
             expire_time_ms: expire,
             renewable_until_ms: renewable_until,
             revoke_time_ms: None,
+            artifact_digest: grant.artifact_digest.clone(),
         };
         Ok((issuer.sign(claims), token))
     }
@@ -218,6 +220,7 @@ impl Authority {
             ren: 0,
             jti: token.token_id.clone(),
             kid: String::new(),
+            dig: token.artifact_digest.clone(),
         };
         self.renew(&claims, None).await
     }
@@ -256,6 +259,7 @@ pub fn root_grant() -> Grant {
         audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
         ttl: MAX_TTL,
         renewable: MAX_RENEWABLE,
+        artifact_digest: String::new(),
     }
 }
 
@@ -275,5 +279,6 @@ pub fn enrolment_grant(service: &str, calls: &[&str], ttl: Duration) -> Grant {
         audience: paved_grpc::auth::PLATFORM_AUDIENCE.into(),
         ttl,
         renewable: Duration::ZERO,
+        artifact_digest: String::new(),
     }
 }

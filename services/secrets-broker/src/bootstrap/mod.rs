@@ -33,6 +33,9 @@ pub enum ExchangeError {
     Expired,
     #[error("bootstrap token already used: a second use is refused and reported, and the identity it gave is revoked")]
     Replayed,
+    /// The process does not run the executable the token was issued for.
+    #[error("the process runs {presented}, not {bound} that the bootstrap token is bound to: refused, and the token is spent")]
+    ArtifactMismatch { bound: String, presented: String },
     #[error(transparent)]
     Authority(#[from] AuthorityError),
 }
@@ -48,6 +51,11 @@ impl From<DbErr> for ExchangeError {
 /// rest of it is opaque: only its SHA-256 is looked up.
 pub fn well_formed(token: &str) -> bool {
     token.starts_with(PREFIX) && token.len() <= 128
+}
+
+/// `sha256:` and 64 lowercase hex digits: a digest as runtimes write it.
+pub fn is_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 fn id_of(token: &str) -> String {
@@ -86,8 +94,11 @@ impl Bootstrap {
         Ok((token, expire))
     }
 
-    /// The identity token for a bootstrap token, once.
-    pub async fn exchange(&self, token: &str) -> Result<(String, Token), ExchangeError> {
+    /// The identity token for a bootstrap token, once, for the process
+    /// whose runtime presents the digest (`artifact_digest`) the token is
+    /// bound to. A mismatch spends the token: whoever presents it has not
+    /// started what was approved, and gets no second try.
+    pub async fn exchange(&self, token: &str, artifact_digest: &str) -> Result<(String, Token), ExchangeError> {
         if !well_formed(token) {
             return Err(ExchangeError::Unknown);
         }
@@ -115,6 +126,14 @@ impl Bootstrap {
             tracing::warn!(workload = %target, "a bootstrap token was used twice: its identity is revoked");
             return Err(ExchangeError::Replayed);
         }
+        if stored.artifact_digest != artifact_digest {
+            let (bound, presented) = (stored.artifact_digest, artifact_digest.to_string());
+            let presented = if presented.is_empty() { "no digest".to_string() } else { presented };
+            let why = format!("bootstrap {short}: the process runs {presented}, the token is bound to {bound}");
+            self.recorder.record("bootstrap.artifact_mismatch", "anonymous", &target, &why).await;
+            tracing::warn!(workload = %target, bound = %bound, presented = %presented, "a bootstrap exchange presented another artifact: refused");
+            return Err(ExchangeError::ArtifactMismatch { bound, presented });
+        }
         let grant = Grant {
             parent: Some(format!("bootstrap:{id}")),
             subject: spiffe_id(&stored.environment, &stored.workload),
@@ -122,6 +141,7 @@ impl Bootstrap {
             audience: SOURCE.into(),
             ttl: tokens::DEFAULT_TTL,
             renewable: Duration::from_secs(24 * 3600),
+            artifact_digest: stored.artifact_digest,
         };
         let (token, info) = match authority.issue("paved", &grant).await {
             Ok(issued) => issued,

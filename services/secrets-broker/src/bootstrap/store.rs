@@ -14,6 +14,8 @@ pub struct Stored {
     pub environment: String,
     pub workload: String,
     pub revision_id: String,
+    /// What the exchange must present (empty: bound to no digest).
+    pub artifact_digest: String,
     scopes: String,
     pub used_time_ms: Option<i64>,
 }
@@ -73,6 +75,7 @@ pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Stored
             BootstrapTokens::Environment,
             BootstrapTokens::Workload,
             BootstrapTokens::RevisionId,
+            BootstrapTokens::ArtifactDigest,
             BootstrapTokens::Scopes,
             BootstrapTokens::UsedTimeMs,
         ])
@@ -86,6 +89,7 @@ pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<Stored
         environment: row.try_get("", "environment")?,
         workload: row.try_get("", "workload")?,
         revision_id: row.try_get("", "revision_id")?,
+        artifact_digest: row.try_get("", "artifact_digest")?,
         scopes: row.try_get("", "scopes")?,
         used_time_ms: row.try_get("", "used_time_ms")?,
     }))

@@ -17,7 +17,7 @@ pub const DEFAULT_RENEWABLE: Duration = Duration::from_secs(8 * 3600);
 pub const MAX_RENEWABLE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What a new token grants.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Grant {
     /// The token that asked for it: revoking it revokes this one too.
     pub parent: Option<String>,
@@ -26,6 +26,9 @@ pub struct Grant {
     pub audience: String,
     pub ttl: Duration,
     pub renewable: Duration,
+    /// A workload identity's proved artifact digest (the `dig` claim);
+    /// empty for any other token.
+    pub artifact_digest: String,
 }
 
 /// Which tokens to revoke.
@@ -49,6 +52,8 @@ pub struct Token {
     pub expire_time_ms: i64,
     pub renewable_until_ms: i64,
     pub revoke_time_ms: Option<i64>,
+    /// See [`Grant::artifact_digest`].
+    pub artifact_digest: String,
 }
 
 /// A revoked token that may still be presented (not yet expired).

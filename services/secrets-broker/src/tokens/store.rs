@@ -37,6 +37,7 @@ pub async fn insert(txn: &DatabaseTransaction, issued: &[Issued<'_>]) -> Result<
             Tokens::IssueTimeMs,
             Tokens::ExpireTimeMs,
             Tokens::RenewableUntilMs,
+            Tokens::ArtifactDigest,
         ])
         .to_owned();
     for i in issued {
@@ -50,6 +51,7 @@ pub async fn insert(txn: &DatabaseTransaction, issued: &[Issued<'_>]) -> Result<
             i.issue_ms.into(),
             i.expire_ms.into(),
             i.renewable_until_ms.into(),
+            Some(i.grant.artifact_digest.clone()).filter(|d| !d.is_empty()).into(),
         ]);
     }
     txn.execute(&insert).await.map(drop)
@@ -195,6 +197,7 @@ fn token_query() -> SelectStatement {
             Tokens::ExpireTimeMs,
             Tokens::RenewableUntilMs,
             Tokens::RevokeTimeMs,
+            Tokens::ArtifactDigest,
         ])
         .from(Tokens::Table)
         .to_owned()
@@ -211,5 +214,6 @@ fn token(row: &sea_orm::QueryResult) -> Result<Token, DbErr> {
         expire_time_ms: row.try_get("", "expire_time_ms")?,
         renewable_until_ms: row.try_get("", "renewable_until_ms")?,
         revoke_time_ms: row.try_get("", "revoke_time_ms")?,
+        artifact_digest: row.try_get::<Option<String>>("", "artifact_digest")?.unwrap_or_default(),
     })
 }

@@ -105,7 +105,7 @@ class IssueTokenResponse(_message.Message):
     def __init__(self, token: _Optional[str] = ..., info: _Optional[_Union[TokenInfo, _Mapping]] = ...) -> None: ...
 
 class TokenInfo(_message.Message):
-    __slots__ = ("token_id", "subject", "scopes", "audience", "issue_time", "expire_time", "renewable_until", "revoke_time")
+    __slots__ = ("token_id", "subject", "scopes", "audience", "issue_time", "expire_time", "renewable_until", "revoke_time", "artifact_digest")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class TokenInfo(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     RENEWABLE_UNTIL_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     subject: str
     scopes: _containers.RepeatedScalarFieldContainer[str]
@@ -122,7 +123,8 @@ class TokenInfo(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     renewable_until: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
-    def __init__(self, token_id: _Optional[str] = ..., subject: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., renewable_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    artifact_digest: str
+    def __init__(self, token_id: _Optional[str] = ..., subject: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., issue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., renewable_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifact_digest: _Optional[str] = ...) -> None: ...
 
 class IntrospectTokenRequest(_message.Message):
     __slots__ = ("token",)
@@ -309,10 +311,12 @@ class IssueBootstrapTokenResponse(_message.Message):
     def __init__(self, bootstrap_token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExchangeBootstrapTokenRequest(_message.Message):
-    __slots__ = ("bootstrap_token",)
+    __slots__ = ("bootstrap_token", "artifact_digest")
     BOOTSTRAP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     bootstrap_token: str
-    def __init__(self, bootstrap_token: _Optional[str] = ...) -> None: ...
+    artifact_digest: str
+    def __init__(self, bootstrap_token: _Optional[str] = ..., artifact_digest: _Optional[str] = ...) -> None: ...
 
 class ExchangeBootstrapTokenResponse(_message.Message):
     __slots__ = ("token", "info")
