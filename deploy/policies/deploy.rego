@@ -60,7 +60,8 @@ deny contains "privileged execution is not allowed: set security.privileged to f
 
 secret_like(key) if regex.match(`password|passwd|secret|token|api_?key|private_?key|credential`, lower(key))
 
-secret_ref(value) if startswith(value, "${secret:")
+# A reference anywhere in the value: the runtime resolves each one at launch.
+secret_ref(value) if regex.match(`\$\{secret:[^}]*\}`, value)
 
 deny contains msg if {
 	some key, value in input.workload.env
@@ -71,8 +72,8 @@ deny contains msg if {
 
 deny contains msg if {
 	some key, value in input.workload.env
-	secret_ref(value)
-	name := trim_suffix(trim_prefix(value, "${secret:"), "}")
+	some ref in regex.find_n(`\$\{secret:[^}]*\}`, value, -1)
+	name := trim_suffix(trim_prefix(ref, "${secret:"), "}")
 	not name in {s | some s in input.workload.secrets}
 	msg := sprintf("env %s refers to secret %s, which is not declared under `secrets`", [key, name])
 }

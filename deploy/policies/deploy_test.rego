@@ -84,6 +84,12 @@ test_a_literal_secret_is_denied if {
 
 test_an_undeclared_secret_reference_is_denied if {
 	denied(with_workload({"env": {"DB_PASSWORD": "${secret:other}"}}), "refers to secret other, which is not declared")
+	denied(with_workload({"env": {"DSN": "postgres://app:${secret:other}@db"}}), "refers to secret other, which is not declared")
+}
+
+test_a_reference_inside_a_value_is_no_literal_secret if {
+	count(deploy.deny) == 0 with input as with_workload({"env": {"DB_PASSWORD": "prefix-${secret:db}"}})
+	denied(with_workload({"env": {"DB_PASSWORD": "prefix-${secret:}"}}), "refers to secret , which is not declared")
 }
 
 test_prod_without_a_signed_sbom_is_denied if {

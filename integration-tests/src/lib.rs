@@ -121,6 +121,34 @@ pub fn recorded_replicas(run_dir: &std::path::Path) -> std::collections::BTreeMa
         .collect()
 }
 
+/// `key`'s value in the environment process `pid` was started with.
+pub fn environ_of(pid: i32, key: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{key}=");
+    environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+/// The current revision of workload `name` in `environment`, once it has
+/// failed (waiting up to `timeout`).
+pub async fn failed_revision(
+    provisioner: &paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient<paved_grpc::client::AuthChannel>,
+    environment: &str,
+    name: &str,
+    timeout: Duration,
+) -> paved_proto::provisioner::v1::Revision {
+    use paved_proto::provisioner::v1::{GetRevisionRequest, GetWorkloadRequest, RevisionState};
+    let get = GetWorkloadRequest { environment: environment.into(), name: name.into() };
+    let workload = provisioner.clone().get_workload(get).await.expect("the workload").into_inner().workload.expect("workload");
+    eventually(&format!("{name}'s revision to fail"), timeout, || {
+        let (mut provisioner, id) = (provisioner.clone(), workload.current_revision.clone());
+        async move {
+            let revision = provisioner.get_revision(GetRevisionRequest { id }).await.ok()?.into_inner().revision?;
+            (revision.state == RevisionState::Failed as i32).then_some(revision)
+        }
+    })
+    .await
+}
+
 /// The directory of the workspace's built binaries (`target/debug`). The test
 /// command builds them first (`cargo build --workspace --bins`); a missing one
 /// fails the test with that advice.

@@ -3,20 +3,12 @@
 //! that digest, and an artifact whose stored file changed after it was
 //! approved is not started again.
 
-use paved_integration_tests::{bin_dir, eventually, paved_on, ready, recorded_replicas, text, up_options};
-use paved_proto::provisioner::v1::{
-    GetRevisionRequest, GetWorkloadRequest, RevisionState, provisioner_service_client::ProvisionerServiceClient,
-};
+use paved_integration_tests::{bin_dir, environ_of, eventually, failed_revision, paved_on, ready, recorded_replicas, text, up_options};
+use paved_proto::provisioner::v1::provisioner_service_client::ProvisionerServiceClient;
 use paved_proto::secrets_broker::v1::{
     IntrospectTokenRequest, PutSecretRequest, secrets_broker_service_client::SecretsBrokerServiceClient,
 };
 use std::{os::unix::fs::PermissionsExt, time::Duration};
-
-/// `KEY`'s value in the environment process `pid` was started with.
-fn environ_of(pid: i32, key: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(format!("{key}=").as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
-}
 
 #[tokio::test]
 async fn an_identity_carries_its_artifact_and_a_changed_artifact_is_not_started() {
@@ -71,17 +63,8 @@ async fn an_identity_carries_its_artifact_and_a_changed_artifact_is_not_started(
     std::fs::set_permissions(&forged, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::rename(&forged, &stored).expect("tamper");
     assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill").success());
-    let mut provisioner = ProvisionerServiceClient::new(channel.clone());
-    let get = GetWorkloadRequest { environment: "dev".into(), name: "api".into() };
-    let current = provisioner.get_workload(get).await.expect("workload").into_inner().workload.expect("workload").current_revision;
-    let revision = eventually("the revision failed", Duration::from_secs(30), || {
-        let (mut provisioner, id) = (provisioner.clone(), current.clone());
-        async move {
-            let revision = provisioner.get_revision(GetRevisionRequest { id }).await.ok()?.into_inner().revision?;
-            (revision.state == RevisionState::Failed as i32).then_some(revision)
-        }
-    })
-    .await;
+    let provisioner = ProvisionerServiceClient::new(channel.clone());
+    let revision = failed_revision(&provisioner, "dev", "api", Duration::from_secs(30)).await;
     assert!(
         revision.message.contains(&format!("not the artifact {digest} its revision names")) && revision.message.contains("sha256:"),
         "{}",

@@ -16,6 +16,7 @@ mod compose;
 mod cost;
 mod dataplane;
 mod delete;
+mod delivery;
 mod error_edge;
 mod extended;
 mod json_output;

@@ -9,9 +9,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
-            PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service, ServiceAccount,
-            ServicePort, ServiceSpec, Volume, VolumeMount,
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+            SecretKeySelector, SecretProjection, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+            VolumeProjection,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec},
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
@@ -24,6 +25,9 @@ use k8s_openapi::{
     },
 };
 use paved_spec::{Quantities, Run, WorkloadSpec};
+
+/// Where a pod's `secret_files` are mounted (`$PAVED_SECRETS_DIR`).
+const SECRETS_DIR: &str = "/var/run/paved/secrets";
 use std::{collections::BTreeMap, time::Duration};
 
 /// Where the manifests point outside the spec.
@@ -299,11 +303,7 @@ impl Builder<'_> {
                             ..Default::default()
                         }),
                         containers: vec![self.container(image)],
-                        volumes: Some(vec![Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Default::default()
-                        }]),
+                        volumes: Some(self.volumes()),
                         ..Default::default()
                     }),
                 },
@@ -352,9 +352,41 @@ impl Builder<'_> {
             readiness_probe: Some(probe(spec.health.failure_threshold)),
             liveness_probe: Some(probe(spec.health.failure_threshold)),
             startup_probe: Some(probe(startup_attempts.max(1))),
-            volume_mounts: Some(vec![VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }]),
+            volume_mounts: Some(self.volume_mounts()),
             ..Default::default()
         }
+    }
+
+    /// A writable `/tmp`, and the `secret_files` as one projected volume:
+    /// Secret `<name>` (key `value`) at `<SECRETS_DIR>/<name>`, 0400. The
+    /// kubelet refreshes the files when a Secret changes; it sends no signal.
+    fn volumes(&self) -> Vec<Volume> {
+        let tmp = Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
+        let files = self.spec.secret_files.iter().map(|name| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: name.clone(),
+                items: Some(vec![KeyToPath { key: "value".into(), path: name.clone(), ..Default::default() }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let secrets = (!self.spec.secret_files.is_empty()).then(|| Volume {
+            name: "paved-secrets".into(),
+            projected: Some(ProjectedVolumeSource { sources: Some(files.collect()), default_mode: Some(0o400) }),
+            ..Default::default()
+        });
+        std::iter::once(tmp).chain(secrets).collect()
+    }
+
+    fn volume_mounts(&self) -> Vec<VolumeMount> {
+        let tmp = VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() };
+        let secrets = (!self.spec.secret_files.is_empty()).then(|| VolumeMount {
+            name: "paved-secrets".into(),
+            mount_path: SECRETS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        std::iter::once(tmp).chain(secrets).collect()
     }
 
     /// `PORT`, then the spec's variables. A value that is exactly one
@@ -375,6 +407,9 @@ impl Builder<'_> {
             EnvVar { name: "PORT".into(), value: Some(self.spec.port.to_string()), ..Default::default() },
             EnvVar { name: "HOST".into(), value: Some("0.0.0.0".into()), ..Default::default() },
         ];
+        if !self.spec.secret_files.is_empty() {
+            env.push(EnvVar { name: "PAVED_SECRETS_DIR".into(), value: Some(SECRETS_DIR.into()), ..Default::default() });
+        }
         let mut embedded: Vec<&str> = Vec::new();
         let mut vars = Vec::new();
         for (key, value) in &self.spec.env {

@@ -18,6 +18,9 @@
 //!   computed at each start: an artifact whose file no longer hashes to its
 //!   revision's digest is not started, and the digest is what the process's
 //!   bootstrap exchange proves.
+//! - `identity` — what a process is started with to be who it is
+//!   ([`Identity`]: its identity token, resolved secrets, secret files in a
+//!   directory of its own) and what rotates while it runs ([`Rotation`]).
 //! - `probe` — the HTTP health check.
 //! - `state` — [`State`], a revision's state, and how it folds from the
 //!   states of its replicas' processes. Its own module (not `lib.rs`) so
@@ -40,6 +43,7 @@
 
 mod digest;
 mod hold;
+mod identity;
 mod orphan;
 mod probe;
 mod process;
@@ -52,6 +56,7 @@ mod usage;
 
 pub use digest::of_file as file_digest;
 pub use hold::{Hold, WakeFn};
+pub use identity::{Identity, Rotation};
 pub use orphan::stop_recorded;
 pub use process::free_port;
 pub use proxy::{Proxy, Route};

@@ -138,6 +138,13 @@ pub(crate) struct Group {
 }
 
 impl Group {
+    /// `signal` to the group's leader alone: the process the spec started.
+    pub(crate) fn signal_leader(&self, signal: nix::sys::signal::Signal) {
+        if let Some(leader) = self.pid {
+            let _ = nix::sys::signal::kill(leader, signal);
+        }
+    }
+
     pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
         if let Some(group) = self.pid {
             // ESRCH (nothing left in the group) is the expected end.

@@ -8,6 +8,7 @@
 //! it records them.
 
 use crate::{
+    identity::{self, Identity, Rotation},
     orphan::{self, Orphan},
     probe::{probe, wait_healthy},
     process::{Group, Output, Proc, exit_message, free_port, resolve, resolve_file, stop, tail},
@@ -17,7 +18,7 @@ use crate::{
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use paved_spec::{HealthCheck, Run, WorkloadSpec};
+use paved_spec::{Run, WorkloadSpec};
 use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
@@ -35,6 +36,39 @@ const START_ATTEMPTS: u32 = 3;
 /// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// Between replicas restarted for a rotation (`on_rotation: restart`):
+/// replica N waits N times this, so the others serve meanwhile.
+const ROTATION_GAP: Duration = Duration::from_secs(5);
+
+/// Rotations of what a running process was given (see [`Identity`]).
+type Rotations = Option<mpsc::UnboundedReceiver<Rotation>>;
+
+/// A healthy replica, as its monitor watches it.
+struct Watch<'a> {
+    launch: &'a Launch,
+    index: usize,
+    addr: SocketAddr,
+    output: &'a Output,
+    group: &'a Group,
+}
+
+/// The next rotation, or never when there are none to wait for.
+async fn next_rotation(rotations: &mut Rotations) -> Option<Rotation> {
+    match rotations {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How a healthy process's watch ended.
+enum Ended {
+    /// Its supervisor was cancelled.
+    Cancelled,
+    /// It exited or stopped answering: restarted as a crash.
+    Failed(String),
+    /// Its delivered secrets changed and its spec says `restart`.
+    Rotated,
+}
 
 /// What the runtime needs to start a revision.
 #[derive(Debug, Clone)]
@@ -57,11 +91,10 @@ pub struct Launch {
 
 /// Asked before every process start, with the `sha256:…` digest of the
 /// executable it is about to run (computed here, from the file itself), for
-/// the environment that gives it its identity (a fresh single-use bootstrap
-/// token each time, exchanged with that digest: a restarted process cannot
-/// reuse a spent one).
-pub type Bootstrap =
-    Arc<dyn Fn(Launch, String) -> futures::future::BoxFuture<'static, Result<Vec<(String, String)>, String>> + Send + Sync>;
+/// its [`Identity`]: a fresh single-use bootstrap token each time, exchanged
+/// with that digest (a restarted process cannot reuse a spent one), and the
+/// secrets its spec delivers, read with that identity.
+pub type Bootstrap = Arc<dyn Fn(Launch, String) -> futures::future::BoxFuture<'static, Result<Identity, String>> + Send + Sync>;
 
 /// A change of a revision's state, as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +114,9 @@ pub struct LocalRuntime {
     /// One file per running process with its process group id, so that
     /// processes a killed platform left behind are stopped at the next start.
     run_dir: PathBuf,
+    /// `<run_dir>/../secrets/<revision>-<replica>/`: each replica's secret
+    /// files, removed when its revision stops.
+    secrets_dir: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
     /// Replicas the platform before this one left running, by runtime key
@@ -112,10 +148,12 @@ impl LocalRuntime {
         std::fs::create_dir_all(&log_dir)?;
         let orphans = Mutex::new(orphan::find(&run_dir));
         let probe = Client::builder(TokioExecutor::new()).build_http();
+        let secrets_dir = run_dir.parent().unwrap_or(&run_dir).join("secrets");
         Ok(Self {
             bin_dirs,
             log_dir,
             run_dir,
+            secrets_dir,
             reports,
             running: Mutex::new(HashMap::new()),
             orphans,
@@ -288,7 +326,7 @@ impl LocalRuntime {
                         if folded.0 == State::Failed {
                             instances.cancel();
                             while tasks.join_next().await.is_some() {}
-                            return;
+                            return identity::remove_all(&self.secrets_dir, &launch.revision_id);
                         }
                         last = Some(folded);
                     }
@@ -297,8 +335,9 @@ impl LocalRuntime {
         }
         instances.cancel();
         while tasks.join_next().await.is_some() {}
-        // Detached, it runs on: nothing to report.
+        // Detached, it runs on (reading its secret files): nothing to report.
         if !self.detached.load(std::sync::atomic::Ordering::SeqCst) {
+            identity::remove_all(&self.secrets_dir, &launch.revision_id);
             self.report(&launch, State::Stopped, String::new(), Vec::new());
         }
     }
@@ -320,8 +359,8 @@ impl LocalRuntime {
         let mut backoff = Duration::from_millis(250);
         loop {
             let adopted = orphan.take().and_then(|orphan| self.adopt(&launch, index, orphan));
-            let (mut child, addr, output, group) = match adopted {
-                Some(adopted) => adopted,
+            let ((mut child, addr, output, group), mut rotations) = match adopted {
+                Some(adopted) => (adopted, self.rotations_of_adopted(&launch, index).await),
                 None => match self.spawn(&launch, index).await {
                     Ok(spawned) => spawned,
                     // Not found, not executable: trying again will not help.
@@ -353,9 +392,15 @@ impl LocalRuntime {
                 }
             }
             // Healthy: watch it.
-            let message = self.monitor(&mut child, addr, health, &output, &send, &cancel).await;
-            let Some(message) = message else {
-                return self.end(&mut child, group).await;
+            let watch = Watch { launch: &launch, index, addr, output: &output, group: &group };
+            let message = match self.monitor(&mut child, &watch, &mut rotations, &send, &cancel).await {
+                Ended::Cancelled => return self.end(&mut child, group).await,
+                Ended::Rotated => {
+                    stop(&mut child, group).await;
+                    send(Instance { state: State::Starting, addr: None, message: "restarting with its rotated secrets".into() });
+                    continue;
+                }
+                Ended::Failed(message) => message,
             };
             stop(&mut child, group).await;
             let now = tokio::time::Instant::now();
@@ -373,24 +418,39 @@ impl LocalRuntime {
         }
     }
 
-    /// Watches a healthy process. Returns why it must be restarted, or None
-    /// when cancelled.
+    /// Watches a healthy process, and hands it the rotations of its
+    /// secrets. Returns why it must be restarted, or that it was cancelled.
     async fn monitor(
         &self,
         child: &mut Proc,
-        addr: SocketAddr,
-        health: &HealthCheck,
-        output: &Output,
+        watch: &Watch<'_>,
+        rotations: &mut Rotations,
         send: &impl Fn(Instance),
         cancel: &CancellationToken,
-    ) -> Option<String> {
+    ) -> Ended {
+        let (addr, health) = (watch.addr, &watch.launch.spec.health);
         let mut failures = 0u32;
         let mut ticker = tokio::time::interval(health.period);
         ticker.tick().await;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return None,
-                message = exit_message(child, output) => return Some(message),
+                _ = cancel.cancelled() => return Ended::Cancelled,
+                message = exit_message(child, watch.output) => return Ended::Failed(message),
+                rotation = next_rotation(rotations) => match rotation {
+                    Some(Rotation::File { name, value }) => {
+                        let dir = identity::dir(&self.secrets_dir, &watch.launch.revision_id, watch.index);
+                        identity::rewrite(&dir, watch.group, &name, value);
+                    }
+                    Some(Rotation::Restart) => {
+                        let gap = ROTATION_GAP * u32::try_from(watch.index).unwrap_or(u32::MAX);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Ended::Cancelled,
+                            _ = tokio::time::sleep(gap) => return Ended::Rotated,
+                        }
+                    }
+                    // Whoever sent them is gone: no more rotations.
+                    None => *rotations = None,
+                },
                 _ = ticker.tick() => {
                     match probe(&self.probe, addr, health).await {
                         Ok(()) => {
@@ -407,7 +467,7 @@ impl LocalRuntime {
                             // Still failing after twice the threshold: a hung
                             // process does not heal by itself; restart it.
                             if failures >= health.failure_threshold * 2 {
-                                return Some(format!("restarted after {failures} failed health checks: {e}"));
+                                return Ended::Failed(format!("restarted after {failures} failed health checks: {e}"));
                             }
                         }
                     }
@@ -438,7 +498,7 @@ impl LocalRuntime {
     /// Starts one process; returns it with its address, its output and its
     /// process group (kept apart: once the process is reaped its id is
     /// gone, but what it spawned may still be running in the group).
-    async fn spawn(&self, launch: &Launch, index: usize) -> Result<(Proc, SocketAddr, Output, Group), String> {
+    async fn spawn(&self, launch: &Launch, index: usize) -> Result<((Proc, SocketAddr, Output, Group), Rotations), String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let path_var = self.path_var();
@@ -446,26 +506,12 @@ impl LocalRuntime {
             Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
             Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
         };
-        // Computed from the file about to run, on every start: the store's
-        // file may have changed since the revision was approved.
-        let running = crate::digest::of_program(&program).await?;
-        if let Some(refused) = crate::digest::mismatch(&program, &launch.artifact_digest, &running) {
-            tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");
-            return Err(refused);
+        let identity = self.identity(launch, &program).await?;
+        let secrets_dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
+        let files = !identity.files.is_empty();
+        if files {
+            identity::write(&secrets_dir, &identity.files).map_err(|e| format!("cannot write the workload's secret files: {e}"))?;
         }
-        let identity = match &self.bootstrap {
-            Some(bootstrap) => match bootstrap(launch.clone(), running).await {
-                Ok(env) => env,
-                // Without its identity a workload cannot read the secrets it
-                // declared: not started (and retried) rather than started broken.
-                Err(e) if !launch.spec.secrets.is_empty() => return Err(format!("no bootstrap token from the secrets broker: {e}")),
-                Err(e) => {
-                    tracing::debug!(revision = %launch.revision_id, error = %e, "no bootstrap token; the workload declares no secrets");
-                    Vec::new()
-                }
-            },
-            None => Vec::new(),
-        };
         let (output, log) = Output::open(self.log(launch, index)).map_err(|e| format!("cannot open the workload's log: {e}"))?;
         let mut cmd = Command::new(&program);
         cmd.args(args)
@@ -483,7 +529,8 @@ impl LocalRuntime {
             .env("PAVED_WORKLOAD", &launch.workload)
             .env("PAVED_ENVIRONMENT", &launch.environment)
             .env("PAVED_REVISION", &launch.revision_id)
-            .envs(identity)
+            .envs(identity.env)
+            .envs(files.then_some(("PAVED_SECRETS_DIR", &secrets_dir)))
             .stdin(Stdio::null())
             // Straight to its log, not through a pipe to this process: a
             // workload must not lose its output, or die of SIGPIPE, when
@@ -508,7 +555,38 @@ impl LocalRuntime {
             },
             None => Group { pid: None, file: None },
         };
-        Ok((Proc::Child(child), addr, output, group))
+        Ok(((Proc::Child(child), addr, output, group), identity.rotations))
+    }
+
+    /// What a process about to run `program` is given (see [`identity::obtain`]).
+    async fn identity(&self, launch: &Launch, program: &std::path::Path) -> Result<Identity, String> {
+        identity::obtain(self.bootstrap.as_ref(), launch, program).await
+    }
+
+    /// The rotations of a replica the platform before this one started:
+    /// its files written again with the current values under a new identity
+    /// of its own (its process keeps the token it was started with). None
+    /// when its spec delivers nothing that rotates, or on failure.
+    async fn rotations_of_adopted(&self, launch: &Launch, index: usize) -> Rotations {
+        if !launch.spec.rotates() {
+            return None;
+        }
+        let program = match &launch.spec.run {
+            Run::Command(argv) => resolve(&argv[0], &launch.workdir, &self.path_var()),
+            Run::Artifact(path) => resolve_file(&launch.workdir.join(path)),
+        };
+        let given = match program {
+            Ok(program) => self.identity(launch, &program).await,
+            Err(e) => Err(e),
+        };
+        let dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
+        let written = given.and_then(|given| {
+            identity::write(&dir, &given.files).map(|()| given.rotations).map_err(|e| format!("cannot write its secret files: {e}"))
+        });
+        written.unwrap_or_else(|e| {
+            tracing::warn!(revision = %launch.revision_id, index, error = %e, "an adopted replica gets no secret rotations until it restarts");
+            None
+        })
     }
 
     fn path_var(&self) -> std::ffi::OsString {

@@ -63,6 +63,7 @@
 
 mod analysis;
 mod defaults;
+mod delivery;
 mod diff;
 mod error;
 mod overlay;
@@ -75,6 +76,7 @@ mod workload;
 
 pub use analysis::{Analysis, Direction, Judge, Metric, Slo, Source};
 pub use defaults::ScheduleDefaults;
+pub use delivery::{OnRotation, references as secret_references, substitute as substitute_secrets};
 pub use diff::{FieldChange, diff};
 pub use error::SpecError;
 pub use overlay::{Rendered, overlay_files, render};

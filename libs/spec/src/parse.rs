@@ -4,6 +4,7 @@
 
 use crate::{
     analysis,
+    delivery::{self, OnRotation},
     error::{SpecError, at_key, error, from_yaml, locate},
     parts::{HealthCheck, RawResources, Resources, RolloutPolicy, Run, Security},
     schedule::RawSchedule,
@@ -31,6 +32,10 @@ struct RawSpec {
     security: Option<RawSecurity>,
     #[serde(default)]
     secrets: Vec<Name>,
+    #[serde(default)]
+    secret_files: Vec<Name>,
+    #[serde(default)]
+    on_rotation: OnRotation,
     #[serde(default)]
     databases: Vec<Name>,
     #[serde(default)]
@@ -140,6 +145,9 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
             })
         })
         .transpose()?;
+    let secrets: Vec<String> = raw.secrets.into_iter().map(|n| n.0).collect();
+    let secret_files: Vec<String> = raw.secret_files.into_iter().map(|n| n.0).collect();
+    undeclared_secrets(&raw.env, &secrets, &secret_files, text, file)?;
     Ok(WorkloadSpec {
         name: raw.name.0,
         team: raw.team.map(|t| t.0),
@@ -150,11 +158,38 @@ pub fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         replicas: raw.replicas.map_or(1, |r| r.0),
         resources: raw.resources.map(Resources::from).unwrap_or_default(),
         security: raw.security.map_or_else(Security::default, |s| Security { run_as_root: s.run_as_root, privileged: s.privileged }),
-        secrets: raw.secrets.into_iter().map(|n| n.0).collect(),
+        secrets,
+        secret_files,
+        on_rotation: raw.on_rotation,
         databases: raw.databases.into_iter().map(|n| n.0).collect(),
         certificate: raw.certificate,
         rollout,
         analysis,
         schedule,
     })
+}
+
+/// Every secret an env value refers to or `secret_files` names must be
+/// declared under `secrets`: the identity can read nothing else, and a
+/// reference no identity can resolve is a mistake best shown here.
+fn undeclared_secrets(
+    env: &BTreeMap<EnvName, String>,
+    secrets: &[String],
+    files: &[String],
+    text: &str,
+    file: &str,
+) -> Result<(), SpecError> {
+    let declared = |name: &str| secrets.iter().any(|s| s == name);
+    for (key, value) in env {
+        if let Some(name) = delivery::references(value).into_iter().find(|n| !declared(n)) {
+            let path = ["env".to_string(), key.0.clone()];
+            let (line, column) = locate(text, &path).unwrap_or((1, 1));
+            let message = format!("`${{secret:{name}}}` refers to a secret not declared under `secrets`");
+            return Err(error(file, line, column, &path.join("."), message));
+        }
+    }
+    if let Some(name) = files.iter().find(|n| !declared(n)) {
+        return Err(at_key(text, file, "secret_files", &format!("`{name}` is not declared under `secrets`")));
+    }
+    Ok(())
 }

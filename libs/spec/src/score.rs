@@ -264,6 +264,8 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<WorkloadSpec, SpecError> {
         resources: c.resources.map(Resources::from).unwrap_or_default(),
         security: Security::default(),
         secrets,
+        secret_files: Vec::new(),
+        on_rotation: Default::default(),
         databases: Vec::new(),
         certificate: false,
         rollout: RolloutPolicy::default(),

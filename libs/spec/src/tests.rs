@@ -153,6 +153,30 @@ fn resources_security_and_secrets() {
     assert!(e.message.contains("invalid memory quantity"), "{e}");
 }
 
+#[test]
+fn secret_delivery_is_declared_and_located() {
+    let plain = parse(GOOD, "paved.yaml").expect("valid");
+    let json = serde_json::to_string(&plain).expect("json");
+    assert!(!json.contains("secret_files") && !json.contains("on_rotation"), "older digests hold: {json}");
+    assert_eq!((plain.secret_files.len(), plain.on_rotation), (0, OnRotation::Signal));
+    let base = "name: hello\ncommand: [hello]\nsecrets: [db-password, tls-key]\n";
+    let text =
+        format!("{base}env:\n  DSN: postgres://app:${{secret:db-password}}@db/shop\nsecret_files: [tls-key]\non_rotation: restart\n");
+    let spec = parse(&text, "paved.yaml").expect("valid");
+    assert_eq!((spec.secret_files.as_slice(), spec.on_rotation), (["tls-key".to_string()].as_slice(), OnRotation::Restart));
+    assert_ne!(spec.digest(), parse(&text.replace("restart", "signal"), "paved.yaml").expect("valid").digest());
+    // References and files name declared secrets only, at their line.
+    let e = err(&format!("{base}env:\n  HELLO: v1\n  DSN: x${{secret:api-key}}y\n"));
+    assert_eq!((e.line, e.column, e.field.as_str()), (6, 3, "env.DSN"), "{e}");
+    assert!(e.message.contains("`${secret:api-key}` refers to a secret not declared under `secrets`"), "{e}");
+    let e = err(&format!("{base}secret_files: [tls-key, api-key]\n"));
+    assert_eq!((e.line, e.field.as_str()), (4, "secret_files"), "{e}");
+    assert!(e.message.contains("`api-key` is not declared"), "{e}");
+    let e = err(&format!("{base}on_rotation: rollout\n"));
+    assert_eq!((e.line, e.field.as_str()), (4, "on_rotation"), "{e}");
+    assert!(e.message.contains("signal") && e.message.contains("restart"), "{e}");
+}
+
 const ANALYSED: &str = "name: hello
 command: [hello]
 analysis:

@@ -3,6 +3,7 @@
 
 use crate::{
     analysis::Analysis,
+    delivery::OnRotation,
     parts::{HealthCheck, Resources, RolloutPolicy, Run, Security},
     schedule::Schedule,
 };
@@ -28,6 +29,14 @@ pub struct WorkloadSpec {
     pub security: Security,
     /// Names of the secrets the workload may read (`${secret:<name>}` in env).
     pub secrets: Vec<String>,
+    /// Declared secrets written at launch to `$PAVED_SECRETS_DIR/<name>`
+    /// (see `delivery`). Left out of the canonical form when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secret_files: Vec<String>,
+    /// What a new version of a delivered secret does. Left out of the
+    /// canonical form when it is the default.
+    #[serde(skip_serializing_if = "OnRotation::is_default")]
+    pub on_rotation: OnRotation,
     /// Databases configured at the broker whose dynamic credentials the
     /// workload may ask for (`database:creds:<name>`). Left out of the
     /// canonical form when empty, so older digests hold.
@@ -56,6 +65,14 @@ impl WorkloadSpec {
     /// limits).
     pub fn analysis(&self) -> Analysis {
         self.analysis.clone().unwrap_or_else(|| Analysis::defaults(&self.rollout))
+    }
+
+    /// Whether a new version of a secret it is delivered changes something
+    /// under a running process: a secret file, or env values when it
+    /// restarts on rotation.
+    pub fn rotates(&self) -> bool {
+        let env_refs = self.env.values().any(|v| !crate::delivery::references(v).is_empty());
+        !self.secret_files.is_empty() || (self.on_rotation == OnRotation::Restart && env_refs)
     }
 
     /// The artifact the spec runs by digest (`sha256:…`), if it names one

@@ -30,15 +30,16 @@ pub(crate) fn bootstrapper(
     })
     .map_err(|e| anyhow::anyhow!("broker_url: {e}"))?;
     let issuer = SecretsBrokerServiceClient::new(credentials.on(channel.clone()));
-    let open = SecretsBrokerServiceClient::new(channel);
+    let open = SecretsBrokerServiceClient::new(channel.clone());
     let url = url.to_string();
     Ok(Arc::new(move |launch: Launch, running: String| {
-        let (mut issuer, mut open, url) = (issuer.clone(), open.clone(), url.clone());
+        let (mut issuer, mut open, url, channel) = (issuer.clone(), open.clone(), url.clone(), channel.clone());
         Box::pin(async move {
             let spec = &launch.spec;
             if launch.environment == PLATFORM_ENVIRONMENT || (spec.secrets.is_empty() && spec.databases.is_empty() && !spec.certificate) {
-                return Ok(Vec::new());
+                return Ok(paved_local::Identity::default());
             }
+            let (request_env, request_workload, launch_spec) = (launch.environment.clone(), launch.workload.clone(), launch.spec.clone());
             let request = IssueBootstrapTokenRequest {
                 environment: launch.environment,
                 workload: launch.workload,
@@ -52,7 +53,9 @@ pub(crate) fn bootstrapper(
             let issued = issuer.issue_bootstrap_token(request).await.map_err(|s| s.message().to_string())?.into_inner();
             let exchange = ExchangeBootstrapTokenRequest { bootstrap_token: issued.bootstrap_token, artifact_digest: running };
             let identity = open.exchange_bootstrap_token(exchange).await.map_err(|s| s.message().to_string())?.into_inner();
-            Ok(vec![("PAVED_TOKEN".to_string(), identity.token), ("PAVED_BROKER_URL".to_string(), url)])
+            let prefix = format!("{}/{}", request_env, request_workload);
+            let env = vec![("PAVED_TOKEN".to_string(), identity.token.clone()), ("PAVED_BROKER_URL".to_string(), url)];
+            crate::delivery::deliver(channel, &identity.token, &prefix, &launch_spec, env).await
         })
     }))
 }

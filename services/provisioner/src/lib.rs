@@ -29,7 +29,9 @@
 //!   attestations, which the policy gate reads.
 //! - `exporter` — each replica's usage as Prometheus metrics.
 //! - `bootstrap` — secret zero: a bootstrap token from the broker for every
-//!   process the runtime starts.
+//!   process the runtime starts, bound to the executable's digest and
+//!   exchanged at once; `delivery` — the spec's secrets read with that
+//!   identity (env, files) and their rotations watched.
 //! - `handle` — [`Provisioner`], the handle the API and the CLI hold;
 //!   [`api`] — `paved.provisioner.v1.ProvisionerService`, on the handle.
 //! - `lib.rs` — the configuration, [`run`], and `Provisioner::start`: the
@@ -46,6 +48,7 @@ mod apply;
 pub mod artifacts;
 mod bootstrap;
 mod dataplane;
+mod delivery;
 mod exporter;
 mod handle;
 pub mod migration;

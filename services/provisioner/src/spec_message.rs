@@ -88,6 +88,8 @@ fn document(s: &pb::WorkloadSpec) -> Result<Fields, Unsayable> {
         doc.push(("security".into(), json!({"run_as_root": sec.run_as_root, "privileged": sec.privileged})));
     }
     put(&mut doc, "secrets", (!s.secrets.is_empty()).then(|| json!(s.secrets)));
+    put(&mut doc, "secret_files", (!s.secret_files.is_empty()).then(|| json!(s.secret_files)));
+    put(&mut doc, "on_rotation", (!s.on_rotation.is_empty()).then(|| json!(s.on_rotation)));
     put(&mut doc, "databases", (!s.databases.is_empty()).then(|| json!(s.databases)));
     put(&mut doc, "certificate", s.certificate.then_some(Value::Bool(true)));
     if let Some(r) = &s.rollout {

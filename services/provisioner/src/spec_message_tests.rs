@@ -27,7 +27,9 @@ fn full() -> pb::WorkloadSpec {
             limits: Some(pb::Quantities { cpu: "500m".into(), memory: String::new() }),
         }),
         security: Some(pb::Security { run_as_root: false, privileged: false }),
-        secrets: vec!["db-password".into()],
+        secrets: vec!["db-password".into(), "tls-key".into()],
+        secret_files: vec!["tls-key".into()],
+        on_rotation: "restart".into(),
         databases: vec!["orders".into()],
         certificate: true,
         rollout: Some(pb::RolloutPolicy {
@@ -93,7 +95,9 @@ resources:
   requests: {cpu: 100m, memory: 64Mi}
   limits: {cpu: 500m}
 security: {run_as_root: false, privileged: false}
-secrets: [db-password]
+secrets: [db-password, tls-key]
+secret_files: [tls-key]
+on_rotation: restart
 databases: [orders]
 certificate: true
 rollout: {steps: [10, 50, 100], interval: 1500ms, max_error_rate: 0.02, max_p99_latency: 250ms}

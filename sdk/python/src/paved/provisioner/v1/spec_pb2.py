@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpaved/provisioner/v1/spec.proto\x12\x14paved.provisioner.v1\x1a\x1egoogle/protobuf/duration.proto\"\xdf\x04\n\x0cWorkloadSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x10\n\x08\x61rtifact\x18\x04 \x01(\t\x12\x11\n\x04port\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x31\n\x06health\x18\x06 \x01(\x0b\x32!.paved.provisioner.v1.HealthCheck\x12\x38\n\x03\x65nv\x18\x07 \x03(\x0b\x32+.paved.provisioner.v1.WorkloadSpec.EnvEntry\x12\x15\n\x08replicas\x18\x08 \x01(\rH\x01\x88\x01\x01\x12\x32\n\tresources\x18\t \x01(\x0b\x32\x1f.paved.provisioner.v1.Resources\x12\x30\n\x08security\x18\n \x01(\x0b\x32\x1e.paved.provisioner.v1.Security\x12\x0f\n\x07secrets\x18\x0b \x03(\t\x12\x11\n\tdatabases\x18\x0c \x03(\t\x12\x13\n\x0b\x63\x65rtificate\x18\r \x01(\x08\x12\x34\n\x07rollout\x18\x0e \x01(\x0b\x32#.paved.provisioner.v1.RolloutPolicy\x12\x30\n\x08\x61nalysis\x18\x0f \x01(\x0b\x32\x1e.paved.provisioner.v1.Analysis\x12\x30\n\x08schedule\x18\x10 \x01(\x0b\x32\x1e.paved.provisioner.v1.Schedule\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_portB\x0b\n\t_replicas\"\xdc\x01\n\x0bHealthCheck\x12\x0c\n\x04path\x18\x01 \x01(\t\x12)\n\x06period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1e\n\x11\x66\x61ilure_threshold\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x32\n\x0fstartup_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x14\n\x12_failure_threshold\"q\n\tResources\x12\x32\n\x08requests\x18\x01 \x01(\x0b\x32 .paved.provisioner.v1.Quantities\x12\x30\n\x06limits\x18\x02 \x01(\x0b\x32 .paved.provisioner.v1.Quantities\")\n\nQuantities\x12\x0b\n\x03\x63pu\x18\x01 \x01(\t\x12\x0e\n\x06memory\x18\x02 \x01(\t\"3\n\x08Security\x12\x13\n\x0brun_as_root\x18\x01 \x01(\x08\x12\x12\n\nprivileged\x18\x02 \x01(\x08\"\xaf\x01\n\rRolloutPolicy\x12\r\n\x05steps\x18\x01 \x03(\r\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x0emax_error_rate\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\x0fmax_p99_latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\n\x0f_max_error_rate\"\xee\x02\n\x08\x41nalysis\x12\x12\n\x05\x61lpha\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\npass_score\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x1b\n\x0emarginal_score\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1b\n\x0emax_extensions\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1c\n\x0frequire_traffic\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12<\n\x07metrics\x18\x06 \x03(\x0b\x32+.paved.provisioner.v1.Analysis.MetricsEntry\x1aL\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.paved.provisioner.v1.Metric:\x02\x38\x01\x42\x08\n\x06_alphaB\r\n\x0b_pass_scoreB\x11\n\x0f_marginal_scoreB\x11\n\x0f_max_extensionsB\x12\n\x10_require_traffic\"\xdf\x03\n\x06Metric\x12.\n\x04kind\x18\x01 \x01(\x0e\x32 .paved.provisioner.v1.MetricKind\x12\x15\n\x08quantile\x18\x02 \x01(\x01H\x02\x88\x01\x01\x12\r\n\x05query\x18\x03 \x01(\t\x12\x32\n\tdirection\x18\x04 \x01(\x0e\x32\x1f.paved.provisioner.v1.Direction\x12\x13\n\tslo_value\x18\x05 \x01(\x01H\x00\x12\x30\n\x0bslo_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x17\n\nmax_change\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x10\n\x08\x63ritical\x18\x08 \x01(\x08\x12\x13\n\x06weight\x18\t \x01(\rH\x04\x88\x01\x01\x12\x18\n\x0bmin_samples\x18\n \x01(\rH\x05\x88\x01\x01\x12+\n\x06judges\x18\x0b \x03(\x0e\x32\x1b.paved.provisioner.v1.Judge\x12\r\n\x05group\x18\x0c \x01(\t\x12\x14\n\nnan_remove\x18\r \x01(\x08H\x01\x12\x13\n\tnan_value\x18\x0e \x01(\x01H\x01\x42\x05\n\x03sloB\x05\n\x03nanB\x0b\n\t_quantileB\r\n\x0b_max_changeB\t\n\x07_weightB\x0e\n\x0c_min_samples\"l\n\x08Schedule\x12\x0e\n\x06uptime\x18\x01 \x03(\t\x12\x10\n\x08\x64owntime\x18\x02 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x03 \x03(\t\x12-\n\nidle_after\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*z\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16METRIC_KIND_ERROR_RATE\x10\x01\x12\x17\n\x13METRIC_KIND_LATENCY\x10\x02\x12\x1a\n\x16METRIC_KIND_PROMETHEUS\x10\x03*l\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_INCREASE\x10\x01\x12\x16\n\x12\x44IRECTION_DECREASE\x10\x02\x12\x14\n\x10\x44IRECTION_EITHER\x10\x03*V\n\x05Judge\x12\x15\n\x11JUDGE_UNSPECIFIED\x10\x00\x12\x14\n\x10JUDGE_SEQUENTIAL\x10\x01\x12\x11\n\rJUDGE_KAYENTA\x10\x02\x12\r\n\tJUDGE_SLO\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpaved/provisioner/v1/spec.proto\x12\x14paved.provisioner.v1\x1a\x1egoogle/protobuf/duration.proto\"\x8a\x05\n\x0cWorkloadSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x10\n\x08\x61rtifact\x18\x04 \x01(\t\x12\x11\n\x04port\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x31\n\x06health\x18\x06 \x01(\x0b\x32!.paved.provisioner.v1.HealthCheck\x12\x38\n\x03\x65nv\x18\x07 \x03(\x0b\x32+.paved.provisioner.v1.WorkloadSpec.EnvEntry\x12\x15\n\x08replicas\x18\x08 \x01(\rH\x01\x88\x01\x01\x12\x32\n\tresources\x18\t \x01(\x0b\x32\x1f.paved.provisioner.v1.Resources\x12\x30\n\x08security\x18\n \x01(\x0b\x32\x1e.paved.provisioner.v1.Security\x12\x0f\n\x07secrets\x18\x0b \x03(\t\x12\x11\n\tdatabases\x18\x0c \x03(\t\x12\x13\n\x0b\x63\x65rtificate\x18\r \x01(\x08\x12\x34\n\x07rollout\x18\x0e \x01(\x0b\x32#.paved.provisioner.v1.RolloutPolicy\x12\x30\n\x08\x61nalysis\x18\x0f \x01(\x0b\x32\x1e.paved.provisioner.v1.Analysis\x12\x30\n\x08schedule\x18\x10 \x01(\x0b\x32\x1e.paved.provisioner.v1.Schedule\x12\x14\n\x0csecret_files\x18\x11 \x03(\t\x12\x13\n\x0bon_rotation\x18\x12 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_portB\x0b\n\t_replicas\"\xdc\x01\n\x0bHealthCheck\x12\x0c\n\x04path\x18\x01 \x01(\t\x12)\n\x06period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1e\n\x11\x66\x61ilure_threshold\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x32\n\x0fstartup_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x14\n\x12_failure_threshold\"q\n\tResources\x12\x32\n\x08requests\x18\x01 \x01(\x0b\x32 .paved.provisioner.v1.Quantities\x12\x30\n\x06limits\x18\x02 \x01(\x0b\x32 .paved.provisioner.v1.Quantities\")\n\nQuantities\x12\x0b\n\x03\x63pu\x18\x01 \x01(\t\x12\x0e\n\x06memory\x18\x02 \x01(\t\"3\n\x08Security\x12\x13\n\x0brun_as_root\x18\x01 \x01(\x08\x12\x12\n\nprivileged\x18\x02 \x01(\x08\"\xaf\x01\n\rRolloutPolicy\x12\r\n\x05steps\x18\x01 \x03(\r\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x0emax_error_rate\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\x0fmax_p99_latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\n\x0f_max_error_rate\"\xee\x02\n\x08\x41nalysis\x12\x12\n\x05\x61lpha\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\npass_score\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x1b\n\x0emarginal_score\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x1b\n\x0emax_extensions\x18\x04 \x01(\rH\x03\x88\x01\x01\x12\x1c\n\x0frequire_traffic\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12<\n\x07metrics\x18\x06 \x03(\x0b\x32+.paved.provisioner.v1.Analysis.MetricsEntry\x1aL\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.paved.provisioner.v1.Metric:\x02\x38\x01\x42\x08\n\x06_alphaB\r\n\x0b_pass_scoreB\x11\n\x0f_marginal_scoreB\x11\n\x0f_max_extensionsB\x12\n\x10_require_traffic\"\xdf\x03\n\x06Metric\x12.\n\x04kind\x18\x01 \x01(\x0e\x32 .paved.provisioner.v1.MetricKind\x12\x15\n\x08quantile\x18\x02 \x01(\x01H\x02\x88\x01\x01\x12\r\n\x05query\x18\x03 \x01(\t\x12\x32\n\tdirection\x18\x04 \x01(\x0e\x32\x1f.paved.provisioner.v1.Direction\x12\x13\n\tslo_value\x18\x05 \x01(\x01H\x00\x12\x30\n\x0bslo_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x17\n\nmax_change\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x10\n\x08\x63ritical\x18\x08 \x01(\x08\x12\x13\n\x06weight\x18\t \x01(\rH\x04\x88\x01\x01\x12\x18\n\x0bmin_samples\x18\n \x01(\rH\x05\x88\x01\x01\x12+\n\x06judges\x18\x0b \x03(\x0e\x32\x1b.paved.provisioner.v1.Judge\x12\r\n\x05group\x18\x0c \x01(\t\x12\x14\n\nnan_remove\x18\r \x01(\x08H\x01\x12\x13\n\tnan_value\x18\x0e \x01(\x01H\x01\x42\x05\n\x03sloB\x05\n\x03nanB\x0b\n\t_quantileB\r\n\x0b_max_changeB\t\n\x07_weightB\x0e\n\x0c_min_samples\"l\n\x08Schedule\x12\x0e\n\x06uptime\x18\x01 \x03(\t\x12\x10\n\x08\x64owntime\x18\x02 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x03 \x03(\t\x12-\n\nidle_after\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*z\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16METRIC_KIND_ERROR_RATE\x10\x01\x12\x17\n\x13METRIC_KIND_LATENCY\x10\x02\x12\x1a\n\x16METRIC_KIND_PROMETHEUS\x10\x03*l\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_INCREASE\x10\x01\x12\x16\n\x12\x44IRECTION_DECREASE\x10\x02\x12\x14\n\x10\x44IRECTION_EITHER\x10\x03*V\n\x05Judge\x12\x15\n\x11JUDGE_UNSPECIFIED\x10\x00\x12\x14\n\x10JUDGE_SEQUENTIAL\x10\x01\x12\x11\n\rJUDGE_KAYENTA\x10\x02\x12\r\n\tJUDGE_SLO\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,32 +36,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKLOADSPEC_ENVENTRY']._serialized_options = b'8\001'
   _globals['_ANALYSIS_METRICSENTRY']._loaded_options = None
   _globals['_ANALYSIS_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_METRICKIND']._serialized_start=2272
-  _globals['_METRICKIND']._serialized_end=2394
-  _globals['_DIRECTION']._serialized_start=2396
-  _globals['_DIRECTION']._serialized_end=2504
-  _globals['_JUDGE']._serialized_start=2506
-  _globals['_JUDGE']._serialized_end=2592
+  _globals['_METRICKIND']._serialized_start=2315
+  _globals['_METRICKIND']._serialized_end=2437
+  _globals['_DIRECTION']._serialized_start=2439
+  _globals['_DIRECTION']._serialized_end=2547
+  _globals['_JUDGE']._serialized_start=2549
+  _globals['_JUDGE']._serialized_end=2635
   _globals['_WORKLOADSPEC']._serialized_start=90
-  _globals['_WORKLOADSPEC']._serialized_end=697
-  _globals['_WORKLOADSPEC_ENVENTRY']._serialized_start=633
-  _globals['_WORKLOADSPEC_ENVENTRY']._serialized_end=675
-  _globals['_HEALTHCHECK']._serialized_start=700
-  _globals['_HEALTHCHECK']._serialized_end=920
-  _globals['_RESOURCES']._serialized_start=922
-  _globals['_RESOURCES']._serialized_end=1035
-  _globals['_QUANTITIES']._serialized_start=1037
-  _globals['_QUANTITIES']._serialized_end=1078
-  _globals['_SECURITY']._serialized_start=1080
-  _globals['_SECURITY']._serialized_end=1131
-  _globals['_ROLLOUTPOLICY']._serialized_start=1134
-  _globals['_ROLLOUTPOLICY']._serialized_end=1309
-  _globals['_ANALYSIS']._serialized_start=1312
-  _globals['_ANALYSIS']._serialized_end=1678
-  _globals['_ANALYSIS_METRICSENTRY']._serialized_start=1519
-  _globals['_ANALYSIS_METRICSENTRY']._serialized_end=1595
-  _globals['_METRIC']._serialized_start=1681
-  _globals['_METRIC']._serialized_end=2160
-  _globals['_SCHEDULE']._serialized_start=2162
-  _globals['_SCHEDULE']._serialized_end=2270
+  _globals['_WORKLOADSPEC']._serialized_end=740
+  _globals['_WORKLOADSPEC_ENVENTRY']._serialized_start=676
+  _globals['_WORKLOADSPEC_ENVENTRY']._serialized_end=718
+  _globals['_HEALTHCHECK']._serialized_start=743
+  _globals['_HEALTHCHECK']._serialized_end=963
+  _globals['_RESOURCES']._serialized_start=965
+  _globals['_RESOURCES']._serialized_end=1078
+  _globals['_QUANTITIES']._serialized_start=1080
+  _globals['_QUANTITIES']._serialized_end=1121
+  _globals['_SECURITY']._serialized_start=1123
+  _globals['_SECURITY']._serialized_end=1174
+  _globals['_ROLLOUTPOLICY']._serialized_start=1177
+  _globals['_ROLLOUTPOLICY']._serialized_end=1352
+  _globals['_ANALYSIS']._serialized_start=1355
+  _globals['_ANALYSIS']._serialized_end=1721
+  _globals['_ANALYSIS_METRICSENTRY']._serialized_start=1562
+  _globals['_ANALYSIS_METRICSENTRY']._serialized_end=1638
+  _globals['_METRIC']._serialized_start=1724
+  _globals['_METRIC']._serialized_end=2203
+  _globals['_SCHEDULE']._serialized_start=2205
+  _globals['_SCHEDULE']._serialized_end=2313
 # @@protoc_insertion_point(module_scope)

@@ -44,7 +44,7 @@ JUDGE_KAYENTA: Judge
 JUDGE_SLO: Judge
 
 class WorkloadSpec(_message.Message):
-    __slots__ = ("name", "team", "command", "artifact", "port", "health", "env", "replicas", "resources", "security", "secrets", "databases", "certificate", "rollout", "analysis", "schedule")
+    __slots__ = ("name", "team", "command", "artifact", "port", "health", "env", "replicas", "resources", "security", "secrets", "databases", "certificate", "rollout", "analysis", "schedule", "secret_files", "on_rotation")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class WorkloadSpec(_message.Message):
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FILES_FIELD_NUMBER: _ClassVar[int]
+    ON_ROTATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     team: str
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -84,7 +86,9 @@ class WorkloadSpec(_message.Message):
     rollout: RolloutPolicy
     analysis: Analysis
     schedule: Schedule
-    def __init__(self, name: _Optional[str] = ..., team: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., artifact: _Optional[str] = ..., port: _Optional[int] = ..., health: _Optional[_Union[HealthCheck, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., secrets: _Optional[_Iterable[str]] = ..., databases: _Optional[_Iterable[str]] = ..., certificate: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutPolicy, _Mapping]] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ...) -> None: ...
+    secret_files: _containers.RepeatedScalarFieldContainer[str]
+    on_rotation: str
+    def __init__(self, name: _Optional[str] = ..., team: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., artifact: _Optional[str] = ..., port: _Optional[int] = ..., health: _Optional[_Union[HealthCheck, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., security: _Optional[_Union[Security, _Mapping]] = ..., secrets: _Optional[_Iterable[str]] = ..., databases: _Optional[_Iterable[str]] = ..., certificate: _Optional[bool] = ..., rollout: _Optional[_Union[RolloutPolicy, _Mapping]] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., secret_files: _Optional[_Iterable[str]] = ..., on_rotation: _Optional[str] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ("path", "period", "timeout", "failure_threshold", "startup_timeout")

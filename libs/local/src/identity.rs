@@ -1,0 +1,132 @@
+//! What a process is started with to be who it is: its identity and the
+//! secrets its spec has delivered ([`Identity`], from the [`Bootstrap`]
+//! callback), the directory its secret files are written to, and the
+//! rotations that follow while it runs.
+//!
+//! Values pass through here into the process's environment and files
+//! only: none is logged, recorded or reported (a file is named in the
+//! log, never its content).
+//!
+//! [`Bootstrap`]: crate::Bootstrap
+
+use crate::{Launch, process::Group};
+use std::{
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+use tokio::sync::mpsc;
+
+/// What [`crate::Bootstrap`] gives a process about to start.
+#[derive(Default)]
+pub struct Identity {
+    /// Environment beyond the spec's: its identity token, where the broker
+    /// is, and the env values whose `${secret:…}` references are resolved.
+    pub env: Vec<(String, String)>,
+    /// `secret_files`, by name: written before it starts, mode 0600, to
+    /// its own directory (`$PAVED_SECRETS_DIR`).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// New versions of what it was given, for as long as it runs; whoever
+    /// sends stops once this is dropped.
+    pub rotations: Option<mpsc::UnboundedReceiver<Rotation>>,
+}
+
+/// A delivered secret's new version.
+pub enum Rotation {
+    /// A secret file's new value: rewritten, then the process gets SIGHUP.
+    File { name: String, value: Vec<u8> },
+    /// A value it was started with changed, and its spec says `restart`.
+    Restart,
+}
+
+/// What a process about to run `program` is given to be who it is. The
+/// digest is computed from the file itself, on every start: the store's
+/// file may have changed since the revision was approved, and then the
+/// process is not started.
+pub(crate) async fn obtain(bootstrap: Option<&crate::Bootstrap>, launch: &Launch, program: &Path) -> Result<Identity, String> {
+    let running = crate::digest::of_program(program).await?;
+    if let Some(refused) = crate::digest::mismatch(program, &launch.artifact_digest, &running) {
+        tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");
+        return Err(refused);
+    }
+    let Some(bootstrap) = bootstrap else { return Ok(Identity::default()) };
+    match bootstrap(launch.clone(), running).await {
+        Ok(identity) => Ok(identity),
+        // Without its identity a workload cannot read the secrets it
+        // declared: not started rather than started broken.
+        Err(e) if !launch.spec.secrets.is_empty() => Err(format!("no identity from the secrets broker: {e}")),
+        Err(e) => {
+            tracing::debug!(revision = %launch.revision_id, error = %e, "no identity; the workload declares no secrets");
+            Ok(Identity::default())
+        }
+    }
+}
+
+/// A secret file's new value, written whole into `dir`, then SIGHUP to the
+/// process (its group leader: what the spec started, not what it spawned).
+pub(crate) fn rewrite(dir: &Path, group: &Group, name: &str, value: Vec<u8>) {
+    match write(dir, &[(name.to_string(), value)]) {
+        Ok(()) => {
+            group.signal_leader(nix::sys::signal::Signal::SIGHUP);
+            tracing::info!(dir = %dir.display(), file = %name, "a secret file was rewritten with its new version; SIGHUP sent");
+        }
+        Err(e) => tracing::warn!(dir = %dir.display(), file = %name, error = %e, "cannot rewrite a secret file"),
+    }
+}
+
+/// The directory of replica `index` of `revision` under `root`.
+pub(crate) fn dir(root: &Path, revision: &str, index: usize) -> PathBuf {
+    root.join(format!("{revision}-{index}"))
+}
+
+/// Writes `files` into `dir` (made 0700 if missing), each 0600 and
+/// replaced whole (written aside, then renamed): a process reading one
+/// sees the old value or the new, never half of one.
+pub(crate) fn write(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    for (name, value) in files {
+        let aside = dir.join(format!(".{name}.new"));
+        let _ = std::fs::remove_file(&aside);
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
+        file.write_all(value)?;
+        file.sync_all()?;
+        std::fs::rename(&aside, dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Removes the directories of every replica of `revision` under `root`.
+pub(crate) fn remove_all(root: &Path, revision: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let prefix = format!("{revision}-");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let index = name.to_str().and_then(|n| n.strip_prefix(&prefix));
+        if index.is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove a replica's secret files");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_are_private_and_replaced_whole() {
+        let root = tempfile::tempdir().expect("dir");
+        let dir = super::dir(root.path(), "r-1", 0);
+        super::write(&dir, &[("tls-key".into(), b"one".to_vec())]).expect("write");
+        super::write(&dir, &[("tls-key".into(), b"two".to_vec())]).expect("rewrite");
+        assert_eq!(std::fs::read(dir.join("tls-key")).expect("read"), b"two");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join("tls-key"))), (0o700, 0o600));
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 1, "nothing left aside");
+        let other = super::dir(root.path(), "r-10", 0);
+        super::write(&other, &[]).expect("another revision");
+        super::remove_all(root.path(), "r-1");
+        assert!(!dir.exists() && other.exists(), "only r-1's replicas");
+    }
+}
