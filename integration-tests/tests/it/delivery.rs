@@ -72,15 +72,25 @@ async fn secrets_are_resolved_at_launch_and_follow_rotations_as_the_spec_says() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A workload's process: its current revision's replica in the run directory.
     let (run, provisioner) = (data.join("provisioner/run"), ProvisionerServiceClient::new(channel.clone()));
-    let replica = |name: &'static str| {
+    // Its replicas' processes, in replica order, once `count` run.
+    let replicas = |name: &'static str, count: usize| {
         let (run, provisioner) = (run.clone(), provisioner.clone());
         move || {
             let (run, mut provisioner) = (run.clone(), provisioner.clone());
             async move {
                 let get = GetWorkloadRequest { environment: "dev".into(), name: name.into() };
                 let revision = provisioner.get_workload(get).await.ok()?.into_inner().workload?.current_revision;
-                recorded_replicas(&run).into_iter().find(|(k, _)| k.starts_with(&format!("{revision}-"))).map(|(_, pid)| pid)
+                let recorded = recorded_replicas(&run).into_iter().filter(|(k, _)| k.starts_with(&format!("{revision}-")));
+                let pids: Vec<i32> = recorded.map(|(_, pid)| pid).collect();
+                (pids.len() == count).then_some(pids)
             }
+        }
+    };
+    let replica = |name: &'static str| {
+        let all = replicas(name, 1);
+        move || {
+            let all = all();
+            async move { all.await.map(|pids| pids[0]) }
         }
     };
     let pid = eventually("shop's process", Duration::from_secs(20), replica("shop")).await;
@@ -101,26 +111,41 @@ async fn secrets_are_resolved_at_launch_and_follow_rotations_as_the_spec_says() 
     .await;
     assert_eq!(std::fs::read_to_string(&key).expect("the secret file"), "key-two-5d0e");
     assert_eq!(eventually("shop's process", Duration::from_secs(5), replica("shop")).await, pid, "signalled, not restarted");
+    // Deleted and put again, it starts over at version 1: a new secret all the same.
+    let delete = paved_proto::secrets_broker::v1::DeleteSecretRequest { path: "dev/shop/tls-key".into() };
+    broker.clone().delete_secret(delete).await.expect("delete");
+    put("dev/shop/tls-key", "key-three-77ab").await;
+    eventually("the file to hold the secret put again", Duration::from_secs(20), || {
+        let seen = seen.clone();
+        async move { std::fs::read_to_string(&seen).ok().filter(|s| s == "key-three-77ab") }
+    })
+    .await;
 
     // Restart: a new version of what the environment holds restarts it.
     put("dev/cart/db-password", "cart-one-0b7d").await;
     let cart = spec(
         "cart",
         &dir.path().join("unused"),
-        "secrets: [db-password]\nenv:\n  DB_PASSWORD: ${secret:db-password}\non_rotation: restart\n",
+        "replicas: 2\nsecrets: [db-password]\nenv:\n  DB_PASSWORD: ${secret:db-password}\non_rotation: restart\n",
     );
     let out = deploy("cart", cart).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let first = eventually("cart's process", Duration::from_secs(20), replica("cart")).await;
-    assert_eq!(environ_of(first, "DB_PASSWORD").as_deref(), Some("cart-one-0b7d"));
-    assert!(environ_of(first, "PAVED_SECRETS_DIR").is_none(), "no files, no directory");
+    let first = eventually("cart's processes", Duration::from_secs(20), replicas("cart", 2)).await;
+    for pid in &first {
+        assert_eq!(environ_of(*pid, "DB_PASSWORD").as_deref(), Some("cart-one-0b7d"));
+        assert!(environ_of(*pid, "PAVED_SECRETS_DIR").is_none(), "no files, no directory");
+    }
     put("dev/cart/db-password", "cart-two-c4a1").await;
-    let second = eventually("cart restarted with the new value", Duration::from_secs(30), || {
-        let next = replica("cart")();
-        async move { next.await.filter(|pid| *pid != first && environ_of(*pid, "DB_PASSWORD").as_deref() == Some("cart-two-c4a1")) }
+    // Both restarted, one after the other, with the new value.
+    eventually("cart restarted with the new value", Duration::from_secs(40), || {
+        let (next, first) = (replicas("cart", 2)(), first.clone());
+        async move {
+            next.await.filter(|pids| {
+                pids.iter().all(|pid| !first.contains(pid) && environ_of(*pid, "DB_PASSWORD").as_deref() == Some("cart-two-c4a1"))
+            })
+        }
     })
     .await;
-    assert_ne!(second, first);
 
     // A secret that does not exist: not started, and the message says what to do.
     let out = deploy("bare", spec("bare", &dir.path().join("unused"), "secrets: [api-key]\nenv:\n  API_KEY: ${secret:api-key}\n")).await;
@@ -131,8 +156,20 @@ async fn secrets_are_resolved_at_launch_and_follow_rotations_as_the_spec_says() 
         failed.message
     );
 
+    // A process that prints its secret and fails: the value is in its own
+    // log, never in its revision's message (stored, and sent as an event).
+    put("dev/leaky/db-password", "leak-me-3e9f").await;
+    let leaky = "name: leaky\ncommand: [\"sh\", \"-c\", \"echo connecting to $DSN; exit 3\"]\nsecrets: [db-password]\n\
+        env:\n  DSN: postgres://app:${secret:db-password}@db\n";
+    deploy("leaky", leaky.to_string()).await;
+    let failed = failed_revision(&provisioner, "dev", "leaky", Duration::from_secs(60)).await;
+    assert!(failed.message.contains("connecting to postgres://app:***@db"), "{}", failed.message);
+    assert!(!failed.message.contains("leak-me-3e9f"), "{}", failed.message);
+    let holding: Vec<String> = files_holding(&data, b"leak-me-3e9f").into_iter().filter(|f| !f.ends_with(".log")).collect();
+    assert!(holding.is_empty(), "only the workload's own log holds it: {holding:?}");
+
     // No value anywhere but in the processes and the one file delivered.
-    let values = ["pw-one-7f3a", "key-one-91c2", "key-two-5d0e", "cart-one-0b7d", "cart-two-c4a1"];
+    let values = ["pw-one-7f3a", "key-one-91c2", "key-two-5d0e", "key-three-77ab", "cart-one-0b7d", "cart-two-c4a1"];
     assert!(logs.text().contains("a delivered secret has a new version"), "the log was captured");
     for value in values {
         assert!(!logs.text().contains(value), "{value} in the platform's log");

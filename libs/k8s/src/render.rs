@@ -299,6 +299,8 @@ impl Builder<'_> {
                         security_context: Some(PodSecurityContext {
                             run_as_non_root: Some(!spec.security.run_as_root),
                             run_as_user: Some(if spec.security.run_as_root { 0 } else { NON_ROOT_UID }),
+                            // Mounted files (the secret files) belong to its group.
+                            fs_group: (!spec.secret_files.is_empty()).then_some(NON_ROOT_UID),
                             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                             ..Default::default()
                         }),
@@ -358,7 +360,8 @@ impl Builder<'_> {
     }
 
     /// A writable `/tmp`, and the `secret_files` as one projected volume:
-    /// Secret `<name>` (key `value`) at `<SECRETS_DIR>/<name>`, 0400. The
+    /// Secret `<name>` (key `value`) at `<SECRETS_DIR>/<name>`, 0440 and
+    /// owned by the pod's `fsGroup` (the files are root's otherwise). The
     /// kubelet refreshes the files when a Secret changes; it sends no signal.
     fn volumes(&self) -> Vec<Volume> {
         let tmp = Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
@@ -372,7 +375,7 @@ impl Builder<'_> {
         });
         let secrets = (!self.spec.secret_files.is_empty()).then(|| Volume {
             name: "paved-secrets".into(),
-            projected: Some(ProjectedVolumeSource { sources: Some(files.collect()), default_mode: Some(0o400) }),
+            projected: Some(ProjectedVolumeSource { sources: Some(files.collect()), default_mode: Some(0o440) }),
             ..Default::default()
         });
         std::iter::once(tmp).chain(secrets).collect()

@@ -9,7 +9,7 @@
 //!
 //! [`Bootstrap`]: crate::Bootstrap
 
-use crate::{Launch, process::Group};
+use crate::{Launch, process::Group, runtime::NotStarted};
 use std::{
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
@@ -29,6 +29,9 @@ pub struct Identity {
     /// New versions of what it was given, for as long as it runs; whoever
     /// sends stops once this is dropped.
     pub rotations: Option<mpsc::UnboundedReceiver<Rotation>>,
+    /// What must never appear in what is reported of the process (the tail
+    /// of its output in a failure, say): its token, its secrets' values.
+    pub redact: Vec<String>,
 }
 
 /// A delivered secret's new version.
@@ -43,18 +46,26 @@ pub enum Rotation {
 /// digest is computed from the file itself, on every start: the store's
 /// file may have changed since the revision was approved, and then the
 /// process is not started.
-pub(crate) async fn obtain(bootstrap: Option<&crate::Bootstrap>, launch: &Launch, program: &Path) -> Result<Identity, String> {
-    let running = crate::digest::of_program(program).await?;
+pub(crate) async fn obtain(bootstrap: Option<&crate::Bootstrap>, launch: &Launch, program: &Path) -> Result<Identity, NotStarted> {
+    let running = crate::digest::of_program(program).await.map_err(NotStarted::Final)?;
     if let Some(refused) = crate::digest::mismatch(program, &launch.artifact_digest, &running) {
         tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");
-        return Err(refused);
+        return Err(NotStarted::Final(refused));
     }
-    let Some(bootstrap) = bootstrap else { return Ok(Identity::default()) };
+    let spec = &launch.spec;
+    let delivers = !spec.secret_files.is_empty() || spec.env.values().any(|v| !paved_spec::secret_references(v).is_empty());
+    let Some(bootstrap) = bootstrap else {
+        // Started with `${secret:…}` as text, it would be started broken.
+        return match delivers {
+            true => Err(NotStarted::Final("its spec delivers secrets, and this runtime has no secrets broker to read them from".into())),
+            false => Ok(Identity::default()),
+        };
+    };
     match bootstrap(launch.clone(), running).await {
         Ok(identity) => Ok(identity),
         // Without its identity a workload cannot read the secrets it
         // declared: not started rather than started broken.
-        Err(e) if !launch.spec.secrets.is_empty() => Err(format!("no identity from the secrets broker: {e}")),
+        Err(e) if !launch.spec.secrets.is_empty() => Err(NotStarted::Retry(format!("no identity from the secrets broker: {e}"))),
         Err(e) => {
             tracing::debug!(revision = %launch.revision_id, error = %e, "no identity; the workload declares no secrets");
             Ok(Identity::default())
@@ -63,15 +74,37 @@ pub(crate) async fn obtain(bootstrap: Option<&crate::Bootstrap>, launch: &Launch
 }
 
 /// A secret file's new value, written whole into `dir`, then SIGHUP to the
-/// process (its group leader: what the spec started, not what it spawned).
-pub(crate) fn rewrite(dir: &Path, group: &Group, name: &str, value: Vec<u8>) {
-    match write(dir, &[(name.to_string(), value)]) {
-        Ok(()) => {
-            group.signal_leader(nix::sys::signal::Signal::SIGHUP);
-            tracing::info!(dir = %dir.display(), file = %name, "a secret file was rewritten with its new version; SIGHUP sent");
-        }
-        Err(e) => tracing::warn!(dir = %dir.display(), file = %name, error = %e, "cannot rewrite a secret file"),
+/// process (its group leader: what the spec started, not what it spawned)
+/// when it handles SIGHUP; false when it does not, and must be restarted to
+/// read the new file (SIGHUP's default action would end it).
+pub(crate) fn rewrite(dir: &Path, group: &Group, name: &str, value: Vec<u8>) -> bool {
+    if let Err(e) = write(dir, &[(name.to_string(), value)]) {
+        tracing::warn!(dir = %dir.display(), file = %name, error = %e, "cannot rewrite a secret file");
+        return true;
     }
+    if !group.pid.is_some_and(|pid| handles(pid.as_raw(), nix::sys::signal::Signal::SIGHUP)) {
+        tracing::info!(dir = %dir.display(), file = %name, "a secret file was rewritten; the process has no SIGHUP handler: restarting it");
+        return false;
+    }
+    group.signal_leader(nix::sys::signal::Signal::SIGHUP);
+    tracing::info!(dir = %dir.display(), file = %name, "a secret file was rewritten with its new version; SIGHUP sent");
+    true
+}
+
+/// Whether process `pid` catches or ignores `signal` (its `SigCgt` and
+/// `SigIgn` masks in `/proc/<pid>/status`): sending it will not end it.
+fn handles(pid: i32, signal: nix::sys::signal::Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let bit = 1u64 << ((signal as i32) - 1);
+    let mask = |field: &str| {
+        status.lines().find_map(|l| l.strip_prefix(field)).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()).unwrap_or(0)
+    };
+    (mask("SigCgt:") | mask("SigIgn:")) & bit != 0
+}
+
+/// `message` with every value in `values` replaced by `***`.
+pub(crate) fn scrub(message: String, values: &[String]) -> String {
+    values.iter().filter(|v| !v.is_empty()).fold(message, |m, v| if m.contains(v.as_str()) { m.replace(v.as_str(), "***") } else { m })
 }
 
 /// The directory of replica `index` of `revision` under `root`.
@@ -110,6 +143,19 @@ pub(crate) fn remove_all(root: &Path, revision: &str) {
     }
 }
 
+/// Removes every replica directory under `root` whose revision `running`
+/// does not name.
+pub(crate) fn remove_unrecorded(root: &Path, running: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let key = name.to_str().and_then(|n| n.rsplit_once('-')).map(|(key, _)| key.to_string());
+        if key.is_some_and(|key| !running(&key)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -128,5 +174,26 @@ mod tests {
         super::write(&other, &[]).expect("another revision");
         super::remove_all(root.path(), "r-1");
         assert!(!dir.exists() && other.exists(), "only r-1's replicas");
+        super::remove_unrecorded(root.path(), |key| key == "r-10");
+        assert!(other.exists(), "a running revision's files stay");
+        super::remove_unrecorded(root.path(), |_| false);
+        assert!(!other.exists(), "what no replica runs for goes");
+    }
+
+    #[test]
+    fn values_are_scrubbed_and_handlers_seen() {
+        let values = ["hunter2".to_string(), String::new()];
+        assert_eq!(super::scrub("exited: DSN=postgres://a:hunter2@db hunter2".into(), &values), "exited: DSN=postgres://a:***@db ***");
+        // This test process has no SIGHUP handler; a shell trapping it has.
+        assert!(!super::handles(std::process::id() as i32, nix::sys::signal::Signal::SIGHUP));
+        let mut trapping = std::process::Command::new("sh").args(["-c", "trap 'exit 0' HUP; sleep 5 & wait"]).spawn().expect("sh");
+        let pid = trapping.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !super::handles(pid, nix::sys::signal::Signal::SIGHUP) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(super::handles(pid, nix::sys::signal::Signal::SIGHUP), "the shell's trap is seen");
+        let _ = trapping.kill();
+        let _ = trapping.wait();
     }
 }

@@ -21,6 +21,8 @@
 //! - `identity` — what a process is started with to be who it is
 //!   ([`Identity`]: its identity token, resolved secrets, secret files in a
 //!   directory of its own) and what rotates while it runs ([`Rotation`]).
+//! - `monitor` — watching a healthy replica: its exit, its health checks,
+//!   and the rotations of its secrets.
 //! - `probe` — the HTTP health check.
 //! - `state` — [`State`], a revision's state, and how it folds from the
 //!   states of its replicas' processes. Its own module (not `lib.rs`) so
@@ -44,6 +46,7 @@
 mod digest;
 mod hold;
 mod identity;
+mod monitor;
 mod orphan;
 mod probe;
 mod process;

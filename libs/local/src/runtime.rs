@@ -9,8 +9,9 @@
 
 use crate::{
     identity::{self, Identity, Rotation},
+    monitor::{Ended, Watch, monitor},
     orphan::{self, Orphan},
-    probe::{probe, wait_healthy},
+    probe::wait_healthy,
     process::{Group, Output, Proc, exit_message, free_port, resolve, resolve_file, stop, tail},
     record,
     state::{Instance, State, fold},
@@ -36,38 +37,18 @@ const START_ATTEMPTS: u32 = 3;
 /// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
-/// Between replicas restarted for a rotation (`on_rotation: restart`):
-/// replica N waits N times this, so the others serve meanwhile.
-const ROTATION_GAP: Duration = Duration::from_secs(5);
 
 /// Rotations of what a running process was given (see [`Identity`]).
-type Rotations = Option<mpsc::UnboundedReceiver<Rotation>>;
+pub(crate) type Rotations = Option<mpsc::UnboundedReceiver<Rotation>>;
 
-/// A healthy replica, as its monitor watches it.
-struct Watch<'a> {
-    launch: &'a Launch,
-    index: usize,
-    addr: SocketAddr,
-    output: &'a Output,
-    group: &'a Group,
-}
-
-/// The next rotation, or never when there are none to wait for.
-async fn next_rotation(rotations: &mut Rotations) -> Option<Rotation> {
-    match rotations {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// How a healthy process's watch ended.
-enum Ended {
-    /// Its supervisor was cancelled.
-    Cancelled,
-    /// It exited or stopped answering: restarted as a crash.
-    Failed(String),
-    /// Its delivered secrets changed and its spec says `restart`.
-    Rotated,
+/// Why a process was not started.
+pub(crate) enum NotStarted {
+    /// Trying again will not help: no such program, an artifact that
+    /// changed, secrets that cannot be delivered here.
+    Final(String),
+    /// Its identity or secrets could not be had now (the broker down, a
+    /// secret not there yet): another attempt, with backoff.
+    Retry(String),
 }
 
 /// What the runtime needs to start a revision.
@@ -146,9 +127,12 @@ impl LocalRuntime {
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&run_dir)?;
         std::fs::create_dir_all(&log_dir)?;
-        let orphans = Mutex::new(orphan::find(&run_dir));
+        let orphans = orphan::find(&run_dir);
         let probe = Client::builder(TokioExecutor::new()).build_http();
         let secrets_dir = run_dir.parent().unwrap_or(&run_dir).join("secrets");
+        // Files of replicas that no longer run (a platform killed outright).
+        identity::remove_unrecorded(&secrets_dir, |key| orphans.contains_key(key));
+        let orphans = Mutex::new(orphans);
         Ok(Self {
             bin_dirs,
             log_dir,
@@ -186,6 +170,7 @@ impl LocalRuntime {
         let mut keys = Vec::new();
         for (key, by_index) in orphans {
             by_index.into_values().for_each(Orphan::reap);
+            identity::remove_all(&self.secrets_dir, &key);
             keys.push(key);
         }
         keys
@@ -302,9 +287,12 @@ impl LocalRuntime {
                 None => Instance::starting(),
             })
             .collect();
+        // One replica at a time restarts for a rotation, until it is healthy.
+        let turn = Arc::new(tokio::sync::Semaphore::new(1));
         for index in 0..replicas {
             let orphan = orphans.remove(&index);
-            tasks.spawn(self.clone().supervise_instance(launch.clone(), index, orphan, tx.clone(), instances.clone()).in_current_span());
+            let supervise = self.clone().supervise_instance(launch.clone(), index, orphan, tx.clone(), instances.clone(), turn.clone());
+            tasks.spawn(supervise.in_current_span());
         }
         // Replicas beyond the revision's count: nothing to adopt them as.
         for orphan in orphans.into_values() {
@@ -349,22 +337,38 @@ impl LocalRuntime {
         mut orphan: Option<Orphan>,
         tx: mpsc::UnboundedSender<(usize, Instance)>,
         cancel: CancellationToken,
+        turn: Arc<tokio::sync::Semaphore>,
     ) {
-        let send = |instance: Instance| {
+        // What it was given is never in what is reported of it (the tail of
+        // its output included): its token and secrets' values, scrubbed.
+        let given: Mutex<Vec<String>> = Mutex::default();
+        let send = |mut instance: Instance| {
+            instance.message = identity::scrub(instance.message, &given.lock().unwrap_or_else(|p| p.into_inner()));
             let _ = tx.send((index, instance));
         };
         let health = &launch.spec.health;
-        let mut attempts = 0u32;
+        let mut attempts = Attempts::default();
         let mut crashes: VecDeque<tokio::time::Instant> = VecDeque::new();
-        let mut backoff = Duration::from_millis(250);
+        // Held from a rotation's stop until the restarted process is healthy.
+        let mut my_turn: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             let adopted = orphan.take().and_then(|orphan| self.adopt(&launch, index, orphan));
             let ((mut child, addr, output, group), mut rotations) = match adopted {
-                Some(adopted) => (adopted, self.rotations_of_adopted(&launch, index).await),
+                Some(adopted) => {
+                    let (rotations, values) = self.rotations_of_adopted(&launch, index).await;
+                    *given.lock().unwrap_or_else(|p| p.into_inner()) = values;
+                    (adopted, rotations)
+                }
                 None => match self.spawn(&launch, index).await {
-                    Ok(spawned) => spawned,
-                    // Not found, not executable: trying again will not help.
-                    Err(message) => return send(Instance::failed(message)),
+                    Ok((spawned, rotations, values)) => {
+                        *given.lock().unwrap_or_else(|p| p.into_inner()) = values;
+                        (spawned, rotations)
+                    }
+                    Err(NotStarted::Final(message)) => return send(Instance::failed(message)),
+                    Err(NotStarted::Retry(message)) => match attempts.failed("not started", message, &send, &cancel).await {
+                        true => continue,
+                        false => return,
+                    },
                 },
             };
             let started = tokio::select! {
@@ -374,31 +378,39 @@ impl LocalRuntime {
             };
             match started {
                 Ok(()) => {
-                    attempts = 0;
-                    backoff = Duration::from_millis(250);
+                    attempts = Attempts::default();
+                    drop(my_turn.take());
                     send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
                 }
                 Err(message) => {
                     stop(&mut child, group).await;
-                    attempts += 1;
-                    if attempts >= START_ATTEMPTS {
-                        return send(Instance::failed(format!("did not become healthy in {attempts} attempts: {message}")));
+                    match attempts.failed("did not become healthy", message, &send, &cancel).await {
+                        true => continue,
+                        false => return,
                     }
-                    send(Instance { state: State::Starting, addr: None, message });
-                    if sleep_or_cancel(&mut backoff, &cancel).await {
-                        return;
-                    }
-                    continue;
                 }
             }
             // Healthy: watch it.
-            let watch = Watch { launch: &launch, index, addr, output: &output, group: &group };
-            let message = match self.monitor(&mut child, &watch, &mut rotations, &send, &cancel).await {
+            let watch =
+                Watch { launch: &launch, index, addr, output: &output, group: &group, probe: &self.probe, secrets_dir: &self.secrets_dir };
+            let message = match monitor(&mut child, &watch, &mut rotations, &send, &cancel).await {
                 Ended::Cancelled => return self.end(&mut child, group).await,
                 Ended::Rotated => {
-                    stop(&mut child, group).await;
-                    send(Instance { state: State::Starting, addr: None, message: "restarting with its rotated secrets".into() });
-                    continue;
+                    // Its turn: the replica before it is healthy again.
+                    let permit = tokio::select! {
+                        _ = cancel.cancelled() => return self.end(&mut child, group).await,
+                        message = exit_message(&mut child, &output) => Err(message),
+                        permit = turn.clone().acquire_owned() => Ok(permit.ok()),
+                    };
+                    match permit {
+                        Ok(permit) => {
+                            drop(std::mem::replace(&mut my_turn, permit));
+                            stop(&mut child, group).await;
+                            send(Instance { state: State::Starting, addr: None, message: "restarting with its rotated secrets".into() });
+                            continue;
+                        }
+                        Err(message) => message,
+                    }
                 }
                 Ended::Failed(message) => message,
             };
@@ -412,66 +424,8 @@ impl LocalRuntime {
                 return send(Instance::failed(format!("crashed {} times within {:?}: {message}", crashes.len(), CRASH_WINDOW)));
             }
             send(Instance { state: State::Unhealthy, addr: None, message });
-            if sleep_or_cancel(&mut backoff, &cancel).await {
+            if sleep_or_cancel(&mut attempts.backoff, &cancel).await {
                 return;
-            }
-        }
-    }
-
-    /// Watches a healthy process, and hands it the rotations of its
-    /// secrets. Returns why it must be restarted, or that it was cancelled.
-    async fn monitor(
-        &self,
-        child: &mut Proc,
-        watch: &Watch<'_>,
-        rotations: &mut Rotations,
-        send: &impl Fn(Instance),
-        cancel: &CancellationToken,
-    ) -> Ended {
-        let (addr, health) = (watch.addr, &watch.launch.spec.health);
-        let mut failures = 0u32;
-        let mut ticker = tokio::time::interval(health.period);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ended::Cancelled,
-                message = exit_message(child, watch.output) => return Ended::Failed(message),
-                rotation = next_rotation(rotations) => match rotation {
-                    Some(Rotation::File { name, value }) => {
-                        let dir = identity::dir(&self.secrets_dir, &watch.launch.revision_id, watch.index);
-                        identity::rewrite(&dir, watch.group, &name, value);
-                    }
-                    Some(Rotation::Restart) => {
-                        let gap = ROTATION_GAP * u32::try_from(watch.index).unwrap_or(u32::MAX);
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Ended::Cancelled,
-                            _ = tokio::time::sleep(gap) => return Ended::Rotated,
-                        }
-                    }
-                    // Whoever sent them is gone: no more rotations.
-                    None => *rotations = None,
-                },
-                _ = ticker.tick() => {
-                    match probe(&self.probe, addr, health).await {
-                        Ok(()) => {
-                            if failures >= health.failure_threshold {
-                                send(Instance { state: State::Healthy, addr: Some(addr), message: String::new() });
-                            }
-                            failures = 0;
-                        }
-                        Err(e) => {
-                            failures += 1;
-                            if failures == health.failure_threshold {
-                                send(Instance { state: State::Unhealthy, addr: None, message: format!("health check failing: {e}") });
-                            }
-                            // Still failing after twice the threshold: a hung
-                            // process does not heal by itself; restart it.
-                            if failures >= health.failure_threshold * 2 {
-                                return Ended::Failed(format!("restarted after {failures} failed health checks: {e}"));
-                            }
-                        }
-                    }
-                }
             }
         }
     }
@@ -498,21 +452,28 @@ impl LocalRuntime {
     /// Starts one process; returns it with its address, its output and its
     /// process group (kept apart: once the process is reaped its id is
     /// gone, but what it spawned may still be running in the group).
-    async fn spawn(&self, launch: &Launch, index: usize) -> Result<((Proc, SocketAddr, Output, Group), Rotations), String> {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    /// The values it was given come back to be kept out of its reports.
+    async fn spawn(
+        &self,
+        launch: &Launch,
+        index: usize,
+    ) -> Result<((Proc, SocketAddr, Output, Group), Rotations, Vec<String>), NotStarted> {
+        let port = free_port().map_err(|e| NotStarted::Retry(format!("no free port: {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let path_var = self.path_var();
         let (program, args) = match &launch.spec.run {
-            Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var)?, &argv[1..]),
-            Run::Artifact(path) => (resolve_file(&launch.workdir.join(path))?, &[][..]),
+            Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var).map_err(NotStarted::Final)?, &argv[1..]),
+            Run::Artifact(path) => (resolve_file(&launch.workdir.join(path)).map_err(NotStarted::Final)?, &[][..]),
         };
         let identity = self.identity(launch, &program).await?;
         let secrets_dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
         let files = !identity.files.is_empty();
         if files {
-            identity::write(&secrets_dir, &identity.files).map_err(|e| format!("cannot write the workload's secret files: {e}"))?;
+            identity::write(&secrets_dir, &identity.files)
+                .map_err(|e| NotStarted::Retry(format!("cannot write the workload's secret files: {e}")))?;
         }
-        let (output, log) = Output::open(self.log(launch, index)).map_err(|e| format!("cannot open the workload's log: {e}"))?;
+        let no_log = |e: std::io::Error| NotStarted::Retry(format!("cannot open the workload's log: {e}"));
+        let (output, log) = Output::open(self.log(launch, index)).map_err(no_log)?;
         let mut cmd = Command::new(&program);
         cmd.args(args)
             .current_dir(&launch.workdir)
@@ -535,14 +496,14 @@ impl LocalRuntime {
             // Straight to its log, not through a pipe to this process: a
             // workload must not lose its output, or die of SIGPIPE, when
             // the platform that started it is gone.
-            .stdout(Stdio::from(log.try_clone().map_err(|e| format!("cannot open the workload's log: {e}"))?))
+            .stdout(Stdio::from(log.try_clone().map_err(no_log)?))
             .stderr(Stdio::from(log))
             // Its own process group, so stopping it also stops what it spawned.
             // Not killed when its handle is dropped: it may outlive this
             // process (see `detach_all`); the data plane's host stops what
             // no platform comes back for.
             .process_group(0);
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let child = cmd.spawn().map_err(|e| NotStarted::Final(format!("cannot start {}: {e}", program.display())))?;
         let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(nix::unistd::Pid::from_raw);
         let file = record::path(&self.run_dir, &launch.revision_id, index);
         let group = match pid {
@@ -555,37 +516,40 @@ impl LocalRuntime {
             },
             None => Group { pid: None, file: None },
         };
-        Ok(((Proc::Child(child), addr, output, group), identity.rotations))
+        Ok(((Proc::Child(child), addr, output, group), identity.rotations, identity.redact))
     }
 
     /// What a process about to run `program` is given (see [`identity::obtain`]).
-    async fn identity(&self, launch: &Launch, program: &std::path::Path) -> Result<Identity, String> {
+    async fn identity(&self, launch: &Launch, program: &std::path::Path) -> Result<Identity, NotStarted> {
         identity::obtain(self.bootstrap.as_ref(), launch, program).await
     }
 
     /// The rotations of a replica the platform before this one started:
     /// its files written again with the current values under a new identity
     /// of its own (its process keeps the token it was started with). None
-    /// when its spec delivers nothing that rotates, or on failure.
-    async fn rotations_of_adopted(&self, launch: &Launch, index: usize) -> Rotations {
+    /// when its spec delivers nothing that rotates, or on failure; with
+    /// the values to keep out of its reports.
+    async fn rotations_of_adopted(&self, launch: &Launch, index: usize) -> (Rotations, Vec<String>) {
         if !launch.spec.rotates() {
-            return None;
+            return (None, Vec::new());
         }
         let program = match &launch.spec.run {
             Run::Command(argv) => resolve(&argv[0], &launch.workdir, &self.path_var()),
             Run::Artifact(path) => resolve_file(&launch.workdir.join(path)),
         };
         let given = match program {
-            Ok(program) => self.identity(launch, &program).await,
+            Ok(program) => self.identity(launch, &program).await.map_err(|(NotStarted::Final(e) | NotStarted::Retry(e))| e),
             Err(e) => Err(e),
         };
         let dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
         let written = given.and_then(|given| {
-            identity::write(&dir, &given.files).map(|()| given.rotations).map_err(|e| format!("cannot write its secret files: {e}"))
+            identity::write(&dir, &given.files)
+                .map(|()| (given.rotations, given.redact))
+                .map_err(|e| format!("cannot write its secret files: {e}"))
         });
         written.unwrap_or_else(|e| {
             tracing::warn!(revision = %launch.revision_id, index, error = %e, "an adopted replica gets no secret rotations until it restarts");
-            None
+            (None, Vec::new())
         })
     }
 
@@ -593,6 +557,33 @@ impl LocalRuntime {
         let system = std::env::var_os("PATH").unwrap_or_default();
         let dirs = self.bin_dirs.iter().cloned().chain(std::env::split_paths(&system));
         std::env::join_paths(dirs).unwrap_or(system)
+    }
+}
+
+/// A replica's failed start attempts in a row, and the backoff before the next.
+struct Attempts {
+    count: u32,
+    backoff: Duration,
+}
+
+impl Default for Attempts {
+    fn default() -> Self {
+        Self { count: 0, backoff: Duration::from_millis(250) }
+    }
+}
+
+impl Attempts {
+    /// Counts a failed attempt (`what` happened, `message` says why) and
+    /// waits out the backoff: true to try again; false when it was the
+    /// last (the replica is reported failed) or the wait was cancelled.
+    async fn failed(&mut self, what: &str, message: String, send: &impl Fn(Instance), cancel: &CancellationToken) -> bool {
+        self.count += 1;
+        if self.count >= START_ATTEMPTS {
+            send(Instance::failed(format!("{what} in {} attempts: {message}", self.count)));
+            return false;
+        }
+        send(Instance { state: State::Starting, addr: None, message });
+        !sleep_or_cancel(&mut self.backoff, cancel).await
     }
 }
 
