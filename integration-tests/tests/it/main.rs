@@ -29,6 +29,7 @@ mod platform;
 mod power;
 mod prometheus;
 mod readme;
+mod refused_look;
 mod rollouts;
 mod scopes;
 mod sdk;

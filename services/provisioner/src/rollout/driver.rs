@@ -343,6 +343,17 @@ impl Driver {
                         self.keep(r, w).await;
                         return Ok(Next::Again);
                     }
+                    // A look the analyzer refuses as invalid would be refused
+                    // again as it is: dropped, so that the next one is
+                    // counted afresh from where this one began.
+                    Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                        tracing::warn!(rollout = %r.id, error = %e.message(), "the canary analyzer refused a look as invalid; counting it again");
+                        self.keep(r, w).await;
+                        if !interval_over {
+                            return Ok(Next::Wait(Some(tokio::time::Instant::now() + look_every(policy.interval))));
+                        }
+                        (Verdict::Inconclusive, format!("the canary analyzer refused the look: {}", e.message()))
+                    }
                     Err(e) => {
                         w.pending = Some((request, ends_at));
                         if !interval_over {
