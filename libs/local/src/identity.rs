@@ -6,18 +6,37 @@
 //! Values pass through here into the process's environment and files
 //! only: none is logged, recorded or reported (a file is named in the
 //! log, never its content).
-//!
-//! [`Bootstrap`]: crate::Bootstrap
 
-use crate::{Launch, process::Group, runtime::NotStarted};
+use crate::{launch::Launch, process::Group};
 use std::{
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 use tokio::sync::mpsc;
 
-/// What [`crate::Bootstrap`] gives a process about to start.
+/// Asked before every process start, with the `sha256:…` digest of the
+/// executable it is about to run (computed here, from the file itself), for
+/// its [`Identity`]: a fresh single-use bootstrap token each time, exchanged
+/// with that digest (a restarted process cannot reuse a spent one), and the
+/// secrets its spec delivers, read with that identity.
+pub type Bootstrap = Arc<dyn Fn(Launch, String) -> futures::future::BoxFuture<'static, Result<Identity, String>> + Send + Sync>;
+
+/// Rotations of what a running process was given (see [`Identity`]).
+pub(crate) type Rotations = Option<mpsc::UnboundedReceiver<Rotation>>;
+
+/// Why a process was not started.
+pub(crate) enum NotStarted {
+    /// Trying again will not help: no such program, an artifact that
+    /// changed, secrets that cannot be delivered here.
+    Final(String),
+    /// Its identity or secrets could not be had now (the broker down, a
+    /// secret not there yet): another attempt, with backoff.
+    Retry(String),
+}
+
+/// What [`Bootstrap`] gives a process about to start.
 #[derive(Default)]
 pub struct Identity {
     /// Environment beyond the spec's: its identity token, where the broker
@@ -46,7 +65,7 @@ pub enum Rotation {
 /// digest is computed from the file itself, on every start: the store's
 /// file may have changed since the revision was approved, and then the
 /// process is not started.
-pub(crate) async fn obtain(bootstrap: Option<&crate::Bootstrap>, launch: &Launch, program: &Path) -> Result<Identity, NotStarted> {
+pub(crate) async fn obtain(bootstrap: Option<&Bootstrap>, launch: &Launch, program: &Path) -> Result<Identity, NotStarted> {
     let running = crate::digest::of_program(program).await.map_err(NotStarted::Final)?;
     if let Some(refused) = crate::digest::mismatch(program, &launch.artifact_digest, &running) {
         tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");

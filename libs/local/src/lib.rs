@@ -18,6 +18,7 @@
 //!   computed at each start: an artifact whose file no longer hashes to its
 //!   revision's digest is not started, and the digest is what the process's
 //!   bootstrap exchange proves.
+//! - `launch` — [`Launch`], what the runtime is told to start.
 //! - `identity` — what a process is started with to be who it is
 //!   ([`Identity`]: its identity token, resolved secrets, secret files in a
 //!   directory of its own) and what rotates while it runs ([`Rotation`]).
@@ -46,6 +47,7 @@
 mod digest;
 mod hold;
 mod identity;
+mod launch;
 mod monitor;
 mod orphan;
 mod probe;
@@ -59,11 +61,12 @@ mod usage;
 
 pub use digest::of_file as file_digest;
 pub use hold::{Hold, WakeFn};
-pub use identity::{Identity, Rotation};
+pub use identity::{Bootstrap, Identity, Rotation};
+pub use launch::Launch;
 pub use orphan::stop_recorded;
 pub use process::free_port;
 pub use proxy::{Proxy, Route};
-pub use runtime::{Bootstrap, Launch, LocalRuntime, Report};
+pub use runtime::{LocalRuntime, Report};
 pub use state::State;
 pub use traffic::Traffic;
 pub use usage::ProcessUsage;

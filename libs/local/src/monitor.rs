@@ -4,10 +4,10 @@
 //! (`runtime`) decides what follows.
 
 use crate::{
-    identity::{self, Rotation},
+    identity::{self, Rotation, Rotations},
+    launch::Launch,
     probe::probe,
     process::{Group, Output, Proc, exit_message},
-    runtime::{Launch, Rotations},
     state::{Instance, State},
 };
 use bytes::Bytes;

@@ -8,7 +8,8 @@
 //! it records them.
 
 use crate::{
-    identity::{self, Identity, Rotation},
+    identity::{self, Bootstrap, Identity, NotStarted, Rotations},
+    launch::Launch,
     monitor::{Ended, Watch, monitor},
     orphan::{self, Orphan},
     probe::wait_healthy,
@@ -19,7 +20,7 @@ use crate::{
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use paved_spec::{Run, WorkloadSpec};
+use paved_spec::Run;
 use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
@@ -37,45 +38,6 @@ const START_ATTEMPTS: u32 = 3;
 /// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
 const MAX_CRASHES: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
-
-/// Rotations of what a running process was given (see [`Identity`]).
-pub(crate) type Rotations = Option<mpsc::UnboundedReceiver<Rotation>>;
-
-/// Why a process was not started.
-pub(crate) enum NotStarted {
-    /// Trying again will not help: no such program, an artifact that
-    /// changed, secrets that cannot be delivered here.
-    Final(String),
-    /// Its identity or secrets could not be had now (the broker down, a
-    /// secret not there yet): another attempt, with backoff.
-    Retry(String),
-}
-
-/// What the runtime needs to start a revision.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    /// What the runtime knows it by (a baseline's differs from its revision's).
-    pub revision_id: String,
-    /// The revision it runs: its lineage in traces.
-    pub revision: String,
-    pub workload: String,
-    pub environment: String,
-    pub spec: WorkloadSpec,
-    /// Working directory: the spec's directory.
-    pub workdir: PathBuf,
-    /// Environment beyond the spec's (the provisioner gives its own
-    /// services, environment `platform`, how they reach their databases).
-    pub extra_env: std::collections::BTreeMap<String, String>,
-    /// `sha256:…` when the revision runs an artifact of the store.
-    pub artifact_digest: String,
-}
-
-/// Asked before every process start, with the `sha256:…` digest of the
-/// executable it is about to run (computed here, from the file itself), for
-/// its [`Identity`]: a fresh single-use bootstrap token each time, exchanged
-/// with that digest (a restarted process cannot reuse a spent one), and the
-/// secrets its spec delivers, read with that identity.
-pub type Bootstrap = Arc<dyn Fn(Launch, String) -> futures::future::BoxFuture<'static, Result<Identity, String>> + Send + Sync>;
 
 /// A change of a revision's state, as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
