@@ -71,11 +71,9 @@ pub(crate) async fn obtain(bootstrap: Option<&Bootstrap>, launch: &Launch, progr
         tracing::error!(revision = %launch.revision_id, named = %launch.artifact_digest, running = %running, "an artifact no longer hashes to its digest: not started");
         return Err(NotStarted::Final(refused));
     }
-    let spec = &launch.spec;
-    let delivers = !spec.secret_files.is_empty() || spec.env.values().any(|v| !paved_spec::secret_references(v).is_empty());
     let Some(bootstrap) = bootstrap else {
         // Started with `${secret:…}` as text, it would be started broken.
-        return match delivers {
+        return match launch.spec.delivers_secrets() {
             true => Err(NotStarted::Final("its spec delivers secrets, and this runtime has no secrets broker to read them from".into())),
             false => Ok(Identity::default()),
         };

@@ -8,7 +8,7 @@
 //! it records them.
 
 use crate::{
-    identity::{self, Bootstrap, Identity, NotStarted, Rotations},
+    identity::{self, Bootstrap, NotStarted, Rotations},
     launch::Launch,
     monitor::{Ended, Watch, monitor},
     orphan::{self, Orphan},
@@ -423,11 +423,8 @@ impl LocalRuntime {
         let port = free_port().map_err(|e| NotStarted::Retry(format!("no free port: {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let path_var = self.path_var();
-        let (program, args) = match &launch.spec.run {
-            Run::Command(argv) => (resolve(&argv[0], &launch.workdir, &path_var).map_err(NotStarted::Final)?, &argv[1..]),
-            Run::Artifact(path) => (resolve_file(&launch.workdir.join(path)).map_err(NotStarted::Final)?, &[][..]),
-        };
-        let identity = self.identity(launch, &program).await?;
+        let (program, args) = program(launch, &path_var).map_err(NotStarted::Final)?;
+        let identity = identity::obtain(self.bootstrap.as_ref(), launch, &program).await?;
         let secrets_dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
         let files = !identity.files.is_empty();
         if files {
@@ -481,11 +478,6 @@ impl LocalRuntime {
         Ok(((Proc::Child(child), addr, output, group), identity.rotations, identity.redact))
     }
 
-    /// What a process about to run `program` is given (see [`identity::obtain`]).
-    async fn identity(&self, launch: &Launch, program: &std::path::Path) -> Result<Identity, NotStarted> {
-        identity::obtain(self.bootstrap.as_ref(), launch, program).await
-    }
-
     /// The rotations of a replica the platform before this one started:
     /// its files written again with the current values under a new identity
     /// of its own (its process keeps the token it was started with). None
@@ -495,12 +487,10 @@ impl LocalRuntime {
         if !launch.spec.rotates() {
             return (None, Vec::new());
         }
-        let program = match &launch.spec.run {
-            Run::Command(argv) => resolve(&argv[0], &launch.workdir, &self.path_var()),
-            Run::Artifact(path) => resolve_file(&launch.workdir.join(path)),
-        };
-        let given = match program {
-            Ok(program) => self.identity(launch, &program).await.map_err(|(NotStarted::Final(e) | NotStarted::Retry(e))| e),
+        let given = match program(launch, &self.path_var()) {
+            Ok((program, _)) => {
+                identity::obtain(self.bootstrap.as_ref(), launch, &program).await.map_err(|(NotStarted::Final(e) | NotStarted::Retry(e))| e)
+            }
             Err(e) => Err(e),
         };
         let dir = identity::dir(&self.secrets_dir, &launch.revision_id, index);
@@ -519,6 +509,15 @@ impl LocalRuntime {
         let system = std::env::var_os("PATH").unwrap_or_default();
         let dirs = self.bin_dirs.iter().cloned().chain(std::env::split_paths(&system));
         std::env::join_paths(dirs).unwrap_or(system)
+    }
+}
+
+/// The executable `launch` runs (found on `path_var` or in its directory),
+/// and its arguments.
+fn program<'a>(launch: &'a Launch, path_var: &std::ffi::OsStr) -> Result<(PathBuf, &'a [String]), String> {
+    match &launch.spec.run {
+        Run::Command(argv) => Ok((resolve(&argv[0], &launch.workdir, path_var)?, &argv[1..])),
+        Run::Artifact(path) => Ok((resolve_file(&launch.workdir.join(path))?, &[])),
     }
 }
 

@@ -71,8 +71,17 @@ impl WorkloadSpec {
     /// under a running process: a secret file, or env values when it
     /// restarts on rotation.
     pub fn rotates(&self) -> bool {
-        let env_refs = self.env.values().any(|v| !crate::delivery::references(v).is_empty());
-        !self.secret_files.is_empty() || (self.on_rotation == OnRotation::Restart && env_refs)
+        !self.secret_files.is_empty() || (self.on_rotation == OnRotation::Restart && self.refers_to_secrets())
+    }
+
+    /// Whether the runtime must deliver secrets to start it: a secret file,
+    /// or a `${secret:…}` in an env value.
+    pub fn delivers_secrets(&self) -> bool {
+        !self.secret_files.is_empty() || self.refers_to_secrets()
+    }
+
+    fn refers_to_secrets(&self) -> bool {
+        self.env.values().any(|v| !crate::delivery::references(v).is_empty())
     }
 
     /// The artifact the spec runs by digest (`sha256:…`), if it names one

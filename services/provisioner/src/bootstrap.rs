@@ -37,9 +37,8 @@ pub(crate) fn bootstrapper(
         let (issuer, url, channel) = (issuer.clone(), url.clone(), channel.clone());
         Box::pin(async move {
             let spec = &launch.spec;
-            let delivers = !spec.secret_files.is_empty() || spec.env.values().any(|v| !paved_spec::secret_references(v).is_empty());
             if launch.environment == PLATFORM_ENVIRONMENT {
-                return match delivers {
+                return match spec.delivers_secrets() {
                     true => Err("the platform's own services get no workload identity: their secrets come from their configuration".into()),
                     false => Ok(paved_local::Identity::default()),
                 };
