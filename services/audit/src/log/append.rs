@@ -41,7 +41,11 @@ pub struct Log {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    #[error(transparent)]
+    /// Not `transparent`: the `DbErr` must be in the error's chain, where
+    /// the consumer looks for an outage (`paved_stream::consumer::
+    /// unreachable`); transparent, it hid one and events of a database
+    /// restart were dead-lettered.
+    #[error("{0}")]
     Db(#[from] DbErr),
     /// The stored tree is not what appending needs (a tile missing): the
     /// log's fault, never the event's.
@@ -164,5 +168,17 @@ impl Log {
             self.appended.notify_one();
         }
         Ok(leaves.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_is_an_outage_not_the_events_fault() {
+        let lost = DbErr::Conn(sea_orm::RuntimeErr::Internal("Connection reset by peer".into()));
+        assert!(paved_stream::consumer::unreachable(&anyhow::Error::from(AppendError::Db(lost))));
+        assert!(!paved_stream::consumer::unreachable(&anyhow::Error::from(AppendError::TooLarge { id: "e".into(), size: 70_000 })));
     }
 }
