@@ -74,6 +74,8 @@ pub struct Sequential {
     /// each look's capped.
     log_ratios: [f64; RATIOS.len()],
     total: Counts,
+    /// Looks with traffic on both sides: each adds at most [`LOOK_CAP`].
+    informative: u32,
     /// Over the looks with bad events on either side, what their
     /// dispersion needs: see [`Splits`].
     splits: Splits,
@@ -122,6 +124,7 @@ impl Sequential {
         if nc == 0.0 || nb == 0.0 {
             return;
         }
+        self.informative += 1;
         let pi = nc / (nc + nb);
         let (ec, eb) = (look.canary_bad as f64, look.baseline_bad as f64);
         if ec + eb > 0.0 {
@@ -141,7 +144,8 @@ impl Sequential {
         let log_ratio = log_mean_exp(&self.log_ratios.map(|l| l / dispersion));
         let t = self.total;
         let (nc, nb) = (t.canary_requests as f64, t.baseline_requests as f64);
-        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold, dispersion));
+        let most = f64::from(self.informative) * LOOK_CAP;
+        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold, dispersion, most));
         Evidence { log_ratio, log_threshold, regressed: log_ratio >= log_threshold, detectable_ratio, dispersion }
     }
 
@@ -187,7 +191,13 @@ fn log_mean_exp(terms: &[f64]) -> f64 {
 /// smallest ratio: nothing smaller is tested for. π is the share over all
 /// looks, an estimate good enough for planning; overdispersed looks need
 /// that many times the evidence.
-fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64) -> f64 {
+///
+/// The evidence is at most `most`, the looks' caps together, however much
+/// traffic they carried: a step seen in one look (its looks held up by an
+/// outage, say) can show no ratio at all, since no single look can fail a
+/// canary. Without that bound such a step passed: its traffic could have
+/// shown a regression by planning, never by the test.
+fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64, most: f64) -> f64 {
     let pi = nc / (nc + nb);
     let rate = (eb + 0.5) / nb;
     let need = (log_threshold + (RATIOS.len() as f64).ln()) * dispersion;
@@ -201,7 +211,7 @@ fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64) ->
                 p * (q / pi).ln() + (1.0 - p) * ((1.0 - q) / (1.0 - pi)).ln()
             })
             .fold(f64::NEG_INFINITY, f64::max);
-        events * per_event
+        (events * per_event).min(most)
     };
     // Evidence grows with r; bisect on ln r up to a ratio of 1e6.
     let (mut lo, mut hi) = (RATIOS[0].ln(), 1e6f64.ln());

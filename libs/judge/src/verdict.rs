@@ -143,6 +143,20 @@ mod tests {
         // The least sensitive test decides: plenty of errors data, thin latency data.
         let mixed = judge_step(evidence(&[t("errors", &ample), t("latency over p99", &thin)], true));
         assert!(matches!(&mixed, StepVerdict::Inconclusive { reason, .. } if reason.starts_with("latency over p99")), "{mixed:?}");
+        // Half the canary's requests failing, seen in a single look (the
+        // step's looks held up until its interval was over): that look
+        // alone cannot fail it (the per-look cap), and it cannot pass
+        // either: inconclusive, so that the next looks decide.
+        let mut one_look = Sequential::default();
+        one_look.observe(Counts { canary_requests: 1_916, canary_bad: 961, baseline_requests: 1_890, baseline_bad: 0 });
+        match judge_step(evidence(&[t("errors", &one_look)], true)) {
+            StepVerdict::Inconclusive { detectable_ratio, .. } => assert_eq!(detectable_ratio, Some(f64::INFINITY)),
+            other => panic!("{other:?}"),
+        }
+        for _ in 0..3 {
+            one_look.observe(Counts { canary_requests: 300, canary_bad: 150, baseline_requests: 300, baseline_bad: 0 });
+        }
+        assert!(matches!(judge_step(evidence(&[t("errors", &one_look)], true)), StepVerdict::Fail(_)));
         // No baseline traffic at all: inconclusive, never a pass.
         let alone = test(1_000, 0, 0, 0);
         assert!(matches!(judge_step(evidence(&[t("errors", &alone)], true)), StepVerdict::Inconclusive { detectable_ratio: None, .. }));

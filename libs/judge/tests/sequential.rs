@@ -88,9 +88,13 @@ fn doubled_errors_are_detected() {
 fn the_detectable_ratio_shrinks_with_traffic_and_is_unknown_without() {
     let none = Sequential::default().evidence(0.01);
     assert_eq!((none.regressed, none.detectable_ratio), (false, None));
+    // A step's traffic over its ten looks.
     let at = |n: u64| {
         let mut test = Sequential::default();
-        test.observe(Counts { canary_requests: n, canary_bad: n / 200, baseline_requests: n, baseline_bad: n / 200 });
+        let look = n / 10;
+        for _ in 0..10 {
+            test.observe(Counts { canary_requests: look, canary_bad: look / 200, baseline_requests: look, baseline_bad: look / 200 });
+        }
         test.evidence(0.01)
     };
     let ratio = |n| at(n).detectable_ratio.expect("traffic on both sides");
@@ -99,6 +103,11 @@ fn the_detectable_ratio_shrinks_with_traffic_and_is_unknown_without() {
     assert_eq!(ratio(100_000_000), 1.1, "never below the smallest ratio tested");
     let even = at(10_000);
     assert!(!even.regressed && even.log_ratio < 0.0, "{even:?}");
+    // The same traffic in one look shows nothing: no look alone can fail
+    // a canary, however much traffic it carries.
+    let mut once = Sequential::default();
+    once.observe(Counts { canary_requests: 100_000, canary_bad: 500, baseline_requests: 100_000, baseline_bad: 500 });
+    assert_eq!(once.evidence(0.01).detectable_ratio, Some(f64::INFINITY));
 }
 
 #[test]
