@@ -210,7 +210,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
 /// Tests whose verdicts depend on the machine being otherwise quiet.
 const ISOLATED: &str = "canary::canaries_with_errors_or_latency";
 
-/// The fault-injection run (`integration-tests/tests/it/chaos.rs`).
+/// The fault-injection run (`integration-tests/tests/it/chaos/`).
 const CHAOS: &str = "chaos::under_fire";
 
 /// `cargo xtask chaos [--minutes N] [--seed S]`: the chaos run alone, for

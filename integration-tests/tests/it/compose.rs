@@ -131,6 +131,17 @@ pub(crate) struct Platform {
     /// The databases' name prefix.
     pub(crate) prefix: String,
     pub(crate) prometheus_port: u16,
+    /// The PostgreSQL server the databases are on.
+    postgres: String,
+}
+
+/// What a platform runs on: its PostgreSQL server (a URL with no
+/// database), its Redis (a URL, a namespace allowed), and the port each
+/// service is dialled at by the others, given the one it listens on.
+pub(crate) struct Wiring<'a> {
+    pub(crate) postgres: String,
+    pub(crate) redis: String,
+    pub(crate) reach: &'a mut dyn FnMut(&str, u16) -> u16,
 }
 
 impl Platform {
@@ -139,13 +150,19 @@ impl Platform {
     /// for what it needs. PostgreSQL and Redis are the machine's (a fresh
     /// database prefix and stream namespace).
     pub(crate) async fn start(dir: &Path, compose: &yaml_serde::Value) -> Self {
-        let services = paved_services(compose);
         postgres_database("compose_probe").await; // fails loudly without PostgreSQL
+        let wiring = Wiring { postgres: postgres_server(), redis: redis_namespace("compose").await, reach: &mut |_, port| port };
+        Self::start_wired(dir, compose, wiring).await
+    }
+
+    /// [`Platform::start`] on the servers and addresses `wiring` gives.
+    pub(crate) async fn start_wired(dir: &Path, compose: &yaml_serde::Value, wiring: Wiring<'_>) -> Self {
+        let services = paved_services(compose);
         let prefix = unique("compose");
         let mut ports = BTreeMap::new();
         let mut replace = vec![
-            ("postgres://postgres@postgres:5432/paved_".to_string(), format!("{}/{prefix}_", postgres_server())),
-            ("redis://redis:6379".to_string(), redis_namespace("compose").await),
+            ("postgres://postgres@postgres:5432/paved_".to_string(), format!("{}/{prefix}_", wiring.postgres)),
+            ("redis://redis:6379".to_string(), wiring.redis),
         ];
         let prometheus_port = free_port();
         replace.push(("prometheus:9090".into(), format!("127.0.0.1:{prometheus_port}")));
@@ -154,7 +171,7 @@ impl Platform {
                 let (_, port) = listen.rsplit_once(':').expect("host:port");
                 let free = free_port();
                 ports.insert(service.name.clone(), free);
-                replace.push((format!("{}:{port}", service.name), format!("127.0.0.1:{free}")));
+                replace.push((format!("{}:{port}", service.name), format!("127.0.0.1:{}", (wiring.reach)(&service.name, free))));
                 replace.push((listen.clone(), format!("127.0.0.1:{free}")));
             }
         }
@@ -170,6 +187,7 @@ impl Platform {
             running: BTreeMap::new(),
             prefix,
             prometheus_port,
+            postgres: wiring.postgres,
         };
         for i in 0..platform.services.len() {
             platform.mount(i);
@@ -268,9 +286,14 @@ impl Platform {
         .await;
     }
 
+    /// The URL of a service's database (`secrets_broker`, `audit`, …).
+    pub(crate) fn database(&self, service: &str) -> String {
+        format!("{}/{}_{service}", self.postgres, self.prefix)
+    }
+
     /// The root token, made from the root key as an operator makes it.
     pub(crate) async fn root_token(&self, root_key: &str) -> String {
-        let broker_database = format!("{}/{}_secrets_broker", postgres_server(), self.prefix);
+        let broker_database = self.database("secrets_broker");
         let stream = self.stand.text("redis://redis:6379");
         let holder = [("PAVED_ROOT_KEY", root_key)];
         let root = paved_env(&holder, &["token", "root", "--database-url", &broker_database, "--stream-url", &stream]).await;

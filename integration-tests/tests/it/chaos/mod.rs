@@ -1,22 +1,27 @@
 //! Under fire (`cargo xtask chaos [--minutes N] [--seed S]`): compose.yaml's
 //! platform as processes, five services on PostgreSQL and Redis over mTLS
-//! (see `compose`), as on a machine or under systemd with
+//! (see `compose`; here a PostgreSQL and a Redis of the run's own, see
+//! `backends`, and every service, PostgreSQL and Redis reached through a
+//! link the run can cut, see `link`), as on a machine or under systemd with
 //! `KillMode=process`: the data plane is a process of its own that outlives
 //! the provisioner (in compose's containers it shares the provisioner's, see
 //! docs/limits.md). A workload under steady load is never rolled,
 //! and another rolled forward (good canaries) and back (bad ones, 50% of
 //! answers 5xx) one rollout after another under load of its own. Meanwhile
-//! services are killed with SIGKILL at seeded random moments (each of the
-//! five first, in a seeded order, then at random), the provisioner mid-step
-//! included, and started again as compose's `restart: unless-stopped`
-//! would. Then each invariant is one line, `PASS` or `FAIL`:
+//! faults come at seeded random moments (see `faults`): services killed
+//! with SIGKILL (the provisioner mid-step included) and started again as
+//! compose's `restart: unless-stopped` would, PostgreSQL crashed and
+//! started again, Redis restarted, the network to one of them cut for
+//! seconds. Then each invariant is one line, `PASS` or `FAIL`:
 //! - no request to the steady workload failed or hung, and it was served
 //!   all along (the data plane serves whatever happens to the control
 //!   plane);
 //! - every rollout ended, promoted or rolled back, none stuck, and they
 //!   went both ways;
 //! - no bad canary was promoted;
-//! - no service exited but by the faults.
+//! - no service exited but by the faults;
+//! - the event flow (see `invariants`): every outbox drained, every
+//!   consumer group through every stream, every event in the audit log.
 //!
 //! The seed replays the faults (which service, when, for how long), not
 //! what the platform was doing at each moment.
@@ -25,10 +30,22 @@
 //! `PAVED_CHAOS_SEED` (random by default, and printed: a failing seed
 //! replays the same faults at the same moments) set the run.
 
-use crate::compose::{Platform, compose_file};
+mod backends;
+mod faults;
+mod invariants;
+mod link;
+
+use crate::{
+    compose::{Platform, Wiring, compose_file},
+    prometheus::free_port,
+};
+use backends::{Postgres, Redis};
+use faults::{Schedule, Targets};
+use invariants::Checks;
+use link::Link;
 use paved_integration_tests::{Load, eventually, paved_env};
-use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use std::{
+    collections::BTreeMap,
     path::Path,
     time::{Duration, Instant},
 };
@@ -107,7 +124,22 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     println!("chaos: seed {seed}, faults for {seconds} s (PAVED_CHAOS_SEED={seed} replays them)");
     let dir = tempfile::tempdir().expect("temp dir");
     let root_key = hex::encode(rand::random::<[u8; 32]>());
-    let mut platform = Platform::start(dir.path(), &compose_file(&root_key)).await;
+    let postgres = Postgres::start(free_port()).await;
+    let mut redis = Redis::start(free_port()).await;
+    let mut links = BTreeMap::from([("postgres".to_string(), Link::open(postgres.port)), ("redis".to_string(), Link::open(redis.port))]);
+    let mut service_links = BTreeMap::new();
+    let wiring = Wiring {
+        postgres: format!("postgres://postgres@127.0.0.1:{}", links["postgres"].port),
+        redis: format!("redis://127.0.0.1:{}", links["redis"].port),
+        reach: &mut |name, port| {
+            let link = Link::open(port);
+            let reach = link.port;
+            service_links.insert(name.to_string(), link);
+            reach
+        },
+    };
+    let mut platform = Platform::start_wired(dir.path(), &compose_file(&root_key), wiring).await;
+    links.append(&mut service_links);
     platform.enrolled().await;
     let bundle = platform.bundle().await;
     for name in platform.ports.keys() {
@@ -159,28 +191,19 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     });
 
     // The faults, at seeded random moments.
-    let mut rng = StdRng::seed_from_u64(seed);
-    let begun = Instant::now();
     let services: Vec<String> = platform.ports.keys().cloned().collect();
-    let mut first = services.clone();
-    first.shuffle(&mut rng);
-    let mut faults: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    let mut schedule = Schedule::new(seed, services.clone(), links.keys().cloned().collect());
+    let begun = Instant::now();
+    let mut faults: BTreeMap<String, u32> = BTreeMap::new();
     let mut exited = Vec::new();
     let served_before = steady.answered();
+    let mut targets = Targets { platform: &mut platform, postgres: &postgres, redis: &mut redis, links: &links };
     while begun.elapsed() < Duration::from_secs(seconds) {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..6_000))).await;
-        let victim = first.pop().unwrap_or_else(|| services[rng.random_range(0..services.len())].clone());
-        let down = Duration::from_millis(rng.random_range(100..3_000));
-        let child = &mut platform.running.get_mut(&victim).expect("running").child;
-        if let Ok(Some(status)) = child.try_wait() {
-            exited.push(format!("{victim} ({status})"));
-        }
-        child.start_kill().expect("kill -9");
-        let _ = child.wait().await;
-        println!("chaos: {:>6.1} s  kill -9 {victim}, started again {down:?} later", begun.elapsed().as_secs_f64());
-        tokio::time::sleep(down).await;
-        platform.restart(&victim);
-        *faults.entry(format!("kill -9 {victim}")).or_default() += 1;
+        let (pause, fault, lasting) = schedule.next();
+        tokio::time::sleep(pause).await;
+        println!("chaos: {:>6.1} s  {fault} for {lasting:?}", begun.elapsed().as_secs_f64());
+        targets.inflict(&fault, lasting, &mut exited).await;
+        *faults.entry(fault.to_string()).or_default() += 1;
     }
     stop.cancel();
     let served_during = steady.answered() - served_before;
@@ -190,13 +213,8 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     let started = rollouts.await.expect("rollouts");
 
     // The invariants.
-    let mut failed = Vec::new();
-    let mut check = |ok: bool, line: String| {
-        println!("chaos: {} {line}", if ok { "PASS" } else { "FAIL" });
-        if !ok {
-            failed.push(line);
-        }
-    };
+    let mut checks = Checks::default();
+    let mut check = |ok: bool, line: String| checks.check(ok, line);
     let mut ended = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     for (id, bad) in &started {
@@ -212,7 +230,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     let stuck: Vec<&(String, bool, String)> = ended.iter().filter(|(_, _, s)| s != "promoted" && s != "rolled_back").collect();
     let promoted = ended.iter().filter(|(_, _, s)| s == "promoted").count();
     let rolled_back = ended.iter().filter(|(_, _, s)| s == "rolled_back").count();
-    let bad_promoted = ended.iter().filter(|(_, bad, s)| *bad && s == "promoted").count();
+    let bad_promoted: Vec<&String> = ended.iter().filter(|(_, bad, s)| *bad && s == "promoted").map(|(id, _, _)| id).collect();
     check(stuck.is_empty(), format!("every rollout ended promoted or rolled back: {} ended, others {stuck:?}", ended.len()));
     check(promoted > 0 && rolled_back > 0, format!("rollouts went both ways: {promoted} promoted, {rolled_back} rolled back"));
     check(
@@ -229,7 +247,11 @@ async fn under_fire_the_platform_keeps_its_invariants() {
         }
     }
     check(exited.is_empty(), format!("no service exited but by the faults: {exited:?}"));
-    check(bad_promoted == 0, format!("no bad canary promoted: {bad_promoted} of {} bad", ended.iter().filter(|(_, bad, _)| *bad).count()));
+    let bad = ended.iter().filter(|(_, bad, _)| *bad).count();
+    check(bad_promoted.is_empty(), format!("no bad canary promoted: {} of {bad} bad {bad_promoted:?}", bad_promoted.len()));
+    invariants::outboxes_drained(&platform, &mut checks).await;
+    invariants::groups_through(&redis.url(), &mut checks).await;
+    invariants::audit_holds_every_event(&platform, &redis.url(), &mut checks).await;
     println!("chaos: faults {faults:?}; churn answered {} ({} failed, the bad canaries' included)", churning.answered(), churning.failed());
     drop((steady, churning));
     for running in platform.running.values_mut() {
@@ -238,5 +260,9 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     if let Ok(mut host) = paved_runtime::client::connect(&platform.provisioner_data().join("runtime.sock")).await {
         let _ = host.shutdown(paved_runtime::pb::ShutdownRequest {}).await;
     }
-    assert!(failed.is_empty(), "chaos seed {seed}: {failed:?}");
+    if !checks.failed.is_empty() {
+        // The services' logs, for whoever reads the failure.
+        let kept = dir.keep();
+        panic!("chaos seed {seed}: {:?}; the services' logs are kept in {}", checks.failed, kept.display());
+    }
 }

@@ -1,0 +1,188 @@
+//! What a chaos run checks of the event flow once the faults have ended,
+//! each a `PASS`/`FAIL` line: the outboxes drained, every consumer group
+//! through every stream, the audit log holding each event once.
+//!
+//! The event ids come from the streams themselves (Redis keeps every entry
+//! of a run this short: far under the streams' length limit), so an event
+//! a relay published twice counts once, and one never published is caught
+//! by the outbox check instead.
+
+use crate::compose::Platform;
+use redis::Value;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+/// The run's verdicts, printed as they come.
+#[derive(Default)]
+pub(crate) struct Checks {
+    pub(crate) failed: Vec<String>,
+}
+
+impl Checks {
+    pub(crate) fn check(&mut self, ok: bool, line: String) {
+        println!("chaos: {} {line}", if ok { "PASS" } else { "FAIL" });
+        if !ok {
+            self.failed.push(line);
+        }
+    }
+}
+
+/// The services' databases, by the suffix compose.yaml gives them.
+const DATABASES: [&str; 5] = ["provisioner", "secrets_broker", "canary_analyzer", "cost_scheduler", "audit"];
+
+/// How long the flow may take to settle after the faults.
+const SETTLE: Duration = Duration::from_secs(90);
+
+async fn database(platform: &Platform, service: &str) -> DatabaseConnection {
+    paved_store::connect(&platform.database(service)).await.unwrap_or_else(|e| panic!("{service}'s database: {e}"))
+}
+
+async fn number(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    row.expect("a row").try_get_by_index::<i64>(0).expect("a number")
+}
+
+/// Rows left in each service's outbox (of those that have one).
+async fn outbox_rows(platform: &Platform) -> BTreeMap<&'static str, i64> {
+    let mut rows = BTreeMap::new();
+    for service in DATABASES {
+        let db = database(platform, service).await;
+        if number(&db, "SELECT count(*) FROM pg_tables WHERE tablename = 'outbox'").await > 0 {
+            rows.insert(service, number(&db, "SELECT count(*) FROM outbox").await);
+        }
+    }
+    rows
+}
+
+pub(crate) async fn outboxes_drained(platform: &Platform, checks: &mut Checks) {
+    let began = Instant::now();
+    let rows = loop {
+        let rows = outbox_rows(platform).await;
+        if rows.values().all(|n| *n == 0) || began.elapsed() > SETTLE {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    checks.check(
+        !rows.is_empty() && rows.values().all(|n| *n == 0),
+        format!("every committed outbox row was relayed: rows left {rows:?}, {:.1} s after the faults", began.elapsed().as_secs_f64()),
+    );
+}
+
+/// A Redis reply's map (RESP2's flat list of names and values).
+fn fields(value: &Value) -> BTreeMap<String, Value> {
+    let items = match value {
+        Value::Array(items) => items.clone(),
+        Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+        other => panic!("not a map: {other:?}"),
+    };
+    items.chunks(2).map(|kv| (redis::from_redis_value::<String>(kv[0].clone()).expect("a name"), kv[1].clone())).collect()
+}
+
+fn integer(value: Option<&Value>) -> Option<i64> {
+    value.and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
+}
+
+/// The streams' keys.
+async fn streams(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.expect("KEYS");
+    let mut streams = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(conn).await.expect("TYPE");
+        if kind == "stream" {
+            streams.push(key);
+        }
+    }
+    streams.sort();
+    streams
+}
+
+/// The groups of every stream not through it yet (entries pending an ack,
+/// or not delivered), as `stream/group: pending p, lag l`.
+async fn behind(conn: &mut redis::aio::MultiplexedConnection) -> (usize, Vec<String>) {
+    let mut groups = 0;
+    let mut behind = Vec::new();
+    for stream in streams(conn).await {
+        let reply: Vec<Value> = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(conn).await.expect("XINFO GROUPS");
+        for group in reply.iter().map(fields) {
+            groups += 1;
+            let name = redis::from_redis_value::<String>(group["name"].clone()).expect("a group's name");
+            // Redis 7 counts `lag`; nil when it cannot tell, which a
+            // group through the stream never is.
+            let (pending, lag) = (integer(group.get("pending")), integer(group.get("lag")));
+            if pending != Some(0) || lag != Some(0) {
+                behind.push(format!("{stream}/{name}: pending {pending:?}, lag {lag:?}"));
+            }
+        }
+    }
+    (groups, behind)
+}
+
+pub(crate) async fn groups_through(redis_url: &str, checks: &mut Checks) {
+    let mut conn = redis::Client::open(redis_url).expect("Redis URL").get_multiplexed_async_connection().await.expect("Redis");
+    let began = Instant::now();
+    let (groups, behind) = loop {
+        let (groups, behind) = behind(&mut conn).await;
+        if behind.is_empty() || began.elapsed() > SETTLE {
+            break (groups, behind);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    checks.check(
+        groups > 0 && behind.is_empty(),
+        format!("every consumer group read and acknowledged every entry: {groups} groups, behind {behind:?}"),
+    );
+    // A consumer gives an event up to `<stream>.dead` only when the event
+    // itself is at fault (never for an outage); none here is.
+    let mut dead = BTreeMap::new();
+    for stream in streams(&mut conn).await.into_iter().filter(|s| s.ends_with(".dead")) {
+        let len: usize = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await.expect("XLEN");
+        dead.insert(stream, len);
+    }
+    checks.check(dead.values().all(|n| *n == 0), format!("no event was dead-lettered: {dead:?}"));
+}
+
+/// Every event id in the streams, and how many entries carried them.
+async fn event_ids(redis_url: &str) -> (BTreeSet<String>, usize) {
+    let mut conn = redis::Client::open(redis_url).expect("Redis URL").get_multiplexed_async_connection().await.expect("Redis");
+    let (mut ids, mut entries) = (BTreeSet::new(), 0);
+    for stream in streams(&mut conn).await.into_iter().filter(|s| !s.ends_with(".dead")) {
+        let mut start = "-".to_string();
+        loop {
+            let page: Vec<(String, BTreeMap<String, Vec<u8>>)> =
+                redis::cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(1000).query_async(&mut conn).await.expect("XRANGE");
+            let Some((last, _)) = page.last() else { break };
+            start = format!("({last}");
+            for (id, fields) in &page {
+                let payload = fields.get("e").unwrap_or_else(|| panic!("{stream} {id}: no payload"));
+                let envelope = paved_stream::event::decode(payload).unwrap_or_else(|e| panic!("{stream} {id}: {e}"));
+                ids.insert(envelope.id);
+                entries += 1;
+            }
+        }
+    }
+    (ids, entries)
+}
+
+pub(crate) async fn audit_holds_every_event(platform: &Platform, redis_url: &str, checks: &mut Checks) {
+    let (ids, entries) = event_ids(redis_url).await;
+    let audit = database(platform, "audit").await;
+    let rows = audit
+        .query_all_raw(Statement::from_string(audit.get_database_backend(), "SELECT event_id FROM log_leaves"))
+        .await
+        .expect("the log's leaves");
+    let leaves: BTreeSet<String> = rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("an id")).collect();
+    let missing: Vec<&String> = ids.difference(&leaves).collect();
+    // Once: the leaves' event ids are a unique key.
+    checks.check(
+        !ids.is_empty() && missing.is_empty(),
+        format!(
+            "the audit log holds every event (once: by unique id): {} events in {entries} stream entries, {} leaves; missing {missing:?}",
+            ids.len(),
+            leaves.len()
+        ),
+    );
+}
