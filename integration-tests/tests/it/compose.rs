@@ -267,15 +267,21 @@ impl Platform {
         .await
     }
 
-    /// Waits until `name` serves over mTLS (its health says so).
-    pub(crate) async fn serving(&self, name: &str, bundle: &str) {
+    /// A channel to `name` as a client of the platform (a person's
+    /// identity, the server verified against `bundle`).
+    pub(crate) fn channel(&self, name: &str, bundle: &str) -> tonic::transport::Channel {
         let client = Tls::new(format!("{}/people/compose-test", paved_grpc::tls::TRUST_DOMAIN), None);
         client.set_bundle(bundle).expect("bundle");
         let port = self.ports[name];
-        let channel = paved_grpc::tls::connect(&format!("https://127.0.0.1:{port}"), Some(&client), Some(&platform_id(name)), |e| {
+        paved_grpc::tls::connect(&format!("https://127.0.0.1:{port}"), Some(&client), Some(&platform_id(name)), |e| {
             e.timeout(Duration::from_secs(5))
         })
-        .expect("channel");
+        .expect("channel")
+    }
+
+    /// Waits until `name` serves over mTLS (its health says so).
+    pub(crate) async fn serving(&self, name: &str, bundle: &str) {
+        let channel = self.channel(name, bundle);
         eventually(&format!("{name} serving over mTLS"), Duration::from_secs(90), || {
             let mut health = HealthClient::new(channel.clone());
             async move {

@@ -7,6 +7,7 @@
 //! a relay published twice counts once, and one never published is caught
 //! by the outbox check instead.
 
+use super::tokens::{Revocation, refused_everywhere};
 use crate::compose::Platform;
 use redis::Value;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -184,5 +185,35 @@ pub(crate) async fn audit_holds_every_event(platform: &Platform, redis_url: &str
             ids.len(),
             leaves.len()
         ),
+    );
+}
+
+/// Every revoked token refused by every service within `bound` of its
+/// revocation, and by all of them still at the end. (The tokens are never
+/// printed: only how many, and how soon.)
+pub(crate) async fn revocations_held(
+    revocations: &[Revocation],
+    channels: &BTreeMap<String, tonic::transport::Channel>,
+    bound: Duration,
+    checks: &mut Checks,
+) {
+    let mut times: Vec<Duration> = revocations.iter().filter_map(|r| r.refused_after).collect();
+    times.sort();
+    let late = revocations.iter().filter(|r| r.refused_after.is_none_or(|t| t > bound)).count();
+    let (median, slowest) = (times.get(times.len() / 2).copied().unwrap_or_default(), times.last().copied().unwrap_or_default());
+    checks.check(
+        !revocations.is_empty() && late == 0,
+        format!(
+            "every revoked token was refused by every service within {bound:?} (the longest fault + 2 s): {} revoked, median {median:?}, slowest {slowest:?}, {late} late or never",
+            revocations.len()
+        ),
+    );
+    let mut accepted = 0;
+    for revocation in revocations {
+        accepted += usize::from(!refused_everywhere(channels, &revocation.token).await);
+    }
+    checks.check(
+        accepted == 0,
+        format!("every revoked token is refused everywhere after the run: {accepted} of {} accepted somewhere", revocations.len()),
     );
 }

@@ -34,6 +34,7 @@ mod backends;
 mod faults;
 mod invariants;
 mod link;
+mod tokens;
 
 use crate::{
     compose::{Platform, Wiring, compose_file},
@@ -145,11 +146,9 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     for name in platform.ports.keys() {
         platform.serving(name, &bundle).await;
     }
+    let root = platform.root_token(&root_key).await;
     let operator = Operator {
-        env: vec![
-            ("PAVED_TOKEN", platform.root_token(&root_key).await),
-            ("PAVED_CA_BUNDLE", platform.volumes.join("trust/bundle.pem").display().to_string()),
-        ],
+        env: vec![("PAVED_TOKEN", root.clone()), ("PAVED_CA_BUNDLE", platform.volumes.join("trust/bundle.pem").display().to_string())],
         endpoint: format!("https://127.0.0.1:{}", platform.ports["provisioner"]),
     };
 
@@ -197,12 +196,18 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     let mut faults: BTreeMap<String, u32> = BTreeMap::new();
     let mut exited = Vec::new();
     let served_before = steady.answered();
+    let channels: BTreeMap<String, tonic::transport::Channel> =
+        platform.ports.keys().map(|name| (name.clone(), platform.channel(name, &bundle))).collect();
+    // Two minutes after the faults for a revocation still unseen somewhere.
+    let revoking = tokio::spawn(tokens::issue_and_revoke(channels.clone(), root.clone(), stop.clone(), Duration::from_secs(120)));
+    let mut longest = Duration::ZERO;
     let mut targets = Targets { platform: &mut platform, postgres: &postgres, redis: &mut redis, links: &links };
     while begun.elapsed() < Duration::from_secs(seconds) {
         let (pause, fault, lasting) = schedule.next();
         tokio::time::sleep(pause).await;
         println!("chaos: {:>6.1} s  {fault} for {lasting:?}", begun.elapsed().as_secs_f64());
         targets.inflict(&fault, lasting, &mut exited).await;
+        longest = longest.max(lasting);
         *faults.entry(fault.to_string()).or_default() += 1;
     }
     stop.cancel();
@@ -211,6 +216,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
         platform.serving(name, &bundle).await;
     }
     let started = rollouts.await.expect("rollouts");
+    let revocations = revoking.await.expect("revocations");
 
     // The invariants.
     let mut checks = Checks::default();
@@ -252,6 +258,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     invariants::outboxes_drained(&platform, &mut checks).await;
     invariants::groups_through(&redis.url(), &mut checks).await;
     invariants::audit_holds_every_event(&platform, &redis.url(), &mut checks).await;
+    invariants::revocations_held(&revocations, &channels, longest + Duration::from_secs(2), &mut checks).await;
     println!("chaos: faults {faults:?}; churn answered {} ({} failed, the bad canaries' included)", churning.answered(), churning.failed());
     drop((steady, churning));
     for running in platform.running.values_mut() {

@@ -1,0 +1,139 @@
+//! Tokens issued and revoked all through a chaos run: each token is seen
+//! accepted by every service, revoked at the broker, then asked of every
+//! service until each refuses it as revoked. A service that is down or
+//! cut off answers nothing, which is no refusal: the run waits for it.
+//!
+//! Every service fetches the broker's key set (and its revoked ids) every
+//! second, so a revocation reaches it within about a second — or, when the
+//! fault is between it and the broker, about a second after the fault
+//! ends. The bound checked is the longest fault plus two seconds.
+
+use paved_integration_tests::authed;
+use paved_proto::{
+    audit::v1::{ListCheckpointsRequest, audit_service_client::AuditServiceClient},
+    canary_analyzer::v1::{ListObservationsRequest, canary_analyzer_service_client::CanaryAnalyzerServiceClient},
+    cost_scheduler::v1::{ListBudgetsRequest, cost_scheduler_service_client::CostSchedulerServiceClient},
+    provisioner::v1::{ListWorkloadsRequest, provisioner_service_client::ProvisionerServiceClient},
+    secrets_broker::v1::{
+        IssueTokenRequest, ListTokensRequest, RevokeTokenRequest, revoke_token_request::Target,
+        secrets_broker_service_client::SecretsBrokerServiceClient,
+    },
+};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, transport::Channel};
+
+/// Every service can be read with these.
+const SCOPES: [&str; 5] = ["read:provisioner", "read:secrets-broker", "read:canary-analyzer", "read:cost-scheduler", "read:audit"];
+
+/// A revocation as the run saw it (no Debug: it holds a token).
+pub(crate) struct Revocation {
+    pub(crate) token: String,
+    /// From the broker's answer to every service refusing it; None when
+    /// some service still had not when the run ended.
+    pub(crate) refused_after: Option<Duration>,
+}
+
+/// One cheap read of `service` with `token`: its answer's code.
+async fn ask(service: &str, channel: Channel, token: &str) -> Code {
+    let ch = authed(channel, token);
+    let answer = match service {
+        "provisioner" => ProvisionerServiceClient::new(ch).list_workloads(ListWorkloadsRequest::default()).await.map(drop),
+        "secrets-broker" => SecretsBrokerServiceClient::new(ch).list_tokens(ListTokensRequest::default()).await.map(drop),
+        "canary-analyzer" => CanaryAnalyzerServiceClient::new(ch).list_observations(ListObservationsRequest::default()).await.map(drop),
+        "cost-scheduler" => CostSchedulerServiceClient::new(ch).list_budgets(ListBudgetsRequest::default()).await.map(drop),
+        "audit" => AuditServiceClient::new(ch).list_checkpoints(ListCheckpointsRequest::default()).await.map(drop),
+        other => panic!("no read of {other}"),
+    };
+    answer.map_or_else(|status| status.code(), |()| Code::Ok)
+}
+
+/// Whether a service's answer is one: not a fault's silence.
+fn answered(code: Code) -> bool {
+    !matches!(code, Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown)
+}
+
+/// Asks every service until `done` holds of each one's answer, or until
+/// `stop` (then false).
+async fn until_all(channels: &BTreeMap<String, Channel>, token: &str, stop: &CancellationToken, done: impl Fn(Code) -> bool) -> bool {
+    let mut left: Vec<&String> = channels.keys().collect();
+    while !left.is_empty() {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let mut still = Vec::new();
+        for service in left {
+            let code = tokio::time::timeout(Duration::from_secs(3), ask(service, channels[service].clone(), token))
+                .await
+                .unwrap_or(Code::DeadlineExceeded);
+            if !done(code) {
+                still.push(service);
+            }
+        }
+        left = still;
+        if !left.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    true
+}
+
+/// Issues a token, sees every service take it, revokes it and sees every
+/// service refuse it, one after another until `stop` (and, for a token
+/// revoked by then, until `patience` after it).
+pub(crate) async fn issue_and_revoke(
+    channels: BTreeMap<String, Channel>,
+    root: String,
+    stop: CancellationToken,
+    patience: Duration,
+) -> Vec<Revocation> {
+    let mut revocations = Vec::new();
+    let broker = channels["secrets-broker"].clone();
+    let mut n = 0;
+    while !stop.is_cancelled() {
+        n += 1;
+        let mut as_root = SecretsBrokerServiceClient::new(authed(broker.clone(), &root));
+        let request = IssueTokenRequest { subject: format!("chaos-{n}"), scopes: SCOPES.map(String::from).to_vec(), ..Default::default() };
+        let Ok(issued) = as_root.issue_token(request).await.map(tonic::Response::into_inner) else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let id = issued.info.map(|i| i.token_id).unwrap_or_default();
+        // Taken everywhere first: a refusal afterwards is the revocation's.
+        if !until_all(&channels, &issued.token, &stop, |code| answered(code) && code != Code::Unauthenticated).await {
+            break;
+        }
+        let revoked = loop {
+            let request = RevokeTokenRequest { target: Some(Target::TokenId(id.clone())) };
+            if as_root.revoke_token(request).await.is_ok() {
+                break Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let give_up = CancellationToken::new();
+        let deadline = tokio::spawn({
+            let (stop, give_up) = (stop.clone(), give_up.clone());
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(patience).await;
+                give_up.cancel();
+            }
+        });
+        let refused = until_all(&channels, &issued.token, &give_up, |code| code == Code::Unauthenticated).await;
+        deadline.abort();
+        revocations.push(Revocation { token: issued.token, refused_after: refused.then(|| revoked.elapsed()) });
+    }
+    revocations
+}
+
+/// Whether every service refuses `token` now.
+pub(crate) async fn refused_everywhere(channels: &BTreeMap<String, Channel>, token: &str) -> bool {
+    let mut refused = true;
+    for (service, channel) in channels {
+        refused &= ask(service, channel.clone(), token).await == Code::Unauthenticated;
+    }
+    refused
+}
