@@ -24,15 +24,7 @@ pub async fn connect_with(endpoint: &str, token: &str) -> anyhow::Result<AuthCha
 pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
     let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
     if url.starts_with("https://") {
-        let file = std::env::var_os("PAVED_CA_BUNDLE")
-            .context("an https endpoint needs the platform's trust bundle: set PAVED_CA_BUNDLE to its file (`paved ca bundle`)")?;
-        let bundle = std::fs::read_to_string(&file).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
-        let tls = paved_grpc::tls::Tls::new(format!("{}/people/cli", paved_grpc::tls::TRUST_DOMAIN), None);
-        tls.set_bundle(&bundle).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
-        // Any of the platform's services (the endpoint may forward), never a workload's.
-        return paved_grpc::tls::connect(&url, Some(&tls), Some(paved_grpc::tls::PLATFORM_PREFIX), |e| {
-            e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
-        });
+        return tls_channel(&url);
     }
     tonic::transport::Channel::from_shared(url.clone())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
@@ -41,6 +33,20 @@ pub async fn channel(endpoint: &str) -> anyhow::Result<tonic::transport::Channel
         .connect()
         .await
         .with_context(|| format!("cannot reach Paved at {endpoint} (is `paved up` running?)"))
+}
+
+/// A channel to an `https://` endpoint over the platform's TLS: the server
+/// verified against the trust bundle in `PAVED_CA_BUNDLE`.
+pub fn tls_channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    let file = std::env::var_os("PAVED_CA_BUNDLE")
+        .context("an https endpoint needs the platform's trust bundle: set PAVED_CA_BUNDLE to its file (`paved ca bundle`)")?;
+    let bundle = std::fs::read_to_string(&file).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
+    let tls = paved_grpc::tls::Tls::new(format!("{}/people/cli", paved_grpc::tls::TRUST_DOMAIN), None);
+    tls.set_bundle(&bundle).with_context(|| format!("PAVED_CA_BUNDLE {}", file.display()))?;
+    // Any of the platform's services (the endpoint may forward), never a workload's.
+    paved_grpc::tls::connect(url, Some(&tls), Some(paved_grpc::tls::PLATFORM_PREFIX), |e| {
+        e.connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(30))
+    })
 }
 
 /// A gRPC error as a person should read it: the message, then each field violation.

@@ -190,13 +190,19 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 }
                 page_token = page.next_page_token;
             }
-            let latest = Http::new(&args.endpoint).get("checkpoint").await?.into_iter();
+            let latest = Http::new(&args.endpoint)?.get("checkpoint").await?.into_iter();
             let notes: Vec<Vec<u8>> = history.iter().cloned().chain(latest).collect();
             let keys = verify::trusted(&given, &published, &notes);
-            return report(verify::verify(&Http::new(&args.endpoint), &keys, &history).await?, &keys, witnessed.as_ref(), &history, output);
+            return report(
+                verify::verify(&Http::new(&args.endpoint)?, &keys, &history).await?,
+                &keys,
+                witnessed.as_ref(),
+                &history,
+                output,
+            );
         }
         AuditCommand::Fetch { dir } => {
-            let (size, tiles) = fetch(&Http::new(&args.endpoint), &dir).await?;
+            let (size, tiles) = fetch(&Http::new(&args.endpoint)?, &dir).await?;
             let text = || format!("copied the log of {size} entries ({tiles} tiles) to {}\n", dir.display());
             print(output, text, || serde_json::json!({ "size": size, "tiles": tiles, "dir": dir }))?;
         }

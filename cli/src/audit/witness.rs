@@ -142,7 +142,7 @@ pub async fn run(args: WitnessArgs) -> anyhow::Result<std::process::ExitCode> {
         path.push(".state");
         path.into()
     });
-    let http = Http::new(&args.log);
+    let http = Http::new(&args.log)?;
     eprintln!("witnessing {} as {}", args.log, cosigner.verifier_key());
     loop {
         match step(&http, &args.key, &mut cosigner, &state).await {

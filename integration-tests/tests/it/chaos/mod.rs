@@ -74,8 +74,13 @@ struct Operator {
 
 impl Operator {
     async fn run(&self, args: &[&str]) -> std::process::Output {
+        self.at(&self.endpoint, args).await
+    }
+
+    /// `paved` against another service's endpoint.
+    async fn at(&self, endpoint: &str, args: &[&str]) -> std::process::Output {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        paved_env(&env, &[args, &["--endpoint", &self.endpoint]].concat()).await
+        paved_env(&env, &[args, &["--endpoint", endpoint]].concat()).await
     }
 
     /// `paved deploy --detach` until the provisioner takes it (it may be
@@ -151,6 +156,13 @@ async fn under_fire_the_platform_keeps_its_invariants() {
         env: vec![("PAVED_TOKEN", root.clone()), ("PAVED_CA_BUNDLE", platform.volumes.join("trust/bundle.pem").display().to_string())],
         endpoint: format!("https://127.0.0.1:{}", platform.ports["provisioner"]),
     };
+
+    // The log's key as a verifier keeps it from before: the log is checked
+    // against it after the faults.
+    let audit = format!("https://127.0.0.1:{}", platform.ports["audit"]);
+    let out = operator.at(&audit, &["audit", "key"]).await;
+    assert!(out.status.success(), "paved audit key: {}", String::from_utf8_lossy(&out.stderr));
+    let log_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
     let (steady_dir, churn_dir) = (dir.path().join("steady"), dir.path().join("churn"));
     for (spec_dir, spec) in [(&steady_dir, STEADY.to_string()), (&churn_dir, churn(1, false))] {
@@ -258,6 +270,12 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     invariants::outboxes_drained(&platform, &mut checks).await;
     invariants::groups_through(&redis.url(), &mut checks).await;
     invariants::audit_holds_every_event(&platform, &redis.url(), &mut checks).await;
+    let out = operator.at(&audit, &["audit", "verify", "--key", &log_key]).await;
+    let said = String::from_utf8_lossy(if out.status.success() { &out.stdout } else { &out.stderr }).trim().to_string();
+    checks.check(
+        out.status.success(),
+        format!("the audit log verifies against its key from before the faults (`paved audit verify`): {said}"),
+    );
     invariants::revocations_held(&revocations, &channels, longest + Duration::from_secs(2), &mut checks).await;
     println!("chaos: faults {faults:?}; churn answered {} ({} failed, the bad canaries' included)", churning.answered(), churning.failed());
     drop((steady, churning));
