@@ -1,16 +1,12 @@
-//! The chaos run's own PostgreSQL and Redis, started for it alone, so that
-//! restarting them breaks no other test: the machine's servers are shared
-//! by every test of the suite, and its Redis keeps nothing on disk (a
-//! restart of it would lose every stream).
+//! The chaos run's own PostgreSQL, started for it alone, so that crashing
+//! it breaks no other test (its Redis is the tests' `OwnRedis`, durable).
 //!
-//! PostgreSQL is a cluster of its own (`initdb` into a temporary directory;
-//! as root, run as the `postgres` user, which initdb requires), restarted
-//! the hard way: `pg_ctl stop -m immediate` is a crash, and the start
-//! recovers from the write-ahead log. Redis runs with an append-only file,
-//! as compose.yaml runs it, and is restarted with `SHUTDOWN`, which writes
-//! that file out: a restart loses nothing.
+//! A cluster of its own (`initdb` into a temporary directory; as root, run
+//! as the `postgres` user, which initdb requires), stopped the hard way:
+//! `pg_ctl stop -m immediate` is a crash, and the start recovers from the
+//! write-ahead log.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 use tokio::process::Command;
 
 /// A command's output, or a panic that says what failed and why. (Async:
@@ -106,58 +102,5 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = self.std_command("pg_ctl", &["stop", "-m", "immediate", "-D", &self.path("data")]).output();
-    }
-}
-
-/// A Redis of the run's own on a free port, keeping an append-only file.
-pub(crate) struct Redis {
-    dir: tempfile::TempDir,
-    pub(crate) port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl Redis {
-    pub(crate) async fn start(port: u16) -> Self {
-        let dir = tempfile::Builder::new().prefix("paved-chaos-redis").tempdir().expect("temp dir");
-        let mut redis = Self { dir, port, child: None };
-        redis.up().await;
-        redis
-    }
-
-    async fn up(&mut self) {
-        let port = self.port.to_string();
-        let dir = self.dir.path().display().to_string();
-        let log = std::fs::File::options().create(true).append(true).open(self.dir.path().join("log")).expect("log");
-        let args = ["--port", &port, "--bind", "127.0.0.1", "--dir", &dir, "--appendonly", "yes", "--save", ""];
-        let child = Command::new("redis-server").args(args).stdout(log.try_clone().expect("log")).stderr(log).kill_on_drop(true).spawn();
-        self.child = Some(child.expect("redis-server (Debian's redis-server package)"));
-        paved_integration_tests::eventually("the chaos run's Redis", Duration::from_secs(30), || async {
-            let client = redis::Client::open(self.url()).ok()?;
-            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
-        })
-        .await;
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// `SHUTDOWN` (the append-only file written out, every connection
-    /// cut); down until [`Redis::start_again`].
-    pub(crate) async fn stop(&mut self) {
-        let _ = Command::new("redis-cli").args(["-p", &self.port.to_string(), "shutdown"]).output().await;
-        if let Some(mut child) = self.child.take() {
-            let status = child.wait().await.expect("redis-server ends");
-            assert!(status.success(), "redis-server's SHUTDOWN: {status}; see {}", self.log().display());
-        }
-    }
-
-    pub(crate) async fn start_again(&mut self) {
-        self.up().await;
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("log")
     }
 }

@@ -1,13 +1,11 @@
 //! The faults of a chaos run, drawn from its seed: which, when, for how
 //! long. Every kind comes once first, in a seeded order (each service
-//! killed, PostgreSQL crashed, Redis restarted, one link cut), then they
+//! killed, PostgreSQL crashed, Redis killed, one link cut), then they
 //! come at random.
 
-use super::{
-    backends::{Postgres, Redis},
-    link::Link,
-};
+use super::{backends::Postgres, link::Link};
 use crate::compose::Platform;
+use paved_integration_tests::OwnRedis;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use std::{collections::BTreeMap, fmt, time::Duration};
 
@@ -17,7 +15,8 @@ pub(crate) enum Fault {
     Kill(String),
     /// PostgreSQL stopped the way a crash stops it, then started again.
     Postgres,
-    /// Redis shut down (its append-only file written), then started again.
+    /// Redis killed with SIGKILL, then started again (every write it
+    /// acknowledged is in its append-only file: nothing is lost).
     Redis,
     /// The network to a service, PostgreSQL or Redis cut.
     Cut(String),
@@ -28,7 +27,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::Kill(service) => write!(f, "kill -9 {service}"),
             Fault::Postgres => f.write_str("PostgreSQL crashed"),
-            Fault::Redis => f.write_str("Redis restarted"),
+            Fault::Redis => f.write_str("kill -9 Redis"),
             Fault::Cut(target) => write!(f, "network to {target} cut"),
         }
     }
@@ -73,7 +72,9 @@ impl Schedule {
 pub(crate) struct Targets<'a> {
     pub(crate) platform: &'a mut Platform,
     pub(crate) postgres: &'a Postgres,
-    pub(crate) redis: &'a mut Redis,
+    /// None only while it is down.
+    pub(crate) redis: &'a mut Option<OwnRedis>,
+    pub(crate) redis_dir: &'a std::path::Path,
     pub(crate) links: &'a BTreeMap<String, Link>,
 }
 
@@ -98,9 +99,11 @@ impl Targets<'_> {
                 self.postgres.start_again().await;
             }
             Fault::Redis => {
-                self.redis.stop().await;
+                let redis = self.redis.take().expect("Redis running");
+                let port = redis.port;
+                redis.kill().await;
                 tokio::time::sleep(lasting).await;
-                self.redis.start_again().await;
+                *self.redis = Some(OwnRedis::start(port, Some(self.redis_dir.to_path_buf())).await);
             }
             Fault::Cut(target) => {
                 let link = &self.links[target];

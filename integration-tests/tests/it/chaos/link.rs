@@ -2,7 +2,8 @@
 //! front of one service, PostgreSQL or Redis, which everything else dials
 //! instead of the server itself.
 //!
-//! A cut is a partition, not a reset: connections stay open and nothing
+//! A cut is a partition, not a reset (the tests' `Cuttable` is the reset:
+//! connections dropped, nothing listening): connections stay open and nothing
 //! crosses them (bytes read are held back, new connections are accepted
 //! but not forwarded) until the link is restored, as when a switch or a
 //! firewall drops packets and TCP retransmits. That is the harder fault
