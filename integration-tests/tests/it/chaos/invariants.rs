@@ -7,7 +7,10 @@
 //! a relay published twice counts once, and one never published is caught
 //! by the outbox check instead.
 
-use super::tokens::{Revocation, refused_everywhere};
+use super::{
+    leases::Leased,
+    tokens::{Revocation, refused_everywhere},
+};
 use crate::compose::Platform;
 use redis::Value;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -188,6 +191,12 @@ pub(crate) async fn audit_holds_every_event(platform: &Platform, redis_url: &str
     );
 }
 
+/// How long the faults in `windows` (each a start and an end) lasted
+/// between `from` and `to`.
+fn faulted(windows: &[(Instant, Instant)], from: Instant, to: Instant) -> Duration {
+    windows.iter().map(|(start, end)| (*end).min(to).saturating_duration_since((*start).max(from))).sum()
+}
+
 /// How long after its revocation a token may still be taken somewhere:
 /// the key set's poll (1 s) and a restart's or a reconnection's recovery
 /// (2 s), plus however long faults lasted in between (`windows`, each a
@@ -209,14 +218,7 @@ pub(crate) async fn revocations_held(
     times.sort();
     let late: Vec<String> = revocations
         .iter()
-        .filter(|r| {
-            r.refused_after.as_ref().is_none_or(|(t, _)| {
-                let refused = r.revoked + *t;
-                let faulted: Duration =
-                    windows.iter().map(|(start, end)| (*end).min(refused).saturating_duration_since((*start).max(r.revoked))).sum();
-                *t > REVOCATION_BOUND + faulted
-            })
-        })
+        .filter(|r| r.refused_after.as_ref().is_none_or(|(t, _)| *t > REVOCATION_BOUND + faulted(windows, r.revoked, r.revoked + *t)))
         .map(|r| {
             let at = r.revoked.duration_since(begun).as_secs_f64();
             match &r.refused_after {
@@ -240,5 +242,45 @@ pub(crate) async fn revocations_held(
     checks.check(
         accepted == 0,
         format!("every revoked token is refused everywhere after the run: {accepted} of {} accepted somewhere", revocations.len()),
+    );
+}
+
+/// How long after its expiry a lease's role may still be there: the
+/// broker's look for due leases (every 500 ms), the drop, and the
+/// sampling (200 ms); plus twice the time faults lasted in between (the
+/// retries' backoff doubles from 1 s).
+const LEASE_BOUND: Duration = Duration::from_secs(2);
+
+/// No leased role outlived its lease past [`LEASE_BOUND`]; `seen` is when
+/// each role was last seen, `left` whether any was still there when the
+/// run stopped waiting.
+pub(crate) fn leases_ended(
+    leased: &[Leased],
+    seen: &BTreeMap<String, Instant>,
+    left: bool,
+    windows: &[(Instant, Instant)],
+    checks: &mut Checks,
+) {
+    let mut overstays: Vec<Duration> = Vec::new();
+    let mut late = Vec::new();
+    for lease in leased {
+        let Some(last) = seen.get(&lease.role) else { continue };
+        let overstay = last.saturating_duration_since(lease.expires);
+        let allowed = LEASE_BOUND + 2 * faulted(windows, lease.expires, *last);
+        if overstay > allowed {
+            late.push(format!("{} {:.1} s past its expiry ({:.1} s allowed)", lease.role, overstay.as_secs_f64(), allowed.as_secs_f64()));
+        }
+        overstays.push(overstay);
+    }
+    overstays.sort();
+    let slowest = overstays.last().copied().unwrap_or_default();
+    checks.check(
+        !leased.is_empty() && !left && late.is_empty(),
+        format!(
+            "no leased PostgreSQL role outlived its lease by more than {LEASE_BOUND:?}, plus twice the time faults lasted in between: {} leases, {} of their roles seen, slowest drop {slowest:?} after expiry, {}; late {late:?}",
+            leased.len(),
+            overstays.len(),
+            if left { "some still there at the end" } else { "none left" }
+        ),
     );
 }

@@ -21,7 +21,10 @@
 //! - no bad canary was promoted;
 //! - no service exited but by the faults;
 //! - the event flow (see `invariants`): every outbox drained, every
-//!   consumer group through every stream, every event in the audit log.
+//!   consumer group through every stream, every event in the audit log,
+//!   which verifies;
+//! - revoked tokens refused everywhere in time (see `tokens`), and no
+//!   leased database role outliving its lease (see `leases`).
 //!
 //! The seed replays the faults (which service, when, for how long), not
 //! what the platform was doing at each moment.
@@ -33,6 +36,7 @@
 mod backends;
 mod faults;
 mod invariants;
+mod leases;
 mod link;
 mod tokens;
 
@@ -50,6 +54,7 @@ use std::{
     path::Path,
     time::{Duration, Instant},
 };
+use tokio_util::sync::CancellationToken;
 
 const STEADY: &str = "name: steady\ncommand: [hello]\nhealth:\n  path: /healthz\nenv:\n  HELLO_VERSION: v1\n";
 
@@ -184,7 +189,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     eventually("the load to be served", Duration::from_secs(30), || async { (steady.answered() > 100).then_some(()) }).await;
 
     // Rollouts one after another (a deploy during one would supersede it).
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = CancellationToken::new();
     let rollouts = tokio::spawn({
         let (operator, stop, churn_dir) = (operator.clone(), stop.clone(), churn_dir.clone());
         async move {
@@ -214,6 +219,12 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     let served_before = steady.answered();
     let channels: BTreeMap<String, tonic::transport::Channel> =
         platform.ports.keys().map(|name| (name.clone(), platform.channel(name, &bundle))).collect();
+    let (direct, through) =
+        (format!("postgres://postgres@127.0.0.1:{}", postgres.port), format!("postgres://postgres@127.0.0.1:{}", links["postgres"].port));
+    leases::configure(channels["secrets-broker"].clone(), &root, &direct, &through).await;
+    let watched = CancellationToken::new();
+    let watching = tokio::spawn(leases::watch_roles(direct.clone(), watched.clone()));
+    let leasing = tokio::spawn(leases::lease_all_along(channels["secrets-broker"].clone(), root.clone(), stop.clone()));
     // Two minutes after the faults for a revocation still unseen somewhere.
     let revoking = tokio::spawn(tokens::issue_and_revoke(channels.clone(), root.clone(), stop.clone(), Duration::from_secs(120)));
     let mut windows = Vec::new();
@@ -234,6 +245,14 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     }
     let started = rollouts.await.expect("rollouts");
     let revocations = revoking.await.expect("revocations");
+    let leased = leasing.await.expect("leases");
+    let waited = Instant::now();
+    while leases::any_left(&direct, &leased).await && waited.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let left = leases::any_left(&direct, &leased).await;
+    watched.cancel();
+    let seen = watching.await.expect("the roles seen");
 
     // The invariants.
     let mut checks = Checks::default();
@@ -281,6 +300,7 @@ async fn under_fire_the_platform_keeps_its_invariants() {
         out.status.success(),
         format!("the audit log verifies against its key from before the faults (`paved audit verify`): {said}"),
     );
+    invariants::leases_ended(&leased, &seen, left, &windows, &mut checks);
     invariants::revocations_held(&revocations, &channels, &windows, begun, &mut checks).await;
     println!("chaos: faults {faults:?}; churn answered {} ({} failed, the bad canaries' included)", churning.answered(), churning.failed());
     drop((steady, churning));
