@@ -111,9 +111,13 @@ impl Operator {
     /// A rollout's state (`promoted`, `rolled_back`, …); None while the
     /// provisioner cannot say.
     async fn state(&self, id: &str) -> Option<String> {
+        self.rollout(id).await.and_then(|json| json["state"].as_str().map(str::to_string))
+    }
+
+    /// `paved rollout get` as JSON; None while the provisioner cannot say.
+    async fn rollout(&self, id: &str) -> Option<serde_json::Value> {
         let out = self.run(&["rollout", "get", id, "--output", "json"]).await;
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        json["state"].as_str().map(str::to_string)
+        serde_json::from_slice(&out.stdout).ok()
     }
 
     /// A workload's endpoint, from `paved status`.
@@ -268,6 +272,12 @@ async fn under_fire_the_platform_keeps_its_invariants() {
             }
         };
         ended.push((id.clone(), *bad, state));
+    }
+    // Not an invariant (a fault may leave a step without the evidence to
+    // pass it), but worth reading: why good canaries were rolled back.
+    for (id, _, _) in ended.iter().filter(|(_, bad, s)| !bad && s == "rolled_back") {
+        let message = operator.rollout(id).await.map(|json| json["message"].to_string()).unwrap_or_default();
+        println!("chaos: a good canary rolled back: {id}: {message}");
     }
     let stuck: Vec<&(String, bool, String)> = ended.iter().filter(|(_, _, s)| s != "promoted" && s != "rolled_back").collect();
     let promoted = ended.iter().filter(|(_, _, s)| s == "promoted").count();
