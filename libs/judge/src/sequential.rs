@@ -17,7 +17,7 @@ const RATIOS: [f64; 8] = [1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0];
 /// ratio a supermartingale under the null (E[min(LR, c)] ≤ E[LR] = 1), so
 /// the guarantee stands; what it buys is that no single look — one burst
 /// of slow requests landing on one side — can fail a canary: at α = 0.01
-/// it takes four looks.
+/// it takes three looks (3 × 2 > ln 100), and so does a pass.
 const LOOK_CAP: f64 = 2.0;
 
 /// Counts of one look, or of all looks together.
@@ -74,8 +74,10 @@ pub struct Sequential {
     /// each look's capped.
     log_ratios: [f64; RATIOS.len()],
     total: Counts,
-    /// Looks with traffic on both sides: each adds at most [`LOOK_CAP`].
-    informative: u32,
+    /// Each look's requests (canary, baseline), of those with traffic on
+    /// both sides: what the test could have seen is planned per look,
+    /// since each adds at most [`LOOK_CAP`].
+    looks: Vec<(f64, f64)>,
     /// Over the looks with bad events on either side, what their
     /// dispersion needs: see [`Splits`].
     splits: Splits,
@@ -124,7 +126,7 @@ impl Sequential {
         if nc == 0.0 || nb == 0.0 {
             return;
         }
-        self.informative += 1;
+        self.looks.push((nc, nb));
         let pi = nc / (nc + nb);
         let (ec, eb) = (look.canary_bad as f64, look.baseline_bad as f64);
         if ec + eb > 0.0 {
@@ -144,8 +146,8 @@ impl Sequential {
         let log_ratio = log_mean_exp(&self.log_ratios.map(|l| l / dispersion));
         let t = self.total;
         let (nc, nb) = (t.canary_requests as f64, t.baseline_requests as f64);
-        let most = f64::from(self.informative) * LOOK_CAP;
-        let detectable_ratio = (nc > 0.0 && nb > 0.0).then(|| detectable(nc, nb, t.baseline_bad as f64, log_threshold, dispersion, most));
+        let detectable_ratio =
+            (nc > 0.0 && nb > 0.0).then(|| detectable(&self.looks, (t.baseline_bad as f64 + 0.5) / nb, log_threshold, dispersion));
         Evidence { log_ratio, log_threshold, regressed: log_ratio >= log_threshold, detectable_ratio, dispersion }
     }
 
@@ -167,6 +169,11 @@ impl Sequential {
     pub fn total(&self) -> Counts {
         self.total
     }
+
+    /// How many looks had traffic on both sides.
+    pub fn looks(&self) -> usize {
+        self.looks.len()
+    }
 }
 
 /// The probability that a bad event is the canary's when its events are
@@ -183,47 +190,45 @@ fn log_mean_exp(terms: &[f64]) -> f64 {
     max + (terms.iter().map(|t| (t - max).exp()).sum::<f64>() / terms.len() as f64).ln()
 }
 
-/// The smallest ratio r whose expected evidence at this traffic reaches the
-/// threshold: bad events expected under r (baseline's rate, estimated with
-/// half an event added so that none seen is not a rate of 0) times what
-/// each tells the best-placed ratio g of the grid, E_r[ln LR_g], against
-/// ln(1/α) plus the mixture's cost ln |grid|. Never below the grid's
-/// smallest ratio: nothing smaller is tested for. π is the share over all
-/// looks, an estimate good enough for planning; overdispersed looks need
-/// that many times the evidence.
-///
-/// The evidence is at most `most`, the looks' caps together, however much
-/// traffic they carried: a step seen in one look (its looks held up by an
-/// outage, say) can show no ratio at all, since no single look can fail a
-/// canary. Without that bound such a step passed: its traffic could have
-/// shown a regression by planning, never by the test.
-fn detectable(nc: f64, nb: f64, eb: f64, log_threshold: f64, dispersion: f64, most: f64) -> f64 {
-    let pi = nc / (nc + nb);
-    let rate = (eb + 0.5) / nb;
-    let need = (log_threshold + (RATIOS.len() as f64).ln()) * dispersion;
+/// The smallest ratio r whose expected evidence at this traffic would fail
+/// the canary: the test's own rule (the mixture over the grid of each
+/// ratio's capped, dispersion-divided sum, against ln(1/α)) applied to
+/// what each look would show under r — its bad events expected under r
+/// (the baseline's rate, estimated with half an event added so that none
+/// seen is not a rate of 0), each telling ratio g of the grid E_r[ln LR_g]
+/// at that look's own share π, the look's total capped at [`LOOK_CAP`] as
+/// the test caps it. Never below the grid's smallest ratio: nothing
+/// smaller is tested for; infinite when no ratio would do, as when the
+/// looks are too few to reach the threshold however much traffic they
+/// carried (a step whose looks were held up by an outage: without the cap
+/// in the plan, such a step passed on traffic the test could not use).
+fn detectable(looks: &[(f64, f64)], rate: f64, log_threshold: f64, dispersion: f64) -> f64 {
     let evidence = |r: f64| {
-        let events = rate * nb + r * rate * nc;
-        let p = alternative(pi, r);
-        let per_event = RATIOS
-            .iter()
-            .map(|&g| {
-                let q = alternative(pi, g);
-                p * (q / pi).ln() + (1.0 - p) * ((1.0 - q) / (1.0 - pi)).ln()
-            })
-            .fold(f64::NEG_INFINITY, f64::max);
-        (events * per_event).min(most)
+        let sums = RATIOS.map(|g| {
+            let capped: f64 = looks
+                .iter()
+                .map(|&(nc, nb)| {
+                    let pi = nc / (nc + nb);
+                    let (p, q) = (alternative(pi, r), alternative(pi, g));
+                    let per_event = p * (q / pi).ln() + (1.0 - p) * ((1.0 - q) / (1.0 - pi)).ln();
+                    ((rate * nb + r * rate * nc) * per_event).min(LOOK_CAP)
+                })
+                .sum();
+            capped / dispersion
+        });
+        log_mean_exp(&sums)
     };
     // Evidence grows with r; bisect on ln r up to a ratio of 1e6.
     let (mut lo, mut hi) = (RATIOS[0].ln(), 1e6f64.ln());
-    if evidence(hi.exp()) < need {
+    if evidence(hi.exp()) < log_threshold {
         return f64::INFINITY;
     }
-    if evidence(lo.exp()) >= need {
+    if evidence(lo.exp()) >= log_threshold {
         return RATIOS[0];
     }
     for _ in 0..60 {
         let mid = (lo + hi) / 2.0;
-        if evidence(mid.exp()) >= need { hi = mid } else { lo = mid }
+        if evidence(mid.exp()) >= log_threshold { hi = mid } else { lo = mid }
     }
     hi.exp()
 }

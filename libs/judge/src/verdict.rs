@@ -69,24 +69,27 @@ pub fn judge_step(e: StepEvidence<'_>) -> StepVerdict {
         return StepVerdict::Continue;
     }
     // The test furthest from seeing what matters decides.
-    let mut worst: Option<(&str, Option<f64>, f64)> = None;
+    let mut worst: Option<(&str, Option<f64>, f64, usize)> = None;
     for Test { kind, test, tolerated_ratio, .. } in e.tests {
         let detectable = test.evidence(alpha).detectable_ratio;
         let blind = detectable.is_none_or(|r| r > *tolerated_ratio);
         let shortfall = |d: Option<f64>, t: f64| d.map_or(f64::INFINITY, |d| d / t);
-        let worse = worst.is_none_or(|(_, d, t)| shortfall(detectable, *tolerated_ratio) > shortfall(d, t));
+        let worse = worst.is_none_or(|(_, d, t, _)| shortfall(detectable, *tolerated_ratio) > shortfall(d, t));
         if blind && worse {
-            worst = Some((kind, detectable, *tolerated_ratio));
+            worst = Some((kind, detectable, *tolerated_ratio, test.looks()));
         }
     }
     match worst {
         None => StepVerdict::Pass("no regression: the traffic could have shown one that matters in every test".into()),
-        Some((kind, detectable_ratio, tolerated)) => {
+        Some((kind, detectable_ratio, tolerated, looks)) => {
             let reason = match detectable_ratio {
                 Some(r) if r.is_finite() => format!(
                     "{kind}: the traffic so far could only show a {r:.2}× rate of bad events, not the {tolerated:.2}× that matters; extend the step"
                 ),
-                _ => format!("{kind}: too little traffic on one side to show anything; extend the step"),
+                Some(_) => format!(
+                    "{kind}: {looks} look(s) with traffic on both sides so far, too few to show anything (no look alone adds enough evidence); extend the step"
+                ),
+                None => format!("{kind}: too little traffic on one side to show anything; extend the step"),
             };
             StepVerdict::Inconclusive { reason, detectable_ratio }
         }
@@ -150,11 +153,28 @@ mod tests {
         let mut one_look = Sequential::default();
         one_look.observe(Counts { canary_requests: 1_916, canary_bad: 961, baseline_requests: 1_890, baseline_bad: 0 });
         match judge_step(evidence(&[t("errors", &one_look)], true)) {
-            StepVerdict::Inconclusive { detectable_ratio, .. } => assert_eq!(detectable_ratio, Some(f64::INFINITY)),
+            StepVerdict::Inconclusive { reason, detectable_ratio } => {
+                assert_eq!(detectable_ratio, Some(f64::INFINITY));
+                assert!(reason.contains("1 look(s) with traffic on both sides so far, too few"), "{reason}");
+            }
             other => panic!("{other:?}"),
         }
         for _ in 0..3 {
             one_look.observe(Counts { canary_requests: 300, canary_bad: 150, baseline_requests: 300, baseline_bad: 0 });
+        }
+        // Small looks do not make up for it: three of one request a side,
+        // then the whole step's traffic in one catch-up look show only an
+        // enormous ratio (each look is planned with its own cap).
+        let mut padded = Sequential::default();
+        for _ in 0..3 {
+            padded.observe(Counts { canary_requests: 1, canary_bad: 0, baseline_requests: 1, baseline_bad: 0 });
+        }
+        padded.observe(Counts { canary_requests: 20_000, canary_bad: 200, baseline_requests: 20_000, baseline_bad: 200 });
+        match judge_step(evidence(&[t("errors", &padded)], true)) {
+            StepVerdict::Inconclusive { detectable_ratio, .. } => {
+                assert!(detectable_ratio.is_some_and(|r| r > 100.0), "{detectable_ratio:?}")
+            }
+            other => panic!("{other:?}"),
         }
         assert!(matches!(judge_step(evidence(&[t("errors", &one_look)], true)), StepVerdict::Fail(_)));
         // No baseline traffic at all: inconclusive, never a pass.

@@ -21,9 +21,13 @@ async fn run(command: &mut Command) -> String {
 /// on Debian's PATH).
 fn postgres_bin() -> PathBuf {
     let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL's programs under /usr/lib/postgresql");
-    let mut bins: Vec<PathBuf> = versions.flatten().map(|v| v.path().join("bin")).filter(|b| b.join("initdb").is_file()).collect();
-    bins.sort();
-    bins.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
+    // The newest major version (by number: 9.6 is older than 16).
+    let version = |b: &PathBuf| -> u32 {
+        let name = b.parent().and_then(|v| v.file_name()).and_then(|n| n.to_str()).unwrap_or("0");
+        name.split('.').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let bins = versions.flatten().map(|v| v.path().join("bin")).filter(|b| b.join("initdb").is_file());
+    bins.max_by_key(version).expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
 /// A PostgreSQL cluster of the run's own on a free port.
@@ -40,13 +44,15 @@ impl Postgres {
         let dir = tempfile::Builder::new().prefix("paved-chaos-pg").tempdir().expect("temp dir");
         let root = run(Command::new("id").arg("-u")).await.trim() == "0";
         let user = root.then(|| "postgres".to_string());
+        for sub in ["data", "run"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
         if root {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
             let uid: u32 = run(Command::new("id").args(["-u", "postgres"])).await.trim().parse().expect("postgres's uid");
             let gid: u32 = run(Command::new("id").args(["-g", "postgres"])).await.trim().parse().expect("postgres's gid");
             for sub in ["data", "run"] {
-                std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
                 std::os::unix::fs::chown(dir.path().join(sub), Some(uid), Some(gid)).expect("chown");
             }
         }

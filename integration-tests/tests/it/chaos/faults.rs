@@ -76,22 +76,29 @@ pub(crate) struct Targets<'a> {
     pub(crate) redis: &'a mut Option<OwnRedis>,
     pub(crate) redis_dir: &'a std::path::Path,
     pub(crate) links: &'a BTreeMap<String, Link>,
+    /// The trust bundle, to see a restarted service serve again.
+    pub(crate) bundle: &'a str,
 }
 
 impl Targets<'_> {
-    /// Inflicts `fault` for `lasting`, then ends it. A service found
-    /// already exited when it is about to be killed is named in `exited`.
+    /// Inflicts `fault` for `lasting`, then ends it; a killed service is
+    /// waited for until it serves again (its start is part of the fault).
+    /// A service found already exited when it is about to be killed is
+    /// named in `exited`, and started again.
     pub(crate) async fn inflict(&mut self, fault: &Fault, lasting: Duration, exited: &mut Vec<String>) {
         match fault {
             Fault::Kill(service) => {
                 let child = &mut self.platform.running.get_mut(service).expect("running").child;
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited.push(format!("{service} ({status})"));
+                match child.try_wait() {
+                    Ok(Some(status)) => exited.push(format!("{service} ({status})")),
+                    _ => {
+                        child.start_kill().expect("kill -9");
+                        let _ = child.wait().await;
+                    }
                 }
-                child.start_kill().expect("kill -9");
-                let _ = child.wait().await;
                 tokio::time::sleep(lasting).await;
                 self.platform.restart(service);
+                self.platform.serving(service, self.bundle).await;
             }
             Fault::Postgres => {
                 self.postgres.crash().await;

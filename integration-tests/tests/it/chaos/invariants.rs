@@ -172,13 +172,22 @@ async fn event_ids(redis_url: &str) -> (BTreeSet<String>, usize) {
 }
 
 pub(crate) async fn audit_holds_every_event(platform: &Platform, redis_url: &str, checks: &mut Checks) {
-    let (ids, entries) = event_ids(redis_url).await;
     let audit = database(platform, "audit").await;
-    let rows = audit
-        .query_all_raw(Statement::from_string(audit.get_database_backend(), "SELECT event_id FROM log_leaves"))
-        .await
-        .expect("the log's leaves");
-    let leaves: BTreeSet<String> = rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("an id")).collect();
+    // Events still come (refusals, revocations): the log has until SETTLE
+    // to hold those published so far.
+    let began = Instant::now();
+    let (ids, entries, leaves) = loop {
+        let (ids, entries) = event_ids(redis_url).await;
+        let rows = audit
+            .query_all_raw(Statement::from_string(audit.get_database_backend(), "SELECT event_id FROM log_leaves"))
+            .await
+            .expect("the log's leaves");
+        let leaves: BTreeSet<String> = rows.iter().map(|r| r.try_get_by_index::<String>(0).expect("an id")).collect();
+        if ids.is_subset(&leaves) || began.elapsed() > SETTLE {
+            break (ids, entries, leaves);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let missing: Vec<&String> = ids.difference(&leaves).collect();
     // Once: the leaves' event ids are a unique key.
     checks.check(
@@ -264,7 +273,12 @@ pub(crate) fn leases_ended(
     let mut overstays: Vec<Duration> = Vec::new();
     let mut late = Vec::new();
     for lease in leased {
-        let Some(last) = seen.get(&lease.role) else { continue };
+        // Every role lives for its lease's 4 s at least, and is sampled
+        // every 200 ms: one never seen means the sampling failed.
+        let Some(last) = seen.get(&lease.role) else {
+            late.push(format!("{} never seen", lease.role));
+            continue;
+        };
         let overstay = last.saturating_duration_since(lease.expires);
         let allowed = LEASE_BOUND + 2 * faulted(windows, lease.expires, *last);
         if overstay > allowed {

@@ -57,6 +57,8 @@ pub(crate) async fn lease_all_along(broker: Channel, root: String, stop: Cancell
         subject: "chaos-leaser".into(),
         scopes: vec![format!("database:creds:{NAME}")],
         audience: "secrets-broker".into(),
+        // Longer than any run: its leases must not stop with it.
+        ttl: Some(prost_types::Duration { seconds: 6 * 3600, nanos: 0 }),
         ..Default::default()
     };
     let token = loop {

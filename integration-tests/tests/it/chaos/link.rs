@@ -82,5 +82,7 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut cut: watch::R
             break;
         }
     }
+    // Not even the close crosses a cut link.
+    passable(&mut cut).await;
     let _ = to.shutdown().await;
 }

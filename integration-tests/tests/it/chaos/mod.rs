@@ -232,7 +232,8 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     // Two minutes after the faults for a revocation still unseen somewhere.
     let revoking = tokio::spawn(tokens::issue_and_revoke(channels.clone(), root.clone(), stop.clone(), Duration::from_secs(120)));
     let mut windows = Vec::new();
-    let mut targets = Targets { platform: &mut platform, postgres: &postgres, redis: &mut redis, redis_dir: &redis_dir, links: &links };
+    let mut targets =
+        Targets { platform: &mut platform, postgres: &postgres, redis: &mut redis, redis_dir: &redis_dir, links: &links, bundle: &bundle };
     while begun.elapsed() < Duration::from_secs(seconds) {
         let (pause, fault, lasting) = schedule.next();
         tokio::time::sleep(pause).await;
@@ -276,7 +277,8 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     // Not an invariant (a fault may leave a step without the evidence to
     // pass it), but worth reading: why good canaries were rolled back.
     for (id, _, _) in ended.iter().filter(|(_, bad, s)| !bad && s == "rolled_back") {
-        let message = operator.rollout(id).await.map(|json| json["message"].to_string()).unwrap_or_default();
+        let rollout = operator.rollout(id).await;
+        let message = rollout.as_ref().and_then(|json| json["message"].as_str()).unwrap_or_default();
         println!("chaos: a good canary rolled back: {id}: {message}");
     }
     let stuck: Vec<&(String, bool, String)> = ended.iter().filter(|(_, _, s)| s != "promoted" && s != "rolled_back").collect();

@@ -40,18 +40,22 @@ pub(crate) struct Revocation {
     pub(crate) refused_after: Option<(Duration, String)>,
 }
 
-/// One cheap read of `service` with `token`: its answer's code.
-async fn ask(service: &str, channel: Channel, token: &str) -> Code {
+/// One cheap read of `service` with `token`.
+async fn ask(service: &str, channel: Channel, token: &str) -> Result<(), tonic::Status> {
     let ch = authed(channel, token);
-    let answer = match service {
+    match service {
         "provisioner" => ProvisionerServiceClient::new(ch).list_workloads(ListWorkloadsRequest::default()).await.map(drop),
         "secrets-broker" => SecretsBrokerServiceClient::new(ch).list_tokens(ListTokensRequest::default()).await.map(drop),
         "canary-analyzer" => CanaryAnalyzerServiceClient::new(ch).list_observations(ListObservationsRequest::default()).await.map(drop),
         "cost-scheduler" => CostSchedulerServiceClient::new(ch).list_budgets(ListBudgetsRequest::default()).await.map(drop),
         "audit" => AuditServiceClient::new(ch).list_checkpoints(ListCheckpointsRequest::default()).await.map(drop),
         other => panic!("no read of {other}"),
-    };
-    answer.map_or_else(|status| status.code(), |()| Code::Ok)
+    }
+}
+
+/// [`ask`]'s answer's code.
+async fn code(service: &str, channel: Channel, token: &str) -> Code {
+    ask(service, channel, token).await.map_or_else(|status| status.code(), |()| Code::Ok)
 }
 
 /// Whether a service's answer is one: not a fault's silence.
@@ -75,7 +79,7 @@ async fn until_all(
         }
         let mut still = Vec::new();
         for service in left {
-            let code = tokio::time::timeout(Duration::from_secs(3), ask(service, channels[service].clone(), token))
+            let code = tokio::time::timeout(Duration::from_secs(3), code(service, channels[service].clone(), token))
                 .await
                 .unwrap_or(Code::DeadlineExceeded);
             if done(code) {
@@ -107,7 +111,14 @@ pub(crate) async fn issue_and_revoke(
     while !stop.is_cancelled() {
         n += 1;
         let mut as_root = SecretsBrokerServiceClient::new(authed(broker.clone(), &root));
-        let request = IssueTokenRequest { subject: format!("chaos-{n}"), scopes: SCOPES.map(String::from).to_vec(), ..Default::default() };
+        // An hour: the check after a long run must find it refused as
+        // revoked, not as expired.
+        let request = IssueTokenRequest {
+            subject: format!("chaos-{n}"),
+            scopes: SCOPES.map(String::from).to_vec(),
+            ttl: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            ..Default::default()
+        };
         let Ok(issued) = as_root.issue_token(request).await.map(tonic::Response::into_inner) else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
@@ -140,11 +151,13 @@ pub(crate) async fn issue_and_revoke(
     revocations
 }
 
-/// Whether every service refuses `token` now.
+/// Whether every service refuses `token` now, as revoked (not expired).
 pub(crate) async fn refused_everywhere(channels: &BTreeMap<String, Channel>, token: &str) -> bool {
+    use tonic_types::StatusExt;
     let mut refused = true;
     for (service, channel) in channels {
-        refused &= ask(service, channel.clone(), token).await == Code::Unauthenticated;
+        let reason = ask(service, channel.clone(), token).await.err().and_then(|s| s.get_details_error_info()).map(|i| i.reason);
+        refused &= reason.as_deref() == Some("TOKEN_REVOKED");
     }
     refused
 }

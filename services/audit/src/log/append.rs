@@ -45,7 +45,7 @@ pub enum AppendError {
     /// the consumer looks for an outage (`paved_stream::consumer::
     /// unreachable`); transparent, it hid one and events of a database
     /// restart were dead-lettered.
-    #[error("{0}")]
+    #[error("the log's database")]
     Db(#[from] DbErr),
     /// The stored tree is not what appending needs (a tile missing): the
     /// log's fault, never the event's.

@@ -1,4 +1,4 @@
-//! The log's read side as C2SP tlog-tiles over plain HTTP, beside gRPC on
+//! The log's read side as C2SP tlog-tiles over HTTP, beside gRPC on
 //! the service's port under `/audit/log/`: `checkpoint`,
 //! `tile/<L>/<N>[.p/<W>]` and `tile/entries/<N>[.p/<W>]`. Open, as a
 //! transparency log's read side is: anyone may check it, with the
