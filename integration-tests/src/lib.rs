@@ -335,57 +335,94 @@ pub fn up_options(data_dir: PathBuf) -> paved::up::UpOptions {
     }
 }
 
-/// Load on a workload's endpoint: `workers` loops of GET / over kept-alive
-/// connections, counting answers by body, and failures (no answer within
-/// 10 s, or a 5xx), until dropped.
+/// Load on a workload's endpoint: `workers` loops of GET / (or POST, see
+/// [`Load::posting`]) over kept-alive connections, counting answers by body, and failures (no answer within
+/// 10 s, or a 5xx), until dropped. A failure the workload did not answer
+/// itself (`hello`'s injected errors say so) is also counted as dropped:
+/// the platform's doing.
 pub struct Load {
     bodies: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// How many were dropped, and the first few as they were seen.
+    dropped: std::sync::Arc<std::sync::Mutex<(usize, Vec<String>)>>,
     stop: tokio_util::sync::CancellationToken,
 }
 
+/// What `hello` writes in the body of an error it was told to make.
+pub const INJECTED_ERROR: &str = "(injected error)";
+
 impl Load {
     pub fn start(endpoint: &str, workers: usize) -> Self {
-        use http_body_util::{BodyExt, Empty};
+        Self::with(endpoint, "/", workers, http::Method::GET)
+    }
+
+    /// `POST path` with a small body, which a proxy may not send twice.
+    pub fn posting(endpoint: &str, path: &str, workers: usize) -> Self {
+        Self::with(endpoint, path, workers, http::Method::POST)
+    }
+
+    fn with(endpoint: &str, path: &str, workers: usize, method: http::Method) -> Self {
+        use http_body_util::{BodyExt, Full};
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
         let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let dropped = std::sync::Arc::new(std::sync::Mutex::new((0, Vec::new())));
         let stop = tokio_util::sync::CancellationToken::new();
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-        let uri: http::Uri = format!("http://{endpoint}/").parse().expect("endpoint URI");
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+        let body = if method == http::Method::POST { "ping" } else { "" };
+        let uri: http::Uri = format!("http://{endpoint}{path}").parse().expect("endpoint URI");
         for _ in 0..workers {
-            let (client, uri, bodies, failed, stop) = (client.clone(), uri.clone(), bodies.clone(), failed.clone(), stop.clone());
+            let (client, uri, method, bodies, failed, dropped, stop) =
+                (client.clone(), uri.clone(), method.clone(), bodies.clone(), failed.clone(), dropped.clone(), stop.clone());
             tokio::spawn(async move {
+                let drop_one = |why: String| {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut dropped = dropped.lock().unwrap_or_else(|p| p.into_inner());
+                    dropped.0 += 1;
+                    if dropped.1.len() < 20 {
+                        dropped.1.push(why);
+                    }
+                };
                 while !stop.is_cancelled() {
                     let answer = async {
-                        let response = client.get(uri.clone()).await.ok()?;
-                        let server_error = response.status().is_server_error();
-                        let body = response.into_body().collect().await.ok()?.to_bytes();
-                        Some((String::from_utf8_lossy(&body).into_owned(), server_error))
+                        let request = http::Request::builder().method(method.clone()).uri(uri.clone()).body(Full::from(body));
+                        let request = request.map_err(|e| format!("request: {e}"))?;
+                        let response = client.request(request).await.map_err(|e| format!("no answer: {e:?}"))?;
+                        let status = response.status();
+                        let body = response.into_body().collect().await.map_err(|e| format!("{status}, body cut: {e}"))?.to_bytes();
+                        Ok::<_, String>((String::from_utf8_lossy(&body).into_owned(), status))
                     };
                     // A request that hangs is a failure too, not one that
                     // never counts.
-                    match tokio::time::timeout(Duration::from_secs(10), answer).await.ok().flatten() {
-                        Some((body, server_error)) => {
-                            *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1;
-                            if server_error {
+                    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+                        Ok(Ok((body, status))) => {
+                            if status.is_server_error() && body.contains(INJECTED_ERROR) {
                                 failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            } else if status.is_server_error() {
+                                drop_one(format!("{status}: {}", body.trim()));
                             }
+                            *bodies.lock().unwrap_or_else(|p| p.into_inner()).entry(body).or_default() += 1;
                         }
-                        // Between instances (a restart, a port not open yet).
-                        None => {
-                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(Err(why)) => {
+                            drop_one(why);
                             tokio::time::sleep(Duration::from_millis(20)).await
                         }
+                        Err(_) => drop_one("no answer within 10 s".into()),
                     }
                 }
             });
         }
-        Self { bodies, failed, stop }
+        Self { bodies, failed, dropped, stop }
     }
 
     /// Requests that got no answer, or a 5xx.
     pub fn failed(&self) -> usize {
         self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many failures the workload did not make itself, and the first
+    /// 20 of them as they were seen.
+    pub fn dropped(&self) -> (usize, Vec<String>) {
+        self.dropped.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Answers, by any status.

@@ -22,8 +22,10 @@
 //! - `cost`: wake from zero and schedule passes (see `cost.rs`).
 //! - `load`: 1,000 gRPC clients and 10,000 proxy connections at once on
 //!   `paved up` (see `load.rs`).
+//! - `switch`: 1,000,000 requests through 50 rollouts and rollbacks on
+//!   `paved up`, none dropped (the `switch` integration test at that size).
 //!
-//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost|init|load]` (all by default). Needs Redis on
+//! `cargo xtask bench [up|stream|deploy|rollback|proxy|policy|canary|looks|audit|tokens|broker|dbcreds|cost|init|load|switch]` (all by default). Needs Redis on
 //! 127.0.0.1:6379 (or `PAVED_BENCH_REDIS_URL`) and `redis-benchmark`.
 
 use crate::measure::{free_port, hello_alone, median, ms};
@@ -40,7 +42,7 @@ use std::{
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let all = [
         "up", "stream", "deploy", "rollback", "proxy", "policy", "canary", "looks", "audit", "tokens", "broker", "dbcreds", "cost", "init",
-        "load",
+        "load", "switch",
     ];
     let which: Vec<&str> = if args.is_empty() { all.to_vec() } else { args.iter().map(String::as_str).collect() };
     let release = std::env::var_os("PAVED_BENCH_DEBUG").is_none();
@@ -70,6 +72,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "cost" => crate::cost::run(&bins(release)?)?,
             "init" => crate::init::run(&bins(release)?)?,
             "load" => crate::load::run(&bins(release)?)?,
+            "switch" => switch()?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,
@@ -82,6 +85,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 const RUNS: usize = 5;
+
+/// The `switch` integration test at the size: it fails on any
+/// request the platform drops, and reports its throughput through the
+/// switches against the same load with nothing switching. A debug build,
+/// as the suite runs it: the target is a count, not a speed.
+fn switch() -> anyhow::Result<()> {
+    super::build_bins(false)?;
+    let mut test = super::cargo();
+    test.args(["test", "-p", "paved-integration-tests", "--test", "it", "--", SWITCH, "--exact", "--nocapture"]);
+    super::run(test.env("PAVED_SWITCH_ROLLOUTS", "50").env("PAVED_SWITCH_REQUESTS", "1000000"))
+}
+
+const SWITCH: &str = "switch::no_request_is_dropped_through_rollouts_and_rollbacks";
 
 fn up() -> anyhow::Result<()> {
     let bin = super::build_bins(false)?;

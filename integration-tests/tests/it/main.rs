@@ -36,6 +36,7 @@ mod sdk;
 mod secrets;
 mod services;
 mod stream_contract;
+mod switch;
 mod traces;
 mod typed_spec;
 mod up_ends;

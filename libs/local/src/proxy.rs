@@ -43,6 +43,12 @@ const DRAIN_IDLE: Duration = Duration::from_secs(2);
 /// How long requests in flight get to finish once their proxy closes.
 const IN_FLIGHT: Duration = Duration::from_secs(10);
 
+/// How many times a request that failed on its way to an instance is sent
+/// again, each time to an instance picked anew, another where there is one
+/// (the routes may have changed meanwhile: an instance stopped, a rollout
+/// switched).
+const RETRIES: usize = 2;
+
 pub struct Proxy {
     pub addr: SocketAddr,
     backends: Arc<Backends>,
@@ -70,8 +76,8 @@ struct Backends {
     routes: RwLock<Vec<Route>>,
     stats: RwLock<HashMap<String, Arc<RevisionStats>>>,
     next: AtomicUsize,
-    http1: Client<HttpConnector, Incoming>,
-    http2: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, Body>,
+    http2: Client<HttpConnector, Body>,
     /// Set while the workload sleeps, until it is healthy again.
     asleep: RwLock<Option<Arc<Asleep>>>,
     /// Bumped at every change of routes: held requests look again.
@@ -121,7 +127,7 @@ impl Backends {
         asleep.wake();
         let woken = tokio::time::timeout(self.room.hold.timeout, async {
             loop {
-                if let Some(picked) = self.pick() {
+                if let Some(picked) = self.pick(&[]) {
                     return Some(picked);
                 }
                 // Handed over: this process gets no more routes; the
@@ -145,10 +151,16 @@ impl Backends {
     }
 
     /// A revision by weight (among those with healthy instances), then one of
-    /// its instances in turn.
-    fn pick(&self) -> Option<(String, SocketAddr)> {
+    /// its instances in turn; instances in `avoid` (which failed this
+    /// request) only when there is no other.
+    fn pick(&self, avoid: &[SocketAddr]) -> Option<(String, SocketAddr)> {
+        self.pick_among(avoid).or_else(|| if avoid.is_empty() { None } else { self.pick_among(&[]) })
+    }
+
+    fn pick_among(&self, avoid: &[SocketAddr]) -> Option<(String, SocketAddr)> {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-        let live = || routes.iter().filter(|r| r.weight > 0 && !r.addrs.is_empty());
+        let usable = |a: &&SocketAddr| !avoid.contains(a);
+        let live = || routes.iter().filter(|r| r.weight > 0 && r.addrs.iter().any(|a| usable(&a)));
         let total: u64 = live().map(|r| u64::from(r.weight)).sum();
         if total == 0 {
             return None;
@@ -156,8 +168,9 @@ impl Backends {
         let mut x = rand::random_range(0..total);
         for route in live() {
             if x < u64::from(route.weight) {
-                let addr = route.addrs[self.next.fetch_add(1, Ordering::Relaxed) % route.addrs.len()];
-                return Some((route.revision.clone(), addr));
+                let n = route.addrs.iter().filter(usable).count();
+                let addr = route.addrs.iter().filter(usable).nth(self.next.fetch_add(1, Ordering::Relaxed) % n)?;
+                return Some((route.revision.clone(), *addr));
             }
             x -= u64::from(route.weight);
         }
@@ -361,37 +374,99 @@ async fn forward(backends: Arc<Backends>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// A request forwarded to an instance (held first while the workload
-/// wakes), or the answer it gets instead.
-async fn route(backends: &Backends, mut req: Request<Incoming>) -> Response<Body> {
-    let start = std::time::Instant::now();
+/// wakes), or the answer it gets instead. One that failed before an
+/// instance answered is sent again where that is safe (see [`Resend`]).
+async fn route(backends: &Backends, req: Request<Incoming>) -> Response<Body> {
+    // Each attempt is timed on its own (the first with any wait to wake).
+    let mut start = std::time::Instant::now();
     backends.last_request.store(now_ms(), Ordering::Relaxed);
-    let picked = match backends.pick() {
-        Some(picked) => Ok(picked),
-        None => backends.hold(content_length(&req)).await,
-    };
-    let (revision, backend) = match picked {
-        Ok(picked) => picked,
-        Err(response) => {
-            backends.record("none", response.status(), start.elapsed());
-            return response;
-        }
-    };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = match format!("http://{backend}{path}").parse() {
-        Ok(uri) => uri,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request URI\n".into()),
-    };
-    *req.uri_mut() = uri;
-    let client = if req.version() == http::Version::HTTP_2 { &backends.http2 } else { &backends.http1 };
-    let response = match client.request(req).await {
-        Ok(response) => response.map(|b| b.boxed()),
-        Err(e) => {
-            tracing::warn!(workload = %backends.name, %backend, error = %e, "proxy upstream failed");
-            plain(StatusCode::BAD_GATEWAY, format!("upstream {backend} failed\n"))
-        }
-    };
-    backends.record(&revision, response.status(), start.elapsed());
-    response
+    let resend = Resend::of(&req);
+    let mut req = req.map(BodyExt::boxed);
+    let mut failed = Vec::new();
+    loop {
+        let picked = match backends.pick(&failed) {
+            Some(picked) => Ok(picked),
+            None => backends.hold(content_length(&req)).await,
+        };
+        let (revision, backend) = match picked {
+            Ok(picked) => picked,
+            Err(response) => {
+                backends.record("none", response.status(), start.elapsed());
+                return response;
+            }
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let Ok(uri) = format!("http://{backend}{path}").parse() else {
+            return plain(StatusCode::BAD_REQUEST, "bad request URI\n".into());
+        };
+        *req.uri_mut() = uri;
+        let client = if req.version() == http::Version::HTTP_2 { &backends.http2 } else { &backends.http1 };
+        let response = match client.request(req).await {
+            Ok(response) => response.map(BodyExt::boxed),
+            Err(e) => match resend.as_ref().filter(|r| failed.len() < RETRIES && r.may_follow(&e)) {
+                Some(again) => {
+                    // Counted against the revision that failed it: a canary
+                    // that cuts connections must not look clean because
+                    // another revision answered the client.
+                    backends.record(&revision, StatusCode::BAD_GATEWAY, start.elapsed());
+                    failed.push(backend);
+                    let tries = failed.len();
+                    tracing::debug!(workload = %backends.name, %backend, error = %e, tries, "proxy upstream failed: sending again");
+                    // A moment for the routes to catch up with an instance
+                    // that has just gone.
+                    tokio::time::sleep(Duration::from_millis(20 * tries as u64)).await;
+                    req = again.request();
+                    start = std::time::Instant::now();
+                    continue;
+                }
+                None => {
+                    tracing::warn!(workload = %backends.name, %backend, error = %e, tries = failed.len(), "proxy upstream failed");
+                    plain(StatusCode::BAD_GATEWAY, format!("upstream {backend} failed\n"))
+                }
+            },
+        };
+        backends.record(&revision, response.status(), start.elapsed());
+        return response;
+    }
+}
+
+/// The head of a request without a body, kept to send it again: after a
+/// failed connection (refused, or not made in time: it never reached an
+/// instance), or, for a method RFC 9110 §9.2.2 calls idempotent, after any
+/// failure before the answer's head (an instance that closed the connection
+/// as it stopped; a PUT or DELETE may then have been acted on, which that
+/// RFC allows to repeat). A request with a body is sent once: its body is
+/// streamed, not kept.
+struct Resend {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+impl Resend {
+    fn of(req: &Request<Incoming>) -> Option<Self> {
+        (content_length(req) == Some(0)).then(|| Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn may_follow(&self, e: &hyper_util::client::legacy::Error) -> bool {
+        use http::Method;
+        e.is_connect() || [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::PUT, Method::DELETE].contains(&self.method)
+    }
+
+    fn request(&self) -> Request<Body> {
+        let mut req = Request::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
 }
 
 fn now_ms() -> i64 {
@@ -399,8 +474,7 @@ fn now_ms() -> i64 {
 }
 
 /// The request body's declared length; `Some(0)` when it has none.
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
-    use hyper::body::Body as _;
+fn content_length<B: hyper::body::Body>(req: &Request<B>) -> Option<u64> {
     req.body().size_hint().exact()
 }
 
@@ -435,12 +509,20 @@ mod tests {
     fn splits_by_weight_among_revisions_with_instances() {
         let b = backends(vec![route("stable", 90, &[1, 2]), route("canary", 10, &[3]), route("dark", 50, &[])]);
         let n = 20_000;
-        let canary = (0..n).filter(|_| b.pick().is_some_and(|(r, _)| r == "canary")).count();
+        let canary = (0..n).filter(|_| b.pick(&[]).is_some_and(|(r, _)| r == "canary")).count();
         let share = canary as f64 / n as f64;
         // 10 / (90 + 10): the route without instances takes nothing.
         assert!((0.08..0.12).contains(&share), "canary share {share}");
-        let stable: Vec<u16> = (0..4).filter_map(|_| b.pick()).filter(|(r, _)| r == "stable").map(|(_, a)| a.port()).collect();
+        let stable: Vec<u16> = (0..4).filter_map(|_| b.pick(&[])).filter(|(r, _)| r == "stable").map(|(_, a)| a.port()).collect();
         assert!(stable.iter().all(|p| [1, 2].contains(p)));
+        // A request sent again goes to an instance it has not failed on,
+        // of any revision, while there is one.
+        let port = |ports: &[u16]| ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect::<Vec<_>>();
+        for _ in 0..100 {
+            assert_ne!(b.pick(&port(&[1])).map(|(_, a)| a.port()), Some(1));
+            assert_eq!(b.pick(&port(&[1, 2])).map(|(r, a)| (r, a.port())), Some(("canary".into(), 3)));
+        }
+        assert!(b.pick(&port(&[1, 2, 3])).is_some(), "failed everywhere: tried again anyway");
     }
 
     #[test]
@@ -468,12 +550,16 @@ mod tests {
 
     #[test]
     fn nothing_to_pick_without_weight_or_instances() {
-        assert_eq!(backends(vec![]).pick(), None);
-        assert_eq!(backends(vec![route("a", 0, &[1]), route("b", 5, &[])]).pick(), None);
-        assert_eq!(backends(vec![route("a", 1, &[7])]).pick().map(|(r, a)| (r, a.port())), Some(("a".to_string(), 7)));
+        assert_eq!(backends(vec![]).pick(&[]), None);
+        assert_eq!(backends(vec![route("a", 0, &[1]), route("b", 5, &[])]).pick(&[]), None);
+        assert_eq!(backends(vec![route("a", 1, &[7])]).pick(&[]).map(|(r, a)| (r, a.port())), Some(("a".to_string(), 7)));
     }
 }
 
 #[cfg(test)]
 #[path = "proxy_wake_tests.rs"]
 mod wake_tests;
+
+#[cfg(test)]
+#[path = "proxy_retry_tests.rs"]
+mod retry_tests;

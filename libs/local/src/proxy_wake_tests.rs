@@ -18,7 +18,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 /// A backend answering `woke` to everything, on a port of its own.
-async fn backend() -> SocketAddr {
+pub(super) async fn backend() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -32,7 +32,7 @@ async fn backend() -> SocketAddr {
     addr
 }
 
-async fn proxy(hold: Hold, shutdown: &CancellationToken) -> Arc<Proxy> {
+pub(super) async fn proxy(hold: Hold, shutdown: &CancellationToken) -> Arc<Proxy> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Arc::new(Proxy::start_with("dev/w".into(), listener, hold, shutdown).expect("proxy"))
 }

@@ -33,6 +33,8 @@ use tokio::{process::Command, sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod ending;
+
 /// Start-up attempts before a revision is declared failed.
 const START_ATTEMPTS: u32 = 3;
 /// Crashes of a once-healthy instance, within `CRASH_WINDOW`, before it is failed.
@@ -62,6 +64,13 @@ pub struct LocalRuntime {
     secrets_dir: PathBuf,
     reports: mpsc::UnboundedSender<Report>,
     running: Mutex<HashMap<String, (CancellationToken, JoinHandle<()>)>>,
+    /// Revisions whose stop waits out a drain (see `stop_drained`), each
+    /// with the ticket of that stop; a start takes it off.
+    draining: Mutex<HashMap<String, u64>>,
+    tickets: std::sync::atomic::AtomicU64,
+    /// Revisions being stopped, each with a token cancelled once its
+    /// processes are gone: a start of one waits for that.
+    stopping: Mutex<HashMap<String, CancellationToken>>,
     /// Replicas the platform before this one left running, by runtime key
     /// and replica index, until a start of their revision adopts them or
     /// `reap_unadopted` stops them.
@@ -102,6 +111,9 @@ impl LocalRuntime {
             secrets_dir,
             reports,
             running: Mutex::new(HashMap::new()),
+            draining: Mutex::default(),
+            tickets: Default::default(),
+            stopping: Mutex::default(),
             orphans,
             closed: Default::default(),
             detached: Default::default(),
@@ -145,6 +157,7 @@ impl LocalRuntime {
             tracing::warn!(revision = %launch.revision_id, "not started: the platform is shutting down");
             return;
         }
+        self.keep(&launch.revision_id);
         if running.get(&launch.revision_id).is_some_and(|(_, task)| !task.is_finished()) {
             return;
         }
@@ -163,21 +176,36 @@ impl LocalRuntime {
         paved_telemetry::propagation::continue_trace(&span, &own);
         // Taken here, not in the task: `reap_unadopted` may run before it does.
         let orphans = self.orphans().remove(&id).unwrap_or_default();
-        let task = tokio::spawn(self.clone().supervise_revision(launch, orphans, cancel.clone()).instrument(span));
+        // A run of it being stopped ends first: its records, secret files
+        // and last report are under the same key.
+        let (previous, stopped) = (self.previous_run(&id), cancel.clone());
+        let supervise = self.clone().supervise_revision(launch, orphans, cancel.clone());
+        let task = tokio::spawn(
+            async move {
+                if let Some(previous) = previous {
+                    tokio::select! {
+                        _ = previous.cancelled() => {}
+                        _ = stopped.cancelled() => return,
+                    }
+                }
+                supervise.await
+            }
+            .instrument(span),
+        );
         running.insert(id, (cancel, task));
     }
 
-    /// Whether a revision is being supervised (starting, running or restarting).
+    /// Whether a revision is being supervised (starting, running,
+    /// restarting, or draining before a stop: see `is_draining`).
     pub fn is_running(&self, revision_id: &str) -> bool {
         self.running().get(revision_id).is_some_and(|(_, task)| !task.is_finished())
     }
 
     /// Stops a revision and waits until its processes are gone.
     pub async fn stop(&self, revision_id: &str) {
-        let entry = self.running().remove(revision_id);
-        if let Some((cancel, task)) = entry {
-            cancel.cancel();
-            let _ = task.await;
+        let ending = self.end_run(&mut self.running(), revision_id);
+        if let Some(ending) = ending {
+            ending.finish(self).await;
         }
     }
 

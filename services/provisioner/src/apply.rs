@@ -272,7 +272,12 @@ impl Applier {
                 // period, and the apply lock is held until this task ends.
                 let keep = [&workload.stable_revision, &workload.standby_revision];
                 let stop: Vec<String> = superseded.into_iter().filter(|id| !keep.iter().any(|k| k.as_ref() == Some(id))).collect();
-                runner.stop_later(stop);
+                // A superseded canary leaves the routes before it stops (the
+                // new rollout routes nothing to its canary until it is healthy).
+                if !stop.is_empty() {
+                    routing.route_or_warn(&workload.id()).await;
+                }
+                runner.stop_later(&routing, &workload.id(), stop);
                 // The spec as parsed here: the driver need not parse it again.
                 driver.drive(rollout_id, &workload.id(), Some(spec));
             }

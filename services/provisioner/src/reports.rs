@@ -99,10 +99,8 @@ impl Reports {
         };
         tracing::info!(workload = %revision.workload_id, revision = revision.number, state = state.as_str(), message = %report.message, "revision state");
         // Routing read the database too: when that failed, try again now.
-        if routed.is_err()
-            && let Err(e) = self.routing.route(&revision.workload_id).await
-        {
-            tracing::warn!(workload = %revision.workload_id, error = %e, "cannot route the workload's proxy");
+        if routed.is_err() {
+            self.routing.route_or_warn(&revision.workload_id).await;
         }
         self.records.changed(&revision.workload_id);
     }

@@ -220,6 +220,14 @@ impl Routing {
         Ok(())
     }
 
+    /// [`Routing::route`], where a failure is only logged: the next
+    /// report, transition or drift check routes it again.
+    pub(crate) async fn route_or_warn(&self, workload_id: &str) {
+        if let Err(e) = self.route(workload_id).await {
+            tracing::warn!(workload = %workload_id, error = %e, "cannot route the workload's proxy");
+        }
+    }
+
     /// Routes a workload's proxy after its rollout ended, from the stable
     /// revision its caller has just committed, without reading it back (see
     /// `route` for the lock).
@@ -303,9 +311,7 @@ impl Routing {
         }
         let routed: Vec<String> = lock(&self.proxies).keys().cloned().collect();
         for id in routed {
-            if let Err(e) = self.route(&id).await {
-                tracing::warn!(workload = %id, error = %e, "cannot route the workload's proxy");
-            }
+            self.route_or_warn(&id).await;
         }
     }
 

@@ -6,6 +6,7 @@
 use crate::{
     artifacts,
     model::{self, Revision},
+    routing::Routing,
 };
 use paved_grpc::tls::PLATFORM_ENVIRONMENT;
 use paved_local::{Launch, LocalRuntime};
@@ -14,6 +15,12 @@ use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
+
+/// How long an instance taken out of its proxy's routes runs on before it
+/// is stopped: the requests it was given finish. Routes change at once (the
+/// data plane is told before this starts), so this covers requests in
+/// flight, as Kubernetes' `preStop` sleep covers endpoints catching up.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Runner {
     runtime: Arc<LocalRuntime>,
@@ -52,19 +59,36 @@ impl Runner {
         self.runtime.is_running(key)
     }
 
+    /// Whether it is supervised and not on its way out (a drained stop is
+    /// pending, which a start cancels).
+    pub(crate) fn is_kept(&self, key: &str) -> bool {
+        self.runtime.is_running(key) && !self.runtime.is_draining(key)
+    }
+
     /// Stops a revision (or baseline) and waits until its processes are gone.
     pub(crate) async fn stop(&self, key: &str) {
         self.runtime.stop(key).await;
     }
 
-    /// Stops them one after another, in a task of its own: a stop may wait
-    /// out a grace period, and the caller may be holding a lock.
-    pub(crate) fn stop_later(&self, keys: Vec<String>) {
-        let runtime = self.runtime.clone();
+    /// Stops them in a task of its own: a stop may wait out a grace period,
+    /// and the caller may be holding a lock. They have been taken out of
+    /// `workload_id`'s routes: each gets [`DRAIN`] first, and leaves the
+    /// routes again before it stops (a rollout begun meanwhile may have
+    /// routed to it).
+    pub(crate) fn stop_later(&self, routing: &Arc<Routing>, workload_id: &str, keys: Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let (runtime, routing, workload_id) = (self.runtime.clone(), routing.clone(), workload_id.to_string());
         tokio::spawn(async move {
-            for key in keys {
-                runtime.stop(&key).await;
-            }
+            let stops = keys.iter().map(|key| {
+                let unroute = async {
+                    routing.forget(key);
+                    routing.route_or_warn(&workload_id).await;
+                };
+                runtime.stop_drained(key, DRAIN, unroute)
+            });
+            futures::future::join_all(stops).await;
         });
     }
 

@@ -498,7 +498,8 @@ impl Driver {
     /// that revision was deployed (idempotent).
     async fn start_baseline(&self, stable_id: &str) -> Result<(), DbErr> {
         let key = crate::model::baseline_key(stable_id);
-        if self.runner.is_running(&key) {
+        // One on its way out (a rollout just ended) is started again: kept.
+        if self.runner.is_kept(&key) {
             return Ok(());
         }
         let Some(stable) = store::get_revision(self.records.db(), stable_id).await? else { return Ok(()) };

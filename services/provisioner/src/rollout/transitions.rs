@@ -87,7 +87,7 @@ impl Transitions {
     /// Stops, in the background, the rollout's baseline (it ended).
     fn stop_baseline(&self, r: &Rollout) {
         if let Some(stable) = &r.stable_revision {
-            self.runner.stop_later(vec![model::baseline_key(stable)]);
+            self.runner.stop_later(&self.routing, &r.workload_id, vec![model::baseline_key(stable)]);
         }
     }
 
@@ -95,7 +95,7 @@ impl Transitions {
     async fn stop_revisions_except(&self, workload_id: &str, keep: &[Option<String>]) -> Result<(), DbErr> {
         for old in store::active_revisions(self.records.db(), Some(workload_id)).await? {
             if !keep.iter().flatten().any(|k| *k == old.id) {
-                self.runner.stop_later(vec![old.id]);
+                self.runner.stop_later(&self.routing, workload_id, vec![old.id]);
             }
         }
         Ok(())
