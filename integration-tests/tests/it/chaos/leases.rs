@@ -38,7 +38,7 @@ pub(crate) struct Leased {
 /// PostgreSQL at `direct` and configures it at the broker, reached at
 /// `through` (the link).
 pub(crate) async fn configure(broker: Channel, root: &str, direct: &str, through: &str) {
-    let admin = paved_store::connect(&format!("{direct}/chaos_target")).await.expect("the target database");
+    let admin = target(direct).await;
     admin.execute_unprepared(&format!("CREATE ROLE {GROUP} NOLOGIN")).await.expect("the group role");
     let request = ConfigureDatabaseRequest {
         name: NAME.into(),
@@ -93,7 +93,7 @@ async fn lease_roles(db: &DatabaseConnection) -> Result<Vec<String>, sea_orm::Db
 /// When each lease role was last seen, sampling PostgreSQL at `direct`
 /// every 200 ms until `done` (a crashed server is skipped).
 pub(crate) async fn watch_roles(direct: String, done: CancellationToken) -> BTreeMap<String, Instant> {
-    let db = paved_store::connect(&format!("{direct}/chaos_target")).await.expect("the target database");
+    let db = target(&direct).await;
     let mut seen = BTreeMap::new();
     while !done.is_cancelled() {
         if let Ok(roles) = lease_roles(&db).await {
@@ -107,9 +107,13 @@ pub(crate) async fn watch_roles(direct: String, done: CancellationToken) -> BTre
     seen
 }
 
+/// The target database, on the PostgreSQL at `direct`.
+pub(crate) async fn target(direct: &str) -> DatabaseConnection {
+    paved_store::connect(&format!("{direct}/chaos_target")).await.expect("the target database")
+}
+
 /// Whether any role of `leased` is still there.
-pub(crate) async fn any_left(direct: &str, leased: &[Leased]) -> bool {
-    let db = paved_store::connect(&format!("{direct}/chaos_target")).await.expect("the target database");
-    let roles = lease_roles(&db).await.expect("the roles");
+pub(crate) async fn any_left(db: &DatabaseConnection, leased: &[Leased]) -> bool {
+    let roles = lease_roles(db).await.expect("the roles");
     leased.iter().any(|l| roles.contains(&l.role))
 }

@@ -251,11 +251,11 @@ async fn under_fire_the_platform_keeps_its_invariants() {
     let started = rollouts.await.expect("rollouts");
     let revocations = revoking.await.expect("revocations");
     let leased = leasing.await.expect("leases");
-    let waited = Instant::now();
-    while leases::any_left(&direct, &leased).await && waited.elapsed() < Duration::from_secs(120) {
+    let (waited, target) = (Instant::now(), leases::target(&direct).await);
+    while leases::any_left(&target, &leased).await && waited.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let left = leases::any_left(&direct, &leased).await;
+    let left = leases::any_left(&target, &leased).await;
     watched.cancel();
     let seen = watching.await.expect("the roles seen");
 
