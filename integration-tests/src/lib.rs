@@ -314,6 +314,14 @@ pub fn paved_on(platform: &paved::up::Platform, args: &[&str]) -> impl Future<Ou
     paved_with(&platform.root_token, &all)
 }
 
+/// A workload's endpoint in what `paved status --output json` printed;
+/// None when it is not there (yet).
+pub fn endpoint_in_status(status_json: &[u8], workload: &str) -> Option<String> {
+    let status: serde_json::Value = serde_json::from_slice(status_json).ok()?;
+    let row = status["workloads"].as_array()?.iter().find(|w| w["name"] == workload)?;
+    row["endpoint"].as_str().map(str::to_string)
+}
+
 /// Output bytes as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

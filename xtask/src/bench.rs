@@ -21,7 +21,8 @@
 //!   `dbcreds.rs` (`dbcreds` needs PostgreSQL on 127.0.0.1:5432).
 //! - `cost`: wake from zero and schedule passes (see `cost.rs`).
 //! - `load`: 1,000 gRPC clients and 10,000 proxy connections at once on
-//!   `paved up` (see `load.rs`).
+//!   `paved up` and on production mode (the `under_load` integration tests at
+//!   that size, optimised).
 //! - `switch`: 1,000,000 requests through 50 rollouts and rollbacks on
 //!   `paved up`, none dropped (the `switch` integration test at that size).
 //!
@@ -71,8 +72,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "dbcreds" => crate::dbcreds::run(&bins(release)?)?,
             "cost" => crate::cost::run(&bins(release)?)?,
             "init" => crate::init::run(&bins(release)?)?,
-            "load" => crate::load::run(&bins(release)?)?,
-            "switch" => switch()?,
+            "load" => suite_test(
+                release,
+                super::UNDER_LOAD,
+                &[("PAVED_LOAD_CLIENTS", "1000"), ("PAVED_LOAD_SECONDS", "60"), ("PAVED_LOAD_CONNECTIONS", "10000")],
+            )?,
+            "switch" => suite_test(false, SWITCH, &[("PAVED_SWITCH_ROLLOUTS", "50"), ("PAVED_SWITCH_REQUESTS", "1000000")])?,
             "policy" => crate::pipeline::policy()?,
             "canary" => crate::canary::run()?,
             "looks" => crate::looks::run()?,
@@ -86,15 +91,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 const RUNS: usize = 5;
 
-/// The `switch` integration test at the size: it fails on any
-/// request the platform drops, and reports its throughput through the
-/// switches against the same load with nothing switching. A debug build,
-/// as the suite runs it: the target is a count, not a speed.
-fn switch() -> anyhow::Result<()> {
-    super::build_bins(false)?;
+/// Integration tests (those `filter` names) at the size: the
+/// settings `sizes` gives, unless set already. Each fails on what the
+/// issue's target forbids. `switch` runs in a debug build, as the suite
+/// runs it (its target is a count, not a speed); `load` optimised, unless
+/// `PAVED_BENCH_DEBUG`.
+fn suite_test(release: bool, filter: &str, sizes: &[(&str, &str)]) -> anyhow::Result<()> {
+    super::build_bins(release)?;
     let mut test = super::cargo();
-    test.args(["test", "-p", "paved-integration-tests", "--test", "it", "--", SWITCH, "--exact", "--nocapture"]);
-    super::run(test.env("PAVED_SWITCH_ROLLOUTS", "50").env("PAVED_SWITCH_REQUESTS", "1000000"))
+    test.arg("test");
+    if release {
+        test.arg("--release");
+    }
+    test.args(["-p", "paved-integration-tests", "--test", "it", "--", filter, "--nocapture", "--test-threads=1"]);
+    for (name, size) in sizes.iter().filter(|(name, _)| std::env::var_os(name).is_none()) {
+        test.env(name, size);
+    }
+    super::run(&mut test)
 }
 
 const SWITCH: &str = "switch::no_request_is_dropped_through_rollouts_and_rollbacks";

@@ -25,7 +25,6 @@ mod dbcreds;
 mod docker;
 mod fuzz;
 mod init;
-mod load;
 mod looks;
 mod measure;
 mod pipeline;
@@ -201,14 +200,19 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     // The canary demonstration tells a 30% slower canary from an identical
     // one by their latencies: with fifty other tests loading both cores the
     // scheduling noise is as large as that, so it runs alone, after them.
-    // The chaos run kills processes and loads the machine: alone too.
-    run(test().args(["--", "--skip", ISOLATED, "--skip", CHAOS]))?;
+    // The chaos run kills processes and loads the machine: alone too, as
+    // are the load tests (one at a time: each loads both cores).
+    run(test().args(["--", "--skip", ISOLATED, "--skip", CHAOS, "--skip", UNDER_LOAD]))?;
     run(test().args(["--", ISOLATED]))?;
+    run(test().args(["--", UNDER_LOAD, "--test-threads=1"]))?;
     run(test().args(["--", CHAOS, "--nocapture"]))
 }
 
 /// Tests whose verdicts depend on the machine being otherwise quiet.
 const ISOLATED: &str = "canary::canaries_with_errors_or_latency";
+
+/// The load tests (`integration-tests/tests/it/under_load.rs`).
+pub const UNDER_LOAD: &str = "under_load::";
 
 /// The fault-injection run (`integration-tests/tests/it/chaos/`).
 const CHAOS: &str = "chaos::under_fire";

@@ -8,7 +8,9 @@
 //! one, again without a failed request.
 
 use crate::secrets::{Up, kill, paved_at, stop, up_from, up_on};
-use paved_integration_tests::{Load, bin_dir, eventually, postgres_server, process_gone, recorded_replicas, redis_namespace, text, unique};
+use paved_integration_tests::{
+    Load, bin_dir, endpoint_in_status, eventually, postgres_server, process_gone, recorded_replicas, redis_namespace, text, unique,
+};
 use paved_runtime::pb::GetHostRequest;
 use std::{path::Path, time::Duration};
 
@@ -29,9 +31,7 @@ async fn deploy(up: &Up, path: &Path) -> String {
     let out = paved_at(&up.endpoint, path, &up.root, &["deploy", spec_dir.to_str().expect("path"), "--env", "dev"], None).await;
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     let out = paved_at(&up.endpoint, path, &up.root, &["status", "--output", "json"], None).await;
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let row = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == "steady").expect("steady").clone();
-    row["endpoint"].as_str().expect("endpoint").to_string()
+    endpoint_in_status(&out.stdout, "steady").unwrap_or_else(|| panic!("no endpoint of steady in {}", text(&out.stdout)))
 }
 
 /// Killed under load and started again within the grace period: no request

@@ -23,6 +23,7 @@ mod json_output;
 mod judging;
 mod kustomize;
 mod leases;
+
 mod mtls;
 mod outbox;
 mod platform;
@@ -39,4 +40,5 @@ mod stream_contract;
 mod switch;
 mod traces;
 mod typed_spec;
+mod under_load;
 mod up_ends;

@@ -7,8 +7,8 @@ use crate::services::try_http_get;
 use paved::up::{Platform, SelfHosted, UpOptions};
 use paved_grpc::client::AuthChannel;
 use paved_integration_tests::{
-    Load, authed, bin_dir, eventually, paved_with, postgres_database, postgres_server, redis_namespace, start_broker, text, unique,
-    up_options,
+    Load, authed, bin_dir, endpoint_in_status, eventually, paved_with, postgres_database, postgres_server, redis_namespace, start_broker,
+    text, unique, up_options,
 };
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::provisioner::v1::{
@@ -46,9 +46,7 @@ pub(crate) async fn all_traffic_on(endpoint: &str, version: &str) {
 
 pub(crate) async fn endpoint_of(endpoint: &str, token: &str, workload: &str) -> String {
     let out = paved_with(token, &["status", "--output", "json", "--endpoint", endpoint]).await;
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-    let w = status["workloads"].as_array().expect("workloads").iter().find(|w| w["name"] == workload).expect("the workload").clone();
-    w["endpoint"].as_str().expect("endpoint").to_string()
+    endpoint_in_status(&out.stdout, workload).unwrap_or_else(|| panic!("no endpoint of {workload} in {}", text(&out.stdout)))
 }
 
 #[tokio::test]

@@ -19,7 +19,18 @@ pub(crate) struct Up {
     pub(crate) endpoint: String,
     pub(crate) root: String,
     /// Copies the rest of its standard output to `up-<n>.out`.
-    output: std::thread::JoinHandle<()>,
+    output: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Up {
+    /// Whatever ends a test (a failed assertion included), a `paved up`
+    /// still running is stopped as Ctrl-C stops it, with its workloads.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// `paved up` in `dir` on a free port, start number `n`. Its logs go to
@@ -70,21 +81,25 @@ pub(crate) fn up_from(paved: &std::path::Path, dir: &std::path::Path, n: u32, po
         let rest: Vec<String> = lines.collect();
         std::fs::write(dir.join(format!("up-{n}.out")), format!("{seen}{}", rest.join("\n"))).expect("write up.out");
     });
-    Up { child, endpoint: format!("127.0.0.1:{port}"), root: token, output }
+    Up { child, endpoint: format!("127.0.0.1:{port}"), root: token, output: Some(output) }
 }
 
 /// Kills it with SIGKILL, and waits for its output.
 pub(crate) fn kill(mut up: Up) {
     let _ = up.child.kill();
     let _ = up.child.wait();
-    up.output.join().expect("output copied");
+    if let Some(output) = up.output.take() {
+        output.join().expect("output copied");
+    }
 }
 
 /// Stops it as a user would (SIGTERM), and waits for its output.
 pub(crate) fn stop(mut up: Up) {
     let _ = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status();
     let _ = up.child.wait();
-    up.output.join().expect("output copied");
+    if let Some(output) = up.output.take() {
+        output.join().expect("output copied");
+    }
 }
 
 /// The `paved` CLI against `endpoint` presenting `token`, with `stdin`

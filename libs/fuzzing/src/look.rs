@@ -1,15 +1,17 @@
 //! `JudgeLook`: a look validated as the analyzer's API does, then judged
-//! with the rollout's looks so far, as the analyzer does.
+//! with the rollout's looks so far, as the analyzer does; then the
+//! rollout replayed from its looks as stored.
 
 use paved_canary_analyzer::{
     judgement::{Fetched, Rollout, millis},
-    request::{analysis_of, validate},
+    looks::{decode_fetched, encode_fetched},
+    request::{analysis_of, queried, validate},
 };
 use paved_proto::{
-    canary_analyzer::v1::{JudgeLookRequest, RequestCounts, Verdict},
+    canary_analyzer::v1::{Decision, JudgeLookRequest, RequestCounts, Verdict},
     timestamp_from_millis,
 };
-use paved_spec::{Analysis, Source};
+use paved_spec::Analysis;
 use prost::Message;
 
 /// The smallest valid spec, for sections to be added to.
@@ -54,21 +56,48 @@ pub(crate) fn counts(n: u64, errors: u64, bucket: usize) -> RequestCounts {
 }
 
 /// The first byte picks an analysis; then length-delimited
-/// `JudgeLookRequest`s follow, the rollout's looks in order.
+/// `JudgeLookRequest`s follow, the rollout's looks in order. As the API
+/// does, the rollout's analysis is the first valid look's `spec_yaml`
+/// (the pick stands in for it when that look sends none, as the provisioner
+/// always sends one); a look with a spec that does not parse is refused.
+///
+/// Then the rollout is replayed (`ReplayRollout`) from its looks as the
+/// analyzer stores them: each decision must be the one the look got.
 pub fn judge_look(data: &[u8]) {
     let Some((&pick, mut rest)) = data.split_first() else { return };
-    let text = format!("{BASE}{}", ANALYSES[usize::from(pick) % ANALYSES.len()]);
-    let Ok((analysis, decisions)) = analysis_of(&text, "paved.yaml") else { panic!("analysis {pick} is not a valid spec") };
-    let mut rollout = Rollout::new(analysis.clone(), decisions);
+    let picked = format!("{BASE}{}", ANALYSES[usize::from(pick) % ANALYSES.len()]);
+    let mut judging: Option<(Rollout, u32)> = None;
+    let mut stored: Vec<(JudgeLookRequest, String, Vec<u8>)> = Vec::new();
     while let Ok(look) = JudgeLookRequest::decode_length_delimited(&mut rest) {
         if validate(&look).is_err() {
             continue;
         }
+        let (rollout, _) = match &mut judging {
+            Some(judging) => judging,
+            None => {
+                let text = if look.spec_yaml.is_empty() { &picked } else { &look.spec_yaml };
+                match analysis_of(text, &look.spec_path) {
+                    Ok((analysis, decisions)) => judging.insert((Rollout::new(analysis, decisions), decisions)),
+                    Err(_) if !look.spec_yaml.is_empty() => continue,
+                    Err(e) => panic!("analysis {pick} is not a valid spec: {e}"),
+                }
+            }
+        };
         // As the API: a look must come after the last, in time too.
         if rollout.last().is_some_and(|(last, end)| look.look <= last || millis(look.start_time.as_ref()) < end) {
             continue;
         }
-        judged(&mut rollout, &look, &analysis);
+        let fetched = fetched(&look, rollout.analysis());
+        let decision = judged(rollout, &look, &fetched);
+        stored.push((look, encode_fetched(&fetched), decision.encode_to_vec()));
+    }
+    let Some((rollout, decisions)) = judging else { return };
+    let mut replayed = Rollout::new(rollout.analysis().clone(), decisions);
+    for (look, fetched, decision) in &stored {
+        let Ok(fetched) = decode_fetched(fetched) else { panic!("stored values do not read back: {fetched}") };
+        // Compared encoded: a NaN in a decision is the same NaN either way.
+        let again = judged(&mut replayed, look, &fetched).encode_to_vec();
+        assert!(again == *decision, "look {} is judged otherwise in a replay", look.look);
     }
 }
 
@@ -80,23 +109,36 @@ pub fn judge_two(text: &str) {
     for (i, errors) in [(1u64, 0u64), (2, 40)] {
         let look = look(i, 0, counts(100, errors, 3), counts(100, 0, 3), i == 2);
         assert!(validate(&look).is_ok(), "a made-up look is invalid");
-        judged(&mut rollout, &look, &analysis);
+        judged(&mut rollout, &look, &fetched(&look, &analysis));
     }
 }
 
-/// Judges `look` with Prometheus series made from its own counts (or a
-/// failed query, on odd steps), and checks the decision is one a client
-/// can read.
-fn judged(rollout: &mut Rollout, look: &JudgeLookRequest, analysis: &Analysis) {
-    let mut fetched = Fetched::new();
-    for (name, metric) in &analysis.metrics {
-        if let Source::Prometheus { .. } = metric.source {
-            let series = |c: &Option<RequestCounts>| c.as_ref().map_or_else(Vec::new, |c| c.latency.iter().map(|n| *n as f64).collect());
-            let value = if look.step % 2 == 1 { Err("no data".to_string()) } else { Ok((series(&look.canary), series(&look.baseline))) };
-            fetched.insert(name.clone(), value);
+/// The Prometheus series of the metrics `look` queries, made from its own
+/// counts; its baseline weight picks how: as they are, with a NaN or an
+/// infinity among them (Prometheus answers both), or a failed query.
+fn fetched(look: &JudgeLookRequest, analysis: &Analysis) -> Fetched {
+    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][look.look as usize % 3];
+    let series = |c: &Option<RequestCounts>| {
+        let mut values: Vec<f64> = c.as_ref().map_or_else(Vec::new, |c| c.latency.iter().map(|n| *n as f64).collect());
+        if look.baseline_weight % 4 == 1
+            && let Some(v) = values.get_mut(look.look as usize % paved_judge::histogram::BUCKETS)
+        {
+            *v = odd;
         }
-    }
-    let decision = rollout.judge(look, &fetched);
+        values
+    };
+    let value = || match look.baseline_weight % 4 {
+        3 => Err("no data".to_string()),
+        _ => Ok((series(&look.canary), series(&look.baseline))),
+    };
+    queried(analysis, look).map(|(name, _)| (name.clone(), value())).collect()
+}
+
+/// Judges `look` with `fetched`, and checks the decision is one a client
+/// can read.
+fn judged(rollout: &mut Rollout, look: &JudgeLookRequest, fetched: &Fetched) -> Decision {
+    let decision = rollout.judge(look, fetched);
     assert!(Verdict::try_from(decision.verdict).is_ok(), "verdict {} is not a Verdict", decision.verdict);
     assert!(!decision.reason.is_empty(), "a decision without a reason");
+    decision
 }

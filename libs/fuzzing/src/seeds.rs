@@ -47,7 +47,8 @@ pub fn seeds() -> Vec<Seed> {
         }
     }
     for pick in 0..ANALYSES.len() {
-        for (name, looks) in rollouts() {
+        // The spec it sends stands for any pick.
+        for (name, looks) in rollouts().into_iter().filter(|(name, _)| pick == 0 || *name != "sent-spec") {
             let mut bytes = vec![pick as u8];
             for look in looks {
                 bytes.extend(look.encode_length_delimited_to_vec());
@@ -107,10 +108,16 @@ const OVERLAYS: &[(&str, &str, &str)] = &[
     ("schedule", BASE, "schedule: {uptime: 'Mon-Fri 08:00-18:00 UTC'}\n"),
 ];
 
-/// Looks of rollouts: a good canary, a bad one, an idle step and a step
-/// over two intervals.
+/// Looks of rollouts: a good canary, a bad one, an idle step, a step
+/// over two intervals, and one whose first look sends its spec, with a
+/// infinity then a failed query among its Prometheus values.
 fn rollouts() -> Vec<(&'static str, Vec<JudgeLookRequest>)> {
+    let mut sent: Vec<JudgeLookRequest> = (1..=3).map(|i| look(i, 0, counts(200, 0, 10), counts(200, 0, 10), i == 3)).collect();
+    sent[0].spec_yaml = format!("{BASE}{}", ANALYSES[3]);
+    sent[0].spec_path = "paved.yaml".into();
+    (sent[1].baseline_weight, sent[2].baseline_weight) = (21, 23);
     vec![
+        ("sent-spec", sent),
         ("good", (1..=3).map(|i| look(i, (i - 1) as u32, counts(200, 0, 10), counts(200, 0, 10), true)).collect()),
         ("bad", (1..=3).map(|i| look(i, 0, counts(200, 60, 30), counts(200, 0, 10), i == 3)).collect()),
         ("idle", vec![look(1, 0, counts(0, 0, 0), counts(0, 0, 0), true)]),

@@ -2,7 +2,7 @@
 
 use crate::judgement::Rollout;
 use crate::looks::Looks;
-use crate::request::{analysis_of, invalid, missing_rollout_id, validate};
+use crate::request::{analysis_of, invalid, missing_rollout_id, queried, validate};
 use crate::{
     judgement::{self, Fetched},
     looks::{self, Stored},
@@ -16,7 +16,7 @@ use paved_proto::canary_analyzer::v1::{
     canary_analyzer_service_server::{CanaryAnalyzerService, CanaryAnalyzerServiceServer},
 };
 use paved_proto::{events::v1::envelope::Payload, timestamp_from_millis};
-use paved_spec::{Analysis, Source};
+use paved_spec::Analysis;
 use paved_stream::outbox::Relay;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
@@ -127,13 +127,7 @@ impl Api {
     /// the step so far.
     async fn fetch(&self, analysis: &Analysis, req: &JudgeLookRequest) -> Fetched {
         let mut fetched = Fetched::new();
-        for (name, metric) in &analysis.metrics {
-            let Source::Prometheus { query } = &metric.source else { continue };
-            // Kayenta judges a step's values once, at its end; only an SLO
-            // is watched at every look.
-            if !req.interval_over && !metric.judges.contains(&paved_spec::Judge::Slo) {
-                continue;
-            }
+        for (name, query) in queried(analysis, req) {
             let Some(prometheus) = &self.prometheus else {
                 fetched.insert(
                     name.clone(),

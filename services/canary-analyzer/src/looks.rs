@@ -90,20 +90,45 @@ pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, which: Looks) ->
         .collect()
 }
 
-/// JSON has no NaN: non-finite values are written as null and read back as NaN.
-type Wire = BTreeMap<String, Result<(Vec<Option<f64>>, Vec<Option<f64>>), String>>;
+/// JSON has no NaN nor infinity: they are written as Prometheus's API
+/// writes them (`"NaN"`, `"+Inf"`, `"-Inf"`), so that a replay judges the
+/// values the look was judged on. A null (rows written before) reads back
+/// as NaN.
+type Wire = BTreeMap<String, Result<(Vec<Option<Value>>, Vec<Option<Value>>), String>>;
 
-fn encode_fetched(fetched: &Fetched) -> String {
-    let finite = |v: &Vec<f64>| v.iter().map(|x| x.is_finite().then_some(*x)).collect::<Vec<_>>();
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Finite(f64),
+    Named(String),
+}
+
+/// The values of a look as the analyzer stores them. Public for the fuzz
+/// targets (a replay must judge what was judged).
+pub fn encode_fetched(fetched: &Fetched) -> String {
+    let named = |x: f64| match x {
+        x if x.is_finite() => Value::Finite(x),
+        x if x == f64::INFINITY => Value::Named("+Inf".into()),
+        x if x == f64::NEG_INFINITY => Value::Named("-Inf".into()),
+        _ => Value::Named("NaN".into()),
+    };
+    let wire_of = |v: &Vec<f64>| v.iter().map(|x| Some(named(*x))).collect::<Vec<_>>();
     let wire: Wire =
-        fetched.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|(c, b)| (finite(c), finite(b))).map_err(Clone::clone))).collect();
+        fetched.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|(c, b)| (wire_of(c), wire_of(b))).map_err(Clone::clone))).collect();
     serde_json::to_string(&wire).unwrap_or_else(|_| "{}".into())
 }
 
-fn decode_fetched(text: &str) -> Result<Fetched, serde_json::Error> {
+/// What [`encode_fetched`] wrote.
+pub fn decode_fetched(text: &str) -> Result<Fetched, serde_json::Error> {
     let wire: Wire = serde_json::from_str(text)?;
-    let nan = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect::<Vec<_>>();
-    Ok(wire.into_iter().map(|(k, v)| (k, v.map(|(c, b)| (nan(c), nan(b))))).collect())
+    let value = |x: Option<Value>| match x {
+        Some(Value::Finite(x)) => x,
+        Some(Value::Named(name)) if name == "+Inf" => f64::INFINITY,
+        Some(Value::Named(name)) if name == "-Inf" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    };
+    let values = |v: Vec<Option<Value>>| v.into_iter().map(value).collect::<Vec<_>>();
+    Ok(wire.into_iter().map(|(k, v)| (k, v.map(|(c, b)| (values(c), values(b))))).collect())
 }
 
 #[cfg(test)]
@@ -111,12 +136,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fetched_values_survive_storage_nan_included() {
+    fn fetched_values_survive_storage_nan_and_infinities_included() {
+        let values = vec![1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
         let fetched: Fetched =
-            BTreeMap::from([("q".to_string(), Ok((vec![1.5, f64::NAN], vec![2.0]))), ("down".to_string(), Err("unreachable".to_string()))]);
+            BTreeMap::from([("q".to_string(), Ok((values, vec![2.0]))), ("down".to_string(), Err("unreachable".to_string()))]);
         let back = decode_fetched(&encode_fetched(&fetched)).expect("decodes");
         let Ok((c, b)) = &back["q"] else { panic!("{back:?}") };
-        assert_eq!((c[0], c[1].is_nan(), b.as_slice()), (1.5, true, [2.0].as_slice()));
+        assert_eq!((c[0], c[1].is_nan(), c[2], c[3], b.as_slice()), (1.5, true, f64::INFINITY, f64::NEG_INFINITY, [2.0].as_slice()));
         assert_eq!(back["down"], Err("unreachable".to_string()));
+    }
+
+    #[test]
+    fn values_stored_before_infinities_were_named_read_back() {
+        let back = decode_fetched(r#"{"q":{"Ok":[[1.5,null],[]]}}"#).expect("decodes");
+        let Ok((c, _)) = &back["q"] else { panic!("{back:?}") };
+        assert_eq!((c[0], c[1].is_nan()), (1.5, true));
     }
 }

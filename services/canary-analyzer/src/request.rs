@@ -7,7 +7,7 @@
 use crate::judgement;
 use paved_grpc::status;
 use paved_proto::canary_analyzer::v1::JudgeLookRequest;
-use paved_spec::Analysis;
+use paved_spec::{Analysis, Judge, Source};
 use tonic::Status;
 
 /// A spec's analysis, and how many times a rollout of it may decide on a
@@ -19,6 +19,17 @@ pub fn analysis_of(spec_yaml: &str, spec_path: &str) -> Result<(Analysis, u32), 
     let steps = u32::try_from(spec.rollout.steps.len()).unwrap_or(u32::MAX);
     let decisions = steps.saturating_mul(analysis.max_extensions.saturating_add(1));
     Ok((analysis, decisions))
+}
+
+/// The Prometheus metrics of `analysis` that `req` queries, with their
+/// query: Kayenta judges a step's values once, at its end; only an SLO is
+/// watched at every look.
+pub fn queried<'a>(analysis: &'a Analysis, req: &JudgeLookRequest) -> impl Iterator<Item = (&'a String, &'a str)> {
+    let over = req.interval_over;
+    analysis.metrics.iter().filter_map(move |(name, metric)| match &metric.source {
+        Source::Prometheus { query } if over || metric.judges.contains(&Judge::Slo) => Some((name, query.as_str())),
+        _ => None,
+    })
 }
 
 /// More requests than a look can hold: a million a second for a day.

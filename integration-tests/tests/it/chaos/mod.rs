@@ -48,7 +48,7 @@ use backends::Postgres;
 use faults::{Schedule, Targets};
 use invariants::Checks;
 use link::Link;
-use paved_integration_tests::{Load, OwnRedis, eventually, paved_env};
+use paved_integration_tests::{Load, OwnRedis, endpoint_in_status, eventually, paved_env};
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -123,10 +123,7 @@ impl Operator {
     /// A workload's endpoint, from `paved status`.
     async fn endpoint(&self, name: &str) -> String {
         eventually(&format!("{name}'s endpoint"), Duration::from_secs(60), || async {
-            let out = self.run(&["status", "--output", "json"]).await;
-            let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            let row = status["workloads"].as_array()?.iter().find(|w| w["name"] == name)?.clone();
-            row["endpoint"].as_str().map(str::to_string)
+            endpoint_in_status(&self.run(&["status", "--output", "json"]).await.stdout, name)
         })
         .await
     }
