@@ -279,7 +279,13 @@ pub fn paved(args: &[&str]) -> impl Future<Output = std::process::Output> + use<
 /// One of the workspace's binaries, with none of Paved's settings (nor
 /// OpenTelemetry's) from the environment of whoever runs the tests.
 pub fn clean_command(binary: &str) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(bin_dir().join(binary));
+    clean_program(&bin_dir().join(binary)).into()
+}
+
+/// The program at `path`, with none of Paved's settings (nor
+/// OpenTelemetry's) from the environment of whoever runs the tests.
+pub fn clean_program(path: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(path);
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PAVED_") || k.starts_with("OTEL_")) {
         command.env_remove(key);
     }

@@ -3,7 +3,7 @@
 //! per path; a tampered ciphertext; root key rotation; and a grep of every
 //! log of the run for every value created.
 
-use paved_integration_tests::{authed, bin_dir, eventually, text};
+use paved_integration_tests::{authed, bin_dir, clean_program, eventually, text};
 use paved_proto::audit::v1::{ListEntriesRequest, audit_service_client::AuditServiceClient};
 use paved_proto::secrets_broker::v1::{GetSecretRequest, IssueTokenRequest, secrets_broker_service_client::SecretsBrokerServiceClient};
 use std::{
@@ -53,7 +53,7 @@ pub(crate) fn up_on(dir: &std::path::Path, n: u32, port: u16, args: &[&str], env
 /// [`up_on`] with the `paved` binary installed at `paved`.
 pub(crate) fn up_from(paved: &std::path::Path, dir: &std::path::Path, n: u32, port: u16, args: &[&str], env: &[(&str, &str)]) -> Up {
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).expect("log file");
-    let mut child = Command::new(paved)
+    let mut child = clean_program(paved)
         .args(["up", "--no-example"])
         .args(args)
         .arg("--data-dir")

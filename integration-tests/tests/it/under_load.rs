@@ -90,6 +90,14 @@ async fn paved_up_answers_every_call_and_holds_every_connection() {
     };
     grpc("paved up", &size, &up.root, connect).await;
     connections(&proxy, size.connections).await;
+    // A workload read alone and in a page both say when its proxy last
+    // had a request (a page reads the data plane once for all of them).
+    let mut workloads = ProvisionerServiceClient::new(authed(connect().0, &up.root));
+    let read = GetWorkloadRequest { environment: "dev".into(), name: "hello".into() };
+    let alone = workloads.get_workload(read).await.expect("get").into_inner().workload.expect("hello").last_request_time;
+    let page = workloads.list_workloads(ListWorkloadsRequest::default()).await.expect("list").into_inner().workloads;
+    let in_page = page.into_iter().find(|w| w.name == "hello").expect("hello listed").last_request_time;
+    assert!(alone.is_some() && in_page.is_some(), "its last request, read alone {alone:?}, in a page {in_page:?}");
     secrets::stop(up);
 }
 

@@ -288,7 +288,8 @@ impl Applier {
         }
         // As committed: no need to read it back.
         workload.current_revision = Some(revision.id.clone());
-        let view = self.view_of(workload, Some(revision.state), Some(rollout.id.clone())).await;
+        let last_request_ms = self.routing.last_request_ms(&workload.id()).await;
+        let view = self.view_of(workload, Some(revision.state), Some(rollout.id.clone()), last_request_ms);
         Ok(Applied { workload: view, revision, changed: true, rollout: Some(rollout), warnings })
     }
 
@@ -338,20 +339,29 @@ impl Applier {
     }
 
     pub(crate) async fn workloads(&self, environment: &str, limit: u64, offset: u64) -> Result<Vec<WorkloadView>, DbErr> {
-        let mut out = Vec::new();
-        for w in store::list_workloads(self.records.db(), environment, limit, offset).await? {
-            out.push(self.view(w).await?);
+        let page = store::list_workloads(self.records.db(), environment, limit, offset).await?;
+        let last_requests = if page.is_empty() { Default::default() } else { self.routing.last_requests().await };
+        let mut out = Vec::with_capacity(page.len());
+        for w in page {
+            let last_request_ms = last_requests.get(&w.id()).copied();
+            out.push(self.view_with(w, last_request_ms).await?);
         }
         Ok(out)
     }
 
     pub(crate) async fn view(&self, workload: Workload) -> Result<WorkloadView, DbErr> {
+        let last_request_ms = self.routing.last_request_ms(&workload.id()).await;
+        self.view_with(workload, last_request_ms).await
+    }
+
+    /// The view of `workload`, with when its proxy last had a request.
+    async fn view_with(&self, workload: Workload, last_request_ms: Option<i64>) -> Result<WorkloadView, DbErr> {
         let state = match &workload.current_revision {
             Some(id) => store::get_revision(self.records.db(), id).await?.map(|r| r.state),
             None => None,
         };
         let rollout_id = store::list_rollouts(self.records.db(), &workload.id(), 1, 0).await?.into_iter().next().map(|r| r.id);
-        let mut view = self.view_of(workload, state, rollout_id).await;
+        let mut view = self.view_of(workload, state, rollout_id, last_request_ms);
         if view.workload.sleep_reason.as_deref() == Some("schedule")
             && let Some(schedule) = self.records.schedule_of(&view.workload).await?
         {
@@ -360,9 +370,8 @@ impl Applier {
         Ok(view)
     }
 
-    async fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>) -> WorkloadView {
+    fn view_of(&self, workload: Workload, state: Option<State>, rollout_id: Option<String>, last_request_ms: Option<i64>) -> WorkloadView {
         let endpoint = self.routing.endpoint(&workload);
-        let last_request_ms = self.routing.last_request_ms(&workload.id()).await;
         WorkloadView { workload, state, endpoint, rollout_id, wake_time_ms: None, last_request_ms }
     }
 }

@@ -328,8 +328,18 @@ impl Routing {
         if !self.has_proxy(workload_id) {
             return None;
         }
-        let proxies = self.plane.proxies().await.ok()?;
-        proxies.into_iter().find(|p| p.workload_id == workload_id).map(|p| p.last_request_ms).filter(|ms| *ms > 0)
+        self.last_requests().await.remove(workload_id)
+    }
+
+    /// When each workload with a proxy here last had a request (ms since
+    /// the epoch), from one read of the data plane: a page of workloads
+    /// reads it once, not once per workload (each read lists every proxy).
+    pub(crate) async fn last_requests(&self) -> HashMap<String, i64> {
+        if lock(&self.proxies).is_empty() {
+            return HashMap::new();
+        }
+        let proxies = self.plane.proxies().await.unwrap_or_default();
+        proxies.into_iter().filter(|p| p.last_request_ms > 0).map(|p| (p.workload_id, p.last_request_ms)).collect()
     }
 
     /// Two revisions' traffic through the workload's proxy since it opened
