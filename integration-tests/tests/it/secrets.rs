@@ -28,6 +28,14 @@ impl Drop for Up {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            // Bounded: a paved up that does not stop fails the test, not hangs it.
+            for _ in 0..300 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }

@@ -119,7 +119,8 @@ pub fn judge_two(text: &str) {
 fn fetched(look: &JudgeLookRequest, analysis: &Analysis) -> Fetched {
     let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][look.look as usize % 3];
     let series = |c: &Option<RequestCounts>| {
-        let mut values: Vec<f64> = c.as_ref().map_or_else(Vec::new, |c| c.latency.iter().map(|n| *n as f64).collect());
+        // Thirds: values a stored decimal must read back to the bit.
+        let mut values: Vec<f64> = c.as_ref().map_or_else(Vec::new, |c| c.latency.iter().map(|n| *n as f64 / 3.0).collect());
         if look.baseline_weight % 4 == 1
             && let Some(v) = values.get_mut(look.look as usize % paved_judge::histogram::BUCKETS)
         {

@@ -90,42 +90,51 @@ pub async fn list<C: ConnectionTrait>(db: &C, rollout_id: &str, which: Looks) ->
         .collect()
 }
 
-/// JSON has no NaN nor infinity: they are written as Prometheus's API
-/// writes them (`"NaN"`, `"+Inf"`, `"-Inf"`), so that a replay judges the
-/// values the look was judged on. A null (rows written before) reads back
-/// as NaN.
+/// JSON has no NaN nor infinity: NaN is written as null (as before
+/// infinities were named, so an analyzer of then still reads such a row),
+/// an infinity as Prometheus's API names it (`"+Inf"`, `"-Inf"`), so that
+/// a replay judges the values the look was judged on. Rows written before
+/// hold null for an infinity too: those read back as NaN.
 type Wire = BTreeMap<String, Result<(Vec<Option<Value>>, Vec<Option<Value>>), String>>;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 enum Value {
     Finite(f64),
-    Named(String),
+    Infinite(Infinity),
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Infinity {
+    #[serde(rename = "+Inf")]
+    Positive,
+    #[serde(rename = "-Inf")]
+    Negative,
 }
 
 /// The values of a look as the analyzer stores them. Public for the fuzz
 /// targets (a replay must judge what was judged).
 pub fn encode_fetched(fetched: &Fetched) -> String {
-    let named = |x: f64| match x {
-        x if x.is_finite() => Value::Finite(x),
-        x if x == f64::INFINITY => Value::Named("+Inf".into()),
-        x if x == f64::NEG_INFINITY => Value::Named("-Inf".into()),
-        _ => Value::Named("NaN".into()),
+    let wire_value = |x: f64| match x {
+        x if x.is_finite() => Some(Value::Finite(x)),
+        x if x == f64::INFINITY => Some(Value::Infinite(Infinity::Positive)),
+        x if x == f64::NEG_INFINITY => Some(Value::Infinite(Infinity::Negative)),
+        _ => None,
     };
-    let wire_of = |v: &Vec<f64>| v.iter().map(|x| Some(named(*x))).collect::<Vec<_>>();
+    let wire_of = |v: &Vec<f64>| v.iter().map(|x| wire_value(*x)).collect::<Vec<_>>();
     let wire: Wire =
         fetched.iter().map(|(k, v)| (k.clone(), v.as_ref().map(|(c, b)| (wire_of(c), wire_of(b))).map_err(Clone::clone))).collect();
     serde_json::to_string(&wire).unwrap_or_else(|_| "{}".into())
 }
 
-/// What [`encode_fetched`] wrote.
+/// What [`encode_fetched`] wrote; any other text is an error.
 pub fn decode_fetched(text: &str) -> Result<Fetched, serde_json::Error> {
     let wire: Wire = serde_json::from_str(text)?;
     let value = |x: Option<Value>| match x {
         Some(Value::Finite(x)) => x,
-        Some(Value::Named(name)) if name == "+Inf" => f64::INFINITY,
-        Some(Value::Named(name)) if name == "-Inf" => f64::NEG_INFINITY,
-        _ => f64::NAN,
+        Some(Value::Infinite(Infinity::Positive)) => f64::INFINITY,
+        Some(Value::Infinite(Infinity::Negative)) => f64::NEG_INFINITY,
+        None => f64::NAN,
     };
     let values = |v: Vec<Option<Value>>| v.into_iter().map(value).collect::<Vec<_>>();
     Ok(wire.into_iter().map(|(k, v)| (k, v.map(|(c, b)| (values(c), values(b))))).collect())
@@ -147,9 +156,23 @@ mod tests {
     }
 
     #[test]
-    fn values_stored_before_infinities_were_named_read_back() {
+    fn values_stored_before_infinities_were_named_read_back_and_nan_is_written_as_then() {
         let back = decode_fetched(r#"{"q":{"Ok":[[1.5,null],[]]}}"#).expect("decodes");
         let Ok((c, _)) = &back["q"] else { panic!("{back:?}") };
         assert_eq!((c[0], c[1].is_nan()), (1.5, true));
+        let nan: Fetched = BTreeMap::from([("q".to_string(), Ok((vec![1.5, f64::NAN], vec![])))]);
+        assert_eq!(encode_fetched(&nan), r#"{"q":{"Ok":[[1.5,null],[]]}}"#);
+        assert!(decode_fetched(r#"{"q":{"Ok":[["Inf"],[]]}}"#).is_err(), "a name it never writes is refused");
+    }
+
+    #[test]
+    fn values_read_back_to_the_bit() {
+        // Without serde_json's float_roundtrip, about one value in ten
+        // would read back one unit in the last place off.
+        let values: Vec<f64> = (1..2000u32).map(|i| f64::from(i) * 0.4760839690107058 + 1.0 / f64::from(i)).collect();
+        let fetched: Fetched = BTreeMap::from([("q".to_string(), Ok((values.clone(), vec![952.1679380214117])))]);
+        let back = decode_fetched(&encode_fetched(&fetched)).expect("decodes");
+        let Ok((c, b)) = &back["q"] else { panic!("{back:?}") };
+        assert!(c.iter().zip(&values).all(|(x, y)| x.to_bits() == y.to_bits()) && b[0].to_bits() == 952.1679380214117f64.to_bits());
     }
 }

@@ -338,8 +338,19 @@ impl Routing {
         if lock(&self.proxies).is_empty() {
             return HashMap::new();
         }
-        let proxies = self.plane.proxies().await.unwrap_or_default();
-        proxies.into_iter().filter(|p| p.last_request_ms > 0).map(|p| (p.workload_id, p.last_request_ms)).collect()
+        let proxies = match self.plane.proxies().await {
+            Ok(proxies) => proxies,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the proxies' last requests");
+                return HashMap::new();
+            }
+        };
+        let ours = lock(&self.proxies);
+        proxies
+            .into_iter()
+            .filter(|p| p.last_request_ms > 0 && ours.contains_key(&p.workload_id))
+            .map(|p| (p.workload_id, p.last_request_ms))
+            .collect()
     }
 
     /// Two revisions' traffic through the workload's proxy since it opened
